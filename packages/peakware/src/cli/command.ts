@@ -1,0 +1,196 @@
+/**
+ * The `peak` command tree. A command is data: a name, a one-line summary, its options, and
+ * either a `run` function or subcommands. Later subsystems add a group (`peak rpc ...`,
+ * `peak mq ...`) by exporting a {@link Command} with subcommands and listing it in
+ * `commands/index.ts`; parsing, `--help`, `--json`, `--verbose` and error output come free.
+ */
+import { parseArgs } from 'node:util';
+import { UsageError } from '../core/errors.js';
+
+/** One option of a command. */
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  /** One line for `--help`. */
+  description: string;
+  /** A one-letter alias. */
+  short?: string;
+  /** The placeholder shown in `--help` for a string value, e.g. `URL`. */
+  valueName?: string;
+  /** The value when the option is absent (and no `env` variable is set). */
+  default?: string | boolean;
+  /** An environment variable that supplies the value when the option is absent. */
+  env?: string;
+}
+
+/** What a command's `run` receives. */
+export interface CommandContext {
+  /** Option values by name (defaults and env applied). */
+  values: Record<string, string | boolean | undefined>;
+  /** Positional arguments after the command name. */
+  positionals: string[];
+  /** True with `--json`: print one JSON document on stdout and nothing else there. */
+  json: boolean;
+  /** True with `--verbose`. */
+  verbose: boolean;
+  /** Output helpers bound to this run's streams. */
+  out: Output;
+}
+
+/** Where a command writes; results go to stdout, diagnostics to stderr. */
+export interface Output {
+  /** Writes a line of human output (suppressed under `--json`). */
+  line(text?: string): void;
+  /** Writes the JSON result (only under `--json`). */
+  json(value: unknown): void;
+  /** Writes a diagnostic line to stderr. */
+  note(text: string): void;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+/** A node of the command tree. */
+export interface Command {
+  name: string;
+  summary: string;
+  /** Positional synopsis for `--help`, e.g. `<service>.<method> <json>`. */
+  args?: string;
+  /** More text for `--help`. */
+  description?: string;
+  options?: Record<string, OptionSpec>;
+  /** Example invocations for `--help`. */
+  examples?: string[];
+  subcommands?: Command[];
+  /** Runs the command; resolves to an exit code (default 0). */
+  run?: (ctx: CommandContext) => Promise<number | undefined> | number | undefined;
+}
+
+/** Options every command accepts. */
+export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  json: { type: 'boolean', description: 'print machine-readable JSON on stdout' },
+  verbose: { type: 'boolean', description: 'print stack traces and debug detail on errors' },
+  help: { type: 'boolean', short: 'h', description: 'show help for this command' },
+};
+
+/** The result of resolving argv against the tree. */
+export interface Resolved {
+  /** The path of command names from the root, e.g. `['peak', 'server']`. */
+  path: string[];
+  command: Command;
+  ctx: Omit<CommandContext, 'out'>;
+  help: boolean;
+}
+
+function optionName(name: string): string {
+  return `--${name}`;
+}
+
+/** Walks argv down the tree and parses the rest with the chosen command's options. */
+export function resolve(root: Command, argv: string[], env: NodeJS.ProcessEnv): Resolved {
+  const path = [root.name];
+  let command = root;
+  let i = 0;
+  while (command.subcommands !== undefined && i < argv.length) {
+    const word = argv[i]!;
+    if (word.startsWith('-')) break;
+    const next = command.subcommands.find((c) => c.name === word);
+    if (next === undefined) {
+      const names = command.subcommands.map((c) => c.name).join(', ');
+      throw new UsageError(
+        `unknown command '${[...path, word].join(' ')}'; '${path.join(' ')}' has: ${names}. See '${path.join(' ')} --help'`,
+      );
+    }
+    command = next;
+    path.push(word);
+    i++;
+  }
+  const specs = { ...GLOBAL_OPTIONS, ...command.options };
+  const parseOptions: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    parseOptions[name] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}) };
+  }
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: argv.slice(i),
+      options: parseOptions,
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    const message = (err as Error).message.replace(/\. To specify a positional.*$/s, '');
+    throw new UsageError(`${message} (for '${path.join(' ')}'); see '${path.join(' ')} --help'`, {
+      cause: err,
+    });
+  }
+  const values: Record<string, string | boolean | undefined> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    const given = parsed.values[name];
+    if (given !== undefined) {
+      values[name] = given as string | boolean;
+      continue;
+    }
+    const fromEnv = spec.env === undefined ? undefined : env[spec.env];
+    if (fromEnv !== undefined && fromEnv !== '') {
+      values[name] = spec.type === 'boolean' ? fromEnv !== '0' && fromEnv !== 'false' : fromEnv;
+      continue;
+    }
+    values[name] = spec.default;
+  }
+  const help = values.help === true;
+  if (!help && command.run === undefined && command.subcommands !== undefined) {
+    if (parsed.positionals.length === 0) {
+      return { path, command, help: true, ctx: { values, positionals: [], json: false, verbose: false } };
+    }
+  }
+  return {
+    path,
+    command,
+    help,
+    ctx: {
+      values,
+      positionals: parsed.positionals,
+      json: values.json === true,
+      verbose: values.verbose === true,
+    },
+  };
+}
+
+/** The `--help` text of a command. */
+export function helpText(path: string[], command: Command): string {
+  const lines: string[] = [];
+  const usage = [path.join(' ')];
+  if (command.subcommands !== undefined) usage.push('<command>');
+  if (command.args !== undefined) usage.push(command.args);
+  usage.push('[options]');
+  lines.push(`${command.summary}`, '', `Usage: ${usage.join(' ')}`);
+  if (command.description !== undefined) lines.push('', command.description);
+  if (command.subcommands !== undefined) {
+    lines.push('', 'Commands:');
+    const width = Math.max(...command.subcommands.map((c) => c.name.length));
+    for (const sub of command.subcommands) {
+      lines.push(`  ${sub.name.padEnd(width)}  ${sub.summary}`);
+    }
+  }
+  const specs = Object.entries({ ...command.options, ...GLOBAL_OPTIONS });
+  const labels = specs.map(([name, spec]) => {
+    const short = spec.short ? `-${spec.short}, ` : '    ';
+    const value = spec.type === 'string' ? ` <${spec.valueName ?? 'value'}>` : '';
+    return `${short}${optionName(name)}${value}`;
+  });
+  const width = Math.max(...labels.map((l) => l.length));
+  lines.push('', 'Options:');
+  specs.forEach(([, spec], index) => {
+    const extra: string[] = [];
+    if (spec.default !== undefined && spec.default !== false) extra.push(`default: ${spec.default}`);
+    if (spec.env !== undefined) extra.push(`env: ${spec.env}`);
+    const suffix = extra.length > 0 ? ` (${extra.join('; ')})` : '';
+    lines.push(`  ${labels[index]!.padEnd(width)}  ${spec.description}${suffix}`);
+  });
+  if (command.examples !== undefined && command.examples.length > 0) {
+    lines.push('', 'Examples:', ...command.examples.map((e) => `  ${e}`));
+  }
+  if (command.subcommands !== undefined) {
+    lines.push('', `Run '${path.join(' ')} <command> --help' for a command's options.`);
+  }
+  return `${lines.join('\n')}\n`;
+}

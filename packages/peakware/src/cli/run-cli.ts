@@ -1,0 +1,70 @@
+/**
+ * Runs one `peak` invocation: resolve argv against the command tree, print help or run the
+ * command, and turn any error into one clear line on stderr and a non-zero exit code (2 for
+ * usage errors, 1 otherwise). Stack traces only with `--verbose`.
+ */
+import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
+import { type Command, type Output, helpText, resolve } from './command.js';
+
+/** Streams and environment of one run (tests pass their own). */
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+function makeOutput(io: CliIo, json: boolean): Output {
+  return {
+    stdout: io.stdout,
+    stderr: io.stderr,
+    line: (text = '') => {
+      if (!json) io.stdout.write(`${text}\n`);
+    },
+    json: (value) => {
+      if (json) io.stdout.write(`${JSON.stringify(value)}\n`);
+    },
+    note: (text) => {
+      io.stderr.write(`${text}\n`);
+    },
+  };
+}
+
+function describeError(err: unknown, verbose: boolean): string {
+  const code = err instanceof PeakError ? err.code : ErrorCodes.INTERNAL;
+  let text = `peak: error: ${errorMessage(err)} [${code}]`;
+  if (verbose) {
+    let cause: unknown = err;
+    const stacks: string[] = [];
+    while (cause instanceof Error) {
+      stacks.push(cause.stack ?? String(cause));
+      cause = cause.cause;
+    }
+    text += `\n${stacks.join('\ncaused by: ')}`;
+  }
+  return text;
+}
+
+/** Runs the CLI and resolves to the process exit code. */
+export async function runCli(root: Command, argv: string[], io: CliIo): Promise<number> {
+  const wantsJson = argv.includes('--json');
+  const verbose = argv.includes('--verbose');
+  try {
+    const resolved = resolve(root, argv, io.env);
+    if (resolved.help || resolved.command.run === undefined) {
+      io.stdout.write(helpText(resolved.path, resolved.command));
+      return 0;
+    }
+    const out = makeOutput(io, resolved.ctx.json);
+    return (await resolved.command.run({ ...resolved.ctx, out })) ?? 0;
+  } catch (err) {
+    io.stderr.write(`${describeError(err, verbose)}\n`);
+    if (wantsJson) {
+      const body =
+        err instanceof PeakError
+          ? err.toJSON()
+          : { code: ErrorCodes.INTERNAL, message: errorMessage(err), details: {} };
+      io.stdout.write(`${JSON.stringify({ error: body })}\n`);
+    }
+    return err instanceof PeakError && err.code === ErrorCodes.USAGE ? 2 : 1;
+  }
+}

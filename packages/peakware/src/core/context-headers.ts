@@ -1,0 +1,132 @@
+/**
+ * The call context as a header map, the one wire form shared by RPC frames, message
+ * properties and gateway HTTP headers. Trace ids travel as W3C `traceparent`, user baggage
+ * as W3C `baggage`; Peakware's own fields use `peak-*` headers. The deadline travels as the
+ * time remaining (`peak-timeout`, ms), so clock skew between hosts cannot stretch it.
+ *
+ * Decoding never throws: headers come from the network, and a malformed one is dropped (as
+ * the W3C spec asks for `traceparent`), never allowed to fail the request that carried it.
+ */
+import { type CallContext, createContext } from './context.js';
+
+/** Header names, lowercase as HTTP/2 and our frames carry them. */
+export const ContextHeaders = {
+  traceparent: 'traceparent',
+  baggage: 'baggage',
+  timeout: 'peak-timeout',
+  caller: 'peak-caller',
+  stress: 'peak-stress',
+  tags: 'peak-tags',
+} as const;
+
+/** A header map as carried by frames and HTTP (values may arrive as arrays from node:http). */
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+/** Limits from the W3C baggage spec, applied to both baggage and tags. */
+const MAX_ENTRIES = 180;
+const MAX_BYTES = 8192;
+const MAX_CALLER_LENGTH = 128;
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function encodeList(map: Readonly<Record<string, string>>): string {
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(map)) {
+    parts.push(`${encodeURIComponent(key)}=${encodeURIComponent(value)}`);
+  }
+  return parts.join(',');
+}
+
+function safeDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeList(header: string | undefined): Record<string, string> | undefined {
+  if (header === undefined || header.length === 0 || header.length > MAX_BYTES) return undefined;
+  const out: Record<string, string> = {};
+  let count = 0;
+  for (const member of header.split(',')) {
+    if (count >= MAX_ENTRIES) break;
+    // Properties after ';' (W3C baggage metadata) are not used by Peakware; drop them.
+    const pair = member.split(';', 1)[0]?.trim() ?? '';
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    const key = safeDecode(pair.slice(0, eq).trim());
+    const value = safeDecode(pair.slice(eq + 1).trim());
+    if (key === undefined || value === undefined || key.length === 0) continue;
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
+    out[key] = value;
+    count++;
+  }
+  return count === 0 ? undefined : out;
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  if (Array.isArray(value)) return value.length === 0 ? undefined : value.join(',');
+  return value;
+}
+
+/** The context as headers, ready to put on an RPC frame, a message or an HTTP request. */
+export function encodeContext(ctx: CallContext, now: number = Date.now()): Record<string, string> {
+  const headers: Record<string, string> = {
+    [ContextHeaders.traceparent]: `00-${ctx.traceId}-${ctx.spanId}-${ctx.sampled ? '01' : '00'}`,
+  };
+  if (ctx.deadline !== undefined) {
+    headers[ContextHeaders.timeout] = String(Math.max(0, Math.floor(ctx.deadline - now)));
+  }
+  if (ctx.callerApp !== undefined) headers[ContextHeaders.caller] = ctx.callerApp;
+  if (ctx.stress) headers[ContextHeaders.stress] = '1';
+  if (Object.keys(ctx.tags).length > 0) headers[ContextHeaders.tags] = encodeList(ctx.tags);
+  if (Object.keys(ctx.baggage).length > 0) {
+    headers[ContextHeaders.baggage] = encodeList(ctx.baggage);
+  }
+  return headers;
+}
+
+/** Parses a W3C `traceparent`; undefined when it is malformed or uses an all-zero id. */
+export function parseTraceparent(
+  value: string | undefined,
+): { traceId: string; spanId: string; sampled: boolean } | undefined {
+  if (value === undefined) return undefined;
+  const m = TRACEPARENT.exec(value.trim());
+  if (m === null) return undefined;
+  const [, version, traceId, spanId, flags, rest] = m;
+  if (version === 'ff' || traceId === undefined || spanId === undefined || flags === undefined) {
+    return undefined;
+  }
+  // Version 00 has exactly four fields; later versions may append more.
+  if (version === '00' && rest !== undefined) return undefined;
+  if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined;
+  return { traceId, spanId, sampled: (Number.parseInt(flags, 16) & 1) === 1 };
+}
+
+/**
+ * The context the headers describe: the caller's trace and span (start your own span with
+ * `childContext`), its remaining time as a local deadline, caller, stress flag, tags and
+ * baggage. Missing or malformed headers give a fresh root context with those fields unset.
+ */
+export function decodeContext(headers: HeaderMap, now: number = Date.now()): CallContext {
+  const parent = parseTraceparent(first(headers[ContextHeaders.traceparent]));
+  const timeoutText = first(headers[ContextHeaders.timeout]);
+  const timeout = timeoutText === undefined ? Number.NaN : Number(timeoutText);
+  const caller = first(headers[ContextHeaders.caller])?.trim();
+  const tags = decodeList(first(headers[ContextHeaders.tags]));
+  const baggage = decodeList(first(headers[ContextHeaders.baggage]));
+  return createContext({
+    ...(parent ?? {}),
+    ...(Number.isFinite(timeout) && timeout >= 0 ? { deadline: now + timeout } : {}),
+    ...(caller !== undefined &&
+    caller.length > 0 &&
+    caller.length <= MAX_CALLER_LENGTH &&
+    TOKEN.test(caller)
+      ? { callerApp: caller }
+      : {}),
+    stress: first(headers[ContextHeaders.stress]) === '1',
+    ...(tags === undefined ? {} : { tags }),
+    ...(baggage === undefined ? {} : { baggage }),
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * Every error Peakware raises on purpose is a `PeakError` with a stable `code`, so callers
+ * branch on the code (never on message text) and users get a message that says what
+ * happened, which input caused it, and what to do.
+ */
+
+/** The stable error codes. New subsystems add theirs here, grouped by prefix. */
+export const ErrorCodes = {
+  /** A command line, option object or argument is malformed. */
+  USAGE: 'PEAK_USAGE',
+  /** A value failed validation (a header, an id, a rule). */
+  INVALID_ARGUMENT: 'PEAK_INVALID_ARGUMENT',
+  /** A time-ordered id could not be produced (worker id out of range, clock stuck). */
+  ID_GENERATOR: 'PEAK_ID_GENERATOR',
+  /** The call's deadline had passed before the work began. */
+  DEADLINE_EXCEEDED: 'PEAK_DEADLINE_EXCEEDED',
+  /** PostgreSQL could not be reached or refused the credentials. */
+  DB_UNREACHABLE: 'PEAK_DB_UNREACHABLE',
+  /** A PostgreSQL URL could not be parsed. */
+  DB_URL_INVALID: 'PEAK_DB_URL_INVALID',
+  /** The `peak` schema is newer than this build of Peakware knows. */
+  SCHEMA_TOO_NEW: 'PEAK_SCHEMA_TOO_NEW',
+  /** A migration failed; nothing of it was applied. */
+  MIGRATION_FAILED: 'PEAK_MIGRATION_FAILED',
+  /** The data folder is missing, unwritable, or held by another server. */
+  DATA_FOLDER: 'PEAK_DATA_FOLDER',
+  /** The embedded PostgreSQL could not be installed, initialised or started. */
+  EMBEDDED_POSTGRES: 'PEAK_EMBEDDED_POSTGRES',
+  /** A TCP port the server wanted is already taken. */
+  PORT_IN_USE: 'PEAK_PORT_IN_USE',
+  /** A mutating API call came without an admin token. */
+  UNAUTHENTICATED: 'PEAK_UNAUTHENTICATED',
+  /** A mutating API call came with a wrong admin token. */
+  FORBIDDEN: 'PEAK_FORBIDDEN',
+  /** The requested API route or resource does not exist. */
+  NOT_FOUND: 'PEAK_NOT_FOUND',
+  /** The control plane could not be reached from the CLI or an SDK. */
+  SERVER_UNREACHABLE: 'PEAK_SERVER_UNREACHABLE',
+  /** Something failed that is not the caller's fault; the message carries the cause. */
+  INTERNAL: 'PEAK_INTERNAL',
+} as const;
+
+/** One of the stable error code strings in {@link ErrorCodes}. */
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** Options for {@link PeakError}: a cause to chain, and details a program may read. */
+export interface PeakErrorOptions {
+  /** The lower-level error this one explains. */
+  cause?: unknown;
+  /** Structured facts about the failure (the input, the limit), safe to show a user. */
+  details?: Record<string, unknown>;
+}
+
+/** The base class of every deliberate Peakware error. */
+export class PeakError extends Error {
+  /** The stable code; branch on this, not on the message. */
+  readonly code: ErrorCode;
+  /** Structured facts about the failure, safe to show a user. */
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: PeakErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  /** A plain object for JSON responses and `--json` output. */
+  toJSON(): { code: ErrorCode; message: string; details: Record<string, unknown> } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** A command line, option object or argument is malformed; the message says how to fix it. */
+export class UsageError extends PeakError {
+  constructor(message: string, options: PeakErrorOptions = {}) {
+    super(ErrorCodes.USAGE, message, options);
+  }
+}
+
+/** A value failed validation; `details.input` names the offending input. */
+export class InvalidArgumentError extends PeakError {
+  constructor(message: string, options: PeakErrorOptions = {}) {
+    super(ErrorCodes.INVALID_ARGUMENT, message, options);
+  }
+}
+
+/** The deadline carried by the call context had passed. */
+export class DeadlineExceededError extends PeakError {
+  constructor(message: string, options: PeakErrorOptions = {}) {
+    super(ErrorCodes.DEADLINE_EXCEEDED, message, options);
+  }
+}
+
+/** True when `err` is a {@link PeakError}, optionally with the given code. */
+export function isPeakError(err: unknown, code?: ErrorCode): err is PeakError {
+  return err instanceof PeakError && (code === undefined || err.code === code);
+}
+
+/** The message of any thrown value, for logs and one-line CLI errors. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}

@@ -1,0 +1,95 @@
+/**
+ * Structured logging for library code: pino, JSON lines by default, or a compact
+ * human-readable line per record for terminals. Library code takes a `Logger` in its
+ * options and never writes to the console.
+ */
+import { Writable } from 'node:stream';
+import { type Logger, type LoggerOptions, pino } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Options for {@link createLogger}. */
+export interface CreateLoggerOptions {
+  /** Minimum level: trace, debug, info, warn, error, fatal or silent. Default `info`. */
+  level?: string;
+  /** `json` (one JSON object a line) or `pretty` (one readable line). Default `json`. */
+  format?: 'json' | 'pretty';
+  /** The logger's name, shown on every line. */
+  name?: string;
+  /** Where lines go. Default standard error (standard output is for command results). */
+  destination?: NodeJS.WritableStream;
+}
+
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO ',
+  40: 'WARN ',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+
+const OMIT = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'name']);
+
+/** Turns one pino JSON line into `HH:MM:SS.mmm LEVEL name: message key=value ...`. */
+export function formatPrettyLine(line: string): string {
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  const time = new Date(typeof record.time === 'number' ? record.time : Date.now());
+  const clock = time.toISOString().slice(11, 23);
+  const level = LEVEL_NAMES[record.level as number] ?? String(record.level);
+  const name = typeof record.name === 'string' ? `${record.name}: ` : '';
+  const extras: string[] = [];
+  for (const [key, value] of Object.entries(record)) {
+    if (OMIT.has(key)) continue;
+    if (key === 'err' && value !== null && typeof value === 'object') {
+      const err = value as { message?: string; code?: string };
+      extras.push(`err=${JSON.stringify(err.code ? `${err.code}: ${err.message}` : err.message)}`);
+      continue;
+    }
+    extras.push(`${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`);
+  }
+  return `${clock} ${level} ${name}${String(record.msg ?? '')}${extras.length > 0 ? `  ${extras.join(' ')}` : ''}\n`;
+}
+
+/** A pino logger writing JSON or pretty lines to `destination` (default stderr). */
+export function createLogger(options: CreateLoggerOptions = {}): Logger {
+  const destination = options.destination ?? process.stderr;
+  const pinoOptions: LoggerOptions = {
+    level: options.level ?? 'info',
+    base: { pid: process.pid },
+    // Secrets never reach a log line, whatever a caller passes in.
+    redact: {
+      paths: [
+        'password',
+        'token',
+        'adminToken',
+        '*.password',
+        '*.token',
+        'req.headers.authorization',
+        'headers.authorization',
+      ],
+      censor: '[redacted]',
+    },
+    ...(options.name === undefined ? {} : { name: options.name }),
+  };
+  if (options.format === 'pretty') {
+    const pretty = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        destination.write(formatPrettyLine(chunk.toString('utf8')));
+        callback();
+      },
+    });
+    return pino(pinoOptions, pretty);
+  }
+  return pino(pinoOptions, destination as pino.DestinationStream);
+}
+
+/** A logger that discards everything: the default for library code given none. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,106 @@
+/**
+ * The admin token that every mutating API route requires. Created at first start and shown
+ * once; the database keeps only its SHA-256 (so any control-plane node can check it), and
+ * the data folder keeps the token itself in a 0600 file for the local CLI. Comparison is
+ * constant-time; the token never reaches a log line.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type pg from 'pg';
+import { writeSecret } from './data-folder.js';
+
+const PREFIX = 'peak_';
+const LOCK_KEY = '7354696302';
+
+/** A new random admin token: `peak_` + 32 random bytes, base64url. */
+export function generateAdminToken(): string {
+  return PREFIX + randomBytes(32).toString('base64url');
+}
+
+function hash(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/** Result of {@link ensureAdminToken}: the token only when it was created by this call. */
+export interface EnsureTokenResult {
+  created: boolean;
+  token?: string;
+}
+
+/**
+ * Makes sure an active admin token exists. When none does, creates one, stores its hash,
+ * writes it to `tokenFile` (0600) and returns it so the caller can show it once.
+ */
+export async function ensureAdminToken(
+  pool: pg.Pool,
+  tokenFile: string,
+  createdBy: string,
+): Promise<EnsureTokenResult> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    const { rowCount } = await client.query(
+      'SELECT 1 FROM peak.admin_tokens WHERE revoked_at IS NULL LIMIT 1',
+    );
+    if ((rowCount ?? 0) > 0) {
+      await client.query('COMMIT');
+      return { created: false };
+    }
+    const token = generateAdminToken();
+    await client.query('INSERT INTO peak.admin_tokens (token_hash, created_by) VALUES ($1, $2)', [
+      hash(token),
+      createdBy,
+    ]);
+    await writeSecret(tokenFile, token);
+    await client.query('COMMIT');
+    return { created: true, token };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Replaces every active admin token with a new one, returned once and written to `tokenFile`. */
+export async function rotateAdminToken(
+  pool: pg.Pool,
+  tokenFile: string,
+  createdBy: string,
+): Promise<string> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    await client.query('UPDATE peak.admin_tokens SET revoked_at = now() WHERE revoked_at IS NULL');
+    const token = generateAdminToken();
+    await client.query('INSERT INTO peak.admin_tokens (token_hash, created_by) VALUES ($1, $2)', [
+      hash(token),
+      createdBy,
+    ]);
+    await writeSecret(tokenFile, token);
+    await client.query('COMMIT');
+    return token;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Checks a presented token against the active ones, in constant time per comparison. */
+export async function verifyAdminToken(pool: pg.Pool, presented: string): Promise<boolean> {
+  const candidate = hash(presented);
+  const { rows } = await pool.query<{ token_hash: Buffer }>(
+    'SELECT token_hash FROM peak.admin_tokens WHERE revoked_at IS NULL',
+  );
+  let ok = false;
+  // Compare against every active hash, so timing does not reveal which (if any) matched.
+  for (const row of rows) {
+    if (row.token_hash.length === candidate.length && timingSafeEqual(row.token_hash, candidate)) {
+      ok = true;
+    }
+  }
+  return ok;
+}

@@ -1,0 +1,140 @@
+/**
+ * The control plane's HTTP API (Fastify): `/health`, `/ready`, and versioned routes under
+ * `/api/v1`. One request lifecycle for every route:
+ *
+ *   1. route lookup (unknown → 404 PEAK_NOT_FOUND)
+ *   2. admin check for mutating methods under /api (missing → 401, wrong → 403)
+ *   3. body parsing and schema validation (bad → 400 PEAK_INVALID_ARGUMENT)
+ *   4. the handler
+ *   5. errors → `{ error: { code, message, details } }` with a status chosen by code
+ *
+ * Subsystems add routes as {@link ApiModule}s; they never set up their own auth or errors.
+ */
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+} from 'fastify';
+import type pg from 'pg';
+import { type ErrorCode, ErrorCodes, PeakError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { verifyAdminToken } from './admin-token.js';
+
+/** What route modules get to work with. */
+export interface ApiContext {
+  pool: pg.Pool;
+  logger: Logger;
+  /** This control-plane node's id. */
+  nodeId: string;
+  /** The data folder (absolute). */
+  dataDir: string;
+  /** `embedded` or `external` PostgreSQL. */
+  postgresMode: 'embedded' | 'external';
+  /** The schema version migrations brought the database to. */
+  schemaVersion: number;
+  /** When this node started, epoch ms. */
+  startedAt: number;
+}
+
+/** A group of routes a subsystem contributes; registered under the common lifecycle. */
+export type ApiModule = (app: FastifyInstance, ctx: ApiContext) => void;
+
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  [ErrorCodes.USAGE]: 400,
+  [ErrorCodes.INVALID_ARGUMENT]: 400,
+  [ErrorCodes.UNAUTHENTICATED]: 401,
+  [ErrorCodes.FORBIDDEN]: 403,
+  [ErrorCodes.NOT_FOUND]: 404,
+  [ErrorCodes.DEADLINE_EXCEEDED]: 504,
+  [ErrorCodes.DB_UNREACHABLE]: 503,
+};
+
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** Options for {@link createHttpApi}. */
+export interface HttpApiOptions {
+  /** Largest request body accepted, bytes. Default 1 MiB. */
+  bodyLimit?: number;
+  /** How long shutdown waits for in-flight requests is up to the caller's close timeout. */
+  modules: readonly ApiModule[];
+}
+
+/** Builds the Fastify app with the shared lifecycle and the given route modules. */
+export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: ctx.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // Close idle keep-alive sockets at shutdown; in-flight requests still finish.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+
+  app.addHook('onRequest', async (request) => {
+    if (!MUTATING.has(request.method) || !request.url.startsWith('/api/')) return;
+    const header = request.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (match === null) {
+      throw new PeakError(
+        ErrorCodes.UNAUTHENTICATED,
+        `${request.method} ${request.url.split('?')[0]} changes state and needs the admin token: send 'Authorization: Bearer <token>' (the token is in the server's data folder, file admin-token)`,
+      );
+    }
+    if (!(await verifyAdminToken(ctx.pool, match[1]!))) {
+      throw new PeakError(
+        ErrorCodes.FORBIDDEN,
+        'the admin token is wrong or has been rotated; use the current one from the data folder (file admin-token)',
+      );
+    }
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug(
+      { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime },
+      'request',
+    );
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({
+      error: {
+        code: ErrorCodes.NOT_FOUND,
+        message: `no route ${request.method} ${request.url.split('?')[0]}; routes live under /health, /ready and /api/v1`,
+        details: {},
+      },
+    });
+  });
+
+  app.setErrorHandler((err: FastifyError | PeakError, request, reply) => {
+    if (err instanceof PeakError) {
+      const status = STATUS_BY_CODE[err.code] ?? 500;
+      if (status >= 500) request.log.error({ err }, 'request failed');
+      void reply.status(status).send({ error: err.toJSON() });
+      return;
+    }
+    const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
+    if (status < 500) {
+      // Fastify's own client errors: bad JSON, schema validation, body too large.
+      void reply.status(status).send({
+        error: {
+          code: ErrorCodes.INVALID_ARGUMENT,
+          message: err.validation ? `invalid request: ${err.message}` : err.message,
+          details: { fastifyCode: err.code },
+        },
+      });
+      return;
+    }
+    request.log.error({ err }, 'request failed');
+    void reply.status(500).send({
+      error: {
+        code: ErrorCodes.INTERNAL,
+        message: `internal error: ${err.message}; see the server log`,
+        details: {},
+      },
+    });
+  });
+
+  for (const register of options.modules) register(app, ctx);
+  return app;
+}

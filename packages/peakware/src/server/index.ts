@@ -1,0 +1,12 @@
+/**
+ * `peakware/server`: the control plane (`peak server`) as a library: start a node on the
+ * embedded PostgreSQL or an external one, stop it gracefully.
+ */
+export { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
+export {
+  PeakServer,
+  type PeakServerInfo,
+  type PeakServerOptions,
+} from './peak-server.js';
+export type { ApiContext, ApiModule } from './http-api.js';
+export type { Migration } from './migrator.js';

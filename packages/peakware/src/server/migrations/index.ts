@@ -1,0 +1,10 @@
+/**
+ * Every migration of schema `peak`, in version order. A subsystem that needs tables adds a
+ * file `NNNN-name.ts` here and appends it to the list; versions are never reused or edited
+ * once released.
+ */
+import type { Migration } from '../migrator.js';
+import { foundation } from './0001-foundation.js';
+
+/** The migrations this build of Peakware knows, oldest first. */
+export const migrations: readonly Migration[] = [foundation];

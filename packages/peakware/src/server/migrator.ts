@@ -1,0 +1,108 @@
+/**
+ * Versioned migrations of schema `peak`: each applied in its own transaction with its
+ * version recorded, all under one advisory lock so control-plane nodes starting together
+ * apply each migration exactly once. Running them again applies nothing. A database whose
+ * schema is newer than this build knows is refused, never silently used.
+ */
+import type pg from 'pg';
+import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+
+/** One schema change. */
+export interface Migration {
+  /** Strictly increasing from 1, never reused. */
+  version: number;
+  /** A short kebab-case name, recorded with the version. */
+  name: string;
+  /** The SQL, run in one transaction; may hold several statements. */
+  sql: string;
+}
+
+/** What {@link migrate} did. */
+export interface MigrationResult {
+  /** Versions applied by this call (empty when already up to date). */
+  applied: number[];
+  /** The schema version now in force. */
+  version: number;
+}
+
+// pg_advisory_lock key: a fixed 64-bit number meaning "peak schema migrations".
+const LOCK_KEY = '7354696301';
+
+/** The schema version recorded in the database, 0 when none. */
+export async function schemaVersion(db: pg.Pool | pg.PoolClient): Promise<number> {
+  const exists = await db.query<{ ok: boolean }>(
+    "SELECT to_regclass('peak.schema_migrations') IS NOT NULL AS ok",
+  );
+  if (exists.rows[0]?.ok !== true) return 0;
+  const { rows } = await db.query<{ v: number | null }>(
+    'SELECT max(version)::int AS v FROM peak.schema_migrations',
+  );
+  return rows[0]?.v ?? 0;
+}
+
+function checkList(list: readonly Migration[]): void {
+  list.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new PeakError(
+        ErrorCodes.MIGRATION_FAILED,
+        `migration list is broken: entry ${i} has version ${m.version}, expected ${i + 1}`,
+      );
+    }
+  });
+}
+
+/** Brings schema `peak` up to the newest migration in `list`. */
+export async function migrate(
+  pool: pg.Pool,
+  list: readonly Migration[],
+  logger: Logger,
+): Promise<MigrationResult> {
+  checkList(list);
+  const latest = list.length;
+  const client = await pool.connect();
+  try {
+    // A session lock held across the per-migration transactions.
+    await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
+    await client.query('CREATE SCHEMA IF NOT EXISTS peak');
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS peak.schema_migrations (
+        version    integer PRIMARY KEY,
+        name       text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`);
+    const current = await schemaVersion(client);
+    if (current > latest) {
+      throw new PeakError(
+        ErrorCodes.SCHEMA_TOO_NEW,
+        `schema peak is at version ${current}, but this peakware (knowing versions up to ${latest}) is older; upgrade peakware, or point --postgres at another database`,
+        { details: { databaseVersion: current, knownVersion: latest } },
+      );
+    }
+    const applied: number[] = [];
+    for (const m of list.slice(current)) {
+      try {
+        await client.query('BEGIN');
+        await client.query(m.sql);
+        await client.query('INSERT INTO peak.schema_migrations (version, name) VALUES ($1, $2)', [
+          m.version,
+          m.name,
+        ]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw new PeakError(
+          ErrorCodes.MIGRATION_FAILED,
+          `migration ${m.version} (${m.name}) failed and was rolled back: ${errorMessage(err)}`,
+          { cause: err },
+        );
+      }
+      applied.push(m.version);
+      logger.info({ version: m.version, name: m.name }, 'applied migration');
+    }
+    return { applied, version: Math.max(current, latest) };
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => undefined);
+    client.release();
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * `peak server`, the control plane. Start-up, in order: take the data folder; start the
+ * embedded PostgreSQL (or connect to `postgresUrl`); apply migrations; make sure an admin
+ * token exists; register this node; listen for HTTP. Shutdown reverses it within a bound:
+ * stop accepting, let in-flight requests finish, deregister, close the pool, stop
+ * PostgreSQL, release the folder.
+ *
+ * Nodes are stateless: everything they share lives in PostgreSQL, so N servers pointed at
+ * one database behind a load balancer act as one control plane.
+ */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type pg from 'pg';
+import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/logger.js';
+import { PEAKWARE_VERSION } from '../core/version.js';
+import { ensureAdminToken } from './admin-token.js';
+import { adminRoutes } from './api/admin-routes.js';
+import { systemRoutes } from './api/system-routes.js';
+import {
+  DataFiles,
+  type DataFolderLock,
+  lockDataFolder,
+  prepareDataFolder,
+} from './data-folder.js';
+import { type DatabaseTarget, openPool, parsePostgresUrl, redactUrl } from './database.js';
+import { EmbeddedPostgres } from './embedded-postgres.js';
+import { type ApiModule, createHttpApi } from './http-api.js';
+import { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
+import { migrate } from './migrator.js';
+import { migrations } from './migrations/index.js';
+
+/** Options for {@link PeakServer.start}. Defaults are listed once, here. */
+export interface PeakServerOptions {
+  /** The data folder. Default `./.peak`. */
+  dataDir?: string;
+  /** An external PostgreSQL; when absent, the embedded one runs in `<dataDir>/pg`. */
+  postgresUrl?: string;
+  /** HTTP bind address. Default `127.0.0.1`. */
+  host?: string;
+  /** HTTP port; 0 picks a free one. Default 7420. */
+  port?: number;
+  /** Where logs go. Default: none. */
+  logger?: Logger;
+  /** The bound on graceful shutdown, ms. Default 20 000. */
+  shutdownTimeoutMs?: number;
+  /** How often this node heartbeats into `peak.nodes`, ms. Default 5000. */
+  heartbeatMs?: number;
+  /** Extra route modules (later subsystems). */
+  apiModules?: readonly ApiModule[];
+}
+
+
+/** Facts about a running server, for banners and `--json`. */
+export interface PeakServerInfo {
+  nodeId: string;
+  url: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  postgres:
+    | { mode: 'embedded'; host: string; port: number; pid: number | undefined }
+    | { mode: 'external'; url: string };
+  schemaVersion: number;
+  migrationsApplied: number[];
+  /** The admin token, only on the start that created it (show it once). */
+  adminToken?: string;
+  adminTokenFile: string;
+}
+
+/** A running control-plane node. */
+export class PeakServer {
+  readonly info: PeakServerInfo;
+  readonly #logger: Logger;
+  readonly #app: FastifyInstance;
+  readonly #pool: pg.Pool;
+  readonly #embedded: EmbeddedPostgres | undefined;
+  readonly #lock: DataFolderLock;
+  readonly #heartbeat: NodeJS.Timeout;
+  readonly #shutdownTimeoutMs: number;
+  #stopping: Promise<boolean> | undefined;
+
+  private constructor(parts: {
+    info: PeakServerInfo;
+    logger: Logger;
+    app: FastifyInstance;
+    pool: pg.Pool;
+    embedded: EmbeddedPostgres | undefined;
+    lock: DataFolderLock;
+    heartbeat: NodeJS.Timeout;
+    shutdownTimeoutMs: number;
+  }) {
+    this.info = parts.info;
+    this.#logger = parts.logger;
+    this.#app = parts.app;
+    this.#pool = parts.pool;
+    this.#embedded = parts.embedded;
+    this.#lock = parts.lock;
+    this.#heartbeat = parts.heartbeat;
+    this.#shutdownTimeoutMs = parts.shutdownTimeoutMs;
+  }
+
+  /** Starts a control-plane node; on failure, undoes whatever it had started. */
+  static async start(options: PeakServerOptions = {}): Promise<PeakServer> {
+    const logger = options.logger ?? silentLogger();
+    const host = options.host ?? '127.0.0.1';
+    const port = options.port ?? DEFAULT_PORT;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new PeakError(ErrorCodes.USAGE, `--port must be an integer 0-65535, got ${port}`, {
+        details: { input: '--port' },
+      });
+    }
+    if (options.postgresUrl !== undefined) parsePostgresUrl(options.postgresUrl);
+    const nodeId = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const startedAt = Date.now();
+    const cleanups: (() => Promise<void>)[] = [];
+    const undo = async () => {
+      for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+    };
+    try {
+      const dataDir = await prepareDataFolder(options.dataDir ?? DEFAULT_DATA_DIR);
+      const lock = await lockDataFolder(dataDir);
+      cleanups.push(() => lock.release());
+
+      let target: DatabaseTarget;
+      let embedded: EmbeddedPostgres | undefined;
+      if (options.postgresUrl === undefined) {
+        embedded = new EmbeddedPostgres({ dataDir, logger: logger.child({ component: 'postgres' }) });
+        cleanups.push(() => embedded!.stop());
+        target = { endpoint: await embedded.start() };
+      } else {
+        target = { url: options.postgresUrl };
+      }
+      const pool = await openPool(target, { logger });
+      cleanups.push(() => pool.end());
+
+      const migrated = await migrate(pool, migrations, logger.child({ component: 'migrate' }));
+      const tokenFile = path.join(dataDir, DataFiles.adminToken);
+      const token = await ensureAdminToken(pool, tokenFile, `start:${nodeId}`);
+
+      const ctx = {
+        pool,
+        logger,
+        nodeId,
+        dataDir,
+        postgresMode: embedded === undefined ? ('external' as const) : ('embedded' as const),
+        schemaVersion: migrated.version,
+        startedAt,
+      };
+      const app = createHttpApi(ctx, {
+        modules: [systemRoutes, adminRoutes, ...(options.apiModules ?? [])],
+      });
+      cleanups.push(() => app.close());
+      try {
+        await app.listen({ host, port });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+          throw new PeakError(
+            ErrorCodes.PORT_IN_USE,
+            `port ${port} on ${host} is already in use; stop what listens there or pass --port <another port> (0 picks a free one)`,
+            { cause: err, details: { input: '--port', port } },
+          );
+        }
+        throw err;
+      }
+      const address = app.server.address();
+      const boundPort = typeof address === 'object' && address !== null ? address.port : port;
+      const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+
+      const beat = async () => {
+        await pool.query(
+          `INSERT INTO peak.nodes (node_id, http_url, version, hostname, pid)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (node_id) DO UPDATE SET last_seen_at = now()`,
+          [nodeId, url, PEAKWARE_VERSION, os.hostname(), process.pid],
+        );
+      };
+      await beat();
+      const heartbeat = setInterval(() => {
+        beat().catch((err) => logger.warn({ err }, 'node heartbeat failed'));
+      }, options.heartbeatMs ?? 5000);
+      heartbeat.unref();
+
+      const endpoint = embedded?.endpoint;
+      const info: PeakServerInfo = {
+        nodeId,
+        url,
+        host,
+        port: boundPort,
+        dataDir,
+        postgres:
+          embedded === undefined || endpoint === undefined
+            ? { mode: 'external', url: redactUrl(options.postgresUrl ?? '') }
+            : { mode: 'embedded', host: endpoint.host, port: endpoint.port, pid: embedded.pid },
+        schemaVersion: migrated.version,
+        migrationsApplied: migrated.applied,
+        adminTokenFile: tokenFile,
+        ...(token.token === undefined ? {} : { adminToken: token.token }),
+      };
+      logger.info({ url, nodeId, postgres: info.postgres.mode }, 'peak server ready');
+      return new PeakServer({
+        info,
+        logger,
+        app,
+        pool,
+        embedded,
+        lock,
+        heartbeat,
+        shutdownTimeoutMs: options.shutdownTimeoutMs ?? 20_000,
+      });
+    } catch (err) {
+      await undo();
+      if (err instanceof PeakError) throw err;
+      throw new PeakError(ErrorCodes.INTERNAL, `peak server failed to start: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * Stops the node gracefully: no new requests, in-flight ones finish, then the database
+   * side shuts down. Resolves `true` when everything stopped within the bound, `false` when
+   * it had to force. Safe to call more than once.
+   */
+  stop(): Promise<boolean> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<boolean> {
+    const logger = this.#logger;
+    logger.info('shutting down');
+    clearInterval(this.#heartbeat);
+    let timer: NodeJS.Timeout | undefined;
+    const bounded = async (what: string, ms: number, fn: () => Promise<unknown>) => {
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), ms);
+      });
+      try {
+        const result = await Promise.race([fn().then(() => 'done' as const), timeout]);
+        if (result === 'timeout') logger.warn({ ms }, `${what} did not finish in time`);
+        return result === 'done';
+      } catch (err) {
+        logger.warn({ err }, `${what} failed`);
+        return false;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    const budget = this.#shutdownTimeoutMs;
+    let clean = await bounded('closing HTTP', budget / 2, async () => {
+      await this.#app.close();
+      this.#app.server.closeAllConnections?.();
+    });
+    clean =
+      (await bounded('deregistering node', 2000, () =>
+        this.#pool.query('DELETE FROM peak.nodes WHERE node_id = $1', [this.info.nodeId]),
+      )) && clean;
+    clean = (await bounded('closing the database pool', 3000, () => this.#pool.end())) && clean;
+    if (this.#embedded !== undefined) {
+      // EmbeddedPostgres.stop escalates on its own, so it always ends with no process left.
+      clean = (await bounded('stopping PostgreSQL', budget, () => this.#embedded!.stop())) && clean;
+    }
+    await this.#lock.release().catch(() => undefined);
+    logger.info({ clean }, 'stopped');
+    return clean;
+  }
+}
