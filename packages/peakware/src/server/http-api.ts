@@ -9,6 +9,8 @@
  *   5. errors → `{ error: { code, message, details } }` with a status chosen by code
  *
  * Subsystems add routes as {@link ApiModule}s; they never set up their own auth or errors.
+ * A mutating route that data-plane SDKs call (register an instance, take a cluster token)
+ * opts out of the admin check with `{ config: { auth: 'sdk' } }`.
  */
 import Fastify, {
   LogController,
@@ -35,6 +37,14 @@ export interface ApiContext {
   schemaVersion: number;
   /** When this node started, epoch ms. */
   startedAt: number;
+}
+
+/**
+ * Route config read by the admin check: `auth: 'sdk'` marks a mutating route that services
+ * call through the SDK, which does not carry the admin token.
+ */
+export interface RouteAuthConfig {
+  auth?: 'admin' | 'sdk';
 }
 
 /** A group of routes a subsystem contributes; registered under the common lifecycle. */
@@ -73,6 +83,7 @@ export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): Fastify
 
   app.addHook('onRequest', async (request) => {
     if (!MUTATING.has(request.method) || !request.url.startsWith('/api/')) return;
+    if ((request.routeOptions.config as RouteAuthConfig | undefined)?.auth === 'sdk') return;
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (match === null) {

@@ -8,5 +8,5 @@ export {
   type PeakServerInfo,
   type PeakServerOptions,
 } from './peak-server.js';
-export type { ApiContext, ApiModule } from './http-api.js';
+export type { ApiContext, ApiModule, RouteAuthConfig } from './http-api.js';
 export type { Migration } from './migrator.js';
