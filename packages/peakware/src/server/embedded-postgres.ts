@@ -13,7 +13,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { chown, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -230,7 +230,12 @@ export class EmbeddedPostgres {
     const password = (
       await readOrCreateSecret(path.join(this.#options.dataDir, DataFiles.postgresPassword))
     ).value;
-    if (user !== undefined) await checkAccessAs(user, this.#options.dataDir);
+    if (user !== undefined) {
+      // The data folder is ours; PostgreSQL's user must be able to pass through it to pg/.
+      const mode = (await stat(this.#options.dataDir)).mode;
+      if ((mode & 0o001) === 0) await chmod(this.#options.dataDir, (mode & 0o777) | 0o711);
+      await checkAccessAs(user, this.#options.dataDir);
+    }
     await this.#initIfNeeded(bins, user, password);
     await this.#stopOrphan();
     this.#log = createWriteStream(path.join(this.#options.dataDir, DataFiles.postgresLog), {
