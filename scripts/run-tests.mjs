@@ -50,7 +50,9 @@ const selected = files
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
   .sort();
 if (selected.length === 0) {
-  console.error(`run-tests: no test files matched ${filters.join(' ') || '(any)'}; did the build run?`);
+  console.error(
+    `run-tests: no test files matched ${filters.join(' ') || '(any)'}; did the build run?`,
+  );
   process.exit(1);
 }
 const version = spawnSync(nodeBinary, ['--version'], { encoding: 'utf8' }).stdout.trim();

@@ -45,7 +45,8 @@ if (parsed.values.help === true || name === undefined) {
 if (!available.includes(name)) fail(`no benchmark '${name}'; available: ${available.join(', ')}`);
 const runsText = parsed.values.runs;
 const runs = runsText === undefined ? 5 : Number(runsText);
-if (!Number.isInteger(runs) || runs < 1 || runs > 100) fail(`--runs must be 1..100, got ${runsText}`);
+if (!Number.isInteger(runs) || runs < 1 || runs > 100)
+  fail(`--runs must be 1..100, got ${runsText}`);
 
 const mod = (await import(`./benchmarks/${name}.js`)) as { benchmark: Benchmark };
 const json = parsed.values.json === true;
@@ -64,7 +65,9 @@ const meta = {
   seconds: Math.round((Date.now() - started) / 100) / 10,
 };
 if (json) {
-  process.stdout.write(`${JSON.stringify({ ...meta, figures: result.figures, ratios: result.ratios })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ...meta, figures: result.figures, ratios: result.ratios })}\n`,
+  );
 } else {
   const widths = result.table[0]!.map((_, col) =>
     Math.max(...result.table.map((row) => String(row[col] ?? '').length)),

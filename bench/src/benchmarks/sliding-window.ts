@@ -102,8 +102,18 @@ export const benchmark: Benchmark = {
       ratios: { 'peakware/naive.opsPerSec': round(p / n) },
       table: [
         ['implementation', 'ops/s (median)', 'min', 'max'],
-        ['peakware SlidingWindow', round(p, 4), round(Math.min(...peak), 4), round(Math.max(...peak), 4)],
-        ['naive event array', round(n, 4), round(Math.min(...naive), 4), round(Math.max(...naive), 4)],
+        [
+          'peakware SlidingWindow',
+          round(p, 4),
+          round(Math.min(...peak), 4),
+          round(Math.max(...peak), 4),
+        ],
+        [
+          'naive event array',
+          round(n, 4),
+          round(Math.min(...naive), 4),
+          round(Math.max(...naive), 4),
+        ],
       ],
       notes: [
         `Up to ${ops} operations or ${quick ? 1 : 3} s per run; each records pass + completion, every 100th also reads pass, avg RT and p99.`,

@@ -24,7 +24,16 @@ interface Ready {
 }
 
 async function startServer(dataDir: string): Promise<{ p: PeakProcess; ready: Ready }> {
-  const p = spawnPeak(['server', '--data', dataDir, '--port', '0', '--json', '--log-level', 'warn']);
+  const p = spawnPeak([
+    'server',
+    '--data',
+    dataDir,
+    '--port',
+    '0',
+    '--json',
+    '--log-level',
+    'warn',
+  ]);
   const ready = (await p.waitFor('ready')) as unknown as Ready;
   return { p, ready };
 }
@@ -54,7 +63,11 @@ describe('peak server process (embedded PostgreSQL)', { timeout: 240_000 }, () =
     const health = await fetch(`${ready.url}/health`);
     assert.equal(health.status, 200);
     const body = (await (await fetch(`${ready.url}/ready`)).json()) as Record<string, unknown>;
-    assert.deepEqual(body, { status: 'ready', schemaVersion: ready.schemaVersion, postgres: 'embedded' });
+    assert.deepEqual(body, {
+      status: 'ready',
+      schemaVersion: ready.schemaVersion,
+      postgres: 'embedded',
+    });
     for (const file of ['admin-token', 'postgres-password']) {
       const mode = (await stat(path.join(dataDir, file))).mode & 0o777;
       assert.equal(mode, 0o600, `${file} mode ${mode.toString(8)}`);
@@ -108,7 +121,11 @@ describe('peak server process (embedded PostgreSQL)', { timeout: 240_000 }, () =
     assert.equal(code, 0, current.stderr());
     assert.ok(Date.now() - t0 < 30_000);
     assert.deepEqual(current.events.at(-1), { event: 'stopped', clean: true });
-    await waitUntil('no PostgreSQL left', async () => (await postgresPidsFor(dataDir)).length === 0, 5000);
+    await waitUntil(
+      'no PostgreSQL left',
+      async () => (await postgresPidsFor(dataDir)).length === 0,
+      5000,
+    );
   });
 
   it('exits 0 on SIGINT too, and the lock is released for the next start', async () => {

@@ -139,7 +139,12 @@ export function resolve(root: Command, argv: string[], env: NodeJS.ProcessEnv): 
   const help = values.help === true;
   if (!help && command.run === undefined && command.subcommands !== undefined) {
     if (parsed.positionals.length === 0) {
-      return { path, command, help: true, ctx: { values, positionals: [], json: false, verbose: false } };
+      return {
+        path,
+        command,
+        help: true,
+        ctx: { values, positionals: [], json: false, verbose: false },
+      };
     }
   }
   return {
@@ -181,7 +186,8 @@ export function helpText(path: string[], command: Command): string {
   lines.push('', 'Options:');
   specs.forEach(([, spec], index) => {
     const extra: string[] = [];
-    if (spec.default !== undefined && spec.default !== false) extra.push(`default: ${spec.default}`);
+    if (spec.default !== undefined && spec.default !== false)
+      extra.push(`default: ${spec.default}`);
     if (spec.env !== undefined) extra.push(`env: ${spec.env}`);
     const suffix = extra.length > 0 ? ` (${extra.join('; ')})` : '';
     lines.push(`  ${labels[index]!.padEnd(width)}  ${spec.description}${suffix}`);

@@ -4,7 +4,7 @@
  * usage errors, 1 otherwise). Stack traces only with `--verbose`.
  */
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
-import { type Command, type Output, helpText, resolve } from './command.js';
+import { type Command, helpText, type Output, resolve } from './command.js';
 
 /** Streams and environment of one run (tests pass their own). */
 export interface CliIo {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   assertDeadline,
   bindContext,
@@ -99,7 +99,10 @@ describe('call context', () => {
       later = bindContext(() => currentContext()?.callerApp);
     });
     assert.equal(later?.(), 'cart');
-    assert.equal(runWithContext(createContext({ callerApp: 'other' }), () => later?.()), 'cart');
+    assert.equal(
+      runWithContext(createContext({ callerApp: 'other' }), () => later?.()),
+      'cart',
+    );
   });
 
   it('derives children in the same trace and merges tags', () => {

@@ -104,7 +104,8 @@ function build(base: CallContext | undefined, init: ContextInit): CallContext {
     ...(deadline === undefined ? {} : { deadline }),
     ...(callerApp === undefined ? {} : { callerApp }),
     stress: init.stress ?? base?.stress ?? false,
-    tags: init.tags === undefined ? (base?.tags ?? EMPTY) : freezeMap({ ...base?.tags, ...init.tags }),
+    tags:
+      init.tags === undefined ? (base?.tags ?? EMPTY) : freezeMap({ ...base?.tags, ...init.tags }),
     baggage:
       init.baggage === undefined
         ? (base?.baggage ?? EMPTY)

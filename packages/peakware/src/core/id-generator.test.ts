@@ -54,9 +54,18 @@ describe('id generator', () => {
 
   it('refuses bad worker ids and bad input', () => {
     for (const workerId of [-1, 1024, 1.5]) {
-      assert.throws(() => new IdGenerator({ workerId }), (err) => isPeakError(err, 'PEAK_ID_GENERATOR'));
+      assert.throws(
+        () => new IdGenerator({ workerId }),
+        (err) => isPeakError(err, 'PEAK_ID_GENERATOR'),
+      );
     }
-    assert.throws(() => decodeId('not-a-number'), (err) => isPeakError(err, 'PEAK_INVALID_ARGUMENT'));
-    assert.throws(() => decodeId(-1n), (err) => isPeakError(err, 'PEAK_INVALID_ARGUMENT'));
+    assert.throws(
+      () => decodeId('not-a-number'),
+      (err) => isPeakError(err, 'PEAK_INVALID_ARGUMENT'),
+    );
+    assert.throws(
+      () => decodeId(-1n),
+      (err) => isPeakError(err, 'PEAK_INVALID_ARGUMENT'),
+    );
   });
 });

@@ -4,10 +4,10 @@
  * error classes with stable codes, and structured logging.
  */
 export {
-  type CallContext,
-  type ContextInit,
   assertDeadline,
   bindContext,
+  type CallContext,
+  type ContextInit,
   childContext,
   createContext,
   currentContext,
@@ -20,32 +20,11 @@ export {
 } from './context.js';
 export {
   ContextHeaders,
-  type HeaderMap,
   decodeContext,
   encodeContext,
+  type HeaderMap,
   parseTraceparent,
 } from './context-headers.js';
-export {
-  type BucketSnapshot,
-  SlidingWindow,
-  type SlidingWindowOptions,
-  WindowField,
-  type WindowFieldName,
-} from './sliding-window.js';
-export {
-  HISTOGRAM_BUCKETS,
-  histogramIndex,
-  histogramQuantile,
-  histogramValue,
-  LatencyHistogram,
-} from './latency-histogram.js';
-export {
-  type DecodedId,
-  decodeId,
-  IdGenerator,
-  type IdGeneratorOptions,
-  PEAK_EPOCH_MS,
-} from './id-generator.js';
 export {
   DeadlineExceededError,
   type ErrorCode,
@@ -58,10 +37,31 @@ export {
   UsageError,
 } from './errors.js';
 export {
+  type DecodedId,
+  decodeId,
+  IdGenerator,
+  type IdGeneratorOptions,
+  PEAK_EPOCH_MS,
+} from './id-generator.js';
+export {
+  HISTOGRAM_BUCKETS,
+  histogramIndex,
+  histogramQuantile,
+  histogramValue,
+  LatencyHistogram,
+} from './latency-histogram.js';
+export {
   type CreateLoggerOptions,
   createLogger,
   formatPrettyLine,
   type Logger,
   silentLogger,
 } from './logger.js';
+export {
+  type BucketSnapshot,
+  SlidingWindow,
+  type SlidingWindowOptions,
+  WindowField,
+  type WindowFieldName,
+} from './sliding-window.js';
 export { PEAKWARE_VERSION } from './version.js';

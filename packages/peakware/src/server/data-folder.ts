@@ -52,7 +52,8 @@ export async function prepareDataFolder(dir: string): Promise<string> {
   const info = await stat(abs).catch((err: unknown) => {
     throw folderError(abs, 'cannot be read', err);
   });
-  if (!info.isDirectory()) throw folderError(abs, 'exists and is not a folder; pass another --data');
+  if (!info.isDirectory())
+    throw folderError(abs, 'exists and is not a folder; pass another --data');
   try {
     await access(abs, fsConstants.W_OK | fsConstants.X_OK);
     const probe = path.join(abs, `.probe-${process.pid}`);

@@ -167,7 +167,15 @@ async function postgresOsUser(logger: Logger): Promise<OsUser | undefined> {
     logger.info('running as root: creating the postgres OS user to run PostgreSQL as');
     try {
       await execFileAsync('groupadd', ['--system', 'postgres']).catch(() => undefined);
-      await execFileAsync('useradd', ['--system', '-g', 'postgres', '-M', '-s', '/bin/false', 'postgres']);
+      await execFileAsync('useradd', [
+        '--system',
+        '-g',
+        'postgres',
+        '-M',
+        '-s',
+        '/bin/false',
+        'postgres',
+      ]);
       return await lookup();
     } catch (err) {
       throw embeddedError(
@@ -261,12 +269,21 @@ export class EmbeddedPostgres {
     this.#log.end();
     throw lastError instanceof PeakError
       ? lastError
-      : embeddedError(`the embedded PostgreSQL did not start: ${errorMessage(lastError)}`, lastError);
+      : embeddedError(
+          `the embedded PostgreSQL did not start: ${errorMessage(lastError)}`,
+          lastError,
+        );
   }
 
   async #initIfNeeded(bins: Binaries, user: OsUser | undefined, password: string): Promise<void> {
     const versionFile = path.join(this.#pgDir, 'PG_VERSION');
-    if (await stat(versionFile).then(() => true, () => false)) return;
+    if (
+      await stat(versionFile).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
     const logger = this.#options.logger;
     // A folder without PG_VERSION is an initdb that never finished: start it over.
     await rm(this.#pgDir, { recursive: true, force: true });
@@ -319,7 +336,10 @@ export class EmbeddedPostgres {
       await rm(pidFile, { force: true });
       return;
     }
-    this.#options.logger.warn({ pid }, 'found an orphaned embedded PostgreSQL from a crashed server; stopping it');
+    this.#options.logger.warn(
+      { pid },
+      'found an orphaned embedded PostgreSQL from a crashed server; stopping it',
+    );
     process.kill(pid, 'SIGINT');
     if (await waitForExit(pid, this.#options.stopTimeoutMs)) return;
     process.kill(pid, 'SIGQUIT');
@@ -344,7 +364,11 @@ export class EmbeddedPostgres {
         '-c',
         'max_connections=200',
       ],
-      { ...(user ?? {}), stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } },
+      {
+        ...(user ?? {}),
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, LC_ALL: 'C' },
+      },
     );
     this.#child = child;
     child.stderr?.on('data', (chunk: Buffer) => {

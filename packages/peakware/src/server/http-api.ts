@@ -13,10 +13,10 @@
  * opts out of the admin check with `{ config: { auth: 'sdk' } }`.
  */
 import Fastify, {
-  LogController,
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  LogController,
 } from 'fastify';
 import type pg from 'pg';
 import { type ErrorCode, ErrorCodes, PeakError } from '../core/errors.js';

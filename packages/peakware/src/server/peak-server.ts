@@ -9,6 +9,7 @@
  * one database behind a load balancer act as one control plane.
  */
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -26,11 +27,11 @@ import {
   prepareDataFolder,
 } from './data-folder.js';
 import { type DatabaseTarget, openPool, parsePostgresUrl, redactUrl } from './database.js';
+import { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
 import { EmbeddedPostgres } from './embedded-postgres.js';
 import { type ApiModule, createHttpApi } from './http-api.js';
-import { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
-import { migrate } from './migrator.js';
 import { migrations } from './migrations/index.js';
+import { migrate } from './migrator.js';
 
 /** Options for {@link PeakServer.start}. Defaults are listed once, here. */
 export interface PeakServerOptions {
@@ -52,6 +53,36 @@ export interface PeakServerOptions {
   apiModules?: readonly ApiModule[];
 }
 
+function portInUse(host: string, port: number, cause: unknown): PeakError {
+  return new PeakError(
+    ErrorCodes.PORT_IN_USE,
+    `port ${port} on ${host} is already in use; stop what listens there or pass --port <another port> (0 picks a free one)`,
+    { cause, details: { input: '--port', port } },
+  );
+}
+
+/** Throws PEAK_PORT_IN_USE when nothing can listen on host:port right now. */
+async function assertPortFree(host: string, port: number): Promise<void> {
+  const probe = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen({ host, port, exclusive: true }, resolve);
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw portInUse(host, port, err);
+    throw new PeakError(
+      ErrorCodes.USAGE,
+      `cannot listen on ${host}:${port}: ${errorMessage(err)}`,
+      {
+        cause: err,
+        details: { input: '--host' },
+      },
+    );
+  } finally {
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+  }
+}
 
 /** Facts about a running server, for banners and `--json`. */
 export interface PeakServerInfo {
@@ -120,6 +151,8 @@ export class PeakServer {
       for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
     };
     try {
+      // Fail fast on a taken port, before spending seconds on PostgreSQL.
+      if (port !== 0) await assertPortFree(host, port);
       const dataDir = await prepareDataFolder(options.dataDir ?? DEFAULT_DATA_DIR);
       const lock = await lockDataFolder(dataDir);
       cleanups.push(() => lock.release());
@@ -127,7 +160,10 @@ export class PeakServer {
       let target: DatabaseTarget;
       let embedded: EmbeddedPostgres | undefined;
       if (options.postgresUrl === undefined) {
-        embedded = new EmbeddedPostgres({ dataDir, logger: logger.child({ component: 'postgres' }) });
+        embedded = new EmbeddedPostgres({
+          dataDir,
+          logger: logger.child({ component: 'postgres' }),
+        });
         cleanups.push(() => embedded!.stop());
         target = { endpoint: await embedded.start() };
       } else {
@@ -156,13 +192,7 @@ export class PeakServer {
       try {
         await app.listen({ host, port });
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-          throw new PeakError(
-            ErrorCodes.PORT_IN_USE,
-            `port ${port} on ${host} is already in use; stop what listens there or pass --port <another port> (0 picks a free one)`,
-            { cause: err, details: { input: '--port', port } },
-          );
-        }
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw portInUse(host, port, err);
         throw err;
       }
       const address = app.server.address();
@@ -213,9 +243,13 @@ export class PeakServer {
     } catch (err) {
       await undo();
       if (err instanceof PeakError) throw err;
-      throw new PeakError(ErrorCodes.INTERNAL, `peak server failed to start: ${errorMessage(err)}`, {
-        cause: err,
-      });
+      throw new PeakError(
+        ErrorCodes.INTERNAL,
+        `peak server failed to start: ${errorMessage(err)}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 

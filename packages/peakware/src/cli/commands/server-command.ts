@@ -48,7 +48,12 @@ export const serverCommand: Command = {
       description: 'use this PostgreSQL instead of the embedded one',
       env: 'PEAK_POSTGRES_URL',
     },
-    host: { type: 'string', valueName: 'HOST', description: 'HTTP bind address', default: '127.0.0.1' },
+    host: {
+      type: 'string',
+      valueName: 'HOST',
+      description: 'HTTP bind address',
+      default: '127.0.0.1',
+    },
     port: {
       type: 'string',
       valueName: 'PORT',

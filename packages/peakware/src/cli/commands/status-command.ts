@@ -35,7 +35,9 @@ export const statusCommand: Command = {
     out.line(`uptime    ${info.uptimeSeconds}s`);
     out.line(`nodes     ${nodes.length}`);
     for (const n of nodes) {
-      out.line(`  ${n.self ? '*' : ' '} ${n.nodeId.padEnd(32)} ${n.httpUrl.padEnd(24)} ${n.version}`);
+      out.line(
+        `  ${n.self ? '*' : ' '} ${n.nodeId.padEnd(32)} ${n.httpUrl.padEnd(24)} ${n.version}`,
+      );
     }
     return ready.status === 'ready' ? 0 : 1;
   },

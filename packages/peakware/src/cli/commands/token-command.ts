@@ -6,7 +6,10 @@ const rotate: Command = {
   name: 'rotate',
   summary: 'replace the admin token (prints the new one once)',
   options: ADMIN_OPTIONS,
-  examples: ['peak token rotate', 'peak token rotate --server http://10.0.0.5:7420 --token peak_...'],
+  examples: [
+    'peak token rotate',
+    'peak token rotate --server http://10.0.0.5:7420 --token peak_...',
+  ],
   async run({ values, out }) {
     const token = await findAdminToken(values);
     const result = await requestJson<{ token: string; file: string }>(
