@@ -3,10 +3,10 @@
  * embedded PostgreSQL or an external one, stop it gracefully.
  */
 export { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
+export type { ApiContext, ApiModule, RouteAuthConfig } from './http-api.js';
+export type { Migration } from './migrator.js';
 export {
   PeakServer,
   type PeakServerInfo,
   type PeakServerOptions,
 } from './peak-server.js';
-export type { ApiContext, ApiModule, RouteAuthConfig } from './http-api.js';
-export type { Migration } from './migrator.js';
