@@ -36,6 +36,36 @@ export const ErrorCodes = {
   NOT_FOUND: 'PEAK_NOT_FOUND',
   /** The control plane could not be reached from the CLI or an SDK. */
   SERVER_UNREACHABLE: 'PEAK_SERVER_UNREACHABLE',
+  /** An RPC call did not get its answer before its deadline. */
+  RPC_TIMEOUT: 'PEAK_RPC_TIMEOUT',
+  /** The provider does not host the named service (or that version of it). */
+  RPC_UNKNOWN_SERVICE: 'PEAK_RPC_UNKNOWN_SERVICE',
+  /** The service has no method of that name. */
+  RPC_UNKNOWN_METHOD: 'PEAK_RPC_UNKNOWN_METHOD',
+  /** The call's arguments failed the method's input schema; nothing was executed. */
+  RPC_BAD_ARGUMENTS: 'PEAK_RPC_BAD_ARGUMENTS',
+  /** The provider's answer failed the method's output schema. */
+  RPC_BAD_RESPONSE: 'PEAK_RPC_BAD_RESPONSE',
+  /** A frame was larger than the configured maximum frame size. */
+  RPC_FRAME_TOO_LARGE: 'PEAK_RPC_FRAME_TOO_LARGE',
+  /** Bytes on an RPC connection were not a valid frame. */
+  RPC_PROTOCOL: 'PEAK_RPC_PROTOCOL',
+  /** The connection broke while the call was in flight; it may or may not have run. */
+  RPC_CONNECTION_LOST: 'PEAK_RPC_CONNECTION_LOST',
+  /** The call could not be sent (connect failed, instance in backoff); it did not run. */
+  RPC_UNAVAILABLE: 'PEAK_RPC_UNAVAILABLE',
+  /** No instance of the service is available after routing. */
+  RPC_NO_PROVIDER: 'PEAK_RPC_NO_PROVIDER',
+  /** Too many calls pending (client) or in flight (provider); the call did not run. */
+  RPC_OVERLOADED: 'PEAK_RPC_OVERLOADED',
+  /** The provider is shutting down and refused the call; it did not run. */
+  RPC_SHUTTING_DOWN: 'PEAK_RPC_SHUTTING_DOWN',
+  /** The provider's method threw something that is not a PeakError. */
+  RPC_REMOTE: 'PEAK_RPC_REMOTE',
+  /** A registry registration, rule or request is malformed. */
+  REGISTRY_INVALID: 'PEAK_REGISTRY_INVALID',
+  /** The instance is not (or no longer) registered; its lease may have expired. */
+  REGISTRY_NOT_FOUND: 'PEAK_REGISTRY_NOT_FOUND',
   /** Something failed that is not the caller's fault; the message carries the cause. */
   INTERNAL: 'PEAK_INTERNAL',
 } as const;

@@ -5,6 +5,7 @@
  */
 import type { Migration } from '../migrator.js';
 import { foundation } from './0001-foundation.js';
+import { registry } from './0002-registry.js';
 
 /** The migrations this build of Peakware knows, oldest first. */
-export const migrations: readonly Migration[] = [foundation];
+export const migrations: readonly Migration[] = [foundation, registry];

@@ -1,0 +1,131 @@
+/**
+ * The push side of the registry on one control-plane node: a dedicated PostgreSQL
+ * connection LISTENs on `peak_registry`; when a key changes (on any node), this node
+ * re-reads that key and pushes the full list to its watchers over Server-Sent Events. A
+ * sweeper removes instances whose lease ran out. If the LISTEN connection breaks, the hub
+ * reconnects and re-sends every watched key (a notification may have been missed).
+ */
+import type { ServerResponse } from 'node:http';
+import type pg from 'pg';
+import type { Logger } from '../core/logger.js';
+import { listInstances, REGISTRY_CHANNEL, sweepExpired } from './registry-store.js';
+
+/** One SSE stream to one SDK client, watching some keys. */
+interface Watcher {
+  res: ServerResponse;
+  keys: Set<string>;
+}
+
+/** Fans registry changes out to SSE watchers on this node. */
+export class RegistryHub {
+  readonly #pool: pg.Pool;
+  readonly #logger: Logger;
+  readonly #watchers = new Set<Watcher>();
+  readonly #dirty = new Set<string>();
+  #client: pg.PoolClient | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
+  #keepalive: NodeJS.Timeout | undefined;
+  #flushScheduled = false;
+  #stopped = false;
+
+  constructor(pool: pg.Pool, logger: Logger) {
+    this.#pool = pool;
+    this.#logger = logger;
+  }
+
+  /** Starts listening and sweeping. */
+  async start(sweepMs: number): Promise<void> {
+    await this.#listen();
+    this.#sweeper = setInterval(() => {
+      sweepExpired(this.#pool).catch((err) => this.#logger.warn({ err }, 'registry sweep failed'));
+    }, sweepMs);
+    this.#sweeper.unref();
+    this.#keepalive = setInterval(() => {
+      for (const w of this.#watchers) w.res.write(': keepalive\n\n');
+    }, 15_000);
+    this.#keepalive.unref();
+  }
+
+  async #listen(): Promise<void> {
+    const client = await this.#pool.connect();
+    this.#client = client;
+    client.on('notification', (msg) => {
+      if (msg.channel === REGISTRY_CHANNEL && msg.payload !== undefined)
+        this.#markDirty(msg.payload);
+    });
+    client.on('error', (err) => {
+      this.#logger.warn({ err }, 'registry LISTEN connection failed; reconnecting');
+      client.release(err);
+      if (this.#client === client) this.#client = undefined;
+      this.#relisten();
+    });
+    await client.query(`LISTEN ${REGISTRY_CHANNEL}`);
+  }
+
+  #relisten(): void {
+    if (this.#stopped) return;
+    setTimeout(() => {
+      if (this.#stopped) return;
+      this.#listen()
+        .then(() => {
+          for (const w of this.#watchers) for (const k of w.keys) this.#markDirty(k);
+        })
+        .catch((err) => {
+          this.#logger.warn({ err }, 'registry LISTEN reconnect failed');
+          this.#relisten();
+        });
+    }, 1000).unref();
+  }
+
+  #markDirty(key: string): void {
+    this.#dirty.add(key);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const keys = [...this.#dirty];
+      this.#dirty.clear();
+      for (const key of keys)
+        this.#push(key).catch((err) => this.#logger.warn({ err, key }, 'registry push failed'));
+    });
+  }
+
+  async #push(key: string): Promise<void> {
+    const targets = [...this.#watchers].filter((w) => w.keys.has(key));
+    if (targets.length === 0) return;
+    const instances = await listInstances(this.#pool, key);
+    const event = `event: snapshot\ndata: ${JSON.stringify({ key, instances })}\n\n`;
+    for (const w of targets) w.res.write(event);
+  }
+
+  /** Adds a watcher: sends the current list of each key, then every change. */
+  async watch(res: ServerResponse, keys: string[]): Promise<void> {
+    const watcher: Watcher = { res, keys: new Set(keys) };
+    this.#watchers.add(watcher);
+    res.on('close', () => this.#watchers.delete(watcher));
+    for (const key of keys) {
+      const instances = await listInstances(this.#pool, key);
+      res.write(`event: snapshot\ndata: ${JSON.stringify({ key, instances })}\n\n`);
+    }
+  }
+
+  /** Number of open watch streams on this node. */
+  get watchers(): number {
+    return this.#watchers.size;
+  }
+
+  /** Ends every stream (clients reconnect elsewhere) and stops listening. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#sweeper);
+    clearInterval(this.#keepalive);
+    for (const w of this.#watchers) w.res.end();
+    this.#watchers.clear();
+    const client = this.#client;
+    this.#client = undefined;
+    if (client !== undefined) {
+      await client.query(`UNLISTEN ${REGISTRY_CHANNEL}`).catch(() => undefined);
+      client.release();
+    }
+  }
+}
