@@ -4,6 +4,7 @@
  */
 import { PEAKWARE_VERSION } from '../../core/version.js';
 import { type Command, helpText } from '../command.js';
+import { rpcCommand } from './rpc-command.js';
 import { serverCommand } from './server-command.js';
 import { statusCommand } from './status-command.js';
 import { tokenCommand } from './token-command.js';
@@ -14,7 +15,7 @@ export const rootCommand: Command = {
   options: {
     version: { type: 'boolean', short: 'V', description: 'print the version' },
   },
-  subcommands: [serverCommand, statusCommand, tokenCommand],
+  subcommands: [serverCommand, rpcCommand, statusCommand, tokenCommand],
   run({ values, out }) {
     if (values.version === true) {
       out.json({ version: PEAKWARE_VERSION });
