@@ -1,0 +1,129 @@
+/**
+ * `peak guard rules` and `peak guard stats <resource>`: the guard rules each service
+ * instance has in force, and a resource's per-second pass/block/success/error/RT, as the
+ * instances reported them to the control plane (services report with `GuardReporter`).
+ */
+
+import { UsageError } from '../../core/errors.js';
+import type { Command } from '../command.js';
+import { requestJson, SERVER_OPTIONS } from '../control-client.js';
+
+interface RulesAnswer {
+  instances: {
+    app: string;
+    instance: string;
+    lastSeen: number;
+    rules: Record<string, unknown[] | undefined>;
+  }[];
+}
+
+interface StatsAnswer {
+  resource: string;
+  rows: {
+    second: number;
+    pass: number;
+    block: number;
+    success: number;
+    error: number;
+    rtAvg: number;
+    concurrency: number;
+    instances: number;
+  }[];
+}
+
+const APP_OPTION = {
+  app: { type: 'string', valueName: 'APP', description: 'only this service (app)' },
+} as const;
+
+const rules: Command = {
+  name: 'rules',
+  summary: 'show the guard rules each service instance has in force',
+  options: { ...SERVER_OPTIONS, ...APP_OPTION },
+  examples: ['peak guard rules', 'peak guard rules --app order-service --json'],
+  async run({ values, out }) {
+    const query = typeof values.app === 'string' ? `?app=${encodeURIComponent(values.app)}` : '';
+    const answer = await requestJson<RulesAnswer>(
+      String(values.server),
+      'GET',
+      `/api/v1/guard/rules${query}`,
+    );
+    out.json(answer);
+    if (answer.instances.length === 0) {
+      out.line('no service has reported guard rules (services report with GuardReporter)');
+      return 0;
+    }
+    for (const inst of answer.instances) {
+      const age = Math.round((Date.now() - inst.lastSeen) / 1000);
+      out.line(`${inst.app}  ${inst.instance}  (reported ${age}s ago)`);
+      let any = false;
+      for (const [kind, list] of Object.entries(inst.rules)) {
+        for (const rule of list ?? []) {
+          any = true;
+          out.line(`  ${kind.padEnd(9)} ${JSON.stringify(rule)}`);
+        }
+      }
+      if (!any) out.line('  (no rules)');
+    }
+    return 0;
+  },
+};
+
+const stats: Command = {
+  name: 'stats',
+  summary: "show a resource's per-second pass, block, success, error, RT and concurrency",
+  args: '<resource>',
+  options: {
+    ...SERVER_OPTIONS,
+    ...APP_OPTION,
+    seconds: {
+      type: 'string',
+      valueName: 'N',
+      description: 'how many seconds back (1-300)',
+      default: '30',
+    },
+  },
+  examples: [
+    "peak guard stats 'GET /orders'",
+    'peak guard stats OrderService.create --seconds 60 --json',
+  ],
+  async run({ values, positionals, out }) {
+    const resource = positionals[0];
+    if (resource === undefined || positionals.length > 1) {
+      throw new UsageError(
+        "peak guard stats takes one resource, e.g. peak guard stats 'GET /orders'",
+      );
+    }
+    const params = new URLSearchParams({ resource, seconds: String(values.seconds) });
+    if (typeof values.app === 'string') params.set('app', values.app);
+    const answer = await requestJson<StatsAnswer>(
+      String(values.server),
+      'GET',
+      `/api/v1/guard/stats?${params}`,
+    );
+    out.json(answer);
+    if (answer.rows.length === 0) {
+      out.line(`no metrics for '${resource}' in the last ${values.seconds}s`);
+      return 0;
+    }
+    out.line(
+      ['time', 'pass', 'block', 'success', 'error', 'rt ms', 'conc', 'inst']
+        .map((h) => h.padStart(8))
+        .join(' '),
+    );
+    for (const r of answer.rows) {
+      const time = new Date(r.second).toISOString().slice(11, 19);
+      out.line(
+        [time, r.pass, r.block, r.success, r.error, r.rtAvg.toFixed(1), r.concurrency, r.instances]
+          .map((v) => String(v).padStart(8))
+          .join(' '),
+      );
+    }
+    return 0;
+  },
+};
+
+export const guardCommand: Command = {
+  name: 'guard',
+  summary: 'flow-control rules and per-second stats reported by services',
+  subcommands: [rules, stats],
+};

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BlockError } from './block-error.js';
+import type { BreakerStateChange } from './circuit-breaker.js';
+import { Guard } from './guard.js';
+
+function transitions(guard: Guard): string[] {
+  const seen: string[] = [];
+  guard.on('breaker', (c: BreakerStateChange) => seen.push(`${c.from}>${c.to}`));
+  return seen;
+}
+
+const fail = () => {
+  throw new Error('downstream failed');
+};
+
+describe('circuit breakers (real time)', () => {
+  it('error ratio: closed → open → half-open → open → half-open → closed', async () => {
+    const guard = new Guard({
+      rules: {
+        degrade: [
+          {
+            resource: 'pay',
+            strategy: 'error-ratio',
+            threshold: 0.5,
+            minRequestAmount: 5,
+            recoveryTimeoutMs: 300,
+          },
+        ],
+      },
+    });
+    const seen = transitions(guard);
+    // 4 calls do not reach minRequestAmount: still closed.
+    for (let i = 0; i < 4; i++) await assert.rejects(guard.run('pay', fail), /downstream failed/);
+    assert.deepEqual(guard.breakerStates('pay'), ['closed']);
+    await assert.rejects(guard.run('pay', fail), /downstream failed/);
+    assert.deepEqual(seen, ['closed>open']);
+    await assert.rejects(
+      guard.run('pay', () => 1),
+      (e: BlockError) => e.kind === 'degrade',
+    );
+
+    await sleep(320);
+    // The first call after the recovery time is the probe; while it runs, others are refused.
+    const probe = guard.entry('pay');
+    assert.deepEqual(seen, ['closed>open', 'open>half-open']);
+    assert.throws(
+      () => guard.entry('pay'),
+      (e: BlockError) => e.kind === 'degrade',
+    );
+    probe.exit(new Error('still failing'));
+    assert.deepEqual(seen.at(-1), 'half-open>open');
+    assert.throws(() => guard.entry('pay'), BlockError);
+
+    await sleep(320);
+    assert.equal(await guard.run('pay', () => 'ok'), 'ok');
+    assert.deepEqual(seen, [
+      'closed>open',
+      'open>half-open',
+      'half-open>open',
+      'open>half-open',
+      'half-open>closed',
+    ]);
+    // Closed again with fresh counts: one failure does not reopen it.
+    await assert.rejects(guard.run('pay', fail));
+    assert.deepEqual(guard.breakerStates('pay'), ['closed']);
+  });
+
+  it('slow-call ratio opens on slow calls and a fast probe closes it', async () => {
+    const guard = new Guard({
+      rules: {
+        degrade: [
+          {
+            resource: 'slow',
+            strategy: 'slow-ratio',
+            maxRtMs: 20,
+            threshold: 0.5,
+            minRequestAmount: 3,
+            recoveryTimeoutMs: 200,
+          },
+        ],
+      },
+    });
+    const seen = transitions(guard);
+    await Promise.all([1, 2, 3].map(() => guard.run('slow', () => sleep(40))));
+    assert.deepEqual(seen, ['closed>open']);
+    await assert.rejects(
+      guard.run('slow', () => 1),
+      BlockError,
+    );
+    await sleep(220);
+    await guard.run('slow', () => sleep(1));
+    assert.deepEqual(seen, ['closed>open', 'open>half-open', 'half-open>closed']);
+  });
+
+  it('error count opens past the count within the interval', async () => {
+    const guard = new Guard({
+      rules: {
+        degrade: [
+          {
+            resource: 'ec',
+            strategy: 'error-count',
+            threshold: 2,
+            minRequestAmount: 1,
+            recoveryTimeoutMs: 1000,
+          },
+        ],
+      },
+    });
+    for (let i = 0; i < 2; i++) await assert.rejects(guard.run('ec', fail), /downstream/);
+    assert.deepEqual(guard.breakerStates('ec'), ['closed']);
+    await assert.rejects(guard.run('ec', fail), /downstream/);
+    assert.deepEqual(guard.breakerStates('ec'), ['open']);
+  });
+
+  it('a breaker keeps its state when an unrelated rule changes', async () => {
+    const degrade = [
+      {
+        resource: 'k',
+        strategy: 'error-count' as const,
+        threshold: 0,
+        minRequestAmount: 1,
+        recoveryTimeoutMs: 10_000,
+      },
+    ];
+    const guard = new Guard({ rules: { degrade } });
+    await assert.rejects(guard.run('k', fail));
+    assert.deepEqual(guard.breakerStates('k'), ['open']);
+    guard.loadRules({ degrade, flow: [{ resource: 'other', count: 5 }] });
+    assert.deepEqual(guard.breakerStates('k'), ['open']);
+  });
+});

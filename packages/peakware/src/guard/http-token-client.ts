@@ -1,0 +1,177 @@
+/**
+ * The cluster token client that talks to the control plane's token server over HTTP
+ * (`POST /api/v1/guard/cluster/token`). It takes tokens in batches and keeps them locally,
+ * so the hot path never waits on the network: a call takes a local token; when the batch
+ * runs low the next one is fetched in the background (while it is in flight, up to one
+ * batch is borrowed ahead and paid back from it); when the server said the shared
+ * budget is spent for this second, calls are refused until the second ends; when the
+ * server does not answer within `timeoutMs`, calls fall back to the local rule for
+ * `retryAfterMs` before the server is tried again.
+ */
+
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { errorMessage } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/logger.js';
+import type { ClusterTokenClient, TokenResult } from './cluster-token-client.js';
+
+/** Options for {@link HttpTokenClient}. */
+export interface HttpTokenClientOptions {
+  /** The peak server URL, e.g. `http://127.0.0.1:7420`. */
+  server: string;
+  /** The service (app) the budgets belong to. */
+  namespace: string;
+  /** This instance's id. Default `<hostname>-<pid>-<random>`. */
+  clientId?: string;
+  /** How long to wait for the token server, ms. Default 200. */
+  timeoutMs?: number;
+  /** How long to use the local rule after the server failed, ms. Default 1000. */
+  retryAfterMs?: number;
+  /** Tokens per request for a budget of `count`/s. Default max(1, ceil(count / 20)). */
+  batchSize?: (count: number) => number;
+  /** Where warnings go. Default: none. */
+  logger?: Logger;
+}
+
+interface FlowState {
+  tokens: number;
+  validUntil: number;
+  exhaustedUntil: number;
+  failedUntil: number;
+  inflight: boolean;
+  /** Tokens taken ahead of a batch in flight, paid back from it. */
+  borrowed: number;
+  /** True after a failed request, until one succeeds. */
+  degraded: boolean;
+}
+
+/** The answer of the token server. */
+export interface TokenGrant {
+  /** Tokens granted (0..acquire). */
+  granted: number;
+  /** Time left in the server's current one-second window, ms. */
+  windowRemainingMs: number;
+}
+
+/** A {@link ClusterTokenClient} over HTTP with batching and local fallback. */
+export class HttpTokenClient implements ClusterTokenClient {
+  readonly #flows = new Map<string, FlowState>();
+  readonly #url: string;
+  readonly #namespace: string;
+  readonly #clientId: string;
+  readonly #timeoutMs: number;
+  readonly #retryAfterMs: number;
+  readonly #batch: (count: number) => number;
+  readonly #logger: Logger;
+  #closed = false;
+  /** Requests sent, answered and failed (for tests and diagnostics). */
+  readonly counters = { requests: 0, answered: 0, failed: 0 };
+
+  constructor(options: HttpTokenClientOptions) {
+    this.#url = new URL('/api/v1/guard/cluster/token', options.server).toString();
+    this.#namespace = options.namespace;
+    this.#clientId =
+      options.clientId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.#timeoutMs = options.timeoutMs ?? 200;
+    this.#retryAfterMs = options.retryAfterMs ?? 1000;
+    this.#batch = options.batchSize ?? ((count) => Math.max(1, Math.ceil(count / 20)));
+    this.#logger = options.logger ?? silentLogger();
+  }
+
+  acquire(
+    flowId: string,
+    count: number,
+    thresholdType: 'global' | 'avg-local',
+    acquire: number,
+  ): TokenResult {
+    if (this.#closed) return 'fallback';
+    const now = Date.now();
+    let s = this.#flows.get(flowId);
+    if (s === undefined) {
+      s = {
+        tokens: 0,
+        validUntil: 0,
+        exhaustedUntil: 0,
+        failedUntil: 0,
+        inflight: false,
+        borrowed: 0,
+        degraded: false,
+      };
+      this.#flows.set(flowId, s);
+    }
+    if (now >= s.validUntil) s.tokens = 0;
+    if (s.tokens >= acquire) {
+      s.tokens -= acquire;
+      if (s.tokens < this.#batch(count) / 2 && now >= s.exhaustedUntil)
+        this.#fetch(s, flowId, count, thresholdType);
+      return 'pass';
+    }
+    if (now < s.failedUntil) return 'fallback';
+    if (now < s.exhaustedUntil) return 'block';
+    this.#fetch(s, flowId, count, thresholdType);
+    // The batch is on its way. After a failure the local rule decides until it lands;
+    // otherwise up to one batch is borrowed ahead and paid back from it.
+    if (s.degraded) return 'fallback';
+    if (s.borrowed + acquire <= this.#batch(count)) {
+      s.borrowed += acquire;
+      return 'pass';
+    }
+    return 'block';
+  }
+
+  #fetch(s: FlowState, flowId: string, count: number, thresholdType: string): void {
+    if (s.inflight || Date.now() < s.failedUntil) return;
+    s.inflight = true;
+    const want = this.#batch(count);
+    this.counters.requests++;
+    fetch(this.#url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        namespace: this.#namespace,
+        flowId,
+        clientId: this.#clientId,
+        count,
+        thresholdType,
+        acquire: want,
+      }),
+      signal: AbortSignal.timeout(this.#timeoutMs),
+    })
+      .then(async (res) => {
+        if (!res.ok)
+          throw new Error(
+            `token server answered HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`,
+          );
+        return (await res.json()) as TokenGrant;
+      })
+      .then((grant) => {
+        this.counters.answered++;
+        const now = Date.now();
+        const validUntil = now + grant.windowRemainingMs;
+        if (now >= s.validUntil || validUntil > s.validUntil + 1) s.tokens = 0;
+        s.tokens += grant.granted - s.borrowed;
+        s.borrowed = 0;
+        s.degraded = false;
+        s.validUntil = validUntil;
+        s.exhaustedUntil = grant.granted < want ? validUntil : 0;
+        s.failedUntil = 0;
+      })
+      .catch((err: unknown) => {
+        this.counters.failed++;
+        s.failedUntil = Date.now() + this.#retryAfterMs;
+        s.borrowed = 0;
+        s.degraded = true;
+        this.#logger.warn(
+          { flowId, err: errorMessage(err) },
+          'guard: token server did not answer; using the local rule',
+        );
+      })
+      .finally(() => {
+        s.inflight = false;
+      });
+  }
+
+  close(): void {
+    this.#closed = true;
+  }
+}
