@@ -66,6 +66,10 @@ export const ErrorCodes = {
   REGISTRY_INVALID: 'PEAK_REGISTRY_INVALID',
   /** The instance is not (or no longer) registered; its lease may have expired. */
   REGISTRY_NOT_FOUND: 'PEAK_REGISTRY_NOT_FOUND',
+  /** A guard rule refused the call (flow, degrade, param, system or authority). */
+  GUARD_BLOCKED: 'PEAK_GUARD_BLOCKED',
+  /** A guard rule set failed validation; the rules in force stay in force. */
+  GUARD_INVALID_RULES: 'PEAK_GUARD_INVALID_RULES',
   /** Something failed that is not the caller's fault; the message carries the cause. */
   INTERNAL: 'PEAK_INTERNAL',
 } as const;

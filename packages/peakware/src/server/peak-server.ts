@@ -19,6 +19,7 @@ import { type Logger, silentLogger } from '../core/logger.js';
 import { PEAKWARE_VERSION } from '../core/version.js';
 import { ensureAdminToken } from './admin-token.js';
 import { adminRoutes } from './api/admin-routes.js';
+import { guardRoutes } from './api/guard-routes.js';
 import { registryRoutes } from './api/registry-routes.js';
 import { systemRoutes } from './api/system-routes.js';
 import {
@@ -187,7 +188,13 @@ export class PeakServer {
         startedAt,
       };
       const app = createHttpApi(ctx, {
-        modules: [systemRoutes, adminRoutes, registryRoutes, ...(options.apiModules ?? [])],
+        modules: [
+          systemRoutes,
+          adminRoutes,
+          registryRoutes,
+          guardRoutes,
+          ...(options.apiModules ?? []),
+        ],
       });
       cleanups.push(() => app.close());
       try {
