@@ -13,7 +13,18 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { chmod, chown, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  cp,
+  mkdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -187,22 +198,78 @@ async function postgresOsUser(logger: Logger): Promise<OsUser | undefined> {
 }
 
 /** Checks that `user` can reach `dir` (every parent folder must be traversable). */
-async function checkAccessAs(user: OsUser, dir: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('test', ['-x', dir], {
-      uid: user.uid,
-      gid: user.gid,
-      stdio: 'ignore',
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`))));
-  }).catch((err) => {
-    throw new PeakError(
-      ErrorCodes.DATA_FOLDER,
-      `data folder: PostgreSQL runs as the postgres OS user, which cannot reach ${dir}; make every parent folder traversable (chmod o+x) or pass --data somewhere under /tmp or /var/lib`,
-      { cause: err, details: { input: '--data', path: dir } },
-    );
+/** True when `user` can run `test -x path` successfully (reach and execute/traverse it). */
+function canReach(user: OsUser, target: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const child = spawn('test', ['-x', target], { uid: user.uid, gid: user.gid, stdio: 'ignore' });
+    child.on('error', () => resolve(false));
+    child.on('exit', (code) => resolve(code === 0));
   });
+}
+
+/** Checks that `user` can reach `dir` (every parent folder must be traversable). */
+async function checkAccessAs(user: OsUser, dir: string): Promise<void> {
+  if (await canReach(user, dir)) return;
+  throw new PeakError(
+    ErrorCodes.DATA_FOLDER,
+    `data folder: PostgreSQL runs as the postgres OS user, which cannot reach ${dir}; make every parent folder traversable (chmod o+x) or pass --data somewhere under /tmp or /var/lib`,
+    { details: { input: '--data', path: dir } },
+  );
+}
+
+/**
+ * The binaries as the postgres OS user can run them. When the package sits where that user
+ * cannot reach (a project under a 0700 folder), copy its `native/` tree once to a shared
+ * cache folder (mode 0755) and run it from there; PostgreSQL finds its `lib/` and `share/`
+ * relative to its own executable, so the copy is complete.
+ */
+async function reachableBinaries(bins: Binaries, user: OsUser, logger: Logger): Promise<Binaries> {
+  if (await canReach(user, bins.postgres)) return bins;
+  const version = (
+    JSON.parse(await readFile(path.join(bins.packageDir, 'package.json'), 'utf8')) as {
+      version?: string;
+    }
+  ).version;
+  const cacheDir = path.join(
+    os.tmpdir(),
+    `peakware-postgres-${os.platform()}-${os.arch()}-${version}`,
+  );
+  const target = {
+    initdb: path.join(cacheDir, 'native', 'bin', 'initdb'),
+    postgres: path.join(cacheDir, 'native', 'bin', 'postgres'),
+    packageDir: cacheDir,
+  };
+  if (
+    !(await stat(target.postgres).then(
+      () => true,
+      () => false,
+    ))
+  ) {
+    logger.info(
+      { from: bins.packageDir, to: cacheDir },
+      'copying the PostgreSQL binaries where the postgres OS user can run them',
+    );
+    const staging = `${cacheDir}.${process.pid}.tmp`;
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(staging, { recursive: true, mode: 0o755 });
+    await cp(path.join(bins.packageDir, 'native'), path.join(staging, 'native'), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    await chmod(staging, 0o755);
+    try {
+      await rename(staging, cacheDir);
+    } catch {
+      // Another server copied it first; use theirs.
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+  if (!(await canReach(user, target.postgres))) {
+    throw embeddedError(
+      `the postgres OS user cannot run PostgreSQL from ${bins.packageDir} nor from ${cacheDir}; make the project folder traversable (chmod o+x on its parents), run peak as a non-root user, or pass --postgres URL`,
+    );
+  }
+  return target;
 }
 
 /** An embedded PostgreSQL cluster: `start()` it, use its endpoint, `stop()` it. */
@@ -232,9 +299,10 @@ export class EmbeddedPostgres {
   /** Initialises the cluster on first use, recovers from a crash, starts it, waits for it. */
   async start(): Promise<PostgresEndpoint> {
     const logger = this.#options.logger;
-    const bins = await findBinaries();
+    let bins = await findBinaries();
     await hydrateSymlinks(bins.packageDir, logger);
     const user = await postgresOsUser(logger);
+    if (user !== undefined) bins = await reachableBinaries(bins, user, logger);
     const password = (
       await readOrCreateSecret(path.join(this.#options.dataDir, DataFiles.postgresPassword))
     ).value;
