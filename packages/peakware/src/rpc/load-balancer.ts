@@ -44,7 +44,7 @@ function weightedPick(candidates: readonly Endpoint[], now: number): Endpoint {
 
 /** Picks at random in proportion to weight. */
 export class WeightedRandomBalancer implements LoadBalancer {
-  select(candidates: readonly Endpoint[]): Endpoint {
+  select(candidates: readonly Endpoint[], _invocation?: Invocation): Endpoint {
     return candidates.length === 1 ? candidates[0]! : weightedPick(candidates, Date.now());
   }
 }
@@ -57,7 +57,7 @@ export class WeightedRandomBalancer implements LoadBalancer {
 export class SmoothRoundRobinBalancer implements LoadBalancer {
   readonly #current = new WeakMap<Endpoint, number>();
 
-  select(candidates: readonly Endpoint[]): Endpoint {
+  select(candidates: readonly Endpoint[], _invocation?: Invocation): Endpoint {
     if (candidates.length === 1) return candidates[0]!;
     const now = Date.now();
     let total = 0;
@@ -81,7 +81,7 @@ export class SmoothRoundRobinBalancer implements LoadBalancer {
 
 /** Picks among the endpoints with the fewest calls in flight (weighted random on ties). */
 export class LeastActiveBalancer implements LoadBalancer {
-  select(candidates: readonly Endpoint[]): Endpoint {
+  select(candidates: readonly Endpoint[], _invocation?: Invocation): Endpoint {
     if (candidates.length === 1) return candidates[0]!;
     let least = Number.POSITIVE_INFINITY;
     const ties: Endpoint[] = [];
@@ -104,7 +104,7 @@ export class LeastActiveBalancer implements LoadBalancer {
  * no global state.
  */
 export class P2cEwmaBalancer implements LoadBalancer {
-  select(candidates: readonly Endpoint[]): Endpoint {
+  select(candidates: readonly Endpoint[], _invocation?: Invocation): Endpoint {
     const n = candidates.length;
     if (n === 1) return candidates[0]!;
     const i = Math.floor(Math.random() * n);

@@ -77,6 +77,7 @@ export class RpcConnection {
   #heartbeat: NodeJS.Timeout | undefined;
   #lastReceived = 0;
   #draining = false;
+  #closeReason: string | undefined;
   /** Called when the provider announces it is draining (GOAWAY). */
   onGoAway: (() => void) | undefined;
   /** Called whenever the state changes. */
@@ -202,6 +203,8 @@ export class RpcConnection {
         return;
       }
       case 3: {
+        // Id 0 is the provider explaining why it is about to close the connection.
+        if (frame.id === 0) this.#closeReason = `${frame.error.code}: ${frame.error.message}`;
         const p = this.#take(frame.id);
         p?.reject(fromWireError(frame.error, this.address));
         return;
@@ -246,12 +249,15 @@ export class RpcConnection {
     clearInterval(this.#heartbeat);
     const lost = [...this.#pending.values()];
     this.#pending.clear();
+    const reason =
+      this.#closeReason === undefined ? '' : ` (the provider said: ${this.#closeReason})`;
+    this.#closeReason = undefined;
     for (const p of lost) {
       if (p.timer !== undefined) clearTimeout(p.timer);
       p.reject(
         new PeakError(
           ErrorCodes.RPC_CONNECTION_LOST,
-          `the connection to ${this.address} broke while the call was in flight; it may or may not have run`,
+          `the connection to ${this.address} broke while the call was in flight; it may or may not have run${reason}`,
           { details: { provider: this.address, sent: true } },
         ),
       );
