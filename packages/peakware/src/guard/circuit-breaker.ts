@@ -5,7 +5,6 @@
  * refuses every call for `recoveryTimeoutMs`; then it lets exactly one probe call through
  * (half-open): a good probe closes it, a bad one opens it again.
  */
-import { SlidingWindow } from '../core/sliding-window.js';
 import { BlockError } from './block-error.js';
 import type { Entry } from './entry.js';
 import type { ProcessorSlot } from './processor-slot.js';
@@ -32,15 +31,15 @@ export class CircuitBreaker {
   #nextRetryAt = 0;
   #probe: Entry | undefined;
   #probeAt = 0;
-  // success = good calls, error = bad (slow or failed) calls.
-  #stat: SlidingWindow;
+  // One bucket of statIntervalMs, as in Sentinel: good and bad calls in the current interval.
+  #statStart = 0;
+  #good = 0;
+  #bad = 0;
 
   constructor(
     readonly rule: ResolvedDegradeRule,
     readonly onChange: (change: BreakerStateChange) => void,
-  ) {
-    this.#stat = this.#newStat();
-  }
+  ) {}
 
   /** The state now. */
   get state(): BreakerState {
@@ -83,9 +82,16 @@ export class CircuitBreaker {
       else this.#close(now);
       return;
     }
-    this.#stat.addComplete(0, bad);
-    const badCount = this.#stat.error();
-    const total = badCount + this.#stat.success();
+    const start = now - (now % rule.statIntervalMs);
+    if (start !== this.#statStart) {
+      this.#statStart = start;
+      this.#good = 0;
+      this.#bad = 0;
+    }
+    if (bad) this.#bad++;
+    else this.#good++;
+    const badCount = this.#bad;
+    const total = badCount + this.#good;
     if (total < rule.minRequestAmount) return;
     if (rule.strategy === 'error-count') {
       if (badCount > rule.threshold) this.#open(now, badCount);
@@ -109,17 +115,10 @@ export class CircuitBreaker {
   }
 
   #close(now: number): void {
-    // Counting restarts after closing: the window that tripped the breaker is history.
-    this.#stat = this.#newStat();
+    // Counting restarts after closing: the interval that tripped the breaker is history.
+    this.#good = 0;
+    this.#bad = 0;
     this.#transition('closed', now);
-  }
-
-  #newStat(): SlidingWindow {
-    return new SlidingWindow({
-      intervalMs: this.rule.statIntervalMs,
-      buckets: 1,
-      histogram: false,
-    });
   }
 
   #transition(to: BreakerState, now: number, value?: number): void {

@@ -18,10 +18,10 @@ import { AuthoritySlot } from './authority-slot.js';
 import { BlockError } from './block-error.js';
 import { type BreakerStateChange, CircuitBreaker, DegradeSlot } from './circuit-breaker.js';
 import type { ClusterTokenClient } from './cluster-token-client.js';
+import { coarseNow } from './coarse-clock.js';
 import { Entry, type EntryOptions, type EntryOwner } from './entry.js';
 import { FlowRuleChecker, FlowSlot } from './flow-rule-checker.js';
 import { ParamFlowChecker, ParamFlowSlot } from './param-flow-checker.js';
-import type { ProcessorSlot } from './processor-slot.js';
 import { NO_RULES, ResourceNode, type ResourceRules } from './resource-node.js';
 import type { RuleSource } from './rule-source.js';
 import type { GuardRules, ResolvedGuardRules } from './rule-types.js';
@@ -92,7 +92,9 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
   readonly #inbound = new StatNode();
   readonly #sampler: SystemSampler;
   readonly #systemSlot: SystemSlot;
-  readonly #chain: ProcessorSlot[];
+  readonly #authoritySlot = new AuthoritySlot();
+  readonly #paramSlot = new ParamFlowSlot();
+  readonly #flowSlot: FlowSlot;
   readonly #degradeSlot = new DegradeSlot();
   readonly #entrances = new AsyncLocalStorage<string>();
   readonly #logger: Logger;
@@ -113,16 +115,10 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
     this.#metricsIntervalMs = options.metricsIntervalMs ?? 1000;
     this.#sampler = new SystemSampler(options.systemSampleIntervalMs ?? 1000);
     this.#systemSlot = new SystemSlot(this.#inbound, this.#sampler);
-    this.#chain = [
-      new AuthoritySlot(),
-      this.#systemSlot,
-      new ParamFlowSlot(),
-      new FlowSlot(
-        (resource) => this.#nodes.get(resource),
-        () => this.#cluster,
-      ),
-      this.#degradeSlot,
-    ];
+    this.#flowSlot = new FlowSlot(
+      (resource) => this.#nodes.get(resource),
+      () => this.#cluster,
+    );
     (this as EventEmitter).on('newListener', (event: string | symbol) => {
       if (event === 'metrics') this.#startMetrics();
     });
@@ -276,10 +272,16 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
         entry.entranceNode = node.entrance(entrance);
       }
     }
-    const now = Date.now();
-    const chain = this.#chain;
+    const now = coarseNow();
+    const rules = node.rules;
     try {
-      for (let i = 0; i < chain.length; i++) chain[i]!.entry(entry, now);
+      // The chain, unrolled so every call site stays monomorphic; a slot with nothing to
+      // check for this resource is skipped.
+      if (rules.authority.length > 0) this.#authoritySlot.entry(entry);
+      if (inbound && this.#systemSlot.limits !== undefined) this.#systemSlot.entry(entry);
+      if (rules.param.length > 0) this.#paramSlot.entry(entry, now);
+      if (rules.flow.length > 0) this.#flowSlot.entry(entry, now);
+      if (rules.degrade.length > 0) this.#degradeSlot.entry(entry, now);
     } catch (err) {
       entry.done = true;
       this.#release(entry);
@@ -299,7 +301,7 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
 
   /** @internal Called by {@link Entry.exit}. */
   exitEntry(entry: Entry, error: unknown): void {
-    const now = Date.now();
+    const now = coarseNow();
     const rt = Math.max(0, now - entry.startedAt);
     // A block from a nested resource is not this resource's failure (as in Sentinel).
     const failure = error instanceof BlockError ? undefined : error;

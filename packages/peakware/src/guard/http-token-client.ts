@@ -14,6 +14,7 @@ import os from 'node:os';
 import { errorMessage } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { ClusterTokenClient, TokenResult } from './cluster-token-client.js';
+import { coarseNow } from './coarse-clock.js';
 
 /** Options for {@link HttpTokenClient}. */
 export interface HttpTokenClientOptions {
@@ -85,7 +86,7 @@ export class HttpTokenClient implements ClusterTokenClient {
     acquire: number,
   ): TokenResult {
     if (this.#closed) return 'fallback';
-    const now = Date.now();
+    const now = coarseNow();
     let s = this.#flows.get(flowId);
     if (s === undefined) {
       s = {

@@ -5,6 +5,7 @@
  * SlidingWindow, like Sentinel's StatisticNode on LeapArray.
  */
 import { SlidingWindow } from '../core/sliding-window.js';
+import { coarseNow } from './coarse-clock.js';
 
 /** Counters for one resource, origin or entrance. */
 export class StatNode {
@@ -16,7 +17,7 @@ export class StatNode {
   concurrency = 0;
 
   constructor(clock?: () => number) {
-    const c = clock === undefined ? {} : { clock };
+    const c = { clock: clock ?? coarseNow };
     this.second = new SlidingWindow({ intervalMs: 1000, buckets: 2, histogram: false, ...c });
     this.minute = new SlidingWindow({ intervalMs: 60_000, buckets: 60, histogram: false, ...c });
   }
