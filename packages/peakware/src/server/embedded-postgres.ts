@@ -11,14 +11,17 @@
  * - as root, a `postgres` OS user (PostgreSQL refuses to run as root) owning only `pg/`.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import {
   chmod,
   chown,
   cp,
+  lstat,
   mkdir,
   readFile,
+  readlink,
   rename,
   rm,
   stat,
@@ -275,7 +278,7 @@ async function reachableBinaries(bins: Binaries, user: OsUser, logger: Logger): 
 /** An embedded PostgreSQL cluster: `start()` it, use its endpoint, `stop()` it. */
 export class EmbeddedPostgres {
   readonly #options: Required<EmbeddedPostgresOptions>;
-  readonly #pgDir: string;
+  #pgDir: string;
   #child: ChildProcess | undefined;
   #log: WriteStream | undefined;
   #tail: string[] = [];
@@ -310,7 +313,7 @@ export class EmbeddedPostgres {
       // The data folder is ours; PostgreSQL's user must be able to pass through it to pg/.
       const mode = (await stat(this.#options.dataDir)).mode;
       if ((mode & 0o001) === 0) await chmod(this.#options.dataDir, (mode & 0o777) | 0o711);
-      await checkAccessAs(user, this.#options.dataDir);
+      if (!(await canReach(user, this.#options.dataDir))) this.#pgDir = await this.#relocate(user);
     }
     await this.#initIfNeeded(bins, user, password);
     await this.#stopOrphan();
@@ -343,6 +346,37 @@ export class EmbeddedPostgres {
         );
   }
 
+  /**
+   * The data folder sits below a folder the postgres OS user cannot enter (a project under
+   * /root, say). Keep the cluster in /var/lib/peakware/clusters/<id> instead, linked from
+   * `<data>/pg`, so the same data folder finds it again on the next start.
+   */
+  async #relocate(user: OsUser): Promise<string> {
+    const link = this.#pgDir;
+    const info = await lstat(link).catch(() => undefined);
+    if (info?.isSymbolicLink()) return path.resolve(path.dirname(link), await readlink(link));
+    if (info !== undefined) await checkAccessAs(user, this.#options.dataDir); // throws: explains
+    const id = createHash('sha256').update(this.#options.dataDir).digest('hex').slice(0, 16);
+    const target = path.join('/var/lib/peakware/clusters', id);
+    try {
+      await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
+      await mkdir(target, { recursive: true, mode: 0o700 });
+      await chown(target, user.uid, user.gid);
+      await symlink(target, link);
+    } catch (err) {
+      throw new PeakError(
+        ErrorCodes.DATA_FOLDER,
+        `data folder: the postgres OS user cannot reach ${this.#options.dataDir}, and keeping the cluster in ${target} failed (${errorMessage(err)}); pass --data somewhere under /tmp or /var/lib, or make the parent folders traversable (chmod o+x)`,
+        { cause: err, details: { input: '--data', path: this.#options.dataDir } },
+      );
+    }
+    this.#options.logger.warn(
+      { dataDir: this.#options.dataDir, cluster: target },
+      'the postgres OS user cannot enter the data folder; keeping the cluster in /var/lib/peakware (linked as pg)',
+    );
+    return target;
+  }
+
   async #initIfNeeded(bins: Binaries, user: OsUser | undefined, password: string): Promise<void> {
     const versionFile = path.join(this.#pgDir, 'PG_VERSION');
     if (
@@ -356,7 +390,7 @@ export class EmbeddedPostgres {
     // A folder without PG_VERSION is an initdb that never finished: start it over.
     await rm(this.#pgDir, { recursive: true, force: true });
     await mkdir(this.#pgDir, { recursive: true, mode: 0o700 });
-    const pwFile = path.join(this.#options.dataDir, `.pg-init-${process.pid}`);
+    const pwFile = path.join(path.dirname(this.#pgDir), `.pg-init-${process.pid}`);
     await writeFile(pwFile, `${password}\n`, { mode: 0o600 });
     if (user !== undefined) {
       await chown(this.#pgDir, user.uid, user.gid);
