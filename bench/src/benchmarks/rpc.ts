@@ -1,0 +1,353 @@
+/**
+ * RPC throughput and latency: the same tiny echo method (`{ n, s }` → the same object)
+ * served from a separate process and called from this one over loopback, with the same
+ * number of calls in flight for every contender:
+ *
+ * - peakware: the full consumer path (typed proxy, context headers, routing, balancing,
+ *   failover, zod on both sides) over one multiplexed TCP connection, msgpack frames
+ * - grpc-js: @grpc/grpc-js unary calls over HTTP/2 (JSON-serialised messages, one channel)
+ * - fastify+undici: HTTP/1.1 JSON POST, fastify server, undici Pool client (keep-alive)
+ * - bare-tcp-json: newline-delimited JSON with ids on one TCP socket, no framework: the
+ *   floor of what any RPC on this machine can cost
+ *
+ * Run as a script with `--serve <kind>`, this file is the server process.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { InMemoryRegistry } from 'peakware/registry';
+import { defineService, RpcClient, RpcServer } from 'peakware/rpc';
+import { z } from 'zod';
+import { type Benchmark, median, round } from '../bench.js';
+
+const echoService = defineService({
+  name: 'bench.echo',
+  methods: {
+    echo: {
+      input: z.object({ n: z.number(), s: z.string() }),
+      output: z.object({ n: z.number(), s: z.string() }),
+      idempotent: true,
+    },
+  },
+});
+
+type Kind = 'peakware' | 'grpc' | 'http' | 'tcp';
+const KINDS: Kind[] = ['peakware', 'grpc', 'http', 'tcp'];
+const LABEL: Record<Kind, string> = {
+  peakware: 'peakware',
+  grpc: 'grpc-js',
+  http: 'fastify+undici',
+  tcp: 'bare-tcp-json',
+};
+
+const jsonSerialize = (value: unknown) => Buffer.from(JSON.stringify(value));
+const jsonDeserialize = (buf: Buffer) => JSON.parse(buf.toString()) as unknown;
+
+async function serve(kind: Kind): Promise<number> {
+  switch (kind) {
+    case 'peakware': {
+      const server = new RpcServer({ port: 0 });
+      server.addService(echoService, { echo: (input) => input });
+      return (await server.start()).port;
+    }
+    case 'grpc': {
+      const grpc = await import('@grpc/grpc-js');
+      const server = new grpc.Server();
+      server.addService(
+        {
+          echo: {
+            path: '/bench.Echo/Echo',
+            requestStream: false,
+            responseStream: false,
+            requestSerialize: jsonSerialize,
+            requestDeserialize: jsonDeserialize,
+            responseSerialize: jsonSerialize,
+            responseDeserialize: jsonDeserialize,
+          },
+        },
+        {
+          echo: (call: { request: unknown }, callback: (err: null, value: unknown) => void) =>
+            callback(null, call.request),
+        },
+      );
+      return new Promise((resolve, reject) =>
+        server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
+          err ? reject(err) : resolve(port),
+        ),
+      );
+    }
+    case 'http': {
+      const { default: Fastify } = await import('fastify');
+      const app = Fastify({ logger: false });
+      app.post('/echo', async (request) => request.body);
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      return (app.server.address() as net.AddressInfo).port;
+    }
+    case 'tcp': {
+      const server = net.createServer({ noDelay: true }, (socket) => {
+        let buffered = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => {
+          buffered += chunk;
+          let out = '';
+          let nl = buffered.indexOf('\n');
+          while (nl >= 0) {
+            const msg = JSON.parse(buffered.slice(0, nl)) as { id: number; p: unknown };
+            out += `${JSON.stringify({ id: msg.id, r: msg.p })}\n`;
+            buffered = buffered.slice(nl + 1);
+            nl = buffered.indexOf('\n');
+          }
+          if (out.length > 0) socket.write(out);
+        });
+        socket.on('error', () => undefined);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      return (server.address() as net.AddressInfo).port;
+    }
+  }
+}
+
+type Call = (n: number) => Promise<unknown>;
+
+async function connect(kind: Kind, port: number): Promise<{ call: Call; close(): Promise<void> }> {
+  const payload = (n: number) => ({ n, s: 'hello' });
+  switch (kind) {
+    case 'peakware': {
+      const registry = new InMemoryRegistry();
+      await registry.register({
+        instanceId: 'bench',
+        service: echoService.name,
+        version: echoService.version,
+        group: echoService.group,
+        host: '127.0.0.1',
+        port,
+        weight: 100,
+        tags: [],
+        metadata: {},
+      });
+      const client = new RpcClient({ registry, warmupMs: 0, timeoutMs: 10_000 });
+      const echo = client.service(echoService);
+      return { call: (n) => echo.echo(payload(n)), close: () => client.close() };
+    }
+    case 'grpc': {
+      const grpc = await import('@grpc/grpc-js');
+      const Client = grpc.makeGenericClientConstructor(
+        {
+          echo: {
+            path: '/bench.Echo/Echo',
+            requestStream: false,
+            responseStream: false,
+            requestSerialize: jsonSerialize,
+            requestDeserialize: jsonDeserialize,
+            responseSerialize: jsonSerialize,
+            responseDeserialize: jsonDeserialize,
+          },
+        },
+        'Echo',
+      );
+      const client = new Client(
+        `127.0.0.1:${port}`,
+        grpc.credentials.createInsecure(),
+      ) as unknown as {
+        echo(req: unknown, cb: (err: Error | null, res: unknown) => void): void;
+        close(): void;
+      };
+      return {
+        call: (n) =>
+          new Promise((resolve, reject) =>
+            client.echo(payload(n), (err, res) => (err ? reject(err) : resolve(res))),
+          ),
+        close: async () => client.close(),
+      };
+    }
+    case 'http': {
+      const { Pool } = await import('undici');
+      const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 16, pipelining: 1 });
+      return {
+        call: async (n) => {
+          const res = await pool.request({
+            path: '/echo',
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(payload(n)),
+          });
+          return res.body.json();
+        },
+        close: () => pool.close(),
+      };
+    }
+    case 'tcp': {
+      const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
+      await new Promise((r) => socket.once('connect', r));
+      socket.setEncoding('utf8');
+      const pending = new Map<number, (v: unknown) => void>();
+      let nextId = 1;
+      let buffered = '';
+      socket.on('data', (chunk: string) => {
+        buffered += chunk;
+        let nl = buffered.indexOf('\n');
+        while (nl >= 0) {
+          const msg = JSON.parse(buffered.slice(0, nl)) as { id: number; r: unknown };
+          buffered = buffered.slice(nl + 1);
+          pending.get(msg.id)?.(msg.r);
+          pending.delete(msg.id);
+          nl = buffered.indexOf('\n');
+        }
+      });
+      let queue: string[] = [];
+      let scheduled = false;
+      return {
+        call: (n) =>
+          new Promise((resolve) => {
+            const id = nextId++;
+            pending.set(id, resolve);
+            queue.push(`${JSON.stringify({ id, p: payload(n) })}\n`);
+            if (!scheduled) {
+              scheduled = true;
+              setImmediate(() => {
+                scheduled = false;
+                socket.write(queue.join(''));
+                queue = [];
+              });
+            }
+          }),
+        close: async () => {
+          socket.destroy();
+        },
+      };
+    }
+  }
+}
+
+/** Closed loop: `inFlight` workers call back to back until `maxCalls` or `ms` pass. */
+async function measure(call: Call, inFlight: number, ms: number, maxCalls: number) {
+  const latencies: number[] = [];
+  let done = 0;
+  let errors = 0;
+  const started = performance.now();
+  const end = started + ms;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (done < maxCalls && performance.now() < end) {
+        const t = performance.now();
+        try {
+          await call(done);
+          latencies.push(performance.now() - t);
+        } catch {
+          errors++;
+        }
+        done++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
+  return { callsPerSec: latencies.length / seconds, p50: q(0.5), p99: q(0.99), errors };
+}
+
+function startServer(kind: Kind): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve', kind], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${kind} server did not start in 20 s`)),
+      20_000,
+    );
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      resolve({ child, port: Number(out.slice(0, nl)) });
+    });
+    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
+  });
+}
+
+export const benchmark: Benchmark = {
+  name: 'rpc',
+  description:
+    'echo RPC, client and server in separate processes on loopback, 200 calls in flight: peakware vs grpc-js, fastify+undici, bare TCP JSON',
+  async run({ runs, quick, progress }) {
+    const inFlight = 200;
+    const ms = quick ? 1000 : 3000;
+    const maxCalls = quick ? 300_000 : 3_000_000;
+    const results: Record<
+      Kind,
+      { callsPerSec: number[]; p50: number[]; p99: number[]; errors: number }
+    > = {
+      peakware: { callsPerSec: [], p50: [], p99: [], errors: 0 },
+      grpc: { callsPerSec: [], p50: [], p99: [], errors: 0 },
+      http: { callsPerSec: [], p50: [], p99: [], errors: 0 },
+      tcp: { callsPerSec: [], p50: [], p99: [], errors: 0 },
+    };
+    for (const kind of KINDS) {
+      const { child, port } = await startServer(kind);
+      const client = await connect(kind, port);
+      try {
+        await measure(client.call, inFlight, quick ? 300 : 1000, maxCalls); // warm-up (JIT, connections)
+        for (let r = 0; r < runs; r++) {
+          const m = await measure(client.call, inFlight, ms, maxCalls);
+          progress(
+            `${LABEL[kind]} run ${r + 1}: ${Math.round(m.callsPerSec)} calls/s, p99 ${m.p99.toFixed(2)} ms`,
+          );
+          results[kind].callsPerSec.push(m.callsPerSec);
+          results[kind].p50.push(m.p50);
+          results[kind].p99.push(m.p99);
+          results[kind].errors += m.errors;
+        }
+      } finally {
+        await client.close();
+        child.kill('SIGKILL');
+      }
+    }
+    const figures: Record<string, number> = {};
+    const table: (string | number)[][] = [['contender', 'calls/s', 'p50 ms', 'p99 ms', 'errors']];
+    for (const kind of KINDS) {
+      const r = results[kind];
+      figures[`${kind}.callsPerSec`] = round(median(r.callsPerSec));
+      figures[`${kind}.p50Ms`] = round(median(r.p50));
+      figures[`${kind}.p99Ms`] = round(median(r.p99));
+      table.push([
+        LABEL[kind],
+        round(median(r.callsPerSec)),
+        round(median(r.p50)),
+        round(median(r.p99)),
+        r.errors,
+      ]);
+    }
+    const pw = median(results.peakware.callsPerSec);
+    const ratios: Record<string, number> = {
+      'peakware/grpc-js.callsPerSec': round(pw / median(results.grpc.callsPerSec)),
+      'peakware/fastify+undici.callsPerSec': round(pw / median(results.http.callsPerSec)),
+      'peakware/bare-tcp-json.callsPerSec': round(pw / median(results.tcp.callsPerSec)),
+      'peakware/grpc-js.p99': round(median(results.peakware.p99) / median(results.grpc.p99)),
+      'peakware/fastify+undici.p99': round(median(results.peakware.p99) / median(results.http.p99)),
+    };
+    table.push([]);
+    for (const [k, v] of Object.entries(ratios)) table.push([k, v]);
+    return {
+      figures,
+      ratios,
+      table,
+      notes: [
+        `${inFlight} calls in flight, closed loop, ${ms} ms per run after a warm-up; server in a child process`,
+        'grpc-js messages are JSON-serialised (no protobuf codegen), one channel; undici Pool of 16 keep-alive connections',
+      ],
+    };
+  },
+};
+
+if (process.argv[2] === '--serve') {
+  const kind = process.argv[3] as Kind;
+  if (!KINDS.includes(kind)) {
+    process.stderr.write(`unknown server kind ${kind}\n`);
+    process.exit(2);
+  }
+  const port = await serve(kind);
+  process.stdout.write(`${port}\n`);
+}
