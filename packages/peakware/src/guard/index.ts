@@ -17,9 +17,10 @@ export {
   type ResourceHandlers,
 } from './guard.js';
 export { GuardReporter, type GuardReporterOptions } from './guard-reporter.js';
-export { type GuardHttpOptions, guardHttpHandler } from './http-guard.js';
+export { type GuardHttpOptions, guardHttpHandler, type HttpHandler } from './http-guard.js';
 export { HttpTokenClient, type HttpTokenClientOptions } from './http-token-client.js';
 export type { ProcessorSlot } from './processor-slot.js';
+export { type GuardedInvocation, type GuardRpcOptions, guardRpcFilter } from './rpc-guard.js';
 export { InMemoryRuleSource, type RuleSource } from './rule-source.js';
 export type {
   AuthorityRule,
