@@ -57,6 +57,8 @@ export function retryable(err: unknown, idempotent: boolean): boolean {
   return idempotent && isPeakError(err, ErrorCodes.RPC_CONNECTION_LOST);
 }
 
+const NONE: ReadonlySet<Endpoint> = new Set();
+
 /** Failover under a retry budget (see the module comment). */
 export class FailoverStrategy implements ClusterStrategy {
   readonly #retries: number;
@@ -69,20 +71,22 @@ export class FailoverStrategy implements ClusterStrategy {
 
   async invoke(call: ClusterCall): Promise<unknown> {
     this.#budget.deposit();
-    const tried = new Set<Endpoint>();
+    // The set of tried endpoints is only made when a retry needs it (the common path has none).
+    let tried: Set<Endpoint> | undefined;
     let lastError: unknown;
     for (let attempt = 0; attempt <= this.#retries; attempt++) {
       let endpoint: Endpoint;
       try {
-        endpoint = call.select(tried);
+        endpoint = call.select(tried ?? NONE);
       } catch (err) {
         throw lastError ?? err;
       }
-      tried.add(endpoint);
       try {
         return await call.attempt(endpoint);
       } catch (err) {
         lastError = err;
+        tried ??= new Set();
+        tried.add(endpoint);
         if (!retryable(err, call.idempotent)) {
           if (isPeakError(err, ErrorCodes.RPC_CONNECTION_LOST) && !call.idempotent) {
             throw new PeakError(

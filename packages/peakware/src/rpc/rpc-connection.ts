@@ -288,7 +288,7 @@ export class RpcConnection {
    * PEAK_RPC_OVERLOADED (not sent), PEAK_RPC_TIMEOUT, PEAK_RPC_CONNECTION_LOST (sent, outcome
    * unknown) or the provider's error.
    */
-  async call(
+  call(
     service: string,
     method: string,
     headers: Record<string, string>,
@@ -296,9 +296,25 @@ export class RpcConnection {
     timeoutMs: number,
   ): Promise<unknown> {
     if (this.#state !== 'open') {
-      if (this.#state === 'backoff') throw this.#unavailable('reconnecting after a failure');
-      await this.connect();
+      if (this.#state === 'backoff') {
+        return Promise.reject(this.#unavailable('reconnecting after a failure'));
+      }
+      return this.connect().then(() => this.call(service, method, headers, args, timeoutMs));
     }
+    try {
+      return this.#send(service, method, headers, args, timeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #send(
+    service: string,
+    method: string,
+    headers: Record<string, string>,
+    args: unknown,
+    timeoutMs: number,
+  ): Promise<unknown> {
     if (this.#pending.size >= this.#opts.maxPending) {
       throw new PeakError(
         ErrorCodes.RPC_OVERLOADED,
