@@ -1,0 +1,63 @@
+/**
+ * `peakware/data`: database + table sharding over PostgreSQL (DRDS / TSharding style):
+ * a declared layout, routing by the real PostgreSQL parser, syntax-tree rewrite,
+ * scatter-gather merge, gene ids, single-shard transactions, read/write split, shadow
+ * tables for stress traffic, and per-statement timing for slow-SQL telemetry.
+ */
+export { addDecimal, compareDecimal, divideDecimal } from './decimal.js';
+export { GeneIdGenerator, type GeneIdGeneratorOptions } from './gene-id-generator.js';
+export {
+  type ColumnPosition,
+  type FieldInfo,
+  kWayMerge,
+  type MergedRows,
+  type MergeOrder,
+  type MergePlan,
+  mergeRows,
+  type OutputColumn,
+  type ShardRows,
+} from './result-merger.js';
+export {
+  type ConnectionConfig,
+  type DataSourceConnection,
+  ShardedDatabase,
+  type ShardedDatabaseOptions,
+  type ShardedQueryResult,
+  ShardTransaction,
+  type StatementCollector,
+  type StatementEvent,
+  type TransactionOptions,
+} from './sharded-database.js';
+export {
+  type AlgorithmSpec,
+  ConsistentHashAlgorithm,
+  createAlgorithm,
+  fnv1a32,
+  HashModAlgorithm,
+  IntervalAlgorithm,
+  ModAlgorithm,
+  RangeAlgorithm,
+  type RangeBound,
+  type ShardingAlgorithm,
+  type ShardValue,
+} from './sharding-algorithm.js';
+export {
+  createLayout,
+  type ShardedTable,
+  type ShardedTableOptions,
+  type ShardingLayout,
+  type ShardingLayoutOptions,
+  type ShardNode,
+} from './sharding-layout.js';
+export { fingerprintStatement, loadSqlParser } from './sql-parser.js';
+export { type RoutePlan, type RouteUnit, SqlRouter, type SqlRouterOptions } from './sql-router.js';
+
+import { createLayout, type ShardingLayoutOptions } from './sharding-layout.js';
+import { loadSqlParser } from './sql-parser.js';
+import { SqlRouter } from './sql-router.js';
+
+/** Loads the parser and returns a router for a layout (no connections: previews, the CLI). */
+export async function createRouter(layout: ShardingLayoutOptions): Promise<SqlRouter> {
+  await loadSqlParser();
+  return new SqlRouter(createLayout(layout));
+}

@@ -1,0 +1,610 @@
+/**
+ * The sharded data layer over two real PostgreSQL instances (2 data sources × 4 tables =
+ * 8 shards), against the same rows in one unsharded database: the differential test
+ * (thousands of generated queries must answer identically), bad SQL, gene ids,
+ * transactions, shadow tables under stress traffic, read/write split and the statement
+ * collector. The instances start once for the whole file.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { createContext, runWithContext } from '../src/core/context.js';
+import { ErrorCodes, isPeakError } from '../src/core/errors.js';
+import {
+  GeneIdGenerator,
+  ShardedDatabase,
+  type ShardedQueryResult,
+  type ShardingLayoutOptions,
+  type StatementEvent,
+} from '../src/data/index.js';
+import { type PostgresCluster, startPostgresCluster } from './support/postgres-cluster.js';
+
+const LAYOUT: ShardingLayoutOptions = {
+  dataSources: ['ds0', 'ds1'],
+  tables: {
+    t_order: {
+      shardingColumn: 'buyer_id',
+      geneColumns: ['id'],
+      algorithm: { type: 'hash-mod' },
+      tablesPerDataSource: 4,
+    },
+    t_order_item: {
+      shardingColumn: 'buyer_id',
+      geneColumns: ['order_id'],
+      algorithm: { type: 'hash-mod' },
+      tablesPerDataSource: 4,
+    },
+  },
+  bindingGroups: [['t_order', 't_order_item']],
+  broadcastTables: ['t_region'],
+};
+
+const DDL = {
+  t_order: (t: string) => `CREATE TABLE ${t} (
+    id bigint PRIMARY KEY, buyer_id bigint NOT NULL, region_id int NOT NULL,
+    amount numeric(12,2) NOT NULL, qty int NOT NULL, status text NOT NULL,
+    created_at timestamptz NOT NULL, note text)`,
+  t_order_item: (t: string) => `CREATE TABLE ${t} (
+    id bigint PRIMARY KEY, order_id bigint NOT NULL, buyer_id bigint NOT NULL,
+    sku text NOT NULL, qty int NOT NULL)`,
+  t_region: (t: string) => `CREATE TABLE ${t} (id int PRIMARY KEY, name text NOT NULL)`,
+} as const;
+
+const STATUSES = ['cancelled', 'created', 'paid', 'shipped'];
+const NOTES = ['gift', 'rush', 'zz', null, null];
+
+/** A small seeded PRNG so a failing query can be reproduced. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+let cluster: PostgresCluster;
+let db: ShardedDatabase;
+let reference: pg.Pool;
+const orderIds: string[] = [];
+const BUYERS = 40;
+
+async function rebuildTables(): Promise<void> {
+  for (const t of db.physicalTables()) {
+    const pool = db.primary(t.dataSource);
+    await pool.query(`DROP TABLE IF EXISTS ${t.table}_shadow, ${t.table}`);
+    await pool.query(DDL[t.logical as keyof typeof DDL](t.table));
+  }
+}
+
+before(async () => {
+  cluster = await startPostgresCluster(2);
+  const admin = new pg.Client({ connectionString: cluster.url(0) });
+  await admin.connect();
+  await admin.query('CREATE DATABASE reference');
+  await admin.end();
+  reference = new pg.Pool({ connectionString: cluster.url(0, 'reference'), max: 4 });
+  reference.on('error', () => {});
+  for (const [name, ddl] of Object.entries(DDL)) await reference.query(ddl(name));
+  db = await ShardedDatabase.connect({
+    layout: LAYOUT,
+    connections: { ds0: { primary: cluster.url(0) }, ds1: { primary: cluster.url(1) } },
+    poolSize: 4,
+  });
+  await rebuildTables();
+
+  // The same rows, through the router (multi-row INSERTs split per shard) and directly.
+  const random = rng(7);
+  const genes = new GeneIdGenerator({ layout: db.layout, table: 't_order' });
+  for (const [id, name] of [
+    [1, 'north'],
+    [2, 'south'],
+    [3, 'east'],
+  ] as const) {
+    await db.query('INSERT INTO t_region (id, name) VALUES ($1, $2)', [id, name]);
+    await reference.query('INSERT INTO t_region (id, name) VALUES ($1, $2)', [id, name]);
+  }
+  let itemId = 1;
+  for (let batch = 0; batch < 60; batch++) {
+    const orders: unknown[][] = [];
+    const items: unknown[][] = [];
+    for (let k = 0; k < 10; k++) {
+      const buyer = 1 + Math.floor(random() * BUYERS);
+      const id = genes.next(buyer).toString();
+      orderIds.push(id);
+      const note = NOTES[Math.floor(random() * NOTES.length)] ?? null;
+      orders.push([
+        id,
+        buyer,
+        1 + Math.floor(random() * 3),
+        (Math.floor(random() * 100000) / 100).toFixed(2),
+        1 + Math.floor(random() * 9),
+        STATUSES[Math.floor(random() * STATUSES.length)]!,
+        new Date(Date.UTC(2026, 0, 1) + Math.floor(random() * 90) * 86_400_000 + batch * 1000 + k),
+        note,
+      ]);
+      for (let j = 0; j < 1 + Math.floor(random() * 3); j++) {
+        items.push([
+          itemId++,
+          id,
+          buyer,
+          `sku-${Math.floor(random() * 20)}`,
+          1 + Math.floor(random() * 5),
+        ]);
+      }
+    }
+    const place = (rows: unknown[][]) =>
+      rows.map((r, i) => `(${r.map((_, j) => `$${i * r.length + j + 1}`).join(', ')})`).join(', ');
+    const orderSql = `INSERT INTO t_order (id, buyer_id, region_id, amount, qty, status, created_at, note) VALUES ${place(orders)}`;
+    const itemSql = `INSERT INTO t_order_item (id, order_id, buyer_id, sku, qty) VALUES ${place(items)}`;
+    const inserted = await db.query(orderSql, orders.flat());
+    assert.equal(inserted.rowCount, orders.length);
+    await db.query(itemSql, items.flat());
+    await reference.query(orderSql, orders.flat());
+    await reference.query(itemSql, items.flat());
+  }
+});
+
+after(async () => {
+  await db?.close();
+  await reference?.end();
+  await cluster?.stop();
+});
+
+/** Normalises a result for comparison: dates as ISO, long decimals rounded (AVG). */
+function normalise(rows: Record<string, unknown>[]): string[] {
+  return rows.map((r) =>
+    JSON.stringify(
+      Object.values(r).map((v) => {
+        if (v instanceof Date) return v.toISOString();
+        if (typeof v === 'number' && !Number.isInteger(v)) return v.toFixed(6);
+        if (typeof v === 'string' && /^-?\d+\.\d{7,}$/.test(v)) return Number(v).toFixed(6);
+        return v;
+      }),
+    ),
+  );
+}
+
+interface Generated {
+  sql: string;
+  params: unknown[];
+  ordered: boolean;
+  write: boolean;
+}
+
+function generate(random: () => number): Generated {
+  const params: unknown[] = [];
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+  const buyer = () => 1 + Math.floor(random() * (BUYERS + 2));
+  const atom = (q: string): string => {
+    switch (Math.floor(random() * 10)) {
+      case 0:
+        return `${q}buyer_id = ${p(buyer())}`;
+      case 1:
+        return `${q}buyer_id IN (${p(buyer())}, ${p(buyer())}, ${p(buyer())})`;
+      case 2: {
+        const a = buyer();
+        return `${q}buyer_id BETWEEN ${p(a)} AND ${p(a + Math.floor(random() * 4))}`;
+      }
+      case 3:
+        return `${q}amount ${pick(['<', '>=', '<=', '>'])} ${p((random() * 1000).toFixed(2))}`;
+      case 4:
+        return `${q}status = ${p(pick(STATUSES))}`;
+      case 5:
+        return `${q}id = ${p(random() < 0.8 ? pick(orderIds) : '12345')}`;
+      case 6:
+        return `${q}note IS ${random() < 0.5 ? '' : 'NOT '}NULL`;
+      case 7:
+        return `(${q}buyer_id = ${p(buyer())} OR ${q}status = ${p(pick(STATUSES))})`;
+      case 8:
+        return `${q}buyer_id = ANY(${p([buyer(), buyer()])}::bigint[])`;
+      default:
+        return `${q}qty BETWEEN ${p(1 + Math.floor(random() * 5))} AND ${p(3 + Math.floor(random() * 7))}`;
+    }
+  };
+  const where = (q = '') => {
+    const n = Math.floor(random() * 3);
+    if (n === 0) return '';
+    return ` WHERE ${Array.from({ length: n }, () => atom(q)).join(random() < 0.8 ? ' AND ' : ' OR ')}`;
+  };
+  const limit = () => {
+    const r = random();
+    if (r < 0.4) return '';
+    const l = ` LIMIT ${random() < 0.5 ? p(1 + Math.floor(random() * 30)) : String(1 + Math.floor(random() * 30))}`;
+    return r < 0.7 ? l : `${l} OFFSET ${p(Math.floor(random() * 40))}`;
+  };
+  const shape = Math.floor(random() * 20);
+  if (shape < 8) {
+    const keys = Array.from({ length: Math.floor(random() * 3) }, () => {
+      const col = pick(['amount', 'qty', 'status', 'created_at', 'note', 'buyer_id', 'region_id']);
+      const dir = random() < 0.5 ? ' DESC' : '';
+      const nulls = random() < 0.3 ? pick([' NULLS FIRST', ' NULLS LAST']) : '';
+      return `${col}${dir}${nulls}`;
+    });
+    const ordered = keys.length > 0 || random() < 0.5;
+    const order = ordered
+      ? ` ORDER BY ${[...keys, `id${random() < 0.5 ? ' DESC' : ''}`].join(', ')}`
+      : '';
+    const cols = pick([
+      'id, buyer_id, amount, qty, status, note',
+      '*',
+      'id, amount AS a, created_at',
+    ]);
+    return {
+      sql: `SELECT ${cols} FROM t_order${where()}${order}${ordered ? limit() : ''}`,
+      params,
+      ordered,
+      write: false,
+    };
+  }
+  if (shape < 11) {
+    const aggs =
+      'count(*), sum(amount), min(amount), max(qty), avg(qty), count(note), max(note), min(created_at), avg(amount) AS avg_amount, sum(qty) AS total_qty';
+    return { sql: `SELECT ${aggs} FROM t_order${where()}`, params, ordered: false, write: false };
+  }
+  if (shape < 15) {
+    const key = pick(['status', 'region_id', 'buyer_id', 'note']);
+    const order = pick([` ORDER BY ${key}`, ` ORDER BY c DESC, ${key}`, ` ORDER BY 1 DESC`, '']);
+    const sql = `SELECT ${key}, count(*) AS c, sum(qty), avg(amount), min(amount), max(created_at) FROM t_order${where()} GROUP BY ${key}${order}${order !== '' ? limit() : ''}`;
+    return { sql, params, ordered: order !== '', write: false };
+  }
+  if (shape < 17) {
+    const sql = `SELECT o.id, o.status, i.sku, i.qty, r.name FROM t_order o JOIN t_order_item i ON i.order_id = o.id JOIN t_region r ON r.id = o.region_id${where('o.')} ORDER BY i.qty DESC, i.id${limit()}`;
+    return { sql, params, ordered: true, write: false };
+  }
+  if (shape < 18) {
+    const filter = pick([
+      () => '',
+      () => ` WHERE i.buyer_id = ${p(buyer())}`,
+      () => ` WHERE i.buyer_id IN (${p(buyer())}, ${p(buyer())})`,
+      () => ` WHERE i.qty > ${p(2)}`,
+      () => ` WHERE i.order_id = ${p(pick(orderIds))}`,
+    ])();
+    const sql = `SELECT i.sku, count(*) AS n, sum(i.qty) AS q, max(i.qty) FROM t_order_item i${filter} GROUP BY i.sku ORDER BY n DESC, i.sku`;
+    return { sql, params, ordered: true, write: false };
+  }
+  if (shape < 19) {
+    return {
+      sql: `UPDATE t_order SET qty = qty + 1${where()}`,
+      params,
+      ordered: false,
+      write: true,
+    };
+  }
+  return {
+    sql: `SELECT count(*) FROM t_order o WHERE EXISTS (SELECT 1 FROM t_order_item i WHERE i.order_id = o.id AND i.buyer_id = o.buyer_id AND i.qty > ${p(2)})${where('o.').replace(' WHERE ', ' AND ')}`,
+    params,
+    ordered: false,
+    write: false,
+  };
+}
+
+describe('data: differential (sharded layout vs one unsharded database)', () => {
+  it('answers thousands of generated queries exactly like one table', async () => {
+    const random = rng(2026);
+    const counts = { total: 0, scatter: 0, single: 0, writes: 0 };
+    for (let i = 0; i < 2500; i++) {
+      const q = generate(random);
+      const label = `query #${i}: ${q.sql} ${JSON.stringify(q.params)}`;
+      const expected = await reference.query(q.sql, q.params);
+      let actual: ShardedQueryResult;
+      try {
+        actual = await db.query(q.sql, q.params);
+      } catch (err) {
+        assert.fail(`${label} threw ${(err as Error).message}`);
+      }
+      counts.total++;
+      if (actual.route.units.length > 1) counts.scatter++;
+      else counts.single++;
+      if (q.write) {
+        counts.writes++;
+        assert.equal(actual.rowCount, expected.rowCount, label);
+        continue;
+      }
+      const want = normalise(expected.rows);
+      const got = normalise(actual.rows);
+      if (!q.ordered) {
+        want.sort();
+        got.sort();
+      }
+      assert.deepEqual(got, want, label);
+      assert.deepEqual(
+        actual.fields.map((f) => f.name),
+        expected.fields.map((f) => f.name),
+        `${label}: column names`,
+      );
+    }
+    // The generator must exercise both paths, or the test proves little.
+    assert.ok(counts.scatter > 500, `scatter queries: ${counts.scatter}`);
+    assert.ok(counts.single > 200, `single-shard queries: ${counts.single}`);
+    assert.ok(counts.writes > 50, `writes: ${counts.writes}`);
+  });
+});
+
+describe('data: routing facts', () => {
+  it("routes a gene id lookup to the buyer's shard and finds the row", async () => {
+    const genes = new GeneIdGenerator({ layout: db.layout, table: 't_order', workerId: 3 });
+    for (const buyer of [1, 7, 123456789, 4242]) {
+      const id = genes.next(buyer);
+      const byBuyer = db.route('SELECT * FROM t_order WHERE buyer_id = $1', [buyer]);
+      const byId = db.route('SELECT * FROM t_order WHERE id = $1', [id]);
+      assert.equal(byBuyer.units.length, 1);
+      assert.deepEqual(
+        byId.units.map((u) => [u.dataSource, u.shard]),
+        byBuyer.units.map((u) => [u.dataSource, u.shard]),
+        `buyer ${buyer}`,
+      );
+      await db.query(
+        'INSERT INTO t_order (id, buyer_id, region_id, amount, qty, status, created_at) VALUES ($1, $2, 1, 1, 1, $3, now())',
+        [id, buyer, 'created'],
+      );
+      const found = await db.query<{ buyer_id: string }>(
+        'SELECT buyer_id FROM t_order WHERE id = $1',
+        [id],
+      );
+      assert.deepEqual(found.rows, [{ buyer_id: String(buyer) }]);
+      assert.equal(found.route.units.length, 1);
+      // An id made for another buyer's gene is time-ordered too.
+      assert.ok(genes.timestampOf(id) <= Date.now());
+      await db.query('DELETE FROM t_order WHERE id = $1', [id]);
+    }
+  });
+
+  it('rejects bad SQL with an error naming the statement and the reason', async () => {
+    const cases: [string, unknown[], string, RegExp][] = [
+      ['SELEC * FROM t_order', [], ErrorCodes.DATA_SQL, /syntax error.*SELEC \* FROM t_order/],
+      ['SELECT 1; SELECT 2', [], ErrorCodes.DATA_SQL, /exactly one SQL statement/],
+      [
+        'UPDATE t_order SET buyer_id = $1 WHERE id = $2',
+        [1, 2],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /sharding column t_order\.buyer_id/,
+      ],
+      [
+        'INSERT INTO t_order (amount) VALUES ($1)',
+        [1],
+        ErrorCodes.DATA_ROUTE,
+        /no value for its sharding column buyer_id/,
+      ],
+      [
+        'SELECT * FROM t_order o JOIN t_unknown u ON u.id = o.id',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /t_unknown is not declared/,
+      ],
+      [
+        'SELECT DISTINCT status FROM t_order',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /DISTINCT.*statement: SELECT DISTINCT status/,
+      ],
+      [
+        "SELECT string_agg(status, ',') FROM t_order",
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /string_agg/,
+      ],
+      [
+        'SELECT * FROM t_order WHERE buyer_id = $1',
+        [],
+        ErrorCodes.DATA_ROUTE,
+        /uses \$1 but 0 parameters/,
+      ],
+      [
+        'CREATE TABLE x (a int)',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /only SELECT, INSERT, UPDATE and DELETE/,
+      ],
+    ];
+    for (const [sql, params, code, pattern] of cases) {
+      await assert.rejects(db.query(sql, params), (err: unknown) => {
+        assert.ok(isPeakError(err, code as never), `${sql}: ${(err as Error).message}`);
+        assert.match((err as Error).message, pattern);
+        return true;
+      });
+    }
+  });
+
+  it('never puts a value into SQL text: every value stays a parameter', () => {
+    const evil = "x'); DROP TABLE t_order; --";
+    const plan = db.route(
+      'SELECT * FROM t_order WHERE buyer_id IN ($1, $2) AND status = $3 LIMIT $4',
+      [1, 2, evil, 5],
+    );
+    for (const u of plan.units) {
+      assert.ok(!u.sql.includes('DROP'), u.sql);
+      assert.ok(u.params.includes(evil));
+    }
+  });
+});
+
+describe('data: transactions', () => {
+  it('commits and rolls back a single-shard transaction, and shares its client', async () => {
+    const genes = new GeneIdGenerator({ layout: db.layout, table: 't_order' });
+    const buyer = 9001;
+    const id = genes.next(buyer);
+    await db.transaction(async (tx) => {
+      await tx.query(
+        'INSERT INTO t_order (id, buyer_id, region_id, amount, qty, status, created_at) VALUES ($1, $2, 1, 5, 1, $3, now())',
+        [id, buyer, 'created'],
+      );
+      await tx.query(
+        'INSERT INTO t_order_item (id, order_id, buyer_id, sku, qty) VALUES ($1, $2, $3, $4, 1)',
+        [900_000_001, id, buyer, 'sku-tx'],
+      );
+      // The raw client is inside the same transaction (what mq's sendInTransaction needs).
+      const seen = await tx.client.query(
+        `SELECT count(*)::int AS n FROM ${db.route('SELECT 1 FROM t_order WHERE buyer_id = $1', [buyer]).units[0]!.sql.match(/FROM (\S+)/)![1]} WHERE id = $1`,
+        [String(id)],
+      );
+      assert.equal(seen.rows[0].n, 1);
+    });
+    assert.equal((await db.query('SELECT id FROM t_order WHERE id = $1', [id])).rows.length, 1);
+
+    const id2 = genes.next(buyer);
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await tx.query(
+          'INSERT INTO t_order (id, buyer_id, region_id, amount, qty, status, created_at) VALUES ($1, $2, 1, 5, 1, $3, now())',
+          [id2, buyer, 'created'],
+        );
+        throw new Error('business rule failed');
+      }),
+      /business rule failed/,
+    );
+    assert.equal((await db.query('SELECT id FROM t_order WHERE id = $1', [id2])).rows.length, 0);
+    await db.query('DELETE FROM t_order_item WHERE buyer_id = $1', [buyer]);
+    await db.query('DELETE FROM t_order WHERE buyer_id = $1', [buyer]);
+  });
+
+  it('refuses a statement routed to another shard database inside a transaction', async () => {
+    // Find two buyers on different data sources.
+    const dsOf = (b: number) =>
+      db.route('SELECT 1 FROM t_order WHERE buyer_id = $1', [b]).units[0]!.dataSource;
+    const a = 1;
+    let b = 2;
+    while (dsOf(b) === dsOf(a)) b++;
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await tx.query('UPDATE t_order SET qty = qty WHERE buyer_id = $1', [a]);
+        await tx.query('UPDATE t_order SET qty = qty WHERE buyer_id = $1', [b]);
+      }),
+      (err: unknown) =>
+        isPeakError(err, ErrorCodes.DATA_CROSS_SHARD) &&
+        /is bound to ds/.test((err as Error).message),
+    );
+    await assert.rejects(
+      db.transaction((tx) => tx.query('SELECT count(*) FROM t_order')),
+      (err: unknown) => isPeakError(err, ErrorCodes.DATA_CROSS_SHARD),
+    );
+    // Explicitly best-effort: allowed.
+    const n = await db.transaction(
+      (tx) => tx.query<{ count: string }>('SELECT count(*) FROM t_order'),
+      { bestEffort: true },
+    );
+    assert.equal(
+      n.rows[0]!.count,
+      String((await reference.query('SELECT count(*) FROM t_order')).rows[0].count),
+    );
+    // routeBy binds up front, so the client is available before any statement.
+    await db.transaction(
+      async (tx) => {
+        assert.equal(tx.dataSource, dsOf(b));
+        await tx.client.query('SELECT 1');
+      },
+      { routeBy: { table: 't_order', value: b } },
+    );
+  });
+});
+
+describe('data: shadow tables under stress traffic', () => {
+  it('sends every stress read and write to shadow tables and changes zero real rows', async () => {
+    const made = await db.createShadowTables();
+    assert.equal(made.length, 8 + 8 + 2);
+    const fingerprint = async () => {
+      const out: string[] = [];
+      for (const t of db.physicalTables()) {
+        const r = await db
+          .primary(t.dataSource)
+          .query(
+            `SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) AS h, count(*) AS n FROM ${t.table} x`,
+          );
+        out.push(`${t.dataSource}.${t.table}:${r.rows[0].n}:${r.rows[0].h}`);
+      }
+      return out;
+    };
+    const before = await fingerprint();
+    const genes = new GeneIdGenerator({ layout: db.layout, table: 't_order', workerId: 9 });
+    const stress = createContext({ stress: true });
+    await runWithContext(stress, async () => {
+      for (let buyer = 1; buyer <= 30; buyer++) {
+        const id = genes.next(buyer);
+        await db.query(
+          'INSERT INTO t_order (id, buyer_id, region_id, amount, qty, status, created_at) VALUES ($1, $2, 1, 9, 1, $3, now())',
+          [id, buyer, 'stress'],
+        );
+        await db.transaction(async (tx) => {
+          await tx.query(
+            'INSERT INTO t_order_item (id, order_id, buyer_id, sku, qty) VALUES ($1, $2, $3, $4, 1)',
+            [800_000_000 + buyer, id, buyer, 'stress'],
+          );
+          await tx.query('UPDATE t_order SET qty = qty + 1 WHERE id = $1', [id]);
+        });
+      }
+      await db.query('UPDATE t_order SET status = $1', ['stress-all']);
+      await db.query('DELETE FROM t_order WHERE buyer_id < $1', [10]);
+      await db.query('INSERT INTO t_region (id, name) VALUES ($1, $2)', [99, 'stress']);
+      const seen = await db.query<{ count: string }>('SELECT count(*) FROM t_order');
+      assert.equal(seen.rows[0]!.count, String(30 - 9), 'stress reads see only shadow rows');
+      const plan = db.route(
+        'SELECT * FROM t_order o JOIN t_region r ON r.id = o.region_id WHERE o.buyer_id = $1',
+        [3],
+      );
+      assert.match(plan.units[0]!.sql, /t_order_\d+_shadow AS o JOIN t_region_shadow AS r/);
+    });
+    assert.deepEqual(await fingerprint(), before, 'real tables unchanged');
+    const normal = await db.query<{ count: string }>(
+      'SELECT count(*) FROM t_order WHERE status = $1',
+      ['stress-all'],
+    );
+    assert.equal(normal.rows[0]!.count, '0');
+  });
+});
+
+describe('data: read/write split and statement events', () => {
+  it('reads from replicas, writes and transactions on the primary, skips lagging replicas', async () => {
+    const events: StatementEvent[] = [];
+    // Stand-in replicas: a second pool to the same instance (no streaming replication here),
+    // and an unreachable one whose lag is unknown (Infinity), which must never be used.
+    const split = await ShardedDatabase.connect({
+      layout: LAYOUT,
+      connections: {
+        ds0: {
+          primary: cluster.url(0),
+          replicas: [cluster.url(0), 'postgres://nobody:x@127.0.0.1:1/none'],
+        },
+        ds1: { primary: cluster.url(1), replicas: [cluster.url(1)], maxReplicaLagMs: 500 },
+      },
+      poolSize: 2,
+      collector: { record: (e) => events.push(e) },
+      slowThresholdMs: 0,
+    });
+    try {
+      assert.deepEqual(split.replicaLag().ds0?.[1], Number.POSITIVE_INFINITY);
+      for (let b = 1; b <= 20; b++)
+        await split.query('SELECT id FROM t_order WHERE buyer_id = $1', [b]);
+      const reads = events.filter((e) => e.sql.startsWith('SELECT id'));
+      assert.equal(reads.length, 20);
+      assert.ok(
+        reads.every((e) => e.role === 'replica'),
+        'reads go to replicas',
+      );
+      events.length = 0;
+      await split.query('UPDATE t_order SET qty = qty WHERE buyer_id = $1', [1]);
+      await split.query('SELECT id FROM t_order WHERE buyer_id = $1 FOR UPDATE', [1]);
+      await split.transaction((tx) => tx.query('SELECT id FROM t_order WHERE buyer_id = $1', [1]));
+      assert.ok(
+        events.length === 3 && events.every((e) => e.role === 'primary'),
+        JSON.stringify(events.map((e) => e.role)),
+      );
+      const e = events[0]!;
+      assert.equal(e.sql, 'UPDATE t_order SET qty = qty WHERE buyer_id = $1');
+      assert.match(e.fingerprint, /^[0-9a-f]{16}$/);
+      assert.equal(
+        e.fingerprint,
+        split.router.fingerprint('update  t_order set qty = qty\n where buyer_id = $1'),
+      );
+      assert.ok(e.shard !== undefined && e.slow && e.durationMs >= 0 && e.rows >= 0);
+      assert.match(e.physicalSql, /UPDATE t_order_\d+ AS t_order/);
+    } finally {
+      await split.close();
+    }
+  });
+});
