@@ -70,6 +70,16 @@ export const ErrorCodes = {
   GUARD_BLOCKED: 'PEAK_GUARD_BLOCKED',
   /** A guard rule set failed validation; the rules in force stay in force. */
   GUARD_INVALID_RULES: 'PEAK_GUARD_INVALID_RULES',
+  /** Data: a sharding layout (tables, algorithms, data sources) failed validation. */
+  DATA_LAYOUT: 'PEAK_DATA_LAYOUT',
+  /** Data: a statement could not be parsed by the PostgreSQL parser. */
+  DATA_SQL: 'PEAK_DATA_SQL',
+  /** Data: a statement could not be routed (no sharding value, value outside every shard). */
+  DATA_ROUTE: 'PEAK_DATA_ROUTE',
+  /** Data: the statement is valid SQL but not supported over shards (the message says why). */
+  DATA_UNSUPPORTED: 'PEAK_DATA_UNSUPPORTED',
+  /** Data: a transaction bound to one shard database was asked to touch another. */
+  DATA_CROSS_SHARD: 'PEAK_DATA_CROSS_SHARD',
   /** Something failed that is not the caller's fault; the message carries the cause. */
   INTERNAL: 'PEAK_INTERNAL',
 } as const;

@@ -4,6 +4,7 @@
  */
 import { PEAKWARE_VERSION } from '../../core/version.js';
 import { type Command, helpText } from '../command.js';
+import { dataCommand } from './data-command.js';
 import { guardCommand } from './guard-command.js';
 import { rpcCommand } from './rpc-command.js';
 import { serverCommand } from './server-command.js';
@@ -16,7 +17,7 @@ export const rootCommand: Command = {
   options: {
     version: { type: 'boolean', short: 'V', description: 'print the version' },
   },
-  subcommands: [serverCommand, rpcCommand, statusCommand, tokenCommand, guardCommand],
+  subcommands: [serverCommand, rpcCommand, statusCommand, tokenCommand, guardCommand, dataCommand],
   run({ values, out }) {
     if (values.version === true) {
       out.json({ version: PEAKWARE_VERSION });
