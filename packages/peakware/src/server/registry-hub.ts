@@ -54,9 +54,12 @@ export class RegistryHub {
         this.#markDirty(msg.payload);
     });
     client.on('error', (err) => {
+      // Already released (by stop(), or replaced): PostgreSQL shutting down after we let go
+      // of the client still emits here; releasing twice would throw and crash the process.
+      if (this.#client !== client) return;
+      this.#client = undefined;
       this.#logger.warn({ err }, 'registry LISTEN connection failed; reconnecting');
       client.release(err);
-      if (this.#client === client) this.#client = undefined;
       this.#relisten();
     });
     await client.query(`LISTEN ${REGISTRY_CHANNEL}`);
