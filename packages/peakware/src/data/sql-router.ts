@@ -918,7 +918,7 @@ export class SqlRouter {
             f.funcname = [{ String: { sval: 'sum' } }];
             all.push({
               ResTarget: {
-                name: `__peak_${all.length}`,
+                name: `__peak_${hidden.length}`,
                 val: {
                   FuncCall: { ...structuredClone(f), funcname: [{ String: { sval: 'count' } }] },
                 },

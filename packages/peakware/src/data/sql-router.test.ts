@@ -1,0 +1,273 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { ErrorCodes, isPeakError } from '../core/errors.js';
+import { createLayout } from './sharding-layout.js';
+import { loadSqlParser, parseStatement } from './sql-parser.js';
+import { SqlRouter } from './sql-router.js';
+
+let router: SqlRouter;
+
+before(async () => {
+  await loadSqlParser();
+  router = new SqlRouter(
+    createLayout({
+      dataSources: ['ds0', 'ds1'],
+      tables: {
+        t_order: {
+          shardingColumn: 'buyer_id',
+          geneColumns: ['id'],
+          algorithm: { type: 'mod' },
+          tablesPerDataSource: 4,
+        },
+        t_item: { shardingColumn: 'buyer_id', algorithm: { type: 'mod' }, tablesPerDataSource: 4 },
+        t_log: {
+          shardingColumn: 'at',
+          algorithm: { type: 'range', bounds: [100, 200, 300] },
+          tablesPerDataSource: 2,
+        },
+      },
+      bindingGroups: [['t_order', 't_item']],
+      broadcastTables: ['t_region'],
+    }),
+  );
+});
+
+const where = (sql: string, params: unknown[] = []) =>
+  router.route(sql, params).units.map((u) => `${u.dataSource}:${u.shard}`);
+
+describe('sql router', () => {
+  it('routes = / IN / ANY / OR / BETWEEN / ranges to the right shards', () => {
+    assert.deepEqual(where('SELECT * FROM t_order WHERE buyer_id = $1', [13]), ['ds1:5']);
+    assert.deepEqual(where('SELECT * FROM t_order WHERE buyer_id IN ($1, 2, $2)', [1, 9]), [
+      'ds0:1',
+      'ds0:2',
+    ]);
+    assert.deepEqual(where('SELECT * FROM t_order WHERE buyer_id = ANY($1)', [[3, 11]]), ['ds0:3']);
+    assert.deepEqual(where('SELECT * FROM t_order WHERE buyer_id = 1 OR buyer_id = 6'), [
+      'ds0:1',
+      'ds1:6',
+    ]);
+    assert.equal(where('SELECT * FROM t_order WHERE buyer_id = 1 OR amount > 5').length, 8);
+    assert.deepEqual(
+      where('SELECT * FROM t_order WHERE buyer_id = 1 AND buyer_id = 9 AND status = $1', ['x']),
+      ['ds0:1'],
+    );
+    assert.deepEqual(where('SELECT * FROM t_order WHERE buyer_id BETWEEN 6 AND 9'), [
+      'ds0:0',
+      'ds0:1',
+      'ds1:6',
+      'ds1:7',
+    ]);
+    assert.deepEqual(where('SELECT * FROM t_log WHERE at >= $1 AND at < $2', [150, 250]), [
+      'ds0:1',
+      'ds1:2',
+    ]);
+    assert.deepEqual(where('SELECT * FROM t_log WHERE $1 > at', [50]), ['ds0:0']);
+    assert.deepEqual(where('SELECT * FROM t_order WHERE buyer_id = $1::bigint', ['4']), ['ds1:4']);
+    // An id carries its buyer's gene (low 8 bits): 0x105 → gene 5 → shard 5.
+    assert.deepEqual(where('SELECT * FROM t_order o WHERE o.id = $1', ['261']), ['ds1:5']);
+    // Another table's column of the same name does not route.
+    assert.equal(where('SELECT * FROM t_order o WHERE x.buyer_id = 1').length, 8);
+  });
+
+  it('rewrites table names in the tree, keeping qualified columns valid', () => {
+    const plan = router.route(
+      'SELECT t_order.id, i.sku FROM t_order JOIN t_item i ON i.buyer_id = t_order.buyer_id JOIN t_region ON true WHERE t_order.buyer_id = $1',
+      [2],
+    );
+    assert.equal(
+      plan.units[0]!.sql,
+      'SELECT t_order.id, i.sku FROM t_order_2 AS t_order JOIN t_item_2 AS i ON i.buyer_id = t_order.buyer_id JOIN t_region ON true WHERE t_order.buyer_id = $1',
+    );
+    const shadow = router.route('SELECT * FROM t_order WHERE buyer_id = $1', [2], true);
+    assert.equal(
+      shadow.units[0]!.sql,
+      'SELECT * FROM t_order_2_shadow AS t_order WHERE buyer_id = $1',
+    );
+    assert.ok(shadow.shadow);
+    // A string table name inside a literal is not a table: it is never touched.
+    const lit = router.route("SELECT 't_order' AS t_order FROM t_order WHERE buyer_id = 1");
+    assert.match(lit.units[0]!.sql, /SELECT 't_order' AS t_order FROM t_order_1 AS t_order/);
+    // CTE names are not tables.
+    const cte = router.route(
+      'WITH x AS (SELECT 1 AS one) SELECT * FROM t_order, x WHERE buyer_id = 3',
+    );
+    assert.equal(
+      cte.units[0]!.sql,
+      'WITH x AS (SELECT 1 AS one) SELECT * FROM t_order_3 AS t_order, x WHERE buyer_id = 3',
+    );
+  });
+
+  it('caches the parse: the same text is analysed once and rendered once per shard', () => {
+    const sql = 'SELECT amount FROM t_order WHERE buyer_id = $1';
+    const a = router.route(sql, [1]).units[0]!.sql;
+    const b = router.route(sql, [9]).units[0]!.sql;
+    assert.equal(a, b); // same shard (1): the cached string
+    assert.notEqual(router.route(sql, [2]).units[0]!.sql, a);
+  });
+
+  it('splits a multi-row INSERT per shard with renumbered parameters', () => {
+    const plan = router.route(
+      "INSERT INTO t_order (id, buyer_id, note) VALUES ($1, $2, $3), ($4, $5, $3), ($6, $7, 'x') RETURNING id",
+      [10, 1, 'n', 11, 2, 12, 9],
+    );
+    assert.deepEqual(
+      plan.units.map((u) => [u.shard, u.sql, u.params]),
+      [
+        [
+          1,
+          "INSERT INTO t_order_1 AS t_order (id, buyer_id, note) VALUES ($1, $2, $3), ($4, $5, 'x') RETURNING id",
+          [10, 1, 'n', 12, 9],
+        ],
+        [
+          2,
+          'INSERT INTO t_order_2 AS t_order (id, buyer_id, note) VALUES ($1, $2, $3) RETURNING id',
+          [11, 2, 'n'],
+        ],
+      ],
+    );
+    // The cached tree is intact afterwards.
+    const again = router.route(
+      "INSERT INTO t_order (id, buyer_id, note) VALUES ($1, $2, $3), ($4, $5, $3), ($6, $7, 'x') RETURNING id",
+      [10, 1, 'n', 11, 1, 12, 1],
+    );
+    assert.equal(again.units.length, 1);
+    assert.match(
+      again.units[0]!.sql,
+      /VALUES \(\$1, \$2, \$3\), \(\$4, \$5, \$3\), \(\$6, \$7, 'x'\)/,
+    );
+    // Gene column instead of the sharding column.
+    assert.deepEqual(
+      router
+        .route('INSERT INTO t_order (id, amount) VALUES ($1, 1)', ['262'])
+        .units.map((u) => u.shard),
+      [6],
+    );
+  });
+
+  it('plans scatter SELECTs: LIMIT pushdown, hidden sort columns, AVG as SUM + COUNT', () => {
+    const plan = router.route(
+      'SELECT id FROM t_order ORDER BY amount DESC LIMIT $1 OFFSET $2',
+      [10, 5],
+    );
+    assert.equal(plan.units.length, 8);
+    assert.equal(
+      plan.units[0]!.sql,
+      'SELECT id, amount AS __peak_0 FROM t_order_0 AS t_order ORDER BY amount DESC LIMIT $1',
+    );
+    assert.deepEqual(plan.units[0]!.params, ['15']);
+    assert.deepEqual(
+      plan.merge && {
+        limit: plan.merge.limit,
+        offset: plan.merge.offset,
+        hidden: plan.merge.hiddenCount,
+      },
+      {
+        limit: 10,
+        offset: 5,
+        hidden: 1,
+      },
+    );
+    const agg = router.route(
+      'SELECT status, avg(amount) FROM t_order GROUP BY status ORDER BY 2 DESC LIMIT 3',
+    );
+    assert.equal(
+      agg.units[0]!.sql,
+      'SELECT status, sum(amount) AS avg, count(amount) AS __peak_0 FROM t_order_0 AS t_order GROUP BY status',
+    );
+    assert.deepEqual(agg.merge?.columns, [
+      { kind: 'key' },
+      { kind: 'avg', countColumn: -1 },
+      { kind: 'count' },
+    ]);
+    assert.deepEqual(agg.merge?.orderBy, [{ column: 1, desc: true, nullsFirst: true }]);
+  });
+
+  it('refuses what cannot run over shards, naming the statement and the reason', () => {
+    const cases: [string, unknown[], string, RegExp][] = [
+      [
+        'SELECT * FROM t_order o JOIN t_log l ON true WHERE o.buyer_id = 1',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /sharded separately and not bound/,
+      ],
+      [
+        'SELECT status, count(*) FROM t_order GROUP BY status HAVING count(*) > 1',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /HAVING/,
+      ],
+      [
+        'SELECT id, rank() OVER (ORDER BY amount) FROM t_order',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /window functions/,
+      ],
+      [
+        'SELECT id FROM t_order UNION SELECT id FROM t_item',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /UNION/,
+      ],
+      [
+        'SELECT count(*) + 1 FROM t_order',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /neither a GROUP BY key nor a plain/,
+      ],
+      [
+        'INSERT INTO t_order (id, buyer_id) SELECT 1, 2',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /INSERT \.\.\. SELECT/,
+      ],
+      [
+        'INSERT INTO t_order (buyer_id) VALUES (now())',
+        [],
+        ErrorCodes.DATA_ROUTE,
+        /as an expression/,
+      ],
+      [
+        'INSERT INTO t_order (buyer_id) VALUES ($1)',
+        ['abc'],
+        ErrorCodes.DATA_ROUTE,
+        /row 1: mod sharding needs an integer/,
+      ],
+      ['INSERT INTO t_log (at) VALUES ($1)', ['x'], ErrorCodes.DATA_ROUTE, /numeric sharding key/],
+      [
+        'INSERT INTO t_order (id, buyer_id) VALUES (1, 2) ON CONFLICT (id) DO UPDATE SET buyer_id = 3',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /sharding column/,
+      ],
+      [
+        'SELECT * FROM t_order LIMIT $1',
+        [-1],
+        ErrorCodes.DATA_ROUTE,
+        /LIMIT must be a non-negative integer/,
+      ],
+      ['', [], ErrorCodes.DATA_SQL, /empty SQL/],
+    ];
+    for (const [sql, params, code, pattern] of cases) {
+      assert.throws(
+        () => router.route(sql, params),
+        (e: unknown) => {
+          assert.ok(isPeakError(e, code as never), `${sql}: ${(e as Error).message}`);
+          assert.match((e as Error).message, pattern, sql);
+          if (sql !== '') assert.match((e as Error).message, /statement: /);
+          return true;
+        },
+      );
+    }
+  });
+
+  it('sends broadcast writes everywhere and broadcast reads to one data source', () => {
+    assert.deepEqual(where('INSERT INTO t_region (id) VALUES (1)'), [
+      'ds0:undefined',
+      'ds1:undefined',
+    ]);
+    assert.deepEqual(where('SELECT * FROM t_region'), ['ds0:undefined']);
+    assert.deepEqual(where('SELECT 1'), ['ds0:undefined']);
+    assert.equal(parseStatement('SELECT 1').SelectStmt !== undefined, true);
+  });
+});
