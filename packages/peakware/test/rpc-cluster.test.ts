@@ -6,7 +6,7 @@
  * through LISTEN/NOTIFY), local snapshot across a consumer restart.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -91,6 +91,12 @@ describe('rpc across processes with a real control plane', { timeout: 180_000 },
     LEDGER: path.join(scratch, `${name}.ledger`),
     LEASE_MS: '3000',
   });
+  /** Every provider's ledger of executed deducts, joined. */
+  const allLedgers = async () => {
+    const files = (await readdir(scratch)).filter((f) => f.endsWith('.ledger'));
+    const texts = await Promise.all(files.map((f) => readFile(path.join(scratch, f), 'utf8')));
+    return texts.join('\n');
+  };
   const seen = (p: ProviderProcess) =>
     client.endpoints(key).some((e) => e.instance.port === p.port && e.available);
 
@@ -228,6 +234,29 @@ describe('rpc across processes with a real control plane', { timeout: 180_000 },
       server2 = undefined;
       await rm(dir2, { recursive: true, force: true });
     }
+  });
+
+  it('deadlines and route tags cross process hops: late work is never started downstream', async () => {
+    const plain = await spawnProvider(env('chain-plain'));
+    const canary = await spawnProvider({ ...env('chain-canary'), TAGS: 'canary' });
+    providers.push(plain, canary);
+    await waitFor('chain providers discovered', () => seen(plain) && seen(canary));
+    const stock = client.service(stockService);
+    // The canary tag set at the edge sticks through the hop: both hops land on the canary.
+    const gray = await stock.relay({ id: 'tag', ms: 0, op: 'get' }, { tags: { route: 'canary' } });
+    assert.deepEqual(gray, { pid: canary.pid, downstreamPid: canary.pid });
+    const normal = await stock.relay({ id: 'tag', ms: 0, op: 'get' });
+    assert.notEqual(normal.downstreamPid, canary.pid);
+    // The edge gives up after 100 ms; the relay keeps working for 300 ms, then would deduct.
+    await assert.rejects(
+      stock.relay({ id: 'late-1', ms: 300, op: 'deduct' }, { timeoutMs: 100 }),
+      (err) => isPeakError(err, ErrorCodes.RPC_TIMEOUT),
+    );
+    await sleep(600);
+    assert.ok(!(await allLedgers()).includes('late-1'), 'the downstream deduct never ran');
+    // With time left, the same chain runs.
+    await stock.relay({ id: 'ok-1', ms: 0, op: 'deduct' }, { timeoutMs: 2000 });
+    assert.ok((await allLedgers()).includes('ok-1'), 'a chain with time left runs downstream');
   });
 
   it('keeps calling on the last known list with the control plane stopped, and across a consumer restart', async () => {

@@ -5,7 +5,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { HttpRegistry } from '../src/registry/index.js';
-import { RpcServer } from '../src/rpc/index.js';
+import { RpcClient, RpcServer } from '../src/rpc/index.js';
 import { stockService } from './rpc-fixture-service.js';
 
 const server = process.env.PEAK_SERVER;
@@ -20,7 +20,17 @@ const rpc = new RpcServer({
   ...(process.env.TAGS ? { tags: process.env.TAGS.split(',') } : {}),
   drainTimeoutMs: 5000,
 });
+const downstream =
+  registry === undefined
+    ? undefined
+    : new RpcClient({ registry, app: 'fixture', warmupMs: 0 }).service(stockService);
 rpc.addService(stockService, {
+  relay: async ({ id, ms, op }) => {
+    if (downstream === undefined) throw new Error('relay needs PEAK_SERVER');
+    if (ms > 0) await sleep(ms);
+    const r = op === 'get' ? await downstream.get({ sku: id }) : await downstream.deduct({ id });
+    return { pid: process.pid, downstreamPid: r.pid };
+  },
   get: async ({ sku, ms }) => {
     if (ms > 0) await sleep(ms);
     return { sku, left: 42, pid: process.pid };

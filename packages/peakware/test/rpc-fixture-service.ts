@@ -17,5 +17,17 @@ export const stockService = defineService({
       input: z.object({ id: z.string(), ms: z.number().int().min(0).max(1000).default(0) }),
       output: z.object({ ok: z.literal(true), pid: z.number() }),
     },
+    /**
+     * Sleeps `ms`, then calls `deduct` (or `get`) downstream through the provider's own
+     * client, in the incoming call's context (deadline and route tags carry over).
+     */
+    relay: {
+      input: z.object({
+        id: z.string(),
+        ms: z.number().int().min(0).max(5000),
+        op: z.enum(['get', 'deduct']),
+      }),
+      output: z.object({ pid: z.number(), downstreamPid: z.number() }),
+    },
   },
 });

@@ -127,6 +127,7 @@ export class RegistryHub {
     const client = this.#client;
     this.#client = undefined;
     if (client !== undefined) {
+      client.on('error', () => undefined);
       await client.query(`UNLISTEN ${REGISTRY_CHANNEL}`).catch(() => undefined);
       client.release();
     }
