@@ -1,71 +1,275 @@
 /**
- * The shop: Peakware's main job. `npm start` runs it on the embedded default.
+ * The shop: Peakware's main job. `npm start` runs the buy chain on the embedded default
+ * and puts a flash sale through it:
  *
- * Today it brings up the control plane (on the embedded PostgreSQL) that every later part
- * of the buy chain registers with, and says where it listens. Each subsystem that lands
- * adds its part of the chain here (gateway → cart / product / promotion / coupon /
- * inventory / order / payment) until the flash-sale run is the proof that the parts fit.
+ *   flash-sale buyers ──HTTP──▶ gateway (guard: QPS limit, hot-item limit, system guard)
+ *                                  │ RPC (registry discovery, p2c balancing, deadline 2 s)
+ *                                  ▼
+ *                     order service ×2 ──RPC──▶ inventory service ×2 ──SQL──▶ PostgreSQL
+ *                     (separate processes, registered with the control plane)
  *
- * Flags: --data DIR (default .peak), --port N (default 7420), --smoke (start, check
- * readiness, stop: what CI runs).
+ * then checks the books: every unit sold is one order, nothing oversold.
+ *
+ * Flags: --data DIR (default .peak), --port N (control plane, default 7420), --stock N,
+ * --buyers N, --concurrency N, --seconds N, --exit (stop after the sale), --smoke (a small
+ * sale, then exit: what CI runs), --json (print the report as one JSON object).
  */
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
+import { HttpRegistry } from 'peakware/registry';
 import { PeakServer } from 'peakware/server';
+import { type ItemOutcome, runFlashSale, type SaleReport } from './flash-sale.js';
+import { BUY_LIMITS, flashSaleRules, type Gateway, startGateway } from './gateway.js';
+import {
+  ensureShopDatabase,
+  releaseOrphanDeductions,
+  saleLedger,
+  seedFlashSale,
+} from './shop-database.js';
+
+const HOT_SKU = 'flash-phone';
+const REGULAR_SKU = 'usb-cable';
 
 const { values } = parseArgs({
   options: {
     data: { type: 'string', default: '.peak' },
     port: { type: 'string', default: '7420' },
+    stock: { type: 'string' },
+    buyers: { type: 'string' },
+    concurrency: { type: 'string' },
+    seconds: { type: 'string' },
+    exit: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
   },
 });
 
+const smoke = values.smoke === true;
+const settings = {
+  stock: Number(values.stock ?? (smoke ? 50 : 300)),
+  buyers: Number(values.buyers ?? (smoke ? 400 : 4000)),
+  concurrency: Number(values.concurrency ?? (smoke ? 16 : 48)),
+  seconds: Number(values.seconds ?? (smoke ? 20 : 30)),
+};
+for (const [name, value] of Object.entries(settings)) {
+  if (!Number.isInteger(value) || value <= 0) {
+    console.error(`shop: --${name} must be a positive integer, got ${value}`);
+    process.exit(2);
+  }
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
 const logger = createLogger({
   name: 'shop',
-  level: 'info',
+  level: 'warn',
   format: process.stderr.isTTY ? 'pretty' : 'json',
 });
+const say = (line = '') => {
+  if (!values.json) console.log(line);
+};
+
+/** Starts one provider process and waits for its ready line. */
+function startProvider(role: 'inventory' | 'order', env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [path.join(here, 'provider.js'), role], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${role} provider not ready in 30 s`)), 30_000);
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      if (buffered.includes('"event":"ready"')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${role} provider exited with code ${code} before it was ready`));
+    });
+  });
+}
+
+function bar(done: number, total: number, width = 24): string {
+  const filled = Math.round((Math.min(done, total) / total) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
+}
+
+function progressLine(r: SaleReport, buyers: number): string {
+  const sent = r.hot.sent + r.regular.sent;
+  const placed = r.hot.placed + r.regular.placed;
+  const blocked = r.hot.blocked + r.regular.blocked;
+  return `${bar(sent, buyers)} ${sent}/${buyers} buyers  ${r.seconds.toFixed(1)}s  placed ${placed}  sold-out ${r.hot.soldOut + r.regular.soldOut}  blocked ${blocked}  errors ${r.hot.errors + r.regular.errors}`;
+}
+
+function row(name: string, o: ItemOutcome): string {
+  return `  ${name.padEnd(12)} ${String(o.sent).padStart(7)} ${String(o.placed).padStart(7)} ${String(o.soldOut).padStart(9)} ${String(o.blocked).padStart(8)} ${String(o.errors).padStart(7)}`;
+}
 
 async function main(): Promise<number> {
-  console.log(
-    'Peakware shop: starting the control plane (embedded PostgreSQL on first run takes a few seconds)',
-  );
-  const server = await PeakServer.start({
-    dataDir: values.data,
-    port: Number(values.port),
-    logger,
-  });
-  const ready = await fetch(`${server.info.url}/ready`);
-  const state = (await ready.json()) as { status: string };
-  console.log('');
-  console.log(`  control plane   ${server.info.url}   (${state.status})`);
-  console.log(
-    `  postgres        ${server.info.postgres.mode === 'embedded' ? `embedded, port ${server.info.postgres.port}` : 'external'}; data in ${server.info.dataDir}`,
-  );
-  if (server.info.adminToken !== undefined) {
-    console.log(
-      `  admin token     ${server.info.adminToken}  (shown once; saved in ${server.info.adminTokenFile})`,
+  const children: ChildProcess[] = [];
+  let gateway: Gateway | undefined;
+  let registry: HttpRegistry | undefined;
+  let server: PeakServer | undefined;
+  const shutdown = async () => {
+    await gateway?.close().catch(() => undefined);
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null) return resolve();
+            c.once('exit', () => resolve());
+            c.kill('SIGTERM');
+            setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
+          }),
+      ),
     );
+    await registry?.close().catch(() => undefined);
+    return (await server?.stop()) ?? true;
+  };
+
+  try {
+    say(
+      'Peakware shop: starting the buy chain (the first run initialises PostgreSQL: a few seconds)',
+    );
+    server = await PeakServer.start({ dataDir: values.data, port: Number(values.port), logger });
+    const shopDb = await ensureShopDatabase(server.postgresUrl());
+    await seedFlashSale(shopDb, HOT_SKU, settings.stock);
+    await seedFlashSale(shopDb, REGULAR_SKU, 1_000_000);
+
+    const env = { PEAK_SERVER: server.info.url, SHOP_DB: shopDb };
+    const roles = ['inventory', 'inventory', 'order', 'order'] as const;
+    const started = await Promise.all(
+      roles.map((role, i) => startProvider(role, { ...env, WORKER_ID: String(i + 1) })),
+    );
+    children.push(...started);
+
+    registry = new HttpRegistry({ servers: [server.info.url], leaseMs: 6000 });
+    gateway = await startGateway(registry, flashSaleRules(HOT_SKU));
+
+    say('');
+    say(
+      `  control plane   ${server.info.url}   (postgres: ${server.info.postgres.mode}, data in ${server.info.dataDir})`,
+    );
+    if (server.info.adminToken !== undefined) {
+      say(
+        `  admin token     ${server.info.adminToken}  (shown once; saved in ${server.info.adminTokenFile})`,
+      );
+    }
+    say(`  services        shop.inventory ×2, shop.order ×2 (separate processes, registered)`);
+    say(`  gateway         ${gateway.url}   (POST /api/buy {"userId":1,"sku":"${HOT_SKU}"})`);
+    say('');
+    say(
+      `Flash sale: ${settings.stock} × ${HOT_SKU} for ${settings.buyers} buyers, ${settings.concurrency} at a time (10% buy ${REGULAR_SKU}), at most ${settings.seconds}s`,
+    );
+
+    // Compensation runs beside the sale: deductions whose order never came are released.
+    let compensated = 0;
+    const sweeper = setInterval(() => {
+      releaseOrphanDeductions(shopDb, HOT_SKU, 5000).then(
+        (n) => {
+          compensated += n;
+        },
+        () => undefined,
+      );
+    }, 1000);
+    const tty = process.stdout.isTTY && !values.json;
+    let lastPrint = 0;
+    const report = await runFlashSale({
+      gatewayUrl: gateway.url,
+      buyers: settings.buyers,
+      concurrency: settings.concurrency,
+      maxSeconds: settings.seconds,
+      hotSku: HOT_SKU,
+      regularSku: REGULAR_SKU,
+      regularShare: 0.1,
+      onProgress: (r) => {
+        if (values.json) return;
+        if (tty) process.stdout.write(`\r${progressLine(r, settings.buyers)}`);
+        else if (r.seconds - lastPrint >= 2) {
+          lastPrint = r.seconds;
+          console.log(progressLine(r, settings.buyers));
+        }
+      },
+    });
+    clearInterval(sweeper);
+    if (tty) process.stdout.write(`\r${progressLine(report, settings.buyers)}\n`);
+
+    // Every buy has answered (or timed out at the gateway); give providers a moment to
+    // finish calls whose callers gave up, then compensate deductions that have no order.
+    await new Promise((r) => setTimeout(r, 4500));
+    compensated += await releaseOrphanDeductions(shopDb, HOT_SKU, 0);
+    const books = await saleLedger(shopDb, HOT_SKU);
+    const oversold = Math.max(0, books.unitsDeducted - settings.stock);
+    // The books must balance: every deducted unit is one ordered unit, stock went down by
+    // exactly that, nothing oversold. (A buyer whose request timed out may still have an
+    // order: the client-side count is a lower bound.)
+    const consistent =
+      report.hot.placed <= books.unitsOrdered &&
+      books.unitsDeducted === books.unitsOrdered &&
+      books.left === settings.stock - books.unitsDeducted &&
+      oversold === 0;
+    const sent = report.hot.sent + report.regular.sent;
+    const summary = {
+      seconds: Number(report.seconds.toFixed(2)),
+      attemptsPerSecond: Math.round(sent / report.seconds),
+      latencyMs: {
+        p50: Number(report.latency.quantile(0.5).toFixed(1)),
+        p99: Number(report.latency.quantile(0.99).toFixed(1)),
+      },
+      hot: report.hot,
+      regular: report.regular,
+      books: { stock: settings.stock, ...books, oversold, compensated },
+      consistent,
+      errorSamples: report.errorSamples,
+    };
+    if (values.json) {
+      console.log(JSON.stringify(summary));
+    } else {
+      say('');
+      say(`  item          attempts  placed  sold-out  blocked  errors`);
+      say(row(HOT_SKU, report.hot));
+      say(row(REGULAR_SKU, report.regular));
+      say('');
+      say(
+        `  ${summary.attemptsPerSecond} attempts/s for ${summary.seconds}s; latency p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms`,
+      );
+      say(
+        `  books: ${books.unitsDeducted} of ${settings.stock} units sold as ${books.orders} orders, ${books.left} left, oversold ${oversold}, ${compensated} released by compensation: ${consistent ? 'consistent' : 'INCONSISTENT'}`,
+      );
+      say(
+        `  guard: ${report.hot.blocked + report.regular.blocked} attempts refused fast with 429 (gateway: ${BUY_LIMITS.hotItemQps}/s for the hot item, ${BUY_LIMITS.routeQps}/s in all; inventory: ${BUY_LIMITS.deductConcurrency} deducts in flight per instance) instead of queueing past their deadline`,
+      );
+      for (const sample of report.errorSamples) say(`  error sample: ${sample}`);
+    }
+
+    if (values.exit || smoke) {
+      const clean = await shutdown();
+      say(
+        `${smoke ? 'smoke run' : 'run'}: ${consistent ? 'consistent' : 'INCONSISTENT'}, stopped ${clean ? 'cleanly' : 'with force'}`,
+      );
+      return consistent && clean ? 0 : 1;
+    }
+    say('');
+    say(
+      `The chain stays up: try  curl -s -XPOST ${gateway.url}/api/buy -d '{"userId":7,"sku":"${REGULAR_SKU}"}'`,
+    );
+    say(`                    or   npx peak rpc ls --server ${server.info.url}`);
+    say('Stop with Ctrl-C.');
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await shutdown();
+    return 0;
+  } catch (err) {
+    await shutdown().catch(() => undefined);
+    throw err;
   }
-  console.log('');
-  console.log(
-    '  try:  curl ' +
-      `${server.info.url}/ready` +
-      `   or   npx peak status --server ${server.info.url}`,
-  );
-  if (values.smoke) {
-    const clean = await server.stop();
-    console.log(`smoke run: ${state.status}, stopped ${clean ? 'cleanly' : 'with force'}`);
-    return state.status === 'ready' && clean ? 0 : 1;
-  }
-  console.log('  stop: Ctrl-C');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  await server.stop();
-  return 0;
 }
 
 main().then(

@@ -117,7 +117,14 @@ export async function openPool(target: DatabaseTarget, options: OpenPoolOptions)
         },
   );
   // An idle client losing its connection (PostgreSQL restarted) must not crash the process.
-  pool.on('error', (err) => options.logger.warn({ err }, 'idle PostgreSQL connection failed'));
+  pool.on('error', (err: Error & { code?: string }) => {
+    // 57P01: PostgreSQL is shutting down (expected while the server stops).
+    const level = err.code === '57P01' ? 'debug' : 'warn';
+    options.logger[level](
+      { err: { message: err.message, code: err.code } },
+      'idle PostgreSQL connection failed',
+    );
+  });
   try {
     const client = await pool.connect();
     client.release();

@@ -109,6 +109,7 @@ export class PeakServer {
   readonly #logger: Logger;
   readonly #app: FastifyInstance;
   readonly #pool: pg.Pool;
+  readonly #target: DatabaseTarget;
   readonly #embedded: EmbeddedPostgres | undefined;
   readonly #lock: DataFolderLock;
   readonly #heartbeat: NodeJS.Timeout;
@@ -120,6 +121,7 @@ export class PeakServer {
     logger: Logger;
     app: FastifyInstance;
     pool: pg.Pool;
+    target: DatabaseTarget;
     embedded: EmbeddedPostgres | undefined;
     lock: DataFolderLock;
     heartbeat: NodeJS.Timeout;
@@ -129,6 +131,7 @@ export class PeakServer {
     this.#logger = parts.logger;
     this.#app = parts.app;
     this.#pool = parts.pool;
+    this.#target = parts.target;
     this.#embedded = parts.embedded;
     this.#lock = parts.lock;
     this.#heartbeat = parts.heartbeat;
@@ -243,6 +246,7 @@ export class PeakServer {
         logger,
         app,
         pool,
+        target,
         embedded,
         lock,
         heartbeat,
@@ -259,6 +263,22 @@ export class PeakServer {
         },
       );
     }
+  }
+
+  /**
+   * A connection URL (with credentials) for `database` on the PostgreSQL this node uses.
+   * For laptop setups such as the shop demo, which keep business data in their own
+   * database beside the control plane; production services use their own PostgreSQL.
+   */
+  postgresUrl(database = 'postgres'): string {
+    const url =
+      'url' in this.#target
+        ? new URL(this.#target.url)
+        : new URL(
+            `postgres://${encodeURIComponent(this.#target.endpoint.user)}:${encodeURIComponent(this.#target.endpoint.password)}@${this.#target.endpoint.host}:${this.#target.endpoint.port}/`,
+          );
+    url.pathname = `/${encodeURIComponent(database)}`;
+    return url.toString();
   }
 
   /**

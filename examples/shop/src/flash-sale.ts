@@ -1,0 +1,111 @@
+/**
+ * The flash-sale load: many buyers racing for a small stock of one hot item, with some
+ * traffic for an ordinary item beside it. Bounded in buyers and in seconds; loopback only.
+ */
+import { LatencyHistogram } from 'peakware/core';
+
+/** How the sale is run. */
+export interface SaleOptions {
+  gatewayUrl: string;
+  /** Buy attempts in all (each a distinct buyer). */
+  buyers: number;
+  /** Attempts in flight at once. */
+  concurrency: number;
+  /** Hard stop, seconds. */
+  maxSeconds: number;
+  hotSku: string;
+  regularSku: string;
+  /** Share of attempts that go to the regular item (0..1). */
+  regularShare: number;
+  /** Called about every 200 ms with the running totals. */
+  onProgress?: (report: SaleReport) => void;
+}
+
+/** Counts for one item. */
+export interface ItemOutcome {
+  sent: number;
+  placed: number;
+  soldOut: number;
+  blocked: number;
+  errors: number;
+}
+
+/** What the sale saw from the outside. */
+export interface SaleReport {
+  seconds: number;
+  hot: ItemOutcome;
+  regular: ItemOutcome;
+  /** Latency of every answered attempt, ms. */
+  latency: LatencyHistogram;
+  /** First few error messages, for the report. */
+  errorSamples: string[];
+  /** Order ids of placed orders (hot item). */
+  hotOrderIds: string[];
+}
+
+function outcome(): ItemOutcome {
+  return { sent: 0, placed: 0, soldOut: 0, blocked: 0, errors: 0 };
+}
+
+/** Runs the sale and resolves with what happened. */
+export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
+  const report: SaleReport = {
+    seconds: 0,
+    hot: outcome(),
+    regular: outcome(),
+    latency: new LatencyHistogram(),
+    errorSamples: [],
+    hotOrderIds: [],
+  };
+  const started = performance.now();
+  const deadline = started + options.maxSeconds * 1000;
+  let next = 0;
+  const progress = setInterval(() => {
+    report.seconds = (performance.now() - started) / 1000;
+    options.onProgress?.(report);
+  }, 200);
+
+  const worker = async () => {
+    while (next < options.buyers && performance.now() < deadline) {
+      const buyer = next++;
+      // Spread the regular item's share evenly through the run.
+      const regular =
+        Math.floor((buyer + 1) * options.regularShare) > Math.floor(buyer * options.regularShare);
+      const sku = regular ? options.regularSku : options.hotSku;
+      const item = regular ? report.regular : report.hot;
+      item.sent++;
+      const t0 = performance.now();
+      try {
+        const res = await fetch(`${options.gatewayUrl}/api/buy`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'peak-caller': 'flash-sale-client' },
+          body: JSON.stringify({ userId: buyer + 1, sku, qty: 1 }),
+          signal: AbortSignal.timeout(5000),
+        });
+        const body = (await res.json()) as { orderId?: string; error?: { message?: string } };
+        report.latency.record(performance.now() - t0);
+        if (res.status === 200) {
+          item.placed++;
+          if (!regular && body.orderId !== undefined) report.hotOrderIds.push(body.orderId);
+        } else if (res.status === 409) item.soldOut++;
+        else if (res.status === 429) item.blocked++;
+        else {
+          item.errors++;
+          if (report.errorSamples.length < 5) {
+            report.errorSamples.push(`${res.status} ${body.error?.message ?? ''}`);
+          }
+        }
+      } catch (err) {
+        item.errors++;
+        if (report.errorSamples.length < 5) report.errorSamples.push(String(err));
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: options.concurrency }, worker));
+  } finally {
+    clearInterval(progress);
+  }
+  report.seconds = (performance.now() - started) / 1000;
+  return report;
+}

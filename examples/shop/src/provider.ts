@@ -1,0 +1,121 @@
+/**
+ * One buy-chain service in its own process: `node provider.js inventory|order`. It serves
+ * its service over Peakware RPC, registers with the control plane (PEAK_SERVER), keeps
+ * business data in the shop database (SHOP_DB), prints one JSON line when ready, and goes
+ * offline gracefully on SIGTERM (deregister, drain, close).
+ */
+import { assertDeadline, IdGenerator } from 'peakware/core';
+import { Guard, guardRpcFilter } from 'peakware/guard';
+import { HttpRegistry } from 'peakware/registry';
+import { RpcClient, RpcServer } from 'peakware/rpc';
+import pg from 'pg';
+import { inventoryService, orderService } from './catalog.js';
+import { BUY_LIMITS } from './gateway.js';
+
+const role = process.argv[2];
+const controlPlane = process.env.PEAK_SERVER;
+const shopDb = process.env.SHOP_DB;
+if ((role !== 'inventory' && role !== 'order') || !controlPlane || !shopDb) {
+  console.error('usage: PEAK_SERVER=<url> SHOP_DB=<url> node provider.js inventory|order');
+  process.exit(2);
+}
+
+// statement_timeout bounds how late an order can be written (the compensation sweep relies on it).
+const pool = new pg.Pool({ connectionString: shopDb, max: 8, statement_timeout: 2000 });
+pool.on('error', () => undefined);
+const registry = new HttpRegistry({ servers: [controlPlane], leaseMs: 6000 });
+// Sentinel-style protection of the hot row: at most 12 deducts in flight per instance;
+// the rest are refused at once (the buyer sees "busy") instead of queueing past their deadline.
+const guard = new Guard();
+guard.loadRules({
+  flow: [
+    {
+      resource: 'shop.inventory.deduct',
+      grade: 'concurrency',
+      count: BUY_LIMITS.deductConcurrency,
+    },
+  ],
+});
+const server = new RpcServer({
+  registry,
+  drainTimeoutMs: 5000,
+  maxInFlight: 2000,
+  filters: [guardRpcFilter(guard)],
+});
+let client: RpcClient | undefined;
+
+if (role === 'inventory') {
+  server.addService(inventoryService, {
+    async stock({ sku }) {
+      const { rows } = await pool.query<{ stock: number }>(
+        'SELECT stock FROM inventory WHERE sku = $1',
+        [sku],
+      );
+      return { sku, left: rows[0]?.stock ?? 0 };
+    },
+    async deduct({ orderId, sku, qty }) {
+      // One statement, so the hot row is locked only for its own duration: deduct only if
+      // stock suffices and this order has not deducted before (the log's primary key turns a
+      // concurrent duplicate into an error that rolls the whole statement back).
+      const { rows } = await pool.query<{ left: number | null; prior: boolean }>(
+        `WITH prior AS (SELECT 1 FROM inventory_log WHERE order_id = $1),
+              d AS (UPDATE inventory SET stock = stock - $3
+                     WHERE sku = $2 AND stock >= $3 AND NOT EXISTS (SELECT 1 FROM prior)
+                     RETURNING stock),
+              l AS (INSERT INTO inventory_log (order_id, sku, qty) SELECT $1, $2, $3 FROM d)
+         SELECT (SELECT stock FROM d) AS left, EXISTS (SELECT 1 FROM prior) AS prior`,
+        [orderId, sku, qty],
+      );
+      const row = rows[0]!;
+      if (row.left !== null) return { ok: true, left: row.left };
+      if (row.prior) return { ok: true, left: -1 }; // a retry of a deduct that already happened
+      return { ok: false, left: 0 };
+    },
+  });
+} else {
+  const ids = new IdGenerator({ workerId: Number(process.env.WORKER_ID ?? process.pid % 1024) });
+  client = new RpcClient({ registry, app: 'shop.order', loadBalancer: 'least-active' });
+  const inventory = client.service(inventoryService);
+  server.addService(orderService, {
+    async place({ userId, sku, qty }) {
+      const orderId = ids.nextString();
+      const deducted = await inventory.deduct({ orderId, sku, qty });
+      if (!deducted.ok) return { status: 'sold-out' as const };
+      // Never write an order for a caller that has given up: the sweep will release its unit.
+      assertDeadline('shop.order.place: writing the order');
+      await pool.query('INSERT INTO orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)', [
+        orderId,
+        userId,
+        sku,
+        qty,
+      ]);
+      return { status: 'placed' as const, orderId, left: deducted.left };
+    },
+    async get({ orderId }) {
+      const { rows } = await pool.query<{ user_id: string; sku: string; qty: number }>(
+        'SELECT user_id, sku, qty FROM orders WHERE order_id = $1',
+        [orderId],
+      );
+      const row = rows[0];
+      return row === undefined
+        ? null
+        : { orderId, userId: Number(row.user_id), sku: row.sku, qty: row.qty };
+    },
+  });
+}
+
+const { port } = await server.start();
+console.log(JSON.stringify({ event: 'ready', role, port, instanceId: server.instanceId }));
+
+process.once('SIGTERM', () => {
+  server
+    .stop()
+    .then(() => client?.close())
+    .then(() => registry.close())
+    .then(() => pool.end())
+    .then(() => guard.close())
+    .then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+});
