@@ -285,12 +285,23 @@ export const benchmark: Benchmark = {
       http: { callsPerSec: [], p50: [], p99: [], errors: 0 },
       tcp: { callsPerSec: [], p50: [], p99: [], errors: 0 },
     };
-    for (const kind of KINDS) {
-      const { child, port } = await startServer(kind);
-      const client = await connect(kind, port);
-      try {
+    // All servers up at once, runs interleaved across contenders, so a burst of load from
+    // elsewhere on the machine hits every contender alike instead of skewing one.
+    const started: {
+      kind: Kind;
+      child: ChildProcess;
+      client: Awaited<ReturnType<typeof connect>>;
+    }[] = [];
+    try {
+      for (const kind of KINDS) {
+        const { child, port } = await startServer(kind);
+        started.push({ kind, child, client: await connect(kind, port) });
+      }
+      for (const { client } of started) {
         await measure(client.call, inFlight, quick ? 300 : 1000, maxCalls); // warm-up (JIT, connections)
-        for (let r = 0; r < runs; r++) {
+      }
+      for (let r = 0; r < runs; r++) {
+        for (const { kind, client } of started) {
           const m = await measure(client.call, inFlight, ms, maxCalls);
           progress(
             `${LABEL[kind]} run ${r + 1}: ${Math.round(m.callsPerSec)} calls/s, p99 ${m.p99.toFixed(2)} ms`,
@@ -300,8 +311,10 @@ export const benchmark: Benchmark = {
           results[kind].p99.push(m.p99);
           results[kind].errors += m.errors;
         }
-      } finally {
-        await client.close();
+      }
+    } finally {
+      for (const { client, child } of started) {
+        await client.close().catch(() => undefined);
         child.kill('SIGKILL');
       }
     }
@@ -335,7 +348,7 @@ export const benchmark: Benchmark = {
       ratios,
       table,
       notes: [
-        `${inFlight} calls in flight, closed loop, ${ms} ms per run after a warm-up; server in a child process`,
+        `${inFlight} calls in flight, closed loop, ${ms} ms per run after a warm-up, runs interleaved across contenders; each server in its own child process`,
         'grpc-js messages are JSON-serialised (no protobuf codegen), one channel; undici Pool of 16 keep-alive connections',
       ],
     };
