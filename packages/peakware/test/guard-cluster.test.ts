@@ -85,21 +85,36 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
   });
 
   it('two instances share one global budget of N per second', async () => {
-    for (const id of ['a', 'b']) {
-      guards.push(
-        new Guard({
-          rules,
-          clusterClient: new HttpTokenClient({ server: url, namespace: 'shop', clientId: id }),
-        }),
-      );
+    const clients = ['a', 'b'].map(
+      // A generous timeout: a freshly started server on a busy shared machine can be slow to
+      // answer its first requests; the fallback tests below use a short one.
+      (id) =>
+        new HttpTokenClient({ server: url, namespace: 'shop', clientId: id, timeoutMs: 2000 }),
+    );
+    for (const client of clients) guards.push(new Guard({ rules, clusterClient: client }));
+    // Warm up: each client's first batch comes back before the measured seconds.
+    const until = Date.now() + 10_000;
+    while (clients.some((c) => c.counters.answered === 0) && Date.now() < until) {
+      for (const g of guards) {
+        try {
+          g.entry('buy').exit();
+        } catch (err) {
+          assert.ok(err instanceof BlockError);
+        }
+      }
+      await sleep(50);
     }
+    assert.ok(
+      clients.every((c) => c.counters.answered > 0),
+      'the token server never answered',
+    );
     const [a, b] = guards as [Guard, Guard];
     const perSecond = await overload([a, b], 500, 3);
     // Each alone would admit 100/s by its local rule; together they stay near 100.
     for (let s = 0; s < 3; s++) {
       const total = perSecond[0]![s]! + perSecond[1]![s]!;
       assert.ok(
-        total >= 90 && total <= 115,
+        total >= 92 && total <= 108,
         `second ${s}: a ${perSecond[0]![s]}, b ${perSecond[1]![s]} (total ${total})`,
       );
       assert.ok(

@@ -3,7 +3,7 @@
  * (`POST /api/v1/guard/cluster/token`). It takes tokens in batches and keeps them locally,
  * so the hot path never waits on the network: a call takes a local token; when the batch
  * runs low the next one is fetched in the background (while it is in flight, up to one
- * batch is borrowed ahead and paid back from it); when the server said the shared
+ * batch, never more than the server said is left, is borrowed ahead and paid back); when the server said the shared
  * budget is spent for this second, calls are refused until the second ends; when the
  * server does not answer within `timeoutMs`, calls fall back to the local rule for
  * `retryAfterMs` before the server is tried again.
@@ -28,7 +28,7 @@ export interface HttpTokenClientOptions {
   timeoutMs?: number;
   /** How long to use the local rule after the server failed, ms. Default 1000. */
   retryAfterMs?: number;
-  /** Tokens per request for a budget of `count`/s. Default max(1, ceil(count / 20)). */
+  /** Tokens per request for a budget of `count`/s. Default max(1, ceil(count / 50)). */
   batchSize?: (count: number) => number;
   /** Where warnings go. Default: none. */
   logger?: Logger;
@@ -44,6 +44,8 @@ interface FlowState {
   borrowed: number;
   /** True after a failed request, until one succeeds. */
   degraded: boolean;
+  /** What the server said is left of this window's budget after its last grant. */
+  remaining: number;
 }
 
 /** The answer of the token server. */
@@ -52,6 +54,8 @@ export interface TokenGrant {
   granted: number;
   /** Time left in the server's current one-second window, ms. */
   windowRemainingMs: number;
+  /** Tokens left in the window's budget after this grant (absent from older servers). */
+  remaining?: number;
 }
 
 /** A {@link ClusterTokenClient} over HTTP with batching and local fallback. */
@@ -66,7 +70,7 @@ export class HttpTokenClient implements ClusterTokenClient {
   readonly #logger: Logger;
   #closed = false;
   /** Requests sent, answered and failed (for tests and diagnostics). */
-  readonly counters = { requests: 0, answered: 0, failed: 0 };
+  readonly counters = { requests: 0, answered: 0, failed: 0, borrowed: 0, fallback: 0 };
 
   constructor(options: HttpTokenClientOptions) {
     this.#url = new URL('/api/v1/guard/cluster/token', options.server).toString();
@@ -75,7 +79,7 @@ export class HttpTokenClient implements ClusterTokenClient {
       options.clientId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.#timeoutMs = options.timeoutMs ?? 200;
     this.#retryAfterMs = options.retryAfterMs ?? 1000;
-    this.#batch = options.batchSize ?? ((count) => Math.max(1, Math.ceil(count / 20)));
+    this.#batch = options.batchSize ?? ((count) => Math.max(1, Math.ceil(count / 50)));
     this.#logger = options.logger ?? silentLogger();
   }
 
@@ -97,24 +101,35 @@ export class HttpTokenClient implements ClusterTokenClient {
         inflight: false,
         borrowed: 0,
         degraded: false,
+        remaining: Number.POSITIVE_INFINITY,
       };
       this.#flows.set(flowId, s);
     }
-    if (now >= s.validUntil) s.tokens = 0;
+    if (now >= s.validUntil) {
+      s.tokens = 0;
+      s.remaining = Number.POSITIVE_INFINITY;
+    }
     if (s.tokens >= acquire) {
       s.tokens -= acquire;
       if (s.tokens < this.#batch(count) / 2 && now >= s.exhaustedUntil)
         this.#fetch(s, flowId, count, thresholdType);
       return 'pass';
     }
-    if (now < s.failedUntil) return 'fallback';
+    if (now < s.failedUntil) {
+      this.counters.fallback++;
+      return 'fallback';
+    }
     if (now < s.exhaustedUntil) return 'block';
     this.#fetch(s, flowId, count, thresholdType);
     // The batch is on its way. After a failure the local rule decides until it lands;
     // otherwise up to one batch is borrowed ahead and paid back from it.
-    if (s.degraded) return 'fallback';
-    if (s.borrowed + acquire <= this.#batch(count)) {
+    if (s.degraded) {
+      this.counters.fallback++;
+      return 'fallback';
+    }
+    if (s.borrowed + acquire <= Math.min(this.#batch(count), s.remaining)) {
       s.borrowed += acquire;
+      this.counters.borrowed += acquire;
       return 'pass';
     }
     return 'block';
@@ -153,6 +168,7 @@ export class HttpTokenClient implements ClusterTokenClient {
         s.tokens += grant.granted - s.borrowed;
         s.borrowed = 0;
         s.degraded = false;
+        s.remaining = grant.remaining ?? Number.POSITIVE_INFINITY;
         s.validUntil = validUntil;
         s.exhaustedUntil = grant.granted < want ? validUntil : 0;
         s.failedUntil = 0;

@@ -77,6 +77,7 @@ export const guardRoutes: ApiModule = (app, ctx) => {
       return {
         granted: result.granted,
         windowRemainingMs: result.windowRemainingMs,
+        remaining: Math.max(0, result.threshold - result.used),
         nodeId: ctx.nodeId,
       };
     },
