@@ -105,6 +105,8 @@ interface Analysis {
     | undefined;
   scatterError: PeakError | undefined;
   fingerprint: string | undefined;
+  /** Rendered INSERT splits by shard and row set. */
+  splits: Map<string, { sql: string; map: number[] }>;
 }
 
 const AGGREGATES = new Set(['count', 'sum', 'min', 'max', 'avg']);
@@ -385,24 +387,32 @@ export class SqlRouter {
         params: [...params],
       });
     } else {
-      // Split the multi-row INSERT: one statement per shard with only its rows, params renumbered.
+      // Split the multi-row INSERT: one statement per shard with only its rows, params
+      // renumbered. The rendering depends only on (shard, rows), so it is cached by both.
       const valuesOwner = a.direct.ast.InsertStmt as SqlNode;
       const select = (valuesOwner.selectStmt as SqlNode).SelectStmt as SqlNode;
       const original = select.valuesLists;
-      try {
-        for (const [s, rows] of [...groups].sort((x, y) => x[0] - y[0])) {
+      for (const [s, rows] of [...groups].sort((x, y) => x[0] - y[0])) {
+        const key = `${s}${suffix}|${rows.join(',')}`;
+        let split = a.splits.get(key);
+        if (split === undefined) {
           select.valuesLists = rows.map((r) => (original as unknown[])[r]);
           const renumber = renumberParams(a.direct.ast);
-          units.push({
-            dataSource: this.layout.node(table, s).dataSource,
-            shard: s,
-            sql: this.#render(a.direct, s, suffix, false, true),
-            params: renumber.map.map((i) => params[i]),
-          });
-          renumber.restore();
+          try {
+            split = { sql: this.#render(a.direct, s, suffix, false, true), map: renumber.map };
+          } finally {
+            renumber.restore();
+            select.valuesLists = original;
+          }
+          if (a.splits.size >= 256) a.splits.clear();
+          a.splits.set(key, split);
         }
-      } finally {
-        select.valuesLists = original;
+        units.push({
+          dataSource: this.layout.node(table, s).dataSource,
+          shard: s,
+          sql: split.sql,
+          params: split.map.map((i) => params[i]),
+        });
       }
     }
     return {
@@ -617,6 +627,7 @@ export class SqlRouter {
       scatter: undefined,
       scatterError: undefined,
       fingerprint: undefined,
+      splits: new Map(),
     };
     if (shardedTable === undefined) return analysis;
 
