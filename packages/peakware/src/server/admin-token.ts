@@ -26,34 +26,18 @@ export interface EnsureTokenResult {
   token?: string;
 }
 
-/**
- * Makes sure an active admin token exists. When none does, creates one, stores its hash,
- * writes it to `tokenFile` (0600) and returns it so the caller can show it once.
- */
-export async function ensureAdminToken(
+/** Runs `fn` in a transaction holding the admin-token lock (nodes starting together agree). */
+async function underTokenLock<T>(
   pool: pg.Pool,
-  tokenFile: string,
-  createdBy: string,
-): Promise<EnsureTokenResult> {
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
-    const { rowCount } = await client.query(
-      'SELECT 1 FROM peak.admin_tokens WHERE revoked_at IS NULL LIMIT 1',
-    );
-    if ((rowCount ?? 0) > 0) {
-      await client.query('COMMIT');
-      return { created: false };
-    }
-    const token = generateAdminToken();
-    await client.query('INSERT INTO peak.admin_tokens (token_hash, created_by) VALUES ($1, $2)', [
-      hash(token),
-      createdBy,
-    ]);
-    await writeSecret(tokenFile, token);
+    const result = await fn(client);
     await client.query('COMMIT');
-    return { created: true, token };
+    return result;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
@@ -62,31 +46,45 @@ export async function ensureAdminToken(
   }
 }
 
+/** Stores a new token's hash and writes the token to `tokenFile` (0600); returns the token. */
+async function issue(client: pg.PoolClient, tokenFile: string, createdBy: string): Promise<string> {
+  const token = generateAdminToken();
+  await client.query('INSERT INTO peak.admin_tokens (token_hash, created_by) VALUES ($1, $2)', [
+    hash(token),
+    createdBy,
+  ]);
+  await writeSecret(tokenFile, token);
+  return token;
+}
+
+/**
+ * Makes sure an active admin token exists. When none does, creates one, stores its hash,
+ * writes it to `tokenFile` (0600) and returns it so the caller can show it once.
+ */
+export function ensureAdminToken(
+  pool: pg.Pool,
+  tokenFile: string,
+  createdBy: string,
+): Promise<EnsureTokenResult> {
+  return underTokenLock(pool, async (client) => {
+    const { rowCount } = await client.query(
+      'SELECT 1 FROM peak.admin_tokens WHERE revoked_at IS NULL LIMIT 1',
+    );
+    if ((rowCount ?? 0) > 0) return { created: false };
+    return { created: true, token: await issue(client, tokenFile, createdBy) };
+  });
+}
+
 /** Replaces every active admin token with a new one, returned once and written to `tokenFile`. */
-export async function rotateAdminToken(
+export function rotateAdminToken(
   pool: pg.Pool,
   tokenFile: string,
   createdBy: string,
 ): Promise<string> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+  return underTokenLock(pool, async (client) => {
     await client.query('UPDATE peak.admin_tokens SET revoked_at = now() WHERE revoked_at IS NULL');
-    const token = generateAdminToken();
-    await client.query('INSERT INTO peak.admin_tokens (token_hash, created_by) VALUES ($1, $2)', [
-      hash(token),
-      createdBy,
-    ]);
-    await writeSecret(tokenFile, token);
-    await client.query('COMMIT');
-    return token;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+    return issue(client, tokenFile, createdBy);
+  });
 }
 
 /** Checks a presented token against the active ones, in constant time per comparison. */
