@@ -14,6 +14,8 @@ import { listInstances, REGISTRY_CHANNEL, sweepExpired } from './registry-store.
 interface Watcher {
   res: ServerResponse;
   keys: Set<string>;
+  /** Per key, the sequence number of the newest list sent (older answers are dropped). */
+  sent: Map<string, number>;
 }
 
 /** Fans registry changes out to SSE watchers on this node. */
@@ -22,6 +24,12 @@ export class RegistryHub {
   readonly #logger: Logger;
   readonly #watchers = new Set<Watcher>();
   readonly #dirty = new Set<string>();
+  /**
+   * Queries for one key may finish out of order (several pool connections); a query that
+   * started later saw a newer state, so each carries a sequence number and a watcher never
+   * gets a list older than one it already has.
+   */
+  #seq = 0;
   #client: pg.PoolClient | undefined;
   #sweeper: NodeJS.Timeout | undefined;
   #keepalive: NodeJS.Timeout | undefined;
@@ -94,21 +102,35 @@ export class RegistryHub {
   }
 
   async #push(key: string): Promise<void> {
-    const targets = [...this.#watchers].filter((w) => w.keys.has(key));
-    if (targets.length === 0) return;
+    if (![...this.#watchers].some((w) => w.keys.has(key))) return;
+    const seq = ++this.#seq;
     const instances = await listInstances(this.#pool, key);
     const event = `event: snapshot\ndata: ${JSON.stringify({ key, instances })}\n\n`;
-    for (const w of targets) w.res.write(event);
+    for (const w of this.#watchers) {
+      if (w.keys.has(key)) this.#send(w, key, seq, event);
+    }
+  }
+
+  #send(w: Watcher, key: string, seq: number, event: string): void {
+    if ((w.sent.get(key) ?? 0) >= seq) return;
+    w.sent.set(key, seq);
+    w.res.write(event);
   }
 
   /** Adds a watcher: sends the current list of each key, then every change. */
   async watch(res: ServerResponse, keys: string[]): Promise<void> {
-    const watcher: Watcher = { res, keys: new Set(keys) };
+    const watcher: Watcher = { res, keys: new Set(keys), sent: new Map() };
     this.#watchers.add(watcher);
     res.on('close', () => this.#watchers.delete(watcher));
     for (const key of keys) {
+      const seq = ++this.#seq;
       const instances = await listInstances(this.#pool, key);
-      res.write(`event: snapshot\ndata: ${JSON.stringify({ key, instances })}\n\n`);
+      this.#send(
+        watcher,
+        key,
+        seq,
+        `event: snapshot\ndata: ${JSON.stringify({ key, instances })}\n\n`,
+      );
     }
   }
 
