@@ -51,6 +51,11 @@ export {
 } from './sharding-layout.js';
 export { fingerprintStatement, loadSqlParser } from './sql-parser.js';
 export { type RoutePlan, type RouteUnit, SqlRouter, type SqlRouterOptions } from './sql-router.js';
+export {
+  type FingerprintStats,
+  StatementStats,
+  type StatementStatsOptions,
+} from './statement-stats.js';
 
 import { createLayout, type ShardingLayoutOptions } from './sharding-layout.js';
 import { loadSqlParser } from './sql-parser.js';
