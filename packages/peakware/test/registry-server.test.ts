@@ -4,7 +4,7 @@
  * SSE watch stream as curl would see it.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -62,6 +62,48 @@ describe('registry on the control plane', { timeout: 60_000 }, () => {
     } finally {
       await consumer.close();
       await producer.close();
+    }
+  });
+
+  it('a consumer whose control-plane node stops moves to another node and keeps getting pushes', async () => {
+    const info = server.info.postgres;
+    assert.equal(info.mode, 'embedded');
+    if (info.mode !== 'embedded') return;
+    const password = (await readFile(path.join(dataDir, 'postgres-password'), 'utf8')).trim();
+    const dir2 = await mkdtemp(path.join(os.tmpdir(), 'peak-registry-node2-'));
+    const node2 = await PeakServer.start({
+      dataDir: dir2,
+      port: 0,
+      postgresUrl: `postgres://peak:${encodeURIComponent(password)}@${info.host}:${info.port}/postgres`,
+    });
+    const consumer = new HttpRegistry({
+      servers: [node2.info.url, server.info.url],
+      reconnectMs: 50,
+    });
+    const producer = new HttpRegistry({ servers: [server.info.url] });
+    try {
+      let latest: readonly ServiceInstance[] | undefined;
+      consumer.subscribe(key, (l) => {
+        latest = l;
+      });
+      const handle = await producer.register({ ...base, instanceId: 'moving-1' });
+      await waitFor(
+        'pushed via node 2',
+        () => latest?.some((i) => i.instanceId === 'moving-1') === true,
+      );
+      await node2.stop();
+      await handle.update({ weight: 77 });
+      await waitFor(
+        'pushed via node 1 after node 2 stopped',
+        () => latest?.find((i) => i.instanceId === 'moving-1')?.weight === 77,
+        10_000,
+      );
+      await handle.deregister();
+    } finally {
+      await consumer.close();
+      await producer.close();
+      await node2.stop();
+      await rm(dir2, { recursive: true, force: true });
     }
   });
 
