@@ -55,6 +55,17 @@ describe('flow rules (real time)', () => {
     assert.ok(stats !== undefined && stats.blockQps > 0);
   });
 
+  it('passes from a past second do not count against the current one', async () => {
+    const guard = new Guard({ rules: { flow: [{ resource: 'p', count: 5 }] } });
+    const held = [1, 2, 3, 4, 5].map(() => guard.entry('p'));
+    assert.throws(() => guard.entry('p'), BlockError);
+    await sleep(1100);
+    for (const e of held) e.exit();
+    for (let i = 0; i < 5; i++) guard.entry('p').exit();
+    assert.throws(() => guard.entry('p'), BlockError);
+    assert.equal(guard.stats('p')?.passQps, 5);
+  });
+
   it('a concurrency limit admits at most N in flight', () => {
     const guard = new Guard({
       rules: { flow: [{ resource: 'c', count: 3, grade: 'concurrency' }] },

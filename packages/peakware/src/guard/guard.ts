@@ -285,16 +285,16 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
     } catch (err) {
       entry.done = true;
       this.#release(entry);
-      node.addBlock();
-      entry.originNode?.addBlock();
-      entry.entranceNode?.addBlock();
-      if (inbound) this.#inbound.addBlock();
+      node.addBlock(now);
+      entry.originNode?.addBlock(now);
+      entry.entranceNode?.addBlock(now);
+      if (inbound) this.#inbound.addBlock(now);
       throw err;
     }
-    node.addPass();
-    entry.originNode?.addPass();
-    entry.entranceNode?.addPass();
-    if (inbound) this.#inbound.addPass();
+    node.addPass(now);
+    entry.originNode?.addPass(now);
+    entry.entranceNode?.addPass(now);
+    if (inbound) this.#inbound.addPass(now);
     entry.startedAt = now + entry.waitMs;
     return entry;
   }
@@ -306,10 +306,10 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
     // A block from a nested resource is not this resource's failure (as in Sentinel).
     const failure = error instanceof BlockError ? undefined : error;
     const failed = failure !== undefined;
-    entry.node.addComplete(rt, failed);
-    entry.originNode?.addComplete(rt, failed);
-    entry.entranceNode?.addComplete(rt, failed);
-    if (entry.inbound) this.#inbound.addComplete(rt, failed);
+    entry.node.addComplete(rt, failed, now);
+    entry.originNode?.addComplete(rt, failed, now);
+    entry.entranceNode?.addComplete(rt, failed, now);
+    if (entry.inbound) this.#inbound.addComplete(rt, failed, now);
     this.#release(entry);
     this.#degradeSlot.exit(entry, rt, failure, now);
   }
@@ -376,6 +376,7 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
     | undefined {
     const node = resource === INBOUND_RESOURCE ? this.#inbound : this.#nodes.get(resource);
     if (node === undefined) return undefined;
+    node.flush();
     const w = node.second;
     return {
       passQps: w.pass(),
@@ -399,6 +400,7 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
   metrics(): MetricSnapshot[] {
     const out: MetricSnapshot[] = [];
     const add = (resource: string, node: StatNode) => {
+      node.flush();
       const b = node.minute.previous();
       if (b === undefined) return;
       if (b.pass + b.block + b.success + b.error === 0 && node.concurrency === 0) return;

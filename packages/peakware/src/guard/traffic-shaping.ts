@@ -21,8 +21,8 @@ export class DefaultController implements TrafficShapingController {
     readonly grade: 'qps' | 'concurrency',
   ) {}
 
-  canPass(node: StatNode, acquire: number): number {
-    const current = this.grade === 'qps' ? node.passQps() : node.concurrency;
+  canPass(node: StatNode, acquire: number, now: number): number {
+    const current = this.grade === 'qps' ? node.passQps(now) : node.concurrency;
     return current + acquire > this.count ? -1 : 0;
   }
 }
@@ -87,7 +87,7 @@ export class WarmUpController implements TrafficShapingController {
   canPass(node: StatNode, acquire: number, now: number): number {
     this.#bucket.sync(node, now);
     // A tiny epsilon, like Java's Math.nextUp, so the float threshold does not round a call out.
-    return node.passQps() + acquire <= this.#bucket.threshold() + 1e-9 ? 0 : -1;
+    return node.passQps(now) + acquire <= this.#bucket.threshold() + 1e-9 ? 0 : -1;
   }
 
   /** The threshold in force now (for metrics and tests). */
