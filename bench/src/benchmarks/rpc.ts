@@ -7,6 +7,7 @@
  *   failover, zod on both sides) over one multiplexed TCP connection, msgpack frames
  * - grpc-js: @grpc/grpc-js unary calls over HTTP/2 (JSON-serialised messages, one channel)
  * - fastify+undici: HTTP/1.1 JSON POST, fastify server, undici Pool client (keep-alive)
+ * - moleculer: Moleculer service broker, TCP transporter (static peers, no UDP discovery)
  * - bare-tcp-json: newline-delimited JSON with ids on one TCP socket, no framework: the
  *   floor of what any RPC on this machine can cost
  *
@@ -31,20 +32,60 @@ const echoService = defineService({
   },
 });
 
-type Kind = 'peakware' | 'grpc' | 'http' | 'tcp';
-const KINDS: Kind[] = ['peakware', 'grpc', 'http', 'tcp'];
+type Kind = 'peakware' | 'grpc' | 'http' | 'moleculer' | 'tcp';
+const KINDS: Kind[] = ['peakware', 'grpc', 'http', 'moleculer', 'tcp'];
 const LABEL: Record<Kind, string> = {
   peakware: 'peakware',
   grpc: 'grpc-js',
   http: 'fastify+undici',
+  moleculer: 'moleculer-tcp',
   tcp: 'bare-tcp-json',
 };
+
+/** Two free loopback ports (Moleculer's TCP transporter wants its peers' ports up front). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve) => {
+          const s = net.createServer();
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+function moleculerBroker(nodeID: string, port: number, peer: string) {
+  return import('moleculer').then(
+    ({ ServiceBroker }) =>
+      new ServiceBroker({
+        nodeID,
+        logger: false,
+        transporter: { type: 'TCP', options: { udpDiscovery: false, port, urls: [peer] } },
+      }),
+  );
+}
 
 const jsonSerialize = (value: unknown) => Buffer.from(JSON.stringify(value));
 const jsonDeserialize = (buf: Buffer) => JSON.parse(buf.toString()) as unknown;
 
-async function serve(kind: Kind): Promise<number> {
+async function serve(kind: Kind, extra: string[]): Promise<number> {
   switch (kind) {
+    case 'moleculer': {
+      const [serverPort, clientPort] = extra.map(Number) as [number, number];
+      const broker = await moleculerBroker(
+        'bench-server',
+        serverPort,
+        `127.0.0.1:${clientPort}/bench-client`,
+      );
+      broker.createService({ name: 'echo', actions: { echo: (ctx) => ctx.params } });
+      await broker.start();
+      return serverPort;
+    }
     case 'peakware': {
       const server = new RpcServer({ port: 0 });
       server.addService(echoService, { echo: (input) => input });
@@ -109,9 +150,23 @@ async function serve(kind: Kind): Promise<number> {
 
 type Call = (n: number) => Promise<unknown>;
 
-async function connect(kind: Kind, port: number): Promise<{ call: Call; close(): Promise<void> }> {
+async function connect(
+  kind: Kind,
+  port: number,
+  extra: string[],
+): Promise<{ call: Call; close(): Promise<void> }> {
   const payload = (n: number) => ({ n, s: 'hello' });
   switch (kind) {
+    case 'moleculer': {
+      const broker = await moleculerBroker(
+        'bench-client',
+        Number(extra[1]),
+        `127.0.0.1:${port}/bench-server`,
+      );
+      await broker.start();
+      await broker.waitForServices(['echo'], 20_000);
+      return { call: (n) => broker.call('echo.echo', payload(n)), close: () => broker.stop() };
+    }
     case 'peakware': {
       const registry = new InMemoryRegistry();
       await registry.register({
@@ -247,10 +302,14 @@ async function measure(call: Call, inFlight: number, ms: number, maxCalls: numbe
   return { callsPerSec: latencies.length / seconds, p50: q(0.5), p99: q(0.99), errors };
 }
 
-function startServer(kind: Kind): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve', kind], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+function startServer(kind: Kind, extra: string[]): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(import.meta.url), '--serve', kind, ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`${kind} server did not start in 20 s`)),
@@ -271,7 +330,7 @@ function startServer(kind: Kind): Promise<{ child: ChildProcess; port: number }>
 export const benchmark: Benchmark = {
   name: 'rpc',
   description:
-    'echo RPC, client and server in separate processes on loopback, 200 calls in flight: peakware vs grpc-js, fastify+undici, bare TCP JSON',
+    'echo RPC, client and server in separate processes on loopback, 200 calls in flight: peakware vs grpc-js, fastify+undici, Moleculer (TCP), bare TCP JSON',
   async run({ runs, quick, progress }) {
     const inFlight = 200;
     const ms = quick ? 1000 : 3000;
@@ -283,6 +342,7 @@ export const benchmark: Benchmark = {
       peakware: { callsPerSec: [], p50: [], p99: [], errors: 0 },
       grpc: { callsPerSec: [], p50: [], p99: [], errors: 0 },
       http: { callsPerSec: [], p50: [], p99: [], errors: 0 },
+      moleculer: { callsPerSec: [], p50: [], p99: [], errors: 0 },
       tcp: { callsPerSec: [], p50: [], p99: [], errors: 0 },
     };
     // All servers up at once, runs interleaved across contenders, so a burst of load from
@@ -294,8 +354,9 @@ export const benchmark: Benchmark = {
     }[] = [];
     try {
       for (const kind of KINDS) {
-        const { child, port } = await startServer(kind);
-        started.push({ kind, child, client: await connect(kind, port) });
+        const extra = kind === 'moleculer' ? (await freePorts(2)).map(String) : [];
+        const { child, port } = await startServer(kind, extra);
+        started.push({ kind, child, client: await connect(kind, port, extra) });
       }
       for (const { client } of started) {
         await measure(client.call, inFlight, quick ? 300 : 1000, maxCalls); // warm-up (JIT, connections)
@@ -337,9 +398,13 @@ export const benchmark: Benchmark = {
     const ratios: Record<string, number> = {
       'peakware/grpc-js.callsPerSec': round(pw / median(results.grpc.callsPerSec)),
       'peakware/fastify+undici.callsPerSec': round(pw / median(results.http.callsPerSec)),
+      'peakware/moleculer-tcp.callsPerSec': round(pw / median(results.moleculer.callsPerSec)),
       'peakware/bare-tcp-json.callsPerSec': round(pw / median(results.tcp.callsPerSec)),
       'peakware/grpc-js.p99': round(median(results.peakware.p99) / median(results.grpc.p99)),
       'peakware/fastify+undici.p99': round(median(results.peakware.p99) / median(results.http.p99)),
+      'peakware/moleculer-tcp.p99': round(
+        median(results.peakware.p99) / median(results.moleculer.p99),
+      ),
     };
     table.push([]);
     for (const [k, v] of Object.entries(ratios)) table.push([k, v]);
@@ -361,6 +426,6 @@ if (process.argv[2] === '--serve') {
     process.stderr.write(`unknown server kind ${kind}\n`);
     process.exit(2);
   }
-  const port = await serve(kind);
+  const port = await serve(kind, process.argv.slice(4));
   process.stdout.write(`${port}\n`);
 }
