@@ -14,6 +14,7 @@ import { EventEmitter } from 'node:events';
 import { currentContext } from '../core/context.js';
 import { errorMessage } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import type { BucketSnapshot } from '../core/sliding-window.js';
 import { AuthoritySlot } from './authority-slot.js';
 import { BlockError } from './block-error.js';
 import { type BreakerStateChange, CircuitBreaker, DegradeSlot } from './circuit-breaker.js';
@@ -394,16 +395,14 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
   }
 
   /**
-   * Per-second snapshots of the last complete second for every resource with traffic in it
-   * (and the inbound total as {@link INBOUND_RESOURCE}).
+   * Per-second snapshots for every resource with traffic (and the inbound total as
+   * {@link INBOUND_RESOURCE}): of the last complete second, or with `since` (epoch ms) of
+   * every complete second that started after it (up to the last 60), oldest first.
    */
-  metrics(): MetricSnapshot[] {
+  metrics(since?: number): MetricSnapshot[] {
     const out: MetricSnapshot[] = [];
-    const add = (resource: string, node: StatNode) => {
-      node.flush();
-      const b = node.minute.previous();
-      if (b === undefined) return;
-      if (b.pass + b.block + b.success + b.error === 0 && node.concurrency === 0) return;
+    const push = (resource: string, node: StatNode, b: BucketSnapshot) => {
+      if (b.pass + b.block + b.success + b.error === 0) return;
       const done = b.success + b.error;
       out.push({
         resource,
@@ -417,19 +416,28 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
         concurrency: node.concurrency,
       });
     };
+    const add = (resource: string, node: StatNode) => {
+      node.flush();
+      if (since === undefined) {
+        const b = node.minute.previous();
+        if (b !== undefined) push(resource, node, b);
+        return;
+      }
+      for (const b of node.minute.snapshots(true)) if (b.start > since) push(resource, node, b);
+    };
     for (const [resource, node] of this.#nodes) add(resource, node);
     add(INBOUND_RESOURCE, this.#inbound);
-    return out;
+    return out.sort((a, b) => a.second - b.second);
   }
 
   #startMetrics(): void {
     if (this.#metricsTimer !== undefined) return;
-    let lastSecond = 0;
+    // Each tick ships every complete second not shipped yet, so a late timer loses nothing.
+    let shipped = Date.now() - (Date.now() % 1000) - 1;
     this.#metricsTimer = setInterval(() => {
-      const snapshots = this.metrics();
-      const second = snapshots[0]?.second ?? 0;
-      if (second === lastSecond && snapshots.length > 0) return;
-      lastSecond = second;
+      const snapshots = this.metrics(shipped);
+      if (snapshots.length === 0) return;
+      shipped = snapshots[snapshots.length - 1]!.second;
       if (this.listenerCount('metrics') > 0) this.emit('metrics', snapshots);
     }, this.#metricsIntervalMs);
     this.#metricsTimer.unref();

@@ -32,7 +32,7 @@ export const NO_RULES: ResourceRules = Object.freeze({
 });
 
 /** Most distinct origins (or entrances) tracked per resource; beyond it calls count only in the resource. */
-export const MAX_ORIGINS_PER_RESOURCE = 1000;
+export const MAX_ORIGINS_PER_RESOURCE = 200;
 
 /** Statistics and rules of one resource. */
 export class ResourceNode extends StatNode {
