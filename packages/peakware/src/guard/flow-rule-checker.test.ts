@@ -133,6 +133,31 @@ describe('flow rules (real time)', () => {
     for (const g of gaps) assert.ok(g >= 30 && g <= 90, `gap ${g.toFixed(1)} ms out of tolerance`);
   });
 
+  it('warm-up + queueing spaces calls at the cold rate first', () => {
+    // count 30, cold factor 3: cold threshold 10/s, so 100 ms apart; 350 ms max wait.
+    const guard = new Guard({
+      rules: {
+        flow: [
+          {
+            resource: 'wq',
+            count: 30,
+            behavior: 'warm-up-rate-limiter',
+            warmUpPeriodSec: 2,
+            coldFactor: 3,
+            maxQueueingTimeMs: 350,
+          },
+        ],
+      },
+    });
+    const entries = [0, 1, 2, 3].map(() => guard.entry('wq'));
+    assert.deepEqual(
+      entries.map((e) => Math.round(e.waitMs / 10) * 10),
+      [0, 100, 200, 300],
+    );
+    assert.throws(() => guard.entry('wq'), BlockError);
+    for (const e of entries) e.exit();
+  });
+
   it('limits per origin: a named app, default and other', () => {
     const guard = new Guard({
       rules: {
