@@ -67,6 +67,8 @@ function rng(seed: number): () => number {
 
 let cluster: PostgresCluster;
 let db: ShardedDatabase;
+/** The same layout without UNION ALL per data source: one statement per shard. */
+let perShard: ShardedDatabase;
 let reference: pg.Pool;
 const orderIds: string[] = [];
 const BUYERS = 40;
@@ -92,6 +94,12 @@ before(async () => {
     layout: LAYOUT,
     connections: { ds0: { primary: cluster.url(0) }, ds1: { primary: cluster.url(1) } },
     poolSize: 4,
+  });
+  perShard = await ShardedDatabase.connect({
+    layout: LAYOUT,
+    connections: { ds0: { primary: cluster.url(0) }, ds1: { primary: cluster.url(1) } },
+    poolSize: 2,
+    router: { combinePerDataSource: false },
   });
   await rebuildTables();
 
@@ -149,6 +157,7 @@ before(async () => {
 
 after(async () => {
   await db?.close();
+  await perShard?.close();
   await reference?.end();
   await cluster?.stop();
 });
@@ -295,12 +304,14 @@ describe('data: differential (sharded layout vs one unsharded database)', () => 
       const expected = await reference.query(q.sql, q.params);
       let actual: ShardedQueryResult;
       try {
-        actual = await db.query(q.sql, q.params);
+        // Alternate: UNION ALL per data source, and one statement per shard (pure k-way merge).
+        actual = await (i % 2 === 0 ? db : perShard).query(q.sql, q.params);
       } catch (err) {
         assert.fail(`${label} threw ${(err as Error).message}`);
       }
       counts.total++;
-      if (actual.route.units.length > 1) counts.scatter++;
+      if (actual.route.units.length > 1 || actual.route.units[0]?.shards !== undefined)
+        counts.scatter++;
       else counts.single++;
       if (q.write) {
         counts.writes++;

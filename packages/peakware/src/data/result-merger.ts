@@ -37,6 +37,8 @@ export interface MergePlan {
   aggregated: boolean;
   limit: number | undefined;
   offset: number;
+  /** True when a shard answer is several sorted runs (UNION ALL of shards): sort it first. */
+  sortInputs?: boolean;
 }
 
 /** A result column as `pg` describes it. */
@@ -261,10 +263,8 @@ export function mergeRows(plan: MergePlan, shards: ShardRows[]): MergedRows {
     rows = rows.slice(plan.offset, end);
   } else if (plan.orderBy.length > 0) {
     let n = 0;
-    for (const row of kWayMerge(
-      shards.map((s) => s.rows),
-      cmp,
-    )) {
+    const lists = shards.map((s) => (plan.sortInputs === true ? [...s.rows].sort(cmp) : s.rows));
+    for (const row of kWayMerge(lists, cmp)) {
       if (n >= end) break;
       if (n >= plan.offset) rows.push(row);
       n++;

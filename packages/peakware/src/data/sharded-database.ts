@@ -18,7 +18,7 @@ import {
   type ShardingLayoutOptions,
 } from './sharding-layout.js';
 import { loadSqlParser, shortSql } from './sql-parser.js';
-import { type RoutePlan, type RouteUnit, SqlRouter } from './sql-router.js';
+import { type RoutePlan, type RouteUnit, SqlRouter, type SqlRouterOptions } from './sql-router.js';
 
 /** A connection: a PostgreSQL URL or a `pg` pool config. */
 export type ConnectionConfig = string | pg.PoolConfig;
@@ -42,6 +42,8 @@ export interface StatementEvent {
   physicalSql: string;
   dataSource: string;
   shard: number | undefined;
+  /** The shards of a combined (UNION ALL) statement. */
+  shards?: number[];
   role: 'primary' | 'replica';
   /** Rows returned (SELECT) or changed (writes). */
   rows: number;
@@ -72,6 +74,8 @@ export interface ShardedDatabaseOptions {
   slowThresholdMs?: number;
   /** How often replica lag is measured (on demand, at most this often). Default 1000 ms. */
   replicaCheckIntervalMs?: number;
+  /** Router options (statement cache size, UNION ALL per data source). */
+  router?: SqlRouterOptions;
 }
 
 /** What `query()` returns. */
@@ -135,7 +139,7 @@ export class ShardedDatabase {
 
   private constructor(layout: ShardingLayout, options: ShardedDatabaseOptions) {
     this.layout = layout;
-    this.router = new SqlRouter(layout);
+    this.router = new SqlRouter(layout, options.router);
     this.#slowMs = options.slowThresholdMs ?? 200;
     this.#checkMs = options.replicaCheckIntervalMs ?? 1000;
     if (options.collector !== undefined) this.#collectors.push(options.collector);
@@ -456,6 +460,7 @@ export class ShardedDatabase {
       physicalSql: unit.sql,
       dataSource: unit.dataSource,
       shard: unit.shard,
+      ...(unit.shards === undefined ? {} : { shards: unit.shards }),
       role,
       rows,
       durationMs,

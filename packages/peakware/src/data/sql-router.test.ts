@@ -6,30 +6,31 @@ import { loadSqlParser, parseStatement } from './sql-parser.js';
 import { SqlRouter } from './sql-router.js';
 
 let router: SqlRouter;
+let combined: SqlRouter;
 
 before(async () => {
   await loadSqlParser();
-  router = new SqlRouter(
-    createLayout({
-      dataSources: ['ds0', 'ds1'],
-      tables: {
-        t_order: {
-          shardingColumn: 'buyer_id',
-          geneColumns: ['id'],
-          algorithm: { type: 'mod' },
-          tablesPerDataSource: 4,
-        },
-        t_item: { shardingColumn: 'buyer_id', algorithm: { type: 'mod' }, tablesPerDataSource: 4 },
-        t_log: {
-          shardingColumn: 'at',
-          algorithm: { type: 'range', bounds: [100, 200, 300] },
-          tablesPerDataSource: 2,
-        },
+  const layout = createLayout({
+    dataSources: ['ds0', 'ds1'],
+    tables: {
+      t_order: {
+        shardingColumn: 'buyer_id',
+        geneColumns: ['id'],
+        algorithm: { type: 'mod' },
+        tablesPerDataSource: 4,
       },
-      bindingGroups: [['t_order', 't_item']],
-      broadcastTables: ['t_region'],
-    }),
-  );
+      t_item: { shardingColumn: 'buyer_id', algorithm: { type: 'mod' }, tablesPerDataSource: 4 },
+      t_log: {
+        shardingColumn: 'at',
+        algorithm: { type: 'range', bounds: [100, 200, 300] },
+        tablesPerDataSource: 2,
+      },
+    },
+    bindingGroups: [['t_order', 't_item']],
+    broadcastTables: ['t_region'],
+  });
+  router = new SqlRouter(layout, { combinePerDataSource: false });
+  combined = new SqlRouter(layout);
 });
 
 const where = (sql: string, params: unknown[] = []) =>
@@ -181,6 +182,33 @@ describe('sql router', () => {
       { kind: 'count' },
     ]);
     assert.deepEqual(agg.merge?.orderBy, [{ column: 1, desc: true, nullsFirst: true }]);
+  });
+
+  it("combines a data source's shards into one UNION ALL round trip", () => {
+    const plan = combined.route(
+      'SELECT id FROM t_order WHERE buyer_id IN (1, 2, 6) ORDER BY id LIMIT 2',
+      [],
+    );
+    assert.deepEqual(
+      plan.units.map((u) => [u.dataSource, u.shard, u.shards, u.sql]),
+      [
+        [
+          'ds0',
+          undefined,
+          [1, 2],
+          '(SELECT id FROM t_order_1 AS t_order WHERE buyer_id IN (1, 2, 6) ORDER BY id LIMIT $1) UNION ALL (SELECT id FROM t_order_2 AS t_order WHERE buyer_id IN (1, 2, 6) ORDER BY id LIMIT $1)',
+        ],
+        [
+          'ds1',
+          6,
+          undefined,
+          'SELECT id FROM t_order_6 AS t_order WHERE buyer_id IN (1, 2, 6) ORDER BY id LIMIT $1',
+        ],
+      ],
+    );
+    assert.equal(plan.merge?.sortInputs, true);
+    // Writes are never combined.
+    assert.equal(combined.route('DELETE FROM t_order WHERE buyer_id IN (1, 2)').units.length, 2);
   });
 
   it('refuses what cannot run over shards, naming the statement and the reason', () => {

@@ -26,8 +26,10 @@ import {
 export interface RouteUnit {
   /** The data source (database) it runs on. */
   dataSource: string;
-  /** The shard index, or undefined for broadcast / unsharded tables. */
+  /** The shard index, or undefined for broadcast / unsharded tables and combined units. */
   shard: number | undefined;
+  /** For a unit combining several shards of one data source (UNION ALL): their indexes. */
+  shards?: number[];
   /** The rewritten SQL. */
   sql: string;
   /** Its parameters. */
@@ -98,7 +100,7 @@ interface Analysis {
   scatter:
     | {
         template: Template;
-        merge: Omit<MergePlan, 'limit' | 'offset'>;
+        merge: Omit<MergePlan, 'limit' | 'offset' | 'sortInputs'>;
         limit: ValueRef | undefined;
         offset: ValueRef | undefined;
       }
@@ -218,6 +220,11 @@ function union(a: Set<number> | 'all', b: Set<number> | 'all'): Set<number> | 'a
 export interface SqlRouterOptions {
   /** Statements whose analysis is cached (by exact text). Default 2000. */
   cacheSize?: number;
+  /**
+   * Send a scatter SELECT's shards on one data source as one UNION ALL statement (one
+   * round trip per data source instead of one per shard). Default true.
+   */
+  combinePerDataSource?: boolean;
 }
 
 /** Routes and rewrites statements for one layout; caches per statement text. */
@@ -226,10 +233,12 @@ export class SqlRouter {
   readonly layout: ShardingLayout;
   readonly #cache = new Map<string, Analysis>();
   readonly #cacheSize: number;
+  readonly #combine: boolean;
 
   constructor(layout: ShardingLayout, options: SqlRouterOptions = {}) {
     this.layout = layout;
     this.#cacheSize = options.cacheSize ?? 2000;
+    this.#combine = options.combinePerDataSource ?? true;
   }
 
   /** The parser's fingerprint of a statement (cached with its analysis). */
@@ -317,17 +326,43 @@ export class SqlRouter {
     const shardParams = (sc.template.paramMap ?? params.map((_, i) => i)).map((i) =>
       i === -1 ? String((limit ?? 0) + offset) : params[i],
     );
+    let units: RouteUnit[] = list.map((s) => ({
+      dataSource: this.layout.node(table, s).dataSource,
+      shard: s,
+      sql: this.#render(sc.template, s, suffix, limit !== undefined && !sc.merge.aggregated),
+      params: shardParams,
+    }));
+    let sortInputs = false;
+    if (this.#combine && !a.write) {
+      // One round trip per data source: its shards' statements joined by UNION ALL (each
+      // keeps its own ORDER BY / LIMIT); the merger re-sorts each data source's rows.
+      const byDataSource = new Map<string, RouteUnit[]>();
+      for (const u of units) {
+        const g = byDataSource.get(u.dataSource);
+        if (g === undefined) byDataSource.set(u.dataSource, [u]);
+        else g.push(u);
+      }
+      if (byDataSource.size < units.length) {
+        units = [...byDataSource.values()].map((g) =>
+          g.length === 1
+            ? g[0]!
+            : {
+                dataSource: g[0]!.dataSource,
+                shard: undefined,
+                shards: g.map((u) => u.shard!),
+                sql: g.map((u) => `(${u.sql})`).join(' UNION ALL '),
+                params: shardParams,
+              },
+        );
+        sortInputs = sc.merge.orderBy.length > 0 && !sc.merge.aggregated;
+      }
+    }
     return {
       sql,
       kind: a.kind,
       write: a.write,
-      units: list.map((s) => ({
-        dataSource: this.layout.node(table, s).dataSource,
-        shard: s,
-        sql: this.#render(sc.template, s, suffix, limit !== undefined && !sc.merge.aggregated),
-        params: shardParams,
-      })),
-      merge: { ...sc.merge, limit, offset },
+      units,
+      merge: { ...sc.merge, limit, offset, sortInputs },
       tables,
       reason,
       shadow,
