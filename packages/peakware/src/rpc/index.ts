@@ -71,6 +71,7 @@ export {
   type CallOptions,
   defineService,
   definitionKey,
+  type FailsafeServiceClient,
   type MethodMap,
   type MethodSpec,
   type ServiceClient,

@@ -103,6 +103,14 @@ describe('rpc client and server over real sockets', () => {
     );
   });
 
+  it('failsafe resolves undefined on failure, and its types say so', async () => {
+    const safe = client.service(inventory, { cluster: 'failsafe' });
+    const r: null | undefined = await safe.boom({});
+    assert.equal(r, undefined);
+    const ok = await safe.stock({ sku: 'f' });
+    assert.equal(ok?.left, 7);
+  });
+
   it('carries the caller and routes by tag: untagged calls avoid canary, canary calls stick to it', async () => {
     const inv = client.service(inventory);
     const plain = await inv.whoami({});

@@ -50,6 +50,7 @@ import { type Invocation, type RpcFilter, runFilters } from './rpc-filter.js';
 import {
   type CallOptions,
   definitionKey,
+  type FailsafeServiceClient,
   type MethodSpec,
   type ServiceClient,
   type ServiceDefinition,
@@ -71,8 +72,12 @@ export interface ServiceClientOptions {
   timeoutMs?: number;
 }
 
-/** Options of {@link RpcClient}; defaults in {@link CLIENT_DEFAULTS}. */
-export interface RpcClientOptions extends ServiceClientOptions {
+/**
+ * Options of {@link RpcClient}; defaults in {@link CLIENT_DEFAULTS}. `failsafe` is only
+ * chosen per service, where the proxy's types can say that results may be `undefined`.
+ */
+export interface RpcClientOptions extends Omit<ServiceClientOptions, 'cluster'> {
+  cluster?: Exclude<ClusterStrategyName, 'failsafe'>;
   /** Where instances come from. */
   registry: Registry;
   /** This application's name: sent as the caller (`peak-caller`). */
@@ -102,6 +107,26 @@ export const CLIENT_DEFAULTS = {
   warmupMs: 60_000,
   discoveryWaitMs: 3000,
 } as const;
+
+/** Validates an answer against the method's output schema (PEAK_RPC_BAD_RESPONSE). */
+function checkOutput(
+  spec: MethodSpec,
+  raw: unknown,
+  describe: string,
+  serviceId: string,
+  method: string,
+): unknown {
+  const parsed = spec.output.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  throw new PeakError(
+    ErrorCodes.RPC_BAD_RESPONSE,
+    `${describe} answered something its output schema rejects: ${parsed.error.issues
+      .slice(0, 3)
+      .map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
+      .join('; ')}; is the provider on another version of the definition?`,
+    { details: { service: serviceId, method } },
+  );
+}
 
 /** One subscribed service key: its endpoints and how calls to it are balanced. */
 class Directory {
@@ -170,8 +195,17 @@ export class RpcClient {
   /** The typed client of a service: `client.service(inventory).deduct({...})`. */
   service<D extends ServiceDefinition>(
     def: D,
+    options?: ServiceClientOptions & { cluster?: Exclude<ClusterStrategyName, 'failsafe'> },
+  ): ServiceClient<D>;
+  /** With `failsafe`, a failed call resolves `undefined`, and the types say so. */
+  service<D extends ServiceDefinition>(
+    def: D,
+    options: ServiceClientOptions & { cluster: 'failsafe' },
+  ): FailsafeServiceClient<D>;
+  service<D extends ServiceDefinition>(
+    def: D,
     options: ServiceClientOptions = {},
-  ): ServiceClient<D> {
+  ): ServiceClient<D> | FailsafeServiceClient<D> {
     const plan = this.#plan(definitionKey(def, options.group ?? this.#opts.group), options);
     const proxy: Record<string, (input: unknown, callOptions?: CallOptions) => Promise<unknown>> =
       {};
@@ -400,7 +434,9 @@ export class RpcClient {
             left,
           );
           endpoint.record(performance.now() - started);
-          return result;
+          return spec === undefined
+            ? result
+            : checkOutput(spec, result, describe, serviceId, method);
         } catch (err) {
           endpoint.record(performance.now() - started);
           throw err;
@@ -410,22 +446,7 @@ export class RpcClient {
       },
     };
     const run = () => plan.cluster.invoke(clusterCall);
-    const raw = await (this.#filters.length === 0
-      ? run()
-      : runFilters(this.#filters, invocation, run));
-    if (spec === undefined) return raw;
-    const parsed = spec.output.safeParse(raw);
-    if (!parsed.success) {
-      throw new PeakError(
-        ErrorCodes.RPC_BAD_RESPONSE,
-        `${describe} answered something its output schema rejects: ${parsed.error.issues
-          .slice(0, 3)
-          .map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
-          .join('; ')}; is the provider on another version of the definition?`,
-        { details: { service: serviceId, method } },
-      );
-    }
-    return parsed.data;
+    return this.#filters.length === 0 ? run() : runFilters(this.#filters, invocation, run);
   }
 
   /** Closes every connection and subscription. */

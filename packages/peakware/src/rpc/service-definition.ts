@@ -107,6 +107,14 @@ export type ServiceClient<D extends ServiceDefinition> = {
   ) => Promise<z.output<D['methods'][K]['output']>>;
 };
 
+/** The client of a service under the `failsafe` strategy: a failed call resolves `undefined`. */
+export type FailsafeServiceClient<D extends ServiceDefinition> = {
+  readonly [K in keyof D['methods']]: (
+    input: z.input<D['methods'][K]['input']>,
+    options?: CallOptions,
+  ) => Promise<z.output<D['methods'][K]['output']> | undefined>;
+};
+
 /** A provider's implementation of a service: one (async) function per method. */
 export type ServiceImplementation<D extends ServiceDefinition> = {
   readonly [K in keyof D['methods']]: (
