@@ -11,9 +11,9 @@
  *   6. provider filters, then the method, in a child context carrying the remaining time
  *   7. the result or the error back to the caller
  *
- * Graceful stop: deregister, send GOAWAY on every connection (consumers stop picking this
- * instance at once), keep serving what still arrives until nothing is in flight and the
- * connections are quiet, then close.
+ * Graceful stop: deregister and send GOAWAY on every connection (consumers stop picking
+ * this instance at once), keep serving what still arrives until nothing is in flight and
+ * the connections are quiet, then close.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -515,7 +515,10 @@ export class RpcServer {
   async #stop(): Promise<void> {
     this.#draining = true;
     const started = Date.now();
-    await Promise.all(
+    const deadline = started + this.#opts.drainTimeoutMs;
+    // Deregister and tell connected consumers at once: GOAWAY stops them now, the registry
+    // push reaches the rest. An unreachable control plane must not hold the stop up.
+    const deregistered = Promise.all(
       this.#handles.map((h) =>
         h.deregister().catch((err) => this.#logger.warn({ err }, 'deregistering failed')),
       ),
@@ -525,7 +528,14 @@ export class RpcServer {
       this.#send(conn, { type: 6, reason: 'draining' });
       conn.writer.flush();
     }
-    const deadline = started + this.#opts.drainTimeoutMs;
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([
+      deregistered,
+      new Promise((r) => {
+        bound = setTimeout(r, Math.max(0, deadline - Date.now()));
+      }),
+    ]);
+    clearTimeout(bound);
     for (;;) {
       const now = Date.now();
       let lastRequest = 0;
