@@ -6,8 +6,14 @@
  * collector. The instances start once for the whole file.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { rootCommand } from '../src/cli/commands/index.js';
+import { runCli } from '../src/cli/run-cli.js';
 import { createContext, runWithContext } from '../src/core/context.js';
 import { ErrorCodes, isPeakError } from '../src/core/errors.js';
 import {
@@ -34,6 +40,11 @@ const LAYOUT: ShardingLayoutOptions = {
       algorithm: { type: 'hash-mod' },
       tablesPerDataSource: 4,
     },
+    t_event: {
+      shardingColumn: 'at',
+      algorithm: { type: 'interval', start: '2026-01-01T00:00:00Z', unit: 'month' },
+      tablesPerDataSource: 2,
+    },
   },
   bindingGroups: [['t_order', 't_order_item']],
   broadcastTables: ['t_region'],
@@ -48,6 +59,8 @@ const DDL = {
     id bigint PRIMARY KEY, order_id bigint NOT NULL, buyer_id bigint NOT NULL,
     sku text NOT NULL, qty int NOT NULL)`,
   t_region: (t: string) => `CREATE TABLE ${t} (id int PRIMARY KEY, name text NOT NULL)`,
+  t_event: (t: string) =>
+    `CREATE TABLE ${t} (id bigint PRIMARY KEY, at timestamptz NOT NULL, kind text NOT NULL, v int NOT NULL)`,
 } as const;
 
 const STATUSES = ['cancelled', 'created', 'paid', 'shipped'];
@@ -71,6 +84,11 @@ let db: ShardedDatabase;
 let perShard: ShardedDatabase;
 let reference: pg.Pool;
 const orderIds: string[] = [];
+const eventTimes: string[] = [];
+
+function pick<T>(random: () => number, xs: readonly T[]): T {
+  return xs[Math.floor(random() * xs.length)]!;
+}
 const BUYERS = 40;
 
 async function rebuildTables(): Promise<void> {
@@ -114,6 +132,18 @@ before(async () => {
     await db.query('INSERT INTO t_region (id, name) VALUES ($1, $2)', [id, name]);
     await reference.query('INSERT INTO t_region (id, name) VALUES ($1, $2)', [id, name]);
   }
+  const events: unknown[][] = [];
+  for (let e = 1; e <= 400; e++) {
+    const at = new Date(Date.UTC(2026, 0, 1) + Math.floor(random() * 119 * 24) * 3_600_000);
+    events.push([e, at, pick(random, ['click', 'view', 'buy']), Math.floor(random() * 100)]);
+  }
+  for (let k = 0; k < events.length; k += 50) {
+    const chunk = events.slice(k, k + 50);
+    const sql = `INSERT INTO t_event (id, at, kind, v) VALUES ${chunk.map((_, i) => `($${i * 4 + 1}, $${i * 4 + 2}, $${i * 4 + 3}, $${i * 4 + 4})`).join(', ')}`;
+    await db.query(sql, chunk.flat());
+    await reference.query(sql, chunk.flat());
+  }
+  eventTimes.push(...events.map((e) => (e[1] as Date).toISOString()));
   let itemId = 1;
   for (let batch = 0; batch < 60; batch++) {
     const orders: unknown[][] = [];
@@ -338,6 +368,48 @@ describe('data: differential (sharded layout vs one unsharded database)', () => 
   });
 });
 
+describe('data: differential on time-interval shards (range pruning)', () => {
+  it('prunes shards by time ranges without losing a row', async () => {
+    const random = rng(99);
+    const time = () =>
+      random() < 0.5
+        ? pick(random, eventTimes)
+        : new Date(
+            Date.UTC(2025, 11, 15) + Math.floor(random() * 140 * 24) * 3_600_000,
+          ).toISOString();
+    let pruned = 0;
+    for (let i = 0; i < 400; i++) {
+      const params: unknown[] = [];
+      const p = (v: unknown) => {
+        params.push(v);
+        return `$${params.length}`;
+      };
+      const cond = pick(random, [
+        () => `at >= ${p(time())} AND at < ${p(time())}`,
+        () => `at BETWEEN ${p(time())} AND ${p(time())}`,
+        () => `at > ${p(time())}`,
+        () => `at <= ${p(time())}`,
+        () => `at = ${p(pick(random, eventTimes))}`,
+        () => `at IN (${p(pick(random, eventTimes))}, ${p(pick(random, eventTimes))})`,
+        () => `(at < ${p(time())} OR kind = ${p('buy')})`,
+      ])();
+      const shape = pick(random, [
+        () =>
+          `SELECT id, at, kind, v FROM t_event WHERE ${cond} ORDER BY at DESC, id LIMIT ${p(1 + Math.floor(random() * 20))}`,
+        () =>
+          `SELECT kind, count(*), sum(v), min(at), max(at), avg(v) FROM t_event WHERE ${cond} GROUP BY kind ORDER BY kind`,
+        () => `SELECT count(*) FROM t_event WHERE ${cond}`,
+      ])();
+      const label = `event query #${i}: ${shape} ${JSON.stringify(params)}`;
+      const expected = await reference.query(shape, params);
+      const actual = await db.query(shape, params);
+      if (actual.route.units.flatMap((u) => u.shards ?? [u.shard]).length < 4) pruned++;
+      assert.deepEqual(normalise(actual.rows), normalise(expected.rows), label);
+    }
+    assert.ok(pruned > 100, `range conditions pruned shards in ${pruned} queries`);
+  });
+});
+
 describe('data: routing facts', () => {
   it("routes a gene id lookup to the buyer's shard and finds the row", async () => {
     const genes = new GeneIdGenerator({ layout: db.layout, table: 't_order', workerId: 3 });
@@ -517,8 +589,50 @@ describe('data: transactions', () => {
 
 describe('data: shadow tables under stress traffic', () => {
   it('sends every stress read and write to shadow tables and changes zero real rows', async () => {
+    // `peak data shadow create` builds them from the real tables; a second run finds them.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'peak-data-shadow-'));
+    try {
+      const file = path.join(dir, 'layout.json');
+      await writeFile(
+        file,
+        JSON.stringify({
+          ...LAYOUT,
+          connections: { ds0: { primary: cluster.url(0) }, ds1: { primary: cluster.url(1) } },
+        }),
+      );
+      let out = '';
+      const stdout = new PassThrough();
+      stdout.on('data', (b) => {
+        out += b;
+      });
+      const code = await runCli(
+        rootCommand,
+        ['data', 'shadow', 'create', '--layout', file, '--json'],
+        {
+          stdout,
+          stderr: new PassThrough(),
+          env: {},
+        },
+      );
+      assert.equal(code, 0, out);
+      const created = JSON.parse(out).tables as { created: boolean; shadow: string }[];
+      assert.equal(created.length, 8 + 8 + 4 + 2);
+      assert.ok(created.every((t) => t.created));
+      assert.ok(created.some((t) => t.shadow === 't_order_7_shadow'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
     const made = await db.createShadowTables();
-    assert.equal(made.length, 8 + 8 + 2);
+    assert.equal(made.length, 8 + 8 + 4 + 2);
+    assert.ok(
+      made.every((t) => !t.created),
+      'already there',
+    );
+    // LIKE ... INCLUDING ALL copied the primary key.
+    const pk = await db
+      .primary('ds1')
+      .query("SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 't_order_7_shadow'");
+    assert.equal(pk.rows[0].n, 1);
     const fingerprint = async () => {
       const out: string[] = [];
       for (const t of db.physicalTables()) {
