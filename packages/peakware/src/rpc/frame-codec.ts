@@ -12,7 +12,7 @@
  * the limit is fatal for the connection (the stream cannot be resynchronised), a body that
  * is not a valid frame is reported per frame and the stream goes on.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import { ErrorCodes, PeakError } from '../core/errors.js';
 
 /** Frame type tags. */
@@ -74,17 +74,17 @@ function toArray(frame: Frame): unknown[] {
  * over `maxFrameBytes`, so an oversized call fails at the sender with a clear error.
  */
 export function encodeFrame(frame: Frame, maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES): Buffer {
-  const body = packr.pack(toArray(frame));
-  if (body.length > maxFrameBytes) {
+  // msgpackr leaves 4 bytes free in front of the body for the length: no second buffer.
+  const out = packr.pack(toArray(frame), RESERVE_START_SPACE | 4);
+  const length = out.length - 4;
+  if (length > maxFrameBytes) {
     throw new PeakError(
       ErrorCodes.RPC_FRAME_TOO_LARGE,
-      `the encoded frame is ${body.length} bytes, over the limit of ${maxFrameBytes}; send less per call or raise maxFrameBytes on both sides`,
-      { details: { bytes: body.length, limit: maxFrameBytes } },
+      `the encoded frame is ${length} bytes, over the limit of ${maxFrameBytes}; send less per call or raise maxFrameBytes on both sides`,
+      { details: { bytes: length, limit: maxFrameBytes } },
     );
   }
-  const out = Buffer.allocUnsafe(4 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  body.copy(out, 4);
+  out.writeUInt32BE(length, 0);
   return out;
 }
 
