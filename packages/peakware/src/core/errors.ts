@@ -80,6 +80,14 @@ export const ErrorCodes = {
   DATA_UNSUPPORTED: 'PEAK_DATA_UNSUPPORTED',
   /** Data: a transaction bound to one shard database was asked to touch another. */
   DATA_CROSS_SHARD: 'PEAK_DATA_CROSS_SHARD',
+  /** Config: a value failed JSON parsing or its schema; the message names the path. */
+  CONFIG_INVALID: 'PEAK_CONFIG_INVALID',
+  /** Config: the item changed since the version the writer read (optimistic check). */
+  CONFIG_CONFLICT: 'PEAK_CONFIG_CONFLICT',
+  /** Config: the app, item or version does not exist. */
+  CONFIG_NOT_FOUND: 'PEAK_CONFIG_NOT_FOUND',
+  /** Config: a value is larger than the size limit. */
+  CONFIG_TOO_LARGE: 'PEAK_CONFIG_TOO_LARGE',
   /** Something failed that is not the caller's fault; the message carries the cause. */
   INTERNAL: 'PEAK_INTERNAL',
 } as const;

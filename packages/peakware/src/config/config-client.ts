@@ -1,0 +1,335 @@
+/**
+ * The config center client. One Server-Sent-Events stream per app
+ * (`GET /api/v1/config/watch`): every entry the instance should see first (released, or
+ * gray when the instance is in the gray audience by id or tag), then every change, pushed
+ * by whichever control-plane node it is connected to (nodes agree through PostgreSQL
+ * LISTEN/NOTIFY), the same channel the registry uses.
+ *
+ * Outages: when no node answers, the client keeps its last entries and retries with
+ * backoff across all given servers; every received entry is also written to a local
+ * snapshot file, read back at construction, so an instance restarted while the control
+ * plane is down starts with its last config.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { z } from 'zod';
+import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/logger.js';
+import { type ConfigEntry, entryName } from './config-entry.js';
+
+/** Options of {@link ConfigClient}. */
+export interface ConfigClientOptions {
+  /** Control-plane node URLs; tried in turn. */
+  servers: string[];
+  /** The app (namespace) whose items this instance reads. */
+  app: string;
+  /** This instance's id (gray releases may target it). */
+  instanceId?: string;
+  /** This instance's tags (gray releases may target them), e.g. `canary`. */
+  tags?: string[];
+  /** Where to keep the last known entries across restarts; absent: no file. */
+  snapshotFile?: string;
+  /** First reconnect delay, ms; doubles up to 5 s. Default 200. */
+  reconnectMs?: number;
+  logger?: Logger;
+}
+
+/** Called with the new entry of a watched item, and the one it replaces. */
+export type ConfigListener = (entry: ConfigEntry, previous: ConfigEntry | undefined) => void;
+
+/** Where the entries in force came from. */
+export type ConfigOrigin = 'server' | 'snapshot' | 'none';
+
+/** Reads `group/key` or `key` (group `default`). */
+export function itemName(name: string): string {
+  return name.includes('/') ? name : entryName('default', name);
+}
+
+/** Reads an app's config items and keeps them current. */
+export class ConfigClient {
+  readonly #servers: string[];
+  readonly #app: string;
+  readonly #instanceId: string | undefined;
+  readonly #tags: string[];
+  readonly #snapshotFile: string | undefined;
+  readonly #reconnectMs: number;
+  readonly #logger: Logger;
+  readonly #entries = new Map<string, ConfigEntry>();
+  readonly #listeners = new Map<string, Set<ConfigListener>>();
+  readonly #anyListeners = new Set<ConfigListener>();
+  readonly #readyWaiters = new Set<() => void>();
+  #origin: ConfigOrigin = 'none';
+  #serverIndex = 0;
+  #abort: AbortController | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #started = false;
+  #closed = false;
+  #saveScheduled = false;
+
+  constructor(options: ConfigClientOptions) {
+    if (options.servers.length === 0)
+      throw new PeakError(ErrorCodes.USAGE, 'ConfigClient needs at least one server URL');
+    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(options.app))
+      throw new PeakError(
+        ErrorCodes.USAGE,
+        `ConfigClient: app '${options.app}' is not valid; use 1-128 of [A-Za-z0-9_.-]`,
+      );
+    this.#servers = options.servers.map((s) => s.replace(/\/+$/, ''));
+    this.#app = options.app;
+    this.#instanceId = options.instanceId;
+    this.#tags = [...(options.tags ?? [])];
+    this.#snapshotFile = options.snapshotFile;
+    this.#reconnectMs = options.reconnectMs ?? 200;
+    this.#logger = options.logger ?? silentLogger();
+    if (this.#snapshotFile !== undefined) this.#loadSnapshot(this.#snapshotFile);
+  }
+
+  #loadSnapshot(file: string): void {
+    try {
+      const data = JSON.parse(readFileSync(file, 'utf8')) as {
+        app?: string;
+        entries?: ConfigEntry[];
+      };
+      if (data.app !== this.#app || !Array.isArray(data.entries)) return;
+      for (const e of data.entries) this.#entries.set(entryName(e.group, e.key), e);
+      this.#origin = 'snapshot';
+    } catch {
+      // No snapshot yet (or unreadable): start empty.
+    }
+  }
+
+  /**
+   * Opens the watch stream. Resolves once the server's entries arrived, or after
+   * `timeoutMs` with whatever is known (the snapshot file's entries, or none): the instance
+   * starts either way and the stream keeps retrying. Returns where the entries came from.
+   */
+  async start(timeoutMs = 3000): Promise<ConfigOrigin> {
+    if (!this.#started) {
+      this.#started = true;
+      void this.#watch(0);
+    }
+    if (this.#origin === 'server') return 'server';
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, timeoutMs);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.#readyWaiters.add(done);
+    });
+    return this.#origin;
+  }
+
+  /** Where the entries in force came from: the server, the snapshot file, or nowhere yet. */
+  get origin(): ConfigOrigin {
+    return this.#origin;
+  }
+
+  /** The entry of `group/key` (or `key` in group `default`), if known. */
+  entry(name: string): ConfigEntry | undefined {
+    return this.#entries.get(itemName(name));
+  }
+
+  /** Every entry known, by `group/key`. */
+  entries(): ConfigEntry[] {
+    return [...this.#entries.values()];
+  }
+
+  /** The raw value (JSON text for JSON items), or `fallback`. */
+  getString(name: string, fallback?: string): string | undefined {
+    return this.entry(name)?.value ?? fallback;
+  }
+
+  /**
+   * The parsed JSON value, checked with `schema` when given; `fallback` when the item is
+   * unknown. Throws PEAK_CONFIG_INVALID when the value does not parse or fit the schema.
+   */
+  getJson<T = unknown>(name: string, fallback?: T, schema?: z.ZodType<T>): T | undefined {
+    const e = this.entry(name);
+    if (e === undefined) return fallback;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(e.value);
+    } catch (err) {
+      throw new PeakError(
+        ErrorCodes.CONFIG_INVALID,
+        `config ${itemName(name)} is not JSON: ${errorMessage(err)}`,
+      );
+    }
+    if (schema === undefined) return parsed as T;
+    const r = schema.safeParse(parsed);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      throw new PeakError(
+        ErrorCodes.CONFIG_INVALID,
+        `config ${itemName(name)} does not fit the schema: $.${issue?.path.map(String).join('.') ?? ''} ${issue?.message ?? ''}`,
+      );
+    }
+    return r.data;
+  }
+
+  /** A number (JSON number or numeric text), or `fallback`. */
+  getNumber(name: string, fallback?: number): number | undefined {
+    const e = this.entry(name);
+    if (e === undefined) return fallback;
+    const n = Number(e.value);
+    return Number.isFinite(n) ? n : fallback;
+  }
+
+  /** A boolean (`true`/`false`, JSON or text), or `fallback`. */
+  getBoolean(name: string, fallback?: boolean): boolean | undefined {
+    const v = this.entry(name)?.value.trim();
+    if (v === 'true') return true;
+    if (v === 'false') return false;
+    return fallback;
+  }
+
+  /**
+   * Calls `listener` on every change of `group/key` (or `key`), or of every item with `*`.
+   * Returns the unsubscribe function.
+   */
+  watch(name: string, listener: ConfigListener): () => void {
+    if (name === '*') {
+      this.#anyListeners.add(listener);
+      return () => this.#anyListeners.delete(listener);
+    }
+    const n = itemName(name);
+    let set = this.#listeners.get(n);
+    if (set === undefined) {
+      set = new Set();
+      this.#listeners.set(n, set);
+    }
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  #apply(entry: ConfigEntry): void {
+    const name = entryName(entry.group, entry.key);
+    const prev = this.#entries.get(name);
+    if (
+      prev !== undefined &&
+      prev.version === entry.version &&
+      prev.gray === entry.gray &&
+      prev.value === entry.value
+    )
+      return;
+    this.#entries.set(name, entry);
+    for (const fn of [...(this.#listeners.get(name) ?? []), ...this.#anyListeners]) {
+      try {
+        fn(entry, prev);
+      } catch (err) {
+        this.#logger.warn({ err: errorMessage(err), item: name }, 'config listener threw');
+      }
+    }
+  }
+
+  #scheduleSave(): void {
+    if (this.#saveScheduled || this.#snapshotFile === undefined) return;
+    this.#saveScheduled = true;
+    const file = this.#snapshotFile;
+    setTimeout(() => {
+      this.#saveScheduled = false;
+      this.saveSnapshot(file);
+    }, 20).unref();
+  }
+
+  /** Writes the entries in force to `file` now (atomically: temp file, then rename). */
+  saveSnapshot(file = this.#snapshotFile): void {
+    if (file === undefined) return;
+    try {
+      mkdirSync(path.dirname(file), { recursive: true });
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(
+        tmp,
+        JSON.stringify({
+          app: this.#app,
+          savedAt: new Date().toISOString(),
+          entries: this.entries(),
+        }),
+      );
+      renameSync(tmp, file);
+    } catch (err) {
+      this.#logger.warn(
+        { err: errorMessage(err), file },
+        'could not write the config snapshot file',
+      );
+    }
+  }
+
+  #watchUrl(base: string): string {
+    const q = new URLSearchParams({ app: this.#app });
+    if (this.#instanceId !== undefined) q.set('instance', this.#instanceId);
+    for (const t of this.#tags) q.append('tag', t);
+    return `${base}/api/v1/config/watch?${q}`;
+  }
+
+  async #watch(failures: number): Promise<void> {
+    if (this.#closed) return;
+    const abort = new AbortController();
+    this.#abort = abort;
+    const base = this.#servers[this.#serverIndex % this.#servers.length]!;
+    let received = false;
+    try {
+      const res = await fetch(this.#watchUrl(base), {
+        headers: { accept: 'text/event-stream' },
+        signal: abort.signal,
+      });
+      if (res.status !== 200 || res.body === null)
+        throw new Error(`watch answered HTTP ${res.status}`);
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end = buffer.indexOf('\n\n');
+        while (end >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          end = buffer.indexOf('\n\n');
+          let event = 'message';
+          let data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event:')) event = line.slice(6).trim();
+            else if (line.startsWith('data:')) data += line.slice(5).trim();
+          }
+          if (data.length === 0) continue;
+          if (event === 'snapshot') {
+            const parsed = JSON.parse(data) as { entries: ConfigEntry[] };
+            for (const e of parsed.entries) this.#apply(e);
+            received = true;
+            this.#origin = 'server';
+            this.#scheduleSave();
+            for (const w of this.#readyWaiters) w();
+            this.#readyWaiters.clear();
+          } else if (event === 'entry') {
+            this.#apply(JSON.parse(data) as ConfigEntry);
+            this.#scheduleSave();
+          }
+        }
+        if (buffer.length > 16 * 1024 * 1024)
+          throw new Error('watch stream sent an oversized event');
+      }
+    } catch (err) {
+      if (!abort.signal.aborted)
+        this.#logger.debug(
+          { err: errorMessage(err), server: base, app: this.#app },
+          'config watch stream failed',
+        );
+    }
+    if (this.#closed) return;
+    this.#serverIndex = (this.#serverIndex + 1) % this.#servers.length;
+    const attempt = received ? 0 : failures + 1;
+    const delay = Math.min(5000, this.#reconnectMs * 2 ** Math.min(attempt, 10));
+    this.#timer = setTimeout(() => void this.#watch(attempt), delay * (0.5 + Math.random() / 2));
+    this.#timer.unref();
+  }
+
+  /** Closes the stream and stops retrying; the snapshot file keeps the last entries. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#abort?.abort();
+    if (this.#saveScheduled) this.saveSnapshot();
+    for (const w of this.#readyWaiters) w();
+    this.#readyWaiters.clear();
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * The push side of the config center on one control-plane node, built like the registry
+ * hub: a dedicated PostgreSQL connection LISTENs on `peak_config`; when an item changes
+ * (on any node), this node reads it once and sends each watcher of that app the entry it
+ * should see (released or gray) over Server-Sent Events. If the LISTEN connection breaks,
+ * the hub reconnects and re-sends every watched app (a notification may have been missed).
+ */
+import type { ServerResponse } from 'node:http';
+import type pg from 'pg';
+import { type ConfigEntry, effectiveEntry, entryName } from '../config/config-entry.js';
+import type { Logger } from '../core/logger.js';
+import { CONFIG_CHANNEL, readItems } from './config-store.js';
+
+/** One SSE stream to one SDK client, watching one app. */
+interface Watcher {
+  res: ServerResponse;
+  app: string;
+  instanceId: string | undefined;
+  tags: Set<string>;
+  /** Per item: sequence number of the newest read sent, and what was sent. */
+  sent: Map<string, { seq: number; sig: string }>;
+}
+
+/** Fans config changes out to SSE watchers on this node. */
+export class ConfigHub {
+  readonly #pool: pg.Pool;
+  readonly #logger: Logger;
+  readonly #byApp = new Map<string, Set<Watcher>>();
+  readonly #dirty = new Set<string>();
+  #seq = 0;
+  #client: pg.PoolClient | undefined;
+  #keepalive: NodeJS.Timeout | undefined;
+  #flushScheduled = false;
+  #stopped = false;
+
+  constructor(pool: pg.Pool, logger: Logger) {
+    this.#pool = pool;
+    this.#logger = logger;
+  }
+
+  /** Starts listening for changes. */
+  async start(): Promise<void> {
+    await this.#listen();
+    this.#keepalive = setInterval(() => {
+      for (const set of this.#byApp.values()) for (const w of set) w.res.write(': keepalive\n\n');
+    }, 15_000);
+    this.#keepalive.unref();
+  }
+
+  async #listen(): Promise<void> {
+    const client = await this.#pool.connect();
+    this.#client = client;
+    client.on('notification', (msg) => {
+      if (msg.channel === CONFIG_CHANNEL && msg.payload !== undefined) this.#markDirty(msg.payload);
+    });
+    client.on('error', (err) => {
+      if (this.#client !== client) return;
+      this.#client = undefined;
+      this.#logger.warn({ err }, 'config LISTEN connection failed; reconnecting');
+      client.release(err);
+      this.#relisten();
+    });
+    await client.query(`LISTEN ${CONFIG_CHANNEL}`);
+  }
+
+  #relisten(): void {
+    if (this.#stopped) return;
+    setTimeout(() => {
+      if (this.#stopped) return;
+      this.#listen()
+        .then(() => {
+          for (const app of this.#byApp.keys()) this.#markDirty(app);
+        })
+        .catch((err) => {
+          this.#logger.warn({ err }, 'config LISTEN reconnect failed');
+          this.#relisten();
+        });
+    }, 1000).unref();
+  }
+
+  /** `app/group/key` (one item) or `app` (everything of the app). */
+  #markDirty(target: string): void {
+    this.#dirty.add(target);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const targets = [...this.#dirty];
+      this.#dirty.clear();
+      for (const t of targets)
+        this.#push(t).catch((err) => this.#logger.warn({ err, target: t }, 'config push failed'));
+    });
+  }
+
+  async #push(target: string): Promise<void> {
+    const [app, group, key] = target.split('/');
+    if (app === undefined) return;
+    const watchers = this.#byApp.get(app);
+    if (watchers === undefined || watchers.size === 0) return;
+    const seq = ++this.#seq;
+    const only = group !== undefined && key !== undefined ? { app, group, key } : undefined;
+    const rows = await readItems(this.#pool, app, only);
+    for (const row of rows) {
+      const name = entryName(row.item.group, row.item.key);
+      // One serialisation per distinct entry, shared by every watcher that sees it.
+      const events = new Map<string, string>();
+      for (const w of watchers) {
+        const entry = effectiveEntry(row, w.instanceId, w.tags);
+        const sig = `${entry.version}|${entry.gray}|${entry.value}`;
+        let event = events.get(sig);
+        if (event === undefined) {
+          event = `event: entry\ndata: ${JSON.stringify(entry)}\n\n`;
+          events.set(sig, event);
+        }
+        this.#send(w, name, seq, sig, event);
+      }
+    }
+  }
+
+  #send(w: Watcher, name: string, seq: number, sig: string, event: string): void {
+    const last = w.sent.get(name);
+    if (last !== undefined && (last.seq >= seq || last.sig === sig)) return;
+    w.sent.set(name, { seq, sig });
+    w.res.write(event);
+  }
+
+  /** Adds a watcher: sends every entry of the app it should see, then every change. */
+  async watch(
+    res: ServerResponse,
+    app: string,
+    instanceId: string | undefined,
+    tags: string[],
+  ): Promise<void> {
+    const watcher: Watcher = { res, app, instanceId, tags: new Set(tags), sent: new Map() };
+    let set = this.#byApp.get(app);
+    if (set === undefined) {
+      set = new Set();
+      this.#byApp.set(app, set);
+    }
+    set.add(watcher);
+    res.on('close', () => {
+      const s = this.#byApp.get(app);
+      s?.delete(watcher);
+      if (s?.size === 0) this.#byApp.delete(app);
+    });
+    const seq = ++this.#seq;
+    const rows = await readItems(this.#pool, app);
+    const entries: ConfigEntry[] = [];
+    for (const row of rows) {
+      const entry = effectiveEntry(row, instanceId, watcher.tags);
+      const name = entryName(entry.group, entry.key);
+      const last = watcher.sent.get(name);
+      if (last !== undefined && last.seq >= seq) continue;
+      watcher.sent.set(name, { seq, sig: `${entry.version}|${entry.gray}|${entry.value}` });
+      entries.push(entry);
+    }
+    res.write(`event: snapshot\ndata: ${JSON.stringify({ app, entries })}\n\n`);
+  }
+
+  /** Number of open watch streams on this node. */
+  get watchers(): number {
+    let n = 0;
+    for (const s of this.#byApp.values()) n += s.size;
+    return n;
+  }
+
+  /** Ends every stream (clients reconnect elsewhere) and stops listening. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#keepalive);
+    for (const s of this.#byApp.values()) for (const w of s) w.res.end();
+    this.#byApp.clear();
+    const client = this.#client;
+    this.#client = undefined;
+    if (client !== undefined) {
+      client.on('error', () => undefined);
+      await client.query(`UNLISTEN ${CONFIG_CHANNEL}`).catch(() => undefined);
+      client.release();
+    }
+  }
+}
