@@ -94,6 +94,32 @@ describe('circuit breakers (real time)', () => {
     assert.deepEqual(seen, ['closed>open', 'open>half-open', 'half-open>closed']);
   });
 
+  it('sees the response time of synchronous work between entry and exit', () => {
+    const guard = new Guard({
+      rules: {
+        degrade: [
+          {
+            resource: 'cpu',
+            strategy: 'slow-ratio',
+            maxRtMs: 10,
+            threshold: 0.5,
+            minRequestAmount: 2,
+            recoveryTimeoutMs: 1000,
+          },
+        ],
+      },
+    });
+    for (let i = 0; i < 2; i++) {
+      const e = guard.entry('cpu');
+      const until = Date.now() + 25;
+      while (Date.now() < until) {
+        // synchronous work, no await in between
+      }
+      e.exit();
+    }
+    assert.deepEqual(guard.breakerStates('cpu'), ['open']);
+  });
+
   it('error count opens past the count within the interval', async () => {
     const guard = new Guard({
       rules: {

@@ -1,26 +1,70 @@
 /**
- * The guard's clock: Date.now(), read at most once per 64 calls within one synchronous run
- * and afresh in every new task (a queued microtask marks the cached value stale). Reading
- * the wall clock costs 50-350 ns depending on the machine's clock source, several times
- * per guarded call; Sentinel solves the same with a ticker thread (TimeUtil). The value is
- * never older than the current synchronous run, and within one run at most 64 calls old.
+ * The guard's clock, after Sentinel's TimeUtil: a ticker thread writes Date.now() into
+ * shared memory about every millisecond and the hot path reads it there (a few ns) instead
+ * of asking the OS (50-350 ns per read on the machines here, several reads per call).
+ * The value is at most ~1 ms old (more only if the OS delays the ticker thread), however
+ * long the main thread's synchronous work runs.
+ *
+ * The ticker is one worker thread per process, started on first use and unref'd (it never
+ * keeps the process alive). After 5 s without a read it parks itself; the next read gets
+ * Date.now() directly and wakes it. If a worker cannot be started, every read is Date.now().
  */
-let cached = 0;
-let valid = false;
-let uses = 0;
+import { Worker } from 'node:worker_threads';
 
-const invalidate = () => {
-  valid = false;
-};
+const RUNNING = 1;
+const PARKED = 0;
+const IDLE_TICKS = 5000;
 
-/** Epoch ms, cached briefly (see the file comment). */
-export function coarseNow(): number {
-  if (valid && ++uses < 64) return cached;
-  cached = Date.now();
-  uses = 0;
-  if (!valid) {
-    valid = true;
-    queueMicrotask(invalidate);
+// [0]: the time (Float64); then Int32 slots: [0] state, [1] read since last tick, [2] always 0 (sleep target).
+const shared = new SharedArrayBuffer(8 + 4 * 3);
+const time = new Float64Array(shared, 0, 1);
+const control = new Int32Array(shared, 8, 3);
+
+const TICKER = `
+const { workerData } = require('node:worker_threads');
+const time = new Float64Array(workerData, 0, 1);
+const control = new Int32Array(workerData, 8, 3);
+let idle = 0;
+for (;;) {
+  time[0] = Date.now();
+  Atomics.store(control, 0, ${RUNNING});
+  Atomics.wait(control, 2, 0, 1);
+  if (Atomics.exchange(control, 1, 0) === 1) idle = 0;
+  else if (++idle > ${IDLE_TICKS}) {
+    Atomics.store(control, 0, ${PARKED});
+    Atomics.wait(control, 0, ${PARKED});
+    idle = 0;
   }
-  return cached;
+}
+`;
+
+let worker: Worker | undefined;
+let unavailable = false;
+
+function wake(): void {
+  if (unavailable) return;
+  if (worker === undefined) {
+    try {
+      worker = new Worker(TICKER, { eval: true, workerData: shared });
+      worker.unref();
+      worker.on('error', () => {
+        unavailable = true;
+        Atomics.store(control, 0, PARKED);
+      });
+    } catch {
+      unavailable = true;
+    }
+    return;
+  }
+  Atomics.notify(control, 0);
+}
+
+/** Epoch ms from the ticker (at most ~1 ms old), or Date.now() while it is not running. */
+export function coarseNow(): number {
+  if (control[0] === RUNNING) {
+    control[1] = 1;
+    return time[0]!;
+  }
+  wake();
+  return Date.now();
 }
