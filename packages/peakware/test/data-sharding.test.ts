@@ -495,6 +495,28 @@ describe('data: routing facts', () => {
     }
   });
 
+  it('honours the call context deadline', async () => {
+    await assert.rejects(
+      runWithContext(createContext({ deadline: Date.now() - 5 }), () =>
+        db.query('SELECT id FROM t_order WHERE buyer_id = $1', [1]),
+      ),
+      (err: unknown) =>
+        isPeakError(err, ErrorCodes.DEADLINE_EXCEEDED) &&
+        /work was not started/.test((err as Error).message),
+    );
+    const started = Date.now();
+    await assert.rejects(
+      runWithContext(createContext({ timeoutMs: 300 }), () => db.query('SELECT pg_sleep(3)')),
+      (err: unknown) =>
+        isPeakError(err, ErrorCodes.DEADLINE_EXCEEDED) &&
+        /deadline passed while waiting/.test((err as Error).message),
+    );
+    assert.ok(
+      Date.now() - started < 2500,
+      'the caller got its answer before the statement finished',
+    );
+  });
+
   it('never puts a value into SQL text: every value stays a parameter', () => {
     const evil = "x'); DROP TABLE t_order; --";
     const plan = db.route(

@@ -8,8 +8,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { currentContext } from '../core/context.js';
-import { ErrorCodes, PeakError } from '../core/errors.js';
+import { assertDeadline, currentContext, remainingTime } from '../core/context.js';
+import { DeadlineExceededError, ErrorCodes, PeakError } from '../core/errors.js';
 import { type FieldInfo, mergeRows } from './result-merger.js';
 import type { ShardValue } from './sharding-algorithm.js';
 import {
@@ -116,6 +116,8 @@ interface DataSourcePools {
 function poolConfig(c: ConnectionConfig, max: number): pg.PoolConfig {
   return typeof c === 'string' ? { connectionString: c, max } : { max, ...c };
 }
+
+function ignoreClientError(): void {}
 
 function toParam(v: unknown): unknown {
   return typeof v === 'bigint' ? v.toString() : v;
@@ -377,6 +379,10 @@ export class ShardedDatabase {
     pick: (unit: RouteUnit) => { runner: pg.Pool | pg.PoolClient; role: 'primary' | 'replica' },
     sequential = false,
   ): Promise<ShardedQueryResult<R>> {
+    assertDeadline(`data query (${shortSql(plan.sql)})`);
+    // The caller's deadline bounds the wait (pg's client-side query_timeout).
+    const left = remainingTime();
+    const timeout = Number.isFinite(left) ? { query_timeout: Math.max(1, Math.ceil(left)) } : {};
     const arrays = plan.merge !== undefined;
     const run = async (unit: RouteUnit) => {
       const { runner, role } = pick(unit);
@@ -386,11 +392,21 @@ export class ShardedDatabase {
           text: unit.sql,
           values: unit.params.map(toParam),
           ...(arrays ? { rowMode: 'array' } : {}),
+          ...timeout,
         } as pg.QueryConfig);
         this.#report(plan, unit, role, started, res.rows.length || (res.rowCount ?? 0));
         return res;
       } catch (err) {
         this.#report(plan, unit, role, started, 0, err);
+        if ((err as Error).message === 'Query read timeout') {
+          throw new DeadlineExceededError(
+            `data query on ${unit.dataSource}: the caller's deadline passed while waiting for PostgreSQL; statement: ${shortSql(plan.sql)}`,
+            {
+              cause: err,
+              details: { sql: plan.sql, dataSource: unit.dataSource, shard: unit.shard },
+            },
+          );
+        }
         throw new PeakError(
           ErrorCodes.DATA_ROUTE,
           `statement failed on ${unit.dataSource}${unit.shard === undefined ? '' : ` shard ${unit.shard}`}: ${(err as Error).message}; statement: ${shortSql(plan.sql)}`,
@@ -535,9 +551,13 @@ export class ShardTransaction {
     const have = this.#clients.get(dataSource);
     if (have !== undefined) return have;
     const client = await this.#db.poolOf(dataSource).connect();
+    // A checked-out client that loses its connection emits 'error'; the next statement
+    // (or COMMIT) reports it, so the process must not crash on the event.
+    client.on('error', ignoreClientError);
     try {
       await client.query('BEGIN');
     } catch (err) {
+      client.off('error', ignoreClientError);
       client.release(err as Error);
       throw err;
     }
@@ -578,22 +598,31 @@ export class ShardTransaction {
     if (this.#done) return;
     this.#done = true;
     let failure: unknown;
-    for (const client of this.#clients.values()) {
+    let failedOn: string | undefined;
+    const committed: string[] = [];
+    const several = this.#clients.size > 1;
+    for (const [dataSource, client] of this.#clients) {
       try {
         await client.query(commit && failure === undefined ? 'COMMIT' : 'ROLLBACK');
+        if (commit && failure === undefined) committed.push(dataSource);
+        client.off('error', ignoreClientError);
         client.release();
       } catch (err) {
-        failure ??= err;
+        if (failure === undefined) {
+          failure = err;
+          failedOn = dataSource;
+        }
+        client.off('error', ignoreClientError);
         client.release(err as Error);
       }
     }
     this.#clients.clear();
-    if (failure !== undefined && commit) {
-      throw new PeakError(
-        ErrorCodes.DATA_CROSS_SHARD,
-        `commit failed: ${(failure as Error).message}`,
-        { cause: failure },
-      );
-    }
+    if (failure === undefined || !commit) return;
+    if (!several) throw failure; // exactly what an unsharded database would throw
+    throw new PeakError(
+      ErrorCodes.DATA_CROSS_SHARD,
+      `best-effort transaction: COMMIT failed on ${failedOn} (${(failure as Error).message}); already committed on: ${committed.join(', ') || 'none'}; the others were rolled back`,
+      { cause: failure, details: { failedOn, committed } },
+    );
   }
 }
