@@ -70,6 +70,18 @@ export const ErrorCodes = {
   GUARD_BLOCKED: 'PEAK_GUARD_BLOCKED',
   /** A guard rule set failed validation; the rules in force stay in force. */
   GUARD_INVALID_RULES: 'PEAK_GUARD_INVALID_RULES',
+  /** MQ: the topic (or group) does not exist; create it with `peak mq topics create`. */
+  MQ_UNKNOWN_TOPIC: 'PEAK_MQ_UNKNOWN_TOPIC',
+  /** MQ: a message's HMAC signature did not match; it was refused and reported. */
+  MQ_BAD_SIGNATURE: 'PEAK_MQ_BAD_SIGNATURE',
+  /** MQ: missing or wrong topic credential for producing or consuming. */
+  MQ_FORBIDDEN: 'PEAK_MQ_FORBIDDEN',
+  /** MQ: a message is larger than its topic allows. */
+  MQ_MESSAGE_TOO_LARGE: 'PEAK_MQ_MESSAGE_TOO_LARGE',
+  /** MQ: an encrypted body could not be decrypted (unknown key id, changed bytes). */
+  MQ_DECRYPT_FAILED: 'PEAK_MQ_DECRYPT_FAILED',
+  /** MQ: no half (transactional) message with that id is waiting for commit or rollback. */
+  MQ_UNKNOWN_TRANSACTION: 'PEAK_MQ_UNKNOWN_TRANSACTION',
   /** Data: a sharding layout (tables, algorithms, data sources) failed validation. */
   DATA_LAYOUT: 'PEAK_DATA_LAYOUT',
   /** Data: a statement could not be parsed by the PostgreSQL parser. */

@@ -20,6 +20,7 @@ import { PEAKWARE_VERSION } from '../core/version.js';
 import { ensureAdminToken } from './admin-token.js';
 import { adminRoutes } from './api/admin-routes.js';
 import { guardRoutes } from './api/guard-routes.js';
+import { mqRoutes } from './api/mq-routes.js';
 import { registryRoutes } from './api/registry-routes.js';
 import { systemRoutes } from './api/system-routes.js';
 import {
@@ -196,6 +197,7 @@ export class PeakServer {
           adminRoutes,
           registryRoutes,
           guardRoutes,
+          mqRoutes,
           ...(options.apiModules ?? []),
         ],
       });

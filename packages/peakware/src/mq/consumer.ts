@@ -1,0 +1,230 @@
+/**
+ * The consumer SDK: long-polls the broker for the queues this instance owns in its group,
+ * runs `handler` for each message inside the producer's call context (a child span of
+ * its trace, its stress flag and baggage), acks on success, nacks on a throw (retried
+ * with backoff, then dead-lettered). At most `concurrency` messages are in the handler at
+ * once: the per-consumer in-flight limit.
+ */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { childContext, runWithContext } from '../core/context.js';
+import { decodeContext } from '../core/context-headers.js';
+import { errorMessage } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/logger.js';
+import type { KeyRing } from './body-cipher.js';
+import { BrokerClient } from './broker-client.js';
+import { type ReceivedMessage, TopicNames } from './message-types.js';
+import { type ConsumedMessage, fromWire } from './wire-encoding.js';
+
+/** Options of a {@link Consumer}; defaults written here. */
+export interface ConsumerOptions {
+  /** The peak server URL. */
+  server: string;
+  /** The consumer group. */
+  group: string;
+  topic: string;
+  /** Runs per message; resolve = ack, throw = nack (retry later). */
+  handler: (message: ConsumedMessage) => Promise<void> | void;
+  /** Only these tags. Default: all. */
+  tags?: readonly string[];
+  /** Messages in the handler at once (in-flight limit). Default 16. */
+  concurrency?: number;
+  /** Broadcasting: every instance gets every message. Default false (clustering). */
+  broadcasting?: boolean;
+  /** Where a new group starts. Default `earliest`. */
+  startFrom?: 'earliest' | 'latest';
+  /** Retries before the DLQ. Default 16. */
+  maxRetries?: number;
+  /** The backoff ladder, ms. Default 10 s, 30 s, 1 m, 2 m ... 2 h. */
+  backoffMs?: readonly number[];
+  /** How long a delivered message stays invisible before redelivery if not acked. Default 30 s. */
+  invisibleMs?: number;
+  /** Long-poll wait, ms. Default 20 000. */
+  waitMs?: number;
+  /** The consume secret of a secured topic. */
+  secret?: string;
+  /** Key ring for encrypted bodies. */
+  encryption?: KeyRing;
+  /** This instance's id. Default host-pid-random. */
+  consumerId?: string;
+  /** Consume the topic's shadow (stress-test) copy instead of the real one. */
+  shadow?: boolean;
+  logger?: Logger;
+}
+
+/** A running consumer. */
+export class Consumer {
+  readonly consumerId: string;
+  readonly #o: ConsumerOptions;
+  readonly #client: BrokerClient;
+  readonly #topic: string;
+  readonly #logger: Logger;
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #inflight = 0;
+  #slot: (() => void) | undefined;
+  #acks: string[] = [];
+  #ackTimer: NodeJS.Timeout | undefined;
+  readonly #pendingCalls = new Set<Promise<unknown>>();
+  #abort = new AbortController();
+
+  constructor(options: ConsumerOptions) {
+    this.#o = options;
+    this.consumerId =
+      options.consumerId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.#client = new BrokerClient({
+      server: options.server,
+      ...(options.secret === undefined ? {} : { secret: options.secret }),
+    });
+    this.#topic = options.shadow === true ? TopicNames.shadow(options.topic) : options.topic;
+    this.#logger = options.logger ?? silentLogger();
+  }
+
+  /** Starts receiving. */
+  start(): this {
+    if (this.#running) return this;
+    this.#running = true;
+    this.#abort = new AbortController();
+    this.#loop = this.#run();
+    return this;
+  }
+
+  get #route(): string {
+    return `/api/v1/mq/groups/${encodeURIComponent(this.#o.group)}`;
+  }
+
+  async #run(): Promise<void> {
+    const limit = this.#o.concurrency ?? 16;
+    while (this.#running) {
+      if (this.#inflight >= limit) {
+        await new Promise<void>((r) => {
+          this.#slot = r;
+        });
+        continue;
+      }
+      let messages: ReceivedMessage[];
+      try {
+        const wait = this.#o.waitMs ?? 20_000;
+        ({ messages } = await this.#client.call<{ messages: ReceivedMessage[] }>(
+          'POST',
+          `${this.#route}/receive`,
+          {
+            topic: this.#topic,
+            consumerId: this.consumerId,
+            max: limit - this.#inflight,
+            waitMs: this.#inflight > 0 ? Math.min(wait, 200) : wait,
+            tags: this.#o.tags === undefined ? '*' : [...this.#o.tags],
+            startFrom: this.#o.startFrom ?? 'earliest',
+            broadcasting: this.#o.broadcasting === true,
+            ...(this.#o.maxRetries === undefined ? {} : { maxRetries: this.#o.maxRetries }),
+            ...(this.#o.backoffMs === undefined ? {} : { backoffMs: [...this.#o.backoffMs] }),
+            ...(this.#o.invisibleMs === undefined ? {} : { invisibleMs: this.#o.invisibleMs }),
+          },
+          { timeoutMs: wait + 10_000, retry: false, signal: this.#abort.signal },
+        ));
+      } catch (err) {
+        if (!this.#running) break;
+        this.#logger.warn({ err: errorMessage(err) }, 'mq: receive failed; retrying in 500 ms');
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      for (const m of messages) this.#dispatch(m);
+    }
+  }
+
+  #dispatch(r: ReceivedMessage): void {
+    this.#inflight++;
+    const run = async () => {
+      const message = fromWire(r, this.#o.encryption);
+      const ctx = childContext(decodeContext(r.properties));
+      await runWithContext(ctx, () => this.#o.handler(message));
+    };
+    run()
+      .then(
+        () => this.#ack(r.receipt),
+        (err) => {
+          this.#logger.warn(
+            { err: errorMessage(err), id: r.id },
+            'mq: handler failed; the message will be retried',
+          );
+          this.#track(
+            this.#client.call('POST', `${this.#route}/nack`, {
+              topic: this.#topic,
+              consumerId: this.consumerId,
+              receipts: [r.receipt],
+              reason: errorMessage(err).slice(0, 500),
+            }),
+          );
+        },
+      )
+      .finally(() => {
+        this.#inflight--;
+        const s = this.#slot;
+        this.#slot = undefined;
+        s?.();
+      });
+  }
+
+  #track(p: Promise<unknown>): void {
+    const q = p.catch((err) =>
+      this.#logger.warn(
+        { err: errorMessage(err) },
+        'mq: ack/nack failed; the message will be redelivered',
+      ),
+    );
+    this.#pendingCalls.add(q);
+    void q.finally(() => this.#pendingCalls.delete(q));
+  }
+
+  #ack(receipt: string): void {
+    this.#acks.push(receipt);
+    if (this.#acks.length >= 200) this.#flushAcks();
+    else this.#ackTimer ??= setTimeout(() => this.#flushAcks(), 5);
+  }
+
+  #flushAcks(): void {
+    if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    if (this.#acks.length === 0) return;
+    const receipts = this.#acks;
+    this.#acks = [];
+    this.#track(
+      this.#client.call('POST', `${this.#route}/ack`, {
+        topic: this.#topic,
+        consumerId: this.consumerId,
+        receipts,
+      }),
+    );
+  }
+
+  async #leave(): Promise<void> {
+    await this.#client
+      .call('POST', `${this.#route}/leave`, {
+        topic: this.#topic,
+        consumerId: this.consumerId,
+        broadcasting: this.#o.broadcasting === true,
+      })
+      .catch(() => undefined);
+  }
+
+  /**
+   * Stops receiving, lets handlers finish (messages already handed out are still
+   * processed), sends acks, and leaves the group so its queues move at once.
+   */
+  async close(): Promise<void> {
+    this.#running = false;
+    const s = this.#slot;
+    this.#slot = undefined;
+    s?.();
+    // Leaving ends our long poll on the broker; abort only if that does not work.
+    await this.#leave();
+    const abort = setTimeout(() => this.#abort.abort(), 3000);
+    await this.#loop?.catch(() => undefined);
+    clearTimeout(abort);
+    const deadline = Date.now() + 10_000;
+    while (this.#inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.#flushAcks();
+    await Promise.allSettled([...this.#pendingCalls]);
+    await this.#leave();
+  }
+}

@@ -1,0 +1,640 @@
+/**
+ * The message queue against a real `peak server` (embedded PostgreSQL, real HTTP): each
+ * message type's guarantee, retries and the DLQ, ordering through retries, queries and
+ * traces, replay, security, rebalancing and bad input.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { createContext, runWithContext } from '../src/core/context.js';
+import { isPeakError } from '../src/core/errors.js';
+import {
+  BrokerClient,
+  type ConsumedMessage,
+  Consumer,
+  type ConsumerOptions,
+  Producer,
+  sendInTransaction,
+  signMessage,
+} from '../src/mq/index.js';
+import { PeakServer } from '../src/server/peak-server.js';
+
+const FAST = { maxRetries: 2, backoffMs: [200, 400], invisibleMs: 3000, waitMs: 300 } as const;
+
+let server: PeakServer;
+let dataDir: string;
+let admin: BrokerClient;
+let db: pg.Pool;
+const consumers: Consumer[] = [];
+const producers: Producer[] = [];
+
+async function topic(
+  name: string,
+  extra: Record<string, unknown> = {},
+): Promise<Record<string, unknown>> {
+  return admin.call('POST', '/api/v1/mq/topics', { name, queues: 4, ...extra });
+}
+
+function producer(extra: Partial<ConstructorParameters<typeof Producer>[0]> = {}): Producer {
+  const p = new Producer({ server: server.info.url, ...extra });
+  producers.push(p);
+  return p;
+}
+
+function consume(opts: Omit<ConsumerOptions, 'server'>): Consumer {
+  const c = new Consumer({ server: server.info.url, ...FAST, ...opts }).start();
+  consumers.push(c);
+  return c;
+}
+
+async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+async function rawPost(
+  route: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: { error: { code: string; message: string } } }> {
+  const r = await fetch(`${server.info.url}${route}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return {
+    status: r.status,
+    json: (await r.json()) as { error: { code: string; message: string } },
+  };
+}
+
+describe('mq broker in peak server', { timeout: 240_000 }, () => {
+  before(async () => {
+    process.env.PEAK_MQ_HALF_CHECK_AFTER_MS = '300';
+    process.env.PEAK_MQ_HALF_CHECK_INTERVAL_MS = '300';
+    process.env.PEAK_MQ_SESSION_MS = '4000';
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-'));
+    server = await PeakServer.start({ dataDir, port: 0 });
+    admin = new BrokerClient({ server: server.info.url, token: server.info.adminToken! });
+    const info = server.info.postgres;
+    assert.equal(info.mode, 'embedded');
+    const password = (await readFile(path.join(dataDir, 'postgres-password'), 'utf8')).trim();
+    db = new pg.Pool({
+      host: info.host,
+      port: info.port,
+      user: 'peak',
+      password,
+      database: 'postgres',
+      max: 3,
+    });
+  });
+
+  after(async () => {
+    await Promise.allSettled(consumers.map((c) => c.close()));
+    await Promise.allSettled(producers.map((p) => p.close()));
+    await db?.end();
+    await server?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('delivers normal messages at least once to one consumer of a clustering group, with the trace context', async () => {
+    await topic('orders');
+    const p = producer();
+    const ctx = createContext({ callerApp: 'shop' });
+    const sent = await runWithContext(ctx, () =>
+      Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          p.send('orders', { body: JSON.stringify({ i }), tag: 'created', keys: [`order-${i}`] }),
+        ),
+      ),
+    );
+    assert.equal(new Set(sent.map((s) => s.id)).size, 200, 'ids are unique');
+    const got = new Map<string, ConsumedMessage>();
+    let traceOk = true;
+    const c1 = consume({
+      group: 'points',
+      topic: 'orders',
+      handler: async (m) => {
+        got.set(m.id, m);
+        const { currentContext } = await import('../src/core/context.js');
+        if (currentContext()?.traceId !== ctx.traceId) traceOk = false;
+      },
+    });
+    await until('200 messages', () => got.size === 200);
+    assert.ok(traceOk, 'the handler runs in the producer trace');
+    assert.equal(got.get(sent[7]!.id)?.json<{ i: number }>().i, 7);
+    assert.ok(c1.consumerId.length > 0);
+    // Backlog drains to zero once acks land.
+    await until('backlog 0', async () => {
+      const stats = await admin.call<{
+        groups: { group: string; topic: string; backlog: number }[];
+      }>('GET', '/api/v1/mq/stats');
+      return stats.groups.find((g) => g.group === 'points' && g.topic === 'orders')?.backlog === 0;
+    });
+  });
+
+  it('does not deliver delayed messages early', async () => {
+    await topic('reminders');
+    const p = producer();
+    const sentAt = Date.now();
+    const [a, b] = await Promise.all([
+      p.send('reminders', { body: 'late', delayMs: 1500 }),
+      p.send('reminders', { body: 'now' }),
+    ]);
+    const seen = new Map<string, number>();
+    consume({
+      group: 'remind',
+      topic: 'reminders',
+      handler: (m) => void seen.set(m.id, Date.now()),
+    });
+    await until('both', () => seen.size === 2);
+    assert.ok(seen.get(b!.id)! - sentAt < 1500, 'the immediate one came first');
+    assert.ok(
+      seen.get(a!.id)! >= sentAt + 1500,
+      `delayed one came ${seen.get(a!.id)! - sentAt} ms after send`,
+    );
+    await assert.rejects(p.send('reminders', { body: 'x', delayMs: 41 * 86_400_000 }), (e) =>
+      isPeakError(e, 'PEAK_INVALID_ARGUMENT'),
+    );
+  });
+
+  it('sendInTransaction: a committed transaction delivers, a rolled-back one never does', async () => {
+    await topic('ledger');
+    const client = await db.connect();
+    let committed: string;
+    let rolledBack: string;
+    try {
+      await client.query('BEGIN');
+      committed = (
+        await sendInTransaction(client, 'ledger', { body: 'commit-me', keys: ['tx-ok'] })
+      ).id;
+      await client.query('COMMIT');
+      await client.query('BEGIN');
+      rolledBack = (
+        await sendInTransaction(client, 'ledger', { body: 'roll-me-back', keys: ['tx-no'] })
+      ).id;
+      await client.query('ROLLBACK');
+      await client.query('BEGIN');
+      await assert.rejects(sendInTransaction(client, 'no-such-topic', { body: 'x' }), (e) =>
+        isPeakError(e, 'PEAK_MQ_UNKNOWN_TOPIC'),
+      );
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+    const got: string[] = [];
+    consume({ group: 'ledger-g', topic: 'ledger', handler: (m) => void got.push(m.id) });
+    await until('the committed message', () => got.includes(committed));
+    await new Promise((r) => setTimeout(r, 700));
+    assert.deepEqual(got, [committed]);
+    assert.ok(!got.includes(rolledBack));
+  });
+
+  it('half messages: commit delivers, rollback discards, an unresolved one is settled by check-back', async () => {
+    await topic('payments');
+    const p = producer();
+    const ok = await p.sendTransactional(
+      'payments',
+      { body: 'paid' },
+      'pay-producers',
+      () => 'commit',
+    );
+    const no = await p.sendTransactional('payments', { body: 'failed' }, 'pay-producers', () => {
+      throw new Error('local transaction failed');
+    });
+    assert.equal(no.state, 'rollback');
+    const lost = await p.sendTransactional(
+      'payments',
+      { body: 'check-me', keys: ['pay-3'] },
+      'pay-producers',
+      () => 'unknown',
+    );
+    const lostNo = await p.sendTransactional(
+      'payments',
+      { body: 'check-me-no', keys: ['pay-4'] },
+      'pay-producers',
+      () => 'unknown',
+    );
+    const checked: string[] = [];
+    p.startCheckBack(
+      'pay-producers',
+      (m) => {
+        checked.push(m.id);
+        return m.keys.includes('pay-3') ? 'commit' : 'rollback';
+      },
+      100,
+    );
+    const got: string[] = [];
+    consume({ group: 'pay-g', topic: 'payments', handler: (m) => void got.push(m.text()) });
+    await until(
+      'committed and checked-back messages',
+      () => got.includes('paid') && got.includes('check-me'),
+    );
+    await until(
+      'check-back of both',
+      () => checked.includes(lost.id) && checked.includes(lostNo.id),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual([...got].sort(), ['check-me', 'paid']);
+    assert.equal(ok.state, 'commit');
+    await assert.rejects(admin.call('POST', `/api/v1/mq/transactions/${ok.id}/commit`, {}), (e) =>
+      isPeakError(e, 'PEAK_MQ_UNKNOWN_TRANSACTION'),
+    );
+    const d = await admin.call<{ trace: { event: string }[] }>(
+      'GET',
+      `/api/v1/mq/messages/${lost.id}`,
+    );
+    const events = d.trace.map((t) => t.event);
+    assert.ok(
+      events.includes('half') && events.includes('check-back') && events.includes('committed'),
+      events.join(','),
+    );
+  });
+
+  it('retries with the backoff ladder, then dead-letters; the DLQ can be inspected and resent', async () => {
+    await topic('flaky');
+    const p = producer();
+    const { id } = await p.send('flaky', { body: 'poison', keys: ['poison-1'] });
+    const attempts: { at: number; reconsume: number }[] = [];
+    let healed = false;
+    let healedGot = false;
+    consume({
+      group: 'flaky-g',
+      topic: 'flaky',
+      handler: (m) => {
+        if (healed) {
+          healedGot = true;
+          return;
+        }
+        attempts.push({ at: Date.now(), reconsume: m.reconsumeTimes });
+        throw new Error('cannot handle this');
+      },
+    });
+    await until('the message in the DLQ', async () => {
+      const { messages } = await admin.call<{ messages: { id: string }[] }>(
+        'GET',
+        '/api/v1/mq/groups/flaky-g/dlq',
+      );
+      return messages.some((m) => m.id === id);
+    });
+    assert.equal(attempts.length, 3, 'first try + maxRetries (2)');
+    assert.deepEqual(
+      attempts.map((a) => a.reconsume),
+      [0, 1, 2],
+    );
+    assert.ok(attempts[1]!.at - attempts[0]!.at >= 200, 'first backoff respected');
+    assert.ok(attempts[2]!.at - attempts[1]!.at >= 400, 'second backoff respected');
+    const { messages } = await admin.call<{
+      messages: { id: string; reason: string; body: string }[];
+    }>('GET', '/api/v1/mq/groups/flaky-g/dlq');
+    assert.match(messages[0]!.reason, /cannot handle this/);
+    const trace = await admin.call<{ trace: { event: string }[] }>(
+      'GET',
+      `/api/v1/mq/messages/${id}`,
+    );
+    const events = trace.trace.map((t) => t.event);
+    for (const e of ['produced', 'stored', 'delivered', 'failed', 'requeued', 'dead-lettered'])
+      assert.ok(events.includes(e), `${e} in ${events}`);
+    healed = true;
+    const resent = await admin.call<{ resent: string[] }>(
+      'POST',
+      '/api/v1/mq/groups/flaky-g/dlq/resend',
+      { ids: [id] },
+    );
+    assert.deepEqual(resent.resent, [id]);
+    await until('the resent message consumed', () => healedGot);
+  });
+
+  it('ordered topics keep FIFO per group through retries; a poison message blocks only its group and ends in the DLQ', async () => {
+    await topic('seq', { ordered: true, queues: 1 });
+    const p = producer();
+    for (const g of ['A', 'B']) {
+      for (let i = 0; i < 5; i++) await p.send('seq', { body: `${g}${i}`, group: g });
+    }
+    const seen: string[] = [];
+    let a1Failures = 0;
+    consume({
+      group: 'seq-g',
+      topic: 'seq',
+      concurrency: 8,
+      handler: async (m) => {
+        const body = m.text();
+        if (body === 'A1') {
+          a1Failures++;
+          seen.push(`${body}!`);
+          throw new Error('A1 is poison');
+        }
+        await new Promise((r) => setTimeout(r, 5));
+        seen.push(body);
+      },
+    });
+    await until('all of B and A0, A2..A4', () =>
+      ['A0', 'A2', 'A3', 'A4', 'B4'].every((x) => seen.includes(x)),
+    );
+    const a = seen.filter((x) => x.startsWith('A'));
+    const b = seen.filter((x) => x.startsWith('B'));
+    assert.deepEqual(b, ['B0', 'B1', 'B2', 'B3', 'B4'], 'B in order');
+    assert.deepEqual(
+      a,
+      ['A0', 'A1!', 'A1!', 'A1!', 'A2', 'A3', 'A4'],
+      'A in order; A1 retried then skipped to the DLQ',
+    );
+    assert.equal(a1Failures, 3);
+    // B finished while A1 was still failing: only A was blocked.
+    assert.ok(seen.indexOf('B4') < seen.indexOf('A2'), `B was not held up by A: ${seen.join(' ')}`);
+    const { messages } = await admin.call<{ messages: { body: string }[] }>(
+      'GET',
+      '/api/v1/mq/groups/seq-g/dlq',
+    );
+    assert.deepEqual(
+      messages.map((m) => Buffer.from(m.body, 'base64').toString()),
+      ['A1'],
+    );
+    await assert.rejects(p.send('seq', { body: 'no group' }), (e) =>
+      isPeakError(e, 'PEAK_INVALID_ARGUMENT'),
+    );
+  });
+
+  it('queries by id, key and tag + time range', async () => {
+    await topic('catalog');
+    const p = producer();
+    const t0 = Date.now() - 1000;
+    const a = await p.send('catalog', { body: 'a', tag: 'price', keys: ['sku-1', 'shop-9'] });
+    await p.send('catalog', { body: 'b', tag: 'stock', keys: ['sku-2'] });
+    const byId = await admin.call<{ message: { id: string; keys: string[] }; state: string }>(
+      'GET',
+      `/api/v1/mq/messages/${a.id}`,
+    );
+    assert.equal(byId.message.id, a.id);
+    assert.deepEqual(byId.message.keys, ['sku-1', 'shop-9']);
+    const byKey = await admin.call<{ messages: { id: string }[] }>(
+      'GET',
+      '/api/v1/mq/messages?key=shop-9',
+    );
+    assert.deepEqual(
+      byKey.messages.map((m) => m.id),
+      [a.id],
+    );
+    const byTag = await admin.call<{ messages: { tag: string }[] }>(
+      'GET',
+      `/api/v1/mq/messages?topic=catalog&tag=stock&from=${t0}&to=${Date.now() + 1000}`,
+    );
+    assert.deepEqual(
+      byTag.messages.map((m) => m.tag),
+      ['stock'],
+    );
+    await assert.rejects(admin.call('GET', '/api/v1/mq/messages/123'), (e) =>
+      isPeakError(e, 'PEAK_NOT_FOUND'),
+    );
+  });
+
+  it('filters by tag and replays a group from a timestamp', async () => {
+    await topic('events');
+    const p = producer();
+    await p.send('events', { body: 'old', tag: 'x' });
+    await new Promise((r) => setTimeout(r, 50));
+    const mark = Date.now();
+    await new Promise((r) => setTimeout(r, 50));
+    await p.send('events', { body: 'new', tag: 'x' });
+    await p.send('events', { body: 'other', tag: 'y' });
+    const seen: string[] = [];
+    const c = consume({
+      group: 'ev-g',
+      topic: 'events',
+      tags: ['x'],
+      handler: (m) => void seen.push(m.text()),
+    });
+    await until('two x messages', () => seen.length === 2);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual([...seen].sort(), ['new', 'old']);
+    await c.close();
+    const reset = await admin.call<{ queues: unknown[] }>(
+      'POST',
+      '/api/v1/mq/groups/ev-g/reset-offset',
+      { topic: 'events', timestamp: mark },
+    );
+    assert.equal(reset.queues.length, 4);
+    seen.length = 0;
+    consume({
+      group: 'ev-g',
+      topic: 'events',
+      tags: ['x'],
+      handler: (m) => void seen.push(m.text()),
+    });
+    await until('replayed message', () => seen.length === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(seen, ['new'], 'replay starts at the timestamp');
+    await assert.rejects(
+      admin.call('POST', '/api/v1/mq/groups/ev-g/reset-offset', {
+        topic: 'events',
+        timestamp: Date.now() - 4 * 86_400_000,
+      }),
+      (e) => isPeakError(e, 'PEAK_INVALID_ARGUMENT'),
+    );
+  });
+
+  it('balances queues over live consumers and rebalances when one leaves; broadcasting gives everyone everything', async () => {
+    await topic('work', { queues: 4 });
+    const p = producer();
+    const by = { c1: 0, c2: 0 };
+    const c1 = consume({
+      group: 'w-g',
+      topic: 'work',
+      consumerId: 'c1',
+      handler: () => void by.c1++,
+    });
+    consume({ group: 'w-g', topic: 'work', consumerId: 'c2', handler: () => void by.c2++ });
+    const b1: string[] = [];
+    const b2: string[] = [];
+    consume({
+      group: 'w-b',
+      topic: 'work',
+      consumerId: 'b1',
+      broadcasting: true,
+      handler: (m) => void b1.push(m.id),
+    });
+    consume({
+      group: 'w-b',
+      topic: 'work',
+      consumerId: 'b2',
+      broadcasting: true,
+      handler: (m) => void b2.push(m.id),
+    });
+    await new Promise((r) => setTimeout(r, 800));
+    for (let round = 0; round < 8; round++)
+      await p.sendBatch(
+        'work',
+        Array.from({ length: 10 }, () => ({ body: 'w' })),
+      );
+    await until('80 in the clustering group', () => by.c1 + by.c2 === 80);
+    assert.ok(by.c1 > 0 && by.c2 > 0, `both consumers got work: ${JSON.stringify(by)}`);
+    await until('broadcast to both', () => b1.length === 80 && b2.length === 80);
+    await c1.close();
+    by.c1 = 0;
+    by.c2 = 0;
+    for (let round = 0; round < 8; round++)
+      await p.sendBatch(
+        'work',
+        Array.from({ length: 10 }, () => ({ body: 'w' })),
+      );
+    await until('80 more, all to c2', () => by.c2 === 80);
+    assert.equal(by.c1, 0);
+  });
+
+  it('secured topics: signatures and consume secrets are enforced; tampering is refused and reported', async () => {
+    const t = (await topic('vault', { secured: true })) as {
+      produceSecret: string;
+      consumeSecret: string;
+    };
+    assert.match(t.produceSecret, /^mqp_/);
+    const good = producer({ secrets: { vault: t.produceSecret } });
+    await good.send('vault', { body: 'signed', keys: ['v1'] });
+    await assert.rejects(producer().send('vault', { body: 'unsigned' }), (e) =>
+      isPeakError(e, 'PEAK_MQ_BAD_SIGNATURE'),
+    );
+    await assert.rejects(
+      producer({ secrets: { vault: 'mqp_wrong' } }).send('vault', { body: 'x' }),
+      (e) => isPeakError(e, 'PEAK_MQ_BAD_SIGNATURE'),
+    );
+    // Tamper with a correctly signed message on the wire.
+    const body = Buffer.from('pay 10').toString('base64');
+    const signature = signMessage(t.produceSecret, {
+      topic: 'vault',
+      body,
+      keys: [],
+      properties: {},
+    });
+    const tampered = await rawPost('/api/v1/mq/topics/vault/messages', {
+      messages: [{ body: Buffer.from('pay 1000').toString('base64'), signature }],
+    });
+    assert.equal(tampered.status, 400);
+    assert.equal(tampered.json.error.code, 'PEAK_MQ_BAD_SIGNATURE');
+    const honest = await rawPost('/api/v1/mq/topics/vault/messages', {
+      messages: [{ body, signature }],
+    });
+    assert.equal(honest.status, 200);
+    const stats = await admin.call<{ node: { badSignatures: number } }>('GET', '/api/v1/mq/stats');
+    assert.ok(stats.node.badSignatures >= 3);
+    const denied = await rawPost('/api/v1/mq/groups/v-g/receive', {
+      topic: 'vault',
+      consumerId: 'x',
+      waitMs: 0,
+    });
+    assert.equal(denied.status, 403);
+    assert.equal(denied.json.error.code, 'PEAK_MQ_FORBIDDEN');
+    const seen: string[] = [];
+    consume({
+      group: 'v-g',
+      topic: 'vault',
+      secret: t.consumeSecret,
+      handler: (m) => void seen.push(m.text()),
+    });
+    await until('both signed messages', () => seen.length === 2);
+    assert.deepEqual([...seen].sort(), ['pay 10', 'signed']);
+  });
+
+  it('encrypts bodies end to end with key ids and rotation', async () => {
+    await topic('secrets');
+    const k1 = Buffer.alloc(32, 1);
+    const k2 = Buffer.alloc(32, 2);
+    const old = producer({ encryption: { keys: { k1 }, current: 'k1' } });
+    const rotated = producer({ encryption: { keys: { k1, k2 }, current: 'k2' } });
+    const a = await old.send('secrets', { body: 'alpha' });
+    await rotated.send('secrets', { body: 'beta' });
+    const stored = await admin.call<{
+      message: { body: string; properties: Record<string, string> };
+    }>('GET', `/api/v1/mq/messages/${a.id}`);
+    assert.ok(
+      !Buffer.from(stored.message.body, 'base64').toString().includes('alpha'),
+      'the broker stores ciphertext',
+    );
+    assert.equal(stored.message.properties['peak-enc'], 'k1');
+    const seen: string[] = [];
+    consume({
+      group: 's-g',
+      topic: 'secrets',
+      encryption: { keys: { k1, k2 }, current: 'k2' },
+      handler: (m) => void seen.push(m.text()),
+    });
+    await until('both decrypted', () => seen.length === 2);
+    assert.deepEqual([...seen].sort(), ['alpha', 'beta']);
+  });
+
+  it('routes stress traffic to the shadow topic, never to real consumers', async () => {
+    await topic('cart');
+    const p = producer();
+    await runWithContext(createContext({ stress: true }), () => p.send('cart', { body: 'stress' }));
+    await p.send('cart', { body: 'real' });
+    const real: string[] = [];
+    const shadow: string[] = [];
+    consume({ group: 'cart-g', topic: 'cart', handler: (m) => void real.push(m.text()) });
+    consume({
+      group: 'cart-g',
+      topic: 'cart',
+      shadow: true,
+      handler: (m) => void shadow.push(m.text()),
+    });
+    await until('both sides', () => real.length === 1 && shadow.length === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(real, ['real']);
+    assert.deepEqual(shadow, ['stress']);
+  });
+
+  it('answers bad input with clear errors and keeps serving', async () => {
+    const cases: [string, unknown, number, string][] = [
+      [
+        '/api/v1/mq/topics/nope/messages',
+        { messages: [{ body: 'aGk=' }] },
+        404,
+        'PEAK_MQ_UNKNOWN_TOPIC',
+      ],
+      ['/api/v1/mq/topics/orders/messages', { messages: [] }, 400, 'PEAK_INVALID_ARGUMENT'],
+      [
+        '/api/v1/mq/topics/orders/messages',
+        { messages: [{ body: '***' }] },
+        400,
+        'PEAK_INVALID_ARGUMENT',
+      ],
+      [
+        '/api/v1/mq/topics/orders/messages',
+        { messages: [{ body: 'aGk=', keys: 'k' }] },
+        400,
+        'PEAK_INVALID_ARGUMENT',
+      ],
+      ['/api/v1/mq/topics/orders/messages', '{not json', 400, 'PEAK_INVALID_ARGUMENT'],
+      ['/api/v1/mq/groups/g/receive', { topic: 'orders' }, 400, 'PEAK_INVALID_ARGUMENT'],
+      [
+        '/api/v1/mq/groups/points/ack',
+        { topic: 'orders', consumerId: 'x', receipts: ['garbage'] },
+        400,
+        'PEAK_INVALID_ARGUMENT',
+      ],
+      ['/api/v1/mq/topics', { name: 'x' }, 401, 'PEAK_UNAUTHENTICATED'],
+    ];
+    for (const [route, body, status, code] of cases) {
+      const r = await rawPost(route, body);
+      assert.equal(r.status, status, `${route} ${JSON.stringify(body)}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.error.code, code);
+      assert.ok(r.json.error.message.length > 10);
+    }
+    await topic('tiny', { maxBodyBytes: 10 });
+    const big = await rawPost('/api/v1/mq/topics/tiny/messages', {
+      messages: [{ body: Buffer.alloc(11).toString('base64') }],
+    });
+    assert.equal(big.status, 413);
+    assert.equal(big.json.error.code, 'PEAK_MQ_MESSAGE_TOO_LARGE');
+    const ready = await fetch(`${server.info.url}/ready`);
+    assert.equal(ready.status, 200);
+  });
+});
