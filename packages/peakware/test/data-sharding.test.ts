@@ -717,7 +717,11 @@ describe('data: read/write split and statement events', () => {
           primary: cluster.url(0),
           replicas: [cluster.url(0), 'postgres://nobody:x@127.0.0.1:1/none'],
         },
-        ds1: { primary: cluster.url(1), replicas: [cluster.url(1)], maxReplicaLagMs: 500 },
+        ds1: {
+          primary: cluster.url(1),
+          replicas: [cluster.url(1)],
+          maxReplicaLagMs: 500,
+        },
       },
       poolSize: 2,
       collector: { record: (e) => events.push(e) },
@@ -725,6 +729,7 @@ describe('data: read/write split and statement events', () => {
     });
     try {
       assert.deepEqual(split.replicaLag().ds0?.[1], Number.POSITIVE_INFINITY);
+      assert.deepEqual(split.replicaLag().ds1, [0]);
       for (let b = 1; b <= 20; b++)
         await split.query('SELECT id FROM t_order WHERE buyer_id = $1', [b]);
       const reads = events.filter((e) => e.sql.startsWith('SELECT id'));
@@ -752,6 +757,32 @@ describe('data: read/write split and statement events', () => {
       assert.match(e.physicalSql, /UPDATE t_order_\d+ AS t_order/);
     } finally {
       await split.close();
+    }
+    const lagging = await ShardedDatabase.connect({
+      layout: LAYOUT,
+      connections: {
+        ds0: {
+          primary: cluster.url(0),
+          replicas: [cluster.url(0)],
+          maxReplicaLagMs: 1000,
+          replicaLagQuery: 'SELECT 5000 AS lag_ms',
+        },
+        ds1: { primary: cluster.url(1) },
+      },
+      poolSize: 1,
+      collector: { record: (e) => events.push(e) },
+    });
+    try {
+      assert.deepEqual(lagging.replicaLag().ds0, [5000]);
+      events.length = 0;
+      await lagging.query('SELECT count(*) FROM t_region');
+      assert.deepEqual(
+        events.map((e) => [e.dataSource, e.role]),
+        [['ds0', 'primary']],
+        'a replica over the maximum lag is not read',
+      );
+    } finally {
+      await lagging.close();
     }
   });
 });

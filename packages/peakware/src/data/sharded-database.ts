@@ -30,6 +30,12 @@ export interface DataSourceConnection {
   replicas?: ConnectionConfig[];
   /** Replicas lagging more than this are skipped (reads go to the primary). Default 1000 ms. */
   maxReplicaLagMs?: number;
+  /**
+   * The SQL run on a replica to measure its lag; one row with a numeric `lag_ms`. Default:
+   * physical streaming replication (0 when caught up, else now − last replayed commit).
+   * Give your own for logical replication or a replication proxy.
+   */
+  replicaLagQuery?: string;
 }
 
 /** One physical statement, as reported to collectors (slow SQL, telemetry). */
@@ -101,6 +107,7 @@ export interface TransactionOptions {
 
 interface ReplicaState {
   pool: pg.Pool;
+  lagQuery: string;
   lagMs: number | undefined;
   checkedAt: number;
   checking: Promise<void> | undefined;
@@ -160,7 +167,13 @@ export class ShardedDatabase {
       const replicas = (conn.replicas ?? []).map((r) => {
         const pool = new pg.Pool(poolConfig(r, max));
         pool.on('error', () => {});
-        return { pool, lagMs: undefined, checkedAt: 0, checking: undefined };
+        return {
+          pool,
+          lagQuery: conn.replicaLagQuery ?? LAG_SQL,
+          lagMs: undefined,
+          checkedAt: 0,
+          checking: undefined,
+        };
       });
       this.#pools.set(name, { primary, replicas, maxLagMs: conn.maxReplicaLagMs ?? 1000, next: 0 });
     }
@@ -341,10 +354,11 @@ export class ShardedDatabase {
 
   #measure(r: ReplicaState): Promise<void> {
     r.checking ??= r.pool
-      .query<{ lag_ms: number }>(LAG_SQL)
+      .query<{ lag_ms: number | string }>(r.lagQuery)
       .then(
         (res) => {
-          r.lagMs = Number(res.rows[0]?.lag_ms ?? 0);
+          const lag = Number(res.rows[0]?.lag_ms);
+          r.lagMs = Number.isFinite(lag) ? lag : Number.POSITIVE_INFINITY;
         },
         () => {
           r.lagMs = Number.POSITIVE_INFINITY;
