@@ -117,8 +117,11 @@ export class StatNode {
   addComplete(rtMs: number, failed: boolean, now = this.#clock()): void {
     // Pending counts go in first: a window slot must never hold a newer bucket than they do.
     if (now < this.#pendingStart || now >= this.#pendingEnd) this.#roll(now);
+    // The windows see the caller's `now` instead of reading the clock again.
+    this.#pinned = now;
     this.second.addComplete(rtMs, failed);
     this.minute.addComplete(rtMs, failed);
+    this.#pinned = -1;
     this.concurrency--;
   }
 }
