@@ -4,8 +4,10 @@
  */
 import { PEAKWARE_VERSION } from '../../core/version.js';
 import { type Command, helpText } from '../command.js';
+import { configCommand } from './config-command.js';
 import { dataCommand } from './data-command.js';
 import { guardCommand } from './guard-command.js';
+import { mqCommand } from './mq-command.js';
 import { rpcCommand } from './rpc-command.js';
 import { serverCommand } from './server-command.js';
 import { statusCommand } from './status-command.js';
@@ -17,7 +19,16 @@ export const rootCommand: Command = {
   options: {
     version: { type: 'boolean', short: 'V', description: 'print the version' },
   },
-  subcommands: [serverCommand, rpcCommand, statusCommand, tokenCommand, guardCommand, dataCommand],
+  subcommands: [
+    serverCommand,
+    rpcCommand,
+    statusCommand,
+    tokenCommand,
+    guardCommand,
+    dataCommand,
+    configCommand,
+    mqCommand,
+  ],
   run({ values, out }) {
     if (values.version === true) {
       out.json({ version: PEAKWARE_VERSION });
