@@ -19,6 +19,7 @@ import { type Logger, silentLogger } from '../core/logger.js';
 import { PEAKWARE_VERSION } from '../core/version.js';
 import { ensureAdminToken } from './admin-token.js';
 import { adminRoutes } from './api/admin-routes.js';
+import { configRoutes } from './api/config-routes.js';
 import { guardRoutes } from './api/guard-routes.js';
 import { mqRoutes } from './api/mq-routes.js';
 import { registryRoutes } from './api/registry-routes.js';
@@ -198,6 +199,7 @@ export class PeakServer {
           registryRoutes,
           guardRoutes,
           mqRoutes,
+          configRoutes,
           ...(options.apiModules ?? []),
         ],
       });
