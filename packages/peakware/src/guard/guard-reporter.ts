@@ -9,6 +9,8 @@ import { errorMessage } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { Guard, MetricSnapshot } from './guard.js';
 
+const MAX_PER_PUSH = 2000;
+
 /** Options for {@link GuardReporter}. */
 export interface GuardReporterOptions {
   /** The peak server URL. */
@@ -74,8 +76,10 @@ export class GuardReporter {
   }
 
   async #push(): Promise<void> {
-    const metrics = this.#buffer;
-    this.#buffer = [];
+    // At most MAX_PER_PUSH snapshots per request keeps bodies well under the server's 1 MiB
+    // limit; the rest go with the next push.
+    const metrics = this.#buffer.slice(0, MAX_PER_PUSH);
+    this.#buffer = this.#buffer.slice(MAX_PER_PUSH);
     try {
       const res = await fetch(this.#url, {
         method: 'POST',
