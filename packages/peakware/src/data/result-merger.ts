@@ -87,11 +87,13 @@ function compareValues(typeId: number): Compare {
   };
 }
 
-function position(p: ColumnPosition, width: number, hidden: number): number {
+/** The index of a column position in a row of `width` columns with `hidden` helper columns at the end. */
+export function position(p: ColumnPosition, width: number, hidden: number): number {
   return p >= 0 ? p : width - hidden + (-p - 1);
 }
 
-function rowComparator(
+/** Compares two array rows by the plan's ORDER BY keys (NULLS FIRST / LAST, decimals exactly). */
+export function rowComparator(
   plan: MergePlan,
   fields: FieldInfo[],
 ): (a: unknown[], b: unknown[]) => number {

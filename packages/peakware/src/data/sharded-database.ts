@@ -11,6 +11,7 @@ import pg from 'pg';
 import { assertDeadline, currentContext, remainingTime } from '../core/context.js';
 import { DeadlineExceededError, ErrorCodes, PeakError } from '../core/errors.js';
 import { type FieldInfo, mergeRows } from './result-merger.js';
+import { mergeStream, type RowSource } from './result-stream.js';
 import type { ShardValue } from './sharding-algorithm.js';
 import {
   createLayout,
@@ -217,6 +218,119 @@ export class ShardedDatabase {
         ? { runner: ds.primary, role: 'primary' }
         : { runner: replica, role: 'replica' };
     });
+  }
+
+  /**
+   * Streams the rows of a SELECT: each shard is read through a server-side cursor in
+   * batches of `batchSize` and merged lazily (sorted answers through a heap), so memory
+   * holds one batch per shard. Stop early with `break`; cursors are closed either way.
+   * Outside transactions only; reads use replicas like `query()`.
+   */
+  async *stream<R = Record<string, unknown>>(
+    sql: string,
+    params: readonly unknown[] = [],
+    options: { batchSize?: number } = {},
+  ): AsyncGenerator<R> {
+    this.#assertOpen();
+    const batchSize = options.batchSize ?? 500;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new PeakError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `stream: batchSize must be a positive integer, got ${batchSize}`,
+        {
+          details: { input: 'batchSize' },
+        },
+      );
+    }
+    const plan = this.router.route(sql, params, currentContext()?.stress === true, {
+      combine: false,
+    });
+    if (plan.kind !== 'select' || plan.write) {
+      throw new PeakError(
+        ErrorCodes.DATA_UNSUPPORTED,
+        `stream() reads plain SELECTs (no writes, no FOR UPDATE); use query(); statement: ${shortSql(sql)}`,
+        { details: { sql } },
+      );
+    }
+    assertDeadline(`data stream (${shortSql(sql)})`);
+    const opened: { client: pg.PoolClient; failed: boolean }[] = [];
+    try {
+      const sources: RowSource[] = [];
+      for (const unit of plan.units) {
+        const ds = this.#pools.get(unit.dataSource)!;
+        const replica = this.#pickReplica(ds);
+        const client = await (replica ?? ds.primary).connect();
+        client.on('error', ignoreClientError);
+        const entry = { client, failed: false };
+        opened.push(entry);
+        const role = replica === undefined ? 'primary' : 'replica';
+        const started = performance.now();
+        let rows = 0;
+        let done = false;
+        try {
+          await client.query('BEGIN READ ONLY');
+          // The unit's SQL is a complete statement printed from the rewritten tree.
+          await client.query({
+            text: `DECLARE peak_stream NO SCROLL CURSOR FOR ${unit.sql}`,
+            values: unit.params.map(toParam),
+          });
+        } catch (err) {
+          entry.failed = true;
+          this.#report(plan, unit, role, started, 0, err);
+          throw new PeakError(
+            ErrorCodes.DATA_ROUTE,
+            `stream failed on ${unit.dataSource}${unit.shard === undefined ? '' : ` shard ${unit.shard}`}: ${(err as Error).message}; statement: ${shortSql(sql)}`,
+            {
+              cause: err,
+              details: {
+                sql,
+                physicalSql: unit.sql,
+                dataSource: unit.dataSource,
+                shard: unit.shard,
+              },
+            },
+          );
+        }
+        sources.push({
+          fetch: async () => {
+            if (done) return { rows: [], fields: [] };
+            let res: pg.QueryResult;
+            try {
+              res = await client.query({
+                text: `FETCH ${batchSize} FROM peak_stream`,
+                rowMode: 'array',
+              } as pg.QueryConfig);
+            } catch (err) {
+              entry.failed = true;
+              done = true;
+              this.#report(plan, unit, role, started, rows, err);
+              throw err;
+            }
+            rows += res.rows.length;
+            if (res.rows.length < batchSize) {
+              done = true;
+              this.#report(plan, unit, role, started, rows);
+            }
+            return {
+              rows: res.rows as unknown[][],
+              fields: res.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID })),
+            };
+          },
+        });
+      }
+      for await (const row of mergeStream(plan.merge, sources)) yield row as R;
+    } finally {
+      for (const { client, failed } of opened) {
+        try {
+          await client.query(failed ? 'ROLLBACK' : 'COMMIT');
+          client.off('error', ignoreClientError);
+          client.release();
+        } catch (err) {
+          client.off('error', ignoreClientError);
+          client.release(err as Error);
+        }
+      }
+    }
   }
 
   /**

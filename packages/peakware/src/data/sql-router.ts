@@ -249,8 +249,16 @@ export class SqlRouter {
     return a.fingerprint;
   }
 
-  /** Routes one statement with its parameters; `shadow` rewrites to shadow tables. */
-  route(sql: string, params: readonly unknown[] = [], shadow = false): RoutePlan {
+  /**
+   * Routes one statement with its parameters; `shadow` rewrites to shadow tables;
+   * `options.combine` overrides `combinePerDataSource` (streams need one unit per shard).
+   */
+  route(
+    sql: string,
+    params: readonly unknown[] = [],
+    shadow = false,
+    options: { combine?: boolean } = {},
+  ): RoutePlan {
     const a = this.#analysis(sql);
     const suffix = shadow ? this.layout.shadowSuffix : '';
     const table = a.shardedTable;
@@ -333,7 +341,7 @@ export class SqlRouter {
       params: shardParams,
     }));
     let sortInputs = false;
-    if (this.#combine && !a.write) {
+    if ((options.combine ?? this.#combine) && !a.write) {
       // One round trip per data source: its shards' statements joined by UNION ALL (each
       // keeps its own ORDER BY / LIMIT); the merger re-sorts each data source's rows.
       const byDataSource = new Map<string, RouteUnit[]>();
