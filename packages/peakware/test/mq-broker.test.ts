@@ -21,6 +21,7 @@ import {
   signMessage,
 } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { runPeak } from './support/peak-process.js';
 
 const FAST = { maxRetries: 2, backoffMs: [200, 400], invisibleMs: 3000, waitMs: 300 } as const;
 
@@ -589,6 +590,54 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(real, ['real']);
     assert.deepEqual(shadow, ['stress']);
+  });
+
+  it('peak mq CLI: topics, send, query, consume, trace, dlq, reset-offset, stats', async () => {
+    const env = { PEAK_SERVER: server.info.url, PEAK_TOKEN: server.info.adminToken! };
+    const peak = async (...args: string[]) => {
+      const r = await runPeak(['mq', ...args, '--json'], env);
+      assert.equal(r.code, 0, `peak mq ${args.join(' ')}: ${r.stderr}`);
+      // biome-ignore lint/suspicious/noExplicitAny: the CLI's JSON output, read loosely in a test
+      return JSON.parse(r.stdout) as Record<string, any>;
+    };
+    assert.equal((await peak('topics', 'create', 'cli-topic', '--queues', '2')).created, true);
+    assert.ok(
+      (await peak('topics', 'list')).topics.some((t: { name: string }) => t.name === 'cli-topic'),
+    );
+    const sent = await peak(
+      'send',
+      'cli-topic',
+      'hello from the cli',
+      '--tag',
+      't1',
+      '--keys',
+      'cli-key',
+    );
+    const id = sent.ids[0] as string;
+    assert.deepEqual(
+      (await peak('query', '--key', 'cli-key')).messages.map((m: { id: string }) => m.id),
+      [id],
+    );
+    assert.equal(
+      (await peak('query', '--topic', 'cli-topic', '--tag', 't1', '--from', '1h')).messages.length,
+      1,
+    );
+    assert.equal((await peak('query', id)).message.id, id);
+    const got = await peak('consume', 'cli-topic', '--group', 'cli-g', '--wait', '2000');
+    assert.equal(Buffer.from(got.messages[0].body, 'base64').toString(), 'hello from the cli');
+    const events = (await peak('trace', id)).trace.map((t: { event: string }) => t.event);
+    assert.ok(events.includes('delivered') && events.includes('acked'), events.join(','));
+    assert.deepEqual((await peak('dlq', 'cli-g')).messages, []);
+    assert.equal((await peak('reset-offset', 'cli-g', 'cli-topic', '1h')).queues.length, 2);
+    assert.equal(
+      (await peak('consume', 'cli-topic', '--group', 'cli-g', '--wait', '2000')).messages.length,
+      1,
+      'replayed',
+    );
+    assert.ok(Array.isArray((await peak('stats')).topics));
+    const bad = await runPeak(['mq', 'send', 'no-such-topic', 'x'], env);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /does not exist/);
   });
 
   it('answers bad input with clear errors and keeps serving', async () => {

@@ -711,7 +711,7 @@ export class Broker {
     if (!inPlace) all.push({ topic: TopicNames.retry(req.group), queueId: 0 });
     const deadline = Date.now() + Math.max(0, req.waitMs);
     const watch = new Set(all.map((q) => q.topic));
-    const leaveKey = `${grp}\u0000${req.topic}\u0000${req.consumerId}`;
+    const leaveKey = `${grp}|${req.topic}|${req.consumerId}`;
     this.#left.delete(leaveKey);
 
     for (;;) {
@@ -942,7 +942,7 @@ export class Broker {
     await this.store.leave(grp, topic, consumerId);
     // Ends this consumer's long poll on whichever node holds it.
     await this.#pool.query("SELECT pg_notify('peak_mq_leave', $1)", [
-      `${grp}\u0000${topic}\u0000${consumerId}`,
+      `${grp}|${topic}|${consumerId}`,
     ]);
   }
 

@@ -1,0 +1,460 @@
+/**
+ * `peak mq ...`: topics, send, consume, query, trace, dead letters, offset reset and
+ * stats, against a running `peak server`'s broker.
+ */
+import { randomBytes } from 'node:crypto';
+import { UsageError } from '../../core/errors.js';
+import type { Command, OptionSpec } from '../command.js';
+import { ADMIN_OPTIONS, findAdminToken, requestJson, SERVER_OPTIONS } from '../control-client.js';
+
+interface WireReceived {
+  id: string;
+  topic: string;
+  tag: string | null;
+  keys: string[];
+  body: string;
+  storedAt?: number;
+  bornAt: number;
+  reconsumeTimes: number;
+  receipt?: string;
+  deadAt?: number;
+  reason?: string | null;
+}
+
+function text(b64: string): string {
+  const s = Buffer.from(b64, 'base64').toString('utf8');
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+}
+
+function line(m: WireReceived): string {
+  const at = new Date(m.storedAt ?? m.bornAt).toISOString();
+  return `${m.id}  ${at}  ${m.topic}${m.tag === null ? '' : ` [${m.tag}]`}${m.keys.length > 0 ? ` keys=${m.keys.join(',')}` : ''}  ${text(m.body)}`;
+}
+
+function need(positionals: string[], index: number, what: string, path: string): string {
+  const v = positionals[index];
+  if (v === undefined || v === '')
+    throw new UsageError(`'${path}' needs ${what}; see '${path} --help'`);
+  return v;
+}
+
+function timeArg(value: unknown, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  const s = String(value);
+  const rel = /^(\d+)(s|m|h|d)$/.exec(s);
+  if (rel !== null) {
+    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+      rel[2] as 's' | 'm' | 'h' | 'd'
+    ];
+    return Date.now() - Number(rel[1]) * unit;
+  }
+  const n = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+  if (!Number.isFinite(n))
+    throw new UsageError(
+      `${option}: expected an ISO time, epoch ms, or an age like 30m / 2h / 1d; got '${s}'`,
+    );
+  return n;
+}
+
+const topicsList: Command = {
+  name: 'list',
+  summary: 'list topics with their queues and message counts',
+  options: SERVER_OPTIONS,
+  async run({ values, out }) {
+    const { topics } = await requestJson<{
+      topics: {
+        name: string;
+        queues: number;
+        ordered: boolean;
+        secured: boolean;
+        internal: boolean;
+        messages: number;
+      }[];
+    }>(String(values.server), 'GET', '/api/v1/mq/topics');
+    out.json({ topics });
+    for (const t of topics) {
+      if (t.internal) continue;
+      out.line(
+        `${t.name.padEnd(32)} queues ${String(t.queues).padEnd(4)} ${t.ordered ? 'ordered ' : 'normal  '}${t.secured ? 'secured ' : ''}${t.messages} messages`,
+      );
+    }
+    if (topics.length === 0)
+      out.line("no topics yet; create one with 'peak mq topics create <name>'");
+    return 0;
+  },
+};
+
+const topicsCreate: Command = {
+  name: 'create',
+  summary: 'create a topic (secured topics print their secrets once)',
+  args: '<name>',
+  options: {
+    ...ADMIN_OPTIONS,
+    queues: { type: 'string', valueName: 'N', description: 'number of queues', default: '4' },
+    ordered: { type: 'boolean', description: 'FIFO per message group' },
+    secured: { type: 'boolean', description: 'require HMAC-signed messages and a consume secret' },
+    'max-body': {
+      type: 'string',
+      valueName: 'BYTES',
+      description: 'largest body accepted (default 256 KiB)',
+    },
+  },
+  examples: [
+    'peak mq topics create orders --queues 8',
+    'peak mq topics create order-steps --ordered --secured',
+  ],
+  async run({ values, positionals, out }) {
+    const name = need(positionals, 0, 'a topic name', 'peak mq topics create');
+    const token = await findAdminToken(values);
+    const r = await requestJson<{
+      created: boolean;
+      name: string;
+      queues: number;
+      produceSecret?: string;
+      consumeSecret?: string;
+    }>(String(values.server), 'POST', '/api/v1/mq/topics', {
+      token,
+      body: {
+        name,
+        queues: Number(values.queues),
+        ordered: values.ordered === true,
+        secured: values.secured === true,
+        ...(values['max-body'] === undefined ? {} : { maxBodyBytes: Number(values['max-body']) }),
+      },
+    });
+    out.json(r);
+    out.line(
+      r.created
+        ? `created topic ${r.name} (${r.queues} queues)`
+        : `topic ${r.name} already exists; unchanged`,
+    );
+    if (r.produceSecret !== undefined) {
+      out.line('secrets (shown once):');
+      out.line(`  produce  ${r.produceSecret}`);
+      out.line(`  consume  ${r.consumeSecret}`);
+    }
+    return 0;
+  },
+};
+
+const topics: Command = {
+  name: 'topics',
+  summary: 'list or create topics',
+  subcommands: [topicsList, topicsCreate],
+  options: SERVER_OPTIONS,
+  run: (ctx) => topicsList.run!(ctx),
+};
+
+const send: Command = {
+  name: 'send',
+  summary: 'send one message (body from the argument)',
+  args: '<topic> <body>',
+  options: {
+    ...SERVER_OPTIONS,
+    tag: { type: 'string', valueName: 'TAG', description: 'message tag' },
+    keys: { type: 'string', valueName: 'K1,K2', description: 'business keys, comma-separated' },
+    group: { type: 'string', valueName: 'GROUP', description: 'ordering group (ordered topics)' },
+    delay: {
+      type: 'string',
+      valueName: 'MS',
+      description: 'deliver no earlier than this many ms from now',
+    },
+  },
+  examples: [
+    'peak mq send orders \'{"orderId":42}\' --tag created --keys order-42',
+    'peak mq send reminders hello --delay 60000',
+  ],
+  async run({ values, positionals, out }) {
+    const topic = need(positionals, 0, 'a topic', 'peak mq send');
+    const body = need(positionals, 1, 'a body', 'peak mq send');
+    const delay = values.delay === undefined ? undefined : Number(values.delay);
+    if (delay !== undefined && (!Number.isFinite(delay) || delay < 0))
+      throw new UsageError(`--delay: expected ms >= 0, got '${values.delay}'`);
+    const r = await requestJson<{ ids: string[]; topic: string }>(
+      String(values.server),
+      'POST',
+      `/api/v1/mq/topics/${encodeURIComponent(topic)}/messages`,
+      {
+        body: {
+          messages: [
+            {
+              body: Buffer.from(body).toString('base64'),
+              ...(values.tag === undefined ? {} : { tag: String(values.tag) }),
+              ...(values.keys === undefined
+                ? {}
+                : {
+                    keys: String(values.keys)
+                      .split(',')
+                      .filter((k) => k !== ''),
+                  }),
+              ...(values.group === undefined ? {} : { group: String(values.group) }),
+              ...(delay === undefined ? {} : { deliverAt: Date.now() + delay }),
+            },
+          ],
+        },
+      },
+    );
+    out.json(r);
+    out.line(`sent ${r.ids[0]} to ${r.topic}`);
+    return 0;
+  },
+};
+
+const consume: Command = {
+  name: 'consume',
+  summary: 'receive messages as a consumer group and ack them (long-poll)',
+  args: '<topic>',
+  options: {
+    ...SERVER_OPTIONS,
+    group: {
+      type: 'string',
+      valueName: 'GROUP',
+      description: 'consumer group',
+      default: 'peak-cli',
+    },
+    max: { type: 'string', valueName: 'N', description: 'most messages to take', default: '10' },
+    wait: { type: 'string', valueName: 'MS', description: 'long-poll wait', default: '5000' },
+    'no-ack': {
+      type: 'boolean',
+      description: 'do not ack (they are redelivered after the invisibility time)',
+    },
+    secret: {
+      type: 'string',
+      valueName: 'SECRET',
+      description: "the topic's consume secret",
+      env: 'PEAK_MQ_SECRET',
+    },
+  },
+  async run({ values, positionals, out }) {
+    const topic = need(positionals, 0, 'a topic', 'peak mq consume');
+    const group = String(values.group);
+    const consumerId = `cli-${randomBytes(3).toString('hex')}`;
+    const headers = values.secret === undefined ? {} : { secret: String(values.secret) };
+    const call = <T>(route: string, body: unknown) =>
+      fetch(new URL(route, String(values.server)), {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(headers.secret === undefined ? {} : { 'x-peak-mq-secret': headers.secret }),
+        },
+        body: JSON.stringify(body),
+      }).then(async (r) => {
+        const j = (await r.json()) as T & { error?: { code: string; message: string } };
+        if (!r.ok) throw new UsageError(j.error?.message ?? `HTTP ${r.status}`);
+        return j;
+      });
+    const { messages } = await call<{ messages: WireReceived[] }>(
+      `/api/v1/mq/groups/${encodeURIComponent(group)}/receive`,
+      {
+        topic,
+        consumerId,
+        max: Number(values.max),
+        waitMs: Number(values.wait),
+      },
+    );
+    if (values['no-ack'] !== true && messages.length > 0) {
+      await call(`/api/v1/mq/groups/${encodeURIComponent(group)}/ack`, {
+        topic,
+        consumerId,
+        receipts: messages.map((m) => m.receipt),
+      });
+    }
+    await call(`/api/v1/mq/groups/${encodeURIComponent(group)}/leave`, { topic, consumerId });
+    out.json({ messages });
+    for (const m of messages) out.line(line(m));
+    if (messages.length === 0) out.line('no messages');
+    return 0;
+  },
+};
+
+const QUERY_OPTIONS: Record<string, OptionSpec> = {
+  ...SERVER_OPTIONS,
+  key: { type: 'string', valueName: 'KEY', description: 'messages carrying this key' },
+  topic: {
+    type: 'string',
+    valueName: 'TOPIC',
+    description: 'messages of this topic (with --tag, --from, --to)',
+  },
+  tag: { type: 'string', valueName: 'TAG', description: 'only this tag' },
+  from: {
+    type: 'string',
+    valueName: 'TIME',
+    description: 'stored at or after (ISO, epoch ms, or 30m/2h/1d ago); default 1h ago',
+  },
+  to: { type: 'string', valueName: 'TIME', description: 'stored before; default now' },
+  limit: { type: 'string', valueName: 'N', description: 'most results', default: '100' },
+};
+
+const query: Command = {
+  name: 'query',
+  summary: 'find messages by id, key, or topic + tag + time range',
+  args: '[<id>]',
+  options: QUERY_OPTIONS,
+  examples: [
+    'peak mq query 123456789012345',
+    'peak mq query --key order-42',
+    'peak mq query --topic orders --tag created --from 2h',
+  ],
+  async run({ values, positionals, out }) {
+    const server = String(values.server);
+    if (positionals[0] !== undefined) {
+      const d = await requestJson<{ message?: WireReceived; state: string }>(
+        server,
+        'GET',
+        `/api/v1/mq/messages/${encodeURIComponent(positionals[0])}`,
+      );
+      out.json(d);
+      if (d.message !== undefined) out.line(line(d.message));
+      out.line(`state: ${d.state}`);
+      return 0;
+    }
+    const params = new URLSearchParams();
+    if (values.key !== undefined) params.set('key', String(values.key));
+    if (values.topic !== undefined) params.set('topic', String(values.topic));
+    if (values.tag !== undefined) params.set('tag', String(values.tag));
+    const from = timeArg(values.from, '--from');
+    const to = timeArg(values.to, '--to');
+    if (from !== undefined) params.set('from', String(from));
+    if (to !== undefined) params.set('to', String(to));
+    params.set('limit', String(values.limit));
+    if (!params.has('key') && !params.has('topic'))
+      throw new UsageError("'peak mq query' needs an id, --key, or --topic; see --help");
+    const { messages } = await requestJson<{ messages: WireReceived[] }>(
+      server,
+      'GET',
+      `/api/v1/mq/messages?${params}`,
+    );
+    out.json({ messages });
+    for (const m of messages) out.line(line(m));
+    if (messages.length === 0) out.line('no messages matched');
+    return 0;
+  },
+};
+
+const trace: Command = {
+  name: 'trace',
+  summary: "a message's life: produced, stored, delivered, acked / failed, retried, dead-lettered",
+  args: '<id>',
+  options: SERVER_OPTIONS,
+  async run({ values, positionals, out }) {
+    const id = need(positionals, 0, 'a message id', 'peak mq trace');
+    const d = await requestJson<{
+      state: string;
+      trace: { at: string; event: string; group?: string; consumer?: string; detail?: string }[];
+    }>(String(values.server), 'GET', `/api/v1/mq/messages/${encodeURIComponent(id)}`);
+    out.json(d);
+    out.line(`message ${id}: ${d.state}`);
+    for (const t of d.trace) {
+      out.line(
+        `  ${t.at}  ${t.event.padEnd(14)} ${t.group ?? ''}${t.consumer === undefined ? '' : `/${t.consumer}`}${t.detail === undefined ? '' : `  ${t.detail}`}`,
+      );
+    }
+    return 0;
+  },
+};
+
+const dlq: Command = {
+  name: 'dlq',
+  summary: "list a consumer group's dead letters, or resend them (--resend all | ID,ID)",
+  args: '<group>',
+  options: {
+    ...ADMIN_OPTIONS,
+    resend: {
+      type: 'string',
+      valueName: 'all|IDS',
+      description: 'send these dead letters back to the group',
+    },
+    limit: { type: 'string', valueName: 'N', description: 'most to list', default: '100' },
+  },
+  async run({ values, positionals, out }) {
+    const group = need(positionals, 0, 'a consumer group', 'peak mq dlq');
+    const server = String(values.server);
+    if (values.resend !== undefined) {
+      const token = await findAdminToken(values);
+      const ids = values.resend === 'all' ? 'all' : String(values.resend).split(',');
+      const r = await requestJson<{ resent: string[] }>(
+        server,
+        'POST',
+        `/api/v1/mq/groups/${encodeURIComponent(group)}/dlq/resend`,
+        {
+          token,
+          body: { ids },
+        },
+      );
+      out.json(r);
+      out.line(`resent ${r.resent.length} message(s) to group ${group}`);
+      return 0;
+    }
+    const { messages } = await requestJson<{ messages: WireReceived[] }>(
+      server,
+      'GET',
+      `/api/v1/mq/groups/${encodeURIComponent(group)}/dlq?limit=${values.limit}`,
+    );
+    out.json({ messages });
+    for (const m of messages)
+      out.line(`${line(m)}  (after ${m.reconsumeTimes} tries: ${m.reason ?? ''})`);
+    if (messages.length === 0) out.line(`no dead letters for group ${group}`);
+    return 0;
+  },
+};
+
+const resetOffset: Command = {
+  name: 'reset-offset',
+  summary: 'replay: move a group on a topic back (or forward) to a time within retention',
+  args: '<group> <topic> <time>',
+  options: ADMIN_OPTIONS,
+  examples: [
+    'peak mq reset-offset points orders 2h',
+    'peak mq reset-offset points orders 2026-11-11T00:00:00Z',
+  ],
+  async run({ values, positionals, out }) {
+    const group = need(positionals, 0, 'a consumer group', 'peak mq reset-offset');
+    const topic = need(positionals, 1, 'a topic', 'peak mq reset-offset');
+    const at = timeArg(need(positionals, 2, 'a time', 'peak mq reset-offset'), '<time>');
+    const token = await findAdminToken(values);
+    const r = await requestJson<{ queues: { queueId: number; offset: string }[] }>(
+      String(values.server),
+      'POST',
+      `/api/v1/mq/groups/${encodeURIComponent(group)}/reset-offset`,
+      { token, body: { topic, timestamp: at } },
+    );
+    out.json(r);
+    out.line(`group ${group} on ${topic} now starts at ${new Date(at ?? 0).toISOString()}:`);
+    for (const q of r.queues) out.line(`  queue ${q.queueId}  offset ${q.offset}`);
+    return 0;
+  },
+};
+
+const stats: Command = {
+  name: 'stats',
+  summary: 'TPS in/out and delivery latency per topic, backlog per group and queue',
+  options: SERVER_OPTIONS,
+  async run({ values, out }) {
+    const s = await requestJson<{
+      topics: {
+        topic: string;
+        tpsIn: number;
+        tpsOut: number;
+        latencyMs: { p50: number; p99: number };
+      }[];
+      groups: { group: string; topic: string; backlog: number }[];
+    }>(String(values.server), 'GET', '/api/v1/mq/stats');
+    out.json(s);
+    out.line('topic                            tps in   tps out  latency p50/p99 ms (this node)');
+    for (const t of s.topics)
+      out.line(
+        `${t.topic.padEnd(32)} ${String(t.tpsIn).padEnd(8)} ${String(t.tpsOut).padEnd(8)} ${t.latencyMs.p50}/${t.latencyMs.p99}`,
+      );
+    out.line();
+    out.line('group                            topic                backlog');
+    for (const g of s.groups) out.line(`${g.group.padEnd(32)} ${g.topic.padEnd(20)} ${g.backlog}`);
+    return 0;
+  },
+};
+
+/** `peak mq`. */
+export const mqCommand: Command = {
+  name: 'mq',
+  summary: 'message queue: topics, send, consume, query, trace, dead letters, replay',
+  subcommands: [topics, send, consume, query, trace, dlq, resetOffset, stats],
+};
