@@ -8,7 +8,6 @@ import { configCommand } from './config-command.js';
 import { dataCommand } from './data-command.js';
 import { guardCommand } from './guard-command.js';
 import { mqCommand } from './mq-command.js';
-import { mqCommand } from './mq-command.js';
 import { rpcCommand } from './rpc-command.js';
 import { serverCommand } from './server-command.js';
 import { statusCommand } from './status-command.js';
@@ -28,7 +27,6 @@ export const rootCommand: Command = {
     guardCommand,
     dataCommand,
     configCommand,
-    mqCommand,
     mqCommand,
   ],
   run({ values, out }) {
