@@ -69,6 +69,7 @@ export async function* mergeStream(
           const o = emit(row);
           if (o !== undefined) yield o;
         }
+        if (n >= end) return;
         batch = (await s.fetch()).rows;
       }
     }
@@ -107,6 +108,7 @@ export async function* mergeStream(
     const top = heap[0]!;
     const o = emit(top.rows[top.at]!);
     if (o !== undefined) yield o;
+    if (n >= end) return;
     top.at++;
     if (top.at >= top.rows.length) {
       top.rows = (await top.source.fetch()).rows;
