@@ -163,6 +163,14 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
     const instances = JSON.parse(listed.stdout).instances as { app: string; rules: GuardRules }[];
     assert.equal(instances[0]?.app, 'shop');
     assert.equal(instances[0]?.rules.flow?.[0]?.cluster?.flowId, 'shop-buy');
+    const budgets = await runPeak(['guard', 'cluster', '--server', url, '--json']);
+    assert.equal(budgets.code, 0, budgets.stderr);
+    const listedBudgets = JSON.parse(budgets.stdout).budgets as {
+      flowId: string;
+      clients: number;
+    }[];
+    // Listed; `clients` counts only the last 5 s, and this test can take longer than that.
+    assert.equal(typeof listedBudgets.find((b) => b.flowId === 'shop-buy')?.clients, 'number');
     const bad = await runPeak(['guard', 'stats', '--server', url]);
     assert.notEqual(bad.code, 0);
   });

@@ -26,6 +26,9 @@ describe('ClusterTokenServer', () => {
     assert.equal(server.grant(req('a', 1)).granted, 0);
     now += 750;
     assert.equal(server.grant(req('a', 6)).granted, 6);
+    assert.deepEqual(server.list(), [
+      { namespace: 'shop', flowId: 'buy', second: 1_000_001_000, used: 6, clients: 2 },
+    ]);
   });
 
   it('scales an avg-local budget with the instances seen in the last seconds', () => {

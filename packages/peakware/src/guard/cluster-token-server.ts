@@ -68,6 +68,35 @@ export class ClusterTokenServer {
     return { granted, windowRemainingMs: (window + 1) * 1000 - now, threshold, used: b.used };
   }
 
+  /** The budgets seen in the last `seconds`: tokens granted in the current second, clients connected. */
+  list(
+    seconds = 60,
+  ): { namespace: string; flowId: string; second: number; used: number; clients: number }[] {
+    const now = this.clock();
+    const window = Math.floor(now / 1000);
+    const out: {
+      namespace: string;
+      flowId: string;
+      second: number;
+      used: number;
+      clients: number;
+    }[] = [];
+    for (const [key, b] of this.#budgets) {
+      if (b.window < window - seconds) continue;
+      const [namespace = '', flowId = ''] = key.split('\u0000');
+      let clients = 0;
+      for (const seen of b.clients.values()) if (now - seen <= CLIENT_TTL_MS) clients++;
+      out.push({
+        namespace,
+        flowId,
+        second: b.window * 1000,
+        used: b.window === window ? b.used : 0,
+        clients,
+      });
+    }
+    return out;
+  }
+
   #evict(now: number): void {
     const window = Math.floor(now / 1000);
     for (const [key, b] of this.#budgets) if (b.window < window - 5) this.#budgets.delete(key);

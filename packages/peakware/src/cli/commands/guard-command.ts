@@ -2,6 +2,7 @@
  * `peak guard rules` and `peak guard stats <resource>`: the guard rules each service
  * instance has in force, and a resource's per-second pass/block/success/error/RT, as the
  * instances reported them to the control plane (services report with `GuardReporter`).
+ * `peak guard cluster`: the shared budgets the node's token server is counting.
  */
 
 import { UsageError } from '../../core/errors.js';
@@ -122,8 +123,43 @@ const stats: Command = {
   },
 };
 
+interface ClusterAnswer {
+  nodeId: string;
+  budgets: { namespace: string; flowId: string; second: number; used: number; clients: number }[];
+}
+
+const cluster: Command = {
+  name: 'cluster',
+  summary:
+    'show the shared cluster budgets on this control-plane node (tokens granted this second)',
+  options: { ...SERVER_OPTIONS },
+  examples: ['peak guard cluster', 'peak guard cluster --json'],
+  async run({ values, out }) {
+    const answer = await requestJson<ClusterAnswer>(
+      String(values.server),
+      'GET',
+      '/api/v1/guard/cluster',
+    );
+    out.json(answer);
+    if (answer.budgets.length === 0) {
+      out.line('no cluster flow budgets in use in the last minute');
+      return 0;
+    }
+    out.line(`node ${answer.nodeId} (budgets are counted per node)`);
+    out.line(['namespace', 'flowId', 'used now', 'clients'].map((h) => h.padEnd(16)).join(' '));
+    for (const b of answer.budgets) {
+      out.line(
+        [b.namespace, b.flowId, String(b.used), String(b.clients)]
+          .map((v) => v.padEnd(16))
+          .join(' '),
+      );
+    }
+    return 0;
+  },
+};
+
 export const guardCommand: Command = {
   name: 'guard',
   summary: 'flow-control rules and per-second stats reported by services',
-  subcommands: [rules, stats],
+  subcommands: [rules, stats, cluster],
 };

@@ -5,8 +5,8 @@
  *   shared per-second budget (see guard/cluster-token-server.ts).
  * - `POST /api/v1/guard/report` (SDK): a service instance pushes its per-second metrics and
  *   the rules it has in force.
- * - `GET /api/v1/guard/rules`, `GET /api/v1/guard/stats?resource=`: what `peak guard rules`
- *   and `peak guard stats` show.
+ * - `GET /api/v1/guard/rules`, `GET /api/v1/guard/stats?resource=`, `GET /api/v1/guard/cluster`:
+ *   what `peak guard rules`, `peak guard stats` and `peak guard cluster` show.
  *
  * Counts and reports are held in this node's memory (bounded). That is exact with one
  * control-plane node; the guard README says what several nodes need.
@@ -96,6 +96,8 @@ export const guardRoutes: ApiModule = (app, ctx) => {
       return { accepted: true };
     },
   );
+
+  app.get('/api/v1/guard/cluster', async () => ({ nodeId: ctx.nodeId, budgets: tokens.list() }));
 
   app.get('/api/v1/guard/rules', async (request) => {
     const query = request.query as { app?: string };
