@@ -158,6 +158,7 @@ const cluster: Command = {
   },
 };
 
+/** `peak guard`: rules, stats and cluster budgets as services reported them. */
 export const guardCommand: Command = {
   name: 'guard',
   summary: 'flow-control rules and per-second stats reported by services',
