@@ -85,6 +85,25 @@ describe('peak rpc', { timeout: 120_000 }, () => {
     assert.equal((JSON.parse(gray.stdout) as { result: { pid: number } }).result.pid, b.pid);
   });
 
+  it('call --address reaches a provider directly, without the control plane', async () => {
+    const r = await runPeak([
+      'rpc',
+      'call',
+      'test.stock.get',
+      '{"sku":"direct"}',
+      '--address',
+      `127.0.0.1:${a.port}`,
+      '--json',
+      '--server',
+      'http://127.0.0.1:1',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { result: { pid: number } }).result.pid, a.pid);
+    const bad = await runPeak(['rpc', 'call', 'test.stock.get', '{}', '--address', 'nope']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--address must be host:port/);
+  });
+
   it('call reports bad input with one clear line', async () => {
     const bad = await peak('rpc', 'call', 'test.stock.get', '{"sku":1}');
     assert.equal(bad.code, 1);

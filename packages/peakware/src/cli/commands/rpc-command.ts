@@ -8,7 +8,14 @@
  */
 import { ErrorCodes, PeakError, UsageError } from '../../core/errors.js';
 import { HttpRegistry } from '../../registry/http-registry.js';
-import type { ServiceInstance } from '../../registry/service-instance.js';
+import { InMemoryRegistry } from '../../registry/in-memory-registry.js';
+import type { Registry } from '../../registry/registry.js';
+import {
+  DEFAULT_GROUP,
+  DEFAULT_VERSION,
+  type ServiceInstance,
+  serviceKey,
+} from '../../registry/service-instance.js';
 import { RpcClient } from '../../rpc/rpc-client.js';
 import type { Command } from '../command.js';
 import { ADMIN_OPTIONS, findAdminToken, requestJson, SERVER_OPTIONS } from '../control-client.js';
@@ -61,9 +68,40 @@ function splitTarget(target: string | undefined): { service: string; method: str
   return { service: target.slice(0, dot), method: target.slice(dot + 1) };
 }
 
+/** The service key of the newest registered version of `service` (in `--group`, `--version`). */
+async function discoverKey(
+  server: string,
+  service: string,
+  values: Record<string, string | boolean | undefined>,
+): Promise<string> {
+  const { services } = await requestJson<{
+    services: { key: string; service: string; version: string; group: string; up: number }[];
+  }>(server, 'GET', '/api/v1/registry/services');
+  const matches = services
+    .filter((s) => s.service === service)
+    .filter((s) => values.group === undefined || s.group === values.group)
+    .filter((s) => values.version === undefined || s.version === values.version)
+    .sort((a, b) => b.version.localeCompare(a.version, 'en', { numeric: true }));
+  const groups = new Set(matches.map((m) => m.group));
+  if (matches.length === 0) {
+    throw new PeakError(
+      ErrorCodes.RPC_NO_PROVIDER,
+      `no registered instance of ${service}${values.group ? ` in group ${values.group}` : ''}${values.version ? ` version ${values.version}` : ''}; see 'peak rpc ls'`,
+      { details: { service } },
+    );
+  }
+  if (groups.size > 1) {
+    throw new UsageError(
+      `${service} is registered in several groups (${[...groups].join(', ')}); pass --group`,
+    );
+  }
+  return matches[0]!.key;
+}
+
 const call: Command = {
   name: 'call',
-  summary: 'call one method with a JSON argument (discovered through the control plane)',
+  summary:
+    'call one method with a JSON argument (discovered through the control plane, or --address)',
   args: '<service>.<method> [json]',
   options: {
     ...SERVER_OPTIONS,
@@ -84,10 +122,17 @@ const call: Command = {
       default: '5000',
     },
     tag: { type: 'string', valueName: 'TAG', description: 'route tag for the call (e.g. canary)' },
+    address: {
+      type: 'string',
+      valueName: 'HOST:PORT',
+      description:
+        'call this provider directly, without the control plane (works while it is down)',
+    },
   },
   examples: [
     `peak rpc call shop.inventory.deduct '{"sku":"A1","qty":1}'`,
     `peak rpc call shop.product.get '{"id":7}' --tag canary --json`,
+    `peak rpc call shop.inventory.stock '{"sku":"A1"}' --address 10.0.0.7:4100`,
   ],
   async run({ values, positionals, out }) {
     const { service, method } = splitTarget(positionals[0]);
@@ -103,29 +148,34 @@ const call: Command = {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
       throw new UsageError('--timeout must be a positive number of ms');
     const server = String(values.server);
-    const { services } = await requestJson<{
-      services: { key: string; service: string; version: string; group: string; up: number }[];
-    }>(server, 'GET', '/api/v1/registry/services');
-    const matches = services
-      .filter((s) => s.service === service)
-      .filter((s) => values.group === undefined || s.group === values.group)
-      .filter((s) => values.version === undefined || s.version === values.version)
-      .sort((a, b) => b.version.localeCompare(a.version, 'en', { numeric: true }));
-    const groups = new Set(matches.map((m) => m.group));
-    if (matches.length === 0) {
-      throw new PeakError(
-        ErrorCodes.RPC_NO_PROVIDER,
-        `no registered instance of ${service}${values.group ? ` in group ${values.group}` : ''}${values.version ? ` version ${values.version}` : ''}; see 'peak rpc ls'`,
-        { details: { service } },
-      );
+    let key: string;
+    let registry: Registry;
+    if (typeof values.address === 'string') {
+      const m = /^(.+):(\d{1,5})$/.exec(values.address);
+      const port = Number(m?.[2]);
+      if (m === null || port < 1 || port > 65535) {
+        throw new UsageError(`--address must be host:port, got ${values.address}`);
+      }
+      const group = typeof values.group === 'string' ? values.group : DEFAULT_GROUP;
+      const version = typeof values.version === 'string' ? values.version : DEFAULT_VERSION;
+      key = serviceKey(service, version, group);
+      const direct = new InMemoryRegistry();
+      await direct.register({
+        instanceId: values.address,
+        service,
+        version,
+        group,
+        host: m[1]!,
+        port,
+        weight: 1,
+        tags: [],
+        metadata: {},
+      });
+      registry = direct;
+    } else {
+      key = await discoverKey(server, service, values);
+      registry = new HttpRegistry({ servers: [server] });
     }
-    if (groups.size > 1) {
-      throw new UsageError(
-        `${service} is registered in several groups (${[...groups].join(', ')}); pass --group`,
-      );
-    }
-    const key = matches[0]!.key;
-    const registry = new HttpRegistry({ servers: [server] });
     const client = new RpcClient({ registry, app: 'peak-cli', warmupMs: 0, cluster: 'failfast' });
     try {
       const started = performance.now();
