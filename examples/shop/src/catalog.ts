@@ -56,3 +56,6 @@ export const orderService = defineService({
     },
   },
 });
+
+/** The topic the order service publishes "order placed" events to (tag `placed`). */
+export const ORDER_PLACED_TOPIC = 'shop.order-placed';

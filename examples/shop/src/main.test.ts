@@ -20,6 +20,7 @@ interface Summary {
     orders: number;
     unitsOrdered: number;
     unitsDeducted: number;
+    pointsAwarded: number;
     oversold: number;
   };
   consistent: boolean;
@@ -55,6 +56,7 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
     assert.ok(summary.hot.placed > 0 && summary.hot.placed <= summary.books.stock);
     assert.ok(summary.books.orders >= summary.hot.placed, 'every placed order is in the books');
     assert.equal(summary.books.unitsDeducted, summary.books.unitsOrdered);
+    assert.equal(summary.books.pointsAwarded, summary.books.orders, 'every order event consumed');
     assert.equal(summary.books.left, summary.books.stock - summary.books.unitsDeducted);
     // No process of the chain crashed (Node prints its version after an uncaught error).
     assert.ok(!/\nNode\.js v\d+/.test(err), err);

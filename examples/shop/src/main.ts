@@ -15,22 +15,30 @@
  * sale, then exit: what CI runs), --json (print the report as one JSON object).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import { HttpRegistry } from 'peakware/registry';
 import { PeakServer } from 'peakware/server';
+import { ORDER_PLACED_TOPIC } from './catalog.js';
 import { type ItemOutcome, runFlashSale, type SaleReport } from './flash-sale.js';
 import { BUY_LIMITS, flashSaleRules, type Gateway, startGateway } from './gateway.js';
-import {
-  ensureShopDatabase,
-  releaseOrphanDeductions,
-  saleLedger,
-  seedFlashSale,
-} from './shop-database.js';
+import { releaseOrphanDeductions, saleLedger, seedFlashSale } from './shop-database.js';
 
 const HOT_SKU = 'flash-phone';
+
+/** Creates an MQ topic through the control plane's admin API (idempotent). */
+async function createTopic(serverUrl: string, tokenFile: string, name: string): Promise<void> {
+  const token = (await readFile(tokenFile, 'utf8')).trim();
+  const res = await fetch(`${serverUrl}/api/v1/mq/topics`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name, queues: 4 }),
+  });
+  if (!res.ok) throw new Error(`creating topic ${name}: HTTP ${res.status} ${await res.text()}`);
+}
 const REGULAR_SKU = 'usb-cable';
 
 const { values } = parseArgs({
@@ -72,7 +80,10 @@ const say = (line = '') => {
 };
 
 /** Starts one provider process and waits for its ready line. */
-function startProvider(role: 'inventory' | 'order', env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+function startProvider(
+  role: 'inventory' | 'order' | 'points',
+  env: NodeJS.ProcessEnv,
+): Promise<ChildProcess> {
   const child = spawn(process.execPath, [path.join(here, 'provider.js'), role], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -137,12 +148,13 @@ async function main(): Promise<number> {
       'Peakware shop: starting the buy chain (the first run initialises PostgreSQL: a few seconds)',
     );
     server = await PeakServer.start({ dataDir: values.data, port: Number(values.port), logger });
-    const shopDb = await ensureShopDatabase(server.postgresUrl());
+    const shopDb = server.postgresUrl();
+    await createTopic(server.info.url, server.info.adminTokenFile, ORDER_PLACED_TOPIC);
     await seedFlashSale(shopDb, HOT_SKU, settings.stock);
     await seedFlashSale(shopDb, REGULAR_SKU, 1_000_000);
 
     const env = { PEAK_SERVER: server.info.url, SHOP_DB: shopDb };
-    const roles = ['inventory', 'inventory', 'order', 'order'] as const;
+    const roles = ['inventory', 'inventory', 'order', 'order', 'points'] as const;
     const started = await Promise.all(
       roles.map((role, i) => startProvider(role, { ...env, WORKER_ID: String(i + 1) })),
     );
@@ -160,7 +172,9 @@ async function main(): Promise<number> {
         `  admin token     ${server.info.adminToken}  (shown once; saved in ${server.info.adminTokenFile})`,
       );
     }
-    say(`  services        shop.inventory ×2, shop.order ×2 (separate processes, registered)`);
+    say(
+      '  services        shop.inventory ×2, shop.order ×2 (RPC, registered); points (consumes order events)',
+    );
     say(`  gateway         ${gateway.url}   (POST /api/buy {"userId":1,"sku":"${HOT_SKU}"})`);
     say('');
     say(
@@ -203,7 +217,13 @@ async function main(): Promise<number> {
     // finish calls whose callers gave up, then compensate deductions that have no order.
     await new Promise((r) => setTimeout(r, 4500));
     compensated += await releaseOrphanDeductions(shopDb, HOT_SKU, 0);
-    const books = await saleLedger(shopDb, HOT_SKU);
+    // The points service consumes "order placed" events; wait (bounded) until it has them all.
+    let books = await saleLedger(shopDb, HOT_SKU);
+    const waitUntil = Date.now() + 20_000;
+    while (books.pointsAwarded < books.orders && Date.now() < waitUntil) {
+      await new Promise((r) => setTimeout(r, 250));
+      books = await saleLedger(shopDb, HOT_SKU);
+    }
     const oversold = Math.max(0, books.unitsDeducted - settings.stock);
     // The books must balance: every deducted unit is one ordered unit, stock went down by
     // exactly that, nothing oversold. (A buyer whose request timed out may still have an
@@ -211,6 +231,7 @@ async function main(): Promise<number> {
     const consistent =
       report.hot.placed <= books.unitsOrdered &&
       books.unitsDeducted === books.unitsOrdered &&
+      books.pointsAwarded === books.orders &&
       books.left === settings.stock - books.unitsDeducted &&
       oversold === 0;
     const sent = report.hot.sent + report.regular.sent;
@@ -240,6 +261,9 @@ async function main(): Promise<number> {
       );
       say(
         `  books: ${books.unitsDeducted} of ${settings.stock} units sold as ${books.orders} orders, ${books.left} left, oversold ${oversold}, ${compensated} released by compensation: ${consistent ? 'consistent' : 'INCONSISTENT'}`,
+      );
+      say(
+        `  events: ${books.pointsAwarded} of ${books.orders} "order placed" messages (sent in the order's own transaction) consumed by the points service`,
       );
       say(
         `  guard: ${report.hot.blocked + report.regular.blocked} attempts refused fast with 429 (gateway: ${BUY_LIMITS.hotItemQps}/s for the hot item, ${BUY_LIMITS.routeQps}/s in all; inventory: ${BUY_LIMITS.deductConcurrency} deducts in flight per instance) instead of queueing past their deadline`,

@@ -1,22 +1,24 @@
 /**
- * One buy-chain service in its own process: `node provider.js inventory|order`. It serves
- * its service over Peakware RPC, registers with the control plane (PEAK_SERVER), keeps
+ * One buy-chain service in its own process: `node provider.js inventory|order|points`.
+ * inventory and order serve over Peakware RPC; points consumes "order placed" events from
+ * the message queue. Each registers with the control plane (PEAK_SERVER), keeps
  * business data in the shop database (SHOP_DB), prints one JSON line when ready, and goes
  * offline gracefully on SIGTERM (deregister, drain, close).
  */
 import { assertDeadline, IdGenerator } from 'peakware/core';
 import { Guard, guardRpcFilter } from 'peakware/guard';
+import { Consumer, sendInTransaction } from 'peakware/mq';
 import { HttpRegistry } from 'peakware/registry';
 import { RpcClient, RpcServer } from 'peakware/rpc';
 import pg from 'pg';
-import { inventoryService, orderService } from './catalog.js';
+import { inventoryService, ORDER_PLACED_TOPIC, orderService } from './catalog.js';
 import { BUY_LIMITS } from './gateway.js';
 
 const role = process.argv[2];
 const controlPlane = process.env.PEAK_SERVER;
 const shopDb = process.env.SHOP_DB;
-if ((role !== 'inventory' && role !== 'order') || !controlPlane || !shopDb) {
-  console.error('usage: PEAK_SERVER=<url> SHOP_DB=<url> node provider.js inventory|order');
+if ((role !== 'inventory' && role !== 'order' && role !== 'points') || !controlPlane || !shopDb) {
+  console.error('usage: PEAK_SERVER=<url> SHOP_DB=<url> node provider.js inventory|order|points');
   process.exit(2);
 }
 
@@ -48,7 +50,7 @@ if (role === 'inventory') {
   server.addService(inventoryService, {
     async stock({ sku }) {
       const { rows } = await pool.query<{ stock: number }>(
-        'SELECT stock FROM inventory WHERE sku = $1',
+        'SELECT stock FROM shop.inventory WHERE sku = $1',
         [sku],
       );
       return { sku, left: rows[0]?.stock ?? 0 };
@@ -58,11 +60,11 @@ if (role === 'inventory') {
       // stock suffices and this order has not deducted before (the log's primary key turns a
       // concurrent duplicate into an error that rolls the whole statement back).
       const { rows } = await pool.query<{ left: number | null; prior: boolean }>(
-        `WITH prior AS (SELECT 1 FROM inventory_log WHERE order_id = $1),
-              d AS (UPDATE inventory SET stock = stock - $3
+        `WITH prior AS (SELECT 1 FROM shop.inventory_log WHERE order_id = $1),
+              d AS (UPDATE shop.inventory SET stock = stock - $3
                      WHERE sku = $2 AND stock >= $3 AND NOT EXISTS (SELECT 1 FROM prior)
                      RETURNING stock),
-              l AS (INSERT INTO inventory_log (order_id, sku, qty) SELECT $1, $2, $3 FROM d)
+              l AS (INSERT INTO shop.inventory_log (order_id, sku, qty) SELECT $1, $2, $3 FROM d)
          SELECT (SELECT stock FROM d) AS left, EXISTS (SELECT 1 FROM prior) AS prior`,
         [orderId, sku, qty],
       );
@@ -72,7 +74,7 @@ if (role === 'inventory') {
       return { ok: false, left: 0 };
     },
   });
-} else {
+} else if (role === 'order') {
   const ids = new IdGenerator({ workerId: Number(process.env.WORKER_ID ?? process.pid % 1024) });
   client = new RpcClient({ registry, app: 'shop.order', loadBalancer: 'least-active' });
   const inventory = client.service(inventoryService);
@@ -83,17 +85,32 @@ if (role === 'inventory') {
       if (!deducted.ok) return { status: 'sold-out' as const };
       // Never write an order for a caller that has given up: the sweep will release its unit.
       assertDeadline('shop.order.place: writing the order');
-      await pool.query('INSERT INTO orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)', [
-        orderId,
-        userId,
-        sku,
-        qty,
-      ]);
+      // The order and its "order placed" event commit together or not at all (local
+      // transaction + transactional outbox: no event for a lost order, no order without one).
+      const db = await pool.connect();
+      try {
+        await db.query('BEGIN');
+        await db.query(
+          'INSERT INTO shop.orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)',
+          [orderId, userId, sku, qty],
+        );
+        await sendInTransaction(db, ORDER_PLACED_TOPIC, {
+          body: JSON.stringify({ orderId, userId, sku, qty }),
+          tag: 'placed',
+          keys: [orderId, String(userId)],
+        });
+        await db.query('COMMIT');
+      } catch (err) {
+        await db.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        db.release();
+      }
       return { status: 'placed' as const, orderId, left: deducted.left };
     },
     async get({ orderId }) {
       const { rows } = await pool.query<{ user_id: string; sku: string; qty: number }>(
-        'SELECT user_id, sku, qty FROM orders WHERE order_id = $1',
+        'SELECT user_id, sku, qty FROM shop.orders WHERE order_id = $1',
         [orderId],
       );
       const row = rows[0];
@@ -104,12 +121,32 @@ if (role === 'inventory') {
   });
 }
 
-const { port } = await server.start();
-console.log(JSON.stringify({ event: 'ready', role, port, instanceId: server.instanceId }));
+let consumer: Consumer | undefined;
+if (role === 'points') {
+  // At-least-once delivery: the primary key makes a redelivered event award nothing twice.
+  consumer = new Consumer({
+    server: controlPlane,
+    group: 'shop.points',
+    topic: ORDER_PLACED_TOPIC,
+    concurrency: 16,
+    waitMs: 2000,
+    handler: async (message) => {
+      const event = message.json<{ orderId: string; userId: number; qty: number }>();
+      await pool.query(
+        'INSERT INTO shop.points (order_id, user_id, points) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+        [event.orderId, event.userId, 10 * event.qty],
+      );
+    },
+  }).start();
+  console.log(JSON.stringify({ event: 'ready', role }));
+} else {
+  const { port } = await server.start();
+  console.log(JSON.stringify({ event: 'ready', role, port, instanceId: server.instanceId }));
+}
 
 process.once('SIGTERM', () => {
-  server
-    .stop()
+  (role === 'points' ? Promise.resolve() : server.stop())
+    .then(() => consumer?.close())
     .then(() => client?.close())
     .then(() => registry.close())
     .then(() => pool.end())

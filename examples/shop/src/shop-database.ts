@@ -1,23 +1,10 @@
 /**
- * The shop's business data: its own database (`shop`) beside the control plane's on the
- * laptop setup. Tables are the application's, created here, never by Peakware.
+ * The shop's business data: schema `shop` in the control plane's PostgreSQL on the laptop
+ * setup. Sharing the database is what lets an order and its "order placed" message commit
+ * in one local transaction (the message queue's transactional outbox lives in schema
+ * `peak`). Tables are the application's, created here, never by Peakware.
  */
 import pg from 'pg';
-
-/** Creates the `shop` database if needed and returns its URL. */
-export async function ensureShopDatabase(adminUrl: string): Promise<string> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    const exists = await client.query("SELECT 1 FROM pg_database WHERE datname = 'shop'");
-    if (exists.rowCount === 0) await client.query('CREATE DATABASE shop');
-  } finally {
-    await client.end();
-  }
-  const url = new URL(adminUrl);
-  url.pathname = '/shop';
-  return url.toString();
-}
 
 /** Creates the tables and puts `stock` units of `sku` on sale (forgetting earlier orders). */
 export async function seedFlashSale(shopUrl: string, sku: string, stock: number): Promise<void> {
@@ -25,29 +12,38 @@ export async function seedFlashSale(shopUrl: string, sku: string, stock: number)
   await client.connect();
   try {
     await client.query(`
-      CREATE TABLE IF NOT EXISTS inventory (
+      CREATE SCHEMA IF NOT EXISTS shop;
+      CREATE TABLE IF NOT EXISTS shop.inventory (
         sku   text PRIMARY KEY,
         stock integer NOT NULL CHECK (stock >= 0)
       );
-      CREATE TABLE IF NOT EXISTS orders (
+      CREATE TABLE IF NOT EXISTS shop.orders (
         order_id   bigint PRIMARY KEY,
         user_id    bigint NOT NULL,
         sku        text NOT NULL,
         qty        integer NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now()
       );
-      CREATE TABLE IF NOT EXISTS inventory_log (
+      CREATE TABLE IF NOT EXISTS shop.inventory_log (
         order_id   bigint PRIMARY KEY,
         sku        text NOT NULL,
         qty        integer NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now()
       );
-      ALTER TABLE inventory_log ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL DEFAULT now();`);
+      CREATE TABLE IF NOT EXISTS shop.points (
+        order_id bigint PRIMARY KEY,
+        user_id  bigint NOT NULL,
+        points   integer NOT NULL
+      );`);
     await client.query('BEGIN');
-    await client.query('DELETE FROM orders WHERE sku = $1', [sku]);
-    await client.query('DELETE FROM inventory_log WHERE sku = $1', [sku]);
     await client.query(
-      `INSERT INTO inventory (sku, stock) VALUES ($1, $2)
+      'DELETE FROM shop.points WHERE order_id IN (SELECT order_id FROM shop.orders WHERE sku = $1)',
+      [sku],
+    );
+    await client.query('DELETE FROM shop.orders WHERE sku = $1', [sku]);
+    await client.query('DELETE FROM shop.inventory_log WHERE sku = $1', [sku]);
+    await client.query(
+      `INSERT INTO shop.inventory (sku, stock) VALUES ($1, $2)
        ON CONFLICT (sku) DO UPDATE SET stock = EXCLUDED.stock`,
       [sku, stock],
     );
@@ -61,7 +57,14 @@ export async function seedFlashSale(shopUrl: string, sku: string, stock: number)
 export async function saleLedger(
   shopUrl: string,
   sku: string,
-): Promise<{ left: number; orders: number; unitsOrdered: number; unitsDeducted: number }> {
+): Promise<{
+  left: number;
+  orders: number;
+  unitsOrdered: number;
+  unitsDeducted: number;
+  /** Orders whose "order placed" message the points service has handled. */
+  pointsAwarded: number;
+}> {
   const client = new pg.Client({ connectionString: shopUrl });
   await client.connect();
   try {
@@ -70,11 +73,14 @@ export async function saleLedger(
       orders: string;
       units: string | null;
       deducted: string | null;
+      points: string;
     }>(
-      `SELECT (SELECT stock FROM inventory WHERE sku = $1) AS left,
-              (SELECT count(*) FROM orders WHERE sku = $1) AS orders,
-              (SELECT sum(qty) FROM orders WHERE sku = $1) AS units,
-              (SELECT sum(qty) FROM inventory_log WHERE sku = $1) AS deducted`,
+      `SELECT (SELECT stock FROM shop.inventory WHERE sku = $1) AS left,
+              (SELECT count(*) FROM shop.orders WHERE sku = $1) AS orders,
+              (SELECT sum(qty) FROM shop.orders WHERE sku = $1) AS units,
+              (SELECT sum(qty) FROM shop.inventory_log WHERE sku = $1) AS deducted,
+              (SELECT count(*) FROM shop.points p JOIN shop.orders o USING (order_id)
+                WHERE o.sku = $1) AS points`,
       [sku],
     );
     const row = rows[0]!;
@@ -83,6 +89,7 @@ export async function saleLedger(
       orders: Number(row.orders),
       unitsOrdered: Number(row.units ?? 0),
       unitsDeducted: Number(row.deducted ?? 0),
+      pointsAwarded: Number(row.points),
     };
   } finally {
     await client.end();
@@ -106,13 +113,13 @@ export async function releaseOrphanDeductions(
   try {
     const { rows } = await client.query<{ released: string | null }>(
       `WITH orphan AS (
-         DELETE FROM inventory_log l
+         DELETE FROM shop.inventory_log l
           WHERE l.sku = $1
             AND l.created_at < now() - make_interval(secs => $2::float8 / 1000)
-            AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = l.order_id)
+            AND NOT EXISTS (SELECT 1 FROM shop.orders o WHERE o.order_id = l.order_id)
           RETURNING qty),
        total AS (SELECT coalesce(sum(qty), 0)::int AS units FROM orphan),
-       upd AS (UPDATE inventory SET stock = stock + (SELECT units FROM total) WHERE sku = $1)
+       upd AS (UPDATE shop.inventory SET stock = stock + (SELECT units FROM total) WHERE sku = $1)
        SELECT units AS released FROM total`,
       [sku, minAgeMs],
     );
