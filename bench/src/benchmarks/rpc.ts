@@ -14,6 +14,7 @@
  * Run as a script with `--serve <kind>`, this file is the server process.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { InMemoryRegistry } from 'peakware/registry';
@@ -302,6 +303,19 @@ async function measure(call: Call, inFlight: number, ms: number, maxCalls: numbe
   return { callsPerSec: latencies.length / seconds, p50: q(0.5), p99: q(0.99), errors };
 }
 
+/** CPU time (user + system) a process has used so far, µs, from /proc (Linux); NaN elsewhere. */
+function processCpuUs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat (utime, stime), in clock ticks (100 per second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 function startServer(kind: Kind, extra: string[]): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(
     process.execPath,
@@ -337,13 +351,13 @@ export const benchmark: Benchmark = {
     const maxCalls = quick ? 300_000 : 3_000_000;
     const results: Record<
       Kind,
-      { callsPerSec: number[]; p50: number[]; p99: number[]; errors: number }
+      { callsPerSec: number[]; p50: number[]; p99: number[]; cpuUs: number[]; errors: number }
     > = {
-      peakware: { callsPerSec: [], p50: [], p99: [], errors: 0 },
-      grpc: { callsPerSec: [], p50: [], p99: [], errors: 0 },
-      http: { callsPerSec: [], p50: [], p99: [], errors: 0 },
-      moleculer: { callsPerSec: [], p50: [], p99: [], errors: 0 },
-      tcp: { callsPerSec: [], p50: [], p99: [], errors: 0 },
+      peakware: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
+      grpc: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
+      http: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
+      moleculer: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
+      tcp: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
     };
     // All servers up at once, runs interleaved across contenders, so a burst of load from
     // elsewhere on the machine hits every contender alike instead of skewing one.
@@ -362,10 +376,18 @@ export const benchmark: Benchmark = {
         await measure(client.call, inFlight, quick ? 300 : 1000, maxCalls); // warm-up (JIT, connections)
       }
       for (let r = 0; r < runs; r++) {
-        for (const { kind, client } of started) {
+        for (const { kind, client, child } of started) {
+          // CPU per call (client + server) does not depend on what else runs on the machine,
+          // unlike calls/s: the steadier efficiency figure on a shared host.
+          const cpu0 = process.cpuUsage();
+          const server0 = processCpuUs(child.pid);
           const m = await measure(client.call, inFlight, ms, maxCalls);
+          const cpu = process.cpuUsage(cpu0);
+          const calls = m.callsPerSec * (ms / 1000);
+          const cpuUs = (cpu.user + cpu.system + processCpuUs(child.pid) - server0) / calls;
+          results[kind].cpuUs.push(cpuUs);
           progress(
-            `${LABEL[kind]} run ${r + 1}: ${Math.round(m.callsPerSec)} calls/s, p99 ${m.p99.toFixed(2)} ms`,
+            `${LABEL[kind]} run ${r + 1}: ${Math.round(m.callsPerSec)} calls/s, p99 ${m.p99.toFixed(2)} ms, ${cpuUs.toFixed(1)} µs CPU/call`,
           );
           results[kind].callsPerSec.push(m.callsPerSec);
           results[kind].p50.push(m.p50);
@@ -380,17 +402,21 @@ export const benchmark: Benchmark = {
       }
     }
     const figures: Record<string, number> = {};
-    const table: (string | number)[][] = [['contender', 'calls/s', 'p50 ms', 'p99 ms', 'errors']];
+    const table: (string | number)[][] = [
+      ['contender', 'calls/s', 'p50 ms', 'p99 ms', 'CPU µs/call', 'errors'],
+    ];
     for (const kind of KINDS) {
       const r = results[kind];
       figures[`${kind}.callsPerSec`] = round(median(r.callsPerSec));
       figures[`${kind}.p50Ms`] = round(median(r.p50));
       figures[`${kind}.p99Ms`] = round(median(r.p99));
+      figures[`${kind}.cpuUsPerCall`] = round(median(r.cpuUs));
       table.push([
         LABEL[kind],
         round(median(r.callsPerSec)),
         round(median(r.p50)),
         round(median(r.p99)),
+        round(median(r.cpuUs)),
         r.errors,
       ]);
     }
@@ -406,6 +432,11 @@ export const benchmark: Benchmark = {
         median(results.peakware.p99) / median(results.moleculer.p99),
       ),
     };
+    const pwCpu = median(results.peakware.cpuUs);
+    for (const kind of ['grpc', 'http', 'moleculer', 'tcp'] as const) {
+      // CPU per call of the peer over Peakware's: above 1 means Peakware does a call cheaper.
+      ratios[`${LABEL[kind]}/peakware.cpuPerCall`] = round(median(results[kind].cpuUs) / pwCpu);
+    }
     table.push([]);
     for (const [k, v] of Object.entries(ratios)) table.push([k, v]);
     return {
@@ -415,6 +446,7 @@ export const benchmark: Benchmark = {
       notes: [
         `${inFlight} calls in flight, closed loop, ${ms} ms per run after a warm-up, runs interleaved across contenders; each server in its own child process`,
         'grpc-js messages are JSON-serialised (no protobuf codegen), one channel; undici Pool of 16 keep-alive connections',
+        'CPU µs/call = user + system CPU of the client process and the server process over the run, per call (Linux /proc); steadier than calls/s on a shared machine',
       ],
     };
   },
