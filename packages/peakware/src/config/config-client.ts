@@ -16,6 +16,7 @@ import type { z } from 'zod';
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { type ConfigEntry, entryName } from './config-entry.js';
+import { readEventStream } from './event-stream.js';
 
 /** Options of {@link ConfigClient}. */
 export interface ConfigClientOptions {
@@ -270,44 +271,20 @@ export class ConfigClient {
     const base = this.#servers[this.#serverIndex % this.#servers.length]!;
     let received = false;
     try {
-      const res = await fetch(this.#watchUrl(base), {
-        headers: { accept: 'text/event-stream' },
-        signal: abort.signal,
-      });
-      if (res.status !== 200 || res.body === null)
-        throw new Error(`watch answered HTTP ${res.status}`);
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end = buffer.indexOf('\n\n');
-        while (end >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          end = buffer.indexOf('\n\n');
-          let event = 'message';
-          let data = '';
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event:')) event = line.slice(6).trim();
-            else if (line.startsWith('data:')) data += line.slice(5).trim();
-          }
-          if (data.length === 0) continue;
-          if (event === 'snapshot') {
-            const parsed = JSON.parse(data) as { entries: ConfigEntry[] };
-            for (const e of parsed.entries) this.#apply(e);
-            received = true;
-            this.#origin = 'server';
-            this.#scheduleSave();
-            for (const w of this.#readyWaiters) w();
-            this.#readyWaiters.clear();
-          } else if (event === 'entry') {
-            this.#apply(JSON.parse(data) as ConfigEntry);
-            this.#scheduleSave();
-          }
+      await readEventStream(this.#watchUrl(base), abort.signal, (event, data) => {
+        if (event === 'snapshot') {
+          const parsed = JSON.parse(data) as { entries: ConfigEntry[] };
+          for (const e of parsed.entries) this.#apply(e);
+          received = true;
+          this.#origin = 'server';
+          this.#scheduleSave();
+          for (const w of this.#readyWaiters) w();
+          this.#readyWaiters.clear();
+        } else if (event === 'entry') {
+          this.#apply(JSON.parse(data) as ConfigEntry);
+          this.#scheduleSave();
         }
-        if (buffer.length > 16 * 1024 * 1024)
-          throw new Error('watch stream sent an oversized event');
-      }
+      });
     } catch (err) {
       if (!abort.signal.aborted)
         this.#logger.debug(
