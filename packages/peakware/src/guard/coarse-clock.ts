@@ -59,12 +59,23 @@ function wake(): void {
   Atomics.notify(control, 0);
 }
 
-/** Epoch ms from the ticker (at most ~1 ms old), or Date.now() while it is not running. */
+let last = 0;
+
+/**
+ * Epoch ms from the ticker (at most ~1 ms old), or Date.now() while it is not running.
+ * Never goes backwards: switching between the two sources could otherwise step back a
+ * millisecond or two, and windows must not see time run backwards.
+ */
 export function coarseNow(): number {
+  let now: number;
   if (control[0] === RUNNING) {
     control[1] = 1;
-    return time[0]!;
+    now = time[0]!;
+  } else {
+    wake();
+    now = Date.now();
   }
-  wake();
-  return Date.now();
+  if (now < last) return last;
+  last = now;
+  return now;
 }

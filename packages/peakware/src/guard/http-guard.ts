@@ -49,18 +49,32 @@ export function guardHttpHandler(
 ): HttpHandler {
   const route = options.route ?? defaultRoute;
   const originOf = options.origin ?? defaultOrigin;
+  const internal = (res: ServerResponse, message: string) => {
+    const body = JSON.stringify({ error: { code: ErrorCodes.INTERNAL, message, details: {} } });
+    res.writeHead(500, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(body);
+  };
   return (req, res) => {
-    const resource = `${req.method ?? 'GET'} ${route(req)}`;
-    const origin = originOf(req);
     let entry: Entry;
+    let resource = `${req.method ?? 'GET'} ?`;
     try {
+      resource = `${req.method ?? 'GET'} ${route(req)}`;
+      const origin = originOf(req);
+      const args = options.args === undefined ? undefined : (options.args(req) ?? []);
       entry = guard.entry(resource, {
         type: 'in',
         ...(origin === undefined ? {} : { origin }),
-        ...(options.args === undefined ? {} : { args: options.args(req) ?? [] }),
+        ...(args === undefined ? {} : { args }),
       });
     } catch (err) {
-      if (!(err instanceof BlockError)) throw err;
+      if (!(err instanceof BlockError)) {
+        // A throwing route/origin/args function must not take the server down.
+        internal(res, `guard: could not classify ${resource}: ${errorMessage(err)}`);
+        return;
+      }
       const body = JSON.stringify({ error: err.toJSON() });
       res.writeHead(err.kind === 'authority' ? 403 : 429, {
         'content-type': 'application/json',
@@ -83,18 +97,7 @@ export function guardHttpHandler(
     const fail = (err: unknown) => {
       thrown = err;
       if (!res.headersSent) {
-        const body = JSON.stringify({
-          error: {
-            code: ErrorCodes.INTERNAL,
-            message: `${resource} failed: ${errorMessage(err)}`,
-            details: {},
-          },
-        });
-        res.writeHead(500, {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-        });
-        res.end(body);
+        internal(res, `${resource} failed: ${errorMessage(err)}`);
       } else {
         res.destroy(err instanceof Error ? err : new Error(String(err)));
       }

@@ -51,7 +51,11 @@ export class StatNode {
     });
   }
 
-  /** Makes the pending bucket the one holding `now`, writing back the previous one. */
+  /**
+   * Makes the pending bucket the one holding `now`, writing back the previous one. Time only
+   * moves the pending bucket forward: a `now` from before it (a clock stepped back) counts
+   * in the pending bucket, as core's SlidingWindow does, so no pass is ever forgotten.
+   */
   #roll(now: number): void {
     this.flush();
     const start = now - (now % BUCKET_MS);
@@ -85,7 +89,7 @@ export class StatNode {
 
   /** Admitted calls over the last second (`now` saves a clock read when the caller has it). */
   passQps(now = this.#clock()): number {
-    if (now < this.#pendingStart || now >= this.#pendingEnd) this.#roll(now);
+    if (now >= this.#pendingEnd) this.#roll(now);
     return this.#basePass + this.#pendingPass;
   }
 
@@ -102,21 +106,21 @@ export class StatNode {
 
   /** Counts an admitted call. */
   addPass(now = this.#clock()): void {
-    if (now < this.#pendingStart || now >= this.#pendingEnd) this.#roll(now);
+    if (now >= this.#pendingEnd) this.#roll(now);
     this.#pendingPass++;
     this.concurrency++;
   }
 
   /** Counts a refused call. */
   addBlock(now = this.#clock()): void {
-    if (now < this.#pendingStart || now >= this.#pendingEnd) this.#roll(now);
+    if (now >= this.#pendingEnd) this.#roll(now);
     this.#pendingBlock++;
   }
 
   /** Counts a finished call. */
   addComplete(rtMs: number, failed: boolean, now = this.#clock()): void {
     // Pending counts go in first: a window slot must never hold a newer bucket than they do.
-    if (now < this.#pendingStart || now >= this.#pendingEnd) this.#roll(now);
+    if (now >= this.#pendingEnd) this.#roll(now);
     // The windows see the caller's `now` instead of reading the clock again.
     this.#pinned = now;
     this.second.addComplete(rtMs, failed);
