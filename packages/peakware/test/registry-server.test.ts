@@ -107,6 +107,40 @@ describe('registry on the control plane', { timeout: 60_000 }, () => {
     }
   });
 
+  it('one consumer watches several keys on one stream, added and dropped over time', async () => {
+    const consumer = new HttpRegistry({ servers: [server.info.url] });
+    const producer = new HttpRegistry({ servers: [server.info.url] });
+    try {
+      const seen: Record<string, readonly ServiceInstance[]> = {};
+      const keys = ['multi.a', 'multi.b', 'multi.c'].map((svc) => `default/${svc}:1.0.0`);
+      const subs = keys.map((k) =>
+        consumer.subscribe(k, (l) => {
+          seen[k] = l;
+        }),
+      );
+      await waitFor('first snapshots of all keys', () => keys.every((k) => seen[k] !== undefined));
+      const handles = await Promise.all(
+        ['multi.a', 'multi.b', 'multi.c'].map((svc, i) =>
+          producer.register({ ...base, service: svc, instanceId: `multi-${i}` }),
+        ),
+      );
+      await waitFor('registrations of all keys pushed', () =>
+        keys.every((k) => seen[k]?.length === 1),
+      );
+      subs[0]!.close();
+      await handles[1]!.update({ weight: 5 });
+      await waitFor('a change on a key still watched', () => seen[keys[1]!]?.[0]?.weight === 5);
+      await handles[0]!.update({ weight: 9 });
+      await handles[2]!.update({ weight: 9 });
+      await waitFor('the other key still pushed', () => seen[keys[2]!]?.[0]?.weight === 9);
+      assert.notEqual(seen[keys[0]!]?.[0]?.weight, 9, 'a closed subscription gets nothing more');
+      for (const h of handles) await h.deregister();
+    } finally {
+      await consumer.close();
+      await producer.close();
+    }
+  });
+
   it('refuses malformed registrations with a clear 400', async () => {
     const res = await fetch(`${server.info.url}/api/v1/registry/instances`, {
       method: 'POST',

@@ -1,7 +1,7 @@
 /**
  * The registry client for the peak control plane. Providers register over HTTP and renew
  * their lease with a heartbeat (re-registering if the lease was lost). Consumers hold one
- * Server-Sent-Events stream per service key (`GET /api/v1/registry/watch`): the current
+ * Server-Sent-Events stream per 32 service keys (`GET /api/v1/registry/watch`): the current
  * list first, then every change, pushed by whichever node they are connected to (nodes
  * agree through PostgreSQL LISTEN/NOTIFY).
  *
@@ -46,13 +46,24 @@ export interface HttpRegistryOptions {
   logger?: Logger;
 }
 
-interface WatchState {
+/** One watched key: its listeners and last list. */
+interface KeyState {
   key: string;
   listeners: Set<InstancesListener>;
   last: readonly ServiceInstance[] | undefined;
+}
+
+/** One SSE stream, carrying up to {@link KEYS_PER_STREAM} keys. */
+interface Stream {
+  keys: Set<string>;
   abort: AbortController | undefined;
+  /** Set when keys were added: reconnect at once with the new set (no backoff). */
+  restart: boolean;
   closed: boolean;
 }
+
+/** Keys one watch stream carries (they travel in the URL, so keep it short). */
+const KEYS_PER_STREAM = 32;
 
 /** A {@link Registry} backed by the peak control plane. */
 export class HttpRegistry implements Registry {
@@ -63,7 +74,8 @@ export class HttpRegistry implements Registry {
   readonly #requestTimeoutMs: number;
   readonly #snapshotFile: string | undefined;
   readonly #snapshot: Record<string, ServiceInstance[]> = {};
-  readonly #watches = new Map<string, WatchState>();
+  readonly #keys = new Map<string, KeyState>();
+  readonly #streams = new Set<Stream>();
   readonly #timers = new Set<NodeJS.Timeout>();
   #serverIndex = 0;
   #closed = false;
@@ -215,12 +227,11 @@ export class HttpRegistry implements Registry {
   }
 
   subscribe(key: string, listener: InstancesListener): RegistrySubscription {
-    let state = this.#watches.get(key);
+    let state = this.#keys.get(key);
     if (state === undefined) {
-      const fromFile = this.#snapshot[key];
-      state = { key, listeners: new Set(), last: fromFile, abort: undefined, closed: false };
-      this.#watches.set(key, state);
-      void this.#watch(state, 0);
+      state = { key, listeners: new Set(), last: this.#snapshot[key] };
+      this.#keys.set(key, state);
+      this.#addToStream(key);
     }
     const s = state;
     s.listeners.add(listener);
@@ -234,16 +245,38 @@ export class HttpRegistry implements Registry {
       current: () => s.last ?? [],
       close: () => {
         s.listeners.delete(listener);
-        if (s.listeners.size === 0) {
-          s.closed = true;
-          s.abort?.abort();
-          this.#watches.delete(key);
+        if (s.listeners.size > 0 || this.#keys.get(key) !== s) return;
+        this.#keys.delete(key);
+        for (const stream of this.#streams) {
+          if (!stream.keys.delete(key) || stream.keys.size > 0) continue;
+          stream.closed = true;
+          stream.abort?.abort();
+          this.#streams.delete(stream);
         }
       },
     };
   }
 
-  #deliver(state: WatchState, instances: ServiceInstance[]): void {
+  /** Puts a new key on a stream with room (reconnecting it with the new set) or a new one. */
+  #addToStream(key: string): void {
+    for (const stream of this.#streams) {
+      if (stream.keys.size >= KEYS_PER_STREAM) continue;
+      stream.keys.add(key);
+      stream.restart = true;
+      stream.abort?.abort();
+      return;
+    }
+    const stream: Stream = {
+      keys: new Set([key]),
+      abort: undefined,
+      restart: false,
+      closed: false,
+    };
+    this.#streams.add(stream);
+    void this.#watch(stream, 0);
+  }
+
+  #deliver(state: KeyState, instances: ServiceInstance[]): void {
     state.last = instances;
     for (const fn of state.listeners) fn(instances);
     if (this.#snapshotFile !== undefined) {
@@ -275,22 +308,22 @@ export class HttpRegistry implements Registry {
     }, 50).unref();
   }
 
-  async #watch(state: WatchState, failures: number): Promise<void> {
-    if (state.closed || this.#closed) return;
+  async #watch(stream: Stream, failures: number): Promise<void> {
+    if (stream.closed || this.#closed) return;
     const abort = new AbortController();
-    state.abort = abort;
+    stream.abort = abort;
+    stream.restart = false;
     const base = this.#server();
+    const query = [...stream.keys].map((k) => `key=${encodeURIComponent(k)}`).join('&');
     let received = false;
     try {
-      const res = await fetch(
-        `${base}/api/v1/registry/watch?key=${encodeURIComponent(state.key)}`,
-        {
-          headers: { accept: 'text/event-stream' },
-          signal: abort.signal,
-        },
-      );
-      if (res.status !== 200 || res.body === null)
+      const res = await fetch(`${base}/api/v1/registry/watch?${query}`, {
+        headers: { accept: 'text/event-stream' },
+        signal: abort.signal,
+      });
+      if (res.status !== 200 || res.body === null) {
         throw new Error(`watch answered HTTP ${res.status}`);
+      }
       const decoder = new TextDecoder();
       let buffer = '';
       for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
@@ -308,37 +341,44 @@ export class HttpRegistry implements Registry {
           }
           if (event !== 'snapshot' || data.length === 0) continue;
           const parsed = JSON.parse(data) as { key: string; instances: ServiceInstance[] };
-          if (parsed.key === state.key) {
+          const state = this.#keys.get(parsed.key);
+          if (state !== undefined && stream.keys.has(parsed.key)) {
             received = true;
             this.#deliver(state, parsed.instances);
           }
         }
-        if (buffer.length > 16 * 1024 * 1024)
+        if (buffer.length > 16 * 1024 * 1024) {
           throw new Error('watch stream sent an oversized event');
+        }
       }
     } catch (err) {
       if (!abort.signal.aborted) {
         this.#logger.debug(
-          { err: errorMessage(err), server: base, key: state.key },
+          { err: errorMessage(err), server: base, keys: stream.keys.size },
           'watch stream failed',
         );
       }
     }
-    if (state.closed || this.#closed) return;
+    if (stream.closed || this.#closed) return;
+    if (stream.restart) {
+      void this.#watch(stream, 0);
+      return;
+    }
     this.#nextServer();
     const attempt = received ? 0 : failures + 1;
     const delay = Math.min(5000, this.#reconnectMs * 2 ** Math.min(attempt, 10));
-    this.#timer(() => void this.#watch(state, attempt), delay * (0.5 + Math.random() / 2), false);
+    this.#timer(() => void this.#watch(stream, attempt), delay * (0.5 + Math.random() / 2), false);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
-    for (const s of this.#watches.values()) {
-      s.closed = true;
-      s.abort?.abort();
+    for (const stream of this.#streams) {
+      stream.closed = true;
+      stream.abort?.abort();
     }
-    this.#watches.clear();
+    this.#streams.clear();
+    this.#keys.clear();
   }
 }
