@@ -1,7 +1,8 @@
 /**
  * The seam rules arrive through. Today: `guard.loadRules()` directly, or an
- * {@link InMemoryRuleSource} a program (or a test) updates; later the config center
- * implements the same interface and every instance changes rules without a restart.
+ * {@link InMemoryRuleSource} a program (or a test) updates, or the config center's
+ * `ConfigRuleSource` (peakware/config), with which every instance changes rules without a
+ * restart.
  */
 import type { GuardRules } from './rule-types.js';
 
