@@ -425,24 +425,20 @@ export class RpcClient {
         }
         endpoint.active++;
         const started = performance.now();
+        let result: unknown;
         try {
-          const result = await endpoint.connection.call(
+          result = await endpoint.connection.call(
             serviceId,
             method,
             encodeContext(ctx),
             input,
             left,
           );
-          endpoint.record(performance.now() - started);
-          return spec === undefined
-            ? result
-            : checkOutput(spec, result, describe, serviceId, method);
-        } catch (err) {
-          endpoint.record(performance.now() - started);
-          throw err;
         } finally {
           endpoint.active--;
+          endpoint.record(performance.now() - started);
         }
+        return spec === undefined ? result : checkOutput(spec, result, describe, serviceId, method);
       },
     };
     const run = () => plan.cluster.invoke(clusterCall);
