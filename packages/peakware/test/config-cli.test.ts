@@ -119,6 +119,8 @@ describe('peak config', { timeout: 120_000 }, () => {
     assert.match(conflict.stderr, /PEAK_CONFIG_CONFLICT/);
     const missing = await peak('config', 'get', 'shop/nope/none');
     assert.match(missing.stderr, /PEAK_CONFIG_NOT_FOUND/);
+    const noApp = await peak('config', 'get', 'nosuchapp');
+    assert.match(noApp.stderr, /app 'nosuchapp' has no config items; known apps: shop/);
     const usage = await peak('config', 'get', 'shop/only-two');
     assert.match(usage.stderr, /<app>\/<group>\/<key>/);
     const noToken = await runPeak([

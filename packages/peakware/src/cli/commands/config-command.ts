@@ -114,7 +114,6 @@ const get: Command = {
         })[];
       }>(server, 'GET', `/api/v1/config/items?app=${encodeURIComponent(arg)}`);
       out.json({ items });
-      if (items.length === 0) out.line(`app ${arg} has no items`);
       for (const i of items) {
         const preview = i.value.length > 60 ? `${i.value.slice(0, 57)}...` : i.value;
         out.line(

@@ -135,6 +135,14 @@ export const configRoutes: ApiModule = (app, ctx) => {
         throw new InvalidArgumentError('name the app: ?app=<app>', { details: { input: 'app' } });
       checkRef({ app: appName, group: 'g', key: 'k' });
       const rows = await readItems(ctx.pool, appName);
+      if (rows.length === 0) {
+        const apps = (await listApps(ctx.pool)).map((a) => a.app);
+        throw new PeakError(
+          ErrorCodes.CONFIG_NOT_FOUND,
+          `app '${appName}' has no config items; known apps: ${apps.slice(0, 20).join(', ') || 'none'} (publish one with 'peak config set ${appName}/<group>/<key> <value>')`,
+          { details: { app: appName } },
+        );
+      }
       return { items: rows.map((r) => ({ ...r.item, gray: r.gray })) };
     });
 
