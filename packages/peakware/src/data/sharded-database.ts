@@ -252,7 +252,7 @@ export class ShardedDatabase {
         { details: { sql } },
       );
     }
-    assertDeadline(`data stream (${shortSql(sql)})`);
+    if (remainingTime() <= 0) assertDeadline(`data stream (${shortSql(sql)})`);
     const opened: { client: pg.PoolClient; failed: boolean }[] = [];
     try {
       const sources: RowSource[] = [];
@@ -507,9 +507,9 @@ export class ShardedDatabase {
     pick: (unit: RouteUnit) => { runner: pg.Pool | pg.PoolClient; role: 'primary' | 'replica' },
     sequential = false,
   ): Promise<ShardedQueryResult<R>> {
-    assertDeadline(`data query (${shortSql(plan.sql)})`);
-    // The caller's deadline bounds the wait (pg's client-side query_timeout).
+    // The caller's deadline: refuse late work, and bound the wait (pg's query_timeout).
     const left = remainingTime();
+    if (left <= 0) assertDeadline(`data query (${shortSql(plan.sql)})`);
     const timeout = Number.isFinite(left) ? { query_timeout: Math.max(1, Math.ceil(left)) } : {};
     const arrays = plan.merge !== undefined;
     const run = async (unit: RouteUnit) => {

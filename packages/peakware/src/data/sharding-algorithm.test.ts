@@ -34,6 +34,8 @@ describe('sharding algorithms', () => {
     for (let k = 0; k < 500; k++)
       assert.equal(alg.shardOfGene!(alg.gene!(k, 8), 8), alg.shard(k, 8));
     assert.equal(alg.shard('42', 8), alg.shard(42, 8));
+    assert.equal(alg.shard('42.00', 8), alg.shard(42n, 8));
+    assert.equal(alg.shard(' 042', 8), alg.shard(42, 8));
     assert.notEqual(fnv1a32('a'), fnv1a32('b'));
   });
 

@@ -101,7 +101,10 @@ function toTime(value: ShardValue): number {
 function canonical(value: ShardValue): string {
   if (value === null) throw routeError('a NULL sharding key matches no shard', value);
   if (value instanceof Date) return value.toISOString();
-  if (typeof value === 'string' && /^-?\d+$/.test(value)) return BigInt(value).toString();
+  // Integers hash alike in every form: 42, 42n, '42', '042', '42.00'.
+  if (typeof value === 'string' && /^-?\d+(\.0*)?$/.test(value.trim())) {
+    return BigInt(value.trim().split('.')[0]!).toString();
+  }
   return String(value);
 }
 
@@ -132,8 +135,14 @@ export class ModAlgorithm implements ShardingAlgorithm {
   }
   shardsForRange(low: RangeBound | undefined, high: RangeBound | undefined, shardCount: number) {
     if (low === undefined || high === undefined) return undefined;
-    let lo = toBigInt(low.value, 'mod');
-    let hi = toBigInt(high.value, 'mod');
+    let lo: bigint;
+    let hi: bigint;
+    try {
+      lo = toBigInt(low.value, 'mod');
+      hi = toBigInt(high.value, 'mod');
+    } catch {
+      return undefined; // a non-integer bound: scatter, and let PostgreSQL compare
+    }
     if (!low.inclusive) lo++;
     if (!high.inclusive) hi--;
     if (hi < lo) return [];
