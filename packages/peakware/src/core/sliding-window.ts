@@ -95,8 +95,14 @@ export class SlidingWindow {
       options.histogram === false ? undefined : new Uint32Array(buckets * HISTOGRAM_BUCKETS);
   }
 
+  // The bucket records are landing in now: most records fall in it, so they skip the math.
+  #currentStart = -1;
+  #currentEnd = -1;
+  #currentSlot = 0;
+
   /** The slot of the bucket holding time `now`, reset first if it held an older bucket. */
   #slot(now: number): number {
+    if (now >= this.#currentStart && now < this.#currentEnd) return this.#currentSlot;
     const bucketMs = this.bucketMs;
     const index = Math.floor(now / bucketMs);
     const slot = index % this.bucketCount;
@@ -117,6 +123,11 @@ export class SlidingWindow {
     }
     // If the clock stepped back into an older bucket, the record counts in the current slot:
     // a small misattribution beats losing it.
+    if (this.#starts[slot] === start) {
+      this.#currentStart = start;
+      this.#currentEnd = start + bucketMs;
+      this.#currentSlot = slot;
+    }
     return slot;
   }
 
