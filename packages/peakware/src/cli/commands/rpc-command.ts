@@ -260,6 +260,7 @@ const weight: Command = {
   },
 };
 
+/** `peak rpc`: ls, call, offline, online, weight. */
 export const rpcCommand: Command = {
   name: 'rpc',
   summary: 'services and instances: list, call, offline/online, weights',

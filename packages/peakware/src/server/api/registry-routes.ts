@@ -75,6 +75,7 @@ function checkKey(key: string): string {
   return key;
 }
 
+/** The registry's routes and its push hub (LISTEN/NOTIFY → SSE) on this node. */
 export const registryRoutes: ApiModule = (app, ctx) => {
   const hub = new RegistryHub(ctx.pool, ctx.logger.child({ component: 'registry' }));
   app.addHook('onReady', async () => hub.start(SWEEP_MS));
