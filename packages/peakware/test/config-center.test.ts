@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ConfigClient } from '../src/config/index.js';
 import { PeakServer } from '../src/server/index.js';
 import { type Subscriber, spawnSubscriber, stopSubscriber } from './config-fixture-process.js';
 import { waitFor } from './rpc-fixture-process.js';
@@ -272,6 +273,37 @@ describe('config center', { timeout: 180_000 }, () => {
     assert.equal(restarted.origin, 'snapshot');
     assert.equal(restarted.entries.get('app/greeting')?.value, 'hello v2');
     assert.equal(restarted.entries.get('app/greeting')?.version, 2);
+  });
+
+  it('a change published on one control-plane node reaches subscribers of another; a subscriber moves when its node stops', async () => {
+    const dir2 = await mkdtemp(path.join(os.tmpdir(), 'peak-config-node2-'));
+    const node2 = await PeakServer.start({
+      dataDir: dir2,
+      port: 0,
+      postgresUrl: server.postgresUrl(),
+    });
+    const client = new ConfigClient({
+      servers: [node2.info.url, server.info.url],
+      app: 'multi',
+      reconnectMs: 50,
+    });
+    try {
+      await api('PUT', '/items/multi/a/b', { value: '1' });
+      assert.equal(await client.start(), 'server');
+      assert.equal(client.getNumber('a/b'), 1);
+      await api('PUT', '/items/multi/a/b', { value: '2' });
+      await waitFor('node 2 pushed the change made on node 1', () => client.getNumber('a/b') === 2);
+      await node2.stop();
+      await api('PUT', '/items/multi/a/b', { value: '3' });
+      await waitFor(
+        'the client moved to node 1 and got the change',
+        () => client.getNumber('a/b') === 3,
+      );
+    } finally {
+      await client.close();
+      await node2.stop();
+      await rm(dir2, { recursive: true, force: true });
+    }
   });
 
   it('audits who changed what, when and from where', async () => {

@@ -11,6 +11,8 @@ import { type ConfigEntry, effectiveEntry, entryName } from '../config/config-en
 import type { Logger } from '../core/logger.js';
 import { CONFIG_CHANNEL, readItems } from './config-store.js';
 
+const NO_TAGS: ReadonlySet<string> = new Set();
+
 /** One SSE stream to one SDK client, watching one app. */
 interface Watcher {
   res: ServerResponse;
@@ -102,6 +104,14 @@ export class ConfigHub {
     const rows = await readItems(this.#pool, app, only);
     for (const row of rows) {
       const name = entryName(row.item.group, row.item.key);
+      if (row.gray === null) {
+        // No gray release: every watcher gets the same bytes, serialised once.
+        const entry = effectiveEntry(row, undefined, NO_TAGS);
+        const sig = `${entry.version}|false|${entry.value}`;
+        const event = `event: entry\ndata: ${JSON.stringify(entry)}\n\n`;
+        for (const w of watchers) this.#send(w, name, seq, sig, event);
+        continue;
+      }
       // One serialisation per distinct entry, shared by every watcher that sees it.
       const events = new Map<string, string>();
       for (const w of watchers) {

@@ -233,9 +233,16 @@ async function tx<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promi
   }
 }
 
-async function lockItem(c: pg.PoolClient, r: ItemRef): Promise<ItemRow | undefined> {
-  const { rows } = await c.query<ItemRow>(
-    'SELECT * FROM peak.config_items WHERE app = $1 AND grp = $2 AND key = $3 FOR UPDATE',
+async function lockItem(
+  c: pg.PoolClient,
+  r: ItemRef,
+): Promise<(ItemRow & { has_gray: boolean }) | undefined> {
+  const { rows } = await c.query<ItemRow & { has_gray: boolean }>(
+    `SELECT i.*, g.app IS NOT NULL AS has_gray
+       FROM peak.config_items i
+       LEFT JOIN peak.config_gray g ON g.app = i.app AND g.grp = i.grp AND g.key = i.key
+      WHERE i.app = $1 AND i.grp = $2 AND i.key = $3
+        FOR UPDATE OF i`,
     [r.app, r.group, r.key],
   );
   return rows[0];
@@ -280,44 +287,41 @@ async function release(
   detail: Record<string, unknown>,
 ): Promise<number> {
   const version = (row?.version ?? 0) + 1;
+  // One statement (one round trip): version row, item upsert, audit row, NOTIFY. A creator
+  // racing another creator fails on the version's primary key (→ PEAK_CONFIG_CONFLICT).
   await c.query(
-    `INSERT INTO peak.config_versions (app, grp, key, version, format, value, author, comment, source)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-    [r.app, r.group, r.key, version, format, value, actor.author, comment, actor.source],
+    `WITH v AS (
+       INSERT INTO peak.config_versions (app, grp, key, version, format, value, author, comment, source)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING 1
+     ), i AS (
+       INSERT INTO peak.config_items (app, grp, key, version, format, value, schema, updated_by)
+       VALUES ($1, $2, $3, $4, $5, $6, $10, $7)
+       ON CONFLICT (app, grp, key) DO UPDATE SET version = EXCLUDED.version,
+         format = EXCLUDED.format, value = EXCLUDED.value, schema = EXCLUDED.schema,
+         updated_by = EXCLUDED.updated_by, updated_at = now()
+       RETURNING 1
+     ), a AS (
+       INSERT INTO peak.config_audit (actor, source, action, app, grp, key, version, detail)
+       VALUES ($7, $9, $11, $1, $2, $3, $4, $12) RETURNING 1
+     )
+     SELECT pg_notify($13, $14) FROM v, i, a`,
+    [
+      r.app,
+      r.group,
+      r.key,
+      version,
+      format,
+      value,
+      actor.author,
+      comment,
+      actor.source,
+      schema === null ? null : JSON.stringify(schema),
+      action,
+      JSON.stringify({ comment, ...detail }),
+      CONFIG_CHANNEL,
+      label(r),
+    ],
   );
-  if (row === undefined) {
-    await c.query(
-      `INSERT INTO peak.config_items (app, grp, key, version, format, value, schema, updated_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [
-        r.app,
-        r.group,
-        r.key,
-        version,
-        format,
-        value,
-        schema === null ? null : JSON.stringify(schema),
-        actor.author,
-      ],
-    );
-  } else {
-    await c.query(
-      `UPDATE peak.config_items SET version = $4, format = $5, value = $6, schema = $7,
-              updated_by = $8, updated_at = now()
-        WHERE app = $1 AND grp = $2 AND key = $3`,
-      [
-        r.app,
-        r.group,
-        r.key,
-        version,
-        format,
-        value,
-        schema === null ? null : JSON.stringify(schema),
-        actor.author,
-      ],
-    );
-  }
-  await audit(c, r, actor, action, version, { comment, ...detail });
   return version;
 }
 
@@ -332,12 +336,8 @@ export interface PublishInput {
   comment: string;
 }
 
-async function refuseWhileGray(c: pg.PoolClient, r: ItemRef): Promise<void> {
-  const { rows } = await c.query(
-    'SELECT 1 FROM peak.config_gray WHERE app = $1 AND grp = $2 AND key = $3',
-    [r.app, r.group, r.key],
-  );
-  if (rows.length > 0) {
+function refuseWhileGray(r: ItemRef, row: { has_gray: boolean } | undefined): void {
+  if (row?.has_gray === true) {
     throw new PeakError(
       ErrorCodes.CONFIG_CONFLICT,
       `${label(r)} has a gray release in progress; 'peak config promote' or 'peak config gray --abort' it first`,
@@ -361,7 +361,7 @@ export async function publish(
   return tx(pool, async (c) => {
     const row = await lockItem(c, r);
     checkExpected(r, row?.version ?? 0, input.expectedVersion);
-    await refuseWhileGray(c, r);
+    refuseWhileGray(r, row);
     const schema = input.schema === undefined ? (row?.schema ?? null) : input.schema;
     const value = checkValue(r, input.format, input.value, schema, maxBytes);
     const version = await release(
@@ -394,7 +394,7 @@ export async function rollback(
     const row = await lockItem(c, r);
     if (row === undefined) throw notFound(r);
     checkExpected(r, row.version, expectedVersion);
-    await refuseWhileGray(c, r);
+    refuseWhileGray(r, row);
     const { rows } = await c.query<{ format: ConfigFormat; value: string }>(
       'SELECT format, value FROM peak.config_versions WHERE app = $1 AND grp = $2 AND key = $3 AND version = $4',
       [r.app, r.group, r.key, toVersion],
