@@ -512,6 +512,29 @@ export class ShardedDatabase {
     if (left <= 0) assertDeadline(`data query (${shortSql(plan.sql)})`);
     const timeout = Number.isFinite(left) ? { query_timeout: Math.max(1, Math.ceil(left)) } : {};
     const arrays = plan.merge !== undefined;
+    if (plan.units.length === 1 && !arrays) {
+      // The point query: one statement, no merge, as little in between as possible.
+      const unit = plan.units[0]!;
+      const { runner, role } = pick(unit);
+      const started = this.#collectors.length === 0 ? 0 : performance.now();
+      let res: pg.QueryResult;
+      try {
+        res = await runner.query({
+          text: unit.sql,
+          values: unit.params.map(toParam),
+          ...timeout,
+        } as pg.QueryConfig);
+      } catch (err) {
+        throw this.#failure(plan, unit, role, started, err);
+      }
+      this.#report(plan, unit, role, started, res.rows.length || (res.rowCount ?? 0));
+      return {
+        rows: res.rows as R[],
+        rowCount: res.rowCount ?? res.rows.length,
+        fields: res.fields,
+        route: plan,
+      };
+    }
     const run = async (unit: RouteUnit) => {
       const { runner, role } = pick(unit);
       const started = performance.now();
@@ -525,29 +548,7 @@ export class ShardedDatabase {
         this.#report(plan, unit, role, started, res.rows.length || (res.rowCount ?? 0));
         return res;
       } catch (err) {
-        this.#report(plan, unit, role, started, 0, err);
-        if ((err as Error).message === 'Query read timeout') {
-          throw new DeadlineExceededError(
-            `data query on ${unit.dataSource}: the caller's deadline passed while waiting for PostgreSQL; statement: ${shortSql(plan.sql)}`,
-            {
-              cause: err,
-              details: { sql: plan.sql, dataSource: unit.dataSource, shard: unit.shard },
-            },
-          );
-        }
-        throw new PeakError(
-          ErrorCodes.DATA_ROUTE,
-          `statement failed on ${unit.dataSource}${unit.shard === undefined ? '' : ` shard ${unit.shard}`}: ${(err as Error).message}; statement: ${shortSql(plan.sql)}`,
-          {
-            cause: err,
-            details: {
-              sql: plan.sql,
-              physicalSql: unit.sql,
-              dataSource: unit.dataSource,
-              shard: unit.shard,
-            },
-          },
-        );
+        throw this.#failure(plan, unit, role, started, err);
       }
     };
     let results: pg.QueryResult[];
@@ -586,6 +587,36 @@ export class ShardedDatabase {
       fields: (first?.fields ?? []).map((f) => ({ name: f.name, dataTypeID: f.dataTypeID })),
       route: plan,
     };
+  }
+
+  /** Reports a failed physical statement and turns the driver's error into a PeakError. */
+  #failure(
+    plan: RoutePlan,
+    unit: RouteUnit,
+    role: 'primary' | 'replica',
+    started: number,
+    err: unknown,
+  ): PeakError {
+    this.#report(plan, unit, role, started, 0, err);
+    if ((err as Error).message === 'Query read timeout') {
+      return new DeadlineExceededError(
+        `data query on ${unit.dataSource}: the caller's deadline passed while waiting for PostgreSQL; statement: ${shortSql(plan.sql)}`,
+        { cause: err, details: { sql: plan.sql, dataSource: unit.dataSource, shard: unit.shard } },
+      );
+    }
+    return new PeakError(
+      ErrorCodes.DATA_ROUTE,
+      `statement failed on ${unit.dataSource}${unit.shard === undefined ? '' : ` shard ${unit.shard}`}: ${(err as Error).message}; statement: ${shortSql(plan.sql)}`,
+      {
+        cause: err,
+        details: {
+          sql: plan.sql,
+          physicalSql: unit.sql,
+          dataSource: unit.dataSource,
+          shard: unit.shard,
+        },
+      },
+    );
   }
 
   #report(

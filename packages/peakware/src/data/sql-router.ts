@@ -84,6 +84,9 @@ interface Template {
   /** New parameter i (0-based) takes old parameter paramMap[i] (0-based); -1 = the LIMIT. */
   paramMap: number[] | undefined;
   sqlCache: Map<string, string>;
+  /** Rendered SQL by shard + 1 (0: no shard), without and with the shadow suffix. */
+  plain: (string | undefined)[];
+  shadow: (string | undefined)[];
 }
 
 interface Analysis {
@@ -109,6 +112,10 @@ interface Analysis {
   fingerprint: string | undefined;
   /** Rendered INSERT splits by shard and row set. */
   splits: Map<string, { sql: string; map: number[] }>;
+  /** The sharded logical tables of the statement, deduplicated. */
+  shardedNames: string[];
+  /** The route reason of a one-shard answer. */
+  pointReason: string;
 }
 
 const AGGREGATES = new Set(['count', 'sum', 'min', 'max', 'avg']);
@@ -274,7 +281,7 @@ export class SqlRouter {
           dataSource,
           shard: undefined,
           sql: this.#render(a.direct, undefined, suffix),
-          params: [...params],
+          params: params as unknown[],
         })),
         merge: undefined,
         tables: [],
@@ -287,11 +294,36 @@ export class SqlRouter {
         shadow,
       };
     }
-    const tables = [...new Set(a.tables.filter((t) => t.kind === 'sharded').map((t) => t.logical))];
+    const tables = a.shardedNames;
     if (a.insert !== undefined) return this.#routeInsert(a, table, params, suffix, tables, shadow);
 
     let shards: Set<number> | 'all';
     try {
+      const c = a.condition;
+      if (c.k === 'eq' && c.values.length === 1) {
+        // The point query: one value, one shard (no sets on the hot path).
+        const v = resolveValue(c.values[0]!, params, sql);
+        if (v !== null) {
+          const s = this.#shardOf(c.table, c.gene, v);
+          return {
+            sql,
+            kind: a.kind,
+            write: a.write,
+            units: [
+              {
+                dataSource: this.layout.node(table, s).dataSource,
+                shard: s,
+                sql: this.#render(a.direct, s, suffix),
+                params: params as unknown[],
+              },
+            ],
+            merge: undefined,
+            tables,
+            reason: a.pointReason,
+            shadow,
+          };
+        }
+      }
       shards = this.#evaluate(a.condition, params, sql);
     } catch (err) {
       if (err instanceof PeakError && err.code !== ErrorCodes.DATA_ROUTE) throw err;
@@ -318,7 +350,7 @@ export class SqlRouter {
           dataSource: this.layout.node(table, s).dataSource,
           shard: s,
           sql: this.#render(a.direct, s, suffix),
-          params: [...params],
+          params: params as unknown[],
         })),
         merge: undefined,
         tables,
@@ -427,7 +459,7 @@ export class SqlRouter {
         dataSource: this.layout.node(table, s).dataSource,
         shard: s,
         sql: this.#render(a.direct, s, suffix),
-        params: [...params],
+        params: params as unknown[],
       });
     } else {
       // Split the multi-row INSERT: one statement per shard with only its rows, params
@@ -547,6 +579,11 @@ export class SqlRouter {
     withLimit = false,
     noCache = false,
   ): string {
+    // Hot path: plain renders are kept in arrays by shard (no key string per call).
+    const slot = withLimit || noCache ? undefined : suffix === '' ? t.plain : t.shadow;
+    const index = shard === undefined ? 0 : shard + 1;
+    const fast = slot?.[index];
+    if (fast !== undefined) return fast;
     const key = `${shard ?? '-'}${suffix}${withLimit ? 'L' : ''}`;
     if (!noCache) {
       const hit = t.sqlCache.get(key);
@@ -567,6 +604,7 @@ export class SqlRouter {
         stmt.limitOption = 'LIMIT_OPTION_COUNT';
       }
       const sql = deparseStatement(t.ast);
+      if (slot !== undefined) slot[index] = sql;
       if (!noCache) {
         if (t.sqlCache.size > 4096) t.sqlCache.clear();
         t.sqlCache.set(key, sql);
@@ -652,6 +690,8 @@ export class SqlRouter {
       })),
       paramMap: undefined,
       sqlCache: new Map(),
+      plain: [],
+      shadow: [],
     };
     const analysis: Analysis = {
       sql,
@@ -671,6 +711,11 @@ export class SqlRouter {
       scatterError: undefined,
       fingerprint: undefined,
       splits: new Map(),
+      shardedNames: [...new Set(sharded.map((t) => t.logical))],
+      pointReason:
+        shardedTable === undefined
+          ? ''
+          : `${shardedTable.shardingColumn} condition: 1 of ${shardedTable.shardCount} shards`,
     };
     if (shardedTable === undefined) return analysis;
 
@@ -1030,6 +1075,8 @@ export class SqlRouter {
         })),
         paramMap,
         sqlCache: new Map(),
+        plain: [],
+        shadow: [],
       },
       merge: { hiddenCount: hidden.length, orderBy, groupBy: keyColumns, columns, aggregated },
       limit,
