@@ -133,9 +133,15 @@ describe('rpc across processes with a real control plane', { timeout: 180_000 },
     await stock.get({ sku: 'warm' });
     await waitFor('both instances discovered', () => seen(a) && seen(b));
     const load = startLoad(client, 16, 'kill');
-    await sleep(400);
+    // Progress-based, not time-based: a loaded machine slows the calls, not the checks.
+    await waitFor('load under way', () => load.result.ok.get >= 50, 20_000);
     a.child.kill('SIGKILL');
-    await sleep(800);
+    const atKill = load.result.ok.get + load.result.ok.deduct;
+    await waitFor(
+      'calls after the kill',
+      () => load.result.ok.get + load.result.ok.deduct >= atKill + 200,
+      20_000,
+    );
     const r = await load.stop();
     t.diagnostic(
       `kill -9: ${r.ok.get} gets ok, 0 failed; ${r.ok.deduct} deducts ok, ${r.failed.deduct.length} failed fast (in flight on the dead connection)`,
@@ -165,7 +171,11 @@ describe('rpc across processes with a real control plane', { timeout: 180_000 },
     providers.push(c);
     await waitFor('c discovered', () => seen(c));
     const load = startLoad(client, 16, 'roll');
-    await sleep(300);
+    await waitFor(
+      'load under way',
+      () => load.result.ok.get >= 50 && load.result.ok.deduct >= 50,
+      20_000,
+    );
     for (const old of [b, c]) {
       const fresh = await spawnProvider(env(`fresh-${old.port}`));
       providers.push(fresh);
