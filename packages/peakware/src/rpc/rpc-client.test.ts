@@ -242,3 +242,49 @@ describe('rpc client and server over real sockets', () => {
     }
   });
 });
+
+describe('provider overload is retried elsewhere', () => {
+  const slow = defineService({
+    name: 'shop.slow',
+    methods: {
+      pay: { input: z.object({ id: z.string() }), output: z.object({ port: z.number() }) },
+    },
+  });
+
+  it('a call refused for maxInFlight runs on another instance, even when not idempotent', async () => {
+    const registry = new InMemoryRegistry();
+    const ran: string[] = [];
+    const servers = [
+      new RpcServer({ registry, maxInFlight: 1 }),
+      new RpcServer({ registry, maxInFlight: 1 }),
+    ];
+    for (const server of servers) {
+      server.addService(slow, {
+        pay: async ({ id }) => {
+          ran.push(id);
+          await new Promise((r) => setTimeout(r, 100));
+          return { port: server.port };
+        },
+      });
+      await server.start();
+    }
+    const client = new RpcClient({ registry, warmupMs: 0, loadBalancer: 'random' });
+    try {
+      const pay = client.service(slow);
+      const results = await Promise.all([pay.pay({ id: 'a' }), pay.pay({ id: 'b' })]);
+      assert.deepEqual(new Set(results.map((r) => r.port)), new Set(servers.map((s) => s.port)));
+      assert.deepEqual([...ran].sort(), ['a', 'b'], 'each ran exactly once');
+      // Both instances busy: a third call is refused everywhere, clearly, and never ran.
+      const busy = [pay.pay({ id: 'c' }), pay.pay({ id: 'd' })];
+      await new Promise((r) => setTimeout(r, 20));
+      await assert.rejects(pay.pay({ id: 'e' }), (err) =>
+        isPeakError(err, ErrorCodes.RPC_OVERLOADED),
+      );
+      await Promise.all(busy);
+      assert.ok(!ran.includes('e'));
+    } finally {
+      await client.close();
+      for (const s of servers) await s.stop();
+    }
+  });
+});
