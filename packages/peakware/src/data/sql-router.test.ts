@@ -101,6 +101,11 @@ describe('sql router', () => {
 
   it('caches the parse: the same text is analysed once and rendered once per shard', () => {
     const sql = 'SELECT amount FROM t_order WHERE buyer_id = $1';
+    const before = router.cacheStats();
+    for (let i = 0; i < 50; i++) router.route(sql, [i]);
+    const after = router.cacheStats();
+    assert.equal(after.misses - before.misses, 1, 'parsed once');
+    assert.equal(after.hits - before.hits, 49);
     const a = router.route(sql, [1]).units[0]!.sql;
     const b = router.route(sql, [9]).units[0]!.sql;
     assert.equal(a, b); // same shard (1): the cached string

@@ -241,6 +241,8 @@ export class SqlRouter {
   readonly #cache = new Map<string, Analysis>();
   readonly #cacheSize: number;
   readonly #combine: boolean;
+  #hits = 0;
+  #misses = 0;
 
   constructor(layout: ShardingLayout, options: SqlRouterOptions = {}) {
     this.layout = layout;
@@ -625,9 +627,18 @@ export class SqlRouter {
     }
   }
 
+  /** Statement cache counters: cached statements, hits and misses (parses) since creation. */
+  cacheStats(): { statements: number; hits: number; misses: number } {
+    return { statements: this.#cache.size, hits: this.#hits, misses: this.#misses };
+  }
+
   #analysis(sql: string): Analysis {
     const hit = this.#cache.get(sql);
-    if (hit !== undefined) return hit;
+    if (hit !== undefined) {
+      this.#hits++;
+      return hit;
+    }
+    this.#misses++;
     if (typeof sql !== 'string' || sql.trim() === '') {
       throw new PeakError(ErrorCodes.DATA_SQL, 'empty SQL statement; pass the statement text', {
         details: { sql },
