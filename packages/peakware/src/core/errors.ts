@@ -100,6 +100,8 @@ export const ErrorCodes = {
   CONFIG_NOT_FOUND: 'PEAK_CONFIG_NOT_FOUND',
   /** Config: a value is larger than the size limit. */
   CONFIG_TOO_LARGE: 'PEAK_CONFIG_TOO_LARGE',
+  /** Telemetry: a span batch could not be delivered to the collector. */
+  TELEMETRY_EXPORT_FAILED: 'PEAK_TELEMETRY_EXPORT_FAILED',
   /** Something failed that is not the caller's fault; the message carries the cause. */
   INTERNAL: 'PEAK_INTERNAL',
 } as const;

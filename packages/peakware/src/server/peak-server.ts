@@ -24,6 +24,7 @@ import { guardRoutes } from './api/guard-routes.js';
 import { mqRoutes } from './api/mq-routes.js';
 import { registryRoutes } from './api/registry-routes.js';
 import { systemRoutes } from './api/system-routes.js';
+import { telemetryRoutes } from './api/telemetry-routes.js';
 import {
   DataFiles,
   type DataFolderLock,
@@ -200,6 +201,7 @@ export class PeakServer {
           guardRoutes,
           mqRoutes,
           configRoutes,
+          telemetryRoutes,
           ...(options.apiModules ?? []),
         ],
       });

@@ -8,6 +8,7 @@ import { foundation } from './0001-foundation.js';
 import { registry } from './0002-registry.js';
 import { mq } from './0003-mq.js';
 import { config } from './0004-config.js';
+import { telemetry } from './0005-telemetry.js';
 
 /** The migrations this build of Peakware knows, oldest first. */
-export const migrations: readonly Migration[] = [foundation, registry, mq, config];
+export const migrations: readonly Migration[] = [foundation, registry, mq, config, telemetry];

@@ -1,0 +1,307 @@
+/**
+ * Telemetry's control-plane routes (the collector and the analysis API):
+ *
+ * - `POST /api/v1/telemetry/spans` (SDK): a batch of Peakware spans.
+ * - `POST /v1/traces`: OTLP/HTTP JSON from any OpenTelemetry SDK or collector.
+ * - `GET /api/v1/telemetry/traces/:traceId`: one trace as a tree with its critical path.
+ * - `GET /api/v1/telemetry/traces?service=&name=&minDurationMs=&error=&stress=&tag=k=v&sinceMinutes=&limit=`
+ * - `GET /api/v1/telemetry/topology?sinceMinutes=`: caller → callee edges (calls, errors,
+ *   QPS, RT avg/p99), stress traffic on edges of its own.
+ * - `GET /api/v1/telemetry/endpoints?service=&sinceMinutes=`: p50/p90/p99 per endpoint.
+ * - `GET /api/v1/telemetry/slow-sql?sinceMinutes=&limit=`: slowest statement fingerprints.
+ * - `GET /metrics`: Prometheus text: process figures and the collector's counters.
+ *
+ * Spans older than the retention (env `PEAK_TELEMETRY_RETENTION_HOURS`, default 72) are
+ * deleted in bounded batches once a minute.
+ */
+import { ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
+import { fromOtlpJson } from '../../telemetry/otlp-json.js';
+import {
+  formatPrometheus,
+  PROMETHEUS_CONTENT_TYPE,
+  processMetrics,
+} from '../../telemetry/prometheus-format.js';
+import { SPAN_KINDS, type SpanRecord } from '../../telemetry/span-types.js';
+import { buildTraceTree } from '../../telemetry/trace-tree.js';
+import type { ApiModule } from '../http-api.js';
+import { TelemetryStore } from '../telemetry-store.js';
+
+const MAX_SPANS_PER_BATCH = 5000;
+
+const spanSchema = {
+  type: 'object',
+  required: ['traceId', 'spanId', 'name', 'kind', 'service', 'startUs', 'durationUs'],
+  properties: {
+    traceId: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+    spanId: { type: 'string', pattern: '^[0-9a-f]{16}$' },
+    parentSpanId: { type: 'string', pattern: '^[0-9a-f]{16}$' },
+    name: { type: 'string', minLength: 1, maxLength: 500 },
+    kind: { type: 'string', enum: SPAN_KINDS },
+    service: { type: 'string', minLength: 1, maxLength: 200 },
+    peerService: { type: 'string', maxLength: 200 },
+    startUs: { type: 'number', minimum: 0 },
+    durationUs: { type: 'number', minimum: 0 },
+    error: { type: 'boolean', default: false },
+    errorMessage: { type: 'string', maxLength: 2000 },
+    stress: { type: 'boolean', default: false },
+    attributes: {
+      type: 'object',
+      default: {},
+      maxProperties: 64,
+      additionalProperties: { type: ['string', 'number', 'boolean'] },
+    },
+  },
+} as const;
+
+const spansSchema = {
+  body: {
+    type: 'object',
+    required: ['spans'],
+    properties: { spans: { type: 'array', maxItems: MAX_SPANS_PER_BATCH, items: spanSchema } },
+  },
+} as const;
+
+function minutes(v: unknown, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || n > 60 * 24 * 31) {
+    throw new InvalidArgumentError(
+      `sinceMinutes must be a number of minutes between 0 and 44640, got '${String(v)}'`,
+    );
+  }
+  return n;
+}
+
+function bool(name: string, v: unknown): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new InvalidArgumentError(`${name} must be true or false, got '${String(v)}'`);
+}
+
+/** Collector counters (this node, since start). */
+interface CollectorCounters {
+  batches: number;
+  received: number;
+  stored: number;
+  rejected: number;
+  otlpBatches: number;
+  pruned: number;
+}
+
+/** The collector, the analysis API and /metrics. */
+export const telemetryRoutes: ApiModule = (app, ctx) => {
+  const store = new TelemetryStore(ctx.pool);
+  const counters: CollectorCounters = {
+    batches: 0,
+    received: 0,
+    stored: 0,
+    rejected: 0,
+    otlpBatches: 0,
+    pruned: 0,
+  };
+  const retentionHours = Number(process.env.PEAK_TELEMETRY_RETENTION_HOURS ?? 72);
+  const retentionUs =
+    (Number.isFinite(retentionHours) && retentionHours > 0 ? retentionHours : 72) * 3600e6;
+  let pruning = false;
+  const pruneTimer = setInterval(() => {
+    if (pruning) return;
+    pruning = true;
+    store
+      .prune(Date.now() * 1000 - retentionUs)
+      .then((n) => {
+        counters.pruned += n;
+      })
+      .catch((err: unknown) => ctx.logger.warn({ err }, 'telemetry retention delete failed'))
+      .finally(() => {
+        pruning = false;
+      });
+  }, 60_000);
+  pruneTimer.unref();
+  app.addHook('onClose', async () => clearInterval(pruneTimer));
+
+  const ingest = async (spans: SpanRecord[]) => {
+    counters.batches++;
+    counters.received += spans.length;
+    const added = await store.insert(spans);
+    counters.stored += added;
+    return { accepted: spans.length, stored: added };
+  };
+
+  app.post(
+    '/api/v1/telemetry/spans',
+    { config: { auth: 'sdk' }, schema: spansSchema, bodyLimit: 16 * 1024 * 1024 },
+    async (request) => ingest((request.body as { spans: SpanRecord[] }).spans),
+  );
+
+  app.post('/v1/traces', { bodyLimit: 16 * 1024 * 1024 }, async (request, reply) => {
+    if (!String(request.headers['content-type'] ?? '').includes('json')) {
+      counters.rejected++;
+      throw new PeakError(
+        ErrorCodes.INVALID_ARGUMENT,
+        'this collector takes OTLP/HTTP with JSON encoding only: send content-type application/json (protobuf is not supported)',
+      );
+    }
+    let spans: SpanRecord[];
+    try {
+      spans = fromOtlpJson(request.body);
+    } catch (err) {
+      counters.rejected++;
+      throw err;
+    }
+    if (spans.length > MAX_SPANS_PER_BATCH * 4) {
+      throw new InvalidArgumentError(
+        `OTLP request has ${spans.length} spans; send at most ${MAX_SPANS_PER_BATCH * 4} per request`,
+      );
+    }
+    counters.otlpBatches++;
+    await ingest(spans);
+    // OTLP's ExportTraceServiceResponse: an empty object means every span was accepted.
+    void reply.header('content-type', 'application/json');
+    return {};
+  });
+
+  app.get('/api/v1/telemetry/traces/:traceId', async (request) => {
+    const { traceId } = request.params as { traceId: string };
+    const id = traceId.toLowerCase();
+    if (!/^[0-9a-f]{32}$/.test(id)) {
+      throw new InvalidArgumentError(
+        `'${traceId}' is not a trace id: expected 32 hex characters (the middle part of a traceparent)`,
+      );
+    }
+    const spans = await store.trace(id);
+    if (spans.length === 0) {
+      throw new PeakError(
+        ErrorCodes.NOT_FOUND,
+        `no spans of trace ${id} are stored: it was not sampled, not yet flushed (SDKs send every second), or is past retention`,
+      );
+    }
+    return buildTraceTree(spans);
+  });
+
+  app.get('/api/v1/telemetry/traces', async (request) => {
+    const q = request.query as Record<string, string | undefined>;
+    const limit = q.limit === undefined ? 50 : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new InvalidArgumentError(`limit must be an integer 1..1000, got '${q.limit}'`);
+    }
+    let tag: { key: string; value: string } | undefined;
+    if (q.tag !== undefined) {
+      const at = q.tag.indexOf('=');
+      if (at <= 0) throw new InvalidArgumentError(`tag must be key=value, got '${q.tag}'`);
+      tag = { key: q.tag.slice(0, at), value: q.tag.slice(at + 1) };
+    }
+    const minMs = q.minDurationMs === undefined ? undefined : Number(q.minDurationMs);
+    if (minMs !== undefined && !(minMs >= 0)) {
+      throw new InvalidArgumentError(
+        `minDurationMs must be a number ≥ 0, got '${q.minDurationMs}'`,
+      );
+    }
+    const error = bool('error', q.error);
+    const stress = bool('stress', q.stress);
+    const traces = await store.search({
+      sinceUs: (Date.now() - minutes(q.sinceMinutes, 60) * 60_000) * 1000,
+      limit,
+      ...(q.service === undefined ? {} : { service: q.service }),
+      ...(q.name === undefined ? {} : { name: q.name }),
+      ...(minMs === undefined ? {} : { minDurationUs: Math.round(minMs * 1000) }),
+      ...(error === undefined ? {} : { error }),
+      ...(stress === undefined ? {} : { stress }),
+      ...(tag === undefined ? {} : { tag }),
+    });
+    return { traces };
+  });
+
+  app.get('/api/v1/telemetry/topology', async (request) => {
+    const q = request.query as Record<string, string | undefined>;
+    const nowUs = Date.now() * 1000;
+    const sinceUs = nowUs - minutes(q.sinceMinutes, 15) * 60e6;
+    const edges = await store.topology(sinceUs, nowUs);
+    const services = [...new Set(edges.flatMap((e) => [e.caller, e.callee]))].sort();
+    return { sinceUs, services, edges };
+  });
+
+  app.get('/api/v1/telemetry/endpoints', async (request) => {
+    const q = request.query as Record<string, string | undefined>;
+    const sinceUs = (Date.now() - minutes(q.sinceMinutes, 15) * 60_000) * 1000;
+    return { endpoints: await store.endpoints(sinceUs, q.service) };
+  });
+
+  app.get('/api/v1/telemetry/slow-sql', async (request) => {
+    const q = request.query as Record<string, string | undefined>;
+    const limit = q.limit === undefined ? 20 : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
+      throw new InvalidArgumentError(`limit must be an integer 1..500, got '${q.limit}'`);
+    }
+    const sinceUs = (Date.now() - minutes(q.sinceMinutes, 60) * 60_000) * 1000;
+    return { statements: await store.slowSql(sinceUs, limit) };
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    const counter = (name: string, help: string, value: number) => ({
+      name,
+      help,
+      type: 'counter' as const,
+      samples: [{ value }],
+    });
+    const gauge = (name: string, help: string, value: number) => ({
+      name,
+      help,
+      type: 'gauge' as const,
+      samples: [{ value }],
+    });
+    const text = formatPrometheus([
+      ...processMetrics(),
+      {
+        name: 'peak_server_info',
+        help: 'Constant 1, labelled with the node id and the PostgreSQL mode.',
+        type: 'gauge',
+        samples: [{ labels: { node: ctx.nodeId, postgres: ctx.postgresMode }, value: 1 }],
+      },
+      gauge(
+        'peak_server_uptime_seconds',
+        'Seconds since this control-plane node started.',
+        (Date.now() - ctx.startedAt) / 1000,
+      ),
+      gauge(
+        'peak_server_schema_version',
+        'Schema version of the peak database.',
+        ctx.schemaVersion,
+      ),
+      gauge(
+        'peak_server_db_pool_connections',
+        'Connections open in the database pool.',
+        ctx.pool.totalCount,
+      ),
+      gauge(
+        'peak_server_db_pool_waiting',
+        'Queries waiting for a database connection.',
+        ctx.pool.waitingCount,
+      ),
+      counter(
+        'peak_telemetry_batches_total',
+        'Span batches received (SDK and OTLP).',
+        counters.batches,
+      ),
+      counter(
+        'peak_telemetry_otlp_batches_total',
+        'OTLP/HTTP JSON requests received.',
+        counters.otlpBatches,
+      ),
+      counter('peak_telemetry_spans_received_total', 'Spans received.', counters.received),
+      counter(
+        'peak_telemetry_spans_stored_total',
+        'Spans stored (duplicates skipped).',
+        counters.stored,
+      ),
+      counter(
+        'peak_telemetry_requests_rejected_total',
+        'Ingest requests rejected as malformed.',
+        counters.rejected,
+      ),
+      counter('peak_telemetry_spans_pruned_total', 'Spans deleted by retention.', counters.pruned),
+    ]);
+    void reply.header('content-type', PROMETHEUS_CONTENT_TYPE);
+    return text;
+  });
+};

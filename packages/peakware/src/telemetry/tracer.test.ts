@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createContext, currentContext, runWithContext } from '../core/context.js';
+import { PeakError } from '../core/errors.js';
+import type { SpanRecord } from './span-types.js';
+import { Tracer, traceIdRatio } from './tracer.js';
+
+function collect() {
+  const spans: SpanRecord[] = [];
+  return { spans, sink: { add: (s: SpanRecord) => spans.push(s) } };
+}
+
+describe('Tracer', () => {
+  it('nests spans as child contexts of the current one and records timing and attributes', async () => {
+    const { spans, sink } = collect();
+    const tracer = new Tracer({ service: 'order', sink });
+    await tracer.trace('outer', async (outer) => {
+      assert.equal(currentContext()?.spanId, outer.context.spanId);
+      await tracer.trace(
+        'sql',
+        async (span) => {
+          span.setAttribute('db.rows', 3);
+          await new Promise((r) => setTimeout(r, 5));
+        },
+        { kind: 'client', attributes: { 'db.shard': 'order_01' } },
+      );
+    });
+    assert.equal(spans.length, 2);
+    const [inner, outer] = spans as [SpanRecord, SpanRecord];
+    assert.equal(inner.traceId, outer.traceId);
+    assert.equal(inner.parentSpanId, outer.spanId);
+    assert.equal(outer.parentSpanId, undefined);
+    assert.equal(inner.kind, 'client');
+    assert.deepEqual(inner.attributes, { 'db.shard': 'order_01', 'db.rows': 3 });
+    assert.ok(inner.durationUs >= 4000, `duration ${inner.durationUs}`);
+    assert.ok(outer.startUs <= inner.startUs);
+    assert.equal(outer.service, 'order');
+  });
+
+  it('records a thrown error with its code and rethrows it', async () => {
+    const { spans, sink } = collect();
+    const tracer = new Tracer({ service: 'order', sink });
+    await assert.rejects(
+      tracer.trace('fail', () => {
+        throw new PeakError('PEAK_INTERNAL', 'boom');
+      }),
+      /boom/,
+    );
+    assert.equal(spans[0]?.error, true);
+    assert.match(spans[0]?.errorMessage ?? '', /PEAK_INTERNAL: boom/);
+  });
+
+  it('samples by trace id ratio but always keeps errors and slow spans', async () => {
+    const { spans, sink } = collect();
+    const tracer = new Tracer({ service: 's', sink, sampleRatio: 0.25, slowMs: 20 });
+    let expected = 0;
+    for (let i = 0; i < 400; i++) {
+      const ctx = createContext();
+      if (traceIdRatio(ctx.traceId) < 0.25) expected++;
+      runWithContext(ctx, () => tracer.startSpan('fast').end());
+    }
+    assert.equal(spans.length, expected);
+    assert.ok(expected > 40 && expected < 160, `about a quarter kept, got ${expected}`);
+    assert.equal(tracer.unsampled, 400 - expected);
+    // An unsampled trace (ratio 0 for this tracer) still keeps its error and slow spans.
+    const none = new Tracer({ service: 's', sink, sampleRatio: 0, slowMs: 20 });
+    spans.length = 0;
+    none.startSpan('fast').end();
+    none.startSpan('failed').recordError(new Error('x')).end();
+    await none.trace('slow', () => new Promise((r) => setTimeout(r, 30)));
+    assert.deepEqual(
+      spans.map((s) => s.name),
+      ['failed', 'slow'],
+    );
+  });
+
+  it('respects an upstream sampled=false flag and is a no-op when disabled', () => {
+    const { spans, sink } = collect();
+    const tracer = new Tracer({ service: 's', sink });
+    runWithContext(createContext({ sampled: false }), () => tracer.startSpan('x').end());
+    assert.equal(spans.length, 0);
+    const off = new Tracer({ service: 's', sink, enabled: false });
+    off.startSpan('x').recordError(new Error('y')).end();
+    assert.equal(spans.length, 0);
+  });
+
+  it('rejects a bad ratio with a clear message', () => {
+    assert.throws(
+      () => new Tracer({ service: 's', sink: { add() {} }, sampleRatio: 2 }),
+      /between 0 and 1/,
+    );
+  });
+});

@@ -1,0 +1,309 @@
+/**
+ * Full-link tracing end to end over real sockets: an HTTP gateway (node:http wrapped by
+ * traceHttp) calls the order service over RPC, which calls inventory over RPC, which runs
+ * a (simulated) SQL statement in a span. Each service has its own tracer exporting to a
+ * real peak server. One request must become ONE trace whose spans link parent → child
+ * across every hop, returned by the trace API as a tree with its critical path, and the
+ * topology API must return the real call graph with errors and stress traffic apart.
+ * OTLP/HTTP JSON spans are accepted and queryable; /metrics parses strictly.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { z } from 'zod';
+import { currentContext } from '../src/core/context.js';
+import { PeakError } from '../src/core/errors.js';
+import { InMemoryRegistry } from '../src/registry/in-memory-registry.js';
+import { defineService, RpcClient, RpcServer } from '../src/rpc/index.js';
+import { PeakServer } from '../src/server/index.js';
+import {
+  BatchSpanProcessor,
+  ControlPlaneSpanExporter,
+  parsePrometheusText,
+  rpcTracingFilter,
+  type SpanRecord,
+  type TraceNode,
+  Tracer,
+  type TraceTree,
+  toOtlpJson,
+  traceHttp,
+} from '../src/telemetry/index.js';
+
+const inventory = defineService({
+  name: 'shop.inventory',
+  version: '1.0.0',
+  methods: {
+    deduct: { input: z.object({ sku: z.string() }), output: z.object({ left: z.number() }) },
+  },
+});
+const order = defineService({
+  name: 'shop.order',
+  version: '1.0.0',
+  methods: {
+    create: { input: z.object({ sku: z.string() }), output: z.object({ left: z.number() }) },
+  },
+});
+
+interface Topology {
+  services: string[];
+  edges: {
+    caller: string;
+    callee: string;
+    stress: boolean;
+    calls: number;
+    errors: number;
+    rtP99Ms: number;
+  }[];
+}
+
+describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 120_000 }, () => {
+  let dataDir: string;
+  let server: PeakServer;
+  const registry = new InMemoryRegistry();
+  const processors: BatchSpanProcessor[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  let gatewayUrl: string;
+
+  const tracerFor = (service: string) => {
+    const processor = new BatchSpanProcessor({
+      exporter: new ControlPlaneSpanExporter({ server: server.info.url }),
+      flushIntervalMs: 50,
+    });
+    processors.push(processor);
+    return new Tracer({ service, sink: processor });
+  };
+  const api = async <T>(p: string): Promise<{ status: number; body: T }> => {
+    const res = await fetch(`${server.info.url}${p}`, { signal: AbortSignal.timeout(10_000) });
+    return { status: res.status, body: (await res.json()) as T };
+  };
+  const flush = () => Promise.all(processors.map((p) => p.flush()));
+  const get = async (p: string, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${gatewayUrl}${p}`, { headers, signal: AbortSignal.timeout(10_000) });
+    return { status: res.status, body: (await res.json()) as { traceId: string } };
+  };
+
+  before(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-telemetry-'));
+    server = await PeakServer.start({ dataDir, port: 0 });
+
+    const invTracer = tracerFor('inventory');
+    const inv = new RpcServer({ registry, filters: [rpcTracingFilter(invTracer)] }).addService(
+      inventory,
+      {
+        deduct: ({ sku }) =>
+          invTracer.trace(
+            'SELECT stock',
+            async (span) => {
+              await new Promise((r) => setTimeout(r, 5));
+              span.setAttribute('db.rows', 1);
+              if (sku === 'bad') throw new PeakError('PEAK_DATA_SQL', `no stock row for ${sku}`);
+              return { left: 7 };
+            },
+            {
+              kind: 'client',
+              peerService: 'postgres',
+              attributes: {
+                'db.system': 'postgresql',
+                'db.shard': 'inventory_01',
+                'db.statement.fingerprint': 'SELECT stock FROM inventory WHERE sku = ?',
+              },
+            },
+          ),
+      },
+    );
+    await inv.start();
+    closers.push(() => inv.stop());
+
+    const orderTracer = tracerFor('order');
+    const orderClient = new RpcClient({
+      registry,
+      app: 'order',
+      warmupMs: 0,
+      cluster: 'failfast',
+      filters: [rpcTracingFilter(orderTracer)],
+    });
+    const ord = new RpcServer({ registry, filters: [rpcTracingFilter(orderTracer)] }).addService(
+      order,
+      { create: ({ sku }) => orderClient.service(inventory).deduct({ sku }) },
+    );
+    await ord.start();
+    closers.push(async () => {
+      await ord.stop();
+      await orderClient.close();
+    });
+
+    const gwTracer = tracerFor('gateway');
+    const gwClient = new RpcClient({
+      registry,
+      app: 'gateway',
+      warmupMs: 0,
+      cluster: 'failfast',
+      filters: [rpcTracingFilter(gwTracer)],
+    });
+    const gw = http.createServer(
+      traceHttp(gwTracer, (req, res) => {
+        const traceId = currentContext()?.traceId ?? '';
+        const sku = new URL(req.url ?? '/', 'http://x').searchParams.get('sku') ?? 'A1';
+        gwClient
+          .service(order)
+          .create({ sku })
+          .then(
+            (r) => res.writeHead(200).end(JSON.stringify({ traceId, ...r })),
+            () => res.writeHead(502).end(JSON.stringify({ traceId })),
+          );
+      }),
+    );
+    await new Promise<void>((r) => gw.listen(0, '127.0.0.1', r));
+    gatewayUrl = `http://127.0.0.1:${(gw.address() as AddressInfo).port}`;
+    closers.push(async () => {
+      gw.closeAllConnections();
+      await new Promise((r) => gw.close(r));
+      await gwClient.close();
+    });
+  });
+
+  after(async () => {
+    for (const close of closers.reverse()) await close().catch(() => {});
+    for (const p of processors) await p.shutdown().catch(() => {});
+    await server?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('links every hop of one request into one trace, tree and critical path', async () => {
+    const r = await get('/orders?sku=A1');
+    assert.equal(r.status, 200);
+    await flush();
+    const { status, body: tree } = await api<TraceTree>(
+      `/api/v1/telemetry/traces/${r.body.traceId}`,
+    );
+    assert.equal(status, 200);
+    assert.equal(tree.spanCount, 6, 'http server, 2× rpc client + server, sql');
+    assert.deepEqual(tree.services, ['gateway', 'inventory', 'order']);
+    assert.equal(tree.roots.length, 1);
+    // Walk the single chain: each span is the only child of the one before.
+    const chain: SpanRecord[] = [];
+    let node: TraceNode | undefined = tree.roots[0];
+    while (node !== undefined) {
+      chain.push(node.span);
+      assert.ok(node.children.length <= 1);
+      node = node.children[0];
+    }
+    assert.deepEqual(
+      chain.map((s) => `${s.service}:${s.kind}:${s.name}`),
+      [
+        'gateway:server:GET /orders',
+        'gateway:client:shop.order.create',
+        'order:server:shop.order.create',
+        'order:client:shop.inventory.deduct',
+        'inventory:server:shop.inventory.deduct',
+        'inventory:client:SELECT stock',
+      ],
+    );
+    for (let i = 1; i < chain.length; i++)
+      assert.equal(chain[i]?.parentSpanId, chain[i - 1]?.spanId);
+    assert.deepEqual(
+      tree.criticalPath,
+      chain.map((s) => s.spanId),
+    );
+    assert.equal(chain[5]?.attributes['db.shard'], 'inventory_01');
+    assert.equal(chain[3]?.peerService, 'shop.inventory');
+  });
+
+  it('returns the dependency topology with errors and stress traffic counted apart', async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await get('/orders?sku=A1')).status, 200);
+    const bad = await get('/orders?sku=bad');
+    assert.equal(bad.status, 502);
+    assert.equal((await get('/orders?sku=A1', { 'peak-stress': '1' })).status, 200);
+    await flush();
+    const { body } = await api<Topology>('/api/v1/telemetry/topology?sinceMinutes=5');
+    const edge = (caller: string, callee: string, stress: boolean) =>
+      body.edges.find((e) => e.caller === caller && e.callee === callee && e.stress === stress);
+    assert.deepEqual(body.services, ['gateway', 'inventory', 'order', 'postgres']);
+    assert.equal(edge('gateway', 'order', false)?.calls, 5, 'first test + 3 + bad');
+    assert.equal(edge('gateway', 'order', false)?.errors, 1);
+    assert.equal(edge('order', 'inventory', false)?.calls, 5);
+    assert.equal(edge('order', 'inventory', false)?.errors, 1);
+    assert.equal(edge('inventory', 'postgres', false)?.calls, 5);
+    assert.equal(edge('gateway', 'order', true)?.calls, 1, 'stress traffic apart');
+    assert.equal(edge('order', 'inventory', true)?.calls, 1);
+    assert.ok((edge('order', 'inventory', false)?.rtP99Ms ?? 0) >= 5);
+
+    const errs = await api<{ traces: { traceId: string }[] }>(
+      '/api/v1/telemetry/traces?service=inventory&error=true&sinceMinutes=5',
+    );
+    assert.deepEqual(
+      errs.body.traces.map((t) => t.traceId),
+      [bad.body.traceId],
+    );
+    const tagged = await api<{ traces: unknown[] }>(
+      '/api/v1/telemetry/traces?tag=db.shard=inventory_01&stress=true',
+    );
+    assert.equal(tagged.body.traces.length, 1);
+    const slow = await api<{
+      statements: { fingerprint: string; shard: string; caller: string; calls: number }[];
+    }>('/api/v1/telemetry/slow-sql?sinceMinutes=5');
+    const real = slow.body.statements.find((s) => s.calls === 5);
+    assert.equal(real?.fingerprint, 'SELECT stock FROM inventory WHERE sku = ?');
+    assert.equal(real?.shard, 'inventory_01');
+    assert.equal(real?.caller, 'order');
+    const eps = await api<{
+      endpoints: { service: string; name: string; calls: number; p99Ms: number }[];
+    }>('/api/v1/telemetry/endpoints?service=order&sinceMinutes=5');
+    assert.equal(eps.body.endpoints.find((e) => e.name === 'shop.order.create')?.calls, 5);
+  });
+
+  it('accepts OTLP/HTTP JSON spans and serves them by trace id; rejects bad ones', async () => {
+    const traceId = '5b8efff798038103d269b633813fc60c';
+    const body = toOtlpJson([
+      {
+        traceId,
+        spanId: 'eee19b7ec3c1b174',
+        name: 'otel-root',
+        kind: 'server',
+        service: 'otel-app',
+        startUs: Date.now() * 1000,
+        durationUs: 1500,
+        error: false,
+        stress: false,
+        attributes: { 'http.route': '/x' },
+      },
+    ]);
+    const res = await fetch(`${server.info.url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), {});
+    const { body: tree } = await api<TraceTree>(`/api/v1/telemetry/traces/${traceId}`);
+    assert.equal(tree.roots[0]?.span.service, 'otel-app');
+    assert.equal(tree.roots[0]?.span.durationUs, 1500);
+    const bad = await fetch(`${server.info.url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: 'zz' }] }] }] }),
+    });
+    assert.equal(bad.status, 400);
+    assert.match(JSON.stringify(await bad.json()), /traceId must be 32 hex/);
+    const missing = await api<{ error: { code: string } }>(
+      `/api/v1/telemetry/traces/${'1'.repeat(32)}`,
+    );
+    assert.equal(missing.status, 404);
+    const malformed = await api<{ error: { message: string } }>('/api/v1/telemetry/traces/xyz');
+    assert.equal(malformed.status, 400);
+  });
+
+  it('serves /metrics that a strict exposition-format parser accepts', async () => {
+    const res = await fetch(`${server.info.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const parsed = parsePrometheusText(await res.text());
+    const stored = parsed.samples.find((s) => s.name === 'peak_telemetry_spans_stored_total');
+    assert.equal(stored?.value, 6 * 6 + 1, 'six requests of six spans, one OTLP span');
+    assert.equal(parsed.types.get('process_cpu_seconds_total'), 'counter');
+  });
+});
