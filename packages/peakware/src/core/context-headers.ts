@@ -7,7 +7,7 @@
  * Decoding never throws: headers come from the network, and a malformed one is dropped (as
  * the W3C spec asks for `traceparent`), never allowed to fail the request that carried it.
  */
-import { type CallContext, createContext } from './context.js';
+import { type CallContext, type ContextInit, createContext } from './context.js';
 
 /** Header names, lowercase as HTTP/2 and our frames carry them. */
 export const ContextHeaders = {
@@ -26,7 +26,6 @@ export type HeaderMap = Record<string, string | string[] | undefined>;
 const MAX_ENTRIES = 180;
 const MAX_BYTES = 8192;
 const MAX_CALLER_LENGTH = 128;
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 function encodeList(map: Readonly<Record<string, string>>): string {
@@ -47,16 +46,23 @@ function safeDecode(text: string): string | undefined {
 
 function decodeList(header: string | undefined): Record<string, string> | undefined {
   if (header === undefined || header.length === 0 || header.length > MAX_BYTES) return undefined;
+  // Percent-decoding is only needed when a '%' occurs at all (rare): skip it otherwise.
+  const encoded = header.includes('%');
   const out: Record<string, string> = {};
   let count = 0;
   for (const member of header.split(',')) {
     if (count >= MAX_ENTRIES) break;
     // Properties after ';' (W3C baggage metadata) are not used by Peakware; drop them.
-    const pair = member.split(';', 1)[0]?.trim() ?? '';
+    const semi = member.indexOf(';');
+    const pair = semi < 0 ? member : member.slice(0, semi);
     const eq = pair.indexOf('=');
     if (eq <= 0) continue;
-    const key = safeDecode(pair.slice(0, eq).trim());
-    const value = safeDecode(pair.slice(eq + 1).trim());
+    let key: string | undefined = pair.slice(0, eq).trim();
+    let value: string | undefined = pair.slice(eq + 1).trim();
+    if (encoded) {
+      key = safeDecode(key);
+      value = safeDecode(value);
+    }
     if (key === undefined || value === undefined || key.length === 0) continue;
     if (key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
     out[key] = value;
@@ -87,21 +93,37 @@ export function encodeContext(ctx: CallContext, now: number = Date.now()): Recor
   return headers;
 }
 
+function isLowerHex(text: string, from: number, to: number): boolean {
+  let nonZero = false;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (c !== 48) nonZero = true;
+    } else if (c >= 97 && c <= 102) nonZero = true;
+    else return false;
+  }
+  return nonZero || to - from === 2;
+}
+
 /** Parses a W3C `traceparent`; undefined when it is malformed or uses an all-zero id. */
 export function parseTraceparent(
   value: string | undefined,
 ): { traceId: string; spanId: string; sampled: boolean } | undefined {
   if (value === undefined) return undefined;
-  const m = TRACEPARENT.exec(value.trim());
-  if (m === null) return undefined;
-  const [, version, traceId, spanId, flags, rest] = m;
-  if (version === 'ff' || traceId === undefined || spanId === undefined || flags === undefined) {
-    return undefined;
-  }
-  // Version 00 has exactly four fields; later versions may append more.
-  if (version === '00' && rest !== undefined) return undefined;
-  if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined;
-  return { traceId, spanId, sampled: (Number.parseInt(flags, 16) & 1) === 1 };
+  const v = value.trim();
+  // version(2) - trace-id(32) - parent-id(16) - flags(2): 55 characters for version 00.
+  if (v.length < 55 || v[2] !== '-' || v[35] !== '-' || v[52] !== '-') return undefined;
+  const version = v.slice(0, 2);
+  if (!isLowerHex(v, 0, 2) || version === 'ff') return undefined;
+  // Version 00 has exactly four fields; later versions may append more after a '-'.
+  if (v.length > 55 && (version === '00' || v[55] !== '-')) return undefined;
+  // isLowerHex is also false for an all-zero id.
+  if (!isLowerHex(v, 3, 35) || !isLowerHex(v, 36, 52) || !isLowerHex(v, 53, 55)) return undefined;
+  return {
+    traceId: v.slice(3, 35),
+    spanId: v.slice(36, 52),
+    sampled: (Number.parseInt(v.slice(53, 55), 16) & 1) === 1,
+  };
 }
 
 /**
@@ -110,23 +132,32 @@ export function parseTraceparent(
  * baggage. Missing or malformed headers give a fresh root context with those fields unset.
  */
 export function decodeContext(headers: HeaderMap, now: number = Date.now()): CallContext {
+  // Built by assignment, not object spreads: this runs once per inbound call.
+  const init: ContextInit = {};
   const parent = parseTraceparent(first(headers[ContextHeaders.traceparent]));
+  if (parent !== undefined) {
+    init.traceId = parent.traceId;
+    init.spanId = parent.spanId;
+    init.sampled = parent.sampled;
+  }
   const timeoutText = first(headers[ContextHeaders.timeout]);
-  const timeout = timeoutText === undefined ? Number.NaN : Number(timeoutText);
+  if (timeoutText !== undefined) {
+    const timeout = Number(timeoutText);
+    if (Number.isFinite(timeout) && timeout >= 0) init.deadline = now + timeout;
+  }
   const caller = first(headers[ContextHeaders.caller])?.trim();
-  const tags = decodeList(first(headers[ContextHeaders.tags]));
-  const baggage = decodeList(first(headers[ContextHeaders.baggage]));
-  return createContext({
-    ...(parent ?? {}),
-    ...(Number.isFinite(timeout) && timeout >= 0 ? { deadline: now + timeout } : {}),
-    ...(caller !== undefined &&
+  if (
+    caller !== undefined &&
     caller.length > 0 &&
     caller.length <= MAX_CALLER_LENGTH &&
     TOKEN.test(caller)
-      ? { callerApp: caller }
-      : {}),
-    stress: first(headers[ContextHeaders.stress]) === '1',
-    ...(tags === undefined ? {} : { tags }),
-    ...(baggage === undefined ? {} : { baggage }),
-  });
+  ) {
+    init.callerApp = caller;
+  }
+  init.stress = first(headers[ContextHeaders.stress]) === '1';
+  const tags = decodeList(first(headers[ContextHeaders.tags]));
+  if (tags !== undefined) init.tags = tags;
+  const baggage = decodeList(first(headers[ContextHeaders.baggage]));
+  if (baggage !== undefined) init.baggage = baggage;
+  return createContext(init);
 }

@@ -55,16 +55,24 @@ const POOL_SIZE = 4096;
 const pool = Buffer.allocUnsafe(POOL_SIZE);
 let poolOffset = POOL_SIZE;
 
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
 function randomHex(bytes: number): string {
   for (;;) {
     if (poolOffset + bytes > POOL_SIZE) {
       randomFillSync(pool);
       poolOffset = 0;
     }
-    const hex = pool.toString('hex', poolOffset, poolOffset + bytes);
+    let hex = '';
+    let any = 0;
+    for (let i = poolOffset, end = poolOffset + bytes; i < end; i++) {
+      const b = pool[i]!;
+      any |= b;
+      hex += HEX[b];
+    }
     poolOffset += bytes;
     // All-zero ids are invalid in W3C trace context; the chance is 2^-64, but be exact.
-    if (!/^0+$/.test(hex)) return hex;
+    if (any !== 0) return hex;
   }
 }
 
@@ -91,26 +99,42 @@ function earlier(a: number | undefined, b: number | undefined): number | undefin
   return Math.min(a, b);
 }
 
+function mergeMap(
+  base: Readonly<Record<string, string>> | undefined,
+  patch: Record<string, string> | undefined,
+): Readonly<Record<string, string>> {
+  if (patch === undefined) return base ?? EMPTY;
+  if (base === undefined || base === EMPTY) return freezeMap(patch);
+  return freezeMap(Object.assign({}, base, patch));
+}
+
+// Built by assignment, not object spreads: this runs once per call hop on the hot path.
 function build(base: CallContext | undefined, init: ContextInit): CallContext {
-  const timeoutDeadline = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
-  const deadline = earlier(earlier(base?.deadline, init.deadline), timeoutDeadline);
-  const parentSpanId = init.parentSpanId ?? base?.parentSpanId;
-  const callerApp = init.callerApp ?? base?.callerApp;
-  const ctx: CallContext = {
+  let deadline = earlier(base?.deadline, init.deadline);
+  if (init.timeoutMs !== undefined) deadline = earlier(deadline, Date.now() + init.timeoutMs);
+  const ctx: {
+    traceId: string;
+    spanId: string;
+    parentSpanId?: string;
+    sampled: boolean;
+    deadline?: number;
+    callerApp?: string;
+    stress: boolean;
+    tags: Readonly<Record<string, string>>;
+    baggage: Readonly<Record<string, string>>;
+  } = {
     traceId: init.traceId ?? base?.traceId ?? newTraceId(),
     spanId: init.spanId ?? base?.spanId ?? newSpanId(),
-    ...(parentSpanId === undefined ? {} : { parentSpanId }),
     sampled: init.sampled ?? base?.sampled ?? true,
-    ...(deadline === undefined ? {} : { deadline }),
-    ...(callerApp === undefined ? {} : { callerApp }),
     stress: init.stress ?? base?.stress ?? false,
-    tags:
-      init.tags === undefined ? (base?.tags ?? EMPTY) : freezeMap({ ...base?.tags, ...init.tags }),
-    baggage:
-      init.baggage === undefined
-        ? (base?.baggage ?? EMPTY)
-        : freezeMap({ ...base?.baggage, ...init.baggage }),
+    tags: mergeMap(base?.tags, init.tags),
+    baggage: mergeMap(base?.baggage, init.baggage),
   };
+  const parentSpanId = init.parentSpanId ?? base?.parentSpanId;
+  if (parentSpanId !== undefined) ctx.parentSpanId = parentSpanId;
+  if (deadline !== undefined) ctx.deadline = deadline;
+  const callerApp = init.callerApp ?? base?.callerApp;
+  if (callerApp !== undefined) ctx.callerApp = callerApp;
   return Object.freeze(ctx);
 }
 
@@ -129,7 +153,10 @@ export function deriveContext(base: CallContext, init: ContextInit): CallContext
 
 /** A child span of `parent`: same trace, a new span id, `parentSpanId` = the parent's span. */
 export function childContext(parent: CallContext, init: ContextInit = {}): CallContext {
-  return build(parent, { ...init, spanId: newSpanId(), parentSpanId: parent.spanId });
+  const patch: ContextInit = Object.assign({}, init);
+  patch.spanId = newSpanId();
+  patch.parentSpanId = parent.spanId;
+  return build(parent, patch);
 }
 
 /** The context of the running unit of work, or undefined outside of one. */
