@@ -181,6 +181,12 @@ describe('config center', { timeout: 180_000 }, () => {
           p.entries.get('feature/flag')?.version === r.json.version,
       ),
     );
+    // A value too big to ride in the NOTIFY payload is read back by the hub.
+    const big = 'x'.repeat(20_000);
+    await api('PUT', '/items/push/feature/big', { format: 'text', value: big });
+    await waitFor('every subscriber has the 20 kB value', () =>
+      procs.every((p) => p.entries.get('feature/big')?.value === big),
+    );
   });
 
   it('gray release reaches only matching instances, then promote; another gray is aborted', async () => {

@@ -9,7 +9,7 @@ import type { ServerResponse } from 'node:http';
 import type pg from 'pg';
 import { type ConfigEntry, effectiveEntry, entryName } from '../config/config-entry.js';
 import type { Logger } from '../core/logger.js';
-import { CONFIG_CHANNEL, readItems } from './config-store.js';
+import { CONFIG_CHANNEL, type NotifiedState, readItems } from './config-store.js';
 
 const NO_TAGS: ReadonlySet<string> = new Set();
 
@@ -53,7 +53,9 @@ export class ConfigHub {
     const client = await this.#pool.connect();
     this.#client = client;
     client.on('notification', (msg) => {
-      if (msg.channel === CONFIG_CHANNEL && msg.payload !== undefined) this.#markDirty(msg.payload);
+      if (msg.channel !== CONFIG_CHANNEL || msg.payload === undefined) return;
+      if (msg.payload.startsWith('{')) this.#pushState(msg.payload);
+      else this.#markDirty(msg.payload);
     });
     client.on('error', (err) => {
       if (this.#client !== client) return;
@@ -92,6 +94,32 @@ export class ConfigHub {
       for (const t of targets)
         this.#push(t).catch((err) => this.#logger.warn({ err, target: t }, 'config push failed'));
     });
+  }
+
+  /** A release whose state came in the NOTIFY payload: no read back (no gray runs then). */
+  #pushState(payload: string): void {
+    let state: NotifiedState;
+    try {
+      state = JSON.parse(payload) as NotifiedState;
+    } catch (err) {
+      this.#logger.warn({ err }, 'config: unreadable NOTIFY payload ignored');
+      return;
+    }
+    const watchers = this.#byApp.get(state.app);
+    if (watchers === undefined || watchers.size === 0) return;
+    const entry: ConfigEntry = {
+      group: state.group,
+      key: state.key,
+      version: state.version,
+      format: state.format,
+      value: state.value,
+      gray: false,
+    };
+    const sig = `${entry.version}|false|${entry.value}`;
+    const event = `event: entry\ndata: ${JSON.stringify(entry)}\n\n`;
+    const seq = ++this.#seq;
+    const name = entryName(state.group, state.key);
+    for (const w of watchers) this.#send(w, name, seq, sig, event);
   }
 
   async #push(target: string): Promise<void> {

@@ -27,6 +27,29 @@ export interface Actor {
   source: string;
 }
 
+/** Largest NOTIFY payload carrying the state itself (PostgreSQL's limit is 8000 bytes). */
+const MAX_STATE_PAYLOAD = 7000;
+
+/** A released state carried in a NOTIFY payload, so hubs push it without reading it back. */
+export interface NotifiedState {
+  app: string;
+  group: string;
+  key: string;
+  version: number;
+  format: ConfigFormat;
+  value: string;
+}
+
+/**
+ * The payload announcing a release: the state itself (JSON) when small, else the item's
+ * `app/group/key` for hubs to read back.
+ */
+function notifyPayload(r: ItemRef, version: number, format: ConfigFormat, value: string): string {
+  const state: NotifiedState = { ...r, version, format, value };
+  const json = JSON.stringify(state);
+  return Buffer.byteLength(json, 'utf8') <= MAX_STATE_PAYLOAD ? json : label(r);
+}
+
 /** One item's coordinates. */
 export interface ItemRef {
   app: string;
@@ -319,7 +342,7 @@ async function release(
       action,
       JSON.stringify({ comment, ...detail }),
       CONFIG_CHANNEL,
-      label(r),
+      notifyPayload(r, version, format, value),
     ],
   );
   return version;
