@@ -544,6 +544,29 @@ describe('data: routing facts', () => {
     }
   });
 
+  it('names the data source whose primary cannot be reached, and validates connections', async () => {
+    await assert.rejects(
+      ShardedDatabase.connect({
+        layout: LAYOUT,
+        connections: {
+          ds0: { primary: cluster.url(0) },
+          ds1: { primary: 'postgres://peak:x@127.0.0.1:1/none' },
+        },
+      }),
+      (err: unknown) =>
+        isPeakError(err, ErrorCodes.DB_UNREACHABLE) &&
+        /data source ds1: cannot reach its primary/.test((err as Error).message),
+    );
+    await assert.rejects(
+      ShardedDatabase.connect({
+        layout: LAYOUT,
+        connections: { ds0: { primary: cluster.url(0) } },
+      }),
+      (err: unknown) =>
+        isPeakError(err, ErrorCodes.DATA_LAYOUT) && /connections\.ds1/.test((err as Error).message),
+    );
+  });
+
   it('honours the call context deadline', async () => {
     await assert.rejects(
       runWithContext(createContext({ deadline: Date.now() - 5 }), () =>

@@ -180,12 +180,33 @@ export class ShardedDatabase {
     }
   }
 
-  /** Validates the options, loads the SQL parser, opens the pools and measures replica lag. */
+  /**
+   * Validates the options, loads the SQL parser, opens the pools, checks every primary
+   * answers (PEAK_DB_UNREACHABLE naming the data source otherwise) and measures replica lag.
+   */
   static async connect(options: ShardedDatabaseOptions): Promise<ShardedDatabase> {
     await loadSqlParser();
     const layout = 'node' in options.layout ? options.layout : createLayout(options.layout);
     const db = new ShardedDatabase(layout, options);
-    await db.checkReplicas();
+    try {
+      await Promise.all(
+        layout.dataSources.map(async (name) => {
+          try {
+            await db.primary(name).query('SELECT 1');
+          } catch (err) {
+            throw new PeakError(
+              ErrorCodes.DB_UNREACHABLE,
+              `data source ${name}: cannot reach its primary PostgreSQL (${(err as Error).message}); check connections.${name}.primary`,
+              { cause: err, details: { input: `connections.${name}.primary`, dataSource: name } },
+            );
+          }
+        }),
+      );
+      await db.checkReplicas();
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
     return db;
   }
 
