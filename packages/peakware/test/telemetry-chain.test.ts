@@ -32,6 +32,7 @@ import {
   toOtlpJson,
   traceHttp,
 } from '../src/telemetry/index.js';
+import { runPeak } from './support/peak-process.js';
 
 const inventory = defineService({
   name: 'shop.inventory',
@@ -211,6 +212,16 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     );
     assert.equal(chain[5]?.attributes['db.shard'], 'inventory_01');
     assert.equal(chain[3]?.peerService, 'shop.inventory');
+
+    const cli = await runPeak(['trace', r.body.traceId, '--server', server.info.url]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const lines = cli.stdout.trim().split('\n');
+    assert.match(lines[0] ?? '', /6 spans, 3 services \(gateway, inventory, order\)/);
+    assert.match(lines[1] ?? '', /^\*GET \/orders\s+gateway\s+server/);
+    assert.match(lines[6] ?? '', /^\s+└─ \*SELECT stock\s+inventory\s+client .*\| *█+ *\|$/);
+    const bad = await runPeak(['trace', 'nope', '--server', server.info.url]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /not a trace id/);
   });
 
   it('returns the dependency topology with errors and stress traffic counted apart', async () => {
@@ -254,6 +265,20 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
       endpoints: { service: string; name: string; calls: number; p99Ms: number }[];
     }>('/api/v1/telemetry/endpoints?service=order&sinceMinutes=5');
     assert.equal(eps.body.endpoints.find((e) => e.name === 'shop.order.create')?.calls, 5);
+
+    const top = await runPeak(['top', '--once', '--server', server.info.url]);
+    assert.equal(top.code, 0, top.stderr);
+    assert.match(top.stdout, /order\s+shop\.order\.create\s+0\.08\s+20\.0/);
+    const search = await runPeak([
+      'trace',
+      '--service',
+      'inventory',
+      '--error',
+      '--server',
+      server.info.url,
+    ]);
+    assert.equal(search.code, 0, search.stderr);
+    assert.match(search.stdout, new RegExp(`^${bad.body.traceId} .*ERROR`, 'm'));
   });
 
   it('accepts OTLP/HTTP JSON spans and serves them by trace id; rejects bad ones', async () => {

@@ -12,6 +12,8 @@ import { rpcCommand } from './rpc-command.js';
 import { serverCommand } from './server-command.js';
 import { statusCommand } from './status-command.js';
 import { tokenCommand } from './token-command.js';
+import { topCommand } from './top-command.js';
+import { traceCommand } from './trace-command.js';
 
 export const rootCommand: Command = {
   name: 'peak',
@@ -28,6 +30,8 @@ export const rootCommand: Command = {
     dataCommand,
     configCommand,
     mqCommand,
+    traceCommand,
+    topCommand,
   ],
   run({ values, out }) {
     if (values.version === true) {
