@@ -23,6 +23,7 @@ import {
   type ShardingLayoutOptions,
   type StatementEvent,
 } from '../src/data/index.js';
+import type { SqlClient } from '../src/mq/index.js';
 import { type PostgresCluster, startPostgresCluster } from './support/postgres-cluster.js';
 
 const LAYOUT: ShardingLayoutOptions = {
@@ -616,7 +617,10 @@ describe('data: transactions', () => {
         'INSERT INTO t_order_item (id, order_id, buyer_id, sku, qty) VALUES ($1, $2, $3, $4, 1)',
         [900_000_001, id, buyer, 'sku-tx'],
       );
-      // The raw client is inside the same transaction (what mq's sendInTransaction needs).
+      // The raw client is inside the same transaction: what mq's sendInTransaction(client, …)
+      // needs (its SqlClient type must accept it: this line stops compiling if it drifts).
+      const forMq: SqlClient = tx.client;
+      assert.ok(forMq);
       const seen = await tx.client.query(
         `SELECT count(*)::int AS n FROM ${db.route('SELECT 1 FROM t_order WHERE buyer_id = $1', [buyer]).units[0]!.sql.match(/FROM (\S+)/)![1]} WHERE id = $1`,
         [String(id)],
