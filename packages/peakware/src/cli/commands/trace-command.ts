@@ -34,9 +34,9 @@ export function renderTraceTree(tree: TraceTree, barWidth = 24): string[] {
   let first = Number.POSITIVE_INFINITY;
   const visit = (n: TraceNode) => {
     first = Math.min(first, n.span.startUs);
-    n.children.forEach(visit);
+    for (const c of n.children) visit(c);
   };
-  tree.roots.forEach(visit);
+  for (const r of tree.roots) visit(r);
   const total = Math.max(1, tree.durationUs);
   const rows: { label: string; rest: string }[] = [];
   const walk = (n: TraceNode, prefix: string, last: boolean, root: boolean) => {
@@ -55,7 +55,9 @@ export function renderTraceTree(tree: TraceTree, barWidth = 24): string[] {
       rest: `${s.service.padEnd(14)} ${s.kind.padEnd(8)} ${formatMs(s.durationUs).padStart(10)} |${bar}|${flags}`,
     });
     const childPrefix = root ? prefix : `${prefix}${last ? '   ' : '│  '}`;
-    n.children.forEach((c, i) => walk(c, childPrefix, i === n.children.length - 1, false));
+    for (const [i, c] of n.children.entries()) {
+      walk(c, childPrefix, i === n.children.length - 1, false);
+    }
   };
   for (const r of tree.roots) walk(r, '', true, true);
   const width = Math.min(70, Math.max(...rows.map((r) => r.label.length)));
