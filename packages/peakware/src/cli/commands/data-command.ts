@@ -100,7 +100,13 @@ const route: Command = {
       `${plan.kind} → ${plan.units.length} unit${plan.units.length === 1 ? '' : 's'} (${plan.reason})`,
     );
     for (const u of plan.units) {
-      out.line(`  ${u.dataSource}${u.shard === undefined ? '' : ` shard ${u.shard}`}: ${u.sql}`);
+      const where =
+        u.shard !== undefined
+          ? ` shard ${u.shard}`
+          : u.shards !== undefined
+            ? ` shards ${u.shards.join(', ')} (one UNION ALL)`
+            : '';
+      out.line(`  ${u.dataSource}${where}: ${u.sql}`);
       if (u.params.length > 0) out.line(`    params ${JSON.stringify(u.params)}`);
     }
     if (plan.merge !== undefined) {
