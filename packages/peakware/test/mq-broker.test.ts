@@ -321,7 +321,8 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     await topic('seq', { ordered: true, queues: 1 });
     const p = producer();
     for (const g of ['A', 'B']) {
-      for (let i = 0; i < 5; i++) await p.send('seq', { body: `${g}${i}`, group: g });
+      // Six per group: offsets cross 9 → 10, so order must be numeric, not textual.
+      for (let i = 0; i < 6; i++) await p.send('seq', { body: `${g}${i}`, group: g });
     }
     const seen: string[] = [];
     let a1Failures = 0;
@@ -341,19 +342,19 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       },
     });
     await until('all of B and A0, A2..A4', () =>
-      ['A0', 'A2', 'A3', 'A4', 'B4'].every((x) => seen.includes(x)),
+      ['A0', 'A2', 'A3', 'A4', 'A5', 'B5'].every((x) => seen.includes(x)),
     );
     const a = seen.filter((x) => x.startsWith('A'));
     const b = seen.filter((x) => x.startsWith('B'));
-    assert.deepEqual(b, ['B0', 'B1', 'B2', 'B3', 'B4'], 'B in order');
+    assert.deepEqual(b, ['B0', 'B1', 'B2', 'B3', 'B4', 'B5'], 'B in order');
     assert.deepEqual(
       a,
-      ['A0', 'A1!', 'A1!', 'A1!', 'A2', 'A3', 'A4'],
+      ['A0', 'A1!', 'A1!', 'A1!', 'A2', 'A3', 'A4', 'A5'],
       'A in order; A1 retried then skipped to the DLQ',
     );
     assert.equal(a1Failures, 3);
     // B finished while A1 was still failing: only A was blocked.
-    assert.ok(seen.indexOf('B4') < seen.indexOf('A2'), `B was not held up by A: ${seen.join(' ')}`);
+    assert.ok(seen.indexOf('B5') < seen.indexOf('A2'), `B was not held up by A: ${seen.join(' ')}`);
     const { messages } = await admin.call<{ messages: { body: string }[] }>(
       'GET',
       '/api/v1/mq/groups/seq-g/dlq',

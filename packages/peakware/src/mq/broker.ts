@@ -154,6 +154,10 @@ export class Broker {
   #relaying: Promise<void> | undefined;
   #relayAgain = false;
   #badSignatures = 0;
+  readonly #groupCache = new Map<string, { key: string; at: number }>();
+  readonly #retryTopics = new Set<string>();
+  readonly #liveCache = new Map<string, { live: string[]; at: number }>();
+  readonly #notifyAt = new Map<string, number>();
 
   private constructor(
     pool: pg.Pool,
@@ -166,6 +170,18 @@ export class Broker {
     this.#o = options;
     this.#ids = new IdGenerator({ workerId });
     this.store = new PgMessageStore(pool, logger);
+    this.store.onAppend = (topic) => this.#appended(topic);
+  }
+
+  /** Wakes local long polls at once (after the append commits) and other nodes' via NOTIFY. */
+  #appended(topic: string): void {
+    setImmediate(() => this.#wake(topic));
+    const last = this.#notifyAt.get(topic) ?? 0;
+    if (Date.now() - last < 20) return;
+    this.#notifyAt.set(topic, Date.now());
+    setImmediate(() => {
+      this.#pool.query("SELECT pg_notify('peak_mq', $1)", [topic]).catch(() => undefined);
+    });
   }
 
   /** Starts the broker on a migrated database: partitions, LISTEN, relay and upkeep. */
@@ -227,6 +243,7 @@ export class Broker {
     for (const t of this.#timers) clearInterval(t);
     for (const w of this.#waiters) w.wake();
     await this.#relaying?.catch(() => undefined);
+    await this.store.flushTrace();
     const l = this.#listener;
     this.#listener = undefined;
     if (l !== undefined) {
@@ -690,6 +707,20 @@ export class Broker {
     return broadcasting ? `${group}@${consumerId}` : group;
   }
 
+  /**
+   * Heartbeats a consumer and returns the live consumers of its subscription, at most
+   * once a second per consumer on this node (a receive loop polls far more often).
+   */
+  async #heartbeat(grp: string, topic: string, consumerId: string): Promise<string[]> {
+    const key = `${grp}|${topic}|${consumerId}`;
+    const hit = this.#liveCache.get(key);
+    if (hit !== undefined && Date.now() - hit.at < 1000) return hit.live;
+    const live = await this.store.heartbeat(grp, topic, consumerId, this.#o.sessionMs);
+    this.#liveCache.set(key, { live, at: Date.now() });
+    if (this.#liveCache.size > 10_000) this.#liveCache.clear();
+    return live;
+  }
+
   /** Long-poll receive: messages from the queues this consumer owns, or [] after waitMs. */
   async receive(req: ReceiveRequest): Promise<ReceivedMessage[]> {
     checkName('group', req.group);
@@ -702,10 +733,18 @@ export class Broker {
       backoffMs: req.backoffMs,
       invisibleMs: req.invisibleMs,
     };
-    await this.store.upsertGroup(req.group, settings);
+    const settingsKey = JSON.stringify(settings);
+    const known = this.#groupCache.get(req.group);
+    if (known === undefined || known.key !== settingsKey || Date.now() - known.at > 10_000) {
+      await this.store.upsertGroup(req.group, settings);
+      this.#groupCache.set(req.group, { key: settingsKey, at: Date.now() });
+    }
     const grp = Broker.stateKey(req.group, req.consumerId, req.broadcasting);
     const inPlace = req.broadcasting || topic.ordered;
-    if (!inPlace) await this.store.ensureRetryTopic(req.group);
+    if (!inPlace && !this.#retryTopics.has(req.group)) {
+      await this.store.ensureRetryTopic(req.group);
+      this.#retryTopics.add(req.group);
+    }
     const all: QueueRef[] = [];
     for (let q = 0; q < topic.queues; q++) all.push({ topic: req.topic, queueId: q });
     if (!inPlace) all.push({ topic: TopicNames.retry(req.group), queueId: 0 });
@@ -717,10 +756,10 @@ export class Broker {
     for (;;) {
       let mine: QueueRef[];
       if (req.broadcasting) {
-        await this.store.heartbeat(grp, req.topic, req.consumerId, this.#o.sessionMs);
+        await this.#heartbeat(grp, req.topic, req.consumerId);
         mine = all;
       } else {
-        const live = await this.store.heartbeat(grp, req.topic, req.consumerId, this.#o.sessionMs);
+        const live = await this.#heartbeat(grp, req.topic, req.consumerId);
         mine = allocateQueues(all, live, req.consumerId);
       }
       const out: ReceivedMessage[] = [];
@@ -940,6 +979,7 @@ export class Broker {
   ): Promise<void> {
     const grp = Broker.stateKey(group, consumerId, broadcasting);
     await this.store.leave(grp, topic, consumerId);
+    this.#liveCache.clear();
     // Ends this consumer's long poll on whichever node holds it.
     await this.#pool.query("SELECT pg_notify('peak_mq_leave', $1)", [
       `${grp}|${topic}|${consumerId}`,
@@ -966,6 +1006,7 @@ export class Broker {
   }> {
     if (!/^\d{1,19}$/.test(id))
       throw new InvalidArgumentError(`not a message id: ${id}`, { details: { input: 'id' } });
+    await this.store.flushTrace();
     const [copies, pending, dlq, trace] = await Promise.all([
       this.store.byId(id),
       this.store.pendingById(id),

@@ -162,10 +162,14 @@ function topicRecord(r: {
 export async function inTransaction<T>(
   pool: pg.Pool,
   fn: (client: pg.PoolClient) => Promise<T>,
+  durable = true,
 ): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query('BEGIN');
+    // Delivery bookkeeping (claims, acks, retries, relay moves) may commit without
+    // waiting for the WAL flush: a crash can only undo the last few ms of it, which means
+    // a redelivery (at-least-once), never a lost message. Appends stay durable.
+    await client.query(durable ? 'BEGIN' : 'BEGIN; SET LOCAL synchronous_commit TO off');
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
@@ -183,6 +187,15 @@ export class PgMessageStore {
   readonly #logger: Logger;
   readonly #topics = new Map<string, { record: TopicRecord; at: number }>();
   readonly #rr = new Map<string, number>();
+  /**
+   * Called after messages were appended to `topic` (before commit): the broker uses it to
+   * wake long polls. NOTIFY is not sent inside append transactions because PostgreSQL
+   * serialises the commits of notifying transactions, which defeats group commit.
+   */
+  onAppend: ((topic: string) => void) | undefined;
+  #traceBuffer: TraceEvent[] = [];
+  #traceTimer: NodeJS.Timeout | undefined;
+  #traceWriting: Promise<void> = Promise.resolve();
 
   constructor(pool: pg.Pool, logger: Logger) {
     this.#pool = pool;
@@ -385,9 +398,7 @@ export class PgMessageStore {
         cols.origin,
       ],
     );
-    for (const topic of new Set(cols.topic)) {
-      await client.query("SELECT pg_notify('peak_mq', $1)", [topic]);
-    }
+    for (const topic of new Set(cols.topic)) this.onAppend?.(topic);
     return results;
   }
 
@@ -434,52 +445,57 @@ export class PgMessageStore {
    * lost. Returns how many moved; 0 when another node's relay holds the lock.
    */
   async relayDue(limit: number): Promise<{ moved: number; rows: PendingRow[] }> {
-    return inTransaction(this.#pool, async (c) => {
-      const { rows: lock } = await c.query<{ ok: boolean }>(
-        'SELECT pg_try_advisory_xact_lock($1) AS ok',
-        [RELAY_LOCK],
-      );
-      if (lock[0]?.ok !== true) return { moved: 0, rows: [] };
-      const { rows } = await c.query<PendingRow>(
-        `DELETE FROM peak.mq_pending WHERE seq IN (
+    return inTransaction(
+      this.#pool,
+      async (c) => {
+        const { rows: lock } = await c.query<{ ok: boolean }>(
+          'SELECT pg_try_advisory_xact_lock($1) AS ok',
+          [RELAY_LOCK],
+        );
+        if (lock[0]?.ok !== true) return { moved: 0, rows: [] };
+        const { rows } = await c.query<PendingRow>(
+          `DELETE FROM peak.mq_pending WHERE seq IN (
            SELECT seq FROM peak.mq_pending WHERE kind <> 'half' AND deliver_at <= now()
             ORDER BY deliver_at, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING ${PENDING_COLUMNS}`,
-        [limit],
-      );
-      if (rows.length === 0) return { moved: 0, rows: [] };
-      rows.sort(
-        (a, b) =>
-          a.deliver_at.getTime() - b.deliver_at.getTime() || Number(BigInt(a.seq) - BigInt(b.seq)),
-      );
-      const ok: PendingRow[] = [];
-      for (const r of rows) {
-        if ((await this.topic(r.topic)) === undefined) {
-          this.#logger.error(
-            { topic: r.topic, id: r.msg_id },
-            'mq relay: dropping a message for a topic that no longer exists',
-          );
-          continue;
+          [limit],
+        );
+        if (rows.length === 0) return { moved: 0, rows: [] };
+        rows.sort(
+          (a, b) =>
+            a.deliver_at.getTime() - b.deliver_at.getTime() ||
+            Number(BigInt(a.seq) - BigInt(b.seq)),
+        );
+        const ok: PendingRow[] = [];
+        for (const r of rows) {
+          if ((await this.topic(r.topic)) === undefined) {
+            this.#logger.error(
+              { topic: r.topic, id: r.msg_id },
+              'mq relay: dropping a message for a topic that no longer exists',
+            );
+            continue;
+          }
+          ok.push(r);
         }
-        ok.push(r);
-      }
-      await this.appendIn(
-        c,
-        ok.map((r) => ({
-          topic: r.topic,
-          msgId: BigInt(r.msg_id),
-          tag: r.tag,
-          keys: r.keys,
-          group: r.msg_group,
-          props: r.props,
-          body: r.body,
-          bornAt: r.born_at,
-          reconsume: r.reconsume,
-          originTopic: r.origin_topic,
-        })),
-      );
-      return { moved: ok.length, rows: ok };
-    });
+        await this.appendIn(
+          c,
+          ok.map((r) => ({
+            topic: r.topic,
+            msgId: BigInt(r.msg_id),
+            tag: r.tag,
+            keys: r.keys,
+            group: r.msg_group,
+            props: r.props,
+            body: r.body,
+            bornAt: r.born_at,
+            reconsume: r.reconsume,
+            originTopic: r.origin_topic,
+          })),
+        );
+        return { moved: ok.length, rows: ok };
+      },
+      false,
+    );
   }
 
   /** The earliest due time among pending rows (not half), or undefined. */
@@ -623,118 +639,145 @@ export class PgMessageStore {
     ordered: boolean;
   }): Promise<Delivery[]> {
     const { grp, queue, consumerId } = params;
-    return inTransaction(this.#pool, async (c) => {
-      let locked = await c.query<{ pulled_offset: string }>(
-        `SELECT pulled_offset::text FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3
+    return inTransaction(
+      this.#pool,
+      async (c) => {
+        let locked = await c.query<{ pulled_offset: string }>(
+          `SELECT pulled_offset::text FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3
            FOR UPDATE SKIP LOCKED`,
-        [grp, queue.topic, queue.queueId],
-      );
-      if (locked.rows.length === 0) {
-        const inserted = await c.query(
-          `INSERT INTO peak.mq_offsets (grp, topic, queue_id, pulled_offset)
+          [grp, queue.topic, queue.queueId],
+        );
+        if (locked.rows.length === 0) {
+          const inserted = await c.query(
+            `INSERT INTO peak.mq_offsets (grp, topic, queue_id, pulled_offset)
            SELECT $1, $2, $3, CASE WHEN $4 = 'latest' THEN next_offset ELSE 0 END
              FROM peak.mq_queues WHERE topic = $2 AND queue_id = $3
            ON CONFLICT DO NOTHING`,
-          [grp, queue.topic, queue.queueId, params.startFrom],
-        );
-        if (inserted.rowCount !== 1) return [];
-        locked = await c.query(
-          'SELECT pulled_offset::text FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3 FOR UPDATE',
-          [grp, queue.topic, queue.queueId],
-        );
-      }
-      const pulled = locked.rows[0]?.pulled_offset;
-      if (pulled === undefined) return [];
-      const { rows: countRows } = await c.query<{ n: number }>(
-        'SELECT count(*)::int AS n FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3',
-        [grp, queue.topic, queue.queueId],
-      );
-      const room = params.window - (countRows[0]?.n ?? 0);
-      if (room > 0) {
-        const { rows: fresh } = await c.query<{
-          queue_offset: string;
-          msg_id: string;
-          msg_group: string | null;
-          tag: string | null;
-        }>(
-          `SELECT queue_offset::text, msg_id::text, msg_group, tag FROM peak.mq_messages
-            WHERE topic = $1 AND queue_id = $2 AND queue_offset >= $3
-            ORDER BY queue_offset LIMIT $4`,
-          [queue.topic, queue.queueId, pulled, room],
-        );
-        if (fresh.length > 0) {
-          const blocked = new Set<string>();
-          if (params.ordered) {
-            const { rows: busy } = await c.query<{ msg_group: string }>(
-              `SELECT DISTINCT msg_group FROM peak.mq_deliveries
-                WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND msg_group IS NOT NULL`,
-              [grp, queue.topic, queue.queueId],
-            );
-            for (const b of busy) blocked.add(b.msg_group);
-          }
-          const offs: string[] = [];
-          const ids: string[] = [];
-          const groups: (string | null)[] = [];
-          const waiting: boolean[] = [];
-          for (const m of fresh) {
-            if (params.tags !== null && (m.tag === null || !params.tags.includes(m.tag))) continue;
-            offs.push(m.queue_offset);
-            ids.push(m.msg_id);
-            groups.push(m.msg_group);
-            const parked = params.ordered && m.msg_group !== null && blocked.has(m.msg_group);
-            waiting.push(parked);
-            if (params.ordered && m.msg_group !== null) blocked.add(m.msg_group);
-          }
-          if (offs.length > 0) {
-            await c.query(
-              `INSERT INTO peak.mq_deliveries (grp, topic, queue_id, queue_offset, msg_id, msg_group, visible_at)
-               SELECT $1, $2, $3, o, i, g, CASE WHEN w THEN NULL ELSE now() END
-                 FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::bool[]) AS x(o, i, g, w)
-               ON CONFLICT DO NOTHING`,
-              [grp, queue.topic, queue.queueId, offs, ids, groups, waiting],
-            );
-          }
-          const last = fresh[fresh.length - 1]!.queue_offset;
-          await c.query(
-            'UPDATE peak.mq_offsets SET pulled_offset = $4 WHERE grp = $1 AND topic = $2 AND queue_id = $3',
-            [grp, queue.topic, queue.queueId, (BigInt(last) + 1n).toString()],
+            [grp, queue.topic, queue.queueId, params.startFrom],
+          );
+          if (inserted.rowCount !== 1) return [];
+          locked = await c.query(
+            'SELECT pulled_offset::text FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3 FOR UPDATE',
+            [grp, queue.topic, queue.queueId],
           );
         }
-      }
-      if (params.max <= 0) return [];
-      const { rows: claimed } = await c.query<{ queue_offset: string; deliveries: number }>(
-        `WITH picked AS (
+        const pulled = locked.rows[0]?.pulled_offset;
+        if (pulled === undefined) return [];
+        const { rows: countRows } = await c.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3',
+          [grp, queue.topic, queue.queueId],
+        );
+        if (params.max <= 0) return [];
+        // Redeliveries and promoted (ordered) messages first, then fresh ones.
+        const { rows: claimed } = await c.query<{ queue_offset: string; deliveries: number }>(
+          `WITH picked AS (
            SELECT queue_offset FROM peak.mq_deliveries
             WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND visible_at <= now()
-            ORDER BY queue_offset LIMIT $4 FOR UPDATE)
+            ORDER BY visible_at LIMIT $4 FOR UPDATE)
          UPDATE peak.mq_deliveries d
             SET visible_at = now() + make_interval(secs => $5::float8 / 1000),
                 deliveries = d.deliveries + 1, consumer_id = $6
            FROM picked
           WHERE d.grp = $1 AND d.topic = $2 AND d.queue_id = $3 AND d.queue_offset = picked.queue_offset
          RETURNING d.queue_offset::text, d.deliveries`,
-        [grp, queue.topic, queue.queueId, params.max, params.invisibleMs, consumerId],
-      );
-      if (claimed.length === 0) return [];
-      const { rows: messages } = await c.query<MessageRow>(
-        `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
+          [grp, queue.topic, queue.queueId, params.max, params.invisibleMs, consumerId],
+        );
+        const room = Math.min(params.window - (countRows[0]?.n ?? 0), params.max - claimed.length);
+        if (room > 0) {
+          const { rows: fresh } = await c.query<{
+            queue_offset: string;
+            msg_id: string;
+            msg_group: string | null;
+            tag: string | null;
+          }>(
+            `SELECT queue_offset::text, msg_id::text, msg_group, tag FROM peak.mq_messages
+            WHERE topic = $1 AND queue_id = $2 AND queue_offset >= $3
+            ORDER BY queue_offset::bigint LIMIT $4`,
+            [queue.topic, queue.queueId, pulled, room],
+          );
+          if (fresh.length > 0) {
+            const blocked = new Set<string>();
+            if (params.ordered) {
+              const { rows: busy } = await c.query<{ msg_group: string }>(
+                `SELECT DISTINCT msg_group FROM peak.mq_deliveries
+                WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND msg_group IS NOT NULL`,
+                [grp, queue.topic, queue.queueId],
+              );
+              for (const b of busy) blocked.add(b.msg_group);
+            }
+            const offs: string[] = [];
+            const ids: string[] = [];
+            const groups: (string | null)[] = [];
+            const waiting: boolean[] = [];
+            for (const m of fresh) {
+              if (params.tags !== null && (m.tag === null || !params.tags.includes(m.tag)))
+                continue;
+              offs.push(m.queue_offset);
+              ids.push(m.msg_id);
+              groups.push(m.msg_group);
+              const parked = params.ordered && m.msg_group !== null && blocked.has(m.msg_group);
+              waiting.push(parked);
+              if (params.ordered && m.msg_group !== null) blocked.add(m.msg_group);
+            }
+            if (offs.length > 0) {
+              // Fresh messages are claimed as they enter the window; parked ones wait
+              // (visible_at NULL) behind their group's earlier message.
+              const { rows: taken } = await c.query<{ queue_offset: string; deliveries: number }>(
+                `INSERT INTO peak.mq_deliveries
+                 (grp, topic, queue_id, queue_offset, msg_id, msg_group, visible_at, deliveries, consumer_id)
+               SELECT $1, $2, $3, o, i, g,
+                      CASE WHEN w THEN NULL ELSE now() + make_interval(secs => $8::float8 / 1000) END,
+                      CASE WHEN w THEN 0 ELSE 1 END, CASE WHEN w THEN NULL ELSE $9 END
+                 FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::bool[]) AS x(o, i, g, w)
+               ON CONFLICT DO NOTHING
+               RETURNING queue_offset::text, deliveries`,
+                [
+                  grp,
+                  queue.topic,
+                  queue.queueId,
+                  offs,
+                  ids,
+                  groups,
+                  waiting,
+                  params.invisibleMs,
+                  consumerId,
+                ],
+              );
+              for (const t of taken) if (t.deliveries > 0) claimed.push(t);
+            }
+            const last = fresh[fresh.length - 1]!.queue_offset;
+            await c.query(
+              'UPDATE peak.mq_offsets SET pulled_offset = $4 WHERE grp = $1 AND topic = $2 AND queue_id = $3',
+              [grp, queue.topic, queue.queueId, (BigInt(last) + 1n).toString()],
+            );
+          }
+        }
+        if (claimed.length === 0) return [];
+        const { rows: messages } = await c.query<MessageRow>(
+          `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
                 born_at, stored_at, reconsume, origin_topic
            FROM peak.mq_messages WHERE topic = $1 AND queue_id = $2 AND queue_offset = ANY($3::bigint[])
-          ORDER BY queue_offset`,
-        [queue.topic, queue.queueId, claimed.map((r) => r.queue_offset)],
-      );
-      const count = new Map(claimed.map((r) => [r.queue_offset, r.deliveries]));
-      const found = new Set(messages.map((m) => m.queue_offset));
-      const gone = claimed.filter((r) => !found.has(r.queue_offset)).map((r) => r.queue_offset);
-      if (gone.length > 0) {
-        // Dropped by retention while waiting: nothing left to deliver.
-        await c.query(
-          'DELETE FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = ANY($4::bigint[])',
-          [grp, queue.topic, queue.queueId, gone],
+          ORDER BY queue_offset::bigint`,
+          [queue.topic, queue.queueId, claimed.map((r) => r.queue_offset)],
         );
-      }
-      return messages.map((m) => ({ message: m, deliveries: count.get(m.queue_offset) ?? 1, grp }));
-    });
+        const count = new Map(claimed.map((r) => [r.queue_offset, r.deliveries]));
+        const found = new Set(messages.map((m) => m.queue_offset));
+        const gone = claimed.filter((r) => !found.has(r.queue_offset)).map((r) => r.queue_offset);
+        if (gone.length > 0) {
+          // Dropped by retention while waiting: nothing left to deliver.
+          await c.query(
+            'DELETE FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = ANY($4::bigint[])',
+            [grp, queue.topic, queue.queueId, gone],
+          );
+        }
+        return messages.map((m) => ({
+          message: m,
+          deliveries: count.get(m.queue_offset) ?? 1,
+          grp,
+        }));
+      },
+      false,
+    );
   }
 
   /** Acks deliveries; in ordered topics the next message of each group becomes visible. */
@@ -743,22 +786,26 @@ export class PgMessageStore {
     refs: readonly (QueueRef & { offset: string })[],
   ): Promise<{ acked: { msgId: string }[] }> {
     if (refs.length === 0) return { acked: [] };
-    return inTransaction(this.#pool, async (c) => {
-      const { rows } = await c.query<{
-        topic: string;
-        queue_id: number;
-        msg_id: string;
-        msg_group: string | null;
-      }>(
-        `DELETE FROM peak.mq_deliveries d
+    return inTransaction(
+      this.#pool,
+      async (c) => {
+        const { rows } = await c.query<{
+          topic: string;
+          queue_id: number;
+          msg_id: string;
+          msg_group: string | null;
+        }>(
+          `DELETE FROM peak.mq_deliveries d
           USING unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, q, o)
           WHERE d.grp = $1 AND d.topic = x.t AND d.queue_id = x.q AND d.queue_offset = x.o
           RETURNING d.topic, d.queue_id, d.msg_id::text, d.msg_group`,
-        [grp, refs.map((r) => r.topic), refs.map((r) => r.queueId), refs.map((r) => r.offset)],
-      );
-      await this.#promote(c, grp, rows);
-      return { acked: rows.map((r) => ({ msgId: r.msg_id })) };
-    });
+          [grp, refs.map((r) => r.topic), refs.map((r) => r.queueId), refs.map((r) => r.offset)],
+        );
+        await this.#promote(c, grp, rows);
+        return { acked: rows.map((r) => ({ msgId: r.msg_id })) };
+      },
+      false,
+    );
   }
 
   async #promote(
@@ -797,69 +844,74 @@ export class PgMessageStore {
     reason: string,
     delayOverrideMs?: number,
   ): Promise<{ outcome: NackOutcome; msgId?: string; attempt?: number; delayMs?: number }> {
-    return inTransaction(this.#pool, async (c) => {
-      const { rows: drows } = await c.query<{
-        deliveries: number;
-        msg_id: string;
-        msg_group: string | null;
-      }>(
-        `SELECT deliveries, msg_id::text, msg_group FROM peak.mq_deliveries
+    return inTransaction(
+      this.#pool,
+      async (c) => {
+        const { rows: drows } = await c.query<{
+          deliveries: number;
+          msg_id: string;
+          msg_group: string | null;
+        }>(
+          `SELECT deliveries, msg_id::text, msg_group FROM peak.mq_deliveries
           WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4 FOR UPDATE`,
-        [grp, ref.topic, ref.queueId, ref.offset],
-      );
-      const d = drows[0];
-      if (d === undefined) return { outcome: 'unknown' as const };
-      const { rows: mrows } = await c.query<MessageRow>(
-        `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
+          [grp, ref.topic, ref.queueId, ref.offset],
+        );
+        const d = drows[0];
+        if (d === undefined) return { outcome: 'unknown' as const };
+        const { rows: mrows } = await c.query<MessageRow>(
+          `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
                 born_at, stored_at, reconsume, origin_topic
            FROM peak.mq_messages WHERE topic = $1 AND queue_id = $2 AND queue_offset = $3`,
-        [ref.topic, ref.queueId, ref.offset],
-      );
-      const m = mrows[0];
-      const attempt = (m?.reconsume ?? 0) + d.deliveries;
-      const dead = attempt > settings.maxRetries;
-      const ladder = settings.backoffMs;
-      const delayMs = delayOverrideMs ?? ladder[Math.min(attempt - 1, ladder.length - 1)] ?? 10_000;
-      if (m === undefined || dead) {
-        await c.query(
-          'DELETE FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4',
-          [grp, ref.topic, ref.queueId, ref.offset],
+          [ref.topic, ref.queueId, ref.offset],
         );
-        if (m !== undefined) await this.#toDlq(c, deadLetterGroup, m, attempt, reason);
-        await this.#promote(c, grp, [
-          { topic: ref.topic, queue_id: ref.queueId, msg_group: d.msg_group },
-        ]);
-        return { outcome: 'dead' as const, msgId: d.msg_id, attempt };
-      }
-      if (inPlace) {
-        await c.query(
-          `UPDATE peak.mq_deliveries SET visible_at = now() + make_interval(secs => $5::float8 / 1000)
+        const m = mrows[0];
+        const attempt = (m?.reconsume ?? 0) + d.deliveries;
+        const dead = attempt > settings.maxRetries;
+        const ladder = settings.backoffMs;
+        const delayMs =
+          delayOverrideMs ?? ladder[Math.min(attempt - 1, ladder.length - 1)] ?? 10_000;
+        if (m === undefined || dead) {
+          await c.query(
+            'DELETE FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4',
+            [grp, ref.topic, ref.queueId, ref.offset],
+          );
+          if (m !== undefined) await this.#toDlq(c, deadLetterGroup, m, attempt, reason);
+          await this.#promote(c, grp, [
+            { topic: ref.topic, queue_id: ref.queueId, msg_group: d.msg_group },
+          ]);
+          return { outcome: 'dead' as const, msgId: d.msg_id, attempt };
+        }
+        if (inPlace) {
+          await c.query(
+            `UPDATE peak.mq_deliveries SET visible_at = now() + make_interval(secs => $5::float8 / 1000)
             WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4`,
-          [grp, ref.topic, ref.queueId, ref.offset, delayMs],
-        );
-      } else {
-        await c.query(
-          'DELETE FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4',
-          [grp, ref.topic, ref.queueId, ref.offset],
-        );
-        await this.addPending(c, 'retry', [
-          {
-            topic: TopicNames.retry(deadLetterGroup),
-            msgId: BigInt(m.msg_id),
-            tag: m.tag,
-            keys: m.keys,
-            group: m.msg_group,
-            props: m.props,
-            body: m.body,
-            bornAt: m.born_at,
-            reconsume: attempt,
-            originTopic: m.origin_topic ?? m.topic,
-            deliverAt: new Date(Date.now() + delayMs),
-          },
-        ]);
-      }
-      return { outcome: 'retry' as const, msgId: d.msg_id, attempt, delayMs };
-    });
+            [grp, ref.topic, ref.queueId, ref.offset, delayMs],
+          );
+        } else {
+          await c.query(
+            'DELETE FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4',
+            [grp, ref.topic, ref.queueId, ref.offset],
+          );
+          await this.addPending(c, 'retry', [
+            {
+              topic: TopicNames.retry(deadLetterGroup),
+              msgId: BigInt(m.msg_id),
+              tag: m.tag,
+              keys: m.keys,
+              group: m.msg_group,
+              props: m.props,
+              body: m.body,
+              bornAt: m.born_at,
+              reconsume: attempt,
+              originTopic: m.origin_topic ?? m.topic,
+              deliverAt: new Date(Date.now() + delayMs),
+            },
+          ]);
+        }
+        return { outcome: 'retry' as const, msgId: d.msg_id, attempt, delayMs };
+      },
+      false,
+    );
   }
 
   async #toDlq(
@@ -1018,27 +1070,45 @@ export class PgMessageStore {
 
   // ---------------------------------------------------------------- query and trace
 
-  /** Records trace events (best effort: a failure is logged, never fails the caller). */
-  async trace(
-    events: readonly TraceEvent[],
-    db: pg.Pool | pg.PoolClient = this.#pool,
-  ): Promise<void> {
+  /**
+   * Records trace events. They are buffered and written in one multi-row INSERT every
+   * 50 ms (async commit), off the send and receive paths; best effort: a failed write is
+   * logged, never fails the caller.
+   */
+  trace(events: readonly TraceEvent[]): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
+    this.#traceBuffer.push(...events);
+    if (this.#traceBuffer.length >= 5000) return this.flushTrace();
+    this.#traceTimer ??= setTimeout(() => void this.flushTrace(), 50);
+    return Promise.resolve();
+  }
+
+  /** Writes buffered trace events now. */
+  async flushTrace(): Promise<void> {
+    if (this.#traceTimer !== undefined) clearTimeout(this.#traceTimer);
+    this.#traceTimer = undefined;
+    await this.#traceWriting;
+    const events = this.#traceBuffer;
     if (events.length === 0) return;
-    try {
-      await db.query(
-        `INSERT INTO peak.mq_trace (msg_id, event, grp, consumer, detail)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])`,
-        [
-          events.map((e) => e.msgId),
-          events.map((e) => e.event),
-          events.map((e) => e.grp ?? null),
-          events.map((e) => e.consumer ?? null),
-          events.map((e) => e.detail ?? null),
-        ],
-      );
-    } catch (err) {
-      this.#logger.warn({ err }, 'mq: could not record trace events');
-    }
+    this.#traceBuffer = [];
+    this.#traceWriting = inTransaction(
+      this.#pool,
+      async (c) => {
+        await c.query(
+          `INSERT INTO peak.mq_trace (msg_id, event, grp, consumer, detail)
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])`,
+          [
+            events.map((e) => e.msgId),
+            events.map((e) => e.event),
+            events.map((e) => e.grp ?? null),
+            events.map((e) => e.consumer ?? null),
+            events.map((e) => e.detail ?? null),
+          ],
+        );
+      },
+      false,
+    ).catch((err) => this.#logger.warn({ err }, 'mq: could not record trace events'));
+    await this.#traceWriting;
   }
 
   /** Stored copies of a message by id (the original first, then retry copies). */
@@ -1086,7 +1156,7 @@ export class PgMessageStore {
               born_at, stored_at, reconsume, origin_topic
          FROM peak.mq_messages
         WHERE topic = $1 AND stored_at >= $2 AND stored_at < $3 AND ($4::text IS NULL OR tag = $4)
-        ORDER BY stored_at, queue_id, queue_offset LIMIT $5`,
+        ORDER BY stored_at, queue_id, queue_offset::bigint LIMIT $5`,
       [topic, from, to, tag ?? null, limit],
     );
     return rows;

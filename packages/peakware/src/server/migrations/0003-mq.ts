@@ -109,6 +109,7 @@ export const mq: Migration = {
       PRIMARY KEY (grp, topic, queue_id, queue_offset)
     );
     CREATE INDEX mq_deliveries_consumer ON peak.mq_deliveries (grp, topic, consumer_id);
+    CREATE INDEX mq_deliveries_visible ON peak.mq_deliveries (grp, topic, queue_id, visible_at);
 
     CREATE TABLE peak.mq_dlq (
       grp           text NOT NULL,
