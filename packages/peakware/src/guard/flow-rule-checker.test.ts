@@ -130,7 +130,12 @@ describe('flow rules (real time)', () => {
       median >= 45 && median <= 58,
       `median gap ${median.toFixed(1)} ms (gaps ${gaps.map((g) => g.toFixed(0)).join(', ')})`,
     );
-    for (const g of gaps) assert.ok(g >= 30 && g <= 90, `gap ${g.toFixed(1)} ms out of tolerance`);
+    // Each call starts near its slot on the 50 ms grid (a late timer on a busy machine
+    // makes one gap long and the next short, but the schedule itself must hold).
+    starts.forEach((t, i) => {
+      const drift = t - (starts[0]! + 50 * i);
+      assert.ok(Math.abs(drift) <= 40, `call ${i} is ${drift.toFixed(1)} ms off its slot`);
+    });
   });
 
   it('warm-up + queueing spaces calls at the cold rate first', () => {
