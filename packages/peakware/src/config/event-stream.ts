@@ -10,13 +10,21 @@ import https from 'node:https';
 const MAX_EVENT_BYTES = 16 * 1024 * 1024;
 
 /**
+ * Silence after which a stream is treated as dead, ms: the server sends a keepalive comment
+ * every 15 s, so three missed ones mean a half-open connection (a peer gone without a FIN).
+ */
+export const STREAM_IDLE_MS = 45_000;
+
+/**
  * Opens `url` and calls `onEvent(event, data)` per SSE event. Resolves when the stream ends
- * (or `signal` aborts); rejects on a connection error or a status other than 200.
+ * (or `signal` aborts); rejects on a connection error, a status other than 200, or
+ * `idleMs` without a byte.
  */
 export function readEventStream(
   url: string,
   signal: AbortSignal,
   onEvent: (event: string, data: string) => void,
+  idleMs = STREAM_IDLE_MS,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const get = url.startsWith('https:') ? https.get : http.get;
@@ -56,6 +64,10 @@ export function readEventStream(
       res.on('end', () => resolve());
       res.on('close', () => resolve());
       res.on('error', reject);
+    });
+    // Covers both a server that never answers and a stream gone quiet.
+    req.setTimeout(idleMs, () => {
+      req.destroy(new Error(`watch stream silent for ${idleMs} ms; reconnecting`));
     });
     req.on('error', reject);
   });
