@@ -10,6 +10,10 @@
  * - `GET /api/v1/telemetry/endpoints?service=&sinceMinutes=`: p50/p90/p99 per endpoint.
  * - `GET /api/v1/telemetry/slow-sql?sinceMinutes=&limit=`: slowest statement fingerprints.
  * - `GET /metrics`: Prometheus text: process figures and the collector's counters.
+ * - SLA alerts (admin for changes): `PUT|DELETE /api/v1/telemetry/alerts/rules/:name`,
+ *   `POST /api/v1/telemetry/alerts/rules/:name/silence` `{ minutes }`,
+ *   `GET /api/v1/telemetry/alerts/rules`, `GET /api/v1/telemetry/alerts/events?rule=&limit=`.
+ *   Rules are evaluated every `PEAK_TELEMETRY_ALERT_INTERVAL_MS` (default 10000).
  *
  * Spans older than the retention (env `PEAK_TELEMETRY_RETENTION_HOURS`, default 72) are
  * deleted in bounded batches once a minute.
@@ -24,6 +28,7 @@ import {
 import { SPAN_KINDS, type SpanRecord } from '../../telemetry/span-types.js';
 import { buildTraceTree } from '../../telemetry/trace-tree.js';
 import type { ApiModule } from '../http-api.js';
+import { AlertEvaluator, type AlertRule } from '../telemetry-alerts.js';
 import { TelemetryStore } from '../telemetry-store.js';
 
 const MAX_SPANS_PER_BATCH = 5000;
@@ -58,6 +63,28 @@ const spansSchema = {
     type: 'object',
     required: ['spans'],
     properties: { spans: { type: 'array', maxItems: MAX_SPANS_PER_BATCH, items: spanSchema } },
+  },
+} as const;
+
+const ruleSchema = {
+  params: {
+    type: 'object',
+    properties: { name: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,100}$' } },
+  },
+  body: {
+    type: 'object',
+    required: ['service', 'kind', 'threshold', 'windowSeconds'],
+    additionalProperties: false,
+    properties: {
+      service: { type: 'string', minLength: 1, maxLength: 200 },
+      endpoint: { type: 'string', minLength: 1, maxLength: 500 },
+      kind: { type: 'string', enum: ['p99', 'error-rate'] },
+      threshold: { type: 'number', minimum: 0 },
+      minQps: { type: 'number', minimum: 0, default: 0 },
+      windowSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
+      forSeconds: { type: 'integer', minimum: 0, maximum: 86400, default: 0 },
+      webhook: { type: 'string', maxLength: 2000 },
+    },
   },
 } as const;
 
@@ -118,7 +145,13 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
       });
   }, 60_000);
   pruneTimer.unref();
-  app.addHook('onClose', async () => clearInterval(pruneTimer));
+  const alerts = new AlertEvaluator(ctx.pool, ctx.logger.child({ component: 'alerts' }));
+  const alertInterval = Number(process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS ?? 10_000);
+  alerts.start(Number.isFinite(alertInterval) && alertInterval >= 50 ? alertInterval : 10_000);
+  app.addHook('onClose', async () => {
+    clearInterval(pruneTimer);
+    alerts.stop();
+  });
 
   const ingest = async (spans: SpanRecord[]) => {
     counters.batches++;
@@ -235,6 +268,56 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
     }
     const sinceUs = (Date.now() - minutes(q.sinceMinutes, 60) * 60_000) * 1000;
     return { statements: await store.slowSql(sinceUs, limit) };
+  });
+
+  app.put('/api/v1/telemetry/alerts/rules/:name', { schema: ruleSchema }, async (request) => {
+    const { name } = request.params as { name: string };
+    const rule: AlertRule = { ...(request.body as Omit<AlertRule, 'name'>), name };
+    await alerts.putRule(rule);
+    return { rule };
+  });
+
+  app.delete('/api/v1/telemetry/alerts/rules/:name', async (request) => {
+    const { name } = request.params as { name: string };
+    if (!(await alerts.deleteRule(name))) {
+      throw new PeakError(
+        ErrorCodes.NOT_FOUND,
+        `no alert rule '${name}'; list them with GET /api/v1/telemetry/alerts/rules`,
+      );
+    }
+    return { deleted: name };
+  });
+
+  app.post(
+    '/api/v1/telemetry/alerts/rules/:name/silence',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['minutes'],
+          properties: { minutes: { type: 'number', minimum: 0, maximum: 60 * 24 * 30 } },
+        },
+      },
+    },
+    async (request) => {
+      const { name } = request.params as { name: string };
+      const until = new Date(Date.now() + (request.body as { minutes: number }).minutes * 60_000);
+      if (!(await alerts.silence(name, until))) {
+        throw new PeakError(ErrorCodes.NOT_FOUND, `no alert rule '${name}' to silence`);
+      }
+      return { rule: name, silencedUntil: until.toISOString() };
+    },
+  );
+
+  app.get('/api/v1/telemetry/alerts/rules', async () => ({ rules: await alerts.rules() }));
+
+  app.get('/api/v1/telemetry/alerts/events', async (request) => {
+    const q = request.query as Record<string, string | undefined>;
+    const limit = q.limit === undefined ? 100 : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new InvalidArgumentError(`limit must be an integer 1..1000, got '${q.limit}'`);
+    }
+    return { events: await alerts.events(q.rule, limit) };
   });
 
   app.get('/metrics', async (_request, reply) => {

@@ -9,6 +9,14 @@ import { registry } from './0002-registry.js';
 import { mq } from './0003-mq.js';
 import { config } from './0004-config.js';
 import { telemetry } from './0005-telemetry.js';
+import { telemetryAlerts } from './0006-telemetry-alerts.js';
 
 /** The migrations this build of Peakware knows, oldest first. */
-export const migrations: readonly Migration[] = [foundation, registry, mq, config, telemetry];
+export const migrations: readonly Migration[] = [
+  foundation,
+  registry,
+  mq,
+  config,
+  telemetry,
+  telemetryAlerts,
+];
