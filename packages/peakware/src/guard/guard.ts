@@ -343,6 +343,11 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
         this.#hasChain && this.#entrances.getStore() === undefined
           ? this.#entrances.run(options?.entrance ?? resource, fn)
           : fn();
+      // Synchronous work needs no extra tick: exit at once.
+      if (!isThenable(work)) {
+        entry.exit();
+        return work;
+      }
       const value = await work;
       entry.exit();
       return value;
@@ -452,4 +457,12 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
     this.#unsubscribe = undefined;
     this.#cluster?.close();
   }
+}
+
+function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
