@@ -53,7 +53,9 @@ const spanSchema = {
       type: 'object',
       default: {},
       maxProperties: 64,
-      additionalProperties: { type: ['string', 'number', 'boolean'] },
+      additionalProperties: {
+        anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }],
+      },
     },
   },
 } as const;
