@@ -127,6 +127,24 @@ describe('governance through config', { timeout: 120_000 }, () => {
     }
   });
 
+  it('load-balancer weights published as config reach every consumer through the registry', async () => {
+    const [plain, canary] = providers;
+    assert.ok(plain !== undefined && canary !== undefined, 'runs after the routing test');
+    const key = definitionKey(stockService);
+    const weightOf = (p: ProviderProcess) =>
+      rpc.endpoints(key).find((e) => e.instance.port === p.port)?.instance.weight;
+    const weights = { [plain.instanceId]: 7, [canary.instanceId]: 3 };
+    const r = await publish('lb-weights', {
+      value: JSON.stringify(weights),
+      schema: { $peak: 'lb-weights' },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    await waitFor('weights pushed', () => weightOf(plain) === 7 && weightOf(canary) === 3);
+    const bad = await publish('lb-weights', { value: JSON.stringify({ [plain.instanceId]: -1 }) });
+    assert.equal(bad.json.error?.details.path, `$.${plain.instanceId}`);
+    assert.equal(weightOf(plain), 7);
+  });
+
   it('guard rules follow a config item; a bad rule set is refused and the rules in force stay', async () => {
     const schema = { $peak: 'guard-rules' };
     const one = { flow: [{ resource: 'checkout', count: 1 }] };

@@ -60,6 +60,14 @@ describe('config schema', () => {
     );
   });
 
+  it('checks load-balancer weights', () => {
+    const s = { $peak: 'lb-weights' as const };
+    assert.deepEqual(validateValue({ 'host-1': 50, 'host-2': 0 }, s), []);
+    assert.equal(validateValue({ 'host-1': 1.5 }, s)[0]?.path, '$.host-1');
+    assert.equal(validateValue({ 'bad id': 1 }, s)[0]?.path, '$.bad id');
+    assert.equal(validateValue([], s)[0]?.path, '$');
+  });
+
   it('checks routing rules by compiling their conditions', () => {
     const s = { $peak: 'rpc-routes' as const };
     assert.deepEqual(validateValue([{ when: 'userId % 10 < 3', tag: 'canary' }], s), []);

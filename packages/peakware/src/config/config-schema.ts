@@ -4,13 +4,15 @@
  * JSON Schema subset (`type`, `properties`, `required`, `additionalProperties`, `items`,
  * `enum`, `minimum`, `maximum`, `minLength`, `maxLength`, `pattern`, `minItems`,
  * `maxItems`) or a built-in kind: `{ "$peak": "guard-rules" }` (the guard's own
- * validation) or `{ "$peak": "rpc-routes" }` (RPC condition routing rules).
+ * validation), `{ "$peak": "rpc-routes" }` (RPC condition routing rules) or
+ * `{ "$peak": "lb-weights" }` (`{ "<instanceId>": weight }`, applied by the control plane
+ * to the registry, so every consumer's balancer sees it).
  */
 import { validateRules } from '../guard/rule-validation.js';
 import { ConditionRules } from '../rpc/router.js';
 
 /** The built-in schema kinds, for governance rule sets. */
-export const BUILTIN_SCHEMAS = ['guard-rules', 'rpc-routes'] as const;
+export const BUILTIN_SCHEMAS = ['guard-rules', 'rpc-routes', 'lb-weights'] as const;
 
 /** One of {@link BUILTIN_SCHEMAS}. */
 export type BuiltinSchema = (typeof BUILTIN_SCHEMAS)[number];
@@ -146,7 +148,25 @@ function walk(value: unknown, s: ConfigSchema, path: string, out: SchemaProblem[
   }
 }
 
+/** Instance ids as the registry accepts them. */
+const INSTANCE_ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
 function builtin(kind: BuiltinSchema, value: unknown): SchemaProblem[] {
+  if (kind === 'lb-weights') {
+    if (typeOf(value) !== 'object')
+      return [{ path: '$', reason: 'must be an object { "<instanceId>": weight }' }];
+    const problems: SchemaProblem[] = [];
+    for (const [id, w] of Object.entries(value as Record<string, unknown>)) {
+      if (!INSTANCE_ID.test(id))
+        problems.push({
+          path: `$.${id}`,
+          reason: 'is not an instance id (1-128 of A-Z a-z 0-9 _ . : @ -)',
+        });
+      else if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > 1_000_000)
+        problems.push({ path: `$.${id}`, reason: 'must be an integer weight 0-1000000' });
+    }
+    return problems;
+  }
   if (kind === 'guard-rules') {
     try {
       validateRules(value);

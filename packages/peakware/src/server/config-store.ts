@@ -12,6 +12,7 @@ import {
   validateValue,
 } from '../config/config-schema.js';
 import { ErrorCodes, PeakError } from '../core/errors.js';
+import { REGISTRY_CHANNEL } from './registry-store.js';
 
 /** The NOTIFY channel config changes are announced on (payload: `app/group/key`). */
 export const CONFIG_CHANNEL = 'peak_config';
@@ -345,7 +346,24 @@ async function release(
       notifyPayload(r, version, format, value),
     ],
   );
+  if (schema?.$peak === 'lb-weights') await applyWeights(c, value);
   return version;
+}
+
+/**
+ * Governance of load-balancer weights: an `lb-weights` item's value is applied to the
+ * registry in the same transaction, and the registry pushes it to every consumer.
+ */
+async function applyWeights(c: pg.PoolClient, value: string): Promise<void> {
+  await c.query(
+    `WITH u AS (
+       UPDATE peak.registry_instances r SET weight = w.value::int
+         FROM jsonb_each_text($1::jsonb) w
+        WHERE r.instance_id = w.key
+       RETURNING r.service_key)
+     SELECT pg_notify('${REGISTRY_CHANNEL}', k) FROM (SELECT DISTINCT service_key AS k FROM u) d`,
+    [value],
+  );
 }
 
 /** What {@link publish} takes. */
@@ -469,6 +487,13 @@ export async function startGray(
     const row = await lockItem(c, r);
     if (row === undefined)
       throw notFound(r, 'gray releases change an existing item; publish it first');
+    if (row.schema?.$peak === 'lb-weights') {
+      throw new PeakError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${label(r)} holds load-balancer weights, which the control plane applies for every consumer at once; publish them instead of a gray release`,
+        { details: { input: 'gray' } },
+      );
+    }
     const value = checkValue(r, input.format, input.value, row.schema, maxBytes);
     await c.query(
       `INSERT INTO peak.config_gray (app, grp, key, base_version, format, value, tags, instance_ids, author, comment)
