@@ -222,12 +222,15 @@ describe('config center', { timeout: 180_000 }, () => {
 
     await api('POST', '/items/gray/limits/qps/gray', { value: '999', tags: ['canary'] });
     await waitFor('canary sees 999', () => value(canary) === '999');
+    // A new gray value over the same base version replaces the first one.
+    await api('POST', '/items/gray/limits/qps/gray', { value: '998', tags: ['canary'] });
+    await waitFor('canary sees 998', () => value(canary) === '998');
     const a = await api('POST', '/items/gray/limits/qps/gray/abort', {});
     assert.equal(a.status, 200);
     await waitFor('canary back to 200', () => value(canary) === '200');
     assert.equal(value(plain), '200');
     assert.ok(
-      !plain.changes.some((e) => e.value === '999'),
+      !plain.changes.some((e) => e.value === '999' || e.value === '998'),
       'the plain instance never saw the gray value',
     );
     const item = await api('GET', '/items/gray/limits/qps', undefined, false);
@@ -323,7 +326,7 @@ describe('config center', { timeout: 180_000 }, () => {
     }[];
     assert.deepEqual(
       rows.map((a) => a.action),
-      ['abort', 'gray', 'promote', 'gray', 'publish'],
+      ['abort', 'gray', 'gray', 'promote', 'gray', 'publish'],
     );
     assert.match(rows[0]!.source, /127\.0\.0\.1/);
     assert.ok(!Number.isNaN(Date.parse(rows[0]!.at)));

@@ -5,6 +5,7 @@
  * should see (released or gray) over Server-Sent Events. If the LISTEN connection breaks,
  * the hub reconnects and re-sends every watched app (a notification may have been missed).
  */
+import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type pg from 'pg';
 import { type ConfigEntry, effectiveEntry, entryName } from '../config/config-entry.js';
@@ -12,6 +13,22 @@ import type { Logger } from '../core/logger.js';
 import { CONFIG_CHANNEL, type NotifiedState, readItems } from './config-store.js';
 
 const NO_TAGS: ReadonlySet<string> = new Set();
+
+/**
+ * What identifies an entry's content without the value (a 256 KiB value repeated per
+ * watcher would be copied a thousand times): a released value by its version, a gray one
+ * by its base version and a digest of its value (computed once per change, not per watcher).
+ */
+function signatures(
+  gray: { value: string } | null,
+  version: number,
+): { released: string; gray: string } {
+  return {
+    released: `${version}|r`,
+    gray:
+      gray === null ? '' : `${version}|g|${createHash('sha1').update(gray.value).digest('base64')}`,
+  };
+}
 
 /** One SSE stream to one SDK client, watching one app. */
 interface Watcher {
@@ -115,7 +132,7 @@ export class ConfigHub {
       value: state.value,
       gray: false,
     };
-    const sig = `${entry.version}|false|${entry.value}`;
+    const sig = `${entry.version}|r`;
     const event = `event: entry\ndata: ${JSON.stringify(entry)}\n\n`;
     const seq = ++this.#seq;
     const name = entryName(state.group, state.key);
@@ -135,16 +152,17 @@ export class ConfigHub {
       if (row.gray === null) {
         // No gray release: every watcher gets the same bytes, serialised once.
         const entry = effectiveEntry(row, undefined, NO_TAGS);
-        const sig = `${entry.version}|false|${entry.value}`;
+        const sig = `${entry.version}|r`;
         const event = `event: entry\ndata: ${JSON.stringify(entry)}\n\n`;
         for (const w of watchers) this.#send(w, name, seq, sig, event);
         continue;
       }
+      const sigs = signatures(row.gray, row.item.version);
       // One serialisation per distinct entry, shared by every watcher that sees it.
       const events = new Map<string, string>();
       for (const w of watchers) {
         const entry = effectiveEntry(row, w.instanceId, w.tags);
-        const sig = `${entry.version}|${entry.gray}|${entry.value}`;
+        const sig = entry.gray ? sigs.gray : sigs.released;
         let event = events.get(sig);
         if (event === undefined) {
           event = `event: entry\ndata: ${JSON.stringify(entry)}\n\n`;
@@ -189,7 +207,8 @@ export class ConfigHub {
       const name = entryName(entry.group, entry.key);
       const last = watcher.sent.get(name);
       if (last !== undefined && last.seq >= seq) continue;
-      watcher.sent.set(name, { seq, sig: `${entry.version}|${entry.gray}|${entry.value}` });
+      const sigs = signatures(row.gray, row.item.version);
+      watcher.sent.set(name, { seq, sig: entry.gray ? sigs.gray : sigs.released });
       entries.push(entry);
     }
     res.write(`event: snapshot\ndata: ${JSON.stringify({ app, entries })}\n\n`);
