@@ -14,6 +14,9 @@ import { CONFIG_CHANNEL, type NotifiedState, readItems } from './config-store.js
 
 const NO_TAGS: ReadonlySet<string> = new Set();
 
+/** Bytes queued on one stream beyond which its client counts as stuck, 8 MiB. */
+const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
 /**
  * What identifies an entry's content without the value (a 256 KiB value repeated per
  * watcher would be copied a thousand times): a released value by its version, a gray one
@@ -177,6 +180,16 @@ export class ConfigHub {
     const last = w.sent.get(name);
     if (last !== undefined && (last.seq >= seq || last.sig === sig)) return;
     w.sent.set(name, { seq, sig });
+    // A client that stopped reading: drop it rather than buffer without bound; it
+    // reconnects and starts again from a snapshot.
+    if (w.res.writableLength > MAX_BUFFERED_BYTES) {
+      this.#logger.warn(
+        { app: w.app, instanceId: w.instanceId },
+        'config watcher not reading; stream closed',
+      );
+      w.res.destroy();
+      return;
+    }
     w.res.write(event);
   }
 

@@ -110,6 +110,7 @@ function positiveInt(raw: string | undefined, what: string, fallback: number): n
   return n;
 }
 
+/** The config center's routes and its push hub (started and stopped with the HTTP server). */
 export const configRoutes: ApiModule = (app, ctx) => {
   const hub = new ConfigHub(ctx.pool, ctx.logger.child({ component: 'config' }));
   app.addHook('onReady', async () => hub.start());
