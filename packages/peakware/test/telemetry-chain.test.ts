@@ -17,6 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import { currentContext } from '../src/core/context.js';
 import { PeakError } from '../src/core/errors.js';
+import { Consumer, Producer } from '../src/mq/index.js';
 import { InMemoryRegistry } from '../src/registry/in-memory-registry.js';
 import { defineService, RpcClient, RpcServer } from '../src/rpc/index.js';
 import { PeakServer } from '../src/server/index.js';
@@ -30,7 +31,9 @@ import {
   Tracer,
   type TraceTree,
   toOtlpJson,
+  traceConsumer,
   traceHttp,
+  traceSend,
 } from '../src/telemetry/index.js';
 import { runPeak } from './support/peak-process.js';
 
@@ -330,5 +333,58 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     const stored = parsed.samples.find((s) => s.name === 'peak_telemetry_spans_stored_total');
     assert.equal(stored?.value, 6 * 6 + 1, 'six requests of six spans, one OTLP span');
     assert.equal(parsed.types.get('process_cpu_seconds_total'), 'counter');
+  });
+
+  it("links an MQ send and its consumption into the sender's trace (and the topology)", async () => {
+    const created = await fetch(`${server.info.url}/api/v1/mq/topics`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${server.info.adminToken}`,
+      },
+      body: JSON.stringify({ name: 'order-created', queues: 2 }),
+    });
+    assert.equal(created.status < 300, true, await created.text());
+    const checkout = tracerFor('checkout');
+    const points = tracerFor('points');
+    const consumed: string[] = [];
+    const consumer = new Consumer({
+      server: server.info.url,
+      group: 'points',
+      topic: 'order-created',
+      waitMs: 300,
+      handler: traceConsumer(points, (m) => {
+        consumed.push(m.id);
+      }),
+    }).start();
+    const producer = new Producer({ server: server.info.url });
+    closers.push(async () => {
+      await consumer.close();
+      await producer.close();
+    });
+    const traceId = await checkout.trace('checkout.place', async (span) => {
+      await traceSend(checkout, 'order-created', () =>
+        producer.send('order-created', { body: JSON.stringify({ order: 1 }) }),
+      );
+      return span.context.traceId;
+    });
+    const deadline = Date.now() + 20_000;
+    while (consumed.length === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal(consumed.length, 1, 'the message was consumed');
+    await flush();
+    const { body: tree } = await api<TraceTree>(`/api/v1/telemetry/traces/${traceId}`);
+    assert.equal(tree.spanCount, 3);
+    const root = tree.roots[0];
+    const send = root?.children[0];
+    const consume = send?.children[0];
+    assert.equal(root?.span.name, 'checkout.place');
+    assert.equal(send?.span.kind, 'producer');
+    assert.equal(consume?.span.kind, 'consumer');
+    assert.equal(consume?.span.service, 'points');
+    assert.equal(consume?.span.parentSpanId, send?.span.spanId);
+    const { body } = await api<Topology>('/api/v1/telemetry/topology?sinceMinutes=5');
+    const edge = body.edges.find((e) => e.caller === 'checkout' && e.callee === 'points');
+    assert.equal(edge?.calls, 1);
   });
 });

@@ -195,8 +195,8 @@ export class TelemetryStore {
 
   /**
    * The service dependency graph since `sinceUs`: one edge per caller → callee (and per
-   * stress flag), from client spans joined to the server span they caused; a client span
-   * whose server side was not recorded counts toward its `peer_service`.
+   * stress flag), from client (producer) spans joined to the server (consumer) span they
+   * caused; one whose other side was not recorded counts toward its `peer_service`.
    */
   async topology(sinceUs: number, nowUs: number): Promise<TopologyEdge[]> {
     const res = await this.#pool.query(
@@ -206,8 +206,9 @@ export class TelemetryStore {
               percentile_cont(0.99) WITHIN GROUP (ORDER BY c.duration_us) AS rt_p99
          FROM peak.telemetry_spans c
          LEFT JOIN peak.telemetry_spans s
-           ON s.trace_id = c.trace_id AND s.parent_span_id = c.span_id AND s.kind = 'server'
-        WHERE c.kind = 'client' AND c.start_us >= $1
+           ON s.trace_id = c.trace_id AND s.parent_span_id = c.span_id
+          AND s.kind IN ('server', 'consumer')
+        WHERE c.kind IN ('client', 'producer') AND c.start_us >= $1
         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
       [sinceUs],
     );
