@@ -8,12 +8,14 @@
  * The broker starts when the server becomes ready and stops before it closes, so long
  * polls end at shutdown instead of holding it up. Settings come from the environment:
  * PEAK_MQ_RETENTION_HOURS (72), PEAK_MQ_SESSION_MS (20000), PEAK_MQ_HALF_CHECK_AFTER_MS
- * (6000), PEAK_MQ_HALF_CHECK_INTERVAL_MS (30000).
+ * (6000), PEAK_MQ_HALF_CHECK_INTERVAL_MS (30000); PEAK_MQ_MQTT_PORT turns on MQTT access on
+ * that port (host PEAK_MQ_MQTT_HOST, default 127.0.0.1; see src/mq/mqtt-bridge.ts).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
 import { Broker, type BrokerOptions } from '../../mq/broker.js';
 import { DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES } from '../../mq/message-types.js';
+import { type MqttBridge, startMqttBridge } from '../../mq/mqtt-bridge.js';
 import type { ApiModule } from '../http-api.js';
 
 const MQ_STATUS: Partial<Record<ErrorCode, number>> = {
@@ -104,18 +106,29 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       );
     return broker;
   };
+  let mqtt: MqttBridge | undefined;
   app.addHook('onReady', async () => {
     broker = await Broker.start(
       ctx.pool,
       ctx.logger.child({ component: 'mq' }),
       brokerOptionsFromEnv(),
     );
+    const mqttPort = process.env.PEAK_MQ_MQTT_PORT;
+    if (mqttPort !== undefined && mqttPort !== '') {
+      mqtt = await startMqttBridge(broker, {
+        port: envNumber('PEAK_MQ_MQTT_PORT', 1883),
+        host: process.env.PEAK_MQ_MQTT_HOST ?? '127.0.0.1',
+        logger: ctx.logger.child({ component: 'mqtt' }),
+      });
+    }
   });
   app.addHook('preClose', async () => {
     closing = true;
     broker?.wakeAll();
   });
   app.addHook('onClose', async () => {
+    await mqtt?.close();
+    mqtt = undefined;
     await broker?.stop();
     broker = undefined;
   });

@@ -1,0 +1,139 @@
+/**
+ * MQTT access with a real MQTT client (mqtt.js over TCP) against `peak server` with
+ * PEAK_MQ_MQTT_PORT set: devices publish into topics (tag from the MQTT topic) and
+ * subscribe to them; secured topics take their secrets as the MQTT password; a bad
+ * publish disconnects only that client.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import mqtt from 'mqtt';
+import { BrokerClient, Consumer, Producer } from '../src/mq/index.js';
+import { PeakServer } from '../src/server/peak-server.js';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
+    });
+  });
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('mq over MQTT', { timeout: 120_000 }, () => {
+  let server: PeakServer;
+  let dataDir: string;
+  let port: number;
+  let admin: BrokerClient;
+  const clients: mqtt.MqttClient[] = [];
+  const closers: (() => Promise<void>)[] = [];
+
+  const connect = async (password?: string): Promise<mqtt.MqttClient> => {
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...(password === undefined ? {} : { username: 'device', password }),
+    });
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    port = await freePort();
+    process.env.PEAK_MQ_MQTT_PORT = String(port);
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-mqtt-'));
+    server = await PeakServer.start({ dataDir, port: 0 });
+    delete process.env.PEAK_MQ_MQTT_PORT;
+    admin = new BrokerClient({ server: server.info.url, token: server.info.adminToken! });
+    await admin.call('POST', '/api/v1/mq/topics', { name: 'telemetry', queues: 2 });
+  });
+
+  after(async () => {
+    for (const c of clients) await c.endAsync(true).catch(() => undefined);
+    for (const close of closers) await close();
+    await server?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('stores device publishes (QoS 1 acked after commit) and delivers them to SDK consumers with the tag', async () => {
+    const device = await connect();
+    await device.publishAsync('mq/telemetry/temp', '21.5', { qos: 1 });
+    const got: { tag: string | null; text: string }[] = [];
+    const consumer = new Consumer({
+      server: server.info.url,
+      group: 'dash',
+      topic: 'telemetry',
+      waitMs: 300,
+      handler: (m) => void got.push({ tag: m.tag, text: m.text() }),
+    }).start();
+    closers.push(() => consumer.close());
+    await until('the device reading', () => got.length === 1);
+    assert.deepEqual(got, [{ tag: 'temp', text: '21.5' }]);
+  });
+
+  it('pushes messages to MQTT subscribers, filtered by tag', async () => {
+    const sub = await connect();
+    const received: { topic: string; payload: string }[] = [];
+    sub.on('message', (topic, payload) => received.push({ topic, payload: payload.toString() }));
+    await sub.subscribeAsync('mq/telemetry/alarm', { qos: 0 });
+    await new Promise((r) => setTimeout(r, 800));
+    const producer = new Producer({ server: server.info.url });
+    closers.push(() => producer.close());
+    await producer.send('telemetry', { body: 'ignored', tag: 'temp' });
+    await producer.send('telemetry', { body: 'fire!', tag: 'alarm' });
+    await until('the alarm', () => received.length >= 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(received, [{ topic: 'mq/telemetry/alarm', payload: 'fire!' }]);
+  });
+
+  it('secured topics take their secrets as the MQTT password; bad publishes drop only that client', async () => {
+    const t = await admin.call<{ produceSecret: string; consumeSecret: string }>(
+      'POST',
+      '/api/v1/mq/topics',
+      {
+        name: 'locks',
+        secured: true,
+      },
+    );
+    const good = await connect(t.produceSecret);
+    await good.publishAsync('mq/locks/open', 'door-1', { qos: 1 });
+    const { messages } = await admin.call<{ messages: { body: string }[] }>(
+      'GET',
+      '/api/v1/mq/messages?topic=locks&tag=open',
+    );
+    assert.deepEqual(
+      messages.map((m) => Buffer.from(m.body, 'base64').toString()),
+      ['door-1'],
+    );
+    for (const [password, topic] of [
+      ['wrong', 'mq/locks/open'],
+      [undefined, 'mq/no-such-topic'],
+      [undefined, 'not/our/namespace'],
+    ] as const) {
+      const bad = await connect(password);
+      const closed = new Promise<void>((resolve) => bad.once('close', () => resolve()));
+      bad.publish(topic, 'x', { qos: 1 });
+      await closed;
+    }
+    // The broker keeps serving the well-behaved client.
+    await good.publishAsync('mq/locks/close', 'door-1', { qos: 1 });
+    const after = await admin.call<{ messages: unknown[] }>(
+      'GET',
+      '/api/v1/mq/messages?topic=locks',
+    );
+    assert.equal(after.messages.length, 2);
+  });
+});
