@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -262,26 +261,39 @@ describe('config center', { timeout: 180_000 }, () => {
 
   it('an instance restarted while no control plane answers starts with its last config', async () => {
     const snapshot = path.join(dataDir, 'instance-snapshot.json');
-    await api('PUT', '/items/snap/app/greeting', { format: 'text', value: 'hello v1' });
-    const first = await spawn({ APP: 'snap', SNAPSHOT: snapshot });
-    await api('PUT', '/items/snap/app/greeting', { format: 'text', value: 'hello v2' });
-    await waitFor('first sees v2', () => first.entries.get('app/greeting')?.value === 'hello v2');
-    assert.equal(await stopSubscriber(first), 0);
-
-    // A port nothing listens on: the control plane is down for this instance.
-    const probe = createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise<void>((r) => probe.close(() => r()));
-    const restarted = await spawn({
-      APP: 'snap',
-      SNAPSHOT: snapshot,
-      PEAK_SERVER: `http://127.0.0.1:${port}`,
-      START_TIMEOUT_MS: '500',
+    // The instance's own control-plane node (sharing the database), stopped later.
+    const dir2 = await mkdtemp(path.join(os.tmpdir(), 'peak-config-down-'));
+    const node = await PeakServer.start({
+      dataDir: dir2,
+      port: 0,
+      postgresUrl: server.postgresUrl(),
     });
-    assert.equal(restarted.origin, 'snapshot');
-    assert.equal(restarted.entries.get('app/greeting')?.value, 'hello v2');
-    assert.equal(restarted.entries.get('app/greeting')?.version, 2);
+    try {
+      await api('PUT', '/items/snap/app/greeting', { format: 'text', value: 'hello v1' });
+      const first = await spawn({ APP: 'snap', SNAPSHOT: snapshot, PEAK_SERVER: node.info.url });
+      await api('PUT', '/items/snap/app/greeting', { format: 'text', value: 'hello v2' });
+      await waitFor('first sees v2', () => first.entries.get('app/greeting')?.value === 'hello v2');
+      assert.equal(await stopSubscriber(first), 0);
+      await node.stop();
+      const down = await fetch(`${node.info.url}/health`).then(
+        () => 'answered',
+        () => 'down',
+      );
+      assert.equal(down, 'down');
+
+      const restarted = await spawn({
+        APP: 'snap',
+        SNAPSHOT: snapshot,
+        PEAK_SERVER: node.info.url,
+        START_TIMEOUT_MS: '500',
+      });
+      assert.equal(restarted.origin, 'snapshot');
+      assert.equal(restarted.entries.get('app/greeting')?.value, 'hello v2');
+      assert.equal(restarted.entries.get('app/greeting')?.version, 2);
+    } finally {
+      await node.stop();
+      await rm(dir2, { recursive: true, force: true });
+    }
   });
 
   it('a change published on one control-plane node reaches subscribers of another; a subscriber moves when its node stops', async () => {
