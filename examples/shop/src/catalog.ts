@@ -59,3 +59,6 @@ export const orderService = defineService({
 
 /** The topic the order service publishes "order placed" events to (tag `placed`). */
 export const ORDER_PLACED_TOPIC = 'shop.order-placed';
+
+/** The producer group of the order service's transactional (half) messages. */
+export const ORDER_PRODUCER_GROUP = 'shop.order';

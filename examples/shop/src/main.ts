@@ -15,19 +15,26 @@
  * sale, then exit: what CI runs), --json (print the report as one JSON object).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
+import type { ShardedDatabase } from 'peakware/data';
 import { HttpRegistry } from 'peakware/registry';
-import { PeakServer } from 'peakware/server';
+import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
 import { ORDER_PLACED_TOPIC } from './catalog.js';
 import { type ItemOutcome, runFlashSale, type SaleReport } from './flash-sale.js';
 import { BUY_LIMITS, flashSaleRules, type Gateway, startGateway } from './gateway.js';
+import { createOrderTables, openOrders } from './order-store.js';
 import { releaseOrphanDeductions, saleLedger, seedFlashSale } from './shop-database.js';
 
 const HOT_SKU = 'flash-phone';
+
+/** A connection URL for an embedded instance's endpoint. */
+function endpointUrl(e: PostgresEndpoint): string {
+  return `postgres://${encodeURIComponent(e.user)}:${encodeURIComponent(e.password)}@${e.host}:${e.port}/${e.database}`;
+}
 
 /** Creates an MQ topic through the control plane's admin API (idempotent). */
 async function createTopic(serverUrl: string, tokenFile: string, name: string): Promise<void> {
@@ -126,6 +133,8 @@ async function main(): Promise<number> {
   let gateway: Gateway | undefined;
   let registry: HttpRegistry | undefined;
   let server: PeakServer | undefined;
+  let shard1: EmbeddedPostgres | undefined;
+  let orders: ShardedDatabase | undefined;
   const shutdown = async () => {
     await gateway?.close().catch(() => undefined);
     await Promise.all(
@@ -140,6 +149,8 @@ async function main(): Promise<number> {
       ),
     );
     await registry?.close().catch(() => undefined);
+    await orders?.close().catch(() => undefined);
+    await shard1?.stop().catch(() => undefined);
     return (await server?.stop()) ?? true;
   };
 
@@ -149,11 +160,19 @@ async function main(): Promise<number> {
     );
     server = await PeakServer.start({ dataDir: values.data, port: Number(values.port), logger });
     const shopDb = server.postgresUrl();
+    // A second real PostgreSQL instance: the other half of the order shards.
+    const shardDir = path.join(server.info.dataDir, 'order-shard-1');
+    await mkdir(shardDir, { recursive: true });
+    shard1 = new EmbeddedPostgres({ dataDir: shardDir, logger });
+    const shopDb2 = endpointUrl(await shard1.start());
+    await createOrderTables({ ds0: shopDb, ds1: shopDb2 });
+    orders = await openOrders({ ds0: shopDb, ds1: shopDb2 }, 4);
     await createTopic(server.info.url, server.info.adminTokenFile, ORDER_PLACED_TOPIC);
-    await seedFlashSale(shopDb, HOT_SKU, settings.stock);
-    await seedFlashSale(shopDb, REGULAR_SKU, 1_000_000);
+    await seedFlashSale(shopDb, orders, HOT_SKU, settings.stock);
+    await seedFlashSale(shopDb, orders, REGULAR_SKU, 1_000_000);
 
-    const env = { PEAK_SERVER: server.info.url, SHOP_DB: shopDb };
+    const env = { PEAK_SERVER: server.info.url, SHOP_DB: shopDb, SHOP_DB_2: shopDb2 };
+    const ordersDb = orders;
     const roles = ['inventory', 'inventory', 'order', 'order', 'points'] as const;
     const started = await Promise.all(
       roles.map((role, i) => startProvider(role, { ...env, WORKER_ID: String(i + 1) })),
@@ -184,7 +203,7 @@ async function main(): Promise<number> {
     // Compensation runs beside the sale: deductions whose order never came are released.
     let compensated = 0;
     const sweeper = setInterval(() => {
-      releaseOrphanDeductions(shopDb, HOT_SKU, 5000).then(
+      releaseOrphanDeductions(shopDb, ordersDb, HOT_SKU, 5000).then(
         (n) => {
           compensated += n;
         },
@@ -216,13 +235,13 @@ async function main(): Promise<number> {
     // Every buy has answered (or timed out at the gateway); give providers a moment to
     // finish calls whose callers gave up, then compensate deductions that have no order.
     await new Promise((r) => setTimeout(r, 4500));
-    compensated += await releaseOrphanDeductions(shopDb, HOT_SKU, 0);
+    compensated += await releaseOrphanDeductions(shopDb, ordersDb, HOT_SKU, 0);
     // The points service consumes "order placed" events; wait (bounded) until it has them all.
-    let books = await saleLedger(shopDb, HOT_SKU);
+    let books = await saleLedger(shopDb, ordersDb, HOT_SKU);
     const waitUntil = Date.now() + 20_000;
     while (books.pointsAwarded < books.orders && Date.now() < waitUntil) {
       await new Promise((r) => setTimeout(r, 250));
-      books = await saleLedger(shopDb, HOT_SKU);
+      books = await saleLedger(shopDb, ordersDb, HOT_SKU);
     }
     const oversold = Math.max(0, books.unitsDeducted - settings.stock);
     // The books must balance: every deducted unit is one ordered unit, stock went down by
@@ -263,7 +282,7 @@ async function main(): Promise<number> {
         `  books: ${books.unitsDeducted} of ${settings.stock} units sold as ${books.orders} orders, ${books.left} left, oversold ${oversold}, ${compensated} released by compensation: ${consistent ? 'consistent' : 'INCONSISTENT'}`,
       );
       say(
-        `  events: ${books.pointsAwarded} of ${books.orders} "order placed" messages (sent in the order's own transaction) consumed by the points service`,
+        `  events: ${books.pointsAwarded} of ${books.orders} "order placed" messages (transactional: committed with the order's shard write) consumed by the points service`,
       );
       say(
         `  guard: ${report.hot.blocked + report.regular.blocked} attempts refused fast with 429 (gateway: ${BUY_LIMITS.hotItemQps}/s for the hot item, ${BUY_LIMITS.routeQps}/s in all; inventory: ${BUY_LIMITS.deductConcurrency} deducts in flight per instance) instead of queueing past their deadline`,

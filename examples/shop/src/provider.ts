@@ -5,14 +5,21 @@
  * business data in the shop database (SHOP_DB), prints one JSON line when ready, and goes
  * offline gracefully on SIGTERM (deregister, drain, close).
  */
-import { assertDeadline, IdGenerator } from 'peakware/core';
+import { assertDeadline } from 'peakware/core';
+import { GeneIdGenerator, type ShardedDatabase } from 'peakware/data';
 import { Guard, guardRpcFilter } from 'peakware/guard';
-import { Consumer, sendInTransaction } from 'peakware/mq';
+import { Consumer, Producer } from 'peakware/mq';
 import { HttpRegistry } from 'peakware/registry';
 import { RpcClient, RpcServer } from 'peakware/rpc';
 import pg from 'pg';
-import { inventoryService, ORDER_PLACED_TOPIC, orderService } from './catalog.js';
+import {
+  inventoryService,
+  ORDER_PLACED_TOPIC,
+  ORDER_PRODUCER_GROUP,
+  orderService,
+} from './catalog.js';
 import { BUY_LIMITS } from './gateway.js';
+import { openOrders } from './order-store.js';
 
 const role = process.argv[2];
 const controlPlane = process.env.PEAK_SERVER;
@@ -38,6 +45,8 @@ guard.loadRules({
     },
   ],
 });
+let orders: ShardedDatabase | undefined;
+let producer: Producer | undefined;
 const server = new RpcServer({
   registry,
   drainTimeoutMs: 5000,
@@ -75,42 +84,62 @@ if (role === 'inventory') {
     },
   });
 } else if (role === 'order') {
-  const ids = new IdGenerator({ workerId: Number(process.env.WORKER_ID ?? process.pid % 1024) });
+  const shopDb2 = process.env.SHOP_DB_2;
+  if (!shopDb2) {
+    console.error('the order service needs SHOP_DB_2 (the second order shard)');
+    process.exit(2);
+  }
+  orders = await openOrders({ ds0: shopDb, ds1: shopDb2 });
+  const db = orders;
+  const ids = new GeneIdGenerator({
+    layout: db.layout,
+    table: 'orders',
+    workerId: Number(process.env.WORKER_ID ?? process.pid % 64),
+  });
+  producer = new Producer({ server: controlPlane });
+  // RocketMQ-style transactional message: the broker holds "order placed" as a half message
+  // until the order's shard commits; if this process dies in between, the broker asks back
+  // and the answer comes from the order shard itself.
+  producer.startCheckBack(ORDER_PRODUCER_GROUP, async (message) => {
+    const { orderId } = message.json<{ orderId: string }>();
+    const found = await db.query('SELECT 1 FROM orders WHERE order_id = $1', [orderId]);
+    if (found.rows.length > 0) return 'commit';
+    // Too young to judge: its local transaction may still be running.
+    return Date.now() - message.bornAt < 10_000 ? 'unknown' : 'rollback';
+  });
   client = new RpcClient({ registry, app: 'shop.order', loadBalancer: 'least-active' });
   const inventory = client.service(inventoryService);
+  const events = producer;
   server.addService(orderService, {
     async place({ userId, sku, qty }) {
-      const orderId = ids.nextString();
+      // A gene id: it carries the buyer's shard, so by-id and by-buyer lookups meet.
+      const orderId = ids.next(userId).toString();
       const deducted = await inventory.deduct({ orderId, sku, qty });
       if (!deducted.ok) return { status: 'sold-out' as const };
       // Never write an order for a caller that has given up: the sweep will release its unit.
       assertDeadline('shop.order.place: writing the order');
-      // The order and its "order placed" event commit together or not at all (local
-      // transaction + transactional outbox: no event for a lost order, no order without one).
-      const db = await pool.connect();
-      try {
-        await db.query('BEGIN');
-        await db.query(
-          'INSERT INTO shop.orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)',
-          [orderId, userId, sku, qty],
-        );
-        await sendInTransaction(db, ORDER_PLACED_TOPIC, {
+      const { state } = await events.sendTransactional(
+        ORDER_PLACED_TOPIC,
+        {
           body: JSON.stringify({ orderId, userId, sku, qty }),
           tag: 'placed',
           keys: [orderId, String(userId)],
-        });
-        await db.query('COMMIT');
-      } catch (err) {
-        await db.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        db.release();
-      }
+        },
+        ORDER_PRODUCER_GROUP,
+        async () => {
+          await db.query(
+            'INSERT INTO orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)',
+            [orderId, userId, sku, qty],
+          );
+          return 'commit' as const;
+        },
+      );
+      if (state !== 'commit') throw new Error(`order ${orderId} was not written`);
       return { status: 'placed' as const, orderId, left: deducted.left };
     },
     async get({ orderId }) {
-      const { rows } = await pool.query<{ user_id: string; sku: string; qty: number }>(
-        'SELECT user_id, sku, qty FROM shop.orders WHERE order_id = $1',
+      const { rows } = await db.query<{ user_id: string; sku: string; qty: number }>(
+        'SELECT user_id, sku, qty FROM orders WHERE order_id = $1',
         [orderId],
       );
       const row = rows[0];
@@ -131,10 +160,10 @@ if (role === 'points') {
     concurrency: 16,
     waitMs: 2000,
     handler: async (message) => {
-      const event = message.json<{ orderId: string; userId: number; qty: number }>();
+      const event = message.json<{ orderId: string; userId: number; sku: string; qty: number }>();
       await pool.query(
-        'INSERT INTO shop.points (order_id, user_id, points) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
-        [event.orderId, event.userId, 10 * event.qty],
+        'INSERT INTO shop.points (order_id, user_id, sku, points) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
+        [event.orderId, event.userId, event.sku, 10 * event.qty],
       );
     },
   }).start();
@@ -147,6 +176,8 @@ if (role === 'points') {
 process.once('SIGTERM', () => {
   (role === 'points' ? Promise.resolve() : server.stop())
     .then(() => consumer?.close())
+    .then(() => producer?.close())
+    .then(() => orders?.close())
     .then(() => client?.close())
     .then(() => registry.close())
     .then(() => pool.end())

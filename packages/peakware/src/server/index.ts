@@ -1,8 +1,14 @@
 /**
  * `peakware/server`: the control plane (`peak server`) as a library: start a node on the
- * embedded PostgreSQL or an external one, stop it gracefully.
+ * embedded PostgreSQL or an external one, stop it gracefully. `EmbeddedPostgres` runs more
+ * real PostgreSQL instances from the same binaries (a laptop stand-in for shard servers).
  */
 export { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
+export {
+  EmbeddedPostgres,
+  type EmbeddedPostgresOptions,
+  type PostgresEndpoint,
+} from './embedded-postgres.js';
 export type { ApiContext, ApiModule, RouteAuthConfig } from './http-api.js';
 export type { Migration } from './migrator.js';
 export {

@@ -1,0 +1,63 @@
+/**
+ * Orders, sharded (TSharding style): by buyer, over two PostgreSQL instances × two tables
+ * each (`orders_0` … `orders_3`). Order ids are gene ids: they carry the buyer's shard bits,
+ * so an order is found by its id on the same shard as by its buyer, without a lookup table.
+ * The data layer routes, rewrites and merges; the tables are the application's, created
+ * here.
+ */
+import { createLayout, ShardedDatabase, type ShardingLayoutOptions } from 'peakware/data';
+import pg from 'pg';
+
+/** The declared layout: 2 data sources × 2 tables, hash-mod on the buyer id. */
+export const ORDER_LAYOUT: ShardingLayoutOptions = {
+  dataSources: ['ds0', 'ds1'],
+  tables: {
+    orders: {
+      shardingColumn: 'user_id',
+      geneColumns: ['order_id'],
+      algorithm: { type: 'hash-mod' },
+      tablesPerDataSource: 2,
+    },
+  },
+};
+
+/** Where the two order shards live. */
+export interface OrderShards {
+  ds0: string;
+  ds1: string;
+}
+
+/** Creates every physical order table on its data source (idempotent). */
+export async function createOrderTables(shards: OrderShards): Promise<void> {
+  const layout = createLayout(ORDER_LAYOUT);
+  const table = layout.tables.get('orders')!;
+  for (let s = 0; s < table.shardCount; s++) {
+    const node = layout.node(table, s);
+    const client = new pg.Client({
+      connectionString: shards[node.dataSource as keyof OrderShards],
+    });
+    await client.connect();
+    try {
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS ${node.table} (
+          order_id   bigint PRIMARY KEY,
+          user_id    bigint NOT NULL,
+          sku        text NOT NULL,
+          qty        integer NOT NULL,
+          created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX IF NOT EXISTS ${node.table}_sku ON ${node.table} (sku);`);
+    } finally {
+      await client.end();
+    }
+  }
+}
+
+/** Opens the sharded order database. */
+export function openOrders(shards: OrderShards, poolSize = 8): Promise<ShardedDatabase> {
+  return ShardedDatabase.connect({
+    layout: ORDER_LAYOUT,
+    connections: { ds0: { primary: shards.ds0 }, ds1: { primary: shards.ds1 } },
+    poolSize,
+  });
+}
