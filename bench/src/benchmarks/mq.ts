@@ -150,6 +150,58 @@ async function runPgBoss(boss: PgBoss, queue: string, count: number): Promise<Ru
   };
 }
 
+/**
+ * Delayed-delivery lateness: `count` messages all due at the same moment (after the
+ * sends finish); lateness = consume time minus due time. One run.
+ */
+async function runDelayed(
+  url: string,
+  token: string,
+  count: number,
+): Promise<{ p50: number; p99: number; max: number }> {
+  const topic = 'bench-delayed';
+  const admin = new BrokerClient({ server: url, token });
+  await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 8 });
+  const producer = new Producer({ server: url });
+  // Leave time to send everything before they fall due (about 10k/s here).
+  const due = Date.now() + 3000 + count / 5;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: SENDERS }, async () => {
+      while (next < count) {
+        const n = Math.min(BATCH, count - next);
+        next += n;
+        await producer.sendBatch(
+          topic,
+          Array.from({ length: n }, () => ({ body: 'd'.repeat(BODY_BYTES), deliverAt: due })),
+        );
+      }
+    }),
+  );
+  if (Date.now() >= due) throw new Error('sending took longer than the delay; raise the margin');
+  const lateness: number[] = [];
+  const consumer = new Consumer({
+    server: url,
+    group: `${topic}-g`,
+    topic,
+    concurrency: 1000,
+    handler: () => void lateness.push(Date.now() - due),
+  }).start();
+  const end = Date.now() + 180_000;
+  while (lateness.length < count && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  await consumer.close();
+  await producer.close();
+  if (lateness.length < count)
+    throw new Error(`only ${lateness.length} of ${count} delayed messages arrived`);
+  lateness.sort((a, b) => a - b);
+  if (lateness[0]! < 0) throw new Error(`a delayed message arrived ${-lateness[0]!} ms early`);
+  return {
+    p50: quantile(lateness, 0.5),
+    p99: quantile(lateness, 0.99),
+    max: lateness[lateness.length - 1]!,
+  };
+}
+
 /** `npm run bench -- mq`. */
 export const benchmark: Benchmark = {
   name: 'mq',
@@ -176,6 +228,8 @@ export const benchmark: Benchmark = {
     await boss.start();
     const peak: RunResult[] = [];
     const pgb: RunResult[] = [];
+    const delayedCount = options.quick ? 5000 : 100_000;
+    let delayed = { p50: Number.NaN, p99: Number.NaN, max: Number.NaN };
     try {
       for (let run = 0; run < options.runs; run++) {
         options.progress(`run ${run + 1}/${options.runs}: peakware, ${count} messages`);
@@ -185,6 +239,8 @@ export const benchmark: Benchmark = {
         options.progress(`run ${run + 1}/${options.runs}: pg-boss, ${count} messages`);
         pgb.push(await runPgBoss(boss, `bench-${run}`, count));
       }
+      options.progress(`delayed: ${delayedCount} messages due in the same instant`);
+      delayed = await runDelayed(server.info.url, server.info.adminToken!, delayedCount);
     } finally {
       await boss.stop({ graceful: false, wait: true }).catch(() => undefined);
       await server.stop();
@@ -199,6 +255,9 @@ export const benchmark: Benchmark = {
       for (const k of ['sendPerSec', 'e2ePerSec', 'p50', 'p99'] as const)
         figures[`${name}.${k}`] = round(m(list, k));
     }
+    figures['peakware.delayedLatenessP50'] = round(delayed.p50);
+    figures['peakware.delayedLatenessP99'] = round(delayed.p99);
+    figures['peakware.delayedLatenessMax'] = round(delayed.max);
     const ratios = {
       'peakware/pgboss.sendPerSec': round(m(peak, 'sendPerSec') / m(pgb, 'sendPerSec')),
       'peakware/pgboss.e2ePerSec': round(m(peak, 'e2ePerSec') / m(pgb, 'e2ePerSec')),
@@ -228,6 +287,7 @@ export const benchmark: Benchmark = {
         `${count} messages of ${BODY_BYTES} bytes per run, ${SENDERS} senders x batches of ${BATCH}; medians of ${options.runs} runs`,
         'one process: broker, PostgreSQL clients, producers and consumers share the 2 cores; PostgreSQL is the embedded one',
         'pg-boss polls every 0.5 s (its minimum) with 4 workers of batch 100; Peakware consumers long-poll',
+        `delayed: ${delayedCount} messages due at one instant, lateness p50 ${round(delayed.p50)} ms, p99 ${round(delayed.p99)} ms, max ${round(delayed.max)} ms (none early)`,
       ],
     };
   },

@@ -528,6 +528,17 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     assert.equal(honest.status, 200);
     const stats = await admin.call<{ node: { badSignatures: number } }>('GET', '/api/v1/mq/stats');
     assert.ok(stats.node.badSignatures >= 3);
+    const half = await good.sendTransactional('vault', { body: 'tx' }, 'vault-tx', () => 'unknown');
+    const stranger = await rawPost(`/api/v1/mq/transactions/${half.id}/commit`, {});
+    assert.equal(
+      stranger.status,
+      403,
+      'committing a secured half message needs the produce secret',
+    );
+    const owner = await rawPost(`/api/v1/mq/transactions/${half.id}/rollback`, {
+      secret: t.produceSecret,
+    });
+    assert.equal(owner.status, 200);
     const denied = await rawPost('/api/v1/mq/groups/v-g/receive', {
       topic: 'vault',
       consumerId: 'x',

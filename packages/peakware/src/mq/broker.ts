@@ -633,9 +633,23 @@ export class Broker {
   }
 
   /** Resolves a half message: commit delivers it, rollback discards it. */
-  async endHalf(id: string, action: 'commit' | 'rollback', by: string): Promise<void> {
+  async endHalf(
+    id: string,
+    action: 'commit' | 'rollback',
+    by: string,
+    secret?: string,
+  ): Promise<void> {
     if (!/^\d{1,19}$/.test(id))
       throw new InvalidArgumentError(`not a message id: ${id}`, { details: { input: 'id' } });
+    const half = (await this.store.pendingById(id)).find((p) => p.kind === 'half');
+    const topic = half === undefined ? undefined : await this.store.topic(half.topic);
+    if (topic !== undefined && !secretMatches(topic.produceSecret, secret)) {
+      throw new PeakError(
+        ErrorCodes.MQ_FORBIDDEN,
+        `committing or rolling back a half message of topic '${topic.name}' needs its produce secret ('secret' in the body)`,
+        { details: { topic: topic.name } },
+      );
+    }
     const ok =
       action === 'commit' ? await this.store.commitHalf(id) : await this.store.rollbackHalf(id);
     if (!ok) {

@@ -161,7 +161,10 @@ export class Producer {
       state = 'rollback';
     }
     if (state !== 'unknown')
-      await this.#client.call('POST', `/api/v1/mq/transactions/${id}/${state}`, { by: 'producer' });
+      await this.#client.call('POST', `/api/v1/mq/transactions/${id}/${state}`, {
+        by: 'producer',
+        ...(this.#o.secrets?.[topic] === undefined ? {} : { secret: this.#o.secrets[topic] }),
+      });
     return { id, state };
   }
 
@@ -188,7 +191,12 @@ export class Producer {
             const state = await onCheck(fromWire(c, this.#o.encryption));
             if (state !== 'unknown') {
               await this.#client
-                .call('POST', `/api/v1/mq/transactions/${c.id}/${state}`, { by: 'check-back' })
+                .call('POST', `/api/v1/mq/transactions/${c.id}/${state}`, {
+                  by: 'check-back',
+                  ...(this.#o.secrets?.[c.topic] === undefined
+                    ? {}
+                    : { secret: this.#o.secrets[c.topic] }),
+                })
                 .catch((err) => {
                   this.#logger.warn(
                     { err: errorMessage(err), id: c.id },

@@ -203,7 +203,13 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         });
       }
       const by = typeof body(request).by === 'string' ? String(body(request).by) : 'producer';
-      await b().endHalf(id, action, by);
+      const x = body(request);
+      await b().endHalf(
+        id,
+        action,
+        by,
+        typeof x.secret === 'string' ? x.secret : secretOf(request),
+      );
       return { id, action };
     }),
   );
