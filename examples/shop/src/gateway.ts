@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ConfigClient, ConfigRuleSource } from 'peakware/config';
 import {
   childContext,
   decodeContext,
@@ -80,14 +81,21 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
 }
 
-/** Starts the gateway on 127.0.0.1:`port` (0 picks one). */
+/**
+ * Starts the gateway on 127.0.0.1:`port` (0 picks one). Its guard rules come from the
+ * config center (item `governance/guard-rules` of app `shop`): a `peak config set` changes
+ * the flash-sale limits of every gateway at once, no restart; a rule set that fails
+ * validation is refused at publish time and the rules in force stay.
+ */
 export async function startGateway(
   registry: Registry,
-  rules: GuardRules,
+  controlPlane: string,
   port = 0,
 ): Promise<Gateway> {
+  const config = new ConfigClient({ servers: [controlPlane], app: 'shop' });
+  await config.start();
   const guard = new Guard();
-  guard.loadRules(rules);
+  guard.useRuleSource(new ConfigRuleSource(config));
   const client = new RpcClient({ registry, app: 'shop.gateway', loadBalancer: 'p2c-ewma' });
   const orders = client.service(orderService);
 
@@ -160,6 +168,7 @@ export async function startGateway(
         server.closeIdleConnections();
       });
       await client.close();
+      await config.close();
       guard.close();
     },
   };

@@ -36,6 +36,29 @@ function endpointUrl(e: PostgresEndpoint): string {
   return `postgres://${encodeURIComponent(e.user)}:${encodeURIComponent(e.password)}@${e.host}:${e.port}/${e.database}`;
 }
 
+/** Publishes a JSON config item (`app/group/key`) through the control plane's admin API. */
+async function publishConfig(
+  serverUrl: string,
+  tokenFile: string,
+  item: string,
+  value: unknown,
+  schema: Record<string, unknown>,
+): Promise<void> {
+  const token = (await readFile(tokenFile, 'utf8')).trim();
+  const res = await fetch(`${serverUrl}/api/v1/config/items/${item}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      value: JSON.stringify(value),
+      format: 'json',
+      schema,
+      comment: 'flash-sale limits set by the shop at start',
+      author: 'shop',
+    }),
+  });
+  if (!res.ok) throw new Error(`publishing ${item}: HTTP ${res.status} ${await res.text()}`);
+}
+
 /** Creates an MQ topic through the control plane's admin API (idempotent). */
 async function createTopic(serverUrl: string, tokenFile: string, name: string): Promise<void> {
   const token = (await readFile(tokenFile, 'utf8')).trim();
@@ -180,7 +203,14 @@ async function main(): Promise<number> {
     children.push(...started);
 
     registry = new HttpRegistry({ servers: [server.info.url], leaseMs: 6000 });
-    gateway = await startGateway(registry, flashSaleRules(HOT_SKU));
+    await publishConfig(
+      server.info.url,
+      server.info.adminTokenFile,
+      'shop/governance/guard-rules',
+      flashSaleRules(HOT_SKU),
+      { $peak: 'guard-rules' },
+    );
+    gateway = await startGateway(registry, server.info.url);
 
     say('');
     say(
@@ -195,6 +225,9 @@ async function main(): Promise<number> {
       '  services        shop.inventory ×2, shop.order ×2 (RPC, registered); points (consumes order events)',
     );
     say(`  gateway         ${gateway.url}   (POST /api/buy {"userId":1,"sku":"${HOT_SKU}"})`);
+    say(
+      '  guard rules     config item shop/governance/guard-rules (pushed to the gateway; change it live with peak config set)',
+    );
     say('');
     say(
       `Flash sale: ${settings.stock} × ${HOT_SKU} for ${settings.buyers} buyers, ${settings.concurrency} at a time (10% buy ${REGULAR_SKU}), at most ${settings.seconds}s`,
