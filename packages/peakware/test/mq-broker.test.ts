@@ -330,6 +330,8 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       group: 'seq-g',
       topic: 'seq',
       concurrency: 8,
+      // A1 takes >= 2 s to exhaust its retries, far longer than B needs: B must not wait.
+      backoffMs: [1000, 1000],
       handler: async (m) => {
         const body = m.text();
         if (body === 'A1') {
@@ -539,6 +541,27 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       secret: t.produceSecret,
     });
     assert.equal(owner.status, 200);
+    // Check-backs of a secured topic's half messages go only to a holder of its secret.
+    const half2 = await good.sendTransactional(
+      'vault',
+      { body: 'tx2' },
+      'vault-tx',
+      () => 'unknown',
+    );
+    await new Promise((r) => setTimeout(r, 400));
+    const peek = await rawPost('/api/v1/mq/producer-groups/vault-tx/checks', {});
+    assert.equal(peek.status, 200);
+    assert.deepEqual((peek.json as unknown as { checks: unknown[] }).checks, []);
+    const checkedIds: string[] = [];
+    good.startCheckBack(
+      'vault-tx',
+      (m) => {
+        checkedIds.push(m.id);
+        return 'rollback';
+      },
+      100,
+    );
+    await until('the owner gets the check-back', () => checkedIds.includes(half2.id));
     const denied = await rawPost('/api/v1/mq/groups/v-g/receive', {
       topic: 'vault',
       consumerId: 'x',

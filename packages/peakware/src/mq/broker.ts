@@ -665,11 +665,18 @@ export class Broker {
   }
 
   /** Half messages of a producer group due for a check-back; too-old ones roll back. */
-  async dueChecks(producerGroup: string, max: number): Promise<ReceivedMessage[]> {
+  async dueChecks(
+    producerGroup: string,
+    max: number,
+    secrets: Readonly<Record<string, string>> = {},
+  ): Promise<ReceivedMessage[]> {
     checkName('producerGroup', producerGroup);
     const rows = await this.store.dueChecks(producerGroup, max, this.#o.halfCheckIntervalMs);
     const out: ReceivedMessage[] = [];
     for (const r of rows) {
+      // A half message of a secured topic is shown only to a caller holding its secret.
+      const topic = await this.store.topic(r.topic);
+      if (topic !== undefined && !secretMatches(topic.produceSecret, secrets[r.topic])) continue;
       if (r.check_count > this.#o.halfMaxChecks) {
         await this.store.rollbackHalf(r.msg_id);
         await this.store.trace([

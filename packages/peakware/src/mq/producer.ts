@@ -185,7 +185,7 @@ export class Producer {
           const { checks } = await this.#client.call<{ checks: ReceivedMessage[] }>(
             'POST',
             `/api/v1/mq/producer-groups/${encodeURIComponent(producerGroup)}/checks`,
-            { max: 100 },
+            { max: 100, secrets: this.#o.secrets ?? {} },
           );
           for (const c of checks) {
             const state = await onCheck(fromWire(c, this.#o.encryption));

@@ -218,8 +218,13 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     SDK,
     handle(async (request) => {
       const { producerGroup } = request.params as { producerGroup: string };
+      const x = body(request);
+      const secrets: Record<string, string> = {};
+      if (typeof x.secrets === 'object' && x.secrets !== null && !Array.isArray(x.secrets)) {
+        for (const [k, v] of Object.entries(x.secrets)) if (typeof v === 'string') secrets[k] = v;
+      }
       return {
-        checks: await b().dueChecks(producerGroup, int(body(request).max, 'max', 1, 1000, 100)),
+        checks: await b().dueChecks(producerGroup, int(x.max, 'max', 1, 1000, 100), secrets),
       };
     }),
   );
