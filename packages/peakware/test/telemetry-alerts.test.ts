@@ -1,6 +1,6 @@
 /**
  * SLA alerts end to end: a traced RPC service reports spans to a real peak server; a rule
- * "p99 of order < 25 ms while QPS ≥ 5, for 1 s" fires (event + webhook) under induced
+ * "p99 of order < 100 ms while QPS ≥ 5, for 1 s" fires (event + webhook) under induced
  * latency and resolves after it; a silenced rule records events without calling the
  * webhook; rule changes need the admin token and bad rules are refused clearly.
  */
@@ -148,7 +148,7 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
     const put = await api('PUT', '/api/v1/telemetry/alerts/rules/order-p99', {
       service: 'order',
       kind: 'p99',
-      threshold: 25,
+      threshold: 100,
       minQps: 5,
       windowSeconds: 2,
       forSeconds: 1,
@@ -156,15 +156,15 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
     });
     assert.equal(put.status, 200, JSON.stringify(put.body));
     await new Promise((r) => setTimeout(r, 2500));
-    assert.equal(hooks.length, 0, 'no alert while p99 is ~2 ms');
+    assert.equal(hooks.length, 0, 'no alert while p99 is a few ms');
 
-    latencyMs = 40;
+    latencyMs = 150;
     const induced = Date.now();
     await waitFor('the fired webhook', () => hooks.length >= 1);
     assert.ok(Date.now() - induced >= 1000, 'not before the for-duration');
     assert.equal(hooks[0]?.state, 'fired');
     assert.equal(hooks[0]?.rule, 'order-p99');
-    assert.ok((hooks[0]?.value ?? 0) > 25);
+    assert.ok((hooks[0]?.value ?? 0) > 100);
     const rules = await api('GET', '/api/v1/telemetry/alerts/rules');
     assert.equal((rules.body.rules as { firing: boolean }[])[0]?.firing, true);
 
@@ -183,7 +183,7 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
   it('records events of a silenced rule without calling its webhook', async () => {
     const s = await api('POST', '/api/v1/telemetry/alerts/rules/order-p99/silence', { minutes: 5 });
     assert.equal(s.status, 200, JSON.stringify(s.body));
-    latencyMs = 40;
+    latencyMs = 150;
     let fired: { state: string; delivery: string } | undefined;
     const deadline = Date.now() + 20_000;
     while (fired === undefined && Date.now() < deadline) {

@@ -8,7 +8,7 @@
  * OTLP/HTTP JSON spans are accepted and queryable; /metrics parses strictly.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -17,6 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import { currentContext } from '../src/core/context.js';
 import { PeakError } from '../src/core/errors.js';
+import { ShardedDatabase } from '../src/data/index.js';
 import { Consumer, Producer } from '../src/mq/index.js';
 import { InMemoryRegistry } from '../src/registry/in-memory-registry.js';
 import { defineService, RpcClient, RpcServer } from '../src/rpc/index.js';
@@ -27,6 +28,7 @@ import {
   parsePrometheusText,
   rpcTracingFilter,
   type SpanRecord,
+  sqlSpanCollector,
   type TraceNode,
   Tracer,
   type TraceTree,
@@ -386,5 +388,72 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     const { body } = await api<Topology>('/api/v1/telemetry/topology?sinceMinutes=5');
     const edge = body.edges.find((e) => e.caller === 'checkout' && e.callee === 'points');
     assert.equal(edge?.calls, 1);
+  });
+
+  it('records SQL spans from the data layer: shard, fingerprint, rows; slow SQL names the caller', async () => {
+    const web = tracerFor('web');
+    const warehouse = tracerFor('warehouse');
+    const pg = server.info.postgres;
+    assert.equal(pg.mode, 'embedded');
+    if (pg.mode !== 'embedded') return;
+    const password = (await readFile(path.join(dataDir, 'postgres-password'), 'utf8')).trim();
+    const db = await ShardedDatabase.connect({
+      layout: {
+        dataSources: ['ds0'],
+        tables: {
+          t_stock: {
+            shardingColumn: 'sku',
+            algorithm: { type: 'hash-mod' },
+            tablesPerDataSource: 2,
+          },
+        },
+      },
+      connections: {
+        ds0: {
+          primary: `postgres://peak:${encodeURIComponent(password)}@${pg.host}:${pg.port}/postgres`,
+        },
+      },
+      poolSize: 2,
+      collector: sqlSpanCollector(warehouse),
+    });
+    closers.push(() => db.close());
+    for (const t of db.physicalTables()) {
+      await db
+        .primary(t.dataSource)
+        .query(`CREATE TABLE ${t.table} (sku text PRIMARY KEY, left_qty int NOT NULL)`);
+    }
+    await db.query('INSERT INTO t_stock (sku, left_qty) VALUES ($1, $2)', ['A1', 7]);
+    const traceId = await web.trace(
+      'warehouse.stock',
+      () =>
+        warehouse.trace(
+          'warehouse.stock',
+          async (span) => {
+            const r = await db.query('SELECT left_qty FROM t_stock WHERE sku = $1', ['A1']);
+            assert.equal(r.rows.length, 1);
+            return span.context.traceId;
+          },
+          { kind: 'server' },
+        ),
+      { kind: 'client', peerService: 'warehouse' },
+    );
+    await flush();
+    const { body: tree } = await api<TraceTree>(`/api/v1/telemetry/traces/${traceId}`);
+    const sql = tree.roots[0]?.children[0]?.children[0]?.span;
+    assert.equal(sql?.kind, 'client');
+    assert.equal(sql?.service, 'warehouse');
+    assert.equal(sql?.attributes['db.rows'], 1);
+    assert.equal(sql?.name, 'SELECT left_qty FROM t_stock WHERE sku = $1');
+    assert.ok(String(sql?.attributes['db.statement.fingerprint']).length > 0);
+    assert.match(String(sql?.attributes['db.shard']), /^[01]$/);
+    const slow = await api<{
+      statements: { statement: string; shard: string; caller: string; service: string }[];
+    }>('/api/v1/telemetry/slow-sql?sinceMinutes=5&limit=50');
+    const row = slow.body.statements.find(
+      (s) => s.service === 'warehouse' && /^SELECT left_qty/.test(s.statement),
+    );
+    assert.ok(row !== undefined, JSON.stringify(slow.body));
+    assert.equal(row.caller, 'web');
+    assert.equal(row?.shard, sql?.attributes['db.shard']);
   });
 });

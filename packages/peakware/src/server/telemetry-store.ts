@@ -63,6 +63,8 @@ export interface EndpointStats {
 /** One statement fingerprint among the slowest SQL. */
 export interface SlowSql {
   fingerprint: string;
+  /** One statement text of the fingerprint (parameterised SQL), when spans carry it. */
+  statement: string | null;
   service: string;
   shard: string | null;
   /** The service that called the one running the SQL, when known. */
@@ -252,7 +254,8 @@ export class TelemetryStore {
     const res = await this.#pool.query(
       `SELECT q.attributes->>'db.statement.fingerprint' AS fingerprint, q.service,
               q.attributes->>'db.shard' AS shard, p.service AS caller, q.stress,
-              count(*)::bigint AS calls, avg(q.duration_us) AS avg_us, max(q.duration_us) AS max_us
+              count(*)::bigint AS calls, avg(q.duration_us) AS avg_us, max(q.duration_us) AS max_us,
+              min(q.attributes->>'db.statement') AS statement
          FROM peak.telemetry_spans q
          LEFT JOIN LATERAL (
            SELECT c.service FROM peak.telemetry_spans srv
@@ -265,6 +268,7 @@ export class TelemetryStore {
     );
     return res.rows.map((r) => ({
       fingerprint: r.fingerprint,
+      statement: r.statement,
       service: r.service,
       shard: r.shard,
       caller: r.caller,

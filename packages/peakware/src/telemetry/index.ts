@@ -38,8 +38,10 @@ export {
   type SpanProcessorStats,
 } from './span-exporter.js';
 export { type AttributeValue, SPAN_KINDS, type SpanKind, type SpanRecord } from './span-types.js';
+export { type SqlStatementEvent, sqlSpanCollector } from './sql-tracing.js';
 export { buildTraceTree, type TraceNode, type TraceTree } from './trace-tree.js';
 export {
+  type FinishedSpanInit,
   type Span,
   type SpanSink,
   type StartSpanOptions,

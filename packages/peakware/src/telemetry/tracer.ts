@@ -48,6 +48,20 @@ export interface StartSpanOptions {
   peerService?: string;
 }
 
+/** What {@link Tracer.recordSpan} takes: a span that has already finished. */
+export interface FinishedSpanInit {
+  kind?: SpanKind;
+  /** Start, epoch µs. */
+  startUs: number;
+  durationUs: number;
+  /** The failure message, when it failed. */
+  error?: string;
+  attributes?: Record<string, AttributeValue>;
+  peerService?: string;
+  /** The parent; default the current context. */
+  parent?: CallContext;
+}
+
 /** One span being recorded. End it exactly once. */
 export interface Span {
   /** The span's own context: run child work in it so its spans link to this one. */
@@ -191,6 +205,32 @@ export class Tracer {
     const ctx = options.context ?? (parent === undefined ? createContext() : childContext(parent));
     if (!this.#enabled) return new NoopSpan(ctx);
     return new RecordingSpan(this, name, ctx, options);
+  }
+
+  /**
+   * Records a span that already happened (start and duration known), as a child of the
+   * current context: for seams that report after the fact, such as data's statement events.
+   */
+  recordSpan(name: string, done: FinishedSpanInit): void {
+    if (!this.#enabled) return;
+    const parent = done.parent ?? currentContext();
+    const ctx = parent === undefined ? createContext() : childContext(parent);
+    const record: SpanRecord = {
+      traceId: ctx.traceId,
+      spanId: ctx.spanId,
+      name,
+      kind: done.kind ?? 'internal',
+      service: this.service,
+      startUs: Math.round(done.startUs),
+      durationUs: Math.max(0, Math.round(done.durationUs)),
+      error: done.error !== undefined,
+      stress: ctx.stress,
+      attributes: done.attributes ?? {},
+    };
+    if (ctx.parentSpanId !== undefined) record.parentSpanId = ctx.parentSpanId;
+    if (done.error !== undefined) record.errorMessage = done.error.slice(0, 500);
+    if (done.peerService !== undefined) record.peerService = done.peerService;
+    this.finish(record, ctx.sampled);
   }
 
   /**

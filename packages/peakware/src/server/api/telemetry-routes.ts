@@ -53,9 +53,8 @@ const spanSchema = {
       type: 'object',
       default: {},
       maxProperties: 64,
-      additionalProperties: {
-        anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }],
-      },
+      // Values are checked in the handler: a JSON-schema union would be coerced by ajv.
+      additionalProperties: true,
     },
   },
 } as const;
@@ -166,7 +165,20 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
   app.post(
     '/api/v1/telemetry/spans',
     { config: { auth: 'sdk' }, schema: spansSchema, bodyLimit: 16 * 1024 * 1024 },
-    async (request) => ingest((request.body as { spans: SpanRecord[] }).spans),
+    async (request) => {
+      const { spans } = request.body as { spans: SpanRecord[] };
+      for (const span of spans) {
+        for (const [key, value] of Object.entries(span.attributes)) {
+          const t = typeof value;
+          if (t !== 'string' && t !== 'number' && t !== 'boolean') {
+            throw new InvalidArgumentError(
+              `span ${span.spanId} (${span.name}): attribute '${key}' must be a string, number or boolean`,
+            );
+          }
+        }
+      }
+      return ingest(spans);
+    },
   );
 
   app.post('/v1/traces', { bodyLimit: 16 * 1024 * 1024 }, async (request, reply) => {
