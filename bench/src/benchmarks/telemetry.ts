@@ -8,6 +8,10 @@
  *   JSON in batches of 512 (the exporter serialises the batch, as the control-plane
  *   exporter does, and drops the text so the collector's work is not charged here)
  * - traced-10%: the same with `sampleRatio: 0.1` (errors and slow calls would still be kept)
+ * - otel-100%: the OpenTelemetry JS SDK tracer doing the same work: an RpcFilter that
+ *   starts and ends a client/server span per call (parent from the call context) on a
+ *   BasicTracerProvider with its BatchSpanProcessor (same queue and batch sizes), the
+ *   exporter serialising each batch with the OTLP JSON serializer and dropping it
  *
  * Calls/s and CPU µs per call (client + server processes, from /proc) are medians of
  * interleaved runs; the claim is traced/off.
@@ -15,6 +19,22 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import {
+  context as otelContext,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  trace,
+} from '@opentelemetry/api';
+import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor as OtelBatchSpanProcessor,
+  type SpanExporter as OtelSpanExporter,
+  type ReadableSpan,
+} from '@opentelemetry/sdk-trace-base';
 import { InMemoryRegistry } from 'peakware/registry';
 import { defineService, RpcClient, type RpcFilter, RpcServer } from 'peakware/rpc';
 import {
@@ -37,9 +57,67 @@ const echoService = defineService({
   },
 });
 
-type Mode = 'off' | 'traced-100' | 'traced-10';
-const MODES: Mode[] = ['off', 'traced-100', 'traced-10'];
-const RATIO: Record<Mode, number> = { off: 0, 'traced-100': 1, 'traced-10': 0.1 };
+type Mode = 'off' | 'traced-100' | 'traced-10' | 'otel-100';
+const MODES: Mode[] = ['off', 'traced-100', 'traced-10', 'otel-100'];
+const RATIO: Record<Mode, number> = { off: 0, 'traced-100': 1, 'traced-10': 0.1, 'otel-100': 1 };
+
+/** OTel exporter that serialises each batch as OTLP JSON and drops it, counting spans. */
+class OtelSerializingExporter implements OtelSpanExporter {
+  spans = 0;
+  export(spans: ReadableSpan[], done: (result: { code: 0 }) => void): void {
+    JsonTraceSerializer.serializeRequest(spans);
+    this.spans += spans.length;
+    done({ code: 0 });
+  }
+  async shutdown(): Promise<void> {}
+}
+
+/** The same RPC filter written against the OpenTelemetry API and SDK. */
+function otelFilter(service: string): RpcFilter {
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': service }),
+    spanProcessors: [
+      new OtelBatchSpanProcessor(new OtelSerializingExporter(), {
+        maxQueueSize: 16384,
+        maxExportBatchSize: 512,
+        scheduledDelayMillis: 200,
+      }),
+    ],
+  });
+  const tracer = provider.getTracer('peakware-bench');
+  return async (invocation, next) => {
+    const c = invocation.context;
+    const parent =
+      c.parentSpanId === undefined
+        ? ROOT_CONTEXT
+        : trace.setSpanContext(ROOT_CONTEXT, {
+            traceId: c.traceId,
+            spanId: c.parentSpanId,
+            traceFlags: TraceFlags.SAMPLED,
+            isRemote: invocation.side === 'provider',
+          });
+    const span = tracer.startSpan(
+      `${invocation.service}.${invocation.method}`,
+      {
+        kind: invocation.side === 'consumer' ? SpanKind.CLIENT : SpanKind.SERVER,
+        attributes: {
+          'rpc.system': 'peakware',
+          'rpc.service': invocation.service,
+          'rpc.method': invocation.method,
+        },
+      },
+      parent,
+    );
+    try {
+      return await otelContext.with(trace.setSpan(parent, span), next);
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
+      throw err;
+    } finally {
+      span.end();
+    }
+  };
+}
 
 /** Serialises each batch like a real exporter and keeps only counts. */
 class SerializingExporter implements SpanExporter {
@@ -54,6 +132,9 @@ class SerializingExporter implements SpanExporter {
 function tracing(mode: Mode, service: string) {
   if (mode === 'off')
     return { filters: [] as RpcFilter[], processor: undefined, exporter: undefined };
+  if (mode === 'otel-100') {
+    return { filters: [otelFilter(service)], processor: undefined, exporter: undefined };
+  }
   const exporter = new SerializingExporter();
   const processor = new BatchSpanProcessor({
     exporter,
@@ -209,6 +290,11 @@ export const benchmark: Benchmark = {
       'traced-10/off.callsPerSec': round(median(results['traced-10'].callsPerSec) / off),
       'traced-100/off.cpuPerCall': round(median(results['traced-100'].cpuUs) / offCpu),
       'traced-10/off.cpuPerCall': round(median(results['traced-10'].cpuUs) / offCpu),
+      'otel-100/off.callsPerSec': round(median(results['otel-100'].callsPerSec) / off),
+      'otel-100/off.cpuPerCall': round(median(results['otel-100'].cpuUs) / offCpu),
+      'traced-100/otel-100.cpuPerCall': round(
+        median(results['traced-100'].cpuUs) / median(results['otel-100'].cpuUs),
+      ),
     };
     table.push([]);
     for (const [k, v] of Object.entries(ratios)) table.push([k, v]);
@@ -220,7 +306,7 @@ export const benchmark: Benchmark = {
         `${inFlight} calls in flight, closed loop, ${ms} ms per run after a warm-up, modes interleaved; provider in its own child process, traced the same way as the consumer`,
         'the exporter JSON-serialises each batch of 512 and discards it (the collector is not charged); spans dropped would mean the queue (16,384) overflowed',
         'CPU µs/call = user + system CPU of both processes per call (Linux /proc); steadier than calls/s on a shared machine',
-        'the OpenTelemetry JS SDK tracer is not compared here: it is not a dependency of this repository',
+        'otel-100: @opentelemetry/sdk-trace-base 2.7.0 BasicTracerProvider + BatchSpanProcessor (no context manager registered; the filter passes contexts explicitly), OTLP JSON serializer from @opentelemetry/otlp-transformer 0.215.0',
       ],
     };
   },
