@@ -319,6 +319,29 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     });
     assert.equal(bad.status, 400);
     assert.match(JSON.stringify(await bad.json()), /traceId must be 32 hex/);
+    const badSdk = await fetch(`${server.info.url}/api/v1/telemetry/spans`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        spans: [
+          {
+            traceId,
+            spanId: '1111111111111111',
+            name: 'x',
+            kind: 'internal',
+            service: 's',
+            startUs: 1,
+            durationUs: 1,
+            attributes: { nested: { a: 1 } },
+          },
+        ],
+      }),
+    });
+    assert.equal(badSdk.status, 400);
+    assert.match(
+      JSON.stringify(await badSdk.json()),
+      /attribute 'nested' must be a string, number or boolean/,
+    );
     const missing = await api<{ error: { code: string } }>(
       `/api/v1/telemetry/traces/${'1'.repeat(32)}`,
     );
