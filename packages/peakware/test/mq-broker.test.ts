@@ -330,8 +330,9 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       group: 'seq-g',
       topic: 'seq',
       concurrency: 8,
-      // A1 takes >= 2 s to exhaust its retries, far longer than B needs: B must not wait.
-      backoffMs: [1000, 1000],
+      // A1 takes >= 6 s to exhaust its retries, far longer than B needs (even on a loaded
+      // machine, where each of B's deliveries may take a long-poll round trip): B must not wait.
+      backoffMs: [3000, 3000],
       handler: async (m) => {
         const body = m.text();
         if (body === 'A1') {
