@@ -82,7 +82,11 @@ export function traceIdRatio(traceId: string): number {
   return Number.isFinite(tail) ? tail / 0x1_0000_0000 : 0;
 }
 
-function describeError(err: unknown): string {
+/** `performance.timeOrigin` read once (its getter is not free on the hot path). */
+export const TIME_ORIGIN_MS = performance.timeOrigin;
+
+/** A failure as recorded on a span: `CODE: message` for PeakErrors, at most 500 characters. */
+export function describeError(err: unknown): string {
   if (isPeakError(err)) return `${err.code}: ${err.message}`.slice(0, 500);
   return errorMessage(err).slice(0, 500);
 }
@@ -107,7 +111,7 @@ class RecordingSpan implements Span {
     this.#attrs = options.attributes ?? NOOP_ATTRS;
     this.#peer = options.peerService;
     this.#start = performance.now();
-    this.#startUs = Math.round((performance.timeOrigin + this.#start) * 1000);
+    this.#startUs = Math.round((TIME_ORIGIN_MS + this.#start) * 1000);
   }
 
   setAttribute(key: string, value: AttributeValue): this {
@@ -255,14 +259,29 @@ export class Tracer {
 
   /** Called by a span when it ends: keeps it when sampled, failed or slow. */
   finish(record: SpanRecord, sampled = true): void {
-    if (
-      record.error ||
-      record.durationUs >= this.#slowUs ||
-      (sampled && (this.#ratio >= 1 || traceIdRatio(record.traceId) < this.#ratio))
-    ) {
+    if (this.keeps(record.traceId, sampled, record.durationUs, record.error))
       this.#sink.add(record);
-    } else {
-      this.#dropped++;
+  }
+
+  /**
+   * Whether a finished span is kept: failed, slow, or head-sampled. Instrumentation that
+   * builds records itself (the RPC filter) asks first, so unkept spans cost no record.
+   * A span not kept is counted in {@link unsampled}.
+   */
+  keeps(traceId: string, sampled: boolean, durationUs: number, failed: boolean): boolean {
+    if (
+      failed ||
+      durationUs >= this.#slowUs ||
+      (sampled && (this.#ratio >= 1 || traceIdRatio(traceId) < this.#ratio))
+    ) {
+      return true;
     }
+    this.#dropped++;
+    return false;
+  }
+
+  /** Hands a record that {@link keeps} accepted to the sink. */
+  emit(record: SpanRecord): void {
+    this.#sink.add(record);
   }
 }
