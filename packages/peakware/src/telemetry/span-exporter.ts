@@ -63,6 +63,7 @@ export class BatchSpanProcessor implements SpanSink {
   #exporting: Promise<void> | undefined;
   #closed = false;
   #failing = false;
+  #drainScheduled = false;
   readonly #stats = { queued: 0, droppedFull: 0, droppedExport: 0, exported: 0 };
 
   constructor(options: BatchSpanProcessorOptions) {
@@ -88,8 +89,14 @@ export class BatchSpanProcessor implements SpanSink {
     this.#size++;
     this.#stats.queued++;
     if (this.#size >= this.#batch && this.#exporting === undefined) {
-      // A full batch goes out on the next tick, never on the caller's stack.
-      setImmediate(() => this.#drain());
+      // A full batch goes out on the next tick, never on the caller's stack (once per tick).
+      if (!this.#drainScheduled) {
+        this.#drainScheduled = true;
+        setImmediate(() => {
+          this.#drainScheduled = false;
+          this.#drain();
+        });
+      }
     } else if (this.#timer === undefined) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
