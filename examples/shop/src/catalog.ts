@@ -62,3 +62,9 @@ export const ORDER_PLACED_TOPIC = 'shop.order-placed';
 
 /** The producer group of the order service's transactional (half) messages. */
 export const ORDER_PRODUCER_GROUP = 'shop.order';
+
+/**
+ * The topic the order service sends compensation messages to when an order fails after
+ * its stock was deducted (tag `release`); the inventory service releases the stock.
+ */
+export const ORDER_COMPENSATE_TOPIC = 'shop.order-compensate';

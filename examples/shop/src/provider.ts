@@ -14,6 +14,7 @@ import { RpcClient, RpcServer } from 'peakware/rpc';
 import pg from 'pg';
 import {
   inventoryService,
+  ORDER_COMPENSATE_TOPIC,
   ORDER_PLACED_TOPIC,
   ORDER_PRODUCER_GROUP,
   orderService,
@@ -97,27 +98,48 @@ if (role === 'inventory') {
     workerId: Number(process.env.WORKER_ID ?? process.pid % 64),
   });
   producer = new Producer({ server: controlPlane });
+  const events = producer;
+  /** Sends "release this order's stock" (best effort: the sweep catches what it misses). */
+  const compensate = (orderId: string, sku: string, qty: number, reason: string) =>
+    events
+      .send(ORDER_COMPENSATE_TOPIC, {
+        body: JSON.stringify({ orderId, sku, qty, reason }),
+        tag: 'release',
+        keys: [orderId],
+      })
+      .then(
+        () => undefined,
+        () => undefined,
+      );
   // RocketMQ-style transactional message: the broker holds "order placed" as a half message
   // until the order's shard commits; if this process dies in between, the broker asks back
   // and the answer comes from the order shard itself.
   producer.startCheckBack(ORDER_PRODUCER_GROUP, async (message) => {
-    const { orderId } = message.json<{ orderId: string }>();
+    const { orderId, sku, qty } = message.json<{ orderId: string; sku: string; qty: number }>();
     const found = await db.query('SELECT 1 FROM orders WHERE order_id = $1', [orderId]);
     if (found.rows.length > 0) return 'commit';
-    // Too young to judge: its local transaction may still be running.
-    return Date.now() - message.bornAt < 10_000 ? 'unknown' : 'rollback';
+    // Too young to judge: its write may still be running (it cannot outlive its deadline).
+    if (Date.now() - message.bornAt < 10_000) return 'unknown';
+    // Never written: drop the event and give the stock back.
+    await compensate(orderId, sku, qty, 'order never written (settled by check-back)');
+    return 'rollback';
   });
   client = new RpcClient({ registry, app: 'shop.order', loadBalancer: 'least-active' });
   const inventory = client.service(inventoryService);
-  const events = producer;
   server.addService(orderService, {
     async place({ userId, sku, qty }) {
       // A gene id: it carries the buyer's shard, so by-id and by-buyer lookups meet.
       const orderId = ids.next(userId).toString();
       const deducted = await inventory.deduct({ orderId, sku, qty });
       if (!deducted.ok) return { status: 'sold-out' as const };
-      // Never write an order for a caller that has given up: the sweep will release its unit.
-      assertDeadline('shop.order.place: writing the order');
+      // Never write an order for a caller that has given up; its unit goes back by a
+      // compensation message (a failed order path the order service knows about).
+      try {
+        assertDeadline('shop.order.place: writing the order');
+      } catch (err) {
+        await compensate(orderId, sku, qty, 'caller gave up before the order was written');
+        throw err;
+      }
       const { state } = await events.sendTransactional(
         ORDER_PLACED_TOPIC,
         {
@@ -127,14 +149,22 @@ if (role === 'inventory') {
         },
         ORDER_PRODUCER_GROUP,
         async () => {
-          await db.query(
-            'INSERT INTO orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)',
-            [orderId, userId, sku, qty],
-          );
-          return 'commit' as const;
+          try {
+            await db.query(
+              'INSERT INTO orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)',
+              [orderId, userId, sku, qty],
+            );
+            return 'commit' as const;
+          } catch {
+            // A timeout may hide a write that happened: let the broker ask back, and let the
+            // order's shard, not this guess, decide (commit, or rollback + compensation).
+            return 'unknown' as const;
+          }
         },
       );
-      if (state !== 'commit') throw new Error(`order ${orderId} was not written`);
+      if (state !== 'commit') {
+        throw new Error(`order ${orderId}: outcome unknown; settled by check-back`);
+      }
       return { status: 'placed' as const, orderId, left: deducted.left };
     },
     async get({ orderId }) {
@@ -151,6 +181,28 @@ if (role === 'inventory') {
 }
 
 let consumer: Consumer | undefined;
+if (role === 'inventory') {
+  // Compensation: release the stock of an order that failed after its deduction. Idempotent
+  // (the deduction log row is deleted once), and only for orders the order service knows
+  // were not written.
+  consumer = new Consumer({
+    server: controlPlane,
+    group: 'shop.inventory-compensation',
+    topic: ORDER_COMPENSATE_TOPIC,
+    concurrency: 4,
+    waitMs: 2000,
+    handler: async (message) => {
+      const { orderId, reason } = message.json<{ orderId: string; reason: string }>();
+      await pool.query(
+        `WITH l AS (DELETE FROM shop.inventory_log WHERE order_id = $1 RETURNING sku, qty),
+              u AS (UPDATE shop.inventory i SET stock = i.stock + l.qty FROM l WHERE i.sku = l.sku)
+         INSERT INTO shop.compensations (order_id, sku, qty, reason)
+         SELECT $1, sku, qty, $2 FROM l ON CONFLICT DO NOTHING`,
+        [orderId, reason],
+      );
+    },
+  }).start();
+}
 if (role === 'points') {
   // At-least-once delivery: the primary key makes a redelivered event award nothing twice.
   consumer = new Consumer({

@@ -40,6 +40,12 @@ export async function seedFlashSale(
         qty        integer NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now()
       );
+      CREATE TABLE IF NOT EXISTS shop.compensations (
+        order_id bigint PRIMARY KEY,
+        sku      text NOT NULL,
+        qty      integer NOT NULL,
+        reason   text NOT NULL
+      );
       CREATE TABLE IF NOT EXISTS shop.points (
         order_id bigint PRIMARY KEY,
         user_id  bigint NOT NULL,
@@ -48,6 +54,7 @@ export async function seedFlashSale(
       );`);
     await client.query('BEGIN');
     await client.query('DELETE FROM shop.points WHERE sku = $1', [sku]);
+    await client.query('DELETE FROM shop.compensations WHERE sku = $1', [sku]);
     await client.query('DELETE FROM shop.inventory_log WHERE sku = $1', [sku]);
     await client.query(
       `INSERT INTO shop.inventory (sku, stock) VALUES ($1, $2)
@@ -72,6 +79,8 @@ export interface SaleBooks {
   unitsDeducted: number;
   /** Orders whose "order placed" message the points service has handled. */
   pointsAwarded: number;
+  /** Units released by compensation messages (orders that failed after deducting). */
+  unitsCompensated: number;
 }
 
 /** Reads the books: inventory and points in schema shop, orders over the shards. */
@@ -85,10 +94,12 @@ export async function saleLedger(
       left: number;
       deducted: string | null;
       points: string;
+      compensated: string | null;
     }>(
       `SELECT (SELECT stock FROM shop.inventory WHERE sku = $1) AS left,
               (SELECT sum(qty) FROM shop.inventory_log WHERE sku = $1) AS deducted,
-              (SELECT count(*) FROM shop.points WHERE sku = $1) AS points`,
+              (SELECT count(*) FROM shop.points WHERE sku = $1) AS points,
+              (SELECT sum(qty) FROM shop.compensations WHERE sku = $1) AS compensated`,
       [sku],
     );
     return rows[0]!;
@@ -104,6 +115,7 @@ export async function saleLedger(
     unitsOrdered: Number(rows[0]?.units ?? 0),
     unitsDeducted: Number(local.deducted ?? 0),
     pointsAwarded: Number(local.points),
+    unitsCompensated: Number(local.compensated ?? 0),
   };
 }
 
