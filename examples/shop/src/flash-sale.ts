@@ -41,6 +41,8 @@ export interface SaleReport {
   errorSamples: string[];
   /** Order ids of placed orders (hot item). */
   hotOrderIds: string[];
+  /** Trace ids of placed orders (hot item), for `peak trace <id>`. */
+  hotTraceIds: string[];
 }
 
 function outcome(): ItemOutcome {
@@ -56,6 +58,7 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
     latency: new LatencyHistogram(),
     errorSamples: [],
     hotOrderIds: [],
+    hotTraceIds: [],
   };
   const started = performance.now();
   const deadline = started + options.maxSeconds * 1000;
@@ -82,11 +85,16 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
           body: JSON.stringify({ userId: buyer + 1, sku, qty: 1 }),
           signal: AbortSignal.timeout(5000),
         });
-        const body = (await res.json()) as { orderId?: string; error?: { message?: string } };
+        const body = (await res.json()) as {
+          orderId?: string;
+          traceId?: string;
+          error?: { message?: string };
+        };
         report.latency.record(performance.now() - t0);
         if (res.status === 200) {
           item.placed++;
           if (!regular && body.orderId !== undefined) report.hotOrderIds.push(body.orderId);
+          if (!regular && body.traceId !== undefined) report.hotTraceIds.push(body.traceId);
         } else if (res.status === 409) item.soldOut++;
         else if (res.status === 429) item.blocked++;
         else {

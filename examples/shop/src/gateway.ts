@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { ConfigClient, ConfigRuleSource } from 'peakware/config';
 import {
   childContext,
+  currentContext,
   decodeContext,
   deriveContext,
   errorMessage,
@@ -17,7 +18,9 @@ import {
 import { Guard, type GuardRules, isBlockError } from 'peakware/guard';
 import type { Registry } from 'peakware/registry';
 import { RpcClient } from 'peakware/rpc';
+import { rpcTracingFilter, traceHttp } from 'peakware/telemetry';
 import { orderService } from './catalog.js';
+import { shopTracer } from './shop-tracing.js';
 
 /** A running gateway. */
 export interface Gateway {
@@ -96,7 +99,13 @@ export async function startGateway(
   await config.start();
   const guard = new Guard();
   guard.useRuleSource(new ConfigRuleSource(config));
-  const client = new RpcClient({ registry, app: 'shop.gateway', loadBalancer: 'p2c-ewma' });
+  const { tracer, processor } = shopTracer('shop.gateway', controlPlane);
+  const client = new RpcClient({
+    registry,
+    app: 'shop.gateway',
+    loadBalancer: 'p2c-ewma',
+    filters: [rpcTracingFilter(tracer)],
+  });
   const orders = client.service(orderService);
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -112,7 +121,9 @@ export async function startGateway(
         return;
       }
       // The edge sets the deadline for the whole chain: 2 s, or less if the caller asked.
-      const ctx = deriveContext(childContext(decodeContext(req.headers)), { timeoutMs: 2000 });
+      // traceHttp has already made the server span's context from the request headers.
+      const base = currentContext() ?? childContext(decodeContext(req.headers));
+      const ctx = deriveContext(base, { timeoutMs: 2000 });
       const sku = String(body.sku);
       try {
         const result = await runWithContext(ctx, () =>
@@ -127,7 +138,7 @@ export async function startGateway(
             { args: [sku], type: 'in' },
           ),
         );
-        send(res, result.status === 'placed' ? 200 : 409, result);
+        send(res, result.status === 'placed' ? 200 : 409, { ...result, traceId: ctx.traceId });
       } catch (err) {
         // Blocked here, or by a provider's guard further down the chain: "busy, retry".
         if (isBlockError(err) || isPeakError(err, 'PEAK_GUARD_BLOCKED')) {
@@ -150,12 +161,15 @@ export async function startGateway(
     });
   };
 
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent)
-        send(res, 500, { error: { code: 'PEAK_INTERNAL', message: errorMessage(err) } });
-    });
-  });
+  const server: Server = createServer(
+    traceHttp(tracer, (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent) {
+          send(res, 500, { error: { code: 'PEAK_INTERNAL', message: errorMessage(err) } });
+        }
+      });
+    }),
+  );
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const address = server.address() as AddressInfo;
@@ -170,6 +184,7 @@ export async function startGateway(
       await client.close();
       await config.close();
       guard.close();
+      await processor.shutdown();
     },
   };
 }

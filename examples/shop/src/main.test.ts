@@ -24,6 +24,8 @@ interface Summary {
     oversold: number;
   };
   consistent: boolean;
+  trace: { traceId?: string; spans: number };
+  topology: { caller: string; callee: string; stress: boolean; calls: number }[];
 }
 
 test('the shop sells out a flash sale without overselling and stops cleanly', {
@@ -58,6 +60,16 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
     assert.equal(summary.books.unitsDeducted, summary.books.unitsOrdered);
     assert.equal(summary.books.pointsAwarded, summary.books.orders, 'every order event consumed');
     assert.equal(summary.books.left, summary.books.stock - summary.books.unitsDeducted);
+    // One order is one trace across the chain, and the collector's call graph is the real one.
+    assert.ok(summary.trace.spans >= 5, `one order's trace has ${summary.trace.spans} spans`);
+    const edges = new Set(summary.topology.map((e) => `${e.caller}>${e.callee}`));
+    for (const edge of [
+      'shop.gateway>shop.order',
+      'shop.order>shop.inventory',
+      'shop.order>shop.points',
+    ]) {
+      assert.ok(edges.has(edge), `topology has ${edge}: ${[...edges].join(', ')}`);
+    }
     // No process of the chain crashed (Node prints its version after an uncaught error).
     assert.ok(!/\nNode\.js v\d+/.test(err), err);
   } finally {

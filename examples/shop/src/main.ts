@@ -59,6 +59,38 @@ async function publishConfig(
   if (!res.ok) throw new Error(`publishing ${item}: HTTP ${res.status} ${await res.text()}`);
 }
 
+interface Edge {
+  caller: string;
+  callee: string;
+  stress: boolean;
+  calls: number;
+  rtP99Ms: number;
+}
+
+/**
+ * The call graph of the last minutes and the span count of one trace, read from the
+ * collector; waits (bounded) for the trace's consumer span to arrive.
+ */
+async function readTopology(
+  serverUrl: string,
+  traceId: string | undefined,
+): Promise<{ edges: Edge[]; spans: number }> {
+  let spans = 0;
+  const until = Date.now() + 10_000;
+  while (traceId !== undefined && Date.now() < until) {
+    const res = await fetch(`${serverUrl}/api/v1/telemetry/traces/${traceId}`);
+    if (res.ok) {
+      const body = (await res.json()) as { spans?: unknown[]; spanCount?: number };
+      spans = body.spanCount ?? body.spans?.length ?? 0;
+      if (JSON.stringify(body).includes('consume ')) break;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const res = await fetch(`${serverUrl}/api/v1/telemetry/topology?sinceMinutes=10`);
+  const { edges } = (await res.json()) as { edges: Edge[] };
+  return { edges, spans };
+}
+
 /** Creates an MQ topic through the control plane's admin API (idempotent). */
 async function createTopic(serverUrl: string, tokenFile: string, name: string): Promise<void> {
   const token = (await readFile(tokenFile, 'utf8')).trim();
@@ -279,6 +311,10 @@ async function main(): Promise<number> {
       books = await saleLedger(shopDb, ordersDb, HOT_SKU);
     }
     const oversold = Math.max(0, books.unitsDeducted - settings.stock);
+    // The trace of one placed order, and the call graph, from the control plane's collector
+    // (every process exports its spans about once a second).
+    const traceId = report.hotTraceIds[0];
+    const topology = await readTopology(server.info.url, traceId);
     // The books must balance: every deducted unit is one ordered unit, stock went down by
     // exactly that, nothing oversold. (A buyer whose request timed out may still have an
     // order: the client-side count is a lower bound.)
@@ -299,6 +335,8 @@ async function main(): Promise<number> {
       hot: report.hot,
       regular: report.regular,
       books: { stock: settings.stock, ...books, oversold, compensated },
+      trace: { traceId, spans: topology.spans },
+      topology: topology.edges,
       consistent,
       errorSamples: report.errorSamples,
     };
@@ -325,6 +363,18 @@ async function main(): Promise<number> {
       say(
         `  guard: ${report.hot.blocked + report.regular.blocked} attempts refused fast with 429 (gateway: ${BUY_LIMITS.hotItemQps}/s for the hot item, ${BUY_LIMITS.routeQps}/s in all; inventory: ${BUY_LIMITS.deductConcurrency} deducts in flight per instance) instead of queueing past their deadline`,
       );
+      say('');
+      say(`  call graph (from traces: caller → callee, calls, p99):`);
+      for (const e of topology.edges.filter((x) => !x.stress)) {
+        say(
+          `    ${e.caller.padEnd(14)} → ${e.callee.padEnd(22)} ${String(e.calls).padStart(6)}  p99 ${e.rtP99Ms.toFixed(1)} ms`,
+        );
+      }
+      if (traceId !== undefined) {
+        say(
+          `  one order's trace: ${topology.spans} spans; see it with  npx peak trace ${traceId} --server ${server.info.url}`,
+        );
+      }
       for (const sample of report.errorSamples) say(`  error sample: ${sample}`);
     }
 

@@ -5,7 +5,12 @@
  * The data layer routes, rewrites and merges; the tables are the application's, created
  * here.
  */
-import { createLayout, ShardedDatabase, type ShardingLayoutOptions } from 'peakware/data';
+import {
+  createLayout,
+  ShardedDatabase,
+  type ShardingLayoutOptions,
+  type StatementCollector,
+} from 'peakware/data';
 import pg from 'pg';
 
 /** The declared layout: 2 data sources × 2 tables, hash-mod on the buyer id. */
@@ -54,10 +59,15 @@ export async function createOrderTables(shards: OrderShards): Promise<void> {
 }
 
 /** Opens the sharded order database. */
-export function openOrders(shards: OrderShards, poolSize = 8): Promise<ShardedDatabase> {
+export function openOrders(
+  shards: OrderShards,
+  poolSize = 8,
+  collector?: StatementCollector,
+): Promise<ShardedDatabase> {
   return ShardedDatabase.connect({
     layout: ORDER_LAYOUT,
     connections: { ds0: { primary: shards.ds0 }, ds1: { primary: shards.ds1 } },
     poolSize,
+    ...(collector === undefined ? {} : { collector }),
   });
 }

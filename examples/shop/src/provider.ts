@@ -11,6 +11,7 @@ import { Guard, guardRpcFilter } from 'peakware/guard';
 import { Consumer, Producer } from 'peakware/mq';
 import { HttpRegistry } from 'peakware/registry';
 import { RpcClient, RpcServer } from 'peakware/rpc';
+import { rpcTracingFilter, sqlSpanCollector, traceConsumer, traceSend } from 'peakware/telemetry';
 import pg from 'pg';
 import {
   inventoryService,
@@ -21,6 +22,7 @@ import {
 } from './catalog.js';
 import { BUY_LIMITS } from './gateway.js';
 import { openOrders } from './order-store.js';
+import { shopTracer } from './shop-tracing.js';
 
 const role = process.argv[2];
 const controlPlane = process.env.PEAK_SERVER;
@@ -48,11 +50,12 @@ guard.loadRules({
 });
 let orders: ShardedDatabase | undefined;
 let producer: Producer | undefined;
+const { tracer, processor } = shopTracer(`shop.${role}`, controlPlane);
 const server = new RpcServer({
   registry,
   drainTimeoutMs: 5000,
   maxInFlight: 2000,
-  filters: [guardRpcFilter(guard)],
+  filters: [rpcTracingFilter(tracer), guardRpcFilter(guard)],
 });
 let client: RpcClient | undefined;
 
@@ -90,7 +93,7 @@ if (role === 'inventory') {
     console.error('the order service needs SHOP_DB_2 (the second order shard)');
     process.exit(2);
   }
-  orders = await openOrders({ ds0: shopDb, ds1: shopDb2 });
+  orders = await openOrders({ ds0: shopDb, ds1: shopDb2 }, 8, sqlSpanCollector(tracer));
   const db = orders;
   const ids = new GeneIdGenerator({
     layout: db.layout,
@@ -124,7 +127,12 @@ if (role === 'inventory') {
     await compensate(orderId, sku, qty, 'order never written (settled by check-back)');
     return 'rollback';
   });
-  client = new RpcClient({ registry, app: 'shop.order', loadBalancer: 'least-active' });
+  client = new RpcClient({
+    registry,
+    app: 'shop.order',
+    loadBalancer: 'least-active',
+    filters: [rpcTracingFilter(tracer)],
+  });
   const inventory = client.service(inventoryService);
   server.addService(orderService, {
     async place({ userId, sku, qty }) {
@@ -140,27 +148,29 @@ if (role === 'inventory') {
         await compensate(orderId, sku, qty, 'caller gave up before the order was written');
         throw err;
       }
-      const { state } = await events.sendTransactional(
-        ORDER_PLACED_TOPIC,
-        {
-          body: JSON.stringify({ orderId, userId, sku, qty }),
-          tag: 'placed',
-          keys: [orderId, String(userId)],
-        },
-        ORDER_PRODUCER_GROUP,
-        async () => {
-          try {
-            await db.query(
-              'INSERT INTO orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)',
-              [orderId, userId, sku, qty],
-            );
-            return 'commit' as const;
-          } catch {
-            // A timeout may hide a write that happened: let the broker ask back, and let the
-            // order's shard, not this guess, decide (commit, or rollback + compensation).
-            return 'unknown' as const;
-          }
-        },
+      const { state } = await traceSend(tracer, ORDER_PLACED_TOPIC, () =>
+        events.sendTransactional(
+          ORDER_PLACED_TOPIC,
+          {
+            body: JSON.stringify({ orderId, userId, sku, qty }),
+            tag: 'placed',
+            keys: [orderId, String(userId)],
+          },
+          ORDER_PRODUCER_GROUP,
+          async () => {
+            try {
+              await db.query(
+                'INSERT INTO orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)',
+                [orderId, userId, sku, qty],
+              );
+              return 'commit' as const;
+            } catch {
+              // A timeout may hide a write that happened: let the broker ask back, and let the
+              // order's shard, not this guess, decide (commit, or rollback + compensation).
+              return 'unknown' as const;
+            }
+          },
+        ),
       );
       if (state !== 'commit') {
         throw new Error(`order ${orderId}: outcome unknown; settled by check-back`);
@@ -211,13 +221,13 @@ if (role === 'points') {
     topic: ORDER_PLACED_TOPIC,
     concurrency: 16,
     waitMs: 2000,
-    handler: async (message) => {
+    handler: traceConsumer(tracer, async (message) => {
       const event = message.json<{ orderId: string; userId: number; sku: string; qty: number }>();
       await pool.query(
         'INSERT INTO shop.points (order_id, user_id, sku, points) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
         [event.orderId, event.userId, event.sku, 10 * event.qty],
       );
-    },
+    }),
   }).start();
   console.log(JSON.stringify({ event: 'ready', role }));
 } else {
@@ -230,6 +240,7 @@ process.once('SIGTERM', () => {
     .then(() => consumer?.close())
     .then(() => producer?.close())
     .then(() => orders?.close())
+    .then(() => processor.shutdown())
     .then(() => client?.close())
     .then(() => registry.close())
     .then(() => pool.end())
