@@ -11,6 +11,7 @@ import type pg from 'pg';
 import { type ConfigEntry, effectiveEntry, entryName } from '../config/config-entry.js';
 import type { Logger } from '../core/logger.js';
 import { CONFIG_CHANNEL, type NotifiedState, readItems } from './config-store.js';
+import { PgListener } from './pg-listener.js';
 
 const NO_TAGS: ReadonlySet<string> = new Set();
 
@@ -50,56 +51,31 @@ export class ConfigHub {
   readonly #byApp = new Map<string, Set<Watcher>>();
   readonly #dirty = new Set<string>();
   #seq = 0;
-  #client: pg.PoolClient | undefined;
+  readonly #listener: PgListener;
   #keepalive: NodeJS.Timeout | undefined;
   #flushScheduled = false;
-  #stopped = false;
 
   constructor(pool: pg.Pool, logger: Logger) {
     this.#pool = pool;
     this.#logger = logger;
+    this.#listener = new PgListener(pool, CONFIG_CHANNEL, logger, {
+      onNotify: (payload) => {
+        if (payload.startsWith('{')) this.#pushState(payload);
+        else this.#markDirty(payload);
+      },
+      onReconnect: () => {
+        for (const app of this.#byApp.keys()) this.#markDirty(app);
+      },
+    });
   }
 
   /** Starts listening for changes. */
   async start(): Promise<void> {
-    await this.#listen();
+    await this.#listener.start();
     this.#keepalive = setInterval(() => {
       for (const set of this.#byApp.values()) for (const w of set) w.res.write(': keepalive\n\n');
     }, 15_000);
     this.#keepalive.unref();
-  }
-
-  async #listen(): Promise<void> {
-    const client = await this.#pool.connect();
-    this.#client = client;
-    client.on('notification', (msg) => {
-      if (msg.channel !== CONFIG_CHANNEL || msg.payload === undefined) return;
-      if (msg.payload.startsWith('{')) this.#pushState(msg.payload);
-      else this.#markDirty(msg.payload);
-    });
-    client.on('error', (err) => {
-      if (this.#client !== client) return;
-      this.#client = undefined;
-      this.#logger.warn({ err }, 'config LISTEN connection failed; reconnecting');
-      client.release(err);
-      this.#relisten();
-    });
-    await client.query(`LISTEN ${CONFIG_CHANNEL}`);
-  }
-
-  #relisten(): void {
-    if (this.#stopped) return;
-    setTimeout(() => {
-      if (this.#stopped) return;
-      this.#listen()
-        .then(() => {
-          for (const app of this.#byApp.keys()) this.#markDirty(app);
-        })
-        .catch((err) => {
-          this.#logger.warn({ err }, 'config LISTEN reconnect failed');
-          this.#relisten();
-        });
-    }, 1000).unref();
   }
 
   /** `app/group/key` (one item) or `app` (everything of the app). */
@@ -236,16 +212,9 @@ export class ConfigHub {
 
   /** Ends every stream (clients reconnect elsewhere) and stops listening. */
   async stop(): Promise<void> {
-    this.#stopped = true;
     clearInterval(this.#keepalive);
     for (const s of this.#byApp.values()) for (const w of s) w.res.end();
     this.#byApp.clear();
-    const client = this.#client;
-    this.#client = undefined;
-    if (client !== undefined) {
-      client.on('error', () => undefined);
-      await client.query(`UNLISTEN ${CONFIG_CHANNEL}`).catch(() => undefined);
-      client.release();
-    }
+    await this.#listener.stop();
   }
 }

@@ -8,6 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import type pg from 'pg';
 import type { Logger } from '../core/logger.js';
+import { PgListener } from './pg-listener.js';
 import { listInstances, REGISTRY_CHANNEL, sweepExpired } from './registry-store.js';
 
 /** One SSE stream to one SDK client, watching some keys. */
@@ -30,20 +31,27 @@ export class RegistryHub {
    * gets a list older than one it already has.
    */
   #seq = 0;
-  #client: pg.PoolClient | undefined;
+  readonly #listener: PgListener;
   #sweeper: NodeJS.Timeout | undefined;
   #keepalive: NodeJS.Timeout | undefined;
   #flushScheduled = false;
-  #stopped = false;
 
   constructor(pool: pg.Pool, logger: Logger) {
     this.#pool = pool;
     this.#logger = logger;
+    this.#listener = new PgListener(pool, REGISTRY_CHANNEL, logger, {
+      onNotify: (payload) => {
+        this.#markDirty(payload);
+      },
+      onReconnect: () => {
+        for (const w of this.#watchers) for (const k of w.keys) this.#markDirty(k);
+      },
+    });
   }
 
   /** Starts listening and sweeping. */
   async start(sweepMs: number): Promise<void> {
-    await this.#listen();
+    await this.#listener.start();
     this.#sweeper = setInterval(() => {
       sweepExpired(this.#pool).catch((err) => this.#logger.warn({ err }, 'registry sweep failed'));
     }, sweepMs);
@@ -52,40 +60,6 @@ export class RegistryHub {
       for (const w of this.#watchers) w.res.write(': keepalive\n\n');
     }, 15_000);
     this.#keepalive.unref();
-  }
-
-  async #listen(): Promise<void> {
-    const client = await this.#pool.connect();
-    this.#client = client;
-    client.on('notification', (msg) => {
-      if (msg.channel === REGISTRY_CHANNEL && msg.payload !== undefined)
-        this.#markDirty(msg.payload);
-    });
-    client.on('error', (err) => {
-      // Already released (by stop(), or replaced): PostgreSQL shutting down after we let go
-      // of the client still emits here; releasing twice would throw and crash the process.
-      if (this.#client !== client) return;
-      this.#client = undefined;
-      this.#logger.warn({ err }, 'registry LISTEN connection failed; reconnecting');
-      client.release(err);
-      this.#relisten();
-    });
-    await client.query(`LISTEN ${REGISTRY_CHANNEL}`);
-  }
-
-  #relisten(): void {
-    if (this.#stopped) return;
-    setTimeout(() => {
-      if (this.#stopped) return;
-      this.#listen()
-        .then(() => {
-          for (const w of this.#watchers) for (const k of w.keys) this.#markDirty(k);
-        })
-        .catch((err) => {
-          this.#logger.warn({ err }, 'registry LISTEN reconnect failed');
-          this.#relisten();
-        });
-    }, 1000).unref();
   }
 
   #markDirty(key: string): void {
@@ -141,17 +115,10 @@ export class RegistryHub {
 
   /** Ends every stream (clients reconnect elsewhere) and stops listening. */
   async stop(): Promise<void> {
-    this.#stopped = true;
     clearInterval(this.#sweeper);
     clearInterval(this.#keepalive);
     for (const w of this.#watchers) w.res.end();
     this.#watchers.clear();
-    const client = this.#client;
-    this.#client = undefined;
-    if (client !== undefined) {
-      client.on('error', () => undefined);
-      await client.query(`UNLISTEN ${REGISTRY_CHANNEL}`).catch(() => undefined);
-      client.release();
-    }
+    await this.#listener.stop();
   }
 }
