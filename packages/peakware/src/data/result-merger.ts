@@ -5,6 +5,7 @@
  * aggregates (COUNT and SUM add up, MIN / MAX compare, AVG is SUM / COUNT), then ORDER BY,
  * OFFSET and LIMIT, and finally the hidden helper columns are dropped.
  */
+import { BinaryHeap } from './binary-heap.js';
 import { addDecimal, compareDecimal, divideDecimal, isDecimalString } from './decimal.js';
 
 /** How one output column of an aggregated query merges. */
@@ -128,50 +129,18 @@ export function rowComparator(
 
 /** A k-way merge: yields rows of several sorted lists in order (ties: lower shard first). */
 export function* kWayMerge<T>(lists: T[][], cmp: (a: T, b: T) => number): Generator<T> {
-  const heap: { list: number; at: number }[] = [];
-  const less = (x: { list: number; at: number }, y: { list: number; at: number }) => {
+  const heap = new BinaryHeap<{ list: number; at: number }>((x, y) => {
     const c = cmp(lists[x.list]![x.at]!, lists[y.list]![y.at]!);
     return c < 0 || (c === 0 && x.list < y.list);
-  };
-  const up = (i: number) => {
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!less(heap[i]!, heap[p]!)) break;
-      [heap[i], heap[p]] = [heap[p]!, heap[i]!];
-      i = p;
-    }
-  };
-  const down = (i: number) => {
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < heap.length && less(heap[l]!, heap[m]!)) m = l;
-      if (r < heap.length && less(heap[r]!, heap[m]!)) m = r;
-      if (m === i) return;
-      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-      i = m;
-    }
-  };
+  });
   for (const [list, rows] of lists.entries()) {
-    if (rows.length > 0) {
-      heap.push({ list, at: 0 });
-      up(heap.length - 1);
-    }
+    if (rows.length > 0) heap.push({ list, at: 0 });
   }
-  while (heap.length > 0) {
-    const top = heap[0]!;
+  for (let top = heap.peek(); top !== undefined; top = heap.peek()) {
     yield lists[top.list]![top.at]!;
     top.at++;
-    if (top.at < lists[top.list]!.length) {
-      down(0);
-    } else {
-      const last = heap.pop()!;
-      if (heap.length > 0) {
-        heap[0] = last;
-        down(0);
-      }
-    }
+    if (top.at < lists[top.list]!.length) heap.siftTop();
+    else heap.pop();
   }
 }
 

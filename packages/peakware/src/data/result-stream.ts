@@ -6,6 +6,7 @@
  * yielding and stop the reading early. Aggregated answers are merged in memory (their
  * per-shard results are one row per group).
  */
+import { BinaryHeap } from './binary-heap.js';
 import { type FieldInfo, type MergePlan, mergeRows, rowComparator } from './result-merger.js';
 
 /** One shard's answer, fetched in batches; an empty batch means the end. */
@@ -76,36 +77,13 @@ export async function* mergeStream(
     return;
   }
   const cmp = rowComparator(plan, fields);
-  const heap: Cursor[] = [];
-  const less = (a: Cursor, b: Cursor) => cmp(a.rows[a.at]!, b.rows[b.at]!) < 0;
-  const up = (i: number) => {
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!less(heap[i]!, heap[p]!)) break;
-      [heap[i], heap[p]] = [heap[p]!, heap[i]!];
-      i = p;
-    }
-  };
-  const down = (i: number) => {
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < heap.length && less(heap[l]!, heap[m]!)) m = l;
-      if (r < heap.length && less(heap[r]!, heap[m]!)) m = r;
-      if (m === i) return;
-      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-      i = m;
-    }
-  };
+  const heap = new BinaryHeap<Cursor>((x, y) => cmp(x.rows[x.at]!, y.rows[y.at]!) < 0);
   for (const [i, s] of sources.entries()) {
     if (first[i]!.rows.length > 0) {
       heap.push({ source: s, rows: first[i]!.rows, at: 0 });
-      up(heap.length - 1);
     }
   }
-  while (heap.length > 0 && n < end) {
-    const top = heap[0]!;
+  for (let top = heap.peek(); top !== undefined && n < end; top = heap.peek()) {
     const o = emit(top.rows[top.at]!);
     if (o !== undefined) yield o;
     if (n >= end) return;
@@ -114,10 +92,7 @@ export async function* mergeStream(
       top.rows = (await top.source.fetch()).rows;
       top.at = 0;
     }
-    if (top.rows.length === 0) {
-      const last = heap.pop()!;
-      if (heap.length > 0 && last !== top) heap[0] = last;
-    }
-    if (heap.length > 0) down(0);
+    if (top.rows.length === 0) heap.pop();
+    else heap.siftTop();
   }
 }
