@@ -13,14 +13,13 @@
  *
  * Run as a script with `--serve <kind>`, this file is the server process.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import type { ChildProcess, } from 'node:child_process';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { InMemoryRegistry } from 'peakware/registry';
 import { defineService, RpcClient, RpcServer } from 'peakware/rpc';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
+import { processCpuUs, startChildServer } from '../child-server.js';
 
 const echoService = defineService({
   name: 'bench.echo',
@@ -303,44 +302,6 @@ async function measure(call: Call, inFlight: number, ms: number, maxCalls: numbe
   return { callsPerSec: latencies.length / seconds, p50: q(0.5), p99: q(0.99), errors };
 }
 
-/** CPU time (user + system) a process has used so far, µs, from /proc (Linux); NaN elsewhere. */
-function processCpuUs(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 of stat (utime, stime), in clock ticks (100 per second on Linux).
-    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-function startServer(kind: Kind, extra: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(
-    process.execPath,
-    [fileURLToPath(import.meta.url), '--serve', kind, ...extra],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${kind} server did not start in 20 s`)),
-      20_000,
-    );
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      resolve({ child, port: Number(out.slice(0, nl)) });
-    });
-    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
-  });
-}
-
 export const benchmark: Benchmark = {
   name: 'rpc',
   description:
@@ -369,7 +330,7 @@ export const benchmark: Benchmark = {
     try {
       for (const kind of KINDS) {
         const extra = kind === 'moleculer' ? (await freePorts(2)).map(String) : [];
-        const { child, port } = await startServer(kind, extra);
+        const { child, port } = await startChildServer(import.meta.url, [kind, ...extra], kind);
         started.push({ kind, child, client: await connect(kind, port, extra) });
       }
       for (const { client } of started) {

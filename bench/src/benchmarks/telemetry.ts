@@ -1,24 +1,4 @@
-/**
- * The cost of full-link tracing on RPC: the same echo method, provider in a child process
- * and consumer in this one over loopback, with the same calls in flight, in three modes:
- *
- * - off: no tracing filters
- * - traced-100%: `rpcTracingFilter` on both sides, every trace sampled, every span (a
- *   client and a server span per call) queued in a `BatchSpanProcessor` and exported as
- *   JSON in batches of 512 (the exporter serialises the batch, as the control-plane
- *   exporter does, and drops the text so the collector's work is not charged here)
- * - traced-10%: the same with `sampleRatio: 0.1` (errors and slow calls would still be kept)
- * - otel-100%: the OpenTelemetry JS SDK tracer doing the same work: an RpcFilter that
- *   starts and ends a client/server span per call (parent from the call context) on a
- *   BasicTracerProvider with its BatchSpanProcessor (same queue and batch sizes), the
- *   exporter serialising each batch with the OTLP JSON serializer and dropping it
- *
- * Calls/s and CPU µs per call (client + server processes, from /proc) are medians of
- * interleaved runs; the claim is traced/off.
- */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+
 import {
   context as otelContext,
   ROOT_CONTEXT,
@@ -45,6 +25,7 @@ import {
 } from 'peakware/telemetry';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
+import { processCpuUs, startChildServer } from '../child-server.js';
 
 const echoService = defineService({
   name: 'bench.echo',
@@ -146,38 +127,6 @@ function tracing(mode: Mode, service: string) {
   return { filters: [rpcTracingFilter(tracer)], processor, exporter };
 }
 
-function processCpuUs(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-function startServer(mode: Mode): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve', mode], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${mode} server did not start in 20 s`)),
-      20_000,
-    );
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      resolve({ child, port: Number(out.slice(0, nl)) });
-    });
-    child.once('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
-  });
-}
-
 async function measure(
   call: (n: number) => Promise<unknown>,
   inFlight: number,
@@ -222,7 +171,7 @@ export const benchmark: Benchmark = {
     for (let run = 0; run < runs; run++) {
       for (const mode of MODES) {
         progress(`run ${run + 1}/${runs}: ${mode}`);
-        const { child, port } = await startServer(mode);
+        const { child, port } = await startChildServer(import.meta.url, [mode], mode);
         const registry = new InMemoryRegistry();
         await registry.register({
           instanceId: 'bench',

@@ -1,0 +1,50 @@
+/**
+ * What benchmarks with a server in its own process share: start the benchmark's own module
+ * as a child (`<module> --serve ...`), wait for the port it prints on its first line, and
+ * read a process's CPU time, so the cost on both sides of a call can be counted.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Runs `node <moduleUrl> --serve <args...>` and resolves with the child and the port it
+ * prints as its first stdout line; rejects if it exits first or takes over 20 s.
+ */
+export function startChildServer(
+  moduleUrl: string,
+  args: string[],
+  label: string,
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [fileURLToPath(moduleUrl), '--serve', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${label} server did not start in 20 s`)),
+      20_000,
+    );
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      resolve({ child, port: Number(out.slice(0, nl)) });
+    });
+    child.once('exit', (code) => reject(new Error(`${label} server exited with ${code}`)));
+  });
+}
+
+/** CPU time (user + system) a process has used so far, µs, from /proc (Linux); NaN elsewhere. */
+export function processCpuUs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat (utime, stime), in clock ticks (100 per second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
