@@ -28,6 +28,37 @@ const MAX_BYTES = 8192;
 const MAX_CALLER_LENGTH = 128;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+// Contexts share their frozen tag and baggage maps down the chain, so each map is encoded
+// once; and a service sees the same few header values again and again, so each distinct
+// header value is parsed once (bounded cache).
+const encoded = new WeakMap<object, string>();
+const decoded = new Map<string, Readonly<Record<string, string>>>();
+const DECODED_CACHE_SIZE = 256;
+
+function encodeListCached(map: Readonly<Record<string, string>>): string {
+  if (!Object.isFrozen(map)) return encodeList(map);
+  let text = encoded.get(map);
+  if (text === undefined) {
+    text = encodeList(map);
+    encoded.set(map, text);
+  }
+  return text;
+}
+
+function decodeListCached(
+  header: string | undefined,
+): Readonly<Record<string, string>> | undefined {
+  if (header === undefined) return undefined;
+  const hit = decoded.get(header);
+  if (hit !== undefined) return hit;
+  const map = decodeList(header);
+  if (map === undefined) return undefined;
+  const frozen = Object.freeze(map);
+  if (decoded.size >= DECODED_CACHE_SIZE) decoded.delete(decoded.keys().next().value as string);
+  decoded.set(header, frozen);
+  return frozen;
+}
+
 function encodeList(map: Readonly<Record<string, string>>): string {
   const parts: string[] = [];
   for (const [key, value] of Object.entries(map)) {
@@ -86,9 +117,9 @@ export function encodeContext(ctx: CallContext, now: number = Date.now()): Recor
   }
   if (ctx.callerApp !== undefined) headers[ContextHeaders.caller] = ctx.callerApp;
   if (ctx.stress) headers[ContextHeaders.stress] = '1';
-  if (Object.keys(ctx.tags).length > 0) headers[ContextHeaders.tags] = encodeList(ctx.tags);
+  if (Object.keys(ctx.tags).length > 0) headers[ContextHeaders.tags] = encodeListCached(ctx.tags);
   if (Object.keys(ctx.baggage).length > 0) {
-    headers[ContextHeaders.baggage] = encodeList(ctx.baggage);
+    headers[ContextHeaders.baggage] = encodeListCached(ctx.baggage);
   }
   return headers;
 }
@@ -155,9 +186,9 @@ export function decodeContext(headers: HeaderMap, now: number = Date.now()): Cal
     init.callerApp = caller;
   }
   init.stress = first(headers[ContextHeaders.stress]) === '1';
-  const tags = decodeList(first(headers[ContextHeaders.tags]));
-  if (tags !== undefined) init.tags = tags;
-  const baggage = decodeList(first(headers[ContextHeaders.baggage]));
-  if (baggage !== undefined) init.baggage = baggage;
+  const tags = decodeListCached(first(headers[ContextHeaders.tags]));
+  if (tags !== undefined) init.tags = tags as Record<string, string>;
+  const baggage = decodeListCached(first(headers[ContextHeaders.baggage]));
+  if (baggage !== undefined) init.baggage = baggage as Record<string, string>;
   return createContext(init);
 }

@@ -88,6 +88,8 @@ export function newSpanId(): string {
 
 function freezeMap(map: Record<string, string> | undefined): Readonly<Record<string, string>> {
   if (map === undefined) return EMPTY;
+  // Already frozen (decoded from headers, or another context's): share it, do not copy.
+  if (Object.isFrozen(map)) return map;
   const keys = Object.keys(map);
   if (keys.length === 0) return EMPTY;
   return Object.freeze({ ...map });
