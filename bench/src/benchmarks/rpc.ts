@@ -13,7 +13,7 @@
  *
  * Run as a script with `--serve <kind>`, this file is the server process.
  */
-import type { ChildProcess, } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { InMemoryRegistry } from 'peakware/registry';
 import { defineService, RpcClient, RpcServer } from 'peakware/rpc';
