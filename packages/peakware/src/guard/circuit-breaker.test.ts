@@ -109,9 +109,11 @@ describe('circuit breakers (real time)', () => {
         ],
       },
     });
+    // 100 ms of spinning (10x the slow threshold): the clock comes from a ticker thread,
+    // which a loaded 2-core machine may leave unscheduled for a few tens of ms.
     for (let i = 0; i < 2; i++) {
       const e = guard.entry('cpu');
-      const until = Date.now() + 25;
+      const until = Date.now() + 100;
       while (Date.now() < until) {
         // synchronous work, no await in between
       }
