@@ -11,6 +11,10 @@ function transitions(guard: Guard): string[] {
   return seen;
 }
 
+// Stat intervals are aligned buckets (as in Sentinel): a boundary between two calls resets the
+// counts, so the tests use an hour-long interval rather than the 1 s default.
+const HOUR = 3_600_000;
+
 const fail = () => {
   throw new Error('downstream failed');
 };
@@ -26,6 +30,7 @@ describe('circuit breakers (real time)', () => {
             threshold: 0.5,
             minRequestAmount: 5,
             recoveryTimeoutMs: 300,
+            statIntervalMs: HOUR,
           },
         ],
       },
@@ -78,6 +83,7 @@ describe('circuit breakers (real time)', () => {
             threshold: 0.5,
             minRequestAmount: 3,
             recoveryTimeoutMs: 200,
+            statIntervalMs: HOUR,
           },
         ],
       },
@@ -105,6 +111,7 @@ describe('circuit breakers (real time)', () => {
             threshold: 0.5,
             minRequestAmount: 2,
             recoveryTimeoutMs: 1000,
+            statIntervalMs: HOUR,
           },
         ],
       },
@@ -132,6 +139,7 @@ describe('circuit breakers (real time)', () => {
             threshold: 2,
             minRequestAmount: 1,
             recoveryTimeoutMs: 1000,
+            statIntervalMs: HOUR,
           },
         ],
       },
@@ -150,6 +158,7 @@ describe('circuit breakers (real time)', () => {
         threshold: 0,
         minRequestAmount: 1,
         recoveryTimeoutMs: 10_000,
+        statIntervalMs: HOUR,
       },
     ];
     const guard = new Guard({ rules: { degrade } });
