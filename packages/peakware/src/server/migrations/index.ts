@@ -10,6 +10,7 @@ import { mq } from './0003-mq.js';
 import { config } from './0004-config.js';
 import { telemetry } from './0005-telemetry.js';
 import { telemetryAlerts } from './0006-telemetry-alerts.js';
+import { telemetryRulesMetrics } from './0007-telemetry-rules-metrics.js';
 
 /** The migrations this build of Peakware knows, oldest first. */
 export const migrations: readonly Migration[] = [
@@ -19,4 +20,5 @@ export const migrations: readonly Migration[] = [
   config,
   telemetry,
   telemetryAlerts,
+  telemetryRulesMetrics,
 ];
