@@ -4,6 +4,7 @@
  */
 import { PEAKWARE_VERSION } from '../../core/version.js';
 import { type Command, helpText } from '../command.js';
+import { alertCommand } from './alert-command.js';
 import { configCommand } from './config-command.js';
 import { dataCommand } from './data-command.js';
 import { guardCommand } from './guard-command.js';
@@ -32,6 +33,7 @@ export const rootCommand: Command = {
     mqCommand,
     traceCommand,
     topCommand,
+    alertCommand,
   ],
   run({ values, out }) {
     if (values.version === true) {

@@ -28,7 +28,8 @@ import {
 import { SPAN_KINDS, type SpanRecord } from '../../telemetry/span-types.js';
 import { buildTraceTree } from '../../telemetry/trace-tree.js';
 import type { ApiModule } from '../http-api.js';
-import { AlertEvaluator, type AlertRule } from '../telemetry-alerts.js';
+import { AdvisoryLeader, ALERT_EVALUATOR_LOCK_KEY } from '../telemetry-alert-leader.js';
+import { ALERT_KINDS, AlertEvaluator, type AlertRuleInput } from '../telemetry-alerts.js';
 import { TelemetryStore } from '../telemetry-store.js';
 
 const MAX_SPANS_PER_BATCH = 5000;
@@ -74,16 +75,21 @@ const ruleSchema = {
   },
   body: {
     type: 'object',
-    required: ['service', 'kind', 'threshold', 'windowSeconds'],
+    required: ['kind'],
     additionalProperties: false,
     properties: {
+      kind: { type: 'string', enum: ALERT_KINDS },
       service: { type: 'string', minLength: 1, maxLength: 200 },
       endpoint: { type: 'string', minLength: 1, maxLength: 500 },
-      kind: { type: 'string', enum: ['p99', 'error-rate'] },
+      group: { type: 'string', minLength: 1, maxLength: 200 },
+      topic: { type: 'string', minLength: 1, maxLength: 200 },
       threshold: { type: 'number', minimum: 0 },
-      minQps: { type: 'number', minimum: 0, default: 0 },
-      windowSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
-      forSeconds: { type: 'integer', minimum: 0, maximum: 86400, default: 0 },
+      minQps: { type: 'number', minimum: 0 },
+      windowSeconds: { type: 'integer', minimum: 1, maximum: 259200 },
+      shortWindowSeconds: { type: 'integer', minimum: 1, maximum: 259200 },
+      objective: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
+      latencyMs: { type: 'number', exclusiveMinimum: 0 },
+      forSeconds: { type: 'integer', minimum: 0, maximum: 86400 },
       webhook: { type: 'string', maxLength: 2000 },
     },
   },
@@ -146,12 +152,20 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
       });
   }, 60_000);
   pruneTimer.unref();
-  const alerts = new AlertEvaluator(ctx.pool, ctx.logger.child({ component: 'alerts' }));
+  const alertLogger = ctx.logger.child({ component: 'alerts' });
+  const alerts = new AlertEvaluator(
+    ctx.pool,
+    alertLogger,
+    new AdvisoryLeader(ctx.pool, ALERT_EVALUATOR_LOCK_KEY, alertLogger),
+  );
   const alertInterval = Number(process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS ?? 10_000);
-  alerts.start(Number.isFinite(alertInterval) && alertInterval >= 50 ? alertInterval : 10_000);
+  // PEAK_TELEMETRY_ALERT_EVALUATOR=off: this node serves the API but never evaluates.
+  if (process.env.PEAK_TELEMETRY_ALERT_EVALUATOR !== 'off') {
+    alerts.start(Number.isFinite(alertInterval) && alertInterval >= 50 ? alertInterval : 10_000);
+  }
   app.addHook('onClose', async () => {
     clearInterval(pruneTimer);
-    alerts.stop();
+    await alerts.stop();
   });
 
   const ingest = async (spans: SpanRecord[]) => {
@@ -286,8 +300,10 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
 
   app.put('/api/v1/telemetry/alerts/rules/:name', { schema: ruleSchema }, async (request) => {
     const { name } = request.params as { name: string };
-    const rule: AlertRule = { ...(request.body as Omit<AlertRule, 'name'>), name };
-    await alerts.putRule(rule);
+    const rule = await alerts.putRule({
+      ...(request.body as Omit<AlertRuleInput, 'name'>),
+      name,
+    });
     return { rule };
   });
 
@@ -324,6 +340,11 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
   );
 
   app.get('/api/v1/telemetry/alerts/rules', async () => ({ rules: await alerts.rules() }));
+
+  app.get('/api/v1/telemetry/alerts/evaluator', async () => ({
+    node: ctx.nodeId,
+    evaluating: alerts.evaluating,
+  }));
 
   app.get('/api/v1/telemetry/alerts/events', async (request) => {
     const q = request.query as Record<string, string | undefined>;
@@ -397,6 +418,11 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
         counters.rejected,
       ),
       counter('peak_telemetry_spans_pruned_total', 'Spans deleted by retention.', counters.pruned),
+      gauge(
+        'peak_telemetry_alert_evaluator',
+        '1 when this node is the one evaluating alert rules (holds the evaluator lock).',
+        alerts.evaluating ? 1 : 0,
+      ),
     ]);
     void reply.header('content-type', PROMETHEUS_CONTENT_TYPE);
     return text;

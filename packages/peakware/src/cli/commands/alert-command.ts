@@ -1,0 +1,245 @@
+/**
+ * `peak alert`: SLA alert rules and their events. `list` shows every rule and whether it
+ * fires; `set <name>` creates or replaces one (p99, error-rate, mq-backlog, burn-rate);
+ * `delete <name>`; `silence <name> --minutes M`; `events [--rule R]`.
+ */
+import { UsageError } from '../../core/errors.js';
+import type { Command } from '../command.js';
+import { ADMIN_OPTIONS, findAdminToken, requestJson, SERVER_OPTIONS } from '../control-client.js';
+
+interface RuleView {
+  name: string;
+  kind: string;
+  service?: string;
+  endpoint?: string;
+  group?: string;
+  topic?: string;
+  threshold: number;
+  objective?: number;
+  windowSeconds: number;
+  shortWindowSeconds?: number;
+  forSeconds: number;
+  firing: boolean;
+  silencedUntil?: string;
+}
+
+function oneName(positionals: string[], what: string): string {
+  const name = positionals[0];
+  if (name === undefined || positionals.length > 1) {
+    throw new UsageError(
+      `peak alert ${what} takes one rule name, e.g. peak alert ${what} order-p99`,
+    );
+  }
+  return name;
+}
+
+function num(values: Record<string, unknown>, option: string): number | undefined {
+  const v = values[option];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) {
+    throw new UsageError(`--${option} must be a number, got '${String(v)}'`);
+  }
+  return n;
+}
+
+function target(r: RuleView): string {
+  if (r.kind === 'mq-backlog') return `${r.group ?? '?'} on ${r.topic ?? '?'}`;
+  return r.endpoint === undefined ? (r.service ?? '?') : `${r.service}/${r.endpoint}`;
+}
+
+function condition(r: RuleView): string {
+  switch (r.kind) {
+    case 'p99':
+      return `p99 > ${r.threshold} ms over ${r.windowSeconds}s`;
+    case 'error-rate':
+      return `errors > ${(r.threshold * 100).toFixed(2)}% over ${r.windowSeconds}s`;
+    case 'mq-backlog':
+      return `backlog > ${r.threshold}`;
+    default:
+      return `SLO ${((r.objective ?? 0) * 100).toFixed(3)}%: burn > ${r.threshold}x over ${r.windowSeconds}s and ${r.shortWindowSeconds}s`;
+  }
+}
+
+const list: Command = {
+  name: 'list',
+  summary: 'every rule and whether it fires',
+  options: SERVER_OPTIONS,
+  async run({ values, out }) {
+    const { rules } = await requestJson<{ rules: RuleView[] }>(
+      String(values.server),
+      'GET',
+      '/api/v1/telemetry/alerts/rules',
+    );
+    out.json({ rules });
+    out.line(
+      `${'RULE'.padEnd(20)} ${'KIND'.padEnd(11)} ${'TARGET'.padEnd(28)} ${'STATE'.padEnd(8)} CONDITION`,
+    );
+    for (const r of rules) {
+      const state = r.firing ? 'FIRING' : 'ok';
+      const silenced =
+        r.silencedUntil !== undefined && Date.parse(r.silencedUntil) > Date.now()
+          ? ` (silenced until ${r.silencedUntil})`
+          : '';
+      out.line(
+        `${r.name.padEnd(20)} ${r.kind.padEnd(11)} ${target(r).padEnd(28)} ${state.padEnd(8)} ${condition(r)}${r.forSeconds > 0 ? ` for ${r.forSeconds}s` : ''}${silenced}`,
+      );
+    }
+    if (rules.length === 0) out.line('(no rules; add one with peak alert set)');
+    return 0;
+  },
+};
+
+const set: Command = {
+  name: 'set',
+  summary: 'create or replace a rule',
+  args: '<name>',
+  options: {
+    ...ADMIN_OPTIONS,
+    kind: {
+      type: 'string',
+      valueName: 'KIND',
+      description: 'p99 | error-rate | mq-backlog | burn-rate',
+    },
+    service: { type: 'string', valueName: 'NAME', description: 'the watched service' },
+    endpoint: { type: 'string', valueName: 'NAME', description: 'one endpoint (server span name)' },
+    group: { type: 'string', valueName: 'GROUP', description: 'mq-backlog: the consumer group' },
+    topic: { type: 'string', valueName: 'TOPIC', description: 'mq-backlog: the topic' },
+    threshold: {
+      type: 'string',
+      valueName: 'N',
+      description:
+        'ms (p99), fraction (error-rate), messages (mq-backlog), factor (burn-rate, 14.4)',
+    },
+    'min-qps': { type: 'string', valueName: 'QPS', description: 'only while QPS is at least this' },
+    window: {
+      type: 'string',
+      valueName: 'S',
+      description: 'window seconds (burn-rate: the long one)',
+    },
+    'short-window': { type: 'string', valueName: 'S', description: 'burn-rate: the short window' },
+    objective: { type: 'string', valueName: 'F', description: 'burn-rate: the SLO, e.g. 0.999' },
+    'latency-ms': {
+      type: 'string',
+      valueName: 'MS',
+      description: 'burn-rate: calls slower than this count against the SLO',
+    },
+    for: { type: 'string', valueName: 'S', description: 'seconds a breach must last to fire' },
+    webhook: { type: 'string', valueName: 'URL', description: 'POSTed on fired and resolved' },
+  },
+  examples: [
+    'peak alert set order-p99 --kind p99 --service order --threshold 30 --min-qps 8000 --window 60 --for 60',
+    'peak alert set billing-lag --kind mq-backlog --group billing --topic order-created --threshold 1000 --for 60',
+    'peak alert set pay-slo --kind burn-rate --service payment --objective 0.999 --window 3600 --short-window 300',
+  ],
+  async run({ values, positionals, out }) {
+    const name = oneName(positionals, 'set');
+    if (typeof values.kind !== 'string') {
+      throw new UsageError('--kind is required: p99, error-rate, mq-backlog or burn-rate');
+    }
+    const body: Record<string, unknown> = { kind: values.kind };
+    for (const o of ['service', 'endpoint', 'group', 'topic', 'webhook']) {
+      if (typeof values[o] === 'string') body[o] = values[o];
+    }
+    const numbers: [string, string][] = [
+      ['threshold', 'threshold'],
+      ['min-qps', 'minQps'],
+      ['window', 'windowSeconds'],
+      ['short-window', 'shortWindowSeconds'],
+      ['objective', 'objective'],
+      ['latency-ms', 'latencyMs'],
+      ['for', 'forSeconds'],
+    ];
+    for (const [option, field] of numbers) {
+      const n = num(values, option);
+      if (n !== undefined) body[field] = n;
+    }
+    const token = await findAdminToken(values);
+    const result = await requestJson<{ rule: RuleView }>(
+      String(values.server),
+      'PUT',
+      `/api/v1/telemetry/alerts/rules/${encodeURIComponent(name)}`,
+      { token, body },
+    );
+    out.json(result);
+    out.line(`rule ${name} set: ${target(result.rule)}, ${condition(result.rule)}`);
+    return 0;
+  },
+};
+
+const del: Command = {
+  name: 'delete',
+  summary: 'delete a rule',
+  args: '<name>',
+  options: ADMIN_OPTIONS,
+  async run({ values, positionals, out }) {
+    const name = oneName(positionals, 'delete');
+    const token = await findAdminToken(values);
+    const result = await requestJson<{ deleted: string }>(
+      String(values.server),
+      'DELETE',
+      `/api/v1/telemetry/alerts/rules/${encodeURIComponent(name)}`,
+      { token },
+    );
+    out.json(result);
+    out.line(`rule ${name} deleted`);
+    return 0;
+  },
+};
+
+const silence: Command = {
+  name: 'silence',
+  summary: "record a rule's events without calling its webhook for a while",
+  args: '<name>',
+  options: {
+    ...ADMIN_OPTIONS,
+    minutes: { type: 'string', valueName: 'M', description: 'how long (0 lifts a silence)' },
+  },
+  async run({ values, positionals, out }) {
+    const name = oneName(positionals, 'silence');
+    const minutes = num(values, 'minutes');
+    if (minutes === undefined) throw new UsageError('--minutes is required, e.g. --minutes 60');
+    const token = await findAdminToken(values);
+    const result = await requestJson<{ silencedUntil: string }>(
+      String(values.server),
+      'POST',
+      `/api/v1/telemetry/alerts/rules/${encodeURIComponent(name)}/silence`,
+      { token, body: { minutes } },
+    );
+    out.json(result);
+    out.line(`rule ${name} silenced until ${result.silencedUntil}`);
+    return 0;
+  },
+};
+
+const events: Command = {
+  name: 'events',
+  summary: 'fired and resolved events, newest first',
+  options: {
+    ...SERVER_OPTIONS,
+    rule: { type: 'string', valueName: 'NAME', description: 'only this rule' },
+    limit: { type: 'string', valueName: 'N', description: 'at most N (default 50)' },
+  },
+  async run({ values, out }) {
+    const q = new URLSearchParams({ limit: String(num(values, 'limit') ?? 50) });
+    if (typeof values.rule === 'string') q.set('rule', values.rule);
+    const result = await requestJson<{
+      events: { rule: string; state: string; value: number; at: string; delivery: string }[];
+    }>(String(values.server), 'GET', `/api/v1/telemetry/alerts/events?${q}`);
+    out.json(result);
+    for (const e of result.events) {
+      out.line(
+        `${e.at}  ${e.rule.padEnd(20)} ${e.state.padEnd(9)} value ${Number(e.value.toFixed(3))}  webhook: ${e.delivery}`,
+      );
+    }
+    if (result.events.length === 0) out.line('(no events)');
+    return 0;
+  },
+};
+
+/** The `peak alert` command group. */
+export const alertCommand: Command = {
+  name: 'alert',
+  summary: 'SLA alert rules (p99, error rate, MQ backlog, burn rate) and their events',
+  subcommands: [list, set, del, silence, events],
+};

@@ -1,0 +1,95 @@
+/**
+ * One alert evaluator across every control-plane node on one PostgreSQL: the node that
+ * holds a session-level advisory lock on a dedicated connection evaluates, the others
+ * wait. The lock lives as long as that session, so a node that stops releases it, and a
+ * node killed outright (kill -9, lost host) loses it as soon as PostgreSQL sees its
+ * connection close; the next {@link AdvisoryLeader.holds} on another node takes it.
+ */
+import type pg from 'pg';
+import { errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+
+/** The advisory lock key of the telemetry alert evaluator ('peakalrt' as 8 bytes). */
+export const ALERT_EVALUATOR_LOCK_KEY = 0x7065616b616c7274n;
+
+/** Leadership through `pg_try_advisory_lock` held on one dedicated pooled connection. */
+export class AdvisoryLeader {
+  readonly #pool: pg.Pool;
+  readonly #key: bigint;
+  readonly #logger: Logger;
+  #client: pg.PoolClient | undefined;
+  #lost: Error | undefined;
+  #held = false;
+  #closed = false;
+
+  constructor(pool: pg.Pool, key: bigint, logger: Logger) {
+    this.#pool = pool;
+    this.#key = key;
+    this.#logger = logger;
+  }
+
+  /** Whether this node held the lock at the last check. */
+  get leader(): boolean {
+    return this.#held;
+  }
+
+  /**
+   * Checks the session is alive and the lock held, taking the lock when free. False when
+   * another node holds it or the database cannot be reached (tried again next call).
+   */
+  async holds(): Promise<boolean> {
+    if (this.#closed) return false;
+    try {
+      if (this.#lost !== undefined) this.#drop(this.#lost);
+      if (this.#client === undefined) {
+        const client = await this.#pool.connect();
+        client.on('error', (err) => {
+          this.#lost = err;
+        });
+        this.#client = client;
+      }
+      if (this.#held) {
+        // A round trip on the session proves it (and so the lock) is still there.
+        await this.#client.query('SELECT 1');
+        return true;
+      }
+      const res = await this.#client.query<{ ok: boolean }>(
+        'SELECT pg_try_advisory_lock($1::bigint) AS ok',
+        [this.#key.toString()],
+      );
+      this.#held = res.rows[0]?.ok === true;
+      if (this.#held) this.#logger.info('this node is now the alert evaluator');
+      return this.#held;
+    } catch (err) {
+      if (this.#held) {
+        this.#logger.warn({ err: errorMessage(err) }, 'lost the alert evaluator lock');
+      }
+      this.#drop(err instanceof Error ? err : new Error(String(err)));
+      return false;
+    }
+  }
+
+  #drop(err: Error): void {
+    const client = this.#client;
+    this.#client = undefined;
+    this.#held = false;
+    this.#lost = undefined;
+    // Destroying the session (release with an error) also ends any lock it held.
+    client?.release(err);
+  }
+
+  /** Gives the lock up (if held) and returns the connection; later calls return false. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const client = this.#client;
+    this.#client = undefined;
+    if (client === undefined) return;
+    if (this.#held && this.#lost === undefined) {
+      await client
+        .query('SELECT pg_advisory_unlock($1::bigint)', [this.#key.toString()])
+        .catch(() => undefined);
+    }
+    this.#held = false;
+    client.release(this.#lost);
+  }
+}
