@@ -581,6 +581,46 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     assert.deepEqual([...seen].sort(), ['pay 10', 'signed']);
   });
 
+  it('ack and nack check the consume secret of the topic each receipt came from', async () => {
+    const a = (await topic('vault-a', { secured: true })) as {
+      produceSecret: string;
+      consumeSecret: string;
+    };
+    const b = (await topic('vault-b', { secured: true })) as {
+      produceSecret: string;
+      consumeSecret: string;
+    };
+    await producer({ secrets: { 'vault-b': b.produceSecret } }).send('vault-b', { body: 'b1' });
+    const got = await rawPost(
+      '/api/v1/mq/groups/vault-ab/receive',
+      { topic: 'vault-b', consumerId: 'ab-1', waitMs: 3000, max: 10 },
+      { 'x-peak-mq-secret': b.consumeSecret },
+    );
+    assert.equal(got.status, 200);
+    const receipts = (got.json as unknown as { messages: { receipt: string }[] }).messages.map(
+      (m) => m.receipt,
+    );
+    assert.equal(receipts.length, 1);
+    // A receipt of topic B under topic A's name and secret: refused, nothing acked.
+    for (const verb of ['ack', 'nack']) {
+      const wrong = await rawPost(
+        `/api/v1/mq/groups/vault-ab/${verb}`,
+        { topic: 'vault-a', consumerId: 'ab-1', receipts },
+        { 'x-peak-mq-secret': a.consumeSecret },
+      );
+      assert.equal(wrong.status, 403, `${verb} with the other topic's secret`);
+      assert.equal(wrong.json.error.code, 'PEAK_MQ_FORBIDDEN');
+      assert.match(wrong.json.error.message, /vault-b/);
+    }
+    const right = await rawPost(
+      '/api/v1/mq/groups/vault-ab/ack',
+      { topic: 'vault-b', consumerId: 'ab-1', receipts },
+      { 'x-peak-mq-secret': b.consumeSecret },
+    );
+    assert.equal(right.status, 200);
+    assert.equal((right.json as unknown as { acked: number }).acked, 1);
+  });
+
   it('encrypts bodies end to end with key ids and rotation', async () => {
     await topic('secrets');
     const k1 = Buffer.alloc(32, 1);

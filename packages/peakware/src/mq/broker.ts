@@ -723,6 +723,33 @@ export class Broker {
     }
   }
 
+  /**
+   * Every receipt's own topic must accept `secret` (the request's topic was checked
+   * already): a receipt of a secured topic B is refused under topic A's secret. A retry
+   * topic `%RETRY%<group>` holds copies of the group's topics; its receipts are checked
+   * against the request's topic (the receipt's group must be the request's group too).
+   */
+  async #checkReceipts(
+    requestTopic: string,
+    secret: string | undefined,
+    refs: readonly QueueRef[],
+  ): Promise<void> {
+    const topics = new Set<string>();
+    for (const r of refs) if (r.topic !== requestTopic) topics.add(r.topic);
+    for (const name of topics) {
+      if (name.startsWith(TopicNames.retry(''))) continue;
+      const t = await this.store.topic(name);
+      if (t === undefined) continue;
+      if (!secretMatches(t.consumeSecret, secret)) {
+        throw new PeakError(
+          ErrorCodes.MQ_FORBIDDEN,
+          `a receipt belongs to topic '${name.replace('%SHADOW%', '')}', whose consume secret was not given: ack and nack receipts with the secret of the topic they were received from`,
+          { details: { topic: name } },
+        );
+      }
+    }
+  }
+
   /** The delivery-state key of a subscription: the group, or the instance in broadcasting. */
   static stateKey(group: string, consumerId: string, broadcasting: boolean): string {
     return broadcasting ? `${group}@${consumerId}` : group;
@@ -914,6 +941,7 @@ export class Broker {
       });
     }
     const refs = req.receipts.map(decodeReceipt);
+    await this.#checkReceipts(req.topic, req.secret, refs);
     const byGrp = new Map<string, typeof refs>();
     for (const r of refs) byGrp.set(r.grp, [...(byGrp.get(r.grp) ?? []), r]);
     let acked = 0;
@@ -964,6 +992,7 @@ export class Broker {
       );
     }
     const topic = await this.store.requireTopic(req.topic);
+    await this.#checkReceipts(req.topic, req.secret, req.receipts.map(decodeReceipt));
     const reason = typeof req.reason === 'string' ? req.reason.slice(0, 500) : 'consumer failed';
     const delay = typeof req.delayMs === 'number' && req.delayMs >= 0 ? req.delayMs : undefined;
     let retried = 0;
