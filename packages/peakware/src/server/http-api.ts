@@ -12,6 +12,8 @@
  * A mutating route that data-plane SDKs call (register an instance, take a cluster token)
  * opts out of the admin check with `{ config: { auth: 'sdk' } }`.
  */
+
+import type { Socket } from 'node:net';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -144,6 +146,25 @@ export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): Fastify
         details: {},
       },
     });
+  });
+
+  // A client can open a connection and send nothing on it (undici opens a spare one when
+  // a request such as a long poll is aborted). Node's close() counts such a socket as busy
+  // and waits until the client drops it, seconds later; at shutdown, end every socket that
+  // has not sent a byte (a request on it would only get a 503 now).
+  const sockets = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  app.addHook('preClose', async () => {
+    const endSilent = () => {
+      for (const s of sockets) if (s.bytesRead === 0) s.destroy();
+    };
+    endSilent();
+    const sweep = setInterval(endSilent, 100);
+    sweep.unref();
+    app.server.once('close', () => clearInterval(sweep));
   });
 
   for (const register of options.modules) register(app, ctx);

@@ -1,0 +1,69 @@
+/**
+ * `peak server` stops promptly while consumers hold long polls: an open long poll is
+ * answered (empty), an aborted one and a connection that never sent a request do not hold
+ * up the HTTP close (Node's close() waits for such sockets until the client drops them).
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { BrokerClient } from '../src/mq/index.js';
+import { PeakServer } from '../src/server/peak-server.js';
+
+describe('mq long polls at server shutdown', { timeout: 60_000 }, () => {
+  let dataDir: string | undefined;
+  let server: PeakServer | undefined;
+  const sockets: net.Socket[] = [];
+
+  after(async () => {
+    for (const s of sockets) s.destroy();
+    await server?.stop();
+    if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('stop answers open long polls and does not wait for aborted ones or silent sockets', async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-stop-'));
+    server = await PeakServer.start({ dataDir, port: 0 });
+    const url = server.info.url;
+    await new BrokerClient({ server: url, token: server.info.adminToken! }).call(
+      'POST',
+      '/api/v1/mq/topics',
+      { name: 'idle', queues: 2 },
+    );
+    const receive = (consumerId: string, signal?: AbortSignal) =>
+      fetch(`${url}/api/v1/mq/groups/g/receive`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ topic: 'idle', consumerId, waitMs: 30_000 }),
+        ...(signal === undefined ? {} : { signal }),
+      });
+    const open = receive('open-1');
+    const aborter = new AbortController();
+    const aborted = receive('aborted-1', aborter.signal).catch((err: Error) => err.name);
+    // A client that connects and sends nothing (as undici's spare connections do).
+    const { port, hostname } = new URL(url);
+    const silent = net.connect(Number(port), hostname);
+    sockets.push(silent);
+    await new Promise<void>((resolve, reject) => {
+      silent.once('connect', resolve);
+      silent.once('error', reject);
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    aborter.abort();
+    assert.equal(await aborted, 'AbortError');
+    await new Promise((r) => setTimeout(r, 200));
+
+    const t0 = Date.now();
+    const stopping = server.stop();
+    const answer = await open;
+    assert.equal(answer.status, 200);
+    assert.deepEqual(((await answer.json()) as { messages: unknown[] }).messages, []);
+    await stopping;
+    const took = Date.now() - t0;
+    server = undefined;
+    // Without the fix the HTTP close waits for the silent socket until its 10 s budget.
+    assert.ok(took < 5000, `stop took ${took} ms with long polls open`);
+  });
+});
