@@ -8,6 +8,12 @@ export {
   type ControlPlaneSpanExporterOptions,
 } from './control-plane-exporter.js';
 export { type HttpHandler, type TraceHttpOptions, traceHttp } from './http-tracing.js';
+export {
+  MetricsPusher,
+  type MetricsPusherOptions,
+  type MetricsPusherStats,
+  type PushedMetric,
+} from './metrics-pusher.js';
 export { type TracedMessage, traceConsumer, traceSend } from './mq-tracing.js';
 export { OtlpHttpSpanExporter, type OtlpHttpSpanExporterOptions } from './otlp-exporter.js';
 export { fromOtlpJson, toOtlpJson } from './otlp-json.js';

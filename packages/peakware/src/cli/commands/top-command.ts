@@ -1,11 +1,16 @@
 /**
- * `peak top`: per-service, per-endpoint QPS, errors and RT p50/p99 from the collector's
- * spans over the last minute, refreshed every `--interval` seconds (`--once` prints one
- * table). Figures come from traces, so they count sampled spans (errors and slow calls
- * are always kept); stress traffic is shown on its own rows.
+ * `peak top`: two tables, refreshed every `--interval` seconds (`--once` prints them once).
+ * First the live per-service, per-resource figures SDKs push every second (`MetricsPusher`:
+ * QPS, errors, blocked, RT avg/p50/p99, concurrency, summed over instances, last
+ * `--seconds`), exact because every call is counted; then per-endpoint QPS, errors and RT
+ * p50/p99 from the collector's spans over the last minute (sampled spans; errors and slow
+ * calls always kept; stress traffic on its own rows).
  */
+import type { LiveResource } from '../../server/telemetry-metrics-store.js';
 import type { Command } from '../command.js';
 import { requestJson, SERVER_OPTIONS } from '../control-client.js';
+
+const ms = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
 
 interface Endpoint {
   service: string;
@@ -21,7 +26,7 @@ interface Endpoint {
 /** The `peak top` command. */
 export const topCommand: Command = {
   name: 'top',
-  summary: 'live per-service QPS, errors and RT from traces',
+  summary: 'live per-service QPS, errors, blocked, RT and concurrency',
   options: {
     ...SERVER_OPTIONS,
     service: { type: 'string', description: 'only this service', valueName: 'NAME' },
@@ -30,25 +35,50 @@ export const topCommand: Command = {
       description: 'seconds between refreshes (default 2)',
       valueName: 'S',
     },
-    once: { type: 'boolean', description: 'print one table and exit' },
+    once: { type: 'boolean', description: 'print the tables once and exit' },
+    seconds: {
+      type: 'string',
+      description: 'seconds of pushed metrics to average (default 10)',
+      valueName: 'S',
+    },
   },
   async run({ values, out, json }) {
     const server = String(values.server);
     const intervalMs = Math.max(500, Number(values.interval ?? 2) * 1000 || 2000);
     const q = new URLSearchParams({ sinceMinutes: '1' });
     if (typeof values.service === 'string') q.set('service', values.service);
+    const seconds = Math.min(3600, Math.max(1, Math.round(Number(values.seconds ?? 10)) || 10));
+    const live = new URLSearchParams({ seconds: String(seconds) });
+    if (typeof values.service === 'string') live.set('service', values.service);
     for (;;) {
-      const { endpoints } = await requestJson<{ endpoints: Endpoint[] }>(
-        server,
-        'GET',
-        `/api/v1/telemetry/endpoints?${q}`,
-      );
+      const [{ resources }, { endpoints }] = await Promise.all([
+        requestJson<{ resources: LiveResource[] }>(
+          server,
+          'GET',
+          `/api/v1/telemetry/metrics/live?${live}`,
+        ),
+        requestJson<{ endpoints: Endpoint[] }>(server, 'GET', `/api/v1/telemetry/endpoints?${q}`),
+      ]);
       const rows = endpoints
         .map((e) => ({ ...e, qps: e.calls / 60 }))
         .sort((a, b) => b.qps - a.qps);
-      out.json({ endpoints: rows });
+      out.json({ resources, endpoints: rows });
       if (values.once !== true && !json) out.stdout.write('\x1b[2J\x1b[H');
-      out.line(`peak top  ${server}  last 60 s  ${new Date().toISOString()}`);
+      out.line(`peak top  ${server}  ${new Date().toISOString()}`);
+      out.line(`live: pushed per-second metrics, last ${seconds} s`);
+      out.line(
+        `${'SERVICE'.padEnd(16)} ${'RESOURCE'.padEnd(36)} ${'QPS'.padStart(8)} ${'ERR/S'.padStart(7)} ${'BLOCK/S'.padStart(7)} ${'AVG'.padStart(7)} ${'P50'.padStart(7)} ${'P99'.padStart(7)} ${'CONC'.padStart(5)} ${'INST'.padStart(4)}`,
+      );
+      for (const r of resources) {
+        out.line(
+          `${r.service.padEnd(16)} ${r.resource.slice(0, 36).padEnd(36)} ${r.qps.toFixed(2).padStart(8)} ${r.errorQps.toFixed(2).padStart(7)} ${r.blockQps.toFixed(2).padStart(7)} ${ms(r.rtAvgMs).padStart(7)} ${ms(r.rtP50Ms).padStart(7)} ${ms(r.rtP99Ms).padStart(7)} ${String(r.concurrency).padStart(5)} ${String(r.instances).padStart(4)}`,
+        );
+      }
+      if (resources.length === 0) {
+        out.line('(no metrics pushed lately: services push them with MetricsPusher)');
+      }
+      out.line('');
+      out.line('traces: server spans, last 60 s');
       out.line(
         `${'SERVICE'.padEnd(16)} ${'ENDPOINT'.padEnd(36)} ${'QPS'.padStart(8)} ${'ERR%'.padStart(6)} ${'P50'.padStart(8)} ${'P99'.padStart(8)}`,
       );

@@ -9,16 +9,23 @@
  *   QPS, RT avg/p99), stress traffic on edges of its own.
  * - `GET /api/v1/telemetry/endpoints?service=&sinceMinutes=`: p50/p90/p99 per endpoint.
  * - `GET /api/v1/telemetry/slow-sql?sinceMinutes=&limit=`: slowest statement fingerprints.
+ * - `POST /api/v1/telemetry/metrics` (SDK): per-second resource metrics of one instance
+ *   (`MetricsPusher`), kept `PEAK_TELEMETRY_METRICS_RETENTION_MINUTES` (60);
+ *   `GET /api/v1/telemetry/metrics/live?service=&seconds=10`: QPS, errors, blocked, RT and
+ *   concurrency per service and resource summed over instances (what `peak top` shows).
  * - `GET /metrics`: Prometheus text: process figures and the collector's counters.
  * - SLA alerts (admin for changes): `PUT|DELETE /api/v1/telemetry/alerts/rules/:name`,
  *   `POST /api/v1/telemetry/alerts/rules/:name/silence` `{ minutes }`,
- *   `GET /api/v1/telemetry/alerts/rules`, `GET /api/v1/telemetry/alerts/events?rule=&limit=`.
- *   Rules are evaluated every `PEAK_TELEMETRY_ALERT_INTERVAL_MS` (default 10000).
+ *   `GET /api/v1/telemetry/alerts/rules`, `GET /api/v1/telemetry/alerts/events?rule=&limit=`,
+ *   `GET /api/v1/telemetry/alerts/evaluator` (is this node the evaluator). Rules are
+ *   evaluated every `PEAK_TELEMETRY_ALERT_INTERVAL_MS` (default 10000) by the one node
+ *   holding the evaluator lock; `PEAK_TELEMETRY_ALERT_EVALUATOR=off` keeps a node out.
  *
  * Spans older than the retention (env `PEAK_TELEMETRY_RETENTION_HOURS`, default 72) are
  * deleted in bounded batches once a minute.
  */
 import { ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
+import type { PushedMetric } from '../../telemetry/metrics-pusher.js';
 import { fromOtlpJson } from '../../telemetry/otlp-json.js';
 import {
   formatPrometheus,
@@ -30,6 +37,7 @@ import { buildTraceTree } from '../../telemetry/trace-tree.js';
 import type { ApiModule } from '../http-api.js';
 import { AdvisoryLeader, ALERT_EVALUATOR_LOCK_KEY } from '../telemetry-alert-leader.js';
 import { ALERT_KINDS, AlertEvaluator, type AlertRuleInput } from '../telemetry-alerts.js';
+import { TelemetryMetricsStore } from '../telemetry-metrics-store.js';
 import { TelemetryStore } from '../telemetry-store.js';
 
 const MAX_SPANS_PER_BATCH = 5000;
@@ -95,6 +103,37 @@ const ruleSchema = {
   },
 } as const;
 
+const metricsSchema = {
+  body: {
+    type: 'object',
+    required: ['service', 'instance', 'metrics'],
+    properties: {
+      service: { type: 'string', minLength: 1, maxLength: 200 },
+      instance: { type: 'string', minLength: 1, maxLength: 200 },
+      metrics: {
+        type: 'array',
+        maxItems: 5000,
+        items: {
+          type: 'object',
+          required: ['resource', 'second', 'pass', 'block', 'success', 'error'],
+          properties: {
+            resource: { type: 'string', minLength: 1, maxLength: 500 },
+            second: { type: 'number', minimum: 0 },
+            pass: { type: 'number', minimum: 0, maximum: 2e9 },
+            block: { type: 'number', minimum: 0, maximum: 2e9 },
+            success: { type: 'number', minimum: 0, maximum: 2e9 },
+            error: { type: 'number', minimum: 0, maximum: 2e9 },
+            rtAvg: { type: 'number', minimum: 0, default: 0 },
+            rtP50: { type: 'number', minimum: 0 },
+            rtP99: { type: 'number', minimum: 0 },
+            concurrency: { type: 'number', minimum: 0, maximum: 2e9, default: 0 },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
 function minutes(v: unknown, fallback: number): number {
   if (v === undefined) return fallback;
   const n = Number(v);
@@ -121,6 +160,8 @@ interface CollectorCounters {
   rejected: number;
   otlpBatches: number;
   pruned: number;
+  metricsReceived: number;
+  metricsPruned: number;
 }
 
 /** The collector, the analysis API and /metrics. */
@@ -133,7 +174,17 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
     rejected: 0,
     otlpBatches: 0,
     pruned: 0,
+    metricsReceived: 0,
+    metricsPruned: 0,
   };
+  const metricsStore = new TelemetryMetricsStore(ctx.pool);
+  const metricsRetentionMinutes = Number(
+    process.env.PEAK_TELEMETRY_METRICS_RETENTION_MINUTES ?? 60,
+  );
+  const metricsRetentionMs =
+    (Number.isFinite(metricsRetentionMinutes) && metricsRetentionMinutes > 0
+      ? metricsRetentionMinutes
+      : 60) * 60_000;
   const retentionHours = Number(process.env.PEAK_TELEMETRY_RETENTION_HOURS ?? 72);
   const retentionUs =
     (Number.isFinite(retentionHours) && retentionHours > 0 ? retentionHours : 72) * 3600e6;
@@ -143,8 +194,9 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
     pruning = true;
     store
       .prune(Date.now() * 1000 - retentionUs)
-      .then((n) => {
+      .then(async (n) => {
         counters.pruned += n;
+        counters.metricsPruned += await metricsStore.prune(Date.now() - metricsRetentionMs);
       })
       .catch((err: unknown) => ctx.logger.warn({ err }, 'telemetry retention delete failed'))
       .finally(() => {
@@ -220,6 +272,32 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
     // OTLP's ExportTraceServiceResponse: an empty object means every span was accepted.
     void reply.header('content-type', 'application/json');
     return {};
+  });
+
+  app.post(
+    '/api/v1/telemetry/metrics',
+    { config: { auth: 'sdk' }, schema: metricsSchema, bodyLimit: 8 * 1024 * 1024 },
+    async (request) => {
+      const body = request.body as { service: string; instance: string; metrics: PushedMetric[] };
+      counters.metricsReceived += body.metrics.length;
+      const stored = await metricsStore.insert(body.service, body.instance, body.metrics);
+      return { accepted: body.metrics.length, stored };
+    },
+  );
+
+  app.get('/api/v1/telemetry/metrics/live', async (request) => {
+    const q = request.query as Record<string, string | undefined>;
+    const seconds = q.seconds === undefined ? 10 : Number(q.seconds);
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) {
+      throw new InvalidArgumentError(`seconds must be an integer 1..3600, got '${q.seconds}'`);
+    }
+    // The current second and the one before are left out: pushes leave every second.
+    const untilMs = Math.floor(Date.now() / 1000) * 1000 - 1000;
+    return {
+      seconds,
+      untilMs,
+      resources: await metricsStore.live(seconds, untilMs, q.service),
+    };
   });
 
   app.get('/api/v1/telemetry/traces/:traceId', async (request) => {
@@ -418,6 +496,16 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
         counters.rejected,
       ),
       counter('peak_telemetry_spans_pruned_total', 'Spans deleted by retention.', counters.pruned),
+      counter(
+        'peak_telemetry_metrics_received_total',
+        'Per-second metric records pushed by SDKs.',
+        counters.metricsReceived,
+      ),
+      counter(
+        'peak_telemetry_metrics_pruned_total',
+        'Pushed metric records deleted by retention.',
+        counters.metricsPruned,
+      ),
       gauge(
         'peak_telemetry_alert_evaluator',
         '1 when this node is the one evaluating alert rules (holds the evaluator lock).',

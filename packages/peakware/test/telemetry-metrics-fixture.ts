@@ -1,0 +1,55 @@
+/**
+ * A service instance for the metrics-push test, run as its own process:
+ * `node telemetry-metrics-fixture.js <serverUrl> <instance>`. It serves two resources for
+ * as long as it runs and pushes their per-second metrics with a MetricsPusher:
+ * `checkout.pay` through a real Guard (flow limit 20/s, so some calls are blocked; every
+ * 5th admitted call fails), reported by guard's `metrics` events; `checkout.quote` through
+ * a SlidingWindow it feeds itself (RT 2..12 ms). Prints `{"event":"ready"}` once started
+ * and `{"event":"stats",...}` (the pusher's counters) on SIGTERM before exiting.
+ */
+import { SlidingWindow } from '../src/core/sliding-window.js';
+import { Guard } from '../src/guard/index.js';
+import { MetricsPusher } from '../src/telemetry/index.js';
+
+const [server, instance] = process.argv.slice(2);
+if (server === undefined || instance === undefined) {
+  console.error('usage: telemetry-metrics-fixture.js <serverUrl> <instance>');
+  process.exit(2);
+}
+const pusher = new MetricsPusher({ server, service: 'checkout', instance });
+const guard = new Guard({ rules: { flow: [{ resource: 'checkout.pay', count: 20 }] } });
+guard.on('metrics', (s) => pusher.record(s));
+const quote = new SlidingWindow({ intervalMs: 1000, buckets: 2 });
+let inFlight = 0;
+pusher.watchWindow('checkout.quote', quote, () => inFlight);
+
+let n = 0;
+const timer = setInterval(() => {
+  // ~50 calls per second of each resource.
+  for (let i = 0; i < 5; i++) {
+    n++;
+    try {
+      const entry = guard.entry('checkout.pay');
+      entry.exit(n % 5 === 0 ? new Error('card declined') : undefined);
+    } catch {
+      // blocked by the flow rule: counted by guard
+    }
+    quote.addPass();
+    inFlight++;
+    const rt = 2 + (n % 11);
+    setTimeout(() => {
+      inFlight--;
+      quote.addComplete(rt, n % 10 === 0);
+    }, rt);
+  }
+}, 100);
+
+process.on('SIGTERM', () => {
+  clearInterval(timer);
+  guard.close();
+  void pusher.close().then(() => {
+    process.stdout.write(`${JSON.stringify({ event: 'stats', ...pusher.stats() })}\n`);
+    process.exit(0);
+  });
+});
+process.stdout.write(`${JSON.stringify({ event: 'ready' })}\n`);
