@@ -5,7 +5,7 @@
  * real peak server. One request must become ONE trace whose spans link parent → child
  * across every hop, returned by the trace API as a tree with its critical path, and the
  * topology API must return the real call graph with errors and stress traffic apart.
- * OTLP/HTTP JSON spans are accepted and queryable; /metrics parses strictly.
+ * OTLP/HTTP JSON spans are accepted and queryable; /metrics passes promtool and parses strictly.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -38,6 +38,7 @@ import {
   traceSend,
 } from '../src/telemetry/index.js';
 import { runPeak } from './support/peak-process.js';
+import { assertPromtoolAccepts } from './telemetry-promtool-check.js';
 
 const inventory = defineService({
   name: 'shop.inventory',
@@ -350,11 +351,13 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     assert.equal(malformed.status, 400);
   });
 
-  it('serves /metrics that a strict exposition-format parser accepts', async () => {
+  it('serves /metrics that promtool and a strict exposition-format parser accept', async () => {
     const res = await fetch(`${server.info.url}/metrics`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-    const parsed = parsePrometheusText(await res.text());
+    const text = await res.text();
+    assertPromtoolAccepts(text, "peak server's /metrics");
+    const parsed = parsePrometheusText(text);
     const stored = parsed.samples.find((s) => s.name === 'peak_telemetry_spans_stored_total');
     assert.equal(stored?.value, 6 * 6 + 1, 'six requests of six spans, one OTLP span');
     assert.equal(parsed.types.get('process_cpu_seconds_total'), 'counter');

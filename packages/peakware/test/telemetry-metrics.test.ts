@@ -1,7 +1,8 @@
 /**
  * A service's /metrics over a real socket: guard's per-second `metrics` events feed
  * ServiceMetrics (the MetricSink), a SlidingWindow is read live, and `serveMetrics` serves
- * text that the strict exposition-format parser accepts with the right counts.
+ * text that promtool (Prometheus's own checker) and the strict exposition-format parser
+ * accept, with the right counts.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -9,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SlidingWindow } from '../src/core/sliding-window.js';
 import { Guard } from '../src/guard/index.js';
 import { parsePrometheusText, ServiceMetrics, serveMetrics } from '../src/telemetry/index.js';
+import { assertPromtoolAccepts } from './telemetry-promtool-check.js';
 
 describe('service /metrics from guard and sliding windows', { timeout: 30_000 }, () => {
   it('serves guard pass/block counts and window figures in valid Prometheus text', async () => {
@@ -46,6 +48,7 @@ describe('service /metrics from guard and sliding windows', { timeout: 30_000 },
       window.addComplete(4);
       window.addComplete(8);
       text = await (await fetch(endpoint.url, { signal: AbortSignal.timeout(5000) })).text();
+      assertPromtoolAccepts(text, "a service's /metrics");
       const parsed = parsePrometheusText(text);
       const value = (name: string, resource: string) =>
         parsed.samples.find((s) => s.name === name && s.labels.resource === resource)?.value;
@@ -53,7 +56,7 @@ describe('service /metrics from guard and sliding windows', { timeout: 30_000 },
       assert.equal(value('peak_resource_block_total', 'order.create'), 2);
       assert.equal(value('peak_resource_success_total', 'order.create'), 3);
       assert.equal(parsed.types.get('peak_resource_pass_total'), 'counter');
-      assert.equal(value('peak_window_rt_avg_ms', 'order.list'), 6);
+      assert.equal(value('peak_window_rt_avg_seconds', 'order.list'), 0.006);
       const notFound = await fetch(endpoint.url.replace('/metrics', '/other'));
       assert.equal(notFound.status, 404);
     } finally {

@@ -93,7 +93,7 @@ describe('Prometheus text format', () => {
       parsed.samples.find((s) => s.name === name && s.labels.resource === resource)?.value;
     assert.equal(get('peak_resource_pass_total', 'order.create'), 7);
     assert.equal(get('peak_resource_error_total', 'order.create'), 1);
-    assert.equal(get('peak_resource_rt_avg_ms', 'order.create'), 7);
+    assert.equal(get('peak_resource_rt_avg_seconds', 'order.create'), 0.007);
     assert.equal(get('peak_window_qps', 'order.list'), 2);
     assert.equal(get('peak_window_error_qps', 'order.list'), 1);
   });

@@ -106,9 +106,9 @@ export class ServiceMetrics implements MetricSink {
         counter('peak_resource_success_total', 'Calls completed without error.', (t) => t.success),
         counter('peak_resource_error_total', 'Calls that failed.', (t) => t.error),
         gauge(
-          'peak_resource_rt_avg_ms',
-          'Mean RT in the last reported second, ms.',
-          (t) => t.last.rtAvg,
+          'peak_resource_rt_avg_seconds',
+          'Mean RT in the last reported second, seconds.',
+          (t) => t.last.rtAvg / 1000,
         ),
         gauge(
           'peak_resource_concurrency',
@@ -136,12 +136,21 @@ export class ServiceMetrics implements MetricSink {
         live('peak_window_error_qps', 'Failed calls per second over the sliding window.', (w) =>
           w.rate('error'),
         ),
-        live('peak_window_rt_avg_ms', 'Mean RT over the sliding window, ms.', (w) => w.rtAvg()),
-        live('peak_window_rt_p50_ms', 'RT p50 over the sliding window, ms.', (w) =>
-          w.percentile(0.5),
+        // Prometheus base units: seconds (promtool refuses abbreviated units such as _ms).
+        live(
+          'peak_window_rt_avg_seconds',
+          'Mean RT over the sliding window, seconds.',
+          (w) => w.rtAvg() / 1000,
         ),
-        live('peak_window_rt_p99_ms', 'RT p99 over the sliding window, ms.', (w) =>
-          w.percentile(0.99),
+        live(
+          'peak_window_rt_p50_seconds',
+          'RT p50 over the sliding window, seconds.',
+          (w) => w.percentile(0.5) / 1000,
+        ),
+        live(
+          'peak_window_rt_p99_seconds',
+          'RT p99 over the sliding window, seconds.',
+          (w) => w.percentile(0.99) / 1000,
         ),
       );
     }
