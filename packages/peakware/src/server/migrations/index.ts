@@ -11,6 +11,7 @@ import { config } from './0004-config.js';
 import { telemetry } from './0005-telemetry.js';
 import { telemetryAlerts } from './0006-telemetry-alerts.js';
 import { telemetryRulesMetrics } from './0007-telemetry-rules-metrics.js';
+import { telemetryRuleResource } from './0008-telemetry-rule-resource.js';
 
 /** The migrations this build of Peakware knows, oldest first. */
 export const migrations: readonly Migration[] = [
@@ -21,4 +22,5 @@ export const migrations: readonly Migration[] = [
   telemetry,
   telemetryAlerts,
   telemetryRulesMetrics,
+  telemetryRuleResource,
 ];
