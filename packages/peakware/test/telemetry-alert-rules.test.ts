@@ -6,7 +6,7 @@
  * - burn-rate: a traced service whose calls fail (and, for a latency SLO, run slow) makes
  *   the multi-window rule fire when both windows burn faster than the factor; once the
  *   failures stop the short window clears first and resolves it while the long window
- *   still burns;
+ *   still burns; the same on a resource's pushed per-second metrics, with no spans at all;
  * - bad rules are refused with messages naming the field; changes need the admin token;
  * - `peak alert` lists, creates and deletes rules and lists events.
  */
@@ -17,9 +17,15 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { SlidingWindow } from '../src/core/sliding-window.js';
 import { BrokerClient, Consumer, Producer } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/index.js';
-import { BatchSpanProcessor, ControlPlaneSpanExporter, Tracer } from '../src/telemetry/index.js';
+import {
+  BatchSpanProcessor,
+  ControlPlaneSpanExporter,
+  MetricsPusher,
+  Tracer,
+} from '../src/telemetry/index.js';
 import { runPeak } from './support/peak-process.js';
 
 interface Hook {
@@ -115,6 +121,11 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
       [{ kind: 'error-rate', service: 's', threshold: 2 }, /fraction 0\.\.1/],
       [{ kind: 'burn-rate', service: 's', objective: 1 }, /objective/],
       [{ kind: 'saturation', service: 's' }, /kind/],
+      [{ kind: 'p99', service: 's', resource: 'r', threshold: 5 }, /'resource'.*not p99/],
+      [
+        { kind: 'burn-rate', service: 's', resource: 'r', objective: 0.99, latencyMs: 50 },
+        /latency SLO/,
+      ],
     ];
     for (const [body, message] of cases) {
       const res = await put('bad', body);
@@ -268,6 +279,53 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
     latencyMs = 1;
     await waitFor('the resolved latency alert', () => hooksOf('pay-latency').length >= 2);
     assert.equal(hooksOf('pay-latency')[1]?.state, 'resolved');
+  });
+
+  it("burn-rate on a resource's pushed metrics counts every call, not sampled spans", async () => {
+    // No tracer at all: the rule can only see the per-second metrics the pusher sends.
+    const pusher = new MetricsPusher({ server: server.info.url, service: 'wallet' });
+    const window = new SlidingWindow({ intervalMs: 1000, buckets: 2 });
+    pusher.watchWindow('wallet.pay', window);
+    let failEvery = 0;
+    let stop = false;
+    let n = 0;
+    const load = (async () => {
+      while (!stop) {
+        for (let i = 0; i < 5; i++) {
+          n++;
+          window.addPass();
+          window.addComplete(1, failEvery > 0 && n % failEvery === 0);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    closers.push(async () => {
+      stop = true;
+      await load;
+      await pusher.close();
+    });
+    const put = await api('PUT', '/api/v1/telemetry/alerts/rules/wallet-slo', {
+      kind: 'burn-rate',
+      service: 'wallet',
+      resource: 'wallet.pay',
+      objective: 0.99,
+      windowSeconds: 8,
+      shortWindowSeconds: 2,
+      threshold: 10,
+      webhook: webhookUrl,
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(hooksOf('wallet-slo').length, 0, 'no alert while every call succeeds');
+    failEvery = 3; // a third fails: burn rate 33
+    await waitFor('the metrics burn-rate alert', () => hooksOf('wallet-slo').length >= 1);
+    const fired = hooksOf('wallet-slo')[0]!;
+    assert.equal(fired.state, 'fired');
+    assert.equal(fired.details.source as unknown, 'metrics');
+    assert.ok(fired.value > 10 && fired.value <= 34, `long burn ${fired.value}`);
+    failEvery = 0;
+    await waitFor('the resolved metrics alert', () => hooksOf('wallet-slo').length >= 2);
+    assert.equal(hooksOf('wallet-slo')[1]?.state, 'resolved');
   });
 
   it('peak alert: create, list, events and delete from the CLI', async () => {

@@ -12,6 +12,10 @@
  *   over `windowSeconds` (long, default 1 h) AND over `shortWindowSeconds` (default 5 min)
  *   both exceed `threshold` (the factor, default 14.4: 2% of a 30-day budget in an hour).
  *
+ * `error-rate` and `burn-rate` rules with a `resource` count that resource's pushed
+ * per-second metrics (`MetricsPusher`: every call, summed over instances, the last second
+ * left out as pushes may still be on their way) instead of spans, which are sampled.
+ *
  * A breach that lasts `forSeconds` fires (one event, webhook POST); the first evaluation
  * without a breach resolves it (event, webhook). A silenced rule still records events but
  * sends no webhook. Events are listed by the API; a rule's firing state is its last event,
@@ -38,6 +42,11 @@ export interface AlertRule {
   service?: string;
   /** Server span name; absent = every endpoint of the service. */
   endpoint?: string;
+  /**
+   * `error-rate`/`burn-rate`: count this resource's pushed per-second metrics (exact)
+   * instead of the service's spans (sampled).
+   */
+  resource?: string;
   /** `mq-backlog`: the consumer group. */
   group?: string;
   /** `mq-backlog`: the topic. */
@@ -135,6 +144,23 @@ export function validateRule(input: AlertRuleInput): AlertRule {
       }
     }
   }
+  if (input.resource !== undefined) {
+    if (input.kind !== 'error-rate' && input.kind !== 'burn-rate') {
+      throw bad(
+        n,
+        `'resource' (pushed metrics) applies to error-rate and burn-rate rules, not ${input.kind}`,
+      );
+    }
+    if (input.endpoint !== undefined) {
+      throw bad(n, "give 'resource' (pushed metrics) or 'endpoint' (spans), not both");
+    }
+    if (input.latencyMs !== undefined) {
+      throw bad(
+        n,
+        "'latencyMs' needs each call's duration, which spans have and per-second metrics do not: leave out 'resource' for a latency SLO",
+      );
+    }
+  }
   if (input.kind !== 'burn-rate') {
     for (const f of ['objective', 'latencyMs', 'shortWindowSeconds'] as const) {
       if (input[f] !== undefined) {
@@ -192,7 +218,15 @@ export function validateRule(input: AlertRuleInput): AlertRule {
     windowSeconds,
     forSeconds: input.forSeconds ?? 0,
   };
-  for (const f of ['service', 'endpoint', 'group', 'topic', 'objective', 'latencyMs'] as const) {
+  for (const f of [
+    'service',
+    'endpoint',
+    'resource',
+    'group',
+    'topic',
+    'objective',
+    'latencyMs',
+  ] as const) {
     const v = input[f];
     if (v !== undefined) Object.assign(rule, { [f]: v });
   }
@@ -215,6 +249,7 @@ function fromRow(r: Record<string, unknown>): AlertRule {
   const fields = {
     service: opt('service', String),
     endpoint: opt('endpoint', String),
+    resource: opt('resource', String),
     group: opt('mq_group', String),
     topic: opt('mq_topic', String),
     objective: opt('objective', Number),
@@ -257,11 +292,12 @@ export class AlertEvaluator {
     await this.#pool.query(
       `INSERT INTO peak.telemetry_alert_rules
          (name, service, endpoint, kind, threshold, min_qps, window_seconds, for_seconds, webhook,
-          mq_group, mq_topic, objective, latency_ms, short_window_seconds)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+          mq_group, mq_topic, objective, latency_ms, short_window_seconds, resource)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
        ON CONFLICT (name) DO UPDATE SET service = $2, endpoint = $3, kind = $4, threshold = $5,
          min_qps = $6, window_seconds = $7, for_seconds = $8, webhook = $9, mq_group = $10,
-         mq_topic = $11, objective = $12, latency_ms = $13, short_window_seconds = $14`,
+         mq_topic = $11, objective = $12, latency_ms = $13, short_window_seconds = $14,
+         resource = $15`,
       [
         rule.name,
         rule.service ?? null,
@@ -277,6 +313,7 @@ export class AlertEvaluator {
         rule.objective ?? null,
         rule.latencyMs ?? null,
         rule.shortWindowSeconds ?? null,
+        rule.resource ?? null,
       ],
     );
     return rule;
@@ -387,6 +424,17 @@ export class AlertEvaluator {
   }
 
   async #measureSpans(rule: AlertRule, now: number): Promise<Measure> {
+    if (rule.resource !== undefined) {
+      const c = await this.#countMetrics(rule, now, rule.windowSeconds);
+      const qps = c.calls / rule.windowSeconds;
+      const value = c.calls === 0 ? 0 : c.bad / c.calls;
+      return {
+        breach: c.calls > 0 && qps >= rule.minQps && value > rule.threshold,
+        value,
+        qps,
+        details: { calls: c.calls, errors: c.bad, source: 'metrics' },
+      };
+    }
     const m = await this.#pool.query(
       `SELECT count(*)::bigint AS calls, sum(error::int)::bigint AS errors,
               percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_us) AS p99
@@ -411,6 +459,37 @@ export class AlertEvaluator {
     };
   }
 
+  /**
+   * Calls and failures of `rule.resource` from pushed metrics over the long and short
+   * windows ending one whole second ago (pushes of the last second may still be coming).
+   */
+  async #countMetrics(rule: AlertRule, now: number, shortSeconds: number) {
+    const until = Math.floor(now / 1000) * 1000 - 1000;
+    const m = await this.#pool.query(
+      `SELECT coalesce(sum(success + error), 0)::float8 AS calls,
+              coalesce(sum(error), 0)::float8 AS bad,
+              coalesce(sum(success + error) FILTER (WHERE second >= to_timestamp($4 / 1000.0)), 0)::float8 AS short_calls,
+              coalesce(sum(error) FILTER (WHERE second >= to_timestamp($4 / 1000.0)), 0)::float8 AS short_bad
+         FROM peak.telemetry_metrics
+        WHERE service = $1 AND resource = $2
+          AND second >= to_timestamp($3 / 1000.0) AND second < to_timestamp($5 / 1000.0)`,
+      [
+        rule.service,
+        rule.resource,
+        until - rule.windowSeconds * 1000,
+        until - shortSeconds * 1000,
+        until,
+      ],
+    );
+    const row = m.rows[0] ?? {};
+    return {
+      calls: Number(row.calls ?? 0),
+      bad: Number(row.bad ?? 0),
+      shortCalls: Number(row.short_calls ?? 0),
+      shortBad: Number(row.short_bad ?? 0),
+    };
+  }
+
   async #measureBacklog(rule: AlertRule): Promise<Measure> {
     const queues = await this.#mq.backlog(rule.group ?? '', rule.topic ?? '');
     const backlog = queues.reduce((a, q) => a + q.backlog, 0);
@@ -425,33 +504,43 @@ export class AlertEvaluator {
 
   async #measureBurn(rule: AlertRule, now: number): Promise<Measure> {
     const short = rule.shortWindowSeconds ?? Math.max(1, Math.round(rule.windowSeconds / 12));
-    const shortFrom = (now - short * 1000) * 1000;
-    const latencyUs = rule.latencyMs === undefined ? null : rule.latencyMs * 1000;
-    const m = await this.#pool.query(
-      `WITH calls AS (
-         SELECT start_us, (error OR ($4::float8 IS NOT NULL AND duration_us > $4::float8)) AS bad
-           FROM peak.telemetry_spans
-          WHERE service = $1 AND kind IN ('server', 'consumer') AND NOT stress
-            AND start_us >= $2 AND ($3::text IS NULL OR name = $3))
-       SELECT count(*)::bigint AS calls, count(*) FILTER (WHERE bad)::bigint AS bad,
-              count(*) FILTER (WHERE start_us >= $5)::bigint AS short_calls,
-              count(*) FILTER (WHERE bad AND start_us >= $5)::bigint AS short_bad
-         FROM calls`,
-      [
-        rule.service,
-        (now - rule.windowSeconds * 1000) * 1000,
-        rule.endpoint ?? null,
-        latencyUs,
-        shortFrom,
-      ],
-    );
-    const row = m.rows[0] ?? {};
-    const calls = Number(row.calls ?? 0);
-    const shortCalls = Number(row.short_calls ?? 0);
+    let c: { calls: number; bad: number; shortCalls: number; shortBad: number };
+    if (rule.resource !== undefined) {
+      c = await this.#countMetrics(rule, now, short);
+    } else {
+      const shortFrom = (now - short * 1000) * 1000;
+      const latencyUs = rule.latencyMs === undefined ? null : rule.latencyMs * 1000;
+      const m = await this.#pool.query(
+        `WITH calls AS (
+           SELECT start_us, (error OR ($4::float8 IS NOT NULL AND duration_us > $4::float8)) AS bad
+             FROM peak.telemetry_spans
+            WHERE service = $1 AND kind IN ('server', 'consumer') AND NOT stress
+              AND start_us >= $2 AND ($3::text IS NULL OR name = $3))
+         SELECT count(*)::bigint AS calls, count(*) FILTER (WHERE bad)::bigint AS bad,
+                count(*) FILTER (WHERE start_us >= $5)::bigint AS short_calls,
+                count(*) FILTER (WHERE bad AND start_us >= $5)::bigint AS short_bad
+           FROM calls`,
+        [
+          rule.service,
+          (now - rule.windowSeconds * 1000) * 1000,
+          rule.endpoint ?? null,
+          latencyUs,
+          shortFrom,
+        ],
+      );
+      const row = m.rows[0] ?? {};
+      c = {
+        calls: Number(row.calls ?? 0),
+        bad: Number(row.bad ?? 0),
+        shortCalls: Number(row.short_calls ?? 0),
+        shortBad: Number(row.short_bad ?? 0),
+      };
+    }
+    const { calls, shortCalls } = c;
     const budget = 1 - (rule.objective ?? 0.999);
     const burn = (b: number, c: number) => (c === 0 ? 0 : b / c / budget);
-    const longBurn = burn(Number(row.bad ?? 0), calls);
-    const shortBurn = burn(Number(row.short_bad ?? 0), shortCalls);
+    const longBurn = burn(c.bad, calls);
+    const shortBurn = burn(c.shortBad, shortCalls);
     const qps = calls / rule.windowSeconds;
     return {
       breach:
@@ -468,6 +557,7 @@ export class AlertEvaluator {
         calls,
         shortCalls,
         objective: rule.objective,
+        source: rule.resource === undefined ? 'spans' : 'metrics',
       },
     };
   }

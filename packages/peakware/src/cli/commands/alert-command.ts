@@ -12,6 +12,7 @@ interface RuleView {
   kind: string;
   service?: string;
   endpoint?: string;
+  resource?: string;
   group?: string;
   topic?: string;
   threshold: number;
@@ -45,7 +46,8 @@ function num(values: Record<string, unknown>, option: string): number | undefine
 
 function target(r: RuleView): string {
   if (r.kind === 'mq-backlog') return `${r.group ?? '?'} on ${r.topic ?? '?'}`;
-  return r.endpoint === undefined ? (r.service ?? '?') : `${r.service}/${r.endpoint}`;
+  const part = r.resource ?? r.endpoint;
+  return part === undefined ? (r.service ?? '?') : `${r.service}/${part}`;
 }
 
 function condition(r: RuleView): string {
@@ -103,6 +105,11 @@ const set: Command = {
     },
     service: { type: 'string', valueName: 'NAME', description: 'the watched service' },
     endpoint: { type: 'string', valueName: 'NAME', description: 'one endpoint (server span name)' },
+    resource: {
+      type: 'string',
+      valueName: 'NAME',
+      description: "error-rate/burn-rate: count this resource's pushed metrics, not spans",
+    },
     group: { type: 'string', valueName: 'GROUP', description: 'mq-backlog: the consumer group' },
     topic: { type: 'string', valueName: 'TOPIC', description: 'mq-backlog: the topic' },
     threshold: {
@@ -138,7 +145,7 @@ const set: Command = {
       throw new UsageError('--kind is required: p99, error-rate, mq-backlog or burn-rate');
     }
     const body: Record<string, unknown> = { kind: values.kind };
-    for (const o of ['service', 'endpoint', 'group', 'topic', 'webhook']) {
+    for (const o of ['service', 'endpoint', 'resource', 'group', 'topic', 'webhook']) {
       if (typeof values[o] === 'string') body[o] = values[o];
     }
     const numbers: [string, string][] = [

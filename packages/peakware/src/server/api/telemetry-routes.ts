@@ -89,6 +89,7 @@ const ruleSchema = {
       kind: { type: 'string', enum: ALERT_KINDS },
       service: { type: 'string', minLength: 1, maxLength: 200 },
       endpoint: { type: 'string', minLength: 1, maxLength: 500 },
+      resource: { type: 'string', minLength: 1, maxLength: 500 },
       group: { type: 'string', minLength: 1, maxLength: 200 },
       topic: { type: 'string', minLength: 1, maxLength: 200 },
       threshold: { type: 'number', minimum: 0 },
