@@ -13,8 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { PeakServer } from '../src/server/index.js';
-import type { LiveResource } from '../src/server/telemetry-metrics-store.js';
+import { type LiveResource, TelemetryMetricsStore } from '../src/server/telemetry-metrics-store.js';
 import { MetricsPusher } from '../src/telemetry/index.js';
 import { runPeak, waitUntil } from './support/peak-process.js';
 
@@ -140,6 +141,43 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
       async () => (await live()).every((r) => r.instances === 1),
       20_000,
     );
+  });
+
+  it('keeps pushed metrics for a bounded time: retention deletes older records', async () => {
+    const old = Date.now() - 3 * 3600_000;
+    const res = await fetch(`${server.info.url}/api/v1/telemetry/metrics`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        service: 'archive',
+        instance: 'a-1',
+        metrics: [
+          { resource: 'old.call', second: old, pass: 1, block: 0, success: 1, error: 0 },
+          { resource: 'new.call', second: Date.now(), pass: 1, block: 0, success: 1, error: 0 },
+        ],
+      }),
+    });
+    assert.equal(res.status, 200);
+    const bad = await fetch(`${server.info.url}/api/v1/telemetry/metrics`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ service: 'archive', instance: 'a-1', metrics: [{ resource: 'x' }] }),
+    });
+    assert.equal(bad.status, 400, 'a record without its counts is refused');
+    const pool = new pg.Pool({ connectionString: server.postgresUrl(), max: 1 });
+    try {
+      const store = new TelemetryMetricsStore(pool);
+      assert.equal(await store.prune(Date.now() - 3600_000), 1, 'the 3-hour-old record goes');
+      const left = await pool.query(
+        "SELECT resource FROM peak.telemetry_metrics WHERE service = 'archive'",
+      );
+      assert.deepEqual(
+        left.rows.map((r) => r.resource),
+        ['new.call'],
+      );
+    } finally {
+      await pool.end();
+    }
   });
 
   it('drops and counts, never waits, when the control plane is unreachable', async () => {
