@@ -60,6 +60,9 @@ export const orderService = defineService({
 /** The topic the order service publishes "order placed" events to (tag `placed`). */
 export const ORDER_PLACED_TOPIC = 'shop.order-placed';
 
+/** The consumer group of the points service (grants points for placed orders). */
+export const POINTS_GROUP = 'shop.points';
+
 /** The producer group of the order service's transactional (half) messages. */
 export const ORDER_PRODUCER_GROUP = 'shop.order';
 

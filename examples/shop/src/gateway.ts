@@ -20,7 +20,7 @@ import type { Registry } from 'peakware/registry';
 import { RpcClient } from 'peakware/rpc';
 import { rpcTracingFilter, traceHttp } from 'peakware/telemetry';
 import { orderService } from './catalog.js';
-import { shopTracer } from './shop-tracing.js';
+import { shopTelemetry } from './shop-telemetry.js';
 
 /** A running gateway. */
 export interface Gateway {
@@ -99,7 +99,8 @@ export async function startGateway(
   await config.start();
   const guard = new Guard();
   guard.useRuleSource(new ConfigRuleSource(config));
-  const { tracer, processor } = shopTracer('shop.gateway', controlPlane);
+  const telemetry = shopTelemetry('shop.gateway', controlPlane, guard);
+  const { tracer } = telemetry;
   const client = new RpcClient({
     registry,
     app: 'shop.gateway',
@@ -183,8 +184,8 @@ export async function startGateway(
       });
       await client.close();
       await config.close();
+      await telemetry.close();
       guard.close();
-      await processor.shutdown();
     },
   };
 }

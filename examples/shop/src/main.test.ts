@@ -14,6 +14,7 @@ const main = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
 
 interface Summary {
   hot: { sent: number; placed: number; soldOut: number; blocked: number; errors: number };
+  regular: { sent: number };
   books: {
     stock: number;
     left: number;
@@ -26,6 +27,8 @@ interface Summary {
   consistent: boolean;
   trace: { traceId?: string; spans: number };
   topology: { caller: string; callee: string; stress: boolean; calls: number }[];
+  alerts: { rule: string; transitions: { state: string; atSecond: number }[] }[];
+  metrics: { service: string; resource: string; calls: number; blocked: number }[];
 }
 
 test('the shop sells out a flash sale without overselling and stops cleanly', {
@@ -69,6 +72,31 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
       'shop.order>shop.points',
     ]) {
       assert.ok(edges.has(edge), `topology has ${edge}: ${[...edges].join(', ')}`);
+    }
+    // Every process pushed its per-second metrics: the gateway's buy route counts every
+    // attempt that got past flow control (blocked ones apart), the inventory its deducts.
+    const buy = summary.metrics.find(
+      (m) => m.service === 'shop.gateway' && m.resource === 'POST /api/buy',
+    );
+    assert.ok(buy !== undefined, `metrics: ${JSON.stringify(summary.metrics)}`);
+    const attempts = summary.hot.sent + summary.regular.sent;
+    assert.ok(
+      Math.abs(buy.calls + buy.blocked - attempts) <= Math.max(2, attempts * 0.02),
+      `gateway counted ${buy.calls} calls + ${buy.blocked} blocked for ${attempts} attempts`,
+    );
+    assert.ok(summary.metrics.some((m) => m.service === 'shop.inventory' && m.calls > 0));
+    // The SLA rules were defined and evaluated (whether they fired depends on the run).
+    assert.deepEqual(summary.alerts.map((a) => a.rule).sort(), [
+      'shop.buy-burn',
+      'shop.buy-p99',
+      'shop.points-backlog',
+    ]);
+    for (const a of summary.alerts) {
+      const states = a.transitions.map((t) => t.state);
+      assert.ok(
+        states.every((st, i) => st === (i % 2 === 0 ? 'fired' : 'resolved')),
+        `${a.rule} alternates fired/resolved: ${states.join(', ')}`,
+      );
     }
     // No process of the chain crashed (Node prints its version after an uncaught error).
     assert.ok(!/\nNode\.js v\d+/.test(err), err);

@@ -28,6 +28,13 @@ import { type ItemOutcome, runFlashSale, type SaleReport } from './flash-sale.js
 import { BUY_LIMITS, flashSaleRules, type Gateway, startGateway } from './gateway.js';
 import { createOrderTables, openOrders } from './order-store.js';
 import { releaseOrphanDeductions, saleLedger, seedFlashSale } from './shop-database.js';
+import {
+  type AlertOutcome,
+  defineAlertRules,
+  readAlertOutcomes,
+  readLiveMetrics,
+  SHOP_ALERT_RULES,
+} from './shop-monitoring.js';
 
 const HOT_SKU = 'flash-phone';
 
@@ -167,6 +174,15 @@ function startProvider(
   });
 }
 
+/** "fired at +3.1 s (1420), resolved at +21.0 s" or "quiet", and what the rule says. */
+function alertLine(a: AlertOutcome): string {
+  const steps = a.transitions.map(
+    (t) =>
+      `${t.state} at +${t.atSecond.toFixed(1)} s${t.state === 'fired' ? ` (${Number(t.value.toPrecision(3))})` : ''}`,
+  );
+  return `${steps.length === 0 ? 'quiet' : steps.join(', ')}   [${a.says}]`;
+}
+
 function bar(done: number, total: number, width = 24): string {
   const filled = Math.round((Math.min(done, total) / total) * width);
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
@@ -213,6 +229,8 @@ async function main(): Promise<number> {
     say(
       'Peakware shop: starting the buy chain (the first run initialises PostgreSQL: a few seconds)',
     );
+    // SLA rules are evaluated every 2 s (the default is 10 s) so a 30 s sale shows them.
+    process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS ??= '2000';
     server = await PeakServer.start({ dataDir: values.data, port: Number(values.port), logger });
     const shopDb = server.postgresUrl();
     // A second real PostgreSQL instance: the other half of the order shards.
@@ -244,6 +262,10 @@ async function main(): Promise<number> {
       { $peak: 'guard-rules' },
     );
     gateway = await startGateway(registry, server.info.url);
+    await defineAlertRules(
+      server.info.url,
+      (await readFile(server.info.adminTokenFile, 'utf8')).trim(),
+    );
 
     say('');
     say(
@@ -261,6 +283,9 @@ async function main(): Promise<number> {
     say(
       '  guard rules     config item shop/governance/guard-rules (pushed to the gateway; change it live with peak config set)',
     );
+    say(
+      `  SLA alerts      ${Object.keys(SHOP_ALERT_RULES).join(', ')} (peak alert list; live figures: peak top)`,
+    );
     say('');
     say(
       `Flash sale: ${settings.stock} × ${HOT_SKU} for ${settings.buyers} buyers, ${settings.concurrency} at a time (10% buy ${REGULAR_SKU}), at most ${settings.seconds}s`,
@@ -276,6 +301,7 @@ async function main(): Promise<number> {
         () => undefined,
       );
     }, 1000);
+    const saleStart = Date.now();
     const tty = process.stdout.isTTY && !values.json;
     let lastPrint = 0;
     const report = await runFlashSale({
@@ -315,6 +341,11 @@ async function main(): Promise<number> {
     // (every process exports its spans about once a second).
     const traceId = report.hotTraceIds[0];
     const topology = await readTopology(server.info.url, traceId);
+    // What the alert rules saw, and every resource's figures from the per-second metrics
+    // the processes pushed (the last push leaves about a second after the sale).
+    const alerts = await readAlertOutcomes(server.info.url, saleStart);
+    const metricSeconds = Math.min(3600, Math.ceil((Date.now() - saleStart) / 1000) + 2);
+    const metrics = await readLiveMetrics(server.info.url, metricSeconds);
     // The books must balance: every deducted unit is one ordered unit, stock went down by
     // exactly that, nothing oversold. (A buyer whose request timed out may still have an
     // order: the client-side count is a lower bound.)
@@ -337,6 +368,16 @@ async function main(): Promise<number> {
       books: { stock: settings.stock, ...books, oversold, compensated },
       trace: { traceId, spans: topology.spans },
       topology: topology.edges,
+      alerts,
+      metrics: metrics.map((m) => ({
+        service: m.service,
+        resource: m.resource,
+        instances: m.instances,
+        calls: Math.round(m.qps * metricSeconds),
+        blocked: Math.round(m.blockQps * metricSeconds),
+        errors: Math.round(m.errorQps * metricSeconds),
+        rtAvgMs: Number(m.rtAvgMs.toFixed(1)),
+      })),
       consistent,
       errorSamples: report.errorSamples,
     };
@@ -370,6 +411,15 @@ async function main(): Promise<number> {
           `    ${e.caller.padEnd(14)} → ${e.callee.padEnd(22)} ${String(e.calls).padStart(6)}  p99 ${e.rtP99Ms.toFixed(1)} ms`,
         );
       }
+      say('');
+      say('  per-second metrics pushed by every process (calls, blocked, errors, RT avg):');
+      for (const m of summary.metrics.slice(0, 8)) {
+        say(
+          `    ${m.service.padEnd(15)} ${m.resource.padEnd(26)} ×${m.instances}  ${String(m.calls).padStart(6)} ${String(m.blocked).padStart(6)} ${String(m.errors).padStart(5)}  ${m.rtAvgMs.toFixed(1).padStart(7)} ms`,
+        );
+      }
+      say('  SLA alerts during the sale:');
+      for (const a of alerts) say(`    ${a.rule.padEnd(20)} ${alertLine(a)}`);
       if (traceId !== undefined) {
         say(
           `  one order's trace: ${topology.spans} spans; see it with  npx peak trace ${traceId} --server ${server.info.url}`,

@@ -19,10 +19,11 @@ import {
   ORDER_PLACED_TOPIC,
   ORDER_PRODUCER_GROUP,
   orderService,
+  POINTS_GROUP,
 } from './catalog.js';
 import { BUY_LIMITS } from './gateway.js';
 import { openOrders } from './order-store.js';
-import { shopTracer } from './shop-tracing.js';
+import { shopTelemetry } from './shop-telemetry.js';
 
 const role = process.argv[2];
 const controlPlane = process.env.PEAK_SERVER;
@@ -50,7 +51,8 @@ guard.loadRules({
 });
 let orders: ShardedDatabase | undefined;
 let producer: Producer | undefined;
-const { tracer, processor } = shopTracer(`shop.${role}`, controlPlane);
+const telemetry = shopTelemetry(`shop.${role}`, controlPlane, guard);
+const { tracer } = telemetry;
 const server = new RpcServer({
   registry,
   drainTimeoutMs: 5000,
@@ -217,7 +219,7 @@ if (role === 'points') {
   // At-least-once delivery: the primary key makes a redelivered event award nothing twice.
   consumer = new Consumer({
     server: controlPlane,
-    group: 'shop.points',
+    group: POINTS_GROUP,
     topic: ORDER_PLACED_TOPIC,
     concurrency: 16,
     waitMs: 2000,
@@ -240,7 +242,7 @@ process.once('SIGTERM', () => {
     .then(() => consumer?.close())
     .then(() => producer?.close())
     .then(() => orders?.close())
-    .then(() => processor.shutdown())
+    .then(() => telemetry.close())
     .then(() => client?.close())
     .then(() => registry.close())
     .then(() => pool.end())
