@@ -33,6 +33,7 @@ import {
   type MessageRow,
   PgMessageStore,
   type QueueRef,
+  type TopicRecord,
 } from './pg-message-store.js';
 import { allocateQueues } from './queue-allocation.js';
 
@@ -410,6 +411,7 @@ export class Broker {
     raw: unknown,
     index: number,
     now: number,
+    known?: TopicRecord,
   ): Promise<AppendInput & { deliverAt: number }> {
     const where = `messages[${index}]`;
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
@@ -487,7 +489,7 @@ export class Broker {
       }
       deliverAt = Math.max(now, m.deliverAt);
     }
-    const topic = await this.store.requireTopic(topicName);
+    const topic = known ?? (await this.store.requireTopic(topicName));
     if (topic.internal && !topicName.startsWith('%SHADOW%')) {
       throw new InvalidArgumentError(`topic '${topicName}' is internal; send to the real topic`, {
         details: { input: 'topic' },
@@ -578,9 +580,10 @@ export class Broker {
     }
     const target = stress ? await this.#shadowOf(topic) : topic;
     const now = Date.now();
+    const record = await this.store.requireTopic(target);
     const prepared = [];
     for (let i = 0; i < messages.length; i++)
-      prepared.push(await this.#prepare(target, messages[i], i, now));
+      prepared.push(await this.#prepare(target, messages[i], i, now, record));
     const due = prepared.filter((m) => m.deliverAt <= now + 20);
     const later = prepared.filter((m) => m.deliverAt > now + 20);
     if (due.length > 0 && later.length === 0) {

@@ -158,6 +158,43 @@ function topicRecord(r: {
   };
 }
 
+/**
+ * Message bodies as one binary parameter plus 1-based starts and lengths. node-pg sends a
+ * Buffer parameter in binary, but a bytea[] as escaped hex text: twice the bytes on the
+ * socket, a per-byte escape in JavaScript and a parse in PostgreSQL.
+ */
+function packBodies(bodies: readonly Buffer[]): {
+  blob: Buffer;
+  starts: number[];
+  lengths: number[];
+} {
+  const starts: number[] = new Array(bodies.length);
+  const lengths: number[] = new Array(bodies.length);
+  let at = 1;
+  for (let i = 0; i < bodies.length; i++) {
+    const n = bodies[i]!.length;
+    starts[i] = at;
+    lengths[i] = n;
+    at += n;
+  }
+  return { blob: Buffer.concat(bodies as Buffer[]), starts, lengths };
+}
+
+/** Keys as a JSON array, or null for none (the common case, no per-row parse). */
+function keysParam(keys: readonly string[]): string | null {
+  return keys.length === 0 ? null : JSON.stringify(keys);
+}
+
+/** Properties as JSON, or null for none. */
+function propsParam(props: Record<string, string>): string | null {
+  for (const _ in props) return JSON.stringify(props);
+  return null;
+}
+
+/** SQL for a keys parameter `k` (jsonb or null) as text[]. */
+const KEYS_SQL = (k: string) =>
+  `CASE WHEN ${k} IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(${k})) END`;
+
 /** Runs `fn` in a transaction on a pooled client. */
 export async function inTransaction<T>(
   pool: pg.Pool,
@@ -301,9 +338,14 @@ export class PgMessageStore {
   ): Promise<Map<string, { topic: string; queueId: number; idx: number[] }>> {
     const byQueue = new Map<string, { topic: string; queueId: number; idx: number[] }>();
     const rrChoice = new Map<string, number>();
+    const topics = new Map<string, TopicRecord>();
     for (let i = 0; i < items.length; i++) {
       const m = items[i]!;
-      const topic = await this.requireTopic(m.topic);
+      let topic = topics.get(m.topic);
+      if (topic === undefined) {
+        topic = await this.requireTopic(m.topic);
+        topics.set(m.topic, topic);
+      }
       let queueId: number;
       if (m.group !== null && m.group !== '') {
         queueId = fnv1a(m.group) % topic.queues;
@@ -340,9 +382,9 @@ export class PgMessageStore {
       offset: [] as string[],
       id: [] as string[],
       tag: [] as (string | null)[],
-      keys: [] as string[],
+      keys: [] as (string | null)[],
       group: [] as (string | null)[],
-      props: [] as string[],
+      props: [] as (string | null)[],
       body: [] as Buffer[],
       born: [] as Date[],
       reconsume: [] as number[],
@@ -375,9 +417,9 @@ export class PgMessageStore {
         cols.offset.push(offset.toString());
         cols.id.push(m.msgId.toString());
         cols.tag.push(m.tag);
-        cols.keys.push(JSON.stringify(m.keys));
+        cols.keys.push(keysParam(m.keys));
         cols.group.push(m.group);
-        cols.props.push(JSON.stringify(m.props));
+        cols.props.push(propsParam(m.props));
         cols.body.push(m.body);
         cols.born.push(m.bornAt);
         cols.reconsume.push(m.reconsume ?? 0);
@@ -391,13 +433,15 @@ export class PgMessageStore {
         offset++;
       }
     }
+    const packed = packBodies(cols.body);
     await client.query(
       `INSERT INTO peak.mq_messages
          (topic, queue_id, queue_offset, msg_id, tag, keys, msg_group, props, body, born_at, reconsume, origin_topic)
-       SELECT t, q, o, i, tg, ARRAY(SELECT jsonb_array_elements_text(k)), g, p, b, bt, r, ot
+       SELECT t, q, o, i, tg, ${KEYS_SQL('k')}, g, coalesce(p, '{}'::jsonb),
+              substring($13::bytea FROM bs FOR bl), bt, r, ot
          FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[], $5::text[], $6::jsonb[], $7::text[],
-                     $8::jsonb[], $9::bytea[], $10::timestamptz[], $11::int[], $12::text[])
-           AS x(t, q, o, i, tg, k, g, p, b, bt, r, ot)`,
+                     $8::jsonb[], $9::int[], $14::int[], $10::timestamptz[], $11::int[], $12::text[])
+           AS x(t, q, o, i, tg, k, g, p, bs, bl, bt, r, ot)`,
       [
         cols.topic,
         cols.queue,
@@ -407,10 +451,12 @@ export class PgMessageStore {
         cols.keys,
         cols.group,
         cols.props,
-        cols.body,
+        packed.starts,
         cols.born,
         cols.reconsume,
         cols.origin,
+        packed.blob,
+        packed.lengths,
       ],
     );
     for (const topic of new Set(cols.topic)) this.onAppend?.(topic);
@@ -426,6 +472,7 @@ export class PgMessageStore {
       // round trip, committed on its own.
       const slot = [...plan.values()][0]!;
       const list = slot.idx.map((i) => items[i]!);
+      const packed = packBodies(list.map((m) => m.body));
       const { rows } = await this.#pool.query<{ base: string | null; n: number }>(
         `WITH q AS (
            UPDATE peak.mq_queues SET next_offset = next_offset + $3
@@ -433,10 +480,11 @@ export class PgMessageStore {
          ins AS (
            INSERT INTO peak.mq_messages
              (topic, queue_id, queue_offset, msg_id, tag, keys, msg_group, props, body, born_at, reconsume, origin_topic)
-           SELECT $1, $2, q.base + x.ord - 1, x.i, x.tg, ARRAY(SELECT jsonb_array_elements_text(x.k)), x.g, x.p, x.b, x.bt, x.r, x.ot
-             FROM q, unnest($4::bigint[], $5::text[], $6::jsonb[], $7::text[], $8::jsonb[], $9::bytea[],
+           SELECT $1, $2, q.base + x.ord - 1, x.i, x.tg, ${KEYS_SQL('x.k')}, x.g, coalesce(x.p, '{}'::jsonb),
+                  substring($13::bytea FROM x.bs FOR x.bl), x.bt, x.r, x.ot
+             FROM q, unnest($4::bigint[], $5::text[], $6::jsonb[], $7::text[], $8::jsonb[], $9::int[], $14::int[],
                             $10::timestamptz[], $11::int[], $12::text[])
-                     WITH ORDINALITY AS x(i, tg, k, g, p, b, bt, r, ot, ord)
+                     WITH ORDINALITY AS x(i, tg, k, g, p, bs, bl, bt, r, ot, ord)
            RETURNING 1)
          SELECT (SELECT base FROM q)::text AS base, (SELECT count(*) FROM ins)::int AS n`,
         [
@@ -445,13 +493,15 @@ export class PgMessageStore {
           list.length,
           list.map((m) => m.msgId.toString()),
           list.map((m) => m.tag),
-          list.map((m) => JSON.stringify(m.keys)),
+          list.map((m) => keysParam(m.keys)),
           list.map((m) => m.group),
-          list.map((m) => JSON.stringify(m.props)),
-          list.map((m) => m.body),
+          list.map((m) => propsParam(m.props)),
+          packed.starts,
           list.map((m) => m.bornAt),
           list.map((m) => m.reconsume ?? 0),
           list.map((m) => m.originTopic ?? null),
+          packed.blob,
+          packed.lengths,
         ],
       );
       const base = rows[0]?.base;
@@ -486,27 +536,31 @@ export class PgMessageStore {
     items: readonly (AppendInput & { deliverAt: Date; producerGroup?: string | null })[],
   ): Promise<void> {
     if (items.length === 0) return;
+    const packed = packBodies(items.map((m) => m.body));
     await db.query(
       `INSERT INTO peak.mq_pending
          (kind, msg_id, topic, tag, keys, msg_group, props, body, born_at, deliver_at, reconsume, origin_topic, producer_group)
-       SELECT $1, i, t, tg, ARRAY(SELECT jsonb_array_elements_text(k)), g, p, b, bt, d, r, ot, pg
-         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::jsonb[], $8::bytea[],
-                     $9::timestamptz[], $10::timestamptz[], $11::int[], $12::text[], $13::text[])
-           AS x(i, t, tg, k, g, p, b, bt, d, r, ot, pg)`,
+       SELECT $1, i, t, tg, ${KEYS_SQL('k')}, g, coalesce(p, '{}'::jsonb),
+              substring($14::bytea FROM bs FOR bl), bt, d, r, ot, pg
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::jsonb[], $8::int[],
+                     $15::int[], $9::timestamptz[], $10::timestamptz[], $11::int[], $12::text[], $13::text[])
+           AS x(i, t, tg, k, g, p, bs, bl, bt, d, r, ot, pg)`,
       [
         kind,
         items.map((m) => m.msgId.toString()),
         items.map((m) => m.topic),
         items.map((m) => m.tag),
-        items.map((m) => JSON.stringify(m.keys)),
+        items.map((m) => keysParam(m.keys)),
         items.map((m) => m.group),
-        items.map((m) => JSON.stringify(m.props)),
-        items.map((m) => m.body),
+        items.map((m) => propsParam(m.props)),
+        packed.starts,
         items.map((m) => m.bornAt),
         items.map((m) => m.deliverAt),
         items.map((m) => m.reconsume ?? 0),
         items.map((m) => m.originTopic ?? null),
         items.map((m) => m.producerGroup ?? null),
+        packed.blob,
+        packed.lengths,
       ],
     );
   }
@@ -714,8 +768,14 @@ export class PgMessageStore {
     return inTransaction(
       this.#pool,
       async (c) => {
-        let locked = await c.query<{ pulled_offset: string }>(
-          `SELECT pulled_offset::text FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3
+        // The offset row's lock makes this request the queue's only claimer; the count of
+        // deliveries in the window rides along (stale by a concurrent ack at worst, which
+        // only leaves less room this time).
+        let locked = await c.query<{ pulled_offset: string; n: number }>(
+          `SELECT pulled_offset::text,
+                  (SELECT count(*) FROM peak.mq_deliveries d
+                    WHERE d.grp = $1 AND d.topic = $2 AND d.queue_id = $3)::int AS n
+             FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3
            FOR UPDATE SKIP LOCKED`,
           [grp, queue.topic, queue.queueId],
         );
@@ -729,16 +789,16 @@ export class PgMessageStore {
           );
           if (inserted.rowCount !== 1) return [];
           locked = await c.query(
-            'SELECT pulled_offset::text FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3 FOR UPDATE',
+            `SELECT pulled_offset::text,
+                    (SELECT count(*) FROM peak.mq_deliveries d
+                      WHERE d.grp = $1 AND d.topic = $2 AND d.queue_id = $3)::int AS n
+               FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3 FOR UPDATE`,
             [grp, queue.topic, queue.queueId],
           );
         }
         const pulled = locked.rows[0]?.pulled_offset;
         if (pulled === undefined) return [];
-        const { rows: countRows } = await c.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3',
-          [grp, queue.topic, queue.queueId],
-        );
+        const inWindow = locked.rows[0]?.n ?? 0;
         if (params.max <= 0) return [];
         // Redeliveries and promoted (ordered) messages first, then fresh ones.
         const { rows: claimed } = await c.query<{ queue_offset: string; deliveries: number }>(
@@ -754,19 +814,21 @@ export class PgMessageStore {
          RETURNING d.queue_offset::text, d.deliveries`,
           [grp, queue.topic, queue.queueId, params.max, params.invisibleMs, consumerId],
         );
-        const room = Math.min(params.window - (countRows[0]?.n ?? 0), params.max - claimed.length);
+        const room = Math.min(params.window - inWindow, params.max - claimed.length);
+        // Fresh messages are read whole here, so only redeliveries need a second read. (The
+        // ORDER BY casts: a bare queue_offset would name the text output column.)
+        const freshRows = new Map<string, MessageRow>();
+        const redelivered = claimed.map((r) => r.queue_offset);
         if (room > 0) {
-          const { rows: fresh } = await c.query<{
-            queue_offset: string;
-            msg_id: string;
-            msg_group: string | null;
-            tag: string | null;
-          }>(
-            `SELECT queue_offset::text, msg_id::text, msg_group, tag FROM peak.mq_messages
-            WHERE topic = $1 AND queue_id = $2 AND queue_offset >= $3
-            ORDER BY queue_offset::bigint LIMIT $4`,
+          const { rows: fresh } = await c.query<MessageRow>(
+            `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
+                    born_at, stored_at, reconsume, origin_topic
+               FROM peak.mq_messages
+              WHERE topic = $1 AND queue_id = $2 AND queue_offset >= $3
+              ORDER BY queue_offset::bigint LIMIT $4`,
             [queue.topic, queue.queueId, pulled, room],
           );
+          for (const m of fresh) freshRows.set(m.queue_offset, m);
           if (fresh.length > 0) {
             const blocked = new Set<string>();
             if (params.ordered) {
@@ -825,12 +887,28 @@ export class PgMessageStore {
           }
         }
         if (claimed.length === 0) return [];
-        const { rows: messages } = await c.query<MessageRow>(
-          `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
-                born_at, stored_at, reconsume, origin_topic
-           FROM peak.mq_messages WHERE topic = $1 AND queue_id = $2 AND queue_offset = ANY($3::bigint[])
-          ORDER BY queue_offset::bigint`,
-          [queue.topic, queue.queueId, claimed.map((r) => r.queue_offset)],
+        const messages: MessageRow[] = [];
+        if (redelivered.length > 0) {
+          const { rows } = await c.query<MessageRow>(
+            `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
+                  born_at, stored_at, reconsume, origin_topic
+             FROM peak.mq_messages WHERE topic = $1 AND queue_id = $2 AND queue_offset = ANY($3::bigint[])`,
+            [queue.topic, queue.queueId, redelivered],
+          );
+          messages.push(...rows);
+        }
+        for (const r of claimed) {
+          const m = freshRows.get(r.queue_offset);
+          if (m !== undefined) messages.push(m);
+        }
+        messages.sort((a, b) =>
+          a.queue_offset.length !== b.queue_offset.length
+            ? a.queue_offset.length - b.queue_offset.length
+            : a.queue_offset < b.queue_offset
+              ? -1
+              : a.queue_offset > b.queue_offset
+                ? 1
+                : 0,
         );
         const count = new Map(claimed.map((r) => [r.queue_offset, r.deliveries]));
         const found = new Set(messages.map((m) => m.queue_offset));
