@@ -26,7 +26,7 @@ import type pg from 'pg';
 import { errorMessage, InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { PgMessageStore } from '../mq/pg-message-store.js';
-import type { AdvisoryLeader } from './telemetry-alert-leader.js';
+import type { AdvisoryLeader } from './advisory-leader.js';
 
 /** The kinds of alert rule. */
 export const ALERT_KINDS = ['p99', 'error-rate', 'mq-backlog', 'burn-rate'] as const;

@@ -34,8 +34,8 @@ import {
 } from '../../telemetry/prometheus-format.js';
 import { SPAN_KINDS, type SpanRecord } from '../../telemetry/span-types.js';
 import { buildTraceTree } from '../../telemetry/trace-tree.js';
+import { AdvisoryLeader, ALERT_EVALUATOR_LOCK_KEY } from '../advisory-leader.js';
 import type { ApiModule } from '../http-api.js';
-import { AdvisoryLeader, ALERT_EVALUATOR_LOCK_KEY } from '../telemetry-alert-leader.js';
 import { ALERT_KINDS, AlertEvaluator, type AlertRuleInput } from '../telemetry-alerts.js';
 import { TelemetryMetricsStore } from '../telemetry-metrics-store.js';
 import { TelemetryStore } from '../telemetry-store.js';

@@ -1,7 +1,7 @@
 /**
- * One alert evaluator across every control-plane node on one PostgreSQL: the node that
- * holds a session-level advisory lock on a dedicated connection evaluates, the others
- * wait. The lock lives as long as that session, so a node that stops releases it, and a
+ * One leader across every control-plane node on one PostgreSQL for work that must run
+ * once (the alert evaluator, the guard's cluster token server): the node that holds a
+ * session-level advisory lock on a dedicated connection leads, the others wait. The lock lives as long as that session, so a node that stops releases it, and a
  * node killed outright (kill -9, lost host) loses it as soon as PostgreSQL sees its
  * connection close; the next {@link AdvisoryLeader.holds} on another node takes it.
  */
@@ -11,6 +11,9 @@ import type { Logger } from '../core/logger.js';
 
 /** The advisory lock key of the telemetry alert evaluator ('peakalrt' as 8 bytes). */
 export const ALERT_EVALUATOR_LOCK_KEY = 0x7065616b616c7274n;
+
+/** The advisory lock key of the guard's cluster token server ('peakgtok' as 8 bytes). */
+export const GUARD_TOKEN_SERVER_LOCK_KEY = 0x7065616b67746f6bn;
 
 /** Leadership through `pg_try_advisory_lock` held on one dedicated pooled connection. */
 export class AdvisoryLeader {
@@ -58,11 +61,14 @@ export class AdvisoryLeader {
         [this.#key.toString()],
       );
       this.#held = res.rows[0]?.ok === true;
-      if (this.#held) this.#logger.info('this node is now the alert evaluator');
+      if (this.#held) this.#logger.info({ lock: this.#key.toString(16) }, 'this node now leads');
       return this.#held;
     } catch (err) {
       if (this.#held) {
-        this.#logger.warn({ err: errorMessage(err) }, 'lost the alert evaluator lock');
+        this.#logger.warn(
+          { lock: this.#key.toString(16), err: errorMessage(err) },
+          'lost the leader lock',
+        );
       }
       this.#drop(err instanceof Error ? err : new Error(String(err)));
       return false;
