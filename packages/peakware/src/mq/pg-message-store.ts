@@ -1286,7 +1286,7 @@ export class PgMessageStore {
     const { rows } = await this.#pool.query<MessageRow>(
       `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
               born_at, stored_at, reconsume, origin_topic
-         FROM peak.mq_messages WHERE keys @> ARRAY[$1]::text[] AND ($2::text IS NULL OR topic = $2)
+         FROM peak.mq_messages WHERE keys @> ARRAY[$1]::text[] AND keys <> '{}' AND ($2::text IS NULL OR topic = $2)
         ORDER BY stored_at DESC LIMIT $3`,
       [key, topic ?? null, limit],
     );

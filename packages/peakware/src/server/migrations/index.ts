@@ -12,6 +12,7 @@ import { telemetry } from './0005-telemetry.js';
 import { telemetryAlerts } from './0006-telemetry-alerts.js';
 import { telemetryRulesMetrics } from './0007-telemetry-rules-metrics.js';
 import { telemetryRuleResource } from './0008-telemetry-rule-resource.js';
+import { mqHotPath } from './0009-mq-hot-path.js';
 
 /** The migrations this build of Peakware knows, oldest first. */
 export const migrations: readonly Migration[] = [
@@ -23,4 +24,5 @@ export const migrations: readonly Migration[] = [
   telemetryAlerts,
   telemetryRulesMetrics,
   telemetryRuleResource,
+  mqHotPath,
 ];
