@@ -13,6 +13,7 @@ import { telemetryAlerts } from './0006-telemetry-alerts.js';
 import { telemetryRulesMetrics } from './0007-telemetry-rules-metrics.js';
 import { telemetryRuleResource } from './0008-telemetry-rule-resource.js';
 import { mqHotPath } from './0009-mq-hot-path.js';
+import { mqDeliveredAt } from './0010-mq-delivered-at.js';
 
 /** The migrations this build of Peakware knows, oldest first. */
 export const migrations: readonly Migration[] = [
@@ -25,4 +26,5 @@ export const migrations: readonly Migration[] = [
   telemetryRulesMetrics,
   telemetryRuleResource,
   mqHotPath,
+  mqDeliveredAt,
 ];
