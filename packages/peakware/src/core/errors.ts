@@ -68,6 +68,8 @@ export const ErrorCodes = {
   REGISTRY_NOT_FOUND: 'PEAK_REGISTRY_NOT_FOUND',
   /** A guard rule refused the call (flow, degrade, param, system or authority). */
   GUARD_BLOCKED: 'PEAK_GUARD_BLOCKED',
+  /** The guard's cluster token server (the leading control-plane node) did not answer. */
+  GUARD_TOKEN_SERVER_UNAVAILABLE: 'PEAK_GUARD_TOKEN_SERVER_UNAVAILABLE',
   /** A guard rule set failed validation; the rules in force stay in force. */
   GUARD_INVALID_RULES: 'PEAK_GUARD_INVALID_RULES',
   /** MQ: the topic (or group) does not exist; create it with `peak mq topics create`. */

@@ -25,10 +25,35 @@ export class AdvisoryLeader {
   #held = false;
   #closed = false;
 
-  constructor(pool: pg.Pool, key: bigint, logger: Logger) {
+  readonly #sessionName: string | undefined;
+
+  /**
+   * `sessionName` (e.g. the node id) becomes the lock session's `application_name`, so
+   * other nodes can find who leads with {@link AdvisoryLeader.holderName}.
+   */
+  constructor(pool: pg.Pool, key: bigint, logger: Logger, sessionName?: string) {
     this.#pool = pool;
     this.#key = key;
     this.#logger = logger;
+    this.#sessionName = sessionName;
+  }
+
+  /**
+   * The `sessionName` of the node holding the lock `key` now, or undefined when none holds
+   * it (or the holder gave no name).
+   */
+  static async holderName(pool: pg.Pool, key: bigint): Promise<string | undefined> {
+    // A bigint advisory lock shows in pg_locks as classid (high 32 bits), objid (low 32
+    // bits) and objsubid 1.
+    const res = await pool.query<{ name: string }>(
+      `SELECT a.application_name AS name
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+          AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid`,
+      [(key >> 32n).toString(), (key & 0xffffffffn).toString()],
+    );
+    const name = res.rows[0]?.name;
+    return name === undefined || name === '' ? undefined : name;
   }
 
   /** Whether this node held the lock at the last check. */
@@ -50,6 +75,11 @@ export class AdvisoryLeader {
           this.#lost = err;
         });
         this.#client = client;
+        if (this.#sessionName !== undefined) {
+          await client.query("SELECT set_config('application_name', $1, false)", [
+            this.#sessionName,
+          ]);
+        }
       }
       if (this.#held) {
         // A round trip on the session proves it (and so the lock) is still there.

@@ -60,6 +60,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.NOT_FOUND]: 404,
   [ErrorCodes.DEADLINE_EXCEEDED]: 504,
   [ErrorCodes.DB_UNREACHABLE]: 503,
+  [ErrorCodes.GUARD_TOKEN_SERVER_UNAVAILABLE]: 503,
 };
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);

@@ -2,7 +2,7 @@
  * `peak guard rules` and `peak guard stats <resource>`: the guard rules each service
  * instance has in force, and a resource's per-second pass/block/success/error/RT, as the
  * instances reported them to the control plane (services report with `GuardReporter`).
- * `peak guard cluster`: the shared budgets the node's token server is counting.
+ * `peak guard cluster`: which node leads the token server, and the budgets it counts.
  */
 
 import { UsageError } from '../../core/errors.js';
@@ -125,13 +125,15 @@ const stats: Command = {
 
 interface ClusterAnswer {
   nodeId: string;
+  leading: boolean;
+  leaderNodeId: string | null;
   budgets: { namespace: string; flowId: string; second: number; used: number; clients: number }[];
 }
 
 const cluster: Command = {
   name: 'cluster',
   summary:
-    'show the shared cluster budgets on this control-plane node (tokens granted this second)',
+    'show which control-plane node counts the cluster budgets, and (on that node) the budgets: tokens granted this second',
   options: { ...SERVER_OPTIONS },
   examples: ['peak guard cluster', 'peak guard cluster --json'],
   async run({ values, out }) {
@@ -141,11 +143,15 @@ const cluster: Command = {
       '/api/v1/guard/cluster',
     );
     out.json(answer);
+    out.line(
+      answer.leading
+        ? `node ${answer.nodeId} leads: it counts every cluster budget`
+        : `node ${answer.nodeId} forwards token requests to the leader, node ${answer.leaderNodeId ?? '(none right now)'}; ask that node for its budgets`,
+    );
     if (answer.budgets.length === 0) {
-      out.line('no cluster flow budgets in use in the last minute');
+      out.line('no cluster flow budgets in use in the last minute on this node');
       return 0;
     }
-    out.line(`node ${answer.nodeId} (budgets are counted per node)`);
     out.line(['namespace', 'flowId', 'used now', 'clients'].map((h) => h.padEnd(16)).join(' '));
     for (const b of answer.budgets) {
       out.line(

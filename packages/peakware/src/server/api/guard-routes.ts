@@ -8,12 +8,14 @@
  * - `GET /api/v1/guard/rules`, `GET /api/v1/guard/stats?resource=`, `GET /api/v1/guard/cluster`:
  *   what `peak guard rules`, `peak guard stats` and `peak guard cluster` show.
  *
- * Counts and reports are held in this node's memory (bounded). That is exact with one
- * control-plane node; the guard README says what several nodes need.
+ * Budgets are counted by one node, the leader (server/guard-token-service.ts); the other
+ * nodes forward token requests to it (`PEAK_GUARD_TOKEN_SERVER=off` keeps a node from
+ * leading). Metric reports are held in the memory of the node that received them (bounded).
  */
 import { InvalidArgumentError } from '../../core/errors.js';
-import { ClusterTokenServer, type TokenRequest } from '../../guard/cluster-token-server.js';
+import type { TokenRequest } from '../../guard/cluster-token-server.js';
 import { type GuardReport, GuardReportStore } from '../../guard/guard-report-store.js';
+import { FORWARDED_HEADER, GuardTokenService } from '../guard-token-service.js';
 import type { ApiModule } from '../http-api.js';
 
 const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
@@ -65,7 +67,13 @@ const reportSchema = {
 
 /** The guard's routes (cluster token server, metric reports, rules and stats). */
 export const guardRoutes: ApiModule = (app, ctx) => {
-  const tokens = new ClusterTokenServer();
+  const service = new GuardTokenService({
+    pool: ctx.pool,
+    nodeId: ctx.nodeId,
+    logger: ctx.logger,
+    lead: process.env.PEAK_GUARD_TOKEN_SERVER !== 'off',
+  });
+  app.addHook('onClose', () => service.close());
   const reports = new GuardReportStore();
 
   app.post(
@@ -73,13 +81,11 @@ export const guardRoutes: ApiModule = (app, ctx) => {
     { config: { auth: 'sdk' }, schema: tokenSchema },
     async (request) => {
       const body = request.body as TokenRequest;
-      const result = tokens.grant({ ...body, thresholdType: body.thresholdType ?? 'global' });
-      return {
-        granted: result.granted,
-        windowRemainingMs: result.windowRemainingMs,
-        remaining: Math.max(0, result.threshold - result.used),
-        nodeId: ctx.nodeId,
-      };
+      const forwardedBy = request.headers[FORWARDED_HEADER];
+      return service.grant(
+        { ...body, thresholdType: body.thresholdType ?? 'global' },
+        typeof forwardedBy === 'string' ? forwardedBy : undefined,
+      );
     },
   );
 
@@ -97,7 +103,13 @@ export const guardRoutes: ApiModule = (app, ctx) => {
     },
   );
 
-  app.get('/api/v1/guard/cluster', async () => ({ nodeId: ctx.nodeId, budgets: tokens.list() }));
+  app.get('/api/v1/guard/cluster', async () => ({
+    nodeId: ctx.nodeId,
+    leading: service.leading,
+    leaderNodeId: (await service.leaderNodeId()) ?? null,
+    // The budgets this node counts (empty unless it leads).
+    budgets: service.tokens.list(),
+  }));
 
   app.get('/api/v1/guard/rules', async (request) => {
     const query = request.query as { app?: string };
