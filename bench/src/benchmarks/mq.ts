@@ -282,8 +282,8 @@ async function runDelayed(url: string, token: string, count: number): Promise<De
   const admin = new BrokerClient({ server: url, token });
   await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 8 });
   const producer = new Producer({ server: url });
-  // Leave time to send everything before they fall due (about 10k/s here).
-  const due = Date.now() + 3000 + count / 5;
+  // Leave time to send everything before they fall due (3-10k/s here).
+  const due = Date.now() + 3000 + count / 3;
   let next = 0;
   await Promise.all(
     Array.from({ length: SENDERS }, async () => {

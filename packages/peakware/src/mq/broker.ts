@@ -34,6 +34,7 @@ import {
   PgMessageStore,
   type QueueRef,
   type TopicRecord,
+  type TraceEvent,
 } from './pg-message-store.js';
 import { allocateQueues } from './queue-allocation.js';
 
@@ -122,6 +123,9 @@ export function checkName(kind: string, name: unknown): string {
   return name;
 }
 
+/** Pending messages moved into queues per relay transaction. */
+const RELAY_BATCH = 5000;
+
 function secretMatches(expected: string | null, given: string | undefined): boolean {
   if (expected === null) return true;
   if (given === undefined) return false;
@@ -159,6 +163,7 @@ export class Broker {
   readonly #retryTopics = new Set<string>();
   readonly #liveCache = new Map<string, { live: string[]; at: number }>();
   readonly #notifyAt = new Map<string, number>();
+  #relayTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     pool: pg.Pool,
@@ -242,6 +247,7 @@ export class Broker {
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
+    clearTimeout(this.#relayTimer);
     for (const w of this.#waiters) w.wake();
     await this.#relaying?.catch(() => undefined);
     await this.store.flushTrace();
@@ -281,20 +287,28 @@ export class Broker {
         do {
           this.#relayAgain = false;
           for (;;) {
-            const { moved, rows } = await this.store.relayDue(2000);
+            const { moved, rows } = await this.store.relayDue(RELAY_BATCH);
             if (moved > 0) {
               for (const r of rows) this.#count(r.origin_topic ?? r.topic, 'in', 1);
+              // A delayed or outbox message's move is its 'stored' event (the copy's
+              // stored_at); only retries, whose copy is a second one, get a row.
               await this.store.trace(
-                rows.map((r) => ({
-                  msgId: r.msg_id,
-                  event: r.kind === 'retry' ? 'requeued' : 'queued',
-                  detail: `${r.kind} due`,
-                })),
+                rows
+                  .filter((r) => r.kind === 'retry')
+                  .map((r) => ({ msgId: r.msg_id, event: 'requeued', detail: 'retry due' })),
               );
             }
-            if (moved < 2000 || this.#stopped) break;
+            if (moved < RELAY_BATCH || this.#stopped) break;
           }
         } while (this.#relayAgain && !this.#stopped);
+        // Wake exactly when the next pending message falls due, not at the next tick.
+        const next = await this.store.nextDue();
+        const wait = next === undefined ? Infinity : next.getTime() - Date.now();
+        if (wait < this.#o.relayIntervalMs && !this.#stopped) {
+          clearTimeout(this.#relayTimer);
+          this.#relayTimer = setTimeout(() => this.#kickRelay(), Math.max(0, wait) + 1);
+          this.#relayTimer.unref();
+        }
       } catch (err) {
         if (!this.#stopped)
           this.#logger.warn({ err: errorMessage(err) }, 'mq: relay pass failed; retrying');
@@ -846,11 +860,21 @@ export class Broker {
   ): Promise<ReceivedMessage[]> {
     const out: ReceivedMessage[] = [];
     const now = Date.now();
-    const events = [];
+    const events: TraceEvent[] = [];
     for (const d of got) {
       const m = d.message;
       const attempts = m.reconsume + d.deliveries;
       const ref = { topic: m.topic, queueId: m.queue_id, offset: m.queue_offset };
+      if (d.previous !== undefined) {
+        events.push({
+          msgId: m.msg_id,
+          event: 'delivered',
+          grp: req.group,
+          consumer: d.previous.consumer,
+          detail: `attempt ${attempts - 1}, not acked in time`,
+          at: d.previous.at,
+        });
+      }
       if (attempts > settings.maxRetries + 1) {
         // Handed out more times than allowed without an ack (consumers crashing on it).
         await this.store.nack(
@@ -875,13 +899,17 @@ export class Broker {
       s.out.addPass(1);
       s.totalOut++;
       if (attempts === 1) s.latency.record(Math.max(0, now - m.born_at.getTime()));
-      events.push({
-        msgId: m.msg_id,
-        event: 'delivered',
-        grp: req.group,
-        consumer: req.consumerId,
-        detail: `attempt ${attempts}`,
-      });
+      // A copy's first delivery is recorded by the row that ends it (acked, failed, ...);
+      // later ones get their own row.
+      if (d.deliveries > 1) {
+        events.push({
+          msgId: m.msg_id,
+          event: 'delivered',
+          grp: req.group,
+          consumer: req.consumerId,
+          detail: `attempt ${attempts}`,
+        });
+      }
       out.push(
         this.#toReceived(
           m,
@@ -962,6 +990,7 @@ export class Broker {
           event: 'acked',
           grp: req.group,
           consumer: req.consumerId,
+          deliveredAt: a.deliveredAt,
         })),
       );
     }
@@ -1017,6 +1046,7 @@ export class Broker {
             r.outcome === 'dead'
               ? `after attempt ${r.attempt}: ${reason}`
               : `attempt ${r.attempt}: ${reason}; retry in ${r.delayMs} ms`,
+          deliveredAt: r.deliveredAt ?? null,
         },
       ]);
     }
@@ -1066,6 +1096,7 @@ export class Broker {
       this.store.dlqById(id),
       this.store.traceOf(id),
     ]);
+    const inflight = await this.store.inflightFirst(copies);
     const first = copies[0];
     const p = pending[0];
     const events: {
@@ -1085,7 +1116,24 @@ export class Broker {
     } else if (p !== undefined) {
       events.push({ at: p.born_at.toISOString(), event: 'produced' });
     }
+    for (const f of inflight) {
+      events.push({
+        at: f.delivered_at.toISOString(),
+        event: 'delivered',
+        group: f.grp.split('@')[0]!,
+        ...(f.consumer_id === null ? {} : { consumer: f.consumer_id }),
+        detail: 'in flight',
+      });
+    }
     for (const t of trace) {
+      if (t.delivered_at !== null) {
+        events.push({
+          at: t.delivered_at.toISOString(),
+          event: 'delivered',
+          ...(t.grp === null ? {} : { group: t.grp }),
+          ...(t.consumer === null ? {} : { consumer: t.consumer }),
+        });
+      }
       events.push({
         at: t.at.toISOString(),
         event: t.event,

@@ -88,6 +88,8 @@ export interface Delivery {
   message: MessageRow;
   deliveries: number;
   grp: string;
+  /** The attempt before this one, when it ended unrecorded (not acked in time). */
+  previous?: { at: Date; consumer: string | null };
 }
 
 /** What happened to one nacked or expired delivery. */
@@ -122,6 +124,13 @@ export interface TraceEvent {
   grp?: string | null;
   consumer?: string | null;
   detail?: string | null;
+  /** When it happened, if not now. */
+  at?: Date;
+  /**
+   * On an ending event (acked, failed, dead-lettered): when the attempt it ends was
+   * delivered, for a first delivery that got no trace row of its own.
+   */
+  deliveredAt?: Date | null;
 }
 
 // pg_try_advisory_xact_lock key meaning "mq relay": one relay at a time keeps order.
@@ -801,17 +810,26 @@ export class PgMessageStore {
         const inWindow = locked.rows[0]?.n ?? 0;
         if (params.max <= 0) return [];
         // Redeliveries and promoted (ordered) messages first, then fresh ones.
-        const { rows: claimed } = await c.query<{ queue_offset: string; deliveries: number }>(
+        // A redelivered first attempt whose delivery was never recorded (it timed out:
+        // no ack or nack row carries it) comes back as prev_at / prev_consumer.
+        const { rows: claimed } = await c.query<{
+          queue_offset: string;
+          deliveries: number;
+          prev_at?: Date | null;
+          prev_consumer?: string | null;
+        }>(
           `WITH picked AS (
-           SELECT queue_offset FROM peak.mq_deliveries
+           SELECT queue_offset, delivered_at, consumer_id, deliveries FROM peak.mq_deliveries
             WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND visible_at <= now()
             ORDER BY visible_at LIMIT $4 FOR UPDATE)
          UPDATE peak.mq_deliveries d
             SET visible_at = now() + make_interval(secs => $5::float8 / 1000),
-                deliveries = d.deliveries + 1, consumer_id = $6
+                deliveries = d.deliveries + 1, consumer_id = $6, delivered_at = now()
            FROM picked
           WHERE d.grp = $1 AND d.topic = $2 AND d.queue_id = $3 AND d.queue_offset = picked.queue_offset
-         RETURNING d.queue_offset::text, d.deliveries`,
+         RETURNING d.queue_offset::text, d.deliveries,
+                   CASE WHEN picked.deliveries = 1 THEN picked.delivered_at END AS prev_at,
+                   picked.consumer_id AS prev_consumer`,
           [grp, queue.topic, queue.queueId, params.max, params.invisibleMs, consumerId],
         );
         const room = Math.min(params.window - inWindow, params.max - claimed.length);
@@ -858,10 +876,12 @@ export class PgMessageStore {
               // (visible_at NULL) behind their group's earlier message.
               const { rows: taken } = await c.query<{ queue_offset: string; deliveries: number }>(
                 `INSERT INTO peak.mq_deliveries
-                 (grp, topic, queue_id, queue_offset, msg_id, msg_group, visible_at, deliveries, consumer_id)
+                 (grp, topic, queue_id, queue_offset, msg_id, msg_group, visible_at, deliveries, consumer_id,
+                  delivered_at)
                SELECT $1, $2, $3, o, i, g,
                       CASE WHEN w THEN NULL ELSE now() + make_interval(secs => $8::float8 / 1000) END,
-                      CASE WHEN w THEN 0 ELSE 1 END, CASE WHEN w THEN NULL ELSE $9 END
+                      CASE WHEN w THEN 0 ELSE 1 END, CASE WHEN w THEN NULL ELSE $9 END,
+                      CASE WHEN w THEN NULL ELSE now() END
                  FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::bool[]) AS x(o, i, g, w)
                ON CONFLICT DO NOTHING
                RETURNING queue_offset::text, deliveries`,
@@ -910,7 +930,7 @@ export class PgMessageStore {
                 ? 1
                 : 0,
         );
-        const count = new Map(claimed.map((r) => [r.queue_offset, r.deliveries]));
+        const count = new Map(claimed.map((r) => [r.queue_offset, r]));
         const found = new Set(messages.map((m) => m.queue_offset));
         const gone = claimed.filter((r) => !found.has(r.queue_offset)).map((r) => r.queue_offset);
         if (gone.length > 0) {
@@ -920,11 +940,18 @@ export class PgMessageStore {
             [grp, queue.topic, queue.queueId, gone],
           );
         }
-        return messages.map((m) => ({
-          message: m,
-          deliveries: count.get(m.queue_offset) ?? 1,
-          grp,
-        }));
+        return messages.map((m) => {
+          const r = count.get(m.queue_offset);
+          const prev = r?.prev_at;
+          return {
+            message: m,
+            deliveries: r?.deliveries ?? 1,
+            grp,
+            ...(prev === null || prev === undefined
+              ? {}
+              : { previous: { at: prev, consumer: r?.prev_consumer ?? null } }),
+          };
+        });
       },
       false,
     );
@@ -934,7 +961,7 @@ export class PgMessageStore {
   async ack(
     grp: string,
     refs: readonly (QueueRef & { offset: string })[],
-  ): Promise<{ acked: { msgId: string }[] }> {
+  ): Promise<{ acked: { msgId: string; deliveredAt: Date | null }[] }> {
     if (refs.length === 0) return { acked: [] };
     return inTransaction(
       this.#pool,
@@ -944,15 +971,17 @@ export class PgMessageStore {
           queue_id: number;
           msg_id: string;
           msg_group: string | null;
+          delivered_at: Date | null;
         }>(
           `DELETE FROM peak.mq_deliveries d
           USING unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, q, o)
           WHERE d.grp = $1 AND d.topic = x.t AND d.queue_id = x.q AND d.queue_offset = x.o
-          RETURNING d.topic, d.queue_id, d.msg_id::text, d.msg_group`,
+          RETURNING d.topic, d.queue_id, d.msg_id::text, d.msg_group,
+                    CASE WHEN d.deliveries = 1 THEN d.delivered_at END AS delivered_at`,
           [grp, refs.map((r) => r.topic), refs.map((r) => r.queueId), refs.map((r) => r.offset)],
         );
         await this.#promote(c, grp, rows);
-        return { acked: rows.map((r) => ({ msgId: r.msg_id })) };
+        return { acked: rows.map((r) => ({ msgId: r.msg_id, deliveredAt: r.delivered_at })) };
       },
       false,
     );
@@ -993,7 +1022,13 @@ export class PgMessageStore {
     inPlace: boolean,
     reason: string,
     delayOverrideMs?: number,
-  ): Promise<{ outcome: NackOutcome; msgId?: string; attempt?: number; delayMs?: number }> {
+  ): Promise<{
+    outcome: NackOutcome;
+    msgId?: string;
+    attempt?: number;
+    delayMs?: number;
+    deliveredAt?: Date | null;
+  }> {
     return inTransaction(
       this.#pool,
       async (c) => {
@@ -1001,8 +1036,11 @@ export class PgMessageStore {
           deliveries: number;
           msg_id: string;
           msg_group: string | null;
+          delivered_at: Date | null;
         }>(
-          `SELECT deliveries, msg_id::text, msg_group FROM peak.mq_deliveries
+          `SELECT deliveries, msg_id::text, msg_group,
+                  CASE WHEN deliveries = 1 THEN delivered_at END AS delivered_at
+             FROM peak.mq_deliveries
           WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4 FOR UPDATE`,
           [grp, ref.topic, ref.queueId, ref.offset],
         );
@@ -1029,11 +1067,17 @@ export class PgMessageStore {
           await this.#promote(c, grp, [
             { topic: ref.topic, queue_id: ref.queueId, msg_group: d.msg_group },
           ]);
-          return { outcome: 'dead' as const, msgId: d.msg_id, attempt };
+          return {
+            outcome: 'dead' as const,
+            msgId: d.msg_id,
+            attempt,
+            deliveredAt: d.delivered_at,
+          };
         }
         if (inPlace) {
           await c.query(
-            `UPDATE peak.mq_deliveries SET visible_at = now() + make_interval(secs => $5::float8 / 1000)
+            `UPDATE peak.mq_deliveries SET visible_at = now() + make_interval(secs => $5::float8 / 1000),
+                    delivered_at = NULL
             WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4`,
             [grp, ref.topic, ref.queueId, ref.offset, delayMs],
           );
@@ -1058,7 +1102,13 @@ export class PgMessageStore {
             },
           ]);
         }
-        return { outcome: 'retry' as const, msgId: d.msg_id, attempt, delayMs };
+        return {
+          outcome: 'retry' as const,
+          msgId: d.msg_id,
+          attempt,
+          delayMs,
+          deliveredAt: d.delivered_at,
+        };
       },
       false,
     );
@@ -1245,14 +1295,18 @@ export class PgMessageStore {
       this.#pool,
       async (c) => {
         await c.query(
-          `INSERT INTO peak.mq_trace (msg_id, event, grp, consumer, detail)
-           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])`,
+          `INSERT INTO peak.mq_trace (msg_id, at, event, grp, consumer, detail, delivered_at)
+           SELECT i, coalesce(a, clock_timestamp()), e, g, c, d, da
+             FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::timestamptz[]) AS x(i, a, e, g, c, d, da)`,
           [
             events.map((e) => e.msgId),
+            events.map((e) => e.at ?? null),
             events.map((e) => e.event),
             events.map((e) => e.grp ?? null),
             events.map((e) => e.consumer ?? null),
             events.map((e) => e.detail ?? null),
+            events.map((e) => e.deliveredAt ?? null),
           ],
         );
       },
@@ -1320,11 +1374,31 @@ export class PgMessageStore {
       grp: string | null;
       consumer: string | null;
       detail: string | null;
+      delivered_at: Date | null;
     }[]
   > {
     const { rows } = await this.#pool.query(
-      'SELECT at, event, grp, consumer, detail FROM peak.mq_trace WHERE msg_id = $1 ORDER BY at',
+      'SELECT at, event, grp, consumer, detail, delivered_at FROM peak.mq_trace WHERE msg_id = $1 ORDER BY at',
       [id],
+    );
+    return rows;
+  }
+
+  /** First deliveries of these stored copies still in flight (no trace row yet). */
+  async inflightFirst(
+    copies: readonly { topic: string; queue_id: number; queue_offset: string }[],
+  ): Promise<{ grp: string; consumer_id: string | null; delivered_at: Date }[]> {
+    if (copies.length === 0) return [];
+    const { rows } = await this.#pool.query(
+      `SELECT d.grp, d.consumer_id, d.delivered_at FROM peak.mq_deliveries d
+         JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS x(t, q, o)
+           ON d.topic = x.t AND d.queue_id = x.q AND d.queue_offset = x.o
+        WHERE d.deliveries = 1 AND d.delivered_at IS NOT NULL`,
+      [
+        copies.map((c) => c.topic),
+        copies.map((c) => c.queue_id),
+        copies.map((c) => c.queue_offset),
+      ],
     );
     return rows;
   }
