@@ -31,7 +31,9 @@ interface OtlpAnyValue {
   boolValue?: boolean;
   intValue?: string | number;
   doubleValue?: number;
+  bytesValue?: string;
   arrayValue?: { values?: OtlpAnyValue[] };
+  kvlistValue?: { values?: OtlpKeyValue[] };
 }
 interface OtlpKeyValue {
   key: string;
@@ -43,12 +45,19 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function anyValue(v: OtlpAnyValue | undefined): AttributeValue | undefined {
-  if (v === undefined) return undefined;
+  // A null or scalar where an AnyValue belongs is dropped, not a crash.
+  if (!isObject(v)) return undefined;
   if (typeof v.stringValue === 'string') return v.stringValue;
   if (typeof v.boolValue === 'boolean') return v.boolValue;
   if (v.intValue !== undefined) return Number(v.intValue);
   if (typeof v.doubleValue === 'number') return v.doubleValue;
-  if (v.arrayValue !== undefined) return JSON.stringify((v.arrayValue.values ?? []).map(anyValue));
+  if (isObject(v.arrayValue)) {
+    const values = v.arrayValue.values;
+    return JSON.stringify((Array.isArray(values) ? values : []).map((x) => anyValue(x)));
+  }
+  // Bytes travel as base64 in OTLP JSON (the protobuf decoder produces the same).
+  if (typeof v.bytesValue === 'string') return v.bytesValue;
+  if (isObject(v.kvlistValue)) return JSON.stringify(attributes(v.kvlistValue.values));
   return undefined;
 }
 

@@ -2,7 +2,9 @@
  * Telemetry's control-plane routes (the collector and the analysis API):
  *
  * - `POST /api/v1/telemetry/spans` (SDK): a batch of Peakware spans.
- * - `POST /v1/traces`: OTLP/HTTP JSON from any OpenTelemetry SDK or collector.
+ * - `POST /v1/traces`: OTLP/HTTP from any OpenTelemetry SDK or collector, JSON
+ *   (`application/json`) or protobuf (`application/x-protobuf`), optionally gzip; protobuf
+ *   requests are answered in protobuf (`ExportTraceServiceResponse`, `google.rpc.Status`).
  * - `GET /api/v1/telemetry/traces/:traceId`: one trace as a tree with its critical path.
  * - `GET /api/v1/telemetry/traces?service=&name=&minDurationMs=&error=&stress=&tag=k=v&sinceMinutes=&limit=`
  * - `GET /api/v1/telemetry/topology?sinceMinutes=`: caller → callee edges (calls, errors,
@@ -24,9 +26,19 @@
  * Spans older than the retention (env `PEAK_TELEMETRY_RETENTION_HOURS`, default 72) are
  * deleted in bounded batches once a minute.
  */
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import type { FastifyError, FastifyRequest } from 'fastify';
 import { ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
 import type { PushedMetric } from '../../telemetry/metrics-pusher.js';
 import { fromOtlpJson } from '../../telemetry/otlp-json.js';
+import {
+  encodeOtlpTraceResponse,
+  encodeRpcStatus,
+  fromOtlpProtobuf,
+  OTLP_PROTOBUF_CONTENT_TYPE,
+  RpcStatusCodes,
+} from '../../telemetry/otlp-protobuf.js';
 import {
   formatPrometheus,
   PROMETHEUS_CONTENT_TYPE,
@@ -40,7 +52,36 @@ import { ALERT_KINDS, AlertEvaluator, type AlertRuleInput } from '../telemetry-a
 import { TelemetryMetricsStore } from '../telemetry-metrics-store.js';
 import { TelemetryStore } from '../telemetry-store.js';
 
+const gunzipAsync = promisify(gunzip);
+
 const MAX_SPANS_PER_BATCH = 5000;
+/** Largest OTLP request body, compressed and (for gzip) decompressed. */
+const OTLP_BODY_LIMIT = 16 * 1024 * 1024;
+
+function isProtobufRequest(request: FastifyRequest): boolean {
+  return /protobuf/i.test(String(request.headers['content-type'] ?? ''));
+}
+
+/** Undoes `content-encoding: gzip` (OTLP's one compression), bounded by the body limit. */
+async function inflateOtlpBody(encoding: string | undefined, body: Buffer): Promise<Buffer> {
+  const coding = (encoding ?? '').trim().toLowerCase();
+  if (coding === '' || coding === 'identity') return body;
+  if (coding !== 'gzip') {
+    throw new InvalidArgumentError(
+      `content-encoding '${encoding}' is not supported on OTLP: send gzip or no encoding`,
+    );
+  }
+  try {
+    return await gunzipAsync(body, { maxOutputLength: OTLP_BODY_LIMIT });
+  } catch (err) {
+    const tooLarge = (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+    throw new InvalidArgumentError(
+      tooLarge
+        ? `gzip OTLP body inflates past ${OTLP_BODY_LIMIT} bytes; send smaller batches`
+        : `gzip OTLP body does not decompress (${(err as Error).message})`,
+    );
+  }
+}
 
 const spanSchema = {
   type: 'object',
@@ -248,31 +289,89 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
     },
   );
 
-  app.post('/v1/traces', { bodyLimit: 16 * 1024 * 1024 }, async (request, reply) => {
-    if (!String(request.headers['content-type'] ?? '').includes('json')) {
-      counters.rejected++;
-      throw new PeakError(
-        ErrorCodes.INVALID_ARGUMENT,
-        'this collector takes OTLP/HTTP with JSON encoding only: send content-type application/json (protobuf is not supported)',
-      );
-    }
-    let spans: SpanRecord[];
-    try {
-      spans = fromOtlpJson(request.body);
-    } catch (err) {
-      counters.rejected++;
-      throw err;
-    }
-    if (spans.length > MAX_SPANS_PER_BATCH * 4) {
-      throw new InvalidArgumentError(
-        `OTLP request has ${spans.length} spans; send at most ${MAX_SPANS_PER_BATCH * 4} per request`,
-      );
-    }
-    counters.otlpBatches++;
-    await ingest(spans);
-    // OTLP's ExportTraceServiceResponse: an empty object means every span was accepted.
-    void reply.header('content-type', 'application/json');
-    return {};
+  // OTLP/HTTP in its own encapsulated scope: JSON and protobuf bodies, gzip or not, and
+  // for protobuf requests errors answered as google.rpc.Status in protobuf (the OTLP spec).
+  void app.register(async (otlp) => {
+    const parseOtlpBody =
+      (json: boolean) =>
+      async (request: FastifyRequest, body: Buffer): Promise<unknown> => {
+        try {
+          const raw = await inflateOtlpBody(request.headers['content-encoding'], body);
+          if (!json) return raw;
+          try {
+            return JSON.parse(raw.toString('utf8')) as unknown;
+          } catch (err) {
+            throw new InvalidArgumentError(
+              `OTLP body is not valid JSON (${(err as Error).message}); send an ExportTraceServiceRequest in JSON or protobuf`,
+            );
+          }
+        } catch (err) {
+          counters.rejected++;
+          throw err;
+        }
+      };
+    otlp.removeContentTypeParser('application/json');
+    otlp.addContentTypeParser(
+      'application/json',
+      { parseAs: 'buffer', bodyLimit: OTLP_BODY_LIMIT },
+      parseOtlpBody(true),
+    );
+    otlp.addContentTypeParser(
+      [OTLP_PROTOBUF_CONTENT_TYPE, 'application/protobuf'],
+      { parseAs: 'buffer', bodyLimit: OTLP_BODY_LIMIT },
+      parseOtlpBody(false),
+    );
+    otlp.setErrorHandler((err: FastifyError | PeakError, request, reply) => {
+      const client =
+        err instanceof PeakError
+          ? err.code === ErrorCodes.INVALID_ARGUMENT
+          : typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500;
+      // JSON requests and server-side failures: the API's own error handler.
+      if (!isProtobufRequest(request) || !client) throw err;
+      const status = err instanceof PeakError ? 400 : (err.statusCode ?? 400);
+      void reply
+        .status(status)
+        .header('content-type', OTLP_PROTOBUF_CONTENT_TYPE)
+        .send(
+          encodeRpcStatus(
+            status === 413 ? RpcStatusCodes.RESOURCE_EXHAUSTED : RpcStatusCodes.INVALID_ARGUMENT,
+            err.message,
+          ),
+        );
+    });
+
+    otlp.post('/v1/traces', { bodyLimit: OTLP_BODY_LIMIT }, async (request, reply) => {
+      const protobuf = Buffer.isBuffer(request.body);
+      let spans: SpanRecord[];
+      try {
+        if (protobuf) spans = fromOtlpProtobuf(request.body as Buffer);
+        else if (String(request.headers['content-type'] ?? '').includes('json')) {
+          spans = fromOtlpJson(request.body);
+        } else {
+          throw new PeakError(
+            ErrorCodes.INVALID_ARGUMENT,
+            `this collector takes OTLP/HTTP as application/json or ${OTLP_PROTOBUF_CONTENT_TYPE}, got content-type '${String(request.headers['content-type'] ?? '')}'`,
+          );
+        }
+      } catch (err) {
+        counters.rejected++;
+        throw err;
+      }
+      if (spans.length > MAX_SPANS_PER_BATCH * 4) {
+        throw new InvalidArgumentError(
+          `OTLP request has ${spans.length} spans; send at most ${MAX_SPANS_PER_BATCH * 4} per request`,
+        );
+      }
+      counters.otlpBatches++;
+      await ingest(spans);
+      // OTLP's ExportTraceServiceResponse: empty means every span was accepted.
+      if (protobuf) {
+        void reply.header('content-type', OTLP_PROTOBUF_CONTENT_TYPE);
+        return encodeOtlpTraceResponse();
+      }
+      void reply.header('content-type', 'application/json');
+      return {};
+    });
   });
 
   app.post(
@@ -482,7 +581,7 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
       ),
       counter(
         'peak_telemetry_otlp_batches_total',
-        'OTLP/HTTP JSON requests received.',
+        'OTLP/HTTP requests received (JSON and protobuf).',
         counters.otlpBatches,
       ),
       counter('peak_telemetry_spans_received_total', 'Spans received.', counters.received),
