@@ -84,6 +84,29 @@ function checkoutTrace(tracer: ReturnType<BasicTracerProvider['getTracer']>): st
   return root.spanContext().traceId;
 }
 
+/** An ExportTraceServiceRequest of `n` minimal spans (trace_id and span_id only). */
+function manySpans(n: number): Uint8Array {
+  const spanMsg = Buffer.from([
+    0x0a,
+    0x10,
+    ...Buffer.alloc(16, 1),
+    0x12,
+    0x08,
+    ...Buffer.alloc(8, 2),
+  ]);
+  const oneSpan = Buffer.concat([Buffer.from([0x12, spanMsg.length]), spanMsg]);
+  const scope = Buffer.concat(Array.from({ length: n }, () => oneSpan));
+  const lenBytes = (v: number) => {
+    const out: number[] = [];
+    for (let x = v; ; x = Math.floor(x / 128)) {
+      if (x < 128) return [...out, x];
+      out.push((x % 128) | 0x80);
+    }
+  };
+  const scopeField = Buffer.concat([Buffer.from([0x12, ...lenBytes(scope.length)]), scope]);
+  return Buffer.concat([Buffer.from([0x0a, ...lenBytes(scopeField.length)]), scopeField]);
+}
+
 describe('OTLP/HTTP protobuf ingest from the official OpenTelemetry exporter', () => {
   let dataDir: string | undefined;
   let server: PeakServer | undefined;
@@ -217,6 +240,7 @@ describe('OTLP/HTTP protobuf ingest from the official OpenTelemetry exporter', (
         { 'content-encoding': 'br' },
         /content-encoding 'br' is not supported/,
       ],
+      [manySpans(20_001), {}, /more than 20000 spans; send at most 20000 per request/],
     ];
     for (const [body, headers, pattern] of cases) {
       const res = await postProto(body, headers);

@@ -206,6 +206,14 @@ describe('fromOtlpProtobuf', () => {
     }
   });
 
+  it('refuses more spans than maxSpans while decoding', () => {
+    assert.equal(fromOtlpProtobuf(request(), { maxSpans: 3 }).length, 3);
+    assert.throws(
+      () => fromOtlpProtobuf(request(), { maxSpans: 2 }),
+      /more than 2 spans; send at most 2 per request/,
+    );
+  });
+
   it('bounds the nesting of attribute values', () => {
     let value = str(1, 'x');
     for (let i = 0; i < 40; i++) value = len(5, len(1, value));

@@ -331,12 +331,22 @@ function span(r: WireReader, index: number): SpanJson {
   return s;
 }
 
+/** Options of {@link decodeOtlpTraceRequest} and {@link fromOtlpProtobuf}. */
+export interface OtlpProtobufOptions {
+  /** Most spans one request may carry; more is refused while decoding (bounded memory). */
+  maxSpans?: number;
+}
+
 /**
  * Decodes a protobuf `ExportTraceServiceRequest` into its OTLP JSON form (ids as hex,
  * nanosecond times and int64 values as decimal strings). Throws
  * {@link InvalidArgumentError} naming the byte offset of malformed input.
  */
-export function decodeOtlpTraceRequest(body: Uint8Array): OtlpTraceRequestJson {
+export function decodeOtlpTraceRequest(
+  body: Uint8Array,
+  options: OtlpProtobufOptions = {},
+): OtlpTraceRequestJson {
+  const maxSpans = options.maxSpans ?? Number.POSITIVE_INFINITY;
   const buf = Buffer.isBuffer(body)
     ? body
     : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
@@ -371,8 +381,14 @@ export function decodeOtlpTraceRequest(body: Uint8Array): OtlpTraceRequestJson {
         const list: SpanJson[] = [];
         while (!ss.done) {
           const [sf, sw] = ss.tag();
-          if (sf === 2 && sw === WIRE_LEN) list.push(span(ss.sub(), spans++));
-          else ss.skip(sw);
+          if (sf === 2 && sw === WIRE_LEN) {
+            if (spans >= maxSpans) {
+              throw new InvalidArgumentError(
+                `OTLP request has more than ${maxSpans} spans; send at most ${maxSpans} per request`,
+              );
+            }
+            list.push(span(ss.sub(), spans++));
+          } else ss.skip(sw);
         }
         resourceSpans.scopeSpans.push({ spans: list });
       } else rs.skip(w);
@@ -386,8 +402,11 @@ export function decodeOtlpTraceRequest(body: Uint8Array): OtlpTraceRequestJson {
  * Decodes an OTLP/HTTP protobuf trace export request into span records, through the same
  * mapping as {@link fromOtlpJson}. Throws {@link InvalidArgumentError} on malformed input.
  */
-export function fromOtlpProtobuf(body: Uint8Array): SpanRecord[] {
-  return fromOtlpJson(decodeOtlpTraceRequest(body));
+export function fromOtlpProtobuf(
+  body: Uint8Array,
+  options: OtlpProtobufOptions = {},
+): SpanRecord[] {
+  return fromOtlpJson(decodeOtlpTraceRequest(body, options));
 }
 
 function varintBytes(n: number): number[] {

@@ -344,8 +344,9 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
       const protobuf = Buffer.isBuffer(request.body);
       let spans: SpanRecord[];
       try {
-        if (protobuf) spans = fromOtlpProtobuf(request.body as Buffer);
-        else if (String(request.headers['content-type'] ?? '').includes('json')) {
+        if (protobuf) {
+          spans = fromOtlpProtobuf(request.body as Buffer, { maxSpans: MAX_SPANS_PER_BATCH * 4 });
+        } else if (String(request.headers['content-type'] ?? '').includes('json')) {
           spans = fromOtlpJson(request.body);
         } else {
           throw new PeakError(
