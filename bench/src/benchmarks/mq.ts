@@ -1,14 +1,21 @@
 /**
  * Message queue throughput and end-to-end latency: Peakware MQ (producer → peak server's
  * broker over HTTP → PostgreSQL → long-poll consumer, acks) beside pg-boss 10 (jobs in the
- * same embedded PostgreSQL, `insert` batches, `work` with batch fetch). Both commit every
- * message durably before the producer is told it is stored. 256-byte bodies.
+ * same embedded PostgreSQL, `insert` batches, `work` with batch fetch) and BullMQ 6 (its
+ * own `redis-server`, AOF with `appendfsync everysec`; skipped with a note when
+ * redis-server is not on PATH). Peakware and pg-boss commit every batch durably before the
+ * producer is told it is stored; Redis acknowledges before its once-a-second fsync.
+ * 256-byte bodies.
  *
  * Per run and system: a consumer is started first, then `count` messages are produced in
  * batches of 100 from 8 concurrent senders. Reported: send/s (until the last send is
  * acknowledged), end-to-end/s (until the last message is consumed), and end-to-end
  * latency p50/p99 (consume time minus send time, one clock). Everything runs in this one
  * process on loopback, broker included, so the 2 cores are shared by all sides.
+ *
+ * Then delayed delivery: `delayedCount` messages (100 000; 10 000 with --quick) all due at
+ * the same instant; lateness of the move into the queue (stored time minus due) and of
+ * consumption (consume time minus due), and how many arrived early.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
