@@ -17,6 +17,7 @@ export {
 export { type TracedMessage, traceConsumer, traceSend } from './mq-tracing.js';
 export { OtlpHttpSpanExporter, type OtlpHttpSpanExporterOptions } from './otlp-exporter.js';
 export { fromOtlpJson, toOtlpJson } from './otlp-json.js';
+export { fromOtlpProtobuf, OTLP_PROTOBUF_CONTENT_TYPE } from './otlp-protobuf.js';
 export {
   formatPrometheus,
   type MetricFamily,
