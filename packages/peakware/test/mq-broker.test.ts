@@ -581,6 +581,80 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     assert.deepEqual([...seen].sort(), ['pay 10', 'signed']);
   });
 
+  it('traces every delivery: in flight, timed out and redelivered, then acked', async () => {
+    await topic('traced');
+    const [sent] = await producer().sendBatch('traced', [{ body: 'once' }]);
+    const id = sent!.id;
+    const receive = async () => {
+      const r = await rawPost('/api/v1/mq/groups/traced-g/receive', {
+        topic: 'traced',
+        consumerId: 'tr-1',
+        waitMs: 3000,
+        invisibleMs: 300,
+      });
+      assert.equal(r.status, 200);
+      return (r.json as unknown as { messages: { id: string; receipt: string }[] }).messages;
+    };
+    const events = async () =>
+      (
+        await admin.call<{ trace: { event: string; consumer?: string; detail?: string }[] }>(
+          'GET',
+          `/api/v1/mq/messages/${id}`,
+        )
+      ).trace.filter((t) => t.event !== 'produced' && t.event !== 'stored');
+    const first = await receive();
+    assert.deepEqual(
+      first.map((m) => m.id),
+      [id],
+    );
+    // In flight: the first delivery has no trace row yet; the trace reads it from the
+    // delivery state.
+    assert.deepEqual(
+      (await events()).map((e) => [e.event, e.consumer, e.detail]),
+      [['delivered', 'tr-1', 'in flight']],
+    );
+    await new Promise((r) => setTimeout(r, 400));
+    const second = await receive();
+    assert.equal(second.length, 1, 'redelivered after the invisibility timeout');
+    const ack = await rawPost('/api/v1/mq/groups/traced-g/ack', {
+      topic: 'traced',
+      consumerId: 'tr-1',
+      receipts: [second[0]!.receipt],
+    });
+    assert.equal(ack.status, 200);
+    const done = await events();
+    assert.deepEqual(
+      done.map((e) => [e.event, e.detail ?? '']),
+      [
+        ['delivered', 'attempt 1, not acked in time'],
+        ['delivered', 'attempt 2'],
+        ['acked', ''],
+      ],
+    );
+    // A first delivery that is acked shows as delivered + acked from one row.
+    const [other] = await producer().sendBatch('traced', [{ body: 'twice' }]);
+    const got = await receive();
+    assert.equal(got[0]!.id, other!.id);
+    await rawPost('/api/v1/mq/groups/traced-g/ack', {
+      topic: 'traced',
+      consumerId: 'tr-1',
+      receipts: [got[0]!.receipt],
+    });
+    const trace = await admin.call<{ trace: { event: string; consumer?: string }[] }>(
+      'GET',
+      `/api/v1/mq/messages/${other!.id}`,
+    );
+    assert.deepEqual(
+      trace.trace.map((t) => [t.event, t.consumer ?? '']),
+      [
+        ['produced', ''],
+        ['stored', ''],
+        ['delivered', 'tr-1'],
+        ['acked', 'tr-1'],
+      ],
+    );
+  });
+
   it('ack and nack check the consume secret of the topic each receipt came from', async () => {
     const a = (await topic('vault-a', { secured: true })) as {
       produceSecret: string;
