@@ -21,11 +21,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import type { ShardedDatabase } from 'peakware/data';
-import { HttpRegistry } from 'peakware/registry';
 import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
 import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC } from './catalog.js';
 import { type ItemOutcome, runFlashSale, type SaleReport } from './flash-sale.js';
-import { BUY_LIMITS, flashSaleRules, type Gateway, startGateway } from './gateway.js';
+import { BUY_LIMITS, flashSaleRules } from './gateway.js';
 import { createOrderTables, openOrders } from './order-store.js';
 import { releaseOrphanDeductions, saleLedger, seedFlashSale } from './shop-database.js';
 import {
@@ -148,28 +147,44 @@ const say = (line = '') => {
   if (!values.json) console.log(line);
 };
 
-/** Starts one provider process and waits for its ready line. */
-function startProvider(
-  role: 'inventory' | 'order' | 'points',
+/** A process of the chain and what its ready line said. */
+interface Started {
+  child: ChildProcess;
+  ready: Record<string, unknown>;
+}
+
+/**
+ * Starts one process of the chain (`provider.js <role>` for a service, `gateway-process.js`
+ * for the edge) and waits for its JSON ready line.
+ */
+function startProcess(
+  role: 'inventory' | 'order' | 'points' | 'gateway',
   env: NodeJS.ProcessEnv,
-): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(here, 'provider.js'), role], {
+): Promise<Started> {
+  const args =
+    role === 'gateway'
+      ? [path.join(here, 'gateway-process.js')]
+      : [path.join(here, 'provider.js'), role];
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${role} provider not ready in 30 s`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${role} process not ready in 30 s`)), 30_000);
     let buffered = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
-      if (buffered.includes('"event":"ready"')) {
+      const line = buffered.split('\n').find((l) => l.includes('"event":"ready"'));
+      if (line !== undefined) {
         clearTimeout(timer);
-        resolve(child);
+        child.stdout!.removeAllListeners('data');
+        child.stdout!.resume();
+        resolve({ child, ready: JSON.parse(line) as Record<string, unknown> });
       }
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`${role} provider exited with code ${code} before it was ready`));
+      reject(new Error(`${role} process exited with code ${code} before it was ready`));
     });
   });
 }
@@ -201,25 +216,20 @@ function row(name: string, o: ItemOutcome): string {
 
 async function main(): Promise<number> {
   const children: ChildProcess[] = [];
-  let gateway: Gateway | undefined;
-  let registry: HttpRegistry | undefined;
   let server: PeakServer | undefined;
   let shard1: EmbeddedPostgres | undefined;
   let orders: ShardedDatabase | undefined;
   const shutdown = async () => {
-    await gateway?.close().catch(() => undefined);
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.exitCode !== null) return resolve();
-            c.once('exit', () => resolve());
-            c.kill('SIGTERM');
-            setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
-          }),
-      ),
-    );
-    await registry?.close().catch(() => undefined);
+    // The gateway (children[0] once started) first, so no buy reaches a stopping service.
+    const stop = (c: ChildProcess) =>
+      new Promise<void>((resolve) => {
+        if (c.exitCode !== null) return resolve();
+        c.once('exit', () => resolve());
+        c.kill('SIGTERM');
+        setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
+      });
+    if (children[0] !== undefined) await stop(children[0]);
+    await Promise.all(children.slice(1).map(stop));
     await orders?.close().catch(() => undefined);
     await shard1?.stop().catch(() => undefined);
     return (await server?.stop()) ?? true;
@@ -247,13 +257,7 @@ async function main(): Promise<number> {
 
     const env = { PEAK_SERVER: server.info.url, SHOP_DB: shopDb, SHOP_DB_2: shopDb2 };
     const ordersDb = orders;
-    const roles = ['inventory', 'inventory', 'order', 'order', 'points'] as const;
-    const started = await Promise.all(
-      roles.map((role, i) => startProvider(role, { ...env, WORKER_ID: String(i + 1) })),
-    );
-    children.push(...started);
-
-    registry = new HttpRegistry({ servers: [server.info.url], leaseMs: 6000 });
+    // The guard rules are in the config center before the gateway starts and reads them.
     await publishConfig(
       server.info.url,
       server.info.adminTokenFile,
@@ -261,7 +265,15 @@ async function main(): Promise<number> {
       flashSaleRules(HOT_SKU),
       { $peak: 'guard-rules' },
     );
-    gateway = await startGateway(registry, server.info.url);
+    const roles = ['inventory', 'inventory', 'order', 'order', 'points'] as const;
+    const started = await Promise.all(
+      roles.map((role, i) => startProcess(role, { ...env, WORKER_ID: String(i + 1) })),
+    );
+    children.push(...started.map((p) => p.child));
+    const gatewayProcess = await startProcess('gateway', { PEAK_SERVER: server.info.url });
+    // First in the list: it stops first.
+    children.unshift(gatewayProcess.child);
+    const gateway = { url: String(gatewayProcess.ready.url) };
     await defineAlertRules(
       server.info.url,
       (await readFile(server.info.adminTokenFile, 'utf8')).trim(),

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
-import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
+import { ErrorCodes, errorMessage, PeakError, UsageError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { PEAKWARE_VERSION } from '../core/version.js';
 import { ensureAdminToken } from './admin-token.js';
@@ -106,6 +106,19 @@ export interface PeakServerInfo {
   adminTokenFile: string;
 }
 
+/** The control plane's PostgreSQL pool size: `PEAK_POSTGRES_POOL_MAX`, default 25. */
+function poolSize(): number {
+  const raw = process.env.PEAK_POSTGRES_POOL_MAX;
+  if (raw === undefined || raw === '') return 25;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 8 || n > 500) {
+    throw new UsageError(
+      `PEAK_POSTGRES_POOL_MAX must be an integer from 8 to 500 (five sessions are held for listeners and leader locks), got '${raw}'`,
+    );
+  }
+  return n;
+}
+
 /** A running control-plane node. */
 export class PeakServer {
   readonly info: PeakServerInfo;
@@ -177,7 +190,11 @@ export class PeakServer {
       } else {
         target = { url: options.postgresUrl };
       }
-      const pool = await openPool(target, { logger });
+      // Five sessions stay checked out for good (the registry's, config's and mq's LISTEN
+      // connections, the alert evaluator's and the guard token server's leader locks), so
+      // the pool is sized for them plus the API's traffic. PostgreSQL's own limit bounds
+      // nodes × this (the embedded one allows 200 connections).
+      const pool = await openPool(target, { logger, max: poolSize() });
       cleanups.push(() => pool.end());
 
       const migrated = await migrate(pool, migrations, logger.child({ component: 'migrate' }));
