@@ -655,6 +655,84 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     );
   });
 
+  it('streamed push: deliveries arrive on one response, at most the in-flight limit unacked', async () => {
+    await topic('pushed');
+    const p = producer();
+    await p.sendBatch(
+      'pushed',
+      Array.from({ length: 10 }, (_, i) => ({ body: `p${i}` })),
+    );
+    // A raw stream that never acks gets exactly `inflight` deliveries; one ack frees one.
+    const ac = new AbortController();
+    const response = await fetch(`${server.info.url}/api/v1/mq/groups/push-raw/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ topic: 'pushed', consumerId: 'raw-1', inflight: 3 }),
+      signal: ac.signal,
+    });
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /ndjson/);
+    const got: { receipt: string }[] = [];
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      let buf = '';
+      try {
+        for await (const chunk of response.body!) {
+          buf += decoder.decode(chunk as Uint8Array, { stream: true });
+          const lines = buf.split('\n');
+          buf = lines.pop()!;
+          for (const l of lines) if (l.length > 0) got.push(JSON.parse(l) as { receipt: string });
+        }
+      } catch {
+        // aborted below
+      }
+    })();
+    await until('three deliveries', () => got.length === 3);
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal(got.length, 3, 'no more than the in-flight limit while nothing is acked');
+    const ack = await rawPost('/api/v1/mq/groups/push-raw/ack', {
+      topic: 'pushed',
+      consumerId: 'raw-1',
+      receipts: [got[0]!.receipt],
+    });
+    assert.equal(ack.status, 200);
+    await until('one more after an ack', () => got.length === 4);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(got.length, 4);
+    ac.abort();
+    await reading;
+    // Bad requests are answered before the stream starts.
+    const bad = await rawPost('/api/v1/mq/groups/push-raw/stream', {
+      topic: 'nope',
+      consumerId: 'x',
+    });
+    assert.equal(bad.status, 404);
+    assert.equal(bad.json.error.code, 'PEAK_MQ_UNKNOWN_TOPIC');
+    // The SDK's push consumer: everything, never more than `concurrency` in its handler.
+    let running = 0;
+    let most = 0;
+    const seen = new Set<string>();
+    consume({
+      group: 'push-sdk',
+      topic: 'pushed',
+      push: true,
+      concurrency: 4,
+      handler: async (m) => {
+        running++;
+        most = Math.max(most, running);
+        await new Promise((r) => setTimeout(r, 5));
+        seen.add(m.text());
+        running--;
+      },
+    });
+    await p.sendBatch(
+      'pushed',
+      Array.from({ length: 90 }, (_, i) => ({ body: `q${i}` })),
+    );
+    await until('all 100 pushed messages', () => seen.size === 100);
+    assert.ok(most <= 4, `at most 4 in the handler at once, saw ${most}`);
+  });
+
   it('ack and nack check the consume secret of the topic each receipt came from', async () => {
     const a = (await topic('vault-a', { secured: true })) as {
       produceSecret: string;

@@ -1,6 +1,6 @@
 /**
  * `peak server` stops promptly while consumers hold long polls: an open long poll is
- * answered (empty), an aborted one and a connection that never sent a request do not hold
+ * answered (empty), a push stream is ended, an aborted poll and a connection that never sent a request do not hold
  * up the HTTP close (Node's close() waits for such sockets until the client drops them).
  */
 import assert from 'node:assert/strict';
@@ -23,7 +23,7 @@ describe('mq long polls at server shutdown', { timeout: 60_000 }, () => {
     if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('stop answers open long polls and does not wait for aborted ones or silent sockets', async () => {
+  it('stop answers open long polls and push streams, and does not wait for aborted polls or silent sockets', async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-stop-'));
     server = await PeakServer.start({ dataDir, port: 0 });
     const url = server.info.url;
@@ -40,6 +40,14 @@ describe('mq long polls at server shutdown', { timeout: 60_000 }, () => {
         ...(signal === undefined ? {} : { signal }),
       });
     const open = receive('open-1');
+    // A push stream is ended too.
+    const stream = await fetch(`${url}/api/v1/mq/groups/g/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ topic: 'idle', consumerId: 'pushed-1', inflight: 4 }),
+    });
+    assert.equal(stream.status, 200);
+    const streamEnded = stream.text();
     const aborter = new AbortController();
     const aborted = receive('aborted-1', aborter.signal).catch((err: Error) => err.name);
     // A client that connects and sends nothing (as undici's spare connections do).
@@ -60,6 +68,7 @@ describe('mq long polls at server shutdown', { timeout: 60_000 }, () => {
     const answer = await open;
     assert.equal(answer.status, 200);
     assert.deepEqual(((await answer.json()) as { messages: unknown[] }).messages, []);
+    assert.equal((await streamEnded).trim(), '', 'the stream ends with no deliveries');
     await stopping;
     const took = Date.now() - t0;
     server = undefined;

@@ -109,4 +109,57 @@ export class BrokerClient {
     }
     throw last;
   }
+
+  /**
+   * Opens a streamed response (NDJSON) and yields its non-empty lines; a refusal before
+   * the stream starts throws a PeakError with the broker's code. Ends when the server ends
+   * the stream or `signal` aborts.
+   */
+  async *lines(route: string, body: unknown, signal: AbortSignal): AsyncGenerator<string> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.server}${route}`, {
+        method: 'POST',
+        headers: {
+          accept: 'application/x-ndjson',
+          'content-type': 'application/json',
+          ...(this.#secret === undefined ? {} : { 'x-peak-mq-secret': this.#secret }),
+        },
+        body: JSON.stringify(body),
+        signal,
+      });
+    } catch (err) {
+      throw new PeakError(
+        ErrorCodes.SERVER_UNREACHABLE,
+        `cannot reach the broker at ${this.server} (${(err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err)})`,
+        { cause: err },
+      );
+    }
+    if (!response.ok || response.body === null) {
+      const text = await response.text().catch(() => '');
+      let e: { code?: string; message?: string } | undefined;
+      try {
+        e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+      } catch {
+        e = undefined;
+      }
+      throw new PeakError(
+        (e?.code as ErrorCode | undefined) ?? ErrorCodes.INTERNAL,
+        e?.message ?? `POST ${route} answered HTTP ${response.status}`,
+        { details: { status: response.status } },
+      );
+    }
+    const decoder = new TextDecoder();
+    let buffered = '';
+    for await (const chunk of response.body) {
+      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+      let nl = buffered.indexOf('\n');
+      while (nl >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.length > 0) yield line;
+        nl = buffered.indexOf('\n');
+      }
+    }
+  }
 }

@@ -166,6 +166,8 @@ export class Broker {
   readonly #liveCache = new Map<string, { live: string[]; at: number }>();
   readonly #notifyAt = new Map<string, number>();
   #relayTimer: NodeJS.Timeout | undefined;
+  /** Open push streams by `group|topic|consumerId`: deliveries not yet acked or nacked. */
+  readonly #streams = new Map<string, { outstanding: number; wake: (() => void) | undefined }>();
 
   private constructor(
     pool: pg.Pool,
@@ -966,6 +968,73 @@ export class Broker {
     });
   }
 
+  /**
+   * Checks a push stream's request before its response starts (afterwards errors can no
+   * longer be answered with a status): names, the consume secret, the topic.
+   */
+  async openStream(req: Omit<ReceiveRequest, 'max' | 'waitMs'>): Promise<void> {
+    checkName('group', req.group);
+    if (req.topic.startsWith('%SHADOW%')) await this.#shadowOf(req.topic.slice('%SHADOW%'.length));
+    await this.#checkConsumer(req.topic, req.secret);
+  }
+
+  /**
+   * Streamed push: hands deliveries to `send` as they become available, with at most
+   * `inflight` of this consumer's deliveries unacknowledged at once (acks and nacks on the
+   * side make room), until `signal` aborts, the consumer leaves or the server closes.
+   * `idle` is called about once a second while nothing is sent (a keep-alive).
+   */
+  async stream(
+    req: Omit<ReceiveRequest, 'max' | 'waitMs'>,
+    inflight: number,
+    send: (batch: ReceivedMessage[]) => Promise<void>,
+    signal: AbortSignal,
+    idle: () => void,
+  ): Promise<void> {
+    const key = `${req.group}|${req.topic}|${req.consumerId}`;
+    const state = { outstanding: 0, wake: undefined as (() => void) | undefined };
+    this.#streams.set(key, state);
+    const onAbort = () => state.wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      while (!signal.aborted && !this.#stopped && !this.#closing) {
+        const room = inflight - state.outstanding;
+        if (room <= 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(() => done(), 1000);
+            const done = () => {
+              clearTimeout(timer);
+              state.wake = undefined;
+              resolve();
+            };
+            state.wake = done;
+          });
+          idle();
+          continue;
+        }
+        const got = await this.receive({ ...req, max: room, waitMs: 1000 });
+        if (signal.aborted) break;
+        if (got.length === 0) {
+          idle();
+          continue;
+        }
+        state.outstanding += got.length;
+        await send(got);
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (this.#streams.get(key) === state) this.#streams.delete(key);
+    }
+  }
+
+  /** Frees push-stream room after acks or nacks of `n` deliveries. */
+  #settled(group: string, topic: string, consumerId: string, n: number): void {
+    const state = this.#streams.get(`${group}|${topic}|${consumerId}`);
+    if (state === undefined) return;
+    state.outstanding = Math.max(0, state.outstanding - n);
+    state.wake?.();
+  }
+
   /** Acks receipts of one subscription. */
   async ack(req: {
     group: string;
@@ -1003,6 +1072,7 @@ export class Broker {
         })),
       );
     }
+    this.#settled(req.group, req.topic, req.consumerId, refs.length);
     return { acked };
   }
 
@@ -1059,6 +1129,7 @@ export class Broker {
         },
       ]);
     }
+    this.#settled(req.group, req.topic, req.consumerId, req.receipts.length);
     return { retried, dead };
   }
 

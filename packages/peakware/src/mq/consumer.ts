@@ -29,6 +29,12 @@ export interface ConsumerOptions {
   tags?: readonly string[];
   /** Messages in the handler at once (in-flight limit). Default 16. */
   concurrency?: number;
+  /**
+   * Streamed push instead of long polls: one long-lived response delivers messages as
+   * they arrive, the broker keeping at most `concurrency` unacked for this consumer. Acks
+   * and nacks are sent on the side, as with long polls. Default false.
+   */
+  push?: boolean;
   /** Broadcasting: every instance gets every message. Default false (clustering). */
   broadcasting?: boolean;
   /** Where a new group starts. Default `earliest`. */
@@ -93,7 +99,44 @@ export class Consumer {
     return `/api/v1/mq/groups/${encodeURIComponent(this.#o.group)}`;
   }
 
+  /** The subscription fields of receive and stream requests. */
+  #subscription(): Record<string, unknown> {
+    return {
+      topic: this.#topic,
+      consumerId: this.consumerId,
+      tags: this.#o.tags === undefined ? '*' : [...this.#o.tags],
+      startFrom: this.#o.startFrom ?? 'earliest',
+      broadcasting: this.#o.broadcasting === true,
+      ...(this.#o.maxRetries === undefined ? {} : { maxRetries: this.#o.maxRetries }),
+      ...(this.#o.backoffMs === undefined ? {} : { backoffMs: [...this.#o.backoffMs] }),
+      ...(this.#o.invisibleMs === undefined ? {} : { invisibleMs: this.#o.invisibleMs }),
+    };
+  }
+
+  async #runPush(): Promise<void> {
+    const limit = this.#o.concurrency ?? 16;
+    while (this.#running) {
+      try {
+        for await (const line of this.#client.lines(
+          `${this.#route}/stream`,
+          { ...this.#subscription(), inflight: limit },
+          this.#abort.signal,
+        )) {
+          this.#dispatch(JSON.parse(line) as ReceivedMessage);
+        }
+      } catch (err) {
+        if (!this.#running) break;
+        this.#logger.warn(
+          { err: errorMessage(err) },
+          'mq: push stream failed; reopening in 500 ms',
+        );
+      }
+      if (this.#running) await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
   async #run(): Promise<void> {
+    if (this.#o.push === true) return this.#runPush();
     const limit = this.#o.concurrency ?? 16;
     while (this.#running) {
       if (this.#inflight >= limit) {
@@ -216,6 +259,9 @@ export class Consumer {
     const s = this.#slot;
     this.#slot = undefined;
     s?.();
+    // A push stream is ended from this side at once (deliveries it carried that were not
+    // read yet come back after their invisibility timeout).
+    if (this.#o.push === true) this.#abort.abort();
     // Leaving ends our long poll on the broker; abort only if that does not work.
     await this.#leave();
     const abort = setTimeout(() => this.#abort.abort(), 3000);

@@ -12,7 +12,13 @@
  * that port (host PEAK_MQ_MQTT_HOST, default 127.0.0.1; see src/mq/mqtt-bridge.ts).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type ErrorCode, ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
+import {
+  type ErrorCode,
+  ErrorCodes,
+  errorMessage,
+  InvalidArgumentError,
+  PeakError,
+} from '../../core/errors.js';
 import { Broker, type BrokerOptions } from '../../mq/broker.js';
 import { DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES } from '../../mq/message-types.js';
 import { type MqttBridge, startMqttBridge } from '../../mq/mqtt-bridge.js';
@@ -229,64 +235,119 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     }),
   );
 
-  app.post(
-    '/api/v1/mq/groups/:group/receive',
-    SDK,
-    handle(async (request) => {
-      const { group } = request.params as { group: string };
-      const x = body(request);
-      if (typeof x.topic !== 'string')
-        throw new InvalidArgumentError('topic is required', { details: { input: 'topic' } });
-      if (typeof x.consumerId !== 'string' || !/^[A-Za-z0-9._:@-]{1,128}$/.test(x.consumerId)) {
-        throw new InvalidArgumentError('consumerId is required: 1-128 letters, digits, . _ : @ -', {
-          details: { input: 'consumerId' },
+  /** The receive parameters shared by long-poll receive and push streams. */
+  const receiveParams = (request: FastifyRequest) => {
+    const { group } = request.params as { group: string };
+    const x = body(request);
+    if (typeof x.topic !== 'string')
+      throw new InvalidArgumentError('topic is required', { details: { input: 'topic' } });
+    if (typeof x.consumerId !== 'string' || !/^[A-Za-z0-9._:@-]{1,128}$/.test(x.consumerId)) {
+      throw new InvalidArgumentError('consumerId is required: 1-128 letters, digits, . _ : @ -', {
+        details: { input: 'consumerId' },
+      });
+    }
+    let tags: string[] | null = null;
+    if (x.tags !== undefined && x.tags !== null && x.tags !== '*') {
+      if (!Array.isArray(x.tags) || !x.tags.every((t) => typeof t === 'string')) {
+        throw new InvalidArgumentError("tags must be an array of strings or '*'", {
+          details: { input: 'tags' },
         });
       }
-      let tags: string[] | null = null;
-      if (x.tags !== undefined && x.tags !== null && x.tags !== '*') {
-        if (!Array.isArray(x.tags) || !x.tags.every((t) => typeof t === 'string')) {
-          throw new InvalidArgumentError("tags must be an array of strings or '*'", {
-            details: { input: 'tags' },
-          });
-        }
-        tags = x.tags as string[];
+      tags = x.tags as string[];
+    }
+    let backoffMs: number[] = [...DEFAULT_BACKOFF_MS];
+    if (x.backoffMs !== undefined) {
+      if (
+        !Array.isArray(x.backoffMs) ||
+        x.backoffMs.length === 0 ||
+        !x.backoffMs.every((v) => Number.isInteger(v) && v >= 0 && v <= 86_400_000)
+      ) {
+        throw new InvalidArgumentError(
+          'backoffMs must be a non-empty array of integers 0-86400000',
+          { details: { input: 'backoffMs' } },
+        );
       }
-      let backoffMs: number[] = [...DEFAULT_BACKOFF_MS];
-      if (x.backoffMs !== undefined) {
-        if (
-          !Array.isArray(x.backoffMs) ||
-          x.backoffMs.length === 0 ||
-          !x.backoffMs.every((v) => Number.isInteger(v) && v >= 0 && v <= 86_400_000)
-        ) {
-          throw new InvalidArgumentError(
-            'backoffMs must be a non-empty array of integers 0-86400000',
-            { details: { input: 'backoffMs' } },
-          );
-        }
-        backoffMs = x.backoffMs as number[];
-      }
-      if (x.startFrom !== undefined && x.startFrom !== 'earliest' && x.startFrom !== 'latest') {
-        throw new InvalidArgumentError("startFrom must be 'earliest' or 'latest'", {
-          details: { input: 'startFrom' },
-        });
-      }
-      const messages = await b().receive({
+      backoffMs = x.backoffMs as number[];
+    }
+    if (x.startFrom !== undefined && x.startFrom !== 'earliest' && x.startFrom !== 'latest') {
+      throw new InvalidArgumentError("startFrom must be 'earliest' or 'latest'", {
+        details: { input: 'startFrom' },
+      });
+    }
+    return {
+      x,
+      req: {
         group,
         topic: x.topic,
         consumerId: x.consumerId,
-        max: int(x.max, 'max', 1, 1000, 32),
-        waitMs: int(x.waitMs, 'waitMs', 0, 30_000, 20_000),
         tags,
-        startFrom: x.startFrom === 'latest' ? 'latest' : 'earliest',
+        startFrom: x.startFrom === 'latest' ? ('latest' as const) : ('earliest' as const),
         broadcasting: x.broadcasting === true,
         maxRetries: int(x.maxRetries, 'maxRetries', 0, 100, DEFAULT_MAX_RETRIES),
         backoffMs,
         invisibleMs: int(x.invisibleMs, 'invisibleMs', 100, 12 * 3_600_000, 30_000),
         secret: secretOf(request),
+      },
+    };
+  };
+
+  app.post(
+    '/api/v1/mq/groups/:group/receive',
+    SDK,
+    handle(async (request) => {
+      const { x, req } = receiveParams(request);
+      const messages = await b().receive({
+        ...req,
+        max: int(x.max, 'max', 1, 1000, 32),
+        waitMs: int(x.waitMs, 'waitMs', 0, 30_000, 20_000),
       });
       return { messages };
     }),
   );
+  // Streamed push: one long-lived response of NDJSON lines (one delivery each; blank lines
+  // are keep-alives), at most `inflight` unacked at once; acks and nacks use the routes
+  // below. Bad requests are answered before the stream starts.
+  app.post('/api/v1/mq/groups/:group/stream', SDK, async (request, reply) => {
+    let opened: { broker: Broker; req: ReturnType<typeof receiveParams>['req']; inflight: number };
+    try {
+      const { x, req } = receiveParams(request);
+      const broker = b();
+      await broker.openStream(req);
+      opened = { broker, req, inflight: int(x.inflight, 'inflight', 1, 1000, 32) };
+    } catch (err) {
+      const status = err instanceof PeakError ? MQ_STATUS[err.code] : undefined;
+      if (err instanceof PeakError && status !== undefined) {
+        return reply.status(status).send({ error: err.toJSON() });
+      }
+      throw err;
+    }
+    void reply.hijack();
+    const res = reply.raw;
+    // `connection: close`: a stream's connection is not worth reusing, and one left open
+    // after the stream ends (the server closing) would hold up the server's close.
+    res.writeHead(200, {
+      'content-type': 'application/x-ndjson',
+      'cache-control': 'no-store',
+      connection: 'close',
+    });
+    const ended = new AbortController();
+    res.on('close', () => ended.abort());
+    try {
+      await opened.broker.stream(
+        opened.req,
+        opened.inflight,
+        async (batch) => {
+          if (!res.write(`${batch.map((m) => JSON.stringify(m)).join('\n')}\n`))
+            await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
+        },
+        ended.signal,
+        () => void res.write('\n'),
+      );
+    } catch (err) {
+      request.log.warn({ err: errorMessage(err) }, 'mq: push stream failed; closing it');
+    }
+    res.end();
+  });
   app.post(
     '/api/v1/mq/groups/:group/ack',
     SDK,
