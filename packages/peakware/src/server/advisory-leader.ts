@@ -24,6 +24,7 @@ export class AdvisoryLeader {
   #lost: Error | undefined;
   #held = false;
   #closed = false;
+  #checking: Promise<boolean> | undefined;
 
   readonly #sessionName: string | undefined;
 
@@ -64,8 +65,16 @@ export class AdvisoryLeader {
   /**
    * Checks the session is alive and the lock held, taking the lock when free. False when
    * another node holds it or the database cannot be reached (tried again next call).
+   * Concurrent calls share one check (two at once would open two sessions).
    */
-  async holds(): Promise<boolean> {
+  holds(): Promise<boolean> {
+    this.#checking ??= this.#check().finally(() => {
+      this.#checking = undefined;
+    });
+    return this.#checking;
+  }
+
+  async #check(): Promise<boolean> {
     if (this.#closed) return false;
     try {
       if (this.#lost !== undefined) this.#drop(this.#lost);
@@ -114,9 +123,11 @@ export class AdvisoryLeader {
     client?.release(err);
   }
 
-  /** Gives the lock up (if held) and returns the connection; later calls return false. */
+  /** Gives the lock up (if held) and ends its session; later calls return false. */
   async close(): Promise<void> {
     this.#closed = true;
+    // A check in flight may be opening the session; let it finish first.
+    await this.#checking;
     const client = this.#client;
     this.#client = undefined;
     if (client === undefined) return;
@@ -126,6 +137,7 @@ export class AdvisoryLeader {
         .catch(() => undefined);
     }
     this.#held = false;
-    client.release(this.#lost);
+    // Ended, not pooled: the session carries this leader's application_name.
+    client.release(this.#lost ?? true);
   }
 }
