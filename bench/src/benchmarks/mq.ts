@@ -92,6 +92,7 @@ async function runPeakware(
   token: string,
   topic: string,
   count: number,
+  push = false,
 ): Promise<RunResult> {
   const admin = new BrokerClient({ server: url, token });
   await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 8 });
@@ -102,6 +103,7 @@ async function runPeakware(
     group: `${topic}-g`,
     topic,
     concurrency: 1000,
+    push,
     startFrom: 'earliest',
     handler: (m) => record(m.text(), seen, latencies),
   }).start();
@@ -365,6 +367,7 @@ export const benchmark: Benchmark = {
     if (redis === undefined)
       options.progress('redis-server is not on PATH: running without the BullMQ peer');
     const peak: RunResult[] = [];
+    const peakPush: RunResult[] = [];
     const pgb: RunResult[] = [];
     const bull: RunResult[] = [];
     const delayedCount = options.quick ? 10_000 : 100_000;
@@ -374,6 +377,16 @@ export const benchmark: Benchmark = {
         options.progress(`run ${run + 1}/${options.runs}: peakware, ${count} messages`);
         peak.push(
           await runPeakware(server.info.url, server.info.adminToken!, `bench-${run}`, count),
+        );
+        options.progress(`run ${run + 1}/${options.runs}: peakware push, ${count} messages`);
+        peakPush.push(
+          await runPeakware(
+            server.info.url,
+            server.info.adminToken!,
+            `bench-push-${run}`,
+            count,
+            true,
+          ),
         );
         options.progress(`run ${run + 1}/${options.runs}: pg-boss, ${count} messages`);
         pgb.push(await runPgBoss(boss, `bench-${run}`, count));
@@ -392,7 +405,8 @@ export const benchmark: Benchmark = {
     }
     const m = (list: RunResult[], k: keyof RunResult) => median(list.map((r) => r[k]));
     const systems = [
-      ['peakware', 'peakware mq', peak],
+      ['peakware', 'peakware mq (long poll)', peak],
+      ['peakwarePush', 'peakware mq (push)', peakPush],
       ['pgboss', 'pg-boss 10', pgb],
       ...(bull.length > 0 ? [['bullmq', 'bullmq 6 (redis)', bull] as const] : []),
     ] as const;
@@ -409,7 +423,7 @@ export const benchmark: Benchmark = {
     figures['peakware.delayedStoredLatenessMax'] = round(delayed.storedMax);
     figures['peakware.delayedEarly'] = delayed.early;
     const ratios: Record<string, number> = {};
-    for (const [name, , list] of systems.slice(1)) {
+    for (const [name, , list] of systems.slice(2)) {
       ratios[`peakware/${name}.sendPerSec`] = round(m(peak, 'sendPerSec') / m(list, 'sendPerSec'));
       ratios[`peakware/${name}.e2ePerSec`] = round(m(peak, 'e2ePerSec') / m(list, 'e2ePerSec'));
       ratios[`${name}/peakware.p99`] = round(m(list, 'p99') / m(peak, 'p99'));
@@ -430,7 +444,7 @@ export const benchmark: Benchmark = {
       notes: [
         `${count} messages of ${BODY_BYTES} bytes per run, ${SENDERS} senders x batches of ${BATCH}; medians of ${options.runs} runs`,
         'one process: broker, PostgreSQL clients, producers and consumers share the 2 cores; PostgreSQL is the embedded one',
-        'pg-boss polls every 0.5 s (its minimum) with 4 workers of batch 100; Peakware consumers long-poll',
+        'pg-boss polls every 0.5 s (its minimum) with 4 workers of batch 100; Peakware consumers long-poll (ratios) or take a push stream (its own row), in-flight limit 1000',
         redis === undefined
           ? 'bullmq: not run (redis-server is not on PATH)'
           : 'bullmq: its own redis-server (AOF, appendfsync everysec: up to ~1 s of acked sends can be lost on a crash, where Peakware and pg-boss commit each batch to disk), addBulk batches of 100, one Worker of concurrency 100',
