@@ -24,9 +24,11 @@ import {
   BatchSpanProcessor,
   ControlPlaneSpanExporter,
   MetricsPusher,
+  parsePrometheusText,
   Tracer,
 } from '../src/telemetry/index.js';
 import { runPeak } from './support/peak-process.js';
+import { assertPromtoolAccepts } from './telemetry-promtool-check.js';
 
 interface Hook {
   rule: string;
@@ -187,6 +189,28 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
       (events.body.events as { state: string }[]).map((e) => e.state),
       ['resolved', 'fired'],
     );
+    // The backlog is on peak server's /metrics too, per group, topic and queue (promtool
+    // checks the labels), down to 0 once the group has acked every message.
+    const scrape = async () => {
+      const text = await fetch(`${server.info.url}/metrics`).then((r) => r.text());
+      const samples = parsePrometheusText(text).samples.filter(
+        (x) =>
+          x.name === 'peak_mq_backlog_messages' &&
+          x.labels.group === 'billing' &&
+          x.labels.topic === 'alert-orders',
+      );
+      return { text, samples, sum: samples.reduce((n, x) => n + x.value, 0) };
+    };
+    await waitFor('all 30 consumed', () => consumed >= 30);
+    let last = await scrape();
+    const until = Date.now() + 15_000;
+    while (last.sum !== 0 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      last = await scrape();
+    }
+    assertPromtoolAccepts(last.text, "peak server's /metrics with mq backlog");
+    assert.deepEqual(last.samples.map((x) => x.labels.queue).sort(), ['0', '1']);
+    assert.equal(last.sum, 0, 'the acked backlog is gone from /metrics');
     await consumer.close();
   });
 

@@ -15,7 +15,8 @@
  *   (`MetricsPusher`), kept `PEAK_TELEMETRY_METRICS_RETENTION_MINUTES` (60);
  *   `GET /api/v1/telemetry/metrics/live?service=&seconds=10`: QPS, errors, blocked, RT and
  *   concurrency per service and resource summed over instances (what `peak top` shows).
- * - `GET /metrics`: Prometheus text: process figures and the collector's counters.
+ * - `GET /metrics`: Prometheus text: process figures, the collector's counters, and the backlog
+ *   and in-flight messages of each mq consumer group per topic and queue.
  * - SLA alerts (admin for changes): `PUT|DELETE /api/v1/telemetry/alerts/rules/:name`,
  *   `POST /api/v1/telemetry/alerts/rules/:name/silence` `{ minutes }`,
  *   `GET /api/v1/telemetry/alerts/rules`, `GET /api/v1/telemetry/alerts/events?rule=&limit=`,
@@ -30,6 +31,7 @@ import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { FastifyError, FastifyRequest } from 'fastify';
 import { ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
+import { PgMessageStore } from '../../mq/pg-message-store.js';
 import type { PushedMetric } from '../../telemetry/metrics-pusher.js';
 import { fromOtlpJson } from '../../telemetry/otlp-json.js';
 import {
@@ -41,6 +43,8 @@ import {
 } from '../../telemetry/otlp-protobuf.js';
 import {
   formatPrometheus,
+  type MetricFamily,
+  type MetricSample,
   PROMETHEUS_CONTENT_TYPE,
   processMetrics,
 } from '../../telemetry/prometheus-format.js';
@@ -55,6 +59,9 @@ import { TelemetryStore } from '../telemetry-store.js';
 const gunzipAsync = promisify(gunzip);
 
 const MAX_SPANS_PER_BATCH = 5000;
+
+/** Consumer subscriptions whose backlog /metrics shows (one query each). */
+const MQ_METRIC_SUBSCRIPTIONS = 200;
 /** Largest OTLP request body, compressed and (for gzip) decompressed. */
 const OTLP_BODY_LIMIT = 16 * 1024 * 1024;
 
@@ -220,6 +227,7 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
     metricsPruned: 0,
   };
   const metricsStore = new TelemetryMetricsStore(ctx.pool);
+  const mqStore = new PgMessageStore(ctx.pool, ctx.logger);
   const metricsRetentionMinutes = Number(
     process.env.PEAK_TELEMETRY_METRICS_RETENTION_MINUTES ?? 60,
   );
@@ -534,6 +542,43 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
     return { events: await alerts.events(q.rule, limit) };
   });
 
+  /**
+   * Backlog and in-flight messages per consumer group, topic and queue (the mq store's own
+   * query), for the first {@link MQ_METRIC_SUBSCRIPTIONS} subscriptions. A failure leaves
+   * the families out rather than failing the scrape.
+   */
+  const mqBacklogFamilies = async (): Promise<MetricFamily[]> => {
+    try {
+      const subs = (await mqStore.subscriptions()).slice(0, MQ_METRIC_SUBSCRIPTIONS);
+      const backlog: MetricSample[] = [];
+      const inflight: MetricSample[] = [];
+      for (const { grp, topic } of subs) {
+        for (const q of await mqStore.backlog(grp, topic)) {
+          const labels = { group: grp, topic, queue: String(q.queueId) };
+          backlog.push({ labels, value: q.backlog });
+          inflight.push({ labels, value: q.inflight });
+        }
+      }
+      return [
+        {
+          name: 'peak_mq_backlog_messages',
+          help: 'Messages stored but not yet acked by the consumer group (in flight included).',
+          type: 'gauge',
+          samples: backlog,
+        },
+        {
+          name: 'peak_mq_inflight_messages',
+          help: 'Messages delivered to the consumer group and not yet acked or timed out.',
+          type: 'gauge',
+          samples: inflight,
+        },
+      ];
+    } catch (err) {
+      ctx.logger.warn({ err }, 'telemetry: reading mq backlog for /metrics failed');
+      return [];
+    }
+  };
+
   app.get('/metrics', async (_request, reply) => {
     const counter = (name: string, help: string, value: number) => ({
       name,
@@ -612,6 +657,7 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
         '1 when this node is the one evaluating alert rules (holds the evaluator lock).',
         alerts.evaluating ? 1 : 0,
       ),
+      ...(await mqBacklogFamilies()),
     ]);
     void reply.header('content-type', PROMETHEUS_CONTENT_TYPE);
     return text;
