@@ -733,6 +733,45 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     assert.ok(most <= 4, `at most 4 in the handler at once, saw ${most}`);
   });
 
+  it('a push stream does not lose room to deliveries that timed out unacked', async () => {
+    await topic('pushed-late');
+    await producer().sendBatch('pushed-late', [{ body: 'late-1' }, { body: 'late-2' }]);
+    // In-flight limit 1, never acked, 500 ms invisibility: each delivery times out, and the
+    // stream must go on (redelivering or moving on), not wait forever for an ack.
+    const ac = new AbortController();
+    const response = await fetch(`${server.info.url}/api/v1/mq/groups/push-late/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        topic: 'pushed-late',
+        consumerId: 'late-1',
+        inflight: 1,
+        invisibleMs: 500,
+      }),
+      signal: ac.signal,
+    });
+    assert.equal(response.status, 200);
+    let lines = 0;
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      let buf = '';
+      try {
+        for await (const chunk of response.body!) {
+          buf += decoder.decode(chunk as Uint8Array, { stream: true });
+          const parts = buf.split('\n');
+          buf = parts.pop()!;
+          lines += parts.filter((l) => l.length > 0).length;
+        }
+      } catch {
+        // aborted below
+      }
+    })();
+    await until('a first delivery', () => lines >= 1);
+    await until('a delivery after the first timed out', () => lines >= 2);
+    ac.abort();
+    await reading;
+  });
+
   it('ack and nack check the consume secret of the topic each receipt came from', async () => {
     const a = (await topic('vault-a', { secured: true })) as {
       produceSecret: string;

@@ -1000,15 +1000,21 @@ export class Broker {
       while (!signal.aborted && !this.#stopped && !this.#closing) {
         const room = inflight - state.outstanding;
         if (room <= 0) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(() => done(), 1000);
-            const done = () => {
+          const woken = await new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => done(false), 1000);
+            const done = (byAck: boolean) => {
               clearTimeout(timer);
               state.wake = undefined;
-              resolve();
+              resolve(byAck);
             };
-            state.wake = done;
+            state.wake = () => done(true);
           });
+          if (!woken && !signal.aborted) {
+            // A second with no ack: recount from the store. A delivery that timed out (and
+            // went to another consumer) is never acked here, and would hold its room forever.
+            const held = await this.store.inflightOfConsumer(req.group, req.consumerId);
+            state.outstanding = Math.min(state.outstanding, held);
+          }
           idle();
           continue;
         }

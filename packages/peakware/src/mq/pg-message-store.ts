@@ -1447,6 +1447,19 @@ export class PgMessageStore {
     return rows;
   }
 
+  /**
+   * Deliveries a consumer of `grp` holds now (delivered, not acked, not timed out), over the
+   * group's topics and its retry topic.
+   */
+  async inflightOfConsumer(grp: string, consumerId: string): Promise<number> {
+    const { rows } = await this.#pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM peak.mq_deliveries
+        WHERE grp = $1 AND consumer_id = $2 AND visible_at > now()`,
+      [grp, consumerId],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
   /** First deliveries of these stored copies still in flight (no trace row yet). */
   async inflightFirst(
     copies: readonly { topic: string; queue_id: number; queue_offset: string }[],
