@@ -16,6 +16,7 @@ import { IdGenerator } from '../core/id-generator.js';
 import { LatencyHistogram } from '../core/latency-histogram.js';
 import type { Logger } from '../core/logger.js';
 import { SlidingWindow } from '../core/sliding-window.js';
+import { GroupCommit } from './group-commit.js';
 import { verifyMessage } from './message-signature.js';
 import {
   DEFAULT_BACKOFF_MS,
@@ -125,6 +126,12 @@ export function checkName(kind: string, name: unknown): string {
 
 /** Pending messages moved into queues per relay transaction. */
 const RELAY_BATCH = 5000;
+
+/** The largest id a PostgreSQL bigint holds. */
+const MAX_BIGINT = 9_223_372_036_854_775_807n;
+
+/** A half message as the store's pending table takes it. */
+type PendingInput = AppendInput & { deliverAt: Date; producerGroup: string };
 /** Pending messages moved per bulk relay statement (they never leave PostgreSQL). */
 const RELAY_BULK = 20_000;
 
@@ -168,6 +175,12 @@ export class Broker {
   #relayTimer: NodeJS.Timeout | undefined;
   /** Open push streams by `group|topic|consumerId`: deliveries not yet acked or nacked. */
   readonly #streams = new Map<string, { outstanding: number; wake: (() => void) | undefined }>();
+  /** Half messages and their commits, group-committed (one WAL flush per batch). */
+  readonly #halfWrites = new GroupCommit<PendingInput, undefined>(async (rows) => {
+    await this.store.addPending(this.#pool, 'half', rows);
+    return rows.map(() => undefined);
+  });
+  readonly #halfCommits = new GroupCommit<string, boolean>((ids) => this.store.commitHalves(ids));
 
   private constructor(
     pool: pg.Pool,
@@ -651,9 +664,11 @@ export class Broker {
     checkName('topic', topic);
     const pgroup = checkName('producerGroup', producerGroup);
     const m = await this.#prepare(topic, message, 0, Date.now());
-    await this.store.addPending(this.#pool, 'half', [
-      { ...m, deliverAt: new Date(Date.now() + this.#o.halfCheckAfterMs), producerGroup: pgroup },
-    ]);
+    await this.#halfWrites.submit({
+      ...m,
+      deliverAt: new Date(Date.now() + this.#o.halfCheckAfterMs),
+      producerGroup: pgroup,
+    });
     await this.store.trace([
       { msgId: m.msgId.toString(), event: 'half', detail: `producer group ${pgroup}` },
     ]);
@@ -667,7 +682,7 @@ export class Broker {
     by: string,
     secret?: string,
   ): Promise<void> {
-    if (!/^\d{1,19}$/.test(id))
+    if (!/^\d{1,19}$/.test(id) || BigInt(id) > MAX_BIGINT)
       throw new InvalidArgumentError(`not a message id: ${id}`, { details: { input: 'id' } });
     const half = (await this.store.pendingById(id)).find((p) => p.kind === 'half');
     const topic = half === undefined ? undefined : await this.store.topic(half.topic);
@@ -679,7 +694,7 @@ export class Broker {
       );
     }
     const ok =
-      action === 'commit' ? await this.store.commitHalf(id) : await this.store.rollbackHalf(id);
+      action === 'commit' ? await this.#halfCommits.submit(id) : await this.store.rollbackHalf(id);
     if (!ok) {
       throw new PeakError(
         ErrorCodes.MQ_UNKNOWN_TRANSACTION,

@@ -708,12 +708,26 @@ export class PgMessageStore {
 
   /** Commits a half message: it becomes due for delivery now. False when unknown. */
   async commitHalf(id: string): Promise<boolean> {
-    const r = await this.#pool.query(
-      "UPDATE peak.mq_pending SET kind = 'outbox', deliver_at = now() WHERE msg_id = $1 AND kind = 'half'",
-      [id],
+    return (await this.commitHalves([id]))[0] === true;
+  }
+
+  /**
+   * Commits several half messages in one statement (one WAL flush for all; see
+   * group-commit.ts). One result per id, in order: false for an id that is not a waiting
+   * half message (and for a repeat of an id already committed earlier in the list).
+   */
+  async commitHalves(ids: readonly string[]): Promise<boolean[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.#pool.query<{ id: string }>(
+      `WITH c AS (
+         UPDATE peak.mq_pending SET kind = 'outbox', deliver_at = now()
+          WHERE msg_id = ANY($1::bigint[]) AND kind = 'half'
+          RETURNING msg_id::text AS id)
+       SELECT id, pg_notify('peak_mq_pending', '') FROM c`,
+      [ids],
     );
-    if (r.rowCount === 1) await this.#pool.query("SELECT pg_notify('peak_mq_pending', '')");
-    return r.rowCount === 1;
+    const committed = new Set(rows.map((r) => r.id));
+    return ids.map((id) => committed.delete(id));
   }
 
   /** Rolls a half message back: deleted, never delivered. False when unknown. */
