@@ -23,6 +23,7 @@ import {
 } from './catalog.js';
 import { BUY_LIMITS } from './gateway.js';
 import { openOrders } from './order-store.js';
+import { warmPool } from './shop-database.js';
 import { shopTelemetry } from './shop-telemetry.js';
 
 const role = process.argv[2];
@@ -231,8 +232,17 @@ if (role === 'points') {
       );
     }),
   }).start();
+  await warmPool(pool, 8);
   console.log(JSON.stringify({ event: 'ready', role }));
 } else {
+  // Connections are opened before the service registers, not by the sale's first calls.
+  await warmPool(pool, 8);
+  if (orders !== undefined) {
+    const sharded = orders;
+    await Promise.all(
+      Array.from({ length: 8 }, () => sharded.query('SELECT count(*) AS n FROM orders')),
+    );
+  }
   const { port } = await server.start();
   console.log(JSON.stringify({ event: 'ready', role, port, instanceId: server.instanceId }));
 }
