@@ -155,11 +155,13 @@ interface Started {
 
 /**
  * Starts one process of the chain (`provider.js <role>` for a service, `gateway-process.js`
- * for the edge) and waits for its JSON ready line.
+ * for the edge) and waits for its JSON ready line. The child joins `children` as soon as it
+ * is spawned, so a start that fails part-way still stops everything it started.
  */
 function startProcess(
   role: 'inventory' | 'order' | 'points' | 'gateway',
   env: NodeJS.ProcessEnv,
+  children: ChildProcess[],
 ): Promise<Started> {
   const args =
     role === 'gateway'
@@ -169,6 +171,7 @@ function startProcess(
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  children.push(child);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${role} process not ready in 30 s`)), 30_000);
     let buffered = '';
@@ -216,11 +219,12 @@ function row(name: string, o: ItemOutcome): string {
 
 async function main(): Promise<number> {
   const children: ChildProcess[] = [];
+  let gatewayChild: ChildProcess | undefined;
   let server: PeakServer | undefined;
   let shard1: EmbeddedPostgres | undefined;
   let orders: ShardedDatabase | undefined;
   const shutdown = async () => {
-    // The gateway (children[0] once started) first, so no buy reaches a stopping service.
+    // The gateway first, so no buy reaches a stopping service.
     const stop = (c: ChildProcess) =>
       new Promise<void>((resolve) => {
         if (c.exitCode !== null) return resolve();
@@ -228,8 +232,8 @@ async function main(): Promise<number> {
         c.kill('SIGTERM');
         setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
       });
-    if (children[0] !== undefined) await stop(children[0]);
-    await Promise.all(children.slice(1).map(stop));
+    if (gatewayChild !== undefined) await stop(gatewayChild);
+    await Promise.all(children.filter((c) => c !== gatewayChild).map(stop));
     await orders?.close().catch(() => undefined);
     await shard1?.stop().catch(() => undefined);
     return (await server?.stop()) ?? true;
@@ -266,13 +270,15 @@ async function main(): Promise<number> {
       { $peak: 'guard-rules' },
     );
     const roles = ['inventory', 'inventory', 'order', 'order', 'points'] as const;
-    const started = await Promise.all(
-      roles.map((role, i) => startProcess(role, { ...env, WORKER_ID: String(i + 1) })),
+    await Promise.all(
+      roles.map((role, i) => startProcess(role, { ...env, WORKER_ID: String(i + 1) }, children)),
     );
-    children.push(...started.map((p) => p.child));
-    const gatewayProcess = await startProcess('gateway', { PEAK_SERVER: server.info.url });
-    // First in the list: it stops first.
-    children.unshift(gatewayProcess.child);
+    const gatewayProcess = await startProcess(
+      'gateway',
+      { PEAK_SERVER: server.info.url },
+      children,
+    );
+    gatewayChild = gatewayProcess.child;
     const gateway = { url: String(gatewayProcess.ready.url) };
     await defineAlertRules(
       server.info.url,
