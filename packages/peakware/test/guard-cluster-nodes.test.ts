@@ -13,9 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { coarseNow } from '../src/guard/coarse-clock.js';
 import { BlockError, Guard, type GuardRules, HttpTokenClient } from '../src/guard/index.js';
 import { PeakServer } from '../src/server/index.js';
+import { overload } from './support/guard-overload.js';
 import { killGroup, type PeakProcess, spawnPeak, waitUntil } from './support/peak-process.js';
 
 const BUDGET = 100;
@@ -24,33 +24,6 @@ const rules: GuardRules = {
     { resource: 'buy', count: BUDGET, cluster: { flowId: 'nodes-buy', thresholdType: 'global' } },
   ],
 };
-
-/** Offers `perSecond` calls per second to each guard for `seconds`; admitted per second per guard. */
-async function overload(guards: Guard[], perSecond: number, seconds: number): Promise<number[][]> {
-  await sleep(1000 - (Date.now() % 1000) + 2);
-  const start = Date.now() - (Date.now() % 1000);
-  const admitted = guards.map(() => new Array<number>(seconds).fill(0));
-  let owed = 0;
-  for (;;) {
-    // Seconds by the guard's own clock (a ticker thread the OS may run late under load).
-    const sec = Math.floor((coarseNow() - start) / 1000);
-    if (sec >= seconds) break;
-    owed += perSecond / 100;
-    while (owed >= 1) {
-      owed--;
-      guards.forEach((g, i) => {
-        try {
-          g.entry('buy').exit();
-          admitted[i]![sec]!++;
-        } catch (err) {
-          assert.ok(err instanceof BlockError);
-        }
-      });
-    }
-    await sleep(10);
-  }
-  return admitted;
-}
 
 interface Cluster {
   nodeId: string;
@@ -172,7 +145,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
       await guardOn(urls[1]!, 'via-b'),
       await guardOn(urls[2]!, 'via-c'),
     ] as [Guard, Guard, Guard];
-    assertShared(await overload([ga, gb, gc], 300, 3), 'three nodes');
+    assertShared(await overload([ga, gb, gc], 'buy', 300, 3), 'three nodes');
 
     killGroup(leader.proc.child, 'SIGKILL');
     await leader.proc.exited;
@@ -193,6 +166,6 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
     );
     // Let both clients get past their fallback window before measuring.
     await sleep(1500);
-    assertShared(await overload([ga, survivor], 300, 2), 'after the takeover');
+    assertShared(await overload([ga, survivor], 'buy', 300, 2), 'after the takeover');
   });
 });

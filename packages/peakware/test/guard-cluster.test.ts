@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { coarseNow } from '../src/guard/coarse-clock.js';
 import {
   BlockError,
   Guard,
@@ -19,6 +18,7 @@ import {
   type GuardRules,
   HttpTokenClient,
 } from '../src/guard/index.js';
+import { overload } from './support/guard-overload.js';
 import {
   killGroup,
   type PeakProcess,
@@ -30,33 +30,6 @@ import {
 const rules: GuardRules = {
   flow: [{ resource: 'buy', count: 100, cluster: { flowId: 'shop-buy', thresholdType: 'global' } }],
 };
-
-/** Offers `perSecond` calls per second to each guard for `seconds`; admitted per second per guard. */
-async function overload(guards: Guard[], perSecond: number, seconds: number): Promise<number[][]> {
-  await sleep(1000 - (Date.now() % 1000) + 2);
-  const start = Date.now() - (Date.now() % 1000);
-  const admitted = guards.map(() => new Array<number>(seconds).fill(0));
-  let owed = 0;
-  for (;;) {
-    // Seconds by the guard's own clock (a ticker thread the OS may run late under load).
-    const sec = Math.floor((coarseNow() - start) / 1000);
-    if (sec >= seconds) break;
-    owed += perSecond / 100;
-    while (owed >= 1) {
-      owed--;
-      guards.forEach((g, i) => {
-        try {
-          g.entry('buy').exit();
-          admitted[i]![sec]!++;
-        } catch (err) {
-          assert.ok(err instanceof BlockError);
-        }
-      });
-    }
-    await sleep(10);
-  }
-  return admitted;
-}
 
 describe('guard cluster flow control (real peak server process)', { timeout: 120_000 }, () => {
   let dataDir: string;
@@ -111,7 +84,7 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
       'the token server never answered',
     );
     const [a, b] = guards as [Guard, Guard];
-    const perSecond = await overload([a, b], 500, 3);
+    const perSecond = await overload([a, b], 'buy', 500, 3);
     // Each alone would admit 100/s by its local rule; together they never go over the shared
     // budget. The floor is loose: on a loaded machine a token round trip can take tens of
     // ms, and a second may end with part of its budget still in flight (under-admission is
@@ -138,7 +111,7 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
       intervalMs: 200,
     });
     reporter.start();
-    await overload([guard], 200, 2);
+    await overload([guard], 'buy', 200, 2);
     await sleep(1200);
     await reporter.stop();
     const stats = await runPeak([
@@ -211,7 +184,7 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
     const guard = new Guard({ rules, clusterClient: client });
     guards.push(guard);
     try {
-      const [perSecond] = (await overload([guard], 1000, 2)) as [number[]];
+      const [perSecond] = (await overload([guard], 'buy', 1000, 2)) as [number[]];
       for (const n of perSecond)
         assert.ok(n >= 95 && n <= 105, `local fallback admitted ${perSecond.join(', ')}`);
       assert.ok(
@@ -230,7 +203,7 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
     const client = new HttpTokenClient({ server: url, namespace: 'shop', timeoutMs: 100 });
     const guard = new Guard({ rules, clusterClient: client });
     guards.push(guard);
-    const [perSecond] = (await overload([guard], 1000, 2)) as [number[]];
+    const [perSecond] = (await overload([guard], 'buy', 1000, 2)) as [number[]];
     for (const n of perSecond)
       assert.ok(n >= 95 && n <= 105, `local fallback admitted ${perSecond.join(', ')}`);
     assert.ok(client.counters.failed >= 1, JSON.stringify(client.counters));
