@@ -9,13 +9,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PeakServer } from '../src/server/index.js';
 import { killGroup, type PeakProcess, spawnPeak, waitUntil } from './support/peak-process.js';
+import { startWebhookSink, type WebhookSink } from './support/webhook-sink.js';
 
 interface Hook {
   rule: string;
@@ -26,7 +25,7 @@ describe('telemetry alerts: one evaluator across nodes', { timeout: 240_000 }, (
   let a: PeakServer;
   const dirs: string[] = [];
   const nodes: { name: string; proc: PeakProcess; url: string }[] = [];
-  let webhook: http.Server;
+  let webhook: WebhookSink | undefined;
   let webhookUrl: string;
   const hooks: Hook[] = [];
 
@@ -98,18 +97,8 @@ describe('telemetry alerts: one evaluator across nodes', { timeout: 240_000 }, (
     } finally {
       delete process.env.PEAK_TELEMETRY_ALERT_EVALUATOR;
     }
-    webhook = http.createServer((req, res) => {
-      let text = '';
-      req.on('data', (c: Buffer) => {
-        text += c.toString();
-      });
-      req.on('end', () => {
-        hooks.push(JSON.parse(text) as Hook);
-        res.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', r));
-    webhookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`;
+    webhook = await startWebhookSink(hooks);
+    webhookUrl = webhook.url;
     for (const name of ['b', 'c']) {
       const proc = spawnPeak(
         [
@@ -136,10 +125,7 @@ describe('telemetry alerts: one evaluator across nodes', { timeout: 240_000 }, (
       killGroup(n.proc.child);
       await n.proc.exited;
     }
-    if (webhook) {
-      webhook.closeAllConnections();
-      await new Promise((r) => webhook.close(r));
-    }
+    await webhook?.close();
     await a?.stop();
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });

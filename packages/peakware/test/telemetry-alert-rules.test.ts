@@ -12,8 +12,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -28,6 +26,7 @@ import {
   Tracer,
 } from '../src/telemetry/index.js';
 import { runPeak } from './support/peak-process.js';
+import { startWebhookSink, type WebhookSink } from './support/webhook-sink.js';
 import { assertPromtoolAccepts } from './telemetry-promtool-check.js';
 
 interface Hook {
@@ -41,7 +40,7 @@ interface Hook {
 describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }, () => {
   let dataDir: string;
   let server: PeakServer;
-  let webhook: http.Server;
+  let webhook: WebhookSink | undefined;
   let webhookUrl: string;
   const hooks: Hook[] = [];
   const closers: (() => Promise<void>)[] = [];
@@ -71,26 +70,13 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
     process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS = '200';
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-telemetry-rules-'));
     server = await PeakServer.start({ dataDir, port: 0 });
-    webhook = http.createServer((req, res) => {
-      let text = '';
-      req.on('data', (c: Buffer) => {
-        text += c.toString();
-      });
-      req.on('end', () => {
-        hooks.push(JSON.parse(text) as Hook);
-        res.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', r));
-    webhookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`;
+    webhook = await startWebhookSink(hooks);
+    webhookUrl = webhook.url;
   });
 
   after(async () => {
     for (const close of closers) await close().catch(() => {});
-    if (webhook) {
-      webhook.closeAllConnections();
-      await new Promise((r) => webhook.close(r));
-    }
+    await webhook?.close();
     await server?.stop();
     delete process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS;
     if (dataDir) await rm(dataDir, { recursive: true, force: true });

@@ -6,8 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,6 +19,7 @@ import {
   rpcTracingFilter,
   Tracer,
 } from '../src/telemetry/index.js';
+import { startWebhookSink, type WebhookSink } from './support/webhook-sink.js';
 
 const order = defineService({
   name: 'shop.order',
@@ -37,7 +36,7 @@ interface Hook {
 describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
   let dataDir: string;
   let server: PeakServer;
-  let webhook: http.Server;
+  let webhook: WebhookSink | undefined;
   let webhookUrl: string;
   const hooks: Hook[] = [];
   let latencyMs = 2;
@@ -69,18 +68,8 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
     process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS = '200';
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-telemetry-alerts-'));
     server = await PeakServer.start({ dataDir, port: 0 });
-    webhook = http.createServer((req, res) => {
-      let text = '';
-      req.on('data', (c: Buffer) => {
-        text += c.toString();
-      });
-      req.on('end', () => {
-        hooks.push(JSON.parse(text) as Hook);
-        res.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', r));
-    webhookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`;
+    webhook = await startWebhookSink(hooks);
+    webhookUrl = webhook.url;
 
     const registry = new InMemoryRegistry();
     const processor = new BatchSpanProcessor({
@@ -119,10 +108,7 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
 
   after(async () => {
     for (const close of closers) await close().catch(() => {});
-    if (webhook) {
-      webhook.closeAllConnections();
-      await new Promise((r) => webhook.close(r));
-    }
+    await webhook?.close();
     await server?.stop();
     delete process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS;
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
