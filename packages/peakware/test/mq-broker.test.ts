@@ -51,6 +51,22 @@ function consume(opts: Omit<ConsumerOptions, 'server'>): Consumer {
   return c;
 }
 
+/** Reads a push stream's NDJSON lines (blank keep-alives skipped) until it ends or aborts. */
+async function readNdjson(response: Response, onLine: (line: unknown) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  let buf = '';
+  try {
+    for await (const chunk of response.body!) {
+      buf += decoder.decode(chunk as Uint8Array, { stream: true });
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const l of lines) if (l.length > 0) onLine(JSON.parse(l));
+    }
+  } catch {
+    // the caller aborted the stream
+  }
+}
+
 async function until(
   what: string,
   check: () => boolean | Promise<boolean>,
@@ -673,20 +689,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /ndjson/);
     const got: { receipt: string }[] = [];
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      let buf = '';
-      try {
-        for await (const chunk of response.body!) {
-          buf += decoder.decode(chunk as Uint8Array, { stream: true });
-          const lines = buf.split('\n');
-          buf = lines.pop()!;
-          for (const l of lines) if (l.length > 0) got.push(JSON.parse(l) as { receipt: string });
-        }
-      } catch {
-        // aborted below
-      }
-    })();
+    const reading = readNdjson(response, (line) => got.push(line as { receipt: string }));
     await until('three deliveries', () => got.length === 3);
     await new Promise((r) => setTimeout(r, 1200));
     assert.equal(got.length, 3, 'no more than the in-flight limit while nothing is acked');
@@ -752,20 +755,9 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     });
     assert.equal(response.status, 200);
     let lines = 0;
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      let buf = '';
-      try {
-        for await (const chunk of response.body!) {
-          buf += decoder.decode(chunk as Uint8Array, { stream: true });
-          const parts = buf.split('\n');
-          buf = parts.pop()!;
-          lines += parts.filter((l) => l.length > 0).length;
-        }
-      } catch {
-        // aborted below
-      }
-    })();
+    const reading = readNdjson(response, () => {
+      lines++;
+    });
     await until('a first delivery', () => lines >= 1);
     await until('a delivery after the first timed out', () => lines >= 2);
     ac.abort();
