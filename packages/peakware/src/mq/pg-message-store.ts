@@ -706,11 +706,6 @@ export class PgMessageStore {
 
   // ---------------------------------------------------------------- half messages
 
-  /** Commits a half message: it becomes due for delivery now. False when unknown. */
-  async commitHalf(id: string): Promise<boolean> {
-    return (await this.commitHalves([id]))[0] === true;
-  }
-
   /**
    * Commits several half messages in one statement (one WAL flush for all; see
    * group-commit.ts). One result per id, in order: false for an id that is not a waiting
