@@ -3,7 +3,10 @@
  * `/api/v1`. One request lifecycle for every route:
  *
  *   1. route lookup (unknown → 404 PEAK_NOT_FOUND)
- *   2. admin check for mutating methods under /api (missing → 401, wrong → 403)
+ *   2. admin check for every mutating route (missing → 401, wrong → 403), decided on the
+ *      route the router matched, never on the raw URL: `/%61pi/...`, `//api/...` or a
+ *      trailing dot cannot slip past it, because whatever spelling the router accepts for a
+ *      route gets that route's decision, and a spelling it does not accept is a 404
  *   3. body parsing and schema validation (bad → 400 PEAK_INVALID_ARGUMENT)
  *   4. the handler
  *   5. errors → `{ error: { code, message, details } }` with a status chosen by code
@@ -49,6 +52,15 @@ export interface RouteAuthConfig {
   auth?: 'admin' | 'sdk';
 }
 
+/** One entry of the route table: what a test walks to check every route's auth decision. */
+export interface RouteEntry {
+  method: string;
+  /** The route's pattern, e.g. `/api/v1/mq/topics/:topic`. */
+  url: string;
+  /** `admin` for a mutating route without `auth: 'sdk'`, `sdk` for one with it, `none` for reads. */
+  auth: 'admin' | 'sdk' | 'none';
+}
+
 /** A group of routes a subsystem contributes; registered under the common lifecycle. */
 export type ApiModule = (app: FastifyInstance, ctx: ApiContext) => void;
 
@@ -75,6 +87,22 @@ export interface HttpApiOptions {
 
 /** Builds the Fastify app with the shared lifecycle and the given route modules. */
 export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): FastifyInstance {
+  const { app } = createHttpApiWithRoutes(ctx, options);
+  return app;
+}
+
+/** The route's auth decision, from its method and its config. */
+function authOf(method: string, config: unknown): RouteEntry['auth'] {
+  if (!MUTATING.has(method)) return 'none';
+  return (config as RouteAuthConfig | undefined)?.auth === 'sdk' ? 'sdk' : 'admin';
+}
+
+/** {@link createHttpApi}, also returning the route table as it fills (for tests and docs). */
+export function createHttpApiWithRoutes(
+  ctx: ApiContext,
+  options: HttpApiOptions,
+): { app: FastifyInstance; routes: RouteEntry[] } {
+  const routes: RouteEntry[] = [];
   const app = Fastify({
     loggerInstance: ctx.logger.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -84,9 +112,19 @@ export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): Fastify
     return503OnClosing: true,
   });
 
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) {
+      if (method === 'HEAD') continue;
+      routes.push({ method, url: route.url, auth: authOf(method, route.config) });
+    }
+  });
+
   app.addHook('onRequest', async (request) => {
-    if (!MUTATING.has(request.method) || !request.url.startsWith('/api/')) return;
-    if ((request.routeOptions.config as RouteAuthConfig | undefined)?.auth === 'sdk') return;
+    // The matched route decides (request.routeOptions.url is its pattern); an unmatched
+    // request has no route and ends in the 404 handler, changing nothing.
+    if (request.routeOptions.url === undefined) return;
+    if (authOf(request.method, request.routeOptions.config) !== 'admin') return;
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (match === null) {
@@ -169,5 +207,5 @@ export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): Fastify
   });
 
   for (const register of options.modules) register(app, ctx);
-  return app;
+  return { app, routes };
 }

@@ -9,7 +9,7 @@ export {
   type EmbeddedPostgresOptions,
   type PostgresEndpoint,
 } from './embedded-postgres.js';
-export type { ApiContext, ApiModule, RouteAuthConfig } from './http-api.js';
+export type { ApiContext, ApiModule, RouteAuthConfig, RouteEntry } from './http-api.js';
 export type { Migration } from './migrator.js';
 export {
   PeakServer,

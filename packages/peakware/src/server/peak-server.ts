@@ -34,7 +34,7 @@ import {
 import { type DatabaseTarget, openPool, parsePostgresUrl, redactUrl } from './database.js';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
 import { EmbeddedPostgres } from './embedded-postgres.js';
-import { type ApiModule, createHttpApi } from './http-api.js';
+import { type ApiModule, createHttpApiWithRoutes, type RouteEntry } from './http-api.js';
 import { migrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
 
@@ -124,6 +124,7 @@ export class PeakServer {
   readonly info: PeakServerInfo;
   readonly #logger: Logger;
   readonly #app: FastifyInstance;
+  readonly #routes: readonly RouteEntry[];
   readonly #pool: pg.Pool;
   readonly #target: DatabaseTarget;
   readonly #embedded: EmbeddedPostgres | undefined;
@@ -136,6 +137,7 @@ export class PeakServer {
     info: PeakServerInfo;
     logger: Logger;
     app: FastifyInstance;
+    routes: readonly RouteEntry[];
     pool: pg.Pool;
     target: DatabaseTarget;
     embedded: EmbeddedPostgres | undefined;
@@ -146,6 +148,7 @@ export class PeakServer {
     this.info = parts.info;
     this.#logger = parts.logger;
     this.#app = parts.app;
+    this.#routes = parts.routes;
     this.#pool = parts.pool;
     this.#target = parts.target;
     this.#embedded = parts.embedded;
@@ -210,7 +213,7 @@ export class PeakServer {
         schemaVersion: migrated.version,
         startedAt,
       };
-      const app = createHttpApi(ctx, {
+      const { app, routes } = createHttpApiWithRoutes(ctx, {
         modules: [
           systemRoutes,
           adminRoutes,
@@ -268,6 +271,7 @@ export class PeakServer {
         info,
         logger,
         app,
+        routes,
         pool,
         target,
         embedded,
@@ -286,6 +290,11 @@ export class PeakServer {
         },
       );
     }
+  }
+
+  /** The HTTP route table with each route's auth decision (what the auth tests walk). */
+  routes(): readonly RouteEntry[] {
+    return this.#routes;
   }
 
   /**

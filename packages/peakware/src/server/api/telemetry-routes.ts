@@ -348,39 +348,43 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
         );
     });
 
-    otlp.post('/v1/traces', { bodyLimit: OTLP_BODY_LIMIT }, async (request, reply) => {
-      const protobuf = Buffer.isBuffer(request.body);
-      let spans: SpanRecord[];
-      try {
-        if (protobuf) {
-          spans = fromOtlpProtobuf(request.body as Buffer, { maxSpans: MAX_SPANS_PER_BATCH * 4 });
-        } else if (String(request.headers['content-type'] ?? '').includes('json')) {
-          spans = fromOtlpJson(request.body);
-        } else {
-          throw new PeakError(
-            ErrorCodes.INVALID_ARGUMENT,
-            `this collector takes OTLP/HTTP as application/json or ${OTLP_PROTOBUF_CONTENT_TYPE}, got content-type '${String(request.headers['content-type'] ?? '')}'`,
+    otlp.post(
+      '/v1/traces',
+      { bodyLimit: OTLP_BODY_LIMIT, config: { auth: 'sdk' } },
+      async (request, reply) => {
+        const protobuf = Buffer.isBuffer(request.body);
+        let spans: SpanRecord[];
+        try {
+          if (protobuf) {
+            spans = fromOtlpProtobuf(request.body as Buffer, { maxSpans: MAX_SPANS_PER_BATCH * 4 });
+          } else if (String(request.headers['content-type'] ?? '').includes('json')) {
+            spans = fromOtlpJson(request.body);
+          } else {
+            throw new PeakError(
+              ErrorCodes.INVALID_ARGUMENT,
+              `this collector takes OTLP/HTTP as application/json or ${OTLP_PROTOBUF_CONTENT_TYPE}, got content-type '${String(request.headers['content-type'] ?? '')}'`,
+            );
+          }
+        } catch (err) {
+          counters.rejected++;
+          throw err;
+        }
+        if (spans.length > MAX_SPANS_PER_BATCH * 4) {
+          throw new InvalidArgumentError(
+            `OTLP request has ${spans.length} spans; send at most ${MAX_SPANS_PER_BATCH * 4} per request`,
           );
         }
-      } catch (err) {
-        counters.rejected++;
-        throw err;
-      }
-      if (spans.length > MAX_SPANS_PER_BATCH * 4) {
-        throw new InvalidArgumentError(
-          `OTLP request has ${spans.length} spans; send at most ${MAX_SPANS_PER_BATCH * 4} per request`,
-        );
-      }
-      counters.otlpBatches++;
-      await ingest(spans);
-      // OTLP's ExportTraceServiceResponse: empty means every span was accepted.
-      if (protobuf) {
-        void reply.header('content-type', OTLP_PROTOBUF_CONTENT_TYPE);
-        return encodeOtlpTraceResponse();
-      }
-      void reply.header('content-type', 'application/json');
-      return {};
-    });
+        counters.otlpBatches++;
+        await ingest(spans);
+        // OTLP's ExportTraceServiceResponse: empty means every span was accepted.
+        if (protobuf) {
+          void reply.header('content-type', OTLP_PROTOBUF_CONTENT_TYPE);
+          return encodeOtlpTraceResponse();
+        }
+        void reply.header('content-type', 'application/json');
+        return {};
+      },
+    );
   });
 
   app.post(
