@@ -15,8 +15,11 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PeakServer } from '../src/server/index.js';
-import { type LiveResource, TelemetryMetricsStore } from '../src/server/telemetry-metrics-store.js';
 import { MetricsPusher } from '../src/telemetry/index.js';
+import {
+  type LiveResource,
+  TelemetryMetricsStore,
+} from '../src/telemetry/server/telemetry-metrics-store.js';
 import { runPeak, waitUntil } from './support/peak-process.js';
 
 const fixture = path.join(

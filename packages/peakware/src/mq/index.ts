@@ -1,9 +1,9 @@
 /**
  * `peakware/mq`: the message queue SDK (producer, consumer, transactional enqueue, body
- * encryption, signatures) and the broker that `peak server` runs. See README.md.
+ * encryption, signatures). The broker that `peak server` runs is in `server/`, not exported
+ * here. See README.md.
  */
 export { decryptBody, ENCRYPTION_PROPERTY, encryptBody, type KeyRing } from './body-cipher.js';
-export { Broker, type BrokerOptions, type ReceiveRequest } from './broker.js';
 export { BrokerClient, type BrokerClientOptions, type CallOptions } from './broker-client.js';
 export { Consumer, type ConsumerOptions } from './consumer.js';
 export { type SignedFields, signMessage, verifyMessage } from './message-signature.js';
@@ -16,14 +16,12 @@ export {
   TopicNames,
   type WireMessage,
 } from './message-types.js';
-export { PgMessageStore } from './pg-message-store.js';
 export {
   Producer,
   type ProducerOptions,
   type SendResult,
   type TransactionState,
 } from './producer.js';
-export { allocateQueues } from './queue-allocation.js';
 export {
   type SendInTransactionOptions,
   type SqlClient,

@@ -19,12 +19,7 @@ import { type Logger, silentLogger } from '../core/logger.js';
 import { PEAKWARE_VERSION } from '../core/version.js';
 import { ensureAdminToken } from './admin-token.js';
 import { adminRoutes } from './api/admin-routes.js';
-import { configRoutes } from './api/config-routes.js';
-import { guardRoutes } from './api/guard-routes.js';
-import { mqRoutes } from './api/mq-routes.js';
-import { registryRoutes } from './api/registry-routes.js';
 import { systemRoutes } from './api/system-routes.js';
-import { telemetryRoutes } from './api/telemetry-routes.js';
 import {
   DataFiles,
   type DataFolderLock,
@@ -35,8 +30,9 @@ import { type DatabaseTarget, openPool, parsePostgresUrl, redactUrl } from './da
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
 import { EmbeddedPostgres } from './embedded-postgres.js';
 import { type ApiModule, createHttpApiWithRoutes, type RouteEntry } from './http-api.js';
-import { migrations } from './migrations/index.js';
+import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
+import { builtinModules } from './modules.js';
 
 /** Options for {@link PeakServer.start}. Defaults are listed once, here. */
 export interface PeakServerOptions {
@@ -200,7 +196,11 @@ export class PeakServer {
       const pool = await openPool(target, { logger, max: poolSize() });
       cleanups.push(() => pool.end());
 
-      const migrated = await migrate(pool, migrations, logger.child({ component: 'migrate' }));
+      const migrated = await migrate(
+        pool,
+        collectMigrations(builtinModules),
+        logger.child({ component: 'migrate' }),
+      );
       const tokenFile = path.join(dataDir, DataFiles.adminToken);
       const token = await ensureAdminToken(pool, tokenFile, `start:${nodeId}`);
 
@@ -217,11 +217,7 @@ export class PeakServer {
         modules: [
           systemRoutes,
           adminRoutes,
-          registryRoutes,
-          guardRoutes,
-          mqRoutes,
-          configRoutes,
-          telemetryRoutes,
+          ...builtinModules.map((m) => m.routes),
           ...(options.apiModules ?? []),
         ],
       });

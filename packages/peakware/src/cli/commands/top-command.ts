@@ -6,7 +6,7 @@
  * p50/p99 from the collector's spans over the last minute (sampled spans; errors and slow
  * calls always kept; stress traffic on its own rows).
  */
-import type { LiveResource } from '../../server/telemetry-metrics-store.js';
+import type { LiveResource } from '../../telemetry/server/telemetry-metrics-store.js';
 import type { Command } from '../command.js';
 import { requestJson, SERVER_OPTIONS } from '../control-client.js';
 
