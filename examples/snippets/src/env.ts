@@ -1,0 +1,30 @@
+/**
+ * What every snippet reads from its environment: the control plane to talk to and, for the
+ * ones that need them, the admin token and a PostgreSQL for business data. Defaults fit a
+ * local `npx peak server` in `./.peak`.
+ */
+import { readFileSync } from 'node:fs';
+
+/** The peak server URL (`PEAK_SERVER`, default http://127.0.0.1:7420). */
+export const server = process.env.PEAK_SERVER ?? 'http://127.0.0.1:7420';
+
+/** The admin token: `PEAK_ADMIN_TOKEN`, else the local server's `./.peak/admin-token`. */
+export function adminToken(): string {
+  return process.env.PEAK_ADMIN_TOKEN ?? readFileSync('.peak/admin-token', 'utf8').trim();
+}
+
+/** A PostgreSQL for business data (`PEAK_SNIPPET_POSTGRES`); the data snippet needs one. */
+export function postgresUrl(): string {
+  const url = process.env.PEAK_SNIPPET_POSTGRES;
+  if (url === undefined) {
+    throw new Error(
+      'set PEAK_SNIPPET_POSTGRES to a postgres:// URL the snippet may create tables in',
+    );
+  }
+  return url;
+}
+
+/** Fails the snippet (exit 1) with `message` unless `ok`. */
+export function check(ok: boolean, message: string): void {
+  if (!ok) throw new Error(`snippet check failed: ${message}`);
+}
