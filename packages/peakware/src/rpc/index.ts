@@ -79,3 +79,9 @@ export {
   type ServiceImplementation,
   type ServiceSpec,
 } from './service-definition.js';
+export {
+  TlsTransport,
+  type TlsTransportOptions,
+  type Transport,
+  tcpTransport,
+} from './transport.js';

@@ -4,7 +4,7 @@
  * exponential backoff; bounded pending calls and write buffer (backpressure is an
  * immediate PEAK_RPC_OVERLOADED, never an unbounded queue).
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import {
@@ -15,6 +15,7 @@ import {
   type WireError,
 } from './frame-codec.js';
 import { FrameWriter } from './frame-writer.js';
+import { type Transport, tcpTransport } from './transport.js';
 
 /** Options of a {@link RpcConnection}; defaults are in {@link CONNECTION_DEFAULTS}. */
 export interface ConnectionOptions {
@@ -29,6 +30,8 @@ export interface ConnectionOptions {
   /** First reconnect delay; doubles up to `maxBackoffMs`. */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /** How bytes move (TCP, TLS). Default {@link tcpTransport}. */
+  transport?: Transport;
   logger?: Logger;
 }
 
@@ -64,7 +67,8 @@ export class RpcConnection {
   readonly host: string;
   readonly port: number;
   readonly address: string;
-  readonly #opts: Required<Omit<ConnectionOptions, 'logger'>>;
+  readonly #opts: Required<Omit<ConnectionOptions, 'logger' | 'transport'>>;
+  readonly #transport: Transport;
   readonly #logger: Logger | undefined;
   #state: ConnectionState = 'idle';
   #socket: net.Socket | undefined;
@@ -88,8 +92,9 @@ export class RpcConnection {
     this.port = port;
     this.address = `${host}:${port}`;
     this.#logger = options.logger;
-    const { logger: _l, ...rest } = options;
+    const { logger: _l, transport, ...rest } = options;
     this.#opts = { ...CONNECTION_DEFAULTS, ...rest };
+    this.#transport = transport ?? tcpTransport;
   }
 
   /** The state: `idle` before first use, `backoff` after a failure, `closed` for good. */
@@ -128,11 +133,11 @@ export class RpcConnection {
     if (this.#connected !== undefined) return this.#connected;
     this.#setState('connecting');
     const connected = new Promise<void>((resolve, reject) => {
-      const socket = net.connect({ host: this.host, port: this.port, noDelay: true });
+      const socket = this.#transport.connect(this.host, this.port);
       const timer = setTimeout(() => {
         socket.destroy(new Error(`connect timed out after ${this.#opts.connectTimeoutMs} ms`));
       }, this.#opts.connectTimeoutMs);
-      socket.once('connect', () => {
+      socket.once(this.#transport.readyEvent, () => {
         clearTimeout(timer);
         this.#attempts = 0;
         this.#draining = false;

@@ -18,7 +18,7 @@
 
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import { assertDeadline, childContext, runWithContext } from '../core/context.js';
 import { decodeContext, type HeaderMap } from '../core/context-headers.js';
@@ -36,6 +36,7 @@ import {
 import { FrameWriter } from './frame-writer.js';
 import { type Invocation, type RpcFilter, runFilters } from './rpc-filter.js';
 import type { ServiceDefinition, ServiceImplementation } from './service-definition.js';
+import { type Transport, tcpTransport } from './transport.js';
 
 /** Options of {@link RpcServer}; defaults in {@link SERVER_DEFAULTS}. */
 export interface RpcServerOptions {
@@ -72,6 +73,8 @@ export interface RpcServerOptions {
   instanceId?: string;
   /** Provider-side filters, in order. */
   filters?: RpcFilter[];
+  /** How connections are accepted (TCP, TLS). Default {@link tcpTransport}. */
+  transport?: Transport;
   logger?: Logger;
 }
 
@@ -183,7 +186,9 @@ export class RpcServer {
 
   /** Listens, then registers every hosted service. */
   async start(): Promise<{ host: string; port: number; httpPort?: number }> {
-    const tcp = net.createServer({ noDelay: true }, (socket) => this.#accept(socket));
+    const tcp = (this.#opts.transport ?? tcpTransport).createServer((socket) =>
+      this.#accept(socket),
+    );
     tcp.on('error', (err) => this.#logger.error({ err }, 'rpc listener error'));
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
@@ -222,6 +227,7 @@ export class RpcServer {
             metadata: {
               ...(this.#opts.metadata ?? {}),
               ...(this.#httpPort === undefined ? {} : { httpPort: String(this.#httpPort) }),
+              transport: (this.#opts.transport ?? tcpTransport).name,
               pid: String(process.pid),
             },
           }),
