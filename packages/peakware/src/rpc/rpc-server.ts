@@ -55,6 +55,15 @@ export interface RpcServerOptions {
   maxWriteBufferBytes?: number;
   /** Close a connection that sent nothing (not even a ping) for this long, ms. */
   idleTimeoutMs?: number;
+  /**
+   * Most bytes held, over all connections, in frames not yet complete. A connection whose
+   * partial frame would push the total past it is closed (PEAK_RPC_OVERLOADED), so no
+   * number of half-sent frames moves memory past this bound (plus each socket's read
+   * chunk). Default 64 MiB.
+   */
+  maxPartialBytes?: number;
+  /** Close a connection whose frame has been incomplete this long (a slow sender), ms. */
+  frameTimeoutMs?: number;
   /** Graceful stop: the longest wait for in-flight calls, ms. */
   drainTimeoutMs?: number;
   /** Graceful stop: how long connections must be quiet before closing, ms. */
@@ -86,6 +95,8 @@ export const SERVER_DEFAULTS = {
   maxInFlight: 10_000,
   maxWriteBufferBytes: 16 * 1024 * 1024,
   idleTimeoutMs: 60_000,
+  maxPartialBytes: 64 * 1024 * 1024,
+  frameTimeoutMs: 10_000,
   drainTimeoutMs: 10_000,
   quietMs: 200,
   weight: 100,
@@ -100,6 +111,10 @@ interface ConnState {
   socket: net.Socket;
   writer: FrameWriter;
   lastRequestAt: number;
+  /** Bytes of an incomplete frame this connection holds (counted in the server's budget). */
+  partial: number;
+  /** When its current incomplete frame began, epoch ms; 0 when none. */
+  partialSince: number;
 }
 
 /** Turns anything thrown into the error frame sent to the caller. */
@@ -123,6 +138,8 @@ export class RpcServer {
   readonly #conns = new Set<ConnState>();
   readonly #filters: RpcFilter[];
   #tcp: net.Server | undefined;
+  #partialBytes = 0;
+  #partialSweep: NodeJS.Timeout | undefined;
   #http: http.Server | undefined;
   #handles: RegistrationHandle[] = [];
   #inFlight = 0;
@@ -257,7 +274,13 @@ export class RpcServer {
       socket.destroy();
       return;
     }
-    const conn: ConnState = { socket, writer: new FrameWriter(socket), lastRequestAt: Date.now() };
+    const conn: ConnState = {
+      socket,
+      writer: new FrameWriter(socket),
+      lastRequestAt: Date.now(),
+      partial: 0,
+      partialSince: 0,
+    };
     this.#conns.add(conn);
     const decoder = new FrameDecoder(this.#opts.maxFrameBytes);
     socket.setTimeout(this.#opts.idleTimeoutMs, () => socket.destroy());
@@ -280,6 +303,7 @@ export class RpcServer {
         socket.end();
         setTimeout(() => socket.destroy(), 500).unref();
       }
+      this.#accountPartial(conn, decoder.buffered);
       if (conn.writer.buffered > this.#opts.maxWriteBufferBytes && !socket.isPaused()) {
         // The peer is not reading its answers: stop reading its requests until it does.
         socket.pause();
@@ -288,10 +312,81 @@ export class RpcServer {
     });
     socket.on('error', (err) => this.#logger.debug({ err }, 'rpc connection error'));
     socket.on('close', () => {
+      this.#releasePartial(conn);
       this.#conns.delete(conn);
       this.#checkIdle();
     });
     if (this.#draining) this.#send(conn, { type: 6, reason: 'draining' });
+  }
+
+  /** Bytes held in incomplete frames over all connections (bounded by `maxPartialBytes`). */
+  get partialBytes(): number {
+    return this.#partialBytes;
+  }
+
+  /** Counts a connection's incomplete frame against the budget; closes it when over. */
+  #accountPartial(conn: ConnState, buffered: number): void {
+    if (conn.socket.destroyed) return;
+    this.#partialBytes += buffered - conn.partial;
+    conn.partial = buffered;
+    if (buffered === 0) {
+      conn.partialSince = 0;
+      return;
+    }
+    if (conn.partialSince === 0) conn.partialSince = Date.now();
+    this.#ensurePartialSweep();
+    if (this.#partialBytes > this.#opts.maxPartialBytes) {
+      this.#dropPartial(
+        conn,
+        `this process holds ${this.#partialBytes} bytes of incomplete frames, over its budget of ${this.#opts.maxPartialBytes} (maxPartialBytes); send whole frames, or fewer large ones at once`,
+      );
+    }
+  }
+
+  #releasePartial(conn: ConnState): void {
+    this.#partialBytes -= conn.partial;
+    conn.partial = 0;
+    conn.partialSince = 0;
+  }
+
+  /** Closes a connection for its incomplete frame: tells the peer why on id 0. */
+  #dropPartial(conn: ConnState, reason: string): void {
+    this.#logger.warn({ remote: conn.socket.remoteAddress, bytes: conn.partial }, reason);
+    this.#releasePartial(conn);
+    this.#send(conn, {
+      type: 3,
+      id: 0,
+      error: { code: ErrorCodes.RPC_OVERLOADED, message: `${reason}; the connection is closed` },
+    });
+    conn.writer.flush();
+    conn.socket.end();
+    conn.socket.destroy();
+  }
+
+  /** While any frame is incomplete, checks once a second for ones older than frameTimeoutMs. */
+  #ensurePartialSweep(): void {
+    if (this.#partialSweep !== undefined) return;
+    const every = Math.max(10, Math.min(1000, Math.floor(this.#opts.frameTimeoutMs / 2)));
+    this.#partialSweep = setInterval(() => {
+      const now = Date.now();
+      let open = 0;
+      for (const c of this.#conns) {
+        if (c.partialSince === 0) continue;
+        if (now - c.partialSince >= this.#opts.frameTimeoutMs) {
+          this.#dropPartial(
+            c,
+            `a frame stayed incomplete for ${now - c.partialSince} ms, over frameTimeoutMs ${this.#opts.frameTimeoutMs}`,
+          );
+        } else {
+          open++;
+        }
+      }
+      if (open === 0) {
+        clearInterval(this.#partialSweep);
+        this.#partialSweep = undefined;
+      }
+    }, every);
+    this.#partialSweep.unref();
   }
 
   #send(conn: ConnState, frame: Frame): void {
@@ -530,6 +625,8 @@ export class RpcServer {
       ),
     );
     this.#tcp?.close();
+    clearInterval(this.#partialSweep);
+    this.#partialSweep = undefined;
     for (const conn of this.#conns) {
       this.#send(conn, { type: 6, reason: 'draining' });
       conn.writer.flush();
