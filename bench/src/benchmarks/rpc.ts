@@ -5,6 +5,8 @@
  *
  * - peakware: the full consumer path (typed proxy, context headers, routing, balancing,
  *   failover, zod on both sides) over one multiplexed TCP connection, msgpack frames
+ * - peakware-mtls: the same over mutual TLS (TlsTransport, P-256 certificates from the dev
+ *   CA of `peak tls init`, TLS 1.3, the provider requiring a client certificate)
  * - grpc-js: @grpc/grpc-js unary calls over HTTP/2 (JSON-serialised messages, one channel)
  * - fastify+undici: HTTP/1.1 JSON POST, fastify server, undici Pool client (keep-alive)
  * - moleculer: Moleculer service broker, TCP transporter (static peers, no UDP discovery)
@@ -14,9 +16,13 @@
  * Run as a script with `--serve <kind>`, this file is the server process.
  */
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { InMemoryRegistry } from 'peakware/registry';
-import { defineService, RpcClient, RpcServer } from 'peakware/rpc';
+import { defineService, RpcClient, RpcServer, TlsTransport } from 'peakware/rpc';
+import { createDevPki } from 'peakware/security';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
 import { processCpuUs, startChildServer } from '../child-server.js';
@@ -32,10 +38,11 @@ const echoService = defineService({
   },
 });
 
-type Kind = 'peakware' | 'grpc' | 'http' | 'moleculer' | 'tcp';
-const KINDS: Kind[] = ['peakware', 'grpc', 'http', 'moleculer', 'tcp'];
+type Kind = 'peakware' | 'mtls' | 'grpc' | 'http' | 'moleculer' | 'tcp';
+const KINDS: Kind[] = ['peakware', 'mtls', 'grpc', 'http', 'moleculer', 'tcp'];
 const LABEL: Record<Kind, string> = {
   peakware: 'peakware',
+  mtls: 'peakware-mtls',
   grpc: 'grpc-js',
   http: 'fastify+undici',
   moleculer: 'moleculer-tcp',
@@ -88,6 +95,20 @@ async function serve(kind: Kind, extra: string[]): Promise<number> {
     }
     case 'peakware': {
       const server = new RpcServer({ port: 0 });
+      server.addService(echoService, { echo: (input) => input });
+      return (await server.start()).port;
+    }
+    case 'mtls': {
+      const dir = extra[0]!;
+      const server = new RpcServer({
+        port: 0,
+        transport: new TlsTransport({
+          certFile: path.join(dir, 'provider.pem'),
+          keyFile: path.join(dir, 'provider.key'),
+          caFile: path.join(dir, 'ca.pem'),
+          requireClientCert: true,
+        }),
+      });
       server.addService(echoService, { echo: (input) => input });
       return (await server.start()).port;
     }
@@ -167,7 +188,8 @@ async function connect(
       await broker.waitForServices(['echo'], 20_000);
       return { call: (n) => broker.call('echo.echo', payload(n)), close: () => broker.stop() };
     }
-    case 'peakware': {
+    case 'peakware':
+    case 'mtls': {
       const registry = new InMemoryRegistry();
       await registry.register({
         instanceId: 'bench',
@@ -180,7 +202,21 @@ async function connect(
         tags: [],
         metadata: {},
       });
-      const client = new RpcClient({ registry, warmupMs: 0, timeoutMs: 10_000 });
+      const dir = extra[0];
+      const transport =
+        kind === 'mtls' && dir !== undefined
+          ? new TlsTransport({
+              certFile: path.join(dir, 'consumer.pem'),
+              keyFile: path.join(dir, 'consumer.key'),
+              caFile: path.join(dir, 'ca.pem'),
+            })
+          : undefined;
+      const client = new RpcClient({
+        registry,
+        warmupMs: 0,
+        timeoutMs: 10_000,
+        ...(transport === undefined ? {} : { connection: { transport } }),
+      });
       const echo = client.service(echoService);
       return { call: (n) => echo.echo(payload(n)), close: () => client.close() };
     }
@@ -305,7 +341,7 @@ async function measure(call: Call, inFlight: number, ms: number, maxCalls: numbe
 export const benchmark: Benchmark = {
   name: 'rpc',
   description:
-    'echo RPC, client and server in separate processes on loopback, 200 calls in flight: peakware vs grpc-js, fastify+undici, Moleculer (TCP), bare TCP JSON',
+    'echo RPC, client and server in separate processes on loopback, 200 calls in flight: peakware (plain and mutual TLS) vs grpc-js, fastify+undici, Moleculer (TCP), bare TCP JSON',
   async run({ runs, quick, progress }) {
     const inFlight = 200;
     const ms = quick ? 1000 : 3000;
@@ -315,6 +351,7 @@ export const benchmark: Benchmark = {
       { callsPerSec: number[]; p50: number[]; p99: number[]; cpuUs: number[]; errors: number }
     > = {
       peakware: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
+      mtls: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
       grpc: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
       http: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
       moleculer: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
@@ -327,9 +364,12 @@ export const benchmark: Benchmark = {
       child: ChildProcess;
       client: Awaited<ReturnType<typeof connect>>;
     }[] = [];
+    const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'peak-bench-tls-'));
+    await createDevPki({ dir: pkiDir, names: ['provider', 'consumer'] });
     try {
       for (const kind of KINDS) {
-        const extra = kind === 'moleculer' ? (await freePorts(2)).map(String) : [];
+        const extra =
+          kind === 'moleculer' ? (await freePorts(2)).map(String) : kind === 'mtls' ? [pkiDir] : [];
         const { child, port } = await startChildServer(import.meta.url, [kind, ...extra], kind);
         started.push({ kind, child, client: await connect(kind, port, extra) });
       }
@@ -361,6 +401,7 @@ export const benchmark: Benchmark = {
         await client.close().catch(() => undefined);
         child.kill('SIGKILL');
       }
+      rmSync(pkiDir, { recursive: true, force: true });
     }
     const figures: Record<string, number> = {};
     const table: (string | number)[][] = [
@@ -387,6 +428,10 @@ export const benchmark: Benchmark = {
       'peakware/fastify+undici.callsPerSec': round(pw / median(results.http.callsPerSec)),
       'peakware/moleculer-tcp.callsPerSec': round(pw / median(results.moleculer.callsPerSec)),
       'peakware/bare-tcp-json.callsPerSec': round(pw / median(results.tcp.callsPerSec)),
+      'peakware-mtls/peakware.callsPerSec': round(median(results.mtls.callsPerSec) / pw),
+      'peakware-mtls/grpc-js.callsPerSec': round(
+        median(results.mtls.callsPerSec) / median(results.grpc.callsPerSec),
+      ),
       'peakware/grpc-js.p99': round(median(results.peakware.p99) / median(results.grpc.p99)),
       'peakware/fastify+undici.p99': round(median(results.peakware.p99) / median(results.http.p99)),
       'peakware/moleculer-tcp.p99': round(

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import { isPeakError } from '../core/errors.js';
 import { InMemoryRegistry } from '../registry/in-memory-registry.js';
+import { createDevPki } from '../security/dev-pki.js';
 import { RpcClient } from './rpc-client.js';
 import { RpcServer } from './rpc-server.js';
 import { defineService } from './service-definition.js';
@@ -18,63 +18,7 @@ const echo = defineService({
   methods: { echo: { input: z.object({ s: z.string() }), output: z.string(), idempotent: true } },
 });
 
-/** A CA and certificates signed by it, made with the openssl CLI. */
-function makePki(dir: string, ca: string): void {
-  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${ca}`,
-    '-keyout',
-    `${ca}.key`,
-    '-out',
-    `${ca}.pem`,
-  );
-  for (const name of ['provider', 'consumer']) {
-    run(
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-subj',
-      `/CN=${name}`,
-      '-keyout',
-      `${ca}-${name}.key`,
-      '-out',
-      `${ca}-${name}.csr`,
-    );
-    writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-    run(
-      'x509',
-      '-req',
-      '-in',
-      `${ca}-${name}.csr`,
-      '-CA',
-      `${ca}.pem`,
-      '-CAkey',
-      `${ca}.key`,
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      'san.ext',
-      '-out',
-      `${ca}-${name}.pem`,
-    );
-  }
-}
-
-describe('rpc over TLS and mutual TLS (real sockets, openssl-made certificates)', () => {
+describe('rpc over TLS and mutual TLS (real sockets, certificates from peak tls init)', () => {
   let dir: string;
   const registry = new InMemoryRegistry();
   let server: RpcServer;
@@ -84,8 +28,15 @@ describe('rpc over TLS and mutual TLS (real sockets, openssl-made certificates)'
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'peak-tls-'));
-    makePki(dir, 'ca');
-    makePki(dir, 'rogue');
+    // Two dev CAs (peak tls init's code), each with a provider and a consumer certificate.
+    for (const ca of ['ca', 'rogue']) {
+      const pki = await createDevPki({ dir: path.join(dir, ca), names: ['provider', 'consumer'] });
+      for (const [name, c] of Object.entries(pki.certs)) {
+        copyFileSync(c.certFile, file(`${ca}-${name}.pem`));
+        copyFileSync(c.keyFile, file(`${ca}-${name}.key`));
+      }
+      copyFileSync(pki.caFile, file(`${ca}.pem`));
+    }
     serverTls = new TlsTransport({
       certFile: file('ca-provider.pem'),
       keyFile: file('ca-provider.key'),

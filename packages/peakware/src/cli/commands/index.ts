@@ -12,6 +12,7 @@ import { mqCommand } from './mq-command.js';
 import { rpcCommand } from './rpc-command.js';
 import { serverCommand } from './server-command.js';
 import { statusCommand } from './status-command.js';
+import { tlsCommand } from './tls-command.js';
 import { tokenCommand } from './token-command.js';
 import { topCommand } from './top-command.js';
 import { traceCommand } from './trace-command.js';
@@ -34,6 +35,7 @@ export const rootCommand: Command = {
     traceCommand,
     topCommand,
     alertCommand,
+    tlsCommand,
   ],
   run({ values, out }) {
     if (values.version === true) {
