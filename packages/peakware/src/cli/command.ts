@@ -60,6 +60,11 @@ export interface Command {
   /** Example invocations for `--help`. */
   examples?: string[];
   subcommands?: Command[];
+  /**
+   * For a lazily loaded command: loads its full definition (see {@link lazyCommand}), so
+   * `peak --version` or `peak mq ...` load only the modules they need.
+   */
+  load?: () => Promise<Command>;
   /** Runs the command; resolves to an exit code (default 0). */
   run?: (ctx: CommandContext) => Promise<number | undefined> | number | undefined;
 }
@@ -84,22 +89,56 @@ function optionName(name: string): string {
   return `--${name}`;
 }
 
+/**
+ * A command whose module loads only when it is chosen (or listed in a parent's help): the
+ * stub carries the name; its summary, options and subcommands come with the module.
+ */
+export function lazyCommand(name: string, load: () => Promise<Command>): Command {
+  let loaded: Promise<Command> | undefined;
+  return {
+    name,
+    summary: '',
+    load: () => {
+      loaded ??= load().then((c) => {
+        if (c.name !== name) throw new Error(`lazy command '${name}' loaded '${c.name}'`);
+        return c;
+      });
+      return loaded;
+    },
+  };
+}
+
+/** The full definition of `command` (loads a lazy one). */
+export async function loaded(command: Command): Promise<Command> {
+  return command.load === undefined ? command : command.load();
+}
+
+/** `command` with every lazy subcommand loaded (for help text that lists their summaries). */
+export async function withSubcommandsLoaded(command: Command): Promise<Command> {
+  if (command.subcommands === undefined) return command;
+  return { ...command, subcommands: await Promise.all(command.subcommands.map(loaded)) };
+}
+
 /** Walks argv down the tree and parses the rest with the chosen command's options. */
-export function resolve(root: Command, argv: string[], env: NodeJS.ProcessEnv): Resolved {
+export async function resolve(
+  root: Command,
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<Resolved> {
   const path = [root.name];
   let command = root;
   let i = 0;
   while (command.subcommands !== undefined && i < argv.length) {
     const word = argv[i]!;
     if (word.startsWith('-')) break;
-    const next = command.subcommands.find((c) => c.name === word);
-    if (next === undefined) {
+    const found = command.subcommands.find((c) => c.name === word);
+    if (found === undefined) {
       const names = command.subcommands.map((c) => c.name).join(', ');
       throw new UsageError(
         `unknown command '${[...path, word].join(' ')}'; '${path.join(' ')}' has: ${names}. See '${path.join(' ')} --help'`,
       );
     }
-    command = next;
+    command = await loaded(found);
     path.push(word);
     i++;
   }

@@ -4,7 +4,7 @@
  * usage errors, 1 otherwise). Stack traces only with `--verbose`.
  */
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
-import { type Command, helpText, type Output, resolve } from './command.js';
+import { type Command, helpText, type Output, resolve, withSubcommandsLoaded } from './command.js';
 
 /** Streams and environment of one run (tests pass their own). */
 export interface CliIo {
@@ -49,9 +49,9 @@ export async function runCli(root: Command, argv: string[], io: CliIo): Promise<
   const wantsJson = argv.includes('--json');
   const verbose = argv.includes('--verbose');
   try {
-    const resolved = resolve(root, argv, io.env);
+    const resolved = await resolve(root, argv, io.env);
     if (resolved.help || resolved.command.run === undefined) {
-      io.stdout.write(helpText(resolved.path, resolved.command));
+      io.stdout.write(helpText(resolved.path, await withSubcommandsLoaded(resolved.command)));
       return 0;
     }
     const out = makeOutput(io, resolved.ctx.json);

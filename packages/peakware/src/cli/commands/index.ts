@@ -1,21 +1,10 @@
 /**
  * The root of the `peak` command tree. A subsystem adds its group (`peak rpc`, `peak mq`)
- * by exporting a Command with subcommands and listing it here.
+ * by exporting a Command with subcommands and listing it here as a lazy command, so each
+ * invocation loads only the module it runs (`peak --version` loads none of them).
  */
 import { PEAKWARE_VERSION } from '../../core/version.js';
-import { type Command, helpText } from '../command.js';
-import { alertCommand } from './alert-command.js';
-import { configCommand } from './config-command.js';
-import { dataCommand } from './data-command.js';
-import { guardCommand } from './guard-command.js';
-import { mqCommand } from './mq-command.js';
-import { rpcCommand } from './rpc-command.js';
-import { serverCommand } from './server-command.js';
-import { statusCommand } from './status-command.js';
-import { tlsCommand } from './tls-command.js';
-import { tokenCommand } from './token-command.js';
-import { topCommand } from './top-command.js';
-import { traceCommand } from './trace-command.js';
+import { type Command, helpText, lazyCommand, withSubcommandsLoaded } from '../command.js';
 
 export const rootCommand: Command = {
   name: 'peak',
@@ -24,26 +13,26 @@ export const rootCommand: Command = {
     version: { type: 'boolean', short: 'V', description: 'print the version' },
   },
   subcommands: [
-    serverCommand,
-    rpcCommand,
-    statusCommand,
-    tokenCommand,
-    guardCommand,
-    dataCommand,
-    configCommand,
-    mqCommand,
-    traceCommand,
-    topCommand,
-    alertCommand,
-    tlsCommand,
+    lazyCommand('server', async () => (await import('./server-command.js')).serverCommand),
+    lazyCommand('rpc', async () => (await import('./rpc-command.js')).rpcCommand),
+    lazyCommand('status', async () => (await import('./status-command.js')).statusCommand),
+    lazyCommand('token', async () => (await import('./token-command.js')).tokenCommand),
+    lazyCommand('guard', async () => (await import('./guard-command.js')).guardCommand),
+    lazyCommand('data', async () => (await import('./data-command.js')).dataCommand),
+    lazyCommand('config', async () => (await import('./config-command.js')).configCommand),
+    lazyCommand('mq', async () => (await import('./mq-command.js')).mqCommand),
+    lazyCommand('trace', async () => (await import('./trace-command.js')).traceCommand),
+    lazyCommand('top', async () => (await import('./top-command.js')).topCommand),
+    lazyCommand('alert', async () => (await import('./alert-command.js')).alertCommand),
+    lazyCommand('tls', async () => (await import('./tls-command.js')).tlsCommand),
   ],
-  run({ values, out }) {
+  async run({ values, out }) {
     if (values.version === true) {
       out.json({ version: PEAKWARE_VERSION });
       out.line(PEAKWARE_VERSION);
       return 0;
     }
-    out.stdout.write(helpText(['peak'], rootCommand));
+    out.stdout.write(helpText(['peak'], await withSubcommandsLoaded(rootCommand)));
     return 0;
   },
 };
