@@ -36,6 +36,8 @@ export const ErrorCodes = {
   NOT_FOUND: 'PEAK_NOT_FOUND',
   /** The control plane could not be reached from the CLI or an SDK. */
   SERVER_UNREACHABLE: 'PEAK_SERVER_UNREACHABLE',
+  /** The control plane refused a request to protect itself (e.g. too many bodies in flight); retry later. */
+  SERVER_BUSY: 'PEAK_SERVER_BUSY',
   /** An RPC call did not get its answer before its deadline. */
   RPC_TIMEOUT: 'PEAK_RPC_TIMEOUT',
   /** The provider does not host the named service (or that version of it). */

@@ -17,6 +17,7 @@
  */
 
 import type { Socket } from 'node:net';
+import { Transform } from 'node:stream';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -72,6 +73,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.NOT_FOUND]: 404,
   [ErrorCodes.DEADLINE_EXCEEDED]: 504,
   [ErrorCodes.DB_UNREACHABLE]: 503,
+  [ErrorCodes.SERVER_BUSY]: 503,
   [ErrorCodes.GUARD_TOKEN_SERVER_UNAVAILABLE]: 503,
 };
 
@@ -81,6 +83,14 @@ const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export interface HttpApiOptions {
   /** Largest request body accepted, bytes. Default 1 MiB. */
   bodyLimit?: number;
+  /**
+   * Most request-body bytes held at once over all requests not yet answered (received and
+   * still arriving). A body that would pass it is refused with 503 PEAK_SERVER_BUSY, so no
+   * number of slow or half-sent bodies moves memory past this bound. Default 64 MiB.
+   */
+  maxInflightBodyBytes?: number;
+  /** Longest a client may take to send a whole request (headers and body), ms. Default 30 000. */
+  requestTimeoutMs?: number;
   /** How long shutdown waits for in-flight requests is up to the caller's close timeout. */
   modules: readonly ApiModule[];
 }
@@ -107,6 +117,9 @@ export function createHttpApiWithRoutes(
     loggerInstance: ctx.logger.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // Slow senders: a request must arrive whole within this; the answer may take longer
+    // (long polls and streams are unaffected).
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
     // Close idle keep-alive sockets at shutdown; in-flight requests still finish.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -139,6 +152,39 @@ export function createHttpApiWithRoutes(
         'the admin token is wrong or has been rotated; use the current one from the data folder (file admin-token)',
       );
     }
+  });
+
+  // Bodies in flight count against one process-wide budget from their first byte until the
+  // response is finished or the connection closes.
+  const maxInflight = options.maxInflightBodyBytes ?? 64 * 1024 * 1024;
+  let inflightBodyBytes = 0;
+  app.addHook('preParsing', async (request, reply, payload) => {
+    let counted = 0;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      inflightBodyBytes -= counted;
+    };
+    reply.raw.once('close', release);
+    const meter = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        if (inflightBodyBytes + chunk.length > maxInflight) {
+          done(
+            new PeakError(
+              ErrorCodes.SERVER_BUSY,
+              `the server holds ${inflightBodyBytes} bytes of request bodies, its limit (maxInflightBodyBytes ${maxInflight}); retry shortly`,
+            ),
+          );
+          return;
+        }
+        counted += chunk.length;
+        inflightBodyBytes += chunk.length;
+        done(null, chunk);
+      },
+    });
+    payload.on('error', (err) => meter.destroy(err));
+    return payload.pipe(meter);
   });
 
   app.addHook('onResponse', async (request, reply) => {
