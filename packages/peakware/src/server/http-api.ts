@@ -158,7 +158,7 @@ export function createHttpApiWithRoutes(
   // response is finished or the connection closes.
   const maxInflight = options.maxInflightBodyBytes ?? 64 * 1024 * 1024;
   let inflightBodyBytes = 0;
-  app.addHook('preParsing', async (request, reply, payload) => {
+  app.addHook('preParsing', async (_request, reply, payload) => {
     let counted = 0;
     let released = false;
     const release = () => {
