@@ -11,7 +11,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { createLogger } from '../src/core/logger.js';
 import { PeakServer, type RouteEntry } from '../src/server/index.js';
 
 /** A concrete path for a route pattern: each `:param` becomes a plausible value. */
@@ -68,10 +70,17 @@ describe('admin check: no spelling of a path bypasses it', { timeout: 240_000 },
   let dataDir: string;
   let server: PeakServer;
   let token: string;
+  const logLines: string[] = [];
 
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-auth-enc-'));
-    server = await PeakServer.start({ dataDir, port: 0 });
+    const destination = new PassThrough();
+    destination.on('data', (d: Buffer) => logLines.push(...d.toString().split('\n')));
+    server = await PeakServer.start({
+      dataDir,
+      port: 0,
+      logger: createLogger({ level: 'info', destination }),
+    });
     token = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
   });
 
@@ -128,5 +137,51 @@ describe('admin check: no spelling of a path bypasses it', { timeout: 240_000 },
       headers: { authorization: `Bearer ${token}` },
     });
     assert.equal(ok.status, 200);
+  });
+
+  it('audits each admin call with where it came from, and never logs the token', async () => {
+    // The rotation above replaced the first token: use the current one.
+    const current = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
+    const res = await fetch(`${server.info.url}/api/v1/mq/topics`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${current}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'audited' }),
+    });
+    assert.ok(res.ok, String(res.status));
+    await new Promise((r) => setTimeout(r, 50));
+    const audit = logLines
+      .filter((l) => l.includes('"audit":true'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const entry = audit.find((a) => a.route === '/api/v1/mq/topics');
+    assert.ok(entry, logLines.join('\n'));
+    assert.equal(entry.from, '127.0.0.1');
+    assert.equal(entry.status, res.status);
+    for (const secret of [token, current]) {
+      assert.ok(!logLines.some((l) => l.includes(secret)), 'a token reached the log');
+    }
+  });
+
+  it('refuses an address after 10 wrong tokens in a minute (429), even with the right one', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const res = await fetch(`${server.info.url}/api/v1/mq/topics`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer peak_wrong', 'content-type': 'application/json' },
+        body: '{}',
+      });
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    assert.deepEqual(statuses, [...Array(10).fill(403), 429, 429]);
+    const current = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
+    const res = await fetch(`${server.info.url}/api/v1/mq/topics`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${current}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'late' }),
+    });
+    assert.equal(res.status, 429);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'PEAK_AUTH_RATE_LIMITED');
+    assert.match(body.error.message, /try again in \d+ s/);
   });
 });

@@ -38,6 +38,8 @@ export const ErrorCodes = {
   SERVER_UNREACHABLE: 'PEAK_SERVER_UNREACHABLE',
   /** The control plane refused a request to protect itself (e.g. too many bodies in flight); retry later. */
   SERVER_BUSY: 'PEAK_SERVER_BUSY',
+  /** Too many failed authentications from one address; it must wait before trying again. */
+  AUTH_RATE_LIMITED: 'PEAK_AUTH_RATE_LIMITED',
   /** An RPC call did not get its answer before its deadline. */
   RPC_TIMEOUT: 'PEAK_RPC_TIMEOUT',
   /** The provider does not host the named service (or that version of it). */

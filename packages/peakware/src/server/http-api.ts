@@ -28,6 +28,7 @@ import type pg from 'pg';
 import { type ErrorCode, ErrorCodes, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { verifyAdminToken } from './admin-token.js';
+import { AuthFailureLimiter } from './auth-failure-limiter.js';
 
 /** What route modules get to work with. */
 export interface ApiContext {
@@ -74,6 +75,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.DEADLINE_EXCEEDED]: 504,
   [ErrorCodes.DB_UNREACHABLE]: 503,
   [ErrorCodes.SERVER_BUSY]: 503,
+  [ErrorCodes.AUTH_RATE_LIMITED]: 429,
   [ErrorCodes.GUARD_TOKEN_SERVER_UNAVAILABLE]: 503,
 };
 
@@ -133,6 +135,7 @@ export function createHttpApiWithRoutes(
     }
   });
 
+  const authFailures = new AuthFailureLimiter();
   app.addHook('onRequest', async (request) => {
     // The matched route decides (request.routeOptions.url is its pattern); an unmatched
     // request has no route and ends in the 404 handler, changing nothing.
@@ -146,12 +149,45 @@ export function createHttpApiWithRoutes(
         `${request.method} ${request.url.split('?')[0]} changes state and needs the admin token: send 'Authorization: Bearer <token>' (the token is in the server's data folder, file admin-token)`,
       );
     }
+    const wait = authFailures.retryAfterMs(request.ip);
+    if (wait > 0) {
+      throw new PeakError(
+        ErrorCodes.AUTH_RATE_LIMITED,
+        `too many wrong admin tokens from ${request.ip}; try again in ${Math.ceil(wait / 1000)} s with the current token from the data folder (file admin-token)`,
+        { details: { retryAfterMs: wait } },
+      );
+    }
     if (!(await verifyAdminToken(ctx.pool, match[1]!))) {
+      authFailures.fail(request.ip);
+      request.log.warn(
+        { from: request.ip, method: request.method, route: request.routeOptions.url },
+        'wrong admin token',
+      );
       throw new PeakError(
         ErrorCodes.FORBIDDEN,
         'the admin token is wrong or has been rotated; use the current one from the data folder (file admin-token)',
       );
     }
+    admitted.add(request);
+  });
+
+  // Every admin call that passed the check is audited: who (the admin token; one today),
+  // from where, what, and how it ended. The token itself is never logged.
+  const admitted = new WeakSet<object>();
+  app.addHook('onResponse', async (request, reply) => {
+    if (!admitted.has(request)) return;
+    request.log.info(
+      {
+        audit: true,
+        who: 'admin-token',
+        from: request.ip,
+        method: request.method,
+        route: request.routeOptions.url,
+        url: request.url.split('?')[0],
+        status: reply.statusCode,
+      },
+      'admin call',
+    );
   });
 
   // Bodies in flight count against one process-wide budget from their first byte until the
