@@ -68,6 +68,7 @@ export const HOST_PRIMITIVES = [
  * graph has no cycle) but not for subsystems to import.
  */
 export const PRIMITIVE_SUPPORT = [
+  'server/auth-failure-limiter.ts',
   'server/admin-token.ts',
   'server/data-folder.ts',
   'server/embedded-postgres.ts',
