@@ -99,6 +99,36 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
     assert.deepEqual(received, [{ topic: 'mq/telemetry/alarm', payload: 'fire!' }]);
   });
 
+  it('a wildcard subscription gets every tag at the QoS asked; an unservable filter is refused in its SUBACK', async () => {
+    const sub = await connect();
+    const received: { topic: string; payload: string; qos: number }[] = [];
+    sub.on('message', (topic, payload, packet) =>
+      received.push({ topic, payload: payload.toString(), qos: packet.qos }),
+    );
+    const granted = await sub.subscribeAsync('mq/telemetry/#', { qos: 1 });
+    assert.deepEqual(
+      granted.map((g) => g.qos),
+      [1],
+    );
+    // A wildcard in the topic's place cannot map to one topic: SUBACK 0x80 (mqtt.js reports
+    // it as "Unspecified error"), and the connection stays up.
+    await assert.rejects(sub.subscribeAsync('mq/#', { qos: 1 }), /Unspecified error/);
+    assert.equal(sub.connected, true);
+    await new Promise((r) => setTimeout(r, 800));
+    const producer = new Producer({ server: server.info.url });
+    closers.push(() => producer.close());
+    await producer.send('telemetry', { body: 'a', tag: 'temp' });
+    await producer.send('telemetry', { body: 'b', tag: 'humidity' });
+    await until('both tags', () => received.length >= 2);
+    assert.deepEqual(
+      received.map((r) => [r.topic, r.payload, r.qos]),
+      [
+        ['mq/telemetry/temp', 'a', 1],
+        ['mq/telemetry/humidity', 'b', 1],
+      ],
+    );
+  });
+
   it('secured topics take their secrets as the MQTT password; bad publishes drop only that client', async () => {
     const t = await admin.call<{ produceSecret: string; consumeSecret: string }>(
       'POST',

@@ -4,8 +4,11 @@
  *
  * Topic mapping: MQTT topic `mq/<topic>` or `mq/<topic>/<tag>`. A PUBLISH stores the
  * payload as the body (QoS 1 is acknowledged after PostgreSQL committed it). A SUBSCRIBE to
- * `mq/<topic>` (or `mq/<topic>/<tag>`) starts a consumer of group `mqtt-<clientId>` from
- * the latest offset; each message is published to the client and acked. The MQTT password
+ * `mq/<topic>` (or `mq/<topic>/<tag>`, or `mq/<topic>/#` and `mq/<topic>/+` for every tag)
+ * starts a consumer of group `mqtt-<clientId>` from the latest offset; each message is
+ * published to the client at the subscription's QoS (0 or 1; 2 is granted as 1) and acked.
+ * A subscription that cannot be served (a wildcard in the topic's place, an unknown topic,
+ * a wrong secret) is refused in its SUBACK (0x80) and logged; the connection stays up. The MQTT password
  * is the credential of secured topics: the produce secret to publish, the consume secret
  * to subscribe. A bad publish (unknown topic, oversized, wrong secret, malformed topic) is
  * refused by disconnecting that client, as MQTT 3.1.1 prescribes; the broker keeps serving.
@@ -34,6 +37,12 @@ function parseTopic(mqttTopic: string): Parsed | undefined {
   const m = /^mq\/([A-Za-z0-9._-]{1,127})(?:\/([A-Za-z0-9._-]{1,128}))?$/.exec(mqttTopic);
   if (m === null) return undefined;
   return { topic: m[1]!, tag: m[2] };
+}
+
+/** A subscription filter: like {@link parseTopic}, and `mq/<topic>/#` or `/+` for every tag. */
+function parseFilter(filter: string): Parsed | undefined {
+  const wild = /^(mq\/[A-Za-z0-9._-]{1,127})\/[#+]$/.exec(filter);
+  return parseTopic(wild === null ? filter : wild[1]!);
 }
 
 /** Starts the MQTT listener on `port` (0 picks one). */
@@ -99,24 +108,31 @@ export async function startMqttBridge(
     // Client publishes are stored, not forwarded: subscribers get them through the queue.
     authorizeForward: (_client, packet) =>
       (packet as { clientId?: string }).clientId === undefined ? packet : null,
+    // A refused subscription gets 0x80 in its SUBACK (aedes: subscription null); an error
+    // here would drop the whole connection with no SUBACK and no reason.
     authorizeSubscribe: (client, subscription, callback) => {
-      const parsed = parseTopic(subscription.topic);
+      const refuse = (reason: string) => {
+        logger.warn({ client: client?.id, filter: subscription.topic }, `mqtt: ${reason}`);
+        callback(null, null);
+      };
+      const parsed = parseFilter(subscription.topic);
       if (parsed === undefined) {
-        callback(new Error(`subscribe to mq/<topic>[/<tag>], not '${subscription.topic}'`));
+        refuse(
+          `refused a subscription to '${subscription.topic}': subscribe to mq/<topic>, mq/<topic>/<tag> or mq/<topic>/#`,
+        );
         return;
       }
       broker.store.requireTopic(parsed.topic).then(
         (record) => {
           if (record.consumeSecret !== null && passwords.get(client.id) !== record.consumeSecret) {
-            callback(
-              new Error(`topic '${parsed.topic}' needs its consume secret as the MQTT password`),
-            );
+            refuse(`topic '${parsed.topic}' needs its consume secret as the MQTT password`);
             return;
           }
-          startPump(client, subscription.topic, parsed, record.consumeSecret ?? undefined);
-          callback(null, subscription);
+          const qos = subscription.qos >= 1 ? 1 : 0;
+          startPump(client, subscription.topic, parsed, record.consumeSecret ?? undefined, qos);
+          callback(null, { ...subscription, qos });
         },
-        (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))),
+        (err: unknown) => refuse(`refused a subscription: ${errorMessage(err)}`),
       );
     },
   });
@@ -126,6 +142,7 @@ export async function startMqttBridge(
     mqttTopic: string,
     parsed: Parsed,
     secret: string | undefined,
+    qos: 0 | 1,
   ) => {
     const clientId = client.id;
     const key = `${clientId}\u0000${mqttTopic}`;
@@ -161,7 +178,7 @@ export async function startMqttBridge(
                   cmd: 'publish',
                   topic: `mq/${parsed.topic}${m.tag === null ? '' : `/${m.tag}`}`,
                   payload: Buffer.from(m.body, 'base64'),
-                  qos: 0,
+                  qos,
                   retain: false,
                   dup: false,
                 },
