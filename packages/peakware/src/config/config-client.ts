@@ -16,6 +16,7 @@ import type { z } from 'zod';
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { type ConfigEntry, entryName } from './config-entry.js';
+import type { ConfigSource } from './config-source.js';
 import { readEventStream } from './event-stream.js';
 
 /** Options of {@link ConfigClient}. */
@@ -47,7 +48,7 @@ export function itemName(name: string): string {
 }
 
 /** Reads an app's config items and keeps them current. */
-export class ConfigClient {
+export class ConfigClient implements ConfigSource {
   readonly #servers: string[];
   readonly #app: string;
   readonly #instanceId: string | undefined;

@@ -7,7 +7,7 @@
 import { errorMessage } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { ConditionRule } from '../rpc/router.js';
-import type { ConfigClient } from './config-client.js';
+import type { ConfigSource } from './config-source.js';
 
 /** The item routing rules live in unless told otherwise. */
 export const DEFAULT_RPC_ROUTES_ITEM = 'governance/rpc-routes';
@@ -28,7 +28,7 @@ export interface BindRoutingRulesOptions {
 
 /** Applies the item's rules now (if known) and on every change; returns the unbind function. */
 export function bindRoutingRules(
-  client: ConfigClient,
+  client: ConfigSource,
   target: RoutingRuleTarget,
   options: BindRoutingRulesOptions = {},
 ): () => void {

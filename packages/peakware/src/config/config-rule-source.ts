@@ -9,7 +9,7 @@ import { errorMessage } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { RuleSource } from '../guard/rule-source.js';
 import type { GuardRules } from '../guard/rule-types.js';
-import type { ConfigClient } from './config-client.js';
+import type { ConfigSource } from './config-source.js';
 
 /** The item guard rules live in unless told otherwise. */
 export const DEFAULT_GUARD_RULES_ITEM = 'governance/guard-rules';
@@ -23,11 +23,11 @@ export interface ConfigRuleSourceOptions {
 
 /** A guard {@link RuleSource} that follows one config item. */
 export class ConfigRuleSource implements RuleSource {
-  readonly #client: ConfigClient;
+  readonly #client: ConfigSource;
   readonly #item: string;
   readonly #logger: Logger;
 
-  constructor(client: ConfigClient, options: ConfigRuleSourceOptions = {}) {
+  constructor(client: ConfigSource, options: ConfigRuleSourceOptions = {}) {
     this.#client = client;
     this.#item = options.item ?? DEFAULT_GUARD_RULES_ITEM;
     this.#logger = options.logger ?? silentLogger();

@@ -30,4 +30,9 @@ export {
   type SchemaProblem,
   validateValue,
 } from './config-schema.js';
+export {
+  type ConfigSource,
+  type ConfigSourceListener,
+  InMemoryConfigSource,
+} from './config-source.js';
 export { type DiffLine, lineDiff } from './line-diff.js';
