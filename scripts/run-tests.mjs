@@ -43,6 +43,63 @@ for (let i = 0; i < args.length; i++) {
   }
 }
 
+// System programs the tests use, by the Debian/Ubuntu package that brings each. On a machine
+// that has apt-get and runs this as root (CI, a fresh container) missing ones are installed;
+// elsewhere the run stops with one line saying what to install.
+const SYSTEM_TOOLS = [
+  {
+    bin: 'promtool',
+    apt: 'prometheus',
+    why: "Prometheus's checker of the /metrics format",
+    brew: 'prometheus',
+  },
+  { bin: 'redis-server', apt: 'redis-server', why: 'the cache tier tests', brew: 'redis' },
+  { bin: 'openssl', apt: 'openssl', why: 'the TLS tests', brew: 'openssl' },
+];
+
+function onPath(bin) {
+  return spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
+}
+
+function ensureSystemTools() {
+  const missing = SYSTEM_TOOLS.filter((t) => !onPath(t.bin));
+  if (missing.length === 0) return;
+  const names = missing.map((t) => t.apt).join(' ');
+  const canApt = process.getuid?.() === 0 && onPath('apt-get');
+  if (canApt) {
+    console.log(
+      `run-tests: installing ${names} (apt-get) for ${missing.map((t) => t.why).join(', ')}`,
+    );
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const install = () =>
+      spawnSync(
+        'apt-get',
+        ['install', '-y', '--no-install-recommends', ...missing.map((t) => t.apt)],
+        {
+          stdio: 'inherit',
+          env,
+        },
+      ).status === 0;
+    if (!install()) {
+      spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
+      install();
+    }
+  }
+  const still = SYSTEM_TOOLS.filter((t) => !onPath(t.bin));
+  if (still.length > 0) {
+    console.error(
+      `run-tests: missing ${still.map((t) => `${t.bin} (${t.why})`).join(', ')}: install ${still
+        .map((t) => t.apt)
+        .join(
+          ' ',
+        )} (Debian/Ubuntu: apt-get install ${still.map((t) => t.apt).join(' ')}; macOS: brew install ${still
+        .map((t) => t.brew)
+        .join(' ')})`,
+    );
+    process.exit(1);
+  }
+}
+
 function collect(dir, out) {
   if (!existsSync(dir)) return out;
   for (const name of readdirSync(dir)) {
@@ -70,6 +127,7 @@ if (selected.length === 0) {
   );
   process.exit(1);
 }
+ensureSystemTools();
 const version = spawnSync(nodeBinary, ['--version'], { encoding: 'utf8' }).stdout.trim();
 console.log(`run-tests: ${selected.length} test files under Node ${version}`);
 const result = spawnSync(
