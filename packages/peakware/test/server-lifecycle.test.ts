@@ -78,8 +78,11 @@ describe('peak server process (embedded PostgreSQL)', { timeout: 240_000 }, () =
 
   it('recovers after kill -9 of the server together with its PostgreSQL', async () => {
     const previous = started.at(-1)!;
-    // The server leads its process group and PostgreSQL is in it: both die at once.
+    // Both die at once (a machine-level kill): PostgreSQL runs in its own process group
+    // (so a terminal's Ctrl-C reaches only the server), so it is killed by its pid.
+    const pgPids = await postgresPidsFor(dataDir);
     killGroup(previous.child, 'SIGKILL');
+    for (const pid of pgPids) process.kill(pid, 'SIGKILL');
     await previous.exited;
     await waitUntil('PostgreSQL gone', async () => (await postgresPidsFor(dataDir)).length === 0);
     const { p, ready } = await startServer(dataDir);
@@ -133,6 +136,18 @@ describe('peak server process (embedded PostgreSQL)', { timeout: 240_000 }, () =
     assert.equal((await fetch(`${ready.url}/ready`)).status, 200);
     p.child.kill('SIGINT');
     assert.equal((await p.exited).code, 0);
+    await assert.rejects(stat(path.join(dataDir, 'server.lock')), { code: 'ENOENT' });
+  });
+
+  it('a Ctrl-C to the whole process group (as a terminal sends) stops cleanly, PostgreSQL last', async () => {
+    const { p, ready } = await startServer(dataDir);
+    assert.equal((await fetch(`${ready.url}/ready`)).status, 200);
+    killGroup(p.child, 'SIGINT');
+    assert.equal((await p.exited).code, 0, p.stderr());
+    // PostgreSQL did not get the signal: the server drained and stopped it, nothing forced.
+    assert.deepEqual(p.events.at(-1), { event: 'stopped', clean: true });
+    assert.ok(!/ECONNRESET|terminating connection/.test(p.stderr()), p.stderr());
+    assert.deepEqual(await postgresPidsFor(dataDir), []);
     await assert.rejects(stat(path.join(dataDir, 'server.lock')), { code: 'ENOENT' });
   });
 });

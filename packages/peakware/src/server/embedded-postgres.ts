@@ -470,6 +470,11 @@ export class EmbeddedPostgres {
         ...(user ?? {}),
         stdio: ['ignore', 'ignore', 'pipe'],
         env: { ...process.env, LC_ALL: 'C' },
+        // Its own process group: a terminal's Ctrl-C (SIGINT to the whole foreground group)
+        // reaches peak server, which stops PostgreSQL last, after the API has drained; it
+        // used to reach PostgreSQL too, which shut down under the server's feet. A postmaster
+        // left by a kill -9 of the server is found and stopped at the next start.
+        detached: true,
       },
     );
     this.#child = child;
