@@ -1,7 +1,8 @@
 /**
  * `peakware/core`: what every subsystem shares: the call context and its header form,
  * the sliding-window statistics primitive, the latency histogram, time-ordered ids,
- * error classes with stable codes, and structured logging.
+ * error classes with stable codes, structured logging, and the keep-alive HTTP client the
+ * SDK calls the control plane with.
  */
 export {
   assertDeadline,
@@ -36,6 +37,7 @@ export {
   type PeakErrorOptions,
   UsageError,
 } from './errors.js';
+export { type HttpRequestInit, type HttpResponse, httpRequest } from './http-client.js';
 export {
   type DecodedId,
   decodeId,

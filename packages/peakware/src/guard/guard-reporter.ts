@@ -4,8 +4,10 @@
  * console) can show them. Failures are logged and the metrics kept (bounded) for the next
  * push; a control-plane outage never touches the guarded calls.
  */
+
 import os from 'node:os';
 import { errorMessage } from '../core/errors.js';
+import { httpRequest } from '../core/http-client.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { Guard, MetricSnapshot } from './guard.js';
 
@@ -81,7 +83,7 @@ export class GuardReporter {
     const metrics = this.#buffer.slice(0, MAX_PER_PUSH);
     this.#buffer = this.#buffer.slice(MAX_PER_PUSH);
     try {
-      const res = await fetch(this.#url, {
+      const res = await httpRequest(this.#url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
@@ -90,9 +92,9 @@ export class GuardReporter {
           rules: this.#guard.rawRules(),
           metrics,
         }),
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        timeoutMs: this.#timeoutMs,
       });
-      if (!res.ok) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      if (!res.ok) throw new Error(`HTTP ${res.status}: ${res.text.slice(0, 200)}`);
     } catch (err) {
       this.#buffer = metrics.concat(this.#buffer).slice(-this.#maxBuffered);
       this.#logger.warn(

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { errorMessage } from '../core/errors.js';
+import { httpRequest } from '../core/http-client.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { ClusterTokenClient, TokenResult } from './cluster-token-client.js';
 import { coarseNow } from './coarse-clock.js';
@@ -140,7 +141,7 @@ export class HttpTokenClient implements ClusterTokenClient {
     s.inflight = true;
     const want = this.#batch(count);
     this.counters.requests++;
-    fetch(this.#url, {
+    httpRequest(this.#url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
@@ -151,14 +152,13 @@ export class HttpTokenClient implements ClusterTokenClient {
         thresholdType,
         acquire: want,
       }),
-      signal: AbortSignal.timeout(this.#timeoutMs),
+      timeoutMs: this.#timeoutMs,
     })
-      .then(async (res) => {
-        if (!res.ok)
-          throw new Error(
-            `token server answered HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`,
-          );
-        return (await res.json()) as TokenGrant;
+      .then((res) => {
+        if (!res.ok) {
+          throw new Error(`token server answered HTTP ${res.status}: ${res.text.slice(0, 200)}`);
+        }
+        return JSON.parse(res.text) as TokenGrant;
       })
       .then((grant) => {
         this.counters.answered++;

@@ -4,7 +4,9 @@
  * and 5xx answers are retried with a short backoff (Corgi's producer retries): at-least-once
  * means a retried send may store a message twice, never zero times once acknowledged.
  */
+
 import { type ErrorCode, ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
+import { type HttpResponse, httpRequest } from '../core/http-client.js';
 
 /** Options of a {@link BrokerClient}. */
 export interface BrokerClientOptions {
@@ -62,9 +64,9 @@ export class BrokerClient {
     const timeout = opts.timeoutMs ?? 15_000;
     for (let i = 0; i < attempts; i++) {
       if (i > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** i));
-      let response: Response;
+      let response: HttpResponse;
       try {
-        response = await fetch(`${this.server}${route}`, {
+        response = await httpRequest(`${this.server}${route}`, {
           method,
           headers: {
             accept: 'application/json',
@@ -73,10 +75,8 @@ export class BrokerClient {
             ...(this.#secret === undefined ? {} : { 'x-peak-mq-secret': this.#secret }),
           },
           ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-          signal:
-            opts.signal === undefined
-              ? AbortSignal.timeout(timeout)
-              : AbortSignal.any([AbortSignal.timeout(timeout), opts.signal]),
+          timeoutMs: timeout,
+          ...(opts.signal === undefined ? {} : { signal: opts.signal }),
         });
       } catch (err) {
         last = new PeakError(
@@ -86,7 +86,7 @@ export class BrokerClient {
         );
         continue;
       }
-      const text = await response.text();
+      const text = response.text;
       let parsed: unknown;
       try {
         parsed = text.length === 0 ? undefined : JSON.parse(text);

@@ -14,9 +14,11 @@
  * the same Fastify lifecycle, load balancers and proxies, needs no extra port, and curl
  * can watch it.
  */
+
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { errorMessage } from '../core/errors.js';
+import { httpRequest } from '../core/http-client.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type {
   InstancesListener,
@@ -118,14 +120,16 @@ export class HttpRegistry implements Registry {
     for (let i = 0; i < this.#servers.length; i++) {
       const base = this.#server();
       try {
-        const res = await fetch(`${base}${route}`, {
+        const res = await httpRequest(`${base}${route}`, {
           method,
           headers: body === undefined ? {} : { 'content-type': 'application/json' },
           ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-          signal: AbortSignal.timeout(this.#requestTimeoutMs),
+          timeoutMs: this.#requestTimeoutMs,
         });
-        const text = await res.text();
-        return { status: res.status, json: text.length > 0 ? JSON.parse(text) : undefined };
+        return {
+          status: res.status,
+          json: res.text.length > 0 ? JSON.parse(res.text) : undefined,
+        };
       } catch (err) {
         lastError = err;
         this.#nextServer();

@@ -2,7 +2,9 @@
  * Sends span batches to the control plane's collector (`POST /api/v1/telemetry/spans`).
  * Each export is bounded by a timeout; failures reject so the processor counts the drop.
  */
+
 import { ErrorCodes, PeakError } from '../core/errors.js';
+import { httpRequest } from '../core/http-client.js';
 import type { SpanExporter } from './span-exporter.js';
 import type { SpanRecord } from './span-types.js';
 
@@ -25,19 +27,17 @@ export class ControlPlaneSpanExporter implements SpanExporter {
   }
 
   async export(spans: readonly SpanRecord[]): Promise<void> {
-    const res = await fetch(this.#url, {
+    const res = await httpRequest(this.#url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ spans }),
-      signal: AbortSignal.timeout(this.#timeoutMs),
+      timeoutMs: this.#timeoutMs,
     });
     if (!res.ok) {
-      const text = await res.text().catch(() => '');
       throw new PeakError(
         ErrorCodes.TELEMETRY_EXPORT_FAILED,
-        `the collector at ${this.#url} answered ${res.status}: ${text.slice(0, 300)}`,
+        `the collector at ${this.#url} answered ${res.status}: ${res.text.slice(0, 300)}`,
       );
     }
-    await res.arrayBuffer();
   }
 }

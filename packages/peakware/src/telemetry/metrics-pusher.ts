@@ -13,8 +13,10 @@
  * leaves every `intervalMs` with at most `maxPerPush` records, and a failed push (the
  * control plane down or slow past `timeoutMs`) drops its records and counts them.
  */
+
 import os from 'node:os';
 import { errorMessage } from '../core/errors.js';
+import { httpRequest } from '../core/http-client.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { SlidingWindow } from '../core/sliding-window.js';
 import type { MetricSink, SecondMetric } from './service-metrics.js';
@@ -163,7 +165,7 @@ export class MetricsPusher implements MetricSink {
 
   async #push(batch: PushedMetric[]): Promise<void> {
     try {
-      const res = await fetch(this.#url, {
+      const res = await httpRequest(this.#url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
@@ -171,10 +173,9 @@ export class MetricsPusher implements MetricSink {
           instance: this.#instance,
           metrics: batch,
         }),
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        timeoutMs: this.#timeoutMs,
       });
-      const text = await res.text();
-      if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 300)}`);
+      if (!res.ok) throw new Error(`HTTP ${res.status}: ${res.text.slice(0, 300)}`);
       this.#stats.sent += batch.length;
       this.#warned = false;
     } catch (err) {
