@@ -1035,9 +1035,11 @@ export class PgMessageStore {
     refs: readonly (QueueRef & { offset: string })[],
   ): Promise<{ acked: { msgId: string; deliveredAt: Date | null }[] }> {
     if (refs.length === 0) return { acked: [] };
+    let ordered: string[] = [];
     return inTransaction(
       this.#pool,
       async (c) => {
+        ordered = await this.#lockOrderedQueues(c, grp, refs);
         const { rows } = await c.query<{
           topic: string;
           queue_id: number;
@@ -1056,7 +1058,45 @@ export class PgMessageStore {
         return { acked: rows.map((r) => ({ msgId: r.msg_id, deliveredAt: r.delivered_at })) };
       },
       false,
+    ).then((r) => {
+      // A promoted message is new work: wake the long-polls waiting on its topic.
+      for (const t of ordered) this.onAppend?.(t);
+      return r;
+    });
+  }
+
+  /**
+   * Ordered topics only: takes the offset rows (the lock a claim holds while it parks
+   * messages behind their group's head) of the queues `refs` touch, in one global order.
+   * Without it an ack could delete a group's head after a concurrent claim had seen it
+   * and before that claim's parked message committed: the ack would promote nothing and
+   * the parked message would wait for good. Returns the ordered topics touched.
+   */
+  async #lockOrderedQueues(
+    c: pg.PoolClient,
+    grp: string,
+    refs: readonly QueueRef[],
+  ): Promise<string[]> {
+    const ordered: string[] = [];
+    for (const t of new Set(refs.map((r) => r.topic)))
+      if ((await this.topic(t))?.ordered === true) ordered.push(t);
+    if (ordered.length === 0) return ordered;
+    const keys = [
+      ...new Map(
+        refs
+          .filter((r) => ordered.includes(r.topic))
+          .map((r) => [`${r.topic}\u0000${r.queueId}`, r]),
+      ).values(),
+    ];
+    await c.query(
+      `SELECT 1 FROM peak.mq_offsets o
+         JOIN unnest($2::text[], $3::int[]) AS x(t, q) ON o.topic = x.t AND o.queue_id = x.q
+        WHERE o.grp = $1
+        ORDER BY o.topic, o.queue_id
+          FOR UPDATE OF o`,
+      [grp, keys.map((k) => k.topic), keys.map((k) => k.queueId)],
     );
+    return ordered;
   }
 
   async #promote(
@@ -1104,6 +1144,7 @@ export class PgMessageStore {
     return inTransaction(
       this.#pool,
       async (c) => {
+        await this.#lockOrderedQueues(c, grp, [ref]);
         const { rows: drows } = await c.query<{
           deliveries: number;
           msg_id: string;
