@@ -1,5 +1,6 @@
 /**
- * `peakware/mq`: the message queue SDK (producer, consumer, transactional enqueue, body
+ * `peakware/mq`: the message queue SDK (producer, consumer, transactional enqueue into the
+ * broker's database or an outbox in the application's own, body
  * encryption, signatures). The broker that `peak server` runs is in `server/`, not exported
  * here. See README.md.
  */
@@ -16,6 +17,12 @@ export {
   TopicNames,
   type WireMessage,
 } from './message-types.js';
+export {
+  Outbox,
+  type OutboxOptions,
+  type OutboxPool,
+  type OutboxStats,
+} from './outbox.js';
 export {
   Producer,
   type ProducerOptions,

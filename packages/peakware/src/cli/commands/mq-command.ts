@@ -3,7 +3,9 @@
  * stats, against a running `peak server`'s broker.
  */
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { UsageError } from '../../core/errors.js';
+import { Outbox } from '../../mq/outbox.js';
 import type { Command, OptionSpec } from '../command.js';
 import { ADMIN_OPTIONS, findAdminToken, requestJson, SERVER_OPTIONS } from '../control-client.js';
 
@@ -452,9 +454,44 @@ const stats: Command = {
   },
 };
 
+const outboxInstall: Command = {
+  name: 'install',
+  summary: "create the transactional outbox's tables (peak_outbox.*) in an application database",
+  options: {
+    db: {
+      type: 'string',
+      valueName: 'URL',
+      description: 'the application database (postgres://...)',
+      env: 'PEAK_OUTBOX_DB',
+    },
+  },
+  examples: ['peak mq outbox install --db postgres://app@localhost:5432/shop'],
+  async run({ values, out }) {
+    if (typeof values.db !== 'string' || values.db === '')
+      throw new UsageError(
+        "'peak mq outbox install' needs --db <url> (or PEAK_OUTBOX_DB): the database your services write their rows in",
+      );
+    const pool = new pg.Pool({ connectionString: values.db, max: 1 });
+    try {
+      await Outbox.install(pool);
+    } finally {
+      await pool.end();
+    }
+    out.json({ installed: true });
+    out.line('outbox tables ready: peak_outbox.messages, peak_outbox.dead');
+    return 0;
+  },
+};
+
+const outbox: Command = {
+  name: 'outbox',
+  summary: 'the transactional outbox in an application database',
+  subcommands: [outboxInstall],
+};
+
 /** `peak mq`. */
 export const mqCommand: Command = {
   name: 'mq',
-  summary: 'message queue: topics, send, consume, query, trace, dead letters, replay',
-  subcommands: [topics, send, consume, query, trace, dlq, resetOffset, stats],
+  summary: 'message queue: topics, send, consume, query, trace, dead letters, replay, outbox',
+  subcommands: [topics, send, consume, query, trace, dlq, resetOffset, stats, outbox],
 };

@@ -1,0 +1,370 @@
+/**
+ * The transactional outbox on the application's own PostgreSQL (any database the
+ * application writes its business rows to, e.g. an order shard): `outbox.send(client, …)`
+ * writes the message into `peak_outbox.messages` inside the caller's open transaction, so
+ * the message exists exactly when the business rows commit, with no call to the control
+ * plane on the request path. The relay (`start()`) moves committed rows to the broker in
+ * batches and deletes them:
+ *
+ * - **at least once**: rows are deleted in the same transaction only after the broker has
+ *   acknowledged them; a crash between the two sends them again (consumers are idempotent,
+ *   as with every at-least-once queue);
+ * - **in order per message group**: one relay at a time works an outbox (it holds a
+ *   transaction-scoped advisory lock for its pass; the others skip), reading rows in id
+ *   order and sending each topic's run of rows as one ordered batch;
+ * - **bounded**: a pass takes at most `batchSize` rows and goes again at once only when
+ *   the batch was full; otherwise the relay waits for the next poll (`idleMs`) or for a
+ *   wake-up from a `send` in this process;
+ * - **nothing lost on refusal**: a row the broker refuses for good (unknown topic, body too
+ *   large, bad signature) moves to `peak_outbox.dead` with the broker's message, counted
+ *   and logged; network failures and 5xx leave the rows for the next pass.
+ *
+ * `Outbox.install(pool)` (or `peak mq outbox install --db <url>`) creates the two tables.
+ * The relay's figures (relayed, dead, pending, lag) are in {@link Outbox.stats} and, as
+ * Prometheus families, in {@link Outbox.families} for a service's `/metrics`.
+ *
+ * `sendInTransaction` is the other form: it writes into the broker's own outbox and
+ * needs the application's transaction to run on the broker's database.
+ */
+import { currentContext } from '../core/context.js';
+import { ErrorCodes, errorMessage, isPeakError, PeakError } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/logger.js';
+import type { MetricFamily } from '../telemetry/prometheus-format.js';
+import type { KeyRing } from './body-cipher.js';
+import { BrokerClient } from './broker-client.js';
+import type { OutgoingMessage, WireMessage } from './message-types.js';
+import type { SqlClient } from './send-in-transaction.js';
+import { toWire } from './wire-encoding.js';
+
+/** What the relay needs of a pool: `pg.Pool` fits. */
+export interface OutboxPool {
+  connect(): Promise<SqlClient & { release(err?: Error | boolean): void }>;
+  query: SqlClient['query'];
+}
+
+/** Options of an {@link Outbox}. */
+export interface OutboxOptions {
+  /** The application's database (where its business transactions run). */
+  pool: OutboxPool;
+  /** The peak server URL the relay sends to. */
+  server: string;
+  /** A name for logs and metrics labels, e.g. the data source (`ds0`). Default `default`. */
+  name?: string;
+  /** Produce secrets of secured topics: messages to them are signed when written. */
+  secrets?: Readonly<Record<string, string>>;
+  /** Encrypt bodies with this key ring's current key when written. */
+  encryption?: KeyRing;
+  /** Rows per relay pass. Default 500. */
+  batchSize?: number;
+  /**
+   * Poll interval of an idle relay, ms. Default 100. A `send` through this Outbox also
+   * wakes its relay 10 ms later (after the caller's commit, as a rule), so events written
+   * by this process reach the broker in about that time; rows written by other processes
+   * sharing the database wait for the next poll. A relay that finds another one working
+   * waits 10 times this.
+   */
+  idleMs?: number;
+  logger?: Logger;
+}
+
+/** The relay's figures. */
+export interface OutboxStats {
+  /** Messages the broker acknowledged. */
+  relayed: number;
+  /** Messages the broker refused for good, moved to `peak_outbox.dead`. */
+  dead: number;
+  /** Passes that failed (broker unreachable, 5xx, database error); their rows stay. */
+  failedPasses: number;
+  /** Rows left unsent after the last pass (0 when it emptied the outbox). */
+  pending: number;
+  /** Age of the oldest row the last pass saw, ms: how far the relay is behind. */
+  lagMs: number;
+}
+
+const LOCK_KEY = 0x7065616b; // 'peak': the relay lock, one per database
+
+const INSTALL_SQL = `
+  CREATE SCHEMA IF NOT EXISTS peak_outbox;
+  CREATE TABLE IF NOT EXISTS peak_outbox.messages (
+    id         bigserial PRIMARY KEY,
+    topic      text NOT NULL,
+    stress     boolean NOT NULL DEFAULT false,
+    wire       jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE TABLE IF NOT EXISTS peak_outbox.dead (
+    id         bigint PRIMARY KEY,
+    topic      text NOT NULL,
+    stress     boolean NOT NULL,
+    wire       jsonb NOT NULL,
+    created_at timestamptz NOT NULL,
+    failed_at  timestamptz NOT NULL DEFAULT now(),
+    error      text NOT NULL
+  );`;
+
+/** Codes after which sending the same rows again cannot succeed. */
+const PERMANENT = new Set<string>([
+  ErrorCodes.MQ_UNKNOWN_TOPIC,
+  ErrorCodes.MQ_MESSAGE_TOO_LARGE,
+  ErrorCodes.MQ_BAD_SIGNATURE,
+  ErrorCodes.MQ_FORBIDDEN,
+  ErrorCodes.INVALID_ARGUMENT,
+]);
+
+interface Row {
+  id: string;
+  topic: string;
+  stress: boolean;
+  wire: WireMessage;
+  age_ms: number;
+}
+
+/** A transactional outbox in the application's database, and its relay to the broker. */
+export class Outbox {
+  readonly #o: OutboxOptions;
+  readonly #client: BrokerClient;
+  readonly #logger: Logger;
+  readonly #stats: OutboxStats = { relayed: 0, dead: 0, failedPasses: 0, pending: 0, lagMs: 0 };
+  #running: Promise<void> | undefined;
+  #stopping = false;
+  #wake: (() => void) | undefined;
+  #kick: NodeJS.Timeout | undefined;
+
+  constructor(options: OutboxOptions) {
+    this.#o = options;
+    this.#client = new BrokerClient({ server: options.server });
+    this.#logger = options.logger ?? silentLogger();
+  }
+
+  /** Creates `peak_outbox.messages` and `peak_outbox.dead` in `pool`'s database (idempotent). */
+  static async install(pool: Pick<OutboxPool, 'query'>): Promise<void> {
+    await pool.query(INSTALL_SQL);
+  }
+
+  /**
+   * Writes `message` for `topic` in the caller's transaction (call between BEGIN and
+   * COMMIT on `client`); it reaches the broker only if that transaction commits. Returns
+   * the outbox row id (the broker assigns the message id when the relay delivers it).
+   */
+  async send(client: SqlClient, topic: string, message: OutgoingMessage): Promise<{ id: string }> {
+    if (topic.length === 0) {
+      throw new PeakError(ErrorCodes.INVALID_ARGUMENT, 'outbox.send: topic must be non-empty', {
+        details: { input: 'topic' },
+      });
+    }
+    const wire = toWire(topic, message, {
+      secret: this.#o.secrets?.[topic],
+      ring: this.#o.encryption,
+    });
+    try {
+      const { rows } = await client.query(
+        'INSERT INTO peak_outbox.messages (topic, stress, wire) VALUES ($1, $2, $3) RETURNING id::text AS id',
+        [topic, currentContext()?.stress === true, JSON.stringify(wire)],
+      );
+      // Wake the relay once the caller has (most likely) committed.
+      if (this.#running !== undefined && this.#kick === undefined) {
+        this.#kick = setTimeout(() => {
+          this.#kick = undefined;
+          this.#wake?.();
+        }, 10);
+        this.#kick.unref();
+      }
+      return { id: String(rows[0]?.id) };
+    } catch (err) {
+      if ((err as { code?: string }).code === '42P01') {
+        throw new PeakError(
+          ErrorCodes.USAGE,
+          'outbox.send: this database has no peak_outbox.messages table; create it with Outbox.install(pool) or `peak mq outbox install --db <url>`',
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Starts the relay (idempotent). */
+  start(): this {
+    if (this.#running !== undefined) return this;
+    this.#stopping = false;
+    this.#running = this.#loop();
+    return this;
+  }
+
+  /**
+   * Runs one relay pass now; resolves with the number of rows it handled, or -1 when
+   * another relay holds this outbox's lock.
+   */
+  async relayOnce(): Promise<number> {
+    const client = await this.#o.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const lock = await client.query('SELECT pg_try_advisory_xact_lock($1) AS got', [LOCK_KEY]);
+      if (lock.rows[0]?.got !== true) {
+        await client.query('ROLLBACK');
+        return -1;
+      }
+      const limit = this.#o.batchSize ?? 500;
+      const { rows } = (await client.query(
+        // (ORDER BY m.id: a bare `id` would sort the text output column, 10 before 6.)
+        `SELECT id::text AS id, topic, stress, wire,
+                (extract(epoch FROM now() - created_at) * 1000)::float8 AS age_ms
+           FROM peak_outbox.messages m ORDER BY m.id LIMIT $1`,
+        [limit + 1],
+      )) as unknown as { rows: Row[] };
+      const batch = rows.slice(0, limit);
+      this.#stats.lagMs = Math.round(batch[0]?.age_ms ?? 0);
+      this.#stats.pending = rows.length > limit ? rows.length - limit : 0;
+      if (batch.length === 0) {
+        await client.query('COMMIT');
+        return 0;
+      }
+      const sent: string[] = [];
+      const dead: { ids: string[]; error: string }[] = [];
+      for (const run of runsOf(batch)) {
+        try {
+          await this.#client.call(
+            'POST',
+            `/api/v1/mq/topics/${encodeURIComponent(run.topic)}/messages`,
+            {
+              messages: run.rows.map((r) => r.wire),
+            },
+          );
+          sent.push(...run.rows.map((r) => r.id));
+        } catch (err) {
+          if (!isPeakError(err) || !PERMANENT.has(err.code)) throw err;
+          dead.push({ ids: run.rows.map((r) => r.id), error: errorMessage(err) });
+          this.#logger.error(
+            { outbox: this.#o.name ?? 'default', topic: run.topic, messages: run.rows.length, err },
+            'outbox: the broker refused messages for good; moved to peak_outbox.dead',
+          );
+        }
+      }
+      for (const d of dead) {
+        await client.query(
+          `WITH moved AS (DELETE FROM peak_outbox.messages WHERE id = ANY($1::bigint[]) RETURNING *)
+           INSERT INTO peak_outbox.dead (id, topic, stress, wire, created_at, error)
+           SELECT id, topic, stress, wire, created_at, $2 FROM moved`,
+          [d.ids, d.error],
+        );
+      }
+      if (sent.length > 0) {
+        await client.query('DELETE FROM peak_outbox.messages WHERE id = ANY($1::bigint[])', [sent]);
+      }
+      await client.query('COMMIT');
+      this.#stats.relayed += sent.length;
+      this.#stats.dead += dead.reduce((n, d) => n + d.ids.length, 0);
+      return batch.length;
+    } catch (err) {
+      broken = err as Error;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async #loop(): Promise<void> {
+    let backoff = 0;
+    while (!this.#stopping) {
+      let handled = 0;
+      try {
+        handled = await this.relayOnce();
+        backoff = 0;
+      } catch (err) {
+        this.#stats.failedPasses++;
+        backoff = Math.min(5000, Math.max(100, backoff * 2));
+        this.#logger.warn(
+          { outbox: this.#o.name ?? 'default', err, retryInMs: backoff },
+          'outbox: relay pass failed; its messages stay and are sent again',
+        );
+      }
+      const idleMs = this.#o.idleMs ?? 100;
+      // A full batch means more is waiting: go again at once. Another relay at work: stand by.
+      if (handled >= (this.#o.batchSize ?? 500) && backoff === 0) continue;
+      const wait = backoff > 0 ? backoff : handled < 0 ? idleMs * 10 : idleMs;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  /** The relay's figures. */
+  stats(): OutboxStats {
+    return { ...this.#stats };
+  }
+
+  /** The figures as Prometheus families, labelled by outbox name, for a `/metrics` page. */
+  families(): MetricFamily[] {
+    const labels = { outbox: this.#o.name ?? 'default' };
+    const s = this.#stats;
+    const one = (name: string, help: string, type: 'counter' | 'gauge', value: number) => ({
+      name,
+      help,
+      type,
+      samples: [{ labels, value }],
+    });
+    return [
+      one(
+        'peak_outbox_relayed_total',
+        'Messages the outbox relay delivered to the broker.',
+        'counter',
+        s.relayed,
+      ),
+      one(
+        'peak_outbox_dead_total',
+        'Messages the broker refused for good (in peak_outbox.dead).',
+        'counter',
+        s.dead,
+      ),
+      one(
+        'peak_outbox_failed_passes_total',
+        'Relay passes that failed and were retried.',
+        'counter',
+        s.failedPasses,
+      ),
+      one(
+        'peak_outbox_lag_seconds',
+        'Age of the oldest unrelayed message at the last pass.',
+        'gauge',
+        s.lagMs / 1000,
+      ),
+    ];
+  }
+
+  /**
+   * Stops the relay after its current pass; with `drain`, first relays what is committed
+   * (bounded by `drainMs`, default 5 s), so a graceful stop leaves nothing behind.
+   */
+  async close(options: { drain?: boolean; drainMs?: number } = {}): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#kick);
+    this.#kick = undefined;
+    this.#wake?.();
+    await this.#running;
+    this.#running = undefined;
+    if (options.drain === true) {
+      const until = Date.now() + (options.drainMs ?? 5000);
+      while (Date.now() < until) {
+        const n = await this.relayOnce().catch(() => 0);
+        if (n <= 0 && this.#stats.pending === 0) break;
+      }
+    }
+  }
+}
+
+/** Consecutive rows of one topic and one traffic kind: one ordered batch each. */
+function runsOf(rows: Row[]): { topic: string; rows: Row[] }[] {
+  const runs: { topic: string; stress: boolean; rows: Row[] }[] = [];
+  for (const r of rows) {
+    const last = runs.at(-1);
+    if (last !== undefined && last.topic === r.topic && last.stress === r.stress) last.rows.push(r);
+    else runs.push({ topic: r.topic, stress: r.stress, rows: [r] });
+  }
+  return runs;
+}

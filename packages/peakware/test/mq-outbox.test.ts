@@ -1,0 +1,216 @@
+/**
+ * The transactional outbox in an application database that is not the broker's (a second
+ * database on the embedded PostgreSQL, reached only through its own pool): commit
+ * delivers and rollback never does, two relays on one outbox keep a group's order, a
+ * refused message moves to the dead table without holding up the rest, and an
+ * unreachable broker loses nothing.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, afterEach, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { rootCommand } from '../src/cli/commands/index.js';
+import { runCli } from '../src/cli/run-cli.js';
+import { isPeakError } from '../src/core/errors.js';
+import { BrokerClient, type ConsumedMessage, Consumer, Outbox } from '../src/mq/index.js';
+import { PeakServer } from '../src/server/peak-server.js';
+
+let server: PeakServer;
+let dataDir: string;
+let admin: BrokerClient;
+let app: pg.Pool;
+const consumers: Consumer[] = [];
+const outboxes: Outbox[] = [];
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 15_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+function outbox(extra: Partial<ConstructorParameters<typeof Outbox>[0]> = {}): Outbox {
+  const o = new Outbox({ pool: app, server: server.info.url, idleMs: 30, ...extra });
+  outboxes.push(o);
+  return o;
+}
+
+let groups = 0;
+/** A consumer in a group of its own, from the topic's start (each test has its own topic). */
+function consume(topic: string, got: ConsumedMessage[]): void {
+  consumers.push(
+    new Consumer({
+      server: server.info.url,
+      group: `${topic}-g${++groups}`,
+      topic,
+      waitMs: 300,
+      handler: (m) => void got.push(m),
+    }).start(),
+  );
+}
+
+/** Runs `fn` in a transaction on the application database and commits or rolls back. */
+async function inTransaction(commit: boolean, fn: (c: pg.PoolClient) => Promise<void>) {
+  const c = await app.connect();
+  try {
+    await c.query('BEGIN');
+    await fn(c);
+    await c.query(commit ? 'COMMIT' : 'ROLLBACK');
+  } finally {
+    c.release();
+  }
+}
+
+const pendingRows = async () =>
+  Number((await app.query('SELECT count(*)::int AS n FROM peak_outbox.messages')).rows[0].n);
+
+describe('mq outbox in an application database', { timeout: 120_000 }, () => {
+  before(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-outbox-'));
+    server = await PeakServer.start({ dataDir, port: 0 });
+    admin = new BrokerClient({ server: server.info.url, token: server.info.adminToken! });
+    const boot = new pg.Client({ connectionString: server.postgresUrl() });
+    await boot.connect();
+    await boot.query('CREATE DATABASE shop_app');
+    await boot.end();
+    app = new pg.Pool({ connectionString: server.postgresUrl('shop_app'), max: 6 });
+    await app.query('CREATE TABLE orders (id int PRIMARY KEY)');
+  });
+
+  // Every test's relays stop with it: a relay left running would take the next test's rows.
+  afterEach(async () => {
+    await Promise.all(outboxes.splice(0).map((o) => o.close()));
+  });
+
+  after(async () => {
+    await Promise.all(consumers.map((c) => c.close()));
+    await app?.end();
+    await server?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('refuses a send on a database without the outbox tables, saying how to create them', async () => {
+    await inTransaction(false, async (c) => {
+      await assert.rejects(
+        outbox().send(c, 'orders', { body: 'x' }),
+        (e) => isPeakError(e, 'PEAK_USAGE') && /Outbox\.install/.test(e.message),
+      );
+    });
+    // The CLI a deploy script runs, then the call a service makes at start: idempotent.
+    const stdout = new PassThrough();
+    let printed = '';
+    stdout.on('data', (b) => {
+      printed += b;
+    });
+    const io = { stdout, stderr: new PassThrough(), env: {} };
+    assert.equal(await runCli(rootCommand, ['mq', 'outbox', 'install'], io), 2, 'no --db');
+    const code = await runCli(
+      rootCommand,
+      ['mq', 'outbox', 'install', '--db', server.postgresUrl('shop_app')],
+      io,
+    );
+    assert.equal(code, 0);
+    assert.match(printed, /outbox tables ready/);
+    await Outbox.install(app);
+    assert.equal(await pendingRows(), 0);
+  });
+
+  it('delivers what commits with the business row, never what rolls back', async () => {
+    await admin.call('POST', '/api/v1/mq/topics', { name: 'orders', queues: 4 });
+    const got: ConsumedMessage[] = [];
+    consume('orders', got);
+    const box = outbox().start();
+    await inTransaction(true, async (c) => {
+      await c.query('INSERT INTO orders VALUES (1)');
+      await box.send(c, 'orders', { body: '{"id":1}', tag: 'placed', keys: ['order-1'] });
+    });
+    await inTransaction(false, async (c) => {
+      await c.query('INSERT INTO orders VALUES (2)');
+      await box.send(c, 'orders', { body: '{"id":2}', tag: 'placed', keys: ['order-2'] });
+    });
+    await until('the committed event', () => got.length >= 1);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(
+      got.map((m) => [m.text(), m.tag, m.keys]),
+      [['{"id":1}', 'placed', ['order-1']]],
+    );
+    assert.equal(await pendingRows(), 0, 'relayed rows are deleted');
+    assert.equal(box.stats().relayed, 1);
+    assert.match(
+      box
+        .families()
+        .map((f) => f.name)
+        .join(' '),
+      /peak_outbox_relayed_total.*peak_outbox_lag_seconds/,
+    );
+  });
+
+  it('keeps a message group in order with two relays on one outbox', async () => {
+    await admin.call('POST', '/api/v1/mq/topics', { name: 'ledger', queues: 4, ordered: true });
+    const got: ConsumedMessage[] = [];
+    consume('ledger', got);
+    const writer = outbox();
+    const relays = [outbox({ idleMs: 5 }).start(), outbox({ idleMs: 5 }).start()];
+    const n = 120;
+    for (let i = 0; i < n; i++) {
+      await inTransaction(true, async (c) => {
+        await writer.send(c, 'ledger', { body: String(i), group: `acct-${i % 3}` });
+      });
+    }
+    await until('every ledger event', () => got.length >= n, 30_000).catch(async (e) => {
+      // Says which half stalled: rows left in the outbox, or delivered but not consumed.
+      const relayed = relays.map((r) => JSON.stringify(r.stats())).join(' ');
+      assert.fail(
+        `${(e as Error).message}: consumed ${got.length}, outbox rows left ${await pendingRows()}, relays ${relayed}`,
+      );
+    });
+    for (const g of [0, 1, 2]) {
+      const seq = got.filter((m) => m.group === `acct-${g}`).map((m) => Number(m.text()));
+      assert.deepEqual(
+        seq,
+        [...seq].sort((a, b) => a - b),
+        `group acct-${g} in order`,
+      );
+      assert.equal(seq.length, n / 3);
+    }
+    assert.equal(relays[0]!.stats().relayed + relays[1]!.stats().relayed, n);
+  });
+
+  it('moves a refused message to the dead table and delivers the rest', async () => {
+    const got: ConsumedMessage[] = [];
+    await admin.call('POST', '/api/v1/mq/topics', { name: 'refunds', queues: 4 });
+    consume('refunds', got);
+    const box = outbox().start();
+    await inTransaction(true, async (c) => {
+      await box.send(c, 'no-such-topic', { body: 'lost?' });
+      await box.send(c, 'refunds', { body: 'after the refused one' });
+    });
+    await until('the good message', () => got.some((m) => m.text() === 'after the refused one'));
+    await until('the dead row', async () => box.stats().dead === 1);
+    const dead = await app.query('SELECT topic, error FROM peak_outbox.dead');
+    assert.equal(dead.rows[0].topic, 'no-such-topic');
+    assert.match(dead.rows[0].error, /no-such-topic/);
+  });
+
+  it('keeps the rows while the broker cannot be reached and sends them later', async () => {
+    const got: ConsumedMessage[] = [];
+    await admin.call('POST', '/api/v1/mq/topics', { name: 'invoices', queues: 4 });
+    consume('invoices', got);
+    // Nothing listens on port 9 of loopback: every relay pass fails.
+    const cut = outbox({ server: 'http://127.0.0.1:9' }).start();
+    await inTransaction(true, async (c) => {
+      await cut.send(c, 'invoices', { body: 'survives the outage' });
+    });
+    await until('a failed pass', () => cut.stats().failedPasses > 0);
+    assert.equal(await pendingRows(), 1, 'the row is still in the outbox');
+    await cut.close();
+    outbox().start();
+    await until('the delayed message', () => got.some((m) => m.text() === 'survives the outage'));
+    await until('an empty outbox', async () => (await pendingRows()) === 0);
+  });
+});
