@@ -63,9 +63,6 @@ export const ORDER_PLACED_TOPIC = 'shop.order-placed';
 /** The consumer group of the points service (grants points for placed orders). */
 export const POINTS_GROUP = 'shop.points';
 
-/** The producer group of the order service's transactional (half) messages. */
-export const ORDER_PRODUCER_GROUP = 'shop.order';
-
 /**
  * The topic the order service sends compensation messages to when an order fails after
  * its stock was deducted (tag `release`); the inventory service releases the stock.

@@ -6,6 +6,7 @@
  */
 import { HttpRegistry } from 'peakware/registry';
 import { startGateway } from './gateway.js';
+import { sampleRatioFromEnv } from './shop-telemetry.js';
 
 const controlPlane = process.env.PEAK_SERVER;
 if (!controlPlane) {
@@ -14,7 +15,12 @@ if (!controlPlane) {
 }
 
 const registry = new HttpRegistry({ servers: [controlPlane], leaseMs: 6000 });
-const gateway = await startGateway(registry, controlPlane, Number(process.env.PORT ?? 0));
+const gateway = await startGateway(
+  registry,
+  controlPlane,
+  Number(process.env.PORT ?? 0),
+  sampleRatioFromEnv(),
+);
 console.log(JSON.stringify({ event: 'ready', role: 'gateway', url: gateway.url }));
 
 process.once('SIGTERM', () => {

@@ -94,12 +94,13 @@ export async function startGateway(
   registry: Registry,
   controlPlane: string,
   port = 0,
+  sampleRatio = 1,
 ): Promise<Gateway> {
   const config = new ConfigClient({ servers: [controlPlane], app: 'shop' });
   await config.start();
   const guard = new Guard();
   guard.useRuleSource(new ConfigRuleSource(config));
-  const telemetry = shopTelemetry('shop.gateway', controlPlane, guard);
+  const telemetry = shopTelemetry('shop.gateway', controlPlane, guard, sampleRatio);
   const { tracer } = telemetry;
   const client = new RpcClient({
     registry,

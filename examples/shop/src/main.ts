@@ -12,21 +12,19 @@
  *
  * Flags: --data DIR (default .peak), --port N (control plane, default 7420), --stock N,
  * --buyers N, --concurrency N, --seconds N, --exit (stop after the sale), --smoke (a small
- * sale, then exit: what CI runs), --json (print the report as one JSON object).
+ * sale, then exit: what CI runs), --json (print the report as one JSON object),
+ * --capacity (instead of the sale: open-model load in rising steps with the guard limits
+ * lifted, one line per step and the capacity; see capacity.ts), --rates 100,200,...,
+ * --step-seconds N, --sample R (trace sampling ratio; default 1 for the sale, 0.05 for a
+ * capacity run).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
-import type { ShardedDatabase } from 'peakware/data';
-import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
-import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC } from './catalog.js';
+import { type CapacityReport, runCapacity, type StepFigures } from './capacity.js';
+import { type Chain, startChain } from './chain.js';
 import { type ItemOutcome, runFlashSale, type SaleReport } from './flash-sale.js';
-import { BUY_LIMITS, flashSaleRules } from './gateway.js';
-import { createOrderTables, openOrders } from './order-store.js';
-import { releaseOrphanDeductions, saleLedger, seedFlashSale } from './shop-database.js';
+import { BUY_LIMITS } from './gateway.js';
+import { releaseOrphanDeductions, saleLedger } from './shop-database.js';
 import {
   type AlertOutcome,
   defineAlertRules,
@@ -36,34 +34,6 @@ import {
 } from './shop-monitoring.js';
 
 const HOT_SKU = 'flash-phone';
-
-/** A connection URL for an embedded instance's endpoint. */
-function endpointUrl(e: PostgresEndpoint): string {
-  return `postgres://${encodeURIComponent(e.user)}:${encodeURIComponent(e.password)}@${e.host}:${e.port}/${e.database}`;
-}
-
-/** Publishes a JSON config item (`app/group/key`) through the control plane's admin API. */
-async function publishConfig(
-  serverUrl: string,
-  tokenFile: string,
-  item: string,
-  value: unknown,
-  schema: Record<string, unknown>,
-): Promise<void> {
-  const token = (await readFile(tokenFile, 'utf8')).trim();
-  const res = await fetch(`${serverUrl}/api/v1/config/items/${item}`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({
-      value: JSON.stringify(value),
-      format: 'json',
-      schema,
-      comment: 'flash-sale limits set by the shop at start',
-      author: 'shop',
-    }),
-  });
-  if (!res.ok) throw new Error(`publishing ${item}: HTTP ${res.status} ${await res.text()}`);
-}
 
 interface Edge {
   caller: string;
@@ -97,16 +67,6 @@ async function readTopology(
   return { edges, spans };
 }
 
-/** Creates an MQ topic through the control plane's admin API (idempotent). */
-async function createTopic(serverUrl: string, tokenFile: string, name: string): Promise<void> {
-  const token = (await readFile(tokenFile, 'utf8')).trim();
-  const res = await fetch(`${serverUrl}/api/v1/mq/topics`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name, queues: 4 }),
-  });
-  if (!res.ok) throw new Error(`creating topic ${name}: HTTP ${res.status} ${await res.text()}`);
-}
 const REGULAR_SKU = 'usb-cable';
 
 const { values } = parseArgs({
@@ -120,24 +80,40 @@ const { values } = parseArgs({
     exit: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    capacity: { type: 'boolean', default: false },
+    rates: { type: 'string' },
+    'step-seconds': { type: 'string' },
+    sample: { type: 'string' },
   },
 });
 
+function usage(message: string): never {
+  console.error(`shop: ${message}`);
+  process.exit(2);
+}
+
 const smoke = values.smoke === true;
+const capacityRun = values.capacity === true;
 const settings = {
-  stock: Number(values.stock ?? (smoke ? 50 : 300)),
+  stock: Number(values.stock ?? (capacityRun ? 1_000_000_000 : smoke ? 50 : 300)),
   buyers: Number(values.buyers ?? (smoke ? 400 : 4000)),
   concurrency: Number(values.concurrency ?? (smoke ? 16 : 48)),
   seconds: Number(values.seconds ?? (smoke ? 20 : 30)),
+  'step-seconds': Number(values['step-seconds'] ?? 10),
 };
 for (const [name, value] of Object.entries(settings)) {
-  if (!Number.isInteger(value) || value <= 0) {
-    console.error(`shop: --${name} must be a positive integer, got ${value}`);
-    process.exit(2);
-  }
+  if (!Number.isInteger(value) || value <= 0)
+    usage(`--${name} must be a positive integer, got ${value}`);
+}
+const rates = (values.rates ?? '100,200,400,600,800,1000,1200,1500,2000').split(',').map(Number);
+if (rates.some((r) => !Number.isInteger(r) || r <= 0)) {
+  usage(`--rates must be positive integers separated by commas, got ${values.rates}`);
+}
+const sampleRatio = Number(values.sample ?? (capacityRun ? 0.05 : 1));
+if (!(sampleRatio >= 0 && sampleRatio <= 1)) {
+  usage(`--sample must be a ratio from 0 to 1, got ${values.sample}`);
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const logger = createLogger({
   name: 'shop',
   level: 'warn',
@@ -146,51 +122,6 @@ const logger = createLogger({
 const say = (line = '') => {
   if (!values.json) console.log(line);
 };
-
-/** A process of the chain and what its ready line said. */
-interface Started {
-  child: ChildProcess;
-  ready: Record<string, unknown>;
-}
-
-/**
- * Starts one process of the chain (`provider.js <role>` for a service, `gateway-process.js`
- * for the edge) and waits for its JSON ready line. The child joins `children` as soon as it
- * is spawned, so a start that fails part-way still stops everything it started.
- */
-function startProcess(
-  role: 'inventory' | 'order' | 'points' | 'gateway',
-  env: NodeJS.ProcessEnv,
-  children: ChildProcess[],
-): Promise<Started> {
-  const args =
-    role === 'gateway'
-      ? [path.join(here, 'gateway-process.js')]
-      : [path.join(here, 'provider.js'), role];
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${role} process not ready in 30 s`)), 30_000);
-    let buffered = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const line = buffered.split('\n').find((l) => l.includes('"event":"ready"'));
-      if (line !== undefined) {
-        clearTimeout(timer);
-        child.stdout!.removeAllListeners('data');
-        child.stdout!.resume();
-        resolve({ child, ready: JSON.parse(line) as Record<string, unknown> });
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${role} process exited with code ${code} before it was ready`));
-    });
-  });
-}
 
 /** "fired at +3.1 s (1420), resolved at +21.0 s" or "quiet", and what the rule says. */
 function alertLine(a: AlertOutcome): string {
@@ -217,258 +148,277 @@ function row(name: string, o: ItemOutcome): string {
   return `  ${name.padEnd(12)} ${String(o.sent).padStart(7)} ${String(o.placed).padStart(7)} ${String(o.soldOut).padStart(9)} ${String(o.blocked).padStart(8)} ${String(o.errors).padStart(7)}`;
 }
 
+/** One line of a capacity step: rate, what was placed, latency, errors, CPU per order. */
+function stepLine(s: StepFigures): string {
+  const cpu = Object.entries(s.cpuUsPerOrder)
+    .filter(([k]) => k !== 'total')
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  return `  ${String(s.rate).padStart(5)}/s  placed ${String(s.placedPerSecond).padStart(5)}/s  p50 ${String(s.load.latencyMs.p50).padStart(6)} ms  p99 ${String(s.load.latencyMs.p99).padStart(7)} ms  errors ${String(s.load.errors).padStart(5)}  ${s.passed ? 'pass' : 'FAIL'}  books ${s.books.consistent ? 'ok' : 'INCONSISTENT'}  cpu/order ${s.cpuUsPerOrder.total} µs (${cpu})`;
+}
+
+/** The one-line summary `npm start -- --capacity` ends with. */
+export function capacityLine(r: CapacityReport): string {
+  const best = r.steps.find((s) => s.rate === r.capacity);
+  const last = r.steps.at(-1);
+  const books = r.steps.every((s) => s.books.consistent)
+    ? 'consistent at every step'
+    : 'INCONSISTENT';
+  return best === undefined
+    ? `capacity: no step passed (p99 <= ${r.slo.p99Ms} ms, errors < ${r.slo.maxErrorShare * 100} %); at ${last?.rate}/s p99 ${last?.load.latencyMs.p99} ms; books ${books}`
+    : `capacity: ${r.capacity} orders/s at p99 ${best.load.latencyMs.p99} ms (p50 ${best.load.latencyMs.p50} ms, ${best.load.errors} errors), ${best.cpuUsPerOrder.total} µs CPU per order over every process; books ${books}`;
+}
+
+async function capacityMain(chain: Chain): Promise<boolean> {
+  say(
+    `Capacity run: open-model load in steps of ${settings['step-seconds']} s (${rates.join(', ')} buys/s; 10% for ${REGULAR_SKU}), guard limits lifted, traces sampled at ${sampleRatio}; a step passes at p99 <= 100 ms and errors < 0.1 %`,
+  );
+  const report = await runCapacity(chain, {
+    rates,
+    stepSeconds: settings['step-seconds'],
+    hotSku: HOT_SKU,
+    regularSku: REGULAR_SKU,
+    regularShare: 0.1,
+    stock: settings.stock,
+    onStep: ({ rate, result }) => {
+      // With --json stdout carries only the report: steps go to stderr as progress.
+      if (values.json) {
+        if (result !== undefined) process.stderr.write(`${stepLine(result)}\n`);
+      } else if (result === undefined) {
+        if (process.stdout.isTTY) process.stdout.write(`  ${String(rate).padStart(5)}/s  ...\r`);
+      } else console.log(stepLine(result));
+    },
+  });
+  if (values.json) console.log(JSON.stringify(report));
+  else {
+    const best = report.steps.find((s) => s.rate === report.capacity) ?? report.steps.at(-1);
+    if (best !== undefined) {
+      say(`  stages at ${best.rate}/s (mean RT from the processes' metrics):`);
+      for (const [stage, ms] of Object.entries(best.stagesMs))
+        say(`    ${stage.padEnd(44)} ${ms} ms`);
+    }
+    say(capacityLine(report));
+  }
+  return report.steps.every((s) => s.books.consistent);
+}
+
 async function main(): Promise<number> {
-  const children: ChildProcess[] = [];
-  let gatewayChild: ChildProcess | undefined;
-  let server: PeakServer | undefined;
-  let shard1: EmbeddedPostgres | undefined;
-  let orders: ShardedDatabase | undefined;
-  const shutdown = async () => {
-    // The gateway first, so no buy reaches a stopping service.
-    const stop = (c: ChildProcess) =>
-      new Promise<void>((resolve) => {
-        if (c.exitCode !== null) return resolve();
-        c.once('exit', () => resolve());
-        c.kill('SIGTERM');
-        setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
-      });
-    if (gatewayChild !== undefined) await stop(gatewayChild);
-    await Promise.all(children.filter((c) => c !== gatewayChild).map(stop));
-    await orders?.close().catch(() => undefined);
-    await shard1?.stop().catch(() => undefined);
-    return (await server?.stop()) ?? true;
-  };
-
+  say(
+    'Peakware shop: starting the buy chain (the first run initialises PostgreSQL: a few seconds)',
+  );
+  // SLA rules are evaluated every 2 s (the default is 10 s) so a 30 s sale shows them.
+  process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS ??= '2000';
+  const chain = await startChain({
+    dataDir: values.data,
+    port: Number(values.port),
+    logger,
+    hotSku: HOT_SKU,
+    regularSku: REGULAR_SKU,
+    stock: settings.stock,
+    limits: capacityRun ? 'lifted' : 'flash-sale',
+    sampleRatio,
+  });
   try {
-    say(
-      'Peakware shop: starting the buy chain (the first run initialises PostgreSQL: a few seconds)',
-    );
-    // SLA rules are evaluated every 2 s (the default is 10 s) so a 30 s sale shows them.
-    process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS ??= '2000';
-    server = await PeakServer.start({ dataDir: values.data, port: Number(values.port), logger });
-    const shopDb = server.postgresUrl();
-    // A second real PostgreSQL instance: the other half of the order shards.
-    const shardDir = path.join(server.info.dataDir, 'order-shard-1');
-    await mkdir(shardDir, { recursive: true });
-    shard1 = new EmbeddedPostgres({ dataDir: shardDir, logger });
-    const shopDb2 = endpointUrl(await shard1.start());
-    await createOrderTables({ ds0: shopDb, ds1: shopDb2 });
-    orders = await openOrders({ ds0: shopDb, ds1: shopDb2 }, 4);
-    await createTopic(server.info.url, server.info.adminTokenFile, ORDER_PLACED_TOPIC);
-    await createTopic(server.info.url, server.info.adminTokenFile, ORDER_COMPENSATE_TOPIC);
-    await seedFlashSale(shopDb, orders, HOT_SKU, settings.stock);
-    await seedFlashSale(shopDb, orders, REGULAR_SKU, 1_000_000);
-
-    const env = { PEAK_SERVER: server.info.url, SHOP_DB: shopDb, SHOP_DB_2: shopDb2 };
-    const ordersDb = orders;
-    // The guard rules are in the config center before the gateway starts and reads them.
-    await publishConfig(
-      server.info.url,
-      server.info.adminTokenFile,
-      'shop/governance/guard-rules',
-      flashSaleRules(HOT_SKU),
-      { $peak: 'guard-rules' },
-    );
-    const roles = ['inventory', 'inventory', 'order', 'order', 'points'] as const;
-    await Promise.all(
-      roles.map((role, i) => startProcess(role, { ...env, WORKER_ID: String(i + 1) }, children)),
-    );
-    const gatewayProcess = await startProcess(
-      'gateway',
-      { PEAK_SERVER: server.info.url },
-      children,
-    );
-    gatewayChild = gatewayProcess.child;
-    const gateway = { url: String(gatewayProcess.ready.url) };
-    await defineAlertRules(
-      server.info.url,
-      (await readFile(server.info.adminTokenFile, 'utf8')).trim(),
-    );
-
-    say('');
-    say(
-      `  control plane   ${server.info.url}   (postgres: ${server.info.postgres.mode}, data in ${server.info.dataDir})`,
-    );
-    if (server.info.adminToken !== undefined) {
-      say(
-        `  admin token     ${server.info.adminToken}  (shown once; saved in ${server.info.adminTokenFile})`,
-      );
-    }
-    say(
-      '  services        shop.inventory ×2, shop.order ×2 (RPC, registered); points (consumes order events)',
-    );
-    say(`  gateway         ${gateway.url}   (POST /api/buy {"userId":1,"sku":"${HOT_SKU}"})`);
-    say(
-      '  guard rules     config item shop/governance/guard-rules (pushed to the gateway; change it live with peak config set)',
-    );
-    say(
-      `  SLA alerts      ${Object.keys(SHOP_ALERT_RULES).join(', ')} (peak alert list; live figures: peak top)`,
-    );
-    say('');
-    say(
-      `Flash sale: ${settings.stock} × ${HOT_SKU} for ${settings.buyers} buyers, ${settings.concurrency} at a time (10% buy ${REGULAR_SKU}), at most ${settings.seconds}s`,
-    );
-
-    // Compensation runs beside the sale: deductions whose order never came are released.
-    let compensated = 0;
-    const sweeper = setInterval(() => {
-      releaseOrphanDeductions(shopDb, ordersDb, HOT_SKU, 15_000).then(
-        (n) => {
-          compensated += n;
-        },
-        () => undefined,
-      );
-    }, 1000);
-    const saleStart = Date.now();
-    const tty = process.stdout.isTTY && !values.json;
-    let lastPrint = 0;
-    const report = await runFlashSale({
-      gatewayUrl: gateway.url,
-      buyers: settings.buyers,
-      concurrency: settings.concurrency,
-      maxSeconds: settings.seconds,
-      hotSku: HOT_SKU,
-      regularSku: REGULAR_SKU,
-      regularShare: 0.1,
-      onProgress: (r) => {
-        if (values.json) return;
-        if (tty) process.stdout.write(`\r${progressLine(r, settings.buyers)}`);
-        else if (r.seconds - lastPrint >= 2) {
-          lastPrint = r.seconds;
-          console.log(progressLine(r, settings.buyers));
-        }
-      },
-    });
-    clearInterval(sweeper);
-    if (tty) process.stdout.write(`\r${progressLine(report, settings.buyers)}\n`);
-
-    // Every buy has answered (or timed out at the gateway); give providers a moment to
-    // finish calls whose callers gave up, then compensate deductions that have no order.
-    await new Promise((r) => setTimeout(r, 4500));
-    compensated += await releaseOrphanDeductions(shopDb, ordersDb, HOT_SKU, 0);
-    // The points service consumes "order placed" events; wait (bounded) until it has them all
-    // (an order whose write outcome was unknown is settled by check-back after 10 s).
-    let books = await saleLedger(shopDb, ordersDb, HOT_SKU);
-    const waitUntil = Date.now() + 30_000;
-    while (books.pointsAwarded < books.orders && Date.now() < waitUntil) {
-      await new Promise((r) => setTimeout(r, 250));
-      books = await saleLedger(shopDb, ordersDb, HOT_SKU);
-    }
-    const oversold = Math.max(0, books.unitsDeducted - settings.stock);
-    // The trace of one placed order, and the call graph, from the control plane's collector
-    // (every process exports its spans about once a second).
-    const traceId = report.hotTraceIds[0];
-    const topology = await readTopology(server.info.url, traceId);
-    // What the alert rules saw, and every resource's figures from the per-second metrics
-    // the processes pushed (the last push leaves about a second after the sale).
-    const alerts = await readAlertOutcomes(server.info.url, saleStart);
-    const metricSeconds = Math.min(3600, Math.ceil((Date.now() - saleStart) / 1000) + 2);
-    const metrics = await readLiveMetrics(server.info.url, metricSeconds);
-    // The books must balance: every deducted unit is one ordered unit, stock went down by
-    // exactly that, nothing oversold. (A buyer whose request timed out may still have an
-    // order: the client-side count is a lower bound.)
-    const consistent =
-      report.hot.placed <= books.unitsOrdered &&
-      books.unitsDeducted === books.unitsOrdered &&
-      books.pointsAwarded === books.orders &&
-      books.left === settings.stock - books.unitsDeducted &&
-      oversold === 0;
-    const sent = report.hot.sent + report.regular.sent;
-    const summary = {
-      seconds: Number(report.seconds.toFixed(2)),
-      attemptsPerSecond: Math.round(sent / report.seconds),
-      latencyMs: {
-        p50: Number(report.latency.quantile(0.5).toFixed(1)),
-        p99: Number(report.latency.quantile(0.99).toFixed(1)),
-      },
-      hot: report.hot,
-      regular: report.regular,
-      books: { stock: settings.stock, ...books, oversold, compensated },
-      trace: { traceId, spans: topology.spans },
-      topology: topology.edges,
-      alerts,
-      metrics: metrics.map((m) => ({
-        service: m.service,
-        resource: m.resource,
-        instances: m.instances,
-        calls: Math.round(m.qps * metricSeconds),
-        blocked: Math.round(m.blockQps * metricSeconds),
-        errors: Math.round(m.errorQps * metricSeconds),
-        rtAvgMs: Number(m.rtAvgMs.toFixed(1)),
-      })),
-      consistent,
-      errorSamples: report.errorSamples,
-    };
-    if (values.json) {
-      console.log(JSON.stringify(summary));
-    } else {
-      say('');
-      say(`  item          attempts  placed  sold-out  blocked  errors`);
-      say(row(HOT_SKU, report.hot));
-      say(row(REGULAR_SKU, report.regular));
-      say('');
-      say(
-        `  ${summary.attemptsPerSecond} attempts/s for ${summary.seconds}s; latency p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms`,
-      );
-      say(
-        `  books: ${books.unitsDeducted} of ${settings.stock} units sold as ${books.orders} orders, ${books.left} left, oversold ${oversold}: ${consistent ? 'consistent' : 'INCONSISTENT'}`,
-      );
-      say(
-        `  compensation: ${books.unitsCompensated} units released by compensation messages (orders that failed after deducting), ${compensated} by the sweep (outcome unknown to the order service)`,
-      );
-      say(
-        `  events: ${books.pointsAwarded} of ${books.orders} "order placed" messages (transactional: committed with the order's shard write) consumed by the points service`,
-      );
-      say(
-        `  guard: ${report.hot.blocked + report.regular.blocked} attempts refused fast with 429 (gateway: ${BUY_LIMITS.hotItemQps}/s for the hot item, ${BUY_LIMITS.routeQps}/s in all; inventory: ${BUY_LIMITS.deductConcurrency} deducts in flight per instance) instead of queueing past their deadline`,
-      );
-      say('');
-      say(`  call graph (from traces: caller → callee, calls, p99):`);
-      for (const e of topology.edges.filter((x) => !x.stress)) {
-        say(
-          `    ${e.caller.padEnd(14)} → ${e.callee.padEnd(22)} ${String(e.calls).padStart(6)}  p99 ${e.rtP99Ms.toFixed(1)} ms`,
-        );
-      }
-      say('');
-      say('  per-second metrics pushed by every process (calls, blocked, errors, RT avg):');
-      for (const m of summary.metrics.slice(0, 8)) {
-        say(
-          `    ${m.service.padEnd(15)} ${m.resource.padEnd(26)} ×${m.instances}  ${String(m.calls).padStart(6)} ${String(m.blocked).padStart(6)} ${String(m.errors).padStart(5)}  ${m.rtAvgMs.toFixed(1).padStart(7)} ms`,
-        );
-      }
-      say('  SLA alerts during the sale:');
-      for (const a of alerts) say(`    ${a.rule.padEnd(20)} ${alertLine(a)}`);
-      if (traceId !== undefined) {
-        say(
-          `  one order's trace: ${topology.spans} spans; see it with  npx peak trace ${traceId} --server ${server.info.url}`,
-        );
-      }
-      for (const sample of report.errorSamples) say(`  error sample: ${sample}`);
-    }
-
-    if (values.exit || smoke) {
-      const clean = await shutdown();
-      say(
-        `${smoke ? 'smoke run' : 'run'}: ${consistent ? 'consistent' : 'INCONSISTENT'}, stopped ${clean ? 'cleanly' : 'with force'}`,
-      );
-      return consistent && clean ? 0 : 1;
-    }
-    say('');
-    say(
-      `The chain stays up: try  curl -s -XPOST ${gateway.url}/api/buy -d '{"userId":7,"sku":"${REGULAR_SKU}"}'`,
-    );
-    say(`                    or   npx peak rpc ls --server ${server.info.url}`);
-    say('Stop with Ctrl-C.');
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
-    await shutdown();
-    return 0;
+    return await runOn(chain);
   } catch (err) {
-    await shutdown().catch(() => undefined);
+    await chain.stop().catch(() => undefined);
     throw err;
   }
+}
+
+async function runOn(chain: Chain): Promise<number> {
+  const { server, shopDb, orders: ordersDb } = chain;
+  const gateway = { url: chain.gatewayUrl };
+  await defineAlertRules(server.info.url, await chain.adminToken());
+
+  say('');
+  say(
+    `  control plane   ${server.info.url}   (postgres: ${server.info.postgres.mode}, data in ${server.info.dataDir})`,
+  );
+  if (server.info.adminToken !== undefined) {
+    say(
+      `  admin token     ${server.info.adminToken}  (shown once; saved in ${server.info.adminTokenFile})`,
+    );
+  }
+  say(
+    '  services        shop.inventory ×2, shop.order ×2 (RPC, registered); points (consumes order events)',
+  );
+  say(`  gateway         ${gateway.url}   (POST /api/buy {"userId":1,"sku":"${HOT_SKU}"})`);
+  say(
+    '  guard rules     config item shop/governance/guard-rules (pushed to the gateway; change it live with peak config set)',
+  );
+  say(
+    `  SLA alerts      ${Object.keys(SHOP_ALERT_RULES).join(', ')} (peak alert list; live figures: peak top)`,
+  );
+  say('');
+  if (capacityRun) {
+    const consistent = await capacityMain(chain);
+    const clean = await chain.stop();
+    say(
+      `capacity run: books ${consistent ? 'consistent' : 'INCONSISTENT'}, stopped ${clean ? 'cleanly' : 'with force'}`,
+    );
+    return consistent && clean ? 0 : 1;
+  }
+  say(
+    `Flash sale: ${settings.stock} × ${HOT_SKU} for ${settings.buyers} buyers, ${settings.concurrency} at a time (10% buy ${REGULAR_SKU}), at most ${settings.seconds}s`,
+  );
+  // Compensation runs beside the sale: deductions whose order never came are released.
+  let compensated = 0;
+  const sweeper = setInterval(() => {
+    releaseOrphanDeductions(shopDb, ordersDb, HOT_SKU, 15_000).then(
+      (n) => {
+        compensated += n;
+      },
+      () => undefined,
+    );
+  }, 1000);
+  const saleStart = Date.now();
+  const tty = process.stdout.isTTY && !values.json;
+  let lastPrint = 0;
+  const report = await runFlashSale({
+    gatewayUrl: gateway.url,
+    buyers: settings.buyers,
+    concurrency: settings.concurrency,
+    maxSeconds: settings.seconds,
+    hotSku: HOT_SKU,
+    regularSku: REGULAR_SKU,
+    regularShare: 0.1,
+    onProgress: (r) => {
+      if (values.json) return;
+      if (tty) process.stdout.write(`\r${progressLine(r, settings.buyers)}`);
+      else if (r.seconds - lastPrint >= 2) {
+        lastPrint = r.seconds;
+        console.log(progressLine(r, settings.buyers));
+      }
+    },
+  });
+  clearInterval(sweeper);
+  if (tty) process.stdout.write(`\r${progressLine(report, settings.buyers)}\n`);
+
+  // Every buy has answered (or timed out at the gateway); give providers a moment to
+  // finish calls whose callers gave up, then compensate deductions that have no order.
+  await new Promise((r) => setTimeout(r, 4500));
+  compensated += await releaseOrphanDeductions(shopDb, ordersDb, HOT_SKU, 0);
+  // The points service consumes "order placed" events; wait (bounded) until it has them all
+  // (an order whose write outcome was unknown is settled by check-back after 10 s).
+  let books = await saleLedger(shopDb, ordersDb, HOT_SKU);
+  const waitUntil = Date.now() + 30_000;
+  while (books.pointsAwarded < books.orders && Date.now() < waitUntil) {
+    await new Promise((r) => setTimeout(r, 250));
+    books = await saleLedger(shopDb, ordersDb, HOT_SKU);
+  }
+  const oversold = Math.max(0, books.unitsDeducted - settings.stock);
+  // The trace of one placed order, and the call graph, from the control plane's collector
+  // (every process exports its spans about once a second).
+  const traceId = report.hotTraceIds[0];
+  const topology = await readTopology(server.info.url, traceId);
+  // What the alert rules saw, and every resource's figures from the per-second metrics
+  // the processes pushed (the last push leaves about a second after the sale).
+  const alerts = await readAlertOutcomes(server.info.url, saleStart);
+  const metricSeconds = Math.min(3600, Math.ceil((Date.now() - saleStart) / 1000) + 2);
+  const metrics = await readLiveMetrics(server.info.url, metricSeconds);
+  // The books must balance: every deducted unit is one ordered unit, stock went down by
+  // exactly that, nothing oversold. (A buyer whose request timed out may still have an
+  // order: the client-side count is a lower bound.)
+  const consistent =
+    report.hot.placed <= books.unitsOrdered &&
+    books.unitsDeducted === books.unitsOrdered &&
+    books.pointsAwarded === books.orders &&
+    books.left === settings.stock - books.unitsDeducted &&
+    oversold === 0;
+  const sent = report.hot.sent + report.regular.sent;
+  const summary = {
+    seconds: Number(report.seconds.toFixed(2)),
+    attemptsPerSecond: Math.round(sent / report.seconds),
+    latencyMs: {
+      p50: Number(report.latency.quantile(0.5).toFixed(1)),
+      p99: Number(report.latency.quantile(0.99).toFixed(1)),
+    },
+    hot: report.hot,
+    regular: report.regular,
+    books: { stock: settings.stock, ...books, oversold, compensated },
+    trace: { traceId, spans: topology.spans },
+    topology: topology.edges,
+    alerts,
+    metrics: metrics.map((m) => ({
+      service: m.service,
+      resource: m.resource,
+      instances: m.instances,
+      calls: Math.round(m.qps * metricSeconds),
+      blocked: Math.round(m.blockQps * metricSeconds),
+      errors: Math.round(m.errorQps * metricSeconds),
+      rtAvgMs: Number(m.rtAvgMs.toFixed(1)),
+    })),
+    consistent,
+    errorSamples: report.errorSamples,
+  };
+  if (values.json) {
+    console.log(JSON.stringify(summary));
+  } else {
+    say('');
+    say(`  item          attempts  placed  sold-out  blocked  errors`);
+    say(row(HOT_SKU, report.hot));
+    say(row(REGULAR_SKU, report.regular));
+    say('');
+    say(
+      `  ${summary.attemptsPerSecond} attempts/s for ${summary.seconds}s; latency p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms`,
+    );
+    say(
+      `  books: ${books.unitsDeducted} of ${settings.stock} units sold as ${books.orders} orders, ${books.left} left, oversold ${oversold}: ${consistent ? 'consistent' : 'INCONSISTENT'}`,
+    );
+    say(
+      `  compensation: ${books.unitsCompensated} units released by compensation messages (orders that failed after deducting), ${compensated} by the sweep (outcome unknown to the order service)`,
+    );
+    say(
+      `  events: ${books.pointsAwarded} of ${books.orders} "order placed" messages (transactional: committed with the order's shard write) consumed by the points service`,
+    );
+    say(
+      `  guard: ${report.hot.blocked + report.regular.blocked} attempts refused fast with 429 (gateway: ${BUY_LIMITS.hotItemQps}/s for the hot item, ${BUY_LIMITS.routeQps}/s in all; inventory: ${BUY_LIMITS.deductConcurrency} deducts in flight per instance) instead of queueing past their deadline`,
+    );
+    say('');
+    say(`  call graph (from traces: caller → callee, calls, p99):`);
+    for (const e of topology.edges.filter((x) => !x.stress)) {
+      say(
+        `    ${e.caller.padEnd(14)} → ${e.callee.padEnd(22)} ${String(e.calls).padStart(6)}  p99 ${e.rtP99Ms.toFixed(1)} ms`,
+      );
+    }
+    say('');
+    say('  per-second metrics pushed by every process (calls, blocked, errors, RT avg):');
+    for (const m of summary.metrics.slice(0, 8)) {
+      say(
+        `    ${m.service.padEnd(15)} ${m.resource.padEnd(26)} ×${m.instances}  ${String(m.calls).padStart(6)} ${String(m.blocked).padStart(6)} ${String(m.errors).padStart(5)}  ${m.rtAvgMs.toFixed(1).padStart(7)} ms`,
+      );
+    }
+    say('  SLA alerts during the sale:');
+    for (const a of alerts) say(`    ${a.rule.padEnd(20)} ${alertLine(a)}`);
+    if (traceId !== undefined) {
+      say(
+        `  one order's trace: ${topology.spans} spans; see it with  npx peak trace ${traceId} --server ${server.info.url}`,
+      );
+    }
+    for (const sample of report.errorSamples) say(`  error sample: ${sample}`);
+  }
+
+  if (values.exit || smoke) {
+    const clean = await chain.stop();
+    say(
+      `${smoke ? 'smoke run' : 'run'}: ${consistent ? 'consistent' : 'INCONSISTENT'}, stopped ${clean ? 'cleanly' : 'with force'}`,
+    );
+    return consistent && clean ? 0 : 1;
+  }
+  say('');
+  say(
+    `The chain stays up: try  curl -s -XPOST ${gateway.url}/api/buy -d '{"userId":7,"sku":"${REGULAR_SKU}"}'`,
+  );
+  say(`                    or   npx peak rpc ls --server ${server.info.url}`);
+  say('Stop with Ctrl-C.');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await chain.stop();
+  return 0;
 }
 
 main().then(

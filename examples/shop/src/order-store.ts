@@ -11,6 +11,7 @@ import {
   type ShardingLayoutOptions,
   type StatementCollector,
 } from 'peakware/data';
+import { Outbox } from 'peakware/mq';
 import pg from 'pg';
 
 /** The declared layout: 2 data sources × 2 tables, hash-mod on the buyer id. */
@@ -52,6 +53,8 @@ export async function createOrderTables(shards: OrderShards): Promise<void> {
           created_at timestamptz NOT NULL DEFAULT now()
         );
         CREATE INDEX IF NOT EXISTS ${node.table}_sku ON ${node.table} (sku);`);
+      // The shard's outbox: "order placed" events commit in the order's own transaction.
+      await Outbox.install(client);
     } finally {
       await client.end();
     }

@@ -8,7 +8,7 @@
 import { assertDeadline } from 'peakware/core';
 import { GeneIdGenerator, type ShardedDatabase } from 'peakware/data';
 import { Guard, guardRpcFilter } from 'peakware/guard';
-import { Consumer, Producer } from 'peakware/mq';
+import { Consumer, Outbox, Producer } from 'peakware/mq';
 import { HttpRegistry } from 'peakware/registry';
 import { RpcClient, RpcServer } from 'peakware/rpc';
 import { rpcTracingFilter, sqlSpanCollector, traceConsumer, traceSend } from 'peakware/telemetry';
@@ -17,14 +17,13 @@ import {
   inventoryService,
   ORDER_COMPENSATE_TOPIC,
   ORDER_PLACED_TOPIC,
-  ORDER_PRODUCER_GROUP,
   orderService,
   POINTS_GROUP,
 } from './catalog.js';
 import { BUY_LIMITS } from './gateway.js';
 import { openOrders } from './order-store.js';
 import { warmPool } from './shop-database.js';
-import { shopTelemetry } from './shop-telemetry.js';
+import { sampleRatioFromEnv, shopTelemetry } from './shop-telemetry.js';
 
 const role = process.argv[2];
 const controlPlane = process.env.PEAK_SERVER;
@@ -46,13 +45,15 @@ guard.loadRules({
     {
       resource: 'shop.inventory.deduct',
       grade: 'concurrency',
-      count: BUY_LIMITS.deductConcurrency,
+      // A capacity run lifts the limit (SHOP_DEDUCT_CONCURRENCY) to measure the chain itself.
+      count: Number(process.env.SHOP_DEDUCT_CONCURRENCY ?? BUY_LIMITS.deductConcurrency),
     },
   ],
 });
 let orders: ShardedDatabase | undefined;
 let producer: Producer | undefined;
-const telemetry = shopTelemetry(`shop.${role}`, controlPlane, guard);
+let outboxes: Map<string, Outbox> | undefined;
+const telemetry = shopTelemetry(`shop.${role}`, controlPlane, guard, sampleRatioFromEnv());
 const { tracer } = telemetry;
 const server = new RpcServer({
   registry,
@@ -117,19 +118,17 @@ if (role === 'inventory') {
         () => undefined,
         () => undefined,
       );
-  // RocketMQ-style transactional message: the broker holds "order placed" as a half message
-  // until the order's shard commits; if this process dies in between, the broker asks back
-  // and the answer comes from the order shard itself.
-  producer.startCheckBack(ORDER_PRODUCER_GROUP, async (message) => {
-    const { orderId, sku, qty } = message.json<{ orderId: string; sku: string; qty: number }>();
-    const found = await db.query('SELECT 1 FROM orders WHERE order_id = $1', [orderId]);
-    if (found.rows.length > 0) return 'commit';
-    // Too young to judge: its write may still be running (it cannot outlive its deadline).
-    if (Date.now() - message.bornAt < 10_000) return 'unknown';
-    // Never written: drop the event and give the stock back.
-    await compensate(orderId, sku, qty, 'order never written (settled by check-back)');
-    return 'rollback';
-  });
+  // The "order placed" event is written by the order's own shard transaction, into that
+  // shard's outbox (peak_outbox.messages): order row and event commit together or not at
+  // all, with no call to the control plane on the buy's path. Each shard's relay ships
+  // committed events to the broker in batches (one relay per shard at a time, in order).
+  const relays = new Map(
+    db.layout.dataSources.map((ds) => [
+      ds,
+      new Outbox({ pool: db.primary(ds), server: controlPlane, name: ds }).start(),
+    ]),
+  );
+  outboxes = relays;
   client = new RpcClient({
     registry,
     app: 'shop.order',
@@ -151,33 +150,26 @@ if (role === 'inventory') {
         await compensate(orderId, sku, qty, 'caller gave up before the order was written');
         throw err;
       }
-      const { state } = await traceSend(tracer, ORDER_PLACED_TOPIC, () =>
-        events.sendTransactional(
-          ORDER_PLACED_TOPIC,
-          {
-            body: JSON.stringify({ orderId, userId, sku, qty }),
-            tag: 'placed',
-            keys: [orderId, String(userId)],
-          },
-          ORDER_PRODUCER_GROUP,
-          async () => {
-            try {
-              await db.query(
-                'INSERT INTO orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)',
-                [orderId, userId, sku, qty],
-              );
-              return 'commit' as const;
-            } catch {
-              // A timeout may hide a write that happened: let the broker ask back, and let the
-              // order's shard, not this guess, decide (commit, or rollback + compensation).
-              return 'unknown' as const;
-            }
-          },
-        ),
+      // A failure here leaves a deduction without an order: the sweep looks the order up on
+      // its shard and releases the unit if it was never written (a commit whose outcome was
+      // lost may still have written it, so no compensation message is sent blindly).
+      await db.transaction(
+        async (tx) => {
+          await tx.query(
+            'INSERT INTO orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)',
+            [orderId, userId, sku, qty],
+          );
+          const outbox = relays.get(tx.dataSource!)!;
+          await traceSend(tracer, ORDER_PLACED_TOPIC, () =>
+            outbox.send(tx.client, ORDER_PLACED_TOPIC, {
+              body: JSON.stringify({ orderId, userId, sku, qty }),
+              tag: 'placed',
+              keys: [orderId, String(userId)],
+            }),
+          );
+        },
+        { routeBy: { table: 'orders', value: userId } },
       );
-      if (state !== 'commit') {
-        throw new Error(`order ${orderId}: outcome unknown; settled by check-back`);
-      }
       return { status: 'placed' as const, orderId, left: deducted.left };
     },
     async get({ orderId }) {
@@ -250,6 +242,7 @@ if (role === 'points') {
 process.once('SIGTERM', () => {
   (role === 'points' ? Promise.resolve() : server.stop())
     .then(() => consumer?.close())
+    .then(() => Promise.all([...(outboxes?.values() ?? [])].map((o) => o.close({ drain: true }))))
     .then(() => producer?.close())
     .then(() => orders?.close())
     .then(() => telemetry.close())

@@ -22,12 +22,18 @@ export interface ShopTelemetry {
 }
 
 /** Tracing and per-second metrics of `guard`'s resources for `service`, to the control plane. */
-export function shopTelemetry(service: string, controlPlane: string, guard: Guard): ShopTelemetry {
+export function shopTelemetry(
+  service: string,
+  controlPlane: string,
+  guard: Guard,
+  sampleRatio: number,
+): ShopTelemetry {
   const processor = new BatchSpanProcessor({
     exporter: new ControlPlaneSpanExporter({ server: controlPlane }),
   });
-  // Every trace is kept: a flash sale on a laptop is small; at scale, sample (sampleRatio).
-  const tracer = new Tracer({ service, sink: processor, sampleRatio: 1, slowMs: 500 });
+  // Head sampling by trace id (every hop agrees); failed and slow spans are kept whatever
+  // the ratio, so a sampled-out order that goes wrong is still seen.
+  const tracer = new Tracer({ service, sink: processor, sampleRatio, slowMs: 200 });
   const metrics = new MetricsPusher({ server: controlPlane, service });
   const onMetrics = (seconds: Parameters<MetricsPusher['record']>[0]) => metrics.record(seconds);
   guard.on('metrics', onMetrics);
@@ -39,4 +45,15 @@ export function shopTelemetry(service: string, controlPlane: string, guard: Guar
       await Promise.all([metrics.close(), processor.shutdown()]);
     },
   };
+}
+
+/** The trace sampling ratio the chain's processes were started with (SHOP_SAMPLE_RATIO, default 1). */
+export function sampleRatioFromEnv(): number {
+  const ratio = Number(process.env.SHOP_SAMPLE_RATIO ?? 1);
+  if (!(ratio >= 0 && ratio <= 1)) {
+    throw new Error(
+      `SHOP_SAMPLE_RATIO must be a number from 0 to 1, got ${process.env.SHOP_SAMPLE_RATIO}`,
+    );
+  }
+  return ratio;
 }

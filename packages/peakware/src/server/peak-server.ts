@@ -309,6 +309,11 @@ export class PeakServer {
     return url.toString();
   }
 
+  /** The embedded postmaster's pid while it runs (undefined with an external PostgreSQL). */
+  get postgresPid(): number | undefined {
+    return this.#embedded?.pid;
+  }
+
   /**
    * Stops the node gracefully: no new requests, in-flight ones finish, then the database
    * side shuts down. Resolves `true` when everything stopped within the bound, `false` when

@@ -1,0 +1,258 @@
+/**
+ * The capacity run: open-model load on the whole chain in steps of rising arrival rate,
+ * with the guard limits lifted (the chain is measured, not the rules) and plenty of stock.
+ * A step passes when its p99 (from the scheduled send time) is at most 100 ms and fewer
+ * than 0.1 % of its buys failed; the capacity is the highest step that passed. Each step
+ * also reports the CPU every process of the chain used per order (read from /proc, the
+ * PostgreSQL instances with all their backends), the stages' response times from the
+ * processes' own per-second metrics, and the books check after the step has settled.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Chain } from './chain.js';
+import type { LoadResult, LoadStep } from './load-process.js';
+import { releaseOrphanDeductions, saleLedger } from './shop-database.js';
+import { readLiveMetrics } from './shop-monitoring.js';
+
+/** The pass mark of a step. */
+export const CAPACITY_SLO = { p99Ms: 100, maxErrorShare: 0.001 } as const;
+
+/** How the capacity run goes. */
+export interface CapacityOptions {
+  /** Arrival rates to try, buys/s, rising. */
+  rates: number[];
+  stepSeconds: number;
+  hotSku: string;
+  regularSku: string;
+  regularShare: number;
+  /** Stock of the hot item at the start (the books are checked against it). */
+  stock: number;
+  /** Called when a step starts and when it has been measured. */
+  onStep?: (event: { rate: number; result?: StepFigures }) => void;
+}
+
+/** CPU µs per placed order of one kind of process (all its instances summed). */
+export type CpuByProcess = Record<string, number>;
+
+/** What one step measured. */
+export interface StepFigures {
+  rate: number;
+  /** Orders placed per second over the step. */
+  placedPerSecond: number;
+  load: LoadResult;
+  passed: boolean;
+  /** CPU µs per placed order, by process kind, and their sum. */
+  cpuUsPerOrder: CpuByProcess & { total: number };
+  /** Share of the machine's cores the chain used during the step (1 = all busy). */
+  machineBusy: number;
+  /** Mean response time per stage (service resource), ms, from the pushed metrics. */
+  stagesMs: Record<string, number>;
+  books: { consistent: boolean; orders: number; pointsAwarded: number; oversold: number };
+}
+
+/** The whole run. */
+export interface CapacityReport {
+  slo: typeof CAPACITY_SLO;
+  /** Highest rate that passed (0 if none did). */
+  capacity: number;
+  steps: StepFigures[];
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+interface ProcStat {
+  ppid: number;
+  /** utime + stime, and the reaped children's cutime + cstime, in ticks. */
+  self: number;
+  children: number;
+}
+
+async function readProcs(): Promise<Map<number, ProcStat>> {
+  const stats = new Map<number, ProcStat>();
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const text = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    // Fields after the command (which may hold spaces) start at field 3 (state).
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    stats.set(Number(name), {
+      ppid: Number(f[1]),
+      self: Number(f[11]) + Number(f[12]),
+      children: Number(f[13]) + Number(f[14]),
+    });
+  }
+  return stats;
+}
+
+/** CPU ticks of `root` and every process under it (their reaped children included). */
+function treeTicks(procs: Map<number, ProcStat>, root: number): number {
+  let total = 0;
+  const stack = [root];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    const s = procs.get(pid);
+    if (s !== undefined) total += s.self + s.children;
+    for (const [child, c] of procs) if (c.ppid === pid) stack.push(child);
+  }
+  return total;
+}
+
+/** Ticks per process kind: the control plane (this process, itself only), PostgreSQL, services. */
+async function sampleCpu(chain: Chain): Promise<Record<string, number>> {
+  const procs = await readProcs();
+  const out: Record<string, number> = {};
+  const add = (kind: string, ticks: number) => {
+    out[kind] = (out[kind] ?? 0) + ticks;
+  };
+  add('control plane', procs.get(process.pid)?.self ?? 0);
+  const { primary, shard1 } = chain.postgresPids;
+  if (primary !== undefined) add('postgres #1', treeTicks(procs, primary));
+  if (shard1 !== undefined) add('postgres #2', treeTicks(procs, shard1));
+  for (const p of chain.processes) {
+    if (p.child.pid !== undefined) add(p.role, treeTicks(procs, p.child.pid));
+  }
+  return out;
+}
+
+function runLoad(step: LoadStep): Promise<LoadResult> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [path.join(here, 'load-process.js'), JSON.stringify(step)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    const timer = setTimeout(
+      () => child.kill('SIGKILL'),
+      (step.seconds + step.timeoutMs / 1000 + 30) * 1000,
+    );
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      const line = out.trim().split('\n').at(-1);
+      if (code !== 0 || line === undefined || line === '') {
+        reject(new Error(`the load process exited with code ${code}`));
+      } else resolve(JSON.parse(line) as LoadResult);
+    });
+  });
+}
+
+/**
+ * Waits for the step's last events and releases deductions whose order never came, then
+ * checks the books: nothing oversold, every deduction an order, every order one award.
+ */
+async function checkBooks(
+  chain: Chain,
+  options: CapacityOptions,
+  hadErrors: boolean,
+): Promise<StepFigures['books']> {
+  // A failed buy may leave a deduction whose order is still being written: wait out the
+  // order service's deadline and statement timeout before the sweep judges it.
+  if (hadErrors) await new Promise((r) => setTimeout(r, 4500));
+  let consistent = true;
+  let orders = 0;
+  let pointsAwarded = 0;
+  let oversold = 0;
+  for (const [sku, stock] of [
+    [options.hotSku, options.stock],
+    [options.regularSku, 1_000_000_000],
+  ] as const) {
+    if (hadErrors) await releaseOrphanDeductions(chain.shopDb, chain.orders, sku, 0);
+    let books = await saleLedger(chain.shopDb, chain.orders, sku);
+    const until = Date.now() + 30_000;
+    while (books.pointsAwarded < books.orders && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      books = await saleLedger(chain.shopDb, chain.orders, sku);
+    }
+    const over = Math.max(0, books.unitsDeducted - stock);
+    consistent &&=
+      books.unitsDeducted === books.unitsOrdered &&
+      books.pointsAwarded === books.orders &&
+      books.left === stock - books.unitsDeducted &&
+      over === 0;
+    orders += books.orders;
+    pointsAwarded += books.pointsAwarded;
+    oversold += over;
+  }
+  return { consistent, orders, pointsAwarded, oversold };
+}
+
+/** Runs the steps until one fails (or all pass) and reports each. */
+export async function runCapacity(chain: Chain, options: CapacityOptions): Promise<CapacityReport> {
+  const steps: StepFigures[] = [];
+  let userBase = 0;
+  // A short warm-up, not reported: the first calls open connections and compile code.
+  await runLoad({
+    gatewayUrl: chain.gatewayUrl,
+    rate: 50,
+    seconds: 3,
+    hotSku: options.hotSku,
+    regularSku: options.regularSku,
+    regularShare: options.regularShare,
+    userBase,
+    timeoutMs: 5000,
+  });
+  userBase += 1_000_000;
+  for (const rate of options.rates) {
+    options.onStep?.({ rate });
+    const before = await sampleCpu(chain);
+    const wallStart = performance.now();
+    const load = await runLoad({
+      gatewayUrl: chain.gatewayUrl,
+      rate,
+      seconds: options.stepSeconds,
+      hotSku: options.hotSku,
+      regularSku: options.regularSku,
+      regularShare: options.regularShare,
+      userBase,
+      timeoutMs: 5000,
+    });
+    const wallSeconds = (performance.now() - wallStart) / 1000;
+    const after = await sampleCpu(chain);
+    userBase += 1_000_000;
+    const placed = Math.max(1, load.placed);
+    const cpu: CpuByProcess = {};
+    let total = 0;
+    for (const [kind, ticks] of Object.entries(after)) {
+      const us = (((ticks - (before[kind] ?? 0)) / TICKS_PER_SECOND) * 1e6) / placed;
+      cpu[kind] = Math.round(us);
+      total += us;
+    }
+    const stages: Record<string, number> = {};
+    const metrics = await readLiveMetrics(chain.server.info.url, Math.ceil(wallSeconds));
+    for (const m of metrics) {
+      if (m.qps > 0) stages[`${m.service} ${m.resource}`] = Math.round(m.rtAvgMs * 10) / 10;
+    }
+    const books = await checkBooks(chain, options, load.errors > 0);
+    const failedShare = load.errors / Math.max(1, load.scheduled);
+    const figures: StepFigures = {
+      rate,
+      placedPerSecond: Math.round(load.placed / load.seconds),
+      load,
+      passed:
+        load.latencyMs.p99 <= CAPACITY_SLO.p99Ms &&
+        failedShare < CAPACITY_SLO.maxErrorShare &&
+        books.consistent,
+      cpuUsPerOrder: { ...cpu, total: Math.round(total) },
+      machineBusy:
+        Math.round(((total * placed) / 1e6 / wallSeconds / os.availableParallelism()) * 100) / 100,
+      stagesMs: stages,
+      books,
+    };
+    steps.push(figures);
+    options.onStep?.({ rate, result: figures });
+    if (!figures.passed) break;
+  }
+  const passed = steps.filter((s) => s.passed);
+  return {
+    slo: CAPACITY_SLO,
+    capacity: passed.length === 0 ? 0 : passed.at(-1)!.rate,
+    steps,
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * Open-model load on the gateway, in a process of its own so it does not share an event
+ * loop with the control plane: `node load-process.js '<json LoadStep>'` sends buys at a
+ * constant arrival rate for a fixed time, whatever the chain's answers (a closed loop
+ * would slow down with the chain and hide a stall), and measures each buy's latency from
+ * the time it was scheduled, not sent. Prints one JSON {@link LoadResult} line and exits.
+ */
+import http from 'node:http';
+import { LatencyHistogram } from 'peakware/core';
+
+/** One step of load. */
+export interface LoadStep {
+  gatewayUrl: string;
+  /** Buys per second. */
+  rate: number;
+  seconds: number;
+  hotSku: string;
+  regularSku: string;
+  /** Share of buys for the regular item (0..1). */
+  regularShare: number;
+  /** Buyer ids are userBase + 1, +2, ...: distinct across steps, spread over the shards. */
+  userBase: number;
+  /** A buy unanswered this long counts as an error (ms). */
+  timeoutMs: number;
+}
+
+/** What a step saw. */
+export interface LoadResult {
+  rate: number;
+  seconds: number;
+  scheduled: number;
+  placed: number;
+  soldOut: number;
+  blocked: number;
+  errors: number;
+  /** Latency from the scheduled send time, ms. */
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+  /** How late the generator itself was in sending (its own lag), ms, worst case. */
+  senderLagMs: number;
+  /** CPU the generator used, µs per buy (not part of the chain's figures). */
+  cpuUsPerBuy: number;
+  errorSamples: string[];
+}
+
+async function runStep(step: LoadStep): Promise<LoadResult> {
+  const url = new URL('/api/buy', step.gatewayUrl);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
+  const latency = new LatencyHistogram();
+  const result: LoadResult = {
+    rate: step.rate,
+    seconds: step.seconds,
+    scheduled: Math.round(step.rate * step.seconds),
+    placed: 0,
+    soldOut: 0,
+    blocked: 0,
+    errors: 0,
+    latencyMs: { p50: 0, p90: 0, p99: 0, max: 0 },
+    senderLagMs: 0,
+    cpuUsPerBuy: 0,
+    errorSamples: [],
+  };
+  const fail = (why: string) => {
+    result.errors++;
+    if (result.errorSamples.length < 5) result.errorSamples.push(why);
+  };
+  const cpu = process.cpuUsage();
+  let answered = 0;
+  let maxMs = 0;
+  const buy = (i: number, scheduledAt: number) =>
+    new Promise<void>((resolve) => {
+      const regular = Math.floor((i + 1) * step.regularShare) > Math.floor(i * step.regularShare);
+      const body = JSON.stringify({
+        userId: step.userBase + i + 1,
+        sku: regular ? step.regularSku : step.hotSku,
+        qty: 1,
+      });
+      const done = (outcome: () => void) => {
+        const ms = performance.now() - scheduledAt;
+        latency.record(ms);
+        if (ms > maxMs) maxMs = ms;
+        outcome();
+        answered++;
+        resolve();
+      };
+      const req = http.request(
+        url,
+        {
+          method: 'POST',
+          agent,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            'peak-caller': 'capacity-load',
+          },
+          timeout: step.timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            done(() => {
+              if (res.statusCode === 200) result.placed++;
+              else if (res.statusCode === 409) result.soldOut++;
+              else if (res.statusCode === 429) result.blocked++;
+              else fail(`${res.statusCode} ${Buffer.concat(chunks).toString().slice(0, 200)}`);
+            }),
+          );
+          res.on('error', (err) => done(() => fail(String(err))));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer in ${step.timeoutMs} ms`)));
+      req.on('error', (err) => done(() => fail(String(err))));
+      req.end(body);
+    });
+
+  const interval = 1000 / step.rate;
+  const start = performance.now();
+  const pending: Promise<void>[] = [];
+  await new Promise<void>((resolve) => {
+    let sent = 0;
+    const tick = () => {
+      const now = performance.now();
+      while (sent < result.scheduled && start + sent * interval <= now) {
+        const scheduledAt = start + sent * interval;
+        result.senderLagMs = Math.max(result.senderLagMs, now - scheduledAt);
+        pending.push(buy(sent, scheduledAt));
+        sent++;
+      }
+      if (sent < result.scheduled) setTimeout(tick, 1);
+      else resolve();
+    };
+    tick();
+  });
+  await Promise.all(pending);
+  const used = process.cpuUsage(cpu);
+  agent.destroy();
+  result.latencyMs = {
+    p50: round(latency.quantile(0.5)),
+    p90: round(latency.quantile(0.9)),
+    p99: round(latency.quantile(0.99)),
+    max: round(maxMs),
+  };
+  result.senderLagMs = round(result.senderLagMs);
+  result.cpuUsPerBuy = Math.round((used.user + used.system) / Math.max(1, answered));
+  return result;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
+const arg = process.argv[2];
+if (arg === undefined) {
+  console.error("usage: node load-process.js '<json step: gatewayUrl, rate, seconds, ...>'");
+  process.exit(2);
+}
+const result = await runStep(JSON.parse(arg) as LoadStep);
+process.stdout.write(`${JSON.stringify(result)}\n`);
