@@ -104,3 +104,79 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
     await rm(dataDir, { recursive: true, force: true });
   }
 });
+
+interface CapacityJson {
+  capacity: number;
+  slo: { p99Ms: number };
+  steps: {
+    rate: number;
+    passed: boolean;
+    load: { scheduled: number; placed: number; errors: number; blocked: number };
+    cpuUsPerOrder: Record<string, number> & { total: number };
+    books: { consistent: boolean; orders: number; pointsAwarded: number; oversold: number };
+  }[];
+}
+
+// The capacity run's mechanics, not its figures (those are the benchmark's): every step is
+// measured with the limits lifted, its CPU is split by process kind, and its books add up.
+test('the capacity run measures each step with the limits lifted and checks the books', {
+  timeout: 180_000,
+}, async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-shop-cap-'));
+  try {
+    const child = spawn(
+      process.execPath,
+      [
+        main,
+        '--data',
+        dataDir,
+        '--port',
+        '0',
+        '--capacity',
+        '--json',
+        '--rates',
+        '10,20',
+        '--step-seconds',
+        '2',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    clearTimeout(timer);
+    assert.equal(code, 0, `${out}\n${err}`);
+    const report = JSON.parse(out.trim().split('\n').at(-1)!) as CapacityJson;
+    assert.equal(report.slo.p99Ms, 100);
+    assert.ok(report.steps.length >= 1 && report.steps[0]!.rate === 10);
+    for (const s of report.steps) {
+      assert.equal(s.load.blocked, 0, `step ${s.rate}/s: lifted limits block nothing`);
+      assert.ok(s.load.placed > 0, `step ${s.rate}/s placed ${s.load.placed}`);
+      assert.equal(s.books.consistent, true, `step ${s.rate}/s books`);
+      assert.equal(s.books.oversold, 0);
+      assert.equal(s.books.pointsAwarded, s.books.orders, 'every order event consumed');
+      for (const kind of [
+        'gateway',
+        'order',
+        'inventory',
+        'points',
+        'control plane',
+        'postgres #1',
+      ])
+        assert.ok((s.cpuUsPerOrder[kind] ?? 0) > 0, `step ${s.rate}/s: CPU of ${kind} counted`);
+    }
+    // The capacity is a step that passed, or 0 when none did.
+    const passed = report.steps.filter((s) => s.passed).map((s) => s.rate);
+    assert.equal(report.capacity, passed.length === 0 ? 0 : Math.max(...passed));
+    assert.ok(!/\nNode\.js v\d+/.test(err), err);
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
