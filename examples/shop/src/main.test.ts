@@ -31,29 +31,36 @@ interface Summary {
   metrics: { service: string; resource: string; calls: number; blocked: number }[];
 }
 
+/** Runs the shop with `args` to its exit (killed after 170 s): exit code, stdout, stderr. */
+async function runShop(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(timer);
+  return { code, out, err };
+}
+
 test('the shop sells out a flash sale without overselling and stops cleanly', {
   timeout: 180_000,
 }, async () => {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-shop-'));
   try {
-    const child = spawn(
-      process.execPath,
-      [main, '--data', dataDir, '--port', '0', '--smoke', '--json'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    clearTimeout(timer);
+    const { code, out, err } = await runShop([
+      '--data',
+      dataDir,
+      '--port',
+      '0',
+      '--smoke',
+      '--json',
+    ]);
     assert.equal(code, 0, `${out}\n${err}`);
     const summary = JSON.parse(out.trim().split('\n').at(-1)!) as Summary;
     assert.equal(summary.consistent, true);
@@ -124,34 +131,18 @@ test('the capacity run measures each step with the limits lifted and checks the 
 }, async () => {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-shop-cap-'));
   try {
-    const child = spawn(
-      process.execPath,
-      [
-        main,
-        '--data',
-        dataDir,
-        '--port',
-        '0',
-        '--capacity',
-        '--json',
-        '--rates',
-        '10,20',
-        '--step-seconds',
-        '2',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    clearTimeout(timer);
+    const { code, out, err } = await runShop([
+      '--data',
+      dataDir,
+      '--port',
+      '0',
+      '--capacity',
+      '--json',
+      '--rates',
+      '10,20',
+      '--step-seconds',
+      '2',
+    ]);
     assert.equal(code, 0, `${out}\n${err}`);
     const report = JSON.parse(out.trim().split('\n').at(-1)!) as CapacityJson;
     assert.equal(report.slo.p99Ms, 100);
