@@ -115,6 +115,48 @@ export const ErrorCodes = {
 /** One of the stable error code strings in {@link ErrorCodes}. */
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/**
+ * The HTTP status of each code that is not a 500, in one place for every HTTP surface (the
+ * control plane's API and the RPC server's HTTP/JSON access): a code keeps its status
+ * whichever route or module throws it.
+ */
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  [ErrorCodes.USAGE]: 400,
+  [ErrorCodes.INVALID_ARGUMENT]: 400,
+  [ErrorCodes.UNAUTHENTICATED]: 401,
+  [ErrorCodes.FORBIDDEN]: 403,
+  [ErrorCodes.NOT_FOUND]: 404,
+  [ErrorCodes.AUTH_RATE_LIMITED]: 429,
+  [ErrorCodes.DB_UNREACHABLE]: 503,
+  [ErrorCodes.SERVER_BUSY]: 503,
+  [ErrorCodes.GUARD_TOKEN_SERVER_UNAVAILABLE]: 503,
+  [ErrorCodes.DEADLINE_EXCEEDED]: 504,
+  [ErrorCodes.RPC_BAD_ARGUMENTS]: 400,
+  [ErrorCodes.RPC_PROTOCOL]: 400,
+  [ErrorCodes.RPC_UNKNOWN_SERVICE]: 404,
+  [ErrorCodes.RPC_UNKNOWN_METHOD]: 404,
+  [ErrorCodes.RPC_FRAME_TOO_LARGE]: 413,
+  [ErrorCodes.RPC_OVERLOADED]: 429,
+  [ErrorCodes.RPC_SHUTTING_DOWN]: 503,
+  [ErrorCodes.RPC_UNAVAILABLE]: 503,
+  [ErrorCodes.RPC_TIMEOUT]: 504,
+  [ErrorCodes.MQ_UNKNOWN_TOPIC]: 404,
+  [ErrorCodes.MQ_UNKNOWN_TRANSACTION]: 404,
+  [ErrorCodes.MQ_BAD_SIGNATURE]: 400,
+  [ErrorCodes.MQ_DECRYPT_FAILED]: 400,
+  [ErrorCodes.MQ_FORBIDDEN]: 403,
+  [ErrorCodes.MQ_MESSAGE_TOO_LARGE]: 413,
+  [ErrorCodes.CONFIG_INVALID]: 400,
+  [ErrorCodes.CONFIG_NOT_FOUND]: 404,
+  [ErrorCodes.CONFIG_CONFLICT]: 409,
+  [ErrorCodes.CONFIG_TOO_LARGE]: 413,
+};
+
+/** The HTTP status an error code is answered with (500 for codes not listed). */
+export function httpStatusOf(code: string): number {
+  return HTTP_STATUS[code as ErrorCode] ?? 500;
+}
+
 /** Options for {@link PeakError}: a cause to chain, and details a program may read. */
 export interface PeakErrorOptions {
   /** The lower-level error this one explains. */

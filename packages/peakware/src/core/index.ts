@@ -31,6 +31,7 @@ export {
   type ErrorCode,
   ErrorCodes,
   errorMessage,
+  httpStatusOf,
   InvalidArgumentError,
   isPeakError,
   PeakError,

@@ -22,7 +22,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import { assertDeadline, childContext, runWithContext } from '../core/context.js';
 import { decodeContext, type HeaderMap } from '../core/context-headers.js';
-import { ErrorCodes, isPeakError, PeakError } from '../core/errors.js';
+import { ErrorCodes, httpStatusOf, isPeakError, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { RegistrationHandle, Registry } from '../registry/registry.js';
 import { DEFAULT_GROUP } from '../registry/service-instance.js';
@@ -684,26 +684,7 @@ export class RpcServer {
   }
 }
 
-/** The HTTP status for an RPC error code on the HTTP/JSON access path. */
+/** The HTTP status for an RPC error code on the HTTP/JSON access path (the shared table). */
 export function httpStatus(code: string): number {
-  switch (code) {
-    case ErrorCodes.RPC_BAD_ARGUMENTS:
-    case ErrorCodes.RPC_PROTOCOL:
-      return 400;
-    case ErrorCodes.RPC_UNKNOWN_SERVICE:
-    case ErrorCodes.RPC_UNKNOWN_METHOD:
-      return 404;
-    case ErrorCodes.RPC_FRAME_TOO_LARGE:
-      return 413;
-    case ErrorCodes.RPC_OVERLOADED:
-      return 429;
-    case ErrorCodes.RPC_SHUTTING_DOWN:
-    case ErrorCodes.RPC_UNAVAILABLE:
-      return 503;
-    case ErrorCodes.DEADLINE_EXCEEDED:
-    case ErrorCodes.RPC_TIMEOUT:
-      return 504;
-    default:
-      return 500;
-  }
+  return httpStatusOf(code);
 }

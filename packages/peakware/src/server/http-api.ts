@@ -25,7 +25,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type pg from 'pg';
-import { type ErrorCode, ErrorCodes, PeakError } from '../core/errors.js';
+import { ErrorCodes, httpStatusOf, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { verifyAdminToken } from './admin-token.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
@@ -65,19 +65,6 @@ export interface RouteEntry {
 
 /** A group of routes a subsystem contributes; registered under the common lifecycle. */
 export type ApiModule = (app: FastifyInstance, ctx: ApiContext) => void;
-
-const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
-  [ErrorCodes.USAGE]: 400,
-  [ErrorCodes.INVALID_ARGUMENT]: 400,
-  [ErrorCodes.UNAUTHENTICATED]: 401,
-  [ErrorCodes.FORBIDDEN]: 403,
-  [ErrorCodes.NOT_FOUND]: 404,
-  [ErrorCodes.DEADLINE_EXCEEDED]: 504,
-  [ErrorCodes.DB_UNREACHABLE]: 503,
-  [ErrorCodes.SERVER_BUSY]: 503,
-  [ErrorCodes.AUTH_RATE_LIMITED]: 429,
-  [ErrorCodes.GUARD_TOKEN_SERVER_UNAVAILABLE]: 503,
-};
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -242,7 +229,7 @@ export function createHttpApiWithRoutes(
 
   app.setErrorHandler((err: FastifyError | PeakError, request, reply) => {
     if (err instanceof PeakError) {
-      const status = STATUS_BY_CODE[err.code] ?? 500;
+      const status = httpStatusOf(err.code);
       if (status >= 500) request.log.error({ err }, 'request failed');
       void reply.status(status).send({ error: err.toJSON() });
       return;

@@ -29,13 +29,6 @@ import {
   startGray,
 } from './config-store.js';
 
-const STATUS: Partial<Record<string, number>> = {
-  [ErrorCodes.CONFIG_INVALID]: 400,
-  [ErrorCodes.CONFIG_CONFLICT]: 409,
-  [ErrorCodes.CONFIG_NOT_FOUND]: 404,
-  [ErrorCodes.CONFIG_TOO_LARGE]: 413,
-};
-
 const author = z.string().min(1).max(128).optional();
 const comment = z.string().max(1024).default('');
 const format = z.enum(['json', 'text']).default('json');
@@ -117,14 +110,6 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.addHook('preClose', async () => hub.stop());
 
   void app.register(async (scope) => {
-    // Config codes the shared lifecycle does not know get their HTTP status here; anything
-    // else goes on to the shared error handler.
-    scope.setErrorHandler((err, _request, reply) => {
-      const status = err instanceof PeakError ? STATUS[err.code] : undefined;
-      if (status === undefined || !(err instanceof PeakError)) throw err;
-      void reply.status(status).send({ error: err.toJSON() });
-    });
-
     const base = '/api/v1/config';
     const item = `${base}/items/:app/:group/:key`;
 

@@ -13,7 +13,6 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
-  type ErrorCode,
   ErrorCodes,
   errorMessage,
   InvalidArgumentError,
@@ -23,15 +22,6 @@ import type { ApiModule } from '../../server/http-api.js';
 import { DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES } from '../message-types.js';
 import { Broker, type BrokerOptions } from './broker.js';
 import { type MqttBridge, startMqttBridge } from './mqtt-bridge.js';
-
-const MQ_STATUS: Partial<Record<ErrorCode, number>> = {
-  [ErrorCodes.MQ_UNKNOWN_TOPIC]: 404,
-  [ErrorCodes.MQ_BAD_SIGNATURE]: 400,
-  [ErrorCodes.MQ_FORBIDDEN]: 403,
-  [ErrorCodes.MQ_MESSAGE_TOO_LARGE]: 413,
-  [ErrorCodes.MQ_UNKNOWN_TRANSACTION]: 404,
-  [ErrorCodes.MQ_DECRYPT_FAILED]: 400,
-};
 
 const SDK = { config: { auth: 'sdk' as const } };
 
@@ -144,20 +134,11 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   const handle =
     <T>(fn: (request: FastifyRequest) => Promise<T>) =>
     async (request: FastifyRequest, reply: FastifyReply): Promise<T | undefined> => {
-      try {
-        const result = await fn(request);
-        // A long poll that ends because the server is closing must not leave its
-        // keep-alive connection open: that would hold up the server's shutdown.
-        if (closing) void reply.header('connection', 'close');
-        return result;
-      } catch (err) {
-        const status = err instanceof PeakError ? MQ_STATUS[err.code] : undefined;
-        if (err instanceof PeakError && status !== undefined) {
-          void reply.status(status).send({ error: err.toJSON() });
-          return undefined;
-        }
-        throw err;
-      }
+      const result = await fn(request);
+      // A long poll that ends because the server is closing must not leave its
+      // keep-alive connection open: that would hold up the server's shutdown.
+      if (closing) void reply.header('connection', 'close');
+      return result;
     };
 
   app.post(
@@ -308,19 +289,12 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   // are keep-alives), at most `inflight` unacked at once; acks and nacks use the routes
   // below. Bad requests are answered before the stream starts.
   app.post('/api/v1/mq/groups/:group/stream', SDK, async (request, reply) => {
-    let opened: { broker: Broker; req: ReturnType<typeof receiveParams>['req']; inflight: number };
-    try {
-      const { x, req } = receiveParams(request);
-      const broker = b();
-      await broker.openStream(req);
-      opened = { broker, req, inflight: int(x.inflight, 'inflight', 1, 1000, 32) };
-    } catch (err) {
-      const status = err instanceof PeakError ? MQ_STATUS[err.code] : undefined;
-      if (err instanceof PeakError && status !== undefined) {
-        return reply.status(status).send({ error: err.toJSON() });
-      }
-      throw err;
-    }
+    // Refusals (unknown topic, bad secret, bad arguments) are thrown before the hijack, so
+    // the shared error handler answers them with their status.
+    const { x, req } = receiveParams(request);
+    const broker = b();
+    await broker.openStream(req);
+    const opened = { broker, req, inflight: int(x.inflight, 'inflight', 1, 1000, 32) };
     void reply.hijack();
     const res = reply.raw;
     // `connection: close`: a stream's connection is not worth reusing, and one left open
