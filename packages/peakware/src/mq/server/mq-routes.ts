@@ -12,12 +12,7 @@
  * that port (host PEAK_MQ_MQTT_HOST, default 127.0.0.1; see src/mq/mqtt-bridge.ts).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import {
-  ErrorCodes,
-  errorMessage,
-  InvalidArgumentError,
-  PeakError,
-} from '../../core/errors.js';
+import { ErrorCodes, errorMessage, InvalidArgumentError, PeakError } from '../../core/errors.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES } from '../message-types.js';
 import { Broker, type BrokerOptions } from './broker.js';
