@@ -72,6 +72,7 @@ export const PRIMITIVE_SUPPORT = [
   'server/admin-token.ts',
   'server/data-folder.ts',
   'server/embedded-postgres.ts',
+  'server/server-settings.ts',
 ];
 
 /** Runtime imports between SDK folders of one layer, each with why it is one-way. */

@@ -29,6 +29,7 @@ import { ErrorCodes, httpStatusOf, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { verifyAdminToken } from './admin-token.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
+import type { ServerSettings } from './server-settings.js';
 
 /** What route modules get to work with. */
 export interface ApiContext {
@@ -44,6 +45,8 @@ export interface ApiContext {
   schemaVersion: number;
   /** When this node started, epoch ms. */
   startedAt: number;
+  /** Settings from the environment, checked at start (server-settings.ts has the table). */
+  settings: ServerSettings;
 }
 
 /**

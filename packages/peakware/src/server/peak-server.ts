@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
-import { ErrorCodes, errorMessage, PeakError, UsageError } from '../core/errors.js';
+import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { PEAKWARE_VERSION } from '../core/version.js';
 import { ensureAdminToken } from './admin-token.js';
@@ -33,6 +33,7 @@ import { type ApiModule, createHttpApiWithRoutes, type RouteEntry } from './http
 import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
 import { builtinModules } from './modules.js';
+import { serverSettingsFromEnv } from './server-settings.js';
 
 /** Options for {@link PeakServer.start}. Defaults are listed once, here. */
 export interface PeakServerOptions {
@@ -102,19 +103,6 @@ export interface PeakServerInfo {
   adminTokenFile: string;
 }
 
-/** The control plane's PostgreSQL pool size: `PEAK_POSTGRES_POOL_MAX`, default 25. */
-function poolSize(): number {
-  const raw = process.env.PEAK_POSTGRES_POOL_MAX;
-  if (raw === undefined || raw === '') return 25;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 8 || n > 500) {
-    throw new UsageError(
-      `PEAK_POSTGRES_POOL_MAX must be an integer from 8 to 500 (five sessions are held for listeners and leader locks), got '${raw}'`,
-    );
-  }
-  return n;
-}
-
 /** A running control-plane node. */
 export class PeakServer {
   readonly info: PeakServerInfo;
@@ -164,6 +152,8 @@ export class PeakServer {
       });
     }
     if (options.postgresUrl !== undefined) parsePostgresUrl(options.postgresUrl);
+    // A malformed PEAK_* variable stops the start here, before PostgreSQL is started.
+    const settings = serverSettingsFromEnv();
     const nodeId = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const startedAt = Date.now();
     const cleanups: (() => Promise<void>)[] = [];
@@ -193,7 +183,7 @@ export class PeakServer {
       // connections, the alert evaluator's and the guard token server's leader locks), so
       // the pool is sized for them plus the API's traffic. PostgreSQL's own limit bounds
       // nodes × this (the embedded one allows 200 connections).
-      const pool = await openPool(target, { logger, max: poolSize() });
+      const pool = await openPool(target, { logger, max: settings.postgresPoolMax });
       cleanups.push(() => pool.end());
 
       const migrated = await migrate(
@@ -212,6 +202,7 @@ export class PeakServer {
         postgresMode: embedded === undefined ? ('external' as const) : ('embedded' as const),
         schemaVersion: migrated.version,
         startedAt,
+        settings,
       };
       const { app, routes } = createHttpApiWithRoutes(ctx, {
         modules: [

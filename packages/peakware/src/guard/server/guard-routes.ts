@@ -71,7 +71,7 @@ export const guardRoutes: ApiModule = (app, ctx) => {
     pool: ctx.pool,
     nodeId: ctx.nodeId,
     logger: ctx.logger,
-    lead: process.env.PEAK_GUARD_TOKEN_SERVER !== 'off',
+    lead: ctx.settings.guard.tokenServer,
   });
   app.addHook('onClose', () => service.close());
   const reports = new GuardReportStore();

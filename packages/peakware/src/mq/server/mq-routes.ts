@@ -6,35 +6,18 @@
  * Managing topics, resending dead letters and resetting offsets need the admin token.
  *
  * The broker starts when the server becomes ready and stops before it closes, so long
- * polls end at shutdown instead of holding it up. Settings come from the environment:
- * PEAK_MQ_RETENTION_HOURS (72), PEAK_MQ_SESSION_MS (20000), PEAK_MQ_HALF_CHECK_AFTER_MS
- * (6000), PEAK_MQ_HALF_CHECK_INTERVAL_MS (30000); PEAK_MQ_MQTT_PORT turns on MQTT access on
- * that port (host PEAK_MQ_MQTT_HOST, default 127.0.0.1; see src/mq/mqtt-bridge.ts).
+ * polls end at shutdown instead of holding it up. Its settings (retention, session, half
+ * message check-backs, the MQTT bridge's port and host) are `ctx.settings.mq`, read from
+ * PEAK_MQ_* variables by server/server-settings.ts.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCodes, errorMessage, InvalidArgumentError, PeakError } from '../../core/errors.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES } from '../message-types.js';
-import { Broker, type BrokerOptions } from './broker.js';
+import { Broker } from './broker.js';
 import { type MqttBridge, startMqttBridge } from './mqtt-bridge.js';
 
 const SDK = { config: { auth: 'sdk' as const } };
-
-function envNumber(name: string, fallback: number): number {
-  const v = process.env[name];
-  const n = v === undefined || v === '' ? Number.NaN : Number(v);
-  return Number.isFinite(n) && n >= 0 ? n : fallback;
-}
-
-/** Broker settings from the environment (documented above). */
-export function brokerOptionsFromEnv(): BrokerOptions {
-  return {
-    retentionMs: envNumber('PEAK_MQ_RETENTION_HOURS', 72) * 3_600_000,
-    sessionMs: envNumber('PEAK_MQ_SESSION_MS', 20_000),
-    halfCheckAfterMs: envNumber('PEAK_MQ_HALF_CHECK_AFTER_MS', 6000),
-    halfCheckIntervalMs: envNumber('PEAK_MQ_HALF_CHECK_INTERVAL_MS', 30_000),
-  };
-}
 
 type Body = Record<string, unknown>;
 
@@ -99,16 +82,11 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   };
   let mqtt: MqttBridge | undefined;
   app.addHook('onReady', async () => {
-    broker = await Broker.start(
-      ctx.pool,
-      ctx.logger.child({ component: 'mq' }),
-      brokerOptionsFromEnv(),
-    );
-    const mqttPort = process.env.PEAK_MQ_MQTT_PORT;
-    if (mqttPort !== undefined && mqttPort !== '') {
+    const { mqtt: mqttAt, ...brokerSettings } = ctx.settings.mq;
+    broker = await Broker.start(ctx.pool, ctx.logger.child({ component: 'mq' }), brokerSettings);
+    if (mqttAt !== undefined) {
       mqtt = await startMqttBridge(broker, {
-        port: envNumber('PEAK_MQ_MQTT_PORT', 1883),
-        host: process.env.PEAK_MQ_MQTT_HOST ?? '127.0.0.1',
+        ...mqttAt,
         logger: ctx.logger.child({ component: 'mqtt' }),
       });
     }

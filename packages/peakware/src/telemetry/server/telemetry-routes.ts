@@ -228,16 +228,8 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
   };
   const metricsStore = new TelemetryMetricsStore(ctx.pool);
   const mqStore = new PgMessageStore(ctx.pool, ctx.logger);
-  const metricsRetentionMinutes = Number(
-    process.env.PEAK_TELEMETRY_METRICS_RETENTION_MINUTES ?? 60,
-  );
-  const metricsRetentionMs =
-    (Number.isFinite(metricsRetentionMinutes) && metricsRetentionMinutes > 0
-      ? metricsRetentionMinutes
-      : 60) * 60_000;
-  const retentionHours = Number(process.env.PEAK_TELEMETRY_RETENTION_HOURS ?? 72);
-  const retentionUs =
-    (Number.isFinite(retentionHours) && retentionHours > 0 ? retentionHours : 72) * 3600e6;
+  const { spanRetentionMs, metricsRetentionMs } = ctx.settings.telemetry;
+  const retentionUs = spanRetentionMs * 1000;
   let pruning = false;
   const pruneTimer = setInterval(() => {
     if (pruning) return;
@@ -260,11 +252,8 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
     alertLogger,
     new AdvisoryLeader(ctx.pool, ALERT_EVALUATOR_LOCK_KEY, alertLogger),
   );
-  const alertInterval = Number(process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS ?? 10_000);
   // PEAK_TELEMETRY_ALERT_EVALUATOR=off: this node serves the API but never evaluates.
-  if (process.env.PEAK_TELEMETRY_ALERT_EVALUATOR !== 'off') {
-    alerts.start(Number.isFinite(alertInterval) && alertInterval >= 50 ? alertInterval : 10_000);
-  }
+  if (ctx.settings.telemetry.alertEvaluator) alerts.start(ctx.settings.telemetry.alertIntervalMs);
   app.addHook('onClose', async () => {
     clearInterval(pruneTimer);
     await alerts.stop();
