@@ -74,7 +74,11 @@ async function runStep(step: LoadStep): Promise<LoadResult> {
         sku: regular ? step.regularSku : step.hotSku,
         qty: 1,
       });
+      // A destroyed request may report on both the request and the response: count it once.
+      let finished = false;
       const done = (outcome: () => void) => {
+        if (finished) return;
+        finished = true;
         const ms = performance.now() - scheduledAt;
         latency.record(ms);
         if (ms > maxMs) maxMs = ms;
