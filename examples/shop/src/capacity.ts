@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Chain } from './chain.js';
 import type { LoadResult, LoadStep } from './load-process.js';
-import { releaseOrphanDeductions, saleLedger } from './shop-database.js';
+import { releaseOrphanDeductions, settledLedger } from './shop-database.js';
 import { readLiveMetrics } from './shop-monitoring.js';
 
 /** The pass mark of a step. */
@@ -164,12 +164,7 @@ async function checkBooks(
     [options.regularSku, 1_000_000_000],
   ] as const) {
     if (hadErrors) await releaseOrphanDeductions(chain.shopDb, chain.orders, sku, 0);
-    let books = await saleLedger(chain.shopDb, chain.orders, sku);
-    const until = Date.now() + 30_000;
-    while (books.pointsAwarded < books.orders && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 200));
-      books = await saleLedger(chain.shopDb, chain.orders, sku);
-    }
+    const books = await settledLedger(chain.shopDb, chain.orders, sku);
     const over = Math.max(0, books.unitsDeducted - stock);
     consistent &&=
       books.unitsDeducted === books.unitsOrdered &&

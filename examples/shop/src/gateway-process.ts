@@ -23,7 +23,12 @@ const gateway = await startGateway(
 );
 console.log(JSON.stringify({ event: 'ready', role: 'gateway', url: gateway.url }));
 
-process.once('SIGTERM', () => {
+// SIGTERM from the chain, or SIGINT when Ctrl-C in a terminal reaches the whole process
+// group: either way stop accepting, let buys in flight answer, deregister, once.
+let stopping = false;
+const shutdown = () => {
+  if (stopping) return;
+  stopping = true;
   gateway
     .close()
     .then(() => registry.close())
@@ -31,4 +36,6 @@ process.once('SIGTERM', () => {
       () => process.exit(0),
       () => process.exit(1),
     );
-});
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

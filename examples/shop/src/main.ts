@@ -24,7 +24,7 @@ import { type CapacityReport, runCapacity, type StepFigures } from './capacity.j
 import { type Chain, startChain } from './chain.js';
 import { type ItemOutcome, runFlashSale, type SaleReport } from './flash-sale.js';
 import { BUY_LIMITS } from './gateway.js';
-import { releaseOrphanDeductions, saleLedger } from './shop-database.js';
+import { releaseOrphanDeductions, settledLedger } from './shop-database.js';
 import {
   type AlertOutcome,
   defineAlertRules,
@@ -300,14 +300,9 @@ async function runOn(chain: Chain): Promise<number> {
   // finish calls whose callers gave up, then compensate deductions that have no order.
   await new Promise((r) => setTimeout(r, 4500));
   compensated += await releaseOrphanDeductions(shopDb, ordersDb, HOT_SKU, 0);
-  // The points service consumes "order placed" events; wait (bounded) until it has them all
-  // (an order whose write outcome was unknown is settled by check-back after 10 s).
-  let books = await saleLedger(shopDb, ordersDb, HOT_SKU);
-  const waitUntil = Date.now() + 30_000;
-  while (books.pointsAwarded < books.orders && Date.now() < waitUntil) {
-    await new Promise((r) => setTimeout(r, 250));
-    books = await saleLedger(shopDb, ordersDb, HOT_SKU);
-  }
+  // The points service consumes "order placed" events (relayed from each shard's outbox):
+  // wait (bounded) until it has them all.
+  const books = await settledLedger(shopDb, ordersDb, HOT_SKU);
   const oversold = Math.max(0, books.unitsDeducted - settings.stock);
   // The trace of one placed order, and the call graph, from the control plane's collector
   // (every process exports its spans about once a second).

@@ -239,7 +239,12 @@ if (role === 'points') {
   console.log(JSON.stringify({ event: 'ready', role, port, instanceId: server.instanceId }));
 }
 
-process.once('SIGTERM', () => {
+// SIGTERM from the chain, or SIGINT when Ctrl-C in a terminal reaches the whole process
+// group: either way deregister, drain and close, once.
+let stopping = false;
+const shutdown = () => {
+  if (stopping) return;
+  stopping = true;
   (role === 'points' ? Promise.resolve() : server.stop())
     .then(() => consumer?.close())
     .then(() => Promise.all([...(outboxes?.values() ?? [])].map((o) => o.close({ drain: true }))))
@@ -254,4 +259,6 @@ process.once('SIGTERM', () => {
       () => process.exit(0),
       () => process.exit(1),
     );
-});
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

@@ -130,6 +130,25 @@ export async function saleLedger(
 }
 
 /**
+ * The books once the points service has caught up: reads them again (every 200 ms, for at
+ * most `waitMs`) until every order's event is consumed, then returns them as they stand.
+ */
+export async function settledLedger(
+  shopUrl: string,
+  orders: ShardedDatabase,
+  sku: string,
+  waitMs = 30_000,
+): Promise<SaleBooks> {
+  let books = await saleLedger(shopUrl, orders, sku);
+  const until = Date.now() + waitMs;
+  while (books.pointsAwarded < books.orders && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 200));
+    books = await saleLedger(shopUrl, orders, sku);
+  }
+  return books;
+}
+
+/**
  * The compensation sweep (Mogujie's asynchronous compensation): a deduction whose order
  * was never written (its caller timed out or failed after deducting) is released back to
  * stock once it is older than `minAgeMs`. The order is looked up by its gene id, which
