@@ -271,8 +271,11 @@ export class Broker {
     const l = this.#listener;
     this.#listener = undefined;
     if (l !== undefined) {
-      await l.query('UNLISTEN *').catch(() => undefined);
-      l.release();
+      // Close the session instead of pooling it: back in the pool it would keep the
+      // "LISTEN connection lost" handler and log it when PostgreSQL stops after us.
+      l.removeAllListeners('error');
+      l.on('error', () => undefined);
+      l.release(true);
     }
   }
 
