@@ -106,6 +106,16 @@ export const ErrorCodes = {
   CONFIG_NOT_FOUND: 'PEAK_CONFIG_NOT_FOUND',
   /** Config: a value is larger than the size limit. */
   CONFIG_TOO_LARGE: 'PEAK_CONFIG_TOO_LARGE',
+  /** Cache: the Redis tier (or redis-server) cannot be reached or started; reads fall back to the loader. */
+  CACHE_UNAVAILABLE: 'PEAK_CACHE_UNAVAILABLE',
+  /** Cache: a value is larger than the cache's `maxValueBytes`; it was not stored. */
+  CACHE_VALUE_TOO_LARGE: 'PEAK_CACHE_VALUE_TOO_LARGE',
+  /** Cache: the loader threw or did not answer in time, and no grace value was left to serve. */
+  CACHE_LOAD_FAILED: 'PEAK_CACHE_LOAD_FAILED',
+  /** Cache: writes are frozen for a promotion window (config switch); nothing was changed. */
+  CACHE_WRITES_FROZEN: 'PEAK_CACHE_WRITES_FROZEN',
+  /** Stock: the SKU is not loaded into the stock engine (load it first). */
+  STOCK_UNKNOWN_SKU: 'PEAK_STOCK_UNKNOWN_SKU',
   /** Telemetry: a span batch could not be delivered to the collector. */
   TELEMETRY_EXPORT_FAILED: 'PEAK_TELEMETRY_EXPORT_FAILED',
   /** Something failed that is not the caller's fault; the message carries the cause. */
@@ -150,6 +160,11 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.CONFIG_NOT_FOUND]: 404,
   [ErrorCodes.CONFIG_CONFLICT]: 409,
   [ErrorCodes.CONFIG_TOO_LARGE]: 413,
+  [ErrorCodes.CACHE_UNAVAILABLE]: 503,
+  [ErrorCodes.CACHE_VALUE_TOO_LARGE]: 413,
+  [ErrorCodes.CACHE_LOAD_FAILED]: 503,
+  [ErrorCodes.CACHE_WRITES_FROZEN]: 409,
+  [ErrorCodes.STOCK_UNKNOWN_SKU]: 404,
 };
 
 /** The HTTP status an error code is answered with (500 for codes not listed). */

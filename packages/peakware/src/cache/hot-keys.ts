@@ -1,0 +1,136 @@
+/**
+ * Hot-key detection across instances (JD hotkey's idea, aggregated in Redis rather than a
+ * separate worker fleet): each instance counts its accesses per window (bounded: at most
+ * `maxTracked` distinct keys a window), and at the window's end adds its `top` keys' counts
+ * to one sorted set per window in Redis. A moment later every instance reads the window's
+ * keys at or above `threshold` and serves them from L1 until they stay below it for
+ * `coolWindows` windows. No leader is needed: every instance reads the same sorted set.
+ * A key that turns hot is known everywhere about `windowMs + windowMs / 5` later.
+ */
+import type { Redis } from 'ioredis';
+
+/** Options of {@link HotKeys}. */
+export interface HotKeysOptions {
+  /** The cache's name (key namespace). */
+  name: string;
+  /** The Redis client to report and read on. */
+  redis: Redis;
+  /** Accesses per window, summed over all instances, that make a key hot; default 1 000. */
+  threshold?: number;
+  /** Window length, ms; default 500. */
+  windowMs?: number;
+  /** Keys each instance reports per window; default 20. */
+  top?: number;
+  /** Windows below the threshold before a hot key cools; default 4. */
+  coolWindows?: number;
+  /** Distinct keys counted per window and instance; default 10 000. */
+  maxTracked?: number;
+  /** The clock, epoch ms; default `Date.now`. */
+  now?: () => number;
+  /** Called with the hot set whenever it changes. */
+  onChange?: (hot: string[]) => void;
+}
+
+/** Redis key of a window's aggregate. */
+export function hotWindowKey(name: string, window: number): string {
+  return `peak:cache:${name}:hot:${window}`;
+}
+
+/** One instance's side of hot-key detection. */
+export class HotKeys {
+  readonly #o: Required<Omit<HotKeysOptions, 'onChange'>> & Pick<HotKeysOptions, 'onChange'>;
+  #counts = new Map<string, number>();
+  readonly #hot = new Map<string, number>(); // key → last window it was hot in
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: HotKeysOptions) {
+    this.#o = {
+      threshold: 1000,
+      windowMs: 500,
+      top: 20,
+      coolWindows: 4,
+      maxTracked: 10_000,
+      now: Date.now,
+      ...options,
+    };
+    this.#schedule();
+  }
+
+  /** Counts one access. */
+  record(key: string): void {
+    const c = this.#counts.get(key);
+    if (c !== undefined) this.#counts.set(key, c + 1);
+    else if (this.#counts.size < this.#o.maxTracked) this.#counts.set(key, 1);
+  }
+
+  /** True while the key is hot. */
+  isHot(key: string): boolean {
+    return this.#hot.size > 0 && this.#hot.has(key);
+  }
+
+  /** The hot keys now. */
+  current(): string[] {
+    return [...this.#hot.keys()];
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    const w = this.#o.windowMs;
+    const now = this.#o.now();
+    const next = (Math.floor(now / w) + 1) * w;
+    this.#timer = setTimeout(() => this.#flush(Math.floor(now / w)), next - now);
+    this.#timer.unref();
+  }
+
+  #flush(window: number): void {
+    const counts = this.#counts;
+    this.#counts = new Map();
+    this.#schedule();
+    const top = [...counts].sort((a, b) => b[1] - a[1]).slice(0, this.#o.top);
+    const key = hotWindowKey(this.#o.name, window);
+    const redis = this.#o.redis;
+    const report =
+      top.length === 0
+        ? Promise.resolve()
+        : (() => {
+            const pipe = redis.pipeline();
+            for (const [k, n] of top) pipe.zincrby(key, n, k);
+            pipe.pexpire(key, this.#o.windowMs * 20);
+            return pipe.exec().then(() => undefined);
+          })();
+    // Read once every instance has had time to report the same window.
+    const readTimer = setTimeout(() => {
+      report
+        .catch(() => undefined)
+        .then(() => redis.zrangebyscore(key, this.#o.threshold, '+inf'))
+        .then(
+          (keys) => this.#update(window, keys),
+          () => this.#update(window, []),
+        );
+    }, this.#o.windowMs / 5);
+    readTimer.unref();
+  }
+
+  #update(window: number, keys: string[]): void {
+    if (this.#closed) return;
+    let changed = false;
+    for (const k of keys) {
+      if (!this.#hot.has(k)) changed = true;
+      this.#hot.set(k, window);
+    }
+    for (const [k, last] of this.#hot) {
+      if (window - last >= this.#o.coolWindows) {
+        this.#hot.delete(k);
+        changed = true;
+      }
+    }
+    if (changed) this.#o.onChange?.(this.current());
+  }
+
+  /** Stops reporting. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * `peakware/cache`: a multi-level cache (in-process W-TinyLFU → Redis → your loader) with
+ * invalidation across instances, run-time peak switches, hot-key detection, and hot-stock
+ * engines that shave a flash sale's peak off the stock row. See README.md.
+ */
+export {
+  Cache,
+  type CacheOptions,
+  type CacheSettings,
+  type CacheStats,
+  type CacheWriteOptions,
+} from './cache.js';
+export { FrequencySketch, hashKey } from './frequency-sketch.js';
+export { HotKeys, type HotKeysOptions, hotWindowKey } from './hot-keys.js';
+export { LocalCache, type LocalCacheOptions, type LocalCacheStats } from './local-cache.js';
+export {
+  type RedisDurability,
+  type RedisServerOptions,
+  type RedisServerProcess,
+  redisServerAvailable,
+  startRedisServer,
+} from './redis-server-process.js';
+export { RedisTier, type RedisTierOptions } from './redis-tier.js';
+export type { InvalidationListener, RemoteRead, RemoteTier } from './remote-tier.js';

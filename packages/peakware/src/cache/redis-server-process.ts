@@ -1,0 +1,136 @@
+/**
+ * A private `redis-server` (the Debian/Homebrew package on PATH) on a free loopback port in
+ * a temp folder, for tests, benchmarks and the shop when no `PEAK_REDIS_URL` is given: the
+ * cache tier's counterpart of the embedded PostgreSQL. Peakware does not ship Redis; without
+ * it on PATH, `redisServerAvailable()` is false and callers fall back (L1 only, the
+ * PostgreSQL stock engine) and say so.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { ErrorCodes, PeakError } from '../core/errors.js';
+
+/** How the private Redis persists: what a crash of redis-server may lose. */
+export type RedisDurability =
+  /** No persistence: a restart starts empty (a pure cache). */
+  | 'none'
+  /** AOF, fsync once a second: a crash loses at most about a second of writes. */
+  | 'everysec'
+  /** AOF, fsync before each reply (per event-loop batch): an acknowledged write survives kill -9. */
+  | 'always';
+
+/** Options of {@link startRedisServer}. */
+export interface RedisServerOptions {
+  /** Persistence; default `'none'`. The hot-stock engine needs `'always'` to survive kill -9. */
+  durability?: RedisDurability;
+  /** Port; default a free one. */
+  port?: number;
+  /** Data folder; default a new temp folder, removed at stop. */
+  dir?: string;
+  /** How long to wait for "Ready to accept connections"; default 10 000 ms. */
+  startTimeoutMs?: number;
+}
+
+/** A running private redis-server. */
+export interface RedisServerProcess {
+  /** `redis://127.0.0.1:<port>`. */
+  readonly url: string;
+  readonly port: number;
+  readonly dir: string;
+  readonly pid: number;
+  /** Stops it (SIGTERM, SIGKILL after 5 s) and removes a temp data folder. */
+  stop(): Promise<void>;
+  /** Kills it at once with SIGKILL (crash drills); the folder stays for a restart. */
+  kill(): Promise<void>;
+}
+
+/** True when `redis-server` is on PATH. */
+export function redisServerAvailable(): boolean {
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+async function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a private redis-server; rejects with `PEAK_CACHE_UNAVAILABLE` when it cannot. */
+export async function startRedisServer(
+  options: RedisServerOptions = {},
+): Promise<RedisServerProcess> {
+  if (!redisServerAvailable()) {
+    throw new PeakError(
+      ErrorCodes.CACHE_UNAVAILABLE,
+      'redis-server is not on PATH: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or give a Redis URL (PEAK_REDIS_URL)',
+    );
+  }
+  const ownDir = options.dir === undefined;
+  const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'peak-redis-')));
+  const port = options.port ?? (await freeLoopbackPort());
+  const durability = options.durability ?? 'none';
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
+  args.push('--appendonly', durability === 'none' ? 'no' : 'yes');
+  if (durability !== 'none') args.push('--appendfsync', durability);
+  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const startTimeoutMs = options.startTimeoutMs ?? 10_000;
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(
+        new PeakError(
+          ErrorCodes.CACHE_UNAVAILABLE,
+          `redis-server on port ${port} ${why}: ${out.slice(-500)}`,
+        ),
+      );
+    };
+    const timer = setTimeout(() => fail(`did not start in ${startTimeoutMs} ms`), startTimeoutMs);
+    const onExit = (code: number | null) => fail(`exited with ${code}`);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        child.stdout?.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', onExit);
+  });
+  child.stdout?.resume();
+  child.stderr?.resume();
+  const exited = new Promise<void>((r) => {
+    if (child.exitCode !== null || child.signalCode !== null) r();
+    else child.once('exit', () => r());
+  });
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    pid: child.pid ?? -1,
+    kill,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (ownDir) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,253 @@
+/**
+ * The cache's shared tier on Redis (ioredis, auto-pipelined: concurrent commands from one
+ * event-loop turn go out in one write). Keys live under `peak:cache:<name>:`: `k:<key>` the
+ * payload, `v:<key>` its version stamp, `t:<tag>` a tag's member keys, `l:<key>` a load lock.
+ * Writes and invalidations are Lua scripts, so the version check, the write and the
+ * publish are one atomic step. Invalidations go over Redis pub/sub on one channel per cache:
+ * the cache already depends on Redis, a publish reaches every subscriber in well under a
+ * millisecond, and a missed message costs no more than an L1 TTL, because a reconnecting
+ * subscriber drops its whole L1 (pub/sub has no replay; the MQ's durability would buy
+ * nothing the TTL does not already bound, at a broker hop per change).
+ *
+ * Single Redis (or a primary with replicas) only: the tag script touches keys it computes,
+ * which Redis Cluster refuses.
+ */
+import { Redis } from 'ioredis';
+import type { InvalidationListener, RemoteRead, RemoteTier } from './remote-tier.js';
+
+/** Options of {@link RedisTier}. */
+export interface RedisTierOptions {
+  /** The cache's name: the key namespace and the invalidation channel. */
+  name: string;
+  /** A Redis URL (this tier opens and closes its connections) or an ioredis client (yours). */
+  redis: string | Redis;
+  /** Per-command timeout when this tier opens the connection; default 50 ms. */
+  commandTimeoutMs?: number;
+  /** How long version stamps and tag sets outlive their last change; default 1 day. */
+  versionTtlMs?: number;
+}
+
+const SET_IF_VERSION = `
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+if cur ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+for i = 3, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[5])
+  redis.call('PEXPIRE', KEYS[i], ARGV[4])
+end
+return 1`;
+
+const WRITE = `
+local v = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+for i = 3, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[5])
+  redis.call('PEXPIRE', KEYS[i], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[3], cjson.encode({{ARGV[5], v}}))
+return v`;
+
+// KEYS: none (computed from the prefix, so single-node only); ARGV: prefix, channel, ttl, keys...
+const INVALIDATE = `
+local out = {}
+for i = 4, #ARGV do
+  local k = ARGV[i]
+  local v = redis.call('INCR', ARGV[1] .. 'v:' .. k)
+  redis.call('PEXPIRE', ARGV[1] .. 'v:' .. k, ARGV[3])
+  redis.call('DEL', ARGV[1] .. 'k:' .. k)
+  out[#out + 1] = {k, v}
+end
+if #out > 0 then redis.call('PUBLISH', ARGV[2], cjson.encode(out)) end
+return #out`;
+
+const INVALIDATE_TAG = `
+local members = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+local out = {}
+for _, k in ipairs(members) do
+  local v = redis.call('INCR', ARGV[1] .. 'v:' .. k)
+  redis.call('PEXPIRE', ARGV[1] .. 'v:' .. k, ARGV[3])
+  redis.call('DEL', ARGV[1] .. 'k:' .. k)
+  out[#out + 1] = {k, v}
+end
+if #out > 0 then redis.call('PUBLISH', ARGV[2], cjson.encode(out)) end
+return #out`;
+
+interface CacheScripts {
+  peakCacheSetIfVersion(...args: (string | number)[]): Promise<number>;
+  peakCacheWrite(...args: (string | number)[]): Promise<number>;
+  peakCacheInvalidate(...args: (string | number)[]): Promise<number>;
+  peakCacheInvalidateTag(...args: (string | number)[]): Promise<number>;
+}
+
+/** The Redis implementation of {@link RemoteTier}. */
+export class RedisTier implements RemoteTier {
+  readonly #redis: Redis & CacheScripts;
+  readonly #owned: boolean;
+  readonly #prefix: string;
+  readonly #channel: string;
+  readonly #versionTtlMs: number;
+  #subscriber: Redis | undefined;
+
+  constructor(options: RedisTierOptions) {
+    this.#owned = typeof options.redis === 'string';
+    const redis =
+      typeof options.redis === 'string'
+        ? new Redis(options.redis, {
+            enableAutoPipelining: true,
+            commandTimeout: options.commandTimeoutMs ?? 50,
+            // Commands sent before the first connect (or during a reconnect) wait in the
+            // offline queue, each bounded by commandTimeout; after one failed reconnect they
+            // fail, and the cache's breaker then skips Redis for a while.
+            maxRetriesPerRequest: 1,
+          })
+        : options.redis;
+    redis.on('error', () => undefined); // surfaced per command; the cache's breaker counts them
+    for (const [name, lua, keys] of [
+      ['peakCacheSetIfVersion', SET_IF_VERSION, undefined],
+      ['peakCacheWrite', WRITE, undefined],
+      ['peakCacheInvalidate', INVALIDATE, 0],
+      ['peakCacheInvalidateTag', INVALIDATE_TAG, 1],
+    ] as const) {
+      if (!(name in redis)) redis.defineCommand(name, { lua, numberOfKeys: keys });
+    }
+    this.#redis = redis as Redis & CacheScripts;
+    this.#prefix = `peak:cache:${options.name}:`;
+    this.#channel = `peak:cache:${options.name}:invalidate`;
+    this.#versionTtlMs = options.versionTtlMs ?? 86_400_000;
+  }
+
+  /** The client this tier sends commands on (shared with hot-key reporting). */
+  get client(): Redis {
+    return this.#redis;
+  }
+
+  /** Resolves when the connection is ready (or rejects after `ms`). */
+  async ready(ms = 5000): Promise<void> {
+    if (this.#redis.status === 'ready') return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#redis.off('ready', onReady);
+        reject(new Error(`Redis not ready after ${ms} ms (status ${this.#redis.status})`));
+      }, ms);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#redis.once('ready', onReady);
+    });
+  }
+
+  async read(key: string): Promise<RemoteRead> {
+    const [payload, version] = await this.#redis.mget(
+      `${this.#prefix}k:${key}`,
+      `${this.#prefix}v:${key}`,
+    );
+    return { payload: payload ?? null, version: version == null ? 0 : Number(version) };
+  }
+
+  async writeIfVersion(
+    key: string,
+    version: number,
+    payload: string,
+    ttlMs: number,
+    tags: readonly string[],
+  ): Promise<boolean> {
+    const keys = [`${this.#prefix}k:${key}`, `${this.#prefix}v:${key}`];
+    for (const t of tags) keys.push(`${this.#prefix}t:${t}`);
+    const ok = await this.#redis.peakCacheSetIfVersion(
+      keys.length,
+      ...keys,
+      version,
+      payload,
+      Math.max(1, Math.ceil(ttlMs)),
+      this.#versionTtlMs,
+      key,
+    );
+    return ok === 1;
+  }
+
+  async write(
+    key: string,
+    payload: string,
+    ttlMs: number,
+    tags: readonly string[],
+  ): Promise<number> {
+    const keys = [`${this.#prefix}k:${key}`, `${this.#prefix}v:${key}`];
+    for (const t of tags) keys.push(`${this.#prefix}t:${t}`);
+    return this.#redis.peakCacheWrite(
+      keys.length,
+      ...keys,
+      payload,
+      Math.max(1, Math.ceil(ttlMs)),
+      this.#channel,
+      this.#versionTtlMs,
+      key,
+    );
+  }
+
+  async invalidate(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.#redis.peakCacheInvalidate(this.#prefix, this.#channel, this.#versionTtlMs, ...keys);
+  }
+
+  invalidateTag(tag: string): Promise<number> {
+    return this.#redis.peakCacheInvalidateTag(
+      `${this.#prefix}t:${tag}`,
+      this.#prefix,
+      this.#channel,
+      this.#versionTtlMs,
+    );
+  }
+
+  async tryLock(key: string, ttlMs: number): Promise<boolean> {
+    const ok = await this.#redis.set(`${this.#prefix}l:${key}`, '1', 'PX', ttlMs, 'NX');
+    return ok === 'OK';
+  }
+
+  async unlock(key: string): Promise<void> {
+    await this.#redis.del(`${this.#prefix}l:${key}`);
+  }
+
+  async subscribe(onInvalidate: InvalidationListener, onResync: () => void): Promise<void> {
+    // A subscriber connection has no command timeout (it waits for messages) and queues the
+    // SUBSCRIBE until connected; ioredis re-subscribes on reconnect.
+    const sub = this.#redis.duplicate({
+      commandTimeout: undefined,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      enableAutoPipelining: false,
+    });
+    sub.on('error', () => undefined);
+    this.#subscriber = sub;
+    let connectedOnce = false;
+    sub.on('ready', () => {
+      // Anything published while we were away is lost: the caller drops its L1.
+      if (connectedOnce) onResync();
+      connectedOnce = true;
+    });
+    sub.on('message', (_channel: string, message: string) => {
+      let pairs: unknown;
+      try {
+        pairs = JSON.parse(message);
+      } catch {
+        return; // not ours; nothing to drop
+      }
+      if (!Array.isArray(pairs)) return;
+      for (const p of pairs) {
+        if (Array.isArray(p) && typeof p[0] === 'string' && typeof p[1] === 'number') {
+          onInvalidate(p[0], p[1]);
+        }
+      }
+    });
+    await sub.subscribe(this.#channel);
+  }
+
+  async close(): Promise<void> {
+    const sub = this.#subscriber;
+    this.#subscriber = undefined;
+    if (sub !== undefined) sub.disconnect();
+    if (this.#owned) this.#redis.disconnect();
+  }
+}

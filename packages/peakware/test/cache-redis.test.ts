@@ -1,0 +1,319 @@
+/**
+ * The multi-level cache against a real redis-server: single-flight per key, L2 shared by
+ * instances, invalidation and tags reaching every instance's L1 (also across processes),
+ * a load that raced an invalidation never stored, negative caching, stale-while-revalidate
+ * and grace on an injected clock, peak switches, hot keys, shadow keys for stress traffic,
+ * and Redis killed mid-use (reads fall back to the loader, invalidation says it failed).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import {
+  Cache,
+  type CacheOptions,
+  type RedisServerProcess,
+  startRedisServer,
+} from '../src/cache/index.js';
+import { withContext } from '../src/core/context.js';
+import { ErrorCodes, isPeakError } from '../src/core/errors.js';
+
+let redis: RedisServerProcess;
+let raw: Redis;
+const caches: Cache[] = [];
+let names = 0;
+
+function cache(extra: Partial<CacheOptions> & { name?: string } = {}): Cache {
+  const c = new Cache({ name: `t${++names}`, redis: redis.url, redisTimeoutMs: 500, ...extra });
+  caches.push(c);
+  return c;
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+function fakeClock(start = Date.now()) {
+  const clock = { now: start, fn: () => clock.now };
+  return clock;
+}
+
+describe('cache with a real Redis', { timeout: 120_000 }, () => {
+  before(async () => {
+    redis = await startRedisServer();
+    raw = new Redis(redis.url);
+  });
+  after(async () => {
+    for (const c of caches) await c.close();
+    raw.disconnect();
+    await redis.stop();
+  });
+
+  it('loads once per key for concurrent callers, and a second instance reads it from L2', async () => {
+    const a = cache({ name: 'shared1' });
+    const b = cache({ name: 'shared1' });
+    await Promise.all([a.ready(), b.ready()]);
+    let loads = 0;
+    const loader = async () => {
+      loads++;
+      await new Promise((r) => setTimeout(r, 20));
+      return { sku: 'p1', price: 199 };
+    };
+    const got = await Promise.all(Array.from({ length: 50 }, () => a.getOrLoad('p1', loader)));
+    assert.equal(loads, 1);
+    for (const g of got) assert.deepEqual(g, { sku: 'p1', price: 199 });
+    assert.deepEqual(await b.getOrLoad('p1', loader), { sku: 'p1', price: 199 });
+    assert.equal(loads, 1, 'b found it in Redis');
+    assert.equal(b.stats().l2Hits, 1);
+    await b.getOrLoad('p1', loader);
+    assert.equal(b.stats().l1Hits, 1, 'then in its own L1');
+  });
+
+  it('an invalidation on one instance drops the key from every instance, and set() replaces it everywhere', async () => {
+    const a = cache({ name: 'inv' });
+    const b = cache({ name: 'inv' });
+    await Promise.all([a.ready(), b.ready()]);
+    let price = 100;
+    const loader = async () => ({ price });
+    assert.deepEqual(await b.getOrLoad('p', loader), { price: 100 });
+    price = 120;
+    await a.invalidate('p');
+    await until('b dropped p', async () => (await b.getOrLoad('p', loader))?.price === 120);
+    await a.set('p', { price: 130 });
+    await until('b saw the set', async () => (await b.get<{ price: number }>('p'))?.price === 130);
+    assert.deepEqual(await a.get('p'), { price: 130 }, 'the writer keeps its own copy');
+  });
+
+  it('invalidates by tag in every instance', async () => {
+    const a = cache({ name: 'tags' });
+    const b = cache({ name: 'tags' });
+    await Promise.all([a.ready(), b.ready()]);
+    for (const k of ['x1', 'x2', 'y1']) {
+      await b.getOrLoad(k, async () => k, { tags: [k.startsWith('x') ? 'shop:x' : 'shop:y'] });
+    }
+    assert.equal(await a.invalidateTag('shop:x'), 2);
+    await until(
+      'b dropped x1 and x2',
+      async () => (await b.get('x1')) === undefined && (await b.get('x2')) === undefined,
+    );
+    assert.equal(await b.get('y1'), 'y1');
+  });
+
+  it('a load that raced an invalidation is given to its caller but stored nowhere', async () => {
+    const a = cache({ name: 'race' });
+    const b = cache({ name: 'race' });
+    await Promise.all([a.ready(), b.ready()]);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const slow = a.getOrLoad('k', async () => {
+      await gate;
+      return 'old';
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    await b.invalidate('k'); // the data changed while a was loading
+    await until('a heard the invalidation', () => a.stats().invalidationsReceived >= 1);
+    release();
+    assert.equal(await slow, 'old');
+    assert.equal(await a.get('k'), undefined, 'not in L1 or L2');
+    assert.equal(await a.getOrLoad('k', async () => 'new'), 'new');
+  });
+
+  it('caches "not found" for negativeTtlMs', async () => {
+    const clock = fakeClock();
+    const c = cache({ name: 'neg', negativeTtlMs: 1000, jitter: 0, now: clock.fn });
+    let loads = 0;
+    const loader = async () => {
+      loads++;
+      return undefined;
+    };
+    assert.equal(await c.getOrLoad('missing', loader), undefined);
+    assert.equal(await c.getOrLoad('missing', loader), undefined);
+    assert.equal(loads, 1);
+    clock.now += 1001;
+    await c.getOrLoad('missing', loader);
+    assert.equal(loads, 2);
+  });
+
+  it('serves stale while one refresh runs, and a grace value when the loader fails', async () => {
+    const clock = fakeClock();
+    const c = cache({
+      name: 'swr',
+      ttlMs: 1000,
+      jitter: 0,
+      staleWhileRevalidateMs: 1000,
+      graceMs: 5000,
+      now: clock.fn,
+    });
+    let version = 1;
+    let fail = false;
+    let loads = 0;
+    const loader = async () => {
+      loads++;
+      if (fail) throw new Error('database down');
+      return version;
+    };
+    assert.equal(await c.getOrLoad('v', loader), 1);
+    version = 2;
+    clock.now += 1500; // stale, within SWR
+    assert.equal(await c.getOrLoad('v', loader), 1, 'stale served at once');
+    await until('the refresh stored 2', async () => (await c.getOrLoad('v', loader)) === 2);
+    fail = true;
+    clock.now += 3000; // past fresh and SWR, within grace
+    assert.equal(await c.getOrLoad('v', loader), 2, 'grace value served when the loader fails');
+    assert.ok(c.stats().graceServed >= 1);
+    clock.now += 10_000; // past grace
+    await assert.rejects(
+      c.getOrLoad('v', loader),
+      (e: unknown) =>
+        isPeakError(e, ErrorCodes.CACHE_LOAD_FAILED) && /database down/.test((e as Error).message),
+    );
+    assert.ok(loads >= 4);
+  });
+
+  it('times out a hanging loader', async () => {
+    const c = cache({ name: 'hang', loadTimeoutMs: 50 });
+    await assert.rejects(
+      c.getOrLoad('k', () => new Promise(() => undefined)),
+      (e: unknown) =>
+        isPeakError(e, ErrorCodes.CACHE_LOAD_FAILED) &&
+        /did not answer in 50 ms/.test((e as Error).message),
+    );
+  });
+
+  it('refuses bad keys and oversized values with clear errors, and stores nothing', async () => {
+    const c = cache({ name: 'bad', maxValueBytes: 100 });
+    await assert.rejects(
+      c.set('big', 'x'.repeat(200)),
+      (e: unknown) =>
+        isPeakError(e, ErrorCodes.CACHE_VALUE_TOO_LARGE) &&
+        /maxValueBytes 100/.test((e as Error).message),
+    );
+    assert.equal(await raw.exists('peak:cache:bad:k:big'), 0);
+    await assert.rejects(c.get(''), (e: unknown) => isPeakError(e, ErrorCodes.INVALID_ARGUMENT));
+    await assert.rejects(
+      c.get('a\uD800b'),
+      (e: unknown) =>
+        isPeakError(e, ErrorCodes.INVALID_ARGUMENT) && /surrogate/.test((e as Error).message),
+    );
+    // Odd but valid bytes are fine, and round-trip through Redis and the invalidation feed.
+    const odd = 'k\n\t"|{}\u0000é😀';
+    await c.set(odd, 1);
+    assert.equal(await cache({ name: 'bad' }).get(odd), 1);
+    const uncached = await c.getOrLoad('loaded-big', async () => 'y'.repeat(200));
+    assert.equal(uncached?.length, 200, 'an oversized loaded value is served, uncached');
+    assert.equal(c.stats().oversized, 1);
+    assert.throws(
+      () => new Cache({ name: 'Bad Name' }),
+      (e: unknown) => isPeakError(e, ErrorCodes.INVALID_ARGUMENT),
+    );
+  });
+
+  it('peak switches: L1 off sends reads to Redis, frozen writes are refused', async () => {
+    const c = cache({ name: 'switch' });
+    await c.getOrLoad('k', async () => 1);
+    c.configure({ l1Enabled: false });
+    await c.getOrLoad('k', async () => 2);
+    assert.equal(c.stats().l2Hits, 1);
+    c.configure({ l1Enabled: true, l1TtlMs: 60_000, freezeWrites: true });
+    await assert.rejects(c.set('k', 3), (e: unknown) =>
+      isPeakError(e, ErrorCodes.CACHE_WRITES_FROZEN),
+    );
+    await assert.rejects(c.invalidate('k'), (e: unknown) =>
+      isPeakError(e, ErrorCodes.CACHE_WRITES_FROZEN),
+    );
+    assert.equal(await c.get('k'), 1);
+    assert.deepEqual(c.settings(), { l1Enabled: true, l1TtlMs: 60_000, freezeWrites: true });
+  });
+
+  it('stress traffic reads and writes shadow keys only', async () => {
+    const c = cache({ name: 'stress' });
+    await withContext({ stress: true }, () => c.set('p1', 'shadow value'));
+    assert.equal(await raw.exists('peak:cache:stress:k:p1'), 0, 'no real key touched');
+    assert.equal(await raw.exists('peak:cache:stress:k:shadow:p1'), 1);
+    assert.equal(await c.getOrLoad('p1', async () => 'real value'), 'real value');
+    assert.equal(await withContext({ stress: true }, () => c.get('p1')), 'shadow value');
+  });
+
+  it('finds hot keys across instances and serves them from L1 even with L1 off', async () => {
+    const opts = {
+      name: 'hot',
+      hotKeys: { threshold: 200, windowMs: 200 },
+      settings: { l1Enabled: false },
+    };
+    const a = cache(opts);
+    const b = cache(opts);
+    await a.set('hot-item', 'x');
+    // Each instance alone stays under the threshold; together they pass it.
+    await until('both instances see hot-item as hot', async () => {
+      for (let i = 0; i < 150; i++) {
+        await a.get('hot-item');
+        await b.get('hot-item');
+      }
+      return a.hotKeys().includes('hot-item') && b.hotKeys().includes('hot-item');
+    });
+    const before = b.stats().l1Hits;
+    await b.get('hot-item');
+    await b.get('hot-item');
+    assert.ok(b.stats().l1Hits > before, 'served from L1');
+    assert.ok(!a.hotKeys().includes('cold-item'));
+  });
+
+  it('invalidation reaches another process', async () => {
+    const c = cache({ name: 'proc' });
+    await c.ready();
+    const fixture = path.join(
+      path.dirname(fileURLToPath(import.meta.url)),
+      'cache-fixture-process.js',
+    );
+    const child = spawn(process.execPath, [fixture, redis.url, 'proc', 'item'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    try {
+      await until('the child cached item', () => out.includes('cached v1'));
+      await c.set('item', 'v2');
+      await until('the child saw v2', () => out.includes('saw v2'));
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('falls back to the loader when Redis dies, and says an invalidation could not be sent', async () => {
+    const own = await startRedisServer();
+    const c = new Cache({
+      name: 'down',
+      redis: own.url,
+      redisTimeoutMs: 100,
+      breaker: { failures: 2, openMs: 60_000 },
+    });
+    caches.push(c);
+    await c.ready();
+    assert.equal(await c.getOrLoad('a', async () => 1), 1);
+    await own.kill();
+    let loads = 0;
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await c.getOrLoad(`b${i}`, async () => ++loads), loads);
+    }
+    assert.equal(loads, 5);
+    assert.equal(c.stats().breakerOpen, true);
+    assert.equal(await c.getOrLoad('a', async () => 99), 1, 'L1 still answers');
+    await assert.rejects(
+      c.invalidate('a'),
+      (e: unknown) =>
+        isPeakError(e, ErrorCodes.CACHE_UNAVAILABLE) && /retry/.test((e as Error).message),
+    );
+    await own.stop();
+  });
+});
