@@ -14,11 +14,30 @@ export { FrequencySketch, hashKey } from './frequency-sketch.js';
 export { HotKeys, type HotKeysOptions, hotWindowKey } from './hot-keys.js';
 export { LocalCache, type LocalCacheOptions, type LocalCacheStats } from './local-cache.js';
 export {
+  DEFAULT_STOCK_SCHEMA,
+  PgStockEngine,
+  type PgStockEngineOptions,
+} from './pg-stock-engine.js';
+export {
   type RedisDurability,
   type RedisServerOptions,
   type RedisServerProcess,
   redisServerAvailable,
   startRedisServer,
 } from './redis-server-process.js';
+export {
+  type ReconcileReport,
+  type ReconcileSide,
+  RedisStockEngine,
+  type RedisStockEngineOptions,
+} from './redis-stock-engine.js';
 export { RedisTier, type RedisTierOptions } from './redis-tier.js';
 export type { InvalidationListener, RemoteRead, RemoteTier } from './remote-tier.js';
+export {
+  type DeductResult,
+  MAX_UNITS,
+  type ReleaseResult,
+  type StockBooks,
+  type StockEngine,
+} from './stock-shaver.js';
+export { StockWriter, type StockWriterOptions, type StockWriterStats } from './stock-writer.js';

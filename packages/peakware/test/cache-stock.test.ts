@@ -1,0 +1,394 @@
+/**
+ * The hot-stock engines against real processes: a PostgreSQL (the peak server's embedded
+ * one, a database of its own) and a redis-server with `appendfsync always`. For each
+ * engine: 500 buyers in flight on 200 units sell exactly 200 and never more, a repeated
+ * order id deducts once, a release gives units back once. For the Redis engine, the stock
+ * writer runs in a child process that is killed with SIGKILL mid-sale; a second one takes
+ * over its pending records, and reconciliation shows `left + sold = initial` in Redis and
+ * in PostgreSQL with nothing oversold.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { PgStockEngine } from '../src/cache/pg-stock-engine.js';
+import {
+  type RedisServerProcess,
+  redisServerAvailable,
+  startRedisServer,
+} from '../src/cache/redis-server-process.js';
+import { RedisStockEngine } from '../src/cache/redis-stock-engine.js';
+import type { StockEngine } from '../src/cache/stock-shaver.js';
+import { StockWriter } from '../src/cache/stock-writer.js';
+import { isPeakError } from '../src/core/errors.js';
+import { PeakServer } from '../src/server/peak-server.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const fixture = path.join(here, 'cache-stock-writer-fixture.js');
+
+let server: PeakServer;
+let dataDir: string;
+let dbUrl: string;
+let pool: pg.Pool;
+let redisServer: RedisServerProcess | undefined;
+const children: ChildProcess[] = [];
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+const count = async (sql: string, args: unknown[]) =>
+  Number((await pool.query<{ n: string }>(sql, args)).rows[0]!.n);
+
+/** Rows of the deduction log holding units for `sku`. */
+const logRows = (schema: string, sku: string) =>
+  count(`SELECT count(*) AS n FROM ${schema}.deductions WHERE sku = $1 AND NOT released`, [sku]);
+
+const pgStock = (schema: string, sku: string) =>
+  count(`SELECT stock AS n FROM ${schema}.stock WHERE sku = $1`, [sku]);
+
+/** `buyers` concurrent deductions of 1 unit, all in flight at once. */
+async function rush(engine: StockEngine, sku: string, buyers: number, prefix: string) {
+  const results = await Promise.all(
+    Array.from({ length: buyers }, (_, i) => engine.deduct(sku, `${prefix}-${i}`, 1)),
+  );
+  return results;
+}
+
+/** The assertions every engine must pass for 500 buyers on 200 units. */
+async function sellsExactly(engine: StockEngine, sku: string) {
+  await engine.load(sku, 200);
+  const results = await rush(engine, sku, 500, `${sku}-o`);
+  const ok = results.filter((r) => r.ok);
+  assert.equal(ok.length, 200, 'exactly the units on sale are sold');
+  assert.equal(results.filter((r) => !r.ok && r.left === 0).length, 300, 'the rest sold out');
+  assert.ok(results.every((r) => r.duplicate !== true));
+  // As if one after the other: each sale saw a different figure left, 199 down to 0.
+  assert.deepEqual(
+    ok.map((r) => r.left).sort((a, b) => a - b),
+    Array.from({ length: 200 }, (_, i) => i),
+  );
+  assert.equal(await engine.stock(sku), 0);
+  const books = await engine.books(sku);
+  assert.deepEqual(books, { sku, initial: 200, left: 0, sold: 200 });
+}
+
+/** A repeated order id deducts once, sequentially and in one burst; release once. */
+async function idempotent(engine: StockEngine, sku: string) {
+  await engine.load(sku, 10);
+  const first = await engine.deduct(sku, 'dup-1', 2);
+  assert.deepEqual(first, { ok: true, left: 8 });
+  assert.deepEqual(await engine.deduct(sku, 'dup-1', 2), { ok: true, left: 8, duplicate: true });
+  const burst = await Promise.all(Array.from({ length: 5 }, () => engine.deduct(sku, 'dup-2', 3)));
+  assert.equal(burst.filter((r) => r.duplicate !== true).length, 1, 'one of the burst deducts');
+  assert.ok(burst.every((r) => r.ok));
+  assert.equal(await engine.stock(sku), 5);
+
+  assert.deepEqual(await engine.release(sku, 'dup-1'), { released: true, left: 7 });
+  assert.deepEqual(await engine.release(sku, 'dup-1'), { released: false, left: 7 });
+  assert.deepEqual(await engine.release(sku, 'never-deducted'), { released: false, left: 7 });
+  // A retry of the released order's deduction does not take the units again.
+  assert.deepEqual(await engine.deduct(sku, 'dup-1', 2), { ok: false, left: 7, duplicate: true });
+  assert.deepEqual(await engine.books(sku), { sku, initial: 10, left: 7, sold: 3 });
+
+  // A load resets: earlier orders are forgotten.
+  await engine.load(sku, 4);
+  assert.deepEqual(await engine.deduct(sku, 'dup-1', 2), { ok: true, left: 2 });
+}
+
+async function refusesBadInput(engine: StockEngine) {
+  const bad = (input: string) => (e: unknown) =>
+    isPeakError(e, 'PEAK_INVALID_ARGUMENT') &&
+    e.details.input === input &&
+    e.message.includes(input);
+  await assert.rejects(engine.deduct('', 'o1', 1), bad('sku'));
+  await assert.rejects(engine.deduct('sku 1', 'o1', 1), bad('sku'));
+  await assert.rejects(engine.deduct('s1', 'o 1', 1), bad('orderId'));
+  await assert.rejects(engine.deduct('s1', 'o1', 0), bad('qty'));
+  await assert.rejects(engine.deduct('s1', 'o1', 1.5), bad('qty'));
+  await assert.rejects(engine.load('s1', -1), bad('units'));
+  await assert.rejects(engine.deduct('never-loaded', 'o1', 1), (e) =>
+    isPeakError(e, 'PEAK_STOCK_UNKNOWN_SKU'),
+  );
+  await assert.rejects(engine.release('never-loaded', 'o1'), (e) =>
+    isPeakError(e, 'PEAK_STOCK_UNKNOWN_SKU'),
+  );
+}
+
+describe('hot-stock engines', { timeout: 240_000 }, () => {
+  before(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-stock-'));
+    server = await PeakServer.start({ dataDir, port: 0 });
+    const boot = new pg.Client({ connectionString: server.postgresUrl() });
+    await boot.connect();
+    await boot.query('CREATE DATABASE stock_test');
+    await boot.end();
+    dbUrl = server.postgresUrl('stock_test');
+    pool = new pg.Pool({ connectionString: dbUrl, max: 8 });
+    if (redisServerAvailable()) redisServer = await startRedisServer({ durability: 'always' });
+  });
+
+  after(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await redisServer?.stop();
+    await pool?.end();
+    await server?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  describe('PgStockEngine (PostgreSQL, batched)', () => {
+    let engine: PgStockEngine;
+    before(async () => {
+      engine = new PgStockEngine({ pool, maxBatch: 128 });
+      await engine.install();
+      await engine.install(); // idempotent
+    });
+    after(() => engine.close());
+
+    it('sells exactly 200 of 200 to 500 buyers in flight, logging 200 rows', async () => {
+      await sellsExactly(engine, 'pg-hot');
+      assert.equal(await logRows('peak_stock', 'pg-hot'), 200);
+      assert.equal(await pgStock('peak_stock', 'pg-hot'), 0);
+    });
+
+    it('deducts a repeated order id once and releases an order once', async () => {
+      await idempotent(engine, 'pg-dup');
+      assert.equal(await logRows('peak_stock', 'pg-dup'), 1, 'the reload forgot the old orders');
+    });
+
+    it('refuses bad input and unknown SKUs, naming the input', () => refusesBadInput(engine));
+
+    it('says to install when the tables are missing', async () => {
+      const bare = new PgStockEngine({ pool, schema: 'not_installed' });
+      await assert.rejects(
+        bare.deduct('x', 'o1', 1),
+        (e) => isPeakError(e, 'PEAK_USAGE') && /install\(\)/.test(e.message),
+      );
+    });
+  });
+
+  describe('RedisStockEngine (Lua + stream, written by StockWriter)', {
+    skip: !redisServerAvailable() && 'redis-server is not on PATH',
+  }, () => {
+    const schema = 'redis_stock';
+    let engine: RedisStockEngine;
+    let redis: Redis;
+    before(async () => {
+      redis = new Redis(redisServer!.url);
+      engine = new RedisStockEngine({ redis: redisServer!.url, pool, schema, name: 'test' });
+      await engine.install();
+    });
+    after(async () => {
+      await engine.close();
+      redis.disconnect();
+    });
+
+    it('sells exactly 200 of 200 to 500 buyers; the writer logs 200 rows; reconcile agrees', async () => {
+      const writer = new StockWriter({
+        redis: redisServer!.url,
+        pool,
+        schema,
+        name: 'test',
+        blockMs: 50,
+      }).start();
+      try {
+        await sellsExactly(engine, 'r-hot');
+        await until(
+          'the writer to log 200 rows',
+          async () => (await logRows(schema, 'r-hot')) === 200,
+        );
+        await until(
+          'the writer to set the stock row',
+          async () => (await pgStock(schema, 'r-hot')) === 0,
+        );
+        assert.deepEqual(await engine.postgresBooks('r-hot'), {
+          sku: 'r-hot',
+          initial: 200,
+          left: 0,
+          sold: 200,
+        });
+        const report = await engine.reconcile('r-hot');
+        assert.equal(report.consistent, true, JSON.stringify(report));
+        assert.equal(report.written, 0);
+        assert.deepEqual(report.redis, { left: 0, sold: 200, orders: 200, balanced: true });
+      } finally {
+        await writer.close();
+      }
+    });
+
+    it('deducts a repeated order id once and releases once, in Redis and in PostgreSQL', async () => {
+      const writer = new StockWriter({
+        redis: redisServer!.url,
+        pool,
+        schema,
+        name: 'test',
+        blockMs: 50,
+      }).start();
+      try {
+        await idempotent(engine, 'r-dup');
+        await until('the writer to catch up', async () => (await writer.backlog()) === 0);
+        assert.deepEqual(await engine.postgresBooks('r-dup'), {
+          sku: 'r-dup',
+          initial: 4,
+          left: 2,
+          sold: 2,
+        });
+        assert.equal(await logRows(schema, 'r-dup'), 1);
+      } finally {
+        await writer.close();
+      }
+    });
+
+    it('reconcile writes what PostgreSQL is missing; a late writer then changes nothing', async () => {
+      await engine.load('r-rec', 20);
+      for (let i = 0; i < 5; i++)
+        assert.equal((await engine.deduct('r-rec', `rec-${i}`, 2)).ok, true);
+      assert.equal((await engine.release('r-rec', 'rec-0')).released, true);
+      assert.deepEqual(await engine.postgresBooks('r-rec'), {
+        sku: 'r-rec',
+        initial: 20,
+        left: 20,
+        sold: 0,
+      });
+      const report = await engine.reconcile('r-rec');
+      assert.equal(report.written, 5);
+      assert.equal(report.consistent, true, JSON.stringify(report));
+      assert.deepEqual(report.postgres, { left: 12, sold: 8, orders: 4, balanced: true });
+      const writer = new StockWriter({
+        redis: redisServer!.url,
+        pool,
+        schema,
+        name: 'test',
+        blockMs: 50,
+      }).start();
+      try {
+        await until(
+          'the writer to drain the redelivered records',
+          async () => (await writer.backlog()) === 0,
+        );
+        assert.ok(writer.stats().applied >= 6);
+      } finally {
+        await writer.close();
+      }
+      assert.deepEqual(await engine.postgresBooks('r-rec'), {
+        sku: 'r-rec',
+        initial: 20,
+        left: 12,
+        sold: 8,
+      });
+    });
+
+    it('refuses bad input and unknown SKUs, naming the input', () => refusesBadInput(engine));
+
+    it('a writer killed with SIGKILL mid-sale loses nothing: another takes over, the books balance in both', async (t) => {
+      const sku = 'r-crash';
+      const units = 3000;
+      const buyers = 4000;
+      await engine.load(sku, units);
+      const spawnWriter = (consumer: string) => {
+        const child = spawn(process.execPath, [fixture], {
+          env: {
+            ...process.env,
+            STOCK_REDIS_URL: redisServer!.url,
+            STOCK_PG_URL: dbUrl,
+            STOCK_SCHEMA: schema,
+            STOCK_NAME: 'test',
+            STOCK_CONSUMER: consumer,
+            STOCK_CLAIM_IDLE_MS: '500',
+            STOCK_BATCH_SIZE: '25',
+            STOCK_COMMIT_DELAY_MS: '5',
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        children.push(child);
+        let out = '';
+        let err = '';
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d;
+        });
+        child.stderr!.on('data', (d: Buffer) => {
+          err += d;
+        });
+        return {
+          child,
+          ready: () => until(`writer ${consumer} to start (${err})`, () => out.includes('ready\n')),
+          output: () => out,
+        };
+      };
+      const a = spawnWriter('writer-a');
+      await a.ready();
+
+      // The sale: 4 000 buyers for 3 000 units, 100 in flight at a time.
+      let next = 0;
+      let sold = 0;
+      let refused = 0;
+      let released = 0;
+      const buyer = async () => {
+        while (next < buyers) {
+          const id = `crash-${next++}`;
+          const r = await engine.deduct(sku, id, 1);
+          if (!r.ok) refused++;
+          else if (id.endsWith('7') && (await engine.release(sku, id)).released) released++;
+          else sold++;
+        }
+      };
+      const sale = Promise.all(Array.from({ length: 100 }, buyer));
+      // Kill writer A once it has written some of the sale, while the sale goes on.
+      await until(
+        'writer A to write part of the sale',
+        async () => (await logRows(schema, sku)) >= 300,
+      );
+      a.child.kill('SIGKILL');
+      await new Promise((r) => a.child.once('exit', r));
+      const pendingOfA = await redis.xpending(engine.keys.log, 'peak-stock-writer');
+      const perConsumer =
+        (pendingOfA as [number, string, string, [string, string][] | null])[3] ?? [];
+      const heldByA = Number(perConsumer.find(([c]) => c === 'writer-a')?.[1] ?? 0);
+      await sale;
+      assert.equal(sold + released + refused, buyers);
+      assert.ok(released > 0);
+
+      const b = spawnWriter('writer-b');
+      await b.ready();
+      await until(
+        'writer B to drain the stream, A’s pending records included',
+        async () => (await redis.xlen(engine.keys.log)) === 0,
+        60_000,
+      );
+      b.child.kill('SIGTERM');
+      await new Promise((r) => b.child.once('exit', r));
+      const stats = JSON.parse(b.output().trim().split('\n').at(-1)!) as {
+        stats: { claimed: number };
+      };
+      assert.ok(
+        stats.stats.claimed >= heldByA,
+        `B claimed ${stats.stats.claimed}, A held ${heldByA}`,
+      );
+
+      const report = await engine.reconcile(sku);
+      t.diagnostic(
+        `A held ${heldByA} records at its death; B claimed ${stats.stats.claimed}; reconcile wrote ${report.written}; sold ${sold}, released ${released}, refused ${refused}`,
+      );
+      assert.equal(report.consistent, true, JSON.stringify(report));
+      assert.deepEqual(report.unexplained, []);
+      assert.equal(report.initial, units);
+      assert.equal(report.redis.left + report.redis.sold, units);
+      assert.equal(report.postgres.left + report.postgres.sold, units);
+      assert.equal(report.redis.sold, sold, 'Redis holds what the buyers were told');
+      assert.equal(report.postgres.sold, sold, 'PostgreSQL holds the same');
+      assert.ok(report.postgres.left >= 0 && report.redis.left >= 0, 'nothing oversold');
+      assert.equal(await logRows(schema, sku), report.postgres.orders);
+      assert.equal(await pgStock(schema, sku), report.postgres.left);
+    });
+  });
+});
