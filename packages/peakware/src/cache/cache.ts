@@ -73,6 +73,8 @@ export interface CacheOptions {
   serializer?: { encode(value: unknown): string; decode(text: string): unknown };
   /** The clock, epoch ms; default `Date.now`. */
   now?: () => number;
+  /** Called for each invalidation the feed delivers, after L1 handled it (metrics, benchmarks). */
+  onInvalidation?: (key: string, version: number) => void;
   /** Where warnings go; default silent. */
   logger?: Logger;
 }
@@ -176,6 +178,7 @@ export class Cache {
   readonly #now: () => number;
   readonly #log: Logger;
   readonly #hot: HotKeys | undefined;
+  readonly #onInvalidation: ((key: string, version: number) => void) | undefined;
   #settings: Required<Pick<CacheSettings, 'l1Enabled' | 'freezeWrites'>> & { l1TtlMs?: number };
   readonly #inflight = new Map<string, Promise<Entry>>();
   // Invalidations seen while loads were in flight: key → sequence number of the invalidation.
@@ -222,6 +225,7 @@ export class Cache {
     this.#breakerOpenMs = positive('breaker.openMs', options.breaker?.openMs ?? 1000);
     this.#serializer = options.serializer ?? JSON_SERIALIZER;
     this.#log = options.logger ?? silentLogger();
+    this.#onInvalidation = options.onInvalidation;
     this.#settings = { l1Enabled: true, freezeWrites: false };
     this.configure(options.settings ?? {});
     this.#remote =
@@ -614,8 +618,8 @@ export class Cache {
     const local = this.#l1.peek(k);
     // The writer's own copy carries the version its write produced: keep it. Anything else
     // (older, or from a load that raced) goes.
-    if (local !== undefined && local.version === version) return;
-    this.#invalidateLocal(k);
+    if (local === undefined || local.version !== version) this.#invalidateLocal(k);
+    this.#onInvalidation?.(k, version);
   }
 
   /** One load per key at a time: L2, then (if needed) the loader; see the file header. */
