@@ -106,7 +106,10 @@ describe('telemetry under a span flood', { timeout: 120_000 }, () => {
       assert.ok(s.droppedFull > 100_000 - 256, `dropped ${s.droppedFull}`);
       // Every span is counted: one batch in flight + pending + dropped = all 106,000.
       assert.equal(s.queued + s.droppedFull, 3000 * 2 + 100_000);
-      assert.equal(s.queued - s.pending, 64, 'exactly one batch is out, waiting on the collector');
+      // One batch is out, waiting on the collector: at most maxBatchSize spans (fewer when
+      // the 5 ms flush timer sent it before 64 had queued, as on a loaded machine).
+      const out = s.queued - s.pending;
+      assert.ok(out >= 1 && out <= 64, `one batch of 1-64 spans is out, got ${out}`);
       assert.ok(held.length >= 1, 'the exporter did reach the hung collector');
     } finally {
       await t.close();
