@@ -5,7 +5,7 @@
  * messages into their queues (the relay), asks producers about unresolved half messages,
  * keeps daily partitions and drops expired ones, and counts TPS and delivery latency.
  *
- * Nodes are stateless: every fact lives in PostgreSQL ({@link PgMessageStore}); the only
+ * Nodes are stateless: every fact lives in the {@link MessageStore} (PostgreSQL); the only
  * in-memory state is waiters for long polls (woken by LISTEN/NOTIFY from any node) and
  * monitoring counters for this node.
  */
@@ -27,16 +27,19 @@ import {
   type WireMessage,
 } from '../message-types.js';
 import { GroupCommit } from './group-commit.js';
-import {
-  type AppendInput,
-  type Delivery,
-  type GroupSettings,
-  type MessageRow,
-  PgMessageStore,
-  type QueueRef,
-  type TopicRecord,
-  type TraceEvent,
-} from './pg-message-store.js';
+import type {
+  AppendInput,
+  Delivery,
+  GroupSettings,
+  MessageRow,
+  PendingInput,
+  QueueBacklog,
+  QueueRef,
+  TopicRecord,
+  TraceEvent,
+} from './message-records.js';
+import type { MessageStore } from './message-store.js';
+import { PgMessageStore } from './pg-message-store.js';
 import { allocateQueues } from './queue-allocation.js';
 
 /** Options of a {@link Broker}; defaults are written here once. */
@@ -130,8 +133,6 @@ const RELAY_BATCH = 5000;
 /** The largest id a PostgreSQL bigint holds. */
 const MAX_BIGINT = 9_223_372_036_854_775_807n;
 
-/** A half message as the store's pending table takes it. */
-type PendingInput = AppendInput & { deliverAt: Date; producerGroup: string };
 /** Pending messages moved per bulk relay statement (they never leave PostgreSQL). */
 const RELAY_BULK = 20_000;
 
@@ -153,7 +154,8 @@ interface TopicStats {
 
 /** The broker of one control-plane node. */
 export class Broker {
-  readonly store: PgMessageStore;
+  /** Where every fact lives. */
+  readonly store: MessageStore;
   readonly #pool: pg.Pool;
   readonly #logger: Logger;
   readonly #o: Required<BrokerOptions>;
@@ -176,14 +178,17 @@ export class Broker {
   /** Open push streams by `group|topic|consumerId`: deliveries not yet acked or nacked. */
   readonly #streams = new Map<string, { outstanding: number; wake: (() => void) | undefined }>();
   /** Half messages and their commits, group-committed (one WAL flush per batch). */
-  readonly #halfWrites = new GroupCommit<PendingInput, undefined>(async (rows) => {
-    await this.store.addPending(this.#pool, 'half', rows);
-    return rows.map(() => undefined);
-  });
+  readonly #halfWrites = new GroupCommit<PendingInput & { producerGroup: string }, undefined>(
+    async (rows) => {
+      await this.store.addHalves(rows);
+      return rows.map(() => undefined);
+    },
+  );
   readonly #halfCommits = new GroupCommit<string, boolean>((ids) => this.store.commitHalves(ids));
 
   private constructor(
     pool: pg.Pool,
+    store: MessageStore,
     logger: Logger,
     options: Required<BrokerOptions>,
     workerId: number,
@@ -192,7 +197,7 @@ export class Broker {
     this.#logger = logger;
     this.#o = options;
     this.#ids = new IdGenerator({ workerId });
-    this.store = new PgMessageStore(pool, logger);
+    this.store = store;
     this.store.onAppend = (topic) => this.#appended(topic);
   }
 
@@ -219,10 +224,9 @@ export class Broker {
       halfCheckIntervalMs: options.halfCheckIntervalMs ?? 30_000,
       halfMaxChecks: options.halfMaxChecks ?? 15,
     };
-    const { rows } = await pool.query<{ w: string }>(
-      "SELECT nextval('peak.mq_worker_seq')::text AS w",
-    );
-    const broker = new Broker(pool, logger, o, Number(rows[0]?.w ?? 0));
+    const store = new PgMessageStore(pool, logger);
+    const workerId = await store.nextWorkerId();
+    const broker = new Broker(pool, store, logger, o, workerId);
     await broker.store.maintainPartitions(o.retentionMs);
     await broker.#listen();
     broker.#timers.push(
@@ -630,22 +634,10 @@ export class Broker {
     if (due.length > 0 && later.length === 0) {
       await this.store.append(due);
     } else {
-      const client = await this.#pool.connect();
-      try {
-        await client.query('BEGIN');
-        await this.store.appendIn(client, due);
-        await this.store.addPending(
-          client,
-          'delay',
-          later.map((m) => ({ ...m, deliverAt: new Date(m.deliverAt) })),
-        );
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      await this.store.appendAndDelay(
+        due,
+        later.map((m) => ({ ...m, deliverAt: new Date(m.deliverAt) })),
+      );
     }
     if (due.length > 0) this.#count(target, 'in', due.length);
     if (later.length > 0) {
@@ -1389,7 +1381,7 @@ export class Broker {
       group: string;
       topic: string;
       backlog: number;
-      queues: Awaited<ReturnType<PgMessageStore['backlog']>>;
+      queues: QueueBacklog[];
     }[];
   }> {
     const topics = [...this.#stats.entries()].map(([topic, s]) => ({
