@@ -22,7 +22,7 @@ export class PgDeadLetters {
     this.#pending = pending;
   }
 
-  /** Dead-letters a message for a group inside the caller's transaction (again: refreshed). */
+  /** Dead-letters a message for a group, in the caller's transaction (a repeat updates it). */
   async addIn(
     c: pg.PoolClient,
     grp: string,
