@@ -98,12 +98,6 @@ export const SAME_LAYER_EDGES = [
  */
 export const ALLOW = [
   {
-    from: 'telemetry/server/',
-    to: 'mq/server/pg-message-store.ts',
-    reason:
-      "alert notifications are published on an MQ topic through mq's PgMessageStore; another engineer is moving this behind an mq interface (then delete this entry)",
-  },
-  {
     from: 'config/server/config-store.ts',
     to: 'registry/server/registry-store.ts',
     reason:

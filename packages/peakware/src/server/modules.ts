@@ -1,11 +1,13 @@
 /**
  * The subsystems `peak server` hosts, in registration order. This file is the host's only
  * import of subsystem code: everything else in `src/server/` is the host's own (start-up,
- * embedded PostgreSQL, pool, migrator, HTTP core, leader locks).
+ * embedded PostgreSQL, pool, migrator, HTTP core, leader locks). It is also where one
+ * subsystem's capability is handed to another that must not import it: telemetry (a lower
+ * layer) reads mq's consumer backlog through mq's `openBacklogReader`, passed in here.
  */
 import { configModule } from '../config/server/index.js';
 import { guardModule } from '../guard/server/index.js';
-import { mqModule } from '../mq/server/index.js';
+import { mqModule, openBacklogReader } from '../mq/server/index.js';
 import { registryModule } from '../registry/server/index.js';
 import { telemetryModule } from '../telemetry/server/index.js';
 import type { PeakModule } from './peak-module.js';
@@ -16,5 +18,5 @@ export const builtinModules: readonly PeakModule[] = [
   guardModule,
   mqModule,
   configModule,
-  telemetryModule,
+  telemetryModule({ mqBacklog: openBacklogReader }),
 ];

@@ -12,6 +12,11 @@
  *     requests still finish;
  *   - `onClose`: release what the module holds (leader locks, timers) once the HTTP server
  *     has drained; the pool closes after every module's `onClose`.
+ *
+ * A module that needs something of a subsystem it may not import (telemetry reads mq's
+ * consumer backlog, and sits below mq) is a factory that takes it as a small interface it
+ * declares itself; `modules.ts` passes the other subsystem's implementation in
+ * (`telemetryModule({ mqBacklog: openBacklogReader })`).
  */
 import type { ApiModule } from './http-api.js';
 import type { Migration } from './migrator.js';

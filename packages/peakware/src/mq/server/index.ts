@@ -1,13 +1,16 @@
 /**
  * The message queue's control-plane half: the broker, its PostgreSQL store, the MQTT bridge
- * and the HTTP routes, as one {@link PeakModule} for `peak server`. Not part of the SDK
- * (`peakware/mq`); see ../README.md.
+ * and the HTTP routes, as one {@link PeakModule} for `peak server`, and the backlog reader
+ * the host hands to telemetry. Not part of the SDK (`peakware/mq`); see ../README.md.
  */
+import type pg from 'pg';
 import type { PeakModule } from '../../server/peak-module.js';
+import type { BacklogReader } from './message-store.js';
 import { mq } from './migrations/0003-mq.js';
 import { mqHotPath } from './migrations/0009-mq-hot-path.js';
 import { mqDeliveredAt } from './migrations/0010-mq-delivered-at.js';
 import { mqRoutes } from './mq-routes.js';
+import { PgBacklogReader } from './pg-store/backlog-reader.js';
 
 /** The mq module: topics, groups, send/receive/ack, transactions, relay, MQTT. */
 export const mqModule: PeakModule = {
@@ -15,3 +18,8 @@ export const mqModule: PeakModule = {
   migrations: [mq, mqHotPath, mqDeliveredAt],
   routes: mqRoutes,
 };
+
+/** A reader of consumer backlog per group, topic and queue on the control plane's pool. */
+export function openBacklogReader(pool: pg.Pool): BacklogReader {
+  return new PgBacklogReader(pool);
+}

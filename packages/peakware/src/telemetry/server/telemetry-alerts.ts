@@ -5,7 +5,7 @@
  *   only): breached when p99 RT > `threshold` ms over `windowSeconds` while QPS ≥ `minQps`;
  * - `error-rate` (same spans): breached when errors / calls > `threshold` (0..1);
  * - `mq-backlog`: breached when the backlog of consumer `group` on `topic` (messages stored
- *   but not yet acked, in flight included: the mq store's own `backlog` query) > `threshold`;
+ *   but not yet acked, in flight included: mq's own backlog query) > `threshold`;
  * - `burn-rate` (SRE multi-window, multi-burn-rate): an SLO says `objective` (e.g. 0.999)
  *   of the service's calls succeed (and, with `latencyMs`, finish within it); the burn
  *   rate of a window is its bad-call ratio / (1 − objective); breached when the burn rate
@@ -25,8 +25,8 @@
 import type pg from 'pg';
 import { errorMessage, InvalidArgumentError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import { PgMessageStore } from '../../mq/server/pg-message-store.js';
 import type { AdvisoryLeader } from '../../server/advisory-leader.js';
+import type { MqBacklogSource } from './mq-backlog-source.js';
 
 /** The kinds of alert rule. */
 export const ALERT_KINDS = ['p99', 'error-rate', 'mq-backlog', 'burn-rate'] as const;
@@ -266,18 +266,21 @@ function fromRow(r: Record<string, unknown>): AlertRule {
 export class AlertEvaluator {
   readonly #pool: pg.Pool;
   readonly #logger: Logger;
-  readonly #mq: PgMessageStore;
+  readonly #mq: MqBacklogSource;
   readonly #leader: AdvisoryLeader | undefined;
   readonly #state = new Map<string, RuleState>();
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> | undefined;
   #loaded = false;
 
-  /** Without a `leader`, this evaluator always evaluates (one node, or tests). */
-  constructor(pool: pg.Pool, logger: Logger, leader?: AdvisoryLeader) {
+  /**
+   * `mq` reads consumer backlog for `mq-backlog` rules. Without a `leader`, this evaluator
+   * always evaluates (one node, or tests).
+   */
+  constructor(pool: pg.Pool, logger: Logger, mq: MqBacklogSource, leader?: AdvisoryLeader) {
     this.#pool = pool;
     this.#logger = logger;
-    this.#mq = new PgMessageStore(pool, logger);
+    this.#mq = mq;
     this.#leader = leader;
   }
 

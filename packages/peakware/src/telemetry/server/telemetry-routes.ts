@@ -29,11 +29,10 @@
  */
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import type { FastifyError, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
-import { PgMessageStore } from '../../mq/server/pg-message-store.js';
 import { AdvisoryLeader, ALERT_EVALUATOR_LOCK_KEY } from '../../server/advisory-leader.js';
-import type { ApiModule } from '../../server/http-api.js';
+import type { ApiContext, ApiModule } from '../../server/http-api.js';
 import type { PushedMetric } from '../metrics-pusher.js';
 import { fromOtlpJson } from '../otlp-json.js';
 import {
@@ -52,6 +51,7 @@ import {
 } from '../prometheus-format.js';
 import { SPAN_KINDS, type SpanRecord } from '../span-types.js';
 import { buildTraceTree } from '../trace-tree.js';
+import type { TelemetryModuleOptions } from './mq-backlog-source.js';
 import { ALERT_KINDS, AlertEvaluator, type AlertRuleInput } from './telemetry-alerts.js';
 import { TelemetryMetricsStore } from './telemetry-metrics-store.js';
 import { TelemetryStore } from './telemetry-store.js';
@@ -213,8 +213,16 @@ interface CollectorCounters {
   metricsPruned: number;
 }
 
-/** The collector, the analysis API and /metrics. */
-export const telemetryRoutes: ApiModule = (app, ctx) => {
+/** The collector, the analysis API and /metrics, reading mq's backlog through `options`. */
+export function telemetryRoutes(options: TelemetryModuleOptions): ApiModule {
+  return (app, ctx) => registerTelemetryRoutes(app, ctx, options);
+}
+
+function registerTelemetryRoutes(
+  app: FastifyInstance,
+  ctx: ApiContext,
+  options: TelemetryModuleOptions,
+): void {
   const store = new TelemetryStore(ctx.pool);
   const counters: CollectorCounters = {
     batches: 0,
@@ -227,7 +235,7 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
     metricsPruned: 0,
   };
   const metricsStore = new TelemetryMetricsStore(ctx.pool);
-  const mqStore = new PgMessageStore(ctx.pool, ctx.logger);
+  const mqBacklog = options.mqBacklog(ctx.pool);
   const { spanRetentionMs, metricsRetentionMs } = ctx.settings.telemetry;
   const retentionUs = spanRetentionMs * 1000;
   let pruning = false;
@@ -250,6 +258,7 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
   const alerts = new AlertEvaluator(
     ctx.pool,
     alertLogger,
+    mqBacklog,
     new AdvisoryLeader(ctx.pool, ALERT_EVALUATOR_LOCK_KEY, alertLogger),
   );
   // PEAK_TELEMETRY_ALERT_EVALUATOR=off: this node serves the API but never evaluates.
@@ -536,17 +545,17 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
   });
 
   /**
-   * Backlog and in-flight messages per consumer group, topic and queue (the mq store's own
+   * Backlog and in-flight messages per consumer group, topic and queue (mq's own backlog
    * query), for the first {@link MQ_METRIC_SUBSCRIPTIONS} subscriptions. A failure leaves
    * the families out rather than failing the scrape.
    */
   const mqBacklogFamilies = async (): Promise<MetricFamily[]> => {
     try {
-      const subs = (await mqStore.subscriptions()).slice(0, MQ_METRIC_SUBSCRIPTIONS);
+      const subs = (await mqBacklog.subscriptions()).slice(0, MQ_METRIC_SUBSCRIPTIONS);
       const backlog: MetricSample[] = [];
       const inflight: MetricSample[] = [];
       for (const { grp, topic } of subs) {
-        for (const q of await mqStore.backlog(grp, topic)) {
+        for (const q of await mqBacklog.backlog(grp, topic)) {
           const labels = { group: grp, topic, queue: String(q.queueId) };
           backlog.push({ labels, value: q.backlog });
           inflight.push({ labels, value: q.inflight });
@@ -655,4 +664,4 @@ export const telemetryRoutes: ApiModule = (app, ctx) => {
     void reply.header('content-type', PROMETHEUS_CONTENT_TYPE);
     return text;
   });
-};
+}

@@ -1,0 +1,26 @@
+/** A stored message as consumers and queries see it (topic without its shadow prefix). */
+import type { ReceivedMessage } from '../../message-types.js';
+import type { MessageRow } from '../message-records.js';
+
+/** A stored message row as a {@link ReceivedMessage} with the given receipt. */
+export function toReceived(
+  m: MessageRow,
+  reconsumeTimes: number,
+  receipt: string,
+): ReceivedMessage {
+  return {
+    id: m.msg_id,
+    topic: (m.origin_topic ?? m.topic).replace(/^%SHADOW%/, ''),
+    queueId: m.queue_id,
+    queueOffset: m.queue_offset,
+    tag: m.tag,
+    keys: m.keys,
+    group: m.msg_group,
+    properties: m.props,
+    body: m.body.toString('base64'),
+    bornAt: m.born_at.getTime(),
+    storedAt: m.stored_at.getTime(),
+    reconsumeTimes,
+    receipt,
+  };
+}

@@ -1,0 +1,234 @@
+/**
+ * How a delivery ends: an ack deletes it (in an ordered topic the next message of its
+ * message group becomes visible); a nack retries it (through the group's retry topic after
+ * its backoff, or in place for ordered topics and broadcasting) or, after the last retry,
+ * moves it to the dead-letter queue.
+ */
+import type pg from 'pg';
+import { TopicNames } from '../../message-types.js';
+import type {
+  AckResult,
+  DeliveryRef,
+  GroupSettings,
+  MessageRow,
+  NackResult,
+  QueueRef,
+} from '../message-records.js';
+import type { PgDeadLetters } from './dead-letters.js';
+import type { PgPendingTable } from './pending-table.js';
+import type { PgTopicStore } from './topic-store.js';
+import { inTransaction } from './transaction.js';
+
+/** Acks and nacks. */
+export class PgDeliveryAcks {
+  readonly #pool: pg.Pool;
+  readonly #topics: PgTopicStore;
+  readonly #pending: PgPendingTable;
+  readonly #deadLetters: PgDeadLetters;
+  readonly #appended: (topic: string) => void;
+
+  /** `appended` is called when an ack made a parked message of an ordered topic visible. */
+  constructor(
+    pool: pg.Pool,
+    topics: PgTopicStore,
+    pending: PgPendingTable,
+    deadLetters: PgDeadLetters,
+    appended: (topic: string) => void,
+  ) {
+    this.#pool = pool;
+    this.#topics = topics;
+    this.#pending = pending;
+    this.#deadLetters = deadLetters;
+    this.#appended = appended;
+  }
+
+  /** Acks deliveries; in ordered topics the next message of each group becomes visible. */
+  async ack(grp: string, refs: readonly DeliveryRef[]): Promise<AckResult> {
+    if (refs.length === 0) return { acked: [] };
+    let ordered: string[] = [];
+    return inTransaction(
+      this.#pool,
+      async (c) => {
+        ordered = await this.#lockOrderedQueues(c, grp, refs);
+        const { rows } = await c.query<{
+          topic: string;
+          queue_id: number;
+          msg_id: string;
+          msg_group: string | null;
+          delivered_at: Date | null;
+        }>(
+          `DELETE FROM peak.mq_deliveries d
+          USING unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, q, o)
+          WHERE d.grp = $1 AND d.topic = x.t AND d.queue_id = x.q AND d.queue_offset = x.o
+          RETURNING d.topic, d.queue_id, d.msg_id::text, d.msg_group,
+                    CASE WHEN d.deliveries = 1 THEN d.delivered_at END AS delivered_at`,
+          [grp, refs.map((r) => r.topic), refs.map((r) => r.queueId), refs.map((r) => r.offset)],
+        );
+        await this.#promote(c, grp, rows);
+        return { acked: rows.map((r) => ({ msgId: r.msg_id, deliveredAt: r.delivered_at })) };
+      },
+      false,
+    ).then((r) => {
+      // A promoted message is new work: wake the long-polls waiting on its topic.
+      for (const t of ordered) this.#appended(t);
+      return r;
+    });
+  }
+
+  /**
+   * Ordered topics only: takes the offset rows (the lock a claim holds while it parks
+   * messages behind their group's head) of the queues `refs` touch, in one global order.
+   * Without it an ack could delete a group's head after a concurrent claim had seen it
+   * and before that claim's parked message committed: the ack would promote nothing and
+   * the parked message would wait for good. Returns the ordered topics touched.
+   */
+  async #lockOrderedQueues(
+    c: pg.PoolClient,
+    grp: string,
+    refs: readonly QueueRef[],
+  ): Promise<string[]> {
+    const ordered: string[] = [];
+    for (const t of new Set(refs.map((r) => r.topic)))
+      if ((await this.#topics.topic(t))?.ordered === true) ordered.push(t);
+    if (ordered.length === 0) return ordered;
+    const keys = [
+      ...new Map(
+        refs
+          .filter((r) => ordered.includes(r.topic))
+          .map((r) => [`${r.topic}\u0000${r.queueId}`, r]),
+      ).values(),
+    ];
+    await c.query(
+      `SELECT 1 FROM peak.mq_offsets o
+         JOIN unnest($2::text[], $3::int[]) AS x(t, q) ON o.topic = x.t AND o.queue_id = x.q
+        WHERE o.grp = $1
+        ORDER BY o.topic, o.queue_id
+          FOR UPDATE OF o`,
+      [grp, keys.map((k) => k.topic), keys.map((k) => k.queueId)],
+    );
+    return ordered;
+  }
+
+  async #promote(
+    c: pg.PoolClient,
+    grp: string,
+    rows: readonly { topic: string; queue_id: number; msg_group: string | null }[],
+  ): Promise<void> {
+    const seen = new Set<string>();
+    for (const r of rows) {
+      if (r.msg_group === null) continue;
+      const key = `${r.topic}\u0000${r.queue_id}\u0000${r.msg_group}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      await c.query(
+        `UPDATE peak.mq_deliveries SET visible_at = now()
+          WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = (
+            SELECT min(queue_offset) FROM peak.mq_deliveries
+             WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND msg_group = $4)
+            AND visible_at IS NULL`,
+        [grp, r.topic, r.queue_id, r.msg_group],
+      );
+    }
+  }
+
+  /**
+   * Fails a delivery. Clustering groups on normal topics send it to the group's retry
+   * topic after `backoff`; ordered topics and broadcasting consumers retry it in place
+   * (its group stays blocked). After `maxRetries` retries it goes to the DLQ.
+   */
+  async nack(
+    grp: string,
+    deadLetterGroup: string,
+    ref: DeliveryRef,
+    settings: GroupSettings,
+    inPlace: boolean,
+    reason: string,
+    delayOverrideMs?: number,
+  ): Promise<NackResult> {
+    return inTransaction(
+      this.#pool,
+      async (c) => {
+        await this.#lockOrderedQueues(c, grp, [ref]);
+        const { rows: drows } = await c.query<{
+          deliveries: number;
+          msg_id: string;
+          msg_group: string | null;
+          delivered_at: Date | null;
+        }>(
+          `SELECT deliveries, msg_id::text, msg_group,
+                  CASE WHEN deliveries = 1 THEN delivered_at END AS delivered_at
+             FROM peak.mq_deliveries
+          WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4 FOR UPDATE`,
+          [grp, ref.topic, ref.queueId, ref.offset],
+        );
+        const d = drows[0];
+        if (d === undefined) return { outcome: 'unknown' as const };
+        const { rows: mrows } = await c.query<MessageRow>(
+          `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
+                born_at, stored_at, reconsume, origin_topic
+           FROM peak.mq_messages WHERE topic = $1 AND queue_id = $2 AND queue_offset = $3`,
+          [ref.topic, ref.queueId, ref.offset],
+        );
+        const m = mrows[0];
+        const attempt = (m?.reconsume ?? 0) + d.deliveries;
+        const dead = attempt > settings.maxRetries;
+        const ladder = settings.backoffMs;
+        const delayMs =
+          delayOverrideMs ?? ladder[Math.min(attempt - 1, ladder.length - 1)] ?? 10_000;
+        if (m === undefined || dead) {
+          await c.query(
+            'DELETE FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4',
+            [grp, ref.topic, ref.queueId, ref.offset],
+          );
+          if (m !== undefined)
+            await this.#deadLetters.addIn(c, deadLetterGroup, m, attempt, reason);
+          await this.#promote(c, grp, [
+            { topic: ref.topic, queue_id: ref.queueId, msg_group: d.msg_group },
+          ]);
+          return {
+            outcome: 'dead' as const,
+            msgId: d.msg_id,
+            attempt,
+            deliveredAt: d.delivered_at,
+          };
+        }
+        if (inPlace) {
+          await c.query(
+            `UPDATE peak.mq_deliveries SET visible_at = now() + make_interval(secs => $5::float8 / 1000),
+                    delivered_at = NULL
+            WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4`,
+            [grp, ref.topic, ref.queueId, ref.offset, delayMs],
+          );
+        } else {
+          await c.query(
+            'DELETE FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = $4',
+            [grp, ref.topic, ref.queueId, ref.offset],
+          );
+          await this.#pending.addPending(c, 'retry', [
+            {
+              topic: TopicNames.retry(deadLetterGroup),
+              msgId: BigInt(m.msg_id),
+              tag: m.tag,
+              keys: m.keys,
+              group: m.msg_group,
+              props: m.props,
+              body: m.body,
+              bornAt: m.born_at,
+              reconsume: attempt,
+              originTopic: m.origin_topic ?? m.topic,
+              deliverAt: new Date(Date.now() + delayMs),
+            },
+          ]);
+        }
+        return {
+          outcome: 'retry' as const,
+          msgId: d.msg_id,
+          attempt,
+          delayMs,
+          deliveredAt: d.delivered_at,
+        };
+      },
+      false,
+    );
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * Claims: how a consumer group reads a queue. A claim pulls rows at or after the group's
+ * `pulled_offset` into `mq_deliveries` (bounded by a window), then hands out visible
+ * deliveries with an invisibility timeout; an unacked one becomes visible again. In an
+ * ordered topic a message whose message group already has a delivery waits (visible_at
+ * NULL) until the one before it is acked or dead-lettered: a failing message blocks its own
+ * group, never the queue.
+ */
+import type pg from 'pg';
+import type { ClaimRequest, Delivery, MessageRow, QueueRef } from '../message-records.js';
+import { inTransaction } from './transaction.js';
+
+/** Hands out deliveries. */
+export class PgDeliveryClaims {
+  readonly #pool: pg.Pool;
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  /** Of `queues`, those with something to hand out to `grp` now (cheap pre-check). */
+  async queuesWithWork(
+    grp: string,
+    queues: readonly QueueRef[],
+    window: number,
+  ): Promise<QueueRef[]> {
+    if (queues.length === 0) return [];
+    const { rows } = await this.#pool.query<{ topic: string; queue_id: number }>(
+      `SELECT q.topic, q.queue_id
+         FROM unnest($2::text[], $3::int[]) AS x(topic, queue_id)
+         JOIN peak.mq_queues q ON q.topic = x.topic AND q.queue_id = x.queue_id
+         LEFT JOIN peak.mq_offsets o ON o.grp = $1 AND o.topic = q.topic AND o.queue_id = q.queue_id
+        WHERE o.pulled_offset IS NULL
+           OR (o.pulled_offset < q.next_offset
+               AND (SELECT count(*) FROM peak.mq_deliveries d
+                     WHERE d.grp = $1 AND d.topic = q.topic AND d.queue_id = q.queue_id) < $4)
+           OR EXISTS (SELECT 1 FROM peak.mq_deliveries d
+                       WHERE d.grp = $1 AND d.topic = q.topic AND d.queue_id = q.queue_id AND d.visible_at <= now())`,
+      [grp, queues.map((q) => q.topic), queues.map((q) => q.queueId), window],
+    );
+    return rows.map((r) => ({ topic: r.topic, queueId: r.queue_id }));
+  }
+
+  /**
+   * Hands out up to `max` deliveries of one queue to a consumer: pulls new messages into
+   * the group's delivery window (tag filter applied; ordered topics park a message behind
+   * its group's earlier one), then claims visible deliveries for `invisibleMs`. Returns
+   * nothing when another request holds this queue right now.
+   */
+  async claim(params: ClaimRequest): Promise<Delivery[]> {
+    const { grp, queue, consumerId } = params;
+    return inTransaction(
+      this.#pool,
+      async (c) => {
+        // The offset row's lock makes this request the queue's only claimer; the count of
+        // deliveries in the window rides along (stale by a concurrent ack at worst, which
+        // only leaves less room this time).
+        let locked = await c.query<{ pulled_offset: string; n: number }>(
+          `SELECT pulled_offset::text,
+                  (SELECT count(*) FROM peak.mq_deliveries d
+                    WHERE d.grp = $1 AND d.topic = $2 AND d.queue_id = $3)::int AS n
+             FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3
+           FOR UPDATE SKIP LOCKED`,
+          [grp, queue.topic, queue.queueId],
+        );
+        if (locked.rows.length === 0) {
+          const inserted = await c.query(
+            `INSERT INTO peak.mq_offsets (grp, topic, queue_id, pulled_offset)
+           SELECT $1, $2, $3, CASE WHEN $4 = 'latest' THEN next_offset ELSE 0 END
+             FROM peak.mq_queues WHERE topic = $2 AND queue_id = $3
+           ON CONFLICT DO NOTHING`,
+            [grp, queue.topic, queue.queueId, params.startFrom],
+          );
+          if (inserted.rowCount !== 1) return [];
+          locked = await c.query(
+            `SELECT pulled_offset::text,
+                    (SELECT count(*) FROM peak.mq_deliveries d
+                      WHERE d.grp = $1 AND d.topic = $2 AND d.queue_id = $3)::int AS n
+               FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3 FOR UPDATE`,
+            [grp, queue.topic, queue.queueId],
+          );
+        }
+        const pulled = locked.rows[0]?.pulled_offset;
+        if (pulled === undefined) return [];
+        const inWindow = locked.rows[0]?.n ?? 0;
+        if (params.max <= 0) return [];
+        // Redeliveries and promoted (ordered) messages first, then fresh ones.
+        // A redelivered first attempt whose delivery was never recorded (it timed out:
+        // no ack or nack row carries it) comes back as prev_at / prev_consumer.
+        const { rows: claimed } = await c.query<{
+          queue_offset: string;
+          deliveries: number;
+          prev_at?: Date | null;
+          prev_consumer?: string | null;
+        }>(
+          `WITH picked AS (
+           SELECT queue_offset, delivered_at, consumer_id, deliveries FROM peak.mq_deliveries
+            WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND visible_at <= now()
+            ORDER BY visible_at LIMIT $4 FOR UPDATE)
+         UPDATE peak.mq_deliveries d
+            SET visible_at = now() + make_interval(secs => $5::float8 / 1000),
+                deliveries = d.deliveries + 1, consumer_id = $6, delivered_at = now()
+           FROM picked
+          WHERE d.grp = $1 AND d.topic = $2 AND d.queue_id = $3 AND d.queue_offset = picked.queue_offset
+         RETURNING d.queue_offset::text, d.deliveries,
+                   CASE WHEN picked.deliveries = 1 THEN picked.delivered_at END AS prev_at,
+                   picked.consumer_id AS prev_consumer`,
+          [grp, queue.topic, queue.queueId, params.max, params.invisibleMs, consumerId],
+        );
+        const room = Math.min(params.window - inWindow, params.max - claimed.length);
+        // Fresh messages are read whole here, so only redeliveries need a second read. (The
+        // ORDER BY casts: a bare queue_offset would name the text output column.)
+        const freshRows = new Map<string, MessageRow>();
+        const redelivered = claimed.map((r) => r.queue_offset);
+        if (room > 0) {
+          const { rows: fresh } = await c.query<MessageRow>(
+            `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
+                    born_at, stored_at, reconsume, origin_topic
+               FROM peak.mq_messages
+              WHERE topic = $1 AND queue_id = $2 AND queue_offset >= $3
+              ORDER BY queue_offset::bigint LIMIT $4`,
+            [queue.topic, queue.queueId, pulled, room],
+          );
+          for (const m of fresh) freshRows.set(m.queue_offset, m);
+          if (fresh.length > 0) {
+            const blocked = new Set<string>();
+            if (params.ordered) {
+              const { rows: busy } = await c.query<{ msg_group: string }>(
+                `SELECT DISTINCT msg_group FROM peak.mq_deliveries
+                WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND msg_group IS NOT NULL`,
+                [grp, queue.topic, queue.queueId],
+              );
+              for (const b of busy) blocked.add(b.msg_group);
+            }
+            const offs: string[] = [];
+            const ids: string[] = [];
+            const groups: (string | null)[] = [];
+            const waiting: boolean[] = [];
+            for (const m of fresh) {
+              if (params.tags !== null && (m.tag === null || !params.tags.includes(m.tag)))
+                continue;
+              offs.push(m.queue_offset);
+              ids.push(m.msg_id);
+              groups.push(m.msg_group);
+              const parked = params.ordered && m.msg_group !== null && blocked.has(m.msg_group);
+              waiting.push(parked);
+              if (params.ordered && m.msg_group !== null) blocked.add(m.msg_group);
+            }
+            if (offs.length > 0) {
+              // Fresh messages are claimed as they enter the window; parked ones wait
+              // (visible_at NULL) behind their group's earlier message.
+              const { rows: taken } = await c.query<{ queue_offset: string; deliveries: number }>(
+                `INSERT INTO peak.mq_deliveries
+                 (grp, topic, queue_id, queue_offset, msg_id, msg_group, visible_at, deliveries, consumer_id,
+                  delivered_at)
+               SELECT $1, $2, $3, o, i, g,
+                      CASE WHEN w THEN NULL ELSE now() + make_interval(secs => $8::float8 / 1000) END,
+                      CASE WHEN w THEN 0 ELSE 1 END, CASE WHEN w THEN NULL ELSE $9 END,
+                      CASE WHEN w THEN NULL ELSE now() END
+                 FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::bool[]) AS x(o, i, g, w)
+               ON CONFLICT DO NOTHING
+               RETURNING queue_offset::text, deliveries`,
+                [
+                  grp,
+                  queue.topic,
+                  queue.queueId,
+                  offs,
+                  ids,
+                  groups,
+                  waiting,
+                  params.invisibleMs,
+                  consumerId,
+                ],
+              );
+              for (const t of taken) if (t.deliveries > 0) claimed.push(t);
+            }
+            const last = fresh[fresh.length - 1]!.queue_offset;
+            await c.query(
+              'UPDATE peak.mq_offsets SET pulled_offset = $4 WHERE grp = $1 AND topic = $2 AND queue_id = $3',
+              [grp, queue.topic, queue.queueId, (BigInt(last) + 1n).toString()],
+            );
+          }
+        }
+        if (claimed.length === 0) return [];
+        const messages: MessageRow[] = [];
+        if (redelivered.length > 0) {
+          const { rows } = await c.query<MessageRow>(
+            `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
+                  born_at, stored_at, reconsume, origin_topic
+             FROM peak.mq_messages WHERE topic = $1 AND queue_id = $2 AND queue_offset = ANY($3::bigint[])`,
+            [queue.topic, queue.queueId, redelivered],
+          );
+          messages.push(...rows);
+        }
+        for (const r of claimed) {
+          const m = freshRows.get(r.queue_offset);
+          if (m !== undefined) messages.push(m);
+        }
+        messages.sort((a, b) =>
+          a.queue_offset.length !== b.queue_offset.length
+            ? a.queue_offset.length - b.queue_offset.length
+            : a.queue_offset < b.queue_offset
+              ? -1
+              : a.queue_offset > b.queue_offset
+                ? 1
+                : 0,
+        );
+        const count = new Map(claimed.map((r) => [r.queue_offset, r]));
+        const found = new Set(messages.map((m) => m.queue_offset));
+        const gone = claimed.filter((r) => !found.has(r.queue_offset)).map((r) => r.queue_offset);
+        if (gone.length > 0) {
+          // Dropped by retention while waiting: nothing left to deliver.
+          await c.query(
+            'DELETE FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND queue_offset = ANY($4::bigint[])',
+            [grp, queue.topic, queue.queueId, gone],
+          );
+        }
+        return messages.map((m) => {
+          const r = count.get(m.queue_offset);
+          const prev = r?.prev_at;
+          return {
+            message: m,
+            deliveries: r?.deliveries ?? 1,
+            grp,
+            ...(prev === null || prev === undefined
+              ? {}
+              : { previous: { at: prev, consumer: r?.prev_consumer ?? null } }),
+          };
+        });
+      },
+      false,
+    );
+  }
+
+  /**
+   * Deliveries a consumer of `grp` holds now (delivered, not acked, not timed out), over the
+   * group's topics and its retry topic.
+   */
+  async inflightOfConsumer(grp: string, consumerId: string): Promise<number> {
+    const { rows } = await this.#pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM peak.mq_deliveries
+        WHERE grp = $1 AND consumer_id = $2 AND visible_at > now()`,
+      [grp, consumerId],
+    );
+    return rows[0]?.n ?? 0;
+  }
+}

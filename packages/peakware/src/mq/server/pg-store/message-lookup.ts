@@ -1,0 +1,77 @@
+/**
+ * Query by message id, by key (GIN index over messages that have keys) and by topic + tag +
+ * time range, and the first deliveries of stored copies still in flight (a message's
+ * description shows them before any trace row exists).
+ */
+import type pg from 'pg';
+import type { InflightFirst, MessageRow } from '../message-records.js';
+
+/** Reads stored messages. */
+export class PgMessageLookup {
+  readonly #pool: pg.Pool;
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  /** Stored copies of a message by id (the original first, then retry copies). */
+  async byId(id: string): Promise<MessageRow[]> {
+    const { rows } = await this.#pool.query<MessageRow>(
+      `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
+              born_at, stored_at, reconsume, origin_topic
+         FROM peak.mq_messages WHERE msg_id = $1 ORDER BY stored_at`,
+      [id],
+    );
+    return rows;
+  }
+
+  /** Messages carrying a key, newest first. */
+  async byKey(key: string, topic: string | undefined, limit: number): Promise<MessageRow[]> {
+    const { rows } = await this.#pool.query<MessageRow>(
+      `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
+              born_at, stored_at, reconsume, origin_topic
+         FROM peak.mq_messages WHERE keys @> ARRAY[$1]::text[] AND keys <> '{}' AND ($2::text IS NULL OR topic = $2)
+        ORDER BY stored_at DESC LIMIT $3`,
+      [key, topic ?? null, limit],
+    );
+    return rows;
+  }
+
+  /** Messages of a topic stored in [from, to), optionally with one tag, oldest first. */
+  async byTime(
+    topic: string,
+    tag: string | undefined,
+    from: Date,
+    to: Date,
+    limit: number,
+  ): Promise<MessageRow[]> {
+    const { rows } = await this.#pool.query<MessageRow>(
+      `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
+              born_at, stored_at, reconsume, origin_topic
+         FROM peak.mq_messages
+        WHERE topic = $1 AND stored_at >= $2 AND stored_at < $3 AND ($4::text IS NULL OR tag = $4)
+        ORDER BY stored_at, queue_id, queue_offset::bigint LIMIT $5`,
+      [topic, from, to, tag ?? null, limit],
+    );
+    return rows;
+  }
+
+  /** First deliveries of these stored copies still in flight (no trace row yet). */
+  async inflightFirst(
+    copies: readonly { topic: string; queue_id: number; queue_offset: string }[],
+  ): Promise<InflightFirst[]> {
+    if (copies.length === 0) return [];
+    const { rows } = await this.#pool.query(
+      `SELECT d.grp, d.consumer_id, d.delivered_at FROM peak.mq_deliveries d
+         JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS x(t, q, o)
+           ON d.topic = x.t AND d.queue_id = x.q AND d.queue_offset = x.o
+        WHERE d.deliveries = 1 AND d.delivered_at IS NOT NULL`,
+      [
+        copies.map((c) => c.topic),
+        copies.map((c) => c.queue_id),
+        copies.map((c) => c.queue_offset),
+      ],
+    );
+    return rows;
+  }
+}
