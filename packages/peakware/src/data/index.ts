@@ -17,6 +17,7 @@ export {
   type OutputColumn,
   type ShardRows,
 } from './result-merger.js';
+export type { RoutePlan, RouteUnit } from './route-plan.js';
 export {
   type ConnectionConfig,
   type DataSourceConnection,
@@ -50,7 +51,7 @@ export {
   type ShardNode,
 } from './sharding-layout.js';
 export { fingerprintStatement, loadSqlParser } from './sql-parser.js';
-export { type RoutePlan, type RouteUnit, SqlRouter, type SqlRouterOptions } from './sql-router.js';
+export { SqlRouter, type SqlRouterOptions } from './sql-router.js';
 export {
   type FingerprintStats,
   StatementStats,

@@ -12,6 +12,7 @@ import { assertDeadline, currentContext, remainingTime } from '../core/context.j
 import { DeadlineExceededError, ErrorCodes, PeakError } from '../core/errors.js';
 import { type FieldInfo, mergeRows } from './result-merger.js';
 import { mergeStream, type RowSource } from './result-stream.js';
+import type { RoutePlan, RouteUnit } from './route-plan.js';
 import type { ShardValue } from './sharding-algorithm.js';
 import {
   createLayout,
@@ -19,7 +20,7 @@ import {
   type ShardingLayoutOptions,
 } from './sharding-layout.js';
 import { loadSqlParser, shortSql } from './sql-parser.js';
-import { type RoutePlan, type RouteUnit, SqlRouter, type SqlRouterOptions } from './sql-router.js';
+import { SqlRouter, type SqlRouterOptions } from './sql-router.js';
 
 /** A connection: a PostgreSQL URL or a `pg` pool config. */
 export type ConnectionConfig = string | pg.PoolConfig;
