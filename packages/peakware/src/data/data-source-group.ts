@@ -48,11 +48,6 @@ export class DataSourceGroup {
     this.#options = options;
   }
 
-  /** Where a statement outside a transaction runs: writes on the primary, reads on {@link forRead}. */
-  forStatement(write: boolean): DataSource {
-    return write ? this.primary : this.forRead();
-  }
-
   /** Where a read outside a transaction runs: a replica within the lag bound, in turn, else the primary. */
   forRead(): DataSource {
     const replicas = this.#replicas;

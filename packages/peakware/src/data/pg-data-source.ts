@@ -30,11 +30,10 @@ const NO_PARAMS: readonly unknown[] = [];
 
 function ignoreClientError(): void {}
 
-function toParam(v: unknown): unknown {
-  return typeof v === 'bigint' ? v.toString() : v;
-}
-
-/** pg's query config for one statement. */
+/**
+ * pg's query config for one statement. The parameters go as they are, not copied: pg
+ * writes every value through its `prepareValue` (a bigint as its decimal text).
+ */
 function queryConfig(
   sql: string,
   params: readonly unknown[],
@@ -42,7 +41,7 @@ function queryConfig(
 ): pg.QueryConfig {
   const config: { text: string; values: unknown[]; rowMode?: 'array'; query_timeout?: number } = {
     text: sql,
-    values: params.map(toParam),
+    values: params as unknown[],
   };
   if (options?.rowMode === 'array') config.rowMode = 'array';
   if (options?.timeoutMs !== undefined) config.query_timeout = options.timeoutMs;

@@ -20,7 +20,7 @@ import {
   openDataSources,
 } from './data-source-connections.js';
 import type { DataSourceGroup } from './data-source-group.js';
-import type { RoutePlan } from './route-plan.js';
+import type { RoutePlan, RouteUnit } from './route-plan.js';
 import { createShadowTables, type ShadowTable } from './shadow-tables.js';
 import { streamPlan } from './shard-stream.js';
 import { ShardTransaction, type TransactionOptions } from './shard-transaction.js';
@@ -60,6 +60,9 @@ export class ShardedDatabase {
   readonly router: SqlRouter;
   readonly #groups: Map<string, DataSourceGroup>;
   readonly #executor: StatementExecutor;
+  /** Where a unit runs outside transactions (made once, not per statement). */
+  readonly #onPrimary = (unit: RouteUnit) => this.#groups.get(unit.dataSource)!.primary;
+  readonly #forRead = (unit: RouteUnit) => this.#groups.get(unit.dataSource)!.forRead();
   #closed = false;
 
   private constructor(layout: ShardingLayout, options: ShardedDatabaseOptions) {
@@ -113,10 +116,7 @@ export class ShardedDatabase {
   ): Promise<ShardedQueryResult<R>> {
     this.#assertOpen();
     const plan = this.route(sql, params);
-    const write = plan.write;
-    return this.#executor.execute<R>(plan, (unit) =>
-      this.#groups.get(unit.dataSource)!.forStatement(write),
-    );
+    return this.#executor.execute<R>(plan, plan.write ? this.#onPrimary : this.#forRead);
   }
 
   /**
@@ -144,12 +144,7 @@ export class ShardedDatabase {
     const plan = this.router.route(sql, params, currentContext()?.stress === true, {
       combine: false,
     });
-    yield* streamPlan<R>(
-      plan,
-      batchSize,
-      (unit) => this.#groups.get(unit.dataSource)!.forRead(),
-      this.#executor,
-    );
+    yield* streamPlan<R>(plan, batchSize, this.#forRead, this.#executor);
   }
 
   /**
