@@ -6,7 +6,7 @@
  * offline gracefully on SIGTERM (deregister, drain, close).
  */
 import { assertDeadline } from 'peakware/core';
-import { GeneIdGenerator, type ShardedDatabase } from 'peakware/data';
+import { GeneIdGenerator, PgDataSource, type ShardedDatabase } from 'peakware/data';
 import { Guard, guardRpcFilter } from 'peakware/guard';
 import { Consumer, Outbox, Producer } from 'peakware/mq';
 import { HttpRegistry } from 'peakware/registry';
@@ -125,7 +125,11 @@ if (role === 'inventory') {
   const relays = new Map(
     db.layout.dataSources.map((ds) => [
       ds,
-      new Outbox({ pool: db.primary(ds), server: controlPlane, name: ds }).start(),
+      new Outbox({
+        pool: PgDataSource.from(db.primary(ds)).pool,
+        server: controlPlane,
+        name: ds,
+      }).start(),
     ]),
   );
   outboxes = relays;

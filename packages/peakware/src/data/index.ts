@@ -4,8 +4,22 @@
  * scatter-gather merge, gene ids, single-shard transactions, read/write split, shadow
  * tables for stress traffic, and per-statement timing for slow-SQL telemetry.
  */
+
+export type {
+  DataSource,
+  DataSourceQueryOptions,
+  DataSourceResult,
+  DataSourceSession,
+  QueryRunner,
+} from './data-source.js';
+export type { DataSourceConnection } from './data-source-connections.js';
 export { addDecimal, compareDecimal, divideDecimal } from './decimal.js';
 export { GeneIdGenerator, type GeneIdGeneratorOptions } from './gene-id-generator.js';
+export {
+  type ConnectionConfig,
+  PgDataSource,
+  type PgDataSourceOptions,
+} from './pg-data-source.js';
 export {
   type ColumnPosition,
   type FieldInfo,
@@ -17,17 +31,10 @@ export {
   type OutputColumn,
   type ShardRows,
 } from './result-merger.js';
-export {
-  type ConnectionConfig,
-  type DataSourceConnection,
-  ShardedDatabase,
-  type ShardedDatabaseOptions,
-  type ShardedQueryResult,
-  ShardTransaction,
-  type StatementCollector,
-  type StatementEvent,
-  type TransactionOptions,
-} from './sharded-database.js';
+export type { RoutePlan, RouteUnit } from './route-plan.js';
+export type { ShadowTable } from './shadow-tables.js';
+export { ShardTransaction, type TransactionOptions } from './shard-transaction.js';
+export { ShardedDatabase, type ShardedDatabaseOptions } from './sharded-database.js';
 export {
   type AlgorithmSpec,
   ConsistentHashAlgorithm,
@@ -50,7 +57,9 @@ export {
   type ShardNode,
 } from './sharding-layout.js';
 export { fingerprintStatement, loadSqlParser } from './sql-parser.js';
-export { type RoutePlan, type RouteUnit, SqlRouter, type SqlRouterOptions } from './sql-router.js';
+export { SqlRouter, type SqlRouterOptions } from './sql-router.js';
+export type { StatementCollector, StatementEvent } from './statement-collector.js';
+export type { ShardedQueryResult } from './statement-executor.js';
 export {
   type FingerprintStats,
   StatementStats,

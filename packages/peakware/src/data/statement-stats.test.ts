@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { StatementEvent } from './sharded-database.js';
+import type { StatementEvent } from './statement-collector.js';
 import { StatementStats } from './statement-stats.js';
 
 const event = (over: Partial<StatementEvent>): StatementEvent => ({

@@ -3,7 +3,7 @@
  * rows, total / max time, errors, slow count, shards touched) and a bounded log of the
  * most recent slow statements, for a telemetry exporter or an admin endpoint to read.
  */
-import type { StatementCollector, StatementEvent } from './sharded-database.js';
+import type { StatementCollector, StatementEvent } from './statement-collector.js';
 
 /** Statistics of one statement fingerprint. */
 export interface FingerprintStats {

@@ -1,0 +1,43 @@
+/**
+ * Finding a statement's tables: every table reference in the tree (CTE names excepted),
+ * classified against the layout as sharded, broadcast, or single (undeclared).
+ */
+import type { ShardingLayout } from './sharding-layout.js';
+import { type SqlNode, walk } from './sql-parser.js';
+
+/** One table reference of a statement: its tree node, logical name, kind and alias. */
+export interface TableRef {
+  node: SqlNode;
+  logical: string;
+  kind: 'sharded' | 'broadcast' | 'single';
+  alias: string | undefined;
+}
+
+/** The table references of a statement, in tree order. */
+export function findTables(stmt: SqlNode, layout: ShardingLayout): TableRef[] {
+  const ctes = new Set<string>();
+  walk(stmt, (o) => {
+    const cte = o.CommonTableExpr as { ctename?: string } | undefined;
+    if (cte?.ctename !== undefined) ctes.add(cte.ctename);
+    return undefined;
+  });
+  const out: TableRef[] = [];
+  walk(stmt, (o) => {
+    if (typeof o.relname !== 'string' || typeof o.relpersistence !== 'string') return undefined;
+    const name = o.relname;
+    if (o.schemaname === undefined && ctes.has(name)) return false;
+    const kind = layout.tables.has(name)
+      ? 'sharded'
+      : layout.broadcastTables.has(name)
+        ? 'broadcast'
+        : 'single';
+    out.push({
+      node: o,
+      logical: name,
+      kind,
+      alias: (o.alias as { aliasname?: string } | undefined)?.aliasname,
+    });
+    return false;
+  });
+  return out;
+}
