@@ -39,6 +39,33 @@ export type TokenSource = string | (() => string | undefined | Promise<string | 
 /** Query parameters; arrays repeat the key, `undefined` leaves it out. */
 export type QueryParams = Record<string, string | number | boolean | readonly string[] | undefined>;
 
+/**
+ * The control-plane options every SDK client takes (producer, consumer, registry, config,
+ * guard, telemetry): `servers`, one URL or several, and the credential. Clients that took a
+ * single `server` before 0.1 still accept it (deprecated).
+ */
+export interface ControlPlaneOptions {
+  /** The control-plane node URL, or several (failover in order), e.g. `http://127.0.0.1:7420`. */
+  servers?: string | readonly string[];
+  /** @deprecated Use `servers`; still accepted, to be removed before 1.0. */
+  server?: string;
+  /** A bearer token, or a function returning one per request. Default: none (SDK routes). */
+  token?: TokenSource;
+}
+
+/** The nodes a {@link ControlPlaneOptions} names; throws PEAK_USAGE naming `owner` when none is given. */
+export function serversOf(options: ControlPlaneOptions, owner: string): string | readonly string[] {
+  const servers = options.servers ?? options.server;
+  if (servers === undefined) {
+    throw new PeakError(
+      ErrorCodes.USAGE,
+      `${owner}: give the control plane as servers (a URL or a list), e.g. { servers: 'http://127.0.0.1:7420' }`,
+      { details: { input: 'servers' } },
+    );
+  }
+  return servers;
+}
+
 /** Options of a {@link ControlPlaneClient}; the defaults are {@link CONTROL_PLANE_CLIENT_DEFAULTS}. */
 export interface ControlPlaneClientOptions {
   /** The control-plane node URL, or several (failover in order), e.g. `http://127.0.0.1:7420`. */

@@ -42,6 +42,7 @@ export {
   CONTROL_PLANE_CLIENT_DEFAULTS,
   ControlPlaneClient,
   type ControlPlaneClientOptions,
+  type ControlPlaneOptions,
   type EventSubscription,
   errorFromResponse,
   type QueryParams,
@@ -49,6 +50,7 @@ export {
   type RequestOptions,
   type StreamOptions,
   type SubscribeOptions,
+  serversOf,
   type TokenSource,
 } from './control-plane-client.js';
 export {
@@ -93,7 +95,11 @@ export {
   silentLogger,
 } from './logger.js';
 export { MAX_NDJSON_LINE_BYTES, readNdjsonLines } from './ndjson-reader.js';
-export { parseServers, ServerList, type ServerListOptions } from './server-list.js';
+export {
+  parseServers,
+  ServerList,
+  type ServerListOptions,
+} from './server-list.js';
 export {
   type BucketSnapshot,
   SlidingWindow,
