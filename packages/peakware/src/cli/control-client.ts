@@ -63,16 +63,6 @@ export function serverList(values: Record<string, unknown>): string[] {
   return parseServers(String(values.server ?? '').split(','), '--server');
 }
 
-/** What a command's control-plane client is told about the server and its token. */
-function clientOptions(values: Record<string, unknown>, token: string | undefined) {
-  return {
-    servers: serverList(values),
-    ...(token === undefined ? {} : { token }),
-    serverName: 'peak server',
-    unreachableHint: "is 'peak server' running? Pass --server URL or set PEAK_SERVER",
-  };
-}
-
 /**
  * The typed admin API of the server(s) `--server` names. With `admin: true` (commands that
  * change state) the admin token is found first, so a missing one fails before any call.
@@ -82,7 +72,12 @@ export async function adminClient(
   options: { admin?: boolean } = {},
 ): Promise<AdminClient> {
   const token = options.admin === true ? await findAdminToken(values) : undefined;
-  return new AdminClient(clientOptions(values, token));
+  return new AdminClient({
+    servers: serverList(values),
+    ...(token === undefined ? {} : { token }),
+    serverName: 'peak server',
+    unreachableHint: "is 'peak server' running? Pass --server URL or set PEAK_SERVER",
+  });
 }
 
 /** The broker's data-plane client (`peak mq send|consume`), with a topic's consume secret. */
