@@ -15,7 +15,10 @@
 //       - a `<subsystem>/server/` imports anything but its own SDK folder, what that SDK
 //         folder may import, and the host primitives in HOST_PRIMITIVES;
 //       - the host (`src/server/`) imports subsystem code other than from modules.ts, or
-//         anything of a subsystem other than its `server/index.ts`.
+//         anything of a subsystem other than its `server/index.ts`;
+//       - `admin/` (the `peakware/admin` client) imports a `server/` folder or the host at
+//         runtime: it reads the server halves' view types (`import type`) but must never
+//         load fastify, pg or a route module into a client process.
 // Test files (*.test.ts) may import anything inside src; their imports must still resolve.
 // Known violations being fixed elsewhere sit in ALLOW, each with its reason.
 //
@@ -231,6 +234,8 @@ function violation(from, fromRel, to, toRel, typeOnly) {
     const why = violation(own, `${own}/`, to, toRel, typeOnly);
     return why ? `as its SDK folder ${own}/: ${why}` : undefined;
   }
+  if (from === 'admin' && !typeOnly && (to.startsWith('server') || to.endsWith('/server')))
+    return "peakware/admin is a client: it may import a server half's types (`import type`), never load it";
   if (isSdk(from) && (to.startsWith('server') || to.endsWith('/server')))
     return 'an SDK folder may not import a server/ folder or the host (src/server/)';
   if (toLayer > fromLayer)

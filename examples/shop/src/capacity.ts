@@ -220,7 +220,7 @@ export async function runCapacity(chain: Chain, options: CapacityOptions): Promi
       total += us;
     }
     const stages: Record<string, number> = {};
-    const metrics = await readLiveMetrics(chain.server.info.url, Math.ceil(wallSeconds));
+    const metrics = await readLiveMetrics(chain.admin, Math.ceil(wallSeconds));
     for (const m of metrics) {
       if (m.qps > 0) stages[`${m.service} ${m.resource}`] = Math.round(m.rtAvgMs * 10) / 10;
     }

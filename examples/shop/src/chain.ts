@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AdminClient } from 'peakware/admin';
 import type { Logger } from 'peakware/core';
 import type { ShardedDatabase } from 'peakware/data';
 import type { GuardRules } from 'peakware/guard';
@@ -55,7 +56,8 @@ export interface Chain {
   processes: ChainProcess[];
   /** Pids of the two postmasters: control plane's (#1) and the second shard's (#2). */
   postgresPids: { primary: number | undefined; shard1: number | undefined };
-  adminToken(): Promise<string>;
+  /** The control plane's typed admin API, with the admin token. */
+  admin: AdminClient;
   /** Stops the gateway first (no buy reaches a stopping service), then the rest; true if clean. */
   stop(): Promise<boolean>;
 }
@@ -75,14 +77,13 @@ function endpointUrl(e: PostgresEndpoint): string {
   return `postgres://${encodeURIComponent(e.user)}:${encodeURIComponent(e.password)}@${e.host}:${e.port}/${e.database}`;
 }
 
-async function adminCall(server: PeakServer, method: string, route: string, body: unknown) {
-  const token = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
-  const res = await fetch(`${server.info.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+/** The admin API of `server`, with the admin token read from its data folder. */
+function adminOf(server: PeakServer): AdminClient {
+  const tokenFile = server.info.adminTokenFile;
+  return new AdminClient({
+    servers: server.info.url,
+    token: async () => (await readFile(tokenFile, 'utf8')).trim(),
   });
-  if (!res.ok) throw new Error(`${method} ${route}: HTTP ${res.status} ${await res.text()}`);
 }
 
 /**
@@ -165,20 +166,24 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     const shopDb2 = endpointUrl(await shard1.start());
     await createOrderTables({ ds0: shopDb, ds1: shopDb2 });
     orders = await openOrders({ ds0: shopDb, ds1: shopDb2 }, 4);
+    const admin = adminOf(server);
     for (const topic of [ORDER_PLACED_TOPIC, ORDER_COMPENSATE_TOPIC]) {
-      await adminCall(server, 'POST', '/api/v1/mq/topics', { name: topic, queues: 4 });
+      await admin.mq.createTopic({ name: topic, queues: 4 });
     }
     await seedFlashSale(shopDb, orders, options.hotSku, options.stock);
     await seedFlashSale(shopDb, orders, options.regularSku, 1_000_000_000);
     // The guard rules are in the config center before the gateway starts and reads them.
     const rules = options.limits === 'lifted' ? liftedRules() : flashSaleRules(options.hotSku);
-    await adminCall(server, 'PUT', '/api/v1/config/items/shop/governance/guard-rules', {
-      value: JSON.stringify(rules),
-      format: 'json',
-      schema: { $peak: 'guard-rules' },
-      comment: `${options.limits} limits set by the shop at start`,
-      author: 'shop',
-    });
+    await admin.config.publish(
+      { app: 'shop', group: 'governance', key: 'guard-rules' },
+      {
+        value: JSON.stringify(rules),
+        format: 'json',
+        schema: { $peak: 'guard-rules' },
+        comment: `${options.limits} limits set by the shop at start`,
+        author: 'shop',
+      },
+    );
     const env = {
       PEAK_SERVER: server.info.url,
       SHOP_DB: shopDb,
@@ -203,7 +208,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       gatewayUrl: String(gateway.ready.url),
       processes,
       postgresPids: { primary: started.postgresPid, shard1: shard1.pid },
-      adminToken: async () => (await readFile(started.info.adminTokenFile, 'utf8')).trim(),
+      admin,
       stop,
     };
   } catch (err) {

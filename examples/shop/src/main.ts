@@ -19,6 +19,7 @@
  * capacity run).
  */
 import { parseArgs } from 'node:util';
+import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import { type CapacityReport, runCapacity, type StepFigures } from './capacity.js';
 import { type Chain, startChain } from './chain.js';
@@ -35,35 +36,26 @@ import {
 
 const HOT_SKU = 'flash-phone';
 
-interface Edge {
-  caller: string;
-  callee: string;
-  stress: boolean;
-  calls: number;
-  rtP99Ms: number;
-}
-
 /**
  * The call graph of the last minutes and the span count of one trace, read from the
  * collector; waits (bounded) for the trace's consumer span to arrive.
  */
 async function readTopology(
-  serverUrl: string,
+  admin: AdminClient,
   traceId: string | undefined,
-): Promise<{ edges: Edge[]; spans: number }> {
+): Promise<{ edges: TopologyEdge[]; spans: number }> {
   let spans = 0;
   const until = Date.now() + 10_000;
   while (traceId !== undefined && Date.now() < until) {
-    const res = await fetch(`${serverUrl}/api/v1/telemetry/traces/${traceId}`);
-    if (res.ok) {
-      const body = (await res.json()) as { spans?: unknown[]; spanCount?: number };
-      spans = body.spanCount ?? body.spans?.length ?? 0;
-      if (JSON.stringify(body).includes('consume ')) break;
+    // Not stored yet (PEAK_NOT_FOUND) until the processes' next export.
+    const tree = await admin.telemetry.trace(traceId).catch(() => undefined);
+    if (tree !== undefined) {
+      spans = tree.spanCount;
+      if (JSON.stringify(tree).includes('consume ')) break;
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  const res = await fetch(`${serverUrl}/api/v1/telemetry/topology?sinceMinutes=10`);
-  const { edges } = (await res.json()) as { edges: Edge[] };
+  const { edges } = await admin.telemetry.topology({ sinceMinutes: 10 });
   return { edges, spans };
 }
 
@@ -230,7 +222,7 @@ async function main(): Promise<number> {
 async function runOn(chain: Chain): Promise<number> {
   const { server, shopDb, orders: ordersDb } = chain;
   const gateway = { url: chain.gatewayUrl };
-  await defineAlertRules(server.info.url, await chain.adminToken());
+  await defineAlertRules(chain.admin);
 
   say('');
   say(
@@ -307,12 +299,12 @@ async function runOn(chain: Chain): Promise<number> {
   // The trace of one placed order, and the call graph, from the control plane's collector
   // (every process exports its spans about once a second).
   const traceId = report.hotTraceIds[0];
-  const topology = await readTopology(server.info.url, traceId);
+  const topology = await readTopology(chain.admin, traceId);
   // What the alert rules saw, and every resource's figures from the per-second metrics
   // the processes pushed (the last push leaves about a second after the sale).
-  const alerts = await readAlertOutcomes(server.info.url, saleStart);
+  const alerts = await readAlertOutcomes(chain.admin, saleStart);
   const metricSeconds = Math.min(3600, Math.ceil((Date.now() - saleStart) / 1000) + 2);
-  const metrics = await readLiveMetrics(server.info.url, metricSeconds);
+  const metrics = await readLiveMetrics(chain.admin, metricSeconds);
   // The books must balance: every deducted unit is one ordered unit, stock went down by
   // exactly that, nothing oversold. (A buyer whose request timed out may still have an
   // order: the client-side count is a lower bound.)

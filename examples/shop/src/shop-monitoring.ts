@@ -1,23 +1,18 @@
 /**
- * What the shop watches while the sale runs, all through the control plane's telemetry
- * API: SLA alert rules (ARMS/Lurker style: latency at the edge, an error-budget burn rate,
- * and the backlog of the points consumer), and the per-second metrics every process
- * pushes (what `peak top` shows live).
+ * What the shop watches while the sale runs, all through the control plane's typed admin
+ * API (`peakware/admin`): SLA alert rules (ARMS/Lurker style: latency at the edge, an
+ * error-budget burn rate, and the backlog of the points consumer), and the per-second
+ * metrics every process pushes (what `peak top` shows live).
  */
+import type { AdminClient, AlertRuleBody, LiveResource } from 'peakware/admin';
 import { ORDER_PLACED_TOPIC, POINTS_GROUP } from './catalog.js';
 import { BUY_RESOURCE } from './gateway.js';
-
-/** An alert rule as `PUT /api/v1/telemetry/alerts/rules/:name` takes it. */
-interface RuleBody {
-  kind: 'p99' | 'error-rate' | 'mq-backlog' | 'burn-rate';
-  [field: string]: unknown;
-}
 
 /**
  * The shop's SLA rules. Windows are short (seconds, not the hours a production burn-rate
  * rule uses) so that a 30 s sale on a laptop shows them fire and resolve.
  */
-export const SHOP_ALERT_RULES: Record<string, { body: RuleBody; says: string }> = {
+export const SHOP_ALERT_RULES: Record<string, { body: AlertRuleBody; says: string }> = {
   'shop.buy-p99': {
     says: 'p99 of the gateway over 10 s > 1000 ms while ≥ 10 req/s, for 4 s',
     body: {
@@ -56,14 +51,9 @@ export const SHOP_ALERT_RULES: Record<string, { body: RuleBody; says: string }> 
 };
 
 /** Creates (or replaces) the shop's alert rules. */
-export async function defineAlertRules(serverUrl: string, adminToken: string): Promise<void> {
+export async function defineAlertRules(admin: AdminClient): Promise<void> {
   for (const [name, { body }] of Object.entries(SHOP_ALERT_RULES)) {
-    const res = await fetch(`${serverUrl}/api/v1/telemetry/alerts/rules/${name}`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    if (!res.ok) throw new Error(`defining alert ${name}: HTTP ${res.status} ${await res.text()}`);
+    await admin.alerts.putRule(name, body);
   }
 }
 
@@ -77,18 +67,12 @@ export interface AlertOutcome {
 
 /** The fired/resolved events of the shop's rules since `sinceMs`. */
 export async function readAlertOutcomes(
-  serverUrl: string,
+  admin: AdminClient,
   sinceMs: number,
 ): Promise<AlertOutcome[]> {
   const outcomes: AlertOutcome[] = [];
   for (const [rule, { says }] of Object.entries(SHOP_ALERT_RULES)) {
-    const res = await fetch(
-      `${serverUrl}/api/v1/telemetry/alerts/events?rule=${encodeURIComponent(rule)}&limit=50`,
-    );
-    if (!res.ok) throw new Error(`reading alert events: HTTP ${res.status} ${await res.text()}`);
-    const { events } = (await res.json()) as {
-      events: { id: number; state: 'fired' | 'resolved'; value: number; at: string }[];
-    };
+    const events = await admin.alerts.events({ rule, limit: 50 });
     const transitions = events
       .filter((e) => Date.parse(e.at) >= sinceMs)
       .sort((a, b) => a.id - b.id)
@@ -102,25 +86,11 @@ export async function readAlertOutcomes(
   return outcomes;
 }
 
-/** One resource's figures from the pushed per-second metrics (`GET .../metrics/live`). */
-export interface ResourceFigures {
-  service: string;
-  resource: string;
-  instances: number;
-  qps: number;
-  blockQps: number;
-  errorQps: number;
-  rtAvgMs: number;
-  rtP99Ms?: number;
-}
-
 /** Per-resource averages over the last `seconds`, busiest first. */
 export async function readLiveMetrics(
-  serverUrl: string,
+  admin: AdminClient,
   seconds: number,
-): Promise<ResourceFigures[]> {
-  const res = await fetch(`${serverUrl}/api/v1/telemetry/metrics/live?seconds=${seconds}`);
-  if (!res.ok) throw new Error(`reading metrics: HTTP ${res.status} ${await res.text()}`);
-  const { resources } = (await res.json()) as { resources: ResourceFigures[] };
+): Promise<LiveResource[]> {
+  const { resources } = await admin.telemetry.liveMetrics({ seconds });
   return resources.sort((a, b) => b.qps + b.blockQps - (a.qps + a.blockQps));
 }

@@ -97,6 +97,22 @@ describe('import-direction check', () => {
     assert.doesNotMatch(text, /producer\.test\.ts/);
   });
 
+  it('lets admin/ read a server half only as types', async () => {
+    const src = path.join(scratch, 'admin');
+    await plant(src, {
+      'config/server/views.ts': 'export interface ItemView { app: string }\nexport const x = 1;\n',
+      'admin/typed.ts':
+        "import type { ItemView } from '../config/server/views.js';\nexport type I = ItemView;\n",
+      'admin/loads.ts': "import { x } from '../config/server/views.js';\nexport const y = x;\n",
+    });
+    const text = checkImports(src).problems.join('\n');
+    assert.match(
+      text,
+      /admin\/loads\.ts:1: wrong-way import of config\/server\/views\.ts: peakware\/admin is a client/,
+    );
+    assert.doesNotMatch(text, /admin\/typed\.ts/);
+  });
+
   it('treats `import { type A }` as type-only and ignores imports in comments', async () => {
     const src = path.join(scratch, 'types');
     await plant(src, {

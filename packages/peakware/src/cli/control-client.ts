@@ -1,10 +1,15 @@
 /**
- * How CLI commands talk to a running `peak server`: JSON over HTTP, the admin token found
- * from `--token`, `PEAK_TOKEN` or the data folder, and failures as one-line PeakErrors.
+ * How CLI commands talk to a running `peak server`: through the typed admin API
+ * (`peakware/admin`) and the broker client of `peakware/mq`, both on the one
+ * control-plane client (failover across the `--server` list, retries, errors as one-line
+ * PeakErrors), with the admin token found from `--token`, `PEAK_TOKEN` or the data folder.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type ErrorCode, ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
+import { AdminClient } from '../admin/admin-client.js';
+import { ErrorCodes, PeakError } from '../core/errors.js';
+import { parseServers } from '../core/server-list.js';
+import { BrokerClient } from '../mq/broker-client.js';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from '../server/defaults.js';
 import type { OptionSpec } from './command.js';
 
@@ -12,8 +17,8 @@ import type { OptionSpec } from './command.js';
 export const SERVER_OPTIONS: Record<string, OptionSpec> = {
   server: {
     type: 'string',
-    valueName: 'URL',
-    description: 'the peak server to talk to',
+    valueName: 'URL[,URL]',
+    description: 'the peak server to talk to (several: failover in order)',
     default: `http://127.0.0.1:${DEFAULT_PORT}`,
     env: 'PEAK_SERVER',
   },
@@ -53,62 +58,32 @@ export async function findAdminToken(values: Record<string, unknown>): Promise<s
   );
 }
 
-/** Options of one request. */
-export interface RequestOptions {
-  token?: string;
-  body?: unknown;
-  timeoutMs?: number;
+/** The control-plane nodes `--server` names: one URL, or several separated by commas. */
+export function serverList(values: Record<string, unknown>): string[] {
+  return parseServers(String(values.server ?? '').split(','), '--server');
 }
 
-/** Calls the server and returns its JSON; a failure becomes a PeakError naming the cause. */
-export async function requestJson<T>(
-  server: string,
-  method: string,
-  route: string,
-  options: RequestOptions = {},
-): Promise<T> {
-  let url: URL;
-  try {
-    url = new URL(route, server);
-  } catch {
-    throw new PeakError(ErrorCodes.USAGE, `--server: not a valid URL: ${server}`, {
-      details: { input: '--server' },
-    });
-  }
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method,
-      headers: {
-        accept: 'application/json',
-        ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
-      },
-      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-    });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err);
-    throw new PeakError(
-      ErrorCodes.SERVER_UNREACHABLE,
-      `cannot reach peak server at ${url.origin} (${cause}); is 'peak server' running? Pass --server URL or set PEAK_SERVER`,
-      { cause: err },
-    );
-  }
-  const text = await response.text();
-  let body: unknown;
-  try {
-    body = text.length === 0 ? undefined : JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  if (!response.ok) {
-    const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
-    throw new PeakError(
-      (error?.code as ErrorCode | undefined) ?? ErrorCodes.INTERNAL,
-      error?.message ?? `${method} ${route} answered HTTP ${response.status}`,
-      { details: { status: response.status } },
-    );
-  }
-  return body as T;
+/**
+ * The typed admin API of the server(s) `--server` names. With `admin: true` (commands that
+ * change state) the admin token is found first, so a missing one fails before any call.
+ */
+export async function adminClient(
+  values: Record<string, unknown>,
+  options: { admin?: boolean } = {},
+): Promise<AdminClient> {
+  const token = options.admin === true ? await findAdminToken(values) : undefined;
+  return new AdminClient({
+    servers: serverList(values),
+    ...(token === undefined ? {} : { token }),
+    serverName: 'peak server',
+    unreachableHint: "is 'peak server' running? Pass --server URL or set PEAK_SERVER",
+  });
+}
+
+/** The broker's data-plane client (`peak mq send|consume`), with a topic's consume secret. */
+export function brokerClient(values: Record<string, unknown>, secret?: string): BrokerClient {
+  return new BrokerClient({
+    servers: serverList(values),
+    ...(secret === undefined ? {} : { secret }),
+  });
 }

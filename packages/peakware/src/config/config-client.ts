@@ -13,16 +13,23 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
+import {
+  ControlPlaneClient,
+  type EventSubscription,
+  type TokenSource,
+} from '../core/control-plane-client.js';
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import type { SseEvent } from '../core/sse-reader.js';
 import { type ConfigEntry, entryName } from './config-entry.js';
 import type { ConfigSource } from './config-source.js';
-import { readEventStream } from './event-stream.js';
 
 /** Options of {@link ConfigClient}. */
 export interface ConfigClientOptions {
-  /** Control-plane node URLs; tried in turn. */
-  servers: string[];
+  /** The control-plane node URL, or several (failover in order). */
+  servers: string | readonly string[];
+  /** A bearer token (or a function returning one) for the control plane. Default: none. */
+  token?: TokenSource;
   /** The app (namespace) whose items this instance reads. */
   app: string;
   /** This instance's id (gray releases may target it). */
@@ -49,7 +56,7 @@ export function itemName(name: string): string {
 
 /** Reads an app's config items and keeps them current. */
 export class ConfigClient implements ConfigSource {
-  readonly #servers: string[];
+  readonly #http: ControlPlaneClient;
   readonly #app: string;
   readonly #instanceId: string | undefined;
   readonly #tags: string[];
@@ -61,22 +68,21 @@ export class ConfigClient implements ConfigSource {
   readonly #anyListeners = new Set<ConfigListener>();
   readonly #readyWaiters = new Set<() => void>();
   #origin: ConfigOrigin = 'none';
-  #serverIndex = 0;
-  #abort: AbortController | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #subscription: EventSubscription | undefined;
   #started = false;
   #closed = false;
   #saveScheduled = false;
 
   constructor(options: ConfigClientOptions) {
-    if (options.servers.length === 0)
-      throw new PeakError(ErrorCodes.USAGE, 'ConfigClient needs at least one server URL');
     if (!/^[A-Za-z0-9_.-]{1,128}$/.test(options.app))
       throw new PeakError(
         ErrorCodes.USAGE,
         `ConfigClient: app '${options.app}' is not valid; use 1-128 of [A-Za-z0-9_.-]`,
       );
-    this.#servers = options.servers.map((s) => s.replace(/\/+$/, ''));
+    this.#http = new ControlPlaneClient({
+      servers: options.servers,
+      ...(options.token === undefined ? {} : { token: options.token }),
+    });
     this.#app = options.app;
     this.#instanceId = options.instanceId;
     this.#tags = [...(options.tags ?? [])];
@@ -108,7 +114,7 @@ export class ConfigClient implements ConfigSource {
   async start(timeoutMs = 3000): Promise<ConfigOrigin> {
     if (!this.#started) {
       this.#started = true;
-      void this.#watch(0);
+      this.#watch();
     }
     if (this.#origin === 'server') return 'server';
     await new Promise<void>((resolve) => {
@@ -258,54 +264,38 @@ export class ConfigClient implements ConfigSource {
     }
   }
 
-  #watchUrl(base: string): string {
-    const q = new URLSearchParams({ app: this.#app });
-    if (this.#instanceId !== undefined) q.set('instance', this.#instanceId);
-    for (const t of this.#tags) q.append('tag', t);
-    return `${base}/api/v1/config/watch?${q}`;
+  /** Holds the watch stream open, reconnecting across the servers with backoff. */
+  #watch(): void {
+    if (this.#closed) return;
+    this.#subscription = this.#http.subscribe('/api/v1/config/watch', (e) => this.#onEvent(e), {
+      query: () => ({ app: this.#app, instance: this.#instanceId, tag: this.#tags }),
+      backoff: { initialMs: this.#reconnectMs, maxMs: 5000 },
+      onError: (err, server) =>
+        this.#logger.debug(
+          { err: errorMessage(err), server, app: this.#app },
+          'config watch stream failed',
+        ),
+    });
   }
 
-  async #watch(failures: number): Promise<void> {
-    if (this.#closed) return;
-    const abort = new AbortController();
-    this.#abort = abort;
-    const base = this.#servers[this.#serverIndex % this.#servers.length]!;
-    let received = false;
-    try {
-      await readEventStream(this.#watchUrl(base), abort.signal, (event, data) => {
-        if (event === 'snapshot') {
-          const parsed = JSON.parse(data) as { entries: ConfigEntry[] };
-          for (const e of parsed.entries) this.#apply(e);
-          received = true;
-          this.#origin = 'server';
-          this.#scheduleSave();
-          for (const w of this.#readyWaiters) w();
-          this.#readyWaiters.clear();
-        } else if (event === 'entry') {
-          this.#apply(JSON.parse(data) as ConfigEntry);
-          this.#scheduleSave();
-        }
-      });
-    } catch (err) {
-      if (!abort.signal.aborted)
-        this.#logger.debug(
-          { err: errorMessage(err), server: base, app: this.#app },
-          'config watch stream failed',
-        );
+  #onEvent(e: SseEvent): void {
+    if (e.event === 'snapshot') {
+      const parsed = JSON.parse(e.data) as { entries: ConfigEntry[] };
+      for (const entry of parsed.entries) this.#apply(entry);
+      this.#origin = 'server';
+      this.#scheduleSave();
+      for (const w of this.#readyWaiters) w();
+      this.#readyWaiters.clear();
+    } else if (e.event === 'entry') {
+      this.#apply(JSON.parse(e.data) as ConfigEntry);
+      this.#scheduleSave();
     }
-    if (this.#closed) return;
-    this.#serverIndex = (this.#serverIndex + 1) % this.#servers.length;
-    const attempt = received ? 0 : failures + 1;
-    const delay = Math.min(5000, this.#reconnectMs * 2 ** Math.min(attempt, 10));
-    this.#timer = setTimeout(() => void this.#watch(attempt), delay * (0.5 + Math.random() / 2));
-    this.#timer.unref();
   }
 
   /** Closes the stream and stops retrying; the snapshot file keeps the last entries. */
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#timer);
-    this.#abort?.abort();
+    this.#subscription?.close();
     if (this.#saveScheduled) this.saveSnapshot();
     for (const w of this.#readyWaiters) w();
     this.#readyWaiters.clear();

@@ -1,9 +1,21 @@
 /**
  * `peakware/core`: what every subsystem shares: the call context and its header form,
  * the sliding-window statistics primitive, the latency histogram, time-ordered ids,
- * error classes with stable codes, structured logging, and the keep-alive HTTP client the
- * SDK calls the control plane with.
+ * error classes with stable codes, structured logging, the retry/backoff helper, and the
+ * control-plane client (failover, auth, retries, SSE and NDJSON streams) every SDK client
+ * is built on.
  */
+export {
+  BACKOFF_DEFAULTS,
+  Backoff,
+  type BackoffOptions,
+  backoffDelay,
+  type RetryOptions,
+  retry,
+  type Sleep,
+  sleep,
+  sleepUnref,
+} from './backoff.js';
 export {
   assertDeadline,
   bindContext,
@@ -27,6 +39,21 @@ export {
   parseTraceparent,
 } from './context-headers.js';
 export {
+  CONTROL_PLANE_CLIENT_DEFAULTS,
+  ControlPlaneClient,
+  type ControlPlaneClientOptions,
+  type ControlPlaneOptions,
+  type EventSubscription,
+  errorFromResponse,
+  type QueryParams,
+  queryString,
+  type RequestOptions,
+  type StreamOptions,
+  type SubscribeOptions,
+  serversOf,
+  type TokenSource,
+} from './control-plane-client.js';
+export {
   DeadlineExceededError,
   type ErrorCode,
   ErrorCodes,
@@ -38,7 +65,14 @@ export {
   type PeakErrorOptions,
   UsageError,
 } from './errors.js';
-export { type HttpRequestInit, type HttpResponse, httpRequest } from './http-client.js';
+export {
+  type HttpOpenInit,
+  type HttpRequestInit,
+  type HttpResponse,
+  type HttpStream,
+  httpOpen,
+  httpRequest,
+} from './http-client.js';
 export {
   type DecodedId,
   decodeId,
@@ -60,6 +94,12 @@ export {
   type Logger,
   silentLogger,
 } from './logger.js';
+export { MAX_NDJSON_LINE_BYTES, readNdjsonLines } from './ndjson-reader.js';
+export {
+  parseServers,
+  ServerList,
+  type ServerListOptions,
+} from './server-list.js';
 export {
   type BucketSnapshot,
   SlidingWindow,
@@ -67,4 +107,5 @@ export {
   WindowField,
   type WindowFieldName,
 } from './sliding-window.js';
+export { MAX_SSE_EVENT_BYTES, readSseEvents, type SseEvent } from './sse-reader.js';
 export { PEAKWARE_VERSION } from './version.js';

@@ -6,17 +6,20 @@
  */
 
 import os from 'node:os';
+import {
+  ControlPlaneClient,
+  type ControlPlaneOptions,
+  serversOf,
+} from '../core/control-plane-client.js';
 import { errorMessage } from '../core/errors.js';
-import { httpRequest } from '../core/http-client.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { parseServers } from '../core/server-list.js';
 import type { Guard, MetricSnapshot } from './guard.js';
 
 const MAX_PER_PUSH = 2000;
 
 /** Options for {@link GuardReporter}. */
-export interface GuardReporterOptions {
-  /** The peak server URL. */
-  server: string;
+export interface GuardReporterOptions extends ControlPlaneOptions {
   /** The service (app) name. */
   app: string;
   /** This instance's id. Default `<hostname>-<pid>`. */
@@ -34,11 +37,10 @@ export interface GuardReporterOptions {
 /** Reports a guard's metrics and rules to the control plane. */
 export class GuardReporter {
   readonly #guard: Guard;
-  readonly #url: string;
+  readonly #http: ControlPlaneClient;
   readonly #app: string;
   readonly #instance: string;
   readonly #intervalMs: number;
-  readonly #timeoutMs: number;
   readonly #maxBuffered: number;
   readonly #logger: Logger;
   #buffer: MetricSnapshot[] = [];
@@ -52,11 +54,17 @@ export class GuardReporter {
 
   constructor(guard: Guard, options: GuardReporterOptions) {
     this.#guard = guard;
-    this.#url = new URL('/api/v1/guard/report', options.server).toString();
+    const servers = parseServers(serversOf(options, 'GuardReporter'));
+    // One try per node: a failed push keeps its metrics for the next one.
+    this.#http = new ControlPlaneClient({
+      servers,
+      ...(options.token === undefined ? {} : { token: options.token }),
+      timeoutMs: options.timeoutMs ?? 2000,
+      retries: servers.length - 1,
+    });
     this.#app = options.app;
     this.#instance = options.instance ?? `${os.hostname()}-${process.pid}`;
     this.#intervalMs = options.intervalMs ?? 1000;
-    this.#timeoutMs = options.timeoutMs ?? 2000;
     this.#maxBuffered = options.maxBuffered ?? 10_000;
     this.#logger = options.logger ?? silentLogger();
   }
@@ -83,18 +91,12 @@ export class GuardReporter {
     const metrics = this.#buffer.slice(0, MAX_PER_PUSH);
     this.#buffer = this.#buffer.slice(MAX_PER_PUSH);
     try {
-      const res = await httpRequest(this.#url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          app: this.#app,
-          instance: this.#instance,
-          rules: this.#guard.rawRules(),
-          metrics,
-        }),
-        timeoutMs: this.#timeoutMs,
+      await this.#http.post('/api/v1/guard/report', {
+        app: this.#app,
+        instance: this.#instance,
+        rules: this.#guard.rawRules(),
+        metrics,
       });
-      if (!res.ok) throw new Error(`HTTP ${res.status}: ${res.text.slice(0, 200)}`);
     } catch (err) {
       this.#buffer = metrics.concat(this.#buffer).slice(-this.#maxBuffered);
       this.#logger.warn(

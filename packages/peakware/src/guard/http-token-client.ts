@@ -11,16 +11,21 @@
 
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import {
+  ControlPlaneClient,
+  type ControlPlaneOptions,
+  serversOf,
+} from '../core/control-plane-client.js';
 import { errorMessage } from '../core/errors.js';
-import { httpRequest } from '../core/http-client.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { parseServers } from '../core/server-list.js';
 import type { ClusterTokenClient, TokenResult } from './cluster-token-client.js';
 import { coarseNow } from './coarse-clock.js';
 
+const TOKEN_ROUTE = '/api/v1/guard/cluster/token';
+
 /** Options for {@link HttpTokenClient}. */
-export interface HttpTokenClientOptions {
-  /** The peak server URL, e.g. `http://127.0.0.1:7420`. */
-  server: string;
+export interface HttpTokenClientOptions extends ControlPlaneOptions {
   /** The service (app) the budgets belong to. */
   namespace: string;
   /** This instance's id. Default `<hostname>-<pid>-<random>`. */
@@ -62,7 +67,7 @@ export interface TokenGrant {
 /** A {@link ClusterTokenClient} over HTTP with batching and local fallback. */
 export class HttpTokenClient implements ClusterTokenClient {
   readonly #flows = new Map<string, FlowState>();
-  readonly #url: string;
+  readonly #http: ControlPlaneClient;
   readonly #namespace: string;
   readonly #clientId: string;
   readonly #timeoutMs: number;
@@ -74,11 +79,19 @@ export class HttpTokenClient implements ClusterTokenClient {
   readonly counters = { requests: 0, answered: 0, failed: 0, borrowed: 0, fallback: 0 };
 
   constructor(options: HttpTokenClientOptions) {
-    this.#url = new URL('/api/v1/guard/cluster/token', options.server).toString();
+    this.#timeoutMs = options.timeoutMs ?? 200;
+    const servers = parseServers(serversOf(options, 'HttpTokenClient'));
+    // One try per node: a refused connection fails over at once; a slow or failing node
+    // is not waited on again (the local rule decides meanwhile).
+    this.#http = new ControlPlaneClient({
+      servers,
+      ...(options.token === undefined ? {} : { token: options.token }),
+      timeoutMs: this.#timeoutMs,
+      retries: servers.length - 1,
+    });
     this.#namespace = options.namespace;
     this.#clientId =
       options.clientId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-    this.#timeoutMs = options.timeoutMs ?? 200;
     this.#retryAfterMs = options.retryAfterMs ?? 1000;
     this.#batch = options.batchSize ?? ((count) => Math.max(1, Math.ceil(count / 50)));
     this.#logger = options.logger ?? silentLogger();
@@ -141,24 +154,14 @@ export class HttpTokenClient implements ClusterTokenClient {
     s.inflight = true;
     const want = this.#batch(count);
     this.counters.requests++;
-    httpRequest(this.#url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
+    this.#http
+      .post<TokenGrant>(TOKEN_ROUTE, {
         namespace: this.#namespace,
         flowId,
         clientId: this.#clientId,
         count,
         thresholdType,
         acquire: want,
-      }),
-      timeoutMs: this.#timeoutMs,
-    })
-      .then((res) => {
-        if (!res.ok) {
-          throw new Error(`token server answered HTTP ${res.status}: ${res.text.slice(0, 200)}`);
-        }
-        return JSON.parse(res.text) as TokenGrant;
       })
       .then((grant) => {
         this.counters.answered++;

@@ -1,19 +1,21 @@
 /**
- * JSON over HTTP to the broker for the SDK: one place for URLs, the consume secret header,
- * timeouts, and turning failures into PeakErrors with the broker's code. Network failures
- * and 5xx answers are retried with a short backoff (Corgi's producer retries): at-least-once
+ * The broker's data-plane API for the SDK (producer, consumer, outbox relay and the CLI's
+ * `peak mq send|consume`): every `/api/v1/mq` route they call is named here once, over the
+ * one {@link ControlPlaneClient} (failover across nodes, timeouts, PeakErrors with the
+ * broker's code), with the consume secret header of a secured topic. Network failures and
+ * 5xx answers are retried with a short backoff (Corgi's producer retries): at-least-once
  * means a retried send may store a message twice, never zero times once acknowledged.
  */
 
-import { type ErrorCode, ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
-import { type HttpResponse, httpRequest } from '../core/http-client.js';
+import {
+  ControlPlaneClient,
+  type ControlPlaneOptions,
+  serversOf,
+} from '../core/control-plane-client.js';
+import type { ReceivedMessage, WireMessage } from './message-types.js';
 
 /** Options of a {@link BrokerClient}. */
-export interface BrokerClientOptions {
-  /** The peak server URL, e.g. `http://127.0.0.1:7420`. */
-  server: string;
-  /** The admin token, for admin routes (creating topics, DLQ, reset). */
-  token?: string;
+export interface BrokerClientOptions extends ControlPlaneOptions {
   /** Sent as `x-peak-mq-secret` (a secured topic's consume secret). */
   secret?: string;
   /** Tries for retryable failures. Default 3. */
@@ -30,136 +32,175 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** A small HTTP client for the broker routes. */
+/** What a consumer subscribes with, on receive and stream requests. */
+export interface Subscription {
+  topic: string;
+  consumerId: string;
+  /** Tags to receive, or `*` for all. */
+  tags: readonly string[] | '*';
+  startFrom: 'earliest' | 'latest';
+  broadcasting: boolean;
+  maxRetries?: number;
+  backoffMs?: readonly number[];
+  invisibleMs?: number;
+}
+
+/** The broker's answer to a send. */
+export interface SendAnswer {
+  /** The stored messages' ids, in request order. */
+  ids: string[];
+  /** The topic they were stored in (a shadow topic for stress traffic). */
+  topic: string;
+}
+
+const MQ = '/api/v1/mq';
+const seg = encodeURIComponent;
+
+/** A small client of the broker routes. */
 export class BrokerClient {
-  readonly server: string;
-  readonly #token: string | undefined;
-  readonly #secret: string | undefined;
-  readonly #attempts: number;
+  readonly #http: ControlPlaneClient;
 
   constructor(options: BrokerClientOptions) {
-    try {
-      this.server = new URL(options.server).origin;
-    } catch {
-      throw new PeakError(
-        ErrorCodes.USAGE,
-        `server: not a URL: ${JSON.stringify(options.server)}`,
-        { details: { input: 'server' } },
-      );
-    }
-    this.#token = options.token;
-    this.#secret = options.secret;
-    this.#attempts = options.attempts ?? 3;
+    this.#http = new ControlPlaneClient({
+      servers: serversOf(options, 'BrokerClient'),
+      ...(options.token === undefined ? {} : { token: options.token }),
+      ...(options.secret === undefined ? {} : { headers: { 'x-peak-mq-secret': options.secret } }),
+      retries: Math.max(1, options.attempts ?? 3) - 1,
+      timeoutMs: 15_000,
+      backoff: { initialMs: 200, maxMs: 2000 },
+      serverName: 'the broker',
+    });
   }
 
-  /** Calls a route; resolves its JSON or throws a PeakError. */
-  async call<T>(
+  /** The broker node in use now. */
+  get server(): string {
+    return this.#http.server;
+  }
+
+  /**
+   * Calls a route; resolves its JSON or throws a PeakError. Retried on network failures
+   * and 5xx unless `retry: false` (at-least-once: the caller accepts a duplicate).
+   */
+  call<T>(
     method: 'GET' | 'POST',
     route: string,
     body?: unknown,
     opts: CallOptions = {},
   ): Promise<T> {
-    let last: unknown;
-    const attempts = opts.retry === false ? 1 : this.#attempts;
-    const timeout = opts.timeoutMs ?? 15_000;
-    for (let i = 0; i < attempts; i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** i));
-      let response: HttpResponse;
-      try {
-        response = await httpRequest(`${this.server}${route}`, {
-          method,
-          headers: {
-            accept: 'application/json',
-            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-            ...(this.#token === undefined ? {} : { authorization: `Bearer ${this.#token}` }),
-            ...(this.#secret === undefined ? {} : { 'x-peak-mq-secret': this.#secret }),
-          },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-          timeoutMs: timeout,
-          ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-        });
-      } catch (err) {
-        last = new PeakError(
-          ErrorCodes.SERVER_UNREACHABLE,
-          `cannot reach the broker at ${this.server} (${(err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err)})`,
-          { cause: err },
-        );
-        continue;
-      }
-      const text = response.text;
-      let parsed: unknown;
-      try {
-        parsed = text.length === 0 ? undefined : JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-      if (response.ok) return parsed as T;
-      const e = (
-        parsed as
-          | { error?: { code?: string; message?: string; details?: Record<string, unknown> } }
-          | undefined
-      )?.error;
-      const err = new PeakError(
-        (e?.code as ErrorCode | undefined) ?? ErrorCodes.INTERNAL,
-        e?.message ?? `${method} ${route} answered HTTP ${response.status}`,
-        { details: { status: response.status, ...(e?.details ?? {}) } },
-      );
-      if (response.status < 500) throw err;
-      last = err;
-    }
-    throw last;
+    return this.#http.request<T>(method, route, {
+      ...(body === undefined ? {} : { body }),
+      timeoutMs: opts.timeoutMs ?? 15_000,
+      retry: opts.retry ?? true,
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    });
   }
 
   /**
-   * Opens a streamed response (NDJSON) and yields its non-empty lines; a refusal before
-   * the stream starts throws a PeakError with the broker's code. Ends when the server ends
-   * the stream or `signal` aborts.
+   * Opens a streamed response (NDJSON, `POST route`) and yields its non-empty lines; a
+   * refusal before the stream starts throws a PeakError with the broker's code. Ends when
+   * the server ends the stream or `signal` aborts.
    */
-  async *lines(route: string, body: unknown, signal: AbortSignal): AsyncGenerator<string> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.server}${route}`, {
-        method: 'POST',
-        headers: {
-          accept: 'application/x-ndjson',
-          'content-type': 'application/json',
-          ...(this.#secret === undefined ? {} : { 'x-peak-mq-secret': this.#secret }),
-        },
-        body: JSON.stringify(body),
-        signal,
-      });
-    } catch (err) {
-      throw new PeakError(
-        ErrorCodes.SERVER_UNREACHABLE,
-        `cannot reach the broker at ${this.server} (${(err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err)})`,
-        { cause: err },
-      );
-    }
-    if (!response.ok || response.body === null) {
-      const text = await response.text().catch(() => '');
-      let e: { code?: string; message?: string } | undefined;
-      try {
-        e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-      } catch {
-        e = undefined;
-      }
-      throw new PeakError(
-        (e?.code as ErrorCode | undefined) ?? ErrorCodes.INTERNAL,
-        e?.message ?? `POST ${route} answered HTTP ${response.status}`,
-        { details: { status: response.status } },
-      );
-    }
-    const decoder = new TextDecoder();
-    let buffered = '';
-    for await (const chunk of response.body) {
-      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
-      let nl = buffered.indexOf('\n');
-      while (nl >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (line.length > 0) yield line;
-        nl = buffered.indexOf('\n');
-      }
-    }
+  lines(route: string, body: unknown, signal: AbortSignal): AsyncGenerator<string> {
+    return this.#http.lines('POST', route, { body, signal });
+  }
+
+  /** Stores messages in `topic` (one batch: all or none). Retried: at-least-once. */
+  send(topic: string, messages: readonly WireMessage[]): Promise<SendAnswer> {
+    return this.call('POST', `${MQ}/topics/${seg(topic)}/messages`, { messages });
+  }
+
+  /** Stores a half (transactional) message, invisible until committed. */
+  sendHalf(topic: string, message: WireMessage, producerGroup: string): Promise<{ id: string }> {
+    return this.call('POST', `${MQ}/topics/${seg(topic)}/half`, { message, producerGroup });
+  }
+
+  /** Commits or rolls back a half message; `secret` is the topic's produce secret, if secured. */
+  endHalf(
+    id: string,
+    action: 'commit' | 'rollback',
+    by: 'producer' | 'check-back',
+    secret?: string,
+  ): Promise<{ id: string; action: string }> {
+    return this.call('POST', `${MQ}/transactions/${seg(id)}/${action}`, {
+      by,
+      ...(secret === undefined ? {} : { secret }),
+    });
+  }
+
+  /** The half messages of a producer group waiting for its verdict (check-backs). */
+  checks(
+    producerGroup: string,
+    max: number,
+    secrets: Readonly<Record<string, string>>,
+  ): Promise<{ checks: ReceivedMessage[] }> {
+    return this.call('POST', `${MQ}/producer-groups/${seg(producerGroup)}/checks`, {
+      max,
+      secrets,
+    });
+  }
+
+  /** One long poll: up to `max` messages, waiting up to `waitMs` for the first. Not retried. */
+  receive(
+    group: string,
+    subscription: Subscription,
+    take: { max: number; waitMs: number },
+    opts: Pick<CallOptions, 'signal' | 'timeoutMs'> = {},
+  ): Promise<{ messages: ReceivedMessage[] }> {
+    return this.call(
+      'POST',
+      `${MQ}/groups/${seg(group)}/receive`,
+      { ...subscription, ...take },
+      { ...opts, retry: false, timeoutMs: opts.timeoutMs ?? take.waitMs + 10_000 },
+    );
+  }
+
+  /** Streamed push: NDJSON deliveries (one JSON message a line), at most `inflight` unacked. */
+  stream(
+    group: string,
+    subscription: Subscription,
+    inflight: number,
+    signal: AbortSignal,
+  ): AsyncGenerator<string> {
+    return this.lines(`${MQ}/groups/${seg(group)}/stream`, { ...subscription, inflight }, signal);
+  }
+
+  /** Acks deliveries by receipt. */
+  ack(
+    group: string,
+    topic: string,
+    consumerId: string,
+    receipts: readonly string[],
+  ): Promise<unknown> {
+    return this.call('POST', `${MQ}/groups/${seg(group)}/ack`, { topic, consumerId, receipts });
+  }
+
+  /** Nacks deliveries: retried after the group's backoff, or dead-lettered after the last try. */
+  nack(
+    group: string,
+    topic: string,
+    consumerId: string,
+    receipts: readonly string[],
+    reason: string,
+  ): Promise<unknown> {
+    return this.call('POST', `${MQ}/groups/${seg(group)}/nack`, {
+      topic,
+      consumerId,
+      receipts,
+      reason,
+    });
+  }
+
+  /** Leaves the group: the consumer's queues move to the others at once. */
+  leave(
+    group: string,
+    topic: string,
+    consumerId: string,
+    broadcasting: boolean,
+  ): Promise<{ left: boolean }> {
+    return this.call('POST', `${MQ}/groups/${seg(group)}/leave`, {
+      topic,
+      consumerId,
+      broadcasting,
+    });
   }
 }

@@ -7,19 +7,22 @@
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import { Backoff, sleep } from '../core/backoff.js';
 import { childContext, runWithContext } from '../core/context.js';
 import { decodeContext } from '../core/context-headers.js';
+import { type ControlPlaneOptions, serversOf } from '../core/control-plane-client.js';
 import { errorMessage } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { KeyRing } from './body-cipher.js';
-import { BrokerClient } from './broker-client.js';
+import { BrokerClient, type Subscription } from './broker-client.js';
 import { type ReceivedMessage, TopicNames } from './message-types.js';
 import { type ConsumedMessage, fromWire } from './wire-encoding.js';
 
+/** Waits after a failed receive or stream: 500 ms doubling to 5 s; a success starts over. */
+const RETRY_BACKOFF = { initialMs: 500, maxMs: 5000 } as const;
+
 /** Options of a {@link Consumer}; defaults written here. */
-export interface ConsumerOptions {
-  /** The peak server URL. */
-  server: string;
+export interface ConsumerOptions extends ControlPlaneOptions {
   /** The consumer group. */
   group: string;
   topic: string;
@@ -73,13 +76,16 @@ export class Consumer {
   #ackTimer: NodeJS.Timeout | undefined;
   readonly #pendingCalls = new Set<Promise<unknown>>();
   #abort = new AbortController();
+  /** Aborted at close: ends a wait between failed tries at once. */
+  #closing = new AbortController();
 
   constructor(options: ConsumerOptions) {
     this.#o = options;
     this.consumerId =
       options.consumerId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.#client = new BrokerClient({
-      server: options.server,
+      servers: serversOf(options, 'Consumer'),
+      ...(options.token === undefined ? {} : { token: options.token }),
       ...(options.secret === undefined ? {} : { secret: options.secret }),
     });
     this.#topic = options.shadow === true ? TopicNames.shadow(options.topic) : options.topic;
@@ -91,16 +97,13 @@ export class Consumer {
     if (this.#running) return this;
     this.#running = true;
     this.#abort = new AbortController();
+    this.#closing = new AbortController();
     this.#loop = this.#run();
     return this;
   }
 
-  get #route(): string {
-    return `/api/v1/mq/groups/${encodeURIComponent(this.#o.group)}`;
-  }
-
   /** The subscription fields of receive and stream requests. */
-  #subscription(): Record<string, unknown> {
+  #subscription(): Subscription {
     return {
       topic: this.#topic,
       consumerId: this.consumerId,
@@ -113,31 +116,37 @@ export class Consumer {
     };
   }
 
+  /** Waits before the next try after a failure (500 ms doubling to 5 s), unless closing. */
+  async #pause(retries: Backoff): Promise<void> {
+    await sleep(retries.next(), this.#closing.signal).catch(() => undefined);
+  }
+
   async #runPush(): Promise<void> {
     const limit = this.#o.concurrency ?? 16;
+    const retries = new Backoff(RETRY_BACKOFF);
     while (this.#running) {
       try {
-        for await (const line of this.#client.lines(
-          `${this.#route}/stream`,
-          { ...this.#subscription(), inflight: limit },
+        for await (const line of this.#client.stream(
+          this.#o.group,
+          this.#subscription(),
+          limit,
           this.#abort.signal,
         )) {
+          retries.reset();
           this.#dispatch(JSON.parse(line) as ReceivedMessage);
         }
       } catch (err) {
         if (!this.#running) break;
-        this.#logger.warn(
-          { err: errorMessage(err) },
-          'mq: push stream failed; reopening in 500 ms',
-        );
+        this.#logger.warn({ err: errorMessage(err) }, 'mq: push stream failed; reopening it');
       }
-      if (this.#running) await new Promise((r) => setTimeout(r, 500));
+      if (this.#running) await this.#pause(retries);
     }
   }
 
   async #run(): Promise<void> {
     if (this.#o.push === true) return this.#runPush();
     const limit = this.#o.concurrency ?? 16;
+    const retries = new Backoff(RETRY_BACKOFF);
     while (this.#running) {
       if (this.#inflight >= limit) {
         await new Promise<void>((r) => {
@@ -148,27 +157,20 @@ export class Consumer {
       let messages: ReceivedMessage[];
       try {
         const wait = this.#o.waitMs ?? 20_000;
-        ({ messages } = await this.#client.call<{ messages: ReceivedMessage[] }>(
-          'POST',
-          `${this.#route}/receive`,
+        ({ messages } = await this.#client.receive(
+          this.#o.group,
+          this.#subscription(),
           {
-            topic: this.#topic,
-            consumerId: this.consumerId,
             max: limit - this.#inflight,
             waitMs: this.#inflight > 0 ? Math.min(wait, 200) : wait,
-            tags: this.#o.tags === undefined ? '*' : [...this.#o.tags],
-            startFrom: this.#o.startFrom ?? 'earliest',
-            broadcasting: this.#o.broadcasting === true,
-            ...(this.#o.maxRetries === undefined ? {} : { maxRetries: this.#o.maxRetries }),
-            ...(this.#o.backoffMs === undefined ? {} : { backoffMs: [...this.#o.backoffMs] }),
-            ...(this.#o.invisibleMs === undefined ? {} : { invisibleMs: this.#o.invisibleMs }),
           },
-          { timeoutMs: wait + 10_000, retry: false, signal: this.#abort.signal },
+          { signal: this.#abort.signal },
         ));
+        retries.reset();
       } catch (err) {
         if (!this.#running) break;
-        this.#logger.warn({ err: errorMessage(err) }, 'mq: receive failed; retrying in 500 ms');
-        await new Promise((r) => setTimeout(r, 500));
+        this.#logger.warn({ err: errorMessage(err) }, 'mq: receive failed; retrying');
+        await this.#pause(retries);
         continue;
       }
       for (const m of messages) this.#dispatch(m);
@@ -191,12 +193,13 @@ export class Consumer {
             'mq: handler failed; the message will be retried',
           );
           this.#track(
-            this.#client.call('POST', `${this.#route}/nack`, {
-              topic: this.#topic,
-              consumerId: this.consumerId,
-              receipts: [r.receipt],
-              reason: errorMessage(err).slice(0, 500),
-            }),
+            this.#client.nack(
+              this.#o.group,
+              this.#topic,
+              this.consumerId,
+              [r.receipt],
+              errorMessage(err).slice(0, 500),
+            ),
           );
         },
       )
@@ -231,22 +234,12 @@ export class Consumer {
     if (this.#acks.length === 0) return;
     const receipts = this.#acks;
     this.#acks = [];
-    this.#track(
-      this.#client.call('POST', `${this.#route}/ack`, {
-        topic: this.#topic,
-        consumerId: this.consumerId,
-        receipts,
-      }),
-    );
+    this.#track(this.#client.ack(this.#o.group, this.#topic, this.consumerId, receipts));
   }
 
   async #leave(): Promise<void> {
     await this.#client
-      .call('POST', `${this.#route}/leave`, {
-        topic: this.#topic,
-        consumerId: this.consumerId,
-        broadcasting: this.#o.broadcasting === true,
-      })
+      .leave(this.#o.group, this.#topic, this.consumerId, this.#o.broadcasting === true)
       .catch(() => undefined);
   }
 
@@ -256,6 +249,7 @@ export class Consumer {
    */
   async close(): Promise<void> {
     this.#running = false;
+    this.#closing.abort();
     const s = this.#slot;
     this.#slot = undefined;
     s?.();

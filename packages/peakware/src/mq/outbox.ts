@@ -26,7 +26,9 @@
  * `sendInTransaction` is the other form: it writes into the broker's own outbox and
  * needs the application's transaction to run on the broker's database.
  */
+import { Backoff } from '../core/backoff.js';
 import { currentContext } from '../core/context.js';
+import { type ControlPlaneOptions, serversOf } from '../core/control-plane-client.js';
 import { ErrorCodes, errorMessage, isPeakError, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { MetricFamily } from '../telemetry/prometheus-format.js';
@@ -43,11 +45,9 @@ export interface OutboxPool {
 }
 
 /** Options of an {@link Outbox}. */
-export interface OutboxOptions {
+export interface OutboxOptions extends ControlPlaneOptions {
   /** The application's database (where its business transactions run). */
   pool: OutboxPool;
-  /** The peak server URL the relay sends to. */
-  server: string;
   /** A name for logs and metrics labels, e.g. the data source (`ds0`). Default `default`. */
   name?: string;
   /** Produce secrets of secured topics: messages to them are signed when written. */
@@ -139,7 +139,10 @@ export class Outbox {
 
   constructor(options: OutboxOptions) {
     this.#o = options;
-    this.#client = new BrokerClient({ server: options.server });
+    this.#client = new BrokerClient({
+      servers: serversOf(options, 'Outbox'),
+      ...(options.token === undefined ? {} : { token: options.token }),
+    });
     this.#logger = options.logger ?? silentLogger();
   }
 
@@ -237,12 +240,9 @@ export class Outbox {
       const dead: { ids: string[]; error: string }[] = [];
       for (const run of runsOf(batch)) {
         try {
-          await this.#client.call(
-            'POST',
-            `/api/v1/mq/topics/${encodeURIComponent(run.topic)}/messages`,
-            {
-              messages: run.rows.map((r) => r.wire),
-            },
+          await this.#client.send(
+            run.topic,
+            run.rows.map((r) => r.wire),
           );
           sent.push(...run.rows.map((r) => r.id));
         } catch (err) {
@@ -279,15 +279,17 @@ export class Outbox {
   }
 
   async #loop(): Promise<void> {
-    let backoff = 0;
+    // After a failed pass: 100 ms doubling to 5 s, jittered; a good pass starts over.
+    const retries = new Backoff({ initialMs: 100, maxMs: 5000 });
     while (!this.#stopping) {
       let handled = 0;
+      let backoff = 0;
       try {
         handled = await this.relayOnce();
-        backoff = 0;
+        retries.reset();
       } catch (err) {
         this.#stats.failedPasses++;
-        backoff = Math.min(5000, Math.max(100, backoff * 2));
+        backoff = retries.next();
         this.#logger.warn(
           { outbox: this.#o.name ?? 'default', err, retryInMs: backoff },
           'outbox: relay pass failed; its messages stay and are sent again',

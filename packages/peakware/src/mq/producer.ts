@@ -7,17 +7,16 @@
  * `startCheckBack`) and acts on the answer.
  */
 import { currentContext } from '../core/context.js';
+import { type ControlPlaneOptions, serversOf } from '../core/control-plane-client.js';
 import { errorMessage } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { KeyRing } from './body-cipher.js';
 import { BrokerClient } from './broker-client.js';
-import type { OutgoingMessage, ReceivedMessage, WireMessage } from './message-types.js';
+import type { OutgoingMessage, WireMessage } from './message-types.js';
 import { type ConsumedMessage, fromWire, toWire } from './wire-encoding.js';
 
 /** Options of a {@link Producer}. */
-export interface ProducerOptions {
-  /** The peak server URL. */
-  server: string;
+export interface ProducerOptions extends ControlPlaneOptions {
   /** Produce secrets of secured topics: every message to them is HMAC-signed. */
   secrets?: Readonly<Record<string, string>>;
   /** Encrypt bodies (AES-256-GCM) with this key ring's current key. */
@@ -60,7 +59,10 @@ export class Producer {
 
   constructor(options: ProducerOptions) {
     this.#o = options;
-    this.#client = new BrokerClient({ server: options.server });
+    this.#client = new BrokerClient({
+      servers: serversOf(options, 'Producer'),
+      ...(options.token === undefined ? {} : { token: options.token }),
+    });
     this.#logger = options.logger ?? silentLogger();
   }
 
@@ -90,13 +92,7 @@ export class Producer {
     const wire = messages.map((m) =>
       toWire(topic, m, { secret: this.#o.secrets?.[topic], ring: this.#o.encryption }),
     );
-    const r = await this.#client.call<{ ids: string[]; topic: string }>(
-      'POST',
-      `/api/v1/mq/topics/${encodeURIComponent(topic)}/messages`,
-      {
-        messages: wire,
-      },
-    );
+    const r = await this.#client.send(topic, wire);
     return r.ids.map((id) => ({ id, topic: r.topic }));
   }
 
@@ -107,12 +103,9 @@ export class Producer {
     if (batch.timer !== undefined) clearTimeout(batch.timer);
     const items = batch.items;
     const p = this.#client
-      .call<{ ids: string[]; topic: string }>(
-        'POST',
-        `/api/v1/mq/topics/${encodeURIComponent(batch.topic)}/messages`,
-        {
-          messages: items.map((i) => i.wire),
-        },
+      .send(
+        batch.topic,
+        items.map((i) => i.wire),
       )
       .then(
         (r) => {
@@ -142,14 +135,7 @@ export class Producer {
       secret: this.#o.secrets?.[topic],
       ring: this.#o.encryption,
     });
-    const { id } = await this.#client.call<{ id: string }>(
-      'POST',
-      `/api/v1/mq/topics/${encodeURIComponent(topic)}/half`,
-      {
-        message: wire,
-        producerGroup,
-      },
-    );
+    const { id } = await this.#client.sendHalf(topic, wire, producerGroup);
     let state: TransactionState;
     try {
       state = await local(id);
@@ -161,10 +147,7 @@ export class Producer {
       state = 'rollback';
     }
     if (state !== 'unknown')
-      await this.#client.call('POST', `/api/v1/mq/transactions/${id}/${state}`, {
-        by: 'producer',
-        ...(this.#o.secrets?.[topic] === undefined ? {} : { secret: this.#o.secrets[topic] }),
-      });
+      await this.#client.endHalf(id, state, 'producer', this.#o.secrets?.[topic]);
     return { id, state };
   }
 
@@ -182,21 +165,12 @@ export class Producer {
     const done = (async () => {
       while (!stopped) {
         try {
-          const { checks } = await this.#client.call<{ checks: ReceivedMessage[] }>(
-            'POST',
-            `/api/v1/mq/producer-groups/${encodeURIComponent(producerGroup)}/checks`,
-            { max: 100, secrets: this.#o.secrets ?? {} },
-          );
+          const { checks } = await this.#client.checks(producerGroup, 100, this.#o.secrets ?? {});
           for (const c of checks) {
             const state = await onCheck(fromWire(c, this.#o.encryption));
             if (state !== 'unknown') {
               await this.#client
-                .call('POST', `/api/v1/mq/transactions/${c.id}/${state}`, {
-                  by: 'check-back',
-                  ...(this.#o.secrets?.[c.topic] === undefined
-                    ? {}
-                    : { secret: this.#o.secrets[c.topic] }),
-                })
+                .endHalf(c.id, state, 'check-back', this.#o.secrets?.[c.topic])
                 .catch((err) => {
                   this.#logger.warn(
                     { err: errorMessage(err), id: c.id },

@@ -17,9 +17,14 @@
 
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { errorMessage } from '../core/errors.js';
-import { httpRequest } from '../core/http-client.js';
+import {
+  ControlPlaneClient,
+  type EventSubscription,
+  type TokenSource,
+} from '../core/control-plane-client.js';
+import { ErrorCodes, errorMessage, isPeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import type { SseEvent } from '../core/sse-reader.js';
 import type {
   InstancesListener,
   RegistrationHandle,
@@ -35,8 +40,10 @@ import {
 
 /** Options of {@link HttpRegistry}. */
 export interface HttpRegistryOptions {
-  /** Control-plane node URLs; tried in turn. */
-  servers: string[];
+  /** The control-plane node URL, or several (failover in order). */
+  servers: string | readonly string[];
+  /** A bearer token (or a function returning one) for the control plane. Default: none. */
+  token?: TokenSource;
   /** Where to keep the last known lists across restarts; absent: no file. */
   snapshotFile?: string;
   /** Lease asked for at registration, ms; renewed every third of it. Default 15 000. */
@@ -58,38 +65,37 @@ interface KeyState {
 /** One SSE stream, carrying up to {@link KEYS_PER_STREAM} keys. */
 interface Stream {
   keys: Set<string>;
-  abort: AbortController | undefined;
-  /** Set when keys were added: reconnect at once with the new set (no backoff). */
-  restart: boolean;
-  closed: boolean;
+  subscription: EventSubscription;
 }
 
 /** Keys one watch stream carries (they travel in the URL, so keep it short). */
 const KEYS_PER_STREAM = 32;
 
+const INSTANCES = '/api/v1/registry/instances';
+
 /** A {@link Registry} backed by the peak control plane. */
 export class HttpRegistry implements Registry {
-  readonly #servers: string[];
+  readonly #http: ControlPlaneClient;
   readonly #logger: Logger;
   readonly #leaseMs: number;
   readonly #reconnectMs: number;
-  readonly #requestTimeoutMs: number;
   readonly #snapshotFile: string | undefined;
   readonly #snapshot: Record<string, ServiceInstance[]> = {};
   readonly #keys = new Map<string, KeyState>();
   readonly #streams = new Set<Stream>();
   readonly #timers = new Set<NodeJS.Timeout>();
-  #serverIndex = 0;
   #closed = false;
   #saveScheduled = false;
 
   constructor(options: HttpRegistryOptions) {
-    if (options.servers.length === 0) throw new Error('HttpRegistry needs at least one server URL');
-    this.#servers = options.servers.map((s) => s.replace(/\/+$/, ''));
+    this.#http = new ControlPlaneClient({
+      servers: options.servers,
+      ...(options.token === undefined ? {} : { token: options.token }),
+      timeoutMs: options.requestTimeoutMs ?? 5000,
+    });
     this.#logger = options.logger ?? silentLogger();
     this.#leaseMs = options.leaseMs ?? 15_000;
     this.#reconnectMs = options.reconnectMs ?? 200;
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 5000;
     this.#snapshotFile = options.snapshotFile;
     if (this.#snapshotFile !== undefined) {
       try {
@@ -101,41 +107,6 @@ export class HttpRegistry implements Registry {
         // No snapshot yet (or unreadable): start empty.
       }
     }
-  }
-
-  #server(): string {
-    return this.#servers[this.#serverIndex % this.#servers.length]!;
-  }
-
-  #nextServer(): void {
-    this.#serverIndex = (this.#serverIndex + 1) % this.#servers.length;
-  }
-
-  async #request(
-    method: string,
-    route: string,
-    body?: unknown,
-  ): Promise<{ status: number; json: unknown }> {
-    let lastError: unknown;
-    for (let i = 0; i < this.#servers.length; i++) {
-      const base = this.#server();
-      try {
-        const res = await httpRequest(`${base}${route}`, {
-          method,
-          headers: body === undefined ? {} : { 'content-type': 'application/json' },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-          timeoutMs: this.#requestTimeoutMs,
-        });
-        return {
-          status: res.status,
-          json: res.text.length > 0 ? JSON.parse(res.text) : undefined,
-        };
-      } catch (err) {
-        lastError = err;
-        this.#nextServer();
-      }
-    }
-    throw lastError;
   }
 
   #timer(fn: () => void, ms: number, repeat: boolean): NodeJS.Timeout {
@@ -160,14 +131,10 @@ export class HttpRegistry implements Registry {
     };
     const key = serviceKey(instance.service, instance.version, instance.group);
     let gone = false;
-    const post = async (): Promise<void> => {
-      const { status, json } = await this.#request('POST', '/api/v1/registry/instances', {
-        ...instance,
-        leaseMs: this.#leaseMs,
-      });
-      if (status !== 200)
-        throw new Error(`registration refused (HTTP ${status}): ${JSON.stringify(json)}`);
-    };
+    const instancePath = `${INSTANCES}/${encodeURIComponent(instance.instanceId)}`;
+    // Registration is an upsert by instance id: sending it twice is harmless.
+    const post = () =>
+      this.#http.post(INSTANCES, { ...instance, leaseMs: this.#leaseMs }, { idempotent: true });
     try {
       await post();
     } catch (err) {
@@ -179,16 +146,12 @@ export class HttpRegistry implements Registry {
     const beat = this.#timer(
       () => {
         if (gone || this.#closed) return;
-        this.#request(
-          'PUT',
-          `/api/v1/registry/instances/${encodeURIComponent(instance.instanceId)}/lease`,
-          {
-            leaseMs: this.#leaseMs,
-          },
-        )
-          .then(({ status }) => {
-            if (status === 404 && !gone) return post();
-            return undefined;
+        this.#http
+          .put(`${instancePath}/lease`, { leaseMs: this.#leaseMs })
+          .catch((err: unknown) => {
+            // The lease was lost (expired while this process was stalled): register again.
+            if (isPeakError(err, ErrorCodes.NOT_FOUND) && !gone) return post();
+            throw err;
           })
           .catch((err) =>
             this.#logger.warn({ err: errorMessage(err), key }, 'lease renewal failed'),
@@ -198,13 +161,7 @@ export class HttpRegistry implements Registry {
       true,
     );
     const patch = async (body: Record<string, unknown>) => {
-      const { status, json } = await this.#request(
-        'PATCH',
-        `/api/v1/registry/instances/${encodeURIComponent(instance.instanceId)}`,
-        { key, ...body },
-      );
-      if (status !== 200)
-        throw new Error(`registry patch refused (HTTP ${status}): ${JSON.stringify(json)}`);
+      await this.#http.patch(instancePath, { key, ...body }, { idempotent: true });
     };
     return {
       get instance() {
@@ -222,10 +179,7 @@ export class HttpRegistry implements Registry {
         gone = true;
         clearInterval(beat);
         this.#timers.delete(beat);
-        await this.#request(
-          'DELETE',
-          `/api/v1/registry/instances/${encodeURIComponent(instance.instanceId)}?key=${encodeURIComponent(key)}`,
-        );
+        await this.#http.delete(instancePath, { query: { key } });
       },
     };
   }
@@ -253,8 +207,7 @@ export class HttpRegistry implements Registry {
         this.#keys.delete(key);
         for (const stream of this.#streams) {
           if (!stream.keys.delete(key) || stream.keys.size > 0) continue;
-          stream.closed = true;
-          stream.abort?.abort();
+          stream.subscription.close();
           this.#streams.delete(stream);
         }
       },
@@ -266,18 +219,30 @@ export class HttpRegistry implements Registry {
     for (const stream of this.#streams) {
       if (stream.keys.size >= KEYS_PER_STREAM) continue;
       stream.keys.add(key);
-      stream.restart = true;
-      stream.abort?.abort();
+      stream.subscription.reconnect();
       return;
     }
+    const keys = new Set([key]);
     const stream: Stream = {
-      keys: new Set([key]),
-      abort: undefined,
-      restart: false,
-      closed: false,
+      keys,
+      subscription: this.#http.subscribe('/api/v1/registry/watch', (e) => this.#onEvent(keys, e), {
+        query: () => ({ key: [...keys] }),
+        backoff: { initialMs: this.#reconnectMs, maxMs: 5000 },
+        onError: (err, server) =>
+          this.#logger.debug(
+            { err: errorMessage(err), server, keys: keys.size },
+            'watch stream failed',
+          ),
+      }),
     };
     this.#streams.add(stream);
-    void this.#watch(stream, 0);
+  }
+
+  #onEvent(keys: ReadonlySet<string>, e: SseEvent): void {
+    if (e.event !== 'snapshot') return;
+    const parsed = JSON.parse(e.data) as { key: string; instances: ServiceInstance[] };
+    const state = this.#keys.get(parsed.key);
+    if (state !== undefined && keys.has(parsed.key)) this.#deliver(state, parsed.instances);
   }
 
   #deliver(state: KeyState, instances: ServiceInstance[]): void {
@@ -312,76 +277,11 @@ export class HttpRegistry implements Registry {
     }, 50).unref();
   }
 
-  async #watch(stream: Stream, failures: number): Promise<void> {
-    if (stream.closed || this.#closed) return;
-    const abort = new AbortController();
-    stream.abort = abort;
-    stream.restart = false;
-    const base = this.#server();
-    const query = [...stream.keys].map((k) => `key=${encodeURIComponent(k)}`).join('&');
-    let received = false;
-    try {
-      const res = await fetch(`${base}/api/v1/registry/watch?${query}`, {
-        headers: { accept: 'text/event-stream' },
-        signal: abort.signal,
-      });
-      if (res.status !== 200 || res.body === null) {
-        throw new Error(`watch answered HTTP ${res.status}`);
-      }
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end = buffer.indexOf('\n\n');
-        while (end >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          end = buffer.indexOf('\n\n');
-          let event = 'message';
-          let data = '';
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event:')) event = line.slice(6).trim();
-            else if (line.startsWith('data:')) data += line.slice(5).trim();
-          }
-          if (event !== 'snapshot' || data.length === 0) continue;
-          const parsed = JSON.parse(data) as { key: string; instances: ServiceInstance[] };
-          const state = this.#keys.get(parsed.key);
-          if (state !== undefined && stream.keys.has(parsed.key)) {
-            received = true;
-            this.#deliver(state, parsed.instances);
-          }
-        }
-        if (buffer.length > 16 * 1024 * 1024) {
-          throw new Error('watch stream sent an oversized event');
-        }
-      }
-    } catch (err) {
-      if (!abort.signal.aborted) {
-        this.#logger.debug(
-          { err: errorMessage(err), server: base, keys: stream.keys.size },
-          'watch stream failed',
-        );
-      }
-    }
-    if (stream.closed || this.#closed) return;
-    if (stream.restart) {
-      void this.#watch(stream, 0);
-      return;
-    }
-    this.#nextServer();
-    const attempt = received ? 0 : failures + 1;
-    const delay = Math.min(5000, this.#reconnectMs * 2 ** Math.min(attempt, 10));
-    this.#timer(() => void this.#watch(stream, attempt), delay * (0.5 + Math.random() / 2), false);
-  }
-
   async close(): Promise<void> {
     this.#closed = true;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
-    for (const stream of this.#streams) {
-      stream.closed = true;
-      stream.abort?.abort();
-    }
+    for (const stream of this.#streams) stream.subscription.close();
     this.#streams.clear();
     this.#keys.clear();
   }

@@ -5,6 +5,7 @@
  * immediate PEAK_RPC_OVERLOADED, never an unbounded queue).
  */
 import type net from 'node:net';
+import { Backoff } from '../core/backoff.js';
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import {
@@ -76,7 +77,7 @@ export class RpcConnection {
   #connected: Promise<void> | undefined;
   #pending = new Map<number, Pending>();
   #nextId = 1;
-  #attempts = 0;
+  readonly #backoff: Backoff;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #lastReceived = 0;
@@ -95,6 +96,10 @@ export class RpcConnection {
     const { logger: _l, transport, ...rest } = options;
     this.#opts = { ...CONNECTION_DEFAULTS, ...rest };
     this.#transport = transport ?? tcpTransport;
+    this.#backoff = new Backoff({
+      initialMs: this.#opts.backoffMs,
+      maxMs: this.#opts.maxBackoffMs,
+    });
   }
 
   /** The state: `idle` before first use, `backoff` after a failure, `closed` for good. */
@@ -139,7 +144,7 @@ export class RpcConnection {
       }, this.#opts.connectTimeoutMs);
       socket.once(this.#transport.readyEvent, () => {
         clearTimeout(timer);
-        this.#attempts = 0;
+        this.#backoff.reset();
         this.#draining = false;
         this.#attach(socket);
         this.#setState('open');
@@ -273,9 +278,7 @@ export class RpcConnection {
   #scheduleReconnect(): void {
     if (this.#state === 'closed') return;
     this.#setState('backoff');
-    const base = Math.min(this.#opts.maxBackoffMs, this.#opts.backoffMs * 2 ** this.#attempts);
-    this.#attempts = Math.min(this.#attempts + 1, 20);
-    const delay = base / 2 + Math.random() * (base / 2);
+    const delay = this.#backoff.next();
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;

@@ -1,42 +1,51 @@
 /**
- * Sends span batches to the control plane's collector (`POST /api/v1/telemetry/spans`).
- * Each export is bounded by a timeout; failures reject so the processor counts the drop.
+ * Sends span batches to the control plane's collector (`POST /api/v1/telemetry/spans`)
+ * through the {@link ControlPlaneClient} (failover across nodes). Each export is bounded by
+ * a timeout and tried once per node (a refused connection moves to the next node at
+ * once); failures reject so the processor counts the drop.
  */
 
-import { ErrorCodes, PeakError } from '../core/errors.js';
-import { httpRequest } from '../core/http-client.js';
+import {
+  ControlPlaneClient,
+  type ControlPlaneOptions,
+  serversOf,
+} from '../core/control-plane-client.js';
+import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
+import { parseServers } from '../core/server-list.js';
 import type { SpanExporter } from './span-exporter.js';
 import type { SpanRecord } from './span-types.js';
 
+const SPANS_ROUTE = '/api/v1/telemetry/spans';
+
 /** Options for {@link ControlPlaneSpanExporter}. */
-export interface ControlPlaneSpanExporterOptions {
-  /** The control plane's base URL, e.g. `http://127.0.0.1:7420`. */
-  server: string;
+export interface ControlPlaneSpanExporterOptions extends ControlPlaneOptions {
   /** Longest one export may take, ms. Default 5000. */
   timeoutMs?: number;
 }
 
 /** A {@link SpanExporter} to peak server's collector. */
 export class ControlPlaneSpanExporter implements SpanExporter {
-  readonly #url: string;
-  readonly #timeoutMs: number;
+  readonly #http: ControlPlaneClient;
 
   constructor(options: ControlPlaneSpanExporterOptions) {
-    this.#url = `${options.server.replace(/\/+$/, '')}/api/v1/telemetry/spans`;
-    this.#timeoutMs = options.timeoutMs ?? 5000;
+    const servers = parseServers(serversOf(options, 'ControlPlaneSpanExporter'));
+    this.#http = new ControlPlaneClient({
+      servers,
+      ...(options.token === undefined ? {} : { token: options.token }),
+      timeoutMs: options.timeoutMs ?? 5000,
+      retries: servers.length - 1,
+      serverName: 'the collector',
+    });
   }
 
   async export(spans: readonly SpanRecord[]): Promise<void> {
-    const res = await httpRequest(this.#url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ spans }),
-      timeoutMs: this.#timeoutMs,
-    });
-    if (!res.ok) {
+    try {
+      await this.#http.post(SPANS_ROUTE, { spans });
+    } catch (err) {
       throw new PeakError(
         ErrorCodes.TELEMETRY_EXPORT_FAILED,
-        `the collector at ${this.#url} answered ${res.status}: ${res.text.slice(0, 300)}`,
+        `the collector at ${this.#http.url(SPANS_ROUTE)} did not take ${spans.length} spans: ${errorMessage(err)}`,
+        { cause: err },
       );
     }
   }

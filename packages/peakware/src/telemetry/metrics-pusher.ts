@@ -15,11 +15,18 @@
  */
 
 import os from 'node:os';
+import {
+  ControlPlaneClient,
+  type ControlPlaneOptions,
+  serversOf,
+} from '../core/control-plane-client.js';
 import { errorMessage } from '../core/errors.js';
-import { httpRequest } from '../core/http-client.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { parseServers } from '../core/server-list.js';
 import type { SlidingWindow } from '../core/sliding-window.js';
 import type { MetricSink, SecondMetric } from './service-metrics.js';
+
+const METRICS_ROUTE = '/api/v1/telemetry/metrics';
 
 /** One pushed record: a {@link SecondMetric} (a second, or one bucket of a window) plus RT percentiles. */
 export interface PushedMetric extends SecondMetric {
@@ -30,9 +37,7 @@ export interface PushedMetric extends SecondMetric {
 }
 
 /** Options for {@link MetricsPusher}. */
-export interface MetricsPusherOptions {
-  /** The control plane's base URL. */
-  server: string;
+export interface MetricsPusherOptions extends ControlPlaneOptions {
   /** The service (application) name. */
   service: string;
   /** This instance's id. Default `<hostname>-<pid>`. */
@@ -70,12 +75,11 @@ interface Watched {
 
 /** Batches per-second metrics to the control plane; never blocks the application. */
 export class MetricsPusher implements MetricSink {
-  readonly #url: string;
+  readonly #http: ControlPlaneClient;
   readonly #service: string;
   readonly #instance: string;
   readonly #maxBuffered: number;
   readonly #maxPerPush: number;
-  readonly #timeoutMs: number;
   readonly #logger: Logger;
   readonly #watched = new Map<string, Watched>();
   #buffer: PushedMetric[] = [];
@@ -87,12 +91,18 @@ export class MetricsPusher implements MetricSink {
   readonly #stats = { sent: 0, droppedFull: 0, droppedPush: 0, failedPushes: 0 };
 
   constructor(options: MetricsPusherOptions) {
-    this.#url = `${options.server.replace(/\/+$/, '')}/api/v1/telemetry/metrics`;
+    const servers = parseServers(serversOf(options, 'MetricsPusher'));
+    // One try per node: a failed push drops (and counts) its records.
+    this.#http = new ControlPlaneClient({
+      servers,
+      ...(options.token === undefined ? {} : { token: options.token }),
+      timeoutMs: options.timeoutMs ?? 2000,
+      retries: servers.length - 1,
+    });
     this.#service = options.service;
     this.#instance = options.instance ?? `${os.hostname()}-${process.pid}`;
     this.#maxBuffered = Math.max(1, options.maxBuffered ?? 10_000);
     this.#maxPerPush = Math.max(1, options.maxPerPush ?? 2000);
-    this.#timeoutMs = options.timeoutMs ?? 2000;
     this.#logger = options.logger ?? silentLogger();
     this.#pushTimer = setInterval(() => {
       void this.flush();
@@ -165,17 +175,11 @@ export class MetricsPusher implements MetricSink {
 
   async #push(batch: PushedMetric[]): Promise<void> {
     try {
-      const res = await httpRequest(this.#url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          service: this.#service,
-          instance: this.#instance,
-          metrics: batch,
-        }),
-        timeoutMs: this.#timeoutMs,
+      await this.#http.post(METRICS_ROUTE, {
+        service: this.#service,
+        instance: this.#instance,
+        metrics: batch,
       });
-      if (!res.ok) throw new Error(`HTTP ${res.status}: ${res.text.slice(0, 300)}`);
       this.#stats.sent += batch.length;
       this.#warned = false;
     } catch (err) {
@@ -185,7 +189,7 @@ export class MetricsPusher implements MetricSink {
         // One warning per outage, not one per second.
         this.#warned = true;
         this.#logger.warn(
-          { url: this.#url, err: errorMessage(err), dropped: batch.length },
+          { url: this.#http.url(METRICS_ROUTE), err: errorMessage(err), dropped: batch.length },
           'pushing metrics to the control plane failed; dropping (and counting) until it answers',
         );
       }

@@ -3,26 +3,10 @@
  * fires; `set <name>` creates or replaces one (p99, error-rate, mq-backlog, burn-rate);
  * `delete <name>`; `silence <name> --minutes M`; `events [--rule R]`.
  */
+import type { AlertRule, AlertRuleBody } from '../../admin/alerts-admin.js';
 import { UsageError } from '../../core/errors.js';
 import type { Command } from '../command.js';
-import { ADMIN_OPTIONS, findAdminToken, requestJson, SERVER_OPTIONS } from '../control-client.js';
-
-interface RuleView {
-  name: string;
-  kind: string;
-  service?: string;
-  endpoint?: string;
-  resource?: string;
-  group?: string;
-  topic?: string;
-  threshold: number;
-  objective?: number;
-  windowSeconds: number;
-  shortWindowSeconds?: number;
-  forSeconds: number;
-  firing: boolean;
-  silencedUntil?: string;
-}
+import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
 
 function oneName(positionals: string[], what: string): string {
   const name = positionals[0];
@@ -44,13 +28,13 @@ function num(values: Record<string, unknown>, option: string): number | undefine
   return n;
 }
 
-function target(r: RuleView): string {
+function target(r: AlertRule): string {
   if (r.kind === 'mq-backlog') return `${r.group ?? '?'} on ${r.topic ?? '?'}`;
   const part = r.resource ?? r.endpoint;
   return part === undefined ? (r.service ?? '?') : `${r.service}/${part}`;
 }
 
-function condition(r: RuleView): string {
+function condition(r: AlertRule): string {
   switch (r.kind) {
     case 'p99':
       return `p99 > ${r.threshold} ms over ${r.windowSeconds}s`;
@@ -68,11 +52,7 @@ const list: Command = {
   summary: 'every rule and whether it fires',
   options: SERVER_OPTIONS,
   async run({ values, out }) {
-    const { rules } = await requestJson<{ rules: RuleView[] }>(
-      String(values.server),
-      'GET',
-      '/api/v1/telemetry/alerts/rules',
-    );
+    const rules = await (await adminClient(values)).alerts.rules();
     out.json({ rules });
     out.line(
       `${'RULE'.padEnd(20)} ${'KIND'.padEnd(11)} ${'TARGET'.padEnd(28)} ${'STATE'.padEnd(8)} CONDITION`,
@@ -161,15 +141,11 @@ const set: Command = {
       const n = num(values, option);
       if (n !== undefined) body[field] = n;
     }
-    const token = await findAdminToken(values);
-    const result = await requestJson<{ rule: RuleView }>(
-      String(values.server),
-      'PUT',
-      `/api/v1/telemetry/alerts/rules/${encodeURIComponent(name)}`,
-      { token, body },
-    );
-    out.json(result);
-    out.line(`rule ${name} set: ${target(result.rule)}, ${condition(result.rule)}`);
+    const admin = await adminClient(values, { admin: true });
+    // The server checks the kind and the fields (PEAK_INVALID_ARGUMENT names the bad one).
+    const rule = await admin.alerts.putRule(name, body as unknown as AlertRuleBody);
+    out.json({ rule });
+    out.line(`rule ${name} set: ${target(rule)}, ${condition(rule)}`);
     return 0;
   },
 };
@@ -181,13 +157,8 @@ const del: Command = {
   options: ADMIN_OPTIONS,
   async run({ values, positionals, out }) {
     const name = oneName(positionals, 'delete');
-    const token = await findAdminToken(values);
-    const result = await requestJson<{ deleted: string }>(
-      String(values.server),
-      'DELETE',
-      `/api/v1/telemetry/alerts/rules/${encodeURIComponent(name)}`,
-      { token },
-    );
+    const admin = await adminClient(values, { admin: true });
+    const result = await admin.alerts.deleteRule(name);
     out.json(result);
     out.line(`rule ${name} deleted`);
     return 0;
@@ -206,13 +177,8 @@ const silence: Command = {
     const name = oneName(positionals, 'silence');
     const minutes = num(values, 'minutes');
     if (minutes === undefined) throw new UsageError('--minutes is required, e.g. --minutes 60');
-    const token = await findAdminToken(values);
-    const result = await requestJson<{ silencedUntil: string }>(
-      String(values.server),
-      'POST',
-      `/api/v1/telemetry/alerts/rules/${encodeURIComponent(name)}/silence`,
-      { token, body: { minutes } },
-    );
+    const admin = await adminClient(values, { admin: true });
+    const result = await admin.alerts.silence(name, minutes);
     out.json(result);
     out.line(`rule ${name} silenced until ${result.silencedUntil}`);
     return 0;
@@ -228,18 +194,17 @@ const events: Command = {
     limit: { type: 'string', valueName: 'N', description: 'at most N (default 50)' },
   },
   async run({ values, out }) {
-    const q = new URLSearchParams({ limit: String(num(values, 'limit') ?? 50) });
-    if (typeof values.rule === 'string') q.set('rule', values.rule);
-    const result = await requestJson<{
-      events: { rule: string; state: string; value: number; at: string; delivery: string }[];
-    }>(String(values.server), 'GET', `/api/v1/telemetry/alerts/events?${q}`);
-    out.json(result);
-    for (const e of result.events) {
+    const events = await (await adminClient(values)).alerts.events({
+      limit: num(values, 'limit') ?? 50,
+      ...(typeof values.rule === 'string' ? { rule: values.rule } : {}),
+    });
+    out.json({ events });
+    for (const e of events) {
       out.line(
         `${e.at}  ${e.rule.padEnd(20)} ${e.state.padEnd(9)} value ${Number(e.value.toFixed(3))}  webhook: ${e.delivery}`,
       );
     }
-    if (result.events.length === 0) out.line('(no events)');
+    if (events.length === 0) out.line('(no events)');
     return 0;
   },
 };

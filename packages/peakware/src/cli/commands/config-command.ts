@@ -13,17 +13,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import type { ItemRef, PublishRequest } from '../../admin/config-admin.js';
 import { UsageError } from '../../core/errors.js';
 import type { Command, OptionSpec } from '../command.js';
-import { ADMIN_OPTIONS, findAdminToken, requestJson, SERVER_OPTIONS } from '../control-client.js';
+import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
 
-interface Item {
-  app: string;
-  group: string;
-  key: string;
-}
-
-function parseItem(arg: string | undefined): Item {
+function parseItem(arg: string | undefined): ItemRef {
   const parts = arg?.split('/') ?? [];
   if (parts.length !== 3 || parts.some((p) => p.length === 0)) {
     throw new UsageError(
@@ -32,10 +27,6 @@ function parseItem(arg: string | undefined): Item {
   }
   const [app, group, key] = parts as [string, string, string];
   return { app, group, key };
-}
-
-function itemRoute(i: Item): string {
-  return `/api/v1/config/items/${encodeURIComponent(i.app)}/${encodeURIComponent(i.group)}/${encodeURIComponent(i.key)}`;
 }
 
 function intOption(v: unknown, name: string): number | undefined {
@@ -100,19 +91,11 @@ const get: Command = {
     'peak config get shop/db/pool --version 3',
   ],
   async run({ values, positionals, out }) {
-    const server = String(values.server);
     const arg = positionals[0];
     if (arg === undefined) throw new UsageError('name an app, or an item as <app>/<group>/<key>');
+    const admin = await adminClient(values);
     if (!arg.includes('/')) {
-      const { items } = await requestJson<{
-        items: (Item & {
-          version: number;
-          format: string;
-          value: string;
-          updatedBy: string;
-          gray: unknown;
-        })[];
-      }>(server, 'GET', `/api/v1/config/items?app=${encodeURIComponent(arg)}`);
+      const items = await admin.config.items(arg);
       out.json({ items });
       for (const i of items) {
         const preview = i.value.length > 60 ? `${i.value.slice(0, 57)}...` : i.value;
@@ -126,17 +109,8 @@ const get: Command = {
     const version = intOption(values.version, 'version');
     const r =
       version === undefined
-        ? await requestJson<{
-            version: number;
-            format: string;
-            value: string;
-            gray: { value: string } | null;
-          }>(server, 'GET', itemRoute(item))
-        : await requestJson<{ version: number; format: string; value: string }>(
-            server,
-            'GET',
-            `${itemRoute(item)}/versions/${version}`,
-          );
+        ? await admin.config.get(item)
+        : await admin.config.version(item, version);
     out.json(r);
     out.line(show(r.value, r.format));
     out.note(
@@ -182,22 +156,15 @@ const set: Command = {
       }
     }
     const expected = intOption(values.expect, 'expect');
-    const r = await requestJson<{ version: number }>(
-      String(values.server),
-      'PUT',
-      itemRoute(item),
-      {
-        token: await findAdminToken(values),
-        body: {
-          value,
-          format: values.text === true ? 'text' : 'json',
-          comment: typeof values.message === 'string' ? values.message : '',
-          author: author(values),
-          ...(schema === undefined ? {} : { schema }),
-          ...(expected === undefined ? {} : { expectedVersion: expected }),
-        },
-      },
-    );
+    const admin = await adminClient(values, { admin: true });
+    const r = await admin.config.publish(item, {
+      value,
+      format: values.text === true ? 'text' : 'json',
+      comment: typeof values.message === 'string' ? values.message : '',
+      author: author(values),
+      ...(schema === undefined ? {} : { schema: schema as PublishRequest['schema'] }),
+      ...(expected === undefined ? {} : { expectedVersion: expected }),
+    });
     out.json(r);
     out.line(`${positionals[0]}: published version ${r.version}`);
     return 0;
@@ -216,15 +183,9 @@ const history: Command = {
   async run({ values, positionals, out }) {
     const item = parseItem(positionals[0]);
     const limit = intOption(values.limit, 'limit') ?? 20;
-    const { versions } = await requestJson<{
-      versions: {
-        version: number;
-        author: string;
-        comment: string;
-        source: string;
-        createdAt: string;
-      }[];
-    }>(String(values.server), 'GET', `${itemRoute(item)}/history?limit=${Math.max(1, limit)}`);
+    const versions = await (await adminClient(values)).config.history(item, {
+      limit: Math.max(1, limit),
+    });
     out.json({ versions });
     for (const v of versions) {
       out.line(
@@ -247,16 +208,12 @@ const diff: Command = {
   examples: ['peak config diff shop/db/pool', 'peak config diff shop/db/pool --from 1 --to 4'],
   async run({ values, positionals, out }) {
     const item = parseItem(positionals[0]);
-    const q = new URLSearchParams();
     const from = intOption(values.from, 'from');
     const to = intOption(values.to, 'to');
-    if (from !== undefined) q.set('from', String(from));
-    if (to !== undefined) q.set('to', String(to));
-    const r = await requestJson<{ from: number; to: number; diff: { op: string; text: string }[] }>(
-      String(values.server),
-      'GET',
-      `${itemRoute(item)}/diff?${q}`,
-    );
+    const r = await (await adminClient(values)).config.diff(item, {
+      ...(from === undefined ? {} : { from }),
+      ...(to === undefined ? {} : { to }),
+    });
     out.json(r);
     out.line(`--- v${r.from}`);
     out.line(`+++ v${r.to}`);
@@ -284,20 +241,13 @@ const rollback: Command = {
     if (toVersion === undefined || toVersion < 1)
       throw new UsageError('give the version to roll back to (see history)');
     const expected = intOption(values.expect, 'expect');
-    const r = await requestJson<{ version: number; restored: number }>(
-      String(values.server),
-      'POST',
-      `${itemRoute(item)}/rollback`,
-      {
-        token: await findAdminToken(values),
-        body: {
-          toVersion,
-          author: author(values),
-          comment: typeof values.message === 'string' ? values.message : '',
-          ...(expected === undefined ? {} : { expectedVersion: expected }),
-        },
-      },
-    );
+    const admin = await adminClient(values, { admin: true });
+    const r = await admin.config.rollback(item, {
+      toVersion,
+      author: author(values),
+      comment: typeof values.message === 'string' ? values.message : '',
+      ...(expected === undefined ? {} : { expectedVersion: expected }),
+    });
     out.json(r);
     out.line(`${positionals[0]}: version ${r.restored} restored as version ${r.version}`);
     return 0;
@@ -336,17 +286,9 @@ const gray: Command = {
   ],
   async run({ values, positionals, out }) {
     const item = parseItem(positionals[0]);
-    const token = await findAdminToken(values);
+    const admin = await adminClient(values, { admin: true });
     if (values.abort === true) {
-      const r = await requestJson<{ aborted: boolean }>(
-        String(values.server),
-        'POST',
-        `${itemRoute(item)}/gray/abort`,
-        {
-          token,
-          body: { author: author(values) },
-        },
-      );
+      const r = await admin.config.abortGray(item, { author: author(values) });
       out.json(r);
       out.line(`${positionals[0]}: gray release aborted; every instance has the released value`);
       return 0;
@@ -356,22 +298,14 @@ const gray: Command = {
     const instanceIds = list(values.instances);
     if (tags.length === 0 && instanceIds.length === 0)
       throw new UsageError('a gray release needs --tags and/or --instances');
-    const r = await requestJson<{ baseVersion: number }>(
-      String(values.server),
-      'POST',
-      `${itemRoute(item)}/gray`,
-      {
-        token,
-        body: {
-          value,
-          format: values.text === true ? 'text' : 'json',
-          tags,
-          instanceIds,
-          author: author(values),
-          comment: typeof values.message === 'string' ? values.message : '',
-        },
-      },
-    );
+    const r = await admin.config.gray(item, {
+      value,
+      format: values.text === true ? 'text' : 'json',
+      tags,
+      instanceIds,
+      author: author(values),
+      comment: typeof values.message === 'string' ? values.message : '',
+    });
     out.json(r);
     out.line(
       `${positionals[0]}: gray release over version ${r.baseVersion} to ${[...tags.map((t) => `tag ${t}`), ...instanceIds].join(', ')}; 'peak config promote' or 'peak config gray --abort' next`,
@@ -388,18 +322,11 @@ const promote: Command = {
   examples: ['peak config promote shop/limits/qps -m "canary fine for 10 min"'],
   async run({ values, positionals, out }) {
     const item = parseItem(positionals[0]);
-    const r = await requestJson<{ version: number }>(
-      String(values.server),
-      'POST',
-      `${itemRoute(item)}/gray/promote`,
-      {
-        token: await findAdminToken(values),
-        body: {
-          author: author(values),
-          comment: typeof values.message === 'string' ? values.message : '',
-        },
-      },
-    );
+    const admin = await adminClient(values, { admin: true });
+    const r = await admin.config.promote(item, {
+      author: author(values),
+      comment: typeof values.message === 'string' ? values.message : '',
+    });
     out.json(r);
     out.line(`${positionals[0]}: promoted to everyone as version ${r.version}`);
     return 0;
@@ -416,27 +343,11 @@ const audit: Command = {
   },
   examples: ['peak config audit shop', 'peak config audit shop/db/pool --json'],
   async run({ values, positionals, out }) {
-    const q = new URLSearchParams({
-      limit: String(Math.max(1, intOption(values.limit, 'limit') ?? 50)),
-    });
     const arg = positionals[0];
-    if (arg !== undefined) {
-      if (arg.includes('/')) {
-        const i = parseItem(arg);
-        q.set('app', i.app);
-        q.set('group', i.group);
-        q.set('key', i.key);
-      } else q.set('app', arg);
-    }
-    const { audit: rows } = await requestJson<{
-      audit: (Item & {
-        at: string;
-        actor: string;
-        source: string;
-        action: string;
-        version: number | null;
-      })[];
-    }>(String(values.server), 'GET', `/api/v1/config/audit?${q}`);
+    const filter = arg === undefined ? {} : arg.includes('/') ? parseItem(arg) : { app: arg };
+    const rows = await (await adminClient(values)).config.audit(filter, {
+      limit: Math.max(1, intOption(values.limit, 'limit') ?? 50),
+    });
     out.json({ audit: rows });
     for (const a of rows) {
       out.line(

@@ -7,30 +7,7 @@
 
 import { UsageError } from '../../core/errors.js';
 import type { Command } from '../command.js';
-import { requestJson, SERVER_OPTIONS } from '../control-client.js';
-
-interface RulesAnswer {
-  instances: {
-    app: string;
-    instance: string;
-    lastSeen: number;
-    rules: Record<string, unknown[] | undefined>;
-  }[];
-}
-
-interface StatsAnswer {
-  resource: string;
-  rows: {
-    second: number;
-    pass: number;
-    block: number;
-    success: number;
-    error: number;
-    rtAvg: number;
-    concurrency: number;
-    instances: number;
-  }[];
-}
+import { adminClient, SERVER_OPTIONS } from '../control-client.js';
 
 const APP_OPTION = {
   app: { type: 'string', valueName: 'APP', description: 'only this service (app)' },
@@ -42,23 +19,20 @@ const rules: Command = {
   options: { ...SERVER_OPTIONS, ...APP_OPTION },
   examples: ['peak guard rules', 'peak guard rules --app order-service --json'],
   async run({ values, out }) {
-    const query = typeof values.app === 'string' ? `?app=${encodeURIComponent(values.app)}` : '';
-    const answer = await requestJson<RulesAnswer>(
-      String(values.server),
-      'GET',
-      `/api/v1/guard/rules${query}`,
+    const instances = await (await adminClient(values)).guard.rules(
+      typeof values.app === 'string' ? { app: values.app } : {},
     );
-    out.json(answer);
-    if (answer.instances.length === 0) {
+    out.json({ instances });
+    if (instances.length === 0) {
       out.line('no service has reported guard rules (services report with GuardReporter)');
       return 0;
     }
-    for (const inst of answer.instances) {
+    for (const inst of instances) {
       const age = Math.round((Date.now() - inst.lastSeen) / 1000);
       out.line(`${inst.app}  ${inst.instance}  (reported ${age}s ago)`);
       let any = false;
       for (const [kind, list] of Object.entries(inst.rules)) {
-        for (const rule of list ?? []) {
+        for (const rule of (list as unknown[] | undefined) ?? []) {
           any = true;
           out.line(`  ${kind.padEnd(9)} ${JSON.stringify(rule)}`);
         }
@@ -94,13 +68,10 @@ const stats: Command = {
         "peak guard stats takes one resource, e.g. peak guard stats 'GET /orders'",
       );
     }
-    const params = new URLSearchParams({ resource, seconds: String(values.seconds) });
-    if (typeof values.app === 'string') params.set('app', values.app);
-    const answer = await requestJson<StatsAnswer>(
-      String(values.server),
-      'GET',
-      `/api/v1/guard/stats?${params}`,
-    );
+    const answer = await (await adminClient(values)).guard.stats(resource, {
+      seconds: Number(values.seconds),
+      ...(typeof values.app === 'string' ? { app: values.app } : {}),
+    });
     out.json(answer);
     if (answer.rows.length === 0) {
       out.line(`no metrics for '${resource}' in the last ${values.seconds}s`);
@@ -123,13 +94,6 @@ const stats: Command = {
   },
 };
 
-interface ClusterAnswer {
-  nodeId: string;
-  leading: boolean;
-  leaderNodeId: string | null;
-  budgets: { namespace: string; flowId: string; second: number; used: number; clients: number }[];
-}
-
 const cluster: Command = {
   name: 'cluster',
   summary:
@@ -137,11 +101,7 @@ const cluster: Command = {
   options: { ...SERVER_OPTIONS },
   examples: ['peak guard cluster', 'peak guard cluster --json'],
   async run({ values, out }) {
-    const answer = await requestJson<ClusterAnswer>(
-      String(values.server),
-      'GET',
-      '/api/v1/guard/cluster',
-    );
+    const answer = await (await adminClient(values)).guard.cluster();
     out.json(answer);
     out.line(
       answer.leading

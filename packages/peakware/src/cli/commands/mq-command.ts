@@ -4,31 +4,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import type { DeadLetter, ReceivedMessage } from '../../admin/mq-admin.js';
 import { UsageError } from '../../core/errors.js';
 import { Outbox } from '../../mq/outbox.js';
 import type { Command, OptionSpec } from '../command.js';
-import { ADMIN_OPTIONS, findAdminToken, requestJson, SERVER_OPTIONS } from '../control-client.js';
+import { ADMIN_OPTIONS, adminClient, brokerClient, SERVER_OPTIONS } from '../control-client.js';
 
-interface WireReceived {
-  id: string;
-  topic: string;
-  tag: string | null;
-  keys: string[];
-  body: string;
+/** A message as the lines below print it: received, queried or dead-lettered. */
+type Listed = Pick<ReceivedMessage, 'id' | 'topic' | 'tag' | 'keys' | 'body' | 'bornAt'> & {
   storedAt?: number;
-  bornAt: number;
-  reconsumeTimes: number;
-  receipt?: string;
-  deadAt?: number;
-  reason?: string | null;
-}
+};
 
 function text(b64: string): string {
   const s = Buffer.from(b64, 'base64').toString('utf8');
   return s.length > 200 ? `${s.slice(0, 200)}…` : s;
 }
 
-function line(m: WireReceived): string {
+function line(m: Listed): string {
   const at = new Date(m.storedAt ?? m.bornAt).toISOString();
   return `${m.id}  ${at}  ${m.topic}${m.tag === null ? '' : ` [${m.tag}]`}${m.keys.length > 0 ? ` keys=${m.keys.join(',')}` : ''}  ${text(m.body)}`;
 }
@@ -63,16 +55,7 @@ const topicsList: Command = {
   summary: 'list topics with their queues and message counts',
   options: SERVER_OPTIONS,
   async run({ values, out }) {
-    const { topics } = await requestJson<{
-      topics: {
-        name: string;
-        queues: number;
-        ordered: boolean;
-        secured: boolean;
-        internal: boolean;
-        messages: number;
-      }[];
-    }>(String(values.server), 'GET', '/api/v1/mq/topics');
+    const topics = await (await adminClient(values)).mq.topics();
     out.json({ topics });
     for (const t of topics) {
       if (t.internal) continue;
@@ -107,22 +90,13 @@ const topicsCreate: Command = {
   ],
   async run({ values, positionals, out }) {
     const name = need(positionals, 0, 'a topic name', 'peak mq topics create');
-    const token = await findAdminToken(values);
-    const r = await requestJson<{
-      created: boolean;
-      name: string;
-      queues: number;
-      produceSecret?: string;
-      consumeSecret?: string;
-    }>(String(values.server), 'POST', '/api/v1/mq/topics', {
-      token,
-      body: {
-        name,
-        queues: Number(values.queues),
-        ordered: values.ordered === true,
-        secured: values.secured === true,
-        ...(values['max-body'] === undefined ? {} : { maxBodyBytes: Number(values['max-body']) }),
-      },
+    const admin = await adminClient(values, { admin: true });
+    const r = await admin.mq.createTopic({
+      name,
+      queues: Number(values.queues),
+      ordered: values.ordered === true,
+      secured: values.secured === true,
+      ...(values['max-body'] === undefined ? {} : { maxBodyBytes: Number(values['max-body']) }),
     });
     out.json(r);
     out.line(
@@ -172,30 +146,21 @@ const send: Command = {
     const delay = values.delay === undefined ? undefined : Number(values.delay);
     if (delay !== undefined && (!Number.isFinite(delay) || delay < 0))
       throw new UsageError(`--delay: expected ms >= 0, got '${values.delay}'`);
-    const r = await requestJson<{ ids: string[]; topic: string }>(
-      String(values.server),
-      'POST',
-      `/api/v1/mq/topics/${encodeURIComponent(topic)}/messages`,
+    const r = await brokerClient(values).send(topic, [
       {
-        body: {
-          messages: [
-            {
-              body: Buffer.from(body).toString('base64'),
-              ...(values.tag === undefined ? {} : { tag: String(values.tag) }),
-              ...(values.keys === undefined
-                ? {}
-                : {
-                    keys: String(values.keys)
-                      .split(',')
-                      .filter((k) => k !== ''),
-                  }),
-              ...(values.group === undefined ? {} : { group: String(values.group) }),
-              ...(delay === undefined ? {} : { deliverAt: Date.now() + delay }),
-            },
-          ],
-        },
+        body: Buffer.from(body).toString('base64'),
+        ...(values.tag === undefined ? {} : { tag: String(values.tag) }),
+        ...(values.keys === undefined
+          ? {}
+          : {
+              keys: String(values.keys)
+                .split(',')
+                .filter((k) => k !== ''),
+            }),
+        ...(values.group === undefined ? {} : { group: String(values.group) }),
+        ...(delay === undefined ? {} : { deliverAt: Date.now() + delay }),
       },
-    );
+    ]);
     out.json(r);
     out.line(`sent ${r.ids[0]} to ${r.topic}`);
     return 0;
@@ -231,37 +196,24 @@ const consume: Command = {
     const topic = need(positionals, 0, 'a topic', 'peak mq consume');
     const group = String(values.group);
     const consumerId = `cli-${randomBytes(3).toString('hex')}`;
-    const headers = values.secret === undefined ? {} : { secret: String(values.secret) };
-    const call = <T>(route: string, body: unknown) =>
-      fetch(new URL(route, String(values.server)), {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          ...(headers.secret === undefined ? {} : { 'x-peak-mq-secret': headers.secret }),
-        },
-        body: JSON.stringify(body),
-      }).then(async (r) => {
-        const j = (await r.json()) as T & { error?: { code: string; message: string } };
-        if (!r.ok) throw new UsageError(j.error?.message ?? `HTTP ${r.status}`);
-        return j;
-      });
-    const { messages } = await call<{ messages: WireReceived[] }>(
-      `/api/v1/mq/groups/${encodeURIComponent(group)}/receive`,
-      {
-        topic,
-        consumerId,
-        max: Number(values.max),
-        waitMs: Number(values.wait),
-      },
+    const broker = brokerClient(
+      values,
+      values.secret === undefined ? undefined : String(values.secret),
+    );
+    const { messages } = await broker.receive(
+      group,
+      { topic, consumerId, tags: '*', startFrom: 'earliest', broadcasting: false },
+      { max: Number(values.max), waitMs: Number(values.wait) },
     );
     if (values['no-ack'] !== true && messages.length > 0) {
-      await call(`/api/v1/mq/groups/${encodeURIComponent(group)}/ack`, {
+      await broker.ack(
+        group,
         topic,
         consumerId,
-        receipts: messages.map((m) => m.receipt),
-      });
+        messages.map((m) => m.receipt),
+      );
     }
-    await call(`/api/v1/mq/groups/${encodeURIComponent(group)}/leave`, { topic, consumerId });
+    await broker.leave(group, topic, consumerId, false);
     out.json({ messages });
     for (const m of messages) out.line(line(m));
     if (messages.length === 0) out.line('no messages');
@@ -298,34 +250,26 @@ const query: Command = {
     'peak mq query --topic orders --tag created --from 2h',
   ],
   async run({ values, positionals, out }) {
-    const server = String(values.server);
+    const admin = await adminClient(values);
     if (positionals[0] !== undefined) {
-      const d = await requestJson<{ message?: WireReceived; state: string }>(
-        server,
-        'GET',
-        `/api/v1/mq/messages/${encodeURIComponent(positionals[0])}`,
-      );
+      const d = await admin.mq.message(positionals[0]);
       out.json(d);
       if (d.message !== undefined) out.line(line(d.message));
       out.line(`state: ${d.state}`);
       return 0;
     }
-    const params = new URLSearchParams();
-    if (values.key !== undefined) params.set('key', String(values.key));
-    if (values.topic !== undefined) params.set('topic', String(values.topic));
-    if (values.tag !== undefined) params.set('tag', String(values.tag));
+    if (values.key === undefined && values.topic === undefined)
+      throw new UsageError("'peak mq query' needs an id, --key, or --topic; see --help");
     const from = timeArg(values.from, '--from');
     const to = timeArg(values.to, '--to');
-    if (from !== undefined) params.set('from', String(from));
-    if (to !== undefined) params.set('to', String(to));
-    params.set('limit', String(values.limit));
-    if (!params.has('key') && !params.has('topic'))
-      throw new UsageError("'peak mq query' needs an id, --key, or --topic; see --help");
-    const { messages } = await requestJson<{ messages: WireReceived[] }>(
-      server,
-      'GET',
-      `/api/v1/mq/messages?${params}`,
-    );
+    const messages = await admin.mq.query({
+      ...(values.key === undefined ? {} : { key: String(values.key) }),
+      ...(values.topic === undefined ? {} : { topic: String(values.topic) }),
+      ...(values.tag === undefined ? {} : { tag: String(values.tag) }),
+      ...(from === undefined ? {} : { from }),
+      ...(to === undefined ? {} : { to }),
+      limit: Number(values.limit),
+    });
     out.json({ messages });
     for (const m of messages) out.line(line(m));
     if (messages.length === 0) out.line('no messages matched');
@@ -340,10 +284,7 @@ const trace: Command = {
   options: SERVER_OPTIONS,
   async run({ values, positionals, out }) {
     const id = need(positionals, 0, 'a message id', 'peak mq trace');
-    const d = await requestJson<{
-      state: string;
-      trace: { at: string; event: string; group?: string; consumer?: string; detail?: string }[];
-    }>(String(values.server), 'GET', `/api/v1/mq/messages/${encodeURIComponent(id)}`);
+    const d = await (await adminClient(values)).mq.message(id);
     out.json(d);
     out.line(`message ${id}: ${d.state}`);
     for (const t of d.trace) {
@@ -370,28 +311,17 @@ const dlq: Command = {
   },
   async run({ values, positionals, out }) {
     const group = need(positionals, 0, 'a consumer group', 'peak mq dlq');
-    const server = String(values.server);
     if (values.resend !== undefined) {
-      const token = await findAdminToken(values);
+      const admin = await adminClient(values, { admin: true });
       const ids = values.resend === 'all' ? 'all' : String(values.resend).split(',');
-      const r = await requestJson<{ resent: string[] }>(
-        server,
-        'POST',
-        `/api/v1/mq/groups/${encodeURIComponent(group)}/dlq/resend`,
-        {
-          token,
-          body: { ids },
-        },
-      );
+      const r = await admin.mq.resendDeadLetters(group, ids);
       out.json(r);
       out.line(`resent ${r.resent.length} message(s) to group ${group}`);
       return 0;
     }
-    const { messages } = await requestJson<{ messages: WireReceived[] }>(
-      server,
-      'GET',
-      `/api/v1/mq/groups/${encodeURIComponent(group)}/dlq?limit=${values.limit}`,
-    );
+    const messages: DeadLetter[] = await (await adminClient(values)).mq.deadLetters(group, {
+      limit: Number(values.limit),
+    });
     out.json({ messages });
     for (const m of messages)
       out.line(`${line(m)}  (after ${m.reconsumeTimes} tries: ${m.reason ?? ''})`);
@@ -413,16 +343,11 @@ const resetOffset: Command = {
     const group = need(positionals, 0, 'a consumer group', 'peak mq reset-offset');
     const topic = need(positionals, 1, 'a topic', 'peak mq reset-offset');
     const at = timeArg(need(positionals, 2, 'a time', 'peak mq reset-offset'), '<time>');
-    const token = await findAdminToken(values);
-    const r = await requestJson<{ queues: { queueId: number; offset: string }[] }>(
-      String(values.server),
-      'POST',
-      `/api/v1/mq/groups/${encodeURIComponent(group)}/reset-offset`,
-      { token, body: { topic, timestamp: at } },
-    );
-    out.json(r);
+    const admin = await adminClient(values, { admin: true });
+    const queues = await admin.mq.resetOffset(group, topic, at ?? 0);
+    out.json({ queues });
     out.line(`group ${group} on ${topic} now starts at ${new Date(at ?? 0).toISOString()}:`);
-    for (const q of r.queues) out.line(`  queue ${q.queueId}  offset ${q.offset}`);
+    for (const q of queues) out.line(`  queue ${q.queueId}  offset ${q.offset}`);
     return 0;
   },
 };
@@ -432,15 +357,7 @@ const stats: Command = {
   summary: 'TPS in/out and delivery latency per topic, backlog per group and queue',
   options: SERVER_OPTIONS,
   async run({ values, out }) {
-    const s = await requestJson<{
-      topics: {
-        topic: string;
-        tpsIn: number;
-        tpsOut: number;
-        latencyMs: { p50: number; p99: number };
-      }[];
-      groups: { group: string; topic: string; backlog: number }[];
-    }>(String(values.server), 'GET', '/api/v1/mq/stats');
+    const s = await (await adminClient(values)).mq.stats();
     out.json(s);
     out.line('topic                            tps in   tps out  latency p50/p99 ms (this node)');
     for (const t of s.topics)

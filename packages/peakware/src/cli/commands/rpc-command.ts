@@ -6,21 +6,15 @@
  *   peak rpc offline|online <instance>        take an instance out of / back into traffic
  *   peak rpc weight <instance> <weight>       change its weight at runtime
  */
+import type { InstanceChange } from '../../admin/registry-admin.js';
 import { ErrorCodes, PeakError, UsageError } from '../../core/errors.js';
 import { HttpRegistry } from '../../registry/http-registry.js';
 import { InMemoryRegistry } from '../../registry/in-memory-registry.js';
 import type { Registry } from '../../registry/registry.js';
-import {
-  DEFAULT_GROUP,
-  DEFAULT_VERSION,
-  type ServiceInstance,
-  serviceKey,
-} from '../../registry/service-instance.js';
+import { DEFAULT_GROUP, DEFAULT_VERSION, serviceKey } from '../../registry/service-instance.js';
 import { RpcClient } from '../../rpc/rpc-client.js';
 import type { Command } from '../command.js';
-import { ADMIN_OPTIONS, findAdminToken, requestJson, SERVER_OPTIONS } from '../control-client.js';
-
-type Listed = ServiceInstance & { leaseExpiresAt: string };
+import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS, serverList } from '../control-client.js';
 
 const ls: Command = {
   name: 'ls',
@@ -29,11 +23,7 @@ const ls: Command = {
   options: SERVER_OPTIONS,
   examples: ['peak rpc ls', 'peak rpc ls shop.inventory --json'],
   async run({ values, positionals, out }) {
-    const { instances } = await requestJson<{ instances: Listed[] }>(
-      String(values.server),
-      'GET',
-      '/api/v1/registry/instances',
-    );
+    const instances = await (await adminClient(values)).registry.instances();
     const filter = positionals[0];
     const shown = instances.filter((i) => filter === undefined || i.service === filter);
     out.json({ instances: shown });
@@ -70,13 +60,10 @@ function splitTarget(target: string | undefined): { service: string; method: str
 
 /** The service key of the newest registered version of `service` (in `--group`, `--version`). */
 async function discoverKey(
-  server: string,
   service: string,
   values: Record<string, string | boolean | undefined>,
 ): Promise<string> {
-  const { services } = await requestJson<{
-    services: { key: string; service: string; version: string; group: string; up: number }[];
-  }>(server, 'GET', '/api/v1/registry/services');
+  const services = await (await adminClient(values)).registry.services();
   const matches = services
     .filter((s) => s.service === service)
     .filter((s) => values.group === undefined || s.group === values.group)
@@ -147,7 +134,6 @@ const call: Command = {
     const timeoutMs = Number(values.timeout);
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
       throw new UsageError('--timeout must be a positive number of ms');
-    const server = String(values.server);
     let key: string;
     let registry: Registry;
     if (typeof values.address === 'string') {
@@ -173,8 +159,8 @@ const call: Command = {
       });
       registry = direct;
     } else {
-      key = await discoverKey(server, service, values);
-      registry = new HttpRegistry({ servers: [server] });
+      key = await discoverKey(service, values);
+      registry = new HttpRegistry({ servers: serverList(values) });
     }
     const client = new RpcClient({ registry, app: 'peak-cli', warmupMs: 0, cluster: 'failfast' });
     try {
@@ -202,18 +188,12 @@ function instanceArg(positionals: string[]): string {
   return id;
 }
 
-async function patchInstance(
+async function changeInstance(
   values: Record<string, string | boolean | undefined>,
   id: string,
-  body: object,
+  change: InstanceChange,
 ) {
-  const token = await findAdminToken(values);
-  return requestJson<{ changed: number }>(
-    String(values.server),
-    'POST',
-    `/api/v1/registry/instances/${encodeURIComponent(id)}/admin`,
-    { token, body },
-  );
+  return (await adminClient(values, { admin: true })).registry.change(id, change);
 }
 
 function statusCommand(status: 'offline' | 'online'): Command {
@@ -228,7 +208,7 @@ function statusCommand(status: 'offline' | 'online'): Command {
     examples: [`peak rpc ${status} myhost-4242-a1b2c3`],
     async run({ values, positionals, out }) {
       const id = instanceArg(positionals);
-      const r = await patchInstance(values, id, {
+      const r = await changeInstance(values, id, {
         status: status === 'offline' ? 'offline' : 'up',
       });
       out.json({
@@ -253,7 +233,7 @@ const weight: Command = {
     const w = Number(positionals[1]);
     if (!Number.isInteger(w) || w < 0)
       throw new UsageError('the weight must be an integer >= 0 (0: no traffic)');
-    const r = await patchInstance(values, id, { weight: w });
+    const r = await changeInstance(values, id, { weight: w });
     out.json({ instanceId: id, weight: w, changed: r.changed });
     out.line(`${id}: weight ${w}`);
     return 0;

@@ -1,33 +1,20 @@
 /** `peak status`: is a server up and ready, which version, which nodes. */
 import type { Command } from '../command.js';
-import { requestJson, SERVER_OPTIONS } from '../control-client.js';
-
-interface Info {
-  version: string;
-  nodeId: string;
-  schemaVersion: number;
-  postgres: string;
-  uptimeSeconds: number;
-}
-interface Ready {
-  status: string;
-  reason?: string;
-}
-interface Nodes {
-  nodes: { nodeId: string; httpUrl: string; version: string; lastSeenAt: string; self: boolean }[];
-}
+import { adminClient, SERVER_OPTIONS } from '../control-client.js';
 
 export const statusCommand: Command = {
   name: 'status',
   summary: 'show whether a peak server is ready, and the control-plane nodes',
   options: SERVER_OPTIONS,
   async run({ values, out }) {
-    const server = String(values.server);
-    const info = await requestJson<Info>(server, 'GET', '/api/v1/info');
-    const ready = await requestJson<Ready>(server, 'GET', '/ready').catch(
-      (err: Error): Ready => ({ status: 'not-ready', reason: err.message }),
-    );
-    const { nodes } = await requestJson<Nodes>(server, 'GET', '/api/v1/nodes');
+    const admin = await adminClient(values);
+    const info = await admin.system.info();
+    const server = admin.http.server;
+    const ready = await admin.system.ready().catch((err: Error) => ({
+      status: 'not-ready' as const,
+      reason: err.message,
+    }));
+    const nodes = await admin.system.nodes();
     out.json({ server, ready: ready.status === 'ready', info, nodes });
     out.line(`server    ${server}`);
     out.line(`status    ${ready.status}${ready.reason ? ` (${ready.reason})` : ''}`);

@@ -1,6 +1,6 @@
 /** `peak token rotate`: replace the admin token; the old one stops working at once. */
 import type { Command } from '../command.js';
-import { ADMIN_OPTIONS, findAdminToken, requestJson } from '../control-client.js';
+import { ADMIN_OPTIONS, adminClient } from '../control-client.js';
 
 const rotate: Command = {
   name: 'rotate',
@@ -11,13 +11,7 @@ const rotate: Command = {
     'peak token rotate --server http://10.0.0.5:7420 --token peak_...',
   ],
   async run({ values, out }) {
-    const token = await findAdminToken(values);
-    const result = await requestJson<{ token: string; file: string }>(
-      String(values.server),
-      'POST',
-      '/api/v1/admin/token/rotate',
-      { token },
-    );
+    const result = await (await adminClient(values, { admin: true })).system.rotateToken();
     out.json(result);
     out.line('admin token rotated; the old token no longer works.');
     out.line(`new token (also written to ${result.file} on the server, mode 0600):`);

@@ -6,22 +6,10 @@
  * p50/p99 from the collector's spans over the last minute (sampled spans; errors and slow
  * calls always kept; stress traffic on its own rows).
  */
-import type { LiveResource } from '../../telemetry/server/telemetry-metrics-store.js';
 import type { Command } from '../command.js';
-import { requestJson, SERVER_OPTIONS } from '../control-client.js';
+import { adminClient, SERVER_OPTIONS } from '../control-client.js';
 
 const ms = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
-
-interface Endpoint {
-  service: string;
-  name: string;
-  stress: boolean;
-  calls: number;
-  errors: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-}
 
 /** The `peak top` command. */
 export const topCommand: Command = {
@@ -43,28 +31,21 @@ export const topCommand: Command = {
     },
   },
   async run({ values, out, json }) {
-    const server = String(values.server);
+    const admin = await adminClient(values);
     const intervalMs = Math.max(500, Number(values.interval ?? 2) * 1000 || 2000);
-    const q = new URLSearchParams({ sinceMinutes: '1' });
-    if (typeof values.service === 'string') q.set('service', values.service);
+    const service = typeof values.service === 'string' ? { service: values.service } : {};
     const seconds = Math.min(3600, Math.max(1, Math.round(Number(values.seconds ?? 10)) || 10));
-    const live = new URLSearchParams({ seconds: String(seconds) });
-    if (typeof values.service === 'string') live.set('service', values.service);
     for (;;) {
-      const [{ resources }, { endpoints }] = await Promise.all([
-        requestJson<{ resources: LiveResource[] }>(
-          server,
-          'GET',
-          `/api/v1/telemetry/metrics/live?${live}`,
-        ),
-        requestJson<{ endpoints: Endpoint[] }>(server, 'GET', `/api/v1/telemetry/endpoints?${q}`),
+      const [{ resources }, endpoints] = await Promise.all([
+        admin.telemetry.liveMetrics({ seconds, ...service }),
+        admin.telemetry.endpoints({ sinceMinutes: 1, ...service }),
       ]);
       const rows = endpoints
         .map((e) => ({ ...e, qps: e.calls / 60 }))
         .sort((a, b) => b.qps - a.qps);
       out.json({ resources, endpoints: rows });
       if (values.once !== true && !json) out.stdout.write('\x1b[2J\x1b[H');
-      out.line(`peak top  ${server}  ${new Date().toISOString()}`);
+      out.line(`peak top  ${admin.http.server}  ${new Date().toISOString()}`);
       out.line(`live: pushed per-second metrics, last ${seconds} s`);
       out.line(
         `${'SERVICE'.padEnd(16)} ${'RESOURCE'.padEnd(36)} ${'QPS'.padStart(8)} ${'ERR/S'.padStart(7)} ${'BLOCK/S'.padStart(7)} ${'AVG'.padStart(7)} ${'P50'.padStart(7)} ${'P99'.padStart(7)} ${'CONC'.padStart(5)} ${'INST'.padStart(4)}`,

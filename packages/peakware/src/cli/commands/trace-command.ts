@@ -3,19 +3,20 @@
  * timeline bar, errors, `*` on the critical path). `peak trace` without an id searches
  * (`--service`, `--min-ms`, `--error`, `--tag k=v`, `--since` minutes).
  */
+import type { TraceNode, TraceTree } from '../../admin/telemetry-admin.js';
 import { UsageError } from '../../core/errors.js';
-import type { TraceNode, TraceTree } from '../../telemetry/trace-tree.js';
 import type { Command } from '../command.js';
-import { requestJson, SERVER_OPTIONS } from '../control-client.js';
+import { adminClient, SERVER_OPTIONS } from '../control-client.js';
 
-interface TraceHit {
-  traceId: string;
-  service: string;
-  name: string;
-  startUs: number;
-  durationUs: number;
-  error: boolean;
-  stress: boolean;
+/** A numeric option's value, if given; PEAK_USAGE when it is not a number. */
+function numberOption(values: Record<string, unknown>, option: string): number | undefined {
+  const v = values[option];
+  if (typeof v !== 'string') return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) {
+    throw new UsageError(`--${option} must be a number, got '${v}'`);
+  }
+  return n;
 }
 
 /** Milliseconds with a sensible number of decimals. */
@@ -94,7 +95,7 @@ export const traceCommand: Command = {
     'peak trace --service order --min-ms 200',
   ],
   async run({ values, positionals, out }) {
-    const server = String(values.server);
+    const admin = await adminClient(values);
     const id = positionals[0];
     if (id !== undefined) {
       if (!/^[0-9a-fA-F]{32}$/.test(id)) {
@@ -102,27 +103,20 @@ export const traceCommand: Command = {
           `'${id}' is not a trace id: give the 32 hex characters from a traceparent or a log line`,
         );
       }
-      const tree = await requestJson<TraceTree>(
-        server,
-        'GET',
-        `/api/v1/telemetry/traces/${id.toLowerCase()}`,
-      );
+      const tree = await admin.telemetry.trace(id);
       out.json(tree);
       for (const line of renderTraceTree(tree)) out.line(line);
       return tree.errorCount > 0 ? 1 : 0;
     }
-    const q = new URLSearchParams();
-    if (typeof values.service === 'string') q.set('service', values.service);
-    if (typeof values['min-ms'] === 'string') q.set('minDurationMs', values['min-ms']);
-    if (values.error === true) q.set('error', 'true');
-    if (typeof values.tag === 'string') q.set('tag', values.tag);
-    q.set('sinceMinutes', typeof values.since === 'string' ? values.since : '60');
-    q.set('limit', typeof values.limit === 'string' ? values.limit : '20');
-    const { traces } = await requestJson<{ traces: TraceHit[] }>(
-      server,
-      'GET',
-      `/api/v1/telemetry/traces?${q}`,
-    );
+    const minDurationMs = numberOption(values, 'min-ms');
+    const traces = await admin.telemetry.traces({
+      ...(typeof values.service === 'string' ? { service: values.service } : {}),
+      ...(minDurationMs === undefined ? {} : { minDurationMs }),
+      ...(values.error === true ? { error: true } : {}),
+      ...(typeof values.tag === 'string' ? { tag: values.tag } : {}),
+      sinceMinutes: numberOption(values, 'since') ?? 60,
+      limit: numberOption(values, 'limit') ?? 20,
+    });
     out.json({ traces });
     if (traces.length === 0) out.line('no matching traces');
     for (const t of traces) {

@@ -1,0 +1,60 @@
+/**
+ * `AdminClient`: the typed admin API of the control plane, one section per subsystem
+ * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `system`), over the one
+ * {@link ControlPlaneClient}. The `peak` CLI, the shop and the console call the control
+ * plane through it, so nobody writes a URL or re-declares an answer's type.
+ *
+ * ```ts
+ * const admin = new AdminClient({ servers: 'http://127.0.0.1:7420', token });
+ * await admin.mq.createTopic({ name: 'orders', queues: 8 });
+ * const tree = await admin.telemetry.trace(traceId);
+ * ```
+ */
+import {
+  ControlPlaneClient,
+  type ControlPlaneClientOptions,
+} from '../core/control-plane-client.js';
+import { AlertsAdmin } from './alerts-admin.js';
+import { ConfigAdmin } from './config-admin.js';
+import { GuardAdmin } from './guard-admin.js';
+import { MqAdmin } from './mq-admin.js';
+import { RegistryAdmin } from './registry-admin.js';
+import { SystemAdmin } from './system-admin.js';
+import { TelemetryAdmin } from './telemetry-admin.js';
+
+/**
+ * Options of an {@link AdminClient}: those of the {@link ControlPlaneClient} (`servers`,
+ * `token` for the changes, timeouts, retries), with the same defaults.
+ */
+export type AdminClientOptions = ControlPlaneClientOptions;
+
+/** The typed admin API of the control plane. */
+export class AdminClient {
+  /** The control-plane client underneath (failover state, the node in use). */
+  readonly http: ControlPlaneClient;
+  /** Config center: items, publish, history, diff, rollback, gray release, audit. */
+  readonly config: ConfigAdmin;
+  /** Message queue: topics, message query and trace, dead letters, replay, stats. */
+  readonly mq: MqAdmin;
+  /** Telemetry queries: traces, topology, endpoints, slow SQL, live metrics. */
+  readonly telemetry: TelemetryAdmin;
+  /** SLA alerts: rules, silences, events. */
+  readonly alerts: AlertsAdmin;
+  /** Registry: services, instances, offline / online / weight. */
+  readonly registry: RegistryAdmin;
+  /** Guard: rules in force, resource stats, cluster token server. */
+  readonly guard: GuardAdmin;
+  /** The control plane itself: health, readiness, info, nodes, token rotation. */
+  readonly system: SystemAdmin;
+
+  constructor(options: AdminClientOptions | ControlPlaneClient) {
+    this.http = options instanceof ControlPlaneClient ? options : new ControlPlaneClient(options);
+    this.config = new ConfigAdmin(this.http);
+    this.mq = new MqAdmin(this.http);
+    this.telemetry = new TelemetryAdmin(this.http);
+    this.alerts = new AlertsAdmin(this.http);
+    this.registry = new RegistryAdmin(this.http);
+    this.guard = new GuardAdmin(this.http);
+    this.system = new SystemAdmin(this.http);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * `peakware/admin`: the typed admin API of the control plane (`AdminClient`): config,
+ * mq admin, telemetry queries, alerts, registry, guard and the control plane itself, over
+ * the one `ControlPlaneClient` of `peakware/core`. Loads no server code: the answers'
+ * types are the server halves' own, imported as types only. See README.md.
+ */
+export { AdminClient, type AdminClientOptions } from './admin-client.js';
+export {
+  type AlertEvent,
+  type AlertKind,
+  type AlertRule,
+  type AlertRuleBody,
+  type AlertRuleInput,
+  type AlertRuleState,
+  AlertsAdmin,
+} from './alerts-admin.js';
+export {
+  type AbortGrayResult,
+  type AuditView,
+  ConfigAdmin,
+  type ConfigApp,
+  type ConfigDiff,
+  type ConfigFormat,
+  type ConfigItem,
+  type GrayEndRequest,
+  type GrayRequest,
+  type GrayResult,
+  type GrayView,
+  type ItemRef,
+  type ItemView,
+  type PromoteResult,
+  type PublishRequest,
+  type PublishResult,
+  type RollbackRequest,
+  type RollbackResult,
+  type VersionView,
+} from './config-admin.js';
+export {
+  type ClusterBudget,
+  GuardAdmin,
+  type GuardClusterView,
+  type GuardRules,
+  type GuardStats,
+  type InstanceRules,
+  type StatsRow,
+} from './guard-admin.js';
+export {
+  type CreatedTopic,
+  type DeadLetter,
+  type MessageDescription,
+  type MessageQuery,
+  type MessageTraceEvent,
+  MqAdmin,
+  type MqStats,
+  type QueueOffset,
+  type ReceivedMessage,
+  type TimeArg,
+  type TopicSpec,
+  type TopicView,
+} from './mq-admin.js';
+export {
+  type InstanceChange,
+  type InstanceStatus,
+  type InstanceView,
+  RegistryAdmin,
+  type ServiceSummary,
+} from './registry-admin.js';
+export {
+  type NodeView,
+  type Readiness,
+  type RotatedToken,
+  type ServerInfo,
+  SystemAdmin,
+} from './system-admin.js';
+export {
+  type EndpointStats,
+  type LiveMetrics,
+  type LiveResource,
+  type SlowSql,
+  TelemetryAdmin,
+  type Topology,
+  type TopologyEdge,
+  type TraceHit,
+  type TraceNode,
+  type TraceSearchQuery,
+  type TraceTree,
+} from './telemetry-admin.js';

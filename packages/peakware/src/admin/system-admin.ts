@@ -1,0 +1,84 @@
+/**
+ * The control plane itself: liveness, readiness, the node answering, every live node, the
+ * Prometheus page, and admin-token rotation.
+ */
+import type { ControlPlaneClient } from '../core/control-plane-client.js';
+
+/** The node answering. */
+export interface ServerInfo {
+  name: string;
+  version: string;
+  nodeId: string;
+  schemaVersion: number;
+  /** `embedded` or `external`. */
+  postgres: string;
+  startedAt: string;
+  uptimeSeconds: number;
+}
+
+/** Whether the node answering can serve (its database answers, its schema is current). */
+export interface Readiness {
+  status: 'ready' | 'not-ready';
+  schemaVersion?: number;
+  postgres?: string;
+  /** Why not ready. */
+  reason?: string;
+}
+
+/** One control-plane node that sent a heartbeat lately. */
+export interface NodeView {
+  nodeId: string;
+  httpUrl: string;
+  version: string;
+  hostname: string;
+  pid: number;
+  startedAt: string;
+  lastSeenAt: string;
+  /** The node that answered this call. */
+  self: boolean;
+}
+
+/** A new admin token (shown once) and the file it was written to on the server. */
+export interface RotatedToken {
+  token: string;
+  file: string;
+}
+
+/** The control plane's own calls. */
+export class SystemAdmin {
+  readonly #http: ControlPlaneClient;
+
+  constructor(http: ControlPlaneClient) {
+    this.#http = http;
+  }
+
+  /** Liveness. */
+  health(): Promise<{ status: 'ok' }> {
+    return this.#http.get('/health');
+  }
+
+  /** Readiness; a node that is not ready answers `not-ready` with the reason (not an error). */
+  ready(): Promise<Readiness> {
+    return this.#http.get('/ready', { acceptStatus: [503], retry: false });
+  }
+
+  /** The node answering: version, schema, PostgreSQL mode, uptime. */
+  info(): Promise<ServerInfo> {
+    return this.#http.get('/api/v1/info');
+  }
+
+  /** Every live control-plane node. */
+  async nodes(): Promise<NodeView[]> {
+    return (await this.#http.get<{ nodes: NodeView[] }>('/api/v1/nodes')).nodes;
+  }
+
+  /** The Prometheus text of the node answering (`/metrics`). */
+  metrics(): Promise<string> {
+    return this.#http.get('/metrics', { headers: { accept: 'text/plain' } });
+  }
+
+  /** Replaces the admin token; the old one stops working at once. */
+  rotateToken(): Promise<RotatedToken> {
+    return this.#http.post('/api/v1/admin/token/rotate');
+  }
+}
