@@ -87,19 +87,16 @@ function adminOf(server: PeakServer): AdminClient {
 }
 
 /**
- * Starts one process of the chain (`provider.js <role>` for a service, `gateway-process.js`
- * for the edge) and waits for its JSON ready line. The child joins `processes` as soon as
- * it is spawned, so a start that fails part-way still stops everything it started.
+ * Starts one process of the chain (`services/<role>-service.js`) and waits for its JSON
+ * ready line. The child joins `processes` as soon as it is spawned, so a start that fails
+ * part-way still stops everything it started.
  */
 function startProcess(
   role: Role,
   env: NodeJS.ProcessEnv,
   processes: ChainProcess[],
 ): Promise<ChainProcess> {
-  const args =
-    role === 'gateway'
-      ? [path.join(here, 'gateway-process.js')]
-      : [path.join(here, 'provider.js'), role];
+  const args = [path.join(here, 'services', `${role}-service.js`)];
   // SHOP_CPU_PROF_DIR=<dir>: every process writes a V8 CPU profile there when it stops.
   const profileDir = process.env.SHOP_CPU_PROF_DIR;
   if (profileDir !== undefined) args.unshift('--cpu-prof', `--cpu-prof-dir=${profileDir}`);

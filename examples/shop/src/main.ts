@@ -21,13 +21,13 @@
 import { parseArgs } from 'node:util';
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
-import { type CapacityReport, runCapacity, type StepFigures } from './capacity.js';
+import { runCapacity } from './capacity.js';
 import { type Chain, startChain } from './chain.js';
-import { type ItemOutcome, runFlashSale, type SaleReport } from './flash-sale.js';
+import { runFlashSale } from './flash-sale.js';
 import { BUY_LIMITS } from './gateway.js';
+import { alertLine, capacityLine, progressLine, row, stepLine } from './report.js';
 import { releaseOrphanDeductions, settledLedger } from './shop-database.js';
 import {
-  type AlertOutcome,
   defineAlertRules,
   readAlertOutcomes,
   readLiveMetrics,
@@ -114,53 +114,6 @@ const logger = createLogger({
 const say = (line = '') => {
   if (!values.json) console.log(line);
 };
-
-/** "fired at +3.1 s (1420), resolved at +21.0 s" or "quiet", and what the rule says. */
-function alertLine(a: AlertOutcome): string {
-  const steps = a.transitions.map(
-    (t) =>
-      `${t.state} at +${t.atSecond.toFixed(1)} s${t.state === 'fired' ? ` (${Number(t.value.toPrecision(3))})` : ''}`,
-  );
-  return `${steps.length === 0 ? 'quiet' : steps.join(', ')}   [${a.says}]`;
-}
-
-function bar(done: number, total: number, width = 24): string {
-  const filled = Math.round((Math.min(done, total) / total) * width);
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
-}
-
-function progressLine(r: SaleReport, buyers: number): string {
-  const sent = r.hot.sent + r.regular.sent;
-  const placed = r.hot.placed + r.regular.placed;
-  const blocked = r.hot.blocked + r.regular.blocked;
-  return `${bar(sent, buyers)} ${sent}/${buyers} buyers  ${r.seconds.toFixed(1)}s  placed ${placed}  sold-out ${r.hot.soldOut + r.regular.soldOut}  blocked ${blocked}  errors ${r.hot.errors + r.regular.errors}`;
-}
-
-function row(name: string, o: ItemOutcome): string {
-  return `  ${name.padEnd(12)} ${String(o.sent).padStart(7)} ${String(o.placed).padStart(7)} ${String(o.soldOut).padStart(9)} ${String(o.blocked).padStart(8)} ${String(o.errors).padStart(7)}`;
-}
-
-/** One line of a capacity step: rate, what was placed, latency, errors, CPU per order. */
-function stepLine(s: StepFigures): string {
-  const cpu = Object.entries(s.cpuUsPerOrder)
-    .filter(([k]) => k !== 'total')
-    .sort((a, b) => b[1] - a[1])
-    .map(([k, v]) => `${k} ${v}`)
-    .join(', ');
-  return `  ${String(s.rate).padStart(5)}/s  placed ${String(s.placedPerSecond).padStart(5)}/s  p50 ${String(s.load.latencyMs.p50).padStart(6)} ms  p99 ${String(s.load.latencyMs.p99).padStart(7)} ms  errors ${String(s.load.errors).padStart(5)}  ${s.passed ? 'pass' : 'FAIL'}  books ${s.books.consistent ? 'ok' : 'INCONSISTENT'}  cpu/order ${s.cpuUsPerOrder.total} µs (${cpu})`;
-}
-
-/** The one-line summary `npm start -- --capacity` ends with. */
-export function capacityLine(r: CapacityReport): string {
-  const best = r.steps.find((s) => s.rate === r.capacity);
-  const last = r.steps.at(-1);
-  const books = r.steps.every((s) => s.books.consistent)
-    ? 'consistent at every step'
-    : 'INCONSISTENT';
-  return best === undefined
-    ? `capacity: no step passed (p99 <= ${r.slo.p99Ms} ms, errors < ${r.slo.maxErrorShare * 100} %); at ${last?.rate}/s p99 ${last?.load.latencyMs.p99} ms; books ${books}`
-    : `capacity: ${r.capacity} orders/s at p99 ${best.load.latencyMs.p99} ms (p50 ${best.load.latencyMs.p50} ms, ${best.load.errors} errors), ${best.cpuUsPerOrder.total} µs CPU per order over every process; books ${books}`;
-}
 
 async function capacityMain(chain: Chain): Promise<boolean> {
   say(

@@ -1,16 +1,16 @@
 /**
  * The gateway as a process of its own (as the services are): `PEAK_SERVER=<url> node
- * gateway-process.js` starts the edge on a free port, prints one JSON ready line with its
+ * services/gateway-service.js` starts the edge on a free port, prints one JSON ready line with its
  * URL, and closes gracefully on SIGTERM (stops accepting, lets buys in flight answer,
  * flushes its spans and metrics).
  */
 import { HttpRegistry } from 'peakware/registry';
-import { startGateway } from './gateway.js';
-import { sampleRatioFromEnv } from './shop-telemetry.js';
+import { startGateway } from '../gateway.js';
+import { sampleRatioFromEnv } from '../shop-telemetry.js';
 
 const controlPlane = process.env.PEAK_SERVER;
 if (!controlPlane) {
-  console.error('usage: PEAK_SERVER=<control plane url> node gateway-process.js');
+  console.error('usage: PEAK_SERVER=<control plane url> node services/gateway-service.js');
   process.exit(2);
 }
 

@@ -1,0 +1,126 @@
+/**
+ * `shop.order`, one process: places orders. A place deducts stock on `shop.inventory`
+ * (RPC), then writes the order on its buyer's shard together with its "order placed" event
+ * in that shard's outbox, in one local transaction. Orders are sharded by buyer over two
+ * PostgreSQL instances (SHOP_DB and SHOP_DB_2; see order-store.ts).
+ */
+import { assertDeadline } from 'peakware/core';
+import { GeneIdGenerator, PgDataSource } from 'peakware/data';
+import { Outbox, Producer } from 'peakware/mq';
+import { RpcClient } from 'peakware/rpc';
+import { rpcTracingFilter, sqlSpanCollector, traceSend } from 'peakware/telemetry';
+import {
+  inventoryService,
+  ORDER_COMPENSATE_TOPIC,
+  ORDER_PLACED_TOPIC,
+  orderService,
+} from '../catalog.js';
+import { openOrders } from '../order-store.js';
+import { serviceRuntime } from './service-runtime.js';
+
+const rt = serviceRuntime('order');
+const { tracer } = rt;
+
+const db = await openOrders(
+  { ds0: rt.shopDb, ds1: rt.env('SHOP_DB_2') },
+  8,
+  sqlSpanCollector(tracer),
+);
+// A gene id: it carries the buyer's shard, so by-id and by-buyer lookups meet.
+const ids = new GeneIdGenerator({
+  layout: db.layout,
+  table: 'orders',
+  workerId: Number(process.env.WORKER_ID ?? process.pid % 64),
+});
+const producer = new Producer({ servers: rt.controlPlane });
+/** Sends "release this order's stock" (best effort: the sweep catches what it misses). */
+const compensate = (orderId: string, sku: string, qty: number, reason: string) =>
+  producer
+    .send(ORDER_COMPENSATE_TOPIC, {
+      body: JSON.stringify({ orderId, sku, qty, reason }),
+      tag: 'release',
+      keys: [orderId],
+    })
+    .then(
+      () => undefined,
+      () => undefined,
+    );
+// The "order placed" event is written by the order's own shard transaction, into that
+// shard's outbox (peak_outbox.messages): order row and event commit together or not at
+// all, with no call to the control plane on the buy's path. Each shard's relay ships
+// committed events to the broker in batches (one relay per shard at a time, in order).
+const outboxes = new Map(
+  db.layout.dataSources.map((ds) => [
+    ds,
+    new Outbox({
+      pool: PgDataSource.from(db.primary(ds)).pool,
+      servers: rt.controlPlane,
+      name: ds,
+    }).start(),
+  ]),
+);
+const client = new RpcClient({
+  registry: rt.registry,
+  app: 'shop.order',
+  loadBalancer: 'least-active',
+  filters: [rpcTracingFilter(tracer)],
+});
+const inventory = client.service(inventoryService);
+
+rt.rpc.addService(orderService, {
+  async place({ userId, sku, qty }) {
+    const orderId = ids.next(userId).toString();
+    const deducted = await inventory.deduct({ orderId, sku, qty });
+    if (!deducted.ok) return { status: 'sold-out' as const };
+    // Never write an order for a caller that has given up; its unit goes back by a
+    // compensation message (a failed order path the order service knows about).
+    try {
+      assertDeadline('shop.order.place: writing the order');
+    } catch (err) {
+      await compensate(orderId, sku, qty, 'caller gave up before the order was written');
+      throw err;
+    }
+    // A failure here leaves a deduction without an order: the sweep looks the order up on
+    // its shard and releases the unit if it was never written (a commit whose outcome was
+    // lost may still have written it, so no compensation message is sent blindly).
+    await db.transaction(
+      async (tx) => {
+        await tx.query('INSERT INTO orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)', [
+          orderId,
+          userId,
+          sku,
+          qty,
+        ]);
+        const outbox = outboxes.get(tx.dataSource!)!;
+        await traceSend(tracer, ORDER_PLACED_TOPIC, () =>
+          outbox.send(tx.client, ORDER_PLACED_TOPIC, {
+            body: JSON.stringify({ orderId, userId, sku, qty }),
+            tag: 'placed',
+            keys: [orderId, String(userId)],
+          }),
+        );
+      },
+      { routeBy: { table: 'orders', value: userId } },
+    );
+    return { status: 'placed' as const, orderId, left: deducted.left };
+  },
+  async get({ orderId }) {
+    const { rows } = await db.query<{ user_id: string; sku: string; qty: number }>(
+      'SELECT user_id, sku, qty FROM orders WHERE order_id = $1',
+      [orderId],
+    );
+    const row = rows[0];
+    return row === undefined
+      ? null
+      : { orderId, userId: Number(row.user_id), sku: row.sku, qty: row.qty };
+  },
+});
+
+rt.onStop(() => Promise.all([...outboxes.values()].map((o) => o.close({ drain: true }))));
+rt.onStop(() => producer.close());
+rt.onStop(() => db.close());
+rt.onStop(() => client.close());
+
+// The sharded pools are opened before the service registers, as the shop pool is.
+await Promise.all(Array.from({ length: 8 }, () => db.query('SELECT count(*) AS n FROM orders')));
+await rt.ready({ serve: true });
