@@ -16,7 +16,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BlockError, Guard, type GuardRules, HttpTokenClient } from '../src/guard/index.js';
 import { PeakServer } from '../src/server/index.js';
 import { overload } from './support/guard-overload.js';
-import { killGroup, type PeakProcess, spawnPeak, waitUntil } from './support/peak-process.js';
+import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
+import { waitFor } from './support/wait.js';
 
 const BUDGET = 100;
 const rules: GuardRules = {
@@ -66,7 +67,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
     });
     const guard = new Guard({ rules, clusterClient: client });
     guards.push(guard);
-    await waitUntil(
+    await waitFor(
       `guard ${id} gets tokens through ${url}`,
       async () => {
         try {
@@ -132,7 +133,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
   });
 
   it('one budget through any node; another node leads after a kill -9', async () => {
-    await waitUntil('exactly one leading node', async () => (await leaders()).length === 1, 20_000);
+    await waitFor('exactly one leading node', async () => (await leaders()).length === 1, 20_000);
     const [leader] = await leaders();
     assert.ok(leader !== undefined);
     const viewFromA = await cluster(a.info.url);
@@ -151,7 +152,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
     await leader.proc.exited;
     nodes.splice(nodes.indexOf(leader), 1);
     const other = nodes[0]!;
-    await waitUntil(
+    await waitFor(
       `node ${other.name} takes over`,
       async () => (await cluster(other.url))?.leading === true,
       30_000,
@@ -159,7 +160,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
     // The guards on A and on the surviving node share one budget again (the guard of the
     // dead node uses its local rule, as any client of an unreachable control plane does).
     const survivor = other.name === 'b' ? gb : gc;
-    await waitUntil(
+    await waitFor(
       'A forwards to the new leader',
       async () => (await cluster(a.info.url))?.leaderNodeId === (await cluster(other.url))?.nodeId,
       15_000,

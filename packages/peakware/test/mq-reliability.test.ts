@@ -12,7 +12,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BrokerClient, Consumer, Producer } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
-import { killGroup, type PeakProcess, spawnPeak, waitUntil } from './support/peak-process.js';
+import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
+import { waitFor } from './support/wait.js';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -114,7 +115,7 @@ describe('mq reliability: kill -9 the broker during produce + consume', {
       }
     });
 
-    await waitUntil(
+    await waitFor(
       'some traffic before the crash',
       () => acked.size > 500 && consumed.size > 200,
       60_000,
@@ -125,12 +126,12 @@ describe('mq reliability: kill -9 the broker during produce + consume', {
     const ackedAtKill = acked.size;
     await new Promise((r) => setTimeout(r, 1000));
     broker = await startBroker();
-    await waitUntil('traffic after the restart', () => acked.size > ackedAtKill + 500, 60_000);
+    await waitFor('traffic after the restart', () => acked.size > ackedAtKill + 500, 60_000);
     producing = false;
     await Promise.all(senders);
     await producer.close();
 
-    await waitUntil(
+    await waitFor(
       `all ${acked.size} acknowledged messages consumed`,
       () => [...acked].every((n) => consumed.has(n)),
       90_000,

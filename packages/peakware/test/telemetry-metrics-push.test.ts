@@ -20,7 +20,8 @@ import {
   type LiveResource,
   TelemetryMetricsStore,
 } from '../src/telemetry/server/telemetry-metrics-store.js';
-import { runPeak, waitUntil } from './support/peak-process.js';
+import { runPeak } from './support/peak-process.js';
+import { waitFor } from './support/wait.js';
 
 const fixture = path.join(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -100,7 +101,7 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
     instances.push(await startInstance(server.info.url, 'checkout-1'));
     instances.push(await startInstance(server.info.url, 'checkout-2'));
     let resources: LiveResource[] = [];
-    await waitUntil(
+    await waitFor(
       'both instances in the live figures',
       async () => {
         resources = await live();
@@ -139,7 +140,7 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
     const stats = gone.lines.find((l) => l.event === 'stats');
     assert.ok(stats !== undefined && (stats.sent as number) > 0, JSON.stringify(stats));
     assert.equal(stats.droppedPush, 0);
-    await waitUntil(
+    await waitFor(
       'one instance left',
       async () => (await live()).every((r) => r.instances === 1),
       20_000,
@@ -212,7 +213,7 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
       pusher.record(batch); // synchronous: returns before any network work
       assert.equal(pusher.stats().buffered, 1000);
       assert.equal(pusher.stats().droppedFull, 4000);
-      await waitUntil('a failed push', () => pusher.stats().failedPushes >= 2, 10_000);
+      await waitFor('a failed push', () => pusher.stats().failedPushes >= 2, 10_000);
       await pusher.close(); // settles the push in flight, so every record is counted somewhere
       const s = pusher.stats();
       assert.equal(s.sent, 0);
