@@ -164,7 +164,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       handler: (m) => void seen.set(m.id, Date.now()),
     });
     await waitFor('both', () => seen.size === 2);
-    assert.ok(seen.get(b!.id)! - sentAt < 1500, 'the immediate one came first');
+    assert.ok(seen.get(b!.id)! <= seen.get(a!.id)!, 'the immediate one came first');
     assert.ok(
       seen.get(a!.id)! >= sentAt + 1500,
       `delayed one came ${seen.get(a!.id)! - sentAt} ms after send`,
