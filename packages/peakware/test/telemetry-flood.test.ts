@@ -107,7 +107,10 @@ describe('telemetry under a span flood', { timeout: 120_000 }, () => {
       assert.ok(s.droppedFull > 100_000 - 256, `dropped ${s.droppedFull}`);
       // Every span is counted: one batch in flight + pending + dropped = all 106,000.
       assert.equal(s.queued + s.droppedFull, 3000 * 2 + 100_000);
-      assert.equal(s.queued - s.pending, 64, 'exactly one batch is out, waiting on the collector');
+      // One batch is out, waiting on the collector: a full one (64), or a smaller one when the
+      // 5 ms flush timer fired before 64 spans had gathered (a busy machine), never more.
+      const out = s.queued - s.pending;
+      assert.ok(out >= 1 && out <= 64, `one batch is out, waiting on the collector: ${out} spans`);
       assert.ok(held.length >= 1, 'the exporter did reach the hung collector');
     } finally {
       await t.close();
