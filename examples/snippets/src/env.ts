@@ -4,6 +4,7 @@
  * local `npx peak server` in `./.peak`.
  */
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The peak server URL (`PEAK_SERVER`, default http://127.0.0.1:7420). */
 export const server = process.env.PEAK_SERVER ?? 'http://127.0.0.1:7420';
@@ -27,4 +28,30 @@ export function postgresUrl(): string {
 /** Fails the snippet (exit 1) with `message` unless `ok`. */
 export function check(ok: boolean, message: string): void {
   if (!ok) throw new Error(`snippet check failed: ${message}`);
+}
+
+/** Resolves with `promise`, or fails the snippet naming `what` after `ms`. */
+export async function within<T>(what: string, promise: Promise<T>, ms = 15_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`snippet check failed: no ${what} in ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `check` until it holds, or fails the snippet naming `what` after `ms`. */
+export async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  ms = 15_000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`snippet check failed: no ${what} in ${ms} ms`);
+    await sleep(100);
+  }
 }

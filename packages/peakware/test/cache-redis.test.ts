@@ -19,6 +19,7 @@ import {
 } from '../src/cache/index.js';
 import { withContext } from '../src/core/context.js';
 import { ErrorCodes, isPeakError } from '../src/core/errors.js';
+import { waitFor } from './support/wait.js';
 
 let redis: RedisServerProcess;
 let raw: Redis;
@@ -29,15 +30,6 @@ function cache(extra: Partial<CacheOptions> & { name?: string } = {}): Cache {
   const c = new Cache({ name: `t${++names}`, redis: redis.url, redisTimeoutMs: 500, ...extra });
   caches.push(c);
   return c;
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
 }
 
 function fakeClock(start = Date.now()) {
@@ -85,9 +77,12 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
     assert.deepEqual(await b.getOrLoad('p', loader), { price: 100 });
     price = 120;
     await a.invalidate('p');
-    await until('b dropped p', async () => (await b.getOrLoad('p', loader))?.price === 120);
+    await waitFor('b dropped p', async () => (await b.getOrLoad('p', loader))?.price === 120);
     await a.set('p', { price: 130 });
-    await until('b saw the set', async () => (await b.get<{ price: number }>('p'))?.price === 130);
+    await waitFor(
+      'b saw the set',
+      async () => (await b.get<{ price: number }>('p'))?.price === 130,
+    );
     assert.deepEqual(await a.get('p'), { price: 130 }, 'the writer keeps its own copy');
   });
 
@@ -99,7 +94,7 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
       await b.getOrLoad(k, async () => k, { tags: [k.startsWith('x') ? 'shop:x' : 'shop:y'] });
     }
     assert.equal(await a.invalidateTag('shop:x'), 2);
-    await until(
+    await waitFor(
       'b dropped x1 and x2',
       async () => (await b.get('x1')) === undefined && (await b.get('x2')) === undefined,
     );
@@ -120,7 +115,7 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
     });
     await new Promise((r) => setTimeout(r, 20));
     await b.invalidate('k'); // the data changed while a was loading
-    await until('a heard the invalidation', () => a.stats().invalidationsReceived >= 1);
+    await waitFor('a heard the invalidation', () => a.stats().invalidationsReceived >= 1);
     release();
     assert.equal(await slow, 'old');
     assert.equal(await a.get('k'), undefined, 'not in L1 or L2');
@@ -165,7 +160,7 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
     version = 2;
     clock.now += 1500; // stale, within SWR
     assert.equal(await c.getOrLoad('v', loader), 1, 'stale served at once');
-    await until('the refresh stored 2', async () => (await c.getOrLoad('v', loader)) === 2);
+    await waitFor('the refresh stored 2', async () => (await c.getOrLoad('v', loader)) === 2);
     fail = true;
     clock.now += 3000; // past fresh and SWR, within grace
     assert.equal(await c.getOrLoad('v', loader), 2, 'grace value served when the loader fails');
@@ -253,7 +248,7 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
     const b = cache(opts);
     await a.set('hot-item', 'x');
     // Each instance alone stays under the threshold; together they pass it.
-    await until('both instances see hot-item as hot', async () => {
+    await waitFor('both instances see hot-item as hot', async () => {
       for (let i = 0; i < 150; i++) {
         await a.get('hot-item');
         await b.get('hot-item');
@@ -282,9 +277,9 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
       out += d.toString();
     });
     try {
-      await until('the child cached item', () => out.includes('cached v1'));
+      await waitFor('the child cached item', () => out.includes('cached v1'));
       await c.set('item', 'v2');
-      await until('the child saw v2', () => out.includes('saw v2'));
+      await waitFor('the child saw v2', () => out.includes('saw v2'));
     } finally {
       child.kill('SIGKILL');
     }

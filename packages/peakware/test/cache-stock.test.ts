@@ -27,6 +27,7 @@ import type { StockEngine } from '../src/cache/stock-shaver.js';
 import { StockWriter } from '../src/cache/stock-writer.js';
 import { isPeakError } from '../src/core/errors.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { waitFor } from './support/wait.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, 'cache-stock-writer-fixture.js');
@@ -37,15 +38,6 @@ let dbUrl: string;
 let pool: pg.Pool;
 let redisServer: RedisServerProcess | undefined;
 const children: ChildProcess[] = [];
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 const count = async (sql: string, args: unknown[]) =>
   Number((await pool.query<{ n: string }>(sql, args)).rows[0]!.n);
@@ -203,11 +195,11 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
       }).start();
       try {
         await sellsExactly(engine, 'r-hot');
-        await until(
+        await waitFor(
           'the writer to log 200 rows',
           async () => (await logRows(schema, 'r-hot')) === 200,
         );
-        await until(
+        await waitFor(
           'the writer to set the stock row',
           async () => (await pgStock(schema, 'r-hot')) === 0,
         );
@@ -236,7 +228,7 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
       }).start();
       try {
         await idempotent(engine, 'r-dup');
-        await until('the writer to catch up', async () => (await writer.backlog()) === 0);
+        await waitFor('the writer to catch up', async () => (await writer.backlog()) === 0);
         assert.deepEqual(await engine.postgresBooks('r-dup'), {
           sku: 'r-dup',
           initial: 4,
@@ -272,7 +264,7 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
         blockMs: 50,
       }).start();
       try {
-        await until(
+        await waitFor(
           'the writer to drain the redelivered records',
           async () => (await writer.backlog()) === 0,
         );
@@ -321,7 +313,8 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
         });
         return {
           child,
-          ready: () => until(`writer ${consumer} to start (${err})`, () => out.includes('ready\n')),
+          ready: () =>
+            waitFor(`writer ${consumer} to start (${err})`, () => out.includes('ready\n')),
           output: () => out,
         };
       };
@@ -344,7 +337,7 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
       };
       const sale = Promise.all(Array.from({ length: 100 }, buyer));
       // Kill writer A once it has written some of the sale, while the sale goes on.
-      await until(
+      await waitFor(
         'writer A to write part of the sale',
         async () => (await logRows(schema, sku)) >= 300,
       );
@@ -360,7 +353,7 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
 
       const b = spawnWriter('writer-b');
       await b.ready();
-      await until(
+      await waitFor(
         'writer B to drain the stream, A’s pending records included',
         async () => (await redis.xlen(engine.keys.log)) === 0,
         60_000,

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { ConfigClient } from '../src/config/index.js';
 import { PeakServer } from '../src/server/index.js';
 import { type Subscriber, spawnSubscriber, stopSubscriber } from './config-fixture-process.js';
-import { waitFor } from './rpc-fixture-process.js';
+import { waitFor } from './support/wait.js';
 
 describe('config center', { timeout: 180_000 }, () => {
   let dataDir: string;

@@ -15,13 +15,9 @@ import { BlockError, Guard } from '../src/guard/index.js';
 import { HttpRegistry } from '../src/registry/index.js';
 import { definitionKey, RpcClient } from '../src/rpc/index.js';
 import { PeakServer } from '../src/server/index.js';
-import {
-  type ProviderProcess,
-  spawnProvider,
-  stopProvider,
-  waitFor,
-} from './rpc-fixture-process.js';
+import { type ProviderProcess, spawnProvider, stopProvider } from './rpc-fixture-process.js';
 import { stockService } from './rpc-fixture-service.js';
+import { waitFor } from './support/wait.js';
 
 describe('governance through config', { timeout: 120_000 }, () => {
   let dataDir: string;

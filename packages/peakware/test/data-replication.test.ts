@@ -15,6 +15,7 @@ import pg from 'pg';
 import { createLogger } from '../src/core/logger.js';
 import { ShardedDatabase, type StatementEvent } from '../src/data/index.js';
 import { EmbeddedPostgres, type PostgresEndpoint } from '../src/server/embedded-postgres.js';
+import { waitFor } from './support/wait.js';
 
 const exec = promisify(execFile);
 const logger = createLogger({ level: 'warn' });
@@ -40,19 +41,6 @@ async function sql(
   } finally {
     await c.end();
   }
-}
-
-async function until(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 before(async () => {
@@ -105,7 +93,7 @@ describe('data: read/write split over streaming replication', () => {
       await db.query('INSERT INTO t_order (id, buyer_id) VALUES ($1, $2)', [1, 7]);
       assert.equal(events.at(-1)?.role, 'primary');
       // The write streams to the standby; reads there see it once replayed.
-      await until('the standby to replay the insert', async () => {
+      await waitFor('the standby to replay the insert', async () => {
         await db.checkReplicas();
         const r = await db.query<{ id: string }>('SELECT id FROM t_order WHERE buyer_id = $1', [7]);
         return r.rows.length === 1 && events.at(-1)?.role === 'replica';
@@ -116,7 +104,7 @@ describe('data: read/write split over streaming replication', () => {
       await sql(standbyAt, 'SELECT pg_wal_replay_pause()');
       try {
         await db.query('INSERT INTO t_order (id, buyer_id) VALUES ($1, $2)', [2, 7]);
-        await until('the standby to report lag over the maximum', async () => {
+        await waitFor('the standby to report lag over the maximum', async () => {
           await new Promise((r) => setTimeout(r, 100));
           await db.checkReplicas();
           return (db.replicaLag().ds0?.[0] ?? 0) > 300;
@@ -135,7 +123,7 @@ describe('data: read/write split over streaming replication', () => {
       } finally {
         await sql(standbyAt, 'SELECT pg_wal_replay_resume()');
       }
-      await until('the standby to catch up again', async () => {
+      await waitFor('the standby to catch up again', async () => {
         await db.checkReplicas();
         return db.replicaLag().ds0?.[0] === 0;
       });

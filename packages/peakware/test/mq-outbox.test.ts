@@ -17,6 +17,7 @@ import { runCli } from '../src/cli/run-cli.js';
 import { isPeakError } from '../src/core/errors.js';
 import { BrokerClient, type ConsumedMessage, Consumer, Outbox } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { waitFor } from './support/wait.js';
 
 let server: PeakServer;
 let dataDir: string;
@@ -24,15 +25,6 @@ let admin: BrokerClient;
 let app: pg.Pool;
 const consumers: Consumer[] = [];
 const outboxes: Outbox[] = [];
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 15_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 function outbox(extra: Partial<ConstructorParameters<typeof Outbox>[0]> = {}): Outbox {
   const o = new Outbox({ pool: app, server: server.info.url, idleMs: 30, ...extra });
@@ -133,7 +125,7 @@ describe('mq outbox in an application database', { timeout: 120_000 }, () => {
       await c.query('INSERT INTO orders VALUES (2)');
       await box.send(c, 'orders', { body: '{"id":2}', tag: 'placed', keys: ['order-2'] });
     });
-    await until('the committed event', () => got.length >= 1);
+    await waitFor('the committed event', () => got.length >= 1);
     await new Promise((r) => setTimeout(r, 500));
     assert.deepEqual(
       got.map((m) => [m.text(), m.tag, m.keys]),
@@ -162,7 +154,7 @@ describe('mq outbox in an application database', { timeout: 120_000 }, () => {
         await writer.send(c, 'ledger', { body: String(i), group: `acct-${i % 3}` });
       });
     }
-    await until('every ledger event', () => got.length >= n, 30_000).catch(async (e) => {
+    await waitFor('every ledger event', () => got.length >= n, 30_000).catch(async (e) => {
       // Says which half stalled: rows left in the outbox, or delivered but not consumed.
       const relayed = relays.map((r) => JSON.stringify(r.stats())).join(' ');
       assert.fail(
@@ -190,8 +182,8 @@ describe('mq outbox in an application database', { timeout: 120_000 }, () => {
       await box.send(c, 'no-such-topic', { body: 'lost?' });
       await box.send(c, 'refunds', { body: 'after the refused one' });
     });
-    await until('the good message', () => got.some((m) => m.text() === 'after the refused one'));
-    await until('the dead row', async () => box.stats().dead === 1);
+    await waitFor('the good message', () => got.some((m) => m.text() === 'after the refused one'));
+    await waitFor('the dead row', async () => box.stats().dead === 1);
     const dead = await app.query('SELECT topic, error FROM peak_outbox.dead');
     assert.equal(dead.rows[0].topic, 'no-such-topic');
     assert.match(dead.rows[0].error, /no-such-topic/);
@@ -206,11 +198,11 @@ describe('mq outbox in an application database', { timeout: 120_000 }, () => {
     await inTransaction(true, async (c) => {
       await cut.send(c, 'invoices', { body: 'survives the outage' });
     });
-    await until('a failed pass', () => cut.stats().failedPasses > 0);
+    await waitFor('a failed pass', () => cut.stats().failedPasses > 0);
     assert.equal(await pendingRows(), 1, 'the row is still in the outbox');
     await cut.close();
     outbox().start();
-    await until('the delayed message', () => got.some((m) => m.text() === 'survives the outage'));
-    await until('an empty outbox', async () => (await pendingRows()) === 0);
+    await waitFor('the delayed message', () => got.some((m) => m.text() === 'survives the outage'));
+    await waitFor('an empty outbox', async () => (await pendingRows()) === 0);
   });
 });

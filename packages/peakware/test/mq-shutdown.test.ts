@@ -63,16 +63,14 @@ describe('mq long polls at server shutdown', { timeout: 60_000 }, () => {
     assert.equal(await aborted, 'AbortError');
     await new Promise((r) => setTimeout(r, 200));
 
-    const t0 = Date.now();
     const stopping = server.stop();
     const answer = await open;
     assert.equal(answer.status, 200);
     assert.deepEqual(((await answer.json()) as { messages: unknown[] }).messages, []);
     assert.equal((await streamEnded).trim(), '', 'the stream ends with no deliveries');
-    await stopping;
-    const took = Date.now() - t0;
+    // stop() says whether every step finished on its own: with a long poll, an aborted poll
+    // or the silent socket holding the HTTP close, it would run out its budget and force.
+    assert.equal(await stopping, true, 'stop had to force the HTTP close');
     server = undefined;
-    // Without the fix the HTTP close waits for the silent socket until its 10 s budget.
-    assert.ok(took < 5000, `stop took ${took} ms with long polls open`);
   });
 });

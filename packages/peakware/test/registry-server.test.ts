@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { HttpRegistry, type ServiceInstance } from '../src/registry/index.js';
 import { PeakServer } from '../src/server/index.js';
-import { waitFor } from './rpc-fixture-process.js';
+import { waitFor } from './support/wait.js';
 
 const base = {
   service: 'reg.test',

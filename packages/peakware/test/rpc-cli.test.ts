@@ -10,14 +10,10 @@ import { after, before, describe, it } from 'node:test';
 import { HttpRegistry } from '../src/registry/index.js';
 import { definitionKey, RpcClient } from '../src/rpc/index.js';
 import { PeakServer } from '../src/server/index.js';
-import {
-  type ProviderProcess,
-  spawnProvider,
-  stopProvider,
-  waitFor,
-} from './rpc-fixture-process.js';
+import { type ProviderProcess, spawnProvider, stopProvider } from './rpc-fixture-process.js';
 import { stockService } from './rpc-fixture-service.js';
 import { runPeak } from './support/peak-process.js';
+import { waitFor } from './support/wait.js';
 
 describe('peak rpc', { timeout: 120_000 }, () => {
   let dataDir: string;

@@ -14,13 +14,9 @@ import { ErrorCodes, isPeakError } from '../src/core/errors.js';
 import { HttpRegistry, type ServiceInstance } from '../src/registry/index.js';
 import { definitionKey, RpcClient } from '../src/rpc/index.js';
 import { PeakServer } from '../src/server/index.js';
-import {
-  type ProviderProcess,
-  spawnProvider,
-  stopProvider,
-  waitFor,
-} from './rpc-fixture-process.js';
+import { type ProviderProcess, spawnProvider, stopProvider } from './rpc-fixture-process.js';
 import { stockService } from './rpc-fixture-service.js';
+import { waitFor } from './support/wait.js';
 
 interface LoadResult {
   ok: { get: number; deduct: number };

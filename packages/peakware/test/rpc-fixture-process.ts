@@ -70,16 +70,3 @@ export function stopProvider(
     p.child.kill(signal);
   });
 }
-
-/** Polls `check` every 20 ms until it is true or `timeoutMs` passes (then throws `what`). */
-export async function waitFor(
-  what: string,
-  check: () => boolean,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -13,7 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PeakServer } from '../src/server/index.js';
-import { killGroup, type PeakProcess, spawnPeak, waitUntil } from './support/peak-process.js';
+import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
+import { waitFor } from './support/wait.js';
 import { startWebhookSink, type WebhookSink } from './support/webhook-sink.js';
 
 interface Hook {
@@ -74,9 +75,9 @@ describe('telemetry alerts: one evaluator across nodes', { timeout: 240_000 }, (
   const transition = async (round: number) => {
     const before = hooks.length;
     await failCalls(20);
-    await waitUntil(`fired webhook of round ${round}`, () => hooks.length >= before + 1, 30_000);
+    await waitFor(`fired webhook of round ${round}`, () => hooks.length >= before + 1, 30_000);
     // The window (2 s) empties: the rule resolves.
-    await waitUntil(`resolved webhook of round ${round}`, () => hooks.length >= before + 2, 30_000);
+    await waitFor(`resolved webhook of round ${round}`, () => hooks.length >= before + 2, 30_000);
     // Let every node run several more evaluations: no duplicates may arrive.
     await new Promise((r) => setTimeout(r, 1500));
     assert.deepEqual(
@@ -145,7 +146,7 @@ describe('telemetry alerts: one evaluator across nodes', { timeout: 240_000 }, (
     );
     assert.equal(put.status, 200, JSON.stringify(put.body));
     assert.equal(await evaluating(a.info.url), false, 'node A was told not to evaluate');
-    await waitUntil('one evaluating node', async () => (await leaders()).length === 1, 20_000);
+    await waitFor('one evaluating node', async () => (await leaders()).length === 1, 20_000);
 
     await transition(1);
     const [first] = await leaders();
@@ -156,7 +157,7 @@ describe('telemetry alerts: one evaluator across nodes', { timeout: 240_000 }, (
     await first.proc.exited;
     nodes.splice(nodes.indexOf(first), 1);
     const other = nodes[0]!;
-    await waitUntil(`node ${other.name} takes over`, () => evaluating(other.url), 30_000);
+    await waitFor(`node ${other.name} takes over`, () => evaluating(other.url), 30_000);
     const metrics = await fetch(`${other.url}/metrics`).then((r) => r.text());
     assert.match(metrics, /^peak_telemetry_alert_evaluator 1$/m);
 

@@ -26,6 +26,7 @@ import {
   Tracer,
 } from '../src/telemetry/index.js';
 import { runPeak } from './support/peak-process.js';
+import { waitFor } from './support/wait.js';
 import { startWebhookSink, type WebhookSink } from './support/webhook-sink.js';
 import { assertPromtoolAccepts } from './telemetry-promtool-check.js';
 
@@ -57,13 +58,7 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
-  const waitFor = async (what: string, check: () => boolean, ms = 30_000) => {
-    const deadline = Date.now() + ms;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
+
   const hooksOf = (rule: string) => hooks.filter((h) => h.rule === rule);
 
   before(async () => {
@@ -189,11 +184,13 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
     };
     await waitFor('all 30 consumed', () => consumed >= 30);
     let last = await scrape();
-    const until = Date.now() + 15_000;
-    while (last.sum !== 0 && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 200));
-      last = await scrape();
-    }
+    await waitFor(
+      () => `the acked backlog to leave /metrics (last sum ${last.sum})`,
+      async () => {
+        last = await scrape();
+        return last.sum === 0;
+      },
+    );
     assertPromtoolAccepts(last.text, "peak server's /metrics with mq backlog");
     assert.deepEqual(last.samples.map((x) => x.labels.queue).sort(), ['0', '1']);
     assert.equal(last.sum, 0, 'the acked backlog is gone from /metrics');

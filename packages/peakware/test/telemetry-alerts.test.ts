@@ -19,6 +19,7 @@ import {
   rpcTracingFilter,
   Tracer,
 } from '../src/telemetry/index.js';
+import { waitFor } from './support/wait.js';
 import { startWebhookSink, type WebhookSink } from './support/webhook-sink.js';
 
 const order = defineService({
@@ -55,13 +56,6 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
       signal: AbortSignal.timeout(10_000),
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-  };
-  const waitFor = async (what: string, check: () => boolean, ms = 20_000) => {
-    const deadline = Date.now() + ms;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
   };
 
   before(async () => {
@@ -171,13 +165,12 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
     assert.equal(s.status, 200, JSON.stringify(s.body));
     latencyMs = 150;
     let fired: { state: string; delivery: string } | undefined;
-    const deadline = Date.now() + 20_000;
-    while (fired === undefined && Date.now() < deadline) {
+    await waitFor('the silenced rule to fire again', async () => {
       const events = await api('GET', '/api/v1/telemetry/alerts/events?rule=order-p99&limit=1');
       const first = (events.body.events as { state: string; delivery: string }[])[0];
       if (first?.state === 'fired') fired = first;
-      else await new Promise((r) => setTimeout(r, 100));
-    }
+      return fired !== undefined;
+    });
     latencyMs = 2;
     assert.equal(fired?.delivery, 'silenced');
     assert.equal(hooks.length, 2, 'the webhook was not called');

@@ -4,7 +4,7 @@
  * as long as it runs and pushes their per-second metrics with a MetricsPusher:
  * `checkout.pay` through a real Guard (flow limit 20/s, so some calls are blocked; every
  * 5th admitted call fails), reported by guard's `metrics` events; `checkout.quote` through
- * a SlidingWindow it feeds itself (RT 2..12 ms). Prints `{"event":"ready"}` once started
+ * a SlidingWindow it feeds itself (recorded RTs 2, 3, ..., 12 ms in turn, not measured). Prints `{"event":"ready"}` once started
  * and `{"event":"stats",...}` (the pusher's counters) on SIGTERM before exiting.
  */
 import { SlidingWindow } from '../src/core/sliding-window.js';

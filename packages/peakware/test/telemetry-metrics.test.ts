@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SlidingWindow } from '../src/core/sliding-window.js';
 import { Guard } from '../src/guard/index.js';
 import { parsePrometheusText, ServiceMetrics, serveMetrics } from '../src/telemetry/index.js';
+import { waitFor } from './support/wait.js';
 import { assertPromtoolAccepts } from './telemetry-promtool-check.js';
 
 describe('service /metrics from guard and sliding windows', { timeout: 30_000 }, () => {
@@ -33,16 +34,14 @@ describe('service /metrics from guard and sliding windows', { timeout: 30_000 },
           // blocked: counted by guard
         }
       }
-      const deadline = Date.now() + 5000;
       let text = '';
-      for (;;) {
+      await waitFor('the guard metrics on /metrics', async () => {
         const res = await fetch(endpoint.url, { signal: AbortSignal.timeout(5000) });
         assert.equal(res.status, 200);
         assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
         text = await res.text();
-        if (text.includes('peak_resource_block_total') || Date.now() > deadline) break;
-        await sleep(100);
-      }
+        return text.includes('peak_resource_block_total');
+      });
       assert.ok(reports > 0, 'guard reported');
       // Window figures are live: what completed in the last second.
       window.addComplete(4);

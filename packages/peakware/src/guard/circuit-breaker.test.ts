@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { FakeClock } from '../../test/support/fake-clock.js';
 import { BlockError } from './block-error.js';
 import type { BreakerStateChange } from './circuit-breaker.js';
-import { Guard } from './guard.js';
+import { Guard, type GuardOptions } from './guard.js';
+
+/** A guard on a fake clock: recovery timeouts and response times are stepped, not slept. */
+function guardAt(rules: GuardOptions['rules']): { guard: Guard; clock: FakeClock } {
+  const clock = new FakeClock();
+  return { guard: new Guard({ rules, clock: clock.read }), clock };
+}
 
 function transitions(guard: Guard): string[] {
   const seen: string[] = [];
@@ -19,21 +25,19 @@ const fail = () => {
   throw new Error('downstream failed');
 };
 
-describe('circuit breakers (real time)', () => {
+describe('circuit breakers', () => {
   it('error ratio: closed → open → half-open → open → half-open → closed', async () => {
-    const guard = new Guard({
-      rules: {
-        degrade: [
-          {
-            resource: 'pay',
-            strategy: 'error-ratio',
-            threshold: 0.5,
-            minRequestAmount: 5,
-            recoveryTimeoutMs: 300,
-            statIntervalMs: HOUR,
-          },
-        ],
-      },
+    const { guard, clock } = guardAt({
+      degrade: [
+        {
+          resource: 'pay',
+          strategy: 'error-ratio',
+          threshold: 0.5,
+          minRequestAmount: 5,
+          recoveryTimeoutMs: 300,
+          statIntervalMs: HOUR,
+        },
+      ],
     });
     const seen = transitions(guard);
     // 4 calls do not reach minRequestAmount: still closed.
@@ -46,7 +50,9 @@ describe('circuit breakers (real time)', () => {
       (e: BlockError) => e.kind === 'degrade',
     );
 
-    await sleep(320);
+    clock.advance(299);
+    assert.throws(() => guard.entry('pay'), BlockError, 'still open 1 ms before the recovery time');
+    clock.advance(1);
     // The first call after the recovery time is the probe; while it runs, others are refused.
     const probe = guard.entry('pay');
     assert.deepEqual(seen, ['closed>open', 'open>half-open']);
@@ -58,7 +64,7 @@ describe('circuit breakers (real time)', () => {
     assert.deepEqual(seen.at(-1), 'half-open>open');
     assert.throws(() => guard.entry('pay'), BlockError);
 
-    await sleep(320);
+    clock.advance(300);
     assert.equal(await guard.run('pay', () => 'ok'), 'ok');
     assert.deepEqual(seen, [
       'closed>open',
@@ -73,34 +79,38 @@ describe('circuit breakers (real time)', () => {
   });
 
   it('slow-call ratio opens on slow calls and a fast probe closes it', async () => {
-    const guard = new Guard({
-      rules: {
-        degrade: [
-          {
-            resource: 'slow',
-            strategy: 'slow-ratio',
-            maxRtMs: 20,
-            threshold: 0.5,
-            minRequestAmount: 3,
-            recoveryTimeoutMs: 200,
-            statIntervalMs: HOUR,
-          },
-        ],
-      },
+    const { guard, clock } = guardAt({
+      degrade: [
+        {
+          resource: 'slow',
+          strategy: 'slow-ratio',
+          maxRtMs: 20,
+          threshold: 0.5,
+          minRequestAmount: 3,
+          recoveryTimeoutMs: 200,
+          statIntervalMs: HOUR,
+        },
+      ],
     });
     const seen = transitions(guard);
-    await Promise.all([1, 2, 3].map(() => guard.run('slow', () => sleep(40))));
+    // Three calls of 40 ms each (over maxRtMs 20): all slow.
+    const calls = [1, 2, 3].map(() => guard.entry('slow'));
+    clock.advance(40);
+    for (const c of calls) c.exit();
     assert.deepEqual(seen, ['closed>open']);
     await assert.rejects(
       guard.run('slow', () => 1),
       BlockError,
     );
-    await sleep(220);
-    await guard.run('slow', () => sleep(1));
+    clock.advance(200);
+    // A 20 ms probe is not slow (slow means over maxRtMs): it closes the breaker.
+    const probe = guard.entry('slow');
+    clock.advance(20);
+    probe.exit();
     assert.deepEqual(seen, ['closed>open', 'open>half-open', 'half-open>closed']);
   });
 
-  it('sees the response time of synchronous work between entry and exit', () => {
+  it('sees the response time of synchronous work on the default (ticker) clock', () => {
     const guard = new Guard({
       rules: {
         degrade: [
@@ -116,8 +126,10 @@ describe('circuit breakers (real time)', () => {
         ],
       },
     });
-    // 100 ms of spinning (10x the slow threshold): the clock comes from a ticker thread,
-    // which a loaded 2-core machine may leave unscheduled for a few tens of ms.
+    // Real time on purpose: the coarse clock is a ticker thread, so it must move while the
+    // main thread is busy. 100 ms of spinning is 10x the slow threshold; a loaded 2-core
+    // machine may leave the ticker unscheduled for a few tens of ms, which still leaves
+    // every call slow (this bounds the RT from below only).
     for (let i = 0; i < 2; i++) {
       const e = guard.entry('cpu');
       const until = Date.now() + 100;
@@ -130,19 +142,17 @@ describe('circuit breakers (real time)', () => {
   });
 
   it('error count opens past the count within the interval', async () => {
-    const guard = new Guard({
-      rules: {
-        degrade: [
-          {
-            resource: 'ec',
-            strategy: 'error-count',
-            threshold: 2,
-            minRequestAmount: 1,
-            recoveryTimeoutMs: 1000,
-            statIntervalMs: HOUR,
-          },
-        ],
-      },
+    const { guard } = guardAt({
+      degrade: [
+        {
+          resource: 'ec',
+          strategy: 'error-count',
+          threshold: 2,
+          minRequestAmount: 1,
+          recoveryTimeoutMs: 1000,
+          statIntervalMs: HOUR,
+        },
+      ],
     });
     for (let i = 0; i < 2; i++) await assert.rejects(guard.run('ec', fail), /downstream/);
     assert.deepEqual(guard.breakerStates('ec'), ['closed']);
@@ -161,7 +171,7 @@ describe('circuit breakers (real time)', () => {
         statIntervalMs: HOUR,
       },
     ];
-    const guard = new Guard({ rules: { degrade } });
+    const { guard } = guardAt({ degrade });
     await assert.rejects(guard.run('k', fail));
     assert.deepEqual(guard.breakerStates('k'), ['open']);
     guard.loadRules({ degrade, flow: [{ resource: 'other', count: 5 }] });

@@ -12,6 +12,8 @@ import type { StatNode } from './stat-node.js';
 export interface EntryOwner {
   /** Records the end of `entry`. */
   exitEntry(entry: Entry, error: unknown): void;
+  /** The owner's clock, epoch ms (`startedAt` is on it). */
+  now(): number;
 }
 
 /** Options of one guarded call. */
@@ -83,7 +85,7 @@ export class Entry {
 
   /** Resolves when the call may start (after `waitMs`). */
   ready(): Promise<void> {
-    const wait = this.startedAt - Date.now();
+    const wait = this.startedAt - this.#owner.now();
     if (wait <= 0) return Promise.resolve();
     return new Promise((resolve) => setTimeout(resolve, wait));
   }

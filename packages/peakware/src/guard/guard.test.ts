@@ -4,6 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { FakeClock } from '../../test/support/fake-clock.js';
+import { waitFor } from '../../test/support/wait.js';
 import { isPeakError } from '../core/errors.js';
 import { BlockError } from './block-error.js';
 import { Guard, type MetricSnapshot } from './guard.js';
@@ -114,11 +116,15 @@ describe('Guard', () => {
   });
 
   it('emits per-second metric snapshots', async () => {
-    const guard = new Guard({ rules: { flow: [{ resource: 'm', count: 3 }] } });
+    const clock = new FakeClock();
+    const guard = new Guard({
+      clock: clock.read,
+      metricsIntervalMs: 20,
+      rules: { flow: [{ resource: 'm', count: 3 }] },
+    });
     const got: MetricSnapshot[][] = [];
     guard.on('metrics', (s) => got.push(s));
-    const wait = 1000 - (Date.now() % 1000);
-    await sleep(wait + 5);
+    const second = clock.advance(1000);
     for (let i = 0; i < 5; i++) {
       try {
         const e = guard.entry('m');
@@ -128,20 +134,22 @@ describe('Guard', () => {
         // blocked
       }
     }
-    const deadline = Date.now() + 3000;
-    while (!got.some((s) => s.some((m) => m.resource === 'm')) && Date.now() < deadline)
-      await sleep(50);
+    await sleep(60);
+    assert.equal(got.length, 0, 'nothing is shipped while the second is still running');
+    clock.advance(1000);
+    await waitFor('the metrics event', () => got.some((s) => s.some((m) => m.resource === 'm')));
     const m = got.flat().find((s) => s.resource === 'm');
     assert.ok(m !== undefined, 'no metrics for m');
     assert.deepEqual(
       {
+        second: m.second,
         pass: m.pass,
         block: m.block,
         success: m.success,
         error: m.error,
         concurrency: m.concurrency,
       },
-      { pass: 3, block: 2, success: 2, error: 1, concurrency: 0 },
+      { second, pass: 3, block: 2, success: 2, error: 1, concurrency: 0 },
     );
     guard.close();
   });
@@ -150,6 +158,7 @@ describe('Guard', () => {
 describe('guardHttpHandler', () => {
   it('answers 429 with a JSON error when blocked and counts 5xx as errors', async () => {
     const guard = new Guard({
+      clock: new FakeClock().read, // time stands still: the 20 requests share one second
       rules: {
         flow: [{ resource: 'GET /orders', count: 5 }],
         authority: [{ resource: 'GET /admin', strategy: 'allow', origins: ['ops'] }],
@@ -183,11 +192,9 @@ describe('guardHttpHandler', () => {
           })),
         ),
       );
-      // 5 per second; on a loaded machine the 20 requests may spread over two windows.
-      const admitted = answers.filter((a) => a.status === 200).length;
-      assert.ok(admitted >= 5 && admitted <= 10, `admitted ${admitted}`);
+      assert.equal(answers.filter((a) => a.status === 200).length, 5, '5 per second');
       const blocked = answers.filter((a) => a.status === 429);
-      assert.equal(blocked.length, 20 - admitted);
+      assert.equal(blocked.length, 15);
       const error = JSON.parse(blocked[0]!.body).error;
       assert.equal(error.code, 'PEAK_GUARD_BLOCKED');
       assert.equal(error.details.kind, 'flow');

@@ -45,6 +45,11 @@ export interface GuardOptions {
   metricsIntervalMs?: number;
   /** Where warnings go (refused rule sets from a source). Default: none. */
   logger?: Logger;
+  /**
+   * The clock every window, rule and breaker reads, epoch ms. Default: the coarse clock (a
+   * ticker thread's Date.now(), see coarse-clock.ts). Tests pass a fake one to step time.
+   */
+  clock?: () => number;
 }
 
 /** Per-second statistics of one resource: what telemetry and the console consume. */
@@ -89,8 +94,9 @@ export const INBOUND_RESOURCE = '__inbound__';
 export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
   readonly #nodes = new Map<string, ResourceNode>();
   readonly #maxResources: number;
-  readonly #overflow = new ResourceNode('__overflow__');
-  readonly #inbound = new StatNode();
+  readonly #clock: () => number;
+  readonly #overflow: ResourceNode;
+  readonly #inbound: StatNode;
   readonly #sampler: SystemSampler;
   readonly #systemSlot: SystemSlot;
   readonly #authoritySlot = new AuthoritySlot();
@@ -110,6 +116,9 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
 
   constructor(options: GuardOptions = {}) {
     super();
+    this.#clock = options.clock ?? coarseNow;
+    this.#overflow = new ResourceNode('__overflow__', this.#clock);
+    this.#inbound = new StatNode(this.#clock);
     this.#maxResources = options.maxResources ?? 6000;
     this.#cluster = options.clusterClient;
     this.#logger = options.logger ?? silentLogger();
@@ -248,7 +257,7 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
     let node = this.#nodes.get(resource);
     if (node === undefined) {
       if (this.#nodes.size >= this.#maxResources) return this.#overflow;
-      node = new ResourceNode(resource);
+      node = new ResourceNode(resource, this.#clock);
       node.rules = this.#compiled.get(resource) ?? NO_RULES;
       this.#nodes.set(resource, node);
     }
@@ -273,7 +282,7 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
         entry.entranceNode = node.entrance(entrance);
       }
     }
-    const now = coarseNow();
+    const now = this.#clock();
     const rules = node.rules;
     try {
       // The chain, unrolled so every call site stays monomorphic; a slot with nothing to
@@ -300,9 +309,14 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
     return entry;
   }
 
+  /** @internal The guard's clock, epoch ms (what {@link Entry.ready} waits against). */
+  now(): number {
+    return this.#clock();
+  }
+
   /** @internal Called by {@link Entry.exit}. */
   exitEntry(entry: Entry, error: unknown): void {
-    const now = coarseNow();
+    const now = this.#clock();
     const rt = Math.max(0, now - entry.startedAt);
     // A block from a nested resource is not this resource's failure (as in Sentinel).
     const failure = error instanceof BlockError ? undefined : error;
@@ -438,7 +452,8 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
   #startMetrics(): void {
     if (this.#metricsTimer !== undefined) return;
     // Each tick ships every complete second not shipped yet, so a late timer loses nothing.
-    let shipped = Date.now() - (Date.now() % 1000) - 1;
+    const now = this.#clock();
+    let shipped = now - (now % 1000) - 1;
     this.#metricsTimer = setInterval(() => {
       const snapshots = this.metrics(shipped);
       if (snapshots.length === 0) return;

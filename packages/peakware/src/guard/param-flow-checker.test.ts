@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { FakeClock } from '../../test/support/fake-clock.js';
 import { BlockError } from './block-error.js';
 import { Guard } from './guard.js';
 
@@ -18,8 +18,10 @@ function admitted(guard: Guard, resource: string, value: unknown, times: number)
 }
 
 describe('hot-parameter limits', () => {
-  it('throttles the hot value and leaves the others alone; per-value overrides apply', async () => {
+  it('throttles the hot value and leaves the others alone; per-value overrides apply', () => {
+    const clock = new FakeClock();
     const guard = new Guard({
+      clock: clock.read,
       rules: {
         param: [{ resource: 'item', paramIndex: 0, count: 5, items: [{ value: 42, count: 20 }] }],
       },
@@ -27,8 +29,10 @@ describe('hot-parameter limits', () => {
     assert.equal(admitted(guard, 'item', 'hot', 100), 5);
     for (let i = 0; i < 50; i++) assert.equal(admitted(guard, 'item', `cold-${i}`, 3), 3);
     assert.equal(admitted(guard, 'item', '42', 100), 20);
-    // A new period refills the hot value's bucket.
-    await sleep(1050);
+    // Once more than a whole period (1 s) has passed the hot value's bucket refills, fully.
+    clock.advance(1000);
+    assert.equal(admitted(guard, 'item', 'hot', 100), 0);
+    clock.advance(1);
     assert.equal(admitted(guard, 'item', 'hot', 100), 5);
   });
 
@@ -52,8 +56,9 @@ describe('hot-parameter limits', () => {
     guard.entry('b', { args: [0] }).exit();
   });
 
-  it('queues per value with the rate-limiter behaviour', async () => {
+  it('queues per value with the rate-limiter behaviour', () => {
     const guard = new Guard({
+      clock: new FakeClock().read,
       rules: {
         param: [
           {
@@ -68,7 +73,7 @@ describe('hot-parameter limits', () => {
     });
     const entries = [0, 1, 2].map(() => guard.entry('rl', { args: ['v'] }));
     assert.deepEqual(
-      entries.map((e) => Math.round(e.waitMs / 10) * 10),
+      entries.map((e) => e.waitMs),
       [0, 100, 200],
     );
     // The next one would wait 300 ms > 250 ms: refused. Another value is not queued behind.

@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { FakeClock } from '../../test/support/fake-clock.js';
+import { waitFor } from '../../test/support/wait.js';
 import { BlockError } from './block-error.js';
 import type { Entry } from './entry.js';
 import { Guard } from './guard.js';
 
 const isSystem = (e: unknown) => e instanceof BlockError && e.kind === 'system';
 
-describe('system protection (real time)', () => {
+describe('system protection', () => {
   it('counts inbound calls only, and limits concurrency and QPS', () => {
     const guard = new Guard({
+      clock: new FakeClock().read,
       rules: { system: [{ maxConcurrency: 2 }, { maxQps: 5, maxConcurrency: 10 }] },
     });
     const a = guard.entry('x', { type: 'in' });
@@ -23,15 +25,21 @@ describe('system protection (real time)', () => {
     assert.throws(() => guard.entry('x', { type: 'in' }), isSystem);
   });
 
-  it('trips on average RT and recovers once the window has passed', async () => {
-    const guard = new Guard({ rules: { system: [{ maxAvgRtMs: 20 }] } });
-    await Promise.all([1, 2, 3].map(() => guard.run('slow', () => sleep(40), { type: 'in' })));
-    await assert.rejects(
-      guard.run('fast', () => 1, { type: 'in' }),
-      isSystem,
-    );
-    await sleep(1100);
-    assert.equal(await guard.run('fast', () => 1, { type: 'in' }), 1);
+  it('trips on average RT and recovers once the window has passed', () => {
+    const clock = new FakeClock();
+    const guard = new Guard({ clock: clock.read, rules: { system: [{ maxAvgRtMs: 20 }] } });
+    // Three inbound calls of 40 ms: the average RT (40) is over 20.
+    const calls = [1, 2, 3].map(() => guard.entry('slow', { type: 'in' }));
+    clock.advance(40);
+    for (const c of calls) c.exit();
+    assert.throws(() => guard.entry('fast', { type: 'in' }), isSystem);
+    guard.entry('fast').exit(); // outbound: not system-protected
+    // The window is 1 s in two 500 ms buckets: the slow calls (in the first bucket) count
+    // until the third bucket starts, 1000 ms after the first, and then are gone.
+    clock.advance(919);
+    assert.throws(() => guard.entry('fast', { type: 'in' }), isSystem);
+    clock.advance(41);
+    guard.entry('fast', { type: 'in' }).exit();
   });
 
   it('trips on event-loop lag when calls queue (BBR), and recovers when the lag is gone', async () => {
@@ -57,11 +65,10 @@ describe('system protection (real time)', () => {
       );
       assert.throws(() => guard.entry('busy', { type: 'in' }), isSystem);
       for (const e of inflight) e.exit();
-      // Recovery: the loop is idle again, the next samples show little lag.
-      await sleep(300);
-      assert.ok(
-        guard.systemSample().eventLoopLagMs < 15,
-        `lag ${guard.systemSample().eventLoopLagMs}`,
+      // Recovery: the loop is idle again; once the sampler sees the lag gone, calls pass.
+      await waitFor(
+        () => `the sampled lag to fall under 15 ms (${guard.systemSample().eventLoopLagMs} ms)`,
+        () => guard.systemSample().eventLoopLagMs < 15,
       );
       guard.entry('busy', { type: 'in' }).exit();
     } finally {

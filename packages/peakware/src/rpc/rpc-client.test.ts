@@ -25,7 +25,7 @@ const inventory = defineService({
     },
     slow: {
       input: z.object({ ms: z.number() }),
-      output: z.object({ remaining: z.number() }),
+      output: z.object({ remaining: z.number(), deadline: z.number().optional() }),
       idempotent: true,
     },
     whoami: {
@@ -68,7 +68,8 @@ describe('rpc client and server over real sockets', () => {
         },
         slow: async ({ ms }) => {
           await new Promise((r) => setTimeout(r, ms));
-          return { remaining: remainingTime() };
+          const deadline = currentContext()?.deadline;
+          return { remaining: remainingTime(), ...(deadline === undefined ? {} : { deadline }) };
         },
         whoami: (_input, ctx) => ({
           tags: { ...ctx.tags },
@@ -140,8 +141,17 @@ describe('rpc client and server over real sockets', () => {
 
   it('turns the client timeout into a deadline the provider sees', async () => {
     const inv = client.service(inventory);
+    const before = Date.now();
     const r = await inv.slow({ ms: 5 }, { timeoutMs: 1000 });
-    assert.ok(r.remaining > 500 && r.remaining <= 1000, `remaining ${r.remaining}`);
+    const after = Date.now();
+    // The deadline travels as time left (whole ms), so the provider's is the caller's, moved
+    // later by at most the time in transit or earlier by 1 ms of rounding: it lies between
+    // the earliest and the latest deadline the call could have had.
+    assert.ok(
+      r.deadline !== undefined && r.deadline >= before + 1000 - 1 && r.deadline <= after + 1000,
+      `provider deadline ${r.deadline}, call made in [${before}, ${after}] with 1000 ms`,
+    );
+    assert.ok(r.remaining <= 1000, `remaining ${r.remaining}`);
     await assert.rejects(inv.slow({ ms: 300 }, { timeoutMs: 50 }), (err) =>
       isPeakError(err, ErrorCodes.RPC_TIMEOUT),
     );

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
+import { waitFor } from '../../test/support/wait.js';
 import { ErrorCodes, isPeakError } from '../core/errors.js';
 import { RpcConnection } from './rpc-connection.js';
 import { RpcServer } from './rpc-server.js';
@@ -25,14 +26,6 @@ async function startServer(port = 0, maxFrameBytes?: number): Promise<RpcServer>
   await server.start();
   return server;
 }
-
-const until = async (what: string, check: () => boolean, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 describe('rpc connection', () => {
   it('multiplexes many calls on one connection, answers matched by id', async () => {
@@ -107,13 +100,13 @@ describe('rpc connection', () => {
     try {
       assert.equal(await conn.call(svc.id, 'wait', {}, { ms: 1 }, 1000), 1);
       await first.stop();
-      await until('backoff', () => conn.state === 'backoff');
+      await waitFor('backoff', () => conn.state === 'backoff');
       await assert.rejects(conn.call(svc.id, 'wait', {}, { ms: 1 }, 1000), (err) =>
         isPeakError(err, ErrorCodes.RPC_UNAVAILABLE),
       );
       const second = await startServer(port);
       try {
-        await until('reconnected', () => conn.state === 'open');
+        await waitFor('reconnected', () => conn.state === 'open');
         assert.equal(await conn.call(svc.id, 'wait', {}, { ms: 2 }, 1000), 2);
       } finally {
         conn.close();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
+import { waitFor } from '../../test/support/wait.js';
 import { InMemoryRegistry } from '../registry/in-memory-registry.js';
 import { FrameDecoder } from './frame-codec.js';
 import { RpcClient } from './rpc-client.js';
@@ -40,11 +41,6 @@ async function halfFrame(port: number, announced: number, sent: number) {
   return { socket, errors, closed };
 }
 
-const until = async (what: string, ok: () => boolean) => {
-  for (let i = 0; i < 400 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(ok(), what);
-};
-
 describe('rpc server: bounded input from unauthenticated, incomplete frames', () => {
   const registry = new InMemoryRegistry();
   let server: RpcServer;
@@ -67,8 +63,8 @@ describe('rpc server: bounded input from unauthenticated, incomplete frames', ()
     for (let i = 0; i < 8; i++) {
       senders.push(await halfFrame(port, 4 * 1024 * 1024, 300 * 1024));
     }
-    await until('the server has read what fits', () => server.partialBytes >= 3 * 300 * 1024);
-    await until(
+    await waitFor('the server has read what fits', () => server.partialBytes >= 3 * 300 * 1024);
+    await waitFor(
       'the connections over budget are closed',
       () => senders.filter((s) => s.socket.destroyed || s.errors.length > 0).length >= 5,
     );
@@ -88,7 +84,7 @@ describe('rpc server: bounded input from unauthenticated, incomplete frames', ()
     }
     for (const s of senders) s.socket.destroy();
     await Promise.all(senders.map((s) => s.closed));
-    await until('closed connections give their bytes back', () => server.partialBytes === 0);
+    await waitFor('closed connections give their bytes back', () => server.partialBytes === 0);
   });
 
   it('closes a slow sender whose frame stays incomplete past frameTimeoutMs', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { waitFor } from '../../test/support/wait.js';
 import { BatchSpanProcessor, type SpanExporter } from './span-exporter.js';
 import type { SpanRecord } from './span-types.js';
 
@@ -62,8 +63,7 @@ describe('BatchSpanProcessor', () => {
       flushIntervalMs: 20,
     });
     p.add(span(1));
-    const deadline = Date.now() + 2000;
-    while (got === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await waitFor('the timer to flush the span', () => got > 0);
     assert.equal(got, 1);
   });
 

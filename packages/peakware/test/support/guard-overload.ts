@@ -1,11 +1,12 @@
 /**
- * Test support: offers load to guards in real time and counts what each admitted per
- * second, for the cluster flow-control tests.
+ * Test support: offers load to guards and counts what each admitted per second, in real
+ * time (for guards that talk to a real token server) or on a fake clock (exact counts).
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { coarseNow } from '../../src/guard/coarse-clock.js';
 import { BlockError, type Guard } from '../../src/guard/index.js';
+import type { FakeClock } from './fake-clock.js';
 
 /**
  * Offers `perSecond` calls of `resource` per second to each guard for `seconds`, starting
@@ -39,6 +40,34 @@ export async function overload(
       });
     }
     await sleep(10);
+  }
+  return admitted;
+}
+
+/**
+ * Offers `perSecond` calls of `resource` per second to a guard running on `clock` for
+ * `seconds`, in 10 ms steps of the clock from where it stands (start it on a whole second);
+ * returns the admitted count of each second. Every call is entered and exited at once.
+ */
+export function overloadOnClock(
+  guard: Guard,
+  clock: FakeClock,
+  resource: string,
+  perSecond: number,
+  seconds: number,
+): number[] {
+  const admitted = new Array<number>(seconds).fill(0);
+  for (let tick = 0; tick < seconds * 100; tick++) {
+    const sec = Math.floor(tick / 100);
+    for (let i = 0; i < perSecond / 100; i++) {
+      try {
+        guard.entry(resource).exit();
+        admitted[sec]!++;
+      } catch (err) {
+        assert.ok(err instanceof BlockError, `not a BlockError: ${String(err)}`);
+      }
+    }
+    clock.advance(10);
   }
   return admitted;
 }

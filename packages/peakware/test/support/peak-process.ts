@@ -122,17 +122,3 @@ export function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL
     // already gone
   }
 }
-
-/** Waits until `check` is true, polling, or throws after `timeoutMs`. */
-export async function waitUntil(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}

@@ -27,6 +27,16 @@ import { errorMessage, InvalidArgumentError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { AdvisoryLeader } from '../../server/advisory-leader.js';
 import type { MqBacklogSource } from './mq-backlog-source.js';
+import {
+  burnMeasure,
+  type CallCounts,
+  defaultShortWindowSeconds,
+  deliveryFor,
+  type Measure,
+  metricsWindow,
+  stepAlert,
+  thresholdMeasure,
+} from './telemetry-alert-logic.js';
 
 /** The kinds of alert rule. */
 export const ALERT_KINDS = ['p99', 'error-rate', 'mq-backlog', 'burn-rate'] as const;
@@ -94,14 +104,6 @@ export interface AlertEvent {
   at: string;
   /** `sent`, `failed: ...`, `silenced`, `none` (no webhook) or `pending`. */
   delivery: string;
-}
-
-/** What one evaluation of a rule measured. */
-interface Measure {
-  breach: boolean;
-  value: number;
-  qps: number;
-  details: Record<string, unknown>;
 }
 
 interface RuleState {
@@ -197,7 +199,7 @@ export function validateRule(input: AlertRuleInput): AlertRule {
       threshold ??= DEFAULT_BURN_FACTOR;
       if (!(threshold > 0)) throw bad(n, `the burn factor 'threshold' must be > 0`);
       windowSeconds = input.windowSeconds ?? 3600;
-      shortWindowSeconds = input.shortWindowSeconds ?? Math.max(1, Math.round(windowSeconds / 12));
+      shortWindowSeconds = input.shortWindowSeconds ?? defaultShortWindowSeconds(windowSeconds);
       if (shortWindowSeconds >= windowSeconds) {
         throw bad(
           n,
@@ -429,14 +431,11 @@ export class AlertEvaluator {
   async #measureSpans(rule: AlertRule, now: number): Promise<Measure> {
     if (rule.resource !== undefined) {
       const c = await this.#countMetrics(rule, now, rule.windowSeconds);
-      const qps = c.calls / rule.windowSeconds;
-      const value = c.calls === 0 ? 0 : c.bad / c.calls;
-      return {
-        breach: c.calls > 0 && qps >= rule.minQps && value > rule.threshold,
-        value,
-        qps,
-        details: { calls: c.calls, errors: c.bad, source: 'metrics' },
-      };
+      return thresholdMeasure(rule, c.calls, c.calls === 0 ? 0 : c.bad / c.calls, {
+        calls: c.calls,
+        errors: c.bad,
+        source: 'metrics',
+      });
     }
     const m = await this.#pool.query(
       `SELECT count(*)::bigint AS calls, sum(error::int)::bigint AS errors,
@@ -447,27 +446,21 @@ export class AlertEvaluator {
       [rule.service, (now - rule.windowSeconds * 1000) * 1000, rule.endpoint ?? null],
     );
     const calls = Number(m.rows[0]?.calls ?? 0);
-    const qps = calls / rule.windowSeconds;
     const value =
       rule.kind === 'p99'
         ? Number(m.rows[0]?.p99 ?? 0) / 1000
         : calls === 0
           ? 0
           : Number(m.rows[0]?.errors ?? 0) / calls;
-    return {
-      breach: calls > 0 && qps >= rule.minQps && value > rule.threshold,
-      value,
-      qps,
-      details: { calls },
-    };
+    return thresholdMeasure(rule, calls, value, { calls });
   }
 
   /**
    * Calls and failures of `rule.resource` from pushed metrics over the long and short
    * windows ending one whole second ago (pushes of the last second may still be coming).
    */
-  async #countMetrics(rule: AlertRule, now: number, shortSeconds: number) {
-    const until = Math.floor(now / 1000) * 1000 - 1000;
+  async #countMetrics(rule: AlertRule, now: number, shortSeconds: number): Promise<CallCounts> {
+    const { from, shortFrom, until } = metricsWindow(now, rule.windowSeconds, shortSeconds);
     const m = await this.#pool.query(
       `SELECT coalesce(sum(success + error), 0)::float8 AS calls,
               coalesce(sum(error), 0)::float8 AS bad,
@@ -476,13 +469,7 @@ export class AlertEvaluator {
          FROM peak.telemetry_metrics
         WHERE service = $1 AND resource = $2
           AND second >= to_timestamp($3 / 1000.0) AND second < to_timestamp($5 / 1000.0)`,
-      [
-        rule.service,
-        rule.resource,
-        until - rule.windowSeconds * 1000,
-        until - shortSeconds * 1000,
-        until,
-      ],
+      [rule.service, rule.resource, from, shortFrom, until],
     );
     const row = m.rows[0] ?? {};
     return {
@@ -506,8 +493,8 @@ export class AlertEvaluator {
   }
 
   async #measureBurn(rule: AlertRule, now: number): Promise<Measure> {
-    const short = rule.shortWindowSeconds ?? Math.max(1, Math.round(rule.windowSeconds / 12));
-    let c: { calls: number; bad: number; shortCalls: number; shortBad: number };
+    const short = rule.shortWindowSeconds ?? defaultShortWindowSeconds(rule.windowSeconds);
+    let c: CallCounts;
     if (rule.resource !== undefined) {
       c = await this.#countMetrics(rule, now, short);
     } else {
@@ -539,30 +526,7 @@ export class AlertEvaluator {
         shortBad: Number(row.short_bad ?? 0),
       };
     }
-    const { calls, shortCalls } = c;
-    const budget = 1 - (rule.objective ?? 0.999);
-    const burn = (b: number, c: number) => (c === 0 ? 0 : b / c / budget);
-    const longBurn = burn(c.bad, calls);
-    const shortBurn = burn(c.shortBad, shortCalls);
-    const qps = calls / rule.windowSeconds;
-    return {
-      breach:
-        calls > 0 &&
-        shortCalls > 0 &&
-        qps >= rule.minQps &&
-        longBurn > rule.threshold &&
-        shortBurn > rule.threshold,
-      value: longBurn,
-      qps,
-      details: {
-        longBurnRate: longBurn,
-        shortBurnRate: shortBurn,
-        calls,
-        shortCalls,
-        objective: rule.objective,
-        source: rule.resource === undefined ? 'spans' : 'metrics',
-      },
-    };
+    return burnMeasure(rule, c);
   }
 
   /** One evaluation of every rule (the timer calls it; tests may too). */
@@ -587,25 +551,13 @@ export class AlertEvaluator {
       this.#state.set(rule.name, s);
       s.lastValue = m.value;
       s.lastQps = m.qps;
-      if (m.breach) {
-        s.breachSince ??= now;
-        if (!s.firing && now - s.breachSince >= rule.forSeconds * 1000) {
-          s.firing = true;
-          await this.#emit(rule, 'fired', m, now);
-        }
-      } else {
-        delete s.breachSince;
-        if (s.firing) {
-          s.firing = false;
-          await this.#emit(rule, 'resolved', m, now);
-        }
-      }
+      const change = stepAlert(s, m.breach, rule.forSeconds, now);
+      if (change !== undefined) await this.#emit(rule, change, m, now);
     }
   }
 
   async #emit(rule: AlertRule, state: 'fired' | 'resolved', m: Measure, now: number) {
-    const silenced = rule.silencedUntil !== undefined && Date.parse(rule.silencedUntil) > now;
-    const delivery = rule.webhook === undefined ? 'none' : silenced ? 'silenced' : 'pending';
+    const delivery = deliveryFor(rule, now);
     const res = await this.#pool.query(
       `INSERT INTO peak.telemetry_alert_events (rule, state, value, qps, delivery, details)
        VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, at`,
