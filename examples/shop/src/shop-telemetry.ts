@@ -29,12 +29,12 @@ export function shopTelemetry(
   sampleRatio: number,
 ): ShopTelemetry {
   const processor = new BatchSpanProcessor({
-    exporter: new ControlPlaneSpanExporter({ server: controlPlane }),
+    exporter: new ControlPlaneSpanExporter({ servers: controlPlane }),
   });
   // Head sampling by trace id (every hop agrees); failed and slow spans are kept whatever
   // the ratio, so a sampled-out order that goes wrong is still seen.
   const tracer = new Tracer({ service, sink: processor, sampleRatio, slowMs: 200 });
-  const metrics = new MetricsPusher({ server: controlPlane, service });
+  const metrics = new MetricsPusher({ servers: controlPlane, service });
   const onMetrics = (seconds: Parameters<MetricsPusher['record']>[0]) => metrics.record(seconds);
   guard.on('metrics', onMetrics);
   return {

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { AdminClient } from 'peakware/admin';
 
 /** The peak server URL (`PEAK_SERVER`, default http://127.0.0.1:7420). */
 export const server = process.env.PEAK_SERVER ?? 'http://127.0.0.1:7420';
@@ -12,6 +13,11 @@ export const server = process.env.PEAK_SERVER ?? 'http://127.0.0.1:7420';
 /** The admin token: `PEAK_ADMIN_TOKEN`, else the local server's `./.peak/admin-token`. */
 export function adminToken(): string {
   return process.env.PEAK_ADMIN_TOKEN ?? readFileSync('.peak/admin-token', 'utf8').trim();
+}
+
+/** The control plane's typed admin API, with the admin token. */
+export function admin(): AdminClient {
+  return new AdminClient({ servers: server, token: adminToken() });
 }
 
 /** A PostgreSQL for business data (`PEAK_SNIPPET_POSTGRES`); the data snippet needs one. */

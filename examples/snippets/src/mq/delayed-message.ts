@@ -5,14 +5,13 @@
  *
  *   PEAK_SERVER=http://127.0.0.1:7420 PEAK_ADMIN_TOKEN=... node dist/mq/delayed-message.js
  */
-import { BrokerClient, type ConsumedMessage, Consumer, MAX_DELAY_MS, Producer } from 'peakware/mq';
-import { adminToken, check, server, within } from '../env.js';
+import { type ConsumedMessage, Consumer, MAX_DELAY_MS, Producer } from 'peakware/mq';
+import { admin, check, server, within } from '../env.js';
 
 const topic = `snippet-reminders-${process.pid}`;
-const admin = new BrokerClient({ server, token: adminToken() });
-await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 2 });
+await admin().mq.createTopic({ name: topic, queues: 2 });
 
-const producer = new Producer({ server });
+const producer = new Producer({ servers: server });
 const sentAt = Date.now();
 const [reminder, receipt] = await Promise.all([
   producer.send(topic, { body: 'pay for order 42', tag: 'reminder', delayMs: 1500 }),
@@ -26,7 +25,7 @@ const both = new Promise<void>((resolve) => {
   bothArrived = resolve;
 });
 const consumer = new Consumer({
-  server,
+  servers: server,
   group: 'snippet-notify',
   topic,
   waitMs: 1000,

@@ -6,16 +6,15 @@
  *
  *   PEAK_SERVER=http://127.0.0.1:7420 PEAK_ADMIN_TOKEN=... node dist/mq/ordered-messages.js
  */
-import { BrokerClient, Consumer, Producer } from 'peakware/mq';
-import { adminToken, check, server, until } from '../env.js';
+import { Consumer, Producer } from 'peakware/mq';
+import { admin, check, server, until } from '../env.js';
 
 const topic = `snippet-order-steps-${process.pid}`;
-const admin = new BrokerClient({ server, token: adminToken() });
-await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 2, ordered: true });
+await admin().mq.createTopic({ name: topic, queues: 2, ordered: true });
 
 const orders = ['o-1', 'o-2', 'o-3'];
 const steps = ['created', 'paid', 'shipped', 'delivered'];
-const producer = new Producer({ server });
+const producer = new Producer({ servers: server });
 // Each order's steps in sequence; the orders side by side.
 await Promise.all(
   orders.map(async (order) => {
@@ -27,7 +26,7 @@ console.log(`sent ${orders.length} orders x ${steps.length} steps`);
 const seen = new Map<string, string[]>(orders.map((o) => [o, []]));
 let failedOnce = false;
 const consumer = new Consumer({
-  server,
+  servers: server,
   group: 'snippet-fulfilment',
   topic,
   concurrency: 8,

@@ -4,15 +4,15 @@
  *
  *   PEAK_SERVER=http://127.0.0.1:7420 PEAK_ADMIN_TOKEN=... node dist/mq/produce-consume.js
  */
-import { BrokerClient, type ConsumedMessage, Consumer, Producer } from 'peakware/mq';
-import { adminToken, check, server } from '../env.js';
+import { type ConsumedMessage, Consumer, Producer } from 'peakware/mq';
+import { admin, check, server } from '../env.js';
 
 const topic = `snippet-orders-${process.pid}`;
-const admin = new BrokerClient({ server, token: adminToken() });
-await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 2 });
+const control = admin();
+await control.mq.createTopic({ name: topic, queues: 2 });
 console.log(`topic ${topic} created`);
 
-const producer = new Producer({ server });
+const producer = new Producer({ servers: server });
 const order = { id: `o-${process.pid}`, sku: 'A1', qty: 1 };
 const sent = await producer.send(topic, {
   body: JSON.stringify(order),
@@ -32,7 +32,7 @@ const done = new Promise<void>((resolve) => {
   allArrived = resolve;
 });
 const consumer = new Consumer({
-  server,
+  servers: server,
   group: 'snippet-points',
   topic,
   waitMs: 1000,
@@ -54,13 +54,10 @@ check(got[0]!.tag === 'created' && got[1]!.tag === 'reminder', 'the delayed one 
 check(got[1]!.storedAt - got[0]!.bornAt >= 0, 'stored times are set');
 
 // Query by key: what the console and `peak mq query --key` use.
-const byKey = await admin.call<{ messages: { id: string }[] }>(
-  'GET',
-  `/api/v1/mq/messages?topic=${topic}&key=${order.id}`,
-);
-console.log(`by key ${order.id}: ${byKey.messages.map((m) => m.id).join(', ')}`);
+const byKey = await control.mq.query({ topic, key: order.id });
+console.log(`by key ${order.id}: ${byKey.map((m) => m.id).join(', ')}`);
 check(
-  byKey.messages.some((m) => m.id === sent.id),
+  byKey.some((m) => m.id === sent.id),
   'the message is found by its key',
 );
 await producer.close();

@@ -6,15 +6,12 @@
  *
  *   PEAK_SERVER=... PEAK_ADMIN_TOKEN=... PEAK_SNIPPET_POSTGRES=postgres://... node dist/mq/transactional-outbox.js
  */
-import { BrokerClient, type ConsumedMessage, Consumer, Outbox } from 'peakware/mq';
+import { type ConsumedMessage, Consumer, Outbox } from 'peakware/mq';
 import pg from 'pg';
-import { adminToken, check, postgresUrl, server, until } from '../env.js';
+import { check, admin as controlPlane, postgresUrl, server, until } from '../env.js';
 
 const topic = `snippet-order-events-${process.pid}`;
-await new BrokerClient({ server, token: adminToken() }).call('POST', '/api/v1/mq/topics', {
-  name: topic,
-  queues: 2,
-});
+await controlPlane().mq.createTopic({ name: topic, queues: 2 });
 
 // The application's database: its orders table, and the outbox tables beside it.
 const database = `snippet_outbox_${process.pid}`;
@@ -43,7 +40,7 @@ async function placeOrder(id: string, commit: boolean): Promise<void> {
 
 const got: ConsumedMessage[] = [];
 const consumer = new Consumer({
-  server,
+  servers: server,
   group: 'snippet-points',
   topic,
   handler: (m) => void got.push(m),

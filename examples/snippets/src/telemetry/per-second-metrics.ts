@@ -14,7 +14,7 @@ import { peak } from '../peak-cli.js';
 
 const service = `snippet-checkout-${process.pid}`;
 const guard = new Guard({ rules: { flow: [{ resource: 'checkout.pay', count: 20 }] } });
-const pusher = new MetricsPusher({ server, service, instance: 'checkout-1' });
+const pusher = new MetricsPusher({ servers: server, service, instance: 'checkout-1' });
 guard.on('metrics', (seconds) => pusher.record(seconds));
 
 // 50 calls a second for 3 s; every 10th admitted call fails. Counted here too, to compare.

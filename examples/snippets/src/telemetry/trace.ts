@@ -11,9 +11,11 @@ import {
   Tracer,
   type TraceTree,
 } from 'peakware/telemetry';
-import { check, server } from '../env.js';
+import { admin, check, server } from '../env.js';
 
-const processor = new BatchSpanProcessor({ exporter: new ControlPlaneSpanExporter({ server }) });
+const processor = new BatchSpanProcessor({
+  exporter: new ControlPlaneSpanExporter({ servers: server }),
+});
 const tracer = new Tracer({ service: 'snippet.order', sink: processor });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -36,9 +38,7 @@ await tracer.trace(
 );
 await processor.flush();
 
-const res = await fetch(`${server}/api/v1/telemetry/traces/${traceId}`);
-check(res.ok, `the collector stored trace ${traceId} (HTTP ${res.status})`);
-const tree = (await res.json()) as TraceTree;
+const tree: TraceTree = await admin().telemetry.trace(traceId);
 console.log(`trace ${tree.traceId}: ${tree.spanCount} spans, ${tree.durationUs} µs`);
 const show = (nodes: TraceTree['roots'], depth: number): void => {
   for (const n of nodes) {
