@@ -45,7 +45,7 @@ export interface ApiContext {
   schemaVersion: number;
   /** When this node started, epoch ms. */
   startedAt: number;
-  /** Settings from the environment, checked at start (server-settings.ts has the table). */
+  /** The node's subsystem settings, defaults applied and checked (server-settings.ts has the table). */
   settings: ServerSettings;
 }
 

@@ -16,3 +16,9 @@ export {
   type PeakServerInfo,
   type PeakServerOptions,
 } from './peak-server.js';
+export {
+  resolveServerSettings,
+  type ServerSettings,
+  type ServerSettingsOptions,
+  serverSettingsFromEnv,
+} from './server-settings.js';

@@ -33,10 +33,15 @@ import { type ApiModule, createHttpApiWithRoutes, type RouteEntry } from './http
 import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
 import { builtinModules } from './modules.js';
-import { serverSettingsFromEnv } from './server-settings.js';
+import { resolveServerSettings, type ServerSettingsOptions } from './server-settings.js';
 
-/** Options for {@link PeakServer.start}. Defaults are listed once, here. */
-export interface PeakServerOptions {
+/**
+ * Options for {@link PeakServer.start}: every field optional. The node's own defaults are
+ * listed here; the subsystem settings it extends (`postgresPoolMax`, `mq`, `telemetry`,
+ * `guard`) have theirs, and their ranges, in the one table of server-settings.ts. Nothing
+ * here is read from the environment: the CLI's `server` command does that.
+ */
+export interface PeakServerOptions extends ServerSettingsOptions {
   /** The data folder. Default `./.peak`. */
   dataDir?: string;
   /** An external PostgreSQL; when absent, the embedded one runs in `<dataDir>/pg`. */
@@ -152,8 +157,8 @@ export class PeakServer {
       });
     }
     if (options.postgresUrl !== undefined) parsePostgresUrl(options.postgresUrl);
-    // A malformed PEAK_* variable stops the start here, before PostgreSQL is started.
-    const settings = serverSettingsFromEnv();
+    // A setting out of range stops the start here, before PostgreSQL is started.
+    const settings = resolveServerSettings(options);
     const nodeId = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const startedAt = Date.now();
     const cleanups: (() => Promise<void>)[] = [];
