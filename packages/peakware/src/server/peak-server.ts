@@ -12,7 +12,6 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
@@ -29,7 +28,12 @@ import {
 import { type DatabaseTarget, openPool, parsePostgresUrl, redactUrl } from './database.js';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
 import { EmbeddedPostgres } from './embedded-postgres.js';
-import { type ApiModule, createHttpApiWithRoutes, type RouteEntry } from './http-api.js';
+import {
+  type ApiApp,
+  type ApiModule,
+  createHttpApiWithRoutes,
+  type RouteEntry,
+} from './http-api.js';
 import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
 import { builtinModules } from './modules.js';
@@ -112,7 +116,7 @@ export interface PeakServerInfo {
 export class PeakServer {
   readonly info: PeakServerInfo;
   readonly #logger: Logger;
-  readonly #app: FastifyInstance;
+  readonly #app: ApiApp;
   readonly #routes: readonly RouteEntry[];
   readonly #pool: pg.Pool;
   readonly #target: DatabaseTarget;
@@ -125,7 +129,7 @@ export class PeakServer {
   private constructor(parts: {
     info: PeakServerInfo;
     logger: Logger;
-    app: FastifyInstance;
+    app: ApiApp;
     routes: readonly RouteEntry[];
     pool: pg.Pool;
     target: DatabaseTarget;
