@@ -125,7 +125,7 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
     max: 500,
     integer: true,
     note: 'five sessions are held for listeners and leader locks',
-    summary: 'connections in the node’s PostgreSQL pool',
+    summary: "connections in the node's PostgreSQL pool",
   },
   {
     kind: 'number',
@@ -205,7 +205,7 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
     option: 'guard.tokenServer',
     env: 'PEAK_GUARD_TOKEN_SERVER',
     fallback: true,
-    summary: 'take part in leading the guard’s cluster token server',
+    summary: "take part in leading the guard's cluster token server",
   },
 ];
 

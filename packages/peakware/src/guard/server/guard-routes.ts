@@ -79,7 +79,7 @@ export const guardRoutes: ApiModule = (app, ctx) => {
       config: { auth: 'sdk' },
       schema: {
         summary:
-          'Take tokens of a cluster flow rule’s shared per-second budget (forwarded to the leader)',
+          "Take tokens of a cluster flow rule's shared per-second budget (forwarded to the leader)",
         body: tokenRequest,
       },
     },
