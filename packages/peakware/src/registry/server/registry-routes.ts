@@ -96,7 +96,7 @@ export const registryRoutes: ApiModule = (app, ctx) => {
       },
     },
     async (request) => {
-      const r: Static<typeof registration> = request.body;
+      const r = request.body;
       const key = serviceKey(r.service, r.version, r.group);
       const leaseMs = r.leaseMs ?? DEFAULT_LEASE_MS;
       await upsertInstance(ctx.pool, key, { ...r, startedAt: r.startedAt ?? Date.now() }, leaseMs);
