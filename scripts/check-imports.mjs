@@ -59,6 +59,7 @@ export const LAYERS = {
 /** Host files a subsystem's `server/` may import (paths relative to src). */
 export const HOST_PRIMITIVES = [
   'server/http-api.ts',
+  'server/route-schema.ts',
   'server/pg-listener.ts',
   'server/advisory-leader.ts',
   'server/peak-module.ts',
@@ -75,6 +76,7 @@ export const PRIMITIVE_SUPPORT = [
   'server/admin-token.ts',
   'server/data-folder.ts',
   'server/embedded-postgres.ts',
+  'server/openapi.ts',
   'server/server-settings.ts',
 ];
 

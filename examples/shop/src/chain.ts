@@ -155,6 +155,8 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       dataDir: options.dataDir,
       port: options.port,
       logger: options.logger,
+      // SLA rules are evaluated every 2 s (the default is 10 s) so a 30 s sale shows them.
+      telemetry: { alertIntervalMs: 2000 },
     });
     const shopDb = server.postgresUrl();
     const shardDir = path.join(server.info.dataDir, 'order-shard-1');

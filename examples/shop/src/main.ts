@@ -152,8 +152,6 @@ async function main(): Promise<number> {
   say(
     'Peakware shop: starting the buy chain (the first run initialises PostgreSQL: a few seconds)',
   );
-  // SLA rules are evaluated every 2 s (the default is 10 s) so a 30 s sale shows them.
-  process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS ??= '2000';
   const chain = await startChain({
     dataDir: values.data,
     port: Number(values.port),

@@ -1,6 +1,6 @@
 /**
  * The guard's cluster token server across several control-plane nodes: node A runs the
- * embedded PostgreSQL and only forwards (PEAK_GUARD_TOKEN_SERVER=off); nodes B and C are
+ * embedded PostgreSQL and only forwards (`guard: { tokenServer: false }`); nodes B and C are
  * `peak server` processes on A's PostgreSQL, both willing to lead. Three guards, each
  * talking to a different node, share one budget of 100/s: per second they admit at most
  * 100 together (each alone would admit 100 by its local rule). After the leading node is
@@ -104,12 +104,11 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
   };
 
   before(async () => {
-    process.env.PEAK_GUARD_TOKEN_SERVER = 'off';
-    try {
-      a = await PeakServer.start({ dataDir: await tmp('peak-gnodes-a-'), port: 0 });
-    } finally {
-      delete process.env.PEAK_GUARD_TOKEN_SERVER;
-    }
+    a = await PeakServer.start({
+      dataDir: await tmp('peak-gnodes-a-'),
+      port: 0,
+      guard: { tokenServer: false },
+    });
     for (const name of ['b', 'c']) {
       const proc = spawnPeak([
         'server',

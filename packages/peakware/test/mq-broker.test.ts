@@ -86,11 +86,12 @@ async function rawPost(
 
 describe('mq broker in peak server', { timeout: 240_000 }, () => {
   before(async () => {
-    process.env.PEAK_MQ_HALF_CHECK_AFTER_MS = '300';
-    process.env.PEAK_MQ_HALF_CHECK_INTERVAL_MS = '300';
-    process.env.PEAK_MQ_SESSION_MS = '4000';
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-'));
-    server = await PeakServer.start({ dataDir, port: 0 });
+    server = await PeakServer.start({
+      dataDir,
+      port: 0,
+      mq: { halfCheckAfterMs: 300, halfCheckIntervalMs: 300, sessionMs: 4000 },
+    });
     admin = new BrokerClient({ server: server.info.url, token: server.info.adminToken! });
     const info = server.info.postgres;
     assert.equal(info.mode, 'embedded');

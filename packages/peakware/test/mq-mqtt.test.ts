@@ -46,10 +46,8 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
 
   before(async () => {
     port = await freePort();
-    process.env.PEAK_MQ_MQTT_PORT = String(port);
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-mqtt-'));
-    server = await PeakServer.start({ dataDir, port: 0 });
-    delete process.env.PEAK_MQ_MQTT_PORT;
+    server = await PeakServer.start({ dataDir, port: 0, mq: { mqtt: { port } } });
     admin = new BrokerClient({ server: server.info.url, token: server.info.adminToken! });
     await admin.call('POST', '/api/v1/mq/topics', { name: 'telemetry', queues: 2 });
   });

@@ -1,6 +1,6 @@
 /**
  * One alert evaluator across control-plane nodes: node A runs the embedded PostgreSQL and
- * serves the API only (PEAK_TELEMETRY_ALERT_EVALUATOR=off); nodes B and C are `peak server`
+ * serves the API only (`telemetry: { alertEvaluator: false }`); nodes B and C are `peak server`
  * processes on A's PostgreSQL, both willing to evaluate. A rule's fired and resolved
  * transitions produce exactly one event and one webhook each (not one per node); after the
  * evaluating node is killed with SIGKILL, the other takes the lock over and the next
@@ -92,12 +92,11 @@ describe('telemetry alerts: one evaluator across nodes', { timeout: 240_000 }, (
   };
 
   before(async () => {
-    process.env.PEAK_TELEMETRY_ALERT_EVALUATOR = 'off';
-    try {
-      a = await PeakServer.start({ dataDir: await tmp('peak-leader-a-'), port: 0 });
-    } finally {
-      delete process.env.PEAK_TELEMETRY_ALERT_EVALUATOR;
-    }
+    a = await PeakServer.start({
+      dataDir: await tmp('peak-leader-a-'),
+      port: 0,
+      telemetry: { alertEvaluator: false },
+    });
     webhook = await startWebhookSink(hooks);
     webhookUrl = webhook.url;
     for (const name of ['b', 'c']) {

@@ -62,9 +62,8 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
   const hooksOf = (rule: string) => hooks.filter((h) => h.rule === rule);
 
   before(async () => {
-    process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS = '200';
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-telemetry-rules-'));
-    server = await PeakServer.start({ dataDir, port: 0 });
+    server = await PeakServer.start({ dataDir, port: 0, telemetry: { alertIntervalMs: 200 } });
     webhook = await startWebhookSink(hooks);
     webhookUrl = webhook.url;
   });
@@ -73,7 +72,6 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
     for (const close of closers) await close().catch(() => {});
     await webhook?.close();
     await server?.stop();
-    delete process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS;
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 

@@ -59,9 +59,8 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
   };
 
   before(async () => {
-    process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS = '200';
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-telemetry-alerts-'));
-    server = await PeakServer.start({ dataDir, port: 0 });
+    server = await PeakServer.start({ dataDir, port: 0, telemetry: { alertIntervalMs: 200 } });
     webhook = await startWebhookSink(hooks);
     webhookUrl = webhook.url;
 
@@ -104,7 +103,6 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
     for (const close of closers) await close().catch(() => {});
     await webhook?.close();
     await server?.stop();
-    delete process.env.PEAK_TELEMETRY_ALERT_INTERVAL_MS;
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 

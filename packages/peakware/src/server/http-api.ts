@@ -7,15 +7,21 @@
  *      route the router matched, never on the raw URL: `/%61pi/...`, `//api/...` or a
  *      trailing dot cannot slip past it, because whatever spelling the router accepts for a
  *      route gets that route's decision, and a spelling it does not accept is a 404
- *   3. body parsing and schema validation (bad → 400 PEAK_INVALID_ARGUMENT)
+ *   3. body parsing, then the route's JSON schemas for params, body and query (route-schema.ts:
+ *      bad → 400 PEAK_INVALID_ARGUMENT naming the field, what it takes and what it got)
  *   4. the handler
- *   5. errors → `{ error: { code, message, details } }` with a status chosen by code
+ *   5. errors → `{ error: { code, message, details } }` with the status core/errors.ts gives
+ *      the code; routes never choose statuses for errors themselves
  *
  * Subsystems add routes as {@link ApiModule}s; they never set up their own auth or errors.
+ * Every route declares a {@link RouteSchema} (summary, body on POST/PUT/PATCH, params); a
+ * route without one fails the start. The route table and those schemas are the API's
+ * OpenAPI 3.1 document, served at `GET /api/v1/openapi.json` (openapi.ts).
  * A mutating route that data-plane SDKs call (register an instance, take a cluster token)
  * opts out of the admin check with `{ config: { auth: 'sdk' } }`.
  */
 
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import Fastify, {
@@ -29,6 +35,14 @@ import { ErrorCodes, httpStatusOf, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { verifyAdminToken } from './admin-token.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
+import { openApiDocument } from './openapi.js';
+import {
+  checkRouteSchema,
+  type RouteSchema,
+  routeValidatorCompiler,
+  type TypeBoxProvider,
+  validationError,
+} from './route-schema.js';
 import type { ServerSettings } from './server-settings.js';
 
 /** What route modules get to work with. */
@@ -45,7 +59,7 @@ export interface ApiContext {
   schemaVersion: number;
   /** When this node started, epoch ms. */
   startedAt: number;
-  /** Settings from the environment, checked at start (server-settings.ts has the table). */
+  /** The node's subsystem settings, defaults applied and checked (server-settings.ts has the table). */
   settings: ServerSettings;
 }
 
@@ -64,10 +78,21 @@ export interface RouteEntry {
   url: string;
   /** `admin` for a mutating route without `auth: 'sdk'`, `sdk` for one with it, `none` for reads. */
   auth: 'admin' | 'sdk' | 'none';
+  /** What the route declares it takes (checked by ajv, documented in OpenAPI). */
+  schema: RouteSchema;
 }
 
+/** The Fastify app route modules get: request parts typed from their TypeBox schemas. */
+export type ApiApp = FastifyInstance<
+  Server,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxProvider
+>;
+
 /** A group of routes a subsystem contributes; registered under the common lifecycle. */
-export type ApiModule = (app: FastifyInstance, ctx: ApiContext) => void;
+export type ApiModule = (app: ApiApp, ctx: ApiContext) => void;
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -88,7 +113,7 @@ export interface HttpApiOptions {
 }
 
 /** Builds the Fastify app with the shared lifecycle and the given route modules. */
-export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): FastifyInstance {
+export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): ApiApp {
   const { app } = createHttpApiWithRoutes(ctx, options);
   return app;
 }
@@ -103,7 +128,7 @@ function authOf(method: string, config: unknown): RouteEntry['auth'] {
 export function createHttpApiWithRoutes(
   ctx: ApiContext,
   options: HttpApiOptions,
-): { app: FastifyInstance; routes: RouteEntry[] } {
+): { app: ApiApp; routes: RouteEntry[] } {
   const routes: RouteEntry[] = [];
   const app = Fastify({
     loggerInstance: ctx.logger.child({ component: 'http' }) as FastifyBaseLogger,
@@ -115,13 +140,29 @@ export function createHttpApiWithRoutes(
     // Close idle keep-alive sockets at shutdown; in-flight requests still finish.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-  });
+    // A failed schema check is a PeakError like any other (route-schema.ts words it).
+    schemaErrorFormatter: (errors, where) => validationError(errors, where),
+  }).withTypeProvider<TypeBoxProvider>();
+  app.setValidatorCompiler(routeValidatorCompiler());
 
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       if (method === 'HEAD') continue;
-      routes.push({ method, url: route.url, auth: authOf(method, route.config) });
+      routes.push({
+        method,
+        url: route.url,
+        auth: authOf(method, route.config),
+        schema: checkRouteSchema(method, route.url, route.schema),
+      });
+    }
+  });
+
+  // An absent (or JSON null) body is checked as `{}`, so a route whose fields are all
+  // optional takes no body, and a missing required field is named rather than "the body".
+  app.addHook('preValidation', async (request) => {
+    if (request.body === undefined || request.body === null) {
+      if (request.routeOptions.schema?.body !== undefined) request.body = {};
     }
   });
 
@@ -239,11 +280,11 @@ export function createHttpApiWithRoutes(
     }
     const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
     if (status < 500) {
-      // Fastify's own client errors: bad JSON, schema validation, body too large.
+      // Fastify's own client errors: bad JSON, body too large, unsupported content type.
       void reply.status(status).send({
         error: {
           code: ErrorCodes.INVALID_ARGUMENT,
-          message: err.validation ? `invalid request: ${err.message}` : err.message,
+          message: err.message,
           details: { fastifyCode: err.code },
         },
       });
@@ -279,5 +320,21 @@ export function createHttpApiWithRoutes(
   });
 
   for (const register of options.modules) register(app, ctx);
+
+  // Built from the route table once every route is in it (the first request comes after).
+  let openapi: unknown;
+  app.get(
+    '/api/v1/openapi.json',
+    {
+      schema: {
+        summary: 'This API as an OpenAPI 3.1 document, generated from the routes and their schemas',
+        tags: ['system'],
+      },
+    },
+    async () => {
+      openapi ??= openApiDocument(routes);
+      return openapi;
+    },
+  );
   return { app, routes };
 }

@@ -9,10 +9,17 @@ export {
   type EmbeddedPostgresOptions,
   type PostgresEndpoint,
 } from './embedded-postgres.js';
-export type { ApiContext, ApiModule, RouteAuthConfig, RouteEntry } from './http-api.js';
+export type { ApiApp, ApiContext, ApiModule, RouteAuthConfig, RouteEntry } from './http-api.js';
 export type { Migration } from './migrator.js';
 export {
   PeakServer,
   type PeakServerInfo,
   type PeakServerOptions,
 } from './peak-server.js';
+export type { RouteSchema } from './route-schema.js';
+export {
+  resolveServerSettings,
+  type ServerSettings,
+  type ServerSettingsOptions,
+  serverSettingsFromEnv,
+} from './server-settings.js';

@@ -12,7 +12,6 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
@@ -29,14 +28,24 @@ import {
 import { type DatabaseTarget, openPool, parsePostgresUrl, redactUrl } from './database.js';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
 import { EmbeddedPostgres } from './embedded-postgres.js';
-import { type ApiModule, createHttpApiWithRoutes, type RouteEntry } from './http-api.js';
+import {
+  type ApiApp,
+  type ApiModule,
+  createHttpApiWithRoutes,
+  type RouteEntry,
+} from './http-api.js';
 import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
 import { builtinModules } from './modules.js';
-import { serverSettingsFromEnv } from './server-settings.js';
+import { resolveServerSettings, type ServerSettingsOptions } from './server-settings.js';
 
-/** Options for {@link PeakServer.start}. Defaults are listed once, here. */
-export interface PeakServerOptions {
+/**
+ * Options for {@link PeakServer.start}: every field optional. The node's own defaults are
+ * listed here; the subsystem settings it extends (`postgresPoolMax`, `mq`, `telemetry`,
+ * `guard`) have theirs, and their ranges, in the one table of server-settings.ts. Nothing
+ * here is read from the environment: the CLI's `server` command does that.
+ */
+export interface PeakServerOptions extends ServerSettingsOptions {
   /** The data folder. Default `./.peak`. */
   dataDir?: string;
   /** An external PostgreSQL; when absent, the embedded one runs in `<dataDir>/pg`. */
@@ -107,7 +116,7 @@ export interface PeakServerInfo {
 export class PeakServer {
   readonly info: PeakServerInfo;
   readonly #logger: Logger;
-  readonly #app: FastifyInstance;
+  readonly #app: ApiApp;
   readonly #routes: readonly RouteEntry[];
   readonly #pool: pg.Pool;
   readonly #target: DatabaseTarget;
@@ -120,7 +129,7 @@ export class PeakServer {
   private constructor(parts: {
     info: PeakServerInfo;
     logger: Logger;
-    app: FastifyInstance;
+    app: ApiApp;
     routes: readonly RouteEntry[];
     pool: pg.Pool;
     target: DatabaseTarget;
@@ -152,8 +161,8 @@ export class PeakServer {
       });
     }
     if (options.postgresUrl !== undefined) parsePostgresUrl(options.postgresUrl);
-    // A malformed PEAK_* variable stops the start here, before PostgreSQL is started.
-    const settings = serverSettingsFromEnv();
+    // A setting out of range stops the start here, before PostgreSQL is started.
+    const settings = resolveServerSettings(options);
     const nodeId = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const startedAt = Date.now();
     const cleanups: (() => Promise<void>)[] = [];

@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { isPeakError } from '../core/errors.js';
-import { serverSettingsFromEnv } from './server-settings.js';
+import {
+  describeSetting,
+  MQTT_SETTINGS,
+  resolveServerSettings,
+  SERVER_SETTINGS,
+  serverSettingsFromEnv,
+} from './server-settings.js';
 
-describe('server settings from the environment', () => {
-  it('gives the documented defaults for an empty environment', () => {
-    const s = serverSettingsFromEnv({});
+describe('server settings', () => {
+  it('gives the documented defaults when nothing is set', () => {
+    assert.deepEqual(serverSettingsFromEnv({}), {});
+    const s = resolveServerSettings({});
     assert.equal(s.postgresPoolMax, 25);
     assert.deepEqual(s.mq, {
       retentionMs: 72 * 3_600_000,
@@ -24,16 +32,18 @@ describe('server settings from the environment', () => {
   });
 
   it('reads every variable, in its unit', () => {
-    const s = serverSettingsFromEnv({
-      PEAK_POSTGRES_POOL_MAX: '40',
-      PEAK_MQ_RETENTION_HOURS: '1.5',
-      PEAK_MQ_MQTT_PORT: '0',
-      PEAK_MQ_MQTT_HOST: '0.0.0.0',
-      PEAK_TELEMETRY_METRICS_RETENTION_MINUTES: '5',
-      PEAK_TELEMETRY_ALERT_INTERVAL_MS: '2000',
-      PEAK_TELEMETRY_ALERT_EVALUATOR: 'off',
-      PEAK_GUARD_TOKEN_SERVER: 'off',
-    });
+    const s = resolveServerSettings(
+      serverSettingsFromEnv({
+        PEAK_POSTGRES_POOL_MAX: '40',
+        PEAK_MQ_RETENTION_HOURS: '1.5',
+        PEAK_MQ_MQTT_PORT: '0',
+        PEAK_MQ_MQTT_HOST: '0.0.0.0',
+        PEAK_TELEMETRY_METRICS_RETENTION_MINUTES: '5',
+        PEAK_TELEMETRY_ALERT_INTERVAL_MS: '2000',
+        PEAK_TELEMETRY_ALERT_EVALUATOR: 'off',
+        PEAK_GUARD_TOKEN_SERVER: 'off',
+      }),
+    );
     assert.equal(s.postgresPoolMax, 40);
     assert.equal(s.mq.retentionMs, 5_400_000);
     assert.deepEqual(s.mq.mqtt, { port: 0, host: '0.0.0.0' });
@@ -62,5 +72,51 @@ describe('server settings from the environment', () => {
         name,
       );
     }
+  });
+
+  it('takes options in ms, leaving the rest at their defaults', () => {
+    const s = resolveServerSettings({
+      telemetry: { alertIntervalMs: 200 },
+      mq: { mqtt: { port: 0 } },
+    });
+    assert.equal(s.telemetry.alertIntervalMs, 200);
+    assert.equal(s.telemetry.spanRetentionMs, 72 * 3_600_000);
+    assert.deepEqual(s.mq.mqtt, { port: 0, host: '127.0.0.1' });
+    assert.equal(s.mq.sessionMs, 20_000);
+  });
+
+  it('refuses an option out of range with the option, what it takes and what it got', () => {
+    for (const [options, pattern] of [
+      [{ postgresPoolMax: 4 }, /^postgresPoolMax must be an integer from 8 to 500 .* got 4$/],
+      [{ mq: { retentionMs: 0 } }, /^mq\.retentionMs must be a number of ms above 0, got 0$/],
+      [
+        { telemetry: { alertIntervalMs: 10 } },
+        /^telemetry\.alertIntervalMs .*at least 50, got 10$/,
+      ],
+      [{ guard: { tokenServer: 'off' } }, /^guard\.tokenServer must be true or false, got "off"$/],
+      [{ mq: { mqtt: { port: -1 } } }, /^mq\.mqtt\.port must be a TCP port .* got -1$/],
+    ] as const) {
+      assert.throws(
+        () => resolveServerSettings(options as never),
+        (e) => isPeakError(e, 'PEAK_USAGE') && pattern.test(e.message),
+        JSON.stringify(options),
+      );
+    }
+  });
+
+  it('is the table docs/configuration.md shows: every variable, what it takes, its default', async () => {
+    // Compiled to packages/peakware/dist/src/server/: the repository root is five up.
+    const doc = await readFile(
+      new URL('../../../../../docs/configuration.md', import.meta.url),
+      'utf8',
+    );
+    for (const s of SERVER_SETTINGS) {
+      const { takes, fallback } = describeSetting(s);
+      const row = doc.split('\n').find((line) => line.startsWith(`| \`${s.env}\` |`));
+      assert.ok(row, `${s.env} has a row`);
+      assert.ok(row.includes(`| ${takes} | ${fallback} | \`${s.option}\` |`), row);
+    }
+    for (const v of [MQTT_SETTINGS.port.env, MQTT_SETTINGS.host.env])
+      assert.ok(doc.includes(`| \`${v}\` |`), v);
   });
 });

@@ -1,129 +1,346 @@
 /**
- * `peak server`'s settings from the environment, read and checked once at start, in one
- * table: subsystem route modules get them through `ApiContext.settings` and never read
- * `process.env` themselves. A malformed value stops the start with one line naming the
- * variable, what it takes and what it got (a typo must not silently become the default).
- *
- * | variable | takes | default |
- * |---|---|---|
- * | `PEAK_POSTGRES_POOL_MAX` | integer 8–500 (five sessions stay held by listeners and leader locks) | 25 |
- * | `PEAK_MQ_RETENTION_HOURS` | hours > 0 messages are kept for replay | 72 |
- * | `PEAK_MQ_SESSION_MS` | ms ≥ 1000 a silent consumer keeps its queues | 20 000 |
- * | `PEAK_MQ_HALF_CHECK_AFTER_MS` | ms ≥ 0 before an unresolved half message is checked back | 6 000 |
- * | `PEAK_MQ_HALF_CHECK_INTERVAL_MS` | ms ≥ 100 between check-backs | 30 000 |
- * | `PEAK_MQ_MQTT_PORT` | TCP port 0–65535: start the MQTT bridge | unset (off) |
- * | `PEAK_MQ_MQTT_HOST` | the MQTT bridge's listen address | 127.0.0.1 |
- * | `PEAK_TELEMETRY_RETENTION_HOURS` | hours > 0 spans are kept | 72 |
- * | `PEAK_TELEMETRY_METRICS_RETENTION_MINUTES` | minutes > 0 pushed metrics are kept | 60 |
- * | `PEAK_TELEMETRY_ALERT_INTERVAL_MS` | ms ≥ 50 between alert evaluations | 10 000 |
- * | `PEAK_TELEMETRY_ALERT_EVALUATOR` | `on` / `off`: take part in evaluating alerts | on |
- * | `PEAK_GUARD_TOKEN_SERVER` | `on` / `off`: take part in leading the cluster token server | on |
+ * The settings of a control-plane node's subsystems, in one table: each setting's default,
+ * the range it takes, and the `PEAK_*` variable `peak server` reads it from. A program
+ * passes them to `PeakServer.start` (every field optional); only the CLI's `server` command
+ * reads the environment ({@link serverSettingsFromEnv}) and passes what it found. Route
+ * modules get the resolved settings through `ApiContext.settings` and never read
+ * `process.env`. A value out of range stops the start with one line naming the option (or
+ * the variable), what it takes and what it got: a typo must not silently become the
+ * default.
  */
 import { UsageError } from '../core/errors.js';
 
-/** Everything `peak server` reads from its environment. */
+/** A node's subsystem settings as {@link PeakServer.start} resolves them (every default applied). */
 export interface ServerSettings {
+  /** Connections in the node's PostgreSQL pool. */
   postgresPoolMax: number;
   mq: {
+    /** How long messages are kept for replay, ms. */
     retentionMs: number;
+    /** How long a silent consumer keeps its queues, ms. */
     sessionMs: number;
+    /** How long an unresolved half message waits before its producer is checked back, ms. */
     halfCheckAfterMs: number;
+    /** Time between check-backs of one half message, ms. */
     halfCheckIntervalMs: number;
     /** The MQTT bridge's listen address, or undefined when the bridge is off. */
     mqtt: { port: number; host: string } | undefined;
   };
   telemetry: {
+    /** How long spans are kept, ms. */
     spanRetentionMs: number;
+    /** How long pushed per-second metrics are kept, ms. */
     metricsRetentionMs: number;
+    /** Time between alert evaluations, ms. */
     alertIntervalMs: number;
+    /** Whether this node takes part in evaluating alerts (one node evaluates at a time). */
     alertEvaluator: boolean;
   };
-  guard: { tokenServer: boolean };
+  guard: {
+    /** Whether this node takes part in leading the cluster token server. */
+    tokenServer: boolean;
+  };
+}
+
+/**
+ * The settings as `PeakServerOptions` takes them: any subset; what is left out takes its
+ * default from {@link SERVER_SETTINGS}. The MQTT bridge is off unless `mq.mqtt` is given.
+ */
+export interface ServerSettingsOptions {
+  /** Connections in the node's PostgreSQL pool, 8-500. Default 25. */
+  postgresPoolMax?: number;
+  mq?: {
+    /** ms > 0. Default 72 h. */
+    retentionMs?: number;
+    /** ms ≥ 1000. Default 20 000. */
+    sessionMs?: number;
+    /** ms ≥ 0. Default 6000. */
+    halfCheckAfterMs?: number;
+    /** ms ≥ 100. Default 30 000. */
+    halfCheckIntervalMs?: number;
+    /** Start the MQTT bridge on this port (0 picks a free one); host default 127.0.0.1. */
+    mqtt?: { port: number; host?: string };
+  };
+  telemetry?: {
+    /** ms > 0. Default 72 h. */
+    spanRetentionMs?: number;
+    /** ms > 0. Default 60 min. */
+    metricsRetentionMs?: number;
+    /** ms ≥ 50. Default 10 000. */
+    alertIntervalMs?: number;
+    /** Default true. */
+    alertEvaluator?: boolean;
+  };
+  guard?: {
+    /** Default true. */
+    tokenServer?: boolean;
+  };
+}
+
+/** A numeric setting: where it sits, its variable, its unit there, its default and range. */
+interface NumberSetting {
+  kind: 'number';
+  /** `section.name` in {@link ServerSettingsOptions}, or a top-level name. */
+  option: string;
+  env: string;
+  /** The variable's unit and how many option units (ms, or none) one of it is. */
+  envUnit: { name: string; scale: number };
+  /** Default, in option units. */
+  fallback: number;
+  /** Lowest value, in option units; `minExclusive` makes it a bound the value must exceed. */
+  min: number;
+  minExclusive?: boolean;
+  max?: number;
+  integer?: boolean;
+  /** A note on what it takes, after the range. */
+  note?: string;
+  summary: string;
+}
+
+/** An on/off setting (`on`/`off` in the environment, a boolean in the options). */
+interface SwitchSetting {
+  kind: 'switch';
+  option: string;
+  env: string;
+  fallback: boolean;
+  summary: string;
+}
+
+/** One row of {@link SERVER_SETTINGS}. */
+export type ServerSetting = NumberSetting | SwitchSetting;
+
+const HOUR = 3_600_000;
+const MINUTE = 60_000;
+const MS = { name: 'ms', scale: 1 };
+
+/** Every setting, its default and range: the one table (docs/configuration.md shows it). */
+export const SERVER_SETTINGS: readonly ServerSetting[] = [
+  {
+    kind: 'number',
+    option: 'postgresPoolMax',
+    env: 'PEAK_POSTGRES_POOL_MAX',
+    envUnit: { name: '', scale: 1 },
+    fallback: 25,
+    min: 8,
+    max: 500,
+    integer: true,
+    note: 'five sessions are held for listeners and leader locks',
+    summary: "connections in the node's PostgreSQL pool",
+  },
+  {
+    kind: 'number',
+    option: 'mq.retentionMs',
+    env: 'PEAK_MQ_RETENTION_HOURS',
+    envUnit: { name: 'hours', scale: HOUR },
+    fallback: 72 * HOUR,
+    min: 0,
+    minExclusive: true,
+    summary: 'how long messages are kept for replay',
+  },
+  {
+    kind: 'number',
+    option: 'mq.sessionMs',
+    env: 'PEAK_MQ_SESSION_MS',
+    envUnit: MS,
+    fallback: 20_000,
+    min: 1000,
+    summary: 'how long a silent consumer keeps its queues',
+  },
+  {
+    kind: 'number',
+    option: 'mq.halfCheckAfterMs',
+    env: 'PEAK_MQ_HALF_CHECK_AFTER_MS',
+    envUnit: MS,
+    fallback: 6000,
+    min: 0,
+    summary: 'wait before an unresolved half message is checked back',
+  },
+  {
+    kind: 'number',
+    option: 'mq.halfCheckIntervalMs',
+    env: 'PEAK_MQ_HALF_CHECK_INTERVAL_MS',
+    envUnit: MS,
+    fallback: 30_000,
+    min: 100,
+    summary: 'time between check-backs of one half message',
+  },
+  {
+    kind: 'number',
+    option: 'telemetry.spanRetentionMs',
+    env: 'PEAK_TELEMETRY_RETENTION_HOURS',
+    envUnit: { name: 'hours', scale: HOUR },
+    fallback: 72 * HOUR,
+    min: 0,
+    minExclusive: true,
+    summary: 'how long spans are kept',
+  },
+  {
+    kind: 'number',
+    option: 'telemetry.metricsRetentionMs',
+    env: 'PEAK_TELEMETRY_METRICS_RETENTION_MINUTES',
+    envUnit: { name: 'minutes', scale: MINUTE },
+    fallback: 60 * MINUTE,
+    min: 0,
+    minExclusive: true,
+    summary: 'how long pushed per-second metrics are kept',
+  },
+  {
+    kind: 'number',
+    option: 'telemetry.alertIntervalMs',
+    env: 'PEAK_TELEMETRY_ALERT_INTERVAL_MS',
+    envUnit: MS,
+    fallback: 10_000,
+    min: 50,
+    summary: 'time between alert evaluations',
+  },
+  {
+    kind: 'switch',
+    option: 'telemetry.alertEvaluator',
+    env: 'PEAK_TELEMETRY_ALERT_EVALUATOR',
+    fallback: true,
+    summary: 'take part in evaluating alerts (one node evaluates at a time)',
+  },
+  {
+    kind: 'switch',
+    option: 'guard.tokenServer',
+    env: 'PEAK_GUARD_TOKEN_SERVER',
+    fallback: true,
+    summary: "take part in leading the guard's cluster token server",
+  },
+];
+
+/** The MQTT bridge's variables (off unless the port is set). */
+export const MQTT_SETTINGS = {
+  port: { env: 'PEAK_MQ_MQTT_PORT', option: 'mq.mqtt.port', takes: 'a TCP port from 0 to 65535' },
+  host: { env: 'PEAK_MQ_MQTT_HOST', option: 'mq.mqtt.host', fallback: '127.0.0.1' },
+} as const;
+
+/** What a numeric setting takes, in the unit of the variable (`env`) or the option. */
+function takes(s: NumberSetting, where: 'env' | 'option'): string {
+  const scale = where === 'env' ? s.envUnit.scale : 1;
+  const unit = where === 'env' ? s.envUnit.name : s.envUnit.name === '' ? '' : 'ms';
+  const note = s.note === undefined ? '' : ` (${s.note})`;
+  if (s.integer === true && s.max !== undefined)
+    return `an integer from ${s.min / scale} to ${s.max / scale}${note}`;
+  const bound = s.minExclusive === true ? `above ${s.min / scale}` : `of at least ${s.min / scale}`;
+  return `a number${unit === '' ? '' : ` of ${unit}`} ${bound}${note}`;
+}
+
+function inRange(s: NumberSetting, n: number): boolean {
+  return (
+    Number.isFinite(n) &&
+    (s.minExclusive === true ? n > s.min : n >= s.min) &&
+    (s.max === undefined || n <= s.max) &&
+    (s.integer !== true || Number.isInteger(n))
+  );
+}
+
+function isPort(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 65535;
+}
+
+/** What a setting takes and its default, in the variable's terms (for `--help` and docs). */
+export function describeSetting(s: ServerSetting): { takes: string; fallback: string } {
+  if (s.kind === 'switch') return { takes: '`on` or `off`', fallback: s.fallback ? 'on' : 'off' };
+  return { takes: takes(s, 'env'), fallback: String(s.fallback / s.envUnit.scale) };
+}
+
+function lookup(options: ServerSettingsOptions, option: string): unknown {
+  const [section, name] = option.split('.') as [string, string | undefined];
+  const top = (options as Record<string, unknown>)[section];
+  if (name === undefined) return top;
+  return (top as Record<string, unknown> | undefined)?.[name];
+}
+
+/**
+ * Applies the defaults to `options` and checks every value against its range; throws a
+ * UsageError naming the first bad option (`telemetry.alertIntervalMs must be ...`).
+ */
+export function resolveServerSettings(options: ServerSettingsOptions = {}): ServerSettings {
+  const value = new Map<string, number | boolean>();
+  for (const s of SERVER_SETTINGS) {
+    const given = lookup(options, s.option);
+    if (given === undefined) {
+      value.set(s.option, s.fallback);
+      continue;
+    }
+    if (s.kind === 'switch') {
+      if (typeof given !== 'boolean')
+        throw new UsageError(`${s.option} must be true or false, got ${JSON.stringify(given)}`);
+    } else if (typeof given !== 'number' || !inRange(s, given)) {
+      throw new UsageError(
+        `${s.option} must be ${takes(s, 'option')}, got ${JSON.stringify(given)}`,
+      );
+    }
+    value.set(s.option, given);
+  }
+  const num = (option: string) => value.get(option) as number;
+  const on = (option: string) => value.get(option) as boolean;
+  const mqtt = options.mq?.mqtt;
+  if (mqtt !== undefined && !isPort(mqtt.port)) {
+    throw new UsageError(
+      `${MQTT_SETTINGS.port.option} must be ${MQTT_SETTINGS.port.takes}, got ${JSON.stringify(mqtt.port)}`,
+    );
+  }
+  return {
+    postgresPoolMax: num('postgresPoolMax'),
+    mq: {
+      retentionMs: num('mq.retentionMs'),
+      sessionMs: num('mq.sessionMs'),
+      halfCheckAfterMs: num('mq.halfCheckAfterMs'),
+      halfCheckIntervalMs: num('mq.halfCheckIntervalMs'),
+      mqtt:
+        mqtt === undefined
+          ? undefined
+          : { port: mqtt.port, host: mqtt.host ?? MQTT_SETTINGS.host.fallback },
+    },
+    telemetry: {
+      spanRetentionMs: num('telemetry.spanRetentionMs'),
+      metricsRetentionMs: num('telemetry.metricsRetentionMs'),
+      alertIntervalMs: num('telemetry.alertIntervalMs'),
+      alertEvaluator: on('telemetry.alertEvaluator'),
+    },
+    guard: { tokenServer: on('guard.tokenServer') },
+  };
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-function number(
-  env: Env,
-  name: string,
-  fallback: number,
-  check: { min: number; max?: number; integer?: boolean; minExclusive?: boolean; what: string },
-): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  const ok =
-    Number.isFinite(n) &&
-    (check.minExclusive === true ? n > check.min : n >= check.min) &&
-    (check.max === undefined || n <= check.max) &&
-    (check.integer !== true || Number.isInteger(n));
-  if (!ok) throw new UsageError(`${name} must be ${check.what}, got '${raw}'`);
-  return n;
-}
-
-function onOff(env: Env, name: string): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === '' || raw === 'on') return true;
-  if (raw === 'off') return false;
-  throw new UsageError(`${name} must be 'on' or 'off', got '${raw}'`);
-}
-
-/** Reads and checks the settings; throws a UsageError naming the first malformed variable. */
-export function serverSettingsFromEnv(env: Env = process.env): ServerSettings {
-  const mqttPort = number(env, 'PEAK_MQ_MQTT_PORT', -1, {
-    min: 0,
-    max: 65535,
-    integer: true,
-    what: 'a TCP port from 0 to 65535',
-  });
-  return {
-    postgresPoolMax: number(env, 'PEAK_POSTGRES_POOL_MAX', 25, {
-      min: 8,
-      max: 500,
-      integer: true,
-      what: 'an integer from 8 to 500 (five sessions are held for listeners and leader locks)',
-    }),
-    mq: {
-      retentionMs:
-        number(env, 'PEAK_MQ_RETENTION_HOURS', 72, {
-          min: 0,
-          minExclusive: true,
-          what: 'a number of hours above 0',
-        }) * 3_600_000,
-      sessionMs: number(env, 'PEAK_MQ_SESSION_MS', 20_000, {
-        min: 1000,
-        what: 'a number of ms of at least 1000',
-      }),
-      halfCheckAfterMs: number(env, 'PEAK_MQ_HALF_CHECK_AFTER_MS', 6000, {
-        min: 0,
-        what: 'a number of ms of at least 0',
-      }),
-      halfCheckIntervalMs: number(env, 'PEAK_MQ_HALF_CHECK_INTERVAL_MS', 30_000, {
-        min: 100,
-        what: 'a number of ms of at least 100',
-      }),
-      mqtt:
-        mqttPort < 0 ? undefined : { port: mqttPort, host: env.PEAK_MQ_MQTT_HOST || '127.0.0.1' },
-    },
-    telemetry: {
-      spanRetentionMs:
-        number(env, 'PEAK_TELEMETRY_RETENTION_HOURS', 72, {
-          min: 0,
-          minExclusive: true,
-          what: 'a number of hours above 0',
-        }) * 3_600_000,
-      metricsRetentionMs:
-        number(env, 'PEAK_TELEMETRY_METRICS_RETENTION_MINUTES', 60, {
-          min: 0,
-          minExclusive: true,
-          what: 'a number of minutes above 0',
-        }) * 60_000,
-      alertIntervalMs: number(env, 'PEAK_TELEMETRY_ALERT_INTERVAL_MS', 10_000, {
-        min: 50,
-        what: 'a number of ms of at least 50',
-      }),
-      alertEvaluator: onOff(env, 'PEAK_TELEMETRY_ALERT_EVALUATOR'),
-    },
-    guard: { tokenServer: onOff(env, 'PEAK_GUARD_TOKEN_SERVER') },
+/**
+ * The settings the `PEAK_*` variables of `env` set, as options (unset variables are left
+ * out, so the defaults apply). Checked against the same table: throws a UsageError naming
+ * the first malformed variable, what it takes and what it got. For the CLI's `server`
+ * command; a program passes options to `PeakServer.start` instead.
+ */
+export function serverSettingsFromEnv(env: Env): ServerSettingsOptions {
+  const out: Record<string, Record<string, unknown> | number> = {};
+  const put = (option: string, v: unknown) => {
+    const [section, name] = option.split('.') as [string, string | undefined];
+    if (name === undefined) out[section] = v as number;
+    else out[section] = { ...((out[section] as Record<string, unknown>) ?? {}), [name]: v };
   };
+  for (const s of SERVER_SETTINGS) {
+    const raw = env[s.env];
+    if (raw === undefined || raw === '') continue;
+    if (s.kind === 'switch') {
+      if (raw !== 'on' && raw !== 'off')
+        throw new UsageError(`${s.env} must be 'on' or 'off', got '${raw}'`);
+      put(s.option, raw === 'on');
+      continue;
+    }
+    const n = raw.trim() === '' ? Number.NaN : Number(raw) * s.envUnit.scale;
+    if (!inRange(s, n)) throw new UsageError(`${s.env} must be ${takes(s, 'env')}, got '${raw}'`);
+    put(s.option, n);
+  }
+  const port = env[MQTT_SETTINGS.port.env];
+  if (port !== undefined && port !== '') {
+    const n = Number(port);
+    if (!/^\d+$/.test(port) || !isPort(n))
+      throw new UsageError(
+        `${MQTT_SETTINGS.port.env} must be ${MQTT_SETTINGS.port.takes}, got '${port}'`,
+      );
+    const host = env[MQTT_SETTINGS.host.env];
+    put('mq.mqtt', { port: n, ...(host ? { host } : {}) });
+  }
+  return out as ServerSettingsOptions;
 }

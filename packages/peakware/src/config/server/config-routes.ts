@@ -4,10 +4,11 @@
  * author the caller names (`author` in the body, default `admin`) and where it came from
  * (address and user agent).
  */
+import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import { z } from 'zod';
-import { ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
+import { ErrorCodes, PeakError } from '../../core/errors.js';
 import type { ApiModule } from '../../server/http-api.js';
+import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { effectiveEntry } from '../config-entry.js';
 import type { ConfigSchema } from '../config-schema.js';
 import { lineDiff } from '../line-diff.js';
@@ -29,47 +30,66 @@ import {
   startGray,
 } from './config-store.js';
 
-const author = z.string().min(1).max(128).optional();
-const comment = z.string().max(1024).default('');
-const format = z.enum(['json', 'text']).default('json');
-const version = z.number().int().min(0);
-const schema = z.union([z.record(z.string(), z.unknown()), z.null()]).optional();
+const NAME = { pattern: '^[A-Za-z0-9_.-]{1,128}$', takes: '1-128 letters, digits or _ . -' };
+const author = Type.Optional(
+  Type.String({ minLength: 1, maxLength: 128, description: 'who makes the change' }),
+);
+const comment = WithDefault(Type.String({ maxLength: 1024 }), '');
+const format = WithDefault(StringEnum(['json', 'text']), 'json');
+const version = Type.Integer({ minimum: 0 });
 
-const publishBody = z.object({
-  value: z.string(),
+const publishBody = Type.Object({
+  value: Type.String({ description: 'the value, as text (JSON text for format json)' }),
   format,
-  schema,
-  expectedVersion: version.optional(),
+  schema: Type.Optional(
+    Type.Unsafe<ConfigSchema | null>({
+      type: ['object', 'null'],
+      description:
+        'a JSON Schema for the value, or a built-in kind { "$peak": "guard-rules" | "rpc-routes" | "lb-weights" }; null removes it; absent keeps the one in force',
+    }),
+  ),
+  expectedVersion: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'refuse (409) unless the item is at this version' }),
+  ),
   comment,
   author,
 });
-const rollbackBody = z.object({
-  toVersion: version.min(1),
-  expectedVersion: version.optional(),
+const rollbackBody = Type.Object({
+  toVersion: Type.Integer({ minimum: 1 }),
+  expectedVersion: Type.Optional(version),
   comment,
   author,
 });
-const grayBody = z.object({
-  value: z.string(),
+const grayBody = Type.Object({
+  value: Type.String(),
   format,
-  tags: z.array(z.string().min(1).max(64)).max(32).default([]),
-  instanceIds: z.array(z.string().min(1).max(128)).max(1000).default([]),
+  tags: WithDefault(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 32 }), []),
+  instanceIds: WithDefault(
+    Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 1000 }),
+    [],
+  ),
   comment,
   author,
 });
-const promoteBody = z.object({ comment, author }).optional();
+const promoteBody = Type.Object({ comment, author });
+const abortBody = Type.Object({ author });
 
-function parse<T>(s: z.ZodType<T>, body: unknown, what: string): T {
-  const r = s.safeParse(body);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new InvalidArgumentError(
-      `${what}: ${issue?.path.map(String).join('.') || '(body)'}: ${issue?.message ?? 'invalid'}`,
-      { details: { input: issue?.path.map(String).join('.') ?? '' } },
-    );
-  }
-  return r.data;
-}
+const itemParams = Type.Object({
+  app: Type.String(NAME),
+  group: Type.String(NAME),
+  key: Type.String(NAME),
+});
+type ItemParams = Static<typeof itemParams>;
+
+const limit = (fallback: number) =>
+  WithDefault(Type.Integer({ minimum: 1, description: 'at most 1000 are returned' }), fallback);
+const instanceView = {
+  app: Type.Optional(Type.String({ description: 'the app' })),
+  instance: Type.Optional(Type.String({ description: 'the instance id, for gray releases' })),
+  tag: Type.Optional(
+    Type.Array(Type.String(), { maxItems: 32, description: "the instance's tags, for gray" }),
+  ),
+};
 
 function actor(request: FastifyRequest, named: string | undefined): Actor {
   const agent = request.headers['user-agent'];
@@ -79,28 +99,8 @@ function actor(request: FastifyRequest, named: string | undefined): Actor {
   };
 }
 
-type ItemParams = { Params: { app: string; group: string; key: string } };
-
-function ref(request: FastifyRequest<ItemParams>): ItemRef {
-  return checkRef({
-    app: request.params.app,
-    group: request.params.group,
-    key: request.params.key,
-  });
-}
-
-function list(raw: string | string[] | undefined): string[] {
-  return Array.isArray(raw) ? raw : raw === undefined ? [] : [raw];
-}
-
-function positiveInt(raw: string | undefined, what: string, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1)
-    throw new InvalidArgumentError(`${what} must be a positive integer, got '${raw}'`, {
-      details: { input: what },
-    });
-  return n;
+function ref(params: ItemParams): ItemRef {
+  return checkRef({ app: params.app, group: params.group, key: params.key });
 }
 
 /** The config center's routes and its push hub (started and stopped with the HTTP server). */
@@ -109,16 +109,23 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.addHook('onReady', async () => hub.start());
   app.addHook('preClose', async () => hub.stop());
 
-  void app.register(async (scope) => {
-    const base = '/api/v1/config';
-    const item = `${base}/items/:app/:group/:key`;
+  const base = '/api/v1/config';
+  const item = `${base}/items/:app/:group/:key`;
 
-    scope.get(`${base}/apps`, async () => ({ apps: await listApps(ctx.pool) }));
+  app.get(`${base}/apps`, { schema: { summary: 'Apps with config items' } }, async () => ({
+    apps: await listApps(ctx.pool),
+  }));
 
-    scope.get<{ Querystring: { app?: string } }>(`${base}/items`, async (request) => {
+  app.get(
+    `${base}/items`,
+    {
+      schema: {
+        summary: "An app's items, with any gray release in progress",
+        querystring: Type.Object({ app: Type.String({ description: 'the app' }) }),
+      },
+    },
+    async (request) => {
       const appName = request.query.app;
-      if (appName === undefined)
-        throw new InvalidArgumentError('name the app: ?app=<app>', { details: { input: 'app' } });
       checkRef({ app: appName, group: 'g', key: 'k' });
       const rows = await readItems(ctx.pool, appName);
       if (rows.length === 0) {
@@ -130,25 +137,35 @@ export const configRoutes: ApiModule = (app, ctx) => {
         );
       }
       return { items: rows.map((r) => ({ ...r.item, gray: r.gray })) };
-    });
+    },
+  );
 
-    // What one instance sees of an app (the polling path, and a one-shot read for SDKs).
-    scope.get<{ Querystring: { app?: string; instance?: string; tag?: string | string[] } }>(
-      `${base}/entries`,
-      async (request) => {
-        const appName = request.query.app ?? '';
-        checkRef({ app: appName, group: 'g', key: 'k' });
-        const tags = new Set(list(request.query.tag));
-        const rows = await readItems(ctx.pool, appName);
-        return {
-          app: appName,
-          entries: rows.map((r) => effectiveEntry(r, request.query.instance, tags)),
-        };
+  // What one instance sees of an app (the polling path, and a one-shot read for SDKs).
+  app.get(
+    `${base}/entries`,
+    {
+      schema: {
+        summary: 'What one instance sees of an app (gray releases applied)',
+        querystring: Type.Object(instanceView),
       },
-    );
+    },
+    async (request) => {
+      const appName = request.query.app ?? '';
+      checkRef({ app: appName, group: 'g', key: 'k' });
+      const tags = new Set(request.query.tag ?? []);
+      const rows = await readItems(ctx.pool, appName);
+      return {
+        app: appName,
+        entries: rows.map((r) => effectiveEntry(r, request.query.instance, tags)),
+      };
+    },
+  );
 
-    scope.get<ItemParams>(item, async (request) => {
-      const r = ref(request);
+  app.get(
+    item,
+    { schema: { summary: 'One item: its value, version and gray release', params: itemParams } },
+    async (request) => {
+      const r = ref(request.params);
       const found = await getItem(ctx.pool, r);
       if (found === undefined) {
         throw new PeakError(
@@ -158,73 +175,125 @@ export const configRoutes: ApiModule = (app, ctx) => {
         );
       }
       return { ...found.item, gray: found.gray };
-    });
+    },
+  );
 
-    scope.put<ItemParams>(item, async (request) => {
-      const r = ref(request);
-      const b = parse(publishBody, request.body, 'publish');
+  app.put(
+    item,
+    {
+      schema: {
+        summary: 'Publish a new version (checked against its schema; pushed to every watcher)',
+        params: itemParams,
+        body: publishBody,
+      },
+    },
+    async (request) => {
+      const r = ref(request.params);
+      const b = request.body;
       return publish(
         ctx.pool,
         r,
         {
           format: b.format,
           value: b.value,
-          ...(b.schema === undefined ? {} : { schema: b.schema as ConfigSchema | null }),
+          ...(b.schema === undefined ? {} : { schema: b.schema }),
           ...(b.expectedVersion === undefined ? {} : { expectedVersion: b.expectedVersion }),
           comment: b.comment,
         },
         actor(request, b.author),
       );
-    });
+    },
+  );
 
-    scope.get<ItemParams & { Querystring: { limit?: string } }>(
-      `${item}/history`,
-      async (request) => {
-        const limit = Math.min(1000, positiveInt(request.query.limit, 'limit', 50));
-        return { versions: await history(ctx.pool, ref(request), limit) };
+  app.get(
+    `${item}/history`,
+    {
+      schema: {
+        summary: "An item's versions, newest first",
+        params: itemParams,
+        querystring: Type.Object({ limit: limit(50) }),
       },
-    );
+    },
+    async (request) => {
+      const n = Math.min(1000, request.query.limit);
+      return { versions: await history(ctx.pool, ref(request.params), n) };
+    },
+  );
 
-    scope.get<ItemParams & { Params: { version: string } }>(
-      `${item}/versions/:version`,
-      async (request) =>
-        getVersion(ctx.pool, ref(request), positiveInt(request.params.version, 'version', 1)),
-    );
-
-    scope.get<ItemParams & { Querystring: { from?: string; to?: string } }>(
-      `${item}/diff`,
-      async (request) => {
-        const r = ref(request);
-        const found = await getItem(ctx.pool, r);
-        if (found === undefined) await history(ctx.pool, r, 1); // throws the not-found error
-        const current = found?.item.version ?? 1;
-        const to = positiveInt(request.query.to, 'to', current);
-        const from = positiveInt(request.query.from, 'from', Math.max(1, to - 1));
-        const [a, b] = await Promise.all([
-          getVersion(ctx.pool, r, from),
-          getVersion(ctx.pool, r, to),
-        ]);
-        return { from, to, diff: lineDiff(pretty(a.value, a.format), pretty(b.value, b.format)) };
+  app.get(
+    `${item}/versions/:version`,
+    {
+      schema: {
+        summary: 'One version of an item',
+        params: Type.Object({ ...itemParams.properties, version: Type.Integer({ minimum: 1 }) }),
       },
-    );
+    },
+    async (request) => getVersion(ctx.pool, ref(request.params), request.params.version),
+  );
 
-    scope.post<ItemParams>(`${item}/rollback`, async (request) => {
-      const b = parse(rollbackBody, request.body, 'rollback');
+  app.get(
+    `${item}/diff`,
+    {
+      schema: {
+        summary: 'A line diff between two versions (default: the current one and the one before)',
+        params: itemParams,
+        querystring: Type.Object({
+          from: Type.Optional(Type.Integer({ minimum: 1 })),
+          to: Type.Optional(Type.Integer({ minimum: 1 })),
+        }),
+      },
+    },
+    async (request) => {
+      const r = ref(request.params);
+      const found = await getItem(ctx.pool, r);
+      if (found === undefined) await history(ctx.pool, r, 1); // throws the not-found error
+      const current = found?.item.version ?? 1;
+      const to = request.query.to ?? current;
+      const from = request.query.from ?? Math.max(1, to - 1);
+      const [a, b] = await Promise.all([
+        getVersion(ctx.pool, r, from),
+        getVersion(ctx.pool, r, to),
+      ]);
+      return { from, to, diff: lineDiff(pretty(a.value, a.format), pretty(b.value, b.format)) };
+    },
+  );
+
+  app.post(
+    `${item}/rollback`,
+    {
+      schema: {
+        summary: 'Publish an earlier version again, as a new version',
+        params: itemParams,
+        body: rollbackBody,
+      },
+    },
+    async (request) => {
+      const b = request.body;
       return rollback(
         ctx.pool,
-        ref(request),
+        ref(request.params),
         b.toVersion,
         b.expectedVersion,
         b.comment || `rollback to version ${b.toVersion}`,
         actor(request, b.author),
       );
-    });
+    },
+  );
 
-    scope.post<ItemParams>(`${item}/gray`, async (request) => {
-      const b = parse(grayBody, request.body, 'gray');
+  app.post(
+    `${item}/gray`,
+    {
+      schema: {
+        summary: 'Start a gray release: a value for the instances with these tags or ids only',
+        params: itemParams,
+        body: grayBody,
+      },
+    },
+    async (request) => {
+      const b = request.body;
       return startGray(
         ctx.pool,
-        ref(request),
+        ref(request.params),
         {
           format: b.format,
           value: b.value,
@@ -234,64 +303,98 @@ export const configRoutes: ApiModule = (app, ctx) => {
         },
         actor(request, b.author),
       );
-    });
+    },
+  );
 
-    scope.post<ItemParams>(`${item}/gray/promote`, async (request) => {
-      const b = parse(promoteBody, request.body, 'promote');
-      return promoteGray(ctx.pool, ref(request), b?.comment ?? '', actor(request, b?.author));
-    });
-
-    scope.post<ItemParams>(`${item}/gray/abort`, async (request) => {
-      const b = parse(promoteBody, request.body, 'abort');
-      return abortGray(ctx.pool, ref(request), actor(request, b?.author));
-    });
-
-    scope.get<{ Querystring: { app?: string; group?: string; key?: string; limit?: string } }>(
-      `${base}/audit`,
-      async (request) => {
-        const q = request.query;
-        const limit = Math.min(1000, positiveInt(q.limit, 'limit', 100));
-        return {
-          audit: await readAudit(
-            ctx.pool,
-            {
-              ...(q.app === undefined ? {} : { app: q.app }),
-              ...(q.group === undefined ? {} : { group: q.group }),
-              ...(q.key === undefined ? {} : { key: q.key }),
-            },
-            limit,
-          ),
-        };
+  app.post(
+    `${item}/gray/promote`,
+    {
+      schema: {
+        summary: "Promote the gray value: it becomes the item's next version for everyone",
+        params: itemParams,
+        body: promoteBody,
       },
-    );
+    },
+    async (request) =>
+      promoteGray(
+        ctx.pool,
+        ref(request.params),
+        request.body.comment,
+        actor(request, request.body.author),
+      ),
+  );
 
-    scope.get<{ Querystring: { app?: string; instance?: string; tag?: string | string[] } }>(
-      `${base}/watch`,
-      async (request, reply) => {
-        const appName = request.query.app ?? '';
-        checkRef({ app: appName, group: 'g', key: 'k' });
-        const tags = list(request.query.tag);
-        if (tags.length > 32)
-          throw new InvalidArgumentError('watch takes at most 32 ?tag= parameters', {
-            details: { input: 'tag' },
-          });
-        reply.hijack();
-        reply.raw.writeHead(200, {
-          'content-type': 'text/event-stream',
-          'cache-control': 'no-cache',
-          connection: 'keep-alive',
-          'x-accel-buffering': 'no',
-        });
-        reply.raw.write(`: peak config node ${ctx.nodeId}\n\n`);
-        try {
-          await hub.watch(reply.raw, appName, request.query.instance, tags);
-        } catch (err) {
-          ctx.logger.warn({ err }, 'config watch failed');
-          reply.raw.end();
-        }
+  app.post(
+    `${item}/gray/abort`,
+    {
+      schema: {
+        summary: 'Abort the gray release: every instance sees the released value again',
+        params: itemParams,
+        body: abortBody,
       },
-    );
-  });
+    },
+    async (request) =>
+      abortGray(ctx.pool, ref(request.params), actor(request, request.body.author)),
+  );
+
+  app.get(
+    `${base}/audit`,
+    {
+      schema: {
+        summary: 'The audit trail of changes, newest first',
+        querystring: Type.Object({
+          app: Type.Optional(Type.String()),
+          group: Type.Optional(Type.String()),
+          key: Type.Optional(Type.String()),
+          limit: limit(100),
+        }),
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const n = Math.min(1000, q.limit);
+      return {
+        audit: await readAudit(
+          ctx.pool,
+          {
+            ...(q.app === undefined ? {} : { app: q.app }),
+            ...(q.group === undefined ? {} : { group: q.group }),
+            ...(q.key === undefined ? {} : { key: q.key }),
+          },
+          n,
+        ),
+      };
+    },
+  );
+
+  app.get(
+    `${base}/watch`,
+    {
+      schema: {
+        summary: 'Server-Sent Events: what one instance sees of an app, then every change',
+        querystring: Type.Object(instanceView),
+      },
+    },
+    async (request, reply) => {
+      const appName = request.query.app ?? '';
+      checkRef({ app: appName, group: 'g', key: 'k' });
+      const tags = request.query.tag ?? [];
+      reply.hijack();
+      reply.raw.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      reply.raw.write(`: peak config node ${ctx.nodeId}\n\n`);
+      try {
+        await hub.watch(reply.raw, appName, request.query.instance, tags);
+      } catch (err) {
+        ctx.logger.warn({ err }, 'config watch failed');
+        reply.raw.end();
+      }
+    },
+  );
 };
 
 function pretty(value: string, fmt: 'json' | 'text'): string {

@@ -12,58 +12,55 @@
  * nodes forward token requests to it (`PEAK_GUARD_TOKEN_SERVER=off` keeps a node from
  * leading). Metric reports are held in the memory of the node that received them (bounded).
  */
+import { Type } from '@sinclair/typebox';
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { ApiModule } from '../../server/http-api.js';
-import type { TokenRequest } from './cluster-token-server.js';
-import { type GuardReport, GuardReportStore } from './guard-report-store.js';
+import { StringEnum, WithDefault } from '../../server/route-schema.js';
+import type { GuardRules } from '../rule-types.js';
+import { GuardReportStore } from './guard-report-store.js';
 import { FORWARDED_HEADER, GuardTokenService } from './guard-token-service.js';
 
-const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
+const name = Type.String({ minLength: 1, maxLength: 200 });
 
-const tokenSchema = {
-  body: {
-    type: 'object',
-    required: ['namespace', 'flowId', 'clientId', 'count', 'acquire'],
-    additionalProperties: false,
-    properties: {
-      namespace: name,
-      flowId: name,
-      clientId: name,
-      count: { type: 'number', minimum: 0, maximum: 1e9 },
-      thresholdType: { type: 'string', enum: ['global', 'avg-local'] },
-      acquire: { type: 'integer', minimum: 1, maximum: 100000 },
-    },
+/** A guard's request for cluster tokens (the hot SDK route of cluster flow control). */
+const tokenRequest = Type.Object(
+  {
+    namespace: name,
+    flowId: name,
+    clientId: name,
+    count: Type.Number({
+      minimum: 0,
+      maximum: 1e9,
+      description: "the rule's threshold per second",
+    }),
+    thresholdType: WithDefault(StringEnum(['global', 'avg-local']), 'global'),
+    acquire: Type.Integer({ minimum: 1, maximum: 100000, description: 'tokens wanted' }),
   },
-} as const;
+  { additionalProperties: false },
+);
 
-const metric = {
-  type: 'object',
-  required: ['resource', 'second', 'pass', 'block', 'success', 'error'],
-  properties: {
-    resource: { type: 'string', minLength: 1, maxLength: 500 },
-    second: { type: 'number' },
-    pass: { type: 'number', minimum: 0 },
-    block: { type: 'number', minimum: 0 },
-    success: { type: 'number', minimum: 0 },
-    error: { type: 'number', minimum: 0 },
-    rtAvg: { type: 'number', minimum: 0, default: 0 },
-    rtMin: { type: 'number', minimum: 0, default: 0 },
-    concurrency: { type: 'number', default: 0 },
-  },
-} as const;
+const metric = Type.Object({
+  resource: Type.String({ minLength: 1, maxLength: 500 }),
+  second: Type.Number({ description: 'epoch second' }),
+  pass: Type.Number({ minimum: 0 }),
+  block: Type.Number({ minimum: 0 }),
+  success: Type.Number({ minimum: 0 }),
+  error: Type.Number({ minimum: 0 }),
+  rtAvg: WithDefault(Type.Number({ minimum: 0 }), 0),
+  rtMin: WithDefault(Type.Number({ minimum: 0 }), 0),
+  concurrency: WithDefault(Type.Number(), 0),
+});
 
-const reportSchema = {
-  body: {
-    type: 'object',
-    required: ['app', 'instance', 'metrics'],
-    properties: {
-      app: name,
-      instance: name,
-      rules: { type: 'object', default: {} },
-      metrics: { type: 'array', maxItems: 20000, items: metric },
-    },
-  },
-} as const;
+/** One instance's per-second metrics and the rules it has in force. */
+const report = Type.Object({
+  app: name,
+  instance: name,
+  rules: WithDefault(
+    Type.Unsafe<GuardRules>({ type: 'object', description: 'the guard rules in force' }),
+    {},
+  ),
+  metrics: Type.Array(metric, { maxItems: 20000 }),
+});
 
 /** The guard's routes (cluster token server, metric reports, rules and stats). */
 export const guardRoutes: ApiModule = (app, ctx) => {
@@ -78,22 +75,31 @@ export const guardRoutes: ApiModule = (app, ctx) => {
 
   app.post(
     '/api/v1/guard/cluster/token',
-    { config: { auth: 'sdk' }, schema: tokenSchema },
+    {
+      config: { auth: 'sdk' },
+      schema: {
+        summary:
+          "Take tokens of a cluster flow rule's shared per-second budget (forwarded to the leader)",
+        body: tokenRequest,
+      },
+    },
     async (request) => {
-      const body = request.body as TokenRequest;
       const forwardedBy = request.headers[FORWARDED_HEADER];
-      return service.grant(
-        { ...body, thresholdType: body.thresholdType ?? 'global' },
-        typeof forwardedBy === 'string' ? forwardedBy : undefined,
-      );
+      return service.grant(request.body, typeof forwardedBy === 'string' ? forwardedBy : undefined);
     },
   );
 
   app.post(
     '/api/v1/guard/report',
-    { config: { auth: 'sdk' }, schema: reportSchema },
+    {
+      config: { auth: 'sdk' },
+      schema: {
+        summary: "An instance's per-second metrics and the rules it has in force",
+        body: report,
+      },
+    },
     async (request) => {
-      const accepted = reports.accept(request.body as GuardReport);
+      const accepted = reports.accept(request.body);
       if (!accepted) {
         throw new InvalidArgumentError(
           'guard report refused: this node tracks too many apps or instances already (bounded memory); retire old instances or use another node',
@@ -103,42 +109,47 @@ export const guardRoutes: ApiModule = (app, ctx) => {
     },
   );
 
-  app.get('/api/v1/guard/cluster', async () => ({
-    nodeId: ctx.nodeId,
-    leading: service.leading,
-    leaderNodeId: (await service.leaderNodeId()) ?? null,
-    // The budgets this node counts (empty unless it leads).
-    budgets: service.tokens.list(),
-  }));
+  app.get(
+    '/api/v1/guard/cluster',
+    { schema: { summary: 'The cluster token server: which node leads, the budgets it counts' } },
+    async () => ({
+      nodeId: ctx.nodeId,
+      leading: service.leading,
+      leaderNodeId: (await service.leaderNodeId()) ?? null,
+      // The budgets this node counts (empty unless it leads).
+      budgets: service.tokens.list(),
+    }),
+  );
 
-  app.get('/api/v1/guard/rules', async (request) => {
-    const query = request.query as { app?: string };
-    return { instances: reports.rules(query.app) };
-  });
+  app.get(
+    '/api/v1/guard/rules',
+    {
+      schema: {
+        summary: 'The rules each reporting instance has in force',
+        querystring: Type.Object({ app: Type.Optional(Type.String()) }),
+      },
+    },
+    async (request) => ({ instances: reports.rules(request.query.app) }),
+  );
 
-  app.get('/api/v1/guard/stats', async (request) => {
-    const query = request.query as { resource?: string; app?: string; seconds?: string };
-    if (query.resource === undefined || query.resource.length === 0) {
-      throw new InvalidArgumentError(
-        'guard stats: the query parameter resource is required, e.g. ?resource=GET%20/orders',
-        {
-          details: { input: 'resource' },
-        },
-      );
-    }
-    const seconds = query.seconds === undefined ? 60 : Number(query.seconds);
-    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 300) {
-      throw new InvalidArgumentError(
-        `guard stats: seconds must be an integer 1-300, got ${query.seconds}`,
-        {
-          details: { input: 'seconds' },
-        },
-      );
-    }
-    return {
-      resource: query.resource,
-      seconds,
-      rows: reports.stats(query.resource, seconds, query.app),
-    };
-  });
+  app.get(
+    '/api/v1/guard/stats',
+    {
+      schema: {
+        summary: "One resource's per-second figures summed over the reporting instances",
+        querystring: Type.Object({
+          resource: Type.String({
+            minLength: 1,
+            takes: 'a resource name, e.g. ?resource=GET%20/orders',
+          }),
+          app: Type.Optional(Type.String()),
+          seconds: WithDefault(Type.Integer({ minimum: 1, maximum: 300 }), 60),
+        }),
+      },
+    },
+    async (request) => {
+      const { resource, seconds, app: appName } = request.query;
+      return { resource, seconds, rows: reports.stats(resource, seconds, appName) };
+    },
+  );
 };

@@ -5,55 +5,96 @@
  * per message for producing, the consume secret in `x-peak-mq-secret` for consuming).
  * Managing topics, resending dead letters and resetting offsets need the admin token.
  *
+ * Every route declares its body, query and path parameters as JSON schemas (checked by the
+ * host before the handler; see server/route-schema.ts), so a client hears which field is
+ * wrong and what it takes; the broker checks again what only it knows (the topic exists,
+ * its size limit, signatures, the body is base64) and for its non-HTTP callers (MQTT).
+ *
  * The broker starts when the server becomes ready and stops before it closes, so long
  * polls end at shutdown instead of holding it up. Its settings (retention, session, half
- * message check-backs, the MQTT bridge's port and host) are `ctx.settings.mq`, read from
- * PEAK_MQ_* variables by server/server-settings.ts.
+ * message check-backs, the MQTT bridge's port and host) are `ctx.settings.mq`
+ * (server/server-settings.ts).
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
 import { ErrorCodes, errorMessage, InvalidArgumentError, PeakError } from '../../core/errors.js';
 import type { ApiModule } from '../../server/http-api.js';
-import { DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES } from '../message-types.js';
+import { StringEnum, WithDefault } from '../../server/route-schema.js';
+import { DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES, MAX_DELAY_MS } from '../message-types.js';
 import { Broker } from './broker.js';
 import { type MqttBridge, startMqttBridge } from './mqtt-bridge.js';
 
 const SDK = { config: { auth: 'sdk' as const } };
 
-type Body = Record<string, unknown>;
+/** A message as producers send it (the broker checks the body, size and signature). */
+const wireMessage = Type.Object({
+  body: Type.String({ contentEncoding: 'base64', description: 'the body bytes, base64' }),
+  tag: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()])),
+  keys: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 32 })),
+  group: Type.Optional(
+    Type.Union([
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: 'the ordering key (required on ordered topics)',
+      }),
+      Type.Null(),
+    ]),
+  ),
+  properties: Type.Optional(Type.Record(Type.String(), Type.String())),
+  deliverAt: Type.Optional(
+    Type.Number({ description: `epoch ms; at most ${MAX_DELAY_MS / 86_400_000} days ahead` }),
+  ),
+  signature: Type.Optional(
+    Type.String({ description: "hex HMAC-SHA256 by the topic's produce secret (secured topics)" }),
+  ),
+});
 
-function body(request: FastifyRequest): Body {
-  const b = request.body;
-  if (b === undefined || b === null) return {};
-  if (typeof b !== 'object' || Array.isArray(b)) {
-    throw new InvalidArgumentError('the request body must be a JSON object', {
-      details: { input: 'body' },
-    });
-  }
-  return b as Body;
-}
+const topicParams = Type.Object({ topic: Type.String({ description: 'the topic' }) });
+const groupParams = Type.Object({ group: Type.String({ description: 'the consumer group' }) });
+const limit = WithDefault(Type.Integer({ minimum: 1, maximum: 1000 }), 100);
+const time = Type.Union([Type.Number(), Type.String()], {
+  takes: 'epoch ms or an ISO time',
+});
 
-function int(value: unknown, name: string, min: number, max: number, fallback: number): number {
-  if (value === undefined || value === null) return fallback;
-  const n = typeof value === 'string' && value !== '' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw new InvalidArgumentError(
-      `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
-      {
-        details: { input: name },
-      },
-    );
-  }
-  return n;
-}
+/** What long-poll receive and push streams share: who consumes what, and its retry policy. */
+const subscription = {
+  topic: Type.String({ minLength: 1 }),
+  consumerId: Type.String({
+    pattern: '^[A-Za-z0-9._:@-]{1,128}$',
+    takes: '1-128 letters, digits, . _ : @ -',
+  }),
+  tags: Type.Optional(
+    Type.Union([Type.Array(Type.String()), Type.Literal('*'), Type.Null()], {
+      takes: "an array of tags, or '*' (or null) for every tag",
+    }),
+  ),
+  startFrom: WithDefault(StringEnum(['earliest', 'latest']), 'earliest'),
+  broadcasting: WithDefault(Type.Boolean(), false),
+  maxRetries: WithDefault(Type.Integer({ minimum: 0, maximum: 100 }), DEFAULT_MAX_RETRIES),
+  backoffMs: WithDefault(
+    Type.Array(Type.Integer({ minimum: 0, maximum: 86_400_000 }), { minItems: 1 }),
+    [...DEFAULT_BACKOFF_MS],
+  ),
+  invisibleMs: WithDefault(Type.Integer({ minimum: 100, maximum: 12 * 3_600_000 }), 30_000),
+};
+const receiveBody = Type.Object({
+  ...subscription,
+  max: WithDefault(Type.Integer({ minimum: 1, maximum: 1000 }), 32),
+  waitMs: WithDefault(Type.Integer({ minimum: 0, maximum: 30_000 }), 20_000),
+});
+const streamBody = Type.Object({
+  ...subscription,
+  inflight: WithDefault(Type.Integer({ minimum: 1, maximum: 1000 }), 32),
+});
+const receipts = (max: number) =>
+  Type.Array(Type.String({ description: 'a receipt from a delivery' }), { maxItems: max });
+const consumerId = WithDefault(Type.String(), '');
 
-function time(value: unknown, name: string): number | undefined {
+function toTime(value: number | string | undefined, name: string): number | undefined {
   if (value === undefined || value === '') return undefined;
   const n =
-    typeof value === 'string' && /^\d+$/.test(value)
-      ? Number(value)
-      : typeof value === 'number'
-        ? value
-        : Date.parse(String(value));
+    typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : Date.parse(value);
   if (!Number.isFinite(n)) {
     throw new InvalidArgumentError(
       `${name} must be epoch ms or an ISO time, got ${JSON.stringify(value)}`,
@@ -102,246 +143,282 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     broker = undefined;
   });
 
-  // MQ errors carry their own codes; map them to statuses here, the rest go to the
-  // common error handler.
-  const handle =
-    <T>(fn: (request: FastifyRequest) => Promise<T>) =>
-    async (request: FastifyRequest, reply: FastifyReply): Promise<T | undefined> => {
-      const result = await fn(request);
-      // A long poll that ends because the server is closing must not leave its
-      // keep-alive connection open: that would hold up the server's shutdown.
-      if (closing) void reply.header('connection', 'close');
-      return result;
-    };
+  // A long poll that ends because the server is closing must not leave its keep-alive
+  // connection open: that would hold up the server's shutdown.
+  app.addHook('onSend', async (request, reply) => {
+    if (closing && request.routeOptions.url?.startsWith('/api/v1/mq/'))
+      void reply.header('connection', 'close');
+  });
 
   app.post(
     '/api/v1/mq/topics',
-    handle(async (request) => b().createTopic({ name: undefined, ...body(request) })),
+    {
+      schema: {
+        summary: 'Create a topic (secured: returns its produce and consume secrets, once)',
+        body: Type.Object({
+          name: Type.String({ description: '1-127 letters, digits, . _ -' }),
+          queues: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, default: 4 })),
+          ordered: Type.Optional(Type.Boolean({ description: 'FIFO per message group' })),
+          secured: Type.Optional(
+            Type.Boolean({ description: 'require HMAC-signed messages and a consume secret' }),
+          ),
+          maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 4 * 1024 * 1024 })),
+        }),
+      },
+    },
+    async (request) => b().createTopic(request.body),
   );
-  app.get(
-    '/api/v1/mq/topics',
-    handle(async () => ({
-      topics: (await b().store.listTopics()).map((t) => ({
-        name: t.name,
-        queues: t.queues,
-        ordered: t.ordered,
-        internal: t.internal,
-        secured: t.produceSecret !== null,
-        maxBodyBytes: t.maxBodyBytes,
-        messages: t.messages,
-        createdAt: t.createdAt.toISOString(),
-      })),
+  app.get('/api/v1/mq/topics', { schema: { summary: 'The topics' } }, async () => ({
+    topics: (await b().store.listTopics()).map((t) => ({
+      name: t.name,
+      queues: t.queues,
+      ordered: t.ordered,
+      internal: t.internal,
+      secured: t.produceSecret !== null,
+      maxBodyBytes: t.maxBodyBytes,
+      messages: t.messages,
+      createdAt: t.createdAt.toISOString(),
     })),
-  );
+  }));
 
-  app.post<{ Params: { topic: string } }>(
+  app.post(
     '/api/v1/mq/topics/:topic/messages',
-    SDK,
-    handle(async (request) => {
-      const { topic } = request.params as { topic: string };
-      return b().send(topic, body(request).messages);
-    }),
+    {
+      ...SDK,
+      schema: {
+        summary: 'Send 1-1000 messages to a topic (stored together, or none of them)',
+        params: topicParams,
+        body: Type.Object({ messages: Type.Array(wireMessage, { minItems: 1, maxItems: 1000 }) }),
+      },
+    },
+    async (request) => b().send(request.params.topic, request.body.messages),
   );
 
   app.post(
     '/api/v1/mq/topics/:topic/half',
-    SDK,
-    handle(async (request) => {
-      const { topic } = request.params as { topic: string };
-      const x = body(request);
-      return b().sendHalf(topic, x.message, x.producerGroup);
-    }),
+    {
+      ...SDK,
+      schema: {
+        summary: 'Send a half (transactional) message: delivered only once committed',
+        params: topicParams,
+        body: Type.Object({
+          message: wireMessage,
+          producerGroup: Type.String({ description: 'the group checked back for the outcome' }),
+        }),
+      },
+    },
+    async (request) =>
+      b().sendHalf(request.params.topic, request.body.message, request.body.producerGroup),
   );
   app.post(
     '/api/v1/mq/transactions/:id/:action',
-    SDK,
-    handle(async (request) => {
-      const { id, action } = request.params as { id: string; action: string };
-      if (action !== 'commit' && action !== 'rollback') {
-        throw new InvalidArgumentError(`action must be commit or rollback, got '${action}'`, {
-          details: { input: 'action' },
-        });
-      }
-      const by = typeof body(request).by === 'string' ? String(body(request).by) : 'producer';
-      const x = body(request);
-      await b().endHalf(
-        id,
-        action,
-        by,
-        typeof x.secret === 'string' ? x.secret : secretOf(request),
-      );
+    {
+      ...SDK,
+      schema: {
+        summary: 'Commit or roll back a half message',
+        params: Type.Object({
+          id: Type.String({ description: 'the half message id' }),
+          action: StringEnum(['commit', 'rollback']),
+        }),
+        body: Type.Object({
+          by: WithDefault(Type.String({ description: 'who ends it, for the trace' }), 'producer'),
+          secret: Type.Optional(
+            Type.String({ description: "the topic's produce secret (or x-peak-mq-secret)" }),
+          ),
+        }),
+      },
+    },
+    async (request) => {
+      const { id, action } = request.params;
+      const x = request.body;
+      await b().endHalf(id, action, x.by, x.secret ?? secretOf(request));
       return { id, action };
-    }),
+    },
   );
   app.post(
     '/api/v1/mq/producer-groups/:producerGroup/checks',
-    SDK,
-    handle(async (request) => {
-      const { producerGroup } = request.params as { producerGroup: string };
-      const x = body(request);
-      const secrets: Record<string, string> = {};
-      if (typeof x.secrets === 'object' && x.secrets !== null && !Array.isArray(x.secrets)) {
-        for (const [k, v] of Object.entries(x.secrets)) if (typeof v === 'string') secrets[k] = v;
-      }
-      return {
-        checks: await b().dueChecks(producerGroup, int(x.max, 'max', 1, 1000, 100), secrets),
-      };
+    {
+      ...SDK,
+      schema: {
+        summary: "Half messages of a producer group due for a check-back (the producer's poll)",
+        params: Type.Object({ producerGroup: Type.String() }),
+        body: Type.Object({
+          max: WithDefault(Type.Integer({ minimum: 1, maximum: 1000 }), 100),
+          secrets: WithDefault(
+            Type.Record(Type.String(), Type.String(), {
+              description: "topic → produce secret, for secured topics' bodies",
+            }),
+            {},
+          ),
+        }),
+      },
+    },
+    async (request) => ({
+      checks: await b().dueChecks(
+        request.params.producerGroup,
+        request.body.max,
+        request.body.secrets,
+      ),
     }),
   );
 
-  /** The receive parameters shared by long-poll receive and push streams. */
-  const receiveParams = (request: FastifyRequest) => {
-    const { group } = request.params as { group: string };
-    const x = body(request);
-    if (typeof x.topic !== 'string')
-      throw new InvalidArgumentError('topic is required', { details: { input: 'topic' } });
-    if (typeof x.consumerId !== 'string' || !/^[A-Za-z0-9._:@-]{1,128}$/.test(x.consumerId)) {
-      throw new InvalidArgumentError('consumerId is required: 1-128 letters, digits, . _ : @ -', {
-        details: { input: 'consumerId' },
-      });
-    }
-    let tags: string[] | null = null;
-    if (x.tags !== undefined && x.tags !== null && x.tags !== '*') {
-      if (!Array.isArray(x.tags) || !x.tags.every((t) => typeof t === 'string')) {
-        throw new InvalidArgumentError("tags must be an array of strings or '*'", {
-          details: { input: 'tags' },
-        });
-      }
-      tags = x.tags as string[];
-    }
-    let backoffMs: number[] = [...DEFAULT_BACKOFF_MS];
-    if (x.backoffMs !== undefined) {
-      if (
-        !Array.isArray(x.backoffMs) ||
-        x.backoffMs.length === 0 ||
-        !x.backoffMs.every((v) => Number.isInteger(v) && v >= 0 && v <= 86_400_000)
-      ) {
-        throw new InvalidArgumentError(
-          'backoffMs must be a non-empty array of integers 0-86400000',
-          { details: { input: 'backoffMs' } },
-        );
-      }
-      backoffMs = x.backoffMs as number[];
-    }
-    if (x.startFrom !== undefined && x.startFrom !== 'earliest' && x.startFrom !== 'latest') {
-      throw new InvalidArgumentError("startFrom must be 'earliest' or 'latest'", {
-        details: { input: 'startFrom' },
-      });
-    }
-    return {
-      x,
-      req: {
-        group,
-        topic: x.topic,
-        consumerId: x.consumerId,
-        tags,
-        startFrom: x.startFrom === 'latest' ? ('latest' as const) : ('earliest' as const),
-        broadcasting: x.broadcasting === true,
-        maxRetries: int(x.maxRetries, 'maxRetries', 0, 100, DEFAULT_MAX_RETRIES),
-        backoffMs,
-        invisibleMs: int(x.invisibleMs, 'invisibleMs', 100, 12 * 3_600_000, 30_000),
-        secret: secretOf(request),
-      },
-    };
-  };
+  /** The receive request of a subscription body. */
+  const receiveRequest = (
+    request: FastifyRequest,
+    group: string,
+    x: Static<typeof streamBody> | Static<typeof receiveBody>,
+  ) => ({
+    group,
+    topic: x.topic,
+    consumerId: x.consumerId,
+    tags: x.tags === undefined || x.tags === null || x.tags === '*' ? null : x.tags,
+    startFrom: x.startFrom,
+    broadcasting: x.broadcasting,
+    maxRetries: x.maxRetries,
+    backoffMs: x.backoffMs,
+    invisibleMs: x.invisibleMs,
+    secret: secretOf(request),
+  });
 
   app.post(
     '/api/v1/mq/groups/:group/receive',
-    SDK,
-    handle(async (request) => {
-      const { x, req } = receiveParams(request);
+    {
+      ...SDK,
+      schema: {
+        summary: 'Long poll: up to max messages for this consumer, waiting up to waitMs',
+        params: groupParams,
+        body: receiveBody,
+      },
+    },
+    async (request) => {
+      const x = request.body;
       const messages = await b().receive({
-        ...req,
-        max: int(x.max, 'max', 1, 1000, 32),
-        waitMs: int(x.waitMs, 'waitMs', 0, 30_000, 20_000),
+        ...receiveRequest(request, request.params.group, x),
+        max: x.max,
+        waitMs: x.waitMs,
       });
       return { messages };
-    }),
+    },
   );
   // Streamed push: one long-lived response of NDJSON lines (one delivery each; blank lines
   // are keep-alives), at most `inflight` unacked at once; acks and nacks use the routes
   // below. Bad requests are answered before the stream starts.
-  app.post('/api/v1/mq/groups/:group/stream', SDK, async (request, reply) => {
-    // Refusals (unknown topic, bad secret, bad arguments) are thrown before the hijack, so
-    // the shared error handler answers them with their status.
-    const { x, req } = receiveParams(request);
-    const broker = b();
-    await broker.openStream(req);
-    const opened = { broker, req, inflight: int(x.inflight, 'inflight', 1, 1000, 32) };
-    void reply.hijack();
-    const res = reply.raw;
-    // `connection: close`: a stream's connection is not worth reusing, and one left open
-    // after the stream ends (the server closing) would hold up the server's close.
-    res.writeHead(200, {
-      'content-type': 'application/x-ndjson',
-      'cache-control': 'no-store',
-      connection: 'close',
-    });
-    const ended = new AbortController();
-    res.on('close', () => ended.abort());
-    try {
-      await opened.broker.stream(
-        opened.req,
-        opened.inflight,
-        async (batch) => {
-          if (!res.write(`${batch.map((m) => JSON.stringify(m)).join('\n')}\n`))
-            await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
-        },
-        ended.signal,
-        () => void res.write('\n'),
-      );
-    } catch (err) {
-      request.log.warn({ err: errorMessage(err) }, 'mq: push stream failed; closing it');
-    }
-    res.end();
-  });
+  app.post(
+    '/api/v1/mq/groups/:group/stream',
+    {
+      ...SDK,
+      schema: {
+        summary:
+          'Streamed push: NDJSON deliveries as they come (blank lines keep alive), at most inflight unacked',
+        params: groupParams,
+        body: streamBody,
+      },
+    },
+    async (request, reply) => {
+      // Refusals (unknown topic, bad secret) are thrown before the hijack, so the shared
+      // error handler answers them with their status.
+      const req = receiveRequest(request, request.params.group, request.body);
+      const broker = b();
+      await broker.openStream(req);
+      const inflight = request.body.inflight;
+      void reply.hijack();
+      const res = reply.raw;
+      // `connection: close`: a stream's connection is not worth reusing, and one left open
+      // after the stream ends (the server closing) would hold up the server's close.
+      res.writeHead(200, {
+        'content-type': 'application/x-ndjson',
+        'cache-control': 'no-store',
+        connection: 'close',
+      });
+      const ended = new AbortController();
+      res.on('close', () => ended.abort());
+      try {
+        await broker.stream(
+          req,
+          inflight,
+          async (batch) => {
+            if (!res.write(`${batch.map((m) => JSON.stringify(m)).join('\n')}\n`))
+              await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
+          },
+          ended.signal,
+          () => void res.write('\n'),
+        );
+      } catch (err) {
+        request.log.warn({ err: errorMessage(err) }, 'mq: push stream failed; closing it');
+      }
+      res.end();
+    },
+  );
   app.post(
     '/api/v1/mq/groups/:group/ack',
-    SDK,
-    handle(async (request) => {
-      const { group } = request.params as { group: string };
-      const x = body(request);
-      return b().ack({
-        group,
-        topic: String(x.topic),
-        consumerId: String(x.consumerId ?? ''),
-        receipts: x.receipts,
-        secret: secretOf(request),
-      });
-    }),
+    {
+      ...SDK,
+      schema: {
+        summary: 'Ack deliveries by their receipts',
+        params: groupParams,
+        body: Type.Object({
+          topic: Type.String({ minLength: 1 }),
+          consumerId,
+          receipts: receipts(5000),
+        }),
+      },
+    },
+    async (request) =>
+      b().ack({ group: request.params.group, ...request.body, secret: secretOf(request) }),
   );
   app.post(
     '/api/v1/mq/groups/:group/nack',
-    SDK,
-    handle(async (request) => {
-      const { group } = request.params as { group: string };
-      const x = body(request);
-      return b().nack({
-        group,
-        topic: String(x.topic),
-        consumerId: String(x.consumerId ?? ''),
-        receipts: x.receipts,
-        reason: x.reason,
-        delayMs: x.delayMs,
-        secret: secretOf(request),
-      });
-    }),
+    {
+      ...SDK,
+      schema: {
+        summary:
+          'Fail deliveries: retried after their backoff, or dead-lettered after the last try',
+        params: groupParams,
+        body: Type.Object({
+          topic: Type.String({ minLength: 1 }),
+          consumerId,
+          receipts: receipts(1000),
+          reason: Type.Optional(Type.String({ description: 'why (first 500 characters kept)' })),
+          delayMs: Type.Optional(
+            Type.Number({ minimum: 0, description: 'retry after this instead of the backoff' }),
+          ),
+        }),
+      },
+    },
+    async (request) =>
+      b().nack({ group: request.params.group, ...request.body, secret: secretOf(request) }),
   );
   app.post(
     '/api/v1/mq/groups/:group/leave',
-    SDK,
-    handle(async (request) => {
-      const { group } = request.params as { group: string };
-      const x = body(request);
-      await b().leave(group, String(x.topic), String(x.consumerId), x.broadcasting === true);
+    {
+      ...SDK,
+      schema: {
+        summary: 'A consumer leaves its group: its queues go to the others at once',
+        params: groupParams,
+        body: Type.Object({
+          topic: Type.String({ minLength: 1 }),
+          consumerId: Type.String({ minLength: 1 }),
+          broadcasting: WithDefault(Type.Boolean(), false),
+        }),
+      },
+    },
+    async (request) => {
+      const x = request.body;
+      await b().leave(request.params.group, x.topic, x.consumerId, x.broadcasting);
       return { left: true };
-    }),
+    },
   );
 
   app.get(
     '/api/v1/mq/messages/:id',
-    handle(async (request) => {
-      const { id } = request.params as { id: string };
+    {
+      schema: {
+        summary: 'Everything known about one message: stored copies, pending copy, DLQ, trace',
+        params: Type.Object({ id: Type.String({ description: 'the message id' }) }),
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
       const d = await b().describe(id);
       if (!d.found)
         throw new PeakError(
@@ -350,14 +427,27 @@ export const mqRoutes: ApiModule = (app, ctx) => {
           { details: { id } },
         );
       return d;
-    }),
+    },
   );
   app.get(
     '/api/v1/mq/messages',
-    handle(async (request) => {
-      const q = request.query as Record<string, string | undefined>;
-      const from = time(q.from, 'from');
-      const to = time(q.to, 'to');
+    {
+      schema: {
+        summary: 'Messages by key, or by topic (with tag and time range)',
+        querystring: Type.Object({
+          key: Type.Optional(Type.String()),
+          topic: Type.Optional(Type.String()),
+          tag: Type.Optional(Type.String()),
+          from: Type.Optional(Type.String({ takes: 'epoch ms or an ISO time' })),
+          to: Type.Optional(Type.String({ takes: 'epoch ms or an ISO time' })),
+          limit,
+        }),
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const from = toTime(q.from, 'from');
+      const to = toTime(q.to, 'to');
       return {
         messages: await b().query({
           ...(q.key === undefined ? {} : { key: q.key }),
@@ -365,44 +455,64 @@ export const mqRoutes: ApiModule = (app, ctx) => {
           ...(q.tag === undefined ? {} : { tag: q.tag }),
           ...(from === undefined ? {} : { from }),
           ...(to === undefined ? {} : { to }),
-          limit: int(q.limit, 'limit', 1, 1000, 100),
+          limit: q.limit,
         }),
       };
-    }),
+    },
   );
 
   app.get(
     '/api/v1/mq/groups/:group/dlq',
-    handle(async (request) => {
-      const { group } = request.params as { group: string };
-      const q = request.query as Record<string, string | undefined>;
-      return { messages: await b().dlq(group, int(q.limit, 'limit', 1, 1000, 100)) };
+    {
+      schema: {
+        summary: "A group's dead letters",
+        params: groupParams,
+        querystring: Type.Object({ limit }),
+      },
+    },
+    async (request) => ({
+      messages: await b().dlq(request.params.group, request.query.limit),
     }),
   );
   app.post(
     '/api/v1/mq/groups/:group/dlq/resend',
-    handle(async (request) => {
-      const { group } = request.params as { group: string };
-      return b().resendDlq(group, body(request).ids);
-    }),
+    {
+      schema: {
+        summary: 'Send dead letters back to the group (all, or by id)',
+        params: groupParams,
+        body: Type.Object({
+          ids: WithDefault(
+            Type.Union([Type.Literal('all'), Type.Array(Type.String({ pattern: '^\\d{1,19}$' }))], {
+              takes: "'all' or an array of message ids",
+            }),
+            'all',
+          ),
+        }),
+      },
+    },
+    async (request) => b().resendDlq(request.params.group, request.body.ids),
   );
   app.post(
     '/api/v1/mq/groups/:group/reset-offset',
-    handle(async (request) => {
-      const { group } = request.params as { group: string };
-      const x = body(request);
-      if (typeof x.topic !== 'string')
-        throw new InvalidArgumentError('topic is required', { details: { input: 'topic' } });
-      const at = time(x.timestamp, 'timestamp');
+    {
+      schema: {
+        summary: "Move a group's offsets on a topic to a time within retention (replay or skip)",
+        params: groupParams,
+        body: Type.Object({ topic: Type.String({ minLength: 1 }), timestamp: time }),
+      },
+    },
+    async (request) => {
+      const at = toTime(request.body.timestamp, 'timestamp');
       if (at === undefined)
         throw new InvalidArgumentError('timestamp is required (epoch ms or ISO time)', {
           details: { input: 'timestamp' },
         });
-      return { queues: await b().resetOffset(group, x.topic, at) };
-    }),
+      return { queues: await b().resetOffset(request.params.group, request.body.topic, at) };
+    },
   );
   app.get(
     '/api/v1/mq/stats',
-    handle(async () => b().stats()),
+    { schema: { summary: "The broker's counters and each group's backlog" } },
+    async () => b().stats(),
   );
 };

@@ -3,9 +3,10 @@
  * patch own weight/tags/status, deregister, watch (SSE). Admin: set an instance online or
  * offline (`peak rpc offline|online`). Read: services and instances (`peak rpc ls`).
  */
-import { z } from 'zod';
+import { type Static, Type } from '@sinclair/typebox';
 import { ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
 import type { ApiModule } from '../../server/http-api.js';
+import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { parseServiceKey, serviceKey } from '../service-instance.js';
 import { RegistryHub } from './registry-hub.js';
 import {
@@ -22,49 +23,51 @@ export const DEFAULT_LEASE_MS = 15_000;
 /** How often each node removes expired instances, ms. */
 export const SWEEP_MS = 1000;
 
-const token = z
-  .string()
-  .regex(/^[A-Za-z0-9_.:@-]{1,128}$/, 'use 1-128 letters, digits or _ . : @ -');
+const lease = Type.Integer({ minimum: 1000, maximum: 600_000, description: 'lease, ms' });
+const weight = Type.Integer({ minimum: 0, maximum: 1_000_000 });
+const tags = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 32 });
+const status = StringEnum(['up', 'offline']);
 
-const registration = z.object({
-  instanceId: token,
-  service: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/),
-  version: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
-  group: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
-  host: z.string().min(1).max(255),
-  port: z.number().int().min(1).max(65535),
-  weight: z.number().int().min(0).max(1_000_000),
-  tags: z.array(z.string().min(1).max(64)).max(32).default([]),
-  metadata: z.record(z.string(), z.string().max(1024)).default({}),
-  status: z.enum(['up', 'offline']).optional(),
-  startedAt: z.number().int().positive().optional(),
-  leaseMs: z.number().int().min(1000).max(600_000).optional(),
+/** What a service instance registers (the SDK's `HttpRegistry.register`). */
+const registration = Type.Object({
+  instanceId: Type.String({
+    pattern: '^[A-Za-z0-9_.:@-]{1,128}$',
+    takes: '1-128 letters, digits or _ . : @ -',
+  }),
+  service: Type.String({
+    pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,127}$',
+    takes: 'a letter, then up to 127 letters, digits or _ . -',
+  }),
+  version: Type.String({
+    pattern: '^[A-Za-z0-9_.-]{1,64}$',
+    takes: '1-64 letters, digits or _ . -',
+  }),
+  group: Type.String({
+    pattern: '^[A-Za-z0-9_.-]{1,64}$',
+    takes: '1-64 letters, digits or _ . -',
+  }),
+  host: Type.String({ minLength: 1, maxLength: 255 }),
+  port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  weight,
+  tags: WithDefault(tags, []),
+  metadata: WithDefault(Type.Record(Type.String(), Type.String({ maxLength: 1024 })), {}),
+  status: Type.Optional(status),
+  startedAt: Type.Optional(Type.Integer({ minimum: 1, description: 'epoch ms' })),
+  leaseMs: Type.Optional(lease),
 });
 
-const patch = z.object({
-  key: z.string().optional(),
-  weight: z.number().int().min(0).max(1_000_000).optional(),
-  tags: z.array(z.string().min(1).max(64)).max(32).optional(),
-  status: z.enum(['up', 'offline']).optional(),
+/** A change to one instance: by the instance itself (SDK) or by an admin. */
+const patch = Type.Object({
+  key: Type.Optional(Type.String({ description: 'group/name:version, when the id is ambiguous' })),
+  weight: Type.Optional(weight),
+  tags: Type.Optional(tags),
+  status: Type.Optional(status),
 });
 
-function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
-  const r = schema.safeParse(body);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new InvalidArgumentError(
-      `${what}: ${issue?.path.map(String).join('.') || '(body)'}: ${issue?.message ?? 'invalid'}`,
-      {
-        details: {
-          issues: r.error.issues
-            .slice(0, 5)
-            .map((i) => ({ path: i.path.map(String), message: i.message })),
-        },
-      },
-    );
-  }
-  return r.data;
-}
+const instanceParams = Type.Object({ id: Type.String({ description: 'the instance id' }) });
+const keyQuery = Type.Object({
+  key: Type.Optional(Type.String({ description: 'a service key, group/name:version' })),
+});
 
 function checkKey(key: string): string {
   if (parseServiceKey(key) === undefined) {
@@ -83,24 +86,36 @@ export const registryRoutes: ApiModule = (app, ctx) => {
   app.addHook('preClose', async () => hub.stop());
   const sdk = { config: { auth: 'sdk' as const } };
 
-  app.post('/api/v1/registry/instances', sdk, async (request) => {
-    const r = parse(registration, request.body, 'registration');
-    const key = serviceKey(r.service, r.version, r.group);
-    const leaseMs = r.leaseMs ?? DEFAULT_LEASE_MS;
-    await upsertInstance(ctx.pool, key, { ...r, startedAt: r.startedAt ?? Date.now() }, leaseMs);
-    return { key, instanceId: r.instanceId, leaseMs };
-  });
-
-  app.put<{ Params: { id: string }; Body: { leaseMs?: number } }>(
-    '/api/v1/registry/instances/:id/lease',
-    sdk,
+  app.post(
+    '/api/v1/registry/instances',
+    {
+      ...sdk,
+      schema: {
+        summary: 'Register an instance (or refresh its registration) with a lease',
+        body: registration,
+      },
+    },
     async (request) => {
-      const leaseMs =
-        parse(
-          z.object({ leaseMs: z.number().int().min(1000).max(600_000).optional() }).optional(),
-          request.body,
-          'lease',
-        )?.leaseMs ?? DEFAULT_LEASE_MS;
+      const r = request.body;
+      const key = serviceKey(r.service, r.version, r.group);
+      const leaseMs = r.leaseMs ?? DEFAULT_LEASE_MS;
+      await upsertInstance(ctx.pool, key, { ...r, startedAt: r.startedAt ?? Date.now() }, leaseMs);
+      return { key, instanceId: r.instanceId, leaseMs };
+    },
+  );
+
+  app.put(
+    '/api/v1/registry/instances/:id/lease',
+    {
+      ...sdk,
+      schema: {
+        summary: "Renew an instance's lease (404 when it has expired: register again)",
+        params: instanceParams,
+        body: Type.Object({ leaseMs: Type.Optional(lease) }),
+      },
+    },
+    async (request) => {
+      const leaseMs = request.body.leaseMs ?? DEFAULT_LEASE_MS;
       const renewed = await renewLease(ctx.pool, request.params.id, leaseMs);
       if (renewed === 0) {
         throw new PeakError(
@@ -113,8 +128,7 @@ export const registryRoutes: ApiModule = (app, ctx) => {
     },
   );
 
-  const applyPatch = async (id: string, body: unknown) => {
-    const p = parse(patch, body, 'patch');
+  const applyPatch = async (id: string, p: Static<typeof patch>) => {
     if (p.key !== undefined) checkKey(p.key);
     const changed = await patchInstance(ctx.pool, id, p.key, p);
     if (changed === 0) {
@@ -129,18 +143,42 @@ export const registryRoutes: ApiModule = (app, ctx) => {
     return { changed };
   };
 
-  app.patch<{ Params: { id: string } }>('/api/v1/registry/instances/:id', sdk, async (request) =>
-    applyPatch(request.params.id, request.body),
+  app.patch(
+    '/api/v1/registry/instances/:id',
+    {
+      ...sdk,
+      schema: {
+        summary: 'Change its own weight, tags or status (by the instance)',
+        params: instanceParams,
+        body: patch,
+      },
+    },
+    async (request) => applyPatch(request.params.id, request.body),
   );
 
   // Admin: `peak rpc offline|online <instance>`, `peak rpc weight`.
-  app.post<{ Params: { id: string } }>('/api/v1/registry/instances/:id/admin', async (request) =>
-    applyPatch(request.params.id, request.body),
+  app.post(
+    '/api/v1/registry/instances/:id/admin',
+    {
+      schema: {
+        summary: "Change an instance's weight, tags or status (peak rpc offline|online|weight)",
+        params: instanceParams,
+        body: patch,
+      },
+    },
+    async (request) => applyPatch(request.params.id, request.body),
   );
 
-  app.delete<{ Params: { id: string }; Querystring: { key?: string } }>(
+  app.delete(
     '/api/v1/registry/instances/:id',
-    sdk,
+    {
+      ...sdk,
+      schema: {
+        summary: 'Deregister an instance',
+        params: instanceParams,
+        querystring: keyQuery,
+      },
+    },
     async (request) => {
       const key = request.query.key === undefined ? undefined : checkKey(request.query.key);
       const removed = await deleteInstance(ctx.pool, request.params.id, key);
@@ -148,47 +186,75 @@ export const registryRoutes: ApiModule = (app, ctx) => {
     },
   );
 
-  app.get<{ Querystring: { key?: string } }>('/api/v1/registry/instances', async (request) => {
-    const key = request.query.key;
-    return {
-      instances:
-        key === undefined ? await listAll(ctx.pool) : await listInstances(ctx.pool, checkKey(key)),
-    };
-  });
-
-  app.get('/api/v1/registry/services', async () => {
-    const all = await listAll(ctx.pool);
-    const byKey = new Map<
-      string,
-      { key: string; service: string; version: string; group: string; up: number; offline: number }
-    >();
-    for (const i of all) {
-      const key = serviceKey(i.service, i.version, i.group);
-      const s = byKey.get(key) ?? {
-        key,
-        service: i.service,
-        version: i.version,
-        group: i.group,
-        up: 0,
-        offline: 0,
+  app.get(
+    '/api/v1/registry/instances',
+    {
+      schema: {
+        summary: 'Instances, of one service (?key=) or of all',
+        querystring: keyQuery,
+      },
+    },
+    async (request) => {
+      const key = request.query.key;
+      return {
+        instances:
+          key === undefined
+            ? await listAll(ctx.pool)
+            : await listInstances(ctx.pool, checkKey(key)),
       };
-      if (i.status === 'up') s.up++;
-      else s.offline++;
-      byKey.set(key, s);
-    }
-    return { services: [...byKey.values()] };
-  });
+    },
+  );
 
-  app.get<{ Querystring: { key?: string | string[] } }>(
-    '/api/v1/registry/watch',
-    async (request, reply) => {
-      const raw = request.query.key;
-      const keys = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).map(checkKey);
-      if (keys.length === 0 || keys.length > 1000) {
-        throw new InvalidArgumentError('watch needs 1-1000 ?key=group/name:version parameters', {
-          details: { input: 'key' },
-        });
+  app.get(
+    '/api/v1/registry/services',
+    { schema: { summary: 'Services with their counts of up and offline instances' } },
+    async () => {
+      const all = await listAll(ctx.pool);
+      const byKey = new Map<
+        string,
+        {
+          key: string;
+          service: string;
+          version: string;
+          group: string;
+          up: number;
+          offline: number;
+        }
+      >();
+      for (const i of all) {
+        const key = serviceKey(i.service, i.version, i.group);
+        const s = byKey.get(key) ?? {
+          key,
+          service: i.service,
+          version: i.version,
+          group: i.group,
+          up: 0,
+          offline: 0,
+        };
+        if (i.status === 'up') s.up++;
+        else s.offline++;
+        byKey.set(key, s);
       }
+      return { services: [...byKey.values()] };
+    },
+  );
+
+  app.get(
+    '/api/v1/registry/watch',
+    {
+      schema: {
+        summary: "Server-Sent Events: each watched service's instances, then every change",
+        querystring: Type.Object({
+          key: Type.Array(Type.String(), {
+            minItems: 1,
+            maxItems: 1000,
+            takes: '1-1000 ?key=group/name:version parameters',
+          }),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const keys = request.query.key.map(checkKey);
       reply.hijack();
       reply.raw.writeHead(200, {
         'content-type': 'text/event-stream',

@@ -7,68 +7,89 @@ import { schemaVersion } from '../migrator.js';
 export const NODE_STALE_MS = 15_000;
 
 export const systemRoutes: ApiModule = (app, ctx) => {
-  app.get('/health', async () => ({ status: 'ok' }));
+  app.get(
+    '/health',
+    { schema: { summary: 'Liveness: answers while the process serves HTTP' } },
+    async () => ({ status: 'ok' }),
+  );
 
-  app.get('/ready', async (_request, reply) => {
-    try {
-      const version = await Promise.race([
-        schemaVersion(ctx.pool),
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('database did not answer within 2 s')), 2000).unref(),
-        ),
-      ]);
-      if (version < ctx.schemaVersion) {
+  app.get(
+    '/ready',
+    {
+      schema: {
+        summary:
+          'Readiness: 200 when the database answers at the expected schema version, else 503',
+      },
+    },
+    async (_request, reply) => {
+      try {
+        const version = await Promise.race([
+          schemaVersion(ctx.pool),
+          new Promise<never>((_, reject) =>
+            setTimeout(() => reject(new Error('database did not answer within 2 s')), 2000).unref(),
+          ),
+        ]);
+        if (version < ctx.schemaVersion) {
+          return reply.status(503).send({
+            status: 'not-ready',
+            reason: `schema peak is at version ${version}, expected ${ctx.schemaVersion}`,
+          });
+        }
+        return { status: 'ready', schemaVersion: version, postgres: ctx.postgresMode };
+      } catch (err) {
         return reply.status(503).send({
           status: 'not-ready',
-          reason: `schema peak is at version ${version}, expected ${ctx.schemaVersion}`,
+          reason: `database unreachable: ${(err as Error).message}`,
         });
       }
-      return { status: 'ready', schemaVersion: version, postgres: ctx.postgresMode };
-    } catch (err) {
-      return reply.status(503).send({
-        status: 'not-ready',
-        reason: `database unreachable: ${(err as Error).message}`,
-      });
-    }
-  });
+    },
+  );
 
-  app.get('/api/v1/info', async () => ({
-    name: 'peak',
-    version: PEAKWARE_VERSION,
-    nodeId: ctx.nodeId,
-    schemaVersion: ctx.schemaVersion,
-    postgres: ctx.postgresMode,
-    startedAt: new Date(ctx.startedAt).toISOString(),
-    uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
-  }));
+  app.get(
+    '/api/v1/info',
+    { schema: { summary: 'This node: version, id, schema, uptime' } },
+    async () => ({
+      name: 'peak',
+      version: PEAKWARE_VERSION,
+      nodeId: ctx.nodeId,
+      schemaVersion: ctx.schemaVersion,
+      postgres: ctx.postgresMode,
+      startedAt: new Date(ctx.startedAt).toISOString(),
+      uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
+    }),
+  );
 
-  app.get('/api/v1/nodes', async () => {
-    const { rows } = await ctx.pool.query<{
-      node_id: string;
-      http_url: string;
-      version: string;
-      hostname: string;
-      pid: number;
-      started_at: Date;
-      last_seen_at: Date;
-    }>(
-      `SELECT node_id, http_url, version, hostname, pid, started_at, last_seen_at
+  app.get(
+    '/api/v1/nodes',
+    { schema: { summary: 'The live control-plane nodes (heartbeat within 15 s)' } },
+    async () => {
+      const { rows } = await ctx.pool.query<{
+        node_id: string;
+        http_url: string;
+        version: string;
+        hostname: string;
+        pid: number;
+        started_at: Date;
+        last_seen_at: Date;
+      }>(
+        `SELECT node_id, http_url, version, hostname, pid, started_at, last_seen_at
          FROM peak.nodes
         WHERE last_seen_at > now() - make_interval(secs => $1)
         ORDER BY started_at`,
-      [NODE_STALE_MS / 1000],
-    );
-    return {
-      nodes: rows.map((r) => ({
-        nodeId: r.node_id,
-        httpUrl: r.http_url,
-        version: r.version,
-        hostname: r.hostname,
-        pid: r.pid,
-        startedAt: r.started_at.toISOString(),
-        lastSeenAt: r.last_seen_at.toISOString(),
-        self: r.node_id === ctx.nodeId,
-      })),
-    };
-  });
+        [NODE_STALE_MS / 1000],
+      );
+      return {
+        nodes: rows.map((r) => ({
+          nodeId: r.node_id,
+          httpUrl: r.http_url,
+          version: r.version,
+          hostname: r.hostname,
+          pid: r.pid,
+          startedAt: r.started_at.toISOString(),
+          lastSeenAt: r.last_seen_at.toISOString(),
+          self: r.node_id === ctx.nodeId,
+        })),
+      };
+    },
+  );
 };

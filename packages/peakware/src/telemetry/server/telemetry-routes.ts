@@ -29,11 +29,12 @@
  */
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import { ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
+import { Type } from '@sinclair/typebox';
+import type { FastifyError, FastifyRequest } from 'fastify';
+import { ErrorCodes, httpStatusOf, InvalidArgumentError, PeakError } from '../../core/errors.js';
 import { AdvisoryLeader, ALERT_EVALUATOR_LOCK_KEY } from '../../server/advisory-leader.js';
-import type { ApiContext, ApiModule } from '../../server/http-api.js';
-import type { PushedMetric } from '../metrics-pusher.js';
+import type { ApiApp, ApiContext, ApiModule } from '../../server/http-api.js';
+import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { fromOtlpJson } from '../otlp-json.js';
 import {
   encodeOtlpTraceResponse,
@@ -49,10 +50,10 @@ import {
   PROMETHEUS_CONTENT_TYPE,
   processMetrics,
 } from '../prometheus-format.js';
-import { SPAN_KINDS, type SpanRecord } from '../span-types.js';
+import { type AttributeValue, SPAN_KINDS, type SpanRecord } from '../span-types.js';
 import { buildTraceTree } from '../trace-tree.js';
 import type { TelemetryModuleOptions } from './mq-backlog-source.js';
-import { ALERT_KINDS, AlertEvaluator, type AlertRuleInput } from './telemetry-alerts.js';
+import { ALERT_KINDS, AlertEvaluator } from './telemetry-alerts.js';
 import { TelemetryMetricsStore } from './telemetry-metrics-store.js';
 import { TelemetryStore } from './telemetry-store.js';
 
@@ -90,115 +91,87 @@ async function inflateOtlpBody(encoding: string | undefined, body: Buffer): Prom
   }
 }
 
-const spanSchema = {
-  type: 'object',
-  required: ['traceId', 'spanId', 'name', 'kind', 'service', 'startUs', 'durationUs'],
-  properties: {
-    traceId: { type: 'string', pattern: '^[0-9a-f]{32}$' },
-    spanId: { type: 'string', pattern: '^[0-9a-f]{16}$' },
-    parentSpanId: { type: 'string', pattern: '^[0-9a-f]{16}$' },
-    name: { type: 'string', minLength: 1, maxLength: 500 },
-    kind: { type: 'string', enum: SPAN_KINDS },
-    service: { type: 'string', minLength: 1, maxLength: 200 },
-    peerService: { type: 'string', maxLength: 200 },
-    startUs: { type: 'number', minimum: 0 },
-    durationUs: { type: 'number', minimum: 0 },
-    error: { type: 'boolean', default: false },
-    errorMessage: { type: 'string', maxLength: 2000 },
-    stress: { type: 'boolean', default: false },
-    attributes: {
+const hex = (n: number, what: string) =>
+  Type.String({ pattern: `^[0-9a-f]{${n}}$`, takes: `${n} lowercase hex characters (${what})` });
+
+/** One Peakware span (the SDK's exporter sends batches of them). */
+const span = Type.Object({
+  traceId: hex(32, 'a trace id'),
+  spanId: hex(16, 'a span id'),
+  parentSpanId: Type.Optional(hex(16, 'a span id')),
+  name: Type.String({ minLength: 1, maxLength: 500 }),
+  kind: StringEnum(SPAN_KINDS as readonly SpanRecord['kind'][]),
+  service: Type.String({ minLength: 1, maxLength: 200 }),
+  peerService: Type.Optional(Type.String({ maxLength: 200 })),
+  startUs: Type.Number({ minimum: 0, description: 'epoch µs' }),
+  durationUs: Type.Number({ minimum: 0 }),
+  error: WithDefault(Type.Boolean(), false),
+  errorMessage: Type.Optional(Type.String({ maxLength: 2000 })),
+  stress: WithDefault(Type.Boolean(), false),
+  // Values are checked in the handler, whose message names the span and the attribute.
+  attributes: WithDefault(
+    Type.Unsafe<Record<string, AttributeValue>>({
       type: 'object',
-      default: {},
       maxProperties: 64,
-      // Values are checked in the handler: a JSON-schema union would be coerced by ajv.
-      additionalProperties: true,
-    },
-  },
-} as const;
+      description: 'values are strings, numbers or booleans',
+    }),
+    {},
+  ),
+});
 
-const spansSchema = {
-  body: {
-    type: 'object',
-    required: ['spans'],
-    properties: { spans: { type: 'array', maxItems: MAX_SPANS_PER_BATCH, items: spanSchema } },
-  },
-} as const;
+/** Query parameters of the analysis routes: how far back, in minutes. */
+const sinceMinutes = (fallback: number) =>
+  WithDefault(
+    Type.Number({ exclusiveMinimum: 0, maximum: 60 * 24 * 31, description: 'minutes back' }),
+    fallback,
+  );
+const limit = (fallback: number, max: number) =>
+  WithDefault(Type.Integer({ minimum: 1, maximum: max }), fallback);
+const flag = Type.Optional(StringEnum(['true', 'false', '1', '0']));
+const ruleParams = Type.Object({
+  name: Type.String({
+    pattern: '^[A-Za-z0-9._-]{1,100}$',
+    takes: '1-100 letters, digits or . _ -',
+  }),
+});
 
-const ruleSchema = {
-  params: {
-    type: 'object',
-    properties: { name: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,100}$' } },
+/** An SLA alert rule (which fields a kind takes is checked by telemetry-alerts.ts). */
+const rule = Type.Object(
+  {
+    kind: StringEnum(ALERT_KINDS),
+    service: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    endpoint: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+    resource: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+    group: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    topic: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    threshold: Type.Optional(Type.Number({ minimum: 0 })),
+    minQps: Type.Optional(Type.Number({ minimum: 0 })),
+    windowSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 259200 })),
+    shortWindowSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 259200 })),
+    objective: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 })),
+    latencyMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    forSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400 })),
+    webhook: Type.Optional(Type.String({ maxLength: 2000 })),
   },
-  body: {
-    type: 'object',
-    required: ['kind'],
-    additionalProperties: false,
-    properties: {
-      kind: { type: 'string', enum: ALERT_KINDS },
-      service: { type: 'string', minLength: 1, maxLength: 200 },
-      endpoint: { type: 'string', minLength: 1, maxLength: 500 },
-      resource: { type: 'string', minLength: 1, maxLength: 500 },
-      group: { type: 'string', minLength: 1, maxLength: 200 },
-      topic: { type: 'string', minLength: 1, maxLength: 200 },
-      threshold: { type: 'number', minimum: 0 },
-      minQps: { type: 'number', minimum: 0 },
-      windowSeconds: { type: 'integer', minimum: 1, maximum: 259200 },
-      shortWindowSeconds: { type: 'integer', minimum: 1, maximum: 259200 },
-      objective: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
-      latencyMs: { type: 'number', exclusiveMinimum: 0 },
-      forSeconds: { type: 'integer', minimum: 0, maximum: 86400 },
-      webhook: { type: 'string', maxLength: 2000 },
-    },
-  },
-} as const;
+  { additionalProperties: false },
+);
 
-const metricsSchema = {
-  body: {
-    type: 'object',
-    required: ['service', 'instance', 'metrics'],
-    properties: {
-      service: { type: 'string', minLength: 1, maxLength: 200 },
-      instance: { type: 'string', minLength: 1, maxLength: 200 },
-      metrics: {
-        type: 'array',
-        maxItems: 5000,
-        items: {
-          type: 'object',
-          required: ['resource', 'second', 'pass', 'block', 'success', 'error'],
-          properties: {
-            resource: { type: 'string', minLength: 1, maxLength: 500 },
-            second: { type: 'number', minimum: 0 },
-            pass: { type: 'number', minimum: 0, maximum: 2e9 },
-            block: { type: 'number', minimum: 0, maximum: 2e9 },
-            success: { type: 'number', minimum: 0, maximum: 2e9 },
-            error: { type: 'number', minimum: 0, maximum: 2e9 },
-            rtAvg: { type: 'number', minimum: 0, default: 0 },
-            rtP50: { type: 'number', minimum: 0 },
-            rtP99: { type: 'number', minimum: 0 },
-            concurrency: { type: 'number', minimum: 0, maximum: 2e9, default: 0 },
-          },
-        },
-      },
-    },
-  },
-} as const;
+const pushedMetric = Type.Object({
+  resource: Type.String({ minLength: 1, maxLength: 500 }),
+  second: Type.Number({ minimum: 0, description: 'start of the second, epoch ms' }),
+  pass: Type.Number({ minimum: 0, maximum: 2e9 }),
+  block: Type.Number({ minimum: 0, maximum: 2e9 }),
+  success: Type.Number({ minimum: 0, maximum: 2e9 }),
+  error: Type.Number({ minimum: 0, maximum: 2e9 }),
+  rtAvg: WithDefault(Type.Number({ minimum: 0 }), 0),
+  rtP50: Type.Optional(Type.Number({ minimum: 0 })),
+  rtP99: Type.Optional(Type.Number({ minimum: 0 })),
+  concurrency: WithDefault(Type.Number({ minimum: 0, maximum: 2e9 }), 0),
+});
 
-function minutes(v: unknown, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || n > 60 * 24 * 31) {
-    throw new InvalidArgumentError(
-      `sinceMinutes must be a number of minutes between 0 and 44640, got '${String(v)}'`,
-    );
-  }
-  return n;
-}
-
-function bool(name: string, v: unknown): boolean | undefined {
-  if (v === undefined) return undefined;
-  if (v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
-  throw new InvalidArgumentError(`${name} must be true or false, got '${String(v)}'`);
+/** `true`/`1`, `false`/`0`, or absent. */
+function bool(v: 'true' | 'false' | '1' | '0' | undefined): boolean | undefined {
+  return v === undefined ? undefined : v === 'true' || v === '1';
 }
 
 /** Collector counters (this node, since start). */
@@ -219,7 +192,7 @@ export function telemetryRoutes(options: TelemetryModuleOptions): ApiModule {
 }
 
 function registerTelemetryRoutes(
-  app: FastifyInstance,
+  app: ApiApp,
   ctx: ApiContext,
   options: TelemetryModuleOptions,
 ): void {
@@ -278,9 +251,16 @@ function registerTelemetryRoutes(
 
   app.post(
     '/api/v1/telemetry/spans',
-    { config: { auth: 'sdk' }, schema: spansSchema, bodyLimit: 16 * 1024 * 1024 },
+    {
+      config: { auth: 'sdk' },
+      schema: {
+        summary: 'A batch of Peakware spans (the SDK exporter)',
+        body: Type.Object({ spans: Type.Array(span, { maxItems: MAX_SPANS_PER_BATCH }) }),
+      },
+      bodyLimit: 16 * 1024 * 1024,
+    },
     async (request) => {
-      const { spans } = request.body as { spans: SpanRecord[] };
+      const { spans } = request.body;
       for (const span of spans) {
         for (const [key, value] of Object.entries(span.attributes)) {
           const t = typeof value;
@@ -334,7 +314,7 @@ function registerTelemetryRoutes(
           : typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500;
       // JSON requests and server-side failures: the API's own error handler.
       if (!isProtobufRequest(request) || !client) throw err;
-      const status = err instanceof PeakError ? 400 : (err.statusCode ?? 400);
+      const status = err instanceof PeakError ? httpStatusOf(err.code) : (err.statusCode ?? 400);
       void reply
         .status(status)
         .header('content-type', OTLP_PROTOBUF_CONTENT_TYPE)
@@ -346,9 +326,25 @@ function registerTelemetryRoutes(
         );
     });
 
+    const otlpRequest = Type.Unknown({
+      description: 'an OTLP ExportTraceServiceRequest, optionally gzip (content-encoding)',
+    });
     otlp.post(
       '/v1/traces',
-      { bodyLimit: OTLP_BODY_LIMIT, config: { auth: 'sdk' } },
+      {
+        bodyLimit: OTLP_BODY_LIMIT,
+        config: { auth: 'sdk' },
+        schema: {
+          summary:
+            'OTLP/HTTP traces from any OpenTelemetry SDK or collector (JSON or protobuf; protobuf is answered in protobuf)',
+          body: {
+            content: {
+              'application/json': { schema: otlpRequest },
+              [OTLP_PROTOBUF_CONTENT_TYPE]: { schema: otlpRequest },
+            },
+          },
+        },
+      },
       async (request, reply) => {
         const protobuf = Buffer.isBuffer(request.body);
         let spans: SpanRecord[];
@@ -387,140 +383,211 @@ function registerTelemetryRoutes(
 
   app.post(
     '/api/v1/telemetry/metrics',
-    { config: { auth: 'sdk' }, schema: metricsSchema, bodyLimit: 8 * 1024 * 1024 },
+    {
+      config: { auth: 'sdk' },
+      schema: {
+        summary: "One instance's per-second resource metrics (the SDK's MetricsPusher)",
+        body: Type.Object({
+          service: Type.String({ minLength: 1, maxLength: 200 }),
+          instance: Type.String({ minLength: 1, maxLength: 200 }),
+          metrics: Type.Array(pushedMetric, { maxItems: 5000 }),
+        }),
+      },
+      bodyLimit: 8 * 1024 * 1024,
+    },
     async (request) => {
-      const body = request.body as { service: string; instance: string; metrics: PushedMetric[] };
+      const body = request.body;
       counters.metricsReceived += body.metrics.length;
       const stored = await metricsStore.insert(body.service, body.instance, body.metrics);
       return { accepted: body.metrics.length, stored };
     },
   );
 
-  app.get('/api/v1/telemetry/metrics/live', async (request) => {
-    const q = request.query as Record<string, string | undefined>;
-    const seconds = q.seconds === undefined ? 10 : Number(q.seconds);
-    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) {
-      throw new InvalidArgumentError(`seconds must be an integer 1..3600, got '${q.seconds}'`);
-    }
-    // The current second and the one before are left out: pushes leave every second.
-    const untilMs = Math.floor(Date.now() / 1000) * 1000 - 1000;
-    return {
-      seconds,
-      untilMs,
-      resources: await metricsStore.live(seconds, untilMs, q.service),
-    };
-  });
+  app.get(
+    '/api/v1/telemetry/metrics/live',
+    {
+      schema: {
+        summary:
+          'QPS, errors, blocked, RT and concurrency per service and resource over the last seconds (peak top)',
+        querystring: Type.Object({
+          seconds: WithDefault(Type.Integer({ minimum: 1, maximum: 3600 }), 10),
+          service: Type.Optional(Type.String()),
+        }),
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const seconds = q.seconds;
+      // The current second and the one before are left out: pushes leave every second.
+      const untilMs = Math.floor(Date.now() / 1000) * 1000 - 1000;
+      return {
+        seconds,
+        untilMs,
+        resources: await metricsStore.live(seconds, untilMs, q.service),
+      };
+    },
+  );
 
-  app.get('/api/v1/telemetry/traces/:traceId', async (request) => {
-    const { traceId } = request.params as { traceId: string };
-    const id = traceId.toLowerCase();
-    if (!/^[0-9a-f]{32}$/.test(id)) {
-      throw new InvalidArgumentError(
-        `'${traceId}' is not a trace id: expected 32 hex characters (the middle part of a traceparent)`,
-      );
-    }
-    const spans = await store.trace(id);
-    if (spans.length === 0) {
-      throw new PeakError(
-        ErrorCodes.NOT_FOUND,
-        `no spans of trace ${id} are stored: it was not sampled, not yet flushed (SDKs send every second), or is past retention`,
-      );
-    }
-    return buildTraceTree(spans);
-  });
+  app.get(
+    '/api/v1/telemetry/traces/:traceId',
+    {
+      schema: {
+        summary: 'One trace as a tree of spans, with its critical path',
+        params: Type.Object({
+          traceId: Type.String({
+            pattern: '^[0-9a-fA-F]{32}$',
+            takes: '32 hex characters (the middle part of a traceparent)',
+          }),
+        }),
+      },
+    },
+    async (request) => {
+      const id = request.params.traceId.toLowerCase();
+      const spans = await store.trace(id);
+      if (spans.length === 0) {
+        throw new PeakError(
+          ErrorCodes.NOT_FOUND,
+          `no spans of trace ${id} are stored: it was not sampled, not yet flushed (SDKs send every second), or is past retention`,
+        );
+      }
+      return buildTraceTree(spans);
+    },
+  );
 
-  app.get('/api/v1/telemetry/traces', async (request) => {
-    const q = request.query as Record<string, string | undefined>;
-    const limit = q.limit === undefined ? 50 : Number(q.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw new InvalidArgumentError(`limit must be an integer 1..1000, got '${q.limit}'`);
-    }
-    let tag: { key: string; value: string } | undefined;
-    if (q.tag !== undefined) {
-      const at = q.tag.indexOf('=');
-      if (at <= 0) throw new InvalidArgumentError(`tag must be key=value, got '${q.tag}'`);
-      tag = { key: q.tag.slice(0, at), value: q.tag.slice(at + 1) };
-    }
-    const minMs = q.minDurationMs === undefined ? undefined : Number(q.minDurationMs);
-    if (minMs !== undefined && !(minMs >= 0)) {
-      throw new InvalidArgumentError(
-        `minDurationMs must be a number ≥ 0, got '${q.minDurationMs}'`,
-      );
-    }
-    const error = bool('error', q.error);
-    const stress = bool('stress', q.stress);
-    const traces = await store.search({
-      sinceUs: (Date.now() - minutes(q.sinceMinutes, 60) * 60_000) * 1000,
-      limit,
-      ...(q.service === undefined ? {} : { service: q.service }),
-      ...(q.name === undefined ? {} : { name: q.name }),
-      ...(minMs === undefined ? {} : { minDurationUs: Math.round(minMs * 1000) }),
-      ...(error === undefined ? {} : { error }),
-      ...(stress === undefined ? {} : { stress }),
-      ...(tag === undefined ? {} : { tag }),
-    });
-    return { traces };
-  });
+  app.get(
+    '/api/v1/telemetry/traces',
+    {
+      schema: {
+        summary: 'Traces matching a search, newest first',
+        querystring: Type.Object({
+          service: Type.Optional(Type.String()),
+          name: Type.Optional(Type.String({ description: 'a span name' })),
+          minDurationMs: Type.Optional(Type.Number({ minimum: 0 })),
+          error: flag,
+          stress: flag,
+          tag: Type.Optional(
+            Type.String({ pattern: '^[^=]+=', takes: 'key=value (an attribute of a span)' }),
+          ),
+          sinceMinutes: sinceMinutes(60),
+          limit: limit(50, 1000),
+        }),
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      let tag: { key: string; value: string } | undefined;
+      if (q.tag !== undefined) {
+        const at = q.tag.indexOf('=');
+        tag = { key: q.tag.slice(0, at), value: q.tag.slice(at + 1) };
+      }
+      const minMs = q.minDurationMs;
+      const error = bool(q.error);
+      const stress = bool(q.stress);
+      const traces = await store.search({
+        sinceUs: (Date.now() - q.sinceMinutes * 60_000) * 1000,
+        limit: q.limit,
+        ...(q.service === undefined ? {} : { service: q.service }),
+        ...(q.name === undefined ? {} : { name: q.name }),
+        ...(minMs === undefined ? {} : { minDurationUs: Math.round(minMs * 1000) }),
+        ...(error === undefined ? {} : { error }),
+        ...(stress === undefined ? {} : { stress }),
+        ...(tag === undefined ? {} : { tag }),
+      });
+      return { traces };
+    },
+  );
 
-  app.get('/api/v1/telemetry/topology', async (request) => {
-    const q = request.query as Record<string, string | undefined>;
-    const nowUs = Date.now() * 1000;
-    const sinceUs = nowUs - minutes(q.sinceMinutes, 15) * 60e6;
-    const edges = await store.topology(sinceUs, nowUs);
-    const services = [...new Set(edges.flatMap((e) => [e.caller, e.callee]))].sort();
-    return { sinceUs, services, edges };
-  });
+  app.get(
+    '/api/v1/telemetry/topology',
+    {
+      schema: {
+        summary: 'Caller → callee edges with calls, errors, QPS and RT (stress traffic apart)',
+        querystring: Type.Object({ sinceMinutes: sinceMinutes(15) }),
+      },
+    },
+    async (request) => {
+      const nowUs = Date.now() * 1000;
+      const sinceUs = nowUs - request.query.sinceMinutes * 60e6;
+      const edges = await store.topology(sinceUs, nowUs);
+      const services = [...new Set(edges.flatMap((e) => [e.caller, e.callee]))].sort();
+      return { sinceUs, services, edges };
+    },
+  );
 
-  app.get('/api/v1/telemetry/endpoints', async (request) => {
-    const q = request.query as Record<string, string | undefined>;
-    const sinceUs = (Date.now() - minutes(q.sinceMinutes, 15) * 60_000) * 1000;
-    return { endpoints: await store.endpoints(sinceUs, q.service) };
-  });
+  app.get(
+    '/api/v1/telemetry/endpoints',
+    {
+      schema: {
+        summary: 'p50/p90/p99 per endpoint',
+        querystring: Type.Object({
+          service: Type.Optional(Type.String()),
+          sinceMinutes: sinceMinutes(15),
+        }),
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const sinceUs = (Date.now() - q.sinceMinutes * 60_000) * 1000;
+      return { endpoints: await store.endpoints(sinceUs, q.service) };
+    },
+  );
 
-  app.get('/api/v1/telemetry/slow-sql', async (request) => {
-    const q = request.query as Record<string, string | undefined>;
-    const limit = q.limit === undefined ? 20 : Number(q.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
-      throw new InvalidArgumentError(`limit must be an integer 1..500, got '${q.limit}'`);
-    }
-    const sinceUs = (Date.now() - minutes(q.sinceMinutes, 60) * 60_000) * 1000;
-    return { statements: await store.slowSql(sinceUs, limit) };
-  });
+  app.get(
+    '/api/v1/telemetry/slow-sql',
+    {
+      schema: {
+        summary: 'The slowest statement fingerprints',
+        querystring: Type.Object({ sinceMinutes: sinceMinutes(60), limit: limit(20, 500) }),
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const sinceUs = (Date.now() - q.sinceMinutes * 60_000) * 1000;
+      return { statements: await store.slowSql(sinceUs, q.limit) };
+    },
+  );
 
-  app.put('/api/v1/telemetry/alerts/rules/:name', { schema: ruleSchema }, async (request) => {
-    const { name } = request.params as { name: string };
-    const rule = await alerts.putRule({
-      ...(request.body as Omit<AlertRuleInput, 'name'>),
-      name,
-    });
-    return { rule };
-  });
+  app.put(
+    '/api/v1/telemetry/alerts/rules/:name',
+    {
+      schema: {
+        summary: 'Create or replace an SLA alert rule',
+        params: ruleParams,
+        body: rule,
+      },
+    },
+    async (request) => ({
+      rule: await alerts.putRule({ ...request.body, name: request.params.name }),
+    }),
+  );
 
-  app.delete('/api/v1/telemetry/alerts/rules/:name', async (request) => {
-    const { name } = request.params as { name: string };
-    if (!(await alerts.deleteRule(name))) {
-      throw new PeakError(
-        ErrorCodes.NOT_FOUND,
-        `no alert rule '${name}'; list them with GET /api/v1/telemetry/alerts/rules`,
-      );
-    }
-    return { deleted: name };
-  });
+  app.delete(
+    '/api/v1/telemetry/alerts/rules/:name',
+    { schema: { summary: 'Delete an alert rule', params: ruleParams } },
+    async (request) => {
+      const { name } = request.params;
+      if (!(await alerts.deleteRule(name))) {
+        throw new PeakError(
+          ErrorCodes.NOT_FOUND,
+          `no alert rule '${name}'; list them with GET /api/v1/telemetry/alerts/rules`,
+        );
+      }
+      return { deleted: name };
+    },
+  );
 
   app.post(
     '/api/v1/telemetry/alerts/rules/:name/silence',
     {
       schema: {
-        body: {
-          type: 'object',
-          required: ['minutes'],
-          properties: { minutes: { type: 'number', minimum: 0, maximum: 60 * 24 * 30 } },
-        },
+        summary: "Record a rule's events without calling its webhook for a while",
+        params: ruleParams,
+        body: Type.Object({ minutes: Type.Number({ minimum: 0, maximum: 60 * 24 * 30 }) }),
       },
     },
     async (request) => {
-      const { name } = request.params as { name: string };
-      const until = new Date(Date.now() + (request.body as { minutes: number }).minutes * 60_000);
+      const { name } = request.params;
+      const until = new Date(Date.now() + request.body.minutes * 60_000);
       if (!(await alerts.silence(name, until))) {
         throw new PeakError(ErrorCodes.NOT_FOUND, `no alert rule '${name}' to silence`);
       }
@@ -528,21 +595,33 @@ function registerTelemetryRoutes(
     },
   );
 
-  app.get('/api/v1/telemetry/alerts/rules', async () => ({ rules: await alerts.rules() }));
+  app.get(
+    '/api/v1/telemetry/alerts/rules',
+    { schema: { summary: 'The alert rules' } },
+    async () => ({ rules: await alerts.rules() }),
+  );
 
-  app.get('/api/v1/telemetry/alerts/evaluator', async () => ({
-    node: ctx.nodeId,
-    evaluating: alerts.evaluating,
-  }));
+  app.get(
+    '/api/v1/telemetry/alerts/evaluator',
+    { schema: { summary: 'Whether this node is the one evaluating alert rules' } },
+    async () => ({ node: ctx.nodeId, evaluating: alerts.evaluating }),
+  );
 
-  app.get('/api/v1/telemetry/alerts/events', async (request) => {
-    const q = request.query as Record<string, string | undefined>;
-    const limit = q.limit === undefined ? 100 : Number(q.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw new InvalidArgumentError(`limit must be an integer 1..1000, got '${q.limit}'`);
-    }
-    return { events: await alerts.events(q.rule, limit) };
-  });
+  app.get(
+    '/api/v1/telemetry/alerts/events',
+    {
+      schema: {
+        summary: 'Fired and resolved events, newest first',
+        querystring: Type.Object({
+          rule: Type.Optional(Type.String()),
+          limit: limit(100, 1000),
+        }),
+      },
+    },
+    async (request) => ({
+      events: await alerts.events(request.query.rule, request.query.limit),
+    }),
+  );
 
   /**
    * Backlog and in-flight messages per consumer group, topic and queue (mq's own backlog
@@ -581,87 +660,100 @@ function registerTelemetryRoutes(
     }
   };
 
-  app.get('/metrics', async (_request, reply) => {
-    const counter = (name: string, help: string, value: number) => ({
-      name,
-      help,
-      type: 'counter' as const,
-      samples: [{ value }],
-    });
-    const gauge = (name: string, help: string, value: number) => ({
-      name,
-      help,
-      type: 'gauge' as const,
-      samples: [{ value }],
-    });
-    const text = formatPrometheus([
-      ...processMetrics(),
-      {
-        name: 'peak_server_info',
-        help: 'Constant 1, labelled with the node id and the PostgreSQL mode.',
-        type: 'gauge',
-        samples: [{ labels: { node: ctx.nodeId, postgres: ctx.postgresMode }, value: 1 }],
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        summary:
+          'Prometheus text: process figures, collector counters, mq backlog per group, topic and queue',
       },
-      gauge(
-        'peak_server_uptime_seconds',
-        'Seconds since this control-plane node started.',
-        (Date.now() - ctx.startedAt) / 1000,
-      ),
-      gauge(
-        'peak_server_schema_version',
-        'Schema version of the peak database.',
-        ctx.schemaVersion,
-      ),
-      gauge(
-        'peak_server_db_pool_connections',
-        'Connections open in the database pool.',
-        ctx.pool.totalCount,
-      ),
-      gauge(
-        'peak_server_db_pool_waiting',
-        'Queries waiting for a database connection.',
-        ctx.pool.waitingCount,
-      ),
-      counter(
-        'peak_telemetry_batches_total',
-        'Span batches received (SDK and OTLP).',
-        counters.batches,
-      ),
-      counter(
-        'peak_telemetry_otlp_batches_total',
-        'OTLP/HTTP requests received (JSON and protobuf).',
-        counters.otlpBatches,
-      ),
-      counter('peak_telemetry_spans_received_total', 'Spans received.', counters.received),
-      counter(
-        'peak_telemetry_spans_stored_total',
-        'Spans stored (duplicates skipped).',
-        counters.stored,
-      ),
-      counter(
-        'peak_telemetry_requests_rejected_total',
-        'Ingest requests rejected as malformed.',
-        counters.rejected,
-      ),
-      counter('peak_telemetry_spans_pruned_total', 'Spans deleted by retention.', counters.pruned),
-      counter(
-        'peak_telemetry_metrics_received_total',
-        'Per-second metric records pushed by SDKs.',
-        counters.metricsReceived,
-      ),
-      counter(
-        'peak_telemetry_metrics_pruned_total',
-        'Pushed metric records deleted by retention.',
-        counters.metricsPruned,
-      ),
-      gauge(
-        'peak_telemetry_alert_evaluator',
-        '1 when this node is the one evaluating alert rules (holds the evaluator lock).',
-        alerts.evaluating ? 1 : 0,
-      ),
-      ...(await mqBacklogFamilies()),
-    ]);
-    void reply.header('content-type', PROMETHEUS_CONTENT_TYPE);
-    return text;
-  });
+    },
+    async (_request, reply) => {
+      const counter = (name: string, help: string, value: number) => ({
+        name,
+        help,
+        type: 'counter' as const,
+        samples: [{ value }],
+      });
+      const gauge = (name: string, help: string, value: number) => ({
+        name,
+        help,
+        type: 'gauge' as const,
+        samples: [{ value }],
+      });
+      const text = formatPrometheus([
+        ...processMetrics(),
+        {
+          name: 'peak_server_info',
+          help: 'Constant 1, labelled with the node id and the PostgreSQL mode.',
+          type: 'gauge',
+          samples: [{ labels: { node: ctx.nodeId, postgres: ctx.postgresMode }, value: 1 }],
+        },
+        gauge(
+          'peak_server_uptime_seconds',
+          'Seconds since this control-plane node started.',
+          (Date.now() - ctx.startedAt) / 1000,
+        ),
+        gauge(
+          'peak_server_schema_version',
+          'Schema version of the peak database.',
+          ctx.schemaVersion,
+        ),
+        gauge(
+          'peak_server_db_pool_connections',
+          'Connections open in the database pool.',
+          ctx.pool.totalCount,
+        ),
+        gauge(
+          'peak_server_db_pool_waiting',
+          'Queries waiting for a database connection.',
+          ctx.pool.waitingCount,
+        ),
+        counter(
+          'peak_telemetry_batches_total',
+          'Span batches received (SDK and OTLP).',
+          counters.batches,
+        ),
+        counter(
+          'peak_telemetry_otlp_batches_total',
+          'OTLP/HTTP requests received (JSON and protobuf).',
+          counters.otlpBatches,
+        ),
+        counter('peak_telemetry_spans_received_total', 'Spans received.', counters.received),
+        counter(
+          'peak_telemetry_spans_stored_total',
+          'Spans stored (duplicates skipped).',
+          counters.stored,
+        ),
+        counter(
+          'peak_telemetry_requests_rejected_total',
+          'Ingest requests rejected as malformed.',
+          counters.rejected,
+        ),
+        counter(
+          'peak_telemetry_spans_pruned_total',
+          'Spans deleted by retention.',
+          counters.pruned,
+        ),
+        counter(
+          'peak_telemetry_metrics_received_total',
+          'Per-second metric records pushed by SDKs.',
+          counters.metricsReceived,
+        ),
+        counter(
+          'peak_telemetry_metrics_pruned_total',
+          'Pushed metric records deleted by retention.',
+          counters.metricsPruned,
+        ),
+        gauge(
+          'peak_telemetry_alert_evaluator',
+          '1 when this node is the one evaluating alert rules (holds the evaluator lock).',
+          alerts.evaluating ? 1 : 0,
+        ),
+        ...(await mqBacklogFamilies()),
+      ]);
+      void reply.header('content-type', PROMETHEUS_CONTENT_TYPE);
+      return text;
+    },
+  );
 }

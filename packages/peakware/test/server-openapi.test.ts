@@ -1,0 +1,172 @@
+/**
+ * The OpenAPI document at `GET /api/v1/openapi.json`: generated from the route table and the
+ * routes' JSON schemas, it lists every route `PeakServer.routes()` has, with its method,
+ * auth decision, path parameters and (for POST/PUT/PATCH) request body, and every schema in
+ * it is a valid JSON Schema. A route added without the schema this needs fails the start.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Type } from '@sinclair/typebox';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import pg from 'pg';
+import { silentLogger } from '../src/core/logger.js';
+import {
+  type ApiContext,
+  type ApiModule,
+  createHttpApiWithRoutes,
+} from '../src/server/http-api.js';
+import { PeakServer } from '../src/server/index.js';
+import type { OpenApiDocument } from '../src/server/openapi.js';
+import { resolveServerSettings } from '../src/server/server-settings.js';
+
+describe('openapi', { timeout: 120_000 }, () => {
+  let dataDir: string;
+  let server: PeakServer;
+  let doc: OpenApiDocument;
+
+  before(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-openapi-'));
+    server = await PeakServer.start({ dataDir, port: 0 });
+    // A read route: no token.
+    const res = await fetch(`${server.info.url}/api/v1/openapi.json`);
+    assert.equal(res.status, 200);
+    doc = (await res.json()) as OpenApiDocument;
+  });
+
+  after(async () => {
+    await server?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('is OpenAPI 3.1 with every route of the route table, its method and auth', () => {
+    assert.equal(doc.openapi, '3.1.0');
+    const routes = server.routes();
+    assert.ok(routes.length >= 60, `${routes.length} routes`);
+    const listed = Object.values(doc.paths).reduce((n, ops) => n + Object.keys(ops).length, 0);
+    assert.equal(listed, routes.length, 'one operation per route, nothing else');
+    for (const route of routes) {
+      const op = doc.paths[route.url.replace(/:(\w+)/g, '{$1}')]?.[route.method.toLowerCase()];
+      assert.ok(op, `${route.method} ${route.url} is in the document`);
+      assert.ok(op.summary.length > 0, `${route.method} ${route.url} has a summary`);
+      assert.equal(op['x-peak-auth'], route.auth, `${route.method} ${route.url} auth`);
+      assert.equal(op.security !== undefined, route.auth === 'admin', `${route.url} security`);
+      if (['POST', 'PUT', 'PATCH'].includes(route.method))
+        assert.ok(op.requestBody, `${route.method} ${route.url} documents its body`);
+      for (const [, name] of route.url.matchAll(/:(\w+)/g)) {
+        assert.ok(
+          op.parameters?.some((p) => p.in === 'path' && p.name === name && p.required),
+          `${route.method} ${route.url} documents path parameter ${name}`,
+        );
+      }
+    }
+    const send = doc.paths['/api/v1/mq/topics/{topic}/messages']?.post;
+    assert.equal(send?.['x-peak-auth'], 'sdk');
+    const body = send?.requestBody?.content['application/json']?.schema as {
+      required: string[];
+      properties: { messages: { maxItems: number } };
+    };
+    assert.deepEqual(body.required, ['messages']);
+    assert.equal(body.properties.messages.maxItems, 1000);
+    const limit = doc.paths['/api/v1/telemetry/traces']?.get?.parameters?.find(
+      (p) => p.name === 'limit',
+    );
+    assert.deepEqual(
+      { in: limit?.in, required: limit?.required, max: limit?.schema.maximum },
+      { in: 'query', required: false, max: 1000 },
+    );
+  });
+
+  it('holds only valid JSON Schemas, with `takes` folded into descriptions', () => {
+    const ajv = new Ajv2020({ strict: true, strictTypes: false, logger: false });
+    const schemas: unknown[] = [];
+    for (const ops of Object.values(doc.paths)) {
+      for (const op of Object.values(ops)) {
+        for (const p of op.parameters ?? []) schemas.push(p.schema);
+        for (const c of Object.values(op.requestBody?.content ?? {})) schemas.push(c.schema);
+      }
+    }
+    assert.ok(schemas.length > 50);
+    for (const s of schemas) assert.equal(ajv.validateSchema(s as object), true, JSON.stringify(s));
+    assert.doesNotMatch(JSON.stringify(doc), /"takes"/);
+    const id = doc.paths['/api/v1/registry/instances']?.post?.requestBody?.content[
+      'application/json'
+    ]?.schema as { properties: { instanceId: { description: string } } };
+    assert.equal(id.properties.instanceId.description, '1-128 letters, digits or _ . : @ -');
+  });
+});
+
+describe('route schemas are required', () => {
+  const ctx: ApiContext = {
+    pool: new pg.Pool({ max: 1 }), // never connected: registration does not query
+    logger: silentLogger(),
+    nodeId: 'test',
+    dataDir: '/nonexistent',
+    postgresMode: 'external',
+    schemaVersion: 0,
+    startedAt: 0,
+    settings: resolveServerSettings(),
+  };
+  const starts = async (module: ApiModule): Promise<Error | undefined> => {
+    let app: ReturnType<typeof createHttpApiWithRoutes>['app'] | undefined;
+    try {
+      // Routes added at once throw here; routes in a plugin throw from ready().
+      app = createHttpApiWithRoutes(ctx, { modules: [module] }).app;
+      await app.ready();
+      return undefined;
+    } catch (err) {
+      return err as Error;
+    } finally {
+      await app?.close();
+    }
+  };
+
+  it('refuses a route without a summary, a mutating route without a body schema', async () => {
+    const bare = await starts((app) => {
+      app.post('/api/v1/things', async () => ({}));
+    });
+    assert.match(
+      bare?.message ?? 'started',
+      /route POST \/api\/v1\/things needs a schema\.summary .*, and a schema\.body/,
+    );
+    const noBody = await starts((app) => {
+      app.put('/api/v1/things', { schema: { summary: 'put a thing' } }, async () => ({}));
+    });
+    assert.match(noBody?.message ?? 'started', /PUT \/api\/v1\/things needs a schema\.body/);
+  });
+
+  it('refuses path parameters the params schema does not name exactly', async () => {
+    const missing = await starts((app) => {
+      app.get('/api/v1/things/:id', { schema: { summary: 'one thing' } }, async () => ({}));
+    });
+    assert.match(missing?.message ?? 'started', /path parameters \(id; declared: none\)/);
+    const wrong = await starts((app) => {
+      app.delete(
+        '/api/v1/things/:id',
+        { schema: { summary: 'drop', params: Type.Object({ name: Type.String() }) } },
+        async () => ({}),
+      );
+    });
+    assert.match(wrong?.message ?? 'started', /path parameters \(id; declared: name\)/);
+  });
+
+  it('starts with routes that declare what they take', async () => {
+    const ok = await starts((app) => {
+      app.get('/api/v1/things/:id', {
+        schema: { summary: 'one thing', params: Type.Object({ id: Type.String() }) },
+        handler: async () => ({}),
+      });
+      app.post('/api/v1/things', {
+        schema: { summary: 'add one', body: Type.Object({}) },
+        handler: async () => ({}),
+      });
+    });
+    assert.equal(ok, undefined);
+  });
+
+  after(async () => {
+    await ctx.pool.end();
+  });
+});
