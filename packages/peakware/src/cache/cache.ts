@@ -20,6 +20,7 @@ import type { Redis } from 'ioredis';
 import { currentContext, remainingTime } from '../core/context.js';
 import { ErrorCodes, errorMessage, InvalidArgumentError, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { coarseNow } from '../guard/coarse-clock.js';
 import { HotKeys, type HotKeysOptions } from './hot-keys.js';
 import { LocalCache } from './local-cache.js';
 import { RedisTier } from './redis-tier.js';
@@ -71,7 +72,7 @@ export interface CacheOptions {
   hotKeys?: Omit<HotKeysOptions, 'name' | 'redis' | 'now' | 'onChange'>;
   /** Value encoding for L2 and size accounting; default JSON. */
   serializer?: { encode(value: unknown): string; decode(text: string): unknown };
-  /** The clock, epoch ms; default `Date.now`. */
+  /** The clock, epoch ms; default the guard's coarse clock (Date.now from a ticker thread, at most ~1 ms old). */
   now?: () => number;
   /** Called for each invalidation the feed delivers, after L1 handled it (metrics, benchmarks). */
   onInvalidation?: (key: string, version: number) => void;
@@ -211,7 +212,7 @@ export class Cache {
       );
     }
     this.name = options.name;
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? coarseNow;
     this.#l1 = new LocalCache<Entry>({ ...options.l1, now: this.#now });
     this.#ttlMs = positive('ttlMs', options.ttlMs ?? 60_000);
     this.#jitter = Math.min(0.5, Math.max(0, options.jitter ?? 0.1));
@@ -305,7 +306,7 @@ export class Cache {
   async get<V>(key: string): Promise<V | undefined> {
     const k = this.#key(key);
     const now = this.#now();
-    const local = this.#useL1(k) ? this.#l1.get(k) : undefined;
+    const local = this.#useL1(k) ? this.#l1.get(k, now) : undefined;
     if (local !== undefined && now < local.staleUntil) {
       this.#stats.l1Hits++;
       return local.negative ? undefined : (local.value as V);
@@ -332,7 +333,7 @@ export class Cache {
   ): Promise<V | undefined> {
     const k = this.#key(key);
     const now = this.#now();
-    const local = this.#useL1(k) ? this.#l1.get(k) : undefined;
+    const local = this.#useL1(k) ? this.#l1.get(k, now) : undefined;
     if (local !== undefined) {
       if (now < local.freshUntil) {
         this.#stats.l1Hits++;
