@@ -76,6 +76,22 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
     assert.equal(b.stats().l1Hits, 1, 'then in its own L1');
   });
 
+  it('reads asked for in one turn share batched MGETs, each answered with its own key', async () => {
+    const a = cache({ name: 'batch' });
+    await a.ready();
+    // 1 200 keys: three MGETs of at most 512; every third key absent, some invalidated first.
+    for (let i = 0; i < 1200; i++) if (i % 3 !== 0) await a.set(`b${i}`, { i });
+    for (let i = 1; i < 1200; i += 30) await a.invalidate(`b${i}`);
+    const b = cache({ name: 'batch' });
+    await b.ready();
+    const got = await Promise.all(Array.from({ length: 1200 }, (_, i) => b.get(`b${i}`)));
+    got.forEach((g, i) => {
+      const expected = i % 3 === 0 || i % 30 === 1 ? undefined : { i };
+      assert.deepEqual(g, expected, `key b${i}`);
+    });
+    assert.equal(b.stats().l2Hits, 1200 - 400 - 40);
+  });
+
   it('an invalidation on one instance drops the key from every instance, and set() replaces it everywhere', async () => {
     const a = cache({ name: 'inv' });
     const b = cache({ name: 'inv' });
