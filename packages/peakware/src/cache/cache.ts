@@ -21,6 +21,8 @@ import { currentContext, remainingTime } from '../core/context.js';
 import { ErrorCodes, errorMessage, InvalidArgumentError, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { coarseNow } from '../guard/coarse-clock.js';
+import type { MetricFamily } from '../telemetry/prometheus-format.js';
+import { cacheFamilies } from './cache-metrics.js';
 import { HotKeys, type HotKeysOptions } from './hot-keys.js';
 import { LocalCache } from './local-cache.js';
 import { RedisTier } from './redis-tier.js';
@@ -99,6 +101,8 @@ export interface CacheStats {
   graceServed: number;
   negativeHits: number;
   l2Errors: number;
+  /** `invalidate` and `invalidateTag` calls published (or applied locally without Redis). */
+  invalidationsSent: number;
   invalidationsReceived: number;
   oversized: number;
   breakerOpen: boolean;
@@ -199,6 +203,7 @@ export class Cache {
     graceServed: 0,
     negativeHits: 0,
     l2Errors: 0,
+    invalidationsSent: 0,
     invalidationsReceived: 0,
     oversized: 0,
   };
@@ -394,6 +399,7 @@ export class Cache {
     this.#invalidateLocal(k);
     if (this.#remote !== undefined)
       await this.#remoteOrThrow('invalidate', () => this.#remote!.invalidate([k]));
+    this.#stats.invalidationsSent++;
   }
 
   /** Drops every key written with `tag`, in every tier and instance; how many (L2's count when there is one). */
@@ -409,8 +415,10 @@ export class Cache {
       }
       this.#localTags.delete(t);
     }
-    if (this.#remote === undefined) return n;
-    return this.#remoteOrThrow('invalidateTag', () => this.#remote!.invalidateTag(t));
+    if (this.#remote !== undefined)
+      n = await this.#remoteOrThrow('invalidateTag', () => this.#remote!.invalidateTag(t));
+    this.#stats.invalidationsSent++;
+    return n;
   }
 
   /** Counters since the cache was created. */
@@ -426,6 +434,15 @@ export class Cache {
         rejections: l1.rejections,
       },
     };
+  }
+
+  /**
+   * The cache's figures as Prometheus families labelled `cache="<name>"` (hits per tier,
+   * loads, stale and grace served, invalidations, breaker, L1 entries and bytes, hot keys),
+   * for a service's `/metrics`; see `cache-metrics.ts`.
+   */
+  families(): MetricFamily[] {
+    return cacheFamilies(this.name, this.stats(), this.hotKeys());
   }
 
   /** Stops hot-key reporting and closes the connections the cache opened. */

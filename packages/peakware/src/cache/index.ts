@@ -11,7 +11,14 @@ export {
   type CacheWriteOptions,
 } from './cache.js';
 export { FrequencySketch, hashKey } from './frequency-sketch.js';
-export { HotKeys, type HotKeysOptions, hotWindowKey } from './hot-keys.js';
+export {
+  type HotKeyRow,
+  HotKeys,
+  type HotKeysOptions,
+  hotWindowKey,
+  type ReadHotKeysOptions,
+  readHotKeys,
+} from './hot-keys.js';
 export { LocalCache, type LocalCacheOptions, type LocalCacheStats } from './local-cache.js';
 export {
   DEFAULT_STOCK_SCHEMA,
