@@ -32,8 +32,8 @@ import type { RemoteTier } from './remote-tier.js';
 export interface CacheSettings {
   /** Serve from L1; default true. Off, every read goes to L2 (hot keys still use L1). */
   l1Enabled?: boolean;
-  /** How long an L1 copy lives at most, ms; default the entry's own TTL. */
-  l1TtlMs?: number;
+  /** How long an L1 copy lives at most, ms; default the entry's own TTL. `null` lifts the cap. */
+  l1TtlMs?: number | null;
   /** Refuse set / delete / invalidate (data changes closed for the peak); default false. */
   freezeWrites?: boolean;
 }
@@ -281,16 +281,13 @@ export class Cache {
 
   /** Applies run-time switches (from the config center); unset fields keep their value. */
   configure(settings: CacheSettings): void {
-    if (settings.l1TtlMs !== undefined) positive('settings.l1TtlMs', settings.l1TtlMs);
+    if (settings.l1TtlMs != null) positive('settings.l1TtlMs', settings.l1TtlMs);
     const wasEnabled = this.#settings.l1Enabled;
+    const l1TtlMs = settings.l1TtlMs === undefined ? this.#settings.l1TtlMs : settings.l1TtlMs;
     this.#settings = {
       l1Enabled: settings.l1Enabled ?? this.#settings.l1Enabled,
       freezeWrites: settings.freezeWrites ?? this.#settings.freezeWrites,
-      ...(settings.l1TtlMs !== undefined
-        ? { l1TtlMs: settings.l1TtlMs }
-        : this.#settings.l1TtlMs !== undefined
-          ? { l1TtlMs: this.#settings.l1TtlMs }
-          : {}),
+      ...(l1TtlMs == null ? {} : { l1TtlMs }),
     };
     // Copies kept while L1 was off could have missed nothing (invalidations still apply), but
     // a switch back on starts clean so the new TTL holds for every entry.

@@ -10,6 +10,12 @@ export {
   type CacheStats,
   type CacheWriteOptions,
 } from './cache.js';
+export {
+  bindCacheSettings,
+  CACHE_SETTINGS_SCHEMA,
+  type CacheSettingsBindingOptions,
+  parseCacheSettings,
+} from './cache-config.js';
 export { FrequencySketch, hashKey } from './frequency-sketch.js';
 export {
   type HotKeyRow,
