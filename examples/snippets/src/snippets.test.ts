@@ -66,7 +66,17 @@ describe('examples/snippets: each runs as is against peak server', { timeout: 30
   const files = snippets();
   it('finds a snippet for each subsystem', () => {
     const subsystems = new Set(files.map((f) => f.split(path.sep)[0]));
-    for (const s of ['core', 'config', 'registry', 'rpc', 'guard', 'mq', 'telemetry', 'data']) {
+    for (const s of [
+      'core',
+      'config',
+      'registry',
+      'rpc',
+      'guard',
+      'mq',
+      'telemetry',
+      'data',
+      'cache',
+    ]) {
       assert.ok(subsystems.has(s), `no snippet for ${s}: ${files.join(', ')}`);
     }
   });

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -17,9 +18,13 @@ import {
   type RedisServerProcess,
   startRedisServer,
 } from '../src/cache/index.js';
+import { rootCommand } from '../src/cli/commands/index.js';
+import { runCli } from '../src/cli/run-cli.js';
 import { withContext } from '../src/core/context.js';
 import { ErrorCodes, isPeakError } from '../src/core/errors.js';
+import { formatPrometheus, processMetrics } from '../src/telemetry/prometheus-format.js';
 import { waitFor } from './support/wait.js';
+import { assertPromtoolAccepts } from './telemetry-promtool-check.js';
 
 let redis: RedisServerProcess;
 let raw: Redis;
@@ -30,6 +35,22 @@ function cache(extra: Partial<CacheOptions> & { name?: string } = {}): Cache {
   const c = new Cache({ name: `t${++names}`, redis: redis.url, redisTimeoutMs: 500, ...extra });
   caches.push(c);
   return c;
+}
+
+/** Runs one `peak` invocation in this process. */
+async function peak(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (b) => {
+    out += b;
+  });
+  stderr.on('data', (b) => {
+    err += b;
+  });
+  const code = await runCli(rootCommand, argv, { stdout, stderr, env: {} });
+  return { code, stdout: out, stderr: err };
 }
 
 function fakeClock(start = Date.now()) {
@@ -66,6 +87,22 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
     assert.equal(b.stats().l2Hits, 1);
     await b.getOrLoad('p1', loader);
     assert.equal(b.stats().l1Hits, 1, 'then in its own L1');
+  });
+
+  it('reads asked for in one turn share batched MGETs, each answered with its own key', async () => {
+    const a = cache({ name: 'batch' });
+    await a.ready();
+    // 1 200 keys: three MGETs of at most 512; every third key absent, some invalidated first.
+    for (let i = 0; i < 1200; i++) if (i % 3 !== 0) await a.set(`b${i}`, { i });
+    for (let i = 1; i < 1200; i += 30) await a.invalidate(`b${i}`);
+    const b = cache({ name: 'batch' });
+    await b.ready();
+    const got = await Promise.all(Array.from({ length: 1200 }, (_, i) => b.get(`b${i}`)));
+    got.forEach((g, i) => {
+      const expected = i % 3 === 0 || i % 30 === 1 ? undefined : { i };
+      assert.deepEqual(g, expected, `key b${i}`);
+    });
+    assert.equal(b.stats().l2Hits, 1200 - 400 - 40);
   });
 
   it('an invalidation on one instance drops the key from every instance, and set() replaces it everywhere', async () => {
@@ -260,6 +297,74 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
     await b.get('hot-item');
     assert.ok(b.stats().l1Hits > before, 'served from L1');
     assert.ok(!a.hotKeys().includes('cold-item'));
+
+    // The same sorted sets, read from outside: peak cache hot.
+    const cli = await peak(
+      'cache',
+      'hot',
+      '--redis',
+      redis.url,
+      '--name',
+      'hot',
+      '--threshold',
+      '200',
+      '--window-ms',
+      '200',
+      '--windows',
+      '10',
+      '--json',
+    );
+    assert.equal(cli.code, 0, cli.stderr);
+    const report = JSON.parse(cli.stdout) as {
+      keys: { key: string; last: number; max: number; hot: boolean }[];
+    };
+    const row = report.keys.find((k) => k.key === 'hot-item');
+    assert.ok(row?.hot === true && row.max >= 200, cli.stdout);
+    // And on /metrics.
+    const text = formatPrometheus(b.families());
+    assert.match(text, /peak_cache_hot_key\{cache="hot",key="hot-item"\} 1/);
+    assert.match(text, /peak_cache_hot_keys\{cache="hot"\} 1/);
+  });
+
+  it('peak cache hot says what is wrong with its input or the Redis', async () => {
+    const noRedis = await peak('cache', 'hot', '--name', 'x');
+    assert.equal(noRedis.code, 2);
+    assert.match(noRedis.stderr, /--redis URL/);
+    const badName = await peak('cache', 'hot', '--redis', redis.url, '--name', 'No Such');
+    assert.equal(badName.code, 2);
+    assert.match(badName.stderr, /--name/);
+    const down = await peak('cache', 'hot', '--redis', 'redis://127.0.0.1:1', '--name', 'x');
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /cannot reach Redis.*PEAK_CACHE_UNAVAILABLE/);
+    const none = await peak('cache', 'hot', '--redis', redis.url, '--name', 'never-used');
+    assert.equal(none.code, 0);
+    assert.match(none.stdout, /no key reported/);
+  });
+
+  it('exposes its figures as Prometheus families that promtool accepts', async () => {
+    const c = cache({ name: 'metrics' });
+    await c.ready();
+    await c.getOrLoad('m1', async () => 1); // miss + load
+    await c.getOrLoad('m1', async () => 1); // L1 hit
+    await c.getOrLoad('nothing', async () => undefined); // negative
+    await c.getOrLoad('nothing', async () => undefined); // negative hit
+    await c.invalidate('m1');
+    await waitFor(
+      'the feed to deliver the invalidation',
+      () => c.stats().invalidationsReceived >= 1,
+    );
+    const text = formatPrometheus([...processMetrics(), ...c.families()]);
+    assertPromtoolAccepts(text, 'the cache families');
+    const sample = (name: string, labels = 'cache="metrics"') =>
+      Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text)?.[1]);
+    assert.equal(sample('peak_cache_hits_total', 'cache="metrics",tier="l1"'), 2);
+    assert.equal(sample('peak_cache_loads_total'), 2);
+    assert.equal(sample('peak_cache_negative_hits_total'), 1);
+    assert.equal(sample('peak_cache_invalidations_sent_total'), 1);
+    assert.ok(sample('peak_cache_invalidations_received_total') >= 1);
+    assert.equal(sample('peak_cache_breaker_open'), 0);
+    assert.equal(sample('peak_cache_l1_entries'), 1, 'the negative entry; m1 was dropped');
+    assert.equal(sample('peak_cache_hot_keys'), 0);
   });
 
   it('invalidation reaches another process', async () => {

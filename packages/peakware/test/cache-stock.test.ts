@@ -280,6 +280,62 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
       });
     });
 
+    it('deductions of one turn share a script call per SKU and maxBatch, each answered alone', async () => {
+      const batched = new RedisStockEngine({
+        redis: redisServer!.url,
+        pool,
+        schema,
+        name: 'test',
+        maxBatch: 4,
+      });
+      try {
+        await batched.load('r-batch', 6);
+        // Script calls: EVAL (ioredis's first use of a script on a connection) and EVALSHA.
+        const scriptCalls = async () => {
+          const stats = await redis.info('commandstats');
+          const calls = (cmd: string) =>
+            Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+          return calls('eval') + calls('evalsha');
+        };
+        const before = await scriptCalls();
+        // One turn: 10 orders of 1 unit on r-batch (order b-3 twice) and 2 on an unknown SKU.
+        const ids = ['b-0', 'b-1', 'b-2', 'b-3', 'b-3', 'b-4', 'b-5', 'b-6', 'b-7', 'b-8'];
+        const known = ids.map((id) => batched.deduct('r-batch', id, 1));
+        const unknown = ['u-0', 'u-1'].map((id) => batched.deduct('nope', id, 1));
+        const results = await Promise.all(known);
+        for (const u of unknown)
+          await assert.rejects(u, (e) => isPeakError(e, 'PEAK_STOCK_UNKNOWN_SKU'));
+        assert.equal(
+          (await scriptCalls()) - before,
+          4,
+          'ceil(10 / 4) calls for r-batch, 1 for nope',
+        );
+        assert.deepEqual(results, [
+          { ok: true, left: 5 },
+          { ok: true, left: 4 },
+          { ok: true, left: 3 },
+          { ok: true, left: 2 },
+          { ok: true, left: 2, duplicate: true },
+          { ok: true, left: 1 },
+          { ok: true, left: 0 },
+          { ok: false, left: 0 },
+          { ok: false, left: 0 },
+          { ok: false, left: 0 },
+        ]);
+        assert.deepEqual(await batched.books('r-batch'), {
+          sku: 'r-batch',
+          initial: 6,
+          left: 0,
+          sold: 6,
+        });
+      } finally {
+        await batched.close();
+      }
+      await assert.rejects(batched.deduct('r-batch', 'late', 1), (e) =>
+        isPeakError(e, 'PEAK_USAGE'),
+      );
+    });
+
     it('refuses bad input and unknown SKUs, naming the input', () => refusesBadInput(engine));
 
     it('a writer killed with SIGKILL mid-sale loses nothing: another takes over, the books balance in both', async (t) => {

@@ -20,6 +20,9 @@ import type { Redis } from 'ioredis';
 import { currentContext, remainingTime } from '../core/context.js';
 import { ErrorCodes, errorMessage, InvalidArgumentError, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { coarseNow } from '../guard/coarse-clock.js';
+import type { MetricFamily } from '../telemetry/prometheus-format.js';
+import { cacheFamilies } from './cache-metrics.js';
 import { HotKeys, type HotKeysOptions } from './hot-keys.js';
 import { LocalCache } from './local-cache.js';
 import { RedisTier } from './redis-tier.js';
@@ -29,8 +32,8 @@ import type { RemoteTier } from './remote-tier.js';
 export interface CacheSettings {
   /** Serve from L1; default true. Off, every read goes to L2 (hot keys still use L1). */
   l1Enabled?: boolean;
-  /** How long an L1 copy lives at most, ms; default the entry's own TTL. */
-  l1TtlMs?: number;
+  /** How long an L1 copy lives at most, ms; default the entry's own TTL. `null` lifts the cap. */
+  l1TtlMs?: number | null;
   /** Refuse set / delete / invalidate (data changes closed for the peak); default false. */
   freezeWrites?: boolean;
 }
@@ -71,7 +74,7 @@ export interface CacheOptions {
   hotKeys?: Omit<HotKeysOptions, 'name' | 'redis' | 'now' | 'onChange'>;
   /** Value encoding for L2 and size accounting; default JSON. */
   serializer?: { encode(value: unknown): string; decode(text: string): unknown };
-  /** The clock, epoch ms; default `Date.now`. */
+  /** The clock, epoch ms; default the guard's coarse clock (Date.now from a ticker thread, at most ~1 ms old). */
   now?: () => number;
   /** Called for each invalidation the feed delivers, after L1 handled it (metrics, benchmarks). */
   onInvalidation?: (key: string, version: number) => void;
@@ -98,6 +101,8 @@ export interface CacheStats {
   graceServed: number;
   negativeHits: number;
   l2Errors: number;
+  /** `invalidate` and `invalidateTag` calls published (or applied locally without Redis). */
+  invalidationsSent: number;
   invalidationsReceived: number;
   oversized: number;
   breakerOpen: boolean;
@@ -198,6 +203,7 @@ export class Cache {
     graceServed: 0,
     negativeHits: 0,
     l2Errors: 0,
+    invalidationsSent: 0,
     invalidationsReceived: 0,
     oversized: 0,
   };
@@ -211,7 +217,7 @@ export class Cache {
       );
     }
     this.name = options.name;
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? coarseNow;
     this.#l1 = new LocalCache<Entry>({ ...options.l1, now: this.#now });
     this.#ttlMs = positive('ttlMs', options.ttlMs ?? 60_000);
     this.#jitter = Math.min(0.5, Math.max(0, options.jitter ?? 0.1));
@@ -275,16 +281,13 @@ export class Cache {
 
   /** Applies run-time switches (from the config center); unset fields keep their value. */
   configure(settings: CacheSettings): void {
-    if (settings.l1TtlMs !== undefined) positive('settings.l1TtlMs', settings.l1TtlMs);
+    if (settings.l1TtlMs != null) positive('settings.l1TtlMs', settings.l1TtlMs);
     const wasEnabled = this.#settings.l1Enabled;
+    const l1TtlMs = settings.l1TtlMs === undefined ? this.#settings.l1TtlMs : settings.l1TtlMs;
     this.#settings = {
       l1Enabled: settings.l1Enabled ?? this.#settings.l1Enabled,
       freezeWrites: settings.freezeWrites ?? this.#settings.freezeWrites,
-      ...(settings.l1TtlMs !== undefined
-        ? { l1TtlMs: settings.l1TtlMs }
-        : this.#settings.l1TtlMs !== undefined
-          ? { l1TtlMs: this.#settings.l1TtlMs }
-          : {}),
+      ...(l1TtlMs == null ? {} : { l1TtlMs }),
     };
     // Copies kept while L1 was off could have missed nothing (invalidations still apply), but
     // a switch back on starts clean so the new TTL holds for every entry.
@@ -305,7 +308,7 @@ export class Cache {
   async get<V>(key: string): Promise<V | undefined> {
     const k = this.#key(key);
     const now = this.#now();
-    const local = this.#useL1(k) ? this.#l1.get(k) : undefined;
+    const local = this.#useL1(k) ? this.#l1.get(k, now) : undefined;
     if (local !== undefined && now < local.staleUntil) {
       this.#stats.l1Hits++;
       return local.negative ? undefined : (local.value as V);
@@ -332,7 +335,7 @@ export class Cache {
   ): Promise<V | undefined> {
     const k = this.#key(key);
     const now = this.#now();
-    const local = this.#useL1(k) ? this.#l1.get(k) : undefined;
+    const local = this.#useL1(k) ? this.#l1.get(k, now) : undefined;
     if (local !== undefined) {
       if (now < local.freshUntil) {
         this.#stats.l1Hits++;
@@ -393,6 +396,7 @@ export class Cache {
     this.#invalidateLocal(k);
     if (this.#remote !== undefined)
       await this.#remoteOrThrow('invalidate', () => this.#remote!.invalidate([k]));
+    this.#stats.invalidationsSent++;
   }
 
   /** Drops every key written with `tag`, in every tier and instance; how many (L2's count when there is one). */
@@ -408,8 +412,10 @@ export class Cache {
       }
       this.#localTags.delete(t);
     }
-    if (this.#remote === undefined) return n;
-    return this.#remoteOrThrow('invalidateTag', () => this.#remote!.invalidateTag(t));
+    if (this.#remote !== undefined)
+      n = await this.#remoteOrThrow('invalidateTag', () => this.#remote!.invalidateTag(t));
+    this.#stats.invalidationsSent++;
+    return n;
   }
 
   /** Counters since the cache was created. */
@@ -425,6 +431,15 @@ export class Cache {
         rejections: l1.rejections,
       },
     };
+  }
+
+  /**
+   * The cache's figures as Prometheus families labelled `cache="<name>"` (hits per tier,
+   * loads, stale and grace served, invalidations, breaker, L1 entries and bytes, hot keys),
+   * for a service's `/metrics`; see `cache-metrics.ts`.
+   */
+  families(): MetricFamily[] {
+    return cacheFamilies(this.name, this.stats(), this.hotKeys());
   }
 
   /** Stops hot-key reporting and closes the connections the cache opened. */

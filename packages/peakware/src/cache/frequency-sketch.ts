@@ -1,14 +1,14 @@
 /**
- * A count-min sketch of access frequencies with periodic halving (TinyLFU's "reset"), as
- * Caffeine's `FrequencySketch`: four counters per key, capped at 15, each in its own row;
- * the estimate is the smallest. After `10 × width` increments every counter is halved, so
- * the sketch remembers recent popularity and forgets history. Memory is fixed: 4 rows ×
- * width bytes, whatever the number of distinct keys.
+ * A count-min sketch of access frequencies with periodic halving (TinyLFU's "reset"), laid
+ * out as Caffeine's current `FrequencySketch`: a key's four counters (capped at 15) sit in
+ * one 64-byte block, one in each 16-byte row of it, so counting an access touches one cache
+ * line instead of four scattered ones; the estimate is the smallest of the four. After
+ * `10 × width` increments every counter is halved, so the sketch remembers recent
+ * popularity and forgets history. Memory is fixed: 8 bytes per expected key (a power of
+ * two), whatever the number of distinct keys.
  */
 
 const MAX_COUNT = 15;
-// Odd 32-bit multipliers, one per row (from Caffeine's seeds, truncated).
-const SEEDS = [0x97cb3127, 0xb092_6b3d, 0xc3a5c85d, 0x9e3779b9];
 
 /** The 32-bit FNV-1a hash of a string's UTF-16 code units. */
 export function hashKey(key: string): number {
@@ -23,7 +23,6 @@ export function hashKey(key: string): number {
 /** Approximate per-key access counts in fixed memory. */
 export class FrequencySketch {
   readonly #table: Uint8Array;
-  readonly #mask: number;
   readonly #shift: number;
   readonly #sampleSize: number;
   #additions = 0;
@@ -32,28 +31,49 @@ export class FrequencySketch {
   constructor(expectedKeys: number) {
     let width = 16;
     while (width < expectedKeys) width *= 2;
-    this.#table = new Uint8Array(width * 4);
-    this.#mask = width - 1;
-    this.#shift = Math.clz32(width) + 1; // 32 - log2(width): keeps the top log2(width) bits
+    const blocks = width / 8; // 64 bytes a block, 8 bytes per expected key; at least 2
+    this.#table = new Uint8Array(blocks * 64);
+    // The product's top log2(blocks) bits pick the block (the best mixed bits).
+    this.#shift = 32 - Math.log2(blocks);
     this.#sampleSize = 10 * width;
   }
 
-  #index(hash: number, row: number): number {
-    const h = Math.imul(hash, SEEDS[row]!) >>> 0;
-    // The high bits of the product are the best mixed; `row * width` selects the row.
-    return row * (this.#mask + 1) + (h >>> this.#shift);
+  /** The block's first byte for a hash. */
+  #block(hash: number): number {
+    return (Math.imul(hash, 0x9e3779b9) >>> this.#shift) << 6;
+  }
+
+  /** The 16 bits that pick a counter in each row (4 bits a row), independent of the block's. */
+  static #slots(hash: number): number {
+    const h = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b);
+    return h ^ (h >>> 13);
   }
 
   /** Counts one access of the key with this hash. */
   increment(hash: number): void {
     const t = this.#table;
+    const b = this.#block(hash);
+    const s = FrequencySketch.#slots(hash);
+    const i0 = b + (s & 15);
+    const i1 = b + 16 + ((s >>> 4) & 15);
+    const i2 = b + 32 + ((s >>> 8) & 15);
+    const i3 = b + 48 + ((s >>> 12) & 15);
     let added = false;
-    for (let row = 0; row < 4; row++) {
-      const i = this.#index(hash, row);
-      if (t[i]! < MAX_COUNT) {
-        t[i]!++;
-        added = true;
-      }
+    if (t[i0]! < MAX_COUNT) {
+      t[i0]!++;
+      added = true;
+    }
+    if (t[i1]! < MAX_COUNT) {
+      t[i1]!++;
+      added = true;
+    }
+    if (t[i2]! < MAX_COUNT) {
+      t[i2]!++;
+      added = true;
+    }
+    if (t[i3]! < MAX_COUNT) {
+      t[i3]!++;
+      added = true;
     }
     if (added && ++this.#additions >= this.#sampleSize) this.#reset();
   }
@@ -61,12 +81,14 @@ export class FrequencySketch {
   /** The estimated number of recent accesses (0–15) of the key with this hash. */
   frequency(hash: number): number {
     const t = this.#table;
-    let min = MAX_COUNT;
-    for (let row = 0; row < 4; row++) {
-      const c = t[this.#index(hash, row)]!;
-      if (c < min) min = c;
-    }
-    return min;
+    const b = this.#block(hash);
+    const s = FrequencySketch.#slots(hash);
+    return Math.min(
+      t[b + (s & 15)]!,
+      t[b + 16 + ((s >>> 4) & 15)]!,
+      t[b + 32 + ((s >>> 8) & 15)]!,
+      t[b + 48 + ((s >>> 12) & 15)]!,
+    );
   }
 
   #reset(): void {

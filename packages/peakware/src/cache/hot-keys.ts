@@ -134,3 +134,69 @@ export class HotKeys {
     clearTimeout(this.#timer);
   }
 }
+
+/** One key in {@link readHotKeys}'s answer. */
+export interface HotKeyRow {
+  key: string;
+  /** Accesses summed over all instances in the last complete window. */
+  last: number;
+  /** The most in any of the windows read. */
+  max: number;
+  /** At or above the threshold in at least one of them: what the instances serve from L1. */
+  hot: boolean;
+}
+
+/** Options of {@link readHotKeys}; defaults are the instances' own. */
+export interface ReadHotKeysOptions {
+  /** The cache's name. */
+  name: string;
+  /** Accesses per window that make a key hot; default 1 000. */
+  threshold?: number;
+  /** The instances' window length, ms; default 500. */
+  windowMs?: number;
+  /** Complete windows to read, newest first; default 4 (the instances' cooling period). */
+  windows?: number;
+  /** Keys read per window (the most accessed); default 20. */
+  top?: number;
+  /** The clock, epoch ms; default `Date.now()`. */
+  now?: number;
+}
+
+/**
+ * The most accessed keys of a cache over its last complete windows, from the sorted sets
+ * every instance reports to (what `peak cache hot` prints): no instance is asked, so it
+ * works from anywhere that reaches the Redis, with any number of instances.
+ */
+export async function readHotKeys(
+  redis: Redis,
+  options: ReadHotKeysOptions,
+): Promise<{ windows: number[]; keys: HotKeyRow[] }> {
+  const threshold = options.threshold ?? 1000;
+  const windowMs = options.windowMs ?? 500;
+  const count = options.windows ?? 4;
+  const top = options.top ?? 20;
+  const current = Math.floor((options.now ?? Date.now()) / windowMs);
+  const windows = Array.from({ length: count }, (_, i) => current - 1 - i);
+  const pipe = redis.pipeline();
+  for (const w of windows) pipe.zrevrange(hotWindowKey(options.name, w), 0, top - 1, 'WITHSCORES');
+  const replies = (await pipe.exec()) ?? [];
+  const rows = new Map<string, HotKeyRow>();
+  replies.forEach(([err, reply], i) => {
+    if (err) throw err;
+    const flat = reply as string[];
+    for (let j = 0; j + 1 < flat.length; j += 2) {
+      const key = flat[j]!;
+      const n = Number(flat[j + 1]);
+      let row = rows.get(key);
+      if (row === undefined) {
+        row = { key, last: 0, max: 0, hot: false };
+        rows.set(key, row);
+      }
+      if (i === 0) row.last = n;
+      row.max = Math.max(row.max, n);
+      row.hot ||= n >= threshold;
+    }
+  });
+  const keys = [...rows.values()].sort((a, b) => b.max - a.max || a.key.localeCompare(b.key));
+  return { windows, keys: keys.slice(0, top) };
+}

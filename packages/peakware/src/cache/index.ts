@@ -10,8 +10,21 @@ export {
   type CacheStats,
   type CacheWriteOptions,
 } from './cache.js';
+export {
+  bindCacheSettings,
+  CACHE_SETTINGS_SCHEMA,
+  type CacheSettingsBindingOptions,
+  parseCacheSettings,
+} from './cache-config.js';
 export { FrequencySketch, hashKey } from './frequency-sketch.js';
-export { HotKeys, type HotKeysOptions, hotWindowKey } from './hot-keys.js';
+export {
+  type HotKeyRow,
+  HotKeys,
+  type HotKeysOptions,
+  hotWindowKey,
+  type ReadHotKeysOptions,
+  readHotKeys,
+} from './hot-keys.js';
 export { LocalCache, type LocalCacheOptions, type LocalCacheStats } from './local-cache.js';
 export {
   DEFAULT_STOCK_SCHEMA,

@@ -78,4 +78,23 @@ describe('local cache (W-TinyLFU)', () => {
     assert.equal(l1.delete('a'), false);
     assert.equal(l1.stats().bytes, 0);
   });
+
+  it('grows its slots past the first 1 024 and reuses freed ones', () => {
+    const c = fakeClock();
+    const l1 = new LocalCache<number>({ maxEntries: 5000, now: c.fn });
+    for (let i = 0; i < 3000; i++) l1.set(`k${i}`, i, c.now + 1000);
+    assert.equal(l1.size, 3000);
+    for (let i = 0; i < 3000; i++) assert.equal(l1.get(`k${i}`), i);
+    for (let i = 0; i < 3000; i += 2) l1.delete(`k${i}`);
+    for (let i = 0; i < 1500; i++) l1.set(`n${i}`, -i, c.now + 1000);
+    assert.equal(l1.size, 3000);
+    for (let i = 1; i < 3000; i += 2) assert.equal(l1.peek(`k${i}`), i);
+    for (let i = 0; i < 1500; i++) assert.equal(l1.peek(`n${i}`), -i);
+    assert.deepEqual([...l1.keys()].length, 3000);
+    l1.clear();
+    assert.equal(l1.size, 0);
+    l1.set('again', 1, c.now + 1000);
+    assert.equal(l1.get('again'), 1);
+    assert.deepEqual([...l1.keys()], ['again']);
+  });
 });

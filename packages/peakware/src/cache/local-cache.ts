@@ -6,7 +6,14 @@
  * sketch says it is accessed more often. A scan of one-off keys therefore churns the window
  * and never flushes the popular keys, which a plain LRU would lose. Expiry is lazy: an entry
  * past its `expiresAt` is gone when next read, and eviction takes it in time.
+ *
+ * Layout, as lru-cache's: entries are slots in parallel arrays (key, value, expiry, size,
+ * hash, segment, and the recency lists' prev/next as typed arrays), found through one
+ * `Map<string, slot>`. A hit is a map lookup, one sketch cache line and a few typed-array
+ * writes; it allocates nothing and touches no hash table but the lookup (a `Map` used as an
+ * LRU pays a delete and an insert per hit, and its iterator walks the deleted slots).
  */
+import { coarseNow } from '../guard/coarse-clock.js';
 import { FrequencySketch, hashKey } from './frequency-sketch.js';
 
 /** Options of {@link LocalCache}. */
@@ -15,23 +22,11 @@ export interface LocalCacheOptions {
   maxEntries?: number;
   /** At most this many bytes of values (as the caller sizes them); default 64 MiB. */
   maxBytes?: number;
-  /** The clock, epoch ms; default `Date.now`. */
+  /** The clock, epoch ms; default the guard's coarse clock (Date.now from a ticker thread, at most ~1 ms old). */
   now?: () => number;
 }
 
-interface Node<V> {
-  value: V;
-  bytes: number;
-  expiresAt: number;
-  hash: number;
-  segment: 0 | 1 | 2; // window, probation, protected
-}
-
-const WINDOW = 0;
-const PROBATION = 1;
-const PROTECTED = 2;
-
-/** Why an entry left (for stats). */
+/** Counters since construction. */
 export interface LocalCacheStats {
   entries: number;
   bytes: number;
@@ -42,20 +37,35 @@ export interface LocalCacheStats {
   rejections: number;
 }
 
+// Slots 0-2 are the sentinels (list heads) of the three segments; a segment's id is its
+// sentinel's slot. In each circular list, next[head] is the least recently used entry.
+const WINDOW = 0;
+const PROBATION = 1;
+const PROTECTED = 2;
+const FIRST_SLOT = 3;
+const INITIAL_SLOTS = 1024;
+
 /** A bounded in-process cache with W-TinyLFU admission and per-entry expiry. */
 export class LocalCache<V> {
   readonly maxEntries: number;
   readonly maxBytes: number;
   readonly #now: () => number;
   readonly #sketch: FrequencySketch;
-  // Maps keep insertion order: the first key is the least recently used.
-  readonly #segments: [Map<string, Node<V>>, Map<string, Node<V>>, Map<string, Node<V>>] = [
-    new Map(),
-    new Map(),
-    new Map(),
-  ];
+  readonly #index = new Map<string, number>();
   readonly #windowMax: number;
   readonly #protectedMax: number;
+  readonly #maxSlots: number;
+  #keys: (string | undefined)[] = [];
+  #values: (V | undefined)[] = [];
+  #expires = new Float64Array(0);
+  #bytesOf = new Float64Array(0);
+  #hash = new Uint32Array(0);
+  #segment = new Uint8Array(0);
+  #prev = new Uint32Array(0);
+  #next = new Uint32Array(0);
+  readonly #free: number[] = [];
+  #top = FIRST_SLOT; // slots below are in use or free-listed
+  readonly #sizes = [0, 0, 0];
   #bytes = 0;
   #hits = 0;
   #misses = 0;
@@ -65,48 +75,50 @@ export class LocalCache<V> {
   constructor(options: LocalCacheOptions = {}) {
     this.maxEntries = Math.max(1, Math.floor(options.maxEntries ?? 10_000));
     this.maxBytes = Math.max(1, options.maxBytes ?? 64 * 1024 * 1024);
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? coarseNow;
     this.#sketch = new FrequencySketch(this.maxEntries);
     this.#windowMax = Math.max(1, Math.floor(this.maxEntries * 0.01));
     this.#protectedMax = Math.floor((this.maxEntries - this.#windowMax) * 0.8);
+    // A new entry enters the window before one leaves it: one slot over maxEntries.
+    this.#maxSlots = FIRST_SLOT + this.maxEntries + 1;
+    this.#grow(Math.min(this.#maxSlots, FIRST_SLOT + INITIAL_SLOTS));
+    for (const head of [WINDOW, PROBATION, PROTECTED]) {
+      this.#prev[head] = head;
+      this.#next[head] = head;
+    }
   }
 
   /** Entries held now (expired ones not yet evicted included). */
   get size(): number {
-    return this.#segments[0].size + this.#segments[1].size + this.#segments[2].size;
+    return this.#index.size;
   }
 
-  #find(key: string): Node<V> | undefined {
-    return (
-      this.#segments[PROTECTED].get(key) ??
-      this.#segments[PROBATION].get(key) ??
-      this.#segments[WINDOW].get(key)
-    );
-  }
-
-  /** The value, or undefined when absent or expired; counts the access and refreshes recency. */
-  get(key: string): V | undefined {
-    const node = this.#find(key);
-    if (node === undefined) {
+  /**
+   * The value, or undefined when absent or expired; counts the access and refreshes recency.
+   * `now` (epoch ms) saves a clock read when the caller has one.
+   */
+  get(key: string, now?: number): V | undefined {
+    const i = this.#index.get(key);
+    if (i === undefined) {
       this.#misses++;
       this.#sketch.increment(hashKey(key));
       return undefined;
     }
-    this.#sketch.increment(node.hash);
-    if (node.expiresAt <= this.#now()) {
-      this.#remove(key, node);
+    this.#sketch.increment(this.#hash[i]!);
+    if (this.#expires[i]! <= (now ?? this.#now())) {
+      this.#remove(i);
       this.#misses++;
       return undefined;
     }
     this.#hits++;
-    this.#touch(key, node);
-    return node.value;
+    this.#touch(i);
+    return this.#values[i];
   }
 
   /** The value without counting an access or changing recency. */
   peek(key: string): V | undefined {
-    const node = this.#find(key);
-    return node === undefined || node.expiresAt <= this.#now() ? undefined : node.value;
+    const i = this.#index.get(key);
+    return i === undefined || this.#expires[i]! <= this.#now() ? undefined : this.#values[i];
   }
 
   /** Stores a value until `expiresAt` (epoch ms), `bytes` counted against `maxBytes`. */
@@ -115,42 +127,53 @@ export class LocalCache<V> {
       this.delete(key);
       return;
     }
-    const existing = this.#find(key);
+    const existing = this.#index.get(key);
     if (existing !== undefined) {
-      this.#bytes += bytes - existing.bytes;
-      existing.value = value;
-      existing.bytes = bytes;
-      existing.expiresAt = expiresAt;
-      this.#touch(key, existing);
+      this.#bytes += bytes - this.#bytesOf[existing]!;
+      this.#values[existing] = value;
+      this.#bytesOf[existing] = bytes;
+      this.#expires[existing] = expiresAt;
+      this.#touch(existing);
       this.#evictForBytes();
       return;
     }
-    const hash = hashKey(key);
-    const node: Node<V> = { value, bytes, expiresAt, hash, segment: WINDOW };
-    this.#segments[WINDOW].set(key, node);
+    const i = this.#allocate();
+    this.#keys[i] = key;
+    this.#values[i] = value;
+    this.#expires[i] = expiresAt;
+    this.#bytesOf[i] = bytes;
+    this.#hash[i] = hashKey(key);
+    this.#index.set(key, i);
+    this.#link(i, WINDOW);
     this.#bytes += bytes;
-    if (this.#segments[WINDOW].size > this.#windowMax) this.#admitFromWindow();
+    if (this.#sizes[WINDOW]! > this.#windowMax) this.#admitFromWindow();
     this.#evictForBytes();
   }
 
   /** Removes the key; true when it was there. */
   delete(key: string): boolean {
-    const node = this.#find(key);
-    if (node === undefined) return false;
-    this.#remove(key, node);
+    const i = this.#index.get(key);
+    if (i === undefined) return false;
+    this.#remove(i);
     return true;
   }
 
   /** Removes every entry (the frequency history stays). */
   clear(): void {
-    for (const s of this.#segments) s.clear();
+    for (const i of this.#index.values()) this.#release(i);
+    this.#index.clear();
+    for (const head of [WINDOW, PROBATION, PROTECTED]) {
+      this.#prev[head] = head;
+      this.#next[head] = head;
+      this.#sizes[head] = 0;
+    }
     this.#bytes = 0;
   }
 
   /** Every live key (for tag bookkeeping and tests); expired ones are skipped. */
   *keys(): IterableIterator<string> {
     const now = this.#now();
-    for (const s of this.#segments) for (const [k, n] of s) if (n.expiresAt > now) yield k;
+    for (const [k, i] of this.#index) if (this.#expires[i]! > now) yield k;
   }
 
   /** Counters since construction. */
@@ -165,73 +188,133 @@ export class LocalCache<V> {
     };
   }
 
-  #touch(key: string, node: Node<V>): void {
-    const seg = this.#segments[node.segment];
-    if (node.segment === PROBATION) {
-      // A second hit in probation earns a protected place; protected overflow is demoted.
-      seg.delete(key);
-      node.segment = PROTECTED;
-      this.#segments[PROTECTED].set(key, node);
-      if (this.#segments[PROTECTED].size > this.#protectedMax) {
-        const [k, n] = this.#segments[PROTECTED].entries().next().value as [string, Node<V>];
-        this.#segments[PROTECTED].delete(k);
-        n.segment = PROBATION;
-        this.#segments[PROBATION].set(k, n);
-      }
-      return;
-    }
-    seg.delete(key);
-    seg.set(key, node);
+  // --- recency lists ---------------------------------------------------------------------
+
+  /** Appends slot `i` to segment `seg` as its most recently used entry. */
+  #link(i: number, seg: number): void {
+    const tail = this.#prev[seg]!;
+    this.#prev[i] = tail;
+    this.#next[i] = seg;
+    this.#next[tail] = i;
+    this.#prev[seg] = i;
+    this.#segment[i] = seg;
+    this.#sizes[seg]!++;
   }
 
-  #admitFromWindow(): void {
-    const window = this.#segments[WINDOW];
-    const [ck, cand] = window.entries().next().value as [string, Node<V>];
-    window.delete(ck);
-    const mainSize = this.#segments[PROBATION].size + this.#segments[PROTECTED].size;
-    if (mainSize < this.maxEntries - this.#windowMax) {
-      cand.segment = PROBATION;
-      this.#segments[PROBATION].set(ck, cand);
+  #unlink(i: number): void {
+    const p = this.#prev[i]!;
+    const n = this.#next[i]!;
+    this.#next[p] = n;
+    this.#prev[n] = p;
+    this.#sizes[this.#segment[i]!]!--;
+  }
+
+  /** The least recently used slot of a segment, or -1 when it is empty. */
+  #first(seg: number): number {
+    return this.#sizes[seg] === 0 ? -1 : this.#next[seg]!;
+  }
+
+  #touch(i: number): void {
+    const seg = this.#segment[i]!;
+    if (seg !== PROBATION) {
+      // Move to the most recently used end of its own segment.
+      if (this.#prev[seg] === i) return;
+      const p = this.#prev[i]!;
+      const n = this.#next[i]!;
+      this.#next[p] = n;
+      this.#prev[n] = p;
+      const tail = this.#prev[seg]!;
+      this.#prev[i] = tail;
+      this.#next[i] = seg;
+      this.#next[tail] = i;
+      this.#prev[seg] = i;
       return;
     }
-    const victimSeg =
-      this.#segments[PROBATION].size > 0 ? this.#segments[PROBATION] : this.#segments[PROTECTED];
-    const [vk, victim] = victimSeg.entries().next().value as [string, Node<V>];
+    // A second hit in probation earns a protected place; protected overflow is demoted.
+    this.#unlink(i);
+    this.#link(i, PROTECTED);
+    if (this.#sizes[PROTECTED]! > this.#protectedMax) {
+      const demoted = this.#next[PROTECTED]!;
+      this.#unlink(demoted);
+      this.#link(demoted, PROBATION);
+    }
+  }
+
+  // --- admission and eviction ------------------------------------------------------------
+
+  #admitFromWindow(): void {
+    const cand = this.#next[WINDOW]!;
+    this.#unlink(cand);
+    if (this.#sizes[PROBATION]! + this.#sizes[PROTECTED]! < this.maxEntries - this.#windowMax) {
+      this.#link(cand, PROBATION);
+      return;
+    }
+    const victim = this.#sizes[PROBATION]! > 0 ? this.#next[PROBATION]! : this.#next[PROTECTED]!;
     // An expired victim always loses; otherwise the more frequent key keeps the place.
     if (
-      victim.expiresAt <= this.#now() ||
-      this.#sketch.frequency(cand.hash) > this.#sketch.frequency(victim.hash)
+      this.#expires[victim]! <= this.#now() ||
+      this.#sketch.frequency(this.#hash[cand]!) > this.#sketch.frequency(this.#hash[victim]!)
     ) {
-      victimSeg.delete(vk);
-      this.#bytes -= victim.bytes;
+      this.#remove(victim);
       this.#evictions++;
-      cand.segment = PROBATION;
-      this.#segments[PROBATION].set(ck, cand);
+      this.#link(cand, PROBATION);
     } else {
-      this.#bytes -= cand.bytes;
+      this.#index.delete(this.#keys[cand]!);
+      this.#bytes -= this.#bytesOf[cand]!;
+      this.#release(cand);
       this.#rejections++;
     }
   }
 
   #evictForBytes(): void {
     while (this.#bytes > this.maxBytes) {
-      const seg =
-        this.#segments[PROBATION].size > 0
-          ? this.#segments[PROBATION]
-          : this.#segments[WINDOW].size > 0
-            ? this.#segments[WINDOW]
-            : this.#segments[PROTECTED];
-      const first = seg.entries().next();
-      if (first.done) return;
-      const [k, n] = first.value;
-      seg.delete(k);
-      this.#bytes -= n.bytes;
+      let victim = this.#first(PROBATION);
+      if (victim < 0) victim = this.#first(WINDOW);
+      if (victim < 0) victim = this.#first(PROTECTED);
+      if (victim < 0) return;
+      this.#remove(victim);
       this.#evictions++;
     }
   }
 
-  #remove(key: string, node: Node<V>): void {
-    this.#segments[node.segment].delete(key);
-    this.#bytes -= node.bytes;
+  #remove(i: number): void {
+    this.#unlink(i);
+    this.#index.delete(this.#keys[i]!);
+    this.#bytes -= this.#bytesOf[i]!;
+    this.#release(i);
+  }
+
+  // --- slots -----------------------------------------------------------------------------
+
+  #allocate(): number {
+    const reused = this.#free.pop();
+    if (reused !== undefined) return reused;
+    if (this.#top === this.#expires.length)
+      this.#grow(Math.min(this.#maxSlots, this.#expires.length * 2));
+    return this.#top++;
+  }
+
+  /** Drops a slot's references (so its value can be collected) and frees it. */
+  #release(i: number): void {
+    this.#keys[i] = undefined;
+    this.#values[i] = undefined;
+    this.#free.push(i);
+  }
+
+  #grow(slots: number): void {
+    const grown = <A extends Float64Array | Uint32Array | Uint8Array>(old: A, next: A): A => {
+      next.set(old);
+      return next;
+    };
+    this.#expires = grown(this.#expires, new Float64Array(slots));
+    this.#bytesOf = grown(this.#bytesOf, new Float64Array(slots));
+    this.#hash = grown(this.#hash, new Uint32Array(slots));
+    this.#segment = grown(this.#segment, new Uint8Array(slots));
+    this.#prev = grown(this.#prev, new Uint32Array(slots));
+    this.#next = grown(this.#next, new Uint32Array(slots));
+    for (let i = this.#keys.length; i < slots; i++) {
+      this.#keys.push(undefined);
+      this.#values.push(undefined);
+    }
   }
 }

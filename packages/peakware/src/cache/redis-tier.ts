@@ -1,6 +1,8 @@
 /**
- * The cache's shared tier on Redis (ioredis, auto-pipelined: concurrent commands from one
- * event-loop turn go out in one write). Keys live under `peak:cache:<name>:`: `k:<key>` the
+ * The cache's shared tier on Redis (ioredis). Reads are batched by this tier: every read
+ * asked for in one event-loop turn goes out as ONE `MGET` of each key's payload and version
+ * (up to 512 keys a command), so a busy process pays one command, one promise and one
+ * timeout timer per batch instead of per read; other commands are auto-pipelined by ioredis. Keys live under `peak:cache:<name>:`: `k:<key>` the
  * payload, `v:<key>` its version stamp, `t:<tag>` a tag's member keys, `l:<key>` a load lock.
  * Writes and invalidations are Lua scripts, so the version check, the write and the
  * publish are one atomic step. Invalidations go over Redis pub/sub on one channel per cache:
@@ -12,7 +14,7 @@
  * Single Redis (or a primary with replicas) only: the tag script touches keys it computes,
  * which Redis Cluster refuses.
  */
-import { Redis } from 'ioredis';
+import { Command, Redis } from 'ioredis';
 import type { InvalidationListener, RemoteRead, RemoteTier } from './remote-tier.js';
 
 /** Options of {@link RedisTier}. */
@@ -74,6 +76,9 @@ end
 if #out > 0 then redis.call('PUBLISH', ARGV[2], cjson.encode(out)) end
 return #out`;
 
+/** Most keys one batched read asks for (each costs two MGET arguments). */
+const MAX_READ_BATCH = 512;
+
 interface CacheScripts {
   peakCacheSetIfVersion(...args: (string | number)[]): Promise<number>;
   peakCacheWrite(...args: (string | number)[]): Promise<number>;
@@ -89,6 +94,11 @@ export class RedisTier implements RemoteTier {
   readonly #channel: string;
   readonly #versionTtlMs: number;
   #subscriber: Redis | undefined;
+  // Reads waiting for the next batch: key, then its callbacks, in parallel arrays.
+  #batchKeys: string[] = [];
+  #batchResolves: ((read: RemoteRead) => void)[] = [];
+  #batchRejects: ((err: unknown) => void)[] = [];
+  #batchScheduled = false;
 
   constructor(options: RedisTierOptions) {
     this.#owned = typeof options.redis === 'string';
@@ -139,13 +149,55 @@ export class RedisTier implements RemoteTier {
     });
   }
 
-  async read(key: string): Promise<RemoteRead> {
-    const [payload, version] = await this.#redis.mget(
-      `${this.#prefix}k:${key}`,
-      `${this.#prefix}v:${key}`,
-    );
-    return { payload: payload ?? null, version: version == null ? 0 : Number(version) };
+  read(key: string): Promise<RemoteRead> {
+    return new Promise<RemoteRead>((resolve, reject) => {
+      this.#batchKeys.push(key);
+      this.#batchResolves.push(resolve);
+      this.#batchRejects.push(reject);
+      if (!this.#batchScheduled) {
+        this.#batchScheduled = true;
+        // setImmediate, as ioredis's auto-pipelining: reads that I/O callbacks of this turn
+        // start (replies, requests) join the batch.
+        setImmediate(this.#flushReads);
+      }
+    });
   }
+
+  readonly #flushReads = (): void => {
+    const keys = this.#batchKeys;
+    const resolves = this.#batchResolves;
+    const rejects = this.#batchRejects;
+    this.#batchKeys = [];
+    this.#batchResolves = [];
+    this.#batchRejects = [];
+    this.#batchScheduled = false;
+    for (let from = 0; from < keys.length; from += MAX_READ_BATCH) {
+      const to = Math.min(keys.length, from + MAX_READ_BATCH);
+      const args: string[] = new Array((to - from) * 2);
+      for (let i = from, a = 0; i < to; i++, a += 2) {
+        args[a] = `${this.#prefix}k:${keys[i]}`;
+        args[a + 1] = `${this.#prefix}v:${keys[i]}`;
+      }
+      // Sent as a command of its own: the batch is the pipelining, no second wait for
+      // ioredis's auto-pipeline.
+      const mget = new Command('mget', args, { replyEncoding: 'utf8' });
+      this.#redis.sendCommand(mget);
+      (mget.promise as Promise<(string | null)[]>).then(
+        (values) => {
+          for (let i = from, a = 0; i < to; i++, a += 2) {
+            const version = values[a + 1];
+            resolves[i]!({
+              payload: values[a] ?? null,
+              version: version == null ? 0 : Number(version),
+            });
+          }
+        },
+        (err: unknown) => {
+          for (let i = from; i < to; i++) rejects[i]!(err);
+        },
+      );
+    }
+  };
 
   async writeIfVersion(
     key: string,

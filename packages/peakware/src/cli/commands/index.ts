@@ -25,6 +25,7 @@ export const rootCommand: Command = {
     lazyCommand('top', async () => (await import('./top-command.js')).topCommand),
     lazyCommand('alert', async () => (await import('./alert-command.js')).alertCommand),
     lazyCommand('tls', async () => (await import('./tls-command.js')).tlsCommand),
+    lazyCommand('cache', async () => (await import('./cache-command.js')).cacheCommand),
   ],
   async run({ values, out }) {
     if (values.version === true) {
