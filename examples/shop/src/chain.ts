@@ -1,22 +1,27 @@
 /**
  * Starting and stopping the whole buy chain: the control plane (`peak server` on the
- * embedded PostgreSQL #1), a second embedded PostgreSQL for half of the order shards, the
- * shop's tables and topics, the guard rules in the config center, and one process per
- * service instance plus the gateway. `main.ts` runs a flash sale or a capacity run on it.
+ * embedded PostgreSQL #1), a second embedded PostgreSQL for half of the order shards, a
+ * private redis-server for the cache tier (when one is on PATH and PEAK_REDIS_URL is not
+ * set; without Redis the shop runs its PostgreSQL stock engine and L1-only caches), the
+ * shop's tables and topics, the guard rules and cache switches in the config center, and
+ * one process per service instance plus the gateway. `main.ts` runs a flash sale or a capacity run on it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from 'peakware/admin';
+import { type RedisServerProcess, redisServerAvailable, startRedisServer } from 'peakware/cache';
 import type { Logger } from 'peakware/core';
 import type { ShardedDatabase } from 'peakware/data';
 import type { GuardRules } from 'peakware/guard';
 import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
+import pg from 'pg';
 import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC } from './catalog.js';
 import { BUY_RESOURCE, flashSaleRules } from './gateway.js';
 import { createOrderTables, openOrders } from './order-store.js';
 import { seedFlashSale } from './shop-database.js';
+import { openShopStock, type ShopStock } from './stock.js';
 
 /** What a process of the chain is. */
 export type Role = 'inventory' | 'order' | 'points' | 'gateway';
@@ -44,6 +49,8 @@ export interface ChainOptions {
   limits: 'flash-sale' | 'lifted';
   /** Fraction of traces each process keeps (errors and slow calls are always kept). */
   sampleRatio: number;
+  /** Use Redis for the cache tier and the hot stock (default: when redis-server is on PATH). */
+  redis?: boolean;
 }
 
 /** A running chain. */
@@ -51,6 +58,12 @@ export interface Chain {
   server: PeakServer;
   /** The PostgreSQL of the control plane, which also holds schema `shop` and shard ds0. */
   shopDb: string;
+  /** A small pool on the shop database, for seeding, books and the compensation sweep. */
+  shopPool: pg.Pool;
+  /** The stock engine as the books see it (no writer here: the inventory processes run them). */
+  stock: ShopStock;
+  /** The cache tier's Redis URL, or undefined when the shop runs without Redis. */
+  redisUrl: string | undefined;
   orders: ShardedDatabase;
   gatewayUrl: string;
   processes: ChainProcess[];
@@ -63,6 +76,18 @@ export interface Chain {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The products on sale: the sale price is computed before the sale opens. */
+const PRODUCTS: Record<string, { name: string; priceCents: number; salePriceCents: number }> = {
+  hot: { name: 'Flash phone', priceCents: 99_900, salePriceCents: 59_900 },
+  regular: { name: 'USB cable', priceCents: 1_500, salePriceCents: 1_500 },
+};
+
+/**
+ * The promotion window's cache switches (Mogujie's peak plan): product copies live at most
+ * a minute in each process, and product writes are frozen while the sale runs.
+ */
+export const PROMOTION_CACHE_SETTINGS = { l1TtlMs: 60_000, freezeWrites: true } as const;
 
 /** The rules of a capacity run: the flash-sale rule set with counts nothing here reaches. */
 function liftedRules(): GuardRules {
@@ -142,11 +167,17 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
   let server: PeakServer | undefined;
   let shard1: EmbeddedPostgres | undefined;
   let orders: ShardedDatabase | undefined;
+  let redis: RedisServerProcess | undefined;
+  let shopPool: pg.Pool | undefined;
+  let stock: ShopStock | undefined;
   const stop = async () => {
     const gateway = processes.find((p) => p.role === 'gateway');
     if (gateway !== undefined) await stopChild(gateway.child);
     await Promise.all(processes.filter((p) => p !== gateway).map((p) => stopChild(p.child)));
+    await stock?.close().catch(() => undefined);
+    await shopPool?.end().catch(() => undefined);
     await orders?.close().catch(() => undefined);
+    await redis?.stop().catch(() => undefined);
     await shard1?.stop().catch(() => undefined);
     return (await server?.stop()) ?? true;
   };
@@ -166,11 +197,45 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     await createOrderTables({ ds0: shopDb, ds1: shopDb2 });
     orders = await openOrders({ ds0: shopDb, ds1: shopDb2 }, 4);
     const admin = adminOf(server);
+    // The cache tier: PEAK_REDIS_URL, else a private redis-server that fsyncs every write
+    // (an acknowledged stock deduction survives a kill -9 of Redis), else none.
+    const wantRedis = options.redis ?? true;
+    let redisUrl = wantRedis ? process.env.PEAK_REDIS_URL || undefined : undefined;
+    if (wantRedis && redisUrl === undefined && redisServerAvailable()) {
+      redis = await startRedisServer({
+        durability: 'always',
+        dir: path.join(server.info.dataDir, 'redis'),
+      });
+      redisUrl = redis.url;
+    }
+    shopPool = new pg.Pool({ connectionString: shopDb, max: 4 });
+    stock = openShopStock(shopPool, redisUrl, { writer: false });
     for (const topic of [ORDER_PLACED_TOPIC, ORDER_COMPENSATE_TOPIC]) {
       await admin.mq.createTopic({ name: topic, queues: 4 });
     }
-    await seedFlashSale(shopDb, orders, options.hotSku, options.stock);
-    await seedFlashSale(shopDb, orders, options.regularSku, 1_000_000_000);
+    await seedFlashSale(
+      shopPool,
+      stock,
+      orders,
+      { sku: options.hotSku, ...PRODUCTS.hot! },
+      options.stock,
+    );
+    await seedFlashSale(
+      shopPool,
+      stock,
+      orders,
+      { sku: options.regularSku, ...PRODUCTS.regular! },
+      1_000_000_000,
+    );
+    await admin.config.publish(
+      { app: 'shop', group: 'cache', key: 'products' },
+      {
+        value: JSON.stringify(PROMOTION_CACHE_SETTINGS),
+        format: 'json',
+        comment: 'promotion window: one-minute local copies, product writes frozen',
+        author: 'shop',
+      },
+    );
     // The guard rules are in the config center before the gateway starts and reads them.
     const rules = options.limits === 'lifted' ? liftedRules() : flashSaleRules(options.hotSku);
     await admin.config.publish(
@@ -188,6 +253,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       SHOP_DB: shopDb,
       SHOP_DB_2: shopDb2,
       SHOP_SAMPLE_RATIO: String(options.sampleRatio),
+      SHOP_REDIS: redisUrl ?? '',
       ...(options.limits === 'lifted' ? { SHOP_DEDUCT_CONCURRENCY: '100000' } : {}),
     };
     const roles = ['inventory', 'inventory', 'order', 'order', 'points'] as const;
@@ -203,6 +269,9 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     return {
       server,
       shopDb,
+      shopPool,
+      stock,
+      redisUrl,
       orders,
       gatewayUrl: String(gateway.ready.url),
       processes,

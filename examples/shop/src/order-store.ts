@@ -50,8 +50,10 @@ export async function createOrderTables(shards: OrderShards): Promise<void> {
           user_id    bigint NOT NULL,
           sku        text NOT NULL,
           qty        integer NOT NULL,
+          amount_cents bigint NOT NULL,
           created_at timestamptz NOT NULL DEFAULT now()
         );
+        ALTER TABLE ${node.table} ADD COLUMN IF NOT EXISTS amount_cents bigint NOT NULL DEFAULT 0;
         CREATE INDEX IF NOT EXISTS ${node.table}_sku ON ${node.table} (sku);`);
       // The shard's outbox: "order placed" events commit in the order's own transaction.
       await Outbox.install(client);

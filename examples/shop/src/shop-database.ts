@@ -1,21 +1,12 @@
 /**
- * The shop's business data on the laptop setup. Inventory, the deduction log and points
- * live in schema `shop` of the control plane's PostgreSQL; orders are sharded over two
- * instances (see `order-store.ts`). Tables are the application's, created here, never by
- * Peakware.
+ * The shop's business data on the laptop setup. Products, compensations and points live in
+ * schema `shop` of the control plane's PostgreSQL, the hot stock in the stock engine's
+ * tables beside them (`peak_stock`, see stock.ts); orders are sharded over two instances
+ * (see `order-store.ts`). Tables are the application's, created here, never by Peakware.
  */
 import type { ShardedDatabase } from 'peakware/data';
-import pg from 'pg';
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
+import type pg from 'pg';
+import type { ShopStock } from './stock.js';
 
 /**
  * Opens `n` connections of `pool` now, so the sale does not pay for them: a connection to
@@ -27,105 +18,125 @@ export async function warmPool(pool: pg.Pool, n: number): Promise<void> {
   for (const c of clients) c.release();
 }
 
+/** A product as the order service reads it (through the product cache). */
+export interface Product {
+  sku: string;
+  name: string;
+  /** The list price, cents. */
+  priceCents: number;
+  /** The price during the sale, computed before it opens (Mogujie's pre-computed prices). */
+  salePriceCents: number;
+}
+
+/** Reads one product row; undefined when there is none. */
+export async function loadProduct(pool: pg.Pool, sku: string): Promise<Product | undefined> {
+  const { rows } = await pool.query<{
+    name: string;
+    price_cents: number;
+    sale_price_cents: number;
+  }>('SELECT name, price_cents, sale_price_cents FROM shop.products WHERE sku = $1', [sku]);
+  const row = rows[0];
+  return row === undefined
+    ? undefined
+    : { sku, name: row.name, priceCents: row.price_cents, salePriceCents: row.sale_price_cents };
+}
+
 /**
- * Creates the tables and puts `stock` units of `sku` on sale, forgetting earlier orders,
- * deductions and points for it.
+ * Creates the tables and puts `units` of `product` on sale (the stock engine's load, a
+ * reset), forgetting earlier orders, compensations and points for it.
  */
 export async function seedFlashSale(
-  shopUrl: string,
+  pool: pg.Pool,
+  stock: ShopStock,
   orders: ShardedDatabase,
-  sku: string,
-  stock: number,
+  product: Product,
+  units: number,
 ): Promise<void> {
-  await withClient(shopUrl, async (client) => {
-    await client.query(`
-      CREATE SCHEMA IF NOT EXISTS shop;
-      CREATE TABLE IF NOT EXISTS shop.inventory (
-        sku   text PRIMARY KEY,
-        stock integer NOT NULL CHECK (stock >= 0)
-      );
-      CREATE TABLE IF NOT EXISTS shop.inventory_log (
-        order_id   bigint PRIMARY KEY,
-        sku        text NOT NULL,
-        qty        integer NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now()
-      );
-      CREATE TABLE IF NOT EXISTS shop.compensations (
-        order_id bigint PRIMARY KEY,
-        sku      text NOT NULL,
-        qty      integer NOT NULL,
-        reason   text NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS shop.points (
-        order_id bigint PRIMARY KEY,
-        user_id  bigint NOT NULL,
-        sku      text NOT NULL,
-        points   integer NOT NULL
-      );`);
-    await client.query('BEGIN');
-    await client.query('DELETE FROM shop.points WHERE sku = $1', [sku]);
-    await client.query('DELETE FROM shop.compensations WHERE sku = $1', [sku]);
-    await client.query('DELETE FROM shop.inventory_log WHERE sku = $1', [sku]);
-    await client.query(
-      `INSERT INTO shop.inventory (sku, stock) VALUES ($1, $2)
-       ON CONFLICT (sku) DO UPDATE SET stock = EXCLUDED.stock`,
-      [sku, stock],
+  await pool.query(`
+    CREATE SCHEMA IF NOT EXISTS shop;
+    CREATE TABLE IF NOT EXISTS shop.products (
+      sku              text PRIMARY KEY,
+      name             text NOT NULL,
+      price_cents      integer NOT NULL CHECK (price_cents >= 0),
+      sale_price_cents integer NOT NULL CHECK (sale_price_cents >= 0)
     );
-    await client.query('COMMIT');
-  });
+    CREATE TABLE IF NOT EXISTS shop.compensations (
+      order_id bigint PRIMARY KEY,
+      sku      text NOT NULL,
+      qty      integer NOT NULL,
+      reason   text NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS shop.points (
+      order_id bigint PRIMARY KEY,
+      user_id  bigint NOT NULL,
+      sku      text NOT NULL,
+      points   integer NOT NULL
+    );`);
+  await stock.install();
+  await pool.query(
+    `INSERT INTO shop.products (sku, name, price_cents, sale_price_cents) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, price_cents = EXCLUDED.price_cents,
+       sale_price_cents = EXCLUDED.sale_price_cents`,
+    [product.sku, product.name, product.priceCents, product.salePriceCents],
+  );
+  await pool.query('DELETE FROM shop.points WHERE sku = $1', [product.sku]);
+  await pool.query('DELETE FROM shop.compensations WHERE sku = $1', [product.sku]);
+  await stock.engine.load(product.sku, units);
   // A scatter DELETE: no buyer in the WHERE, so every shard.
-  await orders.query('DELETE FROM orders WHERE sku = $1', [sku]);
+  await orders.query('DELETE FROM orders WHERE sku = $1', [product.sku]);
 }
 
 /** What the books say after a sale. */
 export interface SaleBooks {
-  /** Stock left. */
+  /** Units put on sale. */
+  initial: number;
+  /** Stock left, as the stock engine has it (Redis with the Redis engine). */
   left: number;
   /** Orders for the item, over every shard. */
   orders: number;
   /** Units in those orders. */
   unitsOrdered: number;
-  /** Units the inventory service deducted (its log). */
+  /** Units held by deductions (the stock engine's books). */
   unitsDeducted: number;
+  /**
+   * With the Redis engine: PostgreSQL's copy of the stock agrees with Redis once the writer
+   * has caught up (left and sold the same, `left + sold = initial` on both sides).
+   */
+  stockCopiesAgree: boolean;
   /** Orders whose "order placed" message the points service has handled. */
   pointsAwarded: number;
   /** Units released by compensation messages (orders that failed after deducting). */
   unitsCompensated: number;
 }
 
-/** Reads the books: inventory and points in schema shop, orders over the shards. */
+/** Reads the books: the stock engine, points and compensations in schema shop, orders over the shards. */
 export async function saleLedger(
-  shopUrl: string,
+  pool: pg.Pool,
+  stock: ShopStock,
   orders: ShardedDatabase,
   sku: string,
 ): Promise<SaleBooks> {
-  const local = await withClient(shopUrl, async (client) => {
-    const { rows } = await client.query<{
-      left: number;
-      deducted: string | null;
-      points: string;
-      compensated: string | null;
-    }>(
-      `SELECT (SELECT stock FROM shop.inventory WHERE sku = $1) AS left,
-              (SELECT sum(qty) FROM shop.inventory_log WHERE sku = $1) AS deducted,
-              (SELECT count(*) FROM shop.points WHERE sku = $1) AS points,
-              (SELECT sum(qty) FROM shop.compensations WHERE sku = $1) AS compensated`,
-      [sku],
-    );
-    return rows[0]!;
-  });
+  const settled = await stock.settle(sku);
+  const { rows: local } = await pool.query<{ points: string; compensated: string | null }>(
+    `SELECT (SELECT count(*) FROM shop.points WHERE sku = $1) AS points,
+            (SELECT sum(qty) FROM shop.compensations WHERE sku = $1) AS compensated`,
+    [sku],
+  );
   // Scatter-gather: COUNT and SUM from every shard, added up by the data layer.
   const { rows } = await orders.query<{ orders: string | number; units: string | number | null }>(
     'SELECT count(*) AS orders, sum(qty) AS units FROM orders WHERE sku = $1',
     [sku],
   );
+  const { books, reconcile } = settled;
   return {
-    left: local.left,
+    initial: books.initial,
+    left: books.left,
     orders: Number(rows[0]?.orders ?? 0),
     unitsOrdered: Number(rows[0]?.units ?? 0),
-    unitsDeducted: Number(local.deducted ?? 0),
-    pointsAwarded: Number(local.points),
-    unitsCompensated: Number(local.compensated ?? 0),
+    unitsDeducted: books.sold,
+    stockCopiesAgree: reconcile === undefined || reconcile.consistent,
+    pointsAwarded: Number(local[0]!.points),
+    unitsCompensated: Number(local[0]!.compensated ?? 0),
   };
 }
 
@@ -134,18 +145,30 @@ export async function saleLedger(
  * most `waitMs`) until every order's event is consumed, then returns them as they stand.
  */
 export async function settledLedger(
-  shopUrl: string,
+  pool: pg.Pool,
+  stock: ShopStock,
   orders: ShardedDatabase,
   sku: string,
   waitMs = 30_000,
 ): Promise<SaleBooks> {
-  let books = await saleLedger(shopUrl, orders, sku);
+  let books = await saleLedger(pool, stock, orders, sku);
   const until = Date.now() + waitMs;
   while (books.pointsAwarded < books.orders && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 200));
-    books = await saleLedger(shopUrl, orders, sku);
+    books = await saleLedger(pool, stock, orders, sku);
   }
   return books;
+}
+
+/** The books balance: every deducted unit one ordered unit, every order one award, nothing oversold. */
+export function booksBalance(books: SaleBooks): boolean {
+  return (
+    books.unitsDeducted === books.unitsOrdered &&
+    books.pointsAwarded === books.orders &&
+    books.left === books.initial - books.unitsDeducted &&
+    books.unitsDeducted <= books.initial &&
+    books.stockCopiesAgree
+  );
 }
 
 /**
@@ -154,32 +177,34 @@ export async function settledLedger(
  * stock once it is older than `minAgeMs`. The order is looked up by its gene id, which
  * routes to its one shard. The order service never writes an order later than its
  * deadline (2 s) plus its statement timeout, so 5 s is safe during a sale; 0 is safe once
- * traffic has stopped. Returns the units released.
+ * traffic has stopped. The deductions are read from PostgreSQL: with the Redis engine, call
+ * it after the books have settled (the writer has caught up). Returns the units released.
  */
 export async function releaseOrphanDeductions(
-  shopUrl: string,
+  pool: pg.Pool,
+  stock: ShopStock,
   orders: ShardedDatabase,
   sku: string,
   minAgeMs: number,
 ): Promise<number> {
-  return withClient(shopUrl, async (client) => {
-    const { rows } = await client.query<{ order_id: string }>(
-      `SELECT order_id FROM shop.inventory_log
-        WHERE sku = $1 AND created_at < now() - make_interval(secs => $2::float8 / 1000)`,
-      [sku, minAgeMs],
-    );
-    let released = 0;
-    for (const { order_id } of rows) {
-      const found = await orders.query('SELECT 1 FROM orders WHERE order_id = $1', [order_id]);
-      if (found.rows.length > 0) continue;
-      const res = await client.query<{ qty: number }>(
-        `WITH l AS (DELETE FROM shop.inventory_log WHERE order_id = $1 RETURNING sku, qty)
-         UPDATE shop.inventory i SET stock = i.stock + l.qty FROM l WHERE i.sku = l.sku
-         RETURNING l.qty`,
-        [order_id],
+  const { rows } = await pool.query<{ order_id: string }>(
+    `SELECT d.order_id FROM peak_stock.deductions d JOIN peak_stock.stock s USING (sku)
+      WHERE d.sku = $1 AND d.epoch = s.epoch AND NOT d.released
+        AND d.created_at < now() - make_interval(secs => $2::float8 / 1000)`,
+    [sku, minAgeMs],
+  );
+  let released = 0;
+  for (const { order_id } of rows) {
+    const found = await orders.query('SELECT 1 FROM orders WHERE order_id = $1', [order_id]);
+    if (found.rows.length > 0) continue;
+    const r = await stock.engine.release(sku, order_id);
+    if (r.released) {
+      const { rows: d } = await pool.query<{ qty: number }>(
+        'SELECT qty FROM peak_stock.deductions WHERE sku = $1 AND order_id = $2',
+        [sku, order_id],
       );
-      released += res.rows[0]?.qty ?? 0;
+      released += d[0]?.qty ?? 0;
     }
-    return released;
-  });
+  }
+  return released;
 }

@@ -1,10 +1,14 @@
 /**
- * `shop.order`, one process: places orders. A place deducts stock on `shop.inventory`
- * (RPC), then writes the order on its buyer's shard together with its "order placed" event
- * in that shard's outbox, in one local transaction. Orders are sharded by buyer over two
- * PostgreSQL instances (SHOP_DB and SHOP_DB_2; see order-store.ts).
+ * `shop.order`, one process: places orders. A place reads the product's sale price through
+ * the product cache (L1 in the process → Redis → the products table; the price is computed
+ * before the sale opens), deducts stock on `shop.inventory` (RPC), then writes the order on
+ * its buyer's shard together with its "order placed" event in that shard's outbox, in one
+ * local transaction. Orders are sharded by buyer over two PostgreSQL instances (SHOP_DB and
+ * SHOP_DB_2; see order-store.ts).
  */
-import { assertDeadline } from 'peakware/core';
+import { bindCacheSettings, Cache } from 'peakware/cache';
+import { ConfigClient } from 'peakware/config';
+import { assertDeadline, UsageError } from 'peakware/core';
 import { GeneIdGenerator, PgDataSource } from 'peakware/data';
 import { Outbox, Producer } from 'peakware/mq';
 import { RpcClient } from 'peakware/rpc';
@@ -16,6 +20,7 @@ import {
   orderService,
 } from '../catalog.js';
 import { openOrders } from '../order-store.js';
+import { loadProduct, type Product } from '../shop-database.js';
 import { serviceRuntime } from './service-runtime.js';
 
 const rt = serviceRuntime('order');
@@ -59,6 +64,25 @@ const outboxes = new Map(
     }).start(),
   ]),
 );
+// Product reads go through a cache: L1 here, Redis shared by every order instance (when the
+// chain has one), the products table last. Its peak switches follow the config item
+// shop/cache/products (the sale publishes a one-minute L1 TTL with writes frozen).
+const redisUrl = process.env.SHOP_REDIS || undefined;
+const products = new Cache({
+  name: 'shop-products',
+  ...(redisUrl === undefined ? {} : { redis: redisUrl }),
+  ttlMs: 300_000,
+  l1: { maxEntries: 10_000 },
+});
+const config = new ConfigClient({ servers: rt.controlPlane, app: 'shop' });
+await config.start();
+const unbindCacheSettings = bindCacheSettings(products, config, { item: 'cache/products' });
+const product = async (sku: string): Promise<Product> => {
+  const p = await products.getOrLoad(`product:${sku}`, () => loadProduct(rt.pool, sku));
+  if (p === undefined) throw new UsageError(`no product ${sku}`, { details: { input: 'sku' } });
+  return p as Product;
+};
+
 const client = new RpcClient({
   registry: rt.registry,
   app: 'shop.order',
@@ -69,6 +93,7 @@ const inventory = client.service(inventoryService);
 
 rt.rpc.addService(orderService, {
   async place({ userId, sku, qty }) {
+    const { salePriceCents } = await product(sku);
     const orderId = ids.next(userId).toString();
     const deducted = await inventory.deduct({ orderId, sku, qty });
     if (!deducted.ok) return { status: 'sold-out' as const };
@@ -85,12 +110,10 @@ rt.rpc.addService(orderService, {
     // lost may still have written it, so no compensation message is sent blindly).
     await db.transaction(
       async (tx) => {
-        await tx.query('INSERT INTO orders (order_id, user_id, sku, qty) VALUES ($1, $2, $3, $4)', [
-          orderId,
-          userId,
-          sku,
-          qty,
-        ]);
+        await tx.query(
+          'INSERT INTO orders (order_id, user_id, sku, qty, amount_cents) VALUES ($1, $2, $3, $4, $5)',
+          [orderId, userId, sku, qty, qty * salePriceCents],
+        );
         const outbox = outboxes.get(tx.dataSource!)!;
         await traceSend(tracer, ORDER_PLACED_TOPIC, () =>
           outbox.send(tx.client, ORDER_PLACED_TOPIC, {
@@ -120,7 +143,13 @@ rt.onStop(() => Promise.all([...outboxes.values()].map((o) => o.close({ drain: t
 rt.onStop(() => producer.close());
 rt.onStop(() => db.close());
 rt.onStop(() => client.close());
+rt.onStop(() => {
+  unbindCacheSettings();
+  return config.close();
+});
+rt.onStop(() => products.close());
 
 // The sharded pools are opened before the service registers, as the shop pool is.
+await products.ready();
 await Promise.all(Array.from({ length: 8 }, () => db.query('SELECT count(*) AS n FROM orders')));
 await rt.ready({ serve: true });

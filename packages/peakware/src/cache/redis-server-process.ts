@@ -6,7 +6,7 @@
  * PostgreSQL stock engine) and say so.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,7 +27,7 @@ export interface RedisServerOptions {
   durability?: RedisDurability;
   /** Port; default a free one. */
   port?: number;
-  /** Data folder; default a new temp folder, removed at stop. */
+  /** Data folder (created when missing, kept at stop); default a new temp folder, removed at stop. */
   dir?: string;
   /** How long to wait for "Ready to accept connections"; default 10 000 ms. */
   startTimeoutMs?: number;
@@ -74,6 +74,7 @@ export async function startRedisServer(
   }
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'peak-redis-')));
+  if (!ownDir) await mkdir(dir, { recursive: true });
   const port = options.port ?? (await freeLoopbackPort());
   const durability = options.durability ?? 'none';
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
