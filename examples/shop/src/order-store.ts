@@ -14,9 +14,13 @@ import {
 import { Outbox } from 'peakware/mq';
 import pg from 'pg';
 
-/** The declared layout: 2 data sources × 2 tables, hash-mod on the buyer id. */
+/**
+ * The declared layout: 2 data sources × 2 tables, hash-mod on the buyer id; each data
+ * source's outbox table rides along with the order row written on it.
+ */
 export const ORDER_LAYOUT: ShardingLayoutOptions = {
   dataSources: ['ds0', 'ds1'],
+  localTables: ['peak_outbox.messages'],
   tables: {
     orders: {
       shardingColumn: 'user_id',

@@ -142,6 +142,40 @@ describe('mq outbox in an application database', { timeout: 120_000 }, () => {
     );
   });
 
+  it('sendWith writes the row and its message in one statement: both or neither', async () => {
+    await admin.call('POST', '/api/v1/mq/topics', { name: 'orders-one-rt', queues: 2 });
+    const got: ConsumedMessage[] = [];
+    consume('orders-one-rt', got);
+    const box = outbox().start();
+    const insert = 'INSERT INTO orders (id) VALUES ($1) RETURNING id';
+    const { rows } = await box.sendWith<{ id: number }>(app, insert, [10], 'orders-one-rt', {
+      body: '{"id":10}',
+      keys: ['order-10'],
+    });
+    assert.deepEqual(rows, [{ id: 10 }], "the caller's statement answers as usual");
+    // The caller's own WITH clause is kept.
+    await box.sendWith(
+      app,
+      'WITH v AS (SELECT $1::int AS id) INSERT INTO orders (id) SELECT id FROM v',
+      [11],
+      'orders-one-rt',
+      { body: '{"id":11}' },
+    );
+    // A statement that fails (duplicate key) leaves no message behind.
+    await assert.rejects(
+      box.sendWith(app, insert, [10], 'orders-one-rt', { body: '{"id":"again"}' }),
+      (e: unknown) => (e as { code?: string }).code === '23505',
+    );
+    await waitFor('both committed messages', () => got.length >= 2);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(got.map((m) => m.text()).sort(), ['{"id":10}', '{"id":11}']);
+    const ids = (await app.query('SELECT id FROM orders WHERE id IN (10, 11) ORDER BY id')).rows;
+    assert.deepEqual(
+      ids.map((r) => r.id),
+      [10, 11],
+    );
+  });
+
   it('keeps a message group in order with two relays on one outbox', async () => {
     await admin.call('POST', '/api/v1/mq/topics', { name: 'ledger', queues: 4, ordered: true });
     const got: ConsumedMessage[] = [];

@@ -50,9 +50,9 @@ const compensate = (orderId: string, sku: string, qty: number, reason: string) =
       () => undefined,
       () => undefined,
     );
-// The "order placed" event is written by the order's own shard transaction, into that
-// shard's outbox (peak_outbox.messages): order row and event commit together or not at
-// all, with no call to the control plane on the buy's path. Each shard's relay ships
+// The "order placed" event is written by the order's own statement on its shard, into
+// that shard's outbox (peak_outbox.messages): order row and event commit together or not
+// at all, with no call to the control plane on the buy's path. Each shard's relay ships
 // committed events to the broker in batches (one relay per shard at a time, in order).
 const outboxes = new Map(
   db.layout.dataSources.map((ds) => [
@@ -83,6 +83,9 @@ const product = async (sku: string): Promise<Product> => {
   return p as Product;
 };
 
+const PLACE_ORDER =
+  'INSERT INTO orders (order_id, user_id, sku, qty, amount_cents) VALUES ($1, $2, $3, $4, $5)';
+
 const client = new RpcClient({
   registry: rt.registry,
   app: 'shop.order',
@@ -105,25 +108,19 @@ rt.rpc.addService(orderService, {
       await compensate(orderId, sku, qty, 'caller gave up before the order was written');
       throw err;
     }
-    // A failure here leaves a deduction without an order: the sweep looks the order up on
-    // its shard and releases the unit if it was never written (a commit whose outcome was
-    // lost may still have written it, so no compensation message is sent blindly).
-    await db.transaction(
-      async (tx) => {
-        await tx.query(
-          'INSERT INTO orders (order_id, user_id, sku, qty, amount_cents) VALUES ($1, $2, $3, $4, $5)',
-          [orderId, userId, sku, qty, qty * salePriceCents],
-        );
-        const outbox = outboxes.get(tx.dataSource!)!;
-        await traceSend(tracer, ORDER_PLACED_TOPIC, () =>
-          outbox.send(tx.client, ORDER_PLACED_TOPIC, {
-            body: JSON.stringify({ orderId, userId, sku, qty }),
-            tag: 'placed',
-            keys: [orderId, String(userId)],
-          }),
-        );
-      },
-      { routeBy: { table: 'orders', value: userId } },
+    // The order row and its "order placed" event in ONE statement on the buyer's shard (the
+    // outbox row rides in a writable CTE): both commit together or neither does, in one
+    // round trip. A failure here leaves a deduction without an order: the sweep looks the
+    // order up on its shard and releases the unit if it was never written (a commit whose
+    // outcome was lost may still have written it, so no compensation message is sent blindly).
+    const params = [orderId, userId, sku, qty, qty * salePriceCents];
+    const outbox = outboxes.get(db.route(PLACE_ORDER, params).units[0]!.dataSource)!;
+    await traceSend(tracer, ORDER_PLACED_TOPIC, () =>
+      outbox.sendWith(db, PLACE_ORDER, params, ORDER_PLACED_TOPIC, {
+        body: JSON.stringify({ orderId, userId, sku, qty }),
+        tag: 'placed',
+        keys: [orderId, String(userId)],
+      }),
     );
     return { status: 'placed' as const, orderId, left: deducted.left };
   },

@@ -39,6 +39,13 @@ export interface ShardingLayoutOptions {
   bindingGroups?: string[][];
   /** Tables copied in full on every data source (small dictionaries). */
   broadcastTables?: string[];
+  /**
+   * Tables that exist on every data source but hold that data source's own rows, such as a
+   * transactional outbox (`peak_outbox.messages`): a statement may use one beside a sharded
+   * table, and it goes, unrenamed, to whichever one shard the statement routes to (a
+   * statement that would reach several shards is refused). Names may be schema-qualified.
+   */
+  localTables?: string[];
   /** Where statements touching only undeclared tables go. Default: the first data source. */
   defaultDataSource?: string;
   /** Appended to physical table names for stress traffic. Default `_shadow`. */
@@ -73,6 +80,8 @@ export interface ShardingLayout {
   readonly dataSources: readonly string[];
   readonly tables: ReadonlyMap<string, ShardedTable>;
   readonly broadcastTables: ReadonlySet<string>;
+  /** Per-data-source tables, as declared (`schema.table` or `table`). */
+  readonly localTables: ReadonlySet<string>;
   readonly defaultDataSource: string;
   readonly shadowSuffix: string;
   readonly geneBits: number;
@@ -216,11 +225,25 @@ export function createLayout(options: ShardingLayoutOptions): ShardingLayout {
     if (tables.has(b)) fail('broadcastTables', `${b} is declared both sharded and broadcast`);
     broadcastTables.add(b);
   }
+  const localTables = new Set<string>();
+  for (const l of options.localTables ?? []) {
+    const parts = l.split('.');
+    if (parts.length > 2 || !parts.every((x) => IDENT.test(x)))
+      fail('localTables', `bad table name ${JSON.stringify(l)} (table or schema.table)`);
+    const bare = parts.at(-1)!;
+    if (parts.length === 1 && (tables.has(bare) || broadcastTables.has(bare)))
+      fail(
+        'localTables',
+        `${l} is declared both local and ${tables.has(bare) ? 'sharded' : 'broadcast'}`,
+      );
+    localTables.add(l);
+  }
 
   return {
     dataSources: [...dataSources],
     tables,
     broadcastTables,
+    localTables,
     defaultDataSource,
     shadowSuffix,
     geneBits,

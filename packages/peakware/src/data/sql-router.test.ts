@@ -294,6 +294,58 @@ describe('sql router', () => {
     }
   });
 
+  it('sends a per-data-source table with its statement to the one shard, and refuses more', () => {
+    const local = new SqlRouter(
+      createLayout({
+        dataSources: ['ds0', 'ds1'],
+        tables: {
+          t_order: {
+            shardingColumn: 'buyer_id',
+            algorithm: { type: 'mod' },
+            tablesPerDataSource: 2,
+          },
+        },
+        localTables: ['peak_outbox.messages'],
+      }),
+    );
+    const sql =
+      'WITH m AS (INSERT INTO peak_outbox.messages (topic, wire) VALUES ($3, $4)) INSERT INTO t_order (id, buyer_id) VALUES ($1, $2)';
+    const plan = local.route(sql, [1, 3, 'orders', '{}']);
+    assert.equal(plan.units.length, 1);
+    assert.equal(plan.units[0]!.dataSource, 'ds1');
+    assert.equal(
+      plan.units[0]!.sql,
+      'WITH m AS (INSERT INTO peak_outbox.messages (topic, wire) VALUES ($3, $4)) INSERT INTO t_order_3 AS t_order (id, buyer_id) VALUES ($1, $2)',
+    );
+    // Rows for two shards would write the message twice: refused, naming the table.
+    assert.throws(
+      () =>
+        local.route(
+          'WITH m AS (INSERT INTO peak_outbox.messages (topic) VALUES ($3)) INSERT INTO t_order (id, buyer_id) VALUES ($1, 1), ($2, 2)',
+          [1, 2, 'orders'],
+        ),
+      (e) =>
+        isPeakError(e, ErrorCodes.DATA_UNSUPPORTED) &&
+        /peak_outbox\.messages.*2 shards/.test(e.message),
+    );
+    // An undeclared table beside a sharded one is still refused.
+    assert.throws(
+      () => local.route('SELECT * FROM t_order JOIN other.messages ON true WHERE buyer_id = 1'),
+      (e) => isPeakError(e, ErrorCodes.DATA_UNSUPPORTED) && /not declared/.test(e.message),
+    );
+    assert.throws(
+      () =>
+        createLayout({
+          dataSources: ['ds0'],
+          tables: {
+            t: { shardingColumn: 'k', algorithm: { type: 'mod' }, tablesPerDataSource: 1 },
+          },
+          localTables: ['t'],
+        }),
+      /declared both local and sharded/,
+    );
+  });
+
   it('sends broadcast writes everywhere and broadcast reads to one data source', () => {
     assert.deepEqual(where('INSERT INTO t_region (id) VALUES (1)'), [
       'ds0:undefined',

@@ -69,6 +69,24 @@ export class SqlRouter {
     options: { combine?: boolean } = {},
   ): RoutePlan {
     const a = this.#analysis(sql);
+    const plan = this.#plan(a, params, shadow, options);
+    if (a.localTable !== undefined && plan.units.length !== 1) {
+      throw unsupported(
+        sql,
+        `${a.localTable} is a per-data-source table, and this statement would run on ${plan.units.length} shards; route it to one shard (a condition or VALUES row on ${a.shardedTable?.shardingColumn ?? 'the sharding column'})`,
+      );
+    }
+    return plan;
+  }
+
+  /** The route plan of an analysed statement. */
+  #plan(
+    a: Analysis,
+    params: readonly unknown[],
+    shadow: boolean,
+    options: { combine?: boolean },
+  ): RoutePlan {
+    const sql = a.sql;
     const suffix = shadow ? this.layout.shadowSuffix : '';
     const table = a.shardedTable;
     if (table === undefined) {

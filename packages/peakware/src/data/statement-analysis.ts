@@ -37,6 +37,16 @@ export interface Analysis {
   shardedNames: string[];
   /** The route reason of a one-shard answer. */
   pointReason: string;
+  /** A per-data-source table it uses, if any: the statement must reach exactly one shard. */
+  localTable: string | undefined;
+}
+
+/** The (schema-qualified, when it is) name of the first per-data-source table, if any. */
+function localTableName(tables: TableRef[]): string | undefined {
+  const t = tables.find((x) => x.kind === 'local');
+  if (t === undefined) return undefined;
+  const schema = t.node.schemaname;
+  return typeof schema === 'string' ? `${schema}.${t.logical}` : t.logical;
 }
 
 /** Analyses a parsed statement against the layout; refuses what can never be routed. */
@@ -99,6 +109,7 @@ export function analyseStatement(sql: string, stmt: SqlNode, layout: ShardingLay
     fingerprint: undefined,
     splits: new Map(),
     shardedNames: [...new Set(sharded.map((t) => t.logical))],
+    localTable: localTableName(tables),
     pointReason:
       shardedTable === undefined
         ? ''

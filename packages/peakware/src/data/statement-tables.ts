@@ -1,6 +1,7 @@
 /**
  * Finding a statement's tables: every table reference in the tree (CTE names excepted),
- * classified against the layout as sharded, broadcast, or single (undeclared).
+ * classified against the layout as sharded, broadcast, local (per data source) or single
+ * (undeclared).
  */
 import type { ShardingLayout } from './sharding-layout.js';
 import { type SqlNode, walk } from './sql-parser.js';
@@ -9,7 +10,7 @@ import { type SqlNode, walk } from './sql-parser.js';
 export interface TableRef {
   node: SqlNode;
   logical: string;
-  kind: 'sharded' | 'broadcast' | 'single';
+  kind: 'sharded' | 'broadcast' | 'local' | 'single';
   alias: string | undefined;
 }
 
@@ -26,11 +27,14 @@ export function findTables(stmt: SqlNode, layout: ShardingLayout): TableRef[] {
     if (typeof o.relname !== 'string' || typeof o.relpersistence !== 'string') return undefined;
     const name = o.relname;
     if (o.schemaname === undefined && ctes.has(name)) return false;
+    const schema = typeof o.schemaname === 'string' ? o.schemaname : undefined;
     const kind = layout.tables.has(name)
       ? 'sharded'
       : layout.broadcastTables.has(name)
         ? 'broadcast'
-        : 'single';
+        : layout.localTables.has(schema === undefined ? name : `${schema}.${name}`)
+          ? 'local'
+          : 'single';
     out.push({
       node: o,
       logical: name,

@@ -22,6 +22,7 @@ export {
   type OutboxOptions,
   type OutboxPool,
   type OutboxStats,
+  type SqlRunner,
 } from './outbox.js';
 export {
   Producer,

@@ -38,6 +38,11 @@ import type { OutgoingMessage, WireMessage } from './message-types.js';
 import type { SqlClient } from './send-in-transaction.js';
 import { toWire } from './wire-encoding.js';
 
+/** What runs {@link Outbox.sendWith}'s statement: a pg pool or client, or a ShardedDatabase. */
+export interface SqlRunner<R = Record<string, unknown>> {
+  query(text: string, values?: readonly unknown[]): Promise<{ rows: R[] }>;
+}
+
 /** What the relay needs of a pool: `pg.Pool` fits. */
 export interface OutboxPool {
   connect(): Promise<SqlClient & { release(err?: Error | boolean): void }>;
@@ -152,48 +157,99 @@ export class Outbox {
   }
 
   /**
+   * Writes `message` to the outbox in the same statement as the caller's own write: `sql`
+   * is wrapped in a writable CTE that inserts the outbox row, and PostgreSQL runs the whole
+   * statement as one implicit transaction, so the message exists exactly when the write
+   * commits, in ONE round trip (no BEGIN, no COMMIT: `send` inside a transaction costs
+   * four). `sql` is one statement with parameters `$1..$n` (`params`); it may have its own
+   * WITH clause. `runner` runs the result: a pool or client on this outbox's database, or a
+   * `ShardedDatabase` whose layout lists `peak_outbox.messages` in `localTables` and that
+   * routes the statement to this outbox's data source. Resolves with the statement's rows.
+   */
+  async sendWith<R = Record<string, unknown>>(
+    runner: SqlRunner<R>,
+    sql: string,
+    params: readonly unknown[],
+    topic: string,
+    message: OutgoingMessage,
+  ): Promise<{ rows: R[] }> {
+    const wire = this.#wire(topic, message);
+    const n = params.length;
+    const cte = `peak_outbox_message AS (INSERT INTO peak_outbox.messages (topic, stress, wire) VALUES ($${n + 1}, $${n + 2}, $${n + 3}))`;
+    const head = /^\s*WITH(\s+RECURSIVE)?\s/i.exec(sql);
+    const text =
+      head === null ? `WITH ${cte} ${sql}` : `${head[0]}${cte}, ${sql.slice(head[0].length)}`;
+    try {
+      const res = await runner.query(text, [
+        ...params,
+        topic,
+        currentContext()?.stress === true,
+        JSON.stringify(wire),
+      ]);
+      this.#kickAfterCommit();
+      return { rows: res.rows };
+    } catch (err) {
+      throw this.#explain(err, 'outbox.sendWith');
+    }
+  }
+
+  /**
    * Writes `message` for `topic` in the caller's transaction (call between BEGIN and
    * COMMIT on `client`); it reaches the broker only if that transaction commits. Returns
    * the outbox row id (the broker assigns the message id when the relay delivers it).
    */
   async send(client: SqlClient, topic: string, message: OutgoingMessage): Promise<{ id: string }> {
-    if (topic.length === 0) {
-      throw new PeakError(ErrorCodes.INVALID_ARGUMENT, 'outbox.send: topic must be non-empty', {
-        details: { input: 'topic' },
-      });
-    }
-    const wire = toWire(topic, message, {
-      secret: this.#o.secrets?.[topic],
-      ring: this.#o.encryption,
-    });
+    const wire = this.#wire(topic, message);
     try {
       const { rows } = await client.query(
         'INSERT INTO peak_outbox.messages (topic, stress, wire) VALUES ($1, $2, $3) RETURNING id::text AS id',
         [topic, currentContext()?.stress === true, JSON.stringify(wire)],
       );
-      // Wake the relay once the caller has (most likely) committed.
-      if (
-        this.#running !== undefined &&
-        this.#kick === undefined &&
-        Date.now() >= this.#standbyUntil
-      ) {
-        this.#kick = setTimeout(() => {
-          this.#kick = undefined;
-          this.#wake?.();
-        }, this.#o.kickMs ?? 50);
-        this.#kick.unref();
-      }
+      this.#kickAfterCommit();
       return { id: String(rows[0]?.id) };
     } catch (err) {
-      if ((err as { code?: string }).code === '42P01') {
-        throw new PeakError(
-          ErrorCodes.USAGE,
-          'outbox.send: this database has no peak_outbox.messages table; create it with Outbox.install(pool) or `peak mq outbox install --db <url>`',
-          { cause: err },
-        );
-      }
-      throw err;
+      throw this.#explain(err, 'outbox.send');
     }
+  }
+
+  /** The message as stored: checked, signed and encrypted as this outbox is told to. */
+  #wire(topic: string, message: OutgoingMessage): WireMessage {
+    if (topic.length === 0) {
+      throw new PeakError(ErrorCodes.INVALID_ARGUMENT, 'outbox.send: topic must be non-empty', {
+        details: { input: 'topic' },
+      });
+    }
+    return toWire(topic, message, {
+      secret: this.#o.secrets?.[topic],
+      ring: this.#o.encryption,
+    });
+  }
+
+  /** Wakes the relay `kickMs` from now, once the caller has (most likely) committed. */
+  #kickAfterCommit(): void {
+    if (
+      this.#running !== undefined &&
+      this.#kick === undefined &&
+      Date.now() >= this.#standbyUntil
+    ) {
+      this.#kick = setTimeout(() => {
+        this.#kick = undefined;
+        this.#wake?.();
+      }, this.#o.kickMs ?? 50);
+      this.#kick.unref();
+    }
+  }
+
+  /** A missing outbox table said plainly; anything else as it is. */
+  #explain(err: unknown, what: string): unknown {
+    if ((err as { code?: string }).code === '42P01') {
+      return new PeakError(
+        ErrorCodes.USAGE,
+        `${what}: this database has no peak_outbox.messages table; create it with Outbox.install(pool) or \`peak mq outbox install --db <url>\``,
+        { cause: err },
+      );
+    }
+    return err;
   }
 
   /** Starts the relay (idempotent). */
