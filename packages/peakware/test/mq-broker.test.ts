@@ -150,6 +150,32 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     });
   });
 
+  it('a lingering consumer gets every message and closes without waiting out its linger', async () => {
+    await topic('linger');
+    const p = producer();
+    const got: string[] = [];
+    const c = consume({
+      group: 'linger-g',
+      topic: 'linger',
+      lingerMs: 60_000,
+      handler: (m) => void got.push(m.text()),
+    });
+    await p.send('linger', { body: 'first' });
+    await waitFor('the first message', () => got.length === 1);
+    // The consumer now lingers for a minute: close must not wait for it.
+    await c.close();
+    consumers.splice(consumers.indexOf(c), 1);
+    for (let i = 0; i < 20; i++) await p.send('linger', { body: `m${i}` });
+    consume({
+      group: 'linger-g',
+      topic: 'linger',
+      lingerMs: 200,
+      handler: (m) => void got.push(m.text()),
+    });
+    await waitFor('21 messages', () => got.length === 21);
+    assert.deepEqual(new Set(got).size, 21);
+  });
+
   it('does not deliver delayed messages early', async () => {
     await topic('reminders');
     const p = producer();
