@@ -69,6 +69,8 @@ export interface Chain {
   processes: ChainProcess[];
   /** Pids of the two postmasters: control plane's (#1) and the second shard's (#2). */
   postgresPids: { primary: number | undefined; shard1: number | undefined };
+  /** Pid of the chain's own redis-server, when it started one. */
+  redisPid: number | undefined;
   /** The control plane's typed admin API, with the admin token. */
   admin: AdminClient;
   /** Stops the gateway first (no buy reaches a stopping service), then the rest; true if clean. */
@@ -276,6 +278,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       gatewayUrl: String(gateway.ready.url),
       processes,
       postgresPids: { primary: started.postgresPid, shard1: shard1.pid },
+      redisPid: redis?.pid,
       admin,
       stop,
     };
