@@ -53,7 +53,8 @@ import {
 import { type AttributeValue, SPAN_KINDS, type SpanRecord } from '../span-types.js';
 import { buildTraceTree } from '../trace-tree.js';
 import type { TelemetryModuleOptions } from './mq-backlog-source.js';
-import { ALERT_KINDS, AlertEvaluator } from './telemetry-alerts.js';
+import { AlertEvaluator } from './telemetry-alert-evaluator.js';
+import { ALERT_KINDS } from './telemetry-alert-rules.js';
 import { TelemetryMetricsStore } from './telemetry-metrics-store.js';
 import { TelemetryStore } from './telemetry-store.js';
 
@@ -135,7 +136,7 @@ const ruleParams = Type.Object({
   }),
 });
 
-/** An SLA alert rule (which fields a kind takes is checked by telemetry-alerts.ts). */
+/** An SLA alert rule (which fields a kind takes is checked by telemetry-alert-rules.ts). */
 const rule = Type.Object(
   {
     kind: StringEnum(ALERT_KINDS),
