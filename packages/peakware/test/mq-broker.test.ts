@@ -41,13 +41,13 @@ async function topic(
 }
 
 function producer(extra: Partial<ConstructorParameters<typeof Producer>[0]> = {}): Producer {
-  const p = new Producer({ server: server.info.url, ...extra });
+  const p = new Producer({ servers: server.info.url, ...extra });
   producers.push(p);
   return p;
 }
 
 function consume(opts: Omit<ConsumerOptions, 'server'>): Consumer {
-  const c = new Consumer({ server: server.info.url, ...FAST, ...opts }).start();
+  const c = new Consumer({ servers: server.info.url, ...FAST, ...opts }).start();
   consumers.push(c);
   return c;
 }
@@ -92,7 +92,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       port: 0,
       mq: { halfCheckAfterMs: 300, halfCheckIntervalMs: 300, sessionMs: 4000 },
     });
-    admin = new BrokerClient({ server: server.info.url, token: server.info.adminToken! });
+    admin = new BrokerClient({ servers: server.info.url, token: server.info.adminToken! });
     const info = server.info.postgres;
     assert.equal(info.mode, 'embedded');
     const password = (await readFile(path.join(dataDir, 'postgres-password'), 'utf8')).trim();

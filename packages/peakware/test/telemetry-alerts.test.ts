@@ -66,7 +66,7 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
 
     const registry = new InMemoryRegistry();
     const processor = new BatchSpanProcessor({
-      exporter: new ControlPlaneSpanExporter({ server: server.info.url }),
+      exporter: new ControlPlaneSpanExporter({ servers: server.info.url }),
       flushIntervalMs: 50,
     });
     const tracer = new Tracer({ service: 'order', sink: processor });

@@ -78,7 +78,7 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
 
   const tracerFor = (service: string) => {
     const processor = new BatchSpanProcessor({
-      exporter: new ControlPlaneSpanExporter({ server: server.info.url }),
+      exporter: new ControlPlaneSpanExporter({ servers: server.info.url }),
       flushIntervalMs: 50,
     });
     processors.push(processor);
@@ -378,7 +378,7 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     const points = tracerFor('points');
     const consumed: string[] = [];
     const consumer = new Consumer({
-      server: server.info.url,
+      servers: server.info.url,
       group: 'points',
       topic: 'order-created',
       waitMs: 300,
@@ -386,7 +386,7 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
         consumed.push(m.id);
       }),
     }).start();
-    const producer = new Producer({ server: server.info.url });
+    const producer = new Producer({ servers: server.info.url });
     closers.push(async () => {
       await consumer.close();
       await producer.close();

@@ -8,7 +8,7 @@ import type {
   AlertKind,
   AlertRule,
   AlertRuleInput,
-} from '../telemetry/server/telemetry-alerts.js';
+} from '../telemetry/server/telemetry-alert-rules.js';
 
 export type { AlertEvent, AlertKind, AlertRule, AlertRuleInput };
 

@@ -26,6 +26,7 @@ export {
   FrameType,
   type WireError,
 } from './frame-codec.js';
+export { httpStatus } from './http-json-access.js';
 export {
   ConsistentHashBalancer,
   type ConsistentHashOptions,
@@ -60,13 +61,8 @@ export {
   RpcConnection,
 } from './rpc-connection.js';
 export { type Invocation, type RpcFilter, runFilters } from './rpc-filter.js';
-export {
-  httpStatus,
-  RpcServer,
-  type RpcServerOptions,
-  SERVER_DEFAULTS,
-  toWireError,
-} from './rpc-server.js';
+export { RpcServer } from './rpc-server.js';
+export { type RpcServerOptions, SERVER_DEFAULTS } from './rpc-server-options.js';
 export {
   type CallOptions,
   defineService,
@@ -85,3 +81,4 @@ export {
   type Transport,
   tcpTransport,
 } from './transport.js';
+export { toWireError } from './wire-error.js';

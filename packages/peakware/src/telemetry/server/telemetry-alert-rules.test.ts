@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isPeakError } from '../../core/errors.js';
-import { type AlertRuleInput, DEFAULT_BURN_FACTOR, validateRule } from './telemetry-alerts.js';
+import { type AlertRuleInput, DEFAULT_BURN_FACTOR, validateRule } from './telemetry-alert-rules.js';
 
 describe('validateRule', () => {
   it('fills the defaults of each kind and keeps only the fields that apply', () => {
