@@ -130,7 +130,8 @@ async function sampleCpu(chain: Chain): Promise<Record<string, KindSample>> {
   const procs = await readProcs();
   const out: Record<string, KindSample> = {};
   const add = async (kind: string, pids: number[], selfOnly = false) => {
-    const k = (out[kind] ??= { ticks: 0, syscalls: 0 });
+    const k = out[kind] ?? { ticks: 0, syscalls: 0 };
+    out[kind] = k;
     for (const pid of pids) {
       const st = procs.get(pid);
       if (st !== undefined) k.ticks += st.self + (selfOnly ? 0 : st.children);
