@@ -58,7 +58,12 @@ export async function gatewayFixture(name: string): Promise<GatewayFixture> {
   const provider = new RpcServer({ registry, port: 0 }).addService(echoService, {
     echo: ({ n, s }) => {
       calls.echo++;
-      return { n, s, caller: currentContext()?.callerApp ?? '', timeoutMs: Math.round(remainingTime()) };
+      return {
+        n,
+        s,
+        caller: currentContext()?.callerApp ?? '',
+        timeoutMs: Math.round(remainingTime()),
+      };
     },
     slow: async ({ ms }) => {
       calls.slow++;
@@ -80,9 +85,21 @@ export async function gatewayFixture(name: string): Promise<GatewayFixture> {
     key,
     gateways,
     async startGateway(extra = []) {
-      const p = spawnPeak(
-        ['gateway', '--port', '0', '--server', server.info.url, '--data', dataDir, '--snapshot', path.join(dataDir, `gw-${gateways.length}.json`), '--json', '--log-level', 'warn', ...extra],
-      );
+      const p = spawnPeak([
+        'gateway',
+        '--port',
+        '0',
+        '--server',
+        server.info.url,
+        '--data',
+        dataDir,
+        '--snapshot',
+        path.join(dataDir, `gw-${gateways.length}.json`),
+        '--json',
+        '--log-level',
+        'warn',
+        ...extra,
+      ]);
       gateways.push(p);
       const ready = await p.waitFor('ready', 60_000);
       return String(ready.url);
