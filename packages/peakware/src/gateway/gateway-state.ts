@@ -113,18 +113,18 @@ export class GatewayState<R> {
     if (old !== undefined) this.#compiler.release(old.data);
   }
 
-  /** Every object, for the snapshot file. */
-  objects(): GatewayChange[] {
-    const out: GatewayChange[] = [];
+  /**
+   * The snapshot file's text: every object as held (its JSON text is kept, so nothing is
+   * parsed or serialised again; 10 000 routes take a few ms, not a blocked event loop).
+   */
+  snapshotText(): string {
+    const parts: string[] = [];
     for (const [k, text] of this.#texts) {
       const slash = k.indexOf('/');
-      out.push({
-        kind: k.slice(0, slash) as GatewayChange['kind'],
-        id: k.slice(slash + 1),
-        rev: this.rev,
-        value: JSON.parse(text),
-      });
+      parts.push(
+        `{"kind":${JSON.stringify(k.slice(0, slash))},"id":${JSON.stringify(k.slice(slash + 1))},"rev":${this.rev},"value":${text}}`,
+      );
     }
-    return out;
+    return `{"rev":${this.rev},"savedAt":"${new Date().toISOString()}","objects":[${parts.join(',')}]}`;
   }
 }

@@ -221,6 +221,7 @@ export class Gateway {
   readonly #state: GatewayState<CompiledRoute>;
   readonly #sync: StateSync<CompiledRoute>;
   readonly #rpcCallers = new Map<string, RpcCaller>();
+  readonly #validators = new Map<string, ValidateFunction>();
   #producer: Producer | undefined;
   #nonces!: NonceStore;
   #ajv: import('ajv/dist/2020.js').Ajv2020 | undefined;
@@ -450,6 +451,18 @@ export class Gateway {
     return route;
   }
 
+  /** One compiled check per distinct schema (many routes share a method's schema). */
+  #validator(schema: unknown): ValidateFunction | undefined {
+    if (this.#ajv === undefined) return undefined;
+    const text = JSON.stringify(schema);
+    let v = this.#validators.get(text);
+    if (v === undefined) {
+      v = this.#ajv.compile(schema as object);
+      this.#validators.set(text, v);
+    }
+    return v;
+  }
+
   // ------------------------------------------------------------------ the request path
 
   #send(
@@ -459,6 +472,8 @@ export class Gateway {
     headers?: Record<string, string>,
   ): void {
     const text = JSON.stringify(body);
+    // A length (not chunked encoding): head and body leave in one write.
+    res.setHeader('content-length', Buffer.byteLength(text));
     res.writeHead(status, headers === undefined ? JSON_HEADERS : { ...JSON_HEADERS, ...headers });
     res.end(text);
   }

@@ -42,6 +42,8 @@ interface LeaseState {
   resetAt: number;
   downUntil: number;
   inflight: Promise<void> | undefined;
+  /** Requests waiting for a lease. */
+  waiting: number;
   /** Takes per second, smoothed. */
   rate: number;
   rateSecond: number;
@@ -93,6 +95,7 @@ export class QuotaLeases {
         resetAt: 0,
         downUntil: 0,
         inflight: undefined,
+        waiting: 0,
         rate: 0,
         rateSecond: 0,
         rateCount: 0,
@@ -135,12 +138,21 @@ export class QuotaLeases {
   }
 
   async #takeLater(s: LeaseState): Promise<true | QuotaRefusal> {
-    for (let tries = 0; tries < 3; tries++) {
-      await (s.inflight ?? this.#lease(s));
-      const got = this.#takeNow(s, this.#now());
-      if (got !== undefined) return got;
+    s.waiting++;
+    try {
+      // Each lease grants at least one call, or marks the quota spent or the control plane
+      // down: the loop ends; the bound only guards against a control plane that grants
+      // one call at a time to hundreds of waiters.
+      for (let tries = 0; tries < 100; tries++) {
+        await (s.inflight ?? this.#lease(s));
+        const got = this.#takeNow(s, this.#now());
+        if (got !== undefined) return got;
+      }
+      this.#unmetered++;
+      return true;
+    } finally {
+      s.waiting--;
     }
-    return { resetAt: s.resetAt };
   }
 
   /** Puts back a call taken for a request that was refused later (by a guard rule). */
@@ -159,9 +171,13 @@ export class QuotaLeases {
     s.rateCount++;
   }
 
-  /** About 200 ms of recent traffic, at least one call. */
+  /** About 200 ms of recent traffic, at least one call, and at least what is waiting. */
   #want(s: LeaseState): number {
-    return Math.max(1, Math.min(100_000, Math.ceil(Math.max(s.rate, s.rateCount) * 0.2)));
+    return Math.max(
+      1,
+      s.waiting,
+      Math.min(100_000, Math.ceil(Math.max(s.rate, s.rateCount) * 0.2)),
+    );
   }
 
   #lease(s: LeaseState): Promise<void> {

@@ -2,10 +2,11 @@
  * Keeps a gateway's state current: one Server-Sent-Events stream to the control plane
  * (`GET /api/v1/gateway/watch?since=<rev>`), reconnecting across the nodes with backoff and
  * asking each time only for what changed after the rev it has. Every change is also saved to
- * a local snapshot file (written at most every 200 ms) and read back by `start()`, so a gateway
+ * a local snapshot file (written at most once a second, off the event loop's hot path) and read back by `start()`, so a gateway
  * started while no control-plane node answers serves with its last state.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ControlPlaneClient, EventSubscription } from '../core/control-plane-client.js';
 import { errorMessage } from '../core/errors.js';
@@ -28,6 +29,7 @@ export class StateSync<R> {
   #subscription: EventSubscription | undefined;
   #origin: StateOrigin = 'none';
   #saveTimer: NodeJS.Timeout | undefined;
+  #saving: Promise<void> | undefined;
 
   constructor(
     http: ControlPlaneClient,
@@ -118,9 +120,30 @@ export class StateSync<R> {
     if (this.#file === undefined || this.#saveTimer !== undefined) return;
     this.#saveTimer = setTimeout(() => {
       this.#saveTimer = undefined;
-      this.save();
-    }, 200);
+      if (this.#saving !== undefined) {
+        this.#scheduleSave();
+        return;
+      }
+      this.#saving = this.#saveAsync().finally(() => {
+        this.#saving = undefined;
+      });
+    }, 1000);
     this.#saveTimer.unref();
+  }
+
+  async #saveAsync(): Promise<void> {
+    const file = this.#file!;
+    try {
+      await mkdir(path.dirname(file), { recursive: true });
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, this.#state.snapshotText(), { mode: 0o600 });
+      await rename(tmp, file);
+    } catch (err) {
+      this.#logger.warn(
+        { err: errorMessage(err), file },
+        'could not write the gateway snapshot file',
+      );
+    }
   }
 
   /** Writes the state to the snapshot file now (temp file, then rename). */
@@ -130,17 +153,7 @@ export class StateSync<R> {
     try {
       mkdirSync(path.dirname(file), { recursive: true });
       const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(
-        tmp,
-        JSON.stringify({
-          rev: this.#state.rev,
-          savedAt: new Date().toISOString(),
-          objects: this.#state.objects(),
-        }),
-        {
-          mode: 0o600,
-        },
-      );
+      writeFileSync(tmp, this.#state.snapshotText(), { mode: 0o600 });
       renameSync(tmp, file);
     } catch (err) {
       this.#logger.warn(
