@@ -520,6 +520,13 @@ export const gatewayCommand: Command = {
       default: '1048576',
       env: 'PEAK_GATEWAY_MAX_BODY_BYTES',
     },
+    service: {
+      type: 'string',
+      valueName: 'NAME',
+      description: 'the service name in traces and metrics',
+      default: 'peak.gateway',
+      env: 'PEAK_GATEWAY_SERVICE',
+    },
     sample: {
       type: 'string',
       valueName: 'RATIO',
@@ -571,6 +578,7 @@ export const gatewayCommand: Command = {
       timeoutMs: parsePort(values.timeout, '--timeout', 300_000),
       maxBodyBytes: parsePort(values['max-body'], '--max-body', 64 * 1024 * 1024),
       sampleRatio: sample,
+      service: String(values.service),
       telemetry: values['no-telemetry'] !== true,
       logger,
     });
