@@ -423,10 +423,7 @@ export class Gateway {
         call,
         method: t.method,
         idempotent: t.idempotent === true,
-        validate:
-          schema === undefined || this.#ajv === undefined
-            ? undefined
-            : this.#ajv.compile(schema as object),
+        validate: schema === undefined ? undefined : this.#validator(schema),
         mapping:
           t.mapping === undefined
             ? undefined
@@ -1168,6 +1165,7 @@ export class Gateway {
         routes: this.#state.routes.size,
         rev: this.#state.rev,
         origin: this.#sync.origin,
+        lastApplyMs: Math.round(this.#sync.lastApplyMs * 1000) / 1000,
       });
       return 200;
     }

@@ -30,6 +30,7 @@ export class StateSync<R> {
   #origin: StateOrigin = 'none';
   #saveTimer: NodeJS.Timeout | undefined;
   #saving: Promise<void> | undefined;
+  #lastApplyMs = 0;
 
   constructor(
     http: ControlPlaneClient,
@@ -99,7 +100,13 @@ export class StateSync<R> {
     return this.#origin;
   }
 
+  /** How long applying the last batch of changes took, ms (parse, compile, insert). */
+  get lastApplyMs(): number {
+    return this.#lastApplyMs;
+  }
+
   #onEvent(e: SseEvent): void {
+    const started = performance.now();
     let applied: readonly GatewayChange[];
     if (e.event === 'snapshot') {
       const s = JSON.parse(e.data) as { rev: number; objects: GatewayChange[] };
@@ -110,6 +117,7 @@ export class StateSync<R> {
       this.#state.apply(c.changes, c.rev);
       applied = c.changes;
     } else return;
+    this.#lastApplyMs = performance.now() - started;
     this.#origin = 'server';
     for (const w of [...this.#waiters]) w();
     for (const fn of this.#listeners) fn(applied);
