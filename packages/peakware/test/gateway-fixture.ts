@@ -45,6 +45,8 @@ export interface GatewayFixture {
   gateways: PeakProcess[];
   /** Starts `peak gateway` and resolves with its URL. */
   startGateway(extra?: string[]): Promise<string>;
+  /** Stops gateway `i` gracefully and starts it again on the same snapshot file; resolves with its URL. */
+  restartGateway(i: number): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -75,7 +77,14 @@ export async function gatewayFixture(name: string): Promise<GatewayFixture> {
   await admin.gateway.putApp({ name: 'partner', description: 'a partner calling the echo API' });
   const key = await admin.gateway.createKey('partner');
   const gateways: PeakProcess[] = [];
-  return {
+  const argsOf: string[][] = [];
+  const launch = async (args: string[], at: number) => {
+    const p = spawnPeak(args);
+    gateways[at] = p;
+    const ready = await p.waitFor('ready', 60_000);
+    return String(ready.url);
+  };
+  const fixture: GatewayFixture = {
     dataDir,
     server,
     admin,
@@ -85,7 +94,7 @@ export async function gatewayFixture(name: string): Promise<GatewayFixture> {
     key,
     gateways,
     async startGateway(extra = []) {
-      const p = spawnPeak([
+      const args = [
         'gateway',
         '--port',
         '0',
@@ -94,15 +103,20 @@ export async function gatewayFixture(name: string): Promise<GatewayFixture> {
         '--data',
         dataDir,
         '--snapshot',
-        path.join(dataDir, `gw-${gateways.length}.json`),
+        path.join(dataDir, `gw-${argsOf.length}.json`),
         '--json',
         '--log-level',
         'warn',
         ...extra,
-      ]);
-      gateways.push(p);
-      const ready = await p.waitFor('ready', 60_000);
-      return String(ready.url);
+      ];
+      argsOf.push(args);
+      return launch(args, argsOf.length - 1);
+    },
+    async restartGateway(i) {
+      const g = gateways[i]!;
+      g.child.kill('SIGTERM');
+      await g.exited;
+      return launch(argsOf[i]!, i);
     },
     async close() {
       for (const g of gateways) {
@@ -113,8 +127,9 @@ export async function gatewayFixture(name: string): Promise<GatewayFixture> {
       }
       await provider.stop();
       await registry.close();
-      await server.stop();
+      await fixture.server.stop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+  return fixture;
 }

@@ -237,7 +237,14 @@ export class Gateway {
       token: options.token,
       serverName: 'the control plane',
     });
-    this.#registry = new HttpRegistry({ servers: options.servers, token: options.token });
+    // Beside the state's snapshot: the providers' lists and the guard rules, so a gateway
+    // started while no control-plane node answers still finds its targets and limits.
+    const snap = options.snapshotFile;
+    this.#registry = new HttpRegistry({
+      servers: options.servers,
+      token: options.token,
+      ...(snap === undefined ? {} : { snapshotFile: `${snap}.registry.json` }),
+    });
     const service = options.service ?? GATEWAY_DEFAULTS.service;
     const telemetry = options.telemetry ?? GATEWAY_DEFAULTS.telemetry;
     this.#spans = telemetry
@@ -268,6 +275,7 @@ export class Gateway {
       token: options.token,
       app: options.configApp ?? GATEWAY_DEFAULTS.configApp,
       logger: this.#logger,
+      ...(snap === undefined ? {} : { snapshotFile: `${snap}.config.json` }),
     });
     this.#quota = new QuotaLeases(this.#http, this.#logger, this.#now);
     this.#pusher = telemetry
