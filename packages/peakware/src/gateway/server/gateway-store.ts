@@ -473,7 +473,7 @@ export async function claimNonces(
   if (items.length === 0) return [];
   const { rows } = await pool.query<{ key_id: string; nonce: string }>(
     `INSERT INTO peak.gateway_nonces (key_id, nonce, expires_at)
-     SELECT k, n, now() + $3 * interval '1 millisecond' FROM unnest($1::text[], $2::text[]) AS t(k, n)
+     SELECT DISTINCT k, n, now() + $3 * interval '1 millisecond' FROM unnest($1::text[], $2::text[]) AS t(k, n)
      ON CONFLICT (key_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
        WHERE peak.gateway_nonces.expires_at < now()
      RETURNING key_id, nonce`,
