@@ -209,6 +209,7 @@ export async function runCapacity(chain: Chain, options: CapacityOptions): Promi
   // A short warm-up, not reported: the first calls open connections and compile code.
   await runLoad({
     gatewayUrl: chain.gatewayUrl,
+    apiKey: chain.gatewayKey,
     rate: 50,
     seconds: 3,
     hotSku: options.hotSku,
@@ -224,6 +225,7 @@ export async function runCapacity(chain: Chain, options: CapacityOptions): Promi
     const wallStart = performance.now();
     const load = await runLoad({
       gatewayUrl: chain.gatewayUrl,
+      apiKey: chain.gatewayKey,
       rate,
       seconds: options.stepSeconds,
       hotSku: options.hotSku,

@@ -1,6 +1,6 @@
 /**
  * `AdminClient`: the typed admin API of the control plane, one section per subsystem
- * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `system`), over the one
+ * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `gateway`, `system`), over the one
  * {@link ControlPlaneClient}. The `peak` CLI, the shop and the console call the control
  * plane through it, so nobody writes a URL or re-declares an answer's type.
  *
@@ -16,6 +16,7 @@ import {
 } from '../core/control-plane-client.js';
 import { AlertsAdmin } from './alerts-admin.js';
 import { ConfigAdmin } from './config-admin.js';
+import { GatewayAdmin } from './gateway-admin.js';
 import { GuardAdmin } from './guard-admin.js';
 import { MqAdmin } from './mq-admin.js';
 import { RegistryAdmin } from './registry-admin.js';
@@ -44,6 +45,8 @@ export class AdminClient {
   readonly registry: RegistryAdmin;
   /** Guard: rules in force, resource stats, cluster token server. */
   readonly guard: GuardAdmin;
+  /** Gateway: routes, apps, keys, subscriptions, quota usage. */
+  readonly gateway: GatewayAdmin;
   /** The control plane itself: health, readiness, info, nodes, token rotation. */
   readonly system: SystemAdmin;
 
@@ -55,6 +58,7 @@ export class AdminClient {
     this.alerts = new AlertsAdmin(this.http);
     this.registry = new RegistryAdmin(this.http);
     this.guard = new GuardAdmin(this.http);
+    this.gateway = new GatewayAdmin(this.http);
     this.system = new SystemAdmin(this.http);
   }
 }

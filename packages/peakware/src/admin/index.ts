@@ -1,6 +1,6 @@
 /**
  * `peakware/admin`: the typed admin API of the control plane (`AdminClient`): config,
- * mq admin, telemetry queries, alerts, registry, guard and the control plane itself, over
+ * mq admin, telemetry queries, alerts, registry, guard, gateway and the control plane itself, over
  * the one `ControlPlaneClient` of `peakware/core`. Loads no server code: the answers'
  * types are the server halves' own, imported as types only. See README.md.
  */
@@ -35,6 +35,17 @@ export {
   type RollbackResult,
   type VersionView,
 } from './config-admin.js';
+export {
+  GatewayAdmin,
+  type GatewayAppSpec,
+  type GatewayKey,
+  type GatewayQuotaSpec,
+  type GatewayRouteSpec,
+  type GatewaySubscription,
+  type KeyView,
+  type QuotaUsageRow,
+  type SubscriptionStatus,
+} from './gateway-admin.js';
 export {
   type ClusterBudget,
   GuardAdmin,

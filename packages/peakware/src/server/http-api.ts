@@ -3,7 +3,7 @@
  * `/api/v1`. One request lifecycle for every route:
  *
  *   1. route lookup (unknown → 404 PEAK_NOT_FOUND)
- *   2. admin check for every mutating route (missing → 401, wrong → 403), decided on the
+ *   2. admin check for every mutating route (and reads marked `auth: 'admin'`) (missing → 401, wrong → 403), decided on the
  *      route the router matched, never on the raw URL: `/%61pi/...`, `//api/...` or a
  *      trailing dot cannot slip past it, because whatever spelling the router accepts for a
  *      route gets that route's decision, and a spelling it does not accept is a 404
@@ -118,10 +118,14 @@ export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): ApiApp 
   return app;
 }
 
-/** The route's auth decision, from its method and its config. */
+/**
+ * The route's auth decision, from its method and its config: a read marked `auth: 'admin'`
+ * (one that hands out secrets, such as the gateway's change stream) needs the token too.
+ */
 function authOf(method: string, config: unknown): RouteEntry['auth'] {
-  if (!MUTATING.has(method)) return 'none';
-  return (config as RouteAuthConfig | undefined)?.auth === 'sdk' ? 'sdk' : 'admin';
+  const auth = (config as RouteAuthConfig | undefined)?.auth;
+  if (!MUTATING.has(method)) return auth === 'admin' ? 'admin' : 'none';
+  return auth === 'sdk' ? 'sdk' : 'admin';
 }
 
 /** {@link createHttpApi}, also returning the route table as it fills (for tests and docs). */

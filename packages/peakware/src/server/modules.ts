@@ -6,6 +6,7 @@
  * layer) reads mq's consumer backlog through mq's `openBacklogReader`, passed in here.
  */
 import { configModule } from '../config/server/index.js';
+import { gatewayModule } from '../gateway/server/index.js';
 import { guardModule } from '../guard/server/index.js';
 import { mqModule, openBacklogReader } from '../mq/server/index.js';
 import { registryModule } from '../registry/server/index.js';
@@ -19,4 +20,5 @@ export const builtinModules: readonly PeakModule[] = [
   mqModule,
   configModule,
   telemetryModule({ mqBacklog: openBacklogReader }),
+  gatewayModule,
 ];
