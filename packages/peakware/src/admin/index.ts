@@ -5,6 +5,7 @@
  * types are the server halves' own, imported as types only. See README.md.
  */
 export { AdminClient, type AdminClientOptions } from './admin-client.js';
+export type { AdminTransport } from './admin-transport.js';
 export {
   type AlertEvent,
   type AlertKind,

@@ -3,7 +3,7 @@
  * or topic + tag + time; its trace), dead letters and their resend, offset reset (replay)
  * and stats. Sending and consuming are the SDK's (`peakware/mq`).
  */
-import type { ControlPlaneClient } from '../core/control-plane-client.js';
+
 import type { ReceivedMessage } from '../mq/message-types.js';
 import type {
   CreatedTopic,
@@ -15,6 +15,7 @@ import type {
   TopicSpec,
   TopicView,
 } from '../mq/mq-views.js';
+import type { AdminTransport } from './admin-transport.js';
 
 export type {
   CreatedTopic,
@@ -54,9 +55,9 @@ function epochMs(t: TimeArg | undefined): number | undefined {
 
 /** The broker's admin calls. */
 export class MqAdmin {
-  readonly #http: ControlPlaneClient;
+  readonly #http: AdminTransport;
 
-  constructor(http: ControlPlaneClient) {
+  constructor(http: AdminTransport) {
     this.#http = http;
   }
 
