@@ -49,6 +49,7 @@ export {
   type CreatedTopic,
   type DeadLetter,
   type MessageDescription,
+  type MessagePage,
   type MessageQuery,
   type MessageTraceEvent,
   MqAdmin,

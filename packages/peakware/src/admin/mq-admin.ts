@@ -45,6 +45,13 @@ export interface MessageQuery {
   limit?: number;
 }
 
+/** One page of a {@link MqAdmin.queryPage}; pass `next` as `cursor` for the following one. */
+export interface MessagePage {
+  messages: ReceivedMessage[];
+  /** Absent on the last page. */
+  next?: string;
+}
+
 const BASE = '/api/v1/mq';
 const seg = encodeURIComponent;
 
@@ -81,9 +88,17 @@ export class MqAdmin {
     return (await this.message(id)).trace;
   }
 
-  /** Messages by key, or by topic (with tag and time range). */
+  /** Messages by key (newest first), or by topic with tag and time range (oldest first): the first page. */
   async query(q: MessageQuery): Promise<ReceivedMessage[]> {
-    const r = await this.#http.get<{ messages: ReceivedMessage[] }>(`${BASE}/messages`, {
+    return (await this.queryPage(q)).messages;
+  }
+
+  /**
+   * One page of {@link MqAdmin.query}: give the previous page's `next` as `cursor` for the
+   * following one. Pages go on until every matching message is read (no cap).
+   */
+  queryPage(q: MessageQuery & { cursor?: string }): Promise<MessagePage> {
+    return this.#http.get<MessagePage>(`${BASE}/messages`, {
       query: {
         key: q.key,
         topic: q.topic,
@@ -91,9 +106,9 @@ export class MqAdmin {
         from: epochMs(q.from),
         to: epochMs(q.to),
         limit: q.limit,
+        cursor: q.cursor,
       },
     });
-    return r.messages;
   }
 
   /** A consumer group's dead letters. */
