@@ -37,6 +37,14 @@ export {
   type VersionView,
 } from './config-admin.js';
 export {
+  type AuditEntry,
+  ConsoleAdmin,
+  type LoginRequest,
+  type MetricsHistory,
+  type MetricsHistoryQuery,
+  type SessionView,
+} from './console-admin.js';
+export {
   type ClusterBudget,
   GuardAdmin,
   type GuardClusterView,
