@@ -11,7 +11,8 @@ export interface Loaded<T> {
 
 /**
  * Calls `load` now and whenever `deps` change (and every `everyMs` when given), keeping the
- * last answer while the next one is on its way. A call still running is not started again.
+ * last answer while the next one is on its way. A call asked for while one is running runs
+ * once that one ends (a reload after a change is never lost).
  */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[], everyMs?: number): Loaded<T> {
   const [data, setData] = useState<T | undefined>(undefined);
@@ -19,10 +20,14 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], everyMs?: nu
   const [loading, setLoading] = useState(true);
   const [tick, setTick] = useState(0);
   const busy = useRef(false);
+  const again = useRef(false);
   const latest = useRef(load);
   latest.current = load;
-  const run = useCallback(async (alive: () => boolean) => {
-    if (busy.current) return;
+  const run = useCallback(async (alive: () => boolean): Promise<void> => {
+    if (busy.current) {
+      again.current = true;
+      return;
+    }
     busy.current = true;
     try {
       const value = await latest.current();
@@ -35,6 +40,10 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], everyMs?: nu
     } finally {
       busy.current = false;
       if (alive()) setLoading(false);
+    }
+    if (again.current && alive()) {
+      again.current = false;
+      await run(alive);
     }
   }, []);
   useEffect(() => {
