@@ -131,7 +131,7 @@ export function useLiveSeries(
       busy = true;
       try {
         const lastT = last.current.t.at(-1);
-        const from = lastT === undefined ? Date.now() - seconds * 1000 : lastT - 4000;
+        const from = lastT === undefined ? Date.now() - seconds * 1000 : lastT - 10_000;
         const h = await api.console.metrics({ ...query, from, step: 1 });
         if (!alive) return;
         const add = sumSeries(h.series.length === 0 ? [emptySeries(h.fromMs, h.toMs)] : h.series);
