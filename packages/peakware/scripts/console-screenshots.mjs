@@ -20,7 +20,12 @@ const SHOTS = [
   ['slow-sql', 'traces?tab=sql', '[data-testid=slow-sql] tbody tr', 0],
   ['services', 'services?service=shop.order', '[data-testid=instances] tbody tr', 1500],
   ['config', 'config?app=shop&item=cache/products', '[data-testid=item] textarea', 0],
-  ['guard', 'guard?app=shop&resource=POST%20%2Fapi%2Fbuy', '[data-testid=guard-live] tbody tr', 2000],
+  [
+    'guard',
+    'guard?app=shop&resource=POST%20%2Fapi%2Fbuy',
+    '[data-testid=guard-live] tbody tr',
+    2000,
+  ],
   ['mq', 'mq', '[data-testid=groups] tbody tr', 0],
   ['mq-dlq', 'mq?tab=dlq&group={dlqGroup}', '[data-testid=dlq] tbody tr', 0],
   ['data', 'data', '[data-testid=layout-tables] tbody tr', 0],
