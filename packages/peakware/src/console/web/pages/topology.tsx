@@ -14,6 +14,8 @@ const NODE_W = 150;
 const NODE_H = 26;
 const GAP_X = 90;
 const GAP_Y = 12;
+/** Most edges listed in the table under the graph (the busiest). */
+const EDGE_ROWS = 200;
 
 /** Where each service goes: x by call depth, y by order in its layer. */
 export function layout(services: readonly string[], edges: readonly TopologyEdge[]) {
@@ -145,16 +147,21 @@ export function TopologyPage() {
     [minutes],
     10_000,
   );
-  const all = topo.data?.edges ?? [];
-  const edges = all.filter((e) => show === 'all' || (show === 'stress') === e.stress);
-  const services = useMemo(() => {
+  const { edges, services } = useMemo(() => {
+    const edges = (topo.data?.edges ?? []).filter(
+      (e) => show === 'all' || (show === 'stress') === e.stress,
+    );
     const set = new Set<string>();
     for (const e of edges) {
       set.add(e.caller);
       set.add(e.callee);
     }
-    return [...set].sort();
-  }, [edges]);
+    return { edges, services: [...set].sort() };
+  }, [topo.data, show]);
+  const busiest = useMemo(
+    () => [...edges].sort((a, b) => b.calls - a.calls).slice(0, EDGE_ROWS),
+    [edges],
+  );
   return (
     <div class="grid">
       <Card
@@ -193,10 +200,17 @@ export function TopologyPage() {
           Edge width: calls/s; red: over 1 % errors; dashed orange: stress traffic.
         </p>
       </Card>
-      <Card wide title="Edges">
+      <Card
+        wide
+        title={
+          edges.length > EDGE_ROWS
+            ? `Edges: the ${EDGE_ROWS} busiest of ${edges.length}`
+            : `Edges (${edges.length})`
+        }
+      >
         <Table
           testId="edges"
-          rows={edges}
+          rows={busiest}
           rowKey={(e) => `${e.caller}>${e.callee}>${e.stress}`}
           columns={[
             { title: 'caller', cell: (e) => e.caller },
