@@ -192,6 +192,37 @@ describe('console API', { timeout: 120_000 }, () => {
     assert.equal(s.calls[s.t.indexOf(second - 9000)], 0);
   });
 
+  it("counts a service's inbound node as its total, not beside its resources", async () => {
+    const now = Date.now();
+    const second = Math.floor(now / 1000) * 1000 - 4000;
+    const m = (resource: string, calls: number) => ({
+      resource,
+      second,
+      pass: calls,
+      block: 0,
+      success: calls,
+      error: 0,
+      rtAvg: 1,
+    });
+    const r = await call('POST', '/api/v1/telemetry/metrics', {
+      body: { service: 'inb', instance: 'i1', metrics: [m('__inbound__', 50), m('inb.get', 30)] },
+    });
+    assert.equal(r.status, 200, r.text);
+    const total = await admin.console.metrics({
+      by: 'service',
+      service: 'inb',
+      from: now - 10_000,
+    });
+    const s = total.series[0]!;
+    assert.equal(s.calls[s.t.indexOf(second)], 50);
+    const each = await admin.console.metrics({
+      by: 'resource',
+      service: 'inb',
+      from: now - 10_000,
+    });
+    assert.deepEqual(each.series.map((x) => x.resource).sort(), ['__inbound__', 'inb.get']);
+  });
+
   it('rolls seconds into minutes and minutes into hours, once, and answers each tier', async () => {
     const pool = new pg.Pool({ connectionString: server.postgresUrl(), max: 2 });
     try {

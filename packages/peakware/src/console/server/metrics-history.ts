@@ -169,18 +169,24 @@ export class MetricsHistoryStore {
     by: MetricsGrouping,
     filter: { service?: string; resource?: string },
   ): Promise<MetricBucketRow[]> {
+    // A service's total is its inbound node when it reports one (see telemetry's reader).
     const { rows } = await this.#pool.query(
-      `SELECT (extract(epoch FROM bucket) * 1000)::float8 AS t,
+      `WITH w AS (
+         SELECT * FROM peak.console_metrics
+          WHERE step_seconds = $1 AND bucket >= to_timestamp($2 / 1000.0)
+            AND bucket < to_timestamp($3 / 1000.0)
+            AND ($5::text IS NULL OR service = $5) AND ($6::text IS NULL OR resource = $6)),
+       inbound AS (SELECT DISTINCT service FROM w WHERE resource = '__inbound__')
+       SELECT (extract(epoch FROM bucket) * 1000)::float8 AS t,
               CASE WHEN $4 = 'total' THEN '' ELSE service END AS service,
               CASE WHEN $4 = 'resource' THEN resource ELSE '' END AS resource,
               sum(pass)::float8 AS pass, sum(block)::float8 AS block,
               sum(success)::float8 AS success, sum(error)::float8 AS error,
               sum(rt_sum)::float8 AS rt_sum, max(rt_p99)::float8 AS p99,
               max(instances)::int AS instances
-         FROM peak.console_metrics
-        WHERE step_seconds = $1 AND bucket >= to_timestamp($2 / 1000.0)
-          AND bucket < to_timestamp($3 / 1000.0)
-          AND ($5::text IS NULL OR service = $5) AND ($6::text IS NULL OR resource = $6)
+         FROM w
+        WHERE $4 = 'resource' OR resource = '__inbound__'
+           OR service NOT IN (SELECT service FROM inbound)
         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
       [step, fromMs, toMs, by, filter.service ?? null, filter.resource ?? null],
     );

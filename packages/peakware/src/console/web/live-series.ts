@@ -59,6 +59,18 @@ export function sumSeries(series: readonly MetricsSeries[]): LivePoints {
   return out;
 }
 
+function trimTo(p: LivePoints, n: number): LivePoints {
+  return {
+    t: p.t.slice(0, n),
+    calls: p.calls.slice(0, n),
+    errors: p.errors.slice(0, n),
+    blocked: p.blocked.slice(0, n),
+    p99: p.p99.slice(0, n),
+    rtAvg: p.rtAvg.slice(0, n),
+    instances: p.instances.slice(0, n),
+  };
+}
+
 /** A series of seconds with no calls (nothing pushed in them). */
 function emptySeries(fromMs: number, toMs: number): MetricsSeries {
   const n = Math.max(0, Math.round((toMs - fromMs) / 1000));
@@ -135,7 +147,12 @@ export function useLiveSeries(
         const h = await api.console.metrics({ ...query, from, step: 1 });
         if (!alive) return;
         const add = sumSeries(h.series.length === 0 ? [emptySeries(h.fromMs, h.toMs)] : h.series);
-        last.current = merge(last.current, add, seconds);
+        // Seconds nobody has pushed yet at the end are still on their way: leave them for
+        // the next read rather than draw a drop to zero.
+        let keep = add.t.length;
+        while (keep > Math.max(0, add.t.length - 3) && add.instances[keep - 1] === 0) keep--;
+        const trimmed = trimTo(add, keep);
+        last.current = merge(last.current, trimmed, seconds);
         setPoints(last.current);
         setError(undefined);
         setUpdates((u) => u + 1);

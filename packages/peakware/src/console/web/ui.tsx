@@ -25,6 +25,11 @@ export function when(t: string | number | Date | null | undefined): string {
   return today ? d.toLocaleTimeString('en-GB') : d.toLocaleString('en-GB');
 }
 
+/** A resource's name for a person (guard's inbound node is every call a process took). */
+export function resourceName(resource: string): string {
+  return resource === '__inbound__' ? 'all inbound calls' : resource;
+}
+
 /** A titled box. */
 export function Card(props: {
   title?: ComponentChildren;

@@ -20,6 +20,7 @@ import {
   Field,
   ms,
   num,
+  resourceName,
   Table,
   useAction,
   when,
@@ -253,7 +254,7 @@ export function GuardPage() {
           onRow={(r) => navigate('guard', { app, resource: r.resource })}
           columns={[
             { title: 'service', cell: (r) => r.service },
-            { title: 'resource', cell: (r) => r.resource },
+            { title: 'resource', cell: (r) => resourceName(r.resource) },
             { title: 'pass/s', cell: (r) => num(r.passQps), align: 'right' },
             { title: 'block/s', cell: (r) => num(r.blockQps), align: 'right' },
             { title: 'errors/s', cell: (r) => num(r.errorQps), align: 'right' },

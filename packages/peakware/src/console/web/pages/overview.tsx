@@ -8,7 +8,7 @@ import { TimeChart } from '../chart.js';
 import { useLoad } from '../hooks.js';
 import { useLiveSeries } from '../live-series.js';
 import { navigate } from '../router.js';
-import { Badge, Card, ErrorBox, ms, num, Stat, Table, Tabs, when } from '../ui.js';
+import { Badge, Card, ErrorBox, ms, num, resourceName, Stat, Table, Tabs, when } from '../ui.js';
 
 /** The chart ranges: live (5 min per second), then the history tiers. */
 export const RANGES = [
@@ -132,7 +132,7 @@ export function OverviewPage() {
           rowKey={(r) => `${r.service}/${r.resource}`}
           columns={[
             { title: 'service', cell: (r) => r.service },
-            { title: 'resource', cell: (r) => r.resource },
+            { title: 'resource', cell: (r) => resourceName(r.resource) },
             { title: 'instances', cell: (r) => r.instances, align: 'right' },
             { title: 'calls/s', cell: (r) => num(r.qps), align: 'right' },
             { title: 'errors/s', cell: (r) => num(r.errorQps), align: 'right' },
