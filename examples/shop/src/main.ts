@@ -179,6 +179,9 @@ async function runOn(chain: Chain): Promise<number> {
   say(
     `  control plane   ${server.info.url}   (postgres: ${server.info.postgres.mode}, data in ${server.info.dataDir})`,
   );
+  say(
+    `  console         ${server.info.url}/console   (log in with the admin token in ${server.info.adminTokenFile})`,
+  );
   if (server.info.adminToken !== undefined) {
     say(
       `  admin token     ${server.info.adminToken}  (shown once; saved in ${server.info.adminTokenFile})`,

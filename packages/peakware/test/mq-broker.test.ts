@@ -435,6 +435,39 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     );
   });
 
+  it('pages a query by key and by time with a cursor, with no cap (one group commit shares a stored_at)', async () => {
+    await topic('paged');
+    const p = producer();
+    const t0 = Date.now() - 1000;
+    const sent = await p.sendBatch(
+      'paged',
+      Array.from({ length: 7 }, (_, i) => ({ body: `m${i}`, tag: 'hot', keys: ['buyer-7'] })),
+    );
+    const read = async (query: string) => {
+      const ids: string[] = [];
+      let cursor: string | undefined;
+      for (let pages = 0; pages < 10; pages++) {
+        const page = await admin.call<{ messages: { id: string }[]; next?: string }>(
+          'GET',
+          `/api/v1/mq/messages?${query}&limit=3${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`,
+        );
+        ids.push(...page.messages.map((m) => m.id));
+        if (page.next === undefined) return { ids, pages: pages + 1 };
+        cursor = page.next;
+      }
+      throw new Error('more pages than messages');
+    };
+    const byTime = await read(`topic=paged&tag=hot&from=${t0}`);
+    assert.equal(byTime.pages, 3);
+    assert.deepEqual([...byTime.ids].sort(), sent.map((r) => r.id).sort());
+    const byKey = await read('key=buyer-7');
+    assert.equal(byKey.pages, 3);
+    assert.deepEqual([...byKey.ids].sort(), sent.map((r) => r.id).sort());
+    await assert.rejects(admin.call('GET', '/api/v1/mq/messages?key=buyer-7&cursor=bogus'), (e) =>
+      isPeakError(e, 'PEAK_INVALID_ARGUMENT'),
+    );
+  });
+
   it('filters by tag and replays a group from a timestamp', async () => {
     await topic('events');
     const p = producer();

@@ -262,10 +262,17 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     );
     assert.equal(tagged.body.traces.length, 1);
     const slow = await api<{
-      statements: { fingerprint: string; shard: string; caller: string; calls: number }[];
+      statements: {
+        fingerprint: string;
+        shard: string;
+        caller: string;
+        calls: number;
+        slowestTraceId: string;
+      }[];
     }>('/api/v1/telemetry/slow-sql?sinceMinutes=5');
     const real = slow.body.statements.find((s) => s.calls === 5);
     assert.equal(real?.fingerprint, 'SELECT stock FROM inventory WHERE sku = ?');
+    assert.match(real?.slowestTraceId ?? '', /^[0-9a-f]{32}$/);
     assert.equal(real?.shard, 'inventory_01');
     assert.equal(real?.caller, 'order');
     const eps = await api<{

@@ -1,6 +1,6 @@
 /**
  * `AdminClient`: the typed admin API of the control plane, one section per subsystem
- * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `gateway`, `system`), over the one
+ * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `gateway`, `system`, `console`), over the one
  * {@link ControlPlaneClient}. The `peak` CLI, the shop and the console call the control
  * plane through it, so nobody writes a URL or re-declares an answer's type.
  *
@@ -16,6 +16,7 @@ import {
 } from '../core/control-plane-client.js';
 import { AlertsAdmin } from './alerts-admin.js';
 import { ConfigAdmin } from './config-admin.js';
+import { ConsoleAdmin } from './console-admin.js';
 import { GatewayAdmin } from './gateway-admin.js';
 import { GuardAdmin } from './guard-admin.js';
 import { MqAdmin } from './mq-admin.js';
@@ -49,6 +50,8 @@ export class AdminClient {
   readonly gateway: GatewayAdmin;
   /** The control plane itself: health, readiness, info, nodes, token rotation. */
   readonly system: SystemAdmin;
+  /** The console's API: metrics history (a week, downsampled), the audit trail, sessions. */
+  readonly console: ConsoleAdmin;
 
   constructor(options: AdminClientOptions | ControlPlaneClient) {
     this.http = options instanceof ControlPlaneClient ? options : new ControlPlaneClient(options);
@@ -60,5 +63,6 @@ export class AdminClient {
     this.guard = new GuardAdmin(this.http);
     this.gateway = new GatewayAdmin(this.http);
     this.system = new SystemAdmin(this.http);
+    this.console = new ConsoleAdmin(this.http);
   }
 }

@@ -4,7 +4,7 @@
  * quota, reject, revoke) and quota usage. What `peak gateway` processes call (the change
  * stream, leases, nonces) is `peakware/gateway`'s.
  */
-import type { ControlPlaneClient } from '../core/control-plane-client.js';
+
 import type {
   GatewayAppSpec,
   GatewayKey,
@@ -14,6 +14,7 @@ import type {
   SubscriptionStatus,
 } from '../gateway/gateway-objects.js';
 import type { KeyView, quotaUsage } from '../gateway/server/gateway-store.js';
+import type { AdminTransport } from './admin-transport.js';
 
 export type {
   GatewayAppSpec,
@@ -33,9 +34,9 @@ const enc = encodeURIComponent;
 
 /** The gateway's admin calls. */
 export class GatewayAdmin {
-  readonly #http: ControlPlaneClient;
+  readonly #http: AdminTransport;
 
-  constructor(http: ControlPlaneClient) {
+  constructor(http: AdminTransport) {
     this.#http = http;
   }
 

@@ -5,6 +5,7 @@
  * types are the server halves' own, imported as types only. See README.md.
  */
 export { AdminClient, type AdminClientOptions } from './admin-client.js';
+export type { AdminTransport } from './admin-transport.js';
 export {
   type AlertEvent,
   type AlertKind,
@@ -36,6 +37,14 @@ export {
   type VersionView,
 } from './config-admin.js';
 export {
+  type AuditEntry,
+  ConsoleAdmin,
+  type LoginRequest,
+  type MetricsHistory,
+  type MetricsHistoryQuery,
+  type SessionView,
+} from './console-admin.js';
+export {
   GatewayAdmin,
   type GatewayAppSpec,
   type GatewayKey,
@@ -59,6 +68,7 @@ export {
   type CreatedTopic,
   type DeadLetter,
   type MessageDescription,
+  type MessagePage,
   type MessageQuery,
   type MessageTraceEvent,
   MqAdmin,

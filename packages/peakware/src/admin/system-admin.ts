@@ -2,7 +2,7 @@
  * The control plane itself: liveness, readiness, the node answering, every live node, the
  * Prometheus page, and admin-token rotation.
  */
-import type { ControlPlaneClient } from '../core/control-plane-client.js';
+import type { AdminTransport } from './admin-transport.js';
 
 /** The node answering. */
 export interface ServerInfo {
@@ -46,9 +46,9 @@ export interface RotatedToken {
 
 /** The control plane's own calls. */
 export class SystemAdmin {
-  readonly #http: ControlPlaneClient;
+  readonly #http: AdminTransport;
 
-  constructor(http: ControlPlaneClient) {
+  constructor(http: AdminTransport) {
     this.#http = http;
   }
 

@@ -18,7 +18,13 @@
  * route without one fails the start. The route table and those schemas are the API's
  * OpenAPI 3.1 document, served at `GET /api/v1/openapi.json` (openapi.ts).
  * A mutating route that data-plane SDKs call (register an instance, take a cluster token)
- * opts out of the admin check with `{ config: { auth: 'sdk' } }`.
+ * opts out of the admin check with `{ config: { auth: 'sdk' } }`; one that checks a
+ * credential itself (the console's login and logout) with `{ config: { auth: 'self' } }`.
+ *
+ * Credentials: the admin check admits a bearer admin token, or whatever a module's
+ * {@link Authenticator} vouches for (the console's session cookie, added with
+ * `app.addAuthenticator`). Either way the call gets a {@link Caller} (`request.caller`): who
+ * it is for the audit and its role; a `viewer` is refused every change (403).
  */
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -28,6 +34,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyRequest,
   LogController,
 } from 'fastify';
 import type pg from 'pg';
@@ -65,10 +72,49 @@ export interface ApiContext {
 
 /**
  * Route config read by the admin check: `auth: 'sdk'` marks a mutating route that services
- * call through the SDK, which does not carry the admin token.
+ * call through the SDK, which does not carry the admin token; `auth: 'self'` one that
+ * checks a credential of its own (the console's login takes the admin token in its body).
  */
 export interface RouteAuthConfig {
-  auth?: 'admin' | 'sdk';
+  auth?: 'admin' | 'sdk' | 'self';
+}
+
+/** What a caller may do: `admin` changes anything, `viewer` only reads. */
+export type CallerRole = 'admin' | 'viewer';
+
+/** Who a call was admitted as: what the audit names and what the role check decides on. */
+export interface Caller {
+  /** Who, for the audit: `admin-token`, `console:alice`. */
+  who: string;
+  role: CallerRole;
+  /** The credential presented: `admin-token`, `console-session`. */
+  via: string;
+}
+
+/** The caller a valid bearer admin token is. */
+export const ADMIN_TOKEN_CALLER: Caller = { who: 'admin-token', role: 'admin', via: 'admin-token' };
+
+/**
+ * A credential the admin check accepts besides the bearer admin token (the console's
+ * session cookie): answers the caller, undefined when the request does not carry this
+ * credential, or throws a PeakError (401/403) when it carries a bad one.
+ */
+export type Authenticator = (request: FastifyRequest) => Promise<Caller | undefined>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Adds a credential the admin check accepts besides the admin token. */
+    addAuthenticator(authenticate: Authenticator): void;
+    /**
+     * Checks a bearer credential as the admin check would (failed tries from `from` limited
+     * the same way): the caller it is, or a PeakError (403 wrong, 429 too many tries).
+     */
+    verifyCredential(token: string, from: string): Promise<Caller>;
+  }
+  interface FastifyRequest {
+    /** Who the admin check admitted this call as; undefined on routes it does not check. */
+    caller: Caller | undefined;
+  }
 }
 
 /** One entry of the route table: what a test walks to check every route's auth decision. */
@@ -76,8 +122,11 @@ export interface RouteEntry {
   method: string;
   /** The route's pattern, e.g. `/api/v1/mq/topics/:topic`. */
   url: string;
-  /** `admin` for a mutating route without `auth: 'sdk'`, `sdk` for one with it, `none` for reads. */
-  auth: 'admin' | 'sdk' | 'none';
+  /**
+   * `admin` for a mutating route without `auth: 'sdk'` or `'self'`, `sdk` or `self` for one
+   * with it, `none` for reads.
+   */
+  auth: 'admin' | 'sdk' | 'self' | 'none';
   /** What the route declares it takes (checked by ajv, documented in OpenAPI). */
   schema: RouteSchema;
 }
@@ -125,7 +174,7 @@ export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): ApiApp 
 function authOf(method: string, config: unknown): RouteEntry['auth'] {
   const auth = (config as RouteAuthConfig | undefined)?.auth;
   if (!MUTATING.has(method)) return auth === 'admin' ? 'admin' : 'none';
-  return auth === 'sdk' ? 'sdk' : 'admin';
+  return auth === 'sdk' || auth === 'self' ? auth : 'admin';
 }
 
 /** {@link createHttpApi}, also returning the route table as it fills (for tests and docs). */
@@ -171,6 +220,45 @@ export function createHttpApiWithRoutes(
   });
 
   const authFailures = new AuthFailureLimiter();
+  const admitted = new WeakSet<object>();
+  const authenticators: Authenticator[] = [];
+  app.decorate('addAuthenticator', (authenticate: Authenticator) => {
+    authenticators.push(authenticate);
+  });
+  const verifyCredential = async (token: string, from: string): Promise<Caller> => {
+    const wait = authFailures.retryAfterMs(from);
+    if (wait > 0) {
+      throw new PeakError(
+        ErrorCodes.AUTH_RATE_LIMITED,
+        `too many wrong admin tokens from ${from}; try again in ${Math.ceil(wait / 1000)} s with the current token from the data folder (file admin-token)`,
+        { details: { retryAfterMs: wait } },
+      );
+    }
+    if (!(await verifyAdminToken(ctx.pool, token))) {
+      authFailures.fail(from);
+      throw new PeakError(
+        ErrorCodes.FORBIDDEN,
+        'the admin token is wrong or has been rotated; use the current one from the data folder (file admin-token)',
+      );
+    }
+    return ADMIN_TOKEN_CALLER;
+  };
+  app.decorate('verifyCredential', verifyCredential);
+  app.decorateRequest('caller', undefined);
+
+  // Admits a caller to a mutating route: a read-only one is refused, anyone else audited.
+  const admit = (request: FastifyRequest, caller: Caller) => {
+    if (caller.role !== 'admin') {
+      throw new PeakError(
+        ErrorCodes.FORBIDDEN,
+        `${request.method} ${request.url.split('?')[0]} changes state, and ${caller.who} may only read (role ${caller.role})`,
+        { details: { who: caller.who, role: caller.role } },
+      );
+    }
+    request.caller = caller;
+    admitted.add(request);
+  };
+
   app.addHook('onRequest', async (request) => {
     // The matched route decides (request.routeOptions.url is its pattern); an unmatched
     // request has no route and ends in the 404 handler, changing nothing.
@@ -179,42 +267,37 @@ export function createHttpApiWithRoutes(
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (match === null) {
+      for (const authenticate of authenticators) {
+        const caller = await authenticate(request);
+        if (caller !== undefined) return admit(request, caller);
+      }
       throw new PeakError(
         ErrorCodes.UNAUTHENTICATED,
         `${request.method} ${request.url.split('?')[0]} changes state and needs the admin token: send 'Authorization: Bearer <token>' (the token is in the server's data folder, file admin-token)`,
       );
     }
-    const wait = authFailures.retryAfterMs(request.ip);
-    if (wait > 0) {
-      throw new PeakError(
-        ErrorCodes.AUTH_RATE_LIMITED,
-        `too many wrong admin tokens from ${request.ip}; try again in ${Math.ceil(wait / 1000)} s with the current token from the data folder (file admin-token)`,
-        { details: { retryAfterMs: wait } },
-      );
+    try {
+      admit(request, await verifyCredential(match[1]!, request.ip));
+    } catch (err) {
+      if (err instanceof PeakError && err.code === ErrorCodes.FORBIDDEN) {
+        request.log.warn(
+          { from: request.ip, method: request.method, route: request.routeOptions.url },
+          'wrong admin token',
+        );
+      }
+      throw err;
     }
-    if (!(await verifyAdminToken(ctx.pool, match[1]!))) {
-      authFailures.fail(request.ip);
-      request.log.warn(
-        { from: request.ip, method: request.method, route: request.routeOptions.url },
-        'wrong admin token',
-      );
-      throw new PeakError(
-        ErrorCodes.FORBIDDEN,
-        'the admin token is wrong or has been rotated; use the current one from the data folder (file admin-token)',
-      );
-    }
-    admitted.add(request);
   });
 
-  // Every admin call that passed the check is audited: who (the admin token; one today),
-  // from where, what, and how it ended. The token itself is never logged.
-  const admitted = new WeakSet<object>();
+  // Every admin call that passed the check is audited: who (the admin token, or a console
+  // session's user), from where, what, and how it ended. No credential is ever logged.
   app.addHook('onResponse', async (request, reply) => {
     if (!admitted.has(request)) return;
     request.log.info(
       {
         audit: true,
-        who: 'admin-token',
+        who: request.caller?.who,
+        via: request.caller?.via,
         from: request.ip,
         method: request.method,
         route: request.routeOptions.url,

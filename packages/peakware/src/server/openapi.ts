@@ -163,7 +163,7 @@ export function openApiDocument(routes: readonly RouteEntry[]): OpenApiDocument 
       title: 'Peakware control plane',
       version: PEAKWARE_VERSION,
       description:
-        'The HTTP API of `peak server`. Changes need the admin token (`Authorization: Bearer <token>`, file admin-token in the data folder) unless marked `x-peak-auth: sdk`. Every error is `{ error: { code, message, details } }`.',
+        'The HTTP API of `peak server`. Changes need the admin token (`Authorization: Bearer <token>`, file admin-token in the data folder) unless marked `x-peak-auth: sdk` (SDK routes) or `self` (the route checks its own credential: the console login and logout). Every error is `{ error: { code, message, details } }`.',
     },
     paths,
     components: {

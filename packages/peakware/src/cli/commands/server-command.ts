@@ -19,6 +19,7 @@ function banner(info: PeakServerInfo): string[] {
   const lines = [
     'peak server is ready',
     `  http       ${info.url}   (try: curl ${info.url}/ready)`,
+    `  console    ${info.url}/console   (log in with the admin token)`,
     `  postgres   ${pgLine}`,
     `  schema     peak, version ${info.schemaVersion}${info.migrationsApplied.length > 0 ? ` (applied ${info.migrationsApplied.join(', ')} now)` : ''}`,
     `  data       ${info.dataDir}`,

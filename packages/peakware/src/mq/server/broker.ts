@@ -36,6 +36,7 @@ import { LongPollWaiters } from './broker/long-poll-waiters.js';
 import {
   describeMessage,
   type MessageDescription,
+  type MessagePage,
   type MessageQuery,
   queryMessages,
 } from './broker/message-query.js';
@@ -228,8 +229,8 @@ export class Broker {
     return describeMessage(this.store, id);
   }
 
-  /** Messages by key, or by topic + tag + time range. */
-  query(q: MessageQuery): Promise<ReceivedMessage[]> {
+  /** One page of messages by key, or by topic + tag + time range. */
+  query(q: MessageQuery): Promise<MessagePage> {
     return queryMessages(this.store, q);
   }
 

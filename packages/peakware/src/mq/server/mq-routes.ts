@@ -433,7 +433,8 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     '/api/v1/mq/messages',
     {
       schema: {
-        summary: 'Messages by key, or by topic (with tag and time range)',
+        summary:
+          'One page of messages by key (newest first), or by topic with tag and time range (oldest first); next asks for the following page',
         querystring: Type.Object({
           key: Type.Optional(Type.String()),
           topic: Type.Optional(Type.String()),
@@ -441,6 +442,9 @@ export const mqRoutes: ApiModule = (app, ctx) => {
           from: Type.Optional(Type.String({ takes: 'epoch ms or an ISO time' })),
           to: Type.Optional(Type.String({ takes: 'epoch ms or an ISO time' })),
           limit,
+          cursor: Type.Optional(
+            Type.String({ maxLength: 400, description: "the previous page's next" }),
+          ),
         }),
       },
     },
@@ -448,16 +452,15 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       const q = request.query;
       const from = toTime(q.from, 'from');
       const to = toTime(q.to, 'to');
-      return {
-        messages: await b().query({
-          ...(q.key === undefined ? {} : { key: q.key }),
-          ...(q.topic === undefined ? {} : { topic: q.topic }),
-          ...(q.tag === undefined ? {} : { tag: q.tag }),
-          ...(from === undefined ? {} : { from }),
-          ...(to === undefined ? {} : { to }),
-          limit: q.limit,
-        }),
-      };
+      return b().query({
+        ...(q.key === undefined ? {} : { key: q.key }),
+        ...(q.topic === undefined ? {} : { topic: q.topic }),
+        ...(q.tag === undefined ? {} : { tag: q.tag }),
+        ...(from === undefined ? {} : { from }),
+        ...(to === undefined ? {} : { to }),
+        ...(q.cursor === undefined ? {} : { cursor: q.cursor }),
+        limit: q.limit,
+      });
     },
   );
 
