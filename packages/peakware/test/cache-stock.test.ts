@@ -1,11 +1,13 @@
 /**
  * The hot-stock engines against real processes: a PostgreSQL (the peak server's embedded
- * one, a database of its own) and a redis-server with `appendfsync always`. For each
+ * one, a database of its own) and a redis-server with an append-only file. For each
  * engine: 500 buyers in flight on 200 units sell exactly 200 and never more, a repeated
  * order id deducts once, a release gives units back once. For the Redis engine, the stock
  * writer runs in a child process that is killed with SIGKILL mid-sale; a second one takes
  * over its pending records, and reconciliation shows `left + sold = initial` in Redis and
- * in PostgreSQL with nothing oversold.
+ * in PostgreSQL with nothing oversold. And with redis-server itself killed with SIGKILL
+ * mid-sale (AOF written before each reply, with and without an fsync), every acknowledged
+ * deduction is there after its restart.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -469,5 +471,65 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
       assert.equal(await logRows(schema, sku), report.postgres.orders);
       assert.equal(await pgStock(schema, sku), report.postgres.left);
     });
+
+    for (const durability of ['write', 'always'] as const) {
+      it(`an acknowledged deduction survives a kill -9 of redis-server (durability '${durability}')`, async (t) => {
+        const own = await startRedisServer({ durability });
+        const dir = own.dir;
+        const sku = `k-${durability}`;
+        const units = 100_000;
+        const acked: string[] = [];
+        let failed = 0;
+        const killName = `kill-${durability}`;
+        const before = new RedisStockEngine({
+          redis: own.url,
+          pool,
+          schema,
+          name: killName,
+          commandTimeoutMs: 1000,
+        });
+        let after: RedisStockEngine | undefined;
+        let again: RedisServerProcess | undefined;
+        try {
+          await before.load(sku, units);
+          // Waves of 50 buyers until redis-server is killed under them, mid-wave.
+          let wave = 0;
+          let killed: Promise<void> | undefined;
+          while (killed === undefined || wave < 23) {
+            const ids = Array.from({ length: 50 }, (_, i) => `${sku}-${wave}-${i}`);
+            if (wave === 20) killed = own.kill();
+            const results = await Promise.allSettled(ids.map((id) => before.deduct(sku, id, 1)));
+            results.forEach((r, i) => {
+              if (r.status === 'fulfilled' && r.value.ok) acked.push(ids[i]!);
+              else failed++;
+            });
+            wave++;
+            if (killed !== undefined) await killed;
+          }
+          assert.ok(acked.length >= 20 * 50, `${acked.length} acknowledged before the kill`);
+          assert.ok(failed > 0, 'deductions after the kill fail');
+          again = await startRedisServer({ durability, dir, port: own.port });
+          after = new RedisStockEngine({ redis: again.url, pool, schema, name: killName });
+          const books = await after.books(sku);
+          t.diagnostic(
+            `${acked.length} acknowledged, ${failed} failed; after the restart sold ${books.sold}, left ${books.left}`,
+          );
+          assert.equal(books.left + books.sold, units, 'left + sold = initial');
+          assert.ok(books.sold >= acked.length, 'every acknowledged unit is still sold');
+          // Each acknowledged order is known: a retry of it deducts nothing.
+          for (const id of [acked[0]!, acked[Math.floor(acked.length / 2)]!, acked.at(-1)!]) {
+            const retry = await after.deduct(sku, id, 1);
+            assert.equal(retry.duplicate, true, `${id} was acknowledged, so Redis knows it`);
+          }
+          assert.equal((await after.books(sku)).sold, books.sold);
+        } finally {
+          await before.close().catch(() => undefined);
+          await after?.close();
+          await again?.stop();
+          await own.stop();
+          await rm(dir, { recursive: true, force: true });
+        }
+      });
+    }
   });
 });

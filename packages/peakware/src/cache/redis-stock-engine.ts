@@ -11,8 +11,9 @@
  * appended by the same script that deducts, so "deducted but never queued" cannot exist; a
  * crash of this process, of the writer or of anything between them leaves either both or
  * neither. A message sent to a broker after the script would open exactly that window. Run
- * redis-server with `appendfsync always` (`startRedisServer({ durability: 'always' })`) so an
- * acknowledged deduction also survives a kill -9 of Redis.
+ * redis-server with an append-only file written before each reply
+ * (`startRedisServer({ durability: 'write' })`) so an acknowledged deduction also survives a
+ * kill -9 of Redis; `'always'` adds an fsync per reply, for power loss too.
  *
  * Keys, under `peak:stock:<name>:`: `s:<sku>` units left, `i:<sku>` initial, `n:<sku>`
  * units sold, `e:<sku>` the sale's epoch, `o:<sku>` the hash of order id → units (negative
