@@ -147,7 +147,17 @@ function startProcess(
   const entry: ChainProcess = { role, child, ready: {} };
   processes.push(entry);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${role} process not ready in 30 s`)), 30_000);
+    // 60 s: on a 2-core machine busy with other builds a service's start (module loading,
+    // pools, registry, config) has taken over 30 s.
+    const timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `${role} process not ready in 60 s: its log lines above say how far it got (a busy machine starts slower)`,
+          ),
+        ),
+      60_000,
+    );
     let buffered = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
