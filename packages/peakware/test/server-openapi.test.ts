@@ -108,6 +108,7 @@ describe('route schemas are required', () => {
     schemaVersion: 0,
     startedAt: 0,
     settings: resolveServerSettings(),
+    roles: [],
   };
   const starts = async (module: ApiModule): Promise<Error | undefined> => {
     let app: ReturnType<typeof createHttpApiWithRoutes>['app'] | undefined;

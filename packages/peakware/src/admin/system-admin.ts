@@ -12,6 +12,8 @@ export interface ServerInfo {
   schemaVersion: number;
   /** `embedded` or `external`. */
   postgres: string;
+  /** The subsystems this node serves (`peak server --roles`). */
+  roles: string[];
   startedAt: string;
   uptimeSeconds: number;
 }

@@ -68,6 +68,8 @@ export interface ApiContext {
   startedAt: number;
   /** The node's subsystem settings, defaults applied and checked (server-settings.ts has the table). */
   settings: ServerSettings;
+  /** The subsystems (module names) this node serves. */
+  roles: readonly string[];
 }
 
 /**

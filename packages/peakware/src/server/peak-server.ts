@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
+import { ErrorCodes, errorMessage, PeakError, UsageError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { PEAKWARE_VERSION } from '../core/version.js';
 import { ensureAdminToken } from './admin-token.js';
@@ -62,6 +62,29 @@ export interface PeakServerOptions extends ServerSettingsOptions {
   heartbeatMs?: number;
   /** Extra route modules (later subsystems). */
   apiModules?: readonly ApiModule[];
+  /**
+   * The subsystems this node serves (module names: `registry`, `config`, `guard`, `mq`,
+   * `telemetry`, `gateway`, `console`); default all. Nodes on one PostgreSQL may split them,
+   * e.g. a broker node (`['mq']`) beside a node with the rest, so each role is sized and
+   * scaled on its own. Every node runs every migration and serves the system and admin routes.
+   */
+  roles?: readonly string[];
+}
+
+/** The module names a node can serve (`PeakServerOptions.roles`). */
+export const SERVER_ROLES: readonly string[] = builtinModules.map((m) => m.name);
+
+/** Checks `roles` against the modules; refuses an unknown or empty list, naming the valid ones. */
+function checkRoles(roles: readonly string[] | undefined): readonly string[] {
+  if (roles === undefined) return SERVER_ROLES;
+  const unknown = roles.filter((r) => !SERVER_ROLES.includes(r));
+  if (unknown.length > 0 || roles.length === 0) {
+    throw new UsageError(
+      `${unknown.length > 0 ? `unknown role ${unknown.map((r) => `'${r}'`).join(', ')}` : 'no role given'}: a node serves some of ${SERVER_ROLES.join(', ')} (default all)`,
+      { details: { input: 'roles' } },
+    );
+  }
+  return SERVER_ROLES.filter((r) => roles.includes(r));
 }
 
 function portInUse(host: string, port: number, cause: unknown): PeakError {
@@ -110,6 +133,8 @@ export interface PeakServerInfo {
   /** The admin token, only on the start that created it (show it once). */
   adminToken?: string;
   adminTokenFile: string;
+  /** The subsystems this node serves. */
+  roles: readonly string[];
 }
 
 /** A running control-plane node. */
@@ -172,6 +197,7 @@ export class PeakServer {
     try {
       // Fail fast on a taken port, before spending seconds on PostgreSQL.
       if (port !== 0) await assertPortFree(host, port);
+      const roles = checkRoles(options.roles);
       const dataDir = await prepareDataFolder(options.dataDir ?? DEFAULT_DATA_DIR);
       const lock = await lockDataFolder(dataDir);
       cleanups.push(() => lock.release());
@@ -212,12 +238,13 @@ export class PeakServer {
         schemaVersion: migrated.version,
         startedAt,
         settings,
+        roles,
       };
       const { app, routes } = createHttpApiWithRoutes(ctx, {
         modules: [
           systemRoutes,
           adminRoutes,
-          ...builtinModules.map((m) => m.routes),
+          ...builtinModules.filter((m) => roles.includes(m.name)).map((m) => m.routes),
           ...(options.apiModules ?? []),
         ],
       });
@@ -260,9 +287,10 @@ export class PeakServer {
         schemaVersion: migrated.version,
         migrationsApplied: migrated.applied,
         adminTokenFile: tokenFile,
+        roles,
         ...(token.token === undefined ? {} : { adminToken: token.token }),
       };
-      logger.info({ url, nodeId, postgres: info.postgres.mode }, 'peak server ready');
+      logger.info({ url, nodeId, postgres: info.postgres.mode, roles }, 'peak server ready');
       return new PeakServer({
         info,
         logger,

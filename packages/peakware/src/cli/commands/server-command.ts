@@ -19,7 +19,10 @@ function banner(info: PeakServerInfo): string[] {
   const lines = [
     'peak server is ready',
     `  http       ${info.url}   (try: curl ${info.url}/ready)`,
-    `  console    ${info.url}/console   (log in with the admin token)`,
+    ...(info.roles.includes('console')
+      ? [`  console    ${info.url}/console   (log in with the admin token)`]
+      : []),
+    `  roles      ${info.roles.join(', ')}`,
     `  postgres   ${pgLine}`,
     `  schema     peak, version ${info.schemaVersion}${info.migrationsApplied.length > 0 ? ` (applied ${info.migrationsApplied.join(', ')} now)` : ''}`,
     `  data       ${info.dataDir}`,
@@ -102,11 +105,19 @@ export const serverCommand: Command = {
       description: 'bound on graceful shutdown',
       default: '20000',
     },
+    roles: {
+      type: 'string',
+      valueName: 'LIST',
+      description:
+        'the subsystems this node serves, comma-separated (registry, config, guard, mq, telemetry, gateway, console; default all): split roles over nodes on one PostgreSQL',
+      env: 'PEAK_ROLES',
+    },
   },
   examples: [
     'peak server',
     'peak server --data /var/lib/peak --port 7420',
     'peak server --postgres postgres://peak:secret@db:5432/peak',
+    'peak server --postgres postgres://peak:secret@db:5432/peak --roles mq --port 7421',
   ],
   async run({ values, out, json }) {
     const port = parsePort(values.port, '--port');
@@ -133,6 +144,14 @@ export const serverCommand: Command = {
       port,
       logger,
       shutdownTimeoutMs,
+      ...(typeof values.roles === 'string'
+        ? {
+            roles: values.roles
+              .split(',')
+              .map((r) => r.trim())
+              .filter((r) => r !== ''),
+          }
+        : {}),
     });
     out.json({ event: 'ready', ...server.info });
     for (const line of banner(server.info)) out.line(line);

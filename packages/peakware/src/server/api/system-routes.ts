@@ -47,13 +47,14 @@ export const systemRoutes: ApiModule = (app, ctx) => {
 
   app.get(
     '/api/v1/info',
-    { schema: { summary: 'This node: version, id, schema, uptime' } },
+    { schema: { summary: 'This node: version, id, schema, roles, uptime' } },
     async () => ({
       name: 'peak',
       version: PEAKWARE_VERSION,
       nodeId: ctx.nodeId,
       schemaVersion: ctx.schemaVersion,
       postgres: ctx.postgresMode,
+      roles: ctx.roles,
       startedAt: new Date(ctx.startedAt).toISOString(),
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
     }),
