@@ -99,7 +99,9 @@ export interface OpenPoolOptions {
 export async function openPool(target: DatabaseTarget, options: OpenPoolOptions): Promise<pg.Pool> {
   const base: pg.PoolConfig = {
     max: options.max ?? 10,
-    connectionTimeoutMillis: 5000,
+    // 10 s: a new connection is a backend fork plus SCRAM's key stretching on both sides;
+    // on a 2-core machine at load 20 that took over 5 s and failed a node's start.
+    connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
     application_name: options.applicationName ?? 'peak-server',
   };
