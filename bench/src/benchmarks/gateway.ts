@@ -6,8 +6,9 @@
  *
  * - direct: the same method over the provider's own HTTP/JSON port (`POST /rpc/...`), no hop;
  * - @fastify/http-proxy: a plain reverse proxy to that port, no auth (fastify 5, undici);
- * - nginx: the Debian package as a plain reverse proxy to that port (one worker, upstream
- *   keep-alive), the physical anchor; installed with apt-get when missing.
+ * - nginx: the Debian package as a plain reverse proxy to that port (one process: no master,
+ *   so its CPU is measured where it serves; upstream keep-alive), the physical anchor;
+ *   installed with apt-get when missing.
  *
  * Each contender is its own process; the load (an undici Pool, closed loop) runs here. One
  * run reports req/s and p50/p99 with 64 in flight, the added latency with one in flight
@@ -122,6 +123,7 @@ async function startNginx(
   writeFileSync(
     conf,
     `worker_processes 1;
+master_process off;
 daemon off;
 pid ${dir}/nginx.pid;
 error_log stderr error;
