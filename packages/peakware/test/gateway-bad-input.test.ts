@@ -284,6 +284,7 @@ describe('peak gateway: bad input', { timeout: 180_000 }, () => {
         s.on('end', () => resolve(got));
         s.on('error', reject);
       });
+    const before = f.calls.echo;
     const ctl = await raw(
       'POST /echo HTTP/1.1\r\nhost: x\r\nx-peak-nonce: a\x01b\r\ncontent-length: 0\r\n\r\n',
     );
@@ -298,6 +299,7 @@ describe('peak gateway: bad input', { timeout: 180_000 }, () => {
       `POST /echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n${'400\r\n'}${'y'.repeat(1024)}\r\n400\r\n${'y'.repeat(1024)}\r\n0\r\n\r\n`,
     );
     assert.match(big, /^HTTP\/1\.1 413/);
+    assert.equal(f.calls.echo, before, 'the provider ran a refused request');
     const ok = await call(
       'POST',
       '/echo',

@@ -23,7 +23,16 @@ export const echoService = defineService({
   methods: {
     echo: {
       input: z.object({ n: z.number().int(), s: z.string().max(64) }),
-      output: z.object({ n: z.number(), s: z.string(), caller: z.string(), timeoutMs: z.number() }),
+      // What the provider saw of the call context, so a test can check what went through.
+      output: z.object({
+        n: z.number(),
+        s: z.string(),
+        caller: z.string(),
+        timeoutMs: z.number(),
+        traceId: z.string(),
+        stress: z.boolean(),
+        tags: z.record(z.string(), z.string()),
+      }),
     },
     slow: {
       input: z.object({ ms: z.number().int().min(0).max(10_000) }),
@@ -60,11 +69,15 @@ export async function gatewayFixture(name: string): Promise<GatewayFixture> {
   const provider = new RpcServer({ registry, port: 0 }).addService(echoService, {
     echo: ({ n, s }) => {
       calls.echo++;
+      const ctx = currentContext();
       return {
         n,
         s,
-        caller: currentContext()?.callerApp ?? '',
+        caller: ctx?.callerApp ?? '',
         timeoutMs: Math.round(remainingTime()),
+        traceId: ctx?.traceId ?? '',
+        stress: ctx?.stress === true,
+        tags: { ...ctx?.tags },
       };
     },
     slow: async ({ ms }) => {

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { rpcRoute } from '../src/gateway/index.js';
+import { rpcRoute, signRequest } from '../src/gateway/index.js';
 import { echoService, type GatewayFixture, gatewayFixture } from './gateway-fixture.js';
 
 describe('peak gateway: quota across two processes', { timeout: 180_000 }, () => {
@@ -26,6 +26,16 @@ describe('peak gateway: quota across two processes', { timeout: 180_000 }, () =>
         auth: 'key',
       }),
     );
+    await f.admin.gateway.putRoute(
+      rpcRoute(echoService, 'echo', {
+        name: 'signed',
+        api: 'signed',
+        method: 'POST',
+        path: '/signed',
+      }),
+    );
+    await f.admin.gateway.requestSubscription('partner', 'signed');
+    await f.admin.gateway.approve('partner', 'signed');
     await f.admin.gateway.requestSubscription('partner', 'echo');
     await f.admin.gateway.approve('partner', 'echo', {
       quota: { perDay: QUOTA, perMonth: 10_000 },
@@ -37,7 +47,34 @@ describe('peak gateway: quota across two processes', { timeout: 180_000 }, () =>
     await f?.close();
   });
 
+  it('refuses a signed request replayed to the other gateway (nonces in the shared store)', async () => {
+    const body = JSON.stringify({ n: 1, s: 'once' });
+    const headers = { 'content-type': 'application/json' };
+    const once = {
+      method: 'POST',
+      body,
+      headers: {
+        ...headers,
+        ...signRequest({
+          method: 'POST',
+          url: '/signed',
+          body,
+          headers,
+          keyId: f.key.id,
+          secret: f.key.secret,
+        }),
+      },
+    };
+    const first = await fetch(`${urls[0]}/signed`, once);
+    assert.equal(first.status, 200, await first.text());
+    const again = await fetch(`${urls[1]}/signed`, once);
+    const answer = (await again.json()) as { error?: { code: string } };
+    assert.equal(again.status, 401, JSON.stringify(answer));
+    assert.equal(answer.error?.code, 'PEAK_GATEWAY_REPLAYED');
+  });
+
   it('admits exactly the quota over both gateways, and the control plane counts the same', async () => {
+    const ran = f.calls.echo;
     const statuses: number[] = [];
     const byGateway = [0, 0];
     let i = 0;
@@ -64,7 +101,7 @@ describe('peak gateway: quota across two processes', { timeout: 180_000 }, () =>
     assert.equal(ok, QUOTA, `statuses: ${JSON.stringify(statuses)}`);
     assert.equal(statuses.filter((s) => s === 429).length, 120 - QUOTA);
     assert.ok(byGateway[0]! > 0 && byGateway[1]! > 0, `both gateways admitted some: ${byGateway}`);
-    assert.equal(f.calls.echo, QUOTA);
+    assert.equal(f.calls.echo - ran, QUOTA);
     for (const g of f.gateways) g.child.kill('SIGTERM');
     await Promise.all(f.gateways.map((g) => g.exited));
     f.gateways.length = 0;

@@ -162,6 +162,66 @@ describe('peak gateway: targets, CORS, IP lists, keys, OpenAPI, outage', {
     });
   });
 
+  it('answers 504 when an HTTP upstream is slow and 502 when it is down; a refused call never reaches it', async () => {
+    let hits = 0;
+    const slow = http.createServer((req, res) => {
+      if (req.url === '/health') return void res.end('ok');
+      hits++;
+      setTimeout(() => res.end('{}'), 3000).unref();
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    try {
+      const slowUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+      await f.admin.gateway.putRoutes([
+        {
+          name: 'slow-web',
+          api: 'web',
+          method: 'GET',
+          path: '/slow-web',
+          auth: 'key',
+          timeoutMs: 300,
+          target: { kind: 'http', urls: [slowUrl] },
+        },
+        {
+          name: 'dead-web',
+          api: 'web',
+          method: 'GET',
+          path: '/dead-web',
+          auth: 'key',
+          target: { kind: 'http', urls: [`http://127.0.0.1:${deadPort}`] },
+        },
+      ]);
+      const get = async (path: string, headers: Record<string, string> = apiKey()) => {
+        const res = await fetch(`${url}${path}`, { headers });
+        return {
+          status: res.status,
+          body: (await res.json()) as { error?: { code: string; message: string } },
+        };
+      };
+      await waitFor(
+        'the new HTTP routes at the gateway',
+        async () => (await get('/dead-web')).status !== 404,
+      );
+      const refused = await get('/slow-web', {});
+      assert.equal(refused.status, 401);
+      assert.equal(hits, 0, 'the upstream saw a refused request');
+      const late = await get('/slow-web');
+      assert.equal(late.status, 504, JSON.stringify(late.body));
+      assert.equal(late.body.error?.code, 'PEAK_GATEWAY_TIMEOUT');
+      assert.match(late.body.error!.message, /did not answer within 300 ms/);
+      const down = await get('/dead-web');
+      assert.equal(down.status, 502, JSON.stringify(down.body));
+      assert.equal(down.body.error?.code, 'PEAK_GATEWAY_UPSTREAM_UNAVAILABLE');
+    } finally {
+      slow.closeAllConnections();
+      slow.close();
+    }
+  });
+
   it('turns a POST into a message on an MQ topic, keyed from a header', async () => {
     const res = await fetch(`${url}/events`, {
       method: 'POST',
