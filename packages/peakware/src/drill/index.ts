@@ -13,6 +13,18 @@ export {
   type FaultProbe,
   type HeldFault,
 } from './drill-agent.js';
+export {
+  type CheckResult,
+  checkDrillSpec,
+  type DrillPorts,
+  type DrillReport,
+  type DrillSpec,
+  type DrillStep,
+  formatDrillReport,
+  runDrill,
+  type SteadyCheck,
+  type TimelineEvent,
+} from './drill-runner.js';
 export { InjectedFaultError, runFault } from './fault-action.js';
 export {
   checkFaultRequest,
