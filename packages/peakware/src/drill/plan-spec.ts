@@ -121,7 +121,7 @@ export function resolvePlan(plan: PlanSpec): ResolvedChange[] {
           ...split(c.item ?? 'governance/guard-rules', index),
           format: 'json',
           value: JSON.stringify(c.rules),
-          baseline: '[]',
+          baseline: '{}',
           schema: { $peak: 'guard-rules' },
         };
         break;
