@@ -8,14 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../src/admin/index.js';
-import type { FaultRequest } from '../src/drill/index.js';
+import type { DrillReport, FaultRequest } from '../src/drill/index.js';
 import { PeakServer } from '../src/server/index.js';
+import { runPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -222,6 +223,51 @@ describe('fault drills across processes', { timeout: 240_000 }, () => {
     const mine = (await admin.drill.status(APP)).instances.find((i) => i.boot === a.boot);
     assert.equal(mine?.active.length, 0);
     await admin.drill.stop(APP);
+  });
+
+  it('peak drill run aborts and reverts when a check breaks, with a timeline', async () => {
+    const file = path.join(dataDir, 'drill.json');
+    const probe = `node -e "fetch('http://127.0.0.1:${b.port}/ck').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"`;
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'ck-drill',
+        app: APP,
+        checks: [{ kind: 'custom', name: 'web-b answers', command: probe }],
+        steps: [
+          {
+            name: 'break web-b',
+            holdMs: 60_000,
+            faults: [fault({ match: { route: '/ck' }, scope: { instances: ['web-b'] } })],
+          },
+        ],
+        checkEveryMs: 300,
+        recoverMs: 20_000,
+      }),
+    );
+    const r = await runPeak([
+      'drill',
+      'run',
+      file,
+      '--server',
+      server.info.url,
+      '--data',
+      dataDir,
+      '--json',
+    ]);
+    assert.equal(r.code, 1, `an aborted drill exits 1: ${r.stderr}`);
+    const report = JSON.parse(r.stdout) as DrillReport;
+    assert.equal(report.outcome, 'aborted');
+    assert.equal(report.broken?.check, 'custom web-b answers');
+    assert.ok(report.recoveryMs !== null);
+    assert.deepEqual(
+      [...new Set(report.timeline.map((e) => e.what))],
+      ['check-before', 'inject', 'check', 'abort', 'stop', 'recovered'],
+    );
+    assert.equal(await hit(b, '/ck'), 200);
+    const status = await runPeak(['drill', 'status', '--app', APP, '--server', server.info.url]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /web-b[^\n]*\n(?:.*\n)*?\s+ended\s+f-\w+\s+stopped/);
   });
 
   it('is gone when the control plane disappears', async () => {
