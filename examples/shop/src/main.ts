@@ -16,13 +16,22 @@
  * --capacity (instead of the sale: open-model load in rising steps with the guard limits
  * lifted, one line per step and the capacity; see capacity.ts), --rates 100,200,...,
  * --step-seconds N, --sample R (trace sampling ratio; default 1 for the sale, 0.05 for a
- * capacity run).
+ * capacity run), --drill (a fault drill during the sale: one inventory instance slowed, 20 % of
+ * one order instance's order writes failing; see drill.ts), --plan (the "flash-sale" plan
+ * applied before the sale and rolled back after it).
  */
 import { parseArgs } from 'node:util';
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import { runCapacity } from './capacity.js';
 import { type Chain, startChain } from './chain.js';
+import {
+  applyFlashSalePlan,
+  formatDrillReport,
+  planLine,
+  rollbackFlashSalePlan,
+  runShopDrill,
+} from './drill.js';
 import { BUY_LIMITS } from './edge.js';
 import { runFlashSale } from './flash-sale.js';
 import { alertLine, capacityLine, progressLine, row, stepLine } from './report.js';
@@ -76,6 +85,8 @@ const { values } = parseArgs({
     rates: { type: 'string' },
     'step-seconds': { type: 'string' },
     sample: { type: 'string' },
+    drill: { type: 'boolean', default: false },
+    plan: { type: 'boolean', default: false },
   },
 });
 
@@ -152,6 +163,8 @@ async function main(): Promise<number> {
   say(
     'Peakware shop: starting the buy chain (the first run initialises PostgreSQL: a few seconds)',
   );
+  // Service processes inherit the environment: SHOP_DRILL=1 starts their drill agents.
+  if (values.drill) process.env.SHOP_DRILL = '1';
   const chain = await startChain({
     dataDir: values.data,
     port: Number(values.port),
@@ -226,6 +239,13 @@ async function runOn(chain: Chain): Promise<number> {
       () => undefined,
     );
   }, 1000);
+  const planApplied = values.plan ? await applyFlashSalePlan(chain.admin, HOT_SKU) : undefined;
+  if (planApplied !== undefined) say(`  ${planLine(planApplied)}`);
+  const drillRun = values.drill
+    ? runShopDrill(chain.admin, chain.processes, Math.min(settings.seconds, 8) * 1000, async () =>
+        Math.max(0, -(await chain.stock.engine.stock(HOT_SKU))),
+      )
+    : undefined;
   const saleStart = Date.now();
   const tty = process.stdout.isTTY && !values.json;
   let lastPrint = 0;
@@ -249,6 +269,10 @@ async function runOn(chain: Chain): Promise<number> {
   });
   clearInterval(sweeper);
   if (tty) process.stdout.write(`\r${progressLine(report, settings.buyers)}\n`);
+  // The plan is rolled back (the paused points consumer resumes: the books wait for its
+  // events) and the drill finishes (faults stopped, recovery watched) before the books.
+  const planRolledBack = planApplied ? await rollbackFlashSalePlan(chain.admin) : undefined;
+  const drillReport = drillRun === undefined ? undefined : await drillRun;
 
   // Every buy has answered (or timed out at the gateway); give providers a moment to
   // finish calls whose callers gave up, then compensate deductions that have no order.
@@ -299,6 +323,10 @@ async function runOn(chain: Chain): Promise<number> {
     })),
     consistent,
     errorSamples: report.errorSamples,
+    ...(drillReport === undefined ? {} : { drill: drillReport }),
+    ...(planApplied === undefined
+      ? {}
+      : { plan: { applied: planApplied, rolledBack: planRolledBack } }),
   };
   if (values.json) {
     console.log(JSON.stringify(summary));
@@ -350,6 +378,8 @@ async function runOn(chain: Chain): Promise<number> {
       );
     }
     for (const sample of report.errorSamples) say(`  error sample: ${sample}`);
+    if (planRolledBack !== undefined) say(`  ${planLine(planRolledBack)}`);
+    if (drillReport !== undefined) for (const l of formatDrillReport(drillReport)) say(`  ${l}`);
   }
 
   if (values.exit || smoke) {

@@ -6,12 +6,16 @@
  */
 import { Consumer } from 'peakware/mq';
 import { inventoryService, ORDER_COMPENSATE_TOPIC } from '../catalog.js';
+import { startDrillAgent } from '../drill.js';
 import { BUY_LIMITS } from '../edge.js';
 import { openShopStock } from '../stock.js';
 import { serviceRuntime } from './service-runtime.js';
 
 const rt = serviceRuntime('inventory');
 const { pool } = rt;
+// With --drill: faults pushed by the control plane reach this instance's RPC methods.
+const drill = await startDrillAgent(rt);
+if (drill !== undefined) rt.onStop(drill.close);
 // With Redis each inventory process also runs a writer: the writers share the deduction
 // stream as one consumer group and take over each other's work if one dies.
 const stock = openShopStock(pool, process.env.SHOP_REDIS || undefined, { writer: true });

@@ -10,6 +10,7 @@ import { bindCacheSettings, Cache } from 'peakware/cache';
 import { ConfigClient } from 'peakware/config';
 import { assertDeadline, UsageError } from 'peakware/core';
 import { GeneIdGenerator, PgDataSource } from 'peakware/data';
+import { sqlFaultHook } from 'peakware/drill';
 import { Outbox, Producer } from 'peakware/mq';
 import { RpcClient } from 'peakware/rpc';
 import { rpcTracingFilter, sqlSpanCollector, traceSend } from 'peakware/telemetry';
@@ -19,6 +20,7 @@ import {
   ORDER_PLACED_TOPIC,
   orderService,
 } from '../catalog.js';
+import { startDrillAgent } from '../drill.js';
 import { openOrders } from '../order-store.js';
 import { loadProduct, type Product } from '../shop-database.js';
 import { serviceRuntime } from './service-runtime.js';
@@ -31,6 +33,13 @@ const db = await openOrders(
   8,
   sqlSpanCollector(tracer),
 );
+// With --drill: faults pushed by the control plane reach this instance's RPC methods and
+// its shard statements.
+const drill = await startDrillAgent(rt);
+if (drill !== undefined) {
+  db.setStatementHook(sqlFaultHook(drill.agent));
+  rt.onStop(drill.close);
+}
 // A gene id: it carries the buyer's shard, so by-id and by-buyer lookups meet.
 const ids = new GeneIdGenerator({
   layout: db.layout,

@@ -3,6 +3,8 @@
  * shard's outbox) and awards points, at least once in delivery and exactly once in effect
  * (the award's primary key is the order id).
  */
+import { ConfigClient } from 'peakware/config';
+import { bindConsumerPause } from 'peakware/drill';
 import { Consumer } from 'peakware/mq';
 import { traceConsumer } from 'peakware/telemetry';
 import { ORDER_PLACED_TOPIC, POINTS_GROUP } from '../catalog.js';
@@ -25,7 +27,16 @@ const consumer = new Consumer({
       [event.orderId, event.userId, event.sku, 10 * event.qty],
     );
   }),
-}).start();
-rt.onStop(() => consumer.close());
+});
+// A plan may pause the group (config item shop/mq-pause/shop.points): the consumer closes
+// and its events wait in the queue until the plan is rolled back.
+const config = new ConfigClient({ servers: rt.controlPlane, app: 'shop' });
+await config.start();
+const unbindPause = bindConsumerPause(config, POINTS_GROUP, consumer);
+rt.onStop(async () => {
+  unbindPause();
+  await consumer.close();
+  await config.close();
+});
 
 await rt.ready({ serve: false });

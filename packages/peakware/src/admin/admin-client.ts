@@ -1,6 +1,6 @@
 /**
  * `AdminClient`: the typed admin API of the control plane, one section per subsystem
- * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `gateway`, `system`, `console`), over the one
+ * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `gateway`, `system`, `console`, `drill`), over the one
  * {@link ControlPlaneClient}. The `peak` CLI, the shop and the console call the control
  * plane through it, so nobody writes a URL or re-declares an answer's type.
  *
@@ -17,6 +17,7 @@ import {
 import { AlertsAdmin } from './alerts-admin.js';
 import { ConfigAdmin } from './config-admin.js';
 import { ConsoleAdmin } from './console-admin.js';
+import { DrillAdmin } from './drill-admin.js';
 import { GatewayAdmin } from './gateway-admin.js';
 import { GuardAdmin } from './guard-admin.js';
 import { MqAdmin } from './mq-admin.js';
@@ -52,6 +53,8 @@ export class AdminClient {
   readonly system: SystemAdmin;
   /** The console's API: metrics history (a week, downsampled), the audit trail, sessions. */
   readonly console: ConsoleAdmin;
+  /** Fault drills and plans: inject, stop, status; plans' diff, apply, rollback. */
+  readonly drill: DrillAdmin;
 
   constructor(options: AdminClientOptions | ControlPlaneClient) {
     this.http = options instanceof ControlPlaneClient ? options : new ControlPlaneClient(options);
@@ -64,5 +67,6 @@ export class AdminClient {
     this.gateway = new GatewayAdmin(this.http);
     this.system = new SystemAdmin(this.http);
     this.console = new ConsoleAdmin(this.http);
+    this.drill = new DrillAdmin(this.http);
   }
 }

@@ -45,6 +45,15 @@ export {
   type SessionView,
 } from './console-admin.js';
 export {
+  DrillAdmin,
+  type DrillStatus,
+  type InstanceStatus as DrillInstanceStatus,
+  type PlanDiffEntry,
+  type PlanRun,
+  type PlanView,
+  type RunItem,
+} from './drill-admin.js';
+export {
   GatewayAdmin,
   type GatewayAppSpec,
   type GatewayKey,

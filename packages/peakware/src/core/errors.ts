@@ -144,6 +144,18 @@ export const ErrorCodes = {
   GATEWAY_INVALID: 'PEAK_GATEWAY_INVALID',
   /** Gateway (control plane): the route, app, key or subscription does not exist. */
   GATEWAY_NOT_FOUND: 'PEAK_GATEWAY_NOT_FOUND',
+  /** Drill: a fault, drill or report is malformed (the message names the field). */
+  DRILL_INVALID: 'PEAK_DRILL_INVALID',
+  /** Drill: no live instance matches a fault's scope, so nothing would be injected. */
+  DRILL_NO_TARGET: 'PEAK_DRILL_NO_TARGET',
+  /** Drill: the failure a fault of kind `error` throws when it names no code of its own. */
+  DRILL_INJECTED: 'PEAK_DRILL_INJECTED',
+  /** Plan: a plan or one of its changes is malformed or refused; nothing was changed. */
+  PLAN_INVALID: 'PEAK_PLAN_INVALID',
+  /** Plan: no plan (or no applied run of it) by that name. */
+  PLAN_NOT_FOUND: 'PEAK_PLAN_NOT_FOUND',
+  /** Plan: an item moved since the plan touched it, or the plan is applied already. */
+  PLAN_CONFLICT: 'PEAK_PLAN_CONFLICT',
   /** Something failed that is not the caller's fault; the message carries the cause. */
   INTERNAL: 'PEAK_INTERNAL',
 } as const;
@@ -204,6 +216,11 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.GATEWAY_TIMEOUT]: 504,
   [ErrorCodes.GATEWAY_INVALID]: 400,
   [ErrorCodes.GATEWAY_NOT_FOUND]: 404,
+  [ErrorCodes.DRILL_INVALID]: 400,
+  [ErrorCodes.DRILL_NO_TARGET]: 409,
+  [ErrorCodes.PLAN_INVALID]: 400,
+  [ErrorCodes.PLAN_NOT_FOUND]: 404,
+  [ErrorCodes.PLAN_CONFLICT]: 409,
 };
 
 /** The HTTP status an error code is answered with (500 for codes not listed). */

@@ -60,6 +60,7 @@ export { fingerprintStatement, loadSqlParser } from './sql-parser.js';
 export { SqlRouter, type SqlRouterOptions } from './sql-router.js';
 export type { StatementCollector, StatementEvent } from './statement-collector.js';
 export type { ShardedQueryResult } from './statement-executor.js';
+export type { StatementHook } from './statement-hook.js';
 export {
   type FingerprintStats,
   StatementStats,

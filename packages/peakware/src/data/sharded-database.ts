@@ -33,6 +33,7 @@ import { loadSqlParser } from './sql-parser.js';
 import { SqlRouter, type SqlRouterOptions } from './sql-router.js';
 import type { StatementCollector } from './statement-collector.js';
 import { type ShardedQueryResult, StatementExecutor } from './statement-executor.js';
+import type { StatementHook } from './statement-hook.js';
 
 /** Options for {@link ShardedDatabase.connect}: one object, defaults below. */
 export interface ShardedDatabaseOptions {
@@ -102,6 +103,14 @@ export class ShardedDatabase {
   /** Adds a statement collector (slow SQL log, telemetry); returns a function removing it. */
   addCollector(collector: StatementCollector): () => void {
     return this.#executor.addCollector(collector);
+  }
+
+  /**
+   * Sets the hook run before every logical statement, in transactions too (see
+   * statement-hook.ts), or removes it with `undefined`. Fault drills use it.
+   */
+  setStatementHook(hook: StatementHook | undefined): void {
+    this.#executor.hook = hook;
   }
 
   /** Where a statement would go under the current call context, without running it. */

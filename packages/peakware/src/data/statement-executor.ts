@@ -12,6 +12,7 @@ import { type FieldInfo, mergeRows } from './result-merger.js';
 import type { RoutePlan, RouteUnit } from './route-plan.js';
 import { shortSql } from './sql-parser.js';
 import type { StatementCollector, StatementEvent } from './statement-collector.js';
+import type { StatementHook } from './statement-hook.js';
 
 /** What `query()` returns. */
 export interface ShardedQueryResult<R = Record<string, unknown>> {
@@ -36,6 +37,8 @@ export interface StatementExecutorOptions {
 /** Runs route plans, merges their answers and reports every physical statement. */
 export class StatementExecutor {
   readonly #collectors: StatementCollector[] = [];
+  /** Runs before every logical statement (see statement-hook.ts); undefined: none. */
+  hook: StatementHook | undefined;
   readonly #slowMs: number;
   readonly #fingerprint: (sql: string) => string;
 
@@ -63,6 +66,7 @@ export class StatementExecutor {
     runnerOf: (unit: RouteUnit) => QueryRunner,
     sequential = false,
   ): Promise<ShardedQueryResult<R>> {
+    if (this.hook !== undefined) await this.hook(plan);
     // The caller's deadline: refuse late work, and bound the wait for the database.
     const left = remainingTime();
     if (left <= 0) assertDeadline(`data query (${shortSql(plan.sql)})`);

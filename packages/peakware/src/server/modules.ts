@@ -5,10 +5,12 @@
  * subsystem's capability is handed to another that must not import it: telemetry (a lower
  * layer) reads mq's consumer backlog through mq's `openBacklogReader`, and the console
  * reads telemetry's pushed metrics through telemetry's `openMetricBuckets`, both passed in
- * here.
+ * here, and the drill module writes faults and plans through the config center's store
+ * (`configStorePort`).
  */
-import { configModule } from '../config/server/index.js';
+import { configModule, configStorePort } from '../config/server/index.js';
 import { consoleModule } from '../console/server/index.js';
+import { drillModule } from '../drill/server/index.js';
 import { gatewayModule } from '../gateway/server/index.js';
 import { guardModule } from '../guard/server/index.js';
 import { mqModule, openBacklogReader } from '../mq/server/index.js';
@@ -25,4 +27,5 @@ export const builtinModules: readonly PeakModule[] = [
   telemetryModule({ mqBacklog: openBacklogReader }),
   gatewayModule,
   consoleModule({ metrics: openMetricBuckets }),
+  drillModule({ config: configStorePort }),
 ];

@@ -27,6 +27,8 @@ export const rootCommand: Command = {
     lazyCommand('tls', async () => (await import('./tls-command.js')).tlsCommand),
     lazyCommand('cache', async () => (await import('./cache-command.js')).cacheCommand),
     lazyCommand('gateway', async () => (await import('./gateway-command.js')).gatewayCommand),
+    lazyCommand('drill', async () => (await import('./drill-command.js')).drillCommand),
+    lazyCommand('plan', async () => (await import('./plan-command.js')).planCommand),
   ],
   async run({ values, out }) {
     if (values.version === true) {

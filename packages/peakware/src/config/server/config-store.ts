@@ -370,3 +370,92 @@ export async function abortGray(
     return { aborted: true };
   });
 }
+
+/** One change of {@link publishBatch}. */
+export interface BatchChange {
+  ref: ItemRef;
+  /** The value to publish; ignored when `restore` is given. */
+  format: ConfigFormat;
+  value: string;
+  /** A schema for an item created here; absent keeps the item's own. */
+  schema?: ConfigSchema | null;
+  /** Refuse the whole batch unless the item is at this version (0: must not exist). */
+  expectedVersion?: number;
+  /** Publish the exact value of this earlier version instead (a rollback). */
+  restore?: number;
+}
+
+/** What {@link publishBatch} did to one item. */
+export interface BatchResult {
+  ref: ItemRef;
+  /** The version before the batch touched it (null: it did not exist). */
+  previous: number | null;
+  /** The version it published. */
+  version: number;
+}
+
+/**
+ * Publishes several changes in one transaction: every item is locked first (in one order,
+ * so two batches cannot deadlock), each change is checked as a single publish would be
+ * (expected version, gray release, value against the item's schema), and any refusal rolls
+ * the whole batch back. Changes run in the order given; an item may appear more than once.
+ * Plans apply and roll back through it.
+ */
+export async function publishBatch(
+  pool: pg.Pool,
+  changes: readonly BatchChange[],
+  actor: Actor,
+  comment: string,
+  action: 'publish' | 'rollback',
+  maxBytes = DEFAULT_MAX_VALUE_BYTES,
+): Promise<BatchResult[]> {
+  for (const ch of changes) {
+    if (ch.schema !== undefined && ch.schema !== null) {
+      const problems = checkSchema(ch.schema);
+      if (problems.length > 0) throw invalid(ch.ref, problems, 'schema');
+    }
+  }
+  return tx(pool, async (c) => {
+    const labels = [...new Set(changes.map((ch) => label(ch.ref)))].sort();
+    const first = new Map<string, number | null>();
+    for (const l of labels) {
+      const ch = changes.find((x) => label(x.ref) === l)!;
+      first.set(l, (await lockItem(c, ch.ref))?.version ?? null);
+    }
+    const out: BatchResult[] = [];
+    for (const ch of changes) {
+      const row = await lockItem(c, ch.ref);
+      checkExpected(ch.ref, row?.version ?? 0, ch.expectedVersion);
+      refuseWhileGray(ch.ref, row);
+      const schema =
+        ch.schema === undefined || row !== undefined ? (row?.schema ?? null) : ch.schema;
+      let format = ch.format;
+      let value = ch.value;
+      if (ch.restore !== undefined) {
+        const { rows } = await c.query<{ format: ConfigFormat; value: string }>(
+          'SELECT format, value FROM peak.config_versions WHERE app = $1 AND grp = $2 AND key = $3 AND version = $4',
+          [ch.ref.app, ch.ref.group, ch.ref.key, ch.restore],
+        );
+        const old = rows[0];
+        if (old === undefined) throw notFound(ch.ref, `it has no version ${ch.restore}`);
+        format = old.format;
+        value = old.value;
+      }
+      checkValue(ch.ref, format, value, schema, maxBytes);
+      const version = await release(
+        c,
+        ch.ref,
+        row,
+        format,
+        value,
+        schema,
+        actor,
+        comment,
+        action,
+        ch.restore === undefined ? {} : { restored: ch.restore },
+      );
+      out.push({ ref: ch.ref, previous: first.get(label(ch.ref)) ?? null, version });
+    }
+    return out;
+  });
+}

@@ -1,0 +1,225 @@
+/**
+ * Plans against a real control plane: a planted invalid change refuses the whole plan
+ * (when stored, and at apply time when an item's own schema refuses one change in the
+ * middle of the batch: nothing changed); diff previews; apply publishes every item at once
+ * (a real ConfigClient sees the switches: flag, closed entry, paused consumer, guard
+ * rules); rollback restores the exact earlier versions (the baseline for items the apply
+ * created) and is refused when an item moved since, unless forced; every run is audited;
+ * `peak plan` drives it from the command line.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AdminClient } from '../src/admin/index.js';
+import { ConfigClient } from '../src/config/index.js';
+import { consumerPaused, entryOpen, type PlanSpec, readFlag } from '../src/drill/index.js';
+import { PeakServer } from '../src/server/index.js';
+import { runPeak } from './support/peak-process.js';
+import { waitFor } from './support/wait.js';
+
+const APP = 'planshop';
+
+describe('plans', { timeout: 180_000 }, () => {
+  let dataDir: string;
+  let server: PeakServer;
+  let admin: AdminClient;
+  let config: ConfigClient;
+
+  const rules = (count: number) => ({ flow: [{ resource: 'buy', count }] });
+  const plan = (over: Partial<PlanSpec> = {}): PlanSpec => ({
+    name: 'flash-sale',
+    app: APP,
+    description: 'promotion mode',
+    changes: [
+      { kind: 'guard-rules', rules: rules(50) },
+      { kind: 'flag', name: 'recommendations', value: false, baseline: true },
+      { kind: 'cache', cache: 'products', settings: { l1Enabled: true, l1TtlMs: 2000 } },
+      { kind: 'mq-pause', group: 'points', paused: true },
+      { kind: 'entry', entry: 'refunds', open: false },
+    ],
+    ...over,
+  });
+  const version = async (group: string, key: string) =>
+    (await admin.config.get({ app: APP, group, key })).version;
+  const value = async (group: string, key: string) =>
+    (await admin.config.get({ app: APP, group, key })).value;
+
+  before(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-plans-'));
+    server = await PeakServer.start({ dataDir, port: 0 });
+    const token = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
+    admin = new AdminClient({ servers: server.info.url, token });
+    // The state before the promotion: guard rules (v1, v2) and a limit with its own schema.
+    await admin.config.publish(
+      { app: APP, group: 'governance', key: 'guard-rules' },
+      { value: JSON.stringify(rules(500)), schema: { $peak: 'guard-rules' } },
+    );
+    await admin.config.publish(
+      { app: APP, group: 'governance', key: 'guard-rules' },
+      { value: JSON.stringify(rules(400)) },
+    );
+    await admin.config.publish(
+      { app: APP, group: 'limits', key: 'batch' },
+      { value: '10', schema: { type: 'integer', minimum: 1 } },
+    );
+    config = new ConfigClient({ servers: server.info.url, app: APP });
+    await config.start();
+  });
+
+  after(async () => {
+    await config?.close();
+    await server?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('refuses a plan with a planted invalid change as a whole, naming the change', async () => {
+    const bad = plan({
+      changes: [
+        ...plan().changes,
+        { kind: 'guard-rules', item: 'governance/extra', rules: rules(-1) },
+      ],
+    });
+    await assert.rejects(admin.drill.putPlan(bad), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'PEAK_PLAN_INVALID');
+      assert.match(err.message, /changes\[5\]/);
+      return true;
+    });
+    await assert.rejects(
+      admin.drill.putPlan(plan({ changes: [plan().changes[1]!, plan().changes[1]!] })),
+      /one change per item/,
+    );
+    assert.deepEqual(await admin.drill.plans(), []);
+  });
+
+  it('applies all changes or none: a change refused by its item mid-batch changes nothing', async () => {
+    await admin.drill.putPlan(
+      plan({
+        name: 'half',
+        changes: [
+          ...plan().changes,
+          { kind: 'config', item: 'limits/batch', value: '0' }, // the item's schema wants >= 1
+        ],
+      }),
+    );
+    await assert.rejects(admin.drill.apply('half'), { code: 'PEAK_PLAN_INVALID' });
+    assert.equal(await version('governance', 'guard-rules'), 2);
+    assert.equal(await version('limits', 'batch'), 1);
+    await assert.rejects(admin.config.get({ app: APP, group: 'entries', key: 'refunds' }), {
+      code: 'PEAK_CONFIG_NOT_FOUND',
+    });
+    assert.equal((await admin.drill.plan('half')).runs.length, 0);
+    await admin.drill.deletePlan('half');
+  });
+
+  it('previews, applies through the config center, and rolls back to the exact versions', async () => {
+    await admin.drill.putPlan(plan());
+    const diff = await admin.drill.diff('flash-sale');
+    const guard = diff.find((d) => d.kind === 'guard-rules')!;
+    assert.equal(guard.version, 2);
+    assert.ok(guard.diff.some((l) => l.op === '-' && l.text.includes('400')));
+    assert.ok(guard.diff.some((l) => l.op === '+' && l.text.includes('50')));
+    assert.equal(diff.find((d) => d.kind === 'entry')?.version, null);
+
+    const applied = await admin.drill.apply('flash-sale', {
+      author: 'ops',
+      comment: 'sale at 20:00',
+    });
+    assert.equal(applied.items.length, 5);
+    await waitFor('the instance sees the plan', () => !entryOpen(config, 'refunds'));
+    assert.equal(consumerPaused(config, 'points'), true);
+    assert.equal(readFlag(config, 'recommendations', true), false);
+    assert.deepEqual(JSON.parse(config.entry('governance/guard-rules')!.value), rules(50));
+    assert.deepEqual(JSON.parse(config.entry('cache/products')!.value), {
+      l1Enabled: true,
+      l1TtlMs: 2000,
+    });
+    await assert.rejects(admin.drill.apply('flash-sale'), { code: 'PEAK_PLAN_CONFLICT' });
+
+    const rolled = await admin.drill.rollback('flash-sale', { author: 'ops' });
+    assert.equal(rolled.action, 'rollback');
+    await waitFor('the instance sees the rollback', () => entryOpen(config, 'refunds'));
+    assert.equal(consumerPaused(config, 'points'), false);
+    assert.equal(readFlag(config, 'recommendations', false), true);
+    assert.equal(await value('governance', 'guard-rules'), JSON.stringify(rules(400)));
+    const guardItem = rolled.items.find((i) => i.key === 'guard-rules')!;
+    assert.equal(guardItem.before, 2);
+    const history = await admin.config.history({
+      app: APP,
+      group: 'governance',
+      key: 'guard-rules',
+    });
+    assert.equal(history[0]?.value, history.find((h) => h.version === 2)?.value);
+    const audit = await admin.config.audit({ app: APP });
+    assert.ok(
+      audit.some(
+        (a) => a.actor === 'ops' && JSON.stringify(a.detail).includes('plan flash-sale apply'),
+      ),
+    );
+    assert.ok(
+      audit.some(
+        (a) =>
+          a.action === 'rollback' && JSON.stringify(a.detail).includes('plan flash-sale rollback'),
+      ),
+    );
+  });
+
+  it('refuses a rollback over an item changed since the apply, unless forced', async () => {
+    await admin.drill.apply('flash-sale');
+    await admin.config.publish(
+      { app: APP, group: 'entries', key: 'refunds' },
+      { value: '{"open":false,"note":"by hand"}' },
+    );
+    await assert.rejects(admin.drill.rollback('flash-sale'), { code: 'PEAK_PLAN_CONFLICT' });
+    assert.deepEqual(
+      JSON.parse(await value('governance', 'guard-rules')),
+      rules(50),
+      'nothing rolled back',
+    );
+    await admin.drill.rollback('flash-sale', { force: true });
+    assert.equal(await value('entries', 'refunds'), '{"open":true}');
+    assert.equal(await value('governance', 'guard-rules'), JSON.stringify(rules(400)));
+  });
+
+  it('peak plan apply <file>, ls, diff, show, rollback', async () => {
+    const file = path.join(dataDir, 'calm.json');
+    await writeFile(
+      file,
+      JSON.stringify(
+        plan({ name: 'calm', changes: [{ kind: 'flag', name: 'banner', value: 'sale' }] }),
+      ),
+    );
+    const peak = async (...args: string[]) => {
+      const admin = ['apply', 'diff', 'rollback'].includes(args[1] ?? '');
+      const r = await runPeak([
+        ...args,
+        '--server',
+        server.info.url,
+        ...(admin ? ['--data', dataDir] : []),
+        '--json',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    const applied = await peak('plan', 'apply', file);
+    assert.equal(applied.action, 'apply');
+    const ls = (await peak('plan', 'ls')).plans as { name: string; applied: boolean }[];
+    assert.deepEqual(
+      ls.map((p) => [p.name, p.applied]),
+      [
+        ['calm', true],
+        ['flash-sale', false],
+      ],
+    );
+    const diff = (await peak('plan', 'diff', 'calm')).changes as { same: boolean }[];
+    assert.equal(diff[0]?.same, true);
+    await peak('plan', 'rollback', 'calm');
+    assert.equal(await value('flags', 'banner'), 'null');
+    const show = (await peak('plan', 'show', 'calm')) as { runs: { action: string }[] };
+    assert.deepEqual(
+      show.runs.map((r) => r.action),
+      ['rollback', 'apply'],
+    );
+  });
+});
