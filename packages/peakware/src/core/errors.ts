@@ -144,6 +144,16 @@ export const ErrorCodes = {
   GATEWAY_INVALID: 'PEAK_GATEWAY_INVALID',
   /** Gateway (control plane): the route, app, key or subscription does not exist. */
   GATEWAY_NOT_FOUND: 'PEAK_GATEWAY_NOT_FOUND',
+  /** Stress: a scenario, load model, threshold or capacity target is malformed. */
+  STRESS_INVALID: 'PEAK_STRESS_INVALID',
+  /** Stress: a scenario file could not be loaded (missing, not a module, no scenario export). */
+  STRESS_SCENARIO: 'PEAK_STRESS_SCENARIO',
+  /** Stress (control plane): the run, or the capacity figure, does not exist. */
+  STRESS_NOT_FOUND: 'PEAK_STRESS_NOT_FOUND',
+  /** Stress: the isolation check found stress data in real tables, topics or cache keys. */
+  STRESS_LEAK: 'PEAK_STRESS_LEAK',
+  /** Stress: a scenario step's answer failed its check (status or assertion). */
+  STRESS_CHECK_FAILED: 'PEAK_STRESS_CHECK_FAILED',
   /** Something failed that is not the caller's fault; the message carries the cause. */
   INTERNAL: 'PEAK_INTERNAL',
 } as const;
@@ -204,6 +214,10 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.GATEWAY_TIMEOUT]: 504,
   [ErrorCodes.GATEWAY_INVALID]: 400,
   [ErrorCodes.GATEWAY_NOT_FOUND]: 404,
+  [ErrorCodes.STRESS_INVALID]: 400,
+  [ErrorCodes.STRESS_SCENARIO]: 400,
+  [ErrorCodes.STRESS_NOT_FOUND]: 404,
+  [ErrorCodes.STRESS_LEAK]: 409,
 };
 
 /** The HTTP status an error code is answered with (500 for codes not listed). */
