@@ -29,7 +29,7 @@ export interface HttpResult {
 export interface HttpPoolOptions {
   /** The origin, `http://host:port`. */
   url: string;
-  /** Most connections open at once; further requests wait for one. Default 1024. */
+  /** Most connections open at once; further requests wait for one (their wait counts in their latency). Default 256. */
   maxConnections?: number;
   /** A request unanswered this long fails (its connection is closed). Default 10 000 ms. */
   timeoutMs?: number;
@@ -43,13 +43,41 @@ interface Pending {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
+const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
+const CHUNKED = /\r\ntransfer-encoding:[^\r]*chunked/i;
+const CLOSE = /\r\nconnection:[ \t]*close/i;
+
+/** An answer; its headers are parsed when first read (a generator rarely reads them). */
+class Answer implements HttpResult {
+  #headers: Record<string, string> | undefined;
+
+  constructor(
+    readonly status: number,
+    readonly head: string,
+    readonly body: Buffer,
+  ) {}
+
+  get headers(): Record<string, string> {
+    if (this.#headers !== undefined) return this.#headers;
+    const headers: Record<string, string> = {};
+    const lines = this.head.split('\r\n');
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const colon = line.indexOf(':');
+      if (colon > 0)
+        headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    this.#headers = headers;
+    return headers;
+  }
+}
 
 class Connection {
   readonly socket: net.Socket;
   current: Pending | undefined;
   #buf: Buffer = Buffer.alloc(0);
   #status = 0;
-  #headers: Record<string, string> | undefined;
+  #head: string | undefined;
   #length = -1;
   #chunked = false;
   #close = false;
@@ -75,7 +103,7 @@ class Connection {
   }
 
   #reset(): void {
-    this.#headers = undefined;
+    this.#head = undefined;
     this.#status = 0;
     this.#length = -1;
     this.#chunked = false;
@@ -92,11 +120,11 @@ class Connection {
           this.onBroken(this, new Error('unsolicited bytes from the server'));
         return;
       }
-      if (this.#headers === undefined && !this.#parseHead()) return;
+      if (this.#head === undefined && !this.#parseHead()) return;
       const body = this.#parseBody();
       if (body === undefined) return;
       const p = this.current;
-      const result: HttpResult = { status: this.#status, headers: this.#headers!, body };
+      const result = new Answer(this.#status, this.#head!, body);
       const keep = !this.#close;
       this.current = undefined;
       this.#reset();
@@ -109,28 +137,23 @@ class Connection {
   #parseHead(): boolean {
     const end = this.#buf.indexOf(CRLF2);
     if (end < 0) return false;
-    const text = this.#buf.toString('latin1', 0, end);
-    const lines = text.split('\r\n');
-    const status = Number(lines[0]?.slice(9, 12));
-    if (!lines[0]?.startsWith('HTTP/1.') || !Number.isInteger(status)) {
-      this.onBroken(this, new Error(`not an HTTP/1.x answer: ${JSON.stringify(lines[0])}`));
+    const head = this.#buf.toString('latin1', 0, end);
+    const status = Number(head.slice(9, 12));
+    if (!head.startsWith('HTTP/1.') || !Number.isInteger(status)) {
+      this.onBroken(
+        this,
+        new Error(`not an HTTP/1.x answer: ${JSON.stringify(head.slice(0, 40))}`),
+      );
       return false;
     }
-    const headers: Record<string, string> = {};
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      const colon = line.indexOf(':');
-      if (colon > 0)
-        headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-    }
     this.#status = status;
-    this.#headers = headers;
+    this.#head = head;
     this.#buf = this.#buf.subarray(end + 4);
-    this.#chunked = (headers['transfer-encoding'] ?? '').toLowerCase().includes('chunked');
-    const cl = headers['content-length'];
+    this.#chunked = CHUNKED.test(head);
+    const cl = CONTENT_LENGTH.exec(head);
     const noBody = this.current!.head || status === 204 || status === 304 || status < 200;
-    this.#length = noBody ? 0 : cl !== undefined ? Number(cl) : this.#chunked ? -1 : -2;
-    this.#close = (headers.connection ?? '').toLowerCase() === 'close' || this.#length === -2;
+    this.#length = noBody ? 0 : cl !== null ? Number(cl[1]) : this.#chunked ? -1 : -2;
+    this.#close = CLOSE.test(head) || this.#length === -2;
     return true;
   }
 
@@ -169,9 +192,9 @@ class Connection {
 
   /** A body that ends when the server closes (no length given). */
   takeReadToClose(): HttpResult | undefined {
-    if (this.current === undefined || this.#length !== -2 || this.#headers === undefined)
+    if (this.current === undefined || this.#length !== -2 || this.#head === undefined)
       return undefined;
-    return { status: this.#status, headers: this.#headers, body: this.#buf };
+    return new Answer(this.#status, this.#head, this.#buf);
   }
 }
 
@@ -187,6 +210,13 @@ export class HttpPool {
   readonly #waiting: { spec: HttpRequestSpec; p: Pending }[] = [];
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
+  /** The head last built, reused while method, path and headers object stay the same. */
+  #lastHead: { method: string; path: string; headers: HttpRequestSpec['headers']; text: string } = {
+    method: '',
+    path: '',
+    headers: undefined,
+    text: '',
+  };
 
   constructor(options: HttpPoolOptions) {
     const u = new URL(options.url);
@@ -199,7 +229,7 @@ export class HttpPool {
     this.#host = u.hostname.replace(/^\[|\]$/g, '');
     this.#port = Number(u.port || 80);
     this.#hostHeader = u.host;
-    this.#max = options.maxConnections ?? 1024;
+    this.#max = options.maxConnections ?? 256;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
@@ -230,9 +260,16 @@ export class HttpPool {
   }
 
   #send(c: Connection, spec: HttpRequestSpec, p: Pending): void {
-    let head = `${spec.method} ${spec.path} HTTP/1.1\r\nhost: ${this.#hostHeader}\r\n`;
-    if (spec.headers !== undefined)
-      for (const k in spec.headers) head += `${k}: ${spec.headers[k]}\r\n`;
+    let head: string;
+    const cache = this.#lastHead;
+    if (cache.method === spec.method && cache.path === spec.path && cache.headers === spec.headers)
+      head = cache.text;
+    else {
+      head = `${spec.method} ${spec.path} HTTP/1.1\r\nhost: ${this.#hostHeader}\r\n`;
+      if (spec.headers !== undefined)
+        for (const k in spec.headers) head += `${k}: ${spec.headers[k]}\r\n`;
+      this.#lastHead = { method: spec.method, path: spec.path, headers: spec.headers, text: head };
+    }
     const body = spec.body;
     if (body === undefined || body.length === 0) {
       c.send(p, `${head}${body === undefined ? '' : 'content-length: 0\r\n'}\r\n`);

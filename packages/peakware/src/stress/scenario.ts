@@ -217,7 +217,7 @@ export interface ScenarioSpec {
   maxDurationS?: number;
   /** A call unanswered this long fails, ms. Default 10 000. */
   timeoutMs?: number;
-  /** Most HTTP connections to the target. Default 1024. */
+  /** Most HTTP connections to the target; past them requests queue (and the wait counts). Default 256. */
   maxConnections?: number;
   /** Carry the stress flag (shadow tables, topics, keys). Default true. */
   stress?: boolean;

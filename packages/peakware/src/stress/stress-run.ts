@@ -62,7 +62,8 @@ interface StepStats {
   name: string;
   ok: number;
   errors: number;
-  hist: ReturnType<typeof newHistogram>;
+  /** Undefined when the scenario has one measured step: the run's histogram is its. */
+  hist: ReturnType<typeof newHistogram> | undefined;
 }
 
 /** A run in progress. */
@@ -149,9 +150,14 @@ async function execute(
   const window: { hist: ReturnType<typeof newHistogram>; ok: number; errors: number }[] = [];
   const scratch = newHistogram();
   const steps = new Map<string, StepStats>();
-  for (const s of scenario.steps)
-    if (s.measured && !steps.has(s.name))
-      steps.set(s.name, { name: s.name, ok: 0, errors: 0, hist: newHistogram() });
+  const measured = new Set(scenario.steps.filter((s) => s.measured).map((s) => s.name));
+  for (const name of measured)
+    steps.set(name, {
+      name,
+      ok: 0,
+      errors: 0,
+      hist: measured.size > 1 ? newHistogram() : undefined,
+    });
   const errorsByKey = new Map<string, StressReport['errors'][number]>();
   const seconds: SecondFigures[] = [];
   let iterations = 0;
@@ -245,9 +251,8 @@ async function execute(
         await step.run(it, env);
       } catch (err) {
         const ms = now() - from;
-        recordMs(all, ms);
         recordMs(interval, ms);
-        recordMs(st.hist, ms);
+        if (st.hist !== undefined) recordMs(st.hist, ms);
         st.errors++;
         errors++;
         sec.errors++;
@@ -256,9 +261,8 @@ async function execute(
       }
       const end = now();
       const ms = end - from;
-      recordMs(all, ms);
       recordMs(interval, ms);
-      recordMs(st.hist, ms);
+      if (st.hist !== undefined) recordMs(st.hist, ms);
       st.ok++;
       ok++;
       sec.ok++;
@@ -274,16 +278,29 @@ async function execute(
     const p = baseContext === undefined ? body() : runWithContext(baseContext, body);
     return p.then(
       () => {
-        inFlight--;
+        if (--inFlight === 0) onDrained?.();
       },
       (err: unknown) => {
-        inFlight--;
         errors++;
         sec.errors++;
         recordError('iteration', err);
+        if (--inFlight === 0) onDrained?.();
       },
     );
   };
+  let onDrained: (() => void) | undefined;
+  /** Resolves when nothing is in flight, or after `ms` (whichever first), leaving no timer behind. */
+  const drained = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (inFlight === 0) return resolve();
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        onDrained = undefined;
+        resolve();
+      }
+      onDrained = done;
+    });
 
   // ------------------------------------------------------------ the clock of the run
   const startedAt = Date.now();
@@ -306,6 +323,7 @@ async function execute(
     const elapsed = (now() - start) / 1000;
     const t = last ? Math.ceil(elapsed) : Math.round(elapsed);
     const s = summarize(interval);
+    all.add(interval);
     seconds.push({
       t,
       target: Math.round(targetNow(t - 0.5) * 1000) / 1000,
@@ -366,12 +384,6 @@ async function execute(
     limitS * 1000,
   );
 
-  const pending = new Set<Promise<void>>();
-  const track = (p: Promise<void>) => {
-    pending.add(p);
-    void p.then(() => pending.delete(p));
-  };
-
   try {
     if (isOpenModel(model)) {
       let nextMs = 0;
@@ -394,7 +406,7 @@ async function execute(
               iterations++;
               dropped++;
               sec.dropped++;
-            } else track(launch(index, undefined, scheduledAt));
+            } else void launch(index, undefined, scheduledAt);
             index++;
             nextMs += 1000 / rate;
           }
@@ -408,17 +420,16 @@ async function execute(
       });
     } else {
       const endAt = start + durationS * 1000;
-      const vus: Promise<void>[] = [];
+      const active = new Set<number>();
       let index = 0;
       const vuLoop = async (vu: number) => {
-        while (stopReason === undefined && now() < endAt && vu < Math.round(targetNow(0))) {
-          const at = now();
-          const p = launch(index++, vu, at);
-          await p;
-        }
+        active.add(vu);
+        while (stopReason === undefined && now() < endAt && vu < Math.round(targetNow(0)))
+          await launch(index++, vu, now());
+        active.delete(vu);
       };
       const spawnUpTo = () => {
-        for (let v = vus.length; v < Math.round(targetNow(0)); v++) vus.push(vuLoop(v));
+        for (let v = 0; v < Math.round(targetNow(0)); v++) if (!active.has(v)) void vuLoop(v);
       };
       spawnUpTo();
       await new Promise<void>((resolve) => {
@@ -432,9 +443,8 @@ async function execute(
         };
         if (stopReason !== undefined) wake();
       });
-      await Promise.race([Promise.all(vus), sleep(timeoutMs + 1000)]);
     }
-    await Promise.race([Promise.all(pending), sleep(timeoutMs + 1000)]);
+    await drained(timeoutMs + 1000);
   } finally {
     clearInterval(everySecond);
     if (sec.started + sec.ok + sec.errors + sec.dropped > 0) flushSecond(true);
@@ -481,7 +491,7 @@ async function execute(
       name: s.name,
       ok: s.ok,
       errors: s.errors,
-      latency: summarize(s.hist),
+      latency: summarize(s.hist ?? all),
     })),
     stages: stagesOf(model, seconds),
     seconds,
