@@ -21,6 +21,7 @@ import { GatewayAdmin } from './gateway-admin.js';
 import { GuardAdmin } from './guard-admin.js';
 import { MqAdmin } from './mq-admin.js';
 import { RegistryAdmin } from './registry-admin.js';
+import { StressAdmin } from './stress-admin.js';
 import { SystemAdmin } from './system-admin.js';
 import { TelemetryAdmin } from './telemetry-admin.js';
 
@@ -52,6 +53,8 @@ export class AdminClient {
   readonly system: SystemAdmin;
   /** The console's API: metrics history (a week, downsampled), the audit trail, sessions. */
   readonly console: ConsoleAdmin;
+  /** Stress runs and their reports, agents, capacity figures. */
+  readonly stress: StressAdmin;
 
   constructor(options: AdminClientOptions | ControlPlaneClient) {
     this.http = options instanceof ControlPlaneClient ? options : new ControlPlaneClient(options);
@@ -64,5 +67,6 @@ export class AdminClient {
     this.gateway = new GatewayAdmin(this.http);
     this.system = new SystemAdmin(this.http);
     this.console = new ConsoleAdmin(this.http);
+    this.stress = new StressAdmin(this.http);
   }
 }

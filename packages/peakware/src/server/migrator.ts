@@ -10,7 +10,11 @@ import type { Logger } from '../core/logger.js';
 
 /** One schema change. */
 export interface Migration {
-  /** Strictly increasing from 1, never reused. */
+  /**
+   * Strictly increasing, never reused. Numbers are assigned to subsystems ahead of time, so
+   * a build may lack some (a branch merged before another): every listed version the
+   * database has not recorded is applied, in order.
+   */
   version: number;
   /** A short kebab-case name, recorded with the version. */
   name: string;
@@ -43,10 +47,11 @@ export async function schemaVersion(db: pg.Pool | pg.PoolClient): Promise<number
 
 function checkList(list: readonly Migration[]): void {
   list.forEach((m, i) => {
-    if (m.version !== i + 1) {
+    const before = i === 0 ? 0 : list[i - 1]!.version;
+    if (!Number.isInteger(m.version) || m.version <= before) {
       throw new PeakError(
         ErrorCodes.MIGRATION_FAILED,
-        `migration list is broken: entry ${i} has version ${m.version}, expected ${i + 1}`,
+        `migration list is broken: entry ${i} has version ${m.version}, expected above ${before}`,
       );
     }
   });
@@ -59,7 +64,7 @@ export async function migrate(
   logger: Logger,
 ): Promise<MigrationResult> {
   checkList(list);
-  const latest = list.length;
+  const latest = list.at(-1)?.version ?? 0;
   const client = await pool.connect();
   try {
     // A session lock held across the per-migration transactions.
@@ -79,8 +84,13 @@ export async function migrate(
         { details: { databaseVersion: current, knownVersion: latest } },
       );
     }
+    const recorded = new Set(
+      (
+        await client.query<{ v: number }>('SELECT version AS v FROM peak.schema_migrations')
+      ).rows.map((r) => r.v),
+    );
     const applied: number[] = [];
-    for (const m of list.slice(current)) {
+    for (const m of list.filter((x) => !recorded.has(x.version))) {
       try {
         await client.query('BEGIN');
         await client.query(m.sql);

@@ -4,6 +4,25 @@
  * measures from the scheduled send time into HDR histograms and stops itself on SLA
  * thresholds, reports as JSON and self-contained HTML. See ./README.md.
  */
+
+export {
+  type CallEdge,
+  type CapacityFigure,
+  type CapacityPlan,
+  type CapacitySla,
+  type CapacityStep,
+  type CapacityTarget,
+  forecastQps,
+  type PlanRow,
+  parseTargets,
+  planCapacity,
+} from './capacity-plan.js';
+export {
+  type CapacityProbeResult,
+  type ProbeOptions,
+  type ProbeTarget,
+  probeCapacity,
+} from './capacity-probe.js';
 export { DataFeed, type DataRow, loadDataFile, parseCsv } from './data-feed.js';
 export { renderHtmlReport } from './html-report.js';
 export {
@@ -12,6 +31,16 @@ export {
   type HttpRequestSpec,
   type HttpResult,
 } from './http-pool.js';
+export {
+  assertIsolated,
+  checkIsolation,
+  type IsolationDatabase,
+  type IsolationLeak,
+  type IsolationProbes,
+  type IsolationRedis,
+  type IsolationReport,
+  type IsolationSources,
+} from './isolation-check.js';
 export {
   decodeHistogram,
   encodeHistogram,

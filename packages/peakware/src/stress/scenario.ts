@@ -8,6 +8,7 @@
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import { type DataFeed, type DataRow, DataFeed as Feed } from './data-feed.js';
 import type { HttpResult } from './http-pool.js';
+import type { IsolationProbes, IsolationSources } from './isolation-check.js';
 import { type LoadModel, validateModel } from './load-model.js';
 
 /** One iteration of a scenario, as its steps see it. */
@@ -222,6 +223,11 @@ export interface ScenarioSpec {
   /** Carry the stress flag (shadow tables, topics, keys). Default true. */
   stress?: boolean;
   rpc?: RpcCaller;
+  /**
+   * The isolation check `peak stress run` does after the run: what stress data looks like,
+   * and the database and Redis to look in (the control plane's topics are always checked).
+   */
+  isolation?: { probes: IsolationProbes; sources?: Omit<IsolationSources, 'messages'> };
 }
 
 /** A checked scenario. */

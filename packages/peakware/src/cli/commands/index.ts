@@ -28,6 +28,7 @@ export const rootCommand: Command = {
     lazyCommand('cache', async () => (await import('./cache-command.js')).cacheCommand),
     lazyCommand('gateway', async () => (await import('./gateway-command.js')).gatewayCommand),
     lazyCommand('stress', async () => (await import('./stress-command.js')).stressCommand),
+    lazyCommand('capacity', async () => (await import('./capacity-command.js')).capacityCommand),
   ],
   async run({ values, out }) {
     if (values.version === true) {

@@ -5,13 +5,16 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { UsageError } from '../../core/errors.js';
+import type { AdminClient } from '../../admin/admin-client.js';
+import { ErrorCodes, PeakError, UsageError } from '../../core/errors.js';
 import { renderHtmlReport } from '../../stress/html-report.js';
+import { checkIsolation, type IsolationReport } from '../../stress/isolation-check.js';
 import { formatProgress } from '../../stress/progress-line.js';
 import { loadScenarioFile } from '../../stress/scenario-file.js';
 import type { StressReport } from '../../stress/stress-report.js';
 import { startRun } from '../../stress/stress-run.js';
 import type { Command, Output } from '../command.js';
+import { ADMIN_OPTIONS, adminClient } from '../control-client.js';
 
 function numberOption(values: Record<string, unknown>, option: string): number | undefined {
   const v = values[option];
@@ -44,6 +47,37 @@ export function printReport(out: Output, report: StressReport, files: string[]):
   for (const f of files) out.line(`  report: ${f}`);
 }
 
+/** The isolation check after a run: the scenario's probes, and the control plane's topics. */
+async function isolationOf(
+  admin: AdminClient | undefined,
+  scenario: Awaited<ReturnType<typeof loadScenarioFile>>,
+  report: StressReport,
+): Promise<IsolationReport | undefined> {
+  if (!report.stress || (admin === undefined && scenario.isolation === undefined)) return undefined;
+  return checkIsolation(
+    { runId: report.runId, sinceMs: report.startedAt - 1000 },
+    scenario.isolation?.probes ?? {},
+    {
+      ...scenario.isolation?.sources,
+      ...(admin === undefined
+        ? {}
+        : { messages: (id: string, since: number) => admin.stress.leakedMessages(id, since) }),
+    },
+  );
+}
+
+/** Prints the isolation check. */
+export function printIsolation(out: Output, isolation: IsolationReport): void {
+  const c = isolation.checked;
+  out.line(
+    `  isolation: ${isolation.ok ? 'ok' : 'LEAKED'} (${c.tables.length} tables, ${c.caches.length} cache patterns${c.topics ? ', real topics' : ''} checked)`,
+  );
+  for (const l of isolation.leaks)
+    out.line(
+      `    leak: ${l.count} stress ${l.kind === 'table' ? 'rows' : l.kind === 'topic' ? 'messages' : 'keys'} in ${l.kind} ${l.where}`,
+    );
+}
+
 const run: Command = {
   name: 'run',
   summary: 'run a scenario file: live progress, JSON and HTML report',
@@ -52,7 +86,10 @@ const run: Command = {
     'The file is a JavaScript module whose default export is a scenario (defineScenario from ' +
     'peakware/stress) or a function returning one. Every call carries the stress flag unless ' +
     'the scenario says stress: false. The run stops at the end of its load model, on an SLA ' +
-    'threshold (exit code 1), at its wall-clock limit, or on Ctrl-C.',
+    'threshold (exit code 1), at its wall-clock limit, on Ctrl-C, or by peak stress stop. ' +
+    'Registered with the control plane (unless --local), its rate follows peak stress target, ' +
+    'and its report is kept there (peak stress ls). After a stress run the isolation check ' +
+    "looks for the run's data in real tables, topics and cache keys (exit code 2 on a leak).",
   options: {
     out: {
       type: 'string',
@@ -78,6 +115,7 @@ const run: Command = {
     const scenario = await loadScenarioFile(file);
     const target = numberOption(values, 'target');
     const tty = (out.stderr as NodeJS.WriteStream).isTTY === true;
+    const admin = values.local === true ? undefined : await adminClient(values, { admin: true });
     const stressRun = startRun(scenario, {
       onProgress: (p) => {
         if (json) return;
@@ -86,6 +124,23 @@ const run: Command = {
       },
     });
     if (target !== undefined) stressRun.setTarget(target);
+    let steering: NodeJS.Timeout | undefined;
+    if (admin !== undefined) {
+      await admin.stress.createRun({
+        id: stressRun.id,
+        scenario: scenario.name,
+        model: scenario.load,
+      });
+      steering = setInterval(() => {
+        admin.stress
+          .control(stressRun.id)
+          .then((c) => {
+            if (c.stop) stressRun.stop();
+            else if (c.target !== null) stressRun.setTarget(c.target);
+          })
+          .catch(() => undefined); // the run goes on without the control plane
+      }, 1000);
+    }
     const onSigint = () => stressRun.stop();
     process.once('SIGINT', onSigint);
     let report: StressReport;
@@ -93,6 +148,7 @@ const run: Command = {
       report = await stressRun.done;
     } finally {
       process.off('SIGINT', onSigint);
+      clearInterval(steering);
     }
     if (tty && !json) out.stderr.write('\n');
     const dir = path.resolve(String(values.out ?? '.'));
@@ -100,15 +156,114 @@ const run: Command = {
     const base = path.join(dir, `stress-${report.scenario}-${report.runId}`);
     await writeFile(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
     await writeFile(`${base}.html`, renderHtmlReport(report));
-    out.json({ report, files: { json: `${base}.json`, html: `${base}.html` } });
+    const isolation = await isolationOf(admin, scenario, report);
+    if (admin !== undefined) await admin.stress.finish(report.runId, report, isolation);
+    out.json({ report, isolation, files: { json: `${base}.json`, html: `${base}.html` } });
     printReport(out, report, [`${base}.json`, `${base}.html`]);
+    if (isolation !== undefined) printIsolation(out, isolation);
+    if (isolation?.ok === false) return 2;
     return report.stopReason === 'sla' ? 1 : 0;
+  },
+};
+
+const ls: Command = {
+  name: 'ls',
+  summary: 'the newest runs the control plane keeps',
+  options: {
+    ...ADMIN_OPTIONS,
+    limit: { type: 'string', valueName: 'N', description: 'most runs', default: '20' },
+  },
+  async run({ values, out }) {
+    const limit = numberOption(values, 'limit') ?? 20;
+    const admin = await adminClient(values);
+    const runs = await admin.stress.runs(Math.max(1, Math.min(1000, Math.round(limit))));
+    out.json({ runs });
+    if (runs.length === 0) out.line('no stress runs yet (peak stress run <scenario-file>)');
+    for (const r of runs) {
+      const t = r.totals;
+      out.line(
+        `${r.startedAt.slice(0, 19)}  ${r.id}  ${r.scenario.padEnd(16)} ${r.status.padEnd(8)} ${(r.stopReason ?? '').padEnd(10)} ` +
+          (t === null
+            ? ''
+            : `${t.requests} calls ${t.throughput}/s err ${t.errors} p99 ${r.latency?.p99Ms} ms`) +
+          (r.isolated === null ? '' : r.isolated ? '  isolated' : '  LEAKED'),
+      );
+    }
+    return 0;
+  },
+};
+
+function runIdOf(positionals: string[]): string {
+  const id = positionals[0];
+  if (id === undefined) throw new UsageError('give the run id (peak stress ls lists them)');
+  return id;
+}
+
+const target: Command = {
+  name: 'target',
+  summary: "change a running run's rate (open) or virtual users (closed); 'model' to go back",
+  args: '<run-id> <n|model>',
+  options: ADMIN_OPTIONS,
+  async run({ positionals, values, out }) {
+    const id = runIdOf(positionals);
+    const v = positionals[1];
+    const n = v === 'model' ? null : Number(v);
+    if (n !== null && (v === undefined || !Number.isFinite(n) || n < 0))
+      throw new UsageError(
+        `give the new target as a number >= 0 or 'model', got ${JSON.stringify(v)}`,
+      );
+    const c = await (await adminClient(values, { admin: true })).stress.setTarget(id, n);
+    out.json(c);
+    out.line(`run ${id}: target ${c.target ?? "the model's"}`);
+    return 0;
+  },
+};
+
+const stop: Command = {
+  name: 'stop',
+  summary: 'ask a running run to stop (its generators end within a second)',
+  args: '<run-id>',
+  options: ADMIN_OPTIONS,
+  async run({ positionals, values, out }) {
+    const id = runIdOf(positionals);
+    const c = await (await adminClient(values, { admin: true })).stress.stop(id);
+    out.json(c);
+    out.line(`run ${id}: stop asked (${c.status})`);
+    return 0;
+  },
+};
+
+const report: Command = {
+  name: 'report',
+  summary: "write a finished run's kept report as HTML (and JSON)",
+  args: '<run-id>',
+  options: {
+    ...ADMIN_OPTIONS,
+    out: { type: 'string', valueName: 'DIR', description: 'where to write it', default: '.' },
+  },
+  async run({ positionals, values, out }) {
+    const id = runIdOf(positionals);
+    const r = await (await adminClient(values)).stress.run(id);
+    if (r.report === null)
+      throw new PeakError(
+        ErrorCodes.STRESS_NOT_FOUND,
+        `run ${id} is ${r.status}: it has no report yet`,
+      );
+    const dir = path.resolve(String(values.out ?? '.'));
+    await mkdir(dir, { recursive: true });
+    const base = path.join(dir, `stress-${r.scenario}-${r.id}`);
+    await writeFile(`${base}.json`, `${JSON.stringify(r.report, null, 2)}\n`);
+    await writeFile(`${base}.html`, renderHtmlReport(r.report));
+    out.json({ files: { json: `${base}.json`, html: `${base}.html` } });
+    printReport(out, r.report, [`${base}.json`, `${base}.html`]);
+    if (r.isolation !== null) printIsolation(out, r.isolation);
+    return 0;
   },
 };
 
 /** `peak stress`: full-link stress tests with peakware/stress. */
 export const stressCommand: Command = {
   name: 'stress',
-  summary: 'run stress scenarios (peakware/stress)',
-  subcommands: [run],
+  summary: 'run stress scenarios, steer them, list their reports (peakware/stress)',
+  subcommands: [run, ls, target, stop, report],
 };
