@@ -6,10 +6,11 @@
  * its report kept; the isolation check after it passes and counts the shadow rows. Then a
  * planted leak (a write that drops the call context, so it ignores the shadow routing)
  * makes the check fail and name the physical table, and an event sent with the run's
- * baggage but without the stress flag is named by its real topic.
+ * baggage but without the stress flag is named by its real topic. Last, two `peak stress
+ * agent` processes share one run's rate and the control plane merges their reports.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -35,6 +36,7 @@ import {
   STRESS_RUN_BAGGAGE,
   startRun,
 } from '../src/stress/index.js';
+import { spawnPeak } from './support/peak-process.js';
 
 describe('stress: shadow traffic beside real traffic, and the isolation check', {
   timeout: 120_000,
@@ -227,5 +229,53 @@ describe('stress: shadow traffic beside real traffic, and the isolation check', 
       code: 'PEAK_STRESS_LEAK',
       message: /table ds0\.t_order_0 \(t_order\) \(\d+\).*topic order-placed \(1\)/,
     });
+  });
+
+  it('shares one run between two agent processes and merges their reports', async () => {
+    const here = path.dirname(new URL(import.meta.url).pathname);
+    const sdk = path.resolve(here, '../src/stress/index.js');
+    const file = path.join(dataDir, 'agents.mjs');
+    await writeFile(
+      file,
+      `import { constantRate, defineScenario, httpStep } from ${JSON.stringify(sdk)};
+export default defineScenario({
+  name: 'agents', target: ${JSON.stringify(target)}, load: constantRate(40, 1),
+  steps: [httpStep({ name: 'order', path: '/orders', json: (it) => ({ buyer: 980000 + it.index * 2 + (process.env.AGENT_N === 'b' ? 1 : 0) }) })],
+});
+`,
+    );
+    const common = [
+      'stress',
+      'agent',
+      file,
+      '--run',
+      'agents-1',
+      '--agents',
+      '2',
+      '--server',
+      server.info.url,
+      '--token',
+      server.info.adminToken!,
+      '--json',
+    ];
+    const a = spawnPeak([...common, '--agent', 'a'], { AGENT_N: 'a' });
+    const b = spawnPeak([...common, '--agent', 'b'], { AGENT_N: 'b' });
+    const [ea, eb] = await Promise.all([a.exited, b.exited]);
+    assert.equal(ea.code, 0, a.stderr());
+    assert.equal(eb.code, 0, b.stderr());
+    const reports = [a, b].map(
+      (p) => JSON.parse(p.stdout()) as { report: { totals: { ok: number } } },
+    );
+    assert.deepEqual(
+      reports.map((r) => r.report.totals.ok),
+      [20, 20],
+      'each agent sent half the rate',
+    );
+    const run = await admin.stress.run('agents-1');
+    assert.equal(run.status, 'finished');
+    assert.deepEqual(run.agents.map((x) => x.agentId).sort(), ['a', 'b']);
+    assert.equal(run.report?.totals.ok, 40);
+    assert.equal(run.report?.latency.count, 40, 'the agents’ histograms added up');
+    assert.equal(run.report?.generator.agents, 2);
   });
 });

@@ -102,7 +102,11 @@ export class StressAdmin {
   }
 
   /** Stores one agent's report of a run. */
-  putAgentReport(id: string, agentId: string, report: StressReport): Promise<unknown> {
+  putAgentReport(
+    id: string,
+    agentId: string,
+    report: StressReport,
+  ): Promise<{ id: string; agent: string; finished: boolean }> {
     return this.#http.put(`${BASE}/runs/${enc(id)}/agents/${enc(agentId)}/report`, report);
   }
 

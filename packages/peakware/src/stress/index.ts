@@ -66,6 +66,7 @@ export {
   validateModel,
   virtualUsers,
 } from './load-model.js';
+export { mergeReports } from './merge-reports.js';
 export { formatProgress } from './progress-line.js';
 export {
   type CheckedResponse,

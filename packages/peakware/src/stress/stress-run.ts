@@ -72,6 +72,7 @@ export class StressRun {
   /** Resolves with the report when the run has ended and its calls have settled. */
   readonly done: Promise<StressReport>;
   #override: number | undefined;
+  #share = 1;
   #stop: ((reason: StopReason, detail?: string) => void) | undefined;
 
   /** @internal */
@@ -91,6 +92,24 @@ export class StressRun {
         },
       );
     this.#override = target;
+  }
+
+  /** Sets this generator's share of the run's target, 0..1 (agents: 1 / the number of agents). */
+  setShare(share: number): void {
+    if (!(share > 0 && share <= 1))
+      throw new PeakError(
+        ErrorCodes.STRESS_INVALID,
+        `a share must be above 0 and at most 1, got ${share}`,
+        {
+          details: { input: 'share' },
+        },
+      );
+    this.#share = share;
+  }
+
+  /** This generator's share of the run's target. */
+  get share(): number {
+    return this.#share;
   }
 
   /** The target set by {@link setTarget}, if any. */
@@ -122,7 +141,7 @@ async function execute(
   options: RunOptions,
 ): Promise<StressReport> {
   const now = options.now ?? (() => performance.now());
-  const share = options.share ?? 1;
+  if (options.share !== undefined) run.setShare(options.share);
   const maxInFlight = options.maxInFlight ?? 50_000;
   const model = scenario.load;
   const stress = scenario.stress !== false;
@@ -317,7 +336,7 @@ async function execute(
   };
   run.bindStop(stop);
   const targetNow = (tS: number) =>
-    run.targetOverride ?? (isOpenModel(model) ? rateAt(model, tS) : model.vus) * share;
+    (run.targetOverride ?? (isOpenModel(model) ? rateAt(model, tS) : model.vus)) * run.share;
 
   const flushSecond = (last: boolean) => {
     const elapsed = (now() - start) / 1000;

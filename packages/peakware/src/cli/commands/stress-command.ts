@@ -4,6 +4,7 @@
  * self-contained HTML file, exit code 1 when the run stopped itself on an SLA threshold.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { AdminClient } from '../../admin/admin-client.js';
 import { ErrorCodes, PeakError, UsageError } from '../../core/errors.js';
@@ -166,6 +167,80 @@ const run: Command = {
   },
 };
 
+const agent: Command = {
+  name: 'agent',
+  summary: "send a share of a run's load from this machine, with any number of other agents",
+  args: '<scenario-file>',
+  description:
+    'Every agent of a run (same --run id, same scenario file) registers with the control plane, ' +
+    'waits until --agents of them have joined, then sends 1/N of the scenario’s rate (or users), ' +
+    'N being the agents alive (heartbeats every second; a change of N, a new target or a stop ' +
+    'is picked up within a second). Each stores its report; the last one to report makes the ' +
+    "control plane merge them (HDR histograms added) into the run's report.",
+  options: {
+    ...ADMIN_OPTIONS,
+    run: { type: 'string', valueName: 'ID', description: 'the run these agents share' },
+    agents: {
+      type: 'string',
+      valueName: 'N',
+      description: 'agents to wait for before starting',
+      default: '1',
+    },
+    agent: { type: 'string', valueName: 'ID', description: "this agent's id (default host-pid)" },
+  },
+  examples: ['peak stress agent buy.js --run promo-1 --agents 3'],
+  async run({ positionals, values, out, json }) {
+    const file = positionals[0];
+    if (file === undefined)
+      throw new UsageError('give the scenario file: peak stress agent <scenario-file> --run ID');
+    const runId = values.run;
+    if (typeof runId !== 'string' || !/^[\w.:-]{1,100}$/.test(runId))
+      throw new UsageError('give the run id with --run (1-100 of letters, digits, _ . : -)');
+    const want = Math.max(1, Math.round(numberOption(values, 'agents') ?? 1));
+    const agentId =
+      typeof values.agent === 'string'
+        ? values.agent
+        : `${os.hostname()}-${process.pid}`.replace(/[^\w.:-]/g, '_');
+    const scenario = await loadScenarioFile(file);
+    const admin = await adminClient(values, { admin: true });
+    await admin.stress.createRun({ id: runId, scenario: scenario.name, model: scenario.load });
+    let hb = await admin.stress.heartbeat(runId, agentId);
+    const deadline = Date.now() + 120_000;
+    while (hb.count < want) {
+      if (Date.now() > deadline)
+        throw new PeakError(
+          ErrorCodes.STRESS_INVALID,
+          `only ${hb.count} of ${want} agents joined run ${runId} in 120 s`,
+        );
+      await new Promise((r) => setTimeout(r, 250));
+      hb = await admin.stress.heartbeat(runId, agentId);
+    }
+    out.note(`agent ${agentId}: ${hb.index + 1} of ${hb.count} on run ${runId}`);
+    const stressRun = startRun(scenario, { runId, share: 1 / hb.count });
+    if (hb.target !== null) stressRun.setTarget(hb.target);
+    const beat = setInterval(() => {
+      admin.stress
+        .heartbeat(runId, agentId)
+        .then((c) => {
+          if (c.stop) stressRun.stop();
+          stressRun.setShare(1 / c.count);
+          stressRun.setTarget(c.target ?? undefined);
+        })
+        .catch(() => undefined); // the share stays as it was
+    }, 1000);
+    let report: StressReport;
+    try {
+      report = await stressRun.done;
+    } finally {
+      clearInterval(beat);
+    }
+    const stored = await admin.stress.putAgentReport(runId, agentId, report);
+    out.json({ agent: agentId, report, stored });
+    if (!json) printReport(out, report, []);
+    return report.stopReason === 'sla' ? 1 : 0;
+  },
+};
+
 const ls: Command = {
   name: 'ls',
   summary: 'the newest runs the control plane keeps',
@@ -265,5 +340,5 @@ const report: Command = {
 export const stressCommand: Command = {
   name: 'stress',
   summary: 'run stress scenarios, steer them, list their reports (peakware/stress)',
-  subcommands: [run, ls, target, stop, report],
+  subcommands: [run, agent, ls, target, stop, report],
 };

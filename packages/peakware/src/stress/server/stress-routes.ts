@@ -10,9 +10,11 @@ import type { ApiModule } from '../../server/http-api.js';
 import { renderHtmlReport } from '../html-report.js';
 import type { IsolationReport } from '../isolation-check.js';
 import type { LoadModel } from '../load-model.js';
+import { mergeReports } from '../merge-reports.js';
 import type { StressReport } from '../stress-report.js';
 import {
   agentHeartbeat,
+  agentReports,
   createRun,
   finishRun,
   getRun,
@@ -189,19 +191,19 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
         config: sdk,
         bodyLimit: REPORT_LIMIT,
         schema: {
-          summary: 'Store one agent’s report of a run',
+          summary: 'Store one agent’s report of a run; the last of its agents finishes the run',
           params: Type.Object({ id: RunId, agent: RunId }),
           body: Json,
         },
       },
       async (request) => {
-        await putAgentReport(
-          ctx.pool,
-          request.params.id,
-          request.params.agent,
-          request.body as unknown as StressReport,
-        );
-        return { id: request.params.id, agent: request.params.agent };
+        const { id, agent } = request.params;
+        await putAgentReport(ctx.pool, id, agent, request.body as unknown as StressReport);
+        const run = await getRun(ctx.pool, id);
+        const reports = await agentReports(ctx.pool, id);
+        const finished = reports.length >= run.agents.length;
+        if (finished) await finishRun(ctx.pool, id, mergeReports(reports), undefined);
+        return { id, agent, finished };
       },
     );
 
