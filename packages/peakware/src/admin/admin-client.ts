@@ -22,6 +22,7 @@ import { GatewayAdmin } from './gateway-admin.js';
 import { GuardAdmin } from './guard-admin.js';
 import { MqAdmin } from './mq-admin.js';
 import { RegistryAdmin } from './registry-admin.js';
+import { StressAdmin } from './stress-admin.js';
 import { SystemAdmin } from './system-admin.js';
 import { TelemetryAdmin } from './telemetry-admin.js';
 
@@ -55,6 +56,8 @@ export class AdminClient {
   readonly console: ConsoleAdmin;
   /** Fault drills and plans: inject, stop, status; plans' diff, apply, rollback. */
   readonly drill: DrillAdmin;
+  /** Stress runs and their reports, agents, capacity figures. */
+  readonly stress: StressAdmin;
 
   constructor(options: AdminClientOptions | ControlPlaneClient) {
     this.http = options instanceof ControlPlaneClient ? options : new ControlPlaneClient(options);
@@ -68,5 +71,6 @@ export class AdminClient {
     this.system = new SystemAdmin(this.http);
     this.console = new ConsoleAdmin(this.http);
     this.drill = new DrillAdmin(this.http);
+    this.stress = new StressAdmin(this.http);
   }
 }

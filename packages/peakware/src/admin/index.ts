@@ -96,6 +96,15 @@ export {
   type ServiceSummary,
 } from './registry-admin.js';
 export {
+  type CapacityFigure,
+  type IsolationReport,
+  type RunControl,
+  StressAdmin,
+  type StressReport,
+  type StressRunRecord,
+  type StressRunSummary,
+} from './stress-admin.js';
+export {
   type NodeView,
   type Readiness,
   type RotatedToken,

@@ -156,6 +156,16 @@ export const ErrorCodes = {
   PLAN_NOT_FOUND: 'PEAK_PLAN_NOT_FOUND',
   /** Plan: an item moved since the plan touched it, or the plan is applied already. */
   PLAN_CONFLICT: 'PEAK_PLAN_CONFLICT',
+  /** Stress: a scenario, load model, threshold or capacity target is malformed. */
+  STRESS_INVALID: 'PEAK_STRESS_INVALID',
+  /** Stress: a scenario file could not be loaded (missing, not a module, no scenario export). */
+  STRESS_SCENARIO: 'PEAK_STRESS_SCENARIO',
+  /** Stress (control plane): the run, or the capacity figure, does not exist. */
+  STRESS_NOT_FOUND: 'PEAK_STRESS_NOT_FOUND',
+  /** Stress: the isolation check found stress data in real tables, topics or cache keys. */
+  STRESS_LEAK: 'PEAK_STRESS_LEAK',
+  /** Stress: a scenario step's answer failed its check (status or assertion). */
+  STRESS_CHECK_FAILED: 'PEAK_STRESS_CHECK_FAILED',
   /** Something failed that is not the caller's fault; the message carries the cause. */
   INTERNAL: 'PEAK_INTERNAL',
 } as const;
@@ -221,6 +231,10 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.PLAN_INVALID]: 400,
   [ErrorCodes.PLAN_NOT_FOUND]: 404,
   [ErrorCodes.PLAN_CONFLICT]: 409,
+  [ErrorCodes.STRESS_INVALID]: 400,
+  [ErrorCodes.STRESS_SCENARIO]: 400,
+  [ErrorCodes.STRESS_NOT_FOUND]: 404,
+  [ErrorCodes.STRESS_LEAK]: 409,
 };
 
 /** The HTTP status an error code is answered with (500 for codes not listed). */

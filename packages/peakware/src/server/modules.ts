@@ -4,17 +4,19 @@
  * embedded PostgreSQL, pool, migrator, HTTP core, leader locks). It is also where one
  * subsystem's capability is handed to another that must not import it: telemetry (a lower
  * layer) reads mq's consumer backlog through mq's `openBacklogReader`, and the console
- * reads telemetry's pushed metrics through telemetry's `openMetricBuckets`, both passed in
- * here, and the drill module writes faults and plans through the config center's store
- * (`configStorePort`).
+ * reads telemetry's pushed metrics through telemetry's `openMetricBuckets`, the drill
+ * module writes faults and plans through the config center's store (`configStorePort`), and
+ * stress reads a run's messages in real topics through mq's `openStressMessageCounter`, all
+ * passed in here.
  */
 import { configModule, configStorePort } from '../config/server/index.js';
 import { consoleModule } from '../console/server/index.js';
 import { drillModule } from '../drill/server/index.js';
 import { gatewayModule } from '../gateway/server/index.js';
 import { guardModule } from '../guard/server/index.js';
-import { mqModule, openBacklogReader } from '../mq/server/index.js';
+import { mqModule, openBacklogReader, openStressMessageCounter } from '../mq/server/index.js';
 import { registryModule } from '../registry/server/index.js';
+import { stressModule } from '../stress/server/index.js';
 import { openMetricBuckets, telemetryModule } from '../telemetry/server/index.js';
 import type { PeakModule } from './peak-module.js';
 
@@ -28,4 +30,5 @@ export const builtinModules: readonly PeakModule[] = [
   gatewayModule,
   consoleModule({ metrics: openMetricBuckets }),
   drillModule({ config: configStorePort }),
+  stressModule({ messages: openStressMessageCounter }),
 ];

@@ -29,6 +29,8 @@ export const rootCommand: Command = {
     lazyCommand('gateway', async () => (await import('./gateway-command.js')).gatewayCommand),
     lazyCommand('drill', async () => (await import('./drill-command.js')).drillCommand),
     lazyCommand('plan', async () => (await import('./plan-command.js')).planCommand),
+    lazyCommand('stress', async () => (await import('./stress-command.js')).stressCommand),
+    lazyCommand('capacity', async () => (await import('./capacity-command.js')).capacityCommand),
   ],
   async run({ values, out }) {
     if (values.version === true) {

@@ -12,6 +12,8 @@ import { mqDeliveredAt } from './migrations/0010-mq-delivered-at.js';
 import { mqRoutes } from './mq-routes.js';
 import { PgBacklogReader } from './pg-store/backlog-reader.js';
 
+export { openStressMessageCounter } from './pg-store/stress-messages.js';
+
 /** The mq module: topics, groups, send/receive/ack, transactions, relay, MQTT. */
 export const mqModule: PeakModule = {
   name: 'mq',

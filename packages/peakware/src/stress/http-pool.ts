@@ -1,0 +1,366 @@
+/**
+ * A small HTTP/1.1 client for load generation: keep-alive connections to one origin, one
+ * request at a time on each, opened on demand up to a limit, responses parsed by
+ * content-length or chunked encoding. It does only what a generator needs (no redirects,
+ * no TLS, no pipelining), which keeps a request's cost close to wrk's: node:http spends
+ * several times more CPU per request, and that CPU is load the generator cannot send.
+ */
+import net from 'node:net';
+import { ErrorCodes, PeakError } from '../core/errors.js';
+
+/** One request. */
+export interface HttpRequestSpec {
+  method: string;
+  /** Path and query, starting with `/`. */
+  path: string;
+  headers?: Readonly<Record<string, string>>;
+  body?: string | Buffer;
+}
+
+/** One answer. */
+export interface HttpResult {
+  status: number;
+  /** Header names in lower case (the last value when repeated). */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Options of {@link HttpPool}. */
+export interface HttpPoolOptions {
+  /** The origin, `http://host:port`. */
+  url: string;
+  /** Most connections open at once; further requests wait for one (their wait counts in their latency). Default 256. */
+  maxConnections?: number;
+  /** A request unanswered this long fails (its connection is closed). Default 10 000 ms. */
+  timeoutMs?: number;
+}
+
+interface Pending {
+  resolve: (r: HttpResult) => void;
+  reject: (e: Error) => void;
+  head: boolean;
+  startedAt: number;
+}
+
+const CRLF2 = Buffer.from('\r\n\r\n');
+const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
+const CHUNKED = /\r\ntransfer-encoding:[^\r]*chunked/i;
+const CLOSE = /\r\nconnection:[ \t]*close/i;
+
+/** An answer; its headers are parsed when first read (a generator rarely reads them). */
+class Answer implements HttpResult {
+  #headers: Record<string, string> | undefined;
+
+  constructor(
+    readonly status: number,
+    readonly head: string,
+    readonly body: Buffer,
+  ) {}
+
+  get headers(): Record<string, string> {
+    if (this.#headers !== undefined) return this.#headers;
+    const headers: Record<string, string> = {};
+    const lines = this.head.split('\r\n');
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const colon = line.indexOf(':');
+      if (colon > 0)
+        headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    this.#headers = headers;
+    return headers;
+  }
+}
+
+class Connection {
+  readonly socket: net.Socket;
+  current: Pending | undefined;
+  #buf: Buffer = Buffer.alloc(0);
+  #status = 0;
+  #head: string | undefined;
+  #length = -1;
+  #chunked = false;
+  #close = false;
+  #chunks: Buffer[] = [];
+  #chunkPos = 0;
+
+  constructor(
+    socket: net.Socket,
+    readonly onDone: (c: Connection, keep: boolean) => void,
+    readonly onBroken: (c: Connection, err: Error) => void,
+  ) {
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.#onData(d));
+    socket.on('error', (err) => this.onBroken(this, err));
+    socket.on('close', () => this.onBroken(this, new Error('connection closed by the server')));
+  }
+
+  send(p: Pending, bytes: string | Buffer[]): void {
+    this.current = p;
+    if (typeof bytes === 'string') this.socket.write(bytes, 'latin1');
+    else this.socket.write(bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes));
+  }
+
+  #reset(): void {
+    this.#head = undefined;
+    this.#status = 0;
+    this.#length = -1;
+    this.#chunked = false;
+    this.#close = false;
+    this.#chunks = [];
+    this.#chunkPos = 0;
+  }
+
+  #onData(d: Buffer): void {
+    this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
+    for (;;) {
+      if (this.current === undefined) {
+        if (this.#buf.length > 0)
+          this.onBroken(this, new Error('unsolicited bytes from the server'));
+        return;
+      }
+      if (this.#head === undefined && !this.#parseHead()) return;
+      const body = this.#parseBody();
+      if (body === undefined) return;
+      const p = this.current;
+      const result = new Answer(this.#status, this.#head!, body);
+      const keep = !this.#close;
+      this.current = undefined;
+      this.#reset();
+      p.resolve(result);
+      this.onDone(this, keep);
+      if (this.#buf.length === 0 || !keep) return;
+    }
+  }
+
+  #parseHead(): boolean {
+    const end = this.#buf.indexOf(CRLF2);
+    if (end < 0) return false;
+    const head = this.#buf.toString('latin1', 0, end);
+    const status = Number(head.slice(9, 12));
+    if (!head.startsWith('HTTP/1.') || !Number.isInteger(status)) {
+      this.onBroken(
+        this,
+        new Error(`not an HTTP/1.x answer: ${JSON.stringify(head.slice(0, 40))}`),
+      );
+      return false;
+    }
+    this.#status = status;
+    this.#head = head;
+    this.#buf = this.#buf.subarray(end + 4);
+    this.#chunked = CHUNKED.test(head);
+    const cl = CONTENT_LENGTH.exec(head);
+    const noBody = this.current!.head || status === 204 || status === 304 || status < 200;
+    this.#length = noBody ? 0 : cl !== null ? Number(cl[1]) : this.#chunked ? -1 : -2;
+    this.#close = CLOSE.test(head) || this.#length === -2;
+    return true;
+  }
+
+  /** The complete body, or undefined while more bytes are needed. */
+  #parseBody(): Buffer | undefined {
+    if (this.#length >= 0) {
+      if (this.#buf.length < this.#length) return undefined;
+      const body = this.#buf.subarray(0, this.#length);
+      this.#buf = this.#buf.subarray(this.#length);
+      return body;
+    }
+    if (this.#length === -2) return undefined; // read to close: completed in onBroken
+    // chunked: <hex size>\r\n<data>\r\n ... 0\r\n\r\n
+    for (;;) {
+      const nl = this.#buf.indexOf('\r\n', this.#chunkPos, 'latin1');
+      if (nl < 0) return undefined;
+      const size = Number.parseInt(this.#buf.toString('latin1', this.#chunkPos, nl), 16);
+      if (!Number.isFinite(size)) {
+        this.onBroken(this, new Error('malformed chunked body'));
+        return undefined;
+      }
+      if (size === 0) {
+        const end = this.#buf.indexOf(CRLF2, nl - 2 < 0 ? 0 : nl - 2);
+        if (end < 0) return undefined;
+        const body = Buffer.concat(this.#chunks);
+        this.#buf = this.#buf.subarray(end + 4);
+        return body;
+      }
+      if (this.#buf.length < nl + 2 + size + 2) return undefined;
+      this.#chunks.push(this.#buf.subarray(nl + 2, nl + 2 + size));
+      this.#chunkPos = nl + 2 + size + 2;
+      this.#buf = this.#buf.subarray(this.#chunkPos);
+      this.#chunkPos = 0;
+    }
+  }
+
+  /** A body that ends when the server closes (no length given). */
+  takeReadToClose(): HttpResult | undefined {
+    if (this.current === undefined || this.#length !== -2 || this.#head === undefined)
+      return undefined;
+    return new Answer(this.#status, this.#head, this.#buf);
+  }
+}
+
+/** Keep-alive connections to one origin for a load generator. */
+export class HttpPool {
+  readonly #host: string;
+  readonly #port: number;
+  readonly #hostHeader: string;
+  readonly #max: number;
+  readonly #timeoutMs: number;
+  readonly #idle: Connection[] = [];
+  readonly #all = new Set<Connection>();
+  readonly #waiting: { spec: HttpRequestSpec; p: Pending }[] = [];
+  #sweeper: NodeJS.Timeout | undefined;
+  #closed = false;
+  /** The head last built, reused while method, path and headers object stay the same. */
+  #lastHead: { method: string; path: string; headers: HttpRequestSpec['headers']; text: string } = {
+    method: '',
+    path: '',
+    headers: undefined,
+    text: '',
+  };
+
+  constructor(options: HttpPoolOptions) {
+    const u = new URL(options.url);
+    if (u.protocol !== 'http:')
+      throw new PeakError(
+        ErrorCodes.STRESS_INVALID,
+        `the generator's HTTP client speaks plain http only, got ${options.url}`,
+        { details: { input: 'target' } },
+      );
+    this.#host = u.hostname.replace(/^\[|\]$/g, '');
+    this.#port = Number(u.port || 80);
+    this.#hostHeader = u.host;
+    this.#max = options.maxConnections ?? 256;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.#all.size;
+  }
+
+  /** Sends one request; resolves with the answer (any status), rejects on a network error or timeout. */
+  request(spec: HttpRequestSpec): Promise<HttpResult> {
+    return new Promise<HttpResult>((resolve, reject) => {
+      if (this.#closed) {
+        reject(new Error('the HTTP pool is closed'));
+        return;
+      }
+      const p: Pending = {
+        resolve,
+        reject,
+        head: spec.method === 'HEAD',
+        startedAt: performance.now(),
+      };
+      this.#startSweeper();
+      const c = this.#idle.pop();
+      if (c !== undefined) this.#send(c, spec, p);
+      else if (this.#all.size < this.#max) this.#send(this.#open(), spec, p);
+      else this.#waiting.push({ spec, p });
+    });
+  }
+
+  #send(c: Connection, spec: HttpRequestSpec, p: Pending): void {
+    let head: string;
+    const cache = this.#lastHead;
+    if (cache.method === spec.method && cache.path === spec.path && cache.headers === spec.headers)
+      head = cache.text;
+    else {
+      head = `${spec.method} ${spec.path} HTTP/1.1\r\nhost: ${this.#hostHeader}\r\n`;
+      if (spec.headers !== undefined)
+        for (const k in spec.headers) head += `${k}: ${spec.headers[k]}\r\n`;
+      this.#lastHead = { method: spec.method, path: spec.path, headers: spec.headers, text: head };
+    }
+    const body = spec.body;
+    if (body === undefined || body.length === 0) {
+      c.send(p, `${head}${body === undefined ? '' : 'content-length: 0\r\n'}\r\n`);
+      return;
+    }
+    if (typeof body === 'string') {
+      const len = Buffer.byteLength(body);
+      if (len === body.length) {
+        c.send(p, `${head}content-length: ${len}\r\n\r\n${body}`);
+        return;
+      }
+      c.send(p, [
+        Buffer.from(`${head}content-length: ${len}\r\n\r\n`, 'latin1'),
+        Buffer.from(body),
+      ]);
+      return;
+    }
+    c.send(p, [Buffer.from(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1'), body]);
+  }
+
+  #open(): Connection {
+    const socket = net.connect({ host: this.#host, port: this.#port });
+    const c = new Connection(
+      socket,
+      (conn, keep) => this.#done(conn, keep),
+      (conn, err) => this.#broken(conn, err),
+    );
+    this.#all.add(c);
+    return c;
+  }
+
+  #done(c: Connection, keep: boolean): void {
+    if (!keep) {
+      this.#all.delete(c);
+      c.socket.destroy();
+    } else {
+      const next = this.#waiting.shift();
+      if (next !== undefined) {
+        this.#send(c, next.spec, next.p);
+        return;
+      }
+      this.#idle.push(c);
+      return;
+    }
+    const next = this.#waiting.shift();
+    if (next !== undefined) this.#send(this.#open(), next.spec, next.p);
+  }
+
+  #broken(c: Connection, err: Error): void {
+    if (!this.#all.delete(c)) return;
+    const i = this.#idle.indexOf(c);
+    if (i >= 0) this.#idle.splice(i, 1);
+    c.socket.destroy();
+    const p = c.current;
+    c.current = undefined;
+    if (p !== undefined) {
+      const readToClose = c.takeReadToClose();
+      if (readToClose !== undefined) p.resolve(readToClose);
+      else p.reject(err);
+    }
+    const next = this.#waiting.shift();
+    if (next !== undefined && !this.#closed) this.#send(this.#open(), next.spec, next.p);
+  }
+
+  #startSweeper(): void {
+    if (this.#sweeper !== undefined) return;
+    this.#sweeper = setInterval(
+      () => {
+        const now = performance.now();
+        for (const c of this.#all) {
+          if (c.current !== undefined && now - c.current.startedAt > this.#timeoutMs)
+            this.#broken(c, new Error(`no answer in ${this.#timeoutMs} ms`));
+        }
+        for (let i = this.#waiting.length - 1; i >= 0; i--) {
+          const w = this.#waiting[i]!;
+          if (now - w.p.startedAt > this.#timeoutMs) {
+            this.#waiting.splice(i, 1);
+            w.p.reject(new Error(`no connection free in ${this.#timeoutMs} ms`));
+          }
+        }
+      },
+      Math.min(100, this.#timeoutMs),
+    );
+    this.#sweeper.unref();
+  }
+
+  /** Closes every connection; requests in flight or waiting fail. */
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    for (const w of this.#waiting.splice(0)) w.p.reject(new Error('the HTTP pool is closed'));
+    for (const c of [...this.#all]) this.#broken(c, new Error('the HTTP pool is closed'));
+  }
+}
