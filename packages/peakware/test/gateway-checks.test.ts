@@ -207,6 +207,24 @@ describe('peak gateway: context, mapping, guard, counts, 10 000 routes, CLI', {
     assert.match(old.body.error!.message, /within 60 s/);
   });
 
+  it('will not start with a nonce window shorter than twice the clock skew', async () => {
+    const r = await runPeak([
+      'gateway',
+      '--port',
+      '0',
+      '--server',
+      f.server.info.url,
+      '--data',
+      f.dataDir,
+      '--clock-skew',
+      '60000',
+      '--nonce-window',
+      '90000',
+    ]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /nonce window \(90000 ms\) must be at least twice the clock skew/);
+  });
+
   it('refuses an app calling from outside its IP allow list', async () => {
     await f.admin.gateway.putApp({ name: 'walled', ipAllow: ['10.0.0.0/8'] });
     const key = await f.admin.gateway.createKey('walled');
@@ -235,21 +253,25 @@ describe('peak gateway: context, mapping, guard, counts, 10 000 routes, CLI', {
     assert.equal(blocked.body.error?.code, 'PEAK_GUARD_BLOCKED');
     assert.equal(blocked.headers.get('retry-after'), '1');
     assert.equal(f.calls.echo, before, 'the provider never saw the blocked call');
-    for (let i = 0; i < 3; i++) {
-      const a = await call(
-        'POST',
-        '/clustered',
-        signed('/clustered', JSON.stringify({ n: i, s: 'k' })),
-      );
-      assert.equal(a.status, 200, JSON.stringify(a.body));
-    }
-    const view = await f.admin.guard.cluster();
-    const budget = view.budgets.find((b) => b.flowId === 'gw-test-clustered');
-    assert.ok(
-      budget !== undefined,
-      `the cluster budget at the token server: ${JSON.stringify(view)}`,
+    // The cluster rule draws on the control plane's token server (a call whose token request
+    // times out on a loaded machine falls back to the local rule, so ask until one got there).
+    let n = 0;
+    let view: Awaited<ReturnType<typeof f.admin.guard.cluster>> | undefined;
+    await waitFor(
+      () => `the cluster budget at the token server: ${JSON.stringify(view)}`,
+      async () => {
+        const a = await call(
+          'POST',
+          '/clustered',
+          signed('/clustered', JSON.stringify({ n: n++, s: 'k' })),
+        );
+        assert.equal(a.status, 200, JSON.stringify(a.body));
+        view = await f.admin.guard.cluster();
+        return view.budgets.some(
+          (b) => b.flowId === 'gw-test-clustered' && b.namespace === 'peak.gateway',
+        );
+      },
     );
-    assert.equal(budget.namespace, 'peak.gateway');
     // Lifting the per-app rule lets the app through, live.
     await publishRules({ flow: [] });
     await waitFor(
@@ -269,7 +291,7 @@ describe('peak gateway: context, mapping, guard, counts, 10 000 routes, CLI', {
           'm',
         ).exec(text)?.[1] ?? 0,
       );
-    assert.ok(count(200) >= 6, text);
+    assert.ok(count(200) >= 5, text);
     assert.ok(count(429) >= 1, text);
     await waitFor('the gateway span of the traced call', async () => {
       try {

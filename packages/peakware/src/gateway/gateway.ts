@@ -43,7 +43,14 @@ import {
 } from '../core/context.js';
 import { decodeContext, encodeContext } from '../core/context-headers.js';
 import { ControlPlaneClient, type TokenSource } from '../core/control-plane-client.js';
-import { ErrorCodes, errorMessage, httpStatusOf, isPeakError, PeakError } from '../core/errors.js';
+import {
+  ErrorCodes,
+  errorMessage,
+  httpStatusOf,
+  InvalidArgumentError,
+  isPeakError,
+  PeakError,
+} from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { constantTimeEqual, sha256Hex } from '../core/secrets.js';
 import { isBlockError } from '../guard/block-error.js';
@@ -99,7 +106,7 @@ export interface GatewayOptions {
   snapshotFile?: string;
   /** How far a signed timestamp may be from the gateway's clock, ms. */
   clockSkewMs?: number;
-  /** How long a nonce is remembered, ms (at least the skew, so no expired replay gets in). */
+  /** How long a nonce is remembered, ms: at least twice the skew (checked), so no replay gets in. */
   nonceWindowMs?: number;
   /** Deadline of a call when the route sets none, ms. */
   timeoutMs?: number;
@@ -229,6 +236,15 @@ export class Gateway {
   #url = '';
 
   constructor(options: GatewayOptions) {
+    // A signed timestamp is good from skew before it until skew after it: a nonce forgotten
+    // sooner than twice the skew lets a replay of a still-valid request through.
+    const skew = options.clockSkewMs ?? GATEWAY_DEFAULTS.clockSkewMs;
+    const window = options.nonceWindowMs ?? GATEWAY_DEFAULTS.nonceWindowMs;
+    if (window < 2 * skew)
+      throw new InvalidArgumentError(
+        `the nonce window (${window} ms) must be at least twice the clock skew (${skew} ms): a signed request stays valid for twice the skew, and a replay after its nonce is forgotten would be let through; raise --nonce-window or lower --clock-skew`,
+        { details: { input: 'nonceWindowMs', nonceWindowMs: window, clockSkewMs: skew } },
+      );
     this.#o = options;
     this.#logger = options.logger ?? silentLogger();
     this.#now = options.now ?? Date.now;

@@ -502,7 +502,7 @@ export const gatewayCommand: Command = {
     'nonce-window': {
       type: 'string',
       valueName: 'MS',
-      description: 'how long nonces are remembered',
+      description: 'how long nonces are remembered (at least twice --clock-skew)',
       default: '900000',
       env: 'PEAK_GATEWAY_NONCE_WINDOW_MS',
     },
