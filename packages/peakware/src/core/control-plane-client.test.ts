@@ -293,11 +293,18 @@ describe('control-plane client: errors, auth, options', () => {
   });
 
   it('an abort rejects with its reason, without retrying', async () => {
-    const s = await serve(() => undefined);
+    // Aborted once the server holds the request (not after a fixed delay: a loaded
+    // machine may not have sent it 20 ms in).
+    let arrived: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    const s = await serve(() => arrived());
     const client = new ControlPlaneClient({ servers: s.url });
     const abort = new AbortController();
     const p = client.get('/hang', { signal: abort.signal });
-    setTimeout(() => abort.abort(new Error('closing')), 20);
+    await held;
+    abort.abort(new Error('closing'));
     await assert.rejects(p, /closing/);
     assert.equal(s.hits.length, 1);
   });
