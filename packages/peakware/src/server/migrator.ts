@@ -10,7 +10,7 @@ import type { Logger } from '../core/logger.js';
 
 /** One schema change. */
 export interface Migration {
-  /** Strictly increasing from 1, never reused. */
+  /** Strictly increasing, never reused (gaps allowed: numbers are assigned ahead). */
   version: number;
   /** A short kebab-case name, recorded with the version. */
   name: string;
@@ -42,11 +42,14 @@ export async function schemaVersion(db: pg.Pool | pg.PoolClient): Promise<number
 }
 
 function checkList(list: readonly Migration[]): void {
+  // Versions are assigned ahead (one per subsystem in flight), so the list may have gaps
+  // until every subsystem has landed; it must only increase.
   list.forEach((m, i) => {
-    if (m.version !== i + 1) {
+    const prev = i === 0 ? 0 : list[i - 1]!.version;
+    if (!Number.isInteger(m.version) || m.version <= prev) {
       throw new PeakError(
         ErrorCodes.MIGRATION_FAILED,
-        `migration list is broken: entry ${i} has version ${m.version}, expected ${i + 1}`,
+        `migration list is broken: entry ${i} has version ${m.version}, expected a version above ${prev}`,
       );
     }
   });
@@ -59,7 +62,7 @@ export async function migrate(
   logger: Logger,
 ): Promise<MigrationResult> {
   checkList(list);
-  const latest = list.length;
+  const latest = list.at(-1)?.version ?? 0;
   const client = await pool.connect();
   try {
     // A session lock held across the per-migration transactions.
@@ -79,8 +82,15 @@ export async function migrate(
         { details: { databaseVersion: current, knownVersion: latest } },
       );
     }
+    const done = new Set(
+      (
+        await client.query<{ version: number }>('SELECT version FROM peak.schema_migrations')
+      ).rows.map((r) => r.version),
+    );
     const applied: number[] = [];
-    for (const m of list.slice(current)) {
+    // Every migration not recorded yet, in version order: one whose number was assigned
+    // below a newer one already applied (a gap filled later) runs too.
+    for (const m of list.filter((x) => !done.has(x.version))) {
       try {
         await client.query('BEGIN');
         await client.query(m.sql);

@@ -12,8 +12,9 @@ import { consoleModule } from '../console/server/index.js';
 import { gatewayModule } from '../gateway/server/index.js';
 import { guardModule } from '../guard/server/index.js';
 import { mqModule, openBacklogReader } from '../mq/server/index.js';
-import { registryModule } from '../registry/server/index.js';
+import { listInstances, registryModule } from '../registry/server/index.js';
 import { openMetricBuckets, telemetryModule } from '../telemetry/server/index.js';
+import { txnModule } from '../txn/server/index.js';
 import type { PeakModule } from './peak-module.js';
 
 /** Every built-in module; the host registers their routes in this order. */
@@ -25,4 +26,5 @@ export const builtinModules: readonly PeakModule[] = [
   telemetryModule({ mqBacklog: openBacklogReader }),
   gatewayModule,
   consoleModule({ metrics: openMetricBuckets }),
+  txnModule({ instances: listInstances }),
 ];
