@@ -23,6 +23,7 @@ import { MqAdmin } from './mq-admin.js';
 import { RegistryAdmin } from './registry-admin.js';
 import { SystemAdmin } from './system-admin.js';
 import { TelemetryAdmin } from './telemetry-admin.js';
+import { TxnAdmin } from './txn-admin.js';
 
 /**
  * Options of an {@link AdminClient}: those of the {@link ControlPlaneClient} (`servers`,
@@ -52,6 +53,8 @@ export class AdminClient {
   readonly system: SystemAdmin;
   /** The console's API: metrics history (a week, downsampled), the audit trail, sessions. */
   readonly console: ConsoleAdmin;
+  /** The transaction coordinator: global transactions, their timelines, retry and stop. */
+  readonly txn: TxnAdmin;
 
   constructor(options: AdminClientOptions | ControlPlaneClient) {
     this.http = options instanceof ControlPlaneClient ? options : new ControlPlaneClient(options);
@@ -64,5 +67,6 @@ export class AdminClient {
     this.gateway = new GatewayAdmin(this.http);
     this.system = new SystemAdmin(this.http);
     this.console = new ConsoleAdmin(this.http);
+    this.txn = new TxnAdmin(this.http);
   }
 }

@@ -27,6 +27,7 @@ export const rootCommand: Command = {
     lazyCommand('tls', async () => (await import('./tls-command.js')).tlsCommand),
     lazyCommand('cache', async () => (await import('./cache-command.js')).cacheCommand),
     lazyCommand('gateway', async () => (await import('./gateway-command.js')).gatewayCommand),
+    lazyCommand('txn', async () => (await import('./txn-command.js')).txnCommand),
   ],
   async run({ values, out }) {
     if (values.version === true) {

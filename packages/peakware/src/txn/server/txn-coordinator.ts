@@ -72,6 +72,8 @@ export const COORDINATOR_DEFAULTS = {
 interface Drive {
   gid: string;
   lost: boolean;
+  /** The status last written (what a caller hears when the drive stops early). */
+  status: TxnStatus;
   trace: string | undefined;
   done: Promise<TxnOutcome>;
 }
@@ -251,6 +253,7 @@ export class TxnCoordinator {
     const drive: Drive = {
       gid: row.gid,
       lost: false,
+      status: row.status,
       trace: row.trace_id ?? undefined,
       done: Promise.resolve({ gid: row.gid, status: row.status }),
     };
@@ -268,10 +271,10 @@ export class TxnCoordinator {
         this.#o.logger.warn({ gid: row.gid, reason }, 'transaction handed back to recovery');
         const delay = Math.min(60_000, 500 * 2 ** Math.min(row.recoveries, 7));
         await releaseLease(this.#o.pool, this.#o.nodeId, row.gid, delay).catch(() => undefined);
-        return { gid: row.gid, status: row.status, reason };
+        return { gid: row.gid, status: drive.status, reason };
       })
       .finally(() => {
-        this.#driving.delete(row.gid);
+        if (this.#driving.get(row.gid) === drive) this.#driving.delete(row.gid);
       });
     return drive;
   }
@@ -303,6 +306,7 @@ export class TxnCoordinator {
       d.lost = true;
       throw new LostLease();
     }
+    d.status = status;
   }
 
   /** Calls one branch operation under its policy; `bounded` ops stop at the deadline. */
@@ -678,6 +682,7 @@ export class TxnCoordinator {
     const d: Drive = {
       gid: row.gid,
       lost: false,
+      status: row.status,
       trace: row.trace_id ?? undefined,
       done: Promise.resolve({ gid: row.gid, status: row.status }),
     };
@@ -734,7 +739,10 @@ export class TxnCoordinator {
         claimed.map((r) => r.gid),
       );
       for (const row of claimed) {
-        if (this.#driving.has(row.gid)) continue;
+        // A drive of this node still under way lost its claim (an operator stopped it):
+        // it ends at its next step, the new drive takes over.
+        const old = this.#driving.get(row.gid);
+        if (old !== undefined) old.lost = true;
         this.#o.logger.info({ gid: row.gid, status: row.status }, 'recovering a transaction');
         this.#drive(row, succeeded, true);
       }

@@ -6,7 +6,9 @@
  * write's WAL flush among every transaction that arrived meanwhile.
  *
  * Status changes are conditional on this node still owning the transaction (its lease not
- * taken over by another node's recovery, nor stopped by an operator): the answer says, per
+ * taken over by another node's recovery) and on the status they follow (`succeeded` only
+ * from `running` or `committing`: an operator's stop, which sets `aborting`, makes a
+ * driver's late `succeeded` fail): the answer says, per
  * write, whether it applied, and a driver that lost its transaction stops.
  */
 import type pg from 'pg';
@@ -24,7 +26,17 @@ export interface NewGlobal {
   traceId?: string;
 }
 
-/** A status change of a transaction this node owns. */
+/** The statuses each status may be reached from: a change from any other does not apply. */
+const REACHED_FROM: Record<TxnStatus, string> = {
+  prepared: '',
+  running: '',
+  committing: 'running',
+  aborting: 'running',
+  succeeded: 'running,committing',
+  failed: 'aborting',
+};
+
+/** A status change of a transaction this node owns (only from the status it follows). */
 export interface StatusChange {
   kind: 'status';
   gid: string;
@@ -68,8 +80,8 @@ upd AS (
          finished_at = CASE WHEN u.status IN ('succeeded', 'failed') THEN now() END,
          lease_until = CASE WHEN u.status IN ('succeeded', 'failed') THEN NULL
                             ELSE greatest(g.lease_until, now() + $4 * interval '1 millisecond') END
-    FROM jsonb_to_recordset($3::jsonb) AS u(gid text, status text, reason text)
-   WHERE g.gid = u.gid AND g.owner = $1 AND g.status NOT IN ('succeeded', 'failed')
+    FROM jsonb_to_recordset($3::jsonb) AS u(gid text, status text, reason text, "from" text)
+   WHERE g.gid = u.gid AND g.owner = $1 AND g.status = ANY(string_to_array(u."from", ','))
   RETURNING g.gid),
 br AS (
   INSERT INTO peak.txn_branches (gid, branch, op, status, attempts, error, started_at, finished_at)
@@ -156,7 +168,12 @@ export class TxnJournal {
           trace: w.traceId ?? null,
         });
       } else if (w.kind === 'status') {
-        statuses.set(w.gid, { gid: w.gid, status: w.status, reason: w.reason ?? null });
+        statuses.set(w.gid, {
+          gid: w.gid,
+          status: w.status,
+          reason: w.reason ?? null,
+          from: REACHED_FROM[w.status],
+        });
       } else {
         // The last event of one operation wins (one row per operation and batch).
         branches.set(`${w.gid}\u0000${w.branch}\u0000${w.op}`, {
