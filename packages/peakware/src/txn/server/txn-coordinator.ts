@@ -86,6 +86,8 @@ class GiveUp extends Error {}
 type CallResult = { ok: true; value: unknown } | { ok: false; error: string; sent: boolean };
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** A branch call still unanswered after this long is written as running (the timeline). */
+const RUNNING_NOTE_AFTER_MS = 500;
 const GID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 function invalid(message: string, input: string): PeakError {
@@ -319,20 +321,41 @@ export class TxnCoordinator {
     policy: StepPolicy,
     deadline: number | undefined,
   ): Promise<CallResult> {
+    const startedAt = Date.now();
+    // A call that ends quickly is written once, when it ends; a slow one shows as running.
+    const slow = setTimeout(() => {
+      this.#journal.note({
+        kind: 'branch',
+        gid: d.gid,
+        branch: name,
+        op,
+        status: 'running',
+        attempts: 1,
+        startedAt,
+      });
+    }, RUNNING_NOTE_AFTER_MS);
+    slow.unref();
+    try {
+      return await this.#attempts(d, name, op, target, payload, policy, deadline, startedAt);
+    } finally {
+      clearTimeout(slow);
+    }
+  }
+
+  async #attempts(
+    d: Drive,
+    name: string,
+    op: BranchOp,
+    target: BranchCall,
+    payload: unknown,
+    policy: StepPolicy,
+    deadline: number | undefined,
+    startedAt: number,
+  ): Promise<CallResult> {
     const retries = policy.retries ?? STEP_DEFAULTS.retries;
     let delay = policy.retryDelayMs ?? STEP_DEFAULTS.retryDelayMs;
     const timeoutMs = policy.timeoutMs ?? STEP_DEFAULTS.timeoutMs;
-    const startedAt = Date.now();
     const branch: TxnBranch = { gid: d.gid, branch: name, op };
-    this.#journal.note({
-      kind: 'branch',
-      gid: d.gid,
-      branch: name,
-      op,
-      status: 'running',
-      attempts: 1,
-      startedAt,
-    });
     let sent = false;
     for (let attempt = 1; ; attempt++) {
       if (d.lost) throw new LostLease();

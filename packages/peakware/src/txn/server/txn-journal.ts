@@ -60,6 +60,11 @@ export interface BranchEvent {
 /** One write of the journal. */
 export type JournalWrite = NewGlobal | StatusChange | BranchEvent;
 
+/** A map's values in key order: concurrent batches lock rows in one order (no deadlock). */
+function sorted(rows: Map<string, unknown>): unknown[] {
+  return [...rows.keys()].sort().map((k) => rows.get(k));
+}
+
 interface Waiting {
   write: JournalWrite;
   resolve: (applied: boolean) => void;
@@ -90,16 +95,21 @@ br AS (
     FROM jsonb_to_recordset($5::jsonb) AS b(gid text, branch text, op text, status text, attempts int, error text, started bigint, finished bigint)
   ON CONFLICT (gid, branch, op) DO UPDATE
     SET status = excluded.status, attempts = excluded.attempts, error = excluded.error,
-        finished_at = excluded.finished_at)
+        finished_at = excluded.finished_at
+    -- batches commit concurrently: a late 'running' never hides how the call ended
+    WHERE excluded.status <> 'running' OR peak.txn_branches.status = 'running')
 SELECT 'i' AS k, gid FROM ins UNION ALL SELECT 'u' AS k, gid FROM upd`;
 
-/** Coalesces the coordinator's writes into one statement per batch, one batch in flight. */
+/** How many batches may be committing at once (their WAL flushes overlap). */
+const MAX_IN_FLIGHT = 3;
+
+/** Coalesces the coordinator's writes into one statement per batch, a few batches in flight. */
 export class TxnJournal {
   readonly #pool: pg.Pool;
   readonly #nodeId: string;
   readonly #leaseMs: number;
   #queue: Waiting[] = [];
-  #running = false;
+  #inFlight = 0;
   #scheduled = false;
 
   constructor(pool: pg.Pool, nodeId: string, leaseMs: number) {
@@ -111,15 +121,19 @@ export class TxnJournal {
   /**
    * Queues a write for the next batch; resolves once it committed: true when it applied
    * (an insert of a new gid, a change of a transaction this node owns), false when not.
+   * One transaction's status writes are awaited one after the other by its driver, so two
+   * batches in flight never hold two of them.
    */
   write(write: JournalWrite): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       this.#queue.push({ write, resolve, reject });
-      if (!this.#running && !this.#scheduled) {
+      if (this.#inFlight < MAX_IN_FLIGHT && !this.#scheduled) {
+        // The first write of a quiet period goes at the end of this turn, so the others
+        // made in the same turn join it.
         this.#scheduled = true;
         setImmediate(() => {
           this.#scheduled = false;
-          void this.#drain();
+          this.#next();
         });
       }
     });
@@ -130,26 +144,27 @@ export class TxnJournal {
     this.write(event).catch(() => undefined);
   }
 
-  async #drain(): Promise<void> {
-    if (this.#running) return;
-    this.#running = true;
-    try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, 1000);
-        try {
-          const applied = await this.#flush(batch.map((w) => w.write));
+  #next(): void {
+    if (this.#queue.length === 0 || this.#inFlight >= MAX_IN_FLIGHT) return;
+    const batch = this.#queue.splice(0, 1000);
+    this.#inFlight++;
+    this.#flush(batch.map((w) => w.write))
+      .then(
+        (applied) => {
           for (const w of batch) {
             w.resolve(
               w.write.kind === 'branch' ? true : applied.has(`${w.write.kind}:${w.write.gid}`),
             );
           }
-        } catch (err) {
+        },
+        (err: unknown) => {
           for (const w of batch) w.reject(err);
-        }
-      }
-    } finally {
-      this.#running = false;
-    }
+        },
+      )
+      .finally(() => {
+        this.#inFlight--;
+        this.#next();
+      });
   }
 
   async #flush(writes: JournalWrite[]): Promise<Set<string>> {
@@ -191,9 +206,9 @@ export class TxnJournal {
     const res = await this.#pool.query<{ k: string; gid: string }>(FLUSH_SQL, [
       this.#nodeId,
       JSON.stringify([...inserts.values()]),
-      JSON.stringify([...statuses.values()]),
+      JSON.stringify(sorted(statuses)),
       this.#leaseMs,
-      JSON.stringify([...branches.values()]),
+      JSON.stringify(sorted(branches)),
     ]);
     return new Set(res.rows.map((r) => `${r.k === 'i' ? 'insert' : 'status'}:${r.gid}`));
   }
