@@ -16,6 +16,7 @@ export {
   pruneBarrier,
 } from './barrier.js';
 export { branchBaggage, TXN_BAGGAGE, type TxnBranch, txnBranch } from './branch-context.js';
+export { BranchRefusedError } from './branch-refused.js';
 export {
   branchCall,
   PreparedMessage,
