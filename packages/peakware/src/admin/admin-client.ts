@@ -25,6 +25,7 @@ import { RegistryAdmin } from './registry-admin.js';
 import { StressAdmin } from './stress-admin.js';
 import { SystemAdmin } from './system-admin.js';
 import { TelemetryAdmin } from './telemetry-admin.js';
+import { TxnAdmin } from './txn-admin.js';
 
 /**
  * Options of an {@link AdminClient}: those of the {@link ControlPlaneClient} (`servers`,
@@ -58,6 +59,8 @@ export class AdminClient {
   readonly drill: DrillAdmin;
   /** Stress runs and their reports, agents, capacity figures. */
   readonly stress: StressAdmin;
+  /** The transaction coordinator: global transactions, their timelines, retry and stop. */
+  readonly txn: TxnAdmin;
 
   constructor(options: AdminClientOptions | ControlPlaneClient) {
     this.http = options instanceof ControlPlaneClient ? options : new ControlPlaneClient(options);
@@ -72,5 +75,6 @@ export class AdminClient {
     this.console = new ConsoleAdmin(this.http);
     this.drill = new DrillAdmin(this.http);
     this.stress = new StressAdmin(this.http);
+    this.txn = new TxnAdmin(this.http);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * `peakware/admin`: the typed admin API of the control plane (`AdminClient`): config,
- * mq admin, telemetry queries, alerts, registry, guard, gateway and the control plane itself, over
+ * mq admin, telemetry queries, alerts, registry, guard, gateway, txn and the control plane itself, over
  * the one `ControlPlaneClient` of `peakware/core`. Loads no server code: the answers'
  * types are the server halves' own, imported as types only. See README.md.
  */
@@ -124,3 +124,11 @@ export {
   type TraceSearchQuery,
   type TraceTree,
 } from './telemetry-admin.js';
+export {
+  TxnAdmin,
+  type TxnKind,
+  type TxnListFilter,
+  type TxnStatus,
+  type TxnSummary,
+  type TxnView,
+} from './txn-admin.js';

@@ -166,6 +166,18 @@ export const ErrorCodes = {
   STRESS_LEAK: 'PEAK_STRESS_LEAK',
   /** Stress: a scenario step's answer failed its check (status or assertion). */
   STRESS_CHECK_FAILED: 'PEAK_STRESS_CHECK_FAILED',
+  /** Txn: the global transaction does not exist. */
+  TXN_NOT_FOUND: 'PEAK_TXN_NOT_FOUND',
+  /** Txn: a saga, TCC or message definition is malformed; the message names the field. */
+  TXN_INVALID: 'PEAK_TXN_INVALID',
+  /** Txn: the global transaction is not in a status that allows this (retry a finished one). */
+  TXN_STATE: 'PEAK_TXN_STATE',
+  /** Txn: a branch refused its step for good (out of stock): the transaction rolls back. */
+  TXN_BRANCH_FAILED: 'PEAK_TXN_BRANCH_FAILED',
+  /** Txn: the global transaction rolled back (compensated); details name the branch and cause. */
+  TXN_ABORTED: 'PEAK_TXN_ABORTED',
+  /** Txn: a barrier was used outside a branch call (no global id in the call context). */
+  TXN_NO_BRANCH: 'PEAK_TXN_NO_BRANCH',
   /** Something failed that is not the caller's fault; the message carries the cause. */
   INTERNAL: 'PEAK_INTERNAL',
 } as const;
@@ -235,6 +247,12 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.STRESS_SCENARIO]: 400,
   [ErrorCodes.STRESS_NOT_FOUND]: 404,
   [ErrorCodes.STRESS_LEAK]: 409,
+  [ErrorCodes.TXN_NOT_FOUND]: 404,
+  [ErrorCodes.TXN_INVALID]: 400,
+  [ErrorCodes.TXN_STATE]: 409,
+  [ErrorCodes.TXN_BRANCH_FAILED]: 409,
+  [ErrorCodes.TXN_ABORTED]: 409,
+  [ErrorCodes.TXN_NO_BRANCH]: 400,
 };
 
 /** The HTTP status an error code is answered with (500 for codes not listed). */

@@ -46,6 +46,8 @@ export async function schemaVersion(db: pg.Pool | pg.PoolClient): Promise<number
 }
 
 function checkList(list: readonly Migration[]): void {
+  // Versions are assigned ahead (one per subsystem in flight), so the list may have gaps
+  // until every subsystem has landed; it must only increase.
   list.forEach((m, i) => {
     const prev = i === 0 ? 0 : list[i - 1]!.version;
     if (!Number.isInteger(m.version) || m.version <= prev) {
@@ -90,6 +92,8 @@ export async function migrate(
       ).rows.map((r) => r.version),
     );
     const applied: number[] = [];
+    // Every migration not recorded yet, in version order: one whose number was assigned
+    // below a newer one already applied (a gap filled later) runs too.
     for (const m of list.filter((x) => !done.has(x.version))) {
       try {
         await client.query('BEGIN');

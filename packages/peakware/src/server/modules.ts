@@ -15,9 +15,10 @@ import { drillModule } from '../drill/server/index.js';
 import { gatewayModule } from '../gateway/server/index.js';
 import { guardModule } from '../guard/server/index.js';
 import { mqModule, openBacklogReader, openStressMessageCounter } from '../mq/server/index.js';
-import { registryModule } from '../registry/server/index.js';
+import { listInstances, registryModule } from '../registry/server/index.js';
 import { stressModule } from '../stress/server/index.js';
 import { openMetricBuckets, telemetryModule } from '../telemetry/server/index.js';
+import { txnModule } from '../txn/server/index.js';
 import type { PeakModule } from './peak-module.js';
 
 /** Every built-in module; the host registers their routes in this order. */
@@ -31,4 +32,5 @@ export const builtinModules: readonly PeakModule[] = [
   consoleModule({ metrics: openMetricBuckets }),
   drillModule({ config: configStorePort }),
   stressModule({ messages: openStressMessageCounter }),
+  txnModule({ instances: listInstances }),
 ];

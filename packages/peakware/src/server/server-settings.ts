@@ -40,6 +40,14 @@ export interface ServerSettings {
     /** Whether this node takes part in leading the cluster token server. */
     tokenServer: boolean;
   };
+  txn: {
+    /** How long a node owns a global transaction it drives without renewing, ms. */
+    leaseMs: number;
+    /** Time between the coordinator's recovery rounds, ms. */
+    recoveryIntervalMs: number;
+    /** Recovery rounds after which a failing global transaction is parked for an operator. */
+    maxRecoveries: number;
+  };
 }
 
 /**
@@ -74,6 +82,14 @@ export interface ServerSettingsOptions {
   guard?: {
     /** Default true. */
     tokenServer?: boolean;
+  };
+  txn?: {
+    /** ms ≥ 100. Default 10 000. */
+    leaseMs?: number;
+    /** ms ≥ 20. Default 1000. */
+    recoveryIntervalMs?: number;
+    /** 1-1000. Default 20. */
+    maxRecoveries?: number;
   };
 }
 
@@ -207,6 +223,36 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
     fallback: true,
     summary: "take part in leading the guard's cluster token server",
   },
+  {
+    kind: 'number',
+    option: 'txn.leaseMs',
+    env: 'PEAK_TXN_LEASE_MS',
+    envUnit: MS,
+    fallback: 10_000,
+    min: 100,
+    summary:
+      'how long a node owns a global transaction it drives without renewing (recovery takes it after)',
+  },
+  {
+    kind: 'number',
+    option: 'txn.recoveryIntervalMs',
+    env: 'PEAK_TXN_RECOVERY_INTERVAL_MS',
+    envUnit: MS,
+    fallback: 1000,
+    min: 20,
+    summary: "time between the transaction coordinator's recovery rounds",
+  },
+  {
+    kind: 'number',
+    option: 'txn.maxRecoveries',
+    env: 'PEAK_TXN_MAX_RECOVERIES',
+    envUnit: { name: '', scale: 1 },
+    fallback: 20,
+    min: 1,
+    max: 1000,
+    integer: true,
+    summary: 'recovery rounds after which a failing global transaction is parked (peak txn retry)',
+  },
 ];
 
 /** The MQTT bridge's variables (off unless the port is set). */
@@ -301,6 +347,11 @@ export function resolveServerSettings(options: ServerSettingsOptions = {}): Serv
       alertEvaluator: on('telemetry.alertEvaluator'),
     },
     guard: { tokenServer: on('guard.tokenServer') },
+    txn: {
+      leaseMs: num('txn.leaseMs'),
+      recoveryIntervalMs: num('txn.recoveryIntervalMs'),
+      maxRecoveries: num('txn.maxRecoveries'),
+    },
   };
 }
 

@@ -32,6 +32,9 @@ export function rpcTracingFilter(tracer: Tracer): RpcFilter {
     };
     if (inv.remote !== undefined) attributes['net.peer'] = inv.remote;
     if (!client && ctx.callerApp !== undefined) attributes['peak.caller'] = ctx.callerApp;
+    // A branch call of a global transaction (peakware/txn puts its id in the baggage).
+    const gid = ctx.baggage['peak.txn.gid'];
+    if (gid !== undefined) attributes['peak.txn.gid'] = gid;
     const record: SpanRecord = {
       traceId: ctx.traceId,
       spanId: ctx.spanId,

@@ -31,6 +31,7 @@ export const rootCommand: Command = {
     lazyCommand('plan', async () => (await import('./plan-command.js')).planCommand),
     lazyCommand('stress', async () => (await import('./stress-command.js')).stressCommand),
     lazyCommand('capacity', async () => (await import('./capacity-command.js')).capacityCommand),
+    lazyCommand('txn', async () => (await import('./txn-command.js')).txnCommand),
   ],
   async run({ values, out }) {
     if (values.version === true) {

@@ -12,3 +12,6 @@ export const registryModule: PeakModule = {
   migrations: [registry],
   routes: registryRoutes,
 };
+
+/** The live instances of a service key in the registry's store (for the txn coordinator). */
+export { listInstances } from './registry-store.js';

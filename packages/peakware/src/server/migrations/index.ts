@@ -1,7 +1,8 @@
 /**
  * Every migration of schema `peak`, in version order: the host's own (`0001-foundation`)
  * and each module's (a subsystem keeps its migrations in its `server/migrations/`). Versions
- * are global, never reused or edited once released; a new one takes the next free number.
+ * are global, never reused or edited once released; a new one takes the number assigned to
+ * it (gaps are allowed while the numbers below it have not landed).
  */
 import type { Migration } from '../migrator.js';
 import type { PeakModule } from '../peak-module.js';

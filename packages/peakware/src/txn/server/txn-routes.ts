@@ -1,0 +1,270 @@
+/**
+ * The transaction coordinator's routes under `/api/v1/txn`: services submit sagas and TCC
+ * transactions and run two-phase messages (SDK routes, as the broker's send path);
+ * operators list, show, retry and stop global transactions (`peak txn`). The module's
+ * coordinator starts its lease renewer and recovery loop when the node is ready.
+ */
+import { Type } from '@sinclair/typebox';
+import { RpcClient } from '../../rpc/rpc-client.js';
+import type { ApiModule } from '../../server/http-api.js';
+import { StringEnum, WithDefault } from '../../server/route-schema.js';
+import { type BranchCaller, RpcBranchCaller } from './branch-caller.js';
+import { type InstanceLister, PolledRegistry } from './polled-registry.js';
+import { TxnCoordinator } from './txn-coordinator.js';
+import { getGlobal, listGlobals, retryGlobal, stopGlobal } from './txn-store.js';
+
+const base = '/api/v1/txn';
+const Name = Type.String({
+  pattern: '^[A-Za-z0-9_.-]{1,64}$',
+  takes: '1-64 letters, digits or _ . -',
+});
+const Gid = Type.String({
+  pattern: '^[A-Za-z0-9_.:-]{1,128}$',
+  takes: '1-128 letters, digits or _ . : -',
+});
+const Call = Type.Object(
+  {
+    service: Type.String({
+      minLength: 1,
+      maxLength: 256,
+      description: 'service key group/name:version',
+    }),
+    method: Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$', takes: 'a method name' }),
+  },
+  { additionalProperties: false },
+);
+const Policy = {
+  retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+  retryDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
+};
+const Step = Type.Object(
+  {
+    name: Name,
+    action: Call,
+    compensate: Type.Optional(Call),
+    payload: Type.Optional(Type.Unknown()),
+    after: Type.Optional(Type.Array(Name, { maxItems: 64 })),
+    ...Policy,
+  },
+  { additionalProperties: false },
+);
+const Branch = Type.Object(
+  {
+    name: Name,
+    try: Call,
+    confirm: Call,
+    cancel: Call,
+    payload: Type.Optional(Type.Unknown()),
+    ...Policy,
+  },
+  { additionalProperties: false },
+);
+const Timeout = Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 }));
+const Wait = WithDefault(
+  Type.Boolean({ description: 'answer at the end (true) or once held (false)' }),
+  true,
+);
+const gidParams = Type.Object({ gid: Gid });
+const NoBody = Type.Object({}, { additionalProperties: false });
+
+/** What the txn module needs from the host: the registry's instance reader. */
+export interface TxnRouteDeps {
+  instances: InstanceLister;
+  /** Replaces the RPC caller of branches (tests). */
+  caller?: BranchCaller;
+}
+
+/** The txn module's routes and its coordinator. */
+export function txnRoutes(deps: TxnRouteDeps): ApiModule {
+  return (app, ctx) => {
+    const logger = ctx.logger.child({ component: 'txn' });
+    const registry = new PolledRegistry(ctx.pool, deps.instances, logger);
+    const rpc = new RpcClient({ registry, app: 'peak.txn', logger });
+    const coordinator = new TxnCoordinator({
+      pool: ctx.pool,
+      nodeId: ctx.nodeId,
+      logger,
+      caller: deps.caller ?? new RpcBranchCaller(rpc),
+      leaseMs: ctx.settings.txn.leaseMs,
+      recoveryIntervalMs: ctx.settings.txn.recoveryIntervalMs,
+      maxRecoveries: ctx.settings.txn.maxRecoveries,
+      recovery: true,
+    });
+    app.addHook('onReady', async () => {
+      coordinator.start();
+    });
+    app.addHook('preClose', async () => {
+      coordinator.stop();
+    });
+    app.addHook('onClose', async () => {
+      await rpc.close();
+      await registry.close();
+    });
+
+    app.post(
+      `${base}/sagas`,
+      {
+        config: { auth: 'sdk' },
+        schema: {
+          summary: 'Run a saga: actions in order (or by dependencies), compensations on failure',
+          body: Type.Object(
+            {
+              gid: Type.Optional(Gid),
+              steps: Type.Array(Step, { minItems: 1, maxItems: 64 }),
+              concurrent: Type.Optional(Type.Boolean()),
+              timeoutMs: Timeout,
+              wait: Wait,
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+      async (request) => {
+        const { wait, ...spec } = request.body;
+        return coordinator.submitSaga(spec, wait);
+      },
+    );
+    app.post(
+      `${base}/tccs`,
+      {
+        config: { auth: 'sdk' },
+        schema: {
+          summary: 'Run a TCC transaction: every try, then every confirm or every cancel',
+          body: Type.Object(
+            {
+              gid: Type.Optional(Gid),
+              branches: Type.Array(Branch, { minItems: 1, maxItems: 64 }),
+              timeoutMs: Timeout,
+              wait: Wait,
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+      async (request) => {
+        const { wait, ...spec } = request.body;
+        return coordinator.submitTcc(spec, wait);
+      },
+    );
+    app.post(
+      `${base}/msgs`,
+      {
+        config: { auth: 'sdk' },
+        schema: {
+          summary: 'Prepare a two-phase message (published when its local transaction commits)',
+          body: Type.Object(
+            {
+              gid: Type.Optional(Gid),
+              topic: Type.String({ minLength: 1, maxLength: 200 }),
+              message: Type.Object(
+                {
+                  body: Type.String({ maxLength: 4 * 1024 * 1024 }),
+                  tag: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+                  keys: Type.Optional(
+                    Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32 }),
+                  ),
+                  group: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+                  properties: Type.Optional(Type.Record(Type.String(), Type.String())),
+                },
+                { additionalProperties: false },
+              ),
+              check: Call,
+              checkAfterMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 86_400_000 })),
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+      async (request) => coordinator.prepareMsg(request.body),
+    );
+    app.post(
+      `${base}/msgs/:gid/submit`,
+      {
+        config: { auth: 'sdk' },
+        schema: {
+          summary: 'Its local transaction committed: publish the message',
+          params: gidParams,
+          body: NoBody,
+        },
+      },
+      async (request) => coordinator.submitMsg(request.params.gid),
+    );
+    app.post(
+      `${base}/msgs/:gid/abort`,
+      {
+        config: { auth: 'sdk' },
+        schema: {
+          summary: 'Its local transaction rolled back: drop the message',
+          params: gidParams,
+          body: NoBody,
+        },
+      },
+      async (request) =>
+        coordinator.abortMsg(request.params.gid, 'its local transaction rolled back'),
+    );
+
+    app.get(
+      `${base}/globals`,
+      {
+        schema: {
+          summary: 'The newest global transactions (peak txn ls)',
+          querystring: Type.Object({
+            status: Type.Optional(
+              StringEnum([
+                'active',
+                'prepared',
+                'running',
+                'committing',
+                'aborting',
+                'succeeded',
+                'failed',
+              ]),
+            ),
+            kind: Type.Optional(StringEnum(['saga', 'tcc', 'msg'])),
+            limit: WithDefault(Type.Integer({ minimum: 1, maximum: 1000 }), 50),
+          }),
+        },
+      },
+      async (request) => ({ globals: await listGlobals(ctx.pool, request.query) }),
+    );
+    app.get(
+      `${base}/globals/:gid`,
+      {
+        schema: {
+          summary: 'One global transaction with its branch timeline (peak txn show)',
+          params: gidParams,
+        },
+      },
+      async (request) => getGlobal(ctx.pool, request.params.gid),
+    );
+    app.post(
+      `${base}/globals/:gid/retry`,
+      {
+        schema: {
+          summary: 'Resume an unfinished (or parked) global transaction at once',
+          params: gidParams,
+          body: NoBody,
+        },
+      },
+      async (request) => retryGlobal(ctx.pool, request.params.gid),
+    );
+    app.post(
+      `${base}/globals/:gid/stop`,
+      {
+        schema: {
+          summary: 'Force-stop a running saga or TCC: its compensations or cancels run',
+          params: gidParams,
+          body: NoBody,
+        },
+      },
+      async (request) =>
+        stopGlobal(ctx.pool, request.params.gid, request.caller?.who ?? 'an operator'),
+    );
+    app.get(
+      `${base}/coordinator`,
+      { schema: { summary: "This node's coordinator: how many transactions it drives" } },
+      async () => ({ nodeId: ctx.nodeId, driving: coordinator.driving }),
+    );
+  };
+}

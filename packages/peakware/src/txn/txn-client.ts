@@ -1,0 +1,143 @@
+/**
+ * The SDK side of global transactions: submit a saga or a TCC transaction to the
+ * coordinator (`peak server`), which calls the branches over RPC and drives the transaction
+ * to its end, and run a two-phase message (a local transaction and an MQ message, both or
+ * neither). One HTTP call per saga or TCC; the coordinator's writes are batched across
+ * transactions on its side.
+ */
+import type pg from 'pg';
+import { remainingTime } from '../core/context.js';
+import {
+  ControlPlaneClient,
+  type ControlPlaneOptions,
+  serversOf,
+} from '../core/control-plane-client.js';
+import { ErrorCodes, PeakError } from '../core/errors.js';
+import { definitionKey, type ServiceDefinition } from '../rpc/service-definition.js';
+import { barrier, MSG_BRANCH } from './barrier.js';
+import type { BranchCall, MsgSpec, SagaSpec, TccSpec, TxnOutcome, TxnView } from './txn-types.js';
+
+/** Options of {@link TxnClient}. */
+export interface TxnClientOptions extends ControlPlaneOptions {
+  /** Longest one call to the coordinator may take, ms (a waited transaction included). Default 65 000. */
+  timeoutMs?: number;
+}
+
+/** How a saga or TCC is submitted. */
+export interface SubmitOptions {
+  /**
+   * Wait for the end (default): resolves when it succeeded, rejects with PEAK_TXN_ABORTED
+   * when it rolled back. With false, resolves once the coordinator holds it (`running`).
+   */
+  wait?: boolean;
+}
+
+const BASE = '/api/v1/txn';
+
+/** The {@link BranchCall} of a method of a service definition, its name checked by the compiler. */
+export function branchCall<D extends ServiceDefinition>(
+  def: D,
+  method: keyof D['methods'] & string,
+  group?: string,
+): BranchCall {
+  return { service: definitionKey(def, group), method };
+}
+
+function withContextTimeout<T extends { timeoutMs?: number }>(spec: T): T {
+  // The caller's deadline bounds the global timeout when it is the earlier one.
+  const left = remainingTime();
+  if (!Number.isFinite(left) || left <= 0) return spec;
+  const timeoutMs = Math.max(1, Math.floor(left));
+  return spec.timeoutMs === undefined || spec.timeoutMs > timeoutMs ? { ...spec, timeoutMs } : spec;
+}
+
+/** A client of the transaction coordinator. */
+export class TxnClient {
+  readonly #http: ControlPlaneClient;
+
+  constructor(options: TxnClientOptions) {
+    this.#http = new ControlPlaneClient({
+      servers: serversOf(options, 'TxnClient'),
+      ...(options.token === undefined ? {} : { token: options.token }),
+      timeoutMs: options.timeoutMs ?? 65_000,
+      serverName: 'the txn coordinator',
+    });
+  }
+
+  /** Runs a saga: actions in order (or by their `after`), compensations on failure. */
+  saga(spec: SagaSpec, options: SubmitOptions = {}): Promise<TxnOutcome> {
+    return this.#submit('sagas', withContextTimeout(spec), options);
+  }
+
+  /** Runs a TCC transaction: every try at once, then every confirm, or every cancel. */
+  tcc(spec: TccSpec, options: SubmitOptions = {}): Promise<TxnOutcome> {
+    return this.#submit('tccs', withContextTimeout(spec), options);
+  }
+
+  async #submit(path: string, spec: object, options: SubmitOptions): Promise<TxnOutcome> {
+    const wait = options.wait ?? true;
+    // A retried POST is harmless: the same gid is taken once.
+    const body = { ...spec, wait };
+    const outcome = await this.#http.post<TxnOutcome>(`${BASE}/${path}`, body, {
+      retry: (spec as { gid?: string }).gid !== undefined,
+    });
+    if (wait && outcome.status === 'failed') {
+      throw new PeakError(
+        ErrorCodes.TXN_ABORTED,
+        `global transaction ${outcome.gid} rolled back: ${outcome.reason ?? 'no reason given'}`,
+        { details: { gid: outcome.gid, reason: outcome.reason } },
+      );
+    }
+    return outcome;
+  }
+
+  /** Prepares a two-phase message; {@link PreparedMessage.run} runs its local transaction. */
+  async message(spec: MsgSpec): Promise<PreparedMessage> {
+    const { gid } = await this.#http.post<{ gid: string }>(`${BASE}/msgs`, spec, {
+      retry: spec.gid !== undefined,
+    });
+    return new PreparedMessage(this.#http, gid);
+  }
+
+  /** One global transaction with its branch timeline. */
+  get(gid: string): Promise<TxnView> {
+    return this.#http.get<TxnView>(`${BASE}/globals/${encodeURIComponent(gid)}`);
+  }
+}
+
+/** A prepared two-phase message: run its local transaction, and the message follows. */
+export class PreparedMessage {
+  readonly #http: ControlPlaneClient;
+  /** The global id (the barrier row's key and the check-back's argument). */
+  readonly gid: string;
+
+  /** Made by {@link TxnClient.message}. */
+  constructor(http: ControlPlaneClient, gid: string) {
+    this.#http = http;
+    this.gid = gid;
+  }
+
+  /**
+   * Runs `fn` in a local transaction on `db` with the message's barrier row, then submits:
+   * the message is published exactly when the transaction committed. `fn` throwing rolls
+   * back and aborts the message. A crash between commit and submit is settled by the
+   * coordinator's check-back ({@link checkPrepared} on the same `db`).
+   */
+  async run<T>(db: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let value: T | undefined;
+    try {
+      value = await barrier(db, { gid: this.gid, branch: MSG_BRANCH, op: 'msg' }, fn);
+    } catch (err) {
+      await this.#http
+        .post(`${BASE}/msgs/${encodeURIComponent(this.gid)}/abort`, {}, { retry: true })
+        .catch(() => undefined);
+      throw err;
+    }
+    await this.#http.post(
+      `${BASE}/msgs/${encodeURIComponent(this.gid)}/submit`,
+      {},
+      { retry: true },
+    );
+    return value as T;
+  }
+}

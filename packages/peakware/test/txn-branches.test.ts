@@ -1,0 +1,495 @@
+/**
+ * peakware/txn against a real peak server, a real branch service over RPC and the branch's
+ * own PostgreSQL database: the barrier's three cases (a branch answering twice, a cancel
+ * before its try, a try after its cancel), sagas (in order and concurrent, a refusal, a
+ * retried step, a step that times out and answers after its compensation, a branch never
+ * reachable), TCC (confirm, cancel), operations (stop, the retry limit parking a
+ * transaction, retry, `peak txn show`) and two-phase messages (committed, rolled back, and
+ * both outcomes of the check-back after the caller died between prepare and submit).
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AdminClient } from '../src/admin/index.js';
+import { createContext, runWithContext } from '../src/core/context.js';
+import { ErrorCodes, isPeakError, PeakError } from '../src/core/errors.js';
+import { HttpRegistry } from '../src/registry/http-registry.js';
+import { definitionKey, RpcClient } from '../src/rpc/index.js';
+import { PeakServer } from '../src/server/index.js';
+import {
+  barrier,
+  branchBaggage,
+  type SagaStep,
+  type TccBranch,
+  TxnClient,
+  type TxnView,
+} from '../src/txn/index.js';
+import { runPeak } from './support/peak-process.js';
+import { type Bank, bank, ensureDatabase, startBank } from './support/txn-bank.js';
+import { waitFor } from './support/wait.js';
+
+const key = definitionKey(bank);
+const call = (method: keyof (typeof bank)['methods']) => ({ service: key, method });
+const move = (account: string, amount: number) => ({ account, amount });
+
+const debit = (account: string, amount: number, extra: Partial<SagaStep> = {}): SagaStep => ({
+  name: 'debit',
+  action: call('debit'),
+  compensate: call('undebit'),
+  payload: move(account, amount),
+  ...extra,
+});
+const credit = (account: string, amount: number, extra: Partial<SagaStep> = {}): SagaStep => ({
+  name: 'credit',
+  action: call('credit'),
+  compensate: call('uncredit'),
+  payload: move(account, amount),
+  ...extra,
+});
+const tccFrom = (account: string, amount: number): TccBranch => ({
+  name: 'from',
+  try: call('tryDebit'),
+  confirm: call('confirmDebit'),
+  cancel: call('cancelDebit'),
+  payload: move(account, amount),
+});
+const tccTo = (account: string, amount: number): TccBranch => ({
+  name: 'to',
+  try: call('tryCredit'),
+  confirm: call('confirmCredit'),
+  cancel: call('cancelCredit'),
+  payload: move(account, amount),
+});
+
+describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout: 180_000 }, () => {
+  let server: PeakServer;
+  let shop: Bank;
+  let txn: TxnClient;
+  let admin: AdminClient;
+  let rpc: RpcClient;
+  let registry: HttpRegistry;
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'peak-txn-'));
+    server = await PeakServer.start({
+      dataDir: dir,
+      port: 0,
+      txn: { leaseMs: 1000, recoveryIntervalMs: 100, maxRecoveries: 2 },
+    });
+    await ensureDatabase(server.postgresUrl(), 'txn_bank');
+    shop = await startBank(server.postgresUrl('txn_bank'), server.info.url, {
+      a1: 100,
+      a2: 0,
+      b1: 100,
+      b2: 0,
+      c1: 100,
+      c2: 0,
+      d1: 100,
+      d2: 0,
+      e1: 100,
+      e2: 0,
+      e3: 0,
+      f1: 100,
+      f2: 0,
+      g1: 100,
+      g2: 0,
+      h1: 50,
+      h2: 0,
+      i1: 100,
+      i2: 0,
+      j1: 100,
+      j2: 0,
+      k1: 100,
+      m1: 100,
+      m2: 0,
+    });
+    txn = new TxnClient({ servers: server.info.url });
+    admin = new AdminClient({ servers: server.info.url, token: server.info.adminToken! });
+    registry = new HttpRegistry({ servers: server.info.url });
+    rpc = new RpcClient({ registry, warmupMs: 0, cluster: 'failfast' });
+  });
+
+  after(async () => {
+    await rpc?.close();
+    await registry?.close();
+    await shop?.stop();
+    await server?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Calls a bank method directly as branch operation `op` of `gid` (what the coordinator does). */
+  const branchCallAs = (
+    gid: string,
+    branch: string,
+    op: 'action' | 'try' | 'cancel' | 'compensate',
+    method: keyof (typeof bank)['methods'],
+    payload: unknown,
+  ) =>
+    runWithContext(createContext({ baggage: branchBaggage({ gid, branch, op }) }), () =>
+      rpc.call(key, method, payload),
+    );
+
+  const finished = async (gid: string): Promise<TxnView> => {
+    let view: TxnView | undefined;
+    await waitFor(
+      () => `${gid} to finish: ${JSON.stringify(view)}`,
+      async () => {
+        view = await admin.txn.show(gid);
+        return view.status === 'succeeded' || view.status === 'failed';
+      },
+    );
+    return view!;
+  };
+
+  // ---------------------------------------------------------------- barrier
+
+  it('barrier: a branch that answers twice takes effect once', async () => {
+    const first = await branchCallAs('twice-1', 'debit', 'action', 'debit', move('a1', 10));
+    const second = await branchCallAs('twice-1', 'debit', 'action', 'debit', move('a1', 10));
+    assert.deepEqual(first, { method: 'debit', account: 'a1' });
+    assert.equal(second, undefined, 'the duplicate is filtered');
+    assert.equal((await shop.balance('a1')).balance, 90);
+    assert.deepEqual(await shop.effects('twice-1'), ['debit:action']);
+  });
+
+  it('barrier: a cancel before its try is an empty compensation', async () => {
+    const cancelled = await branchCallAs(
+      'empty-1',
+      'from',
+      'cancel',
+      'cancelDebit',
+      move('b1', 10),
+    );
+    assert.equal(cancelled, undefined);
+    assert.deepEqual(await shop.balance('b1'), { balance: 100, frozen: 0, incoming: 0 });
+    assert.deepEqual(await shop.effects('empty-1'), [], 'nothing was released');
+  });
+
+  it('barrier: a try after its cancel (hanging) reserves nothing', async () => {
+    await branchCallAs('hang-1', 'from', 'cancel', 'cancelDebit', move('c1', 10));
+    const late = await branchCallAs('hang-1', 'from', 'try', 'tryDebit', move('c1', 10));
+    assert.equal(late, undefined, 'the late try is filtered');
+    assert.deepEqual(await shop.balance('c1'), { balance: 100, frozen: 0, incoming: 0 });
+    assert.deepEqual(await shop.effects('hang-1'), []);
+  });
+
+  it('barrier: refuses a call outside a branch with PEAK_TXN_NO_BRANCH', async () => {
+    await assert.rejects(
+      barrier(shop.db, undefined, async () => 1),
+      (err: unknown) => isPeakError(err, ErrorCodes.TXN_NO_BRANCH),
+    );
+  });
+
+  // ---------------------------------------------------------------- saga
+
+  it('saga: runs its steps in order and answers their results', async () => {
+    const out = await txn.saga({ gid: 'saga-ok', steps: [debit('d1', 30), credit('d2', 30)] });
+    assert.equal(out.status, 'succeeded');
+    assert.deepEqual(out.results, {
+      debit: { method: 'debit', account: 'd1' },
+      credit: { method: 'credit', account: 'd2' },
+    });
+    assert.equal((await shop.balance('d1')).balance, 70);
+    assert.equal((await shop.balance('d2')).balance, 30);
+    const view = await finished('saga-ok');
+    assert.deepEqual(
+      view.branches.map((b) => `${b.branch}.${b.op}:${b.status}`),
+      ['debit.action:succeeded', 'credit.action:succeeded'],
+    );
+  });
+
+  it('saga: a refused step rolls the earlier ones back', async () => {
+    await assert.rejects(
+      txn.saga({ gid: 'saga-refused', steps: [credit('h2', 80), debit('h1', 80)] }),
+      (err: unknown) => isPeakError(err, ErrorCodes.TXN_ABORTED),
+    );
+    assert.equal((await shop.balance('h1')).balance, 50, 'h1 could not give 80');
+    assert.equal((await shop.balance('h2')).balance, 0, 'the credit was compensated');
+    assert.deepEqual(await shop.effects('saga-refused'), ['credit:action', 'credit:compensate']);
+    const view = await finished('saga-refused');
+    assert.equal(view.status, 'failed');
+    assert.match(view.reason ?? '', /step debit failed: PEAK_TXN_BRANCH_FAILED/);
+  });
+
+  it('saga: concurrent steps with dependencies, compensated after a failure', async () => {
+    const steps: SagaStep[] = [
+      { ...debit('e1', 10), name: 'take' },
+      { ...credit('e2', 5), name: 'give-a' },
+      { ...credit('e3', 5), name: 'give-b' },
+      // Runs after both credits; refuses (e1 has 90 left).
+      { ...debit('e1', 1000), name: 'last', after: ['give-a', 'give-b'] },
+    ];
+    await assert.rejects(txn.saga({ gid: 'saga-dag', concurrent: true, steps }), (err: unknown) =>
+      isPeakError(err, ErrorCodes.TXN_ABORTED),
+    );
+    assert.equal((await shop.balance('e1')).balance, 100);
+    assert.equal((await shop.balance('e2')).balance, 0);
+    assert.equal((await shop.balance('e3')).balance, 0);
+    const effects = await shop.effects('saga-dag');
+    for (const s of ['take', 'give-a', 'give-b']) {
+      assert.ok(
+        effects.includes(`${s}:action`) && effects.includes(`${s}:compensate`),
+        effects.join(),
+      );
+    }
+    assert.ok(!effects.includes('last:action'));
+  });
+
+  it('saga: retries a step that fails for a while, under its policy', async () => {
+    let failures = 2;
+    shop.hooks.set('credit', () => {
+      if (failures-- > 0) throw new Error('the ledger is briefly down');
+    });
+    try {
+      const out = await txn.saga({
+        gid: 'saga-retry',
+        steps: [debit('f1', 10), credit('f2', 10, { retries: 3, retryDelayMs: 10 })],
+      });
+      assert.equal(out.status, 'succeeded');
+    } finally {
+      shop.hooks.delete('credit');
+    }
+    assert.equal((await shop.balance('f2')).balance, 10);
+    const view = await finished('saga-retry');
+    const creditOp = view.branches.find((b) => b.branch === 'credit');
+    assert.equal(creditOp?.attempts, 3);
+  });
+
+  it('saga: a step that times out is compensated, and its late answer changes nothing', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let reached!: () => void;
+    const arrived = new Promise<void>((r) => {
+      reached = r;
+    });
+    shop.hooks.set('credit', async () => {
+      shop.hooks.delete('credit');
+      reached();
+      await gate;
+    });
+    await assert.rejects(
+      txn.saga({
+        gid: 'saga-timeout',
+        steps: [debit('g1', 10), credit('g2', 10, { timeoutMs: 200, retries: 0 })],
+      }),
+      (err: unknown) => isPeakError(err, ErrorCodes.TXN_ABORTED),
+    );
+    await arrived;
+    release();
+    // The held credit now reaches its barrier, after its compensation: filtered.
+    await waitFor('the late credit to end', () => shop.server.inFlight === 0);
+    assert.equal((await shop.balance('g1')).balance, 100);
+    assert.equal((await shop.balance('g2')).balance, 0);
+    assert.deepEqual(await shop.effects('saga-timeout'), ['debit:action', 'debit:compensate']);
+  });
+
+  it('saga: a branch never reachable fails the saga, the earlier steps compensated', async () => {
+    await assert.rejects(
+      txn.saga({
+        gid: 'saga-unreachable',
+        steps: [
+          debit('i1', 10),
+          {
+            name: 'nowhere',
+            action: { service: 'default/txn.nowhere:1.0.0', method: 'go' },
+            compensate: { service: 'default/txn.nowhere:1.0.0', method: 'undo' },
+            retries: 1,
+            retryDelayMs: 10,
+            timeoutMs: 500,
+          },
+        ],
+      }),
+      (err: unknown) => isPeakError(err, ErrorCodes.TXN_ABORTED),
+    );
+    assert.equal((await shop.balance('i1')).balance, 100);
+    const view = await finished('saga-unreachable');
+    assert.equal(view.status, 'failed');
+    assert.match(view.reason ?? '', /nowhere/);
+  });
+
+  // ---------------------------------------------------------------- TCC
+
+  it('TCC: tries, then confirms', async () => {
+    const out = await txn.tcc({ gid: 'tcc-ok', branches: [tccFrom('j1', 40), tccTo('j2', 40)] });
+    assert.equal(out.status, 'succeeded');
+    assert.deepEqual(await shop.balance('j1'), { balance: 60, frozen: 0, incoming: 0 });
+    assert.deepEqual(await shop.balance('j2'), { balance: 40, frozen: 0, incoming: 0 });
+  });
+
+  it('TCC: a refused try cancels every branch (the refused one an empty cancel)', async () => {
+    await assert.rejects(
+      txn.tcc({ gid: 'tcc-refused', branches: [tccTo('m2', 500), tccFrom('m1', 500)] }),
+      (err: unknown) => isPeakError(err, ErrorCodes.TXN_ABORTED),
+    );
+    assert.deepEqual(await shop.balance('m1'), { balance: 100, frozen: 0, incoming: 0 });
+    assert.deepEqual(await shop.balance('m2'), { balance: 0, frozen: 0, incoming: 0 });
+    assert.deepEqual((await shop.effects('tcc-refused')).sort(), ['to:cancel', 'to:try']);
+  });
+
+  // ---------------------------------------------------------------- operations
+
+  it('stop: a running saga is rolled back, its held step filtered when it answers', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let reached!: () => void;
+    const arrived = new Promise<void>((r) => {
+      reached = r;
+    });
+    shop.hooks.set('credit', async () => {
+      shop.hooks.delete('credit');
+      reached();
+      await gate;
+    });
+    await txn.saga(
+      { gid: 'saga-stop', steps: [debit('k1', 10), credit('a2', 10, { timeoutMs: 30_000 })] },
+      { wait: false },
+    );
+    await arrived;
+    const stopped = await admin.txn.stop('saga-stop');
+    assert.equal(stopped.status, 'aborting');
+    const view = await finished('saga-stop');
+    release();
+    assert.equal(view.status, 'failed');
+    assert.match(view.reason ?? '', /stopped by admin-token/);
+    assert.equal((await shop.balance('k1')).balance, 100);
+    await waitFor('the held credit to end', () => shop.server.inFlight === 0);
+    assert.equal((await shop.balance('a2')).balance, 0);
+    // A finished one cannot be stopped.
+    await assert.rejects(admin.txn.stop('saga-stop'), (err: unknown) =>
+      isPeakError(err, ErrorCodes.TXN_STATE),
+    );
+  });
+
+  it('retry limit: a compensation that keeps failing parks the transaction; retry finishes it', async () => {
+    shop.hooks.set('uncredit', () => {
+      throw new Error('the ledger is down');
+    });
+    shop.hooks.set('debit', () => {
+      throw new PeakError(ErrorCodes.TXN_BRANCH_FAILED, 'account frozen');
+    });
+    const out = await txn.saga({
+      gid: 'saga-parked',
+      steps: [credit('a2', 5, { retries: 0 }), debit('a1', 5)],
+    });
+    assert.equal(out.status, 'aborting', 'the caller hears it could not finish yet');
+    let view: TxnView | undefined;
+    await waitFor(
+      () => `saga-parked to be parked: ${JSON.stringify(view)}`,
+      async () => {
+        view = await admin.txn.show('saga-parked');
+        return view.parked;
+      },
+    );
+    assert.equal(view!.status, 'aborting');
+    const shown = await runPeak(['txn', 'show', 'saga-parked', '--server', server.info.url]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /PARKED/);
+    assert.match(shown.stdout, /credit\.compensate {2}failed/);
+
+    shop.hooks.delete('uncredit');
+    shop.hooks.delete('debit');
+    await admin.txn.retry('saga-parked');
+    const done = await finished('saga-parked');
+    assert.equal(done.status, 'failed');
+    assert.equal(done.parked, false);
+    assert.deepEqual(
+      (await shop.effects('saga-parked')).filter((e) => e.startsWith('credit')),
+      ['credit:action', 'credit:compensate'],
+    );
+    const listed = await runPeak([
+      'txn',
+      'ls',
+      '--status',
+      'failed',
+      '--server',
+      server.info.url,
+      '--json',
+    ]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.ok(
+      (JSON.parse(listed.stdout) as { globals: { gid: string }[] }).globals.some(
+        (g) => g.gid === 'saga-parked',
+      ),
+    );
+  });
+
+  // ---------------------------------------------------------------- two-phase messages
+
+  const published = async (gid: string) =>
+    (await admin.mq.query({ key: gid })).filter((m) => m.properties['peak-txn-gid'] === gid);
+
+  it('msg: the message follows its committed local transaction, and not a rolled-back one', async () => {
+    await admin.mq.createTopic({ name: 'txn.orders' });
+    const check = call('checkMsg');
+    const ok = await txn.message({
+      gid: 'msg-ok',
+      topic: 'txn.orders',
+      message: { body: 'order 1 placed', keys: ['msg-ok'] },
+      check,
+    });
+    await ok.run(shop.db, (client) =>
+      client.query("UPDATE accounts SET balance = balance + 1 WHERE id = 'b2'"),
+    );
+    assert.equal((await txn.get('msg-ok')).status, 'succeeded');
+    await waitFor('msg-ok to be published', async () => (await published('msg-ok')).length === 1);
+
+    const bad = await txn.message({
+      gid: 'msg-rolled-back',
+      topic: 'txn.orders',
+      message: { body: 'order 2 placed', keys: ['msg-rolled-back'] },
+      check,
+    });
+    await assert.rejects(
+      bad.run(shop.db, async (client) => {
+        await client.query("UPDATE accounts SET balance = balance + 1 WHERE id = 'b2'");
+        throw new Error('out of stock');
+      }),
+      /out of stock/,
+    );
+    assert.equal((await txn.get('msg-rolled-back')).status, 'failed');
+    assert.equal((await shop.balance('b2')).balance, 1);
+  });
+
+  it('msg: after the caller died between commit and submit, the check-back publishes', async () => {
+    const p = await txn.message({
+      gid: 'msg-crash-committed',
+      topic: 'txn.orders',
+      message: { body: 'order 3 placed', keys: ['msg-crash-committed'] },
+      check: call('checkMsg'),
+      checkAfterMs: 300,
+    });
+    // The local transaction commits; the caller "dies" before submitting.
+    await barrier(shop.db, { gid: p.gid, branch: '00', op: 'msg' }, (client) =>
+      client.query("UPDATE accounts SET balance = balance + 1 WHERE id = 'b2'"),
+    );
+    const view = await finished(p.gid);
+    assert.equal(view.status, 'succeeded');
+    assert.ok((shop.calls.get('checkMsg') ?? 0) >= 1);
+    await waitFor('its message to be published', async () => (await published(p.gid)).length === 1);
+  });
+
+  it('msg: a caller that died before its local transaction: the check-back rolls it back for good', async () => {
+    const p = await txn.message({
+      gid: 'msg-crash-never',
+      topic: 'txn.orders',
+      message: { body: 'order 4 placed', keys: ['msg-crash-never'] },
+      check: call('checkMsg'),
+      checkAfterMs: 300,
+    });
+    const view = await finished(p.gid);
+    assert.equal(view.status, 'failed');
+    // The local transaction arriving now cannot commit: the check-back took its row.
+    await assert.rejects(
+      p.run(shop.db, (client) => client.query('SELECT 1')),
+      (err: unknown) => isPeakError(err, ErrorCodes.TXN_STATE),
+    );
+    assert.equal((await published(p.gid)).length, 0);
+  });
+});
