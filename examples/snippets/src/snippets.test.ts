@@ -77,6 +77,7 @@ describe('examples/snippets: each runs as is against peak server', { timeout: 30
       'data',
       'cache',
       'gateway',
+      'drill',
     ]) {
       assert.ok(subsystems.has(s), `no snippet for ${s}: ${files.join(', ')}`);
     }
