@@ -15,7 +15,8 @@
  * brings may come from a node that has just restarted and not yet heard from the providers
  * (their leases ran out during the outage). An empty list there does not replace a
  * non-empty one at once: the last list keeps serving for `emptyPushGraceMs` while the
- * providers register again, and any later list on the live stream (the truth) replaces it.
+ * providers register again (later empty lists, such as the restarted node sweeping the
+ * leases that ran out, are held with it), and the first non-empty list replaces it.
  *
  * SSE over the existing HTTP API was chosen over a custom TCP channel: it passes through
  * the same Fastify lifecycle, load balancers and proxies, needs no extra port, and curl
@@ -291,11 +292,13 @@ export class HttpRegistry implements Registry {
     const first = stream.fresh.delete(parsed.key);
     const state = this.#keys.get(parsed.key);
     if (state === undefined || !stream.keys.has(parsed.key)) return;
+    // While an empty list is held back, later empty ones (the restarted node sweeping the
+    // leases that ran out during the outage) are held with it.
+    const empty = parsed.instances.length === 0;
     if (
-      first &&
-      parsed.instances.length === 0 &&
-      (state.last?.length ?? 0) > 0 &&
-      this.#emptyPushGraceMs > 0
+      empty &&
+      this.#emptyPushGraceMs > 0 &&
+      (state.held !== undefined || (first && (state.last?.length ?? 0) > 0))
     ) {
       this.#holdEmpty(state);
       return;
