@@ -6,10 +6,11 @@
  *
  * Dead providers are left alone at once: after the connection closed or a connect failed,
  * it is not offered to balancers again until a reconnect (in the background, with
- * backoff) has opened it; and a provider that stops answering (a stopped or hung
- * process, whose socket stays open) is probed: when calls are pending and nothing arrived
- * for `probeMs`, a ping goes out, and with no answer within another `probeMs` the
- * connection is marked unresponsive (not picked) until anything arrives from it again.
+ * backoff) has opened it and the provider answered a ping on it; and a provider that
+ * stops answering (a stopped or hung process, whose socket stays open) is probed: when
+ * calls are pending and nothing arrived for `probeMs`, a ping goes out, and with no answer
+ * within another `probeMs` the connection is marked unresponsive (not picked) until
+ * anything arrives from it again.
  */
 import type net from 'node:net';
 import { Backoff } from '../core/backoff.js';
@@ -173,8 +174,15 @@ export class RpcConnection {
         clearTimeout(timer);
         this.#backoff.reset();
         this.#draining = false;
+        const reopened = this.#failed;
         this.#failed = false;
         this.#attach(socket);
+        if (reopened) {
+          // After a failure, an accepted connection proves little (the kernel accepts for a
+          // stopped process): not picked until the provider answers a ping.
+          this.#unresponsive = true;
+          this.#write({ type: 4, id: 0 });
+        }
         this.#setState('open');
         resolve();
       });
