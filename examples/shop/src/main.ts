@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import { runCapacity } from './capacity.js';
-import { type Chain, startChain } from './chain.js';
+import { type Chain, type ChildDeath, startChain } from './chain.js';
 import { BUY_LIMITS } from './edge.js';
 import { runFlashSale } from './flash-sale.js';
 import { alertLine, capacityLine, progressLine, row, stepLine } from './report.js';
@@ -148,11 +148,61 @@ async function capacityMain(chain: Chain): Promise<boolean> {
   return report.steps.every((s) => s.books.consistent);
 }
 
+/** One line for a process of the chain that died (on stderr: stdout may carry the JSON report). */
+function deathLine(d: ChildDeath): string {
+  return `shop: ${d.role} process (pid ${d.pid}) died, ${d.how}${d.restartedAs === undefined ? '' : `; restarted as pid ${d.restartedAs}`}`;
+}
+
+/** How long a stop on a signal may take before the chain's processes are killed. */
+const SIGNAL_STOP_MS = 20_000;
+
+/** Kills what the chain runs, without waiting: SIGKILL, PostgreSQL's immediate shutdown. */
+function killChain(chain: Chain): void {
+  const kill = (pid: number | undefined, signal: NodeJS.Signals) => {
+    try {
+      if (pid !== undefined) process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  for (const p of chain.processes) kill(p.child.pid, 'SIGKILL');
+  kill(chain.redisPid, 'SIGKILL');
+  kill(chain.postgresPids.primary, 'SIGQUIT');
+  kill(chain.postgresPids.shard1, 'SIGQUIT');
+}
+
+/**
+ * SIGINT or SIGTERM to this process alone (not its group) must still stop every child it
+ * started (PostgreSQL, redis-server, the services, the gateway): the chain is stopped,
+ * once, then the process exits; a stop that takes over SIGNAL_STOP_MS (work in flight
+ * that no longer ends) kills the chain's processes instead. A signal during start-up stops
+ * the chain once it is up.
+ */
+let running: Chain | undefined;
+let interrupted: NodeJS.Signals | undefined;
+function shutdown(signal: NodeJS.Signals): void {
+  if (interrupted !== undefined) return;
+  interrupted = signal;
+  console.error(`shop: ${signal}: stopping the chain`);
+  const chain = running;
+  if (chain === undefined) return;
+  const code = signal === 'SIGINT' ? 130 : 143;
+  setTimeout(() => {
+    console.error(`shop: the chain did not stop within ${SIGNAL_STOP_MS / 1000} s; killing it`);
+    killChain(chain);
+    process.exit(code);
+  }, SIGNAL_STOP_MS).unref();
+  chain.stop().finally(() => process.exit(code));
+}
+process.once('SIGINT', () => shutdown('SIGINT'));
+process.once('SIGTERM', () => shutdown('SIGTERM'));
+
 async function main(): Promise<number> {
   say(
     'Peakware shop: starting the buy chain (the first run initialises PostgreSQL: a few seconds)',
   );
   const chain = await startChain({
+    onChildDeath: (d) => console.error(deathLine(d)),
     dataDir: values.data,
     port: Number(values.port),
     logger,
@@ -162,6 +212,11 @@ async function main(): Promise<number> {
     limits: capacityRun ? 'lifted' : 'flash-sale',
     sampleRatio,
   });
+  running = chain;
+  if (interrupted !== undefined) {
+    await chain.stop();
+    return interrupted === 'SIGINT' ? 130 : 143;
+  }
   try {
     return await runOn(chain);
   } catch (err) {
@@ -299,6 +354,7 @@ async function runOn(chain: Chain): Promise<number> {
     })),
     consistent,
     errorSamples: report.errorSamples,
+    deaths: chain.deaths,
   };
   if (values.json) {
     console.log(JSON.stringify(summary));
@@ -350,6 +406,7 @@ async function runOn(chain: Chain): Promise<number> {
       );
     }
     for (const sample of report.errorSamples) say(`  error sample: ${sample}`);
+    for (const d of chain.deaths) say(`  ${deathLine(d).slice('shop: '.length)}`);
   }
 
   if (values.exit || smoke) {
@@ -365,12 +422,8 @@ async function runOn(chain: Chain): Promise<number> {
   );
   say(`                    or   npx peak rpc ls --server ${server.info.url}`);
   say('Stop with Ctrl-C.');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  await chain.stop();
-  return 0;
+  // Ctrl-C (or SIGTERM) ends the process through shutdown(), which stops the chain.
+  return new Promise<number>(() => undefined);
 }
 
 main().then(
