@@ -12,7 +12,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Chain } from './chain.js';
+import { type Chain, howItEnded } from './chain.js';
 import type { LoadResult, LoadStep } from './load-process.js';
 import { booksBalance, releaseOrphanDeductions, settledLedger } from './shop-database.js';
 import { readLiveMetrics } from './shop-monitoring.js';
@@ -164,11 +164,11 @@ function runLoad(step: LoadStep): Promise<LoadResult> {
       () => child.kill('SIGKILL'),
       (step.seconds + step.timeoutMs / 1000 + 30) * 1000,
     );
-    child.once('exit', (code) => {
+    child.once('exit', (code, signal) => {
       clearTimeout(timer);
       const line = out.trim().split('\n').at(-1);
       if (code !== 0 || line === undefined || line === '') {
-        reject(new Error(`the load process exited with code ${code}`));
+        reject(new Error(`the load process ended (${howItEnded(code, signal)})`));
       } else resolve(JSON.parse(line) as LoadResult);
     });
   });

@@ -7,6 +7,11 @@
  * one process per service instance, and `peak gateway` as the edge (its route, app, key and
  * subscription published through the admin client). `main.ts` runs a flash sale or a
  * capacity run on it.
+ *
+ * The chain supervises its service processes: one that dies before the chain is stopped
+ * (a crash, a kill -9) is reported in one line, naming the signal when a signal killed
+ * it, and started again with the same settings; the gateway is reported, not restarted
+ * (buyers hold its URL).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -29,11 +34,26 @@ import { openShopStock, type ShopStock } from './stock.js';
 /** What a process of the chain is. */
 export type Role = 'inventory' | 'order' | 'points' | 'gateway';
 
-/** A process of the chain and what its ready line said. */
+/** A process of the chain and what its ready line said (the child is replaced on a restart). */
 export interface ChainProcess {
   role: Role;
   child: ChildProcess;
   ready: Record<string, unknown>;
+}
+
+/** A service process that died while the chain ran, and what took its place. */
+export interface ChildDeath {
+  role: Role;
+  pid: number | undefined;
+  /** How it ended: `exit code N`, or `killed by SIGKILL`. */
+  how: string;
+  /** The pid of the process started in its place, when one was. */
+  restartedAs?: number;
+}
+
+/** How a child process ended, for a message: `exit code N` or `killed by SIGNAL`. */
+export function howItEnded(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal !== null ? `killed by ${signal}` : `exit code ${code}`;
 }
 
 /** How to start the chain. */
@@ -54,6 +74,8 @@ export interface ChainOptions {
   sampleRatio: number;
   /** Use Redis for the cache tier and the hot stock (default: when redis-server is on PATH). */
   redis?: boolean;
+  /** Told of each process that died while the chain ran (default: a warning in the log). */
+  onChildDeath?: (death: ChildDeath) => void;
 }
 
 /** A running chain. */
@@ -78,11 +100,16 @@ export interface Chain {
   redisPid: number | undefined;
   /** The control plane's typed admin API, with the admin token. */
   admin: AdminClient;
+  /** Processes that died while the chain ran, in order (each service one restarted). */
+  deaths: ChildDeath[];
   /** Stops the gateway first (no buy reaches a stopping service), then the rest; true if clean. */
   stop(): Promise<boolean>;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** How long a process of the chain may take to print its ready line (a loaded machine is slow). */
+const READY_TIMEOUT_MS = 90_000;
 
 /** The products on sale: the sale price is computed before the sale opens. */
 const PRODUCTS: Record<string, { name: string; priceCents: number; salePriceCents: number }> = {
@@ -135,6 +162,7 @@ function startProcess(
   env: NodeJS.ProcessEnv,
   processes: ChainProcess[],
   command: string[] = [path.join(here, 'services', `${role}-service.js`)],
+  into?: ChainProcess,
 ): Promise<ChainProcess> {
   const args = [...command];
   // SHOP_CPU_PROF_DIR=<dir>: every process writes a V8 CPU profile there when it stops.
@@ -144,19 +172,18 @@ function startProcess(
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const entry: ChainProcess = { role, child, ready: {} };
-  processes.push(entry);
+  const entry: ChainProcess = into ?? { role, child, ready: {} };
+  entry.child = child;
+  if (into === undefined) processes.push(entry);
   return new Promise((resolve, reject) => {
-    // 60 s: on a 2-core machine busy with other builds a service's start (module loading,
-    // pools, registry, config) has taken over 30 s.
     const timer = setTimeout(
       () =>
         reject(
           new Error(
-            `${role} process not ready in 60 s: its log lines above say how far it got (a busy machine starts slower)`,
+            `${role} process not ready in ${READY_TIMEOUT_MS / 1000} s: its log lines above say how far it got (a busy machine starts slower)`,
           ),
         ),
-      60_000,
+      READY_TIMEOUT_MS,
     );
     let buffered = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -170,9 +197,9 @@ function startProcess(
         resolve(entry);
       }
     });
-    child.once('exit', (code) => {
+    child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`${role} process exited with code ${code} before it was ready`));
+      reject(new Error(`${role} process ended (${howItEnded(code, signal)}) before it was ready`));
     });
   });
 }
@@ -195,7 +222,36 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
   let redis: RedisServerProcess | undefined;
   let shopPool: pg.Pool | undefined;
   let stock: ShopStock | undefined;
+  let stopping = false;
+  const deaths: ChildDeath[] = [];
+  /** Restarts a service process that died while the chain runs (module comment). */
+  const supervise = (entry: ChainProcess, env: NodeJS.ProcessEnv, command?: string[]) => {
+    const child = entry.child;
+    child.once('exit', (code, signal) => {
+      if (stopping) return;
+      const death: ChildDeath = { role: entry.role, pid: child.pid, how: howItEnded(code, signal) };
+      deaths.push(death);
+      const tell = (d: ChildDeath) =>
+        options.onChildDeath === undefined
+          ? options.logger.warn(d, `${d.role} process (pid ${d.pid}) died: ${d.how}`)
+          : options.onChildDeath(d);
+      if (entry.role === 'gateway') return tell(death);
+      startProcess(entry.role, env, processes, command, entry).then(
+        (restarted) => {
+          death.restartedAs = restarted.child.pid;
+          tell(death);
+          if (stopping) stopChild(restarted.child).catch(() => undefined);
+          else supervise(restarted, env, command);
+        },
+        (err: unknown) => {
+          tell(death);
+          options.logger.warn({ err: String(err) }, `${entry.role} process could not be restarted`);
+        },
+      );
+    });
+  };
   const stop = async () => {
+    stopping = true;
     const gateway = processes.find((p) => p.role === 'gateway');
     if (gateway !== undefined) await stopChild(gateway.child);
     await Promise.all(processes.filter((p) => p !== gateway).map((p) => stopChild(p.child)));
@@ -285,7 +341,10 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     };
     const roles = ['inventory', 'inventory', 'order', 'order', 'points'] as const;
     await Promise.all(
-      roles.map((role, i) => startProcess(role, { ...env, WORKER_ID: String(i + 1) }, processes)),
+      roles.map(async (role, i) => {
+        const childEnv = { ...env, WORKER_ID: String(i + 1) };
+        supervise(await startProcess(role, childEnv, processes), childEnv);
+      }),
     );
     // The edge: `peak gateway`, following the shop's guard rules item, serving the route
     // and app published here (buyers call with an API key).
@@ -310,6 +369,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       '--json',
       ...(redisUrl === undefined ? [] : ['--redis', redisUrl]),
     ]);
+    supervise(gateway, {});
     const started = server;
     return {
       server,
@@ -324,6 +384,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       postgresPids: { primary: started.postgresPid, shard1: shard1.pid },
       redisPid: redis?.pid,
       admin,
+      deaths,
       stop,
     };
   } catch (err) {

@@ -155,6 +155,12 @@ function round(ms: number): number {
   return Math.round(ms * 10) / 10;
 }
 
+// The shop's main process is gone (stopped by a signal mid-step): do not outlive it.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(1);
+}, 500).unref();
+
 const arg = process.argv[2];
 if (arg === undefined) {
   console.error("usage: node load-process.js '<json step: gatewayUrl, rate, seconds, ...>'");

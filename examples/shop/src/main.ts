@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import { runCapacity } from './capacity.js';
-import { type Chain, startChain } from './chain.js';
+import { type Chain, type ChildDeath, startChain } from './chain.js';
 import {
   applyFlashSalePlan,
   formatDrillReport,
@@ -159,6 +159,55 @@ async function capacityMain(chain: Chain): Promise<boolean> {
   return report.steps.every((s) => s.books.consistent);
 }
 
+/** One line for a process of the chain that died (on stderr: stdout may carry the JSON report). */
+function deathLine(d: ChildDeath): string {
+  return `shop: ${d.role} process (pid ${d.pid}) died, ${d.how}${d.restartedAs === undefined ? '' : `; restarted as pid ${d.restartedAs}`}`;
+}
+
+/** How long a stop on a signal may take before the chain's processes are killed. */
+const SIGNAL_STOP_MS = 20_000;
+
+/** Kills what the chain runs, without waiting: SIGKILL, PostgreSQL's immediate shutdown. */
+function killChain(chain: Chain): void {
+  const kill = (pid: number | undefined, signal: NodeJS.Signals) => {
+    try {
+      if (pid !== undefined) process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  for (const p of chain.processes) kill(p.child.pid, 'SIGKILL');
+  kill(chain.redisPid, 'SIGKILL');
+  kill(chain.postgresPids.primary, 'SIGQUIT');
+  kill(chain.postgresPids.shard1, 'SIGQUIT');
+}
+
+/**
+ * SIGINT or SIGTERM to this process alone (not its group) must still stop every child it
+ * started (PostgreSQL, redis-server, the services, the gateway): the chain is stopped,
+ * once, then the process exits; a stop that takes over SIGNAL_STOP_MS (work in flight
+ * that no longer ends) kills the chain's processes instead. A signal during start-up stops
+ * the chain once it is up.
+ */
+let running: Chain | undefined;
+let interrupted: NodeJS.Signals | undefined;
+function shutdown(signal: NodeJS.Signals): void {
+  if (interrupted !== undefined) return;
+  interrupted = signal;
+  console.error(`shop: ${signal}: stopping the chain`);
+  const chain = running;
+  if (chain === undefined) return;
+  const code = signal === 'SIGINT' ? 130 : 143;
+  setTimeout(() => {
+    console.error(`shop: the chain did not stop within ${SIGNAL_STOP_MS / 1000} s; killing it`);
+    killChain(chain);
+    process.exit(code);
+  }, SIGNAL_STOP_MS).unref();
+  chain.stop().finally(() => process.exit(code));
+}
+process.once('SIGINT', () => shutdown('SIGINT'));
+process.once('SIGTERM', () => shutdown('SIGTERM'));
+
 async function main(): Promise<number> {
   say(
     'Peakware shop: starting the buy chain (the first run initialises PostgreSQL: a few seconds)',
@@ -166,6 +215,7 @@ async function main(): Promise<number> {
   // Service processes inherit the environment: SHOP_DRILL=1 starts their drill agents.
   if (values.drill) process.env.SHOP_DRILL = '1';
   const chain = await startChain({
+    onChildDeath: (d) => console.error(deathLine(d)),
     dataDir: values.data,
     port: Number(values.port),
     logger,
@@ -175,6 +225,11 @@ async function main(): Promise<number> {
     limits: capacityRun ? 'lifted' : 'flash-sale',
     sampleRatio,
   });
+  running = chain;
+  if (interrupted !== undefined) {
+    await chain.stop();
+    return interrupted === 'SIGINT' ? 130 : 143;
+  }
   try {
     return await runOn(chain);
   } catch (err) {
@@ -327,6 +382,7 @@ async function runOn(chain: Chain): Promise<number> {
     ...(planApplied === undefined
       ? {}
       : { plan: { applied: planApplied, rolledBack: planRolledBack } }),
+    deaths: chain.deaths,
   };
   if (values.json) {
     console.log(JSON.stringify(summary));
@@ -380,6 +436,7 @@ async function runOn(chain: Chain): Promise<number> {
     for (const sample of report.errorSamples) say(`  error sample: ${sample}`);
     if (planRolledBack !== undefined) say(`  ${planLine(planRolledBack)}`);
     if (drillReport !== undefined) for (const l of formatDrillReport(drillReport)) say(`  ${l}`);
+    for (const d of chain.deaths) say(`  ${deathLine(d).slice('shop: '.length)}`);
   }
 
   if (values.exit || smoke) {
@@ -395,12 +452,8 @@ async function runOn(chain: Chain): Promise<number> {
   );
   say(`                    or   npx peak rpc ls --server ${server.info.url}`);
   say('Stop with Ctrl-C.');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  await chain.stop();
-  return 0;
+  // Ctrl-C (or SIGTERM) ends the process through shutdown(), which stops the chain.
+  return new Promise<number>(() => undefined);
 }
 
 main().then(

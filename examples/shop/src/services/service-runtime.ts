@@ -90,6 +90,11 @@ export function serviceRuntime(role: string): ServiceRuntime {
   // group: either way deregister, drain and close, once.
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // The shop's main process died without stopping the chain (kill -9): stop too.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) stop();
+  }, 1000).unref();
   return {
     service: `shop.${role}`,
     controlPlane,

@@ -154,6 +154,11 @@ export interface SubscribeOptions {
   sleep?: Sleep;
   /** Told of each failed or ended connection (for a debug log). */
   onError?: (err: unknown, server: string) => void;
+  /**
+   * Told before each connection is opened: every event until the next call comes from that
+   * connection (a registry client treats the first list of a new connection with care).
+   */
+  onConnect?: (server: string) => void;
 }
 
 /** A running subscription of {@link ControlPlaneClient.subscribe}. */
@@ -459,6 +464,7 @@ export class ControlPlaneClient {
         restart = false;
         let received = false;
         const server = this.#servers.pick();
+        options.onConnect?.(server);
         try {
           await this.events(
             path,

@@ -10,7 +10,7 @@ import type { FieldInfo } from './result-merger.js';
 export interface DataSourceQueryOptions {
   /** Rows as arrays in column order instead of objects (what the merger reads). */
   rowMode?: 'array';
-  /** Stop waiting for the answer after this many ms (the caller's deadline); see `isTimeout`. */
+  /** The caller's remaining deadline, ms: the statement is cancelled when it runs out; see `isTimeout`. */
   timeoutMs?: number;
 }
 

@@ -3,6 +3,12 @@
  * executor meets the driver. A checked-out client keeps an `'error'` listener while out,
  * so a connection lost between statements is reported by the next statement instead of
  * crashing the process.
+ *
+ * A statement run with `timeoutMs` (the caller's remaining deadline) is cancelled in
+ * PostgreSQL when the time runs out, not only given up on: a cancel request (what psql's
+ * Ctrl-C sends) goes to its backend, so a statement stuck behind a lock stops holding its
+ * connection and can never apply late; the connection is discarded, not reused. The wait
+ * for a pool connection counts against the same time.
  */
 import pg from 'pg';
 import { ErrorCodes, PeakError } from '../core/errors.js';
@@ -39,18 +45,93 @@ function queryConfig(
   params: readonly unknown[],
   options: DataSourceQueryOptions | undefined,
 ): pg.QueryConfig {
-  const config: { text: string; values: unknown[]; rowMode?: 'array'; query_timeout?: number } = {
+  const config: { text: string; values: unknown[]; rowMode?: 'array' } = {
     text: sql,
     values: params as unknown[],
   };
   if (options?.rowMode === 'array') config.rowMode = 'array';
-  if (options?.timeoutMs !== undefined) config.query_timeout = options.timeoutMs;
   return config as pg.QueryConfig;
 }
 
-/** pg rejects a statement that outlived `query_timeout` with this message. */
+/** A statement given up on (and cancelled) because its `timeoutMs` ran out. */
+class StatementTimeoutError extends Error {
+  constructor(timeoutMs: number, cancelled: boolean) {
+    super(
+      `the statement outlived its ${Math.round(timeoutMs)} ms${cancelled ? ' and was cancelled in PostgreSQL' : ' waiting for a pool connection'}`,
+    );
+    this.name = 'StatementTimeoutError';
+  }
+}
+
+/** Whether `error` is how this module reports a statement stopped by `timeoutMs`. */
 function isPgTimeout(error: unknown): boolean {
-  return (error as Error | undefined)?.message === 'Query read timeout';
+  return error instanceof StatementTimeoutError;
+}
+
+/** What a connected `pg` client knows of its backend (set by the server at start-up). */
+interface BackendKey {
+  processID: number | null;
+  secretKey: number | null;
+  host: string;
+  port: number;
+}
+
+/** What this module uses of pg's protocol connection to send a cancel request. */
+interface CancelConnection {
+  on(event: 'connect' | 'error' | 'end', listener: () => void): void;
+  connect(port: number | string, host?: string): void;
+  cancel(processID: number, secretKey: number): void;
+  end(): void;
+  readonly stream: { destroy(): void };
+}
+
+/**
+ * Asks PostgreSQL to cancel what `client`'s backend runs now: a CancelRequest on a new
+ * connection (no authentication, as libpq's PQcancel), closed by the server once read.
+ */
+function cancelBackend(client: pg.PoolClient): void {
+  const key = client as unknown as BackendKey;
+  if (key.processID === null || key.secretKey === null) return;
+  const con = new pg.Connection() as unknown as CancelConnection;
+  con.on('error', () => undefined);
+  con.on('connect', () => con.cancel(key.processID!, key.secretKey!));
+  if (key.host?.startsWith('/')) con.connect(`${key.host}/.s.PGSQL.${key.port}`);
+  else con.connect(key.port, key.host);
+  setTimeout(() => con.stream.destroy(), 5000).unref();
+}
+
+/**
+ * Runs one statement on `client` bounded by `timeoutMs`: when it runs out the statement is
+ * cancelled in PostgreSQL and the call rejects at once. `done` gets the client back once
+ * the statement has settled, with the error that makes the pool discard it (any failure,
+ * or a cancel that was sent).
+ */
+function runBounded<R>(
+  client: pg.PoolClient,
+  config: pg.QueryConfig,
+  timeoutMs: number,
+  done: (error?: Error) => void,
+): Promise<DataSourceResult<R>> {
+  return new Promise((resolve, reject) => {
+    let cancelled = false;
+    const timer = setTimeout(() => {
+      cancelled = true;
+      cancelBackend(client);
+      reject(new StatementTimeoutError(timeoutMs, true));
+    }, timeoutMs);
+    client.query(config).then(
+      (res) => {
+        clearTimeout(timer);
+        done(cancelled ? new Error('a cancel request was sent on this connection') : undefined);
+        if (!cancelled) resolve(res as unknown as DataSourceResult<R>);
+      },
+      (err: Error) => {
+        clearTimeout(timer);
+        done(err);
+        if (!cancelled) reject(err);
+      },
+    );
+  });
 }
 
 /** A `pg` pool client checked out as a session. */
@@ -68,9 +149,12 @@ class PgSession implements DataSourceSession {
     params: readonly unknown[] = NO_PARAMS,
     options?: DataSourceQueryOptions,
   ): Promise<DataSourceResult<R>> {
-    return this.#client.query(queryConfig(sql, params, options)) as unknown as Promise<
-      DataSourceResult<R>
-    >;
+    const config = queryConfig(sql, params, options);
+    if (options?.timeoutMs === undefined) {
+      return this.#client.query(config) as unknown as Promise<DataSourceResult<R>>;
+    }
+    // A cancelled statement fails the transaction; the owner rolls back and releases.
+    return runBounded<R>(this.#client, config, options.timeoutMs, () => undefined);
   }
 
   isTimeout(error: unknown): boolean {
@@ -118,9 +202,35 @@ export class PgDataSource implements DataSource {
     params: readonly unknown[] = NO_PARAMS,
     options?: DataSourceQueryOptions,
   ): Promise<DataSourceResult<R>> {
-    return this.pool.query(queryConfig(sql, params, options)) as unknown as Promise<
-      DataSourceResult<R>
-    >;
+    const config = queryConfig(sql, params, options);
+    const timeoutMs = options?.timeoutMs;
+    if (timeoutMs === undefined) {
+      return this.pool.query(config) as unknown as Promise<DataSourceResult<R>>;
+    }
+    return new Promise((resolve, reject) => {
+      let late = false;
+      const waiting = setTimeout(() => {
+        late = true;
+        reject(new StatementTimeoutError(timeoutMs, false));
+      }, timeoutMs);
+      const started = performance.now();
+      this.pool.connect().then(
+        (client) => {
+          clearTimeout(waiting);
+          if (late) return client.release();
+          client.on('error', ignoreClientError);
+          const left = Math.max(1, timeoutMs - (performance.now() - started));
+          runBounded<R>(client, config, left, (error) => {
+            client.off('error', ignoreClientError);
+            client.release(error);
+          }).then(resolve, reject);
+        },
+        (err: Error) => {
+          clearTimeout(waiting);
+          if (!late) reject(err);
+        },
+      );
+    });
   }
 
   isTimeout(error: unknown): boolean {

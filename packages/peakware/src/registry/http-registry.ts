@@ -8,7 +8,15 @@
  * Outages: when no control-plane node answers, consumers keep their last list and retry
  * with backoff across all given servers; every received list is also written to a local
  * snapshot file, read back at the next start, so a restarted consumer can call providers
- * while the control plane is still down.
+ * while the control plane is still down. A provider whose renewal fails retries every
+ * half second until a node answers, so it is listed again soon after a node is back.
+ *
+ * Empty-push protection (as Nacos and Dubbo have): the first list a new stream connection
+ * brings may come from a node that has just restarted and not yet heard from the providers
+ * (their leases ran out during the outage). An empty list there does not replace a
+ * non-empty one at once: the last list keeps serving for `emptyPushGraceMs` while the
+ * providers register again (later empty lists, such as the restarted node sweeping the
+ * leases that ran out, are held with it), and the first non-empty list replaces it.
  *
  * SSE over the existing HTTP API was chosen over a custom TCP channel: it passes through
  * the same Fastify lifecycle, load balancers and proxies, needs no extra port, and curl
@@ -52,19 +60,35 @@ export interface HttpRegistryOptions {
   reconnectMs?: number;
   /** Timeout of one registration request, ms. Default 5000. */
   requestTimeoutMs?: number;
+  /**
+   * How long an empty list that a reconnected stream brings first is held back while the
+   * last non-empty list keeps serving, ms; 0 turns the protection off. Default 30 000.
+   */
+  emptyPushGraceMs?: number;
   logger?: Logger;
 }
+
+/** The defaults of {@link HttpRegistryOptions} that are not written inline. */
+export const HTTP_REGISTRY_DEFAULTS = {
+  emptyPushGraceMs: 30_000,
+  /** Delay of the next renewal after one failed, ms. */
+  renewRetryMs: 500,
+} as const;
 
 /** One watched key: its listeners and last list. */
 interface KeyState {
   key: string;
   listeners: Set<InstancesListener>;
   last: readonly ServiceInstance[] | undefined;
+  /** Set while an empty list from a reconnected stream is held back. */
+  held: NodeJS.Timeout | undefined;
 }
 
 /** One SSE stream, carrying up to {@link KEYS_PER_STREAM} keys. */
 interface Stream {
   keys: Set<string>;
+  /** Keys whose first list on the current connection has not arrived yet. */
+  fresh: Set<string>;
   subscription: EventSubscription;
 }
 
@@ -80,6 +104,7 @@ export class HttpRegistry implements Registry {
   readonly #leaseMs: number;
   readonly #reconnectMs: number;
   readonly #snapshotFile: string | undefined;
+  readonly #emptyPushGraceMs: number;
   readonly #snapshot: Record<string, ServiceInstance[]> = {};
   readonly #keys = new Map<string, KeyState>();
   readonly #streams = new Set<Stream>();
@@ -97,6 +122,7 @@ export class HttpRegistry implements Registry {
     this.#leaseMs = options.leaseMs ?? 15_000;
     this.#reconnectMs = options.reconnectMs ?? 200;
     this.#snapshotFile = options.snapshotFile;
+    this.#emptyPushGraceMs = options.emptyPushGraceMs ?? HTTP_REGISTRY_DEFAULTS.emptyPushGraceMs;
     if (this.#snapshotFile !== undefined) {
       try {
         const data = JSON.parse(readFileSync(this.#snapshotFile, 'utf8')) as {
@@ -143,23 +169,34 @@ export class HttpRegistry implements Registry {
         'registration failed; retrying with the heartbeat',
       );
     }
-    const beat = this.#timer(
-      () => {
-        if (gone || this.#closed) return;
-        this.#http
-          .put(`${instancePath}/lease`, { leaseMs: this.#leaseMs })
-          .catch((err: unknown) => {
-            // The lease was lost (expired while this process was stalled): register again.
-            if (isPeakError(err, ErrorCodes.NOT_FOUND) && !gone) return post();
-            throw err;
-          })
-          .catch((err) =>
-            this.#logger.warn({ err: errorMessage(err), key }, 'lease renewal failed'),
+    let retrying = false;
+    const renew = () => {
+      if (gone || this.#closed) return;
+      this.#http
+        .put(`${instancePath}/lease`, { leaseMs: this.#leaseMs })
+        .catch((err: unknown) => {
+          // The lease was lost (expired while this process was stalled, or while no node
+          // answered): register again.
+          if (isPeakError(err, ErrorCodes.NOT_FOUND) && !gone) return post();
+          throw err;
+        })
+        .catch((err) => {
+          this.#logger.warn({ err: errorMessage(err), key }, 'lease renewal failed');
+          // Try again soon, not a third of a lease later: a node that is back lists this
+          // instance again within about a second.
+          if (retrying) return;
+          retrying = true;
+          this.#timer(
+            () => {
+              retrying = false;
+              renew();
+            },
+            HTTP_REGISTRY_DEFAULTS.renewRetryMs,
+            false,
           );
-      },
-      Math.max(250, Math.floor(this.#leaseMs / 3)),
-      true,
-    );
+        });
+    };
+    const beat = this.#timer(renew, Math.max(250, Math.floor(this.#leaseMs / 3)), true);
     const patch = async (body: Record<string, unknown>) => {
       await this.#http.patch(instancePath, { key, ...body }, { idempotent: true });
     };
@@ -187,7 +224,7 @@ export class HttpRegistry implements Registry {
   subscribe(key: string, listener: InstancesListener): RegistrySubscription {
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { key, listeners: new Set(), last: this.#snapshot[key] };
+      state = { key, listeners: new Set(), last: this.#snapshot[key], held: undefined };
       this.#keys.set(key, state);
       this.#addToStream(key);
     }
@@ -204,6 +241,7 @@ export class HttpRegistry implements Registry {
       close: () => {
         s.listeners.delete(listener);
         if (s.listeners.size > 0 || this.#keys.get(key) !== s) return;
+        clearTimeout(s.held);
         this.#keys.delete(key);
         for (const stream of this.#streams) {
           if (!stream.keys.delete(key) || stream.keys.size > 0) continue;
@@ -223,29 +261,77 @@ export class HttpRegistry implements Registry {
       return;
     }
     const keys = new Set([key]);
+    const fresh = new Set<string>();
     const stream: Stream = {
       keys,
-      subscription: this.#http.subscribe('/api/v1/registry/watch', (e) => this.#onEvent(keys, e), {
-        query: () => ({ key: [...keys] }),
-        backoff: { initialMs: this.#reconnectMs, maxMs: 5000 },
-        onError: (err, server) =>
-          this.#logger.debug(
-            { err: errorMessage(err), server, keys: keys.size },
-            'watch stream failed',
-          ),
-      }),
+      fresh,
+      subscription: this.#http.subscribe(
+        '/api/v1/registry/watch',
+        (e) => this.#onEvent(stream, e),
+        {
+          query: () => ({ key: [...keys] }),
+          onConnect: () => {
+            fresh.clear();
+            for (const k of keys) fresh.add(k);
+          },
+          backoff: { initialMs: this.#reconnectMs, maxMs: 5000 },
+          onError: (err, server) =>
+            this.#logger.debug(
+              { err: errorMessage(err), server, keys: keys.size },
+              'watch stream failed',
+            ),
+        },
+      ),
     };
     this.#streams.add(stream);
   }
 
-  #onEvent(keys: ReadonlySet<string>, e: SseEvent): void {
+  #onEvent(stream: Stream, e: SseEvent): void {
     if (e.event !== 'snapshot') return;
     const parsed = JSON.parse(e.data) as { key: string; instances: ServiceInstance[] };
+    const first = stream.fresh.delete(parsed.key);
     const state = this.#keys.get(parsed.key);
-    if (state !== undefined && keys.has(parsed.key)) this.#deliver(state, parsed.instances);
+    if (state === undefined || !stream.keys.has(parsed.key)) return;
+    // While an empty list is held back, later empty ones (the restarted node sweeping the
+    // leases that ran out during the outage) are held with it.
+    const empty = parsed.instances.length === 0;
+    if (
+      empty &&
+      this.#emptyPushGraceMs > 0 &&
+      (state.held !== undefined || (first && (state.last?.length ?? 0) > 0))
+    ) {
+      this.#holdEmpty(state);
+      return;
+    }
+    this.#deliver(state, parsed.instances);
+  }
+
+  /**
+   * Holds back an empty list from a reconnected stream: the last list keeps serving until a
+   * live list arrives or `emptyPushGraceMs` passes (then the empty list is taken).
+   */
+  #holdEmpty(state: KeyState): void {
+    if (state.held !== undefined) return;
+    this.#logger.warn(
+      { key: state.key, known: state.last?.length ?? 0, graceMs: this.#emptyPushGraceMs },
+      'a reconnected registry stream brought an empty list; keeping the last one while providers register again',
+    );
+    state.held = this.#timer(
+      () => {
+        state.held = undefined;
+        if (this.#keys.get(state.key) === state) this.#deliver(state, []);
+      },
+      this.#emptyPushGraceMs,
+      false,
+    );
   }
 
   #deliver(state: KeyState, instances: ServiceInstance[]): void {
+    if (state.held !== undefined) {
+      clearTimeout(state.held);
+      this.#timers.delete(state.held);
+      state.held = undefined;
+    }
     state.last = instances;
     for (const fn of state.listeners) fn(instances);
     if (this.#snapshotFile !== undefined) {

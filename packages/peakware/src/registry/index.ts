@@ -5,7 +5,7 @@
  * `InMemoryRegistry` is for tests.
  */
 
-export { HttpRegistry, type HttpRegistryOptions } from './http-registry.js';
+export { HTTP_REGISTRY_DEFAULTS, HttpRegistry, type HttpRegistryOptions } from './http-registry.js';
 export { InMemoryRegistry } from './in-memory-registry.js';
 export type {
   InstancesListener,

@@ -3,6 +3,14 @@
  * address: many calls in flight at once, matched by frame id; heartbeats; reconnect with
  * exponential backoff; bounded pending calls and write buffer (backpressure is an
  * immediate PEAK_RPC_OVERLOADED, never an unbounded queue).
+ *
+ * Dead providers are left alone at once: after the connection closed or a connect failed,
+ * it is not offered to balancers again until a reconnect (in the background, with
+ * backoff) has opened it and the provider answered a ping on it; and a provider that
+ * stops answering (a stopped or hung process, whose socket stays open) is probed: when
+ * calls are pending and nothing arrived for `probeMs`, a ping goes out, and with no answer
+ * within another `probeMs` the connection is marked unresponsive (not picked) until
+ * anything arrives from it again.
  */
 import type net from 'node:net';
 import { Backoff } from '../core/backoff.js';
@@ -27,6 +35,11 @@ export interface ConnectionOptions {
   maxWriteBufferBytes?: number;
   /** Ping after this long without traffic; the peer is dead after 3 of these. */
   heartbeatMs?: number;
+  /**
+   * With calls pending and nothing received for this long, ping; with no answer within as
+   * long again, stop picking this provider until it answers. 0 turns the probe off.
+   */
+  probeMs?: number;
   connectTimeoutMs?: number;
   /** First reconnect delay; doubles up to `maxBackoffMs`. */
   backoffMs?: number;
@@ -42,6 +55,7 @@ export const CONNECTION_DEFAULTS = {
   maxPending: 10_000,
   maxWriteBufferBytes: 16 * 1024 * 1024,
   heartbeatMs: 5000,
+  probeMs: 1000,
   connectTimeoutMs: 3000,
   backoffMs: 100,
   maxBackoffMs: 5000,
@@ -82,6 +96,13 @@ export class RpcConnection {
   #heartbeat: NodeJS.Timeout | undefined;
   #lastReceived = 0;
   #draining = false;
+  /** The last connection closed or the last connect failed; cleared when one opens. */
+  #failed = false;
+  /** Calls are pending and the provider did not answer a probe. */
+  #unresponsive = false;
+  #probe: NodeJS.Timeout | undefined;
+  /** When the last probe ping went out, epoch ms (0: none since the last answer). */
+  #probeSentAt = 0;
   #closeReason: string | undefined;
   /** Called when the provider announces it is draining (GOAWAY). */
   onGoAway: (() => void) | undefined;
@@ -117,12 +138,19 @@ export class RpcConnection {
     return this.#draining;
   }
 
-  /** Whether a balancer may pick this connection for a new call. */
+  /** True while the provider has not answered a probe (see the module comment). */
+  get unresponsive(): boolean {
+    return this.#unresponsive;
+  }
+
+  /**
+   * Whether a balancer may pick this connection for a new call: open, or not yet tried;
+   * not after a failure until a reconnect opened it, not draining, not unresponsive.
+   */
   get available(): boolean {
-    return (
-      !this.#draining &&
-      (this.#state === 'open' || this.#state === 'idle' || this.#state === 'connecting')
-    );
+    if (this.#draining || this.#unresponsive) return false;
+    if (this.#state === 'open') return true;
+    return !this.#failed && (this.#state === 'idle' || this.#state === 'connecting');
   }
 
   #setState(state: ConnectionState): void {
@@ -146,7 +174,15 @@ export class RpcConnection {
         clearTimeout(timer);
         this.#backoff.reset();
         this.#draining = false;
+        const reopened = this.#failed;
+        this.#failed = false;
         this.#attach(socket);
+        if (reopened) {
+          // After a failure, an accepted connection proves little (the kernel accepts for a
+          // stopped process): not picked until the provider answers a ping.
+          this.#unresponsive = true;
+          this.#write({ type: 4, id: 0 });
+        }
         this.#setState('open');
         resolve();
       });
@@ -154,6 +190,7 @@ export class RpcConnection {
         clearTimeout(timer);
         if (this.#socket !== socket) {
           // Failed before it was attached: a connect failure; nothing was sent.
+          this.#failed = true;
           reject(this.#unavailable(`cannot connect: ${err.message}`));
           this.#connected = undefined;
           this.#scheduleReconnect();
@@ -181,6 +218,11 @@ export class RpcConnection {
     const decoder = new FrameDecoder(this.#opts.maxFrameBytes);
     socket.on('data', (chunk: Buffer) => {
       this.#lastReceived = Date.now();
+      this.#probeSentAt = 0;
+      if (this.#unresponsive) {
+        this.#unresponsive = false;
+        this.#logger?.info({ provider: this.address }, 'provider answers again');
+      }
       try {
         decoder.push(chunk, this.#onFrame, (err) => this.#onBadFrame(err));
       } catch (err) {
@@ -256,7 +298,12 @@ export class RpcConnection {
     this.#socket = undefined;
     this.#writer = undefined;
     this.#connected = undefined;
+    this.#failed = true;
+    this.#unresponsive = false;
+    this.#probeSentAt = 0;
     clearInterval(this.#heartbeat);
+    clearInterval(this.#probe);
+    this.#probe = undefined;
     const lost = [...this.#pending.values()];
     this.#pending.clear();
     const reason =
@@ -367,7 +414,41 @@ export class RpcConnection {
       }
       this.#pending.set(id, pending);
       writer.write(frame);
+      this.#startProbe();
     });
+  }
+
+  /** While calls are pending, checks that the provider still answers (module comment). */
+  #startProbe(): void {
+    const probeMs = this.#opts.probeMs;
+    if (this.#probe !== undefined || probeMs <= 0) return;
+    this.#probe = setInterval(
+      () => {
+        if (this.#pending.size === 0) {
+          clearInterval(this.#probe);
+          this.#probe = undefined;
+          return;
+        }
+        const now = Date.now();
+        if (now - this.#lastReceived < probeMs) return;
+        if (this.#probeSentAt === 0) {
+          this.#probeSentAt = now;
+          this.#write({ type: 4, id: 0 });
+        } else if (now - this.#probeSentAt >= probeMs && !this.#unresponsive) {
+          this.#unresponsive = true;
+          this.#logger?.warn(
+            {
+              provider: this.address,
+              silentMs: now - this.#lastReceived,
+              pending: this.#pending.size,
+            },
+            'provider does not answer; not picked until it does',
+          );
+        }
+      },
+      Math.max(10, Math.floor(probeMs / 2)),
+    );
+    this.#probe.unref();
   }
 
   /** Closes the connection for good; pending calls fail with PEAK_RPC_CONNECTION_LOST. */
@@ -376,6 +457,7 @@ export class RpcConnection {
     this.#setState('closed');
     clearTimeout(this.#reconnectTimer);
     clearInterval(this.#heartbeat);
+    clearInterval(this.#probe);
     this.#writer?.flush();
     this.#socket?.end();
     const socket = this.#socket;
