@@ -278,4 +278,46 @@ export default defineScenario({
     assert.equal(run.report?.latency.count, 40, 'the agents’ histograms added up');
     assert.equal(run.report?.generator.agents, 2);
   });
+
+  it('peak stress run registers the run, checks isolation of the topics and keeps the report', async () => {
+    const here = path.dirname(new URL(import.meta.url).pathname);
+    const sdk = path.resolve(here, '../src/stress/index.js');
+    const file = path.join(dataDir, 'cli-run.mjs');
+    await writeFile(
+      file,
+      `import { constantRate, defineScenario, httpStep } from ${JSON.stringify(sdk)};
+export default () => defineScenario({
+  name: 'cli-run', target: ${JSON.stringify(target)}, load: constantRate(20, 1),
+  steps: [httpStep({ name: 'order', path: '/orders', json: (it) => ({ buyer: 990000 + it.index }) })],
+});
+`,
+    );
+    const p = spawnPeak([
+      'stress',
+      'run',
+      file,
+      '--server',
+      server.info.url,
+      '--token',
+      server.info.adminToken!,
+      '--out',
+      dataDir,
+      '--json',
+    ]);
+    const { code } = await p.exited;
+    assert.equal(code, 0, p.stderr());
+    const out = JSON.parse(p.stdout()) as {
+      report: { runId: string; totals: { ok: number } };
+      isolation: { ok: boolean; checked: { topics: boolean } };
+      files: { html: string };
+    };
+    assert.equal(out.report.totals.ok, 20);
+    assert.deepEqual([out.isolation.ok, out.isolation.checked.topics], [true, true]);
+    assert.match(await readFile(out.files.html, 'utf8'), /<svg /);
+    const kept = await admin.stress.run(out.report.runId);
+    assert.deepEqual(
+      [kept.status, kept.report?.totals.ok, kept.isolation?.ok],
+      ['finished', 20, true],
+    );
+  });
 });

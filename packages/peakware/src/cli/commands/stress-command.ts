@@ -92,6 +92,12 @@ const run: Command = {
     'and its report is kept there (peak stress ls). After a stress run the isolation check ' +
     "looks for the run's data in real tables, topics and cache keys (exit code 2 on a leak).",
   options: {
+    ...ADMIN_OPTIONS,
+    local: {
+      type: 'boolean',
+      description:
+        'do not register the run with the control plane (no steering, no report kept, no isolation check of topics)',
+    },
     out: {
       type: 'string',
       valueName: 'DIR',
