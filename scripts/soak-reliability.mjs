@@ -6,7 +6,7 @@
 // Not part of `npm test`. Build first (`npm run build`); run it niced on a shared machine:
 // `nice -n 5 node scripts/soak-reliability.mjs --runs 20`. Exits 1 when any run failed.
 // The shop's fault tests (a minute or two a run) are not in the default list; name them:
-// `node scripts/soak-reliability.mjs --runs 5 examples/shop/dist/shop-faults`.
+// `node scripts/soak-reliability.mjs --runs 5 examples/shop/dist/shop-`.
 import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import path from 'node:path';

@@ -1,92 +1,14 @@
 /**
  * The shop under faults (issue 23): SIGINT to the main process alone (not its group)
- * stops every child it started; a service process killed with SIGKILL mid-sale is reported
- * as killed by the signal and restarted, and the sale with `--exit` still finishes with
- * consistent books.
+ * stops every child it started. The kill -9 of a service mid-sale is in
+ * shop-kill.slow.test.ts (a minute or two; `npm run test:slow`).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-const main = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
-
-/** Every live process under `root` (Linux /proc), with its command line. */
-async function descendants(root: number): Promise<{ pid: number; cmd: string }[]> {
-  const parents = new Map<number, number[]>();
-  const cmds = new Map<number, string>();
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[1] === undefined) continue;
-    const ppid = Number(fields[1]);
-    parents.set(ppid, [...(parents.get(ppid) ?? []), Number(name)]);
-    cmds.set(
-      Number(name),
-      (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' '),
-    );
-  }
-  const out: { pid: number; cmd: string }[] = [];
-  const walk = (pid: number) => {
-    for (const c of parents.get(pid) ?? []) {
-      out.push({ pid: c, cmd: cmds.get(c) ?? '' });
-      walk(c);
-    }
-  };
-  walk(root);
-  return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitUntil(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  ms: number,
-  child?: ChildProcess,
-  io?: { out: string; err: string },
-) {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (child !== undefined && (child.exitCode !== null || child.signalCode !== null)) {
-      assert.fail(`the shop ended while waiting for ${what}: ${io?.out}\n${io?.err}`);
-    }
-    if (Date.now() > until) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** Starts the shop with `args`; collects its output. */
-function startShop(args: string[]) {
-  const child: ChildProcess = spawn(process.execPath, [main, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const io = { out: '', err: '' };
-  child.stdout!.on('data', (c: Buffer) => {
-    io.out += c.toString();
-  });
-  child.stderr!.on('data', (c: Buffer) => {
-    io.err += c.toString();
-  });
-  // 'exit', not 'close': a child of the shop that outlives it keeps the inherited stderr open.
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const outDone = new Promise<void>((resolve) => child.stdout!.on('close', () => resolve()));
-  return { child, io, exited, outDone };
-}
+import { alive, descendants, startShop, waitUntil } from './testing/shop-process.js';
 
 test('SIGINT to the main process alone stops every child it started', {
   timeout: 300_000,
@@ -144,73 +66,6 @@ test('SIGINT to the main process alone stops every child it started', {
     });
   } finally {
     shop.child.kill('SIGKILL');
-    for (const c of children) if (alive(c.pid)) process.kill(c.pid, 'SIGKILL');
-    await rm(dataDir, { recursive: true, force: true });
-  }
-});
-
-test('kill -9 of a service mid-sale: reported, restarted, and the sale still finishes consistent', {
-  timeout: 420_000,
-}, async () => {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-shop-kill-'));
-  const shop = startShop([
-    '--exit',
-    '--stock',
-    '200',
-    '--buyers',
-    '2000',
-    '--concurrency',
-    '16',
-    '--seconds',
-    '20',
-    '--data',
-    dataDir,
-    '--port',
-    '0',
-  ]);
-  let children: { pid: number; cmd: string }[] = [];
-  try {
-    await waitUntil(
-      'the sale under way',
-      () => / buyers /.test(shop.io.out.split('Flash sale:')[1] ?? ''),
-      200_000,
-      shop.child,
-      shop.io,
-    );
-    children = await descendants(shop.child.pid!);
-    const victims = children.filter((c) => c.cmd.includes('inventory-service.js'));
-    assert.ok(victims.length >= 1, 'an inventory process runs');
-    const victim = victims[0]!;
-    process.kill(victim.pid, 'SIGKILL');
-    const { code } = await Promise.race([
-      shop.exited,
-      new Promise<never>((_, reject) =>
-        setTimeout(
-          () =>
-            reject(
-              new Error(`the shop did not finish after the kill: ${shop.io.out}\n${shop.io.err}`),
-            ),
-          180_000,
-        ),
-      ),
-    ]);
-    await shop.outDone;
-    const report = `${shop.io.out}\n${shop.io.err}`;
-    assert.match(
-      shop.io.err,
-      new RegExp(
-        `inventory process \\(pid ${victim.pid}\\) died, killed by SIGKILL; restarted as pid \\d+`,
-      ),
-      report,
-    );
-    assert.doesNotMatch(report, /code null/);
-    assert.match(shop.io.out, /books: .*: consistent/, report);
-    assert.match(shop.io.out, /run: consistent, stopped cleanly/, report);
-    assert.equal(code, 0, report);
-  } finally {
-    shop.child.kill('SIGKILL');
-    for (const c of await descendants(shop.child.pid!).catch(() => []))
-      process.kill(c.pid, 'SIGKILL');
     for (const c of children) if (alive(c.pid)) process.kill(c.pid, 'SIGKILL');
     await rm(dataDir, { recursive: true, force: true });
   }

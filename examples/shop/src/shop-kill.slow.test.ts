@@ -1,0 +1,78 @@
+/**
+ * The shop under faults (issue 23), the slow part (`npm run test:slow`, not in CI's two runs):
+ * a service process killed with SIGKILL mid-sale is reported as killed by the signal and
+ * restarted, and the sale with `--exit` still finishes with consistent books.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { alive, descendants, startShop, waitUntil } from './testing/shop-process.js';
+
+test('kill -9 of a service mid-sale: reported, restarted, and the sale still finishes consistent', {
+  timeout: 420_000,
+}, async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-shop-kill-'));
+  const shop = startShop([
+    '--exit',
+    '--stock',
+    '200',
+    '--buyers',
+    '2000',
+    '--concurrency',
+    '16',
+    '--seconds',
+    '20',
+    '--data',
+    dataDir,
+    '--port',
+    '0',
+  ]);
+  let children: { pid: number; cmd: string }[] = [];
+  try {
+    await waitUntil(
+      'the sale under way',
+      () => / buyers /.test(shop.io.out.split('Flash sale:')[1] ?? ''),
+      200_000,
+      shop.child,
+      shop.io,
+    );
+    children = await descendants(shop.child.pid!);
+    const victims = children.filter((c) => c.cmd.includes('inventory-service.js'));
+    assert.ok(victims.length >= 1, 'an inventory process runs');
+    const victim = victims[0]!;
+    process.kill(victim.pid, 'SIGKILL');
+    const { code } = await Promise.race([
+      shop.exited,
+      new Promise<never>((_, reject) =>
+        setTimeout(
+          () =>
+            reject(
+              new Error(`the shop did not finish after the kill: ${shop.io.out}\n${shop.io.err}`),
+            ),
+          180_000,
+        ),
+      ),
+    ]);
+    await shop.outDone;
+    const report = `${shop.io.out}\n${shop.io.err}`;
+    assert.match(
+      shop.io.err,
+      new RegExp(
+        `inventory process \\(pid ${victim.pid}\\) died, killed by SIGKILL; restarted as pid \\d+`,
+      ),
+      report,
+    );
+    assert.doesNotMatch(report, /code null/);
+    assert.match(shop.io.out, /books: .*: consistent/, report);
+    assert.match(shop.io.out, /run: consistent, stopped cleanly/, report);
+    assert.equal(code, 0, report);
+  } finally {
+    shop.child.kill('SIGKILL');
+    for (const c of await descendants(shop.child.pid!).catch(() => []))
+      process.kill(c.pid, 'SIGKILL');
+    for (const c of children) if (alive(c.pid)) process.kill(c.pid, 'SIGKILL');
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
