@@ -308,6 +308,34 @@ describe('peak gateway: bad input', { timeout: 180_000 }, () => {
     assert.equal(ok.status, 200);
   });
 
+  it('refuses a route with the same method and path as another, alone or in a batch, with a 400 naming both', async () => {
+    const clash = (name: string) =>
+      rpcRoute(echoService, 'echo', { name, api: 'echo', method: 'POST', path: '/echo' });
+    const expectClash = (err: unknown, name: string) => {
+      const e = err as { details?: { status?: number }; code?: string; message: string };
+      assert.equal(e.details?.status, 400, e.message);
+      assert.equal(e.code, 'PEAK_GATEWAY_INVALID');
+      assert.match(
+        e.message,
+        new RegExp(`route '${name}' has the same host, method and path as route '\\w+'`),
+      );
+      return true;
+    };
+    await assert.rejects(f.admin.gateway.putRoute(clash('twin')), (err) =>
+      expectClash(err, 'twin'),
+    );
+    await assert.rejects(
+      f.admin.gateway.putRoutes([
+        rpcRoute(echoService, 'echo', { name: 'fine', api: 'echo', method: 'POST', path: '/fine' }),
+        clash('twin-b'),
+      ]),
+      (err) => expectClash(err, 'twin-b'),
+    );
+    const names = (await f.admin.gateway.routes()).map((r) => r.name);
+    assert.ok(!names.includes('fine'), 'a refused batch writes none of its routes');
+    assert.ok(!names.includes('twin') && !names.includes('twin-b'));
+  });
+
   it('applies a route change live: a new route answers, a deleted one is gone', async () => {
     await f.admin.gateway.putRoute(
       rpcRoute(echoService, 'echo', {

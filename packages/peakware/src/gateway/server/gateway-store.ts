@@ -70,32 +70,34 @@ async function putObject(
   value: unknown,
   shape: string | null = null,
 ): Promise<number> {
-  try {
-    const { rows } = await c.query<{ rev: string }>(
-      `INSERT INTO peak.gateway_objects (kind, id, value, rev, shape)
-       VALUES ($1, $2, $3, nextval('peak.gateway_rev'), $4)
-       ON CONFLICT (kind, id) DO UPDATE
-         SET value = EXCLUDED.value, rev = EXCLUDED.rev, shape = EXCLUDED.shape, updated_at = now()
-       RETURNING rev`,
-      [kind, id, JSON.stringify(value), shape],
+  // Checked before the upsert, under the write lock: a unique violation would abort the
+  // transaction (a batch's other routes with it) before the clash could be named.
+  if (shape !== null) {
+    const { rows } = await c.query<{ id: string }>(
+      'SELECT id FROM peak.gateway_objects WHERE shape = $1 AND value IS NOT NULL AND NOT (kind = $2 AND id = $3)',
+      [shape, kind, id],
     );
-    const rev = Number(rows[0]!.rev);
-    await c.query(`SELECT pg_notify('${GATEWAY_CHANNEL}', $1)`, [String(rev)]);
-    return rev;
-  } catch (err) {
-    if ((err as { code?: string }).code === '23505' && shape !== null) {
-      const { rows } = await c.query<{ id: string }>(
-        'SELECT id FROM peak.gateway_objects WHERE shape = $1 AND value IS NOT NULL',
-        [shape],
-      );
-      throw new PeakError(
-        ErrorCodes.GATEWAY_INVALID,
-        `route '${id}' has the same host, method and path as route '${rows[0]?.id ?? '?'}'; change one of them or delete the other first`,
-        { details: { input: 'path', conflictsWith: rows[0]?.id } },
-      );
-    }
-    throw err;
+    if (rows.length > 0) throw routeClash(id, rows[0]!.id);
   }
+  const { rows } = await c.query<{ rev: string }>(
+    `INSERT INTO peak.gateway_objects (kind, id, value, rev, shape)
+     VALUES ($1, $2, $3, nextval('peak.gateway_rev'), $4)
+     ON CONFLICT (kind, id) DO UPDATE
+       SET value = EXCLUDED.value, rev = EXCLUDED.rev, shape = EXCLUDED.shape, updated_at = now()
+     RETURNING rev`,
+    [kind, id, JSON.stringify(value), shape],
+  );
+  const rev = Number(rows[0]!.rev);
+  await c.query(`SELECT pg_notify('${GATEWAY_CHANNEL}', $1)`, [String(rev)]);
+  return rev;
+}
+
+function routeClash(id: string, other: string): PeakError {
+  return new PeakError(
+    ErrorCodes.GATEWAY_INVALID,
+    `route '${id}' has the same host, method and path as route '${other}'; change one of them or delete the other first`,
+    { details: { input: 'path', conflictsWith: other } },
+  );
 }
 
 async function deleteObject(
