@@ -74,6 +74,23 @@ describe('Tracer', () => {
     );
   });
 
+  it('keeps at most tailSpansPerSecond failed or slow spans of unsampled traces, and every sampled one', () => {
+    const { spans, sink } = collect();
+    const tracer = new Tracer({ service: 's', sink, sampleRatio: 0, tailSpansPerSecond: 10 });
+    for (let i = 0; i < 500; i++) tracer.startSpan('failed').recordError(new Error('x')).end();
+    // 500 spans end within a second or two: 10 kept per second they span.
+    assert.ok(spans.length >= 10 && spans.length <= 20, `kept ${spans.length}`);
+    assert.equal(tracer.tailDropped, 500 - spans.length);
+    spans.length = 0;
+    const all = new Tracer({ service: 's', sink, sampleRatio: 1, tailSpansPerSecond: 0 });
+    for (let i = 0; i < 50; i++) all.startSpan('failed').recordError(new Error('x')).end();
+    assert.equal(spans.length, 50, 'head-sampled spans are not limited by the tail budget');
+    assert.throws(
+      () => new Tracer({ service: 's', sink, tailSpansPerSecond: -1 }),
+      /tailSpansPerSecond must be 0 or more/,
+    );
+  });
+
   it('respects an upstream sampled=false flag and is a no-op when disabled', () => {
     const { spans, sink } = collect();
     const tracer = new Tracer({ service: 's', sink });

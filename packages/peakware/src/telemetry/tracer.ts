@@ -30,6 +30,13 @@ export interface TracerOptions {
   sampleRatio?: number;
   /** Spans at least this long are kept even when their trace is not sampled. Default 500 ms. */
   slowMs?: number;
+  /**
+   * At most this many spans a second are kept only for being failed or slow (their trace
+   * not head-sampled); the rest are counted in {@link Tracer.tailDropped}. An overloaded
+   * service makes every span slow, and keeping them all would add telemetry work exactly
+   * when there is no room for it. Default 100; `Infinity` keeps them all.
+   */
+  tailSpansPerSecond?: number;
   /** Set false to turn tracing off (spans become no-ops). Default true. */
   enabled?: boolean;
 }
@@ -168,7 +175,11 @@ export class Tracer {
   readonly #ratio: number;
   readonly #slowUs: number;
   readonly #enabled: boolean;
+  readonly #tailBudget: number;
   #dropped = 0;
+  #tailDropped = 0;
+  #tailSecond = 0;
+  #tailKept = 0;
 
   constructor(options: TracerOptions) {
     if (options.service.length === 0) {
@@ -183,6 +194,13 @@ export class Tracer {
     this.#ratio = ratio;
     this.#slowUs = (options.slowMs ?? 500) * 1000;
     this.#enabled = options.enabled ?? true;
+    const budget = options.tailSpansPerSecond ?? 100;
+    if (!(budget >= 0)) {
+      throw new InvalidArgumentError(
+        `Tracer: tailSpansPerSecond must be 0 or more, got ${options.tailSpansPerSecond}`,
+      );
+    }
+    this.#tailBudget = budget;
   }
 
   /** Whether the tracer records spans at all. */
@@ -193,6 +211,11 @@ export class Tracer {
   /** Spans finished but not kept by sampling (neither sampled, failed nor slow). */
   get unsampled(): number {
     return this.#dropped;
+  }
+
+  /** Failed or slow spans of unsampled traces not kept for being over `tailSpansPerSecond`. */
+  get tailDropped(): number {
+    return this.#tailDropped;
   }
 
   /** Whether a trace is head-sampled: its context says sampled and its id falls in the ratio. */
@@ -264,17 +287,24 @@ export class Tracer {
   }
 
   /**
-   * Whether a finished span is kept: failed, slow, or head-sampled. Instrumentation that
+   * Whether a finished span is kept: head-sampled, or failed or slow within the tail budget
+   * (`tailSpansPerSecond`). Instrumentation that
    * builds records itself (the RPC filter) asks first, so unkept spans cost no record.
    * A span not kept is counted in {@link unsampled}.
    */
   keeps(traceId: string, sampled: boolean, durationUs: number, failed: boolean): boolean {
-    if (
-      failed ||
-      durationUs >= this.#slowUs ||
-      (sampled && (this.#ratio >= 1 || traceIdRatio(traceId) < this.#ratio))
-    ) {
-      return true;
+    if (sampled && (this.#ratio >= 1 || traceIdRatio(traceId) < this.#ratio)) return true;
+    if (failed || durationUs >= this.#slowUs) {
+      const second = Math.floor(Date.now() / 1000);
+      if (second !== this.#tailSecond) {
+        this.#tailSecond = second;
+        this.#tailKept = 0;
+      }
+      if (this.#tailKept < this.#tailBudget) {
+        this.#tailKept++;
+        return true;
+      }
+      this.#tailDropped++;
     }
     this.#dropped++;
     return false;
