@@ -176,6 +176,61 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     assert.deepEqual(new Set(got).size, 21);
   });
 
+  it('a batch handler gets messages received together in one call, acks them all, and retries a failed batch', async () => {
+    await topic('batched');
+    const p = producer();
+    for (let i = 0; i < 40; i++) await p.send('batched', { body: `b${i}` });
+    const batches: string[][] = [];
+    let failOnce = true;
+    consume({
+      group: 'batched-g',
+      topic: 'batched',
+      concurrency: 64,
+      batchSize: 16,
+      batchHandler: (messages) => {
+        if (failOnce) {
+          failOnce = false;
+          throw new Error('the first batch fails');
+        }
+        batches.push(messages.map((m) => m.text()));
+      },
+    });
+    await waitFor('all 40 handled', () => new Set(batches.flat()).size === 40);
+    assert.ok(
+      batches.every((b) => b.length >= 1 && b.length <= 16),
+      `batch sizes ${batches.map((b) => b.length)}`,
+    );
+    assert.ok(
+      batches.some((b) => b.length > 1),
+      'messages received together share a call',
+    );
+    const pushed: string[] = [];
+    await topic('batched-push');
+    consume({
+      group: 'batched-push-g',
+      topic: 'batched-push',
+      push: true,
+      batchHandler: (messages) => void pushed.push(...messages.map((m) => m.text())),
+    });
+    for (let i = 0; i < 10; i++) await p.send('batched-push', { body: `p${i}` });
+    await waitFor('10 pushed and handled', () => pushed.length === 10);
+    assert.throws(
+      () => new Consumer({ servers: server.info.url, group: 'x', topic: 'batched' }),
+      /give either handler or batchHandler/,
+    );
+    assert.throws(
+      () =>
+        new Consumer({
+          servers: server.info.url,
+          group: 'x',
+          topic: 'batched',
+          batchHandler: () => undefined,
+          batchSize: 0,
+        }),
+      /batchSize must be a positive integer, got 0/,
+    );
+  });
+
   it('does not deliver delayed messages early', async () => {
     await topic('reminders');
     const p = producer();

@@ -11,7 +11,7 @@ import { Backoff, sleep } from '../core/backoff.js';
 import { childContext, runWithContext } from '../core/context.js';
 import { decodeContext } from '../core/context-headers.js';
 import { type ControlPlaneOptions, serversOf } from '../core/control-plane-client.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, InvalidArgumentError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { KeyRing } from './body-cipher.js';
 import { BrokerClient, type Subscription } from './broker-client.js';
@@ -26,8 +26,18 @@ export interface ConsumerOptions extends ControlPlaneOptions {
   /** The consumer group. */
   group: string;
   topic: string;
-  /** Runs per message; resolve = ack, throw = nack (retry later). */
-  handler: (message: ConsumedMessage) => Promise<void> | void;
+  /** Runs per message; resolve = ack, throw = nack (retry later). Give this or `batchHandler`. */
+  handler?: (message: ConsumedMessage) => Promise<void> | void;
+  /**
+   * Runs per batch of up to `batchSize` messages received together (RocketMQ's
+   * `consumeMessageBatchMaxSize`): resolve acks them all, a throw nacks them all (each is
+   * retried on its own schedule). It runs in the context of the batch's first message;
+   * `traceConsumerBatch` (peakware/telemetry) makes one consumer span per message. Each
+   * message of a batch counts against `concurrency`. Give this or `handler`.
+   */
+  batchHandler?: (messages: ConsumedMessage[]) => Promise<void> | void;
+  /** Most messages per `batchHandler` call. Default 32. */
+  batchSize?: number;
   /** Only these tags. Default: all. */
   tags?: readonly string[];
   /** Messages in the handler at once (in-flight limit). Default 16. */
@@ -76,6 +86,10 @@ export class Consumer {
   readonly #client: BrokerClient;
   readonly #topic: string;
   readonly #logger: Logger;
+  readonly #batchSize: number;
+  /** Messages waiting to be handed to `batchHandler` together. */
+  #batch: ReceivedMessage[] = [];
+  #batchFlush: NodeJS.Immediate | undefined;
   #running = false;
   #loop: Promise<void> | undefined;
   #inflight = 0;
@@ -88,6 +102,19 @@ export class Consumer {
   #closing = new AbortController();
 
   constructor(options: ConsumerOptions) {
+    if ((options.handler === undefined) === (options.batchHandler === undefined)) {
+      throw new InvalidArgumentError('Consumer: give either handler or batchHandler', {
+        details: { input: options.handler === undefined ? 'handler' : 'batchHandler' },
+      });
+    }
+    const batchSize = options.batchSize ?? 32;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new InvalidArgumentError(
+        `Consumer: batchSize must be a positive integer, got ${options.batchSize}`,
+        { details: { input: 'batchSize' } },
+      );
+    }
+    this.#batchSize = batchSize;
     this.#o = options;
     this.consumerId =
       options.consumerId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -142,6 +169,9 @@ export class Consumer {
         )) {
           retries.reset();
           this.#dispatch(JSON.parse(line) as ReceivedMessage);
+          // Messages streamed in the same tick go to a batch handler together.
+          if (this.#o.batchHandler !== undefined)
+            this.#batchFlush ??= setImmediate(() => this.#flushBatch());
         }
       } catch (err) {
         if (!this.#running) break;
@@ -183,6 +213,7 @@ export class Consumer {
         continue;
       }
       for (const m of messages) this.#dispatch(m);
+      this.#flushBatch();
       const linger = this.#o.lingerMs ?? 0;
       if (linger > 0 && this.#running && messages.length < max)
         await sleep(linger, this.#closing.signal).catch(() => undefined);
@@ -191,17 +222,46 @@ export class Consumer {
 
   #dispatch(r: ReceivedMessage): void {
     this.#inflight++;
+    if (this.#o.batchHandler !== undefined) {
+      this.#batch.push(r);
+      if (this.#batch.length >= this.#batchSize) this.#flushBatch();
+      return;
+    }
+    const handler = this.#o.handler!;
     const run = async () => {
       const message = fromWire(r, this.#o.encryption);
       const ctx = childContext(decodeContext(r.properties));
-      await runWithContext(ctx, () => this.#o.handler(message));
+      await runWithContext(ctx, () => handler(message));
     };
-    run()
+    this.#settle(run(), [r]);
+  }
+
+  /** Hands the messages gathered so far to `batchHandler` in one call. */
+  #flushBatch(): void {
+    if (this.#batchFlush !== undefined) clearImmediate(this.#batchFlush);
+    this.#batchFlush = undefined;
+    const handler = this.#o.batchHandler;
+    if (handler === undefined || this.#batch.length === 0) return;
+    const batch = this.#batch;
+    this.#batch = [];
+    const run = async () => {
+      const messages = batch.map((r) => fromWire(r, this.#o.encryption));
+      const ctx = childContext(decodeContext(batch[0]!.properties));
+      await runWithContext(ctx, () => handler(messages));
+    };
+    this.#settle(run(), batch);
+  }
+
+  /** Acks `received` when `handled` resolves, nacks them when it throws; frees their slots. */
+  #settle(handled: Promise<void>, received: readonly ReceivedMessage[]): void {
+    handled
       .then(
-        () => this.#ack(r.receipt),
+        () => {
+          for (const r of received) this.#ack(r.receipt);
+        },
         (err) => {
           this.#logger.warn(
-            { err: errorMessage(err), id: r.id },
+            { err: errorMessage(err), ids: received.map((r) => r.id) },
             'mq: handler failed; the message will be retried',
           );
           this.#track(
@@ -209,14 +269,14 @@ export class Consumer {
               this.#o.group,
               this.#topic,
               this.consumerId,
-              [r.receipt],
+              received.map((r) => r.receipt),
               errorMessage(err).slice(0, 500),
             ),
           );
         },
       )
       .finally(() => {
-        this.#inflight--;
+        this.#inflight -= received.length;
         const s = this.#slot;
         this.#slot = undefined;
         s?.();
@@ -273,6 +333,7 @@ export class Consumer {
     const abort = setTimeout(() => this.#abort.abort(), 3000);
     await this.#loop?.catch(() => undefined);
     clearTimeout(abort);
+    this.#flushBatch();
     const deadline = Date.now() + 10_000;
     while (this.#inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     this.#flushAcks();

@@ -14,7 +14,13 @@ export {
   type MetricsPusherStats,
   type PushedMetric,
 } from './metrics-pusher.js';
-export { type TracedMessage, traceConsumer, traceSend } from './mq-tracing.js';
+export {
+  type TracedBatchMessage,
+  type TracedMessage,
+  traceConsumer,
+  traceConsumerBatch,
+  traceSend,
+} from './mq-tracing.js';
 export { OtlpHttpSpanExporter, type OtlpHttpSpanExporterOptions } from './otlp-exporter.js';
 export { fromOtlpJson, toOtlpJson } from './otlp-json.js';
 export { fromOtlpProtobuf, OTLP_PROTOBUF_CONTENT_TYPE } from './otlp-protobuf.js';
