@@ -72,6 +72,8 @@ export interface ChainOptions {
   limits: 'flash-sale' | 'lifted';
   /** Fraction of traces each process keeps (errors and slow calls are always kept). */
   sampleRatio: number;
+  /** Processes of the inventory and of the order service each. Default 2. */
+  instances?: number;
   /** Use Redis for the cache tier and the hot stock (default: when redis-server is on PATH). */
   redis?: boolean;
   /** Told of each process that died while the chain ran (default: a warning in the log). */
@@ -339,7 +341,12 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       SHOP_REDIS: redisUrl ?? '',
       ...(options.limits === 'lifted' ? { SHOP_DEDUCT_CONCURRENCY: '100000' } : {}),
     };
-    const roles = ['inventory', 'inventory', 'order', 'order', 'points'] as const;
+    const instances = options.instances ?? 2;
+    const roles: Role[] = [
+      ...Array<Role>(instances).fill('inventory'),
+      ...Array<Role>(instances).fill('order'),
+      'points',
+    ];
     await Promise.all(
       roles.map(async (role, i) => {
         const childEnv = { ...env, WORKER_ID: String(i + 1) };

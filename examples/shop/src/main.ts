@@ -84,6 +84,7 @@ const { values } = parseArgs({
     capacity: { type: 'boolean', default: false },
     rates: { type: 'string' },
     'step-seconds': { type: 'string' },
+    instances: { type: 'string' },
     sample: { type: 'string' },
     drill: { type: 'boolean', default: false },
     plan: { type: 'boolean', default: false },
@@ -103,6 +104,7 @@ const settings = {
   concurrency: Number(values.concurrency ?? (smoke ? 16 : 48)),
   seconds: Number(values.seconds ?? (smoke ? 20 : 30)),
   'step-seconds': Number(values['step-seconds'] ?? 10),
+  instances: Number(values.instances ?? 2),
 };
 for (const [name, value] of Object.entries(settings)) {
   if (!Number.isInteger(value) || value <= 0)
@@ -224,6 +226,7 @@ async function main(): Promise<number> {
     stock: settings.stock,
     limits: capacityRun ? 'lifted' : 'flash-sale',
     sampleRatio,
+    instances: settings.instances,
   });
   running = chain;
   if (interrupted !== undefined) {
@@ -256,7 +259,7 @@ async function runOn(chain: Chain): Promise<number> {
     );
   }
   say(
-    '  services        shop.inventory ×2, shop.order ×2 (RPC, registered); points (consumes order events)',
+    `  services        shop.inventory ×${settings.instances}, shop.order ×${settings.instances} (RPC, registered); points (consumes order events)`,
   );
   say(
     chain.redisUrl === undefined
