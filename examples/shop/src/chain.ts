@@ -4,7 +4,9 @@
  * private redis-server for the cache tier (when one is on PATH and PEAK_REDIS_URL is not
  * set; without Redis the shop runs its PostgreSQL stock engine and L1-only caches), the
  * shop's tables and topics, the guard rules and cache switches in the config center, and
- * one process per service instance plus the gateway. `main.ts` runs a flash sale or a capacity run on it.
+ * one process per service instance plus the gateway. Each service is an app of its own
+ * with only the grants it needs ({@link SHOP_APPS}); the control plane keeps their
+ * credentials in its data folder and each process gets its app's as PEAK_CREDENTIAL. `main.ts` runs a flash sale or a capacity run on it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -17,7 +19,7 @@ import type { ShardedDatabase } from 'peakware/data';
 import type { GuardRules } from 'peakware/guard';
 import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
 import pg from 'pg';
-import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC } from './catalog.js';
+import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC, POINTS_GROUP } from './catalog.js';
 import { BUY_RESOURCE, flashSaleRules } from './gateway.js';
 import { createOrderTables, openOrders } from './order-store.js';
 import { seedFlashSale } from './shop-database.js';
@@ -25,6 +27,30 @@ import { openShopStock, type ShopStock } from './stock.js';
 
 /** What a process of the chain is. */
 export type Role = 'inventory' | 'order' | 'points' | 'gateway';
+
+/** Each role's app (`shop.<role>`) and what its credential may do, nothing more. */
+export const SHOP_APPS: Readonly<Record<`shop.${Role}`, readonly string[]>> = {
+  'shop.inventory': [
+    'register:shop.inventory',
+    `consume:${ORDER_COMPENSATE_TOPIC}/shop.inventory-compensation`,
+    'read-config:shop/*',
+    'telemetry:shop.*',
+  ],
+  'shop.order': [
+    'register:shop.order',
+    `produce:${ORDER_PLACED_TOPIC}`,
+    `produce:${ORDER_COMPENSATE_TOPIC}`,
+    'read-config:shop/*',
+    'telemetry:shop.*',
+  ],
+  'shop.points': [
+    'register:shop.points',
+    `consume:${ORDER_PLACED_TOPIC}/${POINTS_GROUP}`,
+    'read-config:shop/*',
+    'telemetry:shop.*',
+  ],
+  'shop.gateway': ['read-config:shop/*', 'telemetry:shop.*'],
+};
 
 /** A process of the chain and what its ready line said. */
 export interface ChainProcess {
@@ -188,7 +214,10 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       logger: options.logger,
       // SLA rules are evaluated every 2 s (the default is 10 s) so a 30 s sale shows them.
       telemetry: { alertIntervalMs: 2000 },
+      localApps: SHOP_APPS,
     });
+    const started = server;
+    const credential = (role: Role) => ({ PEAK_CREDENTIAL: started.credential(`shop.${role}`) });
     const shopDb = server.postgresUrl();
     const shardDir = path.join(server.info.dataDir, 'order-shard-1');
     await mkdir(shardDir, { recursive: true });
@@ -258,14 +287,19 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     };
     const roles = ['inventory', 'inventory', 'order', 'order', 'points'] as const;
     await Promise.all(
-      roles.map((role, i) => startProcess(role, { ...env, WORKER_ID: String(i + 1) }, processes)),
+      roles.map((role, i) =>
+        startProcess(role, { ...env, ...credential(role), WORKER_ID: String(i + 1) }, processes),
+      ),
     );
     const gateway = await startProcess(
       'gateway',
-      { PEAK_SERVER: server.info.url, SHOP_SAMPLE_RATIO: env.SHOP_SAMPLE_RATIO },
+      {
+        PEAK_SERVER: server.info.url,
+        SHOP_SAMPLE_RATIO: env.SHOP_SAMPLE_RATIO,
+        ...credential('gateway'),
+      },
       processes,
     );
-    const started = server;
     return {
       server,
       shopDb,

@@ -1,6 +1,6 @@
 /**
  * `AdminClient`: the typed admin API of the control plane, one section per subsystem
- * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `system`), over the one
+ * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `apps`, `system`), over the one
  * {@link ControlPlaneClient}. The `peak` CLI, the shop and the console call the control
  * plane through it, so nobody writes a URL or re-declares an answer's type.
  *
@@ -15,6 +15,7 @@ import {
   type ControlPlaneClientOptions,
 } from '../core/control-plane-client.js';
 import { AlertsAdmin } from './alerts-admin.js';
+import { AppsAdmin } from './apps-admin.js';
 import { ConfigAdmin } from './config-admin.js';
 import { GuardAdmin } from './guard-admin.js';
 import { MqAdmin } from './mq-admin.js';
@@ -44,6 +45,8 @@ export class AdminClient {
   readonly registry: RegistryAdmin;
   /** Guard: rules in force, resource stats, cluster token server. */
   readonly guard: GuardAdmin;
+  /** Apps and their credentials: create, grants, rotate, revoke, list. */
+  readonly apps: AppsAdmin;
   /** The control plane itself: health, readiness, info, nodes, token rotation. */
   readonly system: SystemAdmin;
 
@@ -55,6 +58,7 @@ export class AdminClient {
     this.alerts = new AlertsAdmin(this.http);
     this.registry = new RegistryAdmin(this.http);
     this.guard = new GuardAdmin(this.http);
+    this.apps = new AppsAdmin(this.http);
     this.system = new SystemAdmin(this.http);
   }
 }

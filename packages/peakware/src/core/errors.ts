@@ -28,10 +28,14 @@ export const ErrorCodes = {
   EMBEDDED_POSTGRES: 'PEAK_EMBEDDED_POSTGRES',
   /** A TCP port the server wanted is already taken. */
   PORT_IN_USE: 'PEAK_PORT_IN_USE',
-  /** A mutating API call came without an admin token. */
+  /** A call came without the credential it needs (an admin token or an app credential). */
   UNAUTHENTICATED: 'PEAK_UNAUTHENTICATED',
-  /** A mutating API call came with a wrong admin token. */
+  /** A call came with a wrong credential, or one that does not allow what it asked. */
   FORBIDDEN: 'PEAK_FORBIDDEN',
+  /** An app of that name exists already (`peak app create`). */
+  APP_EXISTS: 'PEAK_APP_EXISTS',
+  /** No app (or credential) of that name or id. */
+  APP_NOT_FOUND: 'PEAK_APP_NOT_FOUND',
   /** The requested API route or resource does not exist. */
   NOT_FOUND: 'PEAK_NOT_FOUND',
   /** The control plane could not be reached from the CLI or an SDK. */
@@ -137,6 +141,8 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.FORBIDDEN]: 403,
   [ErrorCodes.NOT_FOUND]: 404,
   [ErrorCodes.AUTH_RATE_LIMITED]: 429,
+  [ErrorCodes.APP_EXISTS]: 409,
+  [ErrorCodes.APP_NOT_FOUND]: 404,
   [ErrorCodes.DB_UNREACHABLE]: 503,
   [ErrorCodes.SERVER_BUSY]: 503,
   [ErrorCodes.GUARD_TOKEN_SERVER_UNAVAILABLE]: 503,

@@ -3,22 +3,26 @@
  * `/api/v1`. One request lifecycle for every route:
  *
  *   1. route lookup (unknown → 404 PEAK_NOT_FOUND)
- *   2. admin check for every mutating route (missing → 401, wrong → 403), decided on the
- *      route the router matched, never on the raw URL: `/%61pi/...`, `//api/...` or a
- *      trailing dot cannot slip past it, because whatever spelling the router accepts for a
- *      route gets that route's decision, and a spelling it does not accept is a 404
+ *   2. authentication and the route's auth decision (missing credential → 401, wrong one or
+ *      one that does not allow the route → 403, too many wrong ones from an address → 429),
+ *      decided on the route the router matched, never on the raw URL: `/%61pi/...`,
+ *      `//api/...` or a trailing dot cannot slip past it, because whatever spelling the
+ *      router accepts for a route gets that route's decision, and a spelling it does not
+ *      accept is a 404
  *   3. body parsing, then the route's JSON schemas for params, body and query (route-schema.ts:
  *      bad → 400 PEAK_INVALID_ARGUMENT naming the field, what it takes and what it got)
- *   4. the handler
+ *   4. the handler, which checks the resources the request names (`authorize` in access.ts:
+ *      this topic, this group, this service)
  *   5. errors → `{ error: { code, message, details } }` with the status core/errors.ts gives
  *      the code; routes never choose statuses for errors themselves
  *
- * Subsystems add routes as {@link ApiModule}s; they never set up their own auth or errors.
- * Every route declares a {@link RouteSchema} (summary, body on POST/PUT/PATCH, params); a
- * route without one fails the start. The route table and those schemas are the API's
- * OpenAPI 3.1 document, served at `GET /api/v1/openapi.json` (openapi.ts).
- * A mutating route that data-plane SDKs call (register an instance, take a cluster token)
- * opts out of the admin check with `{ config: { auth: 'sdk' } }`.
+ * Every route has an auth decision ({@link RouteAuth}), `config: { auth }`, defaulting to
+ * `read` for GET and `admin` for a route that changes state; routes services call through
+ * the SDK say `{ auth: 'sdk', scope: <kind> }`, and the handful anyone may call say
+ * `public`. Subsystems add routes as {@link ApiModule}s; they never set up their own auth or
+ * errors. Every route declares a {@link RouteSchema} (summary, body on POST/PUT/PATCH,
+ * params); a route without one fails the start. The route table and those schemas are the
+ * API's OpenAPI 3.1 document, served at `GET /api/v1/openapi.json` (openapi.ts).
  */
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -33,8 +37,10 @@ import Fastify, {
 import type pg from 'pg';
 import { ErrorCodes, httpStatusOf, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { verifyAdminToken } from './admin-token.js';
+import { setCaller } from './access.js';
+import { hasScopeKind, SCOPE_KINDS, type ScopeKind } from './app-scopes.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
+import { Authenticator, type Caller, callerLabel, ROLE_RANK, type Role } from './authenticator.js';
 import { openApiDocument } from './openapi.js';
 import {
   checkRouteSchema,
@@ -64,11 +70,34 @@ export interface ApiContext {
 }
 
 /**
- * Route config read by the admin check: `auth: 'sdk'` marks a mutating route that services
- * call through the SDK, which does not carry the admin token.
+ * Who may call a route:
+ *
+ * - `public`: anyone, no credential (liveness, readiness, the OpenAPI document, /metrics);
+ * - `read`: any working credential: an operator's token of any role, or an app credential
+ *   (holding a grant of the route's `scope` kind when it names one);
+ * - `sdk`: an app credential holding a grant of the route's `scope` kind (the handler
+ *   checks the resource), or the admin token;
+ * - `viewer`, `operator`, `admin`: an operator's token of that role or a higher one.
+ */
+export type RouteAuth = 'public' | 'read' | 'sdk' | 'viewer' | 'operator' | 'admin';
+
+/** Every auth decision a route may declare. */
+export const ROUTE_AUTHS: readonly RouteAuth[] = [
+  'public',
+  'read',
+  'sdk',
+  'viewer',
+  'operator',
+  'admin',
+];
+
+/**
+ * A route's `config`: its auth decision (default `read` for GET, `admin` for routes that
+ * change state) and, for app credentials, the kind of grant it needs (required with `sdk`).
  */
 export interface RouteAuthConfig {
-  auth?: 'admin' | 'sdk';
+  auth?: RouteAuth;
+  scope?: ScopeKind;
 }
 
 /** One entry of the route table: what a test walks to check every route's auth decision. */
@@ -76,8 +105,10 @@ export interface RouteEntry {
   method: string;
   /** The route's pattern, e.g. `/api/v1/mq/topics/:topic`. */
   url: string;
-  /** `admin` for a mutating route without `auth: 'sdk'`, `sdk` for one with it, `none` for reads. */
-  auth: 'admin' | 'sdk' | 'none';
+  /** Who may call it (see {@link RouteAuth}). */
+  auth: RouteAuth;
+  /** The kind of grant an app credential needs, when the route names one. */
+  scope?: ScopeKind;
   /** What the route declares it takes (checked by ajv, documented in OpenAPI). */
   schema: RouteSchema;
 }
@@ -110,6 +141,10 @@ export interface HttpApiOptions {
   requestTimeoutMs?: number;
   /** How long shutdown waits for in-flight requests is up to the caller's close timeout. */
   modules: readonly ApiModule[];
+  /** Verifies credentials (one per node, shared with the routes that change them). Default: a new one. */
+  authenticator?: Authenticator;
+  /** Counts failed authentications per address (for /metrics too). Default: a new one. */
+  authFailures?: AuthFailureLimiter;
 }
 
 /** Builds the Fastify app with the shared lifecycle and the given route modules. */
@@ -119,9 +154,51 @@ export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): ApiApp 
 }
 
 /** The route's auth decision, from its method and its config. */
-function authOf(method: string, config: unknown): RouteEntry['auth'] {
-  if (!MUTATING.has(method)) return 'none';
-  return (config as RouteAuthConfig | undefined)?.auth === 'sdk' ? 'sdk' : 'admin';
+function authOf(method: string, config: unknown): RouteAuth {
+  return (config as RouteAuthConfig | undefined)?.auth ?? (MUTATING.has(method) ? 'admin' : 'read');
+}
+
+/** Throws (failing the start) when a route's auth config is not one the lifecycle knows. */
+function checkRouteAuth(method: string, url: string, config: unknown): RouteAuthConfig {
+  const c = (config ?? {}) as RouteAuthConfig;
+  if (c.auth !== undefined && !ROUTE_AUTHS.includes(c.auth)) {
+    throw new Error(`route ${method} ${url}: config.auth must be one of ${ROUTE_AUTHS.join(', ')}`);
+  }
+  if (c.scope !== undefined && !SCOPE_KINDS.includes(c.scope)) {
+    throw new Error(
+      `route ${method} ${url}: config.scope must be one of ${SCOPE_KINDS.join(', ')}`,
+    );
+  }
+  if (c.auth === 'sdk' && c.scope === undefined) {
+    throw new Error(
+      `route ${method} ${url}: an sdk route names the grant app credentials need (config.scope: ${SCOPE_KINDS.join(' | ')})`,
+    );
+  }
+  return c;
+}
+
+const bearerPattern = /^Bearer\s+(\S+)\s*$/i;
+
+/** Why `caller` may not call a route of decision `auth` (scope kind `scope`), or undefined when it may. */
+function refusal(
+  caller: Caller,
+  auth: RouteAuth,
+  scope: ScopeKind | undefined,
+  what: string,
+): string | undefined {
+  if (caller.kind === 'role') {
+    const need: Role | undefined =
+      auth === 'sdk' ? 'admin' : auth === 'read' ? 'viewer' : (auth as Role);
+    if (ROLE_RANK[caller.role] >= ROLE_RANK[need]) return undefined;
+    return `${what} needs the ${need} role; token '${caller.name}' has the ${caller.role} role`;
+  }
+  if (auth !== 'sdk' && auth !== 'read') {
+    return `${what} needs an operator token of the ${auth} role; an app credential (app '${caller.app}') cannot call it`;
+  }
+  if (scope !== undefined && !hasScopeKind(caller.scopes, scope)) {
+    return `${what} needs a ${scope} grant; app '${caller.app}' holds none (an admin adds one with 'peak app scopes ${caller.app} --can ${scope}:...')`;
+  }
+  return undefined;
 }
 
 /** {@link createHttpApi}, also returning the route table as it fills (for tests and docs). */
@@ -149,10 +226,12 @@ export function createHttpApiWithRoutes(
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       if (method === 'HEAD') continue;
+      const config = checkRouteAuth(method, route.url, route.config);
       routes.push({
         method,
         url: route.url,
-        auth: authOf(method, route.config),
+        auth: authOf(method, config),
+        ...(config.scope === undefined ? {} : { scope: config.scope }),
         schema: checkRouteSchema(method, route.url, route.schema),
       });
     }
@@ -166,51 +245,69 @@ export function createHttpApiWithRoutes(
     }
   });
 
-  const authFailures = new AuthFailureLimiter();
+  const authFailures = options.authFailures ?? new AuthFailureLimiter();
+  const authenticator = options.authenticator ?? new Authenticator(ctx.pool);
   app.addHook('onRequest', async (request) => {
     // The matched route decides (request.routeOptions.url is its pattern); an unmatched
     // request has no route and ends in the 404 handler, changing nothing.
     if (request.routeOptions.url === undefined) return;
-    if (authOf(request.method, request.routeOptions.config) !== 'admin') return;
+    const config = request.routeOptions.config as RouteAuthConfig | undefined;
+    const auth = authOf(request.method, config);
+    if (auth === 'public') return;
+    const what = `${request.method} ${request.url.split('?')[0]}`;
     const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    const match = typeof header === 'string' ? bearerPattern.exec(header) : null;
     if (match === null) {
       throw new PeakError(
         ErrorCodes.UNAUTHENTICATED,
-        `${request.method} ${request.url.split('?')[0]} changes state and needs the admin token: send 'Authorization: Bearer <token>' (the token is in the server's data folder, file admin-token)`,
+        auth === 'admin'
+          ? `${what} changes state and needs the admin token: send 'Authorization: Bearer <token>' (the token is in the server's data folder, file admin-token)`
+          : `${what} needs a credential: send 'Authorization: Bearer <credential>' with an app credential ('peak app create') or an operator token (the admin token is in the server's data folder, file admin-token)`,
       );
     }
     const wait = authFailures.retryAfterMs(request.ip);
     if (wait > 0) {
       throw new PeakError(
         ErrorCodes.AUTH_RATE_LIMITED,
-        `too many wrong admin tokens from ${request.ip}; try again in ${Math.ceil(wait / 1000)} s with the current token from the data folder (file admin-token)`,
+        `too many wrong credentials from ${request.ip}; try again in ${Math.ceil(wait / 1000)} s with a working one (the admin token is in the data folder, file admin-token)`,
         { details: { retryAfterMs: wait } },
       );
     }
-    if (!(await verifyAdminToken(ctx.pool, match[1]!))) {
+    const caller = await authenticator.authenticate(match[1]!);
+    if (caller === undefined) {
       authFailures.fail(request.ip);
       request.log.warn(
         { from: request.ip, method: request.method, route: request.routeOptions.url },
-        'wrong admin token',
+        'wrong credential',
       );
       throw new PeakError(
         ErrorCodes.FORBIDDEN,
-        'the admin token is wrong or has been rotated; use the current one from the data folder (file admin-token)',
+        auth === 'admin'
+          ? 'the admin token is wrong or has been rotated; use the current one from the data folder (file admin-token)'
+          : 'the credential is wrong, expired or revoked; use a working app credential or operator token',
       );
     }
-    admitted.add(request);
+    const refused = refusal(caller, auth, config?.scope, what);
+    if (refused !== undefined) {
+      authFailures.denied++;
+      throw new PeakError(ErrorCodes.FORBIDDEN, refused, {
+        details: { caller: callerLabel(caller), need: auth },
+      });
+    }
+    setCaller(request, caller);
+    if (caller.kind === 'role' && MUTATING.has(request.method)) audited.set(request, caller);
   });
 
-  // Every admin call that passed the check is audited: who (the admin token; one today),
+  // Every operator call that changes state is audited: who (the token's role and name),
   // from where, what, and how it ended. The token itself is never logged.
-  const admitted = new WeakSet<object>();
+  const audited = new WeakMap<object, Caller>();
   app.addHook('onResponse', async (request, reply) => {
-    if (!admitted.has(request)) return;
+    const caller = audited.get(request);
+    if (caller === undefined) return;
     request.log.info(
       {
         audit: true,
-        who: 'admin-token',
+        who: callerLabel(caller),
         from: request.ip,
         method: request.method,
         route: request.routeOptions.url,
@@ -326,6 +423,7 @@ export function createHttpApiWithRoutes(
   app.get(
     '/api/v1/openapi.json',
     {
+      config: { auth: 'public' },
       schema: {
         summary: 'This API as an OpenAPI 3.1 document, generated from the routes and their schemas',
         tags: ['system'],

@@ -1,7 +1,8 @@
 /**
  * `peak server`, the control plane. Start-up, in order: take the data folder; start the
  * embedded PostgreSQL (or connect to `postgresUrl`); apply migrations; make sure an admin
- * token exists; register this node; listen for HTTP. Shutdown reverses it within a bound:
+ * token exists and the local apps have credentials in the data folder; register this node;
+ * listen for HTTP. Shutdown reverses it within a bound:
  * stop accepting, let in-flight requests finish, deregister, close the pool, stop
  * PostgreSQL, release the folder.
  *
@@ -9,6 +10,7 @@
  * one database behind a load balancer act as one control plane.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +20,12 @@ import { type Logger, silentLogger } from '../core/logger.js';
 import { PEAKWARE_VERSION } from '../core/version.js';
 import { ensureAdminToken } from './admin-token.js';
 import { adminRoutes } from './api/admin-routes.js';
+import { appRoutes } from './api/app-routes.js';
 import { systemRoutes } from './api/system-routes.js';
+import { ensureLocalApp } from './app-credentials.js';
+import { LOCAL_APP_SCOPES } from './app-scopes.js';
+import { AuthFailureLimiter } from './auth-failure-limiter.js';
+import { Authenticator } from './authenticator.js';
 import {
   DataFiles,
   type DataFolderLock,
@@ -62,6 +69,13 @@ export interface PeakServerOptions extends ServerSettingsOptions {
   heartbeatMs?: number;
   /** Extra route modules (later subsystems). */
   apiModules?: readonly ApiModule[];
+  /**
+   * Apps to keep credentials for in the data folder (`<data>/credentials/<app>`, mode
+   * 0600), with their grants: a laptop chain (the shop) passes each process its own. App
+   * `local` (every SDK grant on every resource, for the CLI's `peak mq send`, snippets and
+   * quick tries) is always there. A credential in its file that still works is kept.
+   */
+  localApps?: Readonly<Record<string, readonly string[]>>;
 }
 
 function portInUse(host: string, port: number, cause: unknown): PeakError {
@@ -110,6 +124,8 @@ export interface PeakServerInfo {
   /** The admin token, only on the start that created it (show it once). */
   adminToken?: string;
   adminTokenFile: string;
+  /** Where each local app's credential is (`local` and the `localApps` option's). */
+  appCredentialFiles: Record<string, string>;
 }
 
 /** A running control-plane node. */
@@ -124,6 +140,7 @@ export class PeakServer {
   readonly #lock: DataFolderLock;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #shutdownTimeoutMs: number;
+  readonly #credentials: ReadonlyMap<string, string>;
   #stopping: Promise<boolean> | undefined;
 
   private constructor(parts: {
@@ -137,6 +154,7 @@ export class PeakServer {
     lock: DataFolderLock;
     heartbeat: NodeJS.Timeout;
     shutdownTimeoutMs: number;
+    credentials: ReadonlyMap<string, string>;
   }) {
     this.info = parts.info;
     this.#logger = parts.logger;
@@ -148,6 +166,7 @@ export class PeakServer {
     this.#lock = parts.lock;
     this.#heartbeat = parts.heartbeat;
     this.#shutdownTimeoutMs = parts.shutdownTimeoutMs;
+    this.#credentials = parts.credentials;
   }
 
   /** Starts a control-plane node; on failure, undoes whatever it had started. */
@@ -202,6 +221,17 @@ export class PeakServer {
       );
       const tokenFile = path.join(dataDir, DataFiles.adminToken);
       const token = await ensureAdminToken(pool, tokenFile, `start:${nodeId}`);
+      const credentials = new Map<string, string>();
+      const appCredentialFiles: Record<string, string> = {};
+      const localApps = { local: LOCAL_APP_SCOPES, ...(options.localApps ?? {}) };
+      await mkdir(path.join(dataDir, DataFiles.credentialsDir), { recursive: true, mode: 0o700 });
+      for (const [name, can] of Object.entries(localApps)) {
+        const file = path.join(dataDir, DataFiles.credentialsDir, name);
+        const local = await ensureLocalApp(pool, name, can, file, `start:${nodeId}`);
+        credentials.set(name, local.credential);
+        appCredentialFiles[name] = file;
+      }
+      const authenticator = new Authenticator(pool);
 
       const ctx = {
         pool,
@@ -214,9 +244,12 @@ export class PeakServer {
         settings,
       };
       const { app, routes } = createHttpApiWithRoutes(ctx, {
+        authenticator,
+        authFailures: new AuthFailureLimiter(),
         modules: [
           systemRoutes,
-          adminRoutes,
+          adminRoutes(authenticator),
+          appRoutes(authenticator),
           ...builtinModules.map((m) => m.routes),
           ...(options.apiModules ?? []),
         ],
@@ -260,6 +293,7 @@ export class PeakServer {
         schemaVersion: migrated.version,
         migrationsApplied: migrated.applied,
         adminTokenFile: tokenFile,
+        appCredentialFiles,
         ...(token.token === undefined ? {} : { adminToken: token.token }),
       };
       logger.info({ url, nodeId, postgres: info.postgres.mode }, 'peak server ready');
@@ -274,6 +308,7 @@ export class PeakServer {
         lock,
         heartbeat,
         shutdownTimeoutMs: options.shutdownTimeoutMs ?? 20_000,
+        credentials,
       });
     } catch (err) {
       await undo();
@@ -286,6 +321,21 @@ export class PeakServer {
         },
       );
     }
+  }
+
+  /**
+   * The credential of local app `app` (`local`, or one of the `localApps` option's), as in
+   * its file in the data folder: what a laptop chain passes its processes.
+   */
+  credential(app = 'local'): string {
+    const c = this.#credentials.get(app);
+    if (c === undefined) {
+      throw new PeakError(
+        ErrorCodes.USAGE,
+        `no local app '${app}'; local apps: ${[...this.#credentials.keys()].join(', ')} (add one with the localApps option)`,
+      );
+    }
+    return c;
   }
 
   /** The HTTP route table with each route's auth decision (what the auth tests walk). */

@@ -158,18 +158,27 @@ export class Broker {
     return this.#halves.send(topic, message, producerGroup);
   }
 
+  /** The topic of half message `id` while it waits for commit or rollback, else undefined. */
+  halfTopic(id: string): Promise<string | undefined> {
+    return this.#halves.topicOf(id);
+  }
+
   /** Resolves a half message: commit delivers it, rollback discards it. */
   endHalf(id: string, action: 'commit' | 'rollback', by: string, secret?: string): Promise<void> {
     return this.#halves.end(id, action, by, secret);
   }
 
-  /** Half messages of a producer group due for a check-back; too-old ones roll back. */
+  /**
+   * Half messages of a producer group due for a check-back (of topics `allowTopic` accepts);
+   * too-old ones roll back.
+   */
   dueChecks(
     producerGroup: string,
     max: number,
     secrets: Readonly<Record<string, string>> = {},
+    allowTopic?: (topic: string) => boolean,
   ): Promise<ReceivedMessage[]> {
-    return this.#halves.dueChecks(producerGroup, max, secrets);
+    return this.#halves.dueChecks(producerGroup, max, secrets, allowTopic);
   }
 
   /** Long-poll receive: messages from the queues this consumer owns, or [] after waitMs. */

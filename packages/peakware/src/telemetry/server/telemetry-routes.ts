@@ -32,6 +32,7 @@ import { gunzip } from 'node:zlib';
 import { Type } from '@sinclair/typebox';
 import type { FastifyError, FastifyRequest } from 'fastify';
 import { ErrorCodes, httpStatusOf, InvalidArgumentError, PeakError } from '../../core/errors.js';
+import { authorize } from '../../server/access.js';
 import { AdvisoryLeader, ALERT_EVALUATOR_LOCK_KEY } from '../../server/advisory-leader.js';
 import type { ApiApp, ApiContext, ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
@@ -241,7 +242,11 @@ function registerTelemetryRoutes(
     await alerts.stop();
   });
 
-  const ingest = async (spans: SpanRecord[]) => {
+  const ingest = async (request: FastifyRequest, spans: SpanRecord[]) => {
+    // An app pushes spans of the services its telemetry grants name (all with a bare one).
+    for (const service of new Set(spans.map((s) => s.service))) {
+      authorize(request, 'telemetry', service);
+    }
     counters.batches++;
     counters.received += spans.length;
     const added = await store.insert(spans);
@@ -252,7 +257,7 @@ function registerTelemetryRoutes(
   app.post(
     '/api/v1/telemetry/spans',
     {
-      config: { auth: 'sdk' },
+      config: { auth: 'sdk', scope: 'telemetry' },
       schema: {
         summary: 'A batch of Peakware spans (the SDK exporter)',
         body: Type.Object({ spans: Type.Array(span, { maxItems: MAX_SPANS_PER_BATCH }) }),
@@ -271,7 +276,7 @@ function registerTelemetryRoutes(
           }
         }
       }
-      return ingest(spans);
+      return ingest(request, spans);
     },
   );
 
@@ -333,7 +338,7 @@ function registerTelemetryRoutes(
       '/v1/traces',
       {
         bodyLimit: OTLP_BODY_LIMIT,
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'telemetry' },
         schema: {
           summary:
             'OTLP/HTTP traces from any OpenTelemetry SDK or collector (JSON or protobuf; protobuf is answered in protobuf)',
@@ -369,7 +374,7 @@ function registerTelemetryRoutes(
           );
         }
         counters.otlpBatches++;
-        await ingest(spans);
+        await ingest(request, spans);
         // OTLP's ExportTraceServiceResponse: empty means every span was accepted.
         if (protobuf) {
           void reply.header('content-type', OTLP_PROTOBUF_CONTENT_TYPE);
@@ -384,7 +389,7 @@ function registerTelemetryRoutes(
   app.post(
     '/api/v1/telemetry/metrics',
     {
-      config: { auth: 'sdk' },
+      config: { auth: 'sdk', scope: 'telemetry' },
       schema: {
         summary: "One instance's per-second resource metrics (the SDK's MetricsPusher)",
         body: Type.Object({
@@ -397,6 +402,7 @@ function registerTelemetryRoutes(
     },
     async (request) => {
       const body = request.body;
+      authorize(request, 'telemetry', body.service);
       counters.metricsReceived += body.metrics.length;
       const stored = await metricsStore.insert(body.service, body.instance, body.metrics);
       return { accepted: body.metrics.length, stored };
@@ -663,6 +669,7 @@ function registerTelemetryRoutes(
   app.get(
     '/metrics',
     {
+      config: { auth: 'public' },
       schema: {
         summary:
           'Prometheus text: process figures, collector counters, mq backlog per group, topic and queue',
