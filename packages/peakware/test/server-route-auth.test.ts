@@ -204,6 +204,18 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       path: '/api/v1/apps/auth.tmp/revoke',
       body: {},
     },
+    'GET /api/v1/identity/keys': { auth: 'public', path: '/api/v1/identity/keys' },
+    'POST /api/v1/identity': {
+      auth: 'read',
+      path: '/api/v1/identity',
+      body: {},
+      outOfScope: 'open',
+    },
+    'POST /api/v1/identity/keys/rotate': {
+      auth: 'admin',
+      path: '/api/v1/identity/keys/rotate',
+      body: {},
+    },
     'POST /api/v1/registry/instances': {
       auth: 'sdk',
       scope: 'register',

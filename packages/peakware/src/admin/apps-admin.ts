@@ -1,6 +1,7 @@
 /**
  * Apps and their credentials (`peak app ...`): create an app with its grants, change the
- * grants, rotate (a new credential, the old ones working for an overlap), revoke, list.
+ * grants, rotate (a new credential, the old ones working for an overlap), revoke, list;
+ * and the key apps' signed identities are signed with.
  * Every call but `list` needs the admin role; a credential is in the answer that issued it
  * only.
  */
@@ -45,6 +46,14 @@ export class AppsAdmin {
     options: { overlapSeconds?: number } = {},
   ): Promise<IssuedCredential & { previousExpireAt: string }> {
     return this.#http.post(`/api/v1/apps/${encodeURIComponent(name)}/rotate`, options);
+  }
+
+  /**
+   * Signs apps' identities with a new key from now on; the old key stays published until
+   * the identities it signed have expired.
+   */
+  rotateSigningKey(): Promise<{ kid: string }> {
+    return this.#http.post('/api/v1/identity/keys/rotate', {});
   }
 
   /** Revokes one credential (by id) or all of an app's, at once. */

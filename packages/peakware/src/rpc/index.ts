@@ -4,6 +4,12 @@
  * filter chain on both sides, graceful offline and HTTP/JSON access.
  */
 
+export type {
+  CallerVerifier,
+  IdentitySource,
+  ProviderIdentityOptions,
+  VerifiedCaller,
+} from './caller-identity.js';
 export {
   type ClusterCall,
   type ClusterStrategy,
@@ -62,6 +68,7 @@ export {
 export { type Invocation, type RpcFilter, runFilters } from './rpc-filter.js';
 export {
   httpStatus,
+  type PresentedCaller,
   RpcServer,
   type RpcServerOptions,
   SERVER_DEFAULTS,

@@ -5,11 +5,14 @@
  *   1. decode the frame (malformed → PEAK_RPC_PROTOCOL to that caller only)
  *   2. refuse when draining (PEAK_RPC_SHUTTING_DOWN) or over `maxInFlight` (PEAK_RPC_OVERLOADED)
  *   3. find service and method (PEAK_RPC_UNKNOWN_SERVICE / _METHOD)
- *   4. decode the context from the headers; refuse work whose deadline passed
+ *   4. with `identity`: the caller is the app its verified identity names (presented once per
+ *      connection, or `authorization: Bearer` over HTTP), never the `peak-caller` header;
+ *      no, an expired or a refused identity → PEAK_UNAUTHENTICATED when it is required
+ *   5. decode the context from the headers; refuse work whose deadline passed
  *      (PEAK_DEADLINE_EXCEEDED: the method never starts)
- *   5. validate the argument (PEAK_RPC_BAD_ARGUMENTS)
- *   6. provider filters, then the method, in a child context carrying the remaining time
- *   7. the result or the error back to the caller
+ *   6. validate the argument (PEAK_RPC_BAD_ARGUMENTS)
+ *   7. provider filters, then the method, in a child context carrying the remaining time
+ *   8. the result or the error back to the caller
  *
  * Graceful stop: deregister and send GOAWAY on every connection (consumers stop picking
  * this instance at once), keep serving what still arrives until nothing is in flight and
@@ -21,11 +24,12 @@ import http from 'node:http';
 import type net from 'node:net';
 import os from 'node:os';
 import { assertDeadline, childContext, runWithContext } from '../core/context.js';
-import { decodeContext, type HeaderMap } from '../core/context-headers.js';
+import { ContextHeaders, decodeContext, type HeaderMap } from '../core/context-headers.js';
 import { ErrorCodes, httpStatusOf, isPeakError, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { RegistrationHandle, Registry } from '../registry/registry.js';
 import { DEFAULT_GROUP } from '../registry/service-instance.js';
+import type { ProviderIdentityOptions, VerifiedCaller } from './caller-identity.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   encodeFrame,
@@ -84,7 +88,18 @@ export interface RpcServerOptions {
   filters?: RpcFilter[];
   /** How connections are accepted (TCP, TLS). Default {@link tcpTransport}. */
   transport?: Transport;
+  /**
+   * Verify callers' signed identities (see caller-identity.ts): filters and guard rules then
+   * see the verified app only. Absent: callers are who their `peak-caller` header says.
+   */
+  identity?: ProviderIdentityOptions;
   logger?: Logger;
+}
+
+/** What a call presented of its caller: the verified identity, or why it was refused. */
+export interface PresentedCaller {
+  caller?: VerifiedCaller | undefined;
+  refused?: unknown;
 }
 
 /** Defaults of {@link RpcServerOptions}, written once. */
@@ -115,6 +130,10 @@ interface ConnState {
   partial: number;
   /** When its current incomplete frame began, epoch ms; 0 when none. */
   partialSince: number;
+  /** The identity this connection presented, verified, or why it was refused. */
+  presented: PresentedCaller;
+  /** While an identity's check waits for keys: requests after it wait for it. */
+  identityPending: Promise<void> | undefined;
 }
 
 /** Turns anything thrown into the error frame sent to the caller. */
@@ -280,6 +299,8 @@ export class RpcServer {
       lastRequestAt: Date.now(),
       partial: 0,
       partialSince: 0,
+      presented: {},
+      identityPending: undefined,
     };
     this.#conns.add(conn);
     const decoder = new FrameDecoder(this.#opts.maxFrameBytes);
@@ -417,18 +438,53 @@ export class RpcServer {
       case 4:
         this.#send(conn, { type: 5, id: frame.id });
         return;
+      case 7:
+        this.#onIdentity(conn, frame.token);
+        return;
       default:
         return;
     }
   }
 
+  /** Checks a connection's identity once; the calls that follow on it carry the result. */
+  #onIdentity(conn: ConnState, token: string): void {
+    const verifier = this.#opts.identity?.verifier;
+    if (verifier === undefined) return;
+    const settle = (presented: PresentedCaller) => {
+      conn.presented = presented;
+    };
+    try {
+      const result = verifier.verify(token);
+      if (!(result instanceof Promise)) {
+        settle({ caller: result });
+        return;
+      }
+      const pending = result.then(
+        (caller) => settle({ caller }),
+        (refused: unknown) => settle({ refused }),
+      );
+      conn.identityPending = pending;
+      void pending.then(() => {
+        if (conn.identityPending === pending) conn.identityPending = undefined;
+      });
+    } catch (refused) {
+      settle({ refused });
+    }
+  }
+
   #handleRequest(conn: ConnState, frame: Extract<Frame, { type: 1 }>): void {
+    if (conn.identityPending !== undefined) {
+      const pending = conn.identityPending;
+      void pending.then(() => this.#handleRequest(conn, frame));
+      return;
+    }
     this.invoke(
       frame.service,
       frame.method,
       frame.headers,
       frame.args,
       conn.socket.remoteAddress,
+      conn.presented,
     ).then(
       (result) => this.#send(conn, { type: 2, id: frame.id, result }),
       (err) => this.#send(conn, { type: 3, id: frame.id, error: toWireError(err) }),
@@ -437,7 +493,8 @@ export class RpcServer {
 
   /**
    * Runs one call through the provider lifecycle (the same for TCP and HTTP/JSON).
-   * `service` is `name:version`, or a bare name for the newest hosted version.
+   * `service` is `name:version`, or a bare name for the newest hosted version; `presented`
+   * is what the caller showed of its identity (when the provider verifies identities).
    */
   async invoke(
     service: string,
@@ -445,6 +502,7 @@ export class RpcServer {
     headers: HeaderMap,
     args: unknown,
     remote?: string,
+    presented?: PresentedCaller,
   ): Promise<unknown> {
     if (this.#inFlight >= this.#opts.maxInFlight) {
       throw new PeakError(
@@ -469,6 +527,13 @@ export class RpcServer {
         `service ${hosted.def.id} has no method '${method}'; it has: ${Object.keys(hosted.def.methods).join(', ')}`,
         { details: { service: hosted.def.id, method, sent: false } },
       );
+    }
+    let caller: string | undefined;
+    if (this.#opts.identity !== undefined) {
+      caller = this.#verifiedCaller(presented, `${hosted.def.id}.${method}`);
+      // The caller is who the identity proves, never who a header says.
+      if (caller === undefined) delete headers[ContextHeaders.caller];
+      else headers[ContextHeaders.caller] = caller;
     }
     const ctx = childContext(decodeContext(headers));
     assertDeadline(`${hosted.def.id}.${method}`, ctx);
@@ -499,12 +564,59 @@ export class RpcServer {
           context: ctx,
           idempotent: spec.idempotent === true,
           ...(remote === undefined ? {} : { remote }),
+          ...(caller === undefined ? {} : { caller }),
         };
         return runFilters(this.#filters, invocation, call);
       });
     } finally {
       this.#inFlight--;
       if (this.#inFlight === 0) this.#checkIdle();
+    }
+  }
+
+  /**
+   * The verified app of a call, or undefined for an unknown caller a provider that does not
+   * require identities serves; throws PEAK_UNAUTHENTICATED when one is required and the
+   * call has none, an expired one or a refused one.
+   */
+  #verifiedCaller(presented: PresentedCaller | undefined, what: string): string | undefined {
+    const c = presented?.caller;
+    if (c !== undefined && c.expiresAt > Date.now()) return c.app;
+    if (this.#opts.identity?.required === false) return undefined;
+    const hint =
+      'give the consumer an identity (RpcClient option identity: an AppIdentity of peakware/security)';
+    if (c !== undefined) {
+      throw new PeakError(
+        ErrorCodes.UNAUTHENTICATED,
+        `provider ${this.instanceId} refused ${what}: the caller identity of app '${c.app}' expired at ${new Date(c.expiresAt).toISOString()}; its AppIdentity renews it from the control plane`,
+        { details: { reason: 'expired', app: c.app, sent: false } },
+      );
+    }
+    if (presented?.refused !== undefined) {
+      const why = presented.refused;
+      throw new PeakError(
+        ErrorCodes.UNAUTHENTICATED,
+        `provider ${this.instanceId} refused ${what}: ${isPeakError(why) ? why.message : String(why)}`,
+        { details: { ...(isPeakError(why) ? why.details : {}), sent: false } },
+      );
+    }
+    throw new PeakError(
+      ErrorCodes.UNAUTHENTICATED,
+      `provider ${this.instanceId} requires a verified caller identity for ${what} and the call presented none; ${hint}`,
+      { details: { reason: 'missing', sent: false } },
+    );
+  }
+
+  /** The identity of an HTTP/JSON call (`authorization: Bearer`), checked by the verifier. */
+  async #presentedOverHttp(req: http.IncomingMessage): Promise<PresentedCaller | undefined> {
+    const verifier = this.#opts.identity?.verifier;
+    if (verifier === undefined) return undefined;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (m === null) return {};
+    try {
+      return { caller: await verifier.verify(m[1]!) };
+    } catch (refused) {
+      return { refused };
     }
   }
 
@@ -589,13 +701,17 @@ export class RpcServer {
         return;
       }
       const id = typeof version === 'string' ? `${service}:${version}` : service;
-      this.invoke(id, method, req.headers, args, req.socket.remoteAddress).then(
-        (result) => reply(200, { result: result ?? null }),
-        (err) => {
-          const wire = toWireError(err);
-          reply(httpStatus(wire.code), { error: wire });
-        },
-      );
+      this.#presentedOverHttp(req)
+        .then((presented) =>
+          this.invoke(id, method, req.headers, args, req.socket.remoteAddress, presented),
+        )
+        .then(
+          (result) => reply(200, { result: result ?? null }),
+          (err) => {
+            const wire = toWireError(err);
+            reply(httpStatus(wire.code), { error: wire });
+          },
+        );
     });
   }
 

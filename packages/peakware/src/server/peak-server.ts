@@ -21,6 +21,7 @@ import { PEAKWARE_VERSION } from '../core/version.js';
 import { ensureAdminToken } from './admin-token.js';
 import { adminRoutes } from './api/admin-routes.js';
 import { appRoutes } from './api/app-routes.js';
+import { identityRoutes } from './api/identity-routes.js';
 import { systemRoutes } from './api/system-routes.js';
 import { ensureLocalApp } from './app-credentials.js';
 import { LOCAL_APP_SCOPES } from './app-scopes.js';
@@ -41,6 +42,7 @@ import {
   createHttpApiWithRoutes,
   type RouteEntry,
 } from './http-api.js';
+import { IdentityIssuer } from './identity-issuer.js';
 import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
 import { builtinModules } from './modules.js';
@@ -232,6 +234,8 @@ export class PeakServer {
         appCredentialFiles[name] = file;
       }
       const authenticator = new Authenticator(pool);
+      const issuer = new IdentityIssuer(pool);
+      await issuer.ensureKey();
 
       const ctx = {
         pool,
@@ -250,6 +254,7 @@ export class PeakServer {
           systemRoutes,
           adminRoutes(authenticator),
           appRoutes(authenticator),
+          identityRoutes(issuer),
           ...builtinModules.map((m) => m.routes),
           ...(options.apiModules ?? []),
         ],

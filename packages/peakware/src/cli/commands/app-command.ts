@@ -6,6 +6,7 @@
  *   peak app scopes <name> --can <grant> ...   replace an app's grants
  *   peak app rotate <name> [--overlap S]       a new credential; the old ones work S more seconds
  *   peak app revoke <name> [--credential ID]   end one credential, or all of the app's, now
+ *   peak app rotate-signing-key                sign apps' identities with a new key
  */
 import { UsageError } from '../../core/errors.js';
 import type { Command, OptionSpec } from '../command.js';
@@ -160,8 +161,22 @@ const revoke: Command = {
   },
 };
 
+const rotateSigningKey: Command = {
+  name: 'rotate-signing-key',
+  summary:
+    "sign apps' identities with a new key; the old one stays published until what it signed expired",
+  options: ADMIN_OPTIONS,
+  examples: ['peak app rotate-signing-key'],
+  async run({ values, out }) {
+    const r = await (await adminClient(values, { admin: true })).apps.rotateSigningKey();
+    out.json(r);
+    out.line(`identities are signed with key ${r.kid} from now on`);
+    return 0;
+  },
+};
+
 export const appCommand: Command = {
   name: 'app',
-  summary: 'apps and their scoped credentials',
-  subcommands: [create, list, scopes, rotate, revoke],
+  summary: 'apps, their scoped credentials and signed identities',
+  subcommands: [create, list, scopes, rotate, revoke, rotateSigningKey],
 };

@@ -1,6 +1,6 @@
 /**
  * Every migration of schema `peak`, in version order: the host's own (`0001-foundation`,
- * `0011-access`) and each module's (a subsystem keeps its migrations in its
+ * `0011-access`, `0013-identity-keys`) and each module's (a subsystem keeps its migrations in its
  * `server/migrations/`). Versions are global, never reused or edited once released; a new
  * one takes the next free number.
  */
@@ -8,10 +8,11 @@ import type { Migration } from '../migrator.js';
 import type { PeakModule } from '../peak-module.js';
 import { foundation } from './0001-foundation.js';
 import { access } from './0011-access.js';
+import { identityKeys } from './0013-identity-keys.js';
 
 /** The host's migrations plus `modules`' migrations, oldest first; refuses a duplicate version. */
 export function collectMigrations(modules: readonly PeakModule[]): readonly Migration[] {
-  const all = [foundation, access, ...modules.flatMap((m) => m.migrations)].sort(
+  const all = [foundation, access, identityKeys, ...modules.flatMap((m) => m.migrations)].sort(
     (a, b) => a.version - b.version,
   );
   for (let i = 1; i < all.length; i++) {
