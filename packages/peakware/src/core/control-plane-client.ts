@@ -82,6 +82,12 @@ export interface ControlPlaneClientOptions {
   token?: TokenSource;
   /** Headers sent with every request (e.g. a topic's consume secret). */
   headers?: Record<string, string>;
+  /**
+   * CA certificates (PEM) to trust for `https:` nodes besides the system's roots (a dev CA
+   * from `peak tls init`). SDK clients that take no `ca` trust what Node trusts: the system
+   * roots plus `NODE_EXTRA_CA_CERTS`.
+   */
+  ca?: string | Buffer;
   /** Longest one try may take, ms. */
   timeoutMs?: number;
   /** Tries after the first, for the calls that may be retried. */
@@ -252,6 +258,7 @@ export class ControlPlaneClient {
   readonly #servers: ServerList;
   readonly #token: TokenSource | undefined;
   readonly #headers: Record<string, string>;
+  readonly #ca: string | Buffer | undefined;
   readonly #timeoutMs: number;
   readonly #retries: number;
   readonly #backoff: BackoffOptions;
@@ -267,6 +274,7 @@ export class ControlPlaneClient {
     });
     this.#token = options.token ?? envCredential();
     this.#headers = { ...(options.headers ?? {}) };
+    this.#ca = options.ca;
     this.#timeoutMs = options.timeoutMs ?? d.timeoutMs;
     this.#retries = Math.max(0, options.retries ?? d.retries);
     this.#backoff = options.backoff ?? d.backoff;
@@ -370,6 +378,7 @@ export class ControlPlaneClient {
           ...(payload === undefined ? {} : { body: payload }),
           timeoutMs: options.timeoutMs ?? this.#timeoutMs,
           ...(options.signal === undefined ? {} : { signal: options.signal }),
+          ...(this.#ca === undefined ? {} : { ca: this.#ca }),
         });
       } catch (err) {
         if (options.signal?.aborted === true) throw options.signal.reason;
@@ -409,6 +418,7 @@ export class ControlPlaneClient {
         ...(hasBody ? { body: JSON.stringify(o.body) } : {}),
         idleMs: o.idleMs ?? CONTROL_PLANE_CLIENT_DEFAULTS.streamIdleMs,
         ...(o.signal === undefined ? {} : { signal: o.signal }),
+        ...(this.#ca === undefined ? {} : { ca: this.#ca }),
       });
     } catch (err) {
       if (o.signal?.aborted === true) throw o.signal.reason;

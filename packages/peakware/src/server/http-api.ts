@@ -145,6 +145,8 @@ export interface HttpApiOptions {
   authenticator?: Authenticator;
   /** Counts failed authentications per address (for /metrics too). Default: a new one. */
   authFailures?: AuthFailureLimiter;
+  /** Serve HTTPS with this certificate chain and key (PEM); absent: plain HTTP. */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 /** Builds the Fastify app with the shared lifecycle and the given route modules. */
@@ -207,7 +209,10 @@ export function createHttpApiWithRoutes(
   options: HttpApiOptions,
 ): { app: ApiApp; routes: RouteEntry[] } {
   const routes: RouteEntry[] = [];
+  // Typed as the HTTP server the routes see; with `https` the server is an https.Server,
+  // which serves them the same way.
   const app = Fastify({
+    ...(options.https === undefined ? {} : { https: options.https as unknown as null }),
     loggerInstance: ctx.logger.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,

@@ -10,11 +10,13 @@ export {
   type PostgresEndpoint,
 } from './embedded-postgres.js';
 export type { ApiApp, ApiContext, ApiModule, RouteAuthConfig, RouteEntry } from './http-api.js';
+export { isLoopbackHost } from './loopback.js';
 export type { Migration } from './migrator.js';
 export {
   PeakServer,
   type PeakServerInfo,
   type PeakServerOptions,
+  type ServerTlsOptions,
 } from './peak-server.js';
 export type { RouteSchema } from './route-schema.js';
 export {

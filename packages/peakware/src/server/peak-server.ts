@@ -10,10 +10,13 @@
  * one database behind a load balancer act as one control plane.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { unwatchFile, watchFile } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import type https from 'node:https';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { createSecureContext } from 'node:tls';
 import type pg from 'pg';
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
@@ -43,6 +46,7 @@ import {
   type RouteEntry,
 } from './http-api.js';
 import { IdentityIssuer } from './identity-issuer.js';
+import { isLoopbackHost } from './loopback.js';
 import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
 import { builtinModules } from './modules.js';
@@ -71,6 +75,13 @@ export interface PeakServerOptions extends ServerSettingsOptions {
   heartbeatMs?: number;
   /** Extra route modules (later subsystems). */
   apiModules?: readonly ApiModule[];
+  /**
+   * Serve HTTPS from these PEM files (`peak tls init` makes a dev pair: `server.pem`,
+   * `server.key`). The files are watched: a renewed certificate is served to new
+   * connections without a restart. Absent: plain HTTP, with a warning at start when `host`
+   * is not a loopback address.
+   */
+  tls?: ServerTlsOptions;
   /**
    * Apps to keep credentials for in the data folder (`<data>/credentials/<app>`, mode
    * 0600), with their grants: a laptop chain (the shop) passes each process its own. App
@@ -111,6 +122,45 @@ async function assertPortFree(host: string, port: number): Promise<void> {
   }
 }
 
+/** HTTPS for the control plane ({@link PeakServerOptions.tls}). */
+export interface ServerTlsOptions {
+  /** The certificate chain, PEM. */
+  certFile: string;
+  /** Its private key, PEM. */
+  keyFile: string;
+  /** How often the files are checked for a change, ms. Default 2000. */
+  reloadIntervalMs?: number;
+}
+
+/** Reads a certificate and key pair, or throws PEAK_USAGE naming the file that is wrong. */
+async function readTlsPair(tls: ServerTlsOptions): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (file: string, what: string) => {
+    try {
+      return await readFile(file);
+    } catch (err) {
+      throw new PeakError(
+        ErrorCodes.USAGE,
+        `cannot read the TLS ${what} ${file}: ${errorMessage(err)} ('peak tls init' makes a dev pair)`,
+        { cause: err, details: { input: what === 'certificate' ? '--tls-cert' : '--tls-key' } },
+      );
+    }
+  };
+  const pair = {
+    cert: await read(tls.certFile, 'certificate'),
+    key: await read(tls.keyFile, 'key'),
+  };
+  try {
+    createSecureContext(pair);
+  } catch (err) {
+    throw new PeakError(
+      ErrorCodes.USAGE,
+      `the TLS certificate ${tls.certFile} and key ${tls.keyFile} do not make a pair: ${errorMessage(err)}`,
+      { cause: err, details: { input: '--tls-cert' } },
+    );
+  }
+  return pair;
+}
+
 /** Facts about a running server, for banners and `--json`. */
 export interface PeakServerInfo {
   nodeId: string;
@@ -123,6 +173,8 @@ export interface PeakServerInfo {
     | { mode: 'external'; url: string };
   schemaVersion: number;
   migrationsApplied: number[];
+  /** Whether the API is served over HTTPS. */
+  tls: boolean;
   /** The admin token, only on the start that created it (show it once). */
   adminToken?: string;
   adminTokenFile: string;
@@ -143,6 +195,10 @@ export class PeakServer {
   readonly #heartbeat: NodeJS.Timeout;
   readonly #shutdownTimeoutMs: number;
   readonly #credentials: ReadonlyMap<string, string>;
+  readonly #tls: ServerTlsOptions | undefined;
+  readonly #onTlsChange = () => {
+    this.reloadTls().catch(() => undefined);
+  };
   #stopping: Promise<boolean> | undefined;
 
   private constructor(parts: {
@@ -157,6 +213,7 @@ export class PeakServer {
     heartbeat: NodeJS.Timeout;
     shutdownTimeoutMs: number;
     credentials: ReadonlyMap<string, string>;
+    tls: ServerTlsOptions | undefined;
   }) {
     this.info = parts.info;
     this.#logger = parts.logger;
@@ -169,6 +226,33 @@ export class PeakServer {
     this.#heartbeat = parts.heartbeat;
     this.#shutdownTimeoutMs = parts.shutdownTimeoutMs;
     this.#credentials = parts.credentials;
+    this.#tls = parts.tls;
+    if (this.#tls !== undefined) {
+      const interval = this.#tls.reloadIntervalMs ?? 2000;
+      watchFile(this.#tls.certFile, { interval, persistent: false }, this.#onTlsChange);
+      watchFile(this.#tls.keyFile, { interval, persistent: false }, this.#onTlsChange);
+    }
+  }
+
+  /**
+   * Reads the certificate files again and serves them to new connections (the files are
+   * watched; this is for a caller that knows they changed). A pair that does not load is
+   * logged and the one in use stays. Resolves whether the new pair is in use.
+   */
+  async reloadTls(): Promise<boolean> {
+    if (this.#tls === undefined) return false;
+    try {
+      const pair = await readTlsPair(this.#tls);
+      (this.#app.server as unknown as https.Server).setSecureContext(pair);
+      this.#logger.info({ certFile: this.#tls.certFile }, 'TLS certificate reloaded');
+      return true;
+    } catch (err) {
+      this.#logger.warn(
+        { err: errorMessage(err) },
+        'TLS certificate files changed but do not load; the certificate in use stays',
+      );
+      return false;
+    }
   }
 
   /** Starts a control-plane node; on failure, undoes whatever it had started. */
@@ -247,7 +331,9 @@ export class PeakServer {
         startedAt,
         settings,
       };
+      const tlsPair = options.tls === undefined ? undefined : await readTlsPair(options.tls);
       const { app, routes } = createHttpApiWithRoutes(ctx, {
+        ...(tlsPair === undefined ? {} : { https: tlsPair }),
         authenticator,
         authFailures: new AuthFailureLimiter(),
         modules: [
@@ -268,7 +354,13 @@ export class PeakServer {
       }
       const address = app.server.address();
       const boundPort = typeof address === 'object' && address !== null ? address.port : port;
-      const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+      const url = `${tlsPair === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+      if (tlsPair === undefined && !isLoopbackHost(host)) {
+        logger.warn(
+          { host },
+          'listening on a non-loopback address without TLS: credentials and tokens cross the network in clear; pass --tls-cert and --tls-key (peak tls init makes a dev pair)',
+        );
+      }
 
       const beat = async () => {
         await pool.query(
@@ -297,6 +389,7 @@ export class PeakServer {
             : { mode: 'embedded', host: endpoint.host, port: endpoint.port, pid: embedded.pid },
         schemaVersion: migrated.version,
         migrationsApplied: migrated.applied,
+        tls: tlsPair !== undefined,
         adminTokenFile: tokenFile,
         appCredentialFiles,
         ...(token.token === undefined ? {} : { adminToken: token.token }),
@@ -314,6 +407,7 @@ export class PeakServer {
         heartbeat,
         shutdownTimeoutMs: options.shutdownTimeoutMs ?? 20_000,
         credentials,
+        tls: options.tls,
       });
     } catch (err) {
       await undo();
@@ -383,6 +477,10 @@ export class PeakServer {
     const logger = this.#logger;
     logger.info('shutting down');
     clearInterval(this.#heartbeat);
+    if (this.#tls !== undefined) {
+      unwatchFile(this.#tls.certFile, this.#onTlsChange);
+      unwatchFile(this.#tls.keyFile, this.#onTlsChange);
+    }
     let timer: NodeJS.Timeout | undefined;
     const bounded = async (what: string, ms: number, fn: () => Promise<unknown>) => {
       const timeout = new Promise<'timeout'>((resolve) => {

@@ -1,6 +1,7 @@
 /** `peak server`: run a control-plane node until SIGINT/SIGTERM, then stop gracefully. */
 import { createLogger } from '../../core/logger.js';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from '../../server/defaults.js';
+import { isLoopbackHost } from '../../server/loopback.js';
 import type { PeakServerInfo } from '../../server/peak-server.js';
 import {
   describeSetting,
@@ -18,7 +19,7 @@ function banner(info: PeakServerInfo): string[] {
       : `external, ${info.postgres.url}`;
   const lines = [
     'peak server is ready',
-    `  http       ${info.url}   (try: curl ${info.url}/ready)`,
+    `  ${info.tls ? 'https' : 'http '}      ${info.url}   (try: curl ${info.tls ? '--cacert <ca.pem> ' : ''}${info.url}/ready)`,
     `  postgres   ${pgLine}`,
     `  schema     peak, version ${info.schemaVersion}${info.migrationsApplied.length > 0 ? ` (applied ${info.migrationsApplied.join(', ')} now)` : ''}`,
     `  data       ${info.dataDir}`,
@@ -29,6 +30,13 @@ function banner(info: PeakServerInfo): string[] {
       '',
       `  admin token (shown once; kept in ${info.adminTokenFile}, mode 0600):`,
       `    ${info.adminToken}`,
+    );
+  }
+  if (!info.tls && !isLoopbackHost(info.host)) {
+    lines.push(
+      '',
+      `  warning: ${info.host} is not a loopback address and there is no TLS: credentials cross`,
+      "  the network in clear. Pass --tls-cert and --tls-key ('peak tls init' makes a dev pair).",
     );
   }
   lines.push('', 'Stop with Ctrl-C (SIGINT) or SIGTERM.');
@@ -95,6 +103,19 @@ export const serverCommand: Command = {
       valueName: 'FORMAT',
       description: 'pretty or json (default: pretty on a terminal, json otherwise)',
     },
+    'tls-cert': {
+      type: 'string',
+      valueName: 'FILE',
+      description:
+        "serve HTTPS with this certificate (PEM; watched, reloaded on change; 'peak tls init' makes one)",
+      env: 'PEAK_TLS_CERT',
+    },
+    'tls-key': {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'the private key of --tls-cert (PEM)',
+      env: 'PEAK_TLS_KEY',
+    },
     'shutdown-timeout': {
       type: 'string',
       valueName: 'MS',
@@ -106,6 +127,7 @@ export const serverCommand: Command = {
     'peak server',
     'peak server --data /var/lib/peak --port 7420',
     'peak server --postgres postgres://peak:secret@db:5432/peak',
+    'peak tls init && peak server --host 0.0.0.0 --tls-cert .peak/tls/server.pem --tls-key .peak/tls/server.key',
   ],
   async run({ values, out, json }) {
     const port = parsePort(values.port, '--port');
@@ -123,6 +145,12 @@ export const serverCommand: Command = {
     });
     // The one place the server's PEAK_* settings are read; a malformed one stops the start.
     const settings = serverSettingsFromEnv(process.env);
+    const certFile = values['tls-cert'];
+    const keyFile = values['tls-key'];
+    if ((certFile === undefined) !== (keyFile === undefined)) {
+      const { UsageError } = await import('../../core/errors.js');
+      throw new UsageError('--tls-cert and --tls-key go together: give both, or neither');
+    }
     const { PeakServer } = await import('../../server/peak-server.js');
     const server = await PeakServer.start({
       ...settings,
@@ -132,6 +160,9 @@ export const serverCommand: Command = {
       port,
       logger,
       shutdownTimeoutMs,
+      ...(certFile === undefined || keyFile === undefined
+        ? {}
+        : { tls: { certFile: String(certFile), keyFile: String(keyFile) } }),
     });
     out.json({ event: 'ready', ...server.info });
     for (const line of banner(server.info)) out.line(line);
