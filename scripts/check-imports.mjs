@@ -18,7 +18,10 @@
 //         anything of a subsystem other than its `server/index.ts`;
 //       - `admin/` (the `peakware/admin` client) imports a `server/` folder or the host at
 //         runtime: it reads the server halves' view types (`import type`) but must never
-//         load fastify, pg or a route module into a client process.
+//         load fastify, pg or a route module into a client process;
+//       - `console/web/` (the console's browser app, bundled by esbuild, `.ts` and `.tsx`)
+//         imports a `server/` folder or the host at runtime: it calls the admin sections and
+//         reads view types, and nothing imports it.
 // Test files (*.test.ts) may import anything inside src; their imports must still resolve.
 // Known violations being fixed elsewhere sit in ALLOW, each with its reason.
 //
@@ -54,6 +57,8 @@ export const LAYERS = {
   server: 7,
   admin: 8,
   cli: 9,
+  // the console's browser app: a client of admin, bundled for the browser, loaded by no Node process
+  'console/web': 10,
 };
 
 /** Host files a subsystem's `server/` may import (paths relative to src). */
@@ -125,6 +130,7 @@ const SUBSYSTEM_SERVER = /^([^/]+)\/server(\/|$)/;
 /** The unit (folder node of the graph) a src-relative path belongs to. */
 export function unitOf(rel) {
   if (HOST_PRIMITIVES.includes(rel) || PRIMITIVE_SUPPORT.includes(rel)) return 'server/primitives';
+  if (rel.startsWith('console/web/')) return 'console/web';
   const sub = SUBSYSTEM_SERVER.exec(rel);
   if (sub && sub[1] !== 'server') return `${sub[1]}/server`;
   const slash = rel.indexOf('/');
@@ -144,7 +150,8 @@ function walk(dir, out) {
   for (const name of readdirSync(dir).sort()) {
     const full = path.join(dir, name);
     if (statSync(full).isDirectory()) walk(full, out);
-    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(full);
+    else if ((name.endsWith('.ts') && !name.endsWith('.d.ts')) || name.endsWith('.tsx'))
+      out.push(full);
   }
   return out;
 }
@@ -195,6 +202,7 @@ function resolve(fromFile, specifier) {
   const base = path.resolve(path.dirname(fromFile), specifier);
   const candidates = [
     base.replace(/\.(m?)js$/, '.$1ts'),
+    base.replace(/\.js$/, '.tsx'),
     base,
     `${base}.ts`,
     path.join(base, 'index.ts'),
@@ -242,6 +250,8 @@ function violation(from, fromRel, to, toRel, typeOnly) {
   }
   if (from === 'admin' && !typeOnly && (to.startsWith('server') || to.endsWith('/server')))
     return "peakware/admin is a client: it may import a server half's types (`import type`), never load it";
+  if (from === 'console/web' && !typeOnly && (to.startsWith('server') || to.endsWith('/server')))
+    return "the console's browser app may import a server half's types (`import type`), never load it";
   if (isSdk(from) && (to.startsWith('server') || to.endsWith('/server')))
     return 'an SDK folder may not import a server/ folder or the host (src/server/)';
   if (toLayer > fromLayer)

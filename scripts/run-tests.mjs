@@ -55,6 +55,7 @@ const SYSTEM_TOOLS = [
   },
   { bin: 'redis-server', apt: 'redis-server', why: 'the cache tier tests', brew: 'redis' },
   { bin: 'openssl', apt: 'openssl', why: 'the TLS tests', brew: 'openssl' },
+  { bin: 'chromium', apt: 'chromium', why: "the console's browser tests", brew: 'chromium' },
 ];
 
 function onPath(bin) {

@@ -94,12 +94,12 @@ async function runPeakware(
   count: number,
   push = false,
 ): Promise<RunResult> {
-  const admin = new BrokerClient({ server: url, token });
+  const admin = new BrokerClient({ servers: url, token });
   await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 8 });
   const seen = new Set<number>();
   const latencies: number[] = [];
   const consumer = new Consumer({
-    server: url,
+    servers: url,
     group: `${topic}-g`,
     topic,
     concurrency: 1000,
@@ -107,7 +107,7 @@ async function runPeakware(
     startFrom: 'earliest',
     handler: (m) => record(m.text(), seen, latencies),
   }).start();
-  const producer = new Producer({ server: url });
+  const producer = new Producer({ servers: url });
   await new Promise((r) => setTimeout(r, 300));
   const start = now();
   const sendMs = await produceAll(count, async (bodies) => {
@@ -288,9 +288,9 @@ interface DelayedResult {
  */
 async function runDelayed(url: string, token: string, count: number): Promise<DelayedResult> {
   const topic = 'bench-delayed';
-  const admin = new BrokerClient({ server: url, token });
+  const admin = new BrokerClient({ servers: url, token });
   await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 8 });
-  const producer = new Producer({ server: url });
+  const producer = new Producer({ servers: url });
   // Leave time to send everything before they fall due (3-10k/s here).
   const due = Date.now() + 3000 + count / 3;
   let next = 0;
@@ -310,7 +310,7 @@ async function runDelayed(url: string, token: string, count: number): Promise<De
   const lateness: number[] = [];
   const stored: number[] = [];
   const consumer = new Consumer({
-    server: url,
+    servers: url,
     group: `${topic}-g`,
     topic,
     concurrency: 1000,

@@ -46,6 +46,13 @@ export interface StepFigures {
   passed: boolean;
   /** CPU µs per placed order, by process kind, and their sum. */
   cpuUsPerOrder: CpuByProcess & { total: number };
+  /**
+   * Read and write system calls per placed order (`/proc/<pid>/io` syscr + syscw), by process
+   * kind, and their sum: a count of the chain's socket reads and writes, steady on a busy
+   * machine where CPU time is not. Node processes and Redis use read/write on sockets and are
+   * counted; PostgreSQL's backends use send/recv, which these counters do not see.
+   */
+  syscallsPerOrder: Record<string, number> & { total: number };
   /** Share of the machine's cores the chain used during the step (1 = all busy). */
   machineBusy: number;
   /** Mean response time per stage (service resource), ms, from the pushed metrics. */
@@ -88,32 +95,56 @@ async function readProcs(): Promise<Map<number, ProcStat>> {
   return stats;
 }
 
-/** CPU ticks of `root` and every process under it (their reaped children included). */
-function treeTicks(procs: Map<number, ProcStat>, root: number): number {
-  let total = 0;
+/** `root` and every process under it. */
+function tree(procs: Map<number, ProcStat>, root: number): number[] {
+  const out: number[] = [];
   const stack = [root];
   while (stack.length > 0) {
     const pid = stack.pop()!;
-    const s = procs.get(pid);
-    if (s !== undefined) total += s.self + s.children;
+    if (procs.has(pid)) out.push(pid);
     for (const [child, c] of procs) if (c.ppid === pid) stack.push(child);
   }
-  return total;
+  return out;
 }
 
-/** Ticks per process kind: the control plane (this process, itself only), PostgreSQL, services. */
-async function sampleCpu(chain: Chain): Promise<Record<string, number>> {
+/** Read and write system calls a process has made (`/proc/<pid>/io`), 0 when unreadable. */
+async function syscallsOf(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/io`, 'utf8').catch(() => '');
+  const r = /syscr:\s*(\d+)/.exec(text);
+  const w = /syscw:\s*(\d+)/.exec(text);
+  return Number(r?.[1] ?? 0) + Number(w?.[1] ?? 0);
+}
+
+/** CPU ticks and read/write system calls of one kind of process, summed. */
+interface KindSample {
+  ticks: number;
+  syscalls: number;
+}
+
+/**
+ * Per process kind: the control plane (this process, itself only), PostgreSQL and Redis
+ * (their whole trees), the services. CPU includes reaped children; system calls count live
+ * processes only.
+ */
+async function sampleCpu(chain: Chain): Promise<Record<string, KindSample>> {
   const procs = await readProcs();
-  const out: Record<string, number> = {};
-  const add = (kind: string, ticks: number) => {
-    out[kind] = (out[kind] ?? 0) + ticks;
+  const out: Record<string, KindSample> = {};
+  const add = async (kind: string, pids: number[], selfOnly = false) => {
+    const k = out[kind] ?? { ticks: 0, syscalls: 0 };
+    out[kind] = k;
+    for (const pid of pids) {
+      const st = procs.get(pid);
+      if (st !== undefined) k.ticks += st.self + (selfOnly ? 0 : st.children);
+      k.syscalls += await syscallsOf(pid);
+    }
   };
-  add('control plane', procs.get(process.pid)?.self ?? 0);
+  await add('control plane', [process.pid], true);
   const { primary, shard1 } = chain.postgresPids;
-  if (primary !== undefined) add('postgres #1', treeTicks(procs, primary));
-  if (shard1 !== undefined) add('postgres #2', treeTicks(procs, shard1));
+  if (primary !== undefined) await add('postgres #1', tree(procs, primary));
+  if (shard1 !== undefined) await add('postgres #2', tree(procs, shard1));
+  if (chain.redisPid !== undefined) await add('redis', tree(procs, chain.redisPid));
   for (const p of chain.processes) {
-    if (p.child.pid !== undefined) add(p.role, treeTicks(procs, p.child.pid));
+    if (p.child.pid !== undefined) await add(p.role, tree(procs, p.child.pid));
   }
   return out;
 }
@@ -178,6 +209,7 @@ export async function runCapacity(chain: Chain, options: CapacityOptions): Promi
   // A short warm-up, not reported: the first calls open connections and compile code.
   await runLoad({
     gatewayUrl: chain.gatewayUrl,
+    apiKey: chain.gatewayKey,
     rate: 50,
     seconds: 3,
     hotSku: options.hotSku,
@@ -193,6 +225,7 @@ export async function runCapacity(chain: Chain, options: CapacityOptions): Promi
     const wallStart = performance.now();
     const load = await runLoad({
       gatewayUrl: chain.gatewayUrl,
+      apiKey: chain.gatewayKey,
       rate,
       seconds: options.stepSeconds,
       hotSku: options.hotSku,
@@ -206,11 +239,17 @@ export async function runCapacity(chain: Chain, options: CapacityOptions): Promi
     userBase += 1_000_000;
     const placed = Math.max(1, load.placed);
     const cpu: CpuByProcess = {};
+    const syscalls: Record<string, number> = {};
     let total = 0;
-    for (const [kind, ticks] of Object.entries(after)) {
-      const us = (((ticks - (before[kind] ?? 0)) / TICKS_PER_SECOND) * 1e6) / placed;
+    let totalSyscalls = 0;
+    for (const [kind, now] of Object.entries(after)) {
+      const was = before[kind] ?? { ticks: 0, syscalls: 0 };
+      const us = (((now.ticks - was.ticks) / TICKS_PER_SECOND) * 1e6) / placed;
       cpu[kind] = Math.round(us);
       total += us;
+      const calls = (now.syscalls - was.syscalls) / placed;
+      syscalls[kind] = Math.round(calls * 10) / 10;
+      totalSyscalls += calls;
     }
     const stages: Record<string, number> = {};
     const metrics = await readLiveMetrics(chain.admin, Math.ceil(wallSeconds));
@@ -228,6 +267,7 @@ export async function runCapacity(chain: Chain, options: CapacityOptions): Promi
         failedShare < CAPACITY_SLO.maxErrorShare &&
         books.consistent,
       cpuUsPerOrder: { ...cpu, total: Math.round(total) },
+      syscallsPerOrder: { ...syscalls, total: Math.round(totalSyscalls) },
       machineBusy:
         Math.round(((total * placed) / 1e6 / wallSeconds / os.availableParallelism()) * 100) / 100,
       stagesMs: stages,

@@ -4,12 +4,15 @@
  * private redis-server for the cache tier (when one is on PATH and PEAK_REDIS_URL is not
  * set; without Redis the shop runs its PostgreSQL stock engine and L1-only caches), the
  * shop's tables and topics, the guard rules and cache switches in the config center, and
- * one process per service instance plus the gateway. Each service is an app of its own
- * with only the grants it needs ({@link SHOP_APPS}); the control plane keeps their
- * credentials in its data folder and each process gets its app's as PEAK_CREDENTIAL. `main.ts` runs a flash sale or a capacity run on it.
+ * one process per service instance, and `peak gateway` as the edge (its route, app, key and
+ * subscription published through the admin client). Each service is an app of its own with
+ * only the grants it needs ({@link SHOP_APPS}); the control plane keeps their credentials in
+ * its data folder and each process gets its app's as PEAK_CREDENTIAL (the gateway reads the
+ * admin token from the data folder). `main.ts` runs a flash sale or a capacity run on it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from 'peakware/admin';
@@ -20,7 +23,7 @@ import type { GuardRules } from 'peakware/guard';
 import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
 import pg from 'pg';
 import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC, POINTS_GROUP } from './catalog.js';
-import { BUY_RESOURCE, flashSaleRules } from './gateway.js';
+import { BUY_RESOURCE, flashSaleRules, publishEdge } from './edge.js';
 import { createOrderTables, openOrders } from './order-store.js';
 import { seedFlashSale } from './shop-database.js';
 import { openShopStock, type ShopStock } from './stock.js';
@@ -29,7 +32,7 @@ import { openShopStock, type ShopStock } from './stock.js';
 export type Role = 'inventory' | 'order' | 'points' | 'gateway';
 
 /** Each role's app (`shop.<role>`) and what its credential may do, nothing more. */
-export const SHOP_APPS: Readonly<Record<`shop.${Role}`, readonly string[]>> = {
+export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, readonly string[]>> = {
   'shop.inventory': [
     'register:shop.inventory',
     `consume:${ORDER_COMPENSATE_TOPIC}/shop.inventory-compensation`,
@@ -49,7 +52,6 @@ export const SHOP_APPS: Readonly<Record<`shop.${Role}`, readonly string[]>> = {
     'read-config:shop/*',
     'telemetry:shop.*',
   ],
-  'shop.gateway': ['read-config:shop/*', 'telemetry:shop.*'],
 };
 
 /** A process of the chain and what its ready line said. */
@@ -92,9 +94,13 @@ export interface Chain {
   redisUrl: string | undefined;
   orders: ShardedDatabase;
   gatewayUrl: string;
+  /** The buyers' API key at the gateway (`x-peak-api-key`). */
+  gatewayKey: string;
   processes: ChainProcess[];
   /** Pids of the two postmasters: control plane's (#1) and the second shard's (#2). */
   postgresPids: { primary: number | undefined; shard1: number | undefined };
+  /** Pid of the chain's own redis-server, when it started one. */
+  redisPid: number | undefined;
   /** The control plane's typed admin API, with the admin token. */
   admin: AdminClient;
   /** Stops the gateway first (no buy reaches a stopping service), then the rest; true if clean. */
@@ -137,17 +143,25 @@ function adminOf(server: PeakServer): AdminClient {
   });
 }
 
+/** The `peak` CLI of the installed peakware package. */
+const peakCli = path.join(
+  path.dirname(createRequire(import.meta.url).resolve('peakware/package.json')),
+  'bin',
+  'peak.js',
+);
+
 /**
- * Starts one process of the chain (`services/<role>-service.js`) and waits for its JSON
- * ready line. The child joins `processes` as soon as it is spawned, so a start that fails
+ * Starts one process of the chain (`services/<role>-service.js`, or `command`) and waits
+ * for its JSON ready line. The child joins `processes` as soon as it is spawned, so a start that fails
  * part-way still stops everything it started.
  */
 function startProcess(
   role: Role,
   env: NodeJS.ProcessEnv,
   processes: ChainProcess[],
+  command: string[] = [path.join(here, 'services', `${role}-service.js`)],
 ): Promise<ChainProcess> {
-  const args = [path.join(here, 'services', `${role}-service.js`)];
+  const args = [...command];
   // SHOP_CPU_PROF_DIR=<dir>: every process writes a V8 CPU profile there when it stops.
   const profileDir = process.env.SHOP_CPU_PROF_DIR;
   if (profileDir !== undefined) args.unshift('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
@@ -217,7 +231,9 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       localApps: SHOP_APPS,
     });
     const started = server;
-    const credential = (role: Role) => ({ PEAK_CREDENTIAL: started.credential(`shop.${role}`) });
+    const credential = (role: Exclude<Role, 'gateway'>) => ({
+      PEAK_CREDENTIAL: started.credential(`shop.${role}`),
+    });
     const shopDb = server.postgresUrl();
     const shardDir = path.join(server.info.dataDir, 'order-shard-1');
     await mkdir(shardDir, { recursive: true });
@@ -291,15 +307,29 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
         startProcess(role, { ...env, ...credential(role), WORKER_ID: String(i + 1) }, processes),
       ),
     );
-    const gateway = await startProcess(
+    // The edge: `peak gateway`, following the shop's guard rules item, serving the route
+    // and app published here (buyers call with an API key).
+    const gatewayKey = await publishEdge(admin);
+    const gateway = await startProcess('gateway', {}, processes, [
+      peakCli,
       'gateway',
-      {
-        PEAK_SERVER: server.info.url,
-        SHOP_SAMPLE_RATIO: env.SHOP_SAMPLE_RATIO,
-        ...credential('gateway'),
-      },
-      processes,
-    );
+      '--port',
+      '0',
+      '--server',
+      server.info.url,
+      '--data',
+      server.info.dataDir,
+      '--config-app',
+      'shop',
+      '--service',
+      'shop.gateway',
+      '--sample',
+      String(options.sampleRatio),
+      '--log-level',
+      'warn',
+      '--json',
+      ...(redisUrl === undefined ? [] : ['--redis', redisUrl]),
+    ]);
     return {
       server,
       shopDb,
@@ -308,8 +338,10 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       redisUrl,
       orders,
       gatewayUrl: String(gateway.ready.url),
+      gatewayKey,
       processes,
       postgresPids: { primary: started.postgresPid, shard1: shard1.pid },
+      redisPid: redis?.pid,
       admin,
       stop,
     };

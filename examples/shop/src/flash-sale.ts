@@ -7,6 +7,8 @@ import { LatencyHistogram } from 'peakware/core';
 /** How the sale is run. */
 export interface SaleOptions {
   gatewayUrl: string;
+  /** The buyers' API key at the gateway (`x-peak-api-key`). */
+  apiKey: string;
   /** Buy attempts in all (each a distinct buyer). */
   buyers: number;
   /** Attempts in flight at once. */
@@ -81,20 +83,17 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
       try {
         const res = await fetch(`${options.gatewayUrl}/api/buy`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'peak-caller': 'flash-sale-client' },
+          headers: { 'content-type': 'application/json', 'x-peak-api-key': options.apiKey },
           body: JSON.stringify({ userId: buyer + 1, sku, qty: 1 }),
           signal: AbortSignal.timeout(5000),
         });
-        const body = (await res.json()) as {
-          orderId?: string;
-          traceId?: string;
-          error?: { message?: string };
-        };
+        const body = (await res.json()) as { orderId?: string; error?: { message?: string } };
+        const traceId = res.headers.get('x-peak-trace-id') ?? undefined;
         report.latency.record(performance.now() - t0);
         if (res.status === 200) {
           item.placed++;
           if (!regular && body.orderId !== undefined) report.hotOrderIds.push(body.orderId);
-          if (!regular && body.traceId !== undefined) report.hotTraceIds.push(body.traceId);
+          if (!regular && traceId !== undefined) report.hotTraceIds.push(traceId);
         } else if (res.status === 409) item.soldOut++;
         else if (res.status === 429) item.blocked++;
         else {

@@ -11,6 +11,8 @@ import { LatencyHistogram } from 'peakware/core';
 /** One step of load. */
 export interface LoadStep {
   gatewayUrl: string;
+  /** The buyers' API key at the gateway (`x-peak-api-key`). */
+  apiKey: string;
   /** Buys per second. */
   rate: number;
   seconds: number;
@@ -94,7 +96,7 @@ async function runStep(step: LoadStep): Promise<LoadResult> {
           headers: {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
-            'peak-caller': 'capacity-load',
+            'x-peak-api-key': step.apiKey,
           },
           timeout: step.timeoutMs,
         },

@@ -2,7 +2,7 @@
  * The shop: Peakware's main job. `npm start` runs the buy chain on the embedded default
  * and puts a flash sale through it:
  *
- *   flash-sale buyers ──HTTP──▶ gateway (guard: QPS limit, hot-item limit, system guard)
+ *   flash-sale buyers ──HTTP──▶ peak gateway (API key; guard: QPS limit, hot-item limit, system guard)
  *                                  │ RPC (registry discovery, p2c balancing, deadline 2 s)
  *                                  ▼
  *                     order service ×2 ──RPC──▶ inventory service ×2 ──SQL──▶ PostgreSQL
@@ -23,8 +23,8 @@ import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import { runCapacity } from './capacity.js';
 import { type Chain, startChain } from './chain.js';
+import { BUY_LIMITS } from './edge.js';
 import { runFlashSale } from './flash-sale.js';
-import { BUY_LIMITS } from './gateway.js';
 import { alertLine, capacityLine, progressLine, row, stepLine } from './report.js';
 import { booksBalance, releaseOrphanDeductions, settledLedger } from './shop-database.js';
 import {
@@ -179,6 +179,9 @@ async function runOn(chain: Chain): Promise<number> {
   say(
     `  control plane   ${server.info.url}   (postgres: ${server.info.postgres.mode}, data in ${server.info.dataDir})`,
   );
+  say(
+    `  console         ${server.info.url}/console   (log in with the admin token in ${server.info.adminTokenFile})`,
+  );
   if (server.info.adminToken !== undefined) {
     say(
       `  admin token     ${server.info.adminToken}  (shown once; saved in ${server.info.adminTokenFile})`,
@@ -192,7 +195,9 @@ async function runOn(chain: Chain): Promise<number> {
       ? '  cache tier      none (no redis-server on PATH, no PEAK_REDIS_URL): hot stock by the PostgreSQL engine (batched statements), product cache L1 only'
       : `  cache tier      ${chain.redisUrl}   (hot stock deducted in Redis, written behind to PostgreSQL; product cache L1 → Redis; switches: config item shop/cache/products)`,
   );
-  say(`  gateway         ${gateway.url}   (POST /api/buy {"userId":1,"sku":"${HOT_SKU}"})`);
+  say(
+    `  gateway         ${gateway.url}   (peak gateway; POST /api/buy {"userId":1,"sku":"${HOT_SKU}"} with x-peak-api-key; routes: peak gateway routes ls)`,
+  );
   say(
     '  guard rules     config item shop/governance/guard-rules (pushed to the gateway; change it live with peak config set)',
   );
@@ -226,6 +231,7 @@ async function runOn(chain: Chain): Promise<number> {
   let lastPrint = 0;
   const report = await runFlashSale({
     gatewayUrl: gateway.url,
+    apiKey: chain.gatewayKey,
     buyers: settings.buyers,
     concurrency: settings.concurrency,
     maxSeconds: settings.seconds,
@@ -355,7 +361,7 @@ async function runOn(chain: Chain): Promise<number> {
   }
   say('');
   say(
-    `The chain stays up: try  curl -s -XPOST ${gateway.url}/api/buy -d '{"userId":7,"sku":"${REGULAR_SKU}"}'`,
+    `The chain stays up: try  curl -s -XPOST ${gateway.url}/api/buy -H 'x-peak-api-key: ${chain.gatewayKey}' -d '{"userId":7,"sku":"${REGULAR_SKU}"}'`,
   );
   say(`                    or   npx peak rpc ls --server ${server.info.url}`);
   say('Stop with Ctrl-C.');

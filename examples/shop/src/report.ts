@@ -41,7 +41,7 @@ export function stepLine(s: StepFigures): string {
     .sort((a, b) => b[1] - a[1])
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
-  return `  ${String(s.rate).padStart(5)}/s  placed ${String(s.placedPerSecond).padStart(5)}/s  p50 ${String(s.load.latencyMs.p50).padStart(6)} ms  p99 ${String(s.load.latencyMs.p99).padStart(7)} ms  errors ${String(s.load.errors).padStart(5)}  ${s.passed ? 'pass' : 'FAIL'}  books ${s.books.consistent ? 'ok' : 'INCONSISTENT'}  cpu/order ${s.cpuUsPerOrder.total} µs (${cpu})`;
+  return `  ${String(s.rate).padStart(5)}/s  placed ${String(s.placedPerSecond).padStart(5)}/s  p50 ${String(s.load.latencyMs.p50).padStart(6)} ms  p99 ${String(s.load.latencyMs.p99).padStart(7)} ms  errors ${String(s.load.errors).padStart(5)}  ${s.passed ? 'pass' : 'FAIL'}  books ${s.books.consistent ? 'ok' : 'INCONSISTENT'}  cpu/order ${s.cpuUsPerOrder.total} µs (${cpu})  rw calls/order ${s.syscallsPerOrder.total}`;
 }
 
 /** The one-line summary `npm start -- --capacity` ends with. */

@@ -6,7 +6,7 @@
  */
 import type { AdminClient, AlertRuleBody, LiveResource } from 'peakware/admin';
 import { ORDER_PLACED_TOPIC, POINTS_GROUP } from './catalog.js';
-import { BUY_RESOURCE } from './gateway.js';
+import { BUY_RESOURCE } from './edge.js';
 
 /**
  * The shop's SLA rules. Windows are short (seconds, not the hours a production burn-rate

@@ -78,6 +78,7 @@ describe('examples/snippets: each runs as is against peak server', { timeout: 30
       'telemetry',
       'data',
       'cache',
+      'gateway',
     ]) {
       assert.ok(subsystems.has(s), `no snippet for ${s}: ${files.join(', ')}`);
     }

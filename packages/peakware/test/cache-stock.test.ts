@@ -220,6 +220,36 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
       }
     });
 
+    it('a lingering writer carries what arrived meanwhile in its next transaction', async () => {
+      await engine.load('r-linger', 100);
+      const writer = new StockWriter({
+        redis: redisServer!.url,
+        pool,
+        schema,
+        name: 'test',
+        blockMs: 50,
+        lingerMs: 400,
+      }).start();
+      try {
+        assert.equal((await engine.deduct('r-linger', 'first', 1)).ok, true);
+        await waitFor(
+          'the first record applied',
+          async () => (await logRows(schema, 'r-linger')) === 1,
+        );
+        const before = writer.stats().batches;
+        // One at a time, each awaited: a writer reading at once would take them one a batch.
+        for (let i = 0; i < 10; i++)
+          assert.equal((await engine.deduct('r-linger', `o${i}`, 1)).ok, true);
+        await waitFor('all 11 applied', async () => (await logRows(schema, 'r-linger')) === 11);
+        assert.ok(
+          writer.stats().batches - before <= 2,
+          `10 records in ${writer.stats().batches - before} transactions`,
+        );
+      } finally {
+        await writer.close();
+      }
+    });
+
     it('deducts a repeated order id once and releases once, in Redis and in PostgreSQL', async () => {
       const writer = new StockWriter({
         redis: redisServer!.url,

@@ -64,7 +64,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
   /** A guard drawing on the budget through `url`; waits until its first batch came back. */
   const guardOn = async (url: string, id: string) => {
     const client = new HttpTokenClient({
-      server: url,
+      servers: url,
       namespace: 'nodes',
       clientId: id,
       timeoutMs: 2000,

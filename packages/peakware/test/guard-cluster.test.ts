@@ -68,7 +68,7 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
       // A generous timeout: a freshly started server on a busy shared machine can be slow to
       // answer its first requests; the fallback tests below use a short one.
       (id) =>
-        new HttpTokenClient({ server: url, namespace: 'shop', clientId: id, timeoutMs: 2000 }),
+        new HttpTokenClient({ servers: url, namespace: 'shop', clientId: id, timeoutMs: 2000 }),
     );
     for (const client of clients) guards.push(new Guard({ rules, clusterClient: client }));
     // Warm up: each client's first batch comes back before the measured seconds.
@@ -106,7 +106,7 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
   it('metrics and rules reach the control plane and `peak guard` reads them', async () => {
     const guard = guards[0]!;
     const reporter = new GuardReporter(guard, {
-      server: url,
+      servers: url,
       app: 'shop',
       instance: 'a',
       intervalMs: 200,
@@ -178,7 +178,7 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
     await new Promise<void>((r) => blackHole.listen(0, '127.0.0.1', r));
     const port = (blackHole.address() as net.AddressInfo).port;
     const client = new HttpTokenClient({
-      server: `http://127.0.0.1:${port}`,
+      servers: `http://127.0.0.1:${port}`,
       namespace: 'shop',
       timeoutMs: 100,
       retryAfterMs: 60_000,
@@ -196,7 +196,7 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
     server.child.kill('SIGTERM');
     await server.exited;
     const client = new HttpTokenClient({
-      server: url,
+      servers: url,
       namespace: 'shop',
       timeoutMs: 100,
       retryAfterMs: 60_000,

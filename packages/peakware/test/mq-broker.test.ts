@@ -42,13 +42,13 @@ async function topic(
 }
 
 function producer(extra: Partial<ConstructorParameters<typeof Producer>[0]> = {}): Producer {
-  const p = new Producer({ server: server.info.url, ...extra });
+  const p = new Producer({ servers: server.info.url, ...extra });
   producers.push(p);
   return p;
 }
 
 function consume(opts: Omit<ConsumerOptions, 'server'>): Consumer {
-  const c = new Consumer({ server: server.info.url, ...FAST, ...opts }).start();
+  const c = new Consumer({ servers: server.info.url, ...FAST, ...opts }).start();
   consumers.push(c);
   return c;
 }
@@ -94,7 +94,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       mq: { halfCheckAfterMs: 300, halfCheckIntervalMs: 300, sessionMs: 4000 },
     });
     useLocalCredential(server);
-    admin = new BrokerClient({ server: server.info.url, token: server.info.adminToken! });
+    admin = new BrokerClient({ servers: server.info.url, token: server.info.adminToken! });
     const info = server.info.postgres;
     assert.equal(info.mode, 'embedded');
     const password = (await readFile(path.join(dataDir, 'postgres-password'), 'utf8')).trim();
@@ -150,6 +150,32 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       }>('GET', '/api/v1/mq/stats');
       return stats.groups.find((g) => g.group === 'points' && g.topic === 'orders')?.backlog === 0;
     });
+  });
+
+  it('a lingering consumer gets every message and closes without waiting out its linger', async () => {
+    await topic('linger');
+    const p = producer();
+    const got: string[] = [];
+    const c = consume({
+      group: 'linger-g',
+      topic: 'linger',
+      lingerMs: 60_000,
+      handler: (m) => void got.push(m.text()),
+    });
+    await p.send('linger', { body: 'first' });
+    await waitFor('the first message', () => got.length === 1);
+    // The consumer now lingers for a minute: close must not wait for it.
+    await c.close();
+    consumers.splice(consumers.indexOf(c), 1);
+    for (let i = 0; i < 20; i++) await p.send('linger', { body: `m${i}` });
+    consume({
+      group: 'linger-g',
+      topic: 'linger',
+      lingerMs: 200,
+      handler: (m) => void got.push(m.text()),
+    });
+    await waitFor('21 messages', () => got.length === 21);
+    assert.deepEqual(new Set(got).size, 21);
   });
 
   it('does not deliver delayed messages early', async () => {
@@ -411,6 +437,39 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     );
   });
 
+  it('pages a query by key and by time with a cursor, with no cap (one group commit shares a stored_at)', async () => {
+    await topic('paged');
+    const p = producer();
+    const t0 = Date.now() - 1000;
+    const sent = await p.sendBatch(
+      'paged',
+      Array.from({ length: 7 }, (_, i) => ({ body: `m${i}`, tag: 'hot', keys: ['buyer-7'] })),
+    );
+    const read = async (query: string) => {
+      const ids: string[] = [];
+      let cursor: string | undefined;
+      for (let pages = 0; pages < 10; pages++) {
+        const page = await admin.call<{ messages: { id: string }[]; next?: string }>(
+          'GET',
+          `/api/v1/mq/messages?${query}&limit=3${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`,
+        );
+        ids.push(...page.messages.map((m) => m.id));
+        if (page.next === undefined) return { ids, pages: pages + 1 };
+        cursor = page.next;
+      }
+      throw new Error('more pages than messages');
+    };
+    const byTime = await read(`topic=paged&tag=hot&from=${t0}`);
+    assert.equal(byTime.pages, 3);
+    assert.deepEqual([...byTime.ids].sort(), sent.map((r) => r.id).sort());
+    const byKey = await read('key=buyer-7');
+    assert.equal(byKey.pages, 3);
+    assert.deepEqual([...byKey.ids].sort(), sent.map((r) => r.id).sort());
+    await assert.rejects(admin.call('GET', '/api/v1/mq/messages?key=buyer-7&cursor=bogus'), (e) =>
+      isPeakError(e, 'PEAK_INVALID_ARGUMENT'),
+    );
+  });
+
   it('filters by tag and replays a group from a timestamp', async () => {
     await topic('events');
     const p = producer();
@@ -521,19 +580,23 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     );
     // Tamper with a correctly signed message on the wire.
     const body = Buffer.from('pay 10').toString('base64');
+    const nonce = 'vault-nonce-1';
+    const signedAt = Date.now();
     const signature = signMessage(t.produceSecret, {
       topic: 'vault',
       body,
       keys: [],
       properties: {},
+      nonce,
+      signedAt,
     });
     const tampered = await rawPost('/api/v1/mq/topics/vault/messages', {
-      messages: [{ body: Buffer.from('pay 1000').toString('base64'), signature }],
+      messages: [{ body: Buffer.from('pay 1000').toString('base64'), signature, nonce, signedAt }],
     });
     assert.equal(tampered.status, 400);
     assert.equal(tampered.json.error.code, 'PEAK_MQ_BAD_SIGNATURE');
     const honest = await rawPost('/api/v1/mq/topics/vault/messages', {
-      messages: [{ body, signature }],
+      messages: [{ body, signature, nonce, signedAt }],
     });
     assert.equal(honest.status, 200);
     const stats = await admin.call<{ node: { badSignatures: number } }>('GET', '/api/v1/mq/stats');

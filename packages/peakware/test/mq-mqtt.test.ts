@@ -50,7 +50,7 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-mqtt-'));
     server = await PeakServer.start({ dataDir, port: 0, mq: { mqtt: { port } } });
     useLocalCredential(server);
-    admin = new BrokerClient({ server: server.info.url, token: server.info.adminToken! });
+    admin = new BrokerClient({ servers: server.info.url, token: server.info.adminToken! });
     await admin.call('POST', '/api/v1/mq/topics', { name: 'telemetry', queues: 2 });
   });
 
@@ -66,7 +66,7 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
     await device.publishAsync('mq/telemetry/temp', '21.5', { qos: 1 });
     const got: { tag: string | null; text: string }[] = [];
     const consumer = new Consumer({
-      server: server.info.url,
+      servers: server.info.url,
       group: 'dash',
       topic: 'telemetry',
       waitMs: 300,
@@ -83,7 +83,7 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
     sub.on('message', (topic, payload) => received.push({ topic, payload: payload.toString() }));
     await sub.subscribeAsync('mq/telemetry/alarm', { qos: 0 });
     await new Promise((r) => setTimeout(r, 800));
-    const producer = new Producer({ server: server.info.url });
+    const producer = new Producer({ servers: server.info.url });
     closers.push(() => producer.close());
     await producer.send('telemetry', { body: 'ignored', tag: 'temp' });
     await producer.send('telemetry', { body: 'fire!', tag: 'alarm' });
@@ -108,7 +108,7 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
     await assert.rejects(sub.subscribeAsync('mq/#', { qos: 1 }), /Unspecified error/);
     assert.equal(sub.connected, true);
     await new Promise((r) => setTimeout(r, 800));
-    const producer = new Producer({ server: server.info.url });
+    const producer = new Producer({ servers: server.info.url });
     closers.push(() => producer.close());
     await producer.send('telemetry', { body: 'a', tag: 'temp' });
     await producer.send('telemetry', { body: 'b', tag: 'humidity' });

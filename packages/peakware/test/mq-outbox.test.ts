@@ -28,7 +28,7 @@ const consumers: Consumer[] = [];
 const outboxes: Outbox[] = [];
 
 function outbox(extra: Partial<ConstructorParameters<typeof Outbox>[0]> = {}): Outbox {
-  const o = new Outbox({ pool: app, server: server.info.url, idleMs: 30, ...extra });
+  const o = new Outbox({ pool: app, servers: server.info.url, idleMs: 30, ...extra });
   outboxes.push(o);
   return o;
 }
@@ -38,7 +38,7 @@ let groups = 0;
 function consume(topic: string, got: ConsumedMessage[]): void {
   consumers.push(
     new Consumer({
-      server: server.info.url,
+      servers: server.info.url,
       group: `${topic}-g${++groups}`,
       topic,
       waitMs: 300,
@@ -67,7 +67,7 @@ describe('mq outbox in an application database', { timeout: 120_000 }, () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-outbox-'));
     server = await PeakServer.start({ dataDir, port: 0 });
     useLocalCredential(server);
-    admin = new BrokerClient({ server: server.info.url, token: server.info.adminToken! });
+    admin = new BrokerClient({ servers: server.info.url, token: server.info.adminToken! });
     const boot = new pg.Client({ connectionString: server.postgresUrl() });
     await boot.connect();
     await boot.query('CREATE DATABASE shop_app');
@@ -230,7 +230,7 @@ describe('mq outbox in an application database', { timeout: 120_000 }, () => {
     await admin.call('POST', '/api/v1/mq/topics', { name: 'invoices', queues: 4 });
     consume('invoices', got);
     // Nothing listens on port 9 of loopback: every relay pass fails.
-    const cut = outbox({ server: 'http://127.0.0.1:9' }).start();
+    const cut = outbox({ servers: 'http://127.0.0.1:9' }).start();
     await inTransaction(true, async (c) => {
       await cut.send(c, 'invoices', { body: 'survives the outage' });
     });

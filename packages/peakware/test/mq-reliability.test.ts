@@ -64,7 +64,7 @@ describe('mq reliability: kill -9 the broker during produce + consume', {
     const password = (await readFile(path.join(dbDir, 'postgres-password'), 'utf8')).trim();
     pgUrl = `postgres://peak:${encodeURIComponent(password)}@${info.host}:${info.port}/postgres`;
     port = await freePort();
-    const admin = new BrokerClient({ server: db.info.url, token: db.info.adminToken! });
+    const admin = new BrokerClient({ servers: db.info.url, token: db.info.adminToken! });
     await admin.call('POST', '/api/v1/mq/topics', { name: 'orders', queues: 4 });
   });
 
@@ -81,7 +81,7 @@ describe('mq reliability: kill -9 the broker during produce + consume', {
   it('consumes every acknowledged message at least once across a broker crash', async () => {
     broker = await startBroker();
     const url = `http://127.0.0.1:${port}`;
-    const producer = new Producer({ server: url });
+    const producer = new Producer({ servers: url });
     const acked = new Set<number>();
     const consumed = new Map<number, number>();
     const senders = 8;
@@ -89,7 +89,7 @@ describe('mq reliability: kill -9 the broker during produce + consume', {
     // client's 3 tries span about 600 ms, the broker stays down for more than 1 s).
     const failedBatches = new Array<number>(senders).fill(0);
     const consumer = new Consumer({
-      server: url,
+      servers: url,
       group: 'reconcile',
       topic: 'orders',
       concurrency: 64,

@@ -29,7 +29,7 @@ describe('mq long polls at server shutdown', { timeout: 60_000 }, () => {
     server = await PeakServer.start({ dataDir, port: 0 });
     useLocalCredential(server);
     const url = server.info.url;
-    await new BrokerClient({ server: url, token: server.info.adminToken! }).call(
+    await new BrokerClient({ servers: url, token: server.info.adminToken! }).call(
       'POST',
       '/api/v1/mq/topics',
       { name: 'idle', queues: 2 },

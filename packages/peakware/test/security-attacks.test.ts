@@ -8,7 +8,9 @@
  * - the stolen consumer group: receiving and acking another app's group's messages;
  * - the foreign rollback: rolling back another producer's half message, or reading it
  *   through the producer group's check-backs;
- * - a consumer reading a topic it is not allowed to, by receive or by key.
+ * - a consumer reading a topic it is not allowed to, by receive or by key;
+ * - the replay: a captured signed message of a secured topic sent again, alone and three
+ *   times in one batch, and one signed outside the broker's window.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -18,6 +20,8 @@ import { after, before, describe, it } from 'node:test';
 import { AdminClient } from '../src/admin/admin-client.js';
 import { ErrorCodes, isPeakError } from '../src/core/errors.js';
 import { BrokerClient } from '../src/mq/broker-client.js';
+import { signMessage } from '../src/mq/message-signature.js';
+import { toWire } from '../src/mq/wire-encoding.js';
 import { HttpRegistry } from '../src/registry/http-registry.js';
 import { PeakServer } from '../src/server/index.js';
 
@@ -55,7 +59,7 @@ describe('attacks with a credential of ones own, or none', { timeout: 120_000 },
     const issue = async (name: string, can: string[]) =>
       (await admin.apps.create(name, can)).credential;
     inventory = await issue('shop.inventory', ['register:shop.inventory']);
-    order = await issue('shop.order', ['produce:shop.orders']);
+    order = await issue('shop.order', ['produce:shop.orders', 'produce:shop.refunds']);
     points = await issue('shop.points', ['consume:shop.orders/points']);
     evil = await issue('evil', [
       'register:evil.*',
@@ -239,5 +243,47 @@ describe('attacks with a credential of ones own, or none', { timeout: 120_000 },
       (err) => isPeakError(err, ErrorCodes.FORBIDDEN) && /register shop\.order/.test(err.message),
     );
     await registry.close();
+  });
+
+  it('a captured signed message is refused when replayed, alone or three times in a batch', async () => {
+    const admin = new AdminClient({ servers: url, token: server.info.adminToken! });
+    const created = await admin.mq.createTopic({ name: 'shop.refunds', queues: 1, secured: true });
+    const secret = created.produceSecret!;
+    // What the order service sends, as an attacker on the path captures it.
+    const captured = toWire('shop.refunds', { body: 'refund 100 to card 4111' }, { secret });
+    const send = (messages: unknown[]) =>
+      raw('POST', '/api/v1/mq/topics/shop.refunds/messages', order, { messages });
+    assert.equal((await send([captured])).status, 200, 'the original gets in');
+    const again = await send([captured]);
+    assert.equal(again.status, 409);
+    assert.equal((again.json as { error: { code: string } }).error.code, ErrorCodes.MQ_REPLAYED);
+    const fresh = toWire('shop.refunds', { body: 'refund 1' }, { secret });
+    const thrice = await send([fresh, fresh, fresh]);
+    assert.equal(thrice.status, 409, 'three copies of one message in one batch');
+    // Signed long ago (a capture kept for later): outside the window even with a new nonce.
+    const old = { ...toWire('shop.refunds', { body: 'refund 2' }, { secret }) };
+    old.signedAt = Date.now() - 3_600_000;
+    old.signature = signMessage(secret, {
+      topic: 'shop.refunds',
+      body: old.body,
+      keys: [],
+      properties: old.properties ?? {},
+      nonce: old.nonce,
+      signedAt: old.signedAt,
+    });
+    assert.equal((await send([old])).status, 409);
+    // Without a nonce (the signed form before replay protection): refused as unsigned.
+    const bare = { body: captured.body, properties: captured.properties ?? {} };
+    const legacy = {
+      ...bare,
+      signature: signMessage(secret, { topic: 'shop.refunds', ...bare, keys: [] }),
+    };
+    assert.equal((await send([legacy])).status, 400);
+    const stored = await raw(
+      'GET',
+      '/api/v1/mq/messages?topic=shop.refunds',
+      server.info.adminToken!,
+    );
+    assert.equal((stored.json as { messages: unknown[] }).messages.length, 1, 'only the original');
   });
 });

@@ -9,7 +9,11 @@
  * - `read`: 401 without, 403 with a wrong one, 2xx with an app credential (an app out of
  *   scope gets 403 where the route checks a grant, or an answer without the others' data).
  * - `sdk`: 401, 403, 403 for an app whose grants do not name the resource, 2xx in scope.
- * - `viewer` / `operator` / `admin`: 401, 403, 403 for an app credential, 2xx with the token.
+ * - `viewer` / `operator` / `admin`: 401, 403, 403 for an app credential and for a token of
+ *   the role below (a viewer's for operator routes, an operator's for admin ones), 2xx with a
+ *   token of the role the route needs.
+ * - `self`: the route checks a credential of its own (the console's login and logout); its
+ *   case says how (`self`).
  *
  * Wrong credentials are sent from their own loopback address each (127.1.x.y), so the
  * per-address limit on failed authentications never answers 429 here.
@@ -110,6 +114,8 @@ interface Case {
   /** True when the answer to the right credential shows the resource (it sees its own). */
   shown?: (json: unknown) => boolean;
   stream?: boolean;
+  /** For `self` routes: calls the route the ways it is checked; answers the problems. */
+  self?: () => Promise<string[]>;
 }
 
 const now = () => Date.now();
@@ -121,6 +127,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
   let admin: AdminClient;
   let right: string;
   let other: string;
+  const roleTokens: Record<'viewer' | 'operator', string> = { viewer: '', operator: '' };
   let halfId = '';
   let messageId = '';
   const adminToken = async () => (await readFile(server.info.adminTokenFile, 'utf8')).trim();
@@ -149,6 +156,9 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
         'guard-token:other',
       ])
     ).credential;
+    for (const role of ['viewer', 'operator'] as const) {
+      roleTokens[role] = (await admin.system.createToken(`walk-${role}`, role)).token;
+    }
     await admin.mq.createTopic({ name: 'auth.topic', queues: 1 });
     const sent = await call(server.info.url, 'POST', '/api/v1/mq/topics/auth.topic/messages', {
       token: right,
@@ -171,6 +181,91 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
   });
 
   const item = '/api/v1/config/items/authapp/g/k';
+  const gw = '/api/v1/gateway';
+  const gwRoute = {
+    name: 'auth-r',
+    method: 'GET' as const,
+    path: '/auth',
+    target: { kind: 'http' as const, urls: ['http://127.0.0.1:9'] },
+  };
+  const gwRouteExists = () => admin.gateway.putRoute(gwRoute).then(() => undefined);
+  const gwAppExists = () => admin.gateway.putApp({ name: 'auth-gw' }).then(() => undefined);
+  const gwSubscribed = async () => {
+    await gwAppExists();
+    await gwRouteExists();
+    await admin.gateway.requestSubscription('auth-gw', 'auth-r').catch(() => undefined);
+  };
+  let gwKeyId = 'gk_none';
+  const session = '/api/v1/console/session';
+  let selfAddress = 0;
+  /** The console session routes, checked by hand: they take a token in the body or a cookie. */
+  const consoleSession = async (method: string): Promise<string[]> => {
+    const problems: string[] = [];
+    const want = (what: string, got: Answer, status: number) => {
+      if (got.status !== status) {
+        problems.push(`${method} ${session} ${what}: ${got.status} ${JSON.stringify(got.json)}`);
+      }
+    };
+    selfAddress++;
+    if (method === 'POST') {
+      const wrong = await call(server.info.url, 'POST', session, {
+        body: { token: 'peak_wrong', name: 'walker' },
+        localAddress: `127.2.0.${selfAddress}`,
+      });
+      want('with a wrong token', wrong, 403);
+      const app = await call(server.info.url, 'POST', session, {
+        body: { token: right, name: 'walker' },
+        localAddress: `127.2.1.${selfAddress}`,
+      });
+      want('with an app credential', app, 403);
+      want(
+        'with the admin token',
+        await call(server.info.url, 'POST', session, {
+          body: { token: await adminToken(), name: 'walker' },
+        }),
+        200,
+      );
+      return problems;
+    }
+    want('with no cookie', await call(server.info.url, method, session), 401);
+    const login = await new Promise<{ cookie: string; csrf: string }>((resolve, reject) => {
+      const req = http.request(new URL(session, server.info.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+      });
+      req.on('error', reject);
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const cookie = String(res.headers['set-cookie']?.[0] ?? '').split(';')[0]!;
+          const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { csrfToken: string };
+          resolve({ cookie, csrf: json.csrfToken });
+        });
+      });
+      void adminToken().then((token) => req.end(JSON.stringify({ token, name: 'walker' })));
+    });
+    const withCookie = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request(new URL(session, server.info.url), {
+          method,
+          headers: { cookie: login.cookie, ...headers },
+        });
+        req.on('error', reject);
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.end();
+      });
+    if (method === 'DELETE') {
+      const noCsrf = await withCookie({});
+      if (noCsrf !== 403) problems.push(`DELETE ${session} without its CSRF token: ${noCsrf}`);
+    }
+    const ok = await withCookie({ 'x-peak-csrf': login.csrf });
+    if (ok !== 200) problems.push(`${method} ${session} with the cookie: ${ok}`);
+    return problems;
+  };
   const startGray = () =>
     admin.config.gray({ app: 'authapp', group: 'g', key: 'k' }, { value: '3', tags: ['canary'] });
   const CASES: Record<string, Case> = {
@@ -181,6 +276,17 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
     'POST /api/v1/admin/token/rotate': {
       auth: 'admin',
       path: '/api/v1/admin/token/rotate',
+      body: {},
+    },
+    'POST /api/v1/admin/tokens': {
+      auth: 'admin',
+      path: '/api/v1/admin/tokens',
+      body: { name: 'walk-tmp', role: 'viewer' },
+    },
+    'GET /api/v1/admin/tokens': { auth: 'admin', path: '/api/v1/admin/tokens' },
+    'POST /api/v1/admin/tokens/:name/revoke': {
+      auth: 'admin',
+      path: '/api/v1/admin/tokens/walk-tmp/revoke',
       body: {},
     },
     'POST /api/v1/apps': {
@@ -243,7 +349,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       body: { weight: 50 },
     },
     'POST /api/v1/registry/instances/:id/admin': {
-      auth: 'admin',
+      auth: 'operator',
       path: '/api/v1/registry/instances/auth-i1/admin',
       body: { status: 'up' },
     },
@@ -375,12 +481,12 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       hidden: (j) => (j as { messages: unknown[] }).messages.length === 0,
     },
     'POST /api/v1/mq/groups/:group/dlq/resend': {
-      auth: 'admin',
+      auth: 'operator',
       path: '/api/v1/mq/groups/auth-group/dlq/resend',
       body: { ids: 'all' },
     },
     'POST /api/v1/mq/groups/:group/reset-offset': {
-      auth: 'admin',
+      auth: 'operator',
       path: '/api/v1/mq/groups/auth-group/reset-offset',
       body: { topic: 'auth.topic', timestamp: now() - 60_000 },
     },
@@ -402,7 +508,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       path: item,
     },
     'PUT /api/v1/config/items/:app/:group/:key': {
-      auth: 'admin',
+      auth: 'operator',
       path: item,
       body: { value: '4' },
     },
@@ -422,17 +528,17 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       path: `${item}/diff`,
     },
     'POST /api/v1/config/items/:app/:group/:key/rollback': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${item}/rollback`,
       body: { toVersion: 1 },
     },
     'POST /api/v1/config/items/:app/:group/:key/gray': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${item}/gray`,
       body: { value: '5', tags: ['canary'] },
     },
     'POST /api/v1/config/items/:app/:group/:key/gray/promote': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${item}/gray/promote`,
       body: {},
       before: async () => {
@@ -440,7 +546,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       },
     },
     'POST /api/v1/config/items/:app/:group/:key/gray/abort': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${item}/gray/abort`,
       body: {},
       before: async () => {
@@ -509,16 +615,16 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       outOfScope: 'open',
     },
     'PUT /api/v1/telemetry/alerts/rules/:name': {
-      auth: 'admin',
+      auth: 'operator',
       path: '/api/v1/telemetry/alerts/rules/auth-rule-2',
       body: { kind: 'error-rate', service: 'auth.svc', threshold: 0.5 },
     },
     'DELETE /api/v1/telemetry/alerts/rules/:name': {
-      auth: 'admin',
+      auth: 'operator',
       path: '/api/v1/telemetry/alerts/rules/auth-rule-2',
     },
     'POST /api/v1/telemetry/alerts/rules/:name/silence': {
-      auth: 'admin',
+      auth: 'operator',
       path: '/api/v1/telemetry/alerts/rules/auth-rule/silence',
       body: { minutes: 5 },
     },
@@ -538,6 +644,136 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       outOfScope: 'open',
     },
     'GET /metrics': { auth: 'public', path: '/metrics' },
+    'GET /api/v1/gateway/routes': { auth: 'viewer', path: `${gw}/routes` },
+    'GET /api/v1/gateway/routes/:name': {
+      auth: 'viewer',
+      path: `${gw}/routes/auth-r`,
+      before: gwRouteExists,
+    },
+    'PUT /api/v1/gateway/routes/:name': {
+      auth: 'admin',
+      path: `${gw}/routes/auth-r`,
+      body: gwRoute,
+    },
+    'POST /api/v1/gateway/routes/batch': {
+      auth: 'admin',
+      path: `${gw}/routes/batch`,
+      body: { routes: [{ ...gwRoute, name: 'auth-r2', path: '/auth2' }] },
+    },
+    'DELETE /api/v1/gateway/routes/:name': { auth: 'admin', path: `${gw}/routes/auth-r2` },
+    'GET /api/v1/gateway/apps': { auth: 'viewer', path: `${gw}/apps` },
+    'GET /api/v1/gateway/apps/:app': {
+      auth: 'viewer',
+      path: `${gw}/apps/auth-gw`,
+      before: gwAppExists,
+    },
+    'PUT /api/v1/gateway/apps/:app': {
+      auth: 'admin',
+      path: `${gw}/apps/auth-gw2`,
+      body: { name: 'auth-gw2' },
+    },
+    'DELETE /api/v1/gateway/apps/:app': { auth: 'admin', path: `${gw}/apps/auth-gw2` },
+    'GET /api/v1/gateway/apps/:app/keys': {
+      auth: 'viewer',
+      path: `${gw}/apps/auth-gw/keys`,
+      before: gwAppExists,
+    },
+    'POST /api/v1/gateway/apps/:app/keys': {
+      auth: 'admin',
+      path: `${gw}/apps/auth-gw/keys`,
+      body: {},
+      before: gwAppExists,
+    },
+    'DELETE /api/v1/gateway/keys/:id': {
+      auth: 'admin',
+      path: () => `${gw}/keys/${gwKeyId}`,
+      before: async () => {
+        await gwAppExists();
+        gwKeyId = (await admin.gateway.createKey('auth-gw')).id;
+      },
+    },
+    'GET /api/v1/gateway/subscriptions': { auth: 'viewer', path: `${gw}/subscriptions` },
+    'POST /api/v1/gateway/subscriptions': {
+      auth: 'admin',
+      path: `${gw}/subscriptions`,
+      body: { app: 'auth-gw', api: 'auth-r' },
+      before: async () => {
+        await gwAppExists();
+        await gwRouteExists();
+      },
+    },
+    'POST /api/v1/gateway/subscriptions/:app/:api/approve': {
+      auth: 'admin',
+      path: `${gw}/subscriptions/auth-gw/auth-r/approve`,
+      body: {},
+      before: gwSubscribed,
+    },
+    'POST /api/v1/gateway/subscriptions/:app/:api/reject': {
+      auth: 'admin',
+      path: `${gw}/subscriptions/auth-gw/auth-r/reject`,
+      body: {},
+      before: gwSubscribed,
+    },
+    'POST /api/v1/gateway/subscriptions/:app/:api/revoke': {
+      auth: 'admin',
+      path: `${gw}/subscriptions/auth-gw/auth-r/revoke`,
+      body: {},
+      before: gwSubscribed,
+    },
+    'PUT /api/v1/gateway/subscriptions/:app/:api/quota': {
+      auth: 'admin',
+      path: `${gw}/subscriptions/auth-gw/auth-r/quota`,
+      body: { perDay: 100 },
+      before: gwSubscribed,
+    },
+    'GET /api/v1/gateway/quota': { auth: 'viewer', path: `${gw}/quota` },
+    // The change stream carries key secrets: the admin token only, though it is a read.
+    'GET /api/v1/gateway/watch': { auth: 'admin', path: `${gw}/watch`, stream: true },
+    'POST /api/v1/gateway/quota/lease': {
+      auth: 'admin',
+      path: `${gw}/quota/lease`,
+      body: { app: 'auth-gw', api: 'auth-r', want: 1 },
+      before: gwSubscribed,
+    },
+    'POST /api/v1/gateway/quota/return': {
+      auth: 'admin',
+      path: `${gw}/quota/return`,
+      body: {
+        app: 'auth-gw',
+        api: 'auth-r',
+        units: 0,
+        day: new Date().toISOString().slice(0, 10),
+        month: new Date().toISOString().slice(0, 10),
+      },
+    },
+    'POST /api/v1/gateway/nonces': {
+      auth: 'admin',
+      path: `${gw}/nonces`,
+      body: { ttlMs: 60_000, items: [{ key: 'gk_auth', nonce: `n-${now()}` }] },
+    },
+    'GET /console': { auth: 'public', path: '/console' },
+    'GET /console/*': { auth: 'public', path: '/console/services' },
+    'POST /api/v1/console/session': {
+      auth: 'self',
+      path: session,
+      self: () => consoleSession('POST'),
+    },
+    'GET /api/v1/console/session': {
+      auth: 'self',
+      path: session,
+      self: () => consoleSession('GET'),
+    },
+    'DELETE /api/v1/console/session': {
+      auth: 'self',
+      path: session,
+      self: () => consoleSession('DELETE'),
+    },
+    'GET /api/v1/console/audit': { auth: 'viewer', path: '/api/v1/console/audit' },
+    'GET /api/v1/console/metrics': {
+      auth: 'read',
+      path: '/api/v1/console/metrics',
+      outOfScope: 'open',
+    },
     'GET /api/v1/openapi.json': { auth: 'public', path: '/api/v1/openapi.json' },
     'POST /v1/traces': {
       auth: 'sdk',
@@ -609,9 +845,8 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
     for (const route of server.routes()) {
       const id = `${route.method} ${route.url}`;
       const c = CASES[id]!;
-      const target = typeof c.path === 'function' ? c.path() : c.path;
       const send = (token: string | undefined, localAddress?: string) =>
-        call(server.info.url, route.method, target, {
+        call(server.info.url, route.method, typeof c.path === 'function' ? c.path() : c.path, {
           token,
           body: c.body,
           ...(c.contentType === undefined ? {} : { contentType: c.contentType }),
@@ -625,6 +860,10 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       };
       if (c.auth === 'public') {
         expect('with no credential', await send(undefined), 'ok');
+        continue;
+      }
+      if (c.auth === 'self') {
+        problems.push(...(await c.self!()));
         continue;
       }
       address++;
@@ -649,8 +888,17 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       } else {
         expect('out of scope', outside, 403);
       }
+      if (c.auth === 'operator' || c.auth === 'admin') {
+        const below = c.auth === 'operator' ? roleTokens.viewer : roleTokens.operator;
+        expect(`with a token of the role below ${c.auth}`, await send(below), 403);
+      }
       await c.before?.();
-      const token = c.auth === 'read' || c.auth === 'sdk' ? right : await adminToken();
+      const token =
+        c.auth === 'read' || c.auth === 'sdk'
+          ? right
+          : c.auth === 'viewer' || c.auth === 'operator'
+            ? roleTokens[c.auth]
+            : await adminToken();
       const inside = await send(token);
       expect('with the right credential', inside, 'ok');
       if (c.shown !== undefined && inside.status < 300 && !c.shown(inside.json)) {
@@ -660,5 +908,10 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       }
     }
     assert.deepEqual(problems, []);
+    // Every wrong credential above was counted, and every refusal of a working one.
+    const metrics = (await call(server.info.url, 'GET', '/metrics')).json as string;
+    const count = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(metrics)?.[1]);
+    assert.ok(count('peak_auth_failures_total') >= address, metrics.slice(0, 200));
+    assert.ok(count('peak_auth_denied_total') > 0);
   });
 });

@@ -125,7 +125,7 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
   });
 
   it('mq-backlog fires while a group lags behind and resolves once it has consumed', async () => {
-    const admin = new BrokerClient({ server: server.info.url, token: server.info.adminToken! });
+    const admin = new BrokerClient({ servers: server.info.url, token: server.info.adminToken! });
     await admin.call('POST', '/api/v1/mq/topics', { name: 'alert-orders', queues: 2 });
     const put = await api('PUT', '/api/v1/telemetry/alerts/rules/billing-lag', {
       kind: 'mq-backlog',
@@ -136,7 +136,7 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
       webhook: webhookUrl,
     });
     assert.equal(put.status, 200, JSON.stringify(put.body));
-    const producer = new Producer({ server: server.info.url });
+    const producer = new Producer({ servers: server.info.url });
     closers.push(() => producer.close());
     for (let i = 0; i < 10; i++) await producer.send('alert-orders', { body: `order ${i}` });
     await new Promise((r) => setTimeout(r, 1500));
@@ -153,7 +153,7 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
 
     let consumed = 0;
     const consumer = new Consumer({
-      server: server.info.url,
+      servers: server.info.url,
       group: 'billing',
       topic: 'alert-orders',
       waitMs: 300,
@@ -199,7 +199,7 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
 
   it('burn-rate fires when both windows burn the budget too fast and resolves after', async () => {
     const processor = new BatchSpanProcessor({
-      exporter: new ControlPlaneSpanExporter({ server: server.info.url }),
+      exporter: new ControlPlaneSpanExporter({ servers: server.info.url }),
       flushIntervalMs: 50,
     });
     const tracer = new Tracer({ service: 'payment', sink: processor });
@@ -290,7 +290,7 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
 
   it("burn-rate on a resource's pushed metrics counts every call, not sampled spans", async () => {
     // No tracer at all: the rule can only see the per-second metrics the pusher sends.
-    const pusher = new MetricsPusher({ server: server.info.url, service: 'wallet' });
+    const pusher = new MetricsPusher({ servers: server.info.url, service: 'wallet' });
     const window = new SlidingWindow({ intervalMs: 1000, buckets: 2 });
     pusher.watchWindow('wallet.pay', window);
     let failEvery = 0;

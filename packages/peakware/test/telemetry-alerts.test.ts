@@ -68,7 +68,7 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
 
     const registry = new InMemoryRegistry();
     const processor = new BatchSpanProcessor({
-      exporter: new ControlPlaneSpanExporter({ server: server.info.url }),
+      exporter: new ControlPlaneSpanExporter({ servers: server.info.url }),
       flushIntervalMs: 50,
     });
     const tracer = new Tracer({ service: 'order', sink: processor });
@@ -128,8 +128,9 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
     const put = await api('PUT', '/api/v1/telemetry/alerts/rules/order-p99', {
       service: 'order',
       kind: 'p99',
-      threshold: 100,
-      minQps: 5,
+      // Far above what a loaded CI machine adds to a 2 ms call, far below the induced 600 ms.
+      threshold: 400,
+      minQps: 2,
       windowSeconds: 2,
       forSeconds: 1,
       webhook: webhookUrl,
@@ -138,13 +139,13 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
     await new Promise((r) => setTimeout(r, 2500));
     assert.equal(hooks.length, 0, 'no alert while p99 is a few ms');
 
-    latencyMs = 150;
+    latencyMs = 600;
     const induced = Date.now();
     await waitFor('the fired webhook', () => hooks.length >= 1);
     assert.ok(Date.now() - induced >= 1000, 'not before the for-duration');
     assert.equal(hooks[0]?.state, 'fired');
     assert.equal(hooks[0]?.rule, 'order-p99');
-    assert.ok((hooks[0]?.value ?? 0) > 100);
+    assert.ok((hooks[0]?.value ?? 0) > 400);
     const rules = await api('GET', '/api/v1/telemetry/alerts/rules');
     assert.equal((rules.body.rules as { firing: boolean }[])[0]?.firing, true);
 
@@ -163,7 +164,7 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
   it('records events of a silenced rule without calling its webhook', async () => {
     const s = await api('POST', '/api/v1/telemetry/alerts/rules/order-p99/silence', { minutes: 5 });
     assert.equal(s.status, 200, JSON.stringify(s.body));
-    latencyMs = 150;
+    latencyMs = 600;
     let fired: { state: string; delivery: string } | undefined;
     await waitFor('the silenced rule to fire again', async () => {
       const events = await api('GET', '/api/v1/telemetry/alerts/events?rule=order-p99&limit=1');

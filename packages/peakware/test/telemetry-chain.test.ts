@@ -79,7 +79,7 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
 
   const tracerFor = (service: string) => {
     const processor = new BatchSpanProcessor({
-      exporter: new ControlPlaneSpanExporter({ server: server.info.url }),
+      exporter: new ControlPlaneSpanExporter({ servers: server.info.url }),
       flushIntervalMs: 50,
     });
     processors.push(processor);
@@ -267,10 +267,17 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     );
     assert.equal(tagged.body.traces.length, 1);
     const slow = await api<{
-      statements: { fingerprint: string; shard: string; caller: string; calls: number }[];
+      statements: {
+        fingerprint: string;
+        shard: string;
+        caller: string;
+        calls: number;
+        slowestTraceId: string;
+      }[];
     }>('/api/v1/telemetry/slow-sql?sinceMinutes=5');
     const real = slow.body.statements.find((s) => s.calls === 5);
     assert.equal(real?.fingerprint, 'SELECT stock FROM inventory WHERE sku = ?');
+    assert.match(real?.slowestTraceId ?? '', /^[0-9a-f]{32}$/);
     assert.equal(real?.shard, 'inventory_01');
     assert.equal(real?.caller, 'order');
     const eps = await api<{
@@ -383,7 +390,7 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     const points = tracerFor('points');
     const consumed: string[] = [];
     const consumer = new Consumer({
-      server: server.info.url,
+      servers: server.info.url,
       group: 'points',
       topic: 'order-created',
       waitMs: 300,
@@ -391,7 +398,7 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
         consumed.push(m.id);
       }),
     }).start();
-    const producer = new Producer({ server: server.info.url });
+    const producer = new Producer({ servers: server.info.url });
     closers.push(async () => {
       await consumer.close();
       await producer.close();

@@ -69,7 +69,7 @@ describe('telemetry under a span flood', { timeout: 120_000 }, () => {
   const setup = async (server: string) => {
     const registry = new InMemoryRegistry();
     const processor = new BatchSpanProcessor({
-      exporter: new ControlPlaneSpanExporter({ server, timeoutMs: 60_000 }),
+      exporter: new ControlPlaneSpanExporter({ servers: server, timeoutMs: 60_000 }),
       maxQueueSize: 256,
       maxBatchSize: 64,
       flushIntervalMs: 5,

@@ -16,7 +16,7 @@ if (server === undefined || instance === undefined) {
   console.error('usage: telemetry-metrics-fixture.js <serverUrl> <instance>');
   process.exit(2);
 }
-const pusher = new MetricsPusher({ server, service: 'checkout', instance });
+const pusher = new MetricsPusher({ servers: server, service: 'checkout', instance });
 const guard = new Guard({ rules: { flow: [{ resource: 'checkout.pay', count: 20 }] } });
 guard.on('metrics', (s) => pusher.record(s));
 const quote = new SlidingWindow({ intervalMs: 1000, buckets: 2 });

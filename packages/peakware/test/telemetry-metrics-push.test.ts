@@ -203,7 +203,7 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
       });
     });
     const pusher = new MetricsPusher({
-      server: `http://127.0.0.1:${port}`,
+      servers: `http://127.0.0.1:${port}`,
       service: 'lonely',
       maxBuffered: 1000,
       maxPerPush: 100,

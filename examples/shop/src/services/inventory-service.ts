@@ -6,7 +6,7 @@
  */
 import { Consumer } from 'peakware/mq';
 import { inventoryService, ORDER_COMPENSATE_TOPIC } from '../catalog.js';
-import { BUY_LIMITS } from '../gateway.js';
+import { BUY_LIMITS } from '../edge.js';
 import { openShopStock } from '../stock.js';
 import { serviceRuntime } from './service-runtime.js';
 

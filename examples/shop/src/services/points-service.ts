@@ -14,8 +14,10 @@ const consumer = new Consumer({
   servers: rt.controlPlane,
   group: POINTS_GROUP,
   topic: ORDER_PLACED_TOPIC,
-  concurrency: 16,
+  concurrency: 32,
   waitMs: 2000,
+  // Receive what arrived in the last 50 ms at once rather than one message a receive.
+  lingerMs: 50,
   handler: traceConsumer(rt.tracer, async (message) => {
     const event = message.json<{ orderId: string; userId: number; sku: string; qty: number }>();
     await rt.pool.query(

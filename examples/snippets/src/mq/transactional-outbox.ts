@@ -23,7 +23,7 @@ url.pathname = `/${database}`;
 const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
 await pool.query('CREATE TABLE orders (id text PRIMARY KEY, amount integer NOT NULL)');
 await Outbox.install(pool);
-const outbox = new Outbox({ pool, server }).start();
+const outbox = new Outbox({ pool, servers: server }).start();
 
 /** Places an order and its event in one transaction, committed or rolled back. */
 async function placeOrder(id: string, commit: boolean): Promise<void> {

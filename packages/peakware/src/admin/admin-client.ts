@@ -1,6 +1,7 @@
 /**
  * `AdminClient`: the typed admin API of the control plane, one section per subsystem
- * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `apps`, `system`), over the one
+ * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `gateway`, `apps`, `system`,
+ * `console`), over the one
  * {@link ControlPlaneClient}. The `peak` CLI, the shop and the console call the control
  * plane through it, so nobody writes a URL or re-declares an answer's type.
  *
@@ -17,6 +18,8 @@ import {
 import { AlertsAdmin } from './alerts-admin.js';
 import { AppsAdmin } from './apps-admin.js';
 import { ConfigAdmin } from './config-admin.js';
+import { ConsoleAdmin } from './console-admin.js';
+import { GatewayAdmin } from './gateway-admin.js';
 import { GuardAdmin } from './guard-admin.js';
 import { MqAdmin } from './mq-admin.js';
 import { RegistryAdmin } from './registry-admin.js';
@@ -45,10 +48,14 @@ export class AdminClient {
   readonly registry: RegistryAdmin;
   /** Guard: rules in force, resource stats, cluster token server. */
   readonly guard: GuardAdmin;
+  /** Gateway: routes, apps, keys, subscriptions, quota usage. */
+  readonly gateway: GatewayAdmin;
   /** Apps and their credentials: create, grants, rotate, revoke, list. */
   readonly apps: AppsAdmin;
   /** The control plane itself: health, readiness, info, nodes, token rotation. */
   readonly system: SystemAdmin;
+  /** The console's API: metrics history (a week, downsampled), the audit trail, sessions. */
+  readonly console: ConsoleAdmin;
 
   constructor(options: AdminClientOptions | ControlPlaneClient) {
     this.http = options instanceof ControlPlaneClient ? options : new ControlPlaneClient(options);
@@ -58,7 +65,9 @@ export class AdminClient {
     this.alerts = new AlertsAdmin(this.http);
     this.registry = new RegistryAdmin(this.http);
     this.guard = new GuardAdmin(this.http);
+    this.gateway = new GatewayAdmin(this.http);
     this.apps = new AppsAdmin(this.http);
     this.system = new SystemAdmin(this.http);
+    this.console = new ConsoleAdmin(this.http);
   }
 }

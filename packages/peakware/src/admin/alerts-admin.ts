@@ -2,13 +2,14 @@
  * SLA alerts (`/api/v1/telemetry/alerts`): rules (create or replace, delete, list with
  * their state), silences, fired/resolved events, and which node evaluates them.
  */
-import type { ControlPlaneClient } from '../core/control-plane-client.js';
+
 import type {
   AlertEvent,
   AlertKind,
   AlertRule,
   AlertRuleInput,
-} from '../telemetry/server/telemetry-alerts.js';
+} from '../telemetry/server/telemetry-alert-rules.js';
+import type { AdminTransport } from './admin-transport.js';
 
 export type { AlertEvent, AlertKind, AlertRule, AlertRuleInput };
 
@@ -23,9 +24,9 @@ const seg = encodeURIComponent;
 
 /** The alert calls. */
 export class AlertsAdmin {
-  readonly #http: ControlPlaneClient;
+  readonly #http: AdminTransport;
 
-  constructor(http: ControlPlaneClient) {
+  constructor(http: AdminTransport) {
     this.#http = http;
   }
 

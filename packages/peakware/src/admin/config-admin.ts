@@ -22,7 +22,7 @@ import type {
   ItemView,
   VersionView,
 } from '../config/server/config-views.js';
-import type { ControlPlaneClient } from '../core/control-plane-client.js';
+import type { AdminTransport } from './admin-transport.js';
 
 export type { AuditView, ConfigFormat, GrayView, ItemRef, ItemView, VersionView };
 
@@ -102,9 +102,9 @@ function itemPath(r: ItemRef): string {
 
 /** The config center's admin calls. */
 export class ConfigAdmin {
-  readonly #http: ControlPlaneClient;
+  readonly #http: AdminTransport;
 
-  constructor(http: ControlPlaneClient) {
+  constructor(http: AdminTransport) {
     this.#http = http;
   }
 

@@ -3,10 +3,11 @@
  * instance has in force, a resource's per-second stats, and the cluster token server's
  * state (which node leads, the budgets it counts).
  */
-import type { ControlPlaneClient } from '../core/control-plane-client.js';
+
 import type { GuardRules } from '../guard/rule-types.js';
 import type { ClusterTokenServer } from '../guard/server/cluster-token-server.js';
 import type { StatsRow } from '../guard/server/guard-report-store.js';
+import type { AdminTransport } from './admin-transport.js';
 
 export type { GuardRules, StatsRow };
 
@@ -43,9 +44,9 @@ const BASE = '/api/v1/guard';
 
 /** The guard's admin calls. */
 export class GuardAdmin {
-  readonly #http: ControlPlaneClient;
+  readonly #http: AdminTransport;
 
-  constructor(http: ControlPlaneClient) {
+  constructor(http: AdminTransport) {
     this.#http = http;
   }
 

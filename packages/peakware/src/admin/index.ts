@@ -1,10 +1,11 @@
 /**
  * `peakware/admin`: the typed admin API of the control plane (`AdminClient`): config,
- * mq admin, telemetry queries, alerts, registry, guard, apps and the control plane itself, over
+ * mq admin, telemetry queries, alerts, registry, guard, gateway, apps and the control plane itself, over
  * the one `ControlPlaneClient` of `peakware/core`. Loads no server code: the answers'
  * types are the server halves' own, imported as types only. See README.md.
  */
 export { AdminClient, type AdminClientOptions } from './admin-client.js';
+export type { AdminTransport } from './admin-transport.js';
 export {
   type AlertEvent,
   type AlertKind,
@@ -42,6 +43,25 @@ export {
   type VersionView,
 } from './config-admin.js';
 export {
+  type AuditEntry,
+  ConsoleAdmin,
+  type LoginRequest,
+  type MetricsHistory,
+  type MetricsHistoryQuery,
+  type SessionView,
+} from './console-admin.js';
+export {
+  GatewayAdmin,
+  type GatewayAppSpec,
+  type GatewayKey,
+  type GatewayQuotaSpec,
+  type GatewayRouteSpec,
+  type GatewaySubscription,
+  type KeyView,
+  type QuotaUsageRow,
+  type SubscriptionStatus,
+} from './gateway-admin.js';
+export {
   type ClusterBudget,
   GuardAdmin,
   type GuardClusterView,
@@ -54,6 +74,7 @@ export {
   type CreatedTopic,
   type DeadLetter,
   type MessageDescription,
+  type MessagePage,
   type MessageQuery,
   type MessageTraceEvent,
   MqAdmin,

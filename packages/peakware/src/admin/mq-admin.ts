@@ -3,7 +3,7 @@
  * or topic + tag + time; its trace), dead letters and their resend, offset reset (replay)
  * and stats. Sending and consuming are the SDK's (`peakware/mq`).
  */
-import type { ControlPlaneClient } from '../core/control-plane-client.js';
+
 import type { ReceivedMessage } from '../mq/message-types.js';
 import type {
   CreatedTopic,
@@ -15,6 +15,7 @@ import type {
   TopicSpec,
   TopicView,
 } from '../mq/mq-views.js';
+import type { AdminTransport } from './admin-transport.js';
 
 export type {
   CreatedTopic,
@@ -44,6 +45,13 @@ export interface MessageQuery {
   limit?: number;
 }
 
+/** One page of a {@link MqAdmin.queryPage}; pass `next` as `cursor` for the following one. */
+export interface MessagePage {
+  messages: ReceivedMessage[];
+  /** Absent on the last page. */
+  next?: string;
+}
+
 const BASE = '/api/v1/mq';
 const seg = encodeURIComponent;
 
@@ -54,9 +62,9 @@ function epochMs(t: TimeArg | undefined): number | undefined {
 
 /** The broker's admin calls. */
 export class MqAdmin {
-  readonly #http: ControlPlaneClient;
+  readonly #http: AdminTransport;
 
-  constructor(http: ControlPlaneClient) {
+  constructor(http: AdminTransport) {
     this.#http = http;
   }
 
@@ -80,9 +88,17 @@ export class MqAdmin {
     return (await this.message(id)).trace;
   }
 
-  /** Messages by key, or by topic (with tag and time range). */
+  /** Messages by key (newest first), or by topic with tag and time range (oldest first): the first page. */
   async query(q: MessageQuery): Promise<ReceivedMessage[]> {
-    const r = await this.#http.get<{ messages: ReceivedMessage[] }>(`${BASE}/messages`, {
+    return (await this.queryPage(q)).messages;
+  }
+
+  /**
+   * One page of {@link MqAdmin.query}: give the previous page's `next` as `cursor` for the
+   * following one. Pages go on until every matching message is read (no cap).
+   */
+  queryPage(q: MessageQuery & { cursor?: string }): Promise<MessagePage> {
+    return this.#http.get<MessagePage>(`${BASE}/messages`, {
       query: {
         key: q.key,
         topic: q.topic,
@@ -90,9 +106,9 @@ export class MqAdmin {
         from: epochMs(q.from),
         to: epochMs(q.to),
         limit: q.limit,
+        cursor: q.cursor,
       },
     });
-    return r.messages;
   }
 
   /** A consumer group's dead letters. */

@@ -3,9 +3,10 @@
  * instances with their leases, and steering one instance (offline / online / weight / tags).
  * Registering is the SDK's (`HttpRegistry` in `peakware/registry`).
  */
-import type { ControlPlaneClient } from '../core/control-plane-client.js';
+
 import type { InstanceView } from '../registry/server/registry-store.js';
 import type { InstanceStatus } from '../registry/service-instance.js';
+import type { AdminTransport } from './admin-transport.js';
 
 export type { InstanceStatus, InstanceView };
 
@@ -33,9 +34,9 @@ const BASE = '/api/v1/registry';
 
 /** The registry's admin calls. */
 export class RegistryAdmin {
-  readonly #http: ControlPlaneClient;
+  readonly #http: AdminTransport;
 
-  constructor(http: ControlPlaneClient) {
+  constructor(http: AdminTransport) {
     this.#http = http;
   }
 

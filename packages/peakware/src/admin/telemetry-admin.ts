@@ -3,7 +3,7 @@
  * dependency topology, endpoint latencies, slow SQL, and the live per-second metrics SDKs
  * push. Answers are the collector's own view types.
  */
-import type { ControlPlaneClient } from '../core/control-plane-client.js';
+
 import type { LiveResource } from '../telemetry/server/telemetry-metrics-store.js';
 import type {
   EndpointStats,
@@ -12,6 +12,7 @@ import type {
   TraceHit,
 } from '../telemetry/server/telemetry-store.js';
 import type { TraceNode, TraceTree } from '../telemetry/trace-tree.js';
+import type { AdminTransport } from './admin-transport.js';
 
 export type { EndpointStats, LiveResource, SlowSql, TopologyEdge, TraceHit, TraceNode, TraceTree };
 
@@ -51,9 +52,9 @@ const BASE = '/api/v1/telemetry';
 
 /** Telemetry's query calls. */
 export class TelemetryAdmin {
-  readonly #http: ControlPlaneClient;
+  readonly #http: AdminTransport;
 
-  constructor(http: ControlPlaneClient) {
+  constructor(http: AdminTransport) {
     this.#http = http;
   }
 

@@ -15,7 +15,8 @@ import type { ConfigSchema } from '../config/config-schema.js';
 import type { ConfigSource } from '../config/config-source.js';
 import { errorMessage } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import type { Cache, CacheSettings } from './cache.js';
+import type { Cache } from './cache.js';
+import type { CacheSettings } from './cache-options.js';
 
 /**
  * The item's schema, for publish-time checks:

@@ -6,7 +6,7 @@
  *     ...serviceMetrics.families(), ...products.families()]) })
  */
 import type { MetricFamily } from '../telemetry/prometheus-format.js';
-import type { CacheStats } from './cache.js';
+import type { CacheStats } from './cache-stats.js';
 
 /** Hot keys named one sample each, at most this many (a label per key). */
 const MAX_HOT_KEY_SAMPLES = 20;

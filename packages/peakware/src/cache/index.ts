@@ -3,19 +3,15 @@
  * invalidation across instances, run-time peak switches, hot-key detection, and hot-stock
  * engines that shave a flash sale's peak off the stock row. See README.md.
  */
-export {
-  Cache,
-  type CacheOptions,
-  type CacheSettings,
-  type CacheStats,
-  type CacheWriteOptions,
-} from './cache.js';
+export { Cache } from './cache.js';
 export {
   bindCacheSettings,
   CACHE_SETTINGS_SCHEMA,
   type CacheSettingsBindingOptions,
   parseCacheSettings,
 } from './cache-config.js';
+export type { CacheOptions, CacheSettings, CacheWriteOptions } from './cache-options.js';
+export type { CacheStats } from './cache-stats.js';
 export { FrequencySketch, hashKey } from './frequency-sketch.js';
 export {
   type HotKeyRow,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { ControlPlaneClient } from './control-plane-client.js';
+import { ControlPlaneClient, serversOf } from './control-plane-client.js';
 import { isPeakError, type PeakError } from './errors.js';
 import type { SseEvent } from './sse-reader.js';
 
@@ -405,6 +405,27 @@ describe('control-plane client: streams', () => {
         for await (const _ of client.lines('POST', '/refuse', { body: {} })) void _;
       },
       { code: 'PEAK_MQ_UNKNOWN_TOPIC', message: 'no topic t' },
+    );
+  });
+});
+
+describe('control-plane client: the servers option of SDK clients', () => {
+  it('takes servers, still takes the deprecated server alias, and names the owner when neither is given', () => {
+    assert.deepEqual(serversOf({ servers: ['http://a:1', 'http://b:2'] }, 'Producer'), [
+      'http://a:1',
+      'http://b:2',
+    ]);
+    // The deprecated alias itself: users may still pass it until 1.0.
+    assert.equal(serversOf({ server: 'http://a:1' }, 'Producer'), 'http://a:1');
+    assert.equal(
+      serversOf({ servers: 'http://b:2', server: 'http://a:1' }, 'Producer'),
+      'http://b:2',
+    );
+    assert.throws(
+      () => serversOf({}, 'Producer'),
+      (err: PeakError) =>
+        err.code === 'PEAK_USAGE' &&
+        /^Producer: give the control plane as servers/.test(err.message),
     );
   });
 });

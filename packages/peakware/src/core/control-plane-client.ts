@@ -49,7 +49,7 @@ export type QueryParams = Record<string, string | number | boolean | readonly st
 export interface ControlPlaneOptions {
   /** The control-plane node URL, or several (failover in order), e.g. `http://127.0.0.1:7420`. */
   servers?: string | readonly string[];
-  /** @deprecated Use `servers`; still accepted, to be removed before 1.0. */
+  /** @deprecated Use `servers` (`{ servers: url }`, same URL); still accepted, to be removed before 1.0. */
   server?: string;
   /**
    * The app credential (or an operator token), or a function returning one per request.

@@ -34,6 +34,8 @@ export const ErrorCodes = {
   FORBIDDEN: 'PEAK_FORBIDDEN',
   /** An app of that name exists already (`peak app create`). */
   APP_EXISTS: 'PEAK_APP_EXISTS',
+  /** An operator token of that name is working already, or the name is the admin token's. */
+  TOKEN_EXISTS: 'PEAK_TOKEN_EXISTS',
   /** No app (or credential) of that name or id. */
   APP_NOT_FOUND: 'PEAK_APP_NOT_FOUND',
   /** The requested API route or resource does not exist. */
@@ -84,6 +86,8 @@ export const ErrorCodes = {
   MQ_UNKNOWN_TOPIC: 'PEAK_MQ_UNKNOWN_TOPIC',
   /** MQ: a message's HMAC signature did not match; it was refused and reported. */
   MQ_BAD_SIGNATURE: 'PEAK_MQ_BAD_SIGNATURE',
+  /** A signed message seen before (its nonce), or signed too long ago: a replay. */
+  MQ_REPLAYED: 'PEAK_MQ_REPLAYED',
   /** MQ: missing or wrong topic credential for producing or consuming. */
   MQ_FORBIDDEN: 'PEAK_MQ_FORBIDDEN',
   /** MQ: a message is larger than its topic allows. */
@@ -122,6 +126,32 @@ export const ErrorCodes = {
   STOCK_UNKNOWN_SKU: 'PEAK_STOCK_UNKNOWN_SKU',
   /** Telemetry: a span batch could not be delivered to the collector. */
   TELEMETRY_EXPORT_FAILED: 'PEAK_TELEMETRY_EXPORT_FAILED',
+  /** Gateway: no route matches the request's method, host and path. */
+  GATEWAY_NO_ROUTE: 'PEAK_GATEWAY_NO_ROUTE',
+  /** Gateway: the request carries no credential (API key or signature) the route needs. */
+  GATEWAY_UNAUTHENTICATED: 'PEAK_GATEWAY_UNAUTHENTICATED',
+  /** Gateway: the key is unknown, expired or revoked, or the secret or signature is wrong. */
+  GATEWAY_BAD_CREDENTIAL: 'PEAK_GATEWAY_BAD_CREDENTIAL',
+  /** Gateway: the signed timestamp is outside the allowed clock skew. */
+  GATEWAY_EXPIRED: 'PEAK_GATEWAY_EXPIRED',
+  /** Gateway: the nonce was used before within the replay window. */
+  GATEWAY_REPLAYED: 'PEAK_GATEWAY_REPLAYED',
+  /** Gateway: the app is not approved for this API, or its address is not allowed. */
+  GATEWAY_FORBIDDEN: 'PEAK_GATEWAY_FORBIDDEN',
+  /** Gateway: the app's quota for this API is spent until the period resets. */
+  GATEWAY_QUOTA_EXCEEDED: 'PEAK_GATEWAY_QUOTA_EXCEEDED',
+  /** Gateway: the request body is larger than the route allows. */
+  GATEWAY_TOO_LARGE: 'PEAK_GATEWAY_TOO_LARGE',
+  /** Gateway: the request is malformed (JSON, headers, fields the target's schema refuses). */
+  GATEWAY_BAD_REQUEST: 'PEAK_GATEWAY_BAD_REQUEST',
+  /** Gateway: the target is down or refused the call; it did not run. */
+  GATEWAY_UPSTREAM_UNAVAILABLE: 'PEAK_GATEWAY_UPSTREAM_UNAVAILABLE',
+  /** Gateway: the target did not answer within the call's deadline. */
+  GATEWAY_TIMEOUT: 'PEAK_GATEWAY_TIMEOUT',
+  /** Gateway (control plane): a route, app, key or subscription is malformed. */
+  GATEWAY_INVALID: 'PEAK_GATEWAY_INVALID',
+  /** Gateway (control plane): the route, app, key or subscription does not exist. */
+  GATEWAY_NOT_FOUND: 'PEAK_GATEWAY_NOT_FOUND',
   /** Something failed that is not the caller's fault; the message carries the cause. */
   INTERNAL: 'PEAK_INTERNAL',
 } as const;
@@ -142,6 +172,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.NOT_FOUND]: 404,
   [ErrorCodes.AUTH_RATE_LIMITED]: 429,
   [ErrorCodes.APP_EXISTS]: 409,
+  [ErrorCodes.TOKEN_EXISTS]: 409,
   [ErrorCodes.APP_NOT_FOUND]: 404,
   [ErrorCodes.DB_UNREACHABLE]: 503,
   [ErrorCodes.SERVER_BUSY]: 503,
@@ -159,6 +190,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.MQ_UNKNOWN_TOPIC]: 404,
   [ErrorCodes.MQ_UNKNOWN_TRANSACTION]: 404,
   [ErrorCodes.MQ_BAD_SIGNATURE]: 400,
+  [ErrorCodes.MQ_REPLAYED]: 409,
   [ErrorCodes.MQ_DECRYPT_FAILED]: 400,
   [ErrorCodes.MQ_FORBIDDEN]: 403,
   [ErrorCodes.MQ_MESSAGE_TOO_LARGE]: 413,
@@ -171,6 +203,19 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.CACHE_LOAD_FAILED]: 503,
   [ErrorCodes.CACHE_WRITES_FROZEN]: 409,
   [ErrorCodes.STOCK_UNKNOWN_SKU]: 404,
+  [ErrorCodes.GATEWAY_NO_ROUTE]: 404,
+  [ErrorCodes.GATEWAY_UNAUTHENTICATED]: 401,
+  [ErrorCodes.GATEWAY_BAD_CREDENTIAL]: 401,
+  [ErrorCodes.GATEWAY_EXPIRED]: 401,
+  [ErrorCodes.GATEWAY_REPLAYED]: 401,
+  [ErrorCodes.GATEWAY_FORBIDDEN]: 403,
+  [ErrorCodes.GATEWAY_QUOTA_EXCEEDED]: 429,
+  [ErrorCodes.GATEWAY_TOO_LARGE]: 413,
+  [ErrorCodes.GATEWAY_BAD_REQUEST]: 400,
+  [ErrorCodes.GATEWAY_UPSTREAM_UNAVAILABLE]: 502,
+  [ErrorCodes.GATEWAY_TIMEOUT]: 504,
+  [ErrorCodes.GATEWAY_INVALID]: 400,
+  [ErrorCodes.GATEWAY_NOT_FOUND]: 404,
 };
 
 /** The HTTP status an error code is answered with (500 for codes not listed). */

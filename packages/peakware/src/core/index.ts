@@ -112,6 +112,7 @@ export {
   silentLogger,
 } from './logger.js';
 export { MAX_NDJSON_LINE_BYTES, readNdjsonLines } from './ndjson-reader.js';
+export { constantTimeEqual, hmacSha256, randomSecret, sha256Hex } from './secrets.js';
 export {
   parseServers,
   ServerList,

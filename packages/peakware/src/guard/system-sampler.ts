@@ -63,9 +63,11 @@ export class SystemSampler {
       this.sample.cpuUsage = Math.min(1, (cpu.user + cpu.system) / elapsedUs / this.#cores);
     }
     const h = this.#histogram;
-    if (h !== undefined) {
+    // An interval in which the delay monitor recorded nothing measured nothing (its timer
+    // never ran): keep the last value rather than report a lag of 0.
+    if (h !== undefined && h.count > 0) {
       const mean = h.mean;
-      this.sample.eventLoopLagMs = Number.isFinite(mean) && h.count > 0 ? mean / 1e6 : 0;
+      if (Number.isFinite(mean)) this.sample.eventLoopLagMs = mean / 1e6;
       h.reset();
     }
     this.sample.load = os.loadavg()[0] ?? 0;

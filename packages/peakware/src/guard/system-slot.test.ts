@@ -51,8 +51,12 @@ describe('system protection', () => {
       // Saturate: calls stay in flight while the event loop is blocked in 40 ms slices.
       const inflight: Entry[] = [];
       for (let i = 0; i < 5; i++) inflight.push(guard.entry('busy', { type: 'in' }));
-      const until = Date.now() + 600;
-      while (Date.now() < until) {
+      // Until the sampler has seen the lag (at least 600 ms; at most 10 s on a busy machine).
+      const start = Date.now();
+      while (
+        Date.now() - start < 600 ||
+        (guard.systemSample().eventLoopLagMs <= 15 && Date.now() - start < 10_000)
+      ) {
         const sliceEnd = Date.now() + 40;
         while (Date.now() < sliceEnd) {
           // busy
@@ -82,8 +86,11 @@ describe('system protection', () => {
       rules: { system: [{ maxEventLoopLagMs: 15 }] },
     });
     try {
-      const until = Date.now() + 300;
-      while (Date.now() < until) {
+      const start = Date.now();
+      while (
+        Date.now() - start < 300 ||
+        (guard.systemSample().eventLoopLagMs <= 15 && Date.now() - start < 10_000)
+      ) {
         const sliceEnd = Date.now() + 40;
         while (Date.now() < sliceEnd) {
           // busy

@@ -8,6 +8,7 @@
  * identity is the `authorization: Bearer` header, checked per request (the verifier caches
  * per token).
  */
+import { ErrorCodes, isPeakError, PeakError } from '../core/errors.js';
 
 /** Where a consumer gets the identity it presents. */
 export interface IdentitySource {
@@ -42,4 +43,63 @@ export interface ProviderIdentityOptions {
    * them as an unknown caller. Default true.
    */
   required?: boolean;
+}
+
+/** What a call presented of its caller: the verified identity, or why it was refused. */
+export interface PresentedCaller {
+  caller?: VerifiedCaller | undefined;
+  refused?: unknown;
+}
+
+/**
+ * The verified app of a call on a provider with `identity`, or undefined for an unknown
+ * caller a provider that does not require identities serves; throws PEAK_UNAUTHENTICATED
+ * when one is required and the call has none, an expired one or a refused one.
+ */
+export function verifiedCallerApp(
+  identity: ProviderIdentityOptions,
+  presented: PresentedCaller | undefined,
+  provider: string,
+  what: string,
+  now: number = Date.now(),
+): string | undefined {
+  const c = presented?.caller;
+  if (c !== undefined && c.expiresAt > now) return c.app;
+  if (identity.required === false) return undefined;
+  const hint =
+    'give the consumer an identity (RpcClient option identity: an AppIdentity of peakware/security)';
+  if (c !== undefined) {
+    throw new PeakError(
+      ErrorCodes.UNAUTHENTICATED,
+      `provider ${provider} refused ${what}: the caller identity of app '${c.app}' expired at ${new Date(c.expiresAt).toISOString()}; its AppIdentity renews it from the control plane`,
+      { details: { reason: 'expired', app: c.app, sent: false } },
+    );
+  }
+  if (presented?.refused !== undefined) {
+    const why = presented.refused;
+    throw new PeakError(
+      ErrorCodes.UNAUTHENTICATED,
+      `provider ${provider} refused ${what}: ${isPeakError(why) ? why.message : String(why)}`,
+      { details: { ...(isPeakError(why) ? why.details : {}), sent: false } },
+    );
+  }
+  throw new PeakError(
+    ErrorCodes.UNAUTHENTICATED,
+    `provider ${provider} requires a verified caller identity for ${what} and the call presented none; ${hint}`,
+    { details: { reason: 'missing', sent: false } },
+  );
+}
+
+/** The identity of an HTTP/JSON call (`authorization: Bearer`), checked by `verifier`. */
+export async function presentedOverHttp(
+  verifier: CallerVerifier,
+  authorization: string | undefined,
+): Promise<PresentedCaller> {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+  if (m === null) return {};
+  try {
+    return { caller: await verifier.verify(m[1]!) };
+  } catch (refused) {
+    return { refused };
+  }
 }

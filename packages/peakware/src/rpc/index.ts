@@ -7,6 +7,7 @@
 export type {
   CallerVerifier,
   IdentitySource,
+  PresentedCaller,
   ProviderIdentityOptions,
   VerifiedCaller,
 } from './caller-identity.js';
@@ -32,6 +33,7 @@ export {
   FrameType,
   type WireError,
 } from './frame-codec.js';
+export { httpStatus } from './http-json-access.js';
 export {
   ConsistentHashBalancer,
   type ConsistentHashOptions,
@@ -66,14 +68,8 @@ export {
   RpcConnection,
 } from './rpc-connection.js';
 export { type Invocation, type RpcFilter, runFilters } from './rpc-filter.js';
-export {
-  httpStatus,
-  type PresentedCaller,
-  RpcServer,
-  type RpcServerOptions,
-  SERVER_DEFAULTS,
-  toWireError,
-} from './rpc-server.js';
+export { RpcServer } from './rpc-server.js';
+export { type RpcServerOptions, SERVER_DEFAULTS } from './rpc-server-options.js';
 export {
   type CallOptions,
   defineService,
@@ -92,3 +88,4 @@ export {
   type Transport,
   tcpTransport,
 } from './transport.js';
+export { toWireError } from './wire-error.js';

@@ -258,6 +258,43 @@ export class RpcClient {
     );
   }
 
+  /**
+   * An untyped caller of one service key (`group/name:version`) whose directory and balancer
+   * are kept across calls, for gateways that call many methods by name; the provider still
+   * validates each argument. A call is not retried unless `idempotent`.
+   */
+  untyped(
+    key: string,
+    options: ServiceClientOptions & { cluster?: Exclude<ClusterStrategyName, 'failsafe'> } = {},
+  ): (
+    method: string,
+    input: unknown,
+    callOptions?: CallOptions & { idempotent?: boolean },
+  ) => Promise<unknown> {
+    const parsed = parseServiceKey(key);
+    if (parsed === undefined) {
+      throw new PeakError(
+        ErrorCodes.USAGE,
+        `'${key}' is not a service key; expected group/name:version`,
+        {
+          details: { input: key },
+        },
+      );
+    }
+    const plan = this.#plan(key, options);
+    const def = { name: parsed.service, version: parsed.version };
+    return (method, input, callOptions) =>
+      this.#call(
+        plan,
+        def,
+        method,
+        undefined,
+        input,
+        callOptions,
+        callOptions?.idempotent === true,
+      );
+  }
+
   /** The endpoints currently known for a key (for tools and tests). */
   endpoints(key: string): readonly Endpoint[] {
     return this.#directories.get(key)?.endpoints ?? [];

@@ -11,35 +11,28 @@
 import type { FastifyRequest } from 'fastify';
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import { formatScope, globMatches, realName, type ScopeKind, scopeAllows } from './app-scopes.js';
-import { type Caller, callerLabel } from './authenticator.js';
+import type { Caller } from './authenticator.js';
 
-const callers = new WeakMap<object, Caller>();
-
-/** Records the caller the host verified for `request`. */
-export function setCaller(request: FastifyRequest, caller: Caller): void {
-  callers.set(request, caller);
-}
-
-/** The verified caller of `request`; undefined on a public route. */
+/** The verified caller of `request` (`request.caller`); undefined on a public route. */
 export function callerOf(request: FastifyRequest): Caller | undefined {
-  return callers.get(request);
+  return request.caller;
 }
 
 /** The app name of an app caller, undefined for operators and public calls. */
 export function callerApp(request: FastifyRequest): string | undefined {
-  const c = callers.get(request);
+  const c = request.caller;
   return c?.kind === 'app' ? c.app : undefined;
 }
 
-/** The caller's name for audit trails: `admin:<token name>`, `app:<name>` or `anonymous`. */
+/** The caller's name for audit trails: `admin-token`, `token:<name>`, `app:<name>` or `anonymous`. */
 export function callerName(request: FastifyRequest): string {
-  const c = callers.get(request);
-  return c === undefined ? 'anonymous' : callerLabel(c);
+  const c = request.caller;
+  return c === undefined ? 'anonymous' : c.who;
 }
 
 /** Whether the caller may `kind` on `resource` (see the header). */
 export function allows(request: FastifyRequest, kind: ScopeKind, resource: string): boolean {
-  const c = callers.get(request);
+  const c = request.caller;
   if (c === undefined) return false;
   if (c.kind === 'role') return true;
   return scopeAllows(c.scopes, kind, resource);
@@ -50,7 +43,7 @@ export function allows(request: FastifyRequest, kind: ScopeKind, resource: strin
  * to it or consume it in some group.
  */
 export function mayReadTopic(request: FastifyRequest, topic: string): boolean {
-  const c = callers.get(request);
+  const c = request.caller;
   if (c === undefined) return false;
   if (c.kind === 'role') return true;
   const name = realName(topic);
@@ -72,7 +65,7 @@ export function scopeResource(kind: ScopeKind, ...parts: string[]): string {
  */
 export function authorize(request: FastifyRequest, kind: ScopeKind, resource: string): void {
   if (allows(request, kind, resource)) return;
-  const c = callers.get(request);
+  const c = request.caller;
   const grants = c?.kind === 'app' ? c.scopes.map(formatScope) : [];
   const who = c?.kind === 'app' ? `app '${c.app}'` : 'this caller';
   throw new PeakError(

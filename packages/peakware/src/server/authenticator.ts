@@ -21,19 +21,35 @@ export type Caller =
   | {
       kind: 'role';
       role: Role;
-      /** The token's name, for the audit log (`admin` for the first admin token). */
+      /** The token's name (`admin` for the first admin token), or a console user's. */
       name: string;
+      /** Who, for the audit: `admin-token`, `token:<name>`, `console:<user>`. */
+      who: string;
+      /** The credential presented: `admin-token`, `token:<name>`, `console-session`. */
+      via: string;
     }
   | {
       kind: 'app';
       app: string;
       scopes: readonly Scope[];
       credentialId: string;
+      /** Who, for the audit and logs: `app:<name>`. */
+      who: string;
+      /** The credential presented: `app-credential`. */
+      via: string;
     };
 
-/** A caller's name for logs and audit lines: `admin:<name>` or `app:<name>`. */
+/** A caller holding an operator token (or a console session made from one). */
+export type OperatorCaller = Extract<Caller, { kind: 'role' }>;
+
+/** How an operator token appears in the audit: `admin-token` for the first admin token. */
+export function roleTokenLabel(role: Role, name: string): string {
+  return role === 'admin' && name === 'admin' ? 'admin-token' : `token:${name}`;
+}
+
+/** A caller's name for logs and audit lines (its `who`). */
 export function callerLabel(caller: Caller): string {
-  return caller.kind === 'role' ? `${caller.role}:${caller.name}` : `app:${caller.app}`;
+  return caller.who;
 }
 
 /** Options of {@link Authenticator}. */
@@ -83,10 +99,13 @@ export class Authenticator {
     let caller: Caller | undefined;
     const app = await verifyAppCredential(this.#pool, token);
     if (app !== undefined) {
-      caller = { kind: 'app', ...app };
+      caller = { kind: 'app', ...app, who: `app:${app.app}`, via: 'app-credential' };
     } else {
       const role = await verifyRoleToken(this.#pool, hash);
-      if (role !== undefined) caller = { kind: 'role', ...role };
+      if (role !== undefined) {
+        const label = roleTokenLabel(role.role, role.name);
+        caller = { kind: 'role', ...role, who: label, via: label };
+      }
     }
     if (caller === undefined) {
       this.#cache.delete(key);

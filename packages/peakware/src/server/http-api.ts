@@ -18,8 +18,14 @@
  *
  * Every route has an auth decision ({@link RouteAuth}), `config: { auth }`, defaulting to
  * `read` for GET and `admin` for a route that changes state; routes services call through
- * the SDK say `{ auth: 'sdk', scope: <kind> }`, and the handful anyone may call say
- * `public`. Subsystems add routes as {@link ApiModule}s; they never set up their own auth or
+ * the SDK say `{ auth: 'sdk', scope: <kind> }`, the handful anyone may call say `public`,
+ * and a route that checks a credential of its own (the console's login and logout) `self`.
+ *
+ * Credentials: a bearer token (an operator token of a role, or an app credential with its
+ * grants: authenticator.ts), or, without one, whatever a module's
+ * {@link RequestAuthenticator} vouches for (the console's session cookie, added with
+ * `app.addAuthenticator`). Either way the call gets a {@link Caller} (`request.caller`):
+ * who it is for the audit, its role or its app and grants. Subsystems add routes as {@link ApiModule}s; they never set up their own auth or
  * errors. Every route declares a {@link RouteSchema} (summary, body on POST/PUT/PATCH,
  * params); a route without one fails the start. The route table and those schemas are the
  * API's OpenAPI 3.1 document, served at `GET /api/v1/openapi.json` (openapi.ts).
@@ -32,15 +38,21 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyRequest,
   LogController,
 } from 'fastify';
 import type pg from 'pg';
 import { ErrorCodes, httpStatusOf, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { setCaller } from './access.js';
 import { hasScopeKind, SCOPE_KINDS, type ScopeKind } from './app-scopes.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
-import { Authenticator, type Caller, callerLabel, ROLE_RANK, type Role } from './authenticator.js';
+import {
+  Authenticator,
+  type Caller,
+  type OperatorCaller,
+  ROLE_RANK,
+  type Role,
+} from './authenticator.js';
 import { openApiDocument } from './openapi.js';
 import {
   checkRouteSchema,
@@ -67,23 +79,38 @@ export interface ApiContext {
   startedAt: number;
   /** The node's subsystem settings, defaults applied and checked (server-settings.ts has the table). */
   settings: ServerSettings;
+  /** This node's authentication counters since start (for /metrics); absent in bare test hosts. */
+  authCounters?: () => AuthCounters;
+}
+
+/** Failed and refused authentications on one node since it started. */
+export interface AuthCounters {
+  /** Wrong, expired or revoked credentials. */
+  failures: number;
+  /** Requests refused because their address had too many failures (429). */
+  rateLimited: number;
+  /** Working credentials refused a route (role too low, grant missing). */
+  denied: number;
 }
 
 /**
  * Who may call a route:
  *
  * - `public`: anyone, no credential (liveness, readiness, the OpenAPI document, /metrics);
+ * - `self`: the route checks a credential of its own (the console's login takes a token in
+ *   its body); the lifecycle checks nothing;
  * - `read`: any working credential: an operator's token of any role, or an app credential
  *   (holding a grant of the route's `scope` kind when it names one);
  * - `sdk`: an app credential holding a grant of the route's `scope` kind (the handler
  *   checks the resource), or the admin token;
  * - `viewer`, `operator`, `admin`: an operator's token of that role or a higher one.
  */
-export type RouteAuth = 'public' | 'read' | 'sdk' | 'viewer' | 'operator' | 'admin';
+export type RouteAuth = 'public' | 'self' | 'read' | 'sdk' | 'viewer' | 'operator' | 'admin';
 
 /** Every auth decision a route may declare. */
 export const ROUTE_AUTHS: readonly RouteAuth[] = [
   'public',
+  'self',
   'read',
   'sdk',
   'viewer',
@@ -98,6 +125,32 @@ export const ROUTE_AUTHS: readonly RouteAuth[] = [
 export interface RouteAuthConfig {
   auth?: RouteAuth;
   scope?: ScopeKind;
+}
+
+export type { Caller, OperatorCaller, Role } from './authenticator.js';
+
+/**
+ * A credential the lifecycle accepts besides a bearer token (the console's session cookie):
+ * answers the caller, undefined when the request does not carry this credential, or throws
+ * a PeakError (401/403) when it carries a bad one.
+ */
+export type RequestAuthenticator = (request: FastifyRequest) => Promise<Caller | undefined>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Adds a credential the lifecycle accepts besides a bearer token. */
+    addAuthenticator(authenticate: RequestAuthenticator): void;
+    /**
+     * Checks a bearer operator token as the lifecycle would (failed tries from `from`
+     * limited the same way): the caller it is, or a PeakError (403 wrong or an app
+     * credential, 429 too many tries).
+     */
+    verifyCredential(token: string, from: string): Promise<OperatorCaller>;
+  }
+  interface FastifyRequest {
+    /** Who the lifecycle admitted this call as; undefined on `public` and `self` routes. */
+    caller: Caller | undefined;
+  }
 }
 
 /** One entry of the route table: what a test walks to check every route's auth decision. */
@@ -187,12 +240,16 @@ function refusal(
   auth: RouteAuth,
   scope: ScopeKind | undefined,
   what: string,
+  mutating: boolean,
 ): string | undefined {
   if (caller.kind === 'role') {
     const need: Role | undefined =
       auth === 'sdk' ? 'admin' : auth === 'read' ? 'viewer' : (auth as Role);
     if (ROLE_RANK[caller.role] >= ROLE_RANK[need]) return undefined;
-    return `${what} needs the ${need} role; token '${caller.name}' has the ${caller.role} role`;
+    if (caller.role === 'viewer' && mutating) {
+      return `${what} changes state, and ${caller.who} may only read (role viewer)`;
+    }
+    return `${what} needs the ${need} role; ${caller.who} has the ${caller.role} role`;
   }
   if (auth !== 'sdk' && auth !== 'read') {
     return `${what} needs an operator token of the ${auth} role; an app credential (app '${caller.app}') cannot call it`;
@@ -201,6 +258,17 @@ function refusal(
     return `${what} needs a ${scope} grant; app '${caller.app}' holds none (an admin adds one with 'peak app scopes ${caller.app} --can ${scope}:...')`;
   }
   return undefined;
+}
+
+/** The operator calls the lifecycle audits (changes, and reads marked `admin`). */
+const auditedCalls = new WeakSet<object>();
+
+/**
+ * Whether the lifecycle admitted `request` as an operator call it audits (a change, or a
+ * read that hands out secrets); the console's audit trail records the same calls.
+ */
+export function isAuditedCall(request: FastifyRequest): boolean {
+  return auditedCalls.has(request);
 }
 
 /** {@link createHttpApi}, also returning the route table as it fills (for tests and docs). */
@@ -252,67 +320,118 @@ export function createHttpApiWithRoutes(
 
   const authFailures = options.authFailures ?? new AuthFailureLimiter();
   const authenticator = options.authenticator ?? new Authenticator(ctx.pool);
+  const authenticators: RequestAuthenticator[] = [];
+  app.decorate('addAuthenticator', (authenticate: RequestAuthenticator) => {
+    authenticators.push(authenticate);
+  });
+  app.decorateRequest('caller', undefined);
+
+  /** The caller a bearer token proves; 429 after too many wrong ones from `from`, 403 when wrong. */
+  const verifyBearer = async (token: string, from: string, wrong: string): Promise<Caller> => {
+    const wait = authFailures.retryAfterMs(from);
+    if (wait > 0) {
+      throw new PeakError(
+        ErrorCodes.AUTH_RATE_LIMITED,
+        `too many wrong credentials from ${from}; try again in ${Math.ceil(wait / 1000)} s with a working one (the admin token is in the data folder, file admin-token)`,
+        { details: { retryAfterMs: wait } },
+      );
+    }
+    const caller = await authenticator.authenticate(token);
+    if (caller === undefined) {
+      authFailures.fail(from);
+      throw new PeakError(ErrorCodes.FORBIDDEN, wrong, { details: { reason: 'wrong-credential' } });
+    }
+    return caller;
+  };
+  app.decorate('verifyCredential', async (token: string, from: string): Promise<OperatorCaller> => {
+    const caller = await verifyBearer(
+      token,
+      from,
+      'the token is wrong or has been rotated; use the admin token from the data folder (file admin-token) or another operator token',
+    );
+    if (caller.kind !== 'role') {
+      authFailures.denied++;
+      throw new PeakError(
+        ErrorCodes.FORBIDDEN,
+        `${caller.who} is an app credential; this takes an operator token (the admin token is in the data folder, file admin-token)`,
+        { details: { caller: caller.who } },
+      );
+    }
+    return caller;
+  });
+
   app.addHook('onRequest', async (request) => {
     // The matched route decides (request.routeOptions.url is its pattern); an unmatched
     // request has no route and ends in the 404 handler, changing nothing.
     if (request.routeOptions.url === undefined) return;
     const config = request.routeOptions.config as RouteAuthConfig | undefined;
     const auth = authOf(request.method, config);
-    if (auth === 'public') return;
+    if (auth === 'public' || auth === 'self') return;
     const what = `${request.method} ${request.url.split('?')[0]}`;
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? bearerPattern.exec(header) : null;
+    let caller: Caller | undefined;
     if (match === null) {
-      throw new PeakError(
-        ErrorCodes.UNAUTHENTICATED,
-        auth === 'admin'
-          ? `${what} changes state and needs the admin token: send 'Authorization: Bearer <token>' (the token is in the server's data folder, file admin-token)`
-          : `${what} needs a credential: send 'Authorization: Bearer <credential>' with an app credential ('peak app create') or an operator token (the admin token is in the server's data folder, file admin-token)`,
-      );
+      for (const authenticate of authenticators) {
+        caller = await authenticate(request);
+        if (caller !== undefined) break;
+      }
+      if (caller === undefined) {
+        throw new PeakError(
+          ErrorCodes.UNAUTHENTICATED,
+          auth === 'admin'
+            ? `${what} changes state and needs the admin token: send 'Authorization: Bearer <token>' (the token is in the server's data folder, file admin-token)`
+            : `${what} needs a credential: send 'Authorization: Bearer <credential>' with an app credential ('peak app create') or an operator token (the admin token is in the server's data folder, file admin-token)`,
+        );
+      }
+    } else {
+      try {
+        caller = await verifyBearer(
+          match[1]!,
+          request.ip,
+          auth === 'admin'
+            ? 'the admin token is wrong or has been rotated; use the current one from the data folder (file admin-token)'
+            : 'the credential is wrong, expired or revoked; use a working app credential or operator token',
+        );
+      } catch (err) {
+        if (err instanceof PeakError && err.code === ErrorCodes.FORBIDDEN) {
+          request.log.warn(
+            { from: request.ip, method: request.method, route: request.routeOptions.url },
+            'wrong credential',
+          );
+        }
+        throw err;
+      }
     }
-    const wait = authFailures.retryAfterMs(request.ip);
-    if (wait > 0) {
-      throw new PeakError(
-        ErrorCodes.AUTH_RATE_LIMITED,
-        `too many wrong credentials from ${request.ip}; try again in ${Math.ceil(wait / 1000)} s with a working one (the admin token is in the data folder, file admin-token)`,
-        { details: { retryAfterMs: wait } },
-      );
-    }
-    const caller = await authenticator.authenticate(match[1]!);
-    if (caller === undefined) {
-      authFailures.fail(request.ip);
-      request.log.warn(
-        { from: request.ip, method: request.method, route: request.routeOptions.url },
-        'wrong credential',
-      );
-      throw new PeakError(
-        ErrorCodes.FORBIDDEN,
-        auth === 'admin'
-          ? 'the admin token is wrong or has been rotated; use the current one from the data folder (file admin-token)'
-          : 'the credential is wrong, expired or revoked; use a working app credential or operator token',
-      );
-    }
-    const refused = refusal(caller, auth, config?.scope, what);
+    const refused = refusal(caller, auth, config?.scope, what, MUTATING.has(request.method));
     if (refused !== undefined) {
       authFailures.denied++;
       throw new PeakError(ErrorCodes.FORBIDDEN, refused, {
-        details: { caller: callerLabel(caller), need: auth },
+        details: {
+          caller: caller.who,
+          need: auth,
+          ...(caller.kind === 'role' ? { who: caller.who, role: caller.role } : {}),
+        },
       });
     }
-    setCaller(request, caller);
-    if (caller.kind === 'role' && MUTATING.has(request.method)) audited.set(request, caller);
+    request.caller = caller;
+    if (caller.kind === 'role' && (MUTATING.has(request.method) || auth === 'admin')) {
+      auditedCalls.add(request);
+    }
   });
 
-  // Every operator call that changes state is audited: who (the token's role and name),
-  // from where, what, and how it ended. The token itself is never logged.
-  const audited = new WeakMap<object, Caller>();
+  // Every operator call that changes state (or reads secrets) is audited: who (the token's
+  // name, or a console session's user), the credential, from where, what, and how it ended.
+  // No credential is ever logged.
   app.addHook('onResponse', async (request, reply) => {
-    const caller = audited.get(request);
-    if (caller === undefined) return;
+    const caller = request.caller;
+    if (caller === undefined || !auditedCalls.has(request)) return;
     request.log.info(
       {
         audit: true,
-        who: callerLabel(caller),
+        who: caller.who,
+        via: caller.via,
+        role: caller.kind === 'role' ? caller.role : 'app',
         from: request.ip,
         method: request.method,
         route: request.routeOptions.url,

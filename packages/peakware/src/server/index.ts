@@ -3,6 +3,8 @@
  * embedded PostgreSQL or an external one, stop it gracefully. `EmbeddedPostgres` runs more
  * real PostgreSQL instances from the same binaries (a laptop stand-in for shard servers).
  */
+
+export { isLoopbackHost } from '../core/loopback.js';
 export { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
 export {
   EmbeddedPostgres,
@@ -10,7 +12,6 @@ export {
   type PostgresEndpoint,
 } from './embedded-postgres.js';
 export type { ApiApp, ApiContext, ApiModule, RouteAuthConfig, RouteEntry } from './http-api.js';
-export { isLoopbackHost } from './loopback.js';
 export type { Migration } from './migrator.js';
 export {
   PeakServer,

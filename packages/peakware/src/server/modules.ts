@@ -3,13 +3,17 @@
  * import of subsystem code: everything else in `src/server/` is the host's own (start-up,
  * embedded PostgreSQL, pool, migrator, HTTP core, leader locks). It is also where one
  * subsystem's capability is handed to another that must not import it: telemetry (a lower
- * layer) reads mq's consumer backlog through mq's `openBacklogReader`, passed in here.
+ * layer) reads mq's consumer backlog through mq's `openBacklogReader`, and the console
+ * reads telemetry's pushed metrics through telemetry's `openMetricBuckets`, both passed in
+ * here.
  */
 import { configModule } from '../config/server/index.js';
+import { consoleModule } from '../console/server/index.js';
+import { gatewayModule } from '../gateway/server/index.js';
 import { guardModule } from '../guard/server/index.js';
 import { mqModule, openBacklogReader } from '../mq/server/index.js';
 import { registryModule } from '../registry/server/index.js';
-import { telemetryModule } from '../telemetry/server/index.js';
+import { openMetricBuckets, telemetryModule } from '../telemetry/server/index.js';
 import type { PeakModule } from './peak-module.js';
 
 /** Every built-in module; the host registers their routes in this order. */
@@ -19,4 +23,6 @@ export const builtinModules: readonly PeakModule[] = [
   mqModule,
   configModule,
   telemetryModule({ mqBacklog: openBacklogReader }),
+  gatewayModule,
+  consoleModule({ metrics: openMetricBuckets }),
 ];

@@ -145,7 +145,7 @@ export function openApiDocument(routes: readonly RouteEntry[]): OpenApiDocument 
       tags: s.tags ?? [tagOf(route.url)],
       'x-peak-auth': route.auth,
       ...(route.scope === undefined ? {} : { 'x-peak-scope': route.scope }),
-      ...(route.auth === 'public'
+      ...(route.auth === 'public' || route.auth === 'self'
         ? {}
         : {
             security:
@@ -173,7 +173,7 @@ export function openApiDocument(routes: readonly RouteEntry[]): OpenApiDocument 
       title: 'Peakware control plane',
       version: PEAKWARE_VERSION,
       description:
-        'The HTTP API of `peak server`. Every route but those marked `x-peak-auth: public` needs a credential (`Authorization: Bearer <credential>`): `read` routes any app credential or operator token, `sdk` routes an app credential holding a grant of the `x-peak-scope` kind (or the admin token), `viewer`, `operator` and `admin` routes an operator token of that role or a higher one (the admin token is the file admin-token in the data folder). Every error is `{ error: { code, message, details } }`.',
+        'The HTTP API of `peak server`. Every route but those marked `x-peak-auth: public` needs a credential (`Authorization: Bearer <credential>`): `read` routes any app credential or operator token, `sdk` routes an app credential holding a grant of the `x-peak-scope` kind (or the admin token), `viewer`, `operator` and `admin` routes an operator token of that role or a higher one (the admin token is the file admin-token in the data folder); `self` routes check a credential of their own (the console login and logout). Every error is `{ error: { code, message, details } }`.',
     },
     paths,
     components: {

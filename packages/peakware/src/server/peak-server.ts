@@ -10,16 +10,16 @@
  * one database behind a load balancer act as one control plane.
  */
 import { randomBytes } from 'node:crypto';
-import { unwatchFile, watchFile } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import type https from 'node:https';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createSecureContext } from 'node:tls';
 import type pg from 'pg';
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { isLoopbackHost } from '../core/loopback.js';
+import { readTlsFiles, type TlsFiles, TlsFilesWatcher } from '../core/tls-files.js';
 import { PEAKWARE_VERSION } from '../core/version.js';
 import { ensureAdminToken } from './admin-token.js';
 import { adminRoutes } from './api/admin-routes.js';
@@ -46,7 +46,6 @@ import {
   type RouteEntry,
 } from './http-api.js';
 import { IdentityIssuer } from './identity-issuer.js';
-import { isLoopbackHost } from './loopback.js';
 import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
 import { builtinModules } from './modules.js';
@@ -122,44 +121,8 @@ async function assertPortFree(host: string, port: number): Promise<void> {
   }
 }
 
-/** HTTPS for the control plane ({@link PeakServerOptions.tls}). */
-export interface ServerTlsOptions {
-  /** The certificate chain, PEM. */
-  certFile: string;
-  /** Its private key, PEM. */
-  keyFile: string;
-  /** How often the files are checked for a change, ms. Default 2000. */
-  reloadIntervalMs?: number;
-}
-
-/** Reads a certificate and key pair, or throws PEAK_USAGE naming the file that is wrong. */
-async function readTlsPair(tls: ServerTlsOptions): Promise<{ cert: Buffer; key: Buffer }> {
-  const read = async (file: string, what: string) => {
-    try {
-      return await readFile(file);
-    } catch (err) {
-      throw new PeakError(
-        ErrorCodes.USAGE,
-        `cannot read the TLS ${what} ${file}: ${errorMessage(err)} ('peak tls init' makes a dev pair)`,
-        { cause: err, details: { input: what === 'certificate' ? '--tls-cert' : '--tls-key' } },
-      );
-    }
-  };
-  const pair = {
-    cert: await read(tls.certFile, 'certificate'),
-    key: await read(tls.keyFile, 'key'),
-  };
-  try {
-    createSecureContext(pair);
-  } catch (err) {
-    throw new PeakError(
-      ErrorCodes.USAGE,
-      `the TLS certificate ${tls.certFile} and key ${tls.keyFile} do not make a pair: ${errorMessage(err)}`,
-      { cause: err, details: { input: '--tls-cert' } },
-    );
-  }
-  return pair;
-}
+/** HTTPS for the control plane ({@link PeakServerOptions.tls}): certificate files, watched. */
+export type ServerTlsOptions = TlsFiles;
 
 /** Facts about a running server, for banners and `--json`. */
 export interface PeakServerInfo {
@@ -195,10 +158,7 @@ export class PeakServer {
   readonly #heartbeat: NodeJS.Timeout;
   readonly #shutdownTimeoutMs: number;
   readonly #credentials: ReadonlyMap<string, string>;
-  readonly #tls: ServerTlsOptions | undefined;
-  readonly #onTlsChange = () => {
-    this.reloadTls().catch(() => undefined);
-  };
+  readonly #tls: TlsFilesWatcher | undefined;
   #stopping: Promise<boolean> | undefined;
 
   private constructor(parts: {
@@ -226,12 +186,10 @@ export class PeakServer {
     this.#heartbeat = parts.heartbeat;
     this.#shutdownTimeoutMs = parts.shutdownTimeoutMs;
     this.#credentials = parts.credentials;
-    this.#tls = parts.tls;
-    if (this.#tls !== undefined) {
-      const interval = this.#tls.reloadIntervalMs ?? 2000;
-      watchFile(this.#tls.certFile, { interval, persistent: false }, this.#onTlsChange);
-      watchFile(this.#tls.keyFile, { interval, persistent: false }, this.#onTlsChange);
-    }
+    this.#tls =
+      parts.tls === undefined
+        ? undefined
+        : new TlsFilesWatcher(parts.tls, parts.app.server as unknown as https.Server, parts.logger);
   }
 
   /**
@@ -240,19 +198,7 @@ export class PeakServer {
    * logged and the one in use stays. Resolves whether the new pair is in use.
    */
   async reloadTls(): Promise<boolean> {
-    if (this.#tls === undefined) return false;
-    try {
-      const pair = await readTlsPair(this.#tls);
-      (this.#app.server as unknown as https.Server).setSecureContext(pair);
-      this.#logger.info({ certFile: this.#tls.certFile }, 'TLS certificate reloaded');
-      return true;
-    } catch (err) {
-      this.#logger.warn(
-        { err: errorMessage(err) },
-        'TLS certificate files changed but do not load; the certificate in use stays',
-      );
-      return false;
-    }
+    return (await this.#tls?.reload()) ?? false;
   }
 
   /** Starts a control-plane node; on failure, undoes whatever it had started. */
@@ -321,7 +267,13 @@ export class PeakServer {
       const issuer = new IdentityIssuer(pool);
       await issuer.ensureKey();
 
+      const authFailures = new AuthFailureLimiter();
       const ctx = {
+        authCounters: () => ({
+          failures: authFailures.failures,
+          rateLimited: authFailures.refused,
+          denied: authFailures.denied,
+        }),
         pool,
         logger,
         nodeId,
@@ -331,11 +283,11 @@ export class PeakServer {
         startedAt,
         settings,
       };
-      const tlsPair = options.tls === undefined ? undefined : await readTlsPair(options.tls);
+      const tlsPair = options.tls === undefined ? undefined : await readTlsFiles(options.tls);
       const { app, routes } = createHttpApiWithRoutes(ctx, {
         ...(tlsPair === undefined ? {} : { https: tlsPair }),
         authenticator,
-        authFailures: new AuthFailureLimiter(),
+        authFailures,
         modules: [
           systemRoutes,
           adminRoutes(authenticator),
@@ -477,10 +429,7 @@ export class PeakServer {
     const logger = this.#logger;
     logger.info('shutting down');
     clearInterval(this.#heartbeat);
-    if (this.#tls !== undefined) {
-      unwatchFile(this.#tls.certFile, this.#onTlsChange);
-      unwatchFile(this.#tls.keyFile, this.#onTlsChange);
-    }
+    this.#tls?.close();
     let timer: NodeJS.Timeout | undefined;
     const bounded = async (what: string, ms: number, fn: () => Promise<unknown>) => {
       const timeout = new Promise<'timeout'>((resolve) => {

@@ -27,6 +27,7 @@ export const rootCommand: Command = {
     lazyCommand('alert', async () => (await import('./alert-command.js')).alertCommand),
     lazyCommand('tls', async () => (await import('./tls-command.js')).tlsCommand),
     lazyCommand('cache', async () => (await import('./cache-command.js')).cacheCommand),
+    lazyCommand('gateway', async () => (await import('./gateway-command.js')).gatewayCommand),
   ],
   async run({ values, out }) {
     if (values.version === true) {

@@ -1,7 +1,7 @@
 /** `peak server`: run a control-plane node until SIGINT/SIGTERM, then stop gracefully. */
 import { createLogger } from '../../core/logger.js';
+import { isLoopbackHost } from '../../core/loopback.js';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from '../../server/defaults.js';
-import { isLoopbackHost } from '../../server/loopback.js';
 import type { PeakServerInfo } from '../../server/peak-server.js';
 import {
   describeSetting,
@@ -20,6 +20,7 @@ function banner(info: PeakServerInfo): string[] {
   const lines = [
     'peak server is ready',
     `  ${info.tls ? 'https' : 'http '}      ${info.url}   (try: curl ${info.tls ? '--cacert <ca.pem> ' : ''}${info.url}/ready)`,
+    `  console    ${info.url}/console   (log in with the admin token)`,
     `  postgres   ${pgLine}`,
     `  schema     peak, version ${info.schemaVersion}${info.migrationsApplied.length > 0 ? ` (applied ${info.migrationsApplied.join(', ')} now)` : ''}`,
     `  data       ${info.dataDir}`,

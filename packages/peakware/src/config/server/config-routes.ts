@@ -2,7 +2,8 @@
  * Config center routes. Reads and the watch stream (SSE) take any operator token, or an app
  * credential whose `read-config:<app>/<item>` grants cover what is read (a whole app's
  * entries and watch need `<app>/*`); the audit trail is for operators. Every change
- * (publish, rollback, gray, promote, abort) needs the admin token and is audited with the
+ * (publish, rollback, gray, promote, abort) needs an operator token (role operator or admin)
+ * and is audited with the
  * author the caller names (`author` in the body, default `admin`) and where it came from
  * (address and user agent).
  */
@@ -205,6 +206,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.put(
     item,
     {
+      config: { auth: 'operator' },
       schema: {
         summary: 'Publish a new version (checked against its schema; pushed to every watcher)',
         params: itemParams,
@@ -289,6 +291,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.post(
     `${item}/rollback`,
     {
+      config: { auth: 'operator' },
       schema: {
         summary: 'Publish an earlier version again, as a new version',
         params: itemParams,
@@ -311,6 +314,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.post(
     `${item}/gray`,
     {
+      config: { auth: 'operator' },
       schema: {
         summary: 'Start a gray release: a value for the instances with these tags or ids only',
         params: itemParams,
@@ -337,6 +341,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.post(
     `${item}/gray/promote`,
     {
+      config: { auth: 'operator' },
       schema: {
         summary: "Promote the gray value: it becomes the item's next version for everyone",
         params: itemParams,
@@ -355,6 +360,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.post(
     `${item}/gray/abort`,
     {
+      config: { auth: 'operator' },
       schema: {
         summary: 'Abort the gray release: every instance sees the released value again',
         params: itemParams,

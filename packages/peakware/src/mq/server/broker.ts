@@ -36,15 +36,17 @@ import { LongPollWaiters } from './broker/long-poll-waiters.js';
 import {
   describeMessage,
   type MessageDescription,
+  type MessagePage,
   type MessageQuery,
   queryMessages,
 } from './broker/message-query.js';
-import { MessageValidator } from './broker/message-validation.js';
+import { MessageValidator, SIGNED_MESSAGE_WINDOW_MS } from './broker/message-validation.js';
 import { resetOffset } from './broker/offset-reset.js';
 import { PartitionUpkeep } from './broker/partition-upkeep.js';
 import { PendingRelay } from './broker/pending-relay.js';
 import { BatchProducer } from './broker/produce.js';
 import { PushStreams } from './broker/push-streams.js';
+import { ReplayGuard } from './broker/replay-guard.js';
 import { type CreatedTopic, type CreateTopicRequest, createTopic } from './broker/topic-admin.js';
 import type { MessageStore } from './message-store.js';
 import { PgMessageStore } from './pg-message-store.js';
@@ -69,6 +71,7 @@ export class Broker {
   readonly #upkeep: PartitionUpkeep;
 
   private constructor(
+    pool: pg.Pool,
     store: MessageStore,
     signals: CrossNodeSignals,
     logger: Logger,
@@ -84,7 +87,12 @@ export class Broker {
       this.#stats,
       logger,
     );
-    this.#producer = new BatchProducer(store, validator, this.#stats);
+    this.#producer = new BatchProducer(
+      store,
+      validator,
+      this.#stats,
+      new ReplayGuard(pool, 2 * SIGNED_MESSAGE_WINDOW_MS),
+    );
     this.#halves = new HalfMessages(store, validator, options);
     this.#receiver = new Receiver(store, this.#waiters, this.#stats, this.#state, options);
     this.#streams = new PushStreams(store, this.#receiver, this.#state);
@@ -110,7 +118,7 @@ export class Broker {
     const o = resolveBrokerOptions(options);
     const store = new PgMessageStore(pool, logger);
     const workerId = await store.nextWorkerId();
-    const broker = new Broker(store, new CrossNodeSignals(pool, logger), logger, o, workerId);
+    const broker = new Broker(pool, store, new CrossNodeSignals(pool, logger), logger, o, workerId);
     await broker.#upkeep.runNow();
     await broker.#signals.listen({
       appended: (topic) => broker.#waiters.wake(topic),
@@ -237,8 +245,8 @@ export class Broker {
     return describeMessage(this.store, id);
   }
 
-  /** Messages by key, or by topic + tag + time range. */
-  query(q: MessageQuery): Promise<ReceivedMessage[]> {
+  /** One page of messages by key, or by topic + tag + time range. */
+  query(q: MessageQuery): Promise<MessagePage> {
     return queryMessages(this.store, q);
   }
 

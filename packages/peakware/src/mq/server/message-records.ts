@@ -54,6 +54,15 @@ export interface AppendResult {
 }
 
 /** A message row as read back. */
+/** Where a stored message sits in query order: the cursor of a message query's pages. */
+export interface MessagePosition {
+  /** stored_at, epoch µs. */
+  storedUs: string;
+  topic: string;
+  queueId: number;
+  queueOffset: string;
+}
+
 export interface MessageRow {
   topic: string;
   queue_id: number;

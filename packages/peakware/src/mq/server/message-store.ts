@@ -16,6 +16,7 @@ import type {
   DeliveryRef,
   GroupSettings,
   InflightFirst,
+  MessagePosition,
   MessageRow,
   NackResult,
   PendingInput,
@@ -121,16 +122,22 @@ export interface MessageStore extends BacklogReader {
 
   /** Stored copies of a message by id (the original first, then retry copies). */
   byId(id: string): Promise<MessageRow[]>;
-  /** Messages carrying a key, newest first. */
-  byKey(key: string, topic: string | undefined, limit: number): Promise<MessageRow[]>;
-  /** Messages of a topic stored in [from, to), optionally with one tag, oldest first. */
+  /** Messages carrying a key, newest first, after `after` in that order when given. */
+  byKey(
+    key: string,
+    topic: string | undefined,
+    limit: number,
+    after?: MessagePosition,
+  ): Promise<(MessageRow & { stored_us: string })[]>;
+  /** Messages of a topic stored in [from, to), optionally with one tag, oldest first, after `after`. */
   byTime(
     topic: string,
     tag: string | undefined,
     from: Date,
     to: Date,
     limit: number,
-  ): Promise<MessageRow[]>;
+    after?: MessagePosition,
+  ): Promise<(MessageRow & { stored_us: string })[]>;
   /** First deliveries of these stored copies still in flight (no trace row yet). */
   inflightFirst(
     copies: readonly { topic: string; queue_id: number; queue_offset: string }[],

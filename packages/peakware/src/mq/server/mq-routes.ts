@@ -481,7 +481,8 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     '/api/v1/mq/messages',
     {
       schema: {
-        summary: 'Messages by key, or by topic (with tag and time range)',
+        summary:
+          'One page of messages by key (newest first), or by topic with tag and time range (oldest first); next asks for the following page',
         querystring: Type.Object({
           key: Type.Optional(Type.String()),
           topic: Type.Optional(Type.String()),
@@ -489,6 +490,9 @@ export const mqRoutes: ApiModule = (app, ctx) => {
           from: Type.Optional(Type.String({ takes: 'epoch ms or an ISO time' })),
           to: Type.Optional(Type.String({ takes: 'epoch ms or an ISO time' })),
           limit,
+          cursor: Type.Optional(
+            Type.String({ maxLength: 400, description: "the previous page's next" }),
+          ),
         }),
       },
     },
@@ -496,16 +500,17 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       const q = request.query;
       const from = toTime(q.from, 'from');
       const to = toTime(q.to, 'to');
-      const messages = await b().query({
+      const page = await b().query({
         ...(q.key === undefined ? {} : { key: q.key }),
         ...(q.topic === undefined ? {} : { topic: q.topic }),
         ...(q.tag === undefined ? {} : { tag: q.tag }),
         ...(from === undefined ? {} : { from }),
         ...(to === undefined ? {} : { to }),
+        ...(q.cursor === undefined ? {} : { cursor: q.cursor }),
         limit: q.limit,
       });
       // An app sees the messages of topics it may produce or consume only.
-      return { messages: messages.filter((m) => mayReadTopic(request, m.topic)) };
+      return { ...page, messages: page.messages.filter((m) => mayReadTopic(request, m.topic)) };
     },
   );
 
@@ -527,6 +532,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   app.post(
     '/api/v1/mq/groups/:group/dlq/resend',
     {
+      config: { auth: 'operator' },
       schema: {
         summary: 'Send dead letters back to the group (all, or by id)',
         params: groupParams,
@@ -545,6 +551,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   app.post(
     '/api/v1/mq/groups/:group/reset-offset',
     {
+      config: { auth: 'operator' },
       schema: {
         summary: "Move a group's offsets on a topic to a time within retention (replay or skip)",
         params: groupParams,

@@ -26,6 +26,7 @@ import type {
   DeliveryRef,
   GroupSettings,
   InflightFirst,
+  MessagePosition,
   MessageRow,
   NackResult,
   PendingInput,
@@ -240,8 +241,13 @@ export class PgMessageStore implements MessageStore {
     return this.#lookup.byId(id);
   }
 
-  byKey(key: string, topic: string | undefined, limit: number): Promise<MessageRow[]> {
-    return this.#lookup.byKey(key, topic, limit);
+  byKey(
+    key: string,
+    topic: string | undefined,
+    limit: number,
+    after?: MessagePosition,
+  ): Promise<(MessageRow & { stored_us: string })[]> {
+    return this.#lookup.byKey(key, topic, limit, after);
   }
 
   byTime(
@@ -250,8 +256,9 @@ export class PgMessageStore implements MessageStore {
     from: Date,
     to: Date,
     limit: number,
-  ): Promise<MessageRow[]> {
-    return this.#lookup.byTime(topic, tag, from, to, limit);
+    after?: MessagePosition,
+  ): Promise<(MessageRow & { stored_us: string })[]> {
+    return this.#lookup.byTime(topic, tag, from, to, limit, after);
   }
 
   inflightFirst(

@@ -4,12 +4,11 @@
  */
 import type { PeakModule } from '../../server/peak-module.js';
 import { registry } from './migrations/0002-registry.js';
-import { registryOwner } from './migrations/0012-registry-owner.js';
 import { registryRoutes } from './registry-routes.js';
 
 /** The registry module: register, renew, watch, deregister. */
 export const registryModule: PeakModule = {
   name: 'registry',
-  migrations: [registry, registryOwner],
+  migrations: [registry],
   routes: registryRoutes,
 };

@@ -191,6 +191,7 @@ export const registryRoutes: ApiModule = (app, ctx) => {
   app.post(
     '/api/v1/registry/instances/:id/admin',
     {
+      config: { auth: 'operator' },
       schema: {
         summary: "Change an instance's weight, tags or status (peak rpc offline|online|weight)",
         params: instanceParams,

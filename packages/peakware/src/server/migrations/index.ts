@@ -1,14 +1,14 @@
 /**
  * Every migration of schema `peak`, in version order: the host's own (`0001-foundation`,
- * `0011-access`, `0013-identity-keys`) and each module's (a subsystem keeps its migrations in its
+ * `0013-access`, `0014-identity-keys`) and each module's (a subsystem keeps its migrations in its
  * `server/migrations/`). Versions are global, never reused or edited once released; a new
  * one takes the next free number.
  */
 import type { Migration } from '../migrator.js';
 import type { PeakModule } from '../peak-module.js';
 import { foundation } from './0001-foundation.js';
-import { access } from './0011-access.js';
-import { identityKeys } from './0013-identity-keys.js';
+import { access } from './0013-access.js';
+import { identityKeys } from './0014-identity-keys.js';
 
 /** The host's migrations plus `modules`' migrations, oldest first; refuses a duplicate version. */
 export function collectMigrations(modules: readonly PeakModule[]): readonly Migration[] {

@@ -12,6 +12,13 @@ import { telemetryRuleResource } from './migrations/0008-telemetry-rule-resource
 import type { TelemetryModuleOptions } from './mq-backlog-source.js';
 import { telemetryRoutes } from './telemetry-routes.js';
 
+export {
+  type MetricBucket,
+  type MetricBucketGrouping,
+  type MetricBucketQuery,
+  type MetricBucketReader,
+  openMetricBuckets,
+} from './metric-buckets.js';
 export type {
   MqBacklogSource,
   MqQueueBacklog,

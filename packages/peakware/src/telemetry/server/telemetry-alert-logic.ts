@@ -2,7 +2,7 @@
  * The pure part of SLA alerts, apart from the SQL that gathers the figures: when a breach
  * fires or resolves (the for-duration), what a window's burn rate is and when two windows
  * breach together, which seconds of pushed metrics a window counts, and whether an event's
- * webhook is sent or silenced. The evaluator (telemetry-alerts.ts) measures and stores;
+ * webhook is sent or silenced. The evaluator (telemetry-alert-evaluator.ts) measures and stores;
  * these functions decide, from numbers and a clock reading only.
  */
 

@@ -73,6 +73,8 @@ export interface SlowSql {
   avgMs: number;
   maxMs: number;
   stress: boolean;
+  /** The trace of the slowest of these calls, to open its waterfall. */
+  slowestTraceId: string;
 }
 
 interface SpanRow {
@@ -255,7 +257,8 @@ export class TelemetryStore {
       `SELECT q.attributes->>'db.statement.fingerprint' AS fingerprint, q.service,
               q.attributes->>'db.shard' AS shard, p.service AS caller, q.stress,
               count(*)::bigint AS calls, avg(q.duration_us) AS avg_us, max(q.duration_us) AS max_us,
-              min(q.attributes->>'db.statement') AS statement
+              min(q.attributes->>'db.statement') AS statement,
+              (array_agg(q.trace_id ORDER BY q.duration_us DESC))[1] AS slowest_trace
          FROM peak.telemetry_spans q
          LEFT JOIN LATERAL (
            SELECT c.service FROM peak.telemetry_spans srv
@@ -276,6 +279,7 @@ export class TelemetryStore {
       avgMs: ms(r.avg_us),
       maxMs: ms(r.max_us),
       stress: r.stress,
+      slowestTraceId: r.slowest_trace,
     }));
   }
 

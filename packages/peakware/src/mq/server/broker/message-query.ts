@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../../../core/errors.js';
 import type { ReceivedMessage } from '../../message-types.js';
-import type { MessageRow } from '../message-records.js';
+import type { MessagePosition, MessageRow } from '../message-records.js';
 import type { MessageStore } from '../message-store.js';
 import { toReceived } from './received-message.js';
 
@@ -33,7 +33,30 @@ export interface MessageQuery {
   tag?: string;
   from?: number;
   to?: number;
+  /** Most messages in this page, 1-1000. Default 100. */
   limit?: number;
+  /** The `next` of the previous page: this page starts after it. */
+  cursor?: string;
+}
+
+/** One page of a message query; `next` (absent on the last page) asks for the following one. */
+export interface MessagePage {
+  messages: ReceivedMessage[];
+  next?: string;
+}
+
+function encodeCursor(row: MessageRow & { stored_us: string }): string {
+  return `${row.stored_us}:${row.queue_id}:${row.queue_offset}:${row.topic}`;
+}
+
+function decodeCursor(cursor: string): MessagePosition {
+  const m = /^(\d{1,19}):(\d{1,9}):(\d{1,19}):(.+)$/.exec(cursor);
+  if (m === null)
+    throw new InvalidArgumentError(
+      `cursor ${JSON.stringify(cursor)} is not one a message query answered as next`,
+      { details: { input: 'cursor' } },
+    );
+  return { storedUs: m[1]!, queueId: Number(m[2]), queueOffset: m[3]!, topic: m[4]! };
 }
 
 /** Everything known about one message id: stored copies, pending copy, DLQ, trace. */
@@ -127,23 +150,30 @@ export async function describeMessage(
   };
 }
 
-/** Messages by key, or by topic + tag + time range. */
-export async function queryMessages(
-  store: MessageStore,
-  q: MessageQuery,
-): Promise<ReceivedMessage[]> {
+/**
+ * One page of messages by key (newest first), or by topic + tag + time range (oldest
+ * first). Pages follow each other by cursor, with no cap on how many: a search by time
+ * reaches every message the topic stored in the range.
+ */
+export async function queryMessages(store: MessageStore, q: MessageQuery): Promise<MessagePage> {
   const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
-  let rows: MessageRow[];
+  const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+  let rows: (MessageRow & { stored_us: string })[];
   if (q.key !== undefined) {
-    rows = await store.byKey(q.key, q.topic, limit);
+    rows = await store.byKey(q.key, q.topic, limit + 1, after);
   } else if (q.topic !== undefined) {
     const to = q.to ?? Date.now() + 1000;
     const from = q.from ?? to - 3_600_000;
-    rows = await store.byTime(q.topic, q.tag, new Date(from), new Date(to), limit);
+    rows = await store.byTime(q.topic, q.tag, new Date(from), new Date(to), limit + 1, after);
   } else {
     throw new InvalidArgumentError('query needs a key, or a topic (with optional tag, from, to)', {
       details: { input: 'query' },
     });
   }
-  return rows.map((m) => toReceived(m, m.reconsume, ''));
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    messages: page.map((m) => toReceived(m, m.reconsume, '')),
+    ...(rows.length > limit && last !== undefined ? { next: encodeCursor(last) } : {}),
+  };
 }

@@ -1,0 +1,47 @@
+/**
+ * The console's pages, in menu order. A later subsystem adds its page here: one entry with
+ * its component, or `later` until it lands (stress runs, capacity, drills, plans,
+ * transactions, gateway apps have their place already).
+ */
+import type { FunctionComponent } from 'preact';
+import { AlertsPage } from './pages/alerts.js';
+import { AuditPage } from './pages/audit.js';
+import { ConfigPage } from './pages/config.js';
+import { DataPage } from './pages/data.js';
+import { GuardPage } from './pages/guard.js';
+import { LaterPage } from './pages/later.js';
+import { MqPage } from './pages/mq.js';
+import { OverviewPage } from './pages/overview.js';
+import { ServicesPage } from './pages/services.js';
+import { TopologyPage } from './pages/topology.js';
+import { TracesPage } from './pages/traces.js';
+
+/** One page of the menu. */
+export interface PageEntry {
+  /** Its path under /console. */
+  id: string;
+  title: string;
+  component: FunctionComponent;
+  /** Not built yet: the issue that brings it. */
+  later?: string;
+}
+
+/** Every page, in menu order. */
+export const PAGES: readonly PageEntry[] = [
+  { id: 'overview', title: 'Overview', component: OverviewPage },
+  { id: 'topology', title: 'Topology', component: TopologyPage },
+  { id: 'traces', title: 'Traces', component: TracesPage },
+  { id: 'services', title: 'Services', component: ServicesPage },
+  { id: 'config', title: 'Config', component: ConfigPage },
+  { id: 'guard', title: 'Guard', component: GuardPage },
+  { id: 'mq', title: 'MQ', component: MqPage },
+  { id: 'data', title: 'Data', component: DataPage },
+  { id: 'alerts', title: 'Alerts', component: AlertsPage },
+  { id: 'audit', title: 'Audit', component: AuditPage },
+  { id: 'stress', title: 'Stress runs', component: LaterPage, later: 'full-link stress tests' },
+  { id: 'capacity', title: 'Capacity', component: LaterPage, later: 'capacity planning' },
+  { id: 'drills', title: 'Drills', component: LaterPage, later: 'fault drills' },
+  { id: 'plans', title: 'Plans', component: LaterPage, later: 'promotion plans' },
+  { id: 'transactions', title: 'Transactions', component: LaterPage, later: 'transactions' },
+  { id: 'gateway', title: 'Gateway apps', component: LaterPage, later: 'the API gateway' },
+];

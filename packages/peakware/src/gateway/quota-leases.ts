@@ -1,0 +1,262 @@
+/**
+ * Quotas per app per API, exact across any number of gateways without a shared-store round
+ * trip per request: each gateway leases calls from the control plane (which counts them in
+ * PostgreSQL, both rows locked, so two gateways never take the same call) and spends them
+ * locally. A lease asks for about 200 ms of this gateway's recent rate; the control plane
+ * grants at most an eighth of what is left, so near the end of a quota leases shrink to one
+ * call and no gateway sits on calls another needs. Calls a gateway leased and did not use
+ * for 2 s go back (and all of them at close), so the count becomes exact when traffic
+ * stops. A gateway that cannot reach the control plane admits (and counts as unmetered)
+ * for a second at a time rather than stop: the quota is a business limit, guard rules are
+ * the protection.
+ */
+import type { ControlPlaneClient } from '../core/control-plane-client.js';
+import { errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+
+/** What the control plane answered a lease request (see gateway-store.ts). */
+interface LeaseAnswer {
+  granted: number;
+  unlimited: boolean;
+  validUntil: number;
+  resetAt: number;
+  remaining: number;
+  day: string;
+  month: string;
+}
+
+/** A refusal: the quota is spent (or not granted) until `resetAt`. */
+export interface QuotaRefusal {
+  resetAt: number;
+}
+
+interface LeaseState {
+  app: string;
+  api: string;
+  left: number;
+  unlimited: boolean;
+  validUntil: number;
+  day: string;
+  month: string;
+  refusedUntil: number;
+  resetAt: number;
+  downUntil: number;
+  inflight: Promise<void> | undefined;
+  /** Requests waiting for a lease. */
+  waiting: number;
+  /** Takes per second, smoothed. */
+  rate: number;
+  rateSecond: number;
+  rateCount: number;
+  lastUse: number;
+}
+
+/** How long an unlimited answer holds before asking again (a quota may be set meanwhile), ms. */
+const UNLIMITED_HOLD_MS = 5000;
+/** Unused calls go back after this long without a take, ms. */
+const IDLE_RETURN_MS = 2000;
+
+/** The gateway's quota leases. */
+export class QuotaLeases {
+  readonly #http: ControlPlaneClient;
+  readonly #now: () => number;
+  readonly #logger: Logger;
+  readonly #states = new Map<string, LeaseState>();
+  readonly #sweeper: NodeJS.Timeout;
+  #unmetered = 0;
+  #warned = false;
+
+  constructor(http: ControlPlaneClient, logger: Logger, now: () => number = Date.now) {
+    this.#http = http;
+    this.#logger = logger;
+    this.#now = now;
+    this.#sweeper = setInterval(() => this.#returnIdle(false), 1000);
+    this.#sweeper.unref();
+  }
+
+  /** Calls admitted while the control plane could not be asked. */
+  get unmetered(): number {
+    return this.#unmetered;
+  }
+
+  #state(app: string, api: string): LeaseState {
+    const k = `${app}\n${api}`;
+    let s = this.#states.get(k);
+    if (s === undefined) {
+      s = {
+        app,
+        api,
+        left: 0,
+        unlimited: false,
+        validUntil: 0,
+        day: '',
+        month: '',
+        refusedUntil: 0,
+        resetAt: 0,
+        downUntil: 0,
+        inflight: undefined,
+        waiting: 0,
+        rate: 0,
+        rateSecond: 0,
+        rateCount: 0,
+        lastUse: 0,
+      };
+      this.#states.set(k, s);
+    }
+    return s;
+  }
+
+  /**
+   * Takes one call of `app`'s quota for `api`: `true` at once when a lease has calls left, a
+   * refusal at once while the quota is known spent, else a promise of either.
+   */
+  take(app: string, api: string): true | QuotaRefusal | Promise<true | QuotaRefusal> {
+    const s = this.#state(app, api);
+    const now = this.#now();
+    this.#countRate(s, now);
+    return this.#takeNow(s, now) ?? this.#takeLater(s);
+  }
+
+  #takeNow(s: LeaseState, now: number): true | QuotaRefusal | undefined {
+    s.lastUse = now;
+    if (now >= s.validUntil) {
+      s.left = 0;
+      s.unlimited = false;
+    }
+    if (s.unlimited) return true;
+    if (s.left > 0) {
+      s.left--;
+      if (s.left < Math.max(1, this.#want(s) / 4) && s.inflight === undefined) void this.#lease(s);
+      return true;
+    }
+    if (now < s.downUntil) {
+      this.#unmetered++;
+      return true;
+    }
+    if (now < s.refusedUntil) return { resetAt: s.resetAt };
+    return undefined;
+  }
+
+  async #takeLater(s: LeaseState): Promise<true | QuotaRefusal> {
+    s.waiting++;
+    try {
+      // Each lease grants at least one call, or marks the quota spent or the control plane
+      // down: the loop ends; the bound only guards against a control plane that grants
+      // one call at a time to hundreds of waiters.
+      for (let tries = 0; tries < 100; tries++) {
+        await (s.inflight ?? this.#lease(s));
+        const got = this.#takeNow(s, this.#now());
+        if (got !== undefined) return got;
+      }
+      this.#unmetered++;
+      return true;
+    } finally {
+      s.waiting--;
+    }
+  }
+
+  /** Puts back a call taken for a request that was refused later (by a guard rule). */
+  giveBack(app: string, api: string): void {
+    const s = this.#states.get(`${app}\n${api}`);
+    if (s !== undefined && !s.unlimited && this.#now() < s.validUntil) s.left++;
+  }
+
+  #countRate(s: LeaseState, now: number): void {
+    const second = Math.floor(now / 1000);
+    if (second !== s.rateSecond) {
+      s.rate = s.rate === 0 ? s.rateCount : s.rate * 0.5 + s.rateCount * 0.5;
+      s.rateSecond = second;
+      s.rateCount = 0;
+    }
+    s.rateCount++;
+  }
+
+  /** About 200 ms of recent traffic, at least one call, and at least what is waiting. */
+  #want(s: LeaseState): number {
+    return Math.max(
+      1,
+      s.waiting,
+      Math.min(100_000, Math.ceil(Math.max(s.rate, s.rateCount) * 0.2)),
+    );
+  }
+
+  #lease(s: LeaseState): Promise<void> {
+    if (s.inflight !== undefined) return s.inflight;
+    const want = this.#want(s);
+    s.inflight = this.#http
+      .post<LeaseAnswer>(
+        '/api/v1/gateway/quota/lease',
+        { app: s.app, api: s.api, want },
+        { retry: false, timeoutMs: 2000 },
+      )
+      .then(
+        (a) => {
+          const now = this.#now();
+          if (a.day !== s.day && s.left > 0 && now < s.validUntil)
+            void this.#giveBackRemote(s, s.left);
+          if (a.unlimited) {
+            s.unlimited = true;
+            s.left = 0;
+            s.validUntil = now + UNLIMITED_HOLD_MS;
+          } else {
+            s.unlimited = false;
+            s.left += a.granted;
+            s.validUntil = a.validUntil;
+          }
+          s.day = a.day;
+          s.month = a.month;
+          s.resetAt = a.resetAt;
+          // Spent: ask again in a second (calls may come back from other gateways).
+          s.refusedUntil = a.granted === 0 && !a.unlimited ? Math.min(a.resetAt, now + 1000) : 0;
+          s.downUntil = 0;
+        },
+        (err: unknown) => {
+          s.downUntil = this.#now() + 1000;
+          if (!this.#warned) {
+            this.#warned = true;
+            this.#logger.warn(
+              { err: errorMessage(err), app: s.app, api: s.api },
+              'quota lease failed; admitting unmetered for now',
+            );
+          }
+        },
+      )
+      .finally(() => {
+        s.inflight = undefined;
+      });
+    return s.inflight;
+  }
+
+  #giveBackRemote(s: LeaseState, units: number): Promise<void> {
+    return this.#http
+      .post(
+        '/api/v1/gateway/quota/return',
+        { app: s.app, api: s.api, units, day: s.day, month: s.month },
+        { retry: false, timeoutMs: 2000 },
+      )
+      .then(
+        () => undefined,
+        (err: unknown) => this.#logger.debug({ err: errorMessage(err) }, 'quota return failed'),
+      );
+  }
+
+  #returnIdle(all: boolean): Promise<void>[] {
+    const now = this.#now();
+    const sent: Promise<void>[] = [];
+    for (const s of this.#states.values()) {
+      if (s.left <= 0 || s.unlimited || s.inflight !== undefined) continue;
+      if (!all && now - s.lastUse < IDLE_RETURN_MS) continue;
+      const units = s.left;
+      s.left = 0;
+      if (now < s.validUntil) sent.push(this.#giveBackRemote(s, units));
+    }
+    return sent;
+  }
+
+  /** Gives every unused call back and stops. */
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    await Promise.all([...this.#states.values()].map((s) => s.inflight));
+    await Promise.all(this.#returnIdle(true));
+  }
+}

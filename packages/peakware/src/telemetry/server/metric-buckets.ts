@@ -1,0 +1,95 @@
+/**
+ * The pushed per-second metrics (`peak.telemetry_metrics`) summed over instances into
+ * buckets of N seconds: per second for live charts, per minute for the console's metrics
+ * history. Telemetry owns the table; the console reads it only through this reader, which
+ * the host hands it (`src/server/modules.ts`).
+ *
+ * A service's total (grouped `total` or `service`) is its guard's inbound node
+ * (`__inbound__`, every call the process took) when it reports one, else the sum of its
+ * resources: summing both would count each call twice.
+ */
+import type pg from 'pg';
+
+/** The guard's inbound node, every call a process took (guard's `INBOUND_RESOURCE`). */
+const INBOUND = '__inbound__';
+
+/** How buckets are grouped: everything together, per service, or per service and resource. */
+export type MetricBucketGrouping = 'total' | 'service' | 'resource';
+
+/** What to sum. */
+export interface MetricBucketQuery {
+  /** First second, epoch ms (inclusive). */
+  fromMs: number;
+  /** End, epoch ms (exclusive). */
+  toMs: number;
+  /** Bucket width in seconds (1 for per second). */
+  bucketSeconds: number;
+  by: MetricBucketGrouping;
+  service?: string;
+  resource?: string;
+}
+
+/** One bucket's sums over every instance and second in it. */
+export interface MetricBucket {
+  /** Start of the bucket, epoch ms. */
+  t: number;
+  /** The service (empty when grouped `total`). */
+  service: string;
+  /** The resource (empty unless grouped `resource`). */
+  resource: string;
+  /** Admitted, blocked, succeeded and failed calls in the bucket. */
+  pass: number;
+  block: number;
+  success: number;
+  error: number;
+  /** Sum of each second's mean RT × its calls, ms (divide by calls for the mean). */
+  rtSum: number;
+  /** The highest RT p99 any instance reported in the bucket, ms; null when none did. */
+  p99: number | null;
+  /** Instances that reported in the bucket. */
+  instances: number;
+}
+
+/** Reads per-second metrics in buckets. */
+export interface MetricBucketReader {
+  buckets(q: MetricBucketQuery): Promise<MetricBucket[]>;
+}
+
+/** The reader on the control plane's pool. */
+export function openMetricBuckets(pool: pg.Pool): MetricBucketReader {
+  return {
+    async buckets(q) {
+      const { rows } = await pool.query(
+        `WITH w AS (
+           SELECT * FROM peak.telemetry_metrics
+            WHERE second >= to_timestamp($1 / 1000.0) AND second < to_timestamp($2 / 1000.0)
+              AND ($5::text IS NULL OR service = $5) AND ($6::text IS NULL OR resource = $6)),
+         inbound AS (SELECT DISTINCT service FROM w WHERE resource = '${INBOUND}')
+         SELECT (floor(extract(epoch FROM second) / $3) * $3 * 1000)::float8 AS t,
+                CASE WHEN $4 = 'total' THEN '' ELSE service END AS service,
+                CASE WHEN $4 = 'resource' THEN resource ELSE '' END AS resource,
+                sum(pass)::float8 AS pass, sum(block)::float8 AS block,
+                sum(success)::float8 AS success, sum(error)::float8 AS error,
+                sum(rt_avg * (success + error))::float8 AS rt_sum,
+                max(rt_p99)::float8 AS p99, count(DISTINCT instance)::int AS instances
+           FROM w
+          WHERE $4 = 'resource' OR resource = '${INBOUND}'
+             OR service NOT IN (SELECT service FROM inbound)
+          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+        [q.fromMs, q.toMs, q.bucketSeconds, q.by, q.service ?? null, q.resource ?? null],
+      );
+      return rows.map((r) => ({
+        t: r.t as number,
+        service: r.service as string,
+        resource: r.resource as string,
+        pass: r.pass as number,
+        block: r.block as number,
+        success: r.success as number,
+        error: r.error as number,
+        rtSum: r.rt_sum as number,
+        p99: r.p99 as number | null,
+        instances: r.instances as number,
+      }));
+    },
+  };
+}

@@ -1,0 +1,301 @@
+/**
+ * The console in real Chromium (playwright-core driving Debian's chromium) against a running
+ * stack (test/support/console-stack.ts): login is required, a change without the session's
+ * CSRF token is refused, every page loads and shows what the API holds, the overview's
+ * chart moves every second, and each change made in the console (publish a config, change
+ * a guard rule, take an instance offline, resend a dead letter) changes what the API
+ * answers. One server, one browser.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './support/chromium.js';
+import { type ConsoleStack, startConsoleStack } from './support/console-stack.js';
+import { waitFor } from './support/wait.js';
+
+describe('console in Chromium', { timeout: 240_000 }, () => {
+  let stack: ConsoleStack;
+  let browser: Browser;
+  let page: Page;
+
+  const open = async (path: string, ready: string) => {
+    await page.goto(`${stack.url}/console/${path}`);
+    await page.locator(ready).first().waitFor({ timeout: 10_000 });
+  };
+  const texts = (selector: string) => page.locator(selector).allInnerTexts();
+
+  before(async () => {
+    [stack, browser] = await Promise.all([startConsoleStack(), launchChromium()]);
+    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it('requires a login: no session, no pages', async () => {
+    await page.goto(`${stack.url}/console/services`);
+    await page.getByTestId('login-form').waitFor();
+    assert.equal(await page.locator('aside nav').count(), 0);
+    const refused = await page.evaluate(async () => {
+      const r = await fetch('/api/v1/config/items/shop/db/pool', {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ value: '{"max":1}' }),
+      });
+      return r.status;
+    });
+    assert.equal(refused, 401);
+    await page.fill('input[name=token]', 'wrong-token');
+    await page.click('button[type=submit]');
+    await page.getByRole('alert').waitFor();
+    assert.match(await page.getByRole('alert').innerText(), /PEAK_FORBIDDEN/);
+  });
+
+  it('logs in with the admin token; a change without the CSRF token is refused', async () => {
+    await page.fill('input[name=token]', stack.token);
+    await page.fill('input[name=name]', 'tester');
+    await page.click('button[type=submit]');
+    await page.getByTestId('who').waitFor();
+    assert.match(await page.getByTestId('who').innerText(), /console:tester/);
+    const statuses = await page.evaluate(async () => {
+      const put = (headers: Record<string, string>) =>
+        fetch('/api/v1/config/items/shop/db/pool', {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ value: '{"max":1}' }),
+        }).then((r) => r.status);
+      return [await put({}), await put({ 'x-peak-csrf': 'forged' })];
+    });
+    assert.deepEqual(statuses, [403, 403]);
+    assert.equal(
+      (await stack.admin.config.get({ app: 'shop', group: 'db', key: 'pool' })).version,
+      2,
+    );
+  });
+
+  it('overview: services, instances and alerts as the API has them; the chart moves every second', async () => {
+    await open('overview', '[data-testid=stat-services]');
+    const services = await stack.admin.registry.services();
+    const names = new Set(services.map((s) => s.service)).size;
+    const up = services.reduce((n, s) => n + s.up, 0);
+    await waitFor('the figures', async () => {
+      const [s, i] = await Promise.all([
+        page.getByTestId('stat-services').locator('.value').innerText(),
+        page.getByTestId('stat-instances').locator('.value').innerText(),
+      ]);
+      return s === String(names) && i === String(up);
+    });
+    const firing = (await stack.admin.alerts.rules()).filter((r) => r.firing).length;
+    assert.ok(firing >= 1);
+    await waitFor(
+      'alerts firing',
+      async () =>
+        (await page.getByTestId('stat-alerts').locator('.value').innerText()) === String(firing),
+    );
+    const updates = async () =>
+      Number(await page.getByTestId('chart-updates').getAttribute('data-updates'));
+    const first = await updates();
+    await waitFor('three more chart updates', async () => (await updates()) >= first + 3, 10_000);
+    assert.ok(Number(await page.getByTestId('live-chart').getAttribute('data-points')) >= 100);
+    assert.ok((await page.getByTestId('stress').innerText()).includes('stress run in progress'));
+    const resources = await texts('[data-testid=resources] tbody tr');
+    assert.ok(resources.some((r) => r.includes('POST /api/buy')));
+  });
+
+  it('topology: every service of the call graph, real and stress', async () => {
+    await open('topology', '[data-testid=topology-graph]');
+    const topo = await stack.admin.telemetry.topology({ sinceMinutes: 15 });
+    const nodes = new Set(topo.edges.flatMap((e) => [e.caller, e.callee]));
+    assert.equal(
+      Number(await page.getByTestId('topology-graph').getAttribute('data-nodes')),
+      nodes.size,
+    );
+    const rows = await texts('[data-testid=edges] tbody tr');
+    assert.equal(rows.length, topo.edges.length);
+    assert.ok(rows.some((r) => r.includes('stress')));
+  });
+
+  it('traces: search, the waterfall with its critical path, slow SQL', async () => {
+    await open('traces', '[data-testid=trace-hits] tbody tr');
+    await page.fill('form[data-testid=trace-search] input[name=service]', 'shop.gateway');
+    await page.selectOption('form[data-testid=trace-search] select[name=status]', 'error');
+    await page.click('form[data-testid=trace-search] button[type=submit]');
+    const errors = await stack.admin.telemetry.traces({
+      service: 'shop.gateway',
+      error: true,
+      sinceMinutes: 60,
+      limit: 100,
+    });
+    await waitFor(
+      'the error traces',
+      async () => (await texts('[data-testid=trace-hits] tbody tr')).length === errors.length,
+    );
+    const tree = await stack.admin.telemetry.trace(stack.traceId);
+    await open(`traces?trace=${stack.traceId}`, '[data-testid=waterfall] .wf-row');
+    assert.equal(await page.locator('[data-testid=waterfall] .wf-row').count(), tree.spanCount);
+    assert.equal(
+      await page.locator('[data-testid=waterfall] .wf-row.critical').count(),
+      tree.criticalPath.length,
+    );
+    await open('traces?tab=sql', '[data-testid=slow-sql] tbody tr');
+    const slow = await stack.admin.telemetry.slowSql({ sinceMinutes: 60, limit: 50 });
+    assert.equal((await texts('[data-testid=slow-sql] tbody tr')).length, slow.length);
+    await page.locator('[data-testid=slow-sql] tbody tr').first().click();
+    await page.locator('[data-testid=waterfall]').waitFor();
+  });
+
+  it('services: takes an instance offline (the registry answers offline) and back', async () => {
+    const key = (await stack.admin.registry.services()).find(
+      (s) => s.service === 'shop.order',
+    )!.key;
+    await open(`services?key=${encodeURIComponent(key)}`, '[data-testid=instances] tbody tr');
+    const row = page.locator('[data-testid=instances] tbody tr', { hasText: stack.orderInstance });
+    await row.getByRole('button', { name: 'Offline' }).click();
+    await waitFor(
+      'the instance offline',
+      async () =>
+        (await stack.admin.registry.instances({ key })).find(
+          (i) => i.instanceId === stack.orderInstance,
+        )?.status === 'offline',
+    );
+    await row.getByRole('button', { name: 'Online' }).waitFor();
+    await row.getByRole('button', { name: 'Online' }).click();
+    await waitFor(
+      'the instance up',
+      async () =>
+        (await stack.admin.registry.instances({ key })).find(
+          (i) => i.instanceId === stack.orderInstance,
+        )?.status === 'up',
+    );
+  });
+
+  it('config: publishes a new version, and shows versions, diff and audit', async () => {
+    const ref = { app: 'shop', group: 'db', key: 'pool' };
+    await open('config?app=shop&item=db/pool', '[data-testid=item] textarea');
+    await page.fill('[data-testid=item] textarea', '{\n  "max": 64,\n  "idleMs": 10000\n}');
+    await page.locator('[data-testid=item] .btn.primary', { hasText: 'Publish' }).click();
+    await page.getByRole('status').waitFor();
+    const item = await stack.admin.config.get(ref);
+    assert.equal(item.version, 3);
+    assert.equal(item.value, '{\n  "max": 64,\n  "idleMs": 10000\n}');
+    assert.equal(item.updatedBy, 'console:tester');
+    await page.getByRole('button', { name: 'Diff' }).click();
+    await page.locator('[data-testid=diff] .add').first().waitFor();
+    assert.match(await page.locator('[data-testid=diff] .add').first().innerText(), /"max": 64/);
+    await page.getByRole('button', { name: 'Audit' }).click();
+    await page.locator('[data-testid=config-audit] tbody tr').first().waitFor();
+    assert.match(
+      await page.locator('[data-testid=config-audit] tbody tr').first().innerText(),
+      /console:tester/,
+    );
+  });
+
+  it('guard: a bad rule is refused with the error on its field; a good one reaches the config center', async () => {
+    const ref = { app: 'shop', group: 'governance', key: 'guard-rules' };
+    await open('guard?app=shop', 'input[name="flow.0.count"]');
+    await page.fill('input[name="flow.0.count"]', '-5');
+    await page.getByRole('button', { name: 'Publish rules' }).click();
+    const fieldError = page.locator('label.field.invalid', {
+      has: page.locator('input[name="flow.0.count"]'),
+    });
+    await fieldError.locator('.field-error').waitFor();
+    assert.equal((await stack.admin.config.get(ref)).version, 1);
+    await page.fill('input[name="flow.0.count"]', '500');
+    await page.getByRole('button', { name: 'Publish rules' }).click();
+    await page.getByRole('status').waitFor();
+    const item = await stack.admin.config.get(ref);
+    assert.equal(item.version, 2);
+    assert.equal((JSON.parse(item.value) as { flow: { count: number }[] }).flow[0]!.count, 500);
+    const live = await texts('[data-testid=guard-live] tbody tr');
+    assert.ok(live.some((r) => r.includes('POST /api/buy')));
+  });
+
+  it('mq: topics, backlog per group, search with paging, a trace, and a dead letter resent', async () => {
+    await open('mq', '[data-testid=topics] tbody tr');
+    const stats = await stack.admin.mq.stats();
+    const reports = stats.groups.find((g) => g.group === 'shop-reports')!;
+    assert.ok(reports.backlog > 0);
+    await waitFor('the backlog', async () =>
+      (await texts('[data-testid=groups] tbody tr')).some(
+        (r) => r.includes('shop-reports') && r.includes(String(reports.backlog)),
+      ),
+    );
+    await open('mq?tab=search', 'form[data-testid=message-search]');
+    await page.fill('form[data-testid=message-search] input[name=key]', 'buyer-3');
+    await page.click('form[data-testid=message-search] button[type=submit]');
+    const byKey = await stack.admin.mq.query({ key: 'buyer-3' });
+    await waitFor(
+      'the messages',
+      async () => (await texts('[data-testid=messages] tbody tr')).length === byKey.length,
+    );
+    await page.locator('[data-testid=messages] tbody tr').first().click();
+    await page.locator('[data-testid=message-trace] tbody tr').first().waitFor();
+
+    await open(`mq?tab=dlq&group=${stack.dlqGroup}`, '[data-testid=dlq] tbody tr');
+    assert.ok(
+      (await texts('[data-testid=dlq] tbody tr')).some((r) => r.includes(stack.dlqMessageId)),
+    );
+    await page
+      .locator('[data-testid=dlq] tbody tr', { hasText: stack.dlqMessageId })
+      .getByRole('button', { name: 'Resend' })
+      .click();
+    await page.getByRole('status').waitFor();
+    const d = await stack.admin.mq.message(stack.dlqMessageId);
+    assert.ok(
+      d.trace.some((e) => e.event === 'resent' && e.group === stack.dlqGroup),
+      JSON.stringify(d.trace),
+    );
+  });
+
+  it('data, alerts, audit and a later page show what the API holds', async () => {
+    await open('data', '[data-testid=layout-tables] tbody tr');
+    const tables = await texts('[data-testid=layout-tables] tbody tr');
+    assert.ok(
+      tables.some((r) => r.includes('t_order') && r.includes('buyer_id') && /\b8\b/.test(r)),
+    );
+    await page.locator('[data-testid=shards] tbody tr').first().waitFor();
+
+    await open('alerts', '[data-testid=alert-rules] tbody tr');
+    const firing = page.locator('[data-testid=alert-rules] tbody tr', { hasText: 'order-p99' });
+    assert.match(await firing.innerText(), /firing/);
+    await page.locator('[data-testid=alert-events] tbody tr').first().waitFor();
+
+    await open('audit', '[data-testid=audit] tbody tr');
+    const audit = await texts('[data-testid=audit] tbody tr');
+    assert.ok(
+      audit.some(
+        (r) =>
+          r.includes('console:tester') && r.includes('/api/v1/registry/instances/order-1/admin'),
+      ),
+    );
+
+    await open('stress', '.empty');
+    assert.match(await page.locator('.empty').innerText(), /full-link stress tests/);
+  });
+
+  it('a read-only session cannot change anything', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByTestId('login-form').waitFor();
+    await page.fill('input[name=token]', stack.token);
+    await page.fill('input[name=name]', 'viewer');
+    await page.check('input[name=readOnly]');
+    await page.click('button[type=submit]');
+    await page.getByTestId('who').waitFor();
+    await open('config?app=shop&item=db/pool', '[data-testid=item] textarea');
+    assert.ok(
+      await page.locator('[data-testid=item] .btn.primary', { hasText: 'Publish' }).isDisabled(),
+    );
+    const status = await page.evaluate(async () => {
+      const me = (await (await fetch('/api/v1/console/session')).json()) as { csrfToken: string };
+      const r = await fetch('/api/v1/config/items/shop/db/pool', {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', 'x-peak-csrf': me.csrfToken },
+        body: JSON.stringify({ value: '{"max":2}' }),
+      });
+      return r.status;
+    });
+    assert.equal(status, 403);
+  });
+});
