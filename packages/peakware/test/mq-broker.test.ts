@@ -21,6 +21,7 @@ import {
   signMessage,
 } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 
@@ -75,7 +76,7 @@ async function rawPost(
 ): Promise<{ status: number; json: { error: { code: string; message: string } } }> {
   const r = await fetch(`${server.info.url}${route}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...bearer(), ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   return {
@@ -92,6 +93,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       port: 0,
       mq: { halfCheckAfterMs: 300, halfCheckIntervalMs: 300, sessionMs: 4000 },
     });
+    useLocalCredential(server);
     admin = new BrokerClient({ servers: server.info.url, token: server.info.adminToken! });
     const info = server.info.postgres;
     assert.equal(info.mode, 'embedded');
@@ -578,19 +580,23 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     );
     // Tamper with a correctly signed message on the wire.
     const body = Buffer.from('pay 10').toString('base64');
+    const nonce = 'vault-nonce-1';
+    const signedAt = Date.now();
     const signature = signMessage(t.produceSecret, {
       topic: 'vault',
       body,
       keys: [],
       properties: {},
+      nonce,
+      signedAt,
     });
     const tampered = await rawPost('/api/v1/mq/topics/vault/messages', {
-      messages: [{ body: Buffer.from('pay 1000').toString('base64'), signature }],
+      messages: [{ body: Buffer.from('pay 1000').toString('base64'), signature, nonce, signedAt }],
     });
     assert.equal(tampered.status, 400);
     assert.equal(tampered.json.error.code, 'PEAK_MQ_BAD_SIGNATURE');
     const honest = await rawPost('/api/v1/mq/topics/vault/messages', {
-      messages: [{ body, signature }],
+      messages: [{ body, signature, nonce, signedAt }],
     });
     assert.equal(honest.status, 200);
     const stats = await admin.call<{ node: { badSignatures: number } }>('GET', '/api/v1/mq/stats');
@@ -730,7 +736,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     const ac = new AbortController();
     const response = await fetch(`${server.info.url}/api/v1/mq/groups/push-raw/stream`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({ topic: 'pushed', consumerId: 'raw-1', inflight: 3 }),
       signal: ac.signal,
     });
@@ -792,7 +798,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     const ac = new AbortController();
     const response = await fetch(`${server.info.url}/api/v1/mq/groups/push-late/stream`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({
         topic: 'pushed-late',
         consumerId: 'late-1',
@@ -976,7 +982,8 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
         400,
         'PEAK_INVALID_ARGUMENT',
       ],
-      ['/api/v1/mq/topics', { name: 'x' }, 401, 'PEAK_UNAUTHENTICATED'],
+      // An app credential cannot create topics: that is the admin's.
+      ['/api/v1/mq/topics', { name: 'x' }, 403, 'PEAK_FORBIDDEN'],
     ];
     for (const [route, body, status, code] of cases) {
       const r = await rawPost(route, body);

@@ -4,8 +4,8 @@
  * client (`admin.console`) and the browser app name the same types.
  */
 
-/** What a console session may do: `admin` changes anything, `viewer` only reads. */
-export type ConsoleRole = 'admin' | 'viewer';
+/** What a console session may do: `admin` changes anything, `operator` config, rules and plans, `viewer` only reads. */
+export type ConsoleRole = 'admin' | 'operator' | 'viewer';
 
 /** What logging in takes: a credential (the admin token today) exchanged for a session. */
 export interface LoginRequest {

@@ -105,7 +105,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/sagas`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Run a saga: actions in order (or by dependencies), compensations on failure',
           body: Type.Object(
@@ -128,7 +128,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/tccs`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Run a TCC transaction: every try, then every confirm or every cancel',
           body: Type.Object(
@@ -150,7 +150,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/msgs`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Prepare a two-phase message (published when its local transaction commits)',
           body: Type.Object(
@@ -181,7 +181,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/msgs/:gid/submit`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Its local transaction committed: publish the message',
           params: gidParams,
@@ -193,7 +193,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/msgs/:gid/abort`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Its local transaction rolled back: drop the message',
           params: gidParams,

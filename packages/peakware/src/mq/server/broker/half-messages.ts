@@ -60,6 +60,13 @@ export class HalfMessages {
     return { id: m.msgId.toString() };
   }
 
+  /** The topic of half message `id` while it waits for commit or rollback, else undefined. */
+  async topicOf(id: string): Promise<string | undefined> {
+    if (!/^\d{1,19}$/.test(id) || BigInt(id) > MAX_BIGINT)
+      throw new InvalidArgumentError(`not a message id: ${id}`, { details: { input: 'id' } });
+    return (await this.#store.pendingById(id)).find((p) => p.kind === 'half')?.topic;
+  }
+
   /** Resolves a half message: commit delivers it, rollback discards it. */
   async end(id: string, action: 'commit' | 'rollback', by: string, secret?: string): Promise<void> {
     if (!/^\d{1,19}$/.test(id) || BigInt(id) > MAX_BIGINT)
@@ -87,16 +94,21 @@ export class HalfMessages {
     ]);
   }
 
-  /** Half messages of a producer group due for a check-back; too-old ones roll back. */
+  /**
+   * Half messages of a producer group due for a check-back; too-old ones roll back. Those of
+   * topics `allowTopic` refuses (the caller's grants) are neither shown nor touched.
+   */
   async dueChecks(
     producerGroup: string,
     max: number,
     secrets: Readonly<Record<string, string>> = {},
+    allowTopic: (topic: string) => boolean = () => true,
   ): Promise<ReceivedMessage[]> {
     checkName('producerGroup', producerGroup);
     const rows = await this.#store.dueChecks(producerGroup, max, this.#o.halfCheckIntervalMs);
     const out: ReceivedMessage[] = [];
     for (const r of rows) {
+      if (!allowTopic(r.topic)) continue;
       // A half message of a secured topic is shown only to a caller holding its secret.
       const topic = await this.#store.topic(r.topic);
       if (topic !== undefined && !secretMatches(topic.produceSecret, secrets[r.topic])) continue;
