@@ -262,6 +262,8 @@ async function execute(
     for (const step of scenario.steps) {
       if (!step.measured) {
         await step.run(it, env);
+        // A rendezvous (or think time) the run's end released: the rest is not run.
+        if (stopReason !== undefined) return;
         from = now();
         continue;
       }
@@ -332,6 +334,12 @@ async function execute(
     if (stopReason !== undefined) return;
     stopReason = reason;
     stopDetail = detail;
+    // Users waiting at a rendezvous would wait out its timeout for users who have stopped:
+    // release them now (their iterations end there).
+    for (const [name, waiting] of rendezvousPoints) {
+      rendezvousPoints.set(name, []);
+      for (const release of waiting) release();
+    }
     wake?.();
   };
   run.bindStop(stop);
