@@ -55,7 +55,10 @@ export const systemRoutes: ApiModule = (app, ctx) => {
 
   app.get(
     '/api/v1/info',
-    { config: { auth: 'public' }, schema: { summary: 'This node: version, id, schema, roles, uptime' } },
+    {
+      config: { auth: 'public' },
+      schema: { summary: 'This node: version, id, schema, roles, uptime' },
+    },
     async () => ({
       name: 'peak',
       version: PEAKWARE_VERSION,
