@@ -26,6 +26,13 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AdminClient } from '../src/admin/admin-client.js';
 import { PeakServer, type RouteEntry } from '../src/server/index.js';
+import {
+  constantRate,
+  customStep,
+  defineScenario,
+  type StressReport,
+  startRun,
+} from '../src/stress/index.js';
 
 interface Answer {
   status: number;
@@ -99,6 +106,7 @@ interface Case {
   scope?: RouteEntry['scope'];
   /** The path (with query) to call. */
   path: string | (() => string);
+  /** The body, or a function making it when the call is sent (from what `before` made). */
   body?: unknown;
   contentType?: string;
   /** Runs before the right credential's call (what the call needs to exist). */
@@ -130,6 +138,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
   const roleTokens: Record<'viewer' | 'operator', string> = { viewer: '', operator: '' };
   let halfId = '';
   let messageId = '';
+  let stressReport: StressReport;
   const adminToken = async () => (await readFile(server.info.adminTokenFile, 'utf8')).trim();
 
   before(async () => {
@@ -144,6 +153,9 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
         'read-config:authapp/*',
         'telemetry:auth.*',
         'guard-token:auth',
+        'drill',
+        'stress',
+        'txn',
       ])
     ).credential;
     other = (
@@ -173,6 +185,19 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       service: 'auth.svc',
       threshold: 0.5,
     });
+    // A real run's report (one second, five calls of nothing), for the stress routes.
+    const run = startRun(
+      defineScenario({
+        name: 'walk',
+        load: constantRate(5, 1),
+        steps: [customStep('noop', async () => true)],
+        stress: false,
+      }),
+      { runId: 'walk-done' },
+    );
+    stressReport = await run.done;
+    await admin.stress.createRun({ id: 'walk-done', scenario: 'walk', model: constantRate(5, 1) });
+    await admin.stress.finish('walk-done', stressReport);
   });
 
   after(async () => {
@@ -266,6 +291,32 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
     if (ok !== 200) problems.push(`${method} ${session} with the cookie: ${ok}`);
     return problems;
   };
+  const drill = '/api/v1/drill';
+  const stress = '/api/v1/stress';
+  const txn = '/api/v1/txn';
+  const drillReport = () => ({
+    app: 'authapp',
+    instanceId: 'auth-i1',
+    boot: 'walk-boot',
+    service: 'auth.svc',
+    tags: [],
+    active: [],
+    ended: [],
+    at: now(),
+  });
+  const walkPlan = (name: string) => ({
+    name,
+    app: 'authapp',
+    changes: [{ kind: 'flag' as const, name, value: true, baseline: false }],
+  });
+  const svcCall = (method: string) => ({ service: 'default/auth.svc:1.0.0', method });
+  const walkMsg = (gid: string) => ({
+    gid,
+    topic: 'auth.topic',
+    message: { body: 'aGk=' },
+    check: svcCall('placed'),
+    checkAfterMs: 60_000,
+  });
   const startGray = () =>
     admin.config.gray({ app: 'authapp', group: 'g', key: 'k' }, { value: '3', tags: ['canary'] });
   const CASES: Record<string, Case> = {
@@ -774,6 +825,235 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       path: '/api/v1/console/metrics',
       outOfScope: 'open',
     },
+    'POST /api/v1/drill/reports': {
+      auth: 'sdk',
+      scope: 'drill',
+      path: `${drill}/reports`,
+      body: drillReport(),
+    },
+    'GET /api/v1/drill/status': {
+      auth: 'read',
+      path: `${drill}/status?app=authapp`,
+      outOfScope: 'open',
+    },
+    'POST /api/v1/drill/faults': {
+      auth: 'admin',
+      path: `${drill}/faults`,
+      body: {
+        app: 'authapp',
+        faults: [{ kind: 'error', point: 'http', durationMs: 60_000, drill: 'walk' }],
+      },
+      // The fault needs a live instance of the app to aim at.
+      before: async () => {
+        const sent = await call(server.info.url, 'POST', `${drill}/reports`, {
+          token: right,
+          body: drillReport(),
+        });
+        assert.equal(sent.status, 200, JSON.stringify(sent.json));
+      },
+    },
+    'POST /api/v1/drill/faults/stop': {
+      auth: 'admin',
+      path: `${drill}/faults/stop`,
+      body: { app: 'authapp', drill: 'walk' },
+    },
+    'GET /api/v1/drill/plans': { auth: 'read', path: `${drill}/plans`, outOfScope: 'open' },
+    'PUT /api/v1/drill/plans/:name': {
+      auth: 'admin',
+      path: `${drill}/plans/walk-plan`,
+      body: { plan: walkPlan('walk-plan') },
+    },
+    'GET /api/v1/drill/plans/:name': {
+      auth: 'read',
+      path: `${drill}/plans/walk-plan`,
+      outOfScope: 'open',
+    },
+    'DELETE /api/v1/drill/plans/:name': {
+      auth: 'admin',
+      path: `${drill}/plans/walk-tmp`,
+      before: async () => {
+        await admin.drill.putPlan(walkPlan('walk-tmp'));
+      },
+    },
+    'GET /api/v1/drill/plans/:name/diff': {
+      auth: 'read',
+      path: `${drill}/plans/walk-plan/diff`,
+      outOfScope: 'open',
+    },
+    'POST /api/v1/drill/plans/:name/apply': {
+      auth: 'admin',
+      path: `${drill}/plans/walk-plan/apply`,
+      body: {},
+    },
+    'POST /api/v1/drill/plans/:name/rollback': {
+      auth: 'admin',
+      path: `${drill}/plans/walk-plan/rollback`,
+      body: {},
+    },
+    'POST /api/v1/stress/runs': {
+      auth: 'admin',
+      path: `${stress}/runs`,
+      body: { id: 'walk-run', scenario: 'walk', model: constantRate(5, 1) },
+    },
+    'GET /api/v1/stress/runs': { auth: 'read', path: `${stress}/runs`, outOfScope: 'open' },
+    'GET /api/v1/stress/runs/:id': {
+      auth: 'read',
+      path: `${stress}/runs/walk-run`,
+      outOfScope: 'open',
+    },
+    'GET /api/v1/stress/runs/:id/report.html': {
+      auth: 'read',
+      path: `${stress}/runs/walk-done/report.html`,
+      outOfScope: 'open',
+    },
+    'GET /api/v1/stress/runs/:id/control': {
+      auth: 'read',
+      path: `${stress}/runs/walk-run/control`,
+      outOfScope: 'open',
+    },
+    'PUT /api/v1/stress/runs/:id/target': {
+      auth: 'admin',
+      path: `${stress}/runs/walk-run/target`,
+      body: { target: 3 },
+    },
+    'POST /api/v1/stress/runs/:id/stop': {
+      auth: 'admin',
+      path: `${stress}/runs/walk-run/stop`,
+      body: {},
+    },
+    'PUT /api/v1/stress/runs/:id/report': {
+      auth: 'admin',
+      path: `${stress}/runs/walk-run/report`,
+      body: () => ({ report: { ...stressReport, runId: 'walk-run' } }),
+    },
+    'PUT /api/v1/stress/runs/:id/isolation': {
+      auth: 'admin',
+      path: `${stress}/runs/walk-run/isolation`,
+      body: { ok: true, leaks: [] },
+    },
+    'GET /api/v1/stress/runs/:id/leaked-messages': {
+      auth: 'read',
+      path: `${stress}/runs/walk-run/leaked-messages?sinceMs=0`,
+      outOfScope: 'open',
+    },
+    'POST /api/v1/stress/runs/:id/agents/:agent': {
+      auth: 'sdk',
+      scope: 'stress',
+      path: `${stress}/runs/walk-agents/agents/a1`,
+      body: {},
+      before: async () => {
+        await admin.stress.createRun({
+          id: 'walk-agents',
+          scenario: 'walk',
+          model: constantRate(5, 1),
+        });
+      },
+    },
+    'PUT /api/v1/stress/runs/:id/agents/:agent/report': {
+      auth: 'sdk',
+      scope: 'stress',
+      path: `${stress}/runs/walk-agents/agents/a1/report`,
+      body: () => ({ ...stressReport, runId: 'walk-agents' }),
+    },
+    'GET /api/v1/stress/capacity': { auth: 'read', path: `${stress}/capacity`, outOfScope: 'open' },
+    'PUT /api/v1/stress/capacity/:service': {
+      auth: 'admin',
+      path: `${stress}/capacity/auth.svc`,
+      body: { instance: 'auth-i1', maxQps: 10, sla: { p99Ms: 100 }, steps: [] },
+    },
+    'POST /api/v1/txn/sagas': {
+      auth: 'sdk',
+      scope: 'txn',
+      path: `${txn}/sagas`,
+      body: {
+        gid: 'walk-saga',
+        // No provider answers: the step waits a minute before its retry, so the saga runs
+        // until the stop route below stops it.
+        steps: [
+          {
+            name: 'pay',
+            action: svcCall('pay'),
+            compensate: svcCall('refund'),
+            retries: 100,
+            retryDelayMs: 60_000,
+          },
+        ],
+        timeoutMs: 600_000,
+        wait: false,
+      },
+    },
+    'POST /api/v1/txn/tccs': {
+      auth: 'sdk',
+      scope: 'txn',
+      path: `${txn}/tccs`,
+      body: {
+        gid: 'walk-tcc',
+        branches: [
+          {
+            name: 'hold',
+            try: svcCall('hold'),
+            confirm: svcCall('take'),
+            cancel: svcCall('release'),
+          },
+        ],
+        wait: false,
+      },
+    },
+    'POST /api/v1/txn/msgs': {
+      auth: 'sdk',
+      scope: 'txn',
+      path: `${txn}/msgs`,
+      body: walkMsg('walk-msg-1'),
+    },
+    'POST /api/v1/txn/msgs/:gid/submit': {
+      auth: 'sdk',
+      scope: 'txn',
+      path: `${txn}/msgs/walk-msg-1/submit`,
+      body: {},
+    },
+    'POST /api/v1/txn/msgs/:gid/abort': {
+      auth: 'sdk',
+      scope: 'txn',
+      path: `${txn}/msgs/walk-msg-2/abort`,
+      body: {},
+      before: async () => {
+        const prepared = await call(server.info.url, 'POST', `${txn}/msgs`, {
+          token: right,
+          body: walkMsg('walk-msg-2'),
+        });
+        assert.equal(prepared.status, 200, JSON.stringify(prepared.json));
+      },
+    },
+    'GET /api/v1/txn/globals': { auth: 'read', path: `${txn}/globals`, outOfScope: 'open' },
+    'GET /api/v1/txn/globals/:gid': {
+      auth: 'read',
+      path: `${txn}/globals/walk-msg-1`,
+      outOfScope: 'open',
+    },
+    // A prepared two-phase message is unfinished: it may be retried (checked back at once).
+    'POST /api/v1/txn/globals/:gid/retry': {
+      auth: 'admin',
+      path: `${txn}/globals/walk-msg-3/retry`,
+      body: {},
+      before: async () => {
+        const prepared = await call(server.info.url, 'POST', `${txn}/msgs`, {
+          token: right,
+          body: walkMsg('walk-msg-3'),
+        });
+        assert.equal(prepared.status, 200, JSON.stringify(prepared.json));
+      },
+    },
+    // The saga above is still running (its step waits to retry), so it can be stopped.
+    'POST /api/v1/txn/globals/:gid/stop': {
+      auth: 'admin',
+      path: `${txn}/globals/walk-saga/stop`,
+      body: {},
+    },
+    'GET /api/v1/txn/coordinator': {
+      auth: 'read',
+      path: `${txn}/coordinator`,
+      outOfScope: 'open',
+    },
     'GET /api/v1/openapi.json': { auth: 'public', path: '/api/v1/openapi.json' },
     'POST /v1/traces': {
       auth: 'sdk',
@@ -848,7 +1128,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       const send = (token: string | undefined, localAddress?: string) =>
         call(server.info.url, route.method, typeof c.path === 'function' ? c.path() : c.path, {
           token,
-          body: c.body,
+          body: typeof c.body === 'function' ? (c.body as () => unknown)() : c.body,
           ...(c.contentType === undefined ? {} : { contentType: c.contentType }),
           ...(localAddress === undefined ? {} : { localAddress }),
           ...(c.stream === true ? { stream: true } : {}),
