@@ -26,6 +26,7 @@ import {
   TxnClient,
   type TxnView,
 } from '../src/txn/index.js';
+import { useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import { type Bank, bank, ensureDatabase, startBank } from './support/txn-bank.js';
 import { waitFor } from './support/wait.js';
@@ -79,6 +80,7 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
       port: 0,
       txn: { leaseMs: 1000, recoveryIntervalMs: 100, maxRecoveries: 2 },
     });
+    useLocalCredential(server);
     await ensureDatabase(server.postgresUrl(), 'txn_bank');
     shop = await startBank(server.postgresUrl('txn_bank'), server.info.url, {
       a1: 100,
