@@ -44,6 +44,7 @@ export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, read
     `consume:${ORDER_COMPENSATE_TOPIC}/shop.inventory-compensation`,
     'read-config:shop/*',
     'telemetry:shop.*',
+    'drill',
   ],
   'shop.order': [
     'register:shop.order',
@@ -51,6 +52,7 @@ export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, read
     `produce:${ORDER_COMPENSATE_TOPIC}`,
     'read-config:shop/*',
     'telemetry:shop.*',
+    'drill',
   ],
   'shop.points': [
     'register:shop.points',
