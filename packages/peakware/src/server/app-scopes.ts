@@ -13,7 +13,7 @@
  * | `telemetry[:<service>]`       | push spans (also OTLP) and metrics                       |
  * | `guard-token[:<namespace>]`   | take guard cluster tokens, report guard metrics          |
  * | `drill`                       | an instance reports the faults active in it              |
- * | `stress`                      | create, steer and report stress runs; agents' reports    |
+ * | `stress`                      | stress agents' heartbeats and reports                    |
  * | `txn`                         | submit global transactions, their branches' answers      |
  *
  * Stress traffic's shadow names (`%SHADOW%<topic>`) are checked as the real name.
@@ -55,7 +55,7 @@ const RESOURCE: Record<ScopeKind, string> = {
   telemetry: 'a service name (optional), e.g. telemetry or telemetry:shop.*',
   'guard-token': 'a guard namespace (optional), e.g. guard-token or guard-token:shop',
   drill: 'a service name (optional): its instances report their active faults, e.g. drill',
-  stress: 'a run (optional): agents and runners report and steer stress runs, e.g. stress',
+  stress: "a run (optional): stress agents' heartbeats and reports, e.g. stress",
   txn: 'a transaction name (optional): submit and drive global transactions, e.g. txn',
 };
 
