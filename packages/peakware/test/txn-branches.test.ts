@@ -459,6 +459,37 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
     assert.equal((await shop.balance('b2')).balance, 1);
   });
 
+  it('msg: takes the produce grant of its topic besides txn, as a send would', async () => {
+    const txnOnly = new TxnClient({
+      servers: server.info.url,
+      token: (await admin.apps.create('txn.only', ['txn'])).credential,
+    });
+    const spec = (gid: string) => ({
+      gid,
+      topic: 'txn.orders',
+      message: { body: 'order 5 placed', keys: [gid] },
+      check: call('checkMsg'),
+    });
+    await assert.rejects(
+      txnOnly.message(spec('msg-no-grant')),
+      (err: unknown) =>
+        isPeakError(err, ErrorCodes.FORBIDDEN) && /produce:txn\.orders/.test(err.message),
+    );
+    const granted = new TxnClient({
+      servers: server.info.url,
+      token: (await admin.apps.create('txn.producer', ['txn', 'produce:txn.orders'])).credential,
+    });
+    const p = await granted.message(spec('msg-granted'));
+    assert.equal((await txn.get(p.gid)).status, 'prepared');
+    await assert.rejects(
+      p.run(shop.db, async () => {
+        throw new Error('not this time');
+      }),
+      /not this time/,
+    );
+    assert.equal((await txn.get(p.gid)).status, 'failed');
+  });
+
   it('msg: after the caller died between commit and submit, the check-back publishes', async () => {
     const p = await txn.message({
       gid: 'msg-crash-committed',

@@ -1,11 +1,13 @@
 /**
  * The transaction coordinator's routes under `/api/v1/txn`: services submit sagas and TCC
- * transactions and run two-phase messages (SDK routes, as the broker's send path);
+ * transactions and run two-phase messages (SDK routes with a `txn` grant; a message also
+ * needs the `produce` grant of its topic, as the broker's send path does);
  * operators list, show, retry and stop global transactions (`peak txn`). The module's
  * coordinator starts its lease renewer and recovery loop when the node is ready.
  */
 import { Type } from '@sinclair/typebox';
 import { RpcClient } from '../../rpc/rpc-client.js';
+import { authorize, scopeResource } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { type BranchCaller, RpcBranchCaller } from './branch-caller.js';
@@ -176,7 +178,11 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
           ),
         },
       },
-      async (request) => coordinator.prepareMsg(request.body),
+      async (request) => {
+        // The message reaches its topic as a send would: the caller needs the same grant.
+        authorize(request, 'produce', scopeResource('produce', request.body.topic));
+        return coordinator.prepareMsg(request.body);
+      },
     );
     app.post(
       `${base}/msgs/:gid/submit`,
