@@ -114,7 +114,7 @@ export function sessionRoutes(app: ApiApp, store: SessionStore): void {
     {
       config: { auth: 'self' },
       schema: {
-        summary: 'Log in to the console: the admin token for an HttpOnly session cookie',
+        summary: 'Log in to the console: an operator token for an HttpOnly session cookie',
         body: loginBody,
       },
     },
