@@ -651,6 +651,39 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     assert.deepEqual([...seen].sort(), ['pay 10', 'signed']);
   });
 
+  it('secured topics: a captured half message is refused when sent again, as a half message or as a send', async () => {
+    const t = (await topic('vault-half', { secured: true })) as { produceSecret: string };
+    const body = Buffer.from('refund 50').toString('base64');
+    const nonce = 'vault-half-nonce-1';
+    const signedAt = Date.now();
+    const signature = signMessage(t.produceSecret, {
+      topic: 'vault-half',
+      body,
+      keys: [],
+      properties: {},
+      nonce,
+      signedAt,
+    });
+    const captured = { body, signature, nonce, signedAt };
+    const half = (message: unknown) =>
+      rawPost('/api/v1/mq/topics/vault-half/half', { message, producerGroup: 'vault-half-tx' });
+    const first = await half(captured);
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    const again = await half(captured);
+    assert.equal(again.status, 409);
+    assert.equal(again.json.error.code, 'PEAK_MQ_REPLAYED');
+    const asSend = await rawPost('/api/v1/mq/topics/vault-half/messages', {
+      messages: [captured],
+    });
+    assert.equal(asSend.status, 409, 'its nonce was taken by the half message');
+    assert.equal(asSend.json.error.code, 'PEAK_MQ_REPLAYED');
+    const rolledBack = await rawPost(
+      `/api/v1/mq/transactions/${(first.json as unknown as { id: string }).id}/rollback`,
+      { secret: t.produceSecret },
+    );
+    assert.equal(rolledBack.status, 200);
+  });
+
   it('traces every delivery: in flight, timed out and redelivered, then acked', async () => {
     await topic('traced');
     const [sent] = await producer().sendBatch('traced', [{ body: 'once' }]);

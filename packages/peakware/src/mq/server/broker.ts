@@ -87,13 +87,10 @@ export class Broker {
       this.#stats,
       logger,
     );
-    this.#producer = new BatchProducer(
-      store,
-      validator,
-      this.#stats,
-      new ReplayGuard(pool, 2 * SIGNED_MESSAGE_WINDOW_MS),
-    );
-    this.#halves = new HalfMessages(store, validator, options);
+    // One guard for sends and half messages: a nonce is claimed once per topic by either.
+    const replays = new ReplayGuard(pool, 2 * SIGNED_MESSAGE_WINDOW_MS);
+    this.#producer = new BatchProducer(store, validator, this.#stats, replays);
+    this.#halves = new HalfMessages(store, validator, replays, options);
     this.#receiver = new Receiver(store, this.#waiters, this.#stats, this.#state, options);
     this.#streams = new PushStreams(store, this.#receiver, this.#state);
     this.#relay = new PendingRelay(
