@@ -65,6 +65,8 @@ export const LAYERS = {
 /** Host files a subsystem's `server/` may import (paths relative to src). */
 export const HOST_PRIMITIVES = [
   'server/http-api.ts',
+  'server/access.ts',
+  'server/app-scopes.ts',
   'server/route-schema.ts',
   'server/pg-listener.ts',
   'server/advisory-leader.ts',
@@ -79,6 +81,8 @@ export const HOST_PRIMITIVES = [
  */
 export const PRIMITIVE_SUPPORT = [
   'server/auth-failure-limiter.ts',
+  'server/authenticator.ts',
+  'server/app-credentials.ts',
   'server/admin-token.ts',
   'server/data-folder.ts',
   'server/embedded-postgres.ts',

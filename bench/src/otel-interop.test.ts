@@ -18,10 +18,13 @@ import type { TraceTree } from 'peakware/telemetry';
 describe('OpenTelemetry JS exporter → peak server collector', { timeout: 60_000 }, () => {
   let dataDir: string;
   let server: PeakServer;
+  /** The local app's credential (every SDK grant), as a deployed exporter sends its app's. */
+  let auth: Record<string, string>;
 
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-otel-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    auth = { authorization: `Bearer ${server.credential()}` };
   });
 
   after(async () => {
@@ -33,7 +36,9 @@ describe('OpenTelemetry JS exporter → peak server collector', { timeout: 60_00
     const provider = new BasicTracerProvider({
       resource: resourceFromAttributes({ 'service.name': 'otel-app' }),
       spanProcessors: [
-        new BatchSpanProcessor(new OTLPTraceExporter({ url: `${server.info.url}/v1/traces` })),
+        new BatchSpanProcessor(
+          new OTLPTraceExporter({ url: `${server.info.url}/v1/traces`, headers: auth }),
+        ),
       ],
     });
     const tracer = provider.getTracer('interop');
@@ -54,7 +59,9 @@ describe('OpenTelemetry JS exporter → peak server collector', { timeout: 60_00
     await provider.shutdown();
 
     const traceId = root.spanContext().traceId;
-    const res = await fetch(`${server.info.url}/api/v1/telemetry/traces/${traceId}`);
+    const res = await fetch(`${server.info.url}/api/v1/telemetry/traces/${traceId}`, {
+      headers: auth,
+    });
     assert.equal(res.status, 200);
     const tree = (await res.json()) as TraceTree;
     assert.equal(tree.spanCount, 2);
@@ -70,7 +77,9 @@ describe('OpenTelemetry JS exporter → peak server collector', { timeout: 60_00
     assert.equal(c?.attributes.retries, 2);
     assert.ok((c?.durationUs ?? 0) >= 4000);
 
-    const topo = (await (await fetch(`${server.info.url}/api/v1/telemetry/topology`)).json()) as {
+    const topo = (await (
+      await fetch(`${server.info.url}/api/v1/telemetry/topology`, { headers: auth })
+    ).json()) as {
       edges: { caller: string; callee: string; calls: number; errors: number }[];
     };
     assert.deepEqual(

@@ -88,6 +88,10 @@ export const benchmark: Benchmark = {
     const { child, port } = await startChildServer(import.meta.url, [dataDir], 'peak');
     const url = `http://127.0.0.1:${port}`;
     const token = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
+    // The registry and the metric pushers send the local app's credential (every SDK grant).
+    process.env.PEAK_CREDENTIAL = (
+      await readFile(path.join(dataDir, 'credentials', 'local'), 'utf8')
+    ).trim();
     const registry = new HttpRegistry({ servers: url, leaseMs: 600_000 });
     const pushers: MetricsPusher[] = [];
     let feed: NodeJS.Timeout | undefined;

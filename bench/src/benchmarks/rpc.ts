@@ -5,9 +5,14 @@
  *
  * - peakware: the full consumer path (typed proxy, context headers, routing, balancing,
  *   failover, zod on both sides) over one multiplexed TCP connection, msgpack frames
- * - peakware-mtls: the same over mutual TLS (TlsTransport, P-256 certificates from the dev
- *   CA of `peak tls init`, TLS 1.3, the provider requiring a client certificate)
+ * - peakware-tls: the same over TLS (TlsTransport, a P-256 certificate from the dev CA of
+ *   `peak tls init`, TLS 1.3; the consumer checks the provider, not the other way round)
+ * - peakware-mtls: the same over mutual TLS (the provider requiring a client certificate)
+ * - peakware-verified: plain TCP, the provider verifying callers' signed identities
+ *   (IdentityVerifier with the keys in hand, the consumer presenting an Ed25519 JWT once
+ *   per connection; the guard's authority rules would see the verified app)
  * - grpc-js: @grpc/grpc-js unary calls over HTTP/2 (JSON-serialised messages, one channel)
+ * - grpc-js-tls: the same over TLS (the dev CA's provider certificate)
  * - fastify+undici: HTTP/1.1 JSON POST, fastify server, undici Pool client (keep-alive)
  * - moleculer: Moleculer service broker, TCP transporter (static peers, no UDP discovery)
  * - bare-tcp-json: newline-delimited JSON with ids on one TCP socket, no framework: the
@@ -16,13 +21,20 @@
  * Run as a script with `--serve <kind>`, this file is the server process.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  IDENTITY_AUDIENCE,
+  newIdentityKeyPair,
+  privateKeyOf,
+  publicJwk,
+  signIdentity,
+} from 'peakware/core';
 import { InMemoryRegistry } from 'peakware/registry';
 import { defineService, RpcClient, RpcServer, TlsTransport } from 'peakware/rpc';
-import { createDevPki } from 'peakware/security';
+import { createDevPki, IdentityVerifier } from 'peakware/security';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
 import { processCpuUs, startChildServer } from '../child-server.js';
@@ -38,12 +50,34 @@ const echoService = defineService({
   },
 });
 
-type Kind = 'peakware' | 'mtls' | 'grpc' | 'http' | 'moleculer' | 'tcp';
-const KINDS: Kind[] = ['peakware', 'mtls', 'grpc', 'http', 'moleculer', 'tcp'];
+type Kind =
+  | 'peakware'
+  | 'tls'
+  | 'mtls'
+  | 'verified'
+  | 'grpc'
+  | 'grpcTls'
+  | 'http'
+  | 'moleculer'
+  | 'tcp';
+const KINDS: Kind[] = [
+  'peakware',
+  'tls',
+  'mtls',
+  'verified',
+  'grpc',
+  'grpcTls',
+  'http',
+  'moleculer',
+  'tcp',
+];
 const LABEL: Record<Kind, string> = {
   peakware: 'peakware',
+  tls: 'peakware-tls',
   mtls: 'peakware-mtls',
+  verified: 'peakware-verified',
   grpc: 'grpc-js',
+  grpcTls: 'grpc-js-tls',
   http: 'fastify+undici',
   moleculer: 'moleculer-tcp',
   tcp: 'bare-tcp-json',
@@ -98,6 +132,7 @@ async function serve(kind: Kind, extra: string[]): Promise<number> {
       server.addService(echoService, { echo: (input) => input });
       return (await server.start()).port;
     }
+    case 'tls':
     case 'mtls': {
       const dir = extra[0]!;
       const server = new RpcServer({
@@ -105,14 +140,23 @@ async function serve(kind: Kind, extra: string[]): Promise<number> {
         transport: new TlsTransport({
           certFile: path.join(dir, 'provider.pem'),
           keyFile: path.join(dir, 'provider.key'),
-          caFile: path.join(dir, 'ca.pem'),
-          requireClientCert: true,
+          ...(kind === 'mtls' ? { caFile: path.join(dir, 'ca.pem'), requireClientCert: true } : {}),
         }),
       });
       server.addService(echoService, { echo: (input) => input });
       return (await server.start()).port;
     }
-    case 'grpc': {
+    case 'verified': {
+      const keys = JSON.parse(readFileSync(path.join(extra[0]!, 'jwks.json'), 'utf8'));
+      const server = new RpcServer({
+        port: 0,
+        identity: { verifier: new IdentityVerifier({ keys }) },
+      });
+      server.addService(echoService, { echo: (input) => input });
+      return (await server.start()).port;
+    }
+    case 'grpc':
+    case 'grpcTls': {
       const grpc = await import('@grpc/grpc-js');
       const server = new grpc.Server();
       server.addService(
@@ -132,8 +176,22 @@ async function serve(kind: Kind, extra: string[]): Promise<number> {
             callback(null, call.request),
         },
       );
+      const dir = extra[0];
+      const credentials =
+        kind === 'grpcTls' && dir !== undefined
+          ? grpc.ServerCredentials.createSsl(
+              null,
+              [
+                {
+                  cert_chain: readFileSync(path.join(dir, 'provider.pem')),
+                  private_key: readFileSync(path.join(dir, 'provider.key')),
+                },
+              ],
+              false,
+            )
+          : grpc.ServerCredentials.createInsecure();
       return new Promise((resolve, reject) =>
-        server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
+        server.bindAsync('127.0.0.1:0', credentials, (err, port) =>
           err ? reject(err) : resolve(port),
         ),
       );
@@ -189,7 +247,9 @@ async function connect(
       return { call: (n) => broker.call('echo.echo', payload(n)), close: () => broker.stop() };
     }
     case 'peakware':
-    case 'mtls': {
+    case 'tls':
+    case 'mtls':
+    case 'verified': {
       const registry = new InMemoryRegistry();
       await registry.register({
         instanceId: 'bench',
@@ -204,23 +264,33 @@ async function connect(
       });
       const dir = extra[0];
       const transport =
-        kind === 'mtls' && dir !== undefined
+        (kind === 'mtls' || kind === 'tls') && dir !== undefined
           ? new TlsTransport({
-              certFile: path.join(dir, 'consumer.pem'),
-              keyFile: path.join(dir, 'consumer.key'),
+              ...(kind === 'mtls'
+                ? {
+                    certFile: path.join(dir, 'consumer.pem'),
+                    keyFile: path.join(dir, 'consumer.key'),
+                  }
+                : {}),
               caFile: path.join(dir, 'ca.pem'),
             })
+          : undefined;
+      const identity =
+        kind === 'verified' && dir !== undefined
+          ? readFileSync(path.join(dir, 'identity.jwt'), 'utf8')
           : undefined;
       const client = new RpcClient({
         registry,
         warmupMs: 0,
         timeoutMs: 10_000,
         ...(transport === undefined ? {} : { connection: { transport } }),
+        ...(identity === undefined ? {} : { identity: { current: () => identity } }),
       });
       const echo = client.service(echoService);
       return { call: (n) => echo.echo(payload(n)), close: () => client.close() };
     }
-    case 'grpc': {
+    case 'grpc':
+    case 'grpcTls': {
       const grpc = await import('@grpc/grpc-js');
       const Client = grpc.makeGenericClientConstructor(
         {
@@ -236,9 +306,12 @@ async function connect(
         },
         'Echo',
       );
+      const dir = extra[0];
       const client = new Client(
-        `127.0.0.1:${port}`,
-        grpc.credentials.createInsecure(),
+        `localhost:${port}`,
+        kind === 'grpcTls' && dir !== undefined
+          ? grpc.credentials.createSsl(readFileSync(path.join(dir, 'ca.pem')))
+          : grpc.credentials.createInsecure(),
       ) as unknown as {
         echo(req: unknown, cb: (err: Error | null, res: unknown) => void): void;
         close(): void;
@@ -341,22 +414,24 @@ async function measure(call: Call, inFlight: number, ms: number, maxCalls: numbe
 export const benchmark: Benchmark = {
   name: 'rpc',
   description:
-    'echo RPC, client and server in separate processes on loopback, 200 calls in flight: peakware (plain and mutual TLS) vs grpc-js, fastify+undici, Moleculer (TCP), bare TCP JSON',
+    'echo RPC, client and server in separate processes on loopback, 200 calls in flight: peakware (plain, TLS, mutual TLS, verified callers) vs grpc-js (plain and TLS), fastify+undici, Moleculer (TCP), bare TCP JSON',
   async run({ runs, quick, progress }) {
     const inFlight = 200;
     const ms = quick ? 1000 : 3000;
     const maxCalls = quick ? 300_000 : 3_000_000;
-    const results: Record<
-      Kind,
-      { callsPerSec: number[]; p50: number[]; p99: number[]; cpuUs: number[]; errors: number }
-    > = {
-      peakware: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
-      mtls: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
-      grpc: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
-      http: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
-      moleculer: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
-      tcp: { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
+    type Figures = {
+      callsPerSec: number[];
+      p50: number[];
+      p99: number[];
+      cpuUs: number[];
+      errors: number;
     };
+    const results = Object.fromEntries(
+      KINDS.map((k): [Kind, Figures] => [
+        k,
+        { callsPerSec: [], p50: [], p99: [], cpuUs: [], errors: 0 },
+      ]),
+    ) as Record<Kind, Figures>;
     // All servers up at once, runs interleaved across contenders, so a burst of load from
     // elsewhere on the machine hits every contender alike instead of skewing one.
     const started: {
@@ -366,10 +441,28 @@ export const benchmark: Benchmark = {
     }[] = [];
     const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'peak-bench-tls-'));
     await createDevPki({ dir: pkiDir, names: ['provider', 'consumer'] });
+    // The verified-caller contender's key set (for the provider) and identity (for the consumer).
+    const pair = newIdentityKeyPair();
+    writeFileSync(
+      path.join(pkiDir, 'jwks.json'),
+      JSON.stringify({ keys: [publicJwk(pair.kid, pair.publicPem)] }),
+    );
+    const nowS = Math.floor(Date.now() / 1000);
+    writeFileSync(
+      path.join(pkiDir, 'identity.jwt'),
+      signIdentity(
+        { kid: pair.kid, privateKey: privateKeyOf(pair.privatePem) },
+        { sub: 'bench.client', aud: IDENTITY_AUDIENCE, iat: nowS, exp: nowS + 3600, jti: 'bench' },
+      ),
+    );
     try {
       for (const kind of KINDS) {
         const extra =
-          kind === 'moleculer' ? (await freePorts(2)).map(String) : kind === 'mtls' ? [pkiDir] : [];
+          kind === 'moleculer'
+            ? (await freePorts(2)).map(String)
+            : ['tls', 'mtls', 'verified', 'grpcTls'].includes(kind)
+              ? [pkiDir]
+              : [];
         const { child, port } = await startChildServer(import.meta.url, [kind, ...extra], kind);
         started.push({ kind, child, client: await connect(kind, port, extra) });
       }
@@ -428,7 +521,12 @@ export const benchmark: Benchmark = {
       'peakware/fastify+undici.callsPerSec': round(pw / median(results.http.callsPerSec)),
       'peakware/moleculer-tcp.callsPerSec': round(pw / median(results.moleculer.callsPerSec)),
       'peakware/bare-tcp-json.callsPerSec': round(pw / median(results.tcp.callsPerSec)),
+      'peakware-tls/peakware.callsPerSec': round(median(results.tls.callsPerSec) / pw),
       'peakware-mtls/peakware.callsPerSec': round(median(results.mtls.callsPerSec) / pw),
+      'peakware-verified/peakware.callsPerSec': round(median(results.verified.callsPerSec) / pw),
+      'peakware-tls/grpc-js-tls.callsPerSec': round(
+        median(results.tls.callsPerSec) / median(results.grpcTls.callsPerSec),
+      ),
       'peakware-mtls/grpc-js.callsPerSec': round(
         median(results.mtls.callsPerSec) / median(results.grpc.callsPerSec),
       ),
@@ -439,6 +537,10 @@ export const benchmark: Benchmark = {
       ),
     };
     const pwCpu = median(results.peakware.cpuUs);
+    for (const kind of ['tls', 'mtls', 'verified'] as const) {
+      // CPU per call of the secured path over the plain one: the cost of the security.
+      ratios[`${LABEL[kind]}/peakware.cpuPerCall`] = round(median(results[kind].cpuUs) / pwCpu);
+    }
     for (const kind of ['grpc', 'http', 'moleculer', 'tcp'] as const) {
       // CPU per call of the peer over Peakware's: above 1 means Peakware does a call cheaper.
       ratios[`${LABEL[kind]}/peakware.cpuPerCall`] = round(median(results[kind].cpuUs) / pwCpu);
@@ -452,6 +554,7 @@ export const benchmark: Benchmark = {
       notes: [
         `${inFlight} calls in flight, closed loop, ${ms} ms per run after a warm-up, runs interleaved across contenders; each server in its own child process`,
         'grpc-js messages are JSON-serialised (no protobuf codegen), one channel; undici Pool of 16 keep-alive connections',
+        'goals: peakware-tls and peakware-verified at most 15 % fewer calls/s than peakware; peakware-tls at least 10x grpc-js-tls',
         'CPU µs/call = user + system CPU of the client process and the server process over the run, per call (Linux /proc); steadier than calls/s on a shared machine',
       ],
     };

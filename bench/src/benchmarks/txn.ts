@@ -67,7 +67,11 @@ async function serve(kind: string, extra: string[]): Promise<void> {
     await admin.query('CREATE DATABASE bench_txn');
     await admin.end();
     process.stdout.write(
-      `${JSON.stringify({ url: server.info.url, db: server.postgresUrl('bench_txn') })}\n`,
+      `${JSON.stringify({
+        url: server.info.url,
+        db: server.postgresUrl('bench_txn'),
+        credential: server.credential(),
+      })}\n`,
     );
     process.once('SIGTERM', () => void server.stop().then(() => process.exit(0)));
     return;
@@ -177,7 +181,18 @@ export const benchmark: Benchmark = {
       progress('starting peak server (its own process)');
       const peak = await startChild(['peak', dataDir]);
       children.push(peak.child);
-      const { url, db: dbUrl } = peak.info as { url: string; db: string };
+      const {
+        url,
+        db: dbUrl,
+        credential,
+      } = peak.info as {
+        url: string;
+        db: string;
+        credential: string;
+      };
+      // The local app's credential (every SDK grant): the branch service (it inherits the
+      // environment), the registry and the TxnClient send it, as a deployed service would.
+      process.env.PEAK_CREDENTIAL = credential;
       db = new pg.Pool({ connectionString: dbUrl, max: 20 });
       await installBarrier(db);
       await db.query(`CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL,

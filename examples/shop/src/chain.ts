@@ -5,7 +5,10 @@
  * set; without Redis the shop runs its PostgreSQL stock engine and L1-only caches), the
  * shop's tables and topics, the guard rules and cache switches in the config center, and
  * one process per service instance, and `peak gateway` as the edge (its route, app, key and
- * subscription published through the admin client). `main.ts` runs a flash sale or a
+ * subscription published through the admin client). Each service is an app of its own with
+ * only the grants it needs ({@link SHOP_APPS}); the control plane keeps their credentials in
+ * its data folder and each process gets its app's as PEAK_CREDENTIAL (the gateway reads the
+ * admin token from the data folder). `main.ts` runs a flash sale or a
  * capacity run on it.
  *
  * The chain supervises its service processes: one that dies before the chain is stopped
@@ -25,7 +28,7 @@ import type { ShardedDatabase } from 'peakware/data';
 import type { GuardRules } from 'peakware/guard';
 import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
 import pg from 'pg';
-import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC } from './catalog.js';
+import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC, POINTS_GROUP } from './catalog.js';
 import { BUY_RESOURCE, flashSaleRules, publishEdge } from './edge.js';
 import { createOrderTables, openOrders } from './order-store.js';
 import { seedFlashSale } from './shop-database.js';
@@ -33,6 +36,31 @@ import { openShopStock, type ShopStock } from './stock.js';
 
 /** What a process of the chain is. */
 export type Role = 'inventory' | 'order' | 'points' | 'gateway';
+
+/** Each role's app (`shop.<role>`) and what its credential may do, nothing more. */
+export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, readonly string[]>> = {
+  'shop.inventory': [
+    'register:shop.inventory',
+    `consume:${ORDER_COMPENSATE_TOPIC}/shop.inventory-compensation`,
+    'read-config:shop/*',
+    'telemetry:shop.*',
+    'drill',
+  ],
+  'shop.order': [
+    'register:shop.order',
+    `produce:${ORDER_PLACED_TOPIC}`,
+    `produce:${ORDER_COMPENSATE_TOPIC}`,
+    'read-config:shop/*',
+    'telemetry:shop.*',
+    'drill',
+  ],
+  'shop.points': [
+    'register:shop.points',
+    `consume:${ORDER_PLACED_TOPIC}/${POINTS_GROUP}`,
+    'read-config:shop/*',
+    'telemetry:shop.*',
+  ],
+};
 
 /** A process of the chain and what its ready line said (the child is replaced on a restart). */
 export interface ChainProcess {
@@ -271,6 +299,11 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       logger: options.logger,
       // SLA rules are evaluated every 2 s (the default is 10 s) so a 30 s sale shows them.
       telemetry: { alertIntervalMs: 2000 },
+      localApps: SHOP_APPS,
+    });
+    const started = server;
+    const credential = (role: Exclude<Role, 'gateway'>) => ({
+      PEAK_CREDENTIAL: started.credential(`shop.${role}`),
     });
     const shopDb = server.postgresUrl();
     const shardDir = path.join(server.info.dataDir, 'order-shard-1');
@@ -349,7 +382,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     ];
     await Promise.all(
       roles.map(async (role, i) => {
-        const childEnv = { ...env, WORKER_ID: String(i + 1) };
+        const childEnv = { ...env, ...credential(role), WORKER_ID: String(i + 1) };
         supervise(await startProcess(role, childEnv, processes), childEnv);
       }),
     );
@@ -377,7 +410,6 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       ...(redisUrl === undefined ? [] : ['--redis', redisUrl]),
     ]);
     supervise(gateway, {});
-    const started = server;
     return {
       server,
       shopDb,

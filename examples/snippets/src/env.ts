@@ -1,7 +1,9 @@
 /**
  * What every snippet reads from its environment: the control plane to talk to and, for the
  * ones that need them, the admin token and a PostgreSQL for business data. Defaults fit a
- * local `npx peak server` in `./.peak`.
+ * local `npx peak server` in `./.peak`. The SDK clients send the app credential of
+ * `PEAK_CREDENTIAL` (their default): `PEAK_CREDENTIAL=$(cat .peak/credentials/local)` gives
+ * them the local app's, which may do anything an app may.
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';

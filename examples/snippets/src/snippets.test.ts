@@ -54,6 +54,8 @@ describe('examples/snippets: each runs as is against peak server', { timeout: 30
     env = {
       PEAK_SERVER: server.info.url,
       PEAK_ADMIN_TOKEN: (await readFile(server.info.adminTokenFile, 'utf8')).trim(),
+      // What every SDK client of a snippet sends: the local app's credential.
+      PEAK_CREDENTIAL: server.credential(),
       PEAK_SNIPPET_POSTGRES: server.postgresUrl(),
     };
   });

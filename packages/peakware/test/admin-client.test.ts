@@ -28,7 +28,8 @@ describe('peakware/admin', { timeout: 120_000 }, () => {
       servers: server.info.url,
       token: async () => (await readFile(tokenFile, 'utf8')).trim(),
     });
-    readOnly = new AdminClient({ servers: server.info.url });
+    // Reads take any credential: the local app's (every SDK grant, no operator role).
+    readOnly = new AdminClient({ servers: server.info.url, token: server.credential() });
   });
 
   after(async () => {
@@ -51,8 +52,12 @@ describe('peakware/admin', { timeout: 120_000 }, () => {
 
   it('config: publish, read, history, diff, gray, promote, rollback, audit', async () => {
     const item = { app: 'adm', group: 'db', key: 'pool' };
+    await assert.rejects(
+      new AdminClient({ servers: server.info.url }).config.publish(item, { value: '{}' }),
+      (err) => isPeakError(err, 'PEAK_UNAUTHENTICATED'),
+    );
     await assert.rejects(readOnly.config.publish(item, { value: '{}' }), (err) =>
-      isPeakError(err, 'PEAK_UNAUTHENTICATED'),
+      isPeakError(err, 'PEAK_FORBIDDEN'),
     );
     assert.deepEqual(await admin.config.publish(item, { value: '{"max":10}', author: 'ann' }), {
       version: 1,
@@ -107,7 +112,7 @@ describe('peakware/admin', { timeout: 120_000 }, () => {
     const topic = (await admin.mq.topics()).find((t) => t.name === 'adm-orders');
     assert.deepEqual([topic?.queues, topic?.secured], [2, false]);
 
-    const producer = new Producer({ servers: server.info.url });
+    const producer = new Producer({ servers: server.info.url, token: server.credential() });
     const sent = await producer.send('adm-orders', { body: 'hello', keys: ['order-7'] });
     await producer.close();
     const found = await admin.mq.query({ key: 'order-7' });
@@ -140,7 +145,7 @@ describe('peakware/admin', { timeout: 120_000 }, () => {
   });
 
   it('registry: services, instances, offline / online / weight', async () => {
-    const registry = new HttpRegistry({ servers: server.info.url });
+    const registry = new HttpRegistry({ servers: server.info.url, token: server.credential() });
     const handle = await registry.register({
       instanceId: 'adm-1',
       service: 'adm.svc',

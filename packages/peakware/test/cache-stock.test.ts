@@ -29,6 +29,7 @@ import type { StockEngine } from '../src/cache/stock-shaver.js';
 import { StockWriter } from '../src/cache/stock-writer.js';
 import { isPeakError } from '../src/core/errors.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { useLocalCredential } from './support/credentials.js';
 import { waitFor } from './support/wait.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -123,6 +124,7 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-stock-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
     const boot = new pg.Client({ connectionString: server.postgresUrl() });
     await boot.connect();
     await boot.query('CREATE DATABASE stock_test');

@@ -20,12 +20,19 @@ describe('config center', { timeout: 180_000 }, () => {
   let token: string;
   const subs: Subscriber[] = [];
 
-  const api = async (method: string, route: string, body?: unknown, auth = true) => {
+  /** A call with the admin token, the local app's credential (what SDKs read with), or none. */
+  const api = async (
+    method: string,
+    route: string,
+    body?: unknown,
+    auth: 'admin' | 'app' | 'none' = 'admin',
+  ) => {
+    const credential = auth === 'admin' ? token : auth === 'app' ? server.credential() : undefined;
     const res = await fetch(`${server.info.url}/api/v1/config${route}`, {
       method,
       headers: {
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(auth ? { authorization: `Bearer ${token}` } : {}),
+        ...(credential === undefined ? {} : { authorization: `Bearer ${credential}` }),
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(10_000),
@@ -38,7 +45,11 @@ describe('config center', { timeout: 180_000 }, () => {
     };
   };
   const spawn = async (env: Record<string, string>) => {
-    const s = await spawnSubscriber({ PEAK_SERVER: server.info.url, ...env });
+    const s = await spawnSubscriber({
+      PEAK_SERVER: server.info.url,
+      PEAK_CREDENTIAL: server.credential(),
+      ...env,
+    });
     subs.push(s);
     return s;
   };
@@ -70,10 +81,10 @@ describe('config center', { timeout: 180_000 }, () => {
       expectedVersion: 1,
     });
     assert.equal(v2.json.version, 2);
-    const got = await api('GET', '/items/shop/db/pool', undefined, false);
+    const got = await api('GET', '/items/shop/db/pool', undefined, 'app');
     assert.equal(got.json.value, '{"max": 20}');
     assert.equal(got.json.version, 2);
-    const h = await api('GET', '/items/shop/db/pool/history', undefined, false);
+    const h = await api('GET', '/items/shop/db/pool/history', undefined, 'app');
     const versions = h.json.versions as { version: number; author: string; comment: string }[];
     assert.deepEqual(
       versions.map((v) => [v.version, v.author, v.comment]),
@@ -82,7 +93,7 @@ describe('config center', { timeout: 180_000 }, () => {
         [1, 'alice', 'first'],
       ],
     );
-    const d = await api('GET', '/items/shop/db/pool/diff?from=1&to=2', undefined, false);
+    const d = await api('GET', '/items/shop/db/pool/diff?from=1&to=2', undefined, 'app');
     assert.deepEqual(d.json.diff, [
       { op: ' ', text: '{' },
       { op: '-', text: '  "max": 10' },
@@ -108,7 +119,7 @@ describe('config center', { timeout: 180_000 }, () => {
     const notJson = await api('PUT', '/items/shop/rpc/opts', { value: '{"timeoutMs":' });
     assert.equal(notJson.json.error?.code, 'PEAK_CONFIG_INVALID');
     assert.match(notJson.json.error?.message ?? '', /not valid JSON/);
-    const got = await api('GET', '/items/shop/rpc/opts', undefined, false);
+    const got = await api('GET', '/items/shop/rpc/opts', undefined, 'app');
     assert.equal(got.json.value, '{"timeoutMs":100}');
     assert.equal(got.json.version, 1);
 
@@ -119,13 +130,13 @@ describe('config center', { timeout: 180_000 }, () => {
     assert.equal(big.status, 413);
     assert.equal(big.json.error?.code, 'PEAK_CONFIG_TOO_LARGE');
 
-    const unknown = await api('GET', '/items/nope/none/nothing', undefined, false);
+    const unknown = await api('GET', '/items/nope/none/nothing', undefined, 'app');
     assert.equal(unknown.status, 404);
     assert.equal(unknown.json.error?.code, 'PEAK_CONFIG_NOT_FOUND');
-    const badName = await api('GET', '/items/sh%20op/a/b', undefined, false);
+    const badName = await api('GET', '/items/sh%20op/a/b', undefined, 'app');
     assert.equal(badName.status, 400);
 
-    const noToken = await api('PUT', '/items/shop/rpc/opts', { value: '{"timeoutMs":7}' }, false);
+    const noToken = await api('PUT', '/items/shop/rpc/opts', { value: '{"timeoutMs":7}' }, 'none');
     assert.equal(noToken.status, 401);
     const stale = await api('PUT', '/items/shop/rpc/opts', {
       value: '{"timeoutMs":7}',
@@ -142,7 +153,7 @@ describe('config center', { timeout: 180_000 }, () => {
     let conflicts = 0;
     const writer = async () => {
       for (let done = 0; done < perWriter; ) {
-        const cur = await api('GET', '/items/shop/counter/n', undefined, false);
+        const cur = await api('GET', '/items/shop/counter/n', undefined, 'app');
         const next = Number(cur.json.value) + 1;
         const r = await api('PUT', '/items/shop/counter/n', {
           value: String(next),
@@ -156,7 +167,7 @@ describe('config center', { timeout: 180_000 }, () => {
       }
     };
     await Promise.all(Array.from({ length: writers }, writer));
-    const end = await api('GET', '/items/shop/counter/n', undefined, false);
+    const end = await api('GET', '/items/shop/counter/n', undefined, 'app');
     assert.equal(Number(end.json.value), writers * perWriter);
     assert.equal(end.json.version, writers * perWriter + 1);
     assert.ok(conflicts > 0, 'writers raced (some saw a conflict)');
@@ -232,7 +243,7 @@ describe('config center', { timeout: 180_000 }, () => {
       !plain.changes.some((e) => e.value === '999' || e.value === '998'),
       'the plain instance never saw the gray value',
     );
-    const item = await api('GET', '/items/gray/limits/qps', undefined, false);
+    const item = await api('GET', '/items/gray/limits/qps', undefined, 'app');
     assert.equal(item.json.version, 2);
     assert.equal(item.json.gray, null);
   });
@@ -249,7 +260,7 @@ describe('config center', { timeout: 180_000 }, () => {
     });
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(r.json.version, 3);
-    const got = await api('GET', '/items/rb/main/settings', undefined, false);
+    const got = await api('GET', '/items/rb/main/settings', undefined, 'app');
     assert.equal(got.json.value, original);
     await waitFor(
       'subscriber sees the restored value',
@@ -305,6 +316,7 @@ describe('config center', { timeout: 180_000 }, () => {
     });
     const client = new ConfigClient({
       servers: [node2.info.url, server.info.url],
+      token: server.credential(),
       app: 'multi',
       reconnectMs: 50,
     });
@@ -328,7 +340,7 @@ describe('config center', { timeout: 180_000 }, () => {
   });
 
   it('audits who changed what, when and from where', async () => {
-    const r = await api('GET', '/audit?app=gray&key=qps', undefined, false);
+    const r = await api('GET', '/audit?app=gray&key=qps');
     const rows = r.json.audit as {
       action: string;
       actor: string;

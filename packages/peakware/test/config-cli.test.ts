@@ -16,14 +16,8 @@ describe('peak config', { timeout: 120_000 }, () => {
   let server: PeakServer;
   const peak = (...args: string[]) =>
     runPeak(
-      [
-        ...args,
-        '--server',
-        server.info.url,
-        ...(['set', 'rollback', 'gray', 'promote'].includes(args[1] ?? '')
-          ? ['--data', dataDir]
-          : []),
-      ],
+      // Changes read the admin token from the data folder; reads take it too.
+      [...args, '--server', server.info.url, '--data', dataDir],
       { PEAK_AUTHOR: 'carol' },
     );
   const json = async (...args: string[]) => {

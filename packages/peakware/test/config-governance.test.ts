@@ -17,6 +17,7 @@ import { definitionKey, RpcClient } from '../src/rpc/index.js';
 import { PeakServer } from '../src/server/index.js';
 import { type ProviderProcess, spawnProvider, stopProvider } from './rpc-fixture-process.js';
 import { stockService } from './rpc-fixture-service.js';
+import { useLocalCredential } from './support/credentials.js';
 import { waitFor } from './support/wait.js';
 
 describe('governance through config', { timeout: 120_000 }, () => {
@@ -47,6 +48,7 @@ describe('governance through config', { timeout: 120_000 }, () => {
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-config-gov-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
     token = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
     registry = new HttpRegistry({ servers: [server.info.url] });
     rpc = new RpcClient({ registry, app: 'gov-test', warmupMs: 0 });

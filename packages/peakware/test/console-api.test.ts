@@ -172,6 +172,7 @@ describe('console API', { timeout: 120_000 }, () => {
     }));
     for (const instance of ['i1', 'i2']) {
       const r = await call('POST', '/api/v1/telemetry/metrics', {
+        bearer: server.credential(),
         body: { service: 'live', instance, metrics },
       });
       assert.equal(r.status, 200, r.text);
@@ -205,6 +206,7 @@ describe('console API', { timeout: 120_000 }, () => {
       rtAvg: 1,
     });
     const r = await call('POST', '/api/v1/telemetry/metrics', {
+      bearer: server.credential(),
       body: { service: 'inb', instance: 'i1', metrics: [m('__inbound__', 50), m('inb.get', 30)] },
     });
     assert.equal(r.status, 200, r.text);
@@ -240,6 +242,7 @@ describe('console API', { timeout: 120_000 }, () => {
           rtP99: i % 60 === 7 ? 50 : 5,
         }));
         const r = await call('POST', '/api/v1/telemetry/metrics', {
+          bearer: server.credential(),
           body: { service: 'hist', instance: 'h1', metrics },
         });
         assert.equal(r.status, 200, r.text);

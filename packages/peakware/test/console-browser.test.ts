@@ -4,7 +4,8 @@
  * CSRF token is refused, every page loads and shows what the API holds, the overview's
  * chart moves every second, and each change made in the console (publish a config, change
  * a guard rule, take an instance offline, resend a dead letter) changes what the API
- * answers. One server, one browser.
+ * answers; an operator token's session may change, a viewer token's only look. One server,
+ * one browser.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -273,6 +274,34 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
 
     await open('stress', '.empty');
     assert.match(await page.locator('.empty').innerText(), /full-link stress tests/);
+  });
+
+  it("an operator token's session changes config; a viewer token's session only looks", async () => {
+    const ref = { app: 'shop', group: 'db', key: 'pool' };
+    const login = async (token: string, name: string) => {
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await page.getByTestId('login-form').waitFor();
+      await page.fill('input[name=token]', token);
+      await page.fill('input[name=name]', name);
+      await page.click('button[type=submit]');
+      await page.getByTestId('who').waitFor();
+    };
+    const publish = () => page.locator('[data-testid=item] .btn.primary', { hasText: 'Publish' });
+    await login((await stack.admin.system.createToken('console-op', 'operator')).token, 'op');
+    assert.match(await page.getByTestId('who').innerText(), /console:op\s+operator/);
+    await open('config?app=shop&item=db/pool', '[data-testid=item] textarea');
+    const before = (await stack.admin.config.get(ref)).version;
+    await page.fill('[data-testid=item] textarea', '{\n  "max": 32\n}');
+    await publish().click();
+    await page.getByRole('status').waitFor();
+    const item = await stack.admin.config.get(ref);
+    assert.equal(item.version, before + 1);
+    assert.equal(item.updatedBy, 'console:op');
+
+    await login((await stack.admin.system.createToken('console-viewer', 'viewer')).token, 'look');
+    assert.match(await page.getByTestId('who').innerText(), /console:look\s+read-only/);
+    await open('config?app=shop&item=db/pool', '[data-testid=item] textarea');
+    assert.ok(await publish().isDisabled());
   });
 
   it('a read-only session cannot change anything', async () => {

@@ -18,6 +18,7 @@ import { Consumer, Producer } from '../src/mq/index.js';
 import { HttpRegistry, type ServiceInstance } from '../src/registry/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
 import { ControlPlaneSpanExporter } from '../src/telemetry/index.js';
+import { useLocalCredential } from './support/credentials.js';
 import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 
@@ -47,6 +48,8 @@ describe('every SDK client fails over when a control-plane node is killed', {
     dirA = await mkdtemp(path.join(os.tmpdir(), 'peak-failover-a-'));
     dirB = await mkdtemp(path.join(os.tmpdir(), 'peak-failover-b-'));
     nodeA = await PeakServer.start({ dataDir: dirA, port: 0 });
+    // Every SDK client below sends the local app's credential; node B shares the database.
+    useLocalCredential(nodeA);
   });
 
   after(async () => {

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../src/admin/index.js';
 import type { DrillReport, FaultRequest } from '../src/drill/index.js';
 import { PeakServer } from '../src/server/index.js';
+import { useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 
@@ -104,6 +105,7 @@ describe('fault drills across processes', { timeout: 240_000 }, () => {
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-drill-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
     const token = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
     admin = new AdminClient({ servers: server.info.url, token });
     const env = { PEAK_SERVER: server.info.url };

@@ -16,6 +16,7 @@ import { AdminClient } from '../src/admin/index.js';
 import { ConfigClient } from '../src/config/index.js';
 import { consumerPaused, entryOpen, type PlanSpec, readFlag } from '../src/drill/index.js';
 import { PeakServer } from '../src/server/index.js';
+import { useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 
@@ -49,6 +50,7 @@ describe('plans', { timeout: 180_000 }, () => {
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-plans-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
     const token = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
     admin = new AdminClient({ servers: server.info.url, token });
     // The state before the promotion: guard rules (v1, v2) and a limit with its own schema.

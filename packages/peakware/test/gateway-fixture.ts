@@ -14,6 +14,7 @@ import type { GatewayKey } from '../src/gateway/index.js';
 import { HttpRegistry } from '../src/registry/index.js';
 import { defineService, RpcServer } from '../src/rpc/index.js';
 import { PeakServer } from '../src/server/index.js';
+import { useLocalCredential } from './support/credentials.js';
 import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
 
 /** The provider the gateway routes to. */
@@ -63,6 +64,8 @@ export interface GatewayFixture {
 export async function gatewayFixture(name: string): Promise<GatewayFixture> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `peak-${name}-`));
   const server = await PeakServer.start({ dataDir, port: 0 });
+  // The provider's registry and the other SDK clients send the local app's credential.
+  useLocalCredential(server);
   const admin = new AdminClient({ servers: server.info.url, token: server.info.adminToken ?? '' });
   const registry = new HttpRegistry({ servers: server.info.url });
   const calls = { echo: 0, slow: 0 };

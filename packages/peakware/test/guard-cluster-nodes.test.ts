@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BlockError, Guard, type GuardRules, HttpTokenClient } from '../src/guard/index.js';
 import { PeakServer } from '../src/server/index.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 import { overload } from './support/guard-overload.js';
 import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
@@ -34,7 +35,10 @@ interface Cluster {
 
 const cluster = async (url: string): Promise<Cluster | undefined> => {
   try {
-    const res = await fetch(`${url}/api/v1/guard/cluster`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`${url}/api/v1/guard/cluster`, {
+      headers: bearer(),
+      signal: AbortSignal.timeout(5000),
+    });
     return res.ok ? ((await res.json()) as Cluster) : undefined;
   } catch {
     return undefined;
@@ -109,6 +113,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
       port: 0,
       guard: { tokenServer: false },
     });
+    useLocalCredential(a);
     for (const name of ['b', 'c']) {
       const proc = spawnPeak([
         'server',

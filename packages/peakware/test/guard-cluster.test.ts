@@ -18,6 +18,7 @@ import {
   type GuardRules,
   HttpTokenClient,
 } from '../src/guard/index.js';
+import { bearer, useDataFolderCredential } from './support/credentials.js';
 import { FakeClock } from './support/fake-clock.js';
 import { overload, overloadOnClock } from './support/guard-overload.js';
 import {
@@ -52,6 +53,7 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
       'warn',
     ]);
     url = String((await server.waitFor('ready')).url);
+    await useDataFolderCredential(dataDir);
   });
 
   after(async () => {
@@ -155,7 +157,7 @@ describe('guard cluster flow control (real peak server process)', { timeout: 120
   it('the token server refuses malformed requests without falling over', async () => {
     const res = await fetch(new URL('/api/v1/guard/cluster/token', url), {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({
         namespace: 'shop',
         flowId: 'x',

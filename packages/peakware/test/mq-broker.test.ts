@@ -21,6 +21,7 @@ import {
   signMessage,
 } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 
@@ -75,7 +76,7 @@ async function rawPost(
 ): Promise<{ status: number; json: { error: { code: string; message: string } } }> {
   const r = await fetch(`${server.info.url}${route}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...bearer(), ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   return {
@@ -92,6 +93,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
       port: 0,
       mq: { halfCheckAfterMs: 300, halfCheckIntervalMs: 300, sessionMs: 4000 },
     });
+    useLocalCredential(server);
     admin = new BrokerClient({ servers: server.info.url, token: server.info.adminToken! });
     const info = server.info.postgres;
     assert.equal(info.mode, 'embedded');
@@ -633,19 +635,23 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     );
     // Tamper with a correctly signed message on the wire.
     const body = Buffer.from('pay 10').toString('base64');
+    const nonce = 'vault-nonce-1';
+    const signedAt = Date.now();
     const signature = signMessage(t.produceSecret, {
       topic: 'vault',
       body,
       keys: [],
       properties: {},
+      nonce,
+      signedAt,
     });
     const tampered = await rawPost('/api/v1/mq/topics/vault/messages', {
-      messages: [{ body: Buffer.from('pay 1000').toString('base64'), signature }],
+      messages: [{ body: Buffer.from('pay 1000').toString('base64'), signature, nonce, signedAt }],
     });
     assert.equal(tampered.status, 400);
     assert.equal(tampered.json.error.code, 'PEAK_MQ_BAD_SIGNATURE');
     const honest = await rawPost('/api/v1/mq/topics/vault/messages', {
-      messages: [{ body, signature }],
+      messages: [{ body, signature, nonce, signedAt }],
     });
     assert.equal(honest.status, 200);
     const stats = await admin.call<{ node: { badSignatures: number } }>('GET', '/api/v1/mq/stats');
@@ -698,6 +704,39 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     });
     await waitFor('both signed messages', () => seen.length === 2);
     assert.deepEqual([...seen].sort(), ['pay 10', 'signed']);
+  });
+
+  it('secured topics: a captured half message is refused when sent again, as a half message or as a send', async () => {
+    const t = (await topic('vault-half', { secured: true })) as { produceSecret: string };
+    const body = Buffer.from('refund 50').toString('base64');
+    const nonce = 'vault-half-nonce-1';
+    const signedAt = Date.now();
+    const signature = signMessage(t.produceSecret, {
+      topic: 'vault-half',
+      body,
+      keys: [],
+      properties: {},
+      nonce,
+      signedAt,
+    });
+    const captured = { body, signature, nonce, signedAt };
+    const half = (message: unknown) =>
+      rawPost('/api/v1/mq/topics/vault-half/half', { message, producerGroup: 'vault-half-tx' });
+    const first = await half(captured);
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    const again = await half(captured);
+    assert.equal(again.status, 409);
+    assert.equal(again.json.error.code, 'PEAK_MQ_REPLAYED');
+    const asSend = await rawPost('/api/v1/mq/topics/vault-half/messages', {
+      messages: [captured],
+    });
+    assert.equal(asSend.status, 409, 'its nonce was taken by the half message');
+    assert.equal(asSend.json.error.code, 'PEAK_MQ_REPLAYED');
+    const rolledBack = await rawPost(
+      `/api/v1/mq/transactions/${(first.json as unknown as { id: string }).id}/rollback`,
+      { secret: t.produceSecret },
+    );
+    assert.equal(rolledBack.status, 200);
   });
 
   it('traces every delivery: in flight, timed out and redelivered, then acked', async () => {
@@ -785,7 +824,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     const ac = new AbortController();
     const response = await fetch(`${server.info.url}/api/v1/mq/groups/push-raw/stream`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({ topic: 'pushed', consumerId: 'raw-1', inflight: 3 }),
       signal: ac.signal,
     });
@@ -847,7 +886,7 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     const ac = new AbortController();
     const response = await fetch(`${server.info.url}/api/v1/mq/groups/push-late/stream`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({
         topic: 'pushed-late',
         consumerId: 'late-1',
@@ -1031,7 +1070,8 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
         400,
         'PEAK_INVALID_ARGUMENT',
       ],
-      ['/api/v1/mq/topics', { name: 'x' }, 401, 'PEAK_UNAUTHENTICATED'],
+      // An app credential cannot create topics: that is the admin's.
+      ['/api/v1/mq/topics', { name: 'x' }, 403, 'PEAK_FORBIDDEN'],
     ];
     for (const [route, body, status, code] of cases) {
       const r = await rawPost(route, body);

@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { BrokerClient, Consumer, Producer } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { useLocalCredential } from './support/credentials.js';
 import { waitFor } from './support/wait.js';
 
 async function freePort(): Promise<number> {
@@ -48,6 +49,7 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
     port = await freePort();
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-mqtt-'));
     server = await PeakServer.start({ dataDir, port: 0, mq: { mqtt: { port } } });
+    useLocalCredential(server);
     admin = new BrokerClient({ servers: server.info.url, token: server.info.adminToken! });
     await admin.call('POST', '/api/v1/mq/topics', { name: 'telemetry', queues: 2 });
   });

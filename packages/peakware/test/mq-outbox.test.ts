@@ -17,6 +17,7 @@ import { runCli } from '../src/cli/run-cli.js';
 import { isPeakError } from '../src/core/errors.js';
 import { BrokerClient, type ConsumedMessage, Consumer, Outbox } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { useLocalCredential } from './support/credentials.js';
 import { waitFor } from './support/wait.js';
 
 let server: PeakServer;
@@ -65,6 +66,7 @@ describe('mq outbox in an application database', { timeout: 120_000 }, () => {
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-outbox-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
     admin = new BrokerClient({ servers: server.info.url, token: server.info.adminToken! });
     const boot = new pg.Client({ connectionString: server.postgresUrl() });
     await boot.connect();

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BrokerClient, Consumer, Producer } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { useLocalCredential } from './support/credentials.js';
 import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 
@@ -57,6 +58,7 @@ describe('mq reliability: kill -9 the broker during produce + consume', {
     dbDir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-rel-db-'));
     brokerDir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-rel-broker-'));
     db = await PeakServer.start({ dataDir: dbDir, port: 0 });
+    useLocalCredential(db);
     const info = db.info.postgres;
     assert.equal(info.mode, 'embedded');
     const password = (await readFile(path.join(dbDir, 'postgres-password'), 'utf8')).trim();

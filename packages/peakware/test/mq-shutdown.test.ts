@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { BrokerClient } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 
 describe('mq long polls at server shutdown', { timeout: 60_000 }, () => {
   let dataDir: string | undefined;
@@ -26,6 +27,7 @@ describe('mq long polls at server shutdown', { timeout: 60_000 }, () => {
   it('stop answers open long polls and push streams, and does not wait for aborted polls or silent sockets', async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-stop-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
     const url = server.info.url;
     await new BrokerClient({ servers: url, token: server.info.adminToken! }).call(
       'POST',
@@ -35,7 +37,7 @@ describe('mq long polls at server shutdown', { timeout: 60_000 }, () => {
     const receive = (consumerId: string, signal?: AbortSignal) =>
       fetch(`${url}/api/v1/mq/groups/g/receive`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...bearer() },
         body: JSON.stringify({ topic: 'idle', consumerId, waitMs: 30_000 }),
         ...(signal === undefined ? {} : { signal }),
       });
@@ -43,7 +45,7 @@ describe('mq long polls at server shutdown', { timeout: 60_000 }, () => {
     // A push stream is ended too.
     const stream = await fetch(`${url}/api/v1/mq/groups/g/stream`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({ topic: 'idle', consumerId: 'pushed-1', inflight: 4 }),
     });
     assert.equal(stream.status, 200);

@@ -18,6 +18,7 @@ import { HttpRegistry, type InstanceRegistration } from '../src/registry/index.j
 import { definitionKey, RpcClient } from '../src/rpc/index.js';
 import { type ProviderProcess, spawnProvider, stopProvider } from './rpc-fixture-process.js';
 import { stockService } from './rpc-fixture-service.js';
+import { useDataFolderCredential } from './support/credentials.js';
 import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
 import { type PostgresCluster, startPostgresCluster } from './support/postgres-cluster.js';
 import { waitFor } from './support/wait.js';
@@ -82,6 +83,8 @@ describe('registry: a control-plane restart does not wipe the consumers’ lists
 
   it('keeps calling the last known providers after an empty list from a restarted node', async (t) => {
     node = await startNode();
+    // The node's local app credential (every SDK grant) for the registries and the reads below.
+    await useDataFolderCredential(dataDir);
     const url = `http://127.0.0.1:${port}`;
     // The providers serve without a registry of their own: the test registers them, so it
     // decides when they re-register after the restart (after the consumer has reconnected).

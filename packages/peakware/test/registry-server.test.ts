@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { HttpRegistry, type ServiceInstance } from '../src/registry/index.js';
 import { PeakServer } from '../src/server/index.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 import { waitFor } from './support/wait.js';
 
 const base = {
@@ -31,6 +32,7 @@ describe('registry on the control plane', { timeout: 60_000 }, () => {
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-registry-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
   });
 
   after(async () => {
@@ -144,7 +146,7 @@ describe('registry on the control plane', { timeout: 60_000 }, () => {
   it('refuses malformed registrations with a clear 400', async () => {
     const res = await fetch(`${server.info.url}/api/v1/registry/instances`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({ ...base, instanceId: 'x', port: 70000 }),
     });
     assert.equal(res.status, 400);
@@ -155,22 +157,29 @@ describe('registry on the control plane', { timeout: 60_000 }, () => {
       `${server.info.url}/api/v1/registry/instances/never-registered/lease`,
       {
         method: 'PUT',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...bearer() },
         body: '{}',
       },
     );
     assert.equal(renew.status, 404);
-    const watch = await fetch(`${server.info.url}/api/v1/registry/watch?key=not-a-key`);
+    const watch = await fetch(`${server.info.url}/api/v1/registry/watch?key=not-a-key`, {
+      headers: bearer(),
+    });
     assert.equal(watch.status, 400);
   });
 
-  it('admin changes need the admin token; SDK routes do not', async () => {
-    const res = await fetch(`${server.info.url}/api/v1/registry/instances/x/admin`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ status: 'offline' }),
-    });
-    assert.equal(res.status, 401);
+  it('admin changes need the admin token, not an app credential', async () => {
+    for (const [headers, status] of [
+      [{}, 401],
+      [bearer(), 403],
+    ] as const) {
+      const res = await fetch(`${server.info.url}/api/v1/registry/instances/x/admin`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ status: 'offline' }),
+      });
+      assert.equal(res.status, status);
+    }
   });
 
   it('serves the watch stream as plain Server-Sent Events', async () => {
@@ -178,6 +187,7 @@ describe('registry on the control plane', { timeout: 60_000 }, () => {
     const res = await fetch(
       `${server.info.url}/api/v1/registry/watch?key=${encodeURIComponent(key)}`,
       {
+        headers: bearer(),
         signal: abort.signal,
       },
     );

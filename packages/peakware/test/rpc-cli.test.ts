@@ -24,19 +24,15 @@ describe('peak rpc', { timeout: 120_000 }, () => {
   let b: ProviderProcess;
   const key = definitionKey(stockService);
   const peak = (...args: string[]) =>
-    runPeak([
-      ...args,
-      '--server',
-      server.info.url,
-      ...(['ls', 'call'].includes(args[1] ?? '') ? [] : ['--data', dataDir]),
-    ]);
+    runPeak([...args, '--server', server.info.url, '--data', dataDir]);
 
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-rpc-cli-'));
     server = await PeakServer.start({ dataDir, port: 0 });
-    a = await spawnProvider({ PEAK_SERVER: server.info.url });
-    b = await spawnProvider({ PEAK_SERVER: server.info.url, TAGS: 'canary' });
-    registry = new HttpRegistry({ servers: [server.info.url] });
+    const env = { PEAK_SERVER: server.info.url, PEAK_CREDENTIAL: server.credential() };
+    a = await spawnProvider(env);
+    b = await spawnProvider({ ...env, TAGS: 'canary' });
+    registry = new HttpRegistry({ servers: [server.info.url], token: server.credential() });
     client = new RpcClient({ registry, warmupMs: 0 });
   });
 

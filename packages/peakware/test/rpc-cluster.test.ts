@@ -16,6 +16,7 @@ import { definitionKey, RpcClient } from '../src/rpc/index.js';
 import { PeakServer } from '../src/server/index.js';
 import { type ProviderProcess, spawnProvider, stopProvider } from './rpc-fixture-process.js';
 import { stockService } from './rpc-fixture-service.js';
+import { useLocalCredential } from './support/credentials.js';
 import { waitFor } from './support/wait.js';
 
 interface LoadResult {
@@ -100,6 +101,7 @@ describe('rpc across processes with a real control plane', { timeout: 180_000 },
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-rpc-'));
     scratch = await mkdtemp(path.join(os.tmpdir(), 'peak-rpc-scratch-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
     snapshotFile = path.join(scratch, 'registry-snapshot.json');
     registry = new HttpRegistry({ servers: [server.info.url], snapshotFile });
     client = new RpcClient({

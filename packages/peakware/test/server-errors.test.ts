@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PeakServer } from '../src/server/index.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 import { killGroup, postgresPidsFor, runPeak, spawnPeak } from './support/peak-process.js';
 
 /** The error is one line (the last on stderr; logs may precede it) and has no stack. */
@@ -34,6 +35,7 @@ describe('peak server: bad input and the external PostgreSQL path', { timeout: 2
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-errors-'));
     scratch = await mkdtemp(path.join(os.tmpdir(), 'peak-scratch-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
     const info = server.info.postgres;
     assert.equal(info.mode, 'embedded');
     if (info.mode !== 'embedded') return;
@@ -235,7 +237,9 @@ describe('peak server: bad input and the external PostgreSQL path', { timeout: 2
       };
       assert.equal(ready.postgres.mode, 'external');
       assert.ok(!ready.postgres.url.includes(externalUrl.split(':')[2]!.split('@')[0]!));
-      const { nodes } = (await (await fetch(`${ready.url}/api/v1/nodes`)).json()) as {
+      const { nodes } = (await (
+        await fetch(`${ready.url}/api/v1/nodes`, { headers: bearer() })
+      ).json()) as {
         nodes: { nodeId: string }[];
       };
       assert.equal(nodes.length, 2);

@@ -4,7 +4,7 @@
  * PostgreSQL), and a clean SIGTERM exit that leaves no PostgreSQL behind.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -48,6 +48,7 @@ describe('peak server process (embedded PostgreSQL)', { timeout: 240_000 }, () =
   });
 
   let firstToken = '';
+  let localCredential = '';
 
   it('starts on the embedded default and answers /health and /ready', async () => {
     const { p, ready } = await startServer(dataDir);
@@ -63,12 +64,19 @@ describe('peak server process (embedded PostgreSQL)', { timeout: 240_000 }, () =
       schemaVersion: ready.schemaVersion,
       postgres: 'embedded',
     });
-    for (const file of ['admin-token', 'postgres-password']) {
+    for (const file of ['admin-token', 'postgres-password', 'credentials/local']) {
       const mode = (await stat(path.join(dataDir, file))).mode & 0o777;
       assert.equal(mode, 0o600, `${file} mode ${mode.toString(8)}`);
     }
+    // The local app's credential (the CLI's and quick tries') works for SDK calls.
+    localCredential = (await readFile(path.join(dataDir, 'credentials', 'local'), 'utf8')).trim();
+    const topics = await fetch(`${ready.url}/api/v1/mq/topics`, {
+      headers: { authorization: `Bearer ${localCredential}` },
+    });
+    assert.equal(topics.status, 200);
     // The token is shown once: it never reaches the logs.
     assert.ok(!p.stderr().includes(firstToken));
+    assert.ok(!p.stderr().includes(localCredential));
   });
 
   it('recovers after kill -9 of the server together with its PostgreSQL', async () => {
@@ -83,6 +91,11 @@ describe('peak server process (embedded PostgreSQL)', { timeout: 240_000 }, () =
     const { p, ready } = await startServer(dataDir);
     started.push(p);
     assert.equal(ready.adminToken, undefined, 'the token is not shown again');
+    assert.equal(
+      (await readFile(path.join(dataDir, 'credentials', 'local'), 'utf8')).trim(),
+      localCredential,
+      'the local credential is kept across restarts',
+    );
     assert.equal((await fetch(`${ready.url}/ready`)).status, 200);
     // State survived the crash: the first token still authenticates (and rotating retires it).
     const rotate = (token: string) =>

@@ -52,7 +52,13 @@ describe('openapi', { timeout: 120_000 }, () => {
       assert.ok(op, `${route.method} ${route.url} is in the document`);
       assert.ok(op.summary.length > 0, `${route.method} ${route.url} has a summary`);
       assert.equal(op['x-peak-auth'], route.auth, `${route.method} ${route.url} auth`);
-      assert.equal(op.security !== undefined, route.auth === 'admin', `${route.url} security`);
+      // `self` routes (the console's login and logout) check a credential of their own.
+      assert.equal(
+        op.security !== undefined,
+        route.auth !== 'public' && route.auth !== 'self',
+        `${route.url} security`,
+      );
+      assert.equal(op['x-peak-scope'], route.scope, `${route.method} ${route.url} scope`);
       if (['POST', 'PUT', 'PATCH'].includes(route.method))
         assert.ok(op.requestBody, `${route.method} ${route.url} documents its body`);
       for (const [, name] of route.url.matchAll(/:(\w+)/g)) {
@@ -64,6 +70,7 @@ describe('openapi', { timeout: 120_000 }, () => {
     }
     const send = doc.paths['/api/v1/mq/topics/{topic}/messages']?.post;
     assert.equal(send?.['x-peak-auth'], 'sdk');
+    assert.equal(send?.['x-peak-scope'], 'produce');
     const body = send?.requestBody?.content['application/json']?.schema as {
       required: string[];
       properties: { messages: { maxItems: number } };

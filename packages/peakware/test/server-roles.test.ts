@@ -14,6 +14,7 @@ import { ErrorCodes, isPeakError } from '../src/core/errors.js';
 import { Consumer } from '../src/mq/consumer.js';
 import { Producer } from '../src/mq/producer.js';
 import { PeakServer, SERVER_ROLES } from '../src/server/peak-server.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 
 describe('peak server roles', { timeout: 120_000 }, () => {
   let full: PeakServer;
@@ -25,6 +26,8 @@ describe('peak server roles', { timeout: 120_000 }, () => {
     for (let i = 0; i < 3; i++) dirs.push(await mkdtemp(path.join(os.tmpdir(), 'peak-roles-')));
     full = await PeakServer.start({ dataDir: dirs[0], port: 0 });
     token = full.info.adminToken!;
+    // The SDK clients and reads below send the local app's credential (the nodes share it).
+    useLocalCredential(full);
     broker = await PeakServer.start({
       dataDir: dirs[1],
       port: 0,
@@ -77,7 +80,7 @@ describe('peak server roles', { timeout: 120_000 }, () => {
     const onBroker = await fetch(`${broker.info.url}/api/v1/registry/services`);
     assert.equal(onBroker.status, 404);
     await onBroker.body?.cancel();
-    const onFull = await fetch(`${full.info.url}/api/v1/registry/services`);
+    const onFull = await fetch(`${full.info.url}/api/v1/registry/services`, { headers: bearer() });
     assert.equal(onFull.status, 200);
     await onFull.body?.cancel();
   });

@@ -28,6 +28,7 @@ import {
   probeCapacity,
   startRun,
 } from '../src/stress/index.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 
 describe('capacity: probe one instance, plan the chain', { timeout: 120_000 }, () => {
   let dataDir: string;
@@ -40,6 +41,7 @@ describe('capacity: probe one instance, plan the chain', { timeout: 120_000 }, (
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-stress-cap-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
     admin = new AdminClient({ servers: [server.info.url], token: server.info.adminToken! });
     // One request at a time, 8 ms each: at most 125/s, slower on a busy machine; past its pace
     // the queue grows by the excess every second (2 s at 320/s: a p99 of seconds).
@@ -190,7 +192,7 @@ describe('capacity: probe one instance, plan the chain', { timeout: 120_000 }, (
     }
     const res = await fetch(`${server.info.url}/api/v1/telemetry/spans`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({ spans }),
     });
     assert.equal(res.status, 200, await res.text());

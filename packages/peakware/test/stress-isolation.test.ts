@@ -36,6 +36,7 @@ import {
   STRESS_RUN_BAGGAGE,
   startRun,
 } from '../src/stress/index.js';
+import { useLocalCredential } from './support/credentials.js';
 import { spawnPeak } from './support/peak-process.js';
 
 describe('stress: shadow traffic beside real traffic, and the isolation check', {
@@ -54,6 +55,7 @@ describe('stress: shadow traffic beside real traffic, and the isolation check', 
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-stress-iso-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
     admin = new AdminClient({ servers: [server.info.url], token: server.info.adminToken! });
     const info = server.info.postgres;
     assert.equal(info.mode, 'embedded');

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PeakServer } from '../src/server/index.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 import { startWebhookSink, type WebhookSink } from './support/webhook-sink.js';
@@ -40,7 +41,7 @@ describe('telemetry alerts: one evaluator across nodes', { timeout: 240_000 }, (
       method,
       headers: {
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+        ...(token === undefined ? bearer() : { authorization: `Bearer ${token}` }),
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(10_000),
@@ -97,6 +98,7 @@ describe('telemetry alerts: one evaluator across nodes', { timeout: 240_000 }, (
       port: 0,
       telemetry: { alertEvaluator: false },
     });
+    useLocalCredential(a);
     webhook = await startWebhookSink(hooks);
     webhookUrl = webhook.url;
     for (const name of ['b', 'c']) {

@@ -25,6 +25,7 @@ import {
   parsePrometheusText,
   Tracer,
 } from '../src/telemetry/index.js';
+import { useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 import { startWebhookSink, type WebhookSink } from './support/webhook-sink.js';
@@ -64,6 +65,7 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-telemetry-rules-'));
     server = await PeakServer.start({ dataDir, port: 0, telemetry: { alertIntervalMs: 200 } });
+    useLocalCredential(server);
     webhook = await startWebhookSink(hooks);
     webhookUrl = webhook.url;
   });

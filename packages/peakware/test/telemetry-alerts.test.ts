@@ -19,6 +19,7 @@ import {
   rpcTracingFilter,
   Tracer,
 } from '../src/telemetry/index.js';
+import { useLocalCredential } from './support/credentials.js';
 import { waitFor } from './support/wait.js';
 import { startWebhookSink, type WebhookSink } from './support/webhook-sink.js';
 
@@ -61,6 +62,7 @@ describe('telemetry SLA alerts', { timeout: 120_000 }, () => {
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-telemetry-alerts-'));
     server = await PeakServer.start({ dataDir, port: 0, telemetry: { alertIntervalMs: 200 } });
+    useLocalCredential(server);
     webhook = await startWebhookSink(hooks);
     webhookUrl = webhook.url;
 

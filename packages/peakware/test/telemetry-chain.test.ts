@@ -37,6 +37,7 @@ import {
   traceHttp,
   traceSend,
 } from '../src/telemetry/index.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 import { assertPromtoolAccepts } from './telemetry-promtool-check.js';
@@ -85,7 +86,10 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     return new Tracer({ service, sink: processor });
   };
   const api = async <T>(p: string): Promise<{ status: number; body: T }> => {
-    const res = await fetch(`${server.info.url}${p}`, { signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(`${server.info.url}${p}`, {
+      headers: bearer(),
+      signal: AbortSignal.timeout(10_000),
+    });
     return { status: res.status, body: (await res.json()) as T };
   };
   const flush = () => Promise.all(processors.map((p) => p.flush()));
@@ -97,6 +101,7 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-telemetry-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
 
     const invTracer = tracerFor('inventory');
     const inv = new RpcServer({ registry, filters: [rpcTracingFilter(invTracer)] }).addService(
@@ -313,7 +318,7 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     ]);
     const res = await fetch(`${server.info.url}/v1/traces`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify(body),
     });
     assert.equal(res.status, 200);
@@ -323,14 +328,14 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     assert.equal(tree.roots[0]?.span.durationUs, 1500);
     const bad = await fetch(`${server.info.url}/v1/traces`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: 'zz' }] }] }] }),
     });
     assert.equal(bad.status, 400);
     assert.match(JSON.stringify(await bad.json()), /traceId must be 32 hex/);
     const badSdk = await fetch(`${server.info.url}/api/v1/telemetry/spans`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({
         spans: [
           {

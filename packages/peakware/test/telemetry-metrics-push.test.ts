@@ -20,6 +20,7 @@ import {
   type LiveResource,
   TelemetryMetricsStore,
 } from '../src/telemetry/server/telemetry-metrics-store.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 
@@ -76,6 +77,7 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
     const res = await fetch(
       `${server.info.url}/api/v1/telemetry/metrics/live?service=checkout&seconds=3`,
       {
+        headers: bearer(),
         signal: AbortSignal.timeout(10_000),
       },
     );
@@ -86,6 +88,7 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-telemetry-push-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
   });
 
   after(async () => {
@@ -159,7 +162,7 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
     const old = Date.now() - 3 * 3600_000;
     const res = await fetch(`${server.info.url}/api/v1/telemetry/metrics`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({
         service: 'archive',
         instance: 'a-1',
@@ -172,7 +175,7 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
     assert.equal(res.status, 200);
     const bad = await fetch(`${server.info.url}/api/v1/telemetry/metrics`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({ service: 'archive', instance: 'a-1', metrics: [{ resource: 'x' }] }),
     });
     assert.equal(bad.status, 400, 'a record without its counts is refused');

@@ -24,6 +24,7 @@ import {
 import { PeakServer } from '../src/server/index.js';
 import { decodeRpcStatus } from '../src/telemetry/otlp-protobuf.js';
 import type { TraceNode, TraceTree } from '../src/telemetry/trace-tree.js';
+import { bearer, useLocalCredential } from './support/credentials.js';
 
 type ExporterConfig = NonNullable<ConstructorParameters<typeof OTLPTraceExporter>[0]>;
 
@@ -113,13 +114,16 @@ describe('OTLP/HTTP protobuf ingest from the official OpenTelemetry exporter', (
   let url = '';
 
   const api = async <T>(p: string): Promise<{ status: number; body: T }> => {
-    const res = await fetch(`${url}${p}`, { signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(`${url}${p}`, {
+      headers: bearer(),
+      signal: AbortSignal.timeout(10_000),
+    });
     return { status: res.status, body: (await res.json()) as T };
   };
   const postProto = (body: Uint8Array, headers: Record<string, string> = {}) =>
     fetch(`${url}/v1/traces`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-protobuf', ...headers },
+      headers: { 'content-type': 'application/x-protobuf', ...bearer(), ...headers },
       body,
       signal: AbortSignal.timeout(10_000),
     });
@@ -127,6 +131,7 @@ describe('OTLP/HTTP protobuf ingest from the official OpenTelemetry exporter', (
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-otlp-proto-'));
     server = await PeakServer.start({ dataDir, port: 0 });
+    useLocalCredential(server);
     url = server.info.url;
   });
 
@@ -141,7 +146,7 @@ describe('OTLP/HTTP protobuf ingest from the official OpenTelemetry exporter', (
       traceId = checkoutTrace(tracer);
     });
     assert.equal(spans.length, 3);
-    const exporter = new OTLPTraceExporter({ url: `${url}/v1/traces` });
+    const exporter = new OTLPTraceExporter({ url: `${url}/v1/traces`, headers: bearer() });
     const result = await exportWith(exporter, spans);
     assert.equal(result.code, 0, `export failed: ${String(result.error)}`);
     await exporter.shutdown();
@@ -201,6 +206,7 @@ describe('OTLP/HTTP protobuf ingest from the official OpenTelemetry exporter', (
     });
     const exporter = new OTLPTraceExporter({
       url: `${url}/v1/traces`,
+      headers: bearer(),
       // CompressionAlgorithm.GZIP of @opentelemetry/otlp-exporter-base (a string enum).
       compression: 'gzip' as ExporterConfig['compression'],
     });
@@ -261,7 +267,7 @@ describe('OTLP/HTTP protobuf ingest from the official OpenTelemetry exporter', (
     assert.equal((await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000) })).status, 200);
     const badJson = await fetch(`${url}/v1/traces`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: '{"resourceSpans": [',
       signal: AbortSignal.timeout(5000),
     });
@@ -271,7 +277,7 @@ describe('OTLP/HTTP protobuf ingest from the official OpenTelemetry exporter', (
     const spans = recordSpans('after-errors', (tracer) => {
       traceId = checkoutTrace(tracer);
     });
-    const exporter = new OTLPTraceExporter({ url: `${url}/v1/traces` });
+    const exporter = new OTLPTraceExporter({ url: `${url}/v1/traces`, headers: bearer() });
     assert.equal((await exportWith(exporter, spans)).code, 0);
     await exporter.shutdown();
     const { status } = await api<TraceTree>(`/api/v1/telemetry/traces/${traceId}`);
@@ -304,7 +310,7 @@ describe('OTLP/HTTP protobuf ingest from the official OpenTelemetry exporter', (
     };
     const res = await fetch(`${url}/v1/traces`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', ...bearer() },
       body: gzipSync(JSON.stringify(json)),
       signal: AbortSignal.timeout(5000),
     });

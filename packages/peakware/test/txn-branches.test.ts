@@ -26,6 +26,7 @@ import {
   TxnClient,
   type TxnView,
 } from '../src/txn/index.js';
+import { useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import { type Bank, bank, ensureDatabase, startBank } from './support/txn-bank.js';
 import { waitFor } from './support/wait.js';
@@ -79,6 +80,7 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
       port: 0,
       txn: { leaseMs: 1000, recoveryIntervalMs: 100, maxRecoveries: 2 },
     });
+    useLocalCredential(server);
     await ensureDatabase(server.postgresUrl(), 'txn_bank');
     shop = await startBank(server.postgresUrl('txn_bank'), server.info.url, {
       a1: 100,
@@ -455,6 +457,37 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
     );
     assert.equal((await txn.get('msg-rolled-back')).status, 'failed');
     assert.equal((await shop.balance('b2')).balance, 1);
+  });
+
+  it('msg: takes the produce grant of its topic besides txn, as a send would', async () => {
+    const txnOnly = new TxnClient({
+      servers: server.info.url,
+      token: (await admin.apps.create('txn.only', ['txn'])).credential,
+    });
+    const spec = (gid: string) => ({
+      gid,
+      topic: 'txn.orders',
+      message: { body: 'order 5 placed', keys: [gid] },
+      check: call('checkMsg'),
+    });
+    await assert.rejects(
+      txnOnly.message(spec('msg-no-grant')),
+      (err: unknown) =>
+        isPeakError(err, ErrorCodes.FORBIDDEN) && /produce:txn\.orders/.test(err.message),
+    );
+    const granted = new TxnClient({
+      servers: server.info.url,
+      token: (await admin.apps.create('txn.producer', ['txn', 'produce:txn.orders'])).credential,
+    });
+    const p = await granted.message(spec('msg-granted'));
+    assert.equal((await txn.get(p.gid)).status, 'prepared');
+    await assert.rejects(
+      p.run(shop.db, async () => {
+        throw new Error('not this time');
+      }),
+      /not this time/,
+    );
+    assert.equal((await txn.get(p.gid)).status, 'failed');
   });
 
   it('msg: after the caller died between commit and submit, the check-back publishes', async () => {

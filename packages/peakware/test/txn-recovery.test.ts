@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { definitionKey } from '../src/rpc/index.js';
 import { PeakServer } from '../src/server/index.js';
 import { TxnClient, type TxnView } from '../src/txn/index.js';
+import { useLocalCredential } from './support/credentials.js';
 import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
 import { type Bank, bank, ensureDatabase, startBank } from './support/txn-bank.js';
 import { waitFor } from './support/wait.js';
@@ -40,6 +41,7 @@ describe('txn: a killed coordinator node is resumed by another', { timeout: 240_
       port: 0,
       txn: { leaseMs: 1500, recoveryIntervalMs: 200 },
     });
+    useLocalCredential(a);
     for (const name of ['b', 'c']) {
       const proc = spawnPeak(
         [

@@ -1,6 +1,7 @@
 /**
  * `AdminClient`: the typed admin API of the control plane, one section per subsystem
- * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `gateway`, `system`, `console`, `drill`), over the one
+ * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `gateway`, `apps`, `system`,
+ * `console`, `drill`, `stress`, `txn`), over the one
  * {@link ControlPlaneClient}. The `peak` CLI, the shop and the console call the control
  * plane through it, so nobody writes a URL or re-declares an answer's type.
  *
@@ -15,6 +16,7 @@ import {
   type ControlPlaneClientOptions,
 } from '../core/control-plane-client.js';
 import { AlertsAdmin } from './alerts-admin.js';
+import { AppsAdmin } from './apps-admin.js';
 import { ConfigAdmin } from './config-admin.js';
 import { ConsoleAdmin } from './console-admin.js';
 import { DrillAdmin } from './drill-admin.js';
@@ -51,6 +53,8 @@ export class AdminClient {
   readonly guard: GuardAdmin;
   /** Gateway: routes, apps, keys, subscriptions, quota usage. */
   readonly gateway: GatewayAdmin;
+  /** Apps and their credentials: create, grants, rotate, revoke, list. */
+  readonly apps: AppsAdmin;
   /** The control plane itself: health, readiness, info, nodes, token rotation. */
   readonly system: SystemAdmin;
   /** The console's API: metrics history (a week, downsampled), the audit trail, sessions. */
@@ -71,6 +75,7 @@ export class AdminClient {
     this.registry = new RegistryAdmin(this.http);
     this.guard = new GuardAdmin(this.http);
     this.gateway = new GatewayAdmin(this.http);
+    this.apps = new AppsAdmin(this.http);
     this.system = new SystemAdmin(this.http);
     this.console = new ConsoleAdmin(this.http);
     this.drill = new DrillAdmin(this.http);

@@ -1,6 +1,6 @@
 /**
  * `peakware/admin`: the typed admin API of the control plane (`AdminClient`): config,
- * mq admin, telemetry queries, alerts, registry, guard, gateway, txn and the control plane itself, over
+ * mq admin, telemetry queries, alerts, registry, guard, gateway, apps, txn and the control plane itself, over
  * the one `ControlPlaneClient` of `peakware/core`. Loads no server code: the answers'
  * types are the server halves' own, imported as types only. See README.md.
  */
@@ -15,6 +15,12 @@ export {
   type AlertRuleState,
   AlertsAdmin,
 } from './alerts-admin.js';
+export {
+  type AppCredentialView,
+  AppsAdmin,
+  type AppView,
+  type IssuedCredential,
+} from './apps-admin.js';
 export {
   type AbortGrayResult,
   type AuditView,

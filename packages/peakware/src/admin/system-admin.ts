@@ -2,6 +2,7 @@
  * The control plane itself: liveness, readiness, the node answering, every live node, the
  * Prometheus page, and admin-token rotation.
  */
+import type { RoleTokenView } from '../server/role-tokens.js';
 import type { AdminTransport } from './admin-transport.js';
 
 /** The node answering. */
@@ -82,5 +83,23 @@ export class SystemAdmin {
   /** Replaces the admin token; the old one stops working at once. */
   rotateToken(): Promise<RotatedToken> {
     return this.#http.post('/api/v1/admin/token/rotate');
+  }
+
+  /** Issues an operator token of `role` named `name`; the token is in this answer only. */
+  createToken(
+    name: string,
+    role: 'admin' | 'operator' | 'viewer',
+  ): Promise<{ name: string; role: string; token: string }> {
+    return this.#http.post('/api/v1/admin/tokens', { name, role });
+  }
+
+  /** The working operator tokens (names and roles, never secrets). */
+  async tokens(): Promise<RoleTokenView[]> {
+    return (await this.#http.get<{ tokens: RoleTokenView[] }>('/api/v1/admin/tokens')).tokens;
+  }
+
+  /** Revokes the operator token named `name`. */
+  revokeToken(name: string): Promise<{ revoked: string }> {
+    return this.#http.post(`/api/v1/admin/tokens/${encodeURIComponent(name)}/revoke`, {});
   }
 }

@@ -20,6 +20,8 @@ export interface OptionSpec {
   default?: string | boolean;
   /** An environment variable that supplies the value when the option is absent. */
   env?: string;
+  /** A string option that may be given more than once; the values arrive joined by commas. */
+  multiple?: boolean;
 }
 
 /** What a command's `run` receives. */
@@ -143,9 +145,16 @@ export async function resolve(
     i++;
   }
   const specs = { ...GLOBAL_OPTIONS, ...command.options };
-  const parseOptions: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  const parseOptions: Record<
+    string,
+    { type: 'string' | 'boolean'; short?: string; multiple?: boolean }
+  > = {};
   for (const [name, spec] of Object.entries(specs)) {
-    parseOptions[name] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}) };
+    parseOptions[name] = {
+      type: spec.type,
+      ...(spec.short ? { short: spec.short } : {}),
+      ...(spec.multiple === true ? { multiple: true } : {}),
+    };
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -165,7 +174,7 @@ export async function resolve(
   for (const [name, spec] of Object.entries(specs)) {
     const given = parsed.values[name];
     if (given !== undefined) {
-      values[name] = given as string | boolean;
+      values[name] = Array.isArray(given) ? given.join(',') : (given as string | boolean);
       continue;
     }
     const fromEnv = spec.env === undefined ? undefined : env[spec.env];

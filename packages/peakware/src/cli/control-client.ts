@@ -2,7 +2,11 @@
  * How CLI commands talk to a running `peak server`: through the typed admin API
  * (`peakware/admin`) and the broker client of `peakware/mq`, both on the one
  * control-plane client (failover across the `--server` list, retries, errors as one-line
- * PeakErrors), with the admin token found from `--token`, `PEAK_TOKEN` or the data folder.
+ * PeakErrors). The credential comes from `--token` (or `PEAK_TOKEN`); without one, commands
+ * that change state read the admin token from the data folder, reads take the admin token
+ * or an app credential (`PEAK_CREDENTIAL`, or the local app's in `<data>/credentials/local`),
+ * and data-plane commands (`peak mq send|consume`, `peak rpc call`) prefer the app
+ * credential.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,7 +17,7 @@ import { BrokerClient } from '../mq/broker-client.js';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from '../server/defaults.js';
 import type { OptionSpec } from './command.js';
 
-/** Options shared by every command that calls a server. */
+/** Options shared by every command that calls a server: where, and the credential. */
 export const SERVER_OPTIONS: Record<string, OptionSpec> = {
   server: {
     type: 'string',
@@ -22,25 +26,55 @@ export const SERVER_OPTIONS: Record<string, OptionSpec> = {
     default: `http://127.0.0.1:${DEFAULT_PORT}`,
     env: 'PEAK_SERVER',
   },
-};
-
-/** Options for commands that change state: the admin token and where to find it. */
-export const ADMIN_OPTIONS: Record<string, OptionSpec> = {
-  ...SERVER_OPTIONS,
   token: {
     type: 'string',
     valueName: 'TOKEN',
-    description: 'the admin token (default: read from <data>/admin-token)',
+    description:
+      'an operator token or app credential (default: from the data folder, or PEAK_CREDENTIAL)',
     env: 'PEAK_TOKEN',
   },
   data: {
     type: 'string',
     valueName: 'DIR',
-    description: "the server's data folder, to read the admin token from",
+    description: "the server's data folder, to read the admin token or local credential from",
     default: DEFAULT_DATA_DIR,
     env: 'PEAK_DATA',
   },
 };
+
+/** Options for commands that change state (the same: the admin token is found the same way). */
+export const ADMIN_OPTIONS: Record<string, OptionSpec> = SERVER_OPTIONS;
+
+async function readTrimmed(file: string): Promise<string | undefined> {
+  try {
+    const text = (await readFile(file, 'utf8')).trim();
+    return text.length > 0 ? text : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A credential for a read or a data-plane call, or undefined: `--token`, then (`prefer`
+ * first) the admin token in the data folder or the app credential of PEAK_CREDENTIAL or
+ * `<data>/credentials/local`.
+ */
+export async function findCredential(
+  values: Record<string, unknown>,
+  prefer: 'operator' | 'app' = 'operator',
+): Promise<string | undefined> {
+  if (typeof values.token === 'string' && values.token.length > 0) return values.token;
+  const data = path.resolve(String(values.data ?? DEFAULT_DATA_DIR));
+  const operator = () => readTrimmed(path.join(data, 'admin-token'));
+  const app = async () => {
+    const env = process.env.PEAK_CREDENTIAL;
+    if (env !== undefined && env.length > 0) return env;
+    return readTrimmed(path.join(data, 'credentials', 'local'));
+  };
+  return prefer === 'operator'
+    ? ((await operator()) ?? (await app()))
+    : ((await app()) ?? (await operator()));
+}
 
 /** Finds the admin token: the explicit one, or the one in the data folder. */
 export async function findAdminToken(values: Record<string, unknown>): Promise<string> {
@@ -65,13 +99,15 @@ export function serverList(values: Record<string, unknown>): string[] {
 
 /**
  * The typed admin API of the server(s) `--server` names. With `admin: true` (commands that
- * change state) the admin token is found first, so a missing one fails before any call.
+ * change state) the admin token is found first, so a missing one fails before any call;
+ * reads send whatever credential {@link findCredential} finds.
  */
 export async function adminClient(
   values: Record<string, unknown>,
   options: { admin?: boolean } = {},
 ): Promise<AdminClient> {
-  const token = options.admin === true ? await findAdminToken(values) : undefined;
+  const token =
+    options.admin === true ? await findAdminToken(values) : await findCredential(values);
   return new AdminClient({
     servers: serverList(values),
     ...(token === undefined ? {} : { token }),
@@ -80,10 +116,18 @@ export async function adminClient(
   });
 }
 
-/** The broker's data-plane client (`peak mq send|consume`), with a topic's consume secret. */
-export function brokerClient(values: Record<string, unknown>, secret?: string): BrokerClient {
+/**
+ * The broker's data-plane client (`peak mq send|consume`), with an app credential (see
+ * {@link findCredential}) and a topic's consume secret.
+ */
+export async function brokerClient(
+  values: Record<string, unknown>,
+  secret?: string,
+): Promise<BrokerClient> {
+  const token = await findCredential(values, 'app');
   return new BrokerClient({
     servers: serverList(values),
+    ...(token === undefined ? {} : { token }),
     ...(secret === undefined ? {} : { secret }),
   });
 }

@@ -4,12 +4,12 @@
  * client (`admin.console`) and the browser app name the same types.
  */
 
-/** What a console session may do: `admin` changes anything, `viewer` only reads. */
-export type ConsoleRole = 'admin' | 'viewer';
+/** What a console session may do: `admin` changes anything, `operator` config, rules and plans, `viewer` only reads. */
+export type ConsoleRole = 'admin' | 'operator' | 'viewer';
 
-/** What logging in takes: a credential (the admin token today) exchanged for a session. */
+/** What logging in takes: an operator token (admin, operator or viewer) exchanged for a session. */
 export interface LoginRequest {
-  /** The credential: the admin token (file admin-token in the server's data folder). */
+  /** The token: the admin token (file admin-token in the server's data folder) or another operator token. */
   token: string;
   /** Who is logging in, for the audit (default `admin`). */
   name?: string;

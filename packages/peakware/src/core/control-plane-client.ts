@@ -7,8 +7,10 @@
  * - **Servers and failover** ({@link ServerList}): a list of nodes; the client sticks to
  *   one while it answers, moves on on a network error or a 5xx, and skips a failed node
  *   for `failoverCooldownMs`.
- * - **Auth**: a bearer token, or a function returning one per request (app credentials
- *   that rotate can plug in there).
+ * - **Auth**: a bearer token (an app credential, or an operator token), or a function
+ *   returning one per request (credentials that rotate plug in there); by default the
+ *   `PEAK_CREDENTIAL` environment variable, so a service started with its app's credential
+ *   in the environment needs no code for it.
  * - **Timeouts** per try (`timeoutMs`), and an `AbortSignal` per call.
  * - **Retries** with exponential backoff and jitter ({@link backoffDelay}) on network
  *   errors and 5xx, for idempotent calls only (GET, HEAD, PUT, DELETE, OPTIONS, or a call
@@ -49,7 +51,10 @@ export interface ControlPlaneOptions {
   servers?: string | readonly string[];
   /** @deprecated Use `servers` (`{ servers: url }`, same URL); still accepted, to be removed before 1.0. */
   server?: string;
-  /** A bearer token, or a function returning one per request. Default: none (SDK routes). */
+  /**
+   * The app credential (or an operator token), or a function returning one per request.
+   * Default: the `PEAK_CREDENTIAL` environment variable.
+   */
   token?: TokenSource;
 }
 
@@ -70,10 +75,19 @@ export function serversOf(options: ControlPlaneOptions, owner: string): string |
 export interface ControlPlaneClientOptions {
   /** The control-plane node URL, or several (failover in order), e.g. `http://127.0.0.1:7420`. */
   servers: string | readonly string[];
-  /** Sent as `authorization: Bearer <token>`: the admin token, or a function returning one. */
+  /**
+   * Sent as `authorization: Bearer <token>`: an app credential or operator token, or a
+   * function returning one. Default: the `PEAK_CREDENTIAL` environment variable, if set.
+   */
   token?: TokenSource;
   /** Headers sent with every request (e.g. a topic's consume secret). */
   headers?: Record<string, string>;
+  /**
+   * CA certificates (PEM) to trust for `https:` nodes besides the system's roots (a dev CA
+   * from `peak tls init`). SDK clients that take no `ca` trust what Node trusts: the system
+   * roots plus `NODE_EXTRA_CA_CERTS`.
+   */
+  ca?: string | Buffer;
   /** Longest one try may take, ms. */
   timeoutMs?: number;
   /** Tries after the first, for the calls that may be retried. */
@@ -192,6 +206,12 @@ function socketCode(err: unknown): string {
   return typeof cause?.code === 'string' ? cause.code : errorMessage(err);
 }
 
+/** The credential of the `PEAK_CREDENTIAL` environment variable, if set. */
+export function envCredential(): string | undefined {
+  const value = process.env.PEAK_CREDENTIAL;
+  return value === undefined || value === '' ? undefined : value;
+}
+
 /** The query string of `query` (with its `?`), or ''. */
 export function queryString(query: QueryParams | undefined): string {
   if (query === undefined) return '';
@@ -243,6 +263,7 @@ export class ControlPlaneClient {
   readonly #servers: ServerList;
   readonly #token: TokenSource | undefined;
   readonly #headers: Record<string, string>;
+  readonly #ca: string | Buffer | undefined;
   readonly #timeoutMs: number;
   readonly #retries: number;
   readonly #backoff: BackoffOptions;
@@ -256,8 +277,9 @@ export class ControlPlaneClient {
       cooldownMs: options.failoverCooldownMs ?? d.failoverCooldownMs,
       ...(options.now === undefined ? {} : { now: options.now }),
     });
-    this.#token = options.token;
+    this.#token = options.token ?? envCredential();
     this.#headers = { ...(options.headers ?? {}) };
+    this.#ca = options.ca;
     this.#timeoutMs = options.timeoutMs ?? d.timeoutMs;
     this.#retries = Math.max(0, options.retries ?? d.retries);
     this.#backoff = options.backoff ?? d.backoff;
@@ -361,6 +383,7 @@ export class ControlPlaneClient {
           ...(payload === undefined ? {} : { body: payload }),
           timeoutMs: options.timeoutMs ?? this.#timeoutMs,
           ...(options.signal === undefined ? {} : { signal: options.signal }),
+          ...(this.#ca === undefined ? {} : { ca: this.#ca }),
         });
       } catch (err) {
         if (options.signal?.aborted === true) throw options.signal.reason;
@@ -400,6 +423,7 @@ export class ControlPlaneClient {
         ...(hasBody ? { body: JSON.stringify(o.body) } : {}),
         idleMs: o.idleMs ?? CONTROL_PLANE_CLIENT_DEFAULTS.streamIdleMs,
         ...(o.signal === undefined ? {} : { signal: o.signal }),
+        ...(this.#ca === undefined ? {} : { ca: this.#ca }),
       });
     } catch (err) {
       if (o.signal?.aborted === true) throw o.signal.reason;

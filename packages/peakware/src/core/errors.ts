@@ -28,10 +28,16 @@ export const ErrorCodes = {
   EMBEDDED_POSTGRES: 'PEAK_EMBEDDED_POSTGRES',
   /** A TCP port the server wanted is already taken. */
   PORT_IN_USE: 'PEAK_PORT_IN_USE',
-  /** A mutating API call came without an admin token. */
+  /** A call came without the credential it needs (an admin token or an app credential). */
   UNAUTHENTICATED: 'PEAK_UNAUTHENTICATED',
-  /** A mutating API call came with a wrong admin token. */
+  /** A call came with a wrong credential, or one that does not allow what it asked. */
   FORBIDDEN: 'PEAK_FORBIDDEN',
+  /** An app of that name exists already (`peak app create`). */
+  APP_EXISTS: 'PEAK_APP_EXISTS',
+  /** An operator token of that name is working already, or the name is the admin token's. */
+  TOKEN_EXISTS: 'PEAK_TOKEN_EXISTS',
+  /** No app (or credential) of that name or id. */
+  APP_NOT_FOUND: 'PEAK_APP_NOT_FOUND',
   /** The requested API route or resource does not exist. */
   NOT_FOUND: 'PEAK_NOT_FOUND',
   /** The control plane could not be reached from the CLI or an SDK. */
@@ -80,6 +86,8 @@ export const ErrorCodes = {
   MQ_UNKNOWN_TOPIC: 'PEAK_MQ_UNKNOWN_TOPIC',
   /** MQ: a message's HMAC signature did not match; it was refused and reported. */
   MQ_BAD_SIGNATURE: 'PEAK_MQ_BAD_SIGNATURE',
+  /** A signed message seen before (its nonce), or signed too long ago: a replay. */
+  MQ_REPLAYED: 'PEAK_MQ_REPLAYED',
   /** MQ: missing or wrong topic credential for producing or consuming. */
   MQ_FORBIDDEN: 'PEAK_MQ_FORBIDDEN',
   /** MQ: a message is larger than its topic allows. */
@@ -197,6 +205,9 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.FORBIDDEN]: 403,
   [ErrorCodes.NOT_FOUND]: 404,
   [ErrorCodes.AUTH_RATE_LIMITED]: 429,
+  [ErrorCodes.APP_EXISTS]: 409,
+  [ErrorCodes.TOKEN_EXISTS]: 409,
+  [ErrorCodes.APP_NOT_FOUND]: 404,
   [ErrorCodes.DB_UNREACHABLE]: 503,
   [ErrorCodes.SERVER_BUSY]: 503,
   [ErrorCodes.GUARD_TOKEN_SERVER_UNAVAILABLE]: 503,
@@ -213,6 +224,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.MQ_UNKNOWN_TOPIC]: 404,
   [ErrorCodes.MQ_UNKNOWN_TRANSACTION]: 404,
   [ErrorCodes.MQ_BAD_SIGNATURE]: 400,
+  [ErrorCodes.MQ_REPLAYED]: 409,
   [ErrorCodes.MQ_DECRYPT_FAILED]: 400,
   [ErrorCodes.MQ_FORBIDDEN]: 403,
   [ErrorCodes.MQ_MESSAGE_TOO_LARGE]: 413,

@@ -25,6 +25,8 @@ export interface HttpRequestInit {
   /** Abort and reject after this long, ms. Default 15 000. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** CA certificates (PEM) to trust for an `https:` URL besides the system's roots. */
+  ca?: string | Buffer;
 }
 
 /** A whole response. */
@@ -41,6 +43,24 @@ const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSo
 // Streams hold their socket for their whole life: no pooling, no socket limit.
 const streamHttpAgent = new http.Agent({ keepAlive: false });
 const streamHttpsAgent = new https.Agent({ keepAlive: false });
+
+// Agents of clients that trust a CA of their own (a dev CA from `peak tls init`), by CA.
+const caAgents = new Map<string, { pooled: https.Agent; stream: https.Agent }>();
+
+/** The https agent for `ca` (pooled for calls, unpooled for streams). */
+function httpsAgentFor(ca: string | Buffer | undefined, stream: boolean): https.Agent {
+  if (ca === undefined) return stream ? streamHttpsAgent : httpsAgent;
+  const key = ca.toString();
+  let agents = caAgents.get(key);
+  if (agents === undefined) {
+    agents = {
+      pooled: new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, ca }),
+      stream: new https.Agent({ keepAlive: false, ca }),
+    };
+    caAgents.set(key, agents);
+  }
+  return stream ? agents.stream : agents.pooled;
+}
 
 function failure(message: string, code: string, cause?: unknown): Error {
   const inner = Object.assign(new Error(message, { cause }), { code });
@@ -67,7 +87,7 @@ export function httpRequest(url: string | URL, init: HttpRequestInit = {}): Prom
     const req = (secure ? https : http).request(target, {
       method: init.method ?? 'GET',
       headers,
-      agent: secure ? httpsAgent : httpAgent,
+      agent: secure ? httpsAgentFor(init.ca, false) : httpAgent,
     });
     let settled = false;
     const timeoutMs = init.timeoutMs ?? 15_000;
@@ -122,6 +142,8 @@ export interface HttpOpenInit {
    */
   idleMs?: number;
   signal?: AbortSignal;
+  /** CA certificates (PEM) to trust for an `https:` URL besides the system's roots. */
+  ca?: string | Buffer;
 }
 
 /** A response whose body is still streaming. */
@@ -162,7 +184,7 @@ export function httpOpen(url: string | URL, init: HttpOpenInit = {}): Promise<Ht
     const req = (secure ? https : http).request(target, {
       method: init.method ?? 'GET',
       headers,
-      agent: secure ? streamHttpsAgent : streamHttpAgent,
+      agent: secure ? httpsAgentFor(init.ca, true) : streamHttpAgent,
     });
     let response: http.IncomingMessage | undefined;
     // Before the answer the request fails; after it, the body does (its reader sees why).

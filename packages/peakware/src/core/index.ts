@@ -81,6 +81,23 @@ export {
   PEAK_EPOCH_MS,
 } from './id-generator.js';
 export {
+  checkIdentity,
+  type DecodedIdentity,
+  decodeIdentity,
+  IDENTITY_AUDIENCE,
+  type IdentityClaims,
+  type IdentityJwk,
+  type IdentityJwks,
+  type IdentityRefusal,
+  type IdentitySigningKey,
+  identityError,
+  jwkKey,
+  newIdentityKeyPair,
+  privateKeyOf,
+  publicJwk,
+  signIdentity,
+} from './identity-token.js';
+export {
   HISTOGRAM_BUCKETS,
   histogramIndex,
   histogramQuantile,

@@ -99,6 +99,7 @@ export interface DrillAgentOptions {
   service?: string;
   /** The control plane, for reports (unless `reporter` is given). */
   servers?: string | readonly string[];
+  /** The app credential reports carry (it needs a `drill` grant). Default: PEAK_CREDENTIAL. */
   token?: TokenSource;
   /** Sends one report; default: POST /api/v1/drill/reports to `servers`. */
   reporter?: (report: AgentReport) => Promise<void>;

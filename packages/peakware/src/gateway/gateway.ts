@@ -1,5 +1,6 @@
 /**
- * `Gateway`: the open API gateway process (`peak gateway`). Stateless: routes, apps, keys
+ * `Gateway`: the open API gateway process (`peak gateway`), over HTTP or HTTPS (`tls`:
+ * certificate files, reloaded when they change). Stateless: routes, apps, keys
  * and subscriptions come from the control plane's feed into memory (and a snapshot file),
  * so any number run behind a load balancer and a control-plane outage does not stop them.
  *
@@ -29,6 +30,7 @@
  *  11. the answer, counted per API and app and traced (the trace id in `x-peak-trace-id`)
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ValidateFunction } from 'ajv';
 import { ConfigClient } from '../config/config-client.js';
@@ -52,7 +54,9 @@ import {
   PeakError,
 } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { isLoopbackHost } from '../core/loopback.js';
 import { constantTimeEqual, sha256Hex } from '../core/secrets.js';
+import { readTlsFiles, type TlsFiles, TlsFilesWatcher } from '../core/tls-files.js';
 import { isBlockError } from '../guard/block-error.js';
 import { Guard } from '../guard/guard.js';
 import { HttpTokenClient } from '../guard/http-token-client.js';
@@ -98,6 +102,12 @@ export interface GatewayOptions {
   /** Port to listen on; 0 picks a free one. */
   port?: number;
   host?: string;
+  /**
+   * Serve HTTPS from these PEM files (`peak tls init` makes a dev pair), watched and
+   * reloaded for new connections. Absent: plain HTTP, with a warning at start when `host`
+   * is not a loopback address.
+   */
+  tls?: TlsFiles;
   /** Redis for nonces (`redis://...`); absent: nonces in the control plane's PostgreSQL. */
   redisUrl?: string;
   /** The config app whose `governance/guard-rules` item holds the gateway's guard rules. */
@@ -233,6 +243,7 @@ export class Gateway {
   #nonces!: NonceStore;
   #ajv: import('ajv/dist/2020.js').Ajv2020 | undefined;
   #server: http.Server | undefined;
+  #tls: TlsFilesWatcher | undefined;
   #url = '';
 
   constructor(options: GatewayOptions) {
@@ -307,7 +318,7 @@ export class Gateway {
     this.#sync = new StateSync(this.#http, this.#state, this.#logger, options.snapshotFile);
   }
 
-  /** `http://host:port` once started. */
+  /** `http://host:port` (or `https://`) once started. */
   get url(): string {
     return this.#url;
   }
@@ -359,10 +370,17 @@ export class Gateway {
       );
     this.#guard.useRuleSource(new ConfigRuleSource(this.#config));
     const [origin] = await Promise.all([this.#sync.start(), this.#config.start()]);
-    const server = http.createServer(
-      { keepAliveTimeout: 30_000, requestTimeout: 30_000, headersTimeout: 10_000 },
-      (req, res) => this.#handle(req, res),
-    );
+    const serverOptions = {
+      keepAliveTimeout: 30_000,
+      requestTimeout: 30_000,
+      headersTimeout: 10_000,
+    };
+    const handle = (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res);
+    const tls = this.#o.tls;
+    const server: http.Server =
+      tls === undefined
+        ? http.createServer(serverOptions, handle)
+        : https.createServer({ ...serverOptions, ...(await readTlsFiles(tls)) }, handle);
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
       const body = JSON.stringify({
@@ -385,8 +403,16 @@ export class Gateway {
       );
     });
     this.#server = server;
+    if (tls !== undefined) {
+      this.#tls = new TlsFilesWatcher(tls, server as https.Server, this.#logger);
+    } else if (!isLoopbackHost(this.#o.host ?? GATEWAY_DEFAULTS.host)) {
+      this.#logger.warn(
+        { host: this.#o.host },
+        'listening on a non-loopback address without TLS: API keys and bodies cross the network in clear; pass --tls-cert and --tls-key (peak tls init makes a dev pair)',
+      );
+    }
     const a = server.address() as AddressInfo;
-    this.#url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    this.#url = `${tls === undefined ? 'http' : 'https'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     this.#logger.info(
       { url: this.#url, origin, routes: this.#state.routes.size, rev: this.#state.rev },
       'gateway listening',
@@ -1251,6 +1277,7 @@ export class Gateway {
 
   /** Stops taking requests, lets those in flight answer, gives unused quota back, closes everything. */
   async close(): Promise<void> {
+    this.#tls?.close();
     if (this.#server !== undefined) {
       const server = this.#server;
       await new Promise<void>((resolve) => {

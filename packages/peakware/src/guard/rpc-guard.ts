@@ -4,7 +4,10 @@
  * above guard), the types below are the part of rpc's `Invocation` it reads.
  *
  * Provider side: each call is an inbound entry (system protection applies) to the resource
- * `service.method`, its origin the caller app from the call context. Consumer side: an
+ * `service.method`, its origin the calling app as its verified identity proves it (rpc's
+ * `Invocation.caller`; see rpc/caller-identity.ts). A caller without a verified identity
+ * has no origin: the `peak-caller` header is anyone's to set, so authority rules and
+ * per-origin limits never trust it (an allow rule refuses such a caller). Consumer side: an
  * outbound entry to the same resource name, so breakers and limits protect the caller from
  * a failing or slow provider. A refused call throws the BlockError (PEAK_GUARD_BLOCKED),
  * which rpc carries to the consumer with its code and details.
@@ -19,6 +22,8 @@ export interface GuardedInvocation {
   readonly method: string;
   readonly args: unknown;
   readonly context: CallContext;
+  /** Provider side: the app the caller's verified identity names, if any. */
+  readonly caller?: string;
 }
 
 /** Options for {@link guardRpcFilter}. */
@@ -48,11 +53,11 @@ export function guardRpcFilter(
   const argsOf = options.args ?? defaultArgs;
   return async (inv, next) => {
     const provider = inv.side === 'provider';
-    const origin = provider ? inv.context.callerApp : undefined;
     const entry = guard.entry(resourceOf(inv), {
       type: provider ? 'in' : 'out',
       args: argsOf(inv),
-      ...(origin === undefined ? {} : { origin }),
+      // The verified caller only; '' (no origin) for one that proved nothing.
+      ...(provider ? { origin: inv.caller ?? '' } : {}),
     });
     if (entry.waitMs > 0) await entry.ready();
     try {

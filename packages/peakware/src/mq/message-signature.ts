@@ -1,9 +1,11 @@
 /**
  * HMAC-SHA256 signatures over a message's canonical form, keyed by the topic's produce
  * secret. The broker refuses a message on a secured topic whose signature does not match:
- * a changed body, tag, key, group or property is detected, and so is a wrong secret.
+ * a changed body, tag, key, group or property is detected, and so is a wrong secret. The
+ * signed form carries a random nonce and the time it was signed, so the broker refuses a
+ * captured message sent again (the nonce seen within the window, or the time outside it).
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** The fields a signature covers. */
 export interface SignedFields {
@@ -15,6 +17,15 @@ export interface SignedFields {
   group?: string | undefined;
   properties?: Readonly<Record<string, string>> | undefined;
   deliverAt?: number | undefined;
+  /** A random id of this signing (replays of it are refused). */
+  nonce?: string | undefined;
+  /** When it was signed, epoch ms. */
+  signedAt?: number | undefined;
+}
+
+/** A fresh nonce for a signed message: 16 random bytes, base64url. */
+export function newMessageNonce(): string {
+  return randomBytes(16).toString('base64url');
 }
 
 function canonical(m: SignedFields): string {
@@ -27,6 +38,8 @@ function canonical(m: SignedFields): string {
     props,
     m.deliverAt ?? 0,
     m.body,
+    m.signedAt ?? 0,
+    m.nonce ?? '',
   ]);
 }
 

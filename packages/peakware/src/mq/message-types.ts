@@ -34,6 +34,10 @@ export interface WireMessage {
   deliverAt?: number;
   /** Hex HMAC-SHA256 over the canonical form (see `signMessage`), for secured topics. */
   signature?: string;
+  /** A signed message's random id: the broker refuses it a second time (replay). */
+  nonce?: string;
+  /** When a signed message was signed, epoch ms: refused outside the broker's window. */
+  signedAt?: number;
 }
 
 /** A message as a consumer receives it. */

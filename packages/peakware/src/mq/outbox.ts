@@ -36,7 +36,7 @@ import type { KeyRing } from './body-cipher.js';
 import { BrokerClient } from './broker-client.js';
 import type { OutgoingMessage, WireMessage } from './message-types.js';
 import type { SqlClient } from './send-in-transaction.js';
-import { toWire } from './wire-encoding.js';
+import { resign, toWire } from './wire-encoding.js';
 
 /** What runs {@link Outbox.sendWith}'s statement: a pg pool or client, or a ShardedDatabase. */
 export interface SqlRunner<R = Record<string, unknown>> {
@@ -225,6 +225,16 @@ export class Outbox {
     });
   }
 
+  /**
+   * A stored message signed again at relay time (a new nonce and signing time), so one
+   * that waited in the outbox longer than the broker's replay window still gets in.
+   */
+  #fresh(topic: string, wire: WireMessage): WireMessage {
+    const secret = this.#o.secrets?.[topic];
+    if (secret === undefined || wire.signature === undefined) return wire;
+    return resign(secret, topic, wire);
+  }
+
   /** Wakes the relay `kickMs` from now, once the caller has (most likely) committed. */
   #kickAfterCommit(): void {
     if (
@@ -298,7 +308,7 @@ export class Outbox {
         try {
           await this.#client.send(
             run.topic,
-            run.rows.map((r) => r.wire),
+            run.rows.map((r) => this.#fresh(run.topic, r.wire)),
           );
           sent.push(...run.rows.map((r) => r.id));
         } catch (err) {

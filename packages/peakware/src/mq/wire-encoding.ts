@@ -7,7 +7,7 @@ import { currentContext } from '../core/context.js';
 import { encodeContext } from '../core/context-headers.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { decryptBody, ENCRYPTION_PROPERTY, encryptBody, type KeyRing } from './body-cipher.js';
-import { signMessage } from './message-signature.js';
+import { newMessageNonce, signMessage } from './message-signature.js';
 import {
   MAX_DELAY_MS,
   type OutgoingMessage,
@@ -87,6 +87,8 @@ export function toWire(
     ...(deliverAt === undefined ? {} : { deliverAt }),
   };
   if (opts.secret !== undefined) {
+    wire.nonce = newMessageNonce();
+    wire.signedAt = Date.now();
     wire.signature = signMessage(opts.secret, {
       topic,
       body,
@@ -95,9 +97,33 @@ export function toWire(
       group: m.group,
       properties,
       deliverAt,
+      nonce: wire.nonce,
+      signedAt: wire.signedAt,
     });
   }
   return wire;
+}
+
+/** `wire` signed again under `secret` with a new nonce and signing time. */
+export function resign(secret: string, topic: string, wire: WireMessage): WireMessage {
+  const nonce = newMessageNonce();
+  const signedAt = Date.now();
+  return {
+    ...wire,
+    nonce,
+    signedAt,
+    signature: signMessage(secret, {
+      topic,
+      body: wire.body,
+      tag: wire.tag,
+      keys: wire.keys ?? [],
+      group: wire.group,
+      properties: wire.properties ?? {},
+      deliverAt: wire.deliverAt,
+      nonce,
+      signedAt,
+    }),
+  };
 }
 
 /** A received wire message as a handler sees it (decrypting with the ring if needed). */

@@ -164,6 +164,10 @@ export class HttpRegistry implements Registry {
     try {
       await post();
     } catch (err) {
+      // A refused credential will not get better by retrying: say so now.
+      if (isPeakError(err, ErrorCodes.UNAUTHENTICATED) || isPeakError(err, ErrorCodes.FORBIDDEN)) {
+        throw err;
+      }
       this.#logger.warn(
         { err: errorMessage(err), key },
         'registration failed; retrying with the heartbeat',

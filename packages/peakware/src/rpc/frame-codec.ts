@@ -7,6 +7,8 @@
  *   error     [3, id, { code, message, details }]
  *   ping      [4, id]          pong [5, id]
  *   goaway    [6, reason]      the provider is draining: send it no new calls
+ *   identity  [7, id, token]   the consumer's signed identity for the calls that follow
+ *                              on this connection (sent again when it is renewed)
  *
  * The decoder never buffers more than one frame of at most `maxFrameBytes`; a length over
  * the limit is fatal for the connection (the stream cannot be resynchronised), a body that
@@ -23,6 +25,7 @@ export const FrameType = {
   ping: 4,
   pong: 5,
   goaway: 6,
+  identity: 7,
 } as const;
 
 /** An error as it travels in an error frame. */
@@ -45,7 +48,8 @@ export type Frame =
   | { type: 2; id: number; result: unknown }
   | { type: 3; id: number; error: WireError }
   | { type: 4 | 5; id: number }
-  | { type: 6; reason: string };
+  | { type: 6; reason: string }
+  | { type: 7; id: number; token: string };
 
 /** Default largest frame body, bytes (8 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024;
@@ -66,6 +70,8 @@ function toArray(frame: Frame): unknown[] {
       return [frame.type, frame.id];
     case 6:
       return [6, frame.reason];
+    case 7:
+      return [7, frame.id, frame.token];
   }
 }
 
@@ -156,6 +162,11 @@ export function decodeFrameBody(body: Uint8Array): Frame {
     case 4:
     case 5:
       return { type, id };
+    case 7: {
+      const token = value[2];
+      if (typeof token !== 'string') throw protocolError('identity frame carries no token', id);
+      return { type: 7, id, token };
+    }
     default:
       throw protocolError(`unknown frame type ${String(type)}`, id);
   }

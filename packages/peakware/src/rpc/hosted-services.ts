@@ -5,14 +5,22 @@
  *   1. refuse over `maxInFlight` (PEAK_RPC_OVERLOADED: the call did not run)
  *   2. find service and method (PEAK_RPC_UNKNOWN_SERVICE / _METHOD); a bare service name
  *      means its newest hosted version
- *   3. decode the context from the headers; refuse work whose deadline passed
+ *   3. with `identity`: the caller is the app its verified identity names (presented once per
+ *      connection, or `authorization: Bearer` over HTTP), never the `peak-caller` header;
+ *      no, an expired or a refused identity → PEAK_UNAUTHENTICATED when it is required
+ *   4. decode the context from the headers; refuse work whose deadline passed
  *      (PEAK_DEADLINE_EXCEEDED: the method never starts)
- *   4. validate the argument (PEAK_RPC_BAD_ARGUMENTS)
- *   5. provider filters, then the method, in a child context carrying the remaining time
+ *   5. validate the argument (PEAK_RPC_BAD_ARGUMENTS)
+ *   6. provider filters, then the method, in a child context carrying the remaining time
  */
 import { assertDeadline, childContext, runWithContext } from '../core/context.js';
-import { decodeContext, type HeaderMap } from '../core/context-headers.js';
+import { ContextHeaders, decodeContext, type HeaderMap } from '../core/context-headers.js';
 import { ErrorCodes, PeakError } from '../core/errors.js';
+import {
+  type PresentedCaller,
+  type ProviderIdentityOptions,
+  verifiedCallerApp,
+} from './caller-identity.js';
 import { type Invocation, type RpcFilter, runFilters } from './rpc-filter.js';
 import type { ServiceDefinition, ServiceImplementation } from './service-definition.js';
 
@@ -28,13 +36,23 @@ export class HostedServices {
   readonly #services = new Map<string, Hosted>();
   readonly #latest = new Map<string, Hosted>();
   readonly #filters: RpcFilter[];
+  readonly #identity: ProviderIdentityOptions | undefined;
   #inFlight = 0;
 
-  /** `instanceId` names the provider in refusals; `filters` run in order around each method. */
-  constructor(instanceId: string, maxInFlight: number, filters: readonly RpcFilter[]) {
+  /**
+   * `instanceId` names the provider in refusals; `filters` run in order around each method;
+   * with `identity` the caller is the verified app only.
+   */
+  constructor(
+    instanceId: string,
+    maxInFlight: number,
+    filters: readonly RpcFilter[],
+    identity?: ProviderIdentityOptions,
+  ) {
     this.#instanceId = instanceId;
     this.#maxInFlight = maxInFlight;
     this.#filters = [...filters];
+    this.#identity = identity;
   }
 
   /** Hosts an implementation of a service definition; throws PEAK_USAGE for a missing method. */
@@ -76,7 +94,8 @@ export class HostedServices {
 
   /**
    * Runs one call through the lifecycle in the file header. `service` is `name:version`, or
-   * a bare name for the newest hosted version.
+   * a bare name for the newest hosted version; `presented` is what the caller showed of its
+   * identity (when the provider verifies identities).
    */
   async invoke(
     service: string,
@@ -84,6 +103,7 @@ export class HostedServices {
     headers: HeaderMap,
     args: unknown,
     remote?: string,
+    presented?: PresentedCaller,
   ): Promise<unknown> {
     if (this.#inFlight >= this.#maxInFlight) {
       throw new PeakError(
@@ -108,6 +128,18 @@ export class HostedServices {
         `service ${hosted.def.id} has no method '${method}'; it has: ${Object.keys(hosted.def.methods).join(', ')}`,
         { details: { service: hosted.def.id, method, sent: false } },
       );
+    }
+    let caller: string | undefined;
+    if (this.#identity !== undefined) {
+      caller = verifiedCallerApp(
+        this.#identity,
+        presented,
+        this.#instanceId,
+        `${hosted.def.id}.${method}`,
+      );
+      // The caller is who the identity proves, never who a header says.
+      if (caller === undefined) delete headers[ContextHeaders.caller];
+      else headers[ContextHeaders.caller] = caller;
     }
     const ctx = childContext(decodeContext(headers));
     assertDeadline(`${hosted.def.id}.${method}`, ctx);
@@ -138,6 +170,7 @@ export class HostedServices {
           context: ctx,
           idempotent: spec.idempotent === true,
           ...(remote === undefined ? {} : { remote }),
+          ...(caller === undefined ? {} : { caller }),
         };
         return runFilters(this.#filters, invocation, call);
       });

@@ -4,10 +4,12 @@
  * `peak-version` picks a version; the context travels in the same headers as on TCP) answers
  * `{ result }` or `{ error }` with the error code's HTTP status; `GET /rpc` lists the hosted
  * services and methods. Bodies are bounded by `maxFrameBytes` (413); a draining provider
- * answers 503 PEAK_RPC_SHUTTING_DOWN.
+ * answers 503 PEAK_RPC_SHUTTING_DOWN. On a provider that verifies identities, a call's is
+ * its `authorization: Bearer` header.
  */
 import type http from 'node:http';
 import { ErrorCodes, httpStatusOf } from '../core/errors.js';
+import { type CallerVerifier, presentedOverHttp } from './caller-identity.js';
 import type { HostedServices } from './hosted-services.js';
 import { toWireError } from './wire-error.js';
 
@@ -21,6 +23,8 @@ export interface HttpJsonProvider {
   maxFrameBytes: number;
   /** True once the provider is stopping: calls are refused. */
   draining(): boolean;
+  /** Checks the identity a call presents; absent: none is read. */
+  verifier?: CallerVerifier | undefined;
 }
 
 /** The request handler of a provider's HTTP/JSON port. */
@@ -108,13 +112,22 @@ export function httpJsonHandler(
         return;
       }
       const id = typeof version === 'string' ? `${service}:${version}` : service;
-      provider.services.invoke(id, method, req.headers, args, req.socket.remoteAddress).then(
-        (result) => reply(200, { result: result ?? null }),
-        (err) => {
-          const wire = toWireError(err);
-          reply(httpStatus(wire.code), { error: wire });
-        },
-      );
+      const verifier = provider.verifier;
+      const presented =
+        verifier === undefined
+          ? Promise.resolve(undefined)
+          : presentedOverHttp(verifier, req.headers.authorization);
+      presented
+        .then((p) =>
+          provider.services.invoke(id, method, req.headers, args, req.socket.remoteAddress, p),
+        )
+        .then(
+          (result) => reply(200, { result: result ?? null }),
+          (err) => {
+            const wire = toWireError(err);
+            reply(httpStatus(wire.code), { error: wire });
+          },
+        );
     });
   };
 }

@@ -4,6 +4,13 @@
  * filter chain on both sides, graceful offline and HTTP/JSON access.
  */
 
+export type {
+  CallerVerifier,
+  IdentitySource,
+  PresentedCaller,
+  ProviderIdentityOptions,
+  VerifiedCaller,
+} from './caller-identity.js';
 export {
   type ClusterCall,
   type ClusterStrategy,

@@ -5,7 +5,8 @@
  *   1. decode the frame (malformed → PEAK_RPC_PROTOCOL to that caller only; a stream that
  *      cannot be resynchronised is told why on id 0 and closed)
  *   2. a request runs through the hosted services' lifecycle (hosted-services.ts); its
- *      result or error goes back on its id; a ping is answered with a pong
+ *      result or error goes back on its id; a ping is answered with a pong; an identity
+ *      frame is verified once and the calls after it on the connection carry the result
  *   3. bounds: a peer that does not read its answers is not read either
  *      (`maxWriteBufferBytes`); incomplete frames share one budget over all connections
  *      (`maxPartialBytes`) and may stay incomplete only `frameTimeoutMs`; a connection
@@ -18,6 +19,7 @@ import type net from 'node:net';
 import type { HeaderMap } from '../core/context-headers.js';
 import { ErrorCodes, type PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { CallerVerifier, PresentedCaller } from './caller-identity.js';
 import { encodeFrame, type Frame, FrameDecoder } from './frame-codec.js';
 import { FrameWriter } from './frame-writer.js';
 import type { ResolvedServerOptions } from './rpc-server-options.js';
@@ -31,6 +33,10 @@ interface ConnState {
   partial: number;
   /** When its current incomplete frame began, epoch ms; 0 when none. */
   partialSince: number;
+  /** The identity this connection presented, verified, or why it was refused. */
+  presented: PresentedCaller;
+  /** While an identity's check waits for keys: requests after it wait for it. */
+  identityPending: Promise<void> | undefined;
 }
 
 /** Runs one call (the hosted services' lifecycle). */
@@ -40,6 +46,7 @@ export type InvokeCall = (
   headers: HeaderMap,
   args: unknown,
   remote?: string,
+  presented?: PresentedCaller,
 ) => Promise<unknown>;
 
 /** The bounds a {@link ProviderConnections} keeps, from the server's options. */
@@ -53,15 +60,23 @@ export class ProviderConnections {
   readonly #bounds: ConnectionBounds;
   readonly #logger: Logger;
   readonly #invoke: InvokeCall;
+  readonly #verifier: CallerVerifier | undefined;
   readonly #conns = new Set<ConnState>();
   #partialBytes = 0;
   #partialSweep: NodeJS.Timeout | undefined;
   #draining = false;
 
-  constructor(bounds: ConnectionBounds, logger: Logger, invoke: InvokeCall) {
+  /** `verifier` checks the identities connections present (absent: identity frames are ignored). */
+  constructor(
+    bounds: ConnectionBounds,
+    logger: Logger,
+    invoke: InvokeCall,
+    verifier?: CallerVerifier,
+  ) {
     this.#bounds = bounds;
     this.#logger = logger;
     this.#invoke = invoke;
+    this.#verifier = verifier;
   }
 
   /** Bytes held in incomplete frames over all connections (bounded by `maxPartialBytes`). */
@@ -86,6 +101,8 @@ export class ProviderConnections {
       lastRequestAt: Date.now(),
       partial: 0,
       partialSince: 0,
+      presented: {},
+      identityPending: undefined,
     };
     this.#conns.add(conn);
     const decoder = new FrameDecoder(this.#bounds.maxFrameBytes);
@@ -265,18 +282,53 @@ export class ProviderConnections {
       case 4:
         this.#send(conn, { type: 5, id: frame.id });
         return;
+      case 7:
+        this.#onIdentity(conn, frame.token);
+        return;
       default:
         return;
     }
   }
 
+  /** Checks a connection's identity once; the calls that follow on it carry the result. */
+  #onIdentity(conn: ConnState, token: string): void {
+    const verifier = this.#verifier;
+    if (verifier === undefined) return;
+    const settle = (presented: PresentedCaller) => {
+      conn.presented = presented;
+    };
+    try {
+      const result = verifier.verify(token);
+      if (!(result instanceof Promise)) {
+        settle({ caller: result });
+        return;
+      }
+      const pending = result.then(
+        (caller) => settle({ caller }),
+        (refused: unknown) => settle({ refused }),
+      );
+      conn.identityPending = pending;
+      void pending.then(() => {
+        if (conn.identityPending === pending) conn.identityPending = undefined;
+      });
+    } catch (refused) {
+      settle({ refused });
+    }
+  }
+
   #handleRequest(conn: ConnState, frame: Extract<Frame, { type: 1 }>): void {
+    if (conn.identityPending !== undefined) {
+      const pending = conn.identityPending;
+      void pending.then(() => this.#handleRequest(conn, frame));
+      return;
+    }
     this.#invoke(
       frame.service,
       frame.method,
       frame.headers,
       frame.args,
       conn.socket.remoteAddress,
+      conn.presented,
     ).then(
       (result) => this.#send(conn, { type: 2, id: frame.id, result }),
       (err) => this.#send(conn, { type: 3, id: frame.id, error: toWireError(err) }),

@@ -27,6 +27,7 @@ import {
   parseServiceKey,
   type ServiceInstance,
 } from '../registry/service-instance.js';
+import type { IdentitySource } from './caller-identity.js';
 import {
   type ClusterCall,
   type ClusterStrategy,
@@ -80,8 +81,17 @@ export interface RpcClientOptions extends Omit<ServiceClientOptions, 'cluster'> 
   cluster?: Exclude<ClusterStrategyName, 'failsafe'>;
   /** Where instances come from. */
   registry: Registry;
-  /** This application's name: sent as the caller (`peak-caller`). */
+  /**
+   * This application's name: sent as the caller (`peak-caller`). A provider that verifies
+   * identities ignores it and takes the app from {@link RpcClientOptions.identity}.
+   */
   app?: string;
+  /**
+   * The signed identity presented to providers (`AppIdentity` of `peakware/security`):
+   * once per connection, so providers that verify callers know who calls without a
+   * header anyone could set.
+   */
+  identity?: IdentitySource;
   /** Ramp a new instance's weight up over this long, ms. */
   warmupMs?: number;
   /** How long a call waits for the first instance list, ms (bounded by its deadline). */
@@ -363,7 +373,11 @@ export class RpcClient {
       entry.refs++;
       return entry.conn;
     }
-    const conn = new RpcConnection(host, port, { ...this.#opts.connection, logger: this.#logger });
+    const conn = new RpcConnection(host, port, {
+      ...this.#opts.connection,
+      ...(this.#opts.identity === undefined ? {} : { identity: this.#opts.identity }),
+      logger: this.#logger,
+    });
     this.#connections.set(address, { conn, refs: 1 });
     return conn;
   }

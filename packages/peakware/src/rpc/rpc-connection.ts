@@ -16,6 +16,7 @@ import type net from 'node:net';
 import { Backoff } from '../core/backoff.js';
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { IdentitySource } from './caller-identity.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   encodeFrame,
@@ -46,6 +47,11 @@ export interface ConnectionOptions {
   maxBackoffMs?: number;
   /** How bytes move (TCP, TLS). Default {@link tcpTransport}. */
   transport?: Transport;
+  /**
+   * The signed identity to present (sent once per connection, and again when it changes);
+   * absent: calls go without one.
+   */
+  identity?: IdentitySource;
   logger?: Logger;
 }
 
@@ -82,8 +88,11 @@ export class RpcConnection {
   readonly host: string;
   readonly port: number;
   readonly address: string;
-  readonly #opts: Required<Omit<ConnectionOptions, 'logger' | 'transport'>>;
+  readonly #opts: Required<Omit<ConnectionOptions, 'logger' | 'transport' | 'identity'>>;
   readonly #transport: Transport;
+  readonly #identity: IdentitySource | undefined;
+  /** The identity last sent on the current socket. */
+  #sentIdentity: string | undefined;
   readonly #logger: Logger | undefined;
   #state: ConnectionState = 'idle';
   #socket: net.Socket | undefined;
@@ -114,9 +123,10 @@ export class RpcConnection {
     this.port = port;
     this.address = `${host}:${port}`;
     this.#logger = options.logger;
-    const { logger: _l, transport, ...rest } = options;
+    const { logger: _l, transport, identity, ...rest } = options;
     this.#opts = { ...CONNECTION_DEFAULTS, ...rest };
     this.#transport = transport ?? tcpTransport;
+    this.#identity = identity;
     this.#backoff = new Backoff({
       initialMs: this.#opts.backoffMs,
       maxMs: this.#opts.maxBackoffMs,
@@ -214,6 +224,7 @@ export class RpcConnection {
   #attach(socket: net.Socket): void {
     this.#socket = socket;
     this.#writer = new FrameWriter(socket);
+    this.#sentIdentity = undefined;
     this.#lastReceived = Date.now();
     const decoder = new FrameDecoder(this.#opts.maxFrameBytes);
     socket.on('data', (chunk: Buffer) => {
@@ -385,6 +396,15 @@ export class RpcConnection {
         `${writer.buffered} bytes are waiting to be written to ${this.address} (limit ${this.#opts.maxWriteBufferBytes}); the call was not sent`,
         { details: { provider: this.address, sent: false } },
       );
+    }
+    if (this.#identity !== undefined) {
+      // Once per connection, and again after a renewal: the provider keeps it for the
+      // calls that follow, so a call carries no identity of its own.
+      const token = this.#identity.current();
+      if (token !== undefined && token !== this.#sentIdentity) {
+        this.#sentIdentity = token;
+        writer.write(encodeFrame({ type: 7, id: 0, token }, this.#opts.maxFrameBytes));
+      }
     }
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0x7fffffff ? 1 : this.#nextId + 1;

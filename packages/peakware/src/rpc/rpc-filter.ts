@@ -24,6 +24,12 @@ export interface Invocation {
   readonly idempotent: boolean;
   /** The peer's address when known (`host:port`). */
   readonly remote?: string;
+  /**
+   * Provider side: the calling app as its verified identity proves it (see
+   * caller-identity.ts); absent when the provider verifies no identities or the caller
+   * presented none. Unlike `context.callerApp`, no caller can set it.
+   */
+  readonly caller?: string;
 }
 
 /**

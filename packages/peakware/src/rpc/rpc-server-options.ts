@@ -1,6 +1,7 @@
 /** The provider's options, with their defaults written once. */
 import type { Logger } from '../core/logger.js';
 import type { Registry } from '../registry/registry.js';
+import type { ProviderIdentityOptions } from './caller-identity.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame-codec.js';
 import type { RpcFilter } from './rpc-filter.js';
 import type { Transport } from './transport.js';
@@ -52,6 +53,11 @@ export interface RpcServerOptions {
   filters?: RpcFilter[];
   /** How connections are accepted (TCP, TLS). Default {@link tcpTransport}. */
   transport?: Transport;
+  /**
+   * Verify callers' signed identities (see caller-identity.ts): filters and guard rules then
+   * see the verified app only. Absent: callers are who their `peak-caller` header says.
+   */
+  identity?: ProviderIdentityOptions;
   /** Where the provider logs; default silent. */
   logger?: Logger;
 }

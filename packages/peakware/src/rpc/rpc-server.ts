@@ -2,8 +2,8 @@
  * The provider: hosts service implementations on one TCP port (and optionally HTTP/JSON),
  * registers them, and stops gracefully. Its parts, one file each:
  *
- * - a call's lifecycle, the same on both paths (overload, lookup, deadline, argument,
- *   filters, method): hosted-services.ts;
+ * - a call's lifecycle, the same on both paths (overload, lookup, verified caller, deadline,
+ *   argument, filters, method): hosted-services.ts;
  * - the TCP side (frames, refusals to one caller only, the bounds on what a peer may hold):
  *   provider-connections.ts;
  * - HTTP/JSON access (`POST /rpc/<service>/<method>`, `GET /rpc`): http-json-access.ts;
@@ -21,6 +21,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import type { HeaderMap } from '../core/context-headers.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import type { PresentedCaller } from './caller-identity.js';
 import { HostedServices } from './hosted-services.js';
 import { httpJsonHandler } from './http-json-access.js';
 import { ProviderConnections } from './provider-connections.js';
@@ -58,9 +59,13 @@ export class RpcServer {
       this.instanceId,
       this.#opts.maxInFlight,
       options.filters ?? [],
+      options.identity,
     );
-    this.#conns = new ProviderConnections(this.#opts, this.#logger, (s, m, h, a, r) =>
-      this.invoke(s, m, h, a, r),
+    this.#conns = new ProviderConnections(
+      this.#opts,
+      this.#logger,
+      (s, m, h, a, r, p) => this.invoke(s, m, h, a, r, p),
+      options.identity?.verifier,
     );
     this.#registration = new ProviderRegistration(this.#opts);
   }
@@ -119,6 +124,7 @@ export class RpcServer {
           services: this.#services,
           maxFrameBytes: this.#opts.maxFrameBytes,
           draining: () => this.#draining,
+          verifier: this.#opts.identity?.verifier,
         }),
       );
       server.keepAliveTimeout = 65_000;
@@ -154,7 +160,8 @@ export class RpcServer {
 
   /**
    * Runs one call through the provider lifecycle (the same for TCP and HTTP/JSON).
-   * `service` is `name:version`, or a bare name for the newest hosted version.
+   * `service` is `name:version`, or a bare name for the newest hosted version; `presented`
+   * is what the caller showed of its identity (when the provider verifies identities).
    */
   invoke(
     service: string,
@@ -162,8 +169,9 @@ export class RpcServer {
     headers: HeaderMap,
     args: unknown,
     remote?: string,
+    presented?: PresentedCaller,
   ): Promise<unknown> {
-    return this.#services.invoke(service, method, headers, args, remote);
+    return this.#services.invoke(service, method, headers, args, remote, presented);
   }
 
   /**

@@ -68,21 +68,26 @@ export function ensureAdminToken(
 ): Promise<EnsureTokenResult> {
   return underTokenLock(pool, async (client) => {
     const { rowCount } = await client.query(
-      'SELECT 1 FROM peak.admin_tokens WHERE revoked_at IS NULL LIMIT 1',
+      "SELECT 1 FROM peak.admin_tokens WHERE revoked_at IS NULL AND name = 'admin' LIMIT 1",
     );
     if ((rowCount ?? 0) > 0) return { created: false };
     return { created: true, token: await issue(client, tokenFile, createdBy) };
   });
 }
 
-/** Replaces every active admin token with a new one, returned once and written to `tokenFile`. */
+/**
+ * Replaces the admin token (name `admin`) with a new one, returned once and written to
+ * `tokenFile`; other operator tokens (role-tokens.ts) stay.
+ */
 export function rotateAdminToken(
   pool: pg.Pool,
   tokenFile: string,
   createdBy: string,
 ): Promise<string> {
   return underTokenLock(pool, async (client) => {
-    await client.query('UPDATE peak.admin_tokens SET revoked_at = now() WHERE revoked_at IS NULL');
+    await client.query(
+      "UPDATE peak.admin_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND name = 'admin'",
+    );
     return issue(client, tokenFile, createdBy);
   });
 }

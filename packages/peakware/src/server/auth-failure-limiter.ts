@@ -29,6 +29,8 @@ export class AuthFailureLimiter {
   failures = 0;
   /** Requests refused because their address was over the limit. */
   refused = 0;
+  /** Requests with a working credential that does not allow what they asked (403). */
+  denied = 0;
 
   constructor(options: AuthFailureLimiterOptions = {}) {
     this.#max = options.maxFailures ?? 10;

@@ -1,7 +1,7 @@
 /**
  * The server's data folder (default `./.peak`): the embedded PostgreSQL cluster (`pg/`),
- * its generated password and the admin token (files of mode 0600), the server lock, and
- * the PostgreSQL log. One running server owns a data folder at a time.
+ * its generated password, the admin token and the local apps' credentials
+ * (`credentials/<app>`; files of mode 0600), the server lock, and the PostgreSQL log. One running server owns a data folder at a time.
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
@@ -25,6 +25,8 @@ export const DataFiles = {
   lock: 'server.lock',
   postgresPassword: 'postgres-password',
   adminToken: 'admin-token',
+  /** One file per local app, holding its credential (`credentials/local`, ...). */
+  credentialsDir: 'credentials',
   postgresLog: 'postgres.log',
   postgresDir: 'pg',
 } as const;

@@ -3,28 +3,32 @@
  * `/api/v1`. One request lifecycle for every route:
  *
  *   1. route lookup (unknown → 404 PEAK_NOT_FOUND)
- *   2. admin check for every mutating route (and reads marked `auth: 'admin'`) (missing → 401, wrong → 403), decided on the
- *      route the router matched, never on the raw URL: `/%61pi/...`, `//api/...` or a
- *      trailing dot cannot slip past it, because whatever spelling the router accepts for a
- *      route gets that route's decision, and a spelling it does not accept is a 404
+ *   2. authentication and the route's auth decision (missing credential → 401, wrong one or
+ *      one that does not allow the route → 403, too many wrong ones from an address → 429),
+ *      decided on the route the router matched, never on the raw URL: `/%61pi/...`,
+ *      `//api/...` or a trailing dot cannot slip past it, because whatever spelling the
+ *      router accepts for a route gets that route's decision, and a spelling it does not
+ *      accept is a 404
  *   3. body parsing, then the route's JSON schemas for params, body and query (route-schema.ts:
  *      bad → 400 PEAK_INVALID_ARGUMENT naming the field, what it takes and what it got)
- *   4. the handler
+ *   4. the handler, which checks the resources the request names (`authorize` in access.ts:
+ *      this topic, this group, this service)
  *   5. errors → `{ error: { code, message, details } }` with the status core/errors.ts gives
  *      the code; routes never choose statuses for errors themselves
  *
- * Subsystems add routes as {@link ApiModule}s; they never set up their own auth or errors.
- * Every route declares a {@link RouteSchema} (summary, body on POST/PUT/PATCH, params); a
- * route without one fails the start. The route table and those schemas are the API's
- * OpenAPI 3.1 document, served at `GET /api/v1/openapi.json` (openapi.ts).
- * A mutating route that data-plane SDKs call (register an instance, take a cluster token)
- * opts out of the admin check with `{ config: { auth: 'sdk' } }`; one that checks a
- * credential itself (the console's login and logout) with `{ config: { auth: 'self' } }`.
+ * Every route has an auth decision ({@link RouteAuth}), `config: { auth }`, defaulting to
+ * `read` for GET and `admin` for a route that changes state; routes services call through
+ * the SDK say `{ auth: 'sdk', scope: <kind> }`, the handful anyone may call say `public`,
+ * and a route that checks a credential of its own (the console's login and logout) `self`.
  *
- * Credentials: the admin check admits a bearer admin token, or whatever a module's
- * {@link Authenticator} vouches for (the console's session cookie, added with
- * `app.addAuthenticator`). Either way the call gets a {@link Caller} (`request.caller`): who
- * it is for the audit and its role; a `viewer` is refused every change (403).
+ * Credentials: a bearer token (an operator token of a role, or an app credential with its
+ * grants: authenticator.ts), or, without one, whatever a module's
+ * {@link RequestAuthenticator} vouches for (the console's session cookie, added with
+ * `app.addAuthenticator`). Either way the call gets a {@link Caller} (`request.caller`):
+ * who it is for the audit, its role or its app and grants. Subsystems add routes as {@link ApiModule}s; they never set up their own auth or
+ * errors. Every route declares a {@link RouteSchema} (summary, body on POST/PUT/PATCH,
+ * params); a route without one fails the start. The route table and those schemas are the
+ * API's OpenAPI 3.1 document, served at `GET /api/v1/openapi.json` (openapi.ts).
  */
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -40,8 +44,15 @@ import Fastify, {
 import type pg from 'pg';
 import { ErrorCodes, httpStatusOf, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { verifyAdminToken } from './admin-token.js';
+import { hasScopeKind, SCOPE_KINDS, type ScopeKind } from './app-scopes.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
+import {
+  Authenticator,
+  type Caller,
+  type OperatorCaller,
+  ROLE_RANK,
+  type Role,
+} from './authenticator.js';
 import { openApiDocument } from './openapi.js';
 import {
   checkRouteSchema,
@@ -70,51 +81,76 @@ export interface ApiContext {
   settings: ServerSettings;
   /** The subsystems (module names) this node serves. */
   roles: readonly string[];
+  /** This node's authentication counters since start (for /metrics); absent in bare test hosts. */
+  authCounters?: () => AuthCounters;
+}
+
+/** Failed and refused authentications on one node since it started. */
+export interface AuthCounters {
+  /** Wrong, expired or revoked credentials. */
+  failures: number;
+  /** Requests refused because their address had too many failures (429). */
+  rateLimited: number;
+  /** Working credentials refused a route (role too low, grant missing). */
+  denied: number;
 }
 
 /**
- * Route config read by the admin check: `auth: 'sdk'` marks a mutating route that services
- * call through the SDK, which does not carry the admin token; `auth: 'self'` one that
- * checks a credential of its own (the console's login takes the admin token in its body).
+ * Who may call a route:
+ *
+ * - `public`: anyone, no credential (liveness, readiness, the OpenAPI document, /metrics);
+ * - `self`: the route checks a credential of its own (the console's login takes a token in
+ *   its body); the lifecycle checks nothing;
+ * - `read`: any working credential: an operator's token of any role, or an app credential
+ *   (holding a grant of the route's `scope` kind when it names one);
+ * - `sdk`: an app credential holding a grant of the route's `scope` kind (the handler
+ *   checks the resource), or the admin token;
+ * - `viewer`, `operator`, `admin`: an operator's token of that role or a higher one.
+ */
+export type RouteAuth = 'public' | 'self' | 'read' | 'sdk' | 'viewer' | 'operator' | 'admin';
+
+/** Every auth decision a route may declare. */
+export const ROUTE_AUTHS: readonly RouteAuth[] = [
+  'public',
+  'self',
+  'read',
+  'sdk',
+  'viewer',
+  'operator',
+  'admin',
+];
+
+/**
+ * A route's `config`: its auth decision (default `read` for GET, `admin` for routes that
+ * change state) and, for app credentials, the kind of grant it needs (required with `sdk`).
  */
 export interface RouteAuthConfig {
-  auth?: 'admin' | 'sdk' | 'self';
+  auth?: RouteAuth;
+  scope?: ScopeKind;
 }
 
-/** What a caller may do: `admin` changes anything, `viewer` only reads. */
-export type CallerRole = 'admin' | 'viewer';
-
-/** Who a call was admitted as: what the audit names and what the role check decides on. */
-export interface Caller {
-  /** Who, for the audit: `admin-token`, `console:alice`. */
-  who: string;
-  role: CallerRole;
-  /** The credential presented: `admin-token`, `console-session`. */
-  via: string;
-}
-
-/** The caller a valid bearer admin token is. */
-export const ADMIN_TOKEN_CALLER: Caller = { who: 'admin-token', role: 'admin', via: 'admin-token' };
+export type { Caller, OperatorCaller, Role } from './authenticator.js';
 
 /**
- * A credential the admin check accepts besides the bearer admin token (the console's
- * session cookie): answers the caller, undefined when the request does not carry this
- * credential, or throws a PeakError (401/403) when it carries a bad one.
+ * A credential the lifecycle accepts besides a bearer token (the console's session cookie):
+ * answers the caller, undefined when the request does not carry this credential, or throws
+ * a PeakError (401/403) when it carries a bad one.
  */
-export type Authenticator = (request: FastifyRequest) => Promise<Caller | undefined>;
+export type RequestAuthenticator = (request: FastifyRequest) => Promise<Caller | undefined>;
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Adds a credential the admin check accepts besides the admin token. */
-    addAuthenticator(authenticate: Authenticator): void;
+    /** Adds a credential the lifecycle accepts besides a bearer token. */
+    addAuthenticator(authenticate: RequestAuthenticator): void;
     /**
-     * Checks a bearer credential as the admin check would (failed tries from `from` limited
-     * the same way): the caller it is, or a PeakError (403 wrong, 429 too many tries).
+     * Checks a bearer operator token as the lifecycle would (failed tries from `from`
+     * limited the same way): the caller it is, or a PeakError (403 wrong or an app
+     * credential, 429 too many tries).
      */
-    verifyCredential(token: string, from: string): Promise<Caller>;
+    verifyCredential(token: string, from: string): Promise<OperatorCaller>;
   }
   interface FastifyRequest {
-    /** Who the admin check admitted this call as; undefined on routes it does not check. */
+    /** Who the lifecycle admitted this call as; undefined on `public` and `self` routes. */
     caller: Caller | undefined;
   }
 }
@@ -124,11 +160,10 @@ export interface RouteEntry {
   method: string;
   /** The route's pattern, e.g. `/api/v1/mq/topics/:topic`. */
   url: string;
-  /**
-   * `admin` for a mutating route without `auth: 'sdk'` or `'self'`, `sdk` or `self` for one
-   * with it, `none` for reads.
-   */
-  auth: 'admin' | 'sdk' | 'self' | 'none';
+  /** Who may call it (see {@link RouteAuth}). */
+  auth: RouteAuth;
+  /** The kind of grant an app credential needs, when the route names one. */
+  scope?: ScopeKind;
   /** What the route declares it takes (checked by ajv, documented in OpenAPI). */
   schema: RouteSchema;
 }
@@ -161,6 +196,12 @@ export interface HttpApiOptions {
   requestTimeoutMs?: number;
   /** How long shutdown waits for in-flight requests is up to the caller's close timeout. */
   modules: readonly ApiModule[];
+  /** Verifies credentials (one per node, shared with the routes that change them). Default: a new one. */
+  authenticator?: Authenticator;
+  /** Counts failed authentications per address (for /metrics too). Default: a new one. */
+  authFailures?: AuthFailureLimiter;
+  /** Serve HTTPS with this certificate chain and key (PEM); absent: plain HTTP. */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 /** Builds the Fastify app with the shared lifecycle and the given route modules. */
@@ -169,14 +210,67 @@ export function createHttpApi(ctx: ApiContext, options: HttpApiOptions): ApiApp 
   return app;
 }
 
+/** The route's auth decision, from its method and its config. */
+function authOf(method: string, config: unknown): RouteAuth {
+  return (config as RouteAuthConfig | undefined)?.auth ?? (MUTATING.has(method) ? 'admin' : 'read');
+}
+
+/** Throws (failing the start) when a route's auth config is not one the lifecycle knows. */
+function checkRouteAuth(method: string, url: string, config: unknown): RouteAuthConfig {
+  const c = (config ?? {}) as RouteAuthConfig;
+  if (c.auth !== undefined && !ROUTE_AUTHS.includes(c.auth)) {
+    throw new Error(`route ${method} ${url}: config.auth must be one of ${ROUTE_AUTHS.join(', ')}`);
+  }
+  if (c.scope !== undefined && !SCOPE_KINDS.includes(c.scope)) {
+    throw new Error(
+      `route ${method} ${url}: config.scope must be one of ${SCOPE_KINDS.join(', ')}`,
+    );
+  }
+  if (c.auth === 'sdk' && c.scope === undefined) {
+    throw new Error(
+      `route ${method} ${url}: an sdk route names the grant app credentials need (config.scope: ${SCOPE_KINDS.join(' | ')})`,
+    );
+  }
+  return c;
+}
+
+const bearerPattern = /^Bearer\s+(\S+)\s*$/i;
+
+/** Why `caller` may not call a route of decision `auth` (scope kind `scope`), or undefined when it may. */
+function refusal(
+  caller: Caller,
+  auth: RouteAuth,
+  scope: ScopeKind | undefined,
+  what: string,
+  mutating: boolean,
+): string | undefined {
+  if (caller.kind === 'role') {
+    const need: Role | undefined =
+      auth === 'sdk' ? 'admin' : auth === 'read' ? 'viewer' : (auth as Role);
+    if (ROLE_RANK[caller.role] >= ROLE_RANK[need]) return undefined;
+    if (caller.role === 'viewer' && mutating) {
+      return `${what} changes state, and ${caller.who} may only read (role viewer)`;
+    }
+    return `${what} needs the ${need} role; ${caller.who} has the ${caller.role} role`;
+  }
+  if (auth !== 'sdk' && auth !== 'read') {
+    return `${what} needs an operator token of the ${auth} role; an app credential (app '${caller.app}') cannot call it`;
+  }
+  if (scope !== undefined && !hasScopeKind(caller.scopes, scope)) {
+    return `${what} needs a ${scope} grant; app '${caller.app}' holds none (an admin adds one with 'peak app scopes ${caller.app} --can ${scope}:...')`;
+  }
+  return undefined;
+}
+
+/** The operator calls the lifecycle audits (changes, and reads marked `admin`). */
+const auditedCalls = new WeakSet<object>();
+
 /**
- * The route's auth decision, from its method and its config: a read marked `auth: 'admin'`
- * (one that hands out secrets, such as the gateway's change stream) needs the token too.
+ * Whether the lifecycle admitted `request` as an operator call it audits (a change, or a
+ * read that hands out secrets); the console's audit trail records the same calls.
  */
-function authOf(method: string, config: unknown): RouteEntry['auth'] {
-  const auth = (config as RouteAuthConfig | undefined)?.auth;
-  if (!MUTATING.has(method)) return auth === 'admin' ? 'admin' : 'none';
-  return auth === 'sdk' || auth === 'self' ? auth : 'admin';
+export function isAuditedCall(request: FastifyRequest): boolean {
+  return auditedCalls.has(request);
 }
 
 /** {@link createHttpApi}, also returning the route table as it fills (for tests and docs). */
@@ -185,7 +279,10 @@ export function createHttpApiWithRoutes(
   options: HttpApiOptions,
 ): { app: ApiApp; routes: RouteEntry[] } {
   const routes: RouteEntry[] = [];
+  // Typed as the HTTP server the routes see; with `https` the server is an https.Server,
+  // which serves them the same way.
   const app = Fastify({
+    ...(options.https === undefined ? {} : { https: options.https as unknown as null }),
     loggerInstance: ctx.logger.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
@@ -204,10 +301,12 @@ export function createHttpApiWithRoutes(
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       if (method === 'HEAD') continue;
+      const config = checkRouteAuth(method, route.url, route.config);
       routes.push({
         method,
         url: route.url,
-        auth: authOf(method, route.config),
+        auth: authOf(method, config),
+        ...(config.scope === undefined ? {} : { scope: config.scope }),
         schema: checkRouteSchema(method, route.url, route.schema),
       });
     }
@@ -221,85 +320,120 @@ export function createHttpApiWithRoutes(
     }
   });
 
-  const authFailures = new AuthFailureLimiter();
-  const admitted = new WeakSet<object>();
-  const authenticators: Authenticator[] = [];
-  app.decorate('addAuthenticator', (authenticate: Authenticator) => {
+  const authFailures = options.authFailures ?? new AuthFailureLimiter();
+  const authenticator = options.authenticator ?? new Authenticator(ctx.pool);
+  const authenticators: RequestAuthenticator[] = [];
+  app.decorate('addAuthenticator', (authenticate: RequestAuthenticator) => {
     authenticators.push(authenticate);
   });
-  const verifyCredential = async (token: string, from: string): Promise<Caller> => {
+  app.decorateRequest('caller', undefined);
+
+  /** The caller a bearer token proves; 429 after too many wrong ones from `from`, 403 when wrong. */
+  const verifyBearer = async (token: string, from: string, wrong: string): Promise<Caller> => {
     const wait = authFailures.retryAfterMs(from);
     if (wait > 0) {
       throw new PeakError(
         ErrorCodes.AUTH_RATE_LIMITED,
-        `too many wrong admin tokens from ${from}; try again in ${Math.ceil(wait / 1000)} s with the current token from the data folder (file admin-token)`,
+        `too many wrong credentials from ${from}; try again in ${Math.ceil(wait / 1000)} s with a working one (the admin token is in the data folder, file admin-token)`,
         { details: { retryAfterMs: wait } },
       );
     }
-    if (!(await verifyAdminToken(ctx.pool, token))) {
+    const caller = await authenticator.authenticate(token);
+    if (caller === undefined) {
       authFailures.fail(from);
+      throw new PeakError(ErrorCodes.FORBIDDEN, wrong, { details: { reason: 'wrong-credential' } });
+    }
+    return caller;
+  };
+  app.decorate('verifyCredential', async (token: string, from: string): Promise<OperatorCaller> => {
+    const caller = await verifyBearer(
+      token,
+      from,
+      'the token is wrong or has been rotated; use the admin token from the data folder (file admin-token) or another operator token',
+    );
+    if (caller.kind !== 'role') {
+      authFailures.denied++;
       throw new PeakError(
         ErrorCodes.FORBIDDEN,
-        'the admin token is wrong or has been rotated; use the current one from the data folder (file admin-token)',
+        `${caller.who} is an app credential; this takes an operator token (the admin token is in the data folder, file admin-token)`,
+        { details: { caller: caller.who } },
       );
     }
-    return ADMIN_TOKEN_CALLER;
-  };
-  app.decorate('verifyCredential', verifyCredential);
-  app.decorateRequest('caller', undefined);
-
-  // Admits a caller to a mutating route: a read-only one is refused, anyone else audited.
-  const admit = (request: FastifyRequest, caller: Caller) => {
-    if (caller.role !== 'admin') {
-      throw new PeakError(
-        ErrorCodes.FORBIDDEN,
-        `${request.method} ${request.url.split('?')[0]} changes state, and ${caller.who} may only read (role ${caller.role})`,
-        { details: { who: caller.who, role: caller.role } },
-      );
-    }
-    request.caller = caller;
-    admitted.add(request);
-  };
+    return caller;
+  });
 
   app.addHook('onRequest', async (request) => {
     // The matched route decides (request.routeOptions.url is its pattern); an unmatched
     // request has no route and ends in the 404 handler, changing nothing.
     if (request.routeOptions.url === undefined) return;
-    if (authOf(request.method, request.routeOptions.config) !== 'admin') return;
+    const config = request.routeOptions.config as RouteAuthConfig | undefined;
+    const auth = authOf(request.method, config);
+    if (auth === 'public' || auth === 'self') return;
+    const what = `${request.method} ${request.url.split('?')[0]}`;
     const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    const match = typeof header === 'string' ? bearerPattern.exec(header) : null;
+    let caller: Caller | undefined;
     if (match === null) {
       for (const authenticate of authenticators) {
-        const caller = await authenticate(request);
-        if (caller !== undefined) return admit(request, caller);
+        caller = await authenticate(request);
+        if (caller !== undefined) break;
       }
-      throw new PeakError(
-        ErrorCodes.UNAUTHENTICATED,
-        `${request.method} ${request.url.split('?')[0]} changes state and needs the admin token: send 'Authorization: Bearer <token>' (the token is in the server's data folder, file admin-token)`,
-      );
-    }
-    try {
-      admit(request, await verifyCredential(match[1]!, request.ip));
-    } catch (err) {
-      if (err instanceof PeakError && err.code === ErrorCodes.FORBIDDEN) {
-        request.log.warn(
-          { from: request.ip, method: request.method, route: request.routeOptions.url },
-          'wrong admin token',
+      if (caller === undefined) {
+        throw new PeakError(
+          ErrorCodes.UNAUTHENTICATED,
+          auth === 'admin'
+            ? `${what} changes state and needs the admin token: send 'Authorization: Bearer <token>' (the token is in the server's data folder, file admin-token)`
+            : `${what} needs a credential: send 'Authorization: Bearer <credential>' with an app credential ('peak app create') or an operator token (the admin token is in the server's data folder, file admin-token)`,
         );
       }
-      throw err;
+    } else {
+      try {
+        caller = await verifyBearer(
+          match[1]!,
+          request.ip,
+          auth === 'admin'
+            ? 'the admin token is wrong or has been rotated; use the current one from the data folder (file admin-token)'
+            : 'the credential is wrong, expired or revoked; use a working app credential or operator token',
+        );
+      } catch (err) {
+        if (err instanceof PeakError && err.code === ErrorCodes.FORBIDDEN) {
+          request.log.warn(
+            { from: request.ip, method: request.method, route: request.routeOptions.url },
+            'wrong credential',
+          );
+        }
+        throw err;
+      }
+    }
+    const refused = refusal(caller, auth, config?.scope, what, MUTATING.has(request.method));
+    if (refused !== undefined) {
+      authFailures.denied++;
+      throw new PeakError(ErrorCodes.FORBIDDEN, refused, {
+        details: {
+          caller: caller.who,
+          need: auth,
+          ...(caller.kind === 'role' ? { who: caller.who, role: caller.role } : {}),
+        },
+      });
+    }
+    request.caller = caller;
+    if (caller.kind === 'role' && (MUTATING.has(request.method) || auth === 'admin')) {
+      auditedCalls.add(request);
     }
   });
 
-  // Every admin call that passed the check is audited: who (the admin token, or a console
-  // session's user), from where, what, and how it ended. No credential is ever logged.
+  // Every operator call that changes state (or reads secrets) is audited: who (the token's
+  // name, or a console session's user), the credential, from where, what, and how it ended.
+  // No credential is ever logged.
   app.addHook('onResponse', async (request, reply) => {
-    if (!admitted.has(request)) return;
+    const caller = request.caller;
+    if (caller === undefined || !auditedCalls.has(request)) return;
     request.log.info(
       {
         audit: true,
-        who: request.caller?.who,
-        via: request.caller?.via,
+        who: caller.who,
+        via: caller.via,
+        role: caller.kind === 'role' ? caller.role : 'app',
         from: request.ip,
         method: request.method,
         route: request.routeOptions.url,
@@ -415,6 +549,7 @@ export function createHttpApiWithRoutes(
   app.get(
     '/api/v1/openapi.json',
     {
+      config: { auth: 'public' },
       schema: {
         summary: 'This API as an OpenAPI 3.1 document, generated from the routes and their schemas',
         tags: ['system'],

@@ -3,6 +3,8 @@
  * embedded PostgreSQL or an external one, stop it gracefully. `EmbeddedPostgres` runs more
  * real PostgreSQL instances from the same binaries (a laptop stand-in for shard servers).
  */
+
+export { isLoopbackHost } from '../core/loopback.js';
 export { DEFAULT_DATA_DIR, DEFAULT_PORT } from './defaults.js';
 export {
   EmbeddedPostgres,
@@ -15,6 +17,7 @@ export {
   PeakServer,
   type PeakServerInfo,
   type PeakServerOptions,
+  type ServerTlsOptions,
 } from './peak-server.js';
 export type { RouteSchema } from './route-schema.js';
 export {

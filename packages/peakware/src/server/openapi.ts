@@ -30,6 +30,8 @@ export interface OpenApiOperation {
   description?: string;
   tags: string[];
   'x-peak-auth': RouteEntry['auth'];
+  /** The kind of grant an app credential needs (`sdk` and some `read` routes). */
+  'x-peak-scope'?: string;
   security?: Record<string, string[]>[];
   parameters?: {
     name: string;
@@ -142,7 +144,15 @@ export function openApiDocument(routes: readonly RouteEntry[]): OpenApiDocument 
       ...(s.description === undefined ? {} : { description: s.description }),
       tags: s.tags ?? [tagOf(route.url)],
       'x-peak-auth': route.auth,
-      ...(route.auth === 'admin' ? { security: [{ adminToken: [] }] } : {}),
+      ...(route.scope === undefined ? {} : { 'x-peak-scope': route.scope }),
+      ...(route.auth === 'public' || route.auth === 'self'
+        ? {}
+        : {
+            security:
+              route.auth === 'sdk' || route.auth === 'read'
+                ? [{ appCredential: [] }, { operatorToken: [] }]
+                : [{ operatorToken: [] }],
+          }),
       ...(params.length === 0 ? {} : { parameters: params }),
       ...(body === undefined ? {} : { requestBody: body }),
       responses: {
@@ -163,15 +173,21 @@ export function openApiDocument(routes: readonly RouteEntry[]): OpenApiDocument 
       title: 'Peakware control plane',
       version: PEAKWARE_VERSION,
       description:
-        'The HTTP API of `peak server`. Changes need the admin token (`Authorization: Bearer <token>`, file admin-token in the data folder) unless marked `x-peak-auth: sdk` (SDK routes) or `self` (the route checks its own credential: the console login and logout). Every error is `{ error: { code, message, details } }`.',
+        'The HTTP API of `peak server`. Every route but those marked `x-peak-auth: public` needs a credential (`Authorization: Bearer <credential>`): `read` routes any app credential or operator token, `sdk` routes an app credential holding a grant of the `x-peak-scope` kind (or the admin token), `viewer`, `operator` and `admin` routes an operator token of that role or a higher one (the admin token is the file admin-token in the data folder); `self` routes check a credential of their own (the console login and logout). Every error is `{ error: { code, message, details } }`.',
     },
     paths,
     components: {
       securitySchemes: {
-        adminToken: {
+        operatorToken: {
           type: 'http',
           scheme: 'bearer',
-          description: 'the admin token from the data folder (file admin-token)',
+          description:
+            'an operator token (role admin, operator or viewer); the admin token is in the data folder (file admin-token)',
+        },
+        appCredential: {
+          type: 'http',
+          scheme: 'bearer',
+          description: "an app credential ('peak app create'), checked against its grants",
         },
       },
       schemas: { Error: ERROR_SCHEMA },

@@ -1,7 +1,8 @@
 /**
  * `peak server`, the control plane. Start-up, in order: take the data folder; start the
  * embedded PostgreSQL (or connect to `postgresUrl`); apply migrations; make sure an admin
- * token exists; register this node; listen for HTTP. Shutdown reverses it within a bound:
+ * token exists and the local apps have credentials in the data folder; register this node;
+ * listen for HTTP. Shutdown reverses it within a bound:
  * stop accepting, let in-flight requests finish, deregister, close the pool, stop
  * PostgreSQL, release the folder.
  *
@@ -9,16 +10,26 @@
  * one database behind a load balancer act as one control plane.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import type https from 'node:https';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import { ErrorCodes, errorMessage, PeakError, UsageError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { isLoopbackHost } from '../core/loopback.js';
+import { readTlsFiles, type TlsFiles, TlsFilesWatcher } from '../core/tls-files.js';
 import { PEAKWARE_VERSION } from '../core/version.js';
 import { ensureAdminToken } from './admin-token.js';
 import { adminRoutes } from './api/admin-routes.js';
+import { appRoutes } from './api/app-routes.js';
+import { identityRoutes } from './api/identity-routes.js';
 import { systemRoutes } from './api/system-routes.js';
+import { ensureLocalApp } from './app-credentials.js';
+import { LOCAL_APP_SCOPES } from './app-scopes.js';
+import { AuthFailureLimiter } from './auth-failure-limiter.js';
+import { Authenticator } from './authenticator.js';
 import {
   DataFiles,
   type DataFolderLock,
@@ -34,6 +45,7 @@ import {
   createHttpApiWithRoutes,
   type RouteEntry,
 } from './http-api.js';
+import { IdentityIssuer } from './identity-issuer.js';
 import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
 import { builtinModules } from './modules.js';
@@ -69,6 +81,20 @@ export interface PeakServerOptions extends ServerSettingsOptions {
    * scaled on its own. Every node runs every migration and serves the system and admin routes.
    */
   roles?: readonly string[];
+  /**
+   * Serve HTTPS from these PEM files (`peak tls init` makes a dev pair: `server.pem`,
+   * `server.key`). The files are watched: a renewed certificate is served to new
+   * connections without a restart. Absent: plain HTTP, with a warning at start when `host`
+   * is not a loopback address.
+   */
+  tls?: ServerTlsOptions;
+  /**
+   * Apps to keep credentials for in the data folder (`<data>/credentials/<app>`, mode
+   * 0600), with their grants: a laptop chain (the shop) passes each process its own. App
+   * `local` (every SDK grant on every resource, for the CLI's `peak mq send`, snippets and
+   * quick tries) is always there. A credential in its file that still works is kept.
+   */
+  localApps?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** The module names a node can serve (`PeakServerOptions.roles`). */
@@ -118,6 +144,9 @@ async function assertPortFree(host: string, port: number): Promise<void> {
   }
 }
 
+/** HTTPS for the control plane ({@link PeakServerOptions.tls}): certificate files, watched. */
+export type ServerTlsOptions = TlsFiles;
+
 /** Facts about a running server, for banners and `--json`. */
 export interface PeakServerInfo {
   nodeId: string;
@@ -130,11 +159,15 @@ export interface PeakServerInfo {
     | { mode: 'external'; url: string };
   schemaVersion: number;
   migrationsApplied: number[];
+  /** Whether the API is served over HTTPS. */
+  tls: boolean;
   /** The admin token, only on the start that created it (show it once). */
   adminToken?: string;
   adminTokenFile: string;
   /** The subsystems this node serves. */
   roles: readonly string[];
+  /** Where each local app's credential is (`local` and the `localApps` option's). */
+  appCredentialFiles: Record<string, string>;
 }
 
 /** A running control-plane node. */
@@ -149,6 +182,8 @@ export class PeakServer {
   readonly #lock: DataFolderLock;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #shutdownTimeoutMs: number;
+  readonly #credentials: ReadonlyMap<string, string>;
+  readonly #tls: TlsFilesWatcher | undefined;
   #stopping: Promise<boolean> | undefined;
 
   private constructor(parts: {
@@ -162,6 +197,8 @@ export class PeakServer {
     lock: DataFolderLock;
     heartbeat: NodeJS.Timeout;
     shutdownTimeoutMs: number;
+    credentials: ReadonlyMap<string, string>;
+    tls: ServerTlsOptions | undefined;
   }) {
     this.info = parts.info;
     this.#logger = parts.logger;
@@ -173,6 +210,20 @@ export class PeakServer {
     this.#lock = parts.lock;
     this.#heartbeat = parts.heartbeat;
     this.#shutdownTimeoutMs = parts.shutdownTimeoutMs;
+    this.#credentials = parts.credentials;
+    this.#tls =
+      parts.tls === undefined
+        ? undefined
+        : new TlsFilesWatcher(parts.tls, parts.app.server as unknown as https.Server, parts.logger);
+  }
+
+  /**
+   * Reads the certificate files again and serves them to new connections (the files are
+   * watched; this is for a caller that knows they changed). A pair that does not load is
+   * logged and the one in use stays. Resolves whether the new pair is in use.
+   */
+  async reloadTls(): Promise<boolean> {
+    return (await this.#tls?.reload()) ?? false;
   }
 
   /** Starts a control-plane node; on failure, undoes whatever it had started. */
@@ -228,8 +279,27 @@ export class PeakServer {
       );
       const tokenFile = path.join(dataDir, DataFiles.adminToken);
       const token = await ensureAdminToken(pool, tokenFile, `start:${nodeId}`);
+      const credentials = new Map<string, string>();
+      const appCredentialFiles: Record<string, string> = {};
+      const localApps = { local: LOCAL_APP_SCOPES, ...(options.localApps ?? {}) };
+      await mkdir(path.join(dataDir, DataFiles.credentialsDir), { recursive: true, mode: 0o700 });
+      for (const [name, can] of Object.entries(localApps)) {
+        const file = path.join(dataDir, DataFiles.credentialsDir, name);
+        const local = await ensureLocalApp(pool, name, can, file, `start:${nodeId}`);
+        credentials.set(name, local.credential);
+        appCredentialFiles[name] = file;
+      }
+      const authenticator = new Authenticator(pool);
+      const issuer = new IdentityIssuer(pool);
+      await issuer.ensureKey();
 
+      const authFailures = new AuthFailureLimiter();
       const ctx = {
+        authCounters: () => ({
+          failures: authFailures.failures,
+          rateLimited: authFailures.refused,
+          denied: authFailures.denied,
+        }),
         pool,
         logger,
         nodeId,
@@ -240,10 +310,16 @@ export class PeakServer {
         settings,
         roles,
       };
+      const tlsPair = options.tls === undefined ? undefined : await readTlsFiles(options.tls);
       const { app, routes } = createHttpApiWithRoutes(ctx, {
+        ...(tlsPair === undefined ? {} : { https: tlsPair }),
+        authenticator,
+        authFailures,
         modules: [
           systemRoutes,
-          adminRoutes,
+          adminRoutes(authenticator),
+          appRoutes(authenticator),
+          identityRoutes(issuer),
           ...builtinModules.filter((m) => roles.includes(m.name)).map((m) => m.routes),
           ...(options.apiModules ?? []),
         ],
@@ -257,7 +333,13 @@ export class PeakServer {
       }
       const address = app.server.address();
       const boundPort = typeof address === 'object' && address !== null ? address.port : port;
-      const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+      const url = `${tlsPair === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+      if (tlsPair === undefined && !isLoopbackHost(host)) {
+        logger.warn(
+          { host },
+          'listening on a non-loopback address without TLS: credentials and tokens cross the network in clear; pass --tls-cert and --tls-key (peak tls init makes a dev pair)',
+        );
+      }
 
       const beat = async () => {
         await pool.query(
@@ -286,8 +368,10 @@ export class PeakServer {
             : { mode: 'embedded', host: endpoint.host, port: endpoint.port, pid: embedded.pid },
         schemaVersion: migrated.version,
         migrationsApplied: migrated.applied,
+        tls: tlsPair !== undefined,
         adminTokenFile: tokenFile,
         roles,
+        appCredentialFiles,
         ...(token.token === undefined ? {} : { adminToken: token.token }),
       };
       logger.info({ url, nodeId, postgres: info.postgres.mode, roles }, 'peak server ready');
@@ -302,6 +386,8 @@ export class PeakServer {
         lock,
         heartbeat,
         shutdownTimeoutMs: options.shutdownTimeoutMs ?? 20_000,
+        credentials,
+        tls: options.tls,
       });
     } catch (err) {
       await undo();
@@ -314,6 +400,21 @@ export class PeakServer {
         },
       );
     }
+  }
+
+  /**
+   * The credential of local app `app` (`local`, or one of the `localApps` option's), as in
+   * its file in the data folder: what a laptop chain passes its processes.
+   */
+  credential(app = 'local'): string {
+    const c = this.#credentials.get(app);
+    if (c === undefined) {
+      throw new PeakError(
+        ErrorCodes.USAGE,
+        `no local app '${app}'; local apps: ${[...this.#credentials.keys()].join(', ')} (add one with the localApps option)`,
+      );
+    }
+    return c;
   }
 
   /** The HTTP route table with each route's auth decision (what the auth tests walk). */
@@ -356,6 +457,7 @@ export class PeakServer {
     const logger = this.#logger;
     logger.info('shutting down');
     clearInterval(this.#heartbeat);
+    this.#tls?.close();
     let timer: NodeJS.Timeout | undefined;
     const bounded = async (what: string, ms: number, fn: () => Promise<unknown>) => {
       const timeout = new Promise<'timeout'>((resolve) => {

@@ -14,6 +14,7 @@ import { AdminClient } from '../../src/admin/index.js';
 import { Consumer, Producer } from '../../src/mq/index.js';
 import { HttpRegistry } from '../../src/registry/index.js';
 import { PeakServer } from '../../src/server/index.js';
+import { bearer, useLocalCredential } from './credentials.js';
 import { waitFor } from './wait.js';
 
 /** What to seed. */
@@ -270,6 +271,8 @@ export async function startConsoleStack(options: ConsoleStackOptions = {}): Prom
     telemetry: { alertIntervalMs: 1000 },
   });
   const url = server.info.url;
+  // The stack's SDK clients (and raw posts) send the server's local app credential.
+  useLocalCredential(server);
   const token = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
   const admin = new AdminClient({ servers: url, token });
   const timers: NodeJS.Timeout[] = [];
@@ -279,7 +282,7 @@ export async function startConsoleStack(options: ConsoleStackOptions = {}): Prom
   const post = async (route: string, body: unknown) => {
     const r = await fetch(`${url}${route}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify(body),
     });
     if (!r.ok) throw new Error(`${route}: ${r.status} ${await r.text()}`);

@@ -473,6 +473,19 @@ export const gatewayCommand: Command = {
       default: '127.0.0.1',
       env: 'PEAK_GATEWAY_HOST',
     },
+    'tls-cert': {
+      type: 'string',
+      valueName: 'FILE',
+      description:
+        "serve HTTPS with this certificate (PEM; watched, reloaded on change; 'peak tls init' makes one)",
+      env: 'PEAK_GATEWAY_TLS_CERT',
+    },
+    'tls-key': {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'the private key of --tls-cert (PEM)',
+      env: 'PEAK_GATEWAY_TLS_KEY',
+    },
     redis: {
       type: 'string',
       valueName: 'URL',
@@ -545,6 +558,7 @@ export const gatewayCommand: Command = {
   examples: [
     'peak gateway --port 8080',
     'peak gateway --server http://10.0.0.5:7420,http://10.0.0.6:7420 --token $PEAK_TOKEN --redis redis://10.0.0.9:6379',
+    'peak gateway --host 0.0.0.0 --tls-cert .peak/tls/server.pem --tls-key .peak/tls/server.key',
     'peak gateway routes ls',
   ],
   subcommands: [routes, apps, keys, subscriptions, quota],
@@ -553,6 +567,11 @@ export const gatewayCommand: Command = {
     const sample = Number(values.sample);
     if (!(sample >= 0 && sample <= 1))
       throw new UsageError(`--sample must be a number from 0 to 1, got '${String(values.sample)}'`);
+    const certFile = values['tls-cert'];
+    const keyFile = values['tls-key'];
+    if ((certFile === undefined) !== (keyFile === undefined)) {
+      throw new UsageError('--tls-cert and --tls-key go together: give both, or neither');
+    }
     const token = await findAdminToken(values);
     const logger = createLogger({
       level: String(values['log-level']),
@@ -565,6 +584,9 @@ export const gatewayCommand: Command = {
       token,
       port,
       host: String(values.host),
+      ...(certFile === undefined || keyFile === undefined
+        ? {}
+        : { tls: { certFile: String(certFile), keyFile: String(keyFile) } }),
       ...(typeof values.redis === 'string' && values.redis !== ''
         ? { redisUrl: values.redis }
         : {}),

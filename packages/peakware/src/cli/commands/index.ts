@@ -17,6 +17,7 @@ export const rootCommand: Command = {
     lazyCommand('rpc', async () => (await import('./rpc-command.js')).rpcCommand),
     lazyCommand('status', async () => (await import('./status-command.js')).statusCommand),
     lazyCommand('token', async () => (await import('./token-command.js')).tokenCommand),
+    lazyCommand('app', async () => (await import('./app-command.js')).appCommand),
     lazyCommand('guard', async () => (await import('./guard-command.js')).guardCommand),
     lazyCommand('data', async () => (await import('./data-command.js')).dataCommand),
     lazyCommand('config', async () => (await import('./config-command.js')).configCommand),

@@ -146,7 +146,7 @@ const send: Command = {
     const delay = values.delay === undefined ? undefined : Number(values.delay);
     if (delay !== undefined && (!Number.isFinite(delay) || delay < 0))
       throw new UsageError(`--delay: expected ms >= 0, got '${values.delay}'`);
-    const r = await brokerClient(values).send(topic, [
+    const r = await (await brokerClient(values)).send(topic, [
       {
         body: Buffer.from(body).toString('base64'),
         ...(values.tag === undefined ? {} : { tag: String(values.tag) }),
@@ -196,7 +196,7 @@ const consume: Command = {
     const topic = need(positionals, 0, 'a topic', 'peak mq consume');
     const group = String(values.group);
     const consumerId = `cli-${randomBytes(3).toString('hex')}`;
-    const broker = brokerClient(
+    const broker = await brokerClient(
       values,
       values.secret === undefined ? undefined : String(values.secret),
     );

@@ -14,7 +14,13 @@ import type { Registry } from '../../registry/registry.js';
 import { DEFAULT_GROUP, DEFAULT_VERSION, serviceKey } from '../../registry/service-instance.js';
 import { RpcClient } from '../../rpc/rpc-client.js';
 import type { Command } from '../command.js';
-import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS, serverList } from '../control-client.js';
+import {
+  ADMIN_OPTIONS,
+  adminClient,
+  findCredential,
+  SERVER_OPTIONS,
+  serverList,
+} from '../control-client.js';
 
 const ls: Command = {
   name: 'ls',
@@ -160,7 +166,11 @@ const call: Command = {
       registry = direct;
     } else {
       key = await discoverKey(service, values);
-      registry = new HttpRegistry({ servers: serverList(values) });
+      const token = await findCredential(values, 'app');
+      registry = new HttpRegistry({
+        servers: serverList(values),
+        ...(token === undefined ? {} : { token }),
+      });
     }
     const client = new RpcClient({ registry, app: 'peak-cli', warmupMs: 0, cluster: 'failfast' });
     try {

@@ -1,5 +1,6 @@
 /** `peak server`: run a control-plane node until SIGINT/SIGTERM, then stop gracefully. */
 import { createLogger } from '../../core/logger.js';
+import { isLoopbackHost } from '../../core/loopback.js';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from '../../server/defaults.js';
 import type { PeakServerInfo } from '../../server/peak-server.js';
 import {
@@ -18,7 +19,7 @@ function banner(info: PeakServerInfo): string[] {
       : `external, ${info.postgres.url}`;
   const lines = [
     'peak server is ready',
-    `  http       ${info.url}   (try: curl ${info.url}/ready)`,
+    `  ${info.tls ? 'https' : 'http '}      ${info.url}   (try: curl ${info.tls ? '--cacert <ca.pem> ' : ''}${info.url}/ready)`,
     ...(info.roles.includes('console')
       ? [`  console    ${info.url}/console   (log in with the admin token)`]
       : []),
@@ -33,6 +34,13 @@ function banner(info: PeakServerInfo): string[] {
       '',
       `  admin token (shown once; kept in ${info.adminTokenFile}, mode 0600):`,
       `    ${info.adminToken}`,
+    );
+  }
+  if (!info.tls && !isLoopbackHost(info.host)) {
+    lines.push(
+      '',
+      `  warning: ${info.host} is not a loopback address and there is no TLS: credentials cross`,
+      "  the network in clear. Pass --tls-cert and --tls-key ('peak tls init' makes a dev pair).",
     );
   }
   lines.push('', 'Stop with Ctrl-C (SIGINT) or SIGTERM.');
@@ -99,6 +107,19 @@ export const serverCommand: Command = {
       valueName: 'FORMAT',
       description: 'pretty or json (default: pretty on a terminal, json otherwise)',
     },
+    'tls-cert': {
+      type: 'string',
+      valueName: 'FILE',
+      description:
+        "serve HTTPS with this certificate (PEM; watched, reloaded on change; 'peak tls init' makes one)",
+      env: 'PEAK_TLS_CERT',
+    },
+    'tls-key': {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'the private key of --tls-cert (PEM)',
+      env: 'PEAK_TLS_KEY',
+    },
     'shutdown-timeout': {
       type: 'string',
       valueName: 'MS',
@@ -118,6 +139,7 @@ export const serverCommand: Command = {
     'peak server --data /var/lib/peak --port 7420',
     'peak server --postgres postgres://peak:secret@db:5432/peak',
     'peak server --postgres postgres://peak:secret@db:5432/peak --roles mq --port 7421',
+    'peak tls init && peak server --host 0.0.0.0 --tls-cert .peak/tls/server.pem --tls-key .peak/tls/server.key',
   ],
   async run({ values, out, json }) {
     const port = parsePort(values.port, '--port');
@@ -135,6 +157,12 @@ export const serverCommand: Command = {
     });
     // The one place the server's PEAK_* settings are read; a malformed one stops the start.
     const settings = serverSettingsFromEnv(process.env);
+    const certFile = values['tls-cert'];
+    const keyFile = values['tls-key'];
+    if ((certFile === undefined) !== (keyFile === undefined)) {
+      const { UsageError } = await import('../../core/errors.js');
+      throw new UsageError('--tls-cert and --tls-key go together: give both, or neither');
+    }
     const { PeakServer } = await import('../../server/peak-server.js');
     const server = await PeakServer.start({
       ...settings,
@@ -152,6 +180,9 @@ export const serverCommand: Command = {
               .filter((r) => r !== ''),
           }
         : {}),
+      ...(certFile === undefined || keyFile === undefined
+        ? {}
+        : { tls: { certFile: String(certFile), keyFile: String(keyFile) } }),
     });
     out.json({ event: 'ready', ...server.info });
     for (const line of banner(server.info)) out.line(line);

@@ -1,4 +1,7 @@
-/** `peak tls init`: a local CA and certificates for a dev cluster's TLS and mutual TLS. */
+/**
+ * `peak tls init`: a local CA and certificates for a dev cluster: the control plane's HTTPS
+ * (`server`) and RPC's TLS and mutual TLS (`provider`, `consumer`).
+ */
 import { UsageError } from '../../core/errors.js';
 import { createDevPki } from '../../security/dev-pki.js';
 import type { Command } from '../command.js';
@@ -15,21 +18,21 @@ const init: Command = {
     names: {
       type: 'string',
       valueName: 'A,B',
-      description: 'comma-separated certificate names (default provider,consumer)',
+      description: 'comma-separated certificate names (default server,provider,consumer)',
     },
     days: { type: 'string', valueName: 'N', description: 'validity in days (default 365)' },
     force: { type: 'boolean', description: 'replace existing files (default: keep them)' },
   },
   examples: [
     'peak tls init',
-    'peak tls init --dir certs --names inventory,order,gateway --days 30',
+    'peak tls init --dir certs --names server,peak.example.com,inventory,order --days 30',
   ],
   async run({ values, out }) {
     const days = values.days === undefined ? 365 : Number(values.days);
     if (!Number.isInteger(days) || days < 1 || days > 3650) {
       throw new UsageError(`--days must be an integer 1-3650, got ${String(values.days)}`);
     }
-    const names = String(values.names ?? 'provider,consumer')
+    const names = String(values.names ?? 'server,provider,consumer')
       .split(',')
       .map((n) => n.trim())
       .filter((n) => n.length > 0);
@@ -44,7 +47,16 @@ const init: Command = {
     for (const [name, c] of Object.entries(pki.certs)) {
       out.line(`${name}: ${c.certFile} + ${c.keyFile}`);
     }
-    out.line('use them with TlsTransport (peakware/rpc); see src/security/README.md');
+    const server = pki.certs.server;
+    if (server !== undefined) {
+      out.line(
+        `HTTPS for the control plane: peak server --tls-cert ${server.certFile} --tls-key ${server.keyFile}`,
+      );
+      out.line(`clients trust the CA with NODE_EXTRA_CA_CERTS=${pki.caFile}`);
+    }
+    out.line(
+      'RPC: TlsTransport (peakware/rpc) with the provider and consumer pairs; see src/security/README.md',
+    );
     return 0;
   },
 };

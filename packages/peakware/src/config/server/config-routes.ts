@@ -1,12 +1,16 @@
 /**
- * Config center routes. Reads and the watch stream (SSE) are open to SDKs; every change
- * (publish, rollback, gray, promote, abort) needs the admin token and is audited with the
+ * Config center routes. Reads and the watch stream (SSE) take any operator token, or an app
+ * credential whose `read-config:<app>/<item>` grants cover what is read (a whole app's
+ * entries and watch need `<app>/*`); the audit trail is for operators. Every change
+ * (publish, rollback, gray, promote, abort) needs an operator token (role operator or admin)
+ * and is audited with the
  * author the caller names (`author` in the body, default `admin`) and where it came from
  * (address and user agent).
  */
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { ErrorCodes, PeakError } from '../../core/errors.js';
+import { authorize } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { effectiveEntry } from '../config-entry.js';
@@ -103,6 +107,20 @@ function ref(params: ItemParams): ItemRef {
   return checkRef({ app: params.app, group: params.group, key: params.key });
 }
 
+/** Route config of the reads: any operator token, or an app with a read-config grant. */
+const READ = { config: { auth: 'read' as const, scope: 'read-config' as const } };
+
+/** Refuses an app whose grants do not cover item `r`. */
+function mayRead(request: FastifyRequest, r: ItemRef): ItemRef {
+  authorize(request, 'read-config', `${r.app}/${r.group}/${r.key}`);
+  return r;
+}
+
+/** Refuses an app whose grants do not cover all of app `appName`'s items. */
+function mayReadApp(request: FastifyRequest, appName: string): void {
+  authorize(request, 'read-config', `${appName}/*`);
+}
+
 /** The config center's routes and its push hub (started and stopped with the HTTP server). */
 export const configRoutes: ApiModule = (app, ctx) => {
   const hub = new ConfigHub(ctx.pool, ctx.logger.child({ component: 'config' }));
@@ -119,6 +137,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.get(
     `${base}/items`,
     {
+      ...READ,
       schema: {
         summary: "An app's items, with any gray release in progress",
         querystring: Type.Object({ app: Type.String({ description: 'the app' }) }),
@@ -127,6 +146,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
     async (request) => {
       const appName = request.query.app;
       checkRef({ app: appName, group: 'g', key: 'k' });
+      mayReadApp(request, appName);
       const rows = await readItems(ctx.pool, appName);
       if (rows.length === 0) {
         const apps = (await listApps(ctx.pool)).map((a) => a.app);
@@ -144,6 +164,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.get(
     `${base}/entries`,
     {
+      ...READ,
       schema: {
         summary: 'What one instance sees of an app (gray releases applied)',
         querystring: Type.Object(instanceView),
@@ -152,6 +173,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
     async (request) => {
       const appName = request.query.app ?? '';
       checkRef({ app: appName, group: 'g', key: 'k' });
+      mayReadApp(request, appName);
       const tags = new Set(request.query.tag ?? []);
       const rows = await readItems(ctx.pool, appName);
       return {
@@ -163,9 +185,12 @@ export const configRoutes: ApiModule = (app, ctx) => {
 
   app.get(
     item,
-    { schema: { summary: 'One item: its value, version and gray release', params: itemParams } },
+    {
+      ...READ,
+      schema: { summary: 'One item: its value, version and gray release', params: itemParams },
+    },
     async (request) => {
-      const r = ref(request.params);
+      const r = mayRead(request, ref(request.params));
       const found = await getItem(ctx.pool, r);
       if (found === undefined) {
         throw new PeakError(
@@ -181,6 +206,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.put(
     item,
     {
+      config: { auth: 'operator' },
       schema: {
         summary: 'Publish a new version (checked against its schema; pushed to every watcher)',
         params: itemParams,
@@ -208,6 +234,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.get(
     `${item}/history`,
     {
+      ...READ,
       schema: {
         summary: "An item's versions, newest first",
         params: itemParams,
@@ -216,24 +243,27 @@ export const configRoutes: ApiModule = (app, ctx) => {
     },
     async (request) => {
       const n = Math.min(1000, request.query.limit);
-      return { versions: await history(ctx.pool, ref(request.params), n) };
+      return { versions: await history(ctx.pool, mayRead(request, ref(request.params)), n) };
     },
   );
 
   app.get(
     `${item}/versions/:version`,
     {
+      ...READ,
       schema: {
         summary: 'One version of an item',
         params: Type.Object({ ...itemParams.properties, version: Type.Integer({ minimum: 1 }) }),
       },
     },
-    async (request) => getVersion(ctx.pool, ref(request.params), request.params.version),
+    async (request) =>
+      getVersion(ctx.pool, mayRead(request, ref(request.params)), request.params.version),
   );
 
   app.get(
     `${item}/diff`,
     {
+      ...READ,
       schema: {
         summary: 'A line diff between two versions (default: the current one and the one before)',
         params: itemParams,
@@ -244,7 +274,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
       },
     },
     async (request) => {
-      const r = ref(request.params);
+      const r = mayRead(request, ref(request.params));
       const found = await getItem(ctx.pool, r);
       if (found === undefined) await history(ctx.pool, r, 1); // throws the not-found error
       const current = found?.item.version ?? 1;
@@ -261,6 +291,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.post(
     `${item}/rollback`,
     {
+      config: { auth: 'operator' },
       schema: {
         summary: 'Publish an earlier version again, as a new version',
         params: itemParams,
@@ -283,6 +314,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.post(
     `${item}/gray`,
     {
+      config: { auth: 'operator' },
       schema: {
         summary: 'Start a gray release: a value for the instances with these tags or ids only',
         params: itemParams,
@@ -309,6 +341,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.post(
     `${item}/gray/promote`,
     {
+      config: { auth: 'operator' },
       schema: {
         summary: "Promote the gray value: it becomes the item's next version for everyone",
         params: itemParams,
@@ -327,6 +360,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.post(
     `${item}/gray/abort`,
     {
+      config: { auth: 'operator' },
       schema: {
         summary: 'Abort the gray release: every instance sees the released value again',
         params: itemParams,
@@ -340,6 +374,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.get(
     `${base}/audit`,
     {
+      config: { auth: 'viewer' },
       schema: {
         summary: 'The audit trail of changes, newest first',
         querystring: Type.Object({
@@ -370,6 +405,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
   app.get(
     `${base}/watch`,
     {
+      ...READ,
       schema: {
         summary: 'Server-Sent Events: what one instance sees of an app, then every change',
         querystring: Type.Object(instanceView),
@@ -378,6 +414,7 @@ export const configRoutes: ApiModule = (app, ctx) => {
     async (request, reply) => {
       const appName = request.query.app ?? '';
       checkRef({ app: appName, group: 'g', key: 'k' });
+      mayReadApp(request, appName);
       const tags = request.query.tag ?? [];
       reply.hijack();
       reply.raw.writeHead(200, {

@@ -1,13 +1,13 @@
 /**
- * The audit trail of admin calls in PostgreSQL (`peak.console_audit`): every call the admin
- * check admitted (the admin token or a console session), and every console login and
+ * The audit trail of admin calls in PostgreSQL (`peak.console_audit`): every operator call
+ * that changes state (an operator token or a console session; `isAuditedCall`), and every console login and
  * logout, with who, the credential, the address, the user agent, the route and the status
  * it ended with. Kept 90 days; read with `GET /api/v1/console/audit` (newest first, pages
  * by `before`).
  */
 import { Type } from '@sinclair/typebox';
 import type pg from 'pg';
-import type { ApiApp } from '../../server/http-api.js';
+import { type ApiApp, isAuditedCall } from '../../server/http-api.js';
 import { WithDefault } from '../../server/route-schema.js';
 import type { AuditEntry } from '../console-views.js';
 import { SESSION_ROUTE } from './session-routes.js';
@@ -72,14 +72,22 @@ export function auditRoutes(app: ApiApp, audit: AdminAudit): void {
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url;
     const session = route === SESSION_ROUTE && request.method !== 'GET';
-    if (request.caller === undefined && !session) return;
+    const admitted = isAuditedCall(request) || (session && request.caller !== undefined);
+    if (!admitted && !session) return;
     // A failed login has no caller: it is named by the name it gave.
     const named = (request.body as { name?: unknown } | undefined)?.name;
-    const caller = request.caller ?? {
-      who: `console:${typeof named === 'string' ? named : 'unknown'}`,
-      role: 'none',
-      via: 'console-login',
-    };
+    const caller =
+      request.caller === undefined
+        ? {
+            who: `console:${typeof named === 'string' ? named : 'unknown'}`,
+            role: 'none',
+            via: 'console-login',
+          }
+        : {
+            who: request.caller.who,
+            role: request.caller.kind === 'role' ? request.caller.role : 'app',
+            via: request.caller.via,
+          };
     const ua = request.headers['user-agent'];
     try {
       await audit.record({
@@ -101,6 +109,7 @@ export function auditRoutes(app: ApiApp, audit: AdminAudit): void {
   app.get(
     '/api/v1/console/audit',
     {
+      config: { auth: 'viewer' },
       schema: {
         summary: 'Admin calls and console logins, newest first: who, from where, what, the status',
         querystring: Type.Object({

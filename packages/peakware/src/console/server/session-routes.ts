@@ -9,7 +9,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCodes, PeakError } from '../../core/errors.js';
-import type { ApiApp, Authenticator } from '../../server/http-api.js';
+import type { ApiApp, Caller, RequestAuthenticator } from '../../server/http-api.js';
 import { WithDefault } from '../../server/route-schema.js';
 import type { SessionView } from '../console-views.js';
 import {
@@ -64,13 +64,27 @@ function checkCsrf(request: FastifyRequest, secret: string): void {
   }
 }
 
-/** The admin check's view of a console session: the caller, once its CSRF token matches. */
-export function sessionAuthenticator(store: SessionStore): Authenticator {
+/**
+ * The lifecycle's view of a console session: the caller, for a change once its CSRF token
+ * matches (a read needs none: another site's page cannot read the answer).
+ */
+export function sessionAuthenticator(store: SessionStore): RequestAuthenticator {
   return async (request) => {
     if (readCookie(request.headers.cookie, SESSION_COOKIE) === undefined) return undefined;
     const { secret, session } = await sessionOf(store, request);
-    checkCsrf(request, secret);
-    return { who: `console:${session.name}`, role: session.role, via: 'console-session' };
+    if (request.method !== 'GET' && request.method !== 'HEAD') checkCsrf(request, secret);
+    return sessionCaller(session);
+  };
+}
+
+/** The caller a console session is. */
+function sessionCaller(session: SessionRecord): Caller {
+  return {
+    kind: 'role',
+    role: session.role,
+    name: session.name,
+    who: `console:${session.name}`,
+    via: 'console-session',
   };
 }
 
@@ -100,7 +114,7 @@ export function sessionRoutes(app: ApiApp, store: SessionStore): void {
     {
       config: { auth: 'self' },
       schema: {
-        summary: 'Log in to the console: the admin token for an HttpOnly session cookie',
+        summary: 'Log in to the console: an operator token for an HttpOnly session cookie',
         body: loginBody,
       },
     },
@@ -116,7 +130,7 @@ export function sessionRoutes(app: ApiApp, store: SessionStore): void {
         from: request.ip,
         userAgent: typeof ua === 'string' ? ua.slice(0, 256) : '',
       });
-      request.caller = { who: `console:${name}`, role, via: caller.via };
+      request.caller = { kind: 'role', role, name, who: `console:${name}`, via: caller.via };
       setCookie(reply, sessionCookieHeader(secret, SESSION_TTL_MS / 1000, secure(request)));
       return sessionView(secret, record);
     },
@@ -124,7 +138,10 @@ export function sessionRoutes(app: ApiApp, store: SessionStore): void {
 
   app.get(
     SESSION_ROUTE,
-    { schema: { summary: "The console session the request's cookie names, with its CSRF token" } },
+    {
+      config: { auth: 'self' },
+      schema: { summary: "The console session the request's cookie names, with its CSRF token" },
+    },
     async (request): Promise<SessionView> => {
       const { secret, session } = await sessionOf(store, request);
       return sessionView(secret, session);
@@ -141,11 +158,7 @@ export function sessionRoutes(app: ApiApp, store: SessionStore): void {
       const { secret, session } = await sessionOf(store, request);
       checkCsrf(request, secret);
       await store.end(secret);
-      request.caller = {
-        who: `console:${session.name}`,
-        role: session.role,
-        via: 'console-session',
-      };
+      request.caller = sessionCaller(session);
       setCookie(reply, sessionCookieHeader('', 0, secure(request)));
       return { ended: true };
     },

@@ -111,6 +111,7 @@ export function staticRoutes(app: ApiApp, dir: string = CONSOLE_ASSETS_DIR): voi
   app.get(
     '/console',
     {
+      config: { auth: 'public' },
       schema: { summary: 'The console (a page; the app routes in the browser)', tags: ['console'] },
     },
     (request, reply) => answer(request, reply, 'index.html'),
@@ -118,6 +119,7 @@ export function staticRoutes(app: ApiApp, dir: string = CONSOLE_ASSETS_DIR): voi
   app.get(
     '/console/*',
     {
+      config: { auth: 'public' },
       schema: {
         summary: "The console's files, and its pages by path (all answered by the page)",
         tags: ['console'],

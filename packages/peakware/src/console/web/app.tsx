@@ -33,10 +33,12 @@ function Login(props: { onLogin: (s: SessionView) => void }) {
       <form onSubmit={submit} data-testid="login-form">
         <h1>Peakware console</h1>
         <p class="muted">
-          Log in with the admin token (file <code>admin-token</code> in the server's data folder,
-          shown once by <code>peak server</code>).
+          Log in with an operator token: the admin token (file <code>admin-token</code> in the
+          server's data folder, shown once by <code>peak server</code>), or one made with{' '}
+          <code>peak token create &lt;name&gt; --role operator|viewer</code>. A viewer's session may
+          only look.
         </p>
-        <Field label="Admin token">
+        <Field label="Token">
           <input
             type="password"
             name="token"
@@ -127,7 +129,12 @@ export function App() {
             ))}
           </nav>
           <div class="who" data-testid="who">
-            {session.who} {session.role === 'viewer' ? <Badge tone="warn">read-only</Badge> : null}
+            {session.who}{' '}
+            {session.role === 'viewer' ? (
+              <Badge tone="warn">read-only</Badge>
+            ) : session.role === 'operator' ? (
+              <Badge>operator</Badge>
+            ) : null}
             <Button onClick={logout}>Log out</Button>
           </div>
         </aside>

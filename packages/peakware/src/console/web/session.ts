@@ -13,9 +13,13 @@ export function useSession(): SessionView {
   return s;
 }
 
-/** Whether the session may change things. */
+/**
+ * Whether the session may change things: an operator's or an admin's (every change the
+ * console offers, config, guard rules, alerts, dead letters, offsets and instance status,
+ * is an operator's); a viewer's, or a read-only session, may only look.
+ */
 export function useCanChange(): boolean {
-  return useSession().role === 'admin';
+  return useSession().role !== 'viewer';
 }
 
 /** The author the config center records for a change made in the console. */

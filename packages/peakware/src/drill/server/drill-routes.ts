@@ -70,7 +70,7 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
     app.post(
       `${base}/reports`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'drill' },
         schema: {
           summary: "An agent's report: who it is and which faults it holds",
           body: Type.Object({

@@ -1,7 +1,7 @@
 /**
  * The gateway's control-plane routes under `/api/v1/gateway`: routes, apps, keys,
- * subscriptions and quota usage for admins (reads open, changes need the admin token, as
- * every route of the API); and what `peak gateway` processes call: the change stream (it
+ * subscriptions and quota usage for operators (reads need a viewer token or better, changes
+ * the admin token); and what `peak gateway` processes call: the change stream (it
  * carries key secrets, so it needs the admin token although it is a GET), quota leases and
  * nonce claims.
  */
@@ -52,6 +52,9 @@ function sameName(inUrl: string, inBody: string, what: string): void {
     );
 }
 
+/** Reads of the gateway's setup: operators only (app credentials have no business here). */
+const VIEWER = { auth: 'viewer' } as const;
+
 /** The gateway module's routes, its push hub and its sweeper. */
 export const gatewayRoutes: ApiModule = (app, ctx) => {
   const hub = new GatewayHub(ctx.pool, ctx.logger.child({ component: 'gateway' }));
@@ -69,12 +72,16 @@ export const gatewayRoutes: ApiModule = (app, ctx) => {
   });
 
   // ------------------------------------------------------------ routes
-  app.get(`${base}/routes`, { schema: { summary: 'Every gateway route' } }, async () => ({
-    routes: await listRoutes(ctx.pool),
-  }));
+  app.get(
+    `${base}/routes`,
+    { config: VIEWER, schema: { summary: 'Every gateway route' } },
+    async () => ({
+      routes: await listRoutes(ctx.pool),
+    }),
+  );
   app.get(
     `${base}/routes/:name`,
-    { schema: { summary: 'One gateway route', params: nameParams } },
+    { config: VIEWER, schema: { summary: 'One gateway route', params: nameParams } },
     async (request) => getRoute(ctx.pool, request.params.name),
   );
   app.put(
@@ -120,12 +127,16 @@ export const gatewayRoutes: ApiModule = (app, ctx) => {
   );
 
   // ------------------------------------------------------------ apps and keys
-  app.get(`${base}/apps`, { schema: { summary: 'Every app (gateway consumer)' } }, async () => ({
-    apps: await listApps(ctx.pool),
-  }));
+  app.get(
+    `${base}/apps`,
+    { config: VIEWER, schema: { summary: 'Every app (gateway consumer)' } },
+    async () => ({
+      apps: await listApps(ctx.pool),
+    }),
+  );
   app.get(
     `${base}/apps/:app`,
-    { schema: { summary: 'One app', params: appParams } },
+    { config: VIEWER, schema: { summary: 'One app', params: appParams } },
     async (request) => getApp(ctx.pool, request.params.app),
   );
   app.put(
@@ -146,7 +157,10 @@ export const gatewayRoutes: ApiModule = (app, ctx) => {
   );
   app.get(
     `${base}/apps/:app/keys`,
-    { schema: { summary: "An app's keys (secrets are never listed)", params: appParams } },
+    {
+      config: VIEWER,
+      schema: { summary: "An app's keys (secrets are never listed)", params: appParams },
+    },
     async (request) => ({
       keys: await listKeys(ctx.pool, request.params.app),
     }),
@@ -190,6 +204,7 @@ export const gatewayRoutes: ApiModule = (app, ctx) => {
   app.get(
     `${base}/subscriptions`,
     {
+      config: VIEWER,
       schema: {
         summary: 'Subscriptions, optionally of one app, one API or in one status',
         querystring: Type.Object({
@@ -271,6 +286,7 @@ export const gatewayRoutes: ApiModule = (app, ctx) => {
   app.get(
     `${base}/quota`,
     {
+      config: VIEWER,
       schema: {
         summary:
           'Quota usage this UTC day and month, per app and API (exact once gateways gave back unused leases)',

@@ -1,10 +1,11 @@
 /**
  * The guard's control-plane routes:
  *
- * - `POST /api/v1/guard/cluster/token` (SDK): the cluster token server; grants tokens of a
- *   shared per-second budget (see guard/cluster-token-server.ts).
- * - `POST /api/v1/guard/report` (SDK): a service instance pushes its per-second metrics and
- *   the rules it has in force.
+ * - `POST /api/v1/guard/cluster/token` (SDK, grant `guard-token[:<namespace>]`): the cluster
+ *   token server; grants tokens of a shared per-second budget (see
+ *   guard/cluster-token-server.ts).
+ * - `POST /api/v1/guard/report` (SDK, grant `guard-token[:<app>]`): a service instance
+ *   pushes its per-second metrics and the rules it has in force.
  * - `GET /api/v1/guard/rules`, `GET /api/v1/guard/stats?resource=`, `GET /api/v1/guard/cluster`:
  *   what `peak guard rules`, `peak guard stats` and `peak guard cluster` show.
  *
@@ -14,6 +15,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { InvalidArgumentError } from '../../core/errors.js';
+import { authorize } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import type { GuardRules } from '../rule-types.js';
@@ -76,7 +78,7 @@ export const guardRoutes: ApiModule = (app, ctx) => {
   app.post(
     '/api/v1/guard/cluster/token',
     {
-      config: { auth: 'sdk' },
+      config: { auth: 'sdk', scope: 'guard-token' },
       schema: {
         summary:
           "Take tokens of a cluster flow rule's shared per-second budget (forwarded to the leader)",
@@ -84,21 +86,27 @@ export const guardRoutes: ApiModule = (app, ctx) => {
       },
     },
     async (request) => {
+      authorize(request, 'guard-token', request.body.namespace);
       const forwardedBy = request.headers[FORWARDED_HEADER];
-      return service.grant(request.body, typeof forwardedBy === 'string' ? forwardedBy : undefined);
+      return service.grant(
+        request.body,
+        typeof forwardedBy === 'string' ? forwardedBy : undefined,
+        request.headers.authorization,
+      );
     },
   );
 
   app.post(
     '/api/v1/guard/report',
     {
-      config: { auth: 'sdk' },
+      config: { auth: 'sdk', scope: 'guard-token' },
       schema: {
         summary: "An instance's per-second metrics and the rules it has in force",
         body: report,
       },
     },
     async (request) => {
+      authorize(request, 'guard-token', request.body.app);
       const accepted = reports.accept(request.body);
       if (!accepted) {
         throw new InvalidArgumentError(

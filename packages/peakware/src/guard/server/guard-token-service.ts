@@ -82,9 +82,14 @@ export class GuardTokenService {
 
   /**
    * Grants from this node's budgets when it leads (or when the request was already
-   * forwarded once: never forward twice), else forwards to the leader.
+   * forwarded once: never forward twice), else forwards to the leader with the caller's
+   * `authorization` (the leader checks the credential again).
    */
-  async grant(req: TokenRequest, forwardedBy: string | undefined): Promise<TokenAnswer> {
+  async grant(
+    req: TokenRequest,
+    forwardedBy: string | undefined,
+    authorization?: string,
+  ): Promise<TokenAnswer> {
     if (this.leading || forwardedBy !== undefined) return this.#grantHere(req);
     const leader = await this.#findLeader();
     if (leader === undefined) {
@@ -98,7 +103,11 @@ export class GuardTokenService {
     try {
       const res = await fetch(`${leader.url}/api/v1/guard/cluster/token`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', [FORWARDED_HEADER]: this.#nodeId },
+        headers: {
+          'content-type': 'application/json',
+          [FORWARDED_HEADER]: this.#nodeId,
+          ...(authorization === undefined ? {} : { authorization }),
+        },
         body: JSON.stringify(req),
         signal: AbortSignal.timeout(this.#forwardTimeoutMs),
       });

@@ -40,12 +40,13 @@ import {
   type MessageQuery,
   queryMessages,
 } from './broker/message-query.js';
-import { MessageValidator } from './broker/message-validation.js';
+import { MessageValidator, SIGNED_MESSAGE_WINDOW_MS } from './broker/message-validation.js';
 import { resetOffset } from './broker/offset-reset.js';
 import { PartitionUpkeep } from './broker/partition-upkeep.js';
 import { PendingRelay } from './broker/pending-relay.js';
 import { BatchProducer } from './broker/produce.js';
 import { PushStreams } from './broker/push-streams.js';
+import { ReplayGuard } from './broker/replay-guard.js';
 import { type CreatedTopic, type CreateTopicRequest, createTopic } from './broker/topic-admin.js';
 import type { MessageStore } from './message-store.js';
 import { PgMessageStore } from './pg-message-store.js';
@@ -70,6 +71,7 @@ export class Broker {
   readonly #upkeep: PartitionUpkeep;
 
   private constructor(
+    pool: pg.Pool,
     store: MessageStore,
     signals: CrossNodeSignals,
     logger: Logger,
@@ -85,8 +87,10 @@ export class Broker {
       this.#stats,
       logger,
     );
-    this.#producer = new BatchProducer(store, validator, this.#stats);
-    this.#halves = new HalfMessages(store, validator, options);
+    // One guard for sends and half messages: a nonce is claimed once per topic by either.
+    const replays = new ReplayGuard(pool, 2 * SIGNED_MESSAGE_WINDOW_MS);
+    this.#producer = new BatchProducer(store, validator, this.#stats, replays);
+    this.#halves = new HalfMessages(store, validator, replays, options);
     this.#receiver = new Receiver(store, this.#waiters, this.#stats, this.#state, options);
     this.#streams = new PushStreams(store, this.#receiver, this.#state);
     this.#relay = new PendingRelay(
@@ -111,7 +115,7 @@ export class Broker {
     const o = resolveBrokerOptions(options);
     const store = new PgMessageStore(pool, logger);
     const workerId = await store.nextWorkerId();
-    const broker = new Broker(store, new CrossNodeSignals(pool, logger), logger, o, workerId);
+    const broker = new Broker(pool, store, new CrossNodeSignals(pool, logger), logger, o, workerId);
     await broker.#upkeep.runNow();
     await broker.#signals.listen({
       appended: (topic) => broker.#waiters.wake(topic),
@@ -159,18 +163,27 @@ export class Broker {
     return this.#halves.send(topic, message, producerGroup);
   }
 
+  /** The topic of half message `id` while it waits for commit or rollback, else undefined. */
+  halfTopic(id: string): Promise<string | undefined> {
+    return this.#halves.topicOf(id);
+  }
+
   /** Resolves a half message: commit delivers it, rollback discards it. */
   endHalf(id: string, action: 'commit' | 'rollback', by: string, secret?: string): Promise<void> {
     return this.#halves.end(id, action, by, secret);
   }
 
-  /** Half messages of a producer group due for a check-back; too-old ones roll back. */
+  /**
+   * Half messages of a producer group due for a check-back (of topics `allowTopic` accepts);
+   * too-old ones roll back.
+   */
   dueChecks(
     producerGroup: string,
     max: number,
     secrets: Readonly<Record<string, string>> = {},
+    allowTopic?: (topic: string) => boolean,
   ): Promise<ReceivedMessage[]> {
-    return this.#halves.dueChecks(producerGroup, max, secrets);
+    return this.#halves.dueChecks(producerGroup, max, secrets, allowTopic);
   }
 
   /** Long-poll receive: messages from the queues this consumer owns, or [] after waitMs. */

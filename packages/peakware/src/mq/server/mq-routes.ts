@@ -1,9 +1,12 @@
 /**
  * The message queue's HTTP API under /api/v1/mq (see src/mq/README.md for the model).
- * Producers and consumers call the send / receive / ack routes with no admin token
- * (`auth: 'sdk'`): a secured topic checks its own credentials instead (an HMAC signature
- * per message for producing, the consume secret in `x-peak-mq-secret` for consuming).
- * Managing topics, resending dead letters and resetting offsets need the admin token.
+ * Producers and consumers call the send / receive / ack routes with an app credential
+ * (`auth: 'sdk'`) whose grants name the topic (`produce:<topic>`) or the topic and group
+ * (`consume:<topic>/<group>`); a secured topic checks its own credentials on top (an HMAC
+ * signature per message for producing, the consume secret in `x-peak-mq-secret` for
+ * consuming). Reads of messages by id or key show an app only the topics it may produce or
+ * consume. Managing topics, resending dead letters and resetting offsets need the admin
+ * token.
  *
  * Every route declares its body, query and path parameters as JSON schemas (checked by the
  * host before the handler; see server/route-schema.ts), so a client hears which field is
@@ -18,13 +21,15 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { ErrorCodes, errorMessage, InvalidArgumentError, PeakError } from '../../core/errors.js';
+import { allows, authorize, callerApp, mayReadTopic, scopeResource } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES, MAX_DELAY_MS } from '../message-types.js';
 import { Broker } from './broker.js';
 import { type MqttBridge, startMqttBridge } from './mqtt-bridge.js';
 
-const SDK = { config: { auth: 'sdk' as const } };
+const PRODUCE = { config: { auth: 'sdk' as const, scope: 'produce' as const } };
+const CONSUME = { config: { auth: 'sdk' as const, scope: 'consume' as const } };
 
 /** A message as producers send it (the broker checks the body, size and signature). */
 const wireMessage = Type.Object({
@@ -184,20 +189,23 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   app.post(
     '/api/v1/mq/topics/:topic/messages',
     {
-      ...SDK,
+      ...PRODUCE,
       schema: {
         summary: 'Send 1-1000 messages to a topic (stored together, or none of them)',
         params: topicParams,
         body: Type.Object({ messages: Type.Array(wireMessage, { minItems: 1, maxItems: 1000 }) }),
       },
     },
-    async (request) => b().send(request.params.topic, request.body.messages),
+    async (request) => {
+      authorize(request, 'produce', scopeResource('produce', request.params.topic));
+      return b().send(request.params.topic, request.body.messages);
+    },
   );
 
   app.post(
     '/api/v1/mq/topics/:topic/half',
     {
-      ...SDK,
+      ...PRODUCE,
       schema: {
         summary: 'Send a half (transactional) message: delivered only once committed',
         params: topicParams,
@@ -207,13 +215,15 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         }),
       },
     },
-    async (request) =>
-      b().sendHalf(request.params.topic, request.body.message, request.body.producerGroup),
+    async (request) => {
+      authorize(request, 'produce', scopeResource('produce', request.params.topic));
+      return b().sendHalf(request.params.topic, request.body.message, request.body.producerGroup);
+    },
   );
   app.post(
     '/api/v1/mq/transactions/:id/:action',
     {
-      ...SDK,
+      ...PRODUCE,
       schema: {
         summary: 'Commit or roll back a half message',
         params: Type.Object({
@@ -231,6 +241,11 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     async (request) => {
       const { id, action } = request.params;
       const x = request.body;
+      if (callerApp(request) !== undefined) {
+        // Only a producer of the half message's topic may end it.
+        const topic = await b().halfTopic(id);
+        if (topic !== undefined) authorize(request, 'produce', scopeResource('produce', topic));
+      }
       await b().endHalf(id, action, x.by, x.secret ?? secretOf(request));
       return { id, action };
     },
@@ -238,7 +253,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   app.post(
     '/api/v1/mq/producer-groups/:producerGroup/checks',
     {
-      ...SDK,
+      ...PRODUCE,
       schema: {
         summary: "Half messages of a producer group due for a check-back (the producer's poll)",
         params: Type.Object({ producerGroup: Type.String() }),
@@ -258,32 +273,43 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         request.params.producerGroup,
         request.body.max,
         request.body.secrets,
+        (topic) => allows(request, 'produce', scopeResource('produce', topic)),
       ),
     }),
   );
 
-  /** The receive request of a subscription body. */
+  /** Refuses a caller whose grants do not name `topic/group` for consuming. */
+  const mayConsume = (request: FastifyRequest, topic: string, group: string) =>
+    authorize(request, 'consume', scopeResource('consume', topic, group));
+  /** The topics a caller may consume in `group` (receipts of others are refused). */
+  const consumable = (request: FastifyRequest, group: string) => (topic: string) =>
+    allows(request, 'consume', scopeResource('consume', topic, group));
+
+  /** The receive request of a subscription body, once the caller may consume it. */
   const receiveRequest = (
     request: FastifyRequest,
     group: string,
     x: Static<typeof streamBody> | Static<typeof receiveBody>,
-  ) => ({
-    group,
-    topic: x.topic,
-    consumerId: x.consumerId,
-    tags: x.tags === undefined || x.tags === null || x.tags === '*' ? null : x.tags,
-    startFrom: x.startFrom,
-    broadcasting: x.broadcasting,
-    maxRetries: x.maxRetries,
-    backoffMs: x.backoffMs,
-    invisibleMs: x.invisibleMs,
-    secret: secretOf(request),
-  });
+  ) => {
+    mayConsume(request, x.topic, group);
+    return {
+      group,
+      topic: x.topic,
+      consumerId: x.consumerId,
+      tags: x.tags === undefined || x.tags === null || x.tags === '*' ? null : x.tags,
+      startFrom: x.startFrom,
+      broadcasting: x.broadcasting,
+      maxRetries: x.maxRetries,
+      backoffMs: x.backoffMs,
+      invisibleMs: x.invisibleMs,
+      secret: secretOf(request),
+    };
+  };
 
   app.post(
     '/api/v1/mq/groups/:group/receive',
     {
-      ...SDK,
+      ...CONSUME,
       schema: {
         summary: 'Long poll: up to max messages for this consumer, waiting up to waitMs',
         params: groupParams,
@@ -306,7 +332,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   app.post(
     '/api/v1/mq/groups/:group/stream',
     {
-      ...SDK,
+      ...CONSUME,
       schema: {
         summary:
           'Streamed push: NDJSON deliveries as they come (blank lines keep alive), at most inflight unacked',
@@ -352,7 +378,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   app.post(
     '/api/v1/mq/groups/:group/ack',
     {
-      ...SDK,
+      ...CONSUME,
       schema: {
         summary: 'Ack deliveries by their receipts',
         params: groupParams,
@@ -363,13 +389,21 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         }),
       },
     },
-    async (request) =>
-      b().ack({ group: request.params.group, ...request.body, secret: secretOf(request) }),
+    async (request) => {
+      const group = request.params.group;
+      mayConsume(request, request.body.topic, group);
+      return b().ack({
+        group,
+        ...request.body,
+        secret: secretOf(request),
+        allowTopic: consumable(request, group),
+      });
+    },
   );
   app.post(
     '/api/v1/mq/groups/:group/nack',
     {
-      ...SDK,
+      ...CONSUME,
       schema: {
         summary:
           'Fail deliveries: retried after their backoff, or dead-lettered after the last try',
@@ -385,13 +419,21 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         }),
       },
     },
-    async (request) =>
-      b().nack({ group: request.params.group, ...request.body, secret: secretOf(request) }),
+    async (request) => {
+      const group = request.params.group;
+      mayConsume(request, request.body.topic, group);
+      return b().nack({
+        group,
+        ...request.body,
+        secret: secretOf(request),
+        allowTopic: consumable(request, group),
+      });
+    },
   );
   app.post(
     '/api/v1/mq/groups/:group/leave',
     {
-      ...SDK,
+      ...CONSUME,
       schema: {
         summary: 'A consumer leaves its group: its queues go to the others at once',
         params: groupParams,
@@ -404,6 +446,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     },
     async (request) => {
       const x = request.body;
+      mayConsume(request, x.topic, request.params.group);
       await b().leave(request.params.group, x.topic, x.consumerId, x.broadcasting);
       return { left: true };
     },
@@ -426,6 +469,11 @@ export const mqRoutes: ApiModule = (app, ctx) => {
           `no message ${id} (it may be older than the retention)`,
           { details: { id } },
         );
+      // The message itself only to callers that may read its topic.
+      if (d.message !== undefined && !mayReadTopic(request, d.message.topic)) {
+        const { message: _hidden, ...rest } = d;
+        return rest;
+      }
       return d;
     },
   );
@@ -452,7 +500,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       const q = request.query;
       const from = toTime(q.from, 'from');
       const to = toTime(q.to, 'to');
-      return b().query({
+      const page = await b().query({
         ...(q.key === undefined ? {} : { key: q.key }),
         ...(q.topic === undefined ? {} : { topic: q.topic }),
         ...(q.tag === undefined ? {} : { tag: q.tag }),
@@ -461,6 +509,8 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         ...(q.cursor === undefined ? {} : { cursor: q.cursor }),
         limit: q.limit,
       });
+      // An app sees the messages of topics it may produce or consume only.
+      return { ...page, messages: page.messages.filter((m) => mayReadTopic(request, m.topic)) };
     },
   );
 
@@ -474,12 +524,15 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       },
     },
     async (request) => ({
-      messages: await b().dlq(request.params.group, request.query.limit),
+      messages: (await b().dlq(request.params.group, request.query.limit)).filter((m) =>
+        allows(request, 'consume', scopeResource('consume', m.topic, request.params.group)),
+      ),
     }),
   );
   app.post(
     '/api/v1/mq/groups/:group/dlq/resend',
     {
+      config: { auth: 'operator' },
       schema: {
         summary: 'Send dead letters back to the group (all, or by id)',
         params: groupParams,
@@ -498,6 +551,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   app.post(
     '/api/v1/mq/groups/:group/reset-offset',
     {
+      config: { auth: 'operator' },
       schema: {
         summary: "Move a group's offsets on a topic to a time within retention (replay or skip)",
         params: groupParams,

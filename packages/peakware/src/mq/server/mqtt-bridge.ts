@@ -17,7 +17,7 @@ import net from 'node:net';
 import type { Client } from 'aedes';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import { signMessage } from '../message-signature.js';
+import { newMessageNonce, signMessage } from '../message-signature.js';
 import { DEFAULT_BACKOFF_MS } from '../message-types.js';
 import type { Broker } from './broker.js';
 
@@ -85,12 +85,18 @@ export async function startMqttBridge(
             throw new Error(
               `topic '${parsed.topic}' needs its produce secret as the MQTT password`,
             );
+          const nonce = newMessageNonce();
+          const signedAt = Date.now();
+          wire.nonce = nonce;
+          wire.signedAt = signedAt;
           wire.signature = signMessage(record.produceSecret, {
             topic: parsed.topic,
             body,
             tag: parsed.tag,
             keys: [],
             properties: {},
+            nonce,
+            signedAt,
           });
         }
         await broker.send(parsed.topic, [wire]);

@@ -1,10 +1,13 @@
 /**
- * Registry routes. SDK-facing (no admin token, `auth: 'sdk'`): register, renew a lease,
- * patch own weight/tags/status, deregister, watch (SSE). Admin: set an instance online or
- * offline (`peak rpc offline|online`). Read: services and instances (`peak rpc ls`).
+ * Registry routes. SDK-facing (`auth: 'sdk'`, grant `register:<service>`): register, renew
+ * a lease, patch own weight/tags/status, deregister; an app touches only the instances it
+ * registered itself, of services its grants name. Admin: set an instance online or offline
+ * (`peak rpc offline|online`). Reads (any credential): services, instances (`peak rpc ls`)
+ * and the watch stream (SSE) consumers discover providers by.
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
+import { authorize, callerApp } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { parseServiceKey, serviceKey } from '../service-instance.js';
@@ -14,6 +17,7 @@ import {
   listAll,
   listInstances,
   patchInstance,
+  registeredByOther,
   renewLease,
   upsertInstance,
 } from './registry-store.js';
@@ -80,11 +84,20 @@ function checkKey(key: string): string {
 
 /** The registry's routes and its push hub (LISTEN/NOTIFY → SSE) on this node. */
 export const registryRoutes: ApiModule = (app, ctx) => {
+  /** After an app's change touched nothing: PEAK_FORBIDDEN when the instance is another app's. */
+  const refuseForeign = async (id: string, owner: string | undefined) => {
+    if (owner === undefined || !(await registeredByOther(ctx.pool, id, owner))) return;
+    throw new PeakError(
+      ErrorCodes.FORBIDDEN,
+      `instance '${id}' is registered by another app; app '${owner}' may change only the instances it registered`,
+      { details: { instanceId: id } },
+    );
+  };
   const hub = new RegistryHub(ctx.pool, ctx.logger.child({ component: 'registry' }));
   app.addHook('onReady', async () => hub.start(SWEEP_MS));
   // End SSE streams before the HTTP server waits for in-flight requests.
   app.addHook('preClose', async () => hub.stop());
-  const sdk = { config: { auth: 'sdk' as const } };
+  const sdk = { config: { auth: 'sdk' as const, scope: 'register' as const } };
 
   app.post(
     '/api/v1/registry/instances',
@@ -97,9 +110,24 @@ export const registryRoutes: ApiModule = (app, ctx) => {
     },
     async (request) => {
       const r = request.body;
+      authorize(request, 'register', r.service);
       const key = serviceKey(r.service, r.version, r.group);
       const leaseMs = r.leaseMs ?? DEFAULT_LEASE_MS;
-      await upsertInstance(ctx.pool, key, { ...r, startedAt: r.startedAt ?? Date.now() }, leaseMs);
+      const owner = callerApp(request);
+      const stored = await upsertInstance(
+        ctx.pool,
+        key,
+        { ...r, startedAt: r.startedAt ?? Date.now() },
+        leaseMs,
+        owner,
+      );
+      if (!stored) {
+        throw new PeakError(
+          ErrorCodes.FORBIDDEN,
+          `instance '${r.instanceId}' of ${key} is registered by another app; app '${owner}' may change only the instances it registered (pick another instance id)`,
+          { details: { instanceId: r.instanceId, key } },
+        );
+      }
       return { key, instanceId: r.instanceId, leaseMs };
     },
   );
@@ -116,11 +144,13 @@ export const registryRoutes: ApiModule = (app, ctx) => {
     },
     async (request) => {
       const leaseMs = request.body.leaseMs ?? DEFAULT_LEASE_MS;
-      const renewed = await renewLease(ctx.pool, request.params.id, leaseMs);
+      const owner = callerApp(request);
+      const renewed = await renewLease(ctx.pool, request.params.id, leaseMs, owner);
       if (renewed === 0) {
+        await refuseForeign(request.params.id, owner);
         throw new PeakError(
           ErrorCodes.NOT_FOUND,
-          `instance '${request.params.id}' is not registered (its lease may have expired); register it again`,
+          `instance '${request.params.id}' is not registered${owner === undefined ? '' : ` by app '${owner}'`} (its lease may have expired); register it again`,
           { details: { instanceId: request.params.id } },
         );
       }
@@ -128,13 +158,14 @@ export const registryRoutes: ApiModule = (app, ctx) => {
     },
   );
 
-  const applyPatch = async (id: string, p: Static<typeof patch>) => {
+  const applyPatch = async (id: string, p: Static<typeof patch>, owner: string | undefined) => {
     if (p.key !== undefined) checkKey(p.key);
-    const changed = await patchInstance(ctx.pool, id, p.key, p);
+    const changed = await patchInstance(ctx.pool, id, p.key, p, owner);
     if (changed === 0) {
+      await refuseForeign(id, owner);
       throw new PeakError(
         ErrorCodes.NOT_FOUND,
-        `instance '${id}' is not registered${p.key ? ` for ${p.key}` : ''}; see 'peak rpc ls'`,
+        `instance '${id}' is not registered${p.key ? ` for ${p.key}` : ''}${owner === undefined ? '' : ` by app '${owner}'`}; see 'peak rpc ls'`,
         {
           details: { instanceId: id },
         },
@@ -153,20 +184,21 @@ export const registryRoutes: ApiModule = (app, ctx) => {
         body: patch,
       },
     },
-    async (request) => applyPatch(request.params.id, request.body),
+    async (request) => applyPatch(request.params.id, request.body, callerApp(request)),
   );
 
   // Admin: `peak rpc offline|online <instance>`, `peak rpc weight`.
   app.post(
     '/api/v1/registry/instances/:id/admin',
     {
+      config: { auth: 'operator' },
       schema: {
         summary: "Change an instance's weight, tags or status (peak rpc offline|online|weight)",
         params: instanceParams,
         body: patch,
       },
     },
-    async (request) => applyPatch(request.params.id, request.body),
+    async (request) => applyPatch(request.params.id, request.body, undefined),
   );
 
   app.delete(
@@ -181,7 +213,9 @@ export const registryRoutes: ApiModule = (app, ctx) => {
     },
     async (request) => {
       const key = request.query.key === undefined ? undefined : checkKey(request.query.key);
-      const removed = await deleteInstance(ctx.pool, request.params.id, key);
+      const owner = callerApp(request);
+      const removed = await deleteInstance(ctx.pool, request.params.id, key, owner);
+      if (removed === 0) await refuseForeign(request.params.id, owner);
       return { removed };
     },
   );

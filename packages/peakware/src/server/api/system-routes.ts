@@ -1,4 +1,8 @@
-/** Liveness, readiness, node info and the list of control-plane nodes. */
+/**
+ * Liveness, readiness and node info (public: load balancers and `peak status` call them
+ * with no credential), and the list of control-plane nodes (host names and pids: any
+ * credential).
+ */
 import { PEAKWARE_VERSION } from '../../core/version.js';
 import type { ApiModule } from '../http-api.js';
 import { schemaVersion } from '../migrator.js';
@@ -9,13 +13,17 @@ export const NODE_STALE_MS = 15_000;
 export const systemRoutes: ApiModule = (app, ctx) => {
   app.get(
     '/health',
-    { schema: { summary: 'Liveness: answers while the process serves HTTP' } },
+    {
+      config: { auth: 'public' },
+      schema: { summary: 'Liveness: answers while the process serves HTTP' },
+    },
     async () => ({ status: 'ok' }),
   );
 
   app.get(
     '/ready',
     {
+      config: { auth: 'public' },
       schema: {
         summary:
           'Readiness: 200 when the database answers at the expected schema version, else 503',
@@ -47,7 +55,10 @@ export const systemRoutes: ApiModule = (app, ctx) => {
 
   app.get(
     '/api/v1/info',
-    { schema: { summary: 'This node: version, id, schema, roles, uptime' } },
+    {
+      config: { auth: 'public' },
+      schema: { summary: 'This node: version, id, schema, roles, uptime' },
+    },
     async () => ({
       name: 'peak',
       version: PEAKWARE_VERSION,

@@ -40,7 +40,7 @@ const RunId = Type.String({
 const idParams = Type.Object({ id: RunId });
 const Json = Type.Object({}, { additionalProperties: true });
 const REPORT_LIMIT = 16 * 1024 * 1024;
-const sdk = { auth: 'sdk' as const };
+const sdk = { auth: 'sdk' as const, scope: 'stress' as const };
 
 /** The routes, given the mq module's message counter. */
 export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModule {

@@ -46,6 +46,7 @@ export function alertRoutes(app: ApiApp, alerts: AlertEvaluator, nodeId: string)
   app.put(
     '/api/v1/telemetry/alerts/rules/:name',
     {
+      config: { auth: 'operator' },
       schema: {
         summary: 'Create or replace an SLA alert rule',
         params: ruleParams,
@@ -59,7 +60,10 @@ export function alertRoutes(app: ApiApp, alerts: AlertEvaluator, nodeId: string)
 
   app.delete(
     '/api/v1/telemetry/alerts/rules/:name',
-    { schema: { summary: 'Delete an alert rule', params: ruleParams } },
+    {
+      config: { auth: 'operator' },
+      schema: { summary: 'Delete an alert rule', params: ruleParams },
+    },
     async (request) => {
       const { name } = request.params;
       if (!(await alerts.deleteRule(name))) {
@@ -75,6 +79,7 @@ export function alertRoutes(app: ApiApp, alerts: AlertEvaluator, nodeId: string)
   app.post(
     '/api/v1/telemetry/alerts/rules/:name/silence',
     {
+      config: { auth: 'operator' },
       schema: {
         summary: "Record a rule's events without calling its webhook for a while",
         params: ruleParams,

@@ -7,6 +7,7 @@
  *   concurrency per service and resource summed over instances (what `peak top` shows).
  */
 import { Type } from '@sinclair/typebox';
+import { authorize } from '../../server/access.js';
 import type { ApiApp } from '../../server/http-api.js';
 import { WithDefault } from '../../server/route-schema.js';
 import type { CollectorCounters } from './telemetry-collector-counters.js';
@@ -35,7 +36,7 @@ export function metricsRoutes(
   app.post(
     '/api/v1/telemetry/metrics',
     {
-      config: { auth: 'sdk' },
+      config: { auth: 'sdk', scope: 'telemetry' },
       schema: {
         summary: "One instance's per-second resource metrics (the SDK's MetricsPusher)",
         body: Type.Object({
@@ -48,6 +49,7 @@ export function metricsRoutes(
     },
     async (request) => {
       const body = request.body;
+      authorize(request, 'telemetry', body.service);
       counters.metricsReceived += body.metrics.length;
       const stored = await metricsStore.insert(body.service, body.instance, body.metrics);
       return { accepted: body.metrics.length, stored };

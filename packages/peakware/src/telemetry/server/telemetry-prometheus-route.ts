@@ -1,6 +1,6 @@
 /**
  * `GET /metrics`: Prometheus text with the process figures, this node's server and collector
- * counters, whether it evaluates alerts, and the backlog and in-flight messages of each mq
+ * counters, its failed and refused authentications, whether it evaluates alerts, and the backlog and in-flight messages of each mq
  * consumer group per topic and queue (read through {@link MqBacklogSource}).
  */
 import type { ApiApp, ApiContext } from '../../server/http-api.js';
@@ -14,6 +14,35 @@ import {
 import type { MqBacklogSource } from './mq-backlog-source.js';
 import type { AlertEvaluator } from './telemetry-alert-evaluator.js';
 import type { CollectorCounters } from './telemetry-collector-counters.js';
+
+/** The node's failed and refused authentications, when the host counts them. */
+function authFamilies(ctx: ApiContext): MetricFamily[] {
+  const c = ctx.authCounters?.();
+  if (c === undefined) return [];
+  const counter = (name: string, help: string, value: number): MetricFamily => ({
+    name,
+    help,
+    type: 'counter',
+    samples: [{ value }],
+  });
+  return [
+    counter(
+      'peak_auth_failures_total',
+      'Requests with a wrong, expired or revoked credential.',
+      c.failures,
+    ),
+    counter(
+      'peak_auth_rate_limited_total',
+      'Requests refused because their address had too many failed authentications.',
+      c.rateLimited,
+    ),
+    counter(
+      'peak_auth_denied_total',
+      'Requests whose working credential may not call the route (role or grant).',
+      c.denied,
+    ),
+  ];
+}
 
 /** Consumer subscriptions whose backlog /metrics shows (one query each). */
 const MQ_METRIC_SUBSCRIPTIONS = 200;
@@ -66,6 +95,7 @@ export function prometheusRoute(
   app.get(
     '/metrics',
     {
+      config: { auth: 'public' },
       schema: {
         summary:
           'Prometheus text: process figures, collector counters, mq backlog per group, topic and queue',
@@ -153,6 +183,7 @@ export function prometheusRoute(
           '1 when this node is the one evaluating alert rules (holds the evaluator lock).',
           alerts.evaluating ? 1 : 0,
         ),
+        ...authFamilies(ctx),
         ...(await mqBacklogFamilies()),
       ]);
       void reply.header('content-type', PROMETHEUS_CONTENT_TYPE);

@@ -13,6 +13,7 @@ import { gunzip } from 'node:zlib';
 import { Type } from '@sinclair/typebox';
 import type { FastifyError, FastifyRequest } from 'fastify';
 import { ErrorCodes, httpStatusOf, InvalidArgumentError, PeakError } from '../../core/errors.js';
+import { authorize } from '../../server/access.js';
 import type { ApiApp } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { fromOtlpJson } from '../otlp-json.js';
@@ -93,7 +94,11 @@ export function spanIngestRoutes(
   store: TelemetryStore,
   counters: CollectorCounters,
 ): void {
-  const ingest = async (spans: SpanRecord[]) => {
+  const ingest = async (request: FastifyRequest, spans: SpanRecord[]) => {
+    // An app pushes spans of the services its telemetry grants name (all with a bare one).
+    for (const service of new Set(spans.map((s) => s.service))) {
+      authorize(request, 'telemetry', service);
+    }
     counters.batches++;
     counters.received += spans.length;
     const added = await store.insert(spans);
@@ -104,7 +109,7 @@ export function spanIngestRoutes(
   app.post(
     '/api/v1/telemetry/spans',
     {
-      config: { auth: 'sdk' },
+      config: { auth: 'sdk', scope: 'telemetry' },
       schema: {
         summary: 'A batch of Peakware spans (the SDK exporter)',
         body: Type.Object({ spans: Type.Array(span, { maxItems: MAX_SPANS_PER_BATCH }) }),
@@ -123,7 +128,7 @@ export function spanIngestRoutes(
           }
         }
       }
-      return ingest(spans);
+      return ingest(request, spans);
     },
   );
 
@@ -185,7 +190,7 @@ export function spanIngestRoutes(
       '/v1/traces',
       {
         bodyLimit: OTLP_BODY_LIMIT,
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'telemetry' },
         schema: {
           summary:
             'OTLP/HTTP traces from any OpenTelemetry SDK or collector (JSON or protobuf; protobuf is answered in protobuf)',
@@ -221,7 +226,7 @@ export function spanIngestRoutes(
           );
         }
         counters.otlpBatches++;
-        await ingest(spans);
+        await ingest(request, spans);
         // OTLP's ExportTraceServiceResponse: empty means every span was accepted.
         if (protobuf) {
           void reply.header('content-type', OTLP_PROTOBUF_CONTENT_TYPE);

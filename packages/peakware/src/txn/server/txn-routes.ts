@@ -1,11 +1,13 @@
 /**
  * The transaction coordinator's routes under `/api/v1/txn`: services submit sagas and TCC
- * transactions and run two-phase messages (SDK routes, as the broker's send path);
+ * transactions and run two-phase messages (SDK routes with a `txn` grant; a message also
+ * needs the `produce` grant of its topic, as the broker's send path does);
  * operators list, show, retry and stop global transactions (`peak txn`). The module's
  * coordinator starts its lease renewer and recovery loop when the node is ready.
  */
 import { Type } from '@sinclair/typebox';
 import { RpcClient } from '../../rpc/rpc-client.js';
+import { authorize, scopeResource } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { type BranchCaller, RpcBranchCaller } from './branch-caller.js';
@@ -105,7 +107,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/sagas`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Run a saga: actions in order (or by dependencies), compensations on failure',
           body: Type.Object(
@@ -128,7 +130,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/tccs`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Run a TCC transaction: every try, then every confirm or every cancel',
           body: Type.Object(
@@ -150,7 +152,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/msgs`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Prepare a two-phase message (published when its local transaction commits)',
           body: Type.Object(
@@ -176,12 +178,16 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
           ),
         },
       },
-      async (request) => coordinator.prepareMsg(request.body),
+      async (request) => {
+        // The message reaches its topic as a send would: the caller needs the same grant.
+        authorize(request, 'produce', scopeResource('produce', request.body.topic));
+        return coordinator.prepareMsg(request.body);
+      },
     );
     app.post(
       `${base}/msgs/:gid/submit`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Its local transaction committed: publish the message',
           params: gidParams,
@@ -193,7 +199,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/msgs/:gid/abort`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Its local transaction rolled back: drop the message',
           params: gidParams,

@@ -5,6 +5,8 @@
  * Either makes room in the consumer's push stream.
  */
 import { ErrorCodes, InvalidArgumentError, PeakError } from '../../../core/errors.js';
+import { TopicNames } from '../../message-types.js';
+import type { QueueRef } from '../message-records.js';
 import type { MessageStore } from '../message-store.js';
 import { decodeReceipt } from './delivery-receipts.js';
 import type { PushStreams } from './push-streams.js';
@@ -17,6 +19,26 @@ export interface AckRequest {
   consumerId: string;
   receipts: unknown;
   secret?: string | undefined;
+  /**
+   * Whether the caller may consume `topic` in this group (its app credential's grants); a
+   * receipt of a topic it may not is refused. Absent: any topic (an operator).
+   */
+  allowTopic?: (topic: string) => boolean;
+}
+
+/** Refuses receipts of topics the caller may not consume (a forged or borrowed receipt). */
+function checkReceiptTopics(req: AckRequest, refs: readonly QueueRef[]): void {
+  if (req.allowTopic === undefined) return;
+  for (const r of refs) {
+    if (r.topic === req.topic || r.topic.startsWith(TopicNames.retry(''))) continue;
+    if (!req.allowTopic(r.topic)) {
+      throw new PeakError(
+        ErrorCodes.FORBIDDEN,
+        `a receipt belongs to topic '${r.topic}', which this credential may not consume in group '${req.group}'`,
+        { details: { topic: r.topic, group: req.group } },
+      );
+    }
+  }
 }
 
 /** A nack request: an ack request with a reason and an optional retry delay. */
@@ -38,6 +60,7 @@ export async function ack(
     });
   }
   const refs = req.receipts.map(decodeReceipt);
+  checkReceiptTopics(req, refs);
   await checkReceiptSecrets(store, req.topic, req.secret, refs);
   const byGrp = new Map<string, typeof refs>();
   for (const r of refs) byGrp.set(r.grp, [...(byGrp.get(r.grp) ?? []), r]);
@@ -87,7 +110,9 @@ export async function nack(
     );
   }
   const topic = await store.requireTopic(req.topic);
-  await checkReceiptSecrets(store, req.topic, req.secret, req.receipts.map(decodeReceipt));
+  const refs = req.receipts.map(decodeReceipt);
+  checkReceiptTopics(req, refs);
+  await checkReceiptSecrets(store, req.topic, req.secret, refs);
   const reason = typeof req.reason === 'string' ? req.reason.slice(0, 500) : 'consumer failed';
   const delay = typeof req.delayMs === 'number' && req.delayMs >= 0 ? req.delayMs : undefined;
   let retried = 0;

@@ -3,17 +3,20 @@
  * database): a half message is stored invisible, then the producer commits (it is delivered)
  * or rolls back (discarded). One left unresolved is offered for a check-back to its
  * producer group every interval, and rolled back after the last check. A secured topic's
- * half messages are shown, committed and rolled back only with its produce secret. Writes
+ * half messages are signed and fresh like its sends, and their nonces are claimed in the
+ * same table (replay-guard.ts), so a captured half message is refused as a half message and
+ * as a send; they are shown, committed and rolled back only with its produce secret. Writes
  * and commits are group-committed (group-commit.ts): one WAL flush per batch.
  */
 import { ErrorCodes, InvalidArgumentError, PeakError } from '../../../core/errors.js';
-import type { ReceivedMessage } from '../../message-types.js';
+import type { ReceivedMessage, WireMessage } from '../../message-types.js';
 import { GroupCommit } from '../group-commit.js';
 import type { PendingInput } from '../message-records.js';
 import type { MessageStore } from '../message-store.js';
 import type { BrokerOptions } from './broker-options.js';
 import type { MessageValidator } from './message-validation.js';
 import { checkName } from './name-check.js';
+import type { ReplayGuard } from './replay-guard.js';
 import { secretMatches } from './topic-secrets.js';
 
 /** The largest id a PostgreSQL bigint holds. */
@@ -28,6 +31,7 @@ type HalfSettings = Required<
 export class HalfMessages {
   readonly #store: MessageStore;
   readonly #validator: MessageValidator;
+  readonly #replays: ReplayGuard;
   readonly #o: HalfSettings;
   /** Half messages and their commits, group-committed (one WAL flush per batch). */
   readonly #halfWrites = new GroupCommit<PendingInput & { producerGroup: string }, undefined>(
@@ -38,9 +42,15 @@ export class HalfMessages {
   );
   readonly #halfCommits = new GroupCommit<string, boolean>((ids) => this.#store.commitHalves(ids));
 
-  constructor(store: MessageStore, validator: MessageValidator, settings: HalfSettings) {
+  constructor(
+    store: MessageStore,
+    validator: MessageValidator,
+    replays: ReplayGuard,
+    settings: HalfSettings,
+  ) {
     this.#store = store;
     this.#validator = validator;
+    this.#replays = replays;
     this.#o = settings;
   }
 
@@ -48,7 +58,12 @@ export class HalfMessages {
   async send(topic: string, message: unknown, producerGroup: unknown): Promise<{ id: string }> {
     checkName('topic', topic);
     const pgroup = checkName('producerGroup', producerGroup);
-    const m = await this.#validator.prepare(topic, message, 0, Date.now());
+    const now = Date.now();
+    const m = await this.#validator.prepare(topic, message, 0, now);
+    if ((await this.#store.requireTopic(topic)).produceSecret !== null) {
+      // Signed and fresh (checked above): its nonce is taken once, or it is a replay.
+      await this.#replays.claim(topic, [String((message as WireMessage).nonce)], now);
+    }
     await this.#halfWrites.submit({
       ...m,
       deliverAt: new Date(Date.now() + this.#o.halfCheckAfterMs),
@@ -58,6 +73,13 @@ export class HalfMessages {
       { msgId: m.msgId.toString(), event: 'half', detail: `producer group ${pgroup}` },
     ]);
     return { id: m.msgId.toString() };
+  }
+
+  /** The topic of half message `id` while it waits for commit or rollback, else undefined. */
+  async topicOf(id: string): Promise<string | undefined> {
+    if (!/^\d{1,19}$/.test(id) || BigInt(id) > MAX_BIGINT)
+      throw new InvalidArgumentError(`not a message id: ${id}`, { details: { input: 'id' } });
+    return (await this.#store.pendingById(id)).find((p) => p.kind === 'half')?.topic;
   }
 
   /** Resolves a half message: commit delivers it, rollback discards it. */
@@ -87,16 +109,21 @@ export class HalfMessages {
     ]);
   }
 
-  /** Half messages of a producer group due for a check-back; too-old ones roll back. */
+  /**
+   * Half messages of a producer group due for a check-back; too-old ones roll back. Those of
+   * topics `allowTopic` refuses (the caller's grants) are neither shown nor touched.
+   */
   async dueChecks(
     producerGroup: string,
     max: number,
     secrets: Readonly<Record<string, string>> = {},
+    allowTopic: (topic: string) => boolean = () => true,
   ): Promise<ReceivedMessage[]> {
     checkName('producerGroup', producerGroup);
     const rows = await this.#store.dueChecks(producerGroup, max, this.#o.halfCheckIntervalMs);
     const out: ReceivedMessage[] = [];
     for (const r of rows) {
+      if (!allowTopic(r.topic)) continue;
       // A half message of a secured topic is shown only to a caller holding its secret.
       const topic = await this.#store.topic(r.topic);
       if (topic !== undefined && !secretMatches(topic.produceSecret, secrets[r.topic])) continue;

@@ -14,6 +14,38 @@ import type { AppendInput, TopicRecord } from '../message-records.js';
 import type { MessageStore } from '../message-store.js';
 import type { BrokerStats } from './broker-stats.js';
 
+/** How far a signed message's `signedAt` may be from the broker's clock, ms (5 minutes). */
+export const SIGNED_MESSAGE_WINDOW_MS = 5 * 60_000;
+
+/**
+ * Refuses a signed message without a nonce and signing time, or signed outside the window
+ * (PEAK_MQ_REPLAYED): a captured message cannot be sent again later, and within the window
+ * its nonce is claimed once (replay-guard.ts).
+ */
+function checkFreshness(
+  where: string,
+  topic: string,
+  nonce: string | undefined,
+  signedAt: number | undefined,
+  now: number,
+  windowMs: number,
+): void {
+  if (nonce === undefined || !/^[A-Za-z0-9_-]{8,64}$/.test(nonce) || signedAt === undefined) {
+    throw new PeakError(
+      ErrorCodes.MQ_BAD_SIGNATURE,
+      `${where} on secured topic '${topic}' has no nonce or signedAt: sign it with a current Producer (the signed form carries both, so a replay can be refused)`,
+      { details: { input: `${where}.nonce`, topic } },
+    );
+  }
+  if (Math.abs(now - signedAt) > windowMs) {
+    throw new PeakError(
+      ErrorCodes.MQ_REPLAYED,
+      `${where} on secured topic '${topic}' was signed at ${new Date(signedAt).toISOString()}, more than ${windowMs / 1000} s from the broker's clock: a replay, or a clock that is off; the whole batch was refused`,
+      { details: { input: `${where}.signedAt`, topic, reason: 'outside-window' } },
+    );
+  }
+}
+
 /** Checks incoming messages and turns them into appendable ones. */
 export class MessageValidator {
   readonly #store: MessageStore;
@@ -21,11 +53,21 @@ export class MessageValidator {
   readonly #stats: BrokerStats;
   readonly #logger: Logger;
 
-  constructor(store: MessageStore, ids: IdGenerator, stats: BrokerStats, logger: Logger) {
+  readonly #replayWindowMs: number;
+
+  /** `replayWindowMs`: how far a signed message's time may be from now (default 5 min). */
+  constructor(
+    store: MessageStore,
+    ids: IdGenerator,
+    stats: BrokerStats,
+    logger: Logger,
+    replayWindowMs: number = SIGNED_MESSAGE_WINDOW_MS,
+  ) {
     this.#store = store;
     this.#ids = ids;
     this.#stats = stats;
     this.#logger = logger;
+    this.#replayWindowMs = replayWindowMs;
   }
 
   /**
@@ -140,6 +182,8 @@ export class MessageValidator {
         group: group ?? undefined,
         properties: props,
         deliverAt: typeof m.deliverAt === 'number' ? m.deliverAt : undefined,
+        nonce: typeof m.nonce === 'string' ? m.nonce : undefined,
+        signedAt: typeof m.signedAt === 'number' ? m.signedAt : undefined,
       };
       if (
         !verifyMessage(
@@ -159,6 +203,7 @@ export class MessageValidator {
           { details: { input: `${where}.signature`, topic: signed.topic } },
         );
       }
+      checkFreshness(where, signed.topic, signed.nonce, signed.signedAt, now, this.#replayWindowMs);
     }
     if (topic.ordered && group === null) {
       throw new InvalidArgumentError(

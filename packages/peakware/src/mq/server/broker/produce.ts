@@ -2,7 +2,8 @@
  * Produce: a batch of 1-1000 messages is checked whole (message-validation.ts) and stored
  * whole, or refused whole. Due messages are appended to their queues, later ones go to the
  * pending table, in one transaction; a batch of stress traffic (every message carrying
- * `peak-stress`) goes to the topic's shadow topic, and may not mix with real messages.
+ * `peak-stress`) goes to the topic's shadow topic, and may not mix with real messages. On a
+ * secured topic every message's nonce is claimed once (replay-guard.ts).
  */
 import { InvalidArgumentError } from '../../../core/errors.js';
 import type { WireMessage } from '../../message-types.js';
@@ -10,6 +11,7 @@ import type { MessageStore } from '../message-store.js';
 import type { BrokerStats } from './broker-stats.js';
 import type { MessageValidator } from './message-validation.js';
 import { checkName } from './name-check.js';
+import type { ReplayGuard } from './replay-guard.js';
 import { shadowTopicOf } from './topic-admin.js';
 
 /** Stores producers' batches. */
@@ -17,11 +19,18 @@ export class BatchProducer {
   readonly #store: MessageStore;
   readonly #validator: MessageValidator;
   readonly #stats: BrokerStats;
+  readonly #replays: ReplayGuard;
 
-  constructor(store: MessageStore, validator: MessageValidator, stats: BrokerStats) {
+  constructor(
+    store: MessageStore,
+    validator: MessageValidator,
+    stats: BrokerStats,
+    replays: ReplayGuard,
+  ) {
     this.#store = store;
     this.#validator = validator;
     this.#stats = stats;
+    this.#replays = replays;
   }
 
   /**
@@ -55,6 +64,14 @@ export class BatchProducer {
     const prepared = [];
     for (let i = 0; i < messages.length; i++)
       prepared.push(await this.#validator.prepare(target, messages[i], i, now, record));
+    if (record.produceSecret !== null) {
+      // Signed and fresh (checked above): each nonce is taken once, or it is a replay.
+      await this.#replays.claim(
+        topic,
+        messages.map((m) => String((m as WireMessage).nonce)),
+        now,
+      );
+    }
     const due = prepared.filter((m) => m.deliverAt <= now + 20);
     const later = prepared.filter((m) => m.deliverAt > now + 20);
     if (due.length > 0 && later.length === 0) {
