@@ -375,9 +375,9 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       ...(options.limits === 'lifted' ? { SHOP_DEDUCT_CONCURRENCY: '100000' } : {}),
     };
     const instances = options.instances ?? 2;
-    const roles: Role[] = [
-      ...Array<Role>(instances).fill('inventory'),
-      ...Array<Role>(instances).fill('order'),
+    const roles: Exclude<Role, 'gateway'>[] = [
+      ...Array<'inventory'>(instances).fill('inventory'),
+      ...Array<'order'>(instances).fill('order'),
       'points',
     ];
     await Promise.all(
