@@ -118,9 +118,21 @@ export interface Delivery {
   previous?: { at: Date; consumer: string | null };
 }
 
-/** What acks removed: each message, and when its first delivery was, if it was the first. */
+/** Offsets of one claim row acked together, and when the claim delivered them. */
+export interface AckedBatch {
+  topic: string;
+  queueId: number;
+  offsets: string[];
+  deliveredAt: Date;
+}
+
+/**
+ * What acks removed: delivery rows (each message, and when its first delivery was, if it
+ * was the first) and offsets of claim rows, a batch per claim row.
+ */
 export interface AckResult {
   acked: { msgId: string; deliveredAt: Date | null }[];
+  batches: AckedBatch[];
 }
 
 /** What happened to one nacked or expired delivery. */
@@ -185,6 +197,20 @@ export interface TraceEvent {
    * delivered, for a first delivery that got no trace row of its own.
    */
   deliveredAt?: Date | null;
+}
+
+/**
+ * A trace event of a batch: the same event for offsets of one queue (acks of one claim
+ * row), one row however many offsets, expanded when a message's trace is read.
+ */
+export interface BatchTraceEvent {
+  topic: string;
+  queueId: number;
+  offsets: readonly string[];
+  event: string;
+  grp: string;
+  consumer: string;
+  deliveredAt: Date;
 }
 
 /** A recorded trace event, as read back. */

@@ -9,6 +9,7 @@ import type {
   AckResult,
   AppendInput,
   AppendResult,
+  BatchTraceEvent,
   ClaimRequest,
   DeadLetterRow,
   DeadLetterState,
@@ -145,10 +146,15 @@ export interface MessageStore extends BacklogReader {
 
   /** Records trace events (buffered, best effort: never fails the caller). */
   trace(events: readonly TraceEvent[]): Promise<void>;
+  /** Records batch trace events, one row each (buffered, best effort). */
+  traceBatches(events: readonly BatchTraceEvent[]): Promise<void>;
   /** Writes buffered trace events now. */
   flushTrace(): Promise<void>;
-  /** Trace events of a message, oldest first. */
-  traceOf(id: string): Promise<TraceRow[]>;
+  /** Trace events of a message (its own, and batch events naming one of `copies`), oldest first. */
+  traceOf(
+    id: string,
+    copies: readonly { topic: string; queue_id: number; queue_offset: string }[],
+  ): Promise<TraceRow[]>;
 
   /** Creates the coming days' partitions and drops those past `retentionMs`. */
   maintainPartitions(

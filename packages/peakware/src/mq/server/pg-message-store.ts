@@ -19,6 +19,7 @@ import type {
   AckResult,
   AppendInput,
   AppendResult,
+  BatchTraceEvent,
   ClaimRequest,
   DeadLetterRow,
   DeadLetterState,
@@ -271,12 +272,19 @@ export class PgMessageStore implements MessageStore {
     return this.#traceLog.trace(events);
   }
 
+  traceBatches(events: readonly BatchTraceEvent[]): Promise<void> {
+    return this.#traceLog.traceBatches(events);
+  }
+
   flushTrace(): Promise<void> {
     return this.#traceLog.flushTrace();
   }
 
-  traceOf(id: string): Promise<TraceRow[]> {
-    return this.#traceLog.traceOf(id);
+  traceOf(
+    id: string,
+    copies: readonly { topic: string; queue_id: number; queue_offset: string }[],
+  ): Promise<TraceRow[]> {
+    return this.#traceLog.traceOf(id, copies);
   }
 
   // ---------------------------------------------------------------- backlog and retention
