@@ -789,6 +789,26 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     ]);
   });
 
+  it('an idle long poll wakes when an in-flight delivery times out, with no fixed re-check', async () => {
+    await topic('woken', { queues: 1 });
+    const [sent] = await producer().sendBatch('woken', [{ body: 'once' }]);
+    const receive = async (waitMs: number) => {
+      const r = await rawPost('/api/v1/mq/groups/woken-g/receive', {
+        topic: 'woken',
+        consumerId: 'wk-1',
+        waitMs,
+        invisibleMs: 300,
+      });
+      assert.equal(r.status, 200);
+      return (r.json as unknown as { messages: { id: string }[] }).messages.map((m) => m.id);
+    };
+    assert.deepEqual(await receive(3000), [sent!.id]);
+    // Nothing is visible now and nothing will be appended: the poll (shorter than its
+    // heartbeat interval, a third of the 20 s session) gets the redelivery only if the
+    // end of the delivery's invisibility wakes it.
+    assert.deepEqual(await receive(3000), [sent!.id]);
+  });
+
   it('streamed push: deliveries arrive on one response, at most the in-flight limit unacked', async () => {
     await topic('pushed');
     const p = producer();

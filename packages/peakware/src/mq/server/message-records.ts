@@ -93,6 +93,13 @@ export interface QueueRef {
   queueId: number;
 }
 
+/** Which queues have something to hand out now, and when one may have next. */
+export interface QueueWork {
+  ready: QueueRef[];
+  /** When the next delivery in these queues now invisible becomes visible again. */
+  nextVisibleAt: Date | undefined;
+}
+
 /** A delivery's place: its queue and offset. */
 export type DeliveryRef = QueueRef & { offset: string };
 

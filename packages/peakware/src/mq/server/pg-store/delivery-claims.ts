@@ -9,7 +9,13 @@
  * failing message blocks its own group, never the queue.
  */
 import type pg from 'pg';
-import type { ClaimRequest, Delivery, MessageRow, QueueRef } from '../message-records.js';
+import type {
+  ClaimRequest,
+  Delivery,
+  MessageRow,
+  QueueRef,
+  QueueWork,
+} from '../message-records.js';
 import { CLAIM_UNACKED_SQL, EXPAND_EXPIRED_CLAIMS_SQL, MAX_CLAIM_SPAN } from './claim-rows.js';
 import { inTransaction } from './transaction.js';
 
@@ -43,17 +49,24 @@ export class PgDeliveryClaims {
     this.#pool = pool;
   }
 
-  /** Of `queues`, those with something to hand out to `grp` now (cheap pre-check). */
+  /**
+   * Of `queues`, those with something to hand out to `grp` now (cheap pre-check), and when
+   * the next of its deliveries there now invisible becomes visible again, if any.
+   */
   async queuesWithWork(
     grp: string,
     queues: readonly QueueRef[],
     window: number,
-  ): Promise<QueueRef[]> {
-    if (queues.length === 0) return [];
-    const { rows } = await this.#pool.query<{ topic: string; queue_id: number }>(
-      `SELECT q.topic, q.queue_id
-         FROM unnest($2::text[], $3::int[]) AS x(topic, queue_id)
-         JOIN peak.mq_queues q ON q.topic = x.topic AND q.queue_id = x.queue_id
+  ): Promise<QueueWork> {
+    if (queues.length === 0) return { ready: [], nextVisibleAt: undefined };
+    const { rows } = await this.#pool.query<{
+      topic: string | null;
+      queue_id: number | null;
+      next_visible: Date | null;
+    }>(
+      `WITH x AS (SELECT * FROM unnest($2::text[], $3::int[]) AS x(topic, queue_id))
+       SELECT q.topic, q.queue_id, NULL::timestamptz AS next_visible
+         FROM x JOIN peak.mq_queues q ON q.topic = x.topic AND q.queue_id = x.queue_id
          LEFT JOIN peak.mq_offsets o ON o.grp = $1 AND o.topic = q.topic AND o.queue_id = q.queue_id
         WHERE o.pulled_offset IS NULL
            OR (o.pulled_offset < q.next_offset
@@ -64,10 +77,23 @@ export class PgDeliveryClaims {
            OR EXISTS (SELECT 1 FROM peak.mq_deliveries d
                        WHERE d.grp = $1 AND d.topic = q.topic AND d.queue_id = q.queue_id AND d.visible_at <= now())
            OR EXISTS (SELECT 1 FROM peak.mq_claims c
-                       WHERE c.grp = $1 AND c.topic = q.topic AND c.queue_id = q.queue_id AND c.visible_at <= now())`,
+                       WHERE c.grp = $1 AND c.topic = q.topic AND c.queue_id = q.queue_id AND c.visible_at <= now())
+       UNION ALL
+       SELECT NULL, NULL, least(
+                (SELECT min(d.visible_at) FROM peak.mq_deliveries d JOIN x ON d.topic = x.topic AND d.queue_id = x.queue_id
+                  WHERE d.grp = $1 AND d.visible_at > now()),
+                (SELECT min(c.visible_at) FROM peak.mq_claims c JOIN x ON c.topic = x.topic AND c.queue_id = x.queue_id
+                  WHERE c.grp = $1 AND c.visible_at > now()))`,
       [grp, queues.map((q) => q.topic), queues.map((q) => q.queueId), window],
     );
-    return rows.map((r) => ({ topic: r.topic, queueId: r.queue_id }));
+    const ready: QueueRef[] = [];
+    let nextVisibleAt: Date | undefined;
+    for (const r of rows) {
+      if (r.topic !== null && r.queue_id !== null)
+        ready.push({ topic: r.topic, queueId: r.queue_id });
+      else if (r.next_visible !== null) nextVisibleAt = r.next_visible;
+    }
+    return { ready, nextVisibleAt };
   }
 
   /**
