@@ -24,15 +24,19 @@ export function CLAIM_HOLDS_SQL(c: string, o: string): string {
 }
 
 /**
- * SQL ($1 group, $2 topic, $3 queue): deletes the queue's timed-out claim rows and turns
- * their unacked offsets into delivery rows, visible now, that remember the attempt (its
- * consumer and time) like any first delivery that timed out. Messages retention dropped
- * meanwhile are left out: nothing to redeliver.
+ * SQL ($1 group, $2 topic, $3 queue): deletes the queue's timed-out claim rows (locked in
+ * offset order, as acks lock them) and turns their unacked offsets into delivery rows,
+ * visible now, that remember the attempt (its consumer and time) like any first delivery
+ * that timed out. Messages retention dropped meanwhile are left out: nothing to redeliver.
  */
 export const EXPAND_EXPIRED_CLAIMS_SQL = `
-  WITH expired AS (
-    DELETE FROM peak.mq_claims
+  WITH due AS (
+    SELECT first_offset FROM peak.mq_claims
      WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND visible_at <= now()
+     ORDER BY first_offset FOR UPDATE),
+  expired AS (
+    DELETE FROM peak.mq_claims
+     WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND first_offset IN (SELECT first_offset FROM due)
     RETURNING first_offset, span, delivered, acked, consumer_id, delivered_at),
   offs AS (
     SELECT e.first_offset + r AS o, e.consumer_id, e.delivered_at
@@ -47,22 +51,28 @@ export const EXPAND_EXPIRED_CLAIMS_SQL = `
 /**
  * SQL ($1 group, $2 topic, $3 queue, $4 offset): takes one offset out of the claim row
  * that holds it and gives it a delivery row of its own with the same attempt (visible at,
- * consumer, delivered at), so a nack can handle it like any delivery. Deletes the claim
- * row when nothing else of it is left. No row when no claim holds the offset.
+ * consumer, delivered at), so a nack can handle it like any delivery. Returns the claim
+ * row's `first_offset`; no row when no claim holds the offset.
  */
 export const DETACH_FROM_CLAIM_SQL = `
   WITH hit AS (
     UPDATE peak.mq_claims c SET acked = c.acked || ($4::bigint - c.first_offset)::int
      WHERE c.grp = $1 AND c.topic = $2 AND c.queue_id = $3 AND c.first_offset <= $4::bigint
        AND ${CLAIM_HOLDS_SQL('c', '$4::bigint')}
-    RETURNING c.visible_at, c.consumer_id, c.delivered_at)
-  INSERT INTO peak.mq_deliveries
-    (grp, topic, queue_id, queue_offset, msg_id, msg_group, visible_at, deliveries, consumer_id, delivered_at)
-  SELECT $1, $2, $3, $4, m.msg_id, m.msg_group, hit.visible_at, 1, hit.consumer_id, hit.delivered_at
-    FROM hit JOIN peak.mq_messages m ON m.topic = $2 AND m.queue_id = $3 AND m.queue_offset = $4::bigint
-  ON CONFLICT DO NOTHING`;
+    RETURNING c.first_offset, c.visible_at, c.consumer_id, c.delivered_at),
+  ins AS (
+    INSERT INTO peak.mq_deliveries
+      (grp, topic, queue_id, queue_offset, msg_id, msg_group, visible_at, deliveries, consumer_id, delivered_at)
+    SELECT $1, $2, $3, $4, m.msg_id, m.msg_group, hit.visible_at, 1, hit.consumer_id, hit.delivered_at
+      FROM hit JOIN peak.mq_messages m ON m.topic = $2 AND m.queue_id = $3 AND m.queue_offset = $4::bigint
+    ON CONFLICT DO NOTHING)
+  SELECT first_offset::text FROM hit`;
 
-/** SQL ($1 group, $2 topic, $3 queue): deletes the queue's claim rows with nothing left unacked. */
-export const DROP_SETTLED_CLAIMS_SQL = `
+/**
+ * SQL ($1 group, $2 topic, $3 queue, $4 first offset): deletes that claim row when nothing
+ * of it is left unacked.
+ */
+export const DROP_SETTLED_CLAIM_SQL = `
   DELETE FROM peak.mq_claims c
-   WHERE c.grp = $1 AND c.topic = $2 AND c.queue_id = $3 AND ${CLAIM_UNACKED_SQL('c')} <= 0`;
+   WHERE c.grp = $1 AND c.topic = $2 AND c.queue_id = $3 AND c.first_offset = $4::bigint
+     AND ${CLAIM_UNACKED_SQL('c')} <= 0`;

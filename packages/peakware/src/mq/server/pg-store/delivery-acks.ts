@@ -20,7 +20,7 @@ import {
   CLAIM_HOLDS_SQL,
   CLAIM_UNACKED_SQL,
   DETACH_FROM_CLAIM_SQL,
-  DROP_SETTLED_CLAIMS_SQL,
+  DROP_SETTLED_CLAIM_SQL,
 } from './claim-rows.js';
 import type { PgDeadLetters } from './dead-letters.js';
 import type { PgPendingTable } from './pending-table.js';
@@ -28,26 +28,34 @@ import type { PgTopicStore } from './topic-store.js';
 import { inTransaction } from './transaction.js';
 
 // Acks offsets held by claim rows ($1 group; $2, $3, $4 topic, queue, offset of each
-// receipt): a claim row the acks complete is deleted, the others note them. Returns per
-// claim row the offsets it acked now and when the claim was delivered.
+// receipt, no two alike): a claim row the acks complete is deleted, the others note them. Returns per
+// claim row the offsets it acked now and when the claim was delivered. The claim rows are
+// locked first, in one order (so concurrent acks of one claim row queue up instead of
+// deadlocking), and read as locked (so an ack that waited sees the acks before it).
 const ACK_CLAIMS_SQL = `
-  WITH x AS (SELECT DISTINCT t, q, o FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, q, o)),
+  WITH x AS (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, q, o)),
+  locked AS (
+    SELECT c.grp, c.topic, c.queue_id, c.first_offset, c.span, c.delivered, c.acked, c.delivered_at
+      FROM peak.mq_claims c
+     WHERE c.grp = $1 AND EXISTS (
+             SELECT 1 FROM x WHERE x.t = c.topic AND x.q = c.queue_id
+                AND x.o >= c.first_offset AND x.o < c.first_offset + c.span)
+     ORDER BY c.topic, c.queue_id, c.first_offset
+       FOR UPDATE),
   hit AS (
-    SELECT c.grp, c.topic, c.queue_id, c.first_offset, c.delivered_at,
-           array_agg((x.o - c.first_offset)::int ORDER BY x.o) AS rel,
-           ${CLAIM_UNACKED_SQL('c')} <= count(*) AS done
-      FROM x JOIN peak.mq_claims c
-        ON c.grp = $1 AND c.topic = x.t AND c.queue_id = x.q AND c.first_offset <= x.o
-       AND ${CLAIM_HOLDS_SQL('c', 'x.o')}
-     GROUP BY c.grp, c.topic, c.queue_id, c.first_offset),
+    SELECT c.topic, c.queue_id, c.first_offset, min(c.delivered_at) AS delivered_at,
+           array_agg((x.o - c.first_offset)::int) AS rel,
+           min(${CLAIM_UNACKED_SQL('c')}) <= count(*) AS done
+      FROM x JOIN locked c ON c.topic = x.t AND c.queue_id = x.q AND ${CLAIM_HOLDS_SQL('c', 'x.o')}
+     GROUP BY c.topic, c.queue_id, c.first_offset),
   upd AS (
     UPDATE peak.mq_claims c SET acked = c.acked || hit.rel FROM hit
-     WHERE NOT hit.done AND c.grp = hit.grp AND c.topic = hit.topic AND c.queue_id = hit.queue_id
+     WHERE NOT hit.done AND c.grp = $1 AND c.topic = hit.topic AND c.queue_id = hit.queue_id
        AND c.first_offset = hit.first_offset
     RETURNING c.topic, c.queue_id, c.first_offset),
   del AS (
     DELETE FROM peak.mq_claims c USING hit
-     WHERE hit.done AND c.grp = hit.grp AND c.topic = hit.topic AND c.queue_id = hit.queue_id
+     WHERE hit.done AND c.grp = $1 AND c.topic = hit.topic AND c.queue_id = hit.queue_id
        AND c.first_offset = hit.first_offset
     RETURNING c.topic, c.queue_id, c.first_offset)
   SELECT hit.topic, hit.queue_id, hit.first_offset::text, hit.rel, hit.delivered_at
@@ -90,7 +98,13 @@ export class PgDeliveryAcks {
         ordered = await this.#lockOrderedQueues(c, grp, refs);
         const batches: AckedBatch[] = [];
         let rest: readonly DeliveryRef[] = refs;
-        const unordered = refs.filter((r) => !ordered.includes(r.topic));
+        const unordered = [
+          ...new Map(
+            refs
+              .filter((r) => !ordered.includes(r.topic))
+              .map((r) => [`${r.topic}\u0000${r.queueId}\u0000${r.offset}`, r]),
+          ).values(),
+        ];
         if (unordered.length > 0) {
           const { rows } = await c.query<{
             topic: string;
@@ -107,7 +121,8 @@ export class PgDeliveryAcks {
           const inClaims = new Set<string>();
           for (const r of rows) {
             const first = BigInt(r.first_offset);
-            const offsets = r.rel.map((n) => (first + BigInt(n)).toString());
+            // Ascending: a batch trace row is found by its first offset.
+            const offsets = r.rel.sort((a, b) => a - b).map((n) => (first + BigInt(n)).toString());
             for (const o of offsets) inClaims.add(`${r.topic}\u0000${r.queue_id}\u0000${o}`);
             batches.push({
               topic: r.topic,
@@ -223,14 +238,15 @@ export class PgDeliveryAcks {
         const ordered = await this.#lockOrderedQueues(c, grp, [ref]);
         if (ordered.length === 0) {
           // A first delivery held by a claim row gets a delivery row of its own first.
-          const detached = await c.query(DETACH_FROM_CLAIM_SQL, [
+          const detached = await c.query<{ first_offset: string }>(DETACH_FROM_CLAIM_SQL, [
             grp,
             ref.topic,
             ref.queueId,
             ref.offset,
           ]);
-          if (detached.rowCount === 1)
-            await c.query(DROP_SETTLED_CLAIMS_SQL, [grp, ref.topic, ref.queueId]);
+          const from = detached.rows[0]?.first_offset;
+          if (from !== undefined)
+            await c.query(DROP_SETTLED_CLAIM_SQL, [grp, ref.topic, ref.queueId, from]);
         }
         const { rows: drows } = await c.query<{
           deliveries: number;
