@@ -19,9 +19,11 @@
  *
  * PostgreSQL's side: the server is started once more with pg_stat_statements preloaded, so
  * each long-poll run reports statements and WAL bytes per message (every backend, produce
- * to ack), and a last phase counts statements/s while one consumer long-polls an empty topic.
+ * to ack) and CPU per message (this process, and PostgreSQL's processes from /proc), and a
+ * last phase counts statements/s while one consumer long-polls an empty topic.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -45,10 +47,39 @@ interface RunResult {
   p99: number;
 }
 
-/** What PostgreSQL did for a run: statements (pg_stat_statements) and WAL bytes, per message. */
+/** What a run cost per message: statements and WAL bytes, and CPU (µs) of Node and PostgreSQL. */
 interface DbCost {
   statementsPerMsg: number;
   walBytesPerMsg: number;
+  nodeCpuUsPerMsg: number;
+  pgCpuUsPerMsg: number;
+}
+
+/** Microseconds per clock tick of /proc/<pid>/stat (USER_HZ, 100 on Linux). */
+const TICK_US = 10_000;
+
+/**
+ * CPU time (µs) used so far by a PostgreSQL instance: its postmaster and every process it
+ * started, from /proc (Linux); NaN where there is no /proc. Ticks of 10 ms per process.
+ */
+function postgresCpuUs(postmaster: number): number {
+  let ticks = 0;
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let fields: string[];
+      try {
+        fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      } catch {
+        continue; // exited meanwhile
+      }
+      if (Number(entry) === postmaster || Number(fields[1]) === postmaster)
+        ticks += Number(fields[11]) + Number(fields[12]);
+    }
+  } catch {
+    return Number.NaN;
+  }
+  return ticks * TICK_US;
 }
 
 /**
@@ -58,22 +89,45 @@ interface DbCost {
 class DbProbe {
   readonly #pool: pg.Pool;
   #lsn = '0/0';
+  #postmaster = 0;
+  #pgCpu = 0;
+  #nodeCpu: NodeJS.CpuUsage = { user: 0, system: 0 };
 
   constructor(pool: pg.Pool) {
     this.#pool = pool;
   }
 
-  /** Zeroes the statement counts and notes the WAL position. */
+  /** Zeroes the statement counts, notes the WAL position and the CPU used so far. */
   async start(): Promise<void> {
     await this.#pool.query('SELECT pg_stat_statements_reset()');
-    const { rows } = await this.#pool.query<{ lsn: string }>(
-      'SELECT pg_current_wal_lsn()::text AS lsn',
+    const { rows } = await this.#pool.query<{ lsn: string; pid: number }>(
+      'SELECT pg_current_wal_lsn()::text AS lsn, pg_backend_pid() AS pid',
     );
     this.#lsn = rows[0]!.lsn;
+    try {
+      // This session's backend was started by the postmaster.
+      const stat = readFileSync(`/proc/${rows[0]!.pid}/stat`, 'utf8');
+      this.#postmaster = Number(stat.split(') ')[1]!.split(' ')[1]);
+    } catch {
+      this.#postmaster = 0;
+    }
+    this.#pgCpu = postgresCpuUs(this.#postmaster);
+    this.#nodeCpu = process.cpuUsage();
   }
 
-  /** Statements since start (total, and the top ones by calls), WAL bytes since start. */
-  async stop(): Promise<{ statements: number; walBytes: number; top: string[] }> {
+  /**
+   * Statements since start (total, and the top ones by calls), WAL bytes, and CPU µs of
+   * this Node process and of PostgreSQL since start.
+   */
+  async stop(): Promise<{
+    statements: number;
+    walBytes: number;
+    top: string[];
+    nodeCpuUs: number;
+    pgCpuUs: number;
+  }> {
+    const node = process.cpuUsage(this.#nodeCpu);
+    const pgCpuUs = postgresCpuUs(this.#postmaster) - this.#pgCpu;
     const { rows: wal } = await this.#pool.query<{ bytes: string }>(
       'SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS bytes',
       [this.#lsn],
@@ -86,6 +140,8 @@ class DbProbe {
         ORDER BY s.calls DESC`,
     );
     return {
+      nodeCpuUs: node.user + node.system,
+      pgCpuUs,
       statements: rows.reduce((n, r) => n + Number(r.calls), 0),
       walBytes: Number(wal[0]!.bytes),
       top: rows.slice(0, 8).map((r) => `${r.calls}x ${r.query.replace(/\s+/g, ' ').slice(0, 110)}`),
@@ -183,6 +239,8 @@ async function runPeakware(
     costs?.push({
       statementsPerMsg: cost.statements / count,
       walBytesPerMsg: cost.walBytes / count,
+      nodeCpuUsPerMsg: cost.nodeCpuUs / count,
+      pgCpuUsPerMsg: cost.pgCpuUs / count,
     });
   }
   latencies.sort((a, b) => a - b);
@@ -545,6 +603,8 @@ export const benchmark: Benchmark = {
     figures['peakware.delayedEarly'] = delayed.early;
     figures['peakware.statementsPerMsg'] = round(median(costs.map((c) => c.statementsPerMsg)));
     figures['peakware.walBytesPerMsg'] = round(median(costs.map((c) => c.walBytesPerMsg)));
+    figures['peakware.nodeCpuUsPerMsg'] = round(median(costs.map((c) => c.nodeCpuUsPerMsg)));
+    figures['peakware.pgCpuUsPerMsg'] = round(median(costs.map((c) => c.pgCpuUsPerMsg)));
     figures['idle.statementsPerSec'] = round(idle.total);
     figures['idle.mqStatementsPerSec'] = round(idle.mq);
     const ratios: Record<string, number> = {};
@@ -573,7 +633,7 @@ export const benchmark: Benchmark = {
         redis === undefined
           ? 'bullmq: not run (redis-server is not on PATH)'
           : 'bullmq: its own redis-server (AOF, appendfsync everysec: up to ~1 s of acked sends can be lost on a crash, where Peakware and pg-boss commit each batch to disk), addBulk batches of 100, one Worker of concurrency 100',
-        `PostgreSQL per message (long poll, produce to ack, every backend): ${round(median(costs.map((c) => c.statementsPerMsg)))} statements, ${round(median(costs.map((c) => c.walBytesPerMsg)))} WAL bytes (medians of ${costs.length} runs)`,
+        `PostgreSQL per message (long poll, produce to ack, every backend): ${round(median(costs.map((c) => c.statementsPerMsg)))} statements, ${round(median(costs.map((c) => c.walBytesPerMsg)))} WAL bytes; CPU ${round(median(costs.map((c) => c.nodeCpuUsPerMsg)))} µs in this Node process (broker, producers and consumers), ${round(median(costs.map((c) => c.pgCpuUsPerMsg)))} µs in PostgreSQL (every process of the instance, /proc, 10 ms ticks) (medians of ${costs.length} runs)`,
         `idle (one long-poll consumer, empty topic): ${round(idle.total)} statements/s, of which MQ ${round(idle.mq)}/s; top: ${idle.top.join(' | ')}`,
         `delayed: ${delayedCount} messages due at one instant; consumed lateness p50 ${round(delayed.p50)} ms, p99 ${round(delayed.p99)} ms, max ${round(delayed.max)} ms; moved into the queue (stored - due) p50 ${round(delayed.storedP50)} ms, p99 ${round(delayed.storedP99)} ms, max ${round(delayed.storedMax)} ms; early: ${delayed.early}`,
       ],
