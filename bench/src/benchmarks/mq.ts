@@ -16,8 +16,14 @@
  * Then delayed delivery: `delayedCount` messages (100 000; 10 000 with --quick) all due at
  * the same instant; lateness of the move into the queue (stored time minus due) and of
  * consumption (consume time minus due), and how many arrived early.
+ *
+ * PostgreSQL's side: the server is started once more with pg_stat_statements preloaded, so
+ * each long-poll run reports statements and WAL bytes per message (every backend, produce
+ * to ack) and CPU per message (this process, and PostgreSQL's processes from /proc), and a
+ * last phase counts statements/s while one consumer long-polls an empty topic.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -25,6 +31,7 @@ import path from 'node:path';
 import { Queue as BullQueue, Worker as BullWorker } from 'bullmq';
 import { BrokerClient, Consumer, Producer } from 'peakware/mq';
 import { PeakServer } from 'peakware/server';
+import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { type Benchmark, median, round } from '../bench.js';
 
@@ -38,6 +45,108 @@ interface RunResult {
   e2ePerSec: number;
   p50: number;
   p99: number;
+}
+
+/** What a run cost per message: statements and WAL bytes, and CPU (µs) of Node and PostgreSQL. */
+interface DbCost {
+  statementsPerMsg: number;
+  walBytesPerMsg: number;
+  nodeCpuUsPerMsg: number;
+  pgCpuUsPerMsg: number;
+}
+
+/** Microseconds per clock tick of /proc/<pid>/stat (USER_HZ, 100 on Linux). */
+const TICK_US = 10_000;
+
+/**
+ * CPU time (µs) used so far by a PostgreSQL instance: its postmaster and every process it
+ * started, from /proc (Linux); NaN where there is no /proc. Ticks of 10 ms per process.
+ */
+function postgresCpuUs(postmaster: number): number {
+  let ticks = 0;
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let fields: string[];
+      try {
+        fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      } catch {
+        continue; // exited meanwhile
+      }
+      if (Number(entry) === postmaster || Number(fields[1]) === postmaster)
+        ticks += Number(fields[11]) + Number(fields[12]);
+    }
+  } catch {
+    return Number.NaN;
+  }
+  return ticks * TICK_US;
+}
+
+/**
+ * PostgreSQL's side of a run: statements executed (every backend, from pg_stat_statements,
+ * this probe's own excluded) and WAL written (`pg_current_wal_lsn()` before and after).
+ */
+class DbProbe {
+  readonly #pool: pg.Pool;
+  #lsn = '0/0';
+  #postmaster = 0;
+  #pgCpu = 0;
+  #nodeCpu: NodeJS.CpuUsage = { user: 0, system: 0 };
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  /** Zeroes the statement counts, notes the WAL position and the CPU used so far. */
+  async start(): Promise<void> {
+    await this.#pool.query('SELECT pg_stat_statements_reset()');
+    const { rows } = await this.#pool.query<{ lsn: string; pid: number }>(
+      'SELECT pg_current_wal_lsn()::text AS lsn, pg_backend_pid() AS pid',
+    );
+    this.#lsn = rows[0]!.lsn;
+    try {
+      // This session's backend was started by the postmaster.
+      const stat = readFileSync(`/proc/${rows[0]!.pid}/stat`, 'utf8');
+      this.#postmaster = Number(stat.split(') ')[1]!.split(' ')[1]);
+    } catch {
+      this.#postmaster = 0;
+    }
+    this.#pgCpu = postgresCpuUs(this.#postmaster);
+    this.#nodeCpu = process.cpuUsage();
+  }
+
+  /**
+   * Statements since start (total, and the top ones by calls), WAL bytes, and CPU µs of
+   * this Node process and of PostgreSQL since start.
+   */
+  async stop(): Promise<{
+    statements: number;
+    walBytes: number;
+    top: string[];
+    nodeCpuUs: number;
+    pgCpuUs: number;
+  }> {
+    const node = process.cpuUsage(this.#nodeCpu);
+    const pgCpuUs = postgresCpuUs(this.#postmaster) - this.#pgCpu;
+    const { rows: wal } = await this.#pool.query<{ bytes: string }>(
+      'SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS bytes',
+      [this.#lsn],
+    );
+    // pg-boss's own polling (its workers keep fetching after offWork) is not the server's.
+    const { rows } = await this.#pool.query<{ calls: string; query: string }>(
+      `SELECT s.calls::text AS calls, s.query FROM pg_stat_statements s
+        WHERE s.query NOT LIKE '%pg_stat_statements%' AND s.query NOT LIKE '%pg_current_wal_lsn%'
+          AND s.query NOT LIKE '%pgboss%'
+        ORDER BY s.calls DESC`,
+    );
+    return {
+      nodeCpuUs: node.user + node.system,
+      pgCpuUs,
+      statements: rows.reduce((n, r) => n + Number(r.calls), 0),
+      walBytes: Number(wal[0]!.bytes),
+      top: rows.slice(0, 8).map((r) => `${r.calls}x ${r.query.replace(/\s+/g, ' ').slice(0, 110)}`),
+    };
+  }
 }
 
 function body(seq: number, t: number): string {
@@ -93,6 +202,8 @@ async function runPeakware(
   topic: string,
   count: number,
   push = false,
+  probe?: DbProbe,
+  costs?: DbCost[],
 ): Promise<RunResult> {
   const admin = new BrokerClient({ servers: url, token });
   await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 8 });
@@ -109,6 +220,7 @@ async function runPeakware(
   }).start();
   const producer = new Producer({ servers: url });
   await new Promise((r) => setTimeout(r, 300));
+  await probe?.start();
   const start = now();
   const sendMs = await produceAll(count, async (bodies) => {
     await producer.sendBatch(
@@ -120,6 +232,17 @@ async function runPeakware(
   const e2eMs = now() - start;
   await consumer.close();
   await producer.close();
+  if (probe !== undefined) {
+    // Acks and trace rows are written in batches a few ms behind the last delivery.
+    await new Promise((r) => setTimeout(r, 300));
+    const cost = await probe.stop();
+    costs?.push({
+      statementsPerMsg: cost.statements / count,
+      walBytesPerMsg: cost.walBytes / count,
+      nodeCpuUsPerMsg: cost.nodeCpuUs / count,
+      pgCpuUsPerMsg: cost.pgCpuUs / count,
+    });
+  }
   latencies.sort((a, b) => a - b);
   return {
     sendPerSec: (count / sendMs) * 1000,
@@ -339,6 +462,38 @@ async function runDelayed(url: string, token: string, count: number): Promise<De
   };
 }
 
+/**
+ * Idle cost: one long-poll consumer on an empty topic (and the broker's own upkeep: the
+ * delayed-message relay, half-message checks, heartbeats) for `seconds`; statements/s of
+ * the whole server, of the MQ (statements naming `peak.mq_`), and the top statements.
+ */
+async function runIdle(
+  url: string,
+  token: string,
+  probe: DbProbe,
+  pool: pg.Pool,
+  seconds: number,
+): Promise<{ total: number; mq: number; top: string[] }> {
+  const topic = 'bench-idle';
+  const admin = new BrokerClient({ servers: url, token });
+  await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 8 });
+  const consumer = new Consumer({
+    servers: url,
+    group: `${topic}-g`,
+    topic,
+    handler: () => undefined,
+  }).start();
+  await new Promise((r) => setTimeout(r, 2000));
+  await probe.start();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const cost = await probe.stop();
+  const { rows } = await pool.query<{ calls: string }>(
+    `SELECT coalesce(sum(calls), 0)::text AS calls FROM pg_stat_statements WHERE query LIKE '%peak.mq_%'`,
+  );
+  await consumer.close();
+  return { total: cost.statements / seconds, mq: Number(rows[0]!.calls) / seconds, top: cost.top };
+}
+
 /** `npm run bench -- mq`. */
 export const benchmark: Benchmark = {
   name: 'mq',
@@ -347,10 +502,37 @@ export const benchmark: Benchmark = {
   async run(options) {
     const count = options.quick ? 3000 : 20_000;
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-mq-'));
+    // pg_stat_statements needs shared_preload_libraries: set it, then start again.
+    const first = await PeakServer.start({ dataDir, port: 0 });
+    const firstInfo = first.info.postgres;
+    if (firstInfo.mode !== 'embedded') throw new Error('expected the embedded PostgreSQL');
+    const password = (await readFile(path.join(dataDir, 'postgres-password'), 'utf8')).trim();
+    const setup = new pg.Client({
+      host: firstInfo.host,
+      port: firstInfo.port,
+      user: 'peak',
+      password,
+      database: 'postgres',
+    });
+    await setup.connect();
+    await setup.query("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'");
+    await setup.end();
+    await first.stop();
     const server = await PeakServer.start({ dataDir, port: 0 });
     const info = server.info.postgres;
     if (info.mode !== 'embedded') throw new Error('expected the embedded PostgreSQL');
-    const password = (await readFile(path.join(dataDir, 'postgres-password'), 'utf8')).trim();
+    // The token is shown by the first start only; later starts read it from the data folder.
+    const token = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
+    const statsPool = new pg.Pool({
+      host: info.host,
+      port: info.port,
+      user: 'peak',
+      password,
+      database: 'postgres',
+      max: 1,
+    });
+    await statsPool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    const probe = new DbProbe(statsPool);
     const boss = new PgBoss({
       host: info.host,
       port: info.port,
@@ -372,22 +554,16 @@ export const benchmark: Benchmark = {
     const bull: RunResult[] = [];
     const delayedCount = options.quick ? 10_000 : 100_000;
     let delayed: DelayedResult | undefined;
+    const costs: DbCost[] = [];
+    let idle: { total: number; mq: number; top: string[] } | undefined;
     try {
       for (let run = 0; run < options.runs; run++) {
         options.progress(`run ${run + 1}/${options.runs}: peakware, ${count} messages`);
         peak.push(
-          await runPeakware(server.info.url, server.info.adminToken!, `bench-${run}`, count),
+          await runPeakware(server.info.url, token, `bench-${run}`, count, false, probe, costs),
         );
         options.progress(`run ${run + 1}/${options.runs}: peakware push, ${count} messages`);
-        peakPush.push(
-          await runPeakware(
-            server.info.url,
-            server.info.adminToken!,
-            `bench-push-${run}`,
-            count,
-            true,
-          ),
-        );
+        peakPush.push(await runPeakware(server.info.url, token, `bench-push-${run}`, count, true));
         options.progress(`run ${run + 1}/${options.runs}: pg-boss, ${count} messages`);
         pgb.push(await runPgBoss(boss, `bench-${run}`, count));
         if (redis !== undefined) {
@@ -396,8 +572,11 @@ export const benchmark: Benchmark = {
         }
       }
       options.progress(`delayed: ${delayedCount} messages due in the same instant`);
-      delayed = await runDelayed(server.info.url, server.info.adminToken!, delayedCount);
+      delayed = await runDelayed(server.info.url, token, delayedCount);
+      options.progress('idle: one long-poll consumer on an empty topic, 10 s');
+      idle = await runIdle(server.info.url, token, probe, statsPool, 10);
     } finally {
+      await statsPool.end();
       await boss.stop({ graceful: false, wait: true }).catch(() => undefined);
       await server.stop();
       await redis?.stop();
@@ -422,6 +601,12 @@ export const benchmark: Benchmark = {
     figures['peakware.delayedStoredLatenessP99'] = round(delayed.storedP99);
     figures['peakware.delayedStoredLatenessMax'] = round(delayed.storedMax);
     figures['peakware.delayedEarly'] = delayed.early;
+    figures['peakware.statementsPerMsg'] = round(median(costs.map((c) => c.statementsPerMsg)));
+    figures['peakware.walBytesPerMsg'] = round(median(costs.map((c) => c.walBytesPerMsg)));
+    figures['peakware.nodeCpuUsPerMsg'] = round(median(costs.map((c) => c.nodeCpuUsPerMsg)));
+    figures['peakware.pgCpuUsPerMsg'] = round(median(costs.map((c) => c.pgCpuUsPerMsg)));
+    figures['idle.statementsPerSec'] = round(idle.total);
+    figures['idle.mqStatementsPerSec'] = round(idle.mq);
     const ratios: Record<string, number> = {};
     for (const [name, , list] of systems.slice(2)) {
       ratios[`peakware/${name}.sendPerSec`] = round(m(peak, 'sendPerSec') / m(list, 'sendPerSec'));
@@ -448,6 +633,8 @@ export const benchmark: Benchmark = {
         redis === undefined
           ? 'bullmq: not run (redis-server is not on PATH)'
           : 'bullmq: its own redis-server (AOF, appendfsync everysec: up to ~1 s of acked sends can be lost on a crash, where Peakware and pg-boss commit each batch to disk), addBulk batches of 100, one Worker of concurrency 100',
+        `PostgreSQL per message (long poll, produce to ack, every backend): ${round(median(costs.map((c) => c.statementsPerMsg)))} statements, ${round(median(costs.map((c) => c.walBytesPerMsg)))} WAL bytes; CPU ${round(median(costs.map((c) => c.nodeCpuUsPerMsg)))} µs in this Node process (broker, producers and consumers), ${round(median(costs.map((c) => c.pgCpuUsPerMsg)))} µs in PostgreSQL (every process of the instance, /proc, 10 ms ticks) (medians of ${costs.length} runs)`,
+        `idle (one long-poll consumer, empty topic): ${round(idle.total)} statements/s, of which MQ ${round(idle.mq)}/s; top: ${idle.top.join(' | ')}`,
         `delayed: ${delayedCount} messages due at one instant; consumed lateness p50 ${round(delayed.p50)} ms, p99 ${round(delayed.p99)} ms, max ${round(delayed.max)} ms; moved into the queue (stored - due) p50 ${round(delayed.storedP50)} ms, p99 ${round(delayed.storedP99)} ms, max ${round(delayed.storedMax)} ms; early: ${delayed.early}`,
       ],
     };

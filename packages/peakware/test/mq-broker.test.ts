@@ -813,6 +813,96 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     );
   });
 
+  it('storage v2: a receive is one claim row; a partly acked claim redelivers only what is unacked', async () => {
+    await topic('claimed', { queues: 1 });
+    const sent = await producer().sendBatch(
+      'claimed',
+      Array.from({ length: 6 }, (_, i) => ({ body: `c${i}` })),
+    );
+    type Got = { id: string; receipt: string; reconsumeTimes: number };
+    const call = async (route: string, body: Record<string, unknown>) => {
+      const r = await rawPost(`/api/v1/mq/groups/claimed-g/${route}`, {
+        topic: 'claimed',
+        consumerId: 'cl-1',
+        ...body,
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      return r.json as unknown as { messages: Got[]; acked: number };
+    };
+    const rows = async (table: string) =>
+      Number(
+        (await db.query(`SELECT count(*) FROM peak.${table} WHERE grp = 'claimed-g'`)).rows[0]
+          .count,
+      );
+    const first = (await call('receive', { waitMs: 3000, invisibleMs: 400, max: 10 })).messages;
+    assert.deepEqual(
+      first.map((m) => m.id),
+      sent.map((m) => m.id),
+    );
+    assert.equal(await rows('mq_claims'), 1, 'one claim row for the whole receive');
+    assert.equal(await rows('mq_deliveries'), 0, 'no delivery row per message');
+    // Acks of three, one of them twice: counted once.
+    const acked = await call('ack', {
+      receipts: [first[0]!.receipt, first[2]!.receipt, first[4]!.receipt, first[4]!.receipt],
+    });
+    assert.equal(acked.acked, 3);
+    // A nack takes its message out of the claim (retried via the retry topic).
+    await call('nack', { receipts: [first[5]!.receipt], delayMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    const again = (await call('receive', { waitMs: 3000, invisibleMs: 400, max: 10 })).messages;
+    assert.deepEqual(
+      again.map((m) => [m.id, m.reconsumeTimes]),
+      [
+        [sent[1]!.id, 1],
+        [sent[3]!.id, 1],
+      ],
+      'only the unacked, un-nacked ones come back',
+    );
+    assert.equal(await rows('mq_claims'), 0, 'the timed-out claim row was expanded');
+    assert.equal((await call('ack', { receipts: again.map((m) => m.receipt) })).acked, 2);
+    assert.equal(await rows('mq_deliveries'), 0);
+    const traceOf = async (id: string) =>
+      (
+        await admin.call<{ trace: { event: string; consumer?: string }[] }>(
+          'GET',
+          `/api/v1/mq/messages/${id}`,
+        )
+      ).trace.map((t) => [t.event, t.consumer ?? '']);
+    // An ack of the claim row's batch shows in each message's trace.
+    assert.deepEqual(await traceOf(sent[2]!.id), [
+      ['produced', ''],
+      ['stored', ''],
+      ['delivered', 'cl-1'],
+      ['acked', 'cl-1'],
+    ]);
+    assert.deepEqual(await traceOf(sent[5]!.id), [
+      ['produced', ''],
+      ['stored', ''],
+      ['delivered', 'cl-1'],
+      ['failed', 'cl-1'],
+    ]);
+  });
+
+  it('an idle long poll wakes when an in-flight delivery times out, with no fixed re-check', async () => {
+    await topic('woken', { queues: 1 });
+    const [sent] = await producer().sendBatch('woken', [{ body: 'once' }]);
+    const receive = async (waitMs: number) => {
+      const r = await rawPost('/api/v1/mq/groups/woken-g/receive', {
+        topic: 'woken',
+        consumerId: 'wk-1',
+        waitMs,
+        invisibleMs: 300,
+      });
+      assert.equal(r.status, 200);
+      return (r.json as unknown as { messages: { id: string }[] }).messages.map((m) => m.id);
+    };
+    assert.deepEqual(await receive(3000), [sent!.id]);
+    // Nothing is visible now and nothing will be appended: the poll (shorter than its
+    // heartbeat interval, a third of the 20 s session) gets the redelivery only if the
+    // end of the delivery's invisibility wakes it.
+    assert.deepEqual(await receive(3000), [sent!.id]);
+  });
+
   it('streamed push: deliveries arrive on one response, at most the in-flight limit unacked', async () => {
     await topic('pushed');
     const p = producer();

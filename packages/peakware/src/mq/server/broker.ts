@@ -102,6 +102,7 @@ export class Broker {
     );
     this.#upkeep = new PartitionUpkeep(store, options.retentionMs, logger);
     this.store.onAppend = (topic) => this.#appended(topic);
+    this.store.onPending = (dueAt) => this.#relay.wakeAt(dueAt);
   }
 
   /** Wakes local long polls at once (after the append commits) and other nodes' via NOTIFY. */
@@ -119,7 +120,10 @@ export class Broker {
     await broker.#upkeep.runNow();
     await broker.#signals.listen({
       appended: (topic) => broker.#waiters.wake(topic),
-      left: (consumer) => broker.#waiters.wakeLeaving(consumer),
+      left: (consumer) => {
+        broker.#receiver.forgetLive();
+        broker.#waiters.wakeLeaving(consumer);
+      },
       pending: () => broker.#relay.kick(),
     });
     broker.#relay.start();

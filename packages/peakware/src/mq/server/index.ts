@@ -9,6 +9,7 @@ import type { BacklogReader } from './message-store.js';
 import { mq } from './migrations/0003-mq.js';
 import { mqHotPath } from './migrations/0009-mq-hot-path.js';
 import { mqDeliveredAt } from './migrations/0010-mq-delivered-at.js';
+import { mqStorageV2 } from './migrations/0021-mq-storage-v2.js';
 import { mqRoutes } from './mq-routes.js';
 import { PgBacklogReader } from './pg-store/backlog-reader.js';
 
@@ -17,7 +18,7 @@ export { openStressMessageCounter } from './pg-store/stress-messages.js';
 /** The mq module: topics, groups, send/receive/ack, transactions, relay, MQTT. */
 export const mqModule: PeakModule = {
   name: 'mq',
-  migrations: [mq, mqHotPath, mqDeliveredAt],
+  migrations: [mq, mqHotPath, mqDeliveredAt, mqStorageV2],
   routes: mqRoutes,
 };
 

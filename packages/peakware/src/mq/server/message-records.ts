@@ -93,6 +93,13 @@ export interface QueueRef {
   queueId: number;
 }
 
+/** Which queues have something to hand out now, and when one may have next. */
+export interface QueueWork {
+  ready: QueueRef[];
+  /** When the next delivery in these queues now invisible becomes visible again. */
+  nextVisibleAt: Date | undefined;
+}
+
 /** A delivery's place: its queue and offset. */
 export type DeliveryRef = QueueRef & { offset: string };
 
@@ -118,9 +125,21 @@ export interface Delivery {
   previous?: { at: Date; consumer: string | null };
 }
 
-/** What acks removed: each message, and when its first delivery was, if it was the first. */
+/** Offsets of one claim row acked together, and when the claim delivered them. */
+export interface AckedBatch {
+  topic: string;
+  queueId: number;
+  offsets: string[];
+  deliveredAt: Date;
+}
+
+/**
+ * What acks removed: delivery rows (each message, and when its first delivery was, if it
+ * was the first) and offsets of claim rows, a batch per claim row.
+ */
 export interface AckResult {
   acked: { msgId: string; deliveredAt: Date | null }[];
+  batches: AckedBatch[];
 }
 
 /** What happened to one nacked or expired delivery. */
@@ -185,6 +204,20 @@ export interface TraceEvent {
    * delivered, for a first delivery that got no trace row of its own.
    */
   deliveredAt?: Date | null;
+}
+
+/**
+ * A trace event of a batch: the same event for offsets of one queue (acks of one claim
+ * row), one row however many offsets, expanded when a message's trace is read.
+ */
+export interface BatchTraceEvent {
+  topic: string;
+  queueId: number;
+  offsets: readonly string[];
+  event: string;
+  grp: string;
+  consumer: string;
+  deliveredAt: Date;
 }
 
 /** A recorded trace event, as read back. */

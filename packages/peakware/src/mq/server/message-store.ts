@@ -9,6 +9,7 @@ import type {
   AckResult,
   AppendInput,
   AppendResult,
+  BatchTraceEvent,
   ClaimRequest,
   DeadLetterRow,
   DeadLetterState,
@@ -23,6 +24,7 @@ import type {
   PendingRow,
   QueueBacklog,
   QueueRef,
+  QueueWork,
   Subscription,
   TopicRecord,
   TopicSpec,
@@ -42,6 +44,8 @@ export interface BacklogReader {
 export interface MessageStore extends BacklogReader {
   /** Called after messages were appended to a topic, before commit (the broker wakes long polls). */
   onAppend: ((topic: string) => void) | undefined;
+  /** Called after this node committed pending rows, with the earliest due (the relay's wake-up). */
+  onPending: ((dueAt: Date) => void) | undefined;
   /** A worker id no other node sharing this store has, for message ids. */
   nextWorkerId(): Promise<number>;
 
@@ -94,8 +98,8 @@ export interface MessageStore extends BacklogReader {
     at: Date,
   ): Promise<{ queueId: number; offset: string }[]>;
 
-  /** Of `queues`, those with something to hand out to `grp` now (cheap pre-check). */
-  queuesWithWork(grp: string, queues: readonly QueueRef[], window: number): Promise<QueueRef[]>;
+  /** Of `queues`, those with something to hand out to `grp` now, and when one may have next. */
+  queuesWithWork(grp: string, queues: readonly QueueRef[], window: number): Promise<QueueWork>;
   /** Hands out up to `max` deliveries of one queue; nothing when another claim holds it. */
   claim(req: ClaimRequest): Promise<Delivery[]>;
   /** Deliveries a consumer of `grp` holds now (delivered, not acked, not timed out). */
@@ -145,10 +149,15 @@ export interface MessageStore extends BacklogReader {
 
   /** Records trace events (buffered, best effort: never fails the caller). */
   trace(events: readonly TraceEvent[]): Promise<void>;
+  /** Records batch trace events, one row each (buffered, best effort). */
+  traceBatches(events: readonly BatchTraceEvent[]): Promise<void>;
   /** Writes buffered trace events now. */
   flushTrace(): Promise<void>;
-  /** Trace events of a message, oldest first. */
-  traceOf(id: string): Promise<TraceRow[]>;
+  /** Trace events of a message (its own, and batch events naming one of `copies`), oldest first. */
+  traceOf(
+    id: string,
+    copies: readonly { topic: string; queue_id: number; queue_offset: string }[],
+  ): Promise<TraceRow[]>;
 
   /** Creates the coming days' partitions and drops those past `retentionMs`. */
   maintainPartitions(

@@ -19,6 +19,7 @@ import type {
   AckResult,
   AppendInput,
   AppendResult,
+  BatchTraceEvent,
   ClaimRequest,
   DeadLetterRow,
   DeadLetterState,
@@ -33,6 +34,7 @@ import type {
   PendingRow,
   QueueBacklog,
   QueueRef,
+  QueueWork,
   Subscription,
   TopicRecord,
   TopicSpec,
@@ -74,6 +76,11 @@ export class PgMessageStore implements MessageStore {
    * serialises the commits of notifying transactions, which defeats group commit.
    */
   onAppend: ((topic: string) => void) | undefined;
+  /**
+   * Called after this node committed pending rows (delayed messages, retries), with the
+   * earliest due time: the broker's relay wakes then instead of polling for them.
+   */
+  onPending: ((dueAt: Date) => void) | undefined;
 
   constructor(pool: pg.Pool, logger: Logger) {
     this.#pool = pool;
@@ -127,8 +134,10 @@ export class PgMessageStore implements MessageStore {
     return this.#log.append(items);
   }
 
-  appendAndDelay(due: readonly AppendInput[], later: readonly PendingInput[]): Promise<void> {
-    return this.#pending.appendAndDelay(due, later);
+  async appendAndDelay(due: readonly AppendInput[], later: readonly PendingInput[]): Promise<void> {
+    await this.#pending.appendAndDelay(due, later);
+    if (later.length > 0)
+      this.onPending?.(new Date(Math.min(...later.map((m) => m.deliverAt.getTime()))));
   }
 
   relayDueBulk(limit: number): Promise<{ moved: number; topic: string | null }> {
@@ -193,7 +202,7 @@ export class PgMessageStore implements MessageStore {
 
   // ---------------------------------------------------------------- deliveries
 
-  queuesWithWork(grp: string, queues: readonly QueueRef[], window: number): Promise<QueueRef[]> {
+  queuesWithWork(grp: string, queues: readonly QueueRef[], window: number): Promise<QueueWork> {
     return this.#claims.queuesWithWork(grp, queues, window);
   }
 
@@ -209,7 +218,7 @@ export class PgMessageStore implements MessageStore {
     return this.#acks.ack(grp, refs);
   }
 
-  nack(
+  async nack(
     grp: string,
     deadLetterGroup: string,
     ref: DeliveryRef,
@@ -218,7 +227,19 @@ export class PgMessageStore implements MessageStore {
     reason: string,
     delayOverrideMs?: number,
   ): Promise<NackResult> {
-    return this.#acks.nack(grp, deadLetterGroup, ref, settings, inPlace, reason, delayOverrideMs);
+    const r = await this.#acks.nack(
+      grp,
+      deadLetterGroup,
+      ref,
+      settings,
+      inPlace,
+      reason,
+      delayOverrideMs,
+    );
+    // A retry through the retry topic is a pending row, due after its delay.
+    if (r.outcome === 'retry' && !inPlace && r.delayMs !== undefined)
+      this.onPending?.(new Date(Date.now() + r.delayMs));
+    return r;
   }
 
   // ---------------------------------------------------------------- dead letters
@@ -271,12 +292,19 @@ export class PgMessageStore implements MessageStore {
     return this.#traceLog.trace(events);
   }
 
+  traceBatches(events: readonly BatchTraceEvent[]): Promise<void> {
+    return this.#traceLog.traceBatches(events);
+  }
+
   flushTrace(): Promise<void> {
     return this.#traceLog.flushTrace();
   }
 
-  traceOf(id: string): Promise<TraceRow[]> {
-    return this.#traceLog.traceOf(id);
+  traceOf(
+    id: string,
+    copies: readonly { topic: string; queue_id: number; queue_offset: string }[],
+  ): Promise<TraceRow[]> {
+    return this.#traceLog.traceOf(id, copies);
   }
 
   // ---------------------------------------------------------------- backlog and retention

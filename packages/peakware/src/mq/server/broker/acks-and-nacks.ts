@@ -73,6 +73,15 @@ export async function ack(
     }
     const r = await store.ack(grp, list);
     acked += r.acked.length;
+    for (const b of r.batches) acked += b.offsets.length;
+    await store.traceBatches(
+      r.batches.map((b) => ({
+        ...b,
+        event: 'acked',
+        grp: req.group,
+        consumer: req.consumerId,
+      })),
+    );
     await store.trace(
       r.acked.map((a) => ({
         msgId: a.msgId,

@@ -10,7 +10,10 @@ export interface BrokerOptions {
   sessionMs?: number;
   /** Deliveries a group may hold un-acked per queue. Default 2000. */
   window?: number;
-  /** How often the relay looks for due delayed/retry/outbox rows, ms. Default 250. */
+  /**
+   * The relay's safety tick, ms: it wakes at due times and on NOTIFY, and this tick only
+   * catches rows another node stored before it went away. Default 5000.
+   */
   relayIntervalMs?: number;
   /** First check-back of a half message after this long, ms. Default 6 s. */
   halfCheckAfterMs?: number;
@@ -27,7 +30,7 @@ export function resolveBrokerOptions(options: BrokerOptions): Required<BrokerOpt
     defaultMaxBodyBytes: options.defaultMaxBodyBytes ?? 256 * 1024,
     sessionMs: options.sessionMs ?? 20_000,
     window: options.window ?? 2000,
-    relayIntervalMs: options.relayIntervalMs ?? 250,
+    relayIntervalMs: options.relayIntervalMs ?? 5000,
     halfCheckAfterMs: options.halfCheckAfterMs ?? 6000,
     halfCheckIntervalMs: options.halfCheckIntervalMs ?? 30_000,
     halfMaxChecks: options.halfMaxChecks ?? 15,

@@ -2,8 +2,10 @@
  * Consume by long poll: a receive heartbeats the consumer, takes the queues allocated to it
  * among the group's live consumers (queue-allocation.ts; broadcasting: all of them, with
  * the instance's own offsets), claims from those with work, and when nothing is ready waits
- * (long-poll-waiters.ts) until an append, the consumer leaving, or `waitMs`. A delivery
- * handed out more times than the group allows without an ack is dead-lettered instead.
+ * (long-poll-waiters.ts) until an append or a leave on its topics, the next end of a
+ * delivery's invisibility, its next heartbeat (a third of the session) or `waitMs`: no
+ * fixed re-check interval. A delivery handed out more times than the group allows without
+ * an ack is dead-lettered instead.
  */
 import { type ReceivedMessage, TopicNames } from '../../message-types.js';
 import type { Delivery, GroupSettings, QueueRef, TraceEvent } from '../message-records.js';
@@ -36,6 +38,8 @@ export interface ReceiveRequest {
   invisibleMs: number;
   /** The topic's consume secret, when it has one. */
   secret?: string | undefined;
+  /** Aborted when the poll's client went away: the poll ends at once. */
+  signal?: AbortSignal | undefined;
 }
 
 /** The delivery-state key of a subscription: the group, or the instance in broadcasting. */
@@ -126,8 +130,8 @@ export class Receiver {
         mine = allocateQueues(all, live, req.consumerId);
       }
       const out: ReceivedMessage[] = [];
-      const withWork = await this.#store.queuesWithWork(grp, mine, this.#o.window);
-      for (const q of withWork.sort(() => Math.random() - 0.5)) {
+      const work = await this.#store.queuesWithWork(grp, mine, this.#o.window);
+      for (const q of work.ready.sort(() => Math.random() - 0.5)) {
         if (out.length >= req.max) break;
         const got = await this.#store.claim({
           grp,
@@ -142,10 +146,23 @@ export class Receiver {
         });
         out.push(...(await this.#deliver(req, grp, got, settings, inPlace)));
       }
-      if (out.length > 0 || this.#state.stopped || this.#state.closing || Date.now() >= deadline)
+      if (
+        out.length > 0 ||
+        this.#state.stopped ||
+        this.#state.closing ||
+        req.signal?.aborted === true ||
+        Date.now() >= deadline
+      )
         return out;
       if (this.#waiters.takeLeft(leaveKey)) return out;
-      await this.#waiters.wait(watch, leaveKey, Math.min(deadline - Date.now(), 500));
+      // Nothing to hand out: sleep until an append or a leave on these topics wakes us,
+      // or a delivery's invisibility ends, or it is time to heartbeat again (so the group
+      // still counts this consumer, and notices one that died), or the poll's deadline.
+      const now = Date.now();
+      let sleep = Math.min(deadline - now, this.#o.sessionMs / 3);
+      if (work.nextVisibleAt !== undefined)
+        sleep = Math.min(sleep, Math.max(0, work.nextVisibleAt.getTime() - now) + 1);
+      await this.#waiters.wait(watch, leaveKey, sleep, req.signal);
       if (this.#waiters.takeLeft(leaveKey)) return out;
     }
   }
@@ -230,6 +247,11 @@ export class Receiver {
     if (req.topic.startsWith('%SHADOW%'))
       await shadowTopicOf(this.#store, req.topic.slice('%SHADOW%'.length));
     await checkConsumeSecret(this.#store, req.topic, req.secret);
+  }
+
+  /** Forgets the live consumers seen lately: one left (here or on another node). */
+  forgetLive(): void {
+    this.#liveCache.clear();
   }
 
   /**

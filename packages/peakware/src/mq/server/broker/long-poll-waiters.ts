@@ -1,7 +1,8 @@
 /**
  * The long polls waiting on this node: each waits for new messages on its topics, for its
- * consumer leaving, or for its timeout, whichever is first. Woken by appends on this node
- * and by NOTIFY from others (cross-node-signals.ts).
+ * consumer (or another on its topic) leaving, for its client going away, or for its
+ * timeout, whichever is first. Woken by appends on this node and by NOTIFY from others
+ * (cross-node-signals.ts).
  */
 
 interface Waiter {
@@ -16,20 +17,25 @@ export class LongPollWaiters {
   /** Consumers (`grp|topic|consumerId`) that left, with when: a poll that sees its own ends. */
   readonly #left = new Map<string, number>();
 
-  /** Waits up to `ms` for news on one of `topics` or for `consumer` leaving. */
-  wait(topics: Set<string>, consumer: string, ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
+  /**
+   * Waits up to `ms` for news on one of `topics`, for `consumer` leaving, or for `signal`
+   * (the poll's client went away), whichever is first.
+   */
+  wait(topics: Set<string>, consumer: string, ms: number, signal?: AbortSignal): Promise<void> {
+    if (ms <= 0 || signal?.aborted === true) return Promise.resolve();
     return new Promise((resolve) => {
       const w = {
         topics,
         consumer,
         wake: () => {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', w.wake);
           this.#waiters.delete(w);
           resolve();
         },
       };
       const timer = setTimeout(w.wake, ms);
+      signal?.addEventListener('abort', w.wake);
       this.#waiters.add(w);
     });
   }
@@ -44,12 +50,16 @@ export class LongPollWaiters {
     for (const w of this.#waiters) w.wake();
   }
 
-  /** Notes that `consumer` left (marks older than a minute are dropped) and wakes its poll. */
+  /**
+   * Notes that `consumer` (`grp|topic|consumerId`) left (marks older than a minute are
+   * dropped) and wakes its poll, and the polls on its topic: they take over its queues now.
+   */
   wakeLeaving(consumer: string): void {
     const now = Date.now();
     for (const [k, at] of this.#left) if (now - at > 60_000) this.#left.delete(k);
     this.#left.set(consumer, now);
-    for (const w of this.#waiters) if (w.consumer === consumer) w.wake();
+    const topic = consumer.split('|')[1] ?? '';
+    for (const w of this.#waiters) if (w.consumer === consumer || w.topics.has(topic)) w.wake();
   }
 
   /** Whether `consumer` left since it was last asked; forgets the mark. */

@@ -67,12 +67,12 @@ export async function describeMessage(
   if (!/^\d{1,19}$/.test(id))
     throw new InvalidArgumentError(`not a message id: ${id}`, { details: { input: 'id' } });
   await store.flushTrace();
-  const [copies, pending, dlq, trace] = await Promise.all([
+  const [copies, pending, dlq] = await Promise.all([
     store.byId(id),
     store.pendingById(id),
     store.dlqById(id),
-    store.traceOf(id),
   ]);
+  const trace = await store.traceOf(id, copies);
   const inflight = await store.inflightFirst(copies);
   const first = copies[0];
   const p = pending[0];

@@ -1,9 +1,13 @@
 /**
  * The relay of due pending messages: moves due delayed, retried and committed outbox or
  * half messages into their queues, in bulk inside PostgreSQL first (delayed and outbox
- * messages without a message group), then row by row. It runs on every tick, when kicked
- * (NOTIFY `peak_mq_pending`), and exactly when the next pending message falls due if that
- * is before the next tick; one node at a time does the work (the store's advisory lock).
+ * messages without a message group), then row by row. It wakes when something is due, not
+ * on a short fixed tick: when kicked (NOTIFY `peak_mq_pending`: committed halves and
+ * outbox rows, resent dead letters), when this node stored pending rows due sooner than
+ * its next wake-up (`wakeAt`), and exactly at the next due time it read after a pass. A
+ * slow tick (`relayIntervalMs`, default 5 s) is the safety net for rows another node
+ * stored before it went away; an idle tick costs one statement. One node at a time does
+ * the work (the store's advisory lock).
  */
 import { errorMessage } from '../../../core/errors.js';
 import type { Logger } from '../../../core/logger.js';
@@ -28,8 +32,10 @@ export class PendingRelay {
   #relaying: Promise<void> | undefined;
   #relayAgain = false;
   #relayTimer: NodeJS.Timeout | undefined;
+  /** When the due-time timer fires (epoch ms), if set. */
+  #timerAt: number | undefined;
 
-  /** `intervalMs`: the tick (the longest a due message waits when no wake-up reaches it). */
+  /** `intervalMs`: the safety tick (the longest a due message waits when no wake-up reaches it). */
   constructor(
     store: MessageStore,
     stats: BrokerStats,
@@ -54,6 +60,29 @@ export class PendingRelay {
   halt(): void {
     clearInterval(this.#interval);
     clearTimeout(this.#relayTimer);
+    this.#timerAt = undefined;
+  }
+
+  /** Runs a pass at `at` (this node stored pending rows due then), unless one is due sooner. */
+  wakeAt(at: Date): void {
+    if (this.#state.stopped) return;
+    const when = at.getTime();
+    if (when - Date.now() >= this.#intervalMs) return; // the tick comes first
+    if (this.#timerAt !== undefined && this.#timerAt <= when) return;
+    this.#schedule(when);
+  }
+
+  #schedule(when: number): void {
+    clearTimeout(this.#relayTimer);
+    this.#timerAt = when;
+    this.#relayTimer = setTimeout(
+      () => {
+        this.#timerAt = undefined;
+        this.kick();
+      },
+      Math.max(0, when - Date.now()) + 1,
+    );
+    this.#relayTimer.unref();
   }
 
   /** Resolves once no pass is running. */
@@ -70,7 +99,12 @@ export class PendingRelay {
     }
     this.#relaying = (async () => {
       try {
-        do {
+        // Nothing due (the idle tick's case): one cheap read, no relay transactions. A
+        // kick that arrives meanwhile still makes the pass run.
+        this.#relayAgain = false;
+        let next = await this.#store.nextDue();
+        if (next !== undefined && next.getTime() <= Date.now()) this.#relayAgain = true;
+        while (this.#relayAgain && !this.#state.stopped) {
           this.#relayAgain = false;
           // Bulk moves first (delayed and outbox messages without a group, inside
           // PostgreSQL), then everything else row by row.
@@ -93,15 +127,13 @@ export class PendingRelay {
             }
             if (moved < RELAY_BATCH || this.#state.stopped) break;
           }
-        } while (this.#relayAgain && !this.#state.stopped);
-        // Wake exactly when the next pending message falls due, not at the next tick.
-        const next = await this.#store.nextDue();
-        const wait = next === undefined ? Infinity : next.getTime() - Date.now();
-        if (wait < this.#intervalMs && !this.#state.stopped) {
-          clearTimeout(this.#relayTimer);
-          this.#relayTimer = setTimeout(() => this.kick(), Math.max(0, wait) + 1);
-          this.#relayTimer.unref();
+          next = await this.#store.nextDue();
         }
+        // Wake exactly when the next pending message falls due, not at the next tick (a
+        // row still due after a pass, held by another node's relay: shortly).
+        const wait = next === undefined ? Infinity : next.getTime() - Date.now();
+        if (next !== undefined && wait < this.#intervalMs && !this.#state.stopped)
+          this.#schedule(Math.max(next.getTime(), Date.now() + 10));
       } catch (err) {
         if (!this.#state.stopped)
           this.#logger.warn({ err: errorMessage(err) }, 'mq: relay pass failed; retrying');

@@ -64,12 +64,16 @@ export class PushStreams {
           idle();
           continue;
         }
-        const got = await this.#receiver.receive({ ...req, max: room, waitMs: 1000 });
-        if (signal.aborted) break;
-        if (got.length === 0) {
-          idle();
-          continue;
+        // A long wait (the keep-alive ticks beside it); the stream's end ends it at once.
+        const keepAlive = setInterval(idle, 1000);
+        let got: ReceivedMessage[];
+        try {
+          got = await this.#receiver.receive({ ...req, max: room, waitMs: 15_000, signal });
+        } finally {
+          clearInterval(keepAlive);
         }
+        if (signal.aborted) break;
+        if (got.length === 0) continue;
         state.outstanding += got.length;
         await send(got);
       }

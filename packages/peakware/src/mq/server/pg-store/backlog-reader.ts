@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { QueueBacklog, Subscription } from '../message-records.js';
 import type { BacklogReader } from '../message-store.js';
+import { CLAIM_UNACKED_SQL } from './claim-rows.js';
 
 /** The {@link BacklogReader} on PostgreSQL. */
 export class PgBacklogReader implements BacklogReader {
@@ -19,10 +20,15 @@ export class PgBacklogReader implements BacklogReader {
   async backlog(grp: string, topic: string): Promise<QueueBacklog[]> {
     const { rows } = await this.#pool.query(
       `SELECT q.queue_id, q.next_offset::text AS max_offset,
-              coalesce((SELECT min(queue_offset) FROM peak.mq_deliveries d
-                         WHERE d.grp = $1 AND d.topic = q.topic AND d.queue_id = q.queue_id), o.pulled_offset, 0)::text AS committed,
-              (SELECT count(*) FROM peak.mq_deliveries d
-                WHERE d.grp = $1 AND d.topic = q.topic AND d.queue_id = q.queue_id AND d.visible_at > now())::int AS inflight
+              coalesce(least((SELECT min(queue_offset) FROM peak.mq_deliveries d
+                               WHERE d.grp = $1 AND d.topic = q.topic AND d.queue_id = q.queue_id),
+                             (SELECT min(first_offset) FROM peak.mq_claims c
+                               WHERE c.grp = $1 AND c.topic = q.topic AND c.queue_id = q.queue_id)),
+                       o.pulled_offset, 0)::text AS committed,
+              ((SELECT count(*) FROM peak.mq_deliveries d
+                 WHERE d.grp = $1 AND d.topic = q.topic AND d.queue_id = q.queue_id AND d.visible_at > now())
+               + (SELECT coalesce(sum(${CLAIM_UNACKED_SQL('c')}), 0) FROM peak.mq_claims c
+                   WHERE c.grp = $1 AND c.topic = q.topic AND c.queue_id = q.queue_id AND c.visible_at > now()))::int AS inflight
          FROM peak.mq_queues q
          LEFT JOIN peak.mq_offsets o ON o.grp = $1 AND o.topic = q.topic AND o.queue_id = q.queue_id
         WHERE q.topic = $2 ORDER BY q.queue_id`,

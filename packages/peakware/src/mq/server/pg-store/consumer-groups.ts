@@ -77,6 +77,7 @@ export class PgConsumerGroups {
   ): Promise<{ queueId: number; offset: string }[]> {
     return inTransaction(this.#pool, async (c) => {
       await c.query('DELETE FROM peak.mq_deliveries WHERE grp = $1 AND topic = $2', [grp, topic]);
+      await c.query('DELETE FROM peak.mq_claims WHERE grp = $1 AND topic = $2', [grp, topic]);
       const { rows } = await c.query<{ queue_id: number; offset: string }>(
         `INSERT INTO peak.mq_offsets (grp, topic, queue_id, pulled_offset)
          SELECT $1, q.topic, q.queue_id,

@@ -1,12 +1,14 @@
 /**
- * How a delivery ends: an ack deletes it (in an ordered topic the next message of its
- * message group becomes visible); a nack retries it (through the group's retry topic after
+ * How a delivery ends: an ack marks it in its claim row (the last one deletes the row) or
+ * deletes its delivery row (in an ordered topic the next message of its message group
+ * becomes visible); a nack takes it out of its claim row first, then retries it (through the group's retry topic after
  * its backoff, or in place for ordered topics and broadcasting) or, after the last retry,
  * moves it to the dead-letter queue.
  */
 import type pg from 'pg';
 import { TopicNames } from '../../message-types.js';
 import type {
+  AckedBatch,
   AckResult,
   DeliveryRef,
   GroupSettings,
@@ -14,10 +16,51 @@ import type {
   NackResult,
   QueueRef,
 } from '../message-records.js';
+import {
+  CLAIM_HOLDS_SQL,
+  CLAIM_UNACKED_SQL,
+  DETACH_FROM_CLAIM_SQL,
+  DROP_SETTLED_CLAIM_SQL,
+} from './claim-rows.js';
 import type { PgDeadLetters } from './dead-letters.js';
 import type { PgPendingTable } from './pending-table.js';
 import type { PgTopicStore } from './topic-store.js';
 import { inTransaction } from './transaction.js';
+
+// Acks offsets held by claim rows ($1 group; $2, $3, $4 topic, queue, offset of each
+// receipt, no two alike): a claim row the acks complete is deleted, the others note them. Returns per
+// claim row the offsets it acked now and when the claim was delivered. The claim rows are
+// locked first, in one order (so concurrent acks of one claim row queue up instead of
+// deadlocking), and read as locked (so an ack that waited sees the acks before it).
+const ACK_CLAIMS_SQL = `
+  WITH x AS (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, q, o)),
+  locked AS (
+    SELECT c.grp, c.topic, c.queue_id, c.first_offset, c.span, c.delivered, c.acked, c.delivered_at
+      FROM peak.mq_claims c
+     WHERE c.grp = $1 AND EXISTS (
+             SELECT 1 FROM x WHERE x.t = c.topic AND x.q = c.queue_id
+                AND x.o >= c.first_offset AND x.o < c.first_offset + c.span)
+     ORDER BY c.topic, c.queue_id, c.first_offset
+       FOR UPDATE),
+  hit AS (
+    SELECT c.topic, c.queue_id, c.first_offset, min(c.delivered_at) AS delivered_at,
+           array_agg((x.o - c.first_offset)::int) AS rel,
+           min(${CLAIM_UNACKED_SQL('c')}) <= count(*) AS done
+      FROM x JOIN locked c ON c.topic = x.t AND c.queue_id = x.q AND ${CLAIM_HOLDS_SQL('c', 'x.o')}
+     GROUP BY c.topic, c.queue_id, c.first_offset),
+  upd AS (
+    UPDATE peak.mq_claims c SET acked = c.acked || hit.rel FROM hit
+     WHERE NOT hit.done AND c.grp = $1 AND c.topic = hit.topic AND c.queue_id = hit.queue_id
+       AND c.first_offset = hit.first_offset
+    RETURNING c.topic, c.queue_id, c.first_offset),
+  del AS (
+    DELETE FROM peak.mq_claims c USING hit
+     WHERE hit.done AND c.grp = $1 AND c.topic = hit.topic AND c.queue_id = hit.queue_id
+       AND c.first_offset = hit.first_offset
+    RETURNING c.topic, c.queue_id, c.first_offset)
+  SELECT hit.topic, hit.queue_id, hit.first_offset::text, hit.rel, hit.delivered_at
+    FROM hit JOIN (SELECT * FROM upd UNION ALL SELECT * FROM del) AS done
+      ON done.topic = hit.topic AND done.queue_id = hit.queue_id AND done.first_offset = hit.first_offset`;
 
 /** Acks and nacks. */
 export class PgDeliveryAcks {
@@ -42,14 +85,55 @@ export class PgDeliveryAcks {
     this.#appended = appended;
   }
 
-  /** Acks deliveries; in ordered topics the next message of each group becomes visible. */
+  /**
+   * Acks deliveries: offsets in claim rows first (normal topics, first deliveries), then
+   * delivery rows; in ordered topics the next message of each group becomes visible.
+   */
   async ack(grp: string, refs: readonly DeliveryRef[]): Promise<AckResult> {
-    if (refs.length === 0) return { acked: [] };
+    if (refs.length === 0) return { acked: [], batches: [] };
     let ordered: string[] = [];
     return inTransaction(
       this.#pool,
       async (c) => {
         ordered = await this.#lockOrderedQueues(c, grp, refs);
+        const batches: AckedBatch[] = [];
+        let rest: readonly DeliveryRef[] = refs;
+        const unordered = [
+          ...new Map(
+            refs
+              .filter((r) => !ordered.includes(r.topic))
+              .map((r) => [`${r.topic}\u0000${r.queueId}\u0000${r.offset}`, r]),
+          ).values(),
+        ];
+        if (unordered.length > 0) {
+          const { rows } = await c.query<{
+            topic: string;
+            queue_id: number;
+            first_offset: string;
+            rel: number[];
+            delivered_at: Date;
+          }>(ACK_CLAIMS_SQL, [
+            grp,
+            unordered.map((r) => r.topic),
+            unordered.map((r) => r.queueId),
+            unordered.map((r) => r.offset),
+          ]);
+          const inClaims = new Set<string>();
+          for (const r of rows) {
+            const first = BigInt(r.first_offset);
+            // Ascending: a batch trace row is found by its first offset.
+            const offsets = r.rel.sort((a, b) => a - b).map((n) => (first + BigInt(n)).toString());
+            for (const o of offsets) inClaims.add(`${r.topic}\u0000${r.queue_id}\u0000${o}`);
+            batches.push({
+              topic: r.topic,
+              queueId: r.queue_id,
+              offsets,
+              deliveredAt: r.delivered_at,
+            });
+          }
+          rest = refs.filter((r) => !inClaims.has(`${r.topic}\u0000${r.queueId}\u0000${r.offset}`));
+        }
+        if (rest.length === 0) return { acked: [], batches };
         const { rows } = await c.query<{
           topic: string;
           queue_id: number;
@@ -62,10 +146,13 @@ export class PgDeliveryAcks {
           WHERE d.grp = $1 AND d.topic = x.t AND d.queue_id = x.q AND d.queue_offset = x.o
           RETURNING d.topic, d.queue_id, d.msg_id::text, d.msg_group,
                     CASE WHEN d.deliveries = 1 THEN d.delivered_at END AS delivered_at`,
-          [grp, refs.map((r) => r.topic), refs.map((r) => r.queueId), refs.map((r) => r.offset)],
+          [grp, rest.map((r) => r.topic), rest.map((r) => r.queueId), rest.map((r) => r.offset)],
         );
         await this.#promote(c, grp, rows);
-        return { acked: rows.map((r) => ({ msgId: r.msg_id, deliveredAt: r.delivered_at })) };
+        return {
+          acked: rows.map((r) => ({ msgId: r.msg_id, deliveredAt: r.delivered_at })),
+          batches,
+        };
       },
       false,
     ).then((r) => {
@@ -148,7 +235,19 @@ export class PgDeliveryAcks {
     return inTransaction(
       this.#pool,
       async (c) => {
-        await this.#lockOrderedQueues(c, grp, [ref]);
+        const ordered = await this.#lockOrderedQueues(c, grp, [ref]);
+        if (ordered.length === 0) {
+          // A first delivery held by a claim row gets a delivery row of its own first.
+          const detached = await c.query<{ first_offset: string }>(DETACH_FROM_CLAIM_SQL, [
+            grp,
+            ref.topic,
+            ref.queueId,
+            ref.offset,
+          ]);
+          const from = detached.rows[0]?.first_offset;
+          if (from !== undefined)
+            await c.query(DROP_SETTLED_CLAIM_SQL, [grp, ref.topic, ref.queueId, from]);
+        }
         const { rows: drows } = await c.query<{
           deliveries: number;
           msg_id: string;

@@ -1,14 +1,45 @@
 /**
- * Claims: how a consumer group reads a queue. A claim pulls rows at or after the group's
- * `pulled_offset` into `mq_deliveries` (bounded by a window), then hands out visible
- * deliveries with an invisibility timeout; an unacked one becomes visible again. In an
- * ordered topic a message whose message group already has a delivery waits (visible_at
- * NULL) until the one before it is acked or dead-lettered: a failing message blocks its own
- * group, never the queue.
+ * Claims: how a consumer group reads a queue. A claim hands out fresh messages at or after
+ * the group's `pulled_offset` (bounded by a window) with an invisibility timeout. On a
+ * normal topic the fresh messages of one claim are recorded as ONE `mq_claims` row (the
+ * offset range, the offsets acked so far); a claim that times out with offsets unacked is
+ * expanded into per-message `mq_deliveries` rows, which carry redeliveries. On an ordered
+ * topic every message gets a delivery row, and one whose message group already has a
+ * delivery waits (visible_at NULL) until the one before it is acked or dead-lettered: a
+ * failing message blocks its own group, never the queue.
  */
 import type pg from 'pg';
-import type { ClaimRequest, Delivery, MessageRow, QueueRef } from '../message-records.js';
+import type {
+  ClaimRequest,
+  Delivery,
+  MessageRow,
+  QueueRef,
+  QueueWork,
+} from '../message-records.js';
+import { CLAIM_UNACKED_SQL, EXPAND_EXPIRED_CLAIMS_SQL, MAX_CLAIM_SPAN } from './claim-rows.js';
 import { inTransaction } from './transaction.js';
+
+/** The claim's lock on a group's queue, with what the queue holds in flight. */
+interface QueueLock {
+  pulled_offset: string;
+  /** Per-message delivery rows. */
+  rows: number;
+  /** Offsets in claim rows not acked yet. */
+  claimed: number;
+  /** Whether a claim row timed out (to expand into delivery rows). */
+  expired: boolean;
+}
+
+// The offset row of (group $1, topic $2, queue $3) and what is in flight there; a claim
+// locks it (the caller appends FOR UPDATE [SKIP LOCKED]).
+const LOCK_SQL = `SELECT pulled_offset::text,
+       (SELECT count(*) FROM peak.mq_deliveries d
+         WHERE d.grp = $1 AND d.topic = $2 AND d.queue_id = $3)::int AS rows,
+       (SELECT coalesce(sum(${CLAIM_UNACKED_SQL('c')}), 0) FROM peak.mq_claims c
+         WHERE c.grp = $1 AND c.topic = $2 AND c.queue_id = $3)::int AS claimed,
+       EXISTS (SELECT 1 FROM peak.mq_claims c
+                WHERE c.grp = $1 AND c.topic = $2 AND c.queue_id = $3 AND c.visible_at <= now()) AS expired
+  FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3`;
 
 /** Hands out deliveries. */
 export class PgDeliveryClaims {
@@ -18,27 +49,51 @@ export class PgDeliveryClaims {
     this.#pool = pool;
   }
 
-  /** Of `queues`, those with something to hand out to `grp` now (cheap pre-check). */
+  /**
+   * Of `queues`, those with something to hand out to `grp` now (cheap pre-check), and when
+   * the next of its deliveries there now invisible becomes visible again, if any.
+   */
   async queuesWithWork(
     grp: string,
     queues: readonly QueueRef[],
     window: number,
-  ): Promise<QueueRef[]> {
-    if (queues.length === 0) return [];
-    const { rows } = await this.#pool.query<{ topic: string; queue_id: number }>(
-      `SELECT q.topic, q.queue_id
-         FROM unnest($2::text[], $3::int[]) AS x(topic, queue_id)
-         JOIN peak.mq_queues q ON q.topic = x.topic AND q.queue_id = x.queue_id
+  ): Promise<QueueWork> {
+    if (queues.length === 0) return { ready: [], nextVisibleAt: undefined };
+    const { rows } = await this.#pool.query<{
+      topic: string | null;
+      queue_id: number | null;
+      next_visible: Date | null;
+    }>(
+      `WITH x AS (SELECT * FROM unnest($2::text[], $3::int[]) AS x(topic, queue_id))
+       SELECT q.topic, q.queue_id, NULL::timestamptz AS next_visible
+         FROM x JOIN peak.mq_queues q ON q.topic = x.topic AND q.queue_id = x.queue_id
          LEFT JOIN peak.mq_offsets o ON o.grp = $1 AND o.topic = q.topic AND o.queue_id = q.queue_id
         WHERE o.pulled_offset IS NULL
            OR (o.pulled_offset < q.next_offset
                AND (SELECT count(*) FROM peak.mq_deliveries d
-                     WHERE d.grp = $1 AND d.topic = q.topic AND d.queue_id = q.queue_id) < $4)
+                     WHERE d.grp = $1 AND d.topic = q.topic AND d.queue_id = q.queue_id)
+                 + (SELECT coalesce(sum(${CLAIM_UNACKED_SQL('c')}), 0) FROM peak.mq_claims c
+                     WHERE c.grp = $1 AND c.topic = q.topic AND c.queue_id = q.queue_id) < $4)
            OR EXISTS (SELECT 1 FROM peak.mq_deliveries d
-                       WHERE d.grp = $1 AND d.topic = q.topic AND d.queue_id = q.queue_id AND d.visible_at <= now())`,
+                       WHERE d.grp = $1 AND d.topic = q.topic AND d.queue_id = q.queue_id AND d.visible_at <= now())
+           OR EXISTS (SELECT 1 FROM peak.mq_claims c
+                       WHERE c.grp = $1 AND c.topic = q.topic AND c.queue_id = q.queue_id AND c.visible_at <= now())
+       UNION ALL
+       SELECT NULL, NULL, least(
+                (SELECT min(d.visible_at) FROM peak.mq_deliveries d JOIN x ON d.topic = x.topic AND d.queue_id = x.queue_id
+                  WHERE d.grp = $1 AND d.visible_at > now()),
+                (SELECT min(c.visible_at) FROM peak.mq_claims c JOIN x ON c.topic = x.topic AND c.queue_id = x.queue_id
+                  WHERE c.grp = $1 AND c.visible_at > now()))`,
       [grp, queues.map((q) => q.topic), queues.map((q) => q.queueId), window],
     );
-    return rows.map((r) => ({ topic: r.topic, queueId: r.queue_id }));
+    const ready: QueueRef[] = [];
+    let nextVisibleAt: Date | undefined;
+    for (const r of rows) {
+      if (r.topic !== null && r.queue_id !== null)
+        ready.push({ topic: r.topic, queueId: r.queue_id });
+      else if (r.next_visible !== null) nextVisibleAt = r.next_visible;
+    }
+    return { ready, nextVisibleAt };
   }
 
   /**
@@ -55,14 +110,11 @@ export class PgDeliveryClaims {
         // The offset row's lock makes this request the queue's only claimer; the count of
         // deliveries in the window rides along (stale by a concurrent ack at worst, which
         // only leaves less room this time).
-        let locked = await c.query<{ pulled_offset: string; n: number }>(
-          `SELECT pulled_offset::text,
-                  (SELECT count(*) FROM peak.mq_deliveries d
-                    WHERE d.grp = $1 AND d.topic = $2 AND d.queue_id = $3)::int AS n
-             FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3
-           FOR UPDATE SKIP LOCKED`,
-          [grp, queue.topic, queue.queueId],
-        );
+        let locked = await c.query<QueueLock>(`${LOCK_SQL} FOR UPDATE SKIP LOCKED`, [
+          grp,
+          queue.topic,
+          queue.queueId,
+        ]);
         if (locked.rows.length === 0) {
           const inserted = await c.query(
             `INSERT INTO peak.mq_offsets (grp, topic, queue_id, pulled_offset)
@@ -72,28 +124,41 @@ export class PgDeliveryClaims {
             [grp, queue.topic, queue.queueId, params.startFrom],
           );
           if (inserted.rowCount !== 1) return [];
-          locked = await c.query(
-            `SELECT pulled_offset::text,
-                    (SELECT count(*) FROM peak.mq_deliveries d
-                      WHERE d.grp = $1 AND d.topic = $2 AND d.queue_id = $3)::int AS n
-               FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3 FOR UPDATE`,
-            [grp, queue.topic, queue.queueId],
-          );
+          locked = await c.query(`${LOCK_SQL} FOR UPDATE`, [grp, queue.topic, queue.queueId]);
         }
-        const pulled = locked.rows[0]?.pulled_offset;
-        if (pulled === undefined) return [];
-        const inWindow = locked.rows[0]?.n ?? 0;
+        const lock = locked.rows[0];
+        if (lock === undefined) return [];
+        const pulled = lock.pulled_offset;
+        const inWindow = lock.rows + lock.claimed;
         if (params.max <= 0) return [];
+        let rows = lock.rows;
+        if (lock.expired) {
+          // Claims not fully acked in time: their unacked offsets become delivery rows,
+          // visible now, and are redelivered below like any timed-out delivery.
+          const expanded = await c.query(EXPAND_EXPIRED_CLAIMS_SQL, [
+            grp,
+            queue.topic,
+            queue.queueId,
+          ]);
+          rows += expanded.rowCount ?? 0;
+        }
         // Redeliveries and promoted (ordered) messages first, then fresh ones.
         // A redelivered first attempt whose delivery was never recorded (it timed out:
         // no ack or nack row carries it) comes back as prev_at / prev_consumer.
-        const { rows: claimed } = await c.query<{
+        const claimed: {
           queue_offset: string;
           deliveries: number;
           prev_at?: Date | null;
           prev_consumer?: string | null;
-        }>(
-          `WITH picked AS (
+        }[] = [];
+        if (rows > 0) {
+          const picked = await c.query<{
+            queue_offset: string;
+            deliveries: number;
+            prev_at: Date | null;
+            prev_consumer: string | null;
+          }>(
+            `WITH picked AS (
            SELECT queue_offset, delivered_at, consumer_id, deliveries FROM peak.mq_deliveries
             WHERE grp = $1 AND topic = $2 AND queue_id = $3 AND visible_at <= now()
             ORDER BY visible_at LIMIT $4 FOR UPDATE)
@@ -105,15 +170,21 @@ export class PgDeliveryClaims {
          RETURNING d.queue_offset::text, d.deliveries,
                    CASE WHEN picked.deliveries = 1 THEN picked.delivered_at END AS prev_at,
                    picked.consumer_id AS prev_consumer`,
-          [grp, queue.topic, queue.queueId, params.max, params.invisibleMs, consumerId],
+            [grp, queue.topic, queue.queueId, params.max, params.invisibleMs, consumerId],
+          );
+          claimed.push(...picked.rows);
+        }
+        const room = Math.min(
+          params.window - inWindow,
+          params.max - claimed.length,
+          MAX_CLAIM_SPAN,
         );
-        const room = Math.min(params.window - inWindow, params.max - claimed.length);
         // Fresh messages are read whole here, so only redeliveries need a second read. (The
         // ORDER BY casts: a bare queue_offset would name the text output column.)
         const freshRows = new Map<string, MessageRow>();
         const redelivered = claimed.map((r) => r.queue_offset);
         if (room > 0) {
-          const { rows: fresh } = await c.query<MessageRow>(
+          const { rows: read } = await c.query<MessageRow>(
             `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
                     born_at, stored_at, reconsume, origin_topic
                FROM peak.mq_messages
@@ -121,6 +192,10 @@ export class PgDeliveryClaims {
               ORDER BY queue_offset::bigint LIMIT $4`,
             [queue.topic, queue.queueId, pulled, room],
           );
+          // A claim spans at most MAX_CLAIM_SPAN offsets (a gap left by retention aside,
+          // it spans no more than it read).
+          const base = read.length === 0 ? 0n : BigInt(read[0]!.queue_offset);
+          const fresh = read.filter((m) => BigInt(m.queue_offset) - base < BigInt(MAX_CLAIM_SPAN));
           for (const m of fresh) freshRows.set(m.queue_offset, m);
           if (fresh.length > 0) {
             const blocked = new Set<string>();
@@ -132,53 +207,48 @@ export class PgDeliveryClaims {
               );
               for (const b of busy) blocked.add(b.msg_group);
             }
-            const offs: string[] = [];
-            const ids: string[] = [];
-            const groups: (string | null)[] = [];
-            const waiting: boolean[] = [];
-            for (const m of fresh) {
-              if (params.tags !== null && (m.tag === null || !params.tags.includes(m.tag)))
-                continue;
-              offs.push(m.queue_offset);
-              ids.push(m.msg_id);
-              groups.push(m.msg_group);
-              const parked = params.ordered && m.msg_group !== null && blocked.has(m.msg_group);
-              waiting.push(parked);
-              if (params.ordered && m.msg_group !== null) blocked.add(m.msg_group);
-            }
-            if (offs.length > 0) {
-              // Fresh messages are claimed as they enter the window; parked ones wait
-              // (visible_at NULL) behind their group's earlier message.
-              const { rows: taken } = await c.query<{ queue_offset: string; deliveries: number }>(
-                `INSERT INTO peak.mq_deliveries
-                 (grp, topic, queue_id, queue_offset, msg_id, msg_group, visible_at, deliveries, consumer_id,
-                  delivered_at)
-               SELECT $1, $2, $3, o, i, g,
-                      CASE WHEN w THEN NULL ELSE now() + make_interval(secs => $8::float8 / 1000) END,
-                      CASE WHEN w THEN 0 ELSE 1 END, CASE WHEN w THEN NULL ELSE $9 END,
-                      CASE WHEN w THEN NULL ELSE now() END
-                 FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::bool[]) AS x(o, i, g, w)
-               ON CONFLICT DO NOTHING
-               RETURNING queue_offset::text, deliveries`,
+            const last = fresh[fresh.length - 1]!.queue_offset;
+            const next = (BigInt(last) + 1n).toString();
+            if (params.ordered) {
+              await this.#insertDeliveries(c, params, fresh, blocked, claimed);
+              await c.query(
+                'UPDATE peak.mq_offsets SET pulled_offset = $4 WHERE grp = $1 AND topic = $2 AND queue_id = $3',
+                [grp, queue.topic, queue.queueId, next],
+              );
+            } else {
+              // One claim row for the whole range (the offsets a tag filter let through,
+              // relative to the first, when it skipped some), and the group moves past it.
+              const first = BigInt(fresh[0]!.queue_offset);
+              const delivered: number[] = [];
+              for (const m of fresh) {
+                if (params.tags !== null && (m.tag === null || !params.tags.includes(m.tag)))
+                  continue;
+                delivered.push(Number(BigInt(m.queue_offset) - first));
+                claimed.push({ queue_offset: m.queue_offset, deliveries: 1 });
+              }
+              const span = Number(BigInt(next) - first);
+              await c.query(
+                `WITH claim AS (
+                   INSERT INTO peak.mq_claims
+                     (grp, topic, queue_id, first_offset, span, delivered, visible_at, consumer_id, delivered_at)
+                   SELECT $1, $2, $3, $5, $6, $7::int[], now() + make_interval(secs => $8::float8 / 1000), $9, now()
+                    WHERE $10::int > 0
+                   RETURNING 1)
+                 UPDATE peak.mq_offsets SET pulled_offset = $4 WHERE grp = $1 AND topic = $2 AND queue_id = $3`,
                 [
                   grp,
                   queue.topic,
                   queue.queueId,
-                  offs,
-                  ids,
-                  groups,
-                  waiting,
+                  next,
+                  first.toString(),
+                  span,
+                  delivered.length === span ? null : delivered,
                   params.invisibleMs,
                   consumerId,
+                  delivered.length,
                 ],
               );
-              for (const t of taken) if (t.deliveries > 0) claimed.push(t);
             }
-            const last = fresh[fresh.length - 1]!.queue_offset;
-            await c.query(
-              'UPDATE peak.mq_offsets SET pulled_offset = $4 WHERE grp = $1 AND topic = $2 AND queue_id = $3',
-              [grp, queue.topic, queue.queueId, (BigInt(last) + 1n).toString()],
-            );
           }
         }
         if (claimed.length === 0) return [];
@@ -233,13 +303,66 @@ export class PgDeliveryClaims {
   }
 
   /**
+   * Ordered topics: every fresh message gets a delivery row as it enters the window; one
+   * whose message group is `blocked` waits (visible_at NULL) behind its group's earlier one.
+   * The ones handed out now are added to `claimed`.
+   */
+  async #insertDeliveries(
+    c: pg.PoolClient,
+    params: ClaimRequest,
+    fresh: readonly MessageRow[],
+    blocked: Set<string>,
+    claimed: { queue_offset: string; deliveries: number }[],
+  ): Promise<void> {
+    const offs: string[] = [];
+    const ids: string[] = [];
+    const groups: (string | null)[] = [];
+    const waiting: boolean[] = [];
+    for (const m of fresh) {
+      if (params.tags !== null && (m.tag === null || !params.tags.includes(m.tag))) continue;
+      offs.push(m.queue_offset);
+      ids.push(m.msg_id);
+      groups.push(m.msg_group);
+      waiting.push(m.msg_group !== null && blocked.has(m.msg_group));
+      if (m.msg_group !== null) blocked.add(m.msg_group);
+    }
+    if (offs.length === 0) return;
+    const { rows: taken } = await c.query<{ queue_offset: string; deliveries: number }>(
+      `INSERT INTO peak.mq_deliveries
+         (grp, topic, queue_id, queue_offset, msg_id, msg_group, visible_at, deliveries, consumer_id,
+          delivered_at)
+       SELECT $1, $2, $3, o, i, g,
+              CASE WHEN w THEN NULL ELSE now() + make_interval(secs => $8::float8 / 1000) END,
+              CASE WHEN w THEN 0 ELSE 1 END, CASE WHEN w THEN NULL ELSE $9 END,
+              CASE WHEN w THEN NULL ELSE now() END
+         FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::bool[]) AS x(o, i, g, w)
+       ON CONFLICT DO NOTHING
+       RETURNING queue_offset::text, deliveries`,
+      [
+        params.grp,
+        params.queue.topic,
+        params.queue.queueId,
+        offs,
+        ids,
+        groups,
+        waiting,
+        params.invisibleMs,
+        params.consumerId,
+      ],
+    );
+    for (const t of taken) if (t.deliveries > 0) claimed.push(t);
+  }
+
+  /**
    * Deliveries a consumer of `grp` holds now (delivered, not acked, not timed out), over the
    * group's topics and its retry topic.
    */
   async inflightOfConsumer(grp: string, consumerId: string): Promise<number> {
     const { rows } = await this.#pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM peak.mq_deliveries
-        WHERE grp = $1 AND consumer_id = $2 AND visible_at > now()`,
+      `SELECT ((SELECT count(*) FROM peak.mq_deliveries
+                 WHERE grp = $1 AND consumer_id = $2 AND visible_at > now())
+             + (SELECT coalesce(sum(${CLAIM_UNACKED_SQL('c')}), 0) FROM peak.mq_claims c
+                 WHERE c.grp = $1 AND c.consumer_id = $2 AND c.visible_at > now()))::int AS n`,
       [grp, consumerId],
     );
     return rows[0]?.n ?? 0;

@@ -5,6 +5,7 @@
  */
 import type pg from 'pg';
 import type { InflightFirst, MessagePosition, MessageRow } from '../message-records.js';
+import { CLAIM_HOLDS_SQL } from './claim-rows.js';
 
 // A stored message's place in query order, with stored_at to the microsecond (a Date
 // keeps milliseconds, and one group commit stores many messages in the same one).
@@ -104,7 +105,11 @@ export class PgMessageLookup {
       `SELECT d.grp, d.consumer_id, d.delivered_at FROM peak.mq_deliveries d
          JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS x(t, q, o)
            ON d.topic = x.t AND d.queue_id = x.q AND d.queue_offset = x.o
-        WHERE d.deliveries = 1 AND d.delivered_at IS NOT NULL`,
+        WHERE d.deliveries = 1 AND d.delivered_at IS NOT NULL
+       UNION ALL
+       SELECT c.grp, c.consumer_id, c.delivered_at FROM peak.mq_claims c
+         JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS x(t, q, o)
+           ON c.topic = x.t AND c.queue_id = x.q AND ${CLAIM_HOLDS_SQL('c', 'x.o')}`,
       [
         copies.map((c) => c.topic),
         copies.map((c) => c.queue_id),
