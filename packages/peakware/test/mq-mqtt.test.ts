@@ -1,7 +1,8 @@
 /**
  * MQTT access with a real MQTT client (mqtt.js over TCP) against `peak server` with
  * PEAK_MQ_MQTT_PORT set: devices publish into topics (tag from the MQTT topic) and
- * subscribe to them; secured topics take their secrets as the MQTT password; a bad
+ * subscribe to them with their app credential as the MQTT username (refused without one,
+ * or out of its grants); secured topics take their secrets as the MQTT password; a bad
  * publish disconnects only that client.
  */
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
+import { AdminClient } from '../src/admin/index.js';
 import { BrokerClient, Consumer, Producer } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
 import { useLocalCredential } from './support/credentials.js';
@@ -35,11 +37,13 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
   const clients: mqtt.MqttClient[] = [];
   const closers: (() => Promise<void>)[] = [];
 
-  const connect = async (password?: string): Promise<mqtt.MqttClient> => {
+  /** A device with the local app's credential (every grant) unless given another. */
+  const connect = async (password?: string, credential?: string): Promise<mqtt.MqttClient> => {
     const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
       reconnectPeriod: 0,
       connectTimeout: 5000,
-      ...(password === undefined ? {} : { username: 'device', password }),
+      username: credential ?? server.credential(),
+      ...(password === undefined ? {} : { password }),
     });
     clients.push(c);
     return c;
@@ -120,6 +124,61 @@ describe('mq over MQTT', { timeout: 120_000 }, () => {
         ['mq/telemetry/humidity', 'b', 1],
       ],
     );
+  });
+
+  it('takes an app credential as the username, and its grants: produce per topic, consume per topic and group', async () => {
+    for (const username of [undefined, 'peakapp_wrong']) {
+      await assert.rejects(
+        mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+          reconnectPeriod: 0,
+          connectTimeout: 5000,
+          ...(username === undefined ? {} : { username }),
+        }),
+        /Bad username or password/,
+      );
+    }
+    const apps = new AdminClient({ servers: server.info.url, token: server.info.adminToken! });
+    const sensor = (
+      await apps.apps.create('mqtt.sensor', [
+        'produce:telemetry',
+        'consume:telemetry/mqtt-sensor-1',
+      ])
+    ).credential;
+    const stranger = (await apps.apps.create('mqtt.stranger', ['produce:other'])).credential;
+    // In its grants: publishes, and subscribes in its own group.
+    const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+      reconnectPeriod: 0,
+      clientId: 'sensor-1',
+      username: sensor,
+    });
+    clients.push(device);
+    await device.publishAsync('mq/telemetry/granted', 'ok', { qos: 1 });
+    assert.deepEqual(
+      (await device.subscribeAsync('mq/telemetry/granted', { qos: 1 })).map((g) => g.qos),
+      [1],
+    );
+    // Out of its grants: the subscription is refused in its SUBACK, the publish drops it.
+    const other = await connect(undefined, stranger);
+    await assert.rejects(other.subscribeAsync('mq/telemetry', { qos: 1 }), /Unspecified error/);
+    const closed = new Promise<void>((resolve) => other.once('close', () => resolve()));
+    other.publish('mq/telemetry/forged', 'x', { qos: 1 });
+    await closed;
+    const { messages } = await admin.call<{ messages: { tag: string | null }[] }>(
+      'GET',
+      '/api/v1/mq/messages?topic=telemetry&tag=forged',
+    );
+    assert.deepEqual(messages, [], 'nothing of the stranger was stored');
+    // A revoked credential stops working on the open connection too.
+    await apps.apps.revoke('mqtt.sensor');
+    let dropped = false;
+    device.once('close', () => {
+      dropped = true;
+    });
+    await waitFor('the revoked device is dropped at its next publish', async () => {
+      if (!dropped) device.publish('mq/telemetry/granted', 'after revoke', { qos: 1 });
+      await new Promise((r) => setTimeout(r, 200));
+      return dropped;
+    });
   });
 
   it('secured topics take their secrets as the MQTT password; bad publishes drop only that client', async () => {

@@ -83,6 +83,11 @@ export interface ApiContext {
   roles: readonly string[];
   /** This node's authentication counters since start (for /metrics); absent in bare test hosts. */
   authCounters?: () => AuthCounters;
+  /**
+   * Verifies a credential as the lifecycle does (the node's Authenticator and its cache), for
+   * credentials that arrive outside HTTP (the MQTT bridge's); absent in bare test hosts.
+   */
+  authenticate?: (token: string) => Promise<Caller | undefined>;
 }
 
 /** Failed and refused authentications on one node since it started. */

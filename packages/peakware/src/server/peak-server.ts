@@ -300,6 +300,7 @@ export class PeakServer {
           rateLimited: authFailures.refused,
           denied: authFailures.denied,
         }),
+        authenticate: (token: string) => authenticator.authenticate(token),
         pool,
         logger,
         nodeId,

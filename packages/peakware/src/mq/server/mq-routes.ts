@@ -131,9 +131,13 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     const { mqtt: mqttAt, ...brokerSettings } = ctx.settings.mq;
     broker = await Broker.start(ctx.pool, ctx.logger.child({ component: 'mq' }), brokerSettings);
     if (mqttAt !== undefined) {
+      // MQTT clients present their app credential as the username (mqtt-bridge.ts); a host
+      // that verifies none (a bare test host) admits no MQTT client.
+      const authenticate = ctx.authenticate ?? (async () => undefined);
       mqtt = await startMqttBridge(broker, {
         ...mqttAt,
         logger: ctx.logger.child({ component: 'mqtt' }),
+        authenticate,
       });
     }
   });

@@ -8,15 +8,25 @@
  * starts a consumer of group `mqtt-<clientId>` from the latest offset; each message is
  * published to the client at the subscription's QoS (0 or 1; 2 is granted as 1) and acked.
  * A subscription that cannot be served (a wildcard in the topic's place, an unknown topic,
- * a wrong secret) is refused in its SUBACK (0x80) and logged; the connection stays up. The MQTT password
- * is the credential of secured topics: the produce secret to publish, the consume secret
- * to subscribe. A bad publish (unknown topic, oversized, wrong secret, malformed topic) is
- * refused by disconnecting that client, as MQTT 3.1.1 prescribes; the broker keeps serving.
+ * a wrong secret, no grant) is refused in its SUBACK (0x80) and logged; the connection
+ * stays up.
+ *
+ * Credentials: the MQTT username is the client's app credential (or an admin token), as
+ * the HTTP routes take it as a bearer token; a CONNECT without a working one is refused
+ * (CONNACK 4, bad username or password). Each publish needs the app's `produce:<topic>`
+ * grant, each subscription `consume:<topic>/mqtt-<clientId>` (its group); the credential is
+ * checked again at each (through the node's short cache), so a revoked or narrowed one stops
+ * working on open connections too. The MQTT password is the secret of secured topics: the
+ * produce secret to publish, the consume secret to subscribe. A bad publish (unknown topic,
+ * oversized, wrong secret, no grant, malformed topic) is refused by disconnecting that
+ * client, as MQTT 3.1.1 prescribes; the broker keeps serving.
  */
 import net from 'node:net';
-import type { Client } from 'aedes';
+import type { AuthenticateError, Client } from 'aedes';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import { realName, scopeAllows } from '../../server/app-scopes.js';
+import type { Caller } from '../../server/http-api.js';
 import { newMessageNonce, signMessage } from '../message-signature.js';
 import { DEFAULT_BACKOFF_MS } from '../message-types.js';
 import type { Broker } from './broker.js';
@@ -45,19 +55,72 @@ function parseFilter(filter: string): Parsed | undefined {
   return parseTopic(wild === null ? filter : wild[1]!);
 }
 
+/** The caller a credential proves, or undefined when it does not work (the node's Authenticator). */
+export type MqttAuthenticate = (credential: string) => Promise<Caller | undefined>;
+
+/** The consumer group a client's subscriptions consume in: `mqtt-<clientId>`. */
+function groupOf(clientId: string): string {
+  return `mqtt-${clientId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}`;
+}
+
+/** Whether `caller` may `kind` on `resource`: an app by its grants, an operator with the admin role. */
+function mayUse(caller: Caller, kind: 'produce' | 'consume', resource: string): boolean {
+  return caller.kind === 'role'
+    ? caller.role === 'admin'
+    : scopeAllows(caller.scopes, kind, resource);
+}
+
 /** Starts the MQTT listener on `port` (0 picks one). */
 export async function startMqttBridge(
   broker: Broker,
-  options: { port: number; host: string; logger: Logger },
+  options: { port: number; host: string; logger: Logger; authenticate: MqttAuthenticate },
 ): Promise<MqttBridge> {
   const { Aedes } = await import('aedes');
   const logger = options.logger;
+  const credentials = new Map<string, string>();
   const passwords = new Map<string, string>();
   const pumps = new Map<string, { stop: () => void }>();
+  /** The caller a connected client's credential proves now (undefined: no longer works). */
+  const callerOf = async (client: Client): Promise<Caller | undefined> => {
+    const credential = credentials.get(client.id);
+    if (credential === undefined) return undefined;
+    const caller = await options.authenticate(credential);
+    return caller?.kind === 'role' && caller.role !== 'admin' ? undefined : caller;
+  };
   const aedes = await Aedes.createBroker({
-    authenticate: (client, _username, password, done) => {
-      if (password !== undefined) passwords.set(client.id, password.toString('utf8'));
-      done(null, true);
+    authenticate: (client, username, password, done) => {
+      const refuse = () => {
+        logger.warn(
+          { client: client.id },
+          'mqtt: refused a connection: its username is not a working app credential',
+        );
+        const err = new Error(
+          'the MQTT username must be an app credential (peak app create) or an admin token',
+        ) as AuthenticateError;
+        err.returnCode = 4;
+        done(err, false);
+      };
+      if (username === undefined || username.length === 0) {
+        refuse();
+        return;
+      }
+      credentials.set(client.id, username);
+      callerOf(client).then(
+        (caller) => {
+          if (caller === undefined) {
+            credentials.delete(client.id);
+            refuse();
+            return;
+          }
+          if (password !== undefined) passwords.set(client.id, password.toString('utf8'));
+          done(null, true);
+        },
+        (err: unknown) => {
+          credentials.delete(client.id);
+          logger.warn({ client: client.id, err: errorMessage(err) }, 'mqtt: authentication failed');
+          refuse();
+        },
+      );
     },
     authorizePublish: (client, packet, callback) => {
       if (client === null) {
@@ -74,6 +137,11 @@ export async function startMqttBridge(
         return;
       }
       (async () => {
+        const caller = await callerOf(client);
+        if (caller === undefined || !mayUse(caller, 'produce', realName(parsed.topic)))
+          throw new Error(
+            `${caller?.who ?? 'this client'} may not produce to topic '${parsed.topic}': its credential needs the grant 'produce:${parsed.topic}'`,
+          );
         const record = await broker.store.requireTopic(parsed.topic);
         const body = Buffer.from(packet.payload).toString('base64');
         const wire: Record<string, unknown> = {
@@ -128,8 +196,16 @@ export async function startMqttBridge(
         );
         return;
       }
-      broker.store.requireTopic(parsed.topic).then(
-        (record) => {
+      const group = groupOf(client.id);
+      Promise.all([callerOf(client), broker.store.requireTopic(parsed.topic)]).then(
+        ([caller, record]) => {
+          const resource = `${realName(parsed.topic)}/${group}`;
+          if (caller === undefined || !mayUse(caller, 'consume', resource)) {
+            refuse(
+              `refused a subscription to '${subscription.topic}': the credential needs the grant 'consume:${resource}'`,
+            );
+            return;
+          }
           if (record.consumeSecret !== null && passwords.get(client.id) !== record.consumeSecret) {
             refuse(`topic '${parsed.topic}' needs its consume secret as the MQTT password`);
             return;
@@ -154,7 +230,7 @@ export async function startMqttBridge(
     const key = `${clientId}\u0000${mqttTopic}`;
     if (pumps.has(key)) return;
     let running = true;
-    const group = `mqtt-${clientId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}`;
+    const group = groupOf(clientId);
     pumps.set(key, {
       stop: () => {
         running = false;
@@ -225,6 +301,7 @@ export async function startMqttBridge(
   aedes.on('clientDisconnect', (client) => {
     stopPumps(client.id);
     passwords.delete(client.id);
+    credentials.delete(client.id);
   });
   aedes.on('unsubscribe', (topics, client) => {
     for (const t of topics) stopPumps(client.id, t);
