@@ -20,7 +20,6 @@
  * one order instance's order writes failing; see drill.ts), --plan (the "flash-sale" plan
  * applied before the sale and rolled back after it).
  */
-import { parseArgs } from 'node:util';
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import { runCapacity } from './capacity.js';
@@ -35,6 +34,7 @@ import {
 import { BUY_LIMITS } from './edge.js';
 import { runFlashSale } from './flash-sale.js';
 import { alertLine, capacityLine, progressLine, row, stepLine } from './report.js';
+import { parseShopArgs, shopUsageError as usage } from './shop-args.js';
 import { booksBalance, releaseOrphanDeductions, settledLedger } from './shop-database.js';
 import {
   defineAlertRules,
@@ -70,30 +70,44 @@ async function readTopology(
 
 const REGULAR_SKU = 'usb-cable';
 
-const { values } = parseArgs({
-  options: {
-    data: { type: 'string', default: '.peak' },
-    port: { type: 'string', default: '7420' },
-    stock: { type: 'string' },
-    buyers: { type: 'string' },
-    concurrency: { type: 'string' },
-    seconds: { type: 'string' },
-    exit: { type: 'boolean', default: false },
-    smoke: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
-    capacity: { type: 'boolean', default: false },
-    rates: { type: 'string' },
-    'step-seconds': { type: 'string' },
-    sample: { type: 'string' },
-    drill: { type: 'boolean', default: false },
-    plan: { type: 'boolean', default: false },
+const { values } = parseShopArgs({
+  data: { type: 'string', default: '.peak', valueName: 'DIR', description: 'the data folder' },
+  port: {
+    type: 'string',
+    default: '7420',
+    valueName: 'N',
+    description: 'control-plane port (0: any)',
+  },
+  stock: { type: 'string', valueName: 'N', description: 'units of the hot item (default 300)' },
+  buyers: { type: 'string', valueName: 'N', description: 'buyers in the sale (default 4000)' },
+  concurrency: { type: 'string', valueName: 'N', description: 'buyers at a time (default 48)' },
+  seconds: { type: 'string', valueName: 'N', description: 'longest sale (default 30)' },
+  exit: { type: 'boolean', default: false, description: 'stop after the report' },
+  smoke: { type: 'boolean', default: false, description: 'a small sale, then exit (what CI runs)' },
+  json: { type: 'boolean', default: false, description: 'print the report as one JSON object' },
+  capacity: {
+    type: 'boolean',
+    default: false,
+    description: "measure the chain's capacity instead of the sale",
+  },
+  rates: { type: 'string', valueName: 'R,R,...', description: 'capacity steps in buys/s' },
+  'step-seconds': {
+    type: 'string',
+    valueName: 'N',
+    description: 'seconds per capacity step (default 10)',
+  },
+  sample: {
+    type: 'string',
+    valueName: 'R',
+    description: 'trace sampling ratio 0..1 (default 1; capacity 0.05)',
+  },
+  drill: { type: 'boolean', default: false, description: 'a fault drill during the sale' },
+  plan: {
+    type: 'boolean',
+    default: false,
+    description: 'apply the flash-sale plan, roll it back after',
   },
 });
-
-function usage(message: string): never {
-  console.error(`shop: ${message}`);
-  process.exit(2);
-}
 
 const smoke = values.smoke === true;
 const capacityRun = values.capacity === true;

@@ -136,6 +136,7 @@ export async function resolve(
       const names = command.subcommands.map((c) => c.name).join(', ');
       throw new UsageError(
         `unknown command '${[...path, word].join(' ')}'; '${path.join(' ')}' has: ${names}. See '${path.join(' ')} --help'`,
+        { details: { usage: usageLine(path, command) } },
       );
     }
     command = await loaded(found);
@@ -159,6 +160,7 @@ export async function resolve(
     const message = (err as Error).message.replace(/\. To specify a positional.*$/s, '');
     throw new UsageError(`${message} (for '${path.join(' ')}'); see '${path.join(' ')} --help'`, {
       cause: err,
+      details: { usage: usageLine(path, command) },
     });
   }
   const values: Record<string, string | boolean | undefined> = {};
@@ -199,14 +201,19 @@ export async function resolve(
   };
 }
 
-/** The `--help` text of a command. */
-export function helpText(path: string[], command: Command): string {
-  const lines: string[] = [];
+/** The `Usage: ...` line of a command (in its help, and after a usage error). */
+export function usageLine(path: string[], command: Command): string {
   const usage = [path.join(' ')];
   if (command.subcommands !== undefined) usage.push('<command>');
   if (command.args !== undefined) usage.push(command.args);
   usage.push('[options]');
-  lines.push(`${command.summary}`, '', `Usage: ${usage.join(' ')}`);
+  return `Usage: ${usage.join(' ')}`;
+}
+
+/** The `--help` text of a command. */
+export function helpText(path: string[], command: Command): string {
+  const lines: string[] = [];
+  lines.push(`${command.summary}`, '', usageLine(path, command));
   if (command.description !== undefined) lines.push('', command.description);
   if (command.subcommands !== undefined) {
     lines.push('', 'Commands:');

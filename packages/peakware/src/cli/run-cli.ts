@@ -58,6 +58,9 @@ export async function runCli(root: Command, argv: string[], io: CliIo): Promise<
     return (await resolved.command.run({ ...resolved.ctx, out })) ?? 0;
   } catch (err) {
     io.stderr.write(`${describeError(err, verbose)}\n`);
+    // A usage error is followed by the command's usage line (from the parser).
+    if (err instanceof PeakError && typeof err.details.usage === 'string')
+      io.stderr.write(`${err.details.usage}\n`);
     if (wantsJson) {
       const body =
         err instanceof PeakError

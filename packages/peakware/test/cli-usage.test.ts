@@ -1,0 +1,44 @@
+/**
+ * Every `peak` entry answers `--help`; a bad flag or command is one line plus the usage on
+ * stderr, exit code 2, and no stack trace (real `peak` processes).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/peak.js');
+
+function peak(...args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000 });
+}
+
+test('peak, a group and a leaf command answer --help with their usage, exit 0', () => {
+  for (const [args, usage] of [
+    [['--help'], 'Usage: peak <command> [options]'],
+    [['mq', '--help'], 'Usage: peak mq <command> [options]'],
+    [['server', '-h'], 'Usage: peak server [options]'],
+  ] as const) {
+    const run = peak(...args);
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(run.stdout.includes(usage), run.stdout);
+  }
+});
+
+test('a bad flag or command: one line, the usage line, exit 2, no stack trace', () => {
+  for (const [args, said, usage] of [
+    [['--bogus'], "Unknown option '--bogus'", 'Usage: peak <command> [options]'],
+    [['server', '--bogus'], "Unknown option '--bogus'", 'Usage: peak server [options]'],
+    [['mq', 'nope'], "unknown command 'peak mq nope'", 'Usage: peak mq <command> [options]'],
+    [['server', '--port'], "'--port <value>' argument missing", 'Usage: peak server [options]'],
+  ] as const) {
+    const run = peak(...args);
+    assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
+    const lines = run.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 2, run.stderr);
+    assert.ok(lines[0]!.startsWith('peak: error: ') && lines[0]!.includes(said), lines[0]);
+    assert.equal(lines[1], usage);
+    assert.equal(run.stdout, '');
+  }
+});
