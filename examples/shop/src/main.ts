@@ -22,6 +22,7 @@
  */
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
+import { stopAtOnce } from 'peakware/server';
 import { runCapacity } from './capacity.js';
 import { type Chain, type ChildDeath, startChain } from './chain.js';
 import {
@@ -181,7 +182,10 @@ function deathLine(d: ChildDeath): string {
 /** How long a stop on a signal may take before the chain's processes are killed. */
 const SIGNAL_STOP_MS = 20_000;
 
-/** Kills what the chain runs, without waiting: SIGKILL, PostgreSQL's immediate shutdown. */
+/**
+ * Kills what the chain runs, without waiting: SIGKILL, PostgreSQL's immediate shutdown, and
+ * the control plane's lock removed.
+ */
 function killChain(chain: Chain): void {
   const kill = (pid: number | undefined, signal: NodeJS.Signals) => {
     try {
@@ -194,6 +198,7 @@ function killChain(chain: Chain): void {
   kill(chain.redisPid, 'SIGKILL');
   kill(chain.postgresPids.primary, 'SIGQUIT');
   kill(chain.postgresPids.shard1, 'SIGQUIT');
+  stopAtOnce(chain.server);
 }
 
 /**
@@ -201,12 +206,17 @@ function killChain(chain: Chain): void {
  * started (PostgreSQL, redis-server, the services, the gateway): the chain is stopped,
  * once, then the process exits; a stop that takes over SIGNAL_STOP_MS (work in flight
  * that no longer ends) kills the chain's processes instead. A signal during start-up stops
- * the chain once it is up.
+ * the chain once it is up. A second signal (Ctrl-C twice) kills the chain at once.
  */
 let running: Chain | undefined;
 let interrupted: NodeJS.Signals | undefined;
 function shutdown(signal: NodeJS.Signals): void {
-  if (interrupted !== undefined) return;
+  if (interrupted !== undefined) {
+    // A second Ctrl-C: stop everything at once rather than wait for the graceful stop.
+    console.error(`shop: second ${signal}: killing the chain`);
+    if (running !== undefined) killChain(running);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  }
   interrupted = signal;
   console.error(`shop: ${signal}: stopping the chain`);
   const chain = running;
@@ -219,8 +229,8 @@ function shutdown(signal: NodeJS.Signals): void {
   }, SIGNAL_STOP_MS).unref();
   chain.stop().finally(() => process.exit(code));
 }
-process.once('SIGINT', () => shutdown('SIGINT'));
-process.once('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
 
 async function main(): Promise<number> {
   say(

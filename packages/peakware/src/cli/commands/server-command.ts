@@ -8,6 +8,7 @@ import {
   SERVER_SETTINGS,
   serverSettingsFromEnv,
 } from '../../server/server-settings.js';
+import type { StoppableAtOnce } from '../../server/stop-at-once.js';
 import type { Command } from '../command.js';
 import { parsePort } from '../parse.js';
 
@@ -136,6 +137,26 @@ export const serverCommand: Command = {
     // The one place the server's PEAK_* settings are read; a malformed one stops the start.
     const settings = serverSettingsFromEnv(process.env);
     const { PeakServer } = await import('../../server/peak-server.js');
+    const { stopAtOnce } = await import('../../server/stop-at-once.js');
+    // Signal listeners from before the start to the exit: a signal that arrives while the
+    // node starts (or before this process ran again after printing 'ready') never meets
+    // Node's default action, which would kill it and leave PostgreSQL and the lock behind.
+    // The first stops the node once it is up; a second exits at once.
+    let firstSignal: NodeJS.Signals | undefined;
+    let wake: ((signal: NodeJS.Signals) => void) | undefined;
+    let started: StoppableAtOnce | undefined;
+    const onSignal = (received: NodeJS.Signals) => {
+      if (firstSignal === undefined) {
+        firstSignal = received;
+        wake?.(received);
+        return;
+      }
+      logger.error('second signal: exiting at once (PostgreSQL stopped immediately)');
+      if (started !== undefined) stopAtOnce(started);
+      process.exit(1);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const server = await PeakServer.start({
       ...settings,
       dataDir: String(values.data),
@@ -153,20 +174,16 @@ export const serverCommand: Command = {
           }
         : {}),
     });
+    started = server;
     out.json({ event: 'ready', ...server.info });
     for (const line of banner(server.info)) out.line(line);
 
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGINT', () => resolve('SIGINT'));
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-    });
+    const signal =
+      firstSignal ??
+      (await new Promise<NodeJS.Signals>((resolve) => {
+        wake = resolve;
+      }));
     logger.info({ signal }, 'signal received; stopping gracefully (send it again to force)');
-    const force = () => {
-      logger.error('second signal: exiting without a clean shutdown');
-      process.exit(1);
-    };
-    process.once('SIGINT', force);
-    process.once('SIGTERM', force);
     const clean = await server.stop();
     out.json({ event: 'stopped', clean });
     if (!json) out.line(clean ? 'peak server stopped cleanly' : 'peak server stopped (forced)');
