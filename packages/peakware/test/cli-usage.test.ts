@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -41,4 +43,40 @@ test('a bad flag or command: one line, the usage line, exit 2, no stack trace', 
     assert.equal(lines[1], usage);
     assert.equal(run.stdout, '');
   }
+});
+
+test('peak completion bash: a script that completes commands, subcommands and options', () => {
+  const script = peak('completion', 'bash');
+  assert.equal(script.status, 0, script.stderr);
+  assert.match(script.stdout, /complete -o default -F _peak peak/);
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'peak-completion-')), 'peak.bash');
+  writeFileSync(file, script.stdout);
+  const complete = (...words: string[]) =>
+    spawnSync(
+      'bash',
+      [
+        '-c',
+        `source "${file}"; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _peak; echo "\${COMPREPLY[*]}"`,
+      ],
+      { encoding: 'utf8' },
+    ).stdout.trim();
+  assert.equal(complete('peak', 'mq', 'se'), 'send');
+  assert.equal(complete('peak', 'con'), 'config context');
+  assert.ok(complete('peak', 'mq', 'send', 'orders', '--de').split(' ').includes('--delay'));
+  // An option's value is not taken for a command word.
+  assert.ok(complete('peak', 'mq', '--server', 'http://x', 'con').includes('consume'));
+  const zsh = peak('completion', 'zsh');
+  assert.equal(zsh.status, 0);
+  assert.match(zsh.stdout, /bashcompinit/);
+  assert.equal(peak('completion', 'fish').status, 2);
+  rmSync(path.dirname(file), { recursive: true, force: true });
+});
+
+test('-o json is --json; -o takes only text, json or wide', () => {
+  const json = peak('--version', '-o', 'json');
+  assert.equal(json.status, 0, json.stderr);
+  assert.match(JSON.parse(json.stdout).version as string, /^\d+\.\d+\.\d+/);
+  const bad = peak('--version', '-o', 'yaml');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /-o\/--output must be text, json or wide, got 'yaml'/);
 });

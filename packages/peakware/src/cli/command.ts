@@ -20,6 +20,11 @@ export interface OptionSpec {
   default?: string | boolean;
   /** An environment variable that supplies the value when the option is absent. */
   env?: string;
+  /**
+   * The value must be a whole number in `min..max` (both inclusive; default 0 and
+   * `Number.MAX_SAFE_INTEGER`): checked before `run`, so `--max abc` is a usage error.
+   */
+  integer?: { min?: number; max?: number };
 }
 
 /** What a command's `run` receives. */
@@ -28,8 +33,10 @@ export interface CommandContext {
   values: Record<string, string | boolean | undefined>;
   /** Positional arguments after the command name. */
   positionals: string[];
-  /** True with `--json`: print one JSON document on stdout and nothing else there. */
+  /** True with `--json` or `-o json`: print one JSON document on stdout and nothing else there. */
   json: boolean;
+  /** True with `-o wide`: tables print every column in full (no truncated names or bodies). */
+  wide: boolean;
   /** True with `--verbose`. */
   verbose: boolean;
   /** Output helpers bound to this run's streams. */
@@ -72,6 +79,12 @@ export interface Command {
 /** Options every command accepts. */
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   json: { type: 'boolean', description: 'print machine-readable JSON on stdout' },
+  output: {
+    type: 'string',
+    short: 'o',
+    valueName: 'FORMAT',
+    description: 'text (default), json (the same as --json) or wide (nothing truncated)',
+  },
   verbose: { type: 'boolean', description: 'print stack traces and debug detail on errors' },
   help: { type: 'boolean', short: 'h', description: 'show help for this command' },
 };
@@ -178,13 +191,24 @@ export async function resolve(
     values[name] = spec.default;
   }
   const help = values.help === true;
+  if (!help) checkIntegers(specs, values, path, command);
+  if (
+    !help &&
+    values.output !== undefined &&
+    !['text', 'json', 'wide'].includes(String(values.output))
+  ) {
+    throw new UsageError(
+      `-o/--output must be text, json or wide, got '${String(values.output)}' (for '${path.join(' ')}')`,
+      { details: { input: '--output', usage: usageLine(path, command) } },
+    );
+  }
   if (!help && command.run === undefined && command.subcommands !== undefined) {
     if (parsed.positionals.length === 0) {
       return {
         path,
         command,
         help: true,
-        ctx: { values, positionals: [], json: false, verbose: false },
+        ctx: { values, positionals: [], json: false, wide: false, verbose: false },
       };
     }
   }
@@ -195,10 +219,34 @@ export async function resolve(
     ctx: {
       values,
       positionals: parsed.positionals,
-      json: values.json === true,
+      json: values.json === true || values.output === 'json',
+      wide: values.output === 'wide',
       verbose: values.verbose === true,
     },
   };
+}
+
+/** Fails with a UsageError naming the option when an `integer` option holds anything else. */
+function checkIntegers(
+  specs: Record<string, OptionSpec>,
+  values: Record<string, string | boolean | undefined>,
+  path: string[],
+  command: Command,
+): void {
+  for (const [name, spec] of Object.entries(specs)) {
+    const value = values[name];
+    if (spec.integer === undefined || typeof value !== 'string') continue;
+    const min = spec.integer.min ?? 0;
+    const max = spec.integer.max ?? Number.MAX_SAFE_INTEGER;
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
+      throw new UsageError(
+        `${optionName(name)} must be a whole number ${range}, got '${value}' (for '${path.join(' ')}')`,
+        { details: { input: optionName(name), usage: usageLine(path, command) } },
+      );
+    }
+  }
 }
 
 /** The `Usage: ...` line of a command (in its help, and after a usage error). */

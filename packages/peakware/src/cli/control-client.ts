@@ -12,6 +12,7 @@ import { parseServers } from '../core/server-list.js';
 import { BrokerClient } from '../mq/broker-client.js';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from '../server/defaults.js';
 import type { OptionSpec } from './command.js';
+import { noteCredentials } from './credential-note.js';
 
 /** Options shared by every command that calls a server. */
 export const SERVER_OPTIONS: Record<string, OptionSpec> = {
@@ -22,6 +23,12 @@ export const SERVER_OPTIONS: Record<string, OptionSpec> = {
     default: `http://127.0.0.1:${DEFAULT_PORT}`,
     env: 'PEAK_SERVER',
   },
+  context: {
+    type: 'string',
+    valueName: 'NAME',
+    description: 'the context to use: its server and token file (peak context ls); --server wins',
+    env: 'PEAK_CONTEXT',
+  },
 };
 
 /** Options for commands that change state: the admin token and where to find it. */
@@ -30,8 +37,14 @@ export const ADMIN_OPTIONS: Record<string, OptionSpec> = {
   token: {
     type: 'string',
     valueName: 'TOKEN',
-    description: 'the admin token (default: read from <data>/admin-token)',
+    description: 'the admin token (default: read from --token-file, else <data>/admin-token)',
     env: 'PEAK_TOKEN',
+  },
+  'token-file': {
+    type: 'string',
+    valueName: 'FILE',
+    description: "a file holding the admin token (default: the context's)",
+    env: 'PEAK_TOKEN_FILE',
   },
   data: {
     type: 'string',
@@ -42,19 +55,35 @@ export const ADMIN_OPTIONS: Record<string, OptionSpec> = {
   },
 };
 
-/** Finds the admin token: the explicit one, or the one in the data folder. */
+/**
+ * Finds the admin token: `--token`/`PEAK_TOKEN`, else the file `--token-file` (or the
+ * context) names, else `<data>/admin-token`; records where it came from for the error of a
+ * refused token.
+ */
 export async function findAdminToken(values: Record<string, unknown>): Promise<string> {
-  if (typeof values.token === 'string' && values.token.length > 0) return values.token;
-  const file = path.resolve(String(values.data ?? DEFAULT_DATA_DIR), 'admin-token');
+  const servers = () => String(values.server ?? '').split(',');
+  if (typeof values.token === 'string' && values.token.length > 0) {
+    noteCredentials({ servers: servers(), token: '--token/PEAK_TOKEN' });
+    return values.token;
+  }
+  const named = typeof values['token-file'] === 'string' && values['token-file'] !== '';
+  const file = named
+    ? path.resolve(String(values['token-file']))
+    : path.resolve(String(values.data ?? DEFAULT_DATA_DIR), 'admin-token');
   try {
     const token = (await readFile(file, 'utf8')).trim();
-    if (token.length > 0) return token;
+    if (token.length > 0) {
+      noteCredentials({ servers: servers(), token: file });
+      return token;
+    }
   } catch {
     // fall through to the error below
   }
   throw new PeakError(
     ErrorCodes.UNAUTHENTICATED,
-    `no admin token: pass --token, set PEAK_TOKEN, or point --data at the server's data folder (no token in ${file})`,
+    named
+      ? `no admin token in ${file} (--token-file, PEAK_TOKEN_FILE or the context's token file)`
+      : `no admin token: pass --token, set PEAK_TOKEN, use --token-file or a context (peak context add), or point --data at the server's data folder (no token in ${file})`,
   );
 }
 
