@@ -65,6 +65,7 @@ export const LAYERS = {
 /** Host files a subsystem's `server/` may import (paths relative to src). */
 export const HOST_PRIMITIVES = [
   'server/http-api.ts',
+  'server/http-request-metrics.ts',
   'server/route-schema.ts',
   'server/pg-listener.ts',
   'server/advisory-leader.ts',

@@ -42,6 +42,7 @@ import { ErrorCodes, httpStatusOf, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { verifyAdminToken } from './admin-token.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
+import type { HttpRequestMetrics } from './http-request-metrics.js';
 import { openApiDocument } from './openapi.js';
 import {
   checkRouteSchema,
@@ -70,6 +71,8 @@ export interface ApiContext {
   settings: ServerSettings;
   /** The subsystems (module names) this node serves. */
   roles: readonly string[];
+  /** Request latency by route, recorded for every answered request (read by `/metrics`). */
+  httpMetrics?: HttpRequestMetrics;
 }
 
 /**
@@ -344,6 +347,12 @@ export function createHttpApiWithRoutes(
   });
 
   app.addHook('onResponse', async (request, reply) => {
+    ctx.httpMetrics?.record(
+      request.method,
+      request.routeOptions.url,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
     request.log.debug(
       { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime },
       'request',

@@ -34,6 +34,7 @@ import {
   createHttpApiWithRoutes,
   type RouteEntry,
 } from './http-api.js';
+import { HttpRequestMetrics } from './http-request-metrics.js';
 import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
 import { builtinModules } from './modules.js';
@@ -239,6 +240,7 @@ export class PeakServer {
         startedAt,
         settings,
         roles,
+        httpMetrics: new HttpRequestMetrics(),
       };
       const { app, routes } = createHttpApiWithRoutes(ctx, {
         modules: [
