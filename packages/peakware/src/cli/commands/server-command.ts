@@ -157,6 +157,16 @@ export const serverCommand: Command = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // Under `npx peak server` (npm exec), a SIGTERM to npm ends npm and its shell but never
+    // reaches this process, which went on as an orphan: its parent going away stops it too.
+    if (process.env.npm_command === 'exec') {
+      const parent = process.ppid;
+      const watch = setInterval(() => {
+        if (process.ppid === parent) return;
+        clearInterval(watch);
+        onSignal('SIGTERM');
+      }, 500).unref();
+    }
     const server = await PeakServer.start({
       ...settings,
       dataDir: String(values.data),
