@@ -67,6 +67,7 @@ export const HOST_PRIMITIVES = [
   'server/http-api.ts',
   'server/access.ts',
   'server/app-scopes.ts',
+  'server/http-request-metrics.ts',
   'server/route-schema.ts',
   'server/pg-listener.ts',
   'server/advisory-leader.ts',

@@ -62,6 +62,12 @@ const SYSTEM_TOOLS = [
   { bin: 'redis-server', apt: 'redis-server', why: 'the cache tier tests', brew: 'redis' },
   { bin: 'openssl', apt: 'openssl', why: 'the TLS tests', brew: 'openssl' },
   { bin: 'chromium', apt: 'chromium', why: "the console's browser tests", brew: 'chromium' },
+  {
+    bin: 'mosquitto_sub',
+    apt: 'mosquitto-clients',
+    why: 'the MQTT interop tests (mosquitto_sub, mosquitto_pub)',
+    brew: 'mosquitto',
+  },
 ];
 
 function onPath(bin) {

@@ -323,6 +323,8 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       redis = await startRedisServer({
         durability: 'write',
         dir: path.join(server.info.dataDir, 'redis'),
+        // Ctrl-C reaches the services, not Redis: it stops after them (stop() below).
+        ownProcessGroup: true,
       });
       redisUrl = redis.url;
     }

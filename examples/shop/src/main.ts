@@ -20,9 +20,9 @@
  * one order instance's order writes failing; see drill.ts), --plan (the "flash-sale" plan
  * applied before the sale and rolled back after it).
  */
-import { parseArgs } from 'node:util';
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
+import { stopAtOnce } from 'peakware/server';
 import { runCapacity } from './capacity.js';
 import { type Chain, type ChildDeath, startChain } from './chain.js';
 import {
@@ -35,6 +35,7 @@ import {
 import { BUY_LIMITS } from './edge.js';
 import { runFlashSale } from './flash-sale.js';
 import { alertLine, capacityLine, progressLine, row, stepLine } from './report.js';
+import { parseShopArgs, shopUsageError as usage } from './shop-args.js';
 import { booksBalance, releaseOrphanDeductions, settledLedger } from './shop-database.js';
 import {
   defineAlertRules,
@@ -70,31 +71,49 @@ async function readTopology(
 
 const REGULAR_SKU = 'usb-cable';
 
-const { values } = parseArgs({
-  options: {
-    data: { type: 'string', default: '.peak' },
-    port: { type: 'string', default: '7420' },
-    stock: { type: 'string' },
-    buyers: { type: 'string' },
-    concurrency: { type: 'string' },
-    seconds: { type: 'string' },
-    exit: { type: 'boolean', default: false },
-    smoke: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
-    capacity: { type: 'boolean', default: false },
-    rates: { type: 'string' },
-    'step-seconds': { type: 'string' },
-    instances: { type: 'string' },
-    sample: { type: 'string' },
-    drill: { type: 'boolean', default: false },
-    plan: { type: 'boolean', default: false },
+const { values } = parseShopArgs({
+  data: { type: 'string', default: '.peak', valueName: 'DIR', description: 'the data folder' },
+  port: {
+    type: 'string',
+    default: '7420',
+    valueName: 'N',
+    description: 'control-plane port (0: any)',
+  },
+  stock: { type: 'string', valueName: 'N', description: 'units of the hot item (default 300)' },
+  buyers: { type: 'string', valueName: 'N', description: 'buyers in the sale (default 4000)' },
+  concurrency: { type: 'string', valueName: 'N', description: 'buyers at a time (default 48)' },
+  seconds: { type: 'string', valueName: 'N', description: 'longest sale (default 30)' },
+  exit: { type: 'boolean', default: false, description: 'stop after the report' },
+  smoke: { type: 'boolean', default: false, description: 'a small sale, then exit (what CI runs)' },
+  json: { type: 'boolean', default: false, description: 'print the report as one JSON object' },
+  capacity: {
+    type: 'boolean',
+    default: false,
+    description: "measure the chain's capacity instead of the sale",
+  },
+  rates: { type: 'string', valueName: 'R,R,...', description: 'capacity steps in buys/s' },
+  'step-seconds': {
+    type: 'string',
+    valueName: 'N',
+    description: 'seconds per capacity step (default 10)',
+  },
+  instances: {
+    type: 'string',
+    valueName: 'N',
+    description: 'inventory and order processes each (default 2)',
+  },
+  sample: {
+    type: 'string',
+    valueName: 'R',
+    description: 'trace sampling ratio 0..1 (default 1; capacity 0.05)',
+  },
+  drill: { type: 'boolean', default: false, description: 'a fault drill during the sale' },
+  plan: {
+    type: 'boolean',
+    default: false,
+    description: 'apply the flash-sale plan, roll it back after',
   },
 });
-
-function usage(message: string): never {
-  console.error(`shop: ${message}`);
-  process.exit(2);
-}
 
 const smoke = values.smoke === true;
 const capacityRun = values.capacity === true;
@@ -169,7 +188,10 @@ function deathLine(d: ChildDeath): string {
 /** How long a stop on a signal may take before the chain's processes are killed. */
 const SIGNAL_STOP_MS = 20_000;
 
-/** Kills what the chain runs, without waiting: SIGKILL, PostgreSQL's immediate shutdown. */
+/**
+ * Kills what the chain runs, without waiting: SIGKILL, PostgreSQL's immediate shutdown, and
+ * the control plane's lock removed.
+ */
 function killChain(chain: Chain): void {
   const kill = (pid: number | undefined, signal: NodeJS.Signals) => {
     try {
@@ -182,6 +204,7 @@ function killChain(chain: Chain): void {
   kill(chain.redisPid, 'SIGKILL');
   kill(chain.postgresPids.primary, 'SIGQUIT');
   kill(chain.postgresPids.shard1, 'SIGQUIT');
+  stopAtOnce(chain.server);
 }
 
 /**
@@ -189,12 +212,17 @@ function killChain(chain: Chain): void {
  * started (PostgreSQL, redis-server, the services, the gateway): the chain is stopped,
  * once, then the process exits; a stop that takes over SIGNAL_STOP_MS (work in flight
  * that no longer ends) kills the chain's processes instead. A signal during start-up stops
- * the chain once it is up.
+ * the chain once it is up. A second signal (Ctrl-C twice) kills the chain at once.
  */
 let running: Chain | undefined;
 let interrupted: NodeJS.Signals | undefined;
 function shutdown(signal: NodeJS.Signals): void {
-  if (interrupted !== undefined) return;
+  if (interrupted !== undefined) {
+    // A second Ctrl-C: stop everything at once rather than wait for the graceful stop.
+    console.error(`shop: second ${signal}: killing the chain`);
+    if (running !== undefined) killChain(running);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  }
   interrupted = signal;
   console.error(`shop: ${signal}: stopping the chain`);
   const chain = running;
@@ -207,8 +235,8 @@ function shutdown(signal: NodeJS.Signals): void {
   }, SIGNAL_STOP_MS).unref();
   chain.stop().finally(() => process.exit(code));
 }
-process.once('SIGINT', () => shutdown('SIGINT'));
-process.once('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
 
 async function main(): Promise<number> {
   say(

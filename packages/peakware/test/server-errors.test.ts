@@ -15,12 +15,21 @@ import { PeakServer } from '../src/server/index.js';
 import { bearer, useLocalCredential } from './support/credentials.js';
 import { killGroup, postgresPidsFor, runPeak, spawnPeak } from './support/peak-process.js';
 
-/** The error is one line (the last on stderr; logs may precede it) and has no stack. */
+/**
+ * The error is one line (the last on stderr but for the command's `Usage:` line after a
+ * usage error, or the line naming the refused token's source; logs may precede it) and
+ * has no stack.
+ */
 function oneErrorLine(stderr: string, code: string): void {
   const lines = stderr.trim().split('\n');
   const errors = lines.filter((l) => l.startsWith('peak: error: '));
   assert.equal(errors.length, 1, `expected one error line, got:\n${stderr}`);
-  assert.equal(lines.at(-1), errors[0]);
+  const after = lines.slice(lines.indexOf(errors[0]!) + 1);
+  assert.ok(
+    after.every((l) => l.startsWith('Usage: peak ') || l.startsWith('peak: the server (')),
+    `only the usage or the token's source after the error:\n${stderr}`,
+  );
+  assert.ok(after.length <= 1, stderr);
   assert.ok(errors[0]!.endsWith(`[${code}]`), errors[0]);
   assert.ok(!/\n\s+at /.test(stderr), `no stack trace without --verbose:\n${stderr}`);
 }
@@ -54,6 +63,7 @@ describe('peak server: bad input and the external PostgreSQL path', { timeout: 2
     assert.equal(r.code, 2);
     oneErrorLine(r.stderr, 'PEAK_USAGE');
     assert.match(r.stderr, /--prot/);
+    assert.match(r.stderr, /^Usage: peak server \[options\]$/m);
   });
 
   it('shows a stack trace only with --verbose', async () => {
@@ -174,6 +184,7 @@ describe('peak server: bad input and the external PostgreSQL path', { timeout: 2
     ]);
     assert.equal(wrong.code, 1);
     oneErrorLine(wrong.stderr, 'PEAK_FORBIDDEN');
+    assert.match(wrong.stderr, /refused the admin token from --token\/PEAK_TOKEN/);
     const before = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
     const ok = await runPeak([
       'token',

@@ -362,6 +362,27 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     assert.equal(missing.status, 404);
     const malformed = await api<{ error: { message: string } }>('/api/v1/telemetry/traces/xyz');
     assert.equal(malformed.status, 400);
+    // OTLP metrics and logs: a clear 501 saying what is taken (JSON), or google.rpc.Status
+    // UNIMPLEMENTED (code 12) for a protobuf request; they were a bare 404.
+    for (const signal of ['metrics', 'logs']) {
+      const res = await fetch(`${server.info.url}/v1/${signal}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(res.status, 501);
+      const { error } = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(error.code, 'PEAK_NOT_IMPLEMENTED');
+      assert.match(error.message, new RegExp(`does not store OTLP ${signal}.*POST /v1/traces`));
+    }
+    const proto = await fetch(`${server.info.url}/v1/metrics`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-protobuf' },
+      body: new Uint8Array(0),
+    });
+    assert.equal(proto.status, 501);
+    assert.equal(proto.headers.get('content-type'), 'application/x-protobuf');
+    assert.deepEqual([...new Uint8Array(await proto.arrayBuffer()).slice(0, 2)], [0x08, 12]);
   });
 
   it('serves /metrics that promtool and a strict exposition-format parser accept', async () => {
@@ -374,6 +395,24 @@ describe('telemetry: one trace across HTTP → RPC → RPC → SQL', { timeout: 
     const stored = parsed.samples.find((s) => s.name === 'peak_telemetry_spans_stored_total');
     assert.equal(stored?.value, 6 * 6 + 1, 'six requests of six spans, one OTLP span');
     assert.equal(parsed.types.get('process_cpu_seconds_total'), 'counter');
+    // HTTP latency by route template (this test's OTLP posts among them), runtime figures.
+    assert.equal(parsed.types.get('peak_http_request_duration_seconds'), 'histogram');
+    const traces = parsed.samples.find(
+      (s) =>
+        s.name === 'peak_http_request_duration_seconds_count' &&
+        s.labels.route === '/v1/traces' &&
+        s.labels.method === 'POST' &&
+        s.labels.status === '2xx',
+    );
+    assert.ok((traces?.value ?? 0) >= 1, 'POST /v1/traces counted under its route');
+    for (const [name, type] of [
+      ['nodejs_eventloop_lag_seconds', 'summary'],
+      ['nodejs_eventloop_utilization_ratio', 'gauge'],
+      ['nodejs_gc_duration_seconds', 'summary'],
+      ['nodejs_heap_size_total_bytes', 'gauge'],
+    ]) {
+      assert.equal(parsed.types.get(name!), type, name);
+    }
   });
 
   it("links an MQ send and its consumption into the sender's trace (and the topology)", async () => {

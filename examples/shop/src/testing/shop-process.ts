@@ -1,52 +1,16 @@
 /**
  * Test support for the shop's process-level tests: start the shop's main as a child and
- * collect its output, find every process under it, wait for a condition with a bound.
+ * collect its output, wait for a condition with a bound (and, from process-tree.ts, every
+ * process under a pid).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+export { alive, descendants } from './process-tree.js';
+
 const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.js');
-
-/** Every live process under `root` (Linux /proc), with its command line. */
-export async function descendants(root: number): Promise<{ pid: number; cmd: string }[]> {
-  const parents = new Map<number, number[]>();
-  const cmds = new Map<number, string>();
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[1] === undefined) continue;
-    const ppid = Number(fields[1]);
-    parents.set(ppid, [...(parents.get(ppid) ?? []), Number(name)]);
-    cmds.set(
-      Number(name),
-      (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' '),
-    );
-  }
-  const out: { pid: number; cmd: string }[] = [];
-  const walk = (pid: number) => {
-    for (const c of parents.get(pid) ?? []) {
-      out.push({ pid: c, cmd: cmds.get(c) ?? '' });
-      walk(c);
-    }
-  };
-  walk(root);
-  return out;
-}
-
-/** Whether a process with this pid exists. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Waits until `check` holds, failing after `ms` or when `child` ends first. */
 export async function waitUntil(

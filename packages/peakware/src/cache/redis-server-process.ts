@@ -44,6 +44,13 @@ export interface RedisServerOptions {
   dir?: string;
   /** How long to wait for "Ready to accept connections"; default 10 000 ms. */
   startTimeoutMs?: number;
+  /**
+   * Run it in a process group of its own (default false), so a terminal's Ctrl-C (SIGINT to
+   * the whole foreground group) reaches only its parent, which stops it after the processes
+   * that still write to it. Like the embedded PostgreSQL, it then outlives a parent killed
+   * with SIGKILL.
+   */
+  ownProcessGroup?: boolean;
 }
 
 /** A running private redis-server. */
@@ -95,7 +102,10 @@ export async function startRedisServer(
   if (durability !== 'none') {
     args.push('--appendfsync', durability === 'write' ? 'no' : durability);
   }
-  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn('redis-server', args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.ownProcessGroup === true,
+  });
   const startTimeoutMs = options.startTimeoutMs ?? 10_000;
   await new Promise<void>((resolve, reject) => {
     let out = '';

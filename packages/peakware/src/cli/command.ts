@@ -22,6 +22,11 @@ export interface OptionSpec {
   env?: string;
   /** A string option that may be given more than once; the values arrive joined by commas. */
   multiple?: boolean;
+  /**
+   * The value must be a whole number in `min..max` (both inclusive; default 0 and
+   * `Number.MAX_SAFE_INTEGER`): checked before `run`, so `--max abc` is a usage error.
+   */
+  integer?: { min?: number; max?: number };
 }
 
 /** What a command's `run` receives. */
@@ -30,8 +35,10 @@ export interface CommandContext {
   values: Record<string, string | boolean | undefined>;
   /** Positional arguments after the command name. */
   positionals: string[];
-  /** True with `--json`: print one JSON document on stdout and nothing else there. */
+  /** True with `--json` or `-o json`: print one JSON document on stdout and nothing else there. */
   json: boolean;
+  /** True with `-o wide`: tables print every column in full (no truncated names or bodies). */
+  wide: boolean;
   /** True with `--verbose`. */
   verbose: boolean;
   /** Output helpers bound to this run's streams. */
@@ -74,6 +81,12 @@ export interface Command {
 /** Options every command accepts. */
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   json: { type: 'boolean', description: 'print machine-readable JSON on stdout' },
+  output: {
+    type: 'string',
+    short: 'o',
+    valueName: 'FORMAT',
+    description: 'text (default), json (the same as --json) or wide (nothing truncated)',
+  },
   verbose: { type: 'boolean', description: 'print stack traces and debug detail on errors' },
   help: { type: 'boolean', short: 'h', description: 'show help for this command' },
 };
@@ -138,6 +151,7 @@ export async function resolve(
       const names = command.subcommands.map((c) => c.name).join(', ');
       throw new UsageError(
         `unknown command '${[...path, word].join(' ')}'; '${path.join(' ')}' has: ${names}. See '${path.join(' ')} --help'`,
+        { details: { usage: usageLine(path, command) } },
       );
     }
     command = await loaded(found);
@@ -168,6 +182,7 @@ export async function resolve(
     const message = (err as Error).message.replace(/\. To specify a positional.*$/s, '');
     throw new UsageError(`${message} (for '${path.join(' ')}'); see '${path.join(' ')} --help'`, {
       cause: err,
+      details: { usage: usageLine(path, command) },
     });
   }
   const values: Record<string, string | boolean | undefined> = {};
@@ -185,13 +200,24 @@ export async function resolve(
     values[name] = spec.default;
   }
   const help = values.help === true;
+  if (!help) checkIntegers(specs, values, path, command);
+  if (
+    !help &&
+    values.output !== undefined &&
+    !['text', 'json', 'wide'].includes(String(values.output))
+  ) {
+    throw new UsageError(
+      `-o/--output must be text, json or wide, got '${String(values.output)}' (for '${path.join(' ')}')`,
+      { details: { input: '--output', usage: usageLine(path, command) } },
+    );
+  }
   if (!help && command.run === undefined && command.subcommands !== undefined) {
     if (parsed.positionals.length === 0) {
       return {
         path,
         command,
         help: true,
-        ctx: { values, positionals: [], json: false, verbose: false },
+        ctx: { values, positionals: [], json: false, wide: false, verbose: false },
       };
     }
   }
@@ -202,20 +228,49 @@ export async function resolve(
     ctx: {
       values,
       positionals: parsed.positionals,
-      json: values.json === true,
+      json: values.json === true || values.output === 'json',
+      wide: values.output === 'wide',
       verbose: values.verbose === true,
     },
   };
 }
 
-/** The `--help` text of a command. */
-export function helpText(path: string[], command: Command): string {
-  const lines: string[] = [];
+/** Fails with a UsageError naming the option when an `integer` option holds anything else. */
+function checkIntegers(
+  specs: Record<string, OptionSpec>,
+  values: Record<string, string | boolean | undefined>,
+  path: string[],
+  command: Command,
+): void {
+  for (const [name, spec] of Object.entries(specs)) {
+    const value = values[name];
+    if (spec.integer === undefined || typeof value !== 'string') continue;
+    const min = spec.integer.min ?? 0;
+    const max = spec.integer.max ?? Number.MAX_SAFE_INTEGER;
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
+      throw new UsageError(
+        `${optionName(name)} must be a whole number ${range}, got '${value}' (for '${path.join(' ')}')`,
+        { details: { input: optionName(name), usage: usageLine(path, command) } },
+      );
+    }
+  }
+}
+
+/** The `Usage: ...` line of a command (in its help, and after a usage error). */
+export function usageLine(path: string[], command: Command): string {
   const usage = [path.join(' ')];
   if (command.subcommands !== undefined) usage.push('<command>');
   if (command.args !== undefined) usage.push(command.args);
   usage.push('[options]');
-  lines.push(`${command.summary}`, '', `Usage: ${usage.join(' ')}`);
+  return `Usage: ${usage.join(' ')}`;
+}
+
+/** The `--help` text of a command. */
+export function helpText(path: string[], command: Command): string {
+  const lines: string[] = [];
+  lines.push(`${command.summary}`, '', usageLine(path, command));
   if (command.description !== undefined) lines.push('', command.description);
   if (command.subcommands !== undefined) {
     lines.push('', 'Commands:');

@@ -16,6 +16,7 @@ import { parseServers } from '../core/server-list.js';
 import { BrokerClient } from '../mq/broker-client.js';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT } from '../server/defaults.js';
 import type { OptionSpec } from './command.js';
+import { noteCredentials } from './credential-note.js';
 
 /** Options shared by every command that calls a server: where, and the credential. */
 export const SERVER_OPTIONS: Record<string, OptionSpec> = {
@@ -26,12 +27,24 @@ export const SERVER_OPTIONS: Record<string, OptionSpec> = {
     default: `http://127.0.0.1:${DEFAULT_PORT}`,
     env: 'PEAK_SERVER',
   },
+  context: {
+    type: 'string',
+    valueName: 'NAME',
+    description: 'the context to use: its server and token file (peak context ls); --server wins',
+    env: 'PEAK_CONTEXT',
+  },
   token: {
     type: 'string',
     valueName: 'TOKEN',
     description:
-      'an operator token or app credential (default: from the data folder, or PEAK_CREDENTIAL)',
+      'an operator token or app credential (default: --token-file, the data folder, or PEAK_CREDENTIAL)',
     env: 'PEAK_TOKEN',
+  },
+  'token-file': {
+    type: 'string',
+    valueName: 'FILE',
+    description: "a file holding the admin token (default: the context's)",
+    env: 'PEAK_TOKEN_FILE',
   },
   data: {
     type: 'string',
@@ -55,15 +68,24 @@ async function readTrimmed(file: string): Promise<string | undefined> {
 }
 
 /**
- * A credential for a read or a data-plane call, or undefined: `--token`, then (`prefer`
- * first) the admin token in the data folder or the app credential of PEAK_CREDENTIAL or
- * `<data>/credentials/local`.
+ * A credential for a read or a data-plane call, or undefined: `--token`, then the file
+ * `--token-file` (or the context) names, then (`prefer` first) the admin token in the data
+ * folder or the app credential of PEAK_CREDENTIAL or `<data>/credentials/local`.
  */
 export async function findCredential(
   values: Record<string, unknown>,
   prefer: 'operator' | 'app' = 'operator',
 ): Promise<string | undefined> {
-  if (typeof values.token === 'string' && values.token.length > 0) return values.token;
+  const servers = String(values.server ?? '').split(',');
+  if (typeof values.token === 'string' && values.token.length > 0) {
+    noteCredentials({ servers, token: '--token/PEAK_TOKEN' });
+    return values.token;
+  }
+  if (typeof values['token-file'] === 'string' && values['token-file'] !== '') {
+    const file = path.resolve(values['token-file']);
+    noteCredentials({ servers, token: file });
+    return readTrimmed(file);
+  }
   const data = path.resolve(String(values.data ?? DEFAULT_DATA_DIR));
   const operator = () => readTrimmed(path.join(data, 'admin-token'));
   const app = async () => {
@@ -76,19 +98,35 @@ export async function findCredential(
     : ((await app()) ?? (await operator()));
 }
 
-/** Finds the admin token: the explicit one, or the one in the data folder. */
+/**
+ * Finds the admin token: `--token`/`PEAK_TOKEN`, else the file `--token-file` (or the
+ * context) names, else `<data>/admin-token`; records where it came from for the error of a
+ * refused token.
+ */
 export async function findAdminToken(values: Record<string, unknown>): Promise<string> {
-  if (typeof values.token === 'string' && values.token.length > 0) return values.token;
-  const file = path.resolve(String(values.data ?? DEFAULT_DATA_DIR), 'admin-token');
+  const servers = () => String(values.server ?? '').split(',');
+  if (typeof values.token === 'string' && values.token.length > 0) {
+    noteCredentials({ servers: servers(), token: '--token/PEAK_TOKEN' });
+    return values.token;
+  }
+  const named = typeof values['token-file'] === 'string' && values['token-file'] !== '';
+  const file = named
+    ? path.resolve(String(values['token-file']))
+    : path.resolve(String(values.data ?? DEFAULT_DATA_DIR), 'admin-token');
   try {
     const token = (await readFile(file, 'utf8')).trim();
-    if (token.length > 0) return token;
+    if (token.length > 0) {
+      noteCredentials({ servers: servers(), token: file });
+      return token;
+    }
   } catch {
     // fall through to the error below
   }
   throw new PeakError(
     ErrorCodes.UNAUTHENTICATED,
-    `no admin token: pass --token, set PEAK_TOKEN, or point --data at the server's data folder (no token in ${file})`,
+    named
+      ? `no admin token in ${file} (--token-file, PEAK_TOKEN_FILE or the context's token file)`
+      : `no admin token: pass --token, set PEAK_TOKEN, use --token-file or a context (peak context add), or point --data at the server's data folder (no token in ${file})`,
   );
 }
 

@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 /** The `peak` executable. */
-import { rootCommand } from './commands/index.js';
-import { runCli } from './run-cli.js';
 
 // A reader that goes away (`peak top | head`, `peak mq consume | head -1`) closes the pipe:
 // that ends the output, not the process with an EPIPE stack trace.
@@ -12,9 +10,19 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-const code = await runCli(rootCommand, process.argv.slice(2), {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  env: process.env,
-});
-process.exitCode = code;
+const argv = process.argv.slice(2);
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+  // The fast path: no command tree, no parser, only the package's version.
+  const { PEAKWARE_VERSION } = await import('../core/version.js');
+  process.stdout.write(`${PEAKWARE_VERSION}\n`);
+} else {
+  const [{ rootCommand }, { runCli }] = await Promise.all([
+    import('./commands/index.js'),
+    import('./run-cli.js'),
+  ]);
+  process.exitCode = await runCli(rootCommand, argv, {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+  });
+}

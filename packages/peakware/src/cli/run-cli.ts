@@ -5,6 +5,8 @@
  */
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import { type Command, helpText, type Output, resolve, withSubcommandsLoaded } from './command.js';
+import { withContext } from './contexts.js';
+import { noteContext, refusedTokenHint } from './credential-note.js';
 
 /** Streams and environment of one run (tests pass their own). */
 export interface CliIo {
@@ -46,10 +48,17 @@ function describeError(err: unknown, verbose: boolean): string {
 
 /** Runs the CLI and resolves to the process exit code. */
 export async function runCli(root: Command, argv: string[], io: CliIo): Promise<number> {
-  const wantsJson = argv.includes('--json');
+  const wantsJson =
+    argv.includes('--json') ||
+    argv.includes('--output=json') ||
+    argv.includes('-o=json') ||
+    argv.some((a, i) => (a === '-o' || a === '--output') && argv[i + 1] === 'json');
   const verbose = argv.includes('--verbose');
   try {
-    const resolved = await resolve(root, argv, io.env);
+    // A context supplies PEAK_SERVER and PEAK_TOKEN_FILE where they are not set.
+    const context = await withContext(argv, io.env);
+    noteContext(context.name);
+    const resolved = await resolve(root, argv, context.env);
     if (resolved.help || resolved.command.run === undefined) {
       io.stdout.write(helpText(resolved.path, await withSubcommandsLoaded(resolved.command)));
       return 0;
@@ -58,6 +67,15 @@ export async function runCli(root: Command, argv: string[], io: CliIo): Promise<
     return (await resolved.command.run({ ...resolved.ctx, out })) ?? 0;
   } catch (err) {
     io.stderr.write(`${describeError(err, verbose)}\n`);
+    // A usage error is followed by the command's usage line (from the parser).
+    if (err instanceof PeakError && typeof err.details.usage === 'string')
+      io.stderr.write(`${err.details.usage}\n`);
+    const hint =
+      err instanceof PeakError &&
+      (err.code === ErrorCodes.UNAUTHENTICATED || err.code === ErrorCodes.FORBIDDEN)
+        ? refusedTokenHint()
+        : undefined;
+    if (hint !== undefined) io.stderr.write(`${hint}\n`);
     if (wantsJson) {
       const body =
         err instanceof PeakError

@@ -40,6 +40,8 @@ export const ErrorCodes = {
   APP_NOT_FOUND: 'PEAK_APP_NOT_FOUND',
   /** The requested API route or resource does not exist. */
   NOT_FOUND: 'PEAK_NOT_FOUND',
+  /** The route exists for a protocol's sake but this server does not serve it (OTLP metrics, logs). */
+  NOT_IMPLEMENTED: 'PEAK_NOT_IMPLEMENTED',
   /** The control plane could not be reached from the CLI or an SDK. */
   SERVER_UNREACHABLE: 'PEAK_SERVER_UNREACHABLE',
   /** The control plane refused a request to protect itself (e.g. too many bodies in flight); retry later. */
@@ -204,6 +206,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.UNAUTHENTICATED]: 401,
   [ErrorCodes.FORBIDDEN]: 403,
   [ErrorCodes.NOT_FOUND]: 404,
+  [ErrorCodes.NOT_IMPLEMENTED]: 501,
   [ErrorCodes.AUTH_RATE_LIMITED]: 429,
   [ErrorCodes.APP_EXISTS]: 409,
   [ErrorCodes.TOKEN_EXISTS]: 409,

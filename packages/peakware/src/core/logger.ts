@@ -5,6 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import { type Logger, type LoggerOptions, pino } from 'pino';
+import { InvalidArgumentError } from './errors.js';
 
 export type { Logger } from 'pino';
 
@@ -89,7 +90,36 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
   return pino(pinoOptions, destination as pino.DestinationStream);
 }
 
-/** A logger that discards everything: the default for library code given none. */
-export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** The logger PEAK_LOG_LEVEL asked for, made once per process and level. */
+let fromEnv: { level: string; logger: Logger } | undefined;
+
+/**
+ * The default for library code given no logger: it discards everything, unless the
+ * environment variable `PEAK_LOG_LEVEL` (trace, debug, info, warn, error, fatal or silent)
+ * turns SDK logging on: then one logger per process named `peakware`, JSON lines on
+ * standard error (readable lines when standard error is a terminal). A logger passed in
+ * the options always wins.
+ */
+export function silentLogger(env: NodeJS.ProcessEnv = process.env): Logger {
+  const level = env.PEAK_LOG_LEVEL?.trim().toLowerCase();
+  if (level === undefined || level === '' || level === 'silent') return pino({ level: 'silent' });
+  if (!LEVELS.includes(level)) {
+    throw new InvalidArgumentError(
+      `PEAK_LOG_LEVEL must be one of ${LEVELS.join(', ')}; got '${env.PEAK_LOG_LEVEL}'`,
+      { details: { input: 'PEAK_LOG_LEVEL' } },
+    );
+  }
+  if (fromEnv?.level !== level) {
+    fromEnv = {
+      level,
+      logger: createLogger({
+        level,
+        name: 'peakware',
+        format: process.stderr.isTTY ? 'pretty' : 'json',
+      }),
+    };
+  }
+  return fromEnv.logger;
 }

@@ -53,6 +53,7 @@ import {
   ROLE_RANK,
   type Role,
 } from './authenticator.js';
+import type { HttpRequestMetrics } from './http-request-metrics.js';
 import { openApiDocument } from './openapi.js';
 import {
   checkRouteSchema,
@@ -81,6 +82,8 @@ export interface ApiContext {
   settings: ServerSettings;
   /** The subsystems (module names) this node serves. */
   roles: readonly string[];
+  /** Request latency by route, recorded for every answered request (read by `/metrics`). */
+  httpMetrics?: HttpRequestMetrics;
   /** This node's authentication counters since start (for /metrics); absent in bare test hosts. */
   authCounters?: () => AuthCounters;
   /**
@@ -483,6 +486,12 @@ export function createHttpApiWithRoutes(
   });
 
   app.addHook('onResponse', async (request, reply) => {
+    ctx.httpMetrics?.record(
+      request.method,
+      request.routeOptions.url,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
     request.log.debug(
       { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime },
       'request',

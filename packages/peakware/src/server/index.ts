@@ -26,3 +26,4 @@ export {
   type ServerSettingsOptions,
   serverSettingsFromEnv,
 } from './server-settings.js';
+export { type StoppableAtOnce, stopAtOnce } from './stop-at-once.js';

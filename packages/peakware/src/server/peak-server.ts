@@ -45,6 +45,7 @@ import {
   createHttpApiWithRoutes,
   type RouteEntry,
 } from './http-api.js';
+import { HttpRequestMetrics } from './http-request-metrics.js';
 import { IdentityIssuer } from './identity-issuer.js';
 import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
@@ -310,6 +311,7 @@ export class PeakServer {
         startedAt,
         settings,
         roles,
+        httpMetrics: new HttpRequestMetrics(),
       };
       const tlsPair = options.tls === undefined ? undefined : await readTlsFiles(options.tls);
       const { app, routes } = createHttpApiWithRoutes(ctx, {
@@ -476,10 +478,13 @@ export class PeakServer {
       }
     };
     const budget = this.#shutdownTimeoutMs;
-    let clean = await bounded('closing HTTP', budget / 2, async () => {
-      await this.#app.close();
-      this.#app.server.closeAllConnections?.();
-    });
+    // app.close() waits for in-flight requests, then runs every module's onClose (workers,
+    // leader locks). A request that outlives its half of the budget has its socket ended, so
+    // the modules still stop before the pool closes under them.
+    const closing = this.#app.close();
+    let clean = await bounded('closing HTTP', budget / 2, () => closing);
+    this.#app.server.closeAllConnections?.();
+    clean = (await bounded('stopping the modules', budget / 4, () => closing)) && clean;
     clean =
       (await bounded('deregistering node', 2000, () =>
         this.#pool.query('DELETE FROM peak.nodes WHERE node_id = $1', [this.info.nodeId]),

@@ -445,7 +445,11 @@ export function encodeOtlpTraceResponse(partial?: {
 }
 
 /** gRPC status codes used in OTLP/HTTP error bodies. */
-export const RpcStatusCodes = { INVALID_ARGUMENT: 3, RESOURCE_EXHAUSTED: 8 } as const;
+export const RpcStatusCodes = {
+  INVALID_ARGUMENT: 3,
+  RESOURCE_EXHAUSTED: 8,
+  UNIMPLEMENTED: 12,
+} as const;
 
 /**
  * Encodes a `google.rpc.Status { code, message }`: the body OTLP/HTTP specifies for 4xx and

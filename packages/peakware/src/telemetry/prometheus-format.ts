@@ -25,7 +25,7 @@ export interface MetricFamily {
   /** One line of help text. */
   help: string;
   /** The metric type. */
-  type: 'counter' | 'gauge' | 'summary' | 'untyped';
+  type: 'counter' | 'gauge' | 'summary' | 'histogram' | 'untyped';
   /** Its samples. */
   samples: MetricSample[];
 }

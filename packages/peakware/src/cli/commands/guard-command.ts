@@ -55,6 +55,7 @@ const stats: Command = {
       valueName: 'N',
       description: 'how many seconds back (1-300)',
       default: '30',
+      integer: { min: 1, max: 300 },
     },
   },
   examples: [

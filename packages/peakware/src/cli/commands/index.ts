@@ -33,6 +33,11 @@ export const rootCommand: Command = {
     lazyCommand('stress', async () => (await import('./stress-command.js')).stressCommand),
     lazyCommand('capacity', async () => (await import('./capacity-command.js')).capacityCommand),
     lazyCommand('txn', async () => (await import('./txn-command.js')).txnCommand),
+    lazyCommand('context', async () => (await import('./context-command.js')).contextCommand),
+    lazyCommand(
+      'completion',
+      async () => (await import('./completion-command.js')).completionCommand,
+    ),
   ],
   async run({ values, out }) {
     if (values.version === true) {

@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { DeadLetter, ReceivedMessage } from '../../admin/mq-admin.js';
 import { UsageError } from '../../core/errors.js';
 import { Outbox } from '../../mq/outbox.js';
+import { readBodyArgument } from '../body-input.js';
 import type { Command, OptionSpec } from '../command.js';
 import { ADMIN_OPTIONS, adminClient, brokerClient, SERVER_OPTIONS } from '../control-client.js';
 
@@ -15,14 +16,15 @@ type Listed = Pick<ReceivedMessage, 'id' | 'topic' | 'tag' | 'keys' | 'body' | '
   storedAt?: number;
 };
 
-function text(b64: string): string {
+/** A body as text, cut at 200 characters unless `wide` (`-o wide`). */
+function text(b64: string, wide: boolean): string {
   const s = Buffer.from(b64, 'base64').toString('utf8');
-  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+  return !wide && s.length > 200 ? `${s.slice(0, 200)}…` : s;
 }
 
-function line(m: Listed): string {
+function line(m: Listed, wide = false): string {
   const at = new Date(m.storedAt ?? m.bornAt).toISOString();
-  return `${m.id}  ${at}  ${m.topic}${m.tag === null ? '' : ` [${m.tag}]`}${m.keys.length > 0 ? ` keys=${m.keys.join(',')}` : ''}  ${text(m.body)}`;
+  return `${m.id}  ${at}  ${m.topic}${m.tag === null ? '' : ` [${m.tag}]`}${m.keys.length > 0 ? ` keys=${m.keys.join(',')}` : ''}  ${text(m.body, wide)}`;
 }
 
 function need(positionals: string[], index: number, what: string, path: string): string {
@@ -75,13 +77,20 @@ const topicsCreate: Command = {
   args: '<name>',
   options: {
     ...ADMIN_OPTIONS,
-    queues: { type: 'string', valueName: 'N', description: 'number of queues', default: '4' },
+    queues: {
+      type: 'string',
+      valueName: 'N',
+      description: 'number of queues',
+      default: '4',
+      integer: { min: 1 },
+    },
     ordered: { type: 'boolean', description: 'FIFO per message group' },
     secured: { type: 'boolean', description: 'require HMAC-signed messages and a consume secret' },
     'max-body': {
       type: 'string',
       valueName: 'BYTES',
       description: 'largest body accepted (default 256 KiB)',
+      integer: { min: 1 },
     },
   },
   examples: [
@@ -123,8 +132,10 @@ const topics: Command = {
 
 const send: Command = {
   name: 'send',
-  summary: 'send one message (body from the argument)',
-  args: '<topic> <body>',
+  summary: 'send one message (body from the argument, @FILE or stdin)',
+  args: '<topic> [<body>|@FILE|-]',
+  description:
+    "The body is the argument's text, the bytes of FILE with @FILE, or standard input with - or no body (when stdin is not a terminal). A text that starts with @ is written @@...",
   options: {
     ...SERVER_OPTIONS,
     tag: { type: 'string', valueName: 'TAG', description: 'message tag' },
@@ -134,21 +145,24 @@ const send: Command = {
       type: 'string',
       valueName: 'MS',
       description: 'deliver no earlier than this many ms from now',
+      integer: {},
     },
   },
   examples: [
     'peak mq send orders \'{"orderId":42}\' --tag created --keys order-42',
     'peak mq send reminders hello --delay 60000',
+    'peak mq send orders @order.json',
+    'date | peak mq send logs -',
   ],
   async run({ values, positionals, out }) {
     const topic = need(positionals, 0, 'a topic', 'peak mq send');
-    const body = need(positionals, 1, 'a body', 'peak mq send');
+    const body = await readBodyArgument(positionals[1], "'peak mq send' body");
     const delay = values.delay === undefined ? undefined : Number(values.delay);
     if (delay !== undefined && (!Number.isFinite(delay) || delay < 0))
       throw new UsageError(`--delay: expected ms >= 0, got '${values.delay}'`);
     const r = await (await brokerClient(values)).send(topic, [
       {
-        body: Buffer.from(body).toString('base64'),
+        body: body.toString('base64'),
         ...(values.tag === undefined ? {} : { tag: String(values.tag) }),
         ...(values.keys === undefined
           ? {}
@@ -179,8 +193,20 @@ const consume: Command = {
       description: 'consumer group',
       default: 'peak-cli',
     },
-    max: { type: 'string', valueName: 'N', description: 'most messages to take', default: '10' },
-    wait: { type: 'string', valueName: 'MS', description: 'long-poll wait', default: '5000' },
+    max: {
+      type: 'string',
+      valueName: 'N',
+      description: 'most messages to take',
+      default: '10',
+      integer: { min: 1 },
+    },
+    wait: {
+      type: 'string',
+      valueName: 'MS',
+      description: 'long-poll wait',
+      default: '5000',
+      integer: {},
+    },
     'no-ack': {
       type: 'boolean',
       description: 'do not ack (they are redelivered after the invisibility time)',
@@ -192,7 +218,7 @@ const consume: Command = {
       env: 'PEAK_MQ_SECRET',
     },
   },
-  async run({ values, positionals, out }) {
+  async run({ values, positionals, out, wide }) {
     const topic = need(positionals, 0, 'a topic', 'peak mq consume');
     const group = String(values.group);
     const consumerId = `cli-${randomBytes(3).toString('hex')}`;
@@ -215,7 +241,7 @@ const consume: Command = {
     }
     await broker.leave(group, topic, consumerId, false);
     out.json({ messages });
-    for (const m of messages) out.line(line(m));
+    for (const m of messages) out.line(line(m, wide));
     if (messages.length === 0) out.line('no messages');
     return 0;
   },
@@ -236,7 +262,13 @@ const QUERY_OPTIONS: Record<string, OptionSpec> = {
     description: 'stored at or after (ISO, epoch ms, or 30m/2h/1d ago); default 1h ago',
   },
   to: { type: 'string', valueName: 'TIME', description: 'stored before; default now' },
-  limit: { type: 'string', valueName: 'N', description: 'most results', default: '100' },
+  limit: {
+    type: 'string',
+    valueName: 'N',
+    description: 'most results',
+    default: '100',
+    integer: { min: 1 },
+  },
 };
 
 const query: Command = {
@@ -249,12 +281,12 @@ const query: Command = {
     'peak mq query --key order-42',
     'peak mq query --topic orders --tag created --from 2h',
   ],
-  async run({ values, positionals, out }) {
+  async run({ values, positionals, out, wide }) {
     const admin = await adminClient(values);
     if (positionals[0] !== undefined) {
       const d = await admin.mq.message(positionals[0]);
       out.json(d);
-      if (d.message !== undefined) out.line(line(d.message));
+      if (d.message !== undefined) out.line(line(d.message, wide));
       out.line(`state: ${d.state}`);
       return 0;
     }
@@ -271,7 +303,7 @@ const query: Command = {
       limit: Number(values.limit),
     });
     out.json({ messages });
-    for (const m of messages) out.line(line(m));
+    for (const m of messages) out.line(line(m, wide));
     if (messages.length === 0) out.line('no messages matched');
     return 0;
   },
@@ -307,7 +339,13 @@ const dlq: Command = {
       valueName: 'all|IDS',
       description: 'send these dead letters back to the group',
     },
-    limit: { type: 'string', valueName: 'N', description: 'most to list', default: '100' },
+    limit: {
+      type: 'string',
+      valueName: 'N',
+      description: 'most to list',
+      default: '100',
+      integer: { min: 1 },
+    },
   },
   async run({ values, positionals, out }) {
     const group = need(positionals, 0, 'a consumer group', 'peak mq dlq');

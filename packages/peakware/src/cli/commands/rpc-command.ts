@@ -113,6 +113,7 @@ const call: Command = {
       valueName: 'MS',
       description: 'call timeout in ms',
       default: '5000',
+      integer: { min: 1 },
     },
     tag: { type: 'string', valueName: 'TAG', description: 'route tag for the call (e.g. canary)' },
     address: {

@@ -9,6 +9,7 @@ import {
   SERVER_SETTINGS,
   serverSettingsFromEnv,
 } from '../../server/server-settings.js';
+import type { StoppableAtOnce } from '../../server/stop-at-once.js';
 import type { Command } from '../command.js';
 import { parsePort } from '../parse.js';
 
@@ -164,6 +165,36 @@ export const serverCommand: Command = {
       throw new UsageError('--tls-cert and --tls-key go together: give both, or neither');
     }
     const { PeakServer } = await import('../../server/peak-server.js');
+    const { stopAtOnce } = await import('../../server/stop-at-once.js');
+    // Signal listeners from before the start to the exit: a signal that arrives while the
+    // node starts (or before this process ran again after printing 'ready') never meets
+    // Node's default action, which would kill it and leave PostgreSQL and the lock behind.
+    // The first stops the node once it is up; a second exits at once.
+    let firstSignal: NodeJS.Signals | undefined;
+    let wake: ((signal: NodeJS.Signals) => void) | undefined;
+    let started: StoppableAtOnce | undefined;
+    const onSignal = (received: NodeJS.Signals) => {
+      if (firstSignal === undefined) {
+        firstSignal = received;
+        wake?.(received);
+        return;
+      }
+      logger.error('second signal: exiting at once (PostgreSQL stopped immediately)');
+      if (started !== undefined) stopAtOnce(started);
+      process.exit(1);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    // Under `npx peak server` (npm exec), a SIGTERM to npm ends npm and its shell but never
+    // reaches this process, which went on as an orphan: its parent going away stops it too.
+    if (process.env.npm_command === 'exec') {
+      const parent = process.ppid;
+      const watch = setInterval(() => {
+        if (process.ppid === parent) return;
+        clearInterval(watch);
+        onSignal('SIGTERM');
+      }, 500).unref();
+    }
     const server = await PeakServer.start({
       ...settings,
       dataDir: String(values.data),
@@ -184,20 +215,16 @@ export const serverCommand: Command = {
         ? {}
         : { tls: { certFile: String(certFile), keyFile: String(keyFile) } }),
     });
+    started = server;
     out.json({ event: 'ready', ...server.info });
     for (const line of banner(server.info)) out.line(line);
 
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGINT', () => resolve('SIGINT'));
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-    });
+    const signal =
+      firstSignal ??
+      (await new Promise<NodeJS.Signals>((resolve) => {
+        wake = resolve;
+      }));
     logger.info({ signal }, 'signal received; stopping gracefully (send it again to force)');
-    const force = () => {
-      logger.error('second signal: exiting without a clean shutdown');
-      process.exit(1);
-    };
-    process.once('SIGINT', force);
-    process.once('SIGTERM', force);
     const clean = await server.stop();
     out.json({ event: 'stopped', clean });
     if (!json) out.line(clean ? 'peak server stopped cleanly' : 'peak server stopped (forced)');

@@ -20,7 +20,12 @@ const init: Command = {
       valueName: 'A,B',
       description: 'comma-separated certificate names (default server,provider,consumer)',
     },
-    days: { type: 'string', valueName: 'N', description: 'validity in days (default 365)' },
+    days: {
+      type: 'string',
+      valueName: 'N',
+      description: 'validity in days (default 365)',
+      integer: { min: 1 },
+    },
     force: { type: 'boolean', description: 'replace existing files (default: keep them)' },
   },
   examples: [

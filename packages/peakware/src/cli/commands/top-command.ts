@@ -28,9 +28,10 @@ export const topCommand: Command = {
       type: 'string',
       description: 'seconds of pushed metrics to average (default 10)',
       valueName: 'S',
+      integer: { min: 1, max: 3600 },
     },
   },
-  async run({ values, out, json }) {
+  async run({ values, out, json, wide }) {
     const admin = await adminClient(values);
     const intervalMs = Math.max(500, Number(values.interval ?? 2) * 1000 || 2000);
     const service = typeof values.service === 'string' ? { service: values.service } : {};
@@ -44,7 +45,10 @@ export const topCommand: Command = {
         .map((e) => ({ ...e, qps: e.calls / 60 }))
         .sort((a, b) => b.qps - a.qps);
       out.json({ resources, endpoints: rows });
-      if (values.once !== true && !json) out.stdout.write('\x1b[2J\x1b[H');
+      // Clear the screen between refreshes on a terminal only; a pipe gets plain frames.
+      const tty = (out.stdout as { isTTY?: boolean }).isTTY === true;
+      if (values.once !== true && !json && tty) out.stdout.write('\x1b[2J\x1b[H');
+      const cut = (s: string) => (wide ? s : s.slice(0, 36));
       out.line(`peak top  ${admin.http.server}  ${new Date().toISOString()}`);
       out.line(`live: pushed per-second metrics, last ${seconds} s`);
       out.line(
@@ -52,7 +56,7 @@ export const topCommand: Command = {
       );
       for (const r of resources) {
         out.line(
-          `${r.service.padEnd(16)} ${r.resource.slice(0, 36).padEnd(36)} ${r.qps.toFixed(2).padStart(8)} ${r.errorQps.toFixed(2).padStart(7)} ${r.blockQps.toFixed(2).padStart(7)} ${ms(r.rtAvgMs).padStart(7)} ${ms(r.rtP50Ms).padStart(7)} ${ms(r.rtP99Ms).padStart(7)} ${String(r.concurrency).padStart(5)} ${String(r.instances).padStart(4)}`,
+          `${r.service.padEnd(16)} ${cut(r.resource).padEnd(36)} ${r.qps.toFixed(2).padStart(8)} ${r.errorQps.toFixed(2).padStart(7)} ${r.blockQps.toFixed(2).padStart(7)} ${ms(r.rtAvgMs).padStart(7)} ${ms(r.rtP50Ms).padStart(7)} ${ms(r.rtP99Ms).padStart(7)} ${String(r.concurrency).padStart(5)} ${String(r.instances).padStart(4)}`,
         );
       }
       if (resources.length === 0) {
@@ -65,7 +69,7 @@ export const topCommand: Command = {
       );
       for (const r of rows) {
         out.line(
-          `${r.service.padEnd(16)} ${`${r.name}${r.stress ? ' [stress]' : ''}`.slice(0, 36).padEnd(36)} ${r.qps.toFixed(2).padStart(8)} ${((r.errors / Math.max(1, r.calls)) * 100).toFixed(1).padStart(6)} ${r.p50Ms.toFixed(1).padStart(8)} ${r.p99Ms.toFixed(1).padStart(8)}`,
+          `${r.service.padEnd(16)} ${cut(`${r.name}${r.stress ? ' [stress]' : ''}`).padEnd(36)} ${r.qps.toFixed(2).padStart(8)} ${((r.errors / Math.max(1, r.calls)) * 100).toFixed(1).padStart(6)} ${r.p50Ms.toFixed(1).padStart(8)} ${r.p99Ms.toFixed(1).padStart(8)}`,
         );
       }
       if (rows.length === 0) out.line('(no server spans in the last minute)');

@@ -70,7 +70,13 @@ export const txnCommand: Command = {
           description: `only this status: ${STATUSES.join(', ')}`,
         },
         kind: { type: 'string', valueName: 'KIND', description: 'only saga, tcc or msg' },
-        limit: { type: 'string', valueName: 'N', description: 'most rows (1-1000)', default: '50' },
+        limit: {
+          type: 'string',
+          valueName: 'N',
+          description: 'most rows (1-1000)',
+          default: '50',
+          integer: { min: 1, max: 1000 },
+        },
       },
       examples: ['peak txn ls --status active', 'peak txn ls --kind saga --status failed'],
       async run({ values, out }) {

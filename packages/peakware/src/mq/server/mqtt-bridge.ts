@@ -211,8 +211,17 @@ export async function startMqttBridge(
             return;
           }
           const qos = subscription.qos >= 1 ? 1 : 0;
-          startPump(client, subscription.topic, parsed, record.consumeSecret ?? undefined, qos);
-          callback(null, { ...subscription, qos });
+          // The SUBACK goes out once the group's start offsets are fixed, so a message
+          // published after the client saw its SUBACK is delivered (it was skipped when it
+          // came before the pump's first receive).
+          startPump(
+            client,
+            subscription.topic,
+            parsed,
+            record.consumeSecret ?? undefined,
+            qos,
+            () => callback(null, { ...subscription, qos }),
+          );
         },
         (err: unknown) => refuse(`refused a subscription: ${errorMessage(err)}`),
       );
@@ -225,11 +234,18 @@ export async function startMqttBridge(
     parsed: Parsed,
     secret: string | undefined,
     qos: 0 | 1,
+    onStarted: () => void,
   ) => {
     const clientId = client.id;
     const key = `${clientId}\u0000${mqttTopic}`;
-    if (pumps.has(key)) return;
+    if (pumps.has(key)) return onStarted();
     let running = true;
+    let started = false;
+    const start = () => {
+      if (started) return;
+      started = true;
+      onStarted();
+    };
     const group = groupOf(clientId);
     pumps.set(key, {
       stop: () => {
@@ -244,7 +260,8 @@ export async function startMqttBridge(
             topic: parsed.topic,
             consumerId: 'mqtt',
             max: 100,
-            waitMs: 1000,
+            // The first receive returns at once: it fixes the group's offsets ('latest').
+            waitMs: started ? 1000 : 0,
             tags: parsed.tag === undefined ? null : [parsed.tag],
             startFrom: 'latest',
             broadcasting: false,
@@ -253,6 +270,7 @@ export async function startMqttBridge(
             invisibleMs: 30_000,
             secret,
           });
+          start();
           for (const m of messages) {
             await new Promise<void>((resolve) => {
               client.publish(
@@ -278,6 +296,7 @@ export async function startMqttBridge(
             });
           }
         } catch (err) {
+          start();
           logger.warn(
             { err: errorMessage(err), clientId },
             'mqtt: subscription pump failed; retrying',
@@ -285,6 +304,7 @@ export async function startMqttBridge(
           await new Promise((r) => setTimeout(r, 1000));
         }
       }
+      start();
       pumps.delete(key);
     })();
   };

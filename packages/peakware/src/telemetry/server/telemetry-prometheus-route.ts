@@ -1,9 +1,12 @@
 /**
- * `GET /metrics`: Prometheus text with the process figures, this node's server and collector
- * counters, its failed and refused authentications, whether it evaluates alerts, and the backlog and in-flight messages of each mq
- * consumer group per topic and queue (read through {@link MqBacklogSource}).
+ * `GET /metrics`: Prometheus text with the process and runtime figures (event-loop delay and
+ * utilisation, GC pauses by kind, heap), the HTTP request latency by route, this node's
+ * server and collector counters, its failed and refused authentications, whether it
+ * evaluates alerts, and the backlog and in-flight messages of each mq consumer group per
+ * topic and queue (read through {@link MqBacklogSource}).
  */
 import type { ApiApp, ApiContext } from '../../server/http-api.js';
+import { HTTP_LATENCY_BUCKETS, type HttpLatencySeries } from '../../server/http-request-metrics.js';
 import {
   formatPrometheus,
   type MetricFamily,
@@ -11,6 +14,7 @@ import {
   PROMETHEUS_CONTENT_TYPE,
   processMetrics,
 } from '../prometheus-format.js';
+import { startRuntimeMetrics } from '../runtime-metrics.js';
 import type { MqBacklogSource } from './mq-backlog-source.js';
 import type { AlertEvaluator } from './telemetry-alert-evaluator.js';
 import type { CollectorCounters } from './telemetry-collector-counters.js';
@@ -47,6 +51,25 @@ function authFamilies(ctx: ApiContext): MetricFamily[] {
 /** Consumer subscriptions whose backlog /metrics shows (one query each). */
 const MQ_METRIC_SUBSCRIPTIONS = 200;
 
+/** The HTTP core's latency series as the Prometheus histogram of that name. */
+function httpLatencyFamily(series: HttpLatencySeries[]): MetricFamily {
+  const samples: MetricSample[] = [];
+  for (const s of series) {
+    s.cumulative.forEach((value, i) => {
+      const le = i < HTTP_LATENCY_BUCKETS.length ? String(HTTP_LATENCY_BUCKETS[i]) : '+Inf';
+      samples.push({ suffix: '_bucket', labels: { ...s.labels, le }, value });
+    });
+    samples.push({ suffix: '_sum', labels: s.labels, value: s.sum });
+    samples.push({ suffix: '_count', labels: s.labels, value: s.count });
+  }
+  return {
+    name: 'peak_http_request_duration_seconds',
+    help: 'Control-plane HTTP request latency by method, route template and status class.',
+    type: 'histogram',
+    samples,
+  };
+}
+
 /** The `/metrics` route. */
 export function prometheusRoute(
   app: ApiApp,
@@ -55,6 +78,8 @@ export function prometheusRoute(
   alerts: AlertEvaluator,
   mqBacklog: MqBacklogSource,
 ): void {
+  const runtime = startRuntimeMetrics();
+  app.addHook('onClose', async () => runtime.stop());
   /**
    * Backlog and in-flight messages per consumer group, topic and queue (mq's own backlog
    * query), for the first {@link MQ_METRIC_SUBSCRIPTIONS} subscriptions. A failure leaves
@@ -116,6 +141,8 @@ export function prometheusRoute(
       });
       const text = formatPrometheus([
         ...processMetrics(),
+        ...runtime.families(),
+        httpLatencyFamily(ctx.httpMetrics?.snapshot() ?? []),
         {
           name: 'peak_server_info',
           help: 'Constant 1, labelled with the node id and the PostgreSQL mode.',

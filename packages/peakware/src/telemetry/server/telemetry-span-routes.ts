@@ -165,9 +165,10 @@ export function spanIngestRoutes(
       parseOtlpBody(false),
     );
     otlp.setErrorHandler((err: FastifyError | PeakError, request, reply) => {
+      const unimplemented = err instanceof PeakError && err.code === ErrorCodes.NOT_IMPLEMENTED;
       const client =
         err instanceof PeakError
-          ? err.code === ErrorCodes.INVALID_ARGUMENT
+          ? err.code === ErrorCodes.INVALID_ARGUMENT || unimplemented
           : typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500;
       // JSON requests and server-side failures: the API's own error handler.
       if (!isProtobufRequest(request) || !client) throw err;
@@ -177,7 +178,11 @@ export function spanIngestRoutes(
         .header('content-type', OTLP_PROTOBUF_CONTENT_TYPE)
         .send(
           encodeRpcStatus(
-            status === 413 ? RpcStatusCodes.RESOURCE_EXHAUSTED : RpcStatusCodes.INVALID_ARGUMENT,
+            unimplemented
+              ? RpcStatusCodes.UNIMPLEMENTED
+              : status === 413
+                ? RpcStatusCodes.RESOURCE_EXHAUSTED
+                : RpcStatusCodes.INVALID_ARGUMENT,
             err.message,
           ),
         );
@@ -236,5 +241,37 @@ export function spanIngestRoutes(
         return {};
       },
     );
+
+    // OTLP metrics and logs: answered 501 with what this collector does take, so an
+    // OpenTelemetry exporter pointed at peak server logs a reason instead of a bare 404.
+    const unsupported: Record<string, string> = {
+      '/v1/metrics':
+        'peak server does not store OTLP metrics: it takes OTLP traces (POST /v1/traces, JSON or protobuf) and Peakware per-second metrics (POST /api/v1/telemetry/metrics, sent by MetricsPusher), and serves Prometheus text at GET /metrics; send OTLP metrics to an OpenTelemetry Collector or Prometheus (OTLP receiver) instead',
+      '/v1/logs':
+        'peak server does not store OTLP logs: it takes OTLP traces (POST /v1/traces); send OTLP logs to an OpenTelemetry Collector or a log store instead',
+    };
+    for (const [url, message] of Object.entries(unsupported)) {
+      otlp.post(
+        url,
+        {
+          bodyLimit: OTLP_BODY_LIMIT,
+          config: { auth: 'sdk' },
+          schema: {
+            summary: `OTLP/HTTP ${url.slice(4)}: not served (501, with what is)`,
+            body: {
+              content: {
+                'application/json': { schema: otlpRequest },
+                [OTLP_PROTOBUF_CONTENT_TYPE]: { schema: otlpRequest },
+              },
+            },
+          },
+        },
+        async () => {
+          throw new PeakError(ErrorCodes.NOT_IMPLEMENTED, message, {
+            details: { supported: ['/v1/traces'] },
+          });
+        },
+      );
+    }
   });
 }

@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isPeakError } from './errors.js';
+import { silentLogger } from './logger.js';
+
+describe('silentLogger: the SDK default, and PEAK_LOG_LEVEL', () => {
+  it('is silent without PEAK_LOG_LEVEL (or with silent)', () => {
+    assert.equal(silentLogger({}).level, 'silent');
+    assert.equal(silentLogger({ PEAK_LOG_LEVEL: 'silent' }).level, 'silent');
+  });
+
+  it('logs at the level PEAK_LOG_LEVEL names, one logger per process and level', () => {
+    const a = silentLogger({ PEAK_LOG_LEVEL: 'debug' });
+    assert.equal(a.level, 'debug');
+    assert.equal(silentLogger({ PEAK_LOG_LEVEL: ' DEBUG ' }), a);
+    assert.equal(silentLogger({ PEAK_LOG_LEVEL: 'warn' }).level, 'warn');
+  });
+
+  it('refuses a level it does not know, naming the variable', () => {
+    assert.throws(
+      () => silentLogger({ PEAK_LOG_LEVEL: 'verbose' }),
+      (err: unknown) =>
+        isPeakError(err, 'PEAK_INVALID_ARGUMENT') &&
+        /PEAK_LOG_LEVEL must be one of/.test(String(err)),
+    );
+  });
+});
