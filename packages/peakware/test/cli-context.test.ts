@@ -143,7 +143,7 @@ describe('peak CLI: contexts, refused tokens, message bodies', { timeout: 180_00
         'bash',
         [
           '-c',
-          `"${process.execPath}" "${PEAK_CLI}" top --interval 0.5 --server ${server.info.url} 2>"${dir}/top-stderr" | head -n 2; echo "peak-exit=\${PIPESTATUS[0]}"`,
+          `"${process.execPath}" "${PEAK_CLI}" top --interval 0.5 --server ${server.info.url} --token ${server.info.adminToken} 2>"${dir}/top-stderr" | head -n 2; echo "peak-exit=\${PIPESTATUS[0]}"`,
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );

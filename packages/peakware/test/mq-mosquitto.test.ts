@@ -54,7 +54,11 @@ describe('mq over MQTT with mosquitto_sub and mosquitto_pub', { timeout: 120_000
   let port: number;
   const running: Client[] = [];
 
-  const mqttArgs = () => ['-h', '127.0.0.1', '-p', String(port), '-V', 'mqttv311'];
+  // The MQTT username is the client's credential (an app's, or here the admin token).
+  const mqttArgs = () => [
+    ...['-h', '127.0.0.1', '-p', String(port), '-V', 'mqttv311'],
+    ...['-u', server.info.adminToken!],
+  ];
 
   before(async () => {
     port = await freePort();

@@ -255,7 +255,8 @@ export function spanIngestRoutes(
         url,
         {
           bodyLimit: OTLP_BODY_LIMIT,
-          config: { auth: 'sdk' },
+          // Public: the answer stores nothing and says only what the collector takes.
+          config: { auth: 'public' },
           schema: {
             summary: `OTLP/HTTP ${url.slice(4)}: not served (501, with what is)`,
             body: {
