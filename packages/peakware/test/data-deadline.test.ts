@@ -2,7 +2,8 @@
  * Deadlines cancel the work behind them: a statement stuck behind a row lock past the
  * caller's deadline is cancelled in PostgreSQL (it is gone from pg_stat_activity, it never
  * applies once the lock is released) and its connection is free again, for a single
- * statement and inside a transaction.
+ * statement and inside a transaction. A statement PostgreSQL answered "canceled" keeps its
+ * connection (no new connection per passed deadline under overload).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -65,7 +66,16 @@ describe('data: a passed deadline cancels the statement in PostgreSQL', {
 
   const deadline = (ms: number) => createContext({ deadline: Date.now() + ms });
 
+  /** The backend serving the pool's one connection. */
+  const backendPid = async () =>
+    (
+      await runWithContext(deadline(5000), () =>
+        db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid FROM t_hot LIMIT 1'),
+      )
+    ).rows[0]!.pid;
+
   it('a single statement: cancelled, never applied, its connection free', async () => {
+    const before = await backendPid();
     const unlock = await lockHotRow();
     try {
       await assert.rejects(
@@ -88,6 +98,23 @@ describe('data: a passed deadline cancels the statement in PostgreSQL', {
     );
     assert.equal(r.rows[0]!.n, 10);
     assert.equal(await left(), 10, 'the cut-off UPDATE never applied');
+    assert.equal(await backendPid(), before, 'the cancelled statement kept its connection');
+  });
+
+  it('a statement PostgreSQL refuses keeps its connection; a lost connection is replaced', async () => {
+    const before = await backendPid();
+    await assert.rejects(
+      runWithContext(deadline(5000), () => db.query('SELECT no_such_column FROM t_hot')),
+      /no_such_column/,
+    );
+    assert.equal(await backendPid(), before);
+    await admin.query('SELECT pg_terminate_backend($1)', [before]);
+    // The pool may see the idle connection close before the next statement, or that
+    // statement fails on it; either way the connection after it is a new one.
+    await runWithContext(deadline(5000), () => db.query('SELECT 1 FROM t_hot')).catch(
+      () => undefined,
+    );
+    assert.notEqual(await backendPid(), before, 'a terminated connection is not reused');
   });
 
   it('a transaction: the stuck statement is cancelled and the transaction rolled back', async () => {

@@ -7,8 +7,11 @@
  * A statement run with `timeoutMs` (the caller's remaining deadline) is cancelled in
  * PostgreSQL when the time runs out, not only given up on: a cancel request (what psql's
  * Ctrl-C sends) goes to its backend, so a statement stuck behind a lock stops holding its
- * connection and can never apply late; the connection is discarded, not reused. The wait
- * for a pool connection counts against the same time.
+ * connection and can never apply late. The connection is kept when PostgreSQL answered the
+ * statement with "canceled" (the cancel was spent on it), and discarded when the statement
+ * ended otherwise (a cancel still on its way could hit the next statement): under
+ * overload, deadlines that pass do not turn into a storm of new, authenticated
+ * connections. The wait for a pool connection counts against the same time.
  */
 import pg from 'pg';
 import { ErrorCodes, PeakError } from '../core/errors.js';
@@ -100,11 +103,25 @@ function cancelBackend(client: pg.PoolClient): void {
   setTimeout(() => con.stream.destroy(), 5000).unref();
 }
 
+/** SQLSTATE 57014: the statement was stopped by a cancel request. */
+const QUERY_CANCELED = '57014';
+
+/**
+ * Whether a connection whose statement failed with `error` must leave the pool. An error
+ * PostgreSQL answered at ERROR severity leaves the connection idle and sound, so it stays;
+ * but after a cancel was sent, only the "canceled" answer proves the cancel was spent (one
+ * still on its way would hit the connection's next statement).
+ */
+function mustDiscard(error: Error, cancelSent: boolean): boolean {
+  if (!(error instanceof pg.DatabaseError) || error.severity !== 'ERROR') return true;
+  return cancelSent && error.code !== QUERY_CANCELED;
+}
+
 /**
  * Runs one statement on `client` bounded by `timeoutMs`: when it runs out the statement is
  * cancelled in PostgreSQL and the call rejects at once. `done` gets the client back once
- * the statement has settled, with the error that makes the pool discard it (any failure,
- * or a cancel that was sent).
+ * the statement has settled, with the error that makes the pool discard it (see
+ * {@link mustDiscard}; a statement that succeeded after a cancel was sent discards it too).
  */
 function runBounded<R>(
   client: pg.PoolClient,
@@ -127,7 +144,7 @@ function runBounded<R>(
       },
       (err: Error) => {
         clearTimeout(timer);
-        done(err);
+        done(mustDiscard(err, cancelled) ? err : undefined);
         if (!cancelled) reject(err);
       },
     );
