@@ -113,6 +113,15 @@ function ensureSystemTools() {
   }
 }
 
+/** Whether `bin` is on PATH, installing its Debian package quietly when root can. */
+function ensureOptionalTool(bin) {
+  if (onPath(bin)) return true;
+  if (process.getuid?.() !== 0 || !onPath('apt-get')) return false;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  spawnSync('apt-get', ['install', '-y', '--no-install-recommends', bin], { stdio: 'ignore', env });
+  return onPath(bin);
+}
+
 function collect(dir, out) {
   if (!existsSync(dir)) return out;
   for (const name of readdirSync(dir)) {
@@ -146,14 +155,21 @@ if (selected.length === 0) {
   process.exit(1);
 }
 ensureSystemTools();
+// The suite's data is throwaway: under eatmydata (Debian's package; LD_PRELOAD makes
+// fsync and friends return at once) every embedded PostgreSQL, Redis and initdb skips its
+// disk flushes, which were a large part of the suite's wall time. Crash-safety tests kill
+// processes, never the machine, so what they check does not change. Optional: without
+// it (or with PEAK_TEST_FSYNC=on) the suite runs as it is, only slower.
+const eatMyData = process.env.PEAK_TEST_FSYNC !== 'on' && ensureOptionalTool('eatmydata');
 const version = spawnSync(nodeBinary, ['--version'], { encoding: 'utf8' }).stdout.trim();
 const skipped = slowOnly || filters.length > 0 ? 0 : files.filter(isSlow).length;
 console.log(
-  `run-tests: ${selected.length} test files under Node ${version}${skipped > 0 ? ` (${skipped} slow ones left out: npm run test:slow)` : ''}`,
+  `run-tests: ${selected.length} test files under Node ${version}${skipped > 0 ? ` (${skipped} slow ones left out: npm run test:slow)` : ''}${eatMyData ? ', disk flushes off (eatmydata)' : ''}`,
 );
+const testArgs = ['--test', '--test-reporter=spec', ...selected.map((f) => path.relative(root, f))];
 const result = spawnSync(
-  nodeBinary,
-  ['--test', '--test-reporter=spec', ...selected.map((f) => path.relative(root, f))],
+  eatMyData ? 'eatmydata' : nodeBinary,
+  eatMyData ? [nodeBinary, ...testArgs] : testArgs,
   { cwd: root, stdio: 'inherit', env: { ...process.env, PEAK_TEST_NODE: nodeBinary } },
 );
 process.exit(result.status ?? 1);
