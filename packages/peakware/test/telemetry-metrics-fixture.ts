@@ -41,9 +41,12 @@ const timer = setInterval(() => {
     quote.addPass();
     inFlight++;
     const rt = 2 + (n % 11);
+    // Decided now: the callback runs after this loop, when `n` has moved on (all of a late
+    // tick's calls would see its last n, and often no error at all).
+    const failed = n % 10 === 0;
     setTimeout(() => {
       inFlight--;
-      quote.addComplete(rt, n % 10 === 0);
+      quote.addComplete(rt, failed);
     }, rt);
   }
 }, 100);
