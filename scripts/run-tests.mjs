@@ -8,7 +8,8 @@
 // run, which CI makes twice; `--slow` runs only them (`npm run test:slow`), and a filter that
 // matches one runs it too.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -167,9 +168,49 @@ console.log(
   `run-tests: ${selected.length} test files under Node ${version}${skipped > 0 ? ` (${skipped} slow ones left out: npm run test:slow)` : ''}${eatMyData ? ', disk flushes off (eatmydata)' : ''}`,
 );
 const testArgs = ['--test', '--test-reporter=spec', ...selected.map((f) => path.relative(root, f))];
+// Every process of the run carries this tag in its environment, so what a killed or
+// timed-out test left running (an embedded PostgreSQL or a redis-server runs in a session
+// of its own, out of reach of the test's process group) is found and stopped afterwards.
+const runTag = `PEAK_TEST_RUN=${randomUUID()}`;
 const result = spawnSync(
   eatMyData ? 'eatmydata' : nodeBinary,
   eatMyData ? [nodeBinary, ...testArgs] : testArgs,
-  { cwd: root, stdio: 'inherit', env: { ...process.env, PEAK_TEST_NODE: nodeBinary } },
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, PEAK_TEST_NODE: nodeBinary, PEAK_TEST_RUN: runTag.split('=')[1] },
+  },
 );
+stopLeftovers();
 process.exit(result.status ?? 1);
+
+/** Stops the processes of this run still alive after it (Linux: found through /proc). */
+function stopLeftovers() {
+  if (!existsSync('/proc/self/environ')) return;
+  const left = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const environ = readFileSync(`/proc/${name}/environ`, 'latin1').split('\0');
+      if (!environ.includes(runTag)) continue;
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'latin1').split('\0').join(' ').trim();
+      left.push({ pid: Number(name), cmd });
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  if (left.length === 0) return;
+  for (const p of left) {
+    try {
+      // SIGQUIT: a postmaster's immediate shutdown (its backends go with it); others die.
+      process.kill(p.pid, /\/postgres /.test(p.cmd) ? 'SIGQUIT' : 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  console.log(
+    `run-tests: stopped ${left.length} process(es) the tests left running: ${left
+      .map((p) => `${p.pid} ${p.cmd.slice(0, 80)}`)
+      .join('; ')}`,
+  );
+}
