@@ -149,29 +149,65 @@ async function sampleCpu(chain: Chain): Promise<Record<string, KindSample>> {
   return out;
 }
 
-function runLoad(step: LoadStep): Promise<LoadResult> {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [path.join(here, 'load-process.js'), JSON.stringify(step)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
+/** The load generator: one process for every step of a run (see load-process.ts). */
+class LoadRunner {
+  readonly #child: ChildProcess;
+  #out = '';
+  #waiting: { resolve: (r: LoadResult) => void; reject: (e: Error) => void } | undefined;
+  #ended: Error | undefined;
+
+  constructor() {
+    this.#child = spawn(process.execPath, [path.join(here, 'load-process.js')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
     });
-    const timer = setTimeout(
-      () => child.kill('SIGKILL'),
-      (step.seconds + step.timeoutMs / 1000 + 30) * 1000,
-    );
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      const line = out.trim().split('\n').at(-1);
-      if (code !== 0 || line === undefined || line === '') {
-        reject(new Error(`the load process ended (${howItEnded(code, signal)})`));
-      } else resolve(JSON.parse(line) as LoadResult);
+    this.#child.stdout!.on('data', (c: Buffer) => {
+      this.#out += c.toString();
+      const nl = this.#out.indexOf('\n');
+      if (nl < 0) return;
+      const line = this.#out.slice(0, nl);
+      this.#out = this.#out.slice(nl + 1);
+      const waiting = this.#waiting;
+      this.#waiting = undefined;
+      waiting?.resolve(JSON.parse(line) as LoadResult);
     });
-  });
+    this.#child.once('exit', (code, signal) => {
+      this.#ended = new Error(`the load process ended (${howItEnded(code, signal)})`);
+      this.#waiting?.reject(this.#ended);
+      this.#waiting = undefined;
+    });
+  }
+
+  /** Runs one step; rejects if the generator dies or overruns the step by far. */
+  run(step: LoadStep): Promise<LoadResult> {
+    if (this.#ended !== undefined) return Promise.reject(this.#ended);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => this.#child.kill('SIGKILL'),
+        (step.seconds + step.timeoutMs / 1000 + 30) * 1000,
+      );
+      this.#waiting = {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.#child.stdin!.write(`${JSON.stringify(step)}\n`);
+    });
+  }
+
+  /** Ends the generator (its stdin), killing it if it does not go. */
+  async close(): Promise<void> {
+    if (this.#ended !== undefined) return;
+    const exited = new Promise((r) => this.#child.once('exit', r));
+    this.#child.stdin!.end();
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -204,10 +240,23 @@ async function checkBooks(chain: Chain, options: CapacityOptions): Promise<StepF
 
 /** Runs the steps until one fails (or all pass) and reports each. */
 export async function runCapacity(chain: Chain, options: CapacityOptions): Promise<CapacityReport> {
+  const load = new LoadRunner();
+  try {
+    return await runSteps(chain, options, load);
+  } finally {
+    await load.close();
+  }
+}
+
+async function runSteps(
+  chain: Chain,
+  options: CapacityOptions,
+  runner: LoadRunner,
+): Promise<CapacityReport> {
   const steps: StepFigures[] = [];
   let userBase = 0;
   // A short warm-up, not reported: the first calls open connections and compile code.
-  await runLoad({
+  await runner.run({
     gatewayUrl: chain.gatewayUrl,
     apiKey: chain.gatewayKey,
     rate: 50,
@@ -223,7 +272,7 @@ export async function runCapacity(chain: Chain, options: CapacityOptions): Promi
     options.onStep?.({ rate });
     const before = await sampleCpu(chain);
     const wallStart = performance.now();
-    const load = await runLoad({
+    const load = await runner.run({
       gatewayUrl: chain.gatewayUrl,
       apiKey: chain.gatewayKey,
       rate,

@@ -1,11 +1,16 @@
 /**
  * Open-model load on the gateway, in a process of its own so it does not share an event
- * loop with the control plane: `node load-process.js '<json LoadStep>'` sends buys at a
- * constant arrival rate for a fixed time, whatever the chain's answers (a closed loop
- * would slow down with the chain and hide a stall), and measures each buy's latency from
- * the time it was scheduled, not sent. Prints one JSON {@link LoadResult} line and exits.
+ * loop with the control plane: `node load-process.js` reads one JSON {@link LoadStep} per
+ * line on stdin and, for each, sends buys at a constant arrival rate for a fixed time,
+ * whatever the chain's answers (a closed loop would slow down with the chain and hide a
+ * stall), measures each buy's latency from the time it was scheduled, not sent, and prints
+ * one JSON {@link LoadResult} line. One process and one pool of keep-alive connections
+ * serve every step, as a load tool runs a whole test: a new process per step measured its
+ * own start (cold code, a burst of new connections) in each step's first half second.
+ * It exits when stdin ends.
  */
 import http from 'node:http';
+import { createInterface } from 'node:readline';
 import { LatencyHistogram } from 'peakware/core';
 
 /** One step of load. */
@@ -44,9 +49,11 @@ export interface LoadResult {
   errorSamples: string[];
 }
 
+/** Connections kept across steps. */
+const agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
+
 async function runStep(step: LoadStep): Promise<LoadResult> {
   const url = new URL('/api/buy', step.gatewayUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
   const latency = new LatencyHistogram();
   const result: LoadResult = {
     rate: step.rate,
@@ -139,7 +146,6 @@ async function runStep(step: LoadStep): Promise<LoadResult> {
   });
   await Promise.all(pending);
   const used = process.cpuUsage(cpu);
-  agent.destroy();
   result.latencyMs = {
     p50: round(latency.quantile(0.5)),
     p90: round(latency.quantile(0.9)),
@@ -161,10 +167,10 @@ setInterval(() => {
   if (process.ppid !== parent) process.exit(1);
 }, 500).unref();
 
-const arg = process.argv[2];
-if (arg === undefined) {
-  console.error("usage: node load-process.js '<json step: gatewayUrl, rate, seconds, ...>'");
-  process.exit(2);
+// One step at a time: the lines are read in order and each runs to its end.
+for await (const line of createInterface({ input: process.stdin })) {
+  if (line.trim() === '') continue;
+  const result = await runStep(JSON.parse(line) as LoadStep);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 }
-const result = await runStep(JSON.parse(arg) as LoadStep);
-process.stdout.write(`${JSON.stringify(result)}\n`);
+agent.destroy();
