@@ -99,7 +99,7 @@ export const benchmark: Benchmark = {
   description:
     'buy-chain capacity: orders/s the whole shop places at p99 <= 100 ms (every process of the chain, open-model load in steps)',
   async run({ runs, quick, progress }) {
-    const rates = quick ? [25, 50] : [50, 100, 150, 200, 250, 300, 400, 600, 800, 1000];
+    const rates = quick ? [25, 50] : [50, 100, 150, 200, 250, 300, 400, 600, 800, 1000, 1200, 1500];
     const stepSeconds = quick ? 3 : 8;
     const n = quick ? 1 : runs;
     // The chain as npm start runs it (2 inventory + 2 order processes), and with one of each
