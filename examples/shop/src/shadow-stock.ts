@@ -50,11 +50,11 @@ export function openStressAwareStock(
   return {
     kind: real.kind,
     engine: {
-      load: (sku, units) => pick().engine.load(sku, units),
-      deduct: (sku, orderId, qty) => pick().engine.deduct(sku, orderId, qty),
-      release: (sku, orderId) => pick().engine.release(sku, orderId),
-      stock: (sku) => pick().engine.stock(sku),
-      books: (sku) => pick().engine.books(sku),
+      load: async (sku, units) => pick().engine.load(sku, units),
+      deduct: async (sku, orderId, qty) => pick().engine.deduct(sku, orderId, qty),
+      release: async (sku, orderId) => pick().engine.release(sku, orderId),
+      stock: async (sku) => pick().engine.stock(sku),
+      books: async (sku) => pick().engine.books(sku),
       close: async () => {
         await real.engine.close();
         await shadow?.engine.close();
@@ -64,7 +64,7 @@ export function openStressAwareStock(
       await real.install();
       await shadow?.install();
     },
-    settle: (sku) => pick().settle(sku),
+    settle: async (sku) => pick().settle(sku),
     close: async () => {
       await real.close();
       await shadow?.close();

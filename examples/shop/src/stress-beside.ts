@@ -29,6 +29,8 @@ import type pg from 'pg';
 import type { Chain } from './chain.js';
 import { ORDER_LAYOUT, type OrderShards } from './order-store.js';
 import { SHADOW_POINTS_TABLE } from './shadow-points.js';
+import { SHADOW_STOCK_SCHEMA } from './shadow-stock.js';
+import { releaseOrphanDeductions } from './shop-database.js';
 import {
   STRESS_BUYER_BASE,
   STRESS_ROWS,
@@ -109,8 +111,13 @@ export interface StressBesideResult {
   /** Where the stress data went: the shadows. */
   shadow: {
     orders: number;
+    unitsOrdered: number;
     pointsAwarded: number;
     stock: { initial: number; left: number; sold: number };
+    /** Shadow units released by the sweep (deducted for orders never written). */
+    releasedBySweep: number;
+    /** Shadow stock sold = units in shadow orders, every shadow order awarded points. */
+    balanced: boolean;
   };
   isolation: IsolationReport;
   /** With `plantLeak`: the check with one planted leak (it must fail, naming the table). */
@@ -157,7 +164,7 @@ export async function startStressBeside(
     runId: run.id,
     finish: async () => {
       const report = await run.done;
-      const shadow = await shadowFigures(chain, options.sku, outcomes.placed);
+      const shadow = await shadowFigures(chain, options.sku, report);
       const check = () => isolationCheck(chain, run.id, startedAt, options.sku, outcomes.orderIds);
       const isolation = await check();
       await chain.admin.stress.finish(run.id, report, isolation).catch(() => undefined);
@@ -167,39 +174,63 @@ export async function startStressBeside(
   };
 }
 
-/** The shadows' figures once the shadow points consumer has caught up (bounded wait). */
+/**
+ * The shadow sale's books, kept as the real ones are: once the stress buys have had time to
+ * finish (as the sale's books wait), the shadow stock settles, the compensation sweep
+ * releases shadow deductions whose order was never written (in a stress context, so it
+ * looks in the shadow order tables), and the shadow points consumer catches up (bounded).
+ */
 async function shadowFigures(
   chain: Chain,
   sku: string,
-  placed: number,
+  report: StressReport,
 ): Promise<StressBesideResult['shadow']> {
-  const read = () =>
-    runWithContext(stressContext(), async () => {
+  const ended = report.startedAt + report.durationS * 1000;
+  await new Promise((r) => setTimeout(r, Math.max(0, ended + 4500 - Date.now())));
+  return runWithContext(stressContext(), async () => {
+    await chain.stock.settle(sku);
+    const released = await releaseOrphanDeductions(
+      chain.shopPool,
+      chain.stock,
+      chain.orders,
+      sku,
+      0,
+      SHADOW_STOCK_SCHEMA,
+    );
+    const read = async () => {
       // Under the stress flag the data layer reads the shadow order tables.
-      const { rows } = await chain.orders.query<{ n: string | number }>(
-        'SELECT count(*) AS n FROM orders WHERE sku = $1',
+      const { rows } = await chain.orders.query<{ n: string | number; u: string | number | null }>(
+        'SELECT count(*) AS n, sum(qty) AS u FROM orders WHERE sku = $1',
         [sku],
       );
       const points = await chain.shopPool.query<{ n: string }>(
         `SELECT count(*)::text AS n FROM ${SHADOW_POINTS_TABLE} WHERE sku = $1`,
         [sku],
       );
-      return { orders: Number(rows[0]?.n ?? 0), pointsAwarded: Number(points.rows[0]?.n ?? 0) };
-    });
-  let figures = await read();
-  const until = Date.now() + 20_000;
-  while (
-    (figures.pointsAwarded < figures.orders || figures.orders < placed) &&
-    Date.now() < until
-  ) {
-    await new Promise((r) => setTimeout(r, 200));
-    figures = await read();
-  }
-  const { books } = await runWithContext(stressContext(), () => chain.stock.settle(sku));
-  return {
-    ...figures,
-    stock: { initial: books.initial, left: books.left, sold: books.sold },
-  };
+      return {
+        orders: Number(rows[0]?.n ?? 0),
+        unitsOrdered: Number(rows[0]?.u ?? 0),
+        pointsAwarded: Number(points.rows[0]?.n ?? 0),
+      };
+    };
+    let figures = await read();
+    const until = Date.now() + 20_000;
+    while (figures.pointsAwarded < figures.orders && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      figures = await read();
+    }
+    const { books } = await chain.stock.settle(sku);
+    const stock = { initial: books.initial, left: books.left, sold: books.sold };
+    return {
+      ...figures,
+      stock,
+      releasedBySweep: released,
+      balanced:
+        stock.sold === figures.unitsOrdered &&
+        stock.left === stock.initial - stock.sold &&
+        figures.pointsAwarded === figures.orders,
+    };
+  });
 }
 
 /**
@@ -339,7 +370,7 @@ export function stressReportLines(r: StressBesideResult, rate: number): string[]
   const lines = [
     `stress run beside the sale (shadow traffic; run ${r.runId}, kept by the control plane: peak stress ls):`,
     `  ${rate}/s for ${r.seconds} s: ${r.requests} buys, placed ${r.outcomes.placed}, sold out ${r.outcomes.soldOut}, refused by the guard ${r.outcomes.blocked}, errors ${r.errors}; p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms (from each buy's scheduled time), stopped: ${r.stopReason}`,
-    `  shadows: ${r.shadow.orders} orders in the shadow order tables, ${r.shadow.pointsAwarded} awards in ${SHADOW_POINTS_TABLE} (events via the shadow topic), shadow stock ${r.shadow.stock.initial} → ${r.shadow.stock.left} left (${r.shadow.stock.sold} sold)`,
+    `  shadows: ${r.shadow.orders} orders in the shadow order tables, ${r.shadow.pointsAwarded} awards in ${SHADOW_POINTS_TABLE} (events via the shadow topic), shadow stock ${r.shadow.stock.initial} → ${r.shadow.stock.left} left (${r.shadow.stock.sold} sold, ${r.shadow.releasedBySweep} released by the sweep): shadow books ${r.shadow.balanced ? 'balance' : 'DO NOT BALANCE'}`,
     iso.ok
       ? `  isolation check: passed: zero stress rows in ${realTables} real tables (${iso.checked.tables.map((t) => t.where.split(' ')[0]).join(', ')}), zero stress messages in real topics${iso.checked.topics ? '' : ' (not checked)'}, zero stress deductions in the real stock`
       : `  isolation check: FAILED: stress data in ${iso.leaks.map(leakLine).join(', ')}`,
