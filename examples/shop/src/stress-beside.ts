@@ -13,6 +13,7 @@
  * ls`).
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -157,17 +158,19 @@ export async function startStressBeside(
     seconds: options.seconds,
     outcomes,
   });
-  const run = startRun(scenario);
-  const startedAt = Date.now();
-  await chain.admin.stress.createRun({ id: run.id, scenario: scenario.name, model: scenario.load });
+  // Registered first, so the control plane knows the run before its first message.
+  const runId = randomUUID();
+  await chain.admin.stress.createRun({ id: runId, scenario: scenario.name, model: scenario.load });
+  const run = startRun(scenario, { runId });
   return {
-    runId: run.id,
+    runId,
     finish: async () => {
       const report = await run.done;
       const shadow = await shadowFigures(chain, options.sku, report);
-      const check = () => isolationCheck(chain, run.id, startedAt, options.sku, outcomes.orderIds);
+      const check = () =>
+        isolationCheck(chain, runId, report.startedAt, options.sku, outcomes.orderIds);
       const isolation = await check();
-      await chain.admin.stress.finish(run.id, report, isolation).catch(() => undefined);
+      await chain.admin.stress.finish(runId, report, isolation);
       const plantedLeak = options.plantLeak ? await withPlantedLeak(chain, check) : undefined;
       return summarize(report, outcomes, shadow, isolation, plantedLeak);
     },
@@ -243,8 +246,24 @@ async function isolationCheck(
   runId: string,
   sinceMs: number,
   sku: string,
-  stressOrderIds: string[],
+  answeredIds: string[],
 ): Promise<IsolationReport> {
+  // Every stress order id known: answered to the scenario, written to the shadow order
+  // tables, or holding shadow stock (a deduction whose order was never written).
+  const shadowOrders = await runWithContext(stressContext(), () =>
+    chain.orders.query<{ order_id: string }>('SELECT order_id FROM orders WHERE sku = $1', [sku]),
+  );
+  const shadowDeductions = await chain.shopPool.query<{ order_id: string }>(
+    `SELECT order_id FROM ${SHADOW_STOCK_SCHEMA}.deductions WHERE sku = $1`,
+    [sku],
+  );
+  const stressOrderIds = [
+    ...new Set([
+      ...answeredIds,
+      ...shadowOrders.rows.map((r) => String(r.order_id)),
+      ...shadowDeductions.rows.map((r) => r.order_id),
+    ]),
+  ];
   const report = await checkIsolation(
     { runId, sinceMs: sinceMs - 1000 },
     { tables: [{ table: 'orders', where: STRESS_ROWS }] },
