@@ -156,6 +156,11 @@ const sampleRatio = Number(values.sample ?? (capacityRun ? 0.05 : 1));
 if (!(sampleRatio >= 0 && sampleRatio <= 1)) {
   usage(`--sample must be a ratio from 0 to 1, got ${values.sample}`);
 }
+if (values['stress-beside'] && capacityRun)
+  usage('--stress-beside runs beside the sale, not with --capacity');
+if (!values['stress-beside'] && (values['stress-leak'] || values['stress-rate'] !== undefined)) {
+  usage('--stress-rate and --stress-leak go with --stress-beside');
+}
 
 const logger = createLogger({
   name: 'shop',
