@@ -373,7 +373,7 @@ function summarize(
     shadow,
     isolation,
     ...(plantedLeak === undefined ? {} : { plantedLeak }),
-    errorSamples: report.errors.slice(0, 3).map((e) => `${e.step}: ${e.message} (×${e.count})`),
+    errorSamples: report.errors.slice(0, 3).map((e) => `${e.message} (×${e.count})`),
   };
 }
 
