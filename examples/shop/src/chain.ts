@@ -31,8 +31,10 @@ import pg from 'pg';
 import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC, POINTS_GROUP } from './catalog.js';
 import { BUY_RESOURCE, flashSaleRules, publishEdge } from './edge.js';
 import { createOrderTables, openOrders } from './order-store.js';
+import { openStressAwareStock } from './shadow-stock.js';
 import { seedFlashSale } from './shop-database.js';
-import { openShopStock, type ShopStock } from './stock.js';
+import type { ShopStock } from './stock.js';
+import { createShadowTables } from './stress-beside.js';
 
 /** What a process of the chain is. */
 export type Role = 'inventory' | 'order' | 'points' | 'gateway';
@@ -106,6 +108,8 @@ export interface ChainOptions {
   redis?: boolean;
   /** Told of each process that died while the chain ran (default: a warning in the log). */
   onChildDeath?: (death: ChildDeath) => void;
+  /** Ready the chain for stress traffic: shadow tables, shadow stock, shadow points consumer. */
+  stressBeside?: boolean;
 }
 
 /** A running chain. */
@@ -329,7 +333,8 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       redisUrl = redis.url;
     }
     shopPool = new pg.Pool({ connectionString: shopDb, max: 4 });
-    stock = openShopStock(shopPool, redisUrl, { writer: false });
+    const shadow = options.stressBeside === true;
+    stock = openStressAwareStock(shopPool, redisUrl, { writer: false, shadow });
     for (const topic of [ORDER_PLACED_TOPIC, ORDER_COMPENSATE_TOPIC]) {
       await admin.mq.createTopic({ name: topic, queues: 4 });
     }
@@ -347,6 +352,8 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       { sku: options.regularSku, ...PRODUCTS.regular! },
       1_000_000_000,
     );
+    if (shadow)
+      await createShadowTables(shopPool, { ds0: shopDb, ds1: shopDb2 }, server.info.dataDir);
     await admin.config.publish(
       { app: 'shop', group: 'cache', key: 'products' },
       {
@@ -375,6 +382,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       SHOP_SAMPLE_RATIO: String(options.sampleRatio),
       SHOP_REDIS: redisUrl ?? '',
       ...(options.limits === 'lifted' ? { SHOP_DEDUCT_CONCURRENCY: '100000' } : {}),
+      ...(shadow ? { SHOP_SHADOW: '1' } : {}),
     };
     const instances = options.instances ?? 2;
     const roles: Exclude<Role, 'gateway'>[] = [

@@ -18,7 +18,9 @@
  * --step-seconds N, --sample R (trace sampling ratio; default 1 for the sale, 0.05 for a
  * capacity run), --drill (a fault drill during the sale: one inventory instance slowed, 20 % of
  * one order instance's order writes failing; see drill.ts), --plan (the "flash-sale" plan
- * applied before the sale and rolled back after it).
+ * applied before the sale and rolled back after it), --stress-beside (a stress run with
+ * shadow traffic beside the sale and its isolation check; see stress-beside.ts),
+ * --stress-rate N, --stress-leak (plant one leak and check again).
  */
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
@@ -43,6 +45,7 @@ import {
   readLiveMetrics,
   SHOP_ALERT_RULES,
 } from './shop-monitoring.js';
+import { startStressBeside, stressPassed, stressReportLines } from './stress-beside.js';
 
 const HOT_SKU = 'flash-phone';
 
@@ -113,6 +116,21 @@ const { values } = parseShopArgs({
     default: false,
     description: 'apply the flash-sale plan, roll it back after',
   },
+  'stress-beside': {
+    type: 'boolean',
+    default: false,
+    description: 'a stress run with shadow traffic beside the sale, and its isolation check',
+  },
+  'stress-rate': {
+    type: 'string',
+    valueName: 'N',
+    description: 'stress buys per second with --stress-beside (default 20)',
+  },
+  'stress-leak': {
+    type: 'boolean',
+    default: false,
+    description: 'with --stress-beside: plant one leak after the check and check again',
+  },
 });
 
 const smoke = values.smoke === true;
@@ -124,6 +142,7 @@ const settings = {
   seconds: Number(values.seconds ?? (smoke ? 20 : 30)),
   'step-seconds': Number(values['step-seconds'] ?? 10),
   instances: Number(values.instances ?? 2),
+  'stress-rate': Number(values['stress-rate'] ?? 20),
 };
 for (const [name, value] of Object.entries(settings)) {
   if (!Number.isInteger(value) || value <= 0)
@@ -136,6 +155,11 @@ if (rates.some((r) => !Number.isInteger(r) || r <= 0)) {
 const sampleRatio = Number(values.sample ?? (capacityRun ? 0.05 : 1));
 if (!(sampleRatio >= 0 && sampleRatio <= 1)) {
   usage(`--sample must be a ratio from 0 to 1, got ${values.sample}`);
+}
+if (values['stress-beside'] && capacityRun)
+  usage('--stress-beside runs beside the sale, not with --capacity');
+if (!values['stress-beside'] && (values['stress-leak'] || values['stress-rate'] !== undefined)) {
+  usage('--stress-rate and --stress-leak go with --stress-beside');
 }
 
 const logger = createLogger({
@@ -255,6 +279,7 @@ async function main(): Promise<number> {
     limits: capacityRun ? 'lifted' : 'flash-sale',
     sampleRatio,
     instances: settings.instances,
+    stressBeside: values['stress-beside'],
   });
   running = chain;
   if (interrupted !== undefined) {
@@ -332,6 +357,15 @@ async function runOn(chain: Chain): Promise<number> {
         Math.max(0, -(await chain.stock.engine.stock(HOT_SKU))),
       )
     : undefined;
+  // With --stress-beside: shadow traffic through the same chain while the sale runs.
+  const stressRun = values['stress-beside']
+    ? await startStressBeside(chain, {
+        sku: HOT_SKU,
+        rate: settings['stress-rate'],
+        seconds: smoke ? 5 : 10,
+        plantLeak: values['stress-leak'],
+      })
+    : undefined;
   const saleStart = Date.now();
   const tty = process.stdout.isTTY && !values.json;
   let lastPrint = 0;
@@ -371,6 +405,7 @@ async function runOn(chain: Chain): Promise<number> {
   // wait (bounded) until it has them all.
   const books = await settledLedger(chain.shopPool, chain.stock, ordersDb, HOT_SKU);
   const oversold = Math.max(0, books.unitsDeducted - settings.stock);
+  const stress = await stressRun?.finish();
   // The trace of one placed order, and the call graph, from the control plane's collector
   // (every process exports its spans about once a second).
   const traceId = report.hotTraceIds[0];
@@ -414,6 +449,7 @@ async function runOn(chain: Chain): Promise<number> {
       ? {}
       : { plan: { applied: planApplied, rolledBack: planRolledBack } }),
     deaths: chain.deaths,
+    ...(stress === undefined ? {} : { stress }),
   };
   if (values.json) {
     console.log(JSON.stringify(summary));
@@ -468,14 +504,19 @@ async function runOn(chain: Chain): Promise<number> {
     if (planRolledBack !== undefined) say(`  ${planLine(planRolledBack)}`);
     if (drillReport !== undefined) for (const l of formatDrillReport(drillReport)) say(`  ${l}`);
     for (const d of chain.deaths) say(`  ${deathLine(d).slice('shop: '.length)}`);
+    if (stress !== undefined) {
+      say('');
+      for (const l of stressReportLines(stress, settings['stress-rate'])) say(`  ${l}`);
+    }
   }
 
   if (values.exit || smoke) {
     const clean = await chain.stop();
+    const isolated = stress === undefined || stressPassed(stress);
     say(
-      `${smoke ? 'smoke run' : 'run'}: ${consistent ? 'consistent' : 'INCONSISTENT'}, stopped ${clean ? 'cleanly' : 'with force'}`,
+      `${smoke ? 'smoke run' : 'run'}: ${consistent ? 'consistent' : 'INCONSISTENT'}${stress === undefined ? '' : `, stress ${isolated ? 'isolated' : 'NOT ISOLATED'}`}, stopped ${clean ? 'cleanly' : 'with force'}`,
     );
-    return consistent && clean ? 0 : 1;
+    return consistent && isolated && clean ? 0 : 1;
   }
   say('');
   say(

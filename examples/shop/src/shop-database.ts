@@ -179,6 +179,8 @@ export function booksBalance(books: SaleBooks): boolean {
  * deadline (2 s) plus its statement timeout, so 5 s is safe during a sale; 0 is safe once
  * traffic has stopped. The deductions are read from PostgreSQL: with the Redis engine, call
  * it after the books have settled (the writer has caught up). Returns the units released.
+ * `schema` is the stock tables' (the shadow stock's for stress traffic, swept in a stress
+ * context so the orders are looked up in the shadow tables).
  */
 export async function releaseOrphanDeductions(
   pool: pg.Pool,
@@ -186,9 +188,10 @@ export async function releaseOrphanDeductions(
   orders: ShardedDatabase,
   sku: string,
   minAgeMs: number,
+  schema = 'peak_stock',
 ): Promise<number> {
   const { rows } = await pool.query<{ order_id: string }>(
-    `SELECT d.order_id FROM peak_stock.deductions d JOIN peak_stock.stock s USING (sku)
+    `SELECT d.order_id FROM ${schema}.deductions d JOIN ${schema}.stock s USING (sku)
       WHERE d.sku = $1 AND d.epoch = s.epoch AND NOT d.released
         AND d.created_at < now() - make_interval(secs => $2::float8 / 1000)`,
     [sku, minAgeMs],
@@ -200,7 +203,7 @@ export async function releaseOrphanDeductions(
     const r = await stock.engine.release(sku, order_id);
     if (r.released) {
       const { rows: d } = await pool.query<{ qty: number }>(
-        'SELECT qty FROM peak_stock.deductions WHERE sku = $1 AND order_id = $2',
+        `SELECT qty FROM ${schema}.deductions WHERE sku = $1 AND order_id = $2`,
         [sku, order_id],
       );
       released += d[0]?.qty ?? 0;

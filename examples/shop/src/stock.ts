@@ -38,15 +38,18 @@ export interface ShopStock {
 /**
  * Opens the engine on the shop database: the Redis one when `redisUrl` is given (with a
  * writer when `writer` is true: the inventory processes run one each, sharing the stream
- * as a consumer group), else the PostgreSQL one.
+ * as a consumer group), else the PostgreSQL one. `name` (Redis namespace, default `shop`)
+ * and `schema` (default `peak_stock`) place a second copy, as the shadow stock does.
  */
 export function openShopStock(
   pool: pg.Pool,
   redisUrl: string | undefined,
-  options: { writer: boolean },
+  options: { writer: boolean; name?: string; schema?: string },
 ): ShopStock {
+  const name = options.name ?? STOCK_NAME;
+  const schema = options.schema === undefined ? {} : { schema: options.schema };
   if (redisUrl === undefined) {
-    const engine = new PgStockEngine({ pool });
+    const engine = new PgStockEngine({ pool, ...schema });
     return {
       engine,
       kind: 'postgres',
@@ -55,10 +58,10 @@ export function openShopStock(
       close: () => engine.close(),
     };
   }
-  const engine = new RedisStockEngine({ redis: redisUrl, pool, name: STOCK_NAME });
+  const engine = new RedisStockEngine({ redis: redisUrl, pool, name, ...schema });
   const writer = options.writer
     ? // Write-behind: linger 50 ms after a short batch, so each transaction carries more.
-      new StockWriter({ redis: redisUrl, pool, name: STOCK_NAME, lingerMs: 50 }).start()
+      new StockWriter({ redis: redisUrl, pool, name, ...schema, lingerMs: 50 }).start()
     : undefined;
   return {
     engine,

@@ -8,7 +8,7 @@ import { Consumer } from 'peakware/mq';
 import { inventoryService, ORDER_COMPENSATE_TOPIC } from '../catalog.js';
 import { startDrillAgent } from '../drill.js';
 import { BUY_LIMITS } from '../edge.js';
-import { openShopStock } from '../stock.js';
+import { openStressAwareStock } from '../shadow-stock.js';
 import { serviceRuntime } from './service-runtime.js';
 
 const rt = serviceRuntime('inventory');
@@ -18,7 +18,11 @@ const drill = await startDrillAgent(rt);
 if (drill !== undefined) rt.onStop(drill.close);
 // With Redis each inventory process also runs a writer: the writers share the deduction
 // stream as one consumer group and take over each other's work if one dies.
-const stock = openShopStock(pool, process.env.SHOP_REDIS || undefined, { writer: true });
+// Stress calls (--stress-beside) deduct the shadow stock, never the real one (shadow-stock.ts).
+const stock = openStressAwareStock(pool, process.env.SHOP_REDIS || undefined, {
+  writer: true,
+  shadow: process.env.SHOP_SHADOW === '1',
+});
 
 // Sentinel-style protection: at most 12 deducts in flight per instance; the rest are
 // refused at once (the buyer sees "busy") instead of queueing past their deadline. A

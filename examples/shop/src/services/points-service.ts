@@ -8,6 +8,7 @@ import { bindConsumerPause } from 'peakware/drill';
 import { Consumer } from 'peakware/mq';
 import { traceConsumerBatch } from 'peakware/telemetry';
 import { ORDER_PLACED_TOPIC, POINTS_GROUP } from '../catalog.js';
+import { startShadowPoints } from '../shadow-points.js';
 import { serviceRuntime } from './service-runtime.js';
 
 const rt = serviceRuntime('points');
@@ -50,5 +51,8 @@ rt.onStop(async () => {
   await consumer.close();
   await config.close();
 });
+
+// With --stress-beside: stress orders' events award points in the shadow table.
+startShadowPoints(rt);
 
 await rt.ready({ serve: false });

@@ -2,7 +2,10 @@
  * Rewriting per shard and deparsing, cached: a template is a statement's tree with its
  * table nodes located once; rendering it for a shard renames those nodes in place
  * (`t_order` → `t_order_3`, plus the shadow suffix under stress, aliased to the logical
- * name so `t_order.col` still resolves), prints the tree, and puts the names back.
+ * name so `t_order.col` still resolves), prints the tree, and puts the names back. Tables in
+ * Peakware's own schemas (`peak_*`, e.g. the outbox `peak_outbox.messages`) keep their names
+ * under stress: their rows carry the stress flag themselves (the outbox relay sends stress
+ * rows to shadow topics), and no relay reads a shadow copy of them.
  */
 import { deparseStatement, type SqlNode, walk } from './sql-parser.js';
 import type { TableRef } from './statement-tables.js';
@@ -10,7 +13,14 @@ import type { TableRef } from './statement-tables.js';
 /** A statement's rewrite target: an AST whose table nodes are renamed per shard. */
 export interface Template {
   ast: SqlNode;
-  tableNodes: { node: SqlNode; logical: string; sharded: boolean; alias: unknown }[];
+  tableNodes: {
+    node: SqlNode;
+    logical: string;
+    sharded: boolean;
+    /** False for Peakware's own tables (schema `peak_*`): their rows carry the stress flag. */
+    shadowed: boolean;
+    alias: unknown;
+  }[];
   /** New parameter i (0-based) takes old parameter paramMap[i] (0-based); -1 = the LIMIT. */
   paramMap: number[] | undefined;
   sqlCache: Map<string, string>;
@@ -31,6 +41,7 @@ export function createTemplate(
       node: t.node,
       logical: t.logical,
       sharded: t.kind === 'sharded',
+      shadowed: !(typeof t.node.schemaname === 'string' && t.node.schemaname.startsWith('peak_')),
       alias: t.node.alias,
     })),
     paramMap,
@@ -68,7 +79,7 @@ export function renderTemplate(
   try {
     for (const tn of t.tableNodes) {
       const physical = tn.sharded && shard !== undefined ? `${tn.logical}_${shard}` : tn.logical;
-      tn.node.relname = `${physical}${suffix}`;
+      tn.node.relname = tn.shadowed ? `${physical}${suffix}` : physical;
       if (tn.node.relname !== tn.logical && tn.alias === undefined)
         tn.node.alias = { aliasname: tn.logical };
     }

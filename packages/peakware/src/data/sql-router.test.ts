@@ -317,6 +317,13 @@ describe('sql router', () => {
       plan.units[0]!.sql,
       'WITH m AS (INSERT INTO peak_outbox.messages (topic, wire) VALUES ($3, $4)) INSERT INTO t_order_3 AS t_order (id, buyer_id) VALUES ($1, $2)',
     );
+    // Under stress the order goes to its shadow table, the outbox row stays in the real
+    // outbox (marked stress by the outbox, relayed to the shadow topic): Peakware's own
+    // tables (schema peak_*) are never shadowed.
+    assert.equal(
+      local.route(sql, [1, 3, 'orders', '{}'], true).units[0]!.sql,
+      'WITH m AS (INSERT INTO peak_outbox.messages (topic, wire) VALUES ($3, $4)) INSERT INTO t_order_3_shadow AS t_order (id, buyer_id) VALUES ($1, $2)',
+    );
     // Rows for two shards would write the message twice: refused, naming the table.
     assert.throws(
       () =>
