@@ -95,6 +95,7 @@ export {
   RegistryAdmin,
   type ServiceSummary,
 } from './registry-admin.js';
+export { ScaleAdmin, type ScaleDecision, type ScaleStatus } from './scale-admin.js';
 export {
   type CapacityFigure,
   type IsolationReport,

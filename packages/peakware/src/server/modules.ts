@@ -16,6 +16,7 @@ import { gatewayModule } from '../gateway/server/index.js';
 import { guardModule } from '../guard/server/index.js';
 import { mqModule, openBacklogReader, openStressMessageCounter } from '../mq/server/index.js';
 import { listInstances, registryModule } from '../registry/server/index.js';
+import { scaleModule } from '../scale/server/index.js';
 import { stressModule } from '../stress/server/index.js';
 import { openMetricBuckets, telemetryModule } from '../telemetry/server/index.js';
 import { txnModule } from '../txn/server/index.js';
@@ -33,4 +34,5 @@ export const builtinModules: readonly PeakModule[] = [
   drillModule({ config: configStorePort }),
   stressModule({ messages: openStressMessageCounter }),
   txnModule({ instances: listInstances }),
+  scaleModule(),
 ];

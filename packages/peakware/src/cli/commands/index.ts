@@ -32,6 +32,8 @@ export const rootCommand: Command = {
     lazyCommand('stress', async () => (await import('./stress-command.js')).stressCommand),
     lazyCommand('capacity', async () => (await import('./capacity-command.js')).capacityCommand),
     lazyCommand('txn', async () => (await import('./txn-command.js')).txnCommand),
+    lazyCommand('supervise', async () => (await import('./supervise-command.js')).superviseCommand),
+    lazyCommand('scale', async () => (await import('./scale-command.js')).scaleCommand),
   ],
   async run({ values, out }) {
     if (values.version === true) {

@@ -1,0 +1,51 @@
+/**
+ * Elastic scaling and releases (`/api/v1/scale`): an app's supervisors and instances, a
+ * service's count set by hand, the scaling decisions with their figures. Answers are the
+ * scale server's own view types.
+ */
+import type { ScaleDecision, ScaleStatus } from '../scale/server/index.js';
+import type { AdminTransport } from './admin-transport.js';
+
+export type { ScaleDecision, ScaleStatus };
+
+const BASE = '/api/v1/scale';
+const enc = encodeURIComponent;
+
+/** The scale module's admin calls. */
+export class ScaleAdmin {
+  readonly #http: AdminTransport;
+
+  constructor(http: AdminTransport) {
+    this.#http = http;
+  }
+
+  /** An app's supervisors (live or not), services and their instances. */
+  async status(app: string): Promise<ScaleStatus> {
+    return this.#http.get(`${BASE}/status`, { query: { app } });
+  }
+
+  /** An app's scaling decisions (optionally one service's), newest first. */
+  async history(
+    app: string,
+    options: { service?: string; limit?: number } = {},
+  ): Promise<ScaleDecision[]> {
+    const r = await this.#http.get<{ decisions: ScaleDecision[] }>(`${BASE}/history`, {
+      query: { app, ...options },
+    });
+    return r.decisions;
+  }
+
+  /** Sets a service's instance count by hand (recorded as a decision). */
+  async setInstances(
+    app: string,
+    service: string,
+    count: number,
+    author?: string,
+  ): Promise<ScaleDecision> {
+    const r = await this.#http.put<{ decision: ScaleDecision }>(
+      `${BASE}/services/${enc(service)}/instances`,
+      { app, count, ...(author === undefined ? {} : { author }) },
+    );
+    return r.decision;
+  }
+}

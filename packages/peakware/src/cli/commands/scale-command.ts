@@ -1,0 +1,106 @@
+/**
+ * `peak scale`: what the supervisors run and why. `status --app APP` (supervisors,
+ * services, instances with CPU), `set <service> <count> --app APP` (a count by hand),
+ * `history --app APP [--service S]` (every decision with the figures behind it).
+ */
+import { UsageError } from '../../core/errors.js';
+import type { ScaleDecision } from '../../scale/server/index.js';
+import type { Command } from '../command.js';
+import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
+
+const APP = {
+  app: { type: 'string', valueName: 'APP', description: 'the app (as its app file names it)' },
+} as const;
+
+function needApp(values: Record<string, unknown>): string {
+  if (typeof values.app !== 'string' || values.app === '')
+    throw new UsageError('give the app: --app APP');
+  return values.app;
+}
+
+/** One line of `peak scale history`. */
+export function decisionLine(d: ScaleDecision): string {
+  const figure =
+    d.metric === null ? '' : `  ${d.metric} ${d.value ?? '-'} (target ${d.target ?? '-'})`;
+  return `${d.at}  ${d.service}  ${d.action.toUpperCase()}  ${d.current} -> ${d.desired}${figure}  ${d.reason}`;
+}
+
+const status: Command = {
+  name: 'status',
+  summary: "an app's supervisors, services and instances",
+  options: { ...SERVER_OPTIONS, ...APP },
+  examples: ['peak scale status --app shop'],
+  async run({ values, out }) {
+    const s = await (await adminClient(values)).scale.status(needApp(values));
+    out.json(s);
+    for (const sup of s.supervisors)
+      out.line(
+        `supervisor ${sup.supervisorId} on ${sup.host} (pid ${sup.pid})  ${sup.live ? `reported ${Math.round(sup.ageMs / 1000)}s ago` : `SILENT ${Math.round(sup.ageMs / 1000)}s`}`,
+      );
+    for (const svc of s.services) {
+      out.line(
+        `${svc.service}  desired ${svc.desired ?? '(app file)'}  primary ${svc.primaryVersion ?? '(app file)'}  ${svc.instances.length} instance(s)`,
+      );
+      for (const i of svc.instances)
+        out.line(
+          `  ${i.id}  ${i.state}  pid ${i.pid}  cpu ${i.cpuPercent ?? '-'}%  restarts ${i.restarts}${i.adopted ? '  adopted' : ''}`,
+        );
+    }
+    return 0;
+  },
+};
+
+const set: Command = {
+  name: 'set',
+  summary: "set a supervised service's instance count by hand (a policy may change it again)",
+  args: '<service> <count>',
+  options: { ...ADMIN_OPTIONS, ...APP },
+  examples: ['peak scale set shop.order 4 --app shop'],
+  async run({ values, positionals, out }) {
+    const [service, raw] = positionals;
+    const count = Number(raw);
+    if (service === undefined || !Number.isInteger(count) || count < 0)
+      throw new UsageError(
+        'give the service and a count: peak scale set <service> <count> --app APP',
+      );
+    const admin = await adminClient(values, { admin: true });
+    const d = await admin.scale.setInstances(needApp(values), service, count, 'peak scale set');
+    out.json(d);
+    out.line(decisionLine(d));
+    return 0;
+  },
+};
+
+const history: Command = {
+  name: 'history',
+  summary: 'scaling decisions with the figures behind them, newest first',
+  options: {
+    ...SERVER_OPTIONS,
+    ...APP,
+    service: { type: 'string', valueName: 'SERVICE', description: 'one service only' },
+    limit: { type: 'string', valueName: 'N', description: 'most decisions', default: '50' },
+  },
+  examples: ['peak scale history --app shop --service shop.order'],
+  async run({ values, out }) {
+    const limit = Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new UsageError(
+        `--limit must be an integer from 1 to 1000, got '${String(values.limit)}'`,
+      );
+    const decisions = await (await adminClient(values)).scale.history(needApp(values), {
+      ...(typeof values.service === 'string' ? { service: values.service } : {}),
+      limit,
+    });
+    out.json({ decisions });
+    if (decisions.length === 0) out.line('no decisions yet');
+    for (const d of decisions) out.line(decisionLine(d));
+    return 0;
+  },
+};
+
+/** `peak scale ...` */
+export const scaleCommand: Command = {
+  name: 'scale',
+  summary: 'elastic scaling: supervisors and instances, counts by hand, decision history',
+  subcommands: [status, set, history],
+};
