@@ -95,7 +95,12 @@ export {
   RegistryAdmin,
   type ServiceSummary,
 } from './registry-admin.js';
-export { ScaleAdmin, type ScaleDecision, type ScaleStatus } from './scale-admin.js';
+export {
+  ScaleAdmin,
+  type ScaleDecision,
+  type ScalePolicy,
+  type ScaleStatus,
+} from './scale-admin.js';
 export {
   type CapacityFigure,
   type IsolationReport,

@@ -3,10 +3,11 @@
  * service's count set by hand, the scaling decisions with their figures. Answers are the
  * scale server's own view types.
  */
+import type { ScalePolicy } from '../scale/scale-policy.js';
 import type { ScaleDecision, ScaleStatus } from '../scale/server/index.js';
 import type { AdminTransport } from './admin-transport.js';
 
-export type { ScaleDecision, ScaleStatus };
+export type { ScaleDecision, ScalePolicy, ScaleStatus };
 
 const BASE = '/api/v1/scale';
 const enc = encodeURIComponent;
@@ -33,6 +34,28 @@ export class ScaleAdmin {
       query: { app, ...options },
     });
     return r.decisions;
+  }
+
+  /** Stores a service's scaling policy (checked whole; config item `scale/<service>`). */
+  async setPolicy(
+    app: string,
+    service: string,
+    policy: ScalePolicy,
+    author?: string,
+  ): Promise<{ service: string; policy: ScalePolicy; version: number }> {
+    return this.#http.put(`${BASE}/policies/${enc(service)}`, {
+      app,
+      policy,
+      ...(author === undefined ? {} : { author }),
+    });
+  }
+
+  /** A service's scaling policy as stored. */
+  async policy(
+    app: string,
+    service: string,
+  ): Promise<{ service: string; policy: ScalePolicy; version: number }> {
+    return this.#http.get(`${BASE}/policies/${enc(service)}`, { query: { app } });
   }
 
   /** Sets a service's instance count by hand (recorded as a decision). */

@@ -13,6 +13,19 @@ export {
   splitCommand,
 } from './app-spec.js';
 export { CpuMeter, processAlive, processCpuMs } from './process-probe.js';
+export { type ScaleInput, ScaleRecommender, type ScaleVerdict } from './scale-decision.js';
+export {
+  checkScalePolicy,
+  POLICY_DEFAULTS,
+  POLICY_GROUP,
+  type PolicyProblem,
+  type ResolvedPolicy,
+  resolvePolicy,
+  SCALE_METRICS,
+  SCALE_POLICY_SCHEMA,
+  type ScaleMetric,
+  type ScalePolicy,
+} from './scale-policy.js';
 export { SUPERVISOR_DEFAULTS, Supervisor, type SupervisorOptions } from './supervisor.js';
 export type {
   DesiredGroup,

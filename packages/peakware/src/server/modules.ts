@@ -6,8 +6,10 @@
  * layer) reads mq's consumer backlog through mq's `openBacklogReader`, and the console
  * reads telemetry's pushed metrics through telemetry's `openMetricBuckets`, the drill
  * module writes faults and plans through the config center's store (`configStorePort`), and
- * stress reads a run's messages in real topics through mq's `openStressMessageCounter`, all
- * passed in here.
+ * stress reads a run's messages in real topics through mq's `openStressMessageCounter`, and
+ * scale reads policies and writes weights through the config store, figures through
+ * telemetry's `openMetricBuckets` and backlogs through mq's `openBacklogReader`, all passed
+ * in here.
  */
 import { configModule, configStorePort } from '../config/server/index.js';
 import { consoleModule } from '../console/server/index.js';
@@ -34,5 +36,5 @@ export const builtinModules: readonly PeakModule[] = [
   drillModule({ config: configStorePort }),
   stressModule({ messages: openStressMessageCounter }),
   txnModule({ instances: listInstances }),
-  scaleModule(),
+  scaleModule({ config: configStorePort, metrics: openMetricBuckets, backlog: openBacklogReader }),
 ];

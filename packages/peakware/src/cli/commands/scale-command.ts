@@ -1,9 +1,12 @@
 /**
  * `peak scale`: what the supervisors run and why. `status --app APP` (supervisors,
  * services, instances with CPU), `set <service> <count> --app APP` (a count by hand),
+ * `policy <service> --app APP [--file F | --set JSON]` (show or store a scaling policy),
  * `history --app APP [--service S]` (every decision with the figures behind it).
  */
+import { readFile } from 'node:fs/promises';
 import { UsageError } from '../../core/errors.js';
+import type { ScalePolicy } from '../../scale/scale-policy.js';
 import type { ScaleDecision } from '../../scale/server/index.js';
 import type { Command } from '../command.js';
 import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
@@ -98,9 +101,51 @@ const history: Command = {
   },
 };
 
+const policy: Command = {
+  name: 'policy',
+  summary: "show a service's scaling policy, or store one (--file or --set JSON; checked whole)",
+  args: '<service>',
+  options: {
+    ...ADMIN_OPTIONS,
+    ...APP,
+    file: { type: 'string', valueName: 'FILE', description: 'the policy as a JSON file' },
+    set: { type: 'string', valueName: 'JSON', description: 'the policy as JSON' },
+  },
+  examples: [
+    'peak scale policy shop.order --app shop',
+    `peak scale policy shop.order --app shop --set '{"metric":"cpu","target":60,"min":2,"max":8}'`,
+  ],
+  async run({ values, positionals, out }) {
+    const service = positionals[0];
+    if (service === undefined)
+      throw new UsageError('give the service: peak scale policy <service>');
+    const app = needApp(values);
+    let text: string | undefined;
+    if (typeof values.file === 'string') text = await readFile(values.file, 'utf8');
+    else if (typeof values.set === 'string') text = values.set;
+    if (text === undefined) {
+      const p = await (await adminClient(values)).scale.policy(app, service);
+      out.json(p);
+      out.line(`${service} (scale/${service} v${p.version}): ${JSON.stringify(p.policy)}`);
+      return 0;
+    }
+    let parsed: ScalePolicy;
+    try {
+      parsed = JSON.parse(text) as ScalePolicy;
+    } catch (err) {
+      throw new UsageError(`the policy is not JSON: ${(err as Error).message}`);
+    }
+    const admin = await adminClient(values, { admin: true });
+    const r = await admin.scale.setPolicy(app, service, parsed, 'peak scale policy');
+    out.json(r);
+    out.line(`stored scale/${service} v${r.version}`);
+    return 0;
+  },
+};
+
 /** `peak scale ...` */
 export const scaleCommand: Command = {
   name: 'scale',
-  summary: 'elastic scaling: supervisors and instances, counts by hand, decision history',
-  subcommands: [status, set, history],
+  summary: 'elastic scaling: supervisors and instances, counts by hand, policies, decision history',
+  subcommands: [status, set, policy, history],
 };

@@ -1,19 +1,31 @@
 /**
- * The scale module: supervisors' reports and orders, the scaling evaluator and releases,
- * as one {@link PeakModule}; see ../README.md.
+ * The scale module: supervisors' reports and orders, scaling policies and their
+ * evaluator (one node at a time), as one {@link PeakModule}; see ../README.md. What it
+ * reads of config, telemetry and mq is passed in (`modules.ts`).
  */
 import type { PeakModule } from '../../server/peak-module.js';
 import { scale } from './migrations/0023-scale.js';
+import { policyRoutes } from './policy-routes.js';
+import type { ScaleModuleDeps } from './scale-ports.js';
 import { supervisorRoutes } from './scale-routes.js';
+import { scaleWorker } from './scale-worker.js';
 
 export type { DecisionAction, ScaleDecision } from './decision-store.js';
+export type { ScaleModuleDeps } from './scale-ports.js';
 export type { ScaleStatus, ServiceStatus, SupervisorStatus } from './supervisor-store.js';
 
-/** The scale module. */
-export function scaleModule(): PeakModule {
+/** The scale module, over what it reads of config, telemetry and mq. */
+export function scaleModule(deps: ScaleModuleDeps): PeakModule {
+  const routes = [
+    supervisorRoutes(async () => []),
+    policyRoutes(deps.config),
+    scaleWorker(deps, []),
+  ];
   return {
     name: 'scale',
     migrations: [scale],
-    routes: supervisorRoutes(async () => []),
+    routes: (app, ctx) => {
+      for (const r of routes) r(app, ctx);
+    },
   };
 }

@@ -1,0 +1,54 @@
+/**
+ * The scale module's background work: on every node that takes part
+ * (`scale.evaluator`), a timer every `scale.intervalMs`; the node holding the scale leader
+ * lock (`SCALE_EVALUATOR_LOCK_KEY`) evaluates the scaling policies, then moves the
+ * releases in progress. When that node stops or dies another takes the lock at its next
+ * tick and carries on from what is stored.
+ */
+
+import { errorMessage } from '../../core/errors.js';
+import { AdvisoryLeader, SCALE_EVALUATOR_LOCK_KEY } from '../../server/advisory-leader.js';
+import type { ApiContext, ApiModule } from '../../server/http-api.js';
+import { ScaleEvaluator } from './scale-evaluator.js';
+import type { ScaleModuleDeps } from './scale-ports.js';
+
+/** Extra work each leader tick runs after the scaling round (the release runner). */
+export type LeaderTask = (ctx: ApiContext) => { tick(): Promise<void> };
+
+/** Starts the leader loop on `onReady` and ends it on `onClose`. */
+export function scaleWorker(deps: ScaleModuleDeps, tasks: readonly LeaderTask[]): ApiModule {
+  return (app, ctx) => {
+    if (!ctx.settings.scale.evaluator) return;
+    const logger = ctx.logger.child({ component: 'scale' });
+    const leader = new AdvisoryLeader(
+      ctx.pool,
+      SCALE_EVALUATOR_LOCK_KEY,
+      logger,
+      `scale:${ctx.nodeId}`,
+    );
+    const evaluator = new ScaleEvaluator(ctx.pool, deps, logger, ctx.nodeId);
+    const others = tasks.map((t) => t(ctx));
+    let timer: NodeJS.Timeout | undefined;
+    let running: Promise<void> | undefined;
+    const tick = async () => {
+      if (!(await leader.holds())) return;
+      await evaluator.evaluate();
+      for (const t of others) await t.tick();
+    };
+    app.addHook('onReady', async () => {
+      timer = setInterval(() => {
+        running ??= tick()
+          .catch((err) => logger.warn({ err: errorMessage(err) }, 'scale round failed'))
+          .finally(() => {
+            running = undefined;
+          });
+      }, ctx.settings.scale.intervalMs);
+      timer.unref();
+    });
+    app.addHook('preClose', async () => clearInterval(timer));
+    app.addHook('onClose', async () => {
+      await running;
+      await leader.close();
+    });
+  };
+}
