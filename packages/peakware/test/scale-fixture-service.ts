@@ -1,7 +1,7 @@
 /**
  * An instance for the scaling and release tests, run by `peak supervise`: hosts
- * `scaletest.echo` (answers its version and instance id; `FAIL=1` makes every call fail,
- * `SLOW_MS` delays each answer), registers as PEAK_INSTANCE_ID with weight PEAK_WEIGHT at
+ * `scaletest.echo` (answers its version and instance id; `--fail` makes every call fail,
+ * `--slow-ms=N` delays each answer), registers as PEAK_INSTANCE_ID with weight PEAK_WEIGHT at
  * PEAK_SERVER, pushes per-second metrics of its calls under that instance id, burns CPU
  * while the file BURN_FILE exists, and stops gracefully on SIGTERM (deregister, drain).
  */
@@ -29,8 +29,8 @@ if (process.env.PEAK_SUPERVISED === '1') {
   const servers = process.env.PEAK_SERVER ?? 'http://127.0.0.1:7420';
   const instance = process.env.PEAK_INSTANCE_ID ?? `echo-${process.pid}`;
   const version = process.env.PEAK_VERSION ?? 'v1';
-  const fail = process.env.FAIL === '1';
-  const slowMs = Number(process.env.SLOW_MS ?? 0);
+  const fail = process.argv.includes('--fail');
+  const slowMs = Number(process.argv.find((a) => a.startsWith('--slow-ms='))?.slice(10) ?? 0);
   const burn = process.env.BURN_FILE;
   const registry = new HttpRegistry({ servers, leaseMs: 3000 });
   const pusher = new MetricsPusher({ servers, service: 'scaletest.echo', instance });

@@ -30,6 +30,8 @@ export interface ScaleStack {
   supervise(): Promise<PeakProcess>;
   /** The service's instances the supervisors report, optionally in one state. */
   instances(state?: InstanceReport['state']): Promise<InstanceReport[]>;
+  /** The command line of an instance, with extra arguments (`--fail`, `--slow-ms=N`). */
+  command(...args: string[]): string;
   /** Pids in the state folder's pid files. */
   pidsInState(): Promise<number[]>;
   stop(): Promise<void>;
@@ -103,6 +105,8 @@ export async function startScaleStack(
       return (s?.instances ?? []).filter((i) => state === undefined || i.state === state);
     },
     pidsInState,
+    command: (...args) =>
+      [process.execPath, path.join(here, 'scale-fixture-service.js'), ...args].join(' '),
     async stop() {
       for (const p of started) {
         if (p.child.exitCode === null && p.child.signalCode === null) {

@@ -96,6 +96,10 @@ export {
   type ServiceSummary,
 } from './registry-admin.js';
 export {
+  type ReleaseEvent,
+  type ReleaseRequest,
+  type ReleaseState,
+  type ReleaseView,
   ScaleAdmin,
   type ScaleDecision,
   type ScalePolicy,

@@ -13,6 +13,13 @@ export {
   splitCommand,
 } from './app-spec.js';
 export { CpuMeter, processAlive, processCpuMs } from './process-probe.js';
+export { judgeStep, type StepVerdict, type VersionFigures, zOf } from './release-judge.js';
+export {
+  checkReleaseRequest,
+  RELEASE_DEFAULTS,
+  type ReleaseRequest,
+  type ReleaseSettings,
+} from './release-spec.js';
 export { type ScaleInput, ScaleRecommender, type ScaleVerdict } from './scale-decision.js';
 export {
   checkScalePolicy,

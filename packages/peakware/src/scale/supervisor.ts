@@ -230,6 +230,8 @@ export class Supervisor {
         if (m.state !== 'stopping' && !groups.some((g) => g.version === m.version))
           this.#stopInstance(m);
       for (const g of groups) {
+        // A promoted gray group is the primary now: its restarts get their full weight.
+        for (const m of mine) if (m.version === g.version) m.gray = g.gray;
         const live = mine
           .filter((m) => m.version === g.version && m.state !== 'stopping')
           .sort((a, b) => a.slot - b.slot);

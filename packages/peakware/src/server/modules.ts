@@ -7,7 +7,8 @@
  * reads telemetry's pushed metrics through telemetry's `openMetricBuckets`, the drill
  * module writes faults and plans through the config center's store (`configStorePort`), and
  * stress reads a run's messages in real topics through mq's `openStressMessageCounter`, and
- * scale reads policies and writes weights through the config store, figures through
+ * scale reads policies and writes weights through the config store, the weights in force
+ * through the registry's `listAll`, figures through
  * telemetry's `openMetricBuckets` and backlogs through mq's `openBacklogReader`, all passed
  * in here.
  */
@@ -17,7 +18,7 @@ import { drillModule } from '../drill/server/index.js';
 import { gatewayModule } from '../gateway/server/index.js';
 import { guardModule } from '../guard/server/index.js';
 import { mqModule, openBacklogReader, openStressMessageCounter } from '../mq/server/index.js';
-import { listInstances, registryModule } from '../registry/server/index.js';
+import { listAll, listInstances, registryModule } from '../registry/server/index.js';
 import { scaleModule } from '../scale/server/index.js';
 import { stressModule } from '../stress/server/index.js';
 import { openMetricBuckets, telemetryModule } from '../telemetry/server/index.js';
@@ -36,5 +37,10 @@ export const builtinModules: readonly PeakModule[] = [
   drillModule({ config: configStorePort }),
   stressModule({ messages: openStressMessageCounter }),
   txnModule({ instances: listInstances }),
-  scaleModule({ config: configStorePort, metrics: openMetricBuckets, backlog: openBacklogReader }),
+  scaleModule({
+    config: configStorePort,
+    registered: listAll,
+    metrics: openMetricBuckets,
+    backlog: openBacklogReader,
+  }),
 ];

@@ -34,6 +34,7 @@ export const rootCommand: Command = {
     lazyCommand('txn', async () => (await import('./txn-command.js')).txnCommand),
     lazyCommand('supervise', async () => (await import('./supervise-command.js')).superviseCommand),
     lazyCommand('scale', async () => (await import('./scale-command.js')).scaleCommand),
+    lazyCommand('release', async () => (await import('./release-command.js')).releaseCommand),
   ],
   async run({ values, out }) {
     if (values.version === true) {
