@@ -40,6 +40,16 @@ describe('release analysis', () => {
     assert.match(v.reason, /p99 31 ms against 20 ms \(allowed up to 30 ms\)/);
   });
 
+  it('judges the mean RT when a side pushed no p99', () => {
+    const v = judgeStep(
+      { calls: 1000, errors: 0, rtAvg: 4 },
+      { calls: 100, errors: 0, rtAvg: 84 },
+      s,
+    );
+    assert.equal(v.verdict, 'fail');
+    assert.match(v.reason, /^RT avg 84 ms against 4 ms/);
+  });
+
   it('judges against the bounds alone with no baseline calls', () => {
     assert.equal(judgeStep({ calls: 0, errors: 0 }, { calls: 100, errors: 5 }, s).verdict, 'fail');
     assert.equal(judgeStep({ calls: 0, errors: 0 }, { calls: 100, errors: 0 }, s).verdict, 'pass');

@@ -3,7 +3,7 @@
  * (Kayenta-style, kept small). Too few calls to the new version: wait. Its error rate
  * above the primary's by more than `maxErrorRateIncrease` and significantly so (a
  * one-sided two-proportion z-test at `confidence`): fail. Its p99 above the primary's
- * × (1 + `p99Tolerance`) + `p99SlackMs`: fail. Otherwise it may pass (once the step has
+ * × (1 + `p99Tolerance`) + `p99SlackMs` (the mean RT when either side pushed no p99): fail. Otherwise it may pass (once the step has
  * been held long enough, which the caller decides).
  */
 import type { ReleaseSettings } from './release-spec.js';
@@ -14,6 +14,8 @@ export interface VersionFigures {
   errors: number;
   /** Mean of the per-second RT p99s, ms; undefined when none was pushed. */
   p99?: number;
+  /** Mean RT over the calls, ms (judged instead of p99 when either side has no p99). */
+  rtAvg?: number;
 }
 
 /** What the analysis says of a step. */
@@ -89,16 +91,23 @@ export function judgeStep(
         reason: `error rate ${pct(pc)} of ${canary.calls} calls against ${pct(pb)} of ${baseline.calls} (allowed +${pct(s.maxErrorRateIncrease)})`,
       };
   }
-  if (canary.p99 !== undefined && baseline.p99 !== undefined) {
-    const bound = baseline.p99 * (1 + s.p99Tolerance) + s.p99SlackMs;
-    if (canary.p99 > bound)
+  // RT p99 when both sides pushed one (a SlidingWindow's), else the mean RT (guard's
+  // per-second metrics carry no percentile), with the same tolerance.
+  const both = canary.p99 !== undefined && baseline.p99 !== undefined;
+  const [c, b, what] = both
+    ? [canary.p99, baseline.p99, 'p99']
+    : [canary.rtAvg, baseline.rtAvg, 'RT avg'];
+  if (c !== undefined && b !== undefined) {
+    const bound = b * (1 + s.p99Tolerance) + s.p99SlackMs;
+    if (c > bound)
       return {
         verdict: 'fail',
-        reason: `p99 ${Math.round(canary.p99 * 10) / 10} ms against ${Math.round(baseline.p99 * 10) / 10} ms (allowed up to ${Math.round(bound * 10) / 10} ms)`,
+        reason: `${what} ${Math.round(c * 10) / 10} ms against ${Math.round(b * 10) / 10} ms (allowed up to ${Math.round(bound * 10) / 10} ms)`,
       };
   }
+  const ms = (v: number | undefined) => (v === undefined ? '-' : `${Math.round(v * 10) / 10} ms`);
   return {
     verdict: 'pass',
-    reason: `error rate ${pct(pc)} (primary ${pct(pb)}), p99 ${canary.p99 === undefined ? '-' : `${Math.round(canary.p99 * 10) / 10} ms`} (primary ${baseline.p99 === undefined ? '-' : `${Math.round(baseline.p99 * 10) / 10} ms`}) over ${canary.calls} calls`,
+    reason: `error rate ${pct(pc)} (primary ${pct(pb)}), ${what} ${ms(c)} (primary ${ms(b)}) over ${canary.calls} calls`,
   };
 }

@@ -12,7 +12,7 @@
  * |---|---|---|
  * | `cpu` | CPU use, percent of one core (the supervisors measure it) | instance, averaged |
  * | `rt-p99` | RT p99 from the pushed per-second metrics, ms | service |
- * | `qps` | calls per second from the pushed metrics | instance |
+ * | `qps` | calls per second from the pushed metrics, over the instances that pushed | instance |
  * | `mq-backlog` | messages stored and not yet acked of `mq.group` on `mq.topic` | instance |
  *
  * The item carries {@link SCALE_POLICY_SCHEMA}, so `peak config set` refuses a wrong type or

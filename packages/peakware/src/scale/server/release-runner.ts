@@ -159,9 +159,11 @@ async function figuresOf(
   const calls = buckets.reduce((s, b) => s + b.success + b.error, 0);
   const errors = buckets.reduce((s, b) => s + b.error, 0);
   const p99s = buckets.map((b) => b.p99).filter((v): v is number => v !== null);
+  const rtSum = buckets.reduce((s, b) => s + b.rtSum, 0);
   return {
     calls,
     errors,
+    ...(calls === 0 ? {} : { rtAvg: rtSum / calls }),
     ...(p99s.length === 0 ? {} : { p99: p99s.reduce((s, v) => s + v, 0) / p99s.length }),
   };
 }

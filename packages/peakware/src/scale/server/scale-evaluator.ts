@@ -203,18 +203,24 @@ export class ScaleEvaluator {
       service: p.telemetryService ?? t.service,
       ...(p.resource === undefined ? {} : { resource: p.resource }),
     });
-    if (buckets.length === 0) return { value: undefined, figures: { seconds: 0 } };
+    if (buckets.length === 0)
+      // No call pushed in the window: no RT to speak of, and a QPS of zero.
+      return { value: p.metric === 'qps' ? 0 : undefined, figures: { seconds: 0 } };
     if (p.metric === 'rt-p99') {
       const p99s = buckets.map((b) => b.p99).filter((v): v is number => v !== null);
       if (p99s.length === 0) return { value: undefined, figures: { seconds: buckets.length } };
       const avg = p99s.reduce((s, v) => s + v, 0) / p99s.length;
       return { value: avg, figures: { seconds: p99s.length, highestP99: Math.max(...p99s) } };
     }
+    // Per instance: over the mean number of instances that pushed (every instance of the
+    // service, supervised here or not, takes its share of the calls).
     const calls = buckets.reduce((s, b) => s + b.success + b.error, 0);
+    const meanInstances =
+      buckets.reduce((s, b) => s + Math.max(1, b.instances), 0) / buckets.length;
     const qps = calls / (p.windowMs / 1000);
     return {
-      value: current === 0 ? qps : qps / current,
-      figures: { qps, seconds: buckets.length, instances: current },
+      value: qps / meanInstances,
+      figures: { qps, seconds: buckets.length, meanInstances },
     };
   }
 
