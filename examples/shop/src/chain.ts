@@ -81,6 +81,8 @@ export interface ChainOptions {
 /** A running chain. */
 export interface Chain {
   server: PeakServer;
+  /** The environment every service process of the chain is started with. */
+  serviceEnv: Record<string, string>;
   /** The PostgreSQL of the control plane, which also holds schema `shop` and shard ds0. */
   shopDb: string;
   /** A small pool on the shop database, for seeding, books and the compensation sweep. */
@@ -269,6 +271,8 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       logger: options.logger,
       // SLA rules are evaluated every 2 s (the default is 10 s) so a 30 s sale shows them.
       telemetry: { alertIntervalMs: 2000 },
+      // Scaling and releases decide every second (default 5 s), for --scale-demo's sale.
+      scale: { intervalMs: 1000 },
     });
     const shopDb = server.postgresUrl();
     const shardDir = path.join(server.info.dataDir, 'order-shard-1');
@@ -373,6 +377,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     const started = server;
     return {
       server,
+      serviceEnv: env,
       shopDb,
       shopPool,
       stock,
