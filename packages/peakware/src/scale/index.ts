@@ -12,6 +12,7 @@ export {
   type ServiceSpec,
   splitCommand,
 } from './app-spec.js';
+export { type HpaTarget, hpaManifest } from './hpa-manifest.js';
 export { CpuMeter, processAlive, processCpuMs } from './process-probe.js';
 export { judgeStep, type StepVerdict, type VersionFigures, zOf } from './release-judge.js';
 export {

@@ -2,10 +2,12 @@
  * `peak scale`: what the supervisors run and why. `status --app APP` (supervisors,
  * services, instances with CPU), `set <service> <count> --app APP` (a count by hand),
  * `policy <service> --app APP [--file F | --set JSON]` (show or store a scaling policy),
- * `history --app APP [--service S]` (every decision with the figures behind it).
+ * `history --app APP [--service S]` (every decision with the figures behind it),
+ * `hpa <service> --app APP` (the policy as a Kubernetes HPA manifest).
  */
 import { readFile } from 'node:fs/promises';
 import { UsageError } from '../../core/errors.js';
+import { hpaManifest } from '../../scale/hpa-manifest.js';
 import type { ScalePolicy } from '../../scale/scale-policy.js';
 import type { ScaleDecision } from '../../scale/server/index.js';
 import type { Command } from '../command.js';
@@ -143,9 +145,43 @@ const policy: Command = {
   },
 };
 
+const hpa: Command = {
+  name: 'hpa',
+  summary:
+    "print a Kubernetes HorizontalPodAutoscaler (autoscaling/v2) for a service's stored policy",
+  args: '<service>',
+  options: {
+    ...SERVER_OPTIONS,
+    ...APP,
+    deployment: {
+      type: 'string',
+      valueName: 'NAME',
+      description: 'the Deployment (default: the service)',
+    },
+    namespace: { type: 'string', valueName: 'NS', description: 'its namespace (default: default)' },
+  },
+  examples: [
+    'peak scale hpa shop.order --app shop --deployment order --namespace shop > order-hpa.yaml',
+  ],
+  async run({ values, positionals, out }) {
+    const service = positionals[0];
+    if (service === undefined) throw new UsageError('give the service: peak scale hpa <service>');
+    const p = await (await adminClient(values)).scale.policy(needApp(values), service);
+    const manifest = hpaManifest(p.policy, {
+      deployment:
+        typeof values.deployment === 'string' ? values.deployment : service.replaceAll('.', '-'),
+      ...(typeof values.namespace === 'string' ? { namespace: values.namespace } : {}),
+    });
+    out.json({ service, manifest });
+    out.stdout.write(manifest);
+    return 0;
+  },
+};
+
 /** `peak scale ...` */
 export const scaleCommand: Command = {
   name: 'scale',
-  summary: 'elastic scaling: supervisors and instances, counts by hand, policies, decision history',
-  subcommands: [status, set, policy, history],
+  summary:
+    'elastic scaling: supervisors and instances, counts by hand, policies, decision history, HPA manifests',
+  subcommands: [status, set, policy, history, hpa],
 };
