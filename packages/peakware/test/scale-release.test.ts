@@ -135,7 +135,10 @@ describe('releases', { timeout: 300_000 }, () => {
       steps: [50, 100],
       stepHoldMs: 1000,
       minSamples: 20,
-      p99SlackMs: 50,
+      // A promotion is what this shows, not the judge's sensitivity (a unit test's): a
+      // fresh process on a loaded machine may answer slower for a while.
+      p99Tolerance: 1,
+      p99SlackMs: 200,
     });
     const holder: { r?: ReleaseView } = {};
     const tally = await callWhile(ended(holder));
