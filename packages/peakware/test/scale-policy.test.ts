@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { pruneScaleState } from '../src/scale/server/scale-worker.js';
 import { APP, type ScaleStack, SERVICE, startScaleStack } from './scale-fixture-stack.js';
 import type { PeakProcess } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
@@ -97,5 +99,22 @@ describe('scaling policies', { timeout: 240_000 }, () => {
     assert.deepEqual([last?.action, last?.desired], ['in', 1]);
     assert.ok((last?.value ?? 100) < 10);
     assert.equal(supervisor.child.exitCode, null);
+  });
+
+  it('forgets supervisors silent for a day, keeping the live one', async () => {
+    const pool = new pg.Pool({ connectionString: stack.server.postgresUrl(), max: 1 });
+    try {
+      await pool.query(
+        `INSERT INTO peak.scale_supervisors (supervisor_id, app, host, pid, services, instances, reported_at)
+         VALUES ('gone/scaletest', $1, 'gone', 1, '[]', '[]', now() - interval '2 days')`,
+        [APP],
+      );
+      await pruneScaleState(pool);
+      const ids = (await stack.admin.scale.status(APP)).supervisors.map((x) => x.supervisorId);
+      assert.ok(!ids.includes('gone/scaletest'), ids.join());
+      assert.equal(ids.length, 1, 'the live supervisor stays');
+    } finally {
+      await pool.end();
+    }
   });
 });
