@@ -13,6 +13,7 @@ export {
   splitCommand,
 } from './app-spec.js';
 export { type HpaTarget, hpaManifest } from './hpa-manifest.js';
+export { KubernetesActuator, type KubernetesActuatorOptions } from './kubernetes-actuator.js';
 export { CpuMeter, processAlive, processCpuMs } from './process-probe.js';
 export { judgeStep, type StepVerdict, type VersionFigures, zOf } from './release-judge.js';
 export {

@@ -3,11 +3,15 @@
  * services, instances with CPU), `set <service> <count> --app APP` (a count by hand),
  * `policy <service> --app APP [--file F | --set JSON]` (show or store a scaling policy),
  * `history --app APP [--service S]` (every decision with the figures behind it),
- * `hpa <service> --app APP` (the policy as a Kubernetes HPA manifest).
+ * `hpa <service> --app APP` (the policy as a Kubernetes HPA manifest), `kubernetes` (the
+ * actuator for a service that runs as a Deployment).
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { UsageError } from '../../core/errors.js';
+import { createLogger } from '../../core/logger.js';
 import { hpaManifest } from '../../scale/hpa-manifest.js';
+import { KubernetesActuator } from '../../scale/kubernetes-actuator.js';
 import type { ScalePolicy } from '../../scale/scale-policy.js';
 import type { ScaleDecision } from '../../scale/server/index.js';
 import type { Command } from '../command.js';
@@ -178,10 +182,84 @@ const hpa: Command = {
   },
 };
 
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+const kubernetes: Command = {
+  name: 'kubernetes',
+  summary:
+    "run the Kubernetes actuator: report a Deployment and patch its replicas to the control plane's count",
+  description: `Runs until SIGINT/SIGTERM. In a pod, the defaults reach the API server with the pod's service account; set NODE_EXTRA_CA_CERTS=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt so its certificate is trusted. The service account needs get and patch on deployments/scale.`,
+  options: {
+    ...SERVER_OPTIONS,
+    ...APP,
+    service: {
+      type: 'string',
+      valueName: 'SERVICE',
+      description: 'the service (as its policy names it)',
+    },
+    deployment: { type: 'string', valueName: 'NAME', description: 'the Deployment' },
+    namespace: {
+      type: 'string',
+      valueName: 'NS',
+      description: 'its namespace',
+      default: 'default',
+    },
+    api: {
+      type: 'string',
+      valueName: 'URL',
+      description: 'the API server',
+      default: 'https://kubernetes.default.svc',
+    },
+    'api-token-file': {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'a bearer token for the API server, read at every call',
+      default: IN_CLUSTER_TOKEN,
+    },
+  },
+  examples: [
+    'peak scale kubernetes --app shop --service shop.order --deployment order --namespace shop',
+  ],
+  async run({ values, out }) {
+    const need = (name: string) => {
+      const v = values[name];
+      if (typeof v !== 'string' || v === '') throw new UsageError(`give --${name}`);
+      return v;
+    };
+    const tokenFile = String(values['api-token-file']);
+    const actuator = new KubernetesActuator({
+      app: needApp(values),
+      service: need('service'),
+      deployment: need('deployment'),
+      namespace: String(values.namespace),
+      apiServer: String(values.api),
+      apiToken: () => readFileSync(tokenFile, 'utf8').trim(),
+      servers: String(values.server),
+      logger: createLogger({
+        level: 'info',
+        format: process.stderr.isTTY ? 'pretty' : 'json',
+        name: 'peak-scale-kubernetes',
+      }),
+    });
+    await actuator.replicas();
+    actuator.start();
+    out.json({ event: 'ready' });
+    out.line(
+      `following deployment ${String(values.namespace)}/${need('deployment')}; stop with Ctrl-C`,
+    );
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+    await actuator.stop();
+    return 0;
+  },
+};
+
 /** `peak scale ...` */
 export const scaleCommand: Command = {
   name: 'scale',
   summary:
     'elastic scaling: supervisors and instances, counts by hand, policies, decision history, HPA manifests',
-  subcommands: [status, set, policy, history, hpa],
+  subcommands: [status, set, policy, history, hpa, kubernetes],
 };
