@@ -8,107 +8,38 @@
  * are bounds for a loaded machine.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { AdminClient } from '../src/admin/index.js';
 import { HttpRegistry } from '../src/registry/index.js';
 import { RpcClient, type ServiceClient } from '../src/rpc/index.js';
 import { processAlive } from '../src/scale/index.js';
-import { PeakServer } from '../src/server/index.js';
 import { echoService } from './scale-fixture-service.js';
-import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
+import { APP, type ScaleStack, SERVICE, startScaleStack } from './scale-fixture-stack.js';
+import { killGroup, type PeakProcess } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const APP = 'scaletest';
-const SERVICE = 'scaletest.echo';
-
 describe('peak supervise', { timeout: 240_000 }, () => {
-  let dir: string;
-  let stateDir: string;
-  let appFile: string;
-  let server: PeakServer;
-  let admin: AdminClient;
+  let stack: ScaleStack;
   let registry: HttpRegistry;
   let client: RpcClient;
   let echo: ServiceClient<typeof echoService>;
   let supervisor: PeakProcess;
 
-  const running = async () =>
-    (await admin.scale.status(APP)).services
-      .find((s) => s.service === SERVICE)
-      ?.instances.filter((i) => i.state === 'running') ?? [];
+  const running = () => stack.instances('running');
   const registered = async () =>
-    (await admin.registry.instances()).filter((i) => i.service === SERVICE);
-  const supervise = async () => {
-    const p = spawnPeak([
-      'supervise',
-      appFile,
-      '--server',
-      server.info.url,
-      '--state',
-      stateDir,
-      '--json',
-    ]);
-    await p.waitFor('ready');
-    return p;
-  };
-  const pidsInState = async (): Promise<number[]> => {
-    const out: number[] = [];
-    for (const f of await readdir(stateDir).catch(() => [] as string[]))
-      if (f.endsWith('.json'))
-        out.push(
-          (JSON.parse(await readFile(path.join(stateDir, f), 'utf8')) as { pid: number }).pid,
-        );
-    return out;
-  };
+    (await stack.admin.registry.instances()).filter((i) => i.service === SERVICE);
 
   before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'peak-scale-'));
-    stateDir = path.join(dir, 'state');
-    server = await PeakServer.start({ dataDir: path.join(dir, 'data'), port: 0 });
-    const token = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
-    admin = new AdminClient({ servers: server.info.url, token });
-    appFile = path.join(dir, 'app.yaml');
-    await writeFile(
-      appFile,
-      [
-        `app: ${APP}`,
-        'services:',
-        `  - name: ${SERVICE}`,
-        `    command: ${process.execPath} ${path.join(here, 'scale-fixture-service.js')}`,
-        '    instances: 2',
-        '    stopTimeoutMs: 8000',
-        '    env:',
-        `      PEAK_SERVER: ${server.info.url}`,
-        '',
-      ].join('\n'),
-    );
-    registry = new HttpRegistry({ servers: server.info.url });
+    stack = await startScaleStack({ instances: 2 });
+    registry = new HttpRegistry({ servers: stack.server.info.url });
     client = new RpcClient({ registry, app: 'scaletest-caller', warmupMs: 0 });
     echo = client.service(echoService);
-    supervisor = await supervise();
+    supervisor = await stack.supervise();
   });
 
   after(async () => {
-    if (supervisor !== undefined && supervisor.child.exitCode === null) {
-      supervisor.child.kill('SIGTERM');
-      await supervisor.exited;
-    }
-    for (const pid of await pidsInState()) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
     await client?.close();
     await registry?.close();
-    await server?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('runs the file’s count, registered under the ids it gives, and serves calls', async () => {
@@ -140,7 +71,7 @@ describe('peak supervise', { timeout: 240_000 }, () => {
   });
 
   it('scales out and in to the count the control plane sets, losing no call on the way in', async () => {
-    await admin.scale.setInstances(APP, SERVICE, 3);
+    await stack.admin.scale.setInstances(APP, SERVICE, 3);
     await waitFor('three instances registered', async () => (await registered()).length === 3);
     let ok = 0;
     const failed: string[] = [];
@@ -156,7 +87,7 @@ describe('peak supervise', { timeout: 240_000 }, () => {
       }
     });
     await waitFor('calls flowing', () => ok > 50);
-    await admin.scale.setInstances(APP, SERVICE, 1);
+    await stack.admin.scale.setInstances(APP, SERVICE, 1);
     await waitFor('one instance left, one registered', async () => {
       return (await running()).length === 1 && (await registered()).length === 1;
     });
@@ -165,7 +96,7 @@ describe('peak supervise', { timeout: 240_000 }, () => {
     stop = true;
     await Promise.all(callers);
     assert.deepEqual(failed, [], 'no call failed while two instances stopped');
-    const decisions = await admin.scale.history(APP, { service: SERVICE });
+    const decisions = await stack.admin.scale.history(APP, { service: SERVICE });
     assert.deepEqual(
       decisions.slice(0, 2).map((d) => [d.action, d.desired]),
       [
@@ -176,13 +107,13 @@ describe('peak supervise', { timeout: 240_000 }, () => {
   });
 
   it('leaves its instances running when killed, and adopts them when started again', async () => {
-    await admin.scale.setInstances(APP, SERVICE, 2);
+    await stack.admin.scale.setInstances(APP, SERVICE, 2);
     await waitFor('two running', async () => (await running()).length === 2);
     const pids = (await running()).map((i) => i.pid).sort();
     killGroup(supervisor.child, 'SIGKILL');
     await supervisor.exited;
     for (const pid of pids) assert.ok(processAlive(pid), `instance ${pid} survived the supervisor`);
-    supervisor = await supervise();
+    supervisor = await stack.supervise();
     await waitFor('the new supervisor reports the same two instances, adopted', async () => {
       const r = await running();
       return (
@@ -200,7 +131,7 @@ describe('peak supervise', { timeout: 240_000 }, () => {
     const pids = (await running()).map((i) => i.pid);
     await client.close();
     await registry.close();
-    await server.stop();
+    await stack.server.stop();
     await waitFor('the supervisor saw the control plane go', () =>
       supervisor.stderr().includes('keeping the instances as they are'),
     );
@@ -208,6 +139,6 @@ describe('peak supervise', { timeout: 240_000 }, () => {
     supervisor.child.kill('SIGTERM');
     await supervisor.exited;
     for (const pid of pids) assert.ok(!processAlive(pid), `instance ${pid} stopped`);
-    assert.deepEqual(await pidsInState(), []);
+    assert.deepEqual(await stack.pidsInState(), []);
   });
 });
