@@ -111,6 +111,8 @@ export interface ChainOptions {
 /** A running chain. */
 export interface Chain {
   server: PeakServer;
+  /** The environment every service process of the chain is started with. */
+  serviceEnv: Record<string, string>;
   /** The PostgreSQL of the control plane, which also holds schema `shop` and shard ds0. */
   shopDb: string;
   /** A small pool on the shop database, for seeding, books and the compensation sweep. */
@@ -300,6 +302,8 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       // SLA rules are evaluated every 2 s (the default is 10 s) so a 30 s sale shows them.
       telemetry: { alertIntervalMs: 2000 },
       localApps: SHOP_APPS,
+      // Scaling and releases decide every second (default 5 s), for --scale-demo's sale.
+      scale: { intervalMs: 1000 },
     });
     const started = server;
     const credential = (role: Exclude<Role, 'gateway'>) => ({
@@ -414,6 +418,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     supervise(gateway, {});
     return {
       server,
+      serviceEnv: env,
       shopDb,
       shopPool,
       stock,
