@@ -6,15 +6,13 @@
  * the stop kills the chain at once.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { alive, descendants, holdRequest, type TreeProcess } from './testing/process-tree.js';
-
-const main = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
+import { startShop as spawnShop } from './testing/shop-process.js';
 
 /** Polls `check` until it holds; fails naming `what` after `ms` (a bound for a loaded machine). */
 async function waitUntil(what: () => string, check: () => boolean | Promise<boolean>, ms: number) {
@@ -38,24 +36,12 @@ interface Shop {
 /** Starts the shop with a small sale and waits until the chain stays up for the user. */
 async function startShop(): Promise<Shop> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-shop-ctrl-c-'));
-  const child = spawn(
-    process.execPath,
+  const { child, io, exited } = spawnShop(
     [
-      main,
       ...['--data', dataDir, '--port', '0'],
       ...['--stock', '20', '--buyers', '60', '--concurrency', '8', '--seconds', '5'],
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-  );
-  const io = { out: '', err: '' };
-  child.stdout!.on('data', (c: Buffer) => {
-    io.out += c.toString();
-  });
-  child.stderr!.on('data', (c: Buffer) => {
-    io.err += c.toString();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
+    { detached: true },
   );
   const shop: Shop = { child, io, exited, dataDir, tree: [] };
   await waitUntil(

@@ -31,9 +31,11 @@ export async function waitUntil(
 }
 
 /** Starts the shop with `args`; collects its output. */
-export function startShop(args: string[]) {
+export function startShop(args: string[], options: { detached?: boolean } = {}) {
+  // detached: the shop leads its own process group, as `npm start` does in a terminal.
   const child: ChildProcess = spawn(process.execPath, [main, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached === true,
   });
   const io = { out: '', err: '' };
   child.stdout!.on('data', (c: Buffer) => {

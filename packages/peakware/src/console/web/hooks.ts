@@ -23,6 +23,9 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], everyMs?: nu
   const again = useRef(false);
   const latest = useRef(load);
   latest.current = load;
+  // The alive check of the newest effect: a call asked for by an effect whose deps changed
+  // while an older call ran must still run after it, though the older effect is gone.
+  const newestAlive = useRef<() => boolean>(() => true);
   const run = useCallback(async (alive: () => boolean): Promise<void> => {
     if (busy.current) {
       again.current = true;
@@ -41,16 +44,18 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], everyMs?: nu
       busy.current = false;
       if (alive()) setLoading(false);
     }
-    if (again.current && alive()) {
+    if (again.current && newestAlive.current()) {
       again.current = false;
-      await run(alive);
+      await run(newestAlive.current);
     }
   }, []);
   useEffect(() => {
     let alive = true;
+    const isAlive = () => alive;
+    newestAlive.current = isAlive;
     setLoading(true);
-    void run(() => alive);
-    const timer = everyMs === undefined ? undefined : setInterval(() => run(() => alive), everyMs);
+    void run(isAlive);
+    const timer = everyMs === undefined ? undefined : setInterval(() => run(isAlive), everyMs);
     return () => {
       alive = false;
       clearInterval(timer);
