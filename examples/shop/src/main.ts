@@ -37,8 +37,8 @@ import {
 import { BUY_LIMITS } from './edge.js';
 import { runFlashSale } from './flash-sale.js';
 import { alertLine, capacityLine, progressLine, row, stepLine } from './report.js';
-import { parseShopArgs, shopUsageError as usage } from './shop-args.js';
 import { scaleDemoLines, startScaleDemo } from './scale-demo.js';
+import { parseShopArgs, shopUsageError as usage } from './shop-args.js';
 import { booksBalance, releaseOrphanDeductions, settledLedger } from './shop-database.js';
 import {
   defineAlertRules,
