@@ -15,7 +15,7 @@ import { KubernetesActuator } from '../../scale/kubernetes-actuator.js';
 import type { ScalePolicy } from '../../scale/scale-policy.js';
 import type { ScaleDecision } from '../../scale/server/index.js';
 import type { Command } from '../command.js';
-import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
+import { ADMIN_OPTIONS, adminClient, findCredential, SERVER_OPTIONS } from '../control-client.js';
 
 const APP = {
   app: { type: 'string', valueName: 'APP', description: 'the app (as its app file names it)' },
@@ -188,7 +188,7 @@ const kubernetes: Command = {
   name: 'kubernetes',
   summary:
     "run the Kubernetes actuator: report a Deployment and patch its replicas to the control plane's count",
-  description: `Runs until SIGINT/SIGTERM. In a pod, the defaults reach the API server with the pod's service account; set NODE_EXTRA_CA_CERTS=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt so its certificate is trusted. The service account needs get and patch on deployments/scale.`,
+  description: `Runs until SIGINT/SIGTERM. Reports with an app credential holding a scale grant (--token/PEAK_TOKEN, else PEAK_CREDENTIAL). In a pod, the defaults reach the API server with the pod's service account; set NODE_EXTRA_CA_CERTS=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt so its certificate is trusted. The service account needs get and patch on deployments/scale.`,
   options: {
     ...SERVER_OPTIONS,
     ...APP,
@@ -227,6 +227,7 @@ const kubernetes: Command = {
       return v;
     };
     const tokenFile = String(values['api-token-file']);
+    const token = await findCredential(values, 'app');
     const actuator = new KubernetesActuator({
       app: needApp(values),
       service: need('service'),
@@ -235,6 +236,7 @@ const kubernetes: Command = {
       apiServer: String(values.api),
       apiToken: () => readFileSync(tokenFile, 'utf8').trim(),
       servers: String(values.server),
+      ...(token === undefined ? {} : { token }),
       logger: createLogger({
         level: 'info',
         format: process.stderr.isTTY ? 'pretty' : 'json',

@@ -12,7 +12,7 @@ import { createLogger } from '../../core/logger.js';
 import { loadAppSpec } from '../../scale/app-spec.js';
 import { Supervisor } from '../../scale/supervisor.js';
 import type { Command } from '../command.js';
-import { SERVER_OPTIONS } from '../control-client.js';
+import { findCredential, SERVER_OPTIONS } from '../control-client.js';
 
 /** `peak supervise <app.yaml>` */
 export const superviseCommand: Command = {
@@ -21,7 +21,7 @@ export const superviseCommand: Command = {
     "run an app file's services as instances: restarts, graceful scale-in, orders from the control plane",
   args: '<app.yaml|app.json>',
   description:
-    'Every instance gets PEAK_INSTANCE_ID (pass it to RpcServer instanceId and MetricsPusher instance), PEAK_APP, PEAK_SERVICE, PEAK_VERSION, PEAK_WEIGHT (0 for a gray instance) and PEAK_SUPERVISED=1, and its own log file in the state folder. Stop with Ctrl-C (SIGINT) or SIGTERM.',
+    "Reports with an app credential holding a scale grant (scale, or scale:<service> for each service of the file): --token/PEAK_TOKEN, else PEAK_CREDENTIAL, else the local app's of the data folder. Instances inherit this process's environment plus the service's env in the app file: give each service its app's PEAK_CREDENTIAL there so it can register. Every instance gets PEAK_INSTANCE_ID (pass it to RpcServer instanceId and MetricsPusher instance), PEAK_APP, PEAK_SERVICE, PEAK_VERSION, PEAK_WEIGHT (0 for a gray instance) and PEAK_SUPERVISED=1, and its own log file in the state folder. Stop with Ctrl-C (SIGINT) or SIGTERM.",
   options: {
     ...SERVER_OPTIONS,
     state: {
@@ -58,10 +58,12 @@ export const superviseCommand: Command = {
       format: process.stderr.isTTY ? 'pretty' : 'json',
       name: 'peak-supervise',
     });
+    const token = await findCredential(values, 'app');
     const supervisor = new Supervisor({
       spec,
       stateDir,
       servers: String(values.server),
+      ...(token === undefined ? {} : { token }),
       logger,
       ...(typeof values.id === 'string' ? { supervisorId: values.id } : {}),
     });

@@ -29,6 +29,7 @@ export function policyRoutes(config: ScaleConfigPort): ApiModule {
     app.put(
       `${base}/:service`,
       {
+        config: { auth: 'operator' },
         schema: {
           summary: "Stores a service's scaling policy (config item scale/<service> of its app)",
           params: Type.Object({ service: NAME }),

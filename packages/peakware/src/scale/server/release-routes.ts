@@ -108,6 +108,7 @@ export function releaseRoutes(deps: ScaleModuleDeps): ApiModule {
     app.post(
       `${base}/:service/:action`,
       {
+        config: { auth: 'operator' },
         schema: {
           summary: 'Pauses, resumes or aborts the release of a service in progress',
           params: Type.Object({

@@ -1,10 +1,12 @@
 /**
- * The scale module's routes under `/api/v1/scale`: supervisors' reports (SDK, no admin
- * token; the answer is their orders), an app's status, and setting a service's count by
- * hand (admin; recorded in the decision history like the evaluator's own).
+ * The scale module's routes under `/api/v1/scale`: supervisors' reports (an app credential
+ * with a `scale` grant covering every service the report names; the answer is their
+ * orders), an app's status, and setting a service's count by hand (operator; recorded in the
+ * decision history like the evaluator's own).
  */
 import { Type } from '@sinclair/typebox';
 import type pg from 'pg';
+import { authorize } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { WithDefault } from '../../server/route-schema.js';
 import type { SupervisorReport } from '../supervisor-report.js';
@@ -41,7 +43,7 @@ export function supervisorRoutes(gray: GrayGroupsSource): ApiModule {
     app.post(
       `${base}/reports`,
       {
-        config: { auth: 'sdk' },
+        config: { auth: 'sdk', scope: 'scale' },
         schema: {
           summary: "A supervisor's report of its instances; answered with what it should run",
           body: Type.Object({
@@ -64,6 +66,11 @@ export function supervisorRoutes(gray: GrayGroupsSource): ApiModule {
       },
       async (request) => {
         const report = request.body as SupervisorReport;
+        const named = new Set([
+          ...report.services.map((s) => s.name),
+          ...report.instances.map((i) => i.service),
+        ]);
+        for (const service of named) authorize(request, 'scale', service);
         await saveReport(ctx.pool, report);
         return ordersFor(ctx.pool, report, await gray(ctx.pool, report.app));
       },
@@ -98,6 +105,7 @@ export function supervisorRoutes(gray: GrayGroupsSource): ApiModule {
     app.put(
       `${base}/services/:service/instances`,
       {
+        config: { auth: 'operator' },
         schema: {
           summary:
             "Sets a supervised service's instance count by hand (the evaluator may change it)",
