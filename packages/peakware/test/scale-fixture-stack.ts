@@ -3,6 +3,11 @@
  * one service is test/scale-fixture-service.ts, and `peak supervise` on it as a real
  * process; `stop()` ends the supervisor, kills whatever instance a test left behind (from
  * the pid files) and removes the folder.
+ *
+ * Credentials as a deployment has them: the supervisor reports with app
+ * `scaletest.supervisor`'s (`scale:scaletest.*` only) as PEAK_CREDENTIAL, each instance gets
+ * app `scaletest.echo`'s (register and telemetry of the service) through the app file's
+ * env, and this process's SDK clients use the server's local app (`useLocalCredential`).
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../src/admin/index.js';
 import type { InstanceReport } from '../src/scale/index.js';
 import { PeakServer, type PeakServerOptions } from '../src/server/index.js';
+import { useLocalCredential } from './support/credentials.js';
 import { type PeakProcess, spawnPeak } from './support/peak-process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -52,10 +58,20 @@ export async function startScaleStack(
     port: 0,
     ...options.server,
   });
+  useLocalCredential(server);
   const token = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
   const admin = new AdminClient({ servers: server.info.url, token });
+  const supervisorCredential = (await admin.apps.create(`${APP}.supervisor`, [`scale:${APP}.*`]))
+    .credential;
+  const instanceCredential = (
+    await admin.apps.create(SERVICE, [`register:${SERVICE}`, `telemetry:${APP}.*`])
+  ).credential;
   const appFile = path.join(dir, 'app.yaml');
-  const env = { PEAK_SERVER: server.info.url, ...options.env };
+  const env = {
+    PEAK_SERVER: server.info.url,
+    PEAK_CREDENTIAL: instanceCredential,
+    ...options.env,
+  };
   await writeFile(
     appFile,
     [
@@ -87,15 +103,10 @@ export async function startScaleStack(
     stateDir,
     appFile,
     async supervise() {
-      const p = spawnPeak([
-        'supervise',
-        appFile,
-        '--server',
-        server.info.url,
-        '--state',
-        stateDir,
-        '--json',
-      ]);
+      const p = spawnPeak(
+        ['supervise', appFile, '--server', server.info.url, '--state', stateDir, '--json'],
+        { PEAK_CREDENTIAL: supervisorCredential },
+      );
       started.push(p);
       await p.waitFor('ready');
       return p;

@@ -96,6 +96,9 @@ describe('Kubernetes actuator', { timeout: 120_000 }, () => {
       servers: server.info.url,
       token: (await readFile(server.info.adminTokenFile, 'utf8')).trim(),
     });
+    // The actuator reports with an app credential whose grant covers only its service.
+    const credential = (await admin.apps.create('k8stest.actuator', ['scale:shop.order']))
+      .credential;
     api = fakeApiServer(replicas, log);
     await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
     apiUrl = `http://127.0.0.1:${(api.address() as { port: number }).port}`;
@@ -107,6 +110,7 @@ describe('Kubernetes actuator', { timeout: 120_000 }, () => {
       apiServer: apiUrl,
       apiToken: 't0ken',
       servers: server.info.url,
+      token: credential,
       everyMs: 200,
     }).start();
   });

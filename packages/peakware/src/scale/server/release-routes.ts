@@ -10,13 +10,7 @@ import type { ApiModule } from '../../server/http-api.js';
 import { WithDefault } from '../../server/route-schema.js';
 import { checkReleaseRequest, type ReleaseRequest } from '../release-spec.js';
 import { endWithOldVersion } from './release-runner.js';
-import {
-  addEvent,
-  createRelease,
-  latestRelease,
-  listReleases,
-  updateRelease,
-} from './release-store.js';
+import { createRelease, latestRelease, listReleases, updateRelease } from './release-store.js';
 import type { Actor, ScaleModuleDeps } from './scale-ports.js';
 import { NAME } from './scale-routes.js';
 import { SUPERVISOR_LIVE_MS, supervisors } from './supervisor-store.js';
@@ -151,25 +145,33 @@ export function releaseRoutes(deps: ScaleModuleDeps): ApiModule {
           )
             throw refuse('only a running or paused release can be aborted');
         } else if (action === 'pause') {
-          if (!(await updateRelease(ctx.pool, r.id, ['running'], { state: 'paused' })))
-            throw refuse('only a running release can be paused');
-          await addEvent(ctx.pool, r.id, 'pause', `paused by ${who.author}${note}`, {}, who.author);
-        } else {
-          if (
-            !(await updateRelease(ctx.pool, r.id, ['paused'], {
-              state: 'running',
-              stepStarted: true,
-            }))
-          )
-            throw refuse('only a paused release can be resumed');
-          await addEvent(
+          const paused = await updateRelease(
             ctx.pool,
             r.id,
-            'resume',
-            `resumed by ${who.author}${note}; the step's window starts again`,
-            {},
-            who.author,
+            ['running'],
+            { state: 'paused' },
+            {
+              kind: 'pause',
+              message: `paused by ${who.author}${note}`,
+              detail: {},
+              author: who.author,
+            },
           );
+          if (!paused) throw refuse('only a running release can be paused');
+        } else {
+          const resumed = await updateRelease(
+            ctx.pool,
+            r.id,
+            ['paused'],
+            { state: 'running', stepStarted: true },
+            {
+              kind: 'resume',
+              message: `resumed by ${who.author}${note}; the step's window starts again`,
+              detail: {},
+              author: who.author,
+            },
+          );
+          if (!resumed) throw refuse('only a paused release can be resumed');
         }
         return { release: await latestRelease(ctx.pool, appName, service) };
       },

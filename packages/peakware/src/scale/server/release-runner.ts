@@ -24,7 +24,7 @@ import type { Logger } from '../../core/logger.js';
 import type { ApiContext } from '../../server/http-api.js';
 import { judgeStep, type VersionFigures } from '../release-judge.js';
 import type { InstanceReport } from '../supervisor-report.js';
-import { addEvent, type ReleaseView, releasesInProgress, updateRelease } from './release-store.js';
+import { type ReleaseView, releasesInProgress, updateRelease } from './release-store.js';
 import type { Actor, ScaleModuleDeps } from './scale-ports.js';
 import { liveInstances } from './supervisor-store.js';
 
@@ -99,23 +99,18 @@ export async function endWithOldVersion(
   const { primary, gray } = await releaseInstances(pool, r);
   const ids = (xs: InstanceReport[]) => xs.map((i) => i.id);
   await publishWeights(deps, pool, r, releaseWeights(ids(primary), ids(gray), 0), state, actor);
-  if (
-    !(await updateRelease(pool, r.id, ['running', 'paused'], {
-      state,
-      phase: 'done',
-      outcome: reason,
-    }))
-  )
-    return false;
-  await addEvent(
+  return updateRelease(
     pool,
     r.id,
-    state === 'aborted' ? 'abort' : 'rollback',
-    `${state === 'aborted' ? 'aborted' : 'rolled back'}: ${reason}; all traffic back on ${r.fromVersion}, the gray group stops`,
-    detail,
-    actor.author,
+    ['running', 'paused'],
+    { state, phase: 'done', outcome: reason },
+    {
+      kind: state === 'aborted' ? 'abort' : 'rollback',
+      message: `${state === 'aborted' ? 'aborted' : 'rolled back'}: ${reason}; all traffic back on ${r.fromVersion}, the gray group stops`,
+      detail,
+      author: actor.author,
+    },
   );
-  return true;
 }
 
 /** The runner, as a leader task of the scale worker. */
@@ -217,15 +212,18 @@ async function advance(
       `step 1: ${s.steps[0]}%`,
       actor,
     );
-    if (await updateRelease(pool, r.id, ['running'], { phase: 'step', step: 0, stepStarted: true }))
-      await addEvent(
-        pool,
-        r.id,
-        'step',
-        `gray instances up (${ids(running).join(', ')}); step 1 of ${s.steps.length}: ${s.steps[0]}% of calls to ${r.version}`,
-        { weights: releaseWeights(ids(primary), ids(running), share) },
-        actor.author,
-      );
+    await updateRelease(
+      pool,
+      r.id,
+      ['running'],
+      { phase: 'step', step: 0, stepStarted: true },
+      {
+        kind: 'step',
+        message: `gray instances up (${ids(running).join(', ')}); step 1 of ${s.steps.length}: ${s.steps[0]}% of calls to ${r.version}`,
+        detail: { weights: releaseWeights(ids(primary), ids(running), share) },
+        author: actor.author,
+      },
+    );
     return;
   }
 
@@ -281,21 +279,18 @@ async function advance(
       `step ${next + 1}: ${s.steps[next]}%`,
       actor,
     );
-    if (
-      await updateRelease(pool, r.id, ['running'], {
-        step: next,
-        stepStarted: true,
-        ...(current.calls > 0 ? { baseline: current } : {}),
-      })
-    )
-      await addEvent(
-        pool,
-        r.id,
-        'step',
-        `step ${r.step + 1} passed (${v.reason}); step ${next + 1} of ${s.steps.length}: ${s.steps[next]}% of calls to ${r.version}`,
+    await updateRelease(
+      pool,
+      r.id,
+      ['running'],
+      { step: next, stepStarted: true, ...(current.calls > 0 ? { baseline: current } : {}) },
+      {
+        kind: 'step',
+        message: `step ${r.step + 1} passed (${v.reason}); step ${next + 1} of ${s.steps.length}: ${s.steps[next]}% of calls to ${r.version}`,
         detail,
-        actor.author,
-      );
+        author: actor.author,
+      },
+    );
     return;
   }
   await publishWeights(
@@ -312,32 +307,32 @@ async function advance(
      ON CONFLICT (app, service) DO UPDATE SET primary_version = $3, primary_command = $4`,
     [r.app, r.service, r.version, r.command],
   );
-  if (
-    await updateRelease(pool, r.id, ['running'], {
-      state: 'promoted',
-      phase: 'done',
-      outcome: v.reason,
-    })
-  )
-    await addEvent(
-      pool,
-      r.id,
-      'promote',
-      `promoted: ${r.version} is the primary version (${v.reason}); ${r.fromVersion} stops`,
+  await updateRelease(
+    pool,
+    r.id,
+    ['running'],
+    { state: 'promoted', phase: 'done', outcome: v.reason },
+    {
+      kind: 'promote',
+      message: `promoted: ${r.version} is the primary version (${v.reason}); ${r.fromVersion} stops`,
       detail,
-      actor.author,
-    );
+      author: actor.author,
+    },
+  );
   logger.info({ release: r.id, service: r.service, version: r.version }, 'release promoted');
 }
 
 async function pause(pool: pg.Pool, r: ReleaseView, reason: string, actor: Actor): Promise<void> {
-  if (await updateRelease(pool, r.id, ['running'], { state: 'paused' }))
-    await addEvent(
-      pool,
-      r.id,
-      'pause',
-      `paused: ${reason}; 'peak release resume|abort' decides`,
-      {},
-      actor.author,
-    );
+  await updateRelease(
+    pool,
+    r.id,
+    ['running'],
+    { state: 'paused' },
+    {
+      kind: 'pause',
+      message: `paused: ${reason}; 'peak release resume|abort' decides`,
+      detail: {},
+      author: actor.author,
+    },
+  );
 }

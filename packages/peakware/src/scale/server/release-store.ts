@@ -102,21 +102,28 @@ export async function createRelease(
   author: string,
 ): Promise<ReleaseView> {
   try {
+    // The release and its first step in one statement, as every later move (updateRelease).
     const { rows } = await pool.query(
-      `INSERT INTO peak.scale_releases (app, service, version, command, from_version, settings, state, phase, author)
-       VALUES ($1, $2, $3, $4, $5, $6, 'running', 'starting', $7) RETURNING ${COLUMNS}`,
-      [r.app, r.service, r.version, r.command, fromVersion, JSON.stringify(settings), author],
+      `WITH created AS (
+         INSERT INTO peak.scale_releases (app, service, version, command, from_version, settings, state, phase, author)
+         VALUES ($1, $2, $3, $4, $5, $6, 'running', 'starting', $7) RETURNING ${COLUMNS}),
+       logged AS (
+         INSERT INTO peak.scale_release_events (release_id, kind, message, detail, author)
+         SELECT id, 'start', $8, $9, $7 FROM created)
+       SELECT * FROM created`,
+      [
+        r.app,
+        r.service,
+        r.version,
+        r.command,
+        fromVersion,
+        JSON.stringify(settings),
+        author,
+        `started ${r.version} beside ${fromVersion}: ${settings.grayInstances} gray instance(s), steps ${settings.steps.join('/')}%`,
+        JSON.stringify({ settings, command: r.command }),
+      ],
     );
-    const id = Number(rows[0].id);
-    await addEvent(
-      pool,
-      id,
-      'start',
-      `started ${r.version} beside ${fromVersion}: ${settings.grayInstances} gray instance(s), steps ${settings.steps.join('/')}%`,
-      { settings, command: r.command },
-      author,
-    );
-    return toView(rows[0], await eventsOf(pool, id));
+    return toView(rows[0], await eventsOf(pool, Number(rows[0].id)));
   } catch (err) {
     if ((err as { code?: string }).code === '23505')
       throw new PeakError(
@@ -125,21 +132,6 @@ export async function createRelease(
       );
     throw err;
   }
-}
-
-/** Logs one step of a release. */
-export async function addEvent(
-  pool: pg.Pool,
-  id: number,
-  kind: string,
-  message: string,
-  detail: Record<string, unknown>,
-  author: string,
-): Promise<void> {
-  await pool.query(
-    'INSERT INTO peak.scale_release_events (release_id, kind, message, detail, author) VALUES ($1, $2, $3, $4, $5)',
-    [id, kind, message, JSON.stringify(detail), author],
-  );
 }
 
 /** The newest release of a service (in progress or not), with its log; PEAK_SCALE_NOT_FOUND when none. */
@@ -178,7 +170,19 @@ export async function releasesInProgress(pool: pg.Pool): Promise<ReleaseView[]> 
   return rows.map((r) => toView(r, []));
 }
 
-/** Moves a release; only from the `from` states given (false when it was elsewhere). */
+/** A step of a release's log, as {@link updateRelease} writes it with the move. */
+export interface ReleaseEventInput {
+  kind: string;
+  message: string;
+  detail: Record<string, unknown>;
+  author: string;
+}
+
+/**
+ * Moves a release and logs the step in one statement (a reader never sees the new state
+ * without its step); only from the `from` states given (false, nothing logged, when it was
+ * elsewhere).
+ */
 export async function updateRelease(
   pool: pg.Pool,
   id: number,
@@ -191,13 +195,18 @@ export async function updateRelease(
     baseline?: VersionFigures;
     outcome?: string;
   },
+  event: ReleaseEventInput,
 ): Promise<boolean> {
   const { rowCount } = await pool.query(
-    `UPDATE peak.scale_releases SET
-       state = coalesce($3, state), phase = coalesce($4, phase), step = coalesce($5, step),
-       step_started_at = CASE WHEN $6 THEN now() ELSE step_started_at END,
-       baseline = coalesce($7, baseline), outcome = coalesce($8, outcome), updated_at = now()
-     WHERE id = $1 AND state = ANY($2::text[])`,
+    `WITH moved AS (
+       UPDATE peak.scale_releases SET
+         state = coalesce($3, state), phase = coalesce($4, phase), step = coalesce($5, step),
+         step_started_at = CASE WHEN $6 THEN now() ELSE step_started_at END,
+         baseline = coalesce($7, baseline), outcome = coalesce($8, outcome), updated_at = now()
+       WHERE id = $1 AND state = ANY($2::text[])
+       RETURNING id)
+     INSERT INTO peak.scale_release_events (release_id, kind, message, detail, author)
+     SELECT id, $9, $10, $11, $12 FROM moved`,
     [
       id,
       from,
@@ -207,6 +216,10 @@ export async function updateRelease(
       patch.stepStarted === true,
       patch.baseline === undefined ? null : JSON.stringify(patch.baseline),
       patch.outcome ?? null,
+      event.kind,
+      event.message,
+      JSON.stringify(event.detail),
+      event.author,
     ],
   );
   return rowCount === 1;
