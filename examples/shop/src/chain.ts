@@ -62,6 +62,9 @@ export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, read
   ],
 };
 
+/** The app `--scale-demo`'s supervisor reports with (grant `scale:shop.*`: the shop's services' instances, nothing more). */
+export const SHOP_SUPERVISOR_APP = 'shop.supervisor';
+
 /** A process of the chain and what its ready line said (the child is replaced on a restart). */
 export interface ChainProcess {
   role: Role;
@@ -301,7 +304,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       logger: options.logger,
       // SLA rules are evaluated every 2 s (the default is 10 s) so a 30 s sale shows them.
       telemetry: { alertIntervalMs: 2000 },
-      localApps: SHOP_APPS,
+      localApps: { ...SHOP_APPS, [SHOP_SUPERVISOR_APP]: ['scale:shop.*'] },
       // Scaling and releases decide every second (default 5 s), for --scale-demo's sale.
       scale: { intervalMs: 1000 },
     });

@@ -6,14 +6,16 @@
  * after it; and a release of a deliberately slower inventory v2 (80 ms more per deduct) is
  * started with the sale, given 10 % of the supervised inventory traffic, and rolled back
  * by the analysis on its p99. What happened is read back from the decision history and
- * the release's log.
+ * the release's log. The supervisor reports with app `shop.supervisor`'s credential
+ * (`scale:shop.*`); each instance it starts gets its service's app credential
+ * (`SHOP_APPS`) as PEAK_CREDENTIAL, as the chain's own processes do.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ReleaseView, ScaleDecision } from 'peakware/admin';
 import type { Logger } from 'peakware/core';
 import { Supervisor } from 'peakware/scale';
-import type { Chain } from './chain.js';
+import { type Chain, SHOP_SUPERVISOR_APP } from './chain.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const APP = 'shop';
@@ -61,6 +63,10 @@ export async function startScaleDemo(chain: Chain, logger: Logger): Promise<Scal
     },
     'shop --scale-demo',
   );
+  const env = (service: 'shop.order' | 'shop.inventory') => ({
+    ...chain.serviceEnv,
+    PEAK_CREDENTIAL: chain.server.credential(service),
+  });
   const supervisor = new Supervisor({
     spec: {
       app: APP,
@@ -72,7 +78,7 @@ export async function startScaleDemo(chain: Chain, logger: Logger): Promise<Scal
           instances: 1,
           version: 'v1',
           stopTimeoutMs: 15_000,
-          env: chain.serviceEnv,
+          env: env('shop.order'),
         },
         {
           name: 'shop.inventory',
@@ -80,12 +86,13 @@ export async function startScaleDemo(chain: Chain, logger: Logger): Promise<Scal
           instances: 1,
           version: 'v1',
           stopTimeoutMs: 15_000,
-          env: chain.serviceEnv,
+          env: env('shop.inventory'),
         },
       ],
     },
     stateDir: path.join(chain.server.info.dataDir, 'supervise'),
     servers: chain.server.info.url,
+    token: chain.server.credential(SHOP_SUPERVISOR_APP),
     logger,
   });
   await supervisor.start();
