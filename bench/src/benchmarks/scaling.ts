@@ -116,6 +116,9 @@ export const benchmark: Benchmark = {
       servers: server.info.url,
       token: readFileSync(server.info.adminTokenFile, 'utf8').trim(),
     });
+    // The supervisor, the instances it starts (they inherit the environment) and the caller
+    // send the local app's credential (every SDK grant, scale included).
+    process.env.PEAK_CREDENTIAL = server.credential();
     const supervisor = new Supervisor({
       spec: {
         app: APP,
