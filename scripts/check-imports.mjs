@@ -46,6 +46,7 @@ export const LAYERS = {
   stress: 3,
   ops: 3,
   drill: 3,
+  scale: 3,
   security: 3,
   console: 3,
   // the package's root entry (src/index.ts): an SDK entry above every SDK folder

@@ -64,6 +64,9 @@ export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, read
   ],
 };
 
+/** The app `--scale-demo`'s supervisor reports with (grant `scale:shop.*`: the shop's services' instances, nothing more). */
+export const SHOP_SUPERVISOR_APP = 'shop.supervisor';
+
 /** A process of the chain and what its ready line said (the child is replaced on a restart). */
 export interface ChainProcess {
   role: Role;
@@ -115,6 +118,8 @@ export interface ChainOptions {
 /** A running chain. */
 export interface Chain {
   server: PeakServer;
+  /** The environment every service process of the chain is started with. */
+  serviceEnv: Record<string, string>;
   /** The PostgreSQL of the control plane, which also holds schema `shop` and shard ds0. */
   shopDb: string;
   /** A small pool on the shop database, for seeding, books and the compensation sweep. */
@@ -303,7 +308,9 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       logger: options.logger,
       // SLA rules are evaluated every 2 s (the default is 10 s) so a 30 s sale shows them.
       telemetry: { alertIntervalMs: 2000 },
-      localApps: SHOP_APPS,
+      localApps: { ...SHOP_APPS, [SHOP_SUPERVISOR_APP]: ['scale:shop.*'] },
+      // Scaling and releases decide every second (default 5 s), for --scale-demo's sale.
+      scale: { intervalMs: 1000 },
     });
     const started = server;
     const credential = (role: Exclude<Role, 'gateway'>) => ({
@@ -422,6 +429,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     supervise(gateway, {});
     return {
       server,
+      serviceEnv: env,
       shopDb,
       shopPool,
       stock,

@@ -20,7 +20,9 @@
  * one order instance's order writes failing; see drill.ts), --plan (the "flash-sale" plan
  * applied before the sale and rolled back after it), --stress-beside (a stress run with
  * shadow traffic beside the sale and its isolation check; see stress-beside.ts),
- * --stress-rate N, --stress-leak (plant one leak and check again).
+ * --stress-rate N, --stress-leak (plant one leak and check again), --scale-demo (a
+ * supervisor scales extra order instances on QPS during the sale, and a slower inventory
+ * v2's gray release is rolled back by the analysis; see scale-demo.ts).
  */
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
@@ -37,6 +39,7 @@ import {
 import { BUY_LIMITS } from './edge.js';
 import { runFlashSale } from './flash-sale.js';
 import { alertLine, capacityLine, progressLine, row, stepLine } from './report.js';
+import { scaleDemoLines, startScaleDemo } from './scale-demo.js';
 import { parseShopArgs, shopUsageError as usage } from './shop-args.js';
 import { booksBalance, releaseOrphanDeductions, settledLedger } from './shop-database.js';
 import {
@@ -130,6 +133,12 @@ const { values } = parseShopArgs({
     type: 'boolean',
     default: false,
     description: 'with --stress-beside: plant one leak after the check and check again',
+  },
+  'scale-demo': {
+    type: 'boolean',
+    default: false,
+    description:
+      'scale the order service out and back in during the sale, and roll back a slower inventory v2',
   },
 });
 
@@ -366,6 +375,8 @@ async function runOn(chain: Chain): Promise<number> {
         plantLeak: values['stress-leak'],
       })
     : undefined;
+  const scaleDemo = values['scale-demo'] ? await startScaleDemo(chain, logger) : undefined;
+  await scaleDemo?.startRelease();
   const saleStart = Date.now();
   const tty = process.stdout.isTTY && !values.json;
   let lastPrint = 0;
@@ -393,6 +404,7 @@ async function runOn(chain: Chain): Promise<number> {
   // events) and the drill finishes (faults stopped, recovery watched) before the books.
   const planRolledBack = planApplied ? await rollbackFlashSalePlan(chain.admin) : undefined;
   const drillReport = drillRun === undefined ? undefined : await drillRun;
+  const scaleReport = await scaleDemo?.finish();
 
   // Every buy has answered (or timed out at the gateway); give providers a moment to
   // finish calls whose callers gave up, then compensate deductions that have no order.
@@ -445,6 +457,7 @@ async function runOn(chain: Chain): Promise<number> {
     consistent,
     errorSamples: report.errorSamples,
     ...(drillReport === undefined ? {} : { drill: drillReport }),
+    ...(scaleReport === undefined ? {} : { scale: scaleReport }),
     ...(planApplied === undefined
       ? {}
       : { plan: { applied: planApplied, rolledBack: planRolledBack } }),
@@ -503,6 +516,7 @@ async function runOn(chain: Chain): Promise<number> {
     for (const sample of report.errorSamples) say(`  error sample: ${sample}`);
     if (planRolledBack !== undefined) say(`  ${planLine(planRolledBack)}`);
     if (drillReport !== undefined) for (const l of formatDrillReport(drillReport)) say(`  ${l}`);
+    if (scaleReport !== undefined) for (const l of scaleDemoLines(scaleReport)) say(`  ${l}`);
     for (const d of chain.deaths) say(`  ${deathLine(d).slice('shop: '.length)}`);
     if (stress !== undefined) {
       say('');

@@ -34,7 +34,13 @@ export function shopTelemetry(
   // Head sampling by trace id (every hop agrees); failed and slow spans are kept whatever
   // the ratio, so a sampled-out order that goes wrong is still seen.
   const tracer = new Tracer({ service, sink: processor, sampleRatio, slowMs: 200 });
-  const metrics = new MetricsPusher({ servers: controlPlane, service });
+  // Under `peak supervise` (the --scale-demo), metrics carry the instance id it gives.
+  const instance = process.env.PEAK_INSTANCE_ID;
+  const metrics = new MetricsPusher({
+    servers: controlPlane,
+    service,
+    ...(instance === undefined ? {} : { instance }),
+  });
   const onMetrics = (seconds: Parameters<MetricsPusher['record']>[0]) => metrics.record(seconds);
   guard.on('metrics', onMetrics);
   return {

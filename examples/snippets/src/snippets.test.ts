@@ -81,6 +81,7 @@ describe('examples/snippets: each runs as is against peak server', { timeout: 30
       'gateway',
       'drill',
       'txn',
+      'scale',
     ]) {
       assert.ok(subsystems.has(s), `no snippet for ${s}: ${files.join(', ')}`);
     }

@@ -158,6 +158,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
         'drill',
         'stress',
         'txn',
+        'scale:auth.*',
       ])
     ).credential;
     other = (
@@ -168,6 +169,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
         'read-config:other/*',
         'telemetry:other.*',
         'guard-token:other',
+        'scale:other.*',
       ])
     ).credential;
     for (const role of ['viewer', 'operator'] as const) {
@@ -319,6 +321,23 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
     check: svcCall('placed'),
     checkAfterMs: 60_000,
   });
+  const scale = '/api/v1/scale';
+  const scaleReport = () => ({
+    supervisorId: 'walk-host/authapp',
+    app: 'authapp',
+    host: 'walk-host',
+    pid: 1,
+    services: [{ name: 'auth.svc', version: 'v1', command: 'true', instances: 0 }],
+    instances: [],
+  });
+  /** A live supervisor of auth.svc (a release needs one). */
+  const supervisorReported = async () => {
+    const sent = await call(server.info.url, 'POST', `${scale}/reports`, {
+      token: right,
+      body: scaleReport(),
+    });
+    assert.equal(sent.status, 200, JSON.stringify(sent.json));
+  };
   const startGray = () =>
     admin.config.gray({ app: 'authapp', group: 'g', key: 'k' }, { value: '3', tags: ['canary'] });
   const CASES: Record<string, Case> = {
@@ -1055,6 +1074,60 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       auth: 'read',
       path: `${txn}/coordinator`,
       outOfScope: 'open',
+    },
+    // The other app's scale grant (scale:other.*) does not cover auth.svc: refused by the handler.
+    'POST /api/v1/scale/reports': {
+      auth: 'sdk',
+      scope: 'scale',
+      path: `${scale}/reports`,
+      body: scaleReport(),
+    },
+    'GET /api/v1/scale/status': {
+      auth: 'read',
+      path: `${scale}/status?app=authapp`,
+      outOfScope: 'open',
+    },
+    'GET /api/v1/scale/history': {
+      auth: 'read',
+      path: `${scale}/history?app=authapp`,
+      outOfScope: 'open',
+    },
+    'PUT /api/v1/scale/services/:service/instances': {
+      auth: 'operator',
+      path: `${scale}/services/auth.svc/instances`,
+      body: { app: 'authapp', count: 0 },
+    },
+    'PUT /api/v1/scale/policies/:service': {
+      auth: 'operator',
+      path: `${scale}/policies/auth.svc`,
+      body: { app: 'authapp', policy: { metric: 'cpu', target: 60, min: 0, max: 2 } },
+    },
+    'GET /api/v1/scale/policies/:service': {
+      auth: 'read',
+      path: `${scale}/policies/auth.svc?app=authapp`,
+      outOfScope: 'open',
+    },
+    // Starting a release runs its command on the supervisors' hosts: the admin role.
+    'POST /api/v1/scale/releases': {
+      auth: 'admin',
+      path: `${scale}/releases`,
+      body: { app: 'authapp', service: 'auth.svc', version: 'v2', command: 'true' },
+      before: supervisorReported,
+    },
+    'GET /api/v1/scale/releases/:service': {
+      auth: 'read',
+      path: `${scale}/releases/auth.svc?app=authapp`,
+      outOfScope: 'open',
+    },
+    'GET /api/v1/scale/releases': {
+      auth: 'read',
+      path: `${scale}/releases?app=authapp`,
+      outOfScope: 'open',
+    },
+    'POST /api/v1/scale/releases/:service/:action': {
+      auth: 'operator',
+      path: `${scale}/releases/auth.svc/pause`,
+      body: { app: 'authapp' },
     },
     'GET /api/v1/openapi.json': { auth: 'public', path: '/api/v1/openapi.json' },
     'POST /v1/metrics': {

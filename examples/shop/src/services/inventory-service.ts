@@ -37,11 +37,14 @@ rt.guard.loadRules({
   ],
 });
 
+const slowMs = Number(process.env.SHOP_INVENTORY_SLOW_MS ?? 0);
 rt.rpc.addService(inventoryService, {
   async stock({ sku }) {
     return { sku, left: await stock.engine.stock(sku) };
   },
   async deduct({ orderId, sku, qty }) {
+    // The --scale-demo's deliberately slower v2 (inventory-v2-service.ts).
+    if (slowMs > 0) await new Promise((r) => setTimeout(r, slowMs));
     // Idempotent by order id: a retry of a deduction that happened answers ok again.
     const r = await stock.engine.deduct(sku, orderId, qty);
     return { ok: r.ok, left: r.left };

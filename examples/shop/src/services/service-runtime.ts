@@ -63,6 +63,13 @@ export function serviceRuntime(role: string): ServiceRuntime {
   const telemetry = shopTelemetry(`shop.${role}`, controlPlane, guard, sampleRatioFromEnv());
   const rpc = new RpcServer({
     registry,
+    // Under a supervisor (--scale-demo): the id and starting weight it gives.
+    ...(process.env.PEAK_INSTANCE_ID === undefined
+      ? {}
+      : {
+          instanceId: process.env.PEAK_INSTANCE_ID,
+          weight: Number(process.env.PEAK_WEIGHT ?? 100),
+        }),
     drainTimeoutMs: 5000,
     maxInFlight: 2000,
     filters: [rpcTracingFilter(telemetry.tracer), guardRpcFilter(guard)],

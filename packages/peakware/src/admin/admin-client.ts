@@ -1,7 +1,7 @@
 /**
  * `AdminClient`: the typed admin API of the control plane, one section per subsystem
  * (`config`, `mq`, `telemetry`, `alerts`, `registry`, `guard`, `gateway`, `apps`, `system`,
- * `console`, `drill`, `stress`, `txn`), over the one
+ * `console`, `drill`, `stress`, `txn`, `scale`), over the one
  * {@link ControlPlaneClient}. The `peak` CLI, the shop and the console call the control
  * plane through it, so nobody writes a URL or re-declares an answer's type.
  *
@@ -24,6 +24,7 @@ import { GatewayAdmin } from './gateway-admin.js';
 import { GuardAdmin } from './guard-admin.js';
 import { MqAdmin } from './mq-admin.js';
 import { RegistryAdmin } from './registry-admin.js';
+import { ScaleAdmin } from './scale-admin.js';
 import { StressAdmin } from './stress-admin.js';
 import { SystemAdmin } from './system-admin.js';
 import { TelemetryAdmin } from './telemetry-admin.js';
@@ -65,6 +66,8 @@ export class AdminClient {
   readonly stress: StressAdmin;
   /** The transaction coordinator: global transactions, their timelines, retry and stop. */
   readonly txn: TxnAdmin;
+  /** Elastic scaling and releases: supervisors, counts, policies' decisions, releases. */
+  readonly scale: ScaleAdmin;
 
   constructor(options: AdminClientOptions | ControlPlaneClient) {
     this.http = options instanceof ControlPlaneClient ? options : new ControlPlaneClient(options);
@@ -81,5 +84,6 @@ export class AdminClient {
     this.drill = new DrillAdmin(this.http);
     this.stress = new StressAdmin(this.http);
     this.txn = new TxnAdmin(this.http);
+    this.scale = new ScaleAdmin(this.http);
   }
 }

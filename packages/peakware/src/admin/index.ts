@@ -102,6 +102,16 @@ export {
   type ServiceSummary,
 } from './registry-admin.js';
 export {
+  type ReleaseEvent,
+  type ReleaseRequest,
+  type ReleaseState,
+  type ReleaseView,
+  ScaleAdmin,
+  type ScaleDecision,
+  type ScalePolicy,
+  type ScaleStatus,
+} from './scale-admin.js';
+export {
   type CapacityFigure,
   type IsolationReport,
   type RunControl,

@@ -176,6 +176,12 @@ export const ErrorCodes = {
   STRESS_LEAK: 'PEAK_STRESS_LEAK',
   /** Stress: a scenario step's answer failed its check (status or assertion). */
   STRESS_CHECK_FAILED: 'PEAK_STRESS_CHECK_FAILED',
+  /** Scale: an app file, scaling policy or release is malformed (the message names the path). */
+  SCALE_INVALID: 'PEAK_SCALE_INVALID',
+  /** Scale: no such release (or no release of that service in progress). */
+  SCALE_NOT_FOUND: 'PEAK_SCALE_NOT_FOUND',
+  /** Scale: the release is not in a state that allows this, or one is in progress already. */
+  SCALE_CONFLICT: 'PEAK_SCALE_CONFLICT',
   /** Txn: the global transaction does not exist. */
   TXN_NOT_FOUND: 'PEAK_TXN_NOT_FOUND',
   /** Txn: a saga, TCC or message definition is malformed; the message names the field. */
@@ -262,6 +268,9 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.STRESS_SCENARIO]: 400,
   [ErrorCodes.STRESS_NOT_FOUND]: 404,
   [ErrorCodes.STRESS_LEAK]: 409,
+  [ErrorCodes.SCALE_INVALID]: 400,
+  [ErrorCodes.SCALE_NOT_FOUND]: 404,
+  [ErrorCodes.SCALE_CONFLICT]: 409,
   [ErrorCodes.TXN_NOT_FOUND]: 404,
   [ErrorCodes.TXN_INVALID]: 400,
   [ErrorCodes.TXN_STATE]: 409,

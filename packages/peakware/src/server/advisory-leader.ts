@@ -12,6 +12,9 @@ import type { Logger } from '../core/logger.js';
 /** The advisory lock key of the telemetry alert evaluator ('peakalrt' as 8 bytes). */
 export const ALERT_EVALUATOR_LOCK_KEY = 0x7065616b616c7274n;
 
+/** The advisory lock key of the scaling evaluator and release runner ('peakscal' as 8 bytes). */
+export const SCALE_EVALUATOR_LOCK_KEY = 0x7065616b7363616cn;
+
 /** The advisory lock key of the guard's cluster token server ('peakgtok' as 8 bytes). */
 export const GUARD_TOKEN_SERVER_LOCK_KEY = 0x7065616b67746f6bn;
 

@@ -15,6 +15,7 @@
  * | `drill`                       | an instance reports the faults active in it              |
  * | `stress`                      | stress agents' heartbeats and reports                    |
  * | `txn`                         | submit global transactions, their branches' answers      |
+ * | `scale[:<service>]`           | a supervisor's (or actuator's) reports of its services' instances |
  *
  * Stress traffic's shadow names (`%SHADOW%<topic>`) are checked as the real name.
  */
@@ -31,6 +32,7 @@ export const SCOPE_KINDS = [
   'drill',
   'stress',
   'txn',
+  'scale',
 ] as const;
 
 /** One kind of grant. */
@@ -44,7 +46,14 @@ export interface Scope {
 }
 
 /** Kinds whose pattern may be left out (then it is `*`: every resource). */
-const OPTIONAL_PATTERN = new Set<ScopeKind>(['telemetry', 'guard-token', 'drill', 'stress', 'txn']);
+const OPTIONAL_PATTERN = new Set<ScopeKind>([
+  'telemetry',
+  'guard-token',
+  'drill',
+  'stress',
+  'txn',
+  'scale',
+]);
 
 /** What each kind's resource looks like, for messages. */
 const RESOURCE: Record<ScopeKind, string> = {
@@ -57,6 +66,7 @@ const RESOURCE: Record<ScopeKind, string> = {
   drill: 'a service name (optional): its instances report their active faults, e.g. drill',
   stress: "a run (optional): stress agents' heartbeats and reports, e.g. stress",
   txn: 'a transaction name (optional): submit and drive global transactions, e.g. txn',
+  scale: 'a service name (optional): supervisors report its instances, e.g. scale or scale:shop.*',
 };
 
 const PATTERN = /^[A-Za-z0-9_.:@*/%-]{1,256}$/;
@@ -168,4 +178,5 @@ export const LOCAL_APP_SCOPES: readonly string[] = [
   'drill',
   'stress',
   'txn',
+  'scale',
 ];

@@ -6,8 +6,11 @@
  * layer) reads mq's consumer backlog through mq's `openBacklogReader`, and the console
  * reads telemetry's pushed metrics through telemetry's `openMetricBuckets`, the drill
  * module writes faults and plans through the config center's store (`configStorePort`), and
- * stress reads a run's messages in real topics through mq's `openStressMessageCounter`, all
- * passed in here.
+ * stress reads a run's messages in real topics through mq's `openStressMessageCounter`, and
+ * scale reads policies and writes weights through the config store, the weights in force
+ * through the registry's `listAll`, figures through
+ * telemetry's `openMetricBuckets` and backlogs through mq's `openBacklogReader`, all passed
+ * in here.
  */
 import { configModule, configStorePort } from '../config/server/index.js';
 import { consoleModule } from '../console/server/index.js';
@@ -15,7 +18,8 @@ import { drillModule } from '../drill/server/index.js';
 import { gatewayModule } from '../gateway/server/index.js';
 import { guardModule } from '../guard/server/index.js';
 import { mqModule, openBacklogReader, openStressMessageCounter } from '../mq/server/index.js';
-import { listInstances, registryModule } from '../registry/server/index.js';
+import { listAll, listInstances, registryModule } from '../registry/server/index.js';
+import { scaleModule } from '../scale/server/index.js';
 import { stressModule } from '../stress/server/index.js';
 import { openMetricBuckets, telemetryModule } from '../telemetry/server/index.js';
 import { txnModule } from '../txn/server/index.js';
@@ -33,4 +37,10 @@ export const builtinModules: readonly PeakModule[] = [
   drillModule({ config: configStorePort }),
   stressModule({ messages: openStressMessageCounter }),
   txnModule({ instances: listInstances }),
+  scaleModule({
+    config: configStorePort,
+    registered: listAll,
+    metrics: openMetricBuckets,
+    backlog: openBacklogReader,
+  }),
 ];

@@ -77,7 +77,7 @@ export interface PeakServerOptions extends ServerSettingsOptions {
   apiModules?: readonly ApiModule[];
   /**
    * The subsystems this node serves (module names: `registry`, `guard`, `mq`, `config`,
-   * `telemetry`, `gateway`, `console`, `drill`, `stress`, `txn`; `SERVER_ROLES`); default all. Nodes on one PostgreSQL may split them,
+   * `telemetry`, `gateway`, `console`, `drill`, `stress`, `txn`, `scale`; `SERVER_ROLES`); default all. Nodes on one PostgreSQL may split them,
    * e.g. a broker node (`['mq']`) beside a node with the rest, so each role is sized and
    * scaled on its own. Every node runs every migration and serves the system and admin routes.
    */

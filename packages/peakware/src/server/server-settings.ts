@@ -48,6 +48,12 @@ export interface ServerSettings {
     /** Recovery rounds after which a failing global transaction is parked for an operator. */
     maxRecoveries: number;
   };
+  scale: {
+    /** Time between scaling evaluations (and release steps' checks), ms. */
+    intervalMs: number;
+    /** Whether this node takes part in evaluating scaling policies and releases (one node at a time). */
+    evaluator: boolean;
+  };
 }
 
 /**
@@ -90,6 +96,12 @@ export interface ServerSettingsOptions {
     recoveryIntervalMs?: number;
     /** 1-1000. Default 20. */
     maxRecoveries?: number;
+  };
+  scale?: {
+    /** ms ≥ 50. Default 5000. */
+    intervalMs?: number;
+    /** Default true. */
+    evaluator?: boolean;
   };
 }
 
@@ -253,6 +265,22 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
     integer: true,
     summary: 'recovery rounds after which a failing global transaction is parked (peak txn retry)',
   },
+  {
+    kind: 'number',
+    option: 'scale.intervalMs',
+    env: 'PEAK_SCALE_INTERVAL_MS',
+    envUnit: MS,
+    fallback: 5000,
+    min: 50,
+    summary: 'time between evaluations of the scaling policies and of the releases in progress',
+  },
+  {
+    kind: 'switch',
+    option: 'scale.evaluator',
+    env: 'PEAK_SCALE_EVALUATOR',
+    fallback: true,
+    summary: 'take part in evaluating scaling policies and releases (one node at a time)',
+  },
 ];
 
 /** The MQTT bridge's variables (off unless the port is set). */
@@ -352,6 +380,7 @@ export function resolveServerSettings(options: ServerSettingsOptions = {}): Serv
       recoveryIntervalMs: num('txn.recoveryIntervalMs'),
       maxRecoveries: num('txn.maxRecoveries'),
     },
+    scale: { intervalMs: num('scale.intervalMs'), evaluator: on('scale.evaluator') },
   };
 }
 

@@ -18,7 +18,7 @@ const CAN: Record<string, OptionSpec> = {
     valueName: 'GRANT',
     multiple: true,
     description:
-      'a grant (repeat, or separate with commas): register:<service>, produce:<topic>, consume:<topic>/<group>, read-config:<app>/<item>, telemetry[:<service>], guard-token[:<namespace>], drill, stress, txn; * matches any run of characters',
+      'a grant (repeat, or separate with commas): register:<service>, produce:<topic>, consume:<topic>/<group>, read-config:<app>/<item>, telemetry[:<service>], guard-token[:<namespace>], drill, stress, txn, scale[:<service>]; * matches any run of characters',
   },
 };
 

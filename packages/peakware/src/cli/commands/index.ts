@@ -38,6 +38,9 @@ export const rootCommand: Command = {
       'completion',
       async () => (await import('./completion-command.js')).completionCommand,
     ),
+    lazyCommand('supervise', async () => (await import('./supervise-command.js')).superviseCommand),
+    lazyCommand('scale', async () => (await import('./scale-command.js')).scaleCommand),
+    lazyCommand('release', async () => (await import('./release-command.js')).releaseCommand),
   ],
   async run({ values, out }) {
     if (values.version === true) {

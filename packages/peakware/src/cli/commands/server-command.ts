@@ -131,7 +131,7 @@ export const serverCommand: Command = {
       type: 'string',
       valueName: 'LIST',
       description:
-        'the subsystems this node serves, comma-separated (registry, guard, mq, config, telemetry, gateway, console, drill, stress, txn; default all): split roles over nodes on one PostgreSQL',
+        'the subsystems this node serves, comma-separated (registry, guard, mq, config, telemetry, gateway, console, drill, stress, txn, scale; default all): split roles over nodes on one PostgreSQL',
       env: 'PEAK_ROLES',
     },
   },

@@ -27,6 +27,8 @@ export interface MetricBucketQuery {
   by: MetricBucketGrouping;
   service?: string;
   resource?: string;
+  /** Only these instances (a release's comparison of its versions); absent: all. */
+  instances?: readonly string[];
 }
 
 /** One bucket's sums over every instance and second in it. */
@@ -63,7 +65,8 @@ export function openMetricBuckets(pool: pg.Pool): MetricBucketReader {
         `WITH w AS (
            SELECT * FROM peak.telemetry_metrics
             WHERE second >= to_timestamp($1 / 1000.0) AND second < to_timestamp($2 / 1000.0)
-              AND ($5::text IS NULL OR service = $5) AND ($6::text IS NULL OR resource = $6)),
+              AND ($5::text IS NULL OR service = $5) AND ($6::text IS NULL OR resource = $6)
+              AND ($7::text[] IS NULL OR instance = ANY($7::text[]))),
          inbound AS (SELECT DISTINCT service FROM w WHERE resource = '${INBOUND}')
          SELECT (floor(extract(epoch FROM second) / $3) * $3 * 1000)::float8 AS t,
                 CASE WHEN $4 = 'total' THEN '' ELSE service END AS service,
@@ -76,7 +79,15 @@ export function openMetricBuckets(pool: pg.Pool): MetricBucketReader {
           WHERE $4 = 'resource' OR resource = '${INBOUND}'
              OR service NOT IN (SELECT service FROM inbound)
           GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
-        [q.fromMs, q.toMs, q.bucketSeconds, q.by, q.service ?? null, q.resource ?? null],
+        [
+          q.fromMs,
+          q.toMs,
+          q.bucketSeconds,
+          q.by,
+          q.service ?? null,
+          q.resource ?? null,
+          q.instances ?? null,
+        ],
       );
       return rows.map((r) => ({
         t: r.t as number,

@@ -1,0 +1,119 @@
+/**
+ * A release (`peak release start`): a new version of a supervised service started in a
+ * gray group beside the primary one, given traffic by weight steps, compared with the
+ * primary at each step, and promoted or rolled back by the analysis. The defaults follow
+ * Argo Rollouts and Flagger (steps, a progress deadline after which an inconclusive step
+ * pauses for a person) and Kayenta (tolerance 0.25, confidence 0.95).
+ */
+import { ErrorCodes, PeakError } from '../core/errors.js';
+import { SCALE_NAME, splitCommand } from './app-spec.js';
+
+/** What `peak release start` sends. */
+export interface ReleaseRequest {
+  app: string;
+  service: string;
+  /** The new version's label (not the primary's). */
+  version: string;
+  /** The new version's command line. */
+  command: string;
+  /** Gray instances to start. Default 1. */
+  grayInstances?: number;
+  /** The new version's share of traffic at each step, percent, rising, ending at 100. Default [10, 25, 50, 100]. */
+  steps?: number[];
+  /** How long each step runs before it may pass, ms. Default 30 000. */
+  stepHoldMs?: number;
+  /** Calls the new version must take in a step before it is judged. Default 100. */
+  minSamples?: number;
+  /** Most the new version's error rate may exceed the primary's (0.01 = one point). Default 0.01. */
+  maxErrorRateIncrease?: number;
+  /** Most the new version's p99 may exceed the primary's, as a fraction. Default 0.25. */
+  p99Tolerance?: number;
+  /** And in ms on top (noise on fast calls). Default 5. */
+  p99SlackMs?: number;
+  /** Confidence an error-rate difference must have to fail a step. Default 0.95. */
+  confidence?: number;
+  /** A step (or the gray start) without a verdict this long pauses the release, ms. Default 600 000. */
+  progressDeadlineMs?: number;
+  /** The service name its metrics are pushed under. Default: the service. */
+  telemetryService?: string;
+  /** Compare one resource only. Default: every resource of the service. */
+  resource?: string;
+  /** Who starts it, for the audit. */
+  author?: string;
+}
+
+/** A release's settings with every default applied. */
+export type ReleaseSettings = Required<
+  Omit<
+    ReleaseRequest,
+    'app' | 'service' | 'version' | 'command' | 'author' | 'telemetryService' | 'resource'
+  >
+> &
+  Pick<ReleaseRequest, 'telemetryService' | 'resource'>;
+
+/** The defaults of {@link ReleaseRequest}, in one place. */
+export const RELEASE_DEFAULTS = {
+  grayInstances: 1,
+  steps: [10, 25, 50, 100],
+  stepHoldMs: 30_000,
+  minSamples: 100,
+  maxErrorRateIncrease: 0.01,
+  p99Tolerance: 0.25,
+  p99SlackMs: 5,
+  confidence: 0.95,
+  progressDeadlineMs: 600_000,
+} as const;
+
+function invalid(field: string, reason: string): PeakError {
+  return new PeakError(ErrorCodes.SCALE_INVALID, `release ${field}: ${reason}`, {
+    details: { path: field },
+  });
+}
+
+function num(v: unknown, lo: number, hi: number, int: boolean): boolean {
+  return (
+    typeof v === 'number' &&
+    Number.isFinite(v) &&
+    v >= lo &&
+    v <= hi &&
+    (!int || Number.isInteger(v))
+  );
+}
+
+/** Checks a release request and applies the defaults; throws PEAK_SCALE_INVALID naming the field. */
+export function checkReleaseRequest(r: ReleaseRequest): ReleaseSettings {
+  for (const f of ['app', 'service', 'version'] as const)
+    if (typeof r[f] !== 'string' || !SCALE_NAME.test(r[f]))
+      throw invalid(f, 'must be 1-128 letters, digits or _ . -');
+  if (typeof r.command !== 'string' || splitCommand(r.command).length === 0)
+    throw invalid('command', 'must be a command line');
+  const s: ReleaseSettings = { ...RELEASE_DEFAULTS, steps: [...RELEASE_DEFAULTS.steps] };
+  for (const [k, v] of Object.entries(r))
+    if (v !== undefined && k in s) (s as Record<string, unknown>)[k] = v;
+  if (r.telemetryService !== undefined) s.telemetryService = r.telemetryService;
+  if (r.resource !== undefined) s.resource = r.resource;
+  if (!num(s.grayInstances, 1, 100, true))
+    throw invalid('grayInstances', 'must be an integer from 1 to 100');
+  if (!Array.isArray(s.steps) || s.steps.length === 0 || s.steps.length > 20)
+    throw invalid('steps', 'must be 1-20 percentages');
+  for (const [i, w] of s.steps.entries()) {
+    if (!num(w, 1, 100, false)) throw invalid(`steps[${i}]`, 'must be a percentage from 1 to 100');
+    if (i > 0 && w <= s.steps[i - 1]!)
+      throw invalid(`steps[${i}]`, 'must be above the step before it');
+  }
+  if (s.steps.at(-1) !== 100)
+    throw invalid(`steps[${s.steps.length - 1}]`, 'the last step must be 100');
+  if (!num(s.stepHoldMs, 0, 86_400_000, true))
+    throw invalid('stepHoldMs', 'must be an integer of ms from 0 to 86400000');
+  if (!num(s.minSamples, 1, 1_000_000, true))
+    throw invalid('minSamples', 'must be an integer from 1 to 1000000');
+  if (!num(s.maxErrorRateIncrease, 0, 1, false))
+    throw invalid('maxErrorRateIncrease', 'must be from 0 to 1');
+  if (!num(s.p99Tolerance, 0, 100, false)) throw invalid('p99Tolerance', 'must be from 0 to 100');
+  if (!num(s.p99SlackMs, 0, 60_000, false)) throw invalid('p99SlackMs', 'must be from 0 to 60000');
+  if (!num(s.confidence, 0.5, 0.9999, false))
+    throw invalid('confidence', 'must be from 0.5 to 0.9999');
+  if (!num(s.progressDeadlineMs, 1000, 86_400_000, true))
+    throw invalid('progressDeadlineMs', 'must be an integer of ms from 1000 to 86400000');
+  return s;
+}

@@ -1,0 +1,77 @@
+/**
+ * What the scale module needs of other subsystems, declared here and passed in by
+ * `modules.ts` (a subsystem's server half does not import another's): the config center's
+ * store (policies are config items, a release's weights an `lb-weights` item), the
+ * registry's live instances (the weights in force), telemetry's
+ * pushed per-second metrics (RT p99, QPS, errors, per instance for a release's
+ * comparison), and mq's consumer backlog.
+ */
+import type pg from 'pg';
+import type { ConfigSchema } from '../../config/config-schema.js';
+
+/** One config item's coordinates. */
+export interface ItemRef {
+  app: string;
+  group: string;
+  key: string;
+}
+
+/** Who changes something, and from where (the config audit's fields). */
+export interface Actor {
+  author: string;
+  source: string;
+}
+
+/** The config center's store, as the scale module uses it. */
+export interface ScaleConfigPort {
+  /** The released state of an item, or undefined. */
+  get(pool: pg.Pool, ref: ItemRef): Promise<{ version: number; value: string } | undefined>;
+  /** Publishes one item (with a schema: null removes it, absent keeps the item's). */
+  publish(
+    pool: pg.Pool,
+    ref: ItemRef,
+    input: {
+      format: 'json' | 'text';
+      value: string;
+      schema?: ConfigSchema | null;
+      comment: string;
+    },
+    actor: Actor,
+  ): Promise<{ version: number }>;
+}
+
+/** Per-second metrics summed over instances into buckets (telemetry's reader). */
+export interface ScaleMetricsReader {
+  buckets(q: {
+    fromMs: number;
+    toMs: number;
+    bucketSeconds: number;
+    by: 'total';
+    service?: string;
+    resource?: string;
+    instances?: readonly string[];
+  }): Promise<
+    {
+      t: number;
+      success: number;
+      error: number;
+      rtSum: number;
+      p99: number | null;
+      instances: number;
+    }[]
+  >;
+}
+
+/** A consumer group's backlog per queue on a topic (mq's reader). */
+export interface ScaleBacklogReader {
+  backlog(grp: string, topic: string): Promise<{ backlog: number }[]>;
+}
+
+/** What `modules.ts` hands the scale module. */
+export interface ScaleModuleDeps {
+  config: ScaleConfigPort;
+  /** Every live registered instance (registry's store): a release's weights in force. */
+  registered: (pool: pg.Pool) => Promise<{ instanceId: string; weight: number }[]>;
+  metrics: (pool: pg.Pool) => ScaleMetricsReader;
+  backlog: (pool: pg.Pool) => ScaleBacklogReader;
+}
