@@ -5,6 +5,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
+import { authorize } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { WithDefault } from '../../server/route-schema.js';
 import type { AgentReport } from '../drill-agent.js';
@@ -86,6 +87,8 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
         },
       },
       async (request) => {
+        // `drill:<service>` covers the instances of that service (of the app, without one).
+        authorize(request, 'drill', request.body.service ?? request.body.app);
         await saveReport(ctx.pool, request.body as AgentReport);
         return { ok: true };
       },

@@ -6,6 +6,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import type pg from 'pg';
+import { authorize } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { renderHtmlReport } from '../html-report.js';
 import type { IsolationReport } from '../isolation-check.js';
@@ -183,7 +184,10 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
           body: Type.Optional(Json),
         },
       },
-      async (request) => agentHeartbeat(ctx.pool, request.params.id, request.params.agent, 5000),
+      async (request) => {
+        authorize(request, 'stress', request.params.id);
+        return agentHeartbeat(ctx.pool, request.params.id, request.params.agent, 5000);
+      },
     );
     app.put(
       `${base}/runs/:id/agents/:agent/report`,
@@ -198,6 +202,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
       },
       async (request) => {
         const { id, agent } = request.params;
+        authorize(request, 'stress', id);
         await putAgentReport(ctx.pool, id, agent, request.body as unknown as StressReport);
         const run = await getRun(ctx.pool, id);
         const reports = await agentReports(ctx.pool, id);

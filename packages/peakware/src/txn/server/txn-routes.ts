@@ -7,7 +7,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { RpcClient } from '../../rpc/rpc-client.js';
-import { authorize, scopeResource } from '../../server/access.js';
+import { authorize, authorizeEach, scopeResource } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { type BranchCaller, RpcBranchCaller } from './branch-caller.js';
@@ -70,6 +70,11 @@ const Wait = WithDefault(
 const gidParams = Type.Object({ gid: Gid });
 const NoBody = Type.Object({}, { additionalProperties: false });
 
+/** The service name of a branch call's key (`group/name:version`), as `txn:<service>` grants name it. */
+function serviceName(call: { service: string }): string {
+  return /^[^/]*\/(.+):[^:/]*$/.exec(call.service)?.[1] ?? call.service;
+}
+
 /** What the txn module needs from the host: the registry's instance reader. */
 export interface TxnRouteDeps {
   instances: InstanceLister;
@@ -124,6 +129,14 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       },
       async (request) => {
         const { wait, ...spec } = request.body;
+        // The coordinator calls these services for the app: its `txn:<service>` grants bound them.
+        authorizeEach(
+          request,
+          'txn',
+          spec.steps.flatMap((s) =>
+            [s.action, ...(s.compensate ? [s.compensate] : [])].map(serviceName),
+          ),
+        );
         return coordinator.submitSaga(spec, wait);
       },
     );
@@ -146,6 +159,11 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       },
       async (request) => {
         const { wait, ...spec } = request.body;
+        authorizeEach(
+          request,
+          'txn',
+          spec.branches.flatMap((b) => [b.try, b.confirm, b.cancel].map(serviceName)),
+        );
         return coordinator.submitTcc(spec, wait);
       },
     );
@@ -181,6 +199,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       async (request) => {
         // The message reaches its topic as a send would: the caller needs the same grant.
         authorize(request, 'produce', scopeResource('produce', request.body.topic));
+        authorize(request, 'txn', serviceName(request.body.check));
         return coordinator.prepareMsg(request.body);
       },
     );
