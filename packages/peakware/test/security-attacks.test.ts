@@ -12,7 +12,9 @@
  * - the replay: a captured signed message of a secured topic sent again, alone and three
  *   times in one batch, and one signed outside the broker's window;
  * - the wide narrow grant: `drill:<service>`, `stress:<run>` and `txn:<service>` used for
- *   another service's reports, another run, a transaction calling another service.
+ *   another service's reports, another run, a transaction calling another service;
+ * - the foreign transaction: submitting, aborting or taking over (the same gid) another
+ *   app's two-phase message or saga.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -62,7 +64,7 @@ describe('attacks with a credential of ones own, or none', { timeout: 120_000 },
     const issue = async (name: string, can: string[]) =>
       (await admin.apps.create(name, can)).credential;
     inventory = await issue('shop.inventory', ['register:shop.inventory']);
-    order = await issue('shop.order', ['produce:shop.orders', 'produce:shop.refunds']);
+    order = await issue('shop.order', ['produce:shop.orders', 'produce:shop.refunds', 'txn']);
     points = await issue('shop.points', ['consume:shop.orders/points']);
     evil = await issue('evil', [
       'register:evil.*',
@@ -358,5 +360,60 @@ describe('attacks with a credential of ones own, or none', { timeout: 120_000 },
     assert.equal(own.status, 404, `no such run, but no refusal: ${JSON.stringify(own.json)}`);
     assert.equal((await raw('POST', '/api/v1/txn/sagas', narrow, saga('evil.svc'))).status, 200);
     assert.equal((await raw('POST', '/api/v1/txn/tccs', narrow, tcc('evil.svc'))).status, 200);
+  });
+
+  it('another app’s global transaction can be neither submitted, aborted nor taken over', async () => {
+    const thief = (
+      await new AdminClient({ servers: url, token: server.info.adminToken! }).apps.create(
+        'txn.thief',
+        ['txn', 'produce:shop.*'],
+      )
+    ).credential;
+    const check = { service: 'default/shop.order:1.0.0', method: 'placed' };
+    const msg = (gid: string) => ({
+      gid,
+      topic: 'shop.orders',
+      message: { body: Buffer.from('order 42').toString('base64') },
+      check,
+      checkAfterMs: 60_000,
+    });
+    for (const gid of ['order-42', 'order-43']) {
+      const prepared = await raw('POST', '/api/v1/txn/msgs', order, msg(gid));
+      assert.equal(prepared.status, 200, JSON.stringify(prepared.json));
+    }
+    const saga = {
+      gid: 'order-saga-1',
+      steps: [{ name: 'pay', action: check, retries: 100, retryDelayMs: 60_000 }],
+      timeoutMs: 600_000,
+      wait: false,
+    };
+    assert.equal((await raw('POST', '/api/v1/txn/sagas', order, saga)).status, 200);
+    const attempts: [string, string, unknown][] = [
+      ['POST', '/api/v1/txn/msgs/order-42/submit', {}],
+      ['POST', '/api/v1/txn/msgs/order-42/abort', {}],
+      ['POST', '/api/v1/txn/msgs', msg('order-42')],
+      ['POST', '/api/v1/txn/sagas', { ...saga, wait: true }],
+    ];
+    for (const [method, route, body] of attempts) {
+      const r = await raw(method, route, thief, body);
+      assert.equal(r.status, 403, `${method} ${route}: ${JSON.stringify(r.json)}`);
+      assert.match(
+        (r.json as { error: { message: string } }).error.message,
+        /belongs to app 'shop\.order'/,
+      );
+    }
+    const shown = await raw('GET', '/api/v1/txn/globals/order-42', thief);
+    assert.equal((shown.json as { status: string; app: string }).status, 'prepared');
+    assert.equal((shown.json as { app: string }).app, 'shop.order');
+    // Its own app submits it; an operator may abort any app's.
+    const submitted = await raw('POST', '/api/v1/txn/msgs/order-42/submit', order, {});
+    assert.equal((submitted.json as { status: string }).status, 'succeeded');
+    const aborted = await raw(
+      'POST',
+      '/api/v1/txn/msgs/order-43/abort',
+      server.info.adminToken!,
+      {},
+    );
+    assert.equal((aborted.json as { status: string }).status, 'failed');
   });
 });

@@ -171,6 +171,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
         // Grants of the kinds whose pattern is optional, for other targets than the walk's.
         'drill:other.svc',
         'stress:other-*',
+        'txn:other.*',
       ])
     ).credential;
     for (const role of ['viewer', 'operator'] as const) {
@@ -203,6 +204,12 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
     stressReport = await run.done;
     await admin.stress.createRun({ id: 'walk-done', scenario: 'walk', model: constantRate(5, 1) });
     await admin.stress.finish('walk-done', stressReport);
+    // A message the abort route drops; prepared now, so another app's abort finds it and is refused.
+    const prepared = await call(server.info.url, 'POST', '/api/v1/txn/msgs', {
+      token: right,
+      body: walkMsg('walk-msg-2'),
+    });
+    assert.equal(prepared.status, 200, JSON.stringify(prepared.json));
   });
 
   after(async () => {
@@ -1021,13 +1028,6 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       scope: 'txn',
       path: `${txn}/msgs/walk-msg-2/abort`,
       body: {},
-      before: async () => {
-        const prepared = await call(server.info.url, 'POST', `${txn}/msgs`, {
-          token: right,
-          body: walkMsg('walk-msg-2'),
-        });
-        assert.equal(prepared.status, 200, JSON.stringify(prepared.json));
-      },
     },
     'GET /api/v1/txn/globals': { auth: 'read', path: `${txn}/globals`, outOfScope: 'open' },
     'GET /api/v1/txn/globals/:gid': {

@@ -1,13 +1,15 @@
 /**
  * The transaction coordinator's routes under `/api/v1/txn`: services submit sagas and TCC
  * transactions and run two-phase messages (SDK routes with a `txn` grant; a message also
- * needs the `produce` grant of its topic, as the broker's send path does);
+ * needs the `produce` grant of its topic, as the broker's send path does; a `txn:<service>`
+ * grant bounds the services the branches call; a transaction is its submitting app's: the
+ * coordinator refuses another app's submit, abort or reuse of its gid);
  * operators list, show, retry and stop global transactions (`peak txn`). The module's
  * coordinator starts its lease renewer and recovery loop when the node is ready.
  */
 import { Type } from '@sinclair/typebox';
 import { RpcClient } from '../../rpc/rpc-client.js';
-import { authorize, authorizeEach, scopeResource } from '../../server/access.js';
+import { authorize, authorizeEach, callerApp, scopeResource } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { type BranchCaller, RpcBranchCaller } from './branch-caller.js';
@@ -137,7 +139,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
             [s.action, ...(s.compensate ? [s.compensate] : [])].map(serviceName),
           ),
         );
-        return coordinator.submitSaga(spec, wait);
+        return coordinator.submitSaga(spec, wait, callerApp(request));
       },
     );
     app.post(
@@ -164,7 +166,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
           'txn',
           spec.branches.flatMap((b) => [b.try, b.confirm, b.cancel].map(serviceName)),
         );
-        return coordinator.submitTcc(spec, wait);
+        return coordinator.submitTcc(spec, wait, callerApp(request));
       },
     );
     app.post(
@@ -200,7 +202,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
         // The message reaches its topic as a send would: the caller needs the same grant.
         authorize(request, 'produce', scopeResource('produce', request.body.topic));
         authorize(request, 'txn', serviceName(request.body.check));
-        return coordinator.prepareMsg(request.body);
+        return coordinator.prepareMsg(request.body, callerApp(request));
       },
     );
     app.post(
@@ -213,7 +215,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
           body: NoBody,
         },
       },
-      async (request) => coordinator.submitMsg(request.params.gid),
+      async (request) => coordinator.submitMsg(request.params.gid, callerApp(request)),
     );
     app.post(
       `${base}/msgs/:gid/abort`,
@@ -226,7 +228,11 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
         },
       },
       async (request) =>
-        coordinator.abortMsg(request.params.gid, 'its local transaction rolled back'),
+        coordinator.abortMsg(
+          request.params.gid,
+          'its local transaction rolled back',
+          callerApp(request),
+        ),
     );
 
     app.get(
