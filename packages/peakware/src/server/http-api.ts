@@ -91,6 +91,11 @@ export interface ApiContext {
    * credentials that arrive outside HTTP (the MQTT bridge's); absent in bare test hosts.
    */
   authenticate?: (token: string) => Promise<Caller | undefined>;
+  /**
+   * Issues a signed caller identity of one of the control plane's own apps (the txn
+   * coordinator's `peak-txn`) for its RPC calls; absent in bare test hosts.
+   */
+  issueIdentity?: (app: string) => Promise<{ token: string; expiresAt: number }>;
 }
 
 /** Failed and refused authentications on one node since it started. */

@@ -302,6 +302,7 @@ export class PeakServer {
           denied: authFailures.denied,
         }),
         authenticate: (token: string) => authenticator.authenticate(token),
+        issueIdentity: (app: string) => issuer.issue(app),
         pool,
         logger,
         nodeId,

@@ -13,6 +13,7 @@ import { authorize, authorizeEach, callerApp, scopeResource } from '../../server
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { type BranchCaller, RpcBranchCaller } from './branch-caller.js';
+import { COORDINATOR_APP, CoordinatorIdentity } from './coordinator-identity.js';
 import { type InstanceLister, PolledRegistry } from './polled-registry.js';
 import { TxnCoordinator } from './txn-coordinator.js';
 import { getGlobal, listGlobals, retryGlobal, stopGlobal } from './txn-store.js';
@@ -89,7 +90,17 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
   return (app, ctx) => {
     const logger = ctx.logger.child({ component: 'txn' });
     const registry = new PolledRegistry(ctx.pool, deps.instances, logger);
-    const rpc = new RpcClient({ registry, app: 'peak.txn', logger });
+    // Branch calls carry the coordinator's own signed identity, for providers that require one.
+    const identity =
+      ctx.issueIdentity === undefined
+        ? undefined
+        : new CoordinatorIdentity(ctx.issueIdentity, logger);
+    const rpc = new RpcClient({
+      registry,
+      app: COORDINATOR_APP,
+      logger,
+      ...(identity === undefined ? {} : { identity }),
+    });
     const coordinator = new TxnCoordinator({
       pool: ctx.pool,
       nodeId: ctx.nodeId,
@@ -101,12 +112,14 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       recovery: true,
     });
     app.addHook('onReady', async () => {
+      await identity?.start();
       coordinator.start();
     });
     app.addHook('preClose', async () => {
       coordinator.stop();
     });
     app.addHook('onClose', async () => {
+      identity?.close();
       await rpc.close();
       await registry.close();
     });
