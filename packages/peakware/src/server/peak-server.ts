@@ -303,6 +303,7 @@ export class PeakServer {
         }),
         authenticate: (token: string) => authenticator.authenticate(token),
         issueIdentity: (app: string) => issuer.issue(app),
+        authFailures,
         pool,
         logger,
         nodeId,
