@@ -849,7 +849,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       outOfScope: 'open',
     },
     'POST /api/v1/drill/faults': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${drill}/faults`,
       body: {
         app: 'authapp',
@@ -865,13 +865,13 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       },
     },
     'POST /api/v1/drill/faults/stop': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${drill}/faults/stop`,
       body: { app: 'authapp', drill: 'walk' },
     },
     'GET /api/v1/drill/plans': { auth: 'read', path: `${drill}/plans`, outOfScope: 'open' },
     'PUT /api/v1/drill/plans/:name': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${drill}/plans/walk-plan`,
       body: { plan: walkPlan('walk-plan') },
     },
@@ -881,7 +881,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       outOfScope: 'open',
     },
     'DELETE /api/v1/drill/plans/:name': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${drill}/plans/walk-tmp`,
       before: async () => {
         await admin.drill.putPlan(walkPlan('walk-tmp'));
@@ -893,17 +893,17 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       outOfScope: 'open',
     },
     'POST /api/v1/drill/plans/:name/apply': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${drill}/plans/walk-plan/apply`,
       body: {},
     },
     'POST /api/v1/drill/plans/:name/rollback': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${drill}/plans/walk-plan/rollback`,
       body: {},
     },
     'POST /api/v1/stress/runs': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${stress}/runs`,
       body: { id: 'walk-run', scenario: 'walk', model: constantRate(5, 1) },
     },
@@ -924,22 +924,22 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       outOfScope: 'open',
     },
     'PUT /api/v1/stress/runs/:id/target': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${stress}/runs/walk-run/target`,
       body: { target: 3 },
     },
     'POST /api/v1/stress/runs/:id/stop': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${stress}/runs/walk-run/stop`,
       body: {},
     },
     'PUT /api/v1/stress/runs/:id/report': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${stress}/runs/walk-run/report`,
       body: () => ({ report: { ...stressReport, runId: 'walk-run' } }),
     },
     'PUT /api/v1/stress/runs/:id/isolation': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${stress}/runs/walk-run/isolation`,
       body: { ok: true, leaks: [] },
     },
@@ -969,7 +969,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
     },
     'GET /api/v1/stress/capacity': { auth: 'read', path: `${stress}/capacity`, outOfScope: 'open' },
     'PUT /api/v1/stress/capacity/:service': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${stress}/capacity/auth.svc`,
       body: { instance: 'auth-i1', maxQps: 10, sla: { p99Ms: 100 }, steps: [] },
     },
@@ -1037,7 +1037,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
     },
     // A prepared two-phase message is unfinished: it may be retried (checked back at once).
     'POST /api/v1/txn/globals/:gid/retry': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${txn}/globals/walk-msg-3/retry`,
       body: {},
       before: async () => {
@@ -1050,7 +1050,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
     },
     // The saga above is still running (its step waits to retry), so it can be stopped.
     'POST /api/v1/txn/globals/:gid/stop': {
-      auth: 'admin',
+      auth: 'operator',
       path: `${txn}/globals/walk-saga/stop`,
       body: {},
     },

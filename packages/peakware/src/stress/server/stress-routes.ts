@@ -42,6 +42,8 @@ const idParams = Type.Object({ id: RunId });
 const Json = Type.Object({}, { additionalProperties: true });
 const REPORT_LIMIT = 16 * 1024 * 1024;
 const sdk = { auth: 'sdk' as const, scope: 'stress' as const };
+/** Running and steering load tests is operations, not credential management: the operator role. */
+const operator = { auth: 'operator' as const };
 
 /** The routes, given the mq module's message counter. */
 export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModule {
@@ -51,6 +53,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.post(
       `${base}/runs`,
       {
+        config: operator,
         schema: {
           summary: 'Register a run as it starts (again: no change)',
           body: Type.Object(
@@ -105,6 +108,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.put(
       `${base}/runs/:id/target`,
       {
+        config: operator,
         schema: {
           summary:
             'Change a running run’s rate (open) or virtual users (closed); null: the model’s',
@@ -120,6 +124,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.post(
       `${base}/runs/:id/stop`,
       {
+        config: operator,
         schema: {
           summary: 'Ask a running run to stop',
           params: idParams,
@@ -131,6 +136,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.put(
       `${base}/runs/:id/report`,
       {
+        config: operator,
         bodyLimit: REPORT_LIMIT,
         schema: {
           summary: 'Store the report (and isolation check) of a run that ended',
@@ -154,6 +160,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.put(
       `${base}/runs/:id/isolation`,
       {
+        config: operator,
         schema: { summary: "Store a run's isolation check", params: idParams, body: Json },
       },
       async (request) => {
@@ -223,6 +230,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.put(
       `${base}/capacity/:service`,
       {
+        config: operator,
         schema: {
           summary: 'Store a service’s measured capacity (peak capacity probe)',
           params: Type.Object({ service: Type.String({ minLength: 1, maxLength: 200 }) }),

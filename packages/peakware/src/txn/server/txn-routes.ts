@@ -72,6 +72,8 @@ const Wait = WithDefault(
 );
 const gidParams = Type.Object({ gid: Gid });
 const NoBody = Type.Object({}, { additionalProperties: false });
+/** Resuming or stopping a transaction is operations: the operator role. */
+const operator = { auth: 'operator' as const };
 
 /** The service name of a branch call's key (`group/name:version`), as `txn:<service>` grants name it. */
 function serviceName(call: { service: string }): string {
@@ -285,6 +287,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/globals/:gid/retry`,
       {
+        config: operator,
         schema: {
           summary: 'Resume an unfinished (or parked) global transaction at once',
           params: gidParams,
@@ -296,6 +299,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/globals/:gid/stop`,
       {
+        config: operator,
         schema: {
           summary: 'Force-stop a running saga or TCC: its compensations or cancels run',
           params: gidParams,
