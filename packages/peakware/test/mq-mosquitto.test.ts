@@ -3,11 +3,14 @@
  * Debian package mosquitto-clients, installed by scripts/run-tests.mjs when missing)
  * against `peak server` with its MQTT bridge on: `#` and `+` wildcard subscriptions get
  * every tag at QoS 1 as asked, QoS 1 publishes are acknowledged, and a filter the bridge
- * cannot serve is refused in its SUBACK rather than by dropping the connection.
+ * cannot serve is refused in its SUBACK rather than by dropping the connection. Failed
+ * logins count like wrong HTTP credentials: on /metrics, and against the address's budget
+ * (CONNACK 3 past it, and HTTP from that address gets 429 too).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -140,5 +143,49 @@ describe('mq over MQTT with mosquitto_sub and mosquitto_pub', { timeout: 120_000
     await c.exited;
     assert.match(c.out(), /Subscribed \(mid: \d+\): 128/, c.out());
     assert.doesNotMatch(c.out(), /Connection lost|Error: The connection was lost/, c.out());
+  });
+
+  it('failed logins count like HTTP ones: on /metrics and against the address’s budget', async () => {
+    const metric = async (name: string) => {
+      const text = await (await fetch(`${server.info.url}/metrics`)).text();
+      return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1]);
+    };
+    const failures = await metric('peak_auth_failures_total');
+    const limited = await metric('peak_auth_rate_limited_total');
+    // From an address of its own (127.3.0.1), so the other tests' calls keep their budget.
+    const login = async (username: string) => {
+      const pub = run('mosquitto_pub', [
+        ...['-h', '127.0.0.1', '-p', String(port), '-V', 'mqttv311', '-A', '127.3.0.1'],
+        ...['-u', username, '-t', 'mq/devices/temp', '-m', '1'],
+      ]);
+      running.push(pub);
+      const code = await pub.exited;
+      return { code, out: pub.out() };
+    };
+    for (let i = 0; i < 10; i++) {
+      const wrong = await login(`peakapp_wrong${i}`);
+      assert.notEqual(wrong.code, 0);
+      assert.match(wrong.out, /bad user name or password/i, wrong.out);
+    }
+    assert.equal(await metric('peak_auth_failures_total'), failures + 10);
+    // The address spent its budget: even the right credential is refused for now.
+    const right = await login(server.info.adminToken!);
+    assert.notEqual(right.code, 0);
+    assert.match(right.out, /unavailable/i, right.out);
+    assert.equal(await metric('peak_auth_rate_limited_total'), limited + 1);
+    // One budget per address for every way in: HTTP from there is refused too.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(new URL('/api/v1/nodes', server.info.url), {
+        localAddress: '127.3.0.1',
+        headers: { authorization: `Bearer ${server.info.adminToken!}` },
+      });
+      req.on('error', reject);
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.end();
+    });
+    assert.equal(status, 429);
   });
 });

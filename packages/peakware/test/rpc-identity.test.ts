@@ -8,7 +8,10 @@
  *   an authority rule, with its identity or without one;
  * - a forged, expired or missing identity is refused with PEAK_UNAUTHENTICATED naming why;
  * - keys rotate without breaking identities in use;
- * - the provider keeps verifying through a control-plane outage, until identities expire.
+ * - the provider keeps verifying through a control-plane outage, until identities expire;
+ * - the txn coordinator calls branches with an identity of its own (app `peak-txn`), so a
+ *   provider requiring verified callers, with an authority rule naming it, serves a saga;
+ *   no app can be created under that name.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -25,10 +28,18 @@ import {
   signIdentity,
 } from '../src/core/identity-token.js';
 import { Guard, guardRpcFilter } from '../src/guard/index.js';
+import { HttpRegistry } from '../src/registry/http-registry.js';
 import { InMemoryRegistry } from '../src/registry/in-memory-registry.js';
-import { defineService, type Invocation, RpcClient, RpcServer } from '../src/rpc/index.js';
+import {
+  defineService,
+  definitionKey,
+  type Invocation,
+  RpcClient,
+  RpcServer,
+} from '../src/rpc/index.js';
 import { AppIdentity, IdentityVerifier } from '../src/security/index.js';
 import { PeakServer } from '../src/server/index.js';
+import { TxnClient } from '../src/txn/index.js';
 
 const ledger = defineService({
   name: 'shop.ledger',
@@ -38,6 +49,15 @@ const ledger = defineService({
       input: z.object({ points: z.number() }),
       output: z.object({ caller: z.string() }),
     },
+  },
+});
+
+const wallet = defineService({
+  name: 'shop.wallet',
+  version: '1.0.0',
+  methods: {
+    pay: { input: z.object({ amount: z.number() }), output: z.object({ caller: z.string() }) },
+    refund: { input: z.object({ amount: z.number() }), output: z.object({ caller: z.string() }) },
   },
 });
 
@@ -246,5 +266,57 @@ describe('RPC callers that cannot be spoofed', { timeout: 120_000 }, () => {
       await cut.stop();
       offline.close();
     }
+  });
+
+  it('the txn coordinator calls branches as peak-txn, which a provider requiring verified callers serves', async () => {
+    // The coordinator finds branches in the control plane's registry: the provider registers there.
+    const shared = new HttpRegistry({ servers: server.info.url, token: server.credential() });
+    const onlyCoordinator = new Guard({
+      rules: {
+        authority: [{ resource: 'shop.wallet.pay', strategy: 'allow', origins: ['peak-txn'] }],
+      },
+    });
+    const callers: (string | undefined)[] = [];
+    const branches = new RpcServer({
+      registry: shared,
+      identity: { verifier, required: true },
+      filters: [guardRpcFilter(onlyCoordinator)],
+    });
+    branches.addService(wallet, {
+      pay: (_input, ctx) => {
+        callers.push(ctx.callerApp);
+        return { caller: ctx.callerApp ?? '' };
+      },
+      refund: (_input, ctx) => ({ caller: ctx.callerApp ?? '' }),
+    });
+    await branches.start();
+    try {
+      const txn = new TxnClient({ servers: server.info.url, token: server.credential() });
+      const key = definitionKey(wallet);
+      const outcome = await txn.saga({
+        steps: [
+          {
+            name: 'pay',
+            action: { service: key, method: 'pay' },
+            compensate: { service: key, method: 'refund' },
+            payload: { amount: 5 },
+            retries: 0,
+          },
+        ],
+        timeoutMs: 20_000,
+      });
+      assert.equal(outcome.status, 'succeeded', JSON.stringify(outcome));
+      assert.deepEqual(callers, ['peak-txn']);
+      assert.deepEqual(outcome.results, { pay: { caller: 'peak-txn' } });
+    } finally {
+      await branches.stop();
+      await shared.close();
+      onlyCoordinator.close();
+    }
+    // Nobody can pass for the coordinator: its name cannot be an app's.
+    await assert.rejects(
+      admin.apps.create('peak-txn', ['txn']),
+      (err) => isPeakError(err, ErrorCodes.INVALID_ARGUMENT) && /peak-txn/.test(err.message),
+    );
   });
 });

@@ -10,7 +10,11 @@
  *   through the producer group's check-backs;
  * - a consumer reading a topic it is not allowed to, by receive or by key;
  * - the replay: a captured signed message of a secured topic sent again, alone and three
- *   times in one batch, and one signed outside the broker's window.
+ *   times in one batch, and one signed outside the broker's window;
+ * - the wide narrow grant: `drill:<service>`, `stress:<run>` and `txn:<service>` used for
+ *   another service's reports, another run, a transaction calling another service;
+ * - the foreign transaction: submitting, aborting or taking over (the same gid) another
+ *   app's two-phase message or saga.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -33,6 +37,7 @@ describe('attacks with a credential of ones own, or none', { timeout: 120_000 },
   let order: string;
   let points: string;
   let inventory: string;
+  let narrow: string;
 
   /** A raw call as an attacker makes it. */
   const raw = async (method: string, route: string, token: string | undefined, body?: unknown) => {
@@ -59,13 +64,19 @@ describe('attacks with a credential of ones own, or none', { timeout: 120_000 },
     const issue = async (name: string, can: string[]) =>
       (await admin.apps.create(name, can)).credential;
     inventory = await issue('shop.inventory', ['register:shop.inventory']);
-    order = await issue('shop.order', ['produce:shop.orders', 'produce:shop.refunds']);
+    order = await issue('shop.order', ['produce:shop.orders', 'produce:shop.refunds', 'txn']);
     points = await issue('shop.points', ['consume:shop.orders/points']);
     evil = await issue('evil', [
       'register:evil.*',
       'produce:evil.*',
       'consume:evil.*/*',
       'read-config:evil/*',
+    ]);
+    narrow = await issue('evil.narrow', [
+      'drill:evil.svc',
+      'stress:evil-*',
+      'txn:evil.*',
+      'produce:evil.*',
     ]);
     await admin.mq.createTopic({ name: 'shop.orders', queues: 2 });
     await admin.mq.createTopic({ name: 'shop.payments', queues: 1 });
@@ -285,5 +296,124 @@ describe('attacks with a credential of ones own, or none', { timeout: 120_000 },
       server.info.adminToken!,
     );
     assert.equal((stored.json as { messages: unknown[] }).messages.length, 1, 'only the original');
+  });
+
+  it('a grant of one service, run or set of services covers that one only', async () => {
+    const call = (service: string, method: string) => ({
+      service: `default/${service}:1.0.0`,
+      method,
+    });
+    const report = (service: string) => ({
+      app: 'shop',
+      instanceId: 'drill-1',
+      boot: 'b1',
+      service,
+      tags: [],
+      active: [],
+      ended: [],
+      at: Date.now(),
+    });
+    const saga = (service: string) => ({
+      steps: [{ name: 'pay', action: call(service, 'pay'), retries: 0 }],
+      timeoutMs: 1000,
+      wait: false,
+    });
+    const tcc = (service: string) => ({
+      branches: [
+        {
+          name: 'hold',
+          try: call('evil.svc', 'hold'),
+          confirm: call('evil.svc', 'take'),
+          cancel: call(service, 'release'),
+          retries: 0,
+        },
+      ],
+      timeoutMs: 1000,
+      wait: false,
+    });
+    const msg = (service: string) => ({
+      topic: 'evil.topic',
+      message: { body: 'aGk=' },
+      check: call(service, 'placed'),
+    });
+    const refusals: [string, string, unknown, string][] = [
+      ['POST', '/api/v1/drill/reports', report('shop.inventory'), 'drill:shop.inventory'],
+      ['POST', '/api/v1/stress/runs/shop-nightly/agents/a1', {}, 'stress:shop-nightly'],
+      ['PUT', '/api/v1/stress/runs/shop-nightly/agents/a1/report', {}, 'stress:shop-nightly'],
+      ['POST', '/api/v1/txn/sagas', saga('shop.payment'), 'txn:shop.payment'],
+      ['POST', '/api/v1/txn/tccs', tcc('shop.payment'), 'txn:shop.payment'],
+      ['POST', '/api/v1/txn/msgs', msg('shop.order'), 'txn:shop.order'],
+    ];
+    for (const [method, route, body, need] of refusals) {
+      const r = await raw(method, route, narrow, body);
+      assert.equal(r.status, 403, `${method} ${route}: ${JSON.stringify(r.json)}`);
+      const error = (r.json as { error: { message: string; details: { need: string } } }).error;
+      assert.equal(error.details.need, need);
+      assert.match(error.message, new RegExp(need.replace(/[.:]/g, '\\$&')));
+    }
+    // In scope the same routes take the calls.
+    assert.equal(
+      (await raw('POST', '/api/v1/drill/reports', narrow, report('evil.svc'))).status,
+      200,
+    );
+    const own = await raw('POST', '/api/v1/stress/runs/evil-run/agents/a1', narrow, {});
+    assert.equal(own.status, 404, `no such run, but no refusal: ${JSON.stringify(own.json)}`);
+    assert.equal((await raw('POST', '/api/v1/txn/sagas', narrow, saga('evil.svc'))).status, 200);
+    assert.equal((await raw('POST', '/api/v1/txn/tccs', narrow, tcc('evil.svc'))).status, 200);
+  });
+
+  it('another app’s global transaction can be neither submitted, aborted nor taken over', async () => {
+    const thief = (
+      await new AdminClient({ servers: url, token: server.info.adminToken! }).apps.create(
+        'txn.thief',
+        ['txn', 'produce:shop.*'],
+      )
+    ).credential;
+    const check = { service: 'default/shop.order:1.0.0', method: 'placed' };
+    const msg = (gid: string) => ({
+      gid,
+      topic: 'shop.orders',
+      message: { body: Buffer.from('order 42').toString('base64') },
+      check,
+      checkAfterMs: 60_000,
+    });
+    for (const gid of ['order-42', 'order-43']) {
+      const prepared = await raw('POST', '/api/v1/txn/msgs', order, msg(gid));
+      assert.equal(prepared.status, 200, JSON.stringify(prepared.json));
+    }
+    const saga = {
+      gid: 'order-saga-1',
+      steps: [{ name: 'pay', action: check, retries: 100, retryDelayMs: 60_000 }],
+      timeoutMs: 600_000,
+      wait: false,
+    };
+    assert.equal((await raw('POST', '/api/v1/txn/sagas', order, saga)).status, 200);
+    const attempts: [string, string, unknown][] = [
+      ['POST', '/api/v1/txn/msgs/order-42/submit', {}],
+      ['POST', '/api/v1/txn/msgs/order-42/abort', {}],
+      ['POST', '/api/v1/txn/msgs', msg('order-42')],
+      ['POST', '/api/v1/txn/sagas', { ...saga, wait: true }],
+    ];
+    for (const [method, route, body] of attempts) {
+      const r = await raw(method, route, thief, body);
+      assert.equal(r.status, 403, `${method} ${route}: ${JSON.stringify(r.json)}`);
+      assert.match(
+        (r.json as { error: { message: string } }).error.message,
+        /belongs to app 'shop\.order'/,
+      );
+    }
+    const shown = await raw('GET', '/api/v1/txn/globals/order-42', thief);
+    assert.equal((shown.json as { status: string; app: string }).status, 'prepared');
+    assert.equal((shown.json as { app: string }).app, 'shop.order');
+    // Its own app submits it; an operator may abort any app's.
+    const submitted = await raw('POST', '/api/v1/txn/msgs/order-42/submit', order, {});
+    assert.equal((submitted.json as { status: string }).status, 'succeeded');
+    const aborted = await raw(
+      'POST',
+      '/api/v1/txn/msgs/order-43/abort',
+      server.info.adminToken!,
+      {},
+    );
+    assert.equal((aborted.json as { status: string }).status, 'failed');
   });
 });

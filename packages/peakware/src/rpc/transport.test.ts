@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import tls from 'node:tls';
 import { z } from 'zod';
 import { isPeakError } from '../core/errors.js';
 import { InMemoryRegistry } from '../registry/in-memory-registry.js';
@@ -135,6 +138,88 @@ describe('rpc over TLS and mutual TLS (real sockets, certificates from peak tls 
       ),
     );
     await refused(client());
+  });
+
+  it('renewed files reach new connections without reload(): the provider watches, the consumer checks', async () => {
+    const fingerprint = (name: string) =>
+      new X509Certificate(readFileSync(file(`${name}.pem`))).fingerprint256;
+    const renew = (from: string, to: string) => {
+      copyFileSync(file(`${from}.pem`), file(`${to}.pem`));
+      copyFileSync(file(`${from}.key`), file(`${to}.key`));
+    };
+    /** Polls (bounded) until `probe` answers `want`; answers the last answer. */
+    const until = async (probe: () => Promise<string>, want: string) => {
+      let got = '';
+      for (let i = 0; i < 200 && got !== want; i++) {
+        got = await probe();
+        if (got !== want) await new Promise((r) => setTimeout(r, 25));
+      }
+      return got;
+    };
+    const listening = (s: net.Server) =>
+      new Promise<number>((resolve) =>
+        s.listen(0, '127.0.0.1', () => resolve((s.address() as net.AddressInfo).port)),
+      );
+
+    // A provider: what certificate does a new connection see?
+    renew('ca-provider', 'watched-provider');
+    const providerTls = new TlsTransport({
+      certFile: file('watched-provider.pem'),
+      keyFile: file('watched-provider.key'),
+      reloadIntervalMs: 20,
+    });
+    const provider = providerTls.createServer((socket) => socket.end());
+    const providerPort = await listening(provider);
+    const served = () =>
+      new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: providerPort, rejectUnauthorized: false });
+        s.once('secureConnect', () => {
+          resolve(s.getPeerCertificate().fingerprint256);
+          s.destroy();
+        });
+        s.once('error', reject);
+      });
+    assert.equal(await served(), fingerprint('ca-provider'));
+    renew('rogue-provider', 'watched-provider');
+    assert.equal(await until(served, fingerprint('rogue-provider')), fingerprint('rogue-provider'));
+    await new Promise((r) => provider.close(r));
+
+    // A consumer with a client certificate: what does the provider see of a new connection?
+    renew('ca-consumer', 'watched-consumer');
+    const consumerTls = new TlsTransport({
+      certFile: file('watched-consumer.pem'),
+      keyFile: file('watched-consumer.key'),
+      caFile: file('ca.pem'),
+      reloadIntervalMs: 20,
+    });
+    const seen: string[] = [];
+    const peer = tls.createServer(
+      {
+        cert: readFileSync(file('ca-provider.pem')),
+        key: readFileSync(file('ca-provider.key')),
+        requestCert: true,
+        rejectUnauthorized: false,
+      },
+      (socket) => {
+        seen.push(socket.getPeerCertificate().fingerprint256);
+        socket.end();
+      },
+    );
+    const peerPort = await listening(peer);
+    const presented = () =>
+      new Promise<string>((resolve, reject) => {
+        const s = consumerTls.connect('127.0.0.1', peerPort);
+        s.once('error', reject);
+        s.once('close', () => resolve(seen.at(-1) ?? ''));
+        s.resume();
+      });
+    assert.equal(await presented(), fingerprint('ca-consumer'));
+    renew('rogue-consumer', 'watched-consumer');
+    assert.equal(
+      await until(presented, fingerprint('rogue-consumer')),
+      fingerprint('rogue-consumer'),
+    );
+    await new Promise((r) => peer.close(r));
   });
 
   it('reload picks up new certificate files for new connections', async () => {

@@ -2,11 +2,13 @@
  * The `Transport` seam: how an RPC connection's bytes move. Frames (frame-codec.ts) ride on
  * whatever stream a transport gives; the connection and server code never name TCP or TLS.
  * Built in: {@link tcpTransport} (plain TCP, the default) and {@link TlsTransport} (TLS 1.2+,
- * optionally mutual, certificates reloadable without a restart).
+ * optionally mutual, certificate files reloaded when they change, without a restart).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
+import { errorMessage } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/logger.js';
 
 /** How RPC connections are opened and accepted. */
 export interface Transport {
@@ -28,7 +30,10 @@ export const tcpTransport: Transport = {
   createServer: (onConnection) => net.createServer({ noDelay: true }, onConnection),
 };
 
-/** Options of {@link TlsTransport}: PEM file paths, read at construction and on {@link TlsTransport.reload}. */
+/**
+ * Options of {@link TlsTransport}: PEM file paths, read at construction, when they change
+ * and on {@link TlsTransport.reload}.
+ */
 export interface TlsTransportOptions {
   /** This side's certificate chain (PEM file). Required on a provider; on a consumer, for mutual TLS. */
   certFile?: string;
@@ -46,19 +51,48 @@ export interface TlsTransportOptions {
    * (for an IP, its subjectAltName must list that IP).
    */
   servername?: string;
+  /**
+   * How often the files are checked for a change, ms: a provider's files are watched while
+   * it listens, a consumer's checked when it opens a connection. 0: only {@link
+   * TlsTransport.reload}. Default 2000, as the control plane's HTTPS files.
+   */
+  reloadIntervalMs?: number;
+  /** Where reloads (and files that changed but do not load) are logged. Default: silent. */
+  logger?: Logger;
+}
+
+/** The files' material, read. */
+interface TlsMaterial {
+  cert?: Buffer;
+  key?: Buffer;
+  ca?: Buffer;
 }
 
 /**
  * TLS for RPC, optionally mutual. A peer whose certificate does not verify is refused during
- * the handshake, before any frame is read. {@link reload} re-reads the files: new connections
- * use the new certificates, open ones keep theirs.
+ * the handshake, before any frame is read. Renewed certificate files are picked up without
+ * a restart, as the control plane's HTTPS files are: a provider watches its files while it
+ * listens, a consumer looks at its files' modification times before a new connection (at
+ * most every `reloadIntervalMs`); {@link reload} re-reads them at once. New connections use
+ * the new certificates, open ones keep theirs. Files that do not load as a whole (a key
+ * not matching its certificate, as between the two copies of a renewal) leave the
+ * certificates in use in place and are tried again at the next change or check.
  */
 export class TlsTransport implements Transport {
   readonly name = 'tls';
   readonly readyEvent = 'secureConnect' as const;
   readonly #options: TlsTransportOptions;
-  #material: { cert?: Buffer; key?: Buffer; ca?: Buffer };
+  readonly #intervalMs: number;
+  readonly #logger: Logger;
+  #material: TlsMaterial;
   readonly #servers = new Set<tls.Server>();
+  /** The files' sizes and modification times when last loaded (the consumer's check). */
+  #stamp: string;
+  #checkedAt = 0;
+  #watching = false;
+  readonly #onChange = () => {
+    this.#reloadQuietly();
+  };
 
   constructor(options: TlsTransportOptions) {
     if ((options.certFile === undefined) !== (options.keyFile === undefined)) {
@@ -72,10 +106,31 @@ export class TlsTransport implements Transport {
       );
     }
     this.#options = options;
+    this.#intervalMs = options.reloadIntervalMs ?? 2000;
+    this.#logger = options.logger ?? silentLogger();
+    this.#stamp = this.#stampNow();
     this.#material = this.#read();
   }
 
-  #read(): { cert?: Buffer; key?: Buffer; ca?: Buffer } {
+  #files(): string[] {
+    const o = this.#options;
+    return [o.certFile, o.keyFile, o.caFile].filter((f): f is string => f !== undefined);
+  }
+
+  #stampNow(): string {
+    return this.#files()
+      .map((f) => {
+        try {
+          const s = statSync(f);
+          return `${s.size}:${s.mtimeMs}`;
+        } catch {
+          return 'missing';
+        }
+      })
+      .join('|');
+  }
+
+  #read(): TlsMaterial {
     const o = this.#options;
     return {
       ...(o.certFile === undefined ? {} : { cert: readFileSync(o.certFile) }),
@@ -84,14 +139,60 @@ export class TlsTransport implements Transport {
     };
   }
 
-  /** Re-reads the certificate files (e.g. after a renewal); throws and keeps the old ones if they are unreadable. */
+  /**
+   * Re-reads the certificate files (e.g. after a renewal); throws and keeps the ones in use
+   * if they are unreadable or do not make a pair.
+   */
   reload(): void {
-    this.#material = this.#read();
+    const stamp = this.#stampNow();
+    const material = this.#read();
+    // Checked as a whole before anything uses it: a key of the old pair with a new certificate fails here.
+    tls.createSecureContext(TlsTransport.#context(material));
+    this.#material = material;
+    this.#stamp = stamp;
     for (const server of this.#servers) server.setSecureContext(this.#serverContext());
+    this.#logger.info({ certFile: this.#options.certFile }, 'RPC TLS certificates reloaded');
+  }
+
+  #reloadQuietly(): void {
+    try {
+      this.reload();
+    } catch (err) {
+      this.#logger.warn(
+        { certFile: this.#options.certFile, err: errorMessage(err) },
+        'RPC TLS certificate files changed but do not load; the certificates in use stay',
+      );
+    }
+  }
+
+  /** A consumer's check before a new connection: reload when the files changed since. */
+  #checkFiles(): void {
+    if (this.#intervalMs <= 0) return;
+    const now = Date.now();
+    if (now - this.#checkedAt < this.#intervalMs) return;
+    this.#checkedAt = now;
+    if (this.#stampNow() !== this.#stamp) this.#reloadQuietly();
+  }
+
+  #watch(): void {
+    if (this.#watching || this.#intervalMs <= 0) return;
+    this.#watching = true;
+    for (const f of this.#files()) {
+      watchFile(f, { interval: this.#intervalMs, persistent: false }, this.#onChange);
+    }
+  }
+
+  #unwatch(): void {
+    if (!this.#watching) return;
+    this.#watching = false;
+    for (const f of this.#files()) unwatchFile(f, this.#onChange);
   }
 
   #serverContext(): tls.SecureContextOptions {
-    const m = this.#material;
+    return TlsTransport.#context(this.#material);
+  }
+
+  static #context(m: TlsMaterial): tls.SecureContextOptions {
     return {
       cert: m.cert,
       key: m.key,
@@ -101,6 +202,7 @@ export class TlsTransport implements Transport {
   }
 
   connect(host: string, port: number): net.Socket {
+    this.#checkFiles();
     const m = this.#material;
     const servername = this.#options.servername ?? (net.isIP(host) === 0 ? host : undefined);
     return tls.connect({
@@ -130,7 +232,11 @@ export class TlsTransport implements Transport {
       },
     );
     this.#servers.add(server);
-    server.once('close', () => this.#servers.delete(server));
+    this.#watch();
+    server.once('close', () => {
+      this.#servers.delete(server);
+      if (this.#servers.size === 0) this.#unwatch();
+    });
     return server;
   }
 }

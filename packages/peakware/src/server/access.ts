@@ -61,7 +61,8 @@ export function scopeResource(kind: ScopeKind, ...parts: string[]): string {
 
 /**
  * Throws PEAK_FORBIDDEN unless the caller may `kind` on `resource`, saying which grant
- * would allow it.
+ * would allow it. Kinds whose pattern is optional (`drill`, `stress`, `txn`, ...) are
+ * checked the same way: a grant left without a pattern is `*`.
  */
 export function authorize(request: FastifyRequest, kind: ScopeKind, resource: string): void {
   if (allows(request, kind, resource)) return;
@@ -73,4 +74,13 @@ export function authorize(request: FastifyRequest, kind: ScopeKind, resource: st
     `${who} may not ${kind} ${resource}: its credential grants ${grants.join(', ') || 'nothing'}; an admin can add '${kind}:${resource}' with 'peak app scopes'`,
     { details: { app: c?.kind === 'app' ? c.app : null, need: `${kind}:${resource}` } },
   );
+}
+
+/** {@link authorize} for each of `resources` (a transaction's services, say). */
+export function authorizeEach(
+  request: FastifyRequest,
+  kind: ScopeKind,
+  resources: Iterable<string>,
+): void {
+  for (const r of new Set(resources)) authorize(request, kind, r);
 }

@@ -128,6 +128,14 @@ export function createApp(
   by: string,
 ): Promise<IssuedCredential & { can: string[] }> {
   checkAppName(name);
+  if (name.startsWith('peak-')) {
+    // The control plane's own callers (the txn coordinator's peak-txn) sign as these names:
+    // an app of such a name could pass for them in providers' authority rules.
+    throw new InvalidArgumentError(
+      `'${name}': app names starting with peak- are the control plane's own (its txn coordinator calls as peak-txn); choose another`,
+      { details: { input: 'name' } },
+    );
+  }
   const scopes = parseScopes(can).map(formatScope);
   return inTransaction(pool, async (client) => {
     const inserted = await client.query(

@@ -12,9 +12,9 @@
  * | `read-config:<app>/<item>`    | read config items `<app>/<group>/<key>` (`shop/*`: all of app shop) |
  * | `telemetry[:<service>]`       | push spans (also OTLP) and metrics                       |
  * | `guard-token[:<namespace>]`   | take guard cluster tokens, report guard metrics          |
- * | `drill`                       | an instance reports the faults active in it              |
- * | `stress`                      | stress agents' heartbeats and reports                    |
- * | `txn`                         | submit global transactions, their branches' answers      |
+ * | `drill[:<service>]`           | an instance of the service (of the app, when the report names no service) reports its active faults |
+ * | `stress[:<run>]`              | stress agents' heartbeats and reports of the run         |
+ * | `txn[:<service>]`             | submit global transactions whose branches (and check-back) call only such services; act on its own ones |
  * | `scale[:<service>]`           | a supervisor's (or actuator's) reports of its services' instances |
  *
  * Stress traffic's shadow names (`%SHADOW%<topic>`) are checked as the real name.
@@ -65,7 +65,7 @@ const RESOURCE: Record<ScopeKind, string> = {
   'guard-token': 'a guard namespace (optional), e.g. guard-token or guard-token:shop',
   drill: 'a service name (optional): its instances report their active faults, e.g. drill',
   stress: "a run (optional): stress agents' heartbeats and reports, e.g. stress",
-  txn: 'a transaction name (optional): submit and drive global transactions, e.g. txn',
+  txn: 'a service the branches call (optional): submit and drive global transactions, e.g. txn or txn:shop.*',
   scale: 'a service name (optional): supervisors report its instances, e.g. scale or scale:shop.*',
 };
 

@@ -91,6 +91,27 @@ export interface ApiContext {
    * credentials that arrive outside HTTP (the MQTT bridge's); absent in bare test hosts.
    */
   authenticate?: (token: string) => Promise<Caller | undefined>;
+  /**
+   * The node's limit on failed authentications per address, shared by every way in: the
+   * MQTT bridge counts its failed logins here as the lifecycle counts wrong bearer tokens
+   * (one budget per address, one set of /metrics counters); absent in bare test hosts.
+   */
+  authFailures?: AuthFailureCounter;
+  /**
+   * Issues a signed caller identity of one of the control plane's own apps (the txn
+   * coordinator's `peak-txn`) for its RPC calls; absent in bare test hosts.
+   */
+  issueIdentity?: (app: string) => Promise<{ token: string; expiresAt: number }>;
+}
+
+/** What a way in other than HTTP records of failed authentications (AuthFailureLimiter). */
+export interface AuthFailureCounter {
+  /** Milliseconds `address` must wait before it may try again (counted as refused when > 0). */
+  retryAfterMs(address: string): number;
+  /** Records one failed authentication from `address`. */
+  fail(address: string): void;
+  /** Working credentials refused what they asked. */
+  denied: number;
 }
 
 /** Failed and refused authentications on one node since it started. */

@@ -302,6 +302,8 @@ export class PeakServer {
           denied: authFailures.denied,
         }),
         authenticate: (token: string) => authenticator.authenticate(token),
+        issueIdentity: (app: string) => issuer.issue(app),
+        authFailures,
         pool,
         logger,
         nodeId,

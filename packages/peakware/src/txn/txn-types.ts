@@ -131,6 +131,8 @@ export interface TxnView {
   status: TxnStatus;
   /** Why it aborted or failed (the branch and its error, or who stopped it). */
   reason?: string;
+  /** The app that submitted it (absent when an operator did): only it, or an operator, may act on it. */
+  app?: string;
   /** The node driving it now (or last), and until when its lease runs. */
   owner?: string;
   leaseUntil?: string;

@@ -1,10 +1,12 @@
 /**
  * The drill module's routes under `/api/v1/drill`: agents' reports (SDK, no admin token),
  * fault injection, stop and status, and plans (store, list, show, diff, apply, rollback).
- * Changes need the admin token and are audited with the author the caller names.
+ * Changes need an operator token (the operator role or admin) and are audited with the
+ * author the caller names (the token's name when it names none).
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
+import { authorize, callerName } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { WithDefault } from '../../server/route-schema.js';
 import type { AgentReport } from '../drill-agent.js';
@@ -37,6 +39,8 @@ const NAME = Type.String({
   takes: '1-128 letters, digits or _ . -',
 });
 const author = Type.Optional(Type.String({ minLength: 1, maxLength: 128 }));
+/** Injecting and stopping faults and managing plans is operations: the operator role. */
+const operator = { auth: 'operator' as const };
 const comment = WithDefault(Type.String({ maxLength: 1024 }), '');
 const HeldFaults = Type.Array(Type.Unsafe<AgentReport['active'][number]>({ type: 'object' }), {
   maxItems: 1000,
@@ -45,7 +49,7 @@ const HeldFaults = Type.Array(Type.Unsafe<AgentReport['active'][number]>({ type:
 function actor(request: FastifyRequest, named: string | undefined): Actor {
   const agent = request.headers['user-agent'];
   return {
-    author: named ?? 'admin',
+    author: named ?? callerName(request),
     source: `${request.ip}${typeof agent === 'string' ? ` ${agent.slice(0, 128)}` : ''}`,
   };
 }
@@ -86,6 +90,8 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
         },
       },
       async (request) => {
+        // `drill:<service>` covers the instances of that service (of the app, without one).
+        authorize(request, 'drill', request.body.service ?? request.body.app);
         await saveReport(ctx.pool, request.body as AgentReport);
         return { ok: true };
       },
@@ -105,6 +111,7 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
     app.post(
       `${base}/faults`,
       {
+        config: operator,
         schema: {
           summary: 'Inject faults into the live instances their scope names (all or none)',
           body: Type.Object({
@@ -130,6 +137,7 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
     app.post(
       `${base}/faults/stop`,
       {
+        config: operator,
         schema: {
           summary: "Stop an app's faults: those of one drill, some ids, or all",
           body: Type.Object({
@@ -163,6 +171,7 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
     app.put(
       `${base}/plans/:name`,
       {
+        config: operator,
         schema: {
           summary: 'Store a plan (checked as a whole; nothing is applied)',
           params: planParams,
@@ -190,7 +199,10 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
     );
     app.delete(
       `${base}/plans/:name`,
-      { schema: { summary: 'Delete a plan (its runs stay)', params: planParams } },
+      {
+        config: operator,
+        schema: { summary: 'Delete a plan (its runs stay)', params: planParams },
+      },
       async (request) => {
         await deletePlan(ctx.pool, request.params.name);
         return { deleted: request.params.name };
@@ -204,6 +216,7 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
     app.post(
       `${base}/plans/:name/apply`,
       {
+        config: operator,
         schema: {
           summary: 'Apply a plan: every change in one config transaction, or none',
           params: planParams,
@@ -222,6 +235,7 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
     app.post(
       `${base}/plans/:name/rollback`,
       {
+        config: operator,
         schema: {
           summary: "Roll a plan's last apply back to the exact versions before it",
           params: planParams,

@@ -138,6 +138,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         ...mqttAt,
         logger: ctx.logger.child({ component: 'mqtt' }),
         authenticate,
+        ...(ctx.authFailures === undefined ? {} : { failures: ctx.authFailures }),
       });
     }
   });

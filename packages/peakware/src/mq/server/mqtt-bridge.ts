@@ -13,7 +13,10 @@
  *
  * Credentials: the MQTT username is the client's app credential (or an admin token), as
  * the HTTP routes take it as a bearer token; a CONNECT without a working one is refused
- * (CONNACK 4, bad username or password). Each publish needs the app's `produce:<topic>`
+ * (CONNACK 4, bad username or password) and counted as a failed authentication of its
+ * address with the HTTP ones (the node's limiter: after 10 a minute from one address its
+ * CONNECTs are refused with CONNACK 3, server unavailable, as HTTP answers 429; both on
+ * /metrics). Each publish needs the app's `produce:<topic>`
  * grant, each subscription `consume:<topic>/mqtt-<clientId>` (its group); the credential is
  * checked again at each (through the node's short cache), so a revoked or narrowed one stops
  * working on open connections too. The MQTT password is the secret of secured topics: the
@@ -26,7 +29,7 @@ import type { AuthenticateError, Client } from 'aedes';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { realName, scopeAllows } from '../../server/app-scopes.js';
-import type { Caller } from '../../server/http-api.js';
+import type { AuthFailureCounter, Caller } from '../../server/http-api.js';
 import { newMessageNonce, signMessage } from '../message-signature.js';
 import { DEFAULT_BACKOFF_MS } from '../message-types.js';
 import type { Broker } from './broker.js';
@@ -73,7 +76,14 @@ function mayUse(caller: Caller, kind: 'produce' | 'consume', resource: string): 
 /** Starts the MQTT listener on `port` (0 picks one). */
 export async function startMqttBridge(
   broker: Broker,
-  options: { port: number; host: string; logger: Logger; authenticate: MqttAuthenticate },
+  options: {
+    port: number;
+    host: string;
+    logger: Logger;
+    authenticate: MqttAuthenticate;
+    /** The node's failed-authentication limiter (none: failed logins are not limited). */
+    failures?: AuthFailureCounter;
+  },
 ): Promise<MqttBridge> {
   const { Aedes } = await import('aedes');
   const logger = options.logger;
@@ -89,9 +99,10 @@ export async function startMqttBridge(
   };
   const aedes = await Aedes.createBroker({
     authenticate: (client, username, password, done) => {
+      const address = (client.conn as Partial<net.Socket>).remoteAddress ?? 'unknown';
       const refuse = () => {
         logger.warn(
-          { client: client.id },
+          { client: client.id, address },
           'mqtt: refused a connection: its username is not a working app credential',
         );
         const err = new Error(
@@ -100,23 +111,41 @@ export async function startMqttBridge(
         err.returnCode = 4;
         done(err, false);
       };
+      const wait = options.failures?.retryAfterMs(address) ?? 0;
+      if (wait > 0) {
+        logger.warn(
+          { client: client.id, address, retryAfterMs: wait },
+          'mqtt: refused a connection: too many wrong credentials from its address',
+        );
+        const err = new Error(
+          `too many wrong credentials from ${address}; try again in ${Math.ceil(wait / 1000)} s`,
+        ) as AuthenticateError;
+        err.returnCode = 3;
+        done(err, false);
+        return;
+      }
       if (username === undefined || username.length === 0) {
+        // No credential at all is not a wrong one (HTTP's 401 is not counted either).
         refuse();
         return;
       }
-      credentials.set(client.id, username);
-      callerOf(client).then(
+      options.authenticate(username).then(
         (caller) => {
-          if (caller === undefined) {
-            credentials.delete(client.id);
+          if (caller === undefined || (caller.kind === 'role' && caller.role !== 'admin')) {
+            // A wrong credential is a failed authentication; a working token of a role
+            // below admin is a refusal of what it asked, as HTTP counts them.
+            if (caller === undefined) options.failures?.fail(address);
+            else if (options.failures !== undefined) options.failures.denied++;
             refuse();
             return;
           }
+          // Only a working credential is kept: a refused CONNECT reusing a connected
+          // client's id leaves that client's credential alone.
+          credentials.set(client.id, username);
           if (password !== undefined) passwords.set(client.id, password.toString('utf8'));
           done(null, true);
         },
         (err: unknown) => {
-          credentials.delete(client.id);
           logger.warn({ client: client.id, err: errorMessage(err) }, 'mqtt: authentication failed');
           refuse();
         },

@@ -6,6 +6,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import type pg from 'pg';
+import { authorize } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { renderHtmlReport } from '../html-report.js';
 import type { IsolationReport } from '../isolation-check.js';
@@ -41,6 +42,8 @@ const idParams = Type.Object({ id: RunId });
 const Json = Type.Object({}, { additionalProperties: true });
 const REPORT_LIMIT = 16 * 1024 * 1024;
 const sdk = { auth: 'sdk' as const, scope: 'stress' as const };
+/** Running and steering load tests is operations, not credential management: the operator role. */
+const operator = { auth: 'operator' as const };
 
 /** The routes, given the mq module's message counter. */
 export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModule {
@@ -50,6 +53,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.post(
       `${base}/runs`,
       {
+        config: operator,
         schema: {
           summary: 'Register a run as it starts (again: no change)',
           body: Type.Object(
@@ -104,6 +108,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.put(
       `${base}/runs/:id/target`,
       {
+        config: operator,
         schema: {
           summary:
             'Change a running run’s rate (open) or virtual users (closed); null: the model’s',
@@ -119,6 +124,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.post(
       `${base}/runs/:id/stop`,
       {
+        config: operator,
         schema: {
           summary: 'Ask a running run to stop',
           params: idParams,
@@ -130,6 +136,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.put(
       `${base}/runs/:id/report`,
       {
+        config: operator,
         bodyLimit: REPORT_LIMIT,
         schema: {
           summary: 'Store the report (and isolation check) of a run that ended',
@@ -153,6 +160,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.put(
       `${base}/runs/:id/isolation`,
       {
+        config: operator,
         schema: { summary: "Store a run's isolation check", params: idParams, body: Json },
       },
       async (request) => {
@@ -183,7 +191,10 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
           body: Type.Optional(Json),
         },
       },
-      async (request) => agentHeartbeat(ctx.pool, request.params.id, request.params.agent, 5000),
+      async (request) => {
+        authorize(request, 'stress', request.params.id);
+        return agentHeartbeat(ctx.pool, request.params.id, request.params.agent, 5000);
+      },
     );
     app.put(
       `${base}/runs/:id/agents/:agent/report`,
@@ -198,6 +209,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
       },
       async (request) => {
         const { id, agent } = request.params;
+        authorize(request, 'stress', id);
         await putAgentReport(ctx.pool, id, agent, request.body as unknown as StressReport);
         const run = await getRun(ctx.pool, id);
         const reports = await agentReports(ctx.pool, id);
@@ -218,6 +230,7 @@ export function stressRoutes(deps: { messages: StressMessageCounter }): ApiModul
     app.put(
       `${base}/capacity/:service`,
       {
+        config: operator,
         schema: {
           summary: 'Store a service’s measured capacity (peak capacity probe)',
           params: Type.Object({ service: Type.String({ minLength: 1, maxLength: 200 }) }),

@@ -5,10 +5,11 @@
  */
 import type { PeakModule } from '../../server/peak-module.js';
 import { txn } from './migrations/0015-txn.js';
+import { txnApp } from './migrations/0026-txn-app.js';
 import type { InstanceLister } from './polled-registry.js';
 import { txnRoutes } from './txn-routes.js';
 
 /** The txn module; `instances` reads a service key's live instances (the registry's store). */
 export function txnModule(deps: { instances: InstanceLister }): PeakModule {
-  return { name: 'txn', migrations: [txn], routes: txnRoutes(deps) };
+  return { name: 'txn', migrations: [txn, txnApp], routes: txnRoutes(deps) };
 }

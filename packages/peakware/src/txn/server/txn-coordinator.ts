@@ -143,6 +143,20 @@ function checkTcc(spec: TccSpec): void {
   });
 }
 
+/**
+ * Throws PEAK_FORBIDDEN unless `by` may act on the transaction `gid` that `app` submitted:
+ * its own app, or an operator (`by` undefined). The gid is no secret (`peak txn ls` lists
+ * it to any credential), so the answer is 403 and says whose it is, not a 404 that hides it.
+ */
+function checkOwner(gid: string, app: string | null | undefined, by: string | undefined): void {
+  if (by === undefined || app === by) return;
+  throw new PeakError(
+    ErrorCodes.FORBIDDEN,
+    `global transaction '${gid}' belongs to ${app == null ? 'an operator' : `app '${app}'`}: only that app or an operator token may act on it`,
+    { details: { gid, app: by, owner: app ?? null } },
+  );
+}
+
 const sleep = (ms: number) =>
   new Promise<void>((resolve) => {
     setTimeout(resolve, ms).unref();
@@ -188,16 +202,20 @@ export class TxnCoordinator {
 
   // ------------------------------------------------------------------ submit
 
-  /** Takes a saga and drives it; with `wait`, resolves at its end (or when it cannot end now). */
-  async submitSaga(spec: SagaSpec, wait: boolean): Promise<TxnOutcome> {
+  /**
+   * Takes a saga and drives it; with `wait`, resolves at its end (or when it cannot end now).
+   * `by` is the submitting app (undefined: an operator); a gid another app submitted is
+   * refused (PEAK_FORBIDDEN).
+   */
+  async submitSaga(spec: SagaSpec, wait: boolean, by?: string): Promise<TxnOutcome> {
     const steps = normalizeSaga(spec);
-    return this.#begin('saga', checkGid(spec.gid), { ...spec, steps }, spec.timeoutMs, wait);
+    return this.#begin('saga', checkGid(spec.gid), { ...spec, steps }, spec.timeoutMs, wait, by);
   }
 
-  /** Takes a TCC transaction and drives it. */
-  async submitTcc(spec: TccSpec, wait: boolean): Promise<TxnOutcome> {
+  /** Takes a TCC transaction and drives it (`by` as for {@link submitSaga}). */
+  async submitTcc(spec: TccSpec, wait: boolean, by?: string): Promise<TxnOutcome> {
     checkTcc(spec);
-    return this.#begin('tcc', checkGid(spec.gid), spec, spec.timeoutMs, wait);
+    return this.#begin('tcc', checkGid(spec.gid), spec, spec.timeoutMs, wait, by);
   }
 
   async #begin(
@@ -206,6 +224,7 @@ export class TxnCoordinator {
     spec: SagaSpec | TccSpec,
     timeoutMs: number | undefined,
     wait: boolean,
+    by: string | undefined,
   ): Promise<TxnOutcome> {
     const trace = currentContext()?.traceId;
     const deadline = Date.now() + (timeoutMs ?? COORDINATOR_DEFAULTS.timeoutMs);
@@ -218,16 +237,19 @@ export class TxnCoordinator {
       deadline,
       leaseMs: this.#o.leaseMs,
       ...(trace === undefined ? {} : { traceId: trace }),
+      ...(by === undefined ? {} : { app: by }),
     });
     if (!inserted) {
       // The same gid again (a retried submit): whoever holds it drives it.
+      const row = await this.#o.pool.query<{
+        status: TxnStatus;
+        reason: string | null;
+        app: string | null;
+      }>('SELECT status, reason, app FROM peak.txn_globals WHERE gid = $1', [gid]);
+      const r = row.rows[0];
+      checkOwner(gid, r?.app, by);
       const existing = this.#driving.get(gid);
       if (existing !== undefined && wait) return existing.done;
-      const row = await this.#o.pool.query<{ status: TxnStatus; reason: string | null }>(
-        'SELECT status, reason FROM peak.txn_globals WHERE gid = $1',
-        [gid],
-      );
-      const r = row.rows[0];
       return {
         gid,
         status: r?.status ?? 'running',
@@ -606,11 +628,14 @@ export class TxnCoordinator {
 
   // ------------------------------------------------------------------ two-phase message
 
-  /** Holds a message until its local transaction commits (submit) or not (abort, check-back). */
-  async prepareMsg(spec: MsgSpec): Promise<{ gid: string }> {
+  /**
+   * Holds a message until its local transaction commits (submit) or not (abort, check-back).
+   * `by` as for {@link submitSaga}.
+   */
+  async prepareMsg(spec: MsgSpec, by?: string): Promise<{ gid: string }> {
     const gid = checkGid(spec.gid);
     const trace = currentContext()?.traceId;
-    await this.#journal.write({
+    const inserted = await this.#journal.write({
       kind: 'insert',
       gid,
       txnKind: 'msg',
@@ -619,28 +644,42 @@ export class TxnCoordinator {
       deadline: Date.now() + COORDINATOR_DEFAULTS.timeoutMs,
       leaseMs: spec.checkAfterMs ?? this.#o.leaseMs,
       ...(trace === undefined ? {} : { traceId: trace }),
+      ...(by === undefined ? {} : { app: by }),
     });
+    if (!inserted) {
+      // The same gid again: a retried prepare of its own app, or another app's gid.
+      const row = await this.#o.pool.query<{ app: string | null }>(
+        'SELECT app FROM peak.txn_globals WHERE gid = $1',
+        [gid],
+      );
+      checkOwner(gid, row.rows[0]?.app, by);
+    }
     return { gid };
   }
 
   /**
    * Publishes the message of `gid` and marks it succeeded in one transaction of the
    * control plane's database (which is the broker's), so it is published exactly once.
+   * `by` is the app asking (undefined: an operator or the check-back): another app's
+   * message is refused (PEAK_FORBIDDEN).
    */
-  async submitMsg(gid: string): Promise<TxnOutcome> {
+  async submitMsg(gid: string, by?: string): Promise<TxnOutcome> {
     const client = await this.#o.pool.connect();
     try {
       await client.query('BEGIN');
-      const res = await client.query<{ status: TxnStatus; spec: MsgSpec; kind: TxnKind }>(
-        'SELECT status, spec, kind FROM peak.txn_globals WHERE gid = $1 FOR UPDATE',
-        [gid],
-      );
+      const res = await client.query<{
+        status: TxnStatus;
+        spec: MsgSpec;
+        kind: TxnKind;
+        app: string | null;
+      }>('SELECT status, spec, kind, app FROM peak.txn_globals WHERE gid = $1 FOR UPDATE', [gid]);
       const row = res.rows[0];
       if (row === undefined || row.kind !== 'msg') {
         throw new PeakError(ErrorCodes.TXN_NOT_FOUND, `no two-phase message '${gid}'`, {
           details: { gid },
         });
       }
+      checkOwner(gid, row.app, by);
       if (row.status !== 'prepared') {
         await client.query('ROLLBACK');
         if (row.status === 'succeeded') return { gid, status: 'succeeded' };
@@ -679,25 +718,28 @@ export class TxnCoordinator {
     }
   }
 
-  /** Drops a prepared message whose local transaction rolled back. */
-  async abortMsg(gid: string, reason: string): Promise<TxnOutcome> {
+  /** Drops a prepared message whose local transaction rolled back (`by` as for {@link submitMsg}). */
+  async abortMsg(gid: string, reason: string, by?: string): Promise<TxnOutcome> {
+    // Only its own app (or an operator) drops it: the condition on `app` is in the update.
     const res = await this.#o.pool.query<{ status: TxnStatus }>(
       `UPDATE peak.txn_globals SET status = 'failed', reason = $2, finished_at = now(),
               updated_at = now(), lease_until = NULL
-        WHERE gid = $1 AND kind = 'msg' AND status = 'prepared' RETURNING status`,
-      [gid, reason],
+        WHERE gid = $1 AND kind = 'msg' AND status = 'prepared'
+          AND ($3::text IS NULL OR app = $3) RETURNING status`,
+      [gid, reason, by ?? null],
     );
     if ((res.rowCount ?? 0) > 0) return { gid, status: 'failed', reason };
-    const now = await this.#o.pool.query<{ status: TxnStatus }>(
-      `SELECT status FROM peak.txn_globals WHERE gid = $1 AND kind = 'msg'`,
+    const now = await this.#o.pool.query<{ status: TxnStatus; app: string | null }>(
+      `SELECT status, app FROM peak.txn_globals WHERE gid = $1 AND kind = 'msg'`,
       [gid],
     );
-    const status = now.rows[0]?.status;
-    if (status === undefined)
+    const row = now.rows[0];
+    if (row === undefined)
       throw new PeakError(ErrorCodes.TXN_NOT_FOUND, `no two-phase message '${gid}'`, {
         details: { gid },
       });
-    return { gid, status };
+    checkOwner(gid, row.app, by);
+    return { gid, status: row.status };
   }
 
   async #runMsg(row: GlobalRow): Promise<TxnOutcome> {

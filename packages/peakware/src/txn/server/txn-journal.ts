@@ -24,6 +24,8 @@ export interface NewGlobal {
   deadline: number;
   leaseMs: number;
   traceId?: string;
+  /** The app that submitted it (undefined: an operator). */
+  app?: string;
 }
 
 /** The statuses each status may be reached from: a change from any other does not apply. */
@@ -73,10 +75,10 @@ interface Waiting {
 
 const FLUSH_SQL = `
 WITH ins AS (
-  INSERT INTO peak.txn_globals (gid, kind, status, spec, owner, lease_until, deadline, trace_id)
+  INSERT INTO peak.txn_globals (gid, kind, status, spec, owner, lease_until, deadline, trace_id, app)
   SELECT i.gid, i.kind, i.status, i.spec, $1, now() + i.lease * interval '1 millisecond',
-         to_timestamp(i.deadline / 1000.0), i.trace
-    FROM jsonb_to_recordset($2::jsonb) AS i(gid text, kind text, status text, spec jsonb, lease bigint, deadline bigint, trace text)
+         to_timestamp(i.deadline / 1000.0), i.trace, i.app
+    FROM jsonb_to_recordset($2::jsonb) AS i(gid text, kind text, status text, spec jsonb, lease bigint, deadline bigint, trace text, app text)
   ON CONFLICT (gid) DO NOTHING
   RETURNING gid),
 upd AS (
@@ -181,6 +183,7 @@ export class TxnJournal {
           lease: w.leaseMs,
           deadline: w.deadline,
           trace: w.traceId ?? null,
+          app: w.app ?? null,
         });
       } else if (w.kind === 'status') {
         statuses.set(w.gid, {

@@ -1,16 +1,19 @@
 /**
  * The transaction coordinator's routes under `/api/v1/txn`: services submit sagas and TCC
  * transactions and run two-phase messages (SDK routes with a `txn` grant; a message also
- * needs the `produce` grant of its topic, as the broker's send path does);
+ * needs the `produce` grant of its topic, as the broker's send path does; a `txn:<service>`
+ * grant bounds the services the branches call; a transaction is its submitting app's: the
+ * coordinator refuses another app's submit, abort or reuse of its gid);
  * operators list, show, retry and stop global transactions (`peak txn`). The module's
  * coordinator starts its lease renewer and recovery loop when the node is ready.
  */
 import { Type } from '@sinclair/typebox';
 import { RpcClient } from '../../rpc/rpc-client.js';
-import { authorize, scopeResource } from '../../server/access.js';
+import { authorize, authorizeEach, callerApp, scopeResource } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { type BranchCaller, RpcBranchCaller } from './branch-caller.js';
+import { COORDINATOR_APP, CoordinatorIdentity } from './coordinator-identity.js';
 import { type InstanceLister, PolledRegistry } from './polled-registry.js';
 import { TxnCoordinator } from './txn-coordinator.js';
 import { getGlobal, listGlobals, retryGlobal, stopGlobal } from './txn-store.js';
@@ -69,6 +72,13 @@ const Wait = WithDefault(
 );
 const gidParams = Type.Object({ gid: Gid });
 const NoBody = Type.Object({}, { additionalProperties: false });
+/** Resuming or stopping a transaction is operations: the operator role. */
+const operator = { auth: 'operator' as const };
+
+/** The service name of a branch call's key (`group/name:version`), as `txn:<service>` grants name it. */
+function serviceName(call: { service: string }): string {
+  return /^[^/]*\/(.+):[^:/]*$/.exec(call.service)?.[1] ?? call.service;
+}
 
 /** What the txn module needs from the host: the registry's instance reader. */
 export interface TxnRouteDeps {
@@ -82,7 +92,17 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
   return (app, ctx) => {
     const logger = ctx.logger.child({ component: 'txn' });
     const registry = new PolledRegistry(ctx.pool, deps.instances, logger);
-    const rpc = new RpcClient({ registry, app: 'peak.txn', logger });
+    // Branch calls carry the coordinator's own signed identity, for providers that require one.
+    const identity =
+      ctx.issueIdentity === undefined
+        ? undefined
+        : new CoordinatorIdentity(ctx.issueIdentity, logger);
+    const rpc = new RpcClient({
+      registry,
+      app: COORDINATOR_APP,
+      logger,
+      ...(identity === undefined ? {} : { identity }),
+    });
     const coordinator = new TxnCoordinator({
       pool: ctx.pool,
       nodeId: ctx.nodeId,
@@ -94,12 +114,14 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       recovery: true,
     });
     app.addHook('onReady', async () => {
+      await identity?.start();
       coordinator.start();
     });
     app.addHook('preClose', async () => {
       coordinator.stop();
     });
     app.addHook('onClose', async () => {
+      identity?.close();
       await rpc.close();
       await registry.close();
     });
@@ -124,7 +146,15 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       },
       async (request) => {
         const { wait, ...spec } = request.body;
-        return coordinator.submitSaga(spec, wait);
+        // The coordinator calls these services for the app: its `txn:<service>` grants bound them.
+        authorizeEach(
+          request,
+          'txn',
+          spec.steps.flatMap((s) =>
+            [s.action, ...(s.compensate ? [s.compensate] : [])].map(serviceName),
+          ),
+        );
+        return coordinator.submitSaga(spec, wait, callerApp(request));
       },
     );
     app.post(
@@ -146,7 +176,12 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       },
       async (request) => {
         const { wait, ...spec } = request.body;
-        return coordinator.submitTcc(spec, wait);
+        authorizeEach(
+          request,
+          'txn',
+          spec.branches.flatMap((b) => [b.try, b.confirm, b.cancel].map(serviceName)),
+        );
+        return coordinator.submitTcc(spec, wait, callerApp(request));
       },
     );
     app.post(
@@ -181,7 +216,8 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       async (request) => {
         // The message reaches its topic as a send would: the caller needs the same grant.
         authorize(request, 'produce', scopeResource('produce', request.body.topic));
-        return coordinator.prepareMsg(request.body);
+        authorize(request, 'txn', serviceName(request.body.check));
+        return coordinator.prepareMsg(request.body, callerApp(request));
       },
     );
     app.post(
@@ -194,7 +230,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
           body: NoBody,
         },
       },
-      async (request) => coordinator.submitMsg(request.params.gid),
+      async (request) => coordinator.submitMsg(request.params.gid, callerApp(request)),
     );
     app.post(
       `${base}/msgs/:gid/abort`,
@@ -207,7 +243,11 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
         },
       },
       async (request) =>
-        coordinator.abortMsg(request.params.gid, 'its local transaction rolled back'),
+        coordinator.abortMsg(
+          request.params.gid,
+          'its local transaction rolled back',
+          callerApp(request),
+        ),
     );
 
     app.get(
@@ -247,6 +287,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/globals/:gid/retry`,
       {
+        config: operator,
         schema: {
           summary: 'Resume an unfinished (or parked) global transaction at once',
           params: gidParams,
@@ -258,6 +299,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
     app.post(
       `${base}/globals/:gid/stop`,
       {
+        config: operator,
         schema: {
           summary: 'Force-stop a running saga or TCC: its compensations or cancels run',
           params: gidParams,

@@ -20,6 +20,7 @@ export interface GlobalRow {
 }
 
 interface FullRow extends GlobalRow {
+  app: string | null;
   owner: string | null;
   lease_until: Date | null;
   parked: boolean;
@@ -42,7 +43,7 @@ interface BranchRow {
 /** The statuses of a transaction still in progress. */
 export const ACTIVE = ['prepared', 'running', 'committing', 'aborting'];
 
-const COLUMNS = `gid, kind, status, spec, reason, owner, lease_until, deadline, recoveries, parked,
+const COLUMNS = `gid, kind, status, spec, reason, app, owner, lease_until, deadline, recoveries, parked,
   trace_id, created_at, updated_at, finished_at`;
 
 function summary(r: FullRow): TxnSummary {
@@ -51,6 +52,7 @@ function summary(r: FullRow): TxnSummary {
     kind: r.kind,
     status: r.status,
     ...(r.reason === null ? {} : { reason: r.reason }),
+    ...(r.app === null ? {} : { app: r.app }),
     ...(r.owner === null ? {} : { owner: r.owner }),
     ...(r.lease_until === null ? {} : { leaseUntil: r.lease_until.toISOString() }),
     deadline: r.deadline.toISOString(),
