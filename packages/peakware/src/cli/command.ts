@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
+import { numberProblem } from './parse.js';
 
 /** One option of a command. */
 export interface OptionSpec {
@@ -27,6 +28,11 @@ export interface OptionSpec {
    * `Number.MAX_SAFE_INTEGER`): checked before `run`, so `--max abc` is a usage error.
    */
   integer?: { min?: number; max?: number };
+  /**
+   * The value must be a number (decimals allowed) in `min..max` (both inclusive): checked
+   * before `run`, like {@link OptionSpec.integer}.
+   */
+  number?: { min?: number; max?: number };
 }
 
 /** What a command's `run` receives. */
@@ -200,7 +206,7 @@ export async function resolve(
     values[name] = spec.default;
   }
   const help = values.help === true;
-  if (!help) checkIntegers(specs, values, path, command);
+  if (!help) checkNumbers(specs, values, path, command);
   if (
     !help &&
     values.output !== undefined &&
@@ -235,8 +241,11 @@ export async function resolve(
   };
 }
 
-/** Fails with a UsageError naming the option when an `integer` option holds anything else. */
-function checkIntegers(
+/**
+ * Fails with a UsageError naming the option and the text given when an `integer` or
+ * `number` option holds anything else.
+ */
+function checkNumbers(
   specs: Record<string, OptionSpec>,
   values: Record<string, string | boolean | undefined>,
   path: string[],
@@ -244,14 +253,16 @@ function checkIntegers(
 ): void {
   for (const [name, spec] of Object.entries(specs)) {
     const value = values[name];
-    if (spec.integer === undefined || typeof value !== 'string') continue;
-    const min = spec.integer.min ?? 0;
-    const max = spec.integer.max ?? Number.MAX_SAFE_INTEGER;
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value.trim()) || n < min || n > max) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
+    if (typeof value !== 'string') continue;
+    const range =
+      spec.integer !== undefined
+        ? { min: spec.integer.min ?? 0, max: spec.integer.max, integer: true }
+        : spec.number;
+    if (range === undefined) continue;
+    const problem = numberProblem(value, range);
+    if (problem !== undefined) {
       throw new UsageError(
-        `${optionName(name)} must be a whole number ${range}, got '${value}' (for '${path.join(' ')}')`,
+        `${optionName(name)} ${problem}, got '${value}' (for '${path.join(' ')}')`,
         { details: { input: optionName(name), usage: usageLine(path, command) } },
       );
     }
