@@ -58,10 +58,7 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
  * json needs JSON text; otherwise (and for an encrypted body) it stays base64. Every
  * delivery of a request that asked for utf8 or json says its `encoding`.
  */
-export function encodeDelivery(
-  m: ReceivedMessage,
-  encoding: BodyEncoding,
-): EncodedReceivedMessage {
+export function encodeDelivery(m: ReceivedMessage, encoding: BodyEncoding): EncodedReceivedMessage {
   if (encoding === 'base64') return m;
   const base64 = { ...m, encoding: 'base64' as const };
   if (m.properties[ENCRYPTION_PROPERTY] !== undefined) return base64;
