@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import { numberProblem } from './parse.js';
+import { WATCH_OPTIONS } from './watch.js';
 
 /** One option of a command. */
 export interface OptionSpec {
@@ -80,6 +81,11 @@ export interface Command {
    * `peak --version` or `peak mq ...` load only the modules they need.
    */
   load?: () => Promise<Command>;
+  /**
+   * A list that changes: the command takes `--watch` and `--interval` (see watch.ts) and
+   * the CLI reruns it until Ctrl-C.
+   */
+  watch?: boolean;
   /** Runs the command; resolves to an exit code (default 0). */
   run?: (ctx: CommandContext) => Promise<number | undefined> | number | undefined;
 }
@@ -164,7 +170,7 @@ export async function resolve(
     path.push(word);
     i++;
   }
-  const specs = { ...GLOBAL_OPTIONS, ...command.options };
+  const specs = optionSpecs(command);
   const parseOptions: Record<
     string,
     { type: 'string' | 'boolean'; short?: string; multiple?: boolean }
@@ -269,6 +275,15 @@ function checkNumbers(
   }
 }
 
+/** Every option `command` takes: its own, `--watch` ones when it is a watch, the global ones. */
+export function optionSpecs(command: Command): Record<string, OptionSpec> {
+  return {
+    ...GLOBAL_OPTIONS,
+    ...(command.watch === true ? WATCH_OPTIONS : {}),
+    ...command.options,
+  };
+}
+
 /** The `Usage: ...` line of a command (in its help, and after a usage error). */
 export function usageLine(path: string[], command: Command): string {
   const usage = [path.join(' ')];
@@ -290,7 +305,11 @@ export function helpText(path: string[], command: Command): string {
       lines.push(`  ${sub.name.padEnd(width)}  ${sub.summary}`);
     }
   }
-  const specs = Object.entries({ ...command.options, ...GLOBAL_OPTIONS });
+  const specs = Object.entries({
+    ...command.options,
+    ...(command.watch === true ? WATCH_OPTIONS : {}),
+    ...GLOBAL_OPTIONS,
+  });
   const labels = specs.map(([name, spec]) => {
     const short = spec.short ? `-${spec.short}, ` : '    ';
     const value = spec.type === 'string' ? ` <${spec.valueName ?? 'value'}>` : '';

@@ -40,6 +40,7 @@ function condition(r: AlertRule): string {
 
 const list: Command = {
   name: 'list',
+  watch: true,
   summary: 'every rule and whether it fires',
   options: SERVER_OPTIONS,
   async run({ values, out }) {

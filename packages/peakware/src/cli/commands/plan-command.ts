@@ -33,6 +33,7 @@ async function planName(admin: AdminClient, arg: string): Promise<string> {
 
 const ls: Command = {
   name: 'ls',
+  watch: true,
   summary: 'every plan, and whether it is applied',
   options: { ...SERVER_OPTIONS },
   async run({ values, out }) {

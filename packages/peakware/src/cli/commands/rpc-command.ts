@@ -25,6 +25,7 @@ import { parseNumber } from '../parse.js';
 
 const ls: Command = {
   name: 'ls',
+  watch: true,
   summary: 'list services and their instances (weight, tags, state, address)',
   args: '[service]',
   options: SERVER_OPTIONS,

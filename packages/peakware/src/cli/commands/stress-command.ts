@@ -241,6 +241,7 @@ const agent: Command = {
 
 const ls: Command = {
   name: 'ls',
+  watch: true,
   summary: 'the newest runs the control plane keeps',
   options: {
     ...ADMIN_OPTIONS,
