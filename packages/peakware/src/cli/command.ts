@@ -68,6 +68,8 @@ export interface Output {
 export interface Command {
   name: string;
   summary: string;
+  /** Other names the command answers to (`rm` for `delete`); shown in its parent's help. */
+  aliases?: string[];
   /** Positional synopsis for `--help`, e.g. `<service>.<method> <json>`. */
   args?: string;
   /** More text for `--help`. */
@@ -158,7 +160,7 @@ export async function resolve(
   while (command.subcommands !== undefined && i < argv.length) {
     const word = argv[i]!;
     if (word.startsWith('-')) break;
-    const found = command.subcommands.find((c) => c.name === word);
+    const found = command.subcommands.find((c) => c.name === word || c.aliases?.includes(word));
     if (found === undefined) {
       const names = command.subcommands.map((c) => c.name).join(', ');
       throw new UsageError(
@@ -167,7 +169,7 @@ export async function resolve(
       );
     }
     command = await loaded(found);
-    path.push(word);
+    path.push(found.name);
     i++;
   }
   const specs = optionSpecs(command);
@@ -300,10 +302,13 @@ export function helpText(path: string[], command: Command): string {
   if (command.description !== undefined) lines.push('', command.description);
   if (command.subcommands !== undefined) {
     lines.push('', 'Commands:');
-    const width = Math.max(...command.subcommands.map((c) => c.name.length));
-    for (const sub of command.subcommands) {
-      lines.push(`  ${sub.name.padEnd(width)}  ${sub.summary}`);
-    }
+    const names = command.subcommands.map((c) =>
+      c.aliases === undefined ? c.name : `${c.name} (${c.aliases.join(', ')})`,
+    );
+    const width = Math.max(...names.map((n) => n.length));
+    command.subcommands.forEach((sub, i) => {
+      lines.push(`  ${names[i]!.padEnd(width)}  ${sub.summary}`);
+    });
   }
   const specs = Object.entries({
     ...command.options,

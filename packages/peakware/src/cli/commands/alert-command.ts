@@ -144,6 +144,7 @@ const set: Command = {
 
 const del: Command = {
   name: 'delete',
+  aliases: ['rm'],
   summary: 'delete a rule',
   args: '<name>',
   options: ADMIN_OPTIONS,

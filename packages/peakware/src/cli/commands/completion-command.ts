@@ -18,8 +18,9 @@ async function walk(command: Command, path: string[], into: Node[]): Promise<voi
     `--${name}`,
     ...(o.short === undefined ? [] : [`-${o.short}`]),
   ]);
-  into.push({ path: path.join(' '), words: [...subs.map((s) => s.name), ...options] });
-  for (const sub of subs) await walk(sub, [...path, sub.name], into);
+  const names = (s: Command) => [s.name, ...(s.aliases ?? [])];
+  into.push({ path: path.join(' '), words: [...subs.flatMap(names), ...options] });
+  for (const sub of subs) for (const name of names(sub)) await walk(sub, [...path, name], into);
 }
 
 /** The bash completion script for `root` (zsh loads it through bashcompinit). */

@@ -117,6 +117,7 @@ const routes: Command = {
     },
     {
       name: 'rm',
+      aliases: ['delete'],
       summary: 'delete a route',
       args: '<name>',
       options: ADMIN_OPTIONS,
@@ -192,6 +193,7 @@ const apps: Command = {
     },
     {
       name: 'rm',
+      aliases: ['delete'],
       summary: 'delete an app with its keys and subscriptions',
       args: '<name>',
       options: ADMIN_OPTIONS,
