@@ -68,6 +68,8 @@ export const traceCommand: Command = {
   name: 'trace',
   summary: 'show a trace as a tree, or search traces',
   args: '[traceId]',
+  description:
+    'With a trace id, prints its spans as a tree. Exit code: 0 when no span of the trace has an error, 1 when one does (so a script can check a trace), 2 for a usage error; a trace that is not stored (yet) is an error, exit 1. A search always exits 0.',
   options: {
     ...SERVER_OPTIONS,
     service: { type: 'string', description: 'search: spans of this service', valueName: 'NAME' },
