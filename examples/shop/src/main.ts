@@ -40,7 +40,7 @@ import { BUY_LIMITS } from './edge.js';
 import { runFlashSale } from './flash-sale.js';
 import { alertLine, capacityLine, progressLine, row, stepLine } from './report.js';
 import { scaleDemoLines, startScaleDemo } from './scale-demo.js';
-import { parseShopArgs, shopUsageError as usage } from './shop-args.js';
+import { parseShopArgs, shopNumber, shopUsageError as usage } from './shop-args.js';
 import { booksBalance, releaseOrphanDeductions, settledLedger } from './shop-database.js';
 import {
   defineAlertRules,
@@ -144,32 +144,32 @@ const { values } = parseShopArgs({
 
 const smoke = values.smoke === true;
 const capacityRun = values.capacity === true;
+const positive = { min: 1, integer: true };
 const settings = {
-  stock: Number(values.stock ?? (capacityRun ? 1_000_000_000 : smoke ? 50 : 300)),
-  buyers: Number(values.buyers ?? (smoke ? 400 : 4000)),
-  concurrency: Number(values.concurrency ?? (smoke ? 16 : 48)),
-  seconds: Number(values.seconds ?? (smoke ? 20 : 30)),
-  'step-seconds': Number(values['step-seconds'] ?? 10),
-  instances: Number(values.instances ?? 2),
-  'stress-rate': Number(values['stress-rate'] ?? 20),
+  stock: shopNumber(
+    values.stock,
+    'stock',
+    capacityRun ? 1_000_000_000 : smoke ? 50 : 300,
+    positive,
+  ),
+  buyers: shopNumber(values.buyers, 'buyers', smoke ? 400 : 4000, positive),
+  concurrency: shopNumber(values.concurrency, 'concurrency', smoke ? 16 : 48, positive),
+  seconds: shopNumber(values.seconds, 'seconds', smoke ? 20 : 30, positive),
+  'step-seconds': shopNumber(values['step-seconds'], 'step-seconds', 10, positive),
+  instances: shopNumber(values.instances, 'instances', 2, positive),
+  'stress-rate': shopNumber(values['stress-rate'], 'stress-rate', 20, positive),
 };
-for (const [name, value] of Object.entries(settings)) {
-  if (!Number.isInteger(value) || value <= 0)
-    usage(`--${name} must be a positive integer, got ${value}`);
-}
 const rates = (values.rates ?? '100,200,400,600,800,1000,1200,1500,2000').split(',').map(Number);
 if (rates.some((r) => !Number.isInteger(r) || r <= 0)) {
-  usage(`--rates must be positive integers separated by commas, got ${values.rates}`);
-}
-const sampleRatio = Number(values.sample ?? (capacityRun ? 0.05 : 1));
-if (!(sampleRatio >= 0 && sampleRatio <= 1)) {
-  usage(`--sample must be a ratio from 0 to 1, got ${values.sample}`);
+  usage(`--rates must be positive integers separated by commas, got '${values.rates}'`);
 }
 if (values['stress-beside'] && capacityRun)
   usage('--stress-beside runs beside the sale, not with --capacity');
 if (!values['stress-beside'] && (values['stress-leak'] || values['stress-rate'] !== undefined)) {
   usage('--stress-rate and --stress-leak go with --stress-beside');
 }
+const port = shopNumber(values.port, 'port', 7420, { min: 0, max: 65535, integer: true });
+const sampleRatio = shopNumber(values.sample, 'sample', capacityRun ? 0.05 : 1, { min: 0, max: 1 });
 
 const logger = createLogger({
   name: 'shop',
@@ -280,7 +280,7 @@ async function main(): Promise<number> {
   const chain = await startChain({
     onChildDeath: (d) => console.error(deathLine(d)),
     dataDir: values.data,
-    port: Number(values.port),
+    port,
     logger,
     hotSku: HOT_SKU,
     regularSku: REGULAR_SKU,

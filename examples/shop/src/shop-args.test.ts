@@ -26,7 +26,8 @@ test('an unknown flag, a missing value or a stray word: one line, the usage, exi
     [['--bogus'], "Unknown option '--bogus'"],
     [['--port'], "'--port <value>' argument missing"],
     [['sale'], "Unexpected argument 'sale'"],
-    [['--buyers', 'many'], '--buyers must be a positive integer'],
+    [['--buyers', 'many'], "--buyers must be an integer >= 1, got 'many'"],
+    [['--port', 'x'], "--port must be an integer from 0 to 65535, got 'x'"],
   ] as const) {
     const run = shop(...args);
     assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);

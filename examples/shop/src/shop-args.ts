@@ -83,3 +83,31 @@ export function shopUsageError(message: string): never {
   process.stderr.write(`shop: ${message}\n${USAGE}; see --help\n`);
   process.exit(2);
 }
+
+/** What a number flag accepts: bounds (inclusive) and whether it must be whole. */
+export interface ShopNumberRange {
+  min?: number;
+  max?: number;
+  integer?: boolean;
+}
+
+/**
+ * The number flag `--name`: `fallback` when absent, else its text as a number in `range`;
+ * anything else is a usage error naming the text it was given (`got 'x'`, never `got NaN`).
+ */
+export function shopNumber(
+  text: string | undefined,
+  name: string,
+  fallback: number,
+  range: ShopNumberRange,
+): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  const shaped = range.integer === true ? /^-?\d+$/.test(text.trim()) : text.trim() !== '';
+  const min = range.min ?? Number.NEGATIVE_INFINITY;
+  const max = range.max ?? Number.POSITIVE_INFINITY;
+  if (shaped && Number.isFinite(n) && n >= min && n <= max) return n;
+  const kind = range.integer === true ? 'an integer' : 'a number';
+  const bounds = range.max === undefined ? `>= ${range.min ?? 0}` : `from ${min} to ${max}`;
+  return shopUsageError(`--${name} must be ${kind} ${bounds}, got '${text}'`);
+}

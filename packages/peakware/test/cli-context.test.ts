@@ -162,6 +162,41 @@ describe('peak CLI: contexts, refused tokens, message bodies', { timeout: 180_00
     assert.equal(await readFile(path.join(dir, 'top-stderr'), 'utf8'), '', 'no EPIPE trace');
   });
 
+  it('--watch redraws a list every --interval seconds; Ctrl-C (SIGINT) exits 0', async () => {
+    const child = spawn(
+      process.execPath,
+      [PEAK_CLI, 'rpc', 'ls', '--watch', '--interval', '0.5', '--server', server.info.url],
+      {
+        env: { ...process.env, PEAK_TOKEN: server.info.adminToken!, PEAK_CONTEXT: '', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    const frames = () => stdout.match(/^Every 0\.5 s: peak rpc ls {3}\S+$/gm)?.length ?? 0;
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const twoFrames = new Promise<void>((resolve) =>
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString();
+        if (frames() >= 2) resolve();
+      }),
+    );
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    await twoFrames;
+    child.kill('SIGINT');
+    const code = await exited;
+    clearTimeout(timer);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /no services registered/);
+    assert.ok(!stdout.includes('\x1b['), 'a pipe gets no screen clears');
+    const once = await peak(['rpc', 'ls', '--interval', 'soon'], env);
+    assert.equal(once.code, 2);
+    assert.match(once.stderr, /--interval must be a number from 0\.5 to 3600, got 'soon'/);
+  });
+
   it('a number option that is not a whole number in range is a usage error (exit 2)', async () => {
     for (const args of [
       ['mq', 'consume', 'ctx-topic', '--max', 'abc'],

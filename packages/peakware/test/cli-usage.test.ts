@@ -28,6 +28,16 @@ test('peak, a group and a leaf command answer --help with their usage, exit 0', 
   }
 });
 
+test('peak trace --help says its exit codes; a group lists delete verbs with their aliases', () => {
+  const trace = peak('trace', '--help');
+  assert.match(
+    trace.stdout,
+    /Exit code: 0 when no span of the trace has an error, 1 when one does/,
+  );
+  const plan = peak('plan', '--help');
+  assert.match(plan.stdout, /^ {2}delete \(rm\) {2}delete a plan/m);
+});
+
 test('a bad flag or command: one line, the usage line, exit 2, no stack trace', () => {
   for (const [args, said, usage] of [
     [['--bogus'], "Unknown option '--bogus'", 'Usage: peak <command> [options]'],

@@ -223,5 +223,23 @@ describe('plans', { timeout: 180_000 }, () => {
       show.runs.map((r) => r.action),
       ['rollback', 'apply'],
     );
+    // Deleting asks for --yes (exit 2, nothing deleted); `rm` is the same command.
+    const unconfirmed = await runPeak(['plan', 'rm', 'calm', '--server', server.info.url]);
+    assert.equal(unconfirmed.code, 2, unconfirmed.stderr);
+    assert.match(
+      unconfirmed.stderr,
+      /deleting plan calm cannot be undone; run 'peak plan delete calm --yes'/,
+    );
+    const deleted = await runPeak([
+      ...['plan', 'delete', 'calm', '--yes', '--server', server.info.url],
+      ...['--data', dataDir, '--json'],
+    ]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.deepEqual(JSON.parse(deleted.stdout), { deleted: 'calm' });
+    const left = (await peak('plan', 'ls')).plans as { name: string }[];
+    assert.deepEqual(
+      left.map((p) => p.name),
+      ['flash-sale'],
+    );
   });
 });

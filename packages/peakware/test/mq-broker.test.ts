@@ -1131,6 +1131,63 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     assert.match(bad.stderr, /does not exist/);
   });
 
+  it('HTTP bodies: utf8 text and JSON values when the client says so, base64 by default, and receive answers in the encoding asked for', async () => {
+    await topic('plain-bodies');
+    const sent = await rawPost('/api/v1/mq/topics/plain-bodies/messages', {
+      messages: [
+        { body: 'héllo wörld', encoding: 'utf8', tag: 'text' },
+        { body: { order: 7, items: ['a'] }, encoding: 'json', tag: 'json' },
+        { body: Buffer.from([0xff, 0xfe]).toString('base64'), tag: 'bytes' },
+      ],
+    });
+    assert.equal(sent.status, 200, JSON.stringify(sent.json));
+    const receive = async (group: string, encoding?: string) => {
+      const r = await fetch(`${server.info.url}/api/v1/mq/groups/${group}/receive`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...bearer() },
+        body: JSON.stringify({ topic: 'plain-bodies', consumerId: 'c', waitMs: 0, encoding }),
+      });
+      assert.equal(r.status, 200);
+      const { messages } = (await r.json()) as {
+        messages: { tag: string; body: unknown; encoding?: string }[];
+      };
+      return Object.fromEntries(messages.map((m) => [m.tag, m]));
+    };
+    const base64 = await receive('bodies-default');
+    assert.equal(base64.text!.body, Buffer.from('héllo wörld').toString('base64'));
+    assert.equal(base64.json!.body, Buffer.from('{"order":7,"items":["a"]}').toString('base64'));
+    assert.equal(base64.text!.encoding, undefined);
+    const json = await receive('bodies-json', 'json');
+    assert.deepEqual(json.json, {
+      ...json.json,
+      body: { order: 7, items: ['a'] },
+      encoding: 'json',
+    });
+    // Not JSON, or not UTF-8: left as base64, and said so.
+    assert.equal(json.text!.encoding, 'base64');
+    assert.equal(json.bytes!.body, '//4=');
+    const utf8 = await receive('bodies-utf8', 'utf8');
+    assert.equal(utf8.text!.body, 'héllo wörld');
+    assert.equal(utf8.text!.encoding, 'utf8');
+    assert.equal(utf8.json!.body, '{"order":7,"items":["a"]}');
+    assert.equal(utf8.bytes!.encoding, 'base64');
+    const notText = await rawPost('/api/v1/mq/topics/plain-bodies/messages', {
+      messages: [{ body: { a: 1 }, encoding: 'utf8' }],
+    });
+    assert.equal(notText.status, 400);
+    assert.match(
+      notText.json.error.message,
+      /messages\[0\]\.body must be a string with encoding 'utf8'/,
+    );
+    const unknown = await rawPost('/api/v1/mq/topics/plain-bodies/messages', {
+      messages: [{ body: 'x', encoding: 'text' }],
+    });
+    assert.match(
+      unknown.json.error.message,
+      /messages\[0\]\.encoding must be one of "base64", "utf8", "json"/,
+    );
+  });
+
   it('answers bad input with clear errors and keeps serving', async () => {
     const cases: [string, unknown, number, string][] = [
       [

@@ -69,7 +69,7 @@ describe('peak server: bad input and the external PostgreSQL path', { timeout: 2
   it('shows a stack trace only with --verbose', async () => {
     const r = await runPeak(['server', '--port', 'eighty', '--verbose']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /--port must be an integer/);
+    assert.match(r.stderr, /--port must be a whole number from 0 to 65535, got '[^']*'/);
     assert.match(r.stderr, /\n\s+at /);
   });
 

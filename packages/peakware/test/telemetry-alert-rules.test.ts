@@ -194,6 +194,21 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
     assertPromtoolAccepts(last.text, "peak server's /metrics with mq backlog");
     assert.deepEqual(last.samples.map((x) => x.labels.queue).sort(), ['0', '1']);
     assert.equal(last.sum, 0, 'the acked backlog is gone from /metrics');
+    // And the node's traffic, by topic (and group): what went in, out and was acked.
+    const traffic = (event: string) =>
+      parsePrometheusText(last.text)
+        .samples.filter(
+          (x) =>
+            x.name === `peak_mq_messages_${event}_total` &&
+            x.labels.topic === 'alert-orders' &&
+            (event === 'produced' ? x.labels.group === undefined : x.labels.group === 'billing'),
+        )
+        .reduce((n, x) => n + x.value, 0);
+    assert.ok(traffic('produced') >= 30, `produced ${traffic('produced')}`);
+    assert.ok(traffic('delivered') >= 30, `delivered ${traffic('delivered')}`);
+    assert.ok(traffic('acked') >= 30, `acked ${traffic('acked')}`);
+    assert.equal(traffic('dead_lettered'), 0);
+    assert.match(last.text, /^# TYPE peak_mq_messages_nacked_total counter$/m);
     await consumer.close();
   });
 

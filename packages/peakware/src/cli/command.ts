@@ -6,6 +6,8 @@
  */
 import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
+import { numberProblem } from './parse.js';
+import { WATCH_OPTIONS } from './watch.js';
 
 /** One option of a command. */
 export interface OptionSpec {
@@ -27,6 +29,11 @@ export interface OptionSpec {
    * `Number.MAX_SAFE_INTEGER`): checked before `run`, so `--max abc` is a usage error.
    */
   integer?: { min?: number; max?: number };
+  /**
+   * The value must be a number (decimals allowed) in `min..max` (both inclusive): checked
+   * before `run`, like {@link OptionSpec.integer}.
+   */
+  number?: { min?: number; max?: number };
 }
 
 /** What a command's `run` receives. */
@@ -61,6 +68,8 @@ export interface Output {
 export interface Command {
   name: string;
   summary: string;
+  /** Other names the command answers to (`rm` for `delete`); shown in its parent's help. */
+  aliases?: string[];
   /** Positional synopsis for `--help`, e.g. `<service>.<method> <json>`. */
   args?: string;
   /** More text for `--help`. */
@@ -74,6 +83,11 @@ export interface Command {
    * `peak --version` or `peak mq ...` load only the modules they need.
    */
   load?: () => Promise<Command>;
+  /**
+   * A list that changes: the command takes `--watch` and `--interval` (see watch.ts) and
+   * the CLI reruns it until Ctrl-C.
+   */
+  watch?: boolean;
   /** Runs the command; resolves to an exit code (default 0). */
   run?: (ctx: CommandContext) => Promise<number | undefined> | number | undefined;
 }
@@ -146,7 +160,7 @@ export async function resolve(
   while (command.subcommands !== undefined && i < argv.length) {
     const word = argv[i]!;
     if (word.startsWith('-')) break;
-    const found = command.subcommands.find((c) => c.name === word);
+    const found = command.subcommands.find((c) => c.name === word || c.aliases?.includes(word));
     if (found === undefined) {
       const names = command.subcommands.map((c) => c.name).join(', ');
       throw new UsageError(
@@ -155,10 +169,10 @@ export async function resolve(
       );
     }
     command = await loaded(found);
-    path.push(word);
+    path.push(found.name);
     i++;
   }
-  const specs = { ...GLOBAL_OPTIONS, ...command.options };
+  const specs = optionSpecs(command);
   const parseOptions: Record<
     string,
     { type: 'string' | 'boolean'; short?: string; multiple?: boolean }
@@ -200,7 +214,7 @@ export async function resolve(
     values[name] = spec.default;
   }
   const help = values.help === true;
-  if (!help) checkIntegers(specs, values, path, command);
+  if (!help) checkNumbers(specs, values, path, command);
   if (
     !help &&
     values.output !== undefined &&
@@ -235,8 +249,11 @@ export async function resolve(
   };
 }
 
-/** Fails with a UsageError naming the option when an `integer` option holds anything else. */
-function checkIntegers(
+/**
+ * Fails with a UsageError naming the option and the text given when an `integer` or
+ * `number` option holds anything else.
+ */
+function checkNumbers(
   specs: Record<string, OptionSpec>,
   values: Record<string, string | boolean | undefined>,
   path: string[],
@@ -244,18 +261,29 @@ function checkIntegers(
 ): void {
   for (const [name, spec] of Object.entries(specs)) {
     const value = values[name];
-    if (spec.integer === undefined || typeof value !== 'string') continue;
-    const min = spec.integer.min ?? 0;
-    const max = spec.integer.max ?? Number.MAX_SAFE_INTEGER;
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value.trim()) || n < min || n > max) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
+    if (typeof value !== 'string') continue;
+    const range =
+      spec.integer !== undefined
+        ? { min: spec.integer.min ?? 0, max: spec.integer.max, integer: true }
+        : spec.number;
+    if (range === undefined) continue;
+    const problem = numberProblem(value, range);
+    if (problem !== undefined) {
       throw new UsageError(
-        `${optionName(name)} must be a whole number ${range}, got '${value}' (for '${path.join(' ')}')`,
+        `${optionName(name)} ${problem}, got '${value}' (for '${path.join(' ')}')`,
         { details: { input: optionName(name), usage: usageLine(path, command) } },
       );
     }
   }
+}
+
+/** Every option `command` takes: its own, `--watch` ones when it is a watch, the global ones. */
+export function optionSpecs(command: Command): Record<string, OptionSpec> {
+  return {
+    ...GLOBAL_OPTIONS,
+    ...(command.watch === true ? WATCH_OPTIONS : {}),
+    ...command.options,
+  };
 }
 
 /** The `Usage: ...` line of a command (in its help, and after a usage error). */
@@ -274,12 +302,19 @@ export function helpText(path: string[], command: Command): string {
   if (command.description !== undefined) lines.push('', command.description);
   if (command.subcommands !== undefined) {
     lines.push('', 'Commands:');
-    const width = Math.max(...command.subcommands.map((c) => c.name.length));
-    for (const sub of command.subcommands) {
-      lines.push(`  ${sub.name.padEnd(width)}  ${sub.summary}`);
-    }
+    const names = command.subcommands.map((c) =>
+      c.aliases === undefined ? c.name : `${c.name} (${c.aliases.join(', ')})`,
+    );
+    const width = Math.max(...names.map((n) => n.length));
+    command.subcommands.forEach((sub, i) => {
+      lines.push(`  ${names[i]!.padEnd(width)}  ${sub.summary}`);
+    });
   }
-  const specs = Object.entries({ ...command.options, ...GLOBAL_OPTIONS });
+  const specs = Object.entries({
+    ...command.options,
+    ...(command.watch === true ? WATCH_OPTIONS : {}),
+    ...GLOBAL_OPTIONS,
+  });
   const labels = specs.map(([name, spec]) => {
     const short = spec.short ? `-${spec.short}, ` : '    ';
     const value = spec.type === 'string' ? ` <${spec.valueName ?? 'value'}>` : '';

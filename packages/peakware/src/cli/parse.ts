@@ -1,14 +1,63 @@
-/** Small parsers for option values, each failing with a UsageError naming the option. */
+/** Small parsers for option values, each failing with a UsageError naming the option and the text it was given. */
 import { UsageError } from '../core/errors.js';
+
+/** What a number option accepts: bounds (inclusive) and whether it must be whole. */
+export interface NumberRange {
+  min?: number;
+  max?: number;
+  /** Only whole numbers (digits, an optional minus sign). */
+  integer?: boolean;
+}
+
+/**
+ * Why `text` is not a number in `range` (`must be a whole number from 1 to 300`), or
+ * undefined when it is one. Shared by every number option so they all say the same thing.
+ */
+export function numberProblem(text: string, range: NumberRange = {}): string | undefined {
+  const min = range.min ?? Number.NEGATIVE_INFINITY;
+  const max = range.max ?? Number.POSITIVE_INFINITY;
+  const n = Number(text);
+  const shaped = range.integer === true ? /^-?\d+$/.test(text.trim()) : text.trim() !== '';
+  if (shaped && Number.isFinite(n) && n >= min && n <= max) return undefined;
+  const kind = range.integer === true ? 'a whole number' : 'a number';
+  const bounds =
+    range.min !== undefined && range.max !== undefined
+      ? ` from ${range.min} to ${range.max}`
+      : range.min !== undefined
+        ? ` of ${range.min} or more`
+        : range.max !== undefined
+          ? ` of ${range.max} or less`
+          : '';
+  return `must be ${kind}${bounds}`;
+}
+
+/**
+ * `value` (an option's text) as a number in `range`; a UsageError like `--limit must be a
+ * whole number from 1 to 1000, got 'abc'` otherwise. `option` is how the user wrote it.
+ */
+export function parseNumber(value: unknown, option: string, range: NumberRange = {}): number {
+  if (typeof value !== 'string') {
+    throw new UsageError(`${option} needs a value`, { details: { input: option } });
+  }
+  const text = value;
+  const problem = numberProblem(text, range);
+  if (problem !== undefined) {
+    throw new UsageError(`${option} ${problem}, got '${text}'`, { details: { input: option } });
+  }
+  return Number(text);
+}
 
 /** An integer option in 0..max (a port by default). */
 export function parsePort(value: unknown, option: string, max = 65535): number {
-  const text = String(value);
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isInteger(n) || n < 0 || n > max) {
-    throw new UsageError(`${option} must be an integer from 0 to ${max}, got '${text}'`, {
-      details: { input: option },
-    });
-  }
-  return n;
+  return parseNumber(value, option, { min: 0, max, integer: true });
+}
+
+/** The number option `--name` of `values` in `range`, or undefined when it was not given. */
+export function numberOption(
+  values: Record<string, unknown>,
+  name: string,
+  range: NumberRange = {},
+): number | undefined {
+  const v = values[name];
+  return v === undefined ? undefined : parseNumber(v, `--${name}`, range);
 }

@@ -7,6 +7,7 @@ import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import { type Command, helpText, type Output, resolve, withSubcommandsLoaded } from './command.js';
 import { withContext } from './contexts.js';
 import { noteContext, refusedTokenHint } from './credential-note.js';
+import { stopOnSignals, watchCommand } from './watch.js';
 
 /** Streams and environment of one run (tests pass their own). */
 export interface CliIo {
@@ -64,7 +65,21 @@ export async function runCli(root: Command, argv: string[], io: CliIo): Promise<
       return 0;
     }
     const out = makeOutput(io, resolved.ctx.json);
-    return (await resolved.command.run({ ...resolved.ctx, out })) ?? 0;
+    const run = resolved.command.run;
+    const ctx = { ...resolved.ctx, out };
+    if (resolved.command.watch !== true || ctx.values.watch !== true) return (await run(ctx)) ?? 0;
+    const stop = stopOnSignals();
+    try {
+      return await watchCommand(() => run(ctx), {
+        out,
+        json: ctx.json,
+        title: resolved.path.join(' '),
+        intervalMs: Number(ctx.values.interval) * 1000,
+        stop: stop.signal,
+      });
+    } finally {
+      stop.release();
+    }
   } catch (err) {
     io.stderr.write(`${describeError(err, verbose)}\n`);
     // A usage error is followed by the command's usage line (from the parser).

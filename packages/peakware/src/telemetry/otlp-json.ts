@@ -96,6 +96,7 @@ export function fromOtlpJson(body: unknown): SpanRecord[] {
   if (!isObject(body) || !Array.isArray(body.resourceSpans)) {
     throw new InvalidArgumentError(
       'OTLP body must be an ExportTraceServiceRequest in JSON: { "resourceSpans": [...] }',
+      { details: { input: 'resourceSpans' } },
     );
   }
   const out: SpanRecord[] = [];
@@ -118,6 +119,7 @@ export function fromOtlpJson(body: unknown): SpanRecord[] {
         if (traceId === undefined || spanId === undefined) {
           throw new InvalidArgumentError(
             `OTLP ${where}: traceId must be 32 hex characters and spanId 16 (got ${String(s.traceId)}, ${String(s.spanId)})`,
+            { details: { input: traceId === undefined ? 'traceId' : 'spanId' } },
           );
         }
         const startUs = nanosToMicros(s.startTimeUnixNano);
@@ -125,6 +127,11 @@ export function fromOtlpJson(body: unknown): SpanRecord[] {
         if (!Number.isFinite(startUs) || !Number.isFinite(endUs)) {
           throw new InvalidArgumentError(
             `OTLP ${where}: startTimeUnixNano and endTimeUnixNano must be integer nanoseconds`,
+            {
+              details: {
+                input: Number.isFinite(startUs) ? 'endTimeUnixNano' : 'startTimeUnixNano',
+              },
+            },
           );
         }
         const attrs = attributes(s.attributes);

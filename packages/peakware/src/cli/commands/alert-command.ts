@@ -7,6 +7,7 @@ import type { AlertRule, AlertRuleBody } from '../../admin/alerts-admin.js';
 import { UsageError } from '../../core/errors.js';
 import type { Command } from '../command.js';
 import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
+import { numberOption } from '../parse.js';
 
 function oneName(positionals: string[], what: string): string {
   const name = positionals[0];
@@ -16,16 +17,6 @@ function oneName(positionals: string[], what: string): string {
     );
   }
   return name;
-}
-
-function num(values: Record<string, unknown>, option: string): number | undefined {
-  const v = values[option];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) {
-    throw new UsageError(`--${option} must be a number, got '${String(v)}'`);
-  }
-  return n;
 }
 
 function target(r: AlertRule): string {
@@ -49,6 +40,7 @@ function condition(r: AlertRule): string {
 
 const list: Command = {
   name: 'list',
+  watch: true,
   summary: 'every rule and whether it fires',
   options: SERVER_OPTIONS,
   async run({ values, out }) {
@@ -138,7 +130,7 @@ const set: Command = {
       ['for', 'forSeconds'],
     ];
     for (const [option, field] of numbers) {
-      const n = num(values, option);
+      const n = numberOption(values, option);
       if (n !== undefined) body[field] = n;
     }
     const admin = await adminClient(values, { admin: true });
@@ -152,6 +144,7 @@ const set: Command = {
 
 const del: Command = {
   name: 'delete',
+  aliases: ['rm'],
   summary: 'delete a rule',
   args: '<name>',
   options: ADMIN_OPTIONS,
@@ -175,7 +168,7 @@ const silence: Command = {
   },
   async run({ values, positionals, out }) {
     const name = oneName(positionals, 'silence');
-    const minutes = num(values, 'minutes');
+    const minutes = numberOption(values, 'minutes');
     if (minutes === undefined) throw new UsageError('--minutes is required, e.g. --minutes 60');
     const admin = await adminClient(values, { admin: true });
     const result = await admin.alerts.silence(name, minutes);
@@ -195,7 +188,7 @@ const events: Command = {
   },
   async run({ values, out }) {
     const events = await (await adminClient(values)).alerts.events({
-      limit: num(values, 'limit') ?? 50,
+      limit: numberOption(values, 'limit') ?? 50,
       ...(typeof values.rule === 'string' ? { rule: values.rule } : {}),
     });
     out.json({ events });

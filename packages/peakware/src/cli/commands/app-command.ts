@@ -65,6 +65,7 @@ const create: Command = {
 
 const list: Command = {
   name: 'list',
+  watch: true,
   summary: 'apps with their grants and credentials (ids and hints, never secrets)',
   options: SERVER_OPTIONS,
   examples: ['peak app list', 'peak app list --json'],

@@ -8,13 +8,7 @@ import { Redis } from 'ioredis';
 import { readHotKeys } from '../../cache/hot-keys.js';
 import { ErrorCodes, PeakError, UsageError } from '../../core/errors.js';
 import type { Command } from '../command.js';
-
-function positiveInt(name: string, v: string | boolean | undefined): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UsageError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
-  return n;
-}
+import { parseNumber } from '../parse.js';
 
 const hot: Command = {
   name: 'hot',
@@ -65,10 +59,10 @@ const hot: Command = {
       throw new UsageError(
         `give the cache's name with --name (a-z 0-9 . _ -), got ${JSON.stringify(name)}`,
       );
-    const threshold = positiveInt('threshold', values.threshold);
-    const windowMs = positiveInt('window-ms', values['window-ms']);
-    const windows = positiveInt('windows', values.windows);
-    const top = positiveInt('top', values.top);
+    const threshold = parseNumber(values.threshold, '--threshold', { min: 1, integer: true });
+    const windowMs = parseNumber(values['window-ms'], '--window-ms', { min: 1, integer: true });
+    const windows = parseNumber(values.windows, '--windows', { min: 1, integer: true });
+    const top = parseNumber(values.top, '--top', { min: 1, integer: true });
     const redis = new Redis(url, {
       lazyConnect: true,
       maxRetriesPerRequest: 0,

@@ -12,14 +12,7 @@ import { type CallEdge, parseTargets, planCapacity } from '../../stress/capacity
 import { probeCapacity } from '../../stress/capacity-probe.js';
 import type { Command } from '../command.js';
 import { ADMIN_OPTIONS, adminClient } from '../control-client.js';
-
-function num(values: Record<string, unknown>, option: string, min: number): number {
-  const v = values[option];
-  const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < min)
-    throw new UsageError(`--${option} must be a number >= ${min}, got ${JSON.stringify(v)}`);
-  return n;
-}
+import { parseNumber } from '../parse.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -108,9 +101,12 @@ const probe: Command = {
       .map((w) => Number(w.trim()));
     if (weights.some((w) => !Number.isInteger(w) || w < 0))
       throw new UsageError(`--weights must be integers >= 0, got ${values.weights}`);
-    const sla = { p99Ms: num(values, 'p99-ms', 0), errorRate: num(values, 'error-rate', 0) };
-    const settleS = num(values, 'settle-s', 0);
-    const windowS = Math.round(num(values, 'window-s', 1));
+    const sla = {
+      p99Ms: parseNumber(values['p99-ms'], '--p99-ms', { min: 0 }),
+      errorRate: parseNumber(values['error-rate'], '--error-rate', { min: 0 }),
+    };
+    const settleS = parseNumber(values['settle-s'], '--settle-s', { min: 0 });
+    const windowS = Math.round(parseNumber(values['window-s'], '--window-s', { min: 1 }));
     const admin = await adminClient(values, { admin: true });
     const up = (await admin.registry.instances()).filter(
       (i) => i.service === service && i.status === 'up',
@@ -189,8 +185,8 @@ const plan: Command = {
     if (typeof values.target !== 'string')
       throw new UsageError('give the forecast: --target "buy=10000/s"');
     const targets = parseTargets(values.target);
-    const buffer = num(values, 'buffer', 0);
-    const sinceMinutes = num(values, 'since', 1);
+    const buffer = parseNumber(values.buffer, '--buffer', { min: 0 });
+    const sinceMinutes = parseNumber(values.since, '--since', { min: 1 });
     const admin = await adminClient(values);
     const [topology, endpoints, capacity] = await Promise.all([
       admin.telemetry.topology({ sinceMinutes }),

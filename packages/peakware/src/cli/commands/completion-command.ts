@@ -3,7 +3,7 @@
  * tree (every command, subcommand and option), so it never lags behind the commands.
  */
 import { UsageError } from '../../core/errors.js';
-import { type Command, GLOBAL_OPTIONS, loaded } from '../command.js';
+import { type Command, loaded, optionSpecs } from '../command.js';
 
 /** One node of the tree for the script: its path and the words that may follow it. */
 interface Node {
@@ -14,12 +14,13 @@ interface Node {
 async function walk(command: Command, path: string[], into: Node[]): Promise<void> {
   const full = await loaded(command);
   const subs = await Promise.all((full.subcommands ?? []).map(loaded));
-  const options = Object.entries({ ...full.options, ...GLOBAL_OPTIONS }).flatMap(([name, o]) => [
+  const options = Object.entries(optionSpecs(full)).flatMap(([name, o]) => [
     `--${name}`,
     ...(o.short === undefined ? [] : [`-${o.short}`]),
   ]);
-  into.push({ path: path.join(' '), words: [...subs.map((s) => s.name), ...options] });
-  for (const sub of subs) await walk(sub, [...path, sub.name], into);
+  const names = (s: Command) => [s.name, ...(s.aliases ?? [])];
+  into.push({ path: path.join(' '), words: [...subs.flatMap(names), ...options] });
+  for (const sub of subs) for (const name of names(sub)) await walk(sub, [...path, name], into);
 }
 
 /** The bash completion script for `root` (zsh loads it through bashcompinit). */

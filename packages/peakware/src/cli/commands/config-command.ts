@@ -17,6 +17,7 @@ import type { ItemRef, PublishRequest } from '../../admin/config-admin.js';
 import { UsageError } from '../../core/errors.js';
 import type { Command, OptionSpec } from '../command.js';
 import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
+import { numberOption, parseNumber } from '../parse.js';
 
 function parseItem(arg: string | undefined): ItemRef {
   const parts = arg?.split('/') ?? [];
@@ -27,13 +28,6 @@ function parseItem(arg: string | undefined): ItemRef {
   }
   const [app, group, key] = parts as [string, string, string];
   return { app, group, key };
-}
-
-function intOption(v: unknown, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be an integer >= 0`);
-  return n;
 }
 
 async function readValue(arg: string | undefined): Promise<string> {
@@ -106,7 +100,7 @@ const get: Command = {
       return 0;
     }
     const item = parseItem(arg);
-    const version = intOption(values.version, 'version');
+    const version = numberOption(values, 'version', { min: 0, integer: true });
     const r =
       version === undefined
         ? await admin.config.get(item)
@@ -155,7 +149,7 @@ const set: Command = {
         throw new UsageError(`--schema is not JSON: ${(err as Error).message}`);
       }
     }
-    const expected = intOption(values.expect, 'expect');
+    const expected = numberOption(values, 'expect', { min: 0, integer: true });
     const admin = await adminClient(values, { admin: true });
     const r = await admin.config.publish(item, {
       value,
@@ -182,7 +176,7 @@ const history: Command = {
   examples: ['peak config history shop/db/pool'],
   async run({ values, positionals, out }) {
     const item = parseItem(positionals[0]);
-    const limit = intOption(values.limit, 'limit') ?? 20;
+    const limit = numberOption(values, 'limit', { min: 0, integer: true }) ?? 20;
     const versions = await (await adminClient(values)).config.history(item, {
       limit: Math.max(1, limit),
     });
@@ -208,8 +202,8 @@ const diff: Command = {
   examples: ['peak config diff shop/db/pool', 'peak config diff shop/db/pool --from 1 --to 4'],
   async run({ values, positionals, out }) {
     const item = parseItem(positionals[0]);
-    const from = intOption(values.from, 'from');
-    const to = intOption(values.to, 'to');
+    const from = numberOption(values, 'from', { min: 0, integer: true });
+    const to = numberOption(values, 'to', { min: 0, integer: true });
     const r = await (await adminClient(values)).config.diff(item, {
       ...(from === undefined ? {} : { from }),
       ...(to === undefined ? {} : { to }),
@@ -237,10 +231,13 @@ const rollback: Command = {
   examples: ['peak config rollback shop/db/pool 3 -m "v4 broke checkout"'],
   async run({ values, positionals, out }) {
     const item = parseItem(positionals[0]);
-    const toVersion = intOption(positionals[1], 'version');
+    const toVersion =
+      positionals[1] === undefined
+        ? undefined
+        : parseNumber(positionals[1], 'the version', { min: 0, integer: true });
     if (toVersion === undefined || toVersion < 1)
       throw new UsageError('give the version to roll back to (see history)');
-    const expected = intOption(values.expect, 'expect');
+    const expected = numberOption(values, 'expect', { min: 0, integer: true });
     const admin = await adminClient(values, { admin: true });
     const r = await admin.config.rollback(item, {
       toVersion,
@@ -346,7 +343,7 @@ const audit: Command = {
     const arg = positionals[0];
     const filter = arg === undefined ? {} : arg.includes('/') ? parseItem(arg) : { app: arg };
     const rows = await (await adminClient(values)).config.audit(filter, {
-      limit: Math.max(1, intOption(values.limit, 'limit') ?? 50),
+      limit: Math.max(1, numberOption(values, 'limit', { min: 0, integer: true }) ?? 50),
     });
     out.json({ audit: rows });
     for (const a of rows) {

@@ -103,6 +103,7 @@ const ls: Command = {
 
 const rm: Command = {
   name: 'rm',
+  aliases: ['delete'],
   summary: 'delete a context',
   args: '<name>',
   async run({ positionals, out }) {

@@ -17,6 +17,7 @@ import {
   SERVER_OPTIONS,
   serverList,
 } from '../control-client.js';
+import { onParentGone } from '../parent-watch.js';
 import { parsePort } from '../parse.js';
 
 function need(positionals: string[], i: number, what: string, usage: string): string {
@@ -117,6 +118,7 @@ const routes: Command = {
     },
     {
       name: 'rm',
+      aliases: ['delete'],
       summary: 'delete a route',
       args: '<name>',
       options: ADMIN_OPTIONS,
@@ -192,6 +194,7 @@ const apps: Command = {
     },
     {
       name: 'rm',
+      aliases: ['delete'],
       summary: 'delete an app with its keys and subscriptions',
       args: '<name>',
       options: ADMIN_OPTIONS,
@@ -620,6 +623,8 @@ export const gatewayCommand: Command = {
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));
+      // Under `npx peak gateway`, npm going away stops it too (parent-watch.ts).
+      onParentGone(() => resolve('SIGTERM'));
     });
     logger.info({ signal }, 'signal received; stopping gracefully (send it again to force)');
     const force = () => process.exit(1);

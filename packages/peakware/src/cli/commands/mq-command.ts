@@ -54,6 +54,7 @@ function timeArg(value: unknown, option: string): number | undefined {
 
 const topicsList: Command = {
   name: 'list',
+  watch: true,
   summary: 'list topics with their queues and message counts',
   options: SERVER_OPTIONS,
   async run({ values, out }) {
@@ -392,6 +393,7 @@ const resetOffset: Command = {
 
 const stats: Command = {
   name: 'stats',
+  watch: true,
   summary: 'TPS in/out and delivery latency per topic, backlog per group and queue',
   options: SERVER_OPTIONS,
   async run({ values, out }) {

@@ -10,6 +10,7 @@ import type { AdminClient } from '../../admin/admin-client.js';
 import { UsageError } from '../../core/errors.js';
 import type { PlanSpec } from '../../drill/plan-spec.js';
 import type { Command } from '../command.js';
+import { requireYes, YES_OPTION } from '../confirm.js';
 import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
 
 function need(positionals: string[], usage: string): string {
@@ -33,6 +34,7 @@ async function planName(admin: AdminClient, arg: string): Promise<string> {
 
 const ls: Command = {
   name: 'ls',
+  watch: true,
   summary: 'every plan, and whether it is applied',
   options: { ...SERVER_OPTIONS },
   async run({ values, out }) {
@@ -126,9 +128,26 @@ const rollback: Command = {
   },
 };
 
+const del: Command = {
+  name: 'delete',
+  aliases: ['rm'],
+  summary: 'delete a plan (its apply / rollback runs stay on record)',
+  args: '<name>',
+  options: { ...ADMIN_OPTIONS, ...YES_OPTION },
+  examples: ['peak plan delete flash-sale --yes'],
+  async run({ values, positionals, out }) {
+    const name = need(positionals, 'peak plan delete <name> --yes');
+    requireYes(values, `deleting plan ${name}`, `peak plan delete ${name}`);
+    await (await adminClient(values, { admin: true })).drill.deletePlan(name);
+    out.json({ deleted: name });
+    out.line(`plan ${name} deleted`);
+    return 0;
+  },
+};
+
 /** `peak plan`. */
 export const planCommand: Command = {
   name: 'plan',
   summary: 'plans (预案): named config changes applied together and rolled back together',
-  subcommands: [ls, show, diff, apply, rollback],
+  subcommands: [ls, show, diff, apply, rollback, del],
 };

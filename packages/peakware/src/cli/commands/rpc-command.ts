@@ -21,9 +21,11 @@ import {
   SERVER_OPTIONS,
   serverList,
 } from '../control-client.js';
+import { parseNumber } from '../parse.js';
 
 const ls: Command = {
   name: 'ls',
+  watch: true,
   summary: 'list services and their instances (weight, tags, state, address)',
   args: '[service]',
   options: SERVER_OPTIONS,
@@ -139,8 +141,6 @@ const call: Command = {
       });
     }
     const timeoutMs = Number(values.timeout);
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
-      throw new UsageError('--timeout must be a positive number of ms');
     let key: string;
     let registry: Registry;
     if (typeof values.address === 'string') {
@@ -241,9 +241,7 @@ const weight: Command = {
   examples: ['peak rpc weight myhost-4242-a1b2c3 50'],
   async run({ values, positionals, out }) {
     const id = instanceArg(positionals);
-    const w = Number(positionals[1]);
-    if (!Number.isInteger(w) || w < 0)
-      throw new UsageError('the weight must be an integer >= 0 (0: no traffic)');
+    const w = parseNumber(positionals[1], 'the weight (0: no traffic)', { min: 0, integer: true });
     const r = await changeInstance(values, id, { weight: w });
     out.json({ instanceId: id, weight: w, changed: r.changed });
     out.line(`${id}: weight ${w}`);

@@ -11,6 +11,7 @@ import {
 } from '../../server/server-settings.js';
 import type { StoppableAtOnce } from '../../server/stop-at-once.js';
 import type { Command } from '../command.js';
+import { onParentGone } from '../parent-watch.js';
 import { parsePort } from '../parse.js';
 
 function banner(info: PeakServerInfo): string[] {
@@ -185,16 +186,8 @@ export const serverCommand: Command = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    // Under `npx peak server` (npm exec), a SIGTERM to npm ends npm and its shell but never
-    // reaches this process, which went on as an orphan: its parent going away stops it too.
-    if (process.env.npm_command === 'exec') {
-      const parent = process.ppid;
-      const watch = setInterval(() => {
-        if (process.ppid === parent) return;
-        clearInterval(watch);
-        onSignal('SIGTERM');
-      }, 500).unref();
-    }
+    // Under `npx peak server`, its parent (npm) going away stops it too (parent-watch.ts).
+    onParentGone(() => onSignal('SIGTERM'));
     const server = await PeakServer.start({
       ...settings,
       dataDir: String(values.data),

@@ -16,15 +16,7 @@ import type { StressReport } from '../../stress/stress-report.js';
 import { startRun } from '../../stress/stress-run.js';
 import type { Command, Output } from '../command.js';
 import { ADMIN_OPTIONS, adminClient } from '../control-client.js';
-
-function numberOption(values: Record<string, unknown>, option: string): number | undefined {
-  const v = values[option];
-  if (typeof v !== 'string') return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0)
-    throw new UsageError(`--${option} must be a number >= 0, got '${v}'`);
-  return n;
-}
+import { numberOption } from '../parse.js';
 
 /** Prints the summary lines of a report. */
 export function printReport(out: Output, report: StressReport, files: string[]): void {
@@ -120,7 +112,7 @@ const run: Command = {
     if (file === undefined)
       throw new UsageError('give the scenario file: peak stress run <scenario-file>');
     const scenario = await loadScenarioFile(file);
-    const target = numberOption(values, 'target');
+    const target = numberOption(values, 'target', { min: 0 });
     const tty = (out.stderr as NodeJS.WriteStream).isTTY === true;
     const admin = values.local === true ? undefined : await adminClient(values, { admin: true });
     const stressRun = startRun(scenario, {
@@ -202,7 +194,7 @@ const agent: Command = {
     const runId = values.run;
     if (typeof runId !== 'string' || !/^[\w.:-]{1,100}$/.test(runId))
       throw new UsageError('give the run id with --run (1-100 of letters, digits, _ . : -)');
-    const want = Math.max(1, Math.round(numberOption(values, 'agents') ?? 1));
+    const want = Math.max(1, Math.round(numberOption(values, 'agents', { min: 0 }) ?? 1));
     const agentId =
       typeof values.agent === 'string'
         ? values.agent
@@ -249,13 +241,14 @@ const agent: Command = {
 
 const ls: Command = {
   name: 'ls',
+  watch: true,
   summary: 'the newest runs the control plane keeps',
   options: {
     ...ADMIN_OPTIONS,
     limit: { type: 'string', valueName: 'N', description: 'most runs', default: '20' },
   },
   async run({ values, out }) {
-    const limit = numberOption(values, 'limit') ?? 20;
+    const limit = numberOption(values, 'limit', { min: 0 }) ?? 20;
     const admin = await adminClient(values);
     const runs = await admin.stress.runs(Math.max(1, Math.min(1000, Math.round(limit))));
     out.json({ runs });

@@ -7,18 +7,9 @@ import type { TraceNode, TraceTree } from '../../admin/telemetry-admin.js';
 import { UsageError } from '../../core/errors.js';
 import type { Command } from '../command.js';
 import { adminClient, SERVER_OPTIONS } from '../control-client.js';
+import { numberOption } from '../parse.js';
 
 /** A numeric option's value, if given; PEAK_USAGE when it is not a number. */
-function numberOption(values: Record<string, unknown>, option: string): number | undefined {
-  const v = values[option];
-  if (typeof v !== 'string') return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) {
-    throw new UsageError(`--${option} must be a number, got '${v}'`);
-  }
-  return n;
-}
-
 /** Milliseconds with a sensible number of decimals. */
 export function formatMs(us: number): string {
   const ms = us / 1000;
@@ -77,6 +68,8 @@ export const traceCommand: Command = {
   name: 'trace',
   summary: 'show a trace as a tree, or search traces',
   args: '[traceId]',
+  description:
+    'With a trace id, prints its spans as a tree. Exit code: 0 when no span of the trace has an error, 1 when one does (so a script can check a trace), 2 for a usage error; a trace that is not stored (yet) is an error, exit 1. A search always exits 0.',
   options: {
     ...SERVER_OPTIONS,
     service: { type: 'string', description: 'search: spans of this service', valueName: 'NAME' },

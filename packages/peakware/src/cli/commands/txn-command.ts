@@ -61,6 +61,7 @@ export const txnCommand: Command = {
   subcommands: [
     {
       name: 'ls',
+      watch: true,
       summary: 'the newest global transactions',
       options: {
         ...SERVER_OPTIONS,

@@ -48,6 +48,7 @@ import { BatchProducer } from './broker/produce.js';
 import { PushStreams } from './broker/push-streams.js';
 import { ReplayGuard } from './broker/replay-guard.js';
 import { type CreatedTopic, type CreateTopicRequest, createTopic } from './broker/topic-admin.js';
+import { type TrafficCounters, trafficCountersOf } from './broker/traffic-counters.js';
 import type { MessageStore } from './message-store.js';
 import { PgMessageStore } from './pg-message-store.js';
 
@@ -62,7 +63,8 @@ export class Broker {
   readonly #state: BrokerRunState = { stopped: false, closing: false };
   readonly #signals: CrossNodeSignals;
   readonly #waiters = new LongPollWaiters();
-  readonly #stats = new BrokerStats();
+  readonly #stats: BrokerStats;
+  readonly #traffic: TrafficCounters;
   readonly #producer: BatchProducer;
   readonly #halves: HalfMessages;
   readonly #receiver: Receiver;
@@ -79,6 +81,8 @@ export class Broker {
     workerId: number,
   ) {
     this.store = store;
+    this.#traffic = trafficCountersOf(pool);
+    this.#stats = new BrokerStats(this.#traffic);
     this.#signals = signals;
     this.#o = options;
     const validator = new MessageValidator(
@@ -158,8 +162,10 @@ export class Broker {
    * Validates and stores a batch: all of it or none. Due messages go straight to their
    * queues; later ones to the pending table. Resolves once PostgreSQL has committed.
    */
-  send(topic: string, messages: unknown): Promise<{ ids: string[]; topic: string }> {
-    return this.#producer.send(topic, messages);
+  async send(topic: string, messages: unknown): Promise<{ ids: string[]; topic: string }> {
+    const sent = await this.#producer.send(topic, messages);
+    this.#traffic.add('produced', sent.topic, null, sent.ids.length);
+    return sent;
   }
 
   /** Stores a half message: invisible until committed; checked back if left unresolved. */
@@ -220,13 +226,18 @@ export class Broker {
   }
 
   /** Acks receipts of one subscription. */
-  ack(req: AckRequest): Promise<{ acked: number }> {
-    return ack(this.store, this.#streams, req);
+  async ack(req: AckRequest): Promise<{ acked: number }> {
+    const r = await ack(this.store, this.#streams, req);
+    this.#traffic.add('acked', req.topic, req.group, r.acked);
+    return r;
   }
 
   /** Fails receipts: each is retried after its backoff, or dead-lettered after the last try. */
-  nack(req: NackRequest): Promise<{ retried: number; dead: number }> {
-    return nack(this.store, this.#streams, req);
+  async nack(req: NackRequest): Promise<{ retried: number; dead: number }> {
+    const r = await nack(this.store, this.#streams, req);
+    this.#traffic.add('nacked', req.topic, req.group, r.retried + r.dead);
+    this.#traffic.add('dead_lettered', req.topic, req.group, r.dead);
+    return r;
   }
 
   /** A consumer leaves its group: its queues go to the others at once. */

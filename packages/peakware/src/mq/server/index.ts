@@ -5,6 +5,7 @@
  */
 import type pg from 'pg';
 import type { PeakModule } from '../../server/peak-module.js';
+import { type TrafficSample, trafficCountersOf } from './broker/traffic-counters.js';
 import type { BacklogReader } from './message-store.js';
 import { mq } from './migrations/0003-mq.js';
 import { mqHotPath } from './migrations/0009-mq-hot-path.js';
@@ -22,7 +23,21 @@ export const mqModule: PeakModule = {
   routes: mqRoutes,
 };
 
-/** A reader of consumer backlog per group, topic and queue on the control plane's pool. */
-export function openBacklogReader(pool: pg.Pool): BacklogReader {
-  return new PgBacklogReader(pool);
+/** What the host hands telemetry: backlog per group, topic and queue, and this node's traffic. */
+export interface MqMetricsReader extends BacklogReader {
+  /** This node's messages produced, delivered, acked, nacked and dead-lettered so far. */
+  traffic(): TrafficSample[];
+}
+
+/**
+ * A reader of consumer backlog per group, topic and queue on the control plane's pool, and
+ * of the traffic counters of the broker on that pool.
+ */
+export function openBacklogReader(pool: pg.Pool): MqMetricsReader {
+  const reader = new PgBacklogReader(pool);
+  return {
+    subscriptions: () => reader.subscriptions(),
+    backlog: (grp, topic) => reader.backlog(grp, topic),
+    traffic: () => trafficCountersOf(pool).snapshot(),
+  };
 }

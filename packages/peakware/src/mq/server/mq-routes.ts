@@ -11,7 +11,8 @@
  * Every route declares its body, query and path parameters as JSON schemas (checked by the
  * host before the handler; see server/route-schema.ts), so a client hears which field is
  * wrong and what it takes; the broker checks again what only it knows (the topic exists,
- * its size limit, signatures, the body is base64) and for its non-HTTP callers (MQTT).
+ * its size limit, signatures, the body is base64 once http-body-encoding.ts has turned a
+ * utf8 or json body into base64) and for its non-HTTP callers (MQTT).
  *
  * The broker starts when the server becomes ready and stops before it closes, so long
  * polls end at shutdown instead of holding it up. Its settings (retention, session, half
@@ -26,6 +27,7 @@ import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES, MAX_DELAY_MS } from '../message-types.js';
 import { Broker } from './broker.js';
+import { BODY_ENCODINGS, encodeDelivery, toBase64Message } from './http-body-encoding.js';
 import { type MqttBridge, startMqttBridge } from './mqtt-bridge.js';
 
 const PRODUCE = { config: { auth: 'sdk' as const, scope: 'produce' as const } };
@@ -33,7 +35,15 @@ const CONSUME = { config: { auth: 'sdk' as const, scope: 'consume' as const } };
 
 /** A message as producers send it (the broker checks the body, size and signature). */
 const wireMessage = Type.Object({
-  body: Type.String({ contentEncoding: 'base64', description: 'the body bytes, base64' }),
+  body: Type.Unknown({
+    takes:
+      "the body: base64 bytes, or a string with encoding 'utf8', or any JSON value with encoding 'json'",
+  }),
+  encoding: Type.Optional(
+    StringEnum(BODY_ENCODINGS, {
+      description: "how body is written: 'base64' (the default), 'utf8' text or a 'json' value",
+    }),
+  ),
   tag: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()])),
   keys: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 32 })),
   group: Type.Optional(
@@ -82,6 +92,13 @@ const subscription = {
     [...DEFAULT_BACKOFF_MS],
   ),
   invisibleMs: WithDefault(Type.Integer({ minimum: 100, maximum: 12 * 3_600_000 }), 30_000),
+  encoding: WithDefault(
+    StringEnum(BODY_ENCODINGS, {
+      description:
+        "bodies as 'base64' (the default), 'utf8' text or 'json' values where they are that (each delivery then says its encoding)",
+    }),
+    'base64',
+  ),
 };
 const receiveBody = Type.Object({
   ...subscription,
@@ -203,7 +220,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     },
     async (request) => {
       authorize(request, 'produce', scopeResource('produce', request.params.topic));
-      return b().send(request.params.topic, request.body.messages);
+      return b().send(request.params.topic, request.body.messages.map(toBase64Message));
     },
   );
 
@@ -222,7 +239,11 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     },
     async (request) => {
       authorize(request, 'produce', scopeResource('produce', request.params.topic));
-      return b().sendHalf(request.params.topic, request.body.message, request.body.producerGroup);
+      return b().sendHalf(
+        request.params.topic,
+        toBase64Message(request.body.message, 0),
+        request.body.producerGroup,
+      );
     },
   );
   app.post(
@@ -328,7 +349,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         max: x.max,
         waitMs: x.waitMs,
       });
-      return { messages };
+      return { messages: messages.map((m) => encodeDelivery(m, x.encoding)) };
     },
   );
   // Streamed push: one long-lived response of NDJSON lines (one delivery each; blank lines
@@ -351,7 +372,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       const req = receiveRequest(request, request.params.group, request.body);
       const broker = b();
       await broker.openStream(req);
-      const inflight = request.body.inflight;
+      const { inflight, encoding } = request.body;
       void reply.hijack();
       const res = reply.raw;
       // `connection: close`: a stream's connection is not worth reusing, and one left open
@@ -368,7 +389,8 @@ export const mqRoutes: ApiModule = (app, ctx) => {
           req,
           inflight,
           async (batch) => {
-            if (!res.write(`${batch.map((m) => JSON.stringify(m)).join('\n')}\n`))
+            const lines = batch.map((m) => JSON.stringify(encodeDelivery(m, encoding)));
+            if (!res.write(`${lines.join('\n')}\n`))
               await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
           },
           ended.signal,

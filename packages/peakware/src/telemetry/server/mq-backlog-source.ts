@@ -1,6 +1,7 @@
 /**
  * What telemetry's server half reads of the message queue: the backlog of each consumer
- * group per topic and queue, for `/metrics` and `mq-backlog` alert rules. Telemetry sits
+ * group per topic and queue, for `/metrics` and `mq-backlog` alert rules, and the node's
+ * traffic counters for `/metrics`. Telemetry sits
  * below mq in the layers and never imports it: the host (`src/server/modules.ts`) passes
  * mq's reader in through {@link TelemetryModuleOptions}.
  */
@@ -15,12 +16,24 @@ export interface MqQueueBacklog {
   inflight: number;
 }
 
-/** Reads consumer backlog. */
+/** One of a broker node's traffic counters (see mq's `broker/traffic-counters.ts`). */
+export interface MqTrafficSample {
+  /** produced, delivered, acked, nacked or dead_lettered. */
+  event: string;
+  topic: string;
+  /** The consumer group; null for produced. */
+  group: string | null;
+  value: number;
+}
+
+/** Reads consumer backlog, and this node's message traffic. */
 export interface MqBacklogSource {
   /** Every (group, topic) pair that has offsets. */
   subscriptions(): Promise<{ grp: string; topic: string }[]>;
   /** Backlog per queue of a group on a topic, in queue order. */
   backlog(grp: string, topic: string): Promise<MqQueueBacklog[]>;
+  /** This node's messages in and out by event, topic and group, counted since it started. */
+  traffic?(): MqTrafficSample[];
 }
 
 /** What the telemetry module takes from other subsystems; the host wires them in. */

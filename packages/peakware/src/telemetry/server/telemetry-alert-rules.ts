@@ -91,8 +91,18 @@ export interface AlertEvent {
 /** Default burn factor: 14.4 over 1 h burns 2% of a 30-day error budget. */
 export const DEFAULT_BURN_FACTOR = 14.4;
 
-function bad(rule: string, what: string): InvalidArgumentError {
-  return new InvalidArgumentError(`alert rule ${rule}: ${what}`);
+/**
+ * A refused rule: the message names the rule and the field; `details.input` is the field,
+ * the first quoted name in `what` (or its first word: `webhook must be ...`) unless given.
+ */
+function bad(
+  rule: string,
+  what: string,
+  field = /'([A-Za-z]+)'/.exec(what)?.[1] ?? /^([A-Za-z]+) /.exec(what)?.[1],
+): InvalidArgumentError {
+  return new InvalidArgumentError(`alert rule ${rule}: ${what}`, {
+    details: field === undefined ? {} : { input: field },
+  });
 }
 
 /**
@@ -155,7 +165,7 @@ export function validateRule(input: AlertRuleInput): AlertRule {
     case 'error-rate':
       if (threshold === undefined) throw bad(n, "an error-rate rule needs 'threshold' (0..1)");
       if (threshold > 1) {
-        throw bad(n, `an error-rate threshold is a fraction 0..1, got ${threshold}`);
+        throw bad(n, `an error-rate threshold is a fraction 0..1, got ${threshold}`, 'threshold');
       }
       break;
     case 'mq-backlog':

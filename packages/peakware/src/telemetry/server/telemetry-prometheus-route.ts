@@ -2,8 +2,9 @@
  * `GET /metrics`: Prometheus text with the process and runtime figures (event-loop delay and
  * utilisation, GC pauses by kind, heap), the HTTP request latency by route, this node's
  * server and collector counters, its failed and refused authentications, whether it
- * evaluates alerts, and the backlog and in-flight messages of each mq consumer group per
- * topic and queue (read through {@link MqBacklogSource}).
+ * evaluates alerts, the backlog and in-flight messages of each mq consumer group per topic
+ * and queue, and this node's mq traffic: messages produced, delivered, acked, nacked and
+ * dead-lettered by topic and group (both read through {@link MqBacklogSource}).
  */
 import type { ApiApp, ApiContext } from '../../server/http-api.js';
 import { HTTP_LATENCY_BUCKETS, type HttpLatencySeries } from '../../server/http-request-metrics.js';
@@ -68,6 +69,36 @@ function httpLatencyFamily(series: HttpLatencySeries[]): MetricFamily {
     type: 'histogram',
     samples,
   };
+}
+
+/** What each traffic event's counter says. */
+const MQ_TRAFFIC_HELP: Record<string, string> = {
+  produced: 'Messages this node accepted from producers, by topic.',
+  delivered: 'Deliveries this node handed to consumers (retries included), by topic and group.',
+  acked: 'Messages consumers acked on this node, by topic and group.',
+  nacked: 'Messages consumers nacked on this node (retried or dead-lettered), by topic and group.',
+  dead_lettered:
+    'Messages this node moved to a dead-letter queue (retries used up, or never acked), by topic and group.',
+};
+
+/**
+ * The node's mq traffic as one counter family per event, every family present (empty
+ * until something is counted) so dashboards and alerts find their series' names.
+ */
+function mqTrafficFamilies(mq: MqBacklogSource): MetricFamily[] {
+  const samples = mq.traffic?.() ?? [];
+  return Object.entries(MQ_TRAFFIC_HELP).map(([event, help]) => ({
+    name: `peak_mq_messages_${event}_total`,
+    help,
+    type: 'counter' as const,
+    samples: samples
+      .filter((s) => s.event === event)
+      .map((s): MetricSample => {
+        const labels: Record<string, string> = { topic: s.topic };
+        if (s.group !== null) labels.group = s.group;
+        return { labels, value: s.value };
+      }),
+  }));
 }
 
 /** The `/metrics` route. */
@@ -212,6 +243,7 @@ export function prometheusRoute(
         ),
         ...authFamilies(ctx),
         ...(await mqBacklogFamilies()),
+        ...mqTrafficFamilies(mqBacklog),
       ]);
       void reply.header('content-type', PROMETHEUS_CONTENT_TYPE);
       return text;

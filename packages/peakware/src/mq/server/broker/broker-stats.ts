@@ -7,6 +7,7 @@ import { LatencyHistogram } from '../../../core/latency-histogram.js';
 import { SlidingWindow } from '../../../core/sliding-window.js';
 import type { QueueBacklog } from '../message-records.js';
 import type { BacklogReader } from '../message-store.js';
+import { TrafficCounters } from './traffic-counters.js';
 
 interface TopicStats {
   in: SlidingWindow;
@@ -38,7 +39,13 @@ export interface BrokerStatsReport {
 /** This node's counters. */
 export class BrokerStats {
   readonly #stats = new Map<string, TopicStats>();
+  readonly #traffic: TrafficCounters;
   #badSignatures = 0;
+
+  /** `traffic`: the node's counters by event, topic and group (deliveries count there too). */
+  constructor(traffic: TrafficCounters = new TrafficCounters()) {
+    this.#traffic = traffic;
+  }
 
   #statsOf(topic: string): TopicStats {
     let s = this.#stats.get(topic);
@@ -63,12 +70,21 @@ export class BrokerStats {
     else s.totalOut += n;
   }
 
-  /** Counts one delivery from `topic`; a first delivery also records its latency from birth. */
-  delivered(topic: string, latencyMs: number | undefined): void {
+  /**
+   * Counts one delivery from `topic` to `group`; a first delivery also records its latency
+   * from birth.
+   */
+  delivered(topic: string, group: string, latencyMs: number | undefined): void {
+    this.#traffic.add('delivered', topic, group, 1);
     const s = this.#statsOf(topic);
     s.out.addPass(1);
     s.totalOut++;
     if (latencyMs !== undefined) s.latency.record(latencyMs);
+  }
+
+  /** Counts a message dead-lettered without a nack (delivered too often, never acked). */
+  deadLettered(topic: string, group: string): void {
+    this.#traffic.add('dead_lettered', topic, group, 1);
   }
 
   /** Counts a message refused for a missing or wrong signature. */

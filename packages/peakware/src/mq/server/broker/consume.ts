@@ -208,11 +208,13 @@ export class Receiver {
           consumer: req.consumerId,
           detail: `not acked after ${attempts - 1} deliveries`,
         });
+        this.#stats.deadLettered(m.origin_topic ?? m.topic, req.group);
         continue;
       }
       const origin = m.origin_topic ?? m.topic;
       this.#stats.delivered(
         origin,
+        req.group,
         attempts === 1 ? Math.max(0, now - m.born_at.getTime()) : undefined,
       );
       // A copy's first delivery is recorded by the row that ends it (acked, failed, ...);
