@@ -12,16 +12,8 @@ import type { ReleaseRequest } from '../../scale/release-spec.js';
 import type { ReleaseView } from '../../scale/server/index.js';
 import type { Command, CommandContext } from '../command.js';
 import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
-
-const APP = {
-  app: { type: 'string', valueName: 'APP', description: 'the app (as its app file names it)' },
-} as const;
-
-function needApp(values: Record<string, unknown>): string {
-  if (typeof values.app !== 'string' || values.app === '')
-    throw new UsageError('give the app: --app APP');
-  return values.app;
-}
+import { numberOption } from '../parse.js';
+import { APP, needApp } from './scale-command.js';
 
 function needService(positionals: string[], usage: string): string {
   const s = positionals[0];
@@ -37,14 +29,6 @@ export function releaseLines(r: ReleaseView): string[] {
     ...(r.outcome === null ? [] : [`outcome: ${r.outcome}`]),
     ...r.events.map((e) => `  ${e.at}  ${e.kind.padEnd(8)} ${e.message}`),
   ];
-}
-
-function num(values: Record<string, unknown>, name: string): number | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${String(v)}'`);
-  return n;
 }
 
 async function watch(
@@ -118,7 +102,7 @@ const start: Command = {
         ? values.steps.split(',').map((s) => Number(s.trim()))
         : undefined;
     const opt = (k: string, name: string) => {
-      const v = num(values, name);
+      const v = numberOption(values, name);
       return v === undefined ? {} : { [k]: v };
     };
     const request: ReleaseRequest = {

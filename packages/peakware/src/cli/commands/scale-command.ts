@@ -16,12 +16,15 @@ import type { ScalePolicy } from '../../scale/scale-policy.js';
 import type { ScaleDecision } from '../../scale/server/index.js';
 import type { Command } from '../command.js';
 import { ADMIN_OPTIONS, adminClient, findCredential, SERVER_OPTIONS } from '../control-client.js';
+import { parseNumber } from '../parse.js';
 
-const APP = {
+/** `--app APP`: the app a supervisor runs (as its app file names it); `peak release` too. */
+export const APP = {
   app: { type: 'string', valueName: 'APP', description: 'the app (as its app file names it)' },
 } as const;
 
-function needApp(values: Record<string, unknown>): string {
+/** The `--app` given, or a UsageError saying to give it. */
+export function needApp(values: Record<string, unknown>): string {
   if (typeof values.app !== 'string' || values.app === '')
     throw new UsageError('give the app: --app APP');
   return values.app;
@@ -67,11 +70,11 @@ const set: Command = {
   examples: ['peak scale set shop.order 4 --app shop'],
   async run({ values, positionals, out }) {
     const [service, raw] = positionals;
-    const count = Number(raw);
-    if (service === undefined || !Number.isInteger(count) || count < 0)
+    if (service === undefined || raw === undefined)
       throw new UsageError(
         'give the service and a count: peak scale set <service> <count> --app APP',
       );
+    const count = parseNumber(raw, '<count>', { min: 0, integer: true });
     const admin = await adminClient(values, { admin: true });
     const d = await admin.scale.setInstances(needApp(values), service, count, 'peak scale set');
     out.json(d);
@@ -91,11 +94,7 @@ const history: Command = {
   },
   examples: ['peak scale history --app shop --service shop.order'],
   async run({ values, out }) {
-    const limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-      throw new UsageError(
-        `--limit must be an integer from 1 to 1000, got '${String(values.limit)}'`,
-      );
+    const limit = parseNumber(values.limit, '--limit', { min: 1, max: 1000, integer: true });
     const decisions = await (await adminClient(values)).scale.history(needApp(values), {
       ...(typeof values.service === 'string' ? { service: values.service } : {}),
       limit,
