@@ -95,7 +95,17 @@ describe('openapi', { timeout: 120_000 }, () => {
           | undefined;
         const required = schema?.required ?? [];
         if (required.length === 0) continue;
-        const res = await fetch(`${server.info.url}${url.replace(/\{\w+\}/g, 'x')}`, {
+        // A path parameter takes a value its schema allows (the first of an enum or of a
+        // union of constants), so the body, not the path, is what the route refuses.
+        const path = url.replace(/\{(\w+)\}/g, (_, name: string) => {
+          const param = op.parameters?.find((p) => p.in === 'path' && p.name === name);
+          const schema = param?.schema as
+            | { enum?: unknown[]; anyOf?: { const?: unknown }[] }
+            | undefined;
+          const allowed = schema?.enum?.[0] ?? schema?.anyOf?.[0]?.const;
+          return allowed === undefined ? 'x' : String(allowed);
+        });
+        const res = await fetch(`${server.info.url}${path}`, {
           method: method.toUpperCase(),
           headers: {
             'content-type': 'application/json',
