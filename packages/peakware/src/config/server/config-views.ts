@@ -3,7 +3,10 @@
  * read from, input checks (names, values against their schema) and the NOTIFY payload.
  */
 import { ErrorCodes, PeakError } from '../../core/errors.js';
+import type { Actor, ItemRef } from '../config-item-ref.js';
 import { type ConfigSchema, type SchemaProblem, validateValue } from '../config-schema.js';
+
+export type { Actor, ItemRef };
 
 /** The NOTIFY channel config changes are announced on (payload: `app/group/key`). */
 export const CONFIG_CHANNEL = 'peak_config';
@@ -12,12 +15,6 @@ export const DEFAULT_MAX_VALUE_BYTES = 256 * 1024;
 
 /** How a value is stored and delivered. */
 export type ConfigFormat = 'json' | 'text';
-
-/** Who changed something, and from where. */
-export interface Actor {
-  author: string;
-  source: string;
-}
 
 /** Largest NOTIFY payload carrying the state itself (PostgreSQL's limit is 8000 bytes). */
 export const MAX_STATE_PAYLOAD = 7000;
@@ -45,13 +42,6 @@ export function notifyPayload(
   const state: NotifiedState = { ...r, version, format, value };
   const json = JSON.stringify(state);
   return Buffer.byteLength(json, 'utf8') <= MAX_STATE_PAYLOAD ? json : label(r);
-}
-
-/** One item's coordinates. */
-export interface ItemRef {
-  app: string;
-  group: string;
-  key: string;
 }
 
 /** A released item as the API shows it. */

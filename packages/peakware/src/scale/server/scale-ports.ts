@@ -7,20 +7,10 @@
  * comparison), and mq's consumer backlog.
  */
 import type pg from 'pg';
+import type { Actor, ItemRef } from '../../config/config-item-ref.js';
 import type { ConfigSchema } from '../../config/config-schema.js';
 
-/** One config item's coordinates. */
-export interface ItemRef {
-  app: string;
-  group: string;
-  key: string;
-}
-
-/** Who changes something, and from where (the config audit's fields). */
-export interface Actor {
-  author: string;
-  source: string;
-}
+export type { Actor, ItemRef };
 
 /** The config center's store, as the scale module uses it. */
 export interface ScaleConfigPort {
