@@ -108,6 +108,8 @@ export const ErrorCodes = {
   DATA_UNSUPPORTED: 'PEAK_DATA_UNSUPPORTED',
   /** Data: a transaction bound to one shard database was asked to touch another. */
   DATA_CROSS_SHARD: 'PEAK_DATA_CROSS_SHARD',
+  /** Data: a two-phase commit over shard databases could not run or was rolled back (the message says which stage). */
+  DATA_XA: 'PEAK_DATA_XA',
   /** Config: a value failed JSON parsing or its schema; the message names the path. */
   CONFIG_INVALID: 'PEAK_CONFIG_INVALID',
   /** Config: the item changed since the version the writer read (optimistic check). */

@@ -1,7 +1,7 @@
 /**
  * `peakware/data`: database + table sharding over PostgreSQL (DRDS / TSharding style):
  * a declared layout, routing by the real PostgreSQL parser, syntax-tree rewrite,
- * scatter-gather merge, gene ids, single-shard transactions, read/write split, shadow
+ * scatter-gather merge, gene ids, single-shard and XA transactions, read/write split, shadow
  * tables for stress traffic, and per-statement timing for slow-SQL telemetry.
  */
 
@@ -66,6 +66,7 @@ export {
   StatementStats,
   type StatementStatsOptions,
 } from './statement-stats.js';
+export type { XaHook, XaPhase, XaResolution } from './xa-commit.js';
 
 import { createLayout, type ShardingLayoutOptions } from './sharding-layout.js';
 import { loadSqlParser } from './sql-parser.js';

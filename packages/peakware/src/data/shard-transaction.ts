@@ -1,8 +1,9 @@
 /**
  * Transactions and bound sessions: a local transaction on the primary of one shard
  * database, bound by its first statement (or `routeBy`); statements routed elsewhere are
- * refused unless the transaction is best-effort, where each database gets its own local
- * transaction, committed one after another.
+ * refused unless the transaction is XA (each database gets its own local transaction, and
+ * they commit atomically by two-phase commit: `xa-commit.ts`) or best-effort (each
+ * committed one after another).
  */
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import type { DataSource, DataSourceSession } from './data-source.js';
@@ -10,6 +11,7 @@ import type { RoutePlan } from './route-plan.js';
 import type { ShardValue } from './sharding-algorithm.js';
 import { shortSql } from './sql-parser.js';
 import type { ShardedQueryResult, StatementExecutor } from './statement-executor.js';
+import { commitTwoPhase, type XaHook } from './xa-commit.js';
 
 /** Options for {@link ShardedDatabase.transaction}. */
 export interface TransactionOptions {
@@ -18,6 +20,13 @@ export interface TransactionOptions {
    * committed one after another. Not atomic across databases (best effort); off by default.
    */
   bestEffort?: boolean;
+  /**
+   * Allow statements on several shard databases and commit them atomically by two-phase
+   * commit (`PREPARE TRANSACTION` / `COMMIT PREPARED`, the first database bound coordinating;
+   * a crash in between is settled by `recoverXa`). Needs `max_prepared_transactions` > 0 on
+   * each database. A transaction that stays on one database commits as a local one.
+   */
+  xa?: boolean;
   /** Bind the transaction to the shard of this key up front (so `tx.client` is usable at once). */
   routeBy?: { table: string; value: ShardValue };
 }
@@ -30,19 +39,21 @@ export interface TransactionHost {
   primary(dataSource: string): DataSource;
   /** Runs plans on the transaction's sessions. */
   executor: StatementExecutor;
+  /** The two-phase commit hook in force (fault drills, crash tests). */
+  xaHook(): XaHook | undefined;
 }
 
 /** A local transaction on one shard database (or best-effort on several). */
 export class ShardTransaction {
   readonly #host: TransactionHost;
-  readonly #bestEffort: boolean;
+  readonly #mode: 'local' | 'xa' | 'best-effort';
   readonly #sessions = new Map<string, DataSourceSession>();
   #done = false;
 
   /** @internal Made by {@link ShardedDatabase.transaction}. */
-  constructor(host: TransactionHost, bestEffort: boolean) {
+  constructor(host: TransactionHost, mode: 'local' | 'xa' | 'best-effort') {
     this.#host = host;
-    this.#bestEffort = bestEffort;
+    this.#mode = mode;
   }
 
   /** The data source this transaction is bound to (undefined before its first statement). */
@@ -61,7 +72,7 @@ export class ShardTransaction {
         ErrorCodes.DATA_CROSS_SHARD,
         this.#sessions.size === 0
           ? 'the transaction is not bound to a shard yet; run a statement first or pass routeBy to transaction()'
-          : 'a best-effort transaction spans several databases and has no single client',
+          : `a${this.#mode === 'xa' ? 'n XA' : ' best-effort'} transaction spans several databases and has no single client`,
       );
     }
     return this.#sessions.values().next().value!;
@@ -95,13 +106,13 @@ export class ShardTransaction {
     }
     const plan = this.#host.route(sql, params);
     const targets = [...new Set(plan.units.map((u) => u.dataSource))];
-    if (!this.#bestEffort) {
+    if (this.#mode === 'local') {
       const bound = this.dataSource;
       const other = targets.find((d) => d !== (bound ?? targets[0]));
       if (other !== undefined) {
         throw new PeakError(
           ErrorCodes.DATA_CROSS_SHARD,
-          `the statement routes to ${targets.join(', ')} but the transaction ${bound === undefined ? 'can bind only one database' : `is bound to ${bound}`}; keep a transaction on one shard (same sharding key) or pass { bestEffort: true }; statement: ${shortSql(sql)}`,
+          `the statement routes to ${targets.join(', ')} but the transaction ${bound === undefined ? 'can bind only one database' : `is bound to ${bound}`}; keep a transaction on one shard (same sharding key), or pass { xa: true } (atomic, two-phase commit) or { bestEffort: true }; statement: ${shortSql(sql)}`,
           { details: { sql, bound, targets } },
         );
       }
@@ -118,6 +129,15 @@ export class ShardTransaction {
   async finish(commit: boolean): Promise<void> {
     if (this.#done) return;
     this.#done = true;
+    if (commit && this.#mode === 'xa' && this.#sessions.size > 1) {
+      const sessions = new Map(this.#sessions);
+      this.#sessions.clear();
+      await commitTwoPhase(
+        { primary: (d) => this.#host.primary(d), hook: () => this.#host.xaHook() },
+        sessions,
+      );
+      return;
+    }
     let failure: unknown;
     let failedOn: string | undefined;
     const committed: string[] = [];

@@ -9,7 +9,8 @@
  *
  * The stages live beside it: `data-source-connections.ts` (data sources and pools),
  * `data-source-group.ts` (read/write split, replica choice), `statement-executor.ts`
- * (execution and merge), `shard-stream.ts` (cursors), `shard-transaction.ts` (transactions).
+ * (execution and merge), `shard-stream.ts` (cursors), `shard-transaction.ts` (transactions),
+ * `xa-commit.ts` (two-phase commit across shard databases and its recovery).
  */
 import { currentContext } from '../core/context.js';
 import { ErrorCodes, PeakError } from '../core/errors.js';
@@ -34,6 +35,7 @@ import { SqlRouter, type SqlRouterOptions } from './sql-router.js';
 import type { StatementCollector } from './statement-collector.js';
 import { type ShardedQueryResult, StatementExecutor } from './statement-executor.js';
 import type { StatementHook } from './statement-hook.js';
+import { recoverTwoPhase, type XaHook, type XaResolution } from './xa-commit.js';
 
 /** Options for {@link ShardedDatabase.connect}: one object, defaults below. */
 export interface ShardedDatabaseOptions {
@@ -51,6 +53,12 @@ export interface ShardedDatabaseOptions {
   replicaCheckIntervalMs?: number;
   /** Router options (statement cache size, UNION ALL per data source). */
   router?: SqlRouterOptions;
+  /**
+   * How often in-doubt XA transactions (prepared by a process that died between the two
+   * phases) are settled in the background once this database has run an XA transaction,
+   * ms; 0: never (call `recoverXa` yourself). Default 10 000.
+   */
+  xaRecoveryIntervalMs?: number;
 }
 
 /** A sharded database over several PostgreSQL data sources. */
@@ -65,9 +73,13 @@ export class ShardedDatabase {
   readonly #onPrimary = (unit: RouteUnit) => this.#groups.get(unit.dataSource)!.primary;
   readonly #forRead = (unit: RouteUnit) => this.#groups.get(unit.dataSource)!.forRead();
   #closed = false;
+  #xaHook: XaHook | undefined;
+  #xaTimer: NodeJS.Timeout | undefined;
+  readonly #xaRecoveryMs: number;
 
   private constructor(layout: ShardingLayout, options: ShardedDatabaseOptions) {
     this.layout = layout;
+    this.#xaRecoveryMs = options.xaRecoveryIntervalMs ?? 10_000;
     this.router = new SqlRouter(layout, options.router);
     this.#executor = new StatementExecutor({
       slowThresholdMs: options.slowThresholdMs ?? 200,
@@ -165,13 +177,15 @@ export class ShardedDatabase {
     options: TransactionOptions = {},
   ): Promise<T> {
     this.#assertOpen();
+    if (options.xa === true) this.#startXaRecovery();
     const tx = new ShardTransaction(
       {
         route: (sql, params) => this.route(sql, params),
         primary: (dataSource) => this.primary(dataSource),
         executor: this.#executor,
+        xaHook: () => this.#xaHook,
       },
-      options.bestEffort === true,
+      options.xa === true ? 'xa' : options.bestEffort === true ? 'best-effort' : 'local',
     );
     try {
       if (options.routeBy !== undefined) {
@@ -262,10 +276,42 @@ export class ShardedDatabase {
     return out;
   }
 
+  /**
+   * Sets the hook run at each phase boundary of an XA commit (see xa-commit.ts), or removes
+   * it with `undefined`. Fault drills and crash tests use it.
+   */
+  setXaHook(hook: XaHook | undefined): void {
+    this.#xaHook = hook;
+  }
+
+  /**
+   * Settles the XA transactions a crash left prepared (older than `olderThanMs`, default
+   * 10 000) on every data source: committed where the coordinator committed, rolled back
+   * where it did not. Runs in the background too (`xaRecoveryIntervalMs`).
+   */
+  async recoverXa(olderThanMs = 10_000): Promise<XaResolution[]> {
+    this.#assertOpen();
+    return recoverTwoPhase(
+      { primary: (d) => this.primary(d), hook: () => undefined },
+      this.layout.dataSources,
+      olderThanMs,
+    );
+  }
+
+  /** Settles in-doubt XA transactions in the background from now on (once). */
+  #startXaRecovery(): void {
+    if (this.#xaTimer !== undefined || this.#xaRecoveryMs <= 0) return;
+    this.#xaTimer = setInterval(() => {
+      if (!this.#closed) void this.recoverXa().catch(() => undefined); // the next pass retries
+    }, this.#xaRecoveryMs);
+    this.#xaTimer.unref();
+  }
+
   /** Closes every pool. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#xaTimer);
     await Promise.allSettled([...this.#groups.values()].map((g) => g.close()));
   }
 

@@ -465,6 +465,9 @@ export class EmbeddedPostgres {
         'unix_socket_directories=',
         '-c',
         'max_connections=200',
+        // XA transactions over shard databases (peakware/data's { xa: true }) prepare here.
+        '-c',
+        'max_prepared_transactions=64',
       ],
       {
         ...(user ?? {}),
