@@ -7,11 +7,12 @@
  * one JSON {@link LoadResult} line. One process and one pool of keep-alive connections
  * serve every step, as a load tool runs a whole test: a new process per step measured its
  * own start (cold code, a burst of new connections) in each step's first half second.
+ * Buys go through `peakware/stress`'s HTTP client (`HttpPool`), not node:http.
  * It exits when stdin ends.
  */
-import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { LatencyHistogram } from 'peakware/core';
+import { HttpPool } from 'peakware/stress';
 
 /** One step of load. */
 export interface LoadStep {
@@ -49,11 +50,23 @@ export interface LoadResult {
   errorSamples: string[];
 }
 
-/** Connections kept across steps. */
-const agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
+/** Keep-alive connections kept across steps, one pool per gateway (and per buy timeout). */
+const pools = new Map<string, HttpPool>();
+function poolFor(step: LoadStep): HttpPool {
+  const key = `${step.gatewayUrl} ${step.timeoutMs}`;
+  let pool = pools.get(key);
+  if (pool === undefined) {
+    // peakware/stress's generator client: a buy costs the generator a fraction of what
+    // node:http spends, CPU the chain under test would otherwise share with it on one machine.
+    pool = new HttpPool({ url: step.gatewayUrl, maxConnections: 4096, timeoutMs: step.timeoutMs });
+    pools.set(key, pool);
+  }
+  return pool;
+}
 
 async function runStep(step: LoadStep): Promise<LoadResult> {
-  const url = new URL('/api/buy', step.gatewayUrl);
+  const pool = poolFor(step);
+  const headers = { 'content-type': 'application/json', 'x-peak-api-key': step.apiKey };
   const latency = new LatencyHistogram();
   const result: LoadResult = {
     rate: step.rate,
@@ -75,56 +88,25 @@ async function runStep(step: LoadStep): Promise<LoadResult> {
   const cpu = process.cpuUsage();
   let answered = 0;
   let maxMs = 0;
-  const buy = (i: number, scheduledAt: number) =>
-    new Promise<void>((resolve) => {
-      const regular = Math.floor((i + 1) * step.regularShare) > Math.floor(i * step.regularShare);
-      const body = JSON.stringify({
-        userId: step.userBase + i + 1,
-        sku: regular ? step.regularSku : step.hotSku,
-        qty: 1,
-      });
-      // A destroyed request may report on both the request and the response: count it once.
-      let finished = false;
-      const done = (outcome: () => void) => {
-        if (finished) return;
-        finished = true;
-        const ms = performance.now() - scheduledAt;
-        latency.record(ms);
-        if (ms > maxMs) maxMs = ms;
-        outcome();
-        answered++;
-        resolve();
-      };
-      const req = http.request(
-        url,
-        {
-          method: 'POST',
-          agent,
-          headers: {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-            'x-peak-api-key': step.apiKey,
-          },
-          timeout: step.timeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            done(() => {
-              if (res.statusCode === 200) result.placed++;
-              else if (res.statusCode === 409) result.soldOut++;
-              else if (res.statusCode === 429) result.blocked++;
-              else fail(`${res.statusCode} ${Buffer.concat(chunks).toString().slice(0, 200)}`);
-            }),
-          );
-          res.on('error', (err) => done(() => fail(String(err))));
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`no answer in ${step.timeoutMs} ms`)));
-      req.on('error', (err) => done(() => fail(String(err))));
-      req.end(body);
-    });
+  const buy = async (i: number, scheduledAt: number): Promise<void> => {
+    const regular = Math.floor((i + 1) * step.regularShare) > Math.floor(i * step.regularShare);
+    const body = `{"userId":${step.userBase + i + 1},"sku":${JSON.stringify(regular ? step.regularSku : step.hotSku)},"qty":1}`;
+    let outcome: () => void;
+    try {
+      const res = await pool.request({ method: 'POST', path: '/api/buy', headers, body });
+      if (res.status === 200) outcome = () => result.placed++;
+      else if (res.status === 409) outcome = () => result.soldOut++;
+      else if (res.status === 429) outcome = () => result.blocked++;
+      else outcome = () => fail(`${res.status} ${res.body.toString().slice(0, 200)}`);
+    } catch (err) {
+      outcome = () => fail(String(err));
+    }
+    const ms = performance.now() - scheduledAt;
+    latency.record(ms);
+    if (ms > maxMs) maxMs = ms;
+    outcome();
+    answered++;
+  };
 
   const interval = 1000 / step.rate;
   const start = performance.now();
@@ -173,4 +155,4 @@ for await (const line of createInterface({ input: process.stdin })) {
   const result = await runStep(JSON.parse(line) as LoadStep);
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
-agent.destroy();
+for (const pool of pools.values()) pool.close();
