@@ -31,6 +31,7 @@ export function openDataSources(
   connections: Record<string, DataSourceConnection> | undefined,
   poolSize: number,
   replicaCheckIntervalMs: number,
+  prepareStatements = true,
 ): Map<string, DataSourceGroup> {
   const groups = new Map<string, DataSourceGroup>();
   for (const name of dataSources) {
@@ -42,9 +43,9 @@ export function openDataSources(
         { details: { input: `connections.${name}` } },
       );
     }
-    const primary = new PgDataSource({ connection: conn.primary, poolSize });
+    const primary = new PgDataSource({ connection: conn.primary, poolSize, prepareStatements });
     const replicas = (conn.replicas ?? []).map(
-      (r) => new PgDataSource({ connection: r, role: 'replica', poolSize }),
+      (r) => new PgDataSource({ connection: r, role: 'replica', poolSize, prepareStatements }),
     );
     groups.set(
       name,

@@ -15,6 +15,7 @@
  */
 import pg from 'pg';
 import { ErrorCodes, PeakError } from '../core/errors.js';
+import { autoPrepare } from '../core/pg-auto-prepare.js';
 import type {
   DataSource,
   DataSourceQueryOptions,
@@ -33,6 +34,12 @@ export interface PgDataSourceOptions {
   role?: 'primary' | 'replica';
   /** Connections in the pool (a `max` in a pool config wins). Default 10. */
   poolSize?: number;
+  /**
+   * Give parameterised statements a server-side name from their second run (parsed once per
+   * connection, as pgjdbc's default; see core/pg-auto-prepare.ts). Default true; turn it off
+   * behind a pooler that drops prepared statements between transactions.
+   */
+  prepareStatements?: boolean;
 }
 
 const NO_PARAMS: readonly unknown[] = [];
@@ -200,6 +207,7 @@ export class PgDataSource implements DataSource {
     const c = options.connection;
     this.pool = new pg.Pool(typeof c === 'string' ? { connectionString: c, max } : { max, ...c });
     this.pool.on('error', () => {}); // idle-client errors surface on the next query
+    if (options.prepareStatements !== false) autoPrepare(this.pool);
   }
 
   /**

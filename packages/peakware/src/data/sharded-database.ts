@@ -59,6 +59,12 @@ export interface ShardedDatabaseOptions {
    * ms; 0: never (call `recoverXa` yourself). Default 10 000.
    */
   xaRecoveryIntervalMs?: number;
+  /**
+   * Server-side prepared statements for parameterised statements from their second run
+   * (pgjdbc's default). Default true; false behind a pooler that drops them between
+   * transactions (PgBouncer's transaction mode before 1.21).
+   */
+  prepareStatements?: boolean;
 }
 
 /** A sharded database over several PostgreSQL data sources. */
@@ -91,6 +97,7 @@ export class ShardedDatabase {
       options.connections,
       options.poolSize ?? 10,
       options.replicaCheckIntervalMs ?? 1000,
+      options.prepareStatements ?? true,
     );
   }
 

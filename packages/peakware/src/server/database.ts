@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { autoPrepare } from '../core/pg-auto-prepare.js';
 import type { PostgresEndpoint } from './embedded-postgres.js';
 
 /** Where the control plane's state lives: a URL, or the embedded cluster's endpoint. */
@@ -118,6 +119,8 @@ export async function openPool(target: DatabaseTarget, options: OpenPoolOptions)
           database: target.endpoint.database,
         },
   );
+  // Parameterised statements prepared once per connection (core/pg-auto-prepare.ts).
+  autoPrepare(pool);
   // An idle client losing its connection (PostgreSQL restarted) must not crash the process.
   pool.on('error', (err: Error & { code?: string }) => {
     // 57P01: PostgreSQL is shutting down (expected while the server stops).
