@@ -77,12 +77,26 @@ function patchClient(client: pg.PoolClient | pg.Client): void {
     }
     const shared = config === undefined ? undefined : nameFor(config.text);
     if (config === undefined || shared === undefined) return base(...args);
-    const name = replaced.get(shared) ?? shared;
-    config.name = name;
+    config.name = replaced.get(shared) ?? shared;
+    const stale = (err: unknown) => {
+      if ((err as { code?: string } | null)?.code === PLAN_CHANGED) {
+        replaced.set(shared, `peak_r${++renamed}`);
+      }
+    };
+    // pg-pool's own query passes a callback; a caller of the client may take a promise.
+    const last = args.length - 1;
+    const callback = args[last];
+    if (typeof callback === 'function') {
+      args[last] = (err: unknown, res: unknown) => {
+        stale(err);
+        (callback as (e: unknown, r: unknown) => void)(err, res);
+      };
+      return base(...args);
+    }
     const result = base(...args);
     if (!(result instanceof Promise)) return result;
-    return result.catch((err: { code?: string }) => {
-      if (err?.code === PLAN_CHANGED) replaced.set(shared, `peak_r${++renamed}`);
+    return result.catch((err: unknown) => {
+      stale(err);
       throw err;
     });
   };
