@@ -1,5 +1,5 @@
 /**
- * A test file run by `postgres-cluster-timeout.test.ts` in a child `node --test`: its test
+ * A test file run by `postgres-cluster-timeout.slow.test.ts` in a child `node --test`: its test
  * times out while `startPostgresCluster` is still starting PostgreSQL, so the suite's own
  * `after` has no cluster to stop.
  */

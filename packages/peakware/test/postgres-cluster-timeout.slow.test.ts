@@ -2,7 +2,8 @@
  * `startPostgresCluster` leaves no PostgreSQL behind when a test times out: a child
  * `node --test` runs a suite that times out while its cluster is still starting (its own
  * `after` has nothing to stop); the child must exit and no PostgreSQL it started may be
- * left running. Its processes are told apart by a marker in their environment.
+ * left running. Its processes are told apart by a marker in their environment. Slow (it
+ * starts a PostgreSQL, 5-9 s): `npm run test:slow`.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
