@@ -1,7 +1,9 @@
 /**
  * The shop under faults (issue 23), the slow part (`npm run test:slow`, not in CI's two runs):
- * a service process killed with SIGKILL mid-sale is reported as killed by the signal and
- * restarted, and the sale with `--exit` still finishes with consistent books.
+ * service processes killed with SIGKILL mid-sale (an inventory process; an order and a
+ * points process at once) are reported as killed by the signal and restarted, and the sale
+ * with `--exit` still finishes with consistent books: oversold 0, stock left + sold =
+ * initial on each copy, and every order's "order placed" event awarded its points once.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,9 +12,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { alive, descendants, startShop, waitUntil } from './testing/shop-process.js';
 
-test('kill -9 of a service mid-sale: reported, restarted, and the sale still finishes consistent', {
-  timeout: 420_000,
-}, async () => {
+/** Runs a sale, kills one process of each role in `roles` mid-sale, and checks the report. */
+async function saleWithKills(roles: readonly string[]): Promise<void> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-shop-kill-'));
   const shop = startShop([
     '--exit',
@@ -39,10 +40,12 @@ test('kill -9 of a service mid-sale: reported, restarted, and the sale still fin
       shop.io,
     );
     children = await descendants(shop.child.pid!);
-    const victims = children.filter((c) => c.cmd.includes('inventory-service.js'));
-    assert.ok(victims.length >= 1, 'an inventory process runs');
-    const victim = victims[0]!;
-    process.kill(victim.pid, 'SIGKILL');
+    const victims = roles.map((role) => {
+      const found = children.find((c) => c.cmd.includes(`${role}-service.js`));
+      assert.ok(found !== undefined, `a ${role} process runs`);
+      return { role, pid: found.pid };
+    });
+    for (const v of victims) process.kill(v.pid, 'SIGKILL');
     const { code } = await Promise.race([
       shop.exited,
       new Promise<never>((_, reject) =>
@@ -57,14 +60,17 @@ test('kill -9 of a service mid-sale: reported, restarted, and the sale still fin
     ]);
     await shop.outDone;
     const report = `${shop.io.out}\n${shop.io.err}`;
-    assert.match(
-      shop.io.err,
-      new RegExp(
-        `inventory process \\(pid ${victim.pid}\\) died, killed by SIGKILL; restarted as pid \\d+`,
-      ),
-      report,
-    );
+    for (const v of victims) {
+      assert.match(
+        shop.io.err,
+        new RegExp(
+          `${v.role} process \\(pid ${v.pid}\\) died, killed by SIGKILL; restarted as pid \\d+`,
+        ),
+        report,
+      );
+    }
     assert.doesNotMatch(report, /code null/);
+    assert.match(shop.io.out, /oversold 0: consistent/, report);
     assert.match(shop.io.out, /books: .*: consistent/, report);
     assert.match(shop.io.out, /run: consistent, stopped cleanly/, report);
     assert.equal(code, 0, report);
@@ -75,4 +81,20 @@ test('kill -9 of a service mid-sale: reported, restarted, and the sale still fin
     for (const c of children) if (alive(c.pid)) process.kill(c.pid, 'SIGKILL');
     await rm(dataDir, { recursive: true, force: true });
   }
-});
+}
+
+test(
+  'kill -9 of a service mid-sale: reported, restarted, and the sale still finishes consistent',
+  {
+    timeout: 420_000,
+  },
+  () => saleWithKills(['inventory']),
+);
+
+test(
+  'kill -9 of an order and a points process mid-sale: both restarted, every order awarded once',
+  {
+    timeout: 420_000,
+  },
+  () => saleWithKills(['order', 'points']),
+);

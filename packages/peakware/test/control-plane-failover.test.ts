@@ -3,8 +3,9 @@
  * `peak server` process listed first by every client, node A in this process. With B
  * killed by SIGKILL, each client keeps working through A: the registry (a registration and
  * its push to a watching consumer), the config center (a change pushed to a watching
- * client), the MQ producer and consumer (every acknowledged message consumed), and the
- * span exporter.
+ * client), the MQ producer and consumer (every acknowledged message consumed; the consumer
+ * long-polls with its default 20 s wait, so a poll is in flight on B when it dies), the
+ * guard's cluster token client (token batches answered through A), and the span exporter.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AdminClient } from '../src/admin/index.js';
 import { ConfigClient } from '../src/config/index.js';
+import { HttpTokenClient } from '../src/guard/index.js';
 import { Consumer, Producer } from '../src/mq/index.js';
 import { HttpRegistry, type ServiceInstance } from '../src/registry/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
@@ -98,12 +100,22 @@ describe('every SDK client fails over when a control-plane node is killed', {
       servers,
       group: 'failover',
       topic: 'failover',
-      waitMs: 300,
       handler: (m) => {
         consumed.add(m.text());
       },
     });
     const exporter = new ControlPlaneSpanExporter({ servers });
+    const tokens = new HttpTokenClient({ servers, namespace: 'failover', timeoutMs: 2000 });
+    /** Takes cluster tokens until `n` token requests in all were answered. */
+    const tokensAnswered = (n: number) =>
+      waitFor(
+        () => `${n} token requests answered (${tokens.counters.answered} so far)`,
+        async () => {
+          tokens.acquire('failover.buy', 1000, 'global', 1);
+          await new Promise((r) => setTimeout(r, 20));
+          return tokens.counters.answered >= n;
+        },
+      );
     const instance = (id: string) => ({
       instanceId: id,
       service: 'test.failover',
@@ -142,6 +154,7 @@ describe('every SDK client fails over when a control-plane node is killed', {
         acked.push(`before-${i}`);
       }
       await exporter.export([span()]);
+      await tokensAnswered(1);
       await waitFor('messages before the kill consumed', () => acked.every((m) => consumed.has(m)));
 
       killGroup(nodeB.child, 'SIGKILL');
@@ -166,14 +179,16 @@ describe('every SDK client fails over when a control-plane node is killed', {
         }
       }
       await exporter.export([span()]);
+      await tokensAnswered(tokens.counters.answered + 3);
       await waitFor(`all ${acked.length} acknowledged messages consumed`, () =>
         acked.every((m) => consumed.has(m)),
       );
       t.diagnostic(
-        `after the kill: ${failedSends.length} failed sends, ${consumed.size} consumed of ${acked.length} acked`,
+        `after the kill: ${failedSends.length} failed sends, ${consumed.size} consumed of ${acked.length} acked; token requests ${tokens.counters.answered} answered, ${tokens.counters.failed} failed`,
       );
       assert.deepEqual(failedSends.map(String), [], 'no send failed after the kill');
     } finally {
+      tokens.close();
       watch.close();
       await consumer.close();
       await producer.close();

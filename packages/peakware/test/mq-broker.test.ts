@@ -903,6 +903,65 @@ describe('mq broker in peak server', { timeout: 240_000 }, () => {
     assert.deepEqual(await receive(3000), [sent!.id]);
   });
 
+  it('a long poll ends when its client goes away, claiming nothing for it, and answers within the caller’s deadline', async () => {
+    await topic('gone', { queues: 1 });
+    const client = new BrokerClient({ servers: server.info.url });
+    const subscription = {
+      topic: 'gone',
+      consumerId: 'gone-1',
+      tags: '*',
+      startFrom: 'earliest',
+      broadcasting: false,
+      invisibleMs: 60_000,
+    } as const;
+    // A consumer's long poll is cut off (its process killed, its request aborted)...
+    const abort = new AbortController();
+    const poll = client.receive(
+      'gone-g',
+      subscription,
+      { max: 10, waitMs: 20_000 },
+      {
+        signal: abort.signal,
+      },
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    abort.abort();
+    await assert.rejects(poll);
+    await new Promise((r) => setTimeout(r, 200));
+    // ...so the broker must not claim what arrives next for it: the consumer, back, gets it
+    // now, not after the 60 s invisibility of a delivery nobody received.
+    const [sent] = await producer().sendBatch('gone', [{ body: 'after the abort' }]);
+    const again = await client.receive('gone-g', subscription, { max: 10, waitMs: 5000 });
+    assert.deepEqual(
+      again.messages.map((m) => m.id),
+      [sent!.id],
+    );
+    await client.ack(
+      'gone-g',
+      'gone',
+      'gone-1',
+      again.messages.map((m) => m.receipt),
+    );
+
+    // A caller's deadline bounds the poll: an empty one answers by then, not after waitMs
+    // (the bound below is a generous liveness check, not a speed claim).
+    const bounded = runWithContext(createContext({ timeoutMs: 300 }), () =>
+      client.receive('gone-g', subscription, { max: 10, waitMs: 120_000 }),
+    );
+    const settled = await Promise.race([
+      bounded.then((r) => r.messages.length),
+      new Promise((r) => setTimeout(() => r('still waiting'), 30_000)),
+    ]);
+    assert.equal(settled, 0);
+    // A deadline that already passed: refused without a request.
+    await assert.rejects(
+      runWithContext(createContext({ deadline: Date.now() - 1 }), () =>
+        client.receive('gone-g', subscription, { max: 10, waitMs: 1000 }),
+      ),
+      (err: unknown) => isPeakError(err, 'PEAK_DEADLINE_EXCEEDED'),
+    );
+  });
+
   it('streamed push: deliveries arrive on one response, at most the in-flight limit unacked', async () => {
     await topic('pushed');
     const p = producer();

@@ -1,10 +1,11 @@
 /**
- * Empty-push protection: the only control-plane node (`peak server` as its own process on a
- * PostgreSQL that stays up) is killed with SIGKILL while a consumer calls two providers,
- * stays down past the providers' lease, and comes back before the providers have registered
- * again: its first answer to the consumer's reconnected watch stream is an empty list. The
- * consumer must keep calling its last known providers (0 PEAK_RPC_NO_PROVIDER) until they
- * re-register, and then follow the live list again.
+ * Empty- and shrunken-push protection: the only control-plane node (`peak server` as its own
+ * process on a PostgreSQL that stays up) is killed with SIGKILL while a consumer calls three
+ * providers, stays down past the providers' lease, and comes back before the providers have
+ * registered again: its first answer to the consumer's reconnected watch stream is an empty
+ * list, and after the first provider re-registers a list of one of three. The consumer must
+ * keep calling all its last known providers (0 PEAK_RPC_NO_PROVIDER, the three still
+ * answering) until enough re-register, and then follow the live list again.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -88,7 +89,7 @@ describe('registry: a control-plane restart does not wipe the consumers’ lists
     const url = `http://127.0.0.1:${port}`;
     // The providers serve without a registry of their own: the test registers them, so it
     // decides when they re-register after the restart (after the consumer has reconnected).
-    for (let i = 0; i < 2; i++) providers.push(await spawnProvider({}));
+    for (let i = 0; i < 3; i++) providers.push(await spawnProvider({}));
     const key = definitionKey(stockService);
     const registration = (p: ProviderProcess): InstanceRegistration => ({
       instanceId: p.instanceId,
@@ -110,12 +111,14 @@ describe('registry: a control-plane restart does not wipe the consumers’ lists
     const client = new RpcClient({ registry: consumerRegistry, app: 'restart-test', warmupMs: 0 });
     const stock = client.service(stockService);
     let ok = 0;
+    /** Which providers (pids) answered, since the test last cleared it. */
+    const answered = new Set<number>();
     const failures: unknown[] = [];
     let running = true;
     const loops = Array.from({ length: 4 }, async () => {
       for (let n = 0; running && n < 200_000; n++) {
         try {
-          await stock.get({ sku: 'a', ms: 2 });
+          answered.add((await stock.get({ sku: 'a', ms: 2 })).pid);
           ok++;
         } catch (err) {
           failures.push(err);
@@ -126,7 +129,7 @@ describe('registry: a control-plane restart does not wipe the consumers’ lists
     const lists: number[] = [];
     const watch = consumerRegistry.subscribe(key, (list) => lists.push(list.length));
     try {
-      await waitFor('both providers listed', () => lists.at(-1) === 2);
+      await waitFor('the three providers listed', () => lists.at(-1) === 3);
       await waitFor('calls under way', () => ok >= 100);
 
       // The providers lose the control plane too: nothing renews their leases.
@@ -148,8 +151,20 @@ describe('registry: a control-plane restart does not wipe the consumers’ lists
       await waitFor('calls while the node lists nobody', () => ok >= atGap + 100);
 
       const again = new HttpRegistry({ servers: url, leaseMs: 3000 });
-      const handles = [];
-      for (const p of providers) handles.push(await again.register(registration(p)));
+      const handles = [await again.register(registration(providers[0]!))];
+      await waitFor('the restarted node lists the first provider again', async () => {
+        const r = await admin.get<{ instances: unknown[] }>('/api/v1/registry/instances', {
+          query: { key },
+        });
+        return r.instances.length === 1;
+      });
+      // One of three listed (under the protect threshold): the known ones keep serving.
+      answered.clear();
+      await waitFor(
+        () => `every known provider answering with one of three listed (${answered.size})`,
+        () => answered.size === 3,
+      );
+      for (const p of providers.slice(1)) handles.push(await again.register(registration(p)));
       const atReregister = ok;
       await waitFor('calls after the providers re-registered', () => ok >= atReregister + 100);
       running = false;
@@ -160,9 +175,13 @@ describe('registry: a control-plane restart does not wipe the consumers’ lists
       );
       assert.equal(noProvider, 0, `PEAK_RPC_NO_PROVIDER after the restart: ${noProvider}`);
       assert.deepEqual(failures.map(String), [], 'no call failed');
-      assert.ok(!lists.includes(0), `the consumer was handed an empty list: ${lists.join(',')}`);
+      assert.ok(
+        !lists.includes(0) && !lists.includes(1),
+        `the consumer was handed an empty or shrunken list: ${lists.join(',')}`,
+      );
 
       // Changes on a live stream are the truth, an empty list included.
+      await handles[2]!.deregister();
       await handles[1]!.deregister();
       await waitFor('one provider left', () => lists.at(-1) === 1, 10_000);
       await handles[0]!.deregister();

@@ -2,6 +2,7 @@
  * A provider process for the cross-process RPC tests: hosts `test.stock`, registers with
  * the peak server at PEAK_SERVER (lease LEASE_MS), appends every executed deduct id to
  * LEDGER, prints `{"port":…,"instanceId":…}` when ready, and stops gracefully on SIGTERM.
+ * FRAME_TIMEOUT_MS sets the provider's frameTimeoutMs (how long a frame may stay incomplete).
  */
 import { appendFileSync } from 'node:fs';
 import { HttpRegistry } from '../src/registry/index.js';
@@ -19,6 +20,7 @@ const rpc = new RpcServer({
   ...(registry === undefined ? {} : { registry }),
   ...(process.env.TAGS ? { tags: process.env.TAGS.split(',') } : {}),
   drainTimeoutMs: 5000,
+  ...(process.env.FRAME_TIMEOUT_MS ? { frameTimeoutMs: Number(process.env.FRAME_TIMEOUT_MS) } : {}),
 });
 const downstream =
   registry === undefined

@@ -7,12 +7,16 @@
  * means a retried send may store a message twice, never zero times once acknowledged.
  */
 
+import { assertDeadline, remainingTime } from '../core/context.js';
 import {
   ControlPlaneClient,
   type ControlPlaneOptions,
   serversOf,
 } from '../core/control-plane-client.js';
 import type { ReceivedMessage, WireMessage } from './message-types.js';
+
+/** How long before a caller's deadline a long poll must be answered, ms. */
+export const LONG_POLL_DEADLINE_MARGIN_MS = 100;
 
 /** Options of a {@link BrokerClient}. */
 export interface BrokerClientOptions extends ControlPlaneOptions {
@@ -139,18 +143,30 @@ export class BrokerClient {
     });
   }
 
-  /** One long poll: up to `max` messages, waiting up to `waitMs` for the first. Not retried. */
-  receive(
+  /**
+   * One long poll: up to `max` messages, waiting up to `waitMs` for the first. Not retried.
+   * Inside a call context with a deadline the broker waits no longer than the deadline
+   * allows ({@link LONG_POLL_DEADLINE_MARGIN_MS} before it, for the answer's way back), and
+   * a deadline that already passed throws PEAK_DEADLINE_EXCEEDED without a request.
+   */
+  async receive(
     group: string,
     subscription: Subscription,
     take: { max: number; waitMs: number },
     opts: Pick<CallOptions, 'signal' | 'timeoutMs'> = {},
   ): Promise<{ messages: ReceivedMessage[] }> {
+    assertDeadline(`mq receive from group ${group}`);
+    const left = remainingTime();
+    const waitMs = Math.max(0, Math.min(take.waitMs, left - LONG_POLL_DEADLINE_MARGIN_MS));
     return this.call(
       'POST',
       `${MQ}/groups/${seg(group)}/receive`,
-      { ...subscription, ...take },
-      { ...opts, retry: false, timeoutMs: opts.timeoutMs ?? take.waitMs + 10_000 },
+      { ...subscription, ...take, waitMs },
+      {
+        ...opts,
+        retry: false,
+        timeoutMs: opts.timeoutMs ?? Math.min(waitMs + 10_000, Math.max(1, left)),
+      },
     );
   }
 

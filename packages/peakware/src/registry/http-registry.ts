@@ -11,12 +11,13 @@
  * while the control plane is still down. A provider whose renewal fails retries every
  * half second until a node answers, so it is listed again soon after a node is back.
  *
- * Empty-push protection (as Nacos and Dubbo have): the first list a new stream connection
- * brings may come from a node that has just restarted and not yet heard from the providers
- * (their leases ran out during the outage). An empty list there does not replace a
- * non-empty one at once: the last list keeps serving for `emptyPushGraceMs` while the
- * providers register again (later empty lists, such as the restarted node sweeping the
- * leases that ran out, are held with it), and the first non-empty list replaces it.
+ * Empty- and shrunken-push protection (as Nacos and Dubbo have; list-protection.ts): the
+ * first list a new stream connection brings may come from a node that has just restarted
+ * and not yet heard from the providers (their leases ran out during the outage). A list
+ * there with fewer than `protectThreshold` of the known instances (an empty one included)
+ * does not replace them at once: for up to `emptyPushGraceMs` consumers get the new list
+ * plus the known instances it lacks, probed every second (a TCP connect: the dead are
+ * dropped), until a list with at least that share arrives.
  *
  * SSE over the existing HTTP API was chosen over a custom TCP channel: it passes through
  * the same Fastify lifecycle, load balancers and proxies, needs no extra port, and curl
@@ -33,6 +34,8 @@ import {
 import { ErrorCodes, errorMessage, isPeakError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { SseEvent } from '../core/sse-reader.js';
+import { type InstanceProbe, tcpProbe } from './instance-probe.js';
+import { ListProtection } from './list-protection.js';
 import type {
   InstancesListener,
   RegistrationHandle,
@@ -61,16 +64,27 @@ export interface HttpRegistryOptions {
   /** Timeout of one registration request, ms. Default 5000. */
   requestTimeoutMs?: number;
   /**
-   * How long an empty list that a reconnected stream brings first is held back while the
-   * last non-empty list keeps serving, ms; 0 turns the protection off. Default 30 000.
+   * How long an empty or shrunken list that a reconnected stream brings first is held back
+   * while the known instances keep serving (probed), ms; 0 turns the protection off.
+   * Default 30 000.
    */
   emptyPushGraceMs?: number;
+  /**
+   * Nacos' protect threshold: a list from a reconnected stream with fewer than this share
+   * (0-1) of the known instances is held back as above; 0 turns it off. Default 0.5.
+   */
+  protectThreshold?: number;
+  /** How a known instance missing from a held list is checked. Default: a TCP connect (1 s). */
+  probe?: InstanceProbe;
   logger?: Logger;
 }
 
 /** The defaults of {@link HttpRegistryOptions} that are not written inline. */
 export const HTTP_REGISTRY_DEFAULTS = {
   emptyPushGraceMs: 30_000,
+  protectThreshold: 0.5,
+  /** How often held-back known instances are probed, ms. */
+  probeEveryMs: 1000,
   /** Delay of the next renewal after one failed, ms. */
   renewRetryMs: 500,
 } as const;
@@ -80,8 +94,8 @@ interface KeyState {
   key: string;
   listeners: Set<InstancesListener>;
   last: readonly ServiceInstance[] | undefined;
-  /** Set while an empty list from a reconnected stream is held back. */
-  held: NodeJS.Timeout | undefined;
+  /** Holds back an empty or shrunken list from a reconnected stream. */
+  protection: ListProtection;
 }
 
 /** One SSE stream, carrying up to {@link KEYS_PER_STREAM} keys. */
@@ -105,6 +119,8 @@ export class HttpRegistry implements Registry {
   readonly #reconnectMs: number;
   readonly #snapshotFile: string | undefined;
   readonly #emptyPushGraceMs: number;
+  readonly #protectThreshold: number;
+  readonly #probe: InstanceProbe;
   readonly #snapshot: Record<string, ServiceInstance[]> = {};
   readonly #keys = new Map<string, KeyState>();
   readonly #streams = new Set<Stream>();
@@ -123,6 +139,8 @@ export class HttpRegistry implements Registry {
     this.#reconnectMs = options.reconnectMs ?? 200;
     this.#snapshotFile = options.snapshotFile;
     this.#emptyPushGraceMs = options.emptyPushGraceMs ?? HTTP_REGISTRY_DEFAULTS.emptyPushGraceMs;
+    this.#protectThreshold = options.protectThreshold ?? HTTP_REGISTRY_DEFAULTS.protectThreshold;
+    this.#probe = options.probe ?? tcpProbe();
     if (this.#snapshotFile !== undefined) {
       try {
         const data = JSON.parse(readFileSync(this.#snapshotFile, 'utf8')) as {
@@ -228,7 +246,25 @@ export class HttpRegistry implements Registry {
   subscribe(key: string, listener: InstancesListener): RegistrySubscription {
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { key, listeners: new Set(), last: this.#snapshot[key], held: undefined };
+      const created: KeyState = {
+        key,
+        listeners: new Set(),
+        last: this.#snapshot[key],
+        protection: new ListProtection(
+          {
+            key,
+            share: this.#protectThreshold,
+            graceMs: this.#emptyPushGraceMs,
+            probeEveryMs: HTTP_REGISTRY_DEFAULTS.probeEveryMs,
+            probe: this.#probe,
+            logger: this.#logger,
+          },
+          (list) => {
+            if (this.#keys.get(key) === created) this.#deliver(created, list);
+          },
+        ),
+      };
+      state = created;
       this.#keys.set(key, state);
       this.#addToStream(key);
     }
@@ -245,7 +281,7 @@ export class HttpRegistry implements Registry {
       close: () => {
         s.listeners.delete(listener);
         if (s.listeners.size > 0 || this.#keys.get(key) !== s) return;
-        clearTimeout(s.held);
+        s.protection.close();
         this.#keys.delete(key);
         for (const stream of this.#streams) {
           if (!stream.keys.delete(key) || stream.keys.size > 0) continue;
@@ -296,46 +332,12 @@ export class HttpRegistry implements Registry {
     const first = stream.fresh.delete(parsed.key);
     const state = this.#keys.get(parsed.key);
     if (state === undefined || !stream.keys.has(parsed.key)) return;
-    // While an empty list is held back, later empty ones (the restarted node sweeping the
-    // leases that ran out during the outage) are held with it.
-    const empty = parsed.instances.length === 0;
-    if (
-      empty &&
-      this.#emptyPushGraceMs > 0 &&
-      (state.held !== undefined || (first && (state.last?.length ?? 0) > 0))
-    ) {
-      this.#holdEmpty(state);
-      return;
-    }
-    this.#deliver(state, parsed.instances);
-  }
-
-  /**
-   * Holds back an empty list from a reconnected stream: the last list keeps serving until a
-   * live list arrives or `emptyPushGraceMs` passes (then the empty list is taken).
-   */
-  #holdEmpty(state: KeyState): void {
-    if (state.held !== undefined) return;
-    this.#logger.warn(
-      { key: state.key, known: state.last?.length ?? 0, graceMs: this.#emptyPushGraceMs },
-      'a reconnected registry stream brought an empty list; keeping the last one while providers register again',
-    );
-    state.held = this.#timer(
-      () => {
-        state.held = undefined;
-        if (this.#keys.get(state.key) === state) this.#deliver(state, []);
-      },
-      this.#emptyPushGraceMs,
-      false,
-    );
+    // While a list is held back, later short ones (the restarted node sweeping the leases
+    // that ran out during the outage, providers registering one by one) are held with it.
+    state.protection.offer(parsed.instances, first, state.last);
   }
 
   #deliver(state: KeyState, instances: ServiceInstance[]): void {
-    if (state.held !== undefined) {
-      clearTimeout(state.held);
-      this.#timers.delete(state.held);
-      state.held = undefined;
-    }
     state.last = instances;
     for (const fn of state.listeners) fn(instances);
     if (this.#snapshotFile !== undefined) {
@@ -373,6 +375,7 @@ export class HttpRegistry implements Registry {
     this.#timers.clear();
     for (const stream of this.#streams) stream.subscription.close();
     this.#streams.clear();
+    for (const state of this.#keys.values()) state.protection.close();
     this.#keys.clear();
   }
 }

@@ -7,6 +7,7 @@
 
 export { HTTP_REGISTRY_DEFAULTS, HttpRegistry, type HttpRegistryOptions } from './http-registry.js';
 export { InMemoryRegistry } from './in-memory-registry.js';
+export { type InstanceProbe, tcpProbe } from './instance-probe.js';
 export type {
   InstancesListener,
   RegistrationHandle,

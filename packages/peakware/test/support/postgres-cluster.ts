@@ -2,10 +2,17 @@
  * Test support: several embedded PostgreSQL instances at once (each its own data folder
  * under /tmp), standing in for several database servers. Start once per test file;
  * `stop()` removes every folder.
+ *
+ * A test that times out can leave no PostgreSQL behind: every instance started (or still
+ * starting) through here is stopped, and its folder removed, by a file-level `after` once
+ * the file's tests are done (a test that timed out while its cluster was starting never got
+ * the cluster to stop it, and the running postmaster would keep the test process alive),
+ * and sent SIGQUIT (immediate shutdown) when the process exits with one still running.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { after } from 'node:test';
 import { createLogger } from '../../src/core/logger.js';
 import { EmbeddedPostgres, type PostgresEndpoint } from '../../src/server/embedded-postgres.js';
 
@@ -17,32 +24,67 @@ export interface PostgresCluster {
   stop(): Promise<void>;
 }
 
+/** Clusters started or starting in this process and not stopped yet: what the sweep stops. */
+const unstopped = new Set<{ started: Promise<unknown>; stop: () => Promise<void> }>();
+const instances = new Set<EmbeddedPostgres>();
+
+after(async () => {
+  for (const cluster of [...unstopped]) {
+    await cluster.started.catch(() => undefined);
+    await cluster.stop();
+  }
+});
+process.once('exit', () => {
+  for (const pg of instances) {
+    try {
+      if (pg.pid !== undefined) process.kill(pg.pid, 'SIGQUIT');
+    } catch {
+      // already gone
+    }
+  }
+});
+
 /** Starts `count` embedded PostgreSQL instances in parallel. */
 export async function startPostgresCluster(count: number): Promise<PostgresCluster> {
   const logger = createLogger({ level: 'warn' });
   const dirs: string[] = [];
-  const instances: EmbeddedPostgres[] = [];
-  try {
+  const mine: EmbeddedPostgres[] = [];
+  let stopping: Promise<void> | undefined;
+  const stopAll = () => {
+    stopping ??= (async () => {
+      await Promise.allSettled(mine.map((pg) => pg.stop()));
+      for (const pg of mine) instances.delete(pg);
+      await Promise.allSettled(dirs.map((d) => rm(d, { recursive: true, force: true })));
+      unstopped.delete(tracked);
+    })();
+    return stopping;
+  };
+  const tracked = { started: Promise.resolve() as Promise<unknown>, stop: stopAll };
+  unstopped.add(tracked);
+  const start = (async () => {
     for (let i = 0; i < count; i++) {
       const dir = await mkdtemp(path.join(os.tmpdir(), `peak-data-pg${i}-`));
       dirs.push(dir);
-      instances.push(new EmbeddedPostgres({ dataDir: dir, logger }));
+      const pg = new EmbeddedPostgres({ dataDir: dir, logger });
+      mine.push(pg);
+      instances.add(pg);
     }
-    const endpoints = await Promise.all(instances.map((pg) => pg.start()));
-    return {
-      endpoints,
-      url(i, database) {
-        const e = endpoints[i]!;
-        return `postgres://${encodeURIComponent(e.user)}:${encodeURIComponent(e.password)}@${e.host}:${e.port}/${database ?? e.database}`;
-      },
-      async stop() {
-        await Promise.allSettled(instances.map((pg) => pg.stop()));
-        await Promise.allSettled(dirs.map((d) => rm(d, { recursive: true, force: true })));
-      },
-    };
+    return Promise.all(mine.map((pg) => pg.start()));
+  })();
+  tracked.started = start;
+  let endpoints: PostgresEndpoint[];
+  try {
+    endpoints = await start;
   } catch (err) {
-    await Promise.allSettled(instances.map((pg) => pg.stop()));
-    await Promise.allSettled(dirs.map((d) => rm(d, { recursive: true, force: true })));
+    await stopAll();
     throw err;
   }
+  return {
+    endpoints,
+    url(i, database) {
+      const e = endpoints[i]!;
+      return `postgres://${encodeURIComponent(e.user)}:${encodeURIComponent(e.password)}@${e.host}:${e.port}/${database ?? e.database}`;
+    },
+    stop: stopAll,
+  };
 }

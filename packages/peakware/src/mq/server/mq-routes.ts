@@ -342,12 +342,20 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         body: receiveBody,
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const x = request.body;
+      // A client that goes away (closed, aborted, its process killed) ends the poll at once:
+      // left waiting, it would claim the next messages for nobody, invisible until they
+      // time out.
+      const gone = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) gone.abort();
+      });
       const messages = await b().receive({
         ...receiveRequest(request, request.params.group, x),
         max: x.max,
         waitMs: x.waitMs,
+        signal: gone.signal,
       });
       return { messages: messages.map((m) => encodeDelivery(m, x.encoding)) };
     },
