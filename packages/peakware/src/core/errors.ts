@@ -42,6 +42,8 @@ export const ErrorCodes = {
   NOT_FOUND: 'PEAK_NOT_FOUND',
   /** The route exists for a protocol's sake but this server does not serve it (OTLP metrics, logs). */
   NOT_IMPLEMENTED: 'PEAK_NOT_IMPLEMENTED',
+  /** An optional dependency a feature needs is not installed (`npm install <package>`). */
+  MISSING_DEPENDENCY: 'PEAK_MISSING_DEPENDENCY',
   /** The control plane could not be reached from the CLI or an SDK. */
   SERVER_UNREACHABLE: 'PEAK_SERVER_UNREACHABLE',
   /** The control plane refused a request to protect itself (e.g. too many bodies in flight); retry later. */
@@ -330,6 +332,13 @@ export class InvalidArgumentError extends PeakError {
 export class DeadlineExceededError extends PeakError {
   constructor(message: string, options: PeakErrorOptions = {}) {
     super(ErrorCodes.DEADLINE_EXCEEDED, message, options);
+  }
+}
+
+/** An optional dependency is not installed; `details.package` names what to install. */
+export class MissingDependencyError extends PeakError {
+  constructor(message: string, options: PeakErrorOptions = {}) {
+    super(ErrorCodes.MISSING_DEPENDENCY, message, options);
   }
 }
 
