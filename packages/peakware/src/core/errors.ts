@@ -80,6 +80,8 @@ export const ErrorCodes = {
   REGISTRY_INVALID: 'PEAK_REGISTRY_INVALID',
   /** The instance is not (or no longer) registered; its lease may have expired. */
   REGISTRY_NOT_FOUND: 'PEAK_REGISTRY_NOT_FOUND',
+  /** An instance in traffic (status up) was asked to be removed without `--force`. */
+  REGISTRY_INSTANCE_UP: 'PEAK_REGISTRY_INSTANCE_UP',
   /** A guard rule refused the call (flow, degrade, param, system or authority). */
   GUARD_BLOCKED: 'PEAK_GUARD_BLOCKED',
   /** The guard's cluster token server (the leading control-plane node) did not answer. */
@@ -242,6 +244,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.CONFIG_INVALID]: 400,
   [ErrorCodes.CONFIG_NOT_FOUND]: 404,
   [ErrorCodes.CONFIG_CONFLICT]: 409,
+  [ErrorCodes.REGISTRY_INSTANCE_UP]: 409,
   [ErrorCodes.CONFIG_TOO_LARGE]: 413,
   [ErrorCodes.CACHE_UNAVAILABLE]: 503,
   [ErrorCodes.CACHE_VALUE_TOO_LARGE]: 413,
