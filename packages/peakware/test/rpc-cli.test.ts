@@ -1,12 +1,13 @@
 /**
  * `peak rpc` against a real control plane and real provider processes: ls, call (and its
- * errors), offline/online taking an instance out of a live consumer's traffic, weight.
+ * errors), offline/online taking an instance out of a live consumer's traffic, weight, rm.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ControlPlaneClient } from '../src/core/index.js';
 import { HttpRegistry } from '../src/registry/index.js';
 import { definitionKey, RpcClient } from '../src/rpc/index.js';
 import { PeakServer } from '../src/server/index.js';
@@ -158,5 +159,41 @@ describe('peak rpc', { timeout: 120_000 }, () => {
       '/nonexistent',
     ]);
     assert.match(noToken.stderr, /\[PEAK_UNAUTHENTICATED\]/);
+  });
+
+  it('rm removes a registration; one in traffic only with --force; unknown ids are named', async () => {
+    // A registration with no process behind it (nothing renews or re-registers it).
+    const sdk = new ControlPlaneClient({ servers: [server.info.url], token: server.credential() });
+    const register = (instanceId: string) =>
+      sdk.post('/api/v1/registry/instances', {
+        instanceId,
+        service: 'test.gone',
+        version: '1.0.0',
+        group: 'default',
+        host: '127.0.0.1',
+        port: 9,
+        weight: 100,
+        leaseMs: 600_000,
+      });
+    await register('gone-1');
+    const up = await peak('rpc', 'rm', 'gone-1');
+    assert.equal(up.code, 1);
+    assert.match(
+      up.stderr,
+      /'gone-1' is up .*peak rpc offline gone-1.*\[PEAK_REGISTRY_INSTANCE_UP\]/,
+    );
+    assert.equal((await peak('rpc', 'offline', 'gone-1')).code, 0);
+    const removed = await peak('rpc', 'rm', 'gone-1', '--json');
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.deepEqual(JSON.parse(removed.stdout), { instanceId: 'gone-1', removed: 1 });
+    assert.doesNotMatch((await peak('rpc', 'ls')).stdout, /gone-1/);
+    const again = await peak('rpc', 'rm', 'gone-1');
+    assert.match(again.stderr, /'gone-1' is not registered.*\[PEAK_REGISTRY_NOT_FOUND\]/);
+    await register('gone-2');
+    const forced = await peak('rpc', 'rm', 'gone-2', '--force', '--key', 'default/test.gone:1.0.0');
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout, /gone-2: removed \(1 service registration\)/);
+    // The live providers are untouched.
+    assert.match((await peak('rpc', 'ls')).stdout, new RegExp(a.instanceId));
   });
 });

@@ -435,6 +435,26 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       path: '/api/v1/registry/instances/auth-i1/admin',
       body: { status: 'up' },
     },
+    'DELETE /api/v1/registry/instances/:id/admin': {
+      auth: 'operator',
+      path: '/api/v1/registry/instances/auth-i2/admin?force=true',
+      // An instance of its own, so auth-i1 stays for the routes after this one.
+      before: async () => {
+        const r = await call(server.info.url, 'POST', '/api/v1/registry/instances', {
+          token: right,
+          body: {
+            instanceId: 'auth-i2',
+            service: 'auth.svc',
+            version: '1.0.0',
+            group: 'default',
+            host: '127.0.0.1',
+            port: 9,
+            weight: 100,
+          },
+        });
+        assert.ok(r.status < 300, JSON.stringify(r.json));
+      },
+    },
     'DELETE /api/v1/registry/instances/:id': {
       auth: 'sdk',
       scope: 'register',

@@ -1,6 +1,7 @@
 /**
  * The registry's admin API (`/api/v1/registry`): services with their instance counts,
- * instances with their leases, and steering one instance (offline / online / weight / tags).
+ * instances with their leases, steering one instance (offline / online / weight / tags) and
+ * removing one (`remove`).
  * Registering is the SDK's (`HttpRegistry` in `peakware/registry`).
  */
 
@@ -57,6 +58,19 @@ export class RegistryAdmin {
   change(instanceId: string, change: InstanceChange): Promise<{ changed: number }> {
     return this.#http.post(`${BASE}/instances/${encodeURIComponent(instanceId)}/admin`, change, {
       idempotent: true,
+    });
+  }
+
+  /**
+   * Removes an instance's registrations (only `key`'s, if given). PEAK_REGISTRY_INSTANCE_UP
+   * while it is up, unless `force`; PEAK_REGISTRY_NOT_FOUND when it is not registered.
+   */
+  remove(
+    instanceId: string,
+    options: { key?: string; force?: boolean } = {},
+  ): Promise<{ removed: number }> {
+    return this.#http.delete(`${BASE}/instances/${encodeURIComponent(instanceId)}/admin`, {
+      query: { key: options.key, force: options.force === true ? 'true' : undefined },
     });
   }
 

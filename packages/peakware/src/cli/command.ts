@@ -5,7 +5,7 @@
  * `commands/index.ts`; parsing, `--help`, `--json`, `--verbose` and error output come free.
  */
 import { parseArgs } from 'node:util';
-import { UsageError } from '../core/errors.js';
+import { MissingDependencyError, UsageError } from '../core/errors.js';
 import { numberProblem } from './parse.js';
 import { WATCH_OPTIONS } from './watch.js';
 
@@ -128,13 +128,34 @@ export function lazyCommand(name: string, load: () => Promise<Command>): Command
     name,
     summary: '',
     load: () => {
-      loaded ??= load().then((c) => {
-        if (c.name !== name) throw new Error(`lazy command '${name}' loaded '${c.name}'`);
-        return c;
-      });
+      loaded ??= load().then(
+        (c) => {
+          if (c.name !== name) throw new Error(`lazy command '${name}' loaded '${c.name}'`);
+          return c;
+        },
+        (err: unknown) => {
+          throw missingDependency(name, err) ?? err;
+        },
+      );
       return loaded;
     },
   };
+}
+
+/**
+ * The error for a command whose module needs an optional dependency that is not installed
+ * (`npm install peakware --omit=optional` leaves out the control plane's packages), naming
+ * the package; undefined for any other load failure.
+ */
+function missingDependency(name: string, err: unknown): MissingDependencyError | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const pkg =
+    err instanceof Error ? /Cannot find package '([^']+)'/.exec(err.message)?.[1] : undefined;
+  if (code !== 'ERR_MODULE_NOT_FOUND' || pkg === undefined) return undefined;
+  return new MissingDependencyError(
+    `'peak ${name}' needs the package '${pkg}', an optional dependency of peakware that is not installed: run 'npm install ${pkg}' (or install peakware without --omit=optional)`,
+    { cause: err, details: { package: pkg, command: name } },
+  );
 }
 
 /** The full definition of `command` (loads a lazy one). */
@@ -145,7 +166,16 @@ export async function loaded(command: Command): Promise<Command> {
 /** `command` with every lazy subcommand loaded (for help text that lists their summaries). */
 export async function withSubcommandsLoaded(command: Command): Promise<Command> {
   if (command.subcommands === undefined) return command;
-  return { ...command, subcommands: await Promise.all(command.subcommands.map(loaded)) };
+  const subcommands = await Promise.all(
+    command.subcommands.map((c) =>
+      loaded(c).catch((err: unknown) => {
+        // Help still lists a command whose optional dependency is missing, and says so.
+        if (!(err instanceof MissingDependencyError)) throw err;
+        return { name: c.name, summary: `(needs the package '${err.details.package}')` };
+      }),
+    ),
+  );
+  return { ...command, subcommands };
 }
 
 /** Walks argv down the tree and parses the rest with the chosen command's options. */

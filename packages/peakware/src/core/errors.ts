@@ -42,6 +42,8 @@ export const ErrorCodes = {
   NOT_FOUND: 'PEAK_NOT_FOUND',
   /** The route exists for a protocol's sake but this server does not serve it (OTLP metrics, logs). */
   NOT_IMPLEMENTED: 'PEAK_NOT_IMPLEMENTED',
+  /** An optional dependency a feature needs is not installed (`npm install <package>`). */
+  MISSING_DEPENDENCY: 'PEAK_MISSING_DEPENDENCY',
   /** The control plane could not be reached from the CLI or an SDK. */
   SERVER_UNREACHABLE: 'PEAK_SERVER_UNREACHABLE',
   /** The control plane refused a request to protect itself (e.g. too many bodies in flight); retry later. */
@@ -78,6 +80,8 @@ export const ErrorCodes = {
   REGISTRY_INVALID: 'PEAK_REGISTRY_INVALID',
   /** The instance is not (or no longer) registered; its lease may have expired. */
   REGISTRY_NOT_FOUND: 'PEAK_REGISTRY_NOT_FOUND',
+  /** An instance in traffic (status up) was asked to be removed without `--force`. */
+  REGISTRY_INSTANCE_UP: 'PEAK_REGISTRY_INSTANCE_UP',
   /** A guard rule refused the call (flow, degrade, param, system or authority). */
   GUARD_BLOCKED: 'PEAK_GUARD_BLOCKED',
   /** The guard's cluster token server (the leading control-plane node) did not answer. */
@@ -242,6 +246,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.CONFIG_INVALID]: 400,
   [ErrorCodes.CONFIG_NOT_FOUND]: 404,
   [ErrorCodes.CONFIG_CONFLICT]: 409,
+  [ErrorCodes.REGISTRY_INSTANCE_UP]: 409,
   [ErrorCodes.CONFIG_TOO_LARGE]: 413,
   [ErrorCodes.CACHE_UNAVAILABLE]: 503,
   [ErrorCodes.CACHE_VALUE_TOO_LARGE]: 413,
@@ -332,6 +337,13 @@ export class InvalidArgumentError extends PeakError {
 export class DeadlineExceededError extends PeakError {
   constructor(message: string, options: PeakErrorOptions = {}) {
     super(ErrorCodes.DEADLINE_EXCEEDED, message, options);
+  }
+}
+
+/** An optional dependency is not installed; `details.package` names what to install. */
+export class MissingDependencyError extends PeakError {
+  constructor(message: string, options: PeakErrorOptions = {}) {
+    super(ErrorCodes.MISSING_DEPENDENCY, message, options);
   }
 }
 

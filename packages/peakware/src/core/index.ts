@@ -61,6 +61,7 @@ export {
   httpStatusOf,
   InvalidArgumentError,
   isPeakError,
+  MissingDependencyError,
   PeakError,
   type PeakErrorOptions,
   UsageError,

@@ -2,12 +2,78 @@
  * Structured logging for library code: pino, JSON lines by default, or a compact
  * human-readable line per record for terminals. Library code takes a `Logger` in its
  * options and never writes to the console.
+ *
+ * pino is an optional dependency, loaded on first use: a service that logs nothing (the
+ * default) runs without it, so `npm install peakware --omit=optional` stays light.
  */
+import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
-import { type Logger, type LoggerOptions, pino } from 'pino';
-import { InvalidArgumentError } from './errors.js';
+import type * as Pino from 'pino';
+import { InvalidArgumentError, MissingDependencyError } from './errors.js';
 
-export type { Logger } from 'pino';
+/** One log method, in pino's two call forms: fields then a message, or a message alone. */
+export interface LogFn {
+  (fields: object, message?: string, ...args: unknown[]): void;
+  (message: string, ...args: unknown[]): void;
+}
+
+/**
+ * The logger library code takes. A pino logger is one (pass your app's); so is any object
+ * with these methods. Peakware's own type, so the SDK's types do not need pino installed.
+ */
+export interface Logger {
+  /** The minimum level written: trace, debug, info, warn, error, fatal or silent. */
+  level: string;
+  /** Writes at level fatal. */
+  fatal: LogFn;
+  /** Writes at level error. */
+  error: LogFn;
+  /** Writes at level warn. */
+  warn: LogFn;
+  /** Writes at level info. */
+  info: LogFn;
+  /** Writes at level debug. */
+  debug: LogFn;
+  /** Writes at level trace. */
+  trace: LogFn;
+  /** A logger that adds `bindings` to every line. */
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+type PinoModule = typeof Pino;
+
+let pinoModule: PinoModule | undefined;
+
+/** pino, required on first use (it is CommonJS, so synchronously), or a clear error. */
+function loadPino(): PinoModule {
+  if (pinoModule !== undefined) return pinoModule;
+  try {
+    pinoModule = createRequire(import.meta.url)('pino') as PinoModule;
+  } catch (err) {
+    throw new MissingDependencyError(
+      "logging needs the package 'pino', an optional dependency of peakware that is not installed: run 'npm install pino'",
+      { cause: err, details: { package: 'pino' } },
+    );
+  }
+  return pinoModule;
+}
+
+const discard: LogFn = () => {};
+
+/** A logger that writes nothing and needs no package. */
+function noopLogger(): Logger {
+  const logger: Logger = {
+    level: 'silent',
+    fatal: discard,
+    error: discard,
+    warn: discard,
+    info: discard,
+    debug: discard,
+    trace: discard,
+    child: () => logger,
+  };
+  return logger;
+}
 
 /** Options for {@link createLogger}. */
 export interface CreateLoggerOptions {
@@ -57,10 +123,11 @@ export function formatPrettyLine(line: string): string {
   return `${clock} ${level} ${name}${String(record.msg ?? '')}${extras.length > 0 ? `  ${extras.join(' ')}` : ''}\n`;
 }
 
-/** A pino logger writing JSON or pretty lines to `destination` (default stderr). */
+/** A pino logger writing JSON or pretty lines to `destination` (default stderr); needs `pino`. */
 export function createLogger(options: CreateLoggerOptions = {}): Logger {
+  const { pino } = loadPino();
   const destination = options.destination ?? process.stderr;
-  const pinoOptions: LoggerOptions = {
+  const pinoOptions: Pino.LoggerOptions = {
     level: options.level ?? 'info',
     base: { pid: process.pid },
     // Secrets never reach a log line, whatever a caller passes in.
@@ -87,7 +154,7 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
     });
     return pino(pinoOptions, pretty);
   }
-  return pino(pinoOptions, destination as pino.DestinationStream);
+  return pino(pinoOptions, destination as Pino.DestinationStream);
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -100,11 +167,11 @@ let fromEnv: { level: string; logger: Logger } | undefined;
  * environment variable `PEAK_LOG_LEVEL` (trace, debug, info, warn, error, fatal or silent)
  * turns SDK logging on: then one logger per process named `peakware`, JSON lines on
  * standard error (readable lines when standard error is a terminal). A logger passed in
- * the options always wins.
+ * the options always wins. Silent, it needs no package; logging on needs `pino`.
  */
 export function silentLogger(env: NodeJS.ProcessEnv = process.env): Logger {
   const level = env.PEAK_LOG_LEVEL?.trim().toLowerCase();
-  if (level === undefined || level === '' || level === 'silent') return pino({ level: 'silent' });
+  if (level === undefined || level === '' || level === 'silent') return noopLogger();
   if (!LEVELS.includes(level)) {
     throw new InvalidArgumentError(
       `PEAK_LOG_LEVEL must be one of ${LEVELS.join(', ')}; got '${env.PEAK_LOG_LEVEL}'`,

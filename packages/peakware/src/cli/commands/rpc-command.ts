@@ -249,9 +249,38 @@ const weight: Command = {
   },
 };
 
-/** `peak rpc`: ls, call, offline, online, weight. */
+const rm: Command = {
+  name: 'rm',
+  aliases: ['delete'],
+  summary:
+    "remove an instance's registration (one in traffic only with --force; a live process registers again at its next lease renewal)",
+  args: '<instance>',
+  options: {
+    ...ADMIN_OPTIONS,
+    key: {
+      type: 'string',
+      valueName: 'KEY',
+      description: 'only this service key (group/name:version)',
+    },
+    force: { type: 'boolean', description: 'remove it even while it is up (in traffic)' },
+  },
+  examples: ['peak rpc offline myhost-4242-a1b2c3 && peak rpc rm myhost-4242-a1b2c3'],
+  async run({ values, positionals, out }) {
+    const id = instanceArg(positionals);
+    const key = typeof values.key === 'string' ? values.key : undefined;
+    const r = await (await adminClient(values, { admin: true })).registry.remove(id, {
+      ...(key === undefined ? {} : { key }),
+      force: values.force === true,
+    });
+    out.json({ instanceId: id, removed: r.removed });
+    out.line(`${id}: removed (${r.removed} service registration${r.removed === 1 ? '' : 's'})`);
+    return 0;
+  },
+};
+
+/** `peak rpc`: ls, call, offline, online, weight, rm. */
 export const rpcCommand: Command = {
   name: 'rpc',
-  summary: 'services and instances: list, call, offline/online, weights',
-  subcommands: [ls, call, statusCommand('offline'), statusCommand('online'), weight],
+  summary: 'services and instances: list, call, offline/online, weights, remove',
+  subcommands: [ls, call, statusCommand('offline'), statusCommand('online'), weight, rm],
 };

@@ -11,6 +11,7 @@ import {
 } from '../../server/server-settings.js';
 import type { StoppableAtOnce } from '../../server/stop-at-once.js';
 import type { Command } from '../command.js';
+import { CONTROL_PLANE_PACKAGES, requirePackages } from '../optional-packages.js';
 import { onParentGone } from '../parent-watch.js';
 import { parsePort } from '../parse.js';
 
@@ -144,6 +145,7 @@ export const serverCommand: Command = {
     'peak tls init && peak server --host 0.0.0.0 --tls-cert .peak/tls/server.pem --tls-key .peak/tls/server.key',
   ],
   async run({ values, out, json }) {
+    requirePackages('peak server', CONTROL_PLANE_PACKAGES);
     const port = parsePort(values.port, '--port');
     const shutdownTimeoutMs = parsePort(values['shutdown-timeout'], '--shutdown-timeout', 1e9);
     const formatOption = values['log-format'];

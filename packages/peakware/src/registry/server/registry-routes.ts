@@ -2,7 +2,8 @@
  * Registry routes. SDK-facing (`auth: 'sdk'`, grant `register:<service>`): register, renew
  * a lease, patch own weight/tags/status, deregister; an app touches only the instances it
  * registered itself, of services its grants name. Admin: set an instance online or offline
- * (`peak rpc offline|online`). Reads (any credential): services, instances (`peak rpc ls`)
+ * (`peak rpc offline|online`), remove a registration (`peak rpc rm`: refused for an instance
+ * in traffic unless forced). Reads (any credential): services, instances (`peak rpc ls`)
  * and the watch stream (SSE) consumers discover providers by.
  */
 import { type Static, Type } from '@sinclair/typebox';
@@ -14,6 +15,7 @@ import { parseServiceKey, serviceKey } from '../service-instance.js';
 import { RegistryHub } from './registry-hub.js';
 import {
   deleteInstance,
+  instanceRegistrations,
   listAll,
   listInstances,
   patchInstance,
@@ -199,6 +201,50 @@ export const registryRoutes: ApiModule = (app, ctx) => {
       },
     },
     async (request) => applyPatch(request.params.id, request.body, undefined),
+  );
+
+  // Admin: `peak rpc rm <instance>`. An instance in traffic is refused unless forced: take it
+  // offline first, so its consumers drop it before it disappears. A live process whose
+  // registration is removed registers again at its next lease renewal.
+  app.delete(
+    '/api/v1/registry/instances/:id/admin',
+    {
+      config: { auth: 'operator' },
+      schema: {
+        summary: "Remove an instance's registrations (peak rpc rm; one up needs force)",
+        params: instanceParams,
+        querystring: Type.Object({
+          key: Type.Optional(
+            Type.String({ description: 'only this service key (group/name:version)' }),
+          ),
+          force: WithDefault(
+            Type.Boolean({ description: 'remove it even while it is up (in traffic)' }),
+            false,
+          ),
+        }),
+      },
+    },
+    async (request) => {
+      const id = request.params.id;
+      const key = request.query.key === undefined ? undefined : checkKey(request.query.key);
+      const rows = await instanceRegistrations(ctx.pool, id, key);
+      if (rows.length === 0) {
+        throw new PeakError(
+          ErrorCodes.REGISTRY_NOT_FOUND,
+          `instance '${id}' is not registered${key === undefined ? '' : ` for ${key}`}; see 'peak rpc ls'`,
+          { details: { instanceId: id } },
+        );
+      }
+      const up = rows.filter((r) => r.status === 'up').map((r) => r.serviceKey);
+      if (up.length > 0 && !request.query.force) {
+        throw new PeakError(
+          ErrorCodes.REGISTRY_INSTANCE_UP,
+          `instance '${id}' is up (in traffic) for ${up.join(', ')}; take it out first ('peak rpc offline ${id}'), or pass --force`,
+          { details: { instanceId: id, up } },
+        );
+      }
+      return { removed: await deleteInstance(ctx.pool, id, key) };
+    },
   );
 
   app.delete(

@@ -182,6 +182,20 @@ export async function deleteInstance(
   return rowCount ?? 0;
 }
 
+/** The service keys and statuses instance `instanceId` is registered with (under `key` only, if given). */
+export async function instanceRegistrations(
+  pool: pg.Pool,
+  instanceId: string,
+  key: string | undefined,
+): Promise<{ serviceKey: string; status: string }[]> {
+  const { rows } = await pool.query<{ serviceKey: string; status: string }>(
+    `SELECT service_key AS "serviceKey", status FROM peak.registry_instances
+      WHERE instance_id = $1 AND ($2::text IS NULL OR service_key = $2) ORDER BY service_key`,
+    [instanceId, key ?? null],
+  );
+  return rows;
+}
+
 /**
  * Whether instance `instanceId` has live rows registered by someone other than `owner`
  * (to tell "not yours" from "not there" after a change by `owner` touched nothing).
