@@ -29,6 +29,7 @@ import type { GuardRules } from 'peakware/guard';
 import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
 import pg from 'pg';
 import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC, POINTS_GROUP } from './catalog.js';
+import { installCouponChain } from './coupon-store.js';
 import { BUY_RESOURCE, flashSaleRules, publishEdge } from './edge.js';
 import { createOrderTables, openOrders } from './order-store.js';
 import { openStressAwareStock } from './shadow-stock.js';
@@ -37,12 +38,13 @@ import type { ShopStock } from './stock.js';
 import { createShadowTables } from './stress-beside.js';
 
 /** What a process of the chain is. */
-export type Role = 'inventory' | 'order' | 'points' | 'gateway';
+export type Role = 'inventory' | 'order' | 'points' | 'coupon' | 'gateway';
 
 /** Each role's app (`shop.<role>`) and what its credential may do, nothing more. */
 export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, readonly string[]>> = {
   'shop.inventory': [
     'register:shop.inventory',
+    'register:shop.inventory-tcc',
     `consume:${ORDER_COMPENSATE_TOPIC}/shop.inventory-compensation`,
     'read-config:shop/*',
     'telemetry:shop.*',
@@ -50,6 +52,9 @@ export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, read
   ],
   'shop.order': [
     'register:shop.order',
+    'register:shop.order-tcc',
+    // Coupon orders: TCCs and two-phase messages whose branches call only the shop's services.
+    'txn:shop.*',
     `produce:${ORDER_PLACED_TOPIC}`,
     `produce:${ORDER_COMPENSATE_TOPIC}`,
     'read-config:shop/*',
@@ -62,6 +67,7 @@ export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, read
     'read-config:shop/*',
     'telemetry:shop.*',
   ],
+  'shop.coupon': ['register:shop.coupon', 'read-config:shop/*', 'telemetry:shop.*'],
 };
 
 /** The app `--scale-demo`'s supervisor reports with (grant `scale:shop.*`: the shop's services' instances, nothing more). */
@@ -359,6 +365,8 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       { sku: options.regularSku, ...PRODUCTS.regular! },
       1_000_000_000,
     );
+    // The coupon chain: coupons and payments, and the txn barrier in every branch's database.
+    await installCouponChain(shopPool, [shopDb, shopDb2]);
     if (shadow)
       await createShadowTables(shopPool, { ds0: shopDb, ds1: shopDb2 }, server.info.dataDir);
     await admin.config.publish(
@@ -396,6 +404,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       ...Array<'inventory'>(instances).fill('inventory'),
       ...Array<'order'>(instances).fill('order'),
       'points',
+      'coupon',
     ];
     await Promise.all(
       roles.map(async (role, i) => {
