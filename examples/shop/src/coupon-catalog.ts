@@ -116,7 +116,7 @@ export const orderBranchService = defineService({
 /** The prefix of a coupon order's global id: `coupon-order-<orderId>`. */
 export const COUPON_ORDER_GID = 'coupon-order-';
 
-/** The prefix of the global id of a coupon order's "order placed" two-phase message: `order-placed-<orderId>`. */
+/** The prefix of the global id of a coupon order's "order placed" two-phase message: `order-placed-<orderId>-<attempt>`. */
 export const ORDER_PLACED_GID = 'order-placed-';
 
 /** The coupon a buyer `userId` is issued before the sale. */

@@ -9,6 +9,7 @@
  * row in one local transaction on the buyer's shard; the coordinator publishes the event),
  * so the points service gets coupon orders' events like every other order's.
  */
+import { randomUUID } from 'node:crypto';
 import { ErrorCodes, isPeakError } from 'peakware/core';
 import { PgDataSource, type ShardedDatabase } from 'peakware/data';
 import type { RpcClient } from 'peakware/rpc';
@@ -80,8 +81,11 @@ export function serveCouponOrders(
         // Written by an earlier confirm whose barrier row was lost with its connection.
         if (((await client.query(find.sql, find.params)).rowCount ?? 0) > 0) return true;
         const insert = db.route(PLACE_ORDER, [orderId, userId, sku, qty, amountCents]).units[0]!;
+        // A fresh gid per attempt: an earlier attempt's message may have been decided
+        // (rolled back by its check-back after its process died) and cannot run again. At
+        // most one attempt commits, as the order row's primary key allows one insert.
         const message = await txn.message({
-          gid: `${ORDER_PLACED_GID}${orderId}`,
+          gid: `${ORDER_PLACED_GID}${orderId}-${randomUUID().slice(0, 8)}`,
           topic: ORDER_PLACED_TOPIC,
           message: {
             body: JSON.stringify({ orderId, userId, sku, qty }),
@@ -100,7 +104,7 @@ export function serveCouponOrders(
       return { ok: r === true };
     },
     async placedCheck({ gid }) {
-      const orderId = gid.slice(ORDER_PLACED_GID.length);
+      const orderId = gid.slice(ORDER_PLACED_GID.length).split('-')[0]!;
       return checkPrepared(shardPool(shardOf(orderId).dataSource), gid);
     },
   });

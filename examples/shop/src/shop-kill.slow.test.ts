@@ -1,7 +1,10 @@
 /**
  * The shop under faults (issue 23), the slow part (`npm run test:slow`, not in CI's two runs):
  * a service process killed with SIGKILL mid-sale is reported as killed by the signal and
- * restarted, and the sale with `--exit` still finishes with consistent books.
+ * restarted, and the sale with `--exit` still finishes with consistent books. An inventory
+ * and an order process are killed, with a third of the hot item's buys sent with a coupon
+ * (TCCs across coupon, stock and order, issue 15): the coupon books balance too (no coupon
+ * left locked, every used coupon's order placed, no TCC unfinished).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -28,6 +31,8 @@ test('kill -9 of a service mid-sale: reported, restarted, and the sale still fin
     dataDir,
     '--port',
     '0',
+    '--coupon-share',
+    '0.33',
   ]);
   let children: { pid: number; cmd: string }[] = [];
   try {
@@ -43,6 +48,9 @@ test('kill -9 of a service mid-sale: reported, restarted, and the sale still fin
     assert.ok(victims.length >= 1, 'an inventory process runs');
     const victim = victims[0]!;
     process.kill(victim.pid, 'SIGKILL');
+    const orderVictim = children.find((c) => c.cmd.includes('order-service.js'));
+    assert.ok(orderVictim !== undefined, 'an order process runs');
+    process.kill(orderVictim.pid, 'SIGKILL');
     const { code } = await Promise.race([
       shop.exited,
       new Promise<never>((_, reject) =>
@@ -64,7 +72,20 @@ test('kill -9 of a service mid-sale: reported, restarted, and the sale still fin
       ),
       report,
     );
+    assert.match(
+      shop.io.err,
+      new RegExp(
+        `order process \\(pid ${orderVictim.pid}\\) died, killed by SIGKILL; restarted as pid \\d+`,
+      ),
+      report,
+    );
     assert.doesNotMatch(report, /code null/);
+    assert.match(shop.io.out, /coupons: [1-9]\d* buys with a coupon .*: consistent/, report);
+    assert.match(
+      shop.io.out,
+      /txn: coupon-order TCCs \d+ succeeded, \d+ rolled back, 0 active/,
+      report,
+    );
     assert.match(shop.io.out, /books: .*: consistent/, report);
     assert.match(shop.io.out, /run: consistent, stopped cleanly/, report);
     assert.equal(code, 0, report);
