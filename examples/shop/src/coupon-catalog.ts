@@ -47,13 +47,17 @@ export const couponService = defineService({
     use: { input: couponBranchInput, output: done, timeoutMs: 1000 },
     /** TCC cancel: the locked coupon goes back to its owner. */
     release: { input: couponBranchInput, output: done, timeoutMs: 1000 },
-    /** The promotion read: the price of `qty` × `sku` with the coupon's discount. */
+    /**
+     * The promotion read: the price of `qty` × `sku` at `unitPriceCents` (the sale price the
+     * order service read through its product cache) with the coupon's discount.
+     */
     quote: {
       input: z.object({
         couponId: z.string().min(1).max(64),
         userId: z.number().int().min(1),
         sku: z.string().min(1).max(64),
         qty: z.number().int().min(1).max(10),
+        unitPriceCents: z.number().int().min(0),
       }),
       output: z.object({
         priceCents: z.number().int(),
@@ -61,7 +65,7 @@ export const couponService = defineService({
         amountCents: z.number().int(),
       }),
       idempotent: true,
-      timeoutMs: 500,
+      timeoutMs: 1000,
     },
     /** The payment callback: the payment provider says an order was paid (idempotent by order id). */
     paid: {

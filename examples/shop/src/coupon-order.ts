@@ -37,6 +37,8 @@ export interface CouponBuy {
   sku: string;
   qty: number;
   couponId: string;
+  /** The item's sale price, as the order service read it through its product cache. */
+  unitPriceCents: number;
 }
 
 const PLACE_ORDER =
@@ -110,9 +112,9 @@ export function serveCouponOrders(
   });
 
   return {
-    async place({ orderId, userId, sku, qty, couponId }) {
+    async place({ orderId, userId, sku, qty, couponId, unitPriceCents }) {
       // The promotion read: the price with the coupon, recorded on the order.
-      const quote = await coupons.quote({ couponId, userId, sku, qty });
+      const quote = await coupons.quote({ couponId, userId, sku, qty, unitPriceCents });
       const order = { orderId, userId, sku, qty, amountCents: quote.amountCents, couponId };
       try {
         const outcome = await txn.tcc({

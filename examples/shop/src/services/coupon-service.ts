@@ -6,7 +6,6 @@
  */
 import { BranchRefusedError, barrier } from 'peakware/txn';
 import { couponService } from '../coupon-catalog.js';
-import { loadProduct } from '../shop-database.js';
 import { serviceRuntime } from './service-runtime.js';
 
 const rt = serviceRuntime('coupon');
@@ -52,13 +51,12 @@ rt.rpc.addService(couponService, {
     });
     return { ok: r === true };
   },
-  async quote({ couponId, userId, sku, qty }) {
-    const product = await loadProduct(pool, sku);
+  async quote({ couponId, userId, qty, unitPriceCents }) {
     const { rows } = await pool.query<{ discount_cents: number }>(
       `SELECT discount_cents FROM shop.coupons WHERE coupon_id = $1 AND user_id = $2`,
       [couponId, userId],
     );
-    const priceCents = (product?.salePriceCents ?? 0) * qty;
+    const priceCents = unitPriceCents * qty;
     const discountCents = Math.min(priceCents, rows[0]?.discount_cents ?? 0);
     return { priceCents, discountCents, amountCents: priceCents - discountCents };
   },

@@ -119,7 +119,16 @@ rt.rpc.addService(orderService, {
   async place({ userId, sku, qty, couponId }) {
     const { salePriceCents } = await product(sku);
     const orderId = ids.next(userId).toString();
-    if (couponId !== undefined) return couponOrders.place({ orderId, userId, sku, qty, couponId });
+    if (couponId !== undefined) {
+      return couponOrders.place({
+        orderId,
+        userId,
+        sku,
+        qty,
+        couponId,
+        unitPriceCents: salePriceCents,
+      });
+    }
     const deducted = await inventory.deduct({ orderId, sku, qty });
     if (!deducted.ok) return { status: 'sold-out' as const };
     // Never write an order for a caller that has given up; its unit goes back by a
