@@ -44,7 +44,13 @@ export const orderService = defineService({
         couponId: z.string().min(1).max(64).optional(),
       }),
       output: z.discriminatedUnion('status', [
-        z.object({ status: z.literal('placed'), orderId: z.string(), left: z.number().int() }),
+        z.object({
+          status: z.literal('placed'),
+          orderId: z.string(),
+          left: z.number().int(),
+          /** What the buyer pays, when the buy used a coupon (the price with it). */
+          amountCents: z.number().int().optional(),
+        }),
         z.object({ status: z.literal('sold-out') }),
       ]),
       timeoutMs: 2000,

@@ -29,6 +29,7 @@ import type { GuardRules } from 'peakware/guard';
 import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
 import pg from 'pg';
 import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC, POINTS_GROUP } from './catalog.js';
+import { publishPaymentCallback } from './coupon-edge.js';
 import { installCouponChain } from './coupon-store.js';
 import { BUY_RESOURCE, flashSaleRules, publishEdge } from './edge.js';
 import { createOrderTables, openOrders } from './order-store.js';
@@ -138,6 +139,8 @@ export interface Chain {
   gatewayUrl: string;
   /** The buyers' API key at the gateway (`x-peak-api-key`). */
   gatewayKey: string;
+  /** The payment provider's API key at the gateway (the payment callback, coupon-edge.ts). */
+  paymentKey: string;
   processes: ChainProcess[];
   /** Pids of the two postmasters: control plane's (#1) and the second shard's (#2). */
   postgresPids: { primary: number | undefined; shard1: number | undefined };
@@ -415,6 +418,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     // The edge: `peak gateway`, following the shop's guard rules item, serving the route
     // and app published here (buyers call with an API key).
     const gatewayKey = await publishEdge(admin);
+    const paymentKey = await publishPaymentCallback(admin);
     const gateway = await startProcess('gateway', {}, processes, [
       peakCli,
       'gateway',
@@ -446,6 +450,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       orders,
       gatewayUrl: String(gateway.ready.url),
       gatewayKey,
+      paymentKey,
       processes,
       postgresPids: { primary: started.postgresPid, shard1: shard1.pid },
       redisPid: redis?.pid,

@@ -5,13 +5,13 @@
  * written with the coupon's price, its "order placed" two-phase message published and
  * consumed, `peak txn show` prints its steps); a refused branch (coupon already used, sold
  * out) rolls the TCC back with each other branch cancelled once and nothing kept; the
- * payment callback records a placed order once. Slow (`npm run test:slow`): the chain's start
+ * payment callback at the gateway records a placed order once. Slow (`npm run test:slow`): the chain's start
  * alone takes about 20 s on a loaded 2-core machine; `main.test.ts` checks the coupon books
  * of the smoke sale in CI.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,10 +19,9 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { TxnView } from 'peakware/admin';
 import { createLogger } from 'peakware/core';
-import { HttpRegistry } from 'peakware/registry';
-import { RpcClient } from 'peakware/rpc';
 import { type Chain, startChain } from './chain.js';
-import { COUPON_ORDER_GID, couponService, ORDER_PLACED_GID } from './coupon-catalog.js';
+import { COUPON_ORDER_GID, ORDER_PLACED_GID } from './coupon-catalog.js';
+import { PAYMENT_CALLBACK_PATH } from './coupon-edge.js';
 import { COUPON_DISCOUNT_CENTS, couponLedger, seedCoupons } from './coupon-store.js';
 import { waitUntil } from './testing/shop-process.js';
 
@@ -98,6 +97,7 @@ test('a coupon buy is placed and confirmed; a refused branch cancels the others 
   // Placed: the TCC's tries and confirms succeeded, nothing cancelled.
   const placed = await buy(1, HOT, 'c-1');
   assert.equal(placed.status, 200, JSON.stringify(placed.body));
+  assert.equal(placed.body.amountCents, 59_900 - COUPON_DISCOUNT_CENTS, 'what the buyer pays');
   const orderId = String(placed.body.orderId);
   const gid = `${COUPON_ORDER_GID}${orderId}`;
   const t = await chain.admin.txn.show(gid);
@@ -197,18 +197,18 @@ test('a coupon buy is placed and confirmed; a refused branch cancels the others 
   const hot = await chain.stock.settle(HOT);
   assert.deepEqual([hot.books.sold, hot.books.left], [1, 0]);
 
-  // The payment callback: recorded once, however often it is called.
-  const token = (await readFile(chain.server.info.adminTokenFile, 'utf8')).trim();
-  const registry = new HttpRegistry({ servers: [chain.server.info.url], token });
-  const client = new RpcClient({ registry, app: 'shop.payments-test' });
-  try {
-    const coupons = client.service(couponService);
-    assert.deepEqual(await coupons.paid({ orderId, amountCents: 54_900 }), { recorded: true });
-    assert.deepEqual(await coupons.paid({ orderId, amountCents: 54_900 }), { recorded: false });
-  } finally {
-    await client.close();
-    await registry.close();
-  }
+  // The payment callback at the gateway (the provider's key): recorded once, however often
+  // the provider calls back.
+  const pay = async () => {
+    const res = await fetch(`${chain.gatewayUrl}${PAYMENT_CALLBACK_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-peak-api-key': chain.paymentKey },
+      body: JSON.stringify({ orderId, amountCents: placed.body.amountCents }),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  assert.deepEqual(await pay(), { status: 200, body: { recorded: true } });
+  assert.deepEqual(await pay(), { status: 200, body: { recorded: false } });
   // The books: nothing locked, the used coupon's order and the paid order placed.
   assert.deepEqual(await couponLedger(chain.shopPool, chain.orders), {
     used: 1,

@@ -27,7 +27,7 @@ import type { ServiceRuntime } from './services/service-runtime.js';
 
 /** What a buy with a coupon answers, as `shop.order.place` does. */
 export type CouponPlaceResult =
-  | { status: 'placed'; orderId: string; left: number }
+  | { status: 'placed'; orderId: string; left: number; amountCents: number }
   | { status: 'sold-out' };
 
 /** A buy with a coupon, as the order service's `place` hands it over. */
@@ -144,7 +144,12 @@ export function serveCouponOrders(
           ],
         });
         const stock = outcome.results?.stock as { left?: number } | undefined;
-        return { status: 'placed', orderId, left: stock?.left ?? -1 };
+        return {
+          status: 'placed',
+          orderId,
+          left: stock?.left ?? -1,
+          amountCents: quote.amountCents,
+        };
       } catch (err) {
         // Rolled back because the stock branch refused: sold out, as a plain buy says it.
         const reason = isPeakError(err, ErrorCodes.TXN_ABORTED) ? String(err.details.reason) : '';

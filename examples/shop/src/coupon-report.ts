@@ -51,7 +51,7 @@ export function couponReportLines(
   balanced: boolean,
 ): string[] {
   return [
-    `coupons: ${sale.sent} buys with a coupon (TCC over coupon + stock + order): ${books.used} coupon orders placed, ${books.released} cancelled (coupon released), ${books.locked} left locked, ${books.usedWithoutOrder} used without an order, ${books.paidWithoutOrder} of ${books.payments} payments without an order: ${balanced ? 'consistent' : 'INCONSISTENT'}`,
+    `coupons: ${sale.sent} buys with a coupon (TCC over coupon + stock + order): ${books.used} coupon orders placed, ${books.released} cancelled (coupon released), ${books.locked} left locked, ${books.usedWithoutOrder} used without an order; ${books.payments} paid through the payment callback, ${books.paidWithoutOrder} of them without an order: ${balanced ? 'consistent' : 'INCONSISTENT'}`,
     `txn: coupon-order TCCs ${txn.tcc.succeeded} succeeded, ${txn.tcc.failed} rolled back, ${txn.tcc.active} active; "order placed" two-phase messages ${txn.messages.succeeded} published, ${txn.messages.failed} dropped, ${txn.messages.active} waiting (npx peak txn ls; npx peak txn show coupon-order-<orderId>)`,
   ];
 }

@@ -4,6 +4,7 @@
  */
 import { LatencyHistogram } from 'peakware/core';
 import { couponOf } from './coupon-catalog.js';
+import { PAYMENT_CALLBACK_PATH } from './coupon-edge.js';
 
 /** How the sale is run. */
 export interface SaleOptions {
@@ -22,6 +23,8 @@ export interface SaleOptions {
   regularShare: number;
   /** Share of the hot item's attempts sent with the buyer's coupon (0..1; a TCC, coupon-order.ts). Default 0. */
   couponShare?: number;
+  /** The payment provider's key: each coupon order placed is then paid through the payment callback. */
+  paymentKey?: string;
   /** Called about every 200 ms with the running totals. */
   onProgress?: (report: SaleReport) => void;
 }
@@ -42,6 +45,8 @@ export interface SaleReport {
   regular: ItemOutcome;
   /** The hot item's attempts sent with a coupon (counted in `hot` too). */
   coupon: ItemOutcome;
+  /** Coupon orders paid through the payment callback, and callbacks that failed. */
+  payments: { paid: number; errors: number };
   /** Latency of every answered attempt, ms. */
   latency: LatencyHistogram;
   /** First few error messages, for the report. */
@@ -56,6 +61,18 @@ function outcome(): ItemOutcome {
   return { sent: 0, placed: 0, soldOut: 0, blocked: 0, errors: 0 };
 }
 
+/** The payment provider calls back: `orderId` was paid `amountCents` (coupon-edge.ts). */
+async function pay(gatewayUrl: string, key: string, orderId: string, amountCents: number) {
+  const res = await fetch(`${gatewayUrl}${PAYMENT_CALLBACK_PATH}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-peak-api-key': key },
+    body: JSON.stringify({ orderId, amountCents }),
+    signal: AbortSignal.timeout(5000),
+  });
+  await res.body?.cancel();
+  if (res.status !== 200) throw new Error(`payment callback answered ${res.status}`);
+}
+
 /** Runs the sale and resolves with what happened. */
 export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
   const report: SaleReport = {
@@ -63,6 +80,7 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
     hot: outcome(),
     regular: outcome(),
     coupon: outcome(),
+    payments: { paid: 0, errors: 0 },
     latency: new LatencyHistogram(),
     errorSamples: [],
     hotOrderIds: [],
@@ -101,11 +119,20 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
           }),
           signal: AbortSignal.timeout(5000),
         });
-        const body = (await res.json()) as { orderId?: string; error?: { message?: string } };
+        const body = (await res.json()) as {
+          orderId?: string;
+          amountCents?: number;
+          error?: { message?: string };
+        };
         const traceId = res.headers.get('x-peak-trace-id') ?? undefined;
         report.latency.record(performance.now() - t0);
         if (res.status === 200) {
           for (const o of outcomes) o.placed++;
+          if (coupon && options.paymentKey !== undefined && body.orderId !== undefined) {
+            await pay(options.gatewayUrl, options.paymentKey, body.orderId, body.amountCents ?? 0)
+              .then(() => report.payments.paid++)
+              .catch(() => report.payments.errors++);
+          }
           if (!regular && body.orderId !== undefined) report.hotOrderIds.push(body.orderId);
           if (!regular && traceId !== undefined) report.hotTraceIds.push(traceId);
         } else if (res.status === 409) for (const o of outcomes) o.soldOut++;

@@ -31,7 +31,15 @@ interface Summary {
   metrics: { service: string; resource: string; calls: number; blocked: number }[];
   coupons: {
     sale: { sent: number; placed: number };
-    books: { used: number; locked: number; released: number; usedWithoutOrder: number };
+    payments: { paid: number; errors: number };
+    books: {
+      used: number;
+      locked: number;
+      released: number;
+      usedWithoutOrder: number;
+      payments: number;
+      paidWithoutOrder: number;
+    };
     txn: {
       tcc: { succeeded: number; failed: number; active: number };
       messages: { succeeded: number; failed: number; active: number };
@@ -99,6 +107,9 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
     assert.equal(coupons.books.usedWithoutOrder, 0);
     assert.ok(coupons.books.used >= coupons.sale.placed, JSON.stringify(coupons));
     assert.equal(coupons.txn.tcc.active, 0);
+    // Each coupon order the buyer saw placed was paid through the payment callback.
+    assert.ok(coupons.books.payments >= coupons.payments.paid, JSON.stringify(coupons));
+    assert.equal(coupons.books.paidWithoutOrder, 0);
     assert.equal(coupons.txn.tcc.succeeded, coupons.books.used, JSON.stringify(coupons));
     assert.equal(coupons.txn.messages.succeeded, coupons.books.used, JSON.stringify(coupons));
     assert.ok(edges.has('shop.order>shop.coupon'), [...edges].join(', '));

@@ -402,6 +402,7 @@ async function runOn(chain: Chain): Promise<number> {
     regularSku: REGULAR_SKU,
     regularShare: 0.1,
     couponShare: settings['coupon-share'],
+    paymentKey: chain.paymentKey,
     onProgress: (r) => {
       if (values.json) return;
       if (tty) process.stdout.write(`\r${progressLine(r, settings.buyers)}`);
@@ -482,6 +483,7 @@ async function runOn(chain: Chain): Promise<number> {
       : { plan: { applied: planApplied, rolledBack: planRolledBack } }),
     coupons: {
       sale: report.coupon,
+      payments: report.payments,
       books: couponBooks,
       txn: couponTxn,
       consistent: couponsBalance,
