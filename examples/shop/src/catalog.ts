@@ -40,9 +40,17 @@ export const orderService = defineService({
         userId: z.number().int().min(1),
         sku: z.string().min(1).max(64),
         qty: z.number().int().min(1).max(10),
+        /** A coupon of the buyer's: the buy is a TCC across coupon, stock and order (coupon-order.ts). */
+        couponId: z.string().min(1).max(64).optional(),
       }),
       output: z.discriminatedUnion('status', [
-        z.object({ status: z.literal('placed'), orderId: z.string(), left: z.number().int() }),
+        z.object({
+          status: z.literal('placed'),
+          orderId: z.string(),
+          left: z.number().int(),
+          /** What the buyer pays, when the buy used a coupon (the price with it). */
+          amountCents: z.number().int().optional(),
+        }),
         z.object({ status: z.literal('sold-out') }),
       ]),
       timeoutMs: 2000,

@@ -29,6 +29,8 @@ import type { GuardRules } from 'peakware/guard';
 import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
 import pg from 'pg';
 import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC, POINTS_GROUP } from './catalog.js';
+import { publishPaymentCallback } from './coupon-edge.js';
+import { installCouponChain } from './coupon-store.js';
 import { BUY_RESOURCE, flashSaleRules, publishEdge } from './edge.js';
 import { createOrderTables, openOrders } from './order-store.js';
 import { openStressAwareStock } from './shadow-stock.js';
@@ -37,12 +39,13 @@ import type { ShopStock } from './stock.js';
 import { createShadowTables } from './stress-beside.js';
 
 /** What a process of the chain is. */
-export type Role = 'inventory' | 'order' | 'points' | 'gateway';
+export type Role = 'inventory' | 'order' | 'points' | 'coupon' | 'gateway';
 
 /** Each role's app (`shop.<role>`) and what its credential may do, nothing more. */
 export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, readonly string[]>> = {
   'shop.inventory': [
     'register:shop.inventory',
+    'register:shop.inventory-tcc',
     `consume:${ORDER_COMPENSATE_TOPIC}/shop.inventory-compensation`,
     'read-config:shop/*',
     'telemetry:shop.*',
@@ -50,6 +53,9 @@ export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, read
   ],
   'shop.order': [
     'register:shop.order',
+    'register:shop.order-tcc',
+    // Coupon orders: TCCs and two-phase messages whose branches call only the shop's services.
+    'txn:shop.*',
     `produce:${ORDER_PLACED_TOPIC}`,
     `produce:${ORDER_COMPENSATE_TOPIC}`,
     'read-config:shop/*',
@@ -62,6 +68,7 @@ export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, read
     'read-config:shop/*',
     'telemetry:shop.*',
   ],
+  'shop.coupon': ['register:shop.coupon', 'read-config:shop/*', 'telemetry:shop.*'],
 };
 
 /** The app `--scale-demo`'s supervisor reports with (grant `scale:shop.*`: the shop's services' instances, nothing more). */
@@ -132,6 +139,8 @@ export interface Chain {
   gatewayUrl: string;
   /** The buyers' API key at the gateway (`x-peak-api-key`). */
   gatewayKey: string;
+  /** The payment provider's API key at the gateway (the payment callback, coupon-edge.ts). */
+  paymentKey: string;
   processes: ChainProcess[];
   /** Pids of the two postmasters: control plane's (#1) and the second shard's (#2). */
   postgresPids: { primary: number | undefined; shard1: number | undefined };
@@ -359,6 +368,8 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       { sku: options.regularSku, ...PRODUCTS.regular! },
       1_000_000_000,
     );
+    // The coupon chain: coupons and payments, and the txn barrier in every branch's database.
+    await installCouponChain(shopPool, [shopDb, shopDb2]);
     if (shadow)
       await createShadowTables(shopPool, { ds0: shopDb, ds1: shopDb2 }, server.info.dataDir);
     await admin.config.publish(
@@ -396,6 +407,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       ...Array<'inventory'>(instances).fill('inventory'),
       ...Array<'order'>(instances).fill('order'),
       'points',
+      'coupon',
     ];
     await Promise.all(
       roles.map(async (role, i) => {
@@ -406,6 +418,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     // The edge: `peak gateway`, following the shop's guard rules item, serving the route
     // and app published here (buyers call with an API key).
     const gatewayKey = await publishEdge(admin);
+    const paymentKey = await publishPaymentCallback(admin);
     const gateway = await startProcess('gateway', {}, processes, [
       peakCli,
       'gateway',
@@ -437,6 +450,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       orders,
       gatewayUrl: String(gateway.ready.url),
       gatewayKey,
+      paymentKey,
       processes,
       postgresPids: { primary: started.postgresPid, shard1: shard1.pid },
       redisPid: redis?.pid,

@@ -3,6 +3,8 @@
  * traffic for an ordinary item beside it. Bounded in buyers and in seconds; loopback only.
  */
 import { LatencyHistogram } from 'peakware/core';
+import { couponOf } from './coupon-catalog.js';
+import { PAYMENT_CALLBACK_PATH } from './coupon-edge.js';
 
 /** How the sale is run. */
 export interface SaleOptions {
@@ -19,6 +21,10 @@ export interface SaleOptions {
   regularSku: string;
   /** Share of attempts that go to the regular item (0..1). */
   regularShare: number;
+  /** Share of the hot item's attempts sent with the buyer's coupon (0..1; a TCC, coupon-order.ts). Default 0. */
+  couponShare?: number;
+  /** The payment provider's key: each coupon order placed is then paid through the payment callback. */
+  paymentKey?: string;
   /** Called about every 200 ms with the running totals. */
   onProgress?: (report: SaleReport) => void;
 }
@@ -37,18 +43,38 @@ export interface SaleReport {
   seconds: number;
   hot: ItemOutcome;
   regular: ItemOutcome;
+  /** The hot item's attempts sent with a coupon (counted in `hot` too). */
+  coupon: ItemOutcome;
+  /** Coupon orders paid through the payment callback, and callbacks that failed. */
+  payments: { paid: number; errors: number };
   /** Latency of every answered attempt, ms. */
   latency: LatencyHistogram;
   /** First few error messages, for the report. */
   errorSamples: string[];
   /** Order ids of placed orders (hot item). */
   hotOrderIds: string[];
-  /** Trace ids of placed orders (hot item), for `peak trace <id>`. */
+  /**
+   * Trace ids of placed orders (hot item, plain buys), for `peak trace <id>`: a coupon buy
+   * goes through the txn coordinator, which publishes its event, so its trace lacks the
+   * outbox-to-points spans the report shows.
+   */
   hotTraceIds: string[];
 }
 
 function outcome(): ItemOutcome {
   return { sent: 0, placed: 0, soldOut: 0, blocked: 0, errors: 0 };
+}
+
+/** The payment provider calls back: `orderId` was paid `amountCents` (coupon-edge.ts). */
+async function pay(gatewayUrl: string, key: string, orderId: string, amountCents: number) {
+  const res = await fetch(`${gatewayUrl}${PAYMENT_CALLBACK_PATH}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-peak-api-key': key },
+    body: JSON.stringify({ orderId, amountCents }),
+    signal: AbortSignal.timeout(5000),
+  });
+  await res.body?.cancel();
+  if (res.status !== 200) throw new Error(`payment callback answered ${res.status}`);
 }
 
 /** Runs the sale and resolves with what happened. */
@@ -57,6 +83,8 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
     seconds: 0,
     hot: outcome(),
     regular: outcome(),
+    coupon: outcome(),
+    payments: { paid: 0, errors: 0 },
     latency: new LatencyHistogram(),
     errorSamples: [],
     hotOrderIds: [],
@@ -78,32 +106,49 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
         Math.floor((buyer + 1) * options.regularShare) > Math.floor(buyer * options.regularShare);
       const sku = regular ? options.regularSku : options.hotSku;
       const item = regular ? report.regular : report.hot;
-      item.sent++;
+      const share = options.couponShare ?? 0;
+      const coupon = !regular && Math.floor((buyer + 1) * share) > Math.floor(buyer * share);
+      const outcomes = coupon ? [item, report.coupon] : [item];
+      for (const o of outcomes) o.sent++;
       const t0 = performance.now();
       try {
         const res = await fetch(`${options.gatewayUrl}/api/buy`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'x-peak-api-key': options.apiKey },
-          body: JSON.stringify({ userId: buyer + 1, sku, qty: 1 }),
+          body: JSON.stringify({
+            userId: buyer + 1,
+            sku,
+            qty: 1,
+            ...(coupon ? { couponId: couponOf(buyer + 1) } : {}),
+          }),
           signal: AbortSignal.timeout(5000),
         });
-        const body = (await res.json()) as { orderId?: string; error?: { message?: string } };
+        const body = (await res.json()) as {
+          orderId?: string;
+          amountCents?: number;
+          error?: { message?: string };
+        };
         const traceId = res.headers.get('x-peak-trace-id') ?? undefined;
         report.latency.record(performance.now() - t0);
         if (res.status === 200) {
-          item.placed++;
+          for (const o of outcomes) o.placed++;
+          if (coupon && options.paymentKey !== undefined && body.orderId !== undefined) {
+            await pay(options.gatewayUrl, options.paymentKey, body.orderId, body.amountCents ?? 0)
+              .then(() => report.payments.paid++)
+              .catch(() => report.payments.errors++);
+          }
           if (!regular && body.orderId !== undefined) report.hotOrderIds.push(body.orderId);
-          if (!regular && traceId !== undefined) report.hotTraceIds.push(traceId);
-        } else if (res.status === 409) item.soldOut++;
-        else if (res.status === 429) item.blocked++;
+          if (!regular && !coupon && traceId !== undefined) report.hotTraceIds.push(traceId);
+        } else if (res.status === 409) for (const o of outcomes) o.soldOut++;
+        else if (res.status === 429) for (const o of outcomes) o.blocked++;
         else {
-          item.errors++;
+          for (const o of outcomes) o.errors++;
           if (report.errorSamples.length < 5) {
             report.errorSamples.push(`${res.status} ${body.error?.message ?? ''}`);
           }
         }
       } catch (err) {
-        item.errors++;
+        for (const o of outcomes) o.errors++;
         if (report.errorSamples.length < 5) report.errorSamples.push(String(err));
       }
     }

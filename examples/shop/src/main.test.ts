@@ -29,6 +29,23 @@ interface Summary {
   topology: { caller: string; callee: string; stress: boolean; calls: number }[];
   alerts: { rule: string; transitions: { state: string; atSecond: number }[] }[];
   metrics: { service: string; resource: string; calls: number; blocked: number }[];
+  coupons: {
+    sale: { sent: number; placed: number };
+    payments: { paid: number; errors: number };
+    books: {
+      used: number;
+      locked: number;
+      released: number;
+      usedWithoutOrder: number;
+      payments: number;
+      paidWithoutOrder: number;
+    };
+    txn: {
+      tcc: { succeeded: number; failed: number; active: number };
+      messages: { succeeded: number; failed: number; active: number };
+    };
+    consistent: boolean;
+  };
 }
 
 /** Runs the shop with `args` to its exit (killed after 170 s): exit code, stdout, stderr. */
@@ -80,6 +97,22 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
     ]) {
       assert.ok(edges.has(edge), `topology has ${edge}: ${[...edges].join(', ')}`);
     }
+    // A share of the hot item's buys were TCCs across coupon, stock and order: each one
+    // confirmed (coupon used, order written, its event published) or rolled back (coupon
+    // released), none left locked or unfinished.
+    const { coupons } = summary;
+    assert.ok(coupons.sale.sent > 0, 'the smoke sale sends buys with a coupon');
+    assert.equal(coupons.consistent, true, JSON.stringify(coupons));
+    assert.equal(coupons.books.locked, 0);
+    assert.equal(coupons.books.usedWithoutOrder, 0);
+    assert.ok(coupons.books.used >= coupons.sale.placed, JSON.stringify(coupons));
+    assert.equal(coupons.txn.tcc.active, 0);
+    // Each coupon order the buyer saw placed was paid through the payment callback.
+    assert.ok(coupons.books.payments >= coupons.payments.paid, JSON.stringify(coupons));
+    assert.equal(coupons.books.paidWithoutOrder, 0);
+    assert.equal(coupons.txn.tcc.succeeded, coupons.books.used, JSON.stringify(coupons));
+    assert.equal(coupons.txn.messages.succeeded, coupons.books.used, JSON.stringify(coupons));
+    assert.ok(edges.has('shop.order>shop.coupon'), [...edges].join(', '));
     // Every process pushed its per-second metrics: the gateway's buy route counts every
     // attempt that got past flow control (blocked ones apart), the inventory its deducts.
     const buy = summary.metrics.find(

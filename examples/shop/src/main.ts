@@ -22,13 +22,17 @@
  * shadow traffic beside the sale and its isolation check; see stress-beside.ts),
  * --stress-rate N, --stress-leak (plant one leak and check again), --scale-demo (a
  * supervisor scales extra order instances on QPS during the sale, and a slower inventory
- * v2's gray release is rolled back by the analysis; see scale-demo.ts).
+ * v2's gray release is rolled back by the analysis; see scale-demo.ts), --coupon-share R
+ * (share of the hot item's buys sent with the buyer's coupon: a TCC across coupon, stock and
+ * order; see coupon-order.ts).
  */
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import { stopAtOnce } from 'peakware/server';
 import { runCapacity } from './capacity.js';
 import { type Chain, type ChildDeath, startChain } from './chain.js';
+import { couponReportLines, readCouponTxnFigures } from './coupon-report.js';
+import { couponBooksBalance, seedCoupons, settledCouponLedger } from './coupon-store.js';
 import {
   applyFlashSalePlan,
   formatDrillReport,
@@ -140,6 +144,11 @@ const { values } = parseShopArgs({
     description:
       'scale the order service out and back in during the sale, and roll back a slower inventory v2',
   },
+  'coupon-share': {
+    type: 'string',
+    valueName: 'R',
+    description: "share 0..1 of the hot item's buys sent with a coupon, each a TCC (default 0.2)",
+  },
 });
 
 const smoke = values.smoke === true;
@@ -158,6 +167,7 @@ const settings = {
   'step-seconds': shopNumber(values['step-seconds'], 'step-seconds', 10, positive),
   instances: shopNumber(values.instances, 'instances', 2, positive),
   'stress-rate': shopNumber(values['stress-rate'], 'stress-rate', 20, positive),
+  'coupon-share': shopNumber(values['coupon-share'], 'coupon-share', 0.2, { min: 0, max: 1 }),
 };
 const rates = (values.rates ?? '100,200,400,600,800,1000,1200,1500,2000').split(',').map(Number);
 if (rates.some((r) => !Number.isInteger(r) || r <= 0)) {
@@ -375,6 +385,8 @@ async function runOn(chain: Chain): Promise<number> {
         plantLeak: values['stress-leak'],
       })
     : undefined;
+  // Every buyer holds one coupon; a share of the hot item's buys use it (a TCC each).
+  await seedCoupons(chain.shopPool, settings.buyers);
   const scaleDemo = values['scale-demo'] ? await startScaleDemo(chain, logger) : undefined;
   await scaleDemo?.startRelease();
   const saleStart = Date.now();
@@ -389,6 +401,8 @@ async function runOn(chain: Chain): Promise<number> {
     hotSku: HOT_SKU,
     regularSku: REGULAR_SKU,
     regularShare: 0.1,
+    couponShare: settings['coupon-share'],
+    paymentKey: chain.paymentKey,
     onProgress: (r) => {
       if (values.json) return;
       if (tty) process.stdout.write(`\r${progressLine(r, settings.buyers)}`);
@@ -411,6 +425,11 @@ async function runOn(chain: Chain): Promise<number> {
   // (With Redis, settling first writes any deduction the writers have not yet to PostgreSQL,
   // where the sweep reads them.)
   await new Promise((r) => setTimeout(r, 4500));
+  // Coupon orders are settled by the coordinator (confirmed or cancelled): wait (bounded)
+  // until no coupon is locked and every used coupon's order is written.
+  const couponBooks = await settledCouponLedger(chain.shopPool, ordersDb);
+  const couponTxn = await readCouponTxnFigures(chain.admin);
+  const couponsBalance = couponBooksBalance(couponBooks);
   await chain.stock.settle(HOT_SKU);
   compensated += await releaseOrphanDeductions(chain.shopPool, chain.stock, ordersDb, HOT_SKU, 0);
   // The points service consumes "order placed" events (relayed from each shard's outbox):
@@ -430,7 +449,8 @@ async function runOn(chain: Chain): Promise<number> {
   // The books must balance: every deducted unit is one ordered unit, stock went down by
   // exactly that, nothing oversold. (A buyer whose request timed out may still have an
   // order: the client-side count is a lower bound.)
-  const consistent = report.hot.placed <= books.unitsOrdered && booksBalance(books);
+  const consistent =
+    report.hot.placed <= books.unitsOrdered && booksBalance(books) && couponsBalance;
   const sent = report.hot.sent + report.regular.sent;
   const summary = {
     seconds: Number(report.seconds.toFixed(2)),
@@ -461,6 +481,13 @@ async function runOn(chain: Chain): Promise<number> {
     ...(planApplied === undefined
       ? {}
       : { plan: { applied: planApplied, rolledBack: planRolledBack } }),
+    coupons: {
+      sale: report.coupon,
+      payments: report.payments,
+      books: couponBooks,
+      txn: couponTxn,
+      consistent: couponsBalance,
+    },
     deaths: chain.deaths,
     ...(stress === undefined ? {} : { stress }),
   };
@@ -489,6 +516,8 @@ async function runOn(chain: Chain): Promise<number> {
     say(
       `  events: ${books.pointsAwarded} of ${books.orders} "order placed" messages (transactional: committed with the order's shard write) consumed by the points service`,
     );
+    for (const l of couponReportLines(report.coupon, couponBooks, couponTxn, couponsBalance))
+      say(`  ${l}`);
     say(
       `  guard: ${report.hot.blocked + report.regular.blocked} attempts refused fast with 429 (gateway: ${BUY_LIMITS.hotItemQps}/s for the hot item, ${BUY_LIMITS.routeQps}/s in all; inventory: ${BUY_LIMITS.deductConcurrency} deducts in flight per instance) instead of queueing past their deadline`,
     );

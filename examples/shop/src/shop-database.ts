@@ -180,7 +180,8 @@ export function booksBalance(books: SaleBooks): boolean {
  * traffic has stopped. The deductions are read from PostgreSQL: with the Redis engine, call
  * it after the books have settled (the writer has caught up). Returns the units released.
  * `schema` is the stock tables' (the shadow stock's for stress traffic, swept in a stress
- * context so the orders are looked up in the shadow tables).
+ * context so the orders are looked up in the shadow tables). A coupon order's deduction is
+ * left to its TCC while its coupon is locked or used (the coordinator confirms or cancels it).
  */
 export async function releaseOrphanDeductions(
   pool: pg.Pool,
@@ -193,7 +194,9 @@ export async function releaseOrphanDeductions(
   const { rows } = await pool.query<{ order_id: string }>(
     `SELECT d.order_id FROM ${schema}.deductions d JOIN ${schema}.stock s USING (sku)
       WHERE d.sku = $1 AND d.epoch = s.epoch AND NOT d.released
-        AND d.created_at < now() - make_interval(secs => $2::float8 / 1000)`,
+        AND d.created_at < now() - make_interval(secs => $2::float8 / 1000)
+        AND NOT EXISTS (SELECT 1 FROM shop.coupons c
+                         WHERE c.order_id::text = d.order_id AND c.status IN ('locked', 'used'))`,
     [sku, minAgeMs],
   );
   let released = 0;

@@ -6,6 +6,7 @@
  */
 import { Consumer } from 'peakware/mq';
 import { inventoryService, ORDER_COMPENSATE_TOPIC } from '../catalog.js';
+import { serveStockBranch } from '../coupon-stock-branch.js';
 import { startDrillAgent } from '../drill.js';
 import { BUY_LIMITS } from '../edge.js';
 import { openStressAwareStock } from '../shadow-stock.js';
@@ -50,6 +51,9 @@ rt.rpc.addService(inventoryService, {
     return { ok: r.ok, left: r.left };
   },
 });
+
+// The stock branch of buys with a coupon (a TCC driven by the txn coordinator).
+serveStockBranch(rt, stock.engine);
 
 // Compensation: release the stock of an order that failed after its deduction, once (the
 // engine releases an order's units at most once), and record why.

@@ -20,6 +20,7 @@ import {
   ORDER_PLACED_TOPIC,
   orderService,
 } from '../catalog.js';
+import { serveCouponOrders } from '../coupon-order.js';
 import { startDrillAgent } from '../drill.js';
 import { openOrders } from '../order-store.js';
 import { loadProduct, type Product } from '../shop-database.js';
@@ -106,11 +107,28 @@ const client = new RpcClient({
   filters: [rpcTracingFilter(tracer)],
 });
 const inventory = client.service(inventoryService);
+// Buys with a coupon: a TCC across coupon, stock and order (coupon-order.ts).
+const couponOrders = serveCouponOrders(
+  rt,
+  db,
+  { ds0: rt.shopDb, ds1: rt.env('SHOP_DB_2') },
+  client,
+);
 
 rt.rpc.addService(orderService, {
-  async place({ userId, sku, qty }) {
+  async place({ userId, sku, qty, couponId }) {
     const { salePriceCents } = await product(sku);
     const orderId = ids.next(userId).toString();
+    if (couponId !== undefined) {
+      return couponOrders.place({
+        orderId,
+        userId,
+        sku,
+        qty,
+        couponId,
+        unitPriceCents: salePriceCents,
+      });
+    }
     const deducted = await inventory.deduct({ orderId, sku, qty });
     if (!deducted.ok) return { status: 'sold-out' as const };
     // Never write an order for a caller that has given up; its unit goes back by a
@@ -153,6 +171,7 @@ rt.onStop(() => Promise.all([...outboxes.values()].map((o) => o.close({ drain: t
 rt.onStop(() => producer.close());
 rt.onStop(() => db.close());
 rt.onStop(() => client.close());
+rt.onStop(() => couponOrders.close());
 rt.onStop(() => {
   unbindCacheSettings();
   return config.close();

@@ -1,0 +1,164 @@
+/**
+ * A buy with a coupon, in the order process: a TCC across coupon, stock and order driven by
+ * the txn coordinator in `peak server` (issue 15, item 4). The order service reads the
+ * price with the coupon (the promotion read) and submits the TCC: the tries lock the coupon,
+ * deduct the stock and check the order; the confirms use the coupon, keep the deduction and
+ * write the order; a refused try (coupon taken, sold out) cancels the others, once each.
+ * The order branch is served here too (`shop.order-tcc`): its confirm writes the order row
+ * and its "order placed" event as a two-phase message (the row and the message's barrier
+ * row in one local transaction on the buyer's shard; the coordinator publishes the event),
+ * so the points service gets coupon orders' events like every other order's.
+ */
+import { randomUUID } from 'node:crypto';
+import { ErrorCodes, isPeakError } from 'peakware/core';
+import { PgDataSource, type ShardedDatabase } from 'peakware/data';
+import type { RpcClient } from 'peakware/rpc';
+import { barrier, branchCall, checkPrepared, TxnClient } from 'peakware/txn';
+import pg from 'pg';
+import { ORDER_PLACED_TOPIC } from './catalog.js';
+import {
+  COUPON_ORDER_GID,
+  couponService,
+  ORDER_PLACED_GID,
+  orderBranchService,
+  stockBranchService,
+} from './coupon-catalog.js';
+import type { ServiceRuntime } from './services/service-runtime.js';
+
+/** What a buy with a coupon answers, as `shop.order.place` does. */
+export type CouponPlaceResult =
+  | { status: 'placed'; orderId: string; left: number; amountCents: number }
+  | { status: 'sold-out' };
+
+/** A buy with a coupon, as the order service's `place` hands it over. */
+export interface CouponBuy {
+  orderId: string;
+  userId: number;
+  sku: string;
+  qty: number;
+  couponId: string;
+  /** The item's sale price, as the order service read it through its product cache. */
+  unitPriceCents: number;
+}
+
+const PLACE_ORDER =
+  'INSERT INTO orders (order_id, user_id, sku, qty, amount_cents) VALUES ($1, $2, $3, $4, $5)';
+const FIND_ORDER = 'SELECT 1 FROM orders WHERE order_id = $1';
+
+/**
+ * Serves the order branch (`shop.order-tcc`) on the order process's RPC server and returns
+ * the coupon buy for its `place`. `shards` are the order shards' connection URLs by data
+ * source; `client` calls the coupon service's promotion read.
+ */
+export function serveCouponOrders(
+  rt: ServiceRuntime,
+  db: ShardedDatabase,
+  shards: Record<string, string>,
+  client: RpcClient,
+): { place(buy: CouponBuy): Promise<CouponPlaceResult>; close(): Promise<void> } {
+  const txn = new TxnClient({ servers: rt.controlPlane });
+  const coupons = client.service(couponService);
+  // The order branch's barrier rows go through pools of their own: a confirm holds its
+  // barrier transaction open while the two-phase message's local transaction runs on the
+  // shard's pool, so sharing one pool could starve it.
+  const barrierPools = new Map(
+    Object.entries(shards).map(([ds, url]) => {
+      const pool = new pg.Pool({ connectionString: url, max: 4, statement_timeout: 2000 });
+      pool.on('error', () => undefined);
+      return [ds, pool] as const;
+    }),
+  );
+  const shardOf = (orderId: string) => db.route(FIND_ORDER, [orderId]).units[0]!;
+  const barrierPool = (orderId: string) => barrierPools.get(shardOf(orderId).dataSource)!;
+  const shardPool = (ds: string) => PgDataSource.from(db.primary(ds)).pool;
+
+  rt.rpc.addService(orderBranchService, {
+    async reserve({ orderId }) {
+      const r = await barrier(barrierPool(orderId), undefined, async () => true);
+      return { ok: r === true };
+    },
+    async write({ orderId, userId, sku, qty, amountCents }) {
+      const find = shardOf(orderId);
+      const r = await barrier(barrierPool(orderId), undefined, async (client) => {
+        // Written by an earlier confirm whose barrier row was lost with its connection.
+        if (((await client.query(find.sql, find.params)).rowCount ?? 0) > 0) return true;
+        const insert = db.route(PLACE_ORDER, [orderId, userId, sku, qty, amountCents]).units[0]!;
+        // A fresh gid per attempt: an earlier attempt's message may have been decided
+        // (rolled back by its check-back after its process died) and cannot run again. At
+        // most one attempt commits, as the order row's primary key allows one insert.
+        const message = await txn.message({
+          gid: `${ORDER_PLACED_GID}${orderId}-${randomUUID().slice(0, 8)}`,
+          topic: ORDER_PLACED_TOPIC,
+          message: {
+            body: JSON.stringify({ orderId, userId, sku, qty }),
+            tag: 'placed',
+            keys: [orderId, String(userId)],
+          },
+          check: branchCall(orderBranchService, 'placedCheck'),
+        });
+        await message.run(shardPool(insert.dataSource), (c) => c.query(insert.sql, insert.params));
+        return true;
+      });
+      return { ok: r === true };
+    },
+    async drop({ orderId }) {
+      const r = await barrier(barrierPool(orderId), undefined, async () => true);
+      return { ok: r === true };
+    },
+    async placedCheck({ gid }) {
+      const orderId = gid.slice(ORDER_PLACED_GID.length).split('-')[0]!;
+      return checkPrepared(shardPool(shardOf(orderId).dataSource), gid);
+    },
+  });
+
+  return {
+    async place({ orderId, userId, sku, qty, couponId, unitPriceCents }) {
+      // The promotion read: the price with the coupon, recorded on the order.
+      const quote = await coupons.quote({ couponId, userId, sku, qty, unitPriceCents });
+      const order = { orderId, userId, sku, qty, amountCents: quote.amountCents, couponId };
+      try {
+        const outcome = await txn.tcc({
+          gid: `${COUPON_ORDER_GID}${orderId}`,
+          branches: [
+            {
+              name: 'coupon',
+              try: branchCall(couponService, 'lock'),
+              confirm: branchCall(couponService, 'use'),
+              cancel: branchCall(couponService, 'release'),
+              payload: { couponId, userId, orderId },
+            },
+            {
+              name: 'stock',
+              try: branchCall(stockBranchService, 'deduct'),
+              confirm: branchCall(stockBranchService, 'keep'),
+              cancel: branchCall(stockBranchService, 'restore'),
+              payload: { orderId, sku, qty },
+            },
+            {
+              name: 'order',
+              try: branchCall(orderBranchService, 'reserve'),
+              confirm: branchCall(orderBranchService, 'write'),
+              cancel: branchCall(orderBranchService, 'drop'),
+              payload: order,
+            },
+          ],
+        });
+        const stock = outcome.results?.stock as { left?: number } | undefined;
+        return {
+          status: 'placed',
+          orderId,
+          left: stock?.left ?? -1,
+          amountCents: quote.amountCents,
+        };
+      } catch (err) {
+        // Rolled back because the stock branch refused: sold out, as a plain buy says it.
+        const reason = isPeakError(err, ErrorCodes.TXN_ABORTED) ? String(err.details.reason) : '';
+        if (/is sold out/.test(reason)) return { status: 'sold-out' };
+        throw err;
+      }
+    },
+    close: async () => {
+      await Promise.all([...barrierPools.values()].map((p) => p.end()));
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * The coupon chain in the shop's report: the buys sent with a coupon, the coupon books, and
+ * the coordinator's figures (coupon orders' TCCs by status, their "order placed" messages).
+ */
+import type { AdminClient } from 'peakware/admin';
+import type { TxnKind } from 'peakware/txn';
+import { COUPON_ORDER_GID, ORDER_PLACED_GID } from './coupon-catalog.js';
+import type { CouponBooks } from './coupon-store.js';
+import type { ItemOutcome } from './flash-sale.js';
+
+/** The coordinator's count of one kind of the coupon chain's global transactions, by status. */
+export interface TxnFigures {
+  succeeded: number;
+  failed: number;
+  /** Not finished yet (must be 0 once the books are read). */
+  active: number;
+}
+
+/** The most rows one list call returns; the figures count up to it per status. */
+const LIST_LIMIT = 1000;
+
+async function figures(admin: AdminClient, kind: TxnKind, prefix: string): Promise<TxnFigures> {
+  const count = async (status: 'succeeded' | 'failed' | 'active') =>
+    (await admin.txn.list({ kind, status, limit: LIST_LIMIT })).filter((t) =>
+      t.gid.startsWith(prefix),
+    ).length;
+  const [succeeded, failed, active] = await Promise.all([
+    count('succeeded'),
+    count('failed'),
+    count('active'),
+  ]);
+  return { succeeded, failed, active };
+}
+
+/** Coupon orders' TCCs and their "order placed" two-phase messages, as the coordinator has them. */
+export async function readCouponTxnFigures(
+  admin: AdminClient,
+): Promise<{ tcc: TxnFigures; messages: TxnFigures }> {
+  const [tcc, messages] = await Promise.all([
+    figures(admin, 'tcc', COUPON_ORDER_GID),
+    figures(admin, 'msg', ORDER_PLACED_GID),
+  ]);
+  return { tcc, messages };
+}
+
+/** The report's lines for the coupon chain. */
+export function couponReportLines(
+  sale: ItemOutcome,
+  books: CouponBooks,
+  txn: { tcc: TxnFigures; messages: TxnFigures },
+  balanced: boolean,
+): string[] {
+  return [
+    `coupons: ${sale.sent} buys with a coupon (TCC over coupon + stock + order): ${books.used} coupon orders placed, ${books.released} cancelled (coupon released), ${books.locked} left locked, ${books.usedWithoutOrder} used without an order; ${books.payments} paid through the payment callback, ${books.paidWithoutOrder} of them without an order: ${balanced ? 'consistent' : 'INCONSISTENT'}`,
+    `txn: coupon-order TCCs ${txn.tcc.succeeded} succeeded, ${txn.tcc.failed} rolled back, ${txn.tcc.active} active; "order placed" two-phase messages ${txn.messages.succeeded} published, ${txn.messages.failed} dropped, ${txn.messages.active} waiting (npx peak txn ls; npx peak txn show coupon-order-<orderId>)`,
+  ];
+}
