@@ -142,13 +142,23 @@ for (const group of ['packages', 'examples', 'bench']) {
   for (const dir of dirs) collect(path.join(dir, 'dist'), files);
 }
 const isSlow = (f) => f.endsWith('.slow.test.js');
-const selected = files
+const matched = files
   .filter((f) =>
     filters.length > 0
       ? filters.some((s) => path.relative(root, f).includes(s)) && (!slowOnly || isSlow(f))
       : slowOnly === isSlow(f),
   )
   .sort();
+// Files that keep both cores busy for a minute or more (a whole shop: control plane, services,
+// gateway, a second PostgreSQL, Redis; every snippet in turn; Chromium) are spread evenly
+// through the first three quarters of the run (so the last one is not its tail), so that two
+// seldom run at once; the other files fill the slots between.
+const CPU_HEAVY = ['examples/shop/', 'examples/snippets/', 'test/console-browser.'];
+const isHeavy = (f) => CPU_HEAVY.some((s) => path.relative(root, f).includes(s));
+const selected = spread(
+  matched.filter(isHeavy),
+  matched.filter((f) => !isHeavy(f)),
+);
 if (selected.length === 0) {
   console.error(
     `run-tests: no test files matched ${filters.join(' ') || '(any)'}; did the build run?`,
@@ -164,14 +174,44 @@ ensureSystemTools();
 const eatMyData = process.env.PEAK_TEST_FSYNC !== 'on' && ensureOptionalTool('eatmydata');
 const version = spawnSync(nodeBinary, ['--version'], { encoding: 'utf8' }).stdout.trim();
 const skipped = slowOnly || filters.length > 0 ? 0 : files.filter(isSlow).length;
+const DEFAULT_CONCURRENCY = 2;
+// Files run side by side: most of a file's wall time is waiting (an embedded PostgreSQL
+// starting, Redis, timers, child processes), so more files than cores overlap well. Node's
+// default (cores - 1) is one file at a time on a 2-core machine. PEAK_TEST_CONCURRENCY=1
+// runs them one by one (to debug a test that fails only beside others).
+const concurrency = Number(process.env.PEAK_TEST_CONCURRENCY ?? DEFAULT_CONCURRENCY);
+if (!Number.isInteger(concurrency) || concurrency < 1) {
+  console.error(
+    `run-tests: PEAK_TEST_CONCURRENCY=${process.env.PEAK_TEST_CONCURRENCY}: a whole number of 1 or more`,
+  );
+  process.exit(2);
+}
 console.log(
-  `run-tests: ${selected.length} test files under Node ${version}${skipped > 0 ? ` (${skipped} slow ones left out: npm run test:slow)` : ''}${eatMyData ? ', disk flushes off (eatmydata)' : ''}`,
+  `run-tests: ${selected.length} test files under Node ${version}${skipped > 0 ? ` (${skipped} slow ones left out: npm run test:slow)` : ''}${eatMyData ? ', disk flushes off (eatmydata)' : ''}, ${concurrency} at a time`,
 );
-const testArgs = ['--test', '--test-reporter=spec', ...selected.map((f) => path.relative(root, f))];
+// PEAK_TEST_TIMINGS=<file> writes each file's wall time there (scripts/test-timings.mjs) and
+// prints the slowest files after the run.
+const timingsFile = process.env.PEAK_TEST_TIMINGS
+  ? path.resolve(process.env.PEAK_TEST_TIMINGS)
+  : undefined;
+const testArgs = [
+  '--test',
+  `--test-concurrency=${concurrency}`,
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
+  ...(timingsFile
+    ? [
+        `--test-reporter=${path.join(root, 'scripts', 'test-timings.mjs')}`,
+        `--test-reporter-destination=${timingsFile}`,
+      ]
+    : []),
+  ...selected.map((f) => path.relative(root, f)),
+];
 // Every process of the run carries this tag in its environment, so what a killed or
 // timed-out test left running (an embedded PostgreSQL or a redis-server runs in a session
 // of its own, out of reach of the test's process group) is found and stopped afterwards.
 const runTag = `PEAK_TEST_RUN=${randomUUID()}`;
+const startedAt = Date.now();
 const result = spawnSync(
   eatMyData ? 'eatmydata' : nodeBinary,
   eatMyData ? [nodeBinary, ...testArgs] : testArgs,
@@ -182,7 +222,42 @@ const result = spawnSync(
   },
 );
 stopLeftovers();
+if (timingsFile) printSlowest(timingsFile);
+console.log(`run-tests: ${Math.round((Date.now() - startedAt) / 1000)} s`);
+if (result.signal) console.error(`run-tests: the test runner was stopped by ${result.signal}`);
 process.exit(result.status ?? 1);
+
+/** `light` in order with the `heavy` ones placed evenly in its first three quarters, one first. */
+function spread(heavy, light) {
+  const out = [];
+  const every = (0.75 * (heavy.length + light.length)) / Math.max(1, heavy.length);
+  let h = 0;
+  let l = 0;
+  while (h < heavy.length || l < light.length) {
+    if (h < heavy.length && (l >= light.length || out.length >= Math.round(h * every)))
+      out.push(heavy[h++]);
+    else out.push(light[l++]);
+  }
+  return out;
+}
+
+/** Prints the 20 slowest test files of the run from the timings reporter's file (a file's last line is its total). */
+function printSlowest(file) {
+  if (!existsSync(file)) return;
+  const last = new Map();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line === '') continue;
+    const row = JSON.parse(line);
+    last.set(row.file, row);
+  }
+  const rows = [...last.values()].sort((a, b) => b.ms - a.ms);
+  console.log(`run-tests: slowest files (s, their top-level tests summed), all in ${file}:`);
+  for (const r of rows.slice(0, 20)) {
+    console.log(
+      `  ${(r.ms / 1000).toFixed(1).padStart(6)}  ${path.relative(root, r.file)}${r.failed ? '  (failed)' : ''}`,
+    );
+  }
+}
 
 /** Stops the processes of this run still alive after it (Linux: found through /proc). */
 function stopLeftovers() {

@@ -50,6 +50,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
   const dirs: string[] = [];
   const nodes: { name: string; proc: PeakProcess; url: string }[] = [];
   const guards: Guard[] = [];
+  const clients = new Map<Guard, HttpTokenClient>();
 
   const tmp = async (prefix: string) => {
     const d = await mkdtemp(path.join(os.tmpdir(), prefix));
@@ -71,6 +72,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
     });
     const guard = new Guard({ rules, clusterClient: client });
     guards.push(guard);
+    clients.set(guard, client);
     await waitFor(
       `guard ${id} gets tokens through ${url}`,
       async () => {
@@ -105,6 +107,26 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
       sums.every((n) => n > 0),
       `${what}: every guard draws on the budget: ${JSON.stringify(perSecond)}`,
     );
+  };
+
+  /**
+   * Overloads `gs` for `seconds` and asserts the shared budget. A token request that outlasts
+   * its 2 s timeout (a loaded host) puts that client on its local rule for a while, by design,
+   * and local rules together admit more than the budget: such a window measures the fallback,
+   * not the shared budget, so it is measured again (five windows at most).
+   */
+  const assertSharedUnder = async (gs: Guard[], seconds: number, what: string) => {
+    const fallbacks = () => gs.reduce((n, g) => n + (clients.get(g)?.counters.fallback ?? 0), 0);
+    for (let window = 1; ; window++) {
+      const before = fallbacks();
+      const perSecond = await overload(gs, 'buy', 300, seconds);
+      const fell = fallbacks() - before;
+      if (fell === 0 || window === 5) {
+        assertShared(perSecond, `${what} (window ${window}, ${fell} fallbacks)`);
+        return;
+      }
+      await sleep(1500);
+    }
   };
 
   before(async () => {
@@ -156,7 +178,7 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
       await guardOn(urls[1]!, 'via-b'),
       await guardOn(urls[2]!, 'via-c'),
     ] as [Guard, Guard, Guard];
-    assertShared(await overload([ga, gb, gc], 'buy', 300, 3), 'three nodes');
+    await assertSharedUnder([ga, gb, gc], 3, 'three nodes');
 
     killGroup(leader.proc.child, 'SIGKILL');
     await leader.proc.exited;
@@ -177,6 +199,6 @@ describe('guard cluster budgets across control-plane nodes', { timeout: 240_000 
     );
     // Let both clients get past their fallback window before measuring.
     await sleep(1500);
-    assertShared(await overload([ga, survivor], 'buy', 300, 2), 'after the takeover');
+    await assertSharedUnder([ga, survivor], 2, 'after the takeover');
   });
 });

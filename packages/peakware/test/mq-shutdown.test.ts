@@ -13,7 +13,9 @@ import { BrokerClient } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
 import { bearer, useLocalCredential } from './support/credentials.js';
 
-describe('mq long polls at server shutdown', { timeout: 60_000 }, () => {
+// A bound for a loaded host: it covers starting the server (an embedded PostgreSQL) too, and
+// 60 s ran out once in a full run with test files side by side.
+describe('mq long polls at server shutdown', { timeout: 120_000 }, () => {
   let dataDir: string | undefined;
   let server: PeakServer | undefined;
   const sockets: net.Socket[] = [];

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
+import { waitFor } from '../../test/support/wait.js';
 import { currentContext, remainingTime, withContext } from '../core/context.js';
 import { ErrorCodes, isPeakError } from '../core/errors.js';
 import { InMemoryRegistry } from '../registry/in-memory-registry.js';
@@ -264,6 +265,15 @@ describe('provider overload is retried elsewhere', () => {
   it('a call refused for maxInFlight runs on another instance, even when not idempotent', async () => {
     const registry = new InMemoryRegistry();
     const ran: string[] = [];
+    // Each call holds its instance until the test opens the gate, so "busy" is a state the
+    // test sees (the calls ran), not a guess about how soon they arrive on a loaded machine.
+    let open = () => {};
+    let gate = Promise.resolve();
+    const closeGate = () => {
+      gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+    };
     const servers = [
       new RpcServer({ registry, maxInFlight: 1 }),
       new RpcServer({ registry, maxInFlight: 1 }),
@@ -272,7 +282,7 @@ describe('provider overload is retried elsewhere', () => {
       server.addService(slow, {
         pay: async ({ id }) => {
           ran.push(id);
-          await new Promise((r) => setTimeout(r, 100));
+          await gate;
           return { port: server.port };
         },
       });
@@ -281,18 +291,25 @@ describe('provider overload is retried elsewhere', () => {
     const client = new RpcClient({ registry, warmupMs: 0, loadBalancer: 'random' });
     try {
       const pay = client.service(slow);
-      const results = await Promise.all([pay.pay({ id: 'a' }), pay.pay({ id: 'b' })]);
+      closeGate();
+      const both = Promise.all([pay.pay({ id: 'a' }), pay.pay({ id: 'b' })]);
+      await waitFor('a and b running', () => ran.includes('a') && ran.includes('b'));
+      open();
+      const results = await both;
       assert.deepEqual(new Set(results.map((r) => r.port)), new Set(servers.map((s) => s.port)));
       assert.deepEqual([...ran].sort(), ['a', 'b'], 'each ran exactly once');
       // Both instances busy: a third call is refused everywhere, clearly, and never ran.
-      const busy = [pay.pay({ id: 'c' }), pay.pay({ id: 'd' })];
-      await new Promise((r) => setTimeout(r, 20));
+      closeGate();
+      const busy = Promise.all([pay.pay({ id: 'c' }), pay.pay({ id: 'd' })]);
+      await waitFor('c and d running', () => ran.includes('c') && ran.includes('d'));
       await assert.rejects(pay.pay({ id: 'e' }), (err) =>
         isPeakError(err, ErrorCodes.RPC_OVERLOADED),
       );
-      await Promise.all(busy);
+      open();
+      await busy;
       assert.ok(!ran.includes('e'));
     } finally {
+      open();
       await client.close();
       for (const s of servers) await s.stop();
     }
