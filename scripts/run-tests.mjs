@@ -174,11 +174,11 @@ ensureSystemTools();
 const eatMyData = process.env.PEAK_TEST_FSYNC !== 'on' && ensureOptionalTool('eatmydata');
 const version = spawnSync(nodeBinary, ['--version'], { encoding: 'utf8' }).stdout.trim();
 const skipped = slowOnly || filters.length > 0 ? 0 : files.filter(isSlow).length;
-const DEFAULT_CONCURRENCY = 2;
-// Files run side by side: most of a file's wall time is waiting (an embedded PostgreSQL
-// starting, Redis, timers, child processes), so more files than cores overlap well. Node's
-// default (cores - 1) is one file at a time on a 2-core machine. PEAK_TEST_CONCURRENCY=1
-// runs them one by one (to debug a test that fails only beside others).
+const DEFAULT_CONCURRENCY = 1;
+// PEAK_TEST_CONCURRENCY=N runs N files side by side: most of a file's wall time is waiting
+// (an embedded PostgreSQL starting, Redis, timers, child processes), so files overlap well.
+// One at a time stays the default until a file that times out can no longer hold its slot
+// (seen once under Node 24 on a host at load 20-30: a shop file lived on for 20 minutes).
 const concurrency = Number(process.env.PEAK_TEST_CONCURRENCY ?? DEFAULT_CONCURRENCY);
 if (!Number.isInteger(concurrency) || concurrency < 1) {
   console.error(
