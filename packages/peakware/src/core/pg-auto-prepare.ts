@@ -35,7 +35,9 @@ function nameFor(text: string): string | undefined {
   if (names.size >= MAX_NAMED) return undefined;
   const n = (seen.get(text) ?? 0) + 1;
   if (n < THRESHOLD) {
-    if (seen.size < MAX_NAMED * 4) seen.set(text, n);
+    // One-off texts (generated SQL) must not crowd out the statements that repeat.
+    if (seen.size >= MAX_NAMED * 4) seen.clear();
+    seen.set(text, n);
     return undefined;
   }
   seen.delete(text);
