@@ -159,7 +159,7 @@ export async function commitTwoPhase(
   const [coordinatorName, coordinator] = entries[0]!;
   const others = entries.slice(1);
   const gid = randomUUID();
-  const names = others.map((_, i) => preparedName(gid, coordinatorName, i + 1));
+  let names: string[] = [];
   const prepared: { dataSource: string; name: string }[] = [];
   const released = new Set<DataSourceSession>();
   const release = (s: DataSourceSession, err?: Error) => {
@@ -190,14 +190,17 @@ export async function commitTwoPhase(
     );
   };
 
+  let stage = 'the checks before PREPARE';
   try {
+    names = others.map((_, i) => preparedName(gid, coordinatorName, i + 1));
     await Promise.all([
       ...entries.map(([name]) => checkPrepares(host.primary(name), name)),
       createLog(host.primary(coordinatorName)),
     ]);
+    stage = 'the coordinator log';
     await coordinator.query(`INSERT INTO peak_xa.log (gid, outcome) VALUES ($1, 'commit')`, [gid]);
   } catch (err) {
-    return rollBack(err, 'the coordinator log');
+    return rollBack(err, stage);
   }
   for (const [i, [dataSource, session]] of others.entries()) {
     const name = names[i]!;
