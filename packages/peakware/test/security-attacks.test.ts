@@ -210,7 +210,7 @@ describe('attacks with a credential of ones own, or none', { timeout: 120_000 },
     await producer.endHalf(id, 'commit', 'producer');
   });
 
-  it('a consumer reads only the topics its grants name', async () => {
+  it('a consumer reads only the topics its grants name, by key and by id (the secured-topic read)', async () => {
     const consumer = new BrokerClient({ servers: url, token: points });
     await assert.rejects(
       consumer.receive(
@@ -228,13 +228,24 @@ describe('attacks with a credential of ones own, or none', { timeout: 120_000 },
         isPeakError(err, ErrorCodes.FORBIDDEN) &&
         /consume shop\.payments\/points/.test(err.message),
     );
-    await new BrokerClient({ servers: url, token: server.info.adminToken! }).send('shop.payments', [
-      { body: Buffer.from('card 4111').toString('base64'), keys: ['pay-1'] },
-    ]);
+    const body = Buffer.from('card 4111').toString('base64');
+    const sent = await new BrokerClient({
+      servers: url,
+      token: server.info.adminToken!,
+    }).send('shop.payments', [{ body, keys: ['pay-1'] }]);
     const byKey = await raw('GET', '/api/v1/mq/messages?key=pay-1', points);
     assert.deepEqual((byKey.json as { messages: unknown[] }).messages, []);
     const asAdmin = await raw('GET', '/api/v1/mq/messages?key=pay-1', server.info.adminToken!);
     assert.equal((asAdmin.json as { messages: unknown[] }).messages.length, 1);
+    // By id: no token is refused; a credential without the topic sees the message's
+    // whereabouts but never its body; the admin sees the body.
+    const byId = `/api/v1/mq/messages/${sent.ids[0]}`;
+    assert.equal((await raw('GET', byId, undefined)).status, 401);
+    const outOfScope = await raw('GET', byId, points);
+    assert.equal(outOfScope.status, 200);
+    assert.ok(!JSON.stringify(outOfScope.json).includes(body), JSON.stringify(outOfScope.json));
+    const admins = await raw('GET', byId, server.info.adminToken!);
+    assert.ok(JSON.stringify(admins.json).includes(body), 'the admin reads the body');
   });
 
   it('a provider of app A cannot register service B', async () => {
