@@ -308,8 +308,15 @@ export class ShardedDatabase {
   /** Settles in-doubt XA transactions in the background from now on (once). */
   #startXaRecovery(): void {
     if (this.#xaTimer !== undefined || this.#xaRecoveryMs <= 0) return;
+    let running = false;
     this.#xaTimer = setInterval(() => {
-      if (!this.#closed) void this.recoverXa().catch(() => undefined); // the next pass retries
+      if (this.#closed || running) return; // one pass at a time (a pass may wait on a coordinator)
+      running = true;
+      void this.recoverXa()
+        .catch(() => undefined) // the next pass retries
+        .finally(() => {
+          running = false;
+        });
     }, this.#xaRecoveryMs);
     this.#xaTimer.unref();
   }
