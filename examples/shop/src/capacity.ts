@@ -255,19 +255,29 @@ async function runSteps(
 ): Promise<CapacityReport> {
   const steps: StepFigures[] = [];
   let userBase = 0;
-  // A short warm-up, not reported: the first calls open connections and compile code.
-  await runner.run({
-    gatewayUrl: chain.gatewayUrl,
-    apiKey: chain.gatewayKey,
-    rate: 50,
-    seconds: 3,
-    hotSku: options.hotSku,
-    regularSku: options.regularSku,
-    regularShare: options.regularShare,
-    userBase,
-    timeoutMs: 5000,
-  });
-  userBase += 1_000_000;
+  // A warm-up, not reported, as a load test starts (k6's ramping arrival rate, PTS's warm-up):
+  // the first calls open connections and compile code, and a chain that goes from idle to
+  // its first step's rate at once spends that step's first seconds doing so (p99 of seconds
+  // while it lasts). So the rate climbs to the first step's in up to four stages of two
+  // seconds: 50/s, then a quarter, half and all of the first step's rate (those above 50/s).
+  const first = options.rates[0] ?? 50;
+  const stages = [50, first / 4, first / 2, first]
+    .map(Math.round)
+    .filter((r, i) => i === 0 || r > 50);
+  for (const rate of stages) {
+    await runner.run({
+      gatewayUrl: chain.gatewayUrl,
+      apiKey: chain.gatewayKey,
+      rate,
+      seconds: 2,
+      hotSku: options.hotSku,
+      regularSku: options.regularSku,
+      regularShare: options.regularShare,
+      userBase,
+      timeoutMs: 5000,
+    });
+    userBase += 1_000_000;
+  }
   for (const rate of options.rates) {
     options.onStep?.({ rate });
     const before = await sampleCpu(chain);

@@ -43,6 +43,13 @@ export interface LoadResult {
   errors: number;
   /** Latency from the scheduled send time, ms. */
   latencyMs: { p50: number; p90: number; p99: number; max: number };
+  /**
+   * Each second of the step (by scheduled send time): p99 and worst latency, ms. Shows
+   * whether a failed p99 was one stall or the whole step.
+   */
+  bySecond: { p99: number; max: number }[];
+  /** When the step's first buy was scheduled (epoch ms), to line it up with other samples. */
+  startedAt: number;
   /** How late the generator itself was in sending (its own lag), ms, worst case. */
   senderLagMs: number;
   /** CPU the generator used, µs per buy (not part of the chain's figures). */
@@ -77,6 +84,8 @@ async function runStep(step: LoadStep): Promise<LoadResult> {
     blocked: 0,
     errors: 0,
     latencyMs: { p50: 0, p90: 0, p99: 0, max: 0 },
+    bySecond: [],
+    startedAt: 0,
     senderLagMs: 0,
     cpuUsPerBuy: 0,
     errorSamples: [],
@@ -86,6 +95,10 @@ async function runStep(step: LoadStep): Promise<LoadResult> {
     if (result.errorSamples.length < 5) result.errorSamples.push(why);
   };
   const cpu = process.cpuUsage();
+  const perSecond = Array.from({ length: Math.ceil(step.seconds) }, () => ({
+    latency: new LatencyHistogram(),
+    max: 0,
+  }));
   let answered = 0;
   let maxMs = 0;
   const buy = async (i: number, scheduledAt: number): Promise<void> => {
@@ -104,12 +117,18 @@ async function runStep(step: LoadStep): Promise<LoadResult> {
     const ms = performance.now() - scheduledAt;
     latency.record(ms);
     if (ms > maxMs) maxMs = ms;
+    const second = perSecond[Math.min(perSecond.length - 1, Math.floor((i * interval) / 1000))];
+    if (second !== undefined) {
+      second.latency.record(ms);
+      if (ms > second.max) second.max = ms;
+    }
     outcome();
     answered++;
   };
 
   const interval = 1000 / step.rate;
   const start = performance.now();
+  result.startedAt = Date.now();
   const pending: Promise<void>[] = [];
   await new Promise<void>((resolve) => {
     let sent = 0;
@@ -134,6 +153,10 @@ async function runStep(step: LoadStep): Promise<LoadResult> {
     p99: round(latency.quantile(0.99)),
     max: round(maxMs),
   };
+  result.bySecond = perSecond.map((s) => ({
+    p99: round(s.latency.quantile(0.99)),
+    max: round(s.max),
+  }));
   result.senderLagMs = round(result.senderLagMs);
   result.cpuUsPerBuy = Math.round((used.user + used.system) / Math.max(1, answered));
   return result;

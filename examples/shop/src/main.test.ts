@@ -151,7 +151,13 @@ interface CapacityJson {
   steps: {
     rate: number;
     passed: boolean;
-    load: { scheduled: number; placed: number; errors: number; blocked: number };
+    load: {
+      scheduled: number;
+      placed: number;
+      errors: number;
+      blocked: number;
+      bySecond: { p99: number; max: number }[];
+    };
     cpuUsPerOrder: Record<string, number> & { total: number };
     books: { consistent: boolean; orders: number; pointsAwarded: number; oversold: number };
   }[];
@@ -186,6 +192,7 @@ test('the capacity run measures each step with the limits lifted and checks the 
       assert.equal(s.books.consistent, true, `step ${s.rate}/s books`);
       assert.equal(s.books.oversold, 0);
       assert.equal(s.books.pointsAwarded, s.books.orders, 'every order event consumed');
+      assert.equal(s.load.bySecond.length, 2, `step ${s.rate}/s: p99 of each of its 2 seconds`);
       for (const kind of [
         'gateway',
         'order',

@@ -41,7 +41,11 @@ export function stepLine(s: StepFigures): string {
     .sort((a, b) => b[1] - a[1])
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
-  return `  ${String(s.rate).padStart(5)}/s  placed ${String(s.placedPerSecond).padStart(5)}/s  p50 ${String(s.load.latencyMs.p50).padStart(6)} ms  p99 ${String(s.load.latencyMs.p99).padStart(7)} ms  errors ${String(s.load.errors).padStart(5)}  ${s.passed ? 'pass' : 'FAIL'}  books ${s.books.consistent ? 'ok' : 'INCONSISTENT'}  cpu/order ${s.cpuUsPerOrder.total} µs (${cpu})  rw calls/order ${s.syscallsPerOrder.total}`;
+  const line = `  ${String(s.rate).padStart(5)}/s  placed ${String(s.placedPerSecond).padStart(5)}/s  p50 ${String(s.load.latencyMs.p50).padStart(6)} ms  p99 ${String(s.load.latencyMs.p99).padStart(7)} ms  errors ${String(s.load.errors).padStart(5)}  ${s.passed ? 'pass' : 'FAIL'}  books ${s.books.consistent ? 'ok' : 'INCONSISTENT'}  cpu/order ${s.cpuUsPerOrder.total} µs (${cpu})  rw calls/order ${s.syscallsPerOrder.total}`;
+  if (s.passed || s.load.bySecond.length === 0) return line;
+  // A failed step also shows its p99 second by second: one stall or the whole step.
+  const seconds = s.load.bySecond.map((b) => String(Math.round(b.p99))).join(' ');
+  return `${line}\n          p99 by second (ms): ${seconds}`;
 }
 
 /** The one-line summary `npm start -- --capacity` ends with. */
