@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -415,5 +416,21 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
         isPeakError(e, ErrorCodes.CACHE_UNAVAILABLE) && /retry/.test((e as Error).message),
     );
     await own.stop();
+  });
+
+  it('a port already taken is refused with the reason redis-server gives', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+    const taken = (holder.address() as net.AddressInfo).port;
+    try {
+      await assert.rejects(
+        startRedisServer({ port: taken, startTimeoutMs: 5000 }),
+        (e: unknown) =>
+          isPeakError(e, ErrorCodes.CACHE_UNAVAILABLE) &&
+          new RegExp(`port ${taken}.*address already in use`, 'is').test((e as Error).message),
+      );
+    } finally {
+      await new Promise<void>((r) => holder.close(() => r()));
+    }
   });
 });

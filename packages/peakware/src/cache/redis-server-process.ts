@@ -82,20 +82,16 @@ async function freeLoopbackPort(): Promise<number> {
   });
 }
 
-/** Starts a private redis-server; rejects with `PEAK_CACHE_UNAVAILABLE` when it cannot. */
-export async function startRedisServer(
-  options: RedisServerOptions = {},
-): Promise<RedisServerProcess> {
-  if (!redisServerAvailable()) {
-    throw new PeakError(
-      ErrorCodes.CACHE_UNAVAILABLE,
-      'redis-server is not on PATH: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or give a Redis URL (PEAK_REDIS_URL)',
-    );
-  }
-  const ownDir = options.dir === undefined;
-  const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'peak-redis-')));
-  if (!ownDir) await mkdir(dir, { recursive: true });
-  const port = options.port ?? (await freeLoopbackPort());
+function isAddressInUse(err: unknown): boolean {
+  return err instanceof PeakError && /address already in use/i.test(err.message);
+}
+
+/** Spawns redis-server on `port` and waits for it to accept connections. */
+async function spawnRedis(
+  port: number,
+  dir: string,
+  options: RedisServerOptions,
+): Promise<ChildProcess> {
   const durability = options.durability ?? 'none';
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
   args.push('--appendonly', durability === 'none' ? 'no' : 'yes');
@@ -125,14 +121,45 @@ export async function startRedisServer(
       out += d.toString();
       if (out.includes('Ready to accept connections')) {
         clearTimeout(timer);
-        child.off('exit', onExit);
+        child.off('close', onExit);
         child.stdout?.off('data', onData);
         resolve();
       }
     };
     child.stdout?.on('data', onData);
-    child.once('exit', onExit);
+    // 'close', not 'exit': the reason (stdout's last lines) has been read by then.
+    child.once('close', onExit);
   });
+  return child;
+}
+
+/** Starts a private redis-server; rejects with `PEAK_CACHE_UNAVAILABLE` when it cannot. */
+export async function startRedisServer(
+  options: RedisServerOptions = {},
+): Promise<RedisServerProcess> {
+  if (!redisServerAvailable()) {
+    throw new PeakError(
+      ErrorCodes.CACHE_UNAVAILABLE,
+      'redis-server is not on PATH: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or give a Redis URL (PEAK_REDIS_URL)',
+    );
+  }
+  const ownDir = options.dir === undefined;
+  const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'peak-redis-')));
+  if (!ownDir) await mkdir(dir, { recursive: true });
+  // A free port is found, closed, then handed to redis-server: another process may take it
+  // in between (tests running side by side). Then redis-server exits with "Address already
+  // in use" and, on a port of our own choosing, another free port is tried.
+  let port = options.port ?? (await freeLoopbackPort());
+  let child: ChildProcess;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      child = await spawnRedis(port, dir, options);
+      break;
+    } catch (err) {
+      if (options.port !== undefined || attempt >= 5 || !isAddressInUse(err)) throw err;
+      port = await freeLoopbackPort();
+    }
+  }
   child.stdout?.resume();
   child.stderr?.resume();
   const exited = new Promise<void>((r) => {
