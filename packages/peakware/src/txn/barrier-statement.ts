@@ -12,6 +12,7 @@
  *   [input.account, input.amount]),
  * ```
  */
+import pg from 'pg';
 import { currentContext } from '../core/context.js';
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import { BARRIER_ORIGIN, BARRIER_TABLE, barrierRow } from './barrier.js';
@@ -58,12 +59,11 @@ export async function barrierStatement<R = Record<string, unknown>>(
       ? barrierRow(b.gid, b.branch, b.op, b.op)
       : `${barrierRow(b.gid, b.branch, origin, b.op)}, ${barrierRow(b.gid, b.branch, b.op, b.op)}`;
   // Runs only when this call inserted its own row and (for an undo) not the row of the
-  // operation it undoes: that insert succeeding means the operation never ran. Operations
-  // are a fixed set of plain words, safe as literals.
+  // operation it undoes: that insert succeeding means the operation never ran.
   const gate =
     origin === undefined
       ? '(EXISTS (SELECT 1 FROM peak_barrier))'
-      : `(EXISTS (SELECT 1 FROM peak_barrier WHERE op = '${b.op}') AND NOT EXISTS (SELECT 1 FROM peak_barrier WHERE op = '${origin}'))`;
+      : `(EXISTS (SELECT 1 FROM peak_barrier WHERE op = ${pg.escapeLiteral(b.op)}) AND NOT EXISTS (SELECT 1 FROM peak_barrier WHERE op = ${pg.escapeLiteral(origin)}))`;
   const res = await db.query(
     `WITH peak_barrier AS (
        INSERT INTO ${BARRIER_TABLE} (gid, branch, op, reason) VALUES ${rows}
