@@ -9,7 +9,10 @@
  * - saga: one HTTP call to the coordinator, which writes the transaction (batched), calls
  *   debit then credit over RPC (each a local transaction with its barrier row), and writes
  *   its end;
- * - tcc: the same with try (both at once), then confirm (both at once): four branch calls.
+ * - tcc: the same with try (both at once), then confirm (both at once): four branch calls;
+ * - local1 and saga1: local and saga with each branch's work as one statement: two
+ *   autocommit UPDATEs by the caller, against branches that put the barrier insert and the
+ *   UPDATE in one statement (`barrierStatement`): one round trip per branch, not three.
  *
  * Processes: the peak server (embedded PostgreSQL, the business database beside it), the
  * branch service, and this one driving a closed loop with 64 in flight over 2 000 accounts
@@ -18,14 +21,14 @@
  * the processes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HttpRegistry } from 'peakware/registry';
 import { defineService, definitionKey, RpcClient, RpcServer } from 'peakware/rpc';
 import { PeakServer } from 'peakware/server';
-import { barrier, installBarrier, TxnClient, txnBranch } from 'peakware/txn';
+import { barrier, barrierStatement, installBarrier, TxnClient, txnBranch } from 'peakware/txn';
 import pg from 'pg';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
@@ -50,6 +53,10 @@ const ledger = defineService({
     cancelCredit: move,
     plainDebit: move,
     plainCredit: move,
+    debitOne: move,
+    undebitOne: move,
+    creditOne: move,
+    uncreditOne: move,
   },
 });
 const KEY = definitionKey(ledger);
@@ -82,6 +89,12 @@ async function serve(kind: string, extra: string[]): Promise<void> {
     barrier(db, txnBranch(), (client) => client.query(sql, [input.account, input.amount])).then(
       () => ({}),
     );
+  // The same work as one statement gated by the barrier: one round trip, no BEGIN/COMMIT.
+  const oneStatement = (sql: string) => (input: { account: number; amount: number }) =>
+    barrierStatement(db, txnBranch(), (gate) => `${sql} AND ${gate} RETURNING id`, [
+      input.account,
+      input.amount,
+    ]).then(() => ({}));
   const plain = (sql: string) => async (input: { account: number; amount: number }) => {
     const client = await db.connect();
     try {
@@ -114,6 +127,10 @@ async function serve(kind: string, extra: string[]): Promise<void> {
     cancelCredit: guarded('UPDATE accounts SET incoming = incoming - $2 WHERE id = $1'),
     plainDebit: plain(DEBIT),
     plainCredit: plain(CREDIT),
+    debitOne: oneStatement(DEBIT),
+    undebitOne: oneStatement(CREDIT),
+    creditOne: oneStatement(CREDIT),
+    uncreditOne: oneStatement(DEBIT),
   });
   await server.start();
   process.stdout.write('{}\n');
@@ -159,6 +176,34 @@ async function closedLoop(
     }),
   );
   return { rate: done / ((performance.now() - started) / 1000), done };
+}
+
+/** The fields of /proc/<pid>/stat after the command name; undefined when it is gone. */
+function procStat(pid: number | string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time of the whole PostgreSQL (its postmaster, every process it runs, and the ones that
+ * ended), µs; NaN off Linux. Its backends do the work of every contender, so this is where
+ * the coordinator's writes and the barrier's cost show.
+ */
+function postgresCpuUs(postmaster: number): number {
+  const own = procStat(postmaster);
+  if (own === undefined) return Number.NaN;
+  // utime, stime, cutime, cstime (fields 14-17), in clock ticks of 10 ms.
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const f = procStat(entry);
+    if (f !== undefined && Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks * 10_000;
 }
 
 const pair = (i: number) => {
@@ -209,6 +254,9 @@ export const benchmark: Benchmark = {
       const ledgerClient = rpc.service(ledger);
       const txn = new TxnClient({ servers: url });
       const pool = db;
+      // The postmaster is the parent of any backend: one of the pool's tells its pid.
+      const backend = await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const postmaster = Number(procStat(backend.rows[0]!.pid)?.[1] ?? Number.NaN);
 
       const local = async (i: number) => {
         const { from, to } = pair(i);
@@ -225,6 +273,12 @@ export const benchmark: Benchmark = {
             client.release();
           }
         }
+      };
+      // The same two updates, each one statement on its own (autocommit): one round trip each.
+      const local1 = async (i: number) => {
+        const { from, to } = pair(i);
+        await pool.query(DEBIT, [from, 1]);
+        await pool.query(CREDIT, [to, 1]);
       };
       const direct = async (i: number) => {
         const { from, to } = pair(i);
@@ -251,6 +305,25 @@ export const benchmark: Benchmark = {
           ],
         });
       };
+      const saga1 = (i: number) => {
+        const { from, to } = pair(i);
+        return txn.saga({
+          steps: [
+            {
+              name: 'debit',
+              action: call('debitOne'),
+              compensate: call('undebitOne'),
+              payload: { account: from, amount: 1 },
+            },
+            {
+              name: 'credit',
+              action: call('creditOne'),
+              compensate: call('uncreditOne'),
+              payload: { account: to, amount: 1 },
+            },
+          ],
+        });
+      };
       const tcc = (i: number) => {
         const { from, to } = pair(i);
         return txn.tcc({
@@ -272,22 +345,27 @@ export const benchmark: Benchmark = {
           ],
         });
       };
-      const contenders = { local, rpc: direct, saga, tcc } as const;
+      const contenders = { local, rpc: direct, saga, tcc, local1, saga1 } as const;
       const rates: Record<keyof typeof contenders, number[]> = {
         local: [],
         rpc: [],
         saga: [],
         tcc: [],
+        local1: [],
+        saga1: [],
       };
-      // CPU per operation, µs, in each process: the coordinator's, the branches', the caller's.
+      // CPU per operation, µs, in each process: the coordinator's, the branches', the
+      // caller's and PostgreSQL's (the control plane's and the business database's).
       const cpu: Record<
         keyof typeof contenders,
-        { peak: number[]; branch: number[]; caller: number[] }
+        { peak: number[]; branch: number[]; caller: number[]; pg: number[] }
       > = {
-        local: { peak: [], branch: [], caller: [] },
-        rpc: { peak: [], branch: [], caller: [] },
-        saga: { peak: [], branch: [], caller: [] },
-        tcc: { peak: [], branch: [], caller: [] },
+        local: { peak: [], branch: [], caller: [], pg: [] },
+        rpc: { peak: [], branch: [], caller: [], pg: [] },
+        saga: { peak: [], branch: [], caller: [], pg: [] },
+        tcc: { peak: [], branch: [], caller: [], pg: [] },
+        local1: { peak: [], branch: [], caller: [], pg: [] },
+        saga1: { peak: [], branch: [], caller: [], pg: [] },
       };
       progress('warming up');
       for (const op of Object.values(contenders)) await closedLoop(op, 1000);
@@ -300,12 +378,14 @@ export const benchmark: Benchmark = {
             processCpuUs(peak.child.pid),
             processCpuUs(provider.child.pid),
             process.cpuUsage(),
+            postgresCpuUs(postmaster),
           ] as const;
           const { rate, done } = await closedLoop(op, ms);
           const mine = process.cpuUsage(before[2]);
           cpu[name].peak.push((processCpuUs(peak.child.pid) - before[0]) / done);
           cpu[name].branch.push((processCpuUs(provider.child.pid) - before[1]) / done);
           cpu[name].caller.push((mine.user + mine.system) / done);
+          cpu[name].pg.push((postgresCpuUs(postmaster) - before[3]) / done);
           rates[name].push(rate);
           progress(`run ${r + 1} ${name}: ${Math.round(rate)}/s`);
         }
@@ -320,11 +400,14 @@ export const benchmark: Benchmark = {
         'rpc.perSec': round(median(rates.rpc)),
         'saga.perSec': round(median(rates.saga)),
         'tcc.perSec': round(median(rates.tcc)),
+        'local1.perSec': round(median(rates.local1)),
+        'saga1.perSec': round(median(rates.saga1)),
         ...Object.fromEntries(
           Object.entries(cpu).flatMap(([name, c]) => [
             [`${name}.peakCpuUsPerOp`, round(median(c.peak))],
             [`${name}.branchCpuUsPerOp`, round(median(c.branch))],
             [`${name}.callerCpuUsPerOp`, round(median(c.caller))],
+            [`${name}.postgresCpuUsPerOp`, round(median(c.pg))],
           ]),
         ),
       } as Record<string, number>;
@@ -332,25 +415,29 @@ export const benchmark: Benchmark = {
         'local/saga': round(figures['local.perSec']! / figures['saga.perSec']!),
         'rpc/saga': round(figures['rpc.perSec']! / figures['saga.perSec']!),
         'local/tcc': round(figures['local.perSec']! / figures['tcc.perSec']!),
+        'local1/saga1': round(figures['local1.perSec']! / figures['saga1.perSec']!),
         'saga/goal2000': round(figures['saga.perSec']! / 2000),
+        'saga1/goal2000': round(figures['saga1.perSec']! / 2000),
       };
       return {
         figures,
         ratios,
         table: [
-          ['contender', 'per s (median)', 'runs', 'CPU µs/op peak · branch · caller'],
+          ['contender', 'per s (median)', 'runs', 'CPU µs/op peak · branch · caller · postgres'],
           ...(
             [
               ['local', 'local: 2 local transactions by the caller'],
               ['rpc', 'rpc: 2 RPC calls, plain local transactions'],
               ['saga', 'saga: 2 branches, barriers, coordinator'],
               ['tcc', 'tcc: 2 branches (4 calls), barriers, coordinator'],
+              ['local1', 'local1: 2 one-statement local transactions'],
+              ['saga1', 'saga1: saga, one-statement branches (barrierStatement)'],
             ] as const
           ).map(([k, label]) => [
             label,
             figures[`${k}.perSec`] ?? Number.NaN,
             rates[k].map(Math.round).join(' '),
-            `${figures[`${k}.peakCpuUsPerOp`]} · ${figures[`${k}.branchCpuUsPerOp`]} · ${figures[`${k}.callerCpuUsPerOp`]}`,
+            `${figures[`${k}.peakCpuUsPerOp`]} · ${figures[`${k}.branchCpuUsPerOp`]} · ${figures[`${k}.callerCpuUsPerOp`]} · ${figures[`${k}.postgresCpuUsPerOp`]}`,
           ]),
           ...Object.entries(ratios).map(([k, v]) => [k, v, '', '']),
         ],

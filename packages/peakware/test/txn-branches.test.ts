@@ -20,6 +20,7 @@ import { definitionKey, RpcClient } from '../src/rpc/index.js';
 import { PeakServer } from '../src/server/index.js';
 import {
   barrier,
+  barrierStatement,
   branchBaggage,
   type SagaStep,
   type TccBranch,
@@ -107,6 +108,7 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
       k1: 100,
       m1: 100,
       m2: 0,
+      n1: 100,
     });
     txn = new TxnClient({ servers: server.info.url });
     admin = new AdminClient({ servers: server.info.url, token: server.info.adminToken! });
@@ -183,6 +185,35 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
       barrier(shop.db, undefined, async () => 1),
       (err: unknown) => isPeakError(err, ErrorCodes.TXN_NO_BRANCH),
     );
+  });
+
+  it('barrierStatement: the same rules as barrier, in one statement', async () => {
+    const debitN1 = (gid: string, op: 'action' | 'compensate', sign: string) =>
+      barrierStatement<{ balance: number }>(
+        shop.db,
+        { gid, branch: 'debit', op },
+        (gate) =>
+          `UPDATE accounts SET balance = balance ${sign} $2 WHERE id = $1 AND ${gate} RETURNING balance`,
+        ['n1', 10],
+      );
+    assert.deepEqual(await debitN1('stmt-1', 'action', '-'), {
+      ran: true,
+      rows: [{ balance: 90 }],
+    });
+    assert.deepEqual(await debitN1('stmt-1', 'action', '-'), { ran: false, rows: [] }, 'duplicate');
+    assert.deepEqual(await debitN1('stmt-1', 'compensate', '+'), {
+      ran: true,
+      rows: [{ balance: 100 }],
+    });
+    assert.deepEqual(await debitN1('stmt-1', 'compensate', '+'), { ran: false, rows: [] });
+    // A compensation first (empty), then its action late (hanging): neither runs.
+    assert.deepEqual(await debitN1('stmt-2', 'compensate', '+'), { ran: false, rows: [] });
+    assert.deepEqual(await debitN1('stmt-2', 'action', '-'), { ran: false, rows: [] });
+    assert.equal((await shop.balance('n1')).balance, 100);
+    // A statement that fails takes its barrier row with it: the retry runs.
+    await assert.rejects(debitN1('stmt-3', 'action', '- 1000 -'), /check constraint/);
+    assert.equal((await debitN1('stmt-3', 'action', '-')).ran, true);
+    assert.equal((await shop.balance('n1')).balance, 90);
   });
 
   // ---------------------------------------------------------------- saga

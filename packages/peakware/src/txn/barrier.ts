@@ -17,7 +17,7 @@
  * statements), so a barrier adds one statement, not a round trip, to the branch's work.
  * `installBarrier` (or `peak txn barrier install --db <url>`) creates the table.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { currentContext } from '../core/context.js';
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import { type TxnBranch, txnBranch } from './branch-context.js';
@@ -34,7 +34,11 @@ export interface BarrierDb {
 /** The branch name two-phase messages use for their local transaction's row. */
 export const MSG_BRANCH = '00';
 
-const ORIGIN: Partial<Record<BranchOp, BranchOp>> = { compensate: 'action', cancel: 'try' };
+/** The operation a compensation or cancel undoes: its barrier row is inserted too. */
+export const BARRIER_ORIGIN: Partial<Record<BranchOp, BranchOp>> = {
+  compensate: 'action',
+  cancel: 'try',
+};
 
 /** Creates the barrier table in the branch's database (idempotent). */
 export async function installBarrier(db: pg.Pool | pg.Client): Promise<void> {
@@ -59,8 +63,9 @@ export async function pruneBarrier(db: pg.Pool, olderThanMs: number): Promise<nu
   return res.rowCount ?? 0;
 }
 
-function row(client: pg.PoolClient, gid: string, branch: string, op: string, reason: string) {
-  return `(${client.escapeLiteral(gid)}, ${client.escapeLiteral(branch)}, ${client.escapeLiteral(op)}, ${client.escapeLiteral(reason)})`;
+/** One barrier row as SQL values, every field escaped. */
+export function barrierRow(gid: string, branch: string, op: string, reason: string): string {
+  return `(${pg.escapeLiteral(gid)}, ${pg.escapeLiteral(branch)}, ${pg.escapeLiteral(op)}, ${pg.escapeLiteral(reason)})`;
 }
 
 /**
@@ -79,11 +84,11 @@ export async function barrier<T>(
   const client = await db.connect();
   let open = false;
   try {
-    const origin = ORIGIN[b.op];
+    const origin = BARRIER_ORIGIN[b.op];
     const rows =
       origin === undefined
-        ? row(client, b.gid, b.branch, b.op, b.op)
-        : `${row(client, b.gid, b.branch, origin, b.op)}, ${row(client, b.gid, b.branch, b.op, b.op)}`;
+        ? barrierRow(b.gid, b.branch, b.op, b.op)
+        : `${barrierRow(b.gid, b.branch, origin, b.op)}, ${barrierRow(b.gid, b.branch, b.op, b.op)}`;
     open = true;
     const results = (await client.query(
       `BEGIN; INSERT INTO ${BARRIER_TABLE} (gid, branch, op, reason) VALUES ${rows} ON CONFLICT DO NOTHING RETURNING op`,

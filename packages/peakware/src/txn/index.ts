@@ -15,6 +15,11 @@ export {
   MSG_BRANCH,
   pruneBarrier,
 } from './barrier.js';
+export {
+  type BarrierQueryable,
+  barrierStatement,
+  type GatedResult,
+} from './barrier-statement.js';
 export { branchBaggage, TXN_BAGGAGE, type TxnBranch, txnBranch } from './branch-context.js';
 export { BranchRefusedError } from './branch-refused.js';
 export {

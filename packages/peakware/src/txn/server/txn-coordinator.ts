@@ -319,12 +319,17 @@ export class TxnCoordinator {
     }
   }
 
-  async #setStatus(d: Drive, status: TxnStatus, reason?: string): Promise<void> {
+  /**
+   * Writes a status change; `lazy` (no wait for the WAL flush) only for an end recovery
+   * repeats when it is lost (see txn-journal.ts): a TCC's end, a saga's `failed`.
+   */
+  async #setStatus(d: Drive, status: TxnStatus, reason?: string, lazy = false): Promise<void> {
     const applied = await this.#journal.write({
       kind: 'status',
       gid: d.gid,
       status,
       ...(reason === undefined ? {} : { reason }),
+      ...(lazy ? { lazy } : {}),
     });
     if (!applied) {
       d.lost = true;
@@ -469,7 +474,10 @@ export class TxnCoordinator {
       await this.#setStatus(d, 'aborting', reason);
     }
     await this.#compensate(d, steps, attempted, succeeded);
-    await this.#setStatus(d, 'failed');
+    // Lost, the saga is `aborting` again: recovery compensates (barriers filter) and ends it.
+    // A saga's `succeeded` stays durable: lost, it would be `running` again, and a recovery
+    // after its deadline would compensate a saga its caller was told had succeeded.
+    await this.#setStatus(d, 'failed', undefined, true);
     return { gid: d.gid, status: 'failed', ...(reason === undefined ? {} : { reason }) };
   }
 
@@ -618,7 +626,8 @@ export class TxnCoordinator {
       ),
     );
     const end = op === 'confirm' ? 'succeeded' : 'failed';
-    await this.#setStatus(d, end);
+    // Lost, it is `committing` or `aborting` again: recovery repeats the confirms or cancels.
+    await this.#setStatus(d, end, undefined, true);
     return {
       gid: d.gid,
       status: end,

@@ -10,6 +10,17 @@
  * from `running` or `committing`: an operator's stop, which sets `aborting`, makes a
  * driver's late `succeeded` fail): the answer says, per
  * write, whether it applied, and a driver that lost its transaction stops.
+ *
+ * Two lanes. The **durable** lane commits as PostgreSQL is configured (a WAL flush). The
+ * **lazy** lane commits with `synchronous_commit = off` (no wait for the flush; lost only if
+ * PostgreSQL itself crashes within a few hundred ms, never by a crash of this node) and takes
+ * only the writes whose loss recovery repairs: branch events (a lost `succeeded` makes
+ * recovery call that operation again, which its barrier filters) and the ends that follow
+ * a decided direction (a TCC's `succeeded` or `failed`, a saga's `failed`: lost, the
+ * transaction is `committing` or `aborting` again, and recovery repeats its confirms or
+ * compensations, filtered by their barriers, and writes the end again). WAL is flushed in
+ * order, so a lost lazy write is never followed by a kept one of the same transaction.
+ * Branch events also ride along in the next durable batch when one goes first.
  */
 import type pg from 'pg';
 import type { BranchOp, TxnKind, TxnStatus } from '../txn-types.js';
@@ -44,6 +55,8 @@ export interface StatusChange {
   gid: string;
   status: TxnStatus;
   reason?: string;
+  /** Commit without waiting for the WAL flush: only for a change recovery repeats if lost. */
+  lazy?: boolean;
 }
 
 /** A branch operation started, succeeded or failed (the timeline). */
@@ -99,20 +112,35 @@ br AS (
     SET status = excluded.status, attempts = excluded.attempts, error = excluded.error,
         finished_at = excluded.finished_at
     -- batches commit concurrently: a late 'running' never hides how the call ended
-    WHERE excluded.status <> 'running' OR peak.txn_branches.status = 'running')
-SELECT 'i' AS k, gid FROM ins UNION ALL SELECT 'u' AS k, gid FROM upd`;
+    WHERE excluded.status <> 'running' OR peak.txn_branches.status = 'running'),
+-- the lazy lane's commit does not wait for the WAL flush (this statement's transaction only)
+cfg AS (
+  SELECT set_config('synchronous_commit', coalesce($6, current_setting('synchronous_commit')), true) AS v)
+SELECT 'i' AS k, gid FROM ins UNION ALL SELECT 'u' AS k, gid FROM upd
+UNION ALL SELECT 'c' AS k, v FROM cfg`;
 
-/** How many batches may be committing at once (their WAL flushes overlap). */
+/** How many batches of one lane may be committing at once (their WAL flushes overlap). */
 const MAX_IN_FLIGHT = 3;
+
+interface Lane {
+  lazy: boolean;
+  queue: Waiting[];
+  inFlight: number;
+  scheduled: boolean;
+}
+
+/** Whether a write may go in the lazy lane (see the module comment). */
+function isLazy(write: JournalWrite): boolean {
+  return write.kind === 'branch' || (write.kind === 'status' && write.lazy === true);
+}
 
 /** Coalesces the coordinator's writes into one statement per batch, a few batches in flight. */
 export class TxnJournal {
   readonly #pool: pg.Pool;
   readonly #nodeId: string;
   readonly #leaseMs: number;
-  #queue: Waiting[] = [];
-  #inFlight = 0;
-  #scheduled = false;
+  readonly #durable: Lane = { lazy: false, queue: [], inFlight: 0, scheduled: false };
+  readonly #lazy: Lane = { lazy: true, queue: [], inFlight: 0, scheduled: false };
 
   constructor(pool: pg.Pool, nodeId: string, leaseMs: number) {
     this.#pool = pool;
@@ -127,15 +155,16 @@ export class TxnJournal {
    * batches in flight never hold two of them.
    */
   write(write: JournalWrite): Promise<boolean> {
+    const lane = isLazy(write) ? this.#lazy : this.#durable;
     return new Promise<boolean>((resolve, reject) => {
-      this.#queue.push({ write, resolve, reject });
-      if (this.#inFlight < MAX_IN_FLIGHT && !this.#scheduled) {
+      lane.queue.push({ write, resolve, reject });
+      if (lane.inFlight < MAX_IN_FLIGHT && !lane.scheduled) {
         // The first write of a quiet period goes at the end of this turn, so the others
         // made in the same turn join it.
-        this.#scheduled = true;
+        lane.scheduled = true;
         setImmediate(() => {
-          this.#scheduled = false;
-          this.#next();
+          lane.scheduled = false;
+          this.#next(lane);
         });
       }
     });
@@ -146,11 +175,20 @@ export class TxnJournal {
     this.write(event).catch(() => undefined);
   }
 
-  #next(): void {
-    if (this.#queue.length === 0 || this.#inFlight >= MAX_IN_FLIGHT) return;
-    const batch = this.#queue.splice(0, 1000);
-    this.#inFlight++;
-    this.#flush(batch.map((w) => w.write))
+  #next(lane: Lane): void {
+    if (lane.queue.length === 0 || lane.inFlight >= MAX_IN_FLIGHT) return;
+    const batch = lane.queue.splice(0, 1000);
+    if (!lane.lazy) {
+      // Branch events waiting in the lazy lane ride along (nobody waits for them).
+      const lazy = this.#lazy.queue;
+      this.#lazy.queue = lazy.filter((w) => w.write.kind !== 'branch');
+      for (const w of lazy) if (w.write.kind === 'branch') batch.push(w);
+    }
+    lane.inFlight++;
+    this.#flush(
+      batch.map((w) => w.write),
+      lane.lazy,
+    )
       .then(
         (applied) => {
           for (const w of batch) {
@@ -164,12 +202,12 @@ export class TxnJournal {
         },
       )
       .finally(() => {
-        this.#inFlight--;
-        this.#next();
+        lane.inFlight--;
+        this.#next(lane);
       });
   }
 
-  async #flush(writes: JournalWrite[]): Promise<Set<string>> {
+  async #flush(writes: JournalWrite[], lazy: boolean): Promise<Set<string>> {
     const inserts = new Map<string, unknown>();
     const statuses = new Map<string, unknown>();
     const branches = new Map<string, unknown>();
@@ -212,7 +250,12 @@ export class TxnJournal {
       JSON.stringify(sorted(statuses)),
       this.#leaseMs,
       JSON.stringify(sorted(branches)),
+      lazy ? 'off' : null,
     ]);
-    return new Set(res.rows.map((r) => `${r.k === 'i' ? 'insert' : 'status'}:${r.gid}`));
+    return new Set(
+      res.rows
+        .filter((r) => r.k !== 'c')
+        .map((r) => `${r.k === 'i' ? 'insert' : 'status'}:${r.gid}`),
+    );
   }
 }
