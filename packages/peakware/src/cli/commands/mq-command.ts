@@ -1,6 +1,6 @@
 /**
- * `peak mq ...`: topics, send, consume, query, trace, dead letters, offset reset and
- * stats, against a running `peak server`'s broker.
+ * `peak mq ...`: topics (list, create, rm), group rm, send, consume, query, trace, dead
+ * letters, offset reset and stats, against a running `peak server`'s broker.
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
