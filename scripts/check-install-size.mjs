@@ -7,7 +7,8 @@
 // imports its subpaths at run time (`full`: every subpath) and type-checks a file importing
 // them with skipLibCheck: false (after adding @types/node); `guard` also runs
 // `peak --version` and `peak server`, which must name the packages it lacks. An npm
-// EBADENGINE warning (a dependency that excludes this Node) fails the check.
+// EBADENGINE warning (a dependency that excludes this Node), or a shipped file still naming
+// a source map (`//# sourceMappingURL=`: the maps are not shipped), fails the check.
 //   node scripts/check-install-size.mjs [--json] [--keep]
 // Exit code 0 when every check passed, 1 otherwise. Takes one to two minutes.
 import { spawnSync } from 'node:child_process';
@@ -44,6 +45,17 @@ function bytesIn(dir) {
     else if (entry.name !== '.package-lock.json') total += lstatSync(p).size;
   }
   return total;
+}
+
+/** Files under `dir` that end with a `//# sourceMappingURL=` comment. */
+function filesNamingMaps(dir) {
+  const out = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !/\.(js|ts)$/.test(entry.name)) continue;
+    const p = path.join(entry.parentPath ?? entry.path, entry.name);
+    if (/\/\/# sourceMappingURL=/.test(readFileSync(p, 'utf8'))) out.push(p);
+  }
+  return out;
 }
 
 const work = mkdtempSync(path.join(tmpdir(), 'peak-install-'));
@@ -124,6 +136,11 @@ try {
     if (imported.status !== 0)
       problems.push(`${s.name}: importing ${s.imports.join(', ')} failed:\n${imported.stderr}`);
     if (s.name === 'guard') {
+      const mapped = filesNamingMaps(path.join(dir, 'node_modules', 'peakware', 'dist'));
+      if (mapped.length > 0)
+        problems.push(
+          `guard: ${mapped.length} shipped files name a source map that is not shipped, e.g. ${mapped[0]}`,
+        );
       const peak = path.join(dir, 'node_modules', '.bin', 'peak');
       const version = run(peak, ['--version'], dir);
       if (version.status !== 0) problems.push(`guard: peak --version failed: ${version.stderr}`);

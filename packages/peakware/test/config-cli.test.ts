@@ -1,6 +1,6 @@
 /**
  * `peak config` against a real control plane: set, get, history, diff, rollback, gray,
- * promote, audit, and the errors a user sees (bad JSON with its path, conflicts, unknown
+ * promote, rm (a live watcher sees the item go), audit, and the errors a user sees (bad JSON with its path, conflicts, unknown
  * items, no token).
  */
 import assert from 'node:assert/strict';
@@ -8,8 +8,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ConfigClient, type ConfigEntry } from '../src/config/index.js';
 import { PeakServer } from '../src/server/index.js';
 import { runPeak } from './support/peak-process.js';
+import { waitFor } from './support/wait.js';
 
 describe('peak config', { timeout: 120_000 }, () => {
   let dataDir: string;
@@ -87,6 +89,77 @@ describe('peak config', { timeout: 120_000 }, () => {
       ['abort', 'gray', 'promote', 'gray', 'publish'],
     );
     assert.ok(rows.every((r) => r.actor === 'carol'));
+  });
+
+  it('rm removes an item: a watcher sees it go, history stays, a new set continues the versions', async () => {
+    await json('config', 'set', 'uapp/db/pool', '{"max":1}');
+    await json('config', 'set', 'uapp/db/pool', '{"max":2}');
+    await json('config', 'set', 'uapp/db/other', '{"max":9}');
+    const client = new ConfigClient({
+      servers: [server.info.url],
+      token: server.credential(),
+      app: 'uapp',
+      reconnectMs: 50,
+    });
+    const seen: ConfigEntry[] = [];
+    client.watch('db/pool', (entry) => seen.push(entry));
+    try {
+      assert.equal(await client.start(), 'server');
+      assert.equal(client.getJson<{ max: number }>('db/pool')?.max, 2);
+      const busy = await peak('config', 'rm', 'uapp/db/pool', '--expect', '1');
+      assert.match(busy.stderr, /at version 2, not 1.*\[PEAK_CONFIG_CONFLICT\]/);
+      // <app> <group> <key> names the same item as <app>/<group>/<key>.
+      const removed = await json('config', 'rm', 'uapp', 'db', 'pool', '-m', 'moved');
+      assert.deepEqual(removed, {
+        app: 'uapp',
+        group: 'db',
+        key: 'pool',
+        removed: true,
+        version: 2,
+      });
+      await waitFor('the watcher to drop db/pool', () => client.entry('db/pool') === undefined);
+      assert.deepEqual(
+        seen.map((e) => [e.version, e.removed === true]),
+        [
+          [2, false],
+          [2, true],
+        ],
+      );
+      assert.equal(client.getJson<{ max: number }>('db/other')?.max, 9);
+      assert.match((await peak('config', 'get', 'uapp/db/pool')).stderr, /PEAK_CONFIG_NOT_FOUND/);
+      assert.doesNotMatch((await peak('config', 'get', 'uapp')).stdout, /db\/pool/);
+      const again = await peak('config', 'delete', 'uapp/db/pool');
+      assert.match(again.stderr, /uapp\/db\/pool does not exist.*\[PEAK_CONFIG_NOT_FOUND\]/);
+      const h = (await json('config', 'history', 'uapp/db/pool')).versions as {
+        version: number;
+      }[];
+      assert.deepEqual(
+        h.map((v) => v.version),
+        [2, 1],
+      );
+      const audit = (await json('config', 'audit', 'uapp/db/pool')).audit as {
+        action: string;
+        actor: string;
+      }[];
+      assert.deepEqual(
+        audit.map((a) => [a.action, a.actor]),
+        [
+          ['delete', 'carol'],
+          ['publish', 'carol'],
+          ['publish', 'carol'],
+        ],
+      );
+      // Set again, it continues after its last version, and the watcher has it back.
+      assert.equal((await json('config', 'set', 'uapp/db/pool', '{"max":3}')).version, 3);
+      await waitFor('the watcher to get db/pool v3', () => client.entry('db/pool')?.version === 3);
+      await json('config', 'gray', 'uapp/db/pool', '{"max":4}', '--tags', 'canary');
+      const gray = await peak('config', 'rm', 'uapp/db/pool');
+      assert.match(gray.stderr, /gray release in progress.*\[PEAK_CONFIG_CONFLICT\]/);
+      const usage = await peak('config', 'rm', 'uapp', 'db');
+      assert.equal(usage.code, 2);
+    } finally {
+      await client.close();
+    }
   });
 
   it('errors say what, which input, and what to do', async () => {

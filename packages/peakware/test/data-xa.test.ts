@@ -4,16 +4,22 @@
  * process killed with SIGKILL between the phases leaves a prepared transaction that
  * recovery settles the way the coordinator ended (rolled back before the decision,
  * committed after it); recovery waits for a coordinator still running instead of aborting
- * it.
+ * it; a participant's PostgreSQL killed with `kill -9` between PREPARE and COMMIT PREPARED
+ * is settled by recovery once it is back (`peak data xa ls|recover` list and settle).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, isPeakError } from '../src/core/errors.js';
 import { ShardedDatabase } from '../src/data/index.js';
+import { listInDoubt } from '../src/data/xa-in-doubt.js';
+import { runPeak } from './support/peak-process.js';
 import { type PostgresCluster, startPostgresCluster } from './support/postgres-cluster.js';
+import { waitFor } from './support/wait.js';
 import { XA_LAYOUT } from './support/xa-layout.js';
 
 const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), 'data-xa-fixture.js');
@@ -229,5 +235,96 @@ describe('data: XA transactions across shard databases', { timeout: 120_000 }, (
     }
     assert.deepEqual(await balances(), { 0: 75, 1: 125, 2: 100, 3: 100 });
     assert.deepEqual(await preparedLeft(), []);
+  });
+
+  // Last: it kills ds1, so `db` has a dead pool for it afterwards.
+  it("a participant's PostgreSQL killed with kill -9 before COMMIT PREPARED: once back, recovery commits the decided branch and rolls back the undecided one", async () => {
+    // B (0 -> 1) waits at 'prepared' while A (2 -> 3) commits on its coordinator ds0; then
+    // ds1's postmaster is killed: A's COMMIT PREPARED and B's ROLLBACK PREPARED on ds1 both fail.
+    let aDecided!: () => void;
+    const decided = new Promise<void>((r) => {
+      aDecided = r;
+    });
+    let first: string | undefined;
+    db.setXaHook(async (phase, gid) => {
+      if (phase === 'prepared' && first === undefined) {
+        first = gid;
+        await decided;
+        throw new Error('B gives up after ds1 died');
+      }
+      if (phase === 'decided') {
+        await cluster.kill(1);
+        aDecided();
+      }
+    });
+    let gidA = '';
+    try {
+      const b = transfer(0, 1, 10);
+      await waitFor('B to prepare', () => first !== undefined);
+      await transfer(2, 3, 40);
+      await assert.rejects(b, (err) => isPeakError(err) && err.code === ErrorCodes.DATA_XA);
+      gidA = (
+        await db
+          .primary('ds0')
+          .query<{ gid: string }>("SELECT gid FROM peak_xa.log WHERE outcome = 'commit'")
+      ).rows[0]!.gid;
+    } finally {
+      db.setXaHook(undefined);
+    }
+    await cluster.restart(1);
+    const layoutFile = path.join(os.tmpdir(), `peak-xa-layout-${process.pid}.json`);
+    await writeFile(
+      layoutFile,
+      JSON.stringify({
+        ...XA_LAYOUT,
+        connections: { ds0: { primary: cluster.url(0) }, ds1: { primary: cluster.url(1) } },
+      }),
+    );
+    const again = await ShardedDatabase.connect({
+      layout: XA_LAYOUT,
+      connections: { ds0: { primary: cluster.url(0) }, ds1: { primary: cluster.url(1) } },
+      poolSize: 2,
+      xaRecoveryIntervalMs: 0,
+    });
+    try {
+      const host = { primary: (d: string) => again.primary(d) };
+      const doubt = await listInDoubt(host, again.layout.dataSources);
+      assert.deepEqual(
+        doubt
+          .map((d) => [d.dataSource, d.coordinator, d.gid === gidA ? 'A' : 'B', d.decision])
+          .sort(),
+        [
+          ['ds1', 'ds0', 'A', 'commit'],
+          ['ds1', 'ds0', 'B', 'undecided'],
+        ],
+      );
+      const ls = await runPeak(['data', 'xa', 'ls', '--layout', layoutFile, '--json']);
+      assert.equal(ls.code, 0, ls.stderr);
+      assert.equal((JSON.parse(ls.stdout) as { inDoubt: unknown[] }).inDoubt.length, 2);
+      const recovered = await runPeak(['data', 'xa', 'recover', '--layout', layoutFile, '--json']);
+      assert.equal(recovered.code, 0, recovered.stderr);
+      const settled = (
+        JSON.parse(recovered.stdout) as { settled: { gid: string; outcome: string }[] }
+      ).settled;
+      assert.deepEqual(settled.map((r) => [r.gid === gidA ? 'A' : 'B', r.outcome]).sort(), [
+        ['A', 'committed'],
+        ['B', 'rolled-back'],
+      ]);
+      const { rows } = await again.query<{ id: number; balance: number }>(
+        'SELECT id, balance FROM accounts ORDER BY id',
+      );
+      assert.deepEqual(Object.fromEntries(rows.map((r) => [r.id, r.balance])), {
+        0: 100,
+        1: 100,
+        2: 60,
+        3: 140,
+      });
+      assert.deepEqual(await listInDoubt(host, again.layout.dataSources), []);
+      const none = await runPeak(['data', 'xa', 'ls', '--layout', layoutFile]);
+      assert.match(none.stdout, /no prepared transactions in doubt/);
+    } finally {
+      await again.close();
+      await rm(layoutFile, { force: true });
+    }
   });
 });

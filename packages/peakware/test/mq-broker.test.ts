@@ -1191,6 +1191,76 @@ describe('mq broker in peak server', { timeout: 360_000 }, () => {
     assert.match(bad.stderr, /does not exist/);
   });
 
+  it('peak mq topic rm and group rm: refused while in use (naming what uses it) unless --force', async () => {
+    const env = { PEAK_SERVER: server.info.url, PEAK_TOKEN: server.info.adminToken! };
+    const peak = (...args: string[]) => runPeak(['mq', ...args], env);
+    const json = async (...args: string[]) => {
+      const r = await peak(...args, '--json');
+      assert.equal(r.code, 0, `peak mq ${args.join(' ')}: ${r.stderr}`);
+      // biome-ignore lint/suspicious/noExplicitAny: the CLI's JSON output, read loosely in a test
+      return JSON.parse(r.stdout) as Record<string, any>;
+    };
+    await topic('rm-topic', { queues: 2 });
+    const p = producer();
+    for (const i of [1, 2]) await p.send('rm-topic', { body: `m${i}` });
+    const unread = await peak('topic', 'rm', 'rm-topic');
+    assert.equal(unread.code, 1);
+    assert.match(
+      unread.stderr,
+      /'rm-topic' is in use: 2 messages no group has read.*--force.*\[PEAK_MQ_IN_USE\]/,
+    );
+    const got = new Set<string>();
+    const c = consume({
+      group: 'rm-g',
+      topic: 'rm-topic',
+      handler: async (m) => void got.add(m.id),
+    });
+    await waitFor('2 messages', () => got.size === 2);
+    await waitFor('their acks', async () => {
+      const stats = await admin.call<{
+        groups: { group: string; topic: string; backlog: number }[];
+      }>('GET', '/api/v1/mq/stats');
+      return stats.groups.find((g) => g.group === 'rm-g' && g.topic === 'rm-topic')?.backlog === 0;
+    });
+    const live = await peak('topic', 'rm', 'rm-topic');
+    assert.match(
+      live.stderr,
+      new RegExp(`1 live consumers \\(rm-g/${c.consumerId}\\).*PEAK_MQ_IN_USE`),
+    );
+    await c.close();
+    const removed = await json('topic', 'rm', 'rm-topic');
+    assert.equal(removed.topic, 'rm-topic');
+    assert.equal(removed.removed.mq_topics, 1);
+    assert.equal(removed.removed.mq_offsets, 2);
+    assert.ok(
+      !(await admin.call<{ topics: { name: string }[] }>('GET', '/api/v1/mq/topics')).topics.some(
+        (t) => t.name === 'rm-topic',
+      ),
+    );
+    const gone = await peak('topics', 'delete', 'rm-topic');
+    assert.match(gone.stderr, /topic 'rm-topic' does not exist.*PEAK_MQ_UNKNOWN_TOPIC/);
+
+    // A group's subscription: refused with a backlog, forced, then the group is gone whole.
+    await topic('rm-topic2', { queues: 1 });
+    await p.send('rm-topic2', { body: 'waiting' });
+    await json('reset-offset', 'rm-g2', 'rm-topic2', '1h');
+    const backlog = await peak('group', 'rm', 'rm-topic2', 'rm-g2');
+    assert.match(
+      backlog.stderr,
+      /group 'rm-g2' on topic 'rm-topic2' is in use: 1 unconsumed messages.*PEAK_MQ_IN_USE/,
+    );
+    const forced = await json('group', 'rm', 'rm-topic2', 'rm-g2', '--force');
+    assert.equal(forced.groupRemoved, true);
+    assert.equal(forced.use.unacked, 1);
+    assert.equal(forced.removed.mq_offsets, 1);
+    const again = await peak('groups', 'rm', 'rm-topic2', 'rm-g2');
+    assert.match(
+      again.stderr,
+      /group 'rm-g2' has no subscription to topic 'rm-topic2'.*PEAK_NOT_FOUND/,
+    );
+    assert.equal((await peak('group', 'rm', 'rm-topic2')).code, 2);
+  });
+
   it('HTTP bodies: utf8 text and JSON values when the client says so, base64 by default, and receive answers in the encoding asked for', async () => {
     await topic('plain-bodies');
     const sent = await rawPost('/api/v1/mq/topics/plain-bodies/messages', {

@@ -505,6 +505,22 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       body: { name: 'auth.t2' },
     },
     'GET /api/v1/mq/topics': { auth: 'read', path: '/api/v1/mq/topics', outOfScope: 'open' },
+    'DELETE /api/v1/mq/topics/:topic': {
+      auth: 'operator',
+      path: '/api/v1/mq/topics/auth.rm-topic',
+      // A topic of its own, so auth.topic stays for the routes after this one.
+      before: async () => {
+        await admin.mq.createTopic({ name: 'auth.rm-topic', queues: 1 });
+      },
+    },
+    'DELETE /api/v1/mq/groups/:group': {
+      auth: 'operator',
+      path: '/api/v1/mq/groups/auth-rm-group?topic=auth.topic&force=true',
+      // A group of its own (offsets from a reset), so auth-group stays.
+      before: async () => {
+        await admin.mq.resetOffset('auth-rm-group', 'auth.topic', Date.now());
+      },
+    },
     'POST /api/v1/mq/topics/:topic/messages': {
       auth: 'sdk',
       scope: 'produce',
@@ -613,6 +629,14 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       auth: 'operator',
       path: item,
       body: { value: '4' },
+    },
+    'DELETE /api/v1/config/items/:app/:group/:key': {
+      auth: 'operator',
+      path: '/api/v1/config/items/authapp/g/rm',
+      // An item of its own, so authapp/g/k stays for the routes after this one.
+      before: async () => {
+        await admin.config.publish({ app: 'authapp', group: 'g', key: 'rm' }, { value: '1' });
+      },
     },
     'GET /api/v1/config/items/:app/:group/:key/history': {
       auth: 'read',

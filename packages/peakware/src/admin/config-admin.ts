@@ -1,6 +1,6 @@
 /**
- * The config center's admin API (`/api/v1/config`): apps and items, publish, history and
- * diff, rollback, gray release (start, promote, abort) and the audit trail. Answers are the
+ * The config center's admin API (`/api/v1/config`): apps and items, publish, remove, history
+ * and diff, rollback, gray release (start, promote, abort) and the audit trail. Answers are the
  * config server's own view types.
  */
 
@@ -11,6 +11,7 @@ import type {
   abortGray,
   promoteGray,
   publish,
+  removeItem,
   rollback,
   startGray,
 } from '../config/server/config-store.js';
@@ -91,6 +92,18 @@ export type RollbackResult = Awaited<ReturnType<typeof rollback>>;
 export type GrayResult = Awaited<ReturnType<typeof startGray>>;
 /** The answer of a promote: the new released version. */
 export type PromoteResult = Awaited<ReturnType<typeof promoteGray>>;
+/** The answer of a remove: the version the item was at. */
+export type RemoveResult = Awaited<ReturnType<typeof removeItem>>;
+
+/** What removing an item takes. */
+export interface RemoveRequest {
+  /** Refuse (PEAK_CONFIG_CONFLICT) unless the item is at this version now. */
+  expectedVersion?: number;
+  comment?: string;
+  /** Who makes the change, for the audit trail. Default `admin`. */
+  author?: string;
+}
+
 /** The answer of an abort. */
 export type AbortGrayResult = Awaited<ReturnType<typeof abortGray>>;
 
@@ -142,6 +155,21 @@ export class ConfigAdmin {
   publish(item: ItemRef, request: PublishRequest): Promise<PublishResult> {
     return this.#http.put(itemPath(item), request, {
       idempotent: request.expectedVersion !== undefined,
+    });
+  }
+
+  /**
+   * Removes an item: its versions and audit trail stay, watchers are told it is gone.
+   * PEAK_CONFIG_NOT_FOUND when it does not exist; PEAK_CONFIG_CONFLICT during a gray release
+   * or when it is not at `expectedVersion`.
+   */
+  remove(item: ItemRef, request: RemoveRequest = {}): Promise<RemoveResult> {
+    return this.#http.delete(itemPath(item), {
+      query: {
+        expectedVersion: request.expectedVersion,
+        comment: request.comment,
+        author: request.author,
+      },
     });
   }
 

@@ -38,6 +38,8 @@ export {
   type PromoteResult,
   type PublishRequest,
   type PublishResult,
+  type RemoveRequest,
+  type RemoveResult,
   type RollbackRequest,
   type RollbackResult,
   type VersionView,
@@ -90,8 +92,10 @@ export {
   type MqStats,
   type QueueOffset,
   type ReceivedMessage,
+  type Removal,
   type TimeArg,
   type TopicSpec,
+  type TopicUse,
   type TopicView,
 } from './mq-admin.js';
 export {

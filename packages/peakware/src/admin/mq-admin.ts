@@ -15,7 +15,10 @@ import type {
   TopicSpec,
   TopicView,
 } from '../mq/mq-views.js';
+import type { Removal } from '../mq/server/pg-store/topic-removal.js';
 import type { AdminTransport } from './admin-transport.js';
+
+export type { Removal, TopicUse } from '../mq/server/pg-store/topic-removal.js';
 
 export type {
   CreatedTopic,
@@ -76,6 +79,32 @@ export class MqAdmin {
   /** Creates a topic (unchanged when it exists); a secured topic's secrets come back once. */
   createTopic(spec: TopicSpec): Promise<CreatedTopic> {
     return this.#http.post(`${BASE}/topics`, spec);
+  }
+
+  /**
+   * Removes a topic with its messages and every group's offsets on it. PEAK_MQ_IN_USE
+   * (409, naming what uses it) while it has unconsumed messages or live consumers, unless
+   * `force`; PEAK_MQ_UNKNOWN_TOPIC when it does not exist.
+   */
+  removeTopic(topic: string, options: { force?: boolean } = {}): Promise<Removal> {
+    return this.#http.delete(`${BASE}/topics/${seg(topic)}`, {
+      query: { force: options.force === true ? 'true' : undefined },
+    });
+  }
+
+  /**
+   * Removes group `group`'s subscription to `topic` (offsets, claims, consumers); a group
+   * left with no topic goes whole (settings, retry topic, dead letters). PEAK_MQ_IN_USE
+   * while it has unacked messages or live consumers there, unless `force`.
+   */
+  removeGroup(
+    topic: string,
+    group: string,
+    options: { force?: boolean } = {},
+  ): Promise<Removal & { groupRemoved: boolean }> {
+    return this.#http.delete(`${BASE}/groups/${seg(group)}`, {
+      query: { topic, force: options.force === true ? 'true' : undefined },
+    });
   }
 
   /** Everything known about one message: stored copies, pending copy, dead letters, trace. */

@@ -43,7 +43,10 @@ export interface ConfigClientOptions {
   logger?: Logger;
 }
 
-/** Called with the new entry of a watched item, and the one it replaces. */
+/**
+ * Called with the new entry of a watched item, and the one it replaces; when the item was
+ * removed, with its last entry marked `removed: true`.
+ */
 export type ConfigListener = (entry: ConfigEntry, previous: ConfigEntry | undefined) => void;
 
 /** Where the entries in force came from. */
@@ -231,6 +234,21 @@ export class ConfigClient implements ConfigSource {
     }
   }
 
+  /** Forgets an item that was removed; its listeners get its last entry with `removed`. */
+  #remove(name: string): void {
+    const prev = this.#entries.get(name);
+    if (prev === undefined) return;
+    this.#entries.delete(name);
+    const gone: ConfigEntry = { ...prev, removed: true };
+    for (const fn of [...(this.#listeners.get(name) ?? []), ...this.#anyListeners]) {
+      try {
+        fn(gone, prev);
+      } catch (err) {
+        this.#logger.warn({ err: errorMessage(err), item: name }, 'config listener threw');
+      }
+    }
+  }
+
   #scheduleSave(): void {
     if (this.#saveScheduled || this.#snapshotFile === undefined) return;
     this.#saveScheduled = true;
@@ -281,6 +299,9 @@ export class ConfigClient implements ConfigSource {
   #onEvent(e: SseEvent): void {
     if (e.event === 'snapshot') {
       const parsed = JSON.parse(e.data) as { entries: ConfigEntry[] };
+      // Items known (from the snapshot file, or before a reconnect) but gone now were removed.
+      const present = new Set(parsed.entries.map((x) => entryName(x.group, x.key)));
+      for (const name of [...this.#entries.keys()]) if (!present.has(name)) this.#remove(name);
       for (const entry of parsed.entries) this.#apply(entry);
       this.#origin = 'server';
       this.#scheduleSave();
@@ -288,6 +309,10 @@ export class ConfigClient implements ConfigSource {
       this.#readyWaiters.clear();
     } else if (e.event === 'entry') {
       this.#apply(JSON.parse(e.data) as ConfigEntry);
+      this.#scheduleSave();
+    } else if (e.event === 'removed') {
+      const gone = JSON.parse(e.data) as { group: string; key: string };
+      this.#remove(entryName(gone.group, gone.key));
       this.#scheduleSave();
     }
   }

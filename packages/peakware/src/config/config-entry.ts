@@ -14,6 +14,12 @@ export interface ConfigEntry {
   value: string;
   /** True when this is a gray value not yet released to everyone. */
   gray: boolean;
+  /**
+   * True (only in what a watch listener is called with) when the item was removed
+   * (`peak config rm`): `version`, `format` and `value` are its last ones, and the source
+   * no longer has it.
+   */
+  removed?: boolean;
 }
 
 /** The parts of an item {@link effectiveEntry} needs. */

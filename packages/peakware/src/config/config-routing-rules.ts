@@ -47,5 +47,8 @@ export function bindRoutingRules(
   };
   const current = client.entry(item);
   if (current !== undefined) apply(current.value);
-  return client.watch(item, (entry) => apply(entry.value));
+  // A removed item leaves the rules in force.
+  return client.watch(item, (entry) => {
+    if (entry.removed !== true) apply(entry.value);
+  });
 }

@@ -52,6 +52,7 @@ export class ConfigRuleSource implements RuleSource {
 
   subscribe(listener: (rules: GuardRules) => void): () => void {
     return this.#client.watch(this.#item, (entry) => {
+      if (entry.removed === true) return; // the rules in force stay
       const rules = this.#parse(entry.value);
       if (rules !== undefined) listener(rules);
     });

@@ -102,6 +102,8 @@ export const ErrorCodes = {
   MQ_DECRYPT_FAILED: 'PEAK_MQ_DECRYPT_FAILED',
   /** MQ: no half (transactional) message with that id is waiting for commit or rollback. */
   MQ_UNKNOWN_TRANSACTION: 'PEAK_MQ_UNKNOWN_TRANSACTION',
+  /** MQ: a topic or group asked to be removed still has unconsumed messages or live consumers. */
+  MQ_IN_USE: 'PEAK_MQ_IN_USE',
   /** Data: a sharding layout (tables, algorithms, data sources) failed validation. */
   DATA_LAYOUT: 'PEAK_DATA_LAYOUT',
   /** Data: a statement could not be parsed by the PostgreSQL parser. */
@@ -240,6 +242,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.MQ_UNKNOWN_TRANSACTION]: 404,
   [ErrorCodes.MQ_BAD_SIGNATURE]: 400,
   [ErrorCodes.MQ_REPLAYED]: 409,
+  [ErrorCodes.MQ_IN_USE]: 409,
   [ErrorCodes.MQ_DECRYPT_FAILED]: 400,
   [ErrorCodes.MQ_FORBIDDEN]: 403,
   [ErrorCodes.MQ_MESSAGE_TOO_LARGE]: 413,

@@ -67,6 +67,7 @@ export {
   type StatementStatsOptions,
 } from './statement-stats.js';
 export type { XaHook, XaPhase, XaResolution } from './xa-commit.js';
+export { listInDoubt, type XaDecision, type XaInDoubt } from './xa-in-doubt.js';
 
 import { createLayout, type ShardingLayoutOptions } from './sharding-layout.js';
 import { loadSqlParser } from './sql-parser.js';

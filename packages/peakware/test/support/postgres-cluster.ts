@@ -9,19 +9,38 @@
  * the cluster to stop it, and the running postmaster would keep the test process alive),
  * and sent SIGQUIT (immediate shutdown) when the process exits with one still running.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import { createLogger } from '../../src/core/logger.js';
 import { EmbeddedPostgres, type PostgresEndpoint } from '../../src/server/embedded-postgres.js';
+import { waitFor } from './wait.js';
 
 /** A set of running PostgreSQL instances. */
 export interface PostgresCluster {
   endpoints: PostgresEndpoint[];
   /** A connection URL for instance `i`, optionally to another database on it. */
   url(i: number, database?: string): string;
+  /**
+   * Kills instance `i`'s postmaster with SIGKILL (as `kill -9` would) and waits until it and
+   * its backends (which notice its death and exit on their own) are gone.
+   */
+  kill(i: number): Promise<void>;
+  /** Starts instance `i` again on its data folder (a new port: read `url(i)` again). */
+  restart(i: number): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Whether process `pid` still runs (a zombie, never reaped in some containers, does not). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 /** Clusters started or starting in this process and not stopped yet: what the sweep stops. */
@@ -84,6 +103,32 @@ export async function startPostgresCluster(count: number): Promise<PostgresClust
     url(i, database) {
       const e = endpoints[i]!;
       return `postgres://${encodeURIComponent(e.user)}:${encodeURIComponent(e.password)}@${e.host}:${e.port}/${database ?? e.database}`;
+    },
+    async kill(i) {
+      const pid = mine[i]!.pid;
+      if (pid === undefined) return;
+      // Its backends too: one still up could answer a query after the postmaster died.
+      const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => ''))
+        .split(' ')
+        .filter((x) => x.trim().length > 0)
+        .map(Number);
+      process.kill(pid, 'SIGKILL');
+      await waitFor(`postmaster ${pid} and its backends to exit`, () =>
+        [pid, ...children].every((p) => !alive(p)),
+      );
+    },
+    async restart(i) {
+      // Until the killed postmaster's backends have exited, the new one refuses to start
+      // (its shared memory is still in use): try again a few times.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          endpoints[i] = await mine[i]!.start();
+          return;
+        } catch (err) {
+          if (attempt >= 10) throw err;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
     },
     stop: stopAll,
   };

@@ -9,6 +9,7 @@
  *   peak config gray <item> <value> --tags a,b    release to matching instances first
  *   peak config gray <item> --abort               end a gray release, nothing released
  *   peak config promote <item>                    release the gray value to everyone
+ *   peak config rm <item>                         remove an item (its history stays)
  *   peak config audit [<app>[/<group>/<key>]]     who changed what, when, from where
  */
 import { readFile } from 'node:fs/promises';
@@ -251,6 +252,41 @@ const rollback: Command = {
   },
 };
 
+const rm: Command = {
+  name: 'rm',
+  aliases: ['delete'],
+  summary:
+    'remove an item: watchers are told it is gone; its history and audit trail stay (set it again to continue its versions)',
+  args: '<app>/<group>/<key> | <app> <group> <key>',
+  options: {
+    ...WRITE_OPTIONS,
+    expect: {
+      type: 'string',
+      valueName: 'N',
+      description: 'refuse unless the item is at version N now',
+    },
+  },
+  examples: ['peak config rm shop/db/pool -m "pool settings moved to shop/db/main"'],
+  async run({ values, positionals, out }) {
+    const name = positionals.length === 3 ? positionals.join('/') : positionals[0];
+    if (positionals.length !== 1 && positionals.length !== 3)
+      throw new UsageError('name the item as <app>/<group>/<key> or <app> <group> <key>');
+    const item = parseItem(name);
+    const expected = numberOption(values, 'expect', { min: 1, integer: true });
+    const admin = await adminClient(values, { admin: true });
+    const r = await admin.config.remove(item, {
+      author: author(values),
+      comment: typeof values.message === 'string' ? values.message : '',
+      ...(expected === undefined ? {} : { expectedVersion: expected }),
+    });
+    out.json({ ...item, ...r });
+    out.line(
+      `${name}: removed (it was at version ${r.version}; 'peak config history ${name}' still shows its versions)`,
+    );
+    return 0;
+  },
+};
+
 function list(v: unknown): string[] {
   return typeof v === 'string' ? v.split(',').filter((s) => s.length > 0) : [];
 }
@@ -359,5 +395,5 @@ const audit: Command = {
 export const configCommand: Command = {
   name: 'config',
   summary: 'config center: get, set, history, diff, rollback, gray, promote, audit',
-  subcommands: [get, set, history, diff, rollback, gray, promote, audit],
+  subcommands: [get, set, history, diff, rollback, gray, promote, rm, audit],
 };

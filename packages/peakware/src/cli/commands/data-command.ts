@@ -1,8 +1,10 @@
 /**
  * `peak data route` shows where a statement goes and how it is rewritten (no database
- * needed); `peak data shadow create` builds the shadow table of every physical table.
- * Both read a layout file: the layout options as JSON, plus (for `shadow create`)
- * `connections` by data source name.
+ * needed); `peak data shadow create` builds the shadow table of every physical table;
+ * `peak data xa ls` lists the XA transactions a crash left prepared (age, coordinator
+ * decision) and `peak data xa recover` settles them in one recovery pass. All read a layout
+ * file: the layout options as JSON, plus (except for `route`) `connections` by data source
+ * name.
  */
 import { readFile } from 'node:fs/promises';
 import { UsageError } from '../../core/errors.js';
@@ -12,7 +14,9 @@ import {
   ShardedDatabase,
   type ShardingLayoutOptions,
 } from '../../data/index.js';
+import { listInDoubt } from '../../data/xa-in-doubt.js';
 import type { Command } from '../command.js';
+import { numberOption } from '../parse.js';
 
 type LayoutFile = ShardingLayoutOptions & { connections?: Record<string, DataSourceConnection> };
 
@@ -127,6 +131,92 @@ const route: Command = {
   },
 };
 
+/** Connects to every data source of the layout file (it must name `connections`). */
+async function connect(values: Record<string, unknown>): Promise<ShardedDatabase> {
+  const layout = await readLayout(values.layout as string | undefined);
+  if (layout.connections === undefined) {
+    throw new UsageError(
+      'the layout file needs "connections": { "<data source>": { "primary": "postgres://..." } }',
+    );
+  }
+  const { connections, ...options } = layout;
+  return ShardedDatabase.connect({
+    layout: options,
+    connections,
+    poolSize: 2,
+    xaRecoveryIntervalMs: 0,
+  });
+}
+
+function age(ms: number): string {
+  return ms < 120_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`;
+}
+
+const xaLs: Command = {
+  name: 'ls',
+  aliases: ['list'],
+  watch: true,
+  summary:
+    "prepared XA transactions in doubt on every database of the layout: age and the coordinator's decision",
+  options: LAYOUT_OPTION,
+  examples: ['peak data xa ls --layout layout.json', 'peak data xa ls --layout layout.json --json'],
+  async run({ values, out }) {
+    const db = await connect(values);
+    try {
+      const inDoubt = await listInDoubt(db, db.layout.dataSources);
+      out.json({ inDoubt });
+      for (const x of inDoubt) {
+        out.line(
+          `${x.dataSource.padEnd(10)} ${x.gid}  age ${age(x.ageMs).padEnd(5)} coordinator ${x.coordinator}: ${x.decision}${x.error === undefined ? '' : ` (${x.error})`}`,
+        );
+      }
+      if (inDoubt.length === 0) out.line('no prepared transactions in doubt');
+    } finally {
+      await db.close();
+    }
+    return 0;
+  },
+};
+
+const xaRecover: Command = {
+  name: 'recover',
+  summary:
+    'run one XA recovery pass: commit what the coordinator committed, roll back the rest (prepared at least --older-than ms ago)',
+  options: {
+    ...LAYOUT_OPTION,
+    'older-than': {
+      type: 'string',
+      valueName: 'MS',
+      description: 'leave transactions prepared less than MS ago alone (they may be running)',
+      default: '0',
+    },
+  },
+  examples: ['peak data xa recover --layout layout.json'],
+  async run({ values, out }) {
+    const olderThan = numberOption(values, 'older-than', { min: 0, integer: true }) ?? 0;
+    const db = await connect(values);
+    try {
+      const settled = await db.recoverXa(olderThan);
+      out.json({ settled });
+      for (const r of settled) {
+        out.line(
+          `${r.dataSource.padEnd(10)} ${r.gid}  ${r.outcome}${r.error === undefined ? '' : ` (${r.error})`}`,
+        );
+      }
+      if (settled.length === 0) out.line('nothing to recover');
+    } finally {
+      await db.close();
+    }
+    return 0;
+  },
+};
+
+const xa: Command = {
+  name: 'xa',
+  summary: 'XA transactions a crash left in doubt: list and recover',
+  subcommands: [xaLs, xaRecover],
+};
+
 const shadowCreate: Command = {
   name: 'create',
   summary: 'create <table>_shadow (LIKE <table> INCLUDING ALL) for every physical table',
@@ -163,6 +253,6 @@ const shadow: Command = {
 
 export const dataCommand: Command = {
   name: 'data',
-  summary: 'sharded data: route previews and shadow tables',
-  subcommands: [route, shadow],
+  summary: 'sharded data: route previews, shadow tables, XA transactions in doubt',
+  subcommands: [route, shadow, xa],
 };

@@ -1,6 +1,6 @@
 /**
- * `peak mq ...`: topics, send, consume, query, trace, dead letters, offset reset and
- * stats, against a running `peak server`'s broker.
+ * `peak mq ...`: topics (list, create, rm), group rm, send, consume, query, trace, dead
+ * letters, offset reset and stats, against a running `peak server`'s broker.
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -123,12 +123,69 @@ const topicsCreate: Command = {
   },
 };
 
+const FORCE: OptionSpec = {
+  type: 'boolean',
+  description: 'remove it even with unconsumed messages or live consumers',
+};
+
+function removedLine(removed: Record<string, number>): string {
+  const n = (t: string) => removed[t] ?? 0;
+  return `${n('mq_messages')} messages, ${n('mq_pending')} pending, ${n('mq_offsets')} queue offsets, ${n('mq_consumers')} consumers`;
+}
+
+const topicsRm: Command = {
+  name: 'rm',
+  aliases: ['delete'],
+  summary:
+    'remove a topic: its messages and every group offset on it (refused while it has unconsumed messages or live consumers, unless --force)',
+  args: '<topic>',
+  options: { ...ADMIN_OPTIONS, force: FORCE },
+  examples: ['peak mq topic rm old-orders', 'peak mq topic rm old-orders --force'],
+  async run({ values, positionals, out }) {
+    const name = need(positionals, 0, 'a topic name', 'peak mq topic rm');
+    const admin = await adminClient(values, { admin: true });
+    const r = await admin.mq.removeTopic(name, { force: values.force === true });
+    out.json(r);
+    out.line(`removed topic ${name}: ${removedLine(r.removed)}`);
+    return 0;
+  },
+};
+
 const topics: Command = {
   name: 'topics',
-  summary: 'list or create topics',
-  subcommands: [topicsList, topicsCreate],
+  aliases: ['topic'],
+  summary: 'list, create or remove topics',
+  subcommands: [topicsList, topicsCreate, topicsRm],
   options: SERVER_OPTIONS,
   run: (ctx) => topicsList.run!(ctx),
+};
+
+const groupRm: Command = {
+  name: 'rm',
+  aliases: ['delete'],
+  summary:
+    "remove a group's subscription to a topic (refused while it has unacked messages or live consumers there, unless --force); a group left with no topic goes whole",
+  args: '<topic> <group>',
+  options: { ...ADMIN_OPTIONS, force: FORCE },
+  examples: ['peak mq group rm orders old-billing'],
+  async run({ values, positionals, out }) {
+    const topic = need(positionals, 0, 'a topic name', 'peak mq group rm');
+    const group = need(positionals, 1, 'a group name', 'peak mq group rm');
+    const admin = await adminClient(values, { admin: true });
+    const r = await admin.mq.removeGroup(topic, group, { force: values.force === true });
+    out.json(r);
+    out.line(
+      `removed group ${group} from topic ${topic}: ${removedLine(r.removed)}${r.groupRemoved ? `; the group read no other topic, so its settings, retry topic and ${r.removed.mq_dlq ?? 0} dead letters went too` : ''}`,
+    );
+    return 0;
+  },
+};
+
+const groups: Command = {
+  name: 'groups',
+  aliases: ['group'],
+  summary: "remove a consumer group's subscription to a topic",
+  subcommands: [groupRm],
 };
 
 const send: Command = {
@@ -450,5 +507,5 @@ const outbox: Command = {
 export const mqCommand: Command = {
   name: 'mq',
   summary: 'message queue: topics, send, consume, query, trace, dead letters, replay, outbox',
-  subcommands: [topics, send, consume, query, trace, dlq, resetOffset, stats, outbox],
+  subcommands: [topics, groups, send, consume, query, trace, dlq, resetOffset, stats, outbox],
 };

@@ -2,7 +2,8 @@
  * The push side of the config center on one control-plane node, built like the registry
  * hub: a dedicated PostgreSQL connection LISTENs on `peak_config`; when an item changes
  * (on any node), this node reads it once and sends each watcher of that app the entry it
- * should see (released or gray) over Server-Sent Events. If the LISTEN connection breaks,
+ * should see (released or gray) over Server-Sent Events, or `event: removed` when the item
+ * is gone. If the LISTEN connection breaks,
  * the hub reconnects and re-sends every watched app (a notification may have been missed).
  */
 import { createHash } from 'node:crypto';
@@ -14,6 +15,8 @@ import { type ConfigEntry, effectiveEntry, entryName } from '../config-entry.js'
 import { CONFIG_CHANNEL, type NotifiedState, readItems } from './config-store.js';
 
 const NO_TAGS: ReadonlySet<string> = new Set();
+/** The signature of an item a watcher was told is gone. */
+const REMOVED = 'removed';
 
 /** Bytes queued on one stream beyond which its client counts as stuck, 8 MiB. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -126,6 +129,10 @@ export class ConfigHub {
     const seq = ++this.#seq;
     const only = group !== undefined && key !== undefined ? { app, group, key } : undefined;
     const rows = await readItems(this.#pool, app, only);
+    if (only !== undefined && rows.length === 0) {
+      this.#pushRemoved(watchers, only.group, only.key, seq);
+      return;
+    }
     for (const row of rows) {
       const name = entryName(row.item.group, row.item.key);
       if (row.gray === null) {
@@ -150,6 +157,13 @@ export class ConfigHub {
         this.#send(w, name, seq, sig, event);
       }
     }
+  }
+
+  /** An item that is gone (`peak config rm`): watchers that were sent it are told. */
+  #pushRemoved(watchers: Set<Watcher>, group: string, key: string, seq: number): void {
+    const name = entryName(group, key);
+    const event = `event: removed\ndata: ${JSON.stringify({ group, key })}\n\n`;
+    for (const w of watchers) if (w.sent.has(name)) this.#send(w, name, seq, REMOVED, event);
   }
 
   #send(w: Watcher, name: string, seq: number, sig: string, event: string): void {

@@ -2,7 +2,7 @@
  * Config center routes. Reads and the watch stream (SSE) take any operator token, or an app
  * credential whose `read-config:<app>/<item>` grants cover what is read (a whole app's
  * entries and watch need `<app>/*`); the audit trail is for operators. Every change
- * (publish, rollback, gray, promote, abort) needs an operator token (role operator or admin)
+ * (publish, rollback, gray, promote, abort, remove) needs an operator token (role operator or admin)
  * and is audited with the
  * author the caller names (`author` in the body, default `admin`) and where it came from
  * (address and user agent).
@@ -30,6 +30,7 @@ import {
   publish,
   readAudit,
   readItems,
+  removeItem,
   rollback,
   startGray,
 } from './config-store.js';
@@ -227,6 +228,40 @@ export const configRoutes: ApiModule = (app, ctx) => {
           comment: b.comment,
         },
         actor(request, b.author),
+      );
+    },
+  );
+
+  app.delete(
+    item,
+    {
+      config: { auth: 'operator' },
+      schema: {
+        summary:
+          'Remove an item (peak config rm): its versions and audit trail stay; watchers are told it is gone',
+        params: itemParams,
+        querystring: Type.Object({
+          expectedVersion: Type.Optional(
+            Type.Integer({
+              minimum: 1,
+              description: 'refuse (409) unless the item is at this version',
+            }),
+          ),
+          comment,
+          author,
+        }),
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      return removeItem(
+        ctx.pool,
+        ref(request.params),
+        {
+          ...(q.expectedVersion === undefined ? {} : { expectedVersion: q.expectedVersion }),
+          comment: q.comment,
+        },
+        actor(request, q.author),
       );
     },
   );

@@ -102,7 +102,8 @@ async function release(
   action: string,
   detail: Record<string, unknown>,
 ): Promise<number> {
-  const version = (row?.version ?? 0) + 1;
+  // An item removed earlier keeps its versions: a new one continues after the last of them.
+  const version = (row?.version ?? (await lastVersion(c, r))) + 1;
   // One statement (one round trip): version row, item upsert, audit row, NOTIFY. A creator
   // racing another creator fails on the version's primary key (→ PEAK_CONFIG_CONFLICT).
   await c.query(
@@ -140,6 +141,15 @@ async function release(
   );
   if (schema?.$peak === 'lb-weights') await applyWeights(c, value);
   return version;
+}
+
+/** The newest version an item ever had (0: none), for an item created again after `remove`. */
+async function lastVersion(c: pg.PoolClient, r: ItemRef): Promise<number> {
+  const { rows } = await c.query<{ v: number }>(
+    'SELECT coalesce(max(version), 0)::int AS v FROM peak.config_versions WHERE app = $1 AND grp = $2 AND key = $3',
+    [r.app, r.group, r.key],
+  );
+  return rows[0]?.v ?? 0;
 }
 
 /**
@@ -368,6 +378,33 @@ export async function abortGray(
     if (gray === undefined) throw notFound(r, 'it has no gray release in progress');
     await audit(c, r, actor, 'abort', gray.base_version, {});
     return { aborted: true };
+  });
+}
+
+/**
+ * Removes an item (as Nacos and Apollo do): its released value goes, its versions and audit
+ * trail stay (`history`, `audit` still read them; created again, it continues after its
+ * last version), and watchers are told it is gone. Refused while a gray release is in
+ * progress, and with `expectedVersion` unless the item is at that version.
+ */
+export async function removeItem(
+  pool: pg.Pool,
+  r: ItemRef,
+  input: { expectedVersion?: number; comment: string },
+  actor: Actor,
+): Promise<{ removed: true; version: number }> {
+  return tx(pool, async (c) => {
+    const row = await lockItem(c, r);
+    if (row === undefined) throw notFound(r, `see 'peak config get ${r.app}'`);
+    checkExpected(r, row.version, input.expectedVersion);
+    refuseWhileGray(r, row);
+    await c.query('DELETE FROM peak.config_items WHERE app = $1 AND grp = $2 AND key = $3', [
+      r.app,
+      r.group,
+      r.key,
+    ]);
+    await audit(c, r, actor, 'delete', row.version, { comment: input.comment });
+    return { removed: true, version: row.version };
   });
 }
 

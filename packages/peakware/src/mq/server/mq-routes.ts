@@ -6,7 +6,7 @@
  * signature per message for producing, the consume secret in `x-peak-mq-secret` for
  * consuming). Reads of messages by id or key show an app only the topics it may produce or
  * consume. Managing topics, resending dead letters and resetting offsets need the admin
- * token.
+ * token; removing a topic or a group's subscription (`peak mq topic|group rm`) an operator's.
  *
  * Every route declares its body, query and path parameters as JSON schemas (checked by the
  * host before the handler; see server/route-schema.ts), so a client hears which field is
@@ -29,6 +29,7 @@ import { DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES, MAX_DELAY_MS } from '../messag
 import { Broker } from './broker.js';
 import { BODY_ENCODINGS, encodeDelivery, toBase64Message } from './http-body-encoding.js';
 import { type MqttBridge, startMqttBridge } from './mqtt-bridge.js';
+import { removeGroup, removeTopic } from './pg-store/topic-removal.js';
 
 const PRODUCE = { config: { auth: 'sdk' as const, scope: 'produce' as const } };
 const CONSUME = { config: { auth: 'sdk' as const, scope: 'consume' as const } };
@@ -207,6 +208,45 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       createdAt: t.createdAt.toISOString(),
     })),
   }));
+
+  const force = WithDefault(
+    Type.Boolean({ description: 'remove it even with unconsumed messages or live consumers' }),
+    false,
+  );
+  app.delete(
+    '/api/v1/mq/topics/:topic',
+    {
+      config: { auth: 'operator' },
+      schema: {
+        summary:
+          'Remove a topic with its messages and every group offset on it (409 PEAK_MQ_IN_USE while in use, unless force)',
+        params: Type.Object({ topic: Type.String({ minLength: 1 }) }),
+        querystring: Type.Object({ force }),
+      },
+    },
+    async (request) =>
+      removeTopic(ctx.pool, request.params.topic, {
+        force: request.query.force,
+        sessionMs: ctx.settings.mq.sessionMs,
+      }),
+  );
+  app.delete(
+    '/api/v1/mq/groups/:group',
+    {
+      config: { auth: 'operator' },
+      schema: {
+        summary:
+          "Remove a group's subscription to a topic; a group left with none goes whole (409 PEAK_MQ_IN_USE while in use, unless force)",
+        params: groupParams,
+        querystring: Type.Object({ topic: Type.String({ minLength: 1 }), force }),
+      },
+    },
+    async (request) =>
+      removeGroup(ctx.pool, request.query.topic, request.params.group, {
+        force: request.query.force,
+        sessionMs: ctx.settings.mq.sessionMs,
+      }),
+  );
 
   app.post(
     '/api/v1/mq/topics/:topic/messages',
