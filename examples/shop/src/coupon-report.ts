@@ -43,6 +43,24 @@ export async function readCouponTxnFigures(
   return { tcc, messages };
 }
 
+/**
+ * The figures once no coupon-order TCC is active, waiting (bounded by `waitMs`) while the
+ * coordinator's recovery finishes those whose driver died or timed out (a killed order
+ * process's TCCs finish only after their lease and a recovery round).
+ */
+export async function settledCouponTxnFigures(
+  admin: AdminClient,
+  waitMs: number,
+): Promise<{ tcc: TxnFigures; messages: TxnFigures }> {
+  const until = Date.now() + waitMs;
+  let figures = await readCouponTxnFigures(admin);
+  while (figures.tcc.active > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 500));
+    figures = await readCouponTxnFigures(admin);
+  }
+  return figures;
+}
+
 /** The report's lines for the coupon chain. */
 export function couponReportLines(
   sale: ItemOutcome,

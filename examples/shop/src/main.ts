@@ -31,7 +31,7 @@ import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import { stopAtOnce } from 'peakware/server';
 import { runCapacity } from './capacity.js';
 import { type Chain, type ChildDeath, startChain } from './chain.js';
-import { couponReportLines, readCouponTxnFigures } from './coupon-report.js';
+import { couponReportLines, settledCouponTxnFigures } from './coupon-report.js';
 import { couponBooksBalance, seedCoupons, settledCouponLedger } from './coupon-store.js';
 import {
   applyFlashSalePlan,
@@ -227,6 +227,15 @@ async function capacityMain(chain: Chain): Promise<boolean> {
 function deathLine(d: ChildDeath): string {
   return `shop: ${d.role} process (pid ${d.pid}) died, ${d.how}${d.restartedAs === undefined ? '' : `; restarted as pid ${d.restartedAs}`}`;
 }
+
+/**
+ * How long the report waits (at most) for the books to settle: the points of every order,
+ * and the coupon TCCs. A healthy sale settles at once; after a kill -9 the dead consumer's
+ * queues move after the broker's session (20 s) and its unacknowledged messages come back
+ * after 30 s, and a dead driver's TCCs finish after their lease: on a loaded machine that
+ * took more than the 30 s this wait had.
+ */
+const SETTLE_MS = 90_000;
 
 /** How long a stop on a signal may take before the chain's processes are killed. */
 const SIGNAL_STOP_MS = 20_000;
@@ -427,14 +436,14 @@ async function runOn(chain: Chain): Promise<number> {
   await new Promise((r) => setTimeout(r, 4500));
   // Coupon orders are settled by the coordinator (confirmed or cancelled): wait (bounded)
   // until no coupon is locked and every used coupon's order is written.
-  const couponBooks = await settledCouponLedger(chain.shopPool, ordersDb);
-  const couponTxn = await readCouponTxnFigures(chain.admin);
+  const couponBooks = await settledCouponLedger(chain.shopPool, ordersDb, SETTLE_MS);
+  const couponTxn = await settledCouponTxnFigures(chain.admin, SETTLE_MS);
   const couponsBalance = couponBooksBalance(couponBooks);
   await chain.stock.settle(HOT_SKU);
   compensated += await releaseOrphanDeductions(chain.shopPool, chain.stock, ordersDb, HOT_SKU, 0);
   // The points service consumes "order placed" events (relayed from each shard's outbox):
   // wait (bounded) until it has them all.
-  const books = await settledLedger(chain.shopPool, chain.stock, ordersDb, HOT_SKU);
+  const books = await settledLedger(chain.shopPool, chain.stock, ordersDb, HOT_SKU, SETTLE_MS);
   const oversold = Math.max(0, books.unitsDeducted - settings.stock);
   const stress = await stressRun?.finish();
   // The trace of one placed order, and the call graph, from the control plane's collector
