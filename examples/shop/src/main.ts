@@ -24,7 +24,8 @@
  * supervisor scales extra order instances on QPS during the sale, and a slower inventory
  * v2's gray release is rolled back by the analysis; see scale-demo.ts), --coupon-share R
  * (share of the hot item's buys sent with the buyer's coupon: a TCC across coupon, stock and
- * order; see coupon-order.ts).
+ * order; see coupon-order.ts), --control-plane N (1, or 2: a second `peak server` process on
+ * the same PostgreSQL, listed first by every client; see control-plane-node.ts).
  */
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
@@ -149,6 +150,12 @@ const { values } = parseShopArgs({
     valueName: 'R',
     description: "share 0..1 of the hot item's buys sent with a coupon, each a TCC (default 0.2)",
   },
+  'control-plane': {
+    type: 'string',
+    valueName: 'N',
+    description:
+      'control-plane nodes: 1, or 2 (a second peak server process on the same PostgreSQL)',
+  },
 });
 
 const smoke = values.smoke === true;
@@ -168,6 +175,11 @@ const settings = {
   instances: shopNumber(values.instances, 'instances', 2, positive),
   'stress-rate': shopNumber(values['stress-rate'], 'stress-rate', 20, positive),
   'coupon-share': shopNumber(values['coupon-share'], 'coupon-share', 0.2, { min: 0, max: 1 }),
+  'control-plane': shopNumber(values['control-plane'], 'control-plane', 1, {
+    min: 1,
+    max: 2,
+    integer: true,
+  }),
 };
 const rates = (values.rates ?? '100,200,400,600,800,1000,1200,1500,2000').split(',').map(Number);
 if (rates.some((r) => !Number.isInteger(r) || r <= 0)) {
@@ -308,6 +320,7 @@ async function main(): Promise<number> {
     sampleRatio,
     instances: settings.instances,
     stressBeside: values['stress-beside'],
+    controlPlaneNodes: settings['control-plane'],
   });
   running = chain;
   if (interrupted !== undefined) {
@@ -331,6 +344,10 @@ async function runOn(chain: Chain): Promise<number> {
   say(
     `  control plane   ${server.info.url}   (postgres: ${server.info.postgres.mode}, data in ${server.info.dataDir})`,
   );
+  if (chain.controlPlaneUrls.length > 1)
+    say(
+      `  control plane 2 ${chain.controlPlaneUrls[0]}   (peak server process on the same PostgreSQL; every service and the gateway list it first)`,
+    );
   say(
     `  console         ${server.info.url}/console   (log in with the admin token in ${server.info.adminTokenFile})`,
   );

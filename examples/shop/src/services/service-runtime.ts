@@ -18,8 +18,8 @@ import { type ShopTelemetry, sampleRatioFromEnv, shopTelemetry } from '../shop-t
 export interface ServiceRuntime {
   /** `shop.<role>`: the service name in traces and metrics. */
   service: string;
-  /** The control plane's URL (PEAK_SERVER). */
-  controlPlane: string;
+  /** The control plane's URLs (PEAK_SERVER, comma-separated), in order of preference. */
+  controlPlane: readonly string[];
   /** The shop database (schema `shop`, order shard ds0): SHOP_DB. */
   shopDb: string;
   /** A pool on the shop database; 8 connections, opened before the service registers. */
@@ -53,12 +53,12 @@ function requiredEnv(name: string, usage: string): string {
 /** The shared parts of service `role`'s process. */
 export function serviceRuntime(role: string): ServiceRuntime {
   const usage = `shop.${role}`;
-  const controlPlane = requiredEnv('PEAK_SERVER', usage);
+  const controlPlane = requiredEnv('PEAK_SERVER', usage).split(',');
   const shopDb = requiredEnv('SHOP_DB', usage);
   // statement_timeout bounds how late an order can be written (the compensation sweep relies on it).
   const pool = new pg.Pool({ connectionString: shopDb, max: 8, statement_timeout: 2000 });
   pool.on('error', () => undefined);
-  const registry = new HttpRegistry({ servers: [controlPlane], leaseMs: 6000 });
+  const registry = new HttpRegistry({ servers: controlPlane, leaseMs: 6000 });
   const guard = new Guard();
   const telemetry = shopTelemetry(`shop.${role}`, controlPlane, guard, sampleRatioFromEnv());
   const rpc = new RpcServer({
