@@ -173,6 +173,9 @@ export interface Chain {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+/** How many times a service process that died is started before the chain gives up on it. */
+const RESTART_ATTEMPTS = 10;
+
 /** How long a process of the chain may take to print its ready line (a loaded machine is slow). */
 const READY_TIMEOUT_MS = 90_000;
 
@@ -325,18 +328,25 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
           ? options.logger.warn(d, `${d.role} process (pid ${d.pid}) died: ${d.how}`)
           : options.onChildDeath(d);
       if (entry.role === 'gateway') return tell(death);
-      startProcess(entry.role, env, processes, command, entry).then(
-        (restarted) => {
-          death.restartedAs = restarted.child.pid;
-          tell(death);
-          if (stopping) stopChild(restarted.child).catch(() => undefined);
-          else supervise(restarted, env, command);
-        },
-        (err: unknown) => {
-          tell(death);
-          options.logger.warn({ err: String(err) }, `${entry.role} process could not be restarted`);
-        },
-      );
+      // A start that fails (its shard's PostgreSQL still restarting, say) is tried again.
+      const restart = (attempt: number) =>
+        startProcess(entry.role, env, processes, command, entry).then(
+          (restarted) => {
+            death.restartedAs = restarted.child.pid;
+            tell(death);
+            if (stopping) stopChild(restarted.child).catch(() => undefined);
+            else supervise(restarted, env, command);
+          },
+          (err: unknown) => {
+            options.logger.warn(
+              { err: String(err), attempt },
+              `${entry.role} process could not be restarted`,
+            );
+            if (stopping || attempt >= RESTART_ATTEMPTS) tell(death);
+            else setTimeout(() => restart(attempt + 1), 1000);
+          },
+        );
+      restart(1);
     });
   };
   const stop = async () => {
