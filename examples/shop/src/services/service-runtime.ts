@@ -50,6 +50,9 @@ function requiredEnv(name: string, usage: string): string {
   return value;
 }
 
+/** How long a graceful stop may take before the process exits anyway. */
+const STOP_BOUND_MS = 20_000;
+
 /** The shared parts of service `role`'s process. */
 export function serviceRuntime(role: string): ServiceRuntime {
   const usage = `shop.${role}`;
@@ -80,6 +83,9 @@ export function serviceRuntime(role: string): ServiceRuntime {
   const stop = () => {
     if (stopping) return;
     stopping = true;
+    // Bounded: a stop whose control plane or database is gone (the shop killed with
+    // SIGKILL) must not leave this process behind; one was found alive 17 min later.
+    setTimeout(() => process.exit(1), STOP_BOUND_MS).unref();
     const run = async () => {
       if (serving) await rpc.stop();
       for (const step of steps) await step();
