@@ -396,7 +396,9 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
           port: shard1Endpoint.port,
         });
         await again.start();
-        shard1 = again;
+        // A stop that came meanwhile stopped the dead one: stop this one too.
+        if (stopping) await again.stop();
+        else shard1 = again;
         return again.pid;
       },
     );
@@ -424,13 +426,15 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
         () => pidGone(redis?.pid).then(() => 'gone (its pid ended)'),
         async () => {
           // The same port and folder: the append-only file brings back every acknowledged deduction.
-          redis = await startRedisServer({
+          const again = await startRedisServer({
             durability: 'write',
             dir: first.dir,
             port: first.port,
             ownProcessGroup: true,
           });
-          return redis.pid;
+          if (stopping) await again.stop();
+          else redis = again;
+          return again.pid;
         },
       );
     }
@@ -499,8 +503,10 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
           });
         },
         async () => {
-          node2 = await startControlPlaneNode(node2Options);
-          return node2.child.pid;
+          const again = await startControlPlaneNode(node2Options);
+          if (stopping) await stopChild(again.child);
+          else node2 = again;
+          return again.child.pid;
         },
       );
     }
