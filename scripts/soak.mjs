@@ -6,9 +6,10 @@
 // Each run is one `node scripts/run-tests.mjs <filter>` (a fresh process: fresh PostgreSQL,
 // Redis and providers); slow tests (`*.slow.test.ts`) are run when the filter names them.
 // Build first (`npm run build`). Options: --stop-on-fail (stop at the first failure),
-// --log FILE (append each line there too). Exits 1 when any run failed, 2 on a usage error.
+// --log FILE (append each line there too, and keep a failed run's whole output in
+// FILE.runN.txt). Exits 1 when any run failed, 2 on a usage error.
 import { spawn } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -65,10 +66,12 @@ function firstError(out) {
   const lines = out.split('\n');
   const at = lines.findIndex((l) => /✖|not ok|Error|AssertionError|timed out/.test(l));
   if (at === -1) return lines.slice(-8).join('\n');
-  return lines
-    .slice(at, at + 12)
-    .map((l) => l.slice(0, 400))
-    .join('\n');
+  // The failing test and its error, then what the shop's report said of its books and deaths.
+  const head = lines.slice(at, at + 3);
+  const said = lines
+    .slice(at)
+    .filter((l) => /books: |events: |txn: |coupons: |run: |died|expected:|Error: /.test(l));
+  return [...head, ...new Set(said.slice(0, 12))].map((l) => l.slice(0, 400)).join('\n');
 }
 
 const name = filters.join(' ');
@@ -84,6 +87,10 @@ for (let run = 1; run <= runs; run++) {
   if (!ok) {
     say(`  first error (runner ended with ${signal ?? `code ${code}`}):`);
     for (const l of firstError(out).split('\n')) say(`    ${l}`);
+    if (log !== undefined) {
+      writeFileSync(`${log}.run${run}.txt`, out);
+      say(`  whole output: ${log}.run${run}.txt`);
+    }
     if (stopOnFail) break;
   }
 }

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { assertSurvived, chaosSale } from './testing/chaos-sale.js';
 
 test('kill -9 of one of two control-plane nodes mid-sale: reported, restarted, the sale, its events and its coupon TCCs finish consistent', {
-  timeout: 480_000,
+  timeout: 600_000,
 }, async () => {
   const outcome = await chaosSale(['--control-plane', '2'], (processes) => {
     const node = processes.find((p) => /peak\.js server /.test(p.cmd));

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { assertSurvived, chaosSale } from './testing/chaos-sale.js';
 
 test("kill -9 of the order shard's PostgreSQL mid-sale: reported, restarted on its port, every order written whole and the books consistent", {
-  timeout: 480_000,
+  timeout: 600_000,
 }, async () => {
   const outcome = await chaosSale([], (processes) => {
     // The postmaster (`postgres -D <data>/order-shard-1/pg ...`), not one of its backends.

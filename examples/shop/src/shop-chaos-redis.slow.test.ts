@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { assertSurvived, chaosSale } from './testing/chaos-sale.js';
 
 test('kill -9 of redis-server mid-sale: reported, restarted on its port, the books consistent and both stock copies agree', {
-  timeout: 480_000,
+  timeout: 600_000,
 }, async () => {
   const outcome = await chaosSale([], (processes) => {
     const redis = processes.find((p) => /redis-server/.test(p.cmd));

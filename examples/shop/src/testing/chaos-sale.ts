@@ -24,6 +24,9 @@ export interface ChaosOutcome {
   code: number | null;
 }
 
+/** How long the chain may take to start and the sale to get under way (a loaded machine is slow). */
+const SALE_START_MS = 300_000;
+
 /** How long the shop may take to finish its report and stop after the kill. */
 const FINISH_MS = 240_000;
 
@@ -60,7 +63,7 @@ export async function chaosSale(
     await waitUntil(
       'the sale under way',
       () => / buyers /.test(shop.io.out.split('Flash sale:')[1] ?? ''),
-      200_000,
+      SALE_START_MS,
       shop.child,
       shop.io,
     );
@@ -84,10 +87,11 @@ export async function chaosSale(
     await shop.outDone;
     return { victims, out: shop.io.out, err: shop.io.err, code };
   } finally {
+    // Its processes first: once the shop is gone they are no longer under its pid (and
+    // PostgreSQL and Redis, in groups of their own, would outlive it).
+    const left = await descendants(shop.child.pid!).catch(() => []);
     shop.child.kill('SIGKILL');
-    for (const c of await descendants(shop.child.pid!).catch(() => []))
-      process.kill(c.pid, 'SIGKILL');
-    for (const c of children) if (alive(c.pid)) process.kill(c.pid, 'SIGKILL');
+    for (const c of [...left, ...children]) if (alive(c.pid)) process.kill(c.pid, 'SIGKILL');
     await rm(dataDir, { recursive: true, force: true });
   }
 }
