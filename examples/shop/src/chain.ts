@@ -390,10 +390,13 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       () => pidGone(shard1?.pid).then(() => 'gone (its postmaster ended)'),
       async () => {
         // The same folder and port: crash recovery, and every connection string still holds.
+        // Crash recovery on a loaded machine may outlast the default minute; a start that
+        // timed out is killed, so the next attempt would recover from scratch.
         const again = new EmbeddedPostgres({
           dataDir: shardDir,
           logger: options.logger,
           port: shard1Endpoint.port,
+          startTimeoutMs: 180_000,
         });
         await again.start();
         // A stop that came meanwhile stopped the dead one: stop this one too.

@@ -53,12 +53,15 @@ export async function settledCouponTxnFigures(
   waitMs: number,
 ): Promise<{ tcc: TxnFigures; messages: TxnFigures }> {
   const until = Date.now() + waitMs;
-  let figures = await readCouponTxnFigures(admin);
-  while (figures.tcc.active > 0 && Date.now() < until) {
+  // A read that fails within the bound (the control plane slow to answer on a loaded
+  // machine, a node restarting) is tried again; only the last one's error is thrown.
+  let figures: { tcc: TxnFigures; messages: TxnFigures } | undefined;
+  while (Date.now() < until) {
+    figures = await readCouponTxnFigures(admin).catch(() => figures);
+    if (figures !== undefined && figures.tcc.active === 0) return figures;
     await new Promise((r) => setTimeout(r, 500));
-    figures = await readCouponTxnFigures(admin);
   }
-  return figures;
+  return figures ?? readCouponTxnFigures(admin);
 }
 
 /** The report's lines for the coupon chain. */
