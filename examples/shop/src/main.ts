@@ -466,12 +466,17 @@ async function runOn(chain: Chain): Promise<number> {
   // The trace of one placed order, and the call graph, from the control plane's collector
   // (every process exports its spans about once a second).
   const traceId = report.hotTraceIds[0];
-  const topology = await readTopology(chain.admin, traceId);
+  // The call graph, alerts and metrics are the report's extras: a control plane too slow
+  // to answer on a loaded machine (after a kill) leaves them empty, not the run failed.
+  const topology = await readTopology(chain.admin, traceId).catch(() => ({
+    edges: [],
+    spans: 0,
+  }));
   // What the alert rules saw, and every resource's figures from the per-second metrics
   // the processes pushed (the last push leaves about a second after the sale).
-  const alerts = await readAlertOutcomes(chain.admin, saleStart);
+  const alerts = await readAlertOutcomes(chain.admin, saleStart).catch(() => []);
   const metricSeconds = Math.min(3600, Math.ceil((Date.now() - saleStart) / 1000) + 2);
-  const metrics = await readLiveMetrics(chain.admin, metricSeconds);
+  const metrics = await readLiveMetrics(chain.admin, metricSeconds).catch(() => []);
   // The books must balance: every deducted unit is one ordered unit, stock went down by
   // exactly that, nothing oversold. (A buyer whose request timed out may still have an
   // order: the client-side count is a lower bound.)
