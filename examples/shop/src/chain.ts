@@ -14,7 +14,9 @@
  * The chain supervises its service processes: one that dies before the chain is stopped
  * (a crash, a kill -9) is reported in one line, naming the signal when a signal killed
  * it, and started again with the same settings; the gateway is reported, not restarted
- * (buyers hold its URL).
+ * (buyers hold its URL). What runs beside the services (redis-server, the order shard's
+ * PostgreSQL, a second control-plane node with `controlPlaneNodes: 2`) is watched the same
+ * way and started again in the same place (infra-watch.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -29,9 +31,15 @@ import type { GuardRules } from 'peakware/guard';
 import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
 import pg from 'pg';
 import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC, POINTS_GROUP } from './catalog.js';
+import {
+  type ControlPlaneNode,
+  freeLoopbackPort,
+  startControlPlaneNode,
+} from './control-plane-node.js';
 import { publishPaymentCallback } from './coupon-edge.js';
 import { installCouponChain } from './coupon-store.js';
 import { BUY_RESOURCE, flashSaleRules, publishEdge } from './edge.js';
+import { type InfraRole, pidGone, watchInfra } from './infra-watch.js';
 import { createOrderTables, openOrders } from './order-store.js';
 import { openStressAwareStock } from './shadow-stock.js';
 import { seedFlashSale } from './shop-database.js';
@@ -83,7 +91,7 @@ export interface ChainProcess {
 
 /** A service process that died while the chain ran, and what took its place. */
 export interface ChildDeath {
-  role: Role;
+  role: Role | InfraRole;
   pid: number | undefined;
   /** How it ended: `exit code N`, or `killed by SIGKILL`. */
   how: string;
@@ -120,6 +128,11 @@ export interface ChainOptions {
   onChildDeath?: (death: ChildDeath) => void;
   /** Ready the chain for stress traffic: shadow tables, shadow stock, shadow points consumer. */
   stressBeside?: boolean;
+  /**
+   * Control-plane nodes: 1 (default, in this process) or 2 (a second `peak server` process
+   * on the same PostgreSQL, listed first by every service and the gateway; control-plane-node.ts).
+   */
+  controlPlaneNodes?: number;
 }
 
 /** A running chain. */
@@ -142,10 +155,14 @@ export interface Chain {
   /** The payment provider's API key at the gateway (the payment callback, coupon-edge.ts). */
   paymentKey: string;
   processes: ChainProcess[];
-  /** Pids of the two postmasters: control plane's (#1) and the second shard's (#2). */
-  postgresPids: { primary: number | undefined; shard1: number | undefined };
-  /** Pid of the chain's own redis-server, when it started one. */
-  redisPid: number | undefined;
+  /** Pids of the two postmasters: control plane's (#1) and the second shard's (#2, the current one after a restart). */
+  readonly postgresPids: { primary: number | undefined; shard1: number | undefined };
+  /** Pid of the chain's own redis-server, when it started one (the current one after a restart). */
+  readonly redisPid: number | undefined;
+  /** The control-plane URLs the services and the gateway use, in their order of preference. */
+  controlPlaneUrls: string[];
+  /** Pid of the second control-plane node (`controlPlaneNodes: 2`), while it runs. */
+  readonly controlPlane2Pid: number | undefined;
   /** The control plane's typed admin API, with the admin token. */
   admin: AdminClient;
   /** Processes that died while the chain ran, in order (each service one restarted). */
@@ -155,6 +172,9 @@ export interface Chain {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** How many times a service process that died is started before the chain gives up on it. */
+const RESTART_ATTEMPTS = 10;
 
 /** How long a process of the chain may take to print its ready line (a loaded machine is slow). */
 const READY_TIMEOUT_MS = 90_000;
@@ -270,8 +290,32 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
   let redis: RedisServerProcess | undefined;
   let shopPool: pg.Pool | undefined;
   let stock: ShopStock | undefined;
+  let node2: ControlPlaneNode | undefined;
   let stopping = false;
   const deaths: ChildDeath[] = [];
+  /** Watches `role` (infra-watch.ts): its deaths are told as a service process's are. */
+  const watch = (
+    role: InfraRole,
+    pid: () => number | undefined,
+    ended: () => Promise<string>,
+    restart: () => Promise<number | undefined>,
+  ) =>
+    watchInfra(
+      { role, pid, ended, restart },
+      {
+        stopping: () => stopping,
+        logger: options.logger,
+        onDeath: (death) => {
+          deaths.push(death);
+          if (options.onChildDeath === undefined)
+            options.logger.warn(
+              death,
+              `${death.role} process (pid ${death.pid}) died: ${death.how}`,
+            );
+          else options.onChildDeath(death);
+        },
+      },
+    );
   /** Restarts a service process that died while the chain runs (module comment). */
   const supervise = (entry: ChainProcess, env: NodeJS.ProcessEnv, command?: string[]) => {
     const child = entry.child;
@@ -284,18 +328,25 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
           ? options.logger.warn(d, `${d.role} process (pid ${d.pid}) died: ${d.how}`)
           : options.onChildDeath(d);
       if (entry.role === 'gateway') return tell(death);
-      startProcess(entry.role, env, processes, command, entry).then(
-        (restarted) => {
-          death.restartedAs = restarted.child.pid;
-          tell(death);
-          if (stopping) stopChild(restarted.child).catch(() => undefined);
-          else supervise(restarted, env, command);
-        },
-        (err: unknown) => {
-          tell(death);
-          options.logger.warn({ err: String(err) }, `${entry.role} process could not be restarted`);
-        },
-      );
+      // A start that fails (its shard's PostgreSQL still restarting, say) is tried again.
+      const restart = (attempt: number) =>
+        startProcess(entry.role, env, processes, command, entry).then(
+          (restarted) => {
+            death.restartedAs = restarted.child.pid;
+            tell(death);
+            if (stopping) stopChild(restarted.child).catch(() => undefined);
+            else supervise(restarted, env, command);
+          },
+          (err: unknown) => {
+            options.logger.warn(
+              { err: String(err), attempt },
+              `${entry.role} process could not be restarted`,
+            );
+            if (stopping || attempt >= RESTART_ATTEMPTS) tell(death);
+            else setTimeout(() => restart(attempt + 1), 1000);
+          },
+        );
+      restart(1);
     });
   };
   const stop = async () => {
@@ -303,6 +354,8 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     const gateway = processes.find((p) => p.role === 'gateway');
     if (gateway !== undefined) await stopChild(gateway.child);
     await Promise.all(processes.filter((p) => p !== gateway).map((p) => stopChild(p.child)));
+    // The second control-plane node after its clients, before the PostgreSQL it uses.
+    if (node2 !== undefined) await stopChild(node2.child);
     await stock?.close().catch(() => undefined);
     await shopPool?.end().catch(() => undefined);
     await orders?.close().catch(() => undefined);
@@ -329,7 +382,29 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     const shardDir = path.join(server.info.dataDir, 'order-shard-1');
     await mkdir(shardDir, { recursive: true });
     shard1 = new EmbeddedPostgres({ dataDir: shardDir, logger: options.logger });
-    const shopDb2 = endpointUrl(await shard1.start());
+    const shard1Endpoint = await shard1.start();
+    const shopDb2 = endpointUrl(shard1Endpoint);
+    watch(
+      'order-shard-postgres',
+      () => shard1?.pid,
+      () => pidGone(shard1?.pid).then(() => 'gone (its postmaster ended)'),
+      async () => {
+        // The same folder and port: crash recovery, and every connection string still holds.
+        // Crash recovery on a loaded machine may outlast the default minute; a start that
+        // timed out is killed, so the next attempt would recover from scratch.
+        const again = new EmbeddedPostgres({
+          dataDir: shardDir,
+          logger: options.logger,
+          port: shard1Endpoint.port,
+          startTimeoutMs: 180_000,
+        });
+        await again.start();
+        // A stop that came meanwhile stopped the dead one: stop this one too.
+        if (stopping) await again.stop();
+        else shard1 = again;
+        return again.pid;
+      },
+    );
     await createOrderTables({ ds0: shopDb, ds1: shopDb2 });
     orders = await openOrders({ ds0: shopDb, ds1: shopDb2 }, 4);
     const admin = adminOf(server);
@@ -347,6 +422,24 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
         ownProcessGroup: true,
       });
       redisUrl = redis.url;
+      const first = redis;
+      watch(
+        'redis',
+        () => redis?.pid,
+        () => pidGone(redis?.pid).then(() => 'gone (its pid ended)'),
+        async () => {
+          // The same port and folder: the append-only file brings back every acknowledged deduction.
+          const again = await startRedisServer({
+            durability: 'write',
+            dir: first.dir,
+            port: first.port,
+            ownProcessGroup: true,
+          });
+          if (stopping) await again.stop();
+          else redis = again;
+          return again.pid;
+        },
+      );
     }
     shopPool = new pg.Pool({ connectionString: shopDb, max: 4 });
     const shadow = options.stressBeside === true;
@@ -393,8 +486,36 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
         author: 'shop',
       },
     );
+    // With two control-plane nodes every client lists the second first: its death moves them all.
+    if ((options.controlPlaneNodes ?? 1) >= 2) {
+      const node2Options = {
+        postgresUrl: server.postgresUrl(),
+        dataDir: path.join(server.info.dataDir, 'control-plane-2'),
+        port: await freeLoopbackPort(),
+      };
+      node2 = await startControlPlaneNode(node2Options);
+      watch(
+        'control-plane',
+        () => node2?.child.pid,
+        () => {
+          const child = node2!.child;
+          return new Promise<string>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null)
+              resolve(howItEnded(child.exitCode, child.signalCode));
+            else child.once('exit', (code, signal) => resolve(howItEnded(code, signal)));
+          });
+        },
+        async () => {
+          const again = await startControlPlaneNode(node2Options);
+          if (stopping) await stopChild(again.child);
+          else node2 = again;
+          return again.child.pid;
+        },
+      );
+    }
+    const controlPlaneUrls = node2 === undefined ? [server.info.url] : [node2.url, server.info.url];
     const env = {
-      PEAK_SERVER: server.info.url,
+      PEAK_SERVER: controlPlaneUrls.join(','),
       SHOP_DB: shopDb,
       SHOP_DB_2: shopDb2,
       SHOP_SAMPLE_RATIO: String(options.sampleRatio),
@@ -425,7 +546,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       '--port',
       '0',
       '--server',
-      server.info.url,
+      controlPlaneUrls.join(','),
       '--data',
       server.info.dataDir,
       '--config-app',
@@ -452,8 +573,16 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       gatewayKey,
       paymentKey,
       processes,
-      postgresPids: { primary: started.postgresPid, shard1: shard1.pid },
-      redisPid: redis?.pid,
+      get postgresPids() {
+        return { primary: started.postgresPid, shard1: shard1?.pid };
+      },
+      get redisPid() {
+        return redis?.pid;
+      },
+      controlPlaneUrls,
+      get controlPlane2Pid() {
+        return node2?.child.pid;
+      },
       admin,
       deaths,
       stop,

@@ -43,6 +43,27 @@ export async function readCouponTxnFigures(
   return { tcc, messages };
 }
 
+/**
+ * The figures once no coupon-order TCC is active, waiting (bounded by `waitMs`) while the
+ * coordinator's recovery finishes those whose driver died or timed out (a killed order
+ * process's TCCs finish only after their lease and a recovery round).
+ */
+export async function settledCouponTxnFigures(
+  admin: AdminClient,
+  waitMs: number,
+): Promise<{ tcc: TxnFigures; messages: TxnFigures }> {
+  const until = Date.now() + waitMs;
+  // A read that fails within the bound (the control plane slow to answer on a loaded
+  // machine, a node restarting) is tried again; only the last one's error is thrown.
+  let figures: { tcc: TxnFigures; messages: TxnFigures } | undefined;
+  while (Date.now() < until) {
+    figures = await readCouponTxnFigures(admin).catch(() => figures);
+    if (figures !== undefined && figures.tcc.active === 0) return figures;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return figures ?? readCouponTxnFigures(admin);
+}
+
 /** The report's lines for the coupon chain. */
 export function couponReportLines(
   sale: ItemOutcome,

@@ -41,7 +41,7 @@ export const DRILL_APP = 'shop';
  */
 export async function startDrillAgent(rt: {
   service: string;
-  controlPlane: string;
+  controlPlane: string | readonly string[];
   rpc: RpcServer;
 }): Promise<{ agent: DrillAgent; close: () => Promise<void> } | undefined> {
   if (process.env.SHOP_DRILL !== '1') return undefined;

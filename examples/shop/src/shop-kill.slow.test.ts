@@ -86,10 +86,11 @@ async function saleWithKills(roles: readonly string[]): Promise<void> {
     assert.match(shop.io.out, /run: consistent, stopped cleanly/, report);
     assert.equal(code, 0, report);
   } finally {
+    // Its processes first: once the shop is gone they are no longer under its pid (and
+    // PostgreSQL and Redis, in groups of their own, would outlive it).
+    const left = await descendants(shop.child.pid!).catch(() => []);
     shop.child.kill('SIGKILL');
-    for (const c of await descendants(shop.child.pid!).catch(() => []))
-      process.kill(c.pid, 'SIGKILL');
-    for (const c of children) if (alive(c.pid)) process.kill(c.pid, 'SIGKILL');
+    for (const c of [...left, ...children]) if (alive(c.pid)) process.kill(c.pid, 'SIGKILL');
     await rm(dataDir, { recursive: true, force: true });
   }
 }

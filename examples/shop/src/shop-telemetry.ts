@@ -24,7 +24,7 @@ export interface ShopTelemetry {
 /** Tracing and per-second metrics of `guard`'s resources for `service`, to the control plane. */
 export function shopTelemetry(
   service: string,
-  controlPlane: string,
+  controlPlane: string | readonly string[],
   guard: Guard,
   sampleRatio: number,
 ): ShopTelemetry {

@@ -18,8 +18,8 @@ import { type ShopTelemetry, sampleRatioFromEnv, shopTelemetry } from '../shop-t
 export interface ServiceRuntime {
   /** `shop.<role>`: the service name in traces and metrics. */
   service: string;
-  /** The control plane's URL (PEAK_SERVER). */
-  controlPlane: string;
+  /** The control plane's URLs (PEAK_SERVER, comma-separated), in order of preference. */
+  controlPlane: readonly string[];
   /** The shop database (schema `shop`, order shard ds0): SHOP_DB. */
   shopDb: string;
   /** A pool on the shop database; 8 connections, opened before the service registers. */
@@ -50,15 +50,18 @@ function requiredEnv(name: string, usage: string): string {
   return value;
 }
 
+/** How long a graceful stop may take before the process exits anyway. */
+const STOP_BOUND_MS = 20_000;
+
 /** The shared parts of service `role`'s process. */
 export function serviceRuntime(role: string): ServiceRuntime {
   const usage = `shop.${role}`;
-  const controlPlane = requiredEnv('PEAK_SERVER', usage);
+  const controlPlane = requiredEnv('PEAK_SERVER', usage).split(',');
   const shopDb = requiredEnv('SHOP_DB', usage);
   // statement_timeout bounds how late an order can be written (the compensation sweep relies on it).
   const pool = new pg.Pool({ connectionString: shopDb, max: 8, statement_timeout: 2000 });
   pool.on('error', () => undefined);
-  const registry = new HttpRegistry({ servers: [controlPlane], leaseMs: 6000 });
+  const registry = new HttpRegistry({ servers: controlPlane, leaseMs: 6000 });
   const guard = new Guard();
   const telemetry = shopTelemetry(`shop.${role}`, controlPlane, guard, sampleRatioFromEnv());
   const rpc = new RpcServer({
@@ -80,6 +83,9 @@ export function serviceRuntime(role: string): ServiceRuntime {
   const stop = () => {
     if (stopping) return;
     stopping = true;
+    // Bounded: a stop whose control plane or database is gone (the shop killed with
+    // SIGKILL) must not leave this process behind; one was found alive 17 min later.
+    setTimeout(() => process.exit(1), STOP_BOUND_MS).unref();
     const run = async () => {
       if (serving) await rpc.stop();
       for (const step of steps) await step();

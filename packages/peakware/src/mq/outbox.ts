@@ -45,7 +45,14 @@ export interface SqlRunner<R = Record<string, unknown>> {
 
 /** What the relay needs of a pool: `pg.Pool` fits. */
 export interface OutboxPool {
-  connect(): Promise<SqlClient & { release(err?: Error | boolean): void }>;
+  connect(): Promise<
+    SqlClient & {
+      release(err?: Error | boolean): void;
+      /** A pg client's 'error' event (a connection lost while checked out); optional. */
+      on?(event: 'error', listener: (err: Error) => void): unknown;
+      off?(event: 'error', listener: (err: Error) => void): unknown;
+    }
+  >;
   query: SqlClient['query'];
 }
 
@@ -277,6 +284,12 @@ export class Outbox {
   async relayOnce(): Promise<number> {
     const client = await this.#o.pool.connect();
     let broken: Error | undefined;
+    // The connection may drop while the pass waits for the broker (a PostgreSQL restart):
+    // the client's 'error' event must not crash the process; the next statement reports it.
+    const onError = (err: Error) => {
+      broken ??= err;
+    };
+    client.on?.('error', onError);
     try {
       // BEGIN and the lock in one round trip: the simple protocol takes both statements (the
       // key is a constant, so there is no parameter to bind), and pg answers with two results.
@@ -340,6 +353,7 @@ export class Outbox {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
+      client.off?.('error', onError);
       client.release(broken);
     }
   }

@@ -58,6 +58,11 @@ export interface EmbeddedPostgresOptions {
   startTimeoutMs?: number;
   /** How long a clean shutdown may take before it is forced. Default 15 s. */
   stopTimeoutMs?: number;
+  /**
+   * The port to listen on. Default: a free one at each start. A fixed port lets a cluster
+   * that was killed come back where its clients' connection strings point (a restart).
+   */
+  port?: number;
 }
 
 interface Binaries {
@@ -285,7 +290,7 @@ export class EmbeddedPostgres {
   #endpoint: PostgresEndpoint | undefined;
 
   constructor(options: EmbeddedPostgresOptions) {
-    this.#options = { startTimeoutMs: 60_000, stopTimeoutMs: 15_000, ...options };
+    this.#options = { startTimeoutMs: 60_000, stopTimeoutMs: 15_000, port: 0, ...options };
     this.#pgDir = path.join(options.dataDir, DataFiles.postgresDir);
   }
 
@@ -323,7 +328,7 @@ export class EmbeddedPostgres {
     });
     let lastError: unknown;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const port = await freePort();
+      const port = this.#options.port > 0 ? this.#options.port : await freePort();
       try {
         await this.#spawn(bins, user, port);
         this.#endpoint = { host: '127.0.0.1', port, user: SUPERUSER, password, database: DATABASE };

@@ -82,6 +82,13 @@ export async function barrier<T>(
 ): Promise<T | undefined> {
   const b = branch ?? txnBranch(currentContext());
   const client = await db.connect();
+  // A connection that drops while `fn` waits on other work (a PostgreSQL restart) emits
+  // 'error' on the client: not a crash; the next statement reports it and it is discarded.
+  let lost: Error | undefined;
+  const onError = (err: Error) => {
+    lost ??= err;
+  };
+  client.on('error', onError);
   let open = false;
   try {
     const origin = BARRIER_ORIGIN[b.op];
@@ -122,7 +129,8 @@ export async function barrier<T>(
     if (open) await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
-    client.release();
+    client.off('error', onError);
+    client.release(lost);
   }
 }
 
