@@ -180,10 +180,11 @@ ensureSystemTools();
 const eatMyData = process.env.PEAK_TEST_FSYNC !== 'on' && ensureOptionalTool('eatmydata');
 const version = spawnSync(nodeBinary, ['--version'], { encoding: 'utf8' }).stdout.trim();
 const skipped = slowOnly || filters.length > 0 ? 0 : files.filter(isSlow).length;
-const DEFAULT_CONCURRENCY = 1;
-// PEAK_TEST_CONCURRENCY=N runs N files side by side: most of a file's wall time is waiting
-// (an embedded PostgreSQL starting, Redis, timers, child processes), so files overlap well.
-const concurrency = wholeNumber('PEAK_TEST_CONCURRENCY', DEFAULT_CONCURRENCY);
+// Two files side by side by default (PEAK_TEST_CONCURRENCY=N for N, 1 for one at a time):
+// most of a file's wall time is waiting (an embedded PostgreSQL starting, Redis, timers,
+// child processes), so files overlap well; the heavy ones still run one at a time, and the
+// bound below keeps a hung file from holding its slot.
+const concurrency = wholeNumber('PEAK_TEST_CONCURRENCY', 2);
 // Each file runs in a process group of its own, bounded: a file still running after
 // PEAK_TEST_FILE_TIMEOUT seconds (default 600; the slowest file takes about 4 minutes on a
 // loaded CI machine) is killed with everything it started, and fails with its name, so a
