@@ -300,8 +300,11 @@ function runFile(file) {
       const ms = Date.now() - began;
       const left = stopLeftovers(tag);
       const output = Buffer.concat(chunks).toString('utf8');
-      const counts = { tests: 0, pass: 0, fail: 0 };
-      for (const m of output.matchAll(/^ℹ (tests|pass|fail) (\d+)$/gm)) counts[m[1]] = Number(m[2]);
+      const counts = { tests: 0, pass: 0, fail: 0, cancelled: 0 };
+      for (const m of output.matchAll(/^ℹ (tests|pass|fail|cancelled) (\d+)$/gm))
+        counts[m[1]] = Number(m[2]);
+      // A test that timed out is 'cancelled' in Node's summary: a failure here.
+      counts.fail += counts.cancelled;
       const why = timedOut
         ? `killed after its bound of ${fileTimeoutMs / 1000} s`
         : code !== 0
