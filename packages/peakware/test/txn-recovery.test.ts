@@ -106,13 +106,17 @@ describe('txn: a killed coordinator node is resumed by another', { timeout: 240_
     return node;
   };
 
-  const finished = async (gid: string): Promise<TxnView> => {
+  // Finished, and its timeline showing what `also` asks (branch events may trail the end).
+  const finished = async (
+    gid: string,
+    also: (v: TxnView) => boolean = () => true,
+  ): Promise<TxnView> => {
     let view: TxnView | undefined;
     await waitFor(
       () => `${gid} to finish: ${JSON.stringify(view)}`,
       async () => {
         view = await show(gid);
-        return view.status === 'succeeded' || view.status === 'failed';
+        return (view.status === 'succeeded' || view.status === 'failed') && also(view);
       },
       60_000,
     );
@@ -150,7 +154,11 @@ describe('txn: a killed coordinator node is resumed by another', { timeout: 240_
     // The call B was waiting for now commits; nobody hears its answer.
     held.release();
 
-    const view = await finished('recover-saga-1');
+    const view = await finished('recover-saga-1', (v) =>
+      v.branches.some(
+        (b) => b.branch === 'credit' && b.op === 'action' && b.status === 'succeeded',
+      ),
+    );
     assert.equal(view.status, 'succeeded', JSON.stringify(view));
     assert.notEqual(view.owner, killed.nodeId, 'another node finished it');
     assert.ok(view.recoveries >= 1);
