@@ -169,7 +169,9 @@ export const benchmark: Benchmark = {
     }
     // CPU per order by process kind, at the capacity step (where the SLO still held), or
     // at the first step when none held.
-    const cpuRate = capacity > 0 ? capacity : rates[0]!;
+    // A median of two capacities may fall between the ladder's steps (250 and 300: 275):
+    // the CPU figures are those of the highest step at or under it.
+    const cpuRate = rates.filter((r) => r <= capacity).at(-1) ?? rates[0]!;
     const atCapacity = stepsAt(reports, cpuRate);
     for (const k of kinds)
       figures[`shop.cpuUsPerOrder.${k}`] = round(
