@@ -63,7 +63,7 @@ export function serveCouponOrders(
   // shard's pool, so sharing one pool could starve it.
   const barrierPools = new Map(
     Object.entries(shards).map(([ds, url]) => {
-      const pool = new pg.Pool({ connectionString: url, max: 4, statement_timeout: 2000 });
+      const pool = new pg.Pool({ connectionString: url, max: 4, min: 4, statement_timeout: 2000 });
       pool.on('error', () => undefined);
       return [ds, pool] as const;
     }),

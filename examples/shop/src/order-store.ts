@@ -77,6 +77,8 @@ export function openOrders(
     layout: ORDER_LAYOUT,
     connections: { ds0: { primary: shards.ds0 }, ds1: { primary: shards.ds1 } },
     poolSize,
+    // Every connection opened here and kept: none is opened under a rate step.
+    minIdle: poolSize,
     ...(collector === undefined ? {} : { collector }),
   });
 }

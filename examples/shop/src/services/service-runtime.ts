@@ -59,7 +59,9 @@ export function serviceRuntime(role: string): ServiceRuntime {
   const controlPlane = requiredEnv('PEAK_SERVER', usage).split(',');
   const shopDb = requiredEnv('SHOP_DB', usage);
   // statement_timeout bounds how late an order can be written (the compensation sweep relies on it).
-  const pool = new pg.Pool({ connectionString: shopDb, max: 8, statement_timeout: 2000 });
+  // min: the 8 opened before registering stay open (pg closes idle ones after 10 s otherwise,
+  // and a rate step would open them again under load: a fork and SCRAM each).
+  const pool = new pg.Pool({ connectionString: shopDb, max: 8, min: 8, statement_timeout: 2000 });
   pool.on('error', () => undefined);
   const registry = new HttpRegistry({ servers: controlPlane, leaseMs: 6000 });
   const guard = new Guard();

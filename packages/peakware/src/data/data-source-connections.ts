@@ -29,10 +29,14 @@ export interface DataSourceConnection {
 export function openDataSources(
   dataSources: readonly string[],
   connections: Record<string, DataSourceConnection> | undefined,
-  poolSize: number,
+  pool: { size: number; minIdle: number; prepareStatements: boolean },
   replicaCheckIntervalMs: number,
-  prepareStatements = true,
 ): Map<string, DataSourceGroup> {
+  const poolOptions = {
+    poolSize: pool.size,
+    minIdle: pool.minIdle,
+    prepareStatements: pool.prepareStatements,
+  };
   const groups = new Map<string, DataSourceGroup>();
   for (const name of dataSources) {
     const conn = connections?.[name];
@@ -43,9 +47,9 @@ export function openDataSources(
         { details: { input: `connections.${name}` } },
       );
     }
-    const primary = new PgDataSource({ connection: conn.primary, poolSize, prepareStatements });
+    const primary = new PgDataSource({ connection: conn.primary, ...poolOptions });
     const replicas = (conn.replicas ?? []).map(
-      (r) => new PgDataSource({ connection: r, role: 'replica', poolSize, prepareStatements }),
+      (r) => new PgDataSource({ connection: r, role: 'replica', ...poolOptions }),
     );
     groups.set(
       name,

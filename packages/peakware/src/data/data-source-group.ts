@@ -77,6 +77,13 @@ export class DataSourceGroup {
     return this.#replicas.map((r) => r.lagMs);
   }
 
+  /** Opens the idle minimum of the primary and every replica (see `PgDataSource.warm`). */
+  async warm(): Promise<void> {
+    await Promise.all(
+      [this.primary, ...this.#replicas.map((r) => r.source)].map((s) => s.warm?.()),
+    );
+  }
+
   /** Closes the primary and every replica; settles when all have closed or failed to. */
   async close(): Promise<void> {
     await Promise.allSettled([

@@ -48,6 +48,8 @@ export interface DataSourceSession extends QueryRunner {
 export interface DataSource extends QueryRunner {
   /** Checks out one connection, kept until `release()`: every statement on it runs in order. */
   session(): Promise<DataSourceSession>;
+  /** Opens the connections kept while idle ahead of traffic (optional: a driver may have none). */
+  warm?(): Promise<void>;
   /** Closes every connection; the source is unusable afterwards. */
   close(): Promise<void>;
 }

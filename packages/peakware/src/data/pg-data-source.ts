@@ -35,6 +35,13 @@ export interface PgDataSourceOptions {
   /** Connections in the pool (a `max` in a pool config wins). Default 10. */
   poolSize?: number;
   /**
+   * Connections kept open while idle (HikariCP's `minimumIdle`); `warm()` opens them ahead
+   * of traffic. Above it, an idle connection closes after 10 s. Default 0; the pool size
+   * for a fixed pool that never opens a connection (a backend fork, SCRAM on both sides,
+   * every statement prepared again) in the middle of a load step.
+   */
+  minIdle?: number;
+  /**
    * Give parameterised statements a server-side name from their second run (parsed once per
    * connection, as pgjdbc's default; see core/pg-auto-prepare.ts). Default true; turn it off
    * behind a pooler that drops prepared statements between transactions.
@@ -204,8 +211,11 @@ export class PgDataSource implements DataSource {
   constructor(options: PgDataSourceOptions) {
     this.role = options.role ?? 'primary';
     const max = options.poolSize ?? 10;
+    const min = Math.min(options.minIdle ?? 0, max);
     const c = options.connection;
-    this.pool = new pg.Pool(typeof c === 'string' ? { connectionString: c, max } : { max, ...c });
+    this.pool = new pg.Pool(
+      typeof c === 'string' ? { connectionString: c, max, min } : { max, min, ...c },
+    );
     this.pool.on('error', () => {}); // idle-client errors surface on the next query
     if (options.prepareStatements !== false) autoPrepare(this.pool);
   }
@@ -268,6 +278,15 @@ export class PgDataSource implements DataSource {
     // (or COMMIT) reports it, so the process must not crash on the event.
     client.on('error', ignoreClientError);
     return new PgSession(client, this.role);
+  }
+
+  /** Opens the pool's idle minimum (`minIdle`) now, all at once, rather than under load. */
+  async warm(): Promise<void> {
+    const min = this.pool.options.min ?? 0;
+    if (this.pool.totalCount >= min) return;
+    // All `min` checked out at once: idle ones are reused, the rest opened side by side.
+    const clients = await Promise.all(Array.from({ length: min }, () => this.pool.connect()));
+    for (const client of clients) client.release();
   }
 
   close(): Promise<void> {

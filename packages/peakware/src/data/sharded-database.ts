@@ -45,6 +45,12 @@ export interface ShardedDatabaseOptions {
   connections: Record<string, DataSourceConnection>;
   /** Connections per pool. Default 10. */
   poolSize?: number;
+  /**
+   * Connections per pool opened by `connect` and kept while idle (HikariCP's
+   * `minimumIdle`). Default 0: opened on demand, closed after 10 s idle. A service that
+   * takes a flash sale sets it to `poolSize`, so no connection is opened under load.
+   */
+  minIdle?: number;
   /** Receives every physical statement. */
   collector?: StatementCollector;
   /** A statement at least this slow is flagged `slow`. Default 200 ms. */
@@ -95,15 +101,19 @@ export class ShardedDatabase {
     this.#groups = openDataSources(
       layout.dataSources,
       options.connections,
-      options.poolSize ?? 10,
+      {
+        size: options.poolSize ?? 10,
+        minIdle: options.minIdle ?? 0,
+        prepareStatements: options.prepareStatements ?? true,
+      },
       options.replicaCheckIntervalMs ?? 1000,
-      options.prepareStatements ?? true,
     );
   }
 
   /**
    * Validates the options, loads the SQL parser, opens the pools, checks every primary
-   * answers (PEAK_DB_UNREACHABLE naming the data source otherwise) and measures replica lag.
+   * answers (PEAK_DB_UNREACHABLE naming the data source otherwise), opens each pool's
+   * `minIdle` connections and measures replica lag.
    */
   static async connect(options: ShardedDatabaseOptions): Promise<ShardedDatabase> {
     await loadSqlParser();
@@ -111,6 +121,7 @@ export class ShardedDatabase {
     const db = new ShardedDatabase(layout, options);
     try {
       await checkPrimaries(db.#groups);
+      await Promise.all([...db.#groups.values()].map((group) => group.warm()));
       await db.checkReplicas();
     } catch (err) {
       await db.close();

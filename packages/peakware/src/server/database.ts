@@ -104,6 +104,9 @@ export async function openPool(target: DatabaseTarget, options: OpenPoolOptions)
     // on a 2-core machine at load 20 that took over 5 s and failed a node's start.
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
+    // A fixed pool once opened (HikariCP's default): a connection opened under a load step
+    // costs that step a fork and SCRAM, and closing it after a quiet spell invites that.
+    min: options.max ?? 10,
     application_name: options.applicationName ?? 'peak-server',
   };
   if ('url' in target) parsePostgresUrl(target.url);
