@@ -42,6 +42,14 @@ export const orderService = defineService({
         qty: z.number().int().min(1).max(10),
         /** A coupon of the buyer's: the buy is a TCC across coupon, stock and order (coupon-order.ts). */
         couponId: z.string().min(1).max(64).optional(),
+        /**
+         * The buy's idempotency key (Stripe's `Idempotency-Key`): a retry or a double click
+         * with the same key answers the first attempt's order and never places a second.
+         */
+        requestId: z
+          .string()
+          .regex(/^[A-Za-z0-9._:-]{1,64}$/, '1-64 letters, digits or . _ : -')
+          .optional(),
       }),
       output: z.discriminatedUnion('status', [
         z.object({

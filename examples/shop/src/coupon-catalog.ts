@@ -33,6 +33,8 @@ export const orderBranchInput = z.object({
   qty: z.number().int().min(1).max(10),
   amountCents: z.number().int().min(0),
   couponId: z.string(),
+  /** The buy's idempotency key, written on the order row. */
+  requestId: z.string().optional(),
 });
 
 /** Coupons: issued per user before the sale, locked for an order, released or used; the promotion read; the payment callback. */

@@ -39,10 +39,12 @@ export interface CouponBuy {
   couponId: string;
   /** The item's sale price, as the order service read it through its product cache. */
   unitPriceCents: number;
+  /** The buy's idempotency key, written on the order row. */
+  requestId?: string;
 }
 
 const PLACE_ORDER =
-  'INSERT INTO orders (order_id, user_id, sku, qty, amount_cents) VALUES ($1, $2, $3, $4, $5)';
+  'INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, request_id) VALUES ($1, $2, $3, $4, $5, $6)';
 const FIND_ORDER = 'SELECT 1 FROM orders WHERE order_id = $1';
 
 /**
@@ -77,12 +79,13 @@ export function serveCouponOrders(
       const r = await barrier(barrierPool(orderId), undefined, async () => true);
       return { ok: r === true };
     },
-    async write({ orderId, userId, sku, qty, amountCents }) {
+    async write({ orderId, userId, sku, qty, amountCents, requestId }) {
       const find = shardOf(orderId);
       const r = await barrier(barrierPool(orderId), undefined, async (client) => {
         // Written by an earlier confirm whose barrier row was lost with its connection.
         if (((await client.query(find.sql, find.params)).rowCount ?? 0) > 0) return true;
-        const insert = db.route(PLACE_ORDER, [orderId, userId, sku, qty, amountCents]).units[0]!;
+        const row = [orderId, userId, sku, qty, amountCents, requestId ?? null];
+        const insert = db.route(PLACE_ORDER, row).units[0]!;
         // A fresh gid per attempt: an earlier attempt's message may have been decided
         // (rolled back by its check-back after its process died) and cannot run again. At
         // most one attempt commits, as the order row's primary key allows one insert.
@@ -112,10 +115,18 @@ export function serveCouponOrders(
   });
 
   return {
-    async place({ orderId, userId, sku, qty, couponId, unitPriceCents }) {
+    async place({ orderId, userId, sku, qty, couponId, unitPriceCents, requestId }) {
       // The promotion read: the price with the coupon, recorded on the order.
       const quote = await coupons.quote({ couponId, userId, sku, qty, unitPriceCents });
-      const order = { orderId, userId, sku, qty, amountCents: quote.amountCents, couponId };
+      const order = {
+        orderId,
+        userId,
+        sku,
+        qty,
+        amountCents: quote.amountCents,
+        couponId,
+        ...(requestId === undefined ? {} : { requestId }),
+      };
       try {
         const outcome = await txn.tcc({
           gid: `${COUPON_ORDER_GID}${orderId}`,

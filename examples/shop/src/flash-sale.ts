@@ -25,6 +25,12 @@ export interface SaleOptions {
   couponShare?: number;
   /** The payment provider's key: each coupon order placed is then paid through the payment callback. */
   paymentKey?: string;
+  /**
+   * Share of plain buys sent twice at once with the same request id (a buyer's double
+   * click), 0..1. Default 0. Every buy carries a request id (`buy-<buyer>`); one that fails
+   * with a 5xx or no answer is retried once with it, as a client would.
+   */
+  doubleClickShare?: number;
   /** Called about every 200 ms with the running totals. */
   onProgress?: (report: SaleReport) => void;
 }
@@ -47,6 +53,12 @@ export interface SaleReport {
   coupon: ItemOutcome;
   /** Coupon orders paid through the payment callback, and callbacks that failed. */
   payments: { paid: number; errors: number };
+  /**
+   * Buys sent twice at once (double clicks), and how their two answers compared: both
+   * placed with the same order id, or placed with two different ones (a duplicate order).
+   * `retried`: buys sent again after a 5xx or no answer (same request id).
+   */
+  repeats: { doubleClicks: number; sameOrder: number; differentOrders: number; retried: number };
   /** Latency of every answered attempt, ms. */
   latency: LatencyHistogram;
   /** First few error messages, for the report. */
@@ -77,6 +89,37 @@ async function pay(gatewayUrl: string, key: string, orderId: string, amountCents
   if (res.status !== 200) throw new Error(`payment callback answered ${res.status}`);
 }
 
+/** One buy's answer: its HTTP status (0: no answer), body and trace id. */
+interface BuyAnswer {
+  status: number;
+  body: { orderId?: string; amountCents?: number; error?: { message?: string } };
+  traceId: string | undefined;
+}
+
+/** Sends one buy; a failure to get an answer is status 0 with the error as its message. */
+async function sendBuy(options: SaleOptions, body: string): Promise<BuyAnswer> {
+  try {
+    const res = await fetch(`${options.gatewayUrl}/api/buy`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-peak-api-key': options.apiKey },
+      body,
+      signal: AbortSignal.timeout(5000),
+    });
+    return {
+      status: res.status,
+      body: (await res.json()) as BuyAnswer['body'],
+      traceId: res.headers.get('x-peak-trace-id') ?? undefined,
+    };
+  } catch (err) {
+    return { status: 0, body: { error: { message: String(err) } }, traceId: undefined };
+  }
+}
+
+/** Whether a buy's answer is worth one retry with the same request id (5xx, or none). */
+function retriable(answer: BuyAnswer): boolean {
+  return answer.status === 0 || answer.status >= 500;
+}
+
 /** Runs the sale and resolves with what happened. */
 export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
   const report: SaleReport = {
@@ -85,6 +128,7 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
     regular: outcome(),
     coupon: outcome(),
     payments: { paid: 0, errors: 0 },
+    repeats: { doubleClicks: 0, sameOrder: 0, differentOrders: 0, retried: 0 },
     latency: new LatencyHistogram(),
     errorSamples: [],
     hotOrderIds: [],
@@ -110,27 +154,39 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
       const coupon = !regular && Math.floor((buyer + 1) * share) > Math.floor(buyer * share);
       const outcomes = coupon ? [item, report.coupon] : [item];
       for (const o of outcomes) o.sent++;
+      const clicks = options.doubleClickShare ?? 0;
+      const twice = !coupon && Math.floor((buyer + 1) * clicks) > Math.floor(buyer * clicks);
       const t0 = performance.now();
+      const buy = JSON.stringify({
+        userId: buyer + 1,
+        sku,
+        qty: 1,
+        requestId: `buy-${buyer + 1}`,
+        ...(coupon ? { couponId: couponOf(buyer + 1) } : {}),
+      });
       try {
-        const res = await fetch(`${options.gatewayUrl}/api/buy`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-peak-api-key': options.apiKey },
-          body: JSON.stringify({
-            userId: buyer + 1,
-            sku,
-            qty: 1,
-            ...(coupon ? { couponId: couponOf(buyer + 1) } : {}),
-          }),
-          signal: AbortSignal.timeout(5000),
-        });
-        const body = (await res.json()) as {
-          orderId?: string;
-          amountCents?: number;
-          error?: { message?: string };
-        };
-        const traceId = res.headers.get('x-peak-trace-id') ?? undefined;
+        let answer: BuyAnswer;
+        if (twice) {
+          const [a, b] = await Promise.all([sendBuy(options, buy), sendBuy(options, buy)]);
+          report.repeats.doubleClicks++;
+          if (a.status === 200 && b.status === 200) {
+            if (a.body.orderId === b.body.orderId) report.repeats.sameOrder++;
+            else report.repeats.differentOrders++;
+          }
+          answer = a.status === 200 || b.status !== 200 ? a : b;
+        } else {
+          answer = await sendBuy(options, buy);
+        }
+        if (retriable(answer)) {
+          // Once, after a pause with jitter, as a client backs off from an overloaded server.
+          await new Promise((r) => setTimeout(r, 200 + Math.random() * 300));
+          report.repeats.retried++;
+          answer = await sendBuy(options, buy);
+        }
+        const { status, body, traceId } = answer;
+        if (status === 0) throw new Error(body.error?.message ?? 'no answer');
         report.latency.record(performance.now() - t0);
-        if (res.status === 200) {
+        if (status === 200) {
           for (const o of outcomes) o.placed++;
           if (coupon && options.paymentKey !== undefined && body.orderId !== undefined) {
             await pay(options.gatewayUrl, options.paymentKey, body.orderId, body.amountCents ?? 0)
@@ -139,12 +195,12 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
           }
           if (!regular && body.orderId !== undefined) report.hotOrderIds.push(body.orderId);
           if (!regular && !coupon && traceId !== undefined) report.hotTraceIds.push(traceId);
-        } else if (res.status === 409) for (const o of outcomes) o.soldOut++;
-        else if (res.status === 429) for (const o of outcomes) o.blocked++;
+        } else if (status === 409) for (const o of outcomes) o.soldOut++;
+        else if (status === 429) for (const o of outcomes) o.blocked++;
         else {
           for (const o of outcomes) o.errors++;
           if (report.errorSamples.length < 5) {
-            report.errorSamples.push(`${res.status} ${body.error?.message ?? ''}`);
+            report.errorSamples.push(`${status} ${body.error?.message ?? ''}`);
           }
         }
       } catch (err) {

@@ -25,6 +25,13 @@ interface Summary {
     oversold: number;
   };
   consistent: boolean;
+  repeats: {
+    doubleClicks: number;
+    sameOrder: number;
+    differentOrders: number;
+    retried: number;
+    duplicateOrders: number;
+  };
   trace: { traceId?: string; spans: number };
   topology: { caller: string; callee: string; stress: boolean; calls: number }[];
   alerts: { rule: string; transitions: { state: string; atSecond: number }[] }[];
@@ -97,6 +104,11 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
     ]) {
       assert.ok(edges.has(edge), `topology has ${edge}: ${[...edges].join(', ')}`);
     }
+    // Every buy carried a request id; a share were sent twice at once (double clicks) and a
+    // failed one was retried with it: never a second order for one request.
+    assert.ok(summary.repeats.doubleClicks > 0, JSON.stringify(summary.repeats));
+    assert.equal(summary.repeats.differentOrders, 0, JSON.stringify(summary.repeats));
+    assert.equal(summary.repeats.duplicateOrders, 0, JSON.stringify(summary.repeats));
     // A share of the hot item's buys were TCCs across coupon, stock and order: each one
     // confirmed (coupon used, order written, its event published) or rolled back (coupon
     // released), none left locked or unfinished.
@@ -119,7 +131,12 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
       (m) => m.service === 'shop.gateway' && m.resource === 'POST /api/buy',
     );
     assert.ok(buy !== undefined, `metrics: ${JSON.stringify(summary.metrics)}`);
-    const attempts = summary.hot.sent + summary.regular.sent;
+    // Requests, not attempts: a double click is two, a retry one more.
+    const attempts =
+      summary.hot.sent +
+      summary.regular.sent +
+      summary.repeats.doubleClicks +
+      summary.repeats.retried;
     assert.ok(
       Math.abs(buy.calls + buy.blocked - attempts) <= Math.max(2, attempts * 0.02),
       `gateway counted ${buy.calls} calls + ${buy.blocked} blocked for ${attempts} attempts`,

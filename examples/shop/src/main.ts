@@ -46,7 +46,12 @@ import { runFlashSale } from './flash-sale.js';
 import { alertLine, capacityLine, progressLine, row, stepLine } from './report.js';
 import { scaleDemoLines, startScaleDemo } from './scale-demo.js';
 import { parseShopArgs, shopNumber, shopUsageError as usage } from './shop-args.js';
-import { booksBalance, releaseOrphanDeductions, settledLedger } from './shop-database.js';
+import {
+  booksBalance,
+  duplicateOrders,
+  releaseOrphanDeductions,
+  settledLedger,
+} from './shop-database.js';
 import {
   defineAlertRules,
   readAlertOutcomes,
@@ -150,6 +155,12 @@ const { values } = parseShopArgs({
     valueName: 'R',
     description: "share 0..1 of the hot item's buys sent with a coupon, each a TCC (default 0.2)",
   },
+  'double-click-share': {
+    type: 'string',
+    valueName: 'R',
+    description:
+      'share 0..1 of plain buys sent twice at once with one request id, a double click (default 0.02)',
+  },
   'control-plane': {
     type: 'string',
     valueName: 'N',
@@ -175,6 +186,10 @@ const settings = {
   instances: shopNumber(values.instances, 'instances', 2, positive),
   'stress-rate': shopNumber(values['stress-rate'], 'stress-rate', 20, positive),
   'coupon-share': shopNumber(values['coupon-share'], 'coupon-share', 0.2, { min: 0, max: 1 }),
+  'double-click-share': shopNumber(values['double-click-share'], 'double-click-share', 0.02, {
+    min: 0,
+    max: 1,
+  }),
   'control-plane': shopNumber(values['control-plane'], 'control-plane', 1, {
     min: 1,
     max: 2,
@@ -428,6 +443,7 @@ async function runOn(chain: Chain): Promise<number> {
     regularSku: REGULAR_SKU,
     regularShare: 0.1,
     couponShare: settings['coupon-share'],
+    doubleClickShare: settings['double-click-share'],
     paymentKey: chain.paymentKey,
     onProgress: (r) => {
       if (values.json) return;
@@ -480,8 +496,11 @@ async function runOn(chain: Chain): Promise<number> {
   // The books must balance: every deducted unit is one ordered unit, stock went down by
   // exactly that, nothing oversold. (A buyer whose request timed out may still have an
   // order: the client-side count is a lower bound.)
+  // Every buy carries a request id: a double click or a retry must not place a second order.
+  const duplicates = await duplicateOrders(ordersDb, [HOT_SKU, REGULAR_SKU]);
+  const repeatsOk = duplicates === 0 && report.repeats.differentOrders === 0;
   const consistent =
-    report.hot.placed <= books.unitsOrdered && booksBalance(books) && couponsBalance;
+    report.hot.placed <= books.unitsOrdered && booksBalance(books) && couponsBalance && repeatsOk;
   const sent = report.hot.sent + report.regular.sent;
   const summary = {
     seconds: Number(report.seconds.toFixed(2)),
@@ -505,6 +524,7 @@ async function runOn(chain: Chain): Promise<number> {
       errors: Math.round(m.errorQps * metricSeconds),
       rtAvgMs: Number(m.rtAvgMs.toFixed(1)),
     })),
+    repeats: { ...report.repeats, duplicateOrders: duplicates },
     consistent,
     errorSamples: report.errorSamples,
     ...(drillReport === undefined ? {} : { drill: drillReport }),
@@ -549,6 +569,10 @@ async function runOn(chain: Chain): Promise<number> {
     );
     for (const l of couponReportLines(report.coupon, couponBooks, couponTxn, couponsBalance))
       say(`  ${l}`);
+    const r = report.repeats;
+    say(
+      `  request ids: ${r.doubleClicks} buys double-clicked (${r.sameOrder} answered one order twice, ${r.differentOrders} two), ${r.retried} retried after a 5xx; duplicate orders ${duplicates}: ${repeatsOk ? 'none' : 'DUPLICATES'}`,
+    );
     say(
       `  guard: ${report.hot.blocked + report.regular.blocked} attempts refused fast with 429 (gateway: ${BUY_LIMITS.hotItemQps}/s for the hot item, ${BUY_LIMITS.routeQps}/s in all; inventory: ${BUY_LIMITS.deductConcurrency} deducts in flight per instance) instead of queueing past their deadline`,
     );

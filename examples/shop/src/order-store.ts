@@ -31,6 +31,23 @@ export const ORDER_LAYOUT: ShardingLayoutOptions = {
   },
 };
 
+/**
+ * The order a buyer's request id already placed (the idempotency key of a buy): routed by
+ * the buyer, so it reads one table, through the unique index on (user_id, request_id).
+ * Every order of a buyer lives on the buyer's shard, so the index makes a key unique per
+ * buyer across the whole sharded table.
+ */
+export const ORDER_BY_REQUEST =
+  'SELECT order_id FROM orders WHERE user_id = $1 AND request_id = $2';
+
+/** Whether `err` is PostgreSQL's unique violation (23505), as pg or the data layer throws it. */
+export function isUniqueViolation(err: unknown): boolean {
+  for (let e: unknown = err; e !== undefined && e !== null; e = (e as { cause?: unknown }).cause) {
+    if ((e as { code?: unknown }).code === '23505') return true;
+  }
+  return false;
+}
+
 /** Where the two order shards live. */
 export interface OrderShards {
   ds0: string;
@@ -58,7 +75,10 @@ export async function createOrderTables(shards: OrderShards): Promise<void> {
           created_at timestamptz NOT NULL DEFAULT now()
         );
         ALTER TABLE ${node.table} ADD COLUMN IF NOT EXISTS amount_cents bigint NOT NULL DEFAULT 0;
-        CREATE INDEX IF NOT EXISTS ${node.table}_sku ON ${node.table} (sku);`);
+        ALTER TABLE ${node.table} ADD COLUMN IF NOT EXISTS request_id text;
+        CREATE INDEX IF NOT EXISTS ${node.table}_sku ON ${node.table} (sku);
+        CREATE UNIQUE INDEX IF NOT EXISTS ${node.table}_request
+          ON ${node.table} (user_id, request_id) WHERE request_id IS NOT NULL;`);
       // The shard's outbox: "order placed" events commit in the order's own transaction.
       await Outbox.install(client);
     } finally {

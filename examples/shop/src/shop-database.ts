@@ -109,6 +109,23 @@ export interface SaleBooks {
   unitsCompensated: number;
 }
 
+/**
+ * Orders of `skus` beyond one per buyer: in the sale every attempt is a distinct buyer, so
+ * a second order of one buyer is a duplicate (a retried or double-clicked buy placed
+ * twice). Reads the buyer of every order (scatter-gather; the sale's orders are few).
+ */
+export async function duplicateOrders(orders: ShardedDatabase, skus: string[]): Promise<number> {
+  let duplicates = 0;
+  for (const sku of skus) {
+    const { rows } = await orders.query<{ user_id: string }>(
+      'SELECT user_id FROM orders WHERE sku = $1',
+      [sku],
+    );
+    duplicates += rows.length - new Set(rows.map((r) => r.user_id)).size;
+  }
+  return duplicates;
+}
+
 /** Reads the books: the stock engine, points and compensations in schema shop, orders over the shards. */
 export async function saleLedger(
   pool: pg.Pool,

@@ -22,7 +22,7 @@ import {
 } from '../catalog.js';
 import { serveCouponOrders } from '../coupon-order.js';
 import { startDrillAgent } from '../drill.js';
-import { openOrders } from '../order-store.js';
+import { isUniqueViolation, ORDER_BY_REQUEST, openOrders } from '../order-store.js';
 import { loadProduct, type Product } from '../shop-database.js';
 import { serviceRuntime } from './service-runtime.js';
 
@@ -98,7 +98,13 @@ const product = async (sku: string): Promise<Product> => {
 };
 
 const PLACE_ORDER =
-  'INSERT INTO orders (order_id, user_id, sku, qty, amount_cents) VALUES ($1, $2, $3, $4, $5)';
+  'INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, request_id) VALUES ($1, $2, $3, $4, $5, $6)';
+
+/** The order `requestId` placed for `userId` already, if any (read on the buyer's shard). */
+const placedBefore = async (userId: number, requestId: string): Promise<string | undefined> => {
+  const { rows } = await db.query<{ order_id: string }>(ORDER_BY_REQUEST, [userId, requestId]);
+  return rows[0]?.order_id;
+};
 
 const client = new RpcClient({
   registry: rt.registry,
@@ -116,18 +122,33 @@ const couponOrders = serveCouponOrders(
 );
 
 rt.rpc.addService(orderService, {
-  async place({ userId, sku, qty, couponId }) {
+  async place({ userId, sku, qty, couponId, requestId }) {
+    // A repeated request (a retry after a timeout, a double click) answers its first order.
+    const answerEarlier = async (earlierId: string) => {
+      const { left } = await inventory.stock({ sku });
+      return { status: 'placed' as const, orderId: earlierId, left };
+    };
+    const earlier = requestId === undefined ? undefined : await placedBefore(userId, requestId);
+    if (earlier !== undefined) return answerEarlier(earlier);
     const { salePriceCents } = await product(sku);
     const orderId = ids.next(userId).toString();
     if (couponId !== undefined) {
-      return couponOrders.place({
-        orderId,
-        userId,
-        sku,
-        qty,
-        couponId,
-        unitPriceCents: salePriceCents,
-      });
+      try {
+        return await couponOrders.place({
+          orderId,
+          userId,
+          sku,
+          qty,
+          couponId,
+          unitPriceCents: salePriceCents,
+          ...(requestId === undefined ? {} : { requestId }),
+        });
+      } catch (err) {
+        // The same request's first attempt holds the coupon: its order, once confirmed.
+        const first = requestId === undefined ? undefined : await placedBefore(userId, requestId);
+        if (first !== undefined) return answerEarlier(first);
+        throw err;
+      }
     }
     const deducted = await inventory.deduct({ orderId, sku, qty });
     if (!deducted.ok) return { status: 'sold-out' as const };
@@ -144,15 +165,27 @@ rt.rpc.addService(orderService, {
     // round trip. A failure here leaves a deduction without an order: the sweep looks the
     // order up on its shard and releases the unit if it was never written (a commit whose
     // outcome was lost may still have written it, so no compensation message is sent blindly).
-    const params = [orderId, userId, sku, qty, qty * salePriceCents];
+    const params = [orderId, userId, sku, qty, qty * salePriceCents, requestId ?? null];
     const outbox = outboxes.get(db.route(PLACE_ORDER, params).units[0]!.dataSource)!;
-    await traceSend(tracer, ORDER_PLACED_TOPIC, () =>
-      outbox.sendWith(db, PLACE_ORDER, params, ORDER_PLACED_TOPIC, {
-        body: JSON.stringify({ orderId, userId, sku, qty }),
-        tag: 'placed',
-        keys: [orderId, String(userId)],
-      }),
-    );
+    try {
+      await traceSend(tracer, ORDER_PLACED_TOPIC, () =>
+        outbox.sendWith(db, PLACE_ORDER, params, ORDER_PLACED_TOPIC, {
+          body: JSON.stringify({ orderId, userId, sku, qty }),
+          tag: 'placed',
+          keys: [orderId, String(userId)],
+        }),
+      );
+    } catch (err) {
+      // The same request id placed its order first (two attempts at once, both past the
+      // lookup above): this attempt's unit goes back, and it answers the first one's order.
+      const first =
+        requestId !== undefined && isUniqueViolation(err)
+          ? await placedBefore(userId, requestId)
+          : undefined;
+      if (first === undefined) throw err;
+      await compensate(orderId, sku, qty, 'the same request placed its order first');
+      return answerEarlier(first);
+    }
     return { status: 'placed' as const, orderId, left: deducted.left };
   },
   async get({ orderId }) {
