@@ -94,9 +94,25 @@ describe('ListProtection: empty and shrunken lists from a reconnected stream', (
     t.p.offer(list('a'), false, t.last());
     assert.ok(!t.p.holding);
     assert.equal(ids(t.last()), 'a');
-    t.p.offer([], false, t.last());
-    assert.equal(t.last()?.length, 0);
     assert.deepEqual(t.probed, []);
+  });
+
+  it('holds an empty list on a live stream (leases run out while the providers answer)', async () => {
+    const t = protection();
+    t.p.offer(list('a', 'b'), true, undefined);
+    t.p.offer([], false, t.last());
+    assert.ok(t.p.holding);
+    assert.equal(ids(t.last()), 'a,b');
+    // One really left: its probe fails and it goes; the other registers again.
+    t.dead.add('b');
+    await waitFor('the instance that left dropped', () => ids(t.last()) === 'a');
+    t.p.offer(list('a'), false, t.last());
+    assert.ok(!t.p.holding);
+    assert.equal(ids(t.last()), 'a');
+    // Every provider gone: probed away, the consumers end with the empty list.
+    t.p.offer([], false, t.last());
+    t.dead.add('a');
+    await waitFor('the last instance dropped', () => t.last()?.length === 0);
   });
 
   it('takes a list of at least the threshold share at once, even first on a reconnected stream', () => {

@@ -10,8 +10,13 @@
  * instances it lacks, and those are probed every `probeEveryMs` (a TCP connect by default):
  * one that fails its probe is served no more. Later lists during the hold are merged the
  * same way. The hold ends when a list with at least `share` of the known ones arrives (taken
- * as it is) or after `graceMs` (the latest list is taken as it is). Outside a hold every list
- * is the truth, an empty one included.
+ * as it is) or after `graceMs` (the latest list is taken as it is).
+ *
+ * An empty list on a live stream starts a hold too (Dubbo's empty protection holds every
+ * empty push): a control plane too loaded to take the providers' renewals in time lets
+ * every lease run out while the providers still answer, and an empty list would fail every
+ * call with "no provider" until they register again. Providers that really left fail their
+ * probe and go. Outside a hold every other list is the truth (a scale-in from four to one).
  */
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { InstanceProbe } from './instance-probe.js';
@@ -73,7 +78,7 @@ export class ListProtection {
     const on = this.#o.share > 0 && this.#o.graceMs > 0;
     const shrunk =
       on && known !== undefined && known.length > 0 && list.length < this.#o.share * known.length;
-    if (!shrunk || !(first || this.holding)) {
+    if (!shrunk || !(first || this.holding || list.length === 0)) {
       this.#end();
       this.#serve(list);
       return;
