@@ -63,6 +63,20 @@ function author(values: Record<string, unknown>): string {
     : `${os.userInfo().username}@${os.hostname()}`;
 }
 
+/** Who makes a change and why (`--author`, `-m`), as every write sends them. */
+function change(values: Record<string, unknown>): { author: string; comment: string } {
+  return {
+    author: author(values),
+    comment: typeof values.message === 'string' ? values.message : '',
+  };
+}
+
+/** `--expect N` as a write's `expectedVersion` (nothing when not given). */
+function expectation(values: Record<string, unknown>, min: number): { expectedVersion?: number } {
+  const expected = numberOption(values, 'expect', { min, integer: true });
+  return expected === undefined ? {} : { expectedVersion: expected };
+}
+
 function show(value: string, format: string): string {
   if (format !== 'json') return value;
   try {
@@ -150,15 +164,13 @@ const set: Command = {
         throw new UsageError(`--schema is not JSON: ${(err as Error).message}`);
       }
     }
-    const expected = numberOption(values, 'expect', { min: 0, integer: true });
     const admin = await adminClient(values, { admin: true });
     const r = await admin.config.publish(item, {
       value,
       format: values.text === true ? 'text' : 'json',
-      comment: typeof values.message === 'string' ? values.message : '',
-      author: author(values),
+      ...change(values),
       ...(schema === undefined ? {} : { schema: schema as PublishRequest['schema'] }),
-      ...(expected === undefined ? {} : { expectedVersion: expected }),
+      ...expectation(values, 0),
     });
     out.json(r);
     out.line(`${positionals[0]}: published version ${r.version}`);
@@ -238,13 +250,11 @@ const rollback: Command = {
         : parseNumber(positionals[1], 'the version', { min: 0, integer: true });
     if (toVersion === undefined || toVersion < 1)
       throw new UsageError('give the version to roll back to (see history)');
-    const expected = numberOption(values, 'expect', { min: 0, integer: true });
     const admin = await adminClient(values, { admin: true });
     const r = await admin.config.rollback(item, {
       toVersion,
-      author: author(values),
-      comment: typeof values.message === 'string' ? values.message : '',
-      ...(expected === undefined ? {} : { expectedVersion: expected }),
+      ...change(values),
+      ...expectation(values, 0),
     });
     out.json(r);
     out.line(`${positionals[0]}: version ${r.restored} restored as version ${r.version}`);
@@ -272,12 +282,10 @@ const rm: Command = {
     if (positionals.length !== 1 && positionals.length !== 3)
       throw new UsageError('name the item as <app>/<group>/<key> or <app> <group> <key>');
     const item = parseItem(name);
-    const expected = numberOption(values, 'expect', { min: 1, integer: true });
     const admin = await adminClient(values, { admin: true });
     const r = await admin.config.remove(item, {
-      author: author(values),
-      comment: typeof values.message === 'string' ? values.message : '',
-      ...(expected === undefined ? {} : { expectedVersion: expected }),
+      ...change(values),
+      ...expectation(values, 1),
     });
     out.json({ ...item, ...r });
     out.line(
@@ -336,8 +344,7 @@ const gray: Command = {
       format: values.text === true ? 'text' : 'json',
       tags,
       instanceIds,
-      author: author(values),
-      comment: typeof values.message === 'string' ? values.message : '',
+      ...change(values),
     });
     out.json(r);
     out.line(
@@ -357,8 +364,7 @@ const promote: Command = {
     const item = parseItem(positionals[0]);
     const admin = await adminClient(values, { admin: true });
     const r = await admin.config.promote(item, {
-      author: author(values),
-      comment: typeof values.message === 'string' ? values.message : '',
+      ...change(values),
     });
     out.json(r);
     out.line(`${positionals[0]}: promoted to everyone as version ${r.version}`);

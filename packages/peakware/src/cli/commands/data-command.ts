@@ -131,8 +131,14 @@ const route: Command = {
   },
 };
 
-/** Connects to every data source of the layout file (it must name `connections`). */
-async function connect(values: Record<string, unknown>): Promise<ShardedDatabase> {
+/**
+ * Connects to every data source of the layout file (it must name `connections`), runs `fn`
+ * on the database and closes it. No background XA recovery: `xa recover` runs it by hand.
+ */
+async function withDatabase<T>(
+  values: Record<string, unknown>,
+  fn: (db: ShardedDatabase) => Promise<T>,
+): Promise<T> {
   const layout = await readLayout(values.layout as string | undefined);
   if (layout.connections === undefined) {
     throw new UsageError(
@@ -140,12 +146,17 @@ async function connect(values: Record<string, unknown>): Promise<ShardedDatabase
     );
   }
   const { connections, ...options } = layout;
-  return ShardedDatabase.connect({
+  const db = await ShardedDatabase.connect({
     layout: options,
     connections,
     poolSize: 2,
     xaRecoveryIntervalMs: 0,
   });
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
 }
 
 function age(ms: number): string {
@@ -161,19 +172,14 @@ const xaLs: Command = {
   options: LAYOUT_OPTION,
   examples: ['peak data xa ls --layout layout.json', 'peak data xa ls --layout layout.json --json'],
   async run({ values, out }) {
-    const db = await connect(values);
-    try {
-      const inDoubt = await listInDoubt(db, db.layout.dataSources);
-      out.json({ inDoubt });
-      for (const x of inDoubt) {
-        out.line(
-          `${x.dataSource.padEnd(10)} ${x.gid}  age ${age(x.ageMs).padEnd(5)} coordinator ${x.coordinator}: ${x.decision}${x.error === undefined ? '' : ` (${x.error})`}`,
-        );
-      }
-      if (inDoubt.length === 0) out.line('no prepared transactions in doubt');
-    } finally {
-      await db.close();
+    const inDoubt = await withDatabase(values, (db) => listInDoubt(db, db.layout.dataSources));
+    out.json({ inDoubt });
+    for (const x of inDoubt) {
+      out.line(
+        `${x.dataSource.padEnd(10)} ${x.gid}  age ${age(x.ageMs).padEnd(5)} coordinator ${x.coordinator}: ${x.decision}${x.error === undefined ? '' : ` (${x.error})`}`,
+      );
     }
+    if (inDoubt.length === 0) out.line('no prepared transactions in doubt');
     return 0;
   },
 };
@@ -194,19 +200,14 @@ const xaRecover: Command = {
   examples: ['peak data xa recover --layout layout.json'],
   async run({ values, out }) {
     const olderThan = numberOption(values, 'older-than', { min: 0, integer: true }) ?? 0;
-    const db = await connect(values);
-    try {
-      const settled = await db.recoverXa(olderThan);
-      out.json({ settled });
-      for (const r of settled) {
-        out.line(
-          `${r.dataSource.padEnd(10)} ${r.gid}  ${r.outcome}${r.error === undefined ? '' : ` (${r.error})`}`,
-        );
-      }
-      if (settled.length === 0) out.line('nothing to recover');
-    } finally {
-      await db.close();
+    const settled = await withDatabase(values, (db) => db.recoverXa(olderThan));
+    out.json({ settled });
+    for (const r of settled) {
+      out.line(
+        `${r.dataSource.padEnd(10)} ${r.gid}  ${r.outcome}${r.error === undefined ? '' : ` (${r.error})`}`,
+      );
     }
+    if (settled.length === 0) out.line('nothing to recover');
     return 0;
   },
 };
@@ -223,24 +224,12 @@ const shadowCreate: Command = {
   options: LAYOUT_OPTION,
   examples: ['peak data shadow create --layout layout.json'],
   async run({ values, out }) {
-    const layout = await readLayout(values.layout);
-    if (layout.connections === undefined) {
-      throw new UsageError(
-        'the layout file needs "connections": { "<data source>": { "primary": "postgres://..." } }',
-      );
+    const made = await withDatabase(values, (db) => db.createShadowTables());
+    out.json({ tables: made });
+    for (const t of made) {
+      out.line(`${t.dataSource}: ${t.shadow} ${t.created ? 'created' : 'already exists'}`);
     }
-    const { connections, ...options } = layout;
-    const db = await ShardedDatabase.connect({ layout: options, connections, poolSize: 2 });
-    try {
-      const made = await db.createShadowTables();
-      out.json({ tables: made });
-      for (const t of made) {
-        out.line(`${t.dataSource}: ${t.shadow} ${t.created ? 'created' : 'already exists'}`);
-      }
-      if (made.length === 0) out.line('no physical tables found; create the real tables first');
-    } finally {
-      await db.close();
-    }
+    if (made.length === 0) out.line('no physical tables found; create the real tables first');
     return 0;
   },
 };
