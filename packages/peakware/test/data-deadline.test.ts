@@ -3,7 +3,8 @@
  * caller's deadline is cancelled in PostgreSQL (it is gone from pg_stat_activity, it never
  * applies once the lock is released) and its connection is free again, for a single
  * statement and inside a transaction. A statement PostgreSQL answered "canceled" keeps its
- * connection (no new connection per passed deadline under overload).
+ * connection (no new connection per passed deadline under overload), and so does one that
+ * finished before its cancel arrived, without the cancel hitting the next statement.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -99,6 +100,26 @@ describe('data: a passed deadline cancels the statement in PostgreSQL', {
     assert.equal(r.rows[0]!.n, 10);
     assert.equal(await left(), 10, 'the cut-off UPDATE never applied');
     assert.equal(await backendPid(), before, 'the cancelled statement kept its connection');
+  });
+
+  it('a statement that finishes before its cancel arrives keeps its connection; the next is not hit', async () => {
+    const before = await backendPid();
+    let cutOff = 0;
+    for (let i = 0; i < 30; i++) {
+      // 2 ms of work against a 1 ms deadline: the cancel (a new connection to the server)
+      // often arrives after the statement has finished, sometimes while it runs.
+      await runWithContext(deadline(1), () =>
+        db.query(`SELECT n, pg_sleep(0.002) FROM t_hot WHERE sku = 'hot'`),
+      ).catch((err) => {
+        if (!isPeakError(err, ErrorCodes.DEADLINE_EXCEEDED)) throw err;
+        cutOff++;
+      });
+      // No deadline: a cancel still on its way would fail this with "canceling statement".
+      const r = await db.query<{ n: number }>(`SELECT n FROM t_hot WHERE sku = 'hot'`);
+      assert.equal(r.rows[0]!.n, 10);
+    }
+    assert.ok(cutOff > 0, 'some statements outlived their deadline');
+    assert.equal(await backendPid(), before, 'every cut-off statement kept its connection');
   });
 
   it('a statement PostgreSQL refuses keeps its connection; a lost connection is replaced', async () => {

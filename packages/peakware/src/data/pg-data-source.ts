@@ -102,40 +102,62 @@ interface CancelConnection {
   readonly stream: { destroy(): void };
 }
 
+/** How long a cancel request may take to be read by the server before it is given up on. */
+const CANCEL_DELIVERY_MS = 5000;
+
 /**
  * Asks PostgreSQL to cancel what `client`'s backend runs now: a CancelRequest on a new
  * connection (no authentication, as libpq's PQcancel), closed by the server once read.
+ * Resolves true once the server has closed it: it has signalled the backend by then, so a
+ * statement sent on the connection afterwards cannot be hit (PostgreSQL drops a cancel
+ * that reaches an idle backend: postgres.c resets it before reading the next command);
+ * false when it could not be delivered (the connection must then leave the pool).
  */
-function cancelBackend(client: pg.PoolClient): void {
+function cancelBackend(client: pg.PoolClient): Promise<boolean> {
   const key = client as unknown as BackendKey;
-  if (key.processID === null || key.secretKey === null) return;
-  const con = new pg.Connection() as unknown as CancelConnection;
-  con.on('error', () => undefined);
-  con.on('connect', () => con.cancel(key.processID!, key.secretKey!));
-  if (key.host?.startsWith('/')) con.connect(`${key.host}/.s.PGSQL.${key.port}`);
-  else con.connect(key.port, key.host);
-  setTimeout(() => con.stream.destroy(), 5000).unref();
+  if (key.processID === null || key.secretKey === null) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const con = new pg.Connection() as unknown as CancelConnection;
+    let sent = false;
+    let failed = false;
+    const giveUp = setTimeout(() => {
+      failed = true;
+      con.stream.destroy();
+    }, CANCEL_DELIVERY_MS);
+    giveUp.unref();
+    con.on('error', () => {
+      failed = true;
+    });
+    con.on('connect', () => {
+      sent = true;
+      con.cancel(key.processID!, key.secretKey!);
+    });
+    con.on('end', () => {
+      clearTimeout(giveUp);
+      resolve(sent && !failed);
+    });
+    if (key.host?.startsWith('/')) con.connect(`${key.host}/.s.PGSQL.${key.port}`);
+    else con.connect(key.port, key.host);
+  });
 }
 
-/** SQLSTATE 57014: the statement was stopped by a cancel request. */
-const QUERY_CANCELED = '57014';
-
 /**
- * Whether a connection whose statement failed with `error` must leave the pool. An error
- * PostgreSQL answered at ERROR severity leaves the connection idle and sound, so it stays;
- * but after a cancel was sent, only the "canceled" answer proves the cancel was spent (one
- * still on its way would hit the connection's next statement).
+ * Whether a connection whose statement failed with `error` must leave the pool: an error
+ * PostgreSQL answered at ERROR severity leaves the connection idle and sound, so it stays.
  */
-function mustDiscard(error: Error, cancelSent: boolean): boolean {
-  if (!(error instanceof pg.DatabaseError) || error.severity !== 'ERROR') return true;
-  return cancelSent && error.code !== QUERY_CANCELED;
+function mustDiscard(error: Error): boolean {
+  return !(error instanceof pg.DatabaseError) || error.severity !== 'ERROR';
 }
 
 /**
  * Runs one statement on `client` bounded by `timeoutMs`: when it runs out the statement is
  * cancelled in PostgreSQL and the call rejects at once. `done` gets the client back once
  * the statement has settled, with the error that makes the pool discard it (see
- * {@link mustDiscard}; a statement that succeeded after a cancel was sent discards it too).
+ * {@link mustDiscard}). A statement that settled although a cancel was sent (it finished
+ * first) gives its connection back once the cancel request has been read by the server,
+ * and discards it only if that failed: under load many statements outlive their deadline
+ * by a little, and a discarded connection costs a new one (a backend fork and SCRAM on
+ * both sides), which adds the load that makes the next statements late.
  */
 function runBounded<R>(
   client: pg.PoolClient,
@@ -145,21 +167,32 @@ function runBounded<R>(
 ): Promise<DataSourceResult<R>> {
   return new Promise((resolve, reject) => {
     let cancelled = false;
+    let delivered: Promise<boolean> = Promise.resolve(true);
     const timer = setTimeout(() => {
       cancelled = true;
-      cancelBackend(client);
+      delivered = cancelBackend(client);
       reject(new StatementTimeoutError(timeoutMs, true));
     }, timeoutMs);
+    /** Back to the pool once a cancel sent on it has been read (see above). */
+    const afterCancel = () =>
+      void delivered.then((ok) =>
+        done(ok ? undefined : new Error('a cancel request may still reach this connection')),
+      );
     client.query(config).then(
       (res) => {
         clearTimeout(timer);
-        done(cancelled ? new Error('a cancel request was sent on this connection') : undefined);
-        if (!cancelled) resolve(res as unknown as DataSourceResult<R>);
+        if (!cancelled) {
+          done();
+          resolve(res as unknown as DataSourceResult<R>);
+        } else afterCancel();
       },
       (err: Error) => {
         clearTimeout(timer);
-        done(mustDiscard(err, cancelled) ? err : undefined);
-        if (!cancelled) reject(err);
+        if (!cancelled) {
+          done(mustDiscard(err) ? err : undefined);
+          reject(err);
+        } else if (mustDiscard(err)) done(err);
+        else afterCancel();
       },
     );
   });
