@@ -107,7 +107,6 @@ class Connection {
   ) {
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.#onData(d));
     socket.on('error', (err) => this.onBroken(this, err));
     socket.on('close', () => this.onBroken(this, new Error('connection closed by the server')));
   }
@@ -128,8 +127,17 @@ class Connection {
     this.#chunkPos = 0;
   }
 
-  #onData(d: Buffer): void {
+  /**
+   * Bytes read into the pool's shared read buffer: parsed now, and what is kept (a partial
+   * answer, a body) is copied out, since the next read overwrites them.
+   */
+  read(d: Buffer): void {
     this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
+    this.#parse();
+    if (this.#buf.length > 0 && this.#buf.buffer === d.buffer) this.#buf = Buffer.from(this.#buf);
+  }
+
+  #parse(): void {
     for (;;) {
       if (this.current === undefined) {
         if (this.#buf.length > 0)
@@ -187,7 +195,7 @@ class Connection {
   #parseBody(): Buffer | undefined {
     if (this.#length >= 0) {
       if (this.#buf.length < this.#length) return undefined;
-      const body = this.#buf.subarray(0, this.#length);
+      const body = Buffer.from(this.#buf.subarray(0, this.#length));
       this.#buf = this.#buf.subarray(this.#length);
       return body;
     }
@@ -218,7 +226,7 @@ class Connection {
         this.#malformed('a chunk not ended by CRLF');
         return undefined;
       }
-      this.#chunks.push(this.#buf.subarray(nl + 2, nl + 2 + size));
+      this.#chunks.push(Buffer.from(this.#buf.subarray(nl + 2, nl + 2 + size)));
       this.#chunkPos = nl + 2 + size + 2;
       this.#buf = this.#buf.subarray(this.#chunkPos);
       this.#chunkPos = 0;
@@ -241,6 +249,7 @@ export class HttpPool {
   readonly #max: number;
   readonly #timeoutMs: number;
   readonly #idle: Connection[] = [];
+  readonly #readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
   readonly #all = new Set<Connection>();
   readonly #waiting: { bytes: string | Buffer; p: Pending }[] = [];
   #sweeper: NodeJS.Timeout | undefined;
@@ -340,8 +349,21 @@ export class HttpPool {
   }
 
   #open(): Connection {
-    const socket = net.connect({ host: this.#host, port: this.#port });
-    const c = new Connection(
+    // Reads land in one buffer of the pool (net's `onread`): no buffer and no stream
+    // machinery per read; the connection copies out what it keeps.
+    const read = this.#readBuffer;
+    const socket = net.connect({
+      host: this.#host,
+      port: this.#port,
+      onread: {
+        buffer: read,
+        callback: (n) => {
+          c.read(read.subarray(0, n));
+          return true;
+        },
+      },
+    });
+    const c: Connection = new Connection(
       socket,
       (conn, keep) => this.#done(conn, keep),
       (conn, err) => this.#broken(conn, err),
