@@ -205,6 +205,11 @@ async function execute(
   };
 
   // ------------------------------------------------------------ the step environment
+  let merged: {
+    ctx: CallContext | undefined;
+    own: Record<string, string> | undefined;
+    headers: Record<string, string>;
+  } = { ctx: undefined, own: undefined, headers: {} };
   const rendezvousPoints = new Map<string, (() => void)[]>();
   const env: StepEnv = {
     http(request) {
@@ -217,11 +222,15 @@ async function execute(
           },
         );
       const ctx = currentContext();
-      return pool.request(
-        ctx === undefined
-          ? request
-          : { ...request, headers: { ...encodeContext(ctx), ...request.headers } },
-      );
+      if (ctx === undefined) return pool.request(request);
+      // A context without a deadline encodes the same every time: merge once per (context, headers).
+      if (ctx !== merged.ctx || request.headers !== merged.own || ctx.deadline !== undefined)
+        merged = {
+          ctx,
+          own: request.headers,
+          headers: { ...encodeContext(ctx), ...request.headers },
+        };
+      return pool.request({ ...request, headers: merged.headers });
     },
     rpc() {
       if (scenario.rpc === undefined)
@@ -256,6 +265,25 @@ async function execute(
   };
 
   // ------------------------------------------------------------ one iteration
+  const passed = (st: StepStats, ms: number) => {
+    recordMs(interval, ms);
+    if (st.hist !== undefined) recordMs(st.hist, ms);
+    st.ok++;
+    ok++;
+    sec.ok++;
+  };
+  const failed = (st: StepStats, ms: number, err: unknown) => {
+    recordMs(interval, ms);
+    if (st.hist !== undefined) recordMs(st.hist, ms);
+    st.errors++;
+    errors++;
+    sec.errors++;
+    recordError(st.name, err);
+  };
+  const ended = (then: (() => void) | undefined) => {
+    if (--inFlight === 0) onDrained?.();
+    then?.();
+  };
   const iterate = async (index: number, vu: number | undefined, scheduledAt: number) => {
     const it: Iteration = { index, vu, row: scenario.feed?.next() ?? {}, vars: {}, runId: run.id };
     let from = scheduledAt;
@@ -271,41 +299,72 @@ async function execute(
       try {
         await step.run(it, env);
       } catch (err) {
-        const ms = now() - from;
-        recordMs(interval, ms);
-        if (st.hist !== undefined) recordMs(st.hist, ms);
-        st.errors++;
-        errors++;
-        sec.errors++;
-        recordError(step.name, err);
+        failed(st, now() - from, err);
         return;
       }
       const end = now();
-      const ms = end - from;
-      recordMs(interval, ms);
-      if (st.hist !== undefined) recordMs(st.hist, ms);
-      st.ok++;
-      ok++;
-      sec.ok++;
+      passed(st, end - from);
       from = end;
     }
     completed++;
   };
-  const launch = (index: number, vu: number | undefined, scheduledAt: number): Promise<void> => {
+  // Every step a fixed HTTP call: each is serialised once (with the run's context headers)
+  // and an iteration is a chain of callbacks, no promise, iteration object or header merge.
+  const fixed =
+    pool !== undefined && scenario.steps.every((s) => s.fixed !== undefined)
+      ? scenario.steps.map((s) => {
+          const f = s.fixed!;
+          const headers =
+            baseContext === undefined ? f.headers : { ...encodeContext(baseContext), ...f.headers };
+          return {
+            st: steps.get(s.name)!,
+            verdict: f.verdict,
+            request: pool.prepare({
+              method: f.method,
+              path: f.path,
+              headers,
+              ...(f.body === undefined ? {} : { body: f.body }),
+            }),
+          };
+        })
+      : undefined;
+  const sendFixed = (i: number, from: number, then: (() => void) | undefined) => {
+    const step = fixed![i]!;
+    pool!.send(step.request, (err, res) => {
+      const end = now();
+      const bad = err ?? step.verdict(res!);
+      if (bad !== undefined) failed(step.st, end - from, bad);
+      else {
+        passed(step.st, end - from);
+        if (i + 1 < fixed!.length) return sendFixed(i + 1, end, then);
+        completed++;
+      }
+      ended(then);
+    });
+  };
+  /** Starts an iteration; `then` runs when it has ended. */
+  const launch = (
+    index: number,
+    vu: number | undefined,
+    scheduledAt: number,
+    then?: () => void,
+  ): void => {
     iterations++;
     sec.started++;
     inFlight++;
+    if (fixed !== undefined) {
+      sendFixed(0, scheduledAt, then);
+      return;
+    }
     const body = () => iterate(index, vu, scheduledAt);
     const p = baseContext === undefined ? body() : runWithContext(baseContext, body);
-    return p.then(
-      () => {
-        if (--inFlight === 0) onDrained?.();
-      },
+    p.then(
+      () => ended(then),
       (err: unknown) => {
         errors++;
         sec.errors++;
         recordError('iteration', err);
-        if (--inFlight === 0) onDrained?.();
+        ended(then);
       },
     );
   };
@@ -433,7 +492,7 @@ async function execute(
               iterations++;
               dropped++;
               sec.dropped++;
-            } else void launch(index, undefined, scheduledAt);
+            } else launch(index, undefined, scheduledAt);
             index++;
             nextMs += 1000 / rate;
           }
@@ -449,14 +508,18 @@ async function execute(
       const endAt = start + durationS * 1000;
       const active = new Set<number>();
       let index = 0;
-      const vuLoop = async (vu: number) => {
-        active.add(vu);
-        while (stopReason === undefined && now() < endAt && vu < Math.round(targetNow(0)))
-          await launch(index++, vu, now());
-        active.delete(vu);
+      /** A virtual user's next iteration, when it is still wanted; else the user ends. */
+      const vuNext = (vu: number) => {
+        if (stopReason === undefined && now() < endAt && vu < Math.round(targetNow(0)))
+          launch(index++, vu, now(), () => vuNext(vu));
+        else active.delete(vu);
       };
       const spawnUpTo = () => {
-        for (let v = 0; v < Math.round(targetNow(0)); v++) if (!active.has(v)) void vuLoop(v);
+        for (let v = 0; v < Math.round(targetNow(0)); v++)
+          if (!active.has(v)) {
+            active.add(v);
+            vuNext(v);
+          }
       };
       spawnUpTo();
       await new Promise<void>((resolve) => {
