@@ -134,7 +134,11 @@ class Connection {
   read(d: Buffer): void {
     this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
     this.#parse();
-    if (this.#buf.length > 0 && this.#buf.buffer === d.buffer) this.#buf = Buffer.from(this.#buf);
+    if (this.#buf.length > 0 && this.#buf.buffer === d.buffer) {
+      const kept = Buffer.allocUnsafe(this.#buf.length);
+      this.#buf.copy(kept);
+      this.#buf = kept;
+    }
   }
 
   #parse(): void {
@@ -195,7 +199,8 @@ class Connection {
   #parseBody(): Buffer | undefined {
     if (this.#length >= 0) {
       if (this.#buf.length < this.#length) return undefined;
-      const body = Buffer.from(this.#buf.subarray(0, this.#length));
+      const body = Buffer.allocUnsafe(this.#length);
+      this.#buf.copy(body, 0, 0, this.#length);
       this.#buf = this.#buf.subarray(this.#length);
       return body;
     }
@@ -226,7 +231,9 @@ class Connection {
         this.#malformed('a chunk not ended by CRLF');
         return undefined;
       }
-      this.#chunks.push(Buffer.from(this.#buf.subarray(nl + 2, nl + 2 + size)));
+      const chunk = Buffer.allocUnsafe(size);
+      this.#buf.copy(chunk, 0, nl + 2, nl + 2 + size);
+      this.#chunks.push(chunk);
       this.#chunkPos = nl + 2 + size + 2;
       this.#buf = this.#buf.subarray(this.#chunkPos);
       this.#chunkPos = 0;

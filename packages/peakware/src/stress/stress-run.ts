@@ -18,7 +18,13 @@ import {
 import { encodeContext } from '../core/context-headers.js';
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import { HttpPool } from './http-pool.js';
-import { encodeHistogram, newHistogram, recordMs, summarize } from './latency-recorder.js';
+import {
+  encodeHistogram,
+  newHistogram,
+  percentilesMs,
+  recordMs,
+  summarize,
+} from './latency-recorder.js';
 import { isOpenModel, modelDurationS, rateAt } from './load-model.js';
 import type { Iteration, Scenario, StepEnv } from './scenario.js';
 import type { SecondFigures, StageFigures, StopReason, StressReport } from './stress-report.js';
@@ -408,7 +414,7 @@ async function execute(
   const flushSecond = (last: boolean) => {
     const elapsed = (now() - start) / 1000;
     const t = last ? Math.ceil(elapsed) : Math.round(elapsed);
-    const s = summarize(interval);
+    const s = percentilesMs(interval);
     all.add(interval);
     seconds.push({
       t,
@@ -453,7 +459,7 @@ async function execute(
       scratch.add(w.hist);
     }
     if (n < (th.minSamples ?? 20)) return;
-    const p99 = summarize(scratch).p99Ms;
+    const p99 = percentilesMs(scratch).p99Ms;
     if (th.p99Ms !== undefined && p99 > th.p99Ms)
       stop(
         'sla',
@@ -475,8 +481,15 @@ async function execute(
       let nextMs = 0;
       let index = 0;
       const endMs = durationS * 1000;
+      // One timer, refreshed while the next iteration is due within a millisecond (Node's
+      // shortest delay), else set for the whole wait: each tick starts every iteration due.
+      let timer: NodeJS.Timeout | undefined;
+      let timerMs = 0;
       await new Promise<void>((resolve) => {
-        wake = resolve;
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
         const tick = () => {
           if (stopReason !== undefined) return resolve();
           const elapsed = now() - start;
@@ -500,7 +513,12 @@ async function execute(
             stop('completed');
             return resolve();
           }
-          setTimeout(tick, Math.max(0, Math.min(1, nextMs - elapsed)));
+          const waitMs = Math.max(1, Math.floor(nextMs - elapsed));
+          if (timer !== undefined && waitMs === timerMs) timer.refresh();
+          else {
+            timer = setTimeout(tick, waitMs);
+            timerMs = waitMs;
+          }
         };
         setImmediate(tick);
       });
