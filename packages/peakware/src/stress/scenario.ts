@@ -64,7 +64,9 @@ export interface ScenarioStep {
 /** An HTTP call that is the same in every iteration (see {@link ScenarioStep.fixed}). */
 export interface FixedHttpCall {
   readonly method: string;
+  /** Path and query, starting with `/`. */
   readonly path: string;
+  /** The step's own headers (the generator adds the stress context's). */
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: string;
   /** The step's error for an answer, or undefined when the answer passes. */
