@@ -7,7 +7,9 @@
  *    each; requests/s per CPU core = requests ÷ the generator's own CPU seconds (so a
  *    saturated echo does not hide a generator's cost), and each tool's p50/p99.
  *    Peakware's open model at 60 % of autocannon's rate is measured too (the usual way to
- *    run it: its cost per request and its p50/p99 at a rate the echo sustains).
+ *    run it: its cost per request and its p50/p99 at a rate the echo sustains), and
+ *    autocannon held to that same rate (`overallRate`, 64 connections) beside it: a tool
+ *    sending below the echo's ceiling gets fewer answers per wake-up, whoever it is.
  * 2. Accuracy under a stall: the echo blocks its event loop for 100 ms once a second. Each
  *    tool runs 4 s: Peakware at a constant 1000 requests/s (open model, latency from the
  *    scheduled send time), autocannon and wrk closed-loop with 10 connections. A stall of
@@ -107,9 +109,15 @@ async function runAutocannon(
   url: string,
   connections: number,
   seconds: number,
+  overallRate?: number,
 ): Promise<ToolFigures> {
   const cpu0 = cpuNowS();
-  const r = await autocannon({ url, connections, duration: seconds });
+  const r = await autocannon({
+    url,
+    connections,
+    duration: seconds,
+    ...(overallRate === undefined ? {} : { overallRate }),
+  });
   const cpuS = cpuNowS() - cpu0;
   return {
     requests: r.requests.total,
@@ -220,6 +228,8 @@ export const benchmark: Benchmark = {
       const openRate = Math.max(100, Math.round(ac.rps * 0.6));
       progress(`cost: peakware open model at ${openRate}/s (${seconds} s)`);
       const pwOpen = await runPeakware(url, constantRate(openRate, seconds));
+      progress(`cost: autocannon held to ${openRate}/s (${seconds} s)`);
+      const acRate = await runAutocannon(url, 64, seconds, openRate);
 
       progress('stall: 100 ms once a second');
       await setStall(port, 1000);
@@ -238,6 +248,7 @@ export const benchmark: Benchmark = {
       put('peakware.closed', pwClosed);
       put('peakware.open', pwOpen);
       put('autocannon', ac);
+      put('autocannon.sameRate', acRate);
       put('wrk', wk);
       put('stall.peakware', sPw);
       put('stall.autocannon', sAc);
@@ -245,6 +256,7 @@ export const benchmark: Benchmark = {
       const ratios: Record<string, number> = {
         'peakware.closed/autocannon.perCore': round(pwClosed.perCore / ac.perCore),
         'peakware.open/autocannon.perCore': round(pwOpen.perCore / ac.perCore),
+        'peakware.open/autocannon.sameRate.perCore': round(pwOpen.perCore / acRate.perCore),
         'stall.peakware.p99Ms': sPw.p99Ms,
         'stall.autocannon.p99Ms': sAc.p99Ms,
       };
@@ -277,6 +289,7 @@ export const benchmark: Benchmark = {
           row('peakware (64 virtual users)', pwClosed),
           row(`peakware (open, ${openRate}/s)`, pwOpen),
           row('autocannon (64 connections)', ac),
+          row(`autocannon (64 conn., held to ${openRate}/s)`, acRate),
           row('wrk -t1 (64 connections)', wk),
           row('stall: peakware (open, 1000/s)', sPw),
           row('stall: autocannon (10 conn.)', sAc),

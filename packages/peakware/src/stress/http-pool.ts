@@ -4,6 +4,8 @@
  * content-length or chunked encoding. It does only what a generator needs (no redirects,
  * no TLS, no pipelining), which keeps a request's cost close to wrk's: node:http spends
  * several times more CPU per request, and that CPU is load the generator cannot send.
+ * A request that never varies is serialised once ({@link HttpPool.prepare}) and sent with a
+ * callback ({@link HttpPool.send}): no string building, encoding or promise per request.
  */
 import net from 'node:net';
 import { ErrorCodes, PeakError } from '../core/errors.js';
@@ -35,15 +37,29 @@ export interface HttpPoolOptions {
   timeoutMs?: number;
 }
 
+/** A request serialised once ({@link HttpPool.prepare}), sent as often as wanted. */
+export interface PreparedRequest {
+  /** The request's bytes: head and body. */
+  readonly bytes: Buffer;
+  /** A HEAD request (its answer has no body whatever its length says). */
+  readonly head: boolean;
+}
+
+/** Called once per request sent: an error (network, timeout, malformed answer) or the answer. */
+export type SendCallback = (err: Error | undefined, res: HttpResult | undefined) => void;
+
 interface Pending {
-  resolve: (r: HttpResult) => void;
-  reject: (e: Error) => void;
+  done: SendCallback;
   head: boolean;
   startedAt: number;
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
-const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
+const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*([^\r]*?)[ \t]*(?:\r|$)/i;
+const STATUS_LINE = /^HTTP\/1\.[01] [1-5]\d\d(?: |\r|$)/;
+const CHUNK_SIZE = /^[0-9a-fA-F]{1,12}[ \t]*(?:;.*)?$/;
+/** Most bytes of an answer's head (status line and headers). */
+const MAX_HEAD = 64 * 1024;
 const CHUNKED = /\r\ntransfer-encoding:[^\r]*chunked/i;
 const CLOSE = /\r\nconnection:[ \t]*close/i;
 
@@ -91,15 +107,14 @@ class Connection {
   ) {
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.#onData(d));
     socket.on('error', (err) => this.onBroken(this, err));
     socket.on('close', () => this.onBroken(this, new Error('connection closed by the server')));
   }
 
-  send(p: Pending, bytes: string | Buffer[]): void {
+  send(p: Pending, bytes: string | Buffer): void {
     this.current = p;
     if (typeof bytes === 'string') this.socket.write(bytes, 'latin1');
-    else this.socket.write(bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes));
+    else this.socket.write(bytes);
   }
 
   #reset(): void {
@@ -112,8 +127,21 @@ class Connection {
     this.#chunkPos = 0;
   }
 
-  #onData(d: Buffer): void {
+  /**
+   * Bytes read into the pool's shared read buffer: parsed now, and what is kept (a partial
+   * answer, a body) is copied out, since the next read overwrites them.
+   */
+  read(d: Buffer): void {
     this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
+    this.#parse();
+    if (this.#buf.length > 0 && this.#buf.buffer === d.buffer) {
+      const kept = Buffer.allocUnsafe(this.#buf.length);
+      this.#buf.copy(kept);
+      this.#buf = kept;
+    }
+  }
+
+  #parse(): void {
     for (;;) {
       if (this.current === undefined) {
         if (this.#buf.length > 0)
@@ -128,40 +156,51 @@ class Connection {
       const keep = !this.#close;
       this.current = undefined;
       this.#reset();
-      p.resolve(result);
+      // The connection goes back to the pool first, so a callback may send on it at once.
       this.onDone(this, keep);
+      p.done(undefined, result);
       if (this.#buf.length === 0 || !keep) return;
     }
   }
 
   #parseHead(): boolean {
     const end = this.#buf.indexOf(CRLF2);
-    if (end < 0) return false;
+    if (end < 0) {
+      if (this.#buf.length > MAX_HEAD) this.#malformed(`a head longer than ${MAX_HEAD} bytes`);
+      return false;
+    }
     const head = this.#buf.toString('latin1', 0, end);
+    if (!STATUS_LINE.test(head)) {
+      this.#malformed(`not an HTTP/1.x answer: ${JSON.stringify(head.slice(0, 40))}`);
+      return false;
+    }
     const status = Number(head.slice(9, 12));
-    if (!head.startsWith('HTTP/1.') || !Number.isInteger(status)) {
-      this.onBroken(
-        this,
-        new Error(`not an HTTP/1.x answer: ${JSON.stringify(head.slice(0, 40))}`),
-      );
+    const cl = CONTENT_LENGTH.exec(head);
+    if (cl !== null && !/^\d{1,15}$/.test(cl[1]!)) {
+      this.#malformed(`a bad content-length: ${JSON.stringify(cl[1])}`);
       return false;
     }
     this.#status = status;
     this.#head = head;
     this.#buf = this.#buf.subarray(end + 4);
     this.#chunked = CHUNKED.test(head);
-    const cl = CONTENT_LENGTH.exec(head);
     const noBody = this.current!.head || status === 204 || status === 304 || status < 200;
-    this.#length = noBody ? 0 : cl !== null ? Number(cl[1]) : this.#chunked ? -1 : -2;
+    // RFC 9112 6.3: chunked wins over a content-length; neither means read to the close.
+    this.#length = noBody ? 0 : this.#chunked ? -1 : cl !== null ? Number(cl[1]) : -2;
     this.#close = CLOSE.test(head) || this.#length === -2;
     return true;
+  }
+
+  #malformed(what: string): void {
+    this.onBroken(this, new Error(`malformed answer from the server: ${what}`));
   }
 
   /** The complete body, or undefined while more bytes are needed. */
   #parseBody(): Buffer | undefined {
     if (this.#length >= 0) {
       if (this.#buf.length < this.#length) return undefined;
-      const body = this.#buf.subarray(0, this.#length);
+      const body = Buffer.allocUnsafe(this.#length);
+      this.#buf.copy(body, 0, 0, this.#length);
       this.#buf = this.#buf.subarray(this.#length);
       return body;
     }
@@ -169,10 +208,15 @@ class Connection {
     // chunked: <hex size>\r\n<data>\r\n ... 0\r\n\r\n
     for (;;) {
       const nl = this.#buf.indexOf('\r\n', this.#chunkPos, 'latin1');
-      if (nl < 0) return undefined;
-      const size = Number.parseInt(this.#buf.toString('latin1', this.#chunkPos, nl), 16);
-      if (!Number.isFinite(size)) {
-        this.onBroken(this, new Error('malformed chunked body'));
+      if (nl < 0) {
+        if (this.#buf.length - this.#chunkPos > MAX_HEAD)
+          this.#malformed('a chunk size line too long');
+        return undefined;
+      }
+      const line = this.#buf.toString('latin1', this.#chunkPos, nl);
+      const size = CHUNK_SIZE.test(line) ? Number.parseInt(line, 16) : Number.NaN;
+      if (!Number.isSafeInteger(size)) {
+        this.#malformed(`a bad chunk size: ${JSON.stringify(line.slice(0, 40))}`);
         return undefined;
       }
       if (size === 0) {
@@ -183,7 +227,13 @@ class Connection {
         return body;
       }
       if (this.#buf.length < nl + 2 + size + 2) return undefined;
-      this.#chunks.push(this.#buf.subarray(nl + 2, nl + 2 + size));
+      if (this.#buf[nl + 2 + size] !== 13 || this.#buf[nl + 3 + size] !== 10) {
+        this.#malformed('a chunk not ended by CRLF');
+        return undefined;
+      }
+      const chunk = Buffer.allocUnsafe(size);
+      this.#buf.copy(chunk, 0, nl + 2, nl + 2 + size);
+      this.#chunks.push(chunk);
       this.#chunkPos = nl + 2 + size + 2;
       this.#buf = this.#buf.subarray(this.#chunkPos);
       this.#chunkPos = 0;
@@ -206,8 +256,9 @@ export class HttpPool {
   readonly #max: number;
   readonly #timeoutMs: number;
   readonly #idle: Connection[] = [];
+  readonly #readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
   readonly #all = new Set<Connection>();
-  readonly #waiting: { spec: HttpRequestSpec; p: Pending }[] = [];
+  readonly #waiting: { bytes: string | Buffer; p: Pending }[] = [];
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
   /** The head last built, reused while method, path and headers object stay the same. */
@@ -241,25 +292,42 @@ export class HttpPool {
   /** Sends one request; resolves with the answer (any status), rejects on a network error or timeout. */
   request(spec: HttpRequestSpec): Promise<HttpResult> {
     return new Promise<HttpResult>((resolve, reject) => {
-      if (this.#closed) {
-        reject(new Error('the HTTP pool is closed'));
-        return;
-      }
-      const p: Pending = {
-        resolve,
-        reject,
-        head: spec.method === 'HEAD',
-        startedAt: performance.now(),
-      };
-      this.#startSweeper();
-      const c = this.#idle.pop();
-      if (c !== undefined) this.#send(c, spec, p);
-      else if (this.#all.size < this.#max) this.#send(this.#open(), spec, p);
-      else this.#waiting.push({ spec, p });
+      this.#dispatch(this.#serialise(spec), spec.method === 'HEAD', (err, res) => {
+        if (err !== undefined) reject(err);
+        else resolve(res!);
+      });
     });
   }
 
-  #send(c: Connection, spec: HttpRequestSpec, p: Pending): void {
+  /** Serialises a request once (head with this pool's host header, content-length, body) for {@link send}. */
+  prepare(spec: HttpRequestSpec): PreparedRequest {
+    const bytes = this.#serialise(spec);
+    return {
+      bytes: typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes,
+      head: spec.method === 'HEAD',
+    };
+  }
+
+  /** Sends a prepared request; `done` is called once, with the answer (any status) or the error. */
+  send(request: PreparedRequest, done: SendCallback): void {
+    this.#dispatch(request.bytes, request.head, done);
+  }
+
+  #dispatch(bytes: string | Buffer, head: boolean, done: SendCallback): void {
+    if (this.#closed) {
+      done(new Error('the HTTP pool is closed'), undefined);
+      return;
+    }
+    const p: Pending = { done, head, startedAt: performance.now() };
+    this.#startSweeper();
+    const c = this.#idle.pop();
+    if (c !== undefined) c.send(p, bytes);
+    else if (this.#all.size < this.#max) this.#open().send(p, bytes);
+    else this.#waiting.push({ bytes, p });
+  }
+
+  /** A request's bytes: a latin1 string when it is all single-byte, else a buffer. */
+  #serialise(spec: HttpRequestSpec): string | Buffer {
     let head: string;
     const cache = this.#lastHead;
     if (cache.method === spec.method && cache.path === spec.path && cache.headers === spec.headers)
@@ -271,28 +339,38 @@ export class HttpPool {
       this.#lastHead = { method: spec.method, path: spec.path, headers: spec.headers, text: head };
     }
     const body = spec.body;
-    if (body === undefined || body.length === 0) {
-      c.send(p, `${head}${body === undefined ? '' : 'content-length: 0\r\n'}\r\n`);
-      return;
-    }
+    if (body === undefined || body.length === 0)
+      return `${head}${body === undefined ? '' : 'content-length: 0\r\n'}\r\n`;
     if (typeof body === 'string') {
       const len = Buffer.byteLength(body);
-      if (len === body.length) {
-        c.send(p, `${head}content-length: ${len}\r\n\r\n${body}`);
-        return;
-      }
-      c.send(p, [
+      if (len === body.length) return `${head}content-length: ${len}\r\n\r\n${body}`;
+      return Buffer.concat([
         Buffer.from(`${head}content-length: ${len}\r\n\r\n`, 'latin1'),
         Buffer.from(body),
       ]);
-      return;
     }
-    c.send(p, [Buffer.from(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1'), body]);
+    return Buffer.concat([
+      Buffer.from(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1'),
+      body,
+    ]);
   }
 
   #open(): Connection {
-    const socket = net.connect({ host: this.#host, port: this.#port });
-    const c = new Connection(
+    // Reads land in one buffer of the pool (net's `onread`): no buffer and no stream
+    // machinery per read; the connection copies out what it keeps.
+    const read = this.#readBuffer;
+    const socket = net.connect({
+      host: this.#host,
+      port: this.#port,
+      onread: {
+        buffer: read,
+        callback: (n) => {
+          c.read(read.subarray(0, n));
+          return true;
+        },
+      },
+    });
+    const c: Connection = new Connection(
       socket,
       (conn, keep) => this.#done(conn, keep),
       (conn, err) => this.#broken(conn, err),
@@ -308,14 +386,14 @@ export class HttpPool {
     } else {
       const next = this.#waiting.shift();
       if (next !== undefined) {
-        this.#send(c, next.spec, next.p);
+        c.send(next.p, next.bytes);
         return;
       }
       this.#idle.push(c);
       return;
     }
     const next = this.#waiting.shift();
-    if (next !== undefined) this.#send(this.#open(), next.spec, next.p);
+    if (next !== undefined) this.#open().send(next.p, next.bytes);
   }
 
   #broken(c: Connection, err: Error): void {
@@ -324,14 +402,14 @@ export class HttpPool {
     if (i >= 0) this.#idle.splice(i, 1);
     c.socket.destroy();
     const p = c.current;
+    // Read before `current` is cleared: a body read to the close is complete now.
+    const readToClose = c.takeReadToClose();
     c.current = undefined;
     if (p !== undefined) {
-      const readToClose = c.takeReadToClose();
-      if (readToClose !== undefined) p.resolve(readToClose);
-      else p.reject(err);
+      p.done(readToClose === undefined ? err : undefined, readToClose);
     }
     const next = this.#waiting.shift();
-    if (next !== undefined && !this.#closed) this.#send(this.#open(), next.spec, next.p);
+    if (next !== undefined && !this.#closed) this.#open().send(next.p, next.bytes);
   }
 
   #startSweeper(): void {
@@ -347,7 +425,7 @@ export class HttpPool {
           const w = this.#waiting[i]!;
           if (now - w.p.startedAt > this.#timeoutMs) {
             this.#waiting.splice(i, 1);
-            w.p.reject(new Error(`no connection free in ${this.#timeoutMs} ms`));
+            w.p.done(new Error(`no connection free in ${this.#timeoutMs} ms`), undefined);
           }
         }
       },
@@ -360,7 +438,8 @@ export class HttpPool {
   close(): void {
     this.#closed = true;
     clearInterval(this.#sweeper);
-    for (const w of this.#waiting.splice(0)) w.p.reject(new Error('the HTTP pool is closed'));
+    for (const w of this.#waiting.splice(0))
+      w.p.done(new Error('the HTTP pool is closed'), undefined);
     for (const c of [...this.#all]) this.#broken(c, new Error('the HTTP pool is closed'));
   }
 }

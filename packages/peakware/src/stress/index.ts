@@ -30,6 +30,8 @@ export {
   type HttpPoolOptions,
   type HttpRequestSpec,
   type HttpResult,
+  type PreparedRequest,
+  type SendCallback,
 } from './http-pool.js';
 export {
   assertIsolated,
@@ -46,6 +48,7 @@ export {
   encodeHistogram,
   type LatencySummary,
   newHistogram,
+  percentilesMs,
   recordMs,
   summarize,
 } from './latency-recorder.js';
@@ -73,6 +76,7 @@ export {
   type CheckResult,
   customStep,
   defineScenario,
+  type FixedHttpCall,
   type HttpStepSpec,
   httpStep,
   type Iteration,

@@ -42,18 +42,22 @@ const r3 = (us: number) => Math.round(us) / 1000;
 export function summarize(h: hdr.Histogram): LatencySummary {
   if (h.totalCount === 0)
     return { count: 0, meanMs: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, p999Ms: 0, maxMs: 0 };
-  // HDR reports a bucket's upper edge: never more than the true maximum.
-  const at = (p: number) => r3(Math.min(h.getValueAtPercentile(p), h.maxValue));
-  return {
-    count: h.totalCount,
-    meanMs: r3(h.mean),
-    p50Ms: at(50),
-    p90Ms: at(90),
-    p99Ms: at(99),
-    p999Ms: at(99.9),
-    maxMs: r3(h.maxValue),
-  };
+  return { count: h.totalCount, meanMs: r3(h.mean), ...percentilesMs(h), p999Ms: at(h, 99.9) };
 }
+
+/**
+ * p50, p90, p99 and the maximum of `h`, ms, without the mean (which walks every recorded
+ * bucket): what the generator reads every second.
+ */
+export function percentilesMs(
+  h: hdr.Histogram,
+): Pick<LatencySummary, 'p50Ms' | 'p90Ms' | 'p99Ms' | 'maxMs'> {
+  if (h.totalCount === 0) return { p50Ms: 0, p90Ms: 0, p99Ms: 0, maxMs: 0 };
+  return { p50Ms: at(h, 50), p90Ms: at(h, 90), p99Ms: at(h, 99), maxMs: r3(h.maxValue) };
+}
+
+// HDR reports a bucket's upper edge: never more than the true maximum.
+const at = (h: hdr.Histogram, p: number) => r3(Math.min(h.getValueAtPercentile(p), h.maxValue));
 
 /** The histogram as compressed base64 (HdrHistogram's own interchange form), for reports and merging. */
 export function encodeHistogram(h: hdr.Histogram): string {

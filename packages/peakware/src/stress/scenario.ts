@@ -54,6 +54,23 @@ export interface ScenarioStep {
   readonly measured: boolean;
   /** Runs the step; throws when it failed. */
   run(it: Iteration, env: StepEnv): Promise<void>;
+  /**
+   * Set by {@link httpStep} when nothing of its request varies per iteration and it has no
+   * check: the generator may then serialise the request once and send it without `run`.
+   */
+  readonly fixed?: FixedHttpCall;
+}
+
+/** An HTTP call that is the same in every iteration (see {@link ScenarioStep.fixed}). */
+export interface FixedHttpCall {
+  readonly method: string;
+  /** Path and query, starting with `/`. */
+  readonly path: string;
+  /** The step's own headers (the generator adds the stress context's). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: string;
+  /** The step's error for an answer, or undefined when the answer passes. */
+  verdict(res: HttpResult): Error | undefined;
 }
 
 /** A check's verdict: true or nothing passes, false or a message fails. */
@@ -102,9 +119,30 @@ export function httpStep(spec: HttpStepSpec): ScenarioStep {
     ...(spec.json !== undefined ? { 'content-type': 'application/json' } : {}),
     ...spec.headers,
   };
+  const failure = (res: HttpResult): Error | undefined => {
+    const ok =
+      expect === undefined ? res.status >= 200 && res.status < 300 : expect.has(res.status);
+    return ok
+      ? undefined
+      : checkFailed(spec.name, `status ${res.status}`, res.body.toString('utf8', 0, 200));
+  };
+  const fixed: FixedHttpCall | undefined =
+    typeof spec.path === 'string' &&
+    spec.json === undefined &&
+    typeof spec.body !== 'function' &&
+    spec.check === undefined
+      ? {
+          method,
+          path: spec.path,
+          headers: baseHeaders,
+          ...(spec.body === undefined ? {} : { body: spec.body }),
+          verdict: failure,
+        }
+      : undefined;
   return {
     name: spec.name,
     measured: true,
+    ...(fixed === undefined ? {} : { fixed }),
     async run(it, env) {
       const path = typeof spec.path === 'function' ? spec.path(it) : spec.path;
       const body =
@@ -119,13 +157,16 @@ export function httpStep(spec: HttpStepSpec): ScenarioStep {
         headers: baseHeaders,
         ...(body === undefined ? {} : { body }),
       });
-      const ok =
-        expect === undefined ? res.status >= 200 && res.status < 300 : expect.has(res.status);
-      if (!ok)
-        throw checkFailed(spec.name, `status ${res.status}`, res.body.toString('utf8', 0, 200));
+      const failed = failure(res);
+      if (failed !== undefined) throw failed;
       if (spec.check !== undefined) {
+        // Not a spread: an answer's headers are a getter, parsed when first read.
         const checked: CheckedResponse = {
-          ...res,
+          status: res.status,
+          body: res.body,
+          get headers() {
+            return res.headers;
+          },
           json: () => JSON.parse(res.body.toString('utf8')),
         };
         verdict(spec.name, spec.check(checked, it));

@@ -74,6 +74,7 @@ describe('stress generator', { timeout: 60_000 }, () => {
           path: '/buy',
           json: (it) => ({ sku: it.row.sku, i: it.index }),
           check: (res, it) => {
+            if (res.headers['content-type'] !== 'application/json') return 'no content-type';
             it.vars.n = (res.json() as { n: number }).n;
             return (res.json() as { echo: string }).echo.includes(String(it.row.sku));
           },
@@ -102,6 +103,31 @@ describe('stress generator', { timeout: 60_000 }, () => {
     assert.equal(skus.filter((s) => s === 'A').length, 25);
     assert.equal(skus.filter((s) => s === 'B').length, 25);
     assert.equal(report.latency.count, 100);
+  });
+
+  it('sends fixed steps serialised once, with the stress context, in the open and closed models', async () => {
+    for (const load of [constantRate(20, 0.5), virtualUsers(2, 0.3)]) {
+      echo.seen.length = 0;
+      const report = await startRun(
+        defineScenario({
+          name: 'fixed',
+          target,
+          load,
+          steps: [
+            httpStep({ name: 'a', path: '/a' }),
+            httpStep({ name: 'b', path: '/b', body: 'é', headers: { 'x-k': 'v' } }),
+          ],
+        }),
+        { runId: 'run-fixed' },
+      ).done;
+      assert.equal(report.totals.errors, 0, load.kind);
+      assert.equal(report.totals.ok, report.totals.completed * 2, load.kind);
+      assert.ok(report.totals.completed >= (load.kind === 'constant-rate' ? 10 : 2), load.kind);
+      assert.equal(echo.seen.length, report.totals.ok);
+      assert.ok(echo.seen.every((s) => s.stress === '1'));
+      assert.ok(echo.seen.every((s) => s.baggage?.includes(`${STRESS_RUN_BAGGAGE}=run-fixed`)));
+      assert.equal(echo.seen.filter((s) => s.body === 'é').length, report.totals.completed);
+    }
   });
 
   it('counts a failed check against its step and stops that iteration', async () => {

@@ -18,7 +18,13 @@ import {
 import { encodeContext } from '../core/context-headers.js';
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import { HttpPool } from './http-pool.js';
-import { encodeHistogram, newHistogram, recordMs, summarize } from './latency-recorder.js';
+import {
+  encodeHistogram,
+  newHistogram,
+  percentilesMs,
+  recordMs,
+  summarize,
+} from './latency-recorder.js';
 import { isOpenModel, modelDurationS, rateAt } from './load-model.js';
 import type { Iteration, Scenario, StepEnv } from './scenario.js';
 import type { SecondFigures, StageFigures, StopReason, StressReport } from './stress-report.js';
@@ -205,6 +211,11 @@ async function execute(
   };
 
   // ------------------------------------------------------------ the step environment
+  let merged: {
+    ctx: CallContext | undefined;
+    own: Record<string, string> | undefined;
+    headers: Record<string, string>;
+  } = { ctx: undefined, own: undefined, headers: {} };
   const rendezvousPoints = new Map<string, (() => void)[]>();
   const env: StepEnv = {
     http(request) {
@@ -217,11 +228,15 @@ async function execute(
           },
         );
       const ctx = currentContext();
-      return pool.request(
-        ctx === undefined
-          ? request
-          : { ...request, headers: { ...encodeContext(ctx), ...request.headers } },
-      );
+      if (ctx === undefined) return pool.request(request);
+      // A context without a deadline encodes the same every time: merge once per (context, headers).
+      if (ctx !== merged.ctx || request.headers !== merged.own || ctx.deadline !== undefined)
+        merged = {
+          ctx,
+          own: request.headers,
+          headers: { ...encodeContext(ctx), ...request.headers },
+        };
+      return pool.request({ ...request, headers: merged.headers });
     },
     rpc() {
       if (scenario.rpc === undefined)
@@ -256,6 +271,25 @@ async function execute(
   };
 
   // ------------------------------------------------------------ one iteration
+  const passed = (st: StepStats, ms: number) => {
+    recordMs(interval, ms);
+    if (st.hist !== undefined) recordMs(st.hist, ms);
+    st.ok++;
+    ok++;
+    sec.ok++;
+  };
+  const failed = (st: StepStats, ms: number, err: unknown) => {
+    recordMs(interval, ms);
+    if (st.hist !== undefined) recordMs(st.hist, ms);
+    st.errors++;
+    errors++;
+    sec.errors++;
+    recordError(st.name, err);
+  };
+  const ended = (then: (() => void) | undefined) => {
+    if (--inFlight === 0) onDrained?.();
+    then?.();
+  };
   const iterate = async (index: number, vu: number | undefined, scheduledAt: number) => {
     const it: Iteration = { index, vu, row: scenario.feed?.next() ?? {}, vars: {}, runId: run.id };
     let from = scheduledAt;
@@ -271,41 +305,72 @@ async function execute(
       try {
         await step.run(it, env);
       } catch (err) {
-        const ms = now() - from;
-        recordMs(interval, ms);
-        if (st.hist !== undefined) recordMs(st.hist, ms);
-        st.errors++;
-        errors++;
-        sec.errors++;
-        recordError(step.name, err);
+        failed(st, now() - from, err);
         return;
       }
       const end = now();
-      const ms = end - from;
-      recordMs(interval, ms);
-      if (st.hist !== undefined) recordMs(st.hist, ms);
-      st.ok++;
-      ok++;
-      sec.ok++;
+      passed(st, end - from);
       from = end;
     }
     completed++;
   };
-  const launch = (index: number, vu: number | undefined, scheduledAt: number): Promise<void> => {
+  // Every step a fixed HTTP call: each is serialised once (with the run's context headers)
+  // and an iteration is a chain of callbacks, no promise, iteration object or header merge.
+  const fixed =
+    pool !== undefined && scenario.steps.every((s) => s.fixed !== undefined)
+      ? scenario.steps.map((s) => {
+          const f = s.fixed!;
+          const headers =
+            baseContext === undefined ? f.headers : { ...encodeContext(baseContext), ...f.headers };
+          return {
+            st: steps.get(s.name)!,
+            verdict: f.verdict,
+            request: pool.prepare({
+              method: f.method,
+              path: f.path,
+              headers,
+              ...(f.body === undefined ? {} : { body: f.body }),
+            }),
+          };
+        })
+      : undefined;
+  const sendFixed = (i: number, from: number, then: (() => void) | undefined) => {
+    const step = fixed![i]!;
+    pool!.send(step.request, (err, res) => {
+      const end = now();
+      const bad = err ?? step.verdict(res!);
+      if (bad !== undefined) failed(step.st, end - from, bad);
+      else {
+        passed(step.st, end - from);
+        if (i + 1 < fixed!.length) return sendFixed(i + 1, end, then);
+        completed++;
+      }
+      ended(then);
+    });
+  };
+  /** Starts an iteration; `then` runs when it has ended. */
+  const launch = (
+    index: number,
+    vu: number | undefined,
+    scheduledAt: number,
+    then?: () => void,
+  ): void => {
     iterations++;
     sec.started++;
     inFlight++;
+    if (fixed !== undefined) {
+      sendFixed(0, scheduledAt, then);
+      return;
+    }
     const body = () => iterate(index, vu, scheduledAt);
     const p = baseContext === undefined ? body() : runWithContext(baseContext, body);
-    return p.then(
-      () => {
-        if (--inFlight === 0) onDrained?.();
-      },
+    p.then(
+      () => ended(then),
       (err: unknown) => {
         errors++;
         sec.errors++;
         recordError('iteration', err);
-        if (--inFlight === 0) onDrained?.();
+        ended(then);
       },
     );
   };
@@ -349,7 +414,7 @@ async function execute(
   const flushSecond = (last: boolean) => {
     const elapsed = (now() - start) / 1000;
     const t = last ? Math.ceil(elapsed) : Math.round(elapsed);
-    const s = summarize(interval);
+    const s = percentilesMs(interval);
     all.add(interval);
     seconds.push({
       t,
@@ -394,7 +459,7 @@ async function execute(
       scratch.add(w.hist);
     }
     if (n < (th.minSamples ?? 20)) return;
-    const p99 = summarize(scratch).p99Ms;
+    const p99 = percentilesMs(scratch).p99Ms;
     if (th.p99Ms !== undefined && p99 > th.p99Ms)
       stop(
         'sla',
@@ -416,8 +481,15 @@ async function execute(
       let nextMs = 0;
       let index = 0;
       const endMs = durationS * 1000;
+      // One timer, refreshed while the next iteration is due within a millisecond (Node's
+      // shortest delay), else set for the whole wait: each tick starts every iteration due.
+      let timer: NodeJS.Timeout | undefined;
+      let timerMs = 0;
       await new Promise<void>((resolve) => {
-        wake = resolve;
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
         const tick = () => {
           if (stopReason !== undefined) return resolve();
           const elapsed = now() - start;
@@ -433,7 +505,7 @@ async function execute(
               iterations++;
               dropped++;
               sec.dropped++;
-            } else void launch(index, undefined, scheduledAt);
+            } else launch(index, undefined, scheduledAt);
             index++;
             nextMs += 1000 / rate;
           }
@@ -441,7 +513,12 @@ async function execute(
             stop('completed');
             return resolve();
           }
-          setTimeout(tick, Math.max(0, Math.min(1, nextMs - elapsed)));
+          const waitMs = Math.max(1, Math.floor(nextMs - elapsed));
+          if (timer !== undefined && waitMs === timerMs) timer.refresh();
+          else {
+            timer = setTimeout(tick, waitMs);
+            timerMs = waitMs;
+          }
         };
         setImmediate(tick);
       });
@@ -449,14 +526,18 @@ async function execute(
       const endAt = start + durationS * 1000;
       const active = new Set<number>();
       let index = 0;
-      const vuLoop = async (vu: number) => {
-        active.add(vu);
-        while (stopReason === undefined && now() < endAt && vu < Math.round(targetNow(0)))
-          await launch(index++, vu, now());
-        active.delete(vu);
+      /** A virtual user's next iteration, when it is still wanted; else the user ends. */
+      const vuNext = (vu: number) => {
+        if (stopReason === undefined && now() < endAt && vu < Math.round(targetNow(0)))
+          launch(index++, vu, now(), () => vuNext(vu));
+        else active.delete(vu);
       };
       const spawnUpTo = () => {
-        for (let v = 0; v < Math.round(targetNow(0)); v++) if (!active.has(v)) void vuLoop(v);
+        for (let v = 0; v < Math.round(targetNow(0)); v++)
+          if (!active.has(v)) {
+            active.add(v);
+            vuNext(v);
+          }
       };
       spawnUpTo();
       await new Promise<void>((resolve) => {
