@@ -211,6 +211,7 @@ async function runPeakware(
   const latencies: number[] = [];
   const consumer = new Consumer({
     servers: url,
+    token,
     group: `${topic}-g`,
     topic,
     concurrency: 1000,
@@ -218,7 +219,7 @@ async function runPeakware(
     startFrom: 'earliest',
     handler: (m) => record(m.text(), seen, latencies),
   }).start();
-  const producer = new Producer({ servers: url });
+  const producer = new Producer({ servers: url, token });
   await new Promise((r) => setTimeout(r, 300));
   await probe?.start();
   const start = now();
@@ -413,7 +414,7 @@ async function runDelayed(url: string, token: string, count: number): Promise<De
   const topic = 'bench-delayed';
   const admin = new BrokerClient({ servers: url, token });
   await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 8 });
-  const producer = new Producer({ servers: url });
+  const producer = new Producer({ servers: url, token });
   // Leave time to send everything before they fall due (3-10k/s here).
   const due = Date.now() + 3000 + count / 3;
   let next = 0;
@@ -434,6 +435,7 @@ async function runDelayed(url: string, token: string, count: number): Promise<De
   const stored: number[] = [];
   const consumer = new Consumer({
     servers: url,
+    token,
     group: `${topic}-g`,
     topic,
     concurrency: 1000,
@@ -479,6 +481,7 @@ async function runIdle(
   await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 8 });
   const consumer = new Consumer({
     servers: url,
+    token,
     group: `${topic}-g`,
     topic,
     handler: () => undefined,

@@ -178,6 +178,52 @@ describe('mq broker in peak server', { timeout: 360_000 }, () => {
     assert.deepEqual(new Set(got).size, 21);
   });
 
+  it('producer: batches sent in the same tick share one request; a refused message fails only its own batch', async () => {
+    await topic('coalesce', { queues: 8, maxBodyBytes: 64 });
+    const p = producer();
+    const batch = (tag: string, n: number) =>
+      Array.from({ length: n }, (_, i) => ({ body: `${tag}${i}`, tag }));
+    const [a, b, c] = await Promise.all([
+      p.sendBatch('coalesce', batch('a', 3)),
+      p.sendBatch('coalesce', batch('b', 2)),
+      p.send('coalesce', { body: 'c', tag: 'c' }),
+    ]);
+    assert.deepEqual([a.length, b.length], [3, 2]);
+    const ids = [...a, ...b, c].map((r) => r.id);
+    const { rows } = await db.query<{ queue_id: number; queue_offset: string; tag: string }>(
+      `SELECT queue_id, queue_offset::text, tag FROM peak.mq_messages
+        WHERE msg_id = ANY($1::bigint[]) ORDER BY queue_offset`,
+      [ids],
+    );
+    // One append: one queue (separate requests go to the queues round-robin), offsets in
+    // call order, each call answered with its own ids.
+    assert.equal(new Set(rows.map((r) => r.queue_id)).size, 1, 'one request, one queue');
+    assert.deepEqual(
+      rows.map((r) => r.tag),
+      ['a', 'a', 'a', 'b', 'b', 'c'],
+    );
+    const tooBig = 'x'.repeat(65);
+    const [ok1, bad, ok2] = await Promise.allSettled([
+      p.sendBatch('coalesce', batch('d', 2)),
+      p.sendBatch('coalesce', [{ body: 'fine' }, { body: tooBig }]),
+      p.sendBatch('coalesce', batch('e', 2)),
+    ]);
+    assert.equal(ok1.status, 'fulfilled');
+    assert.equal(ok2.status, 'fulfilled');
+    assert.equal(bad.status, 'rejected');
+    const err = (bad as PromiseRejectedResult).reason;
+    assert.ok(isPeakError(err, 'PEAK_MQ_MESSAGE_TOO_LARGE'), String(err));
+    assert.match((err as Error).message, /messages\[1\]\.body/, 'named within its own batch');
+    const { rows: stored } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM peak.mq_messages WHERE topic = 'coalesce' AND tag IN ('d', 'e')`,
+    );
+    assert.equal(stored[0]!.n, 4);
+    const { rows: fine } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM peak.mq_messages WHERE topic = 'coalesce' AND body = 'fine'::bytea`,
+    );
+    assert.equal(fine[0]!.n, 0, 'the refused batch stored nothing');
+  });
+
   it('a batch handler gets messages received together in one call, acks them all, and retries a failed batch', async () => {
     await topic('batched');
     const p = producer();

@@ -18,6 +18,13 @@ import { BrokerClient, type Subscription } from './broker-client.js';
 import { type ReceivedMessage, TopicNames } from './message-types.js';
 import { type ConsumedMessage, fromWire } from './wire-encoding.js';
 
+/** Acks gathered before a request is sent without waiting for {@link ACK_LINGER_MS}. */
+const ACK_BATCH = 200;
+/** How long an ack waits for others to share its request, ms. */
+const ACK_LINGER_MS = 5;
+/** Most receipts in one ack request (the broker's limit). */
+const MAX_ACKS = 5000;
+
 /** Waits after a failed receive or stream: 500 ms doubling to 5 s; a success starts over. */
 const RETRY_BACKOFF = { initialMs: 500, maxMs: 5000 } as const;
 
@@ -96,6 +103,8 @@ export class Consumer {
   #slot: (() => void) | undefined;
   #acks: string[] = [];
   #ackTimer: NodeJS.Timeout | undefined;
+  /** The ack request on its way, if any: the next one waits for it (one in flight). */
+  #ackCall: Promise<void> | undefined;
   readonly #pendingCalls = new Set<Promise<unknown>>();
   #abort = new AbortController();
   /** Aborted at close: ends a wait between failed tries at once. */
@@ -296,17 +305,46 @@ export class Consumer {
 
   #ack(receipt: string): void {
     this.#acks.push(receipt);
-    if (this.#acks.length >= 200) this.#flushAcks();
-    else this.#ackTimer ??= setTimeout(() => this.#flushAcks(), 5);
+    if (this.#acks.length >= ACK_BATCH) this.#flushAcks();
+    else this.#ackTimer ??= setTimeout(() => this.#flushAcks(), ACK_LINGER_MS);
   }
 
+  /**
+   * Sends the acks gathered so far, at most {@link MAX_ACKS} a request and one request at
+   * a time: acks that come while one is on its way go together in the next, when it
+   * returns (group commit, as the broker does for half messages). Concurrent ack requests
+   * of one receive would lock the same claim row and wait for each other's commit.
+   */
   #flushAcks(): void {
     if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
-    if (this.#acks.length === 0) return;
-    const receipts = this.#acks;
-    this.#acks = [];
-    this.#track(this.#client.ack(this.#o.group, this.#topic, this.consumerId, receipts));
+    if (this.#acks.length === 0 || this.#ackCall !== undefined) return;
+    const receipts = this.#acks.splice(0, MAX_ACKS);
+    const call = this.#client
+      .ack(this.#o.group, this.#topic, this.consumerId, receipts)
+      .then(
+        () => undefined,
+        (err) => {
+          this.#logger.warn(
+            { err: errorMessage(err) },
+            'mq: ack/nack failed; the message will be redelivered',
+          );
+        },
+      )
+      .finally(() => {
+        this.#ackCall = undefined;
+        this.#flushAcks();
+      });
+    this.#ackCall = call;
+  }
+
+  /** Sends every ack gathered and waits until none is on its way. */
+  async #drainAcks(): Promise<void> {
+    this.#flushAcks();
+    while (this.#ackCall !== undefined) {
+      await this.#ackCall;
+      this.#flushAcks();
+    }
   }
 
   async #leave(): Promise<void> {
@@ -336,7 +374,7 @@ export class Consumer {
     this.#flushBatch();
     const deadline = Date.now() + 10_000;
     while (this.#inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    this.#flushAcks();
+    await this.#drainAcks();
     await Promise.allSettled([...this.#pendingCalls]);
     await this.#leave();
   }

@@ -53,7 +53,6 @@ export interface AppendResult {
   queueOffset: string;
 }
 
-/** A message row as read back. */
 /** Where a stored message sits in query order: the cursor of a message query's pages. */
 export interface MessagePosition {
   /** stored_at, epoch µs. */
@@ -63,6 +62,7 @@ export interface MessagePosition {
   queueOffset: string;
 }
 
+/** A message row as read back. */
 export interface MessageRow {
   topic: string;
   queue_id: number;
@@ -116,9 +116,16 @@ export interface ClaimRequest {
   ordered: boolean;
 }
 
+/**
+ * A message row as read for delivery: its body is base64 text, encoded by PostgreSQL, since
+ * that is how it leaves the broker (parsing bytea's hex text into bytes and encoding those
+ * again took a fifth of the consume path's CPU in Node).
+ */
+export type DeliveredRow = Omit<MessageRow, 'body'> & { body: string };
+
 /** A delivery handed to a consumer. */
 export interface Delivery {
-  message: MessageRow;
+  message: DeliveredRow;
   deliveries: number;
   grp: string;
   /** The attempt before this one, when it ended unrecorded (not acked in time). */

@@ -19,6 +19,7 @@
  * message check-backs, the MQTT bridge's port and host) are `ctx.settings.mq`
  * (server/server-settings.ts).
  */
+import type { ServerResponse } from 'node:http';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { ErrorCodes, errorMessage, InvalidArgumentError, PeakError } from '../../core/errors.js';
@@ -125,6 +126,20 @@ function toTime(value: number | string | undefined, name: string): number | unde
     );
   }
   return n;
+}
+
+/**
+ * Resolves when a push stream's response takes writes again (drain) or is gone (close),
+ * leaving neither listener behind (one left per wait piled up on a long stream).
+ */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done).off('close', done);
+      resolve();
+    };
+    res.once('drain', done).once('close', done);
+  });
 }
 
 function secretOf(request: FastifyRequest): string | undefined {
@@ -438,8 +453,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
           inflight,
           async (batch) => {
             const lines = batch.map((m) => JSON.stringify(encodeDelivery(m, encoding)));
-            if (!res.write(`${lines.join('\n')}\n`))
-              await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
+            if (!res.write(`${lines.join('\n')}\n`)) await drained(res);
           },
           ended.signal,
           () => void res.write('\n'),

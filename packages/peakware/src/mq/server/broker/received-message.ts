@@ -1,10 +1,13 @@
 /** A stored message as consumers and queries see it (topic without its shadow prefix). */
 import type { ReceivedMessage } from '../../message-types.js';
-import type { MessageRow } from '../message-records.js';
+import type { DeliveredRow, MessageRow } from '../message-records.js';
 
-/** A stored message row as a {@link ReceivedMessage} with the given receipt. */
+/**
+ * A stored message row as a {@link ReceivedMessage} with the given receipt; a row read for
+ * delivery has its body in base64 already.
+ */
 export function toReceived(
-  m: MessageRow,
+  m: MessageRow | DeliveredRow,
   reconsumeTimes: number,
   receipt: string,
 ): ReceivedMessage {
@@ -17,7 +20,7 @@ export function toReceived(
     keys: m.keys,
     group: m.msg_group,
     properties: m.props,
-    body: m.body.toString('base64'),
+    body: typeof m.body === 'string' ? m.body : m.body.toString('base64'),
     bornAt: m.born_at.getTime(),
     storedAt: m.stored_at.getTime(),
     reconsumeTimes,

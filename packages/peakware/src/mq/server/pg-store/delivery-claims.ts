@@ -11,8 +11,8 @@
 import type pg from 'pg';
 import type {
   ClaimRequest,
+  DeliveredRow,
   Delivery,
-  MessageRow,
   QueueRef,
   QueueWork,
 } from '../message-records.js';
@@ -40,6 +40,12 @@ const LOCK_SQL = `SELECT pulled_offset::text,
        EXISTS (SELECT 1 FROM peak.mq_claims c
                 WHERE c.grp = $1 AND c.topic = $2 AND c.queue_id = $3 AND c.visible_at <= now()) AS expired
   FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3`;
+
+// A message as delivered: the body as base64 text without the line breaks PostgreSQL puts
+// every 76 characters (it leaves the broker in base64; bytea's hex text would be parsed
+// into bytes and encoded again in Node).
+const DELIVERED_COLUMNS = `topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props,
+       replace(encode(body, 'base64'), E'\\n', '') AS body, born_at, stored_at, reconsume, origin_topic`;
 
 /** Hands out deliveries. */
 export class PgDeliveryClaims {
@@ -181,12 +187,11 @@ export class PgDeliveryClaims {
         );
         // Fresh messages are read whole here, so only redeliveries need a second read. (The
         // ORDER BY casts: a bare queue_offset would name the text output column.)
-        const freshRows = new Map<string, MessageRow>();
+        const freshRows = new Map<string, DeliveredRow>();
         const redelivered = claimed.map((r) => r.queue_offset);
         if (room > 0) {
-          const { rows: read } = await c.query<MessageRow>(
-            `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
-                    born_at, stored_at, reconsume, origin_topic
+          const { rows: read } = await c.query<DeliveredRow>(
+            `SELECT ${DELIVERED_COLUMNS}
                FROM peak.mq_messages
               WHERE topic = $1 AND queue_id = $2 AND queue_offset >= $3
               ORDER BY queue_offset::bigint LIMIT $4`,
@@ -252,11 +257,10 @@ export class PgDeliveryClaims {
           }
         }
         if (claimed.length === 0) return [];
-        const messages: MessageRow[] = [];
+        const messages: DeliveredRow[] = [];
         if (redelivered.length > 0) {
-          const { rows } = await c.query<MessageRow>(
-            `SELECT topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props, body,
-                  born_at, stored_at, reconsume, origin_topic
+          const { rows } = await c.query<DeliveredRow>(
+            `SELECT ${DELIVERED_COLUMNS}
              FROM peak.mq_messages WHERE topic = $1 AND queue_id = $2 AND queue_offset = ANY($3::bigint[])`,
             [queue.topic, queue.queueId, redelivered],
           );
@@ -310,7 +314,7 @@ export class PgDeliveryClaims {
   async #insertDeliveries(
     c: pg.PoolClient,
     params: ClaimRequest,
-    fresh: readonly MessageRow[],
+    fresh: readonly DeliveredRow[],
     blocked: Set<string>,
     claimed: { queue_offset: string; deliveries: number }[],
   ): Promise<void> {
