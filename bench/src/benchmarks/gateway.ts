@@ -54,7 +54,7 @@ const LABEL: Record<Kind, string> = {
 
 async function serve(kind: string, extra: string[]): Promise<number> {
   if (kind === 'provider') {
-    const registry = new HttpRegistry({ servers: extra[0]! });
+    const registry = new HttpRegistry({ servers: extra[0]!, token: extra[1]! });
     const server = new RpcServer({ registry, port: 0, httpPort: 0, maxInFlight: 100_000 });
     server.addService(echoService, { echo: (input) => input });
     const { httpPort } = await server.start();
@@ -253,7 +253,7 @@ export const benchmark: Benchmark = {
 
       const provider = await startChildServer(
         import.meta.url,
-        ['provider', server.info.url],
+        ['provider', server.info.url, server.info.adminToken ?? ''],
         'provider',
       );
       children.push(provider.child);

@@ -1,7 +1,9 @@
 /**
  * The gateway's shared nonce stores against their real engines: Redis (a private
  * redis-server) and the control plane's PostgreSQL. A nonce is fresh once per key within its
- * window, whichever gateway claims it, including twice in one batch.
+ * window, whichever gateway claims it, including twice in one batch. With Redis the first
+ * claim of an idle store goes alone (SET NX) and the two after it in one batch (the script),
+ * so both paths are checked against each other.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -2,7 +2,9 @@
  * Where signature nonces are remembered so a request replayed to any gateway is refused:
  * a store shared by every gateway process. Claims are batched (every claim made in one turn
  * of the event loop travels in one round trip), so a busy gateway pays one round trip per
- * batch, not per request.
+ * batch, not per request. The Redis store sends a claim made while none is in flight at
+ * once: an idle gateway's claim then travels while the request's other checks run, instead
+ * of after them at the end of the turn.
  *
  * - {@link RedisNonceStore}: `SET key 1 NX PX <window>` per nonce, a batch in one script
  *   call (the fast one;
@@ -28,14 +30,30 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
-/** Collects claims of one event-loop turn and sends them as one batch. */
+/**
+ * Collects claims of one event-loop turn and sends them as one batch. With `sendWhenIdle`
+ * a claim made while no batch is in flight (and none is collecting) goes at once, alone:
+ * only for a store whose batches arrive in the order they are sent (one connection), so a
+ * nonce claimed alone and again in the next batch is fresh for the first.
+ */
 abstract class BatchingNonceStore implements NonceStore {
+  readonly #sendWhenIdle: boolean;
   #pending: Pending[] = [];
   #scheduled = false;
+  #inFlight = 0;
+
+  constructor(sendWhenIdle: boolean) {
+    this.#sendWhenIdle = sendWhenIdle;
+  }
 
   claim(key: string, nonce: string, ttlMs: number): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.#pending.push({ key, nonce, ttlMs, resolve, reject });
+      const item: Pending = { key, nonce, ttlMs, resolve, reject };
+      if (this.#sendWhenIdle && this.#inFlight === 0 && !this.#scheduled) {
+        this.#sendBatch([item]);
+        return;
+      }
+      this.#pending.push(item);
       if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(() => this.#flush());
@@ -47,11 +65,18 @@ abstract class BatchingNonceStore implements NonceStore {
     this.#scheduled = false;
     const batch = this.#pending;
     this.#pending = [];
+    this.#sendBatch(batch);
+  }
+
+  #sendBatch(batch: readonly Pending[]): void {
+    this.#inFlight++;
     this.send(batch).then(
       (fresh) => {
+        this.#inFlight--;
         for (let i = 0; i < batch.length; i++) batch[i]!.resolve(fresh[i] === true);
       },
       (err: unknown) => {
+        this.#inFlight--;
         for (const p of batch) p.reject(err);
       },
     );
@@ -68,7 +93,8 @@ export class ControlPlaneNonceStore extends BatchingNonceStore {
   readonly #http: ControlPlaneClient;
 
   constructor(http: ControlPlaneClient) {
-    super();
+    // Batches are HTTP calls that may overtake each other: always collect the turn's claims.
+    super(false);
     this.#http = http;
   }
 
@@ -90,6 +116,7 @@ export class ControlPlaneNonceStore extends BatchingNonceStore {
 interface RedisLike {
   defineCommand(name: string, definition: { lua: string }): void;
   claimNonces(numKeys: number, ...args: (string | number)[]): Promise<unknown>;
+  set(key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<string | null>;
   quit(): Promise<unknown>;
   disconnect(): void;
 }
@@ -102,12 +129,13 @@ for i = 1, #KEYS do
 end
 return out`;
 
-/** Nonces in Redis, `peak:gw:nonce:<key>:<nonce>`, one script call a batch. */
+/** Nonces in Redis, `peak:gw:nonce:<key>:<nonce>`, one script call a batch (a plain SET NX for one). */
 export class RedisNonceStore extends BatchingNonceStore {
   readonly #redis: RedisLike;
 
   private constructor(redis: RedisLike) {
-    super();
+    // One connection, commands answered in order: a lone claim may go at once.
+    super(true);
     this.#redis = redis;
   }
 
@@ -130,6 +158,9 @@ export class RedisNonceStore extends BatchingNonceStore {
     // per-command cost is what a busy gateway would pay per request.
     const ttlMs = Math.max(...batch.map((p) => p.ttlMs));
     const keys = batch.map((item) => `peak:gw:nonce:${item.key}:${item.nonce}`);
+    // A lone claim (an idle gateway's) is a plain SET NX: no script to run.
+    if (keys.length === 1)
+      return [(await this.#redis.set(keys[0]!, '1', 'PX', ttlMs, 'NX')) === 'OK'];
     const fresh = (await this.#redis.claimNonces(keys.length, ...keys, ttlMs)) as number[];
     return fresh.map((v) => v === 1);
   }

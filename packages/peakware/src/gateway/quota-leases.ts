@@ -2,9 +2,13 @@
  * Quotas per app per API, exact across any number of gateways without a shared-store round
  * trip per request: each gateway leases calls from the control plane (which counts them in
  * PostgreSQL, both rows locked, so two gateways never take the same call) and spends them
- * locally. A lease asks for about 200 ms of this gateway's recent rate; the control plane
- * grants at most an eighth of what is left, so near the end of a quota leases shrink to one
- * call and no gateway sits on calls another needs. Calls a gateway leased and did not use
+ * locally. A lease asks for about 200 ms of this gateway's recent rate, or four lease round
+ * trips' worth when the control plane answers slower than 50 ms, and the next one is asked
+ * for when half of that is left, so calls do not run out while it travels (a dry lease
+ * stalls every request until the answer, which lowers the rate and so the next lease: a
+ * slow control plane would pin the gateway at one small lease per round trip). The control
+ * plane grants at most an eighth of what is left, so near the end of a quota leases shrink
+ * to one call and no gateway sits on calls another needs. Calls a gateway leased and did not use
  * for 2 s go back (and all of them at close), so the count becomes exact when traffic
  * stops. A gateway that cannot reach the control plane admits (and counts as unmetered)
  * for a second at a time rather than stop: the quota is a business limit, guard rules are
@@ -49,8 +53,14 @@ interface LeaseState {
   rateSecond: number;
   rateCount: number;
   lastUse: number;
+  /** How long a lease call took, ms, smoothed. */
+  leaseMs: number;
 }
 
+/** The traffic a lease covers at least, ms of the recent rate. */
+const LEASE_HORIZON_MS = 200;
+/** How many lease round trips of traffic a lease covers at least. */
+const LEASE_TRIPS = 4;
 /** How long an unlimited answer holds before asking again (a quota may be set meanwhile), ms. */
 const UNLIMITED_HOLD_MS = 5000;
 /** Unused calls go back after this long without a take, ms. */
@@ -100,6 +110,7 @@ export class QuotaLeases {
         rateSecond: 0,
         rateCount: 0,
         lastUse: 0,
+        leaseMs: 0,
       };
       this.#states.set(k, s);
     }
@@ -126,7 +137,7 @@ export class QuotaLeases {
     if (s.unlimited) return true;
     if (s.left > 0) {
       s.left--;
-      if (s.left < Math.max(1, this.#want(s) / 4) && s.inflight === undefined) void this.#lease(s);
+      if (s.left < Math.max(1, this.#want(s) / 2) && s.inflight === undefined) void this.#lease(s);
       return true;
     }
     if (now < s.downUntil) {
@@ -171,18 +182,23 @@ export class QuotaLeases {
     s.rateCount++;
   }
 
-  /** About 200 ms of recent traffic, at least one call, and at least what is waiting. */
+  /**
+   * About 200 ms of recent traffic, or {@link LEASE_TRIPS} lease round trips of it when
+   * leases are slower; at least one call, and at least what is waiting.
+   */
   #want(s: LeaseState): number {
+    const horizonMs = Math.max(LEASE_HORIZON_MS, LEASE_TRIPS * s.leaseMs);
     return Math.max(
       1,
       s.waiting,
-      Math.min(100_000, Math.ceil(Math.max(s.rate, s.rateCount) * 0.2)),
+      Math.min(100_000, Math.ceil((Math.max(s.rate, s.rateCount) * horizonMs) / 1000)),
     );
   }
 
   #lease(s: LeaseState): Promise<void> {
     if (s.inflight !== undefined) return s.inflight;
     const want = this.#want(s);
+    const sent = performance.now();
     s.inflight = this.#http
       .post<LeaseAnswer>(
         '/api/v1/gateway/quota/lease',
@@ -191,6 +207,8 @@ export class QuotaLeases {
       )
       .then(
         (a) => {
+          const tookMs = performance.now() - sent;
+          s.leaseMs = s.leaseMs === 0 ? tookMs : s.leaseMs * 0.5 + tookMs * 0.5;
           const now = this.#now();
           if (a.day !== s.day && s.left > 0 && now < s.validUntil)
             void this.#giveBackRemote(s, s.left);

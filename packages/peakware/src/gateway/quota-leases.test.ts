@@ -1,0 +1,87 @@
+/**
+ * Quota leases against a slow control plane (a real HTTP server that answers each lease
+ * after 100 ms): the lease grows with the round trip, so calls do not run out while the next
+ * one travels. Rates come from the injected clock; only the lease's round trip is real time.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { ControlPlaneClient } from '../core/control-plane-client.js';
+import { silentLogger } from '../core/logger.js';
+import { QuotaLeases } from './quota-leases.js';
+
+const LEASE_DELAY_MS = 100;
+
+describe('quota leases', () => {
+  const asked: number[] = [];
+  let server: http.Server;
+  let url: string;
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      let text = '';
+      req.on('data', (d: Buffer) => {
+        text += d.toString();
+      });
+      req.on('end', () => {
+        const answer = (body: unknown) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(body));
+        };
+        if (req.url !== '/api/v1/gateway/quota/lease') return answer({});
+        const { want } = JSON.parse(text) as { want: number };
+        asked.push(want);
+        setTimeout(
+          () =>
+            answer({
+              granted: want,
+              unlimited: false,
+              validUntil: Number.MAX_SAFE_INTEGER,
+              resetAt: Number.MAX_SAFE_INTEGER,
+              remaining: 1e9,
+              day: '2026-12-05',
+              month: '2026-12',
+            }),
+          LEASE_DELAY_MS,
+        );
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('asks for four round trips of traffic when the control plane is slower than 50 ms', async () => {
+    let clock = Date.UTC(2026, 11, 5, 12, 0, 0);
+    const leases = new QuotaLeases(
+      new ControlPlaneClient({ servers: url }),
+      silentLogger(),
+      () => clock,
+    );
+    try {
+      // One second of 1000 calls, then the next second's first lease: 1000/s for four round
+      // trips of at least 100 ms is at least 400 calls (200 ms of traffic would be 200).
+      for (let i = 0; i < 1000; i++) {
+        const taken = leases.take('app', 'api');
+        assert.equal(taken instanceof Promise ? await taken : taken, true);
+      }
+      clock += 1000;
+      const before = asked.length;
+      for (let i = 0; asked.length === before && i < 1000; i++) {
+        const taken = leases.take('app', 'api');
+        assert.equal(taken instanceof Promise ? await taken : taken, true);
+      }
+      assert.ok(asked.length > before, 'a lease was asked for in the second second');
+      assert.ok(
+        asked[before]! >= 400,
+        `asked for ${asked[before]} calls at 1000/s with ${LEASE_DELAY_MS} ms leases`,
+      );
+    } finally {
+      await leases.close();
+    }
+  });
+});
