@@ -20,7 +20,11 @@ export {
   checkReleaseRequest,
   RELEASE_DEFAULTS,
   type ReleaseRequest,
+  type ReleaseRule,
   type ReleaseSettings,
+  releaseCondition,
+  releasePlanLabel,
+  releaseStepLabel,
 } from './release-spec.js';
 export { type ScaleInput, ScaleRecommender, type ScaleVerdict } from './scale-decision.js';
 export {
