@@ -18,6 +18,7 @@ export { CpuMeter, processAlive, processCpuMs } from './process-probe.js';
 export { judgeStep, type StepVerdict, type VersionFigures, zOf } from './release-judge.js';
 export {
   checkReleaseRequest,
+  parseReleaseFile,
   RELEASE_DEFAULTS,
   type ReleaseRequest,
   type ReleaseRule,

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { compileCondition } from '../rpc/condition-expression.js';
 import {
   checkReleaseRequest,
+  parseReleaseFile,
   type ReleaseRequest,
   releaseCondition,
   releasePlanLabel,
@@ -73,5 +74,36 @@ describe('release rules', () => {
     );
     assert.ok(hits.length > 300 && hits.length < 500, `${hits.length} of 2000 users at 20 %`);
     assert.equal(users({}), false);
+  });
+
+  it('reads a release file in YAML or JSON, refusing an unknown field by name', () => {
+    const yaml = parseReleaseFile(
+      [
+        'service: shop.inventory',
+        'version: v2',
+        'command: node dist/inventory-v2.js',
+        'steps: [5, 20, 50, 100]',
+        'rule:',
+        '  userHash: buyerId',
+        '',
+      ].join('\n'),
+    );
+    assert.deepEqual(yaml, {
+      service: 'shop.inventory',
+      version: 'v2',
+      command: 'node dist/inventory-v2.js',
+      steps: [5, 20, 50, 100],
+      rule: { userHash: 'buyerId' },
+    });
+    const header = parseReleaseFile('rule:\n  header: x-gray\n  value: 1\n');
+    assert.deepEqual(header.rule, { header: 'x-gray', value: '1' }, 'a bare value is text');
+    assert.deepEqual(parseReleaseFile('{"rule": {"userHash": "tags.user"}}').rule, {
+      userHash: 'tags.user',
+    });
+    assert.throws(() => parseReleaseFile('stepps: [10, 100]\n'), {
+      code: 'PEAK_SCALE_INVALID',
+      message: /release stepps: is not a release field \(known: app, service/,
+    });
+    assert.throws(() => parseReleaseFile('- a\n'), /release file: must be a mapping/);
   });
 });

@@ -8,6 +8,7 @@
  */
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import { SCALE_NAME, splitCommand } from './app-spec.js';
+import { parseYamlSubset } from './yaml-subset.js';
 
 /**
  * A release's traffic by rule instead of weight (Argo Rollouts' header routing, Flagger's
@@ -204,4 +205,52 @@ export function releasePlanLabel(s: Pick<ReleaseSettings, 'steps' | 'rule'>): st
   if ('header' in s.rule)
     return `one step: the calls with ${s.rule.header} = ${s.rule.value} (header rule)`;
   return `steps ${s.steps.join('/')}% of users by hash(${s.rule.userHash}) % 100`;
+}
+
+/** The fields a release file may hold (`author` is the CLI's). */
+const RELEASE_FILE_FIELDS = [
+  'app',
+  'service',
+  'version',
+  'command',
+  'grayInstances',
+  'steps',
+  'rule',
+  'stepHoldMs',
+  'minSamples',
+  'maxErrorRateIncrease',
+  'p99Tolerance',
+  'p99SlackMs',
+  'confidence',
+  'progressDeadlineMs',
+  'telemetryService',
+  'resource',
+] as const;
+
+/**
+ * Reads a release file (`peak release start --file`; JSON when it starts with `{`, else the
+ * app file's YAML subset): the request's fields, each optional (flags add or override them).
+ * A header rule's value may be written bare (`value: 1` is `"1"`). Throws
+ * PEAK_SCALE_INVALID naming an unknown field; the values are checked with the request.
+ */
+export function parseReleaseFile(text: string): Partial<ReleaseRequest> {
+  const raw = text.trimStart().startsWith('{')
+    ? (JSON.parse(text) as unknown)
+    : parseYamlSubset(text);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw invalid('file', 'must be a mapping of release fields');
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (!(RELEASE_FILE_FIELDS as readonly string[]).includes(k))
+      throw invalid(k, `is not a release field (known: ${RELEASE_FILE_FIELDS.join(', ')})`);
+    out[k] = v;
+  }
+  const rule = out.rule as Record<string, unknown> | undefined;
+  if (
+    typeof rule === 'object' &&
+    rule !== null &&
+    (typeof rule.value === 'number' || typeof rule.value === 'boolean')
+  )
+    out.rule = { ...rule, value: String(rule.value) };
+  return out as Partial<ReleaseRequest>;
 }

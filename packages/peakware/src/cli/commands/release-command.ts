@@ -6,10 +6,12 @@
  * `show <service>` prints where it stands and every step it took; `ls` lists an app's;
  * `pause|resume|abort <service>` by hand.
  */
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AdminClient } from '../../admin/admin-client.js';
 import { UsageError } from '../../core/errors.js';
 import {
+  parseReleaseFile,
   type ReleaseRequest,
   type ReleaseRule,
   releasePlanLabel,
@@ -81,10 +83,16 @@ const start: Command = {
   name: 'start',
   summary:
     'start a release: gray instances of the new version, weight or rule steps, analysis, promote or roll back',
-  args: '<service>',
+  args: '[service]',
   options: {
     ...ADMIN_OPTIONS,
     ...APP,
+    file: {
+      type: 'string',
+      valueName: 'FILE',
+      description:
+        'a release file (YAML or JSON) with the request fields (service, version, command, steps, rule: { header, value } or { userHash }, stepHoldMs, ...); flags override it',
+    },
     version: { type: 'string', valueName: 'V', description: 'the new version label' },
     command: { type: 'string', valueName: 'CMD', description: "the new version's command line" },
     gray: { type: 'string', valueName: 'N', description: 'gray instances (default 1)' },
@@ -132,15 +140,22 @@ const start: Command = {
     'peak release start shop.inventory --app shop --version v2 --command "node dist/inventory-v2.js" --watch',
     'peak release start shop.inventory --app shop --version v2 --command "node dist/inventory-v2.js" --match header:x-gray=1',
     'peak release start shop.inventory --app shop --version v2 --command "node dist/inventory-v2.js" --user-hash buyerId --steps 5,20,50,100',
+    'peak release start --app shop --file release.yaml',
   ],
   async run(ctx) {
     const { values, positionals, out } = ctx;
-    const service = needService(
-      positionals,
-      'peak release start <service> --version V --command CMD',
-    );
-    if (typeof values.version !== 'string' || typeof values.command !== 'string')
-      throw new UsageError('give the new version and its command: --version V --command CMD');
+    const file =
+      typeof values.file === 'string' ? parseReleaseFile(await readFile(values.file, 'utf8')) : {};
+    const service =
+      positionals[0] ??
+      file.service ??
+      needService(positionals, 'peak release start <service> --version V --command CMD');
+    const version = typeof values.version === 'string' ? values.version : file.version;
+    const command = typeof values.command === 'string' ? values.command : file.command;
+    if (version === undefined || command === undefined)
+      throw new UsageError(
+        'give the new version and its command: --version V --command CMD (or in --file)',
+      );
     const steps =
       typeof values.steps === 'string'
         ? values.steps.split(',').map((s) => Number(s.trim()))
@@ -151,10 +166,11 @@ const start: Command = {
     };
     const rule = ruleOption(values.match, values['user-hash']);
     const request: ReleaseRequest = {
-      app: needApp(values),
+      ...file,
+      app: typeof values.app === 'string' || file.app === undefined ? needApp(values) : file.app,
       service,
-      version: values.version,
-      command: values.command,
+      version,
+      command,
       author: 'peak release start',
       ...(steps === undefined ? {} : { steps }),
       ...(rule === undefined ? {} : { rule }),

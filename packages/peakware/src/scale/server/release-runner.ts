@@ -85,7 +85,7 @@ export async function publishRules(
   }
   const others = list.filter((x) => x.name !== ruleName(r));
   const next = [...rules, ...others];
-  if (current !== undefined && JSON.stringify(next) === JSON.stringify(list)) return;
+  if (JSON.stringify(next) === JSON.stringify(list)) return;
   await deps.config.publish(
     pool,
     ref,
