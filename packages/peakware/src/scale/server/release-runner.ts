@@ -327,9 +327,10 @@ async function advance(
   }
 
   // Keep the tags, rule and weights in force as instances come and go (a restart registers
-  // afresh) and as people edit the rules item.
+  // afresh) and as people edit the rules item; the rule only while the release still runs
+  // (an abort by hand may have removed it since this round read the release).
   await retag();
-  if (byRule && services.length > 0)
+  if (byRule && services.length > 0 && (await stillRunning(pool, r.id)))
     await publishRules(
       deps,
       pool,
@@ -443,6 +444,11 @@ async function advance(
     },
   );
   logger.info({ release: r.id, service: r.service, version: r.version }, 'release promoted');
+}
+
+async function stillRunning(pool: pg.Pool, id: number): Promise<boolean> {
+  const { rows } = await pool.query('SELECT state FROM peak.scale_releases WHERE id = $1', [id]);
+  return rows[0]?.state === 'running';
 }
 
 async function pause(pool: pg.Pool, r: ReleaseView, reason: string, actor: Actor): Promise<void> {
