@@ -99,6 +99,24 @@ export async function publishRules(
   );
 }
 
+/**
+ * Publishes a running release's step rules, and removes them again when the release ended
+ * meanwhile (an abort by hand between this round's read and its write; the abort removes
+ * them once more after its move, so one of the two always runs last).
+ */
+async function publishStepRules(
+  deps: ScaleModuleDeps,
+  pool: pg.Pool,
+  r: ReleaseView,
+  rules: RouteRule[],
+  comment: string,
+  actor: Actor,
+): Promise<void> {
+  await publishRules(deps, pool, r, rules, comment, actor);
+  if (!(await stillRunning(pool, r.id)))
+    await publishRules(deps, pool, r, [], 'the release ended meanwhile', actor);
+}
+
 /** The rules of step `step` of a release by rule, one per RPC service of its gray instances. */
 function stepRules(r: ReleaseView, step: number, services: readonly string[]): RouteRule[] {
   const rule = r.settings.rule;
@@ -187,7 +205,7 @@ export async function endWithOldVersion(
   const ids = (xs: InstanceReport[]) => xs.map((i) => i.id);
   if (r.settings.rule !== undefined) await publishRules(deps, pool, r, [], state, actor);
   await publishWeights(deps, pool, r, releaseWeights(ids(primary), ids(gray), 0), state, actor);
-  return updateRelease(
+  const moved = await updateRelease(
     pool,
     r.id,
     ['running', 'paused'],
@@ -199,6 +217,9 @@ export async function endWithOldVersion(
       author: actor.author,
     },
   );
+  // Again once it has ended: a round that read it running may have put the rule back.
+  if (r.settings.rule !== undefined) await publishRules(deps, pool, r, [], state, actor);
+  return moved;
 }
 
 /** The runner, as a leader task of the scale worker. */
@@ -310,7 +331,7 @@ async function advance(
     await publishWeights(deps, pool, r, weights, `step 1: ${releaseStepLabel(s, 0)}`, actor);
     const rules = stepRules(r, 0, services);
     if (byRule)
-      await publishRules(deps, pool, r, rules, `step 1: ${releaseStepLabel(s, 0)}`, actor);
+      await publishStepRules(deps, pool, r, rules, `step 1: ${releaseStepLabel(s, 0)}`, actor);
     await updateRelease(
       pool,
       r.id,
@@ -327,11 +348,10 @@ async function advance(
   }
 
   // Keep the tags, rule and weights in force as instances come and go (a restart registers
-  // afresh) and as people edit the rules item; the rule only while the release still runs
-  // (an abort by hand may have removed it since this round read the release).
+  // afresh) and as people edit the rules item.
   await retag();
-  if (byRule && services.length > 0 && (await stillRunning(pool, r.id)))
-    await publishRules(
+  if (byRule && services.length > 0)
+    await publishStepRules(
       deps,
       pool,
       r,
@@ -397,7 +417,7 @@ async function advance(
       label,
       actor,
     );
-    if (byRule) await publishRules(deps, pool, r, stepRules(r, next, services), label, actor);
+    if (byRule) await publishStepRules(deps, pool, r, stepRules(r, next, services), label, actor);
     await updateRelease(
       pool,
       r.id,
