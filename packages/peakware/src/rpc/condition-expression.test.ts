@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isPeakError } from '../core/errors.js';
-import { compileCondition } from './condition-expression.js';
+import { compileCondition, hashKey } from './condition-expression.js';
 
 const when = (source: string, vars: Record<string, unknown> = {}) => compileCondition(source)(vars);
 
@@ -86,5 +86,47 @@ describe('compileCondition', () => {
     assert.equal(when('userId', { userId: 0 }), false);
     assert.equal(when('name', { name: '' }), false);
     assert.equal(when('1 / 0 > 1000'), true);
+  });
+
+  it('indexes names that are not identifiers, and never the prototype', () => {
+    const gray = compileCondition('tags["x-gray"] == "1" || baggage["x-gray"] == "1"');
+    assert.equal(gray({ tags: { 'x-gray': '1' }, baggage: {} }), true);
+    assert.equal(gray({ tags: {}, baggage: { 'x-gray': '1' } }), true);
+    assert.equal(gray({ tags: { 'x-gray': '0' }, baggage: {} }), false);
+    assert.equal(gray({}), false, 'a missing object indexes to undefined');
+    assert.equal(when('tags["constructor"] == undefined', { tags: {} }), true);
+    assert.equal(when('m["a" + "b"] == 2', { m: { ab: 2 } }), true);
+    assert.equal(when('m["k"]["j"] == 3', { m: { k: { j: 3 } } }), true);
+    refuses('tags["x"', /missing '\]'/);
+  });
+
+  it('hashes with 32-bit FNV-1a of the UTF-8 text, as the published test vectors', () => {
+    assert.equal(hashKey(''), 0x811c9dc5);
+    assert.equal(hashKey('a'), 0xe40c292c);
+    assert.equal(hashKey('foobar'), 0xbf9cf968);
+    assert.equal(hashKey(12345), hashKey('12345'), 'a number hashes as its text');
+    assert.equal(hashKey('é'), hashKey('\u00e9'));
+    assert.notEqual(hashKey('é'), hashKey('e'));
+    assert.ok(Number.isNaN(hashKey(undefined)));
+    assert.ok(Number.isNaN(hashKey(null)));
+    assert.equal(when('hash("foobar") == 3214735720'), true);
+  });
+
+  it('puts a stable share of keys under hash(k) % 100 < N, none without the key', () => {
+    const fifth = compileCondition('hash(buyerId) % 100 < 20');
+    let inside = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const hit = fifth({ buyerId: `buyer-${i}` });
+      assert.equal(fifth({ buyerId: `buyer-${i}` }), hit, 'the same key, the same answer');
+      if (hit) inside++;
+    }
+    assert.ok(inside > 1800 && inside < 2200, `${inside} of 10000 keys under 20 %`);
+    // A step that grows keeps those already inside (the share only widens).
+    for (let i = 0; i < 1000; i++)
+      if (fifth({ buyerId: i }))
+        assert.equal(when('hash(buyerId) % 100 < 50', { buyerId: i }), true);
+    assert.equal(fifth({}), false, 'a call without the key is outside');
+    refuses('md5(x) < 3', /unknown function 'md5'/);
+    refuses('hash(x < 3', /missing '\)' after the argument of hash/);
   });
 });

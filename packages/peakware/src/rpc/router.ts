@@ -9,6 +9,7 @@
  *   while untagged ones exist. The tag lives in the context, so it sticks through the chain.
  * - Condition rules, as data: `{ when: 'userId % 100 < 10', tag: 'canary' }` puts matching
  *   calls on a route tag (which then sticks downstream). Load and replace them at runtime.
+ *   A release by rule (`peak release start --match|--user-hash`) is one such rule.
  */
 import type { CallContext } from '../core/context.js';
 import { InvalidArgumentError } from '../core/errors.js';
@@ -67,7 +68,8 @@ export interface ConditionRule {
   method?: string;
   /**
    * The condition over the call's variables: the argument's fields at the top level
-   * (`userId`), `args`, `method`, `service`, `caller`, `tags.<name>`.
+   * (`userId`), `args`, `method`, `service`, `caller`, `tags.<name>` (route tags) and
+   * `baggage.<name>` (W3C baggage; `baggage["x-gray"]` for names with a dash).
    */
   when: string;
   /** The route tag matching calls get (and carry downstream). */
@@ -123,6 +125,7 @@ export class ConditionRules {
         service,
         caller: ctx.callerApp,
         tags: ctx.tags,
+        baggage: ctx.baggage,
       };
       if (test(vars)) return rule.tag;
     }

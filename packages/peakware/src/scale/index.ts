@@ -18,9 +18,14 @@ export { CpuMeter, processAlive, processCpuMs } from './process-probe.js';
 export { judgeStep, type StepVerdict, type VersionFigures, zOf } from './release-judge.js';
 export {
   checkReleaseRequest,
+  parseReleaseFile,
   RELEASE_DEFAULTS,
   type ReleaseRequest,
+  type ReleaseRule,
   type ReleaseSettings,
+  releaseCondition,
+  releasePlanLabel,
+  releaseStepLabel,
 } from './release-spec.js';
 export { type ScaleInput, ScaleRecommender, type ScaleVerdict } from './scale-decision.js';
 export {

@@ -8,7 +8,8 @@
  * module writes faults and plans through the config center's store (`configStorePort`), and
  * stress reads a run's messages in real topics through mq's `openStressMessageCounter`, and
  * scale reads policies and writes weights through the config store, the weights in force
- * through the registry's `listAll`, figures through
+ * through the registry's `listAll` (and tags a release's gray instances with its
+ * `patchInstance`), figures through
  * telemetry's `openMetricBuckets` and backlogs through mq's `openBacklogReader`, all passed
  * in here.
  */
@@ -18,7 +19,7 @@ import { drillModule } from '../drill/server/index.js';
 import { gatewayModule } from '../gateway/server/index.js';
 import { guardModule } from '../guard/server/index.js';
 import { mqModule, openBacklogReader, openStressMessageCounter } from '../mq/server/index.js';
-import { listAll, listInstances, registryModule } from '../registry/server/index.js';
+import { listAll, listInstances, patchInstance, registryModule } from '../registry/server/index.js';
 import { scaleModule } from '../scale/server/index.js';
 import { stressModule } from '../stress/server/index.js';
 import { openMetricBuckets, telemetryModule } from '../telemetry/server/index.js';
@@ -40,6 +41,7 @@ export const builtinModules: readonly PeakModule[] = [
   scaleModule({
     config: configStorePort,
     registered: listAll,
+    retag: (pool, instanceId, tags) => patchInstance(pool, instanceId, undefined, { tags }),
     metrics: openMetricBuckets,
     backlog: openBacklogReader,
   }),

@@ -1,14 +1,22 @@
 /**
  * `peak release`: gray releases of a supervised service. `start <service> --version V
  * --command CMD` starts the new version in a gray group and lets the analysis shift
- * traffic by weight steps and promote or roll back (`--watch` follows it to the end);
+ * traffic by weight steps, or by a rule (`--match header:NAME=VALUE`, `--user-hash KEY`),
+ * and promote or roll back (`--watch` follows it to the end);
  * `show <service>` prints where it stands and every step it took; `ls` lists an app's;
  * `pause|resume|abort <service>` by hand.
  */
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AdminClient } from '../../admin/admin-client.js';
 import { UsageError } from '../../core/errors.js';
-import type { ReleaseRequest } from '../../scale/release-spec.js';
+import {
+  parseReleaseFile,
+  type ReleaseRequest,
+  type ReleaseRule,
+  releasePlanLabel,
+  releaseStepLabel,
+} from '../../scale/release-spec.js';
 import type { ReleaseView } from '../../scale/server/index.js';
 import type { Command, CommandContext } from '../command.js';
 import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
@@ -21,11 +29,34 @@ function needService(positionals: string[], usage: string): string {
   return s;
 }
 
-/** The `show` text: where the release stands, then its steps, oldest first. */
+/** The rule of `--match header:NAME=VALUE` or `--user-hash KEY` (neither: undefined). */
+export function ruleOption(match: unknown, userHash: unknown): ReleaseRule | undefined {
+  if (match !== undefined && userHash !== undefined)
+    throw new UsageError('give --match or --user-hash, not both');
+  if (typeof userHash === 'string') return { userHash };
+  if (typeof match !== 'string') return undefined;
+  const m = /^header:([^=]+)=(.+)$/.exec(match);
+  if (m === null)
+    throw new UsageError(
+      `--match must be header:NAME=VALUE (e.g. header:x-gray=1), not '${match}'`,
+    );
+  return { header: m[1]!.trim(), value: m[2]!.trim() };
+}
+
+/** The `show` text: where the release stands, its steps' rules, then its log, oldest first. */
 export function releaseLines(r: ReleaseView): string[] {
+  const s = r.settings;
+  const now =
+    s.rule === undefined || r.phase !== 'step' || !['running', 'paused'].includes(r.state)
+      ? `${r.weight}% of calls to ${r.version}`
+      : `step ${r.step + 1}: ${releaseStepLabel(s, r.step)} to ${r.version}`;
   return [
-    `release #${r.id} of ${r.service} (${r.app}): ${r.fromVersion} -> ${r.version}  ${r.state.toUpperCase()}  ${r.weight}% of calls to ${r.version}`,
-    `steps ${r.settings.steps.join('/')}%, hold ${r.settings.stepHoldMs} ms, min ${r.settings.minSamples} calls, ${r.settings.grayInstances} gray instance(s); by ${r.author} at ${r.createdAt}`,
+    `release #${r.id} of ${r.service} (${r.app}): ${r.fromVersion} -> ${r.version}  ${r.state.toUpperCase()}  ${now}`,
+    `${releasePlanLabel(s)}, hold ${s.stepHoldMs} ms, min ${s.minSamples} calls, ${s.grayInstances} gray instance(s); by ${r.author} at ${r.createdAt}`,
+    ...s.steps.map(
+      (_, i) =>
+        `  step ${i + 1}: ${releaseStepLabel(s, i)}${s.rule === undefined ? '' : ` (rule tag release-${r.id})`}`,
+    ),
     ...(r.outcome === null ? [] : [`outcome: ${r.outcome}`]),
     ...r.events.map((e) => `  ${e.at}  ${e.kind.padEnd(8)} ${e.message}`),
   ];
@@ -51,18 +82,37 @@ async function watch(
 const start: Command = {
   name: 'start',
   summary:
-    'start a release: gray instances of the new version, weight steps, analysis, promote or roll back',
-  args: '<service>',
+    'start a release: gray instances of the new version, weight or rule steps, analysis, promote or roll back',
+  args: '[service]',
   options: {
     ...ADMIN_OPTIONS,
     ...APP,
+    file: {
+      type: 'string',
+      valueName: 'FILE',
+      description:
+        'a release file (YAML or JSON) with the request fields (service, version, command, steps, rule: { header, value } or { userHash }, stepHoldMs, ...); flags override it',
+    },
     version: { type: 'string', valueName: 'V', description: 'the new version label' },
     command: { type: 'string', valueName: 'CMD', description: "the new version's command line" },
     gray: { type: 'string', valueName: 'N', description: 'gray instances (default 1)' },
     steps: {
       type: 'string',
       valueName: 'LIST',
-      description: 'weight steps in percent (default 10,25,50,100)',
+      description:
+        'weight steps in percent (default 10,25,50,100); with --user-hash, percent of users',
+    },
+    match: {
+      type: 'string',
+      valueName: 'header:NAME=VALUE',
+      description:
+        'by rule: send the calls whose context tag or baggage NAME equals VALUE to the new version (one step), instead of weights',
+    },
+    'user-hash': {
+      type: 'string',
+      valueName: 'KEY',
+      description:
+        "by rule: send the users with hash(KEY) % 100 below each step's percent (KEY: the call's field, e.g. buyerId), instead of weights",
     },
     hold: {
       type: 'string',
@@ -88,15 +138,24 @@ const start: Command = {
   },
   examples: [
     'peak release start shop.inventory --app shop --version v2 --command "node dist/inventory-v2.js" --watch',
+    'peak release start shop.inventory --app shop --version v2 --command "node dist/inventory-v2.js" --match header:x-gray=1',
+    'peak release start shop.inventory --app shop --version v2 --command "node dist/inventory-v2.js" --user-hash buyerId --steps 5,20,50,100',
+    'peak release start --app shop --file release.yaml',
   ],
   async run(ctx) {
     const { values, positionals, out } = ctx;
-    const service = needService(
-      positionals,
-      'peak release start <service> --version V --command CMD',
-    );
-    if (typeof values.version !== 'string' || typeof values.command !== 'string')
-      throw new UsageError('give the new version and its command: --version V --command CMD');
+    const file =
+      typeof values.file === 'string' ? parseReleaseFile(await readFile(values.file, 'utf8')) : {};
+    const service =
+      positionals[0] ??
+      file.service ??
+      needService(positionals, 'peak release start <service> --version V --command CMD');
+    const version = typeof values.version === 'string' ? values.version : file.version;
+    const command = typeof values.command === 'string' ? values.command : file.command;
+    if (version === undefined || command === undefined)
+      throw new UsageError(
+        'give the new version and its command: --version V --command CMD (or in --file)',
+      );
     const steps =
       typeof values.steps === 'string'
         ? values.steps.split(',').map((s) => Number(s.trim()))
@@ -105,13 +164,16 @@ const start: Command = {
       const v = numberOption(values, name);
       return v === undefined ? {} : { [k]: v };
     };
+    const rule = ruleOption(values.match, values['user-hash']);
     const request: ReleaseRequest = {
-      app: needApp(values),
+      ...file,
+      app: typeof values.app === 'string' || file.app === undefined ? needApp(values) : file.app,
       service,
-      version: values.version,
-      command: values.command,
+      version,
+      command,
       author: 'peak release start',
       ...(steps === undefined ? {} : { steps }),
+      ...(rule === undefined ? {} : { rule }),
       ...opt('grayInstances', 'gray'),
       ...opt('stepHoldMs', 'hold'),
       ...opt('minSamples', 'min-samples'),
@@ -197,7 +259,7 @@ function byHand(action: 'pause' | 'resume' | 'abort', summary: string): Command 
 export const releaseCommand: Command = {
   name: 'release',
   summary:
-    'gray releases: start (weight steps, analysis, promote or roll back), show, ls, pause, resume, abort',
+    'gray releases: start (weight or rule steps, analysis, promote or roll back), show, ls, pause, resume, abort',
   subcommands: [
     start,
     show,

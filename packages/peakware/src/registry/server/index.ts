@@ -14,4 +14,4 @@ export const registryModule: PeakModule = {
 };
 
 /** The live instances of a service key in the registry's store (for the txn coordinator). */
-export { listAll, listInstances } from './registry-store.js';
+export { listAll, listInstances, patchInstance } from './registry-store.js';

@@ -16,6 +16,15 @@
  * - **roll back / abort**: all weight back to the old version, then the gray group is
  *   stopped gracefully.
  *
+ * A release by rule (`settings.rule`) moves the same way, but its steps are condition
+ * routing rules instead of weight shares: its gray instances are tagged `release-<id>` in
+ * the registry (so a call without that route tag never reaches them while a primary
+ * instance is up), and the step's rule (`releaseCondition`: a header's value, or
+ * `hash(key) % 100 < N`) goes first into the app's `governance/rpc-routes` item, one rule
+ * per RPC service of the gray instances, named `release/<service>`; consumers that called
+ * `bindRoutingRules` send the matching calls to the tag. Promote: all weight to the new
+ * version, its tags cleared, the rule removed; roll back: the rule removed, weight 0.
+ *
  * A gray instance that keeps crashing (3 restarts) fails the release too.
  */
 import type pg from 'pg';
@@ -23,6 +32,7 @@ import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { ApiContext } from '../../server/http-api.js';
 import { judgeStep, type VersionFigures } from '../release-judge.js';
+import { releaseCondition, releaseStepLabel } from '../release-spec.js';
 import type { InstanceReport } from '../supervisor-report.js';
 import { type ReleaseView, releasesInProgress, updateRelease } from './release-store.js';
 import type { Actor, ScaleModuleDeps } from './scale-ports.js';
@@ -30,6 +40,101 @@ import { liveInstances } from './supervisor-store.js';
 
 /** The config group of release weight items (the key is the service). */
 export const RELEASE_WEIGHTS_GROUP = 'release';
+
+/** The item consumers bind routing rules from (`bindRoutingRules`' default), in the release's app. */
+export const RELEASE_RULES_ITEM = { group: 'governance', key: 'rpc-routes' } as const;
+
+/** A condition routing rule as the `rpc-routes` item holds it (rpc's `ConditionRule`). */
+interface RouteRule {
+  name?: string;
+  service?: string;
+  method?: string;
+  when: string;
+  tag: string;
+}
+
+/** The route tag of a release by rule's gray instances. */
+export function releaseTag(r: Pick<ReleaseView, 'id'>): string {
+  return `release-${r.id}`;
+}
+
+/** The name of a release's rules in the rules item (one per RPC service). */
+function ruleName(r: Pick<ReleaseView, 'service'>): string {
+  return `release/${r.service}`;
+}
+
+/**
+ * Puts a release's rules first in the app's rules item, in place of its earlier ones
+ * (`rules` empty: removes them). The other rules stay as they are; nothing is published
+ * when the item already holds that list.
+ */
+export async function publishRules(
+  deps: ScaleModuleDeps,
+  pool: pg.Pool,
+  r: Pick<ReleaseView, 'id' | 'app' | 'service' | 'version'>,
+  rules: RouteRule[],
+  comment: string,
+  actor: Actor,
+): Promise<void> {
+  const ref = { app: r.app, ...RELEASE_RULES_ITEM };
+  const current = await deps.config.get(pool, ref);
+  let list: RouteRule[] = [];
+  if (current !== undefined) {
+    const parsed = JSON.parse(current.value) as unknown;
+    if (Array.isArray(parsed)) list = parsed as RouteRule[];
+  }
+  const others = list.filter((x) => x.name !== ruleName(r));
+  const next = [...rules, ...others];
+  if (JSON.stringify(next) === JSON.stringify(list)) return;
+  await deps.config.publish(
+    pool,
+    ref,
+    {
+      format: 'json',
+      value: JSON.stringify(next),
+      ...(current === undefined ? { schema: { $peak: 'rpc-routes' } } : {}),
+      comment: `release #${r.id} of ${r.version}: ${comment}`,
+    },
+    actor,
+  );
+}
+
+/**
+ * Publishes a running release's step rules, and removes them again when the release ended
+ * meanwhile (an abort by hand between this round's read and its write; the abort removes
+ * them once more after its move, so one of the two always runs last).
+ */
+async function publishStepRules(
+  deps: ScaleModuleDeps,
+  pool: pg.Pool,
+  r: ReleaseView,
+  rules: RouteRule[],
+  comment: string,
+  actor: Actor,
+): Promise<void> {
+  await publishRules(deps, pool, r, rules, comment, actor);
+  if (!(await stillRunning(pool, r.id)))
+    await publishRules(deps, pool, r, [], 'the release ended meanwhile', actor);
+}
+
+/** The rules of step `step` of a release by rule, one per RPC service of its gray instances. */
+function stepRules(r: ReleaseView, step: number, services: readonly string[]): RouteRule[] {
+  const rule = r.settings.rule;
+  if (rule === undefined) return [];
+  const when = releaseCondition(rule, r.settings.steps[step] ?? 0);
+  return services.map((service) => ({ name: ruleName(r), service, when, tag: releaseTag(r) }));
+}
+
+/** The weights of a step: the share by weight, or, by rule, every instance weighted alike. */
+function stepWeights(
+  r: ReleaseView,
+  step: number,
+  primary: readonly string[],
+  gray: readonly string[],
+): Record<string, number> {
+  const share = r.settings.rule === undefined ? (r.settings.steps[step] ?? 0) / 100 : 0.5;
+  return releaseWeights(primary, gray, share);
+}
 
 /** Restarts of a gray instance that fail its release. */
 const CRASH_RESTARTS = 3;
@@ -98,8 +203,9 @@ export async function endWithOldVersion(
 ): Promise<boolean> {
   const { primary, gray } = await releaseInstances(pool, r);
   const ids = (xs: InstanceReport[]) => xs.map((i) => i.id);
+  if (r.settings.rule !== undefined) await publishRules(deps, pool, r, [], state, actor);
   await publishWeights(deps, pool, r, releaseWeights(ids(primary), ids(gray), 0), state, actor);
-  return updateRelease(
+  const moved = await updateRelease(
     pool,
     r.id,
     ['running', 'paused'],
@@ -111,6 +217,9 @@ export async function endWithOldVersion(
       author: actor.author,
     },
   );
+  // Again once it has ended: a round that read it running may have put the rule back.
+  if (r.settings.rule !== undefined) await publishRules(deps, pool, r, [], state, actor);
+  return moved;
 }
 
 /** The runner, as a leader task of the scale worker. */
@@ -188,8 +297,22 @@ async function advance(
     return;
   }
   const running = gray.filter((i) => i.state === 'running');
-  const registered = new Map((await deps.registered(pool)).map((i) => [i.instanceId, i.weight]));
+  const rows = await deps.registered(pool);
+  const registered = new Map(rows.map((i) => [i.instanceId, i.weight]));
   const ids = (xs: InstanceReport[]) => xs.map((i) => i.id);
+  const byRule = s.rule !== undefined;
+  const tag = releaseTag(r);
+  // A release by rule tags its gray instances before they get any weight (and again after
+  // a restart registered one afresh): a call without the tag never reaches them.
+  const retag = async () => {
+    if (!byRule) return;
+    for (const i of running)
+      if (rows.some((x) => x.instanceId === i.id && !x.tags.includes(tag)))
+        await deps.retag(pool, i.id, [tag]);
+  };
+  const services = [
+    ...new Set(rows.filter((x) => ids(running).includes(x.instanceId)).map((x) => x.service)),
+  ].sort();
 
   if (r.phase === 'starting') {
     const up = running.length >= s.grayInstances && running.every((i) => registered.has(i.id));
@@ -203,15 +326,12 @@ async function advance(
         );
       return;
     }
-    const share = s.steps[0]! / 100;
-    await publishWeights(
-      deps,
-      pool,
-      r,
-      releaseWeights(ids(primary), ids(running), share),
-      `step 1: ${s.steps[0]}%`,
-      actor,
-    );
+    await retag();
+    const weights = stepWeights(r, 0, ids(primary), ids(running));
+    await publishWeights(deps, pool, r, weights, `step 1: ${releaseStepLabel(s, 0)}`, actor);
+    const rules = stepRules(r, 0, services);
+    if (byRule)
+      await publishStepRules(deps, pool, r, rules, `step 1: ${releaseStepLabel(s, 0)}`, actor);
     await updateRelease(
       pool,
       r.id,
@@ -219,17 +339,27 @@ async function advance(
       { phase: 'step', step: 0, stepStarted: true },
       {
         kind: 'step',
-        message: `gray instances up (${ids(running).join(', ')}); step 1 of ${s.steps.length}: ${s.steps[0]}% of calls to ${r.version}`,
-        detail: { weights: releaseWeights(ids(primary), ids(running), share) },
+        message: `gray instances up (${ids(running).join(', ')}${byRule ? `, tagged ${tag}` : ''}); step 1 of ${s.steps.length}: ${releaseStepLabel(s, 0)} to ${r.version}`,
+        detail: { weights, ...(byRule ? { rules } : {}) },
         author: actor.author,
       },
     );
     return;
   }
 
-  // Keep the weights in force as instances come and go (a restart registers afresh).
-  const share = s.steps[r.step]! / 100;
-  const weights = releaseWeights(ids(primary), ids(running), share);
+  // Keep the tags, rule and weights in force as instances come and go (a restart registers
+  // afresh) and as people edit the rules item.
+  await retag();
+  if (byRule && services.length > 0)
+    await publishStepRules(
+      deps,
+      pool,
+      r,
+      stepRules(r, r.step, services),
+      `step ${r.step + 1}: ${releaseStepLabel(s, r.step)} (rule restored)`,
+      actor,
+    );
+  const weights = stepWeights(r, r.step, ids(primary), ids(running));
   const drifted = Object.entries(weights).some(
     ([id, w]) => registered.has(id) && registered.get(id) !== w,
   );
@@ -239,7 +369,7 @@ async function advance(
       pool,
       r,
       weights,
-      `step ${r.step + 1}: ${s.steps[r.step]}% (instances changed)`,
+      `step ${r.step + 1}: ${releaseStepLabel(s, r.step)} (instances changed)`,
       actor,
     );
 
@@ -250,7 +380,14 @@ async function advance(
   const current = await figuresOf(deps, pool, r, ids(primary), fromMs, toMs);
   const baseline = current.calls > 0 ? current : (r.baseline ?? current);
   const v = judgeStep(baseline, canary, s);
-  const detail = { step: r.step, weight: s.steps[r.step], canary, baseline, verdict: v };
+  const detail = {
+    step: r.step,
+    weight: s.steps[r.step],
+    ...(byRule ? { rule: releaseStepLabel(s, r.step) } : {}),
+    canary,
+    baseline,
+    verdict: v,
+  };
   if (v.verdict === 'fail') {
     logger.info({ release: r.id, reason: v.reason }, 'release analysis failed; rolling back');
     await endWithOldVersion(
@@ -258,7 +395,7 @@ async function advance(
       pool,
       r,
       'rolled-back',
-      `step ${r.step + 1} (${s.steps[r.step]}%): ${v.reason}`,
+      `step ${r.step + 1} (${byRule ? releaseStepLabel(s, r.step) : `${s.steps[r.step]}%`}): ${v.reason}`,
       detail,
       actor,
     );
@@ -271,14 +408,16 @@ async function advance(
   }
   if (r.step + 1 < s.steps.length) {
     const next = r.step + 1;
+    const label = `step ${next + 1}: ${releaseStepLabel(s, next)}`;
     await publishWeights(
       deps,
       pool,
       r,
-      releaseWeights(ids(primary), ids(running), s.steps[next]! / 100),
-      `step ${next + 1}: ${s.steps[next]}%`,
+      stepWeights(r, next, ids(primary), ids(running)),
+      label,
       actor,
     );
+    if (byRule) await publishStepRules(deps, pool, r, stepRules(r, next, services), label, actor);
     await updateRelease(
       pool,
       r.id,
@@ -286,7 +425,7 @@ async function advance(
       { step: next, stepStarted: true, ...(current.calls > 0 ? { baseline: current } : {}) },
       {
         kind: 'step',
-        message: `step ${r.step + 1} passed (${v.reason}); step ${next + 1} of ${s.steps.length}: ${s.steps[next]}% of calls to ${r.version}`,
+        message: `step ${r.step + 1} passed (${v.reason}); step ${next + 1} of ${s.steps.length}: ${releaseStepLabel(s, next)} to ${r.version}`,
         detail,
         author: actor.author,
       },
@@ -301,6 +440,11 @@ async function advance(
     'promoted',
     actor,
   );
+  if (byRule) {
+    // All weight is the new version's; untagged, it takes every call; then the rule goes.
+    for (const i of running) await deps.retag(pool, i.id, []);
+    await publishRules(deps, pool, r, [], 'promoted', actor);
+  }
   await pool.query(
     `INSERT INTO peak.scale_services (app, service, primary_version, primary_command)
      VALUES ($1, $2, $3, $4)
@@ -320,6 +464,11 @@ async function advance(
     },
   );
   logger.info({ release: r.id, service: r.service, version: r.version }, 'release promoted');
+}
+
+async function stillRunning(pool: pg.Pool, id: number): Promise<boolean> {
+  const { rows } = await pool.query('SELECT state FROM peak.scale_releases WHERE id = $1', [id]);
+  return rows[0]?.state === 'running';
 }
 
 async function pause(pool: pg.Pool, r: ReleaseView, reason: string, actor: Actor): Promise<void> {

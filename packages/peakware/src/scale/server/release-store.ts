@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { ErrorCodes, PeakError } from '../../core/errors.js';
 import type { VersionFigures } from '../release-judge.js';
-import type { ReleaseRequest, ReleaseSettings } from '../release-spec.js';
+import { type ReleaseRequest, type ReleaseSettings, releasePlanLabel } from '../release-spec.js';
 import type { GrayGroup } from './supervisor-store.js';
 
 /** Where a release stands. */
@@ -33,7 +33,10 @@ export interface ReleaseView {
   phase: 'starting' | 'step' | 'done';
   /** The step index (into `settings.steps`). */
   step: number;
-  /** The new version's share now, percent (0 before the first step and after a rollback). */
+  /**
+   * The new version's share now, percent (0 before the first step and after a rollback):
+   * of calls by weight, of users with a userHash rule, 100 during a header rule's step.
+   */
   weight: number;
   stepStartedAt: string;
   baseline: VersionFigures | null;
@@ -119,7 +122,7 @@ export async function createRelease(
         fromVersion,
         JSON.stringify(settings),
         author,
-        `started ${r.version} beside ${fromVersion}: ${settings.grayInstances} gray instance(s), steps ${settings.steps.join('/')}%`,
+        `started ${r.version} beside ${fromVersion}: ${settings.grayInstances} gray instance(s), ${releasePlanLabel(settings)}`,
         JSON.stringify({ settings, command: r.command }),
       ],
     );

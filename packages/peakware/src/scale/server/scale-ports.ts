@@ -2,7 +2,8 @@
  * What the scale module needs of other subsystems, declared here and passed in by
  * `modules.ts` (a subsystem's server half does not import another's): the config center's
  * store (policies are config items, a release's weights an `lb-weights` item), the
- * registry's live instances (the weights in force), telemetry's
+ * registry's live instances (the weights and tags in force; a release by rule tags its gray
+ * instances), telemetry's
  * pushed per-second metrics (RT p99, QPS, errors, per instance for a release's
  * comparison), and mq's consumer backlog.
  */
@@ -60,8 +61,12 @@ export interface ScaleBacklogReader {
 /** What `modules.ts` hands the scale module. */
 export interface ScaleModuleDeps {
   config: ScaleConfigPort;
-  /** Every live registered instance (registry's store): a release's weights in force. */
-  registered: (pool: pg.Pool) => Promise<{ instanceId: string; weight: number }[]>;
+  /** Every live registered instance (registry's store): a release's weights and tags in force. */
+  registered: (
+    pool: pg.Pool,
+  ) => Promise<{ instanceId: string; service: string; weight: number; tags: readonly string[] }[]>;
+  /** Sets an instance's route tags (every service it registered); consumers get them pushed. */
+  retag: (pool: pg.Pool, instanceId: string, tags: string[]) => Promise<number>;
   metrics: (pool: pg.Pool) => ScaleMetricsReader;
   backlog: (pool: pg.Pool) => ScaleBacklogReader;
 }
