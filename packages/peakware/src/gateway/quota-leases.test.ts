@@ -64,7 +64,10 @@ describe('quota leases', () => {
     );
     try {
       // One second of 1000 calls, then the next second's first lease: 1000/s for four round
-      // trips of at least 100 ms is at least 400 calls (200 ms of traffic would be 200).
+      // trips of about 100 ms is about 400 calls (200 ms of traffic, the old horizon, would be
+      // 200). The server's 100 ms timer counts from the event loop's cached time, which a
+      // busy turn leaves behind the real clock, so a measured round trip may be a few ms short
+      // of 100: more than 300 tells the two apart.
       for (let i = 0; i < 1000; i++) {
         const taken = leases.take('app', 'api');
         assert.equal(taken instanceof Promise ? await taken : taken, true);
@@ -77,7 +80,7 @@ describe('quota leases', () => {
       }
       assert.ok(asked.length > before, 'a lease was asked for in the second second');
       assert.ok(
-        asked[before]! >= 400,
+        asked[before]! > 300,
         `asked for ${asked[before]} calls at 1000/s with ${LEASE_DELAY_MS} ms leases`,
       );
     } finally {
