@@ -104,8 +104,12 @@ export const orderBranchService = defineService({
   version: '1.0.0',
   group: 'buy-chain',
   methods: {
-    /** TCC try: nothing is reserved (the order is written on confirm). */
-    reserve: { input: orderBranchInput, output: done, timeoutMs: 1000 },
+    /** TCC try: nothing is reserved (the order is written on confirm); answers the order id. */
+    reserve: {
+      input: orderBranchInput,
+      output: z.object({ ok: z.boolean(), orderId: z.string() }),
+      timeoutMs: 1000,
+    },
     /** TCC confirm: the order row, and its "order placed" event as a two-phase message. */
     write: { input: orderBranchInput, output: done, timeoutMs: 3000 },
     /** TCC cancel: nothing to undo. */
@@ -119,7 +123,10 @@ export const orderBranchService = defineService({
   },
 });
 
-/** The prefix of a coupon order's global id: `coupon-order-<orderId>`. */
+/**
+ * The prefix of a coupon order's global id: `coupon-order-u<userId>-<requestId>` for a buy
+ * with a request id (see `couponOrderGid`), `coupon-order-<orderId>` without.
+ */
 export const COUPON_ORDER_GID = 'coupon-order-';
 
 /** The prefix of the global id of a coupon order's "order placed" two-phase message: `order-placed-<orderId>-<attempt>`. */

@@ -22,6 +22,7 @@ import { createLogger } from 'peakware/core';
 import { type Chain, startChain } from './chain.js';
 import { COUPON_ORDER_GID, ORDER_PLACED_GID } from './coupon-catalog.js';
 import { PAYMENT_CALLBACK_PATH } from './coupon-edge.js';
+import { couponOrderGid } from './coupon-order.js';
 import { COUPON_DISCOUNT_CENTS, couponLedger, seedCoupons } from './coupon-store.js';
 import { waitUntil } from './testing/shop-process.js';
 
@@ -58,11 +59,11 @@ after(async () => {
 });
 
 /** One buy through the gateway: its HTTP status and body. */
-async function buy(userId: number, sku: string, couponId: string) {
+async function buy(userId: number, sku: string, couponId: string, requestId?: string) {
   const res = await fetch(`${chain.gatewayUrl}/api/buy`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-peak-api-key': chain.gatewayKey },
-    body: JSON.stringify({ userId, sku, qty: 1, couponId }),
+    body: JSON.stringify({ userId, sku, qty: 1, couponId, requestId }),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
@@ -219,4 +220,42 @@ test('a coupon buy is placed and confirmed; a refused branch cancels the others 
     payments: 1,
     paidWithoutOrder: 0,
   });
+});
+
+test('a coupon buy repeated with its request id joins the first TCC: one TCC, one order, one answer', {
+  timeout: 120_000,
+}, async () => {
+  // A double click (two at once), then a retry after the answer: the same request id.
+  const [a, b] = await Promise.all([
+    buy(3, REGULAR, 'c-3', 'checkout-3'),
+    buy(3, REGULAR, 'c-3', 'checkout-3'),
+  ]);
+  const c = await buy(3, REGULAR, 'c-3', 'checkout-3');
+  for (const answer of [a, b, c]) assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  const orderId = String(a.body.orderId);
+  assert.deepEqual(
+    [b.body.orderId, c.body.orderId],
+    [orderId, orderId],
+    'every attempt answers the first order',
+  );
+  const gid = couponOrderGid(orderId, 3, 'checkout-3');
+  assert.equal(gid, `${COUPON_ORDER_GID}u3-checkout-3`);
+  const tccs = (await chain.admin.txn.list({ kind: 'tcc' })).filter((t) =>
+    t.gid.startsWith(`${COUPON_ORDER_GID}u3-`),
+  );
+  assert.deepEqual(
+    tccs.map((t) => [t.gid, t.status]),
+    [[gid, 'succeeded']],
+    'one TCC for the request',
+  );
+  const { rows } = await chain.orders.query<{ order_id: string }>(
+    'SELECT order_id FROM orders WHERE user_id = $1',
+    [3],
+  );
+  assert.deepEqual(
+    rows.map((r) => r.order_id),
+    [orderId],
+    'one order for the request',
+  );
+  assert.deepEqual(await coupon('c-3'), { status: 'used', order_id: orderId, releases: 0 });
 });

@@ -9,11 +9,11 @@
  * row in one local transaction on the buyer's shard; the coordinator publishes the event),
  * so the points service gets coupon orders' events like every other order's.
  */
-import { randomUUID } from 'node:crypto';
-import { ErrorCodes, isPeakError } from 'peakware/core';
+import { createHash, randomUUID } from 'node:crypto';
+import { ErrorCodes, isPeakError, PeakError, remainingTime } from 'peakware/core';
 import { PgDataSource, type ShardedDatabase } from 'peakware/data';
 import type { RpcClient } from 'peakware/rpc';
-import { barrier, branchCall, checkPrepared, TxnClient } from 'peakware/txn';
+import { barrier, branchCall, checkPrepared, TxnClient, type TxnOutcome } from 'peakware/txn';
 import pg from 'pg';
 import { ORDER_PLACED_TOPIC } from './catalog.js';
 import {
@@ -47,6 +47,28 @@ const PLACE_ORDER =
   'INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, request_id) VALUES ($1, $2, $3, $4, $5, $6)';
 const FIND_ORDER = 'SELECT 1 FROM orders WHERE order_id = $1';
 
+/** A request id as it may stand in a global id; anything else goes in as its hash. */
+const GID_SAFE_KEY = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/**
+ * The global id of a coupon buy: from its request id when it has one, so a retry of the
+ * same request (after a 504, a lost answer) joins the first attempt's TCC instead of starting
+ * a second one beside it; from the order id otherwise.
+ */
+export function couponOrderGid(orderId: string, userId: number, requestId?: string): string {
+  if (requestId === undefined) return `${COUPON_ORDER_GID}${orderId}`;
+  const key = GID_SAFE_KEY.test(requestId)
+    ? requestId
+    : createHash('sha256').update(requestId).digest('hex').slice(0, 40);
+  return `${COUPON_ORDER_GID}u${userId}-${key}`;
+}
+
+/** Whether the coordinator has decided the TCC's end (its confirms or cancels may still run). */
+const decided = (status: TxnOutcome['status']) => status !== 'running' && status !== 'prepared';
+
+/** How often a buy that joined an undecided TCC driven elsewhere reads its status, ms. */
+const SETTLE_POLL_MS = 100;
+
 /**
  * Serves the order branch (`shop.order-tcc`) on the order process's RPC server and returns
  * the coupon buy for its `place`. `shards` are the order shards' connection URLs by data
@@ -77,7 +99,8 @@ export function serveCouponOrders(
   rt.rpc.addService(orderBranchService, {
     async reserve({ orderId }) {
       const r = await barrier(barrierPool(orderId), undefined, async () => true);
-      return { ok: r === true };
+      // The order id comes back in the TCC's results: a retry that joined this TCC answers it.
+      return { ok: r === true, orderId };
     },
     async write({ orderId, userId, sku, qty, amountCents, requestId }) {
       const find = shardOf(orderId);
@@ -114,6 +137,50 @@ export function serveCouponOrders(
     },
   });
 
+  /**
+   * The TCC's outcome once its end is decided. A submit answers before that when the drive
+   * was handed to recovery (a branch unreachable) or when the gid was already taken by an
+   * attempt another node drives: its status is read until decided, within the caller's
+   * deadline. Rolled back (or rolling back) throws PEAK_TXN_ABORTED, as a waited submit does.
+   */
+  const settle = async (first: TxnOutcome): Promise<TxnOutcome> => {
+    let outcome = first;
+    const until = Date.now() + Math.min(remainingTime(), 30_000);
+    while (!decided(outcome.status)) {
+      if (Date.now() >= until) {
+        throw new PeakError(
+          ErrorCodes.DEADLINE_EXCEEDED,
+          `coupon buy ${outcome.gid}: not decided within the caller's deadline (still ${outcome.status}); the coordinator finishes it, and the same request id answers its end`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
+      const view = await txn.get(outcome.gid);
+      outcome = {
+        gid: view.gid,
+        status: view.status,
+        ...(view.reason ? { reason: view.reason } : {}),
+      };
+    }
+    if (outcome.status === 'aborting' || outcome.status === 'failed') {
+      throw new PeakError(
+        ErrorCodes.TXN_ABORTED,
+        `global transaction ${outcome.gid} rolled back: ${outcome.reason ?? 'no reason given'}`,
+        { details: { gid: outcome.gid, reason: outcome.reason } },
+      );
+    }
+    return outcome;
+  };
+
+  /** The order id of the attempt that submitted a TCC (this one's, or a first attempt's). */
+  const placedOrderId = async (outcome: TxnOutcome): Promise<string | undefined> => {
+    const fromTry = (outcome.results?.order as { orderId?: string } | undefined)?.orderId;
+    if (fromTry !== undefined) return fromTry;
+    const spec = (await txn.get(outcome.gid)).spec as {
+      branches?: { name: string; payload?: { orderId?: string } }[];
+    };
+    return spec.branches?.find((b) => b.name === 'order')?.payload?.orderId;
+  };
+
   return {
     async place({ orderId, userId, sku, qty, couponId, unitPriceCents, requestId }) {
       // The promotion read: the price with the coupon, recorded on the order.
@@ -127,46 +194,52 @@ export function serveCouponOrders(
         couponId,
         ...(requestId === undefined ? {} : { requestId }),
       };
+      const gid = couponOrderGid(orderId, userId, requestId);
+      let outcome: TxnOutcome;
       try {
-        const outcome = await txn.tcc({
-          gid: `${COUPON_ORDER_GID}${orderId}`,
-          branches: [
-            {
-              name: 'coupon',
-              try: branchCall(couponService, 'lock'),
-              confirm: branchCall(couponService, 'use'),
-              cancel: branchCall(couponService, 'release'),
-              payload: { couponId, userId, orderId },
-            },
-            {
-              name: 'stock',
-              try: branchCall(stockBranchService, 'deduct'),
-              confirm: branchCall(stockBranchService, 'keep'),
-              cancel: branchCall(stockBranchService, 'restore'),
-              payload: { orderId, sku, qty },
-            },
-            {
-              name: 'order',
-              try: branchCall(orderBranchService, 'reserve'),
-              confirm: branchCall(orderBranchService, 'write'),
-              cancel: branchCall(orderBranchService, 'drop'),
-              payload: order,
-            },
-          ],
-        });
-        const stock = outcome.results?.stock as { left?: number } | undefined;
-        return {
-          status: 'placed',
-          orderId,
-          left: stock?.left ?? -1,
-          amountCents: quote.amountCents,
-        };
+        outcome = await settle(
+          await txn.tcc({
+            gid,
+            branches: [
+              {
+                name: 'coupon',
+                try: branchCall(couponService, 'lock'),
+                confirm: branchCall(couponService, 'use'),
+                cancel: branchCall(couponService, 'release'),
+                payload: { couponId, userId, orderId },
+              },
+              {
+                name: 'stock',
+                try: branchCall(stockBranchService, 'deduct'),
+                confirm: branchCall(stockBranchService, 'keep'),
+                cancel: branchCall(stockBranchService, 'restore'),
+                payload: { orderId, sku, qty },
+              },
+              {
+                name: 'order',
+                try: branchCall(orderBranchService, 'reserve'),
+                confirm: branchCall(orderBranchService, 'write'),
+                cancel: branchCall(orderBranchService, 'drop'),
+                payload: order,
+              },
+            ],
+          }),
+        );
       } catch (err) {
         // Rolled back because the stock branch refused: sold out, as a plain buy says it.
         const reason = isPeakError(err, ErrorCodes.TXN_ABORTED) ? String(err.details.reason) : '';
         if (/is sold out/.test(reason)) return { status: 'sold-out' };
         throw err;
       }
+      // Decided to commit (its confirms may still be retried by the coordinator's recovery):
+      // the order is placed, under the order id of whichever attempt submitted the TCC.
+      const stock = outcome.results?.stock as { left?: number } | undefined;
+      return {
+        status: 'placed',
+        orderId: (await placedOrderId(outcome)) ?? orderId,
+        left: stock?.left ?? -1,
+        amountCents: quote.amountCents,
+      };
     },
     close: async () => {
       await Promise.all([...barrierPools.values()].map((p) => p.end()));

@@ -27,7 +27,7 @@ export interface SaleOptions {
   paymentKey?: string;
   /**
    * Share of plain buys sent twice at once with the same request id (a buyer's double
-   * click), 0..1. Default 0. Every buy carries a request id (`buy-<buyer>`); a plain buy
+   * click), 0..1. Default 0. Every buy carries a request id (`buy-<buyer>`); a buy
    * that fails with a 5xx or no answer is retried once with it, as a client would.
    */
   doubleClickShare?: number;
@@ -177,10 +177,8 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
         } else {
           answer = await sendBuy(options, buy);
         }
-        // Plain buys only: a coupon buy's retry can start a second TCC while the first one's
-        // confirms still run (seen once in a shard-PostgreSQL kill soak: a payment for an order
-        // never written); its idempotency under a kill is not settled yet.
-        if (!coupon && retriable(answer)) {
+        // A coupon buy's retry joins its first attempt's TCC (the gid is the request id's).
+        if (retriable(answer)) {
           // Once, after a pause with jitter, as a client backs off from an overloaded server.
           await new Promise((r) => setTimeout(r, 200 + Math.random() * 300));
           report.repeats.retried++;
