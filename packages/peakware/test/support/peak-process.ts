@@ -3,7 +3,9 @@
  * the tests) and reads its `--json` event lines.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,6 +14,14 @@ export const PEAK_CLI = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
   '../../src/cli/main.js',
 );
+
+/**
+ * The data folder a `peak` command uses when the test names none: an empty one of its own,
+ * not the default `.peak` of the working folder (an `npm start` in the repo root leaves its
+ * admin token there, which commands would then send to the test's server).
+ */
+const NO_DATA_DIR = mkdtempSync(path.join(os.tmpdir(), 'peak-cli-test-'));
+process.once('exit', () => rmSync(NO_DATA_DIR, { recursive: true, force: true }));
 
 /** A running `peak` process. */
 export interface PeakProcess {
@@ -31,7 +41,7 @@ export interface PeakProcess {
 /** Starts `peak <args>`; the process leads its own group so tests can kill it with its children. */
 export function spawnPeak(args: string[], env: NodeJS.ProcessEnv = {}): PeakProcess {
   const child = spawn(process.execPath, [PEAK_CLI, ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, PEAK_DATA: NO_DATA_DIR, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
