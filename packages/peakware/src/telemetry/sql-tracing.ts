@@ -29,13 +29,14 @@ export function sqlSpanCollector(tracer: Tracer): { record(event: SqlStatementEv
   return {
     record(event: SqlStatementEvent): void {
       const durationUs = event.durationMs * 1000;
-      tracer.recordSpan(event.sql.replace(/\s+/g, ' ').slice(0, 120), {
+      // Name and attributes are built only for a span the tracer keeps.
+      tracer.recordSpan(() => event.sql.replace(/\s+/g, ' ').slice(0, 120), {
         kind: 'client',
         startUs: (performance.timeOrigin + performance.now()) * 1000 - durationUs,
         durationUs,
         peerService: event.dataSource,
         ...(event.error === undefined ? {} : { error: event.error }),
-        attributes: {
+        attributes: () => ({
           'db.system': 'postgresql',
           'db.statement': event.sql.slice(0, 1000),
           'db.statement.fingerprint': event.fingerprint,
@@ -45,7 +46,7 @@ export function sqlSpanCollector(tracer: Tracer): { record(event: SqlStatementEv
           'db.role': event.role,
           'db.rows': Number(event.rows),
           ...(event.shadow ? { 'db.shadow': true } : {}),
-        },
+        }),
       });
     },
   };

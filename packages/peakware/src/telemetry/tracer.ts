@@ -63,7 +63,8 @@ export interface FinishedSpanInit {
   durationUs: number;
   /** The failure message, when it failed. */
   error?: string;
-  attributes?: Record<string, AttributeValue>;
+  /** Its attributes, or a function building them (called only when the span is kept). */
+  attributes?: Record<string, AttributeValue> | (() => Record<string, AttributeValue>);
   peerService?: string;
   /** The parent; default the current context. */
   parent?: CallContext;
@@ -237,27 +238,33 @@ export class Tracer {
   /**
    * Records a span that already happened (start and duration known), as a child of the
    * current context: for seams that report after the fact, such as data's statement events.
+   * `name` may be a function, called only when the span is kept (as `done.attributes`).
    */
-  recordSpan(name: string, done: FinishedSpanInit): void {
+  recordSpan(name: string | (() => string), done: FinishedSpanInit): void {
     if (!this.#enabled) return;
     const parent = done.parent ?? currentContext();
     const ctx = parent === undefined ? createContext() : childContext(parent);
+    const durationUs = Math.max(0, Math.round(done.durationUs));
+    // Decided before the record is built: an unkept span (most, at a low sampling ratio)
+    // costs no name, attributes or record (a statement's span is recorded per statement).
+    if (!this.keeps(ctx.traceId, ctx.sampled, durationUs, done.error !== undefined)) return;
+    const attributes = done.attributes;
     const record: SpanRecord = {
       traceId: ctx.traceId,
       spanId: ctx.spanId,
-      name,
+      name: typeof name === 'string' ? name : name(),
       kind: done.kind ?? 'internal',
       service: this.service,
       startUs: Math.round(done.startUs),
-      durationUs: Math.max(0, Math.round(done.durationUs)),
+      durationUs,
       error: done.error !== undefined,
       stress: ctx.stress,
-      attributes: done.attributes ?? {},
+      attributes: (typeof attributes === 'function' ? attributes() : attributes) ?? {},
     };
     if (ctx.parentSpanId !== undefined) record.parentSpanId = ctx.parentSpanId;
     if (done.error !== undefined) record.errorMessage = done.error.slice(0, 500);
     if (done.peerService !== undefined) record.peerService = done.peerService;
-    this.finish(record, ctx.sampled);
+    this.emit(record);
   }
 
   /**
