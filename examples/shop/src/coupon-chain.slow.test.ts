@@ -59,7 +59,7 @@ after(async () => {
 });
 
 /** One buy through the gateway: its HTTP status and body. */
-async function buy(userId: number, sku: string, couponId: string, requestId?: string) {
+async function buy(userId: number, sku: string, couponId?: string, requestId?: string) {
   const res = await fetch(`${chain.gatewayUrl}/api/buy`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-peak-api-key': chain.gatewayKey },
@@ -96,11 +96,11 @@ test('a coupon buy is placed and confirmed; a refused branch cancels the others 
   timeout: 180_000,
 }, async () => {
   // Placed: the TCC's tries and confirms succeeded, nothing cancelled.
-  const placed = await buy(1, HOT, 'c-1');
+  const placed = await buy(1, HOT, 'c-1', 'checkout-1');
   assert.equal(placed.status, 200, JSON.stringify(placed.body));
   assert.equal(placed.body.amountCents, 59_900 - COUPON_DISCOUNT_CENTS, 'what the buyer pays');
   const orderId = String(placed.body.orderId);
-  const gid = `${COUPON_ORDER_GID}${orderId}`;
+  const gid = couponOrderGid(orderId, 1, 'checkout-1');
   const t = await chain.admin.txn.show(gid);
   assert.equal(t.status, 'succeeded');
   assert.deepEqual(ops(t), [
@@ -258,4 +258,38 @@ test('a coupon buy repeated with its request id joins the first TCC: one TCC, on
     'one order for the request',
   );
   assert.deepEqual(await coupon('c-3'), { status: 'used', order_id: orderId, releases: 0 });
+});
+
+test('a plain repeat answers its first order: its deduction goes back, or it finds the stock gone', {
+  timeout: 60_000,
+}, async () => {
+  const firstOrder = async (userId: number) =>
+    (
+      await chain.orders.query<{ order_id: string }>(
+        'SELECT order_id FROM orders WHERE user_id = $1',
+        [userId],
+      )
+    ).rows.map((r) => r.order_id);
+  // Buyer 3's checkout-3 (a coupon order of the regular item, above) repeated without the
+  // coupon: its deduction meets the first order's (buyer, request id) and goes back.
+  const [first3] = await firstOrder(3);
+  const repeat = await buy(3, REGULAR, undefined, 'checkout-3');
+  assert.equal(repeat.status, 200, JSON.stringify(repeat.body));
+  assert.equal(repeat.body.orderId, first3);
+  assert.deepEqual(await firstOrder(3), [first3], 'no second order');
+  await waitUntil(
+    "the repeat's unit is back",
+    async () => (await chain.stock.settle(REGULAR)).books.sold === 1,
+    30_000,
+  );
+  // Buyer 1's checkout-1 took the hot item's only unit (the first test): a repeat finds the
+  // stock gone, then its first order; a new request of the same buyer is sold out.
+  const [first1] = await firstOrder(1);
+  const late = await buy(1, HOT, undefined, 'checkout-1');
+  assert.equal(late.status, 200, JSON.stringify(late.body));
+  assert.equal(late.body.orderId, first1);
+  const other = await buy(1, HOT, undefined, 'checkout-1-again');
+  assert.equal(other.status, 409, JSON.stringify(other.body));
+  const hot = await chain.stock.settle(HOT);
+  assert.deepEqual([hot.books.sold, hot.books.left], [1, 0], 'one unit sold, once');
 });

@@ -124,12 +124,15 @@ const couponOrders = serveCouponOrders(
 rt.rpc.addService(orderService, {
   async place({ userId, sku, qty, couponId, requestId }) {
     // A repeated request (a retry after a timeout, a double click) answers its first order.
+    // Nothing is looked up before the work, as repeats are rare and the lookup would cost
+    // every buy a statement: a repeat is found by the order's unique (buyer, request id)
+    // index when it writes (its deduction then goes back), or, when the stock is gone by
+    // then, by looking the request up before answering "sold out". A coupon buy's repeat
+    // joins its first TCC (coupon-order.ts).
     const answerEarlier = async (earlierId: string) => {
       const { left } = await inventory.stock({ sku });
       return { status: 'placed' as const, orderId: earlierId, left };
     };
-    const earlier = requestId === undefined ? undefined : await placedBefore(userId, requestId);
-    if (earlier !== undefined) return answerEarlier(earlier);
     const { salePriceCents } = await product(sku);
     const orderId = ids.next(userId).toString();
     if (couponId !== undefined) {
@@ -151,7 +154,10 @@ rt.rpc.addService(orderService, {
       }
     }
     const deducted = await inventory.deduct({ orderId, sku, qty });
-    if (!deducted.ok) return { status: 'sold-out' as const };
+    if (!deducted.ok) {
+      const earlier = requestId === undefined ? undefined : await placedBefore(userId, requestId);
+      return earlier === undefined ? { status: 'sold-out' as const } : answerEarlier(earlier);
+    }
     // Never write an order for a caller that has given up; its unit goes back by a
     // compensation message (a failed order path the order service knows about).
     try {
