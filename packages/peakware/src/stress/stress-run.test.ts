@@ -9,7 +9,12 @@ import { STRESS_RUN_BAGGAGE, startRun } from './stress-run.js';
 
 /** An echo server that can be told to stall every answer until a time. */
 function echoServer() {
-  const seen: { stress: string | undefined; baggage: string | undefined; body: string }[] = [];
+  const seen: {
+    stress: string | undefined;
+    baggage: string | undefined;
+    traceparent: string | undefined;
+    body: string;
+  }[] = [];
   let stallUntil = 0;
   let stallAfter = Number.POSITIVE_INFINITY;
   let stallMs = 0;
@@ -22,6 +27,7 @@ function echoServer() {
       seen.push({
         stress: req.headers['peak-stress'] as string | undefined,
         baggage: req.headers.baggage as string | undefined,
+        traceparent: req.headers.traceparent as string | undefined,
         body,
       });
       if (seen.length === stallAfter) stallUntil = Date.now() + stallMs;
@@ -99,6 +105,9 @@ describe('stress generator', { timeout: 60_000 }, () => {
     assert.equal(echo.seen.length, 100);
     assert.ok(echo.seen.every((s) => s.stress === '1'));
     assert.ok(echo.seen.every((s) => s.baggage?.includes(`${STRESS_RUN_BAGGAGE}=run-1`)));
+    // Each iteration is a trace of its own: its two steps share one, no two iterations do.
+    const traces = new Set(echo.seen.map((s) => s.traceparent?.split('-')[1]));
+    assert.equal(traces.size, 50, [...traces].slice(0, 3).join(', '));
     const skus = echo.seen.filter((s) => s.body !== '').map((s) => JSON.parse(s.body).sku);
     assert.equal(skus.filter((s) => s === 'A').length, 25);
     assert.equal(skus.filter((s) => s === 'B').length, 25);
@@ -126,6 +135,8 @@ describe('stress generator', { timeout: 60_000 }, () => {
       assert.equal(echo.seen.length, report.totals.ok);
       assert.ok(echo.seen.every((s) => s.stress === '1'));
       assert.ok(echo.seen.every((s) => s.baggage?.includes(`${STRESS_RUN_BAGGAGE}=run-fixed`)));
+      // No traceparent: the target starts a trace per request (one id would make the run one trace).
+      assert.ok(echo.seen.every((s) => s.traceparent === undefined));
       assert.equal(echo.seen.filter((s) => s.body === 'é').length, report.totals.completed);
     }
   });

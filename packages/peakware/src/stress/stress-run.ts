@@ -15,7 +15,7 @@ import {
   currentContext,
   runWithContext,
 } from '../core/context.js';
-import { encodeContext } from '../core/context-headers.js';
+import { ContextHeaders, encodeContext } from '../core/context-headers.js';
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import { HttpPool } from './http-pool.js';
 import {
@@ -167,6 +167,15 @@ async function execute(
   const baseContext: CallContext | undefined = stress
     ? createContext({ stress: true, baggage: { [STRESS_RUN_BAGGAGE]: run.id } })
     : undefined;
+  // Each iteration is a trace of its own (the run is named by its baggage, not by one trace
+  // id): with one trace id a whole run would be one giant trace, sampled all or nothing.
+  const iterationContext = (): CallContext =>
+    createContext({ stress: true, baggage: baseContext!.baggage });
+  /** The run's context headers for a prepared request: no `traceparent`, so the target starts a trace per request. */
+  const runHeaders = (): Record<string, string> => {
+    const { [ContextHeaders.traceparent]: _perRequest, ...headers } = encodeContext(baseContext!);
+    return headers;
+  };
 
   // ------------------------------------------------------------ measurement state
   const all = newHistogram();
@@ -320,8 +329,7 @@ async function execute(
     pool !== undefined && scenario.steps.every((s) => s.fixed !== undefined)
       ? scenario.steps.map((s) => {
           const f = s.fixed!;
-          const headers =
-            baseContext === undefined ? f.headers : { ...encodeContext(baseContext), ...f.headers };
+          const headers = baseContext === undefined ? f.headers : { ...runHeaders(), ...f.headers };
           return {
             st: steps.get(s.name)!,
             verdict: f.verdict,
@@ -363,7 +371,7 @@ async function execute(
       return;
     }
     const body = () => iterate(index, vu, scheduledAt);
-    const p = baseContext === undefined ? body() : runWithContext(baseContext, body);
+    const p = baseContext === undefined ? body() : runWithContext(iterationContext(), body);
     p.then(
       () => ended(then),
       (err: unknown) => {
