@@ -214,6 +214,7 @@ test('a coupon buy is placed and confirmed; a refused branch cancels the others 
   assert.deepEqual(await couponLedger(chain.shopPool, chain.orders), {
     used: 1,
     locked: 0,
+    lockedCoupons: [],
     released: c2.releases,
     usedWithoutOrder: 0,
     unitsOrdered: 1,

@@ -71,7 +71,13 @@ export function couponReportLines(
   txn: { tcc: TxnFigures; messages: TxnFigures },
   balanced: boolean,
 ): string[] {
+  const locked = books.lockedCoupons.map(
+    (c) => `${c.couponId} (buyer ${c.userId}, order ${c.orderId ?? 'none'})`,
+  );
   return [
+    ...(locked.length === 0
+      ? []
+      : [`coupons left locked: ${locked.join(', ')}${books.locked > locked.length ? ', …' : ''}`]),
     `coupons: ${sale.sent} buys with a coupon (TCC over coupon + stock + order): ${books.used} coupon orders placed, ${books.released} cancelled (coupon released), ${books.locked} left locked, ${books.usedWithoutOrder} used without an order; ${books.payments} paid through the payment callback, ${books.paidWithoutOrder} of them without an order: ${balanced ? 'consistent' : 'INCONSISTENT'}`,
     `txn: coupon-order TCCs ${txn.tcc.succeeded} succeeded, ${txn.tcc.failed} rolled back, ${txn.tcc.active} active; "order placed" two-phase messages ${txn.messages.succeeded} published, ${txn.messages.failed} dropped, ${txn.messages.active} waiting (npx peak txn ls; npx peak txn show coupon-order-<orderId>)`,
   ];

@@ -55,6 +55,8 @@ export interface CouponBooks {
   used: number;
   /** Coupons still locked (none once every coupon order has settled). */
   locked: number;
+  /** Up to 5 of them, to look up (`peak txn ls`, the order id): what the report names. */
+  lockedCoupons: { couponId: string; userId: number; orderId: string | null }[];
   /** Times a locked coupon was released (coupon orders cancelled). */
   released: number;
   /** Used coupons whose order is not on its shard (must be 0). */
@@ -74,6 +76,14 @@ export async function couponLedger(pool: pg.Pool, orders: ShardedDatabase): Prom
             count(*) FILTER (WHERE status = 'locked') AS locked,
             sum(releases) AS released
        FROM shop.coupons`,
+  );
+  const { rows: lockedRows } = await pool.query<{
+    coupon_id: string;
+    user_id: string;
+    order_id: string | null;
+  }>(
+    `SELECT coupon_id, user_id, order_id FROM shop.coupons WHERE status = 'locked'
+      ORDER BY coupon_id LIMIT 5`,
   );
   const { rows: used } = await pool.query<{ order_id: string }>(
     `SELECT order_id FROM shop.coupons WHERE status = 'used'`,
@@ -101,6 +111,11 @@ export async function couponLedger(pool: pg.Pool, orders: ShardedDatabase): Prom
   return {
     used: Number(rows[0]!.used),
     locked: Number(rows[0]!.locked),
+    lockedCoupons: lockedRows.map((r) => ({
+      couponId: r.coupon_id,
+      userId: Number(r.user_id),
+      orderId: r.order_id,
+    })),
     released: Number(rows[0]!.released ?? 0),
     usedWithoutOrder,
     unitsOrdered,
