@@ -2,6 +2,7 @@
  * The flash-sale load: many buyers racing for a small stock of one hot item, with some
  * traffic for an ordinary item beside it. Bounded in buyers and in seconds; loopback only.
  */
+import { randomUUID } from 'node:crypto';
 import { LatencyHistogram } from 'peakware/core';
 import { couponOf } from './coupon-catalog.js';
 import { PAYMENT_CALLBACK_PATH } from './coupon-edge.js';
@@ -27,7 +28,8 @@ export interface SaleOptions {
   paymentKey?: string;
   /**
    * Share of plain buys sent twice at once with the same request id (a buyer's double
-   * click), 0..1. Default 0. Every buy carries a request id (`buy-<buyer>`); a buy
+   * click), 0..1. Default 0. Every buy carries a request id (`<sale>-<buyer>`: a sale's own
+   * prefix, as a client makes a fresh key per checkout, never one an earlier sale used); a buy
    * that fails with a 5xx or no answer is retried once with it, as a client would.
    */
   doubleClickShare?: number;
@@ -136,6 +138,9 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
   };
   const started = performance.now();
   const deadline = started + options.maxSeconds * 1000;
+  // Keys of this sale only: a key an earlier sale on the same data folder used would answer
+  // that sale's order (and join its coupon TCC).
+  const sale = randomUUID().slice(0, 8);
   let next = 0;
   const progress = setInterval(() => {
     report.seconds = (performance.now() - started) / 1000;
@@ -161,7 +166,7 @@ export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
         userId: buyer + 1,
         sku,
         qty: 1,
-        requestId: `buy-${buyer + 1}`,
+        requestId: `${sale}-${buyer + 1}`,
         ...(coupon ? { couponId: couponOf(buyer + 1) } : {}),
       });
       try {
