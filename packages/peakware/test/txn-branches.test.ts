@@ -12,6 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { AdminClient } from '../src/admin/index.js';
 import { createContext, runWithContext } from '../src/core/context.js';
 import { ErrorCodes, isPeakError, PeakError } from '../src/core/errors.js';
@@ -27,6 +28,7 @@ import {
   TxnClient,
   type TxnView,
 } from '../src/txn/index.js';
+import { TxnJournal } from '../src/txn/server/txn-journal.js';
 import { useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import { type Bank, bank, ensureDatabase, startBank } from './support/txn-bank.js';
@@ -109,6 +111,8 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
       m1: 100,
       m2: 0,
       n1: 100,
+      p1: 100,
+      p2: 0,
     });
     txn = new TxnClient({ servers: server.info.url });
     admin = new AdminClient({ servers: server.info.url, token: server.info.adminToken! });
@@ -359,6 +363,57 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
     assert.equal(out.status, 'succeeded');
     assert.deepEqual(await shop.balance('j1'), { balance: 60, frozen: 0, incoming: 0 });
     assert.deepEqual(await shop.balance('j2'), { balance: 40, frozen: 0, incoming: 0 });
+  });
+
+  it('journal: two inserts of one gid in one batch: the first is written and told so, the other is not', async () => {
+    const pool = new pg.Pool({ connectionString: server.postgresUrl(), max: 2 });
+    try {
+      const journal = new TxnJournal(pool, 'journal-test', 1000);
+      const insert = (amount: number) =>
+        journal.write({
+          kind: 'insert',
+          gid: 'journal-twice',
+          txnKind: 'tcc',
+          status: 'running',
+          spec: { amount },
+          deadline: Date.now() + 60_000,
+          leaseMs: 1000,
+        });
+      // Written in one turn: one batch.
+      const applied = await Promise.all([insert(1), insert(2), insert(3)]);
+      assert.deepEqual(applied, [true, false, false]);
+      const { rows } = await pool.query<{ spec: { amount: number } }>(
+        'SELECT spec FROM peak.txn_globals WHERE gid = $1',
+        ['journal-twice'],
+      );
+      assert.deepEqual(
+        rows.map((r) => r.spec.amount),
+        [1],
+      );
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('TCC: submits of one gid at once are one transaction, driven once, by the first', async () => {
+    const submit = (amount: number) =>
+      txn.tcc({ gid: 'tcc-twice', branches: [tccFrom('p1', amount), tccTo('p2', amount)] });
+    const outcomes = await Promise.all([submit(10), submit(20), submit(30)]);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['succeeded', 'succeeded', 'succeeded'],
+    );
+    const p1 = await shop.balance('p1');
+    const p2 = await shop.balance('p2');
+    assert.ok([10, 20, 30].includes(p2.balance), JSON.stringify({ p1, p2 }));
+    assert.deepEqual(p1, { balance: 100 - p2.balance, frozen: 0, incoming: 0 });
+    assert.deepEqual(p2, { balance: p2.balance, frozen: 0, incoming: 0 });
+    assert.deepEqual((await shop.effects('tcc-twice')).sort(), [
+      'from:confirm',
+      'from:try',
+      'to:confirm',
+      'to:try',
+    ]);
   });
 
   it('TCC: a refused try cancels every branch (the refused one an empty cancel)', async () => {

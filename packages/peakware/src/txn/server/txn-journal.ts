@@ -191,10 +191,19 @@ export class TxnJournal {
     )
       .then(
         (applied) => {
+          // Two inserts of one gid in a batch (a client's retry, two processes submitting
+          // one keyed transaction at once): the row holds the first, and only the first is
+          // told it applied; the others see the gid taken, as in separate batches.
+          const inserted = new Set<string>();
           for (const w of batch) {
-            w.resolve(
-              w.write.kind === 'branch' ? true : applied.has(`${w.write.kind}:${w.write.gid}`),
-            );
+            const { write } = w;
+            if (write.kind === 'branch') w.resolve(true);
+            else if (write.kind === 'status') w.resolve(applied.has(`status:${write.gid}`));
+            else {
+              const first = applied.has(`insert:${write.gid}`) && !inserted.has(write.gid);
+              inserted.add(write.gid);
+              w.resolve(first);
+            }
           }
         },
         (err: unknown) => {
@@ -213,6 +222,8 @@ export class TxnJournal {
     const branches = new Map<string, unknown>();
     for (const w of writes) {
       if (w.kind === 'insert') {
+        // The first insert of a gid in the batch is the one written (and told it applied).
+        if (inserts.has(w.gid)) continue;
         inserts.set(w.gid, {
           gid: w.gid,
           kind: w.txnKind,
