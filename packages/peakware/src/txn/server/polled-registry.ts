@@ -3,10 +3,21 @@
  * key read from the registry's own store (handed in by the host, as the registry module's
  * function) when first asked and every second after, so the RPC client that calls branches
  * finds providers without an HTTP hop to its own node.
+ *
+ * An empty list after a non-empty one is held back as the SDK's registry client holds one
+ * (`ListProtection`, Dubbo's empty protection): a control plane too loaded to take the
+ * providers' renewals in time lets their leases run out while they still answer, and the
+ * branch calls of every transaction would fail with "no provider" (their cancels and
+ * confirms handed to recovery with growing delays) until the providers registered again.
+ * The known instances keep serving, probed every second; those that really left fail the
+ * probe and go.
  */
 import type pg from 'pg';
 import { ErrorCodes, PeakError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import { HTTP_REGISTRY_DEFAULTS } from '../../registry/http-registry.js';
+import { type InstanceProbe, tcpProbe } from '../../registry/instance-probe.js';
+import { ListProtection } from '../../registry/list-protection.js';
 import type {
   InstancesListener,
   RegistrationHandle,
@@ -26,11 +37,20 @@ export class PolledRegistry implements Registry {
   readonly #intervalMs: number;
   readonly #timers = new Set<NodeJS.Timeout>();
 
-  constructor(pool: pg.Pool, list: InstanceLister, logger: Logger, intervalMs = 1000) {
+  readonly #probe: InstanceProbe;
+
+  constructor(
+    pool: pg.Pool,
+    list: InstanceLister,
+    logger: Logger,
+    intervalMs = 1000,
+    probe: InstanceProbe = tcpProbe(),
+  ) {
     this.#pool = pool;
     this.#list = list;
     this.#logger = logger;
     this.#intervalMs = intervalMs;
+    this.#probe = probe;
   }
 
   register(): Promise<RegistrationHandle> {
@@ -41,9 +61,26 @@ export class PolledRegistry implements Registry {
 
   subscribe(key: string, listener: InstancesListener): RegistrySubscription {
     let last: readonly ServiceInstance[] = [];
+    let served: readonly ServiceInstance[] | undefined;
     let lastJson = '';
     let first = true;
     let closed = false;
+    const protection = new ListProtection(
+      {
+        key,
+        share: HTTP_REGISTRY_DEFAULTS.protectThreshold,
+        graceMs: HTTP_REGISTRY_DEFAULTS.emptyPushGraceMs,
+        probeEveryMs: HTTP_REGISTRY_DEFAULTS.probeEveryMs,
+        probe: this.#probe,
+        logger: this.#logger,
+      },
+      (list) => {
+        if (closed) return;
+        served = list;
+        last = list;
+        listener(list);
+      },
+    );
     const poll = async () => {
       try {
         const list = await this.#list(this.#pool, key);
@@ -52,9 +89,9 @@ export class PolledRegistry implements Registry {
         );
         if (closed || (!first && json === lastJson)) return;
         first = false;
-        last = list;
         lastJson = json;
-        listener(list);
+        // Not a reconnect: only an empty list starts a hold (see the module comment).
+        protection.offer([...list], false, served);
       } catch (err) {
         this.#logger.warn({ err, key }, 'reading instances failed');
       }
@@ -67,6 +104,7 @@ export class PolledRegistry implements Registry {
       current: () => last,
       close: () => {
         closed = true;
+        protection.close();
         clearInterval(timer);
         this.#timers.delete(timer);
       },
