@@ -11,8 +11,9 @@
  *
  * Both against an echo-like provider in its own process, traces sampled at 5 % (the shop's
  * capacity runs). `GATEWAY_CPU_BASE=<dir>` adds a second gateway run from another build's
- * `dist` (e.g. a copy of the branch point's) and alternates the two run by run, so a
- * change is compared with what it replaces under the same load. `GATEWAY_CPU_PROF=<dir>`
+ * `dist` (e.g. a copy of the branch point's), loaded at the same time with its requests
+ * interleaved, so a change is compared with what it replaces over the same seconds of a
+ * shared machine (the ratio is the median of the runs' ratios). `GATEWAY_CPU_PROF=<dir>`
  * runs the (first) gateway under `node --cpu-prof` and leaves the profile in that dir;
  * `GATEWAY_CPU_NODE_ARGS` adds node flags to it (e.g. `--perf-basic-prof` for `perf`).
  */
@@ -104,59 +105,72 @@ function startGateway(
   });
 }
 
-/**
- * Sends `count` requests at `rate` per second (open loop: a request is sent on schedule
- * whether or not earlier ones answered); resolves with the gateway's CPU µs per request.
- */
-async function atRate(
-  gw: GatewayProcess,
-  request: (i: number) => { path: string; headers: Record<string, string>; body: string },
-  rate: number,
-  count: number,
-): Promise<{
+interface RunFigures {
   cpuUs: number;
   sysUs: number;
   p50: number;
   errors: number;
   firstError: string;
-}> {
-  const latencies: number[] = [];
-  let errors = 0;
-  let firstError = '';
-  const one = async (i: number) => {
+}
+
+/**
+ * Sends `count` requests to each gateway at `rate` per second each (open loop: a request
+ * is sent on schedule whether or not earlier ones answered), the gateways' requests
+ * interleaved, so every build is measured over the same seconds of a shared machine;
+ * resolves with each gateway's CPU µs per request.
+ */
+async function atRate(
+  gws: readonly GatewayProcess[],
+  request: (i: number) => { path: string; headers: Record<string, string>; body: string },
+  rate: number,
+  count: number,
+): Promise<RunFigures[]> {
+  const latencies: number[][] = gws.map(() => []);
+  const errors = gws.map(() => 0);
+  const firstError = gws.map(() => '');
+  const one = async (g: number, i: number) => {
     const r = request(i);
     const t = performance.now();
     try {
-      const res = await gw.pool.request({ method: 'POST', ...r });
+      const res = await gws[g]!.pool.request({ method: 'POST', ...r });
       const text = await res.body.text();
       if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode} ${text.slice(0, 200)}`);
-      latencies.push(performance.now() - t);
+      latencies[g]!.push(performance.now() - t);
     } catch (err) {
-      errors++;
-      firstError ||= String(err);
+      errors[g]!++;
+      firstError[g] ||= String(err);
     }
   };
-  const cpu0 = cpuTimes(gw.child.pid);
+  const cpu0 = gws.map((gw) => cpuTimes(gw.child.pid));
   const started = performance.now();
   const inFlight: Promise<void>[] = [];
-  for (let i = 0; i < count; i++) {
-    const due = started + (i * 1000) / rate;
+  const total = count * gws.length;
+  for (let n = 0; n < total; n++) {
+    const due = started + (n * 1000) / (rate * gws.length);
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    inFlight.push(one(i));
+    inFlight.push(one(n % gws.length, Math.floor(n / gws.length)));
   }
   await Promise.all(inFlight);
-  const cpu1 = cpuTimes(gw.child.pid);
-  const sysUs = (cpu1.sys - cpu0.sys) / count;
-  const cpuUs = (cpu1.user - cpu0.user) / count + sysUs;
-  latencies.sort((a, b) => a - b);
-  return { cpuUs, sysUs, p50: latencies[latencies.length >> 1] ?? Number.NaN, errors, firstError };
+  return gws.map((gw, g) => {
+    const cpu1 = cpuTimes(gw.child.pid);
+    const sysUs = (cpu1.sys - cpu0[g]!.sys) / count;
+    const cpuUs = (cpu1.user - cpu0[g]!.user) / count + sysUs;
+    const l = latencies[g]!.sort((x, y) => x - y);
+    return {
+      cpuUs,
+      sysUs,
+      p50: l[l.length >> 1] ?? Number.NaN,
+      errors: errors[g]!,
+      firstError: firstError[g]!,
+    };
+  });
 }
 
 export const benchmark: Benchmark = {
   name: 'gateway-cpu',
   description:
-    "peak gateway's own CPU µs per request at a fixed rate: the shop's key route and bench gateway's signed route, both HTTP -> RPC (GATEWAY_CPU_BASE=<dist dir> alternates with another build)",
+    "peak gateway's own CPU µs per request at a fixed rate: the shop's key route and bench gateway's signed route, both HTTP -> RPC (GATEWAY_CPU_BASE=<dist dir> runs another build beside it, interleaved)",
   async run({ runs, quick, progress }) {
     const rate = Number(process.env.GATEWAY_CPU_RATE ?? 600);
     const count = quick ? 1000 : Number(process.env.GATEWAY_CPU_COUNT ?? 4000);
@@ -289,23 +303,26 @@ export const benchmark: Benchmark = {
         },
       };
       const kinds: RouteKind[] = ['key', 'signed'];
-      for (const gw of gateways)
-        for (const k of kinds) {
-          const w = await atRate(gw, requests[k], rate, quick ? 300 : 1500); // JIT, connections, leases
-          if (w.errors > 0)
-            throw new Error(`${gw.label} ${k}: ${w.errors} errors in the warm-up: ${w.firstError}`);
-        }
+      for (const k of kinds) {
+        // JIT, connections, leases
+        const w = await atRate(gateways, requests[k], rate, quick ? 300 : 1500);
+        for (const [g, f] of w.entries())
+          if (f.errors > 0)
+            throw new Error(
+              `${gateways[g]!.label} ${k}: ${f.errors} errors in the warm-up: ${f.firstError}`,
+            );
+      }
       const cpu: Record<string, number[]> = {};
       const sys: Record<string, number[]> = {};
       const p50: Record<string, number[]> = {};
       let errors = 0;
+      const paired: Record<string, number[]> = {};
       for (let r = 0; r < runs; r++) {
-        // Alternate the order too, so neither build always runs first.
-        const order = r % 2 === 0 ? gateways : [...gateways].reverse();
-        for (const k of kinds)
-          for (const gw of order) {
-            const m = await atRate(gw, requests[k], rate, count);
-            const name = `${gw.label === 'this build' ? 'gateway' : 'base'}.${k}`;
+        for (const k of kinds) {
+          const ms = await atRate(gateways, requests[k], rate, count);
+          for (const [g, m] of ms.entries()) {
+            const gw = gateways[g]!;
+            const name = `${g === 0 ? 'gateway' : 'base'}.${k}`;
             const add = (to: Record<string, number[]>, v: number) => {
               to[name] = [...(to[name] ?? []), v];
             };
@@ -317,6 +334,8 @@ export const benchmark: Benchmark = {
               `${gw.label} ${k} run ${r + 1}: ${m.cpuUs.toFixed(1)} µs CPU/req (${m.sysUs.toFixed(1)} system), p50 ${m.p50.toFixed(3)} ms, ${m.errors} errors${m.errors > 0 ? ` (${m.firstError})` : ''}; load ${os.loadavg()[0]!.toFixed(1)}`,
             );
           }
+          if (ms.length === 2) paired[k] = [...(paired[k] ?? []), ms[0]!.cpuUs / ms[1]!.cpuUs];
+        }
       }
       const figures: Record<string, number> = {};
       const table: (string | number)[][] = [
@@ -339,9 +358,8 @@ export const benchmark: Benchmark = {
       const ratios: Record<string, number> = {};
       for (const k of kinds)
         if (cpu[`base.${k}`] !== undefined)
-          ratios[`gateway/base.${k}.cpuUs`] = round(
-            figures[`gateway.${k}.cpuUs`]! / figures[`base.${k}.cpuUs`]!,
-          );
+          // The median of each run's ratio: both builds measured over the same seconds.
+          ratios[`gateway/base.${k}.cpuUs`] = round(median(paired[k] ?? []));
       figures.errors = errors;
       return {
         figures,
