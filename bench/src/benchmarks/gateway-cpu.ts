@@ -15,7 +15,9 @@
  * interleaved, so a change is compared with what it replaces over the same seconds of a
  * shared machine (the ratio is the median of the runs' ratios). `GATEWAY_CPU_PROF=<dir>`
  * runs the (first) gateway under `node --cpu-prof` and leaves the profile in that dir;
- * `GATEWAY_CPU_NODE_ARGS` adds node flags to it (e.g. `--perf-basic-prof` for `perf`).
+ * `GATEWAY_CPU_NODE_ARGS` adds node flags to it (e.g. `--perf-basic-prof` for `perf`);
+ * `GATEWAY_CPU_ROUTES=key` (or `signed`) measures one route; `GATEWAY_CPU_RATE` and
+ * `GATEWAY_CPU_COUNT` set the rate per gateway (default 600/s) and requests per run (4 000).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -302,7 +304,9 @@ export const benchmark: Benchmark = {
           return { path: '/echo', headers, body };
         },
       };
-      const kinds: RouteKind[] = ['key', 'signed'];
+      const kinds = (['key', 'signed'] as const).filter((k) =>
+        (process.env.GATEWAY_CPU_ROUTES ?? 'key,signed').split(',').includes(k),
+      );
       for (const k of kinds) {
         // JIT, connections, leases
         const w = await atRate(gateways, requests[k], rate, quick ? 300 : 1500);
