@@ -241,6 +241,15 @@ describe('peak gateway: context, mapping, guard, counts, 10 000 routes, CLI', {
     assert.equal(last!.body.error?.code, 'PEAK_GATEWAY_FORBIDDEN');
     assert.match(last!.body.error!.message, /may not call from/);
     assert.equal(f.calls.echo, before);
+    // A changed list is in force at once: the gateway compiles an app's lists once per
+    // version of the app, not once per gateway.
+    await f.admin.gateway.putApp({ name: 'walled', ipAllow: ['127.0.0.0/8'] });
+    await waitFor('the widened allow list at the gateway', async () => {
+      last = await call('POST', '/ctx', signed('/ctx', JSON.stringify({ n: 5, s: 'w' }), { key }));
+      return last.status !== 403;
+    });
+    assert.equal(last!.status, 200, JSON.stringify(last!.body));
+    assert.equal(f.calls.echo, before + 1);
   });
 
   it('applies guard rules from the config item: per app, and cluster budgets from the control plane', async () => {

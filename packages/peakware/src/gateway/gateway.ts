@@ -82,7 +82,13 @@ import {
   readField,
 } from './field-source.js';
 import { GatewayMetrics } from './gateway-metrics.js';
-import { apiOf, type GatewayKey, type GatewayRouteSpec, resourceOf } from './gateway-objects.js';
+import {
+  apiOf,
+  type GatewayAppSpec,
+  type GatewayKey,
+  type GatewayRouteSpec,
+  resourceOf,
+} from './gateway-objects.js';
 import { GatewayState } from './gateway-state.js';
 import { HttpUpstream } from './http-upstream.js';
 import { IpFilter } from './ip-filter.js';
@@ -166,6 +172,8 @@ interface CompiledRoute {
     | undefined;
   guardArgs: CompiledSource[] | undefined;
   signedHeaders: readonly string[];
+  /** The server span's name (`POST /api/buy`); undefined for a `*` method (the request's). */
+  spanName: string | undefined;
   rpc:
     | {
         call: RpcCaller;
@@ -182,13 +190,15 @@ interface CompiledRoute {
   mq: { topic: string; key: CompiledSource | undefined; tag: string | undefined } | undefined;
 }
 
-/** A request's outcome as the metrics see it. */
+/** A request's outcome as the metrics see it, and the trace id its answer carries. */
 interface Outcome {
   api: string;
   app: string;
+  /** `x-peak-trace-id` of the answer once the call context exists, else ''. */
+  traceId: string;
 }
 
-const JSON_HEADERS = { 'content-type': 'application/json' };
+const ignore = (): void => undefined;
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -239,6 +249,8 @@ export class Gateway {
   readonly #sync: StateSync<CompiledRoute>;
   readonly #rpcCallers = new Map<string, RpcCaller>();
   readonly #validators = new Map<string, ValidateFunction>();
+  /** An app's compiled IP lists, built on its first call (a changed app is a new object). */
+  readonly #appIps = new WeakMap<GatewayAppSpec, IpFilter>();
   #producer: Producer | undefined;
   #nonces!: NonceStore;
   #ajv: import('ajv/dist/2020.js').Ajv2020 | undefined;
@@ -453,6 +465,7 @@ export class Gateway {
             },
       guardArgs: spec.guardArgs?.map(compileSource),
       signedHeaders: spec.signedHeaders ?? [],
+      spanName: spec.method === '*' ? undefined : `${spec.method} ${spec.path}`,
       rpc: undefined,
       http: undefined,
       mq: undefined,
@@ -512,30 +525,47 @@ export class Gateway {
 
   // ------------------------------------------------------------------ the request path
 
+  /**
+   * Answers JSON. The head is one flat list handed to `writeHead` (no `setHeader` per field,
+   * no merged header object), with a length rather than chunked encoding, so head and
+   * body leave in one write.
+   */
   #send(
     res: ServerResponse,
     status: number,
     body: unknown,
     headers?: Record<string, string>,
+    traceId = '',
   ): void {
     const text = JSON.stringify(body);
-    // A length (not chunked encoding): head and body leave in one write.
-    res.setHeader('content-length', Buffer.byteLength(text));
-    res.writeHead(status, headers === undefined ? JSON_HEADERS : { ...JSON_HEADERS, ...headers });
+    const head: string[] = [
+      'content-type',
+      'application/json',
+      'content-length',
+      String(Buffer.byteLength(text)),
+    ];
+    if (traceId !== '') head.push('x-peak-trace-id', traceId);
+    if (headers !== undefined) for (const k in headers) head.push(k, headers[k]!);
+    res.writeHead(status, head);
     res.end(text);
   }
 
-  #refuse(res: ServerResponse, err: PeakError, extra?: Record<string, string>): number {
+  #refuse(
+    res: ServerResponse,
+    err: PeakError,
+    extra?: Record<string, string>,
+    traceId = '',
+  ): number {
     const status = err.code === ErrorCodes.GUARD_BLOCKED ? 429 : httpStatusOf(err.code);
     if (status >= 500)
       this.#logger.warn({ code: err.code, message: err.message }, 'gateway call failed');
-    this.#send(res, status, { error: err.toJSON() }, extra);
+    this.#send(res, status, { error: err.toJSON() }, extra, traceId);
     return status;
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
-    const outcome: Outcome = { api: '', app: '' };
+    const outcome: Outcome = { api: '', app: '', traceId: '' };
     this.#serve(req, res, outcome).then(
       (status) => {
         if (outcome.api !== '')
@@ -548,7 +578,7 @@ export class Gateway {
           const e = isPeakError(err)
             ? err
             : fail(ErrorCodes.INTERNAL, `internal gateway error: ${errorMessage(err)}`);
-          status = this.#refuse(res, e);
+          status = this.#refuse(res, e, undefined, outcome.traceId);
         } else res.destroy();
         if (outcome.api !== '')
           this.#metrics.record(outcome.api, outcome.app, status, performance.now() - started);
@@ -671,10 +701,7 @@ export class Gateway {
           `app '${app}' is ${a === undefined ? 'unknown' : 'disabled'}`,
           { app },
         );
-      if (
-        (a.ipAllow !== undefined || a.ipDeny !== undefined) &&
-        !new IpFilter(a.ipAllow, a.ipDeny).allows(address)
-      )
+      if ((a.ipAllow !== undefined || a.ipDeny !== undefined) && !this.#appIp(a).allows(address))
         return this.#refuse(
           res,
           fail(ErrorCodes.GATEWAY_FORBIDDEN, `app '${app}' may not call from ${address}`, {
@@ -701,7 +728,7 @@ export class Gateway {
           this.#o.nonceWindowMs ?? GATEWAY_DEFAULTS.nonceWindowMs,
         );
         // A failed claim is answered below; never leave it unhandled meanwhile.
-        nonceClaim.catch(() => undefined);
+        nonceClaim.catch(ignore);
       }
     }
 
@@ -773,7 +800,7 @@ export class Gateway {
     let status = 500;
     let failed: unknown;
     const ctx = this.#context(req, route, app);
-    const span: Span = this.#tracer.startSpan(`${method} ${route.spec.path}`, {
+    const span: Span = this.#tracer.startSpan(route.spanName ?? `${method} ${route.spec.path}`, {
       kind: 'server',
       context: ctx,
       attributes: {
@@ -783,7 +810,7 @@ export class Gateway {
         'gateway.app': app,
       },
     });
-    res.setHeader('x-peak-trace-id', ctx.traceId);
+    outcome.traceId = ctx.traceId;
     try {
       if (entry.waitMs > 0) await new Promise((r) => setTimeout(r, entry.waitMs));
       let input: unknown;
@@ -821,10 +848,12 @@ export class Gateway {
           );
       }
       status = await runWithContext(span.context, () => {
-        if (route.rpc !== undefined) return this.#callRpc(res, route, input, cors);
-        if (route.http !== undefined)
+        if (route.rpc !== undefined) return this.#callRpc(res, route, input, cors, ctx.traceId);
+        if (route.http !== undefined) {
+          res.setHeader('x-peak-trace-id', ctx.traceId);
           return this.#callHttp(req, res, route, path, query, body, span.context);
-        return this.#callMq(res, route, fields, body, cors);
+        }
+        return this.#callMq(res, route, fields, body, cors, ctx.traceId);
       });
       return status;
     } catch (err) {
@@ -835,7 +864,7 @@ export class Gateway {
         (err.code === ErrorCodes.GATEWAY_BAD_REQUEST || err.code === ErrorCodes.GATEWAY_REPLAYED)
       )
         this.#quota.giveBack(app, route.api);
-      status = this.#refuse(res, this.#targetError(err, route), cors);
+      status = this.#refuse(res, this.#targetError(err, route), cors, ctx.traceId);
       return status;
     } finally {
       entry.exit(status >= 500 ? (failed ?? new Error(`HTTP ${status}`)) : undefined);
@@ -843,6 +872,15 @@ export class Gateway {
       if (status >= 500) span.recordError(failed ?? new Error(`HTTP ${status}`));
       span.end();
     }
+  }
+
+  #appIp(app: GatewayAppSpec): IpFilter {
+    let f = this.#appIps.get(app);
+    if (f === undefined) {
+      f = new IpFilter(app.ipAllow, app.ipDeny);
+      this.#appIps.set(app, f);
+    }
+    return f;
   }
 
   #checkApiKey(req: IncomingMessage): GatewayKey {
@@ -1041,6 +1079,7 @@ export class Gateway {
     route: CompiledRoute,
     input: unknown,
     cors: Record<string, string> | undefined,
+    traceId: string,
   ): Promise<number> {
     const rpc = route.rpc!;
     const result = await rpc.call(rpc.method, input, {
@@ -1053,7 +1092,7 @@ export class Gateway {
       const mapped = rpc.statuses[String(v)];
       if (mapped !== undefined) status = mapped;
     }
-    this.#send(res, status, result === undefined ? null : result, cors);
+    this.#send(res, status, result === undefined ? null : result, cors, traceId);
     return status;
   }
 
@@ -1163,6 +1202,7 @@ export class Gateway {
     f: RequestFields,
     body: Buffer,
     cors: Record<string, string> | undefined,
+    traceId: string,
   ): Promise<number> {
     const mq = route.mq!;
     this.#producer ??= new Producer({ servers: this.#o.servers, token: this.#o.token });
@@ -1172,7 +1212,7 @@ export class Gateway {
       ...(mq.tag === undefined ? {} : { tag: mq.tag }),
       ...(key === undefined || key === null ? {} : { keys: [String(key)] }),
     });
-    this.#send(res, 202, { id: sent.id, topic: sent.topic }, cors);
+    this.#send(res, 202, { id: sent.id, topic: sent.topic }, cors, traceId);
     return 202;
   }
 

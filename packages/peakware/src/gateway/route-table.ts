@@ -159,12 +159,15 @@ class Trie<R> {
     }
   }
 
-  /** The route for `method` and the split path, or undefined; `allowed` collects methods that exist for the path. */
+  /**
+   * The route for `method` and the split path, or undefined; `allowed` collects methods that
+   * exist for the path (duplicates possible: a list, cheaper than a set on every lookup).
+   */
   find(
     method: string,
     parts: readonly string[],
     captured: string[],
-    allowed: Set<string>,
+    allowed: string[],
   ): Leaf<R> | undefined {
     return this.#walk(this.root, method, parts, 0, captured, allowed);
   }
@@ -175,14 +178,14 @@ class Trie<R> {
     parts: readonly string[],
     i: number,
     captured: string[],
-    allowed: Set<string>,
+    allowed: string[],
   ): Leaf<R> | undefined {
     if (i === parts.length) {
       const leaves = node.leaves;
       if (leaves !== undefined && leaves.size > 0) {
         const hit = leaves.get(method) ?? leaves.get('*');
         if (hit !== undefined) return hit;
-        for (const m of leaves.keys()) allowed.add(m);
+        for (const m of leaves.keys()) allowed.push(m);
       }
     } else {
       const part = parts[i]!;
@@ -205,7 +208,7 @@ class Trie<R> {
         captured.push(parts.slice(i).join('/'));
         return hit;
       }
-      for (const m of rest.keys()) allowed.add(m);
+      for (const m of rest.keys()) allowed.push(m);
     }
     return undefined;
   }
@@ -288,9 +291,10 @@ export class RouteTable<R> {
    */
   match(method: string, host: string, path: string): RouteMatch<R> | RouteMiss {
     const parts = path === '/' ? [''] : path.slice(1).split('/');
-    const allowed = new Set<string>();
+    const allowed: string[] = [];
     const captured: string[] = [];
-    const h = hostName(host);
+    // The Host header is only read when some route names a host (most tables have none).
+    const h = this.#exact.size > 0 || this.#suffix.size > 0 ? hostName(host) : '';
     let leaf: Leaf<R> | undefined;
     if (this.#exact.size > 0) leaf = this.#exact.get(h)?.find(method, parts, captured, allowed);
     if (leaf === undefined && this.#suffix.size > 0) {
@@ -307,7 +311,7 @@ export class RouteTable<R> {
       captured.length = 0;
       leaf = this.#any.find(method, parts, captured, allowed);
     }
-    if (leaf === undefined) return { allowed: [...allowed].sort() };
+    if (leaf === undefined) return { allowed: [...new Set(allowed)].sort() };
     const params: Record<string, string> = {};
     for (let i = 0; i < leaf.names.length; i++) params[leaf.names[i]!] = captured[i]!;
     return { route: leaf.route, params };
