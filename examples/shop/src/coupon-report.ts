@@ -14,22 +14,31 @@ export interface TxnFigures {
   failed: number;
   /** Not finished yet (must be 0 once the books are read). */
   active: number;
+  /** Up to 3 of the unfinished: gid, status and why it was handed to recovery (`peak txn show <gid>`). */
+  activeSample: string[];
 }
 
 /** The most rows one list call returns; the figures count up to it per status. */
 const LIST_LIMIT = 1000;
 
 async function figures(admin: AdminClient, kind: TxnKind, prefix: string): Promise<TxnFigures> {
-  const count = async (status: 'succeeded' | 'failed' | 'active') =>
+  const list = async (status: 'succeeded' | 'failed' | 'active') =>
     (await admin.txn.list({ kind, status, limit: LIST_LIMIT })).filter((t) =>
       t.gid.startsWith(prefix),
-    ).length;
+    );
   const [succeeded, failed, active] = await Promise.all([
-    count('succeeded'),
-    count('failed'),
-    count('active'),
+    list('succeeded'),
+    list('failed'),
+    list('active'),
   ]);
-  return { succeeded, failed, active };
+  return {
+    succeeded: succeeded.length,
+    failed: failed.length,
+    active: active.length,
+    activeSample: active
+      .slice(0, 3)
+      .map((t) => `${t.gid} ${t.status}${t.reason ? ` (${t.reason.slice(0, 160)})` : ''}`),
+  };
 }
 
 /** Coupon orders' TCCs and their "order placed" two-phase messages, as the coordinator has them. */
@@ -74,7 +83,9 @@ export function couponReportLines(
   const locked = books.lockedCoupons.map(
     (c) => `${c.couponId} (buyer ${c.userId}, order ${c.orderId ?? 'none'})`,
   );
+  const active = [...txn.tcc.activeSample, ...txn.messages.activeSample];
   return [
+    ...(active.length === 0 ? [] : [`still active: ${active.join('; ')}`]),
     ...(locked.length === 0
       ? []
       : [`coupons left locked: ${locked.join(', ')}${books.locked > locked.length ? ', …' : ''}`]),
