@@ -79,6 +79,8 @@ function postgresCpuByPid(postmaster: number): Map<number, number> {
 interface Snapshot {
   at: number;
   consumed: number;
+  /** Messages the broker stored on the topic so far. */
+  stored: number;
   broker: number;
   children: Record<string, number>;
   pgByPid: Map<number, number>;
@@ -111,10 +113,15 @@ async function snapshot(
     'SELECT pid, datname FROM pg_stat_activity',
   );
   const { rows } = await points.query<{ n: string }>('SELECT count(*)::text AS n FROM points');
+  const { rows: stored } = await stats.query<{ n: string }>(
+    'SELECT coalesce(sum(next_offset), 0)::text AS n FROM peak.mq_queues WHERE topic = $1',
+    [TOPIC],
+  );
   const cpu = process.cpuUsage();
   return {
     at: performance.now(),
     consumed: Number(rows[0]!.n),
+    stored: Number(stored[0]!.n),
     broker: cpu.user + cpu.system,
     children: Object.fromEntries(
       Object.entries(children).map(([k, c]) => [k, processCpuUs(c.pid)]),
@@ -127,7 +134,19 @@ async function snapshot(
 function spawnRole(role: string, cfg: unknown): ChildProcess {
   return spawn(
     process.execPath,
-    [fileURLToPath(import.meta.url), `--${role}`, JSON.stringify(cfg)],
+    [
+      // MQP_CHILD_PROF=<dir>: a CPU profile of each child (node --cpu-prof) in that folder.
+      ...(process.env.MQP_CHILD_PROF === undefined
+        ? []
+        : [
+            '--cpu-prof',
+            `--cpu-prof-dir=${process.env.MQP_CHILD_PROF}`,
+            `--cpu-prof-name=${role}.cpuprofile`,
+          ]),
+      fileURLToPath(import.meta.url),
+      `--${role}`,
+      JSON.stringify(cfg),
+    ],
     { stdio: ['ignore', 'inherit', 'inherit'] },
   );
 }
@@ -184,16 +203,21 @@ async function measure(
           AND s.query NOT LIKE '%count(*)::text AS n FROM points%'
         ORDER BY s.calls DESC`,
     );
-    const n = b.consumed - a.consumed;
-    progress(`window: ${n} messages consumed in ${seconds} s`);
+    // Per message: over what went through, the mean of stored and consumed (the same when
+    // the consumer keeps up; a backlog that grows or shrinks moves them apart).
+    const consumed = b.consumed - a.consumed;
+    const storedN = b.stored - a.stored;
+    const n = (consumed + storedN) / 2;
+    progress(`window: ${storedN} messages stored, ${consumed} consumed in ${seconds} s`);
     const cpu: Record<string, number> = { broker: (b.broker - a.broker) / n };
     for (const k of Object.keys(children)) cpu[k] = (b.children[k]! - a.children[k]!) / n;
     let pgOther = 0;
     for (const [pid, us] of b.pgByPid) {
       const before = a.pgByPid.get(pid);
       const db = a.dbOfPid.get(pid) ?? b.dbOfPid.get(pid);
+      // A backend started during the window (a pool reconnecting) counts whole.
       const delta = us - (before ?? 0);
-      if (before === undefined || db === undefined || db === '(background)') pgOther += delta;
+      if (db === undefined || db === '(background)') pgOther += delta;
       else {
         const key = `pg ${db === 'postgres' ? 'broker db' : db}`;
         cpu[key] = (cpu[key] ?? 0) + delta / n;
