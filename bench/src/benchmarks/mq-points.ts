@@ -78,6 +78,7 @@ function postgresCpuByPid(postmaster: number): Map<number, number> {
 
 interface Snapshot {
   at: number;
+  http: Map<string, number>;
   consumed: number;
   /** Messages the broker stored on the topic so far. */
   stored: number;
@@ -94,6 +95,8 @@ interface WindowResult {
   cpu: Record<string, number>;
   statements: Record<string, number>;
   walBytes: Record<string, number>;
+  /** HTTP requests per message, by MQ route. */
+  http: Record<string, number>;
   top: string[];
 }
 
@@ -103,7 +106,24 @@ function post(session: Session, method: string): Promise<unknown> {
   );
 }
 
+/** HTTP requests the broker answered so far, by MQ route (from its /metrics page). */
+async function httpCounts(ep: Endpoint): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const res = await fetch(`${ep.url}/metrics`, {
+    headers: { authorization: `Bearer ${ep.token}` },
+  });
+  for (const line of (await res.text()).split('\n')) {
+    if (!line.startsWith('peak_http_request_duration_seconds_count{')) continue;
+    const route = /route="([^"]*)"/.exec(line)?.[1];
+    if (route === undefined || !route.includes('/mq/')) continue;
+    const short = route.replace('/api/v1/mq/', '');
+    out.set(short, (out.get(short) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return out;
+}
+
 async function snapshot(
+  ep: Endpoint,
   stats: pg.Pool,
   points: pg.Pool,
   postmaster: number,
@@ -117,8 +137,10 @@ async function snapshot(
     'SELECT coalesce(sum(next_offset), 0)::text AS n FROM peak.mq_queues WHERE topic = $1',
     [TOPIC],
   );
+  const http = await httpCounts(ep);
   const cpu = process.cpuUsage();
   return {
+    http,
     at: performance.now(),
     consumed: Number(rows[0]!.n),
     stored: Number(stored[0]!.n),
@@ -171,7 +193,7 @@ async function measure(
     const { rows: lsn0 } = await stats.query<{ lsn: string }>(
       'SELECT pg_current_wal_lsn()::text AS lsn',
     );
-    const a = await snapshot(stats, points, postmaster, children);
+    const a = await snapshot(ep, stats, points, postmaster, children);
     const profiler = process.env.MQP_PROF === undefined ? undefined : new Session();
     if (profiler !== undefined) {
       profiler.connect();
@@ -179,7 +201,7 @@ async function measure(
       await post(profiler, 'Profiler.start');
     }
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    const b = await snapshot(stats, points, postmaster, children);
+    const b = await snapshot(ep, stats, points, postmaster, children);
     if (profiler !== undefined) {
       const { profile } = (await post(profiler, 'Profiler.stop')) as { profile: unknown };
       await writeFile(process.env.MQP_PROF!, JSON.stringify(profile));
@@ -238,7 +260,17 @@ async function measure(
         (s) =>
           `${round(Number(s.calls) / n, 3)}/msg ${round(Number(s.wal) / n, 3)} WAL B/msg ${round((s.ms * 1000) / n, 3)} µs/msg: ${s.query.replace(/\s+/g, ' ').slice(0, 120)}`,
       );
-    return { messages: n, rate: (n / (b.at - a.at)) * 1000, cpu, statements, walBytes, top };
+    const http: Record<string, number> = {};
+    for (const [route, count] of b.http) http[route] = (count - (a.http.get(route) ?? 0)) / n;
+    return {
+      messages: n,
+      rate: (n / (b.at - a.at)) * 1000,
+      cpu,
+      statements,
+      walBytes,
+      http,
+      top,
+    };
   } finally {
     for (const c of Object.values(children)) c.kill('SIGTERM');
     await Promise.all(
@@ -376,6 +408,11 @@ export const benchmark: Benchmark = {
         row(
           `WAL bytes ${k}`,
           results.map((r) => r.walBytes[k] ?? 0),
+        );
+      for (const k of keys((r) => r.http))
+        row(
+          `http requests ${k}`,
+          results.map((r) => r.http[k] ?? 0),
         );
       return {
         figures,
