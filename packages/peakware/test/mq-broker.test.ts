@@ -929,6 +929,49 @@ describe('mq broker in peak server', { timeout: 360_000 }, () => {
     ]);
   });
 
+  it('a receive carries acks: they end their deliveries before it claims; a malformed one refuses the receive', async () => {
+    await topic('riding', { queues: 1 });
+    const sent = await producer().sendBatch(
+      'riding',
+      Array.from({ length: 4 }, (_, i) => ({ body: `r${i}` })),
+    );
+    type Got = { id: string; receipt: string; reconsumeTimes: number };
+    const receive = async (body: Record<string, unknown>) => {
+      const r = await rawPost('/api/v1/mq/groups/riding-g/receive', {
+        topic: 'riding',
+        consumerId: 'rd-1',
+        invisibleMs: 400,
+        max: 10,
+        ...body,
+      });
+      return {
+        status: r.status,
+        error: r.json.error,
+        messages: (r.json as unknown as { messages: Got[] }).messages,
+      };
+    };
+    const first = (await receive({ waitMs: 3000 })).messages;
+    assert.deepEqual(
+      first.map((m) => m.id),
+      sent.map((m) => m.id),
+    );
+    // Three acks ride on the next receive (nothing new to hand out).
+    const second = await receive({ waitMs: 0, acks: first.slice(0, 3).map((m) => m.receipt) });
+    assert.equal(second.status, 200);
+    assert.deepEqual(second.messages, []);
+    await new Promise((r) => setTimeout(r, 600));
+    // Only the one not acked comes back once the claim timed out.
+    const third = await receive({ waitMs: 3000 });
+    assert.deepEqual(
+      third.messages.map((m) => [m.id, m.reconsumeTimes]),
+      [[sent[3]!.id, 1]],
+    );
+    const bad = await receive({ waitMs: 0, acks: ['not-a-receipt'] });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.error.code, 'PEAK_INVALID_ARGUMENT');
+    assert.match(bad.error.message, /receipt/);
+  });
+
   it('an idle long poll wakes when an in-flight delivery times out, with no fixed re-check', async () => {
     await topic('woken', { queues: 1 });
     const [sent] = await producer().sendBatch('woken', [{ body: 'once' }]);

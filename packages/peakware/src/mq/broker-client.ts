@@ -148,11 +148,12 @@ export class BrokerClient {
    * Inside a call context with a deadline the broker waits no longer than the deadline
    * allows ({@link LONG_POLL_DEADLINE_MARGIN_MS} before it, for the answer's way back), and
    * a deadline that already passed throws PEAK_DEADLINE_EXCEEDED without a request.
+   * `acks`: receipts the broker acks first, as {@link ack} would (one request, not two).
    */
   async receive(
     group: string,
     subscription: Subscription,
-    take: { max: number; waitMs: number },
+    take: { max: number; waitMs: number; acks?: readonly string[] },
     opts: Pick<CallOptions, 'signal' | 'timeoutMs'> = {},
   ): Promise<{ messages: ReceivedMessage[] }> {
     assertDeadline(`mq receive from group ${group}`);

@@ -203,6 +203,13 @@ export class Consumer {
       }
       let messages: ReceivedMessage[];
       const max = limit - this.#inflight;
+      // Acks waiting to be sent ride on this receive (unless an ack request is in flight:
+      // acks stay in order behind it).
+      const acks = this.#ackCall === undefined ? this.#acks.splice(0, MAX_ACKS) : [];
+      if (acks.length > 0 && this.#acks.length === 0) {
+        clearTimeout(this.#ackTimer);
+        this.#ackTimer = undefined;
+      }
       try {
         const wait = this.#o.waitMs ?? 20_000;
         ({ messages } = await this.#client.receive(
@@ -211,11 +218,18 @@ export class Consumer {
           {
             max,
             waitMs: this.#inflight > 0 ? Math.min(wait, 200) : wait,
+            ...(acks.length > 0 ? { acks } : {}),
           },
           { signal: this.#abort.signal },
         ));
         retries.reset();
       } catch (err) {
+        // The acks it carried go again in an ack request of their own (a refused one is
+        // refused there too, and logged, as acks are).
+        if (acks.length > 0) {
+          this.#acks.unshift(...acks);
+          this.#flushAcks();
+        }
         if (!this.#running) break;
         this.#logger.warn({ err: errorMessage(err) }, 'mq: receive failed; retrying');
         await this.#pause(retries);
@@ -306,7 +320,7 @@ export class Consumer {
   #ack(receipt: string): void {
     this.#acks.push(receipt);
     if (this.#acks.length >= ACK_BATCH) this.#flushAcks();
-    else this.#ackTimer ??= setTimeout(() => this.#flushAcks(), ACK_LINGER_MS);
+    else this.#ackTimer ??= setTimeout(() => this.#flushAcks(), this.#ackLingerMs());
   }
 
   /**
@@ -315,6 +329,16 @@ export class Consumer {
    * returns (group commit, as the broker does for half messages). Concurrent ack requests
    * of one receive would lock the same claim row and wait for each other's commit.
    */
+  /**
+   * How long acks wait for company: {@link ACK_LINGER_MS}; a long-poll consumer with
+   * `lingerMs` starts its next receive within that, and the acks ride on it instead of
+   * taking a request of their own, so they wait up to `lingerMs` more.
+   */
+  #ackLingerMs(): number {
+    const linger = this.#o.push === true ? 0 : (this.#o.lingerMs ?? 0);
+    return ACK_LINGER_MS + linger;
+  }
+
   #flushAcks(): void {
     if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;

@@ -291,23 +291,23 @@ export class Outbox {
     };
     client.on?.('error', onError);
     try {
-      // BEGIN and the lock in one round trip: the simple protocol takes both statements (the
-      // key is a constant, so there is no parameter to bind), and pg answers with two results.
+      // BEGIN, the relay lock and (only while holding it: taking an advisory lock this
+      // transaction holds succeeds again) the oldest rows in one round trip: the simple
+      // protocol takes the three statements (key and limit are numbers written in, so there
+      // is no parameter to bind), and pg answers with three results.
+      const limit = this.#o.batchSize ?? 500;
       const opened = (await client.query(
-        `BEGIN; SELECT pg_try_advisory_xact_lock(${LOCK_KEY}) AS got`,
-      )) as unknown as { rows: { got?: boolean }[] }[];
-      if (opened.at(-1)?.rows[0]?.got !== true) {
+        `BEGIN; SELECT pg_try_advisory_xact_lock(${LOCK_KEY}) AS got;
+         SELECT id::text AS id, topic, stress, wire,
+                (extract(epoch FROM now() - created_at) * 1000)::float8 AS age_ms
+           FROM peak_outbox.messages m WHERE (SELECT pg_try_advisory_xact_lock(${LOCK_KEY}))
+          ORDER BY m.id LIMIT ${Math.max(1, Math.floor(limit)) + 1}`,
+      )) as unknown as { rows: Record<string, unknown>[] }[];
+      if (opened[1]?.rows[0]?.got !== true) {
         await client.query('ROLLBACK');
         return -1;
       }
-      const limit = this.#o.batchSize ?? 500;
-      const { rows } = (await client.query(
-        // (ORDER BY m.id: a bare `id` would sort the text output column, 10 before 6.)
-        `SELECT id::text AS id, topic, stress, wire,
-                (extract(epoch FROM now() - created_at) * 1000)::float8 AS age_ms
-           FROM peak_outbox.messages m ORDER BY m.id LIMIT $1`,
-        [limit + 1],
-      )) as unknown as { rows: Row[] };
+      const rows = (opened[2]?.rows ?? []) as unknown as Row[];
       const batch = rows.slice(0, limit);
       this.#stats.lagMs = Math.round(batch[0]?.age_ms ?? 0);
       this.#stats.pending = rows.length > limit ? rows.length - limit : 0;
@@ -341,10 +341,14 @@ export class Outbox {
           [d.ids, d.error],
         );
       }
-      if (sent.length > 0) {
-        await client.query('DELETE FROM peak_outbox.messages WHERE id = ANY($1::bigint[])', [sent]);
-      }
-      await client.query('COMMIT');
+      // The ids are bigints read as text: written into the statement, the delete and the
+      // commit go in one round trip.
+      const ids = sent.filter((id) => /^\d+$/.test(id));
+      await client.query(
+        ids.length > 0
+          ? `DELETE FROM peak_outbox.messages WHERE id = ANY('{${ids.join(',')}}'::bigint[]); COMMIT`
+          : 'COMMIT',
+      );
       this.#stats.relayed += sent.length;
       this.#stats.dead += dead.reduce((n, d) => n + d.ids.length, 0);
       return batch.length;

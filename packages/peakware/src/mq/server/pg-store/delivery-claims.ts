@@ -47,6 +47,59 @@ const LOCK_SQL = `SELECT pulled_offset::text,
 const DELIVERED_COLUMNS = `topic, queue_id, queue_offset::text, msg_id::text, tag, keys, msg_group, props,
        replace(encode(body, 'base64'), E'\\n', '') AS body, born_at, stored_at, reconsume, origin_topic`;
 
+// The common claim in ONE statement, committed without waiting for the WAL flush (the
+// set_config is local to the statement's own transaction, read at its commit): lock the
+// group's queue row (SKIP LOCKED), read the fresh messages after its pulled offset, record
+// them as one claim row and move the offset past them. It goes ahead only when the queue
+// holds no delivery row and no timed-out claim row (`fast`); otherwise, or when the group
+// has no offset row yet (`has_row` false), the caller runs the full claim transaction.
+// `locked` says whether this statement held the queue row (if not and `has_row`, another
+// request holds it: nothing to hand out now).
+// $1 group, $2 topic, $3 queue, $4 window, $5 most messages, $6 tags (NULL: all),
+// $7 invisible ms, $8 consumer. Rows: one per message handed out, or one with a NULL
+// queue_offset when none is.
+const FAST_CLAIM_SQL = `
+  WITH lk AS MATERIALIZED (${LOCK_SQL} FOR UPDATE SKIP LOCKED),
+  go AS MATERIALIZED (
+    SELECT pulled_offset::bigint AS pulled,
+           least($4::int - rows - claimed, $5::int, ${MAX_CLAIM_SPAN}) AS room
+      FROM lk WHERE rows = 0 AND NOT expired),
+  m AS MATERIALIZED (
+    SELECT queue_offset AS off, msg_id, tag, keys, msg_group, props, body, born_at, stored_at,
+           reconsume, origin_topic
+      FROM peak.mq_messages
+     WHERE topic = $2 AND queue_id = $3 AND queue_offset >= (SELECT pulled FROM go)
+     ORDER BY queue_offset LIMIT (SELECT greatest(room, 0) FROM go)),
+  f AS MATERIALIZED (
+    SELECT * FROM m WHERE off < (SELECT min(off) FROM m) + ${MAX_CLAIM_SPAN}),
+  agg AS MATERIALIZED (
+    SELECT min(off) AS first, max(off) + 1 AS next,
+           array_agg((off - (SELECT min(off) FROM f))::int ORDER BY off)
+             FILTER (WHERE $6::text[] IS NULL OR tag = ANY ($6::text[])) AS delivered
+      FROM f HAVING count(*) > 0),
+  claim AS (
+    INSERT INTO peak.mq_claims
+      (grp, topic, queue_id, first_offset, span, delivered, visible_at, consumer_id, delivered_at)
+    SELECT $1, $2, $3, first, (next - first)::int,
+           CASE WHEN cardinality(delivered) = next - first THEN NULL ELSE delivered END,
+           now() + make_interval(secs => $7::float8 / 1000), $8, now()
+      FROM agg WHERE delivered IS NOT NULL
+    RETURNING 1),
+  upd AS (
+    UPDATE peak.mq_offsets o SET pulled_offset = agg.next FROM agg
+     WHERE o.grp = $1 AND o.topic = $2 AND o.queue_id = $3
+    RETURNING 1),
+  h AS (
+    SELECT (SELECT count(*) FROM go)::int AS fast, (SELECT count(*) FROM lk)::int AS locked,
+           EXISTS (SELECT 1 FROM peak.mq_offsets WHERE grp = $1 AND topic = $2 AND queue_id = $3) AS has_row,
+           set_config('synchronous_commit', 'off', true) AS async)
+  SELECT h.fast, h.locked, h.has_row, $2::text AS topic, $3::int AS queue_id, f.off::text AS queue_offset,
+         f.msg_id::text, f.tag, f.keys, f.msg_group, f.props,
+         replace(encode(f.body, 'base64'), E'\\n', '') AS body, f.born_at, f.stored_at, f.reconsume,
+         f.origin_topic
+    FROM h LEFT JOIN f ON $6::text[] IS NULL OR f.tag = ANY ($6::text[])
+   ORDER BY f.off`;
+
 /** Hands out deliveries. */
 export class PgDeliveryClaims {
   readonly #pool: pg.Pool;
@@ -110,6 +163,40 @@ export class PgDeliveryClaims {
    */
   async claim(params: ClaimRequest): Promise<Delivery[]> {
     const { grp, queue, consumerId } = params;
+    if (params.max <= 0) return [];
+    if (!params.ordered) {
+      const { rows } = await this.#pool.query<
+        DeliveredRow & {
+          fast: number;
+          locked: number;
+          has_row: boolean;
+          queue_offset: string | null;
+        }
+      >(FAST_CLAIM_SQL, [
+        grp,
+        queue.topic,
+        queue.queueId,
+        params.window,
+        params.max,
+        params.tags,
+        params.invisibleMs,
+        consumerId,
+      ]);
+      const head = rows[0];
+      if (head !== undefined && head.fast > 0) {
+        const out: Delivery[] = [];
+        for (const r of rows) {
+          if (r.queue_offset === null) continue;
+          const { fast: _f, locked: _l, has_row: _h, ...message } = r;
+          out.push({ message: message as DeliveredRow, deliveries: 1, grp });
+        }
+        return out;
+      }
+      // Another request holds the queue right now.
+      if (head !== undefined && head.locked === 0 && head.has_row) return [];
+      // Otherwise (timed-out claims or delivery rows to hand out, or the group's first
+      // claim of this queue): the full claim below.
+    }
     return inTransaction(
       this.#pool,
       async (c) => {
@@ -136,7 +223,6 @@ export class PgDeliveryClaims {
         if (lock === undefined) return [];
         const pulled = lock.pulled_offset;
         const inWindow = lock.rows + lock.claimed;
-        if (params.max <= 0) return [];
         let rows = lock.rows;
         if (lock.expired) {
           // Claims not fully acked in time: their unacked offsets become delivery rows,
