@@ -324,12 +324,6 @@ export class Consumer {
   }
 
   /**
-   * Sends the acks gathered so far, at most {@link MAX_ACKS} a request and one request at
-   * a time: acks that come while one is on its way go together in the next, when it
-   * returns (group commit, as the broker does for half messages). Concurrent ack requests
-   * of one receive would lock the same claim row and wait for each other's commit.
-   */
-  /**
    * How long acks wait for company: {@link ACK_LINGER_MS}; a long-poll consumer with
    * `lingerMs` starts its next receive within that, and the acks ride on it instead of
    * taking a request of their own, so they wait up to `lingerMs` more.
@@ -339,6 +333,12 @@ export class Consumer {
     return ACK_LINGER_MS + linger;
   }
 
+  /**
+   * Sends the acks gathered so far, at most {@link MAX_ACKS} a request and one request at
+   * a time: acks that come while one is on its way go together in the next, when it
+   * returns (group commit, as the broker does for half messages). Concurrent ack requests
+   * of one receive would lock the same claim row and wait for each other's commit.
+   */
   #flushAcks(): void {
     if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
