@@ -463,6 +463,9 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
   const stop = async () => {
     stopping = true;
     firstStarts?.reject(new Error('the chain was stopped while its services started'));
+    // A death whose replacement never got ready is told as it is (no replacement).
+    for (const p of pending.values()) if (!p.told) tell(p.death);
+    pending.clear();
     await Promise.all(gateways.map(stopChild));
     await supervisor
       ?.stop()
