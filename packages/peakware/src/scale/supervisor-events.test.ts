@@ -181,6 +181,27 @@ describe('Supervisor events and ready check', { timeout: 120_000 }, () => {
     assert.ok(!events.some((e) => e.type === 'ready'), describeEvents(events));
   });
 
+  it('writes stderr to the log by default, and leaves it to the supervisor with stderr inherit', async () => {
+    const command = nodeScript(
+      `console.error('on stderr'); console.log(JSON.stringify({ event: 'ready' })); process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1000);`,
+    );
+    for (const stderr of ['log', 'inherit'] as const) {
+      const { supervisor, events, dir } = await supervised([{ name: 'svc', command }], { stderr });
+      await supervisor.start();
+      try {
+        await waitFor(
+          () => `ready: ${describeEvents(events)}`,
+          () => events.some((e) => e.type === 'ready'),
+        );
+      } finally {
+        await supervisor.stop();
+      }
+      const log = await readFile(path.join(dir, 'svc-v1-1.log'), 'utf8');
+      if (stderr === 'log') assert.match(log, /on stderr/);
+      else assert.doesNotMatch(log, /on stderr/);
+    }
+  });
+
   it('without a ready check an instance is ready once spawned', async () => {
     const { supervisor, events } = await supervised([{ name: 'svc', command: readyAfter(0) }], {
       ready: undefined,
