@@ -144,7 +144,7 @@ async function sampleCpu(chain: Chain): Promise<Record<string, KindSample>> {
   if (shard1 !== undefined) await add('postgres #2', tree(procs, shard1));
   if (chain.redisPid !== undefined) await add('redis', tree(procs, chain.redisPid));
   for (const p of chain.processes) {
-    if (p.child.pid !== undefined) await add(p.role, tree(procs, p.child.pid));
+    if (p.pid !== undefined) await add(p.role, tree(procs, p.pid));
   }
   return out;
 }

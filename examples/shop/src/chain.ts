@@ -11,23 +11,37 @@
  * admin token from the data folder). `main.ts` runs a flash sale or a
  * capacity run on it.
  *
- * The chain supervises its service processes: one that dies before the chain is stopped
- * (a crash, a kill -9) is reported in one line, naming the signal when a signal killed
- * it, and started again with the same settings; the gateway is reported, not restarted
- * (buyers hold its URL). What runs beside the services (redis-server, the order shard's
- * PostgreSQL, a second control-plane node with `controlPlaneNodes: 2`) is watched the same
- * way and started again in the same place (infra-watch.ts).
+ * The service processes run as the instances of one `Supervisor` (peakware/scale) in this
+ * process: app `shop`, one service per role (`shop.inventory`, `shop.order`, `shop.points`,
+ * `shop.coupon`; `instances` each of inventory and order), reporting to the control plane
+ * as app `shop.supervisor`, so `peak scale status --app shop` lists them and a scaling
+ * policy or a release (`--scale-demo`) changes them. Its pid and log files are in
+ * `<data>/shop-supervisor` (an instance's stdout goes to its log, its stderr to the shop's);
+ * the chain's instances never outlive the shop (each stops when its parent goes away), so a
+ * new chain adopts none of them. The chain waits for each instance's JSON ready line (the
+ * supervisor's ready check, {@link READY_TIMEOUT_MS}); a first start that fails fails the
+ * chain's start. One that dies before the chain is stopped (a crash, a kill -9) is reported
+ * in one line, naming the signal when a signal killed it, once its replacement is ready;
+ * the supervisor starts it again with the same settings 100 ms after the death and then a
+ * second apart while its starts fail (its shard's PostgreSQL still restarting, say); after
+ * {@link RESTART_ATTEMPTS} failed starts the death is reported without a replacement (the
+ * supervisor keeps trying; a later replacement is reported again). The gateway is started
+ * here, not by the supervisor: it is reported, not restarted (buyers hold its URL). What
+ * runs beside the services (redis-server, the order shard's PostgreSQL, a second
+ * control-plane node with `controlPlaneNodes: 2`) is watched the same way and started
+ * again in the same place (infra-watch.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from 'peakware/admin';
 import { type RedisServerProcess, redisServerAvailable, startRedisServer } from 'peakware/cache';
-import type { Logger } from 'peakware/core';
+import { isPeakError, type Logger } from 'peakware/core';
 import type { ShardedDatabase } from 'peakware/data';
 import type { GuardRules } from 'peakware/guard';
+import { type ServiceSpec, Supervisor, type SupervisorEvent } from 'peakware/scale';
 import { EmbeddedPostgres, PeakServer, type PostgresEndpoint } from 'peakware/server';
 import pg from 'pg';
 import { ORDER_COMPENSATE_TOPIC, ORDER_PLACED_TOPIC, POINTS_GROUP } from './catalog.js';
@@ -79,13 +93,25 @@ export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, read
   'shop.coupon': ['register:shop.coupon', 'read-config:shop/*', 'telemetry:shop.*'],
 };
 
-/** The app `--scale-demo`'s supervisor reports with (grant `scale:shop.*`: the shop's services' instances, nothing more). */
+/** The app the chain's supervisor reports with (grant `scale:shop.*`: the shop's services' instances, nothing more). */
 export const SHOP_SUPERVISOR_APP = 'shop.supervisor';
 
-/** A process of the chain and what its ready line said (the child is replaced on a restart). */
+/** The app the chain's supervisor runs (the namespace of the services' scaling policies). */
+export const SHOP_SCALE_APP = 'shop';
+
+/** The supervised services, one per role but the gateway's. */
+export const SHOP_SERVICES = ['inventory', 'order', 'points', 'coupon'] as const;
+
+/**
+ * A process of the chain and what its ready line said: a supervised instance (its pid is
+ * the current one after a restart) or the gateway.
+ */
 export interface ChainProcess {
   role: Role;
-  child: ChildProcess;
+  /** The supervisor's instance id (`shop.order-v1-2`); undefined for the gateway. */
+  instance: string | undefined;
+  /** Its current pid; undefined while it is down. */
+  pid: number | undefined;
   ready: Record<string, unknown>;
 }
 
@@ -154,7 +180,17 @@ export interface Chain {
   gatewayKey: string;
   /** The payment provider's API key at the gateway (the payment callback, coupon-edge.ts). */
   paymentKey: string;
-  processes: ChainProcess[];
+  /** The chain's processes now: the supervisor's instances (a scale-out's too), then the gateway. */
+  readonly processes: ChainProcess[];
+  /** The supervisor running the service processes (app `shop`). */
+  supervisor: Supervisor;
+  /** Instances of the inventory and of the order service each, as started. */
+  instances: number;
+  /**
+   * The command line of a service process in the chain's manner (node, with the CPU
+   * profile flags of SHOP_CPU_PROF_DIR): for a release's command.
+   */
+  serviceCommand(file: string): string;
   /** Pids of the two postmasters: control plane's (#1) and the second shard's (#2, the current one after a restart). */
   readonly postgresPids: { primary: number | undefined; shard1: number | undefined };
   /** Pid of the chain's own redis-server, when it started one (the current one after a restart). */
@@ -173,8 +209,14 @@ export interface Chain {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** How many times a service process that died is started before the chain gives up on it. */
+/** Failed starts after a death before the death is reported without a replacement. */
 const RESTART_ATTEMPTS = 10;
+
+/** The supervisor's restart delays: 100 ms after a death, then a second apart while starts fail. */
+const RESTART_BACKOFF = { initialMs: 100, factor: 10, maxMs: 1000, jitter: 'none' } as const;
+
+/** How long a service process's graceful stop may take before SIGKILL. */
+const STOP_TIMEOUT_MS = 10_000;
 
 /** How long a process of the chain may take to print its ready line (a loaded machine is slow). */
 const READY_TIMEOUT_MS = 90_000;
@@ -220,29 +262,43 @@ const peakCli = path.join(
   'peak.js',
 );
 
-/**
- * Starts one process of the chain (`services/<role>-service.js`, or `command`) and waits
- * for its JSON ready line. The child joins `processes` as soon as it is spawned, so a start that fails
- * part-way still stops everything it started.
- */
-function startProcess(
-  role: Role,
-  env: NodeJS.ProcessEnv,
-  processes: ChainProcess[],
-  command: string[] = [path.join(here, 'services', `${role}-service.js`)],
-  into?: ChainProcess,
-): Promise<ChainProcess> {
-  const args = [...command];
-  // SHOP_CPU_PROF_DIR=<dir>: every process writes a V8 CPU profile there when it stops.
+/** Node's arguments of the chain's processes: SHOP_CPU_PROF_DIR=<dir> writes a V8 CPU profile there when each stops. */
+function nodeArgs(): string[] {
   const profileDir = process.env.SHOP_CPU_PROF_DIR;
-  if (profileDir !== undefined) args.unshift('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
-  const child = spawn(process.execPath, args, {
+  return profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+}
+
+/** One argument of a supervisor command line (split on spaces, double quotes group). */
+function quoteArg(arg: string): string {
+  if (arg.includes('"')) throw new Error(`a path with a double quote cannot be run: ${arg}`);
+  return /[\s']/.test(arg) ? `"${arg}"` : arg;
+}
+
+/** A service process's command line: `node [profile flags] services/<file>`. */
+function serviceCommand(file: string): string {
+  return [process.execPath, ...nodeArgs(), path.join(here, 'services', file)]
+    .map(quoteArg)
+    .join(' ');
+}
+
+/** The ready line every process of the chain prints once it serves. */
+const isReadyLine = (line: string) => line.includes('"event":"ready"');
+
+/**
+ * Starts the gateway (`command`, with node) and waits for its JSON ready line. It joins
+ * `gateways` as soon as it is spawned, so a start that fails part-way still stops it.
+ */
+function startGateway(
+  env: NodeJS.ProcessEnv,
+  gateways: ChildProcess[],
+  command: string[],
+): Promise<Record<string, unknown>> {
+  const role: Role = 'gateway';
+  const child = spawn(process.execPath, [...nodeArgs(), ...command], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const entry: ChainProcess = into ?? { role, child, ready: {} };
-  entry.child = child;
-  if (into === undefined) processes.push(entry);
+  gateways.push(child);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
       () =>
@@ -256,13 +312,12 @@ function startProcess(
     let buffered = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
-      const line = buffered.split('\n').find((l) => l.includes('"event":"ready"'));
+      const line = buffered.split('\n').find(isReadyLine);
       if (line !== undefined) {
         clearTimeout(timer);
         child.stdout!.removeAllListeners('data');
         child.stdout!.resume();
-        entry.ready = JSON.parse(line) as Record<string, unknown>;
-        resolve(entry);
+        resolve(JSON.parse(line) as Record<string, unknown>);
       }
     });
     child.once('exit', (code, signal) => {
@@ -283,7 +338,11 @@ function stopChild(c: ChildProcess): Promise<void> {
 
 /** Starts the chain; on a failure part-way, stops what it started and rethrows. */
 export async function startChain(options: ChainOptions): Promise<Chain> {
-  const processes: ChainProcess[] = [];
+  /** The supervised instances by id (as their events tell), and the gateway's process. */
+  const instances = new Map<string, ChainProcess>();
+  const gateways: ChildProcess[] = [];
+  let gatewayEntry: ChainProcess | undefined;
+  let supervisor: Supervisor | undefined;
   let server: PeakServer | undefined;
   let shard1: EmbeddedPostgres | undefined;
   let orders: ShardedDatabase | undefined;
@@ -316,44 +375,103 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
         },
       },
     );
-  /** Restarts a service process that died while the chain runs (module comment). */
-  const supervise = (entry: ChainProcess, env: NodeJS.ProcessEnv, command?: string[]) => {
-    const child = entry.child;
+  /** Tells a death: the caller's `onChildDeath`, else a warning in the log. */
+  const tell = (d: ChildDeath) =>
+    options.onChildDeath === undefined
+      ? options.logger.warn(d, `${d.role} process (pid ${d.pid}) died: ${d.how}`)
+      : options.onChildDeath(d);
+  /** Deaths whose replacement is not ready yet, by instance id, with its failed starts. */
+  const pending = new Map<string, { death: ChildDeath; failedStarts: number; told: boolean }>();
+  /** The first starts: settled when every one is ready, rejected on the first that fails. */
+  let firstStarts:
+    | { waiting: Set<string>; resolve: () => void; reject: (err: Error) => void }
+    | undefined;
+  /** Follows the supervisor's instances (module comment). */
+  const onEvent = (e: SupervisorEvent) => {
+    const role = e.instance.service.slice('shop.'.length) as Role;
+    const id = e.instance.id;
+    if (e.type === 'start') {
+      const entry = instances.get(id) ?? { role, instance: id, pid: undefined, ready: {} };
+      entry.pid = e.instance.pid;
+      instances.set(id, entry);
+      return;
+    }
+    const entry = instances.get(id);
+    if (e.type === 'ready') {
+      if (entry !== undefined)
+        entry.ready = e.line === undefined ? {} : (JSON.parse(e.line) as Record<string, unknown>);
+      firstStarts?.waiting.delete(id);
+      if (firstStarts?.waiting.size === 0) firstStarts.resolve();
+      const p = pending.get(id);
+      if (p !== undefined) {
+        pending.delete(id);
+        p.death.restartedAs = e.instance.pid;
+        if (!stopping) tell(p.death);
+      }
+      return;
+    }
+    // An exit.
+    if (entry !== undefined) entry.pid = undefined;
+    if (e.expected) {
+      instances.delete(id);
+      return;
+    }
+    if (stopping) return;
+    const how = howItEnded(e.code, e.signal);
+    if (firstStarts?.waiting.has(id) === true) {
+      firstStarts.reject(
+        new Error(
+          e.readyTimedOut
+            ? `${role} process not ready in ${READY_TIMEOUT_MS / 1000} s: its log lines above say how far it got (a busy machine starts slower)`
+            : `${role} process ended (${how}) before it was ready`,
+        ),
+      );
+      return;
+    }
+    if (e.ready) {
+      const death: ChildDeath = { role, pid: e.instance.pid, how };
+      deaths.push(death);
+      pending.set(id, { death, failedStarts: 0, told: false });
+      return;
+    }
+    // A start after a death that failed: the supervisor tries again after its backoff.
+    const p = pending.get(id);
+    if (p === undefined) return;
+    p.failedStarts++;
+    options.logger.warn(
+      {
+        instance: id,
+        attempt: p.failedStarts,
+        how: e.readyTimedOut ? `not ready in ${READY_TIMEOUT_MS / 1000} s` : how,
+      },
+      `${role} process could not be restarted`,
+    );
+    if (p.failedStarts >= RESTART_ATTEMPTS && !p.told) {
+      p.told = true;
+      tell(p.death);
+    }
+  };
+  /** Reports the gateway's death (not restarted: buyers hold its URL). */
+  const watchGateway = (child: ChildProcess) =>
     child.once('exit', (code, signal) => {
       if (stopping) return;
-      const death: ChildDeath = { role: entry.role, pid: child.pid, how: howItEnded(code, signal) };
+      const death: ChildDeath = { role: 'gateway', pid: child.pid, how: howItEnded(code, signal) };
       deaths.push(death);
-      const tell = (d: ChildDeath) =>
-        options.onChildDeath === undefined
-          ? options.logger.warn(d, `${d.role} process (pid ${d.pid}) died: ${d.how}`)
-          : options.onChildDeath(d);
-      if (entry.role === 'gateway') return tell(death);
-      // A start that fails (its shard's PostgreSQL still restarting, say) is tried again.
-      const restart = (attempt: number) =>
-        startProcess(entry.role, env, processes, command, entry).then(
-          (restarted) => {
-            death.restartedAs = restarted.child.pid;
-            tell(death);
-            if (stopping) stopChild(restarted.child).catch(() => undefined);
-            else supervise(restarted, env, command);
-          },
-          (err: unknown) => {
-            options.logger.warn(
-              { err: String(err), attempt },
-              `${entry.role} process could not be restarted`,
-            );
-            if (stopping || attempt >= RESTART_ATTEMPTS) tell(death);
-            else setTimeout(() => restart(attempt + 1), 1000);
-          },
-        );
-      restart(1);
+      if (gatewayEntry !== undefined) gatewayEntry.pid = undefined;
+      tell(death);
     });
-  };
   const stop = async () => {
     stopping = true;
-    const gateway = processes.find((p) => p.role === 'gateway');
-    if (gateway !== undefined) await stopChild(gateway.child);
-    await Promise.all(processes.filter((p) => p !== gateway).map((p) => stopChild(p.child)));
+    firstStarts?.reject(new Error('the chain was stopped while its services started'));
+    // A death whose replacement never got ready is told as it is (no replacement).
+    for (const p of pending.values()) if (!p.told) tell(p.death);
+    pending.clear();
+    await Promise.all(gateways.map(stopChild));
+    await supervisor
+      ?.stop()
+      .catch((err: unknown) =>
+        options.logger.warn({ err: String(err) }, 'stopping the supervised services failed'),
+      );
     // The second control-plane node after its clients, before the PostgreSQL it uses.
     if (node2 !== undefined) await stopChild(node2.child);
     await stock?.close().catch(() => undefined);
@@ -523,24 +641,63 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       ...(options.limits === 'lifted' ? { SHOP_DEDUCT_CONCURRENCY: '100000' } : {}),
       ...(shadow ? { SHOP_SHADOW: '1' } : {}),
     };
-    const instances = options.instances ?? 2;
-    const roles: Exclude<Role, 'gateway'>[] = [
-      ...Array<'inventory'>(instances).fill('inventory'),
-      ...Array<'order'>(instances).fill('order'),
-      'points',
-      'coupon',
-    ];
-    await Promise.all(
-      roles.map(async (role, i) => {
-        const childEnv = { ...env, ...credential(role), WORKER_ID: String(i + 1) };
-        supervise(await startProcess(role, childEnv, processes), childEnv);
-      }),
-    );
+    const count = options.instances ?? 2;
+    const counts: Record<(typeof SHOP_SERVICES)[number], number> = {
+      inventory: count,
+      order: count,
+      points: 1,
+      coupon: 1,
+    };
+    // What a previous run on this data folder left on the control plane (a count set, the
+    // scale demo's policy, a release cut short) must not change this chain's instances.
+    await resetScaleState(admin, counts, options.logger);
+    const stateDir = path.join(server.info.dataDir, 'shop-supervisor');
+    await clearPidFiles(stateDir);
+    const services: ServiceSpec[] = SHOP_SERVICES.map((role) => ({
+      name: `shop.${role}`,
+      // The order processes take their order-id worker id from their slot (32 + slot).
+      command: serviceCommand(
+        role === 'order' ? 'supervised-order-service.js' : `${role}-service.js`,
+      ),
+      instances: counts[role],
+      version: 'v1',
+      stopTimeoutMs: STOP_TIMEOUT_MS,
+      env: { ...env, ...credential(role) },
+    }));
+    const ready = new Promise<void>((resolve, reject) => {
+      firstStarts = {
+        waiting: new Set(
+          SHOP_SERVICES.flatMap((role) =>
+            Array.from({ length: counts[role] }, (_, i) => `shop.${role}-v1-${i + 1}`),
+          ),
+        ),
+        resolve,
+        reject,
+      };
+    });
+    supervisor = new Supervisor({
+      spec: { app: SHOP_SCALE_APP, cwd: here, services },
+      stateDir,
+      servers: controlPlaneUrls,
+      token: server.credential(SHOP_SUPERVISOR_APP),
+      tickMs: 100,
+      restartBackoff: RESTART_BACKOFF,
+      ready: { line: isReadyLine, timeoutMs: READY_TIMEOUT_MS },
+      stderr: 'inherit',
+      // The chain tells exits and failed restarts itself, in its own words.
+      logger: withoutExitWarnings(options.logger),
+      onEvent,
+    });
+    // Marked handled at once: a first start may fail while start() still runs.
+    ready.catch(() => undefined);
+    await supervisor.start();
+    await ready;
+    firstStarts = undefined;
     // The edge: `peak gateway`, following the shop's guard rules item, serving the route
     // and app published here (buyers call with an API key).
     const gatewayKey = await publishEdge(admin);
     const paymentKey = await publishPaymentCallback(admin);
-    const gateway = await startProcess('gateway', {}, processes, [
+    const gatewayReady = await startGateway({}, gateways, [
       peakCli,
       'gateway',
       '--port',
@@ -560,7 +717,16 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       '--json',
       ...(redisUrl === undefined ? [] : ['--redis', redisUrl]),
     ]);
-    supervise(gateway, {});
+    const gatewayChild = gateways[0]!;
+    gatewayEntry = {
+      role: 'gateway',
+      instance: undefined,
+      pid: gatewayChild.pid,
+      ready: gatewayReady,
+    };
+    watchGateway(gatewayChild);
+    const running = supervisor;
+    const gatewayProcess = gatewayEntry;
     return {
       server,
       serviceEnv: env,
@@ -569,10 +735,15 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       stock,
       redisUrl,
       orders,
-      gatewayUrl: String(gateway.ready.url),
+      gatewayUrl: String(gatewayReady.url),
       gatewayKey,
       paymentKey,
-      processes,
+      get processes() {
+        return [...instances.values(), gatewayProcess];
+      },
+      supervisor: running,
+      instances: count,
+      serviceCommand,
       get postgresPids() {
         return { primary: started.postgresPid, shard1: shard1?.pid };
       },
@@ -591,4 +762,77 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     await stop().catch(() => undefined);
     throw err;
   }
+}
+
+/** Whether `err` is the control plane's "not found" (no policy, no release stored). */
+const notFound = (err: unknown) =>
+  isPeakError(err) && (err.code === 'PEAK_SCALE_NOT_FOUND' || err.code === 'PEAK_NOT_FOUND');
+
+/**
+ * Puts the control plane's scaling state of app `shop` back to the chain's counts: a count
+ * set on a previous run (`peak scale set`, the demo's scale-in) is set again, a stored
+ * scaling policy (`--scale-demo`'s) is pinned to the count (min = max), a release left
+ * running or paused (a run killed mid-demo) is aborted. `--scale-demo` sets its own after.
+ */
+async function resetScaleState(
+  admin: AdminClient,
+  counts: Record<(typeof SHOP_SERVICES)[number], number>,
+  logger: Logger,
+): Promise<void> {
+  const status = await admin.scale.status(SHOP_SCALE_APP);
+  for (const role of SHOP_SERVICES) {
+    const service = `shop.${role}`;
+    const n = counts[role];
+    const release = await admin.scale.release(SHOP_SCALE_APP, service).catch((err: unknown) => {
+      if (notFound(err)) return undefined;
+      throw err;
+    });
+    if (release?.state === 'running' || release?.state === 'paused')
+      await admin.scale.releaseAction(SHOP_SCALE_APP, service, 'abort', {
+        author: 'shop',
+        reason: 'left by a previous run of the shop',
+      });
+    const stored = await admin.scale.policy(SHOP_SCALE_APP, service).catch((err: unknown) => {
+      if (notFound(err)) return undefined;
+      throw err;
+    });
+    if (stored !== undefined && (stored.policy.min !== n || stored.policy.max !== n))
+      await admin.scale.setPolicy(
+        SHOP_SCALE_APP,
+        service,
+        { ...stored.policy, min: n, max: n },
+        'shop start: the chain runs its own count',
+      );
+    const desired = status.services.find((s) => s.service === service)?.desired;
+    if (desired !== null && desired !== undefined && desired !== n) {
+      logger.info({ service, from: desired, to: n }, 'count of a previous run set back');
+      await admin.scale.setInstances(SHOP_SCALE_APP, service, n, 'shop start');
+    }
+  }
+}
+
+/** Removes the pid files of a previous chain (its instances stopped with it: none to adopt). */
+async function clearPidFiles(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const name of await readdir(dir))
+    if (name.endsWith('.json')) await rm(path.join(dir, name), { force: true });
+}
+
+/** The supervisor's warnings on exits and failed starts, which the chain tells itself. */
+const CHAIN_TELLS = new Set([
+  'instance exited; restarting after backoff',
+  'instance not ready in time; SIGKILL',
+]);
+
+/** `logger` with the warnings of {@link CHAIN_TELLS} written at debug instead. */
+function withoutExitWarnings(logger: Logger): Logger {
+  const warn: Logger['warn'] = (first: object | string, ...rest: unknown[]) => {
+    const message = typeof first === 'string' ? first : rest[0];
+    if (typeof message === 'string' && CHAIN_TELLS.has(message))
+      (logger.debug as (...args: unknown[]) => void)(first, ...rest);
+    else (logger.warn as (...args: unknown[]) => void)(first, ...rest);
+  };
+  return new Proxy(logger, {
+    get: (target, prop, receiver) => (prop === 'warn' ? warn : Reflect.get(target, prop, receiver)),
+  });
 }

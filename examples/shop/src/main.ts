@@ -20,8 +20,8 @@
  * one order instance's order writes failing; see drill.ts), --plan (the "flash-sale" plan
  * applied before the sale and rolled back after it), --stress-beside (a stress run with
  * shadow traffic beside the sale and its isolation check; see stress-beside.ts),
- * --stress-rate N, --stress-leak (plant one leak and check again), --scale-demo (a
- * supervisor scales extra order instances on QPS during the sale, and a slower inventory
+ * --stress-rate N, --stress-leak (plant one leak and check again), --scale-demo (the
+ * chain's supervisor scales its order instances on QPS during the sale, and a slower inventory
  * v2's gray release is rolled back by the analysis; see scale-demo.ts), --coupon-share R
  * (share of the hot item's buys sent with the buyer's coupon: a TCC across coupon, stock and
  * order; see coupon-order.ts), --control-plane N (1, or 2: a second `peak server` process on
@@ -279,7 +279,7 @@ function killChain(chain: Chain): void {
       // already gone
     }
   };
-  for (const p of chain.processes) kill(p.child.pid, 'SIGKILL');
+  for (const p of chain.processes) kill(p.pid, 'SIGKILL');
   kill(chain.redisPid, 'SIGKILL');
   kill(chain.postgresPids.primary, 'SIGQUIT');
   kill(chain.postgresPids.shard1, 'SIGQUIT');
@@ -428,7 +428,7 @@ async function runOn(chain: Chain): Promise<number> {
     : undefined;
   // Every buyer holds one coupon; a share of the hot item's buys use it (a TCC each).
   await seedCoupons(chain.shopPool, settings.buyers);
-  const scaleDemo = values['scale-demo'] ? await startScaleDemo(chain, logger) : undefined;
+  const scaleDemo = values['scale-demo'] ? await startScaleDemo(chain) : undefined;
   await scaleDemo?.startRelease();
   const saleStart = Date.now();
   const tty = process.stdout.isTTY && !values.json;

@@ -40,7 +40,13 @@ export {
   type ScaleMetric,
   type ScalePolicy,
 } from './scale-policy.js';
-export { SUPERVISOR_DEFAULTS, Supervisor, type SupervisorOptions } from './supervisor.js';
+export {
+  SUPERVISOR_DEFAULTS,
+  Supervisor,
+  type SupervisorEvent,
+  type SupervisorEventInstance,
+  type SupervisorOptions,
+} from './supervisor.js';
 export type {
   DesiredGroup,
   InstanceReport,

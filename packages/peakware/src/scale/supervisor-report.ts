@@ -7,8 +7,12 @@
  * what it runs: a control-plane outage never stops an instance.
  */
 
-/** The life of a supervised instance. */
-export type InstanceState = 'running' | 'stopping' | 'backoff';
+/**
+ * The life of a supervised instance: `starting` (spawned, its ready line not seen yet:
+ * only with the supervisor's ready check), `running`, `stopping`, `backoff` (waiting out
+ * a restart delay).
+ */
+export type InstanceState = 'starting' | 'running' | 'stopping' | 'backoff';
 
 /** One instance, as its supervisor reports it. */
 export interface InstanceReport {

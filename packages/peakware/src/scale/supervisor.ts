@@ -15,9 +15,15 @@
  * `PEAK_WEIGHT` (0 for a release's gray instance, until the release gives it traffic) and
  * `PEAK_SUPERVISED=1`; a service passes the id to its `RpcServer` (`instanceId`) and its
  * `MetricsPusher` (`instance`) so scaling and release analysis can find its figures.
+ *
+ * For a program that runs it in its own process (the shop's chain) it has seams: `onEvent`
+ * tells each start, ready and exit with the instance's pid (`instances()` gives the pids
+ * now); `ready` makes an instance `starting` until its stdout (read from its log file)
+ * shows a ready line, killing and restarting one not ready in time; `stderr: 'inherit'`
+ * leaves an instance's stderr on the supervisor's; `restartBackoff` sets the restart delays.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,7 +65,55 @@ export interface SupervisorOptions {
   logger?: Logger;
   /** The clock, epoch ms (injectable). Default `Date.now`. */
   clock?: () => number;
+  /**
+   * The ready check: with it, a started instance is `starting` until a line of its stdout
+   * (read from its log file every tick) passes `line`, then `running` (a `ready` event
+   * carries the line). One not ready within `timeoutMs` (default 60 000) is killed
+   * (SIGKILL to its group) and restarted after the backoff, as a crash is. Without it an
+   * instance is `running` once spawned. Adopted instances count as ready.
+   */
+  ready?: { line: (text: string) => boolean; timeoutMs?: number };
+  /**
+   * Where an instance's stderr goes: `log` (default, its log file) or `inherit` (the
+   * supervisor's own stderr, for a supervisor in a program's process; an instance then
+   * writes to whatever that is even after the supervisor dies).
+   */
+  stderr?: 'log' | 'inherit';
+  /** Told of every start, ready and exit of an instance, synchronously (a throw is logged). */
+  onEvent?: (event: SupervisorEvent) => void;
 }
+
+/** Which instance an event is about. */
+export interface SupervisorEventInstance {
+  id: string;
+  service: string;
+  version: string;
+  /** Its process (group leader) pid. */
+  pid: number;
+  /** Crash restarts before this start. */
+  restarts: number;
+}
+
+/** What {@link SupervisorOptions.onEvent} is told. */
+export type SupervisorEvent =
+  /** A process was spawned for the instance (its first start or a restart). */
+  | { type: 'start'; instance: SupervisorEventInstance }
+  /** Its ready line came (with `ready` set; without it, right after `start`). */
+  | { type: 'ready'; instance: SupervisorEventInstance; line: string | undefined }
+  | {
+      type: 'exit';
+      instance: SupervisorEventInstance;
+      code: number | null;
+      signal: NodeJS.Signals | null;
+      /** Whether it had been ready (a start that failed: false). */
+      ready: boolean;
+      /** Killed for not being ready within `ready.timeoutMs`. */
+      readyTimedOut: boolean;
+      /** Stopped on purpose (scale-in, a version stopped, the supervisor stopping): no restart. */
+      expected: boolean;
+      /** When not expected: the restart comes after this many ms. */
+      restartInMs?: number;
+    };
 
 /** The defaults of {@link SupervisorOptions}, in one place. */
 export const SUPERVISOR_DEFAULTS = {
@@ -67,6 +121,7 @@ export const SUPERVISOR_DEFAULTS = {
   tickMs: 200,
   restartBackoff: { initialMs: 500, maxMs: 30_000, factor: 2 },
   stableAfterMs: 10_000,
+  readyTimeoutMs: 60_000,
 } as const;
 
 interface PidFile {
@@ -99,6 +154,14 @@ interface Managed {
   adopted: boolean;
   cpu: CpuMeter;
   cpuPercent: number | undefined;
+  /** Whether the running process has been ready (its ready line seen, or no check). */
+  ready: boolean;
+  /** With a ready check: the start's deadline, ms. */
+  readyDeadline: number;
+  readyTimedOut: boolean;
+  /** Where the ready check reads the log file from, and the partial line it holds. */
+  logOffset: number;
+  logRest: string;
 }
 
 /** Runs and scales the instances of an app file's services; see the module comment. */
@@ -113,6 +176,9 @@ export class Supervisor {
     Pick<SupervisorOptions, 'reportEveryMs' | 'tickMs' | 'stableAfterMs' | 'restartBackoff'>
   >;
   readonly #instances = new Map<string, Managed>();
+  readonly #ready: SupervisorOptions['ready'];
+  readonly #stderr: 'log' | 'inherit';
+  readonly #onEvent: SupervisorOptions['onEvent'];
   #orders: SupervisorOrders | undefined;
   #tick: NodeJS.Timeout | undefined;
   #report: NodeJS.Timeout | undefined;
@@ -132,6 +198,9 @@ export class Supervisor {
       stableAfterMs: options.stableAfterMs ?? SUPERVISOR_DEFAULTS.stableAfterMs,
       restartBackoff: options.restartBackoff ?? SUPERVISOR_DEFAULTS.restartBackoff,
     };
+    this.#ready = options.ready;
+    this.#stderr = options.stderr ?? 'log';
+    this.#onEvent = options.onEvent;
     if (options.servers !== undefined) {
       const servers = parseServers(options.servers);
       this.#http = new ControlPlaneClient({
@@ -259,7 +328,66 @@ export class Supervisor {
       this.#signal(m, 'SIGKILL');
       m.stopDeadline = Number.POSITIVE_INFINITY;
     }
-    if (m.state === 'running') m.cpuPercent = m.cpu.sample(m.pid, now);
+    if (m.state === 'starting') this.#checkReady(m, now);
+    if (m.state === 'running' || m.state === 'starting') m.cpuPercent = m.cpu.sample(m.pid, now);
+  }
+
+  /** The ready check of a starting instance: its log's new lines, or its deadline. */
+  #checkReady(m: Managed, now: number): void {
+    const check = this.#ready;
+    if (check === undefined) return;
+    let text = '';
+    try {
+      const fd = openSync(path.join(this.#dir, `${m.id}.log`), 'r');
+      try {
+        const buf = Buffer.alloc(64 * 1024);
+        for (;;) {
+          const n = readSync(fd, buf, 0, buf.length, m.logOffset);
+          if (n <= 0) break;
+          m.logOffset += n;
+          text += buf.toString('utf8', 0, n);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      this.#logger.warn({ instance: m.id, err: errorMessage(err) }, 'reading the log failed');
+    }
+    const lines = (m.logRest + text).split('\n');
+    m.logRest = lines.pop() ?? '';
+    const line = lines.find((l) => check.line(l));
+    if (line !== undefined) {
+      m.state = 'running';
+      m.ready = true;
+      m.logRest = '';
+      this.#emit({ type: 'ready', instance: this.#eventInstance(m), line });
+      return;
+    }
+    if (now >= m.readyDeadline && !m.readyTimedOut) {
+      m.readyTimedOut = true;
+      this.#logger.warn(
+        { instance: m.id, pid: m.pid, timeoutMs: this.#readyTimeoutMs() },
+        'instance not ready in time; SIGKILL',
+      );
+      this.#signal(m, 'SIGKILL');
+    }
+  }
+
+  #readyTimeoutMs(): number {
+    return this.#ready?.timeoutMs ?? SUPERVISOR_DEFAULTS.readyTimeoutMs;
+  }
+
+  #eventInstance(m: Managed): SupervisorEventInstance {
+    return { id: m.id, service: m.service, version: m.version, pid: m.pid, restarts: m.restarts };
+  }
+
+  #emit(event: SupervisorEvent): void {
+    if (this.#onEvent === undefined) return;
+    try {
+      this.#onEvent(event);
+    } catch (err) {
+      this.#logger.warn({ event: event.type, err: errorMessage(err) }, 'onEvent threw');
+    }
   }
 
   #startNew(service: string, g: DesiredGroup): void {
@@ -288,6 +416,11 @@ export class Supervisor {
       adopted: false,
       cpu: new CpuMeter(),
       cpuPercent: undefined,
+      ready: false,
+      readyDeadline: 0,
+      readyTimedOut: false,
+      logOffset: 0,
+      logRest: '',
     };
     this.#instances.set(m.id, m);
     this.#spawn(m);
@@ -297,6 +430,9 @@ export class Supervisor {
     const spec = this.#spec.services.find((s) => s.name === m.service);
     const argv = splitCommand(m.command);
     const log = openSync(path.join(this.#dir, `${m.id}.log`), 'a');
+    // The ready check reads what this start writes, from the end of the log as it is.
+    m.logOffset = fstatSync(log).size;
+    m.logRest = '';
     let child: ChildProcess;
     try {
       child = spawn(argv[0]!, argv.slice(1), {
@@ -312,7 +448,7 @@ export class Supervisor {
           PEAK_SUPERVISED: '1',
         },
         detached: true,
-        stdio: ['ignore', log, log],
+        stdio: ['ignore', log, this.#stderr === 'inherit' ? 'inherit' : log],
       });
     } finally {
       closeSync(log);
@@ -326,22 +462,36 @@ export class Supervisor {
     });
     m.child = child;
     m.pid = child.pid ?? 0;
-    m.state = 'running';
+    m.state = this.#ready === undefined ? 'running' : 'starting';
+    m.ready = this.#ready === undefined;
+    m.readyTimedOut = false;
     m.startedAt = this.#now();
+    m.readyDeadline = m.startedAt + this.#readyTimeoutMs();
     m.adopted = false;
     m.cpu = new CpuMeter();
     m.cpuPercent = undefined;
     this.#logger.info({ instance: m.id, pid: m.pid, restarts: m.restarts }, 'instance started');
     if (m.pid > 0) void this.#writePidFile(m);
+    this.#emit({ type: 'start', instance: this.#eventInstance(m) });
+    if (m.ready) this.#emit({ type: 'ready', instance: this.#eventInstance(m), line: undefined });
   }
 
   #exited(m: Managed, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.#instances.get(m.id) !== m || m.state === 'backoff') return;
     m.child = undefined;
+    const exit = {
+      type: 'exit' as const,
+      instance: this.#eventInstance(m),
+      code,
+      signal,
+      ready: m.ready,
+      readyTimedOut: m.readyTimedOut,
+    };
     if (m.state === 'stopping' || this.#stopping) {
       this.#logger.info({ instance: m.id, code, signal }, 'instance stopped');
       this.#instances.delete(m.id);
       void rm(this.#pidFile(m.id), { force: true });
+      this.#emit({ ...exit, expected: true });
       return;
     }
     const now = this.#now();
@@ -354,6 +504,7 @@ export class Supervisor {
       { instance: m.id, code, signal, restarts: m.restarts, restartInMs: m.restartAt - now },
       'instance exited; restarting after backoff',
     );
+    this.#emit({ ...exit, expected: false, restartInMs: m.restartAt - now });
   }
 
   #stopInstance(m: Managed): void {
@@ -442,6 +593,11 @@ export class Supervisor {
         adopted: true,
         cpu: new CpuMeter(),
         cpuPercent: undefined,
+        ready: true,
+        readyDeadline: 0,
+        readyTimedOut: false,
+        logOffset: 0,
+        logRest: '',
       });
       this.#logger.info({ instance: f.id, pid: f.pid }, 'adopted a running instance');
     }

@@ -30,7 +30,12 @@ const Instance = Type.Object({
   service: NAME,
   version: NAME,
   pid: Type.Integer({ minimum: 0 }),
-  state: Type.Union([Type.Literal('running'), Type.Literal('stopping'), Type.Literal('backoff')]),
+  state: Type.Union([
+    Type.Literal('starting'),
+    Type.Literal('running'),
+    Type.Literal('stopping'),
+    Type.Literal('backoff'),
+  ]),
   restarts: Type.Integer({ minimum: 0 }),
   startedAt: Type.Number(),
   cpuPercent: Type.Optional(Type.Number({ minimum: 0 })),
