@@ -107,6 +107,16 @@ function tree(procs: Map<number, ProcStat>, root: number): number[] {
   return out;
 }
 
+/**
+ * Inventory and order processes each that a capacity run starts on a machine with `cores`
+ * cores unless told otherwise: one per two cores (at least one). Each process adds wake-ups
+ * and smaller batches per order; on 2 cores one of each carried 1.7x the orders of two of
+ * each (BENCHMARKS.md, shop), while the sale keeps two of each so a killed one has a twin.
+ */
+export function capacityInstances(cores: number): number {
+  return Math.max(1, Math.floor(cores / 2));
+}
+
 /** Read and write system calls a process has made (`/proc/<pid>/io`), 0 when unreadable. */
 async function syscallsOf(pid: number): Promise<number> {
   const text = await readFile(`/proc/${pid}/io`, 'utf8').catch(() => '');

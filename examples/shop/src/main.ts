@@ -27,10 +27,11 @@
  * order; see coupon-order.ts), --control-plane N (1, or 2: a second `peak server` process on
  * the same PostgreSQL, listed first by every client; see control-plane-node.ts).
  */
+import os from 'node:os';
 import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import { stopAtOnce } from 'peakware/server';
-import { runCapacity } from './capacity.js';
+import { capacityInstances, runCapacity } from './capacity.js';
 import { type Chain, type ChildDeath, startChain } from './chain.js';
 import { couponReportLines, settledCouponTxnFigures } from './coupon-report.js';
 import { couponBooksBalance, seedCoupons, settledCouponLedger } from './coupon-store.js';
@@ -116,7 +117,8 @@ const { values } = parseShopArgs({
   instances: {
     type: 'string',
     valueName: 'N',
-    description: 'inventory and order processes each (default 2)',
+    description:
+      'inventory and order processes each (default 2; a capacity run: one per 2 cores, at least 1)',
   },
   sample: {
     type: 'string',
@@ -183,7 +185,12 @@ const settings = {
   concurrency: shopNumber(values.concurrency, 'concurrency', smoke ? 16 : 48, positive),
   seconds: shopNumber(values.seconds, 'seconds', smoke ? 20 : 30, positive),
   'step-seconds': shopNumber(values['step-seconds'], 'step-seconds', 10, positive),
-  instances: shopNumber(values.instances, 'instances', 2, positive),
+  instances: shopNumber(
+    values.instances,
+    'instances',
+    capacityRun ? capacityInstances(os.availableParallelism()) : 2,
+    positive,
+  ),
   'stress-rate': shopNumber(values['stress-rate'], 'stress-rate', 20, positive),
   'coupon-share': shopNumber(values['coupon-share'], 'coupon-share', 0.2, { min: 0, max: 1 }),
   'double-click-share': shopNumber(values['double-click-share'], 'double-click-share', 0.02, {

@@ -55,3 +55,10 @@ test('an unknown flag, a missing value or a stray word: one line, the usage, exi
     assert.equal(run.stdout, '');
   }
 });
+
+test('a capacity run sizes the chain to the machine: one inventory and one order process per two cores', async () => {
+  const { capacityInstances } = await import('./capacity.js');
+  assert.deepEqual([1, 2, 3, 4, 8].map(capacityInstances), [1, 1, 1, 2, 4]);
+  const { stdout } = await shop('--help');
+  assert.match(stdout, /a capacity run: one per 2 cores/);
+});
