@@ -35,6 +35,12 @@ export interface ListProtectionOptions {
   /** Whether a known instance is alive. */
   probe: InstanceProbe;
   logger?: Logger;
+  /**
+   * Level of the line a hold starts with: `warn` (default) for an SDK client, where a held
+   * list means the control plane lost its providers; `info` where an empty list is also the
+   * normal end of a graceful stop (the coordinator's own view, read from the store).
+   */
+  holdLogLevel?: 'warn' | 'info';
 }
 
 /** One key's protection: decides what its consumers are served. */
@@ -96,15 +102,16 @@ export class ListProtection {
   #begin(known: readonly ServiceInstance[]): void {
     this.#known = known;
     this.#served = signature(known);
-    this.#logger.warn(
-      {
-        key: this.#o.key,
-        known: known.length,
-        listed: this.#latest.length,
-        graceMs: this.#o.graceMs,
-      },
-      'a reconnected registry stream lists fewer than the protect threshold of the known instances; serving the known ones too (probed) while providers register again',
-    );
+    const fields = {
+      key: this.#o.key,
+      known: known.length,
+      listed: this.#latest.length,
+      graceMs: this.#o.graceMs,
+    };
+    const msg =
+      'the registry lists fewer than the protect threshold of the known instances (a reconnected stream, or an empty list); serving the known ones too (probed) while providers register again';
+    if (this.#o.holdLogLevel === 'info') this.#logger.info(fields, msg);
+    else this.#logger.warn(fields, msg);
     this.#grace = setTimeout(() => {
       const latest = this.#latest;
       this.#end();

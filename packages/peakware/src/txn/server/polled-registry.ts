@@ -73,6 +73,8 @@ export class PolledRegistry implements Registry {
         probeEveryMs: HTTP_REGISTRY_DEFAULTS.probeEveryMs,
         probe: this.#probe,
         logger: this.#logger,
+        // Providers that deregister as the system stops empty the list too: not a warning.
+        holdLogLevel: 'info',
       },
       (list) => {
         if (closed) return;
