@@ -22,16 +22,16 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector';
 import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BrokerClient, Consumer, Outbox } from 'peakware/mq';
 import { PeakServer } from 'peakware/server';
 import pg from 'pg';
 import { type Benchmark, median, round } from '../bench.js';
 import { processCpuUs } from '../child-server.js';
+import { dataDirWithStatements } from '../pg-stat-statements.js';
 
 const TOPIC = 'shop.order-placed';
 const GROUP = 'shop.points';
@@ -291,22 +291,8 @@ export const benchmark: Benchmark = {
     const rate = Number(process.env.MQP_RATE ?? 1000);
     const seconds = Number(process.env.MQP_SECONDS ?? (options.quick ? 8 : 20));
     const runs = options.quick ? 1 : Math.max(1, Math.min(options.runs, 3));
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-mqp-'));
-    const first = await PeakServer.start({ dataDir, port: 0 });
-    const fi = first.info.postgres;
-    if (fi.mode !== 'embedded') throw new Error('expected the embedded PostgreSQL');
-    const password = (await readFile(path.join(dataDir, 'postgres-password'), 'utf8')).trim();
-    const setup = new pg.Client({
-      host: fi.host,
-      port: fi.port,
-      user: 'peak',
-      password,
-      database: 'postgres',
-    });
-    await setup.connect();
-    await setup.query("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'");
-    await setup.end();
-    await first.stop();
+    // pg_stat_statements needs shared_preload_libraries: set in the data folder first.
+    const { dataDir, password } = await dataDirWithStatements('peak-bench-mqp-');
     // Services call with app credentials, as the shop's do (an operator token's calls are
     // audited, one console_audit row each).
     const server = await PeakServer.start({

@@ -34,6 +34,7 @@ import { PeakServer } from 'peakware/server';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { type Benchmark, median, round } from '../bench.js';
+import { dataDirWithStatements } from '../pg-stat-statements.js';
 
 const BODY_BYTES = 256;
 const BATCH = 100;
@@ -504,23 +505,8 @@ export const benchmark: Benchmark = {
     'MQ produce/consume throughput and end-to-end latency, 256-byte messages: Peakware MQ vs pg-boss on the same PostgreSQL and BullMQ on redis-server; delayed-delivery lateness',
   async run(options) {
     const count = options.quick ? 3000 : 20_000;
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-mq-'));
-    // pg_stat_statements needs shared_preload_libraries: set it, then start again.
-    const first = await PeakServer.start({ dataDir, port: 0 });
-    const firstInfo = first.info.postgres;
-    if (firstInfo.mode !== 'embedded') throw new Error('expected the embedded PostgreSQL');
-    const password = (await readFile(path.join(dataDir, 'postgres-password'), 'utf8')).trim();
-    const setup = new pg.Client({
-      host: firstInfo.host,
-      port: firstInfo.port,
-      user: 'peak',
-      password,
-      database: 'postgres',
-    });
-    await setup.connect();
-    await setup.query("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'");
-    await setup.end();
-    await first.stop();
+    // pg_stat_statements needs shared_preload_libraries: set in the data folder first.
+    const { dataDir, password } = await dataDirWithStatements('peak-bench-mq-');
     const server = await PeakServer.start({ dataDir, port: 0 });
     const info = server.info.postgres;
     if (info.mode !== 'embedded') throw new Error('expected the embedded PostgreSQL');
