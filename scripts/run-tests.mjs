@@ -209,6 +209,9 @@ for (const r of results) {
   totals.fail += r.counts.fail;
 }
 const failed = results.filter((r) => r.failed);
+// Each failed file's own account once more at the end, where a reader of a long log (or of
+// only its tail, as a CI page shows it) looks first.
+for (const r of failed) console.log(`run-tests: FAILED ${r.name} (${r.why}):\n${r.recap}`);
 console.log(
   `run-tests: ${results.length} files, ${totals.tests} tests: ${totals.pass} passed, ${totals.fail} failed; ${failed.length} file(s) failed${failed.length > 0 ? `: ${failed.map((r) => `${r.name} (${r.why})`).join(', ')}` : ''}`,
 );
@@ -316,9 +319,24 @@ function runFile(file) {
       console.log(
         `run-tests: ${failed ? 'FAILED' : 'ok'} ${name} (${(ms / 1000).toFixed(1)} s${failed ? `; ${why}` : ''})${left.length > 0 ? `; stopped what it left running: ${left.join('; ')}` : ''}`,
       );
-      resolve({ name, ms, failed, why, counts });
+      resolve({ name, ms, failed, why, counts, recap: failed ? failureRecap(output) : '' });
     });
   });
+}
+
+/**
+ * What a failed file's output says of its failures: the spec reporter's closing "failing
+ * tests" section (each failed test with its error), or the output's last lines when there is
+ * none (a crash, a file killed at its bound); at most 80 lines.
+ */
+function failureRecap(output) {
+  const lines = output.trimEnd().split('\n');
+  const at = lines.findIndex((l) => l.startsWith('\u2716 failing tests:'));
+  const picked = at >= 0 ? lines.slice(at) : lines.slice(-40);
+  const shown = picked.slice(0, 80);
+  if (picked.length > shown.length)
+    shown.push(`  … (${picked.length - shown.length} more lines in the file's report above)`);
+  return shown.map((l) => `  ${l}`).join('\n');
 }
 
 /** Prints the 20 slowest test files of the run (wall time, side by side with the others). */

@@ -47,14 +47,21 @@ describe('peak supervise', { timeout: 240_000 }, () => {
       const ids = (await registered()).map((i) => i.instanceId).sort();
       return (await running()).length === 2 && ids.join() === `${SERVICE}-v1-1,${SERVICE}-v1-2`;
     });
+    // A call may fail while the client's view of the registry is still being filled (on a
+    // loaded machine); the wait goes on and names the last error if it never settles.
     const seen = new Set<string>();
     let reg: unknown;
+    let lastError = 'none';
     await waitFor(
       () =>
-        `calls reach both instances (saw ${[...seen].join()}; registered ${JSON.stringify(reg)})`,
+        `calls reach both instances (saw ${[...seen].join()}; registered ${JSON.stringify(reg)}; last call error: ${lastError})`,
       async () => {
         reg = await registered();
-        seen.add((await echo.echo({ n: 1 })).instance);
+        try {
+          seen.add((await echo.echo({ n: 1 })).instance);
+        } catch (err) {
+          lastError = (err as Error).message;
+        }
         return seen.size === 2;
       },
     );
