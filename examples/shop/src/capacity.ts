@@ -58,6 +58,26 @@ export interface StepFigures {
   /** Mean response time per stage (service resource), ms, from the pushed metrics. */
   stagesMs: Record<string, number>;
   books: { consistent: boolean; orders: number; pointsAwarded: number; oversold: number };
+  /**
+   * The machine second by second over the step (aligned with `load.bySecond`), so a second
+   * whose p99 jumped can be put beside what the cores did then: cores the chain's processes
+   * used (by kind), cores other processes on the machine used, and cores the hypervisor
+   * stole or the disk held (`/proc/stat`).
+   */
+  machineBySecond: MachineSecond[];
+}
+
+/** One second of the machine during a step, in cores (1 = one core busy all second). */
+export interface MachineSecond {
+  chain: number;
+  /** The chain's cores by process kind. */
+  byKind: Record<string, number>;
+  /** The load generator's process (on the same machine, as in every run here). */
+  loadGenerator: number;
+  /** Processes that are neither the chain's nor the load generator (this machine is shared). */
+  others: number;
+  steal: number;
+  iowait: number;
 }
 
 /** The whole run. */
@@ -136,7 +156,7 @@ interface KindSample {
  * (their whole trees), the services. CPU includes reaped children; system calls count live
  * processes only.
  */
-async function sampleCpu(chain: Chain): Promise<Record<string, KindSample>> {
+async function sampleCpu(chain: Chain, withSyscalls = true): Promise<Record<string, KindSample>> {
   const procs = await readProcs();
   const out: Record<string, KindSample> = {};
   const add = async (kind: string, pids: number[], selfOnly = false) => {
@@ -145,7 +165,7 @@ async function sampleCpu(chain: Chain): Promise<Record<string, KindSample>> {
     for (const pid of pids) {
       const st = procs.get(pid);
       if (st !== undefined) k.ticks += st.self + (selfOnly ? 0 : st.children);
-      k.syscalls += await syscallsOf(pid);
+      if (withSyscalls) k.syscalls += await syscallsOf(pid);
     }
   };
   await add('control plane', [process.pid], true);
@@ -159,12 +179,101 @@ async function sampleCpu(chain: Chain): Promise<Record<string, KindSample>> {
   return out;
 }
 
+/** One process's own CPU ticks (utime + stime), 0 when it is gone. */
+async function processTicks(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (text === undefined) return 0;
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+/** The machine's CPU time so far, from the first line of `/proc/stat`, in ticks. */
+async function machineTicks(): Promise<{ busy: number; steal: number; iowait: number }> {
+  const text = await readFile('/proc/stat', 'utf8').catch(() => '');
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+  const f = (text.split('\n', 1)[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+  return { busy: user + nice + system + irq + softirq, steal, iowait };
+}
+
+/**
+ * Samples the machine once a second while a step runs (what `machineBySecond` reports):
+ * every process's CPU ticks from `/proc` and the machine's from `/proc/stat`. One pass over
+ * `/proc` a second, in this process; the sampler's own cost lands in "control plane".
+ */
+class MachineSampler {
+  readonly #chain: Chain;
+  readonly #seconds: MachineSecond[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #busy: Promise<void> = Promise.resolve();
+  readonly #loadPid: number | undefined;
+  #last:
+    | {
+        at: number;
+        kinds: Record<string, KindSample>;
+        load: number;
+        machine: Awaited<ReturnType<typeof machineTicks>>;
+      }
+    | undefined;
+
+  constructor(chain: Chain, loadPid: number | undefined) {
+    this.#chain = chain;
+    this.#loadPid = loadPid;
+    this.#busy = this.#sample();
+    this.#timer = setInterval(() => {
+      this.#busy = this.#busy.then(() => this.#sample());
+    }, 1000);
+  }
+
+  async #sample(): Promise<void> {
+    const at = performance.now();
+    const [kinds, machine, load] = await Promise.all([
+      sampleCpu(this.#chain, false),
+      machineTicks(),
+      this.#loadPid === undefined ? 0 : processTicks(this.#loadPid),
+    ]);
+    const last = this.#last;
+    this.#last = { at, kinds, machine, load };
+    if (last === undefined) return;
+    const perCore = (ticks: number) =>
+      Math.round((ticks / TICKS_PER_SECOND / ((at - last.at) / 1000)) * 100) / 100;
+    const byKind: Record<string, number> = {};
+    let chainTicks = 0;
+    for (const [kind, now] of Object.entries(kinds)) {
+      const d = Math.max(0, now.ticks - (last.kinds[kind]?.ticks ?? now.ticks));
+      byKind[kind] = perCore(d);
+      chainTicks += d;
+    }
+    const loadTicks = Math.max(0, load - last.load);
+    this.#seconds.push({
+      chain: perCore(chainTicks),
+      byKind,
+      loadGenerator: perCore(loadTicks),
+      others: perCore(Math.max(0, machine.busy - last.machine.busy - chainTicks - loadTicks)),
+      steal: perCore(machine.steal - last.machine.steal),
+      iowait: perCore(machine.iowait - last.machine.iowait),
+    });
+  }
+
+  /** Stops sampling; the seconds sampled. */
+  async stop(): Promise<MachineSecond[]> {
+    clearInterval(this.#timer);
+    await this.#busy;
+    return this.#seconds;
+  }
+}
+
 /** The load generator: one process for every step of a run (see load-process.ts). */
 class LoadRunner {
   readonly #child: ChildProcess;
   #out = '';
   #waiting: { resolve: (r: LoadResult) => void; reject: (e: Error) => void } | undefined;
   #ended: Error | undefined;
+
+  /** The generator's process id. */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
 
   constructor() {
     this.#child = spawn(process.execPath, [path.join(here, 'load-process.js')], {
@@ -292,6 +401,7 @@ async function runSteps(
     options.onStep?.({ rate });
     const before = await sampleCpu(chain);
     const wallStart = performance.now();
+    const seconds = new MachineSampler(chain, runner.pid);
     const load = await runner.run({
       gatewayUrl: chain.gatewayUrl,
       apiKey: chain.gatewayKey,
@@ -304,6 +414,7 @@ async function runSteps(
       timeoutMs: 5000,
     });
     const wallSeconds = (performance.now() - wallStart) / 1000;
+    const machineBySecond = await seconds.stop();
     const after = await sampleCpu(chain);
     userBase += 1_000_000;
     const placed = Math.max(1, load.placed);
@@ -341,6 +452,7 @@ async function runSteps(
         Math.round(((total * placed) / 1e6 / wallSeconds / os.availableParallelism()) * 100) / 100,
       stagesMs: stages,
       books,
+      machineBySecond,
     };
     steps.push(figures);
     options.onStep?.({ rate, result: figures });

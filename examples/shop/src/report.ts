@@ -2,7 +2,7 @@
  * How the shop's reports read: the sale's progress line and item table, alert outcomes, a
  * capacity step's line and the capacity run's summary line.
  */
-import type { CapacityReport, StepFigures } from './capacity.js';
+import type { CapacityReport, MachineSecond, StepFigures } from './capacity.js';
 import type { ItemOutcome, SaleReport } from './flash-sale.js';
 import type { AlertOutcome } from './shop-monitoring.js';
 
@@ -43,9 +43,30 @@ export function stepLine(s: StepFigures): string {
     .join(', ');
   const line = `  ${String(s.rate).padStart(5)}/s  placed ${String(s.placedPerSecond).padStart(5)}/s  p50 ${String(s.load.latencyMs.p50).padStart(6)} ms  p99 ${String(s.load.latencyMs.p99).padStart(7)} ms  errors ${String(s.load.errors).padStart(5)}  ${s.passed ? 'pass' : 'FAIL'}  books ${s.books.consistent ? 'ok' : 'INCONSISTENT'}  cpu/order ${s.cpuUsPerOrder.total} µs (${cpu})  rw calls/order ${s.syscallsPerOrder.total}`;
   if (s.passed || s.load.bySecond.length === 0) return line;
-  // A failed step also shows its p99 second by second: one stall or the whole step.
+  // A failed step also shows its p99 second by second (one stall or the whole step) beside
+  // what the machine did those seconds, and the worst second in full: the chain's processes,
+  // the load generator, other processes on this shared machine, steal and iowait.
   const seconds = s.load.bySecond.map((b) => String(Math.round(b.p99))).join(' ');
-  return `${line}\n          p99 by second (ms): ${seconds}`;
+  const lines = [line, `          p99 by second (ms): ${seconds}`];
+  const m = s.machineBySecond;
+  if (m.length > 0) {
+    const row = (pick: (x: MachineSecond) => number) => m.map((x) => pick(x).toFixed(1)).join(' ');
+    lines.push(
+      `          cores by second: chain ${row((x) => x.chain)} | others ${row((x) => x.others)} | steal ${row((x) => x.steal)}`,
+    );
+    const worst = s.load.bySecond.reduce((w, b, i, all) => (b.p99 > all[w]!.p99 ? i : w), 0);
+    const at = m[worst];
+    if (at !== undefined) {
+      const kinds = Object.entries(at.byKind)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+        .join(', ');
+      lines.push(
+        `          second ${worst + 1} (p99 ${Math.round(s.load.bySecond[worst]!.p99)} ms), in cores: chain ${at.chain.toFixed(2)} (${kinds}), load generator ${at.loadGenerator.toFixed(2)}, others ${at.others.toFixed(2)}, steal ${at.steal.toFixed(2)}, iowait ${at.iowait.toFixed(2)}`,
+      );
+    }
+  }
+  return lines.join('\n');
 }
 
 /** The one-line summary `npm start -- --capacity` ends with. */
