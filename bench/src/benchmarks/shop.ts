@@ -70,7 +70,8 @@ function runChain(
         err += b;
         // The shop's own step lines go to stderr in --json mode; pass them on as progress.
         for (const line of String(b).split(/[\r\n]/)) {
-          if (/^\s*(\d+\/s\s+placed|p99 by second)/.test(line)) progress(line.trim());
+          if (/^\s*(\d+\/s\s+placed|p99 by second|cores by second|second \d+ \(p99)/.test(line))
+            progress(line.trim());
         }
       });
       // A run is bounded: startup + warm-up + every step + the books, with room to spare.
