@@ -202,6 +202,8 @@ export const ErrorCodes = {
   TXN_ABORTED: 'PEAK_TXN_ABORTED',
   /** Txn: a barrier was used outside a branch call (no global id in the call context). */
   TXN_NO_BRANCH: 'PEAK_TXN_NO_BRANCH',
+  /** Txn: an HTTP branch did not answer, or answered other than 2xx or 409: tried again. */
+  TXN_BRANCH_UNAVAILABLE: 'PEAK_TXN_BRANCH_UNAVAILABLE',
   /** Something failed that is not the caller's fault; the message carries the cause. */
   INTERNAL: 'PEAK_INTERNAL',
 } as const;
@@ -287,6 +289,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.TXN_BRANCH_FAILED]: 409,
   [ErrorCodes.TXN_ABORTED]: 409,
   [ErrorCodes.TXN_NO_BRANCH]: 400,
+  [ErrorCodes.TXN_BRANCH_UNAVAILABLE]: 502,
 };
 
 /** The HTTP status an error code is answered with (500 for codes not listed). */

@@ -8,6 +8,7 @@ import {
   resolveServerSettings,
   SERVER_SETTINGS,
   serverSettingsFromEnv,
+  TXN_HTTP_BRANCHES,
 } from './server-settings.js';
 
 describe('server settings', () => {
@@ -74,6 +75,33 @@ describe('server settings', () => {
     }
   });
 
+  it('reads the HTTP branch prefixes as a comma-separated list, and names a bad entry', () => {
+    assert.deepEqual(resolveServerSettings({}).txn.httpBranches, []);
+    const s = resolveServerSettings(
+      serverSettingsFromEnv({
+        PEAK_TXN_HTTP_BRANCHES: ' http://pay.internal:8080/txn/ , https://ledger.example ',
+      }),
+    );
+    assert.deepEqual(s.txn.httpBranches, [
+      'http://pay.internal:8080/txn/',
+      'https://ledger.example/',
+    ]);
+    assert.throws(
+      () =>
+        serverSettingsFromEnv({ PEAK_TXN_HTTP_BRANCHES: 'http://a.example/, ftp://b.example/' }),
+      (e) =>
+        isPeakError(e, 'PEAK_USAGE') &&
+        /^PEAK_TXN_HTTP_BRANCHES must be a comma-separated list .*'ftp:\/\/b.example\/' is not an http/.test(
+          e.message,
+        ),
+    );
+    assert.throws(
+      () => resolveServerSettings({ txn: { httpBranches: ['http://u:p@a.example/'] } }),
+      (e) =>
+        isPeakError(e, 'PEAK_USAGE') && /^txn\.httpBranches .*carries credentials/.test(e.message),
+    );
+  });
+
   it('takes options in ms, leaving the rest at their defaults', () => {
     const s = resolveServerSettings({
       telemetry: { alertIntervalMs: 200 },
@@ -116,7 +144,7 @@ describe('server settings', () => {
       assert.ok(row, `${s.env} has a row`);
       assert.ok(row.includes(`| ${takes} | ${fallback} | \`${s.option}\` |`), row);
     }
-    for (const v of [MQTT_SETTINGS.port.env, MQTT_SETTINGS.host.env])
+    for (const v of [MQTT_SETTINGS.port.env, MQTT_SETTINGS.host.env, TXN_HTTP_BRANCHES.env])
       assert.ok(doc.includes(`| \`${v}\` |`), v);
   });
 });

@@ -9,6 +9,7 @@
  * default.
  */
 import { UsageError } from '../core/errors.js';
+import { urlPrefixes } from '../core/url-allow-list.js';
 
 /** A node's subsystem settings as {@link PeakServer.start} resolves them (every default applied). */
 export interface ServerSettings {
@@ -47,6 +48,8 @@ export interface ServerSettings {
     recoveryIntervalMs: number;
     /** Recovery rounds after which a failing global transaction is parked for an operator. */
     maxRecoveries: number;
+    /** URL prefixes HTTP branches may be under (none: HTTP branches are refused). */
+    httpBranches: string[];
   };
   scale: {
     /** Time between scaling evaluations (and release steps' checks), ms. */
@@ -96,6 +99,11 @@ export interface ServerSettingsOptions {
     recoveryIntervalMs?: number;
     /** 1-1000. Default 20. */
     maxRecoveries?: number;
+    /**
+     * URL prefixes (`http(s)://host:port/path/`) the coordinator may call as HTTP branches;
+     * default none: a saga or TCC naming a URL is refused (server-side request forgery).
+     */
+    httpBranches?: string[];
   };
   scale?: {
     /** ms ≥ 50. Default 5000. */
@@ -289,6 +297,27 @@ export const MQTT_SETTINGS = {
   host: { env: 'PEAK_MQ_MQTT_HOST', option: 'mq.mqtt.host', fallback: '127.0.0.1' },
 } as const;
 
+/** The HTTP branches' allow-list: a comma-separated list of URL prefixes in the environment. */
+export const TXN_HTTP_BRANCHES = {
+  env: 'PEAK_TXN_HTTP_BRANCHES',
+  option: 'txn.httpBranches',
+  takes: 'a comma-separated list of http:// or https:// URL prefixes (scheme, host, port, path)',
+  summary: 'the URL prefixes the transaction coordinator may call as HTTP branches',
+} as const;
+
+/** `list` checked as HTTP branch prefixes; throws a UsageError naming `where` and the bad entry. */
+function checkHttpBranches(list: unknown, where: string): string[] {
+  if (!Array.isArray(list) || list.some((x) => typeof x !== 'string'))
+    throw new UsageError(
+      `${where} must be ${TXN_HTTP_BRANCHES.takes}, got ${JSON.stringify(list)}`,
+    );
+  try {
+    return urlPrefixes(list as string[]).map((u) => u.href);
+  } catch (err) {
+    throw new UsageError(`${where} must be ${TXN_HTTP_BRANCHES.takes}: ${(err as Error).message}`);
+  }
+}
+
 /** What a numeric setting takes, in the unit of the variable (`env`) or the option. */
 function takes(s: NumberSetting, where: 'env' | 'option'): string {
   const scale = where === 'env' ? s.envUnit.scale : 1;
@@ -379,6 +408,10 @@ export function resolveServerSettings(options: ServerSettingsOptions = {}): Serv
       leaseMs: num('txn.leaseMs'),
       recoveryIntervalMs: num('txn.recoveryIntervalMs'),
       maxRecoveries: num('txn.maxRecoveries'),
+      httpBranches:
+        options.txn?.httpBranches === undefined
+          ? []
+          : checkHttpBranches(options.txn.httpBranches, TXN_HTTP_BRANCHES.option),
     },
     scale: { intervalMs: num('scale.intervalMs'), evaluator: on('scale.evaluator') },
   };
@@ -421,6 +454,14 @@ export function serverSettingsFromEnv(env: Env): ServerSettingsOptions {
       );
     const host = env[MQTT_SETTINGS.host.env];
     put('mq.mqtt', { port: n, ...(host ? { host } : {}) });
+  }
+  const branches = env[TXN_HTTP_BRANCHES.env];
+  if (branches !== undefined && branches.trim() !== '') {
+    const list = branches
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '');
+    put(TXN_HTTP_BRANCHES.option, checkHttpBranches(list, TXN_HTTP_BRANCHES.env));
   }
   return out as ServerSettingsOptions;
 }

@@ -20,10 +20,19 @@ export {
   barrierStatement,
   type GatedResult,
 } from './barrier-statement.js';
-export { branchBaggage, TXN_BAGGAGE, type TxnBranch, txnBranch } from './branch-context.js';
+export {
+  branchBaggage,
+  type HeaderSource,
+  httpTxnBranch,
+  TXN_BAGGAGE,
+  TXN_HTTP_HEADERS,
+  type TxnBranch,
+  txnBranch,
+} from './branch-context.js';
 export { BranchRefusedError } from './branch-refused.js';
 export {
   branchCall,
+  httpBranch,
   PreparedMessage,
   type SubmitOptions,
   TxnClient,
@@ -34,7 +43,10 @@ export {
   type BranchOp,
   type BranchView,
   FINAL_STATUSES,
+  type HttpBranchCall,
+  isHttpBranchCall,
   type MsgSpec,
+  type RpcBranchCall,
   type SagaSpec,
   type SagaStep,
   STEP_DEFAULTS,

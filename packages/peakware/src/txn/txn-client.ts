@@ -15,7 +15,15 @@ import {
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import { definitionKey, type ServiceDefinition } from '../rpc/service-definition.js';
 import { barrier, MSG_BRANCH } from './barrier.js';
-import type { BranchCall, MsgSpec, SagaSpec, TccSpec, TxnOutcome, TxnView } from './txn-types.js';
+import type {
+  BranchCall,
+  HttpBranchCall,
+  MsgSpec,
+  SagaSpec,
+  TccSpec,
+  TxnOutcome,
+  TxnView,
+} from './txn-types.js';
 
 /** Options of {@link TxnClient}. */
 export interface TxnClientOptions extends ControlPlaneOptions {
@@ -41,6 +49,16 @@ export function branchCall<D extends ServiceDefinition>(
   group?: string,
 ): BranchCall {
   return { service: definitionKey(def, group), method };
+}
+
+/**
+ * A branch call to an outside service's HTTP endpoint: the coordinator POSTs the payload
+ * there (the server must allow the URL's prefix, `txn.httpBranches`); the endpoint reads its
+ * branch with `httpTxnBranch(req.headers)` and answers 2xx (done), 409 (refused for good) or
+ * anything else (try again). See the README's "HTTP branches".
+ */
+export function httpBranch(url: string): HttpBranchCall {
+  return { url };
 }
 
 function withContextTimeout<T extends { timeoutMs?: number }>(spec: T): T {

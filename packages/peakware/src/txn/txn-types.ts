@@ -21,11 +21,30 @@ export const FINAL_STATUSES: readonly TxnStatus[] = ['succeeded', 'failed'];
 export type BranchOp = 'action' | 'compensate' | 'try' | 'confirm' | 'cancel' | 'msg';
 
 /** One RPC method a branch operation calls: service key (`group/name:version`) and method. */
-export interface BranchCall {
+export interface RpcBranchCall {
   /** The service key, `group/name:version` (`definitionKey(def)`). */
   service: string;
   /** The method name. */
   method: string;
+}
+
+/**
+ * An outside service's HTTP endpoint a branch operation POSTs its payload to (`httpBranch`
+ * in txn-client.ts). The coordinator calls only URLs under a prefix its server allows
+ * (`txn.httpBranches`, `PEAK_TXN_HTTP_BRANCHES`), so a transaction cannot make it call
+ * anything else on its network. The protocol is in the txn README ("HTTP branches").
+ */
+export interface HttpBranchCall {
+  /** `http://` or `https://`, no credentials in it. */
+  url: string;
+}
+
+/** What a branch operation calls: an RPC method or an HTTP endpoint. */
+export type BranchCall = RpcBranchCall | HttpBranchCall;
+
+/** True for a branch call to an HTTP endpoint. */
+export function isHttpBranchCall(call: BranchCall): call is HttpBranchCall {
+  return typeof (call as HttpBranchCall).url === 'string';
 }
 
 /** Retry policy and timeout of one step; defaults in {@link STEP_DEFAULTS}. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MQTT_SETTINGS, SERVER_SETTINGS } from '../../server/server-settings.js';
+import { MQTT_SETTINGS, SERVER_SETTINGS, TXN_HTTP_BRANCHES } from '../../server/server-settings.js';
 import { helpText } from '../command.js';
 import { serverCommand } from './server-command.js';
 
@@ -12,7 +12,13 @@ describe('peak server --help', () => {
       assert.ok(line, `${s.env} is listed`);
       assert.match(line, /\(default: [^)]+\)$/, line);
     }
-    for (const name of [MQTT_SETTINGS.port.env, MQTT_SETTINGS.host.env, 'PEAK_DATA', 'PEAK_PORT'])
+    for (const name of [
+      MQTT_SETTINGS.port.env,
+      MQTT_SETTINGS.host.env,
+      TXN_HTTP_BRANCHES.env,
+      'PEAK_DATA',
+      'PEAK_PORT',
+    ])
       assert.ok(help.includes(name), name);
     assert.match(help, /docs\/configuration\.md/);
   });

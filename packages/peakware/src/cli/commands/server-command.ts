@@ -8,6 +8,7 @@ import {
   MQTT_SETTINGS,
   SERVER_SETTINGS,
   serverSettingsFromEnv,
+  TXN_HTTP_BRANCHES,
 } from '../../server/server-settings.js';
 import type { StoppableAtOnce } from '../../server/stop-at-once.js';
 import type { Command } from '../command.js';
@@ -59,6 +60,10 @@ function environmentHelp(): string {
   rows.push(
     [MQTT_SETTINGS.port.env, `start the MQTT bridge on this port: ${MQTT_SETTINGS.port.takes}`],
     [MQTT_SETTINGS.host.env, `the MQTT bridge's address (default: ${MQTT_SETTINGS.host.fallback})`],
+    [
+      TXN_HTTP_BRANCHES.env,
+      `${TXN_HTTP_BRANCHES.summary}: ${TXN_HTTP_BRANCHES.takes} (default: none)`,
+    ],
   );
   const width = Math.max(...rows.map(([name]) => name.length));
   return [

@@ -1,5 +1,6 @@
 /**
- * How the coordinator calls a branch: an RPC call to the branch's service key and method,
+ * How the coordinator calls a branch: an RPC call to the branch's service key and method
+ * (or, for a URL, a POST through http-branch-caller.ts),
  * in a context that carries the global id, branch and operation as baggage (the barrier
  * reads them) and the trace id of the submitter, so every branch's spans join the trace of
  * the request that started the transaction.
@@ -7,7 +8,8 @@
 import { createContext, runWithContext } from '../../core/context.js';
 import type { RpcClient } from '../../rpc/rpc-client.js';
 import { branchBaggage, type TxnBranch } from '../branch-context.js';
-import type { BranchCall } from '../txn-types.js';
+import { type BranchCall, isHttpBranchCall, type RpcBranchCall } from '../txn-types.js';
+import type { HttpBranchCaller } from './http-branch-caller.js';
 
 /** Calls one branch operation; the seam tests and other transports plug into. */
 export interface BranchCaller {
@@ -24,7 +26,7 @@ export interface BranchCaller {
 type Untyped = ReturnType<RpcClient['untyped']>;
 
 /** A {@link BranchCaller} over peakware/rpc. */
-export class RpcBranchCaller implements BranchCaller {
+export class RpcBranchCaller {
   readonly #rpc: RpcClient;
   readonly #services = new Map<string, Untyped>();
 
@@ -33,7 +35,7 @@ export class RpcBranchCaller implements BranchCaller {
   }
 
   call(
-    target: BranchCall,
+    target: RpcBranchCall,
     payload: unknown,
     branch: TxnBranch,
     timeoutMs: number,
@@ -53,5 +55,28 @@ export class RpcBranchCaller implements BranchCaller {
       ...(traceId === undefined ? {} : { traceId }),
     });
     return runWithContext(ctx, () => call(target.method, payload ?? {}, { timeoutMs }));
+  }
+}
+
+/** The coordinator's caller: RPC methods over peakware/rpc, URLs over HTTP. */
+export class TransportBranchCaller implements BranchCaller {
+  readonly #rpc: RpcBranchCaller;
+  readonly #http: HttpBranchCaller;
+
+  constructor(rpc: RpcBranchCaller, http: HttpBranchCaller) {
+    this.#rpc = rpc;
+    this.#http = http;
+  }
+
+  call(
+    target: BranchCall,
+    payload: unknown,
+    branch: TxnBranch,
+    timeoutMs: number,
+    traceId: string | undefined,
+  ): Promise<unknown> {
+    return isHttpBranchCall(target)
+      ? this.#http.call(target, payload, branch, timeoutMs, traceId)
+      : this.#rpc.call(target, payload, branch, timeoutMs, traceId);
   }
 }

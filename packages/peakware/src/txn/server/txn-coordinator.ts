@@ -23,13 +23,16 @@ import type pg from 'pg';
 import { currentContext } from '../../core/context.js';
 import { ErrorCodes, errorMessage, isPeakError, PeakError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import { parseHttpUrl, urlAllowed } from '../../core/url-allow-list.js';
 import { sendInTransaction } from '../../mq/send-in-transaction.js';
 import { MSG_BRANCH } from '../barrier.js';
 import type { TxnBranch } from '../branch-context.js';
 import {
   type BranchCall,
   type BranchOp,
+  type HttpBranchCall,
   type MsgSpec,
+  type RpcBranchCall,
   type SagaSpec,
   type SagaStep,
   STEP_DEFAULTS,
@@ -57,6 +60,8 @@ export interface CoordinatorOptions {
   maxRecoveries: number;
   /** Whether this node's recovery loop runs. */
   recovery: boolean;
+  /** URL prefixes HTTP branches may be under; none (the default) refuses every URL. */
+  httpBranches?: readonly URL[];
 }
 
 /** Defaults of the coordinator's per-transaction settings, in one place. */
@@ -125,6 +130,40 @@ function normalizeSaga(spec: SagaSpec): SagaStep[] {
     seen.add(step.name);
     return { ...step, after };
   });
+}
+
+/**
+ * Checks each branch call: an RPC method (`service` and `method`) or an HTTP endpoint (`url`)
+ * under one of `prefixes`, never both or neither. `calls` pairs each with its input path.
+ */
+function checkCalls(calls: [BranchCall | undefined, string][], prefixes: readonly URL[]): void {
+  for (const [call, input] of calls) {
+    if (call === undefined) continue;
+    const c = call as Partial<RpcBranchCall & HttpBranchCall>;
+    const rpc = c.service !== undefined || c.method !== undefined;
+    if (c.url === undefined) {
+      if (typeof c.service !== 'string' || typeof c.method !== 'string')
+        throw invalid(
+          'a branch call names an RPC method ({service, method}) or an HTTP endpoint ({url})',
+          input,
+        );
+      continue;
+    }
+    if (rpc)
+      throw invalid(
+        'a branch call names either an RPC method ({service, method}) or an HTTP endpoint ({url}), not both',
+        input,
+      );
+    const url = parseHttpUrl(c.url);
+    if (typeof url === 'string') throw invalid(url, `${input}.url`);
+    if (!urlAllowed(url, prefixes))
+      throw invalid(
+        prefixes.length === 0
+          ? `${c.url}: this server calls no HTTP branches; an operator allows URL prefixes with txn.httpBranches (PEAK_TXN_HTTP_BRANCHES)`
+          : `${c.url} is not under a URL prefix this server allows for HTTP branches (${prefixes.map((p) => p.href).join(', ')}; txn.httpBranches / PEAK_TXN_HTTP_BRANCHES)`,
+        `${input}.url`,
+      );
+  }
 }
 
 function checkTcc(spec: TccSpec): void {
@@ -209,12 +248,27 @@ export class TxnCoordinator {
    */
   async submitSaga(spec: SagaSpec, wait: boolean, by?: string): Promise<TxnOutcome> {
     const steps = normalizeSaga(spec);
+    checkCalls(
+      spec.steps.flatMap((s, i): [BranchCall | undefined, string][] => [
+        [s.action, `steps[${i}].action`],
+        [s.compensate, `steps[${i}].compensate`],
+      ]),
+      this.#o.httpBranches ?? [],
+    );
     return this.#begin('saga', checkGid(spec.gid), { ...spec, steps }, spec.timeoutMs, wait, by);
   }
 
   /** Takes a TCC transaction and drives it (`by` as for {@link submitSaga}). */
   async submitTcc(spec: TccSpec, wait: boolean, by?: string): Promise<TxnOutcome> {
     checkTcc(spec);
+    checkCalls(
+      spec.branches.flatMap((b, i): [BranchCall, string][] => [
+        [b.try, `branches[${i}].try`],
+        [b.confirm, `branches[${i}].confirm`],
+        [b.cancel, `branches[${i}].cancel`],
+      ]),
+      this.#o.httpBranches ?? [],
+    );
     return this.#begin('tcc', checkGid(spec.gid), spec, spec.timeoutMs, wait, by);
   }
 
@@ -643,6 +697,7 @@ export class TxnCoordinator {
    */
   async prepareMsg(spec: MsgSpec, by?: string): Promise<{ gid: string }> {
     const gid = checkGid(spec.gid);
+    checkCalls([[spec.check, 'check']], this.#o.httpBranches ?? []);
     const trace = currentContext()?.traceId;
     const inserted = await this.#journal.write({
       kind: 'insert',

@@ -8,12 +8,15 @@
  * coordinator starts its lease renewer and recovery loop when the node is ready.
  */
 import { Type } from '@sinclair/typebox';
+import { urlPrefixes } from '../../core/url-allow-list.js';
 import { RpcClient } from '../../rpc/rpc-client.js';
 import { authorize, authorizeEach, callerApp, scopeResource } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
-import { type BranchCaller, RpcBranchCaller } from './branch-caller.js';
+import type { MsgSpec, SagaSpec, TccSpec } from '../txn-types.js';
+import { type BranchCaller, RpcBranchCaller, TransportBranchCaller } from './branch-caller.js';
 import { COORDINATOR_APP, CoordinatorIdentity } from './coordinator-identity.js';
+import { HttpBranchCaller } from './http-branch-caller.js';
 import { type InstanceLister, PolledRegistry } from './polled-registry.js';
 import { TxnCoordinator } from './txn-coordinator.js';
 import { getGlobal, listGlobals, retryGlobal, stopGlobal } from './txn-store.js';
@@ -27,14 +30,28 @@ const Gid = Type.String({
   pattern: '^[A-Za-z0-9_.:-]{1,128}$',
   takes: '1-128 letters, digits or _ . : -',
 });
+// An RPC method (service and method) or an HTTP endpoint (url): the coordinator checks that
+// exactly one is named and that a URL is under a prefix the server allows (so the bodies are
+// handed to it as its spec types once that check is its own).
 const Call = Type.Object(
   {
-    service: Type.String({
-      minLength: 1,
-      maxLength: 256,
-      description: 'service key group/name:version',
-    }),
-    method: Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$', takes: 'a method name' }),
+    service: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: 'service key group/name:version (an RPC branch)',
+      }),
+    ),
+    method: Type.Optional(
+      Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$', takes: 'a method name' }),
+    ),
+    url: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 2048,
+        description: 'an http(s) URL the coordinator POSTs to (an HTTP branch)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -75,9 +92,15 @@ const NoBody = Type.Object({}, { additionalProperties: false });
 /** Resuming or stopping a transaction is operations: the operator role. */
 const operator = { auth: 'operator' as const };
 
-/** The service name of a branch call's key (`group/name:version`), as `txn:<service>` grants name it. */
-function serviceName(call: { service: string }): string {
-  return /^[^/]*\/(.+):[^:/]*$/.exec(call.service)?.[1] ?? call.service;
+/**
+ * The service names of the RPC branch calls among `calls` (from their keys,
+ * `group/name:version`), as `txn:<service>` grants name them. HTTP branches are bounded by
+ * the server's URL prefixes instead (txn.httpBranches), which the coordinator checks.
+ */
+function serviceNames(calls: { service?: string | undefined }[]): string[] {
+  return calls.flatMap((c) =>
+    c.service === undefined ? [] : [/^[^/]*\/(.+):[^:/]*$/.exec(c.service)?.[1] ?? c.service],
+  );
 }
 
 /** What the txn module needs from the host: the registry's instance reader. */
@@ -103,11 +126,22 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       logger,
       ...(identity === undefined ? {} : { identity }),
     });
+    // HTTP branches only under the prefixes the operator allowed (checked at submit and at call).
+    const httpBranches = urlPrefixes(ctx.settings.txn.httpBranches);
     const coordinator = new TxnCoordinator({
       pool: ctx.pool,
       nodeId: ctx.nodeId,
       logger,
-      caller: deps.caller ?? new RpcBranchCaller(rpc),
+      caller:
+        deps.caller ??
+        new TransportBranchCaller(
+          new RpcBranchCaller(rpc),
+          new HttpBranchCaller({
+            prefixes: httpBranches,
+            ...(identity === undefined ? {} : { identity: () => identity.current() }),
+          }),
+        ),
+      httpBranches,
       leaseMs: ctx.settings.txn.leaseMs,
       recoveryIntervalMs: ctx.settings.txn.recoveryIntervalMs,
       maxRecoveries: ctx.settings.txn.maxRecoveries,
@@ -150,11 +184,11 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
         authorizeEach(
           request,
           'txn',
-          spec.steps.flatMap((s) =>
-            [s.action, ...(s.compensate ? [s.compensate] : [])].map(serviceName),
+          serviceNames(
+            spec.steps.flatMap((s) => [s.action, ...(s.compensate ? [s.compensate] : [])]),
           ),
         );
-        return coordinator.submitSaga(spec, wait, callerApp(request));
+        return coordinator.submitSaga(spec as SagaSpec, wait, callerApp(request));
       },
     );
     app.post(
@@ -179,9 +213,9 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
         authorizeEach(
           request,
           'txn',
-          spec.branches.flatMap((b) => [b.try, b.confirm, b.cancel].map(serviceName)),
+          serviceNames(spec.branches.flatMap((b) => [b.try, b.confirm, b.cancel])),
         );
-        return coordinator.submitTcc(spec, wait, callerApp(request));
+        return coordinator.submitTcc(spec as TccSpec, wait, callerApp(request));
       },
     );
     app.post(
@@ -216,8 +250,8 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       async (request) => {
         // The message reaches its topic as a send would: the caller needs the same grant.
         authorize(request, 'produce', scopeResource('produce', request.body.topic));
-        authorize(request, 'txn', serviceName(request.body.check));
-        return coordinator.prepareMsg(request.body, callerApp(request));
+        authorizeEach(request, 'txn', serviceNames([request.body.check]));
+        return coordinator.prepareMsg(request.body as MsgSpec, callerApp(request));
       },
     );
     app.post(
