@@ -4,6 +4,8 @@
  * machine is shared and noisy, so single runs and absolute numbers mislead.
  */
 
+import { readFile } from 'node:fs/promises';
+
 /** What the runner hands a benchmark. */
 export interface BenchOptions {
   /** How many measured runs; medians are taken over them. */
@@ -47,4 +49,34 @@ export function round(value: number, digits = 3): number {
   if (!Number.isFinite(value) || value === 0) return value;
   const scale = 10 ** (digits - 1 - Math.floor(Math.log10(Math.abs(value))));
   return Math.round(value * scale) / scale;
+}
+
+/** The machine's busy and total CPU ticks so far (`/proc/stat`), or undefined off Linux. */
+async function cpuTicks(): Promise<{ busy: number; total: number } | undefined> {
+  const text = await readFile('/proc/stat', 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  // cpu  user nice system idle iowait irq softirq steal ...
+  const f = (text.split('\n', 1)[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/**
+ * Waits until the machine has been nearly idle (under `busyShare` of its cores) for a whole
+ * second, at most `maxMs`; resolves with the share last seen. A run that starts while the
+ * previous one's processes still exit and its data folders are still being removed measures
+ * that cleanup, not itself.
+ */
+export async function quietMachine(busyShare = 0.15, maxMs = 30_000): Promise<number> {
+  const until = Date.now() + maxMs;
+  let share = 1;
+  for (;;) {
+    const a = await cpuTicks();
+    await new Promise((r) => setTimeout(r, 1000));
+    const b = await cpuTicks();
+    if (a === undefined || b === undefined) return 0;
+    share = (b.busy - a.busy) / Math.max(1, b.total - a.total);
+    if (share < busyShare || Date.now() >= until) return share;
+  }
 }
