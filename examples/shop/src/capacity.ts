@@ -61,7 +61,7 @@ export interface StepFigures {
   /**
    * The machine second by second over the step (aligned with `load.bySecond`), so a second
    * whose p99 jumped can be put beside what the cores did then: cores the chain's processes
-   * used (by kind), cores other processes on the machine used, and cores the hypervisor
+   * used (by kind), cores other processes on the machine used, interrupt time, and cores the hypervisor
    * stole or the disk held (`/proc/stat`).
    */
   machineBySecond: MachineSecond[];
@@ -76,6 +76,11 @@ export interface MachineSecond {
   loadGenerator: number;
   /** Processes that are neither the chain's nor the load generator (this machine is shared). */
   others: number;
+  /**
+   * Interrupt and softirq time (loopback packets are delivered there, partly outside any
+   * process's own time), which no process is charged with.
+   */
+  irq: number;
   steal: number;
   iowait: number;
 }
@@ -98,20 +103,27 @@ interface ProcStat {
   children: number;
 }
 
+/**
+ * Every process's CPU ticks. The files are read all at once, not one after another: read in
+ * turn on a busy machine they spread over a few hundred ms, and two samples a second apart
+ * then disagree with the machine's own counters by that much.
+ */
 async function readProcs(): Promise<Map<number, ProcStat>> {
   const stats = new Map<number, ProcStat>();
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const text = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => undefined);
-    if (text === undefined) continue;
+  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  const texts = await Promise.all(
+    pids.map((pid) => readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)),
+  );
+  texts.forEach((text, i) => {
+    if (text === undefined) return;
     // Fields after the command (which may hold spaces) start at field 3 (state).
     const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    stats.set(Number(name), {
+    stats.set(Number(pids[i]), {
       ppid: Number(f[1]),
       self: Number(f[11]) + Number(f[12]),
       children: Number(f[13]) + Number(f[14]),
     });
-  }
+  });
   return stats;
 }
 
@@ -188,12 +200,17 @@ async function processTicks(pid: number): Promise<number> {
 }
 
 /** The machine's CPU time so far, from the first line of `/proc/stat`, in ticks. */
-async function machineTicks(): Promise<{ busy: number; steal: number; iowait: number }> {
+async function machineTicks(): Promise<{
+  busy: number;
+  irq: number;
+  steal: number;
+  iowait: number;
+}> {
   const text = await readFile('/proc/stat', 'utf8').catch(() => '');
   // cpu  user nice system idle iowait irq softirq steal guest guest_nice
   const f = (text.split('\n', 1)[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
   const [user = 0, nice = 0, system = 0, , iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
-  return { busy: user + nice + system + irq + softirq, steal, iowait };
+  return { busy: user + nice + system, irq: irq + softirq, steal, iowait };
 }
 
 /**
@@ -226,12 +243,14 @@ class MachineSampler {
   }
 
   async #sample(): Promise<void> {
-    const at = performance.now();
+    const began = performance.now();
     const [kinds, machine, load] = await Promise.all([
       sampleCpu(this.#chain, false),
       machineTicks(),
       this.#loadPid === undefined ? 0 : processTicks(this.#loadPid),
     ]);
+    // The reads' midpoint stands for when they were taken.
+    const at = (began + performance.now()) / 2;
     const last = this.#last;
     this.#last = { at, kinds, machine, load };
     if (last === undefined) return;
@@ -250,6 +269,7 @@ class MachineSampler {
       byKind,
       loadGenerator: perCore(loadTicks),
       others: perCore(Math.max(0, machine.busy - last.machine.busy - chainTicks - loadTicks)),
+      irq: perCore(machine.irq - last.machine.irq),
       steal: perCore(machine.steal - last.machine.steal),
       iowait: perCore(machine.iowait - last.machine.iowait),
     });

@@ -62,7 +62,7 @@ export function stepLine(s: StepFigures): string {
         .map(([k, v]) => `${k} ${v.toFixed(2)}`)
         .join(', ');
       lines.push(
-        `          second ${worst + 1} (p99 ${Math.round(s.load.bySecond[worst]!.p99)} ms), in cores: chain ${at.chain.toFixed(2)} (${kinds}), load generator ${at.loadGenerator.toFixed(2)}, others ${at.others.toFixed(2)}, steal ${at.steal.toFixed(2)}, iowait ${at.iowait.toFixed(2)}`,
+        `          second ${worst + 1} (p99 ${Math.round(s.load.bySecond[worst]!.p99)} ms), in cores: chain ${at.chain.toFixed(2)} (${kinds}), load generator ${at.loadGenerator.toFixed(2)}, others ${at.others.toFixed(2)}, irq ${at.irq.toFixed(2)}, steal ${at.steal.toFixed(2)}, iowait ${at.iowait.toFixed(2)}`,
       );
     }
   }
