@@ -61,8 +61,8 @@ export interface StepFigures {
   /**
    * The machine second by second over the step (aligned with `load.bySecond`), so a second
    * whose p99 jumped can be put beside what the cores did then: cores the chain's processes
-   * used (by kind), cores other processes on the machine used, interrupt time, and cores the hypervisor
-   * stole or the disk held (`/proc/stat`).
+   * used (by kind), cores other processes on the machine used, interrupt time, and cores the
+   * hypervisor stole or the disk held (`/proc/stat`).
    */
   machineBySecond: MachineSecond[];
 }
