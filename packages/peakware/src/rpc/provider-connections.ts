@@ -17,7 +17,7 @@
  */
 import type net from 'node:net';
 import type { HeaderMap } from '../core/context-headers.js';
-import { ErrorCodes, type PeakError } from '../core/errors.js';
+import { ErrorCodes, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { CallerVerifier, PresentedCaller } from './caller-identity.js';
 import { encodeFrame, type Frame, FrameDecoder } from './frame-codec.js';
@@ -65,6 +65,8 @@ export class ProviderConnections {
   #partialBytes = 0;
   #partialSweep: NodeJS.Timeout | undefined;
   #draining = false;
+  /** Set by {@link endAll}: requests arriving now are refused unrun (see there). */
+  #closing = false;
 
   /** `verifier` checks the identities connections present (absent: identity frames are ignored). */
   constructor(
@@ -162,12 +164,18 @@ export class ProviderConnections {
     return last;
   }
 
-  /** Flushes what is written and ends every connection (the peer closes its side). */
+  /**
+   * Graceful stop, last step: nothing is in flight and the connections were quiet. A
+   * request may still be on its way (its consumer sent it before it read the GOAWAY, or
+   * was starved of CPU in between): from now on such a request is answered "not run"
+   * (`PEAK_RPC_SHUTTING_DOWN`, `sent: false`), which a failover consumer retries on another
+   * instance, instead of being run with its answer lost to a closed socket. The
+   * connections stay open for that answer: consumers close theirs once their last call on a
+   * draining provider is answered, and {@link closed} destroys any left after its bound.
+   */
   endAll(): void {
-    for (const conn of this.#conns) {
-      conn.writer.flush();
-      conn.socket.end();
-    }
+    this.#closing = true;
+    for (const conn of this.#conns) conn.writer.flush();
   }
 
   /** Resolves once every connection has closed, destroying those still open after 1 s. */
@@ -277,6 +285,21 @@ export class ProviderConnections {
     switch (frame.type) {
       case 1:
         conn.lastRequestAt = Date.now();
+        if (this.#closing) {
+          this.#send(conn, {
+            type: 3,
+            id: frame.id,
+            error: toWireError(
+              new PeakError(
+                ErrorCodes.RPC_SHUTTING_DOWN,
+                'the provider is stopping and answered its last call; the call did not run, retry elsewhere',
+                { details: { sent: false } },
+              ),
+            ),
+          });
+          conn.writer.flush();
+          return;
+        }
         this.#handleRequest(conn, frame);
         return;
       case 4:

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { waitFor } from '../../test/support/wait.js';
 import { ErrorCodes, isPeakError } from '../core/errors.js';
+import { encodeFrame, type Frame, FrameDecoder } from './frame-codec.js';
 import { RpcConnection } from './rpc-connection.js';
 import { RpcServer } from './rpc-server.js';
 import { defineService } from './service-definition.js';
@@ -44,6 +45,77 @@ describe('rpc connection', () => {
     } finally {
       conn.close();
       await server.stop();
+    }
+  });
+
+  it('closes its side once a draining provider has answered its last call', async () => {
+    const server = await startServer();
+    const conn = new RpcConnection('127.0.0.1', server.port);
+    try {
+      const inFlight = conn.call(svc.id, 'wait', {}, { ms: 200 }, 5000);
+      await waitFor('the connection open', () => conn.state === 'open');
+      const stopped = server.stop();
+      await waitFor('the GOAWAY', () => conn.draining);
+      assert.equal(conn.state, 'open', 'kept open while its call is in flight');
+      assert.equal(await inFlight, 200, 'the call in flight was answered');
+      await waitFor('the consumer closed the drained connection', () => conn.state !== 'open');
+      await stopped;
+    } finally {
+      conn.close();
+    }
+  });
+
+  it('answers a request that reaches a stopping provider after its last call "not run"', async () => {
+    let ran = 0;
+    const server = new RpcServer({ port: 0, quietMs: 10 });
+    server.addService(svc, {
+      wait: async ({ ms }) => {
+        ran++;
+        return ms;
+      },
+    });
+    await server.start();
+    // A raw consumer that, like one starved of CPU, sends after the GOAWAY instead of closing.
+    const socket = net.connect(server.port, '127.0.0.1');
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk: Buffer) =>
+      decoder.push(
+        chunk,
+        (f) => frames.push(f),
+        () => undefined,
+      ),
+    );
+    socket.on('error', () => undefined);
+    await new Promise((r) => socket.once('connect', r));
+    try {
+      const stopped = server.stop();
+      await waitFor('the GOAWAY', () => frames.some((f) => f.type === 6));
+      // Past the quiet period (10 ms, checked every 10 ms): the provider has ended its drain.
+      await new Promise((r) => setTimeout(r, 200));
+      socket.write(
+        encodeFrame({
+          type: 1,
+          id: 7,
+          service: svc.id,
+          method: 'wait',
+          headers: {},
+          args: { ms: 1 },
+        }),
+      );
+      await waitFor('an answer to the late request', () => frames.some((f) => f.type === 3));
+      const answer = frames.find((f) => f.type === 3) as Extract<Frame, { type: 3 }>;
+      assert.equal(answer.id, 7);
+      assert.equal(answer.error.code, ErrorCodes.RPC_SHUTTING_DOWN);
+      assert.equal(
+        answer.error.details?.sent,
+        false,
+        'marked not run: a failover consumer retries it',
+      );
+      assert.equal(ran, 0, 'the handler did not run');
+      await stopped;
+    } finally {
+      socket.destroy();
     }
   });
 

@@ -283,6 +283,7 @@ export class RpcConnection {
             'provider draining',
           );
           this.onGoAway?.();
+          this.#closeIfDrained();
         }
         return;
       default:
@@ -301,7 +302,19 @@ export class RpcConnection {
     if (p === undefined) return undefined;
     this.#pending.delete(id);
     if (p.timer !== undefined) clearTimeout(p.timer);
+    if (this.#draining) queueMicrotask(() => this.#closeIfDrained());
     return p;
+  }
+
+  /**
+   * After GOAWAY, once the last call on this connection is answered, closes it from this
+   * side: the provider then knows nothing more is coming on it, and its graceful stop ends
+   * without closing under a call that is still on its way (a stopping provider keeps its
+   * connections open for that and answers such a call "not run").
+   */
+  #closeIfDrained(): void {
+    if (!this.#draining || this.#pending.size > 0) return;
+    this.#socket?.end();
   }
 
   #onClose(socket: net.Socket): void {
