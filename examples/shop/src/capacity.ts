@@ -275,10 +275,11 @@ class MachineSampler {
     });
   }
 
-  /** Stops sampling; the seconds sampled. */
+  /** Stops sampling with a last sample for the part-second since the one before; the seconds sampled. */
   async stop(): Promise<MachineSecond[]> {
     clearInterval(this.#timer);
     await this.#busy;
+    if (this.#last !== undefined && performance.now() - this.#last.at > 300) await this.#sample();
     return this.#seconds;
   }
 }

@@ -177,6 +177,7 @@ interface CapacityJson {
     };
     cpuUsPerOrder: Record<string, number> & { total: number };
     books: { consistent: boolean; orders: number; pointsAwarded: number; oversold: number };
+    machineBySecond: { chain: number; byKind: Record<string, number>; others: number }[];
   }[];
 }
 
@@ -220,6 +221,25 @@ test('the capacity run measures each step with the limits lifted and checks the 
         'postgres #1',
       ])
         assert.ok((s.cpuUsPerOrder[kind] ?? 0) > 0, `step ${s.rate}/s: CPU of ${kind} counted`);
+      // The machine second by second: at least the step's two seconds, the chain's cores by
+      // process kind adding up to the chain's, none of them beyond the machine's cores.
+      assert.ok(
+        s.machineBySecond.length >= 2,
+        `step ${s.rate}/s: ${s.machineBySecond.length} seconds sampled`,
+      );
+      for (const m of s.machineBySecond) {
+        const sum = Object.values(m.byKind).reduce((a, b) => a + b, 0);
+        assert.ok(
+          Math.abs(sum - m.chain) < 0.05 * Object.keys(m.byKind).length + 0.01,
+          JSON.stringify(m),
+        );
+        assert.ok(m.chain >= 0 && m.chain <= os.availableParallelism() + 1, JSON.stringify(m));
+        assert.ok(m.others >= 0, JSON.stringify(m));
+      }
+      assert.ok(
+        s.machineBySecond.some((m) => m.chain > 0),
+        `step ${s.rate}/s: the chain used some CPU`,
+      );
     }
     // The capacity is a step that passed, or 0 when none did.
     const passed = report.steps.filter((s) => s.passed).map((s) => s.rate);
