@@ -1,7 +1,7 @@
 /**
  * The shop under faults (issue 23), the slow part (`npm run test:slow`, not in CI's two runs):
  * service processes killed with SIGKILL mid-sale (an inventory and an order process; an
- * order and a points process) are reported as killed by the signal and restarted, and the
+ * order and a points process; the coupon process) are reported as killed by the signal and restarted, and the
  * sale with `--exit` still finishes with consistent books: oversold 0, stock left + sold =
  * initial on each copy, and every order's "order placed" event awarded its points once. A
  * third of the hot item's buys carry a coupon (TCCs across coupon, stock and order, issue
@@ -39,4 +39,12 @@ test(
     timeout: 600_000,
   },
   () => saleWithKills(['order', 'points']),
+);
+
+test(
+  'kill -9 of the coupon process mid-sale: restarted, every coupon TCC confirmed or cancelled, no coupon left locked',
+  {
+    timeout: 600_000,
+  },
+  () => saleWithKills(['coupon']),
 );
