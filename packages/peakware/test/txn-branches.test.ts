@@ -113,6 +113,10 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
       n1: 100,
       p1: 100,
       p2: 0,
+      q1: 100,
+      q2: 0,
+      q3: 50,
+      q4: 0,
     });
     txn = new TxnClient({ servers: server.info.url });
     admin = new AdminClient({ servers: server.info.url, token: server.info.adminToken! });
@@ -241,6 +245,82 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
       view.branches.map((b) => `${b.branch}.${b.op}:${b.status}`),
       ['debit.action:succeeded', 'credit.action:succeeded'],
     );
+  });
+
+  it('saga: the timeline of operations that succeeded rides in the end, a failed one and those before it are rows', async () => {
+    let failures = 1;
+    shop.hooks.set('credit', () => {
+      if (failures-- > 0) throw new Error('the ledger is briefly down');
+    });
+    try {
+      const out = await txn.saga({
+        gid: 'saga-fold',
+        steps: [debit('q1', 5), credit('q2', 5, { retries: 2, retryDelayMs: 10 })],
+      });
+      assert.equal(out.status, 'succeeded');
+    } finally {
+      shop.hooks.delete('credit');
+    }
+    // Refused: the credit went before it as a row, the compensations ride in the end.
+    await assert.rejects(
+      txn.saga({ gid: 'saga-fold-refused', steps: [credit('q4', 80), debit('q3', 80)] }),
+      (err: unknown) => isPeakError(err, ErrorCodes.TXN_ABORTED),
+    );
+    const pool = new pg.Pool({ connectionString: server.postgresUrl(), max: 1 });
+    try {
+      const rows = async (gid: string) =>
+        (
+          await pool.query<{ k: string }>(
+            `SELECT branch || '.' || op || ':' || status AS k FROM peak.txn_branches
+              WHERE gid = $1 ORDER BY 1`,
+            [gid],
+          )
+        ).rows.map((r) => r.k);
+      const folded = async (gid: string) =>
+        (
+          await pool.query<{ k: string }>(
+            `SELECT (e->>'branch') || '.' || (e->>'op') || ':' || (e->>'status') AS k
+               FROM peak.txn_globals, jsonb_array_elements(coalesce(timeline, '[]')) e
+              WHERE gid = $1 ORDER BY 1`,
+            [gid],
+          )
+        ).rows.map((r) => r.k);
+      assert.deepEqual(await rows('saga-fold'), []);
+      assert.deepEqual(await folded('saga-fold'), [
+        'credit.action:succeeded',
+        'debit.action:succeeded',
+      ]);
+      await finished('saga-fold-refused');
+      // Its rows go in the lazy lane, whose batches may commit out of order: wait for them.
+      await waitFor(
+        () => 'the refused saga rows',
+        async () => (await rows('saga-fold-refused')).length >= 2,
+      );
+      assert.deepEqual(await rows('saga-fold-refused'), [
+        'credit.action:succeeded',
+        'debit.action:failed',
+      ]);
+      // Both compensated: the refused debit was sent, so its (empty) compensation runs too.
+      assert.deepEqual(await folded('saga-fold-refused'), [
+        'credit.compensate:succeeded',
+        'debit.compensate:succeeded',
+      ]);
+    } finally {
+      await pool.end();
+    }
+    // `peak txn show` merges both.
+    const view = await finished('saga-fold', (v) => v.branches.length >= 2);
+    assert.deepEqual(
+      view.branches.map((b) => `${b.branch}.${b.op}:${b.status}:${b.attempts}`),
+      ['debit.action:succeeded:1', 'credit.action:succeeded:2'],
+    );
+    const refused = await finished('saga-fold-refused', (v) => v.branches.length >= 4);
+    assert.deepEqual(refused.branches.map((b) => `${b.branch}.${b.op}:${b.status}`).sort(), [
+      'credit.action:succeeded',
+      'credit.compensate:succeeded',
+      'debit.action:failed',
+      'debit.compensate:succeeded',
+    ]);
   });
 
   it('saga: a refused step rolls the earlier ones back', async () => {

@@ -43,7 +43,7 @@ import {
   type TxnStatus,
 } from '../txn-types.js';
 import type { BranchCaller } from './branch-caller.js';
-import { TxnJournal } from './txn-journal.js';
+import { type BranchEvent, TxnJournal } from './txn-journal.js';
 import { claimDue, type GlobalRow, releaseLease, renewLeases, succeededOps } from './txn-store.js';
 
 /** Options of {@link TxnCoordinator}. */
@@ -81,6 +81,12 @@ interface Drive {
   status: TxnStatus;
   trace: string | undefined;
   done: Promise<TxnOutcome>;
+  /**
+   * Branch operations that succeeded and are not written yet: they go with the end, in the
+   * row's timeline (see txn-journal.ts), or as rows when the drive turns any other way (a
+   * failure, a slow call, a status on the way, a hand-over). Undefined: written at once.
+   */
+  held?: BranchEvent[];
 }
 
 /** Thrown inside a drive when another node (or an operator) took the transaction. */
@@ -334,10 +340,12 @@ export class TxnCoordinator {
       status: row.status,
       trace: row.trace_id ?? undefined,
       done: Promise.resolve({ gid: row.gid, status: row.status }),
+      held: [],
     };
     this.#driving.set(row.gid, drive);
     drive.done = this.#run(drive, row, succeeded, recovered)
       .catch(async (err): Promise<TxnOutcome> => {
+        this.#release(drive);
         if (err instanceof LostLease) {
           this.#o.logger.info(
             { gid: row.gid },
@@ -378,18 +386,41 @@ export class TxnCoordinator {
    * repeats when it is lost (see txn-journal.ts): a TCC's end, a saga's `failed`.
    */
   async #setStatus(d: Drive, status: TxnStatus, reason?: string, lazy = false): Promise<void> {
+    // An end takes the held timeline along; any other status writes it as rows first.
+    const end = status === 'succeeded' || status === 'failed';
+    if (!end) this.#release(d);
+    const timeline = end && d.held !== undefined && d.held.length > 0 ? d.held : undefined;
+    if (timeline !== undefined) d.held = [];
     const applied = await this.#journal.write({
       kind: 'status',
       gid: d.gid,
       status,
       ...(reason === undefined ? {} : { reason }),
       ...(lazy ? { lazy } : {}),
+      ...(timeline === undefined ? {} : { timeline }),
     });
     if (!applied) {
       d.lost = true;
+      if (timeline !== undefined) for (const e of timeline) this.#journal.note(e);
       throw new LostLease();
     }
     d.status = status;
+  }
+
+  /** Writes a branch event: held for the end when the drive holds them, else queued now. */
+  #record(d: Drive, event: BranchEvent): void {
+    if (d.held !== undefined && event.status === 'succeeded') d.held.push(event);
+    else {
+      this.#release(d);
+      this.#journal.note(event);
+    }
+  }
+
+  /** Queues the held events as rows (the drive turned a way its end will not record). */
+  #release(d: Drive): void {
+    if (d.held === undefined || d.held.length === 0) return;
+    for (const e of d.held) this.#journal.note(e);
+    d.held = [];
   }
 
   /** Calls one branch operation under its policy; `bounded` ops stop at the deadline. */
@@ -405,7 +436,7 @@ export class TxnCoordinator {
     const startedAt = Date.now();
     // A call that ends quickly is written once, when it ends; a slow one shows as running.
     const slow = setTimeout(() => {
-      this.#journal.note({
+      this.#record(d, {
         kind: 'branch',
         gid: d.gid,
         branch: name,
@@ -450,7 +481,7 @@ export class TxnCoordinator {
           Math.max(1, left),
           d.trace,
         );
-        this.#journal.note({
+        this.#record(d, {
           kind: 'branch',
           gid: d.gid,
           branch: name,
@@ -467,7 +498,7 @@ export class TxnCoordinator {
         const error = `${isPeakError(err) ? `${err.code}: ` : ''}${errorMessage(err)}`;
         const over = deadline !== undefined && Date.now() + delay >= deadline;
         if (refused || attempt > retries || over || this.#stopped) {
-          this.#journal.note({
+          this.#record(d, {
             kind: 'branch',
             gid: d.gid,
             branch: name,

@@ -21,6 +21,13 @@
  * compensations, filtered by their barriers, and writes the end again). WAL is flushed in
  * order, so a lost lazy write is never followed by a kept one of the same transaction.
  * Branch events also ride along in the next durable batch when one goes first.
+ *
+ * A branch operation that succeeded at once is not a row of its own: its drive holds it and
+ * the transaction's end carries it into the row's `timeline` (one UPDATE for the end and
+ * every such event; a two-branch saga wrote two `txn_branches` rows besides). Failed, slow
+ * and retried operations, and those of a drive that turns any other way, are rows as
+ * before; readers merge the two (txn-store.ts). Held events lost with a crashed node are
+ * lost the way a lazy write is: recovery calls the operation again and its barrier filters it.
  */
 import type pg from 'pg';
 import type { BranchOp, TxnKind, TxnStatus } from '../txn-types.js';
@@ -57,6 +64,12 @@ export interface StatusChange {
   reason?: string;
   /** Commit without waiting for the WAL flush: only for a change recovery repeats if lost. */
   lazy?: boolean;
+  /**
+   * Branch operations that succeeded, stored in the row's `timeline` with this change (one
+   * UPDATE, no `txn_branches` row each); only with an end, whose transaction recovery
+   * never reads them for.
+   */
+  timeline?: BranchEvent[];
 }
 
 /** A branch operation started, succeeded or failed (the timeline). */
@@ -74,6 +87,30 @@ export interface BranchEvent {
 
 /** One write of the journal. */
 export type JournalWrite = NewGlobal | StatusChange | BranchEvent;
+
+/** A branch event as stored: a `txn_branches` row's columns, or an entry of a row's `timeline`. */
+export interface TimelineEntry {
+  branch: string;
+  op: BranchOp;
+  status: BranchEvent['status'];
+  attempts: number;
+  error: string | null;
+  /** Epoch ms. */
+  started: number;
+  finished: number | null;
+}
+
+function timelineEntry(e: BranchEvent): TimelineEntry {
+  return {
+    branch: e.branch,
+    op: e.op,
+    status: e.status,
+    attempts: e.attempts,
+    error: e.error ?? null,
+    started: e.startedAt,
+    finished: e.finishedAt ?? null,
+  };
+}
 
 /** A map's values in key order: concurrent batches lock rows in one order (no deadlock). */
 function sorted(rows: Map<string, unknown>): unknown[] {
@@ -97,10 +134,11 @@ WITH ins AS (
 upd AS (
   UPDATE peak.txn_globals g
      SET status = u.status, reason = coalesce(u.reason, g.reason), updated_at = now(),
+         timeline = coalesce(u.timeline, g.timeline),
          finished_at = CASE WHEN u.status IN ('succeeded', 'failed') THEN now() END,
          lease_until = CASE WHEN u.status IN ('succeeded', 'failed') THEN NULL
                             ELSE greatest(g.lease_until, now() + $4 * interval '1 millisecond') END
-    FROM jsonb_to_recordset($3::jsonb) AS u(gid text, status text, reason text, "from" text)
+    FROM jsonb_to_recordset($3::jsonb) AS u(gid text, status text, reason text, "from" text, timeline jsonb)
    WHERE g.gid = u.gid AND g.owner = $1 AND g.status = ANY(string_to_array(u."from", ','))
   RETURNING g.gid),
 br AS (
@@ -240,18 +278,13 @@ export class TxnJournal {
           status: w.status,
           reason: w.reason ?? null,
           from: REACHED_FROM[w.status],
+          timeline: w.timeline?.map(timelineEntry) ?? null,
         });
       } else {
         // The last event of one operation wins (one row per operation and batch).
         branches.set(`${w.gid}\u0000${w.branch}\u0000${w.op}`, {
           gid: w.gid,
-          branch: w.branch,
-          op: w.op,
-          status: w.status,
-          attempts: w.attempts,
-          error: w.error ?? null,
-          started: w.startedAt,
-          finished: w.finishedAt ?? null,
+          ...timelineEntry(w),
         });
       }
     }

@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import { ErrorCodes, PeakError } from '../../core/errors.js';
 import type { BranchView, TxnKind, TxnStatus, TxnSummary, TxnView } from '../txn-types.js';
+import type { TimelineEntry } from './txn-journal.js';
 
 /** A global transaction's row as the driver needs it. */
 export interface GlobalRow {
@@ -77,11 +78,45 @@ function branchView(b: BranchRow): BranchView {
   };
 }
 
+function entryView(e: TimelineEntry): BranchView {
+  return {
+    branch: e.branch,
+    op: e.op,
+    status: e.status,
+    attempts: e.attempts,
+    ...(e.error === null ? {} : { error: e.error }),
+    startedAt: new Date(e.started).toISOString(),
+    ...(e.finished === null ? {} : { finishedAt: new Date(e.finished).toISOString() }),
+  };
+}
+
+/**
+ * The timeline: `txn_branches` rows and the entries folded into the row at its end (see
+ * txn-journal.ts), one per operation (an entry's end over a row that says running), oldest
+ * first.
+ */
+function timeline(rows: BranchRow[], folded: TimelineEntry[] | null): BranchView[] {
+  const byOp = new Map<string, BranchView>();
+  for (const b of rows) byOp.set(`${b.branch}\u0000${b.op}`, branchView(b));
+  for (const e of folded ?? []) {
+    const key = `${e.branch}\u0000${e.op}`;
+    const row = byOp.get(key);
+    if (row === undefined || row.status === 'running') byOp.set(key, entryView(e));
+  }
+  return [...byOp.values()].sort(
+    (a, b) =>
+      a.startedAt.localeCompare(b.startedAt) ||
+      a.branch.localeCompare(b.branch) ||
+      a.op.localeCompare(b.op),
+  );
+}
+
 /** One global transaction with its branch timeline (oldest first); PEAK_TXN_NOT_FOUND when absent. */
 export async function getGlobal(pool: pg.Pool, gid: string): Promise<TxnView> {
-  const res = await pool.query<FullRow>(`SELECT ${COLUMNS} FROM peak.txn_globals WHERE gid = $1`, [
-    gid,
-  ]);
+  const res = await pool.query<FullRow & { timeline: TimelineEntry[] | null }>(
+    `SELECT ${COLUMNS}, timeline FROM peak.txn_globals WHERE gid = $1`,
+    [gid],
+  );
   const row = res.rows[0];
   if (row === undefined) {
     throw new PeakError(
@@ -96,7 +131,7 @@ export async function getGlobal(pool: pg.Pool, gid: string): Promise<TxnView> {
     `SELECT * FROM peak.txn_branches WHERE gid = $1 ORDER BY started_at, branch, op`,
     [gid],
   );
-  return { ...summary(row), spec: row.spec, branches: branches.rows.map(branchView) };
+  return { ...summary(row), spec: row.spec, branches: timeline(branches.rows, row.timeline) };
 }
 
 /** Filters of {@link listGlobals}. */
