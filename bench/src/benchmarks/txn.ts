@@ -358,15 +358,29 @@ export const benchmark: Benchmark = {
       // caller's and PostgreSQL's (the control plane's and the business database's).
       const cpu: Record<
         keyof typeof contenders,
-        { peak: number[]; branch: number[]; caller: number[]; pg: number[] }
+        { peak: number[]; branch: number[]; caller: number[]; pg: number[]; wal: number[] }
       > = {
-        local: { peak: [], branch: [], caller: [], pg: [] },
-        rpc: { peak: [], branch: [], caller: [], pg: [] },
-        saga: { peak: [], branch: [], caller: [], pg: [] },
-        tcc: { peak: [], branch: [], caller: [], pg: [] },
-        local1: { peak: [], branch: [], caller: [], pg: [] },
-        saga1: { peak: [], branch: [], caller: [], pg: [] },
+        local: { peak: [], branch: [], caller: [], pg: [], wal: [] },
+        rpc: { peak: [], branch: [], caller: [], pg: [], wal: [] },
+        saga: { peak: [], branch: [], caller: [], pg: [], wal: [] },
+        tcc: { peak: [], branch: [], caller: [], pg: [], wal: [] },
+        local1: { peak: [], branch: [], caller: [], pg: [], wal: [] },
+        saga1: { peak: [], branch: [], caller: [], pg: [], wal: [] },
       };
+      // WAL written by the whole PostgreSQL (both databases), bytes: how much each
+      // contender's rows and index entries cost on disk.
+      const walLsn = async () =>
+        (await pool.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn'))
+          .rows[0]!.lsn;
+      const walBytes = async (from: string) =>
+        Number(
+          (
+            await pool.query<{ d: string }>(
+              'SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::text AS d',
+              [from],
+            )
+          ).rows[0]!.d,
+        );
       progress('warming up');
       for (const op of Object.values(contenders)) await closedLoop(op, 1000);
       for (let r = 0; r < runs; r++) {
@@ -380,7 +394,9 @@ export const benchmark: Benchmark = {
             process.cpuUsage(),
             postgresCpuUs(postmaster),
           ] as const;
+          const lsn = await walLsn();
           const { rate, done } = await closedLoop(op, ms);
+          cpu[name].wal.push((await walBytes(lsn)) / done);
           const mine = process.cpuUsage(before[2]);
           cpu[name].peak.push((processCpuUs(peak.child.pid) - before[0]) / done);
           cpu[name].branch.push((processCpuUs(provider.child.pid) - before[1]) / done);
@@ -408,6 +424,7 @@ export const benchmark: Benchmark = {
             [`${name}.branchCpuUsPerOp`, round(median(c.branch))],
             [`${name}.callerCpuUsPerOp`, round(median(c.caller))],
             [`${name}.postgresCpuUsPerOp`, round(median(c.pg))],
+            [`${name}.walBytesPerOp`, round(median(c.wal))],
           ]),
         ),
       } as Record<string, number>;
@@ -423,7 +440,13 @@ export const benchmark: Benchmark = {
         figures,
         ratios,
         table: [
-          ['contender', 'per s (median)', 'runs', 'CPU µs/op peak · branch · caller · postgres'],
+          [
+            'contender',
+            'per s (median)',
+            'runs',
+            'CPU µs/op peak · branch · caller · postgres',
+            'WAL bytes/op',
+          ],
           ...(
             [
               ['local', 'local: 2 local transactions by the caller'],
@@ -438,8 +461,9 @@ export const benchmark: Benchmark = {
             figures[`${k}.perSec`] ?? Number.NaN,
             rates[k].map(Math.round).join(' '),
             `${figures[`${k}.peakCpuUsPerOp`]} · ${figures[`${k}.branchCpuUsPerOp`]} · ${figures[`${k}.callerCpuUsPerOp`]} · ${figures[`${k}.postgresCpuUsPerOp`]}`,
+            figures[`${k}.walBytesPerOp`] ?? Number.NaN,
           ]),
-          ...Object.entries(ratios).map(([k, v]) => [k, v, '', '']),
+          ...Object.entries(ratios).map(([k, v]) => [k, v, '', '', '']),
         ],
         notes: [
           `${IN_FLIGHT} in flight, closed loop, ${ms} ms per contender and run, ${ACCOUNTS} accounts; peak server, branch service and load in three processes, one embedded PostgreSQL for the control plane and the business database`,

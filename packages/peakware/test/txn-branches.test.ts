@@ -443,6 +443,14 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
     assert.equal(out.status, 'succeeded');
     assert.deepEqual(await shop.balance('j1'), { balance: 60, frozen: 0, incoming: 0 });
     assert.deepEqual(await shop.balance('j2'), { balance: 40, frozen: 0, incoming: 0 });
+    // Its tries and confirms all ride in its end (the timeline), merged by `peak txn show`.
+    const view = await finished('tcc-ok', (v) => v.branches.length >= 4);
+    assert.deepEqual(view.branches.map((b) => `${b.branch}.${b.op}:${b.status}`).sort(), [
+      'from.confirm:succeeded',
+      'from.try:succeeded',
+      'to.confirm:succeeded',
+      'to.try:succeeded',
+    ]);
   });
 
   it('journal: two inserts of one gid in one batch: the first is written and told so, the other is not', async () => {

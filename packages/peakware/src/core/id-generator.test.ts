@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isPeakError } from './errors.js';
-import { decodeId, IdGenerator, PEAK_EPOCH_MS } from './id-generator.js';
+import { decodeId, IdGenerator, PEAK_EPOCH_MS, uuidV7 } from './id-generator.js';
 
 describe('id generator', () => {
   it('makes strictly increasing unique ids', () => {
@@ -67,5 +67,18 @@ describe('id generator', () => {
       () => decodeId(-1n),
       (err) => isPeakError(err, 'PEAK_INVALID_ARGUMENT'),
     );
+  });
+});
+
+describe('uuidV7', () => {
+  it('is an RFC 9562 version 7 UUID carrying its millisecond, ordered by it as text', () => {
+    const at = Date.UTC(2026, 11, 6, 4, 30);
+    const id = uuidV7(at);
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16), at);
+    const later = [uuidV7(at + 1), uuidV7(at + 1000), uuidV7(at + 86_400_000)];
+    assert.deepEqual([...later, id].sort(), [id, ...later]);
+    const many = new Set(Array.from({ length: 10_000 }, () => uuidV7(at)));
+    assert.equal(many.size, 10_000, 'random bits make ids of one millisecond unique');
   });
 });

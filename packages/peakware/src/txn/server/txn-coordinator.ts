@@ -18,10 +18,10 @@
  * are awaited before the calls that depend on them; branch events (the timeline) ride
  * along in the same batched writes without being waited for (see txn-journal.ts).
  */
-import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { currentContext } from '../../core/context.js';
 import { ErrorCodes, errorMessage, isPeakError, PeakError } from '../../core/errors.js';
+import { uuidV7 } from '../../core/id-generator.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHttpUrl, urlAllowed } from '../../core/url-allow-list.js';
 import { sendInTransaction } from '../../mq/send-in-transaction.js';
@@ -83,8 +83,8 @@ interface Drive {
   done: Promise<TxnOutcome>;
   /**
    * Branch operations that succeeded and are not written yet: they go with the end, in the
-   * row's timeline (see txn-journal.ts), or as rows when the drive turns any other way (a
-   * failure, a slow call, a status on the way, a hand-over). Undefined: written at once.
+   * row's timeline (see txn-journal.ts), or as rows when the drive turns another way (a
+   * failure, a slow call, a hand-over to recovery). Undefined: written at once.
    */
   held?: BranchEvent[];
 }
@@ -106,7 +106,8 @@ function invalid(message: string, input: string): PeakError {
 }
 
 function checkGid(gid: string | undefined): string {
-  if (gid === undefined) return randomUUID();
+  // Time-ordered: the row and its barrier rows go to the right edge of their indexes.
+  if (gid === undefined) return uuidV7();
   if (!GID.test(gid))
     throw invalid(`gid '${gid}' is not valid: 1-128 letters, digits or _ . : -`, 'gid');
   return gid;
@@ -386,9 +387,11 @@ export class TxnCoordinator {
    * repeats when it is lost (see txn-journal.ts): a TCC's end, a saga's `failed`.
    */
   async #setStatus(d: Drive, status: TxnStatus, reason?: string, lazy = false): Promise<void> {
-    // An end takes the held timeline along; any other status writes it as rows first.
+    // An end takes the held timeline along. A status on the way (`committing`, `aborting`)
+    // keeps holding it: recovery does without what is held, as without a lost lazy write
+    // (an operation not in the timeline is called again and its barrier filters it; a TCC's
+    // tries are not read at all).
     const end = status === 'succeeded' || status === 'failed';
-    if (!end) this.#release(d);
     const timeline = end && d.held !== undefined && d.held.length > 0 ? d.held : undefined;
     if (timeline !== undefined) d.held = [];
     const applied = await this.#journal.write({
