@@ -23,6 +23,7 @@ import {
   barrier,
   barrierStatement,
   branchBaggage,
+  pruneBarrier,
   type SagaStep,
   type TccBranch,
   TxnClient,
@@ -197,6 +198,28 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
     await assert.rejects(
       barrier(shop.db, undefined, async () => 1),
       (err: unknown) => isPeakError(err, ErrorCodes.TXN_NO_BRANCH),
+    );
+  });
+
+  it('pruneBarrier deletes the rows older than asked, through the BRIN age index', async () => {
+    const am = await shop.db.query<{ amname: string }>(
+      `SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam
+        WHERE c.oid = 'peak_txn.barrier_created'::regclass`,
+    );
+    assert.equal(am.rows[0]?.amname, 'brin');
+    await shop.db.query(
+      `INSERT INTO peak_txn.barrier (gid, branch, op, reason, created_at) VALUES
+         ('prune-old', 'b', 'action', 'action', now() - interval '2 days'),
+         ('prune-new', 'b', 'action', 'action', now())`,
+    );
+    const pruned = await pruneBarrier(shop.db, 86_400_000);
+    assert.ok(pruned >= 1, `pruned ${pruned}`);
+    const left = await shop.db.query<{ gid: string }>(
+      `SELECT gid FROM peak_txn.barrier WHERE gid LIKE 'prune-%' ORDER BY gid`,
+    );
+    assert.deepEqual(
+      left.rows.map((r) => r.gid),
+      ['prune-new'],
     );
   });
 
