@@ -30,6 +30,7 @@ import {
   type TxnView,
 } from '../src/txn/index.js';
 import { TxnJournal } from '../src/txn/server/txn-journal.js';
+import { pruneFinished } from '../src/txn/server/txn-store.js';
 import { useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import { type Bank, bank, ensureDatabase, startBank } from './support/txn-bank.js';
@@ -502,6 +503,65 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
         [1],
       );
     } finally {
+      await pool.end();
+    }
+  });
+
+  it('retention: finished transactions started before the cutoff go, with their rows; active and recent ones stay', async () => {
+    const pool = new pg.Pool({ connectionString: server.postgresUrl(), max: 2 });
+    try {
+      const journal = new TxnJournal(pool, 'prune-test', 60_000);
+      const make = async (gid: string, end?: 'succeeded' | 'failed') => {
+        await journal.write({
+          kind: 'insert',
+          gid,
+          txnKind: 'saga',
+          status: 'running',
+          spec: {},
+          deadline: Date.now() + 60_000,
+          leaseMs: 60_000,
+        });
+        await journal.write({
+          kind: 'branch',
+          gid,
+          branch: 'b',
+          op: 'action',
+          status: 'failed',
+          attempts: 1,
+          startedAt: Date.now(),
+          finishedAt: Date.now(),
+        });
+        if (end === 'failed') await journal.write({ kind: 'status', gid, status: 'aborting' });
+        if (end !== undefined) await journal.write({ kind: 'status', gid, status: end });
+      };
+      await make('prune-done-old', 'succeeded');
+      await make('prune-failed-old', 'failed');
+      await make('prune-running-old');
+      await make('prune-done-new', 'succeeded');
+      await pool.query(
+        `UPDATE peak.txn_globals SET created_at = now() - interval '10 days'
+          WHERE gid IN ('prune-done-old', 'prune-failed-old', 'prune-running-old')`,
+      );
+      const deleted = await pruneFinished(pool, Date.now() - 7 * 86_400_000, 1000);
+      assert.equal(deleted, 2);
+      const left = await pool.query<{ gid: string }>(
+        `SELECT gid FROM peak.txn_globals WHERE gid LIKE 'prune-%' ORDER BY gid`,
+      );
+      assert.deepEqual(
+        left.rows.map((r) => r.gid),
+        ['prune-done-new', 'prune-running-old'],
+      );
+      const rows = await pool.query<{ gid: string }>(
+        `SELECT DISTINCT gid FROM peak.txn_branches WHERE gid LIKE 'prune-%' ORDER BY gid`,
+      );
+      assert.deepEqual(
+        rows.rows.map((r) => r.gid),
+        ['prune-done-new', 'prune-running-old'],
+      );
+      // The cutoff bounds a batch too: nothing left to take.
+      assert.equal(await pruneFinished(pool, Date.now() - 7 * 86_400_000, 1000), 0);
+    } finally {
+      await pool.query(`DELETE FROM peak.txn_globals WHERE gid LIKE 'prune-%'`);
       await pool.end();
     }
   });

@@ -48,6 +48,8 @@ export interface ServerSettings {
     recoveryIntervalMs: number;
     /** Recovery rounds after which a failing global transaction is parked for an operator. */
     maxRecoveries: number;
+    /** How long finished global transactions are kept, counted from their start, ms. */
+    retentionMs: number;
     /** URL prefixes HTTP branches may be under (none: HTTP branches are refused). */
     httpBranches: string[];
   };
@@ -99,6 +101,8 @@ export interface ServerSettingsOptions {
     recoveryIntervalMs?: number;
     /** 1-1000. Default 20. */
     maxRecoveries?: number;
+    /** ms > 0 (the variable: hours). Default 168 h. */
+    retentionMs?: number;
     /**
      * URL prefixes (`http(s)://host:port/path/`) the coordinator may call as HTTP branches;
      * default none: a saga or TCC naming a URL is refused (server-side request forgery).
@@ -275,6 +279,17 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
   },
   {
     kind: 'number',
+    option: 'txn.retentionMs',
+    env: 'PEAK_TXN_RETENTION_HOURS',
+    envUnit: { name: 'hours', scale: HOUR },
+    fallback: 168 * HOUR,
+    min: 0,
+    minExclusive: true,
+    summary:
+      'how long finished global transactions are kept (from their start) for peak txn ls and show',
+  },
+  {
+    kind: 'number',
     option: 'scale.intervalMs',
     env: 'PEAK_SCALE_INTERVAL_MS',
     envUnit: MS,
@@ -408,6 +423,7 @@ export function resolveServerSettings(options: ServerSettingsOptions = {}): Serv
       leaseMs: num('txn.leaseMs'),
       recoveryIntervalMs: num('txn.recoveryIntervalMs'),
       maxRecoveries: num('txn.maxRecoveries'),
+      retentionMs: num('txn.retentionMs'),
       httpBranches:
         options.txn?.httpBranches === undefined
           ? []

@@ -44,7 +44,14 @@ import {
 } from '../txn-types.js';
 import type { BranchCaller } from './branch-caller.js';
 import { type BranchEvent, TxnJournal } from './txn-journal.js';
-import { claimDue, type GlobalRow, releaseLease, renewLeases, succeededOps } from './txn-store.js';
+import {
+  claimDue,
+  type GlobalRow,
+  pruneFinished,
+  releaseLease,
+  renewLeases,
+  succeededOps,
+} from './txn-store.js';
 
 /** Options of {@link TxnCoordinator}. */
 export interface CoordinatorOptions {
@@ -58,6 +65,8 @@ export interface CoordinatorOptions {
   recoveryIntervalMs: number;
   /** Recovery rounds after which a transaction that keeps failing is parked. */
   maxRecoveries: number;
+  /** How long finished transactions are kept, from their start, ms (none: kept for ever). */
+  retentionMs?: number;
   /** Whether this node's recovery loop runs. */
   recovery: boolean;
   /** URL prefixes HTTP branches may be under; none (the default) refuses every URL. */
@@ -72,6 +81,10 @@ export const COORDINATOR_DEFAULTS = {
   claimBatch: 100,
   /** Transactions a node drives at once before its recovery stops taking more. */
   maxDriving: 2000,
+  /** Time between deletes of finished transactions past their retention, ms. */
+  pruneIntervalMs: 60_000,
+  /** Finished transactions one delete takes at most (a pass repeats until fewer are left). */
+  pruneBatch: 5000,
 } as const;
 
 interface Drive {
@@ -216,6 +229,8 @@ export class TxnCoordinator {
   #renewer: NodeJS.Timeout | undefined;
   #recoverer: NodeJS.Timeout | undefined;
   #recovering = false;
+  #pruner: NodeJS.Timeout | undefined;
+  #pruning = false;
   #stopped = false;
 
   constructor(options: CoordinatorOptions) {
@@ -235,7 +250,44 @@ export class TxnCoordinator {
     if (this.#o.recovery) {
       this.#recoverer = setInterval(() => void this.recoverOnce(), this.#o.recoveryIntervalMs);
       this.#recoverer.unref();
+      if (this.#o.retentionMs !== undefined) {
+        this.#pruner = setInterval(
+          () => void this.pruneOnce(),
+          COORDINATOR_DEFAULTS.pruneIntervalMs,
+        );
+        this.#pruner.unref();
+      }
     }
+  }
+
+  /**
+   * Deletes the finished transactions started more than `retentionMs` ago, in batches until
+   * a batch comes back short (bounded: at most 20 batches a pass); returns how many. One
+   * pass at a time per node; nodes running it at once skip each other's rows.
+   */
+  async pruneOnce(): Promise<number> {
+    const retentionMs = this.#o.retentionMs;
+    if (retentionMs === undefined || this.#pruning || this.#stopped) return 0;
+    this.#pruning = true;
+    let total = 0;
+    try {
+      const before = Date.now() - retentionMs;
+      for (let i = 0; i < 20 && !this.#stopped; i++) {
+        const n = await pruneFinished(this.#o.pool, before, COORDINATOR_DEFAULTS.pruneBatch);
+        total += n;
+        if (n < COORDINATOR_DEFAULTS.pruneBatch) break;
+      }
+      if (total > 0)
+        this.#o.logger.info(
+          { deleted: total, retentionMs },
+          'finished transactions past retention deleted',
+        );
+    } catch (err) {
+      this.#o.logger.warn({ err: errorMessage(err) }, 'deleting finished transactions failed');
+    } finally {
+      this.#pruning = false;
+    }
+    return total;
   }
 
   /** Stops taking work; drives in flight end at their next step (their leases run out). */
@@ -243,6 +295,7 @@ export class TxnCoordinator {
     this.#stopped = true;
     clearInterval(this.#renewer);
     clearInterval(this.#recoverer);
+    clearInterval(this.#pruner);
     for (const d of this.#driving.values()) d.lost = true;
   }
 

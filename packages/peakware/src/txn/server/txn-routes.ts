@@ -145,6 +145,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       leaseMs: ctx.settings.txn.leaseMs,
       recoveryIntervalMs: ctx.settings.txn.recoveryIntervalMs,
       maxRecoveries: ctx.settings.txn.maxRecoveries,
+      retentionMs: ctx.settings.txn.retentionMs,
       recovery: true,
     });
     app.addHook('onReady', async () => {

@@ -208,6 +208,24 @@ export async function succeededOps(pool: pg.Pool, gids: string[]): Promise<Set<s
   return new Set(res.rows.map((r) => `${r.gid} ${r.branch} ${r.op}`));
 }
 
+/**
+ * Deletes finished global transactions started before `before` (epoch ms), and their
+ * timeline rows, at most `limit` of them (the oldest first, through the `created_at`
+ * index); returns how many. Rows another node is deleting are skipped, not waited for.
+ */
+export async function pruneFinished(pool: pg.Pool, before: number, limit: number): Promise<number> {
+  const res = await pool.query(
+    `WITH old AS (
+       SELECT gid FROM peak.txn_globals
+        WHERE created_at < to_timestamp($1 / 1000.0) AND status IN ('succeeded', 'failed')
+        ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+     br AS (DELETE FROM peak.txn_branches b USING old WHERE b.gid = old.gid)
+     DELETE FROM peak.txn_globals g USING old WHERE g.gid = old.gid`,
+    [before, limit],
+  );
+  return res.rowCount ?? 0;
+}
+
 /** Extends this node's lease on `gids`; returns those it still owns. */
 export async function renewLeases(
   pool: pg.Pool,
