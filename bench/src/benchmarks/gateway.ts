@@ -16,8 +16,8 @@
  * admin's call until the gateway serves it. Run as `--serve <kind> <port>`, this file is a
  * proxy or provider process.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -32,6 +32,7 @@ import { Pool } from 'undici';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
 import { processCpuUs, startChildServer } from '../child-server.js';
+import { debianTool } from '../debian-tool.js';
 
 const echoService = defineService({
   name: 'bench.gw-echo',
@@ -71,37 +72,6 @@ async function serve(kind: string, extra: string[]): Promise<number> {
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   return (app.server.address() as AddressInfo).port;
-}
-
-/**
- * nginx on PATH (or in /usr/sbin), installed from Debian when missing; undefined when it
- * cannot be. apt-get waits up to a minute for the package lock (a test run may be installing
- * its own tools), and a failed configure step (the package's own service finding port 80
- * taken) still leaves a usable binary, which is all this needs.
- */
-function nginxBinary(progress: (m: string) => void): string | undefined {
-  const find = () =>
-    ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
-  if (find() !== undefined) return find();
-  if (process.getuid?.() !== 0) return undefined;
-  progress('installing nginx (apt-get install nginx)');
-  const apt = (args: string[]) => {
-    try {
-      execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=60', ...args], {
-        stdio: 'ignore',
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      });
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const install = ['install', '-y', '--no-install-recommends', 'nginx'];
-  if (!apt(install) && find() === undefined) {
-    apt(['update']);
-    apt(install);
-  }
-  return find();
 }
 
 async function freePort(): Promise<number> {
@@ -331,7 +301,7 @@ export const benchmark: Benchmark = {
         gateway: { url: gatewayUrl, pid: gw.pid },
         'fastify-proxy': { url: `http://127.0.0.1:${proxy.port}`, pid: proxy.child.pid },
       };
-      const nginx = nginxBinary(progress);
+      const nginx = debianTool('nginx', 'nginx', progress);
       if (nginx === undefined)
         notes.push(
           'nginx: not installed and could not be (apt-get needs root); its row is missing',

@@ -3,15 +3,19 @@
  * broker over HTTP → PostgreSQL → long-poll consumer, acks) beside pg-boss 10 (jobs in the
  * same embedded PostgreSQL, `insert` batches, `work` with batch fetch) and BullMQ 6 (its
  * own `redis-server`, AOF with `appendfsync everysec`; skipped with a note when
- * redis-server is not on PATH). Peakware and pg-boss commit every batch durably before the
- * producer is told it is stored; Redis acknowledges before its once-a-second fsync.
+ * redis-server is not on PATH) and NATS JetStream, the dedicated-broker anchor (Debian's
+ * `nats-server -js` in its own process, installed when missing, a file-storage stream,
+ * acked publishes, a durable pull consumer with explicit acks). Peakware and pg-boss commit
+ * every batch durably before the producer is told it is stored; Redis acknowledges before
+ * its once-a-second fsync, JetStream once written to the OS (synced on its own schedule).
  * 256-byte bodies.
  *
  * Per run and system: a consumer is started first, then `count` messages are produced in
  * batches of 100 from 8 concurrent senders. Reported: send/s (until the last send is
  * acknowledged), end-to-end/s (until the last message is consumed), and end-to-end
  * latency p50/p99 (consume time minus send time, one clock). Everything runs in this one
- * process on loopback, broker included, so the 2 cores are shared by all sides.
+ * process on loopback, broker included (but for redis-server and nats-server), so the 2
+ * cores are shared by all sides.
  *
  * Then delayed delivery: `delayedCount` messages (100 000; 10 000 with --quick) all due at
  * the same instant; lateness of the move into the queue (stored time minus due) and of
@@ -29,11 +33,14 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Queue as BullQueue, Worker as BullWorker } from 'bullmq';
+import { AckPolicy, connect as natsConnect, StorageType } from 'nats';
 import { BrokerClient, Consumer, Producer } from 'peakware/mq';
 import { PeakServer } from 'peakware/server';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { type Benchmark, median, round } from '../bench.js';
+import { processCpuUs } from '../child-server.js';
+import { debianTool } from '../debian-tool.js';
 import { dataDirWithStatements } from '../pg-stat-statements.js';
 
 const BODY_BYTES = 256;
@@ -46,6 +53,9 @@ interface RunResult {
   e2ePerSec: number;
   p50: number;
   p99: number;
+  /** CPU µs per message produce to ack: this process, and the peer's server process. */
+  nodeCpuUsPerMsg?: number;
+  serverCpuUsPerMsg?: number;
 }
 
 /** What a run cost per message: statements and WAL bytes, and CPU (µs) of Node and PostgreSQL. */
@@ -396,6 +406,127 @@ async function runBullMq(port: number, name: string, count: number): Promise<Run
   };
 }
 
+/** A private nats-server with JetStream (file storage) for the dedicated-broker peer. */
+interface NatsProcess {
+  port: number;
+  pid: number | undefined;
+  version: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `nats-server -js` on a free loopback port, its store in a temp dir (file storage:
+ * each acked publish is written to the OS before its ack and synced to disk on the server's
+ * own schedule, not per publish). Installed from Debian when missing; undefined when it
+ * cannot be.
+ */
+async function startNats(progress: (m: string) => void): Promise<NatsProcess | undefined> {
+  const bin = debianTool('nats-server', 'nats-server', progress);
+  if (bin === undefined) return undefined;
+  const version = spawnSync(bin, ['--version']).stdout.toString().trim();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-nats-'));
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    bin,
+    ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port), '--http_port', '0'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('nats-server did not start in 10 s')), 10_000);
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Server is ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`nats-server exited with ${code}: ${out.slice(-500)}`));
+    });
+  });
+  child.stdout?.removeAllListeners('data').resume();
+  child.stderr?.removeAllListeners('data').resume();
+  return {
+    port,
+    pid: child.pid,
+    version,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * JetStream as the dedicated broker: a file-storage stream, acked publishes (each batch's
+ * 100 in flight at once, awaited like the other systems' batch sends), a durable pull
+ * consumer with explicit acks taking up to 1 000 at a time; its own connections for the
+ * producers and the consumer.
+ */
+async function runJetStream(nats: NatsProcess, name: string, count: number): Promise<RunResult> {
+  const servers = `127.0.0.1:${nats.port}`;
+  const pub = await natsConnect({ servers });
+  const sub = await natsConnect({ servers });
+  const stream = name.replace(/[^A-Za-z0-9_-]/g, '_');
+  const subject = `bench.${stream}`;
+  try {
+    const jsm = await pub.jetstreamManager();
+    await jsm.streams.add({ name: stream, subjects: [subject], storage: StorageType.File });
+    await jsm.consumers.add(stream, {
+      durable_name: 'bench',
+      ack_policy: AckPolicy.Explicit,
+      max_ack_pending: 10_000,
+    });
+    const consumer = await sub.jetstream().consumers.get(stream, 'bench');
+    const messages = await consumer.consume({ max_messages: 1000 });
+    const seen = new Set<number>();
+    const latencies: number[] = [];
+    const consuming = (async () => {
+      for await (const m of messages) {
+        record(m.string(), seen, latencies);
+        m.ack();
+      }
+    })();
+    const js = pub.jetstream();
+    const encoder = new TextEncoder();
+    const cpu = process.cpuUsage();
+    const serverCpu = processCpuUs(nats.pid);
+    const start = now();
+    const sendMs = await produceAll(count, async (bodies) => {
+      await Promise.all(bodies.map((b) => js.publish(subject, encoder.encode(b))));
+    });
+    await waitAll(seen, count, 120_000);
+    const e2eMs = now() - start;
+    const used = process.cpuUsage(cpu);
+    const serverUs = processCpuUs(nats.pid) - serverCpu;
+    await messages.close();
+    await consuming;
+    await jsm.streams.delete(stream);
+    latencies.sort((a, b) => a - b);
+    return {
+      sendPerSec: (count / sendMs) * 1000,
+      e2ePerSec: (count / e2eMs) * 1000,
+      p50: quantile(latencies, 0.5),
+      p99: quantile(latencies, 0.99),
+      nodeCpuUsPerMsg: (used.user + used.system) / count,
+      serverCpuUsPerMsg: serverUs / count,
+    };
+  } finally {
+    await pub.close();
+    await sub.close();
+  }
+}
+
 interface DelayedResult {
   p50: number;
   p99: number;
@@ -502,7 +633,7 @@ async function runIdle(
 export const benchmark: Benchmark = {
   name: 'mq',
   description:
-    'MQ produce/consume throughput and end-to-end latency, 256-byte messages: Peakware MQ vs pg-boss on the same PostgreSQL and BullMQ on redis-server; delayed-delivery lateness',
+    'MQ produce/consume throughput and end-to-end latency, 256-byte messages: Peakware MQ vs pg-boss on the same PostgreSQL, BullMQ on redis-server and NATS JetStream; delayed-delivery lateness',
   async run(options) {
     const count = options.quick ? 3000 : 20_000;
     // pg_stat_statements needs shared_preload_libraries: set in the data folder first.
@@ -537,10 +668,17 @@ export const benchmark: Benchmark = {
     const redis = await startRedis();
     if (redis === undefined)
       options.progress('redis-server is not on PATH: running without the BullMQ peer');
+    const nats = await startNats(options.progress).catch((err: unknown) => {
+      options.progress(`nats-server did not start (${String(err)}): running without JetStream`);
+      return undefined;
+    });
+    if (nats === undefined)
+      options.progress('nats-server is not installed and could not be: running without JetStream');
     const peak: RunResult[] = [];
     const peakPush: RunResult[] = [];
     const pgb: RunResult[] = [];
     const bull: RunResult[] = [];
+    const jet: RunResult[] = [];
     const delayedCount = options.quick ? 10_000 : 100_000;
     let delayed: DelayedResult | undefined;
     const costs: DbCost[] = [];
@@ -559,6 +697,10 @@ export const benchmark: Benchmark = {
           options.progress(`run ${run + 1}/${options.runs}: bullmq, ${count} messages`);
           bull.push(await runBullMq(redis.port, `bench-${run}`, count));
         }
+        if (nats !== undefined) {
+          options.progress(`run ${run + 1}/${options.runs}: jetstream, ${count} messages`);
+          jet.push(await runJetStream(nats, `bench-${run}`, count));
+        }
       }
       options.progress(`delayed: ${delayedCount} messages due in the same instant`);
       delayed = await runDelayed(server.info.url, token, delayedCount);
@@ -569,14 +711,17 @@ export const benchmark: Benchmark = {
       await boss.stop({ graceful: false, wait: true }).catch(() => undefined);
       await server.stop();
       await redis?.stop();
+      await nats?.stop();
       await rm(dataDir, { recursive: true, force: true });
     }
-    const m = (list: RunResult[], k: keyof RunResult) => median(list.map((r) => r[k]));
+    const m = (list: RunResult[], k: 'sendPerSec' | 'e2ePerSec' | 'p50' | 'p99') =>
+      median(list.map((r) => r[k]));
     const systems = [
       ['peakware', 'peakware mq (long poll)', peak],
       ['peakwarePush', 'peakware mq (push)', peakPush],
       ['pgboss', 'pg-boss 10', pgb],
       ...(bull.length > 0 ? [['bullmq', 'bullmq 6 (redis)', bull] as const] : []),
+      ...(jet.length > 0 ? [['jetstream', 'nats jetstream (file)', jet] as const] : []),
     ] as const;
     const figures: Record<string, number> = {};
     for (const [name, , list] of systems) {
@@ -594,6 +739,10 @@ export const benchmark: Benchmark = {
     figures['peakware.walBytesPerMsg'] = round(median(costs.map((c) => c.walBytesPerMsg)));
     figures['peakware.nodeCpuUsPerMsg'] = round(median(costs.map((c) => c.nodeCpuUsPerMsg)));
     figures['peakware.pgCpuUsPerMsg'] = round(median(costs.map((c) => c.pgCpuUsPerMsg)));
+    if (jet.length > 0) {
+      figures['jetstream.nodeCpuUsPerMsg'] = round(median(jet.map((r) => r.nodeCpuUsPerMsg!)));
+      figures['jetstream.serverCpuUsPerMsg'] = round(median(jet.map((r) => r.serverCpuUsPerMsg!)));
+    }
     figures['idle.statementsPerSec'] = round(idle.total);
     figures['idle.mqStatementsPerSec'] = round(idle.mq);
     const ratios: Record<string, number> = {};
@@ -622,6 +771,9 @@ export const benchmark: Benchmark = {
         redis === undefined
           ? 'bullmq: not run (redis-server is not on PATH)'
           : 'bullmq: its own redis-server (AOF, appendfsync everysec: up to ~1 s of acked sends can be lost on a crash, where Peakware and pg-boss commit each batch to disk), addBulk batches of 100, one Worker of concurrency 100',
+        nats === undefined
+          ? 'jetstream: not run (nats-server is not installed and could not be)'
+          : `jetstream: ${nats.version} in its own process, a file-storage stream (written to the OS before each ack, synced to disk on the server's schedule, not per publish), acked publishes (a batch's 100 at once), a durable pull consumer with explicit acks; CPU per message ${round(median(jet.map((r) => r.serverCpuUsPerMsg!)))} µs in nats-server and ${round(median(jet.map((r) => r.nodeCpuUsPerMsg!)))} µs in this Node process (producers and consumer)`,
         `PostgreSQL per message (long poll, produce to ack, every backend): ${round(median(costs.map((c) => c.statementsPerMsg)))} statements, ${round(median(costs.map((c) => c.walBytesPerMsg)))} WAL bytes; CPU ${round(median(costs.map((c) => c.nodeCpuUsPerMsg)))} µs in this Node process (broker, producers and consumers), ${round(median(costs.map((c) => c.pgCpuUsPerMsg)))} µs in PostgreSQL (every process of the instance, /proc, 10 ms ticks) (medians of ${costs.length} runs)`,
         `idle (one long-poll consumer, empty topic): ${round(idle.total)} statements/s, of which MQ ${round(idle.mq)}/s; top: ${idle.top.join(' | ')}`,
         `delayed: ${delayedCount} messages due at one instant; consumed lateness p50 ${round(delayed.p50)} ms, p99 ${round(delayed.p99)} ms, max ${round(delayed.max)} ms; moved into the queue (stored - due) p50 ${round(delayed.storedP50)} ms, p99 ${round(delayed.storedP99)} ms, max ${round(delayed.storedMax)} ms; early: ${delayed.early}`,

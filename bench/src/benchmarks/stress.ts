@@ -18,14 +18,14 @@
  *
  * `--serve echo` runs the echo (this file as a child process).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import { constantRate, defineScenario, httpStep, startRun, virtualUsers } from 'peakware/stress';
 import { type Benchmark, round } from '../bench.js';
 import { startChildServer } from '../child-server.js';
+import { debianTool } from '../debian-tool.js';
 
 async function serveEcho(): Promise<number> {
   let stallEveryMs = 0;
@@ -130,30 +130,6 @@ async function runAutocannon(
   };
 }
 
-/** wrk on PATH, installed from Debian when missing; undefined when it cannot be. */
-function wrkBinary(progress: (m: string) => void): string | undefined {
-  const find = () => ['/usr/bin/wrk', '/usr/local/bin/wrk'].find((p) => existsSync(p));
-  if (find() !== undefined) return find();
-  if (process.getuid?.() !== 0) return undefined;
-  progress('installing wrk (apt-get install wrk)');
-  const install = () =>
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'wrk'], {
-      stdio: 'ignore',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  try {
-    install();
-  } catch {
-    try {
-      execFileSync('apt-get', ['update'], { stdio: 'ignore' });
-      install();
-    } catch {
-      return undefined;
-    }
-  }
-  return find();
-}
-
 /** A wrk duration (`812.00us`, `1.20ms`, `2.00s`) in ms. */
 function wrkMs(text: string): number {
   const m = /^([\d.]+)(us|ms|s|m)$/.exec(text.trim());
@@ -211,7 +187,7 @@ export const benchmark: Benchmark = {
     const stallSeconds = quick ? 3 : 4;
     const { child, port } = await startChildServer(import.meta.url, [], 'echo');
     const url = `http://127.0.0.1:${port}`;
-    const wrk = wrkBinary(progress);
+    const wrk = debianTool('wrk', 'wrk', progress);
     const notes: string[] = [];
     if (wrk === undefined)
       notes.push('wrk: not installed and could not be (apt-get needs root); its rows are missing');
