@@ -1,0 +1,495 @@
+/**
+ * The MQ with its producers and consumers as separate processes (issue 13): 8 producer and
+ * 8 consumer processes per system, the broker in its own, so no side shares a process (and
+ * an event loop) with another. Peakware (`peak server` on its embedded PostgreSQL, the
+ * services with the local app's credential, as deployed services send theirs) against NATS
+ * JetStream (Debian's `nats-server -js`, installed when missing: a file-storage stream,
+ * acked publishes, one durable pull consumer shared by the 8 consumer processes).
+ *
+ * Per run and system: the consumers start first (one group of 8; 8 queues for Peakware,
+ * one durable for JetStream, 125 in flight each), then each producer sends its eighth of
+ * `count` 256-byte messages in batches of 100, one batch after the other (8 senders in all,
+ * as `bench mq` has in one process). Reported: send/s (until the last producer's last batch
+ * is acknowledged), end-to-end/s (until the consumers have taken every message),
+ * end-to-end latency p50/p99 (consume time minus the batch's send time, one host clock),
+ * and CPU per message: the producers' and consumers' processes (from their start signal)
+ * and the broker's (`peak server` and every process of its PostgreSQL, or `nats-server`).
+ *
+ * Run as `--serve <peak|producer|consumer> ...`, this file is one of those processes.
+ */
+import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AckPolicy, connect as natsConnect, StorageType } from 'nats';
+import { BrokerClient, Consumer, Producer } from 'peakware/mq';
+import { PeakServer } from 'peakware/server';
+import pg from 'pg';
+import { type Benchmark, median, round } from '../bench.js';
+import { processCpuUs } from '../child-server.js';
+import { debianTool } from '../debian-tool.js';
+
+const PROCESSES = 8;
+const BODY_BYTES = 256;
+const BATCH = 100;
+const IN_FLIGHT = 125;
+const now = () => performance.timeOrigin + performance.now();
+
+type System = 'peakware' | 'jetstream';
+
+/** Where the processes of one run send and take: a broker and a topic (a stream). */
+interface Target {
+  system: System;
+  /** Peakware: the server's URL; JetStream: host:port. */
+  servers: string;
+  topic: string;
+}
+
+/** What a child tells the runner over IPC. */
+type ChildMessage =
+  | { kind: 'ready' }
+  | { kind: 'consumed'; n: number }
+  | { kind: 'sent'; cpuUs: number }
+  | { kind: 'done'; cpuUs: number; latencies: number[] };
+
+function body(seq: number, t: number): string {
+  const head = `${seq}:${t.toFixed(3)}:`;
+  return head + 'x'.repeat(BODY_BYTES - head.length);
+}
+
+function cpuUs(since: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(since);
+  return u.user + u.system;
+}
+
+function send(m: ChildMessage): void {
+  process.send?.(m);
+}
+
+/** Waits for the runner's next message of `kind`. */
+function next(kind: string): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (m: { kind?: string }) => {
+      if (m?.kind !== kind) return;
+      process.off('message', on);
+      resolve();
+    };
+    process.on('message', on);
+  });
+}
+
+async function producer(target: Target, first: number, count: number): Promise<void> {
+  let sendBatch: (bodies: string[]) => Promise<void>;
+  let close: () => Promise<void>;
+  if (target.system === 'peakware') {
+    const p = new Producer({ servers: target.servers });
+    sendBatch = async (bodies) => {
+      await p.sendBatch(
+        target.topic,
+        bodies.map((b) => ({ body: b })),
+      );
+    };
+    close = () => p.close();
+  } else {
+    const nc = await natsConnect({ servers: target.servers });
+    const js = nc.jetstream();
+    const encoder = new TextEncoder();
+    sendBatch = async (bodies) => {
+      await Promise.all(bodies.map((b) => js.publish(target.topic, encoder.encode(b))));
+    };
+    close = () => nc.close();
+  }
+  send({ kind: 'ready' });
+  await next('go');
+  const cpu = process.cpuUsage();
+  for (let at = first; at < first + count; at += BATCH) {
+    const n = Math.min(BATCH, first + count - at);
+    const t = now();
+    await sendBatch(Array.from({ length: n }, (_, i) => body(at + i, t)));
+  }
+  send({ kind: 'sent', cpuUs: cpuUs(cpu) });
+  await close();
+}
+
+async function consumer(target: Target): Promise<void> {
+  const latencies: number[] = [];
+  const seen = new Set<number>();
+  const take = (text: string) => {
+    const [seq, t] = text.split(':', 2);
+    const n = Number(seq);
+    if (seen.has(n)) return;
+    seen.add(n);
+    latencies.push(now() - Number(t));
+  };
+  let close: () => Promise<void>;
+  if (target.system === 'peakware') {
+    const c = new Consumer({
+      servers: target.servers,
+      group: `${target.topic}-g`,
+      topic: target.topic,
+      concurrency: IN_FLIGHT,
+      startFrom: 'earliest',
+      handler: (m) => take(m.text()),
+    }).start();
+    close = () => c.close();
+  } else {
+    const nc = await natsConnect({ servers: target.servers });
+    const c = await nc.jetstream().consumers.get(target.topic, 'bench');
+    const messages = await c.consume({ max_messages: IN_FLIGHT });
+    const loop = (async () => {
+      for await (const m of messages) {
+        take(m.string());
+        m.ack();
+      }
+    })();
+    close = async () => {
+      await messages.close();
+      await loop;
+      await nc.close();
+    };
+  }
+  const cpu = process.cpuUsage();
+  let told = 0;
+  const tick = setInterval(() => {
+    if (seen.size === told) return;
+    told = seen.size;
+    send({ kind: 'consumed', n: told });
+  }, 20);
+  send({ kind: 'ready' });
+  await next('stop');
+  clearInterval(tick);
+  await close();
+  send({ kind: 'done', cpuUs: cpuUs(cpu), latencies });
+}
+
+async function serve(role: string, args: string[]): Promise<void> {
+  if (role === 'peak') {
+    const server = await PeakServer.start({ dataDir: args[0]!, port: 0 });
+    process.stdout.write(
+      `${JSON.stringify({
+        url: server.info.url,
+        token: server.info.adminToken,
+        credential: server.credential(),
+        db: server.postgresUrl(),
+      })}\n`,
+    );
+    process.once('SIGTERM', () => void server.stop().then(() => process.exit(0)));
+    return;
+  }
+  const target = JSON.parse(args[0]!) as Target;
+  if (role === 'producer') await producer(target, Number(args[1]), Number(args[2]));
+  else await consumer(target);
+  process.disconnect?.();
+}
+
+/** The fields of /proc/<pid>/stat after the command name; undefined when it is gone. */
+function procStat(pid: number | string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU µs of a PostgreSQL instance: its postmaster, its children, and those that ended. */
+function postgresCpuUs(postmaster: number): number {
+  const own = procStat(postmaster);
+  if (own === undefined) return Number.NaN;
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const f = procStat(entry);
+    if (f !== undefined && Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks * 10_000;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Waits for a child's line of stdout holding `marker`, or its first JSON line. */
+function firstLine(child: ChildProcess, stream: 'stdout' | 'stderr', marker: string, what: string) {
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start in 120 s`)), 120_000);
+    let out = '';
+    child[stream]?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes(marker));
+      if (line === undefined) return;
+      clearTimeout(timer);
+      resolve(line);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}: ${out.slice(-500)}`));
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+interface RunResult {
+  sendPerSec: number;
+  e2ePerSec: number;
+  p50: number;
+  p99: number;
+  clientCpuUsPerMsg: number;
+  brokerCpuUsPerMsg: number;
+}
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+/** One run: 8 consumer processes, then 8 producer processes, all on `target`. */
+async function runProcesses(
+  target: Target,
+  count: number,
+  env: NodeJS.ProcessEnv,
+  brokerCpuUs: () => number,
+): Promise<RunResult> {
+  const file = fileURLToPath(import.meta.url);
+  const spawnRole = (role: string, extra: string[]) =>
+    fork(file, ['--serve', role, JSON.stringify(target), ...extra], {
+      env,
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+  const children: ChildProcess[] = [];
+  const consumed = new Map<ChildProcess, number>();
+  try {
+    const ready = (c: ChildProcess) =>
+      new Promise<void>((resolve, reject) => {
+        c.once('exit', (code) =>
+          reject(new Error(`a child exited with ${code} before it was ready`)),
+        );
+        c.on('message', (m: ChildMessage) => {
+          if (m.kind === 'ready') resolve();
+          if (m.kind === 'consumed') consumed.set(c, m.n);
+        });
+      });
+    const consumers = Array.from({ length: PROCESSES }, () => spawnRole('consumer', []));
+    children.push(...consumers);
+    await Promise.all(consumers.map(ready));
+    const share = Math.ceil(count / PROCESSES);
+    const producers = Array.from({ length: PROCESSES }, (_, i) =>
+      spawnRole('producer', [
+        String(i * share),
+        String(Math.max(0, Math.min(share, count - i * share))),
+      ]),
+    );
+    children.push(...producers);
+    await Promise.all(producers.map(ready));
+    await new Promise((r) => setTimeout(r, 300));
+    const brokerBefore = brokerCpuUs();
+    const sent = producers.map(
+      (p) =>
+        new Promise<{ at: number; cpuUs: number }>((resolve) => {
+          p.on('message', (m: ChildMessage) => {
+            if (m.kind === 'sent') resolve({ at: now(), cpuUs: m.cpuUs });
+          });
+        }),
+    );
+    const start = now();
+    for (const p of producers) p.send({ kind: 'go' });
+    const sends = await Promise.all(sent);
+    const sendMs = Math.max(...sends.map((s) => s.at)) - start;
+    const deadline = Date.now() + 120_000;
+    const total = () => [...consumed.values()].reduce((a, b) => a + b, 0);
+    while (total() < count) {
+      if (Date.now() > deadline)
+        throw new Error(`only ${total()} of ${count} messages consumed in 120 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const e2eMs = now() - start;
+    const brokerUs = brokerCpuUs() - brokerBefore;
+    const dones = consumers.map(
+      (c) =>
+        new Promise<{ cpuUs: number; latencies: number[] }>((resolve) => {
+          c.on('message', (m: ChildMessage) => {
+            if (m.kind === 'done') resolve(m);
+          });
+        }),
+    );
+    for (const c of consumers) c.send({ kind: 'stop' });
+    const done = await Promise.all(dones);
+    const latencies = done.flatMap((d) => d.latencies).sort((a, b) => a - b);
+    const clientUs = sends.reduce((a, s) => a + s.cpuUs, 0) + done.reduce((a, d) => a + d.cpuUs, 0);
+    return {
+      sendPerSec: (count / sendMs) * 1000,
+      e2ePerSec: (count / e2eMs) * 1000,
+      p50: quantile(latencies, 0.5),
+      p99: quantile(latencies, 0.99),
+      clientCpuUsPerMsg: clientUs / count,
+      brokerCpuUsPerMsg: brokerUs / count,
+    };
+  } finally {
+    await Promise.all(children.map(stopChild));
+  }
+}
+
+export const benchmark: Benchmark = {
+  name: 'mq-procs',
+  description:
+    'MQ with 8 producer and 8 consumer processes and the broker in its own: Peakware MQ (peak server, embedded PostgreSQL) vs NATS JetStream (file storage), 256-byte messages',
+  async run({ runs, quick, progress }) {
+    const count = quick ? 4000 : 20_000;
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-mq-procs-'));
+    const natsDir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-nats-'));
+    const started: ChildProcess[] = [];
+    let db: pg.Client | undefined;
+    try {
+      progress('starting peak server (its own process)');
+      const peak = spawn(
+        process.execPath,
+        [fileURLToPath(import.meta.url), '--serve', 'peak', dataDir],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      started.push(peak);
+      const info = JSON.parse(await firstLine(peak, 'stdout', '{', 'peak server')) as {
+        url: string;
+        token: string;
+        credential: string;
+        db: string;
+      };
+      db = new pg.Client({ connectionString: info.db });
+      await db.connect();
+      const backend = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const postmaster = Number(procStat(backend.rows[0]!.pid)?.[1] ?? Number.NaN);
+      const bin = debianTool('nats-server', 'nats-server', progress);
+      if (bin === undefined)
+        throw new Error('nats-server is not installed and could not be (apt-get needs root)');
+      const version = spawnSync(bin, ['--version']).stdout.toString().trim();
+      const natsPort = await freePort();
+      progress('starting nats-server -js (its own process)');
+      const nats = spawn(bin, ['-js', '-sd', natsDir, '-a', '127.0.0.1', '-p', String(natsPort)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      started.push(nats);
+      await firstLine(nats, 'stderr', 'Server is ready', 'nats-server');
+      nats.stderr?.removeAllListeners('data').resume();
+      const admin = new BrokerClient({ servers: info.url, token: info.token });
+      const nc = await natsConnect({ servers: `127.0.0.1:${natsPort}` });
+      const jsm = await nc.jetstreamManager();
+      const env = { ...process.env, PEAK_CREDENTIAL: info.credential };
+      const results: Record<System, RunResult[]> = { peakware: [], jetstream: [] };
+      try {
+        for (let r = 0; r < runs; r++) {
+          const topic = `procs-${r}`;
+          await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: PROCESSES });
+          progress(
+            `run ${r + 1}/${runs}: peakware, ${count} messages, ${PROCESSES}+${PROCESSES} processes`,
+          );
+          results.peakware.push(
+            await runProcesses(
+              { system: 'peakware', servers: info.url, topic },
+              count,
+              env,
+              () => processCpuUs(peak.pid) + postgresCpuUs(postmaster),
+            ),
+          );
+          await jsm.streams.add({ name: topic, subjects: [topic], storage: StorageType.File });
+          await jsm.consumers.add(topic, {
+            durable_name: 'bench',
+            ack_policy: AckPolicy.Explicit,
+            max_ack_pending: 10_000,
+          });
+          progress(
+            `run ${r + 1}/${runs}: jetstream, ${count} messages, ${PROCESSES}+${PROCESSES} processes`,
+          );
+          results.jetstream.push(
+            await runProcesses(
+              { system: 'jetstream', servers: `127.0.0.1:${natsPort}`, topic },
+              count,
+              env,
+              () => processCpuUs(nats.pid),
+            ),
+          );
+          await jsm.streams.delete(topic);
+        }
+      } finally {
+        await nc.close();
+      }
+      const m = (s: System, k: keyof RunResult) => round(median(results[s].map((x) => x[k])));
+      const figures: Record<string, number> = {};
+      for (const s of ['peakware', 'jetstream'] as const)
+        for (const k of [
+          'sendPerSec',
+          'e2ePerSec',
+          'p50',
+          'p99',
+          'clientCpuUsPerMsg',
+          'brokerCpuUsPerMsg',
+        ] as const)
+          figures[`${s}.${k}`] = m(s, k);
+      const ratios = {
+        'peakware/jetstream.sendPerSec': round(
+          m('peakware', 'sendPerSec') / m('jetstream', 'sendPerSec'),
+        ),
+        'peakware/jetstream.e2ePerSec': round(
+          m('peakware', 'e2ePerSec') / m('jetstream', 'e2ePerSec'),
+        ),
+        'jetstream/peakware.p99': round(m('jetstream', 'p99') / m('peakware', 'p99')),
+      };
+      return {
+        figures,
+        ratios,
+        table: [
+          [
+            'system',
+            'send/s',
+            'end-to-end/s',
+            'e2e p50 ms',
+            'e2e p99 ms',
+            'CPU µs/msg clients',
+            'CPU µs/msg broker',
+          ],
+          ...(['peakware', 'jetstream'] as const).map((s) => [
+            s === 'peakware'
+              ? 'peakware mq (peak server + PostgreSQL)'
+              : `nats jetstream (${version})`,
+            m(s, 'sendPerSec'),
+            m(s, 'e2ePerSec'),
+            m(s, 'p50'),
+            m(s, 'p99'),
+            m(s, 'clientCpuUsPerMsg'),
+            m(s, 'brokerCpuUsPerMsg'),
+          ]),
+        ],
+        notes: [
+          `${count} messages of ${BODY_BYTES} bytes per run; ${PROCESSES} producer processes (each its share in batches of ${BATCH}, one after the other) and ${PROCESSES} consumer processes (${IN_FLIGHT} in flight each) per system; medians of ${runs} runs`,
+          'the broker: peak server in its own process (CPU: it and every process of its embedded PostgreSQL, which commits every batch to disk before its ack) or nats-server (file storage: written to the OS before each ack, synced to disk on its own schedule)',
+          'clients: the CPU of the producer processes from their start signal to their last ack, and of the consumer processes while they ran',
+        ],
+      };
+    } finally {
+      await db?.end().catch(() => undefined);
+      for (const c of started.reverse()) await stopChild(c);
+      await rm(dataDir, { recursive: true, force: true });
+      await rm(natsDir, { recursive: true, force: true });
+    }
+  },
+};
+
+if (process.argv[2] === '--serve') await serve(process.argv[3]!, process.argv.slice(4));
