@@ -247,6 +247,33 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/**
+ * A child's next message that `pick` takes; rejects, naming `what`, if the child exits
+ * first or takes over two minutes (a crashed producer must not hang the run).
+ */
+function answer<T>(
+  child: ChildProcess,
+  what: string,
+  pick: (m: ChildMessage) => T | undefined,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no '${what}' from a child in 120 s`)),
+      120_000,
+    );
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`a child exited with ${code} before '${what}'`));
+    });
+    child.on('message', (m: ChildMessage) => {
+      const v = pick(m);
+      if (v === undefined) return;
+      clearTimeout(timer);
+      resolve(v);
+    });
+  });
+}
+
 interface RunResult {
   sendPerSec: number;
   e2ePerSec: number;
@@ -301,13 +328,8 @@ async function runProcesses(
     await Promise.all(producers.map(ready));
     await new Promise((r) => setTimeout(r, 300));
     const brokerBefore = brokerCpuUs();
-    const sent = producers.map(
-      (p) =>
-        new Promise<{ at: number; cpuUs: number }>((resolve) => {
-          p.on('message', (m: ChildMessage) => {
-            if (m.kind === 'sent') resolve({ at: now(), cpuUs: m.cpuUs });
-          });
-        }),
+    const sent = producers.map((p) =>
+      answer(p, 'sent', (m) => (m.kind === 'sent' ? { at: now(), cpuUs: m.cpuUs } : undefined)),
     );
     const start = now();
     for (const p of producers) p.send({ kind: 'go' });
@@ -322,13 +344,8 @@ async function runProcesses(
     }
     const e2eMs = now() - start;
     const brokerUs = brokerCpuUs() - brokerBefore;
-    const dones = consumers.map(
-      (c) =>
-        new Promise<{ cpuUs: number; latencies: number[] }>((resolve) => {
-          c.on('message', (m: ChildMessage) => {
-            if (m.kind === 'done') resolve(m);
-          });
-        }),
+    const dones = consumers.map((c) =>
+      answer(c, 'done', (m) => (m.kind === 'done' ? m : undefined)),
     );
     for (const c of consumers) c.send({ kind: 'stop' });
     const done = await Promise.all(dones);
