@@ -4,7 +4,9 @@
  * an event loop) with another. Peakware (`peak server` on its embedded PostgreSQL, the
  * services with the local app's credential, as deployed services send theirs) against NATS
  * JetStream (Debian's `nats-server -js`, installed when missing: a file-storage stream,
- * acked publishes, one durable pull consumer shared by the 8 consumer processes).
+ * acked publishes, one durable pull consumer shared by the 8 consumer processes), pg-boss
+ * (its jobs in the same PostgreSQL) and BullMQ (its own `redis-server`); a peer whose
+ * server cannot be had is left out with a note.
  *
  * Per run and system: the consumers start first (one group of 8; 8 queues for Peakware,
  * one durable for JetStream, 125 in flight each), then each producer sends its eighth of
@@ -17,20 +19,21 @@
  *
  * Run as `--serve <peak|producer|consumer> ...`, this file is one of those processes.
  */
-import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Queue as BullQueue, Worker as BullWorker } from 'bullmq';
 import { AckPolicy, connect as natsConnect, StorageType } from 'nats';
 import { BrokerClient, Consumer, Producer } from 'peakware/mq';
 import { PeakServer } from 'peakware/server';
 import pg from 'pg';
+import PgBoss from 'pg-boss';
 import { type Benchmark, median, round } from '../bench.js';
 import { processCpuUs } from '../child-server.js';
-import { debianTool } from '../debian-tool.js';
+import { startNats, startRedis } from './mq.js';
 
 const PROCESSES = 8;
 const BODY_BYTES = 256;
@@ -38,12 +41,19 @@ const BATCH = 100;
 const IN_FLIGHT = 125;
 const now = () => performance.timeOrigin + performance.now();
 
-type System = 'peakware' | 'jetstream';
+type System = 'peakware' | 'jetstream' | 'pgboss' | 'bullmq';
+const SYSTEMS: readonly System[] = ['peakware', 'jetstream', 'pgboss', 'bullmq'];
+const LABELS: Record<System, string> = {
+  peakware: 'peakware mq (peak server + PostgreSQL)',
+  jetstream: 'nats jetstream (file)',
+  pgboss: 'pg-boss 10 (PostgreSQL)',
+  bullmq: 'bullmq 6 (redis, AOF everysec)',
+};
 
 /** Where the processes of one run send and take: a broker and a topic (a stream). */
 interface Target {
   system: System;
-  /** Peakware: the server's URL; JetStream: host:port. */
+  /** Peakware: the server's URL; JetStream: host:port; pg-boss: a PostgreSQL URL; BullMQ: Redis's port. */
   servers: string;
   topic: string;
 }
@@ -93,7 +103,7 @@ async function producer(target: Target, first: number, count: number): Promise<v
       );
     };
     close = () => p.close();
-  } else {
+  } else if (target.system === 'jetstream') {
     const nc = await natsConnect({ servers: target.servers });
     const js = nc.jetstream();
     const encoder = new TextEncoder();
@@ -101,6 +111,27 @@ async function producer(target: Target, first: number, count: number): Promise<v
       await Promise.all(bodies.map((b) => js.publish(target.topic, encoder.encode(b))));
     };
     close = () => nc.close();
+  } else if (target.system === 'pgboss') {
+    const boss = new PgBoss({
+      connectionString: target.servers,
+      max: 2,
+      supervise: false,
+      schedule: false,
+    });
+    await boss.start();
+    sendBatch = async (bodies) => {
+      await boss.insert(bodies.map((b) => ({ name: target.topic, data: { b } })));
+    };
+    close = () => boss.stop({ graceful: false, wait: true });
+  } else {
+    const queue = new BullQueue(target.topic, { connection: redisAt(target.servers) });
+    await queue.waitUntilReady();
+    sendBatch = async (bodies) => {
+      await queue.addBulk(
+        bodies.map((b) => ({ name: 'm', data: { b }, opts: { removeOnComplete: true } })),
+      );
+    };
+    close = () => queue.close();
   }
   send({ kind: 'ready' });
   await next('go');
@@ -135,6 +166,34 @@ async function consumer(target: Target): Promise<void> {
       handler: (m) => take(m.text()),
     }).start();
     close = () => c.close();
+  } else if (target.system === 'pgboss') {
+    const boss = new PgBoss({
+      connectionString: target.servers,
+      max: 2,
+      supervise: false,
+      schedule: false,
+    });
+    await boss.start();
+    const worker = await boss.work<{ b: string }>(
+      target.topic,
+      { batchSize: BATCH, pollingIntervalSeconds: 0.5 },
+      async (jobs) => {
+        for (const j of jobs) take(j.data.b);
+      },
+    );
+    close = async () => {
+      await boss.offWork(worker);
+      await boss.stop({ graceful: false, wait: true });
+    };
+  } else if (target.system === 'bullmq') {
+    const worker = new BullWorker<{ b: string }>(target.topic, async (job) => take(job.data.b), {
+      connection: redisAt(target.servers),
+      concurrency: IN_FLIGHT,
+      removeOnComplete: { count: 0 },
+      removeOnFail: { count: 0 },
+    });
+    await worker.waitUntilReady();
+    close = () => worker.close();
   } else {
     const nc = await natsConnect({ servers: target.servers });
     const c = await nc.jetstream().consumers.get(target.topic, 'bench');
@@ -163,6 +222,10 @@ async function consumer(target: Target): Promise<void> {
   clearInterval(tick);
   await close();
   send({ kind: 'done', cpuUs: cpuUs(cpu), latencies });
+}
+
+function redisAt(port: string) {
+  return { host: '127.0.0.1', port: Number(port), maxRetriesPerRequest: null };
 }
 
 async function serve(role: string, args: string[]): Promise<void> {
@@ -206,17 +269,6 @@ function postgresCpuUs(postmaster: number): number {
     if (f !== undefined && Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
   }
   return ticks * 10_000;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Waits for a child's line of stdout holding `marker`, or its first JSON line. */
@@ -367,23 +419,24 @@ async function runProcesses(
 export const benchmark: Benchmark = {
   name: 'mq-procs',
   description:
-    'MQ with 8 producer and 8 consumer processes and the broker in its own: Peakware MQ (peak server, embedded PostgreSQL) vs NATS JetStream (file storage), 256-byte messages',
+    'MQ with 8 producer and 8 consumer processes and the broker in its own: Peakware MQ (peak server, embedded PostgreSQL) vs NATS JetStream (file storage), pg-boss and BullMQ, 256-byte messages',
   async run({ runs, quick, progress }) {
     const count = quick ? 4000 : 20_000;
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-mq-procs-'));
-    const natsDir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-nats-'));
-    const started: ChildProcess[] = [];
+    let peak: ChildProcess | undefined;
     let db: pg.Client | undefined;
+    let boss: PgBoss | undefined;
+    const nats = await startNats(progress);
+    const redis = await startRedis();
+    const skipped: string[] = [];
+    if (nats === undefined)
+      skipped.push('jetstream (nats-server is not installed and could not be)');
+    if (redis === undefined) skipped.push('bullmq (redis-server is not on PATH)');
     try {
       progress('starting peak server (its own process)');
-      const peak = spawn(
-        process.execPath,
-        [fileURLToPath(import.meta.url), '--serve', 'peak', dataDir],
-        {
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
-      started.push(peak);
+      peak = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve', 'peak', dataDir], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       const info = JSON.parse(await firstLine(peak, 'stdout', '{', 'peak server')) as {
         url: string;
         token: string;
@@ -394,63 +447,78 @@ export const benchmark: Benchmark = {
       await db.connect();
       const backend = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
       const postmaster = Number(procStat(backend.rows[0]!.pid)?.[1] ?? Number.NaN);
-      const bin = debianTool('nats-server', 'nats-server', progress);
-      if (bin === undefined)
-        throw new Error('nats-server is not installed and could not be (apt-get needs root)');
-      const version = spawnSync(bin, ['--version']).stdout.toString().trim();
-      const natsPort = await freePort();
-      progress('starting nats-server -js (its own process)');
-      const nats = spawn(bin, ['-js', '-sd', natsDir, '-a', '127.0.0.1', '-p', String(natsPort)], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      started.push(nats);
-      await firstLine(nats, 'stderr', 'Server is ready', 'nats-server');
-      nats.stderr?.removeAllListeners('data').resume();
+      const peakPid = peak.pid;
       const admin = new BrokerClient({ servers: info.url, token: info.token });
-      const nc = await natsConnect({ servers: `127.0.0.1:${natsPort}` });
-      const jsm = await nc.jetstreamManager();
+      boss = new PgBoss({ connectionString: info.db, max: 2, supervise: false, schedule: false });
+      await boss.start();
       const env = { ...process.env, PEAK_CREDENTIAL: info.credential };
-      const results: Record<System, RunResult[]> = { peakware: [], jetstream: [] };
+      const results: Record<System, RunResult[]> = {
+        peakware: [],
+        jetstream: [],
+        pgboss: [],
+        bullmq: [],
+      };
+      const nc =
+        nats === undefined ? undefined : await natsConnect({ servers: `127.0.0.1:${nats.port}` });
+      const jsm = await nc?.jetstreamManager();
       try {
         for (let r = 0; r < runs; r++) {
           const topic = `procs-${r}`;
+          const each = `${PROCESSES}+${PROCESSES} processes`;
           await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: PROCESSES });
-          progress(
-            `run ${r + 1}/${runs}: peakware, ${count} messages, ${PROCESSES}+${PROCESSES} processes`,
-          );
+          progress(`run ${r + 1}/${runs}: peakware, ${count} messages, ${each}`);
           results.peakware.push(
             await runProcesses(
               { system: 'peakware', servers: info.url, topic },
               count,
               env,
-              () => processCpuUs(peak.pid) + postgresCpuUs(postmaster),
+              () => processCpuUs(peakPid) + postgresCpuUs(postmaster),
             ),
           );
-          await jsm.streams.add({ name: topic, subjects: [topic], storage: StorageType.File });
-          await jsm.consumers.add(topic, {
-            durable_name: 'bench',
-            ack_policy: AckPolicy.Explicit,
-            max_ack_pending: 10_000,
-          });
-          progress(
-            `run ${r + 1}/${runs}: jetstream, ${count} messages, ${PROCESSES}+${PROCESSES} processes`,
-          );
-          results.jetstream.push(
-            await runProcesses(
-              { system: 'jetstream', servers: `127.0.0.1:${natsPort}`, topic },
-              count,
-              env,
-              () => processCpuUs(nats.pid),
+          if (nats !== undefined && jsm !== undefined) {
+            await jsm.streams.add({ name: topic, subjects: [topic], storage: StorageType.File });
+            await jsm.consumers.add(topic, {
+              durable_name: 'bench',
+              ack_policy: AckPolicy.Explicit,
+              max_ack_pending: 10_000,
+            });
+            progress(`run ${r + 1}/${runs}: jetstream, ${count} messages, ${each}`);
+            results.jetstream.push(
+              await runProcesses(
+                { system: 'jetstream', servers: `127.0.0.1:${nats.port}`, topic },
+                count,
+                env,
+                () => processCpuUs(nats.pid),
+              ),
+            );
+            await jsm.streams.delete(topic);
+          }
+          await boss.createQueue(topic);
+          progress(`run ${r + 1}/${runs}: pg-boss, ${count} messages, ${each}`);
+          results.pgboss.push(
+            await runProcesses({ system: 'pgboss', servers: info.db, topic }, count, env, () =>
+              postgresCpuUs(postmaster),
             ),
           );
-          await jsm.streams.delete(topic);
+          if (redis !== undefined) {
+            progress(`run ${r + 1}/${runs}: bullmq, ${count} messages, ${each}`);
+            results.bullmq.push(
+              await runProcesses(
+                { system: 'bullmq', servers: String(redis.port), topic },
+                count,
+                env,
+                () => processCpuUs(redis.pid),
+              ),
+            );
+          }
         }
       } finally {
-        await nc.close();
+        await nc?.close();
       }
+      const ran = SYSTEMS.filter((s) => results[s].length > 0);
       const m = (s: System, k: keyof RunResult) => round(median(results[s].map((x) => x[k])));
       const figures: Record<string, number> = {};
-      for (const s of ['peakware', 'jetstream'] as const)
+      for (const s of ran)
         for (const k of [
           'sendPerSec',
           'e2ePerSec',
@@ -460,15 +528,14 @@ export const benchmark: Benchmark = {
           'brokerCpuUsPerMsg',
         ] as const)
           figures[`${s}.${k}`] = m(s, k);
-      const ratios = {
-        'peakware/jetstream.sendPerSec': round(
-          m('peakware', 'sendPerSec') / m('jetstream', 'sendPerSec'),
-        ),
-        'peakware/jetstream.e2ePerSec': round(
-          m('peakware', 'e2ePerSec') / m('jetstream', 'e2ePerSec'),
-        ),
-        'jetstream/peakware.p99': round(m('jetstream', 'p99') / m('peakware', 'p99')),
-      };
+      const ratios: Record<string, number> = {};
+      for (const s of ran.filter((x) => x !== 'peakware')) {
+        ratios[`peakware/${s}.sendPerSec`] = round(
+          m('peakware', 'sendPerSec') / m(s, 'sendPerSec'),
+        );
+        ratios[`peakware/${s}.e2ePerSec`] = round(m('peakware', 'e2ePerSec') / m(s, 'e2ePerSec'));
+        ratios[`${s}/peakware.p99`] = round(m(s, 'p99') / m('peakware', 'p99'));
+      }
       return {
         figures,
         ratios,
@@ -482,10 +549,10 @@ export const benchmark: Benchmark = {
             'CPU µs/msg clients',
             'CPU µs/msg broker',
           ],
-          ...(['peakware', 'jetstream'] as const).map((s) => [
-            s === 'peakware'
-              ? 'peakware mq (peak server + PostgreSQL)'
-              : `nats jetstream (${version})`,
+          ...ran.map((s) => [
+            s === 'jetstream' && nats !== undefined
+              ? `nats jetstream ${nats.version.replace(/^nats-server: /, '')} (file)`
+              : LABELS[s],
             m(s, 'sendPerSec'),
             m(s, 'e2ePerSec'),
             m(s, 'p50'),
@@ -495,16 +562,19 @@ export const benchmark: Benchmark = {
           ]),
         ],
         notes: [
-          `${count} messages of ${BODY_BYTES} bytes per run; ${PROCESSES} producer processes (each its share in batches of ${BATCH}, one after the other) and ${PROCESSES} consumer processes (${IN_FLIGHT} in flight each) per system; medians of ${runs} runs`,
-          'the broker: peak server in its own process (CPU: it and every process of its embedded PostgreSQL, which commits every batch to disk before its ack) or nats-server (file storage: written to the OS before each ack, synced to disk on its own schedule)',
+          `${count} messages of ${BODY_BYTES} bytes per run; ${PROCESSES} producer processes (each its share in batches of ${BATCH}, one after the other) and ${PROCESSES} consumer processes (${IN_FLIGHT} in flight each; pg-boss: one worker of batch ${BATCH} polling every 0.5 s) per system; medians of ${runs} runs`,
+          'the broker: peak server in its own process (CPU: it and every process of its embedded PostgreSQL, which commits every batch to disk before its ack); nats-server (file storage: written to the OS before each ack, synced to disk on its own schedule); for pg-boss, the same PostgreSQL (every process of it); for BullMQ, redis-server (AOF, fsync once a second)',
           'clients: the CPU of the producer processes from their start signal to their last ack, and of the consumer processes while they ran',
+          ...(skipped.length === 0 ? [] : [`not run: ${skipped.join('; ')}`]),
         ],
       };
     } finally {
+      await boss?.stop({ graceful: false, wait: true }).catch(() => undefined);
       await db?.end().catch(() => undefined);
-      for (const c of started.reverse()) await stopChild(c);
+      if (peak !== undefined) await stopChild(peak);
+      await nats?.stop();
+      await redis?.stop();
       await rm(dataDir, { recursive: true, force: true });
-      await rm(natsDir, { recursive: true, force: true });
     }
   },
 };

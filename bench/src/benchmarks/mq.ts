@@ -298,8 +298,9 @@ async function runPgBoss(boss: PgBoss, queue: string, count: number): Promise<Ru
 }
 
 /** A private redis-server for the BullMQ peer, or why there is none. */
-interface RedisProcess {
+export interface RedisProcess {
   port: number;
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -319,7 +320,7 @@ async function freePort(): Promise<number> {
  * `appendfsync everysec` (Redis's usual durable setting: at most ~1 s of acknowledged
  * writes lost on a crash), no RDB snapshots. Undefined when redis-server is not on PATH.
  */
-async function startRedis(): Promise<RedisProcess | undefined> {
+export async function startRedis(): Promise<RedisProcess | undefined> {
   if (spawnSync('redis-server', ['--version']).status !== 0) return undefined;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-redis-'));
   const port = await freePort();
@@ -360,6 +361,7 @@ async function startRedis(): Promise<RedisProcess | undefined> {
   child.stderr?.resume();
   return {
     port,
+    pid: child.pid,
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
@@ -407,7 +409,7 @@ async function runBullMq(port: number, name: string, count: number): Promise<Run
 }
 
 /** A private nats-server with JetStream (file storage) for the dedicated-broker peer. */
-interface NatsProcess {
+export interface NatsProcess {
   port: number;
   pid: number | undefined;
   version: string;
@@ -420,7 +422,9 @@ interface NatsProcess {
  * own schedule, not per publish). Installed from Debian when missing; undefined when it
  * cannot be.
  */
-async function startNats(progress: (m: string) => void): Promise<NatsProcess | undefined> {
+export async function startNats(
+  progress: (m: string) => void,
+): Promise<NatsProcess | undefined> {
   const bin = debianTool('nats-server', 'nats-server', progress);
   if (bin === undefined) return undefined;
   const version = spawnSync(bin, ['--version']).stdout.toString().trim();
