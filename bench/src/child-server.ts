@@ -4,7 +4,7 @@
  * read a process's CPU time, so the cost on both sides of a call can be counted.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -47,4 +47,36 @@ export function processCpuUs(pid: number | undefined): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** The fields of /proc/<pid>/stat after the command name; undefined when it is gone. */
+export function procStat(pid: number | string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The postmaster of a PostgreSQL backend (its parent), NaN off Linux. */
+export function postmasterOf(backendPid: number): number {
+  return Number(procStat(backendPid)?.[1] ?? Number.NaN);
+}
+
+/**
+ * CPU time of a whole PostgreSQL instance, µs: its postmaster, every process it runs, and
+ * the ones that ended (the postmaster's children's times); NaN off Linux. Ticks of 10 ms.
+ */
+export function postgresCpuUs(postmaster: number): number {
+  const own = procStat(postmaster);
+  if (own === undefined) return Number.NaN;
+  // utime, stime, cutime, cstime (fields 14-17), in clock ticks of 10 ms.
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const f = procStat(entry);
+    if (f !== undefined && Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks * 10_000;
 }

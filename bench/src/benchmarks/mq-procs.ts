@@ -20,7 +20,6 @@
  * Run as `--serve <peak|producer|consumer> ...`, this file is one of those processes.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,7 +31,7 @@ import { PeakServer } from 'peakware/server';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { type Benchmark, median, round } from '../bench.js';
-import { processCpuUs } from '../child-server.js';
+import { postgresCpuUs, postmasterOf, processCpuUs } from '../child-server.js';
 import { startNats, startRedis } from './mq.js';
 
 const PROCESSES = 8;
@@ -248,29 +247,6 @@ async function serve(role: string, args: string[]): Promise<void> {
   process.disconnect?.();
 }
 
-/** The fields of /proc/<pid>/stat after the command name; undefined when it is gone. */
-function procStat(pid: number | string): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
-/** CPU µs of a PostgreSQL instance: its postmaster, its children, and those that ended. */
-function postgresCpuUs(postmaster: number): number {
-  const own = procStat(postmaster);
-  if (own === undefined) return Number.NaN;
-  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const f = procStat(entry);
-    if (f !== undefined && Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks * 10_000;
-}
-
 /** Waits for a child's line of stdout holding `marker`, or its first JSON line. */
 function firstLine(child: ChildProcess, stream: 'stdout' | 'stderr', marker: string, what: string) {
   return new Promise<string>((resolve, reject) => {
@@ -446,7 +422,7 @@ export const benchmark: Benchmark = {
       db = new pg.Client({ connectionString: info.db });
       await db.connect();
       const backend = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-      const postmaster = Number(procStat(backend.rows[0]!.pid)?.[1] ?? Number.NaN);
+      const postmaster = postmasterOf(backend.rows[0]!.pid);
       const peakPid = peak.pid;
       const admin = new BrokerClient({ servers: info.url, token: info.token });
       boss = new PgBoss({ connectionString: info.db, max: 2, supervise: false, schedule: false });

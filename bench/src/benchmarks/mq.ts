@@ -27,7 +27,7 @@
  * last phase counts statements/s while one consumer long-polls an empty topic.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -39,7 +39,7 @@ import { PeakServer } from 'peakware/server';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { type Benchmark, median, round } from '../bench.js';
-import { processCpuUs } from '../child-server.js';
+import { postgresCpuUs, processCpuUs } from '../child-server.js';
 import { debianTool } from '../debian-tool.js';
 import { dataDirWithStatements } from '../pg-stat-statements.js';
 
@@ -64,33 +64,6 @@ interface DbCost {
   walBytesPerMsg: number;
   nodeCpuUsPerMsg: number;
   pgCpuUsPerMsg: number;
-}
-
-/** Microseconds per clock tick of /proc/<pid>/stat (USER_HZ, 100 on Linux). */
-const TICK_US = 10_000;
-
-/**
- * CPU time (µs) used so far by a PostgreSQL instance: its postmaster and every process it
- * started, from /proc (Linux); NaN where there is no /proc. Ticks of 10 ms per process.
- */
-function postgresCpuUs(postmaster: number): number {
-  let ticks = 0;
-  try {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let fields: string[];
-      try {
-        fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      } catch {
-        continue; // exited meanwhile
-      }
-      if (Number(entry) === postmaster || Number(fields[1]) === postmaster)
-        ticks += Number(fields[11]) + Number(fields[12]);
-    }
-  } catch {
-    return Number.NaN;
-  }
-  return ticks * TICK_US;
 }
 
 /**
@@ -315,52 +288,45 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** A peer's server process started by {@link startDaemon}. */
+interface Daemon {
+  pid: number | undefined;
+  /** SIGTERM (SIGKILL after 5 s), then its temp dir removed. */
+  stop(): Promise<void>;
+}
+
 /**
- * Starts `redis-server` on a free loopback port in a temp dir: AOF on with
- * `appendfsync everysec` (Redis's usual durable setting: at most ~1 s of acknowledged
- * writes lost on a crash), no RDB snapshots. Undefined when redis-server is not on PATH.
+ * Starts a peer's server (`bin args`) and waits up to 10 s for `ready` in its output (stdout
+ * or stderr); `dir` is its temp dir, removed when it is stopped.
  */
-export async function startRedis(): Promise<RedisProcess | undefined> {
-  if (spawnSync('redis-server', ['--version']).status !== 0) return undefined;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-redis-'));
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      'everysec',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+async function startDaemon(
+  bin: string,
+  args: string[],
+  ready: string,
+  dir: string,
+): Promise<Daemon> {
+  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const name = path.basename(bin);
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('redis-server did not start in 10 s')), 10_000);
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in 10 s`)), 10_000);
     let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
+    const onData = (d: Buffer) => {
       out += d.toString();
-      if (out.includes('Ready to accept connections')) {
+      if (out.includes(ready)) {
         clearTimeout(timer);
         resolve();
       }
-    });
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`redis-server exited with ${code}: ${out.slice(-500)}`));
+      reject(new Error(`${name} exited with ${code}: ${out.slice(-500)}`));
     });
   });
-  child.stdout?.resume();
-  child.stderr?.resume();
+  child.stdout?.removeAllListeners('data').resume();
+  child.stderr?.removeAllListeners('data').resume();
   return {
-    port,
     pid: child.pid,
     async stop() {
       if (child.exitCode === null) {
@@ -373,6 +339,25 @@ export async function startRedis(): Promise<RedisProcess | undefined> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Starts `redis-server` on a free loopback port in a temp dir: AOF on with
+ * `appendfsync everysec` (Redis's usual durable setting: at most ~1 s of acknowledged
+ * writes lost on a crash), no RDB snapshots. Undefined when redis-server is not on PATH.
+ */
+export async function startRedis(): Promise<RedisProcess | undefined> {
+  if (spawnSync('redis-server', ['--version']).status !== 0) return undefined;
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-redis-'));
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
+  const daemon = await startDaemon(
+    'redis-server',
+    [...args, '--appendonly', 'yes', '--appendfsync', 'everysec'],
+    'Ready to accept connections',
+    dir,
+  );
+  return { port, ...daemon };
 }
 
 async function runBullMq(port: number, name: string, count: number): Promise<RunResult> {
@@ -422,53 +407,19 @@ export interface NatsProcess {
  * own schedule, not per publish). Installed from Debian when missing; undefined when it
  * cannot be.
  */
-export async function startNats(
-  progress: (m: string) => void,
-): Promise<NatsProcess | undefined> {
+export async function startNats(progress: (m: string) => void): Promise<NatsProcess | undefined> {
   const bin = debianTool('nats-server', 'nats-server', progress);
   if (bin === undefined) return undefined;
   const version = spawnSync(bin, ['--version']).stdout.toString().trim();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-nats-'));
   const port = await freePort();
-  const child: ChildProcess = spawn(
+  const daemon = await startDaemon(
     bin,
     ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port), '--http_port', '0'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    'Server is ready',
+    dir,
   );
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('nats-server did not start in 10 s')), 10_000);
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('Server is ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`nats-server exited with ${code}: ${out.slice(-500)}`));
-    });
-  });
-  child.stdout?.removeAllListeners('data').resume();
-  child.stderr?.removeAllListeners('data').resume();
-  return {
-    port,
-    pid: child.pid,
-    version,
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  return { port, version, ...daemon };
 }
 
 /**

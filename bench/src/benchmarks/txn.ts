@@ -21,7 +21,7 @@
  * the processes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,7 @@ import { barrier, barrierStatement, installBarrier, TxnClient, txnBranch } from 
 import pg from 'pg';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
-import { processCpuUs } from '../child-server.js';
+import { postgresCpuUs, postmasterOf, processCpuUs } from '../child-server.js';
 
 const move = {
   input: z.object({ account: z.number().int(), amount: z.number().int() }),
@@ -178,34 +178,6 @@ async function closedLoop(
   return { rate: done / ((performance.now() - started) / 1000), done };
 }
 
-/** The fields of /proc/<pid>/stat after the command name; undefined when it is gone. */
-function procStat(pid: number | string): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * CPU time of the whole PostgreSQL (its postmaster, every process it runs, and the ones that
- * ended), µs; NaN off Linux. Its backends do the work of every contender, so this is where
- * the coordinator's writes and the barrier's cost show.
- */
-function postgresCpuUs(postmaster: number): number {
-  const own = procStat(postmaster);
-  if (own === undefined) return Number.NaN;
-  // utime, stime, cutime, cstime (fields 14-17), in clock ticks of 10 ms.
-  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const f = procStat(entry);
-    if (f !== undefined && Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks * 10_000;
-}
-
 const pair = (i: number) => {
   const from = (i * 7919) % ACCOUNTS;
   return { from, to: (from + 1 + (i % (ACCOUNTS - 1))) % ACCOUNTS };
@@ -256,7 +228,7 @@ export const benchmark: Benchmark = {
       const pool = db;
       // The postmaster is the parent of any backend: one of the pool's tells its pid.
       const backend = await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-      const postmaster = Number(procStat(backend.rows[0]!.pid)?.[1] ?? Number.NaN);
+      const postmaster = postmasterOf(backend.rows[0]!.pid);
 
       const local = async (i: number) => {
         const { from, to } = pair(i);
