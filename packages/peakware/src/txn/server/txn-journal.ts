@@ -24,9 +24,9 @@
  *
  * A branch operation that succeeded at once is not a row of its own: its drive holds it and
  * the transaction's end carries it into the row's `timeline` (one UPDATE for the end and
- * every such event; a two-branch saga wrote two `txn_branches` rows besides). Failed, slow
- * and retried operations, and those of a drive that turns any other way, are rows as
- * before; readers merge the two (txn-store.ts). Held events lost with a crashed node are
+ * every such event; a two-branch saga wrote two `txn_branches` rows besides). Failed and
+ * slow operations, and those of a drive handed to recovery, are rows as before; readers
+ * merge the two (txn-store.ts). Held events lost with a crashed node are
  * lost the way a lazy write is: recovery calls the operation again and its barrier filters it.
  */
 import type pg from 'pg';
