@@ -32,7 +32,7 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { type Benchmark, median, round } from '../bench.js';
 import { postgresCpuUs, postmasterOf, processCpuUs } from '../child-server.js';
-import { startNats, startRedis } from './mq.js';
+import { body, quantile, startNats, startRedis } from './mq.js';
 
 const PROCESSES = 8;
 const BODY_BYTES = 256;
@@ -63,11 +63,6 @@ type ChildMessage =
   | { kind: 'consumed'; n: number }
   | { kind: 'sent'; cpuUs: number }
   | { kind: 'done'; cpuUs: number; latencies: number[] };
-
-function body(seq: number, t: number): string {
-  const head = `${seq}:${t.toFixed(3)}:`;
-  return head + 'x'.repeat(BODY_BYTES - head.length);
-}
 
 function cpuUs(since: NodeJS.CpuUsage): number {
   const u = process.cpuUsage(since);
@@ -111,13 +106,7 @@ async function producer(target: Target, first: number, count: number): Promise<v
     };
     close = () => nc.close();
   } else if (target.system === 'pgboss') {
-    const boss = new PgBoss({
-      connectionString: target.servers,
-      max: 2,
-      supervise: false,
-      schedule: false,
-    });
-    await boss.start();
+    const boss = await pgBossAt(target.servers);
     sendBatch = async (bodies) => {
       await boss.insert(bodies.map((b) => ({ name: target.topic, data: { b } })));
     };
@@ -166,13 +155,7 @@ async function consumer(target: Target): Promise<void> {
     }).start();
     close = () => c.close();
   } else if (target.system === 'pgboss') {
-    const boss = new PgBoss({
-      connectionString: target.servers,
-      max: 2,
-      supervise: false,
-      schedule: false,
-    });
-    await boss.start();
+    const boss = await pgBossAt(target.servers);
     const worker = await boss.work<{ b: string }>(
       target.topic,
       { batchSize: BATCH, pollingIntervalSeconds: 0.5 },
@@ -221,6 +204,13 @@ async function consumer(target: Target): Promise<void> {
   clearInterval(tick);
   await close();
   send({ kind: 'done', cpuUs: cpuUs(cpu), latencies });
+}
+
+/** A started pg-boss on `url` with a small pool, no maintenance of its own. */
+async function pgBossAt(url: string): Promise<PgBoss> {
+  const boss = new PgBoss({ connectionString: url, max: 2, supervise: false, schedule: false });
+  await boss.start();
+  return boss;
 }
 
 function redisAt(port: string) {
@@ -309,11 +299,6 @@ interface RunResult {
   p99: number;
   clientCpuUsPerMsg: number;
   brokerCpuUsPerMsg: number;
-}
-
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
 
 /** One run: 8 consumer processes, then 8 producer processes, all on `target`. */

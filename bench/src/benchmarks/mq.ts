@@ -133,12 +133,12 @@ class DbProbe {
   }
 }
 
-function body(seq: number, t: number): string {
+export function body(seq: number, t: number): string {
   const head = `${seq}:${t.toFixed(3)}:`;
   return head + 'x'.repeat(BODY_BYTES - head.length);
 }
 
-function quantile(sorted: number[], q: number): number {
+export function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
