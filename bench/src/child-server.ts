@@ -8,6 +8,16 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
+ * Node flags for a benchmark's child processes: with `PEAK_BENCH_PROFILE=<folder>` each
+ * child writes a V8 CPU profile there when it exits (`--cpu-prof`; open it in Chrome's
+ * DevTools), to see where a contender's time goes. None otherwise.
+ */
+export function childNodeArgs(): string[] {
+  const dir = process.env.PEAK_BENCH_PROFILE;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
+/**
  * Runs `node <moduleUrl> --serve <args...>` and resolves with the child and the port it
  * prints as its first stdout line; rejects if it exits first or takes over 20 s.
  */
@@ -16,9 +26,13 @@ export function startChildServer(
   args: string[],
   label: string,
 ): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [fileURLToPath(moduleUrl), '--serve', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...childNodeArgs(), fileURLToPath(moduleUrl), '--serve', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`${label} server did not start in 20 s`)),

@@ -31,7 +31,7 @@ import { PeakServer } from 'peakware/server';
 import { Pool } from 'undici';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
-import { processCpuUs, startChildServer } from '../child-server.js';
+import { childNodeArgs, processCpuUs, startChildServer } from '../child-server.js';
 import { debianTool } from '../debian-tool.js';
 
 const echoService = defineService({
@@ -257,6 +257,7 @@ export const benchmark: Benchmark = {
       const gw = spawn(
         process.execPath,
         [
+          ...childNodeArgs(),
           peakBin,
           'gateway',
           '--port',

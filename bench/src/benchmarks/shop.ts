@@ -104,7 +104,9 @@ export const benchmark: Benchmark = {
   description:
     'buy-chain capacity: orders/s the whole shop places at p99 <= 100 ms (every process of the chain, open-model load in steps)',
   async run({ runs, quick, progress }) {
-    const rates = quick ? [25, 50] : [50, 100, 150, 200, 250, 300, 400, 600, 800, 1000, 1200, 1500, 1800, 2100, 2500, 3000];
+    const rates = quick
+      ? [25, 50]
+      : [50, 100, 150, 200, 250, 300, 400, 600, 800, 1000, 1200, 1500, 1800, 2100, 2500, 3000];
     const stepSeconds = quick ? 3 : 8;
     const n = quick ? 1 : runs;
     // The chain as npm start -- --capacity sizes it for this machine (the shop's

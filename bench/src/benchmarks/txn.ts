@@ -32,7 +32,7 @@ import { barrier, barrierStatement, installBarrier, TxnClient, txnBranch } from 
 import pg from 'pg';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
-import { postgresCpuUs, postmasterOf, processCpuUs } from '../child-server.js';
+import { childNodeArgs, postgresCpuUs, postmasterOf, processCpuUs } from '../child-server.js';
 
 const move = {
   input: z.object({ account: z.number().int(), amount: z.number().int() }),
@@ -141,9 +141,13 @@ async function serve(kind: string, extra: string[]): Promise<void> {
 function startChild(
   args: string[],
 ): Promise<{ child: ChildProcess; info: Record<string, string> }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...childNodeArgs(), fileURLToPath(import.meta.url), '--serve', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${args[0]} did not start in 120 s`)), 120_000);
     let out = '';

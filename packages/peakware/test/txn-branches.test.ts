@@ -29,7 +29,7 @@ import {
   TxnClient,
   type TxnView,
 } from '../src/txn/index.js';
-import { TxnJournal } from '../src/txn/server/txn-journal.js';
+import { FLUSH_SQL, TxnJournal } from '../src/txn/server/txn-journal.js';
 import { pruneFinished } from '../src/txn/server/txn-store.js';
 import { useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
@@ -503,6 +503,69 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
         [1],
       );
     } finally {
+      await pool.end();
+    }
+  });
+
+  it('journal: its batch statement keeps one index lookup per status change as the table grows (statistics taken again)', async () => {
+    const pool = new pg.Pool({ connectionString: server.postgresUrl(), max: 3 });
+    const probe = await pool.connect();
+    try {
+      // The statement prepared the way pg-auto-prepare does, its generic plan made now,
+      // while the table is small.
+      await probe.query('SET plan_cache_mode = force_generic_plan');
+      await probe.query(
+        `PREPARE flush(text, jsonb, jsonb, bigint, jsonb, text, bigint) AS ${FLUSH_SQL}`,
+      );
+      const status = pg.escapeLiteral(
+        JSON.stringify([
+          { gid: 'nobody', status: 'succeeded', reason: null, from: 'running', timeline: null },
+        ]),
+      );
+      const execute = `EXECUTE flush('journal-grow', '[]', ${status}, 1000, '[]', NULL, 1)`;
+      const plan = async () =>
+        (await probe.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${execute}`)).rows
+          .map((r) => r['QUERY PLAN'])
+          .join('\n');
+      await probe.query(execute);
+      const analyzed = async () =>
+        Number(
+          (
+            await pool.query<{ n: string }>(
+              "SELECT analyze_count AS n FROM pg_stat_user_tables WHERE relid = 'peak.txn_globals'::regclass",
+            )
+          ).rows[0]!.n,
+        );
+      const before = await analyzed();
+      // 3 000 transactions with a spec the size of a two-step saga's (~800 bytes).
+      const journal = new TxnJournal(pool, 'journal-grow', 1000);
+      const spec = { steps: [{ name: 'x'.repeat(700) }] };
+      for (let b = 0; b < 3; b++) {
+        await Promise.all(
+          Array.from({ length: 1000 }, (_, i) =>
+            journal.write({
+              kind: 'insert',
+              gid: `journal-grow-${b}-${i}`,
+              txnKind: 'saga',
+              status: 'running',
+              spec,
+              deadline: Date.now() + 60_000,
+              leaseMs: 1000,
+            }),
+          ),
+        );
+      }
+      await waitFor(
+        'two ANALYZEs of peak.txn_globals by the journal (at 1 000 rows and after the table doubled)',
+        async () => (await analyzed()) >= before + 2,
+        20_000,
+      );
+      const after = await plan();
+      assert.match(after, /Index Scan using txn_globals_pkey on txn_globals g/, after);
+      assert.doesNotMatch(after, /Seq Scan on txn_globals/, after);
+    } finally {
+      probe.release(true);
+      await pool.query("DELETE FROM peak.txn_globals WHERE owner = 'journal-grow'");
       await pool.end();
     }
   });

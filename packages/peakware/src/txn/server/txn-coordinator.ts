@@ -235,7 +235,9 @@ export class TxnCoordinator {
 
   constructor(options: CoordinatorOptions) {
     this.#o = options;
-    this.#journal = new TxnJournal(options.pool, options.nodeId, options.leaseMs);
+    this.#journal = new TxnJournal(options.pool, options.nodeId, options.leaseMs, (err) =>
+      options.logger.warn({ err: errorMessage(err) }, 'analyzing peak.txn_globals failed'),
+    );
   }
 
   /** How many transactions this node drives now. */
