@@ -505,7 +505,8 @@ export const benchmark: Benchmark = {
     } finally {
       for (const close of closers.reverse()) await close().catch(() => undefined);
       for (const c of children) c.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 300));
+      // A profiled child (PEAK_BENCH_PROFILE) needs a moment to write its profile.
+      await new Promise((r) => setTimeout(r, childNodeArgs().length > 0 ? 5000 : 300));
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       await server?.stop();
       rmSync(dir, { recursive: true, force: true });
