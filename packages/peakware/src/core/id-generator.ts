@@ -8,7 +8,7 @@
  * keeps counting on its own last millisecond, borrowing sequence numbers from the future
  * instead of failing or repeating an id.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { ErrorCodes, PeakError } from './errors.js';
 
 /** 2024-01-01T00:00:00Z in epoch ms. */
@@ -116,6 +116,9 @@ export function decodeId(id: bigint | string): DecodedId {
   };
 }
 
+const uuidPool = Buffer.allocUnsafe(16 * 256);
+let uuidOffset = uuidPool.length;
+
 /**
  * A UUID of version 7 (RFC 9562): 48 bits of epoch milliseconds, then 74 random bits.
  * Unique without any coordination between processes, and ordered by creation time to the
@@ -124,7 +127,14 @@ export function decodeId(id: bigint | string): DecodedId {
  * full-page image in the WAL for each).
  */
 export function uuidV7(now: number = Date.now()): string {
-  const b = randomBytes(16);
+  // Random bytes drawn 256 UUIDs at a time, as crypto.randomUUID does (randomBytes(16) a
+  // call: ~3 µs, against ~0.2 from the pool; it showed in the coordinator's profile).
+  if (uuidOffset + 16 > uuidPool.length) {
+    randomFillSync(uuidPool);
+    uuidOffset = 0;
+  }
+  const b = uuidPool.subarray(uuidOffset, uuidOffset + 16);
+  uuidOffset += 16;
   b.writeUIntBE(now, 0, 6);
   b[6] = (b[6]! & 0x0f) | 0x70;
   b[8] = (b[8]! & 0x3f) | 0x80;
