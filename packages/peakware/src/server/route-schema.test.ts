@@ -102,17 +102,14 @@ describe('route schemas', () => {
     );
   });
 
-  it('refuses a schema with an unknown keyword when the route is compiled', () => {
-    assert.throws(
-      () =>
-        compiler({
-          schema: { type: 'string', minLenght: 1 } as unknown as TSchema,
-          httpPart: 'body',
-          method: 'POST',
-          url: '/x',
-        }),
-      /unknown keyword: "minLenght"/,
-    );
+  it('refuses a schema with an unknown keyword when the route is compiled (its first check)', () => {
+    const validate = compiler({
+      schema: { type: 'string', minLenght: 1 } as unknown as TSchema,
+      httpPart: 'body',
+      method: 'POST',
+      url: '/x',
+    }) as ValidateFunction;
+    assert.throws(() => validate('x'), /unknown keyword: "minLenght"/);
   });
 
   it('checks that a route declares what the docs and checks need', () => {
