@@ -643,7 +643,17 @@ describe('mq broker in peak server', { timeout: 360_000 }, () => {
       broadcasting: true,
       handler: (m) => void b2.push(m.id),
     });
-    await new Promise((r) => setTimeout(r, 800));
+    // All four consumers registered (their first receive), then past the second for which
+    // the broker keeps each consumer's view of its group (consume.ts): a poll the sends wake
+    // then shares the queues between c1 and c2. A fixed 800 ms was not always enough on a
+    // loaded CI machine (c1 took all 80 once).
+    await waitFor('c1, c2, b1 and b2 registered', async () => {
+      const { rows } = await db.query<{ n: number }>(
+        "SELECT count(DISTINCT consumer_id)::int AS n FROM peak.mq_consumers WHERE topic = 'work' AND consumer_id IN ('c1', 'c2', 'b1', 'b2')",
+      );
+      return rows[0]!.n === 4;
+    });
+    await new Promise((r) => setTimeout(r, 1100));
     for (let round = 0; round < 8; round++)
       await p.sendBatch(
         'work',
