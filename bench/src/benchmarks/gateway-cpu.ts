@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { AdminClient } from 'peakware/admin';
 import { redisServerAvailable, startRedisServer } from 'peakware/cache';
-import { rpcRoute, signRequest } from 'peakware/gateway';
+import { rpcRoute } from 'peakware/gateway';
 import { HttpRegistry } from 'peakware/registry';
 import { defineService, RpcServer } from 'peakware/rpc';
 import { PeakServer } from 'peakware/server';
@@ -34,6 +34,7 @@ import { Pool } from 'undici';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
 import { startChildServer } from '../child-server.js';
+import { signedEcho } from '../gateway-echo.js';
 
 /** User and system CPU time a process has used so far, µs, from /proc/<pid>/stat (Linux). */
 function cpuTimes(pid: number | undefined): { user: number; sys: number } {
@@ -288,21 +289,7 @@ export const benchmark: Benchmark = {
           headers: { ...json, 'x-peak-api-key': apiKey },
           body: `{"userId":${i},"sku":"${i % 10 === 0 ? 'HOT' : `S${i % 50}`}","qty":1}`,
         }),
-        signed: (i) => {
-          const body = `{"n":${i},"s":"hello"}`;
-          const headers = {
-            ...json,
-            ...signRequest({
-              method: 'POST',
-              url: '/echo',
-              body,
-              headers: json,
-              keyId: key.id,
-              secret: key.secret,
-            }),
-          };
-          return { path: '/echo', headers, body };
-        },
+        signed: (i) => ({ path: '/echo', ...signedEcho(i, key) }),
       };
       const kinds = (['key', 'signed'] as const).filter((k) =>
         (process.env.GATEWAY_CPU_ROUTES ?? 'key,signed').split(',').includes(k),

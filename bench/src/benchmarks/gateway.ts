@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { AdminClient } from 'peakware/admin';
 import { redisServerAvailable, startRedisServer } from 'peakware/cache';
-import { rpcRoute, signRequest } from 'peakware/gateway';
+import { rpcRoute } from 'peakware/gateway';
 import { HttpRegistry } from 'peakware/registry';
 import { defineService, RpcServer } from 'peakware/rpc';
 import { PeakServer } from 'peakware/server';
@@ -35,6 +35,7 @@ import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
 import { childNodeArgs, processCpuUs, startChildServer } from '../child-server.js';
 import { debianTool } from '../debian-tool.js';
+import { signedEcho } from '../gateway-echo.js';
 
 const echoService = defineService({
   name: 'bench.gw-echo',
@@ -155,21 +156,7 @@ function caller(url: string, kind: Kind, key: { id: string; secret: string }): C
   const pool = new Pool(url, { connections: 64, pipelining: 1 });
   const reqPath = kind === 'direct' ? UPSTREAM_PATH : '/echo';
   const json = { 'content-type': 'application/json' };
-  const signed = (n: number) => {
-    const body = `{"n":${n},"s":"hello"}`;
-    const headers = {
-      ...json,
-      ...signRequest({
-        method: 'POST',
-        url: '/echo',
-        body,
-        headers: json,
-        keyId: key.id,
-        secret: key.secret,
-      }),
-    };
-    return { body, headers };
-  };
+  const signed = (n: number) => signedEcho(n, key);
   let ready: { body: string; headers: Record<string, string> }[] = [];
   let next = 0;
   let inWindow = 0;
