@@ -127,8 +127,8 @@ let uuidOffset = uuidPool.length;
  * full-page image in the WAL for each).
  */
 export function uuidV7(now: number = Date.now()): string {
-  // Random bytes drawn 256 UUIDs at a time, as crypto.randomUUID does (randomBytes(16) a
-  // call: ~3 µs, against ~0.2 from the pool; it showed in the coordinator's profile).
+  // Random bytes drawn 256 UUIDs at a time, as crypto.randomUUID does (a randomBytes(16)
+  // call each showed in the coordinator's profile).
   if (uuidOffset + 16 > uuidPool.length) {
     randomFillSync(uuidPool);
     uuidOffset = 0;

@@ -82,8 +82,8 @@ function newAjv(coerce: boolean): Ajv2020 {
 /**
  * Fastify's validator compiler for the API: bodies with an ajv that never coerces, query
  * and path parameters with one that coerces from strings (see the header). Each check is
- * compiled on its route's first request, not at start: compiling all of them took about
- * 200 ms of a `peak server` start's 330 ms of CPU, for routes most servers never see. A
+ * compiled on its route's first request, not at start: compiling all of them was most of
+ * a `peak server` start's CPU in a profile, for routes most servers never see. A
  * test compiles every route's schemas (server-openapi.test.ts), so a schema strict mode
  * refuses fails there, not on a user's first call.
  */
