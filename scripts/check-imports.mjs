@@ -106,6 +106,12 @@ export const SAME_LAYER_EDGES = [
     reason:
       "config-schema validates an `rpc-routes` item with rpc's own ConditionRules parser, so a bad rule is refused at publish; rpc never imports config",
   },
+  {
+    from: 'mq',
+    to: 'rpc',
+    reason:
+      "mq's binary data path (producers and consumers to the broker) rides on rpc's multiplexed connection and framing; rpc never imports mq",
+  },
 ];
 
 /**

@@ -11,8 +11,11 @@ import { assertDeadline, remainingTime } from '../core/context.js';
 import {
   ControlPlaneClient,
   type ControlPlaneOptions,
+  envCredential,
   serversOf,
 } from '../core/control-plane-client.js';
+import { BinaryPath, USE_HTTP } from './binary-path.js';
+import type { MqBinaryMethod } from './binary-protocol.js';
 import type { ReceivedMessage, WireMessage } from './message-types.js';
 
 /** How long before a caller's deadline a long poll must be answered, ms. */
@@ -24,6 +27,12 @@ export interface BrokerClientOptions extends ControlPlaneOptions {
   secret?: string;
   /** Tries for retryable failures. Default 3. */
   attempts?: number;
+  /**
+   * How sends, receives, acks and nacks travel: `binary` (the default) over one persistent
+   * connection with the RPC framing when the node offers it (binary-path.ts), else HTTP;
+   * `http` always HTTP. The rest of the API is HTTP either way.
+   */
+  transport?: 'binary' | 'http';
 }
 
 /** Per-call options of {@link BrokerClient.call}. */
@@ -58,11 +67,17 @@ export interface SendAnswer {
 }
 
 const MQ = '/api/v1/mq';
+
+/** `PEAK_MQ_TRANSPORT=http` sends every call over HTTP (the default is `binary`). */
+function transportFromEnv(): 'binary' | 'http' {
+  return process.env.PEAK_MQ_TRANSPORT === 'http' ? 'http' : 'binary';
+}
 const seg = encodeURIComponent;
 
 /** A small client of the broker routes. */
 export class BrokerClient {
   readonly #http: ControlPlaneClient;
+  readonly #binary: BinaryPath | undefined;
 
   constructor(options: BrokerClientOptions) {
     this.#http = new ControlPlaneClient({
@@ -74,6 +89,34 @@ export class BrokerClient {
       backoff: { initialMs: 200, maxMs: 2000 },
       serverName: 'the broker',
     });
+    const transport = options.transport ?? transportFromEnv();
+    this.#binary =
+      transport === 'http'
+        ? undefined
+        : new BinaryPath(this.#http, options.token ?? envCredential(), options.secret);
+  }
+
+  /** Closes the binary connection (a call after it opens another). */
+  close(): void {
+    this.#binary?.reset();
+  }
+
+  /**
+   * `method` over the binary path when it is usable, else `http()`; a call the binary path
+   * sent and lost goes over HTTP again only when `resendable`.
+   */
+  async #hot<T>(
+    method: MqBinaryMethod,
+    args: { topic?: string; group?: string; body: unknown },
+    timeoutMs: number,
+    resendable: boolean,
+    http: () => Promise<T>,
+  ): Promise<T> {
+    if (this.#binary !== undefined) {
+      const r = await this.#binary.call<T>(method, args, timeoutMs, resendable);
+      if (r !== USE_HTTP) return r;
+    }
+    return http();
   }
 
   /** The broker node in use now. */
@@ -110,7 +153,10 @@ export class BrokerClient {
 
   /** Stores messages in `topic` (one batch: all or none). Retried: at-least-once. */
   send(topic: string, messages: readonly WireMessage[]): Promise<SendAnswer> {
-    return this.call('POST', `${MQ}/topics/${seg(topic)}/messages`, { messages });
+    const body = { messages };
+    return this.#hot('send', { topic, body }, 15_000, true, () =>
+      this.call('POST', `${MQ}/topics/${seg(topic)}/messages`, body),
+    );
   }
 
   /** Stores a half (transactional) message, invisible until committed. */
@@ -159,16 +205,35 @@ export class BrokerClient {
     assertDeadline(`mq receive from group ${group}`);
     const left = remainingTime();
     const waitMs = Math.max(0, Math.min(take.waitMs, left - LONG_POLL_DEADLINE_MARGIN_MS));
-    return this.call(
-      'POST',
-      `${MQ}/groups/${seg(group)}/receive`,
-      { ...subscription, ...take, waitMs },
-      {
-        ...opts,
-        retry: false,
-        timeoutMs: opts.timeoutMs ?? Math.min(waitMs + 10_000, Math.max(1, left)),
-      },
-    );
+    const body = { ...subscription, ...take, waitMs };
+    const timeoutMs = opts.timeoutMs ?? Math.min(waitMs + 10_000, Math.max(1, left));
+    const http = () =>
+      this.call<{ messages: ReceivedMessage[] }>(
+        'POST',
+        `${MQ}/groups/${seg(group)}/receive`,
+        body,
+        {
+          ...opts,
+          retry: false,
+          timeoutMs,
+        },
+      );
+    const signal = opts.signal;
+    if (signal === undefined) return this.#hot('receive', { group, body }, timeoutMs, false, http);
+    if (signal.aborted) throw signal.reason;
+    // An abort ends the call at once, as it ends an HTTP request. A binary call cannot be
+    // withdrawn on its own: the connection closes, which ends the poll on the broker (so it
+    // claims nothing for nobody); the next call opens another.
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.#binary?.reset();
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#hot('receive', { group, body }, timeoutMs, false, http)
+        .then(resolve, reject)
+        .finally(() => signal.removeEventListener('abort', onAbort));
+    });
   }
 
   /** Streamed push: NDJSON deliveries (one JSON message a line), at most `inflight` unacked. */
@@ -188,7 +253,10 @@ export class BrokerClient {
     consumerId: string,
     receipts: readonly string[],
   ): Promise<unknown> {
-    return this.call('POST', `${MQ}/groups/${seg(group)}/ack`, { topic, consumerId, receipts });
+    const body = { topic, consumerId, receipts };
+    return this.#hot('ack', { group, body }, 15_000, true, () =>
+      this.call('POST', `${MQ}/groups/${seg(group)}/ack`, body),
+    );
   }
 
   /** Nacks deliveries: retried after the group's backoff, or dead-lettered after the last try. */
@@ -199,12 +267,10 @@ export class BrokerClient {
     receipts: readonly string[],
     reason: string,
   ): Promise<unknown> {
-    return this.call('POST', `${MQ}/groups/${seg(group)}/nack`, {
-      topic,
-      consumerId,
-      receipts,
-      reason,
-    });
+    const body = { topic, consumerId, receipts, reason };
+    return this.#hot('nack', { group, body }, 15_000, true, () =>
+      this.call('POST', `${MQ}/groups/${seg(group)}/nack`, body),
+    );
   }
 
   /** Leaves the group: the consumer's queues move to the others at once. */

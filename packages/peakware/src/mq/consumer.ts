@@ -401,5 +401,6 @@ export class Consumer {
     await this.#drainAcks();
     await Promise.allSettled([...this.#pendingCalls]);
     await this.#leave();
+    this.#client.close();
   }
 }

@@ -457,6 +457,7 @@ export class Outbox {
         if (n <= 0 && this.#stats.pending === 0) break;
       }
     }
+    this.#client.close();
   }
 }
 

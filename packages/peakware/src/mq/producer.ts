@@ -276,5 +276,6 @@ export class Producer {
     await Promise.allSettled([...this.#inflight]);
     for (const c of this.#checkers) c.stop();
     await Promise.allSettled(this.#checkers.map((c) => c.done));
+    this.#client.close();
   }
 }

@@ -22,12 +22,22 @@ import {
   verifiedCallerApp,
 } from './caller-identity.js';
 import { type Invocation, type RpcFilter, runFilters } from './rpc-filter.js';
-import type { ServiceDefinition, ServiceImplementation } from './service-definition.js';
+import type {
+  ProviderCall,
+  ServiceDefinition,
+  ServiceImplementation,
+} from './service-definition.js';
 
 interface Hosted {
   def: ServiceDefinition;
-  impl: Record<string, (input: unknown, ctx: ReturnType<typeof childContext>) => unknown>;
+  impl: Record<
+    string,
+    (input: unknown, ctx: ReturnType<typeof childContext>, call: ProviderCall) => unknown
+  >;
 }
+
+/** The signal of a call whose caller cannot go away (a direct `invoke`): never aborts. */
+const NEVER = new AbortController().signal;
 
 /** A provider's hosted services and filters, and one call through them. */
 export class HostedServices {
@@ -95,7 +105,8 @@ export class HostedServices {
   /**
    * Runs one call through the lifecycle in the file header. `service` is `name:version`, or
    * a bare name for the newest hosted version; `presented` is what the caller showed of its
-   * identity (when the provider verifies identities).
+   * identity (when the provider verifies identities); `signal` aborts when the caller is gone
+   * (the method sees it as `call.signal`).
    */
   async invoke(
     service: string,
@@ -104,6 +115,7 @@ export class HostedServices {
     args: unknown,
     remote?: string,
     presented?: PresentedCaller,
+    signal: AbortSignal = NEVER,
   ): Promise<unknown> {
     if (this.#inFlight >= this.#maxInFlight) {
       throw new PeakError(
@@ -159,7 +171,8 @@ export class HostedServices {
     try {
       const input = parsed.data;
       return await runWithContext(ctx, () => {
-        const call = async () => fn(input, ctx);
+        const call = async () =>
+          fn(input, ctx, { signal, ...(remote === undefined ? {} : { remote }) });
         if (this.#filters.length === 0) return call();
         const invocation: Invocation = {
           side: 'provider',

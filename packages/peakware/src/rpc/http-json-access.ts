@@ -117,9 +117,22 @@ export function httpJsonHandler(
         verifier === undefined
           ? Promise.resolve(undefined)
           : presentedOverHttp(verifier, req.headers.authorization);
+      // The caller is gone when its response closes before it was written.
+      const gone = new AbortController();
+      res.once('close', () => {
+        if (!res.writableFinished) gone.abort();
+      });
       presented
         .then((p) =>
-          provider.services.invoke(id, method, req.headers, args, req.socket.remoteAddress, p),
+          provider.services.invoke(
+            id,
+            method,
+            req.headers,
+            args,
+            req.socket.remoteAddress,
+            p,
+            gone.signal,
+          ),
         )
         .then(
           (result) => reply(200, { result: result ?? null }),

@@ -77,6 +77,7 @@ export {
   type FailsafeServiceClient,
   type MethodMap,
   type MethodSpec,
+  type ProviderCall,
   type ServiceClient,
   type ServiceDefinition,
   type ServiceImplementation,

@@ -5,7 +5,8 @@
  *   1. decode the frame (malformed → PEAK_RPC_PROTOCOL to that caller only; a stream that
  *      cannot be resynchronised is told why on id 0 and closed)
  *   2. a request runs through the hosted services' lifecycle (hosted-services.ts); its
- *      result or error goes back on its id; a ping is answered with a pong; an identity
+ *      result or error goes back on its id (a call still running when its connection
+ *      closes sees its `signal` abort); a ping is answered with a pong; an identity
  *      frame is verified once and the calls after it on the connection carry the result
  *   3. bounds: a peer that does not read its answers is not read either
  *      (`maxWriteBufferBytes`); incomplete frames share one budget over all connections
@@ -37,6 +38,8 @@ interface ConnState {
   presented: PresentedCaller;
   /** While an identity's check waits for keys: requests after it wait for it. */
   identityPending: Promise<void> | undefined;
+  /** Aborted when the connection closes: its calls still running learn their caller is gone. */
+  gone: AbortController;
 }
 
 /** Runs one call (the hosted services' lifecycle). */
@@ -47,6 +50,7 @@ export type InvokeCall = (
   args: unknown,
   remote?: string,
   presented?: PresentedCaller,
+  signal?: AbortSignal,
 ) => Promise<unknown>;
 
 /** The bounds a {@link ProviderConnections} keeps, from the server's options. */
@@ -105,6 +109,7 @@ export class ProviderConnections {
       partialSince: 0,
       presented: {},
       identityPending: undefined,
+      gone: new AbortController(),
     };
     this.#conns.add(conn);
     const decoder = new FrameDecoder(this.#bounds.maxFrameBytes);
@@ -139,6 +144,7 @@ export class ProviderConnections {
     socket.on('close', () => {
       this.#releasePartial(conn);
       this.#conns.delete(conn);
+      conn.gone.abort();
     });
   }
 
@@ -352,6 +358,7 @@ export class ProviderConnections {
       frame.args,
       conn.socket.remoteAddress,
       conn.presented,
+      conn.gone.signal,
     ).then(
       (result) => this.#send(conn, { type: 2, id: frame.id, result }),
       (err) => this.#send(conn, { type: 3, id: frame.id, error: toWireError(err) }),

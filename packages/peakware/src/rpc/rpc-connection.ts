@@ -52,6 +52,12 @@ export interface ConnectionOptions {
    * absent: calls go without one.
    */
   identity?: IdentitySource;
+  /**
+   * Whether the open socket alone keeps the process running (default true). False: only
+   * calls waiting for an answer do (their timers), as an idle keep-alive HTTP socket does
+   * not; for a client inside an SDK object the user may never close.
+   */
+  holdsProcess?: boolean;
   logger?: Logger;
 }
 
@@ -88,7 +94,10 @@ export class RpcConnection {
   readonly host: string;
   readonly port: number;
   readonly address: string;
-  readonly #opts: Required<Omit<ConnectionOptions, 'logger' | 'transport' | 'identity'>>;
+  readonly #opts: Required<
+    Omit<ConnectionOptions, 'logger' | 'transport' | 'identity' | 'holdsProcess'>
+  > &
+    Pick<ConnectionOptions, 'holdsProcess'>;
   readonly #transport: Transport;
   readonly #identity: IdentitySource | undefined;
   /** The identity last sent on the current socket. */
@@ -223,6 +232,7 @@ export class RpcConnection {
 
   #attach(socket: net.Socket): void {
     this.#socket = socket;
+    if (this.#opts.holdsProcess === false) socket.unref();
     this.#writer = new FrameWriter(socket);
     this.#sentIdentity = undefined;
     this.#lastReceived = Date.now();

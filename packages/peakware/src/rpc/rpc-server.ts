@@ -64,7 +64,7 @@ export class RpcServer {
     this.#conns = new ProviderConnections(
       this.#opts,
       this.#logger,
-      (s, m, h, a, r, p) => this.invoke(s, m, h, a, r, p),
+      (s, m, h, a, r, p, g) => this.invoke(s, m, h, a, r, p, g),
       options.identity?.verifier,
     );
     this.#registration = new ProviderRegistration(this.#opts);
@@ -161,7 +161,8 @@ export class RpcServer {
   /**
    * Runs one call through the provider lifecycle (the same for TCP and HTTP/JSON).
    * `service` is `name:version`, or a bare name for the newest hosted version; `presented`
-   * is what the caller showed of its identity (when the provider verifies identities).
+   * is what the caller showed of its identity (when the provider verifies identities);
+   * `signal` aborts when the caller is gone (its connection closed).
    */
   invoke(
     service: string,
@@ -170,8 +171,9 @@ export class RpcServer {
     args: unknown,
     remote?: string,
     presented?: PresentedCaller,
+    signal?: AbortSignal,
   ): Promise<unknown> {
-    return this.#services.invoke(service, method, headers, args, remote, presented);
+    return this.#services.invoke(service, method, headers, args, remote, presented, signal);
   }
 
   /**

@@ -115,10 +115,23 @@ export type FailsafeServiceClient<D extends ServiceDefinition> = {
   ) => Promise<z.output<D['methods'][K]['output']> | undefined>;
 };
 
+/** What a provider's method knows of its call besides the argument and the context. */
+export interface ProviderCall {
+  /**
+   * Aborts when the caller is gone (its connection closed, or its HTTP/JSON request was
+   * abandoned): a method that waits (a long poll) stops waiting and takes nothing more on
+   * the caller's behalf.
+   */
+  readonly signal: AbortSignal;
+  /** The caller's address, when it came over a socket. */
+  readonly remote?: string;
+}
+
 /** A provider's implementation of a service: one (async) function per method. */
 export type ServiceImplementation<D extends ServiceDefinition> = {
   readonly [K in keyof D['methods']]: (
     input: z.output<D['methods'][K]['input']>,
     ctx: CallContext,
+    call: ProviderCall,
   ) => Promise<z.input<D['methods'][K]['output']>> | z.input<D['methods'][K]['output']>;
 };

@@ -32,7 +32,11 @@ export function callerName(request: FastifyRequest): string {
 
 /** Whether the caller may `kind` on `resource` (see the header). */
 export function allows(request: FastifyRequest, kind: ScopeKind, resource: string): boolean {
-  const c = request.caller;
+  return callerAllows(request.caller, kind, resource);
+}
+
+/** {@link allows} for a caller verified outside HTTP (the MQ binary endpoint's). */
+export function callerAllows(c: Caller | undefined, kind: ScopeKind, resource: string): boolean {
   if (c === undefined) return false;
   if (c.kind === 'role') return true;
   return scopeAllows(c.scopes, kind, resource);
@@ -65,8 +69,12 @@ export function scopeResource(kind: ScopeKind, ...parts: string[]): string {
  * checked the same way: a grant left without a pattern is `*`.
  */
 export function authorize(request: FastifyRequest, kind: ScopeKind, resource: string): void {
-  if (allows(request, kind, resource)) return;
-  const c = request.caller;
+  authorizeCaller(request.caller, kind, resource);
+}
+
+/** {@link authorize} for a caller verified outside HTTP (the MQ binary endpoint's). */
+export function authorizeCaller(c: Caller | undefined, kind: ScopeKind, resource: string): void {
+  if (callerAllows(c, kind, resource)) return;
   const grants = c?.kind === 'app' ? c.scopes.map(formatScope) : [];
   const who = c?.kind === 'app' ? `app '${c.app}'` : 'this caller';
   throw new PeakError(

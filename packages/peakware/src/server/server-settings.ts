@@ -26,6 +26,8 @@ export interface ServerSettings {
     halfCheckIntervalMs: number;
     /** The MQTT bridge's listen address, or undefined when the bridge is off. */
     mqtt: { port: number; host: string } | undefined;
+    /** The binary data path's listen address (on by default), or undefined when it is off. */
+    binary: { port: number; host: string } | undefined;
   };
   telemetry: {
     /** How long spans are kept, ms. */
@@ -79,6 +81,12 @@ export interface ServerSettingsOptions {
     halfCheckIntervalMs?: number;
     /** Start the MQTT bridge on this port (0 picks a free one); host default 127.0.0.1. */
     mqtt?: { port: number; host?: string };
+    /**
+     * The binary data path for producers and consumers (the RPC framing on its own port):
+     * on by default on a free port of 127.0.0.1; `false` turns it off (the SDK then uses
+     * HTTP).
+     */
+    binary?: { port: number; host?: string } | false;
   };
   telemetry?: {
     /** ms > 0. Default 72 h. */
@@ -312,6 +320,17 @@ export const MQTT_SETTINGS = {
   host: { env: 'PEAK_MQ_MQTT_HOST', option: 'mq.mqtt.host', fallback: '127.0.0.1' },
 } as const;
 
+/** The MQ binary data path's variables (on by default, on a free port of 127.0.0.1). */
+export const MQ_BINARY_SETTINGS = {
+  port: {
+    env: 'PEAK_MQ_BINARY_PORT',
+    option: 'mq.binary.port',
+    takes: "a TCP port from 0 to 65535, or 'off'",
+    fallback: 0,
+  },
+  host: { env: 'PEAK_MQ_BINARY_HOST', option: 'mq.binary.host', fallback: '127.0.0.1' },
+} as const;
+
 /** The HTTP branches' allow-list: a comma-separated list of URL prefixes in the environment. */
 export const TXN_HTTP_BRANCHES = {
   env: 'PEAK_TXN_HTTP_BRANCHES',
@@ -400,6 +419,12 @@ export function resolveServerSettings(options: ServerSettingsOptions = {}): Serv
       `${MQTT_SETTINGS.port.option} must be ${MQTT_SETTINGS.port.takes}, got ${JSON.stringify(mqtt.port)}`,
     );
   }
+  const binary = options.mq?.binary;
+  if (binary !== undefined && binary !== false && !isPort(binary.port)) {
+    throw new UsageError(
+      `${MQ_BINARY_SETTINGS.port.option} must be ${MQ_BINARY_SETTINGS.port.takes}, got ${JSON.stringify(binary.port)}`,
+    );
+  }
   return {
     postgresPoolMax: num('postgresPoolMax'),
     mq: {
@@ -411,6 +436,13 @@ export function resolveServerSettings(options: ServerSettingsOptions = {}): Serv
         mqtt === undefined
           ? undefined
           : { port: mqtt.port, host: mqtt.host ?? MQTT_SETTINGS.host.fallback },
+      binary:
+        binary === false
+          ? undefined
+          : {
+              port: binary?.port ?? MQ_BINARY_SETTINGS.port.fallback,
+              host: binary?.host ?? MQ_BINARY_SETTINGS.host.fallback,
+            },
     },
     telemetry: {
       spanRetentionMs: num('telemetry.spanRetentionMs'),
@@ -470,6 +502,18 @@ export function serverSettingsFromEnv(env: Env): ServerSettingsOptions {
       );
     const host = env[MQTT_SETTINGS.host.env];
     put('mq.mqtt', { port: n, ...(host ? { host } : {}) });
+  }
+  const binaryPort = env[MQ_BINARY_SETTINGS.port.env];
+  const binaryHost = env[MQ_BINARY_SETTINGS.host.env];
+  if (binaryPort === 'off') {
+    put('mq.binary', false);
+  } else if ((binaryPort !== undefined && binaryPort !== '') || binaryHost) {
+    const n = binaryPort === undefined || binaryPort === '' ? 0 : Number(binaryPort);
+    if (!/^\d*$/.test(binaryPort ?? '') || !isPort(n))
+      throw new UsageError(
+        `${MQ_BINARY_SETTINGS.port.env} must be ${MQ_BINARY_SETTINGS.port.takes}, got '${binaryPort}'`,
+      );
+    put('mq.binary', { port: n, ...(binaryHost ? { host: binaryHost } : {}) });
   }
   const branches = env[TXN_HTTP_BRANCHES.env];
   if (branches !== undefined && branches.trim() !== '') {

@@ -20,52 +20,30 @@
  * (server/server-settings.ts).
  */
 import type { ServerResponse } from 'node:http';
-import { type Static, Type } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { ErrorCodes, errorMessage, InvalidArgumentError, PeakError } from '../../core/errors.js';
 import { allows, authorize, callerApp, mayReadTopic, scopeResource } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
-import { DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES, MAX_DELAY_MS } from '../message-types.js';
+import { MQ_BINARY_ROUTE, type MqBinaryEndpointInfo } from '../binary-protocol.js';
+import { type BinaryEndpoint, startBinaryEndpoint } from './binary-endpoint.js';
 import { Broker } from './broker.js';
-import { BODY_ENCODINGS, encodeDelivery, toBase64Message } from './http-body-encoding.js';
+import {
+  ackMessages,
+  type DataPlaneCaller,
+  nackMessages,
+  receiveMessages,
+  sendMessages,
+  subscriptionRequest,
+} from './data-plane.js';
+import { encodeDelivery, toBase64Message } from './http-body-encoding.js';
+import { ackBody, nackBody, receiveBody, sendBody, streamBody, wireMessage } from './mq-schemas.js';
 import { type MqttBridge, startMqttBridge } from './mqtt-bridge.js';
 import { removeGroup, removeTopic } from './pg-store/topic-removal.js';
 
 const PRODUCE = { config: { auth: 'sdk' as const, scope: 'produce' as const } };
 const CONSUME = { config: { auth: 'sdk' as const, scope: 'consume' as const } };
-
-/** A message as producers send it (the broker checks the body, size and signature). */
-const wireMessage = Type.Object({
-  body: Type.Unknown({
-    takes:
-      "the body: base64 bytes, or a string with encoding 'utf8', or any JSON value with encoding 'json'",
-  }),
-  encoding: Type.Optional(
-    StringEnum(BODY_ENCODINGS, {
-      description: "how body is written: 'base64' (the default), 'utf8' text or a 'json' value",
-    }),
-  ),
-  tag: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()])),
-  keys: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 32 })),
-  group: Type.Optional(
-    Type.Union([
-      Type.String({
-        minLength: 1,
-        maxLength: 256,
-        description: 'the ordering key (required on ordered topics)',
-      }),
-      Type.Null(),
-    ]),
-  ),
-  properties: Type.Optional(Type.Record(Type.String(), Type.String())),
-  deliverAt: Type.Optional(
-    Type.Number({ description: `epoch ms; at most ${MAX_DELAY_MS / 86_400_000} days ahead` }),
-  ),
-  signature: Type.Optional(
-    Type.String({ description: "hex HMAC-SHA256 by the topic's produce secret (secured topics)" }),
-  ),
-});
 
 const topicParams = Type.Object({ topic: Type.String({ description: 'the topic' }) });
 const groupParams = Type.Object({ group: Type.String({ description: 'the consumer group' }) });
@@ -73,54 +51,6 @@ const limit = WithDefault(Type.Integer({ minimum: 1, maximum: 1000 }), 100);
 const time = Type.Union([Type.Number(), Type.String()], {
   takes: 'epoch ms or an ISO time',
 });
-
-/** What long-poll receive and push streams share: who consumes what, and its retry policy. */
-const subscription = {
-  topic: Type.String({ minLength: 1 }),
-  consumerId: Type.String({
-    pattern: '^[A-Za-z0-9._:@-]{1,128}$',
-    takes: '1-128 letters, digits, . _ : @ -',
-  }),
-  tags: Type.Optional(
-    Type.Union([Type.Array(Type.String()), Type.Literal('*'), Type.Null()], {
-      takes: "an array of tags, or '*' (or null) for every tag",
-    }),
-  ),
-  startFrom: WithDefault(StringEnum(['earliest', 'latest']), 'earliest'),
-  broadcasting: WithDefault(Type.Boolean(), false),
-  maxRetries: WithDefault(Type.Integer({ minimum: 0, maximum: 100 }), DEFAULT_MAX_RETRIES),
-  backoffMs: WithDefault(
-    Type.Array(Type.Integer({ minimum: 0, maximum: 86_400_000 }), { minItems: 1 }),
-    [...DEFAULT_BACKOFF_MS],
-  ),
-  invisibleMs: WithDefault(Type.Integer({ minimum: 100, maximum: 12 * 3_600_000 }), 30_000),
-  encoding: WithDefault(
-    StringEnum(BODY_ENCODINGS, {
-      description:
-        "bodies as 'base64' (the default), 'utf8' text or 'json' values where they are that (each delivery then says its encoding)",
-    }),
-    'base64',
-  ),
-};
-const receiveBody = Type.Object({
-  ...subscription,
-  max: WithDefault(Type.Integer({ minimum: 1, maximum: 1000 }), 32),
-  waitMs: WithDefault(Type.Integer({ minimum: 0, maximum: 30_000 }), 20_000),
-  acks: Type.Optional(
-    Type.Array(Type.String({ description: 'a receipt from a delivery' }), {
-      maxItems: 5000,
-      description:
-        'receipts to ack before receiving, as the ack route would (saves a request per receive)',
-    }),
-  ),
-});
-const streamBody = Type.Object({
-  ...subscription,
-  inflight: WithDefault(Type.Integer({ minimum: 1, maximum: 1000 }), 32),
-});
-const receipts = (max: number) =>
-  Type.Array(Type.String({ description: 'a receipt from a delivery' }), { maxItems: max });
-const consumerId = WithDefault(Type.String(), '');
 
 function toTime(value: number | string | undefined, name: string): number | undefined {
   if (value === undefined || value === '') return undefined;
@@ -154,6 +84,11 @@ function secretOf(request: FastifyRequest): string | undefined {
   return typeof h === 'string' ? h : undefined;
 }
 
+/** The caller of a data-plane route as data-plane.ts takes it. */
+function dataCaller(request: FastifyRequest): DataPlaneCaller {
+  return { caller: request.caller, secret: secretOf(request) };
+}
+
 /** The MQ routes, with their broker's lifecycle tied to the server's. */
 export const mqRoutes: ApiModule = (app, ctx) => {
   let broker: Broker | undefined;
@@ -167,13 +102,23 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     return broker;
   };
   let mqtt: MqttBridge | undefined;
+  let binary: BinaryEndpoint | undefined;
   app.addHook('onReady', async () => {
-    const { mqtt: mqttAt, ...brokerSettings } = ctx.settings.mq;
+    const { mqtt: mqttAt, binary: binaryAt, ...brokerSettings } = ctx.settings.mq;
     broker = await Broker.start(ctx.pool, ctx.logger.child({ component: 'mq' }), brokerSettings);
+    // Both ways in besides HTTP verify credentials as the lifecycle does; a host that
+    // verifies none (a bare test host) admits no caller on them.
+    const authenticate = ctx.authenticate ?? (async () => undefined);
+    if (binaryAt !== undefined) {
+      binary = await startBinaryEndpoint(b, {
+        ...binaryAt,
+        logger: ctx.logger.child({ component: 'mq-binary' }),
+        authenticate,
+        ...(ctx.authFailures === undefined ? {} : { failures: ctx.authFailures }),
+      });
+    }
     if (mqttAt !== undefined) {
-      // MQTT clients present their app credential as the username (mqtt-bridge.ts); a host
-      // that verifies none (a bare test host) admits no MQTT client.
-      const authenticate = ctx.authenticate ?? (async () => undefined);
+      // MQTT clients present their app credential as the username (mqtt-bridge.ts).
       mqtt = await startMqttBridge(broker, {
         ...mqttAt,
         logger: ctx.logger.child({ component: 'mqtt' }),
@@ -185,6 +130,10 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   app.addHook('preClose', async () => {
     closing = true;
     broker?.wakeAll();
+    // GOAWAY to binary clients (they send their next calls over HTTP, to another node), then
+    // the calls in flight answer (long polls were just woken).
+    await binary?.close();
+    binary = undefined;
   });
   app.addHook('onClose', async () => {
     await mqtt?.close();
@@ -270,6 +219,35 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       }),
   );
 
+  app.get(
+    MQ_BINARY_ROUTE,
+    {
+      schema: {
+        summary:
+          "Where this node's binary data path listens (producers and consumers use it instead of HTTP when they can reach it)",
+      },
+    },
+    async (request): Promise<MqBinaryEndpointInfo> => {
+      if (binary === undefined) {
+        return { available: false, reason: 'this node runs without it (PEAK_MQ_BINARY_PORT=off)' };
+      }
+      if (request.protocol === 'https') {
+        // A client that chose TLS is not sent to a plaintext port.
+        return {
+          available: false,
+          reason: 'this node serves HTTPS and the binary data path has no TLS yet',
+        };
+      }
+      // Bound to every address: the client reaches it by the name it used for this request.
+      const wildcard = binary.host === '0.0.0.0' || binary.host === '::';
+      return {
+        available: true,
+        host: wildcard ? request.hostname.replace(/^\[(.*)\]$/, '$1') : binary.host,
+        port: binary.port,
+      };
+    },
+  );
+
   app.post(
     '/api/v1/mq/topics/:topic/messages',
     {
@@ -277,13 +255,10 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       schema: {
         summary: 'Send 1-1000 messages to a topic (stored together, or none of them)',
         params: topicParams,
-        body: Type.Object({ messages: Type.Array(wireMessage, { minItems: 1, maxItems: 1000 }) }),
+        body: sendBody,
       },
     },
-    async (request) => {
-      authorize(request, 'produce', scopeResource('produce', request.params.topic));
-      return b().send(request.params.topic, request.body.messages.map(toBase64Message));
-    },
+    async (request) => sendMessages(b(), dataCaller(request), request.params.topic, request.body),
   );
 
   app.post(
@@ -369,30 +344,6 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   /** Refuses a caller whose grants do not name `topic/group` for consuming. */
   const mayConsume = (request: FastifyRequest, topic: string, group: string) =>
     authorize(request, 'consume', scopeResource('consume', topic, group));
-  /** The topics a caller may consume in `group` (receipts of others are refused). */
-  const consumable = (request: FastifyRequest, group: string) => (topic: string) =>
-    allows(request, 'consume', scopeResource('consume', topic, group));
-
-  /** The receive request of a subscription body, once the caller may consume it. */
-  const receiveRequest = (
-    request: FastifyRequest,
-    group: string,
-    x: Static<typeof streamBody> | Static<typeof receiveBody>,
-  ) => {
-    mayConsume(request, x.topic, group);
-    return {
-      group,
-      topic: x.topic,
-      consumerId: x.consumerId,
-      tags: x.tags === undefined || x.tags === null || x.tags === '*' ? null : x.tags,
-      startFrom: x.startFrom,
-      broadcasting: x.broadcasting,
-      maxRetries: x.maxRetries,
-      backoffMs: x.backoffMs,
-      invisibleMs: x.invisibleMs,
-      secret: secretOf(request),
-    };
-  };
 
   app.post(
     '/api/v1/mq/groups/:group/receive',
@@ -405,7 +356,6 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       },
     },
     async (request, reply) => {
-      const x = request.body;
       // A client that goes away (closed, aborted, its process killed) ends the poll at once:
       // left waiting, it would claim the next messages for nobody, invisible until they
       // time out.
@@ -413,27 +363,13 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) gone.abort();
       });
-      const group = request.params.group;
-      const req = receiveRequest(request, group, x);
-      // Acks riding on the receive: checked and applied as the ack route does, first (they
-      // make room in the window this receive claims from).
-      if (x.acks !== undefined && x.acks.length > 0) {
-        await b().ack({
-          group,
-          topic: x.topic,
-          consumerId: x.consumerId,
-          receipts: x.acks,
-          secret: req.secret,
-          allowTopic: consumable(request, group),
-        });
-      }
-      const messages = await b().receive({
-        ...req,
-        max: x.max,
-        waitMs: x.waitMs,
-        signal: gone.signal,
-      });
-      return { messages: messages.map((m) => encodeDelivery(m, x.encoding)) };
+      return receiveMessages(
+        b(),
+        dataCaller(request),
+        request.params.group,
+        request.body,
+        gone.signal,
+      );
     },
   );
   // Streamed push: one long-lived response of NDJSON lines (one delivery each; blank lines
@@ -453,7 +389,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     async (request, reply) => {
       // Refusals (unknown topic, bad secret) are thrown before the hijack, so the shared
       // error handler answers them with their status.
-      const req = receiveRequest(request, request.params.group, request.body);
+      const req = subscriptionRequest(dataCaller(request), request.params.group, request.body);
       const broker = b();
       await broker.openStream(req);
       const { inflight, encoding } = request.body;
@@ -492,23 +428,10 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       schema: {
         summary: 'Ack deliveries by their receipts',
         params: groupParams,
-        body: Type.Object({
-          topic: Type.String({ minLength: 1 }),
-          consumerId,
-          receipts: receipts(5000),
-        }),
+        body: ackBody,
       },
     },
-    async (request) => {
-      const group = request.params.group;
-      mayConsume(request, request.body.topic, group);
-      return b().ack({
-        group,
-        ...request.body,
-        secret: secretOf(request),
-        allowTopic: consumable(request, group),
-      });
-    },
+    async (request) => ackMessages(b(), dataCaller(request), request.params.group, request.body),
   );
   app.post(
     '/api/v1/mq/groups/:group/nack',
@@ -518,27 +441,10 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         summary:
           'Fail deliveries: retried after their backoff, or dead-lettered after the last try',
         params: groupParams,
-        body: Type.Object({
-          topic: Type.String({ minLength: 1 }),
-          consumerId,
-          receipts: receipts(1000),
-          reason: Type.Optional(Type.String({ description: 'why (first 500 characters kept)' })),
-          delayMs: Type.Optional(
-            Type.Number({ minimum: 0, description: 'retry after this instead of the backoff' }),
-          ),
-        }),
+        body: nackBody,
       },
     },
-    async (request) => {
-      const group = request.params.group;
-      mayConsume(request, request.body.topic, group);
-      return b().nack({
-        group,
-        ...request.body,
-        secret: secretOf(request),
-        allowTopic: consumable(request, group),
-      });
-    },
+    async (request) => nackMessages(b(), dataCaller(request), request.params.group, request.body),
   );
   app.post(
     '/api/v1/mq/groups/:group/leave',
