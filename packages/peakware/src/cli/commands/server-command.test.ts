@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MQTT_SETTINGS, SERVER_SETTINGS, TXN_HTTP_BRANCHES } from '../../server/server-settings.js';
+import {
+  MQ_BINARY_SETTINGS,
+  MQTT_SETTINGS,
+  SERVER_SETTINGS,
+  TXN_HTTP_BRANCHES,
+} from '../../server/server-settings.js';
 import { helpText } from '../command.js';
 import { serverCommand } from './server-command.js';
 
@@ -15,6 +20,8 @@ describe('peak server --help', () => {
     for (const name of [
       MQTT_SETTINGS.port.env,
       MQTT_SETTINGS.host.env,
+      MQ_BINARY_SETTINGS.port.env,
+      MQ_BINARY_SETTINGS.host.env,
       TXN_HTTP_BRANCHES.env,
       'PEAK_DATA',
       'PEAK_PORT',
