@@ -188,6 +188,7 @@ async function runPeakware(
   push = false,
   probe?: DbProbe,
   costs?: DbCost[],
+  transport: 'binary' | 'http' = 'binary',
 ): Promise<RunResult> {
   const admin = new BrokerClient({ servers: url, token });
   await admin.call('POST', '/api/v1/mq/topics', { name: topic, queues: 8 });
@@ -200,10 +201,11 @@ async function runPeakware(
     topic,
     concurrency: 1000,
     push,
+    transport,
     startFrom: 'earliest',
     handler: (m) => record(m.text(), seen, latencies),
   }).start();
-  const producer = new Producer({ servers: url, token });
+  const producer = new Producer({ servers: url, token, transport });
   await new Promise((r) => setTimeout(r, 300));
   await probe?.start();
   const start = now();
@@ -631,6 +633,7 @@ export const benchmark: Benchmark = {
       options.progress('nats-server is not installed and could not be: running without JetStream');
     const peak: RunResult[] = [];
     const peakPush: RunResult[] = [];
+    const peakHttp: RunResult[] = [];
     const pgb: RunResult[] = [];
     const bull: RunResult[] = [];
     const jet: RunResult[] = [];
@@ -646,6 +649,19 @@ export const benchmark: Benchmark = {
         );
         options.progress(`run ${run + 1}/${options.runs}: peakware push, ${count} messages`);
         peakPush.push(await runPeakware(server.info.url, token, `bench-push-${run}`, count, true));
+        options.progress(`run ${run + 1}/${options.runs}: peakware over HTTP, ${count} messages`);
+        peakHttp.push(
+          await runPeakware(
+            server.info.url,
+            token,
+            `bench-http-${run}`,
+            count,
+            false,
+            undefined,
+            undefined,
+            'http',
+          ),
+        );
         options.progress(`run ${run + 1}/${options.runs}: pg-boss, ${count} messages`);
         pgb.push(await runPgBoss(boss, `bench-${run}`, count));
         if (redis !== undefined) {
@@ -674,6 +690,7 @@ export const benchmark: Benchmark = {
     const systems = [
       ['peakware', 'peakware mq (long poll)', peak],
       ['peakwarePush', 'peakware mq (push)', peakPush],
+      ['peakwareHttp', 'peakware mq (long poll, all HTTP)', peakHttp],
       ['pgboss', 'pg-boss 10', pgb],
       ...(bull.length > 0 ? [['bullmq', 'bullmq 6 (redis)', bull] as const] : []),
       ...(jet.length > 0 ? [['jetstream', 'nats jetstream (file)', jet] as const] : []),
@@ -701,7 +718,13 @@ export const benchmark: Benchmark = {
     figures['idle.statementsPerSec'] = round(idle.total);
     figures['idle.mqStatementsPerSec'] = round(idle.mq);
     const ratios: Record<string, number> = {};
-    for (const [name, , list] of systems.slice(2)) {
+    ratios['peakware/peakwareHttp.sendPerSec'] = round(
+      m(peak, 'sendPerSec') / m(peakHttp, 'sendPerSec'),
+    );
+    ratios['peakware/peakwareHttp.e2ePerSec'] = round(
+      m(peak, 'e2ePerSec') / m(peakHttp, 'e2ePerSec'),
+    );
+    for (const [name, , list] of systems.slice(3)) {
       ratios[`peakware/${name}.sendPerSec`] = round(m(peak, 'sendPerSec') / m(list, 'sendPerSec'));
       ratios[`peakware/${name}.e2ePerSec`] = round(m(peak, 'e2ePerSec') / m(list, 'e2ePerSec'));
       ratios[`${name}/peakware.p99`] = round(m(list, 'p99') / m(peak, 'p99'));
@@ -723,6 +746,7 @@ export const benchmark: Benchmark = {
         `${count} messages of ${BODY_BYTES} bytes per run, ${SENDERS} senders x batches of ${BATCH}; medians of ${options.runs} runs`,
         'one process: broker, PostgreSQL clients, producers and consumers share the 2 cores; PostgreSQL is the embedded one',
         'pg-boss polls every 0.5 s (its minimum) with 4 workers of batch 100; Peakware consumers long-poll (ratios) or take a push stream (its own row), in-flight limit 1000',
+        "Peakware's producer and long-poll consumer send, receive and ack over the broker's binary data path (RPC framing, one connection each); the 'all HTTP' row is the same run with transport 'http' (an HTTP request per call, as before 2026-12-06); push streams are HTTP either way",
         redis === undefined
           ? 'bullmq: not run (redis-server is not on PATH)'
           : 'bullmq: its own redis-server (AOF, appendfsync everysec: up to ~1 s of acked sends can be lost on a crash, where Peakware and pg-boss commit each batch to disk), addBulk batches of 100, one Worker of concurrency 100',

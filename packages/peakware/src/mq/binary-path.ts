@@ -13,7 +13,7 @@
  */
 import { isIP } from 'node:net';
 import type { ControlPlaneClient, TokenSource } from '../core/control-plane-client.js';
-import { ErrorCodes, isPeakError } from '../core/errors.js';
+import { ErrorCodes, httpStatusOf, isPeakError } from '../core/errors.js';
 import { RpcConnection } from '../rpc/index.js';
 import {
   MQ_BINARY_ROUTE,
@@ -65,8 +65,9 @@ export class BinaryPath {
   /**
    * Runs `method` over the binary connection: its answer, the broker's error, or
    * {@link USE_HTTP} when it should go over HTTP instead. A transport failure after the call
-   * was sent answers {@link USE_HTTP} only when `resendable` (at-least-once calls); otherwise
-   * it throws.
+   * was sent, or a failure of the broker's own (what HTTP answers with a 5xx), answers
+   * {@link USE_HTTP} only when `resendable` (at-least-once calls, which HTTP retries);
+   * otherwise it throws.
    */
   async call<T>(
     method: MqBinaryMethod,
@@ -85,7 +86,12 @@ export class BinaryPath {
     try {
       return (await conn.call(MQ_BINARY_SERVICE, method, {}, full, timeoutMs)) as T;
     } catch (err) {
-      if (!isPeakError(err) || !TRANSPORT_ERRORS.has(err.code)) throw err;
+      if (!isPeakError(err)) throw err;
+      if (!TRANSPORT_ERRORS.has(err.code)) {
+        // The broker's own failure (its database, say): HTTP's tries and failover take it.
+        if (resendable && httpStatusOf(err.code) >= 500) return USE_HTTP;
+        throw err;
+      }
       this.#drop(conn, RETRY_MS);
       if (err.details.sent === false || resendable) return USE_HTTP;
       throw err;

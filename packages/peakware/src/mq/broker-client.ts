@@ -21,18 +21,22 @@ import type { ReceivedMessage, WireMessage } from './message-types.js';
 /** How long before a caller's deadline a long poll must be answered, ms. */
 export const LONG_POLL_DEADLINE_MARGIN_MS = 100;
 
+/** How an SDK client's sends, receives, acks and nacks travel (producer, consumer, outbox). */
+export interface MqTransportOption {
+  /**
+   * `binary` (the default): over one persistent connection with the RPC framing when the
+   * node offers it (binary-path.ts), else HTTP; `http`: always HTTP (also
+   * `PEAK_MQ_TRANSPORT=http`). The rest of the API is HTTP either way.
+   */
+  transport?: 'binary' | 'http';
+}
+
 /** Options of a {@link BrokerClient}. */
-export interface BrokerClientOptions extends ControlPlaneOptions {
+export interface BrokerClientOptions extends ControlPlaneOptions, MqTransportOption {
   /** Sent as `x-peak-mq-secret` (a secured topic's consume secret). */
   secret?: string;
   /** Tries for retryable failures. Default 3. */
   attempts?: number;
-  /**
-   * How sends, receives, acks and nacks travel: `binary` (the default) over one persistent
-   * connection with the RPC framing when the node offers it (binary-path.ts), else HTTP;
-   * `http` always HTTP. The rest of the API is HTTP either way.
-   */
-  transport?: 'binary' | 'http';
 }
 
 /** Per-call options of {@link BrokerClient.call}. */

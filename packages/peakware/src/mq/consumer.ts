@@ -14,7 +14,7 @@ import { type ControlPlaneOptions, serversOf } from '../core/control-plane-clien
 import { errorMessage, InvalidArgumentError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { KeyRing } from './body-cipher.js';
-import { BrokerClient, type Subscription } from './broker-client.js';
+import { BrokerClient, type MqTransportOption, type Subscription } from './broker-client.js';
 import { type ReceivedMessage, TopicNames } from './message-types.js';
 import { type ConsumedMessage, fromWire } from './wire-encoding.js';
 
@@ -29,7 +29,7 @@ const MAX_ACKS = 5000;
 const RETRY_BACKOFF = { initialMs: 500, maxMs: 5000 } as const;
 
 /** Options of a {@link Consumer}; defaults written here. */
-export interface ConsumerOptions extends ControlPlaneOptions {
+export interface ConsumerOptions extends ControlPlaneOptions, MqTransportOption {
   /** The consumer group. */
   group: string;
   topic: string;
@@ -130,6 +130,7 @@ export class Consumer {
     this.#client = new BrokerClient({
       servers: serversOf(options, 'Consumer'),
       ...(options.token === undefined ? {} : { token: options.token }),
+      ...(options.transport === undefined ? {} : { transport: options.transport }),
       ...(options.secret === undefined ? {} : { secret: options.secret }),
     });
     this.#topic = options.shadow === true ? TopicNames.shadow(options.topic) : options.topic;

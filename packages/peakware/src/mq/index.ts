@@ -5,7 +5,12 @@
  * here. See README.md.
  */
 export { decryptBody, ENCRYPTION_PROPERTY, encryptBody, type KeyRing } from './body-cipher.js';
-export { BrokerClient, type BrokerClientOptions, type CallOptions } from './broker-client.js';
+export {
+  BrokerClient,
+  type BrokerClientOptions,
+  type CallOptions,
+  type MqTransportOption,
+} from './broker-client.js';
 export { Consumer, type ConsumerOptions } from './consumer.js';
 export { type SignedFields, signMessage, verifyMessage } from './message-signature.js';
 export {

@@ -33,7 +33,7 @@ import { ErrorCodes, errorMessage, isPeakError, PeakError } from '../core/errors
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { MetricFamily } from '../telemetry/prometheus-format.js';
 import type { KeyRing } from './body-cipher.js';
-import { BrokerClient } from './broker-client.js';
+import { BrokerClient, type MqTransportOption } from './broker-client.js';
 import type { OutgoingMessage, WireMessage } from './message-types.js';
 import type { SqlClient } from './send-in-transaction.js';
 import { resign, toWire } from './wire-encoding.js';
@@ -57,7 +57,7 @@ export interface OutboxPool {
 }
 
 /** Options of an {@link Outbox}. */
-export interface OutboxOptions extends ControlPlaneOptions {
+export interface OutboxOptions extends ControlPlaneOptions, MqTransportOption {
   /** The application's database (where its business transactions run). */
   pool: OutboxPool;
   /** A name for logs and metrics labels, e.g. the data source (`ds0`). Default `default`. */
@@ -154,6 +154,7 @@ export class Outbox {
     this.#client = new BrokerClient({
       servers: serversOf(options, 'Outbox'),
       ...(options.token === undefined ? {} : { token: options.token }),
+      ...(options.transport === undefined ? {} : { transport: options.transport }),
     });
     this.#logger = options.logger ?? silentLogger();
   }

@@ -13,7 +13,7 @@ import { type ControlPlaneOptions, serversOf } from '../core/control-plane-clien
 import { errorMessage } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { KeyRing } from './body-cipher.js';
-import { BrokerClient } from './broker-client.js';
+import { BrokerClient, type MqTransportOption } from './broker-client.js';
 import type { OutgoingMessage, WireMessage } from './message-types.js';
 import { type ConsumedMessage, fromWire, toWire } from './wire-encoding.js';
 
@@ -43,7 +43,7 @@ function refusedForAMessage(err: unknown): boolean {
 }
 
 /** Options of a {@link Producer}. */
-export interface ProducerOptions extends ControlPlaneOptions {
+export interface ProducerOptions extends ControlPlaneOptions, MqTransportOption {
   /** Produce secrets of secured topics: every message to them is HMAC-signed. */
   secrets?: Readonly<Record<string, string>>;
   /** Encrypt bodies (AES-256-GCM) with this key ring's current key. */
@@ -99,6 +99,7 @@ export class Producer {
     this.#client = new BrokerClient({
       servers: serversOf(options, 'Producer'),
       ...(options.token === undefined ? {} : { token: options.token }),
+      ...(options.transport === undefined ? {} : { transport: options.transport }),
     });
     this.#logger = options.logger ?? silentLogger();
   }

@@ -86,8 +86,10 @@ const MqBinary = defineService({
 });
 
 /** A body check with the HTTP routes' compiler: the checked body, or PEAK_INVALID_ARGUMENT. */
-function bodyCheck<T>(schema: TSchema): (body: unknown) => T {
-  const compile = routeValidatorCompiler();
+function bodyCheck<T>(
+  compile: ReturnType<typeof routeValidatorCompiler>,
+  schema: TSchema,
+): (body: unknown) => T {
   const validate = compile({ schema, method: 'POST', url: MQ_BINARY_SERVICE, httpPart: 'body' });
   return (body) => {
     if (validate(body) !== true) {
@@ -106,10 +108,11 @@ export async function startBinaryEndpoint(
   options: BinaryEndpointOptions,
 ): Promise<BinaryEndpoint> {
   const { authenticate, failures, logger } = options;
-  const checkSend = bodyCheck<Parameters<typeof sendMessages>[3]>(sendBody);
-  const checkReceive = bodyCheck<Parameters<typeof receiveMessages>[3]>(receiveBody);
-  const checkAck = bodyCheck<Parameters<typeof ackMessages>[3]>(ackBody);
-  const checkNack = bodyCheck<Parameters<typeof nackMessages>[3]>(nackBody);
+  const compile = routeValidatorCompiler();
+  const checkSend = bodyCheck<Parameters<typeof sendMessages>[3]>(compile, sendBody);
+  const checkReceive = bodyCheck<Parameters<typeof receiveMessages>[3]>(compile, receiveBody);
+  const checkAck = bodyCheck<Parameters<typeof ackMessages>[3]>(compile, ackBody);
+  const checkNack = bodyCheck<Parameters<typeof nackMessages>[3]>(compile, nackBody);
 
   /** The call's caller, verified as HTTP verifies a bearer token. */
   const callerOf = async (
