@@ -71,12 +71,12 @@ export interface SendAnswer {
 }
 
 const MQ = '/api/v1/mq';
+const seg = encodeURIComponent;
 
 /** `PEAK_MQ_TRANSPORT=http` sends every call over HTTP (the default is `binary`). */
 function transportFromEnv(): 'binary' | 'http' {
   return process.env.PEAK_MQ_TRANSPORT === 'http' ? 'http' : 'binary';
 }
-const seg = encodeURIComponent;
 
 /** A small client of the broker routes. */
 export class BrokerClient {

@@ -182,5 +182,11 @@ export async function startBinaryEndpoint(
   });
   const { port } = await rpc.start();
   logger.info({ host: options.host, port }, 'mq binary data path listening');
+  if (!/^(127\.|::1$|localhost$)/.test(options.host)) {
+    logger.warn(
+      { host: options.host, port },
+      'the mq binary data path listens beyond this machine without TLS: credentials and messages cross the network in clear (an HTTPS control plane sends its clients to HTTPS instead)',
+    );
+  }
   return { host: options.host, port, close: () => rpc.stop() };
 }
