@@ -75,6 +75,7 @@ export const HOST_PRIMITIVES = [
   'server/peak-module.ts',
   'server/migrator.ts',
   'server/database.ts',
+  'server/control-plane-rpc.ts',
 ];
 
 /**

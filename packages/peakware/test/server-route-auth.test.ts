@@ -609,7 +609,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       body: { topic: 'auth.topic', timestamp: now() - 60_000 },
     },
     'GET /api/v1/mq/stats': { auth: 'read', path: '/api/v1/mq/stats', outOfScope: 'open' },
-    'GET /api/v1/mq/binary': { auth: 'read', path: '/api/v1/mq/binary', outOfScope: 'open' },
+    'GET /api/v1/rpc': { auth: 'read', path: '/api/v1/rpc', outOfScope: 'open' },
     'GET /api/v1/config/apps': { auth: 'read', path: '/api/v1/config/apps', outOfScope: 'open' },
     'GET /api/v1/config/items': {
       auth: 'read',

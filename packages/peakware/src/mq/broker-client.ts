@@ -14,8 +14,8 @@ import {
   envCredential,
   serversOf,
 } from '../core/control-plane-client.js';
-import { BinaryPath, USE_HTTP } from './binary-path.js';
-import type { MqBinaryMethod } from './binary-protocol.js';
+import { ControlPlaneRpcPath, USE_HTTP } from '../rpc/control-plane-path.js';
+import { MQ_RPC_SERVICE, type MqRpcMethod } from './binary-protocol.js';
 import type { ReceivedMessage, WireMessage } from './message-types.js';
 
 /** How long before a caller's deadline a long poll must be answered, ms. */
@@ -24,8 +24,8 @@ export const LONG_POLL_DEADLINE_MARGIN_MS = 100;
 /** How an SDK client's sends, receives, acks and nacks travel (producer, consumer, outbox). */
 export interface MqTransportOption {
   /**
-   * `binary` (the default): over one persistent connection with the RPC framing when the
-   * node offers it (binary-path.ts), else HTTP; `http`: always HTTP (also
+   * `binary` (the default): over one persistent connection to the node's RPC port when it
+   * offers one (`peakware/rpc`'s control-plane-path.ts), else HTTP; `http`: always HTTP (also
    * `PEAK_MQ_TRANSPORT=http`). The rest of the API is HTTP either way.
    */
   transport?: 'binary' | 'http';
@@ -81,7 +81,8 @@ function transportFromEnv(): 'binary' | 'http' {
 /** A small client of the broker routes. */
 export class BrokerClient {
   readonly #http: ControlPlaneClient;
-  readonly #binary: BinaryPath | undefined;
+  readonly #binary: ControlPlaneRpcPath | undefined;
+  readonly #secret: string | undefined;
 
   constructor(options: BrokerClientOptions) {
     this.#http = new ControlPlaneClient({
@@ -97,7 +98,8 @@ export class BrokerClient {
     this.#binary =
       transport === 'http'
         ? undefined
-        : new BinaryPath(this.#http, options.token ?? envCredential(), options.secret);
+        : new ControlPlaneRpcPath(this.#http, options.token ?? envCredential());
+    this.#secret = options.secret;
   }
 
   /** Closes the binary connection (a call after it opens another). */
@@ -110,14 +112,15 @@ export class BrokerClient {
    * sent and lost goes over HTTP again only when `resendable`.
    */
   async #hot<T>(
-    method: MqBinaryMethod,
+    method: MqRpcMethod,
     args: { topic?: string; group?: string; body: unknown },
     timeoutMs: number,
     resendable: boolean,
     http: () => Promise<T>,
   ): Promise<T> {
     if (this.#binary !== undefined) {
-      const r = await this.#binary.call<T>(method, args, timeoutMs, resendable);
+      const full = this.#secret === undefined ? args : { ...args, secret: this.#secret };
+      const r = await this.#binary.call<T>(MQ_RPC_SERVICE, method, full, timeoutMs, resendable);
       if (r !== USE_HTTP) return r;
     }
     return http();

@@ -53,6 +53,7 @@ import {
   ROLE_RANK,
   type Role,
 } from './authenticator.js';
+import type { ControlPlaneRpc } from './control-plane-rpc.js';
 import type { HttpRequestMetrics } from './http-request-metrics.js';
 import { openApiDocument } from './openapi.js';
 import {
@@ -102,6 +103,13 @@ export interface ApiContext {
    * coordinator's `peak-txn`) for its RPC calls; absent in bare test hosts.
    */
   issueIdentity?: (app: string) => Promise<{ token: string; expiresAt: number }>;
+  /**
+   * The node's RPC port (control-plane-rpc.ts): a module hosts its SDK hot path there while
+   * its routes register; absent when the port is off, and in bare test hosts.
+   */
+  rpc?: ControlPlaneRpc;
+  /** Where the RPC port listens once the node is ready (`GET /api/v1/rpc`). */
+  rpcEndpoint?: () => { host: string; port: number } | undefined;
 }
 
 /** What a way in other than HTTP records of failed authentications (AuthFailureLimiter). */

@@ -20,6 +20,7 @@ import { gatewayModule } from '../gateway/server/index.js';
 import { guardModule } from '../guard/server/index.js';
 import { mqModule, openBacklogReader, openStressMessageCounter } from '../mq/server/index.js';
 import { listAll, listInstances, patchInstance, registryModule } from '../registry/server/index.js';
+import { ControlPlaneRpcServer } from '../rpc/server/index.js';
 import { scaleModule } from '../scale/server/index.js';
 import { stressModule } from '../stress/server/index.js';
 import { openMetricBuckets, telemetryModule } from '../telemetry/server/index.js';
@@ -46,3 +47,6 @@ export const builtinModules: readonly PeakModule[] = [
     backlog: openBacklogReader,
   }),
 ];
+
+/** The node's RPC port for the SDK's hot calls (rpc's control-plane half; control-plane-rpc.ts). */
+export { ControlPlaneRpcServer };

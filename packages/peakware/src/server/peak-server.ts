@@ -49,7 +49,7 @@ import { HttpRequestMetrics } from './http-request-metrics.js';
 import { IdentityIssuer } from './identity-issuer.js';
 import { collectMigrations } from './migrations/index.js';
 import { migrate } from './migrator.js';
-import { builtinModules } from './modules.js';
+import { builtinModules, ControlPlaneRpcServer } from './modules.js';
 import { resolveServerSettings, type ServerSettingsOptions } from './server-settings.js';
 
 /**
@@ -295,7 +295,17 @@ export class PeakServer {
       await issuer.ensureKey();
 
       const authFailures = new AuthFailureLimiter();
+      const rpc =
+        settings.rpc === undefined
+          ? undefined
+          : new ControlPlaneRpcServer({
+              ...settings.rpc,
+              logger: logger.child({ component: 'rpc-port' }),
+              authenticate: (t: string) => authenticator.authenticate(t),
+              failures: authFailures,
+            });
       const ctx = {
+        ...(rpc === undefined ? {} : { rpc, rpcEndpoint: () => rpc.endpoint() }),
         authCounters: () => ({
           failures: authFailures.failures,
           rateLimited: authFailures.refused,
@@ -329,6 +339,12 @@ export class PeakServer {
           ...(options.apiModules ?? []),
         ],
       });
+      if (rpc !== undefined) {
+        // Registered after every module's hooks: the port opens once they are ready, and
+        // closes after their preClose (long polls woken) and before the HTTP server drains.
+        app.addHook('onReady', () => rpc.start());
+        app.addHook('preClose', () => rpc.stop());
+      }
       cleanups.push(() => app.close());
       try {
         await app.listen({ host, port });

@@ -4,8 +4,8 @@ import { describe, it } from 'node:test';
 import { isPeakError } from '../core/errors.js';
 import {
   describeSetting,
-  MQ_BINARY_SETTINGS,
   MQTT_SETTINGS,
+  RPC_SETTINGS,
   resolveServerSettings,
   SERVER_SETTINGS,
   serverSettingsFromEnv,
@@ -23,8 +23,8 @@ describe('server settings', () => {
       halfCheckAfterMs: 6000,
       halfCheckIntervalMs: 30_000,
       mqtt: undefined,
-      binary: { port: 0, host: '127.0.0.1' },
     });
+    assert.deepEqual(s.rpc, { port: 0, host: '127.0.0.1' });
     assert.deepEqual(s.telemetry, {
       spanRetentionMs: 72 * 3_600_000,
       metricsRetentionMs: 60 * 60_000,
@@ -41,8 +41,8 @@ describe('server settings', () => {
         PEAK_MQ_RETENTION_HOURS: '1.5',
         PEAK_MQ_MQTT_PORT: '0',
         PEAK_MQ_MQTT_HOST: '0.0.0.0',
-        PEAK_MQ_BINARY_PORT: '7433',
-        PEAK_MQ_BINARY_HOST: '0.0.0.0',
+        PEAK_RPC_PORT: '7433',
+        PEAK_RPC_HOST: '0.0.0.0',
         PEAK_TELEMETRY_METRICS_RETENTION_MINUTES: '5',
         PEAK_TELEMETRY_ALERT_INTERVAL_MS: '2000',
         PEAK_TELEMETRY_ALERT_EVALUATOR: 'off',
@@ -52,12 +52,12 @@ describe('server settings', () => {
     assert.equal(s.postgresPoolMax, 40);
     assert.equal(s.mq.retentionMs, 5_400_000);
     assert.deepEqual(s.mq.mqtt, { port: 0, host: '0.0.0.0' });
-    assert.deepEqual(s.mq.binary, { port: 7433, host: '0.0.0.0' });
+    assert.deepEqual(s.rpc, { port: 7433, host: '0.0.0.0' });
     assert.equal(
-      resolveServerSettings(serverSettingsFromEnv({ PEAK_MQ_BINARY_PORT: 'off' })).mq.binary,
+      resolveServerSettings(serverSettingsFromEnv({ PEAK_RPC_PORT: 'off' })).rpc,
       undefined,
     );
-    assert.equal(resolveServerSettings({ mq: { binary: false } }).mq.binary, undefined);
+    assert.equal(resolveServerSettings({ rpc: false }).rpc, undefined);
     assert.equal(s.telemetry.metricsRetentionMs, 300_000);
     assert.equal(s.telemetry.alertIntervalMs, 2000);
     assert.equal(s.telemetry.alertEvaluator, false);
@@ -70,8 +70,8 @@ describe('server settings', () => {
       ['PEAK_MQ_RETENTION_HOURS', '0', /hours above 0/],
       ['PEAK_MQ_SESSION_MS', 'soon', /at least 1000/],
       ['PEAK_MQ_MQTT_PORT', '70000', /TCP port/],
-      ['PEAK_MQ_BINARY_PORT', 'on', /TCP port from 0 to 65535, or 'off'/],
-      ['PEAK_MQ_BINARY_PORT', '70000', /TCP port/],
+      ['PEAK_RPC_PORT', 'on', /TCP port from 0 to 65535, or 'off'/],
+      ['PEAK_RPC_PORT', '70000', /TCP port/],
       ['PEAK_TELEMETRY_ALERT_INTERVAL_MS', '10', /at least 50/],
       ['PEAK_TELEMETRY_ALERT_EVALUATOR', 'no', /'on' or 'off'/],
     ] as const) {
@@ -159,8 +159,8 @@ describe('server settings', () => {
     for (const v of [
       MQTT_SETTINGS.port.env,
       MQTT_SETTINGS.host.env,
-      MQ_BINARY_SETTINGS.port.env,
-      MQ_BINARY_SETTINGS.host.env,
+      RPC_SETTINGS.port.env,
+      RPC_SETTINGS.host.env,
       TXN_HTTP_BRANCHES.env,
     ])
       assert.ok(doc.includes(`| \`${v}\` |`), v);

@@ -26,9 +26,12 @@ export interface ServerSettings {
     halfCheckIntervalMs: number;
     /** The MQTT bridge's listen address, or undefined when the bridge is off. */
     mqtt: { port: number; host: string } | undefined;
-    /** The binary data path's listen address (on by default), or undefined when it is off. */
-    binary: { port: number; host: string } | undefined;
   };
+  /**
+   * The RPC port's listen address (on by default: the SDK's hot calls, control-plane-rpc.ts),
+   * or undefined when it is off.
+   */
+  rpc: { port: number; host: string } | undefined;
   telemetry: {
     /** How long spans are kept, ms. */
     spanRetentionMs: number;
@@ -81,13 +84,12 @@ export interface ServerSettingsOptions {
     halfCheckIntervalMs?: number;
     /** Start the MQTT bridge on this port (0 picks a free one); host default 127.0.0.1. */
     mqtt?: { port: number; host?: string };
-    /**
-     * The binary data path for producers and consumers (the RPC framing on its own port):
-     * on by default on a free port of 127.0.0.1; `false` turns it off (the SDK then uses
-     * HTTP).
-     */
-    binary?: { port: number; host?: string } | false;
   };
+  /**
+   * The RPC port for the SDK's hot calls (mq send/receive/ack/nack, txn submits): on by
+   * default on a free port of 127.0.0.1; `false` turns it off (the SDK then uses HTTP).
+   */
+  rpc?: { port: number; host?: string } | false;
   telemetry?: {
     /** ms > 0. Default 72 h. */
     spanRetentionMs?: number;
@@ -320,15 +322,15 @@ export const MQTT_SETTINGS = {
   host: { env: 'PEAK_MQ_MQTT_HOST', option: 'mq.mqtt.host', fallback: '127.0.0.1' },
 } as const;
 
-/** The MQ binary data path's variables (on by default, on a free port of 127.0.0.1). */
-export const MQ_BINARY_SETTINGS = {
+/** The RPC port's variables (on by default, on a free port of 127.0.0.1). */
+export const RPC_SETTINGS = {
   port: {
-    env: 'PEAK_MQ_BINARY_PORT',
-    option: 'mq.binary.port',
+    env: 'PEAK_RPC_PORT',
+    option: 'rpc.port',
     takes: "a TCP port from 0 to 65535, or 'off'",
     fallback: 0,
   },
-  host: { env: 'PEAK_MQ_BINARY_HOST', option: 'mq.binary.host', fallback: '127.0.0.1' },
+  host: { env: 'PEAK_RPC_HOST', option: 'rpc.host', fallback: '127.0.0.1' },
 } as const;
 
 /** The HTTP branches' allow-list: a comma-separated list of URL prefixes in the environment. */
@@ -419,10 +421,10 @@ export function resolveServerSettings(options: ServerSettingsOptions = {}): Serv
       `${MQTT_SETTINGS.port.option} must be ${MQTT_SETTINGS.port.takes}, got ${JSON.stringify(mqtt.port)}`,
     );
   }
-  const binary = options.mq?.binary;
-  if (binary !== undefined && binary !== false && !isPort(binary.port)) {
+  const rpc = options.rpc;
+  if (rpc !== undefined && rpc !== false && !isPort(rpc.port)) {
     throw new UsageError(
-      `${MQ_BINARY_SETTINGS.port.option} must be ${MQ_BINARY_SETTINGS.port.takes}, got ${JSON.stringify(binary.port)}`,
+      `${RPC_SETTINGS.port.option} must be ${RPC_SETTINGS.port.takes}, got ${JSON.stringify(rpc.port)}`,
     );
   }
   return {
@@ -436,14 +438,14 @@ export function resolveServerSettings(options: ServerSettingsOptions = {}): Serv
         mqtt === undefined
           ? undefined
           : { port: mqtt.port, host: mqtt.host ?? MQTT_SETTINGS.host.fallback },
-      binary:
-        binary === false
-          ? undefined
-          : {
-              port: binary?.port ?? MQ_BINARY_SETTINGS.port.fallback,
-              host: binary?.host ?? MQ_BINARY_SETTINGS.host.fallback,
-            },
     },
+    rpc:
+      rpc === false
+        ? undefined
+        : {
+            port: rpc?.port ?? RPC_SETTINGS.port.fallback,
+            host: rpc?.host ?? RPC_SETTINGS.host.fallback,
+          },
     telemetry: {
       spanRetentionMs: num('telemetry.spanRetentionMs'),
       metricsRetentionMs: num('telemetry.metricsRetentionMs'),
@@ -503,17 +505,17 @@ export function serverSettingsFromEnv(env: Env): ServerSettingsOptions {
     const host = env[MQTT_SETTINGS.host.env];
     put('mq.mqtt', { port: n, ...(host ? { host } : {}) });
   }
-  const binaryPort = env[MQ_BINARY_SETTINGS.port.env];
-  const binaryHost = env[MQ_BINARY_SETTINGS.host.env];
-  if (binaryPort === 'off') {
-    put('mq.binary', false);
-  } else if ((binaryPort !== undefined && binaryPort !== '') || binaryHost) {
-    const n = binaryPort === undefined || binaryPort === '' ? 0 : Number(binaryPort);
-    if (!/^\d*$/.test(binaryPort ?? '') || !isPort(n))
+  const rpcPort = env[RPC_SETTINGS.port.env];
+  const rpcHost = env[RPC_SETTINGS.host.env];
+  if (rpcPort === 'off') {
+    put('rpc', false);
+  } else if ((rpcPort !== undefined && rpcPort !== '') || rpcHost) {
+    const n = rpcPort === undefined || rpcPort === '' ? 0 : Number(rpcPort);
+    if (!/^\d*$/.test(rpcPort ?? '') || !isPort(n))
       throw new UsageError(
-        `${MQ_BINARY_SETTINGS.port.env} must be ${MQ_BINARY_SETTINGS.port.takes}, got '${binaryPort}'`,
+        `${RPC_SETTINGS.port.env} must be ${RPC_SETTINGS.port.takes}, got '${rpcPort}'`,
       );
-    put('mq.binary', { port: n, ...(binaryHost ? { host: binaryHost } : {}) });
+    put('rpc', { port: n, ...(rpcHost ? { host: rpcHost } : {}) });
   }
   const branches = env[TXN_HTTP_BRANCHES.env];
   if (branches !== undefined && branches.trim() !== '') {

@@ -10,9 +10,11 @@ import { remainingTime } from '../core/context.js';
 import {
   ControlPlaneClient,
   type ControlPlaneOptions,
+  envCredential,
   serversOf,
 } from '../core/control-plane-client.js';
 import { ErrorCodes, PeakError } from '../core/errors.js';
+import { ControlPlaneRpcPath, USE_HTTP } from '../rpc/control-plane-path.js';
 import { definitionKey, type ServiceDefinition } from '../rpc/service-definition.js';
 import { barrier, MSG_BRANCH } from './barrier.js';
 import type {
@@ -24,11 +26,18 @@ import type {
   TxnOutcome,
   TxnView,
 } from './txn-types.js';
+import { TXN_RPC_SERVICE } from './txn-types.js';
 
 /** Options of {@link TxnClient}. */
 export interface TxnClientOptions extends ControlPlaneOptions {
   /** Longest one call to the coordinator may take, ms (a waited transaction included). Default 65 000. */
   timeoutMs?: number;
+  /**
+   * How saga and TCC submits travel: `rpc` (the default) over one persistent connection to
+   * the node's RPC port when it offers one, else HTTP; `http` always HTTP (also
+   * `PEAK_TXN_TRANSPORT=http`). Everything else is HTTP either way.
+   */
+  transport?: 'rpc' | 'http';
 }
 
 /** How a saga or TCC is submitted. */
@@ -72,14 +81,23 @@ function withContextTimeout<T extends { timeoutMs?: number }>(spec: T): T {
 /** A client of the transaction coordinator. */
 export class TxnClient {
   readonly #http: ControlPlaneClient;
+  readonly #rpc: ControlPlaneRpcPath | undefined;
+  readonly #timeoutMs: number;
 
   constructor(options: TxnClientOptions) {
+    this.#timeoutMs = options.timeoutMs ?? 65_000;
     this.#http = new ControlPlaneClient({
       servers: serversOf(options, 'TxnClient'),
       ...(options.token === undefined ? {} : { token: options.token }),
-      timeoutMs: options.timeoutMs ?? 65_000,
+      timeoutMs: this.#timeoutMs,
       serverName: 'the txn coordinator',
     });
+    const transport =
+      options.transport ?? (process.env.PEAK_TXN_TRANSPORT === 'http' ? 'http' : 'rpc');
+    this.#rpc =
+      transport === 'http'
+        ? undefined
+        : new ControlPlaneRpcPath(this.#http, options.token ?? envCredential());
   }
 
   /** Runs a saga: actions in order (or by their `after`), compensations on failure. */
@@ -96,9 +114,22 @@ export class TxnClient {
     const wait = options.wait ?? true;
     // A retried POST is harmless: the same gid is taken once.
     const body = { ...spec, wait };
-    const outcome = await this.#http.post<TxnOutcome>(`${BASE}/${path}`, body, {
-      retry: (spec as { gid?: string }).gid !== undefined,
-    });
+    const retry = (spec as { gid?: string }).gid !== undefined;
+    const method = path === 'sagas' ? 'saga' : 'tcc';
+    const overRpc =
+      this.#rpc === undefined
+        ? USE_HTTP
+        : await this.#rpc.call<TxnOutcome>(
+            TXN_RPC_SERVICE,
+            method,
+            { body },
+            this.#timeoutMs,
+            retry,
+          );
+    const outcome =
+      overRpc !== USE_HTTP
+        ? overRpc
+        : await this.#http.post<TxnOutcome>(`${BASE}/${path}`, body, { retry });
     if (wait && outcome.status === 'failed') {
       throw new PeakError(
         ErrorCodes.TXN_ABORTED,

@@ -8,6 +8,12 @@
 export type TxnKind = 'saga' | 'tcc' | 'msg';
 
 /**
+ * The coordinator's service on the control plane's RPC port (`name:version`): `saga` and
+ * `tcc` take `{ token, body }`, the body of `POST /api/v1/txn/sagas|tccs`, and answer as it.
+ */
+export const TXN_RPC_SERVICE = 'peak.txn:1';
+
+/**
  * Where a global transaction stands: `prepared` (a message waiting for its local
  * transaction), `running` (saga actions or TCC tries), `committing` (TCC confirms),
  * `aborting` (compensations or cancels), then `succeeded` or `failed` for good.

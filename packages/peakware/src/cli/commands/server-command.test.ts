@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  MQ_BINARY_SETTINGS,
   MQTT_SETTINGS,
+  RPC_SETTINGS,
   SERVER_SETTINGS,
   TXN_HTTP_BRANCHES,
 } from '../../server/server-settings.js';
@@ -20,8 +20,8 @@ describe('peak server --help', () => {
     for (const name of [
       MQTT_SETTINGS.port.env,
       MQTT_SETTINGS.host.env,
-      MQ_BINARY_SETTINGS.port.env,
-      MQ_BINARY_SETTINGS.host.env,
+      RPC_SETTINGS.port.env,
+      RPC_SETTINGS.host.env,
       TXN_HTTP_BRANCHES.env,
       'PEAK_DATA',
       'PEAK_PORT',

@@ -5,8 +5,8 @@ import { DEFAULT_DATA_DIR, DEFAULT_PORT } from '../../server/defaults.js';
 import type { PeakServerInfo } from '../../server/peak-server.js';
 import {
   describeSetting,
-  MQ_BINARY_SETTINGS,
   MQTT_SETTINGS,
+  RPC_SETTINGS,
   SERVER_SETTINGS,
   serverSettingsFromEnv,
   TXN_HTTP_BRANCHES,
@@ -62,13 +62,10 @@ function environmentHelp(): string {
     [MQTT_SETTINGS.port.env, `start the MQTT bridge on this port: ${MQTT_SETTINGS.port.takes}`],
     [MQTT_SETTINGS.host.env, `the MQTT bridge's address (default: ${MQTT_SETTINGS.host.fallback})`],
     [
-      MQ_BINARY_SETTINGS.port.env,
-      `the MQ binary data path's port (producers and consumers): ${MQ_BINARY_SETTINGS.port.takes} (default: a free port)`,
+      RPC_SETTINGS.port.env,
+      `the RPC port for the SDK's hot calls (mq producers and consumers, txn submits): ${RPC_SETTINGS.port.takes} (default: a free port)`,
     ],
-    [
-      MQ_BINARY_SETTINGS.host.env,
-      `the MQ binary data path's address (default: ${MQ_BINARY_SETTINGS.host.fallback})`,
-    ],
+    [RPC_SETTINGS.host.env, `the RPC port's address (default: ${RPC_SETTINGS.host.fallback})`],
     [
       TXN_HTTP_BRANCHES.env,
       `${TXN_HTTP_BRANCHES.summary}: ${TXN_HTTP_BRANCHES.takes} (default: none)`,

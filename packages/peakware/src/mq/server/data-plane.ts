@@ -1,6 +1,6 @@
 /**
  * The broker's data-plane calls (send, subscribe, receive, ack, nack) as both ways in run
- * them: the HTTP routes (mq-routes.ts) and the binary endpoint (binary-endpoint.ts). Each
+ * them: the HTTP routes (mq-routes.ts) and the RPC port (mq-rpc-service.ts). Each
  * takes the body its schema in mq-schemas.ts has checked and the caller its way in has
  * verified, makes the resource check (the topic, or the topic and group, named in the
  * caller's grants), and calls the broker, so a call means the same whichever way it came.

@@ -26,8 +26,6 @@ import { ErrorCodes, errorMessage, InvalidArgumentError, PeakError } from '../..
 import { allows, authorize, callerApp, mayReadTopic, scopeResource } from '../../server/access.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
-import { MQ_BINARY_ROUTE, type MqBinaryEndpointInfo } from '../binary-protocol.js';
-import { type BinaryEndpoint, startBinaryEndpoint } from './binary-endpoint.js';
 import { Broker } from './broker.js';
 import {
   ackMessages,
@@ -38,6 +36,7 @@ import {
   subscriptionRequest,
 } from './data-plane.js';
 import { encodeDelivery, toBase64Message } from './http-body-encoding.js';
+import { addMqRpcService } from './mq-rpc-service.js';
 import { ackBody, nackBody, receiveBody, sendBody, streamBody, wireMessage } from './mq-schemas.js';
 import { type MqttBridge, startMqttBridge } from './mqtt-bridge.js';
 import { removeGroup, removeTopic } from './pg-store/topic-removal.js';
@@ -102,23 +101,15 @@ export const mqRoutes: ApiModule = (app, ctx) => {
     return broker;
   };
   let mqtt: MqttBridge | undefined;
-  let binary: BinaryEndpoint | undefined;
+  // The SDK's hot path on the node's RPC port (the host opens it once the node is ready).
+  if (ctx.rpc !== undefined) addMqRpcService(ctx.rpc, b);
   app.addHook('onReady', async () => {
-    const { mqtt: mqttAt, binary: binaryAt, ...brokerSettings } = ctx.settings.mq;
+    const { mqtt: mqttAt, ...brokerSettings } = ctx.settings.mq;
     broker = await Broker.start(ctx.pool, ctx.logger.child({ component: 'mq' }), brokerSettings);
-    // Both ways in besides HTTP verify credentials as the lifecycle does; a host that
-    // verifies none (a bare test host) admits no caller on them.
-    const authenticate = ctx.authenticate ?? (async () => undefined);
-    if (binaryAt !== undefined) {
-      binary = await startBinaryEndpoint(b, {
-        ...binaryAt,
-        logger: ctx.logger.child({ component: 'mq-binary' }),
-        authenticate,
-        ...(ctx.authFailures === undefined ? {} : { failures: ctx.authFailures }),
-      });
-    }
     if (mqttAt !== undefined) {
-      // MQTT clients present their app credential as the username (mqtt-bridge.ts).
+      // MQTT clients present their app credential as the username (mqtt-bridge.ts); a host
+      // that verifies none (a bare test host) admits no MQTT client.
+      const authenticate = ctx.authenticate ?? (async () => undefined);
       mqtt = await startMqttBridge(broker, {
         ...mqttAt,
         logger: ctx.logger.child({ component: 'mqtt' }),
@@ -130,10 +121,6 @@ export const mqRoutes: ApiModule = (app, ctx) => {
   app.addHook('preClose', async () => {
     closing = true;
     broker?.wakeAll();
-    // GOAWAY to binary clients (they send their next calls over HTTP, to another node), then
-    // the calls in flight answer (long polls were just woken).
-    await binary?.close();
-    binary = undefined;
   });
   app.addHook('onClose', async () => {
     await mqtt?.close();
@@ -217,35 +204,6 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         force: request.query.force,
         sessionMs: ctx.settings.mq.sessionMs,
       }),
-  );
-
-  app.get(
-    MQ_BINARY_ROUTE,
-    {
-      schema: {
-        summary:
-          "Where this node's binary data path listens (producers and consumers use it instead of HTTP when they can reach it)",
-      },
-    },
-    async (request): Promise<MqBinaryEndpointInfo> => {
-      if (binary === undefined) {
-        return { available: false, reason: 'this node runs without it (PEAK_MQ_BINARY_PORT=off)' };
-      }
-      if (request.protocol === 'https') {
-        // A client that chose TLS is not sent to a plaintext port.
-        return {
-          available: false,
-          reason: 'this node serves HTTPS and the binary data path has no TLS yet',
-        };
-      }
-      // Bound to every address: the client reaches it by the name it used for this request.
-      const wildcard = binary.host === '0.0.0.0' || binary.host === '::';
-      return {
-        available: true,
-        host: wildcard ? request.hostname.replace(/^\[(.*)\]$/, '$1') : binary.host,
-        port: binary.port,
-      };
-    },
   );
 
   app.post(

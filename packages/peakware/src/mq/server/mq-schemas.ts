@@ -1,7 +1,7 @@
 /**
  * The bodies of the broker's data-plane calls (send, receive, stream, ack, nack) as JSON
  * schemas, in one place for both ways in: the HTTP routes (mq-routes.ts, checked by the
- * host before the handler) and the binary endpoint (binary-endpoint.ts, checked with the
+ * host before the handler) and the RPC port (mq-rpc-service.ts, checked with the
  * same compiler and the same error words), so a field means and takes the same on both.
  */
 import { Type } from '@sinclair/typebox';

@@ -4,6 +4,7 @@
  * credential).
  */
 import { PEAKWARE_VERSION } from '../../core/version.js';
+import type { RpcEndpointInfo } from '../control-plane-rpc.js';
 import type { ApiModule } from '../http-api.js';
 import { schemaVersion } from '../migrator.js';
 
@@ -69,6 +70,36 @@ export const systemRoutes: ApiModule = (app, ctx) => {
       startedAt: new Date(ctx.startedAt).toISOString(),
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
     }),
+  );
+
+  app.get(
+    '/api/v1/rpc',
+    {
+      schema: {
+        summary:
+          "Where this node's RPC port listens (the SDK's hot calls use it instead of HTTP when they can reach it)",
+      },
+    },
+    async (request): Promise<RpcEndpointInfo> => {
+      const at = ctx.rpcEndpoint?.();
+      if (at === undefined) {
+        return { available: false, reason: 'this node runs without it (PEAK_RPC_PORT=off)' };
+      }
+      if (request.protocol === 'https') {
+        // A client that chose TLS is not sent to a plaintext port.
+        return {
+          available: false,
+          reason: 'this node serves HTTPS and its RPC port has no TLS yet',
+        };
+      }
+      // Bound to every address: the client reaches it by the name it used for this request.
+      const wildcard = at.host === '0.0.0.0' || at.host === '::';
+      return {
+        available: true,
+        host: wildcard ? request.hostname.replace(/^\[(.*)\]$/, '$1') : at.host,
+        port: at.port,
+      };
+    },
   );
 
   app.get(

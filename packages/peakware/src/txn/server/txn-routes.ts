@@ -7,13 +7,22 @@
  * operators list, show, retry and stop global transactions (`peak txn`). The module's
  * coordinator starts its lease renewer and recovery loop when the node is ready.
  */
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
+import { z } from 'zod';
 import { urlPrefixes } from '../../core/url-allow-list.js';
 import { RpcClient } from '../../rpc/rpc-client.js';
-import { authorize, authorizeEach, callerApp, scopeResource } from '../../server/access.js';
-import type { ApiModule } from '../../server/http-api.js';
+import { defineService, type ServiceImplementation } from '../../rpc/service-definition.js';
+import {
+  authorize,
+  authorizeCaller,
+  authorizeEach,
+  callerApp,
+  scopeResource,
+} from '../../server/access.js';
+import { bodyCheck } from '../../server/control-plane-rpc.js';
+import type { ApiModule, Caller } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
-import type { MsgSpec, SagaSpec, TccSpec } from '../txn-types.js';
+import { type MsgSpec, type SagaSpec, type TccSpec, TXN_RPC_SERVICE } from '../txn-types.js';
 import { type BranchCaller, RpcBranchCaller, TransportBranchCaller } from './branch-caller.js';
 import { COORDINATOR_APP, CoordinatorIdentity } from './coordinator-identity.js';
 import { HttpBranchCaller } from './http-branch-caller.js';
@@ -87,6 +96,27 @@ const Wait = WithDefault(
   Type.Boolean({ description: 'answer at the end (true) or once held (false)' }),
   true,
 );
+/** A saga submit (HTTP `POST /api/v1/txn/sagas`, or `peak.txn.saga` on the RPC port). */
+const sagaBody = Type.Object(
+  {
+    gid: Type.Optional(Gid),
+    steps: Type.Array(Step, { minItems: 1, maxItems: 64 }),
+    concurrent: Type.Optional(Type.Boolean()),
+    timeoutMs: Timeout,
+    wait: Wait,
+  },
+  { additionalProperties: false },
+);
+/** A TCC submit (HTTP `POST /api/v1/txn/tccs`, or `peak.txn.tcc` on the RPC port). */
+const tccBody = Type.Object(
+  {
+    gid: Type.Optional(Gid),
+    branches: Type.Array(Branch, { minItems: 1, maxItems: 64 }),
+    timeoutMs: Timeout,
+    wait: Wait,
+  },
+  { additionalProperties: false },
+);
 const gidParams = Type.Object({ gid: Gid });
 const NoBody = Type.Object({}, { additionalProperties: false });
 /** Resuming or stopping a transaction is operations: the operator role. */
@@ -102,6 +132,26 @@ function serviceNames(calls: { service?: string | undefined }[]): string[] {
     c.service === undefined ? [] : [/^[^/]*\/(.+):[^:/]*$/.exec(c.service)?.[1] ?? c.service],
   );
 }
+
+/** The app a caller is (undefined for an operator token). */
+function appOf(caller: Caller | undefined): string | undefined {
+  return caller?.kind === 'app' ? caller.app : undefined;
+}
+
+const [txnService, txnVersion] = TXN_RPC_SERVICE.split(':') as [string, string];
+const submitCall = z.object({
+  token: z.string().max(4096).optional(),
+  body: z.record(z.string(), z.unknown()),
+});
+/** `peak.txn` on the RPC port: the envelope is checked here, the body by the route's schema. */
+const TxnRpc = defineService({
+  name: txnService,
+  version: txnVersion,
+  methods: {
+    saga: { input: submitCall, output: z.unknown() },
+    tcc: { input: submitCall, output: z.unknown() },
+  },
+});
 
 /** What the txn module needs from the host: the registry's instance reader. */
 export interface TxnRouteDeps {
@@ -148,6 +198,36 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
       retentionMs: ctx.settings.txn.retentionMs,
       recovery: true,
     });
+    /** A saga submit, the same whichever way it came: the caller's grants bound its services. */
+    const submitSaga = (caller: Caller | undefined, body: Static<typeof sagaBody>) => {
+      const { wait, ...spec } = body;
+      // The coordinator calls these services for the app: its `txn:<service>` grants bound them.
+      for (const s of serviceNames(
+        spec.steps.flatMap((s) => [s.action, ...(s.compensate ? [s.compensate] : [])]),
+      ))
+        authorizeCaller(caller, 'txn', s);
+      return coordinator.submitSaga(spec as SagaSpec, wait, appOf(caller));
+    };
+    /** A TCC submit, the same whichever way it came. */
+    const submitTcc = (caller: Caller | undefined, body: Static<typeof tccBody>) => {
+      const { wait, ...spec } = body;
+      for (const s of serviceNames(spec.branches.flatMap((b) => [b.try, b.confirm, b.cancel])))
+        authorizeCaller(caller, 'txn', s);
+      return coordinator.submitTcc(spec as TccSpec, wait, appOf(caller));
+    };
+    // The SDK's submits on the node's RPC port (the host opens it once the node is ready).
+    if (ctx.rpc !== undefined) {
+      const rpcPort = ctx.rpc;
+      const checkSaga = bodyCheck<Static<typeof sagaBody>>(sagaBody);
+      const checkTcc = bodyCheck<Static<typeof tccBody>>(tccBody);
+      const impl: ServiceImplementation<typeof TxnRpc> = {
+        saga: async (x, _ctx, call) =>
+          submitSaga(await rpcPort.caller(x.token, call.remote, 'txn'), checkSaga(x.body)),
+        tcc: async (x, _ctx, call) =>
+          submitTcc(await rpcPort.caller(x.token, call.remote, 'txn'), checkTcc(x.body)),
+      };
+      rpcPort.addService(TxnRpc, impl);
+    }
     app.addHook('onReady', async () => {
       await identity?.start();
       coordinator.start();
@@ -167,30 +247,10 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
         config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Run a saga: actions in order (or by dependencies), compensations on failure',
-          body: Type.Object(
-            {
-              gid: Type.Optional(Gid),
-              steps: Type.Array(Step, { minItems: 1, maxItems: 64 }),
-              concurrent: Type.Optional(Type.Boolean()),
-              timeoutMs: Timeout,
-              wait: Wait,
-            },
-            { additionalProperties: false },
-          ),
+          body: sagaBody,
         },
       },
-      async (request) => {
-        const { wait, ...spec } = request.body;
-        // The coordinator calls these services for the app: its `txn:<service>` grants bound them.
-        authorizeEach(
-          request,
-          'txn',
-          serviceNames(
-            spec.steps.flatMap((s) => [s.action, ...(s.compensate ? [s.compensate] : [])]),
-          ),
-        );
-        return coordinator.submitSaga(spec as SagaSpec, wait, callerApp(request));
-      },
+      async (request) => submitSaga(request.caller, request.body),
     );
     app.post(
       `${base}/tccs`,
@@ -198,26 +258,10 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
         config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Run a TCC transaction: every try, then every confirm or every cancel',
-          body: Type.Object(
-            {
-              gid: Type.Optional(Gid),
-              branches: Type.Array(Branch, { minItems: 1, maxItems: 64 }),
-              timeoutMs: Timeout,
-              wait: Wait,
-            },
-            { additionalProperties: false },
-          ),
+          body: tccBody,
         },
       },
-      async (request) => {
-        const { wait, ...spec } = request.body;
-        authorizeEach(
-          request,
-          'txn',
-          serviceNames(spec.branches.flatMap((b) => [b.try, b.confirm, b.cancel])),
-        );
-        return coordinator.submitTcc(spec as TccSpec, wait, callerApp(request));
-      },
+      async (request) => submitTcc(request.caller, request.body),
     );
     app.post(
       `${base}/msgs`,

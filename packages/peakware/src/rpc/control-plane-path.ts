@@ -1,37 +1,39 @@
 /**
- * The SDK's side of the binary data path (binary-protocol.ts): one persistent connection
- * to the broker node the HTTP client is using, found through that node's
- * `GET /api/v1/mq/binary`, carrying sends, receives, acks and nacks as RPC frames.
+ * The SDK's side of the control plane's RPC port (`GET /api/v1/rpc`; the server half is the
+ * host's control-plane-rpc.ts): one persistent connection to the node the client's HTTP
+ * client is using, carrying that client's hot calls (the broker's send, receive, ack and
+ * nack; the coordinator's submits) as RPC frames, each with the client's credential.
  *
  * HTTP stays the way that always works. A call goes over HTTP instead when the node has no
- * binary endpoint (turned off, an older node, HTTPS: no TLS on this path yet), when its
- * address is loopback and the node was reached by another name (a client on another
- * machine), or when the connection is not usable now (connecting failed, reconnecting,
- * the node said GOAWAY). A connection that fails is dropped and looked up again a second
- * later, through whichever node the HTTP client then uses, so a broker node that died is
- * left for another as HTTP's failover leaves it.
+ * RPC port (turned off, an older node, HTTPS: no TLS on the port yet), when the port is on
+ * loopback and the node was reached by another name (a client on another machine), or when
+ * the connection is not usable now (connecting failed, reconnecting, the node said GOAWAY).
+ * A connection that fails is dropped and looked up again a second later, through whichever
+ * node the HTTP client then uses, so a node that died is left for another as HTTP's
+ * failover leaves it.
  */
 import { isIP } from 'node:net';
 import type { ControlPlaneClient, TokenSource } from '../core/control-plane-client.js';
 import { ErrorCodes, httpStatusOf, isPeakError } from '../core/errors.js';
-import { RpcConnection } from '../rpc/index.js';
-import {
-  MQ_BINARY_ROUTE,
-  MQ_BINARY_SERVICE,
-  type MqBinaryArgs,
-  type MqBinaryEndpointInfo,
-  type MqBinaryMethod,
-} from './binary-protocol.js';
+import { RpcConnection } from './rpc-connection.js';
 
-/** What {@link BinaryPath.call} answers when the call should go over HTTP instead (not sent). */
+/** The route that tells a client where the node it reached has its RPC port. */
+export const RPC_ENDPOINT_ROUTE = '/api/v1/rpc';
+
+/** What {@link RPC_ENDPOINT_ROUTE} answers. */
+export type RpcEndpointAnswer =
+  | { available: true; host: string; port: number }
+  | { available: false; reason: string };
+
+/** What {@link ControlPlaneRpcPath.call} answers when the call should go over HTTP instead. */
 export const USE_HTTP: unique symbol = Symbol('use HTTP');
 
-/** How long a node without a usable endpoint is asked again, ms. */
+/** How long a node without a usable port is asked again, ms. */
 const RECHECK_MS = 30_000;
-/** How long after a failed connection the endpoint is looked up again, ms. */
+/** How long after a failed connection the port is looked up again, ms. */
 const RETRY_MS = 1000;
 
-/** Errors of the transport (the call was not run, or its outcome is unknown), not of the broker. */
+/** Errors of the transport (the call was not run, or its outcome is unknown), not of the node. */
 const TRANSPORT_ERRORS: ReadonlySet<string> = new Set([
   ErrorCodes.RPC_UNAVAILABLE,
   ErrorCodes.RPC_CONNECTION_LOST,
@@ -46,49 +48,43 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
-/** The binary connection of one {@link BrokerClient}. */
-export class BinaryPath {
+/** The RPC connection of one SDK client of the control plane. */
+export class ControlPlaneRpcPath {
   readonly #http: ControlPlaneClient;
   readonly #token: TokenSource | undefined;
-  readonly #secret: string | undefined;
   #conn: RpcConnection | undefined;
   #finding: Promise<RpcConnection | undefined> | undefined;
   #askAgainAt = 0;
 
-  /** `http`: the client whose node is used; `token` and `secret` go with every call. */
-  constructor(http: ControlPlaneClient, token: TokenSource | undefined, secret?: string) {
+  /** `http`: the client whose node is used; `token` goes with every call. */
+  constructor(http: ControlPlaneClient, token: TokenSource | undefined) {
     this.#http = http;
     this.#token = token;
-    this.#secret = secret;
   }
 
   /**
-   * Runs `method` over the binary connection: its answer, the broker's error, or
+   * Runs `service.method(args + token)` over the connection: its answer, the node's error, or
    * {@link USE_HTTP} when it should go over HTTP instead. A transport failure after the call
-   * was sent, or a failure of the broker's own (what HTTP answers with a 5xx), answers
-   * {@link USE_HTTP} only when `resendable` (at-least-once calls, which HTTP retries);
-   * otherwise it throws.
+   * was sent, or a failure of the node's own (what HTTP answers with a 5xx), answers
+   * {@link USE_HTTP} only when `resendable` (calls HTTP would retry); otherwise it throws.
    */
   async call<T>(
-    method: MqBinaryMethod,
-    args: Omit<MqBinaryArgs, 'token' | 'secret'>,
+    service: string,
+    method: string,
+    args: Record<string, unknown>,
     timeoutMs: number,
     resendable: boolean,
   ): Promise<T | typeof USE_HTTP> {
     const conn = await this.#connection();
     if (conn === undefined) return USE_HTTP;
     const token = typeof this.#token === 'function' ? await this.#token() : this.#token;
-    const full: MqBinaryArgs = {
-      ...args,
-      ...(token === undefined || token === '' ? {} : { token }),
-      ...(this.#secret === undefined ? {} : { secret: this.#secret }),
-    };
+    const full = token === undefined || token === '' ? args : { ...args, token };
     try {
-      return (await conn.call(MQ_BINARY_SERVICE, method, {}, full, timeoutMs)) as T;
+      return (await conn.call(service, method, {}, full, timeoutMs)) as T;
     } catch (err) {
       if (!isPeakError(err)) throw err;
       if (!TRANSPORT_ERRORS.has(err.code)) {
-        // The broker's own failure (its database, say): HTTP's tries and failover take it.
+        // The node's own failure (its database, say): HTTP's tries and failover take it.
         if (resendable && httpStatusOf(err.code) >= 500) return USE_HTTP;
         throw err;
       }
@@ -99,7 +95,7 @@ export class BinaryPath {
   }
 
   /**
-   * Closes the connection now (its calls fail: a long poll on it ends on the broker); the
+   * Closes the connection now (its calls fail: a long poll on it ends on the node); the
    * next call opens another. The socket never holds the process open, so a client nobody
    * closes leaves nothing behind.
    */
@@ -130,15 +126,14 @@ export class BinaryPath {
   }
 
   async #find(): Promise<RpcConnection | undefined> {
-    const server = this.#http.server;
-    const url = new URL(server);
+    const url = new URL(this.#http.server);
     if (url.protocol !== 'http:') {
-      this.#askAgainAt = Number.POSITIVE_INFINITY; // no TLS on this path yet: HTTPS stays HTTPS
+      this.#askAgainAt = Number.POSITIVE_INFINITY; // no TLS on the port yet: HTTPS stays HTTPS
       return undefined;
     }
-    let info: MqBinaryEndpointInfo;
+    let info: RpcEndpointAnswer;
     try {
-      info = await this.#http.request<MqBinaryEndpointInfo>('GET', MQ_BINARY_ROUTE, {
+      info = await this.#http.request<RpcEndpointAnswer>('GET', RPC_ENDPOINT_ROUTE, {
         retry: false,
         timeoutMs: 3000,
       });
@@ -153,10 +148,10 @@ export class BinaryPath {
       return undefined;
     }
     const conn = new RpcConnection(info.host, info.port, {
-      // A receive's answer may hold many bodies (the endpoint's bound is the same).
+      // A receive's answer may hold many bodies (the port's bound is the same).
       maxFrameBytes: 64 * 1024 * 1024,
       connectTimeoutMs: 2000,
-      // A producer or consumer left open does not keep its process alive (HTTP's did not).
+      // A client left open does not keep its process alive (HTTP's did not).
       holdsProcess: false,
     });
     try {

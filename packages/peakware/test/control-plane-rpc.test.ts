@@ -1,9 +1,9 @@
 /**
- * The MQ binary data path against a real `peak server` process: the SDK's sends, receives,
- * acks and nacks travel over the broker's RPC port (the HTTP routes never see them), every
- * call is authenticated and checked as HTTP checks it, bad frames and bad calls are refused
- * to their sender only, a long poll whose connection closes claims nothing, and a node
- * without the endpoint (or a client told to) works over HTTP.
+ * The control plane's RPC port against a real `peak server` process: the SDK's mq sends,
+ * receives, acks and nacks and its txn submits travel over it (the HTTP routes never see
+ * them), every call is authenticated and checked as HTTP checks it, bad frames and bad calls
+ * are refused to their sender only, a long poll whose connection closes claims nothing, and
+ * a node without the port (or a client told to) works over HTTP.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -13,9 +13,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AdminClient } from '../src/admin/index.js';
 import { isPeakError } from '../src/core/errors.js';
-import { MQ_BINARY_ROUTE, MQ_BINARY_SERVICE } from '../src/mq/binary-protocol.js';
+import { MQ_RPC_SERVICE } from '../src/mq/binary-protocol.js';
 import { BrokerClient, Consumer, Producer } from '../src/mq/index.js';
+import { RPC_ENDPOINT_ROUTE } from '../src/rpc/control-plane-path.js';
 import { RpcConnection } from '../src/rpc/index.js';
+import { TxnClient } from '../src/txn/index.js';
 import { bearer, useDataFolderCredential } from './support/credentials.js';
 import { killGroup, type PeakProcess, postgresPidsFor, spawnPeak } from './support/peak-process.js';
 import { waitFor } from './support/wait.js';
@@ -34,7 +36,7 @@ async function httpCount(url: string, route: string): Promise<number> {
   return n;
 }
 
-describe('mq binary data path', { timeout: 240_000 }, () => {
+describe('the control plane RPC port', { timeout: 240_000 }, () => {
   const nodes: { p: PeakProcess; dir: string }[] = [];
   let url: string;
   let credential: string;
@@ -54,7 +56,7 @@ describe('mq binary data path', { timeout: 240_000 }, () => {
   /** A raw connection to the endpoint, as a client in another language would open one. */
   const raw = () => new RpcConnection(endpoint.host, endpoint.port, { probeMs: 0 });
   const call = (conn: RpcConnection, method: string, args: unknown, timeoutMs = 10_000) =>
-    conn.call(MQ_BINARY_SERVICE, method, {}, args, timeoutMs);
+    conn.call(MQ_RPC_SERVICE, method, {}, args, timeoutMs);
 
   before(async () => {
     const node = await startNode();
@@ -64,7 +66,7 @@ describe('mq binary data path', { timeout: 240_000 }, () => {
     const admin = new BrokerClient({ servers: url, token: adminToken });
     await admin.call('POST', '/api/v1/mq/topics', { name: 'orders', queues: 4 });
     const info = (await (
-      await fetch(`${url}${MQ_BINARY_ROUTE}`, { headers: bearer() })
+      await fetch(`${url}${RPC_ENDPOINT_ROUTE}`, { headers: bearer() })
     ).json()) as {
       available: boolean;
       host: string;
@@ -148,7 +150,7 @@ describe('mq binary data path', { timeout: 240_000 }, () => {
     await refused(
       { topic: 'orders', body: { messages } },
       'PEAK_UNAUTHENTICATED',
-      /needs a credential/,
+      /RPC port needs a credential/,
     );
     await refused(
       { token: 'peakapp_wrong', topic: 'orders', body: { messages } },
@@ -165,7 +167,7 @@ describe('mq binary data path', { timeout: 240_000 }, () => {
     await refused(
       { token: stranger, group: 'g', body: { topic: 'orders', consumerId: 'c1' } },
       'PEAK_FORBIDDEN',
-      /may not consume orders\/g/,
+      /a consume call needs a consume grant; app 'binary.stranger' holds produce:other/,
       'receive',
     );
     // The body is checked by the HTTP route's schema, with its words.
@@ -267,19 +269,19 @@ describe('mq binary data path', { timeout: 240_000 }, () => {
   });
 
   it('a node without the endpoint, or a client told to, works over HTTP', async () => {
-    const off = await startNode({ PEAK_MQ_BINARY_PORT: 'off' });
+    const off = await startNode({ PEAK_RPC_PORT: 'off' });
     const offCredential = (
       await readFile(path.join(off.dir, 'credentials', 'local'), 'utf8')
     ).trim();
     const offAdmin = (await readFile(path.join(off.dir, 'admin-token'), 'utf8')).trim();
     const info = (await (
-      await fetch(`${off.url}${MQ_BINARY_ROUTE}`, {
+      await fetch(`${off.url}${RPC_ENDPOINT_ROUTE}`, {
         headers: { authorization: `Bearer ${offCredential}` },
       })
     ).json()) as { available: boolean; reason: string };
     assert.deepEqual(info, {
       available: false,
-      reason: 'this node runs without it (PEAK_MQ_BINARY_PORT=off)',
+      reason: 'this node runs without it (PEAK_RPC_PORT=off)',
     });
     await new BrokerClient({ servers: off.url, token: offAdmin }).call(
       'POST',
@@ -313,5 +315,32 @@ describe('mq binary data path', { timeout: 240_000 }, () => {
       );
       client.close();
     }
+  });
+
+  it('carries txn submits: the saga route sees none, and a bad body is refused in its words', async () => {
+    const route = '/api/v1/txn/sagas';
+    const before = await httpCount(url, route);
+    const txn = new TxnClient({ servers: url });
+    // A saga whose only branch names a service nobody provides: it rolls back, and says so.
+    await assert.rejects(
+      txn.saga({
+        steps: [
+          {
+            name: 'nobody',
+            action: { service: 'default/rpc.test.nobody:1.0.0', method: 'run' },
+            retries: 0,
+          },
+        ],
+        timeoutMs: 5000,
+      }),
+      (e) => isPeakError(e, 'PEAK_TXN_ABORTED'),
+    );
+    assert.equal(await httpCount(url, route), before, 'the submit did not go over HTTP');
+    const conn = raw();
+    await assert.rejects(
+      conn.call('peak.txn:1', 'saga', {}, { token: credential, body: { steps: [] } }, 10_000),
+      (e) => isPeakError(e, 'PEAK_INVALID_ARGUMENT') && /steps/.test(e.message),
+    );
+    conn.close();
   });
 });
