@@ -116,7 +116,8 @@ export class ControlPlaneRpcPath {
     if (conn !== undefined) {
       if (conn.state === 'open' && !conn.draining) return conn;
       if (conn.state === 'connecting') return conn;
-      this.#drop(conn, conn.draining ? 0 : RETRY_MS);
+      // Failed, or the node said GOAWAY (it is stopping): HTTP's failover picks the next node.
+      this.#drop(conn, RETRY_MS);
     }
     if (Date.now() < this.#askAgainAt) return undefined;
     this.#finding ??= this.#find().finally(() => {
