@@ -268,7 +268,7 @@ describe('the control plane RPC port', { timeout: 240_000 }, () => {
     other.close();
   });
 
-  it('a node without the endpoint, or a client told to, works over HTTP', async () => {
+  it('a node without the RPC port, or a client told to, works over HTTP', async () => {
     const off = await startNode({ PEAK_RPC_PORT: 'off' });
     const offCredential = (
       await readFile(path.join(off.dir, 'credentials', 'local'), 'utf8')
@@ -342,5 +342,21 @@ describe('the control plane RPC port', { timeout: 240_000 }, () => {
       (e) => isPeakError(e, 'PEAK_INVALID_ARGUMENT') && /steps/.test(e.message),
     );
     conn.close();
+  });
+
+  it('a fixed RPC port already in use stops the start, naming that port (not the HTTP one)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'peak-rpc-in-use-'));
+    const p = spawnPeak(['server', '--data', dir, '--port', '0', '--json', '--log-level', 'warn'], {
+      PEAK_RPC_PORT: String(endpoint.port),
+    });
+    nodes.push({ p, dir });
+    const { code } = await p.exited;
+    assert.notEqual(code, 0);
+    assert.match(
+      p.stderr() + p.stdout(),
+      new RegExp(
+        `RPC port ${endpoint.port} on 127\\.0\\.0\\.1 is already in use; set PEAK_RPC_PORT`,
+      ),
+    );
   });
 });

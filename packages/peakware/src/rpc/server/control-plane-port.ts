@@ -4,6 +4,7 @@
  * the modules add their services to, opened once they are ready and closed after their
  * `preClose`.
  */
+import { ErrorCodes, PeakError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { ScopeKind } from '../../server/app-scopes.js';
 import {
@@ -62,7 +63,18 @@ export class ControlPlaneRpcServer implements ControlPlaneRpc {
 
   /** Opens the port (every module's services are added by now). */
   async start(): Promise<void> {
-    const { port } = await this.#rpc.start();
+    let port: number;
+    try {
+      ({ port } = await this.#rpc.start());
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      // Said of this port, not of the HTTP port the node's start would otherwise blame.
+      throw new PeakError(
+        ErrorCodes.PORT_IN_USE,
+        `the RPC port ${this.#o.port} on ${this.#o.host} is already in use; set PEAK_RPC_PORT (rpc.port) to another port, 0 for a free one, or off`,
+        { cause: err, details: { input: 'PEAK_RPC_PORT', port: this.#o.port } },
+      );
+    }
     this.#port = port;
     const { host, logger } = this.#o;
     logger.info({ host, port }, 'RPC port listening (the SDK hot paths: mq, txn)');
