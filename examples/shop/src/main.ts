@@ -370,6 +370,10 @@ async function runOn(chain: Chain): Promise<number> {
     say(
       `  control plane 2 ${chain.controlPlaneUrls[0]}   (peak server process on the same PostgreSQL; every service and the gateway list it first)`,
     );
+  if (server.info.rpc !== undefined)
+    say(
+      `  rpc port        ${server.info.rpc.host}:${server.info.rpc.port}   (order events, points and coupon transactions reach the broker and the coordinator over it, not HTTP)`,
+    );
   say(
     `  console         ${server.info.url}/console   (log in with the admin token in ${server.info.adminTokenFile})`,
   );

@@ -42,6 +42,8 @@ describe('the control plane RPC port', { timeout: 240_000 }, () => {
   let credential: string;
   let adminToken: string;
   let endpoint: { host: string; port: number };
+  /** The `rpc` of the node's ready event. */
+  let readyRpc: unknown;
 
   const startNode = async (env: NodeJS.ProcessEnv = {}) => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-binary-'));
@@ -50,7 +52,8 @@ describe('the control plane RPC port', { timeout: 240_000 }, () => {
       env,
     );
     nodes.push({ p, dir });
-    return { url: String((await p.waitFor('ready')).url), dir };
+    const ready = await p.waitFor('ready');
+    return { url: String(ready.url), dir, rpc: ready.rpc };
   };
 
   /** A raw connection to the endpoint, as a client in another language would open one. */
@@ -61,6 +64,7 @@ describe('the control plane RPC port', { timeout: 240_000 }, () => {
   before(async () => {
     const node = await startNode();
     url = node.url;
+    readyRpc = node.rpc;
     credential = await useDataFolderCredential(node.dir);
     adminToken = (await readFile(path.join(node.dir, 'admin-token'), 'utf8')).trim();
     const admin = new BrokerClient({ servers: url, token: adminToken });
@@ -74,6 +78,8 @@ describe('the control plane RPC port', { timeout: 240_000 }, () => {
     };
     assert.equal(info.available, true);
     endpoint = { host: info.host, port: info.port };
+    // The ready event (and the banner) say where it is, as the route does.
+    assert.deepEqual(readyRpc, endpoint);
   });
 
   after(async () => {

@@ -162,6 +162,8 @@ export interface PeakServerInfo {
   migrationsApplied: number[];
   /** Whether the API is served over HTTPS. */
   tls: boolean;
+  /** Where the RPC port for the SDK's hot calls listens (absent when it is off). */
+  rpc?: { host: string; port: number };
   /** The admin token, only on the start that created it (show it once). */
   adminToken?: string;
   adminTokenFile: string;
@@ -390,6 +392,7 @@ export class PeakServer {
         schemaVersion: migrated.version,
         migrationsApplied: migrated.applied,
         tls: tlsPair !== undefined,
+        ...(rpc?.endpoint() === undefined ? {} : { rpc: rpc.endpoint()! }),
         adminTokenFile: tokenFile,
         roles,
         appCredentialFiles,

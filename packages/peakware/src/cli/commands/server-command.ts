@@ -28,6 +28,11 @@ function banner(info: PeakServerInfo): string[] {
     ...(info.roles.includes('console')
       ? [`  console    ${info.url}/console   (log in with the admin token)`]
       : []),
+    ...(info.rpc === undefined
+      ? []
+      : [
+          `  rpc        ${info.rpc.host}:${info.rpc.port}   (the SDK's hot calls: mq send/receive/ack, txn submits${info.tls ? '; not used under HTTPS yet' : ''})`,
+        ]),
     `  roles      ${info.roles.join(', ')}`,
     `  postgres   ${pgLine}`,
     `  schema     peak, version ${info.schemaVersion}${info.migrationsApplied.length > 0 ? ` (applied ${info.migrationsApplied.join(', ')} now)` : ''}`,
