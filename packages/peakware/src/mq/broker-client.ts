@@ -15,7 +15,7 @@ import {
   serversOf,
 } from '../core/control-plane-client.js';
 import { ControlPlaneRpcPath, USE_HTTP } from '../rpc/control-plane-path.js';
-import { MQ_RPC_SERVICE, type MqRpcMethod } from './binary-protocol.js';
+import { MQ_RPC_SERVICE, type MqRpcArgs, type MqRpcMethod } from './binary-protocol.js';
 import type { ReceivedMessage, WireMessage } from './message-types.js';
 
 /** How long before a caller's deadline a long poll must be answered, ms. */
@@ -113,7 +113,7 @@ export class BrokerClient {
    */
   async #hot<T>(
     method: MqRpcMethod,
-    args: { topic?: string; group?: string; body: unknown },
+    args: Omit<MqRpcArgs, 'token' | 'secret'>,
     timeoutMs: number,
     resendable: boolean,
     http: () => Promise<T>,

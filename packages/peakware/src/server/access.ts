@@ -35,7 +35,7 @@ export function allows(request: FastifyRequest, kind: ScopeKind, resource: strin
   return callerAllows(request.caller, kind, resource);
 }
 
-/** {@link allows} for a caller verified outside HTTP (the MQ binary endpoint's). */
+/** {@link allows} for a caller verified outside HTTP (the node's RPC port). */
 export function callerAllows(c: Caller | undefined, kind: ScopeKind, resource: string): boolean {
   if (c === undefined) return false;
   if (c.kind === 'role') return true;
@@ -72,7 +72,7 @@ export function authorize(request: FastifyRequest, kind: ScopeKind, resource: st
   authorizeCaller(request.caller, kind, resource);
 }
 
-/** {@link authorize} for a caller verified outside HTTP (the MQ binary endpoint's). */
+/** {@link authorize} for a caller verified outside HTTP (the node's RPC port). */
 export function authorizeCaller(c: Caller | undefined, kind: ScopeKind, resource: string): void {
   if (callerAllows(c, kind, resource)) return;
   const grants = c?.kind === 'app' ? c.scopes.map(formatScope) : [];
