@@ -560,6 +560,9 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       );
     }
     shopPool = new pg.Pool({ connectionString: shopDb, max: 4 });
+    // An idle client's error (PostgreSQL restarted or stopping) is reported on the pool; the
+    // client is dropped and the next query opens another, as the services' pools do.
+    shopPool.on('error', () => undefined);
     const shadow = options.stressBeside === true;
     stock = openStressAwareStock(shopPool, redisUrl, { writer: false, shadow });
     for (const topic of [ORDER_PLACED_TOPIC, ORDER_COMPENSATE_TOPIC]) {

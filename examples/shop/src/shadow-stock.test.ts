@@ -29,6 +29,11 @@ before(async () => {
     connectionString: `postgres://${encodeURIComponent(e.user)}:${encodeURIComponent(e.password)}@${e.host}:${e.port}/${e.database}`,
     max: 4,
   });
+  // pool.end() resolves before its clients' sockets close; one still open when `after` stops
+  // PostgreSQL gets 57P01 (shutting down), which an idle client reports on the pool.
+  pool.on('error', (err: Error & { code?: string }) => {
+    if (err.code !== '57P01') throw err;
+  });
   redis = await startRedisServer({ durability: 'write', dir: path.join(dir, 'redis') });
 });
 
