@@ -293,6 +293,11 @@ export class ControlPlaneClient {
     return this.#servers.all;
   }
 
+  /** The CA certificates trusted for `https:` nodes besides the system's roots (options.ca). */
+  get ca(): string | Buffer | undefined {
+    return this.#ca;
+  }
+
   /** The node in use now (the one that answered last). */
   get server(): string {
     return this.#servers.current;

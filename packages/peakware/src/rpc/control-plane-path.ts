@@ -4,25 +4,31 @@
  * client is using, carrying that client's hot calls (the broker's send, receive, ack and
  * nack; the coordinator's submits) as RPC frames, each with the client's credential.
  *
+ * A node serving HTTPS serves TLS on the port from the same certificate; the client checks
+ * it as HTTPS does (the CA it was given, the name it reached the node by) and never goes
+ * from HTTPS to a plaintext port.
+ *
  * HTTP stays the way that always works. A call goes over HTTP instead when the node has no
- * RPC port (turned off, an older node, HTTPS: no TLS on the port yet), when the port is on
+ * RPC port (turned off, an older node, a plaintext port behind HTTPS), when the port is on
  * loopback and the node was reached by another name (a client on another machine), or when
  * the connection is not usable now (connecting failed, reconnecting, the node said GOAWAY).
  * A connection that fails is dropped and looked up again a second later, through whichever
  * node the HTTP client then uses, so a node that died is left for another as HTTP's
  * failover leaves it.
  */
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { ControlPlaneClient, TokenSource } from '../core/control-plane-client.js';
 import { ErrorCodes, httpStatusOf, isPeakError } from '../core/errors.js';
 import { RpcConnection } from './rpc-connection.js';
+import type { Transport } from './transport.js';
 
 /** The route that tells a client where the node it reached has its RPC port. */
 export const RPC_ENDPOINT_ROUTE = '/api/v1/rpc';
 
 /** What {@link RPC_ENDPOINT_ROUTE} answers. */
 export type RpcEndpointAnswer =
-  | { available: true; host: string; port: number }
+  | { available: true; host: string; port: number; tls?: boolean }
   | { available: false; reason: string };
 
 /** What {@link ControlPlaneRpcPath.call} answers when the call should go over HTTP instead. */
@@ -128,10 +134,6 @@ export class ControlPlaneRpcPath {
 
   async #find(): Promise<RpcConnection | undefined> {
     const url = new URL(this.#http.server);
-    if (url.protocol !== 'http:') {
-      this.#askAgainAt = Number.POSITIVE_INFINITY; // no TLS on the port yet: HTTPS stays HTTPS
-      return undefined;
-    }
     let info: RpcEndpointAnswer;
     try {
       info = await this.#http.request<RpcEndpointAnswer>('GET', RPC_ENDPOINT_ROUTE, {
@@ -144,11 +146,17 @@ export class ControlPlaneRpcPath {
       return undefined;
     }
     const reachedBy = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    if (!info.available || (isLoopback(info.host) && !isLoopback(reachedBy))) {
+    if (
+      !info.available ||
+      (isLoopback(info.host) && !isLoopback(reachedBy)) ||
+      // Never from HTTPS to plaintext (an older node under HTTPS answers unavailable anyway).
+      (url.protocol === 'https:' && info.tls !== true)
+    ) {
       this.#askAgainAt = Date.now() + RECHECK_MS;
       return undefined;
     }
     const conn = new RpcConnection(info.host, info.port, {
+      ...(info.tls === true ? { transport: tlsLike(this.#http.ca, reachedBy) } : {}),
       // A receive's answer may hold many bodies (the port's bound is the same).
       maxFrameBytes: 64 * 1024 * 1024,
       connectTimeoutMs: 2000,
@@ -165,4 +173,33 @@ export class ControlPlaneRpcPath {
     this.#conn = conn;
     return conn;
   }
+}
+
+/**
+ * TLS to the port as HTTPS to the node: the same trust (the client's `ca`, as its HTTPS
+ * agent takes it; else the system's roots) and the certificate checked against the name the node was reached by, whatever
+ * address the port answered with (the node serves one certificate on both).
+ */
+function tlsLike(ca: string | Buffer | undefined, reachedBy: string): Transport {
+  const servername = isIP(reachedBy) === 0 ? reachedBy : undefined;
+  return {
+    name: 'tls',
+    readyEvent: 'secureConnect',
+    connect: (host: string, port: number): Socket => {
+      const socket = tls.connect({
+        host,
+        port,
+        ...(servername === undefined ? {} : { servername }),
+        ...(ca === undefined ? {} : { ca }),
+        checkServerIdentity: (_host, cert) => tls.checkServerIdentity(reachedBy, cert),
+        minVersion: 'TLSv1.2',
+        rejectUnauthorized: true,
+      });
+      socket.setNoDelay(true);
+      return socket;
+    },
+    createServer: () => {
+      throw new Error('a client transport: it opens no server');
+    },
+  };
 }

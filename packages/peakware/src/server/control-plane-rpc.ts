@@ -24,7 +24,7 @@ import { routeValidatorCompiler, validationError } from './route-schema.js';
 
 /** Where a node's RPC port listens, as `GET /api/v1/rpc` answers. */
 export type RpcEndpointInfo =
-  | { available: true; host: string; port: number }
+  | { available: true; host: string; port: number; tls: boolean }
   | { available: false; reason: string };
 
 /**

@@ -109,7 +109,7 @@ export interface ApiContext {
    */
   rpc?: ControlPlaneRpc;
   /** Where the RPC port listens once the node is ready (`GET /api/v1/rpc`). */
-  rpcEndpoint?: () => { host: string; port: number } | undefined;
+  rpcEndpoint?: () => { host: string; port: number; tls: boolean } | undefined;
 }
 
 /** What a way in other than HTTP records of failed authentications (AuthFailureLimiter). */

@@ -162,8 +162,8 @@ export interface PeakServerInfo {
   migrationsApplied: number[];
   /** Whether the API is served over HTTPS. */
   tls: boolean;
-  /** Where the RPC port for the SDK's hot calls listens (absent when it is off). */
-  rpc?: { host: string; port: number };
+  /** Where the RPC port for the SDK's hot calls listens (absent when it is off); `tls` under HTTPS. */
+  rpc?: { host: string; port: number; tls: boolean };
   /** The admin token, only on the start that created it (show it once). */
   adminToken?: string;
   adminTokenFile: string;
@@ -297,11 +297,15 @@ export class PeakServer {
       await issuer.ensureKey();
 
       const authFailures = new AuthFailureLimiter();
+      // Read (and checked as a pair) before anything serves them: the HTTPS port and the RPC port.
+      const tlsPair = options.tls === undefined ? undefined : await readTlsFiles(options.tls);
       const rpc =
         settings.rpc === undefined
           ? undefined
           : new ControlPlaneRpcServer({
               ...settings.rpc,
+              // An HTTPS node's RPC port serves TLS from the same files (reloaded alike).
+              ...(options.tls === undefined ? {} : { tls: options.tls }),
               logger: logger.child({ component: 'rpc-port' }),
               authenticate: (t: string) => authenticator.authenticate(t),
               failures: authFailures,
@@ -327,7 +331,6 @@ export class PeakServer {
         roles,
         httpMetrics: new HttpRequestMetrics(),
       };
-      const tlsPair = options.tls === undefined ? undefined : await readTlsFiles(options.tls);
       const { app, routes } = createHttpApiWithRoutes(ctx, {
         ...(tlsPair === undefined ? {} : { https: tlsPair }),
         authenticator,

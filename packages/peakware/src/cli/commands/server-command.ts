@@ -31,7 +31,7 @@ function banner(info: PeakServerInfo): string[] {
     ...(info.rpc === undefined
       ? []
       : [
-          `  rpc        ${info.rpc.host}:${info.rpc.port}   (the SDK's hot calls: mq send/receive/ack, txn submits${info.tls ? '; not used under HTTPS yet' : ''})`,
+          `  rpc        ${info.rpc.host}:${info.rpc.port}${info.rpc.tls ? ' TLS' : ''}   (the SDK's hot calls: mq send/receive/ack, txn submits)`,
         ]),
     `  roles      ${info.roles.join(', ')}`,
     `  postgres   ${pgLine}`,

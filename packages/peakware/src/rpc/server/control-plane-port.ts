@@ -6,6 +6,7 @@
  */
 import { ErrorCodes, PeakError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import type { TlsFiles } from '../../core/tls-files.js';
 import type { ScopeKind } from '../../server/app-scopes.js';
 import {
   type ControlPlaneRpc,
@@ -15,12 +16,19 @@ import {
 import type { Caller } from '../../server/http-api.js';
 import { RpcServer } from '../rpc-server.js';
 import type { ServiceDefinition, ServiceImplementation } from '../service-definition.js';
+import { TlsTransport } from '../transport.js';
 
 /** Options of {@link ControlPlaneRpcServer}. */
 export interface ControlPlaneRpcOptions extends RpcCredentialCheck {
   host: string;
   port: number;
   logger: Logger;
+  /**
+   * Serve TLS from these files (the node's HTTPS pair: an HTTPS node's clients come here
+   * only over TLS, and check the certificate as for HTTPS). Renewed files reach new
+   * connections without a restart. Absent: plain TCP.
+   */
+  tls?: TlsFiles;
   /**
    * Largest frame, bytes, either way (a receive's answer may hold many bodies of up to
    * 4 MiB each: one that would be larger fails, and what it claimed is delivered again after
@@ -45,6 +53,16 @@ export class ControlPlaneRpcServer implements ControlPlaneRpc {
       idleTimeoutMs: 60_000,
       drainTimeoutMs: 5000,
       logger: options.logger,
+      ...(options.tls === undefined
+        ? {}
+        : {
+            transport: new TlsTransport({
+              certFile: options.tls.certFile,
+              keyFile: options.tls.keyFile,
+              reloadIntervalMs: options.tls.reloadIntervalMs ?? 2000,
+              logger: options.logger,
+            }),
+          }),
     });
   }
 
@@ -57,8 +75,10 @@ export class ControlPlaneRpcServer implements ControlPlaneRpc {
   }
 
   /** Where it listens, once started. */
-  endpoint(): { host: string; port: number } | undefined {
-    return this.#port === undefined ? undefined : { host: this.#o.host, port: this.#port };
+  endpoint(): { host: string; port: number; tls: boolean } | undefined {
+    return this.#port === undefined
+      ? undefined
+      : { host: this.#o.host, port: this.#port, tls: this.#o.tls !== undefined };
   }
 
   /** Opens the port (every module's services are added by now). */
@@ -77,11 +97,12 @@ export class ControlPlaneRpcServer implements ControlPlaneRpc {
     }
     this.#port = port;
     const { host, logger } = this.#o;
-    logger.info({ host, port }, 'RPC port listening (the SDK hot paths: mq, txn)');
-    if (!/^(127\.|::1$|localhost$)/.test(host)) {
+    const tls = this.#o.tls !== undefined;
+    logger.info({ host, port, tls }, 'RPC port listening (the SDK hot paths: mq, txn)');
+    if (!tls && !/^(127\.|::1$|localhost$)/.test(host)) {
       logger.warn(
         { host, port },
-        'the RPC port listens beyond this machine without TLS: credentials and messages cross the network in clear (an HTTPS control plane sends its clients to HTTPS instead)',
+        'the RPC port listens beyond this machine without TLS: credentials and messages cross the network in clear; serve HTTPS (--tls-cert, --tls-key) and the port serves TLS from the same files',
       );
     }
   }

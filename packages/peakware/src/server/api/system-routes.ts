@@ -85,12 +85,9 @@ export const systemRoutes: ApiModule = (app, ctx) => {
       if (at === undefined) {
         return { available: false, reason: 'this node runs without it (PEAK_RPC_PORT=off)' };
       }
-      if (request.protocol === 'https') {
+      if (request.protocol === 'https' && !at.tls) {
         // A client that chose TLS is not sent to a plaintext port.
-        return {
-          available: false,
-          reason: 'this node serves HTTPS and its RPC port has no TLS yet',
-        };
+        return { available: false, reason: 'this node serves HTTPS and its RPC port has no TLS' };
       }
       // Bound to every address: the client reaches it by the name it used for this request.
       const wildcard = at.host === '0.0.0.0' || at.host === '::';
@@ -98,6 +95,7 @@ export const systemRoutes: ApiModule = (app, ctx) => {
         available: true,
         host: wildcard ? request.hostname.replace(/^\[(.*)\]$/, '$1') : at.host,
         port: at.port,
+        tls: at.tls,
       };
     },
   );
