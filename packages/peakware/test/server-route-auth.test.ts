@@ -505,6 +505,11 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       body: { name: 'auth.t2' },
     },
     'GET /api/v1/mq/topics': { auth: 'read', path: '/api/v1/mq/topics', outOfScope: 'open' },
+    'GET /api/v1/mq/databases': {
+      auth: 'read',
+      path: '/api/v1/mq/databases',
+      outOfScope: 'open',
+    },
     'DELETE /api/v1/mq/topics/:topic': {
       auth: 'operator',
       path: '/api/v1/mq/topics/auth.rm-topic',

@@ -76,6 +76,11 @@ export class MqAdmin {
     return (await this.#http.get<{ topics: TopicView[] }>(`${BASE}/topics`)).topics;
   }
 
+  /** The message databases topics may be placed on (`main`, the node's own, first). */
+  async databases(): Promise<string[]> {
+    return (await this.#http.get<{ databases: string[] }>(`${BASE}/databases`)).databases;
+  }
+
   /** Creates a topic (unchanged when it exists); a secured topic's secrets come back once. */
   createTopic(spec: TopicSpec): Promise<CreatedTopic> {
     return this.#http.post(`${BASE}/topics`, spec);

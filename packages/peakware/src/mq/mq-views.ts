@@ -17,6 +17,8 @@ export interface TopicView {
   maxBodyBytes: number;
   /** Messages stored now (within the retention). */
   messages: number;
+  /** The message database it is on (`main`: the node's own; a group's retry topic: each it is on, comma-separated). */
+  database: string;
   createdAt: string;
 }
 
@@ -27,6 +29,8 @@ export interface CreatedTopic {
   name: string;
   queues: number;
   ordered: boolean;
+  /** The message database it is on (`main`: the node's own). */
+  database: string;
   produceSecret?: string;
   consumeSecret?: string;
 }
@@ -42,6 +46,11 @@ export interface TopicSpec {
   secured?: boolean;
   /** Largest body accepted, bytes. Default the server's (256 KiB). */
   maxBodyBytes?: number;
+  /**
+   * The message database to place it on (one of `databases()`; `PEAK_MQ_DATABASES` on the
+   * nodes). Default `main`, the node's own. A topic does not move once made.
+   */
+  database?: string;
 }
 
 /** One step of a message's life (produced, stored, delivered, acked, failed, resent ...). */

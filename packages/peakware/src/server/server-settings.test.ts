@@ -23,6 +23,7 @@ describe('server settings', () => {
       halfCheckAfterMs: 6000,
       halfCheckIntervalMs: 30_000,
       mqtt: undefined,
+      databases: {},
     });
     assert.deepEqual(s.rpc, { port: 0, host: '127.0.0.1' });
     assert.deepEqual(s.telemetry, {
@@ -85,6 +86,40 @@ describe('server settings', () => {
         name,
       );
     }
+  });
+
+  it('reads the message databases as name=url pairs, and names a bad one', () => {
+    const s = resolveServerSettings(
+      serverSettingsFromEnv({
+        PEAK_MQ_DATABASES: ' mq2=postgres://u:p@db2:5432/peak , mq-3=postgresql://db3/peak ',
+      }),
+    );
+    assert.deepEqual(s.mq.databases, {
+      mq2: 'postgres://u:p@db2:5432/peak',
+      'mq-3': 'postgresql://db3/peak',
+    });
+    for (const [value, words] of [
+      ['mq2', /name=postgres/],
+      ['main=postgres://db/x', /'main' is not a database name.*main is the node's own/],
+      ['Mq2=postgres://db/x', /'Mq2' is not a database name/],
+      ['mq2=http://db/x', /database 'mq2' needs a postgres:\/\/ URL/],
+      ['mq2=postgres://a/x,mq2=postgres://b/x', /names database 'mq2' twice/],
+    ] as const) {
+      assert.throws(
+        () => serverSettingsFromEnv({ PEAK_MQ_DATABASES: value }),
+        (e) =>
+          isPeakError(e, 'PEAK_USAGE') &&
+          e.message.startsWith('PEAK_MQ_DATABASES') &&
+          words.test(e.message),
+        value,
+      );
+    }
+    assert.throws(
+      () => resolveServerSettings({ mq: { databases: { x: 'nope' } } }),
+      (e) =>
+        isPeakError(e, 'PEAK_USAGE') &&
+        /^mq\.databases: database 'x' needs a postgres/.test(e.message),
+    );
   });
 
   it('reads the HTTP branch prefixes as a comma-separated list, and names a bad entry', () => {

@@ -26,6 +26,11 @@ export interface ServerSettings {
     halfCheckIntervalMs: number;
     /** The MQTT bridge's listen address, or undefined when the bridge is off. */
     mqtt: { port: number; host: string } | undefined;
+    /**
+     * More PostgreSQL databases topics may be placed on, by name (`main`, the node's own,
+     * is always there): the broker tier grows by adding databases (src/mq/README.md).
+     */
+    databases: Record<string, string>;
   };
   /**
    * The RPC port's listen address (on by default: the SDK's hot calls, control-plane-rpc.ts),
@@ -84,6 +89,11 @@ export interface ServerSettingsOptions {
     halfCheckIntervalMs?: number;
     /** Start the MQTT bridge on this port (0 picks a free one); host default 127.0.0.1. */
     mqtt?: { port: number; host?: string };
+    /**
+     * More PostgreSQL databases for topics, by name (`[a-z][a-z0-9_-]*`, not `main`) →
+     * `postgres://` URL. Every node of a control plane must name the same ones. Default none.
+     */
+    databases?: Record<string, string>;
   };
   /**
    * The RPC port for the SDK's hot calls (mq send/receive/ack/nack, txn submits): on by
@@ -333,6 +343,36 @@ export const RPC_SETTINGS = {
   host: { env: 'PEAK_RPC_HOST', option: 'rpc.host', fallback: '127.0.0.1' },
 } as const;
 
+/** The message databases: `name=url` pairs, comma-separated, in the environment. */
+export const MQ_DATABASES = {
+  env: 'PEAK_MQ_DATABASES',
+  option: 'mq.databases',
+  takes:
+    'comma-separated name=postgres://… pairs (a name is a lowercase letter, then letters, digits, - or _; not main)',
+  summary: 'more PostgreSQL databases topics may be placed on (peak mq create --database NAME)',
+} as const;
+
+const DATABASE_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
+
+/** `map` checked as message databases; throws a UsageError naming `where` and the bad entry. */
+function checkMqDatabases(map: unknown, where: string): Record<string, string> {
+  if (typeof map !== 'object' || map === null || Array.isArray(map))
+    throw new UsageError(`${where} must be ${MQ_DATABASES.takes}, got ${JSON.stringify(map)}`);
+  const out: Record<string, string> = {};
+  for (const [name, url] of Object.entries(map)) {
+    if (!DATABASE_NAME.test(name) || name === 'main')
+      throw new UsageError(
+        `${where}: '${name}' is not a database name (${MQ_DATABASES.takes}); main is the node's own`,
+      );
+    if (typeof url !== 'string' || !/^postgres(ql)?:\/\/./.test(url))
+      throw new UsageError(
+        `${where}: database '${name}' needs a postgres:// URL, got ${JSON.stringify(url)}`,
+      );
+    out[name] = url;
+  }
+  return out;
+}
+
 /** The HTTP branches' allow-list: a comma-separated list of URL prefixes in the environment. */
 export const TXN_HTTP_BRANCHES = {
   env: 'PEAK_TXN_HTTP_BRANCHES',
@@ -438,6 +478,10 @@ export function resolveServerSettings(options: ServerSettingsOptions = {}): Serv
         mqtt === undefined
           ? undefined
           : { port: mqtt.port, host: mqtt.host ?? MQTT_SETTINGS.host.fallback },
+      databases:
+        options.mq?.databases === undefined
+          ? {}
+          : checkMqDatabases(options.mq.databases, MQ_DATABASES.option),
     },
     rpc:
       rpc === false
@@ -516,6 +560,22 @@ export function serverSettingsFromEnv(env: Env): ServerSettingsOptions {
         `${RPC_SETTINGS.port.env} must be ${RPC_SETTINGS.port.takes}, got '${rpcPort}'`,
       );
     put('rpc', { port: n, ...(rpcHost ? { host: rpcHost } : {}) });
+  }
+  const databases = env[MQ_DATABASES.env];
+  if (databases !== undefined && databases.trim() !== '') {
+    const map: Record<string, string> = {};
+    for (const pair of databases
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '')) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0)
+        throw new UsageError(`${MQ_DATABASES.env} must be ${MQ_DATABASES.takes}, got '${pair}'`);
+      const name = pair.slice(0, eq).trim();
+      if (name in map) throw new UsageError(`${MQ_DATABASES.env} names database '${name}' twice`);
+      map[name] = pair.slice(eq + 1).trim();
+    }
+    put(MQ_DATABASES.option, checkMqDatabases(map, MQ_DATABASES.env));
   }
   const branches = env[TXN_HTTP_BRANCHES.env];
   if (branches !== undefined && branches.trim() !== '') {

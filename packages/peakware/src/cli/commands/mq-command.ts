@@ -60,10 +60,12 @@ const topicsList: Command = {
   async run({ values, out }) {
     const topics = await (await adminClient(values)).mq.topics();
     out.json({ topics });
+    // The database column only when topics are placed on more than one.
+    const placed = topics.some((t) => t.database !== undefined && t.database !== 'main');
     for (const t of topics) {
       if (t.internal) continue;
       out.line(
-        `${t.name.padEnd(32)} queues ${String(t.queues).padEnd(4)} ${t.ordered ? 'ordered ' : 'normal  '}${t.secured ? 'secured ' : ''}${t.messages} messages`,
+        `${t.name.padEnd(32)} queues ${String(t.queues).padEnd(4)} ${t.ordered ? 'ordered ' : 'normal  '}${t.secured ? 'secured ' : ''}${placed ? `on ${t.database.padEnd(10)} ` : ''}${t.messages} messages`,
       );
     }
     if (topics.length === 0)
@@ -93,10 +95,17 @@ const topicsCreate: Command = {
       description: 'largest body accepted (default 256 KiB)',
       integer: { min: 1 },
     },
+    database: {
+      type: 'string',
+      valueName: 'NAME',
+      description:
+        "the message database to place it on (the nodes' PEAK_MQ_DATABASES; default main, the node's own)",
+    },
   },
   examples: [
     'peak mq topics create orders --queues 8',
     'peak mq topics create order-steps --ordered --secured',
+    'peak mq topics create clicks --database mq2',
   ],
   async run({ values, positionals, out }) {
     const name = need(positionals, 0, 'a topic name', 'peak mq topics create');
@@ -107,12 +116,13 @@ const topicsCreate: Command = {
       ordered: values.ordered === true,
       secured: values.secured === true,
       ...(values['max-body'] === undefined ? {} : { maxBodyBytes: Number(values['max-body']) }),
+      ...(typeof values.database === 'string' ? { database: values.database } : {}),
     });
     out.json(r);
     out.line(
       r.created
-        ? `created topic ${r.name} (${r.queues} queues)`
-        : `topic ${r.name} already exists; unchanged`,
+        ? `created topic ${r.name} (${r.queues} queues, on database ${r.database})`
+        : `topic ${r.name} already exists on database ${r.database}; unchanged`,
     );
     if (r.produceSecret !== undefined) {
       out.line('secrets (shown once):');

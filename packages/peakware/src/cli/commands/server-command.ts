@@ -5,6 +5,7 @@ import { DEFAULT_DATA_DIR, DEFAULT_PORT } from '../../server/defaults.js';
 import type { PeakServerInfo } from '../../server/peak-server.js';
 import {
   describeSetting,
+  MQ_DATABASES,
   MQTT_SETTINGS,
   RPC_SETTINGS,
   SERVER_SETTINGS,
@@ -71,6 +72,7 @@ function environmentHelp(): string {
       `the RPC port for the SDK's hot calls (mq producers and consumers, txn submits): ${RPC_SETTINGS.port.takes} (default: a free port)`,
     ],
     [RPC_SETTINGS.host.env, `the RPC port's address (default: ${RPC_SETTINGS.host.fallback})`],
+    [MQ_DATABASES.env, `${MQ_DATABASES.summary}: ${MQ_DATABASES.takes} (default: none)`],
     [
       TXN_HTTP_BRANCHES.env,
       `${TXN_HTTP_BRANCHES.summary}: ${TXN_HTTP_BRANCHES.takes} (default: none)`,

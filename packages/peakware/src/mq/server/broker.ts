@@ -13,6 +13,9 @@
  * - `broker-stats.ts`; `message-query.ts`, `dead-letter-admin.ts`, `offset-reset.ts`;
  * - `cross-node-signals.ts`: LISTEN/NOTIFY between nodes.
  *
+ * With `databases`, topics are placed on several PostgreSQL databases
+ * (`placed-message-store.ts`); without, everything is on the node's own.
+ *
  * Nodes are stateless: every fact lives in the {@link MessageStore} (PostgreSQL); the only
  * in-memory state is waiters for long polls (woken by LISTEN/NOTIFY from any node) and
  * monitoring counters for this node.
@@ -51,9 +54,21 @@ import { type CreatedTopic, type CreateTopicRequest, createTopic } from './broke
 import { type TrafficCounters, trafficCountersOf } from './broker/traffic-counters.js';
 import type { MessageStore } from './message-store.js';
 import { PgMessageStore } from './pg-message-store.js';
+import { MAIN_DATABASE, PlacedMessageStore } from './placed-message-store.js';
 
 export type { BrokerOptions } from './broker/broker-options.js';
 export type { ReceiveRequest } from './broker/consume.js';
+
+/**
+ * The store a broker over several databases keeps, by its node's pool: monitoring (the
+ * backlog on `/metrics`, alerts) reads every database's backlog through it.
+ */
+const backlogSources = new WeakMap<pg.Pool, PlacedMessageStore>();
+
+/** The placed store of the broker running on `pool`, if it has several databases. */
+export function placedStoreOf(pool: pg.Pool): PlacedMessageStore | undefined {
+  return backlogSources.get(pool);
+}
 
 /** The broker of one control-plane node. */
 export class Broker {
@@ -118,7 +133,11 @@ export class Broker {
   /** Starts the broker on a migrated database: partitions, LISTEN, relay and upkeep. */
   static async start(pool: pg.Pool, logger: Logger, options: BrokerOptions = {}): Promise<Broker> {
     const o = resolveBrokerOptions(options);
-    const store = new PgMessageStore(pool, logger);
+    const store =
+      Object.keys(o.databases).length === 0
+        ? new PgMessageStore(pool, logger)
+        : await PlacedMessageStore.open(pool, logger, o.databases);
+    if (store instanceof PlacedMessageStore) backlogSources.set(pool, store);
     const workerId = await store.nextWorkerId();
     const broker = new Broker(pool, store, new CrossNodeSignals(pool, logger), logger, o, workerId);
     await broker.#upkeep.runNow();
@@ -145,6 +164,22 @@ export class Broker {
     await this.#relay.idle();
     await this.store.flushTrace();
     this.#signals.close();
+    if (this.store instanceof PlacedMessageStore) await this.store.close();
+  }
+
+  /** The message databases topics may be placed on, `main` (the node's own) first. */
+  databases(): string[] {
+    return this.store instanceof PlacedMessageStore ? this.store.databases : [MAIN_DATABASE];
+  }
+
+  /** The pool of the database `topic` is on, and of every database (topic and group removal). */
+  async poolOf(topic: string, main: pg.Pool): Promise<pg.Pool> {
+    return this.store instanceof PlacedMessageStore ? this.store.poolOf(topic) : main;
+  }
+
+  /** Forgets where a removed topic was, so a topic made again by that name is looked up anew. */
+  async forgetTopic(topic: string): Promise<void> {
+    if (this.store instanceof PlacedMessageStore) await this.store.forget(topic);
   }
 
   /** Ends every long poll now (the server is closing); they return what they have. */

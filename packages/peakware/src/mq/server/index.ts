@@ -6,11 +6,9 @@
 import type pg from 'pg';
 import type { PeakModule } from '../../server/peak-module.js';
 import { type TrafficSample, trafficCountersOf } from './broker/traffic-counters.js';
+import { placedStoreOf } from './broker.js';
 import type { BacklogReader } from './message-store.js';
-import { mq } from './migrations/0003-mq.js';
-import { mqHotPath } from './migrations/0009-mq-hot-path.js';
-import { mqDeliveredAt } from './migrations/0010-mq-delivered-at.js';
-import { mqStorageV2 } from './migrations/0021-mq-storage-v2.js';
+import { mqMigrations } from './migrations/index.js';
 import { mqRoutes } from './mq-routes.js';
 import { PgBacklogReader } from './pg-store/backlog-reader.js';
 
@@ -19,7 +17,7 @@ export { openStressMessageCounter } from './pg-store/stress-messages.js';
 /** The mq module: topics, groups, send/receive/ack, transactions, relay, MQTT. */
 export const mqModule: PeakModule = {
   name: 'mq',
-  migrations: [mq, mqHotPath, mqDeliveredAt, mqStorageV2],
+  migrations: [...mqMigrations],
   routes: mqRoutes,
 };
 
@@ -34,10 +32,12 @@ export interface MqMetricsReader extends BacklogReader {
  * of the traffic counters of the broker on that pool.
  */
 export function openBacklogReader(pool: pg.Pool): MqMetricsReader {
-  const reader = new PgBacklogReader(pool);
+  const own = new PgBacklogReader(pool);
+  // A broker over several message databases reads them all (its store, once it started).
+  const reader = (): BacklogReader => placedStoreOf(pool) ?? own;
   return {
-    subscriptions: () => reader.subscriptions(),
-    backlog: (grp, topic) => reader.backlog(grp, topic),
+    subscriptions: () => reader().subscriptions(),
+    backlog: (grp, topic) => reader().backlog(grp, topic),
     traffic: () => trafficCountersOf(pool).snapshot(),
   };
 }

@@ -20,6 +20,8 @@ export interface TopicRecord {
 /** What a topic is created with. */
 export interface TopicSpec {
   name: string;
+  /** The database it is placed on (a store with several; default the node's own, `main`). */
+  database?: string;
   queues: number;
   ordered: boolean;
   internal?: boolean;

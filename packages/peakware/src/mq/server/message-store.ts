@@ -48,6 +48,13 @@ export interface MessageStore extends BacklogReader {
   onPending: ((dueAt: Date) => void) | undefined;
   /** A worker id no other node sharing this store has, for message ids. */
   nextWorkerId(): Promise<number>;
+  /**
+   * The store as one subscription sees it: `topic`'s, where a consumer group's retry topic
+   * (`%RETRY%<group>`) is the retry topic beside `topic` (a store over several databases
+   * keeps one per database, as RocketMQ keeps one per broker). A store over one database
+   * answers itself.
+   */
+  scopedTo(topic: string): Promise<MessageStore>;
 
   /** Creates a topic and its queues; an existing topic is returned unchanged. */
   createTopic(spec: TopicSpec): Promise<{ record: TopicRecord; created: boolean }>;
@@ -55,8 +62,10 @@ export interface MessageStore extends BacklogReader {
   topic(name: string): Promise<TopicRecord | undefined>;
   /** A topic, or a PEAK_MQ_UNKNOWN_TOPIC error naming it. */
   requireTopic(name: string): Promise<TopicRecord>;
-  /** Every topic with its queue depth (sum of next offsets). */
-  listTopics(): Promise<(TopicRecord & { messages: number })[]>;
+  /** Every topic with its queue depth (sum of next offsets) and the database it is on. */
+  listTopics(): Promise<(TopicRecord & { messages: number; database: string })[]>;
+  /** The database `topic` is on (`main`: the node's own; see placed-message-store.ts). */
+  databaseOf(topic: string): Promise<string>;
   /** Makes sure a group's retry topic exists. */
   ensureRetryTopic(grp: string): Promise<void>;
 

@@ -149,10 +149,22 @@ export const mqRoutes: ApiModule = (app, ctx) => {
             Type.Boolean({ description: 'require HMAC-signed messages and a consume secret' }),
           ),
           maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 4 * 1024 * 1024 })),
+          database: Type.Optional(
+            Type.String({
+              minLength: 1,
+              description:
+                "the message database to place it on (GET /api/v1/mq/databases); default main, the node's own",
+            }),
+          ),
         }),
       },
     },
     async (request) => b().createTopic(request.body),
+  );
+  app.get(
+    '/api/v1/mq/databases',
+    { schema: { summary: "The message databases topics may be placed on (main: the node's own)" } },
+    async () => ({ databases: b().databases() }),
   );
   app.get('/api/v1/mq/topics', { schema: { summary: 'The topics' } }, async () => ({
     topics: (await b().store.listTopics()).map((t) => ({
@@ -163,6 +175,7 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       secured: t.produceSecret !== null,
       maxBodyBytes: t.maxBodyBytes,
       messages: t.messages,
+      database: t.database,
       createdAt: t.createdAt.toISOString(),
     })),
   }));
@@ -182,11 +195,15 @@ export const mqRoutes: ApiModule = (app, ctx) => {
         querystring: Type.Object({ force }),
       },
     },
-    async (request) =>
-      removeTopic(ctx.pool, request.params.topic, {
-        force: request.query.force,
-        sessionMs: ctx.settings.mq.sessionMs,
-      }),
+    async (request) => {
+      const removed = await removeTopic(
+        await b().poolOf(request.params.topic, ctx.pool),
+        request.params.topic,
+        { force: request.query.force, sessionMs: ctx.settings.mq.sessionMs },
+      );
+      await b().forgetTopic(request.params.topic);
+      return removed;
+    },
   );
   app.delete(
     '/api/v1/mq/groups/:group',
@@ -200,10 +217,12 @@ export const mqRoutes: ApiModule = (app, ctx) => {
       },
     },
     async (request) =>
-      removeGroup(ctx.pool, request.query.topic, request.params.group, {
-        force: request.query.force,
-        sessionMs: ctx.settings.mq.sessionMs,
-      }),
+      removeGroup(
+        await b().poolOf(request.query.topic, ctx.pool),
+        request.query.topic,
+        request.params.group,
+        { force: request.query.force, sessionMs: ctx.settings.mq.sessionMs },
+      ),
   );
 
   app.post(

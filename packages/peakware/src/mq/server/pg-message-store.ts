@@ -14,6 +14,7 @@
  * - `partitions.ts`: daily partitions and retention.
  */
 import type pg from 'pg';
+import { ErrorCodes, InvalidArgumentError, isPeakError, PeakError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type {
   AckResult,
@@ -99,6 +100,10 @@ export class PgMessageStore implements MessageStore {
     this.#partitions = new PgPartitions(pool, logger);
   }
 
+  scopedTo(_topic: string): Promise<MessageStore> {
+    return Promise.resolve(this);
+  }
+
   async nextWorkerId(): Promise<number> {
     const { rows } = await this.#pool.query<{ w: string }>(
       "SELECT nextval('peak.mq_worker_seq')::text AS w",
@@ -109,6 +114,13 @@ export class PgMessageStore implements MessageStore {
   // ---------------------------------------------------------------- topics
 
   createTopic(spec: TopicSpec): Promise<{ record: TopicRecord; created: boolean }> {
+    if (spec.database !== undefined && spec.database !== 'main')
+      return Promise.reject(
+        new InvalidArgumentError(
+          `no message database '${spec.database}': this node has main only; add it to PEAK_MQ_DATABASES (mq.databases) on every node`,
+          { details: { input: 'database', database: spec.database } },
+        ),
+      );
     return this.#topics.createTopic(spec);
   }
 
@@ -116,12 +128,35 @@ export class PgMessageStore implements MessageStore {
     return this.#topics.topic(name);
   }
 
-  requireTopic(name: string): Promise<TopicRecord> {
-    return this.#topics.requireTopic(name);
+  async requireTopic(name: string): Promise<TopicRecord> {
+    try {
+      return await this.#topics.requireTopic(name);
+    } catch (err) {
+      // Placed on a message database by a node given more (mq.databases) than this one.
+      if (isPeakError(err, ErrorCodes.MQ_UNKNOWN_TOPIC)) {
+        const base = name.startsWith('%SHADOW%') ? name.slice('%SHADOW%'.length) : name;
+        const { rows } = await this.#pool.query<{ database: string }>(
+          'SELECT database FROM peak.mq_topic_databases WHERE topic = $1',
+          [base],
+        );
+        const database = rows[0]?.database;
+        if (database !== undefined && database !== 'main')
+          throw new PeakError(
+            ErrorCodes.DB_UNREACHABLE,
+            `topic '${base}' is on message database '${database}', which this node was not given; set PEAK_MQ_DATABASES (mq.databases) alike on every node`,
+            { details: { topic: base, database } },
+          );
+      }
+      throw err;
+    }
   }
 
-  listTopics(): Promise<(TopicRecord & { messages: number })[]> {
-    return this.#topics.listTopics();
+  async listTopics(): Promise<(TopicRecord & { messages: number; database: string })[]> {
+    return (await this.#topics.listTopics()).map((t) => ({ ...t, database: 'main' }));
+  }
+
+  databaseOf(_topic: string): Promise<string> {
+    return Promise.resolve('main');
   }
 
   ensureRetryTopic(grp: string): Promise<void> {

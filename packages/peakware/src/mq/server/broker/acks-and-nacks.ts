@@ -49,10 +49,12 @@ export interface NackRequest extends AckRequest {
 
 /** Acks receipts of one subscription. */
 export async function ack(
-  store: MessageStore,
+  all: MessageStore,
   streams: PushStreams,
   req: AckRequest,
 ): Promise<{ acked: number }> {
+  // The subscription's database: a receipt of the group's retry topic is the one beside it.
+  const store = await all.scopedTo(req.topic);
   await checkConsumeSecret(store, req.topic, req.secret);
   if (!Array.isArray(req.receipts) || req.receipts.length > 5000) {
     throw new InvalidArgumentError('receipts must be an array of at most 5000 receipts', {
@@ -98,10 +100,11 @@ export async function ack(
 
 /** Fails receipts: each is retried after its backoff, or dead-lettered after the last try. */
 export async function nack(
-  store: MessageStore,
+  all: MessageStore,
   streams: PushStreams,
   req: NackRequest,
 ): Promise<{ retried: number; dead: number }> {
+  const store = await all.scopedTo(req.topic);
   await checkConsumeSecret(store, req.topic, req.secret);
   if (!Array.isArray(req.receipts) || req.receipts.length > 1000) {
     throw new InvalidArgumentError('receipts must be an array of at most 1000 receipts', {

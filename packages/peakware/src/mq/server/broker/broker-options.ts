@@ -21,6 +21,11 @@ export interface BrokerOptions {
   halfCheckIntervalMs?: number;
   /** A half message still unresolved after this many checks is rolled back. Default 15. */
   halfMaxChecks?: number;
+  /**
+   * More PostgreSQL databases topics may be placed on, name → URL (the broker's own pool is
+   * `main`). Default none: every topic on the broker's own database.
+   */
+  databases?: Record<string, string>;
 }
 
 /** {@link BrokerOptions} with every default filled in. */
@@ -34,6 +39,7 @@ export function resolveBrokerOptions(options: BrokerOptions): Required<BrokerOpt
     halfCheckAfterMs: options.halfCheckAfterMs ?? 6000,
     halfCheckIntervalMs: options.halfCheckIntervalMs ?? 30_000,
     halfMaxChecks: options.halfMaxChecks ?? 15,
+    databases: options.databases ?? {},
   };
 }
 

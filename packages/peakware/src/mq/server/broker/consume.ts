@@ -89,10 +89,12 @@ export class Receiver {
   /** Long-poll receive: messages from the queues this consumer owns, or [] after waitMs. */
   async receive(req: ReceiveRequest): Promise<ReceivedMessage[]> {
     checkName('group', req.group);
+    // The topic's database (several with mq.databases): the group's retry topic beside it.
+    const store = await this.#store.scopedTo(req.topic);
     if (req.topic.startsWith('%SHADOW%'))
-      await shadowTopicOf(this.#store, req.topic.slice('%SHADOW%'.length));
-    await checkConsumeSecret(this.#store, req.topic, req.secret);
-    const topic = await this.#store.requireTopic(req.topic);
+      await shadowTopicOf(store, req.topic.slice('%SHADOW%'.length));
+    await checkConsumeSecret(store, req.topic, req.secret);
+    const topic = await store.requireTopic(req.topic);
     const settings: GroupSettings = {
       broadcasting: req.broadcasting,
       maxRetries: req.maxRetries,
@@ -102,14 +104,15 @@ export class Receiver {
     const settingsKey = JSON.stringify(settings);
     const known = this.#groupCache.get(req.group);
     if (known === undefined || known.key !== settingsKey || Date.now() - known.at > 10_000) {
-      await this.#store.upsertGroup(req.group, settings);
+      await store.upsertGroup(req.group, settings);
       this.#groupCache.set(req.group, { key: settingsKey, at: Date.now() });
     }
     const grp = stateKey(req.group, req.consumerId, req.broadcasting);
     const inPlace = req.broadcasting || topic.ordered;
-    if (!inPlace && !this.#retryTopics.has(req.group)) {
-      await this.#store.ensureRetryTopic(req.group);
-      this.#retryTopics.add(req.group);
+    const retryKey = `${await store.databaseOf(req.topic)}\n${req.group}`;
+    if (!inPlace && !this.#retryTopics.has(retryKey)) {
+      await store.ensureRetryTopic(req.group);
+      this.#retryTopics.add(retryKey);
     }
     const all: QueueRef[] = [];
     for (let q = 0; q < topic.queues; q++) all.push({ topic: req.topic, queueId: q });
@@ -130,10 +133,10 @@ export class Receiver {
         mine = allocateQueues(all, live, req.consumerId);
       }
       const out: ReceivedMessage[] = [];
-      const work = await this.#store.queuesWithWork(grp, mine, this.#o.window);
+      const work = await store.queuesWithWork(grp, mine, this.#o.window);
       for (const q of work.ready.sort(() => Math.random() - 0.5)) {
         if (out.length >= req.max) break;
-        const got = await this.#store.claim({
+        const got = await store.claim({
           grp,
           queue: q,
           consumerId: req.consumerId,
@@ -144,7 +147,7 @@ export class Receiver {
           invisibleMs: req.invisibleMs,
           ordered: topic.ordered && q.topic === req.topic,
         });
-        out.push(...(await this.#deliver(req, grp, got, settings, inPlace)));
+        out.push(...(await this.#deliver(store, req, grp, got, settings, inPlace)));
       }
       if (
         out.length > 0 ||
@@ -168,6 +171,7 @@ export class Receiver {
   }
 
   async #deliver(
+    store: MessageStore,
     req: ReceiveRequest,
     grp: string,
     got: Delivery[],
@@ -193,7 +197,7 @@ export class Receiver {
       }
       if (attempts > settings.maxRetries + 1) {
         // Handed out more times than allowed without an ack (consumers crashing on it).
-        await this.#store.nack(
+        await store.nack(
           grp,
           req.group,
           ref,
@@ -236,7 +240,7 @@ export class Receiver {
         ),
       );
     }
-    await this.#store.trace(events);
+    await store.trace(events);
     return out;
   }
 

@@ -16,6 +16,8 @@ export interface CreateTopicRequest {
   ordered?: unknown;
   secured?: unknown;
   maxBodyBytes?: unknown;
+  /** The message database to place it on (`mq.databases`); default `main`, the node's own. */
+  database?: unknown;
 }
 
 /** A created (or already existing) topic; the secrets only when it was just created. */
@@ -24,6 +26,8 @@ export interface CreatedTopic {
   name: string;
   queues: number;
   ordered: boolean;
+  /** The database it is on (`main`: the node's own). */
+  database: string;
   produceSecret?: string;
   consumeSecret?: string;
 }
@@ -56,6 +60,13 @@ export async function createTopic(
       },
     );
   }
+  if (spec.database !== undefined && typeof spec.database !== 'string')
+    throw new InvalidArgumentError(
+      `database must be a name, got ${JSON.stringify(spec.database)}`,
+      {
+        details: { input: 'database' },
+      },
+    );
   const secured = spec.secured === true;
   const produceSecret = secured ? `mqp_${randomBytes(24).toString('base64url')}` : null;
   const consumeSecret = secured ? `mqc_${randomBytes(24).toString('base64url')}` : null;
@@ -66,12 +77,14 @@ export async function createTopic(
     maxBodyBytes: maxBody,
     produceSecret,
     consumeSecret,
+    ...(spec.database === undefined ? {} : { database: spec.database }),
   });
   return {
     created,
     name: record.name,
     queues: record.queues,
     ordered: record.ordered,
+    database: await store.databaseOf(record.name),
     ...(created && produceSecret !== null && consumeSecret !== null
       ? { produceSecret, consumeSecret }
       : {}),

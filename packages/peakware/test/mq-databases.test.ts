@@ -1,0 +1,249 @@
+/**
+ * Topics on several PostgreSQL instances (`PEAK_MQ_DATABASES`): a real `peak server` on
+ * PostgreSQL #1 with a second message database on PostgreSQL #2. A topic placed on #2 keeps
+ * everything there (messages, pending delayed rows, claims, the group's retry topic, dead
+ * letters) and nothing on #1, while sends, receives, acks, delays, retries, dead letters,
+ * queries by id and key, traces, stats and removal work as for a topic on the node's own
+ * database. A node that was not given #2 says so for that topic; a name nobody has is refused.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { AdminClient } from '../src/admin/index.js';
+import { isPeakError } from '../src/core/errors.js';
+import { Consumer, Producer } from '../src/mq/index.js';
+import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
+import { type PostgresCluster, startPostgresCluster } from './support/postgres-cluster.js';
+import { waitFor } from './support/wait.js';
+
+describe('mq topics on two PostgreSQL instances', { timeout: 240_000 }, () => {
+  let cluster: PostgresCluster;
+  const nodes: { p: PeakProcess; dir: string }[] = [];
+  let url: string;
+  let admin: AdminClient;
+  let db1: pg.Pool;
+  let db2: pg.Pool;
+
+  const startNode = async (env: NodeJS.ProcessEnv) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'peak-mq-dbs-'));
+    const p = spawnPeak(
+      [
+        'server',
+        '--postgres',
+        cluster.url(0),
+        '--data',
+        dir,
+        '--port',
+        '0',
+        '--json',
+        '--log-level',
+        'warn',
+      ],
+      env,
+    );
+    nodes.push({ p, dir });
+    const ready = await p.waitFor('ready', 60_000);
+    return { url: String(ready.url), dir, adminToken: ready.adminToken as string | undefined };
+  };
+
+  /** Rows of `table` for `topic` on a database (`mq_dlq` rows by message). */
+  const count = async (db: pg.Pool, sql: string, params: unknown[]) =>
+    Number(
+      (await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${sql}`, params)).rows[0]!.n,
+    );
+
+  before(async () => {
+    cluster = await startPostgresCluster(2);
+    const node = await startNode({ PEAK_MQ_DATABASES: `mq2=${cluster.url(1)}` });
+    url = node.url;
+    process.env.PEAK_CREDENTIAL = (
+      await readFile(path.join(node.dir, 'credentials', 'local'), 'utf8')
+    ).trim();
+    const token =
+      node.adminToken ?? (await readFile(path.join(node.dir, 'admin-token'), 'utf8')).trim();
+    admin = new AdminClient({ servers: url, token });
+    db1 = new pg.Pool({ connectionString: cluster.url(0), max: 2 });
+    db2 = new pg.Pool({ connectionString: cluster.url(1), max: 2 });
+    for (const db of [db1, db2]) db.on('error', () => undefined);
+  });
+
+  after(async () => {
+    for (const { p, dir } of nodes) {
+      killGroup(p.child);
+      await p.exited;
+      await rm(dir, { recursive: true, force: true });
+    }
+    await db1?.end();
+    await db2?.end();
+    await cluster?.stop();
+  });
+
+  it('places topics where asked, once, and refuses a database nobody has', async () => {
+    assert.deepEqual(await admin.mq.databases(), ['main', 'mq2']);
+    const far = await admin.mq.createTopic({ name: 'far', queues: 2, database: 'mq2' });
+    assert.deepEqual([far.created, far.database], [true, 'mq2']);
+    const near = await admin.mq.createTopic({ name: 'near', queues: 2 });
+    assert.deepEqual([near.created, near.database], [true, 'main']);
+    // A topic does not move: asked again elsewhere, it answers where it is.
+    const again = await admin.mq.createTopic({ name: 'far', queues: 2, database: 'main' });
+    assert.deepEqual([again.created, again.database], [false, 'mq2']);
+    await assert.rejects(
+      admin.mq.createTopic({ name: 'lost', database: 'mq9' }),
+      (e) =>
+        isPeakError(e, 'PEAK_INVALID_ARGUMENT') &&
+        /no message database 'mq9'.*main, mq2.*PEAK_MQ_DATABASES/.test(e.message),
+    );
+    const listed = await admin.mq.topics();
+    assert.equal(listed.find((t) => t.name === 'far')?.database, 'mq2');
+    assert.equal(listed.find((t) => t.name === 'near')?.database, 'main');
+    assert.equal(
+      listed.some((t) => t.name === 'lost'),
+      false,
+    );
+    // The queues are on PostgreSQL #2 only.
+    assert.equal(await count(db2, 'peak.mq_queues WHERE topic = $1', ['far']), 2);
+    assert.equal(await count(db1, 'peak.mq_queues WHERE topic = $1', ['far']), 0);
+  });
+
+  it('sends, delays, receives and acks on the topic’s database; queries and traces find them', async () => {
+    const producer = new Producer({ servers: url });
+    const sent = await Promise.all(
+      Array.from({ length: 120 }, (_, i) =>
+        producer.send('far', { body: `far-${i}`, keys: [`order-${i}`], tag: 'placed' }),
+      ),
+    );
+    await producer.send('near', { body: 'near-0', keys: ['order-0'] });
+    const dueAt = Date.now() + 1500;
+    const delayed = await producer.send('far', { body: 'late', deliverAt: dueAt });
+    // Waiting in PostgreSQL #2's pending table, not #1's.
+    assert.equal(await count(db2, 'peak.mq_pending WHERE msg_id = $1', [delayed.id]), 1);
+    assert.equal(await count(db1, 'peak.mq_pending WHERE msg_id = $1', [delayed.id]), 0);
+
+    const got = new Map<string, number>();
+    const consumer = new Consumer({
+      servers: url,
+      group: 'far-readers',
+      topic: 'far',
+      waitMs: 300,
+      handler: (m) => {
+        got.set(m.text(), Date.now());
+      },
+    }).start();
+    await waitFor(
+      () => `121 consumed (${got.size})`,
+      () => got.size === 121,
+      30_000,
+    );
+    await consumer.close();
+    await producer.close();
+    assert.ok(got.get('late')! >= dueAt, 'the delayed message came no earlier than due');
+
+    assert.equal(await count(db2, 'peak.mq_messages WHERE topic = $1', ['far']), 121);
+    assert.equal(await count(db1, 'peak.mq_messages WHERE topic = $1', ['far']), 0);
+    assert.equal(await count(db1, 'peak.mq_messages WHERE topic = $1', ['near']), 1);
+    // Acked: the group's offsets are on #2, and nothing of it is left to deliver.
+    assert.ok((await count(db2, "peak.mq_offsets WHERE grp = 'far-readers'", [])) > 0);
+    const stats = await admin.mq.stats();
+    const group = stats.groups.find((g) => g.group === 'far-readers' && g.topic === 'far');
+    assert.ok(group, JSON.stringify(stats.groups));
+    assert.equal(group.backlog, 0);
+
+    // By id: the message and its trace (stored and acked, the ack a batch row on #2).
+    const story = await admin.mq.message(sent[7]!.id);
+    assert.equal(story.found, true);
+    assert.equal(story.copies[0]?.topic, 'far');
+    const events = story.trace.map((e) => e.event);
+    assert.ok(events.includes('acked'), JSON.stringify(story.trace));
+    // By key across databases (no topic), and on the topic.
+    const byKey = await admin.mq.query({ key: 'order-0' });
+    assert.deepEqual(byKey.map((m) => m.topic).sort(), ['far', 'near']);
+    const onTopic = await admin.mq.query({ key: 'order-3', topic: 'far' });
+    assert.deepEqual(
+      onTopic.map((m) => Buffer.from(m.body, 'base64').toString()),
+      ['far-3'],
+    );
+    const byTime = await admin.mq.query({
+      topic: 'far',
+      tag: 'placed',
+      from: Date.now() - 60_000,
+      to: Date.now() + 1000,
+      limit: 500,
+    });
+    assert.equal(byTime.length, 120);
+  });
+
+  it('a failing message is retried through the retry topic on its database, then dead-lettered there', async () => {
+    const producer = new Producer({ servers: url });
+    const bad = await producer.send('far', { body: 'poison' });
+    await producer.close();
+    let tries = 0;
+    const consumer = new Consumer({
+      servers: url,
+      group: 'far-strict',
+      topic: 'far',
+      waitMs: 300,
+      maxRetries: 1,
+      backoffMs: [200],
+      handler: (m) => {
+        if (m.text() === 'poison') {
+          tries++;
+          throw new Error('cannot take this one');
+        }
+      },
+    }).start();
+    await waitFor(
+      () => `poison dead-lettered (tries ${tries})`,
+      async () => (await admin.mq.deadLetters('far-strict')).some((d) => d.id === bad.id),
+      30_000,
+    );
+    await consumer.close();
+    assert.equal(tries, 2, 'tried once, retried once');
+    assert.equal(await count(db2, 'peak.mq_topics WHERE name = $1', ['%RETRY%far-strict']), 1);
+    assert.equal(await count(db1, 'peak.mq_topics WHERE name = $1', ['%RETRY%far-strict']), 0);
+    assert.equal(await count(db2, 'peak.mq_dlq WHERE msg_id = $1', [bad.id]), 1);
+    assert.equal(await count(db1, 'peak.mq_dlq WHERE msg_id = $1', [bad.id]), 0);
+    const story = await admin.mq.message(bad.id);
+    assert.deepEqual(
+      story.deadLetters.map((d) => d.group),
+      ['far-strict'],
+    );
+    assert.ok(
+      story.trace.some((e) => e.event === 'dead-lettered'),
+      JSON.stringify(story.trace),
+    );
+  });
+
+  it('a node that was not given the database says so for its topics; others work', async () => {
+    const other = await startNode({});
+    const otherAdmin = new AdminClient({
+      servers: other.url,
+      token: (await readFile(path.join(nodes[0]!.dir, 'admin-token'), 'utf8')).trim(),
+    });
+    const producer = new Producer({ servers: other.url, transport: 'http' });
+    await assert.rejects(
+      producer.send('far', { body: 'x' }),
+      (e) =>
+        isPeakError(e, 'PEAK_DB_UNREACHABLE') &&
+        /topic 'far' is on message database 'mq2'.*PEAK_MQ_DATABASES/.test(e.message),
+    );
+    assert.ok((await producer.send('near', { body: 'fine' })).id);
+    await producer.close();
+    await assert.rejects(
+      otherAdmin.mq.createTopic({ name: 'elsewhere', database: 'mq2' }),
+      (e) => isPeakError(e, 'PEAK_INVALID_ARGUMENT') && /main only/.test(e.message),
+    );
+  });
+
+  it('removes a placed topic from its database; its name can then be made anywhere', async () => {
+    const removed = await admin.mq.removeTopic('far', { force: true });
+    assert.ok(removed);
+    assert.equal(await count(db2, 'peak.mq_messages WHERE topic = $1', ['far']), 0);
+    assert.equal(await count(db2, 'peak.mq_topics WHERE name = $1', ['far']), 0);
+    const again = await admin.mq.createTopic({ name: 'far', queues: 1 });
+    assert.deepEqual([again.created, again.database], [true, 'main']);
+    assert.equal(await count(db1, 'peak.mq_queues WHERE topic = $1', ['far']), 1);
+  });
+});
