@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { AdminClient } from '../src/admin/index.js';
 import { isPeakError } from '../src/core/errors.js';
-import { Consumer, Producer } from '../src/mq/index.js';
+import { BrokerClient, Consumer, Producer } from '../src/mq/index.js';
 import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
 import { type PostgresCluster, startPostgresCluster } from './support/postgres-cluster.js';
 import { waitFor } from './support/wait.js';
@@ -173,6 +173,47 @@ describe('mq topics on two PostgreSQL instances', { timeout: 240_000 }, () => {
       limit: 500,
     });
     assert.equal(byTime.length, 120);
+  });
+
+  it('a half message waits on its database and is delivered soon after its commit', async () => {
+    const client = new BrokerClient({ servers: url });
+    const half = await client.sendHalf(
+      'far',
+      { body: Buffer.from('paid').toString('base64') },
+      'payments',
+    );
+    assert.equal(
+      await count(db2, "peak.mq_pending WHERE msg_id = $1 AND kind = 'half'", [half.id]),
+      1,
+    );
+    assert.equal(await count(db1, 'peak.mq_pending WHERE msg_id = $1', [half.id]), 0);
+    const got: number[] = [];
+    const consumer = new Consumer({
+      servers: url,
+      group: 'far-payments',
+      topic: 'far',
+      startFrom: 'latest',
+      waitMs: 300,
+      handler: (m) => {
+        if (m.text() === 'paid') got.push(Date.now());
+      },
+    }).start();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(got.length, 0, 'not delivered before its commit');
+    const committedAt = Date.now();
+    await client.endHalf(half.id, 'commit', 'producer');
+    await waitFor(
+      () => 'the committed half delivered',
+      () => got.length === 1,
+      10_000,
+    );
+    await consumer.close();
+    client.close();
+    // The relays are woken at once (about 20 ms here; left to their 5 s safety tick, 0-5 s).
+    assert.ok(
+      got[0]! - committedAt < 1000,
+      `delivered ${got[0]! - committedAt} ms after the commit`,
+    );
   });
 
   it('a failing message is retried through the retry topic on its database, then dead-lettered there', async () => {

@@ -86,6 +86,8 @@ export class Broker {
   readonly #streams: PushStreams;
   readonly #relay: PendingRelay;
   readonly #upkeep: PartitionUpkeep;
+  /** The node's own pool (`main`). */
+  readonly #pool: pg.Pool;
 
   private constructor(
     pool: pg.Pool,
@@ -96,6 +98,7 @@ export class Broker {
     workerId: number,
   ) {
     this.store = store;
+    this.#pool = pool;
     this.#traffic = trafficCountersOf(pool);
     this.#stats = new BrokerStats(this.#traffic);
     this.#signals = signals;
@@ -164,7 +167,10 @@ export class Broker {
     await this.#relay.idle();
     await this.store.flushTrace();
     this.#signals.close();
-    if (this.store instanceof PlacedMessageStore) await this.store.close();
+    if (this.store instanceof PlacedMessageStore) {
+      if (backlogSources.get(this.#pool) === this.store) backlogSources.delete(this.#pool);
+      await this.store.close();
+    }
   }
 
   /** The message databases topics may be placed on, `main` (the node's own) first. */

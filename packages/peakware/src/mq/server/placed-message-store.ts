@@ -410,7 +410,16 @@ export class PlacedMessageStore implements MessageStore {
   async commitHalves(ids: readonly string[]): Promise<boolean[]> {
     // A half is on its topic's database only: committed where it is found.
     const all = await this.#each((s) => s.commitHalves(ids));
+    if (all.some((r, d) => d > 0 && r.includes(true))) await this.#kickRelays();
     return ids.map((_, i) => all.some((r) => r[i] === true));
+  }
+
+  /**
+   * Wakes every node's relay (they LISTEN on main): a database's own store notifies on its
+   * own database when it commits halves or resends dead letters, which no node listens to.
+   */
+  async #kickRelays(): Promise<void> {
+    await this.#p.main.pool.query("SELECT pg_notify('peak_mq_pending', '')");
   }
 
   async rollbackHalf(id: string): Promise<boolean> {
@@ -525,7 +534,9 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async resendDlq(grp: string, ids: readonly string[] | 'all'): Promise<string[]> {
-    return (await this.#each((s) => s.resendDlq(grp, ids))).flat();
+    const all = await this.#each((s) => s.resendDlq(grp, ids));
+    if (all.some((r, d) => d > 0 && r.length > 0)) await this.#kickRelays();
+    return all.flat();
   }
 
   async dlqById(id: string): Promise<DeadLetterState[]> {
