@@ -64,6 +64,9 @@ import { createShadowTables } from './stress-beside.js';
 export type Role = 'inventory' | 'order' | 'points' | 'coupon' | 'gateway';
 
 /** Each role's app (`shop.<role>`) and what its credential may do, nothing more. */
+/** The broker's second message database (PostgreSQL #2), where the order events' topic lives. */
+export const SHOP_MESSAGE_DATABASE = 'pg2';
+
 export const SHOP_APPS: Readonly<Record<`shop.${Exclude<Role, 'gateway'>}`, readonly string[]>> = {
   'shop.inventory': [
     'register:shop.inventory',
@@ -478,10 +481,19 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     await shopPool?.end().catch(() => undefined);
     await orders?.close().catch(() => undefined);
     await redis?.stop().catch(() => undefined);
+    // The control plane before PostgreSQL #2: its broker keeps the order events there.
+    const stopped = (await server?.stop()) ?? true;
     await shard1?.stop().catch(() => undefined);
-    return (await server?.stop()) ?? true;
+    return stopped;
   };
   try {
+    // PostgreSQL #2 first: it holds half the order shards and, as the broker's second message
+    // database, the order events' topic (the broker tier's writes split over both).
+    const shardDir = path.join(path.resolve(options.dataDir), 'order-shard-1');
+    await mkdir(shardDir, { recursive: true });
+    shard1 = new EmbeddedPostgres({ dataDir: shardDir, logger: options.logger });
+    const shard1Endpoint = await shard1.start();
+    const shopDb2 = endpointUrl(shard1Endpoint);
     server = await PeakServer.start({
       dataDir: options.dataDir,
       port: options.port,
@@ -491,17 +503,13 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       localApps: { ...SHOP_APPS, [SHOP_SUPERVISOR_APP]: ['scale:shop.*'] },
       // Scaling and releases decide every second (default 5 s), for --scale-demo's sale.
       scale: { intervalMs: 1000 },
+      mq: { databases: { [SHOP_MESSAGE_DATABASE]: shopDb2 } },
     });
     const started = server;
     const credential = (role: Exclude<Role, 'gateway'>) => ({
       PEAK_CREDENTIAL: started.credential(`shop.${role}`),
     });
     const shopDb = server.postgresUrl();
-    const shardDir = path.join(server.info.dataDir, 'order-shard-1');
-    await mkdir(shardDir, { recursive: true });
-    shard1 = new EmbeddedPostgres({ dataDir: shardDir, logger: options.logger });
-    const shard1Endpoint = await shard1.start();
-    const shopDb2 = endpointUrl(shard1Endpoint);
     watch(
       'order-shard-postgres',
       () => shard1?.pid,
@@ -565,9 +573,14 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     shopPool.on('error', () => undefined);
     const shadow = options.stressBeside === true;
     stock = openStressAwareStock(shopPool, redisUrl, { writer: false, shadow });
-    for (const topic of [ORDER_PLACED_TOPIC, ORDER_COMPENSATE_TOPIC]) {
-      await admin.mq.createTopic({ name: topic, queues: 4 });
-    }
+    // The order events on PostgreSQL #2 (the broker's second message database), the rare
+    // compensations on the control plane's own.
+    await admin.mq.createTopic({
+      name: ORDER_PLACED_TOPIC,
+      queues: 4,
+      database: SHOP_MESSAGE_DATABASE,
+    });
+    await admin.mq.createTopic({ name: ORDER_COMPENSATE_TOPIC, queues: 4 });
     await seedFlashSale(
       shopPool,
       stock,
@@ -611,6 +624,8 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     if ((options.controlPlaneNodes ?? 1) >= 2) {
       const node2Options = {
         postgresUrl: server.postgresUrl(),
+        // The same message databases as the first node (every node names the same ones).
+        mqDatabases: { [SHOP_MESSAGE_DATABASE]: shopDb2 },
         dataDir: path.join(server.info.dataDir, 'control-plane-2'),
         port: await freeLoopbackPort(),
       };

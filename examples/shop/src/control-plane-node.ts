@@ -48,6 +48,8 @@ export async function startControlPlaneNode(options: {
   postgresUrl: string;
   dataDir: string;
   port: number;
+  /** The message databases besides its own (`PEAK_MQ_DATABASES`), name → URL. */
+  mqDatabases?: Readonly<Record<string, string>>;
 }): Promise<ControlPlaneNode> {
   await mkdir(options.dataDir, { recursive: true });
   const child = spawn(
@@ -67,7 +69,17 @@ export async function startControlPlaneNode(options: {
     ],
     {
       // parent-watch.ts stops a node whose parent went away when it runs under `npm exec`.
-      env: { ...process.env, npm_command: 'exec' },
+      env: {
+        ...process.env,
+        npm_command: 'exec',
+        ...(options.mqDatabases === undefined
+          ? {}
+          : {
+              PEAK_MQ_DATABASES: Object.entries(options.mqDatabases)
+                .map(([name, url]) => `${name}=${url}`)
+                .join(','),
+            }),
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );

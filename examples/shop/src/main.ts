@@ -32,7 +32,8 @@ import type { AdminClient, TopologyEdge } from 'peakware/admin';
 import { createLogger, errorMessage, isPeakError } from 'peakware/core';
 import { stopAtOnce } from 'peakware/server';
 import { capacityInstances, runCapacity } from './capacity.js';
-import { type Chain, type ChildDeath, startChain } from './chain.js';
+import { ORDER_PLACED_TOPIC } from './catalog.js';
+import { type Chain, type ChildDeath, SHOP_MESSAGE_DATABASE, startChain } from './chain.js';
 import { couponReportLines, settledCouponTxnFigures } from './coupon-report.js';
 import { couponBooksBalance, seedCoupons, settledCouponLedger } from './coupon-store.js';
 import {
@@ -374,6 +375,9 @@ async function runOn(chain: Chain): Promise<number> {
     say(
       `  rpc port        ${server.info.rpc.host}:${server.info.rpc.port}   (order events, points and coupon transactions reach the broker and the coordinator over it, not HTTP)`,
     );
+  say(
+    `  message dbs     main (control plane's PostgreSQL) and ${SHOP_MESSAGE_DATABASE} (PostgreSQL #2: the order events' topic ${ORDER_PLACED_TOPIC}; peak mq topics list)`,
+  );
   say(
     `  console         ${server.info.url}/console   (log in with the admin token in ${server.info.adminTokenFile})`,
   );

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { AdminClient } from '../src/admin/index.js';
 import { isPeakError } from '../src/core/errors.js';
-import { BrokerClient, Consumer, Producer } from '../src/mq/index.js';
+import { BrokerClient, Consumer, Producer, sendInTransaction } from '../src/mq/index.js';
 import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
 import { type PostgresCluster, startPostgresCluster } from './support/postgres-cluster.js';
 import { waitFor } from './support/wait.js';
@@ -214,6 +214,55 @@ describe('mq topics on two PostgreSQL instances', { timeout: 240_000 }, () => {
       got[0]! - committedAt < 1000,
       `delivered ${got[0]! - committedAt} ms after the commit`,
     );
+  });
+
+  it("a transaction on the node's own database enqueues for the placed topic: delivered once, after its commit only", async () => {
+    const send = async (body: string, commit: boolean, deliverAt?: number) => {
+      const c = await db1.connect();
+      try {
+        await c.query('BEGIN');
+        const r = await sendInTransaction(c, 'far', {
+          body,
+          ...(deliverAt === undefined ? {} : { deliverAt }),
+        });
+        await c.query(commit ? 'COMMIT' : 'ROLLBACK');
+        return r.id;
+      } finally {
+        c.release();
+      }
+    };
+    await send('rolled-back', false);
+    const now = await send('committed', true);
+    const dueAt = Date.now() + 1000;
+    const later = await send('committed-later', true, dueAt);
+    const got = new Map<string, number>();
+    const consumer = new Consumer({
+      servers: url,
+      group: 'far-tx',
+      topic: 'far',
+      startFrom: 'earliest',
+      waitMs: 300,
+      handler: (m) => {
+        const text = m.text();
+        if (text.startsWith('committed') || text === 'rolled-back') got.set(text, Date.now());
+      },
+    }).start();
+    await waitFor(
+      () => `both committed messages consumed (${[...got.keys()].join(', ')})`,
+      () => got.size >= 2,
+      15_000,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    await consumer.close();
+    assert.deepEqual([...got.keys()].sort(), ['committed', 'committed-later']);
+    assert.ok(got.get('committed-later')! >= dueAt, 'not before its time');
+    // Copied to PostgreSQL #2 once, and gone from #1's forwarding table.
+    assert.equal(
+      await count(db2, 'peak.mq_messages WHERE msg_id = ANY($1::bigint[])', [[now, later]]),
+      2,
+    );
+    assert.equal(await count(db1, 'peak.mq_forward', []), 0);
+    assert.equal(await count(db1, "peak.mq_pending WHERE topic = 'far'", []), 0);
   });
 
   it('a failing message is retried through the retry topic on its database, then dead-lettered there', async () => {

@@ -55,15 +55,29 @@ export async function sendInTransaction(
       [topic, target],
     );
   }
+  // A topic on another message database (placed there by the broker) takes the message in
+  // the forwarding table: the relay copies it to the topic's database once committed.
   const { rows } = await client.query(
-    `WITH t AS (SELECT name, ordered, max_body_bytes FROM peak.mq_topics WHERE name = $1),
+    `WITH here AS (SELECT name, ordered, max_body_bytes, false AS far FROM peak.mq_topics WHERE name = $1),
+          t AS (
+            SELECT * FROM here
+            UNION ALL
+            SELECT $1, ordered, max_body_bytes, true FROM peak.mq_topic_databases
+             WHERE topic = $8 AND database <> 'main' AND NOT EXISTS (SELECT 1 FROM here)),
+          ok AS (
+            SELECT * FROM t WHERE (NOT t.ordered OR $4::text IS NOT NULL) AND octet_length($6::bytea) <= t.max_body_bytes),
           ins AS (
             INSERT INTO peak.mq_pending (kind, msg_id, topic, tag, keys, msg_group, props, body, deliver_at)
-            SELECT 'outbox', peak.mq_new_id(), t.name, $2, $3, $4, $5, $6, coalesce(to_timestamp($7::float8 / 1000), now())
-              FROM t WHERE (NOT t.ordered OR $4::text IS NOT NULL) AND octet_length($6::bytea) <= t.max_body_bytes
+            SELECT 'outbox', peak.mq_new_id(), ok.name, $2, $3, $4, $5, $6, coalesce(to_timestamp($7::float8 / 1000), now())
+              FROM ok WHERE NOT ok.far
+            RETURNING msg_id::text AS id),
+          fwd AS (
+            INSERT INTO peak.mq_forward (msg_id, topic, tag, keys, msg_group, props, body, deliver_at)
+            SELECT peak.mq_new_id(), ok.name, $2, $3, $4, $5, $6, coalesce(to_timestamp($7::float8 / 1000), now())
+              FROM ok WHERE ok.far
             RETURNING msg_id::text AS id)
-     SELECT (SELECT id FROM ins) AS id, (SELECT ordered FROM t) AS ordered, (SELECT max_body_bytes FROM t) AS max,
-            pg_notify('peak_mq_pending', '')`,
+     SELECT coalesce((SELECT id FROM ins), (SELECT id FROM fwd)) AS id, (SELECT ordered FROM t) AS ordered,
+            (SELECT max_body_bytes FROM t) AS max, pg_notify('peak_mq_pending', '')`,
     [
       target,
       message.tag ?? null,
@@ -72,6 +86,7 @@ export async function sendInTransaction(
       JSON.stringify(props),
       body,
       deliverAt ?? null,
+      topic,
     ],
   );
   const r = rows[0] ?? {};

@@ -11,8 +11,17 @@ import type { BacklogReader } from './message-store.js';
 import { mqMigrations } from './migrations/index.js';
 import { mqRoutes } from './mq-routes.js';
 import { PgBacklogReader } from './pg-store/backlog-reader.js';
+import { openStressMessageCounter as countStressMessages } from './pg-store/stress-messages.js';
 
-export { openStressMessageCounter } from './pg-store/stress-messages.js';
+/**
+ * Counts a stress run's messages in real topics (the stress module's isolation check), on
+ * every message database of the broker running on `pool`.
+ */
+export function openStressMessageCounter(
+  pool: pg.Pool,
+): (runId: string, sinceMs: number) => Promise<{ topic: string; messages: number }[]> {
+  return countStressMessages(() => placedStoreOf(pool)?.pools() ?? [pool]);
+}
 
 /** The mq module: topics, groups, send/receive/ack, transactions, relay, MQTT. */
 export const mqModule: PeakModule = {

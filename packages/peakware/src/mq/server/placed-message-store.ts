@@ -19,13 +19,17 @@
  *   failures, half-message steps) go to `main`; a message's trace is read from all.
  *
  * Not across databases: one transaction. A batch is sent to one topic, so it is stored in
- * one transaction as before; `sendInTransaction` writes to whichever database its client
- * is on (the topic's, for a topic placed elsewhere).
+ * one transaction as before. A message enqueued in a transaction of the node's own database
+ * for a topic placed elsewhere (`sendInTransaction`, the coordinator's two-phase messages)
+ * waits in `peak.mq_forward` there; the relay copies it to the topic's database once due and
+ * deletes it, skipping ids the topic's database already holds (a copy made just before a
+ * crash), so it arrives once.
  */
 import pg from 'pg';
-import { ErrorCodes, InvalidArgumentError, PeakError } from '../../core/errors.js';
+import { ErrorCodes, InvalidArgumentError, isPeakError, PeakError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { migrate } from '../../server/migrator.js';
+import { shadowTopicOf } from './broker/topic-admin.js';
 import type {
   AckResult,
   AppendInput,
@@ -61,6 +65,8 @@ export const MAIN_DATABASE = 'main';
 
 const RETRY_PREFIX = '%RETRY%';
 const SHADOW_PREFIX = '%SHADOW%';
+/** Forwarded messages copied per relay pass. */
+const FORWARD_BATCH = 2000;
 /** How long a topic's placement is trusted before it is read again, ms. */
 const PLACED_TTL_MS = 5000;
 /** How long "no row: on main" is trusted (a topic placed meanwhile by another node), ms. */
@@ -84,7 +90,10 @@ class Placement {
   /** The database each stored copy returned by `byId` came from (retry copies are ambiguous by name). */
   readonly copyHome = new WeakMap<object, Database>();
 
-  constructor(all: readonly Database[]) {
+  readonly logger: Logger;
+
+  constructor(all: readonly Database[], logger: Logger) {
+    this.logger = logger;
     this.all = all;
     this.main = all[0]!;
     this.#byName = new Map(all.map((d) => [d.name, d]));
@@ -125,8 +134,9 @@ class Placement {
     return db;
   }
 
-  /** Records `topic` on `want` unless it is placed (or made on main) already; where it is. */
-  async place(topic: string, want: Database): Promise<Database> {
+  /** Records `spec`'s topic on `want` unless it is placed (or made on main) already; where it is. */
+  async place(spec: TopicSpec, want: Database): Promise<Database> {
+    const topic = spec.name;
     const placed = await this.main.pool.query<{ database: string }>(
       'SELECT database FROM peak.mq_topic_databases WHERE topic = $1',
       [topic],
@@ -135,8 +145,9 @@ class Placement {
       // A topic made on main before it had databases has no row: it stays on main.
       const target = (await this.main.store.topic(topic)) === undefined ? want : this.main;
       await this.main.pool.query(
-        'INSERT INTO peak.mq_topic_databases (topic, database) VALUES ($1, $2) ON CONFLICT (topic) DO NOTHING',
-        [topic, target.name],
+        `INSERT INTO peak.mq_topic_databases (topic, database, ordered, max_body_bytes)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (topic) DO NOTHING`,
+        [topic, target.name, spec.ordered, spec.maxBodyBytes],
       );
     }
     this.#cache.delete(topic);
@@ -230,7 +241,7 @@ export class PlacedMessageStore implements MessageStore {
       await Promise.all(all.slice(1).map((d) => d.pool.end().catch(() => undefined)));
       throw err;
     }
-    const p = new Placement(all);
+    const p = new Placement(all, logger);
     return new PlacedMessageStore(p, p.main, new Map());
   }
 
@@ -311,7 +322,7 @@ export class PlacedMessageStore implements MessageStore {
     if (spec.name.startsWith(RETRY_PREFIX) || spec.name.startsWith(SHADOW_PREFIX))
       return (await this.#dbOf(spec.name)).store.createTopic(here);
     const want = this.#p.named(database ?? MAIN_DATABASE);
-    const db = await this.#p.place(spec.name, want);
+    const db = await this.#p.place(spec, want);
     return db.store.createTopic(here);
   }
 
@@ -377,6 +388,8 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async relayDueBulk(limit: number): Promise<{ moved: number; topic: string | null }> {
+    const forwarded = await this.#forwardDue(Math.min(limit, FORWARD_BATCH));
+    if (forwarded.moved > 0) return forwarded;
     let moved = 0;
     let topic: string | null = null;
     for (const r of await this.#each((s) => s.relayDueBulk(limit))) {
@@ -386,13 +399,108 @@ export class PlacedMessageStore implements MessageStore {
     return { moved, topic };
   }
 
+  /**
+   * Copies due rows of `peak.mq_forward` (main) to their topics' databases, then deletes
+   * them, under their row locks (another node's relay skips them). Ids the target holds
+   * already are not copied again. A row whose topic is gone, or that its topic refuses, keeps
+   * the reason in `error` (an operator's to look at) and is not tried again.
+   */
+  async #forwardDue(limit: number): Promise<{ moved: number; topic: string | null }> {
+    const client = await this.#p.main.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{
+        seq: string;
+        msg_id: string;
+        topic: string;
+        tag: string | null;
+        keys: string[];
+        msg_group: string | null;
+        props: Record<string, string>;
+        body: Buffer;
+        born_at: Date;
+      }>(
+        `SELECT seq::text, msg_id::text, topic, tag, keys, msg_group, props, body, born_at
+           FROM peak.mq_forward WHERE error IS NULL AND deliver_at <= now()
+          ORDER BY deliver_at, seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [limit],
+      );
+      if (rows.length === 0) {
+        await client.query('COMMIT');
+        return { moved: 0, topic: null };
+      }
+      const done: string[] = [];
+      const failed: { seq: string; error: string }[] = [];
+      let moved = 0;
+      const byTopic = new Map<string, typeof rows>();
+      for (const r of rows) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
+      for (const [topic, part] of byTopic) {
+        try {
+          const db = await this.#p.of(topic);
+          if (topic.startsWith(SHADOW_PREFIX))
+            await shadowTopicOf(this, topic.slice(SHADOW_PREFIX.length));
+          const held = await db.pool.query<{ id: string }>(
+            'SELECT msg_id::text AS id FROM peak.mq_messages WHERE msg_id = ANY($1::bigint[])',
+            [part.map((r) => r.msg_id)],
+          );
+          const copied = new Set(held.rows.map((r) => r.id));
+          const fresh = part.filter((r) => !copied.has(r.msg_id));
+          if (fresh.length > 0)
+            await db.store.append(
+              fresh.map((r) => ({
+                topic,
+                msgId: BigInt(r.msg_id),
+                tag: r.tag,
+                keys: r.keys,
+                group: r.msg_group,
+                props: r.props,
+                body: r.body,
+                bornAt: r.born_at,
+              })),
+            );
+          moved += fresh.length;
+          done.push(...part.map((r) => r.seq));
+        } catch (err) {
+          // The topic's database down: left for the next pass. Refused: kept with the reason.
+          if (!isPeakError(err) || err.code === ErrorCodes.DB_UNREACHABLE) throw err;
+          for (const r of part) failed.push({ seq: r.seq, error: `${err.code}: ${err.message}` });
+        }
+      }
+      if (done.length > 0)
+        await client.query('DELETE FROM peak.mq_forward WHERE seq = ANY($1::bigint[])', [done]);
+      for (const f of failed)
+        await client.query('UPDATE peak.mq_forward SET error = $2 WHERE seq = $1', [
+          f.seq,
+          f.error,
+        ]);
+      await client.query('COMMIT');
+      if (failed.length > 0)
+        this.#p.logger.error(
+          { count: failed.length, error: failed[0]!.error },
+          'mq: messages enqueued for a topic on another database could not be delivered; kept in peak.mq_forward with the reason',
+        );
+      return { moved, topic: rows[0]!.topic };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
   async relayDue(limit: number): Promise<{ moved: number; rows: PendingRow[] }> {
     const all = await this.#each((s) => s.relayDue(limit));
     return { moved: all.reduce((n, r) => n + r.moved, 0), rows: all.flatMap((r) => r.rows) };
   }
 
   async nextDue(): Promise<Date | undefined> {
-    const dues = (await this.#each((s) => s.nextDue())).filter((d): d is Date => d !== undefined);
+    const forward = await this.#p.main.pool.query<{ d: Date | null }>(
+      'SELECT min(deliver_at) AS d FROM peak.mq_forward WHERE error IS NULL',
+    );
+    const dues = [
+      ...(await this.#each((s) => s.nextDue())),
+      forward.rows[0]?.d ?? undefined,
+    ].filter((d): d is Date => d !== undefined);
     return dues.length === 0 ? undefined : new Date(Math.min(...dues.map((d) => d.getTime())));
   }
 

@@ -5,11 +5,14 @@
  */
 import type pg from 'pg';
 
-/** Counts, per real topic, the messages of stress run `runId` stored since `sinceMs`. */
+/**
+ * Counts, per real topic, the messages of stress run `runId` stored since `sinceMs`, on the
+ * databases `pools()` gives at each count (every message database of the broker).
+ */
 export function openStressMessageCounter(
-  pool: pg.Pool,
+  pools: () => readonly pg.Pool[],
 ): (runId: string, sinceMs: number) => Promise<{ topic: string; messages: number }[]> {
-  return async (runId, sinceMs) => {
+  const countOn = async (pool: pg.Pool, runId: string, sinceMs: number) => {
     const { rows } = await pool.query<{ topic: string; n: string }>(
       `SELECT topic, count(*)::text AS n FROM peak.mq_messages
         WHERE stored_at >= to_timestamp($1::double precision / 1000)
@@ -20,5 +23,9 @@ export function openStressMessageCounter(
       [sinceMs, `peak-stress-run=${runId}`],
     );
     return rows.map((r) => ({ topic: r.topic, messages: Number(r.n) }));
+  };
+  return async (runId, sinceMs) => {
+    const all = (await Promise.all(pools().map((p) => countOn(p, runId, sinceMs)))).flat();
+    return all.sort((a, b) => a.topic.localeCompare(b.topic));
   };
 }
