@@ -32,7 +32,7 @@
  * again in the same place (infra-watch.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -489,8 +489,13 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
   try {
     // PostgreSQL #2 first: it holds half the order shards and, as the broker's second message
     // database, the order events' topic (the broker tier's writes split over both).
-    const shardDir = path.join(path.resolve(options.dataDir), 'order-shard-1');
+    const dataDir = path.resolve(options.dataDir);
+    const shardDir = path.join(dataDir, 'order-shard-1');
     await mkdir(shardDir, { recursive: true });
+    // Passable for PostgreSQL's OS user (as the control plane's start makes it for its own
+    // cluster), so the shard's cluster stays in the data folder rather than /var/lib.
+    const mode = (await stat(dataDir)).mode;
+    if ((mode & 0o001) === 0) await chmod(dataDir, (mode & 0o777) | 0o711);
     shard1 = new EmbeddedPostgres({ dataDir: shardDir, logger: options.logger });
     const shard1Endpoint = await shard1.start();
     const shopDb2 = endpointUrl(shard1Endpoint);
