@@ -127,6 +127,8 @@ class Placement {
         `topic '${base}' is on message database '${name}', which this node was not given; set PEAK_MQ_DATABASES (mq.databases) alike on every node`,
         { details: { topic: base, database: name } },
       );
+    // Bounded: names of topics nobody made (a caller's typos) must not grow it for ever.
+    if (this.#cache.size >= 10_000) this.#cache.clear();
     this.#cache.set(base, {
       db,
       until: now + (name === undefined ? UNPLACED_TTL_MS : PLACED_TTL_MS),
@@ -179,14 +181,24 @@ function mergeBacklogs(lists: QueueBacklog[][]): QueueBacklog[] {
   return [...byQueue.values()].sort((a, b) => a.queueId - b.queueId);
 }
 
-/** Groups `items` by the database `dbOf` gives each, keeping their order within a group. */
+/**
+ * Groups `items` by the database of their topic (`topicOf`; `dbOf` resolves each distinct
+ * topic once), keeping their order within a group.
+ */
 async function byDatabase<T>(
   items: readonly T[],
-  dbOf: (item: T) => Promise<Database>,
+  topicOf: (item: T) => string,
+  dbOf: (topic: string) => Promise<Database>,
 ): Promise<Map<Database, T[]>> {
   const out = new Map<Database, T[]>();
+  const seen = new Map<string, Database>();
   for (const item of items) {
-    const db = await dbOf(item);
+    const topic = topicOf(item);
+    let db = seen.get(topic);
+    if (db === undefined) {
+      db = await dbOf(topic);
+      seen.set(topic, db);
+    }
     const list = out.get(db);
     if (list === undefined) out.set(db, [item]);
     else list.push(item);
@@ -362,7 +374,11 @@ export class PlacedMessageStore implements MessageStore {
   // ---------------------------------------------------------------- append and pending
 
   async append(items: readonly AppendInput[]): Promise<AppendResult[]> {
-    const groups = await byDatabase(items, (i) => this.#dbOf(i.topic));
+    const groups = await byDatabase(
+      items,
+      (i) => i.topic,
+      (t) => this.#dbOf(t),
+    );
     if (groups.size <= 1) {
       const [db] = groups.keys();
       return db === undefined ? [] : db.store.append(items);
@@ -379,8 +395,16 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async appendAndDelay(due: readonly AppendInput[], later: readonly PendingInput[]): Promise<void> {
-    const dueBy = await byDatabase(due, (i) => this.#dbOf(i.topic));
-    const laterBy = await byDatabase(later, (i) => this.#dbOf(i.topic));
+    const dueBy = await byDatabase(
+      due,
+      (i) => i.topic,
+      (t) => this.#dbOf(t),
+    );
+    const laterBy = await byDatabase(
+      later,
+      (i) => i.topic,
+      (t) => this.#dbOf(t),
+    );
     const dbs = new Set([...dueBy.keys(), ...laterBy.keys()]);
     await Promise.all(
       [...dbs].map((db) => db.store.appendAndDelay(dueBy.get(db) ?? [], laterBy.get(db) ?? [])),
@@ -511,7 +535,11 @@ export class PlacedMessageStore implements MessageStore {
   // ---------------------------------------------------------------- half messages
 
   async addHalves(items: readonly PendingInput[]): Promise<void> {
-    const by = await byDatabase(items, (i) => this.#dbOf(i.topic));
+    const by = await byDatabase(
+      items,
+      (i) => i.topic,
+      (t) => this.#dbOf(t),
+    );
     await Promise.all([...by].map(([db, part]) => db.store.addHalves(part)));
   }
 
@@ -581,7 +609,11 @@ export class PlacedMessageStore implements MessageStore {
     queues: readonly QueueRef[],
     window: number,
   ): Promise<QueueWork> {
-    const by = await byDatabase(queues, (q) => this.#dbOf(q.topic));
+    const by = await byDatabase(
+      queues,
+      (q) => q.topic,
+      (t) => this.#dbOf(t),
+    );
     const only = by.size === 1 ? [...by][0] : undefined;
     if (only !== undefined) return only[0].store.queuesWithWork(grp, only[1], window);
     const all = await Promise.all(
@@ -609,7 +641,11 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async ack(grp: string, refs: readonly DeliveryRef[]): Promise<AckResult> {
-    const by = await byDatabase(refs, (r) => this.#dbOf(r.topic));
+    const by = await byDatabase(
+      refs,
+      (r) => r.topic,
+      (t) => this.#dbOf(t),
+    );
     const all = await Promise.all([...by].map(([db, part]) => db.store.ack(grp, part)));
     return { acked: all.flatMap((r) => r.acked), batches: all.flatMap((r) => r.batches) };
   }
@@ -704,7 +740,7 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async inflightFirst(copies: readonly Copy[]): Promise<InflightFirst[]> {
-    const by = await byDatabase(copies, (c) => this.#copyDb(c));
+    const by = await this.#copiesByDatabase(copies);
     return (await Promise.all([...by].map(([db, part]) => db.store.inflightFirst(part)))).flat();
   }
 
@@ -713,7 +749,11 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async traceBatches(events: readonly BatchTraceEvent[]): Promise<void> {
-    const by = await byDatabase(events, (e) => this.#dbOf(e.topic));
+    const by = await byDatabase(
+      events,
+      (e) => e.topic,
+      (t) => this.#dbOf(t),
+    );
     await Promise.all([...by].map(([db, part]) => db.store.traceBatches(part)));
   }
 
@@ -722,14 +762,19 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async traceOf(id: string, copies: readonly Copy[]): Promise<TraceRow[]> {
-    const by = await byDatabase(copies, (c) => this.#copyDb(c));
+    const by = await this.#copiesByDatabase(copies);
     const all = await Promise.all(this.#p.all.map((d) => d.store.traceOf(id, by.get(d) ?? [])));
     return all.flat().sort((a, b) => a.at.getTime() - b.at.getTime());
   }
 
-  #copyDb(c: Copy): Promise<Database> {
-    const home = this.#p.copyHome.get(c);
-    return home === undefined ? this.#dbOf(c.topic) : Promise.resolve(home);
+  /** A message's stored copies by database (each as `byId` found it; else by its topic). */
+  async #copiesByDatabase(copies: readonly Copy[]): Promise<Map<Database, Copy[]>> {
+    const out = new Map<Database, Copy[]>();
+    for (const c of copies) {
+      const db = this.#p.copyHome.get(c) ?? (await this.#dbOf(c.topic));
+      out.set(db, [...(out.get(db) ?? []), c]);
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- backlog and retention
