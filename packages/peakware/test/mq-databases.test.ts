@@ -15,7 +15,7 @@ import pg from 'pg';
 import { AdminClient } from '../src/admin/index.js';
 import { isPeakError } from '../src/core/errors.js';
 import { BrokerClient, Consumer, Producer, sendInTransaction } from '../src/mq/index.js';
-import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
+import { killGroup, type PeakProcess, runPeak, spawnPeak } from './support/peak-process.js';
 import { type PostgresCluster, startPostgresCluster } from './support/postgres-cluster.js';
 import { waitFor } from './support/wait.js';
 
@@ -24,6 +24,7 @@ describe('mq topics on two PostgreSQL instances', { timeout: 240_000 }, () => {
   const nodes: { p: PeakProcess; dir: string }[] = [];
   let url: string;
   let admin: AdminClient;
+  let token: string;
   let db1: pg.Pool;
   let db2: pg.Pool;
 
@@ -62,8 +63,7 @@ describe('mq topics on two PostgreSQL instances', { timeout: 240_000 }, () => {
     process.env.PEAK_CREDENTIAL = (
       await readFile(path.join(node.dir, 'credentials', 'local'), 'utf8')
     ).trim();
-    const token =
-      node.adminToken ?? (await readFile(path.join(node.dir, 'admin-token'), 'utf8')).trim();
+    token = node.adminToken ?? (await readFile(path.join(node.dir, 'admin-token'), 'utf8')).trim();
     admin = new AdminClient({ servers: url, token });
     db1 = new pg.Pool({ connectionString: cluster.url(0), max: 2 });
     db2 = new pg.Pool({ connectionString: cluster.url(1), max: 2 });
@@ -325,6 +325,31 @@ describe('mq topics on two PostgreSQL instances', { timeout: 240_000 }, () => {
       otherAdmin.mq.createTopic({ name: 'elsewhere', database: 'mq2' }),
       (e) => isPeakError(e, 'PEAK_INVALID_ARGUMENT') && /main only/.test(e.message),
     );
+  });
+
+  it('peak mq: topics create --database, topics list and databases say where topics are', async () => {
+    const env = { PEAK_SERVER: url, PEAK_TOKEN: token };
+    const peak = async (...args: string[]) => {
+      const r = await runPeak(['mq', ...args], env);
+      assert.equal(r.code, 0, `peak mq ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    assert.match(
+      await peak('topics', 'create', 'cli-far', '--database', 'mq2'),
+      /created topic cli-far \(4 queues, on database mq2\)/,
+    );
+    assert.match(await peak('topics', 'list'), /cli-far\s+queues 4\s+normal\s+on mq2\s/);
+    const dbs = JSON.parse(await peak('databases', '--json')) as {
+      databases: { name: string; topics: number }[];
+    };
+    assert.deepEqual(
+      dbs.databases.map((d) => d.name),
+      ['main', 'mq2'],
+    );
+    assert.ok(dbs.databases.find((d) => d.name === 'mq2')!.topics >= 2, JSON.stringify(dbs));
+    const bad = await runPeak(['mq', 'topics', 'create', 'cli-lost', '--database', 'mq9'], env);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /no message database 'mq9'/);
   });
 
   it('removes a placed topic from its database; its name can then be made anywhere', async () => {

@@ -161,6 +161,26 @@ const topicsRm: Command = {
   },
 };
 
+const databases: Command = {
+  name: 'databases',
+  summary:
+    "the message databases topics may be placed on (main: the node's own; PEAK_MQ_DATABASES adds more)",
+  options: SERVER_OPTIONS,
+  async run({ values, out }) {
+    const admin = await adminClient(values);
+    const [names, topics] = await Promise.all([admin.mq.databases(), admin.mq.topics()]);
+    const placed = names.map((name) => ({
+      name,
+      topics: topics.filter((t) => !t.internal && (t.database ?? 'main') === name).length,
+    }));
+    out.json({ databases: placed });
+    for (const d of placed) out.line(`${d.name.padEnd(16)} ${d.topics} topics`);
+    if (names.length === 1)
+      out.line('one database; add more with PEAK_MQ_DATABASES=name=postgres://… on every node');
+    return 0;
+  },
+};
+
 const topics: Command = {
   name: 'topics',
   aliases: ['topic'],
@@ -517,5 +537,17 @@ const outbox: Command = {
 export const mqCommand: Command = {
   name: 'mq',
   summary: 'message queue: topics, send, consume, query, trace, dead letters, replay, outbox',
-  subcommands: [topics, groups, send, consume, query, trace, dlq, resetOffset, stats, outbox],
+  subcommands: [
+    topics,
+    groups,
+    databases,
+    send,
+    consume,
+    query,
+    trace,
+    dlq,
+    resetOffset,
+    stats,
+    outbox,
+  ],
 };

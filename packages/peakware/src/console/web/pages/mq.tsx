@@ -4,7 +4,7 @@
  * resend, and offset reset (replay from a time).
  */
 import { useState } from 'preact/hooks';
-import type { MessageQuery, ReceivedMessage } from '../../../admin/mq-admin.js';
+import type { MessageQuery, ReceivedMessage, TopicView } from '../../../admin/mq-admin.js';
 import { api } from '../api.js';
 import { useLoad } from '../hooks.js';
 import { navigate, useRoute } from '../router.js';
@@ -65,6 +65,10 @@ function Topics() {
           columns={[
             { title: 'topic', cell: (t) => t.name },
             { title: 'queues', cell: (t) => t.queues, align: 'right' },
+            // Where each topic is, once topics are placed on more than one database.
+            ...((topics.data ?? []).some((t) => t.database !== undefined && t.database !== 'main')
+              ? [{ title: 'database', cell: (t: TopicView) => t.database }]
+              : []),
             { title: 'stored', cell: (t) => num(t.messages), align: 'right' },
             { title: 'in/s', cell: (t) => num(byTopic.get(t.name)?.tpsIn), align: 'right' },
             { title: 'out/s', cell: (t) => num(byTopic.get(t.name)?.tpsOut), align: 'right' },
