@@ -265,6 +265,42 @@ describe('mq topics on two PostgreSQL instances', { timeout: 240_000 }, () => {
     assert.equal(await count(db1, "peak.mq_pending WHERE topic = 'far'", []), 0);
   });
 
+  it('the forwarding relay copies a message once (an id already copied is not copied again) and keeps what it cannot deliver', async () => {
+    // A copy made just before a crash: the message is on #2, its forwarding row still on #1.
+    const id = (
+      await new BrokerClient({ servers: url }).send('far', [
+        { body: Buffer.from('once').toString('base64') },
+      ])
+    ).ids[0]!;
+    await db1.query(
+      `INSERT INTO peak.mq_forward (msg_id, topic, body) VALUES ($1::bigint, 'far', 'once')`,
+      [id],
+    );
+    // A row for a topic placed on #2 that is not there (removed by hand): kept with its reason.
+    await db1.query(
+      `INSERT INTO peak.mq_topic_databases (topic, database) VALUES ('vanished', 'mq2')`,
+    );
+    await db1.query(
+      `INSERT INTO peak.mq_forward (msg_id, topic, body) VALUES (peak.mq_new_id(), 'vanished', 'x')`,
+    );
+    await db1.query("SELECT pg_notify('peak_mq_pending', '')");
+    await waitFor(
+      () => 'the forwarding rows handled',
+      async () =>
+        (await count(db1, 'peak.mq_forward WHERE error IS NULL', [])) === 0 &&
+        (await count(db1, 'peak.mq_forward WHERE error IS NOT NULL', [])) === 1,
+      15_000,
+    );
+    assert.equal(await count(db2, 'peak.mq_messages WHERE msg_id = $1::bigint', [id]), 1);
+    const kept = await db1.query<{ topic: string; error: string }>(
+      'SELECT topic, error FROM peak.mq_forward',
+    );
+    assert.equal(kept.rows[0]?.topic, 'vanished');
+    assert.match(kept.rows[0]!.error, /PEAK_MQ_UNKNOWN_TOPIC/);
+    await db1.query("DELETE FROM peak.mq_forward WHERE topic = 'vanished'");
+    await db1.query("DELETE FROM peak.mq_topic_databases WHERE topic = 'vanished'");
+  });
+
   it('a failing message is retried through the retry topic on its database, then dead-lettered there', async () => {
     const producer = new Producer({ servers: url });
     const bad = await producer.send('far', { body: 'poison' });
