@@ -397,4 +397,37 @@ describe('mq topics on two PostgreSQL instances', { timeout: 240_000 }, () => {
     assert.deepEqual([again.created, again.database], [true, 'main']);
     assert.equal(await count(db1, 'peak.mq_queues WHERE topic = $1', ['far']), 1);
   });
+  it('with PostgreSQL #2 down, the topics on #1 go on: sends, receives, delays; #2’s topics fail clearly', async () => {
+    // Only the node given #2 runs now: nothing else relays #1's delayed messages.
+    for (const { p } of nodes.slice(1)) {
+      killGroup(p.child);
+      await p.exited;
+    }
+    await admin.mq.createTopic({ name: 'far-down', queues: 1, database: 'mq2' });
+    await cluster.kill(1);
+    const producer = new Producer({ servers: url });
+    await assert.rejects(producer.send('far-down', { body: 'lost?' }), (e) => isPeakError(e));
+    const dueAt = Date.now() + 800;
+    await producer.send('near', { body: 'while-down' });
+    await producer.send('near', { body: 'delayed-while-down', deliverAt: dueAt });
+    const got = new Set<string>();
+    const consumer = new Consumer({
+      servers: url,
+      group: 'near-readers',
+      topic: 'near',
+      waitMs: 300,
+      handler: (m) => {
+        got.add(m.text());
+      },
+    }).start();
+    await waitFor(
+      () => `both messages on #1 consumed (${[...got].join(', ')})`,
+      () => got.has('while-down') && got.has('delayed-while-down'),
+      15_000,
+    );
+    await consumer.close();
+    await producer.close();
+    // The topic list says what it cannot read, rather than leaving #2's topics out.
+    await assert.rejects(admin.mq.topics(), (e) => isPeakError(e));
+  });
 });

@@ -156,6 +156,19 @@ class Placement {
     return this.of(topic);
   }
 
+  readonly #lastFailureLog = new Map<string, number>();
+
+  /** Logs that `db` failed `what` (at most every 10 s per database). */
+  failed(db: Database, what: string, err: unknown): void {
+    const now = Date.now();
+    if (now - (this.#lastFailureLog.get(db.name) ?? 0) < 10_000) return;
+    this.#lastFailureLog.set(db.name, now);
+    this.logger.warn(
+      { database: db.name, err: err instanceof Error ? err.message : String(err) },
+      `mq: message database '${db.name}' failed (${what}); its topics wait, the others go on`,
+    );
+  }
+
   /** Drops `topic`'s placement (it was removed: the name may be made again anywhere). */
   async forget(topic: string): Promise<void> {
     await this.main.pool.query('DELETE FROM peak.mq_topic_databases WHERE topic = $1', [topic]);
@@ -291,6 +304,26 @@ export class PlacedMessageStore implements MessageStore {
     return Promise.all(this.#p.all.map((d) => fn(d.store)));
   }
 
+  /**
+   * `fn` on every database that answers: the background work (relay, upkeep, monitoring)
+   * goes on for the others while one is down. A failure is logged (at most every 10 s per
+   * database); when none answers, the first failure is thrown.
+   */
+  async #eachAnswering<T>(what: string, fn: (s: PgMessageStore) => Promise<T>): Promise<T[]> {
+    const settled = await Promise.allSettled(this.#p.all.map((d) => fn(d.store)));
+    const out: T[] = [];
+    let first: unknown;
+    settled.forEach((r, i) => {
+      if (r.status === 'fulfilled') out.push(r.value);
+      else {
+        first ??= r.reason;
+        this.#p.failed(this.#p.all[i]!, what, r.reason);
+      }
+    });
+    if (out.length === 0 && first !== undefined) throw first;
+    return out;
+  }
+
   set onAppend(fn: ((topic: string) => void) | undefined) {
     for (const d of this.#p.all) d.store.onAppend = fn;
   }
@@ -416,7 +449,7 @@ export class PlacedMessageStore implements MessageStore {
     if (forwarded.moved > 0) return forwarded;
     let moved = 0;
     let topic: string | null = null;
-    for (const r of await this.#each((s) => s.relayDueBulk(limit))) {
+    for (const r of await this.#eachAnswering('relay', (s) => s.relayDueBulk(limit))) {
       moved += r.moved;
       topic ??= r.topic;
     }
@@ -459,8 +492,10 @@ export class PlacedMessageStore implements MessageStore {
       const byTopic = new Map<string, typeof rows>();
       for (const r of rows) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
       for (const [topic, part] of byTopic) {
+        let target: Database | undefined;
         try {
           const db = await this.#p.of(topic);
+          target = db;
           if (topic.startsWith(SHADOW_PREFIX))
             await shadowTopicOf(this, topic.slice(SHADOW_PREFIX.length));
           const held = await db.pool.query<{ id: string }>(
@@ -485,8 +520,12 @@ export class PlacedMessageStore implements MessageStore {
           moved += fresh.length;
           done.push(...part.map((r) => r.seq));
         } catch (err) {
-          // The topic's database down: left for the next pass. Refused: kept with the reason.
-          if (!isPeakError(err) || err.code === ErrorCodes.DB_UNREACHABLE) throw err;
+          if (!isPeakError(err) || err.code === ErrorCodes.DB_UNREACHABLE) {
+            // The topic's database down: its rows wait for a later pass, the others go on.
+            this.#p.failed(target ?? this.#p.main, `forwarding messages of ${topic}`, err);
+            continue;
+          }
+          // Refused (its topic gone): kept with the reason for an operator.
           for (const r of part) failed.push({ seq: r.seq, error: `${err.code}: ${err.message}` });
         }
       }
@@ -513,7 +552,7 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async relayDue(limit: number): Promise<{ moved: number; rows: PendingRow[] }> {
-    const all = await this.#each((s) => s.relayDue(limit));
+    const all = await this.#eachAnswering('relay', (s) => s.relayDue(limit));
     return { moved: all.reduce((n, r) => n + r.moved, 0), rows: all.flatMap((r) => r.rows) };
   }
 
@@ -522,7 +561,7 @@ export class PlacedMessageStore implements MessageStore {
       'SELECT min(deliver_at) AS d FROM peak.mq_forward WHERE error IS NULL',
     );
     const dues = [
-      ...(await this.#each((s) => s.nextDue())),
+      ...(await this.#eachAnswering('relay', (s) => s.nextDue())),
       forward.rows[0]?.d ?? undefined,
     ].filter((d): d is Date => d !== undefined);
     return dues.length === 0 ? undefined : new Date(Math.min(...dues.map((d) => d.getTime())));
@@ -545,9 +584,14 @@ export class PlacedMessageStore implements MessageStore {
 
   async commitHalves(ids: readonly string[]): Promise<boolean[]> {
     // A half is on its topic's database only: committed where it is found.
-    const all = await this.#each((s) => s.commitHalves(ids));
+    const settled = await Promise.allSettled(this.#p.all.map((d) => d.store.commitHalves(ids)));
+    const all = settled.map((r) => (r.status === 'fulfilled' ? r.value : []));
     if (all.some((r, d) => d > 0 && r.includes(true))) await this.#kickRelays();
-    return ids.map((_, i) => all.some((r) => r[i] === true));
+    const out = ids.map((_, i) => all.some((r) => r[i] === true));
+    // One not found while a database did not answer may be there: say so, not "unknown".
+    const down = settled.find((r) => r.status === 'rejected');
+    if (down !== undefined && out.includes(false)) throw down.reason;
+    return out;
   }
 
   /**
@@ -559,22 +603,31 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async rollbackHalf(id: string): Promise<boolean> {
-    return (await this.#each((s) => s.rollbackHalf(id))).some((r) => r);
+    const settled = await Promise.allSettled(this.#p.all.map((d) => d.store.rollbackHalf(id)));
+    if (settled.some((r) => r.status === 'fulfilled' && r.value)) return true;
+    const down = settled.find((r) => r.status === 'rejected');
+    if (down !== undefined) throw down.reason;
+    return false;
   }
 
   async dueChecks(producerGroup: string, limit: number, intervalMs: number): Promise<PendingRow[]> {
     const out: PendingRow[] = [];
     for (const d of this.#p.all) {
       if (out.length >= limit) break;
-      out.push(...(await d.store.dueChecks(producerGroup, limit - out.length, intervalMs)));
+      try {
+        out.push(...(await d.store.dueChecks(producerGroup, limit - out.length, intervalMs)));
+      } catch (err) {
+        this.#p.failed(d, 'check-backs', err);
+      }
     }
     return out;
   }
 
   // ---------------------------------------------------------------- groups and consumers
 
-  async upsertGroup(name: string, s: GroupSettings): Promise<void> {
-    await this.#each((st) => st.upsertGroup(name, s));
+  upsertGroup(name: string, s: GroupSettings): Promise<void> {
+    // Where the subscription is: its receive, nack and dead letters read them there.
+    return this.#home.store.upsertGroup(name, s);
   }
 
   group(name: string): Promise<GroupSettings | undefined> {
@@ -634,10 +687,9 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async inflightOfConsumer(grp: string, consumerId: string): Promise<number> {
-    return (await this.#each((s) => s.inflightOfConsumer(grp, consumerId))).reduce(
-      (a, b) => a + b,
-      0,
-    );
+    return (
+      await this.#eachAnswering('in-flight count', (s) => s.inflightOfConsumer(grp, consumerId))
+    ).reduce((a, b) => a + b, 0);
   }
 
   async ack(grp: string, refs: readonly DeliveryRef[]): Promise<AckResult> {
@@ -758,7 +810,7 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async flushTrace(): Promise<void> {
-    await this.#each((s) => s.flushTrace());
+    await this.#eachAnswering('trace', (s) => s.flushTrace());
   }
 
   async traceOf(id: string, copies: readonly Copy[]): Promise<TraceRow[]> {
@@ -781,7 +833,7 @@ export class PlacedMessageStore implements MessageStore {
 
   async subscriptions(): Promise<Subscription[]> {
     const seen = new Map<string, Subscription>();
-    for (const s of (await this.#each((st) => st.subscriptions())).flat())
+    for (const s of (await this.#eachAnswering('backlog', (st) => st.subscriptions())).flat())
       seen.set(`${s.grp}\n${s.topic}`, s);
     return [...seen.values()];
   }
@@ -789,7 +841,7 @@ export class PlacedMessageStore implements MessageStore {
   async backlog(grp: string, topic: string): Promise<QueueBacklog[]> {
     // A retry topic's backlog is the group's on every database.
     if (topic.startsWith(RETRY_PREFIX))
-      return mergeBacklogs(await this.#each((s) => s.backlog(grp, topic)));
+      return mergeBacklogs(await this.#eachAnswering('backlog', (s) => s.backlog(grp, topic)));
     return (await this.#dbOf(topic)).store.backlog(grp, topic);
   }
 
@@ -797,7 +849,9 @@ export class PlacedMessageStore implements MessageStore {
     retentionMs: number,
     aheadDays?: number,
   ): Promise<{ created: string[]; dropped: string[] }> {
-    const all = await this.#each((s) => s.maintainPartitions(retentionMs, aheadDays));
+    const all = await this.#eachAnswering('partitions', (s) =>
+      s.maintainPartitions(retentionMs, aheadDays),
+    );
     return { created: all.flatMap((r) => r.created), dropped: all.flatMap((r) => r.dropped) };
   }
 }
