@@ -342,6 +342,55 @@ describe('mq topics on two PostgreSQL instances', { timeout: 240_000 }, () => {
     );
   });
 
+  it('one group on topics of both databases: each retry goes through the retry topic beside its topic', async () => {
+    const producer = new Producer({ servers: url });
+    await producer.send('near', { body: 'retry-near' });
+    await producer.send('far', { body: 'retry-far' });
+    await producer.close();
+    const seen = new Map<string, number>();
+    const consumerOf = (topic: string) =>
+      new Consumer({
+        servers: url,
+        group: 'mixed',
+        topic,
+        waitMs: 300,
+        maxRetries: 3,
+        backoffMs: [200],
+        handler: (m) => {
+          const text = m.text();
+          if (!text.startsWith('retry-')) return;
+          seen.set(text, (seen.get(text) ?? 0) + 1);
+          if (seen.get(text) === 1) throw new Error('first try fails');
+        },
+      }).start();
+    const consumers = [consumerOf('near'), consumerOf('far')];
+    await waitFor(
+      () => `both retried once (${JSON.stringify([...seen])})`,
+      () => seen.get('retry-near') === 2 && seen.get('retry-far') === 2,
+      20_000,
+    );
+    await Promise.all(consumers.map((c) => c.close()));
+    for (const db of [db1, db2])
+      assert.equal(await count(db, 'peak.mq_topics WHERE name = $1', ['%RETRY%mixed']), 1);
+    // Each retry copy on its topic's database.
+    assert.equal(
+      await count(
+        db2,
+        "peak.mq_messages WHERE topic = '%RETRY%mixed' AND origin_topic = 'far'",
+        [],
+      ),
+      1,
+    );
+    assert.equal(
+      await count(
+        db1,
+        "peak.mq_messages WHERE topic = '%RETRY%mixed' AND origin_topic = 'near'",
+        [],
+      ),
+      1,
+    );
+  });
+
   it('a node that was not given the database says so for its topics; others work', async () => {
     const other = await startNode({});
     const otherAdmin = new AdminClient({

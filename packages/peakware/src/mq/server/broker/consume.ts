@@ -102,14 +102,16 @@ export class Receiver {
       invisibleMs: req.invisibleMs,
     };
     const settingsKey = JSON.stringify(settings);
-    const known = this.#groupCache.get(req.group);
+    // Per database: a group consuming topics on two keeps its settings and retry topic in each.
+    const groupKey = `${await store.databaseOf(req.topic)}\n${req.group}`;
+    const known = this.#groupCache.get(groupKey);
     if (known === undefined || known.key !== settingsKey || Date.now() - known.at > 10_000) {
       await store.upsertGroup(req.group, settings);
-      this.#groupCache.set(req.group, { key: settingsKey, at: Date.now() });
+      this.#groupCache.set(groupKey, { key: settingsKey, at: Date.now() });
     }
     const grp = stateKey(req.group, req.consumerId, req.broadcasting);
     const inPlace = req.broadcasting || topic.ordered;
-    const retryKey = `${await store.databaseOf(req.topic)}\n${req.group}`;
+    const retryKey = groupKey;
     if (!inPlace && !this.#retryTopics.has(retryKey)) {
       await store.ensureRetryTopic(req.group);
       this.#retryTopics.add(retryKey);
