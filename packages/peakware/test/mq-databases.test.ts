@@ -272,9 +272,15 @@ describe('mq topics on two PostgreSQL instances', { timeout: 240_000 }, () => {
         { body: Buffer.from('once').toString('base64') },
       ])
     ).ids[0]!;
+    const born = (
+      await db2.query<{ born_at: Date }>(
+        'SELECT born_at FROM peak.mq_messages WHERE msg_id = $1::bigint',
+        [id],
+      )
+    ).rows[0]!.born_at;
     await db1.query(
-      `INSERT INTO peak.mq_forward (msg_id, topic, body) VALUES ($1::bigint, 'far', 'once')`,
-      [id],
+      `INSERT INTO peak.mq_forward (msg_id, topic, body, born_at) VALUES ($1::bigint, 'far', 'once', $2)`,
+      [id, born],
     );
     // A row for a topic placed on #2 that is not there (removed by hand): kept with its reason.
     await db1.query(

@@ -476,8 +476,10 @@ export class PlacedMessageStore implements MessageStore {
         props: Record<string, string>;
         body: Buffer;
         born_at: Date;
+        born_ms: string;
       }>(
-        `SELECT seq::text, msg_id::text, topic, tag, keys, msg_group, props, body, born_at
+        `SELECT seq::text, msg_id::text, topic, tag, keys, msg_group, props, body, born_at,
+                floor(extract(epoch FROM born_at) * 1000)::bigint::text AS born_ms
            FROM peak.mq_forward WHERE error IS NULL AND deliver_at <= now()
           ORDER BY deliver_at, seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [limit],
@@ -498,12 +500,15 @@ export class PlacedMessageStore implements MessageStore {
           target = db;
           if (topic.startsWith(SHADOW_PREFIX))
             await shadowTopicOf(this, topic.slice(SHADOW_PREFIX.length));
-          const held = await db.pool.query<{ id: string }>(
-            'SELECT msg_id::text AS id FROM peak.mq_messages WHERE msg_id = ANY($1::bigint[])',
-            [part.map((r) => r.msg_id)],
+          // The same id, topic and birth time (ms, as the copy keeps it): this row's copy.
+          // Ids made by SQL on two databases could meet; with the birth time too they cannot.
+          const held = await db.pool.query<{ id: string; born: string }>(
+            `SELECT msg_id::text AS id, floor(extract(epoch FROM born_at) * 1000)::bigint::text AS born
+               FROM peak.mq_messages WHERE msg_id = ANY($1::bigint[]) AND topic = $2`,
+            [part.map((r) => r.msg_id), topic],
           );
-          const copied = new Set(held.rows.map((r) => r.id));
-          const fresh = part.filter((r) => !copied.has(r.msg_id));
+          const copied = new Set(held.rows.map((r) => `${r.id}/${r.born}`));
+          const fresh = part.filter((r) => !copied.has(`${r.msg_id}/${r.born_ms}`));
           if (fresh.length > 0)
             await db.store.append(
               fresh.map((r) => ({
