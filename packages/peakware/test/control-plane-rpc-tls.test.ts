@@ -86,7 +86,7 @@ describe('the control plane RPC port under HTTPS', { timeout: 180_000 }, () => {
     p = spawnPeak([
       'server',
       '--data',
-      path.join(dir, 'peak'),
+      dir,
       '--port',
       '0',
       '--json',
@@ -99,8 +99,8 @@ describe('the control plane RPC port under HTTPS', { timeout: 180_000 }, () => {
     ]);
     ready = await p.waitFor('ready');
     url = String(ready.url);
-    credential = (await readFile(path.join(dir, 'peak', 'credentials', 'local'), 'utf8')).trim();
-    const adminToken = (await readFile(path.join(dir, 'peak', 'admin-token'), 'utf8')).trim();
+    credential = (await readFile(path.join(dir, 'credentials', 'local'), 'utf8')).trim();
+    const adminToken = (await readFile(path.join(dir, 'admin-token'), 'utf8')).trim();
     await new ControlPlaneClient({ servers: url, token: adminToken, ca }).post(
       '/api/v1/mq/topics',
       {
@@ -115,7 +115,7 @@ describe('the control plane RPC port under HTTPS', { timeout: 180_000 }, () => {
       killGroup(p.child);
       await p.exited;
     }
-    for (const pid of await postgresPidsFor(path.join(dir, 'peak'))) process.kill(pid, 'SIGKILL');
+    for (const pid of await postgresPidsFor(dir)) process.kill(pid, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });
   });
 
