@@ -14,9 +14,11 @@
  *   one per broker): a subscription's store ({@link scopedTo}) is the topic's database, and
  *   `%RETRY%<group>` there is that database's.
  * - **Across databases**: listings, queries by id or key without a topic, dead letters of
- *   a group, the relay, check-backs and partitions go to every database and merge; a group's
- *   settings are written to each. Per-message trace events without a topic (redeliveries,
- *   failures, half-message steps) go to `main`; a message's trace is read from all.
+ *   a group, the relay, check-backs and partitions go to every database and merge (the
+ *   background work on those that answer, while one is down); a group's settings are kept
+ *   on each database it consumes from. Per-message trace events without a topic
+ *   (redeliveries, failures, half-message steps) go to `main`; a message's trace is read
+ *   from all.
  *
  * Not across databases: one transaction. A batch is sent to one topic, so it is stored in
  * one transaction as before. A message enqueued in a transaction of the node's own database
