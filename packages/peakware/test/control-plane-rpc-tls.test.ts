@@ -166,6 +166,23 @@ describe('the control plane RPC port under HTTPS', { timeout: 180_000 }, () => {
     assert.deepEqual(afterCounts, before, `HTTP route counts ${routes.join(', ')}`);
   });
 
+  it('the SDK path given its CA in memory (ControlPlaneClient ca) calls over the TLS port', async () => {
+    const http = new ControlPlaneClient({ servers: url, token: credential, ca, retries: 0 });
+    const rpc = new ControlPlaneRpcPath(http, credential);
+    const before = await httpCount(url, ca, '/api/v1/mq/topics/:topic/messages');
+    const r = await rpc.call<{ ids: string[] }>(
+      MQ_RPC_SERVICE,
+      'send',
+      { topic: 'tls-orders', body: { messages: [{ body: 'eA==' }] } },
+      5000,
+      true,
+    );
+    assert.notEqual(r, USE_HTTP, 'went over the port');
+    assert.equal((r as { ids: string[] }).ids.length, 1);
+    assert.equal(await httpCount(url, ca, '/api/v1/mq/topics/:topic/messages'), before);
+    rpc.reset();
+  });
+
   it('the SDK path trusts what its HTTPS trusts: another CA gets no HTTPS, so no port either', async () => {
     const other = await readFile(otherCaFile);
     const http = new ControlPlaneClient({ servers: url, token: credential, ca: other, retries: 0 });

@@ -16,12 +16,11 @@
  * node the HTTP client then uses, so a node that died is left for another as HTTP's
  * failover leaves it.
  */
-import { isIP, type Socket } from 'node:net';
-import tls from 'node:tls';
+import { isIP } from 'node:net';
 import type { ControlPlaneClient, TokenSource } from '../core/control-plane-client.js';
 import { ErrorCodes, httpStatusOf, isPeakError } from '../core/errors.js';
 import { RpcConnection } from './rpc-connection.js';
-import type { Transport } from './transport.js';
+import { TlsTransport } from './transport.js';
 
 /** The route that tells a client where the node it reached has its RPC port. */
 export const RPC_ENDPOINT_ROUTE = '/api/v1/rpc';
@@ -156,7 +155,18 @@ export class ControlPlaneRpcPath {
       return undefined;
     }
     const conn = new RpcConnection(info.host, info.port, {
-      ...(info.tls === true ? { transport: tlsLike(this.#http.ca, reachedBy) } : {}),
+      // TLS as HTTPS to the node: the same trust (the client's `ca`, else the system's roots)
+      // and the certificate checked against the name the node was reached by, whatever
+      // address the port answered with (the node serves one certificate on both).
+      ...(info.tls === true
+        ? {
+            transport: new TlsTransport({
+              ...(this.#http.ca === undefined ? {} : { ca: this.#http.ca }),
+              servername: reachedBy,
+              reloadIntervalMs: 0,
+            }),
+          }
+        : {}),
       // A receive's answer may hold many bodies (the port's bound is the same).
       maxFrameBytes: 64 * 1024 * 1024,
       connectTimeoutMs: 2000,
@@ -173,33 +183,4 @@ export class ControlPlaneRpcPath {
     this.#conn = conn;
     return conn;
   }
-}
-
-/**
- * TLS to the port as HTTPS to the node: the same trust (the client's `ca`, as its HTTPS
- * agent takes it; else the system's roots) and the certificate checked against the name the node was reached by, whatever
- * address the port answered with (the node serves one certificate on both).
- */
-function tlsLike(ca: string | Buffer | undefined, reachedBy: string): Transport {
-  const servername = isIP(reachedBy) === 0 ? reachedBy : undefined;
-  return {
-    name: 'tls',
-    readyEvent: 'secureConnect',
-    connect: (host: string, port: number): Socket => {
-      const socket = tls.connect({
-        host,
-        port,
-        ...(servername === undefined ? {} : { servername }),
-        ...(ca === undefined ? {} : { ca }),
-        checkServerIdentity: (_host, cert) => tls.checkServerIdentity(reachedBy, cert),
-        minVersion: 'TLSv1.2',
-        rejectUnauthorized: true,
-      });
-      socket.setNoDelay(true);
-      return socket;
-    },
-    createServer: () => {
-      throw new Error('a client transport: it opens no server');
-    },
-  };
 }

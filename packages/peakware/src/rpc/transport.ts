@@ -42,13 +42,19 @@ export interface TlsTransportOptions {
   /** The CA(s) that sign the peer's certificate (PEM file). Default: the system's roots. */
   caFile?: string;
   /**
+   * Consumer: the CA(s) as PEM text instead of a file (a client given its trust in memory,
+   * as `ControlPlaneClient`'s `ca`). `caFile` wins when both are given.
+   */
+  ca?: string | Buffer;
+  /**
    * Provider: require and verify a client certificate signed by `caFile` (mutual TLS).
    * Default false.
    */
   requireClientCert?: boolean;
   /**
-   * Consumer: the name checked against the provider's certificate. Default: the host dialed
-   * (for an IP, its subjectAltName must list that IP).
+   * Consumer: the name checked against the provider's certificate, a host name or an IP
+   * (an IP is checked against the certificate's subjectAltName and not sent as SNI).
+   * Default: the host dialed.
    */
   servername?: string;
   /**
@@ -204,16 +210,22 @@ export class TlsTransport implements Transport {
   connect(host: string, port: number): net.Socket {
     this.#checkFiles();
     const m = this.#material;
-    const servername = this.#options.servername ?? (net.isIP(host) === 0 ? host : undefined);
-    return tls.connect({
+    const name = this.#options.servername ?? host;
+    const ca = m.ca ?? this.#options.ca;
+    const socket = tls.connect({
       host,
       port,
-      ...(servername === undefined ? {} : { servername }),
-      ...(m.ca === undefined ? {} : { ca: m.ca }),
+      // SNI takes host names only; the identity check takes either.
+      ...(net.isIP(name) === 0 ? { servername: name } : {}),
+      checkServerIdentity: (_host, cert) => tls.checkServerIdentity(name, cert),
+      ...(ca === undefined ? {} : { ca }),
       ...(m.cert === undefined ? {} : { cert: m.cert, key: m.key }),
       minVersion: 'TLSv1.2',
       rejectUnauthorized: true,
     });
+    // As plain TCP: small frames go out at once (Nagle off).
+    socket.setNoDelay(true);
+    return socket;
   }
 
   createServer(onConnection: (socket: net.Socket) => void): net.Server {
