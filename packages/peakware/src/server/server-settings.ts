@@ -349,7 +349,8 @@ export const MQ_DATABASES = {
   option: 'mq.databases',
   takes:
     'comma-separated name=postgres://… pairs (a name is a lowercase letter, then letters, digits, - or _; not main)',
-  summary: 'more PostgreSQL databases topics may be placed on (peak mq create --database NAME)',
+  summary:
+    'more PostgreSQL databases topics may be placed on (peak mq topics create NAME --database DB)',
 } as const;
 
 const DATABASE_NAME = /^[a-z][a-z0-9_-]{0,39}$/;

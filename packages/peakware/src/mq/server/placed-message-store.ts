@@ -158,6 +158,14 @@ class Placement {
     return this.of(topic);
   }
 
+  /**
+   * When the earliest forwarding row falls due (epoch ms; Infinity: none), as the relay's
+   * last `nextDue` read it. Undefined until read: forwarding is tried. The relay reads it
+   * at the start and end of every pass, so a pass skips the forwarding table's transaction
+   * when it holds nothing due.
+   */
+  forwardDueAt: number | undefined;
+
   readonly #lastFailureLog = new Map<string, number>();
 
   /** Logs that `db` failed `what` (at most every 10 s per database). */
@@ -447,8 +455,11 @@ export class PlacedMessageStore implements MessageStore {
   }
 
   async relayDueBulk(limit: number): Promise<{ moved: number; topic: string | null }> {
-    const forwarded = await this.#forwardDue(Math.min(limit, FORWARD_BATCH));
-    if (forwarded.moved > 0) return forwarded;
+    const dueAt = this.#p.forwardDueAt;
+    if (dueAt === undefined || dueAt <= Date.now()) {
+      const forwarded = await this.#forwardDue(Math.min(limit, FORWARD_BATCH));
+      if (forwarded.moved > 0) return forwarded;
+    }
     let moved = 0;
     let topic: string | null = null;
     for (const r of await this.#eachAnswering('relay', (s) => s.relayDueBulk(limit))) {
@@ -468,18 +479,12 @@ export class PlacedMessageStore implements MessageStore {
     const client = await this.#p.main.pool.connect();
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<{
-        seq: string;
-        msg_id: string;
-        topic: string;
-        tag: string | null;
-        keys: string[];
-        msg_group: string | null;
-        props: Record<string, string>;
-        body: Buffer;
-        born_at: Date;
-        born_ms: string;
-      }>(
+      const { rows } = await client.query<
+        Pick<
+          PendingRow,
+          'seq' | 'msg_id' | 'topic' | 'tag' | 'keys' | 'msg_group' | 'props' | 'body' | 'born_at'
+        > & { born_ms: string }
+      >(
         `SELECT seq::text, msg_id::text, topic, tag, keys, msg_group, props, body, born_at,
                 floor(extract(epoch FROM born_at) * 1000)::bigint::text AS born_ms
            FROM peak.mq_forward WHERE error IS NULL AND deliver_at <= now()
@@ -567,6 +572,7 @@ export class PlacedMessageStore implements MessageStore {
     const forward = await this.#p.main.pool.query<{ d: Date | null }>(
       'SELECT min(deliver_at) AS d FROM peak.mq_forward WHERE error IS NULL',
     );
+    this.#p.forwardDueAt = forward.rows[0]?.d?.getTime() ?? Number.POSITIVE_INFINITY;
     const dues = [
       ...(await this.#eachAnswering('relay', (s) => s.nextDue())),
       forward.rows[0]?.d ?? undefined,
