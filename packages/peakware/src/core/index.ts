@@ -66,6 +66,7 @@ export {
   type PeakErrorOptions,
   UsageError,
 } from './errors.js';
+export { type BatchRunner, GroupCommit } from './group-commit.js';
 export {
   type HttpOpenInit,
   type HttpRequestInit,

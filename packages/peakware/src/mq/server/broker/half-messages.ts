@@ -6,11 +6,11 @@
  * half messages are signed and fresh like its sends, and their nonces are claimed in the
  * same table (replay-guard.ts), so a captured half message is refused as a half message and
  * as a send; they are shown, committed and rolled back only with its produce secret. Writes
- * and commits are group-committed (group-commit.ts): one WAL flush per batch.
+ * and commits are group-committed (core/group-commit.ts): one WAL flush per batch.
  */
 import { ErrorCodes, InvalidArgumentError, PeakError } from '../../../core/errors.js';
+import { GroupCommit } from '../../../core/group-commit.js';
 import type { ReceivedMessage, WireMessage } from '../../message-types.js';
-import { GroupCommit } from '../group-commit.js';
 import type { PendingInput } from '../message-records.js';
 import type { MessageStore } from '../message-store.js';
 import type { BrokerOptions } from './broker-options.js';

@@ -24,7 +24,7 @@ export class PgHalfMessages {
 
   /**
    * Commits several half messages in one statement (one WAL flush for all; see
-   * group-commit.ts). One result per id, in order: false for an id that is not a waiting
+   * core/group-commit.ts). One result per id, in order: false for an id that is not a waiting
    * half message (and for a repeat of an id already committed earlier in the list).
    */
   async commitHalves(ids: readonly string[]): Promise<boolean[]> {
