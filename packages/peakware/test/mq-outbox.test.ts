@@ -14,6 +14,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { rootCommand } from '../src/cli/commands/index.js';
 import { runCli } from '../src/cli/run-cli.js';
+import { withContext } from '../src/core/context.js';
 import { isPeakError } from '../src/core/errors.js';
 import { BrokerClient, type ConsumedMessage, Consumer, Outbox } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
@@ -176,6 +177,54 @@ describe('mq outbox in an application database', { timeout: 240_000 }, () => {
       ids.map((r) => r.id),
       [10, 11],
     );
+  });
+
+  it('sendBatchWith commits several rows and their messages in one statement: all or none', async () => {
+    await admin.call('POST', '/api/v1/mq/topics', { name: 'orders-batch', queues: 2 });
+    const got: ConsumedMessage[] = [];
+    consume('orders-batch', got);
+    const box = outbox().start();
+    const insert = 'INSERT INTO orders (id) VALUES ($1), ($2), ($3) RETURNING id';
+    // Each message is made in its own caller's context (one of them stress traffic).
+    const messages = [
+      box.prepare('orders-batch', { body: '{"id":20}', keys: ['order-20'] }),
+      withContext({ stress: true }, () => box.prepare('orders-batch', { body: '{"id":21}' })),
+      box.prepare('orders-batch', { body: '{"id":22}', tag: 'placed' }),
+    ];
+    assert.deepEqual(
+      messages.map((m) => m.stress),
+      [false, true, false],
+    );
+    const { rows } = await box.sendBatchWith<{ id: number }>(app, insert, [20, 21, 22], messages);
+    assert.deepEqual(
+      rows.map((r) => r.id),
+      [20, 21, 22],
+    );
+    // A batch that fails (one duplicate key) writes none of its rows and no message.
+    await assert.rejects(
+      box.sendBatchWith(
+        app,
+        'INSERT INTO orders (id) VALUES ($1), ($2)',
+        [23, 20],
+        [
+          box.prepare('orders-batch', { body: '{"id":23}' }),
+          box.prepare('orders-batch', { body: '{"id":"20 again"}' }),
+        ],
+      ),
+      (e: unknown) => (e as { code?: string }).code === '23505',
+    );
+    await assert.rejects(box.sendBatchWith(app, insert, [24, 25, 26], []), (e) =>
+      isPeakError(e, 'PEAK_INVALID_ARGUMENT'),
+    );
+    // The stress message went to the shadow topic, not to the real one's consumers.
+    await waitFor('the two real messages', () => got.length >= 2);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(got.map((m) => [m.text(), m.tag]).sort(), [
+      ['{"id":20}', null],
+      ['{"id":22}', 'placed'],
+    ]);
+    assert.equal((await app.query('SELECT 1 FROM orders WHERE id IN (23, 24)')).rows.length, 0);
+    await waitFor('the outbox emptied', async () => (await pendingRows()) === 0);
   });
 
   it('keeps a message group in order with two relays on one outbox', async () => {

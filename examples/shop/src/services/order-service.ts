@@ -23,6 +23,7 @@ import {
 import { serveCouponOrders } from '../coupon-order.js';
 import { startDrillAgent } from '../drill.js';
 import { isUniqueViolation, ORDER_BY_REQUEST, openOrders } from '../order-store.js';
+import { OrderWriter } from '../order-writer.js';
 import { loadProduct, type Product } from '../shop-database.js';
 import { serviceRuntime } from './service-runtime.js';
 
@@ -78,6 +79,7 @@ const outboxes = new Map(
     }).start(),
   ]),
 );
+const orders = new OrderWriter(db, (ds) => outboxes.get(ds)!);
 // Product reads go through a cache: L1 here, Redis shared by every order instance (when the
 // chain has one), the products table last. Its peak switches follow the config item
 // shop/cache/products (the sale publishes a one-minute L1 TTL with writes frozen).
@@ -96,9 +98,6 @@ const product = async (sku: string): Promise<Product> => {
   if (p === undefined) throw new UsageError(`no product ${sku}`, { details: { input: 'sku' } });
   return p as Product;
 };
-
-const PLACE_ORDER =
-  'INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, request_id) VALUES ($1, $2, $3, $4, $5, $6)';
 
 /** The order `requestId` placed for `userId` already, if any (read on the buyer's shard). */
 const placedBefore = async (userId: number, requestId: string): Promise<string | undefined> => {
@@ -167,19 +166,22 @@ rt.rpc.addService(orderService, {
       throw err;
     }
     // The order row and its "order placed" event in ONE statement on the buyer's shard (the
-    // outbox row rides in a writable CTE): both commit together or neither does, in one
-    // round trip. A failure here leaves a deduction without an order: the sweep looks the
-    // order up on its shard and releases the unit if it was never written (a commit whose
-    // outcome was lost may still have written it, so no compensation message is sent blindly).
-    const params = [orderId, userId, sku, qty, qty * salePriceCents, requestId ?? null];
-    const outbox = outboxes.get(db.route(PLACE_ORDER, params).units[0]!.dataSource)!;
+    // outbox row rides in a writable CTE), group-committed with the other orders for that
+    // shard (order-writer.ts): both commit together or neither does. A failure here leaves
+    // a deduction without an order: the sweep looks the order up on its shard and releases
+    // the unit if it was never written (a commit whose outcome was lost may still have
+    // written it, so no compensation message is sent blindly).
     try {
       await traceSend(tracer, ORDER_PLACED_TOPIC, () =>
-        outbox.sendWith(db, PLACE_ORDER, params, ORDER_PLACED_TOPIC, {
-          body: JSON.stringify({ orderId, userId, sku, qty }),
-          tag: 'placed',
-          keys: [orderId, String(userId)],
-        }),
+        orders.write(
+          [orderId, userId, sku, qty, qty * salePriceCents, requestId ?? null],
+          ORDER_PLACED_TOPIC,
+          {
+            body: JSON.stringify({ orderId, userId, sku, qty }),
+            tag: 'placed',
+            keys: [orderId, String(userId)],
+          },
+        ),
       );
     } catch (err) {
       // The same request id placed its order first (two attempts at once, both past the

@@ -172,6 +172,15 @@ export function runWithContext<R>(ctx: CallContext, fn: () => R): R {
 }
 
 /**
+ * Runs `fn` outside any context: what it starts belongs to no caller (no deadline, no
+ * trace, not stress traffic). For work done on behalf of many callers at once, such as a
+ * batch that group-commits several callers' writes.
+ */
+export function runWithoutContext<R>(fn: () => R): R {
+  return storage.exit(fn);
+}
+
+/**
  * Runs `fn` in a context derived from the current one (or a new root) with `init` applied.
  * The usual way to set a deadline, a caller or a tag for a block of code.
  */

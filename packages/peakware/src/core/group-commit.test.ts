@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { currentContext, withContext } from './context.js';
 import { GroupCommit } from './group-commit.js';
 
 describe('GroupCommit', () => {
@@ -52,5 +53,19 @@ describe('GroupCommit', () => {
     const all = await Promise.all(Array.from({ length: 10 }, (_, i) => gc.submit(i)));
     assert.deepEqual(all, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.deepEqual(sizes, [4, 4, 2]);
+  });
+
+  it("runs a batch outside every caller's context (no one caller's deadline or trace)", async () => {
+    const seen: unknown[] = [];
+    const gc = new GroupCommit<number, number>(async (items) => {
+      seen.push(currentContext());
+      await new Promise((r) => setTimeout(r, 5));
+      seen.push(currentContext());
+      return items;
+    });
+    const a = withContext({ timeoutMs: 1000, tags: { caller: 'a' } }, () => gc.submit(1));
+    const b = withContext({ stress: true }, () => gc.submit(2));
+    assert.deepEqual(await Promise.all([a, b]), [1, 2]);
+    assert.deepEqual(seen, [undefined, undefined]);
   });
 });

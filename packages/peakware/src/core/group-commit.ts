@@ -6,8 +6,11 @@
  * batched, the flush is shared by everyone who arrived during the previous one.
  *
  * A batch runs at most `maxBatch` items; a failed batch fails every item in it (the callers
- * see the error and nothing of that batch was committed).
+ * see the error and nothing of that batch was committed). A batch runs outside any call
+ * context: it is no single caller's work, so no caller's deadline, trace or stress flag
+ * applies to it (a runner that needs one sets it for the batch).
  */
+import { runWithoutContext } from './context.js';
 
 /** Runs one batch: returns one result per item, in order. */
 export type BatchRunner<I, O> = (items: I[]) => Promise<O[]>;
@@ -39,10 +42,12 @@ export class GroupCommit<I, O> {
       // requests parsed in the same turn join it; later ones wait for the batch in flight.
       if (!this.#running && !this.#scheduled) {
         this.#scheduled = true;
-        setImmediate(() => {
-          this.#scheduled = false;
-          void this.#drain();
-        });
+        runWithoutContext(() =>
+          setImmediate(() => {
+            this.#scheduled = false;
+            void this.#drain();
+          }),
+        );
       }
     });
   }

@@ -29,6 +29,7 @@ export {
   newTraceId,
   remainingTime,
   runWithContext,
+  runWithoutContext,
   withContext,
 } from './context.js';
 export {

@@ -27,6 +27,7 @@ export {
   type OutboxOptions,
   type OutboxPool,
   type OutboxStats,
+  type PreparedOutboxMessage,
   type SqlRunner,
 } from './outbox.js';
 export {

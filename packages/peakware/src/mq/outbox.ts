@@ -129,6 +129,15 @@ const PERMANENT = new Set<string>([
   ErrorCodes.INVALID_ARGUMENT,
 ]);
 
+/** A message made ready for the outbox by {@link Outbox.prepare}. */
+export interface PreparedOutboxMessage {
+  readonly topic: string;
+  /** Whether it was made under stress traffic (the relay sends it to the shadow topic). */
+  readonly stress: boolean;
+  /** Its wire form as JSON text. */
+  readonly wire: string;
+}
+
 interface Row {
   id: string;
   topic: string;
@@ -181,23 +190,57 @@ export class Outbox {
     topic: string,
     message: OutgoingMessage,
   ): Promise<{ rows: R[] }> {
-    const wire = this.#wire(topic, message);
+    return this.sendBatchWith(runner, sql, params, [this.prepare(topic, message)]);
+  }
+
+  /**
+   * A message as the outbox stores it, made now: checked, signed and encrypted, with the
+   * current call context (its trace and stress flag) in it. Make it in the caller's context
+   * and write it later with {@link sendBatchWith}, when one statement carries the writes of
+   * several callers (group commit).
+   */
+  prepare(topic: string, message: OutgoingMessage): PreparedOutboxMessage {
+    return {
+      topic,
+      stress: currentContext()?.stress === true,
+      wire: JSON.stringify(this.#wire(topic, message)),
+    };
+  }
+
+  /**
+   * {@link sendWith} for several messages: `sql` (parameters `$1..$n`) and the outbox rows
+   * of `messages` commit in one statement, both or neither. This is how an application
+   * group-commits its own writes with their events (one statement and one WAL flush for a
+   * batch of orders; `GroupCommit` in `peakware/core` gathers them). The rows are stored
+   * in the order given, which is the order the relay sends them in.
+   */
+  async sendBatchWith<R = Record<string, unknown>>(
+    runner: SqlRunner<R>,
+    sql: string,
+    params: readonly unknown[],
+    messages: readonly PreparedOutboxMessage[],
+  ): Promise<{ rows: R[] }> {
+    if (messages.length === 0) {
+      throw new PeakError(ErrorCodes.INVALID_ARGUMENT, 'outbox.sendBatchWith: no messages', {
+        details: { input: 'messages' },
+      });
+    }
     const n = params.length;
-    const cte = `peak_outbox_message AS (INSERT INTO peak_outbox.messages (topic, stress, wire) VALUES ($${n + 1}, $${n + 2}, $${n + 3}))`;
+    const cte = `peak_outbox_message AS (INSERT INTO peak_outbox.messages (topic, stress, wire) SELECT * FROM unnest($${n + 1}::text[], $${n + 2}::boolean[], $${n + 3}::jsonb[]))`;
     const head = /^\s*WITH(\s+RECURSIVE)?\s/i.exec(sql);
     const text =
       head === null ? `WITH ${cte} ${sql}` : `${head[0]}${cte}, ${sql.slice(head[0].length)}`;
     try {
       const res = await runner.query(text, [
         ...params,
-        topic,
-        currentContext()?.stress === true,
-        JSON.stringify(wire),
+        messages.map((m) => m.topic),
+        messages.map((m) => m.stress),
+        messages.map((m) => m.wire),
       ]);
       this.#kickAfterCommit();
       return { rows: res.rows };
     } catch (err) {
-      throw this.#explain(err, 'outbox.sendWith');
+      throw this.#explain(err, messages.length === 1 ? 'outbox.sendWith' : 'outbox.sendBatchWith');
     }
   }
 

@@ -124,6 +124,18 @@ export async function openPool(target: DatabaseTarget, options: OpenPoolOptions)
   );
   // Parameterised statements prepared once per connection (core/pg-auto-prepare.ts).
   autoPrepare(pool);
+  // A client checked out and between statements (in a transaction, waiting on Node) that
+  // loses its connection emits 'error' on itself, where no pool listens: that must not crash
+  // the process either (a message database killed under the broker did). Its next
+  // statement fails, and the pool drops it when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', (err: Error & { code?: string }) => {
+      options.logger.debug(
+        { err: { message: err.message, code: err.code } },
+        'PostgreSQL connection in use failed',
+      );
+    });
+  });
   // An idle client losing its connection (PostgreSQL restarted) must not crash the process.
   pool.on('error', (err: Error & { code?: string }) => {
     // 57P01: PostgreSQL is shutting down (expected while the server stops).

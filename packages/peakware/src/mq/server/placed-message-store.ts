@@ -27,9 +27,10 @@
  * deletes it, skipping ids the topic's database already holds (a copy made just before a
  * crash), so it arrives once.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { ErrorCodes, InvalidArgumentError, isPeakError, PeakError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import { openPool } from '../../server/database.js';
 import { migrate } from '../../server/migrator.js';
 import { shadowTopicOf } from './broker/topic-admin.js';
 import type {
@@ -258,11 +259,14 @@ export class PlacedMessageStore implements MessageStore {
     ];
     try {
       for (const [name, url] of Object.entries(databases)) {
-        const extra = new pg.Pool({ connectionString: url, max: poolMax });
-        // An idle connection's error (the database restarting) drops that connection only.
-        extra.on('error', () => undefined);
-        all.push({ name, pool: extra, store: new PgMessageStore(extra, logger) });
         try {
+          // As the node's own pool: statements prepared per connection, a connection lost
+          // (the database restarting, idle or in use) failing only its own statement.
+          const extra = await openPool(
+            { url },
+            { logger, max: poolMax, applicationName: `peak-server mq ${name}` },
+          );
+          all.push({ name, pool: extra, store: new PgMessageStore(extra, logger) });
           await migrate(extra, mqMigrations, logger.child({ database: name }));
         } catch (err) {
           throw new PeakError(
