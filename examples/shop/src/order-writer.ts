@@ -1,8 +1,8 @@
 /**
  * Orders group-committed per shard. Each order and its "order placed" event used to be one
- * statement and one commit of its own; at a flash sale's rates that is a WAL flush, a
- * statement and a transaction per order, and PostgreSQL spent about 100 µs of CPU on each
- * (about 40 µs an order in batches of 4, 20 in batches of 16: BENCHMARKS.md, "shop").
+ * statement and one commit of its own: at a flash sale's rates a statement, a transaction
+ * and a WAL flush per order (BENCHMARKS.md, "shop", session 41: the two PostgreSQLs spent
+ * about 90 µs less an order at 2 100 orders/s once batched).
  *
  * Now the orders that arrive for one shard while its previous batch commits go together in
  * the next one (`GroupCommit`, as the broker does for half messages): one multi-row INSERT
@@ -10,16 +10,16 @@
  * events still commit together or not at all. Nothing waits for company: the first order
  * of a quiet shard goes at the end of its turn.
  *
- * A batch that fails fails each of its orders as one statement alone would have (each
- * buy's path then does what it did before: the sweep releases a unit whose order was never
- * written). One exception: a batch refused by the unique (buyer, request id) index is run
- * again order by order, so only the repeated request sees the unique violation, as it would
- * have alone.
+ * A batch that one of its orders makes fail (a repeated request id meeting the unique
+ * (buyer, request id) index, a value PostgreSQL refuses: SQLSTATE classes 22 and 23) runs
+ * again order by order, so only that order fails, as it would have alone. Any other failure
+ * (the shard down, the connection lost) fails every order of the batch, as it would have
+ * failed each one; each buy's path then does what it did before (the sweep releases a unit
+ * whose order was never written).
  */
 import { GroupCommit, withContext } from 'peakware/core';
 import type { ShardedDatabase } from 'peakware/data';
 import type { Outbox, OutgoingMessage, PreparedOutboxMessage } from 'peakware/mq';
-import { isUniqueViolation } from './order-store.js';
 
 /** The order row's columns, in the order {@link OrderRow.values} gives them. */
 const COLUMNS = '(order_id, user_id, sku, qty, amount_cents, request_id)';
@@ -34,6 +34,18 @@ export type OrderValues = readonly [string, number, string, number, number, stri
 interface OrderRow {
   values: OrderValues;
   event: PreparedOutboxMessage;
+}
+
+/**
+ * Whether a statement failed because of a row it wrote (SQLSTATE class 22, data exception;
+ * 23, integrity constraint violation), not because of the database or the connection.
+ */
+function isRowError(err: unknown): boolean {
+  for (let e: unknown = err; e !== undefined && e !== null; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code)) return true;
+  }
+  return false;
 }
 
 /** The INSERT of `n` orders: `VALUES ($1..$6), ($7..$12), …`. */
@@ -103,8 +115,8 @@ export class OrderWriter {
         );
         return rows.map(() => undefined);
       } catch (err) {
-        if (!isUniqueViolation(err)) throw err;
-        // A repeated request among them: each alone, so only it is refused.
+        if (!isRowError(err)) throw err;
+        // One of them is refused (a repeated request, a bad value): each alone, so only it is.
       }
     }
     return Promise.all(
