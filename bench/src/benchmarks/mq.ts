@@ -201,7 +201,9 @@ async function runPeakware(
     topic,
     concurrency: 1000,
     push,
-    transport,
+    // The push row is the broker-run NDJSON stream: a push consumer on the binary path is
+    // a long poll with prefetch, which the long-poll row measures.
+    transport: push ? 'http' : transport,
     startFrom: 'earliest',
     handler: (m) => record(m.text(), seen, latencies),
   }).start();
@@ -689,7 +691,7 @@ export const benchmark: Benchmark = {
       median(list.map((r) => r[k]));
     const systems = [
       ['peakware', 'peakware mq (long poll)', peak],
-      ['peakwarePush', 'peakware mq (push)', peakPush],
+      ['peakwarePush', 'peakware mq (push stream, HTTP)', peakPush],
       ['peakwareHttp', 'peakware mq (long poll, all HTTP)', peakHttp],
       ['pgboss', 'pg-boss 10', pgb],
       ...(bull.length > 0 ? [['bullmq', 'bullmq 6 (redis)', bull] as const] : []),
@@ -746,7 +748,7 @@ export const benchmark: Benchmark = {
         `${count} messages of ${BODY_BYTES} bytes per run, ${SENDERS} senders x batches of ${BATCH}; medians of ${options.runs} runs`,
         'one process: broker, PostgreSQL clients, producers and consumers share the 2 cores; PostgreSQL is the embedded one',
         'pg-boss polls every 0.5 s (its minimum) with 4 workers of batch 100; Peakware consumers long-poll (ratios) or take a push stream (its own row), in-flight limit 1000',
-        "Peakware's producer and long-poll consumer send, receive and ack over the broker's binary data path (RPC framing, one connection each); the 'all HTTP' row is the same run with transport 'http' (an HTTP request per call, as before 2026-12-06); push streams are HTTP either way",
+        "Peakware's producer and long-poll consumer send, receive and ack over the broker's binary data path (RPC framing, one connection each); the 'all HTTP' row is the same run with transport 'http' (an HTTP request per call, as before 2026-12-06); the push row is the HTTP push stream (a push consumer on the binary path long-polls with prefetch: the long-poll row)",
         redis === undefined
           ? 'bullmq: not run (redis-server is not on PATH)'
           : 'bullmq: its own redis-server (AOF, appendfsync everysec: up to ~1 s of acked sends can be lost on a crash, where Peakware and pg-boss commit each batch to disk), addBulk batches of 100, one Worker of concurrency 100',

@@ -102,6 +102,14 @@ export class BrokerClient {
     this.#secret = options.secret;
   }
 
+  /**
+   * Whether sends, receives, acks and nacks go over the binary path when the node offers
+   * it (transport `binary`, the default), rather than always HTTP.
+   */
+  get binary(): boolean {
+    return this.#binary !== undefined;
+  }
+
   /** Closes the binary connection (a call after it opens another). */
   close(): void {
     this.#binary?.reset();

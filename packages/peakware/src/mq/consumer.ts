@@ -50,9 +50,14 @@ export interface ConsumerOptions extends ControlPlaneOptions, MqTransportOption 
   /** Messages in the handler at once (in-flight limit). Default 16. */
   concurrency?: number;
   /**
-   * Streamed push instead of long polls: one long-lived response delivers messages as
-   * they arrive, the broker keeping at most `concurrency` unacked for this consumer. Acks
-   * and nacks are sent on the side, as with long polls. Default false.
+   * Push: messages reach the handler as they arrive, at most `concurrency` unacked for this
+   * consumer. With the default transport this is a long poll kept open with prefetch (on
+   * the binary path where the node offers it): the next receive is on its way while the
+   * handler runs, for the room `concurrency` leaves (RocketMQ's push consumer is built the
+   * same way, on long-polling pulls). With `transport: 'http'` it is one long-lived
+   * streamed response (NDJSON) in
+   * which the broker pushes deliveries while fewer than `concurrency` are unacked, acks
+   * and nacks sent on the side. Default false.
    */
   push?: boolean;
   /** Broadcasting: every instance gets every message. Default false (clustering). */
@@ -191,8 +196,16 @@ export class Consumer {
     }
   }
 
+  /**
+   * Whether this consumer reads an HTTP push stream: push over HTTP. Push over the binary
+   * path is the long-poll loop (see {@link ConsumerOptions.push}).
+   */
+  get #streams(): boolean {
+    return this.#o.push === true && !this.#client.binary;
+  }
+
   async #run(): Promise<void> {
-    if (this.#o.push === true) return this.#runPush();
+    if (this.#streams) return this.#runPush();
     const limit = this.#o.concurrency ?? 16;
     const retries = new Backoff(RETRY_BACKOFF);
     while (this.#running) {
@@ -330,7 +343,7 @@ export class Consumer {
    * taking a request of their own, so they wait up to `lingerMs` more.
    */
   #ackLingerMs(): number {
-    const linger = this.#o.push === true ? 0 : (this.#o.lingerMs ?? 0);
+    const linger = this.#streams ? 0 : (this.#o.lingerMs ?? 0);
     return ACK_LINGER_MS + linger;
   }
 
@@ -390,7 +403,7 @@ export class Consumer {
     s?.();
     // A push stream is ended from this side at once (deliveries it carried that were not
     // read yet come back after their invisibility timeout).
-    if (this.#o.push === true) this.#abort.abort();
+    if (this.#streams) this.#abort.abort();
     // Leaving ends our long poll on the broker; abort only if that does not work.
     await this.#leave();
     const abort = setTimeout(() => this.#abort.abort(), 3000);
