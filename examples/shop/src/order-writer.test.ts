@@ -2,15 +2,16 @@
  * The order writer on a real PostgreSQL (two databases as the two order data sources):
  * concurrent orders for one shard commit in fewer transactions than orders, each with its
  * event in the shard's outbox; a repeated request id or a value PostgreSQL refuses fails
- * only its own order, not the others of its batch; stress orders go to the shadow tables
- * with their events marked stress.
+ * only its own order, not the others of its batch; an order whose caller gave up while it
+ * waited is not written; stress orders go to the shadow tables with their events marked
+ * stress.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { createLogger, withContext } from 'peakware/core';
+import { createLogger, isPeakError, withContext } from 'peakware/core';
 import { GeneIdGenerator, PgDataSource, type ShardedDatabase } from 'peakware/data';
 import { Outbox } from 'peakware/mq';
 import { EmbeddedPostgres } from 'peakware/server';
@@ -138,6 +139,32 @@ test('a repeated request id or a refused value fails only its own order', async 
   const w = await written([...values, repeat, bad].map((v) => v[0]));
   assert.deepEqual(w.orders, values.map((v) => v[0]).sort(), 'neither refused order written');
   assert.equal(w.events, values.length, 'and neither event');
+});
+
+test("an order whose caller's deadline passes while it waits for its batch is not written", async () => {
+  const [first, second, third] = buyersOnShardOf(900, 3).map((u, i) => order(u, `d-${i}`)) as [
+    OrderValues,
+    OrderValues,
+    OrderValues,
+  ];
+  // The shard answers slowly: the first order's batch holds it for 300 ms.
+  db.setStatementHook(() => new Promise((r) => setTimeout(r, 300)));
+  try {
+    const slow = place(first);
+    await new Promise((r) => setTimeout(r, 20));
+    // Its caller gives up after 100 ms, while the first batch is still in flight.
+    const late = withContext({ timeoutMs: 100 }, () => place(second));
+    // A buy without a deadline waits in the same next batch: it is written all the same.
+    const patient = place(third);
+    await slow;
+    await assert.rejects(late, (e) => isPeakError(e, 'PEAK_DEADLINE_EXCEEDED'));
+    await patient;
+  } finally {
+    db.setStatementHook(undefined);
+  }
+  const w = await written([first[0], second[0], third[0]]);
+  assert.deepEqual(w.orders, [first[0], third[0]].sort(), 'the late order alone was not written');
+  assert.equal(w.events, 2);
 });
 
 test('stress orders go to the shadow tables with their events marked stress', async () => {

@@ -16,8 +16,18 @@
  * (the shard down, the connection lost) fails every order of the batch, as it would have
  * failed each one; each buy's path then does what it did before (the sweep releases a unit
  * whose order was never written).
+ *
+ * An order whose caller's deadline passes while it waits for its batch is not written (as
+ * the order service never starts writing for a caller that has given up); a batch's
+ * statement is bounded by the earliest deadline among its orders.
  */
-import { GroupCommit, withContext } from 'peakware/core';
+import {
+  type ContextInit,
+  currentContext,
+  DeadlineExceededError,
+  GroupCommit,
+  withContext,
+} from 'peakware/core';
 import type { ShardedDatabase } from 'peakware/data';
 import type { Outbox, OutgoingMessage, PreparedOutboxMessage } from 'peakware/mq';
 
@@ -34,6 +44,8 @@ export type OrderValues = readonly [string, number, string, number, number, stri
 interface OrderRow {
   values: OrderValues;
   event: PreparedOutboxMessage;
+  /** The buy's deadline (epoch ms), if its caller set one. */
+  deadline: number | undefined;
 }
 
 /**
@@ -84,23 +96,62 @@ export class OrderWriter {
   async write(values: OrderValues, topic: string, event: OutgoingMessage): Promise<void> {
     const unit = this.#db.route(this.#insert(1), values).units[0]!;
     const outbox = this.#outboxOf(unit.dataSource);
-    const row: OrderRow = { values, event: outbox.prepare(topic, event) };
+    const row: OrderRow = {
+      values,
+      event: outbox.prepare(topic, event),
+      deadline: currentContext()?.deadline,
+    };
     // Stress traffic goes to the shadow tables: its orders are batched apart.
     const stress = row.event.stress;
     const key = `${unit.dataSource}/${unit.shard}/${stress}`;
     let batcher = this.#batchers.get(key);
     if (batcher === undefined) {
       batcher = new GroupCommit<OrderRow, unknown>(
-        (rows) =>
-          stress
-            ? withContext({ stress: true }, () => this.#run(outbox, rows))
-            : this.#run(outbox, rows),
+        (rows) => this.#runInTime(outbox, rows, stress),
         MAX_BATCH,
       );
       this.#batchers.set(key, batcher);
     }
     const failure = await batcher.submit(row);
     if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * One batch, as its orders' callers would have run it: an order whose caller's deadline
+   * has passed is not written (its caller has given up, and the sweep releases its unit
+   * after 15 s, so writing it later would sell that unit twice); the others' statement is
+   * bounded by the earliest deadline among them (the data layer cancels it then), and runs
+   * as stress traffic for a stress batch.
+   */
+  #runInTime(outbox: Outbox, rows: OrderRow[], stress: boolean): Promise<unknown[]> {
+    const now = Date.now();
+    const live = rows.filter((r) => r.deadline === undefined || r.deadline > now);
+    let deadline: number | undefined;
+    for (const r of live)
+      if (r.deadline !== undefined) deadline = Math.min(deadline ?? r.deadline, r.deadline);
+    const init: ContextInit = {
+      ...(stress ? { stress: true } : {}),
+      ...(deadline === undefined ? {} : { deadline }),
+    };
+    const run = () => this.#run(outbox, live);
+    // A batch runs outside every caller's context (GroupCommit); this one is its own.
+    const written =
+      live.length === 0
+        ? Promise.resolve([])
+        : Object.keys(init).length === 0
+          ? run()
+          : withContext(init, run);
+    return written.then((results) => {
+      let i = 0;
+      return rows.map((r) =>
+        r.deadline === undefined || r.deadline > now
+          ? results[i++]
+          : new DeadlineExceededError(
+              `shop.order.place: the caller's deadline passed ${now - r.deadline} ms before its order's turn to be written; the order was not written`,
+              { details: { overdueMs: now - r.deadline } },
+            ),
+      );
+    });
   }
 
   /** One batch: each order's failure, or undefined once committed. */
