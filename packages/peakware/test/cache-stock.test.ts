@@ -30,6 +30,7 @@ import { StockWriter } from '../src/cache/stock-writer.js';
 import { isPeakError } from '../src/core/errors.js';
 import { PeakServer } from '../src/server/peak-server.js';
 import { useLocalCredential } from './support/credentials.js';
+import { quietAtShutdown } from './support/pg-pool.js';
 import { waitFor } from './support/wait.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -130,7 +131,7 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
     await boot.query('CREATE DATABASE stock_test');
     await boot.end();
     dbUrl = server.postgresUrl('stock_test');
-    pool = new pg.Pool({ connectionString: dbUrl, max: 8 });
+    pool = quietAtShutdown(new pg.Pool({ connectionString: dbUrl, max: 8 }));
     if (redisServerAvailable()) redisServer = await startRedisServer({ durability: 'always' });
   });
 

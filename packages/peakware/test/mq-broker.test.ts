@@ -23,6 +23,7 @@ import {
 import { PeakServer } from '../src/server/peak-server.js';
 import { bearer, useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
+import { quietAtShutdown } from './support/pg-pool.js';
 import { waitFor } from './support/wait.js';
 
 const FAST = { maxRetries: 2, backoffMs: [200, 400], invisibleMs: 3000, waitMs: 300 } as const;
@@ -106,6 +107,7 @@ describe('mq broker in peak server', { timeout: 360_000 }, () => {
       database: 'postgres',
       max: 3,
     });
+    quietAtShutdown(db);
   });
 
   after(async () => {

@@ -19,6 +19,7 @@ import { isPeakError } from '../src/core/errors.js';
 import { BrokerClient, type ConsumedMessage, Consumer, Outbox } from '../src/mq/index.js';
 import { PeakServer } from '../src/server/peak-server.js';
 import { useLocalCredential } from './support/credentials.js';
+import { quietAtShutdown } from './support/pg-pool.js';
 import { waitFor } from './support/wait.js';
 
 let server: PeakServer;
@@ -73,7 +74,9 @@ describe('mq outbox in an application database', { timeout: 240_000 }, () => {
     await boot.connect();
     await boot.query('CREATE DATABASE shop_app');
     await boot.end();
-    app = new pg.Pool({ connectionString: server.postgresUrl('shop_app'), max: 6 });
+    app = quietAtShutdown(
+      new pg.Pool({ connectionString: server.postgresUrl('shop_app'), max: 6 }),
+    );
     await app.query('CREATE TABLE orders (id int PRIMARY KEY)');
   });
 

@@ -15,6 +15,7 @@ import { PeakServer } from '../src/server/index.js';
 import { collectMigrations } from '../src/server/migrations/index.js';
 import { migrate } from '../src/server/migrator.js';
 import { builtinModules } from '../src/server/modules.js';
+import { quietAtShutdown } from './support/pg-pool.js';
 
 describe('migrator: gaps in the version list', { timeout: 120_000 }, () => {
   let server: PeakServer;
@@ -24,7 +25,7 @@ describe('migrator: gaps in the version list', { timeout: 120_000 }, () => {
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'peak-migrate-'));
     server = await PeakServer.start({ dataDir: dir, port: 0 });
-    pool = new pg.Pool({ connectionString: server.postgresUrl(), max: 2 });
+    pool = quietAtShutdown(new pg.Pool({ connectionString: server.postgresUrl(), max: 2 }));
   });
 
   after(async () => {

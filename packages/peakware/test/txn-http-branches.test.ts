@@ -19,6 +19,7 @@ import { ErrorCodes, isPeakError } from '../src/core/errors.js';
 import { PeakServer } from '../src/server/index.js';
 import { httpBranch, type SagaStep, type TccBranch, TxnClient } from '../src/txn/index.js';
 import { useLocalCredential } from './support/credentials.js';
+import { quietAtShutdown } from './support/pg-pool.js';
 import { ensureDatabase } from './support/txn-bank.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -116,7 +117,9 @@ describe('txn: HTTP branches', { timeout: 120_000 }, () => {
       `${JSON.stringify({ db: server.postgresUrl('txn_http_bank'), server: server.info.url })}\n`,
     );
     await waitLine(/ready/);
-    db = new pg.Pool({ connectionString: server.postgresUrl('txn_http_bank'), max: 2 });
+    db = quietAtShutdown(
+      new pg.Pool({ connectionString: server.postgresUrl('txn_http_bank'), max: 2 }),
+    );
     txn = new TxnClient({ servers: server.info.url });
   });
 
