@@ -40,12 +40,21 @@ export const ORDER_LAYOUT: ShardingLayoutOptions = {
 export const ORDER_BY_REQUEST =
   'SELECT order_id FROM orders WHERE user_id = $1 AND request_id = $2';
 
+/**
+ * PostgreSQL's SQLSTATE of `err`, as pg throws it or the data layer wraps it (pg's error
+ * kept as the cause); undefined for any other error.
+ */
+export function sqlStateOf(err: unknown): string | undefined {
+  for (let e: unknown = err; e !== undefined && e !== null; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
+}
+
 /** Whether `err` is PostgreSQL's unique violation (23505), as pg or the data layer throws it. */
 export function isUniqueViolation(err: unknown): boolean {
-  for (let e: unknown = err; e !== undefined && e !== null; e = (e as { cause?: unknown }).cause) {
-    if ((e as { code?: unknown }).code === '23505') return true;
-  }
-  return false;
+  return sqlStateOf(err) === '23505';
 }
 
 /** Where the two order shards live. */

@@ -16,7 +16,7 @@ import { GeneIdGenerator, PgDataSource, type ShardedDatabase } from 'peakware/da
 import { Outbox } from 'peakware/mq';
 import { EmbeddedPostgres } from 'peakware/server';
 import pg from 'pg';
-import { createOrderTables, isUniqueViolation, openOrders } from './order-store.js';
+import { createOrderTables, isUniqueViolation, openOrders, sqlStateOf } from './order-store.js';
 import { type OrderValues, OrderWriter } from './order-writer.js';
 
 let dir: string;
@@ -64,15 +64,6 @@ function buyersOnShardOf(first: number, count: number): number[] {
   const out: number[] = [];
   for (let u = first; out.length < count; u++) if (shardOf(u) === shardOf(first)) out.push(u);
   return out;
-}
-
-/** PostgreSQL's SQLSTATE of `err` (the data layer keeps pg's error as the cause). */
-function sqlState(err: unknown): string | undefined {
-  for (let e: unknown = err; e !== undefined && e !== null; e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
-  }
-  return undefined;
 }
 
 function order(userId: number, requestId: string | null): OrderValues {
@@ -133,7 +124,7 @@ test('a repeated request id or a refused value fails only its own order', async 
   const [r1, r2] = results.slice(values.length);
   assert.ok(r1?.status === 'rejected' && isUniqueViolation(r1.reason), 'the repeat is refused');
   assert.ok(
-    r2?.status === 'rejected' && sqlState(r2.reason) === '22P02',
+    r2?.status === 'rejected' && sqlStateOf(r2.reason) === '22P02',
     `the bad value is refused: ${r2?.status === 'rejected' ? r2.reason : 'placed'}`,
   );
   const w = await written([...values, repeat, bad].map((v) => v[0]));

@@ -30,6 +30,7 @@ import {
 } from 'peakware/core';
 import type { ShardedDatabase } from 'peakware/data';
 import type { Outbox, OutgoingMessage, PreparedOutboxMessage } from 'peakware/mq';
+import { sqlStateOf } from './order-store.js';
 
 /** The order row's columns, in the order {@link OrderRow.values} gives them. */
 const COLUMNS = '(order_id, user_id, sku, qty, amount_cents, request_id)';
@@ -53,11 +54,8 @@ interface OrderRow {
  * 23, integrity constraint violation), not because of the database or the connection.
  */
 function isRowError(err: unknown): boolean {
-  for (let e: unknown = err; e !== undefined && e !== null; e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code)) return true;
-  }
-  return false;
+  const state = sqlStateOf(err);
+  return state !== undefined && (state.startsWith('22') || state.startsWith('23'));
 }
 
 /** The INSERT of `n` orders: `VALUES ($1..$6), ($7..$12), …`. */

@@ -55,9 +55,8 @@ export interface ConsumerOptions extends ControlPlaneOptions, MqTransportOption 
    * the binary path where the node offers it): the next receive is on its way while the
    * handler runs, for the room `concurrency` leaves (RocketMQ's push consumer is built the
    * same way, on long-polling pulls). With `transport: 'http'` it is one long-lived
-   * streamed response (NDJSON) in
-   * which the broker pushes deliveries while fewer than `concurrency` are unacked, acks
-   * and nacks sent on the side. Default false.
+   * streamed response (NDJSON) in which the broker pushes deliveries while fewer than
+   * `concurrency` are unacked, acks and nacks sent on the side. Default false.
    */
   push?: boolean;
   /** Broadcasting: every instance gets every message. Default false (clustering). */
