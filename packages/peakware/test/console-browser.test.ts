@@ -175,6 +175,15 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
   it('config: publishes a new version, and shows versions, diff and audit', async () => {
     const ref = { app: 'shop', group: 'db', key: 'pool' };
     await open('config?app=shop&item=db/pool', '[data-testid=item] textarea');
+    // The textarea takes the item's value whenever a load brings a different one: typing
+    // before the page showed the current version was overwritten by it, and the old value
+    // was published (once in CI). Type once it shows what the API holds now.
+    const before = await stack.admin.config.get(ref);
+    const textarea = page.locator('[data-testid=item] textarea');
+    await waitFor(
+      'the current version shown',
+      async () => (await textarea.inputValue()) === before.value,
+    );
     await page.fill('[data-testid=item] textarea', '{\n  "max": 64,\n  "idleMs": 10000\n}');
     await page.locator('[data-testid=item] .btn.primary', { hasText: 'Publish' }).click();
     await page.getByRole('status').waitFor();
