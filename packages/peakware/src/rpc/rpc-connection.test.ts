@@ -16,10 +16,14 @@ const svc = defineService({
   },
 });
 
+/** Calls the test server's `wait` has started (in any test). */
+let started = 0;
+
 async function startServer(port = 0, maxFrameBytes?: number): Promise<RpcServer> {
   const server = new RpcServer({ port, quietMs: 10, ...(maxFrameBytes ? { maxFrameBytes } : {}) });
   server.addService(svc, {
     wait: async ({ ms }) => {
+      started++;
       await new Promise((r) => setTimeout(r, ms));
       return ms;
     },
@@ -52,8 +56,11 @@ describe('rpc connection', () => {
     const server = await startServer();
     const conn = new RpcConnection('127.0.0.1', server.port);
     try {
+      const before = started;
       const inFlight = conn.call(svc.id, 'wait', {}, { ms: 200 }, 5000);
-      await waitFor('the connection open', () => conn.state === 'open');
+      // The call running on the provider, not just sent: a stop before it arrived answers
+      // it "not run" (once in CI).
+      await waitFor('the call running', () => conn.state === 'open' && started > before);
       const stopped = server.stop();
       await waitFor('the GOAWAY', () => conn.draining);
       assert.equal(conn.state, 'open', 'kept open while its call is in flight');
