@@ -19,6 +19,10 @@
  * (no hot row). DTM, the anchor: 935 two-branch sagas/s on 4 cores with MySQL, about
  * 10 900/s with its Redis store. Run as `--serve <peak|provider> ...`, this file is one of
  * the processes.
+ *
+ * Diagnosis: `PEAK_BENCH_TXN_ONLY=saga,local` runs only the named contenders;
+ * `PEAK_BENCH_TXN_DIAG=1` prints, after each window, the WAL each operation wrote by record
+ * type and the statements by execution time (see printDiagnosis).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,6 +37,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
 import { childNodeArgs, postgresCpuUs, postmasterOf, processCpuUs } from '../child-server.js';
+import { dataDirWithStatements } from '../pg-stat-statements.js';
 
 const move = {
   input: z.object({ account: z.number().int(), amount: z.number().int() }),
@@ -187,13 +192,58 @@ const pair = (i: number) => {
   return { from, to: (from + 1 + (i % (ACCOUNTS - 1))) % ACCOUNTS };
 };
 
+/**
+ * `PEAK_BENCH_TXN_DIAG=1`: after each contender's window, where its PostgreSQL work went, per
+ * operation: the WAL it wrote by record type (pg_walinspect, from the window's first LSN) and
+ * the statements by execution time (pg_stat_statements, reset after each window; execution
+ * time is wall time, so on a busy machine it includes waiting for a core).
+ */
+async function printDiagnosis(pool: pg.Pool, name: string, lsn: string, ops: number) {
+  await pool.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+  await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+  const wal = await pool.query<{ t: string; n: string; rec: string; fpi: string; total: string }>(
+    `SELECT "resource_manager/record_type" AS t, round(count::numeric / $2, 2)::text AS n,
+            round(record_size::numeric / $2, 1)::text AS rec, round(fpi_size::numeric / $2, 1)::text AS fpi,
+            round(combined_size::numeric / $2, 1)::text AS total
+       FROM pg_get_wal_stats($1::pg_lsn, pg_current_wal_insert_lsn(), true)
+      WHERE count > 0 ORDER BY combined_size DESC LIMIT 12`,
+    [lsn, ops],
+  );
+  const stmts = await pool.query<{ us: string; n: string; each: string; q: string }>(
+    `SELECT round(total_exec_time::numeric * 1000 / $1, 1)::text AS us, round(calls::numeric / $1, 3)::text AS n,
+            round(total_exec_time::numeric * 1000 / greatest(calls, 1), 1)::text AS each,
+            left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS q
+       FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10`,
+    [ops],
+  );
+  await pool.query('SELECT pg_stat_statements_reset()');
+  const lines = [
+    `diagnosis of ${name} (${ops} operations), per operation:`,
+    '  WAL by record type: count · record bytes · full-page-image bytes · total bytes',
+    ...wal.rows.map(
+      (r) => `    ${r.t.padEnd(28)} ${r.n.padStart(6)} · ${r.rec} · ${r.fpi} · ${r.total}`,
+    ),
+    '  statements by execution time: µs · calls · µs each',
+    ...stmts.rows.map(
+      (r) => `    ${r.us.padStart(7)} · ${r.n.padStart(6)} · ${r.each.padStart(8)}  ${r.q}`,
+    ),
+  ];
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
 export const benchmark: Benchmark = {
   name: 'txn',
   description:
     'two-branch sagas/s and TCCs/s through the coordinator with barriers, vs the same two local transactions run directly and over plain RPC',
   async run({ runs, quick, progress }) {
     const ms = quick ? 1500 : 4000;
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'peak-bench-txn-'));
+    const diagnose = process.env.PEAK_BENCH_TXN_DIAG === '1';
+    // Only these contenders (a comma list of their names), for a diagnostic run.
+    const only = process.env.PEAK_BENCH_TXN_ONLY?.split(',').map((n) => n.trim());
+    // A diagnostic run preloads pg_stat_statements (PostgreSQL restarted once, before the run).
+    const dataDir = diagnose
+      ? (await dataDirWithStatements('peak-bench-txn-')).dataDir
+      : mkdtempSync(path.join(os.tmpdir(), 'peak-bench-txn-'));
     const children: ChildProcess[] = [];
     let db: pg.Pool | undefined;
     let rpc: RpcClient | undefined;
@@ -364,6 +414,7 @@ export const benchmark: Benchmark = {
           keyof typeof contenders,
           (i: number) => Promise<unknown>,
         ][]) {
+          if (only !== undefined && !only.includes(name)) continue;
           const before = [
             processCpuUs(peak.child.pid),
             processCpuUs(provider.child.pid),
@@ -373,6 +424,7 @@ export const benchmark: Benchmark = {
           const lsn = await walLsn();
           const { rate, done } = await closedLoop(op, ms);
           cpu[name].wal.push((await walBytes(lsn)) / done);
+          if (diagnose) await printDiagnosis(pool, name, lsn, done);
           const mine = process.cpuUsage(before[2]);
           cpu[name].peak.push((processCpuUs(peak.child.pid) - before[0]) / done);
           cpu[name].branch.push((processCpuUs(provider.child.pid) - before[1]) / done);
@@ -404,7 +456,7 @@ export const benchmark: Benchmark = {
           ]),
         ),
       } as Record<string, number>;
-      const ratios = {
+      const all = {
         'local/saga': round(figures['local.perSec']! / figures['saga.perSec']!),
         'rpc/saga': round(figures['rpc.perSec']! / figures['saga.perSec']!),
         'local/tcc': round(figures['local.perSec']! / figures['tcc.perSec']!),
@@ -412,6 +464,8 @@ export const benchmark: Benchmark = {
         'saga/goal2000': round(figures['saga.perSec']! / 2000),
         'saga1/goal2000': round(figures['saga1.perSec']! / 2000),
       };
+      // A run of some contenders only (PEAK_BENCH_TXN_ONLY) has no ratios for the others.
+      const ratios = Object.fromEntries(Object.entries(all).filter(([, v]) => Number.isFinite(v)));
       return {
         figures,
         ratios,
@@ -432,13 +486,15 @@ export const benchmark: Benchmark = {
               ['local1', 'local1: 2 one-statement local transactions'],
               ['saga1', 'saga1: saga, one-statement branches (barrierStatement)'],
             ] as const
-          ).map(([k, label]) => [
-            label,
-            figures[`${k}.perSec`] ?? Number.NaN,
-            rates[k].map(Math.round).join(' '),
-            `${figures[`${k}.peakCpuUsPerOp`]} · ${figures[`${k}.branchCpuUsPerOp`]} · ${figures[`${k}.callerCpuUsPerOp`]} · ${figures[`${k}.postgresCpuUsPerOp`]}`,
-            figures[`${k}.walBytesPerOp`] ?? Number.NaN,
-          ]),
+          )
+            .filter(([k]) => rates[k].length > 0)
+            .map(([k, label]) => [
+              label,
+              figures[`${k}.perSec`] ?? Number.NaN,
+              rates[k].map(Math.round).join(' '),
+              `${figures[`${k}.peakCpuUsPerOp`]} · ${figures[`${k}.branchCpuUsPerOp`]} · ${figures[`${k}.callerCpuUsPerOp`]} · ${figures[`${k}.postgresCpuUsPerOp`]}`,
+              figures[`${k}.walBytesPerOp`] ?? Number.NaN,
+            ]),
           ...Object.entries(ratios).map(([k, v]) => [k, v, '', '', '']),
         ],
         notes: [
