@@ -45,6 +45,10 @@ interface Watcher {
   tags: Set<string>;
   /** Per item: sequence number of the newest read sent, and what was sent. */
   sent: Map<string, { seq: number; sig: string }>;
+  /** False until its snapshot is written: a change before that is only noted in `missed`. */
+  ready: boolean;
+  /** Items that changed while the snapshot was being read: read and sent again after it. */
+  missed: Set<string>;
 }
 
 /** Fans config changes out to SSE watchers on this node. */
@@ -163,10 +167,19 @@ export class ConfigHub {
   #pushRemoved(watchers: Set<Watcher>, group: string, key: string, seq: number): void {
     const name = entryName(group, key);
     const event = `event: removed\ndata: ${JSON.stringify({ group, key })}\n\n`;
-    for (const w of watchers) if (w.sent.has(name)) this.#send(w, name, seq, REMOVED, event);
+    // A watcher still reading its snapshot may have read the item before it went: noted.
+    for (const w of watchers)
+      if (!w.ready || w.sent.has(name)) this.#send(w, name, seq, REMOVED, event);
   }
 
   #send(w: Watcher, name: string, seq: number, sig: string, event: string): void {
+    if (!w.ready) {
+      // Its snapshot is still being read: an entry written now would reach the client before
+      // the snapshot, which replaces everything the client holds (and, by leaving the item
+      // out as already sent, would make the client drop it). Read it again after.
+      w.missed.add(name);
+      return;
+    }
     const last = w.sent.get(name);
     if (last !== undefined && (last.seq >= seq || last.sig === sig)) return;
     w.sent.set(name, { seq, sig });
@@ -190,7 +203,15 @@ export class ConfigHub {
     instanceId: string | undefined,
     tags: string[],
   ): Promise<void> {
-    const watcher: Watcher = { res, app, instanceId, tags: new Set(tags), sent: new Map() };
+    const watcher: Watcher = {
+      res,
+      app,
+      instanceId,
+      tags: new Set(tags),
+      sent: new Map(),
+      ready: false,
+      missed: new Set(),
+    };
     let set = this.#byApp.get(app);
     if (set === undefined) {
       set = new Set();
@@ -208,13 +229,17 @@ export class ConfigHub {
     for (const row of rows) {
       const entry = effectiveEntry(row, instanceId, watcher.tags);
       const name = entryName(entry.group, entry.key);
-      const last = watcher.sent.get(name);
-      if (last !== undefined && last.seq >= seq) continue;
       const sigs = signatures(row.gray, row.item.version);
       watcher.sent.set(name, { seq, sig: entry.gray ? sigs.gray : sigs.released });
       entries.push(entry);
     }
     res.write(`event: snapshot\ndata: ${JSON.stringify({ app, entries })}\n\n`);
+    watcher.ready = true;
+    // What changed during the read is read again now (its NOTIFY came, so it committed): an
+    // entry the snapshot already has is not sent twice (same signature), a newer one is, and
+    // an item removed meanwhile is told as removed.
+    for (const name of watcher.missed) this.#markDirty(`${app}/${name}`);
+    watcher.missed.clear();
   }
 
   /** Number of open watch streams on this node. */
