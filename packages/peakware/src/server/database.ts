@@ -7,6 +7,7 @@ import pg from 'pg';
 import { ErrorCodes, errorMessage, PeakError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { autoPrepare } from '../core/pg-auto-prepare.js';
+import { peakPgTypes } from '../core/pg-timestamps.js';
 import type { PostgresEndpoint } from './embedded-postgres.js';
 
 /** Where the control plane's state lives: a URL, or the embedded cluster's endpoint. */
@@ -108,6 +109,8 @@ export async function openPool(target: DatabaseTarget, options: OpenPoolOptions)
     // costs that step a fork and SCRAM, and closing it after a quiet spell invites that.
     min: options.max ?? 10,
     application_name: options.applicationName ?? 'peak-server',
+    // timestamptz read by character codes, not postgres-date's regular expressions (core/pg-timestamps.ts)
+    types: peakPgTypes,
   };
   if ('url' in target) parsePostgresUrl(target.url);
   const pool = new pg.Pool(
