@@ -102,6 +102,10 @@ describe('core: timestamptz text read by character codes', { timeout: 60_000 }, 
       '2026-12-06T20:27:22+00',
       '2026-13-06 20:27:22+00',
       '2026-12-06 20:27:22+00 ',
+      '2026-12-06 24:27:22+00',
+      '2026-12-32 20:27:22+00',
+      '2026-12-06 20:27:22',
+      '2026-12-06 20:27:22.123',
     ])
       assert.equal(timestamptzMs(bad), undefined, bad);
   });

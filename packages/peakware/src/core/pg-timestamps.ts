@@ -19,7 +19,8 @@ function digits(s: string, at: number, n: number): number {
   let v = 0;
   for (let i = at; i < at + n; i++) {
     const d = s.charCodeAt(i) - ZERO;
-    if (d < 0 || d > 9) return -1;
+    // (past the end, charCodeAt is NaN, which no comparison lets through)
+    if (!(d >= 0 && d <= 9)) return -1;
     v = v * 10 + d;
   }
   return v;
@@ -43,7 +44,19 @@ export function timestamptzMs(s: string): number | undefined {
   const hour = digits(s, 11, 2);
   const minute = digits(s, 14, 2);
   const second = digits(s, 17, 2);
-  if (year < 1000 || month < 1 || month > 12 || day < 1 || hour < 0 || minute < 0 || second < 0)
+  if (
+    year < 1000 ||
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    day > 31 ||
+    hour < 0 ||
+    hour > 23 ||
+    minute < 0 ||
+    minute > 59 ||
+    second < 0 ||
+    second > 60
+  )
     return undefined;
   let at = 19;
   let ms = 0;
@@ -53,7 +66,7 @@ export function timestamptzMs(s: string): number | undefined {
     let scale = 100;
     while (at < n) {
       const d = s.charCodeAt(at) - ZERO;
-      if (d < 0 || d > 9) break;
+      if (!(d >= 0 && d <= 9)) break;
       ms += d * scale;
       scale /= 10;
       at++;
