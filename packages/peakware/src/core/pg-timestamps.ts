@@ -1,13 +1,12 @@
 /**
  * A faster reader of PostgreSQL's `timestamptz` text for the node's own pools. node-pg turns
  * every timestamptz into a Date through `postgres-date`, three regular expressions and a
- * handful of parseInts a value: 3 % of the broker's CPU in `bench mq` (every delivered
- * message has two). PostgreSQL's own output (DateStyle ISO, the default) is one fixed
- * shape, `YYYY-MM-DD HH:MM:SS[.ffffff]±HH[:MM[:SS]]`, which this reads by character codes;
- * anything else (infinity, BC dates, years outside 1000–9999, another DateStyle) goes to
- * node-pg's own parser, so the result is what node-pg gives, to the millisecond (the
- * fraction truncated, as `Date.UTC` truncates it there; postgres-date's float arithmetic
- * loses a millisecond on some fractions, such as .57, which this does not).
+ * handful of parseInts a value: 3 % of the CPU of a one-process `bench mq` run under
+ * `perf` (every delivered message has two). PostgreSQL's own output (DateStyle ISO, the
+ * default) is one fixed shape, `YYYY-MM-DD HH:MM:SS[.ffffff]±HH[:MM[:SS]]`, which this reads
+ * by character codes; anything else (infinity, BC dates, years outside 1000–9999, another
+ * DateStyle) goes to node-pg's own parser. Either way the result is the Date node-pg gives,
+ * to the millisecond (the fraction truncated, as node-pg truncates it).
  */
 import pg from 'pg';
 
