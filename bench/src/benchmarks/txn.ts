@@ -195,12 +195,10 @@ const pair = (i: number) => {
 /**
  * `PEAK_BENCH_TXN_DIAG=1`: after each contender's window, where its PostgreSQL work went, per
  * operation: the WAL it wrote by record type (pg_walinspect, from the window's first LSN) and
- * the statements by execution time (pg_stat_statements, reset after each window; execution
- * time is wall time, so on a busy machine it includes waiting for a core).
+ * the statements by execution time (pg_stat_statements, reset as each window starts;
+ * execution time is wall time, so on a busy machine it includes waiting for a core).
  */
 async function printDiagnosis(pool: pg.Pool, name: string, lsn: string, ops: number) {
-  await pool.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
-  await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
   const wal = await pool.query<{ t: string; n: string; rec: string; fpi: string; total: string }>(
     `SELECT "resource_manager/record_type" AS t, round(count::numeric / $2, 2)::text AS n,
             round(record_size::numeric / $2, 1)::text AS rec, round(fpi_size::numeric / $2, 1)::text AS fpi,
@@ -216,7 +214,6 @@ async function printDiagnosis(pool: pg.Pool, name: string, lsn: string, ops: num
        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10`,
     [ops],
   );
-  await pool.query('SELECT pg_stat_statements_reset()');
   const lines = [
     `diagnosis of ${name} (${ops} operations), per operation:`,
     '  WAL by record type: count · record bytes · full-page-image bytes · total bytes',
@@ -407,6 +404,10 @@ export const benchmark: Benchmark = {
             )
           ).rows[0]!.d,
         );
+      if (diagnose) {
+        await pool.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+        await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+      }
       progress('warming up');
       for (const op of Object.values(contenders)) await closedLoop(op, 1000);
       for (let r = 0; r < runs; r++) {
@@ -421,6 +422,7 @@ export const benchmark: Benchmark = {
             process.cpuUsage(),
             postgresCpuUs(postmaster),
           ] as const;
+          if (diagnose) await pool.query('SELECT pg_stat_statements_reset()');
           const lsn = await walLsn();
           const { rate, done } = await closedLoop(op, ms);
           cpu[name].wal.push((await walBytes(lsn)) / done);
