@@ -67,10 +67,9 @@ export function timestamptzMs(s: string): number | undefined {
       const d = s.charCodeAt(at) - ZERO;
       if (!(d >= 0 && d <= 9)) break;
       ms += d * scale;
-      scale /= 10;
+      scale = scale === 1 ? 0 : scale / 10;
       at++;
     }
-    ms = Math.trunc(ms);
     if (at === 20) return undefined;
   }
   const sign = s.charCodeAt(at);
@@ -98,6 +97,7 @@ export function timestamptzMs(s: string): number | undefined {
   return utc - (sign === 45 ? -offset : offset) * 1000;
 }
 
+/** node-pg's timestamptz parser as registered when this module loads (its default). */
 const fallback = pg.types.getTypeParser(TIMESTAMPTZ_OID, 'text') as (s: string) => unknown;
 
 /** A timestamptz text as node-pg would give it (a Date, or what its parser gives for the rest). */
