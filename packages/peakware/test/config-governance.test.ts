@@ -18,6 +18,7 @@ import { PeakServer } from '../src/server/index.js';
 import { type ProviderProcess, spawnProvider, stopProvider } from './rpc-fixture-process.js';
 import { stockService } from './rpc-fixture-service.js';
 import { useLocalCredential } from './support/credentials.js';
+import { recordingLogger } from './support/recording-logger.js';
 import { waitFor } from './support/wait.js';
 
 describe('governance through config', { timeout: 120_000 }, () => {
@@ -28,6 +29,8 @@ describe('governance through config', { timeout: 120_000 }, () => {
   let rpc: RpcClient;
   let config: ConfigClient;
   const providers: ProviderProcess[] = [];
+  // What the consumer's SDK logged (connections, registry lists), for a failure's message.
+  const log = recordingLogger();
 
   const publish = async (key: string, body: Record<string, unknown>) => {
     const res = await fetch(`${server.info.url}/api/v1/config/items/gov/governance/${key}`, {
@@ -50,8 +53,8 @@ describe('governance through config', { timeout: 120_000 }, () => {
     server = await PeakServer.start({ dataDir, port: 0 });
     useLocalCredential(server);
     token = (await readFile(server.info.adminTokenFile, 'utf8')).trim();
-    registry = new HttpRegistry({ servers: [server.info.url] });
-    rpc = new RpcClient({ registry, app: 'gov-test', warmupMs: 0 });
+    registry = new HttpRegistry({ servers: [server.info.url], logger: log });
+    rpc = new RpcClient({ registry, app: 'gov-test', warmupMs: 0, logger: log });
     config = new ConfigClient({ servers: [server.info.url], app: 'gov' });
   });
 
@@ -103,9 +106,32 @@ describe('governance through config', { timeout: 120_000 }, () => {
       await waitFor('vip calls moved to the canary', () => vipPids.at(-1) === canary.pid);
       const after = vipPids.slice(vipPids.findIndex((p, i) => i >= mark && p === canary.pid));
       await waitFor('more calls after the move', () => vipPids.length >= mark + after.length + 20);
+      // On failure: the calls since the change as runs of one provider, what the consumer
+      // knows of each endpoint now, and what its SDK logged.
+      const runs = (pids: number[]) =>
+        pids
+          .reduce<[string, number][]>((acc, p) => {
+            const name = p === canary.pid ? 'canary' : p === plain.pid ? 'plain' : String(p);
+            const last = acc.at(-1);
+            if (last?.[0] === name) last[1]++;
+            else acc.push([name, 1]);
+            return acc;
+          }, [])
+          .map(([name, n]) => `${name}×${n}`)
+          .join(' ');
+      const state = () =>
+        JSON.stringify(
+          rpc.endpoints(key).map((e) => ({
+            port: e.instance.port,
+            tags: e.instance.tags,
+            status: e.instance.status,
+            available: e.available,
+            unresponsive: e.connection.unresponsive,
+          })),
+        );
       assert.ok(
         vipPids.slice(vipPids.length - 20).every((p) => p === canary.pid),
-        'once moved, vip calls stay on the canary',
+        `once moved, vip calls stay on the canary; calls since the change: ${runs(vipPids.slice(mark))}; endpoints now: ${state()}; SDK log:\n${log.lines.join('\n')}`,
       );
       assert.equal((await stock.get({ sku: 'plain' })).pid, plain.pid, 'other calls stay');
 
