@@ -67,6 +67,30 @@ describe('cluster strategies', () => {
     assert.deepEqual(log, ['a', 'b']);
   });
 
+  it('failover says at debug level why a call moved to another instance', async () => {
+    const lines: { fields: Record<string, unknown>; message: string }[] = [];
+    const logger = {
+      level: 'debug',
+      fatal: () => undefined,
+      error: () => undefined,
+      warn: () => undefined,
+      info: () => undefined,
+      debug: (fields: object | string, message?: unknown) =>
+        void lines.push({ fields: fields as Record<string, unknown>, message: String(message) }),
+      trace: () => undefined,
+      child: () => logger,
+    };
+    const r = await new FailoverStrategy(2, new RetryBudget(), logger).invoke(
+      call(false, { a: notSent }, []),
+    );
+    assert.equal(r, 'b');
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!.message, /s\.m failed on one instance; trying another/);
+    assert.equal(lines[0]!.fields.provider, '127.0.0.1:2000');
+    assert.equal(lines[0]!.fields.attempt, 1);
+    assert.ok(isPeakError(lines[0]!.fields.err, ErrorCodes.RPC_UNAVAILABLE));
+  });
+
   it('failover never retries a non-idempotent call that may have run, and says so', async () => {
     const log: string[] = [];
     await assert.rejects(

@@ -63,10 +63,13 @@ const NONE: ReadonlySet<Endpoint> = new Set();
 export class FailoverStrategy implements ClusterStrategy {
   readonly #retries: number;
   readonly #budget: RetryBudget;
+  readonly #logger: Logger | undefined;
 
-  constructor(retries: number, budget: RetryBudget) {
+  /** `logger` gets a debug line for every attempt that fails over to another instance. */
+  constructor(retries: number, budget: RetryBudget, logger?: Logger) {
     this.#retries = retries;
     this.#budget = budget;
+    this.#logger = logger;
   }
 
   async invoke(call: ClusterCall): Promise<unknown> {
@@ -105,6 +108,11 @@ export class FailoverStrategy implements ClusterStrategy {
             { cause: err, details: isPeakError(err) ? err.details : {} },
           );
         }
+        // A call that moved is otherwise invisible (it succeeds elsewhere): say why it moved.
+        this.#logger?.debug(
+          { err, provider: endpoint.address, attempt: attempt + 1 },
+          `${call.describe} failed on one instance; trying another`,
+        );
       }
     }
     throw lastError;

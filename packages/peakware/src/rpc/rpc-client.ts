@@ -307,7 +307,11 @@ export class RpcClient {
     let cluster: ClusterStrategy;
     switch (clusterName) {
       case 'failover':
-        cluster = new FailoverStrategy(o.retries ?? CLIENT_DEFAULTS.retries, this.#budget);
+        cluster = new FailoverStrategy(
+          o.retries ?? CLIENT_DEFAULTS.retries,
+          this.#budget,
+          this.#logger,
+        );
         break;
       case 'failfast':
         cluster = new FailfastStrategy();
