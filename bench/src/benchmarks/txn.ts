@@ -10,6 +10,9 @@
  *   debit then credit over RPC (each a local transaction with its barrier row), and writes
  *   its end;
  * - tcc: the same with try (both at once), then confirm (both at once): four branch calls;
+ * - sagaNB: the saga with branches that do not use the barrier (plain local transactions,
+ *   as rpc's): not safe (a repeated call runs twice), only to split the saga's cost between
+ *   the coordinator and the barrier;
  * - local1 and saga1: local and saga with each branch's work as one statement: two
  *   autocommit UPDATEs by the caller, against branches that put the barrier insert and the
  *   UPDATE in one statement (`barrierStatement`): one round trip per branch, not three.
@@ -328,6 +331,26 @@ export const benchmark: Benchmark = {
           ],
         });
       };
+      // The same saga without the barrier in the branches (the diagnostic row: not safe).
+      const sagaNB = (i: number) => {
+        const { from, to } = pair(i);
+        return txn.saga({
+          steps: [
+            {
+              name: 'debit',
+              action: call('plainDebit'),
+              compensate: call('plainCredit'),
+              payload: { account: from, amount: 1 },
+            },
+            {
+              name: 'credit',
+              action: call('plainCredit'),
+              compensate: call('plainDebit'),
+              payload: { account: to, amount: 1 },
+            },
+          ],
+        });
+      };
       const saga1 = (i: number) => {
         const { from, to } = pair(i);
         return txn.saga({
@@ -368,11 +391,12 @@ export const benchmark: Benchmark = {
           ],
         });
       };
-      const contenders = { local, rpc: direct, saga, tcc, local1, saga1 } as const;
+      const contenders = { local, rpc: direct, saga, sagaNB, tcc, local1, saga1 } as const;
       const rates: Record<keyof typeof contenders, number[]> = {
         local: [],
         rpc: [],
         saga: [],
+        sagaNB: [],
         tcc: [],
         local1: [],
         saga1: [],
@@ -386,6 +410,7 @@ export const benchmark: Benchmark = {
         local: { peak: [], branch: [], caller: [], pg: [], wal: [] },
         rpc: { peak: [], branch: [], caller: [], pg: [], wal: [] },
         saga: { peak: [], branch: [], caller: [], pg: [], wal: [] },
+        sagaNB: { peak: [], branch: [], caller: [], pg: [], wal: [] },
         tcc: { peak: [], branch: [], caller: [], pg: [], wal: [] },
         local1: { peak: [], branch: [], caller: [], pg: [], wal: [] },
         saga1: { peak: [], branch: [], caller: [], pg: [], wal: [] },
@@ -446,6 +471,7 @@ export const benchmark: Benchmark = {
         'local.perSec': round(median(rates.local)),
         'rpc.perSec': round(median(rates.rpc)),
         'saga.perSec': round(median(rates.saga)),
+        'sagaNB.perSec': round(median(rates.sagaNB)),
         'tcc.perSec': round(median(rates.tcc)),
         'local1.perSec': round(median(rates.local1)),
         'saga1.perSec': round(median(rates.saga1)),
@@ -462,6 +488,9 @@ export const benchmark: Benchmark = {
       const all = {
         'local/saga': round(figures['local.perSec']! / figures['saga.perSec']!),
         'rpc/saga': round(figures['rpc.perSec']! / figures['saga.perSec']!),
+        // The coordinator's share alone, and what the barrier costs on top of it.
+        'local/sagaNB': round(figures['local.perSec']! / figures['sagaNB.perSec']!),
+        'sagaNB/saga': round(figures['sagaNB.perSec']! / figures['saga.perSec']!),
         'local/tcc': round(figures['local.perSec']! / figures['tcc.perSec']!),
         'local1/saga1': round(figures['local1.perSec']! / figures['saga1.perSec']!),
         'saga/goal2000': round(figures['saga.perSec']! / 2000),
@@ -485,6 +514,7 @@ export const benchmark: Benchmark = {
               ['local', 'local: 2 local transactions by the caller'],
               ['rpc', 'rpc: 2 RPC calls, plain local transactions'],
               ['saga', 'saga: 2 branches, barriers, coordinator'],
+              ['sagaNB', 'sagaNB: the saga without barriers (diagnostic; not safe)'],
               ['tcc', 'tcc: 2 branches (4 calls), barriers, coordinator'],
               ['local1', 'local1: 2 one-statement local transactions'],
               ['saga1', 'saga1: saga, one-statement branches (barrierStatement)'],
