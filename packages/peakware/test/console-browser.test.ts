@@ -10,8 +10,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { branchCall, TxnClient } from '../src/txn/index.js';
 import { launchChromium } from './support/chromium.js';
 import { type ConsoleStack, startConsoleStack } from './support/console-stack.js';
+import { bank, ensureDatabase, startBank } from './support/txn-bank.js';
 import { waitFor } from './support/wait.js';
 
 describe('console in Chromium', { timeout: 240_000 }, () => {
@@ -283,6 +285,122 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
 
     await open('stress', '.empty');
     assert.match(await page.locator('.empty').innerText(), /full-link stress tests/);
+  });
+
+  it('transactions: sagas as the coordinator has them, a step timeline, a running one stopped', async () => {
+    const pgUrl = stack.server.postgresUrl();
+    await ensureDatabase(pgUrl, 'console_bank');
+    const branches = await startBank(stack.server.postgresUrl('console_bank'), stack.url, {
+      alice: 100,
+      bob: 0,
+    });
+    // The held saga's credit waits until the test lets it go (after the stop).
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const heldGid = `console-held-${Date.now()}`;
+    branches.hooks.set('credit', async (_m, gid) => {
+      if (gid === heldGid) await held;
+    });
+    try {
+      const txn = new TxnClient({ servers: stack.url });
+      const steps = (from: string, to: string, amount: number) => [
+        {
+          name: 'debit',
+          action: branchCall(bank, 'debit'),
+          compensate: branchCall(bank, 'undebit'),
+          payload: { account: from, amount },
+        },
+        {
+          name: 'credit',
+          action: branchCall(bank, 'credit'),
+          compensate: branchCall(bank, 'uncredit'),
+          payload: { account: to, amount },
+        },
+      ];
+      const ok = await txn.saga({ steps: steps('alice', 'bob', 10) });
+      const refused = (await txn.saga({ steps: steps('bob', 'alice', 1000) }).then(
+        () => assert.fail('bob cannot give 1000'),
+        (err: { details: { gid: string } }) => err,
+      )) as { details: { gid: string } };
+      await txn.saga({ gid: heldGid, steps: steps('alice', 'bob', 5) }, { wait: false });
+      await waitFor('the held saga past its debit', async () =>
+        (await branches.effects(heldGid)).includes('debit:action'),
+      );
+
+      // The list: every one, with the API's status.
+      await open('transactions', '[data-testid=txns] tbody tr');
+      const rowOf = (gid: string) => page.locator('[data-testid=txns] tbody tr', { hasText: gid });
+      await waitFor('the three sagas listed', async () => {
+        const texts = await Promise.all(
+          [ok.gid, refused.details.gid, heldGid].map((g) =>
+            rowOf(g)
+              .innerText()
+              .catch(() => ''),
+          ),
+        );
+        return (
+          texts[0]!.includes('succeeded') &&
+          texts[1]!.includes('failed') &&
+          texts[2]!.includes('running')
+        );
+      });
+      const listed = await stack.admin.txn.list({ limit: 200 });
+      assert.equal(await page.locator('[data-testid=txns] tbody tr').count(), listed.length);
+
+      // Filtered to the failed ones; one opened: its reason and its steps as the API has them.
+      await page.selectOption('[data-testid=txn-list] select[name=status]', 'failed');
+      await waitFor('only failed ones', async () => {
+        const rows = await texts('[data-testid=txns] tbody tr');
+        return rows.length > 0 && rows.every((r) => r.includes('failed'));
+      });
+      await rowOf(refused.details.gid).click();
+      await page.getByTestId('txn-facts').waitFor();
+      const shown = await stack.admin.txn.show(refused.details.gid);
+      assert.ok(shown.reason !== undefined);
+      assert.equal(await page.getByTestId('txn-reason').innerText(), shown.reason);
+      await waitFor('its timeline', async () => {
+        const rows = await texts('[data-testid=txn-timeline] tbody tr');
+        return (
+          rows.length === shown.branches.length &&
+          rows.some((r) => r.includes('debit') && r.includes('failed'))
+        );
+      });
+      assert.match(await page.getByTestId('txn-spec').innerText(), /"account": "bob"/);
+      assert.ok(
+        await page.locator('[data-testid=txn-detail] .btn', { hasText: 'Stop' }).isDisabled(),
+      );
+
+      // The held one, stopped from the console: compensated by recovery, alice whole again.
+      await open(`transactions?status=active&gid=${heldGid}`, '[data-testid=txn-facts]');
+      await page.locator('[data-testid=txn-detail] .btn', { hasText: 'Stop' }).click();
+      await page.getByRole('status').waitFor();
+      assert.match(await page.getByRole('status').innerText(), /compensations run/);
+      await waitFor('the stopped saga compensated', async () => {
+        const t = await stack.admin.txn.show(heldGid);
+        return t.status === 'failed';
+      });
+      const stopped = await stack.admin.txn.show(heldGid);
+      assert.match(stopped.reason ?? '', /stopped by console:tester/);
+      await waitFor('the page shows it failed', async () =>
+        (await page.getByTestId('txn-status').innerText()).includes('failed'),
+      );
+      // The credit let go now is late: its barrier filters it (the compensation took its
+      // row), so it changes nothing; the driver's record of it lands in the timeline.
+      release();
+      await waitFor('the late credit answered', async () =>
+        (await stack.admin.txn.show(heldGid)).branches.some(
+          (b) => b.branch === 'credit' && b.op === 'action' && b.status === 'succeeded',
+        ),
+      );
+      assert.ok(!(await branches.effects(heldGid)).includes('credit:action'));
+      assert.deepEqual(await branches.balance('alice'), { balance: 90, frozen: 0, incoming: 0 });
+      assert.deepEqual(await branches.balance('bob'), { balance: 10, frozen: 0, incoming: 0 });
+    } finally {
+      release();
+      await branches.stop();
+    }
   });
 
   it("an operator token's session changes config; a viewer token's session only looks", async () => {

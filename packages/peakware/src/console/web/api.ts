@@ -13,6 +13,7 @@ import { MqAdmin } from '../../admin/mq-admin.js';
 import { RegistryAdmin } from '../../admin/registry-admin.js';
 import { SystemAdmin } from '../../admin/system-admin.js';
 import { TelemetryAdmin } from '../../admin/telemetry-admin.js';
+import { TxnAdmin } from '../../admin/txn-admin.js';
 import type { QueryParams, RequestOptions } from '../../core/control-plane-client.js';
 
 /** An error answer of the control plane. */
@@ -95,6 +96,7 @@ export const api = {
   guard: new GuardAdmin(transport),
   system: new SystemAdmin(transport),
   console: new ConsoleAdmin(transport),
+  txn: new TxnAdmin(transport),
 };
 
 /** An error's text for a person. */

@@ -1,7 +1,7 @@
 /**
  * The console's pages, in menu order. A later subsystem adds its page here: one entry with
- * its component, or `later` until it lands (stress runs, capacity, drills, plans,
- * transactions, gateway apps have their place already).
+ * its component, or `later` until it lands (stress runs, capacity, drills, plans and
+ * gateway apps have their place already).
  */
 import type { FunctionComponent } from 'preact';
 import { AlertsPage } from './pages/alerts.js';
@@ -15,6 +15,7 @@ import { OverviewPage } from './pages/overview.js';
 import { ServicesPage } from './pages/services.js';
 import { TopologyPage } from './pages/topology.js';
 import { TracesPage } from './pages/traces.js';
+import { TransactionsPage } from './pages/transactions.js';
 
 /** One page of the menu. */
 export interface PageEntry {
@@ -42,6 +43,6 @@ export const PAGES: readonly PageEntry[] = [
   { id: 'capacity', title: 'Capacity', component: LaterPage, later: 'capacity planning' },
   { id: 'drills', title: 'Drills', component: LaterPage, later: 'fault drills' },
   { id: 'plans', title: 'Plans', component: LaterPage, later: 'promotion plans' },
-  { id: 'transactions', title: 'Transactions', component: LaterPage, later: 'transactions' },
+  { id: 'transactions', title: 'Transactions', component: TransactionsPage },
   { id: 'gateway', title: 'Gateway apps', component: LaterPage, later: 'the API gateway' },
 ];
