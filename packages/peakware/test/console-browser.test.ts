@@ -403,6 +403,69 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
     }
   });
 
+  it('gateway apps: a pending subscription approved with a quota, an app with its keys, the routes', async () => {
+    const gw = stack.admin.gateway;
+    await gw.putRoute({
+      name: 'console-echo',
+      method: 'POST',
+      path: '/console/echo/:id',
+      target: { kind: 'rpc', service: 'shop.order', method: 'place' },
+    });
+    await gw.putApp({ name: 'console-partner', description: 'a partner of the console test' });
+    const key = await gw.createKey('console-partner');
+    await gw.requestSubscription('console-partner', 'console-echo', 'for the test');
+
+    await open('gateway?status=pending', '[data-testid=gw-subs] tbody tr');
+    const row = page.locator('[data-testid=gw-subs] tbody tr', { hasText: 'console-partner' });
+    assert.match(await row.innerText(), /console-echo\s+pending/);
+    // A quota that is no number: said, and nothing changes.
+    await page.fill('[data-testid=gw-subscriptions] input[name=perDay]', 'lots');
+    await row.locator('.btn', { hasText: 'Approve' }).click();
+    await page.getByRole('alert').waitFor();
+    assert.match(await page.getByRole('alert').innerText(), /quota 'lots' is not a whole number/);
+    assert.equal((await gw.subscriptions({ app: 'console-partner' }))[0]!.status, 'pending');
+    await page.fill('[data-testid=gw-subscriptions] input[name=perDay]', '1000');
+    await row.locator('.btn', { hasText: 'Approve' }).click();
+    await page.getByRole('status').waitFor();
+    const [sub] = await gw.subscriptions({ app: 'console-partner' });
+    assert.equal(sub!.status, 'approved');
+    assert.deepEqual(sub!.quota, { perDay: 1000 });
+    await open('gateway?status=approved', '[data-testid=gw-subs] tbody tr');
+    let subRows: string[] = [];
+    await waitFor(
+      () => `the approved subscription with its quota; rows: ${subRows.join(' | ')}`,
+      async () => {
+        subRows = await texts('[data-testid=gw-subs] tbody tr');
+        return subRows.some(
+          (r) => r.includes('console-partner') && r.includes('approved') && r.includes('0 / 1,000'),
+        );
+      },
+    );
+
+    await open('gateway?tab=apps&app=console-partner', '[data-testid=gw-keys] tbody tr');
+    const apps = await texts('[data-testid=gw-app-list] tbody tr');
+    assert.equal(apps.length, (await gw.apps()).length);
+    assert.ok(apps.some((r) => r.includes('a partner of the console test')));
+    const keys = await texts('[data-testid=gw-keys] tbody tr');
+    assert.ok(keys.some((r) => r.includes(key.id) && r.includes('valid')));
+    assert.ok(!(await page.getByTestId('gw-keys').innerText()).includes(key.secret));
+
+    await open('gateway?tab=routes', '[data-testid=gw-route-list] tbody tr');
+    assert.equal(
+      await page.locator('[data-testid=gw-route-list] tbody tr').count(),
+      (await gw.routes()).length,
+    );
+    await page.fill('[data-testid=gw-routes] input[name=filter]', 'console-echo');
+    await waitFor('the route alone', async () => {
+      const rows = await texts('[data-testid=gw-route-list] tbody tr');
+      return (
+        rows.length === 1 &&
+        rows[0]!.includes('/console/echo/:id') &&
+        rows[0]!.includes('RPC shop.order.place')
+      );
+    });
+  });
+
   it("an operator token's session changes config; a viewer token's session only looks", async () => {
     const ref = { app: 'shop', group: 'db', key: 'pool' };
     const login = async (token: string, name: string) => {

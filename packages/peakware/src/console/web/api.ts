@@ -8,6 +8,7 @@ import type { AdminTransport } from '../../admin/admin-transport.js';
 import { AlertsAdmin } from '../../admin/alerts-admin.js';
 import { ConfigAdmin } from '../../admin/config-admin.js';
 import { ConsoleAdmin } from '../../admin/console-admin.js';
+import { GatewayAdmin } from '../../admin/gateway-admin.js';
 import { GuardAdmin } from '../../admin/guard-admin.js';
 import { MqAdmin } from '../../admin/mq-admin.js';
 import { RegistryAdmin } from '../../admin/registry-admin.js';
@@ -97,6 +98,7 @@ export const api = {
   system: new SystemAdmin(transport),
   console: new ConsoleAdmin(transport),
   txn: new TxnAdmin(transport),
+  gateway: new GatewayAdmin(transport),
 };
 
 /** An error's text for a person. */

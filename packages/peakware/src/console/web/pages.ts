@@ -1,13 +1,14 @@
 /**
  * The console's pages, in menu order. A later subsystem adds its page here: one entry with
- * its component, or `later` until it lands (stress runs, capacity, drills, plans and
- * gateway apps have their place already).
+ * its component, or `later` until it lands (stress runs, capacity, drills and plans have
+ * their place already).
  */
 import type { FunctionComponent } from 'preact';
 import { AlertsPage } from './pages/alerts.js';
 import { AuditPage } from './pages/audit.js';
 import { ConfigPage } from './pages/config.js';
 import { DataPage } from './pages/data.js';
+import { GatewayPage } from './pages/gateway.js';
 import { GuardPage } from './pages/guard.js';
 import { LaterPage } from './pages/later.js';
 import { MqPage } from './pages/mq.js';
@@ -44,5 +45,5 @@ export const PAGES: readonly PageEntry[] = [
   { id: 'drills', title: 'Drills', component: LaterPage, later: 'fault drills' },
   { id: 'plans', title: 'Plans', component: LaterPage, later: 'promotion plans' },
   { id: 'transactions', title: 'Transactions', component: TransactionsPage },
-  { id: 'gateway', title: 'Gateway apps', component: LaterPage, later: 'the API gateway' },
+  { id: 'gateway', title: 'Gateway apps', component: GatewayPage },
 ];
