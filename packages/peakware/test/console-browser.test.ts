@@ -8,11 +8,16 @@
  * one browser.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { branchCall, TxnClient } from '../src/txn/index.js';
 import { launchChromium } from './support/chromium.js';
 import { type ConsoleStack, startConsoleStack } from './support/console-stack.js';
+import { killGroup, spawnPeak } from './support/peak-process.js';
 import { bank, ensureDatabase, startBank } from './support/txn-bank.js';
 import { waitFor } from './support/wait.js';
 
@@ -283,8 +288,8 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
       ),
     );
 
-    await open('stress', '.empty');
-    assert.match(await page.locator('.empty').innerText(), /full-link stress tests/);
+    await open('drills', '.empty');
+    assert.match(await page.locator('.empty').innerText(), /fault drills/);
   });
 
   it('transactions: sagas as the coordinator has them, a step timeline, a running one stopped', async () => {
@@ -464,6 +469,108 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
         rows[0]!.includes('RPC shop.order.place')
       );
     });
+  });
+
+  it('stress runs: a live run from `peak stress run` shown, stopped from the page, its report drawn; capacity figures', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'peak-console-stress-'));
+    const sdk = path.resolve(
+      path.dirname(fileURLToPath(import.meta.url)),
+      '../src/stress/index.js',
+    );
+    const file = path.join(dir, 'console-run.mjs');
+    // 20 calls a second to the control plane's /health for up to a minute: stopped long before.
+    await writeFile(
+      file,
+      `import { constantRate, defineScenario, httpStep } from ${JSON.stringify(sdk)};
+export default () => defineScenario({
+  name: 'console-run', target: ${JSON.stringify(stack.url)}, load: constantRate(20, 60),
+  steps: [httpStep({ name: 'health', method: 'GET', path: '/health' })],
+});
+`,
+    );
+    const cli = spawnPeak([
+      'stress',
+      'run',
+      file,
+      '--server',
+      stack.url,
+      '--token',
+      stack.token,
+      '--out',
+      dir,
+      '--json',
+    ]);
+    try {
+      let runId: string | undefined;
+      await waitFor('the run registered', async () => {
+        runId = (await stack.admin.stress.runs()).find((r) => r.scenario === 'console-run')?.id;
+        return runId !== undefined;
+      });
+      await open('stress', '[data-testid=stress-run-list] tbody tr');
+      const row = page.locator('[data-testid=stress-run-list] tbody tr', { hasText: runId! });
+      await waitFor('the run listed as running', async () =>
+        (await row.innerText()).includes('running'),
+      );
+      await row.click();
+      await page.getByTestId('stress-run-state').waitFor();
+      assert.match(await page.getByTestId('stress-run-state').innerText(), /20\/s for 60 s/);
+      // A target that is no rate is refused on the page; then the run is stopped from it.
+      await page.fill('[data-testid=stress-run] input[name=target]', 'fast');
+      await page.locator('[data-testid=stress-run] .btn', { hasText: 'Set target' }).click();
+      await page.getByRole('alert').waitFor();
+      assert.match(await page.getByRole('alert').innerText(), /target 'fast' is not a rate/);
+      await page.locator('[data-testid=stress-run] .btn', { hasText: 'Stop' }).click();
+      await page.getByRole('status').waitFor();
+      const { code } = await cli.exited;
+      assert.equal(code, 0, cli.stderr());
+      const kept = await stack.admin.stress.run(runId!);
+      assert.equal(kept.status, 'finished');
+      assert.equal(kept.report?.stopReason, 'stopped');
+      assert.ok((kept.report?.totals.ok ?? 0) > 0);
+      await waitFor('the report on the page', async () =>
+        (await page.getByTestId('stress-run-state').innerText()).includes('stopped'),
+      );
+      assert.equal(
+        await page.getByTestId('stress-ok').locator('.value').innerText(),
+        String(kept.report!.totals.ok),
+      );
+      assert.equal(
+        Number(await page.getByTestId('stress-chart').getAttribute('data-points')),
+        kept.report!.seconds.length,
+      );
+      assert.ok(
+        (await texts('[data-testid=stress-steps] tbody tr')).some((r) => r.startsWith('health')),
+      );
+    } finally {
+      if (cli.child.exitCode === null) killGroup(cli.child);
+      await rm(dir, { recursive: true, force: true });
+    }
+
+    // Capacity: what the control plane holds per service, and the steps of one.
+    await stack.admin.stress.putCapacity({
+      service: 'shop.inventory',
+      instance: 'inventory-1',
+      maxQps: 840,
+      p99Ms: 41,
+      sla: { p99Ms: 50, errorRate: 0.001 },
+      steps: [
+        { weight: 100, qps: 420, p99Ms: 12, errorRate: 0, passed: true },
+        { weight: 200, qps: 840, p99Ms: 41, errorRate: 0, passed: true },
+        { weight: 300, qps: 905, p99Ms: 180, errorRate: 0.002, passed: false },
+      ],
+    });
+    await open('capacity', '[data-testid=capacity-figures] tbody tr');
+    const figures = await stack.admin.stress.capacity();
+    assert.equal(
+      await page.locator('[data-testid=capacity-figures] tbody tr').count(),
+      figures.length,
+    );
+    await page
+      .locator('[data-testid=capacity-figures] tbody tr', { hasText: 'shop.inventory' })
+      .click();
+    const steps = await texts('[data-testid=capacity-steps] tbody tr');
+    assert.equal(steps.length, 3);
+    assert.match(steps[2]!, /905[\s\S]*no/);
   });
 
   it("an operator token's session changes config; a viewer token's session only looks", async () => {

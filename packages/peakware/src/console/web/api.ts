@@ -12,6 +12,7 @@ import { GatewayAdmin } from '../../admin/gateway-admin.js';
 import { GuardAdmin } from '../../admin/guard-admin.js';
 import { MqAdmin } from '../../admin/mq-admin.js';
 import { RegistryAdmin } from '../../admin/registry-admin.js';
+import { StressAdmin } from '../../admin/stress-admin.js';
 import { SystemAdmin } from '../../admin/system-admin.js';
 import { TelemetryAdmin } from '../../admin/telemetry-admin.js';
 import { TxnAdmin } from '../../admin/txn-admin.js';
@@ -99,6 +100,7 @@ export const api = {
   console: new ConsoleAdmin(transport),
   txn: new TxnAdmin(transport),
   gateway: new GatewayAdmin(transport),
+  stress: new StressAdmin(transport),
 };
 
 /** An error's text for a person. */

@@ -1,7 +1,6 @@
 /**
  * The console's pages, in menu order. A later subsystem adds its page here: one entry with
- * its component, or `later` until it lands (stress runs, capacity, drills and plans have
- * their place already).
+ * its component, or `later` until it lands (drills and plans have their place already).
  */
 import type { FunctionComponent } from 'preact';
 import { AlertsPage } from './pages/alerts.js';
@@ -14,6 +13,7 @@ import { LaterPage } from './pages/later.js';
 import { MqPage } from './pages/mq.js';
 import { OverviewPage } from './pages/overview.js';
 import { ServicesPage } from './pages/services.js';
+import { CapacityPage, StressPage } from './pages/stress.js';
 import { TopologyPage } from './pages/topology.js';
 import { TracesPage } from './pages/traces.js';
 import { TransactionsPage } from './pages/transactions.js';
@@ -40,8 +40,8 @@ export const PAGES: readonly PageEntry[] = [
   { id: 'data', title: 'Data', component: DataPage },
   { id: 'alerts', title: 'Alerts', component: AlertsPage },
   { id: 'audit', title: 'Audit', component: AuditPage },
-  { id: 'stress', title: 'Stress runs', component: LaterPage, later: 'full-link stress tests' },
-  { id: 'capacity', title: 'Capacity', component: LaterPage, later: 'capacity planning' },
+  { id: 'stress', title: 'Stress runs', component: StressPage },
+  { id: 'capacity', title: 'Capacity', component: CapacityPage },
   { id: 'drills', title: 'Drills', component: LaterPage, later: 'fault drills' },
   { id: 'plans', title: 'Plans', component: LaterPage, later: 'promotion plans' },
   { id: 'transactions', title: 'Transactions', component: TransactionsPage },
