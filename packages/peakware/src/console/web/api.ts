@@ -8,6 +8,7 @@ import type { AdminTransport } from '../../admin/admin-transport.js';
 import { AlertsAdmin } from '../../admin/alerts-admin.js';
 import { ConfigAdmin } from '../../admin/config-admin.js';
 import { ConsoleAdmin } from '../../admin/console-admin.js';
+import { DrillAdmin } from '../../admin/drill-admin.js';
 import { GatewayAdmin } from '../../admin/gateway-admin.js';
 import { GuardAdmin } from '../../admin/guard-admin.js';
 import { MqAdmin } from '../../admin/mq-admin.js';
@@ -101,6 +102,7 @@ export const api = {
   txn: new TxnAdmin(transport),
   gateway: new GatewayAdmin(transport),
   stress: new StressAdmin(transport),
+  drill: new DrillAdmin(transport),
 };
 
 /** An error's text for a person. */

@@ -118,7 +118,7 @@ export function App() {
               <a
                 key={p.id}
                 href={href(p.id)}
-                class={`${p.id === page.id ? 'active' : ''} ${p.later ? 'later' : ''}`}
+                class={p.id === page.id ? 'active' : ''}
                 onClick={(e) => {
                   e.preventDefault();
                   navigate(p.id);

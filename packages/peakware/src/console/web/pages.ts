@@ -1,15 +1,15 @@
 /**
- * The console's pages, in menu order. A later subsystem adds its page here: one entry with
- * its component, or `later` until it lands (drills and plans have their place already).
+ * The console's pages, in menu order. A new subsystem adds its page here: one entry with its
+ * component.
  */
 import type { FunctionComponent } from 'preact';
 import { AlertsPage } from './pages/alerts.js';
 import { AuditPage } from './pages/audit.js';
 import { ConfigPage } from './pages/config.js';
 import { DataPage } from './pages/data.js';
+import { DrillsPage, PlansPage } from './pages/drills.js';
 import { GatewayPage } from './pages/gateway.js';
 import { GuardPage } from './pages/guard.js';
-import { LaterPage } from './pages/later.js';
 import { MqPage } from './pages/mq.js';
 import { OverviewPage } from './pages/overview.js';
 import { ServicesPage } from './pages/services.js';
@@ -24,8 +24,6 @@ export interface PageEntry {
   id: string;
   title: string;
   component: FunctionComponent;
-  /** Not built yet: the issue that brings it. */
-  later?: string;
 }
 
 /** Every page, in menu order. */
@@ -42,8 +40,8 @@ export const PAGES: readonly PageEntry[] = [
   { id: 'audit', title: 'Audit', component: AuditPage },
   { id: 'stress', title: 'Stress runs', component: StressPage },
   { id: 'capacity', title: 'Capacity', component: CapacityPage },
-  { id: 'drills', title: 'Drills', component: LaterPage, later: 'fault drills' },
-  { id: 'plans', title: 'Plans', component: LaterPage, later: 'promotion plans' },
+  { id: 'drills', title: 'Drills', component: DrillsPage },
+  { id: 'plans', title: 'Plans', component: PlansPage },
   { id: 'transactions', title: 'Transactions', component: TransactionsPage },
   { id: 'gateway', title: 'Gateway apps', component: GatewayPage },
 ];
