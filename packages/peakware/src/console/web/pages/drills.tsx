@@ -261,7 +261,7 @@ export function DrillsPage() {
                     ? (f.code ?? 'PEAK_DRILL_INJECTED')
                     : '',
             },
-            { title: 'hits', cell: (f) => aims(f) },
+            { title: 'aimed at', cell: (f) => aims(f) },
             { title: 'injected', cell: (f) => when(f.createdAt) },
             { title: 'ends by', cell: (f) => when(f.createdAt + f.durationMs) },
             {
