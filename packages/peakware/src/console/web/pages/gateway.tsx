@@ -38,8 +38,17 @@ const TONE: Record<SubscriptionStatus, string> = {
 /** The routes shown at most (a gateway may hold 10 000): the filter narrows them. */
 const ROUTES_SHOWN = 500;
 
-/** `used / limit` of one period, or the use alone when there is no limit. */
-function usage(used: number | undefined, limit: number | null | undefined): string {
+/**
+ * `used / limit` of one period, or the use alone when that period has no limit. A
+ * subscription with no quota at all is not metered (gateways lease nothing for it), so it
+ * has no use to show.
+ */
+function usage(
+  s: GatewaySubscription,
+  used: number | undefined,
+  limit: number | null | undefined,
+): string {
+  if (s.quota.perDay === undefined && s.quota.perMonth === undefined) return 'not metered';
   const u = num(used ?? 0, 0);
   return limit === null || limit === undefined ? `${u} (no limit)` : `${u} / ${num(limit, 0)}`;
 }
@@ -157,12 +166,12 @@ function Subscriptions(props: { status: string }) {
           { title: 'status', cell: (s) => <Badge tone={TONE[s.status]}>{s.status}</Badge> },
           {
             title: 'today (UTC)',
-            cell: (s) => usage(used.get(`${s.app}\n${s.api}`)?.usedToday, s.quota.perDay),
+            cell: (s) => usage(s, used.get(`${s.app}\n${s.api}`)?.usedToday, s.quota.perDay),
             align: 'right',
           },
           {
             title: 'this month',
-            cell: (s) => usage(used.get(`${s.app}\n${s.api}`)?.usedThisMonth, s.quota.perMonth),
+            cell: (s) => usage(s, used.get(`${s.app}\n${s.api}`)?.usedThisMonth, s.quota.perMonth),
             align: 'right',
           },
           { title: 'asked', cell: (s) => when(s.requestedAt) },
