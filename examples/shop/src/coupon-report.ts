@@ -90,6 +90,6 @@ export function couponReportLines(
       ? []
       : [`coupons left locked: ${locked.join(', ')}${books.locked > locked.length ? ', …' : ''}`]),
     `coupons: ${sale.sent} buys with a coupon (TCC over coupon + stock + order): ${books.used} coupon orders placed, ${books.released} cancelled (coupon released), ${books.locked} left locked, ${books.usedWithoutOrder} used without an order; ${books.payments} paid through the payment callback, ${books.paidWithoutOrder} of them without an order: ${balanced ? 'consistent' : 'INCONSISTENT'}`,
-    `txn: coupon-order TCCs ${txn.tcc.succeeded} succeeded, ${txn.tcc.failed} rolled back, ${txn.tcc.active} active; "order placed" two-phase messages ${txn.messages.succeeded} published, ${txn.messages.failed} dropped, ${txn.messages.active} waiting (npx peak txn ls; npx peak txn show coupon-order-<orderId>)`,
+    `txn: coupon-order TCCs ${txn.tcc.succeeded} succeeded, ${txn.tcc.failed} rolled back, ${txn.tcc.active} active; "order placed" two-phase messages ${txn.messages.succeeded} published, ${txn.messages.failed} dropped, ${txn.messages.active} waiting (npx peak txn ls; npx peak txn show coupon-order-<orderId>; the console's Transactions page)`,
   ];
 }
