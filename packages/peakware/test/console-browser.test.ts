@@ -321,6 +321,8 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
           action: branchCall(bank, 'credit'),
           compensate: branchCall(bank, 'uncredit'),
           payload: { account: to, amount },
+          // The held call is waited for however long the test takes (not retried at 3 s).
+          timeoutMs: 120_000,
         },
       ];
       const ok = await txn.saga({ steps: steps('alice', 'bob', 10) });
@@ -374,6 +376,21 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
       assert.match(await page.getByTestId('txn-spec').innerText(), /"account": "bob"/);
       assert.ok(
         await page.locator('[data-testid=txn-detail] .btn', { hasText: 'Stop' }).isDisabled(),
+      );
+
+      // The overview counts what is unfinished (the held one) and links to it.
+      await open('overview', '[data-testid=stat-txn-unfinished]');
+      const unfinished = (await stack.admin.txn.list({ status: 'active' })).length;
+      assert.ok(unfinished >= 1);
+      await waitFor(
+        'the unfinished count',
+        async () =>
+          (await page.getByTestId('stat-txn-unfinished').locator('.value').innerText()) ===
+          String(unfinished),
+      );
+      await page.getByTestId('under-way').getByText('unfinished transactions').click();
+      await waitFor('the unfinished ones listed', async () =>
+        (await texts('[data-testid=txns] tbody tr')).some((r) => r.includes(heldGid)),
       );
 
       // The held one, stopped from the console: compensated by recovery, alice whole again.
@@ -639,6 +656,11 @@ export default () => defineScenario({
     await page.getByTestId('plan-detail').locator('.btn', { hasText: 'Apply' }).click();
     await page.getByTestId('plan-detail').getByRole('status').waitFor();
     assert.ok((await stack.admin.drill.plans()).find((p) => p.name === 'console-promo')?.applied);
+    await open('overview', '[data-testid=under-way-detail]');
+    await waitFor('the overview names the applied plan', async () =>
+      (await page.getByTestId('under-way-detail').innerText()).includes('Applied: console-promo'),
+    );
+    await open('plans?plan=console-promo', '[data-testid=plan-runs] tbody tr');
     await waitFor('the run listed', async () =>
       (await texts('[data-testid=plan-runs] tbody tr')).some((r) => r.includes('apply')),
     );

@@ -2,6 +2,7 @@
 import type { ButtonHTMLAttributes, ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import { errorText } from './api.js';
+import { href, navigate } from './router.js';
 
 /** A number for a person: 1 234, 12.3, 0.05. */
 export function num(n: number | null | undefined, digits = 1): string {
@@ -214,5 +215,25 @@ export function ActionResult(props: { error: unknown; note: string | undefined }
     <p class="note" role="status">
       {props.note}
     </p>
+  );
+}
+
+/** A link to a console page (a real href, followed without a page load). */
+export function PageLink(props: {
+  page: string;
+  query?: Record<string, string | undefined>;
+  children: ComponentChildren;
+}) {
+  return (
+    <a
+      class="link"
+      href={href(props.page, props.query)}
+      onClick={(e) => {
+        e.preventDefault();
+        navigate(props.page, props.query);
+      }}
+    >
+      {props.children}
+    </a>
   );
 }

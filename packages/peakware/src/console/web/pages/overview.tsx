@@ -1,6 +1,7 @@
 /**
  * Overview: services and instances registered, calls/s, errors/s and p99 live per second,
- * the busiest resources, alerts firing, and stress traffic shown apart from real traffic.
+ * the busiest resources, alerts firing, stress traffic shown apart from real traffic, and
+ * what is under way: plans applied, stress runs going, global transactions unfinished.
  */
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
@@ -8,7 +9,19 @@ import { TimeChart } from '../chart.js';
 import { useLoad } from '../hooks.js';
 import { useLiveSeries } from '../live-series.js';
 import { navigate } from '../router.js';
-import { Badge, Card, ErrorBox, ms, num, resourceName, Stat, Table, Tabs, when } from '../ui.js';
+import {
+  Badge,
+  Card,
+  ErrorBox,
+  ms,
+  num,
+  PageLink,
+  resourceName,
+  Stat,
+  Table,
+  Tabs,
+  when,
+} from '../ui.js';
 
 /** The chart ranges: live (5 min per second), then the history tiers. */
 export const RANGES = [
@@ -18,6 +31,9 @@ export const RANGES = [
   { id: '7d', title: '7 days', ms: 7 * 86_400_000 },
 ] as const;
 
+/** Unfinished global transactions counted at most (the figure says "1000+" past it). */
+const UNFINISHED_SHOWN = 1000;
+
 export function OverviewPage() {
   const [range, setRange] = useState<string>('live');
   const rangeMs = RANGES.find((r) => r.id === range)?.ms;
@@ -26,6 +42,13 @@ export function OverviewPage() {
   const resources = useLoad(() => api.telemetry.liveMetrics({ seconds: 10 }), [], 2000);
   const alerts = useLoad(() => api.alerts.rules(), [], 5000);
   const endpoints = useLoad(() => api.telemetry.endpoints({ sinceMinutes: 1 }), [], 5000);
+  const plans = useLoad(() => api.drill.plans(), [], 5000);
+  const runs = useLoad(() => api.stress.runs(20), [], 5000);
+  const unfinished = useLoad(
+    () => api.txn.list({ status: 'active', limit: UNFINISHED_SHOWN }),
+    [],
+    5000,
+  );
 
   const keys = services.data ?? [];
   const names = new Set(keys.map((s) => s.service));
@@ -39,6 +62,10 @@ export function OverviewPage() {
   const real = eps.filter((e) => !e.stress);
   const sum = (list: typeof eps, f: (e: (typeof eps)[number]) => number) =>
     list.reduce((n, e) => n + f(e), 0);
+  const applied = (plans.data ?? []).filter((p) => p.applied);
+  const going = (runs.data ?? []).filter((r) => r.status === 'running');
+  const open = unfinished.data ?? [];
+  const parked = open.filter((t) => t.parked).length;
 
   return (
     <div class="grid">
@@ -107,6 +134,43 @@ export function OverviewPage() {
         <p class="muted small">
           Real traffic in the last minute: {num(sum(real, (e) => e.calls))} traced calls,{' '}
           {num(sum(real, (e) => e.errors))} errors.
+        </p>
+      </Card>
+      <Card title="Under way" testId="under-way">
+        <ErrorBox error={plans.error ?? runs.error ?? unfinished.error} />
+        <div class="stats">
+          <Stat
+            label="plans applied"
+            value={num(applied.length)}
+            tone={applied.length > 0 ? 'warn' : ''}
+            testId="stat-plans-applied"
+          />
+          <Stat
+            label="stress runs going"
+            value={num(going.length)}
+            tone={going.length > 0 ? 'stress' : ''}
+            testId="stat-stress-going"
+          />
+          <Stat
+            label="transactions unfinished"
+            value={`${num(open.length)}${open.length >= UNFINISHED_SHOWN ? '+' : ''}`}
+            tone={parked > 0 ? 'bad' : open.length > 0 ? 'warn' : ''}
+            testId="stat-txn-unfinished"
+          />
+        </div>
+        <p class="muted small" data-testid="under-way-detail">
+          {applied.length === 0
+            ? 'No plan applied'
+            : `Applied: ${applied.map((p) => p.name).join(', ')}`}
+          {going.length === 0 ? '' : `; running: ${going.map((r) => r.scenario).join(', ')}`}
+          {parked === 0 ? '' : `; ${num(parked)} transaction(s) parked after the retry limit`}.{' '}
+          <PageLink page="plans">plans</PageLink>
+          {' · '}
+          <PageLink page="stress">stress runs</PageLink>
+          {' · '}
+          <PageLink page="transactions" query={{ status: 'active' }}>
+            unfinished transactions
+          </PageLink>
         </p>
       </Card>
       <Card title="Alerts firing" testId="alerts-firing">

@@ -18,6 +18,7 @@ import {
   ErrorBox,
   ms,
   num,
+  PageLink,
   Table,
   useAction,
   when,
@@ -144,16 +145,9 @@ function Detail(props: { gid: string; onChanged: () => void }) {
               {t.traceId === undefined ? (
                 '–'
               ) : (
-                <a
-                  class="link"
-                  href={`/console/traces?trace=${encodeURIComponent(t.traceId)}`}
-                  onClick={(e) => {
-                    e.preventDefault();
-                    navigate('traces', { trace: t.traceId });
-                  }}
-                >
+                <PageLink page="traces" query={{ trace: t.traceId }}>
                   {t.traceId}
-                </a>
+                </PageLink>
               )}
             </dd>
           </dl>
