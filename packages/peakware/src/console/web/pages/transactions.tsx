@@ -76,6 +76,7 @@ const canRetry = (t: TxnSummary) => ACTIVE.includes(t.status) || t.parked;
 
 function Detail(props: { gid: string; onChanged: () => void }) {
   const txn = useLoad(() => api.txn.show(props.gid), [props.gid], 2000);
+  const route = useRoute();
   const action = useAction();
   const canChange = useCanChange();
   const t: TxnView | undefined = txn.data;
@@ -108,7 +109,16 @@ function Detail(props: { gid: string; onChanged: () => void }) {
           >
             Retry now
           </Button>
-          <Button onClick={() => navigate('transactions')}>Back to the list</Button>
+          <Button
+            onClick={() =>
+              navigate('transactions', {
+                status: route.query.get('status') ?? undefined,
+                kind: route.query.get('kind') ?? undefined,
+              })
+            }
+          >
+            Back to the list
+          </Button>
         </>
       }
     >
