@@ -208,8 +208,10 @@ function Subscriptions(props: { status: string }) {
         ]}
       />
       <p class="muted small">
-        Approve and Set quota take the quota fields above (empty: no limit for that period). Quotas
-        count calls per UTC day and month, exactly across gateway processes.
+        Approve takes the quota fields above when one is filled (else the subscription keeps its
+        quota); Set quota sets exactly them (an empty field: no limit for that period). Quotas count
+        calls per UTC day and month, exactly across gateway processes; a subscription without any
+        quota is not metered.
       </p>
     </Card>
   );
