@@ -312,64 +312,31 @@ export const benchmark: Benchmark = {
         await ledgerClient.plainCredit({ account: to, amount: 1 });
       };
       const call = (method: string) => ({ service: KEY, method });
-      const saga = (i: number) => {
-        const { from, to } = pair(i);
-        return txn.saga({
-          steps: [
-            {
-              name: 'debit',
-              action: call('debit'),
-              compensate: call('undebit'),
-              payload: { account: from, amount: 1 },
-            },
-            {
-              name: 'credit',
-              action: call('credit'),
-              compensate: call('uncredit'),
-              payload: { account: to, amount: 1 },
-            },
-          ],
-        });
-      };
+      // A two-step saga (debit, then credit) over the given methods of the branch service.
+      const sagaOf =
+        (debit: string, undebit: string, credit: string, uncredit: string) => (i: number) => {
+          const { from, to } = pair(i);
+          return txn.saga({
+            steps: [
+              {
+                name: 'debit',
+                action: call(debit),
+                compensate: call(undebit),
+                payload: { account: from, amount: 1 },
+              },
+              {
+                name: 'credit',
+                action: call(credit),
+                compensate: call(uncredit),
+                payload: { account: to, amount: 1 },
+              },
+            ],
+          });
+        };
+      const saga = sagaOf('debit', 'undebit', 'credit', 'uncredit');
       // The same saga without the barrier in the branches (the diagnostic row: not safe).
-      const sagaNB = (i: number) => {
-        const { from, to } = pair(i);
-        return txn.saga({
-          steps: [
-            {
-              name: 'debit',
-              action: call('plainDebit'),
-              compensate: call('plainCredit'),
-              payload: { account: from, amount: 1 },
-            },
-            {
-              name: 'credit',
-              action: call('plainCredit'),
-              compensate: call('plainDebit'),
-              payload: { account: to, amount: 1 },
-            },
-          ],
-        });
-      };
-      const saga1 = (i: number) => {
-        const { from, to } = pair(i);
-        return txn.saga({
-          steps: [
-            {
-              name: 'debit',
-              action: call('debitOne'),
-              compensate: call('undebitOne'),
-              payload: { account: from, amount: 1 },
-            },
-            {
-              name: 'credit',
-              action: call('creditOne'),
-              compensate: call('uncreditOne'),
-              payload: { account: to, amount: 1 },
-            },
-          ],
-        });
-      };
+      const sagaNB = sagaOf('plainDebit', 'plainCredit', 'plainCredit', 'plainDebit');
+      const saga1 = sagaOf('debitOne', 'undebitOne', 'creditOne', 'uncreditOne');
       const tcc = (i: number) => {
         const { from, to } = pair(i);
         return txn.tcc({

@@ -1,6 +1,7 @@
 /** The console's small building blocks: cards, tables, figures, buttons, fields, messages. */
 import type { ButtonHTMLAttributes, ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
+import type { DiffLine } from '../../config/line-diff.js';
 import { errorText } from './api.js';
 import { href, navigate } from './router.js';
 
@@ -235,5 +236,18 @@ export function PageLink(props: {
     >
       {props.children}
     </a>
+  );
+}
+
+/** A line diff (`+` added, `-` removed, ` ` kept), one line a row. */
+export function DiffLines(props: { lines: readonly DiffLine[] }) {
+  return (
+    <pre class="diff">
+      {props.lines.map((l, i) => (
+        <div key={String(i)} class={l.op === '+' ? 'add' : l.op === '-' ? 'del' : ''}>
+          {l.op} {l.text}
+        </div>
+      ))}
+    </pre>
   );
 }

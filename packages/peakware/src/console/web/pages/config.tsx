@@ -15,6 +15,7 @@ import {
   Badge,
   Button,
   Card,
+  DiffLines,
   ErrorBox,
   Field,
   Table,
@@ -59,13 +60,7 @@ function Diff(props: { item: ItemRef; latest: number }) {
         </Field>
       </div>
       <ErrorBox error={diff.error} />
-      <pre class="diff">
-        {(diff.data?.diff ?? []).map((l, i) => (
-          <div key={String(i)} class={l.op === '+' ? 'add' : l.op === '-' ? 'del' : ''}>
-            {l.op} {l.text}
-          </div>
-        ))}
-      </pre>
+      <DiffLines lines={diff.data?.diff ?? []} />
     </div>
   );
 }

@@ -7,7 +7,13 @@
  */
 import { useState } from 'preact/hooks';
 import type { PlanDiffEntry } from '../../../admin/drill-admin.js';
-import type { FaultKind, FaultPoint, FaultRequest } from '../../../drill/fault-spec.js';
+import {
+  FAULT_KINDS,
+  FAULT_POINTS,
+  type FaultKind,
+  type FaultPoint,
+  type FaultRequest,
+} from '../../../drill/fault-spec.js';
 import { api } from '../api.js';
 import { useLoad } from '../hooks.js';
 import { navigate, useRoute } from '../router.js';
@@ -17,6 +23,7 @@ import {
   Badge,
   Button,
   Card,
+  DiffLines,
   ErrorBox,
   Field,
   ms,
@@ -25,17 +32,6 @@ import {
   useAction,
   when,
 } from '../ui.js';
-
-const KINDS: readonly FaultKind[] = ['delay', 'error', 'exception', 'timeout', 'drop'];
-const POINTS: readonly FaultPoint[] = [
-  'rpc-client',
-  'rpc-server',
-  'http',
-  'sql',
-  'mq-produce',
-  'mq-consume',
-  'cache',
-];
 
 /** A fault's match and scope in a few words. */
 function aims(f: Pick<FaultRequest, 'match' | 'scope'>): string {
@@ -99,7 +95,7 @@ function InjectForm(props: { app: string; onDone: () => void }) {
             value={kind}
             onChange={(e) => setKind(e.currentTarget.value as FaultKind)}
           >
-            {KINDS.map((k) => (
+            {FAULT_KINDS.map((k) => (
               <option key={k} value={k}>
                 {k}
               </option>
@@ -112,7 +108,7 @@ function InjectForm(props: { app: string; onDone: () => void }) {
             value={point}
             onChange={(e) => setPoint(e.currentTarget.value as FaultPoint)}
           >
-            {POINTS.map((p) => (
+            {FAULT_POINTS.map((p) => (
               <option key={p} value={p}>
                 {p}
               </option>
@@ -321,13 +317,7 @@ function DiffView(props: { changes: PlanDiffEntry[] }) {
             {c.kind}: {c.item} {c.version === null ? '(new)' : `(v${c.version} in force)`}
             {c.same ? ' — already so' : ''}
           </h3>
-          <pre class="diff">
-            {c.diff.map((l, i) => (
-              <div key={String(i)} class={l.op === '+' ? 'add' : l.op === '-' ? 'del' : ''}>
-                {l.op} {l.text}
-              </div>
-            ))}
-          </pre>
+          <DiffLines lines={c.diff} />
         </div>
       ))}
     </>
