@@ -164,7 +164,7 @@ function Detail(props: { gid: string; onChanged: () => void }) {
           <h3>Timeline</h3>
           <Table
             testId="txn-timeline"
-            rows={t.branches}
+            rows={[...t.branches].sort((a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt))}
             rowKey={(b) => `${b.branch}/${b.op}`}
             empty="No step has run yet."
             columns={[
