@@ -77,7 +77,9 @@ function InjectForm(props: { app: string; onDone: () => void }) {
           ? { delayMs: whole(delayMs, 'delay (ms)', 0, 3_600_000) }
           : {}),
         ...(kind === 'error' && code.trim() !== '' ? { code: code.trim() } : {}),
-        ...(service.trim() === '' ? {} : { match: { service: service.trim() } }),
+        ...(service.trim() === '' || !point.startsWith('rpc-')
+          ? {}
+          : { match: { service: service.trim() } }),
         scope: { percent: whole(percent, 'share of calls (%)', 0, 100) },
         ...(drill.trim() === '' ? {} : { drill: drill.trim() }),
       };
@@ -151,13 +153,15 @@ function InjectForm(props: { app: string; onDone: () => void }) {
             onInput={(e) => setPercent(e.currentTarget.value)}
           />
         </Field>
-        <Field label="service (optional)">
-          <input
-            name="service"
-            value={service}
-            onInput={(e) => setService(e.currentTarget.value)}
-          />
-        </Field>
+        {point.startsWith('rpc-') ? (
+          <Field label="RPC service (optional)">
+            <input
+              name="service"
+              value={service}
+              onInput={(e) => setService(e.currentTarget.value)}
+            />
+          </Field>
+        ) : null}
         <Field label="drill (a label to stop it by)">
           <input name="drill" value={drill} onInput={(e) => setDrill(e.currentTarget.value)} />
         </Field>
