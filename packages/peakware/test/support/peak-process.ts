@@ -38,6 +38,25 @@ export interface PeakProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * The `peak` processes still running. Each leads its own group, so a Ctrl-C in the terminal
+ * (SIGINT to the foreground group) does not reach it: when the test process ends, by exit
+ * or by SIGINT / SIGTERM, their groups are killed, so an interrupted test leaves none
+ * behind (a stress run would go on for its whole duration).
+ */
+const running = new Set<ChildProcess>();
+function killRunning(): void {
+  for (const child of running) killGroup(child);
+}
+process.once('exit', killRunning);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killRunning();
+    // The listener is gone now: the signal's default action ends this process as before.
+    process.kill(process.pid, signal);
+  });
+}
+
 /** Starts `peak <args>`; the process leads its own group so tests can kill it with its children. */
 export function spawnPeak(args: string[], env: NodeJS.ProcessEnv = {}): PeakProcess {
   const child = spawn(process.execPath, [PEAK_CLI, ...args], {
@@ -45,6 +64,8 @@ export function spawnPeak(args: string[], env: NodeJS.ProcessEnv = {}): PeakProc
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let out = '';
   let err = '';
   let buffered = '';
