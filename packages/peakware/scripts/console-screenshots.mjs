@@ -20,6 +20,7 @@ const { constantRate, defineScenario, httpStep, startRun } = await import(
 );
 const { ConfigClient } = await import(path.join(pkg, 'dist/src/config/index.js'));
 const { DrillAgent } = await import(path.join(pkg, 'dist/src/drill/index.js'));
+const { stopAtOnce } = await import(path.join(pkg, 'dist/src/server/index.js'));
 
 /**
  * What the pages of the later subsystems show: sagas through a real bank service, gateway
@@ -189,6 +190,12 @@ const SHOTS = [
 
 mkdirSync(out, { recursive: true });
 const stack = await startConsoleStack({ services: 12, tracedServices: 12 });
+// Ctrl-C: the stack's embedded PostgreSQL is in its own process group (the terminal's signal
+// does not reach it), so it is stopped here before the script ends.
+process.once('SIGINT', () => {
+  stopAtOnce(stack.server);
+  process.exit(130);
+});
 const unseed = await seedSubsystems(stack);
 const stressRun = (await stack.admin.stress.runs())[0]?.id ?? '';
 const refusedTxn = (await stack.admin.txn.list({ status: 'failed' }))[0]?.gid ?? '';
