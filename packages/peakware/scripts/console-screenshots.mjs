@@ -11,10 +11,10 @@ const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.resolve(pkg, '..', '..', 'docs', 'console');
 const { startConsoleStack } = await import(path.join(pkg, 'dist/test/support/console-stack.js'));
 const { launchChromium } = await import(path.join(pkg, 'dist/test/support/chromium.js'));
-const { bank, ensureDatabase, startBank } = await import(
+const { creditStep, debitStep, ensureDatabase, startBank } = await import(
   path.join(pkg, 'dist/test/support/txn-bank.js')
 );
-const { branchCall, TxnClient } = await import(path.join(pkg, 'dist/src/txn/index.js'));
+const { TxnClient } = await import(path.join(pkg, 'dist/src/txn/index.js'));
 const { constantRate, defineScenario, httpStep, startRun } = await import(
   path.join(pkg, 'dist/src/stress/index.js')
 );
@@ -36,20 +36,7 @@ async function seedSubsystems(stack) {
     bob: 500,
   });
   const txn = new TxnClient({ servers: stack.url });
-  const steps = (from, to, amount) => [
-    {
-      name: 'debit',
-      action: branchCall(bank, 'debit'),
-      compensate: branchCall(bank, 'undebit'),
-      payload: { account: from, amount },
-    },
-    {
-      name: 'credit',
-      action: branchCall(bank, 'credit'),
-      compensate: branchCall(bank, 'uncredit'),
-      payload: { account: to, amount },
-    },
-  ];
+  const steps = (from, to, amount) => [debitStep(from, amount), creditStep(to, amount)];
   for (let i = 0; i < 6; i++) await txn.saga({ steps: steps('alice', 'bob', 10 + i) });
   await txn.saga({ steps: steps('bob', 'alice', 100_000) }).catch(() => undefined);
   let release = () => undefined;

@@ -16,11 +16,11 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { ConfigClient } from '../src/config/index.js';
 import { DrillAgent } from '../src/drill/index.js';
-import { branchCall, TxnClient } from '../src/txn/index.js';
+import { TxnClient } from '../src/txn/index.js';
 import { launchChromium } from './support/chromium.js';
 import { type ConsoleStack, startConsoleStack } from './support/console-stack.js';
 import { killGroup, spawnPeak } from './support/peak-process.js';
-import { bank, ensureDatabase, startBank } from './support/txn-bank.js';
+import { creditStep, debitStep, ensureDatabase, startBank } from './support/txn-bank.js';
 import { waitFor } from './support/wait.js';
 
 describe('console in Chromium', { timeout: 240_000 }, () => {
@@ -309,21 +309,10 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
     });
     try {
       const txn = new TxnClient({ servers: stack.url });
+      // The held call is waited for however long the test takes (not retried at 3 s).
       const steps = (from: string, to: string, amount: number) => [
-        {
-          name: 'debit',
-          action: branchCall(bank, 'debit'),
-          compensate: branchCall(bank, 'undebit'),
-          payload: { account: from, amount },
-        },
-        {
-          name: 'credit',
-          action: branchCall(bank, 'credit'),
-          compensate: branchCall(bank, 'uncredit'),
-          payload: { account: to, amount },
-          // The held call is waited for however long the test takes (not retried at 3 s).
-          timeoutMs: 120_000,
-        },
+        debitStep(from, amount),
+        creditStep(to, amount, { timeoutMs: 120_000 }),
       ];
       const ok = await txn.saga({ steps: steps('alice', 'bob', 10) });
       const refused = (await txn.saga({ steps: steps('bob', 'alice', 1000) }).then(

@@ -33,27 +33,20 @@ import { FLUSH_SQL, TxnJournal } from '../src/txn/server/txn-journal.js';
 import { pruneFinished } from '../src/txn/server/txn-store.js';
 import { useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
-import { type Bank, bank, ensureDatabase, startBank } from './support/txn-bank.js';
+import {
+  type Bank,
+  bank,
+  creditStep as credit,
+  debitStep as debit,
+  ensureDatabase,
+  startBank,
+} from './support/txn-bank.js';
 import { waitFor } from './support/wait.js';
 
 const key = definitionKey(bank);
 const call = (method: keyof (typeof bank)['methods']) => ({ service: key, method });
 const move = (account: string, amount: number) => ({ account, amount });
 
-const debit = (account: string, amount: number, extra: Partial<SagaStep> = {}): SagaStep => ({
-  name: 'debit',
-  action: call('debit'),
-  compensate: call('undebit'),
-  payload: move(account, amount),
-  ...extra,
-});
-const credit = (account: string, amount: number, extra: Partial<SagaStep> = {}): SagaStep => ({
-  name: 'credit',
-  action: call('credit'),
-  compensate: call('uncredit'),
-  payload: move(account, amount),
-  ...extra,
-});
 const tccFrom = (account: string, amount: number): TccBranch => ({
   name: 'from',
   try: call('tryDebit'),

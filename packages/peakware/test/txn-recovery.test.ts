@@ -16,7 +16,14 @@ import { PeakServer } from '../src/server/index.js';
 import { TxnClient, type TxnView } from '../src/txn/index.js';
 import { useLocalCredential } from './support/credentials.js';
 import { killGroup, type PeakProcess, spawnPeak } from './support/peak-process.js';
-import { type Bank, bank, ensureDatabase, startBank } from './support/txn-bank.js';
+import {
+  type Bank,
+  bank,
+  creditStep,
+  debitStep,
+  ensureDatabase,
+  startBank,
+} from './support/txn-bank.js';
 import { waitFor } from './support/wait.js';
 
 const key = definitionKey(bank);
@@ -130,21 +137,7 @@ describe('txn: a killed coordinator node is resumed by another', { timeout: 240_
     const out = await client.saga(
       {
         gid: 'recover-saga-1',
-        steps: [
-          {
-            name: 'debit',
-            action: call('debit'),
-            compensate: call('undebit'),
-            payload: { account: 'alice', amount: 10 },
-          },
-          {
-            name: 'credit',
-            action: call('credit'),
-            compensate: call('uncredit'),
-            payload: { account: 'bob', amount: 10 },
-            timeoutMs: 30_000,
-          },
-        ],
+        steps: [debitStep('alice', 10), creditStep('bob', 10, { timeoutMs: 30_000 })],
       },
       { wait: false },
     );

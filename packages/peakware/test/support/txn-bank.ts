@@ -11,7 +11,14 @@ import { z } from 'zod';
 import { ErrorCodes, PeakError } from '../../src/core/errors.js';
 import { HttpRegistry } from '../../src/registry/http-registry.js';
 import { defineService, RpcServer } from '../../src/rpc/index.js';
-import { barrier, checkPrepared, installBarrier, txnBranch } from '../../src/txn/index.js';
+import {
+  barrier,
+  branchCall,
+  checkPrepared,
+  installBarrier,
+  type SagaStep,
+  txnBranch,
+} from '../../src/txn/index.js';
 
 const move = {
   input: z.object({ account: z.string(), amount: z.number().int() }),
@@ -35,6 +42,36 @@ export const bank = defineService({
     checkMsg: { input: z.object({ gid: z.string() }), output: z.unknown() },
   },
 });
+
+/** The saga step that debits `account` (compensated by `undebit`); `extra` sets its policy. */
+export function debitStep(
+  account: string,
+  amount: number,
+  extra: Partial<SagaStep> = {},
+): SagaStep {
+  return {
+    name: 'debit',
+    action: branchCall(bank, 'debit'),
+    compensate: branchCall(bank, 'undebit'),
+    payload: { account, amount },
+    ...extra,
+  };
+}
+
+/** The saga step that credits `account` (compensated by `uncredit`); `extra` sets its policy. */
+export function creditStep(
+  account: string,
+  amount: number,
+  extra: Partial<SagaStep> = {},
+): SagaStep {
+  return {
+    name: 'credit',
+    action: branchCall(bank, 'credit'),
+    compensate: branchCall(bank, 'uncredit'),
+    payload: { account, amount },
+    ...extra,
+  };
+}
 
 /** A hook run before a method's barrier: hold it, throw, or count. */
 export type BankHook = (method: string, gid: string) => Promise<void> | void;
