@@ -30,7 +30,7 @@ import {
   type TxnView,
 } from '../src/txn/index.js';
 import { FLUSH_SQL, TxnJournal } from '../src/txn/server/txn-journal.js';
-import { pruneFinished } from '../src/txn/server/txn-store.js';
+import { ACTIVE_SQL, CLAIM_DUE_SQL, pruneFinished } from '../src/txn/server/txn-store.js';
 import { useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
 import {
@@ -559,6 +559,56 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
     } finally {
       probe.release(true);
       await pool.query("DELETE FROM peak.txn_globals WHERE owner = 'journal-grow'");
+      await pool.end();
+    }
+  });
+
+  it("store: listing the unfinished and recovery's claim read the unfinished index, not the whole table (generic plans)", async () => {
+    const pool = new pg.Pool({ connectionString: server.postgresUrl(), max: 1 });
+    try {
+      // 20 000 finished transactions and one unfinished, its statistics taken.
+      await pool.query(`INSERT INTO peak.txn_globals (gid, kind, status, spec, deadline, finished_at)
+        SELECT 'plan-done-' || g, 'saga', 'succeeded', '{}'::jsonb, now(), now()
+          FROM generate_series(1, 20000) g`);
+      await pool.query(`INSERT INTO peak.txn_globals (gid, kind, status, spec, deadline, owner, lease_until)
+        VALUES ('plan-open', 'saga', 'running', '{}'::jsonb, now() + interval '1 min', 'nobody',
+                now() + interval '1 min')`);
+      await pool.query('ANALYZE peak.txn_globals');
+      await pool.query('SET plan_cache_mode = force_generic_plan');
+      const plan = async (name: string, types: string, sql: string, args: string) => {
+        await pool.query(`PREPARE ${name}(${types}) AS ${sql}`);
+        return (await pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE ${name}(${args})`)).rows
+          .map((r) => r['QUERY PLAN'])
+          .join('\n');
+      };
+      const list = await plan(
+        'list_open',
+        'bigint',
+        `SELECT gid FROM peak.txn_globals WHERE status IN ${ACTIVE_SQL} ORDER BY created_at DESC LIMIT $1`,
+        '1000',
+      );
+      const claim = await plan(
+        'claim_due',
+        'text, bigint, bigint',
+        CLAIM_DUE_SQL,
+        "'nobody', 1000, 20",
+      );
+      for (const [what, text] of [
+        ['the unfinished listing', list],
+        ['the claim', claim],
+      ] as const) {
+        assert.match(text, /txn_globals_due/, `${what} reads the unfinished index:\n${text}`);
+        assert.doesNotMatch(
+          text,
+          /Seq Scan on txn_globals|txn_globals_created/,
+          `${what}:\n${text}`,
+        );
+      }
+      const listed = await admin.txn.list({ status: 'active', limit: 1000 });
+      assert.ok(listed.some((t) => t.gid === 'plan-open'));
+      assert.ok(!listed.some((t) => t.gid.startsWith('plan-done-')));
+    } finally {
+      await pool.query("DELETE FROM peak.txn_globals WHERE gid LIKE 'plan-%'");
       await pool.end();
     }
   });
