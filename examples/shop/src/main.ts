@@ -204,7 +204,9 @@ const settings = {
     integer: true,
   }),
 };
-const rates = (values.rates ?? '100,200,400,600,800,1000,1200,1500,2000').split(',').map(Number);
+const rates = (values.rates ?? '100,200,400,600,800,1000,1200,1500,2000,2500,3000,3500,4000')
+  .split(',')
+  .map(Number);
 if (rates.some((r) => !Number.isInteger(r) || r <= 0)) {
   usage(`--rates must be positive integers separated by commas, got '${values.rates}'`);
 }

@@ -427,7 +427,7 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
 
     await open('gateway?status=pending', '[data-testid=gw-subs] tbody tr');
     const row = page.locator('[data-testid=gw-subs] tbody tr', { hasText: 'console-partner' });
-    assert.match(await row.innerText(), /console-echo\s+pending\s+not metered/);
+    assert.match(await row.innerText(), /console-echo\s+pending\s+0 \(no quota\)/);
     // A quota that is no number: said, and nothing changes.
     await page.fill('[data-testid=gw-subscriptions] input[name=perDay]', 'lots');
     await row.locator('.btn', { hasText: 'Approve' }).click();

@@ -3,7 +3,8 @@
  * balancer but the test's own round-robin, one app with a daily quota, calls in parallel to
  * both. Exactly the quota's calls are admitted over both processes (never more; none lost to
  * leases parked at the other gateway), the provider runs exactly those, and the control
- * plane's count says the same once the gateways stop.
+ * plane's count says the same once the gateways stop. A subscription without a quota is
+ * metered all the same: both gateways report its calls while they run, the last at close.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -34,6 +35,17 @@ describe('peak gateway: quota across two processes', { timeout: 180_000 }, () =>
         path: '/signed',
       }),
     );
+    await f.admin.gateway.putRoute(
+      rpcRoute(echoService, 'echo', {
+        name: 'free',
+        api: 'free',
+        method: 'POST',
+        path: '/free',
+        auth: 'key',
+      }),
+    );
+    await f.admin.gateway.requestSubscription('partner', 'free');
+    await f.admin.gateway.approve('partner', 'free');
     await f.admin.gateway.requestSubscription('partner', 'signed');
     await f.admin.gateway.approve('partner', 'signed');
     await f.admin.gateway.requestSubscription('partner', 'echo');
@@ -71,6 +83,40 @@ describe('peak gateway: quota across two processes', { timeout: 180_000 }, () =>
     const answer = (await again.json()) as { error?: { code: string } };
     assert.equal(again.status, 401, JSON.stringify(answer));
     assert.equal(answer.error?.code, 'PEAK_GATEWAY_REPLAYED');
+  });
+
+  it('meters a subscription without a quota: both gateways report its calls, the last ones at close', async () => {
+    const call = async (g: number) => {
+      const res = await fetch(`${urls[g]}/free`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-peak-api-key': `${f.key.id}.${f.key.secret}`,
+        },
+        body: JSON.stringify({ n: g, s: 'metered' }),
+      });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    const usage = async () => (await f.admin.gateway.quota({ app: 'partner', api: 'free' }))[0];
+    // 20 calls, 4 in flight at a time, alternating between the gateways: all admitted.
+    for (let round = 0; round < 5; round++)
+      assert.deepEqual(await Promise.all([0, 1, 0, 1].map(call)), [200, 200, 200, 200]);
+    // Reported while the gateways run (every 5 s), not only when they stop.
+    let seen = await usage();
+    for (let t = Date.now(); seen?.usedToday !== 20 && Date.now() - t < 15_000; ) {
+      await new Promise((r) => setTimeout(r, 200));
+      seen = await usage();
+    }
+    assert.equal(seen?.usedToday, 20, `use as counted: ${JSON.stringify(seen)}`);
+    assert.equal(seen?.usedThisMonth, 20);
+    assert.equal(seen?.perDay, null);
+    assert.equal(seen?.perMonth, null);
+    // Three more through the second gateway, which then stops: its close reports them at once.
+    assert.deepEqual(await Promise.all([1, 1, 1].map(call)), [200, 200, 200]);
+    urls[1] = await f.restartGateway(1);
+    assert.equal((await usage())?.usedToday, 23);
+    assert.equal((await usage())?.usedThisMonth, 23);
   });
 
   it('admits exactly the quota over both gateways, and the control plane counts the same', async () => {

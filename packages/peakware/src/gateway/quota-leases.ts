@@ -13,10 +13,19 @@
  * stops. A gateway that cannot reach the control plane admits (and counts as unmetered)
  * for a second at a time rather than stop: the quota is a business limit, guard rules are
  * the protection.
+ *
+ * A subscription without a quota leases nothing (the control plane answers "unlimited" for
+ * 5 s at a time), but its calls are still counted, as every API gateway meters its callers:
+ * the gateway adds them up locally and reports them every {@link USE_REPORT_MS} ms (and at
+ * close) in the UTC day and month it took them in, so `peak gateway quota ls` and the
+ * console show every subscription's use, and a quota set later starts from the day's use.
+ * Metering is not exact the way a quota is: a gateway killed with `kill -9` loses up to 5 s
+ * of its count, and a report whose answer is lost is sent again, so it may count twice.
  */
 import type { ControlPlaneClient } from '../core/control-plane-client.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { type QuotaPeriods, quotaPeriods } from './quota-periods.js';
 
 /** What the control plane answered a lease request (see gateway-store.ts). */
 interface LeaseAnswer {
@@ -55,6 +64,12 @@ interface LeaseState {
   lastUse: number;
   /** How long a lease call took, ms, smoothed. */
   leaseMs: number;
+  /** Calls admitted without a quota (unlimited) and not yet reported: metering. */
+  used: number;
+  /** The UTC day and month those calls were taken in. */
+  usedPeriods: QuotaPeriods | undefined;
+  /** When this subscription's use was last reported, ms (the injected clock). */
+  reportedAt: number;
 }
 
 /** The traffic a lease covers at least, ms of the recent rate. */
@@ -65,6 +80,8 @@ const LEASE_TRIPS = 4;
 const UNLIMITED_HOLD_MS = 5000;
 /** Unused calls go back after this long without a take, ms. */
 const IDLE_RETURN_MS = 2000;
+/** How often the calls of a subscription without a quota are reported, ms. */
+const USE_REPORT_MS = 5000;
 
 /** The gateway's quota leases. */
 export class QuotaLeases {
@@ -75,12 +92,18 @@ export class QuotaLeases {
   readonly #sweeper: NodeJS.Timeout;
   #unmetered = 0;
   #warned = false;
+  #warnedUse = false;
+  /** Use reports on their way (close waits for them). */
+  readonly #reporting = new Set<Promise<void>>();
 
   constructor(http: ControlPlaneClient, logger: Logger, now: () => number = Date.now) {
     this.#http = http;
     this.#logger = logger;
     this.#now = now;
-    this.#sweeper = setInterval(() => this.#returnIdle(false), 1000);
+    this.#sweeper = setInterval(() => {
+      this.#returnIdle(false);
+      this.#reportUse(false);
+    }, 1000);
     this.#sweeper.unref();
   }
 
@@ -111,6 +134,9 @@ export class QuotaLeases {
         rateCount: 0,
         lastUse: 0,
         leaseMs: 0,
+        used: 0,
+        usedPeriods: undefined,
+        reportedAt: 0,
       };
       this.#states.set(k, s);
     }
@@ -134,7 +160,10 @@ export class QuotaLeases {
       s.left = 0;
       s.unlimited = false;
     }
-    if (s.unlimited) return true;
+    if (s.unlimited) {
+      this.#meter(s, now);
+      return true;
+    }
     if (s.left > 0) {
       s.left--;
       if (s.left < Math.max(1, this.#want(s) / 2) && s.inflight === undefined) void this.#lease(s);
@@ -164,6 +193,16 @@ export class QuotaLeases {
     } finally {
       s.waiting--;
     }
+  }
+
+  /** Counts a call admitted without a quota, in the UTC day it was taken in. */
+  #meter(s: LeaseState, now: number): void {
+    if (s.usedPeriods === undefined || now >= s.usedPeriods.dayEnd) {
+      // A new day: what the old one took is reported in its own day and month.
+      if (s.used > 0) void this.#sendUse(s);
+      s.usedPeriods = quotaPeriods(now);
+    }
+    s.used++;
   }
 
   /** Puts back a call taken for a request that was refused later (by a guard rule). */
@@ -271,10 +310,54 @@ export class QuotaLeases {
     return sent;
   }
 
-  /** Gives every unused call back and stops. */
+  /** Reports the calls a subscription without a quota took since its last report. */
+  #sendUse(s: LeaseState): Promise<void> {
+    const units = s.used;
+    const periods = s.usedPeriods!;
+    s.used = 0;
+    s.reportedAt = this.#now();
+    const sent = this.#http
+      .post(
+        '/api/v1/gateway/quota/use',
+        { app: s.app, api: s.api, units, day: periods.day, month: periods.month },
+        { retry: false, timeoutMs: 2000 },
+      )
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          // Counted again with the next report of the same day; a day that ended meanwhile
+          // loses them (said once).
+          if (s.usedPeriods === periods) s.used += units;
+          if (!this.#warnedUse) {
+            this.#warnedUse = true;
+            this.#logger.warn(
+              { err: errorMessage(err), app: s.app, api: s.api, units, day: periods.day },
+              'could not report the calls of a subscription without a quota; will try again',
+            );
+          }
+        },
+      )
+      .finally(() => this.#reporting.delete(sent));
+    this.#reporting.add(sent);
+    return sent;
+  }
+
+  /** Reports metered use due (every {@link USE_REPORT_MS}), or all of it. */
+  #reportUse(all: boolean): Promise<void>[] {
+    const now = this.#now();
+    const sent: Promise<void>[] = [];
+    for (const s of this.#states.values()) {
+      if (s.used === 0) continue;
+      if (!all && now - s.reportedAt < USE_REPORT_MS) continue;
+      sent.push(this.#sendUse(s));
+    }
+    return sent;
+  }
+
+  /** Gives every unused call back, reports the calls counted without a quota, and stops. */
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
     await Promise.all([...this.#states.values()].map((s) => s.inflight));
-    await Promise.all(this.#returnIdle(true));
+    await Promise.all([...this.#returnIdle(true), ...this.#reportUse(true), ...this.#reporting]);
   }
 }

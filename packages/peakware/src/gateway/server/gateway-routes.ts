@@ -27,6 +27,7 @@ import {
   putApp,
   putRoutes,
   quotaUsage,
+  recordQuotaUse,
   requestSubscription,
   returnQuota,
   revokeKey,
@@ -366,6 +367,30 @@ export const gatewayRoutes: ApiModule = (app, ctx) => {
       const b = request.body;
       await returnQuota(ctx.pool, b.app, b.api, b.units, b.day, b.month);
       return { returned: b.units };
+    },
+  );
+  app.post(
+    `${base}/quota/use`,
+    {
+      schema: {
+        summary:
+          'Count calls a gateway admitted for a subscription without a quota (for peak gateway: metering)',
+        body: Type.Object(
+          {
+            app: GatewayName,
+            api: GatewayName,
+            units: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
+            day: DAY,
+            month: DAY,
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => {
+      const b = request.body;
+      await recordQuotaUse(ctx.pool, b.app, b.api, b.units, b.day, b.month);
+      return { counted: b.units };
     },
   );
   app.post(

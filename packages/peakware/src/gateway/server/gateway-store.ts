@@ -593,6 +593,27 @@ export async function returnQuota(
   );
 }
 
+/**
+ * Counts calls a gateway admitted for a subscription without a quota (metering: they were
+ * not leased), in the day and the month the gateway took them in.
+ */
+export async function recordQuotaUse(
+  pool: pg.Pool,
+  app: string,
+  api: string,
+  units: number,
+  day: string,
+  month: string,
+): Promise<void> {
+  await pool.query(
+    `INSERT INTO peak.gateway_quota_usage (app, api, period, period_start, used)
+     VALUES ($1, $2, 'day', $4, $3), ($1, $2, 'month', $5, $3)
+     ON CONFLICT (app, api, period, period_start)
+     DO UPDATE SET used = peak.gateway_quota_usage.used + excluded.used`,
+    [app, api, units, day, month],
+  );
+}
+
 /** Quota usage of the current day and month (of `now`), per app and API. */
 export async function quotaUsage(
   pool: pg.Pool,

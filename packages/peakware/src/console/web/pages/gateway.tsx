@@ -39,17 +39,16 @@ const TONE: Record<SubscriptionStatus, string> = {
 const ROUTES_SHOWN = 500;
 
 /**
- * `used / limit` of one period, or the use alone when that period has no limit. A
- * subscription with no quota at all is not metered (gateways lease nothing for it), so it
- * has no use to show.
+ * `used / limit` of one period, or the use alone when that period has no limit (gateways
+ * meter a subscription without any quota too, reporting its calls every few seconds).
  */
 function usage(
   s: GatewaySubscription,
   used: number | undefined,
   limit: number | null | undefined,
 ): string {
-  if (s.quota.perDay === undefined && s.quota.perMonth === undefined) return 'not metered';
   const u = num(used ?? 0, 0);
+  if (s.quota.perDay === undefined && s.quota.perMonth === undefined) return `${u} (no quota)`;
   return limit === null || limit === undefined ? `${u} (no limit)` : `${u} / ${num(limit, 0)}`;
 }
 
@@ -211,7 +210,7 @@ function Subscriptions(props: { status: string }) {
         Approve takes the quota fields above when one is filled (else the subscription keeps its
         quota); Set quota sets exactly them (an empty field: no limit for that period). Quotas count
         calls per UTC day and month, exactly across gateway processes; a subscription without any
-        quota is not metered.
+        quota is metered too (its use reported by each gateway every 5 s).
       </p>
     </Card>
   );
