@@ -199,6 +199,12 @@ const timingsFile = process.env.PEAK_TEST_TIMINGS
   ? path.resolve(process.env.PEAK_TEST_TIMINGS)
   : undefined;
 if (timingsFile) writeFileSync(timingsFile, '');
+/** The test files running now: each one's process and the tag its processes carry. */
+const live = new Map();
+// Test files run detached (a process group each), so a Ctrl-C reaches only this runner:
+// it stops every file still running, and what each left running, before it exits.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+  process.once(signal, () => interrupted(signal));
 const startedAt = Date.now();
 const results = await runAll();
 if (timingsFile) printSlowest(results);
@@ -264,6 +270,23 @@ function runAll() {
   });
 }
 
+/** Stops every running test file's process group and what it left running, and exits. */
+function interrupted(signal) {
+  const left = [];
+  for (const [child, tag] of live) {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    left.push(...stopLeftovers(tag));
+  }
+  console.log(
+    `run-tests: ${signal}: stopped ${live.size} running test file(s)${left.length > 0 ? ` and what they left running: ${left.join('; ')}` : ''}`,
+  );
+  process.exit(130);
+}
+
 /** Runs one test file under Node's test runner in a process group of its own, bounded; prints its report when it ends. */
 function runFile(file) {
   const name = path.relative(root, file);
@@ -285,6 +308,7 @@ function runFile(file) {
       env: { ...process.env, PEAK_TEST_NODE: nodeBinary, PEAK_TEST_RUN: tag },
     },
   );
+  live.set(child, tag);
   const chunks = [];
   child.stdout.on('data', (c) => chunks.push(c));
   child.stderr.on('data', (c) => chunks.push(c));
@@ -299,6 +323,7 @@ function runFile(file) {
   }, fileTimeoutMs);
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
+      live.delete(child);
       clearTimeout(timer);
       const ms = Date.now() - began;
       const left = stopLeftovers(tag);
