@@ -42,6 +42,19 @@ const subParams = Type.Object({ app: GatewayName, api: GatewayName });
 const note = Type.Optional(Type.String({ maxLength: 1024 }));
 const DAY = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', takes: 'a date YYYY-MM-DD' });
 
+/** Calls of an app's API counted in a UTC day and month: given back, or metered. */
+const quotaUnits = (minimum: number) =>
+  Type.Object(
+    {
+      app: GatewayName,
+      api: GatewayName,
+      units: Type.Integer({ minimum, maximum: 1_000_000_000 }),
+      day: DAY,
+      month: DAY,
+    },
+    { additionalProperties: false },
+  );
+
 function sameName(inUrl: string, inBody: string, what: string): void {
   if (inUrl !== inBody)
     throw new PeakError(
@@ -351,16 +364,7 @@ export const gatewayRoutes: ApiModule = (app, ctx) => {
     {
       schema: {
         summary: 'Give back leased calls that were not used (for peak gateway)',
-        body: Type.Object(
-          {
-            app: GatewayName,
-            api: GatewayName,
-            units: Type.Integer({ minimum: 0 }),
-            day: DAY,
-            month: DAY,
-          },
-          { additionalProperties: false },
-        ),
+        body: quotaUnits(0),
       },
     },
     async (request) => {
@@ -375,16 +379,7 @@ export const gatewayRoutes: ApiModule = (app, ctx) => {
       schema: {
         summary:
           'Count calls a gateway admitted for a subscription without a quota (for peak gateway: metering)',
-        body: Type.Object(
-          {
-            app: GatewayName,
-            api: GatewayName,
-            units: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
-            day: DAY,
-            month: DAY,
-          },
-          { additionalProperties: false },
-        ),
+        body: quotaUnits(1),
       },
     },
     async (request) => {
