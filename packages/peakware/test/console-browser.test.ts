@@ -474,6 +474,32 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
         rows[0]!.includes('RPC shop.order.place')
       );
     });
+    // A large table: the control plane filters, and only the page shown travels.
+    const bulk = Array.from({ length: 600 }, (_, i) => ({
+      name: `bulk-${i}`,
+      method: 'GET' as const,
+      path: `/bulk/${i}`,
+      target: { kind: 'rpc' as const, service: 'shop.order', method: 'get' },
+    }));
+    await gw.putRoutes(bulk);
+    try {
+      await page.fill('[data-testid=gw-routes] input[name=filter]', 'bulk-');
+      await waitFor('the first 500 of the 600 bulk routes', async () => {
+        const title = await page.getByTestId('gw-routes').locator('h2').first().innerText();
+        const rows = await page.locator('[data-testid=gw-route-list] tbody tr').count();
+        return title.includes('Routes (600, the first 500 shown)') && rows === 500;
+      });
+      const answer = await gw.routePage({ match: 'BULK-5', limit: 10 });
+      // bulk-5, bulk-50 to 59, bulk-500 to 599
+      assert.equal(answer.matching, 111);
+      assert.equal(answer.routes.length, 10);
+      assert.equal(answer.total, (await gw.routes()).length);
+    } finally {
+      await gw.putRoutes(
+        [],
+        bulk.map((r) => r.name),
+      );
+    }
   });
 
   it('stress runs: a live run from `peak stress run` shown, stopped from the page, its report drawn; capacity figures', async () => {

@@ -390,6 +390,24 @@ describe('peak gateway: context, mapping, guard, counts, 10 000 routes, CLI', {
       peak('subscriptions', 'request', 'cli-app', 'cli'),
     ])) as unknown as [{ id: string; secret: string }];
     assert.match(key.id, /^gk_/);
+    // A word's routes among the 10 000 and more, filtered by the control plane.
+    const listed = (await peak('routes', 'ls', '--match', '/CLI', '--limit', '5')) as {
+      routes: { name: string }[];
+      matching: number;
+      total: number;
+    };
+    assert.deepEqual(
+      listed.routes.map((r) => r.name),
+      ['cli'],
+    );
+    assert.equal(listed.matching, 1);
+    assert.ok(listed.total > 10_000, `total ${listed.total}`);
+    const badLimit = await runPeak(
+      ['gateway', 'routes', 'ls', '--limit', 'lots', '--server', f.server.info.url],
+      { PEAK_TOKEN: f.server.info.adminToken ?? '' },
+    );
+    assert.equal(badLimit.code, 2);
+    assert.match(badLimit.stderr, /--limit must be a whole number/);
     await peak('subscriptions', 'approve', 'cli-app', 'cli', '--per-day', '1');
     const apiKey = {
       'x-peak-api-key': `${key.id}.${key.secret}`,

@@ -29,6 +29,15 @@ export type {
 /** One row of quota usage: an app's subscription to an API, this UTC day and month. */
 export type QuotaUsageRow = Awaited<ReturnType<typeof quotaUsage>>[number];
 
+/** A page of routes: those matching, the first of them, and the counts. */
+export interface RoutePage {
+  routes: GatewayRouteSpec[];
+  /** Routes in all. */
+  total: number;
+  /** Routes that match (`routes` holds the first `limit` of them). */
+  matching: number;
+}
+
 const BASE = '/api/v1/gateway';
 const enc = encodeURIComponent;
 
@@ -43,6 +52,15 @@ export class GatewayAdmin {
   /** Every route. */
   async routes(): Promise<GatewayRouteSpec[]> {
     return (await this.#http.get<{ routes: GatewayRouteSpec[] }>(`${BASE}/routes`)).routes;
+  }
+
+  /**
+   * The routes whose name, API, method, host, path or target hold `match` (any case), the
+   * first `limit` of them, with how many match and how many there are: a page of a large
+   * table (10 000 routes) without sending all of it.
+   */
+  routePage(query: { match?: string; limit?: number }): Promise<RoutePage> {
+    return this.#http.get<RoutePage>(`${BASE}/routes`, { query });
   }
 
   /** One route (PEAK_GATEWAY_NOT_FOUND when there is none). */

@@ -18,7 +18,7 @@ import {
   serverList,
 } from '../control-client.js';
 import { onParentGone } from '../parent-watch.js';
-import { parsePort } from '../parse.js';
+import { parseNumber, parsePort } from '../parse.js';
 
 function need(positionals: string[], i: number, what: string, usage: string): string {
   const v = positionals[i];
@@ -67,12 +67,32 @@ const routes: Command = {
   subcommands: [
     {
       name: 'ls',
-      summary: 'every route',
-      options: SERVER_OPTIONS,
+      summary: 'every route, or those matching a word',
+      options: {
+        ...SERVER_OPTIONS,
+        match: {
+          type: 'string',
+          valueName: 'WORD',
+          description: 'only routes whose name, API, method, host, path or target hold it',
+        },
+        limit: { type: 'string', valueName: 'N', description: 'at most N routes' },
+      },
       async run({ values, out }) {
-        const all = await (await adminClient(values)).gateway.routes();
-        out.json({ routes: all });
-        if (all.length === 0) out.line('no routes');
+        const limit =
+          values.limit === undefined
+            ? undefined
+            : parseNumber(values.limit, '--limit', { min: 1, max: 100_000, integer: true });
+        const match = values.match as string | undefined;
+        const page = await (await adminClient(values)).gateway.routePage({
+          ...(match === undefined ? {} : { match }),
+          ...(limit === undefined ? {} : { limit }),
+        });
+        const all = page.routes;
+        out.json(page);
+        if (page.matching === 0)
+          out.line(match === undefined ? 'no routes' : `no route matches '${match}'`);
+        else if (page.matching > all.length || match !== undefined)
+          out.line(`${page.matching} of ${page.total} routes match; ${all.length} shown`);
         for (const r of all)
           out.line(
             `${r.name}  ${r.method} ${r.host ?? '*'}${r.path}  -> ${targetText(r)}  auth=${r.auth ?? 'signature'} api=${r.api ?? r.name}`,

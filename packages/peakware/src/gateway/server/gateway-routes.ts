@@ -10,6 +10,7 @@ import { ErrorCodes, PeakError } from '../../core/errors.js';
 import type { ApiModule } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
 import { GatewayApp, GatewayName, GatewayQuota, GatewayRoute } from '../gateway-objects.js';
+import { routeMatches } from '../route-words.js';
 import { GatewayHub } from './gateway-hub.js';
 import {
   claimNonces,
@@ -88,10 +89,30 @@ export const gatewayRoutes: ApiModule = (app, ctx) => {
   // ------------------------------------------------------------ routes
   app.get(
     `${base}/routes`,
-    { config: VIEWER, schema: { summary: 'Every gateway route' } },
-    async () => ({
-      routes: await listRoutes(ctx.pool),
-    }),
+    {
+      config: VIEWER,
+      schema: {
+        summary:
+          'Gateway routes: every one, or those whose name, API, method, host, path or target hold `match`, at most `limit`',
+        querystring: Type.Object(
+          {
+            match: Type.Optional(Type.String({ maxLength: 200 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => {
+      const all = await listRoutes(ctx.pool);
+      const { match, limit } = request.query;
+      const matching = match === undefined ? all : all.filter((r) => routeMatches(r, match));
+      return {
+        routes: limit === undefined ? matching : matching.slice(0, limit),
+        total: all.length,
+        matching: matching.length,
+      };
+    },
   );
   app.get(
     `${base}/routes/:name`,

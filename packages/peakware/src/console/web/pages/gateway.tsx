@@ -4,13 +4,13 @@
  * quota); the apps and their keys (ids, expiry, revoked; never a secret); the routes and
  * where each goes. The same calls as `peak gateway subscriptions|apps|keys|routes|quota`.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import type {
-  GatewayRouteSpec,
   GatewaySubscription,
   QuotaUsageRow,
   SubscriptionStatus,
 } from '../../../admin/gateway-admin.js';
+import { routeTargetText } from '../../../gateway/route-words.js';
 import { api } from '../api.js';
 import { useLoad } from '../hooks.js';
 import { navigate, useRoute } from '../router.js';
@@ -280,32 +280,29 @@ function Apps(props: { app: string | undefined }) {
   );
 }
 
-/** Where a route goes, in a few words. */
-function targetText(r: GatewayRouteSpec): string {
-  const t = r.target;
-  if (t.kind === 'rpc') return `RPC ${t.service}.${t.method}`;
-  if (t.kind === 'mq') return `MQ topic ${t.topic}`;
-  return `HTTP ${t.service ?? t.urls?.join(', ') ?? ''}`;
-}
+/** How long typing may pause before the filter asks the control plane again, ms. */
+const FILTER_PAUSE_MS = 250;
 
 function Routes() {
-  const routes = useLoad(() => api.gateway.routes(), [], 10_000);
   const [filter, setFilter] = useState('');
-  const f = filter.trim().toLowerCase();
-  const all = routes.data ?? [];
-  const matching =
-    f === ''
-      ? all
-      : all.filter((r) =>
-          `${r.name} ${r.api ?? ''} ${r.method} ${r.host ?? ''} ${r.path} ${targetText(r)}`
-            .toLowerCase()
-            .includes(f),
-        );
-  const shown = matching.slice(0, ROUTES_SHOWN);
+  const [asked, setAsked] = useState('');
+  // The control plane filters (a gateway may hold 10 000 routes): only the page shown
+  // travels, every 10 s, and again once typing pauses.
+  useEffect(() => {
+    const t = setTimeout(() => setAsked(filter.trim()), FILTER_PAUSE_MS);
+    return () => clearTimeout(t);
+  }, [filter]);
+  const routes = useLoad(
+    () => api.gateway.routePage({ ...(asked === '' ? {} : { match: asked }), limit: ROUTES_SHOWN }),
+    [asked],
+    10_000,
+  );
+  const shown = routes.data?.routes ?? [];
+  const matching = routes.data?.matching ?? 0;
   return (
     <Card
       wide
-      title={`Routes (${matching.length}${matching.length > shown.length ? `, the first ${shown.length} shown` : ''})`}
+      title={`Routes (${matching}${matching > shown.length ? `, the first ${shown.length} shown` : ''})`}
       testId="gw-routes"
       actions={
         <input
@@ -329,7 +326,7 @@ function Routes() {
           { title: 'method', cell: (r) => r.method },
           { title: 'host', cell: (r) => r.host ?? 'any' },
           { title: 'path', cell: (r) => <code>{r.path}</code> },
-          { title: 'goes to', cell: (r) => targetText(r) },
+          { title: 'goes to', cell: (r) => routeTargetText(r) },
           { title: 'auth', cell: (r) => r.auth ?? 'signature' },
           { title: 'timeout', cell: (r) => `${num(r.timeoutMs ?? 3000, 0)} ms`, align: 'right' },
         ]}
