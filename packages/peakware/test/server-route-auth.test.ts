@@ -878,6 +878,17 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
         month: new Date().toISOString().slice(0, 10),
       },
     },
+    'POST /api/v1/gateway/quota/use': {
+      auth: 'admin',
+      path: `${gw}/quota/use`,
+      body: {
+        app: 'auth-gw',
+        api: 'auth-r',
+        units: 1,
+        day: new Date().toISOString().slice(0, 10),
+        month: `${new Date().toISOString().slice(0, 7)}-01`,
+      },
+    },
     'POST /api/v1/gateway/nonces': {
       auth: 'admin',
       path: `${gw}/nonces`,
