@@ -15,6 +15,8 @@ const LEASE_DELAY_MS = 100;
 
 describe('quota leases', () => {
   const asked: number[] = [];
+  /** What gateways reported of subscriptions without a quota (POST .../quota/use). */
+  const used: { app: string; units: number; day: string; month: string }[] = [];
   let server: http.Server;
   let url: string;
 
@@ -29,8 +31,22 @@ describe('quota leases', () => {
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify(body));
         };
+        if (req.url === '/api/v1/gateway/quota/use') {
+          used.push(JSON.parse(text));
+          return answer({});
+        }
         if (req.url !== '/api/v1/gateway/quota/lease') return answer({});
-        const { want } = JSON.parse(text) as { want: number };
+        const { want, app } = JSON.parse(text) as { want: number; app: string };
+        if (app === 'free')
+          return answer({
+            granted: want,
+            unlimited: true,
+            validUntil: Number.MAX_SAFE_INTEGER,
+            resetAt: 0,
+            remaining: Number.MAX_SAFE_INTEGER,
+            day: '2026-12-05',
+            month: '2026-12-01',
+          });
         asked.push(want);
         setTimeout(
           () =>
@@ -86,5 +102,33 @@ describe('quota leases', () => {
     } finally {
       await leases.close();
     }
+  });
+
+  it('meters calls without a quota: counted in the UTC day they were taken, refused ones given back, reported at close', async () => {
+    let clock = Date.UTC(2026, 11, 5, 23, 59, 59, 0);
+    const leases = new QuotaLeases(
+      new ControlPlaneClient({ servers: url }),
+      silentLogger(),
+      () => clock,
+    );
+    const take = async () => {
+      const taken = leases.take('free', 'api');
+      assert.equal(taken instanceof Promise ? await taken : taken, true);
+    };
+    for (let i = 0; i < 5; i++) await take();
+    // Two were refused later (a guard rule): not metered.
+    leases.giveBack('free', 'api');
+    leases.giveBack('free', 'api');
+    // Past midnight: the next day's calls are counted apart from the old day's.
+    clock += 2000;
+    for (let i = 0; i < 4; i++) await take();
+    await leases.close();
+    const byDay = used
+      .filter((u) => u.app === 'free')
+      .reduce<Record<string, number>>((m, u) => {
+        m[`${u.day} ${u.month}`] = (m[`${u.day} ${u.month}`] ?? 0) + u.units;
+        return m;
+      }, {});
+    assert.deepEqual(byDay, { '2026-12-05 2026-12-01': 3, '2026-12-06 2026-12-01': 4 });
   });
 });

@@ -208,7 +208,10 @@ export class QuotaLeases {
   /** Puts back a call taken for a request that was refused later (by a guard rule). */
   giveBack(app: string, api: string): void {
     const s = this.#states.get(`${app}\n${api}`);
-    if (s !== undefined && !s.unlimited && this.#now() < s.validUntil) s.left++;
+    if (s === undefined) return;
+    // Without a quota: the call is not metered either.
+    if (s.unlimited) s.used = Math.max(0, s.used - 1);
+    else if (this.#now() < s.validUntil) s.left++;
   }
 
   #countRate(s: LeaseState, now: number): void {
