@@ -17,6 +17,8 @@ describe('quota leases', () => {
   const asked: number[] = [];
   /** What gateways reported of subscriptions without a quota (POST .../quota/use). */
   const used: { app: string; units: number; day: string; month: string }[] = [];
+  /** Lease requests for subscriptions without a quota. */
+  let unlimitedAsked = 0;
   let server: http.Server;
   let url: string;
 
@@ -37,7 +39,8 @@ describe('quota leases', () => {
         }
         if (req.url !== '/api/v1/gateway/quota/lease') return answer({});
         const { want, app } = JSON.parse(text) as { want: number; app: string };
-        if (app === 'free')
+        if (app === 'free' || app === 'free2') unlimitedAsked++;
+        if (app === 'free' || app === 'free2')
           return answer({
             granted: want,
             unlimited: true,
@@ -130,5 +133,32 @@ describe('quota leases', () => {
         return m;
       }, {});
     assert.deepEqual(byDay, { '2026-12-05 2026-12-01': 3, '2026-12-06 2026-12-01': 4 });
+  });
+
+  it('asks again for an unlimited answer before it lapses, so no call waits for it', async () => {
+    let clock = Date.UTC(2026, 11, 5, 12, 0, 0);
+    const leases = new QuotaLeases(
+      new ControlPlaneClient({ servers: url }),
+      silentLogger(),
+      () => clock,
+    );
+    try {
+      const first = leases.take('free2', 'api');
+      assert.ok(first instanceof Promise, 'the first call waits for the first answer');
+      assert.equal(await first, true);
+      const before = unlimitedAsked;
+      // 4.5 s into the 5 s hold: answered at once, and the next answer asked for meanwhile.
+      clock += 4500;
+      assert.equal(leases.take('free2', 'api'), true);
+      for (let i = 0; i < 200 && unlimitedAsked === before; i++)
+        await new Promise((r) => setTimeout(r, 5));
+      assert.equal(unlimitedAsked, before + 1);
+      await new Promise((r) => setTimeout(r, 50));
+      // Past the first hold's end: the renewed answer holds, nothing waits.
+      clock += 1000;
+      assert.equal(leases.take('free2', 'api'), true);
+    } finally {
+      await leases.close();
+    }
   });
 });

@@ -78,6 +78,8 @@ const LEASE_HORIZON_MS = 200;
 const LEASE_TRIPS = 4;
 /** How long an unlimited answer holds before asking again (a quota may be set meanwhile), ms. */
 const UNLIMITED_HOLD_MS = 5000;
+/** An unlimited answer is asked for again this long before it lapses, ms, so no call waits. */
+const UNLIMITED_RENEW_MS = 1000;
 /** Unused calls go back after this long without a take, ms. */
 const IDLE_RETURN_MS = 2000;
 /** How often the calls of a subscription without a quota are reported, ms. */
@@ -162,6 +164,7 @@ export class QuotaLeases {
     }
     if (s.unlimited) {
       this.#meter(s, now);
+      if (s.validUntil - now < UNLIMITED_RENEW_MS && s.inflight === undefined) void this.#lease(s);
       return true;
     }
     if (s.left > 0) {
