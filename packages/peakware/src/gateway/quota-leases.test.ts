@@ -74,13 +74,13 @@ describe('quota leases', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
+  /** Leases from the test's control plane, on the test's clock. */
+  const leasesOn = (clock: () => number) =>
+    new QuotaLeases(new ControlPlaneClient({ servers: url }), silentLogger(), clock);
+
   it('asks for four round trips of traffic when the control plane is slower than 50 ms', async () => {
     let clock = Date.UTC(2026, 11, 5, 12, 0, 0);
-    const leases = new QuotaLeases(
-      new ControlPlaneClient({ servers: url }),
-      silentLogger(),
-      () => clock,
-    );
+    const leases = leasesOn(() => clock);
     try {
       // One second of 1000 calls, then the next second's first lease: 1000/s for four round
       // trips of about 100 ms is about 400 calls (200 ms of traffic, the old horizon, would be
@@ -109,11 +109,7 @@ describe('quota leases', () => {
 
   it('meters calls without a quota: counted in the UTC day they were taken, refused ones given back, reported at close', async () => {
     let clock = Date.UTC(2026, 11, 5, 23, 59, 59, 0);
-    const leases = new QuotaLeases(
-      new ControlPlaneClient({ servers: url }),
-      silentLogger(),
-      () => clock,
-    );
+    const leases = leasesOn(() => clock);
     const take = async () => {
       const taken = leases.take('free', 'api');
       assert.equal(taken instanceof Promise ? await taken : taken, true);
@@ -137,11 +133,7 @@ describe('quota leases', () => {
 
   it('asks again for an unlimited answer before it lapses, so no call waits for it', async () => {
     let clock = Date.UTC(2026, 11, 5, 12, 0, 0);
-    const leases = new QuotaLeases(
-      new ControlPlaneClient({ servers: url }),
-      silentLogger(),
-      () => clock,
-    );
+    const leases = leasesOn(() => clock);
     try {
       const first = leases.take('free2', 'api');
       assert.ok(first instanceof Promise, 'the first call waits for the first answer');
