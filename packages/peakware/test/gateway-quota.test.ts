@@ -119,6 +119,44 @@ describe('peak gateway: quota across two processes', { timeout: 180_000 }, () =>
     assert.equal((await usage())?.usedThisMonth, 23);
   });
 
+  it("counts a report's uses in one statement: the same counter twice summed, each subscription its own", async () => {
+    const day = new Date().toISOString().slice(0, 10);
+    const month = `${day.slice(0, 7)}-01`;
+    const before = await f.admin.gateway.quota({ app: 'partner' });
+    const usedOf = (rows: typeof before, api: string) =>
+      rows.find((r) => r.api === api)?.usedToday ?? 0;
+    const res = await fetch(`${f.server.info.url}/api/v1/gateway/quota/use`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${f.server.info.adminToken}`,
+      },
+      body: JSON.stringify({
+        uses: [
+          { app: 'partner', api: 'free', units: 2, day, month },
+          { app: 'partner', api: 'signed', units: 5, day, month },
+          // Two gateways' worth for one counter (a report after a failed one): summed.
+          { app: 'partner', api: 'free', units: 3, day, month },
+        ],
+      }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.deepEqual(await res.json(), { counted: 10 });
+    const after = await f.admin.gateway.quota({ app: 'partner' });
+    assert.equal(usedOf(after, 'free') - usedOf(before, 'free'), 5);
+    assert.equal(usedOf(after, 'signed') - usedOf(before, 'signed'), 5);
+    // A report with nothing in it is refused, and counts nothing.
+    const empty = await fetch(`${f.server.info.url}/api/v1/gateway/quota/use`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${f.server.info.adminToken}`,
+      },
+      body: JSON.stringify({ uses: [] }),
+    });
+    assert.equal(empty.status, 400);
+  });
+
   it('admits exactly the quota over both gateways, and the control plane counts the same', async () => {
     const ran = f.calls.echo;
     const statuses: number[] = [];

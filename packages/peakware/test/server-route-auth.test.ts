@@ -882,11 +882,15 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       auth: 'admin',
       path: `${gw}/quota/use`,
       body: {
-        app: 'auth-gw',
-        api: 'auth-r',
-        units: 1,
-        day: new Date().toISOString().slice(0, 10),
-        month: `${new Date().toISOString().slice(0, 7)}-01`,
+        uses: [
+          {
+            app: 'auth-gw',
+            api: 'auth-r',
+            units: 1,
+            day: new Date().toISOString().slice(0, 10),
+            month: `${new Date().toISOString().slice(0, 7)}-01`,
+          },
+        ],
       },
     },
     'POST /api/v1/gateway/nonces': {

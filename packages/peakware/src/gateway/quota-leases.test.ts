@@ -34,7 +34,7 @@ describe('quota leases', () => {
           res.end(JSON.stringify(body));
         };
         if (req.url === '/api/v1/gateway/quota/use') {
-          used.push(JSON.parse(text));
+          used.push(...(JSON.parse(text) as { uses: typeof used }).uses);
           return answer({});
         }
         if (req.url !== '/api/v1/gateway/quota/lease') return answer({});

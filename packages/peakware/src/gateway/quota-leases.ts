@@ -17,7 +17,7 @@
  * A subscription without a quota leases nothing (the control plane answers "unlimited" for
  * 5 s at a time), but its calls are still counted, as every API gateway meters its callers:
  * the gateway adds them up locally and reports them every {@link USE_REPORT_MS} ms (and at
- * close) in the UTC day and month it took them in, so `peak gateway quota ls` and the
+ * close), every subscription's in one request, in the UTC day and month it took them in, so `peak gateway quota ls` and the
  * console show every subscription's use, and a quota set later starts from the day's use.
  * Metering is not exact the way a quota is: a gateway killed with `kill -9` loses up to 5 s
  * of its count, and a report whose answer is lost is sent again, so it may count twice.
@@ -84,6 +84,8 @@ const UNLIMITED_RENEW_MS = 1000;
 const IDLE_RETURN_MS = 2000;
 /** How often the calls of a subscription without a quota are reported, ms. */
 const USE_REPORT_MS = 5000;
+/** Subscriptions in one use report at most (the control plane's limit). */
+const MAX_USES_A_REPORT = 10_000;
 
 /** The gateway's quota leases. */
 export class QuotaLeases {
@@ -202,7 +204,7 @@ export class QuotaLeases {
   #meter(s: LeaseState, now: number): void {
     if (s.usedPeriods === undefined || now >= s.usedPeriods.dayEnd) {
       // A new day: what the old one took is reported in its own day and month.
-      if (s.used > 0) void this.#sendUse(s);
+      if (s.used > 0) void this.#sendUses([s]);
       s.usedPeriods = quotaPeriods(now);
     }
     s.used++;
@@ -316,47 +318,60 @@ export class QuotaLeases {
     return sent;
   }
 
-  /** Reports the calls a subscription without a quota took since its last report. */
-  #sendUse(s: LeaseState): Promise<void> {
-    const units = s.used;
-    const periods = s.usedPeriods!;
-    s.used = 0;
-    s.reportedAt = this.#now();
-    const sent = this.#http
-      .post(
-        '/api/v1/gateway/quota/use',
-        { app: s.app, api: s.api, units, day: periods.day, month: periods.month },
-        { retry: false, timeoutMs: 2000 },
-      )
+  /**
+   * Reports the calls the given subscriptions without a quota took since their last report:
+   * one request for all of them (the control plane writes it in one statement).
+   */
+  #sendUses(states: LeaseState[]): Promise<void> {
+    const now = this.#now();
+    const sent = states.map((s) => {
+      const taken = { state: s, units: s.used, periods: s.usedPeriods! };
+      s.used = 0;
+      s.reportedAt = now;
+      return taken;
+    });
+    const uses = sent.map(({ state, units, periods }) => ({
+      app: state.app,
+      api: state.api,
+      units,
+      day: periods.day,
+      month: periods.month,
+    }));
+    const request = this.#http
+      .post('/api/v1/gateway/quota/use', { uses }, { retry: false, timeoutMs: 2000 })
       .then(
         () => undefined,
         (err: unknown) => {
           // Counted again with the next report of the same day; a day that ended meanwhile
           // loses them (said once).
-          if (s.usedPeriods === periods) s.used += units;
+          for (const { state, units, periods } of sent)
+            if (state.usedPeriods === periods) state.used += units;
           if (!this.#warnedUse) {
             this.#warnedUse = true;
             this.#logger.warn(
-              { err: errorMessage(err), app: s.app, api: s.api, units, day: periods.day },
-              'could not report the calls of a subscription without a quota; will try again',
+              { err: errorMessage(err), subscriptions: uses.length },
+              'could not report the calls of subscriptions without a quota; they go with the next report',
             );
           }
         },
       )
-      .finally(() => this.#reporting.delete(sent));
-    this.#reporting.add(sent);
-    return sent;
+      .finally(() => this.#reporting.delete(request));
+    this.#reporting.add(request);
+    return request;
   }
 
-  /** Reports metered use due (every {@link USE_REPORT_MS}), or all of it. */
+  /** Reports metered use due (every {@link USE_REPORT_MS}), or all of it: one request. */
   #reportUse(all: boolean): Promise<void>[] {
     const now = this.#now();
-    const sent: Promise<void>[] = [];
+    const due: LeaseState[] = [];
     for (const s of this.#states.values()) {
       if (s.used === 0) continue;
       if (!all && now - s.reportedAt < USE_REPORT_MS) continue;
-      sent.push(this.#sendUse(s));
+      due.push(s);
     }
+    const sent: Promise<void>[] = [];
+    for (let i = 0; i < due.length; i += MAX_USES_A_REPORT)
+      sent.push(this.#sendUses(due.slice(i, i + MAX_USES_A_REPORT)));
     return sent;
   }
 

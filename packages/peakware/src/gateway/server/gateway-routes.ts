@@ -399,14 +399,17 @@ export const gatewayRoutes: ApiModule = (app, ctx) => {
     {
       schema: {
         summary:
-          'Count calls a gateway admitted for a subscription without a quota (for peak gateway: metering)',
-        body: quotaUnits(1),
+          'Count calls a gateway admitted for subscriptions without a quota (for peak gateway: metering)',
+        body: Type.Object(
+          { uses: Type.Array(quotaUnits(1), { minItems: 1, maxItems: 10_000 }) },
+          { additionalProperties: false },
+        ),
       },
     },
     async (request) => {
-      const b = request.body;
-      await recordQuotaUse(ctx.pool, b.app, b.api, b.units, b.day, b.month);
-      return { counted: b.units };
+      const { uses } = request.body;
+      await recordQuotaUse(ctx.pool, uses);
+      return { counted: uses.reduce((n, u) => n + u.units, 0) };
     },
   );
   app.post(

@@ -593,24 +593,41 @@ export async function returnQuota(
   );
 }
 
+/** Calls a gateway admitted for one subscription without a quota, in one UTC day and month. */
+export interface QuotaUse {
+  app: string;
+  api: string;
+  units: number;
+  /** The UTC day (YYYY-MM-DD) and month (its first day) the calls were taken in. */
+  day: string;
+  month: string;
+}
+
 /**
- * Counts calls a gateway admitted for a subscription without a quota (metering: they were
- * not leased), in the day and the month the gateway took them in.
+ * Counts calls gateways admitted for subscriptions without a quota (metering: they were
+ * not leased), in the days and months they were taken in: one statement for a gateway's
+ * whole report, its rows summed per counter and written in key order (two gateways'
+ * reports lock the rows they share in the same order).
  */
-export async function recordQuotaUse(
-  pool: pg.Pool,
-  app: string,
-  api: string,
-  units: number,
-  day: string,
-  month: string,
-): Promise<void> {
+export async function recordQuotaUse(pool: pg.Pool, uses: readonly QuotaUse[]): Promise<void> {
+  if (uses.length === 0) return;
   await pool.query(
     `INSERT INTO peak.gateway_quota_usage (app, api, period, period_start, used)
-     VALUES ($1, $2, 'day', $4, $3), ($1, $2, 'month', $5, $3)
+     SELECT u.app, u.api, p.period, CASE p.period WHEN 'day' THEN u.day ELSE u.month END, sum(u.units)
+       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::date[], $5::date[])
+              AS u(app, api, units, day, month)
+       CROSS JOIN (VALUES ('day'), ('month')) AS p(period)
+      GROUP BY 1, 2, 3, 4
+      ORDER BY 1, 2, 3, 4
      ON CONFLICT (app, api, period, period_start)
      DO UPDATE SET used = peak.gateway_quota_usage.used + excluded.used`,
-    [app, api, units, day, month],
+    [
+      uses.map((u) => u.app),
+      uses.map((u) => u.api),
+      uses.map((u) => u.units),
+      uses.map((u) => u.day),
+      uses.map((u) => u.month),
+    ],
   );
 }
 
