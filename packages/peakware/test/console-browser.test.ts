@@ -489,6 +489,12 @@ describe('console in Chromium', { timeout: 240_000 }, () => {
         const rows = await page.locator('[data-testid=gw-route-list] tbody tr').count();
         return title.includes('Routes (600, the first 500 shown)') && rows === 500;
       });
+      await page.fill('[data-testid=gw-routes] input[name=filter]', 'no-such-route');
+      await waitFor('no route matching', async () =>
+        (await page.getByTestId('gw-routes').innerText()).includes(
+          "No route matches 'no-such-route'.",
+        ),
+      );
       const answer = await gw.routePage({ match: 'BULK-5', limit: 10 });
       // bulk-5, bulk-50 to 59, bulk-500 to 599
       assert.equal(answer.matching, 111);

@@ -319,7 +319,11 @@ function Routes() {
         testId="gw-route-list"
         rows={shown}
         rowKey={(r) => r.name}
-        empty="No route. Add them with `peak gateway routes put` or admin.gateway.putRoute."
+        empty={
+          asked === ''
+            ? 'No route. Add them with `peak gateway routes put` or admin.gateway.putRoute.'
+            : `No route matches '${asked}'.`
+        }
         columns={[
           { title: 'route', cell: (r) => r.name },
           { title: 'API', cell: (r) => r.api ?? r.name },
