@@ -19,6 +19,8 @@ describe('quota leases', () => {
   const used: { app: string; units: number; day: string; month: string }[] = [];
   /** Lease requests for subscriptions without a quota. */
   let unlimitedAsked = 0;
+  /** Lease requests of app 'flaky' (unlimited once, then a failing control plane). */
+  let flakyAsked = 0;
   let server: http.Server;
   let url: string;
 
@@ -33,15 +35,8 @@ describe('quota leases', () => {
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify(body));
         };
-        if (req.url === '/api/v1/gateway/quota/use') {
-          used.push(...(JSON.parse(text) as { uses: typeof used }).uses);
-          return answer({});
-        }
-        if (req.url !== '/api/v1/gateway/quota/lease') return answer({});
-        const { want, app } = JSON.parse(text) as { want: number; app: string };
-        if (app === 'free' || app === 'free2') unlimitedAsked++;
-        if (app === 'free' || app === 'free2')
-          return answer({
+        const answerUnlimited = (want: number) =>
+          answer({
             granted: want,
             unlimited: true,
             validUntil: Number.MAX_SAFE_INTEGER,
@@ -50,6 +45,23 @@ describe('quota leases', () => {
             day: '2026-12-05',
             month: '2026-12-01',
           });
+        if (req.url === '/api/v1/gateway/quota/use') {
+          used.push(...(JSON.parse(text) as { uses: typeof used }).uses);
+          return answer({});
+        }
+        if (req.url !== '/api/v1/gateway/quota/lease') return answer({});
+        const { want, app } = JSON.parse(text) as { want: number; app: string };
+        if (app === 'flaky') {
+          flakyAsked++;
+          // The first answer holds; every later one finds the control plane failing.
+          if (flakyAsked === 1) return answerUnlimited(want);
+          res.writeHead(503, { 'content-type': 'application/json' });
+          return res.end('{"error":{"code":"PEAK_UNAVAILABLE","message":"down"}}');
+        }
+        if (app === 'free' || app === 'free2') {
+          unlimitedAsked++;
+          return answerUnlimited(want);
+        }
         asked.push(want);
         setTimeout(
           () =>
@@ -149,6 +161,25 @@ describe('quota leases', () => {
       // Past the first hold's end: the renewed answer holds, nothing waits.
       clock += 1000;
       assert.equal(leases.take('free2', 'api'), true);
+    } finally {
+      await leases.close();
+    }
+  });
+
+  it('tries the renewal once a second while the control plane fails, not on every call', async () => {
+    let clock = Date.UTC(2026, 11, 5, 12, 0, 0);
+    const leases = leasesOn(() => clock);
+    try {
+      assert.equal(await leases.take('flaky', 'api'), true);
+      // In the hold's last second, 300 calls over 600 ms of the test's clock: the first
+      // starts a renewal, which fails; the next try waits a second.
+      clock += 4100;
+      for (let i = 0; i < 300; i++) {
+        assert.equal(leases.take('flaky', 'api'), true);
+        if (i % 50 === 0) await new Promise((r) => setTimeout(r, 20));
+        clock += 2;
+      }
+      assert.equal(flakyAsked, 2, `lease requests: ${flakyAsked}`);
     } finally {
       await leases.close();
     }

@@ -166,7 +166,9 @@ export class QuotaLeases {
     }
     if (s.unlimited) {
       this.#meter(s, now);
-      if (s.validUntil - now < UNLIMITED_RENEW_MS && s.inflight === undefined) void this.#lease(s);
+      // (not while the control plane was just found down: one try a second, as below)
+      if (s.validUntil - now < UNLIMITED_RENEW_MS && s.inflight === undefined && now >= s.downUntil)
+        void this.#lease(s);
       return true;
     }
     if (s.left > 0) {
