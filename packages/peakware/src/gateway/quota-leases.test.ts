@@ -21,6 +21,8 @@ describe('quota leases', () => {
   let unlimitedAsked = 0;
   /** Lease requests of app 'flaky' (unlimited once, then a failing control plane). */
   let flakyAsked = 0;
+  /** Lease requests of app 'flakyq' (100 calls once, then a failing control plane). */
+  let flakyqAsked = 0;
   let server: http.Server;
   let url: string;
 
@@ -55,6 +57,21 @@ describe('quota leases', () => {
           flakyAsked++;
           // The first answer holds; every later one finds the control plane failing.
           if (flakyAsked === 1) return answerUnlimited(want);
+          res.writeHead(503, { 'content-type': 'application/json' });
+          return res.end('{"error":{"code":"PEAK_UNAVAILABLE","message":"down"}}');
+        }
+        if (app === 'flakyq') {
+          flakyqAsked++;
+          if (flakyqAsked === 1)
+            return answer({
+              granted: 100,
+              unlimited: false,
+              validUntil: Number.MAX_SAFE_INTEGER,
+              resetAt: Number.MAX_SAFE_INTEGER,
+              remaining: 1e9,
+              day: '2026-12-05',
+              month: '2026-12-01',
+            });
           res.writeHead(503, { 'content-type': 'application/json' });
           return res.end('{"error":{"code":"PEAK_UNAVAILABLE","message":"down"}}');
         }
@@ -180,6 +197,25 @@ describe('quota leases', () => {
         clock += 2;
       }
       assert.equal(flakyAsked, 2, `lease requests: ${flakyAsked}`);
+    } finally {
+      await leases.close();
+    }
+  });
+
+  it('asks for the next lease once a second while the control plane fails, not on every call', async () => {
+    let clock = Date.UTC(2026, 11, 5, 12, 0, 0);
+    const leases = leasesOn(() => clock);
+    try {
+      // 100 calls leased; the next lease is asked for when few are left, and fails: the
+      // calls left are spent without asking again on each.
+      for (let i = 0; i < 100; i++) {
+        const taken = leases.take('flakyq', 'api');
+        assert.equal(taken instanceof Promise ? await taken : taken, true);
+        // Time for a failed lease's answer between the last calls.
+        if (i % 10 === 0 || i > 80) await new Promise((r) => setTimeout(r, 15));
+        clock += 2;
+      }
+      assert.equal(flakyqAsked, 2, `lease requests: ${flakyqAsked}`);
     } finally {
       await leases.close();
     }

@@ -173,7 +173,8 @@ export class QuotaLeases {
     }
     if (s.left > 0) {
       s.left--;
-      if (s.left < Math.max(1, this.#want(s) / 2) && s.inflight === undefined) void this.#lease(s);
+      if (s.left < Math.max(1, this.#want(s) / 2) && s.inflight === undefined && now >= s.downUntil)
+        void this.#lease(s);
       return true;
     }
     if (now < s.downUntil) {
