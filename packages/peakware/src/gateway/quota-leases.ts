@@ -15,12 +15,15 @@
  * the protection.
  *
  * A subscription without a quota leases nothing (the control plane answers "unlimited" for
- * 5 s at a time), but its calls are still counted, as every API gateway meters its callers:
- * the gateway adds them up locally and reports them every {@link USE_REPORT_MS} ms (and at
- * close), every subscription's in one request, in the UTC day and month it took them in, so `peak gateway quota ls` and the
+ * 5 s at a time, asked again a second before that lapses), but its calls are still
+ * counted, as every API gateway meters its callers: the gateway adds them up locally and
+ * reports them every {@link USE_REPORT_MS} ms and at close, every subscription's in one
+ * request, in the UTC day and month it took them in. So `peak gateway quota ls` and the
  * console show every subscription's use, and a quota set later starts from the day's use.
  * Metering is not exact the way a quota is: a gateway killed with `kill -9` loses up to 5 s
  * of its count, and a report whose answer is lost is sent again, so it may count twice.
+ * While the control plane fails, a lease (or a renewal) is tried once a second, never on
+ * every call.
  */
 import type { ControlPlaneClient } from '../core/control-plane-client.js';
 import { errorMessage } from '../core/errors.js';
