@@ -118,6 +118,22 @@ describe('mq broker in peak server', { timeout: 360_000 }, () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
+  it('makes the daily partitions without vacuums for inserts (insert-only, dropped whole)', async () => {
+    const { rows } = await db.query<{ relname: string; reloptions: string[] | null }>(
+      `SELECT c.relname, c.reloptions FROM pg_inherits i
+         JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent IN ('peak.mq_messages'::regclass, 'peak.mq_trace'::regclass)
+          AND c.relname ~ '_p[0-9]{8}$'`,
+    );
+    // yesterday to two days ahead, for both tables
+    assert.ok(rows.length >= 8, `daily partitions: ${rows.map((r) => r.relname)}`);
+    for (const r of rows)
+      assert.ok(
+        r.reloptions?.includes('autovacuum_vacuum_insert_threshold=-1'),
+        `${r.relname}: ${JSON.stringify(r.reloptions)}`,
+      );
+  });
+
   it('delivers normal messages at least once to one consumer of a clustering group, with the trace context', async () => {
     await topic('orders');
     const p = producer();

@@ -1,9 +1,20 @@
 /**
  * Retention by daily partitions: the message and trace tables are partitioned by day;
  * upkeep creates the coming days' partitions and drops whole expired ones.
+ *
+ * The partitions are insert-only (never updated, dropped whole after retention), so they
+ * are made with `autovacuum_vacuum_insert_threshold = -1`: no vacuum because rows were
+ * inserted. Such a vacuum only sets visibility bits the broker's reads do not use, and
+ * it scanned every page written since the last one: in the shop's capacity run it came
+ * at the same point every time, took PostgreSQL from 0.3 to 0.5 cores for a second, and
+ * made that second's p99 172–205 ms (BENCHMARKS.md, shop, session 44). Autoanalyze stays,
+ * and PostgreSQL's anti-wraparound vacuum runs whatever the setting.
  */
 import type pg from 'pg';
 import type { Logger } from '../../../core/logger.js';
+
+/** The storage parameter of every daily partition (see the module comment). */
+const NO_INSERT_VACUUM = 'autovacuum_vacuum_insert_threshold=-1';
 
 /** Partition upkeep of `mq_messages` and `mq_trace`. */
 export class PgPartitions {
@@ -32,14 +43,20 @@ export class PgPartitions {
         const from = new Date(today + d * day);
         const to = new Date(today + (d + 1) * day);
         const name = `${table}_p${from.toISOString().slice(0, 10).replaceAll('-', '')}`;
-        const exists = await this.#pool.query(
-          "SELECT to_regclass('peak.' || $1) IS NOT NULL AS ok",
-          [name],
+        const exists = await this.#pool.query<{ ok: boolean; set: boolean }>(
+          `SELECT c.oid IS NOT NULL AS ok, coalesce($2 = ANY(c.reloptions), false) AS set
+             FROM (SELECT to_regclass('peak.' || $1) AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid`,
+          [name, NO_INSERT_VACUUM],
         );
-        if (exists.rows[0]?.ok === true) continue;
+        if (exists.rows[0]?.ok === true) {
+          // A partition made by an earlier version: given the setting once.
+          if (exists.rows[0].set !== true)
+            await this.#pool.query(`ALTER TABLE peak.${name} SET (${NO_INSERT_VACUUM})`);
+          continue;
+        }
         try {
           await this.#pool.query(
-            `CREATE TABLE peak.${name} PARTITION OF peak.${table} FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
+            `CREATE TABLE peak.${name} PARTITION OF peak.${table} FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}') WITH (${NO_INSERT_VACUUM})`,
           );
           created.push(name);
         } catch (err) {
