@@ -5,10 +5,9 @@
  * The partitions are insert-only (never updated, dropped whole after retention), so they
  * are made with `autovacuum_vacuum_insert_threshold = -1`: no vacuum because rows were
  * inserted. Such a vacuum only sets visibility bits the broker's reads do not use, and
- * it scanned every page written since the last one: in the shop's capacity run it came
- * at the same point every time, took PostgreSQL from 0.3 to 0.5 cores for a second, and
- * made that second's p99 172–205 ms (BENCHMARKS.md, shop, session 44). Autoanalyze stays,
- * and PostgreSQL's anti-wraparound vacuum runs whatever the setting.
+ * it scans every page written since the last one (seen in the shop's capacity run at a
+ * p99 stall, which it turned out not to explain alone: BENCHMARKS.md, shop, session 44).
+ * Autoanalyze stays, and PostgreSQL's anti-wraparound vacuum runs whatever the setting.
  */
 import type pg from 'pg';
 import type { Logger } from '../../../core/logger.js';
