@@ -56,6 +56,8 @@ export interface XaResolution {
 const PREFIX = 'peak_xa:';
 /** SQLSTATE of "prepared transaction … does not exist". */
 const UNDEFINED_OBJECT = '42704';
+/** SQLSTATE of "prepared transaction … is busy" (another session is finishing it). */
+const NOT_IN_PREREQUISITE_STATE = '55000';
 /** PostgreSQL's limit on a prepared transaction's name. */
 const MAX_NAME = 200;
 
@@ -353,15 +355,8 @@ export async function recoverTwoPhase(
         continue;
       }
       const commit = decided === 'commit';
-      try {
-        await host
-          .primary(f.dataSource)
-          .query(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED ${literal(f.name)}`);
-        out.push({ ...base, outcome: commit ? 'committed' : 'rolled-back' });
-      } catch (err) {
-        // Gone meanwhile: its owner (or another recovery) settled it by the same log row.
-        if ((err as { code?: unknown }).code !== UNDEFINED_OBJECT) throw err;
-      }
+      const settled = await finishPrepared(host.primary(f.dataSource), f.name, commit);
+      if (settled) out.push({ ...base, outcome: commit ? 'committed' : 'rolled-back' });
     } catch (err) {
       out.push({ ...base, outcome: 'skipped', error: errorMessage(err) });
     }
@@ -377,6 +372,32 @@ export async function recoverTwoPhase(
       .catch(() => undefined);
   }
   return out;
+}
+
+/**
+ * COMMIT or ROLLBACK PREPARED `name`; false when another session settled it (its owner or
+ * another recovery, by the same log row). One that another session is finishing right now
+ * answers "is busy" (55000): asked again until it is gone or ours, for at most `waitMs`.
+ */
+async function finishPrepared(
+  source: DataSource,
+  name: string,
+  commit: boolean,
+  waitMs = 5000,
+): Promise<boolean> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      await source.query(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED ${literal(name)}`);
+      return true;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === UNDEFINED_OBJECT) return false;
+      const busy = code === NOT_IN_PREREQUISITE_STATE && /is busy/.test(errorMessage(err));
+      if (!busy || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
 }
 
 function isConnectionError(err: unknown): boolean {
