@@ -47,7 +47,9 @@ export function stepLine(s: StepFigures): string {
   // what the machine did those seconds, and the worst second in full: the chain's processes,
   // the load generator, other processes on this shared machine, steal and iowait.
   const seconds = s.load.bySecond.map((b) => String(Math.round(b.p99))).join(' ');
-  const lines = [line, `          p99 by second (ms): ${seconds}`];
+  // The wall-clock start, so a second can be found in the PostgreSQL and server logs.
+  const from = s.startedAt.slice(11, 19);
+  const lines = [line, `          p99 by second from ${from} UTC (ms): ${seconds}`];
   const m = s.machineBySecond;
   if (m.length > 0) {
     const row = (pick: (x: MachineSecond) => number) => m.map((x) => pick(x).toFixed(1)).join(' ');

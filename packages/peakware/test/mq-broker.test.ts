@@ -134,6 +134,21 @@ describe('mq broker in peak server', { timeout: 360_000 }, () => {
       );
   });
 
+  it("keeps no GIN pending list on any partition's keys index (its merge stalls inserts)", async () => {
+    const { rows } = await db.query<{ relname: string; reloptions: string[] | null }>(
+      `SELECT c.relname, c.reloptions FROM pg_inherits i
+         JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'peak.mq_messages_keys'::regclass`,
+    );
+    // the default partition and yesterday to two days ahead
+    assert.ok(rows.length >= 5, `keys indexes: ${rows.map((r) => r.relname)}`);
+    for (const r of rows)
+      assert.ok(
+        r.reloptions?.includes('fastupdate=off'),
+        `${r.relname}: ${JSON.stringify(r.reloptions)}`,
+      );
+  });
+
   it('delivers normal messages at least once to one consumer of a clustering group, with the trace context', async () => {
     await topic('orders');
     const p = producer();

@@ -5,15 +5,24 @@
  * The partitions are insert-only (never updated, dropped whole after retention), so they
  * are made with `autovacuum_vacuum_insert_threshold = -1`: no vacuum because rows were
  * inserted. Such a vacuum only sets visibility bits the broker's reads do not use, and
- * it scans every page written since the last one (seen in the shop's capacity run at a
- * p99 stall, which it turned out not to explain alone: BENCHMARKS.md, shop, session 44).
- * Autoanalyze stays, and PostgreSQL's anti-wraparound vacuum runs whatever the setting.
+ * it scans every page written since the last one. Autoanalyze stays, and PostgreSQL's
+ * anti-wraparound vacuum runs whatever the setting.
+ *
+ * Each partition's GIN index on message keys is set to `fastupdate = off`. With GIN's
+ * default, inserted keys go to a pending list that is merged into the index in one go when
+ * it passes `gin_pending_list_limit` (4 MB), by the insert that passes it or by an
+ * autoanalyze, and the merge (tens of thousands of keys) holds up every insert into that
+ * partition for up to a second: the shop's capacity run failed its 2 100 and 2 500/s steps
+ * on one such second each time (BENCHMARKS.md, shop, session 45). Off, each key goes into
+ * the index at once, a little more work per message and no stalls.
  */
 import type pg from 'pg';
 import type { Logger } from '../../../core/logger.js';
 
 /** The storage parameter of every daily partition (see the module comment). */
 const NO_INSERT_VACUUM = 'autovacuum_vacuum_insert_threshold=-1';
+/** The storage parameter of every partition's keys index (see the module comment). */
+const NO_PENDING_LIST = 'fastupdate=off';
 
 /** Partition upkeep of `mq_messages` and `mq_trace`. */
 export class PgPartitions {
@@ -64,6 +73,7 @@ export class PgPartitions {
           this.#logger.warn({ err, partition: name }, 'mq: could not create partition');
         }
       }
+      if (table === 'mq_messages') await this.#keysWithoutPendingList();
       const { rows } = await this.#pool.query<{ name: string }>(
         `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
           WHERE i.inhparent = ('peak.' || $1)::regclass`,
@@ -80,5 +90,26 @@ export class PgPartitions {
       }
     }
     return { created, dropped };
+  }
+
+  /**
+   * Sets `fastupdate = off` on every partition's keys index that lacks it (new partitions,
+   * and once those of earlier versions), then merges what their pending list still holds.
+   * A partitioned index takes no storage parameters, so each partition's is set here.
+   */
+  async #keysWithoutPendingList(): Promise<void> {
+    const { rows } = await this.#pool.query<{ name: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) AS name
+         FROM pg_inherits i
+         JOIN pg_class c ON c.oid = i.inhrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE i.inhparent = 'peak.mq_messages_keys'::regclass
+          AND NOT coalesce($1 = ANY(c.reloptions), false)`,
+      [NO_PENDING_LIST],
+    );
+    for (const r of rows) {
+      await this.#pool.query(`ALTER INDEX ${r.name} SET (${NO_PENDING_LIST})`);
+      await this.#pool.query('SELECT gin_clean_pending_list($1::regclass)', [r.name]);
+    }
   }
 }
