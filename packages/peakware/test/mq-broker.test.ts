@@ -149,6 +149,22 @@ describe('mq broker in peak server', { timeout: 360_000 }, () => {
       );
   });
 
+  it('gathers statistics of message partitions only on the columns reads are planned on', async () => {
+    const { rows } = await db.query<{ relname: string; attname: string; target: number | null }>(
+      `SELECT c.relname, a.attname, a.attstattarget AS target
+         FROM pg_inherits i
+         JOIN pg_class c ON c.oid = i.inhrelid
+         JOIN pg_attribute a ON a.attrelid = c.oid
+        WHERE i.inhparent = 'peak.mq_messages'::regclass
+          AND a.attname IN ('body', 'props', 'keys', 'topic', 'queue_offset', 'msg_id')`,
+    );
+    assert.ok(rows.length >= 5 * 6, `partition columns: ${rows.length}`);
+    for (const r of rows) {
+      const off = ['body', 'props', 'keys'].includes(r.attname);
+      assert.equal(r.target === 0, off, `${r.relname}.${r.attname}: ${r.target}`);
+    }
+  });
+
   it('delivers normal messages at least once to one consumer of a clustering group, with the trace context', async () => {
     await topic('orders');
     const p = producer();
