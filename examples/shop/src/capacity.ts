@@ -40,8 +40,6 @@ export type CpuByProcess = Record<string, number>;
 /** What one step measured. */
 export interface StepFigures {
   rate: number;
-  /** When the step's load began (ISO 8601, UTC): lines it up with server and PostgreSQL logs. */
-  startedAt: string;
   /** Orders placed per second over the step. */
   placedPerSecond: number;
   load: LoadResult;
@@ -423,7 +421,6 @@ async function runSteps(
   for (const rate of options.rates) {
     options.onStep?.({ rate });
     const before = await sampleCpu(chain);
-    const startedAt = new Date().toISOString();
     const wallStart = performance.now();
     const seconds = new MachineSampler(chain, runner.pid);
     const load = await runner.run({
@@ -464,7 +461,6 @@ async function runSteps(
     const failedShare = load.errors / Math.max(1, load.scheduled);
     const figures: StepFigures = {
       rate,
-      startedAt,
       placedPerSecond: Math.round(load.placed / load.seconds),
       load,
       passed:

@@ -48,13 +48,14 @@ export function stepLine(s: StepFigures): string {
   // the load generator, other processes on this shared machine, steal and iowait.
   const seconds = s.load.bySecond.map((b) => String(Math.round(b.p99))).join(' ');
   // The wall-clock start, so a second can be found in the PostgreSQL and server logs.
-  const from = s.startedAt.slice(11, 19);
+  const from = new Date(s.load.startedAt).toISOString().slice(11, 19);
   const lines = [line, `          p99 by second from ${from} UTC (ms): ${seconds}`];
   const m = s.machineBySecond;
   if (m.length > 0) {
     const row = (pick: (x: MachineSecond) => number) => m.map((x) => pick(x).toFixed(1)).join(' ');
     lines.push(
-      `          cores by second: chain ${row((x) => x.chain)} | others ${row((x) => x.others)} | steal ${row((x) => x.steal)}`,
+      // iowait: a second the chain spent waiting on the disk (fsyncs), not on the cores.
+      `          cores by second: chain ${row((x) => x.chain)} | others ${row((x) => x.others)} | steal ${row((x) => x.steal)} | iowait ${row((x) => x.iowait)}`,
     );
     const worst = s.load.bySecond.reduce((w, b, i, all) => (b.p99 > all[w]!.p99 ? i : w), 0);
     const at = m[worst];
