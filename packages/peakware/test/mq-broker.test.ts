@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createContext, runWithContext } from '../src/core/context.js';
 import { isPeakError } from '../src/core/errors.js';
+import { silentLogger } from '../src/core/logger.js';
 import {
   BrokerClient,
   type ConsumedMessage,
@@ -20,6 +21,7 @@ import {
   sendInTransaction,
   signMessage,
 } from '../src/mq/index.js';
+import { PgPartitions } from '../src/mq/server/pg-store/partitions.js';
 import { PeakServer } from '../src/server/peak-server.js';
 import { bearer, useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
@@ -163,6 +165,19 @@ describe('mq broker in peak server', { timeout: 360_000 }, () => {
       const off = ['body', 'props', 'keys'].includes(r.attname);
       assert.equal(r.target === 0, off, `${r.relname}.${r.attname}: ${r.target}`);
     }
+  });
+
+  it('gives a partition of an earlier version the settings at the next upkeep', async () => {
+    const day = new Date().toISOString().slice(0, 10).replaceAll('-', '');
+    await db.query(`ALTER INDEX peak.mq_messages_p${day}_keys_idx RESET (fastupdate)`);
+    await db.query(`ALTER TABLE peak.mq_messages_p${day} ALTER COLUMN body SET STATISTICS -1`);
+    await new PgPartitions(db, silentLogger()).maintainPartitions(72 * 3_600_000);
+    const { rows } = await db.query<{ options: string[] | null; target: number | null }>(
+      `SELECT (SELECT reloptions FROM pg_class WHERE oid = $1::regclass) AS options,
+              (SELECT attstattarget FROM pg_attribute WHERE attrelid = $2::regclass AND attname = 'body') AS target`,
+      [`peak.mq_messages_p${day}_keys_idx`, `peak.mq_messages_p${day}`],
+    );
+    assert.deepEqual(rows[0], { options: ['fastupdate=off'], target: 0 });
   });
 
   it('delivers normal messages at least once to one consumer of a clustering group, with the trace context', async () => {

@@ -117,35 +117,43 @@ export class PgPartitions {
    * A partitioned index takes no storage parameters, so each partition's is set here.
    */
   async #keysWithoutPendingList(): Promise<void> {
-    const { rows } = await this.#pool.query<{ name: string }>(
-      `SELECT format('%I.%I', n.nspname, c.relname) AS name
-         FROM pg_inherits i
-         JOIN pg_class c ON c.oid = i.inhrelid
-         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE i.inhparent = 'peak.mq_messages_keys'::regclass
-          AND NOT coalesce($1 = ANY(c.reloptions), false)`,
-      [NO_PENDING_LIST],
+    const lacking = await this.#partitionsOf(
+      'peak.mq_messages_keys',
+      'NOT coalesce($1 = ANY(c.reloptions), false)',
+      NO_PENDING_LIST,
     );
-    for (const r of rows) {
-      await this.#pool.query(`ALTER INDEX ${r.name} SET (${NO_PENDING_LIST})`);
-      await this.#pool.query('SELECT gin_clean_pending_list($1::regclass)', [r.name]);
+    for (const name of lacking) {
+      await this.#pool.query(`ALTER INDEX ${name} SET (${NO_PENDING_LIST})`);
+      await this.#pool.query('SELECT gin_clean_pending_list($1::regclass)', [name]);
     }
   }
 
   /** Sets `STATISTICS 0` on the unplanned columns of every message partition that lacks it. */
   async #statisticsOnlyWherePlanned(): Promise<void> {
+    const lacking = await this.#partitionsOf(
+      'peak.mq_messages',
+      `EXISTS (SELECT 1 FROM pg_attribute a
+                WHERE a.attrelid = c.oid AND a.attname = ANY ($1::text[])
+                  AND coalesce(a.attstattarget, -1) <> 0)`,
+      UNPLANNED_COLUMNS,
+    );
+    const set = UNPLANNED_COLUMNS.map((c) => `ALTER COLUMN ${c} SET STATISTICS 0`).join(', ');
+    for (const name of lacking) await this.#pool.query(`ALTER TABLE ${name} ${set}`);
+  }
+
+  /**
+   * The partitions (tables or indexes, quoted and schema-qualified) of `parent` for which
+   * `condition` holds: an SQL condition on the partition's `pg_class` row `c`, with `$1`.
+   */
+  async #partitionsOf(parent: string, condition: string, param: unknown): Promise<string[]> {
     const { rows } = await this.#pool.query<{ name: string }>(
       `SELECT format('%I.%I', n.nspname, c.relname) AS name
          FROM pg_inherits i
          JOIN pg_class c ON c.oid = i.inhrelid
          JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE i.inhparent = 'peak.mq_messages'::regclass
-          AND EXISTS (SELECT 1 FROM pg_attribute a
-                       WHERE a.attrelid = c.oid AND a.attname = ANY ($1::text[])
-                         AND coalesce(a.attstattarget, -1) <> 0)`,
-      [UNPLANNED_COLUMNS],
+        WHERE i.inhparent = $2::regclass AND ${condition}`,
+      [param, parent],
     );
-    const set = UNPLANNED_COLUMNS.map((c) => `ALTER COLUMN ${c} SET STATISTICS 0`).join(', ');
-    for (const r of rows) await this.#pool.query(`ALTER TABLE ${r.name} ${set}`);
+    return rows.map((r) => r.name);
   }
 }
