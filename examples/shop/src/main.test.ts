@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { redisServerAvailable } from 'peakware/cache';
 
 const main = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
 
@@ -103,6 +104,14 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
       'shop.order>shop.points',
     ]) {
       assert.ok(edges.has(edge), `topology has ${edge}: ${[...edges].join(', ')}`);
+    }
+    // With Redis (the hot stock and the product cache's L2), each deduction is a Redis span
+    // of the buy's trace: the inventory → Redis edge.
+    if (redisServerAvailable()) {
+      assert.ok(
+        [...edges].some((e) => e.startsWith('shop.inventory>redis:')),
+        `topology has shop.inventory > redis:<host>:<port>: ${[...edges].join(', ')}`,
+      );
     }
     // Every buy carried a request id; a share were sent twice at once (double clicks) and a
     // failed one was retried with it: never a second order for one request.

@@ -9,6 +9,8 @@
  * without a shadow copy (the shop started without `--stress-beside`) a stress call is
  * refused rather than sent to the real stock.
  */
+
+import type { CacheCollector } from 'peakware/cache';
 import { currentContext, UsageError } from 'peakware/core';
 import type pg from 'pg';
 import { openShopStock, type ShopStock, STOCK_NAME } from './stock.js';
@@ -36,11 +38,13 @@ function noShadow(): never {
 export function openStressAwareStock(
   pool: pg.Pool,
   redisUrl: string | undefined,
-  options: { writer: boolean; shadow: boolean },
+  options: { writer: boolean; shadow: boolean; collector?: CacheCollector },
 ): ShopStock {
-  const real = openShopStock(pool, redisUrl, { writer: options.writer });
+  const traced = options.collector === undefined ? {} : { collector: options.collector };
+  const real = openShopStock(pool, redisUrl, { writer: options.writer, ...traced });
   const shadow = options.shadow
     ? openShopStock(pool, redisUrl, {
+        ...traced,
         writer: options.writer,
         name: SHADOW_STOCK_NAME,
         schema: SHADOW_STOCK_SCHEMA,

@@ -8,6 +8,7 @@
  * database.
  */
 import {
+  type CacheCollector,
   PgStockEngine,
   type ReconcileReport,
   RedisStockEngine,
@@ -44,7 +45,7 @@ export interface ShopStock {
 export function openShopStock(
   pool: pg.Pool,
   redisUrl: string | undefined,
-  options: { writer: boolean; name?: string; schema?: string },
+  options: { writer: boolean; name?: string; schema?: string; collector?: CacheCollector },
 ): ShopStock {
   const name = options.name ?? STOCK_NAME;
   const schema = options.schema === undefined ? {} : { schema: options.schema };
@@ -58,7 +59,13 @@ export function openShopStock(
       close: () => engine.close(),
     };
   }
-  const engine = new RedisStockEngine({ redis: redisUrl, pool, name, ...schema });
+  const engine = new RedisStockEngine({
+    redis: redisUrl,
+    pool,
+    name,
+    ...schema,
+    ...(options.collector === undefined ? {} : { collector: options.collector }),
+  });
   const writer = options.writer
     ? // Write-behind: linger 50 ms after a short batch, so each transaction carries more.
       new StockWriter({ redis: redisUrl, pool, name, ...schema, lingerMs: 50 }).start()

@@ -21,9 +21,12 @@ import {
 } from '../src/cache/index.js';
 import { rootCommand } from '../src/cli/commands/index.js';
 import { runCli } from '../src/cli/run-cli.js';
-import { withContext } from '../src/core/context.js';
+import { runWithContext, withContext } from '../src/core/context.js';
 import { ErrorCodes, isPeakError } from '../src/core/errors.js';
+import { cacheSpanCollector } from '../src/telemetry/cache-tracing.js';
 import { formatPrometheus, processMetrics } from '../src/telemetry/prometheus-format.js';
+import type { SpanRecord } from '../src/telemetry/span-types.js';
+import { Tracer } from '../src/telemetry/tracer.js';
 import { waitFor } from './support/wait.js';
 import { assertPromtoolAccepts } from './telemetry-promtool-check.js';
 
@@ -366,6 +369,70 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
     assert.equal(sample('peak_cache_breaker_open'), 0);
     assert.equal(sample('peak_cache_l1_entries'), 1, 'the negative entry; m1 was dropped');
     assert.equal(sample('peak_cache_hot_keys'), 0);
+  });
+
+  it("reports its Redis commands and loads as spans of the caller's trace; L1 hits are not reported", async () => {
+    const spans: SpanRecord[] = [];
+    const tracer = new Tracer({ service: 'shop.order', sink: { add: (s) => spans.push(s) } });
+    const collector = cacheSpanCollector(tracer);
+    const a = cache({ name: 'traced', collector });
+    const b = cache({ name: 'traced', collector });
+    await Promise.all([a.ready(), b.ready()]);
+    const request = tracer.startSpan('place');
+    await runWithContext(request.context, async () => {
+      assert.deepEqual(await a.getOrLoad('p:1', async () => ({ cents: 500 })), { cents: 500 });
+      assert.deepEqual(await a.getOrLoad('p:1', async () => assert.fail('L1 answers')), {
+        cents: 500,
+      });
+      assert.deepEqual(await b.getOrLoad('p:1', async () => assert.fail('L2 answers')), {
+        cents: 500,
+      });
+      assert.equal(await a.getOrLoad('p:none', async () => undefined), undefined);
+    });
+    request.end();
+    await waitFor('seven cache spans', () => spans.filter((s) => s.name !== 'place').length >= 7);
+    const port = new URL(redis.url).port;
+    const seen = spans
+      .filter((s) => s.name !== 'place')
+      .map((s) => `${s.name} ${s.attributes['cache.key']} ${s.attributes['cache.outcome']}`)
+      .sort();
+    assert.deepEqual(seen, [
+      'cache load traced p:1 loaded',
+      'cache load traced p:none not-found',
+      'redis get traced p:1 hit',
+      'redis get traced p:1 miss',
+      'redis get traced p:none miss',
+      'redis set-if-version traced p:1 stored',
+      'redis set-if-version traced p:none stored',
+    ]);
+    for (const s of spans.filter((x) => x.name !== 'place')) {
+      assert.equal(s.traceId, request.context.traceId, `${s.name} is in the caller's trace`);
+      assert.equal(s.parentSpanId, request.context.spanId, `${s.name} is a child of its caller`);
+      assert.equal(s.service, 'shop.order');
+      if (s.name.startsWith('redis ')) {
+        assert.equal(s.kind, 'client');
+        assert.equal(s.peerService, `redis:127.0.0.1:${port}`);
+        assert.equal(s.attributes['db.system'], 'redis');
+      } else {
+        assert.equal(s.kind, 'internal');
+        assert.equal(s.peerService, undefined);
+      }
+    }
+
+    // A command Redis does not answer in time is a failed span (and the caller still gets its value).
+    spans.length = 0;
+    const slow = cache({ name: 'traced-slow', collector, redisTimeoutMs: 30 });
+    await slow.ready();
+    await raw.call('CLIENT', 'PAUSE', '300', 'ALL');
+    assert.equal(
+      await runWithContext(request.context, () => slow.getOrLoad('q', async () => 7)),
+      7,
+    );
+    await new Promise((r) => setTimeout(r, 350));
+    const failed = spans.find((s) => s.name === 'redis get traced-slow');
+    assert.ok(failed, `a span for the timed-out read: ${spans.map((s) => s.name).join(', ')}`);
+    assert.equal(failed.error, true);
+    assert.match(String(failed.errorMessage), /timed out|timeout/i);
   });
 
   it('invalidation reaches another process', async () => {

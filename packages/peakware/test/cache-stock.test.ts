@@ -27,8 +27,12 @@ import {
 import { RedisStockEngine } from '../src/cache/redis-stock-engine.js';
 import type { StockEngine } from '../src/cache/stock-shaver.js';
 import { StockWriter } from '../src/cache/stock-writer.js';
+import { runWithContext } from '../src/core/context.js';
 import { isPeakError } from '../src/core/errors.js';
 import { PeakServer } from '../src/server/peak-server.js';
+import { cacheSpanCollector } from '../src/telemetry/cache-tracing.js';
+import type { SpanRecord } from '../src/telemetry/span-types.js';
+import { Tracer } from '../src/telemetry/tracer.js';
 import { useLocalCredential } from './support/credentials.js';
 import { quietAtShutdown } from './support/pg-pool.js';
 import { waitFor } from './support/wait.js';
@@ -372,6 +376,56 @@ describe('hot-stock engines', { timeout: 240_000 }, () => {
     });
 
     it('refuses bad input and unknown SKUs, naming the input', () => refusesBadInput(engine));
+
+    it("reports loads, deductions, releases and reads as spans of each caller's trace", async () => {
+      const spans: SpanRecord[] = [];
+      const tracer = new Tracer({ service: 'shop.inventory', sink: { add: (x) => spans.push(x) } });
+      const traced = new RedisStockEngine({
+        redis: redisServer!.url,
+        pool,
+        schema,
+        name: 'traced',
+        collector: cacheSpanCollector(tracer),
+      });
+      try {
+        await traced.load('t-hot', 1);
+        // Two buyers in one turn share one script call; each span is its own caller's.
+        const buyers = [tracer.startSpan('buy 1'), tracer.startSpan('buy 2')];
+        const results = await Promise.all(
+          buyers.map((b, i) => runWithContext(b.context, () => traced.deduct('t-hot', `t${i}`, 1))),
+        );
+        assert.deepEqual(results.map((r) => r.ok).sort(), [false, true]);
+        await runWithContext(buyers[0]!.context, async () => {
+          assert.equal(await traced.stock('t-hot'), 0);
+          await assert.rejects(traced.release('never-loaded', 't0'), (e) =>
+            isPeakError(e, 'PEAK_STOCK_UNKNOWN_SKU'),
+          );
+        });
+        const port = new URL(redisServer!.url).port;
+        const byName = (n: string) => spans.filter((x) => x.name === n);
+        assert.equal(byName('redis stock-load traced').length, 1);
+        const deducts = byName('redis stock-deduct traced');
+        assert.deepEqual(deducts.map((d) => d.attributes['cache.outcome']).sort(), [
+          'deducted',
+          'sold-out',
+        ]);
+        for (const [i, b] of buyers.entries()) {
+          const d = deducts.find((x) => x.parentSpanId === b.context.spanId);
+          assert.ok(d, `buyer ${i + 1}'s deduction is a child of its own span`);
+          assert.equal(d.traceId, b.context.traceId);
+          assert.equal(d.kind, 'client');
+          assert.equal(d.peerService, `redis:127.0.0.1:${port}`);
+          assert.equal(d.attributes['cache.key'], 't-hot');
+        }
+        assert.equal(byName('redis stock-read traced')[0]?.parentSpanId, buyers[0]!.context.spanId);
+        const failed = byName('redis stock-release traced')[0];
+        assert.ok(failed);
+        assert.equal(failed.error, true);
+        assert.match(String(failed.errorMessage), /never-loaded/);
+      } finally {
+        await traced.close();
+      }
+    });
 
     it('a writer killed with SIGKILL mid-sale loses nothing: another takes over, the books balance in both', async (t) => {
       const sku = 'r-crash';

@@ -5,6 +5,7 @@
  * queues on one row; and the release of stock for orders that failed after their deduction.
  */
 import { Consumer } from 'peakware/mq';
+import { cacheSpanCollector } from 'peakware/telemetry';
 import { inventoryService, ORDER_COMPENSATE_TOPIC } from '../catalog.js';
 import { serveStockBranch } from '../coupon-stock-branch.js';
 import { startDrillAgent } from '../drill.js';
@@ -20,9 +21,12 @@ if (drill !== undefined) rt.onStop(drill.close);
 // With Redis each inventory process also runs a writer: the writers share the deduction
 // stream as one consumer group and take over each other's work if one dies.
 // Stress calls (--stress-beside) deduct the shadow stock, never the real one (shadow-stock.ts).
+// Each deduction, release and read is a span of the buyer's trace (inventory → Redis in the
+// topology).
 const stock = openStressAwareStock(pool, process.env.SHOP_REDIS || undefined, {
   writer: true,
   shadow: process.env.SHOP_SHADOW === '1',
+  collector: cacheSpanCollector(rt.tracer),
 });
 
 // Sentinel-style protection: at most 12 deducts in flight per instance; the rest are

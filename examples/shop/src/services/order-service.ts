@@ -13,7 +13,12 @@ import { GeneIdGenerator, PgDataSource } from 'peakware/data';
 import { sqlFaultHook } from 'peakware/drill';
 import { Outbox, Producer } from 'peakware/mq';
 import { RpcClient } from 'peakware/rpc';
-import { rpcTracingFilter, sqlSpanCollector, traceSend } from 'peakware/telemetry';
+import {
+  cacheSpanCollector,
+  rpcTracingFilter,
+  sqlSpanCollector,
+  traceSend,
+} from 'peakware/telemetry';
 import {
   inventoryService,
   ORDER_COMPENSATE_TOPIC,
@@ -89,6 +94,8 @@ const products = new Cache({
   ...(redisUrl === undefined ? {} : { redis: redisUrl }),
   ttlMs: 300_000,
   l1: { maxEntries: 10_000 },
+  // Its Redis reads and loads (not its L1 hits) are spans of the buy's trace.
+  collector: cacheSpanCollector(tracer),
 });
 const config = new ConfigClient({ servers: rt.controlPlane, app: 'shop' });
 await config.start();

@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { CacheCollector } from './cache-events.js';
 import type { HotKeysOptions } from './hot-keys.js';
 import type { RemoteTier } from './remote-tier.js';
 
@@ -57,6 +58,12 @@ export interface CacheOptions {
   onInvalidation?: (key: string, version: number) => void;
   /** Where warnings go; default silent. */
   logger?: Logger;
+  /**
+   * Receives every Redis command of this cache and every load on a miss (L1 hits are not
+   * reported), e.g. `cacheSpanCollector(tracer)` from `peakware/telemetry` to see them as
+   * spans of the caller's trace; default none.
+   */
+  collector?: CacheCollector;
 }
 
 /** Per-call options of {@link Cache.getOrLoad} and {@link Cache.set}. */

@@ -26,6 +26,14 @@ import { type Logger, silentLogger } from '../core/logger.js';
 import { coarseNow } from '../guard/coarse-clock.js';
 import type { MetricFamily } from '../telemetry/prometheus-format.js';
 import { EntryLifetimes, encodeEnvelope } from './cache-entry.js';
+import {
+  type CacheCollector,
+  RedisReporter,
+  ReportedTier,
+  redisPeerOf,
+  reported,
+  safeCollector,
+} from './cache-events.js';
 import { storedKey, storedTags } from './cache-keys.js';
 import { cacheFamilies } from './cache-metrics.js';
 import {
@@ -52,6 +60,13 @@ import { RedisTier } from './redis-tier.js';
 import type { RemoteTier } from './remote-tier.js';
 import { SingleFlightLoader } from './single-flight-loader.js';
 
+/** The Redis server a cache's L2 is on (`host:port`), when it is Redis. */
+function peerOf(options: CacheOptions): string | undefined {
+  return options.remote !== undefined || options.redis === undefined
+    ? undefined
+    : redisPeerOf(options.redis);
+}
+
 /** A multi-level cache; see the file header for a request's path. */
 export class Cache {
   readonly name: string;
@@ -66,6 +81,7 @@ export class Cache {
   readonly #log: Logger;
   readonly #hot: HotKeys | undefined;
   readonly #onInvalidation: ((key: string, version: number) => void) | undefined;
+  readonly #collector: CacheCollector | undefined;
   #settings: Required<Pick<CacheSettings, 'l1Enabled' | 'freezeWrites'>> & { l1TtlMs?: number };
   #closed = false;
   readonly #stats: CacheCounters = newCacheCounters();
@@ -87,7 +103,9 @@ export class Cache {
     this.#onInvalidation = options.onInvalidation;
     this.#settings = { l1Enabled: true, freezeWrites: false };
     this.configure(options.settings ?? {});
-    this.#remote =
+    this.#collector =
+      options.collector === undefined ? undefined : safeCollector(options.collector);
+    const remote =
       options.remote ??
       (options.redis === undefined
         ? undefined
@@ -96,6 +114,10 @@ export class Cache {
             redis: options.redis,
             commandTimeoutMs: options.redisTimeoutMs ?? 50,
           }));
+    this.#remote =
+      remote === undefined || this.#collector === undefined
+        ? remote
+        : new ReportedTier(remote, new RedisReporter(this.#collector, this.name, peerOf(options)));
     this.#l2 =
       this.#remote === undefined
         ? undefined
@@ -142,12 +164,12 @@ export class Cache {
               );
             });
     this.#hot =
-      options.hotKeys === undefined || !(this.#remote instanceof RedisTier)
+      options.hotKeys === undefined || !(remote instanceof RedisTier)
         ? undefined
         : new HotKeys({
             ...options.hotKeys,
             name: options.name,
-            redis: this.#remote.client,
+            redis: remote.client,
             now: this.#now,
           });
   }
@@ -219,11 +241,13 @@ export class Cache {
       }
       if (now < local.staleUntil) {
         this.#stats.staleServed++;
-        this.#loader.refresh(k, loader, options, local).catch(() => undefined);
+        this.#loader
+          .refresh(k, this.#reportedLoader(k, loader), options, local)
+          .catch(() => undefined);
         return local.negative ? undefined : (local.value as V);
       }
     }
-    const entry = await this.#loader.refresh(k, loader, options, local);
+    const entry = await this.#loader.refresh(k, this.#reportedLoader(k, loader), options, local);
     return entry.negative ? undefined : (entry.value as V);
   }
 
@@ -305,6 +329,22 @@ export class Cache {
     this.#closed = true;
     await this.#hot?.close();
     await this.#remote?.close();
+  }
+
+  /** The loader, reported as a `load` when a collector is set. */
+  #reportedLoader<V>(
+    k: string,
+    loader: () => Promise<V | undefined>,
+  ): () => Promise<V | undefined> {
+    const collector = this.#collector;
+    if (collector === undefined) return loader;
+    return () =>
+      reported(
+        collector,
+        { cache: this.name, operation: 'load', tier: 'loader', key: k },
+        loader,
+        (v) => (v === undefined ? 'not-found' : 'loaded'),
+      );
   }
 
   /** The stored key (shadow prefix for stress traffic), counted by the hot-key detector. */

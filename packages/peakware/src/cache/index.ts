@@ -10,6 +10,7 @@ export {
   type CacheSettingsBindingOptions,
   parseCacheSettings,
 } from './cache-config.js';
+export type { CacheCollector, CacheOperation, CacheOperationEvent } from './cache-events.js';
 export type { CacheOptions, CacheSettings, CacheWriteOptions } from './cache-options.js';
 export type { CacheStats } from './cache-stats.js';
 export { FrequencySketch, hashKey } from './frequency-sketch.js';

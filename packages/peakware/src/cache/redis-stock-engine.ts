@@ -27,6 +27,13 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { ErrorCodes, errorMessage, isPeakError, PeakError, UsageError } from '../core/errors.js';
 import {
+  type CacheCollector,
+  type CacheOperation,
+  RedisReporter,
+  redisPeerOf,
+  safeCollector,
+} from './cache-events.js';
+import {
   checkSchema,
   DEFAULT_STOCK_SCHEMA,
   explainPgError,
@@ -64,6 +71,12 @@ export interface RedisStockEngineOptions {
   commandTimeoutMs?: number;
   /** Most deductions of one SKU in one script call; default 500. */
   maxBatch?: number;
+  /**
+   * Receives every load, deduction, release and stock read as an operation on Redis (e.g.
+   * `cacheSpanCollector(tracer)` from `peakware/telemetry`: a span of the caller's trace
+   * each, the inventory → Redis edge in the topology); default none.
+   */
+  collector?: CacheCollector;
 }
 
 /** One side's books in a {@link ReconcileReport}. */
@@ -226,6 +239,7 @@ export class RedisStockEngine implements StockEngine {
   readonly #group: string;
   readonly #keys: StockKeys;
   readonly #maxBatch: number;
+  readonly #redisReporter: RedisReporter | undefined;
   // Deductions waiting for this turn's script calls, by SKU.
   #queued = new Map<string, QueuedDeduction[]>();
   #inFlight = 0;
@@ -239,7 +253,8 @@ export class RedisStockEngine implements StockEngine {
         details: { input: 'maxBatch' },
       });
     this.#maxBatch = maxBatch;
-    this.#keys = stockKeys(options.name ?? 'default');
+    const name = options.name ?? 'default';
+    this.#keys = stockKeys(name);
     this.#schema = checkSchema(options.schema ?? DEFAULT_STOCK_SCHEMA);
     this.#group = options.group ?? DEFAULT_WRITER_GROUP;
     this.#pool = options.pool;
@@ -253,6 +268,10 @@ export class RedisStockEngine implements StockEngine {
           })
         : options.redis;
     if (this.#ownsRedis) redis.on('error', () => undefined); // surfaced per command
+    this.#redisReporter =
+      options.collector === undefined
+        ? undefined
+        : new RedisReporter(safeCollector(options.collector), name, redisPeerOf(options.redis));
     redis.defineCommand('peakStockLoad', { numberOfKeys: 5, lua: LOAD });
     redis.defineCommand('peakStockDeduct', { numberOfKeys: 5, lua: DEDUCT });
     redis.defineCommand('peakStockRelease', { numberOfKeys: 5, lua: RELEASE });
@@ -280,6 +299,10 @@ export class RedisStockEngine implements StockEngine {
   async load(sku: string, units: number): Promise<void> {
     checkSku(sku);
     checkCount('units', units, 0);
+    await this.#reported('stock-load', sku, () => this.#load(sku, units));
+  }
+
+  async #load(sku: string, units: number): Promise<void> {
     const k = this.#keys;
     let current: number;
     try {
@@ -319,6 +342,18 @@ export class RedisStockEngine implements StockEngine {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (this.#redisReporter !== undefined)
+      return this.#reported(
+        'stock-deduct',
+        sku,
+        () => this.#queue(sku, orderId, qty),
+        (r) => (r.duplicate === true ? 'duplicate' : r.ok ? 'deducted' : 'sold-out'),
+      );
+    return this.#queue(sku, orderId, qty);
+  }
+
+  /** Queues a deduction for this turn's script call of its SKU. */
+  #queue(sku: string, orderId: string, qty: number): Promise<DeductResult> {
     return new Promise<DeductResult>((resolve, reject) => {
       if (this.#queued.size === 0) setImmediate(this.#flush);
       const queue = this.#queued.get(sku);
@@ -373,6 +408,15 @@ export class RedisStockEngine implements StockEngine {
   async release(sku: string, orderId: string): Promise<ReleaseResult> {
     checkSku(sku);
     checkOrderId(orderId);
+    return this.#reported(
+      'stock-release',
+      sku,
+      () => this.#release(sku, orderId),
+      (r) => (r.released ? 'released' : 'held-none'),
+    );
+  }
+
+  async #release(sku: string, orderId: string): Promise<ReleaseResult> {
     const k = this.#keys;
     let out: number[];
     try {
@@ -395,6 +439,22 @@ export class RedisStockEngine implements StockEngine {
 
   async stock(sku: string): Promise<number> {
     checkSku(sku);
+    return this.#reported('stock-read', sku, () => this.#stock(sku));
+  }
+
+  /** Runs `op`, reported to the collector when there is one. */
+  #reported<R>(
+    operation: CacheOperation,
+    sku: string,
+    op: () => Promise<R>,
+    outcome?: (r: R) => string | undefined,
+  ): Promise<R> {
+    return this.#redisReporter === undefined
+      ? op()
+      : this.#redisReporter.run(operation, sku, op, outcome);
+  }
+
+  async #stock(sku: string): Promise<number> {
     let left: string | null;
     try {
       left = await this.#redis.get(this.#keys.left(sku));

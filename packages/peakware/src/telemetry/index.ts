@@ -3,6 +3,7 @@
  * your own code, ratio sampling that always keeps errors and slow calls), a bounded span
  * exporter to the control plane or OTLP, and Prometheus metrics for a service.
  */
+export { type CacheSpanEvent, cacheSpanCollector } from './cache-tracing.js';
 export {
   ControlPlaneSpanExporter,
   type ControlPlaneSpanExporterOptions,

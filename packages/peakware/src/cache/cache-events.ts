@@ -1,0 +1,211 @@
+/**
+ * The cache's operation seam, as the data layer's statement seam (`StatementCollector`):
+ * every command a cache or a stock engine sends to Redis, and every load a cache runs on a
+ * miss, is reported once it ends, with the caller's call context, so telemetry can make it
+ * a span of the caller's trace (`cacheSpanCollector` in `peakware/telemetry`) and the
+ * topology can draw the service → Redis edge. An L1 hit is not reported: it is a `Map`
+ * lookup, and a span per hit would cost more than the hit.
+ *
+ * Nothing is timed or allocated for this when no collector is set.
+ */
+import type { Redis } from 'ioredis';
+import { type CallContext, currentContext } from '../core/context.js';
+import { errorMessage } from '../core/errors.js';
+import type { RemoteRead, RemoteTier } from './remote-tier.js';
+
+/** What ran: a Redis command of a cache or stock engine, or a cache's load on a miss. */
+export type CacheOperation =
+  | 'get'
+  | 'set'
+  | 'set-if-version'
+  | 'invalidate'
+  | 'invalidate-tag'
+  | 'lock'
+  | 'unlock'
+  | 'load'
+  | 'stock-load'
+  | 'stock-deduct'
+  | 'stock-release'
+  | 'stock-read';
+
+/** One finished cache operation. */
+export interface CacheOperationEvent {
+  /** The cache's (or stock engine's) name. */
+  cache: string;
+  operation: CacheOperation;
+  /** Where it ran: `redis` (a command to the shared tier) or `loader` (the caller's load). */
+  tier: 'redis' | 'loader';
+  /** The key as the caller gave it (the stored key, shadow prefix included), or the SKU. */
+  key: string;
+  /** The answer in a word, when there is one: `hit` / `miss` for reads, `sold-out`, … */
+  outcome?: string;
+  /** The Redis server (`host:port`), for a `redis` operation. */
+  peer?: string;
+  durationMs: number;
+  /** The failure's message, when it failed. */
+  error?: string;
+  /** The caller's call context when the operation started (its span's parent). */
+  context: CallContext | undefined;
+}
+
+/** Receives every cache operation (telemetry's `cacheSpanCollector` makes each a span). */
+export interface CacheCollector {
+  record(event: CacheOperationEvent): void;
+}
+
+/** `host:port` of a Redis URL (or the URL itself when it does not parse). */
+export function redisPeer(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '6379'}`;
+  } catch {
+    return url;
+  }
+}
+
+/** `host:port` of a Redis given as a URL or an ioredis client. */
+export function redisPeerOf(redis: string | Redis): string {
+  if (typeof redis === 'string') return redisPeer(redis);
+  return `${redis.options.host ?? 'localhost'}:${redis.options.port ?? 6379}`;
+}
+
+/**
+ * Runs `op` and reports it to `collector` (with the duration, the caller's context and the
+ * outcome `outcome` derives from the answer); the answer or the failure passes through.
+ */
+export async function reported<R>(
+  collector: CacheCollector,
+  base: Omit<CacheOperationEvent, 'durationMs' | 'context' | 'outcome' | 'error'>,
+  op: () => Promise<R>,
+  outcome?: (r: R) => string | undefined,
+): Promise<R> {
+  const context = currentContext();
+  const started = performance.now();
+  try {
+    const r = await op();
+    const said = outcome?.(r);
+    collector.record({
+      ...base,
+      durationMs: performance.now() - started,
+      context,
+      ...(said === undefined ? {} : { outcome: said }),
+    });
+    return r;
+  } catch (err) {
+    collector.record({
+      ...base,
+      durationMs: performance.now() - started,
+      context,
+      error: errorMessage(err),
+    });
+    throw err;
+  }
+}
+
+/** Reports the Redis commands of one cache or stock engine (its name and server fixed). */
+export class RedisReporter {
+  readonly #collector: CacheCollector;
+  readonly #base: Pick<CacheOperationEvent, 'cache' | 'tier' | 'peer'>;
+
+  constructor(collector: CacheCollector, cache: string, peer: string | undefined) {
+    this.#collector = collector;
+    this.#base = { cache, tier: 'redis', ...(peer === undefined ? {} : { peer }) };
+  }
+
+  /** Runs the command `op` on `key` and reports it (see {@link reported}). */
+  run<R>(
+    operation: CacheOperation,
+    key: string,
+    op: () => Promise<R>,
+    outcome?: (r: R) => string | undefined,
+  ): Promise<R> {
+    return reported(this.#collector, { ...this.#base, operation, key }, op, outcome);
+  }
+}
+
+/**
+ * The shared tier with every command reported (reads as `hit` or `miss`). The invalidation
+ * feed (`subscribe`) and `close` are not commands of a request and pass through unreported.
+ */
+export class ReportedTier implements RemoteTier {
+  readonly #tier: RemoteTier;
+  readonly #redis: RedisReporter;
+
+  constructor(tier: RemoteTier, reporter: RedisReporter) {
+    this.#tier = tier;
+    this.#redis = reporter;
+  }
+
+  read(key: string): Promise<RemoteRead> {
+    return this.#redis.run(
+      'get',
+      key,
+      () => this.#tier.read(key),
+      (r) => (r.payload === null ? 'miss' : 'hit'),
+    );
+  }
+
+  writeIfVersion(
+    key: string,
+    version: number,
+    payload: string,
+    ttlMs: number,
+    tags: readonly string[],
+  ): Promise<boolean> {
+    return this.#redis.run(
+      'set-if-version',
+      key,
+      () => this.#tier.writeIfVersion(key, version, payload, ttlMs, tags),
+      (stored) => (stored ? 'stored' : 'version-moved'),
+    );
+  }
+
+  write(key: string, payload: string, ttlMs: number, tags: readonly string[]): Promise<number> {
+    return this.#redis.run('set', key, () => this.#tier.write(key, payload, ttlMs, tags));
+  }
+
+  invalidate(keys: readonly string[]): Promise<void> {
+    return this.#redis.run('invalidate', keys.join(' '), () => this.#tier.invalidate(keys));
+  }
+
+  invalidateTag(tag: string): Promise<number> {
+    return this.#redis.run('invalidate-tag', tag, () => this.#tier.invalidateTag(tag));
+  }
+
+  tryLock(key: string, ttlMs: number): Promise<boolean> {
+    return this.#redis.run(
+      'lock',
+      key,
+      () => this.#tier.tryLock(key, ttlMs),
+      (got) => (got ? 'locked' : 'held-elsewhere'),
+    );
+  }
+
+  unlock(key: string): Promise<void> {
+    return this.#redis.run('unlock', key, () => this.#tier.unlock(key));
+  }
+
+  subscribe(
+    onInvalidate: (key: string, version: number) => void,
+    onResync: () => void,
+  ): Promise<void> {
+    return this.#tier.subscribe(onInvalidate, onResync);
+  }
+
+  close(): Promise<void> {
+    return this.#tier.close();
+  }
+}
+
+/** Why a report failed to reach the collector must never fail the cache: a collector that throws is ignored. */
+export function safeCollector(collector: CacheCollector): CacheCollector {
+  return {
+    record(event) {
+      try {
+        collector.record(event);
+      } catch {
+        // a broken collector loses its spans, never the caller's answer
+      }
+    },
+  };
+}
