@@ -72,8 +72,9 @@ export function redisPeerOf(redis: string | Redis): string {
 /**
  * Runs `op` and reports it to `collector` (with the duration, the caller's context and the
  * outcome `outcome` derives from the answer); the answer or the failure passes through.
+ * One `then`, no async function: this runs once per Redis command of a request.
  */
-export async function reported<R>(
+export function reported<R>(
   collector: CacheCollector,
   base: Omit<CacheOperationEvent, 'durationMs' | 'context' | 'outcome' | 'error'>,
   op: () => Promise<R>,
@@ -81,25 +82,44 @@ export async function reported<R>(
 ): Promise<R> {
   const context = currentContext();
   const started = performance.now();
+  let running: Promise<R>;
   try {
-    const r = await op();
-    const said = outcome?.(r);
-    collector.record({
-      ...base,
-      durationMs: performance.now() - started,
-      context,
-      ...(said === undefined ? {} : { outcome: said }),
-    });
-    return r;
+    running = op();
   } catch (err) {
-    collector.record({
-      ...base,
-      durationMs: performance.now() - started,
-      context,
-      error: errorMessage(err),
-    });
-    throw err;
+    running = Promise.reject(err);
   }
+  return running.then(
+    (r) => {
+      collector.record(eventOf(base, performance.now() - started, context, outcome?.(r)));
+      return r;
+    },
+    (err: unknown) => {
+      const event = eventOf(base, performance.now() - started, context, undefined);
+      event.error = errorMessage(err);
+      collector.record(event);
+      throw err;
+    },
+  );
+}
+
+/** The event, built field by field (no spreads: once per Redis command). */
+function eventOf(
+  base: Omit<CacheOperationEvent, 'durationMs' | 'context' | 'outcome' | 'error'>,
+  durationMs: number,
+  context: CallContext | undefined,
+  outcome: string | undefined,
+): CacheOperationEvent {
+  const event: CacheOperationEvent = {
+    cache: base.cache,
+    operation: base.operation,
+    tier: base.tier,
+    key: base.key,
+    durationMs,
+    context,
+  };
+  if (base.peer !== undefined) event.peer = base.peer;
+  if (outcome !== undefined) event.outcome = outcome;
+  return event;
 }
 
 /** Reports the Redis commands of one cache or stock engine (its name and server fixed). */
@@ -110,6 +130,33 @@ export class RedisReporter {
   constructor(collector: CacheCollector, cache: string, peer: string | undefined) {
     this.#collector = collector;
     this.#base = { cache, tier: 'redis', ...(peer === undefined ? {} : { peer }) };
+  }
+
+  /**
+   * Reports an operation on `key` that started at `started` (`performance.now()`) in
+   * `context` and has just ended: for work queued and answered later (a batched deduction
+   * keeps its start and context beside it), with no promise or closure of its own.
+   */
+  report(
+    operation: CacheOperation,
+    key: string,
+    started: number,
+    context: CallContext | undefined,
+    outcome: string | undefined,
+    error?: string,
+  ): void {
+    const event: CacheOperationEvent = {
+      cache: this.#base.cache,
+      operation,
+      tier: 'redis',
+      key,
+      durationMs: performance.now() - started,
+      context,
+    };
+    if (this.#base.peer !== undefined) event.peer = this.#base.peer;
+    if (outcome !== undefined) event.outcome = outcome;
+    if (error !== undefined) event.error = error;
+    this.#collector.record(event);
   }
 
   /** Runs the command `op` on `key` and reports it (see {@link reported}). */

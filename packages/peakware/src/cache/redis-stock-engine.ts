@@ -25,6 +25,7 @@
  */
 import { Redis } from 'ioredis';
 import type pg from 'pg';
+import { type CallContext, currentContext } from '../core/context.js';
 import { ErrorCodes, errorMessage, isPeakError, PeakError, UsageError } from '../core/errors.js';
 import {
   type CacheCollector,
@@ -181,6 +182,14 @@ interface QueuedDeduction {
   qty: number;
   resolve(result: DeductResult): void;
   reject(err: unknown): void;
+  /** With a collector: when it was asked for (`performance.now()`) and by whom. */
+  started?: number;
+  context?: CallContext | undefined;
+}
+
+/** A deduction's answer in a word, for its span. */
+function deductOutcome(r: DeductResult): string {
+  return r.duplicate === true ? 'duplicate' : r.ok ? 'deducted' : 'sold-out';
 }
 
 /** The Redis keys of one engine. */
@@ -342,22 +351,15 @@ export class RedisStockEngine implements StockEngine {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.#redisReporter !== undefined)
-      return this.#reported(
-        'stock-deduct',
-        sku,
-        () => this.#queue(sku, orderId, qty),
-        (r) => (r.duplicate === true ? 'duplicate' : r.ok ? 'deducted' : 'sold-out'),
-      );
-    return this.#queue(sku, orderId, qty);
-  }
-
-  /** Queues a deduction for this turn's script call of its SKU. */
-  #queue(sku: string, orderId: string, qty: number): Promise<DeductResult> {
     return new Promise<DeductResult>((resolve, reject) => {
       if (this.#queued.size === 0) setImmediate(this.#flush);
       const queue = this.#queued.get(sku);
       const d: QueuedDeduction = { orderId, qty, resolve, reject };
+      // Reported when the batch answers it (its start and caller kept beside it).
+      if (this.#redisReporter !== undefined) {
+        d.started = performance.now();
+        d.context = currentContext();
+      }
       if (queue === undefined) this.#queued.set(sku, [d]);
       else queue.push(d);
     });
@@ -389,16 +391,28 @@ export class RedisStockEngine implements StockEngine {
       try {
         out = await this.#redis.peakStockDeduct(...args);
       } catch (err) {
-        for (const d of batch)
-          d.reject(redisFailure(err, `deduct of ${d.qty} ${sku} for order ${d.orderId}`));
+        for (const d of batch) {
+          const failure = redisFailure(err, `deduct of ${d.qty} ${sku} for order ${d.orderId}`);
+          this.#reportDeduct(sku, d, undefined, failure);
+          d.reject(failure);
+        }
         return;
       }
       batch.forEach((d, i) => {
         const code = out[3 * i];
         const left = out[3 * i + 1]!;
-        if (code === -1) d.reject(unknownSku(sku));
-        else if (code === 2) d.resolve({ ok: out[3 * i + 2]! > 0, left, duplicate: true });
-        else d.resolve({ ok: code === 1, left });
+        if (code === -1) {
+          const failure = unknownSku(sku);
+          this.#reportDeduct(sku, d, undefined, failure);
+          d.reject(failure);
+          return;
+        }
+        const r: DeductResult =
+          code === 2
+            ? { ok: out[3 * i + 2]! > 0, left, duplicate: true }
+            : { ok: code === 1, left };
+        this.#reportDeduct(sku, d, r, undefined);
+        d.resolve(r);
       });
     } finally {
       if (--this.#inFlight === 0 && this.#queued.size === 0) for (const done of this.#idle) done();
@@ -440,6 +454,24 @@ export class RedisStockEngine implements StockEngine {
   async stock(sku: string): Promise<number> {
     checkSku(sku);
     return this.#reported('stock-read', sku, () => this.#stock(sku));
+  }
+
+  /** Reports a deduction's answer (or failure) when there is a collector. */
+  #reportDeduct(
+    sku: string,
+    d: QueuedDeduction,
+    r: DeductResult | undefined,
+    failure: unknown,
+  ): void {
+    if (this.#redisReporter === undefined || d.started === undefined) return;
+    this.#redisReporter.report(
+      'stock-deduct',
+      sku,
+      d.started,
+      d.context,
+      r === undefined ? undefined : deductOutcome(r),
+      failure === undefined ? undefined : errorMessage(failure),
+    );
   }
 
   /** Runs `op`, reported to the collector when there is one. */

@@ -6,7 +6,8 @@
  * child of the span that asked. L1 hits are not reported by the cache.
  */
 import type { CallContext } from '../core/context.js';
-import type { Tracer } from './tracer.js';
+import type { AttributeValue } from './span-types.js';
+import type { FinishedSpanInit, Tracer } from './tracer.js';
 
 /**
  * The fields of cache's `CacheOperationEvent` this module reads (declared here, structurally,
@@ -33,25 +34,34 @@ export function cacheSpanCollector(tracer: Tracer): { record(event: CacheSpanEve
     record(event: CacheSpanEvent): void {
       const durationUs = event.durationMs * 1000;
       const redis = event.tier === 'redis';
-      // Name and attributes are built only for a span the tracer keeps.
+      // Built field by field (this runs once per Redis command); name and attributes only
+      // for a span the tracer keeps.
+      const done: FinishedSpanInit = {
+        kind: redis ? 'client' : 'internal',
+        startUs: (performance.timeOrigin + performance.now()) * 1000 - durationUs,
+        durationUs,
+        attributes: () => spanAttributes(event, redis),
+      };
+      if (event.context !== undefined) done.parent = event.context;
+      if (redis && event.peer !== undefined) done.peerService = `redis:${event.peer}`;
+      if (event.error !== undefined) done.error = event.error;
       tracer.recordSpan(
         () => (redis ? `redis ${event.operation} ${event.cache}` : `cache load ${event.cache}`),
-        {
-          kind: redis ? 'client' : 'internal',
-          startUs: (performance.timeOrigin + performance.now()) * 1000 - durationUs,
-          durationUs,
-          ...(event.context === undefined ? {} : { parent: event.context }),
-          ...(redis && event.peer !== undefined ? { peerService: `redis:${event.peer}` } : {}),
-          ...(event.error === undefined ? {} : { error: event.error }),
-          attributes: () => ({
-            ...(redis ? { 'db.system': 'redis', 'db.operation': event.operation } : {}),
-            ...(redis && event.peer !== undefined ? { 'server.address': event.peer } : {}),
-            'cache.name': event.cache,
-            'cache.key': event.key.slice(0, KEY_CHARS),
-            ...(event.outcome === undefined ? {} : { 'cache.outcome': event.outcome }),
-          }),
-        },
+        done,
       );
     },
   };
+}
+
+function spanAttributes(event: CacheSpanEvent, redis: boolean): Record<string, AttributeValue> {
+  const a: Record<string, AttributeValue> = {};
+  if (redis) {
+    a['db.system'] = 'redis';
+    a['db.operation'] = event.operation;
+    if (event.peer !== undefined) a['server.address'] = event.peer;
+  }
+  a['cache.name'] = event.cache;
+  a['cache.key'] = event.key.slice(0, KEY_CHARS);
+  if (event.outcome !== undefined) a['cache.outcome'] = event.outcome;
+  return a;
 }

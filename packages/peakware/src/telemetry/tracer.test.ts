@@ -37,6 +37,39 @@ describe('Tracer', () => {
     assert.equal(outer.service, 'order');
   });
 
+  it('records an after-the-fact span as a child of its parent, or as a root outside any; unkept ones build nothing', () => {
+    const { spans, sink } = collect();
+    const all = new Tracer({ service: 'inventory', sink });
+    const parent = createContext();
+    runWithContext(parent, () => all.recordSpan('redis get', { startUs: 1, durationUs: 40 }));
+    all.recordSpan('orphan', { startUs: 1, durationUs: 40 });
+    const [child, root] = spans as [SpanRecord, SpanRecord];
+    assert.equal(child.traceId, parent.traceId);
+    assert.equal(child.parentSpanId, parent.spanId);
+    assert.notEqual(child.spanId, parent.spanId);
+    assert.match(root.traceId, /^[0-9a-f]{32}$/);
+    assert.notEqual(root.traceId, parent.traceId);
+    assert.equal(root.parentSpanId, undefined);
+
+    // Sampled out: a fast, successful span is not kept and its name is never built; a failed
+    // one is kept whatever the ratio (the tail budget), in its parent's trace.
+    spans.length = 0;
+    const none = new Tracer({ service: 'inventory', sink, sampleRatio: 0 });
+    let named = 0;
+    const name = () => {
+      named++;
+      return 'redis get';
+    };
+    none.recordSpan(name, { startUs: 1, durationUs: 40, parent });
+    assert.equal(spans.length, 0);
+    assert.equal(named, 0);
+    assert.equal(none.unsampled, 1);
+    none.recordSpan(name, { startUs: 1, durationUs: 40, parent, error: 'timed out' });
+    assert.equal(spans.length, 1);
+    assert.equal(spans[0]!.traceId, parent.traceId);
+    assert.equal(spans[0]!.errorMessage, 'timed out');
+  });
+
   it('records a thrown error with its code and rethrows it', async () => {
     const { spans, sink } = collect();
     const tracer = new Tracer({ service: 'order', sink });

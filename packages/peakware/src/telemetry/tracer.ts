@@ -9,6 +9,7 @@ import {
   childContext,
   createContext,
   currentContext,
+  newTraceId,
   runWithContext,
 } from '../core/context.js';
 import { errorMessage, InvalidArgumentError, isPeakError } from '../core/errors.js';
@@ -243,11 +244,14 @@ export class Tracer {
   recordSpan(name: string | (() => string), done: FinishedSpanInit): void {
     if (!this.#enabled) return;
     const parent = done.parent ?? currentContext();
-    const ctx = parent === undefined ? createContext() : childContext(parent);
     const durationUs = Math.max(0, Math.round(done.durationUs));
-    // Decided before the record is built: an unkept span (most, at a low sampling ratio)
-    // costs no name, attributes or record (a statement's span is recorded per statement).
-    if (!this.keeps(ctx.traceId, ctx.sampled, durationUs, done.error !== undefined)) return;
+    // Decided before the span's context is made (a child keeps its parent's trace id and
+    // sampled flag): an unkept span (most, at a low sampling ratio) costs no span id,
+    // context, name, attributes or record (a statement's span is recorded per statement).
+    const traceId = parent === undefined ? newTraceId() : parent.traceId;
+    const sampled = parent === undefined ? true : parent.sampled;
+    if (!this.keeps(traceId, sampled, durationUs, done.error !== undefined)) return;
+    const ctx = parent === undefined ? createContext({ traceId }) : childContext(parent);
     const attributes = done.attributes;
     const record: SpanRecord = {
       traceId: ctx.traceId,
