@@ -25,6 +25,10 @@
  * buyers' successful answers), and for the Redis engine PostgreSQL's books match once the
  * writer has caught up. Any oversold unit fails the benchmark.
  *
+ * - **Redis engine, spans on**: the same engine with `collector: cacheSpanCollector(tracer)`
+ *   (5 % sampling), its own keys and writer: what tracing the Redis calls costs (CPU µs an
+ *   order in this process beside each contender's figures).
+ *
  * Every contender has a pg.Pool of 16 connections; PostgreSQL runs with its defaults
  * (synchronous_commit on).
  */
@@ -39,7 +43,9 @@ import {
   StockWriter,
   startRedisServer,
 } from 'peakware/cache';
+import { createContext, runWithContext } from 'peakware/core';
 import { PeakServer } from 'peakware/server';
+import { cacheSpanCollector, Tracer } from 'peakware/telemetry';
 import pg from 'pg';
 import { type Benchmark, median, round } from '../bench.js';
 
@@ -50,6 +56,8 @@ const SKU = 'flash-1';
 interface Sale {
   /** Successful deductions per second over the run. */
   perSec: number;
+  /** This process's CPU (user + system) per order asked, µs: the engine, its writer and the buyers. */
+  cpuUs: number;
   /** p99 of one deduction's answer, ms. */
   p99: number;
   ok: number;
@@ -68,13 +76,14 @@ interface Contender {
   check(units: number, ok: number): Promise<string | undefined>;
 }
 
-/** `BUYERS` buyers in flight until `attempts` orders or `maxMs`; one unit each. */
+/** `BUYERS` buyers in flight until `attempts` orders or `maxMs`; one unit each; this process's CPU a deduction. */
 async function sale(c: Contender, run: number, attempts: number, maxMs: number): Promise<Sale> {
   const lat: number[] = [];
   let issued = 0;
   let ok = 0;
   let refused = 0;
   const start = performance.now();
+  const cpu = process.cpuUsage();
   const deadline = start + maxMs;
   const buyer = async () => {
     while (issued < attempts && performance.now() < deadline) {
@@ -86,10 +95,12 @@ async function sale(c: Contender, run: number, attempts: number, maxMs: number):
     }
   };
   await Promise.all(Array.from({ length: BUYERS }, buyer));
+  const used = process.cpuUsage(cpu);
   const secs = (performance.now() - start) / 1000;
   lat.sort((a, b) => a - b);
   return {
     perSec: ok / secs,
+    cpuUs: (used.user + used.system) / Math.max(1, ok + refused),
     p99: lat[Math.floor(lat.length * 0.99)] ?? Number.NaN,
     ok,
     refused,
@@ -167,21 +178,57 @@ export const benchmark: Benchmark = {
       schema: 'bench_redis',
       name: 'bench',
     });
+    // The same engine with its deductions reported as spans (the shop's inventory runs so),
+    // sampled at 5 % as the shop's capacity run samples: what tracing the Redis calls costs.
+    const spans = { kept: 0, reported: 0 };
+    const tracer = new Tracer({
+      service: 'bench.inventory',
+      sampleRatio: 0.05,
+      sink: {
+        add: () => {
+          spans.kept++;
+        },
+      },
+    });
+    const traceCollector = cacheSpanCollector(tracer);
+    const tracedEngine = new RedisStockEngine({
+      redis: redisServer.url,
+      pool: poolRedis,
+      schema: 'bench_redis',
+      name: 'bench-traced',
+      collector: {
+        record(e) {
+          spans.reported++;
+          traceCollector.record(e);
+        },
+      },
+    });
+    const tracedWriter = new StockWriter({
+      redis: redisServer.url,
+      pool: poolRedis,
+      schema: 'bench_redis',
+      name: 'bench-traced',
+    });
     const pgEngine = new PgStockEngine({ pool, schema: 'bench_pg' });
     const notes: string[] = [];
     try {
       await redisEngine.install();
+      await tracedEngine.install();
       await pgEngine.install();
       await poolPlain.query(`
         CREATE TABLE stock (sku text PRIMARY KEY, stock integer NOT NULL CHECK (stock >= 0));
         CREATE TABLE orders (order_id text PRIMARY KEY, sku text NOT NULL, qty integer NOT NULL,
                              created_at timestamptz NOT NULL DEFAULT now());`);
       writer.start();
+      tracedWriter.start();
 
       const redis: Contender = {
         label: 'Redis engine',
         load: (n) => redisEngine.load(SKU, n),
-        deduct: async (id) => (await redisEngine.deduct(SKU, id, 1)).ok,
+        // Each buyer's deduction in a call context of its own, as an RPC handler's is (since
+        // 2026-12-07, so the spans-on contender differs from it by the spans alone).
+        deduct: async (id) =>
+          (await runWithContext(createContext(), () => redisEngine.deduct(SKU, id, 1))).ok,
         async check(n, ok) {
           const books = await redisEngine.books(SKU);
           if (books.sold > n || books.left < 0) oversold(this.label, `sold ${books.sold} of ${n}`);
@@ -196,6 +243,25 @@ export const benchmark: Benchmark = {
           if (!caught || p.left + p.sold !== n || p.sold !== ok)
             oversold(this.label, `PostgreSQL books ${JSON.stringify(p)} vs ${ok} sold`);
           return `${Math.round(performance.now() - t)}`;
+        },
+      };
+      const traced: Contender = {
+        ...redis,
+        label: 'Redis engine, spans on',
+        load: (n) => tracedEngine.load(SKU, n),
+        deduct: async (id) =>
+          (await runWithContext(createContext(), () => tracedEngine.deduct(SKU, id, 1))).ok,
+        async check(n, ok) {
+          const books = await tracedEngine.books(SKU);
+          if (books.sold > n || books.left < 0) oversold(this.label, `sold ${books.sold} of ${n}`);
+          if (books.left + books.sold !== n || books.sold !== ok)
+            oversold(this.label, `books ${JSON.stringify(books)} vs ${ok} sold to buyers`);
+          const caught = await until(async () => {
+            const p = await tracedEngine.postgresBooks(SKU);
+            return p.sold === ok;
+          }, 60_000);
+          if (!caught) oversold(this.label, 'PostgreSQL did not catch up');
+          return undefined;
         },
       };
       const pgc: Contender = {
@@ -263,7 +329,7 @@ export const benchmark: Benchmark = {
         },
       };
 
-      const contenders = [redis, pgc, plain];
+      const contenders = [redis, traced, pgc, plain];
       const results = new Map<string, Sale[]>(contenders.map((c) => [c.label, []]));
       const catchUp: number[] = [];
       // Warm-up, not measured: JIT, pools and the scripts' first load.
@@ -294,37 +360,48 @@ export const benchmark: Benchmark = {
       const figures: Record<string, number> = {};
       const ratios: Record<string, number> = {};
       const table: (string | number)[][] = [
-        ['contender', 'deductions/s', 'p99 ms', 'vs plain row update', 'goal'],
+        ['contender', 'deductions/s', 'p99 ms', 'CPU µs/order', 'vs plain row update', 'goal'],
       ];
-      const med = (label: string, f: 'perSec' | 'p99') =>
+      const med = (label: string, f: 'perSec' | 'p99' | 'cpuUs') =>
         median(results.get(label)!.map((s) => s[f]));
       const plainRate = med(plain.label, 'perSec');
       for (const [c, key, goal] of [
         [redis, 'redis', '≥ 20 000/s'],
+        [traced, 'redisSpans', ''],
         [pgc, 'postgres', '≥ 5 000/s'],
         [plain, 'plainUpdate', ''],
       ] as const) {
         figures[`${key}.deductionsPerSec`] = round(med(c.label, 'perSec'));
         figures[`${key}.p99Ms`] = round(med(c.label, 'p99'));
+        figures[`${key}.cpuUsPerOrder`] = round(med(c.label, 'cpuUs'));
         if (c !== plain)
           ratios[`${key}/plainUpdate.deductionsPerSec`] = round(med(c.label, 'perSec') / plainRate);
         table.push([
           c.label,
           round(med(c.label, 'perSec')),
           round(med(c.label, 'p99')),
+          round(med(c.label, 'cpuUs')),
           c === plain ? '1' : round(med(c.label, 'perSec') / plainRate),
           goal,
         ]);
       }
       figures['redis.writerCatchUpMs'] = round(median(catchUp));
+      ratios['redisSpans/redis.cpuUsPerOrder'] = round(
+        med(traced.label, 'cpuUs') / med(redis.label, 'cpuUs'),
+      );
+      figures['redisSpans.spansReported'] = spans.reported;
+      figures['redisSpans.spansKept'] = spans.kept;
       figures.oversold = 0;
       notes.unshift(
         `${units} units on sale per run, ${units + BUYERS} orders asked by ${BUYERS} buyers in flight, time bound ${maxMs} ms; oversold 0 in every run of every contender.`,
         `Redis engine: redis-server durability 'always' (appendfsync always); the StockWriter ran in this process during the sale, and PostgreSQL held every deduction ${round(median(catchUp))} ms (median) after the check began.`,
+        `Redis engine, spans on: the same engine (its own keys and writer) with collector cacheSpanCollector(tracer), sampled at 5 %, each deduction in a call context of its own: ${spans.reported} deductions reported, ${spans.kept} kept as spans (sampled, slow or failed); CPU a deduction ${round(med(traced.label, 'cpuUs') / med(redis.label, 'cpuUs'))}× the engine without.`,
       );
       return { figures, ratios, table, notes };
     } finally {
       await writer.close().catch(() => undefined);
+      await tracedWriter.close().catch(() => undefined);
+      await tracedEngine.close().catch(() => undefined);
       await redisEngine.close().catch(() => undefined);
       await pgEngine.close().catch(() => undefined);
       await Promise.all([pool.end(), poolRedis.end(), poolPlain.end()]).catch(() => undefined);
