@@ -1,8 +1,8 @@
 /**
  * Hot-stock peak shaving: one SKU, 2 000 buyers in flight, each buying one unit after
  * another under a new order id, on one real PostgreSQL (a `peak server`'s embedded one, or
- * PEAK_BENCH_POSTGRES_URL) and one private redis-server. Three ways to take the units off,
- * in one run, the order rotating from run to run:
+ * PEAK_BENCH_POSTGRES_URL) and one private redis-server. Three ways to take the units off
+ * (the first also with its calls traced), in one run, the order rotating from run to run:
  *
  * - **Redis engine** (`RedisStockEngine`): a Lua deduction (stock check, idempotency by
  *   order id, stream record) per order, redis-server with `durability: 'always'` (AOF,
@@ -150,7 +150,7 @@ async function until(check: () => Promise<boolean>, ms: number): Promise<boolean
 export const benchmark: Benchmark = {
   name: 'stock',
   description:
-    'hot-stock peak shaving, one SKU and 2 000 buyers in flight: deductions/s of the Redis engine (+ its writer to PostgreSQL), the PostgreSQL engine and the plain row update; oversold checked every run',
+    'hot-stock peak shaving, one SKU and 2 000 buyers in flight: deductions/s and CPU an order of the Redis engine (+ its writer to PostgreSQL; also with its deductions traced as spans), the PostgreSQL engine and the plain row update; oversold checked every run',
   async run({ runs, quick, progress }) {
     if (!redisServerAvailable())
       throw new Error('redis-server is not on PATH (apt-get install redis-server)');
