@@ -35,7 +35,7 @@ export interface CacheOperationEvent {
   operation: CacheOperation;
   /** Where it ran: `redis` (a command to the shared tier) or `loader` (the caller's load). */
   tier: 'redis' | 'loader';
-  /** The key as the caller gave it (the stored key, shadow prefix included), or the SKU. */
+  /** The key as stored (with the `shadow:` prefix for stress traffic), the tag, or the SKU. */
   key: string;
   /** The answer in a word, when there is one: `hit` / `miss` for reads, `sold-out`, … */
   outcome?: string;
@@ -244,14 +244,14 @@ export class ReportedTier implements RemoteTier {
   }
 }
 
-/** Why a report failed to reach the collector must never fail the cache: a collector that throws is ignored. */
+/** The collector with its failures swallowed: a collector that throws loses its spans, never the caller's answer. */
 export function safeCollector(collector: CacheCollector): CacheCollector {
   return {
     record(event) {
       try {
         collector.record(event);
       } catch {
-        // a broken collector loses its spans, never the caller's answer
+        // ignored (see above)
       }
     },
   };
