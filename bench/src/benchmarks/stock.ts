@@ -147,6 +147,35 @@ async function until(check: () => Promise<boolean>, ms: number): Promise<boolean
   return check();
 }
 
+/**
+ * A Redis engine as a contender: each buyer's deduction in a call context of its own, as an
+ * RPC handler's is (since 2026-12-07, so the spans-on contender differs by the spans alone);
+ * its check also waits for the writer and answers how long PostgreSQL took to catch up, ms.
+ */
+function redisContender(label: string, engine: RedisStockEngine): Contender {
+  return {
+    label,
+    load: (n) => engine.load(SKU, n),
+    deduct: async (id) =>
+      (await runWithContext(createContext(), () => engine.deduct(SKU, id, 1))).ok,
+    async check(n, ok) {
+      const books = await engine.books(SKU);
+      if (books.sold > n || books.left < 0) oversold(label, `sold ${books.sold} of ${n}`);
+      if (books.left + books.sold !== n || books.sold !== ok)
+        oversold(label, `books ${JSON.stringify(books)} vs ${ok} sold to buyers`);
+      const t = performance.now();
+      const caught = await until(async () => {
+        const p = await engine.postgresBooks(SKU);
+        return p.sold === ok;
+      }, 60_000);
+      const p = await engine.postgresBooks(SKU);
+      if (!caught || p.left + p.sold !== n || p.sold !== ok)
+        oversold(label, `PostgreSQL books ${JSON.stringify(p)} vs ${ok} sold`);
+      return `${Math.round(performance.now() - t)}`;
+    },
+  };
+}
+
 export const benchmark: Benchmark = {
   name: 'stock',
   description:
@@ -222,48 +251,8 @@ export const benchmark: Benchmark = {
       writer.start();
       tracedWriter.start();
 
-      const redis: Contender = {
-        label: 'Redis engine',
-        load: (n) => redisEngine.load(SKU, n),
-        // Each buyer's deduction in a call context of its own, as an RPC handler's is (since
-        // 2026-12-07, so the spans-on contender differs from it by the spans alone).
-        deduct: async (id) =>
-          (await runWithContext(createContext(), () => redisEngine.deduct(SKU, id, 1))).ok,
-        async check(n, ok) {
-          const books = await redisEngine.books(SKU);
-          if (books.sold > n || books.left < 0) oversold(this.label, `sold ${books.sold} of ${n}`);
-          if (books.left + books.sold !== n || books.sold !== ok)
-            oversold(this.label, `books ${JSON.stringify(books)} vs ${ok} sold to buyers`);
-          const t = performance.now();
-          const caught = await until(async () => {
-            const p = await redisEngine.postgresBooks(SKU);
-            return p.sold === ok;
-          }, 60_000);
-          const p = await redisEngine.postgresBooks(SKU);
-          if (!caught || p.left + p.sold !== n || p.sold !== ok)
-            oversold(this.label, `PostgreSQL books ${JSON.stringify(p)} vs ${ok} sold`);
-          return `${Math.round(performance.now() - t)}`;
-        },
-      };
-      const traced: Contender = {
-        ...redis,
-        label: 'Redis engine, spans on',
-        load: (n) => tracedEngine.load(SKU, n),
-        deduct: async (id) =>
-          (await runWithContext(createContext(), () => tracedEngine.deduct(SKU, id, 1))).ok,
-        async check(n, ok) {
-          const books = await tracedEngine.books(SKU);
-          if (books.sold > n || books.left < 0) oversold(this.label, `sold ${books.sold} of ${n}`);
-          if (books.left + books.sold !== n || books.sold !== ok)
-            oversold(this.label, `books ${JSON.stringify(books)} vs ${ok} sold to buyers`);
-          const caught = await until(async () => {
-            const p = await tracedEngine.postgresBooks(SKU);
-            return p.sold === ok;
-          }, 60_000);
-          if (!caught) oversold(this.label, 'PostgreSQL did not catch up');
-          return undefined;
-        },
-      };
+      const redis = redisContender('Redis engine', redisEngine);
+      const traced = redisContender('Redis engine, spans on', tracedEngine);
       const pgc: Contender = {
         label: 'PostgreSQL engine',
         load: (n) => pgEngine.load(SKU, n),
