@@ -48,10 +48,11 @@ const echoService = defineService({
 });
 const UPSTREAM_PATH = `/rpc/${echoService.name}/echo`;
 
-type Kind = 'direct' | 'gateway' | 'fastify-proxy' | 'nginx';
+type Kind = 'direct' | 'gateway' | 'gateway-node-http' | 'fastify-proxy' | 'nginx';
 const LABEL: Record<Kind, string> = {
   direct: 'direct (provider HTTP/JSON)',
   gateway: 'peak gateway (all checks)',
+  'gateway-node-http': 'peak gateway, node:http only (all checks)',
   'fastify-proxy': '@fastify/http-proxy',
   nginx: 'nginx',
 };
@@ -161,10 +162,11 @@ function caller(url: string, kind: Kind, key: { id: string; secret: string }): C
   let next = 0;
   let inWindow = 0;
   let seq = 0;
+  const signs = kind === 'gateway' || kind === 'gateway-node-http';
   return {
     call: async (n) => {
       let req: { body: string; headers: Record<string, string> };
-      if (kind !== 'gateway') req = { body: `{"n":${n},"s":"hello"}`, headers: json };
+      if (!signs) req = { body: `{"n":${n},"s":"hello"}`, headers: json };
       else if (next < ready.length) req = ready[next++]!;
       else {
         inWindow++;
@@ -175,7 +177,7 @@ function caller(url: string, kind: Kind, key: { id: string; secret: string }): C
       if (res.statusCode !== 200)
         throw new Error(`${kind}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
     },
-    ...(kind === 'gateway'
+    ...(signs
       ? {
           presign: (count: number) => {
             const t0 = performance.now();
@@ -274,42 +276,55 @@ export const benchmark: Benchmark = {
         'bin',
         'peak.js',
       );
-      const gw = spawn(
-        process.execPath,
-        [
-          ...childNodeArgs(),
-          peakBin,
-          'gateway',
-          '--port',
-          '0',
-          '--server',
-          server.info.url,
-          '--data',
-          path.join(dir, 'peak'),
-          '--redis',
-          redis.url,
-          '--sample',
-          '0.01',
-          '--log-level',
-          'warn',
-          '--json',
-        ],
-        { stdio: ['ignore', 'pipe', 'inherit'] },
-      );
-      children.push(gw);
-      const gatewayUrl = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        const t = setTimeout(() => reject(new Error('peak gateway not ready in 30 s')), 30_000);
-        gw.stdout!.on('data', (d: Buffer) => {
-          out += d.toString();
-          const line = out.split('\n').find((l) => l.includes('"event":"ready"'));
-          if (line !== undefined) {
-            clearTimeout(t);
-            resolve(String((JSON.parse(line) as { url: string }).url));
-          }
+      // The gateway as users run it, and once more with node:http serving every request
+      // (`--node-http`), so the HTTP front's share shows in the same run.
+      const startGateway = async (extra: string[]) => {
+        const gw = spawn(
+          process.execPath,
+          [
+            ...childNodeArgs(),
+            peakBin,
+            'gateway',
+            '--port',
+            '0',
+            '--server',
+            server!.info.url,
+            '--data',
+            path.join(dir, 'peak'),
+            '--redis',
+            redis.url,
+            '--sample',
+            '0.01',
+            '--log-level',
+            'warn',
+            '--json',
+            ...extra,
+          ],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        children.push(gw);
+        const url = await new Promise<string>((resolve, reject) => {
+          let out = '';
+          const t = setTimeout(() => reject(new Error('peak gateway not ready in 30 s')), 30_000);
+          gw.stdout!.on('data', (d: Buffer) => {
+            out += d.toString();
+            const line = out.split('\n').find((l) => l.includes('"event":"ready"'));
+            if (line !== undefined) {
+              clearTimeout(t);
+              resolve(String((JSON.parse(line) as { url: string }).url));
+            }
+          });
+          gw.once('exit', (code) => reject(new Error(`peak gateway exited with ${code}`)));
         });
-        gw.once('exit', (code) => reject(new Error(`peak gateway exited with ${code}`)));
-      });
+        return { url, pid: gw.pid };
+      };
+      const gateway = await startGateway([]);
+      const gatewayNodeHttp = await startGateway([
+        '--node-http',
+        '--snapshot',
+        path.join(dir, 'gw2.json'),
+      ]);
+      const gatewayUrl = gateway.url;
 
       const proxy = await startChildServer(
         import.meta.url,
@@ -319,7 +334,8 @@ export const benchmark: Benchmark = {
       children.push(proxy.child);
       const urls: Partial<Record<Kind, { url: string; pid: number | undefined }>> = {
         direct: { url: `http://127.0.0.1:${upstreamPort}`, pid: provider.child.pid },
-        gateway: { url: gatewayUrl, pid: gw.pid },
+        gateway,
+        'gateway-node-http': gatewayNodeHttp,
         'fastify-proxy': { url: `http://127.0.0.1:${proxy.port}`, pid: proxy.child.pid },
       };
       const nginx = debianTool('nginx', 'nginx', progress);
@@ -485,7 +501,9 @@ export const benchmark: Benchmark = {
         ]);
       }
       figures['gateway.clientSignUsPerReq'] = round(median(signUs));
-      figures['gateway.signedInWindow'] = clients.get('gateway')!.signedInWindow();
+      figures['gateway.signedInWindow'] =
+        clients.get('gateway')!.signedInWindow() +
+        clients.get('gateway-node-http')!.signedInWindow();
       figures['routeChange.ms'] = round(median(changeMs));
       figures['routeChange.applyMs'] = round(median(applyMs));
       figures['routeChange.commitMs'] = round(median(commitMs));
@@ -527,13 +545,15 @@ export const benchmark: Benchmark = {
         'gateway/fastify-proxy.perSec': round(gwf.perSec / fig('fastify-proxy').perSec),
         'gateway/direct.perSec': round(gwf.perSec / direct.perSec),
         'gateway.addedP50Ms': round(gwf.p50one - direct.p50one),
+        'gateway/gateway-node-http.perSec': round(gwf.perSec / fig('gateway-node-http').perSec),
+        'gateway/gateway-node-http.cpuUs': round(gwf.cpuUs / fig('gateway-node-http').cpuUs),
       };
       if (urls.nginx !== undefined)
         ratios['gateway/nginx.perSec'] = round(gwf.perSec / fig('nginx').perSec);
       notes.push(
         'goals (issue 16): gateway >= 2x @fastify/http-proxy req/s with all checks on, added p50 <= 0.3 ms, >= 0.5x nginx, a route change among 10 000 routes <= 10 ms',
         'every process on one loopback host; the control plane runs in the benchmark process (idle but for quota leases and the change feed); trace sampling 1 % at the gateway',
-        `the gateway's requests are signed by the load process before each timed window (its client's work, on the client's machine in use): ${round(median(signUs))} µs a request, median; ${clients.get('gateway')!.signedInWindow()} had to be signed inside a window`,
+        `the gateway's requests are signed by the load process before each timed window (its client's work, on the client's machine in use): ${round(median(signUs))} µs a request, median; ${figures['gateway.signedInWindow']} had to be signed inside a window`,
       );
       return { figures, ratios, table, notes };
     } finally {

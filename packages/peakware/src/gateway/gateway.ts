@@ -31,7 +31,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { ValidateFunction } from 'ajv';
 import { ConfigClient } from '../config/config-client.js';
 import { ConfigRuleSource } from '../config/config-rule-source.js';
@@ -90,6 +90,7 @@ import {
   resourceOf,
 } from './gateway-objects.js';
 import { GatewayState } from './gateway-state.js';
+import { type FrontRequest, type FrontResponse, HttpFront } from './http-front.js';
 import { HttpUpstream } from './http-upstream.js';
 import { IpFilter } from './ip-filter.js';
 import { ControlPlaneNonceStore, type NonceStore, RedisNonceStore } from './nonce-store.js';
@@ -136,6 +137,12 @@ export interface GatewayOptions {
   telemetry?: boolean;
   /** Cluster flow rules take tokens from the control plane (exact global limits). */
   clusterLimits?: boolean;
+  /**
+   * Plain HTTP requests that are small and simple are read and answered by the gateway's own
+   * HTTP/1.1 front, everything else by node:http (see `http-front.ts`). False: node:http
+   * serves every request. HTTPS is always node's.
+   */
+  httpFront?: boolean;
   logger?: Logger;
   /** The clock for timestamps, ms. */
   now?: () => number;
@@ -154,7 +161,16 @@ export const GATEWAY_DEFAULTS = {
   sampleRatio: 1,
   telemetry: true,
   clusterLimits: true,
+  httpFront: true,
 } as const;
+
+/** The largest body the HTTP front reads itself (a larger one is node:http's). */
+const FRONT_MAX_BODY_BYTES = 256 * 1024;
+/** What `#serve` returns when it gave the connection to node:http to serve the request. */
+const HANDED_OVER = 0;
+
+/** A request as node:http or the HTTP front gives it. */
+type ServedRequest = IncomingMessage | FrontRequest;
 
 type RpcCaller = ReturnType<RpcClient['untyped']>;
 
@@ -225,7 +241,7 @@ function fail(
   return new PeakError(code, message, { details });
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
+function header(req: ServedRequest, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
@@ -255,6 +271,7 @@ export class Gateway {
   #nonces!: NonceStore;
   #ajv: import('ajv/dist/2020.js').Ajv2020 | undefined;
   #server: http.Server | undefined;
+  #front: HttpFront | undefined;
   #tls: TlsFilesWatcher | undefined;
   #url = '';
 
@@ -406,15 +423,29 @@ export class Gateway {
         `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
     });
+    // Plain HTTP: the front listens and gives node:http (not listening itself) what it does
+    // not serve. HTTPS: node's server listens.
+    const front =
+      tls === undefined && (this.#o.httpFront ?? GATEWAY_DEFAULTS.httpFront)
+        ? new HttpFront({
+            fallback: server,
+            handle: (req, res) => this.#handle(req, res),
+            keepAliveTimeoutMs: serverOptions.keepAliveTimeout,
+            requestTimeoutMs: serverOptions.requestTimeout,
+            maxBodyBytes: FRONT_MAX_BODY_BYTES,
+          })
+        : undefined;
+    const listening: NetServer = front?.server ?? server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(
+      listening.once('error', reject);
+      listening.listen(
         this.#o.port ?? GATEWAY_DEFAULTS.port,
         this.#o.host ?? GATEWAY_DEFAULTS.host,
         () => resolve(),
       );
     });
     this.#server = server;
+    this.#front = front;
     if (tls !== undefined) {
       this.#tls = new TlsFilesWatcher(tls, server as https.Server, this.#logger);
     } else if (!isLoopbackHost(this.#o.host ?? GATEWAY_DEFAULTS.host)) {
@@ -423,7 +454,7 @@ export class Gateway {
         'listening on a non-loopback address without TLS: API keys and bodies cross the network in clear; pass --tls-cert and --tls-key (peak tls init makes a dev pair)',
       );
     }
-    const a = server.address() as AddressInfo;
+    const a = listening.address() as AddressInfo;
     this.#url = `${tls === undefined ? 'http' : 'https'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     this.#logger.info(
       { url: this.#url, origin, routes: this.#state.routes.size, rev: this.#state.rev },
@@ -531,7 +562,7 @@ export class Gateway {
    * body leave in one write.
    */
   #send(
-    res: ServerResponse,
+    res: FrontResponse,
     status: number,
     body: unknown,
     headers?: Record<string, string>,
@@ -551,7 +582,7 @@ export class Gateway {
   }
 
   #refuse(
-    res: ServerResponse,
+    res: FrontResponse,
     err: PeakError,
     extra?: Record<string, string>,
     traceId = '',
@@ -563,12 +594,13 @@ export class Gateway {
     return status;
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  /** Serves one request; `res` is node's `ServerResponse` or the front's answer (its subset). */
+  #handle(req: ServedRequest, res: FrontResponse): void {
     const started = performance.now();
     const outcome: Outcome = { api: '', app: '', traceId: '' };
     this.#serve(req, res, outcome).then(
       (status) => {
-        if (outcome.api !== '')
+        if (outcome.api !== '' && status !== HANDED_OVER)
           this.#metrics.record(outcome.api, outcome.app, status, performance.now() - started);
       },
       (err: unknown) => {
@@ -586,7 +618,7 @@ export class Gateway {
     );
   }
 
-  async #serve(req: IncomingMessage, res: ServerResponse, outcome: Outcome): Promise<number> {
+  async #serve(req: ServedRequest, res: FrontResponse, outcome: Outcome): Promise<number> {
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
@@ -643,6 +675,12 @@ export class Gateway {
       });
       res.end();
       return 204;
+    }
+    if (route.http !== undefined && !(req instanceof http.IncomingMessage)) {
+      // A proxied answer is streamed through node's ServerResponse: node:http serves this
+      // request (it reads it again) and the rest of its connection. Nothing has run yet.
+      req.handOver();
+      return HANDED_OVER;
     }
     const address = req.socket.remoteAddress;
     if (!route.ip.allows(address))
@@ -851,7 +889,16 @@ export class Gateway {
         if (route.rpc !== undefined) return this.#callRpc(res, route, input, cors, ctx.traceId);
         if (route.http !== undefined) {
           res.setHeader('x-peak-trace-id', ctx.traceId);
-          return this.#callHttp(req, res, route, path, query, body, span.context);
+          // Only node:http's requests get here: the front hands an HTTP route's request over.
+          return this.#callHttp(
+            req as IncomingMessage,
+            res as ServerResponse,
+            route,
+            path,
+            query,
+            body,
+            span.context,
+          );
         }
         return this.#callMq(res, route, fields, body, cors, ctx.traceId);
       });
@@ -883,7 +930,7 @@ export class Gateway {
     return f;
   }
 
-  #checkApiKey(req: IncomingMessage): GatewayKey {
+  #checkApiKey(req: ServedRequest): GatewayKey {
     const given = header(req, SignatureHeaders.apiKey);
     if (given === undefined)
       throw fail(
@@ -925,7 +972,7 @@ export class Gateway {
   }
 
   #checkSignature(
-    req: IncomingMessage,
+    req: ServedRequest,
     method: string,
     path: string,
     query: string,
@@ -1012,7 +1059,7 @@ export class Gateway {
     return key;
   }
 
-  #context(req: IncomingMessage, route: CompiledRoute, app: string): CallContext {
+  #context(req: ServedRequest, route: CompiledRoute, app: string): CallContext {
     const incoming = decodeContext(req.headers, this.#now());
     const init: ContextInit = { timeoutMs: route.timeoutMs };
     if (app !== '') init.callerApp = app;
@@ -1075,7 +1122,7 @@ export class Gateway {
   }
 
   async #callRpc(
-    res: ServerResponse,
+    res: FrontResponse,
     route: CompiledRoute,
     input: unknown,
     cors: Record<string, string> | undefined,
@@ -1197,7 +1244,7 @@ export class Gateway {
   }
 
   async #callMq(
-    res: ServerResponse,
+    res: FrontResponse,
     route: CompiledRoute,
     f: RequestFields,
     body: Buffer,
@@ -1248,7 +1295,7 @@ export class Gateway {
 
   // ------------------------------------------------------------------ built-ins
 
-  #builtin(req: IncomingMessage, res: ServerResponse, path: string): number {
+  #builtin(req: ServedRequest, res: FrontResponse, path: string): number {
     if (path === '/_peak/health') {
       this.#send(res, 200, {
         status: 'ok',
@@ -1318,7 +1365,8 @@ export class Gateway {
   /** Stops taking requests, lets those in flight answer, gives unused quota back, closes everything. */
   async close(): Promise<void> {
     this.#tls?.close();
-    if (this.#server !== undefined) {
+    if (this.#front !== undefined) await this.#front.close();
+    else if (this.#server !== undefined) {
       const server = this.#server;
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -1367,7 +1415,9 @@ function decodeParams(raw: Record<string, string>): Record<string, string> {
 }
 
 /** The whole body, or undefined when it passes `limit` (the rest is not read). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+function readBody(req: ServedRequest, limit: number): Promise<Buffer | undefined> {
+  if (!(req instanceof http.IncomingMessage))
+    return Promise.resolve(req.body.length > limit ? undefined : req.body);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -571,6 +571,12 @@ export const gatewayCommand: Command = {
       env: 'PEAK_GATEWAY_SAMPLE_RATIO',
     },
     'no-telemetry': { type: 'boolean', description: 'export no spans and push no metrics' },
+    'node-http': {
+      type: 'boolean',
+      description:
+        "serve every plain-HTTP request with node:http (without it, small plain requests are read and answered by the gateway's own HTTP/1.1 front)",
+      env: 'PEAK_GATEWAY_NODE_HTTP',
+    },
     'log-level': {
       type: 'string',
       valueName: 'LEVEL',
@@ -625,6 +631,7 @@ export const gatewayCommand: Command = {
       sampleRatio: sample,
       service: String(values.service),
       telemetry: values['no-telemetry'] !== true,
+      httpFront: values['node-http'] !== true,
       logger,
     });
     const started = await gateway.start();
