@@ -349,6 +349,13 @@ export const benchmark: Benchmark = {
         urls.nginx = { url: `http://127.0.0.1:${n.port}`, pid: n.child.pid };
       }
       const kinds = (Object.keys(urls) as Kind[]).filter((k) => urls[k] !== undefined);
+      // Every process a contender's requests go through (the load's aside): the chain's CPU.
+      const chainPids = (k: Kind): (number | undefined)[] => {
+        if (k === 'direct') return [provider.child.pid];
+        if (k === 'gateway' || k === 'gateway-node-http')
+          return [urls[k]!.pid, provider.child.pid, redis.pid];
+        return [urls[k]!.pid, provider.child.pid];
+      };
       const clients = new Map(kinds.map((k) => [k, caller(urls[k]!.url, k, key)]));
       for (const c of clients.values()) closers.push(() => c.close());
 
@@ -361,11 +368,23 @@ export const benchmark: Benchmark = {
           p50one: number[];
           p99one: number[];
           cpuUs: number[];
+          chainUs: number[];
+          loadUs: number[];
           errors: number;
         }
       > = {};
       for (const k of kinds)
-        res[k] = { perSec: [], p50: [], p99: [], p50one: [], p99one: [], cpuUs: [], errors: 0 };
+        res[k] = {
+          perSec: [],
+          p50: [],
+          p99: [],
+          p50one: [],
+          p99one: [],
+          cpuUs: [],
+          chainUs: [],
+          loadUs: [],
+          errors: 0,
+        };
       // Signing is the client's work (its own machine's, in use): the gateway's requests are
       // signed before each timed window, enough for the fastest rate seen here with room.
       const signUs: number[] = [];
@@ -385,9 +404,18 @@ export const benchmark: Benchmark = {
           const pid = urls[k]!.pid;
           presign(k, ms, 64);
           const cpu0 = processCpuUs(pid);
+          const chain = chainPids(k);
+          const chain0 = chain.map(processCpuUs);
+          const load0 = process.cpuUsage();
           const m = await measure(clients.get(k)!.call, 64, ms);
           // CPU of the contender's own process(es) per request (the provider's excluded, except for direct).
-          const cpuUs = (processCpuUs(pid) - cpu0) / (m.perSec * (ms / 1000));
+          const count = m.perSec * (ms / 1000);
+          const cpuUs = (processCpuUs(pid) - cpu0) / count;
+          const load = process.cpuUsage(load0);
+          const loadUs = (load.user + load.system) / count;
+          const chainUs =
+            chain.reduce<number>((sum, p, i) => sum + processCpuUs(p) - (chain0[i] ?? 0), 0) /
+            count;
           presign(k, quick ? 500 : 1000, 1);
           const one = await measure(clients.get(k)!.call, 1, quick ? 500 : 1000);
           res[k]!.perSec.push(m.perSec);
@@ -396,6 +424,8 @@ export const benchmark: Benchmark = {
           res[k]!.p50one.push(one.p50);
           res[k]!.p99one.push(one.p99);
           res[k]!.cpuUs.push(cpuUs);
+          res[k]!.chainUs.push(chainUs);
+          res[k]!.loadUs.push(loadUs);
           res[k]!.errors += m.errors + one.errors;
           progress(
             `${LABEL[k]} run ${r + 1}: ${Math.round(m.perSec)} req/s, p50 ${m.p50.toFixed(2)} ms, p99 ${m.p99.toFixed(2)} ms; 1 in flight p50 ${one.p50.toFixed(3)} ms`,
@@ -468,6 +498,8 @@ export const benchmark: Benchmark = {
         p50one: median(res[k]!.p50one),
         p99one: median(res[k]!.p99one),
         cpuUs: median(res[k]!.cpuUs),
+        chainUs: median(res[k]!.chainUs),
+        loadUs: median(res[k]!.loadUs),
       });
       const figures: Record<string, number> = {};
       const table: (string | number)[][] = [
@@ -480,6 +512,8 @@ export const benchmark: Benchmark = {
           'p99 ms (1 in flight)',
           'added p50 ms',
           'CPU µs/req (its process)',
+          'CPU µs/req (chain)',
+          'CPU µs/req (load)',
           'errors',
         ],
       ];
@@ -497,6 +531,8 @@ export const benchmark: Benchmark = {
           round(f.p99one),
           k === 'direct' ? '-' : round(f.p50one - direct.p50one),
           round(f.cpuUs),
+          round(f.chainUs),
+          round(f.loadUs),
           res[k]!.errors,
         ]);
       }
@@ -517,6 +553,8 @@ export const benchmark: Benchmark = {
         '',
         '',
         '',
+        '',
+        '',
       ]);
       table.push([
         'route change among 10 000 routes: the admin call alone (control plane, PostgreSQL commit), median ms',
@@ -528,10 +566,14 @@ export const benchmark: Benchmark = {
         '',
         '',
         '',
+        '',
+        '',
       ]);
       table.push([
         'route change among 10 000 routes: applied at the gateway (arrival -> in force), median ms',
         round(median(applyMs)),
+        '',
+        '',
         '',
         '',
         '',
