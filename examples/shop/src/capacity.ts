@@ -8,7 +8,8 @@
  * processes' own per-second metrics, and the books check after the step has settled.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,17 +104,27 @@ interface ProcStat {
   children: number;
 }
 
+/** A /proc file's text, or undefined when its process is gone. */
+function procText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'latin1');
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Every process's CPU ticks. The files are read all at once, not one after another: read in
- * turn on a busy machine they spread over a few hundred ms, and two samples a second apart
- * then disagree with the machine's own counters by that much.
+ * Every process's CPU ticks. The files are read at once, in one synchronous pass: read in
+ * turn with awaits on a busy machine they spread over a few hundred ms, and two samples a
+ * second apart then disagree with the machine's own counters by that much. Synchronous, as
+ * this runs every second inside the control plane's process, whose CPU a run charges to the
+ * chain: 1.5–4 ms of CPU a pass over ~65 processes, against 8–12 ms for the same files read
+ * with `fs/promises` (its thread pool and a promise per file).
  */
-async function readProcs(): Promise<Map<number, ProcStat>> {
+function readProcs(): Map<number, ProcStat> {
   const stats = new Map<number, ProcStat>();
-  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
-  const texts = await Promise.all(
-    pids.map((pid) => readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)),
-  );
+  const pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  const texts = pids.map((pid) => procText(`/proc/${pid}/stat`));
   texts.forEach((text, i) => {
     if (text === undefined) return;
     // Fields after the command (which may hold spaces) start at field 3 (state).
@@ -169,7 +180,7 @@ interface KindSample {
  * processes only.
  */
 async function sampleCpu(chain: Chain, withSyscalls = true): Promise<Record<string, KindSample>> {
-  const procs = await readProcs();
+  const procs = readProcs();
   const out: Record<string, KindSample> = {};
   const add = async (kind: string, pids: number[], selfOnly = false) => {
     const k = out[kind] ?? { ticks: 0, syscalls: 0 };
@@ -192,8 +203,8 @@ async function sampleCpu(chain: Chain, withSyscalls = true): Promise<Record<stri
 }
 
 /** One process's own CPU ticks (utime + stime), 0 when it is gone. */
-async function processTicks(pid: number): Promise<number> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+function processTicks(pid: number): number {
+  const text = procText(`/proc/${pid}/stat`);
   if (text === undefined) return 0;
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return Number(f[11]) + Number(f[12]);
