@@ -48,6 +48,7 @@ describe('HttpFront', () => {
       fallback,
       handle: (req: FrontRequest, res: FrontResponse) => {
         if (handOverPaths.has(req.url)) return req.handOver();
+        if (req.url === '/over-later') return void setTimeout(() => req.handOver(), 80);
         const s: Served = {
           by: 'front',
           method: req.method,
@@ -214,6 +215,19 @@ describe('HttpFront', () => {
       [
         ['node', '/c1', 'A'],
         ['node', '/c2', 'B'],
+      ],
+    );
+    assert.equal(served.length - before, 2);
+  });
+
+  it('hands a request over later with the bytes that arrived meanwhile', async () => {
+    const before = served.length;
+    const out = await raw([post('/over-later', 'L1'), post('/after', 'L2')], 30, 400);
+    assert.deepEqual(
+      bodies(out).map((b) => [b.by, b.url, b.body]),
+      [
+        ['node', '/over-later', 'L1'],
+        ['node', '/after', 'L2'],
       ],
     );
     assert.equal(served.length - before, 2);

@@ -14,6 +14,7 @@
  */
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import net from 'node:net';
+import { ErrorCodes } from '../core/errors.js';
 
 /** A request the front read: its head parsed, its whole body in memory. */
 export interface FrontRequest {
@@ -270,8 +271,14 @@ class FrontConnection {
         const raw = this.#buf;
         this.#buf = raw.length === p.size ? null : raw.subarray(p.size);
         this.#busy = true;
-        const req = new Request(this, p.method, p.url, p.headers, p.body, raw);
-        this.#o.handle(req, new Response(this, p.close));
+        const req = new Request(this, p.method, p.url, p.headers, p.body, raw.subarray(0, p.size));
+        try {
+          this.#o.handle(req, new Response(this, p.close));
+        } catch {
+          // A handler that throws leaves no answer to send: end the connection.
+          this.#socket.destroy();
+          return;
+        }
       }
       if (this.#peerEnded && !this.#busy && !this.#gone) this.#socket.end();
     } finally {
@@ -284,7 +291,7 @@ class FrontConnection {
     if (this.#busy || this.#gone) return;
     const text = JSON.stringify({
       error: {
-        code: 'PEAK_GATEWAY_BAD_REQUEST',
+        code: ErrorCodes.GATEWAY_BAD_REQUEST,
         message: `the request's body did not arrive within ${this.#o.requestTimeoutMs} ms of its head; send the whole body its content-length announces`,
       },
     });
@@ -317,9 +324,13 @@ class FrontConnection {
     this.#socket.destroy(err);
   }
 
-  /** @internal Gives the connection to node:http with `unanswered` as the next bytes it reads. */
-  handOver(unanswered: Buffer | null): void {
-    this.#handOver(unanswered === null ? this.#buf : unanswered);
+  /**
+   * @internal Gives the connection to node:http with `request` (the bytes of the request in
+   * flight) and everything read after it as the next bytes it reads.
+   */
+  handOver(request: Buffer): void {
+    if (this.#busy) this.#busy = false;
+    this.#handOver(this.#buf === null ? request : Buffer.concat([request, this.#buf]));
   }
 
   #handOver(unanswered: Buffer | null): void {
@@ -362,7 +373,7 @@ class Request implements FrontRequest {
   readonly headers: IncomingHttpHeaders;
   readonly body: Buffer;
   readonly #conn: FrontConnection;
-  /** This request's bytes and everything read after it. */
+  /** This request's bytes (head and body). */
   readonly #raw: Buffer;
 
   constructor(
