@@ -32,6 +32,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import type { ValidateFunction } from 'ajv';
 import { ConfigClient } from '../config/config-client.js';
 import { ConfigRuleSource } from '../config/config-rule-source.js';
@@ -138,9 +139,9 @@ export interface GatewayOptions {
   /** Cluster flow rules take tokens from the control plane (exact global limits). */
   clusterLimits?: boolean;
   /**
-   * Plain HTTP requests that are small and simple are read and answered by the gateway's own
-   * HTTP/1.1 front, everything else by node:http (see `http-front.ts`). False: node:http
-   * serves every request. HTTPS is always node's.
+   * Requests that are small and simple are read and answered by the gateway's own HTTP/1.1
+   * front (over TLS too, when `tls` is set), everything else by node:http (see
+   * `http-front.ts`). False: node:http serves every request.
    */
   httpFront?: boolean;
   logger?: Logger;
@@ -406,10 +407,14 @@ export class Gateway {
     };
     const handle = (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res);
     const tls = this.#o.tls;
+    const useFront = this.#o.httpFront ?? GATEWAY_DEFAULTS.httpFront;
+    const pair = tls === undefined ? undefined : await readTlsFiles(tls);
+    // With the front, node:http is not listening: it takes (decrypted) connections the front
+    // hands it. Without, node's server listens, HTTPS when the certificate is given.
     const server: http.Server =
-      tls === undefined
+      pair === undefined || useFront
         ? http.createServer(serverOptions, handle)
-        : https.createServer({ ...serverOptions, ...(await readTlsFiles(tls)) }, handle);
+        : https.createServer({ ...serverOptions, ...pair }, handle);
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
       const body = JSON.stringify({
@@ -423,18 +428,16 @@ export class Gateway {
         `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
     });
-    // Plain HTTP: the front listens and gives node:http (not listening itself) what it does
-    // not serve. HTTPS: node's server listens.
-    const front =
-      tls === undefined && (this.#o.httpFront ?? GATEWAY_DEFAULTS.httpFront)
-        ? new HttpFront({
-            fallback: server,
-            handle: (req, res) => this.#handle(req, res),
-            keepAliveTimeoutMs: serverOptions.keepAliveTimeout,
-            requestTimeoutMs: serverOptions.requestTimeout,
-            maxBodyBytes: FRONT_MAX_BODY_BYTES,
-          })
-        : undefined;
+    const front = useFront
+      ? new HttpFront({
+          fallback: server,
+          handle: (req, res) => this.#handle(req, res),
+          keepAliveTimeoutMs: serverOptions.keepAliveTimeout,
+          requestTimeoutMs: serverOptions.requestTimeout,
+          maxBodyBytes: FRONT_MAX_BODY_BYTES,
+          ...(pair === undefined ? {} : { tls: pair }),
+        })
+      : undefined;
     const listening: NetServer = front?.server ?? server;
     await new Promise<void>((resolve, reject) => {
       listening.once('error', reject);
@@ -447,7 +450,7 @@ export class Gateway {
     this.#server = server;
     this.#front = front;
     if (tls !== undefined) {
-      this.#tls = new TlsFilesWatcher(tls, server as https.Server, this.#logger);
+      this.#tls = new TlsFilesWatcher(tls, listening as https.Server | TlsServer, this.#logger);
     } else if (!isLoopbackHost(this.#o.host ?? GATEWAY_DEFAULTS.host)) {
       this.#logger.warn(
         { host: this.#o.host },

@@ -11,9 +11,11 @@
  * route that streams its answer) hands the whole connection, with every byte not yet answered,
  * to a node:http server, which parses it again and from then on serves it, with all of its
  * checks and its error answers. So the front never answers a request node:http would refuse.
+ * Over TLS the front listens on a `tls.Server` and works on the decrypted stream alike.
  */
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import { ErrorCodes } from '../core/errors.js';
 
 /** A request the front read: its head parsed, its whole body in memory. */
@@ -53,6 +55,12 @@ export interface HttpFrontOptions {
   readonly requestTimeoutMs: number;
   /** The largest body the front reads itself; a larger one goes to node:http. */
   readonly maxBodyBytes: number;
+  /**
+   * Serve HTTPS with these (key and certificate at least): the front listens on a
+   * `tls.Server` and hands decrypted connections over as it does plain ones. Absent: plain
+   * HTTP.
+   */
+  readonly tls?: tls.TlsOptions;
 }
 
 const MAX_HEAD_BYTES = 16 * 1024; // node:http's default maxHeaderSize
@@ -149,6 +157,7 @@ function parse(buf: Buffer, maxBody: number): Parsed {
 
 /** The front's listening server and its connections. */
 export class HttpFront {
+  /** The listening server: a `tls.Server` when the options hold `tls`, else a `net.Server`. */
   readonly server: net.Server;
   readonly #o: HttpFrontOptions;
   readonly #connections = new Set<FrontConnection>();
@@ -156,12 +165,16 @@ export class HttpFront {
 
   constructor(options: HttpFrontOptions) {
     this.#o = options;
-    // Half-open as node:http's own server: a client that sends its request and then ends its
-    // side still gets the answer.
-    this.server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const connection = (socket: net.Socket) => {
       const c = new FrontConnection(socket, this.#o, this);
       this.#connections.add(c);
-    });
+    };
+    // Half-open as node:http's own server: a client that sends its request and then ends its
+    // side still gets the answer.
+    this.server =
+      options.tls === undefined
+        ? net.createServer({ allowHalfOpen: true }, connection)
+        : tls.createServer({ ...options.tls, allowHalfOpen: true }, connection);
   }
 
   /** Whether `close()` was called: answers then say `connection: close`. */
@@ -299,6 +312,7 @@ class FrontConnection {
       `HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
     );
     this.#buf = null;
+    this.#busy = true; // the connection is ending: serve nothing more on it
   };
 
   /** @internal Writes an answer and goes on with the next request (or closes). */
@@ -339,6 +353,12 @@ class FrontConnection {
     this.#front.forget(this);
     clearTimeout(this.#bodyTimer);
     const s = this.#socket;
+    if (s.readableEnded) {
+      // The client has ended its side: node:http could read nothing more (a stream takes no
+      // bytes back after its end), so the request is dropped with the connection.
+      s.destroy();
+      return;
+    }
     s.removeListener('data', this.#onData);
     s.removeListener('error', this.#onError);
     s.removeListener('close', this.#onClose);

@@ -574,7 +574,7 @@ export const gatewayCommand: Command = {
     'node-http': {
       type: 'boolean',
       description:
-        "serve every plain-HTTP request with node:http (without it, small plain requests are read and answered by the gateway's own HTTP/1.1 front)",
+        "serve every request with node:http (without it, small plain requests are read and answered by the gateway's own HTTP/1.1 front, over TLS too)",
       env: 'PEAK_GATEWAY_NODE_HTTP',
     },
     'log-level': {
