@@ -34,6 +34,7 @@ import { Pool } from 'undici';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
 import { childNodeArgs, processCpuUs, startChildServer } from '../child-server.js';
+import { type Call, measureClosedLoop as measure } from '../closed-loop.js';
 import { debianTool } from '../debian-tool.js';
 import { signedEcho } from '../gateway-echo.js';
 
@@ -138,8 +139,6 @@ http {
   throw new Error('nginx did not answer in 5 s');
 }
 
-type Call = (n: number) => Promise<void>;
-
 interface Caller {
   call: Call;
   /**
@@ -190,35 +189,6 @@ function caller(url: string, kind: Kind, key: { id: string; secret: string }): C
     signedInWindow: () => inWindow,
     close: () => pool.close(),
   };
-}
-
-/** Closed loop: `inFlight` workers call back to back for `ms`. */
-async function measure(call: Call, inFlight: number, ms: number) {
-  const latencies: number[] = [];
-  let errors = 0;
-  let firstError = '';
-  let n = 0;
-  const started = performance.now();
-  const end = started + ms;
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (performance.now() < end) {
-        const t = performance.now();
-        try {
-          await call(n++);
-          latencies.push(performance.now() - t);
-        } catch (err) {
-          errors++;
-          firstError ||= String(err);
-        }
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const q = (p: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
-  return { perSec: latencies.length / seconds, p50: q(0.5), p99: q(0.99), errors, firstError };
 }
 
 export const benchmark: Benchmark = {

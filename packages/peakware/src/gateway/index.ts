@@ -18,6 +18,12 @@ export {
   resourceOf,
   type SubscriptionStatus,
 } from './gateway-objects.js';
+export {
+  type FrontRequest,
+  type FrontResponse,
+  HttpFront,
+  type HttpFrontOptions,
+} from './http-front.js';
 export { type GatewayOpenApiOptions, gatewayOpenApi } from './openapi.js';
 export { type QuotaPeriods, quotaPeriods } from './quota-periods.js';
 export {
