@@ -7,9 +7,14 @@
  * One request's lifecycle, in this order (each step refuses with one JSON shape,
  * `{ error: { code, message, details } }`, and the target never sees a refused request):
  *
+ *   0. the HTTP front (`http-front.ts`) reads a small plain request off the socket; any other
+ *      request, and its connection from then on, is node:http's (which answers malformed
+ *      ones 400)
  *   1. built-ins under `/_peak/` (health, the caller's OpenAPI document)
  *   2. route lookup by host, method and path (none → 404 PEAK_GATEWAY_NO_ROUTE); a CORS
- *      preflight is answered here from the route's policy
+ *      preflight is answered here from the route's policy; a request the front read for an
+ *      HTTP-upstream route is handed to node:http here, before any check (the answer is
+ *      streamed through node's response)
  *   3. the route's IP allow/deny lists (403)
  *   4. the body, up to the route's size limit (413; a too-large Content-Length is refused
  *      before a byte of the body is read)
