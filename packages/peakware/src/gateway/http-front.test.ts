@@ -333,4 +333,41 @@ describe('HttpFront', () => {
     assert.match(answer, /connection: close\r\n/);
     assert.match(answer, /\r\n\r\ndone$/);
   });
+
+  it('closes handed-over connections at close() too: an idle one at once, a busy one after its answer', {
+    timeout: 5_000,
+  }, async () => {
+    const f = new HttpFront({
+      fallback: http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+        req.resume();
+        req.on('end', () =>
+          setTimeout(() => res.end(`node ${req.url}`), req.url === '/slow' ? 200 : 0),
+        );
+      }),
+      handle: (_req, res) => res.end('front'),
+      keepAliveTimeoutMs: 30_000,
+      requestTimeoutMs: 1_000,
+      maxBodyBytes: 1024,
+    });
+    await new Promise<void>((r) => f.server.listen(0, '127.0.0.1', r));
+    const p = (f.server.address() as AddressInfo).port;
+    const chunked = (path: string) =>
+      `POST ${path} HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n`;
+    const open = (path: string) => {
+      const s = net.connect(p, '127.0.0.1');
+      let out = '';
+      s.on('data', (d) => (out += d));
+      s.write(chunked(path));
+      return { closed: new Promise((r) => s.once('close', r)), out: () => out };
+    };
+    const idle = open('/quick');
+    await new Promise((r) => setTimeout(r, 100)); // answered: node's, idle, kept alive
+    const busy = open('/slow');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.match(idle.out(), /\r\n\r\n(\w+\r\n)?node \/quick/);
+    await f.close(); // keep-alive is 30 s: this test's 5 s timeout fails if either waits for it
+    await idle.closed;
+    await busy.closed;
+    assert.match(busy.out(), /node \/slow/);
+  });
 });

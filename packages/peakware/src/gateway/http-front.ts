@@ -161,10 +161,28 @@ export class HttpFront {
   readonly server: net.Server;
   readonly #o: HttpFrontOptions;
   readonly #connections = new Set<FrontConnection>();
+  /**
+   * Connections handed to node:http, with node's requests in flight on each. node:http tracks
+   * its connections only when it listens itself (`closeIdleConnections` does nothing here),
+   * so `close()` needs this to end the idle ones.
+   */
+  readonly #handed = new Map<net.Socket, number>();
   #closing = false;
 
   constructor(options: HttpFrontOptions) {
     this.#o = options;
+    options.fallback.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const s = req.socket;
+      const n = this.#handed.get(s);
+      if (n === undefined) return;
+      this.#handed.set(s, n + 1);
+      res.once('close', () => {
+        const now = this.#handed.get(s);
+        if (now === undefined) return;
+        this.#handed.set(s, now - 1);
+        if (this.#closing && now === 1) s.end();
+      });
+    });
     const connection = (socket: net.Socket) => {
       const c = new FrontConnection(socket, this.#o, this);
       this.#connections.add(c);
@@ -187,6 +205,12 @@ export class HttpFront {
     this.#connections.delete(c);
   }
 
+  /** @internal `socket` is node:http's from now on. */
+  handedOver(socket: net.Socket): void {
+    this.#handed.set(socket, 0);
+    socket.once('close', () => this.#handed.delete(socket));
+  }
+
   /**
    * Stops taking connections; idle ones close now, busy ones after their answer (node:http's
    * connections likewise). Resolves when every connection is gone.
@@ -195,10 +219,8 @@ export class HttpFront {
     this.#closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of this.#connections) c.closeIfIdle();
-    this.#o.fallback.closeIdleConnections();
-    // node:http closes an idle keep-alive connection only when asked: ask until none is left.
-    const sweep = setInterval(() => this.#o.fallback.closeIdleConnections(), 50);
-    return closed.finally(() => clearInterval(sweep));
+    for (const [socket, inFlight] of this.#handed) if (inFlight === 0) socket.destroy();
+    return closed;
   }
 }
 
@@ -367,6 +389,7 @@ class FrontConnection {
     s.pause();
     if (unanswered !== null && unanswered.length > 0) s.unshift(unanswered);
     this.#buf = null;
+    this.#front.handedOver(s);
     this.#o.fallback.emit('connection', s);
     s.resume();
   }
