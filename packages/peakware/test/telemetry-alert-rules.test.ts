@@ -104,7 +104,10 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
       [{ kind: 'error-rate', service: 's', threshold: 2 }, /fraction 0\.\.1/],
       [{ kind: 'burn-rate', service: 's', objective: 1 }, /objective/],
       [{ kind: 'saturation', service: 's' }, /kind/],
-      [{ kind: 'p99', service: 's', resource: 'r', threshold: 5 }, /'resource'.*not p99/],
+      [
+        { kind: 'mq-backlog', group: 'g', topic: 't', resource: 'r', threshold: 5 },
+        /'resource'.*not mq-backlog/,
+      ],
       [
         { kind: 'burn-rate', service: 's', resource: 'r', objective: 0.99, latencyMs: 50 },
         /latency SLO/,

@@ -14,8 +14,14 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { MetricsHistoryStore } from '../src/console/server/metrics-history.js';
+import { histogramIndex, sparseQuantile } from '../src/core/latency-histogram.js';
+import { silentLogger } from '../src/core/logger.js';
 import { PeakServer } from '../src/server/index.js';
 import { MetricsPusher } from '../src/telemetry/index.js';
+import { openMetricBuckets } from '../src/telemetry/server/metric-buckets.js';
+import { AlertMeasures } from '../src/telemetry/server/telemetry-alert-measures.js';
+import type { AlertRule } from '../src/telemetry/server/telemetry-alert-rules.js';
 import {
   type LiveResource,
   TelemetryMetricsStore,
@@ -190,6 +196,162 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
         left.rows.map((r) => r.resource),
         ['new.call'],
       );
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("merges RT histograms over instances and seconds: the p99 of every call, not the highest instance's", async () => {
+    // Instance a: 2 000 calls a second at 2 ms; instance b: 10 a second at 100 ms. b's own
+    // p99 is 100 ms, but of all 2 010 calls a second it is 2 ms (p99.9 is 100 ms).
+    const at = (ms: number) => [histogramIndex(ms), 0];
+    const [fastIndex] = at(2);
+    const [slowIndex] = at(100);
+    const now = Date.now();
+    // A minute ahead of the node's own background rollup (it rolls minutes as they end),
+    // so the rollup below is the one that takes it.
+    const minute = Math.floor(now / 60_000) * 60_000 + 5 * 60_000;
+    const seconds = [
+      ...[0, 1, 2].map((k) => minute + k * 1000),
+      ...[3, 4, 5].map((k) => Math.floor(now / 1000) * 1000 - k * 1000),
+    ];
+    const push = (instance: string, calls: number, index: number, rtAvg: number, rtP99: number) =>
+      fetch(`${server.info.url}/api/v1/telemetry/metrics`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...bearer() },
+        body: JSON.stringify({
+          service: 'ledger',
+          instance,
+          metrics: seconds.map((second) => ({
+            // The recent seconds (live view, alert) and the minute ahead (buckets, rollups)
+            // as two resources, so each check sees only its own.
+            resource: second >= minute ? 'ledger.close' : 'ledger.post',
+            second,
+            pass: calls,
+            block: 0,
+            success: calls,
+            error: 0,
+            rtAvg,
+            rtP99,
+            rtHist: [index, calls],
+          })),
+        }),
+      });
+    assert.equal((await push('ledger-a', 2000, fastIndex!, 2, 2)).status, 200);
+    assert.equal((await push('ledger-b', 10, slowIndex!, 100, 100)).status, 200);
+
+    // A malformed histogram is refused whole, naming the record and what is wrong.
+    const bad = await fetch(`${server.info.url}/api/v1/telemetry/metrics`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...bearer() },
+      body: JSON.stringify({
+        service: 'ledger',
+        instance: 'ledger-c',
+        metrics: [
+          { resource: 'ledger.post', second: seconds[3], pass: 1, block: 0, success: 1, error: 0 },
+          {
+            resource: 'ledger.post',
+            second: seconds[3],
+            pass: 1,
+            block: 0,
+            success: 1,
+            error: 0,
+            rtHist: [9, 1, 4, 1],
+          },
+        ],
+      }),
+    });
+    assert.equal(bad.status, 400);
+    const badBody = (await bad.json()) as { error: { message: string } };
+    assert.match(badBody.error.message, /metrics\[1\]\.rtHist .*index 4 at position 2/);
+
+    const near = (got: number | null | undefined, want: number, what: string) =>
+      assert.ok(
+        got !== null && got !== undefined && Math.abs(got - want) / want < 0.07,
+        `${what}: ${got} (want about ${want})`,
+      );
+    const pool = new pg.Pool({ connectionString: server.postgresUrl(), max: 2 });
+    try {
+      const rows = await pool.query(
+        "SELECT count(*)::int AS n FROM peak.telemetry_metrics WHERE instance = 'ledger-c'",
+      );
+      assert.equal(rows.rows[0].n, 0, 'nothing of the refused push was stored');
+
+      // peak top's live view over the last seconds.
+      const store = new TelemetryMetricsStore(pool);
+      const liveRows = await store.live(5, Math.floor(now / 1000) * 1000 - 1000, 'ledger');
+      const post = liveRows.find((r) => r.resource === 'ledger.post');
+      assert.equal(post?.instances, 2);
+      near(post?.rtP99Ms, 2, 'live p99');
+      near(post?.rtP50Ms, 2, 'live p50');
+
+      // Buckets (console charts, releases, autoscaling), per second and per minute.
+      const reader = openMetricBuckets(pool);
+      const perSecond = await reader.buckets({
+        fromMs: minute,
+        toMs: minute + 60_000,
+        bucketSeconds: 1,
+        by: 'service',
+        service: 'ledger',
+      });
+      assert.equal(perSecond.length, 3);
+      for (const b of perSecond) {
+        near(b.p99, 2, "a second's p99");
+        assert.deepEqual(b.rtHist, [fastIndex, 2000, slowIndex, 10]);
+      }
+      const [perMinute] = await reader.buckets({
+        fromMs: minute,
+        toMs: minute + 60_000,
+        bucketSeconds: 60,
+        by: 'resource',
+        service: 'ledger',
+      });
+      assert.deepEqual(perMinute?.rtHist, [fastIndex, 6000, slowIndex, 30]);
+      near(perMinute!.p99, 2, "the minute's p99");
+      near(sparseQuantile(perMinute!.rtHist!, 0.999), 100, "the minute's p99.9");
+
+      // The console's rollups keep the histogram: the minute, then the hour it is in.
+      const history = new MetricsHistoryStore(pool, reader, silentLogger());
+      const nextHour = Math.floor(minute / 3_600_000) * 3_600_000 + 3_600_000;
+      await history.rollUp(nextHour + 20_000);
+      const rolled = await pool.query(
+        `SELECT step_seconds, rt_p99, rt_hist_i, rt_hist_c FROM peak.console_metrics
+          WHERE service = 'ledger' AND resource = 'ledger.close' ORDER BY step_seconds`,
+      );
+      assert.deepEqual(
+        rolled.rows.map((r) => [r.step_seconds, r.rt_hist_i, r.rt_hist_c.map(Number)]),
+        [
+          [60, [fastIndex, slowIndex], [6000, 30]],
+          [3600, [fastIndex, slowIndex], [6000, 30]],
+        ],
+      );
+      const hourly = await history.query(
+        { from: nextHour - 3_600_000, to: nextHour, step: 3600, by: 'service', service: 'ledger' },
+        nextHour + 20_000,
+      );
+      near(hourly.series[0]?.p99Ms[0], 2, "the hour's p99");
+
+      // An alert rule on the resource's p99 reads the merged histograms too.
+      // (no mq here: backlog rules are not what this measures)
+      const measures = new AlertMeasures(pool, {
+        backlog: async () => [],
+        subscriptions: async () => [],
+      });
+      const m = await measures.measure(
+        {
+          name: 'ledger-p99',
+          kind: 'p99',
+          service: 'ledger',
+          resource: 'ledger.post',
+          threshold: 50,
+          windowSeconds: 5,
+          minQps: 0,
+        } as AlertRule,
+        now,
+      );
+      near(m.value, 2, "the alert's p99");
+      assert.equal(m.breach, false, 'the slow instance alone does not breach a 50 ms p99');
+      assert.equal(m.details.source, 'metrics');
     } finally {
       await pool.end();
     }

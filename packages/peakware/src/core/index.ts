@@ -101,11 +101,17 @@ export {
   signIdentity,
 } from './identity-token.js';
 export {
+  addSparseHistogram,
   HISTOGRAM_BUCKETS,
+  HistogramRing,
   histogramIndex,
   histogramQuantile,
   histogramValue,
   LatencyHistogram,
+  mergeSparseHistograms,
+  sparseHistogram,
+  sparseHistogramProblem,
+  sparseQuantile,
 } from './latency-histogram.js';
 export {
   type CreateLoggerOptions,

@@ -2,9 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   HISTOGRAM_BUCKETS,
+  HistogramRing,
   histogramIndex,
   histogramValue,
   LatencyHistogram,
+  mergeSparseHistograms,
+  sparseHistogram,
+  sparseHistogramProblem,
+  sparseQuantile,
 } from './latency-histogram.js';
 
 describe('latency histogram', () => {
@@ -52,5 +57,49 @@ describe('latency histogram', () => {
     assert.equal(a.total, 100);
     assert.ok(a.quantile(0.5) < 1.1);
     assert.ok(a.quantile(0.95) > 90);
+  });
+
+  it('travels sparse and merges to the percentiles of every sample', () => {
+    const fast = new LatencyHistogram();
+    const slow = new LatencyHistogram();
+    for (let i = 0; i < 2000; i++) fast.record(2);
+    for (let i = 0; i < 10; i++) slow.record(100);
+    const a = sparseHistogram(fast.counts);
+    const b = sparseHistogram(slow.counts);
+    assert.deepEqual(a, [histogramIndex(2), 2000]);
+    assert.equal(sparseHistogramProblem(a), undefined);
+    const merged = mergeSparseHistograms([a, undefined, b]);
+    // The slow instance's own p99 is 100 ms; of all 2 010 calls it is 2 ms.
+    assert.ok(Math.abs(sparseQuantile(b, 0.99) - 100) < 7);
+    assert.ok(Math.abs(sparseQuantile(merged, 0.99) - 2) < 0.2);
+    assert.ok(Math.abs(sparseQuantile(merged, 0.999) - 100) < 7);
+    assert.ok(Number.isNaN(sparseQuantile([], 0.5)));
+    assert.deepEqual(mergeSparseHistograms([undefined, []]), []);
+  });
+
+  it('names what is wrong with a sparse histogram', () => {
+    assert.match(sparseHistogramProblem([1]) ?? '', /odd number/);
+    assert.match(sparseHistogramProblem([5, 1, 5, 1]) ?? '', /index 5 at position 2/);
+    assert.match(
+      sparseHistogramProblem([HISTOGRAM_BUCKETS, 1]) ?? '',
+      /not an ascending bucket index/,
+    );
+    assert.match(sparseHistogramProblem([3, 0]) ?? '', /count 0 at position 1/);
+    assert.match(sparseHistogramProblem([3, 1.5]) ?? '', /not a positive integer/);
+  });
+
+  it('keeps the newest buckets in a ring', () => {
+    const ring = new HistogramRing(2, 1000);
+    assert.equal(ring.sparse(0), undefined, 'nothing before the first record');
+    ring.record(1000, 5);
+    ring.record(1999, 5);
+    ring.record(2000, 7);
+    assert.deepEqual(ring.sparse(1000), [histogramIndex(5), 2]);
+    assert.deepEqual(ring.sparse(2000), [histogramIndex(7), 1]);
+    ring.record(3500, 9); // reuses second 1000's slot
+    assert.equal(ring.sparse(1000), undefined);
+    assert.deepEqual(ring.sparse(3000), [histogramIndex(9), 1]);
+    ring.record(1200, 9); // older than the ring: dropped, the newer bucket kept
+    assert.deepEqual(ring.sparse(3000), [histogramIndex(9), 1]);
   });
 });

@@ -9,7 +9,12 @@
  * few array writes with no allocation. Single-threaded by design (one event loop).
  */
 import { InvalidArgumentError } from './errors.js';
-import { HISTOGRAM_BUCKETS, histogramIndex, histogramQuantile } from './latency-histogram.js';
+import {
+  HISTOGRAM_BUCKETS,
+  histogramIndex,
+  histogramQuantile,
+  sparseHistogram,
+} from './latency-histogram.js';
 
 /** The counters kept per bucket. */
 export const WindowField = {
@@ -252,6 +257,21 @@ export class SlidingWindow {
       total += this.#counters[s * FIELDS + 2]! + this.#counters[s * FIELDS + 3]!;
     }
     return histogramQuantile(merged, q, 0, total);
+  }
+
+  /**
+   * The latency histogram of the live bucket starting at `start`, as sparse
+   * `[index, count, …]` pairs (`sparseHistogram`); undefined when histograms are off or the
+   * bucket is not in the window.
+   */
+  bucketHistogram(start: number): number[] | undefined {
+    const h = this.#histograms;
+    if (h === undefined) return undefined;
+    const now = this.#clock();
+    for (let s = 0; s < this.bucketCount; s++)
+      if (this.#starts[s] === start && this.#live(s, now))
+        return sparseHistogram(h, s * HISTOGRAM_BUCKETS);
+    return undefined;
   }
 
   /**

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FakeClock } from '../../test/support/fake-clock.js';
 import { waitFor } from '../../test/support/wait.js';
 import { isPeakError } from '../core/errors.js';
+import { sparseHistogramProblem, sparseQuantile } from '../core/latency-histogram.js';
 import { BlockError } from './block-error.js';
 import { Guard, type MetricSnapshot } from './guard.js';
 import { guardHttpHandler } from './http-guard.js';
@@ -150,6 +151,40 @@ describe('Guard', () => {
         concurrency: m.concurrency,
       },
       { second, pass: 3, block: 2, success: 2, error: 1, concurrency: 0 },
+    );
+    guard.close();
+  });
+
+  it("ships each second's RT histogram, so percentiles can be merged downstream", async () => {
+    const clock = new FakeClock();
+    const guard = new Guard({ clock: clock.read, metricsIntervalMs: 20 });
+    const got: MetricSnapshot[][] = [];
+    guard.on('metrics', (s) => got.push(s));
+    const second = clock.advance(1000);
+    // 9 calls of 2 ms and one of 80 ms, all ending inside the same second.
+    for (const rt of [2, 2, 2, 2, 2, 2, 2, 2, 2, 80]) {
+      const e = guard.entry('h');
+      clock.advance(rt);
+      e.exit();
+    }
+    clock.advance(1000);
+    await waitFor('the metrics event', () => got.some((s) => s.some((m) => m.resource === 'h')));
+    const m = got.flat().find((s) => s.resource === 'h')!;
+    assert.equal(m.second, second);
+    assert.ok(m.rtHist !== undefined, 'the second carries its histogram');
+    assert.equal(sparseHistogramProblem(m.rtHist), undefined);
+    assert.equal(
+      m.rtHist.filter((_, k) => k % 2 === 1).reduce((a, b) => a + b, 0),
+      10,
+      'every completed call is in it',
+    );
+    assert.ok(
+      Math.abs(sparseQuantile(m.rtHist, 0.5) - 2) < 0.2,
+      `p50 ${sparseQuantile(m.rtHist, 0.5)}`,
+    );
+    assert.ok(
+      Math.abs(sparseQuantile(m.rtHist, 0.99) - 80) < 6,
+      `p99 ${sparseQuantile(m.rtHist, 0.99)}`,
     );
     guard.close();
   });

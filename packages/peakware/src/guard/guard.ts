@@ -67,6 +67,12 @@ export interface MetricSnapshot {
   rtMin: number;
   /** Calls in flight when the snapshot was taken. */
   concurrency: number;
+  /**
+   * RT histogram of the calls completed in that second: core's latency histogram as sparse
+   * `[bucket index, count, …]` pairs (absent when none completed or the second is older
+   * than the few the guard keeps). Histograms add, so percentiles merge over instances.
+   */
+  rtHist?: number[];
 }
 
 /** What a resource's handlers return instead of throwing. */
@@ -118,7 +124,7 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
     super();
     this.#clock = options.clock ?? coarseNow;
     this.#overflow = new ResourceNode('__overflow__', this.#clock);
-    this.#inbound = new StatNode(this.#clock);
+    this.#inbound = new StatNode(this.#clock, true);
     this.#maxResources = options.maxResources ?? 6000;
     this.#cluster = options.clusterClient;
     this.#logger = options.logger ?? silentLogger();
@@ -423,6 +429,7 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
     const push = (resource: string, node: StatNode, b: BucketSnapshot) => {
       if (b.pass + b.block + b.success + b.error === 0) return;
       const done = b.success + b.error;
+      const rtHist = done === 0 ? undefined : node.rtHistograms?.sparse(b.start);
       out.push({
         resource,
         second: b.start,
@@ -433,6 +440,7 @@ export class Guard extends EventEmitter<GuardEvents> implements EntryOwner {
         rtAvg: done === 0 ? 0 : b.rtSum / done,
         rtMin: Number.isNaN(b.rtMin) ? 0 : b.rtMin,
         concurrency: node.concurrency,
+        ...(rtHist === undefined || rtHist.length === 0 ? {} : { rtHist }),
       });
     };
     const add = (resource: string, node: StatNode) => {

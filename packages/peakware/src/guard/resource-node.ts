@@ -46,7 +46,7 @@ export class ResourceNode extends StatNode {
     readonly resource: string,
     clock?: () => number,
   ) {
-    super(clock);
+    super(clock, true);
     this.#clock = clock;
   }
 

@@ -11,6 +11,7 @@
  * rest of the window, fixed for the bucket's lifetime, plus the pending count: no window
  * walk per call. Completions (RT, success, error) are written straight through.
  */
+import { HistogramRing } from '../core/latency-histogram.js';
 import { SlidingWindow } from '../core/sliding-window.js';
 import { coarseNow } from './coarse-clock.js';
 
@@ -22,6 +23,12 @@ export class StatNode {
   readonly second: SlidingWindow;
   /** The 60 s window (1 s buckets) metrics come from. Call {@link flush} before reading pass/block. */
   readonly minute: SlidingWindow;
+  /**
+   * RT histograms of the newest seconds, shipped with the per-second metrics so the control
+   * plane can merge percentiles over instances and seconds; only on nodes whose metrics are
+   * shipped (resources and the inbound node), not per origin or entrance.
+   */
+  readonly rtHistograms: HistogramRing | undefined;
   /** Calls admitted and not yet exited. */
   concurrency = 0;
   readonly #clock: () => number;
@@ -34,8 +41,9 @@ export class StatNode {
   /** Passes in the second window outside the pending counts, valid for the pending bucket. */
   #basePass = 0;
 
-  constructor(clock?: () => number) {
+  constructor(clock?: () => number, rtHistograms = false) {
     this.#clock = clock ?? coarseNow;
+    this.rtHistograms = rtHistograms ? new HistogramRing() : undefined;
     const windowClock = () => (this.#pinned >= 0 ? this.#pinned : this.#clock());
     this.second = new SlidingWindow({
       intervalMs: 1000,
@@ -126,6 +134,7 @@ export class StatNode {
     this.second.addComplete(rtMs, failed);
     this.minute.addComplete(rtMs, failed);
     this.#pinned = -1;
+    this.rtHistograms?.record(now, rtMs);
     this.concurrency--;
   }
 }

@@ -8,6 +8,10 @@
  *   its completed buckets are read every 200 ms (so none is missed) with the window's RT
  *   p50/p99 attached to the newest one.
  *
+ * Each second carries its RT histogram (`rtHist`, sparse pairs) when the source keeps one:
+ * the control plane adds them over instances and seconds, so the p50/p99 it answers are
+ * percentiles of every call, not the highest instance's.
+ *
  * Nothing here waits on the network from the caller's side: `record` appends to a bounded
  * buffer (`maxBuffered`; past it the oldest are dropped and counted), one push at a time
  * leaves every `intervalMs` with at most `maxPerPush` records, and a failed push (the
@@ -145,6 +149,7 @@ export class MetricsPusher implements MetricSink {
           .filter((b) => b.pass + b.block + b.success + b.error > 0)
           .map((b, i, all) => {
             const done = b.success + b.error;
+            const rtHist = done === 0 ? undefined : w.window.bucketHistogram(b.start);
             return {
               resource,
               second: b.start,
@@ -154,6 +159,7 @@ export class MetricsPusher implements MetricSink {
               error: b.error,
               rtAvg: done === 0 ? 0 : b.rtSum / done,
               concurrency,
+              ...(rtHist === undefined || rtHist.length === 0 ? {} : { rtHist }),
               ...(i === all.length - 1 && Number.isFinite(p50) ? { rtP50: p50 } : {}),
               ...(i === all.length - 1 && Number.isFinite(p99) ? { rtP99: p99 } : {}),
             };

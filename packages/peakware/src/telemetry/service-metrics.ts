@@ -26,6 +26,12 @@ export interface SecondMetric {
   rtAvg: number;
   /** Calls in flight. */
   concurrency: number;
+  /**
+   * RT histogram of the calls completed in that second, as core's sparse
+   * `[bucket index, count, …]` pairs; the control plane adds them over instances and
+   * seconds for true percentiles.
+   */
+  rtHist?: readonly number[];
 }
 
 /** Where per-second metrics go (this registry, the control plane, a test). */

@@ -8,6 +8,7 @@ import type { PeakModule } from '../../server/peak-module.js';
 import { consoleRoutes } from './console-routes.js';
 import type { ConsoleModuleOptions } from './metric-bucket-source.js';
 import { consoleTables } from './migrations/0012-console.js';
+import { consoleMetricHistograms } from './migrations/0031-console-metric-histograms.js';
 
 export type {
   ConsoleModuleOptions,
@@ -17,5 +18,9 @@ export type {
 
 /** The console module, given what it reads of other subsystems. */
 export function consoleModule(options: ConsoleModuleOptions): PeakModule {
-  return { name: 'console', migrations: [consoleTables], routes: consoleRoutes(options) };
+  return {
+    name: 'console',
+    migrations: [consoleTables, consoleMetricHistograms],
+    routes: consoleRoutes(options),
+  };
 }

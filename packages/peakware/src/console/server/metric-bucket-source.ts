@@ -18,8 +18,10 @@ export interface MetricBucketRow {
   error: number;
   /** Sum of each second's mean RT × its calls, ms. */
   rtSum: number;
-  /** The highest p99 reported in the bucket, ms. */
+  /** RT p99 of the bucket's calls (from {@link rtHist} when pushed), ms. */
   p99: number | null;
+  /** The bucket's RT histogram, every instance and second added (core's sparse pairs). */
+  rtHist?: number[];
   instances: number;
 }
 

@@ -7,11 +7,18 @@
  * lock keeps two nodes from doing the same work. Queries pick the finest tier kept that far
  * back, and answer dense series (a bucket without data is 0 calls and no latency).
  *
- * Downsampled p99 is the highest p99 of the bucket's parts: percentiles do not add, and the
- * highest is the bound a person watching a chart wants.
+ * A bucket keeps its RT histogram (every instance and second added), so a rolled-up p99 is
+ * the p99 of the bucket's calls: histograms add where percentiles do not. Parts pushed
+ * without a histogram (an older SDK) fall back to the highest p99 among them.
  */
 import type pg from 'pg';
+import { sparseQuantile } from '../../core/latency-histogram.js';
 import type { Logger } from '../../core/logger.js';
+import {
+  histogramArrayLiterals,
+  histogramFromArrays,
+  mergedHistogramsSql,
+} from '../../core/pg-histograms.js';
 import type {
   MetricsGrouping,
   MetricsHistory,
@@ -98,20 +105,28 @@ export class MetricsHistoryStore {
       const hourFrom = lastHour === null ? hourTo - METRICS_TIERS[1]!.keepMs : lastHour + HOUR;
       let hours = 0;
       if (hourFrom < hourTo) {
+        // An hour keeps its minutes' merged histogram, which reads take the p99 from; its
+        // rt_p99 (the highest minute's) only serves rows without histograms.
         const res = await client.query(
-          `INSERT INTO peak.console_metrics
+          `WITH mins AS (
+             SELECT date_trunc('hour', bucket) AS hour, * FROM peak.console_metrics
+              WHERE step_seconds = 60 AND bucket >= to_timestamp($1 / 1000.0)
+                AND bucket < to_timestamp($2 / 1000.0)),
+           merged AS (${mergedHistogramsSql('mins', ['hour', 'service', 'resource'])})
+           INSERT INTO peak.console_metrics
              (step_seconds, bucket, service, resource, pass, block, success, error, rt_sum,
-              rt_p99, instances)
-           SELECT 3600, date_trunc('hour', bucket), service, resource, sum(pass), sum(block),
-                  sum(success), sum(error), sum(rt_sum), max(rt_p99), max(instances)
-             FROM peak.console_metrics
-            WHERE step_seconds = 60 AND bucket >= to_timestamp($1 / 1000.0)
-              AND bucket < to_timestamp($2 / 1000.0)
-            GROUP BY 2, 3, 4
+              rt_p99, instances, rt_hist_i, rt_hist_c)
+           SELECT 3600, mins.hour, mins.service, mins.resource, sum(pass), sum(block),
+                  sum(success), sum(error), sum(rt_sum), max(rt_p99), max(instances),
+                  m.rt_hist_i, m.rt_hist_c
+             FROM mins LEFT JOIN merged m
+               ON m.hour = mins.hour AND m.service = mins.service AND m.resource = mins.resource
+            GROUP BY mins.hour, mins.service, mins.resource, m.rt_hist_i, m.rt_hist_c
            ON CONFLICT (step_seconds, service, resource, bucket) DO UPDATE SET
              pass = excluded.pass, block = excluded.block, success = excluded.success,
              error = excluded.error, rt_sum = excluded.rt_sum, rt_p99 = excluded.rt_p99,
-             instances = excluded.instances`,
+             instances = excluded.instances, rt_hist_i = excluded.rt_hist_i,
+             rt_hist_c = excluded.rt_hist_c`,
           [hourFrom, hourTo],
         );
         hours = res.rowCount ?? 0;
@@ -176,32 +191,41 @@ export class MetricsHistoryStore {
           WHERE step_seconds = $1 AND bucket >= to_timestamp($2 / 1000.0)
             AND bucket < to_timestamp($3 / 1000.0)
             AND ($5::text IS NULL OR service = $5) AND ($6::text IS NULL OR resource = $6)),
-       inbound AS (SELECT DISTINCT service FROM w WHERE resource = '__inbound__')
-       SELECT (extract(epoch FROM bucket) * 1000)::float8 AS t,
-              CASE WHEN $4 = 'total' THEN '' ELSE service END AS service,
-              CASE WHEN $4 = 'resource' THEN resource ELSE '' END AS resource,
+       inbound AS (SELECT DISTINCT service FROM w WHERE resource = '__inbound__'),
+       g AS (
+         SELECT (extract(epoch FROM bucket) * 1000)::float8 AS t,
+                CASE WHEN $4 = 'total' THEN '' ELSE service END AS gs,
+                CASE WHEN $4 = 'resource' THEN resource ELSE '' END AS gr,
+                pass, block, success, error, rt_sum, rt_p99, instances, rt_hist_i, rt_hist_c
+           FROM w
+          WHERE $4 = 'resource' OR resource = '__inbound__'
+             OR service NOT IN (SELECT service FROM inbound)),
+       merged AS (${mergedHistogramsSql('g', ['t', 'gs', 'gr'])})
+       SELECT g.t, g.gs AS service, g.gr AS resource,
               sum(pass)::float8 AS pass, sum(block)::float8 AS block,
               sum(success)::float8 AS success, sum(error)::float8 AS error,
               sum(rt_sum)::float8 AS rt_sum, max(rt_p99)::float8 AS p99,
-              max(instances)::int AS instances
-         FROM w
-        WHERE $4 = 'resource' OR resource = '__inbound__'
-           OR service NOT IN (SELECT service FROM inbound)
-        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+              max(instances)::int AS instances, m.rt_hist_i, m.rt_hist_c
+         FROM g LEFT JOIN merged m ON m.t = g.t AND m.gs = g.gs AND m.gr = g.gr
+        GROUP BY g.t, g.gs, g.gr, m.rt_hist_i, m.rt_hist_c ORDER BY 1, 2, 3`,
       [step, fromMs, toMs, by, filter.service ?? null, filter.resource ?? null],
     );
-    return rows.map((r) => ({
-      t: r.t,
-      service: r.service,
-      resource: r.resource,
-      pass: r.pass,
-      block: r.block,
-      success: r.success,
-      error: r.error,
-      rtSum: r.rt_sum,
-      p99: r.p99,
-      instances: r.instances,
-    }));
+    return rows.map((r) => {
+      const rtHist = histogramFromArrays(r.rt_hist_i, r.rt_hist_c);
+      return {
+        t: r.t,
+        service: r.service,
+        resource: r.resource,
+        pass: r.pass,
+        block: r.block,
+        success: r.success,
+        error: r.error,
+        rtSum: r.rt_sum,
+        p99: rtHist === undefined ? r.p99 : sparseQuantile(rtHist, 0.99),
+        instances: r.instances,
+        ...(rtHist === undefined ? {} : { rtHist }),
+      };
+    });
   }
 }
 
@@ -212,18 +236,22 @@ async function upsert(
 ): Promise<number> {
   if (rows.length === 0) return 0;
   const col = <T>(pick: (r: MetricBucketRow) => T) => rows.map(pick);
+  const hists = rows.map((r) => histogramArrayLiterals(r.rtHist));
   const res = await client.query(
     `INSERT INTO peak.console_metrics
        (step_seconds, bucket, service, resource, pass, block, success, error, rt_sum, rt_p99,
-        instances)
-     SELECT $1, to_timestamp(t / 1000.0), s, r, p, b, ok, e, rs, p99, i
+        instances, rt_hist_i, rt_hist_c)
+     SELECT $1, to_timestamp(t / 1000.0), s, r, p, b, ok, e, rs, p99, i, hi::smallint[],
+            hc::bigint[]
        FROM unnest($2::float8[], $3::text[], $4::text[], $5::float8[], $6::float8[],
-                   $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::int[])
-         AS x(t, s, r, p, b, ok, e, rs, p99, i)
+                   $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::int[],
+                   $12::text[], $13::text[])
+         AS x(t, s, r, p, b, ok, e, rs, p99, i, hi, hc)
      ON CONFLICT (step_seconds, service, resource, bucket) DO UPDATE SET
        pass = excluded.pass, block = excluded.block, success = excluded.success,
        error = excluded.error, rt_sum = excluded.rt_sum, rt_p99 = excluded.rt_p99,
-       instances = excluded.instances`,
+       instances = excluded.instances, rt_hist_i = excluded.rt_hist_i,
+       rt_hist_c = excluded.rt_hist_c`,
     [
       step,
       col((r) => r.t),
@@ -236,6 +264,8 @@ async function upsert(
       col((r) => r.rtSum),
       col((r) => r.p99),
       col((r) => r.instances),
+      hists.map((h) => h[0]),
+      hists.map((h) => h[1]),
     ],
   );
   return res.rowCount ?? 0;

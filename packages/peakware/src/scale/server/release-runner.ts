@@ -35,7 +35,7 @@ import { judgeStep, type VersionFigures } from '../release-judge.js';
 import { releaseCondition, releaseStepLabel } from '../release-spec.js';
 import type { InstanceReport } from '../supervisor-report.js';
 import { type ReleaseView, releasesInProgress, updateRelease } from './release-store.js';
-import type { Actor, ScaleModuleDeps } from './scale-ports.js';
+import { type Actor, type ScaleModuleDeps, windowP99 } from './scale-ports.js';
 import { liveInstances } from './supervisor-store.js';
 
 /** The config group of release weight items (the key is the service). */
@@ -262,13 +262,13 @@ async function figuresOf(
   });
   const calls = buckets.reduce((s, b) => s + b.success + b.error, 0);
   const errors = buckets.reduce((s, b) => s + b.error, 0);
-  const p99s = buckets.map((b) => b.p99).filter((v): v is number => v !== null);
   const rtSum = buckets.reduce((s, b) => s + b.rtSum, 0);
+  const p99 = windowP99(buckets);
   return {
     calls,
     errors,
     ...(calls === 0 ? {} : { rtAvg: rtSum / calls }),
-    ...(p99s.length === 0 ? {} : { p99: p99s.reduce((s, v) => s + v, 0) / p99s.length }),
+    ...(p99 === undefined ? {} : { p99 }),
   };
 }
 

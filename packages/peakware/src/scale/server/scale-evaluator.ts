@@ -20,7 +20,7 @@ import {
 } from '../scale-policy.js';
 import type { InstanceReport } from '../supervisor-report.js';
 import { lastDecision, recordDecision } from './decision-store.js';
-import type { ScaleModuleDeps } from './scale-ports.js';
+import { type ScaleModuleDeps, windowP99 } from './scale-ports.js';
 import { SUPERVISOR_LIVE_MS, supervisors } from './supervisor-store.js';
 
 interface Target {
@@ -208,9 +208,9 @@ export class ScaleEvaluator {
       return { value: p.metric === 'qps' ? 0 : undefined, figures: { seconds: 0 } };
     if (p.metric === 'rt-p99') {
       const p99s = buckets.map((b) => b.p99).filter((v): v is number => v !== null);
-      if (p99s.length === 0) return { value: undefined, figures: { seconds: buckets.length } };
-      const avg = p99s.reduce((s, v) => s + v, 0) / p99s.length;
-      return { value: avg, figures: { seconds: p99s.length, highestP99: Math.max(...p99s) } };
+      const p99 = windowP99(buckets);
+      if (p99 === undefined) return { value: undefined, figures: { seconds: buckets.length } };
+      return { value: p99, figures: { seconds: p99s.length, highestP99: Math.max(...p99s) } };
     }
     // Per instance: over the mean number of instances that pushed (every instance of the
     // service, supervised here or not, takes its share of the calls).

@@ -10,6 +10,7 @@
 import type pg from 'pg';
 import type { Actor, ItemRef } from '../../config/config-item-ref.js';
 import type { ConfigSchema } from '../../config/config-schema.js';
+import { mergeSparseHistograms, sparseQuantile } from '../../core/latency-histogram.js';
 
 export type { Actor, ItemRef };
 
@@ -48,9 +49,26 @@ export interface ScaleMetricsReader {
       error: number;
       rtSum: number;
       p99: number | null;
+      /** The bucket's RT histogram (core's sparse pairs), when instances push one. */
+      rtHist?: number[];
       instances: number;
     }[]
   >;
+}
+
+/** One bucket as {@link ScaleMetricsReader} gives it. */
+export type ScaleMetricBucket = Awaited<ReturnType<ScaleMetricsReader['buckets']>>[number];
+
+/**
+ * The RT p99 over `buckets`: of every call in them when their histograms were pushed
+ * (added together), else the mean of the buckets' own p99s (senders without histograms);
+ * undefined when neither.
+ */
+export function windowP99(buckets: readonly ScaleMetricBucket[]): number | undefined {
+  const hist = mergeSparseHistograms(buckets.map((b) => b.rtHist));
+  if (hist.length > 0) return sparseQuantile(hist, 0.99);
+  const p99s = buckets.map((b) => b.p99).filter((v): v is number => v !== null);
+  return p99s.length === 0 ? undefined : p99s.reduce((s, v) => s + v, 0) / p99s.length;
 }
 
 /** A consumer group's backlog per queue on a topic (mq's reader). */

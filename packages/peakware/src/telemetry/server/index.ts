@@ -9,6 +9,7 @@ import { telemetry } from './migrations/0005-telemetry.js';
 import { telemetryAlerts } from './migrations/0006-telemetry-alerts.js';
 import { telemetryRulesMetrics } from './migrations/0007-telemetry-rules-metrics.js';
 import { telemetryRuleResource } from './migrations/0008-telemetry-rule-resource.js';
+import { telemetryMetricHistograms } from './migrations/0030-telemetry-metric-histograms.js';
 import type { TelemetryModuleOptions } from './mq-backlog-source.js';
 import { telemetryRoutes } from './telemetry-routes.js';
 
@@ -29,7 +30,13 @@ export type {
 export function telemetryModule(options: TelemetryModuleOptions): PeakModule {
   return {
     name: 'telemetry',
-    migrations: [telemetry, telemetryAlerts, telemetryRulesMetrics, telemetryRuleResource],
+    migrations: [
+      telemetry,
+      telemetryAlerts,
+      telemetryRulesMetrics,
+      telemetryRuleResource,
+      telemetryMetricHistograms,
+    ],
     routes: telemetryRoutes(options),
   };
 }

@@ -9,6 +9,8 @@
  * resources: summing both would count each call twice.
  */
 import type pg from 'pg';
+import { sparseQuantile } from '../../core/latency-histogram.js';
+import { histogramFromArrays, mergedHistogramsSql } from '../../core/pg-histograms.js';
 
 /** The guard's inbound node, every call a process took (guard's `INBOUND_RESOURCE`). */
 const INBOUND = '__inbound__';
@@ -46,8 +48,19 @@ export interface MetricBucket {
   error: number;
   /** Sum of each second's mean RT × its calls, ms (divide by calls for the mean). */
   rtSum: number;
-  /** The highest RT p99 any instance reported in the bucket, ms; null when none did. */
+  /**
+   * RT p50 / p99 of the bucket, ms: percentiles of every call in it (the instances' pushed
+   * histograms added, see {@link rtHist}); where none pushed one, the highest p50 / p99 an
+   * instance reported. Null when neither.
+   */
+  p50: number | null;
   p99: number | null;
+  /**
+   * The bucket's RT histogram, every instance and second added (core's sparse
+   * `[index, count, …]` pairs); absent when no instance pushed one. Add these over buckets
+   * (`mergeSparseHistograms`) for the percentiles of a longer span.
+   */
+  rtHist?: number[];
   /** Instances that reported in the bucket. */
   instances: number;
 }
@@ -67,18 +80,26 @@ export function openMetricBuckets(pool: pg.Pool): MetricBucketReader {
             WHERE second >= to_timestamp($1 / 1000.0) AND second < to_timestamp($2 / 1000.0)
               AND ($5::text IS NULL OR service = $5) AND ($6::text IS NULL OR resource = $6)
               AND ($7::text[] IS NULL OR instance = ANY($7::text[]))),
-         inbound AS (SELECT DISTINCT service FROM w WHERE resource = '${INBOUND}')
-         SELECT (floor(extract(epoch FROM second) / $3) * $3 * 1000)::float8 AS t,
-                CASE WHEN $4 = 'total' THEN '' ELSE service END AS service,
-                CASE WHEN $4 = 'resource' THEN resource ELSE '' END AS resource,
+         inbound AS (SELECT DISTINCT service FROM w WHERE resource = '${INBOUND}'),
+         g AS (
+           SELECT (floor(extract(epoch FROM second) / $3) * $3 * 1000)::float8 AS t,
+                  CASE WHEN $4 = 'total' THEN '' ELSE service END AS gs,
+                  CASE WHEN $4 = 'resource' THEN resource ELSE '' END AS gr,
+                  instance, pass, block, success, error, rt_avg, rt_p50, rt_p99,
+                  rt_hist_i, rt_hist_c
+             FROM w
+            WHERE $4 = 'resource' OR resource = '${INBOUND}'
+               OR service NOT IN (SELECT service FROM inbound)),
+         merged AS (${mergedHistogramsSql('g', ['t', 'gs', 'gr'])})
+         SELECT g.t, g.gs AS service, g.gr AS resource,
                 sum(pass)::float8 AS pass, sum(block)::float8 AS block,
                 sum(success)::float8 AS success, sum(error)::float8 AS error,
                 sum(rt_avg * (success + error))::float8 AS rt_sum,
-                max(rt_p99)::float8 AS p99, count(DISTINCT instance)::int AS instances
-           FROM w
-          WHERE $4 = 'resource' OR resource = '${INBOUND}'
-             OR service NOT IN (SELECT service FROM inbound)
-          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+                max(rt_p50)::float8 AS p50, max(rt_p99)::float8 AS p99,
+                count(DISTINCT instance)::int AS instances,
+                m.rt_hist_i, m.rt_hist_c
+           FROM g LEFT JOIN merged m ON m.t = g.t AND m.gs = g.gs AND m.gr = g.gr
+          GROUP BY g.t, g.gs, g.gr, m.rt_hist_i, m.rt_hist_c ORDER BY 1, 2, 3`,
         [
           q.fromMs,
           q.toMs,
@@ -89,18 +110,23 @@ export function openMetricBuckets(pool: pg.Pool): MetricBucketReader {
           q.instances ?? null,
         ],
       );
-      return rows.map((r) => ({
-        t: r.t as number,
-        service: r.service as string,
-        resource: r.resource as string,
-        pass: r.pass as number,
-        block: r.block as number,
-        success: r.success as number,
-        error: r.error as number,
-        rtSum: r.rt_sum as number,
-        p99: r.p99 as number | null,
-        instances: r.instances as number,
-      }));
+      return rows.map((r) => {
+        const rtHist = histogramFromArrays(r.rt_hist_i, r.rt_hist_c);
+        return {
+          t: r.t as number,
+          service: r.service as string,
+          resource: r.resource as string,
+          pass: r.pass as number,
+          block: r.block as number,
+          success: r.success as number,
+          error: r.error as number,
+          rtSum: r.rt_sum as number,
+          p50: rtHist === undefined ? (r.p50 as number | null) : sparseQuantile(rtHist, 0.5),
+          p99: rtHist === undefined ? (r.p99 as number | null) : sparseQuantile(rtHist, 0.99),
+          instances: r.instances as number,
+          ...(rtHist === undefined ? {} : { rtHist }),
+        };
+      });
     },
   };
 }

@@ -5,6 +5,8 @@
  * gathers the figures; telemetry-alert-logic.ts decides what they mean.
  */
 import type pg from 'pg';
+import { sparseQuantile } from '../../core/latency-histogram.js';
+import { histogramFromArrays, mergedHistogramsSql } from '../../core/pg-histograms.js';
 import type { MqBacklogSource } from './mq-backlog-source.js';
 import {
   burnMeasure,
@@ -37,6 +39,8 @@ export class AlertMeasures {
   }
 
   async #measureSpans(rule: AlertRule, now: number): Promise<Measure> {
+    if (rule.resource !== undefined && rule.kind === 'p99')
+      return this.#measureMetricsP99(rule, now);
     if (rule.resource !== undefined) {
       const c = await this.#countMetrics(rule, now, rule.windowSeconds);
       return thresholdMeasure(rule, c.calls, c.calls === 0 ? 0 : c.bad / c.calls, {
@@ -61,6 +65,41 @@ export class AlertMeasures {
           ? 0
           : Number(m.rows[0]?.errors ?? 0) / calls;
     return thresholdMeasure(rule, calls, value, { calls });
+  }
+
+  /**
+   * The p99 (ms) of every call of `rule.resource` over the window, from the RT histograms
+   * its instances pushed, added together (the last second left out, as pushes may still be
+   * coming). Seconds pushed without a histogram count as calls but give no latency.
+   */
+  async #measureMetricsP99(rule: AlertRule, now: number): Promise<Measure> {
+    const { from, until } = metricsWindow(now, rule.windowSeconds, rule.windowSeconds);
+    const m = await this.#pool.query(
+      `WITH w AS (
+         SELECT '' AS k, success, error, rt_hist_i, rt_hist_c FROM peak.telemetry_metrics
+          WHERE service = $1 AND resource = $2
+            AND second >= to_timestamp($3 / 1000.0) AND second < to_timestamp($4 / 1000.0)),
+       merged AS (${mergedHistogramsSql('w', ['k'])})
+       SELECT (SELECT coalesce(sum(success + error), 0)::float8 FROM w) AS calls,
+              (SELECT rt_hist_i FROM merged) AS rt_hist_i,
+              (SELECT rt_hist_c FROM merged) AS rt_hist_c`,
+      [rule.service, rule.resource, from, until],
+    );
+    const row = m.rows[0] ?? {};
+    const calls = Number(row.calls ?? 0);
+    const hist = histogramFromArrays(row.rt_hist_i, row.rt_hist_c);
+    const measured =
+      hist === undefined ? 0 : hist.reduce((n, v, k) => (k % 2 === 1 ? n + v : n), 0);
+    return thresholdMeasure(
+      rule,
+      hist === undefined ? 0 : calls,
+      hist === undefined ? 0 : sparseQuantile(hist, 0.99),
+      {
+        calls,
+        measured,
+        source: 'metrics',
+      },
+    );
   }
 
   /**

@@ -103,8 +103,8 @@ describe('validateRule', () => {
         /'objective' belongs to burn-rate rules, not p99/,
       ],
       [
-        { name: 'a', kind: 'p99', service: 's', resource: 'r', threshold: 5 },
-        /'resource' \(pushed metrics\) applies to error-rate and burn-rate rules, not p99/,
+        { name: 'a', kind: 'mq-backlog', group: 'g', topic: 't', resource: 'r', threshold: 5 },
+        /'resource' \(pushed metrics\) applies to p99, error-rate and burn-rate rules, not mq-backlog/,
       ],
       [
         { name: 'a', kind: 'error-rate', service: 's', resource: 'r', endpoint: 'e', threshold: 1 },

@@ -13,9 +13,10 @@
  *   over `windowSeconds` (long, default 1 h) AND over `shortWindowSeconds` (default 5 min)
  *   both exceed `threshold` (the factor, default 14.4: 2% of a 30-day budget in an hour).
  *
- * `error-rate` and `burn-rate` rules with a `resource` count that resource's pushed
+ * `error-rate`, `burn-rate` and `p99` rules with a `resource` read that resource's pushed
  * per-second metrics (`MetricsPusher`: every call, summed over instances, the last second
- * left out as pushes may still be on their way) instead of spans, which are sampled.
+ * left out as pushes may still be on their way) instead of spans, which are sampled; a
+ * `p99` rule takes the p99 of the instances' pushed RT histograms added together.
  */
 import { InvalidArgumentError } from '../../core/errors.js';
 import { defaultShortWindowSeconds } from './telemetry-alert-logic.js';
@@ -35,8 +36,8 @@ export interface AlertRule {
   /** Server span name; absent = every endpoint of the service. */
   endpoint?: string;
   /**
-   * `error-rate`/`burn-rate`: count this resource's pushed per-second metrics (exact)
-   * instead of the service's spans (sampled).
+   * `error-rate`/`burn-rate`/`p99`: read this resource's pushed per-second metrics (every
+   * call; a p99 from their RT histograms) instead of the service's spans (sampled).
    */
   resource?: string;
   /** `mq-backlog`: the consumer group. */
@@ -132,10 +133,10 @@ export function validateRule(input: AlertRuleInput): AlertRule {
     }
   }
   if (input.resource !== undefined) {
-    if (input.kind !== 'error-rate' && input.kind !== 'burn-rate') {
+    if (input.kind !== 'error-rate' && input.kind !== 'burn-rate' && input.kind !== 'p99') {
       throw bad(
         n,
-        `'resource' (pushed metrics) applies to error-rate and burn-rate rules, not ${input.kind}`,
+        `'resource' (pushed metrics) applies to p99, error-rate and burn-rate rules, not ${input.kind}`,
       );
     }
     if (input.endpoint !== undefined) {

@@ -7,6 +7,8 @@
  *   concurrency per service and resource summed over instances (what `peak top` shows).
  */
 import { Type } from '@sinclair/typebox';
+import { ErrorCodes, PeakError } from '../../core/errors.js';
+import { HISTOGRAM_BUCKETS, sparseHistogramProblem } from '../../core/latency-histogram.js';
 import { authorize } from '../../server/access.js';
 import type { ApiApp } from '../../server/http-api.js';
 import { WithDefault } from '../../server/route-schema.js';
@@ -24,6 +26,13 @@ const pushedMetric = Type.Object({
   rtAvg: WithDefault(Type.Number({ minimum: 0 }), 0),
   rtP50: Type.Optional(Type.Number({ minimum: 0 })),
   rtP99: Type.Optional(Type.Number({ minimum: 0 })),
+  rtHist: Type.Optional(
+    Type.Array(Type.Integer({ minimum: 0, maximum: 2e9 }), {
+      maxItems: 2 * HISTOGRAM_BUCKETS,
+      description:
+        "the second's RT histogram: core's latency histogram as [bucket index, count, ...] pairs, indexes ascending",
+    }),
+  ),
   concurrency: WithDefault(Type.Number({ minimum: 0, maximum: 2e9 }), 0),
 });
 
@@ -50,6 +59,15 @@ export function metricsRoutes(
     async (request) => {
       const body = request.body;
       authorize(request, 'telemetry', body.service);
+      body.metrics.forEach((m, k) => {
+        const problem = m.rtHist === undefined ? undefined : sparseHistogramProblem(m.rtHist);
+        if (problem !== undefined)
+          throw new PeakError(
+            ErrorCodes.INVALID_ARGUMENT,
+            `metrics[${k}].rtHist (resource '${m.resource}') ${problem}; send the pairs sparseHistogram() gives, or leave rtHist out (nothing of this push was stored)`,
+            { details: { input: `metrics[${k}].rtHist` } },
+          );
+      });
       counters.metricsReceived += body.metrics.length;
       const stored = await metricsStore.insert(body.service, body.instance, body.metrics);
       return { accepted: body.metrics.length, stored };

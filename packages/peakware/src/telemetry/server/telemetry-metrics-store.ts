@@ -5,6 +5,12 @@
  * delete.
  */
 import type pg from 'pg';
+import { sparseQuantile } from '../../core/latency-histogram.js';
+import {
+  histogramArrayLiterals,
+  histogramFromArrays,
+  mergedHistogramsSql,
+} from '../../core/pg-histograms.js';
 import type { PushedMetric } from '../metrics-pusher.js';
 
 /** One resource's live figures, summed over the service's instances. */
@@ -22,7 +28,11 @@ export interface LiveResource {
   errorQps: number;
   /** Mean RT over the period, ms (weighted by calls). */
   rtAvgMs: number;
-  /** The highest instance's latest RT p50 / p99, ms (absent when not reported). */
+  /**
+   * RT p50 / p99 over the period, ms: percentiles of every call of every instance (their
+   * pushed histograms added); where no instance pushed histograms, the highest instance's
+   * latest reported p50 / p99. Absent when neither was reported.
+   */
   rtP50Ms?: number;
   rtP99Ms?: number;
   /** Calls in flight: the sum of each instance's latest report. */
@@ -47,18 +57,22 @@ export class TelemetryMetricsStore {
   ): Promise<number> {
     if (metrics.length === 0) return 0;
     const col = <T>(pick: (m: PushedMetric) => T) => metrics.map(pick);
+    const hists = metrics.map((m) => histogramArrayLiterals(m.rtHist));
     const res = await this.#pool.query(
       `INSERT INTO peak.telemetry_metrics
          (service, instance, resource, second, pass, block, success, error, rt_avg, rt_p50,
-          rt_p99, concurrency)
-       SELECT $1, $2, r, to_timestamp(s / 1000.0), p, b, ok, e, avg, p50, p99, c
+          rt_p99, concurrency, rt_hist_i, rt_hist_c)
+       SELECT $1, $2, r, to_timestamp(s / 1000.0), p, b, ok, e, avg, p50, p99, c,
+              hi::smallint[], hc::bigint[]
          FROM unnest($3::text[], $4::float8[], $5::int[], $6::int[], $7::int[], $8::int[],
-                     $9::float8[], $10::float8[], $11::float8[], $12::int[])
-           AS t(r, s, p, b, ok, e, avg, p50, p99, c)
+                     $9::float8[], $10::float8[], $11::float8[], $12::int[], $13::text[],
+                     $14::text[])
+           AS t(r, s, p, b, ok, e, avg, p50, p99, c, hi, hc)
        ON CONFLICT (service, resource, instance, second) DO UPDATE SET
          pass = excluded.pass, block = excluded.block, success = excluded.success,
          error = excluded.error, rt_avg = excluded.rt_avg, rt_p50 = excluded.rt_p50,
-         rt_p99 = excluded.rt_p99, concurrency = excluded.concurrency`,
+         rt_p99 = excluded.rt_p99, concurrency = excluded.concurrency,
+         rt_hist_i = excluded.rt_hist_i, rt_hist_c = excluded.rt_hist_c`,
       [
         service,
         instance,
@@ -72,6 +86,8 @@ export class TelemetryMetricsStore {
         col((m) => m.rtP50 ?? null),
         col((m) => m.rtP99 ?? null),
         col((m) => Math.round(m.concurrency)),
+        hists.map((h) => h[0]),
+        hists.map((h) => h[1]),
       ],
     );
     return res.rowCount ?? 0;
@@ -90,7 +106,8 @@ export class TelemetryMetricsStore {
        latest AS (
          SELECT DISTINCT ON (service, resource, instance) service, resource, instance,
                 concurrency, rt_p50, rt_p99
-           FROM w ORDER BY service, resource, instance, second DESC)
+           FROM w ORDER BY service, resource, instance, second DESC),
+       merged AS (${mergedHistogramsSql('w', ['service', 'resource'])})
        SELECT w.service, w.resource, count(DISTINCT w.instance)::int AS instances,
               sum(w.pass)::float8 AS pass, sum(w.block)::float8 AS block,
               sum(w.success)::float8 AS success, sum(w.error)::float8 AS error,
@@ -98,25 +115,32 @@ export class TelemetryMetricsStore {
               (SELECT max(l.rt_p50) FROM latest l WHERE l.service = w.service AND l.resource = w.resource) AS p50,
               (SELECT max(l.rt_p99) FROM latest l WHERE l.service = w.service AND l.resource = w.resource) AS p99,
               (SELECT sum(l.concurrency) FROM latest l WHERE l.service = w.service AND l.resource = w.resource)::int AS concurrency,
-              (extract(epoch FROM max(w.second)) * 1000)::float8 AS last_second
+              (extract(epoch FROM max(w.second)) * 1000)::float8 AS last_second,
+              (SELECT m.rt_hist_i FROM merged m WHERE m.service = w.service AND m.resource = w.resource) AS rt_hist_i,
+              (SELECT m.rt_hist_c FROM merged m WHERE m.service = w.service AND m.resource = w.resource) AS rt_hist_c
          FROM w GROUP BY w.service, w.resource`,
       [untilMs - seconds * 1000, untilMs, service ?? null],
     );
     return res.rows
-      .map((r) => ({
-        service: r.service as string,
-        resource: r.resource as string,
-        instances: r.instances as number,
-        qps: (r.success + r.error) / seconds,
-        passQps: r.pass / seconds,
-        blockQps: r.block / seconds,
-        errorQps: r.error / seconds,
-        rtAvgMs: r.rt_avg ?? 0,
-        ...(r.p50 === null ? {} : { rtP50Ms: Number(r.p50) }),
-        ...(r.p99 === null ? {} : { rtP99Ms: Number(r.p99) }),
-        concurrency: r.concurrency ?? 0,
-        lastSecond: r.last_second as number,
-      }))
+      .map((r) => {
+        const hist = histogramFromArrays(r.rt_hist_i, r.rt_hist_c);
+        const p50 = hist === undefined ? r.p50 : sparseQuantile(hist, 0.5);
+        const p99 = hist === undefined ? r.p99 : sparseQuantile(hist, 0.99);
+        return {
+          service: r.service as string,
+          resource: r.resource as string,
+          instances: r.instances as number,
+          qps: (r.success + r.error) / seconds,
+          passQps: r.pass / seconds,
+          blockQps: r.block / seconds,
+          errorQps: r.error / seconds,
+          rtAvgMs: r.rt_avg ?? 0,
+          ...(p50 === null ? {} : { rtP50Ms: Number(p50) }),
+          ...(p99 === null ? {} : { rtP99Ms: Number(p99) }),
+          concurrency: r.concurrency ?? 0,
+          lastSecond: r.last_second as number,
+        };
+      })
       .sort((a, b) => b.qps + b.blockQps - (a.qps + a.blockQps));
   }
 
