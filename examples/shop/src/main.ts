@@ -540,6 +540,8 @@ async function runOn(chain: Chain): Promise<number> {
       blocked: Math.round(m.blockQps * metricSeconds),
       errors: Math.round(m.errorQps * metricSeconds),
       rtAvgMs: Number(m.rtAvgMs.toFixed(1)),
+      // Of every call of every instance: their pushed RT histograms added.
+      ...(m.rtP99Ms === undefined ? {} : { rtP99Ms: Number(m.rtP99Ms.toFixed(1)) }),
     })),
     repeats: { ...report.repeats, duplicateOrders: duplicates },
     consistent,
@@ -601,10 +603,13 @@ async function runOn(chain: Chain): Promise<number> {
       );
     }
     say('');
-    say('  per-second metrics pushed by every process (calls, blocked, errors, RT avg):');
+    say(
+      '  per-second metrics pushed by every process (calls, blocked, errors, RT avg and p99 of every instance\'s calls):',
+    );
     for (const m of summary.metrics.slice(0, 8)) {
+      const p99 = m.rtP99Ms === undefined ? '' : `  p99 ${m.rtP99Ms.toFixed(1).padStart(7)} ms`;
       say(
-        `    ${m.service.padEnd(15)} ${m.resource.padEnd(26)} ×${m.instances}  ${String(m.calls).padStart(6)} ${String(m.blocked).padStart(6)} ${String(m.errors).padStart(5)}  ${m.rtAvgMs.toFixed(1).padStart(7)} ms`,
+        `    ${m.service.padEnd(15)} ${m.resource.padEnd(26)} ×${m.instances}  ${String(m.calls).padStart(6)} ${String(m.blocked).padStart(6)} ${String(m.errors).padStart(5)}  ${m.rtAvgMs.toFixed(1).padStart(7)} ms${p99}`,
       );
     }
     say('  SLA alerts during the sale:');

@@ -14,10 +14,11 @@ import { BUY_RESOURCE } from './edge.js';
  */
 export const SHOP_ALERT_RULES: Record<string, { body: AlertRuleBody; says: string }> = {
   'shop.buy-p99': {
-    says: 'p99 of the gateway over 10 s > 1000 ms while ≥ 10 req/s, for 4 s',
+    says: `p99 of ${BUY_RESOURCE} over 10 s > 1000 ms while ≥ 10 req/s, for 4 s (every call: the gateways' pushed RT histograms added)`,
     body: {
       kind: 'p99',
       service: 'shop.gateway',
+      resource: BUY_RESOURCE,
       threshold: 1000,
       minQps: 10,
       windowSeconds: 10,

@@ -108,10 +108,6 @@ describe('telemetry alert rules: mq-backlog and burn-rate', { timeout: 180_000 }
         { kind: 'mq-backlog', group: 'g', topic: 't', resource: 'r', threshold: 5 },
         /'resource'.*not mq-backlog/,
       ],
-      [
-        { kind: 'burn-rate', service: 's', resource: 'r', objective: 0.99, latencyMs: 50 },
-        /latency SLO/,
-      ],
     ];
     for (const [body, message] of cases) {
       const res = await put('bad', body);

@@ -352,6 +352,32 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
       near(m.value, 2, "the alert's p99");
       assert.equal(m.breach, false, 'the slow instance alone does not breach a 50 ms p99');
       assert.equal(m.details.source, 'metrics');
+
+      // A latency SLO over the same pushed metrics: calls over `latencyMs` are bad.
+      const burn = (latencyMs: number) =>
+        measures.measure(
+          {
+            name: 'ledger-slo',
+            kind: 'burn-rate',
+            service: 'ledger',
+            resource: 'ledger.post',
+            objective: 0.99,
+            latencyMs,
+            threshold: 5,
+            windowSeconds: 5,
+            shortWindowSeconds: 2,
+            minQps: 0,
+          } as AlertRule,
+          now,
+        );
+      // Within 50 ms: only the 10 slow calls a second of 2 010 are bad, a burn of 0.5.
+      const within50 = await burn(50);
+      assert.ok(Math.abs(within50.value - 10 / 2010 / 0.01) < 0.01, `burn ${within50.value}`);
+      assert.equal(within50.breach, false);
+      // Within 1 ms: every call is bad, a burn of 100.
+      const within1 = await burn(1);
+      assert.ok(Math.abs(within1.value - 100) < 0.01, `burn ${within1.value}`);
+      assert.equal(within1.breach, true);
     } finally {
       await pool.end();
     }

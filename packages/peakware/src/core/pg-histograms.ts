@@ -1,7 +1,7 @@
 /**
  * Sparse latency histograms in PostgreSQL: a row keeps core's histogram as two parallel
- * arrays, `rt_hist_i smallint[]` (bucket indexes, ascending) and `rt_hist_c bigint[]`
- * (their counts). Histograms add, so the rows of a group merge into one with
+ * arrays, `rt_hist_i smallint[]` (bucket indexes, ascending) and `rt_hist_c` (their counts,
+ * `integer[]` or `bigint[]`). Histograms add, so the rows of a group merge into one with
  * {@link mergedHistogramsSql}, and a percentile of the merge is a percentile of every call
  * (`sparseQuantile`), which per-row p99s never give.
  */

@@ -5,7 +5,7 @@
  * gathers the figures; telemetry-alert-logic.ts decides what they mean.
  */
 import type pg from 'pg';
-import { sparseQuantile } from '../../core/latency-histogram.js';
+import { histogramIndex, sparseQuantile } from '../../core/latency-histogram.js';
 import { histogramFromArrays, mergedHistogramsSql } from '../../core/pg-histograms.js';
 import type { MqBacklogSource } from './mq-backlog-source.js';
 import {
@@ -108,15 +108,24 @@ export class AlertMeasures {
    */
   async #countMetrics(rule: AlertRule, now: number, shortSeconds: number): Promise<CallCounts> {
     const { from, shortFrom, until } = metricsWindow(now, rule.windowSeconds, shortSeconds);
+    // With a latency objective, a second's bad calls are its failures plus the calls its
+    // RT histogram puts in a bucket above the one holding `latencyMs` (capped at its calls).
+    const slowAbove = rule.latencyMs === undefined ? null : histogramIndex(rule.latencyMs);
     const m = await this.#pool.query(
-      `SELECT coalesce(sum(success + error), 0)::float8 AS calls,
-              coalesce(sum(error), 0)::float8 AS bad,
-              coalesce(sum(success + error) FILTER (WHERE second >= to_timestamp($4 / 1000.0)), 0)::float8 AS short_calls,
-              coalesce(sum(error) FILTER (WHERE second >= to_timestamp($4 / 1000.0)), 0)::float8 AS short_bad
-         FROM peak.telemetry_metrics
-        WHERE service = $1 AND resource = $2
-          AND second >= to_timestamp($3 / 1000.0) AND second < to_timestamp($5 / 1000.0)`,
-      [rule.service, rule.resource, from, shortFrom, until],
+      `WITH s AS (
+         SELECT second, success + error AS calls,
+                least(success + error, error + CASE WHEN $6::int IS NULL THEN 0 ELSE
+                  (SELECT coalesce(sum(x.c), 0) FROM unnest(rt_hist_i, rt_hist_c) AS x(i, c)
+                    WHERE x.i > $6::int) END) AS bad
+           FROM peak.telemetry_metrics
+          WHERE service = $1 AND resource = $2
+            AND second >= to_timestamp($3 / 1000.0) AND second < to_timestamp($5 / 1000.0))
+       SELECT coalesce(sum(calls), 0)::float8 AS calls,
+              coalesce(sum(bad), 0)::float8 AS bad,
+              coalesce(sum(calls) FILTER (WHERE second >= to_timestamp($4 / 1000.0)), 0)::float8 AS short_calls,
+              coalesce(sum(bad) FILTER (WHERE second >= to_timestamp($4 / 1000.0)), 0)::float8 AS short_bad
+         FROM s`,
+      [rule.service, rule.resource, from, shortFrom, until, slowAbove],
     );
     const row = m.rows[0] ?? {};
     return {

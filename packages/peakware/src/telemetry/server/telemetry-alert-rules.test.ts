@@ -111,10 +111,6 @@ describe('validateRule', () => {
         /'resource' .* or 'endpoint' .*, not both/,
       ],
       [
-        { name: 'a', kind: 'burn-rate', service: 's', resource: 'r', objective: 0.9, latencyMs: 5 },
-        /leave out 'resource' for a latency SLO/,
-      ],
-      [
         { name: 'a', kind: 'p99', service: 's', threshold: 5, webhook: 'ftp://x' },
         /webhook must be an http\(s\) URL, got 'ftp:\/\/x'/,
       ],

@@ -16,7 +16,10 @@
  * `error-rate`, `burn-rate` and `p99` rules with a `resource` read that resource's pushed
  * per-second metrics (`MetricsPusher`: every call, summed over instances, the last second
  * left out as pushes may still be on their way) instead of spans, which are sampled; a
- * `p99` rule takes the p99 of the instances' pushed RT histograms added together.
+ * `p99` rule takes the p99 of the instances' pushed RT histograms added together, and a
+ * `burn-rate` rule's `latencyMs` counts the calls those histograms put above it (to the
+ * histogram's bucket width, 12.5 %; a call that both failed and was slow counts twice,
+ * capped at the calls).
  */
 import { InvalidArgumentError } from '../../core/errors.js';
 import { defaultShortWindowSeconds } from './telemetry-alert-logic.js';
@@ -141,12 +144,6 @@ export function validateRule(input: AlertRuleInput): AlertRule {
     }
     if (input.endpoint !== undefined) {
       throw bad(n, "give 'resource' (pushed metrics) or 'endpoint' (spans), not both");
-    }
-    if (input.latencyMs !== undefined) {
-      throw bad(
-        n,
-        "'latencyMs' needs each call's duration, which spans have and per-second metrics do not: leave out 'resource' for a latency SLO",
-      );
     }
   }
   if (input.kind !== 'burn-rate') {

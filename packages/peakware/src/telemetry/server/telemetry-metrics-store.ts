@@ -63,7 +63,7 @@ export class TelemetryMetricsStore {
          (service, instance, resource, second, pass, block, success, error, rt_avg, rt_p50,
           rt_p99, concurrency, rt_hist_i, rt_hist_c)
        SELECT $1, $2, r, to_timestamp(s / 1000.0), p, b, ok, e, avg, p50, p99, c,
-              hi::smallint[], hc::bigint[]
+              hi::smallint[], hc::integer[]
          FROM unnest($3::text[], $4::float8[], $5::int[], $6::int[], $7::int[], $8::int[],
                      $9::float8[], $10::float8[], $11::float8[], $12::int[], $13::text[],
                      $14::text[])
