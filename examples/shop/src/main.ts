@@ -604,7 +604,7 @@ async function runOn(chain: Chain): Promise<number> {
     }
     say('');
     say(
-      '  per-second metrics pushed by every process (calls, blocked, errors, RT avg and p99 of every instance\'s calls):',
+      "  per-second metrics pushed by every process (calls, blocked, errors, RT avg and p99 of every instance's calls):",
     );
     for (const m of summary.metrics.slice(0, 8)) {
       const p99 = m.rtP99Ms === undefined ? '' : `  p99 ${m.rtP99Ms.toFixed(1).padStart(7)} ms`;
