@@ -16,7 +16,7 @@
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { ErrorCodes } from '../core/errors.js';
+import { ErrorCodes } from './errors.js';
 
 /** A request the front read: its head parsed, its whole body in memory. */
 export interface FrontRequest {

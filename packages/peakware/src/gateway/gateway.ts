@@ -7,7 +7,7 @@
  * One request's lifecycle, in this order (each step refuses with one JSON shape,
  * `{ error: { code, message, details } }`, and the target never sees a refused request):
  *
- *   0. the HTTP front (`http-front.ts`) reads a small plain request off the socket; any other
+ *   0. the HTTP front (`core/http-front.ts`) reads a small plain request off the socket; any other
  *      request, and its connection from then on, is node:http's (which answers malformed
  *      ones 400)
  *   1. built-ins under `/_peak/` (health, the caller's OpenAPI document)
@@ -59,6 +59,7 @@ import {
   isPeakError,
   PeakError,
 } from '../core/errors.js';
+import { type FrontRequest, type FrontResponse, HttpFront } from '../core/http-front.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { isLoopbackHost } from '../core/loopback.js';
 import { constantTimeEqual, sha256Hex } from '../core/secrets.js';
@@ -96,7 +97,6 @@ import {
   resourceOf,
 } from './gateway-objects.js';
 import { GatewayState } from './gateway-state.js';
-import { type FrontRequest, type FrontResponse, HttpFront } from './http-front.js';
 import { HttpUpstream } from './http-upstream.js';
 import { IpFilter } from './ip-filter.js';
 import { ControlPlaneNonceStore, type NonceStore, RedisNonceStore } from './nonce-store.js';
@@ -146,7 +146,7 @@ export interface GatewayOptions {
   /**
    * Requests that are small and simple are read and answered by the gateway's own HTTP/1.1
    * front (over TLS too, when `tls` is set), everything else by node:http (see
-   * `http-front.ts`). False: node:http serves every request.
+   * `core/http-front.ts`). False: node:http serves every request.
    */
   httpFront?: boolean;
   logger?: Logger;

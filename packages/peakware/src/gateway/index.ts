@@ -3,6 +3,13 @@
  * caller needs to sign its requests (`signRequest`) and a publisher to describe an RPC route
  * (`rpcRoute`, which carries the method's zod schemas as JSON Schema). See README.md.
  */
+
+export {
+  type FrontRequest,
+  type FrontResponse,
+  HttpFront,
+  type HttpFrontOptions,
+} from '../core/http-front.js';
 export { GATEWAY_DEFAULTS, Gateway, type GatewayOptions } from './gateway.js';
 export { GatewayMetrics } from './gateway-metrics.js';
 export {
@@ -18,12 +25,6 @@ export {
   resourceOf,
   type SubscriptionStatus,
 } from './gateway-objects.js';
-export {
-  type FrontRequest,
-  type FrontResponse,
-  HttpFront,
-  type HttpFrontOptions,
-} from './http-front.js';
 export { type GatewayOpenApiOptions, gatewayOpenApi } from './openapi.js';
 export { type QuotaPeriods, quotaPeriods } from './quota-periods.js';
 export {
