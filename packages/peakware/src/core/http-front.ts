@@ -32,6 +32,13 @@ export interface FrontRequest {
    * before anything was written.
    */
   handOver(): void;
+  /**
+   * Calls `listener` once if the client closes the connection, or ends its side, before this
+   * request's answer was written: the caller is gone, as node:http tells it (`res` closing
+   * unfinished; node:http aborts a request whose client half-closed). The answer is still
+   * written to a half-closed client.
+   */
+  onClientGone(listener: () => void): void;
 }
 
 /** The answer to a `FrontRequest`: the subset of `ServerResponse` the gateway uses. */
@@ -62,6 +69,12 @@ export interface HttpFrontOptions {
    */
   readonly tls?: tls.TlsOptions;
 }
+
+/**
+ * The largest body the front reads itself, as its users set `maxBodyBytes` (a larger one is
+ * node:http's, streamed): buffering more than this per request is not worth the saving.
+ */
+export const FRONT_MAX_BODY_BYTES = 256 * 1024;
 
 const MAX_HEAD_BYTES = 16 * 1024; // node:http's default maxHeaderSize
 /** Bytes a busy connection buffers (pipelined requests) before it stops reading. */
@@ -236,6 +249,8 @@ class FrontConnection {
   #peerEnded = false;
   #bodyTimer: NodeJS.Timeout | undefined;
   readonly #peer: { readonly remoteAddress?: string | undefined };
+  /** Told if the connection closes while the request in flight has no answer yet. */
+  #goneListener: (() => void) | undefined;
 
   constructor(socket: net.Socket, options: HttpFrontOptions, front: HttpFront) {
     this.#socket = socket;
@@ -265,6 +280,7 @@ class FrontConnection {
 
   readonly #onEnd = (): void => {
     this.#peerEnded = true;
+    this.#clientGone();
     this.#next();
   };
 
@@ -278,7 +294,15 @@ class FrontConnection {
       this.#gone = true;
       this.#front.forget(this);
     }
+    this.#clientGone();
   };
+
+  /** Tells the request in flight, if it asked, that its client left (or ended its side). */
+  #clientGone(): void {
+    const listener = this.#goneListener;
+    this.#goneListener = undefined;
+    if (listener !== undefined && this.#busy) listener();
+  }
 
   readonly #onIdle = (): void => {
     // A request in flight has the route's own timeout; only an idle connection is closed here.
@@ -337,8 +361,15 @@ class FrontConnection {
     this.#busy = true; // the connection is ending: serve nothing more on it
   };
 
+  /** @internal Calls `listener` if the client leaves before the answer in flight. */
+  onClientGone(listener: () => void): void {
+    if (this.#gone || this.#socket.destroyed || this.#peerEnded) listener();
+    else this.#goneListener = listener;
+  }
+
   /** @internal Writes an answer and goes on with the next request (or closes). */
   answer(text: string, close: boolean): void {
+    this.#goneListener = undefined;
     if (this.#gone || this.#socket.destroyed) return;
     if (close) {
       this.#socket.end(text);
@@ -365,6 +396,7 @@ class FrontConnection {
    * flight) and everything read after it as the next bytes it reads.
    */
   handOver(request: Buffer): void {
+    this.#goneListener = undefined;
     if (this.#busy) this.#busy = false;
     this.#handOver(this.#buf === null ? request : Buffer.concat([request, this.#buf]));
   }
@@ -441,6 +473,10 @@ class Request implements FrontRequest {
 
   handOver(): void {
     this.#conn.handOver(this.#raw);
+  }
+
+  onClientGone(listener: () => void): void {
+    this.#conn.onClientGone(listener);
   }
 }
 

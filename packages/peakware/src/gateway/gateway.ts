@@ -59,7 +59,12 @@ import {
   isPeakError,
   PeakError,
 } from '../core/errors.js';
-import { type FrontRequest, type FrontResponse, HttpFront } from '../core/http-front.js';
+import {
+  FRONT_MAX_BODY_BYTES,
+  type FrontRequest,
+  type FrontResponse,
+  HttpFront,
+} from '../core/http-front.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { isLoopbackHost } from '../core/loopback.js';
 import { constantTimeEqual, sha256Hex } from '../core/secrets.js';
@@ -170,8 +175,6 @@ export const GATEWAY_DEFAULTS = {
   httpFront: true,
 } as const;
 
-/** The largest body the HTTP front reads itself (a larger one is node:http's). */
-const FRONT_MAX_BODY_BYTES = 256 * 1024;
 /** What `#serve` returns when it gave the connection to node:http to serve the request. */
 const HANDED_OVER = 0;
 

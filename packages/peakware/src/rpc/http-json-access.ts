@@ -9,6 +9,7 @@
  */
 import type http from 'node:http';
 import { ErrorCodes, httpStatusOf } from '../core/errors.js';
+import type { FrontRequest, FrontResponse } from '../core/http-front.js';
 import { type CallerVerifier, presentedOverHttp } from './caller-identity.js';
 import type { HostedServices } from './hosted-services.js';
 import { toWireError } from './wire-error.js';
@@ -27,11 +28,17 @@ export interface HttpJsonProvider {
   verifier?: CallerVerifier | undefined;
 }
 
-/** The request handler of a provider's HTTP/JSON port. */
+/** A request as node:http or core's HTTP front gives it. */
+type AnyRequest = http.IncomingMessage | FrontRequest;
+
+/**
+ * The request handler of a provider's HTTP/JSON port, for node:http's server and for core's
+ * HTTP front alike (the front has read the body already; node's request is a stream).
+ */
 export function httpJsonHandler(
   provider: HttpJsonProvider,
-): (req: http.IncomingMessage, res: http.ServerResponse) => void {
-  return (req: http.IncomingMessage, res: http.ServerResponse): void => {
+): (req: AnyRequest, res: http.ServerResponse | FrontResponse) => void {
+  return (req: AnyRequest, res: http.ServerResponse | FrontResponse): void => {
     const reply = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
       res.writeHead(status, {
@@ -65,9 +72,12 @@ export function httpJsonHandler(
       });
       return;
     }
-    const service = decodeURIComponent(m[1]!);
-    const method = decodeURIComponent(m[2]!);
-    const version = req.headers['peak-version'];
+    const call = (body: Buffer) =>
+      invoke(provider, req, res, decodeURIComponent(m[1]!), decodeURIComponent(m[2]!), body, reply);
+    if ('body' in req) {
+      call(req.body);
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
@@ -89,60 +99,78 @@ export function httpJsonHandler(
         });
         return;
       }
-      let args: unknown;
-      try {
-        const text = Buffer.concat(chunks).toString('utf8');
-        args = text.length === 0 ? undefined : JSON.parse(text);
-      } catch (err) {
-        reply(400, {
-          error: {
-            code: ErrorCodes.RPC_BAD_ARGUMENTS,
-            message: `the body is not JSON: ${(err as Error).message}`,
-          },
-        });
-        return;
-      }
-      if (provider.draining()) {
-        reply(503, {
-          error: {
-            code: ErrorCodes.RPC_SHUTTING_DOWN,
-            message: 'the provider is shutting down; retry elsewhere',
-          },
-        });
-        return;
-      }
-      const id = typeof version === 'string' ? `${service}:${version}` : service;
-      const verifier = provider.verifier;
-      const presented =
-        verifier === undefined
-          ? Promise.resolve(undefined)
-          : presentedOverHttp(verifier, req.headers.authorization);
-      // The caller is gone when its response closes before it was written.
-      const gone = new AbortController();
-      res.once('close', () => {
-        if (!res.writableFinished) gone.abort();
-      });
-      presented
-        .then((p) =>
-          provider.services.invoke(
-            id,
-            method,
-            req.headers,
-            args,
-            req.socket.remoteAddress,
-            p,
-            gone.signal,
-          ),
-        )
-        .then(
-          (result) => reply(200, { result: result ?? null }),
-          (err) => {
-            const wire = toWireError(err);
-            reply(httpStatus(wire.code), { error: wire });
-          },
-        );
+      call(Buffer.concat(chunks));
     });
   };
+}
+
+/** Parses a call's body and runs it, answering through `reply`. */
+function invoke(
+  provider: HttpJsonProvider,
+  req: AnyRequest,
+  res: http.ServerResponse | FrontResponse,
+  service: string,
+  method: string,
+  body: Buffer,
+  reply: (status: number, body: unknown) => void,
+): void {
+  let args: unknown;
+  try {
+    const text = body.toString('utf8');
+    args = text.length === 0 ? undefined : JSON.parse(text);
+  } catch (err) {
+    reply(400, {
+      error: {
+        code: ErrorCodes.RPC_BAD_ARGUMENTS,
+        message: `the body is not JSON: ${(err as Error).message}`,
+      },
+    });
+    return;
+  }
+  if (provider.draining()) {
+    reply(503, {
+      error: {
+        code: ErrorCodes.RPC_SHUTTING_DOWN,
+        message: 'the provider is shutting down; retry elsewhere',
+      },
+    });
+    return;
+  }
+  const version = req.headers['peak-version'];
+  const id = typeof version === 'string' ? `${service}:${version}` : service;
+  const verifier = provider.verifier;
+  const presented =
+    verifier === undefined
+      ? Promise.resolve(undefined)
+      : presentedOverHttp(verifier, req.headers.authorization);
+  // The caller is gone when its connection closes before the answer was written.
+  const gone = new AbortController();
+  if ('onClientGone' in req) req.onClientGone(() => gone.abort());
+  else {
+    const nodeRes = res as http.ServerResponse;
+    nodeRes.once('close', () => {
+      if (!nodeRes.writableFinished) gone.abort();
+    });
+  }
+  presented
+    .then((p) =>
+      provider.services.invoke(
+        id,
+        method,
+        req.headers,
+        args,
+        req.socket.remoteAddress,
+        p,
+        gone.signal,
+      ),
+    )
+    .then(
+      (result) => reply(200, { result: result ?? null }),
+      (err) => {
+        const wire = toWireError(err);
+        reply(httpStatus(wire.code), { error: wire });
+      },
+    );
 }
 
 /** The HTTP status for an RPC error code on the HTTP/JSON access path (the shared table). */

@@ -16,6 +16,12 @@ export interface RpcServerOptions {
   advertiseHost?: string;
   /** Serve HTTP/JSON on this port too (0 picks one); absent: no HTTP. */
   httpPort?: number;
+  /**
+   * Read the HTTP/JSON port's common requests with core's HTTP front (a whole head, a body
+   * of at most 256 KiB, keep-alive: parsed off the socket, answered in one write), handing
+   * every other connection to node:http. Default true; false: node:http serves it all.
+   */
+  httpFront?: boolean;
   /** Largest frame read or written, bytes (and the largest HTTP/JSON body). */
   maxFrameBytes?: number;
   /** Most calls running at once in this process; more are refused, not queued. */

@@ -6,7 +6,8 @@
  *   argument, filters, method): hosted-services.ts;
  * - the TCP side (frames, refusals to one caller only, the bounds on what a peer may hold):
  *   provider-connections.ts;
- * - HTTP/JSON access (`POST /rpc/<service>/<method>`, `GET /rpc`): http-json-access.ts;
+ * - HTTP/JSON access (`POST /rpc/<service>/<method>`, `GET /rpc`): http-json-access.ts, read
+ *   by core's HTTP front (`httpFront`) with node:http behind it;
  * - registration and run-time status, weight and tags: provider-registration.ts;
  * - options and their defaults: rpc-server-options.ts.
  *
@@ -20,6 +21,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import os from 'node:os';
 import type { HeaderMap } from '../core/context-headers.js';
+import { FRONT_MAX_BODY_BYTES, HttpFront } from '../core/http-front.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { PresentedCaller } from './caller-identity.js';
 import { HostedServices } from './hosted-services.js';
@@ -45,6 +47,7 @@ export class RpcServer {
   readonly #registration: ProviderRegistration;
   #tcp: net.Server | undefined;
   #http: http.Server | undefined;
+  #httpFront: HttpFront | undefined;
   #draining = false;
   #stopping: Promise<void> | undefined;
   #port = 0;
@@ -118,22 +121,34 @@ export class RpcServer {
     this.#tcp = tcp;
     this.#port = (tcp.address() as net.AddressInfo).port;
     if (this.#opts.httpPort !== undefined) {
-      const server = http.createServer(
-        httpJsonHandler({
-          instanceId: this.instanceId,
-          services: this.#services,
-          maxFrameBytes: this.#opts.maxFrameBytes,
-          draining: () => this.#draining,
-          verifier: this.#opts.identity?.verifier,
-        }),
-      );
+      const handler = httpJsonHandler({
+        instanceId: this.instanceId,
+        services: this.#services,
+        maxFrameBytes: this.#opts.maxFrameBytes,
+        draining: () => this.#draining,
+        verifier: this.#opts.identity?.verifier,
+      });
+      const server = http.createServer(handler);
       server.keepAliveTimeout = 65_000;
+      // The front takes what it can and hands node:http (not listening itself) the rest.
+      const front =
+        this.#opts.httpFront === false
+          ? undefined
+          : new HttpFront({
+              fallback: server,
+              handle: handler,
+              keepAliveTimeoutMs: server.keepAliveTimeout,
+              requestTimeoutMs: server.requestTimeout,
+              maxBodyBytes: Math.min(this.#opts.maxFrameBytes, FRONT_MAX_BODY_BYTES),
+            });
+      const listening = front?.server ?? server;
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.#opts.httpPort, this.#opts.host, () => resolve());
+        listening.once('error', reject);
+        listening.listen(this.#opts.httpPort, this.#opts.host, () => resolve());
       });
       this.#http = server;
-      this.#httpPort = (server.address() as net.AddressInfo).port;
+      this.#httpFront = front;
+      this.#httpPort = (listening.address() as net.AddressInfo).port;
     }
     await this.#registration.registerAll(this.#services.definitions(), {
       instanceId: this.instanceId,
@@ -215,13 +230,16 @@ export class RpcServer {
       );
     }
     this.#conns.endAll();
+    const front = this.#httpFront;
     const closeHttp =
-      this.#http === undefined
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-            this.#http!.close(() => resolve());
-            this.#http!.closeIdleConnections();
-          });
+      front !== undefined
+        ? front.close()
+        : this.#http === undefined
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              this.#http!.close(() => resolve());
+              this.#http!.closeIdleConnections();
+            });
     await closeHttp;
     await this.#conns.closed();
     this.#logger.info({ ms: Date.now() - started }, 'rpc server stopped');
