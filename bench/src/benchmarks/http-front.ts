@@ -1,11 +1,12 @@
 /**
- * The gateway's HTTP/1.1 front (`HttpFront`, `peakware/gateway`) against node:http, the
- * server it stands in front of, with the same handler: a JSON echo (parse the body, answer
- * with a JSON object). Four servers, each in its own process: node:http, the front, node's
- * https and the front over TLS (a dev certificate from `createDevPki`). The load is an undici
- * 7 pool in this process (closed loop, 64 in flight, contenders interleaved); the figure that
- * matters is the server process's CPU a request, since on two shared cores the load decides
- * the req/s of both.
+ * The HTTP/1.1 front (`HttpFront`, core; exported by `peakware/gateway`) against node:http,
+ * the server it stands in front of, with the same handler: a JSON echo (parse the body,
+ * answer with a JSON object). Four servers, each in its own process: node:http, the front,
+ * node's https and the front over TLS (a dev certificate from `createDevPki`); and the RPC
+ * provider's HTTP/JSON port (`RpcServer` with `httpPort`, a zod-checked echo method) read by
+ * the front and by node:http alone (`httpFront: false`). The load is an undici 7 pool in this
+ * process (closed loop, 64 in flight, contenders interleaved); the figure that matters is the
+ * server process's CPU a request, since on two shared cores the load decides the req/s.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,19 +16,33 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { type FrontRequest, type FrontResponse, HttpFront } from 'peakware/gateway';
+import { defineService, RpcServer } from 'peakware/rpc';
 import { createDevPki } from 'peakware/security';
 import { Pool } from 'undici';
+import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
 import { processCpuUs, startChildServer } from '../child-server.js';
 import { measureClosedLoop } from '../closed-loop.js';
 
-type Kind = 'node' | 'front' | 'node-tls' | 'front-tls';
+type Kind = 'node' | 'front' | 'node-tls' | 'front-tls' | 'rpc-node' | 'rpc-front';
 const LABEL: Record<Kind, string> = {
   node: 'node:http',
   front: 'HttpFront',
   'node-tls': 'node:https',
   'front-tls': 'HttpFront over TLS',
+  'rpc-node': 'RPC HTTP/JSON port, node:http alone',
+  'rpc-front': 'RPC HTTP/JSON port, HttpFront',
 };
+
+const echoService = defineService({
+  name: 'bench.echo',
+  methods: {
+    echo: {
+      input: z.object({ n: z.number(), s: z.string() }),
+      output: z.object({ n: z.number(), s: z.string() }),
+    },
+  },
+});
 
 /** The echo both servers run: the body's `n` and `s` back, with the key header. */
 function echo(body: Buffer, headers: http.IncomingHttpHeaders): string {
@@ -43,6 +58,12 @@ const HEAD = (text: string) => [
 ];
 
 async function serve(kind: Kind, certFile?: string, keyFile?: string): Promise<number> {
+  if (kind === 'rpc-node' || kind === 'rpc-front') {
+    const rpc = new RpcServer({ httpPort: 0, httpFront: kind === 'rpc-front' });
+    rpc.addService(echoService, { echo: ({ n, s }) => ({ n, s }) });
+    await rpc.start();
+    return rpc.httpPort!;
+  }
   const pair =
     certFile === undefined || keyFile === undefined
       ? undefined
@@ -80,7 +101,7 @@ async function serve(kind: Kind, certFile?: string, keyFile?: string): Promise<n
 export const benchmark: Benchmark = {
   name: 'http-front',
   description:
-    "the gateway's HTTP/1.1 front vs node:http (and both over TLS), the same JSON echo handler, 64 in flight: server CPU a request",
+    "the HTTP/1.1 front vs node:http (and both over TLS, and as the RPC provider's HTTP/JSON port), the same JSON echo, 64 in flight: server CPU a request",
   async run({ runs, quick, progress }) {
     const ms = quick ? 1000 : 3000;
     const dir = mkdtempSync(path.join(os.tmpdir(), 'peak-bench-http-front-'));
@@ -90,7 +111,7 @@ export const benchmark: Benchmark = {
       const pki = await createDevPki({ dir, names: ['server'] });
       const cert = pki.certs.server!;
       const ca = readFileSync(pki.caFile);
-      const kinds: Kind[] = ['node', 'front', 'node-tls', 'front-tls'];
+      const kinds: Kind[] = ['node', 'front', 'node-tls', 'front-tls', 'rpc-node', 'rpc-front'];
       const servers = new Map<Kind, { pid: number | undefined; pool: Pool }>();
       for (const k of kinds) {
         const tls = k.endsWith('-tls');
@@ -108,9 +129,9 @@ export const benchmark: Benchmark = {
         pools.push(pool);
         servers.set(k, { pid: s.child.pid, pool });
       }
-      const call = (pool: Pool) => async (n: number) => {
+      const call = (pool: Pool, rpc: boolean) => async (n: number) => {
         const res = await pool.request({
-          path: '/echo',
+          path: rpc ? '/rpc/bench.echo/echo' : '/echo',
           method: 'POST',
           headers: { 'content-type': 'application/json', 'x-api-key': 'k1' },
           body: `{"n":${n},"s":"hello"}`,
@@ -123,12 +144,16 @@ export const benchmark: Benchmark = {
         { perSec: number[]; p99: number[]; cpuUs: number[]; errors: number }
       >(kinds.map((k) => [k, { perSec: [], p99: [], cpuUs: [], errors: 0 }]));
       for (const k of kinds)
-        await measureClosedLoop(call(servers.get(k)!.pool), 64, quick ? 300 : 1000);
+        await measureClosedLoop(
+          call(servers.get(k)!.pool, k.startsWith('rpc')),
+          64,
+          quick ? 300 : 1000,
+        );
       for (let r = 0; r < runs; r++) {
         for (const k of kinds) {
           const { pid, pool } = servers.get(k)!;
           const cpu0 = processCpuUs(pid);
-          const m = await measureClosedLoop(call(pool), 64, ms);
+          const m = await measureClosedLoop(call(pool, k.startsWith('rpc')), 64, ms);
           const cpuUs = (processCpuUs(pid) - cpu0) / (m.perSec * (ms / 1000));
           const f = res.get(k)!;
           f.perSec.push(m.perSec);
@@ -166,6 +191,8 @@ export const benchmark: Benchmark = {
           'front/node.perSec': round(fig('front').perSec / fig('node').perSec),
           'front-tls/node-tls.cpuUs': round(fig('front-tls').cpuUs / fig('node-tls').cpuUs),
           'front-tls/node-tls.perSec': round(fig('front-tls').perSec / fig('node-tls').perSec),
+          'rpc-front/rpc-node.cpuUs': round(fig('rpc-front').cpuUs / fig('rpc-node').cpuUs),
+          'rpc-front/rpc-node.perSec': round(fig('rpc-front').perSec / fig('rpc-node').perSec),
         },
         table,
         notes: [

@@ -284,6 +284,8 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
       assert.equal(post?.instances, 2);
       near(post?.rtP99Ms, 2, 'live p99');
       near(post?.rtP50Ms, 2, 'live p50');
+      // What the busiest (here: slowest) single instance saw, for a capacity probe.
+      near(post?.rtP99HighestInstanceMs, 100, "the highest one instance's p99");
 
       // Buckets (console charts, releases, autoscaling), per second and per minute.
       const reader = openMetricBuckets(pool);

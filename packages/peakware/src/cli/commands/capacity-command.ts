@@ -19,7 +19,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /**
  * One instance's QPS, p99 and error rate at its weight, from the service's pushed live
  * metrics: the service's QPS × this instance's share of the weights (weighted balancing),
- * the highest instance's p99 (the probed one carries the most), errors over calls.
+ * the highest p99 of any one instance over the window (the probed one carries the most),
+ * errors over calls.
  */
 async function measureInstance(
   admin: AdminClient,
@@ -39,7 +40,7 @@ async function measureInstance(
   for (const r of live.resources) {
     qps += r.qps;
     errors += r.errorQps;
-    p99 = Math.max(p99, r.rtP99Ms ?? r.rtAvgMs);
+    p99 = Math.max(p99, r.rtP99HighestInstanceMs ?? r.rtP99Ms ?? r.rtAvgMs);
   }
   const share = total > 0 ? mine / total : 0;
   return {

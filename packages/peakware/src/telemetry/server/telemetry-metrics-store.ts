@@ -35,6 +35,12 @@ export interface LiveResource {
    */
   rtP50Ms?: number;
   rtP99Ms?: number;
+  /**
+   * The highest RT p99 of any one instance over the period, ms (each instance's histograms
+   * added; without histograms, the highest latest reported p99): what the busiest instance
+   * sees, for a capacity probe that loads one instance more than the others.
+   */
+  rtP99HighestInstanceMs?: number;
   /** Calls in flight: the sum of each instance's latest report. */
   concurrency: number;
   /** The newest record, epoch ms. */
@@ -107,7 +113,8 @@ export class TelemetryMetricsStore {
          SELECT DISTINCT ON (service, resource, instance) service, resource, instance,
                 concurrency, rt_p50, rt_p99
            FROM w ORDER BY service, resource, instance, second DESC),
-       merged AS (${mergedHistogramsSql('w', ['service', 'resource'])})
+       merged AS (${mergedHistogramsSql('w', ['service', 'resource'])}),
+       per_instance AS (${mergedHistogramsSql('w', ['service', 'resource', 'instance'])})
        SELECT w.service, w.resource, count(DISTINCT w.instance)::int AS instances,
               sum(w.pass)::float8 AS pass, sum(w.block)::float8 AS block,
               sum(w.success)::float8 AS success, sum(w.error)::float8 AS error,
@@ -117,7 +124,9 @@ export class TelemetryMetricsStore {
               (SELECT sum(l.concurrency) FROM latest l WHERE l.service = w.service AND l.resource = w.resource)::int AS concurrency,
               (extract(epoch FROM max(w.second)) * 1000)::float8 AS last_second,
               (SELECT m.rt_hist_i FROM merged m WHERE m.service = w.service AND m.resource = w.resource) AS rt_hist_i,
-              (SELECT m.rt_hist_c FROM merged m WHERE m.service = w.service AND m.resource = w.resource) AS rt_hist_c
+              (SELECT m.rt_hist_c FROM merged m WHERE m.service = w.service AND m.resource = w.resource) AS rt_hist_c,
+              (SELECT json_agg(json_build_array(p.rt_hist_i, p.rt_hist_c)) FROM per_instance p
+                WHERE p.service = w.service AND p.resource = w.resource) AS per_instance
          FROM w GROUP BY w.service, w.resource`,
       [untilMs - seconds * 1000, untilMs, service ?? null],
     );
@@ -126,6 +135,10 @@ export class TelemetryMetricsStore {
         const hist = histogramFromArrays(r.rt_hist_i, r.rt_hist_c);
         const p50 = hist === undefined ? r.p50 : sparseQuantile(hist, 0.5);
         const p99 = hist === undefined ? r.p99 : sparseQuantile(hist, 0.99);
+        const perInstance = ((r.per_instance ?? []) as [number[], number[]][]).map(([i, c]) =>
+          sparseQuantile(histogramFromArrays(i, c) ?? [], 0.99),
+        );
+        const highest = perInstance.length === 0 ? r.p99 : Math.max(...perInstance);
         return {
           service: r.service as string,
           resource: r.resource as string,
@@ -137,6 +150,7 @@ export class TelemetryMetricsStore {
           rtAvgMs: r.rt_avg ?? 0,
           ...(p50 === null ? {} : { rtP50Ms: Number(p50) }),
           ...(p99 === null ? {} : { rtP99Ms: Number(p99) }),
+          ...(highest === null ? {} : { rtP99HighestInstanceMs: Number(highest) }),
           concurrency: r.concurrency ?? 0,
           lastSecond: r.last_second as number,
         };
