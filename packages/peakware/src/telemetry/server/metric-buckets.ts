@@ -90,16 +90,18 @@ export function openMetricBuckets(pool: pg.Pool): MetricBucketReader {
              FROM w
             WHERE $4 = 'resource' OR resource = '${INBOUND}'
                OR service NOT IN (SELECT service FROM inbound)),
+         sums AS (
+           SELECT t, gs, gr, sum(pass)::float8 AS pass, sum(block)::float8 AS block,
+                  sum(success)::float8 AS success, sum(error)::float8 AS error,
+                  sum(rt_avg * (success + error))::float8 AS rt_sum,
+                  max(rt_p50)::float8 AS p50, max(rt_p99)::float8 AS p99,
+                  count(DISTINCT instance)::int AS instances
+             FROM g GROUP BY t, gs, gr),
          merged AS (${mergedHistogramsSql('g', ['t', 'gs', 'gr'])})
-         SELECT g.t, g.gs AS service, g.gr AS resource,
-                sum(pass)::float8 AS pass, sum(block)::float8 AS block,
-                sum(success)::float8 AS success, sum(error)::float8 AS error,
-                sum(rt_avg * (success + error))::float8 AS rt_sum,
-                max(rt_p50)::float8 AS p50, max(rt_p99)::float8 AS p99,
-                count(DISTINCT instance)::int AS instances,
-                m.rt_hist_i, m.rt_hist_c
-           FROM g LEFT JOIN merged m ON m.t = g.t AND m.gs = g.gs AND m.gr = g.gr
-          GROUP BY g.t, g.gs, g.gr, m.rt_hist_i, m.rt_hist_c ORDER BY 1, 2, 3`,
+         SELECT s.t, s.gs AS service, s.gr AS resource, s.pass, s.block, s.success, s.error,
+                s.rt_sum, s.p50, s.p99, s.instances, m.rt_hist_i, m.rt_hist_c
+           FROM sums s LEFT JOIN merged m ON m.t = s.t AND m.gs = s.gs AND m.gr = s.gr
+          ORDER BY 1, 2, 3`,
         [
           q.fromMs,
           q.toMs,
