@@ -213,6 +213,10 @@ describe('capacity: probe one instance, plan the chain', { timeout: 120_000 }, (
         '0.25',
         '--server',
         server.info.url,
+        // This server's folder, not a `.peak` an `npm start` left in the working directory
+        // (the CLI would send that server's admin token here).
+        '--data',
+        dataDir,
         '--json',
       ],
       { stdout, stderr: new PassThrough(), env: {} },
