@@ -180,7 +180,8 @@ describe('stress: shadow traffic beside real traffic, and the isolation check', 
     });
     const code = await runCli(
       rootCommand,
-      ['stress', 'ls', '--server', server.info.url, '--json'],
+      // --data: this server's folder, not a `.peak` an `npm start` left in the working directory.
+      ['stress', 'ls', '--server', server.info.url, '--data', dataDir, '--json'],
       {
         stdout,
         stderr: new PassThrough(),
