@@ -112,16 +112,19 @@ export class MetricsHistoryStore {
              SELECT date_trunc('hour', bucket) AS hour, * FROM peak.console_metrics
               WHERE step_seconds = 60 AND bucket >= to_timestamp($1 / 1000.0)
                 AND bucket < to_timestamp($2 / 1000.0)),
+           sums AS (
+             SELECT hour, service, resource, sum(pass) AS pass, sum(block) AS block,
+                    sum(success) AS success, sum(error) AS error, sum(rt_sum) AS rt_sum,
+                    max(rt_p99) AS rt_p99, max(instances) AS instances
+               FROM mins GROUP BY hour, service, resource),
            merged AS (${mergedHistogramsSql('mins', ['hour', 'service', 'resource'])})
            INSERT INTO peak.console_metrics
              (step_seconds, bucket, service, resource, pass, block, success, error, rt_sum,
               rt_p99, instances, rt_hist_i, rt_hist_c)
-           SELECT 3600, mins.hour, mins.service, mins.resource, sum(pass), sum(block),
-                  sum(success), sum(error), sum(rt_sum), max(rt_p99), max(instances),
-                  m.rt_hist_i, m.rt_hist_c
-             FROM mins LEFT JOIN merged m
-               ON m.hour = mins.hour AND m.service = mins.service AND m.resource = mins.resource
-            GROUP BY mins.hour, mins.service, mins.resource, m.rt_hist_i, m.rt_hist_c
+           SELECT 3600, s.hour, s.service, s.resource, s.pass, s.block, s.success, s.error,
+                  s.rt_sum, s.rt_p99, s.instances, m.rt_hist_i, m.rt_hist_c
+             FROM sums s LEFT JOIN merged m
+               ON m.hour = s.hour AND m.service = s.service AND m.resource = s.resource
            ON CONFLICT (step_seconds, service, resource, bucket) DO UPDATE SET
              pass = excluded.pass, block = excluded.block, success = excluded.success,
              error = excluded.error, rt_sum = excluded.rt_sum, rt_p99 = excluded.rt_p99,
@@ -200,14 +203,17 @@ export class MetricsHistoryStore {
            FROM w
           WHERE $4 = 'resource' OR resource = '__inbound__'
              OR service NOT IN (SELECT service FROM inbound)),
+       sums AS (
+         SELECT t, gs, gr, sum(pass)::float8 AS pass, sum(block)::float8 AS block,
+                sum(success)::float8 AS success, sum(error)::float8 AS error,
+                sum(rt_sum)::float8 AS rt_sum, max(rt_p99)::float8 AS p99,
+                max(instances)::int AS instances
+           FROM g GROUP BY t, gs, gr),
        merged AS (${mergedHistogramsSql('g', ['t', 'gs', 'gr'])})
-       SELECT g.t, g.gs AS service, g.gr AS resource,
-              sum(pass)::float8 AS pass, sum(block)::float8 AS block,
-              sum(success)::float8 AS success, sum(error)::float8 AS error,
-              sum(rt_sum)::float8 AS rt_sum, max(rt_p99)::float8 AS p99,
-              max(instances)::int AS instances, m.rt_hist_i, m.rt_hist_c
-         FROM g LEFT JOIN merged m ON m.t = g.t AND m.gs = g.gs AND m.gr = g.gr
-        GROUP BY g.t, g.gs, g.gr, m.rt_hist_i, m.rt_hist_c ORDER BY 1, 2, 3`,
+       SELECT s.t, s.gs AS service, s.gr AS resource, s.pass, s.block, s.success, s.error,
+              s.rt_sum, s.p99, s.instances, m.rt_hist_i, m.rt_hist_c
+         FROM sums s LEFT JOIN merged m ON m.t = s.t AND m.gs = s.gs AND m.gr = s.gr
+        ORDER BY 1, 2, 3`,
       [step, fromMs, toMs, by, filter.service ?? null, filter.resource ?? null],
     );
     return rows.map((r) => {
