@@ -16,13 +16,13 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { type FrontRequest, type FrontResponse, HttpFront } from 'peakware/gateway';
-import { defineService, RpcServer } from 'peakware/rpc';
+import { RpcServer } from 'peakware/rpc';
 import { createDevPki } from 'peakware/security';
 import { Pool } from 'undici';
-import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
 import { processCpuUs, startChildServer } from '../child-server.js';
 import { measureClosedLoop } from '../closed-loop.js';
+import { echoService } from '../echo-service.js';
 
 type Kind = 'node' | 'front' | 'node-tls' | 'front-tls' | 'rpc-node' | 'rpc-front';
 const LABEL: Record<Kind, string> = {
@@ -33,16 +33,6 @@ const LABEL: Record<Kind, string> = {
   'rpc-node': 'RPC HTTP/JSON port, node:http alone',
   'rpc-front': 'RPC HTTP/JSON port, HttpFront',
 };
-
-const echoService = defineService({
-  name: 'bench.echo',
-  methods: {
-    echo: {
-      input: z.object({ n: z.number(), s: z.string() }),
-      output: z.object({ n: z.number(), s: z.string() }),
-    },
-  },
-});
 
 /** The echo both servers run: the body's `n` and `s` back, with the key header. */
 function echo(body: Buffer, headers: http.IncomingHttpHeaders): string {

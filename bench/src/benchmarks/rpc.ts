@@ -33,22 +33,11 @@ import {
   signIdentity,
 } from 'peakware/core';
 import { InMemoryRegistry } from 'peakware/registry';
-import { defineService, RpcClient, RpcServer, TlsTransport } from 'peakware/rpc';
+import { RpcClient, RpcServer, TlsTransport } from 'peakware/rpc';
 import { createDevPki, IdentityVerifier } from 'peakware/security';
-import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
 import { processCpuUs, startChildServer } from '../child-server.js';
-
-const echoService = defineService({
-  name: 'bench.echo',
-  methods: {
-    echo: {
-      input: z.object({ n: z.number(), s: z.string() }),
-      output: z.object({ n: z.number(), s: z.string() }),
-      idempotent: true,
-    },
-  },
-});
+import { echoService } from '../echo-service.js';
 
 type Kind =
   | 'peakware'

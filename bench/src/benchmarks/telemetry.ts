@@ -33,27 +33,16 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import { InMemoryRegistry } from 'peakware/registry';
-import { defineService, RpcClient, type RpcFilter, RpcServer } from 'peakware/rpc';
+import { RpcClient, type RpcFilter, RpcServer } from 'peakware/rpc';
 import {
   BatchSpanProcessor,
   rpcTracingFilter,
   type SpanExporter,
   Tracer,
 } from 'peakware/telemetry';
-import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
 import { processCpuUs, startChildServer } from '../child-server.js';
-
-const echoService = defineService({
-  name: 'bench.echo',
-  methods: {
-    echo: {
-      input: z.object({ n: z.number(), s: z.string() }),
-      output: z.object({ n: z.number(), s: z.string() }),
-      idempotent: true,
-    },
-  },
-});
+import { echoService } from '../echo-service.js';
 
 type Mode = 'off' | 'traced-100' | 'traced-10' | 'otel-100';
 const MODES: Mode[] = ['off', 'traced-100', 'traced-10', 'otel-100'];
