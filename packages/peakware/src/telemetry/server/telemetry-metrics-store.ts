@@ -5,7 +5,7 @@
  * delete.
  */
 import type pg from 'pg';
-import { sparseQuantile } from '../../core/latency-histogram.js';
+import { mergeSparseHistograms, sparseQuantile } from '../../core/latency-histogram.js';
 import {
   histogramArrayLiterals,
   histogramFromArrays,
@@ -104,41 +104,50 @@ export class TelemetryMetricsStore {
    * second or two for pushes still on their way), busiest first.
    */
   async live(seconds: number, untilMs: number, service?: string): Promise<LiveResource[]> {
+    // Each instance's histograms are added in SQL (one pass over the pairs); the resource's
+    // own is the sum of its instances', added here.
     const res = await this.#pool.query(
       `WITH w AS (
          SELECT * FROM peak.telemetry_metrics
           WHERE second >= to_timestamp($1 / 1000.0) AND second < to_timestamp($2 / 1000.0)
             AND ($3::text IS NULL OR service = $3)),
+       sums AS (
+         SELECT service, resource, count(DISTINCT instance)::int AS instances,
+                sum(pass)::float8 AS pass, sum(block)::float8 AS block,
+                sum(success)::float8 AS success, sum(error)::float8 AS error,
+                (sum(rt_avg * (success + error)) / nullif(sum(success + error), 0))::float8 AS rt_avg,
+                (extract(epoch FROM max(second)) * 1000)::float8 AS last_second
+           FROM w GROUP BY service, resource),
        latest AS (
          SELECT DISTINCT ON (service, resource, instance) service, resource, instance,
                 concurrency, rt_p50, rt_p99
            FROM w ORDER BY service, resource, instance, second DESC),
-       merged AS (${mergedHistogramsSql('w', ['service', 'resource'])}),
-       per_instance AS (${mergedHistogramsSql('w', ['service', 'resource', 'instance'])})
-       SELECT w.service, w.resource, count(DISTINCT w.instance)::int AS instances,
-              sum(w.pass)::float8 AS pass, sum(w.block)::float8 AS block,
-              sum(w.success)::float8 AS success, sum(w.error)::float8 AS error,
-              (sum(w.rt_avg * (w.success + w.error)) / nullif(sum(w.success + w.error), 0))::float8 AS rt_avg,
-              (SELECT max(l.rt_p50) FROM latest l WHERE l.service = w.service AND l.resource = w.resource) AS p50,
-              (SELECT max(l.rt_p99) FROM latest l WHERE l.service = w.service AND l.resource = w.resource) AS p99,
-              (SELECT sum(l.concurrency) FROM latest l WHERE l.service = w.service AND l.resource = w.resource)::int AS concurrency,
-              (extract(epoch FROM max(w.second)) * 1000)::float8 AS last_second,
-              (SELECT m.rt_hist_i FROM merged m WHERE m.service = w.service AND m.resource = w.resource) AS rt_hist_i,
-              (SELECT m.rt_hist_c FROM merged m WHERE m.service = w.service AND m.resource = w.resource) AS rt_hist_c,
-              (SELECT json_agg(json_build_array(p.rt_hist_i, p.rt_hist_c)) FROM per_instance p
-                WHERE p.service = w.service AND p.resource = w.resource) AS per_instance
-         FROM w GROUP BY w.service, w.resource`,
+       latest_sums AS (
+         SELECT service, resource, max(rt_p50) AS p50, max(rt_p99) AS p99,
+                sum(concurrency)::int AS concurrency
+           FROM latest GROUP BY service, resource),
+       per_instance AS (${mergedHistogramsSql('w', ['service', 'resource', 'instance'])}),
+       hists AS (
+         SELECT service, resource, json_agg(json_build_array(rt_hist_i, rt_hist_c)) AS per_instance
+           FROM per_instance GROUP BY service, resource)
+       SELECT s.*, l.p50, l.p99, l.concurrency, h.per_instance
+         FROM sums s
+         LEFT JOIN latest_sums l ON l.service = s.service AND l.resource = s.resource
+         LEFT JOIN hists h ON h.service = s.service AND h.resource = s.resource`,
       [untilMs - seconds * 1000, untilMs, service ?? null],
     );
     return res.rows
       .map((r) => {
-        const hist = histogramFromArrays(r.rt_hist_i, r.rt_hist_c);
+        const perInstance = ((r.per_instance ?? []) as [number[], number[]][]).map(
+          ([i, c]) => histogramFromArrays(i, c) ?? [],
+        );
+        const hist = perInstance.length === 0 ? undefined : mergeSparseHistograms(perInstance);
         const p50 = hist === undefined ? r.p50 : sparseQuantile(hist, 0.5);
         const p99 = hist === undefined ? r.p99 : sparseQuantile(hist, 0.99);
-        const perInstance = ((r.per_instance ?? []) as [number[], number[]][]).map(([i, c]) =>
-          sparseQuantile(histogramFromArrays(i, c) ?? [], 0.99),
-        );
-        const highest = perInstance.length === 0 ? r.p99 : Math.max(...perInstance);
+        const highest =
+          perInstance.length === 0
+            ? r.p99
+            : Math.max(...perInstance.map((h) => sparseQuantile(h, 0.99)));
         return {
           service: r.service as string,
           resource: r.resource as string,
