@@ -17,7 +17,16 @@ import pg from 'pg';
 import { MetricsHistoryStore } from '../src/console/server/metrics-history.js';
 import { histogramIndex, sparseQuantile } from '../src/core/latency-histogram.js';
 import { silentLogger } from '../src/core/logger.js';
+import {
+  decodeHistogram,
+  encodeHistogram,
+  histogramCountAboveSql,
+  histogramFromArraysSql,
+} from '../src/core/pg-histograms.js';
 import { PeakServer } from '../src/server/index.js';
+import { collectMigrations } from '../src/server/migrations/index.js';
+import { migrate } from '../src/server/migrator.js';
+import { builtinModules } from '../src/server/modules.js';
 import { MetricsPusher } from '../src/telemetry/index.js';
 import { openMetricBuckets } from '../src/telemetry/server/metric-buckets.js';
 import { AlertMeasures } from '../src/telemetry/server/telemetry-alert-measures.js';
@@ -317,14 +326,14 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
       const nextHour = Math.floor(minute / 3_600_000) * 3_600_000 + 3_600_000;
       await history.rollUp(nextHour + 20_000);
       const rolled = await pool.query(
-        `SELECT step_seconds, rt_p99, rt_hist_i, rt_hist_c FROM peak.console_metrics
+        `SELECT step_seconds, rt_p99, rt_hist FROM peak.console_metrics
           WHERE service = 'ledger' AND resource = 'ledger.close' ORDER BY step_seconds`,
       );
       assert.deepEqual(
-        rolled.rows.map((r) => [r.step_seconds, r.rt_hist_i, r.rt_hist_c.map(Number)]),
+        rolled.rows.map((r) => [r.step_seconds, r.rt_hist.length, decodeHistogram(r.rt_hist)]),
         [
-          [60, [fastIndex, slowIndex], [6000, 30]],
-          [3600, [fastIndex, slowIndex], [6000, 30]],
+          [60, 10, [fastIndex, 6000, slowIndex, 30]],
+          [3600, 10, [fastIndex, 6000, slowIndex, 30]],
         ],
       );
       const hourly = await history.query(
@@ -382,6 +391,76 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
       assert.equal(within1.breach, true);
     } finally {
       await pool.end();
+    }
+  });
+
+  it('converts array histograms (migrations 30, 31) to rt_hist bytes and counts slow calls in SQL', async () => {
+    const pool = new pg.Pool({ connectionString: server.postgresUrl(), max: 1 });
+    try {
+      const big = 5_000_000_000;
+      const converted = await pool.query(
+        `SELECT ${histogramFromArraysSql("'{3,7,9}'::smallint[]", "'{5,0,5000000000}'::bigint[]")} AS b,
+                ${histogramFromArraysSql("'{}'::smallint[]", "'{}'::int[]")} AS empty`,
+      );
+      // A zero count is dropped; a count above 2^32 - 1 becomes two entries of its index.
+      assert.equal(converted.rows[0].b.length, 15);
+      assert.deepEqual(decodeHistogram(converted.rows[0].b), [3, 5, 9, big]);
+      assert.equal(converted.rows[0].empty, null);
+      // What the latency SLO counts per row: calls in buckets above an index.
+      const above = await pool.query(
+        `SELECT ${histogramCountAboveSql('h', '$2::int')} AS n, ${histogramCountAboveSql('NULL::bytea', '0')} AS none
+           FROM (SELECT $1::bytea AS h) AS t`,
+        [encodeHistogram([3, 5, 9, 7, 40, 3_000_000_000]), 8],
+      );
+      assert.equal(Number(above.rows[0].n), 3_000_000_007);
+      assert.equal(Number(above.rows[0].none), 0);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('upgrades a database whose histograms are arrays (migrations 30, 31) in place', async () => {
+    const admin = new pg.Pool({ connectionString: server.postgresUrl(), max: 1 });
+    await admin.query('CREATE DATABASE hist_upgrade');
+    const url = new URL(server.postgresUrl());
+    url.pathname = '/hist_upgrade';
+    const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+    try {
+      const list = collectMigrations(builtinModules);
+      await migrate(
+        pool,
+        list.filter((m) => m.version <= 31),
+        silentLogger(),
+      );
+      await pool.query(
+        `INSERT INTO peak.telemetry_metrics (service, instance, resource, second, pass, block,
+           success, error, rt_avg, concurrency, rt_hist_i, rt_hist_c)
+         VALUES ('s', 'i1', 'r', now(), 12, 0, 12, 0, 1, 0, '{40,41}', '{10,2}'),
+                ('s', 'i2', 'r', now(), 1, 0, 1, 0, 1, 0, NULL, NULL)`,
+      );
+      await pool.query(
+        `INSERT INTO peak.console_metrics (step_seconds, bucket, service, resource, pass, block,
+           success, error, rt_sum, instances, rt_hist_i, rt_hist_c)
+         VALUES (3600, now(), 's', 'r', 9, 0, 9, 0, 9, 1, '{50}', '{9}')`,
+      );
+      const done = await migrate(pool, list, silentLogger());
+      assert.ok(done.applied.includes(32) && done.applied.includes(33), `${done.applied}`);
+      const t = await pool.query(
+        'SELECT instance, rt_hist FROM peak.telemetry_metrics ORDER BY instance',
+      );
+      assert.deepEqual(
+        t.rows.map((r) => [r.instance, decodeHistogram(r.rt_hist)]),
+        [
+          ['i1', [40, 10, 41, 2]],
+          ['i2', undefined],
+        ],
+      );
+      const c = await pool.query('SELECT rt_hist FROM peak.console_metrics');
+      assert.deepEqual(decodeHistogram(c.rows[0].rt_hist), [50, 9]);
+    } finally {
+      await pool.end();
+      await admin.query('DROP DATABASE hist_upgrade');
+      await admin.end();
     }
   });
 

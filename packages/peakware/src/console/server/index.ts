@@ -9,6 +9,7 @@ import { consoleRoutes } from './console-routes.js';
 import type { ConsoleModuleOptions } from './metric-bucket-source.js';
 import { consoleTables } from './migrations/0012-console.js';
 import { consoleMetricHistograms } from './migrations/0031-console-metric-histograms.js';
+import { consoleMetricHistogramBytes } from './migrations/0033-console-metric-histogram-bytes.js';
 
 export type {
   ConsoleModuleOptions,
@@ -20,7 +21,7 @@ export type {
 export function consoleModule(options: ConsoleModuleOptions): PeakModule {
   return {
     name: 'console',
-    migrations: [consoleTables, consoleMetricHistograms],
+    migrations: [consoleTables, consoleMetricHistograms, consoleMetricHistogramBytes],
     routes: consoleRoutes(options),
   };
 }

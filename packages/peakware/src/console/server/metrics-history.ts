@@ -15,9 +15,9 @@ import type pg from 'pg';
 import { sparseQuantile } from '../../core/latency-histogram.js';
 import type { Logger } from '../../core/logger.js';
 import {
-  histogramArrayLiterals,
-  histogramFromArrays,
-  mergedHistogramsSql,
+  decodeHistogram,
+  encodeHistogram,
+  HISTOGRAM_CONCAT_SQL,
 } from '../../core/pg-histograms.js';
 import type {
   MetricsGrouping,
@@ -105,34 +105,21 @@ export class MetricsHistoryStore {
       const hourFrom = lastHour === null ? hourTo - METRICS_TIERS[1]!.keepMs : lastHour + HOUR;
       let hours = 0;
       if (hourFrom < hourTo) {
-        // An hour keeps its minutes' merged histogram, which reads take the p99 from; its
-        // rt_p99 (the highest minute's) only serves rows without histograms.
+        // An hour keeps its minutes' merged histogram (concatenated here, added and written
+        // back compact by the upsert), which reads take the p99 from.
         const res = await client.query(
-          `WITH mins AS (
-             SELECT date_trunc('hour', bucket) AS hour, * FROM peak.console_metrics
-              WHERE step_seconds = 60 AND bucket >= to_timestamp($1 / 1000.0)
-                AND bucket < to_timestamp($2 / 1000.0)),
-           sums AS (
-             SELECT hour, service, resource, sum(pass) AS pass, sum(block) AS block,
-                    sum(success) AS success, sum(error) AS error, sum(rt_sum) AS rt_sum,
-                    max(rt_p99) AS rt_p99, max(instances) AS instances
-               FROM mins GROUP BY hour, service, resource),
-           merged AS (${mergedHistogramsSql('mins', ['hour', 'service', 'resource'])})
-           INSERT INTO peak.console_metrics
-             (step_seconds, bucket, service, resource, pass, block, success, error, rt_sum,
-              rt_p99, instances, rt_hist_i, rt_hist_c)
-           SELECT 3600, s.hour, s.service, s.resource, s.pass, s.block, s.success, s.error,
-                  s.rt_sum, s.rt_p99, s.instances, m.rt_hist_i, m.rt_hist_c
-             FROM sums s LEFT JOIN merged m
-               ON m.hour = s.hour AND m.service = s.service AND m.resource = s.resource
-           ON CONFLICT (step_seconds, service, resource, bucket) DO UPDATE SET
-             pass = excluded.pass, block = excluded.block, success = excluded.success,
-             error = excluded.error, rt_sum = excluded.rt_sum, rt_p99 = excluded.rt_p99,
-             instances = excluded.instances, rt_hist_i = excluded.rt_hist_i,
-             rt_hist_c = excluded.rt_hist_c`,
+          `SELECT (extract(epoch FROM date_trunc('hour', bucket)) * 1000)::float8 AS t,
+                  service, resource, sum(pass)::float8 AS pass, sum(block)::float8 AS block,
+                  sum(success)::float8 AS success, sum(error)::float8 AS error,
+                  sum(rt_sum)::float8 AS rt_sum, max(rt_p99)::float8 AS p99,
+                  max(instances)::int AS instances, ${HISTOGRAM_CONCAT_SQL} AS rt_hist
+             FROM peak.console_metrics
+            WHERE step_seconds = 60 AND bucket >= to_timestamp($1 / 1000.0)
+              AND bucket < to_timestamp($2 / 1000.0)
+            GROUP BY 1, service, resource`,
           [hourFrom, hourTo],
         );
-        hours = res.rowCount ?? 0;
+        hours = await upsert(client, 3600, res.rows.map(bucketRow));
       }
       const pruned = await client.query(
         `DELETE FROM peak.console_metrics
@@ -199,7 +186,7 @@ export class MetricsHistoryStore {
          SELECT (extract(epoch FROM bucket) * 1000)::float8 AS t,
                 CASE WHEN $4 = 'total' THEN '' ELSE service END AS gs,
                 CASE WHEN $4 = 'resource' THEN resource ELSE '' END AS gr,
-                pass, block, success, error, rt_sum, rt_p99, instances, rt_hist_i, rt_hist_c
+                pass, block, success, error, rt_sum, rt_p99, instances, rt_hist
            FROM w
           WHERE $4 = 'resource' OR resource = '__inbound__'
              OR service NOT IN (SELECT service FROM inbound)),
@@ -207,32 +194,45 @@ export class MetricsHistoryStore {
          SELECT t, gs, gr, sum(pass)::float8 AS pass, sum(block)::float8 AS block,
                 sum(success)::float8 AS success, sum(error)::float8 AS error,
                 sum(rt_sum)::float8 AS rt_sum, max(rt_p99)::float8 AS p99,
-                max(instances)::int AS instances
-           FROM g GROUP BY t, gs, gr),
-       merged AS (${mergedHistogramsSql('g', ['t', 'gs', 'gr'])})
-       SELECT s.t, s.gs AS service, s.gr AS resource, s.pass, s.block, s.success, s.error,
-              s.rt_sum, s.p99, s.instances, m.rt_hist_i, m.rt_hist_c
-         FROM sums s LEFT JOIN merged m ON m.t = s.t AND m.gs = s.gs AND m.gr = s.gr
-        ORDER BY 1, 2, 3`,
+                max(instances)::int AS instances, ${HISTOGRAM_CONCAT_SQL} AS rt_hist
+           FROM g GROUP BY t, gs, gr)
+       SELECT t, gs AS service, gr AS resource, pass, block, success, error, rt_sum, p99,
+              instances, rt_hist
+         FROM sums ORDER BY 1, 2, 3`,
       [step, fromMs, toMs, by, filter.service ?? null, filter.resource ?? null],
     );
-    return rows.map((r) => {
-      const rtHist = histogramFromArrays(r.rt_hist_i, r.rt_hist_c);
-      return {
-        t: r.t,
-        service: r.service,
-        resource: r.resource,
-        pass: r.pass,
-        block: r.block,
-        success: r.success,
-        error: r.error,
-        rtSum: r.rt_sum,
-        p99: rtHist === undefined ? r.p99 : sparseQuantile(rtHist, 0.99),
-        instances: r.instances,
-        ...(rtHist === undefined ? {} : { rtHist }),
-      };
-    });
+    return rows.map(bucketRow);
   }
+}
+
+/** A rolled-up row (its merged histogram as concatenated `rt_hist` bytes) as a bucket. */
+function bucketRow(r: {
+  t: number;
+  service: string;
+  resource: string;
+  pass: number;
+  block: number;
+  success: number;
+  error: number;
+  rt_sum: number;
+  p99: number | null;
+  instances: number;
+  rt_hist: Buffer | null;
+}): MetricBucketRow {
+  const rtHist = decodeHistogram(r.rt_hist);
+  return {
+    t: r.t,
+    service: r.service,
+    resource: r.resource,
+    pass: r.pass,
+    block: r.block,
+    success: r.success,
+    error: r.error,
+    rtSum: r.rt_sum,
+    p99: rtHist === undefined ? r.p99 : sparseQuantile(rtHist, 0.99),
+    instances: r.instances,
+    ...(rtHist === undefined ? {} : { rtHist }),
+  };
 }
 
 async function upsert(
@@ -242,22 +242,19 @@ async function upsert(
 ): Promise<number> {
   if (rows.length === 0) return 0;
   const col = <T>(pick: (r: MetricBucketRow) => T) => rows.map(pick);
-  const hists = rows.map((r) => histogramArrayLiterals(r.rtHist));
   const res = await client.query(
     `INSERT INTO peak.console_metrics
        (step_seconds, bucket, service, resource, pass, block, success, error, rt_sum, rt_p99,
-        instances, rt_hist_i, rt_hist_c)
-     SELECT $1, to_timestamp(t / 1000.0), s, r, p, b, ok, e, rs, p99, i, hi::smallint[],
-            hc::bigint[]
+        instances, rt_hist)
+     SELECT $1, to_timestamp(t / 1000.0), s, r, p, b, ok, e, rs, p99, i, h
        FROM unnest($2::float8[], $3::text[], $4::text[], $5::float8[], $6::float8[],
                    $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::int[],
-                   $12::text[], $13::text[])
-         AS x(t, s, r, p, b, ok, e, rs, p99, i, hi, hc)
+                   $12::bytea[])
+         AS x(t, s, r, p, b, ok, e, rs, p99, i, h)
      ON CONFLICT (step_seconds, service, resource, bucket) DO UPDATE SET
        pass = excluded.pass, block = excluded.block, success = excluded.success,
        error = excluded.error, rt_sum = excluded.rt_sum, rt_p99 = excluded.rt_p99,
-       instances = excluded.instances, rt_hist_i = excluded.rt_hist_i,
-       rt_hist_c = excluded.rt_hist_c`,
+       instances = excluded.instances, rt_hist = excluded.rt_hist`,
     [
       step,
       col((r) => r.t),
@@ -270,8 +267,7 @@ async function upsert(
       col((r) => r.rtSum),
       col((r) => r.p99),
       col((r) => r.instances),
-      hists.map((h) => h[0]),
-      hists.map((h) => h[1]),
+      col((r) => encodeHistogram(r.rtHist)),
     ],
   );
   return res.rowCount ?? 0;

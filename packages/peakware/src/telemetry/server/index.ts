@@ -10,6 +10,7 @@ import { telemetryAlerts } from './migrations/0006-telemetry-alerts.js';
 import { telemetryRulesMetrics } from './migrations/0007-telemetry-rules-metrics.js';
 import { telemetryRuleResource } from './migrations/0008-telemetry-rule-resource.js';
 import { telemetryMetricHistograms } from './migrations/0030-telemetry-metric-histograms.js';
+import { telemetryMetricHistogramBytes } from './migrations/0032-telemetry-metric-histogram-bytes.js';
 import type { TelemetryModuleOptions } from './mq-backlog-source.js';
 import { telemetryRoutes } from './telemetry-routes.js';
 
@@ -36,6 +37,7 @@ export function telemetryModule(options: TelemetryModuleOptions): PeakModule {
       telemetryRulesMetrics,
       telemetryRuleResource,
       telemetryMetricHistograms,
+      telemetryMetricHistogramBytes,
     ],
     routes: telemetryRoutes(options),
   };

@@ -10,7 +10,7 @@
  */
 import type pg from 'pg';
 import { sparseQuantile } from '../../core/latency-histogram.js';
-import { histogramFromArrays, mergedHistogramsSql } from '../../core/pg-histograms.js';
+import { decodeHistogram, HISTOGRAM_CONCAT_SQL } from '../../core/pg-histograms.js';
 
 /** The guard's inbound node, every call a process took (guard's `INBOUND_RESOURCE`). */
 const INBOUND = '__inbound__';
@@ -85,8 +85,7 @@ export function openMetricBuckets(pool: pg.Pool): MetricBucketReader {
            SELECT (floor(extract(epoch FROM second) / $3) * $3 * 1000)::float8 AS t,
                   CASE WHEN $4 = 'total' THEN '' ELSE service END AS gs,
                   CASE WHEN $4 = 'resource' THEN resource ELSE '' END AS gr,
-                  instance, pass, block, success, error, rt_avg, rt_p50, rt_p99,
-                  rt_hist_i, rt_hist_c
+                  instance, pass, block, success, error, rt_avg, rt_p50, rt_p99, rt_hist
              FROM w
             WHERE $4 = 'resource' OR resource = '${INBOUND}'
                OR service NOT IN (SELECT service FROM inbound)),
@@ -95,13 +94,11 @@ export function openMetricBuckets(pool: pg.Pool): MetricBucketReader {
                   sum(success)::float8 AS success, sum(error)::float8 AS error,
                   sum(rt_avg * (success + error))::float8 AS rt_sum,
                   max(rt_p50)::float8 AS p50, max(rt_p99)::float8 AS p99,
-                  count(DISTINCT instance)::int AS instances
-             FROM g GROUP BY t, gs, gr),
-         merged AS (${mergedHistogramsSql('g', ['t', 'gs', 'gr'])})
-         SELECT s.t, s.gs AS service, s.gr AS resource, s.pass, s.block, s.success, s.error,
-                s.rt_sum, s.p50, s.p99, s.instances, m.rt_hist_i, m.rt_hist_c
-           FROM sums s LEFT JOIN merged m ON m.t = s.t AND m.gs = s.gs AND m.gr = s.gr
-          ORDER BY 1, 2, 3`,
+                  count(DISTINCT instance)::int AS instances, ${HISTOGRAM_CONCAT_SQL} AS rt_hist
+             FROM g GROUP BY t, gs, gr)
+         SELECT t, gs AS service, gr AS resource, pass, block, success, error, rt_sum, p50, p99,
+                instances, rt_hist
+           FROM sums ORDER BY 1, 2, 3`,
         [
           q.fromMs,
           q.toMs,
@@ -113,7 +110,7 @@ export function openMetricBuckets(pool: pg.Pool): MetricBucketReader {
         ],
       );
       return rows.map((r) => {
-        const rtHist = histogramFromArrays(r.rt_hist_i, r.rt_hist_c);
+        const rtHist = decodeHistogram(r.rt_hist);
         return {
           t: r.t as number,
           service: r.service as string,

@@ -6,7 +6,11 @@
  */
 import type pg from 'pg';
 import { histogramIndex, sparseQuantile } from '../../core/latency-histogram.js';
-import { histogramFromArrays, mergedHistogramsSql } from '../../core/pg-histograms.js';
+import {
+  decodeHistogram,
+  HISTOGRAM_CONCAT_SQL,
+  histogramCountAboveSql,
+} from '../../core/pg-histograms.js';
 import type { MqBacklogSource } from './mq-backlog-source.js';
 import {
   burnMeasure,
@@ -75,19 +79,15 @@ export class AlertMeasures {
   async #measureMetricsP99(rule: AlertRule, now: number): Promise<Measure> {
     const { from, until } = metricsWindow(now, rule.windowSeconds, rule.windowSeconds);
     const m = await this.#pool.query(
-      `WITH w AS (
-         SELECT '' AS k, success, error, rt_hist_i, rt_hist_c FROM peak.telemetry_metrics
-          WHERE service = $1 AND resource = $2
-            AND second >= to_timestamp($3 / 1000.0) AND second < to_timestamp($4 / 1000.0)),
-       merged AS (${mergedHistogramsSql('w', ['k'])})
-       SELECT (SELECT coalesce(sum(success + error), 0)::float8 FROM w) AS calls,
-              (SELECT rt_hist_i FROM merged) AS rt_hist_i,
-              (SELECT rt_hist_c FROM merged) AS rt_hist_c`,
+      `SELECT coalesce(sum(success + error), 0)::float8 AS calls, ${HISTOGRAM_CONCAT_SQL} AS rt_hist
+         FROM peak.telemetry_metrics
+        WHERE service = $1 AND resource = $2
+          AND second >= to_timestamp($3 / 1000.0) AND second < to_timestamp($4 / 1000.0)`,
       [rule.service, rule.resource, from, until],
     );
     const row = m.rows[0] ?? {};
     const calls = Number(row.calls ?? 0);
-    const hist = histogramFromArrays(row.rt_hist_i, row.rt_hist_c);
+    const hist = decodeHistogram(row.rt_hist);
     const measured =
       hist === undefined ? 0 : hist.reduce((n, v, k) => (k % 2 === 1 ? n + v : n), 0);
     return thresholdMeasure(
@@ -115,8 +115,7 @@ export class AlertMeasures {
       `WITH s AS (
          SELECT second, success + error AS calls,
                 least(success + error, error + CASE WHEN $6::int IS NULL THEN 0 ELSE
-                  (SELECT coalesce(sum(x.c), 0) FROM unnest(rt_hist_i, rt_hist_c) AS x(i, c)
-                    WHERE x.i > $6::int) END) AS bad
+                  ${histogramCountAboveSql('rt_hist', '$6::int')} END) AS bad
            FROM peak.telemetry_metrics
           WHERE service = $1 AND resource = $2
             AND second >= to_timestamp($3 / 1000.0) AND second < to_timestamp($5 / 1000.0))

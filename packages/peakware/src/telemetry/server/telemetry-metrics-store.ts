@@ -5,11 +5,16 @@
  * delete.
  */
 import type pg from 'pg';
-import { mergeSparseHistograms, sparseQuantile } from '../../core/latency-histogram.js';
 import {
-  histogramArrayLiterals,
-  histogramFromArrays,
-  mergedHistogramsSql,
+  addSparseHistogram,
+  HISTOGRAM_BUCKETS,
+  histogramQuantile,
+  sparseQuantile,
+} from '../../core/latency-histogram.js';
+import {
+  decodeHistogram,
+  encodeHistogram,
+  HISTOGRAM_CONCAT_SQL,
 } from '../../core/pg-histograms.js';
 import type { PushedMetric } from '../metrics-pusher.js';
 
@@ -63,22 +68,19 @@ export class TelemetryMetricsStore {
   ): Promise<number> {
     if (metrics.length === 0) return 0;
     const col = <T>(pick: (m: PushedMetric) => T) => metrics.map(pick);
-    const hists = metrics.map((m) => histogramArrayLiterals(m.rtHist));
     const res = await this.#pool.query(
       `INSERT INTO peak.telemetry_metrics
          (service, instance, resource, second, pass, block, success, error, rt_avg, rt_p50,
-          rt_p99, concurrency, rt_hist_i, rt_hist_c)
-       SELECT $1, $2, r, to_timestamp(s / 1000.0), p, b, ok, e, avg, p50, p99, c,
-              hi::smallint[], hc::integer[]
+          rt_p99, concurrency, rt_hist)
+       SELECT $1, $2, r, to_timestamp(s / 1000.0), p, b, ok, e, avg, p50, p99, c, h
          FROM unnest($3::text[], $4::float8[], $5::int[], $6::int[], $7::int[], $8::int[],
-                     $9::float8[], $10::float8[], $11::float8[], $12::int[], $13::text[],
-                     $14::text[])
-           AS t(r, s, p, b, ok, e, avg, p50, p99, c, hi, hc)
+                     $9::float8[], $10::float8[], $11::float8[], $12::int[], $13::bytea[])
+           AS t(r, s, p, b, ok, e, avg, p50, p99, c, h)
        ON CONFLICT (service, resource, instance, second) DO UPDATE SET
          pass = excluded.pass, block = excluded.block, success = excluded.success,
          error = excluded.error, rt_avg = excluded.rt_avg, rt_p50 = excluded.rt_p50,
          rt_p99 = excluded.rt_p99, concurrency = excluded.concurrency,
-         rt_hist_i = excluded.rt_hist_i, rt_hist_c = excluded.rt_hist_c`,
+         rt_hist = excluded.rt_hist`,
       [
         service,
         instance,
@@ -92,8 +94,7 @@ export class TelemetryMetricsStore {
         col((m) => m.rtP50 ?? null),
         col((m) => m.rtP99 ?? null),
         col((m) => Math.round(m.concurrency)),
-        hists.map((h) => h[0]),
-        hists.map((h) => h[1]),
+        col((m) => encodeHistogram(m.rtHist)),
       ],
     );
     return res.rowCount ?? 0;
@@ -104,64 +105,106 @@ export class TelemetryMetricsStore {
    * second or two for pushes still on their way), busiest first.
    */
   async live(seconds: number, untilMs: number, service?: string): Promise<LiveResource[]> {
-    // Each instance's histograms are added in SQL (one pass over the pairs); the resource's
-    // own is the sum of its instances', added here.
+    // One row per instance, its histograms concatenated (core's pg-histograms); the
+    // instances are added here, histograms into the resource's counters.
     const res = await this.#pool.query(
       `WITH w AS (
          SELECT * FROM peak.telemetry_metrics
           WHERE second >= to_timestamp($1 / 1000.0) AND second < to_timestamp($2 / 1000.0)
             AND ($3::text IS NULL OR service = $3)),
-       sums AS (
-         SELECT service, resource, count(DISTINCT instance)::int AS instances,
-                sum(pass)::float8 AS pass, sum(block)::float8 AS block,
-                sum(success)::float8 AS success, sum(error)::float8 AS error,
-                (sum(rt_avg * (success + error)) / nullif(sum(success + error), 0))::float8 AS rt_avg,
-                (extract(epoch FROM max(second)) * 1000)::float8 AS last_second
-           FROM w GROUP BY service, resource),
        latest AS (
          SELECT DISTINCT ON (service, resource, instance) service, resource, instance,
                 concurrency, rt_p50, rt_p99
-           FROM w ORDER BY service, resource, instance, second DESC),
-       latest_sums AS (
-         SELECT service, resource, max(rt_p50) AS p50, max(rt_p99) AS p99,
-                sum(concurrency)::int AS concurrency
-           FROM latest GROUP BY service, resource),
-       per_instance AS (${mergedHistogramsSql('w', ['service', 'resource', 'instance'])}),
-       hists AS (
-         SELECT service, resource, json_agg(json_build_array(rt_hist_i, rt_hist_c)) AS per_instance
-           FROM per_instance GROUP BY service, resource)
-       SELECT s.*, l.p50, l.p99, l.concurrency, h.per_instance
-         FROM sums s
-         LEFT JOIN latest_sums l ON l.service = s.service AND l.resource = s.resource
-         LEFT JOIN hists h ON h.service = s.service AND h.resource = s.resource`,
+           FROM w ORDER BY service, resource, instance, second DESC)
+       SELECT g.*, l.concurrency, l.rt_p50 AS p50, l.rt_p99 AS p99
+         FROM (SELECT service, resource, instance, sum(pass)::float8 AS pass,
+                      sum(block)::float8 AS block, sum(success)::float8 AS success,
+                      sum(error)::float8 AS error,
+                      sum(rt_avg * (success + error))::float8 AS rt_sum,
+                      (extract(epoch FROM max(second)) * 1000)::float8 AS last_second,
+                      ${HISTOGRAM_CONCAT_SQL} AS rt_hist
+                 FROM w GROUP BY service, resource, instance) AS g
+         JOIN latest l USING (service, resource, instance)`,
       [untilMs - seconds * 1000, untilMs, service ?? null],
     );
-    return res.rows
-      .map((r) => {
-        const perInstance = ((r.per_instance ?? []) as [number[], number[]][]).map(
-          ([i, c]) => histogramFromArrays(i, c) ?? [],
-        );
-        const hist = perInstance.length === 0 ? undefined : mergeSparseHistograms(perInstance);
-        const p50 = hist === undefined ? r.p50 : sparseQuantile(hist, 0.5);
-        const p99 = hist === undefined ? r.p99 : sparseQuantile(hist, 0.99);
-        const highest =
-          perInstance.length === 0
-            ? r.p99
-            : Math.max(...perInstance.map((h) => sparseQuantile(h, 0.99)));
+    interface Sum {
+      service: string;
+      resource: string;
+      instances: number;
+      pass: number;
+      block: number;
+      success: number;
+      error: number;
+      rtSum: number;
+      lastSecond: number;
+      concurrency: number;
+      /** The highest reported p50 / p99 of an instance (rows without histograms). */
+      p50: number | null;
+      p99: number | null;
+      hist: Float64Array | undefined;
+      highest: number;
+    }
+    const byResource = new Map<string, Sum>();
+    for (const r of res.rows) {
+      const key = `${r.service}\u0000${r.resource}`;
+      let sum = byResource.get(key);
+      if (sum === undefined) {
+        sum = {
+          service: r.service,
+          resource: r.resource,
+          instances: 0,
+          pass: 0,
+          block: 0,
+          success: 0,
+          error: 0,
+          rtSum: 0,
+          lastSecond: 0,
+          concurrency: 0,
+          p50: null,
+          p99: null,
+          hist: undefined,
+          highest: 0,
+        };
+        byResource.set(key, sum);
+      }
+      sum.instances++;
+      sum.pass += r.pass;
+      sum.block += r.block;
+      sum.success += r.success;
+      sum.error += r.error;
+      sum.rtSum += r.rt_sum ?? 0;
+      sum.lastSecond = Math.max(sum.lastSecond, r.last_second);
+      sum.concurrency += r.concurrency;
+      if (r.p50 !== null) sum.p50 = Math.max(sum.p50 ?? 0, r.p50);
+      if (r.p99 !== null) sum.p99 = Math.max(sum.p99 ?? 0, r.p99);
+      const own = decodeHistogram(r.rt_hist);
+      if (own !== undefined) {
+        sum.hist ??= new Float64Array(HISTOGRAM_BUCKETS);
+        addSparseHistogram(sum.hist, own);
+        sum.highest = Math.max(sum.highest, sparseQuantile(own, 0.99));
+      }
+    }
+    return [...byResource.values()]
+      .map((s) => {
+        const calls = s.success + s.error;
+        // Where no instance pushed a histogram, the highest instance's latest p50 / p99.
+        const p50 = s.hist === undefined ? s.p50 : histogramQuantile(s.hist, 0.5);
+        const p99 = s.hist === undefined ? s.p99 : histogramQuantile(s.hist, 0.99);
+        const highest = s.hist === undefined ? s.p99 : s.highest;
         return {
-          service: r.service as string,
-          resource: r.resource as string,
-          instances: r.instances as number,
-          qps: (r.success + r.error) / seconds,
-          passQps: r.pass / seconds,
-          blockQps: r.block / seconds,
-          errorQps: r.error / seconds,
-          rtAvgMs: r.rt_avg ?? 0,
-          ...(p50 === null ? {} : { rtP50Ms: Number(p50) }),
-          ...(p99 === null ? {} : { rtP99Ms: Number(p99) }),
-          ...(highest === null ? {} : { rtP99HighestInstanceMs: Number(highest) }),
-          concurrency: r.concurrency ?? 0,
-          lastSecond: r.last_second as number,
+          service: s.service,
+          resource: s.resource,
+          instances: s.instances,
+          qps: calls / seconds,
+          passQps: s.pass / seconds,
+          blockQps: s.block / seconds,
+          errorQps: s.error / seconds,
+          rtAvgMs: calls > 0 ? s.rtSum / calls : 0,
+          ...(p50 === null ? {} : { rtP50Ms: p50 }),
+          ...(p99 === null ? {} : { rtP99Ms: p99 }),
+          ...(highest === null ? {} : { rtP99HighestInstanceMs: highest }),
+          concurrency: s.concurrency,
+          lastSecond: s.lastSecond,
         };
       })
       .sort((a, b) => b.qps + b.blockQps - (a.qps + a.blockQps));
