@@ -19,7 +19,7 @@
  * proxy or provider process.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -37,6 +37,7 @@ import { childNodeArgs, processCpuUs, startChildServer } from '../child-server.j
 import { type Call, measureClosedLoop as measure } from '../closed-loop.js';
 import { debianTool } from '../debian-tool.js';
 import { signedEcho } from '../gateway-echo.js';
+import { runWrk, type WrkRequest } from '../wrk-load.js';
 
 const echoService = defineService({
   name: 'bench.gw-echo',
@@ -403,6 +404,76 @@ export const benchmark: Benchmark = {
         }
       }
 
+      // The same contenders under wrk (C, one thread): a Node load process takes about as much
+      // CPU a request as the gateway itself, on the two cores the chain shares, which pulls
+      // every ratio toward 1; wrk takes a fraction of it (its CPU a request is reported).
+      const wrk = quick ? undefined : debianTool('wrk', 'wrk', progress);
+      const wrkRes: Record<
+        string,
+        {
+          perSec: number[];
+          p50: number[];
+          p99: number[];
+          chainUs: number[];
+          loadUs: number[];
+          errors: number;
+        }
+      > = {};
+      if (wrk === undefined && !quick)
+        notes.push(
+          'wrk: not installed and could not be (apt-get needs root); its rows are missing',
+        );
+      if (wrk !== undefined) {
+        const wrkDir = path.join(dir, 'wrk');
+        mkdirSync(wrkDir, { recursive: true });
+        const fixed = (k: Kind): WrkRequest => ({
+          method: 'POST',
+          path: k === 'direct' ? UPSTREAM_PATH : '/echo',
+          headers: { 'content-type': 'application/json' },
+          body: '{"n":1,"s":"hello"}',
+        });
+        let seq = 1_000_000_000;
+        for (const k of kinds)
+          wrkRes[k] = { perSec: [], p50: [], p99: [], chainUs: [], loadUs: [], errors: 0 };
+        for (let r = 0; r < runs; r++) {
+          for (const k of kinds) {
+            const signs = k === 'gateway' || k === 'gateway-node-http';
+            // Each signed request is sent once: enough for three times the rate the Node load
+            // reached (at least 20 000/s) over the window; a shortfall shows as errors.
+            const rate = Math.max(20_000, 3 * median(res[k]!.perSec));
+            const requests = signs
+              ? Array.from({ length: Math.ceil((ms / 1000) * rate) }, () => ({
+                  method: 'POST',
+                  path: '/echo',
+                  ...signedEcho(seq++, key),
+                }))
+              : fixed(k);
+            const chain = chainPids(k);
+            const chain0 = chain.map(processCpuUs);
+            const m = await runWrk({
+              wrk,
+              url: urls[k]!.url,
+              connections: 64,
+              durationMs: ms,
+              requests,
+              dir: wrkDir,
+            });
+            const chainUs =
+              chain.reduce<number>((sum, p, i) => sum + processCpuUs(p) - (chain0[i] ?? 0), 0) /
+              m.requests;
+            wrkRes[k]!.perSec.push(m.perSec);
+            wrkRes[k]!.p50.push(m.p50);
+            wrkRes[k]!.p99.push(m.p99);
+            wrkRes[k]!.chainUs.push(chainUs);
+            wrkRes[k]!.loadUs.push(m.loadUs);
+            wrkRes[k]!.errors += m.errors;
+            progress(
+              `${LABEL[k]} run ${r + 1}, wrk: ${Math.round(m.perSec)} req/s, p50 ${m.p50.toFixed(2)} ms, p99 ${m.p99.toFixed(2)} ms, wrk ${m.loadUs.toFixed(1)} µs a request${m.errors > 0 ? `, ${m.errors} errors` : ''}`,
+            );
+          }
+        }
+      }
+
       // A route change among 10 000 routes: from the admin's call until the gateway serves it.
       progress('loading 10 000 routes');
       const many = Array.from({ length: 10_000 }, (_, i) =>
@@ -506,6 +577,31 @@ export const benchmark: Benchmark = {
           res[k]!.errors,
         ]);
       }
+      for (const k of Object.keys(wrkRes) as Kind[]) {
+        const w = wrkRes[k]!;
+        const f = {
+          perSec: median(w.perSec),
+          p50: median(w.p50),
+          p99: median(w.p99),
+          chainUs: median(w.chainUs),
+          loadUs: median(w.loadUs),
+        };
+        for (const [name, v] of Object.entries(f)) figures[`wrk.${k}.${name}`] = round(v);
+        figures[`wrk.${k}.errors`] = w.errors;
+        table.push([
+          `${LABEL[k]}, wrk load`,
+          Math.round(f.perSec),
+          round(f.p50),
+          round(f.p99),
+          '',
+          '',
+          '',
+          '',
+          round(f.chainUs),
+          round(f.loadUs),
+          w.errors,
+        ]);
+      }
       figures['gateway.clientSignUsPerReq'] = round(median(signUs));
       figures['gateway.signedInWindow'] =
         clients.get('gateway')!.signedInWindow() +
@@ -562,6 +658,16 @@ export const benchmark: Benchmark = {
       };
       if (urls.nginx !== undefined)
         ratios['gateway/nginx.perSec'] = round(gwf.perSec / fig('nginx').perSec);
+      const wrkPerSec = (k: Kind) => median(wrkRes[k]?.perSec ?? []);
+      if (wrkRes.gateway !== undefined) {
+        ratios['wrk: gateway/fastify-proxy.perSec'] = round(
+          wrkPerSec('gateway') / wrkPerSec('fastify-proxy'),
+        );
+        ratios['wrk: gateway/direct.perSec'] = round(wrkPerSec('gateway') / wrkPerSec('direct'));
+        if (wrkRes.nginx !== undefined)
+          ratios['wrk: gateway/nginx.perSec'] = round(wrkPerSec('gateway') / wrkPerSec('nginx'));
+      }
+
       notes.push(
         'goals (issue 16): gateway >= 2x @fastify/http-proxy req/s with all checks on, added p50 <= 0.3 ms, >= 0.5x nginx, a route change among 10 000 routes <= 10 ms',
         'every process on one loopback host; the control plane runs in the benchmark process (idle but for quota leases and the change feed); trace sampling 1 % at the gateway',
