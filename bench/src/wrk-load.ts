@@ -4,7 +4,8 @@
  * of the machine's CPU as they do. Requests are either one fixed request or a list of raw
  * HTTP/1.1 requests sent in turn (each signed request once: a gateway refuses a replayed
  * nonce), written to a file a Lua script reads. The figure includes wrk's own CPU a request
- * (read as the benchmark process's reaped children's time, /proc/self/stat).
+ * (read as the benchmark process's reaped children's time, /proc/self/stat, so it includes
+ * reading the request file before the window).
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';

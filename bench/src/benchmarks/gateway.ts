@@ -12,7 +12,9 @@
  *
  * Each contender is its own process; the load (an undici Pool, closed loop) runs here, and
  * signs the gateway's requests before each timed window (the client's work, which a client
- * does on its own machine; its cost per request is reported beside). One
+ * does on its own machine; its cost per request is reported beside). Then every contender
+ * again under wrk (C, one thread, 64 connections; `wrk-load.ts`), whose CPU a request is a
+ * third of the Node load's, on the same two cores. One
  * run reports req/s and p50/p99 with 64 in flight, the added latency with one in flight
  * (p50 minus direct's), and how long a route change among 10 000 routes takes from the
  * admin's call until the gateway serves it. Run as `--serve <kind> <port>`, this file is a
