@@ -261,7 +261,7 @@ function generate(random: () => number): Generated {
     const l = ` LIMIT ${random() < 0.5 ? p(1 + Math.floor(random() * 30)) : String(1 + Math.floor(random() * 30))}`;
     return r < 0.7 ? l : `${l} OFFSET ${p(Math.floor(random() * 40))}`;
   };
-  const shape = Math.floor(random() * 20);
+  const shape = Math.floor(random() * 24);
   if (shape < 8) {
     const keys = Array.from({ length: Math.floor(random() * 3) }, () => {
       const col = pick(['amount', 'qty', 'status', 'created_at', 'note', 'buyer_id', 'region_id']);
@@ -317,6 +317,66 @@ function generate(random: () => number): Generated {
       params,
       ordered: false,
       write: true,
+    };
+  }
+  if (shape >= 20 && shape < 22) {
+    // DISTINCT: rows repeated across shards answered once.
+    const form = pick([
+      () => ({ cols: 'status', order: ['status', 'status DESC'] }),
+      () => ({ cols: 'region_id, status', order: ['region_id, status', 'status DESC, region_id'] }),
+      () => ({ cols: 'note', order: ['note NULLS FIRST', 'note DESC'] }),
+      () => ({ cols: 'buyer_id % 3 AS m, qty', order: ['m, qty', 'qty DESC, m'] }),
+      () => ({
+        cols: 'count(*) AS n',
+        order: [] as string[],
+        group: ' GROUP BY region_id, status',
+      }),
+    ])() as { cols: string; order: string[]; group?: string };
+    const order = form.order.length > 0 && random() < 0.7 ? ` ORDER BY ${pick(form.order)}` : '';
+    return {
+      sql: `SELECT DISTINCT ${form.cols} FROM t_order${where()}${form.group ?? ''}${order}${order !== '' ? limit() : ''}`,
+      params,
+      ordered: order !== '',
+      write: false,
+    };
+  }
+  if (shape >= 22) {
+    // HAVING over the merged groups: the counts of all shards together.
+    const key = pick(['status', 'region_id', 'buyer_id', 'note']);
+    const aggregateOnly = [
+      () => `count(*) > ${p(1 + Math.floor(random() * 12))}`,
+      () =>
+        `sum(qty) >= ${p(Math.floor(random() * 60))} AND min(amount) < ${p((random() * 600).toFixed(2))}`,
+      () => `avg(amount) > ${p((200 + random() * 600).toFixed(2))}`,
+      () => `count(*) BETWEEN ${p(2)} AND ${p(3 + Math.floor(random() * 10))} OR max(note) IS NULL`,
+      () => `NOT (max(qty) < ${p(1 + Math.floor(random() * 9))})`,
+      () =>
+        `max(created_at) > ${p(new Date(Date.UTC(2026, 0, 1 + Math.floor(random() * 120))).toISOString())}`,
+      () => `count(note) NOT IN (${p(0)}, ${p(1)})`,
+    ];
+    if (random() < 0.15) {
+      return {
+        sql: `SELECT count(*) AS n, sum(qty) FROM t_order${where()} HAVING ${pick(aggregateOnly)()}`,
+        params,
+        ordered: false,
+        write: false,
+      };
+    }
+    const keyValue = () =>
+      key === 'status' || key === 'note'
+        ? pick(STATUSES.concat(['gift', 'rush']))
+        : 1 + Math.floor(random() * (key === 'buyer_id' ? BUYERS : 3));
+    const cond = pick([
+      ...aggregateOnly,
+      () => `${key} IN (${p(keyValue())}, ${p(keyValue())}) OR count(*) <> ${p(3)}`,
+      () => `${key} IS NOT NULL AND sum(qty) > ${p(Math.floor(random() * 40))}`,
+    ])();
+    const order = pick([` ORDER BY ${key}`, ` ORDER BY c DESC, ${key}`, '']);
+    return {
+      sql: `SELECT ${key}, count(*) AS c, sum(qty) FROM t_order${where()} GROUP BY ${key} HAVING ${cond}${order}${order !== '' ? limit() : ''}`,
+      params,
+      ordered: order !== '',
+      write: false,
     };
   }
   return {
@@ -533,10 +593,16 @@ describe('data: routing facts', () => {
         /t_unknown is not declared/,
       ],
       [
-        'SELECT DISTINCT status FROM t_order',
+        'SELECT DISTINCT ON (status) status, amount FROM t_order',
         [],
         ErrorCodes.DATA_UNSUPPORTED,
-        /DISTINCT.*statement: SELECT DISTINCT status/,
+        /DISTINCT ON.*statement: SELECT DISTINCT ON \(status\)/,
+      ],
+      [
+        'SELECT status, count(*) FROM t_order GROUP BY status HAVING sum(qty) > $1',
+        [],
+        ErrorCodes.DATA_ROUTE,
+        /uses \$1 but 0 parameters/,
       ],
       [
         "SELECT string_agg(status, ',') FROM t_order",

@@ -3,10 +3,12 @@
  * table would give: a k-way merge of the shards' sorted rows (a binary heap over the
  * shard cursors, stopping after OFFSET + LIMIT rows), or a GROUP BY merge of partial
  * aggregates (COUNT and SUM add up, MIN / MAX compare, AVG is SUM / COUNT), then ORDER BY,
- * OFFSET and LIMIT, and finally the hidden helper columns are dropped.
+ * OFFSET and LIMIT, and finally the hidden helper columns are dropped. HAVING filters the
+ * merged groups; DISTINCT drops rows repeated across shards before OFFSET and LIMIT count.
  */
 import { BinaryHeap } from './binary-heap.js';
 import { addDecimal, compareDecimal, divideDecimal, isDecimalString } from './decimal.js';
+import { evaluateHaving, type HavingExpr } from './having-filter.js';
 
 /** How one output column of an aggregated query merges. */
 export interface OutputColumn {
@@ -40,6 +42,10 @@ export interface MergePlan {
   offset: number;
   /** True when a shard answer is several sorted runs (UNION ALL of shards): sort it first. */
   sortInputs?: boolean;
+  /** SELECT DISTINCT: a row equal to one already answered (visible columns) is dropped. */
+  distinct?: boolean;
+  /** HAVING, applied to the merged groups (parameters bound: `bindHaving`). */
+  having?: HavingExpr;
 }
 
 /** A result column as `pg` describes it. */
@@ -222,14 +228,40 @@ function mergeAggregates(plan: MergePlan, shards: ShardRows[], fields: FieldInfo
   return out;
 }
 
+/**
+ * For DISTINCT: a function telling whether a row (its first `visible` columns) is new, or
+ * undefined when the plan keeps every row.
+ */
+export function distinctFilter(
+  plan: Pick<MergePlan, 'distinct'> | undefined,
+  visible: number,
+): ((row: readonly unknown[]) => boolean) | undefined {
+  if (plan?.distinct !== true) return undefined;
+  const seen = new Set<string>();
+  return (row) => {
+    let key = '';
+    for (let i = 0; i < visible; i++) key += `${keyOf(row[i])}\u0000`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  };
+}
+
 /** Merges shard answers according to the plan. */
 export function mergeRows(plan: MergePlan, shards: ShardRows[]): MergedRows {
   const fields = shards.find((s) => s.fields.length > 0)?.fields ?? [];
   const cmp = rowComparator(plan, fields);
   const end = plan.limit === undefined ? Number.POSITIVE_INFINITY : plan.offset + plan.limit;
+  const fresh = distinctFilter(plan, fields.length - plan.hiddenCount);
   let rows: unknown[][] = [];
   if (plan.aggregated) {
     rows = mergeAggregates(plan, shards, fields);
+    const having = plan.having;
+    if (having !== undefined) {
+      const at = (p: ColumnPosition) => position(p, fields.length, plan.hiddenCount);
+      rows = rows.filter((r) => evaluateHaving(having, r, at) === true);
+    }
+    if (fresh !== undefined) rows = rows.filter(fresh);
     if (plan.orderBy.length > 0) rows.sort(cmp);
     rows = rows.slice(plan.offset, end);
   } else if (plan.orderBy.length > 0) {
@@ -237,12 +269,13 @@ export function mergeRows(plan: MergePlan, shards: ShardRows[]): MergedRows {
     const lists = shards.map((s) => (plan.sortInputs === true ? [...s.rows].sort(cmp) : s.rows));
     for (const row of kWayMerge(lists, cmp)) {
       if (n >= end) break;
+      if (fresh !== undefined && !fresh(row)) continue;
       if (n >= plan.offset) rows.push(row);
       n++;
     }
   } else {
     for (const s of shards) {
-      for (const row of s.rows) rows.push(row);
+      for (const row of s.rows) if (fresh === undefined || fresh(row)) rows.push(row);
       if (rows.length >= end) break;
     }
     rows = rows.slice(plan.offset, end);

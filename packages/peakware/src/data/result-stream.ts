@@ -7,7 +7,13 @@
  * per-shard results are one row per group).
  */
 import { BinaryHeap } from './binary-heap.js';
-import { type FieldInfo, type MergePlan, mergeRows, rowComparator } from './result-merger.js';
+import {
+  distinctFilter,
+  type FieldInfo,
+  type MergePlan,
+  mergeRows,
+  rowComparator,
+} from './result-merger.js';
 
 /** One shard's answer, fetched in batches; an empty batch means the end. */
 export interface RowSource {
@@ -56,7 +62,9 @@ export async function* mergeStream(
   const offset = plan?.offset ?? 0;
   const end = plan?.limit === undefined ? Number.POSITIVE_INFINITY : offset + plan.limit;
   let n = 0;
+  const fresh = distinctFilter(plan, fields.length - hidden);
   const emit = (row: unknown[]): Record<string, unknown> | undefined => {
+    if (fresh !== undefined && !fresh(row)) return undefined;
     const keep = n >= offset;
     n++;
     return keep ? make(row) : undefined;

@@ -3,8 +3,11 @@
  * and GROUP BY keys not in the select list become hidden columns (`__peak_<n>`), AVG
  * becomes SUM plus a hidden COUNT, LIMIT / OFFSET come off the statement (each shard
  * returns OFFSET + LIMIT rows through a pushed-down `LIMIT $k`), and the merge plan
- * says how to combine the shards' rows. What cannot be merged is refused with the reason.
+ * says how to combine the shards' rows: plain DISTINCT stays on each shard and the merger
+ * drops the rows repeated across shards; HAVING moves to the merger (`having-filter.ts`).
+ * What cannot be merged is refused with the reason.
  */
+import { compileHaving, type HavingExpr } from './having-filter.js';
 import type { MergePlan, OutputColumn } from './result-merger.js';
 import { unsupported } from './route-errors.js';
 import { createTemplate, renumberParams, type Template } from './shard-sql-template.js';
@@ -16,7 +19,7 @@ import { columnOf, type ValueRef, valueRefOf } from './value-ref.js';
 /** A scatter SELECT's per-shard template, merge plan, and its LIMIT / OFFSET values. */
 export interface ScatterPlan {
   template: Template;
-  merge: Omit<MergePlan, 'limit' | 'offset' | 'sortInputs'>;
+  merge: Omit<MergePlan, 'limit' | 'offset' | 'sortInputs' | 'params'>;
   limit: ValueRef | undefined;
   offset: ValueRef | undefined;
 }
@@ -56,9 +59,11 @@ const OTHER_AGGREGATES = new Set([
 export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayout): ScatterPlan {
   const stmt = structuredClone(original);
   const sel = stmt.SelectStmt as SqlNode;
-  if (sel.distinctClause !== undefined)
-    throw unsupported(sql, 'SELECT DISTINCT over several shards');
-  if (sel.havingClause !== undefined) throw unsupported(sql, 'HAVING over several shards');
+  const distinctClause = sel.distinctClause as SqlNode[] | undefined;
+  // Plain DISTINCT is `[{}]`; DISTINCT ON lists its expressions.
+  const distinct = distinctClause !== undefined;
+  if (distinct && distinctClause.some((d) => Object.keys(d).length > 0))
+    throw unsupported(sql, 'SELECT DISTINCT ON over several shards');
   if (sel.withClause !== undefined)
     throw unsupported(sql, 'WITH (common table expressions) over several shards');
   const fromSub = (sel.fromClause as SqlNode[] | undefined)?.some(
@@ -106,6 +111,13 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
     }
     return addHidden(expr);
   };
+  // A plain count/sum/min/max/avg call (what HAVING may read), or undefined.
+  const aggregateCall = (expr: SqlNode): SqlNode | undefined => {
+    const f = expr.FuncCall as SqlNode | undefined;
+    if (f === undefined) return undefined;
+    const names = (f.funcname as SqlNode[]).map((n) => (n.String as { sval: string }).sval);
+    return names.length === 1 && AGGREGATES.has(names[0]!) ? f : undefined;
+  };
   const sortClause = (sel.sortClause as SqlNode[] | undefined) ?? [];
   const orderBy = sortClause.map((s) => {
     const sb = s.SortBy as SqlNode;
@@ -120,6 +132,34 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
   if (groupClause.some((g) => g.GroupingSet !== undefined))
     throw unsupported(sql, 'GROUPING SETS / ROLLUP / CUBE over several shards');
   const groupBy = groupClause.map((g) => resolve(g));
+  if (distinct && groupBy.length === 0 && hidden.length > 0)
+    throw unsupported(
+      sql,
+      'for SELECT DISTINCT, ORDER BY expressions must appear in the select list',
+    );
+
+  // HAVING comes off the shards' statement; what it reads becomes (hidden) output columns.
+  let having: HavingExpr | undefined;
+  if (sel.havingClause !== undefined) {
+    having = compileHaving(sel.havingClause as SqlNode, sql, (expr) => {
+      // A GROUP BY key: the select-list column or hidden key column holding it.
+      for (let i = 0; i < known; i++)
+        if (groupBy.includes(i) && sameExpression((targets[i]!.ResTarget as SqlNode).val, expr))
+          return i;
+      const g = groupClause.findIndex((k) => sameExpression(k, expr));
+      if (g >= 0) return groupBy[g]!;
+      if (aggregateCall(expr) === undefined)
+        throw unsupported(
+          sql,
+          'HAVING over several shards reads only count/sum/min/max/avg, GROUP BY keys, literals and parameters',
+        );
+      // An aggregate: the select list's own column when it has one, else a hidden one.
+      for (let i = 0; i < known; i++)
+        if (sameExpression((targets[i]!.ResTarget as SqlNode).val, expr)) return i;
+      return addHidden(expr);
+    });
+    delete sel.havingClause;
+  }
 
   // Classify every output column (visible and hidden) for aggregate merging.
   const all = [...targets, ...hidden];
@@ -143,7 +183,7 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
     }
     return undefined;
   });
-  const aggregated = hasAgg || groupBy.length > 0;
+  const aggregated = hasAgg || groupBy.length > 0 || having !== undefined;
   const columns: OutputColumn[] = [];
   if (aggregated) {
     if (starAt >= 0)
@@ -214,7 +254,15 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
   const keyColumns = groupBy;
   return {
     template: createTemplate(stmt, findTables(stmt, layout), paramMap),
-    merge: { hiddenCount: hidden.length, orderBy, groupBy: keyColumns, columns, aggregated },
+    merge: {
+      hiddenCount: hidden.length,
+      orderBy,
+      groupBy: keyColumns,
+      columns,
+      aggregated,
+      ...(distinct ? { distinct } : {}),
+      ...(having === undefined ? {} : { having }),
+    },
     limit,
     offset,
   };

@@ -225,10 +225,22 @@ describe('sql router', () => {
         /sharded separately and not bound/,
       ],
       [
-        'SELECT status, count(*) FROM t_order GROUP BY status HAVING count(*) > 1',
+        "SELECT status, count(*) FROM t_order GROUP BY status HAVING status LIKE 'p%'",
         [],
         ErrorCodes.DATA_UNSUPPORTED,
-        /HAVING/,
+        /HAVING over several shards takes .*not the operator ~~/,
+      ],
+      [
+        'SELECT status, count(*) FROM t_order GROUP BY status HAVING count(*) + 1 > 2',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /HAVING over several shards reads only count\/sum\/min\/max\/avg/,
+      ],
+      [
+        'SELECT DISTINCT ON (status) status, amount FROM t_order',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /DISTINCT ON/,
       ],
       [
         'SELECT id, rank() OVER (ORDER BY amount) FROM t_order',

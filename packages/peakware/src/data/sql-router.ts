@@ -14,6 +14,7 @@
  */
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import { evaluateCondition, type ShardSet, shardOf } from './condition-evaluator.js';
+import { bindHaving } from './having-filter.js';
 import { routeInsert } from './insert-routing.js';
 import { routeError, unsupported } from './route-errors.js';
 import type { RoutePlan, RouteUnit } from './route-plan.js';
@@ -223,7 +224,15 @@ export class SqlRouter {
       kind: a.kind,
       write: a.write,
       units,
-      merge: { ...sc.merge, limit, offset, sortInputs },
+      merge: {
+        ...sc.merge,
+        limit,
+        offset,
+        sortInputs,
+        ...(sc.merge.having === undefined
+          ? {}
+          : { having: bindHaving(sc.merge.having, params, sql) }),
+      },
       tables,
       reason,
       shadow,
