@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 
 const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/peak.js');
 
@@ -82,11 +83,19 @@ test('peak completion bash: a script that completes commands, subcommands and op
   rmSync(path.dirname(file), { recursive: true, force: true });
 });
 
-test('-o json is --json; -o takes only text, json or wide', () => {
+test('-o json is --json, -o yaml the same document as YAML; -o takes only text, json, yaml or wide', () => {
   const json = peak('--version', '-o', 'json');
   assert.equal(json.status, 0, json.stderr);
   assert.match(JSON.parse(json.stdout).version as string, /^\d+\.\d+\.\d+/);
-  const bad = peak('--version', '-o', 'yaml');
+  const yaml = peak('--version', '-o', 'yaml');
+  assert.equal(yaml.status, 0, yaml.stderr);
+  assert.deepEqual(parseYaml(yaml.stdout), JSON.parse(json.stdout));
+  assert.match(yaml.stdout, /^version: "?\d+\.\d+\.\d+"?$/m);
+  // An error under -o yaml is a YAML document on stdout too (and the line on stderr).
+  const failed = peak('mq', 'topics', 'list', '--server', 'http://127.0.0.1:1', '-o', 'yaml');
+  assert.equal(failed.status, 1);
+  assert.match((parseYaml(failed.stdout) as { error: { code: string } }).error.code, /^PEAK_/);
+  const bad = peak('--version', '-o', 'xml');
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /-o\/--output must be text, json or wide, got 'yaml'/);
+  assert.match(bad.stderr, /-o\/--output must be text, json, yaml or wide, got 'xml'/);
 });

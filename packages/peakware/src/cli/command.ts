@@ -99,7 +99,8 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
     type: 'string',
     short: 'o',
     valueName: 'FORMAT',
-    description: 'text (default), json (the same as --json) or wide (nothing truncated)',
+    description:
+      'text (default), json (the same as --json), yaml (the same document as YAML) or wide (nothing truncated)',
   },
   verbose: { type: 'boolean', description: 'print stack traces and debug detail on errors' },
   help: { type: 'boolean', short: 'h', description: 'show help for this command' },
@@ -248,10 +249,10 @@ export async function resolve(
   if (
     !help &&
     values.output !== undefined &&
-    !['text', 'json', 'wide'].includes(String(values.output))
+    !['text', 'json', 'yaml', 'wide'].includes(String(values.output))
   ) {
     throw new UsageError(
-      `-o/--output must be text, json or wide, got '${String(values.output)}' (for '${path.join(' ')}')`,
+      `-o/--output must be text, json, yaml or wide, got '${String(values.output)}' (for '${path.join(' ')}')`,
       { details: { input: '--output', usage: usageLine(path, command) } },
     );
   }
@@ -272,7 +273,7 @@ export async function resolve(
     ctx: {
       values,
       positionals: parsed.positionals,
-      json: values.json === true || values.output === 'json',
+      json: values.json === true || values.output === 'json' || values.output === 'yaml',
       wide: values.output === 'wide',
       verbose: values.verbose === true,
     },

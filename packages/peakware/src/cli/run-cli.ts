@@ -8,6 +8,7 @@ import { type Command, helpText, type Output, resolve, withSubcommandsLoaded } f
 import { withContext } from './contexts.js';
 import { noteContext, refusedTokenHint } from './credential-note.js';
 import { stopOnSignals, watchCommand } from './watch.js';
+import { toYaml } from './yaml-output.js';
 
 /** Streams and environment of one run (tests pass their own). */
 export interface CliIo {
@@ -16,7 +17,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
 }
 
-function makeOutput(io: CliIo, json: boolean): Output {
+function makeOutput(io: CliIo, json: boolean, yaml: boolean): Output {
+  let documents = 0;
   return {
     stdout: io.stdout,
     stderr: io.stderr,
@@ -24,7 +26,10 @@ function makeOutput(io: CliIo, json: boolean): Output {
       if (!json) io.stdout.write(`${text}\n`);
     },
     json: (value) => {
-      if (json) io.stdout.write(`${JSON.stringify(value)}\n`);
+      if (!json) return;
+      // YAML: one document per value, separated by `---` after the first (watch frames).
+      if (yaml) io.stdout.write(`${documents++ > 0 ? '---\n' : ''}${toYaml(value)}`);
+      else io.stdout.write(`${JSON.stringify(value)}\n`);
     },
     note: (text) => {
       io.stderr.write(`${text}\n`);
@@ -49,11 +54,16 @@ function describeError(err: unknown, verbose: boolean): string {
 
 /** Runs the CLI and resolves to the process exit code. */
 export async function runCli(root: Command, argv: string[], io: CliIo): Promise<number> {
+  const wantsYaml =
+    argv.includes('--output=yaml') ||
+    argv.includes('-o=yaml') ||
+    argv.some((a, i) => (a === '-o' || a === '--output') && argv[i + 1] === 'yaml');
   const wantsJson =
     argv.includes('--json') ||
     argv.includes('--output=json') ||
     argv.includes('-o=json') ||
-    argv.some((a, i) => (a === '-o' || a === '--output') && argv[i + 1] === 'json');
+    argv.some((a, i) => (a === '-o' || a === '--output') && argv[i + 1] === 'json') ||
+    wantsYaml;
   const verbose = argv.includes('--verbose');
   try {
     // A context supplies PEAK_SERVER and PEAK_TOKEN_FILE where they are not set.
@@ -64,7 +74,7 @@ export async function runCli(root: Command, argv: string[], io: CliIo): Promise<
       io.stdout.write(helpText(resolved.path, await withSubcommandsLoaded(resolved.command)));
       return 0;
     }
-    const out = makeOutput(io, resolved.ctx.json);
+    const out = makeOutput(io, resolved.ctx.json, resolved.ctx.values.output === 'yaml');
     const run = resolved.command.run;
     const ctx = { ...resolved.ctx, out };
     if (resolved.command.watch !== true || ctx.values.watch !== true) return (await run(ctx)) ?? 0;
@@ -96,7 +106,7 @@ export async function runCli(root: Command, argv: string[], io: CliIo): Promise<
         err instanceof PeakError
           ? err.toJSON()
           : { code: ErrorCodes.INTERNAL, message: errorMessage(err), details: {} };
-      io.stdout.write(`${JSON.stringify({ error: body })}\n`);
+      io.stdout.write(wantsYaml ? toYaml({ error: body }) : `${JSON.stringify({ error: body })}\n`);
     }
     return err instanceof PeakError && err.code === ErrorCodes.USAGE ? 2 : 1;
   }
