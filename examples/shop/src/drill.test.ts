@@ -1,5 +1,5 @@
 /**
- * The shop with `--drill --plan`: the flash-sale plan is applied before the sale and rolled
+ * The shop with `--drill --plan`: the flash-sale plan is applied on its schedule before the sale and rolled
  * back after it (every item back to its earlier version), the drill's faults hit the sale
  * (failed order writes reach buyers as errors) and are stopped, and the books still balance
  * (the failed writes' deductions released by compensation, every order's event consumed
@@ -59,6 +59,9 @@ test('the shop drill and the flash-sale plan run with the sale, books consistent
 
     const plan = summary.plan!;
     assert.equal(plan.applied.action, 'apply');
+    // Applied by the control plane on its schedule (the sale's opening), not by the shop.
+    assert.match(plan.applied.actor, /\(scheduled\)$/);
+    assert.match(plan.applied.source, /^schedule \d+ on /);
     assert.deepEqual(plan.applied.items.map((i) => `${i.group}/${i.key}`).sort(), [
       'cache/products',
       'entries/refunds',

@@ -10,7 +10,8 @@
  *   a failed write leaves a deduction without an order, which the compensation sweep
  *   releases, so the books still balance. Steady-state checks: the order service's error
  *   rate and "no unit oversold"; the first broken one reverts every fault at once.
- * - The "flash-sale" plan ({@link FLASH_SALE_PLAN}) is applied before the sale and rolled
+ * - The "flash-sale" plan ({@link FLASH_SALE_PLAN}) is scheduled for the sale's opening
+ *   (applied by the control plane on time) and rolled
  *   back after it: tighter guard rules, the points consumer paused (its events wait in the
  *   queue and are consumed after the rollback), local product cache on with writes frozen,
  *   refunds closed.
@@ -93,10 +94,40 @@ export function flashSalePlan(hotSku: string): PlanSpec {
   };
 }
 
-/** Stores and applies the plan; the run names every item's versions. */
-export async function applyFlashSalePlan(admin: AdminClient, hotSku: string): Promise<PlanRun> {
+/**
+ * Stores the plan and schedules its apply for the sale's opening, a moment ahead, as an
+ * operator sets a promotion plan for 20:00 the day before; the control plane applies it on
+ * time (one node of however many), and this waits for that run, which names every item's
+ * versions.
+ */
+export async function applyFlashSalePlan(
+  admin: AdminClient,
+  hotSku: string,
+  opensInMs = 1500,
+): Promise<PlanRun> {
   await admin.drill.putPlan(flashSalePlan(hotSku), 'shop');
-  return admin.drill.apply('flash-sale', { author: 'shop', comment: 'before the sale' });
+  const [scheduled] = await admin.drill.schedule('flash-sale', {
+    at: Date.now() + opensInMs,
+    author: 'shop',
+    comment: 'the sale opens',
+  });
+  const deadline = Date.now() + opensInMs + 30_000;
+  for (;;) {
+    const sc = (await admin.drill.schedules({ plan: 'flash-sale', all: true })).find(
+      (x) => x.id === scheduled!.id,
+    );
+    if (sc?.state === 'done') {
+      const run = (await admin.drill.plan('flash-sale')).runs.find((r) => r.id === sc.runId);
+      if (run !== undefined) return run;
+    }
+    if (sc?.state === 'failed' || sc?.state === 'cancelled')
+      throw new Error(`the scheduled apply of plan flash-sale ${sc.state}: ${sc.error ?? ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `the scheduled apply of plan flash-sale (schedule ${scheduled!.id}, due ${scheduled!.at}) did not run within 30 s of its time`,
+      );
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** Rolls the plan back to the exact versions before it. */
@@ -110,7 +141,10 @@ export function planLine(run: PlanRun): string {
     run.action === 'apply'
       ? `${i.group}/${i.key} v${i.before ?? `${i.baseline} (new)`} → v${i.after}`
       : `${i.group}/${i.key} back to v${i.before ?? i.baseline} (as v${i.after})`;
-  return `plan flash-sale ${run.action} (run ${run.id}): ${run.items.map(item).join(', ')}`;
+  const by = run.actor.endsWith('(scheduled)')
+    ? `, on schedule by ${run.source.replace(/^schedule \d+ on /, 'node ')}`
+    : '';
+  return `plan flash-sale ${run.action} (run ${run.id}${by}): ${run.items.map(item).join(', ')}`;
 }
 
 /** The drill of the shop, aimed at the first inventory and the first order process. */

@@ -12,9 +12,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { AdminClient } from '../src/admin/index.js';
 import { ConfigClient } from '../src/config/index.js';
+import { configStorePort } from '../src/config/server/index.js';
+import { silentLogger } from '../src/core/logger.js';
 import { consumerPaused, entryOpen, type PlanSpec, readFlag } from '../src/drill/index.js';
+import { runDueSchedules } from '../src/drill/server/plan-schedules.js';
 import { PeakServer } from '../src/server/index.js';
 import { useLocalCredential } from './support/credentials.js';
 import { runPeak } from './support/peak-process.js';
@@ -184,6 +188,144 @@ describe('plans', { timeout: 180_000 }, () => {
     assert.equal(await value('governance', 'guard-rules'), JSON.stringify(rules(400)));
   });
 
+  it('runs a scheduled apply and its rollback on time, once, and records what it did', async () => {
+    await admin.drill.putPlan(
+      plan({ name: 'promo-window', changes: [{ kind: 'flag', name: 'promo', value: 'on' }] }),
+    );
+    const t0 = Date.now();
+    const scheduled = await admin.drill.schedule('promo-window', {
+      at: t0 + 1500,
+      rollbackAt: t0 + 3500,
+      comment: 'double twelve',
+    });
+    assert.deepEqual(
+      scheduled.map((sc) => [sc.action, sc.state]),
+      [
+        ['apply', 'pending'],
+        ['rollback', 'pending'],
+      ],
+    );
+    assert.equal((await admin.drill.plan('promo-window')).schedules.length, 2);
+    assert.equal(await value('flags', 'promo').catch(() => 'absent'), 'absent');
+    const promo = () => value('flags', 'promo').catch(() => 'absent');
+    await waitFor('the scheduled apply', async () => (await promo()) === '"on"');
+    assert.ok(Date.now() >= t0 + 1500, 'not before its time');
+    await waitFor('the scheduled rollback', async () => (await value('flags', 'promo')) === 'null');
+    const done = await admin.drill.schedules({ plan: 'promo-window', all: true });
+    assert.deepEqual(
+      done.map((sc) => [sc.action, sc.state]),
+      [
+        ['apply', 'done'],
+        ['rollback', 'done'],
+      ],
+    );
+    const { runs } = await admin.drill.plan('promo-window');
+    assert.deepEqual(
+      runs.map((r) => [r.id, r.action, r.comment]),
+      [
+        [done[1]!.runId, 'rollback', 'double twelve'],
+        [done[0]!.runId, 'apply', 'double twelve'],
+      ],
+    );
+    assert.match(runs[1]!.actor, /\(scheduled\)$/);
+    assert.equal(done[0]!.ranBy, server.info.nodeId);
+    // Nothing pending is left.
+    assert.deepEqual(await admin.drill.schedules({ plan: 'promo-window' }), []);
+  });
+
+  it('refuses a time past, out of order or for an unknown plan; cancels a pending run; records a refused one', async () => {
+    const code = (p: Promise<unknown>, want: string, pattern: RegExp) =>
+      assert.rejects(p, (err: Error & { code?: string }) => {
+        assert.equal(err.code, want, err.message);
+        assert.match(err.message, pattern);
+        return true;
+      });
+    await code(
+      admin.drill.schedule('promo-window', { at: Date.now() - 1000 }),
+      'PEAK_PLAN_INVALID',
+      /at .* is not in the future/,
+    );
+    await code(
+      admin.drill.schedule('promo-window', {
+        at: Date.now() + 60_000,
+        rollbackAt: Date.now() + 1000,
+      }),
+      'PEAK_PLAN_INVALID',
+      /rollbackAt .* is not after the apply/,
+    );
+    await code(
+      admin.drill.schedule('promo-window', { at: 'next tuesday' }),
+      'PEAK_PLAN_INVALID',
+      /at is not a time/,
+    );
+    await code(
+      admin.drill.schedule('no-such-plan', { at: Date.now() + 60_000 }),
+      'PEAK_PLAN_NOT_FOUND',
+      /no-such-plan/,
+    );
+    const [later] = await admin.drill.schedule('promo-window', { at: Date.now() + 60_000 });
+    const cancelled = await admin.drill.cancelSchedule(later!.id);
+    assert.equal(cancelled.state, 'cancelled');
+    await code(
+      admin.drill.cancelSchedule(later!.id),
+      'PEAK_PLAN_CONFLICT',
+      /is cancelled, not pending/,
+    );
+    await code(
+      admin.drill.cancelSchedule(999_999),
+      'PEAK_PLAN_NOT_FOUND',
+      /no plan schedule 999999/,
+    );
+    // A rollback of a plan that is not applied is refused when it comes due, and says why.
+    const [refused] = await admin.drill.schedule('promo-window', {
+      action: 'rollback',
+      at: Date.now() + 800,
+    });
+    await waitFor('the refused run', async () =>
+      (await admin.drill.schedules({ all: true })).some(
+        (sc) => sc.id === refused!.id && sc.state === 'failed',
+      ),
+    );
+    const failed = (await admin.drill.schedules({ all: true })).find((sc) => sc.id === refused!.id);
+    assert.match(failed!.error ?? '', /plan promo-window is not applied/);
+    await admin.drill.deletePlan('promo-window'); // the command-line test lists the others
+  });
+
+  it('runs a due schedule exactly once while several nodes look for it at the same time', async () => {
+    await admin.drill.putPlan(
+      plan({ name: 'race', changes: [{ kind: 'flag', name: 'race', value: 1 }] }),
+    );
+    const pools = Array.from(
+      { length: 3 },
+      () => new pg.Pool({ connectionString: server.postgresUrl(), max: 2 }),
+    );
+    try {
+      const [sc] = await admin.drill.schedule('race', { at: Date.now() + 1000 });
+      // Three more "nodes" (this process, over their own connections) race the server's own.
+      const cfg = configStorePort;
+      const deadline = Date.now() + 15_000;
+      let ran = 0;
+      while (Date.now() < deadline) {
+        const counts = await Promise.all(
+          pools.map((p, i) => runDueSchedules(cfg, p, `racer-${i}`, silentLogger())),
+        );
+        ran += counts.reduce((a, b) => a + b, 0);
+        const state = (await admin.drill.schedules({ plan: 'race', all: true }))[0]?.state;
+        if (state === 'done' || state === 'failed') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const [after] = await admin.drill.schedules({ plan: 'race', all: true });
+      assert.equal(after?.id, sc!.id);
+      assert.equal(after?.state, 'done', after?.error ?? '');
+      const { runs } = await admin.drill.plan('race');
+      assert.equal(runs.length, 1, 'one apply, whoever claimed it');
+      assert.ok(ran <= 1, `racers ran ${ran}`);
+      await admin.drill.deletePlan('race');
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
+  });
+
   it('peak plan apply <file>, ls, diff, show, rollback', async () => {
     const file = path.join(dataDir, 'calm.json');
     await writeFile(
@@ -223,6 +365,34 @@ describe('plans', { timeout: 180_000 }, () => {
       show.runs.map((r) => r.action),
       ['rollback', 'apply'],
     );
+    // A run for later: scheduled, listed, cancelled.
+    const sched = async (...args: string[]) => {
+      const r = await runPeak([
+        ...args,
+        ...['--server', server.info.url, '--data', dataDir, '--json'],
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    const set = (await sched('plan', 'schedule', 'calm', '--at', '+1h', '--rollback-at', '+2h'))
+      .schedules as { id: number; action: string; at: string }[];
+    assert.deepEqual(
+      set.map((sc) => sc.action),
+      ['apply', 'rollback'],
+    );
+    assert.ok(Math.abs(Date.parse(set[0]!.at) - (Date.now() + 3_600_000)) < 60_000, set[0]!.at);
+    const listed = (await sched('plan', 'schedules', 'calm')).schedules as { id: number }[];
+    assert.deepEqual(
+      listed.map((sc) => sc.id),
+      set.map((sc) => sc.id),
+    );
+    for (const sc of set) await sched('plan', 'unschedule', String(sc.id));
+    assert.deepEqual((await sched('plan', 'schedules', 'calm')).schedules, []);
+    const badTime = await runPeak([
+      ...['plan', 'schedule', 'calm', '--at', 'tomorrow', '--server', server.info.url],
+    ]);
+    assert.equal(badTime.code, 2, badTime.stderr);
+    assert.match(badTime.stderr, /--at must be \+N\[s\|m\|h\|d\] from now, an ISO time/);
     // Deleting asks for --yes (exit 2, nothing deleted); `rm` is the same command.
     const unconfirmed = await runPeak(['plan', 'rm', 'calm', '--server', server.info.url]);
     assert.equal(unconfirmed.code, 2, unconfirmed.stderr);

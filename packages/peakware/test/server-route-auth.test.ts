@@ -237,6 +237,7 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
   let gwKeyId = 'gk_none';
   const session = '/api/v1/console/session';
   let selfAddress = 0;
+  let walkScheduleId = 0;
   /** The console session routes, checked by hand: they take a token in the body or a cookie. */
   const consoleSession = async (method: string): Promise<string[]> => {
     const problems: string[] = [];
@@ -980,6 +981,24 @@ describe('every route of the route table, four ways', { timeout: 240_000 }, () =
       auth: 'operator',
       path: `${drill}/plans/walk-plan/apply`,
       body: {},
+    },
+    'POST /api/v1/drill/plans/:name/schedules': {
+      auth: 'operator',
+      path: `${drill}/plans/walk-plan/schedules`,
+      body: () => ({ at: Date.now() + 3_600_000 }),
+    },
+    'GET /api/v1/drill/schedules': {
+      auth: 'read',
+      path: `${drill}/schedules`,
+      outOfScope: 'open',
+    },
+    'DELETE /api/v1/drill/schedules/:id': {
+      auth: 'operator',
+      path: () => `${drill}/schedules/${walkScheduleId}`,
+      before: async () => {
+        const [sc] = await admin.drill.schedule('walk-plan', { at: Date.now() + 3_600_000 });
+        walkScheduleId = sc!.id;
+      },
     },
     'POST /api/v1/drill/plans/:name/rollback': {
       auth: 'operator',

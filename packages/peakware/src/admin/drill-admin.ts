@@ -10,12 +10,21 @@ import type {
   InstanceStatus,
   PlanDiffEntry,
   PlanRun,
+  PlanSchedule,
   PlanView,
   RunItem,
 } from '../drill/server/index.js';
 import type { AdminTransport } from './admin-transport.js';
 
-export type { DrillStatus, InstanceStatus, PlanDiffEntry, PlanRun, PlanView, RunItem };
+export type {
+  DrillStatus,
+  InstanceStatus,
+  PlanDiffEntry,
+  PlanRun,
+  PlanSchedule,
+  PlanView,
+  RunItem,
+};
 
 const BASE = '/api/v1/drill';
 
@@ -67,8 +76,10 @@ export class DrillAdmin {
     return r.plan;
   }
 
-  /** A plan and its runs, newest first. */
-  async plan(name: string): Promise<{ plan: PlanSpec; runs: PlanRun[] }> {
+  /** A plan, its runs (newest first) and its pending scheduled runs. */
+  async plan(
+    name: string,
+  ): Promise<{ plan: PlanSpec; runs: PlanRun[]; schedules: PlanSchedule[] }> {
     return this.#http.get(`${BASE}/plans/${encodeURIComponent(name)}`);
   }
 
@@ -92,6 +103,52 @@ export class DrillAdmin {
     options: { author?: string; comment?: string; force?: boolean } = {},
   ): Promise<PlanRun> {
     return this.#http.post(`${BASE}/plans/${encodeURIComponent(name)}/rollback`, options);
+  }
+
+  /**
+   * Schedules the plan's apply at `at` (and, with `rollbackAt`, its rollback), or with
+   * `action: 'rollback'` a rollback; times as Dates, ISO text or epoch ms. Every control-plane
+   * node looks for due runs each second and one of them runs each.
+   */
+  async schedule(
+    name: string,
+    options: {
+      at: Date | string | number;
+      rollbackAt?: Date | string | number;
+      action?: 'apply' | 'rollback';
+      author?: string;
+      comment?: string;
+    },
+  ): Promise<PlanSchedule[]> {
+    const t = (v: Date | string | number) => (v instanceof Date ? v.getTime() : v);
+    const { at, rollbackAt, ...rest } = options;
+    return (
+      await this.#http.post<{ schedules: PlanSchedule[] }>(
+        `${BASE}/plans/${encodeURIComponent(name)}/schedules`,
+        { ...rest, at: t(at), ...(rollbackAt === undefined ? {} : { rollbackAt: t(rollbackAt) }) },
+      )
+    ).schedules;
+  }
+
+  /** Scheduled runs, soonest first: pending and running ones, or (`all`) every one. */
+  async schedules(options: { plan?: string; all?: boolean } = {}): Promise<PlanSchedule[]> {
+    return (
+      await this.#http.get<{ schedules: PlanSchedule[] }>(`${BASE}/schedules`, {
+        query: {
+          ...(options.plan === undefined ? {} : { plan: options.plan }),
+          ...(options.all === true ? { all: 'true' } : {}),
+        },
+      })
+    ).schedules;
+  }
+
+  /** Cancels a pending scheduled run. */
+  async cancelSchedule(id: number, author?: string): Promise<PlanSchedule> {
+    return (
+      await this.#http.delete<{ schedule: PlanSchedule }>(`${BASE}/schedules/${id}`, {
+        ...(author === undefined ? {} : { query: { author } }),
+      })
+    ).schedule;
   }
 
   /** Deletes a plan (its runs stay). */

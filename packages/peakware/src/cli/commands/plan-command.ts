@@ -1,8 +1,9 @@
 /**
- * `peak plan ls|show|diff|apply|rollback`: plans (预案), named sets of config changes
+ * `peak plan ls|show|diff|apply|rollback|schedule|schedules|unschedule`: plans (预案), named sets of config changes
  * (guard rules, degrade switches, cache switches, weights, consumer pauses, change entries)
  * applied together through the config center and rolled back to the exact earlier versions.
- * `diff` and `apply` take a plan's name or a plan file (stored first, checked as a whole).
+ * `diff`, `apply` and `schedule` take a plan's name or a plan file (stored first, checked as a
+ * whole); `schedule` sets an apply (and its rollback) for a later time.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -61,6 +62,8 @@ const show: Command = {
     out.json(r);
     out.line(`${r.plan.name} (app ${r.plan.app}) ${r.plan.description ?? ''}`);
     for (const [i, c] of r.plan.changes.entries()) out.line(`  [${i}] ${JSON.stringify(c)}`);
+    for (const sc of r.schedules ?? [])
+      out.line(`  scheduled ${sc.id}: ${sc.action} at ${sc.at} (${sc.state}, by ${sc.author})`);
     for (const run of r.runs)
       out.line(
         `  run ${run.id} ${run.action} by ${run.actor} at ${run.at}: ${run.items.map((it) => `${it.group}/${it.key} v${it.before ?? it.baseline}→v${it.after}`).join(', ')}`,
@@ -145,9 +148,136 @@ const del: Command = {
   },
 };
 
+/**
+ * A time for a schedule: `+30s`, `+10m`, `+2h`, `+1d` from now, an ISO time
+ * (`2026-12-12T20:00:00+08:00`), or epoch milliseconds.
+ */
+export function parseWhen(text: string, option: string, nowMs = Date.now()): number {
+  const rel = /^\+(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(text.trim());
+  if (rel !== null)
+    return (
+      nowMs + Number(rel[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 's']
+    );
+  if (/^\d{12,}$/.test(text.trim())) return Number(text.trim());
+  const t = Date.parse(text);
+  if (!/^\d{4}-\d\d-\d\d/.test(text.trim()) || Number.isNaN(t))
+    throw new UsageError(
+      `--${option} must be +N[s|m|h|d] from now, an ISO time (2026-12-12T20:00:00+08:00) or epoch milliseconds, got '${text}'`,
+      { details: { input: `--${option}` } },
+    );
+  return t;
+}
+
+const scheduleCmd: Command = {
+  name: 'schedule',
+  summary: 'apply a plan later (and roll it back later still): every node watches, one runs it',
+  args: '<name|plan.json>',
+  options: {
+    ...ADMIN_OPTIONS,
+    at: {
+      type: 'string',
+      valueName: 'TIME',
+      description: 'when to apply: +N[s|m|h|d], an ISO time or epoch ms (required)',
+    },
+    'rollback-at': {
+      type: 'string',
+      valueName: 'TIME',
+      description: 'when to roll it back (after --at)',
+    },
+    rollback: {
+      type: 'boolean',
+      description: 'schedule a rollback at --at instead of an apply',
+    },
+    comment: { type: 'string', valueName: 'TEXT', description: 'why' },
+  },
+  examples: [
+    'peak plan schedule flash-sale --at 2026-12-12T20:00:00+08:00 --rollback-at 2026-12-12T23:00:00+08:00',
+    'peak plan schedule flash-sale --at +10m',
+    'peak plan schedule flash-sale --rollback --at +2h',
+  ],
+  async run({ values, positionals, out }) {
+    const arg = need(positionals, 'peak plan schedule <name|plan.json> --at TIME');
+    if (typeof values.at !== 'string')
+      throw new UsageError('give the time with --at (+10m, or 2026-12-12T20:00:00+08:00)', {
+        details: { input: '--at' },
+      });
+    const at = parseWhen(values.at, 'at');
+    const rollbackAt =
+      typeof values['rollback-at'] === 'string'
+        ? parseWhen(values['rollback-at'], 'rollback-at')
+        : undefined;
+    if (values.rollback === true && rollbackAt !== undefined)
+      throw new UsageError(
+        '--rollback schedules a rollback at --at; --rollback-at goes with an apply',
+      );
+    const admin = await adminClient(values, { admin: true });
+    const name = await planName(admin, arg);
+    const schedules = await admin.drill.schedule(name, {
+      at,
+      action: values.rollback === true ? 'rollback' : 'apply',
+      ...(rollbackAt === undefined ? {} : { rollbackAt }),
+      ...(typeof values.comment === 'string' ? { comment: values.comment } : {}),
+    });
+    out.json({ schedules });
+    for (const sc of schedules)
+      out.line(`scheduled: ${sc.action} of plan ${sc.plan} at ${sc.at} (schedule ${sc.id})`);
+    return 0;
+  },
+};
+
+const schedulesCmd: Command = {
+  name: 'schedules',
+  watch: true,
+  summary: 'scheduled plan runs, soonest first (pending and running; --all for past ones)',
+  args: '[name]',
+  options: {
+    ...SERVER_OPTIONS,
+    all: { type: 'boolean', description: 'also the runs done, failed and cancelled' },
+  },
+  async run({ values, positionals, out }) {
+    const plan = positionals[0];
+    const schedules = await (await adminClient(values)).drill.schedules({
+      ...(plan === undefined ? {} : { plan }),
+      all: values.all === true,
+    });
+    out.json({ schedules });
+    if (schedules.length === 0)
+      out.line(values.all === true ? 'no schedules' : 'nothing scheduled');
+    for (const sc of schedules)
+      out.line(
+        `${String(sc.id).padStart(5)}  ${sc.at}  ${sc.action.padEnd(8)} ${sc.plan.padEnd(24)} ${sc.state.padEnd(9)} ${
+          sc.state === 'done'
+            ? `run ${sc.runId} on ${sc.ranBy}`
+            : sc.state === 'failed' || sc.state === 'cancelled'
+              ? (sc.error ?? '')
+              : `by ${sc.author}`
+        }`,
+      );
+    return 0;
+  },
+};
+
+const unschedule: Command = {
+  name: 'unschedule',
+  summary: 'cancel a pending scheduled plan run',
+  args: '<schedule-id>',
+  options: { ...ADMIN_OPTIONS },
+  async run({ values, positionals, out }) {
+    const id = Number(positionals[0]);
+    if (!Number.isInteger(id) || id < 1)
+      throw new UsageError(
+        `give the schedule's id (a positive integer, from 'peak plan schedules'), got '${positionals[0] ?? ''}'`,
+      );
+    const sc = await (await adminClient(values, { admin: true })).drill.cancelSchedule(id);
+    out.json({ schedule: sc });
+    out.line(`schedule ${sc.id} (${sc.action} of plan ${sc.plan} at ${sc.at}) cancelled`);
+    return 0;
+  },
+};
+
 /** `peak plan`. */
 export const planCommand: Command = {
   name: 'plan',
   summary: 'plans (预案): named config changes applied together and rolled back together',
-  subcommands: [ls, show, diff, apply, rollback, del],
+  subcommands: [ls, show, diff, apply, rollback, scheduleCmd, schedulesCmd, unschedule, del],
 };

@@ -22,6 +22,7 @@ import {
   stopFaults,
   sweepFaults,
 } from './fault-store.js';
+import { cancelSchedule, listSchedules, runDueSchedules, schedulePlan } from './plan-schedules.js';
 import {
   applyPlan,
   deletePlan,
@@ -63,11 +64,27 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
       for (const a of await appsWithFaults(ctx.pool)) await sweepFaults(cfg, ctx.pool, a, system);
       await pruneReports(ctx.pool);
     };
+    // Scheduled plan runs: due ones looked for every second on every node (one claims each).
+    let scheduler: NodeJS.Timeout | undefined;
+    let scheduling: Promise<unknown> | undefined;
+    const runSchedules = () => {
+      scheduling ??= runDueSchedules(cfg, ctx.pool, ctx.nodeId, ctx.logger)
+        .catch((err) => ctx.logger.warn({ err }, 'drill: scheduled plan runs failed'))
+        .finally(() => {
+          scheduling = undefined;
+        });
+    };
     app.addHook('onReady', async () => {
       sweeper = setInterval(() => {
         sweep().catch((err) => ctx.logger.warn({ err }, 'drill sweep failed'));
       }, 15_000);
       sweeper.unref();
+      scheduler = setInterval(runSchedules, 1000);
+      scheduler.unref();
+    });
+    app.addHook('preClose', async () => {
+      clearInterval(scheduler);
+      await scheduling;
     });
     app.addHook('onClose', async () => clearInterval(sweeper));
 
@@ -195,6 +212,83 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
       async (request) => ({
         plan: await getPlan(ctx.pool, request.params.name),
         runs: await planRuns(ctx.pool, request.params.name),
+        schedules: await listSchedules(ctx.pool, { plan: request.params.name }),
+      }),
+    );
+    const when = Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Number()], {
+      takes: 'an ISO time (2026-12-12T20:00:00+08:00) or epoch milliseconds',
+    });
+    const epochMs = (v: string | number) => (typeof v === 'number' ? v : Date.parse(v));
+    app.post(
+      `${base}/plans/:name/schedules`,
+      {
+        config: operator,
+        schema: {
+          summary: "Schedule a plan's apply (and its rollback) or rollback for a later time",
+          params: planParams,
+          body: Type.Object({
+            action: WithDefault(
+              Type.Union([Type.Literal('apply'), Type.Literal('rollback')]),
+              'apply',
+            ),
+            at: when,
+            rollbackAt: Type.Optional(when),
+            author,
+            comment,
+          }),
+        },
+      },
+      async (request) => {
+        const b = request.body;
+        return {
+          schedules: await schedulePlan(
+            ctx.pool,
+            request.params.name,
+            {
+              action: b.action,
+              at: epochMs(b.at),
+              ...(b.rollbackAt === undefined ? {} : { rollbackAt: epochMs(b.rollbackAt) }),
+              comment: b.comment,
+            },
+            actor(request, b.author),
+          ),
+        };
+      },
+    );
+    app.get(
+      `${base}/schedules`,
+      {
+        schema: {
+          summary: 'Scheduled plan runs, soonest first: pending and running, or all',
+          querystring: Type.Object({
+            plan: Type.Optional(NAME),
+            all: WithDefault(Type.Boolean(), false),
+          }),
+        },
+      },
+      async (request) => ({
+        schedules: await listSchedules(ctx.pool, {
+          ...(request.query.plan === undefined ? {} : { plan: request.query.plan }),
+          all: request.query.all,
+        }),
+      }),
+    );
+    app.delete(
+      `${base}/schedules/:id`,
+      {
+        config: operator,
+        schema: {
+          summary: 'Cancel a pending scheduled plan run',
+          params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
+          querystring: Type.Object({ author }),
+        },
+      },
+      async (request) => ({
+        schedule: await cancelSchedule(
+          ctx.pool,
+          request.params.id,
+          actor(request, request.query.author),
+        ),
       }),
     );
     app.delete(

@@ -8,12 +8,18 @@ import type { PeakModule } from '../../server/peak-module.js';
 import type { ConfigPort } from './config-port.js';
 import { drillRoutes } from './drill-routes.js';
 import { drill } from './migrations/0017-drill.js';
+import { drillPlanSchedules } from './migrations/0034-drill-plan-schedules.js';
 
 export type { ConfigPort } from './config-port.js';
 export type { DrillStatus, InstanceStatus } from './fault-store.js';
+export type { PlanSchedule, ScheduleRequest } from './plan-schedules.js';
 export type { PlanDiffEntry, PlanRun, PlanView, RunItem } from './plan-store.js';
 
 /** The drill module, over the config center's store. */
 export function drillModule(deps: { config: ConfigPort }): PeakModule {
-  return { name: 'drill', migrations: [drill], routes: drillRoutes(deps.config) };
+  return {
+    name: 'drill',
+    migrations: [drill, drillPlanSchedules],
+    routes: drillRoutes(deps.config),
+  };
 }
