@@ -697,6 +697,18 @@ export default () => defineScenario({
         ['apply', 'console:tester'],
       ],
     );
+    // A run scheduled ahead is listed on the plan's page and cancelled from it.
+    const [scheduled] = await stack.admin.drill.schedule('console-promo', {
+      at: Date.now() + 3_600_000,
+    });
+    await open('plans?plan=console-promo', '[data-testid=plan-schedules] tbody tr');
+    assert.match((await texts('[data-testid=plan-schedules] tbody tr'))[0] ?? '', /apply.*pending/);
+    await page.getByTestId('plan-schedules').locator('.btn', { hasText: 'Cancel' }).click();
+    await waitFor('the schedule cancelled', async () =>
+      (await stack.admin.drill.schedules({ all: true })).some(
+        (sc) => sc.id === scheduled!.id && sc.state === 'cancelled',
+      ),
+    );
   });
 
   it("an operator token's session changes config; a viewer token's session only looks", async () => {

@@ -3,7 +3,7 @@
  * instance reports holding (a fault ends on its own after its duration, when stopped, or when
  * the instance loses the control plane); inject a fault, stop one, a drill's, or all. Plans:
  * stored promotion plans, what applying one would change (a diff per item), its applies and
- * rollbacks; apply or roll back with one click. The same calls as `peak drill` and `peak plan`.
+ * rollbacks; runs scheduled ahead (cancel with one click); apply or roll back with one click. The same calls as `peak drill` and `peak plan`.
  */
 import { useState } from 'preact/hooks';
 import type { PlanDiffEntry } from '../../../admin/drill-admin.js';
@@ -370,6 +370,38 @@ function PlanDetail(props: { name: string; onChanged: () => void }) {
       <div data-testid="plan-diff">
         <DiffView changes={diff.data ?? []} />
       </div>
+      <h3>Scheduled</h3>
+      <Table
+        testId="plan-schedules"
+        rows={plan.data?.schedules ?? []}
+        rowKey={(sc) => String(sc.id)}
+        empty="Nothing scheduled. Set a run ahead with `peak plan schedule NAME --at TIME`."
+        columns={[
+          { title: 'due', cell: (sc) => when(sc.at) },
+          { title: 'what', cell: (sc) => sc.action },
+          { title: 'state', cell: (sc) => sc.state },
+          { title: 'set by', cell: (sc) => sc.author },
+          { title: 'comment', cell: (sc) => sc.comment },
+          {
+            title: '',
+            cell: (sc) =>
+              sc.state !== 'pending' ? null : (
+                <Button
+                  disabled={!canChange || action.busy}
+                  onClick={() =>
+                    action.run(async () => {
+                      await api.drill.cancelSchedule(sc.id, author);
+                      plan.reload();
+                      return `schedule ${sc.id} (${sc.action} at ${sc.at}) cancelled`;
+                    })
+                  }
+                >
+                  Cancel
+                </Button>
+              ),
+          },
+        ]}
+      />
       <h3>Applies and rollbacks</h3>
       <Table
         testId="plan-runs"
