@@ -330,6 +330,75 @@ describe('peak gateway: targets, CORS, IP lists, keys, OpenAPI, outage', {
     await waitFor('the next key at the gateway', async () => (await echo(f.key)).status === 200);
   });
 
+  it('takes fault drills: an http fault on a route and an rpc-client fault on its target, stopped again', async () => {
+    const call = () =>
+      fetch(`${url}/public-echo`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"n":1,"s":"x"}',
+      });
+    await f.admin.gateway.putRoute(
+      rpcRoute(echoService, 'echo', {
+        name: 'public-echo',
+        api: 'echo',
+        method: 'POST',
+        path: '/public-echo',
+        auth: 'none',
+      }),
+    );
+    await waitFor('the route served', async () => (await call()).status === 200);
+    // The gateway's drill agent reports to the control plane under the gateway's config app.
+    await waitFor('the gateway in drill status', async () =>
+      (await f.admin.drill.status('gateway')).instances.some(
+        (i) => i.live && i.tags.includes('gateway'),
+      ),
+    );
+    const before = f.calls.echo;
+    await f.admin.drill.inject('gateway', [
+      {
+        kind: 'error',
+        point: 'http',
+        code: 'PEAK_SERVER_BUSY',
+        match: { method: 'POST', route: '/public-echo' },
+        durationMs: 60_000,
+        drill: 'gw-http',
+      },
+    ]);
+    let refused: Response | undefined;
+    await waitFor('the http fault at the gateway', async () => {
+      refused = await call();
+      return refused.status === 503;
+    });
+    const body = (await refused!.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'PEAK_SERVER_BUSY');
+    const during = f.calls.echo;
+    await call();
+    assert.equal(f.calls.echo, during, 'a request refused by the fault never reaches the target');
+    await f.admin.drill.stop('gateway', { drill: 'gw-http' });
+    await waitFor('the route back', async () => (await call()).status === 200);
+    assert.ok(f.calls.echo > before);
+
+    // rpc-client: the gateway's call to the RPC target fails, as a caller's would.
+    await f.admin.drill.inject('gateway', [
+      {
+        kind: 'error',
+        point: 'rpc-client',
+        code: 'PEAK_SERVER_BUSY',
+        match: { service: echoService.name },
+        durationMs: 60_000,
+        drill: 'gw-rpc',
+      },
+    ]);
+    await waitFor('the rpc-client fault at the gateway', async () => {
+      const r = await call();
+      if (r.status === 200) return false;
+      const e = (await r.json()) as { error: { code: string } };
+      return e.error.code === 'PEAK_SERVER_BUSY';
+    });
+    await f.admin.drill.stop('gateway', { drill: 'gw-rpc' });
+    await waitFor('the route back again', async () => (await call()).status === 200);
+  });
+
   it('keeps serving while the control plane is down, and starts from its snapshot then', async () => {
     const echo = (base: string) =>
       fetch(`${base}/echo`, {

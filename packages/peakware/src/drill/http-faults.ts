@@ -12,6 +12,23 @@ import { runFault } from './fault-action.js';
 /** A Node HTTP request listener. */
 export type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
+/**
+ * The `http` fault for one request, for servers that are not a Node request listener (the
+ * gateway's HTTP front): undefined when none applies (the fast path), else a promise that
+ * resolves `'drop'` (destroy the socket unanswered) or `'go'` (serve it, after a delay), or
+ * rejects with the injected error (answer it with the error's status).
+ */
+export function httpFault(
+  agent: DrillAgent,
+  method: string,
+  route: string,
+): Promise<'drop' | 'go'> | undefined {
+  if (!agent.has('http')) return undefined;
+  const fault = agent.find('http', { method, route });
+  if (fault === undefined) return undefined;
+  return runFault(fault, `http ${method} ${route}`).then((o) => (o === 'drop' ? 'drop' : 'go'));
+}
+
 /** `handler` behind `agent`'s `http` faults. */
 export function httpFaultHandler(agent: DrillAgent, handler: RequestListener): RequestListener {
   return (req, res) => {

@@ -40,7 +40,7 @@ export {
   type FaultSpec,
   type FaultTableValue,
 } from './fault-spec.js';
-export { httpFaultHandler, type RequestListener } from './http-faults.js';
+export { httpFault, httpFaultHandler, type RequestListener } from './http-faults.js';
 export { faultyHandler, faultySender, type MessageSender } from './mq-faults.js';
 export {
   PLAN_GROUPS,

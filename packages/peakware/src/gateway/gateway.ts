@@ -76,6 +76,7 @@ import { Producer } from '../mq/producer.js';
 import { HttpRegistry } from '../registry/http-registry.js';
 import { DEFAULT_GROUP, DEFAULT_VERSION, serviceKey } from '../registry/service-instance.js';
 import { RpcClient } from '../rpc/rpc-client.js';
+import type { RpcFilter } from '../rpc/rpc-filter.js';
 import { ControlPlaneSpanExporter } from '../telemetry/control-plane-exporter.js';
 import { MetricsPusher } from '../telemetry/metrics-pusher.js';
 import {
@@ -113,6 +114,15 @@ import { StateSync } from './state-sync.js';
 
 /** Options of a {@link Gateway}; defaults in {@link GATEWAY_DEFAULTS}. */
 export interface GatewayOptions {
+  /**
+   * Called for every request that matched a route, before its checks: undefined to serve
+   * it, or a promise resolving `'drop'` (the socket is destroyed unanswered) or `'go'`, or
+   * rejecting with the error to answer. `peak gateway` puts the drill's `http` faults here
+   * (`httpFault`), so a fault drill reaches the gateway's routes.
+   */
+  requestHook?: (method: string, path: string) => Promise<'drop' | 'go'> | undefined;
+  /** More filters for the RPC client that calls routes' targets (the drill's `rpc-client` faults). */
+  rpcFilters?: RpcFilter[];
   /** The control plane: one URL or several (failover in order). */
   servers: string | readonly string[];
   /** The admin token (the change feed carries key secrets), or a function returning it. */
@@ -265,6 +275,7 @@ export class Gateway {
   readonly #rpc: RpcClient;
   readonly #guard: Guard;
   readonly #config: ConfigClient;
+  readonly #requestHook: GatewayOptions['requestHook'];
   readonly #quota: QuotaLeases;
   readonly #metrics: GatewayMetrics;
   readonly #tracer: Tracer;
@@ -331,10 +342,11 @@ export class Gateway {
       registry: this.#registry,
       loadBalancer: 'p2c-ewma',
       warmupMs: 0,
-      filters: [rpcTracingFilter(this.#tracer)],
+      filters: [rpcTracingFilter(this.#tracer), ...(options.rpcFilters ?? [])],
       logger: this.#logger,
     });
     this.#guard = new Guard();
+    this.#requestHook = options.requestHook;
     this.#config = new ConfigClient({
       servers: options.servers,
       token: options.token,
@@ -364,6 +376,11 @@ export class Gateway {
   /** The local state (routes, apps, keys, subscriptions) and its rev. */
   get state(): GatewayState<unknown> {
     return this.#state;
+  }
+
+  /** The gateway's config client (its `configApp`), started with it: for what else follows that app's items (the drill's faults). */
+  get config(): ConfigClient {
+    return this.#config;
   }
 
   /** The gateway's flow control (rules follow the config item; `loadRules` for tests). */
@@ -692,6 +709,21 @@ export class Gateway {
       // request (it reads it again) and the rest of its connection. Nothing has run yet.
       req.handOver();
       return HANDED_OVER;
+    }
+    const injected = this.#requestHook?.(method, path);
+    if (injected !== undefined) {
+      try {
+        if ((await injected) === 'drop') {
+          res.destroy();
+          return HANDED_OVER;
+        }
+      } catch (err) {
+        return this.#refuse(
+          res,
+          isPeakError(err) ? err : fail(ErrorCodes.INTERNAL, errorMessage(err)),
+          cors,
+        );
+      }
     }
     const address = req.socket.remoteAddress;
     if (!route.ip.allows(address))

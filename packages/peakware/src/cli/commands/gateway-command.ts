@@ -4,6 +4,7 @@
  * subscriptions|quota` manage what it serves, through the typed admin client.
  */
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
@@ -571,6 +572,11 @@ export const gatewayCommand: Command = {
       env: 'PEAK_GATEWAY_SAMPLE_RATIO',
     },
     'no-telemetry': { type: 'boolean', description: 'export no spans and push no metrics' },
+    'no-drill': {
+      type: 'boolean',
+      description:
+        "take no fault drills (without it, http faults for the gateway's config app hit its routes and rpc-client faults its calls to RPC targets)",
+    },
     'node-http': {
       type: 'boolean',
       description:
@@ -608,7 +614,22 @@ export const gatewayCommand: Command = {
       name: 'peak-gateway',
     });
     const { Gateway } = await import('../../gateway/gateway.js');
+    const { DrillAgent, httpFault, rpcFaultFilter } = await import('../../drill/index.js');
+    // Fault drills reach the gateway: its routes (`http` faults) and its calls to RPC targets
+    // (`rpc-client`), injected for the gateway's config app like any app's.
+    let agent: InstanceType<typeof DrillAgent> | undefined;
+    const faults = values['no-drill'] !== true;
     const gateway = new Gateway({
+      ...(faults
+        ? {
+            requestHook: (method: string, p: string) =>
+              agent === undefined ? undefined : httpFault(agent, method, p),
+            rpcFilters: [
+              (inv, next) =>
+                agent === undefined ? next() : rpcFaultFilter(agent, 'consumer')(inv, next),
+            ],
+          }
+        : {}),
       servers: serverList(values),
       token,
       port,
@@ -635,6 +656,18 @@ export const gatewayCommand: Command = {
       logger,
     });
     const started = await gateway.start();
+    if (faults) {
+      agent = new DrillAgent({
+        config: gateway.config,
+        app: String(values['config-app']),
+        instanceId: `gateway-${os.hostname()}-${process.pid}`,
+        service: String(values.service),
+        tags: ['gateway'],
+        servers: serverList(values),
+        token,
+        logger,
+      }).start();
+    }
     out.json({
       event: 'ready',
       url: started.url,
@@ -657,6 +690,7 @@ export const gatewayCommand: Command = {
     const force = () => process.exit(1);
     process.once('SIGINT', force);
     process.once('SIGTERM', force);
+    await agent?.close();
     await gateway.close();
     out.json({ event: 'stopped' });
     if (!json) out.line('peak gateway stopped');
