@@ -618,16 +618,14 @@ export const gatewayCommand: Command = {
     // Fault drills reach the gateway: its routes (`http` faults) and its calls to RPC targets
     // (`rpc-client`), injected for the gateway's config app like any app's.
     let agent: InstanceType<typeof DrillAgent> | undefined;
+    let rpcFaults: ReturnType<typeof rpcFaultFilter> | undefined;
     const faults = values['no-drill'] !== true;
     const gateway = new Gateway({
       ...(faults
         ? {
             requestHook: (method: string, p: string) =>
               agent === undefined ? undefined : httpFault(agent, method, p),
-            rpcFilters: [
-              (inv, next) =>
-                agent === undefined ? next() : rpcFaultFilter(agent, 'consumer')(inv, next),
-            ],
+            rpcFilters: [(inv, next) => (rpcFaults === undefined ? next() : rpcFaults(inv, next))],
           }
         : {}),
       servers: serverList(values),
@@ -667,6 +665,7 @@ export const gatewayCommand: Command = {
         token,
         logger,
       }).start();
+      rpcFaults = rpcFaultFilter(agent, 'consumer');
     }
     out.json({
       event: 'ready',
