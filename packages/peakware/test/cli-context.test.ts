@@ -137,6 +137,40 @@ describe('peak CLI: contexts, refused tokens, message bodies', { timeout: 180_00
     assert.deepEqual(bodies.sort(), sends.map(([, , body]) => body).sort());
   });
 
+  it('mq consume --push prints messages as they come, one JSON line each, and stops after --max', async () => {
+    // The consumer runs first and waits; the messages are sent after it started.
+    const consuming = peak(
+      ['mq', 'consume', 'ctx-push', '--group', 'pushers', '--push', '--max', '3', '--json'],
+      env,
+    );
+    const created = await peak(['mq', 'topics', 'create', 'ctx-push'], env);
+    assert.equal(created.code, 0, created.stderr);
+    for (const body of ['one', 'two', 'three']) {
+      const r = await peak(['mq', 'send', 'ctx-push', body], env);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const got = await consuming;
+    assert.equal(got.code, 0, got.stderr);
+    assert.match(got.stderr, /consuming ctx-push as group pushers \(push/);
+    const lines = got.stdout.trim().split('\n');
+    assert.equal(lines.length, 3, got.stdout);
+    const bodies = lines.map((l) =>
+      Buffer.from((JSON.parse(l) as { body: string }).body, 'base64').toString(),
+    );
+    assert.deepEqual([...bodies].sort(), ['one', 'three', 'two']);
+    // The three printed were acked: the group gets the one sent next, and nothing else.
+    assert.equal((await peak(['mq', 'send', 'ctx-push', 'four'], env)).code, 0);
+    const rest = await peak(
+      ['mq', 'consume', 'ctx-push', '--group', 'pushers', '--wait', '2000', '--json'],
+      env,
+    );
+    assert.equal(rest.code, 0, rest.stderr);
+    const left = (JSON.parse(rest.stdout) as { messages: { body: string }[] }).messages.map((m) =>
+      Buffer.from(m.body, 'base64').toString(),
+    );
+    assert.deepEqual(left, ['four']);
+  });
+
   it('peak top | head: a closed pipe ends peak quietly, and a pipe gets no screen clears', async () => {
     const r = await new Promise<Run>((resolve) => {
       const child = spawn(

@@ -8,8 +8,16 @@ import type { DeadLetter, ReceivedMessage } from '../../admin/mq-admin.js';
 import { UsageError } from '../../core/errors.js';
 import { Outbox } from '../../mq/outbox.js';
 import { readBodyArgument } from '../body-input.js';
-import type { Command, OptionSpec } from '../command.js';
-import { ADMIN_OPTIONS, adminClient, brokerClient, SERVER_OPTIONS } from '../control-client.js';
+import type { Command, OptionSpec, Output } from '../command.js';
+import {
+  ADMIN_OPTIONS,
+  adminClient,
+  brokerClient,
+  findCredential,
+  SERVER_OPTIONS,
+  serverList,
+} from '../control-client.js';
+import { stopOnSignals } from '../watch.js';
 
 /** A message as the lines below print it: received, queried or dead-lettered. */
 type Listed = Pick<ReceivedMessage, 'id' | 'topic' | 'tag' | 'keys' | 'body' | 'bornAt'> & {
@@ -25,6 +33,85 @@ function text(b64: string, wide: boolean): string {
 function line(m: Listed, wide = false): string {
   const at = new Date(m.storedAt ?? m.bornAt).toISOString();
   return `${m.id}  ${at}  ${m.topic}${m.tag === null ? '' : ` [${m.tag}]`}${m.keys.length > 0 ? ` keys=${m.keys.join(',')}` : ''}  ${text(m.body, wide)}`;
+}
+
+/**
+ * `peak mq consume --push`: a `Consumer` (push: HTTP stream, or the binary path's loop)
+ * printing each message as it comes, acked after it is printed (unless --no-ack: then it
+ * fails the delivery, so the message comes back later), until Ctrl-C or --max messages.
+ */
+async function pushConsume(
+  values: Record<string, unknown>,
+  topic: string,
+  group: string,
+  consumerId: string,
+  out: Output,
+  wide: boolean,
+): Promise<number> {
+  const { Consumer } = await import('../../mq/consumer.js');
+  const token = await findCredential(values, 'app');
+  const max = values.max === undefined ? Number.POSITIVE_INFINITY : Number(values.max);
+  const stop = stopOnSignals();
+  let seen = 0;
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  stop.signal.addEventListener('abort', () => done());
+  const consumer = new Consumer({
+    servers: serverList(values),
+    ...(token === undefined ? {} : { token }),
+    ...(values.secret === undefined ? {} : { secret: String(values.secret) }),
+    group,
+    topic,
+    consumerId,
+    push: true,
+    startFrom: 'earliest',
+    concurrency: 1,
+    handler: (m) => {
+      if (seen >= max) throw new UsageError('enough messages taken; this one is left for later');
+      seen++;
+      const listed: Listed & { body: string } = {
+        id: m.id,
+        topic: m.topic,
+        tag: m.tag,
+        keys: m.keys,
+        body: m.body.toString('base64'),
+        bornAt: m.bornAt,
+        storedAt: m.storedAt,
+      };
+      out.json({
+        ...listed,
+        group: m.group,
+        properties: m.properties,
+        reconsumeTimes: m.reconsumeTimes,
+      });
+      out.line(line(listed, wide));
+      // The last one: stop taking more now (close stops dispatch at once; it finishes after
+      // this handler returns and its ack is sent).
+      if (seen >= max) {
+        void closeOnce();
+        done();
+      }
+      if (values['no-ack'] === true) throw new UsageError('--no-ack: left unacknowledged');
+    },
+  });
+  let closing: Promise<void> | undefined;
+  const closeOnce = () => {
+    closing ??= consumer.close();
+    return closing;
+  };
+  consumer.start();
+  out.note(
+    `consuming ${topic} as group ${group} (push, consumer ${consumerId})${Number.isFinite(max) ? ` until ${max} message(s)` : ''}; Ctrl-C to stop`,
+  );
+  try {
+    await finished;
+  } finally {
+    stop.release();
+    await closeOnce();
+  }
+  return 0;
 }
 
 function need(positionals: string[], index: number, what: string, path: string): string {
@@ -284,9 +371,14 @@ const consume: Command = {
     max: {
       type: 'string',
       valueName: 'N',
-      description: 'most messages to take',
-      default: '10',
+      description:
+        'most messages to take (default 10; with --push, stop after N, else run until Ctrl-C)',
       integer: { min: 1 },
+    },
+    push: {
+      type: 'boolean',
+      description:
+        "keep consuming as a push consumer (the SDK's Consumer: the group's queues shared with its other members, each message printed as it comes and acked) until Ctrl-C or --max; under --json one JSON line a message",
     },
     wait: {
       type: 'string',
@@ -310,6 +402,7 @@ const consume: Command = {
     const topic = need(positionals, 0, 'a topic', 'peak mq consume');
     const group = String(values.group);
     const consumerId = `cli-${randomBytes(3).toString('hex')}`;
+    if (values.push === true) return pushConsume(values, topic, group, consumerId, out, wide);
     const broker = await brokerClient(
       values,
       values.secret === undefined ? undefined : String(values.secret),
@@ -317,7 +410,7 @@ const consume: Command = {
     const { messages } = await broker.receive(
       group,
       { topic, consumerId, tags: '*', startFrom: 'earliest', broadcasting: false },
-      { max: Number(values.max), waitMs: Number(values.wait) },
+      { max: Number(values.max ?? 10), waitMs: Number(values.wait) },
     );
     if (values['no-ack'] !== true && messages.length > 0) {
       await broker.ack(
