@@ -170,6 +170,10 @@ describe('server settings', () => {
       ],
       [{ guard: { tokenServer: 'off' } }, /^guard\.tokenServer must be true or false, got "off"$/],
       [{ mq: { mqtt: { port: -1 } } }, /^mq\.mqtt\.port must be a TCP port .* got -1$/],
+      [
+        { mq: { mqtt: { port: 0, wsPort: 70_000 } } },
+        /^mq\.mqtt\.wsPort must be a TCP port .* got 70000$/,
+      ],
     ] as const) {
       assert.throws(
         () => resolveServerSettings(options as never),

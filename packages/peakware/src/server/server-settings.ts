@@ -25,7 +25,7 @@ export interface ServerSettings {
     /** Time between check-backs of one half message, ms. */
     halfCheckIntervalMs: number;
     /** The MQTT bridge's listen address, or undefined when the bridge is off. */
-    mqtt: { port: number; host: string } | undefined;
+    mqtt: { port: number; host: string; wsPort?: number } | undefined;
     /**
      * More PostgreSQL databases topics may be placed on, by name (`main`, the node's own,
      * is always there): the broker tier grows by adding databases (src/mq/README.md).
@@ -88,7 +88,7 @@ export interface ServerSettingsOptions {
     /** ms ≥ 100. Default 30 000. */
     halfCheckIntervalMs?: number;
     /** Start the MQTT bridge on this port (0 picks a free one); host default 127.0.0.1. */
-    mqtt?: { port: number; host?: string };
+    mqtt?: { port: number; host?: string; wsPort?: number };
     /**
      * More PostgreSQL databases for topics, by name (`[a-z][a-z0-9_-]*`, not `main`) →
      * `postgres://` URL. Every node of a control plane must name the same ones. Default none.
@@ -330,6 +330,11 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
 export const MQTT_SETTINGS = {
   port: { env: 'PEAK_MQ_MQTT_PORT', option: 'mq.mqtt.port', takes: 'a TCP port from 0 to 65535' },
   host: { env: 'PEAK_MQ_MQTT_HOST', option: 'mq.mqtt.host', fallback: '127.0.0.1' },
+  wsPort: {
+    env: 'PEAK_MQ_MQTT_WS_PORT',
+    option: 'mq.mqtt.wsPort',
+    takes: 'a TCP port from 0 to 65535 (MQTT over WebSocket, for browsers; with the MQTT port)',
+  },
 } as const;
 
 /** The RPC port's variables (on by default, on a free port of 127.0.0.1). */
@@ -462,6 +467,11 @@ export function resolveServerSettings(options: ServerSettingsOptions = {}): Serv
       `${MQTT_SETTINGS.port.option} must be ${MQTT_SETTINGS.port.takes}, got ${JSON.stringify(mqtt.port)}`,
     );
   }
+  if (mqtt?.wsPort !== undefined && !isPort(mqtt.wsPort)) {
+    throw new UsageError(
+      `${MQTT_SETTINGS.wsPort.option} must be ${MQTT_SETTINGS.wsPort.takes}, got ${JSON.stringify(mqtt.wsPort)}`,
+    );
+  }
   const rpc = options.rpc;
   if (rpc !== undefined && rpc !== false && !isPort(rpc.port)) {
     throw new UsageError(
@@ -478,7 +488,11 @@ export function resolveServerSettings(options: ServerSettingsOptions = {}): Serv
       mqtt:
         mqtt === undefined
           ? undefined
-          : { port: mqtt.port, host: mqtt.host ?? MQTT_SETTINGS.host.fallback },
+          : {
+              port: mqtt.port,
+              host: mqtt.host ?? MQTT_SETTINGS.host.fallback,
+              ...(mqtt.wsPort === undefined ? {} : { wsPort: mqtt.wsPort }),
+            },
       databases:
         options.mq?.databases === undefined
           ? {}
@@ -548,7 +562,16 @@ export function serverSettingsFromEnv(env: Env): ServerSettingsOptions {
         `${MQTT_SETTINGS.port.env} must be ${MQTT_SETTINGS.port.takes}, got '${port}'`,
       );
     const host = env[MQTT_SETTINGS.host.env];
-    put('mq.mqtt', { port: n, ...(host ? { host } : {}) });
+    const ws = env[MQTT_SETTINGS.wsPort.env];
+    if (ws !== undefined && ws !== '' && (!/^\d+$/.test(ws) || !isPort(Number(ws))))
+      throw new UsageError(
+        `${MQTT_SETTINGS.wsPort.env} must be ${MQTT_SETTINGS.wsPort.takes}, got '${ws}'`,
+      );
+    put('mq.mqtt', {
+      port: n,
+      ...(host ? { host } : {}),
+      ...(ws !== undefined && ws !== '' ? { wsPort: Number(ws) } : {}),
+    });
   }
   const rpcPort = env[RPC_SETTINGS.port.env];
   const rpcHost = env[RPC_SETTINGS.host.env];

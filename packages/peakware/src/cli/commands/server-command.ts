@@ -68,6 +68,10 @@ function environmentHelp(): string {
     [MQTT_SETTINGS.port.env, `start the MQTT bridge on this port: ${MQTT_SETTINGS.port.takes}`],
     [MQTT_SETTINGS.host.env, `the MQTT bridge's address (default: ${MQTT_SETTINGS.host.fallback})`],
     [
+      MQTT_SETTINGS.wsPort.env,
+      `also serve MQTT over WebSocket on this port: ${MQTT_SETTINGS.wsPort.takes}`,
+    ],
+    [
       RPC_SETTINGS.port.env,
       `the RPC port for the SDK's hot calls (mq producers and consumers, txn submits): ${RPC_SETTINGS.port.takes} (default: a free port)`,
     ],

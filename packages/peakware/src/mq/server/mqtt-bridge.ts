@@ -1,6 +1,7 @@
 /**
- * MQTT access for devices and browsers (over TCP), bridged onto the broker with aedes
- * (an optional dependency, loaded only when the bridge starts).
+ * MQTT access for devices (over TCP) and browsers (over WebSocket, `wsPort`, the `mqtt`
+ * subprotocol), bridged onto the broker with aedes and ws (optional dependencies, loaded
+ * only when the bridge starts).
  *
  * Topic mapping: MQTT topic `mq/<topic>` or `mq/<topic>/<tag>`. A PUBLISH stores the
  * payload as the body (QoS 1 is acknowledged after PostgreSQL committed it). A SUBSCRIBE to
@@ -38,6 +39,8 @@ import type { Broker } from './broker.js';
 export interface MqttBridge {
   /** The bound TCP port. */
   port: number;
+  /** The bound WebSocket port, when asked for. */
+  wsPort?: number;
   close(): Promise<void>;
 }
 
@@ -79,6 +82,8 @@ export async function startMqttBridge(
   options: {
     port: number;
     host: string;
+    /** Also serve MQTT over WebSocket (browsers: MQTT.js `ws://host:port/mqtt`) on this port. */
+    wsPort?: number;
     logger: Logger;
     authenticate: MqttAuthenticate;
     /** The node's failed-authentication limiter (none: failed logins are not limited). */
@@ -99,7 +104,11 @@ export async function startMqttBridge(
   };
   const aedes = await Aedes.createBroker({
     authenticate: (client, username, password, done) => {
-      const address = (client.conn as Partial<net.Socket>).remoteAddress ?? 'unknown';
+      // Over WebSocket the connection is a stream: the address is the upgrade request's.
+      const address =
+        (client.conn as Partial<net.Socket>).remoteAddress ??
+        (client.req as { socket?: net.Socket } | undefined)?.socket?.remoteAddress ??
+        'unknown';
       const refuse = () => {
         logger.warn(
           { client: client.id, address },
@@ -372,10 +381,14 @@ export async function startMqttBridge(
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : options.port;
   logger.info({ port }, 'mqtt listening');
+  const ws = options.wsPort === undefined ? undefined : await listenWebSocket(options.wsPort);
+  if (ws !== undefined) logger.info({ port: ws.port }, 'mqtt over websocket listening');
   return {
     port,
+    ...(ws === undefined ? {} : { wsPort: ws.port }),
     close: async () => {
       for (const pump of pumps.values()) pump.stop();
+      await ws?.close();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -383,4 +396,40 @@ export async function startMqttBridge(
       });
     },
   };
+
+  /** MQTT over WebSocket (the `mqtt` subprotocol, any path): each connection a stream for aedes. */
+  async function listenWebSocket(
+    wsPort: number,
+  ): Promise<{ port: number; close(): Promise<void> }> {
+    const { WebSocketServer, createWebSocketStream } = await import('ws');
+    const http = await import('node:http');
+    const httpServer = http.createServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' });
+      res.end('MQTT over WebSocket: connect with the mqtt subprotocol\n');
+    });
+    const wss = new WebSocketServer({
+      server: httpServer,
+      maxPayload: 1 << 20,
+      handleProtocols: (protocols) =>
+        protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false,
+    });
+    wss.on('connection', (socket, req) => {
+      const stream = createWebSocketStream(socket);
+      stream.on('error', (err) => logger.debug({ err: err.message }, 'mqtt: websocket error'));
+      aedes.handle(stream as unknown as net.Socket, req);
+    });
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(wsPort, options.host, () => resolve());
+    });
+    const a = httpServer.address();
+    return {
+      port: typeof a === 'object' && a !== null ? a.port : wsPort,
+      close: async () => {
+        for (const c of wss.clients) c.terminate();
+        await new Promise<void>((resolve) => wss.close(() => resolve()));
+        await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      },
+    };
+  }
 }
