@@ -399,13 +399,15 @@ describe('per-second metrics pushed to the control plane', { timeout: 120_000 },
     try {
       const big = 5_000_000_000;
       const converted = await pool.query(
-        `SELECT ${histogramFromArraysSql("'{3,7,9}'::smallint[]", "'{5,0,5000000000}'::bigint[]")} AS b,
+        `SELECT ${histogramFromArraysSql("'{3,7,9}'::smallint[]", "'{5,0,5000000000}'::bigint[]", true)} AS b,
+                ${histogramFromArraysSql("'{3,7,9}'::smallint[]", "'{5,0,2000000000}'::int[]")} AS narrow,
                 ${histogramFromArraysSql("'{}'::smallint[]", "'{}'::int[]")} AS empty`,
       );
       // A zero count is dropped; a count above 2^32 - 1 becomes two entries of its index.
       assert.equal(converted.rows[0].b.length, 15);
       assert.deepEqual(decodeHistogram(converted.rows[0].b), [3, 5, 9, big]);
       assert.equal(converted.rows[0].empty, null);
+      assert.deepEqual(decodeHistogram(converted.rows[0].narrow), [3, 5, 9, 2_000_000_000]);
       // What the latency SLO counts per row: calls in buckets above an index.
       const above = await pool.query(
         `SELECT ${histogramCountAboveSql('h', '$2::int')} AS n, ${histogramCountAboveSql('NULL::bytea', '0')} AS none

@@ -87,12 +87,22 @@ export function histogramCountAboveSql(column: string, aboveIndexSql: string): s
 
 /**
  * SQL giving the `rt_hist` bytes of parallel arrays `indexes` / `counts` (an index array and
- * a count array, as migration 30 and 31 stored them), for the migration to this format.
+ * a count array, as migrations 30 and 31 stored them), for the migration to this format.
+ * With `wideCounts` (bigint counts that may pass 2³²−1) a larger count is split into several
+ * entries, at about 2.4× the cost a row; without it every count must fit 32 bits (integer
+ * counts do).
  */
-export function histogramFromArraysSql(indexes: string, counts: string): string {
-  return `(SELECT string_agg(substring(int2send(x.i::int2) FROM 2 FOR 1)
-                             || substring(int8send(least(x.c - part * ${MAX_ENTRY_COUNT}, ${MAX_ENTRY_COUNT})::int8) FROM 5 FOR 4),
-                             ''::bytea ORDER BY x.i)
+export function histogramFromArraysSql(
+  indexes: string,
+  counts: string,
+  wideCounts = false,
+): string {
+  const entry = (c: string) =>
+    `substring(int2send(x.i::int2) FROM 2 FOR 1) || substring(int8send((${c})::int8) FROM 5 FOR 4)`;
+  if (!wideCounts)
+    return `(SELECT string_agg(${entry('x.c')}, ''::bytea)
+             FROM unnest(${indexes}, ${counts}) AS x(i, c) WHERE x.c > 0)`;
+  return `(SELECT string_agg(${entry(`least(x.c - part * ${MAX_ENTRY_COUNT}, ${MAX_ENTRY_COUNT})`)}, ''::bytea)
              FROM unnest(${indexes}, ${counts}) AS x(i, c),
                   generate_series(0, greatest(0, ceil(x.c::numeric / ${MAX_ENTRY_COUNT})::int - 1)) AS part
             WHERE x.c > 0)`;

