@@ -19,7 +19,7 @@ import { columnOf, type ValueRef, valueRefOf } from './value-ref.js';
 /** A scatter SELECT's per-shard template, merge plan, and its LIMIT / OFFSET values. */
 export interface ScatterPlan {
   template: Template;
-  merge: Omit<MergePlan, 'limit' | 'offset' | 'sortInputs' | 'params'>;
+  merge: Omit<MergePlan, 'limit' | 'offset' | 'sortInputs'>;
   limit: ValueRef | undefined;
   offset: ValueRef | undefined;
 }
@@ -132,7 +132,7 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
   if (groupClause.some((g) => g.GroupingSet !== undefined))
     throw unsupported(sql, 'GROUPING SETS / ROLLUP / CUBE over several shards');
   const groupBy = groupClause.map((g) => resolve(g));
-  if (distinct && groupBy.length === 0 && hidden.length > 0)
+  if (distinct && orderBy.some((o) => o.column < 0))
     throw unsupported(
       sql,
       'for SELECT DISTINCT, ORDER BY expressions must appear in the select list',

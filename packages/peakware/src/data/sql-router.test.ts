@@ -243,6 +243,12 @@ describe('sql router', () => {
         /DISTINCT ON/,
       ],
       [
+        'SELECT DISTINCT status FROM t_order ORDER BY amount',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /ORDER BY expressions must appear in the select list/,
+      ],
+      [
         'SELECT id, rank() OVER (ORDER BY amount) FROM t_order',
         [],
         ErrorCodes.DATA_UNSUPPORTED,
