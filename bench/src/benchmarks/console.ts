@@ -24,11 +24,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { AdminClient } from 'peakware/admin';
 import { HttpRegistry } from 'peakware/registry';
-import { PeakServer } from 'peakware/server';
 import { ControlPlaneSpanExporter, MetricsPusher, type SpanRecord } from 'peakware/telemetry';
 import { chromium } from 'playwright-core';
 import { type Benchmark, median, round } from '../bench.js';
-import { startChildServer } from '../child-server.js';
+import { startControlPlaneChild } from '../control-plane-child.js';
 
 const SERVICES = 200;
 const INSTANCES = 10;
@@ -85,7 +84,7 @@ export const benchmark: Benchmark = {
     if (executablePath === undefined)
       throw new Error('install chromium (apt-get install chromium)');
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-console-'));
-    const { child, port } = await startChildServer(import.meta.url, [dataDir], 'peak');
+    const { child, port } = await startControlPlaneChild(dataDir);
     const url = `http://127.0.0.1:${port}`;
     const token = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
     // The registry and the metric pushers send the local app's credential (every SDK grant).
@@ -293,12 +292,3 @@ export const benchmark: Benchmark = {
     }
   },
 };
-
-// `console.js --serve <dataDir>`: the control plane in its own process; prints its port.
-if (process.argv[2] === '--serve') {
-  const server = await PeakServer.start({ dataDir: process.argv[3]!, port: 0 });
-  process.stdout.write(`${server.info.port}\n`);
-  process.once('SIGTERM', () => {
-    void server.stop().then(() => process.exit(0));
-  });
-}

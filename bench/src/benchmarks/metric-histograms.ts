@@ -12,9 +12,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { AdminClient } from 'peakware/admin';
-import { PeakServer } from 'peakware/server';
 import { type Benchmark, median, round } from '../bench.js';
-import { startChildServer } from '../child-server.js';
+import { startControlPlaneChild } from '../control-plane-child.js';
 
 const INSTANCES = 4;
 const RESOURCES = 20;
@@ -37,7 +36,7 @@ export const benchmark: Benchmark = {
   async run({ runs, quick, progress }) {
     const minutes = quick ? 2 : 10;
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-bench-histograms-'));
-    const { child, port } = await startChildServer(import.meta.url, [dataDir], 'peak');
+    const { child, port } = await startControlPlaneChild(dataDir);
     const url = `http://127.0.0.1:${port}`;
     try {
       const token = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
@@ -129,12 +128,3 @@ export const benchmark: Benchmark = {
     }
   },
 };
-
-// `metric-histograms.js --serve <dataDir>`: the control plane in its own process.
-if (process.argv[2] === '--serve') {
-  const server = await PeakServer.start({ dataDir: process.argv[3]!, port: 0 });
-  process.stdout.write(`${server.info.port}\n`);
-  process.once('SIGTERM', () => {
-    void server.stop().then(() => process.exit(0));
-  });
-}

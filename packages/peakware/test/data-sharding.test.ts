@@ -27,6 +27,7 @@ import {
 } from '../src/data/index.js';
 import type { SqlClient } from '../src/mq/index.js';
 import { type PostgresCluster, startPostgresCluster } from './support/postgres-cluster.js';
+import { seededRandom } from './support/seeded-random.js';
 
 const LAYOUT: ShardingLayoutOptions = {
   dataSources: ['ds0', 'ds1'],
@@ -68,18 +69,6 @@ const DDL = {
 
 const STATUSES = ['cancelled', 'created', 'paid', 'shipped'];
 const NOTES = ['gift', 'rush', 'zz', null, null];
-
-/** A small seeded PRNG so a failing query can be reproduced. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let cluster: PostgresCluster;
 let db: ShardedDatabase;
@@ -125,7 +114,7 @@ before(async () => {
   await rebuildTables();
 
   // The same rows, through the router (multi-row INSERTs split per shard) and directly.
-  const random = rng(7);
+  const random = seededRandom(7);
   const genes = new GeneIdGenerator({ layout: db.layout, table: 't_order' });
   for (const [id, name] of [
     [1, 'north'],
@@ -389,7 +378,7 @@ function generate(random: () => number): Generated {
 
 describe('data: differential (sharded layout vs one unsharded database)', () => {
   it('answers thousands of generated queries exactly like one table', async () => {
-    const random = rng(2026);
+    const random = seededRandom(2026);
     const counts = { total: 0, scatter: 0, single: 0, writes: 0 };
     const check = async (i: number, q: Generated) => {
       const label = `query #${i}: ${q.sql} ${JSON.stringify(q.params)}`;
@@ -452,7 +441,7 @@ describe('data: differential (sharded layout vs one unsharded database)', () => 
 
 describe('data: streaming (server-side cursors, lazy merge)', () => {
   it('streams the same answers as one table, in small batches', async () => {
-    const random = rng(4242);
+    const random = seededRandom(4242);
     let streamed = 0;
     for (let i = 0; i < 400; i++) {
       const q = generate(random);
@@ -501,7 +490,7 @@ describe('data: streaming (server-side cursors, lazy merge)', () => {
 
 describe('data: differential on time-interval shards (range pruning)', () => {
   it('prunes shards by time ranges without losing a row', async () => {
-    const random = rng(99);
+    const random = seededRandom(99);
     const time = () =>
       random() < 0.5
         ? pick(random, eventTimes)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Command, resolve } from './command.js';
-import { numberOption, parseNumber, parsePort } from './parse.js';
+import { numberOption, parseNumber, parsePort, parseTime } from './parse.js';
 
 describe('cli number options name the text they were given', () => {
   it('parseNumber accepts numbers in range and names the option and the text otherwise', () => {
@@ -43,5 +43,39 @@ describe('cli number options name the text they were given', () => {
     await assert.rejects(resolve(cmd, ['--max', 'NaN'], {}), {
       message: "--max must be a whole number from 1 to 9, got 'NaN' (for 'top')",
     });
+  });
+});
+
+describe('cli time options', () => {
+  const now = Date.UTC(2026, 11, 7, 12, 0, 0);
+  /** Asserts that `text` is refused, the message naming the option, its forms and the text. */
+  function refused(text: string, option: string, relative: 'ahead' | 'ago', forms: string): void {
+    assert.throws(
+      () => parseTime(text, option, relative, now),
+      (err: Error) =>
+        err.message.startsWith(`${option} must be ${forms}`) &&
+        err.message.endsWith(`got '${text}'`),
+    );
+  }
+  it('a schedule takes +N[s|m|h|d] ahead of now, ISO times and epoch ms', () => {
+    assert.equal(parseTime('+90s', '--at', 'ahead', now), now + 90_000);
+    assert.equal(parseTime('+1.5h', '--at', 'ahead', now), now + 5_400_000);
+    assert.equal(parseTime('+2d', '--at', 'ahead', now), now + 2 * 86_400_000);
+    assert.equal(
+      parseTime('2026-12-12T20:00:00+08:00', '--at', 'ahead', now),
+      Date.UTC(2026, 11, 12, 12),
+    );
+    assert.equal(parseTime('1796000000000', '--at', 'ahead', now), 1_796_000_000_000);
+    // A span without its '+' is a query's "ago", not a schedule's; a short number is no time.
+    for (const bad of ['10m', '123', 'tomorrow', '+10w', ''])
+      refused(bad, '--at', 'ahead', '+N[s|m|h|d] from now, an ISO time');
+  });
+  it('a query takes N[s|m|h|d] back from now, ISO times and epoch ms', () => {
+    assert.equal(parseTime('30m', '--from', 'ago', now), now - 1_800_000);
+    assert.equal(parseTime('1d', '--from', 'ago', now), now - 86_400_000);
+    assert.equal(parseTime('2026-12-07', '--from', 'ago', now), Date.UTC(2026, 11, 7));
+    assert.equal(parseTime('1700000000000', '--from', 'ago', now), 1_700_000_000_000);
+    for (const bad of ['+30m', 'yesterday', '2026-13-45'])
+      refused(bad, '--from', 'ago', 'N[s|m|h|d] ago (30m, 2h), an ISO time');
   });
 });

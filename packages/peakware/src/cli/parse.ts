@@ -61,3 +61,35 @@ export function numberOption(
   const v = values[name];
   return v === undefined ? undefined : parseNumber(v, `--${name}`, range);
 }
+
+const TIME_UNITS_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * A time option as epoch milliseconds: an ISO time (`2026-12-12T20:00:00+08:00`), epoch
+ * milliseconds, or a span from now in s/m/h/d — ahead of now written `+10m` (a schedule),
+ * back from now written `30m` (a query's `--from`). `relative` says which of the two the
+ * option takes; a UsageError naming the option and the forms it takes otherwise.
+ */
+export function parseTime(
+  value: string,
+  option: string,
+  relative: 'ahead' | 'ago',
+  nowMs = Date.now(),
+): number {
+  const text = value.trim();
+  const span = (relative === 'ahead' ? /^\+(\d+(?:\.\d+)?)(s|m|h|d)$/ : /^(\d+)(s|m|h|d)$/).exec(
+    text,
+  );
+  if (span !== null) {
+    const ms = Number(span[1]) * TIME_UNITS_MS[span[2] as keyof typeof TIME_UNITS_MS];
+    return relative === 'ahead' ? nowMs + ms : nowMs - ms;
+  }
+  if (/^\d+$/.test(text) && (relative === 'ago' || text.length >= 12)) return Number(text);
+  const t = Date.parse(text);
+  if (/^\d{4}-\d\d-\d\d/.test(text) && !Number.isNaN(t)) return t;
+  const spanForm = relative === 'ahead' ? '+N[s|m|h|d] from now' : 'N[s|m|h|d] ago (30m, 2h)';
+  throw new UsageError(
+    `${option} must be ${spanForm}, an ISO time (2026-12-12T20:00:00+08:00) or epoch milliseconds, got '${value}'`,
+    { details: { input: option } },
+  );
+}

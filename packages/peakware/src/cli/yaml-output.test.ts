@@ -1,19 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { seededRandom } from '../../test/support/seeded-random.js';
 import { toYaml } from './yaml-output.js';
-
-/** A small seeded PRNG so a failing value can be reproduced. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TRICKY = [
   '',
@@ -93,7 +82,7 @@ function value(random: () => number, depth: number): unknown {
 
 describe('-o yaml', () => {
   it('writes what a YAML parser reads back as the same JSON value', () => {
-    const random = rng(49);
+    const random = seededRandom(49);
     for (let i = 0; i < 2000; i++) {
       const v = value(random, 0);
       const text = toYaml(v);

@@ -17,6 +17,7 @@ import {
   SERVER_OPTIONS,
   serverList,
 } from '../control-client.js';
+import { parseTime } from '../parse.js';
 import { stopOnSignals } from '../watch.js';
 
 /** A message as the lines below print it: received, queried or dead-lettered. */
@@ -119,24 +120,6 @@ function need(positionals: string[], index: number, what: string, path: string):
   if (v === undefined || v === '')
     throw new UsageError(`'${path}' needs ${what}; see '${path} --help'`);
   return v;
-}
-
-function timeArg(value: unknown, option: string): number | undefined {
-  if (value === undefined) return undefined;
-  const s = String(value);
-  const rel = /^(\d+)(s|m|h|d)$/.exec(s);
-  if (rel !== null) {
-    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
-      rel[2] as 's' | 'm' | 'h' | 'd'
-    ];
-    return Date.now() - Number(rel[1]) * unit;
-  }
-  const n = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
-  if (!Number.isFinite(n))
-    throw new UsageError(
-      `${option}: expected an ISO time, epoch ms, or an age like 30m / 2h / 1d; got '${s}'`,
-    );
-  return n;
 }
 
 const topicsList: Command = {
@@ -473,8 +456,9 @@ const query: Command = {
     }
     if (values.key === undefined && values.topic === undefined)
       throw new UsageError("'peak mq query' needs an id, --key, or --topic; see --help");
-    const from = timeArg(values.from, '--from');
-    const to = timeArg(values.to, '--to');
+    const from =
+      values.from === undefined ? undefined : parseTime(String(values.from), '--from', 'ago');
+    const to = values.to === undefined ? undefined : parseTime(String(values.to), '--to', 'ago');
     const messages = await admin.mq.query({
       ...(values.key === undefined ? {} : { key: String(values.key) }),
       ...(values.topic === undefined ? {} : { topic: String(values.topic) }),
@@ -561,7 +545,7 @@ const resetOffset: Command = {
   async run({ values, positionals, out }) {
     const group = need(positionals, 0, 'a consumer group', 'peak mq reset-offset');
     const topic = need(positionals, 1, 'a topic', 'peak mq reset-offset');
-    const at = timeArg(need(positionals, 2, 'a time', 'peak mq reset-offset'), '<time>');
+    const at = parseTime(need(positionals, 2, 'a time', 'peak mq reset-offset'), '<time>', 'ago');
     const admin = await adminClient(values, { admin: true });
     const queues = await admin.mq.resetOffset(group, topic, at ?? 0);
     out.json({ queues });

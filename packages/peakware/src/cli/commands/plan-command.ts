@@ -13,6 +13,7 @@ import type { PlanSpec } from '../../drill/plan-spec.js';
 import type { Command } from '../command.js';
 import { requireYes, YES_OPTION } from '../confirm.js';
 import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
+import { parseTime } from '../parse.js';
 
 function need(positionals: string[], usage: string): string {
   const v = positionals[0];
@@ -148,26 +149,6 @@ const del: Command = {
   },
 };
 
-/**
- * A time for a schedule: `+30s`, `+10m`, `+2h`, `+1d` from now, an ISO time
- * (`2026-12-12T20:00:00+08:00`), or epoch milliseconds.
- */
-export function parseWhen(text: string, option: string, nowMs = Date.now()): number {
-  const rel = /^\+(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(text.trim());
-  if (rel !== null)
-    return (
-      nowMs + Number(rel[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 's']
-    );
-  if (/^\d{12,}$/.test(text.trim())) return Number(text.trim());
-  const t = Date.parse(text);
-  if (!/^\d{4}-\d\d-\d\d/.test(text.trim()) || Number.isNaN(t))
-    throw new UsageError(
-      `--${option} must be +N[s|m|h|d] from now, an ISO time (2026-12-12T20:00:00+08:00) or epoch milliseconds, got '${text}'`,
-      { details: { input: `--${option}` } },
-    );
-  return t;
-}
-
 const scheduleCmd: Command = {
   name: 'schedule',
   summary: 'apply a plan later (and roll it back later still): every node watches, one runs it',
@@ -201,10 +182,10 @@ const scheduleCmd: Command = {
       throw new UsageError('give the time with --at (+10m, or 2026-12-12T20:00:00+08:00)', {
         details: { input: '--at' },
       });
-    const at = parseWhen(values.at, 'at');
+    const at = parseTime(values.at, '--at', 'ahead');
     const rollbackAt =
       typeof values['rollback-at'] === 'string'
-        ? parseWhen(values['rollback-at'], 'rollback-at')
+        ? parseTime(values['rollback-at'], '--rollback-at', 'ahead')
         : undefined;
     if (values.rollback === true && rollbackAt !== undefined)
       throw new UsageError(
