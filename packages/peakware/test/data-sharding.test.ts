@@ -250,7 +250,7 @@ function generate(random: () => number): Generated {
     const l = ` LIMIT ${random() < 0.5 ? p(1 + Math.floor(random() * 30)) : String(1 + Math.floor(random() * 30))}`;
     return r < 0.7 ? l : `${l} OFFSET ${p(Math.floor(random() * 40))}`;
   };
-  const shape = Math.floor(random() * 24);
+  const shape = Math.floor(random() * 26);
   if (shape < 8) {
     const keys = Array.from({ length: Math.floor(random() * 3) }, () => {
       const col = pick(['amount', 'qty', 'status', 'created_at', 'note', 'buyer_id', 'region_id']);
@@ -328,6 +328,48 @@ function generate(random: () => number): Generated {
       ordered: order !== '',
       write: false,
     };
+  }
+  if (shape >= 24) {
+    // UNION / UNION ALL of two or three arms over t_order, t_order_item and the broadcast
+    // t_region; the outer operation decides what is valid (see set-operation-scatter.ts).
+    const wide = random() < 0.5;
+    const ops = Array.from({ length: 1 + Math.floor(random() * 2) }, () =>
+      pick(['UNION', 'UNION ALL']),
+    );
+    const dedupe = ops[ops.length - 1] === 'UNION';
+    if (!dedupe) ops.fill('UNION ALL');
+    const itemWhere = () =>
+      pick([
+        () => '',
+        () => ` WHERE buyer_id = ${p(buyer())}`,
+        () => ` WHERE buyer_id IN (${p(buyer())}, ${p(buyer())})`,
+        () => ` WHERE qty > ${p(1 + Math.floor(random() * 4))}`,
+      ])();
+    const arm = (first: boolean): string => {
+      const names = first ? [' AS k1', ' AS k2', ' AS k3'] : ['', '', ''];
+      const distinct = dedupe && random() < 0.2 ? 'DISTINCT ' : '';
+      const from = pick(dedupe ? ['o', 'o', 'i', 'r'] : ['o', 'o', 'i']);
+      if (from === 'o')
+        return wide
+          ? `SELECT ${distinct}id${names[0]}, buyer_id${names[1]}, amount${names[2]} FROM t_order${where()}`
+          : `SELECT ${distinct}status${names[0]}, region_id${names[1]} FROM t_order${where()}`;
+      if (from === 'i')
+        return wide
+          ? `SELECT ${distinct}order_id${names[0]}, buyer_id${names[1]}, qty${names[2]} FROM t_order_item${itemWhere()}`
+          : `SELECT ${distinct}sku${names[0]}, qty${names[1]} FROM t_order_item${itemWhere()}`;
+      return wide
+        ? `SELECT id${names[0]}, id${names[1]}, 0.5${names[2]} FROM t_region`
+        : `SELECT name${names[0]}, id${names[1]} FROM t_region`;
+    };
+    let sql = arm(true);
+    for (const op of ops) sql += ` ${op} ${arm(false)}`;
+    const ordered = random() < 0.6;
+    if (ordered) {
+      // Every output column, by name or position, so only identical rows tie.
+      const keys = (wide ? [1, 2, 3] : [1, 2]).sort(() => random() - 0.5);
+      sql += ` ORDER BY ${keys.map((k) => `${random() < 0.5 ? `k${k}` : k}${random() < 0.5 ? ' DESC' : ''}`).join(', ')}${limit()}`;
+    }
+    return { sql, params, ordered, write: false };
   }
   if (shape >= 22) {
     // HAVING over the merged groups: the counts of all shards together.

@@ -8,7 +8,7 @@
  * What cannot be merged is refused with the reason.
  */
 import { compileHaving, type HavingExpr } from './having-filter.js';
-import type { MergePlan, OutputColumn } from './result-merger.js';
+import type { MergeOrder, MergePlan, OutputColumn } from './result-merger.js';
 import { unsupported } from './route-errors.js';
 import { createTemplate, renumberParams, type Template } from './shard-sql-template.js';
 import type { ShardingLayout } from './sharding-layout.js';
@@ -54,6 +54,50 @@ const OTHER_AGGREGATES = new Set([
   'xmlagg',
   'any_value',
 ]);
+
+/** True for the name of an aggregate function (mergeable or not). */
+export function isAggregateName(fn: string): boolean {
+  return AGGREGATES.has(fn) || OTHER_AGGREGATES.has(fn);
+}
+
+/** One ORDER BY item as a merge key; `column` finds the output column it sorts by. */
+export function mergeOrder(
+  sql: string,
+  item: SqlNode,
+  column: (expr: SqlNode) => number,
+): MergeOrder {
+  const sb = item.SortBy as SqlNode;
+  if (sb.useOp !== undefined) throw unsupported(sql, 'ORDER BY ... USING over several shards');
+  const desc = sb.sortby_dir === 'SORTBY_DESC';
+  const nulls = sb.sortby_nulls as string | undefined;
+  const nullsFirst =
+    nulls === 'SORTBY_NULLS_FIRST' ? true : nulls === 'SORTBY_NULLS_LAST' ? false : desc;
+  return { column: column(sb.node as SqlNode), desc, nullsFirst };
+}
+
+/**
+ * Takes LIMIT / OFFSET off a SELECT (the merger applies them; the router pushes OFFSET +
+ * LIMIT down as `LIMIT $k`); refuses forms the merger cannot apply.
+ */
+export function takeLimit(
+  sql: string,
+  sel: SqlNode,
+): { limit: ValueRef | undefined; offset: ValueRef | undefined } {
+  const limit = sel.limitCount === undefined ? undefined : valueRefOf(sel.limitCount);
+  const offset = sel.limitOffset === undefined ? undefined : valueRefOf(sel.limitOffset);
+  if (
+    (sel.limitCount !== undefined && limit === undefined) ||
+    (sel.limitOffset !== undefined && offset === undefined)
+  ) {
+    throw unsupported(sql, 'LIMIT / OFFSET must be literals or parameters over several shards');
+  }
+  if (sel.limitOption === 'LIMIT_OPTION_WITH_TIES')
+    throw unsupported(sql, 'FETCH ... WITH TIES over several shards');
+  delete sel.limitCount;
+  delete sel.limitOffset;
+  sel.limitOption = 'LIMIT_OPTION_DEFAULT';
+  return { limit, offset };
+}
 
 /** Builds the scatter template of a SELECT: hidden sort / group columns, AVG split, LIMIT pushdown. */
 export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayout): ScatterPlan {
@@ -119,15 +163,7 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
     return names.length === 1 && AGGREGATES.has(names[0]!) ? f : undefined;
   };
   const sortClause = (sel.sortClause as SqlNode[] | undefined) ?? [];
-  const orderBy = sortClause.map((s) => {
-    const sb = s.SortBy as SqlNode;
-    if (sb.useOp !== undefined) throw unsupported(sql, 'ORDER BY ... USING over several shards');
-    const desc = sb.sortby_dir === 'SORTBY_DESC';
-    const nulls = sb.sortby_nulls as string | undefined;
-    const nullsFirst =
-      nulls === 'SORTBY_NULLS_FIRST' ? true : nulls === 'SORTBY_NULLS_LAST' ? false : desc;
-    return { column: resolve(sb.node as SqlNode), desc, nullsFirst };
-  });
+  const orderBy = sortClause.map((s) => mergeOrder(sql, s, resolve));
   const groupClause = (sel.groupClause as SqlNode[] | undefined) ?? [];
   if (groupClause.some((g) => g.GroupingSet !== undefined))
     throw unsupported(sql, 'GROUPING SETS / ROLLUP / CUBE over several shards');
@@ -234,19 +270,7 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
   sel.targetList = [...targets, ...hidden];
 
   // LIMIT / OFFSET: shards return offset + limit rows (non-aggregated) or everything.
-  const limit = sel.limitCount === undefined ? undefined : valueRefOf(sel.limitCount);
-  const offset = sel.limitOffset === undefined ? undefined : valueRefOf(sel.limitOffset);
-  if (
-    (sel.limitCount !== undefined && limit === undefined) ||
-    (sel.limitOffset !== undefined && offset === undefined)
-  ) {
-    throw unsupported(sql, 'LIMIT / OFFSET must be literals or parameters over several shards');
-  }
-  if (sel.limitOption === 'LIMIT_OPTION_WITH_TIES')
-    throw unsupported(sql, 'FETCH ... WITH TIES over several shards');
-  delete sel.limitCount;
-  delete sel.limitOffset;
-  sel.limitOption = 'LIMIT_OPTION_DEFAULT';
+  const { limit, offset } = takeLimit(sql, sel);
   if (aggregated) delete sel.sortClause;
   const renumber = renumberParams(stmt);
   const paramMap = [...renumber.map];

@@ -216,6 +216,52 @@ describe('sql router', () => {
     assert.equal(combined.route('DELETE FROM t_order WHERE buyer_id IN (1, 2)').units.length, 2);
   });
 
+  it('routes UNION / UNION ALL: the shards of any arm, the whole operation on each shard', () => {
+    // Each arm's condition: buyer 1 is shard 1, buyer 6 shard 6; the union needs both.
+    const plan = router.route(
+      'SELECT id, amount FROM t_order WHERE buyer_id = $1 UNION ALL SELECT id, qty FROM t_item WHERE buyer_id = $2 ORDER BY amount DESC, 1 LIMIT $3 OFFSET 2',
+      [1, 6, 5],
+    );
+    assert.deepEqual(
+      plan.units.map((u) => [u.dataSource, u.shard, u.sql, u.params]),
+      [
+        [
+          'ds0',
+          1,
+          'SELECT id, amount FROM t_order_1 AS t_order WHERE buyer_id = $1 UNION ALL SELECT id, qty FROM t_item_1 AS t_item WHERE buyer_id = $2 ORDER BY amount DESC, 1 LIMIT $3',
+          [1, 6, '7'],
+        ],
+        [
+          'ds1',
+          6,
+          'SELECT id, amount FROM t_order_6 AS t_order WHERE buyer_id = $1 UNION ALL SELECT id, qty FROM t_item_6 AS t_item WHERE buyer_id = $2 ORDER BY amount DESC, 1 LIMIT $3',
+          [1, 6, '7'],
+        ],
+      ],
+    );
+    assert.deepEqual(plan.merge?.orderBy, [
+      { column: 1, desc: true, nullsFirst: true },
+      { column: 0, desc: false, nullsFirst: false },
+    ]);
+    assert.equal(plan.merge?.distinct, undefined);
+    assert.equal(plan.merge?.limit, 5);
+    assert.equal(plan.merge?.offset, 2);
+    // UNION drops repeats across shards too; an arm over a broadcast table is fine under it.
+    const union = router.route(
+      'SELECT region_id AS id FROM t_order UNION SELECT id FROM t_region ORDER BY id',
+    );
+    assert.equal(union.units.length, 8);
+    assert.equal(union.merge?.distinct, true);
+    // Arms on one shard: the statement goes there whole, INTERSECT included.
+    assert.deepEqual(
+      where(
+        'SELECT id FROM t_order WHERE buyer_id = $1 INTERSECT SELECT id FROM t_item WHERE buyer_id = $1',
+        [13],
+      ),
+      ['ds1:5'],
+    );
+  });
+
   it('refuses what cannot run over shards, naming the statement and the reason', () => {
     const cases: [string, unknown[], string, RegExp][] = [
       [
@@ -255,10 +301,64 @@ describe('sql router', () => {
         /window functions/,
       ],
       [
-        'SELECT id FROM t_order UNION SELECT id FROM t_item',
+        'SELECT id FROM t_order INTERSECT SELECT id FROM t_item',
         [],
         ErrorCodes.DATA_UNSUPPORTED,
-        /UNION/,
+        /INTERSECT over several shards \(a row and its match may live on different shards\)/,
+      ],
+      [
+        'SELECT id FROM t_order EXCEPT ALL SELECT id FROM t_item WHERE buyer_id = 2',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /EXCEPT over several shards/,
+      ],
+      [
+        'SELECT id FROM t_order UNION SELECT id FROM t_item UNION ALL SELECT buyer_id FROM t_order',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /UNION inside a UNION ALL over several shards/,
+      ],
+      [
+        'SELECT id FROM t_order UNION ALL SELECT id FROM t_region',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /an arm of a UNION ALL reading no sharded table would answer its rows once per shard/,
+      ],
+      [
+        'SELECT DISTINCT status FROM t_order UNION ALL SELECT status FROM t_item',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /DISTINCT in an arm of a UNION ALL/,
+      ],
+      [
+        'SELECT id FROM t_order UNION (SELECT id FROM t_item ORDER BY id LIMIT 3)',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /LIMIT \/ OFFSET in an arm of a UNION/,
+      ],
+      [
+        'SELECT status, count(*) FROM t_order GROUP BY status UNION SELECT status, 1 FROM t_item',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /GROUP BY in an arm of a UNION/,
+      ],
+      [
+        'SELECT max(amount) FROM t_order UNION SELECT 1 FROM t_item',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /the aggregate max\(\) in an arm of a UNION/,
+      ],
+      [
+        'SELECT * FROM t_order UNION SELECT * FROM t_order ORDER BY 1',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /first arm selects \*/,
+      ],
+      [
+        'SELECT id, amount FROM t_order UNION SELECT id, qty FROM t_item ORDER BY amount + 1',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /ORDER BY on a UNION names one output column or its position/,
       ],
       [
         'SELECT count(*) + 1 FROM t_order',

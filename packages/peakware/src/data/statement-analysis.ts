@@ -9,6 +9,11 @@ import { type InsertRows, insertRows } from './insert-rows.js';
 import { unsupported } from './route-errors.js';
 import type { RoutePlan } from './route-plan.js';
 import { type ScatterPlan, scatterPlan } from './scatter-rewrite.js';
+import {
+  isSetOperation,
+  setOperationCondition,
+  setOperationPlan,
+} from './set-operation-scatter.js';
 import { createTemplate, type Template } from './shard-sql-template.js';
 import { checkShardingColumnUpdate } from './sharding-column-update-check.js';
 import { type Condition, extractCondition } from './sharding-condition.js';
@@ -123,8 +128,14 @@ export function analyseStatement(sql: string, stmt: SqlNode, layout: ShardingLay
   }
   if (kind === 'update')
     checkShardingColumnUpdate(sql, body.targetList as SqlNode[] | undefined, sharded, layout);
-  if (kind === 'select' && (body.op ?? 'SETOP_NONE') !== 'SETOP_NONE') {
-    analysis.scatterError = unsupported(sql, 'UNION / INTERSECT / EXCEPT over several shards');
+  if (kind === 'select' && isSetOperation(body)) {
+    analysis.condition = setOperationCondition(body, layout);
+    try {
+      analysis.scatter = setOperationPlan(sql, stmt, layout);
+    } catch (err) {
+      if (!(err instanceof PeakError)) throw err;
+      analysis.scatterError = err;
+    }
     return analysis;
   }
   analysis.condition = extractCondition(body.whereClause as SqlNode | undefined, sharded, layout);
