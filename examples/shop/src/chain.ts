@@ -37,7 +37,13 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from 'peakware/admin';
-import { type RedisServerProcess, redisServerAvailable, startRedisServer } from 'peakware/cache';
+import {
+  type RedisClusterProcess,
+  type RedisServerProcess,
+  redisServerAvailable,
+  startRedisCluster,
+  startRedisServer,
+} from 'peakware/cache';
 import { isPeakError, type Logger } from 'peakware/core';
 import type { ShardedDatabase } from 'peakware/data';
 import type { GuardRules } from 'peakware/guard';
@@ -153,6 +159,13 @@ export interface ChainOptions {
   instances?: number;
   /** Use Redis for the cache tier and the hot stock (default: when redis-server is on PATH). */
   redis?: boolean;
+  /**
+   * Put the product cache on a private Redis Cluster of this many masters (the hot stock
+   * stays on the single durable Redis: its deductions and their stream are one script).
+   * PEAK_CACHE_REDIS_URL (a `redis+cluster://` URL, say) gives one instead. Default none:
+   * the product cache shares the stock's Redis.
+   */
+  cacheCluster?: number;
   /** Told of each process that died while the chain ran (default: a warning in the log). */
   onChildDeath?: (death: ChildDeath) => void;
   /** Ready the chain for stress traffic: shadow tables, shadow stock, shadow points consumer. */
@@ -177,6 +190,8 @@ export interface Chain {
   stock: ShopStock;
   /** The cache tier's Redis URL, or undefined when the shop runs without Redis. */
   redisUrl: string | undefined;
+  /** The product cache's Redis when it is not `redisUrl` (a Redis Cluster: `cacheCluster`). */
+  cacheRedisUrl: string | undefined;
   orders: ShardedDatabase;
   gatewayUrl: string;
   /** The buyers' API key at the gateway (`x-peak-api-key`). */
@@ -350,6 +365,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
   let shard1: EmbeddedPostgres | undefined;
   let orders: ShardedDatabase | undefined;
   let redis: RedisServerProcess | undefined;
+  let cacheCluster: RedisClusterProcess | undefined;
   let shopPool: pg.Pool | undefined;
   let stock: ShopStock | undefined;
   let node2: ControlPlaneNode | undefined;
@@ -481,6 +497,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     await shopPool?.end().catch(() => undefined);
     await orders?.close().catch(() => undefined);
     await redis?.stop().catch(() => undefined);
+    await cacheCluster?.stop().catch(() => undefined);
     // The control plane before PostgreSQL #2: its broker keeps the order events there.
     const stopped = (await server?.stop()) ?? true;
     await shard1?.stop().catch(() => undefined);
@@ -572,6 +589,13 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
         },
       );
     }
+    // The product cache on a Redis Cluster, when asked: the key-value load spread over
+    // masters, as a shop whose catalogue outgrows one Redis runs it.
+    let cacheRedisUrl = process.env.PEAK_CACHE_REDIS_URL || undefined;
+    if (cacheRedisUrl === undefined && (options.cacheCluster ?? 0) > 0) {
+      cacheCluster = await startRedisCluster({ masters: options.cacheCluster });
+      cacheRedisUrl = cacheCluster.url;
+    }
     shopPool = new pg.Pool({ connectionString: shopDb, max: 4 });
     // An idle client's error (PostgreSQL restarted or stopping) is reported on the pool; the
     // client is dropped and the next query opens another, as the services' pools do.
@@ -661,6 +685,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       SHOP_DB_2: shopDb2,
       SHOP_SAMPLE_RATIO: String(options.sampleRatio),
       SHOP_REDIS: redisUrl ?? '',
+      SHOP_CACHE_REDIS: cacheRedisUrl ?? '',
       ...(options.limits === 'lifted' ? { SHOP_DEDUCT_CONCURRENCY: '100000' } : {}),
       ...(shadow ? { SHOP_SHADOW: '1' } : {}),
     };
@@ -757,6 +782,7 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
       shopPool,
       stock,
       redisUrl,
+      cacheRedisUrl,
       orders,
       gatewayUrl: String(gatewayReady.url),
       gatewayKey,

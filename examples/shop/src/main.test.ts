@@ -26,6 +26,7 @@ interface Summary {
     oversold: number;
   };
   consistent: boolean;
+  cacheTier: { stock: string | null; products: string | null };
   repeats: {
     doubleClicks: number;
     sameOrder: number;
@@ -78,6 +79,9 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
 }, async () => {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'peak-shop-'));
   try {
+    // With redis-server on PATH, the product cache runs on a Redis Cluster of three masters
+    // (the hot stock on its own durable Redis), as a catalogue larger than one Redis would.
+    const cluster = redisServerAvailable() ? ['--cache-cluster', '3'] : [];
     const { code, out, err } = await runShop([
       '--data',
       dataDir,
@@ -85,6 +89,7 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
       '0',
       '--smoke',
       '--json',
+      ...cluster,
     ]);
     assert.equal(code, 0, `${out}\n${err}`);
     const summary = JSON.parse(out.trim().split('\n').at(-1)!) as Summary;
@@ -111,6 +116,15 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
       assert.ok(
         [...edges].some((e) => e.startsWith('shop.inventory>redis:')),
         `topology has shop.inventory > redis:<host>:<port>: ${[...edges].join(', ')}`,
+      );
+      // The product cache's reads went to the cluster (its seed nodes name the peer).
+      const products = summary.cacheTier.products ?? '';
+      assert.match(products, /^redis\+cluster:\/\/(127\.0\.0\.1:\d+,){2}127\.0\.0\.1:\d+$/);
+      assert.notEqual(products, summary.cacheTier.stock);
+      const peer = `redis:${products.slice('redis+cluster://'.length)}`;
+      assert.ok(
+        edges.has(`shop.order>${peer}`),
+        `topology has shop.order > ${peer}: ${[...edges].join(', ')}`,
       );
     }
     // Every buy carried a request id; a share were sent twice at once (double clicks) and a

@@ -126,6 +126,12 @@ const { values } = parseShopArgs({
     valueName: 'R',
     description: 'trace sampling ratio 0..1 (default 1; capacity 0.05)',
   },
+  'cache-cluster': {
+    type: 'string',
+    valueName: 'N',
+    description:
+      'the product cache on a private Redis Cluster of N masters (hot stock stays on one Redis)',
+  },
   drill: { type: 'boolean', default: false, description: 'a fault drill during the sale' },
   plan: {
     type: 'boolean',
@@ -203,6 +209,10 @@ const settings = {
     max: 2,
     integer: true,
   }),
+  'cache-cluster':
+    values['cache-cluster'] === undefined
+      ? undefined
+      : shopNumber(values['cache-cluster'], 'cache-cluster', 3, { min: 1, max: 16, integer: true }),
 };
 const rates = (values.rates ?? '100,200,400,600,800,1000,1200,1500,2000,2500,3000,3500,4000')
   .split(',')
@@ -346,6 +356,7 @@ async function main(): Promise<number> {
     instances: settings.instances,
     stressBeside: values['stress-beside'],
     controlPlaneNodes: settings['control-plane'],
+    ...(settings['cache-cluster'] === undefined ? {} : { cacheCluster: settings['cache-cluster'] }),
   });
   running = chain;
   if (interrupted !== undefined) {
@@ -396,6 +407,10 @@ async function runOn(chain: Chain): Promise<number> {
       ? '  cache tier      none (no redis-server on PATH, no PEAK_REDIS_URL): hot stock by the PostgreSQL engine (batched statements), product cache L1 only'
       : `  cache tier      ${chain.redisUrl}   (hot stock deducted in Redis, written behind to PostgreSQL; product cache L1 → Redis; switches: config item shop/cache/products)`,
   );
+  if (chain.cacheRedisUrl !== undefined)
+    say(
+      `  product cache   ${chain.cacheRedisUrl}   (Redis Cluster: product keys spread over its masters by slot)`,
+    );
   say(
     `  gateway         ${gateway.url}   (peak gateway; POST /api/buy {"userId":1,"sku":"${HOT_SKU}"} with x-peak-api-key; routes: peak gateway routes ls)`,
   );
@@ -531,6 +546,11 @@ async function runOn(chain: Chain): Promise<number> {
     books: { stock: settings.stock, ...books, oversold, compensated },
     trace: { traceId, spans: topology.spans },
     topology: topology.edges,
+    // The Redis of the hot stock, and the product cache's (a cluster's URL with --cache-cluster).
+    cacheTier: {
+      stock: chain.redisUrl ?? null,
+      products: chain.cacheRedisUrl ?? chain.redisUrl ?? null,
+    },
     alerts,
     metrics: metrics.map((m) => ({
       service: m.service,

@@ -86,9 +86,10 @@ const outboxes = new Map(
 );
 const orders = new OrderWriter(db, (ds) => outboxes.get(ds)!);
 // Product reads go through a cache: L1 here, Redis shared by every order instance (when the
-// chain has one), the products table last. Its peak switches follow the config item
+// chain has one: the stock's Redis, or a Redis Cluster of its own with --cache-cluster), the
+// products table last. Its peak switches follow the config item
 // shop/cache/products (the sale publishes a one-minute L1 TTL with writes frozen).
-const redisUrl = process.env.SHOP_REDIS || undefined;
+const redisUrl = process.env.SHOP_CACHE_REDIS || process.env.SHOP_REDIS || undefined;
 const products = new Cache({
   name: 'shop-products',
   ...(redisUrl === undefined ? {} : { redis: redisUrl }),

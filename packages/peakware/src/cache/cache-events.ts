@@ -8,7 +8,6 @@
  *
  * Nothing is timed or allocated for this when no collector is set.
  */
-import type { Redis } from 'ioredis';
 import { type CallContext, currentContext } from '../core/context.js';
 import { errorMessage } from '../core/errors.js';
 import type { RemoteRead, RemoteTier } from './remote-tier.js';
@@ -51,22 +50,6 @@ export interface CacheOperationEvent {
 /** Receives every cache operation (telemetry's `cacheSpanCollector` makes each a span). */
 export interface CacheCollector {
   record(event: CacheOperationEvent): void;
-}
-
-/** `host:port` of a Redis URL (or the URL itself when it does not parse). */
-export function redisPeer(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname}:${u.port || '6379'}`;
-  } catch {
-    return url;
-  }
-}
-
-/** `host:port` of a Redis given as a URL or an ioredis client. */
-export function redisPeerOf(redis: string | Redis): string {
-  if (typeof redis === 'string') return redisPeer(redis);
-  return `${redis.options.host ?? 'localhost'}:${redis.options.port ?? 6379}`;
 }
 
 /**

@@ -1,9 +1,9 @@
 /** A cache's options and run-time switches, with every default written once. */
-import type { Redis } from 'ioredis';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { CacheCollector } from './cache-events.js';
 import type { HotKeysOptions } from './hot-keys.js';
+import type { RedisClient } from './redis-connection.js';
 import type { RemoteTier } from './remote-tier.js';
 
 /** The switches the config center may flip at run time (the seed's promotion window). */
@@ -20,8 +20,11 @@ export interface CacheSettings {
 export interface CacheOptions {
   /** The cache's name: the Redis key namespace and invalidation channel. `[a-z0-9._-]+`. */
   name: string;
-  /** L2: a Redis URL or an ioredis client; absent, the cache is L1 only (one process). */
-  redis?: string | Redis;
+  /**
+   * L2: a Redis URL (`redis://`), a Redis Cluster URL (`redis+cluster://host:port,host:port`)
+   * or an ioredis client or cluster client; absent, the cache is L1 only (one process).
+   */
+  redis?: string | RedisClient;
   /** Or any other shared tier (instead of `redis`). */
   remote?: RemoteTier;
   /** How long a value is fresh, ms; default 60 000. */

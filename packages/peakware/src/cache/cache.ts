@@ -30,7 +30,6 @@ import {
   type CacheCollector,
   RedisReporter,
   ReportedTier,
-  redisPeerOf,
   reported,
   safeCollector,
 } from './cache-events.js';
@@ -56,6 +55,7 @@ import {
 import { HotKeys } from './hot-keys.js';
 import { L1Copies } from './l1-copies.js';
 import { L2Access } from './l2-access.js';
+import { redisPeerOf } from './redis-connection.js';
 import { RedisTier } from './redis-tier.js';
 import type { RemoteTier } from './remote-tier.js';
 import { SingleFlightLoader } from './single-flight-loader.js';

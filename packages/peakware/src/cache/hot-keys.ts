@@ -7,14 +7,14 @@
  * `coolWindows` windows. No leader is needed: every instance reads the same sorted set.
  * A key that turns hot is known everywhere about `windowMs + windowMs / 5` later.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 
 /** Options of {@link HotKeys}. */
 export interface HotKeysOptions {
   /** The cache's name (key namespace). */
   name: string;
   /** The Redis client to report and read on. */
-  redis: Redis;
+  redis: RedisClient;
   /** Accesses per window, summed over all instances, that make a key hot; default 1 000. */
   threshold?: number;
   /** Window length, ms; default 500. */
@@ -168,7 +168,7 @@ export interface ReadHotKeysOptions {
  * works from anywhere that reaches the Redis, with any number of instances.
  */
 export async function readHotKeys(
-  redis: Redis,
+  redis: RedisClient,
   options: ReadHotKeysOptions,
 ): Promise<{ windows: number[]; keys: HotKeyRow[] }> {
   const threshold = options.threshold ?? 1000;
@@ -177,13 +177,12 @@ export async function readHotKeys(
   const top = options.top ?? 20;
   const current = Math.floor((options.now ?? Date.now()) / windowMs);
   const windows = Array.from({ length: count }, (_, i) => current - 1 - i);
-  const pipe = redis.pipeline();
-  for (const w of windows) pipe.zrevrange(hotWindowKey(options.name, w), 0, top - 1, 'WITHSCORES');
-  const replies = (await pipe.exec()) ?? [];
+  // One command a window (their keys may sit on different nodes of a cluster).
+  const replies = await Promise.all(
+    windows.map((w) => redis.zrevrange(hotWindowKey(options.name, w), 0, top - 1, 'WITHSCORES')),
+  );
   const rows = new Map<string, HotKeyRow>();
-  replies.forEach(([err, reply], i) => {
-    if (err) throw err;
-    const flat = reply as string[];
+  replies.forEach((flat, i) => {
     for (let j = 0; j + 1 < flat.length; j += 2) {
       const key = flat[j]!;
       const n = Number(flat[j + 1]);

@@ -29,10 +29,20 @@ export {
   type PgStockEngineOptions,
 } from './pg-stock-engine.js';
 export {
+  isClusterUrl,
+  openRedis,
+  parseClusterUrl,
+  type RedisClient,
+  redisPeerOf,
+} from './redis-connection.js';
+export {
+  type RedisClusterOptions,
+  type RedisClusterProcess,
   type RedisDurability,
   type RedisServerOptions,
   type RedisServerProcess,
   redisServerAvailable,
+  startRedisCluster,
   startRedisServer,
 } from './redis-server-process.js';
 export {

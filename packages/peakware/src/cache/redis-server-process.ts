@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { ErrorCodes, PeakError } from '../core/errors.js';
 
 /** How the private Redis persists: what a crash of redis-server may lose. */
@@ -91,9 +92,11 @@ async function spawnRedis(
   port: number,
   dir: string,
   options: RedisServerOptions,
+  extraArgs: readonly string[],
 ): Promise<ChildProcess> {
   const durability = options.durability ?? 'none';
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
+  args.push(...extraArgs);
   args.push('--appendonly', durability === 'none' ? 'no' : 'yes');
   if (durability !== 'none') {
     args.push('--appendfsync', durability === 'write' ? 'no' : durability);
@@ -137,6 +140,13 @@ async function spawnRedis(
 export async function startRedisServer(
   options: RedisServerOptions = {},
 ): Promise<RedisServerProcess> {
+  return startServer(options, []);
+}
+
+async function startServer(
+  options: RedisServerOptions,
+  extraArgs: readonly string[],
+): Promise<RedisServerProcess> {
   if (!redisServerAvailable()) {
     throw new PeakError(
       ErrorCodes.CACHE_UNAVAILABLE,
@@ -153,7 +163,7 @@ export async function startRedisServer(
   let child: ChildProcess;
   for (let attempt = 1; ; attempt++) {
     try {
-      child = await spawnRedis(port, dir, options);
+      child = await spawnRedis(port, dir, options, extraArgs);
       break;
     } catch (err) {
       if (options.port !== undefined || attempt >= 5 || !isAddressInUse(err)) throw err;
@@ -185,5 +195,106 @@ export async function startRedisServer(
       }
       if (ownDir) await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** Options of {@link startRedisCluster}. */
+export interface RedisClusterOptions {
+  /** Masters, each holding an equal share of the 16 384 slots; default 3 (Redis's minimum). */
+  masters?: number;
+  /** Persistence of every node; default `'none'`. */
+  durability?: RedisDurability;
+  /** How long to wait for the cluster to answer (`cluster_state:ok`); default 15 000 ms. */
+  startTimeoutMs?: number;
+}
+
+/** A running private Redis Cluster. */
+export interface RedisClusterProcess {
+  /** `redis+cluster://127.0.0.1:<port>,…` (every master: any one would do). */
+  readonly url: string;
+  /** Its nodes, slot ranges in order. */
+  readonly nodes: readonly RedisServerProcess[];
+  /** Stops every node and removes their folders. */
+  stop(): Promise<void>;
+}
+
+/** One command to a node (the cluster's setup), its reply as text. */
+async function nodeCommand(port: number, args: readonly string[]): Promise<string> {
+  const redis = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    commandTimeout: 5000,
+  });
+  redis.on('error', () => undefined); // the command's own error says it
+  try {
+    await redis.connect();
+    return String(await redis.call(args[0]!, ...args.slice(1)));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * Starts a private Redis Cluster of `masters` redis-servers on free loopback ports (no
+ * replicas: a test and laptop cluster), slots split evenly, and waits until every node
+ * says `cluster_state:ok`. Rejects with `PEAK_CACHE_UNAVAILABLE` when it cannot.
+ */
+export async function startRedisCluster(
+  options: RedisClusterOptions = {},
+): Promise<RedisClusterProcess> {
+  const masters = options.masters ?? 3;
+  if (!Number.isInteger(masters) || masters < 1 || masters > 16)
+    throw new PeakError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `masters must be a whole number from 1 to 16, got ${masters}`,
+      { details: { input: 'masters' } },
+    );
+  const nodes: RedisServerProcess[] = [];
+  const stopAll = () => Promise.all(nodes.map((n) => n.stop())).then(() => undefined);
+  try {
+    for (let i = 0; i < masters; i++)
+      nodes.push(
+        await startServer({ durability: options.durability ?? 'none' }, [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          'nodes.conf',
+          '--cluster-node-timeout',
+          '5000',
+        ]),
+      );
+    const per = Math.ceil(16384 / masters);
+    for (const [i, n] of nodes.entries()) {
+      const first = i * per;
+      const last = Math.min(16383, first + per - 1);
+      await nodeCommand(n.port, ['CLUSTER', 'ADDSLOTSRANGE', String(first), String(last)]);
+      if (i > 0)
+        await nodeCommand(n.port, ['CLUSTER', 'MEET', '127.0.0.1', String(nodes[0]!.port)]);
+    }
+    const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
+    for (const n of nodes) {
+      for (;;) {
+        const info = await nodeCommand(n.port, ['CLUSTER', 'INFO']);
+        const known = /cluster_known_nodes:(\d+)/.exec(info);
+        if (info.includes('cluster_state:ok') && Number(known?.[1]) === masters) break;
+        if (Date.now() > deadline)
+          throw new PeakError(
+            ErrorCodes.CACHE_UNAVAILABLE,
+            `the Redis Cluster on ports ${nodes.map((x) => x.port).join(', ')} did not reach cluster_state:ok: ${info.replace(/\s+/g, ' ').slice(0, 300)}`,
+          );
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  return {
+    url: `redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`,
+    nodes,
+    stop: stopAll,
   };
 }

@@ -31,7 +31,6 @@ import {
   type CacheCollector,
   type CacheOperation,
   RedisReporter,
-  redisPeerOf,
   safeCollector,
 } from './cache-events.js';
 import {
@@ -43,6 +42,7 @@ import {
   readStockBooks,
   unknownSku,
 } from './pg-stock-engine.js';
+import { isClusterUrl, redisPeerOf } from './redis-connection.js';
 import {
   checkCount,
   checkOrderId,
@@ -267,6 +267,11 @@ export class RedisStockEngine implements StockEngine {
     this.#schema = checkSchema(options.schema ?? DEFAULT_STOCK_SCHEMA);
     this.#group = options.group ?? DEFAULT_WRITER_GROUP;
     this.#pool = options.pool;
+    if (typeof options.redis === 'string' && isClusterUrl(options.redis))
+      throw new UsageError(
+        'the Redis stock engine runs on one Redis (a primary, with replicas if you like), not a Redis Cluster: its deductions and their stream are one script; give it a plain redis:// URL (the cache tier can use the cluster)',
+        { details: { input: 'redis' } },
+      );
     this.#ownsRedis = typeof options.redis === 'string';
     const redis =
       typeof options.redis === 'string'

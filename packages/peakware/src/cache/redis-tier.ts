@@ -11,18 +11,31 @@
  * subscriber drops its whole L1 (pub/sub has no replay; the MQ's durability would buy
  * nothing the TTL does not already bound, at a broker hop per change).
  *
- * Single Redis (or a primary with replicas) only: the tag script touches keys it computes,
- * which Redis Cluster refuses.
+ * On a **Redis Cluster** (`redis+cluster://host:port,…` or an ioredis `Cluster`) the same
+ * model holds with the keys laid out for slots: `k:{<key>}`, `v:{<key>}` and `l:{<key>}`
+ * share the key's hash tag, so a key's payload and version sit in one slot and its
+ * scripts stay atomic, while different keys spread over the masters; a tag's set
+ * `t:{<tag>}` has its own slot. What a single Redis does in one script across keys is then
+ * per key: a batch read is one MGET per key (auto-pipelined to each node), a write adds
+ * the key to its tag sets just before the versioned write (so a tag invalidation in
+ * between bumps the version and the write is refused, as a race with any invalidation
+ * is), a tag invalidation takes the set atomically (SMEMBERS + DEL) and then invalidates
+ * each member, each with its own publish. Publishes reach every node's subscribers (the
+ * cluster bus carries classic pub/sub).
  */
-import { Command, Redis } from 'ioredis';
+import { Command, type Redis } from 'ioredis';
+import { isCluster, openRedis, type RedisClient } from './redis-connection.js';
 import type { InvalidationListener, RemoteRead, RemoteTier } from './remote-tier.js';
 
 /** Options of {@link RedisTier}. */
 export interface RedisTierOptions {
   /** The cache's name: the key namespace and the invalidation channel. */
   name: string;
-  /** A Redis URL (this tier opens and closes its connections) or an ioredis client (yours). */
-  redis: string | Redis;
+  /**
+   * A Redis URL, a cluster URL (`redis+cluster://host:port,host:port`; this tier opens and
+   * closes its connections) or an ioredis client or cluster client (yours).
+   */
+  redis: string | RedisClient;
   /** Per-command timeout when this tier opens the connection; default 50 ms. */
   commandTimeoutMs?: number;
   /** How long version stamps and tag sets outlive their last change; default 1 day. */
@@ -63,6 +76,21 @@ end
 if #out > 0 then redis.call('PUBLISH', ARGV[2], cjson.encode(out)) end
 return #out`;
 
+// Cluster: one key's invalidation (its payload and version share a slot).
+// KEYS: k, v; ARGV: channel, ttl, key.
+const INVALIDATE_ONE = `
+local v = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[1], cjson.encode({{ARGV[3], v}}))
+return v`;
+
+// Cluster: a tag's members, taken with the set in one step. KEYS: t.
+const TAKE_TAG = `
+local members = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+return members`;
+
 const INVALIDATE_TAG = `
 local members = redis.call('SMEMBERS', KEYS[1])
 redis.call('DEL', KEYS[1])
@@ -82,18 +110,24 @@ const MAX_READ_BATCH = 512;
 interface CacheScripts {
   peakCacheSetIfVersion(...args: (string | number)[]): Promise<number>;
   peakCacheWrite(...args: (string | number)[]): Promise<number>;
+  peakCacheSetIfVersionOne(...args: (string | number)[]): Promise<number>;
+  peakCacheWriteOne(...args: (string | number)[]): Promise<number>;
   peakCacheInvalidate(...args: (string | number)[]): Promise<number>;
   peakCacheInvalidateTag(...args: (string | number)[]): Promise<number>;
+  peakCacheInvalidateOne(...args: (string | number)[]): Promise<number>;
+  peakCacheTakeTag(...args: (string | number)[]): Promise<string[]>;
 }
 
 /** The Redis implementation of {@link RemoteTier}. */
 export class RedisTier implements RemoteTier {
-  readonly #redis: Redis & CacheScripts;
+  readonly #redis: RedisClient & CacheScripts;
   readonly #owned: boolean;
+  /** On a Redis Cluster: keys carry hash tags and cross-key steps go per key. */
+  readonly #cluster: boolean;
   readonly #prefix: string;
   readonly #channel: string;
   readonly #versionTtlMs: number;
-  #subscriber: Redis | undefined;
+  #subscriber: RedisClient | undefined;
   // Reads waiting for the next batch: key, then its callbacks, in parallel arrays.
   #batchKeys: string[] = [];
   #batchResolves: ((read: RemoteRead) => void)[] = [];
@@ -104,8 +138,7 @@ export class RedisTier implements RemoteTier {
     this.#owned = typeof options.redis === 'string';
     const redis =
       typeof options.redis === 'string'
-        ? new Redis(options.redis, {
-            enableAutoPipelining: true,
+        ? openRedis(options.redis, {
             commandTimeout: options.commandTimeoutMs ?? 50,
             // Commands sent before the first connect (or during a reconnect) wait in the
             // offline queue, each bounded by commandTimeout; after one failed reconnect they
@@ -113,24 +146,36 @@ export class RedisTier implements RemoteTier {
             maxRetriesPerRequest: 1,
           })
         : options.redis;
+    this.#cluster = isCluster(redis);
     redis.on('error', () => undefined); // surfaced per command; the cache's breaker counts them
     for (const [name, lua, keys] of [
       ['peakCacheSetIfVersion', SET_IF_VERSION, undefined],
       ['peakCacheWrite', WRITE, undefined],
+      // The same scripts with their two keys declared (a cluster routes, and ioredis
+      // pipelines, a command by its first key: a leading key count would be taken for it).
+      ['peakCacheSetIfVersionOne', SET_IF_VERSION, 2],
+      ['peakCacheWriteOne', WRITE, 2],
       ['peakCacheInvalidate', INVALIDATE, 0],
       ['peakCacheInvalidateTag', INVALIDATE_TAG, 1],
+      ['peakCacheInvalidateOne', INVALIDATE_ONE, 2],
+      ['peakCacheTakeTag', TAKE_TAG, 1],
     ] as const) {
       if (!(name in redis)) redis.defineCommand(name, { lua, numberOfKeys: keys });
     }
-    this.#redis = redis as Redis & CacheScripts;
+    this.#redis = redis as RedisClient & CacheScripts;
     this.#prefix = `peak:cache:${options.name}:`;
     this.#channel = `peak:cache:${options.name}:invalidate`;
     this.#versionTtlMs = options.versionTtlMs ?? 86_400_000;
   }
 
   /** The client this tier sends commands on (shared with hot-key reporting). */
-  get client(): Redis {
+  get client(): RedisClient {
     return this.#redis;
+  }
+
+  /** A key's stored name: `k:<key>` (payload), `v:` (version), `l:` (load lock), `t:` (tag set). */
+  #name(kind: 'k' | 'v' | 'l' | 't', key: string): string {
+    return this.#cluster ? `${this.#prefix}${kind}:{${key}}` : `${this.#prefix}${kind}:${key}`;
   }
 
   /** Resolves when the connection is ready (or rejects after `ms`). */
@@ -171,6 +216,20 @@ export class RedisTier implements RemoteTier {
     this.#batchResolves = [];
     this.#batchRejects = [];
     this.#batchScheduled = false;
+    if (this.#cluster) {
+      // Each key's pair is in its own slot: one MGET a key, auto-pipelined per node.
+      for (let i = 0; i < keys.length; i++) {
+        this.#redis.mget(this.#name('k', keys[i]!), this.#name('v', keys[i]!)).then(
+          ([payload, version]) =>
+            resolves[i]!({
+              payload: payload ?? null,
+              version: version == null ? 0 : Number(version),
+            }),
+          (err: unknown) => rejects[i]!(err),
+        );
+      }
+      return;
+    }
     for (let from = 0; from < keys.length; from += MAX_READ_BATCH) {
       const to = Math.min(keys.length, from + MAX_READ_BATCH);
       const args: string[] = new Array((to - from) * 2);
@@ -206,17 +265,11 @@ export class RedisTier implements RemoteTier {
     ttlMs: number,
     tags: readonly string[],
   ): Promise<boolean> {
-    const keys = [`${this.#prefix}k:${key}`, `${this.#prefix}v:${key}`];
-    for (const t of tags) keys.push(`${this.#prefix}t:${t}`);
-    const ok = await this.#redis.peakCacheSetIfVersion(
-      keys.length,
-      ...keys,
-      version,
-      payload,
-      Math.max(1, Math.ceil(ttlMs)),
-      this.#versionTtlMs,
-      key,
-    );
+    const keys = await this.#keysWithTags(key, tags);
+    const args = [version, payload, Math.max(1, Math.ceil(ttlMs)), this.#versionTtlMs, key];
+    const ok = this.#cluster
+      ? await this.#redis.peakCacheSetIfVersionOne(...keys, ...args)
+      : await this.#redis.peakCacheSetIfVersion(keys.length, ...keys, ...args);
     return ok === 1;
   }
 
@@ -226,27 +279,69 @@ export class RedisTier implements RemoteTier {
     ttlMs: number,
     tags: readonly string[],
   ): Promise<number> {
-    const keys = [`${this.#prefix}k:${key}`, `${this.#prefix}v:${key}`];
-    for (const t of tags) keys.push(`${this.#prefix}t:${t}`);
-    return this.#redis.peakCacheWrite(
-      keys.length,
-      ...keys,
-      payload,
-      Math.max(1, Math.ceil(ttlMs)),
+    const keys = await this.#keysWithTags(key, tags);
+    const args = [payload, Math.max(1, Math.ceil(ttlMs)), this.#channel, this.#versionTtlMs, key];
+    return this.#cluster
+      ? this.#redis.peakCacheWriteOne(...keys, ...args)
+      : this.#redis.peakCacheWrite(keys.length, ...keys, ...args);
+  }
+
+  /**
+   * The keys of a versioned write: payload, version, then (single Redis) the tag sets the
+   * script adds the key to. On a cluster the tag sets are in other slots, so the key is
+   * added to them here, before the write: a tag invalidation in between bumps the version,
+   * and a conditional write is then refused.
+   */
+  async #keysWithTags(key: string, tags: readonly string[]): Promise<string[]> {
+    const keys = [this.#name('k', key), this.#name('v', key)];
+    if (!this.#cluster) {
+      for (const t of tags) keys.push(this.#name('t', t));
+      return keys;
+    }
+    await Promise.all(
+      tags.map((t) => {
+        const set = this.#name('t', t);
+        return this.#redis
+          .multi()
+          .sadd(set, key)
+          .pexpire(set, this.#versionTtlMs)
+          .exec()
+          .then((replies) => {
+            const failed = replies?.find(([err]) => err !== null)?.[0];
+            if (failed) throw failed;
+          });
+      }),
+    );
+    return keys;
+  }
+
+  async invalidate(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    if (this.#cluster) {
+      await Promise.all(keys.map((k) => this.#invalidateOne(k)));
+      return;
+    }
+    await this.#redis.peakCacheInvalidate(this.#prefix, this.#channel, this.#versionTtlMs, ...keys);
+  }
+
+  #invalidateOne(key: string): Promise<number> {
+    return this.#redis.peakCacheInvalidateOne(
+      this.#name('k', key),
+      this.#name('v', key),
       this.#channel,
       this.#versionTtlMs,
       key,
     );
   }
 
-  async invalidate(keys: readonly string[]): Promise<void> {
-    if (keys.length === 0) return;
-    await this.#redis.peakCacheInvalidate(this.#prefix, this.#channel, this.#versionTtlMs, ...keys);
-  }
-
-  invalidateTag(tag: string): Promise<number> {
+  async invalidateTag(tag: string): Promise<number> {
+    if (this.#cluster) {
+      const members = await this.#redis.peakCacheTakeTag(this.#name('t', tag));
+      await Promise.all(members.map((k) => this.#invalidateOne(k)));
+      return members.length;
+    }
     return this.#redis.peakCacheInvalidateTag(
-      `${this.#prefix}t:${tag}`,
+      this.#name('t', tag),
       this.#prefix,
       this.#channel,
       this.#versionTtlMs,
@@ -254,23 +349,33 @@ export class RedisTier implements RemoteTier {
   }
 
   async tryLock(key: string, ttlMs: number): Promise<boolean> {
-    const ok = await this.#redis.set(`${this.#prefix}l:${key}`, '1', 'PX', ttlMs, 'NX');
+    const ok = await this.#redis.set(this.#name('l', key), '1', 'PX', ttlMs, 'NX');
     return ok === 'OK';
   }
 
   async unlock(key: string): Promise<void> {
-    await this.#redis.del(`${this.#prefix}l:${key}`);
+    await this.#redis.del(this.#name('l', key));
   }
 
   async subscribe(onInvalidate: InvalidationListener, onResync: () => void): Promise<void> {
     // A subscriber connection has no command timeout (it waits for messages) and queues the
     // SUBSCRIBE until connected; ioredis re-subscribes on reconnect.
-    const sub = this.#redis.duplicate({
-      commandTimeout: undefined,
-      enableOfflineQueue: true,
-      maxRetriesPerRequest: null,
-      enableAutoPipelining: false,
-    });
+    const sub: RedisClient = isCluster(this.#redis)
+      ? this.#redis.duplicate(undefined, {
+          enableOfflineQueue: true,
+          enableAutoPipelining: false,
+          redisOptions: {
+            ...this.#redis.options.redisOptions,
+            commandTimeout: undefined,
+            maxRetriesPerRequest: null,
+          },
+        })
+      : (this.#redis as Redis).duplicate({
+          commandTimeout: undefined,
+          enableOfflineQueue: true,
+          maxRetriesPerRequest: null,
+          enableAutoPipelining: false,
+        });
     sub.on('error', () => undefined);
     this.#subscriber = sub;
     let connectedOnce = false;

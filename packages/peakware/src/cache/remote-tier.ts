@@ -1,6 +1,6 @@
 /**
  * The seam between the cache and its shared tier (L2). Redis implements it
- * (`redis-tier.ts`); another store (memcached, a Redis Cluster client) would too. Keys here
+ * (`redis-tier.ts`, one Redis or a Redis Cluster); another store (memcached) would too. Keys here
  * are the cache's full keys (shadow prefix included); every key has a version stamp that
  * invalidations bump, so a load that raced an invalidation cannot write its old value back.
  */

@@ -29,9 +29,19 @@ export interface IsolationDatabase {
   readonly layout: { readonly shadowSuffix: string };
 }
 
-/** Redis's SCAN, as ioredis has it. */
+/** Redis's SCAN, as ioredis has it (a Redis, or a Redis Cluster: then each master is scanned). */
 export interface IsolationRedis {
-  scan(cursor: string, ...args: (string | number)[]): Promise<[string, string[]]>;
+  scan(
+    cursor: string,
+    patternToken: 'MATCH',
+    pattern: string,
+    countToken: 'COUNT',
+    count: number,
+  ): Promise<[string, string[]]>;
+  /** True for an ioredis `Cluster`, whose cache keys carry hash tags (`k:{key}`). */
+  readonly isCluster?: boolean;
+  /** A cluster's nodes (ioredis `Cluster.nodes`). */
+  nodes?(role: 'master'): IsolationRedis[];
 }
 
 /** Where to look. */
@@ -70,6 +80,11 @@ export interface IsolationReport {
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 async function scanCount(redis: IsolationRedis, match: string, samples: string[]): Promise<number> {
+  if (redis.isCluster === true && redis.nodes !== undefined) {
+    let n = 0;
+    for (const node of redis.nodes('master')) n += await scanCount(node, match, samples);
+    return n;
+  }
   let cursor = '0';
   let n = 0;
   let rounds = 0;
@@ -148,9 +163,19 @@ export async function checkIsolation(
         },
       );
     const base = `peak:cache:${probe.cache}:k:`;
+    // On a cluster a key is stored as k:{key} (see cache/redis-tier.ts).
+    const [open, close] = sources.redis.isCluster === true ? ['{', '}'] : ['', ''];
     const samples: string[] = [];
-    const realKeys = await scanCount(sources.redis, `${base}${probe.pattern}`, samples);
-    const shadowKeys = await scanCount(sources.redis, `${base}shadow:${probe.pattern}`, []);
+    const realKeys = await scanCount(
+      sources.redis,
+      `${base}${open}${probe.pattern}${close}`,
+      samples,
+    );
+    const shadowKeys = await scanCount(
+      sources.redis,
+      `${base}${open}shadow:${probe.pattern}${close}`,
+      [],
+    );
     report.checked.caches.push({
       cache: probe.cache,
       pattern: probe.pattern,
@@ -162,7 +187,7 @@ export async function checkIsolation(
         kind: 'cache',
         where: `${probe.cache}:${probe.pattern}`,
         count: realKeys,
-        samples: samples.map((k) => k.slice(base.length)),
+        samples: samples.map((k) => k.slice(base.length + open.length, k.length - close.length)),
       });
   }
   report.ok = report.leaks.length === 0;

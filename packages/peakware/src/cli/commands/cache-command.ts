@@ -4,8 +4,8 @@
  * the same ones the instances decide from, so it needs the Redis URL and the cache's name
  * and no control plane: the hot keys are never in peak server.
  */
-import { Redis } from 'ioredis';
 import { readHotKeys } from '../../cache/hot-keys.js';
+import { openRedis } from '../../cache/redis-connection.js';
 import { ErrorCodes, PeakError, UsageError } from '../../core/errors.js';
 import type { Command } from '../command.js';
 import { parseNumber } from '../parse.js';
@@ -48,6 +48,7 @@ const hot: Command = {
   },
   examples: [
     'peak cache hot --redis redis://127.0.0.1:6379 --name products',
+    'peak cache hot --redis redis+cluster://10.0.0.1:7000,10.0.0.2:7000 --name products',
     'peak cache hot --name products --threshold 500 --json',
   ],
   async run({ values, out }) {
@@ -63,8 +64,9 @@ const hot: Command = {
     const windowMs = parseNumber(values['window-ms'], '--window-ms', { min: 1, integer: true });
     const windows = parseNumber(values.windows, '--windows', { min: 1, integer: true });
     const top = parseNumber(values.top, '--top', { min: 1, integer: true });
-    const redis = new Redis(url, {
+    const redis = openRedis(url, {
       lazyConnect: true,
+      enableAutoPipelining: false,
       maxRetriesPerRequest: 0,
       connectTimeout: 5000,
       retryStrategy: () => null,
