@@ -291,6 +291,89 @@ describe('plans', { timeout: 180_000 }, () => {
     await admin.drill.deletePlan('promo-window'); // the command-line test lists the others
   });
 
+  it('repeats a schedule: the next occurrence made at the claim, missed ones skipped, ended by a cancel', async () => {
+    await admin.drill.putPlan(
+      plan({ name: 'daily', changes: [{ kind: 'flag', name: 'daily', value: 'on' }] }),
+    );
+    const db = new pg.Pool({ connectionString: server.postgresUrl(), max: 1 });
+    try {
+      const t0 = Date.now();
+      const pair = await admin.drill.schedule('daily', {
+        at: t0 + 1000,
+        rollbackAt: t0 + 31_000,
+        everyMs: 60_000,
+      });
+      assert.deepEqual(
+        pair.map((sc) => [sc.action, sc.everyMs, sc.series === sc.id]),
+        [
+          ['apply', 60_000, true],
+          ['rollback', 60_000, true],
+        ],
+      );
+      const series = (id: number) =>
+        admin.drill
+          .schedules({ plan: 'daily', all: true })
+          .then((all) => all.filter((sc) => sc.series === id));
+      // The apply runs; its claim made the next apply a minute after the first.
+      await waitFor(
+        'the first apply, and its next occurrence',
+        async () => (await series(pair[0]!.id)).length === 2,
+      );
+      const [first, next] = await series(pair[0]!.id);
+      await waitFor('the first apply done', async () =>
+        (await series(pair[0]!.id)).some((sc) => sc.id === first!.id && sc.state === 'done'),
+      );
+      assert.equal(next!.state, 'pending');
+      assert.equal(Date.parse(next!.at) - Date.parse(first!.at), 60_000);
+      assert.equal(next!.everyMs, 60_000);
+      assert.equal(await value('flags', 'daily'), '"on"');
+      // A control plane that was away skips what it missed: the pending apply, due 3.5
+      // intervals ago, runs once and makes the next one the first due time after now.
+      await db.query(
+        `UPDATE peak.drill_plan_schedules SET due_at = now() - interval '210 seconds' WHERE id = $1`,
+        [next!.id],
+      );
+      await waitFor(
+        'the late occurrence ran and the next one is set',
+        async () => (await series(pair[0]!.id)).length === 3,
+      );
+      const third = (await series(pair[0]!.id))[2]!;
+      const ahead = Date.parse(third.at) - Date.now();
+      assert.ok(ahead > 0 && ahead <= 30_000 + 2000, `next due ${ahead} ms from now`);
+      // A run claimed again after its node died makes no second next occurrence.
+      await db.query(
+        `UPDATE peak.drill_plan_schedules SET state = 'running', claimed_at = now() - interval '2 minutes'
+          WHERE id = $1`,
+        [first!.id],
+      );
+      await waitFor('the reclaimed run finished', async () =>
+        (await series(pair[0]!.id)).every((sc) => sc.state !== 'running'),
+      );
+      assert.equal((await series(pair[0]!.id)).length, 3);
+      // Cancelling the pending occurrences ends both series.
+      for (const sc of await admin.drill.schedules({ plan: 'daily' }))
+        await admin.drill.cancelSchedule(sc.id);
+      assert.deepEqual(await admin.drill.schedules({ plan: 'daily' }), []);
+      // A rollback not before the next apply, or an interval under a minute, is refused.
+      await assert.rejects(
+        admin.drill.schedule('daily', {
+          at: Date.now() + 60_000,
+          rollbackAt: Date.now() + 60_000 + 3_600_000,
+          everyMs: 3_600_000,
+        }),
+        /not before the next apply/,
+      );
+      await assert.rejects(
+        admin.drill.schedule('daily', { at: Date.now() + 60_000, everyMs: 1000 }),
+        /everyMs|60000/,
+      );
+      await admin.drill.rollback('daily', { force: true }).catch(() => undefined);
+      await admin.drill.deletePlan('daily');
+    } finally {
+      await db.end();
+    }
+  });
+
   it('runs a due schedule exactly once while several nodes look for it at the same time', async () => {
     await admin.drill.putPlan(
       plan({ name: 'race', changes: [{ kind: 'flag', name: 'race', value: 1 }] }),

@@ -107,14 +107,17 @@ export class DrillAdmin {
 
   /**
    * Schedules the plan's apply at `at` (and, with `rollbackAt`, its rollback), or with
-   * `action: 'rollback'` a rollback; times as Dates, ISO text or epoch ms. Every control-plane
-   * node looks for due runs each second and one of them runs each.
+   * `action: 'rollback'` a rollback; times as Dates, ISO text or epoch ms. `everyMs` repeats
+   * them (a daily sale: 86 400 000; at least a minute); cancelling the pending occurrence ends
+   * the series. Every control-plane node looks for due runs each second and one of them runs
+   * each.
    */
   async schedule(
     name: string,
     options: {
       at: Date | string | number;
       rollbackAt?: Date | string | number;
+      everyMs?: number;
       action?: 'apply' | 'rollback';
       author?: string;
       comment?: string;

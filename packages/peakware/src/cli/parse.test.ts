@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Command, resolve } from './command.js';
-import { numberOption, parseNumber, parsePort, parseTime } from './parse.js';
+import { numberOption, parseNumber, parsePort, parseSpan, parseTime, spanText } from './parse.js';
 
 describe('cli number options name the text they were given', () => {
   it('parseNumber accepts numbers in range and names the option and the text otherwise', () => {
@@ -77,5 +77,23 @@ describe('cli time options', () => {
     assert.equal(parseTime('1700000000000', '--from', 'ago', now), 1_700_000_000_000);
     for (const bad of ['+30m', 'yesterday', '2026-13-45'])
       refused(bad, '--from', 'ago', 'N[s|m|h|d] ago (30m, 2h), an ISO time');
+  });
+});
+
+describe('cli span options', () => {
+  it('--every takes N[s|m|h|d] of at least its minimum, and spans print in their largest unit', () => {
+    assert.equal(parseSpan('1d', '--every', 60_000), 86_400_000);
+    assert.equal(parseSpan('90m', '--every', 60_000), 5_400_000);
+    assert.equal(parseSpan('1.5h', '--every', 60_000), 5_400_000);
+    for (const bad of ['30s', '0m', 'daily', '1w', '-1d'])
+      assert.throws(
+        () => parseSpan(bad, '--every', 60_000),
+        (err: Error) =>
+          err.message === `--every must be N[s|m|h|d] of at least 1m (1d, 12h, 90m), got '${bad}'`,
+      );
+    assert.deepEqual(
+      [86_400_000, 3 * 86_400_000, 5_400_000, 3_600_000, 90_000, 1500].map(spanText),
+      ['1d', '3d', '90m', '1h', '90s', '1500ms'],
+    );
   });
 });

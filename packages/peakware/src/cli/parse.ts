@@ -93,3 +93,31 @@ export function parseTime(
     { details: { input: option } },
   );
 }
+
+/**
+ * A span option (`--every 1d`): N[s|m|h|d] as milliseconds, at least `minMs`; a UsageError
+ * naming the option and the forms it takes otherwise.
+ */
+export function parseSpan(value: string, option: string, minMs = 1): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(value.trim());
+  const ms =
+    m === null ? Number.NaN : Number(m[1]) * TIME_UNITS_MS[m[2] as keyof typeof TIME_UNITS_MS];
+  if (!Number.isSafeInteger(ms) || ms < minMs)
+    throw new UsageError(
+      `${option} must be N[s|m|h|d] of at least ${spanText(minMs)} (1d, 12h, 90m), got '${value}'`,
+      { details: { input: option } },
+    );
+  return ms;
+}
+
+/** A span in ms as the largest whole unit that writes it (`1d`, `36h`, `90m`, `45s`, `1500ms`). */
+export function spanText(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const)
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}

@@ -13,7 +13,7 @@ import type { PlanSpec } from '../../drill/plan-spec.js';
 import type { Command } from '../command.js';
 import { requireYes, YES_OPTION } from '../confirm.js';
 import { ADMIN_OPTIONS, adminClient, SERVER_OPTIONS } from '../control-client.js';
-import { parseTime } from '../parse.js';
+import { parseSpan, parseTime, spanText } from '../parse.js';
 
 function need(positionals: string[], usage: string): string {
   const v = positionals[0];
@@ -64,7 +64,9 @@ const show: Command = {
     out.line(`${r.plan.name} (app ${r.plan.app}) ${r.plan.description ?? ''}`);
     for (const [i, c] of r.plan.changes.entries()) out.line(`  [${i}] ${JSON.stringify(c)}`);
     for (const sc of r.schedules ?? [])
-      out.line(`  scheduled ${sc.id}: ${sc.action} at ${sc.at} (${sc.state}, by ${sc.author})`);
+      out.line(
+        `  scheduled ${sc.id}: ${sc.action} at ${sc.at}${repeats(sc)} (${sc.state}, by ${sc.author})`,
+      );
     for (const run of r.runs)
       out.line(
         `  run ${run.id} ${run.action} by ${run.actor} at ${run.at}: ${run.items.map((it) => `${it.group}/${it.key} v${it.before ?? it.baseline}→v${it.after}`).join(', ')}`,
@@ -149,6 +151,11 @@ const del: Command = {
   },
 };
 
+/** ` every 1d` for a repeating schedule, else nothing. */
+function repeats(sc: { everyMs?: number | null }): string {
+  return sc.everyMs == null ? '' : ` every ${spanText(sc.everyMs)}`;
+}
+
 const scheduleCmd: Command = {
   name: 'schedule',
   summary: 'apply a plan later (and roll it back later still): every node watches, one runs it',
@@ -169,10 +176,17 @@ const scheduleCmd: Command = {
       type: 'boolean',
       description: 'schedule a rollback at --at instead of an apply',
     },
+    every: {
+      type: 'string',
+      valueName: 'SPAN',
+      description:
+        'repeat every N[m|h|d] (the rollback too; at least 1m); cancel the pending one to end it',
+    },
     comment: { type: 'string', valueName: 'TEXT', description: 'why' },
   },
   examples: [
     'peak plan schedule flash-sale --at 2026-12-12T20:00:00+08:00 --rollback-at 2026-12-12T23:00:00+08:00',
+    'peak plan schedule flash-sale --at 2026-12-08T20:00:00+08:00 --rollback-at 2026-12-08T22:00:00+08:00 --every 1d',
     'peak plan schedule flash-sale --at +10m',
     'peak plan schedule flash-sale --rollback --at +2h',
   ],
@@ -191,17 +205,22 @@ const scheduleCmd: Command = {
       throw new UsageError(
         '--rollback schedules a rollback at --at; --rollback-at goes with an apply',
       );
+    const everyMs =
+      typeof values.every === 'string' ? parseSpan(values.every, '--every', 60_000) : undefined;
     const admin = await adminClient(values, { admin: true });
     const name = await planName(admin, arg);
     const schedules = await admin.drill.schedule(name, {
       at,
       action: values.rollback === true ? 'rollback' : 'apply',
       ...(rollbackAt === undefined ? {} : { rollbackAt }),
+      ...(everyMs === undefined ? {} : { everyMs }),
       ...(typeof values.comment === 'string' ? { comment: values.comment } : {}),
     });
     out.json({ schedules });
     for (const sc of schedules)
-      out.line(`scheduled: ${sc.action} of plan ${sc.plan} at ${sc.at} (schedule ${sc.id})`);
+      out.line(
+        `scheduled: ${sc.action} of plan ${sc.plan} at ${sc.at}${repeats(sc)} (schedule ${sc.id})`,
+      );
     return 0;
   },
 };
@@ -226,7 +245,7 @@ const schedulesCmd: Command = {
       out.line(values.all === true ? 'no schedules' : 'nothing scheduled');
     for (const sc of schedules)
       out.line(
-        `${String(sc.id).padStart(5)}  ${sc.at}  ${sc.action.padEnd(8)} ${sc.plan.padEnd(24)} ${sc.state.padEnd(9)} ${
+        `${String(sc.id).padStart(5)}  ${sc.at}  ${sc.action.padEnd(8)} ${sc.plan.padEnd(24)} ${sc.state.padEnd(9)}${repeats(sc)} ${
           sc.state === 'done'
             ? `run ${sc.runId} on ${sc.ranBy}`
             : sc.state === 'failed' || sc.state === 'cancelled'

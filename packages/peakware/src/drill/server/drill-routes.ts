@@ -233,6 +233,12 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
             ),
             at: when,
             rollbackAt: Type.Optional(when),
+            everyMs: Type.Optional(
+              Type.Integer({
+                minimum: 60_000,
+                description: 'repeat every this many ms (a day: 86400000); the rollback too',
+              }),
+            ),
             author,
             comment,
           }),
@@ -248,6 +254,7 @@ export function drillRoutes(cfg: ConfigPort): ApiModule {
               action: b.action,
               at: epochMs(b.at),
               ...(b.rollbackAt === undefined ? {} : { rollbackAt: epochMs(b.rollbackAt) }),
+              ...(b.everyMs === undefined ? {} : { everyMs: b.everyMs }),
               comment: b.comment,
             },
             actor(request, b.author),

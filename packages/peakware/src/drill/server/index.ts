@@ -9,6 +9,7 @@ import type { ConfigPort } from './config-port.js';
 import { drillRoutes } from './drill-routes.js';
 import { drill } from './migrations/0017-drill.js';
 import { drillPlanSchedules } from './migrations/0034-drill-plan-schedules.js';
+import { drillPlanScheduleRepeats } from './migrations/0035-drill-plan-schedule-repeats.js';
 
 export type { ConfigPort } from './config-port.js';
 export type { DrillStatus, InstanceStatus } from './fault-store.js';
@@ -19,7 +20,7 @@ export type { PlanDiffEntry, PlanRun, PlanView, RunItem } from './plan-store.js'
 export function drillModule(deps: { config: ConfigPort }): PeakModule {
   return {
     name: 'drill',
-    migrations: [drill, drillPlanSchedules],
+    migrations: [drill, drillPlanSchedules, drillPlanScheduleRepeats],
     routes: drillRoutes(deps.config),
   };
 }

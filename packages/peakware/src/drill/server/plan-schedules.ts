@@ -8,6 +8,11 @@
  * apply or rollback as `peak plan apply` (one config transaction, audited, a row of the
  * plan's runs), its author the schedule's with "(scheduled)"; the schedule keeps the run's
  * id, or the error that refused it.
+ *
+ * A schedule may repeat (`every`: a fixed interval of at least a minute, a day for a daily
+ * sale): claiming an occurrence inserts the series' next one in the same statement (the
+ * first due time after now, so a control plane that was down skips what it missed instead
+ * of running it late several times). Cancelling the pending occurrence ends the series.
  */
 import type pg from 'pg';
 import { ErrorCodes, errorMessage, PeakError } from '../../core/errors.js';
@@ -19,6 +24,8 @@ import { applyPlan, getPlan, rollbackPlan } from './plan-store.js';
 export const RECLAIM_MS = 60_000;
 /** How far ahead a run may be scheduled. */
 const MAX_AHEAD_MS = 366 * 86_400_000;
+/** The shortest interval of a repeating schedule. */
+export const MIN_EVERY_MS = 60_000;
 
 /** One scheduled run. */
 export interface PlanSchedule {
@@ -38,6 +45,10 @@ export interface PlanSchedule {
   runId: number | null;
   /** Why it failed. */
   error: string | null;
+  /** A repeating schedule's interval, ms (its next occurrence is made when this one starts). */
+  everyMs: number | null;
+  /** The id of the series' first occurrence (a repeating schedule), else null. */
+  series: number | null;
 }
 
 interface Row {
@@ -54,6 +65,8 @@ interface Row {
   finished_at: Date | null;
   run_id: string | null;
   error: string | null;
+  every_ms: string | null;
+  series: string | null;
 }
 
 function view(r: Row): PlanSchedule {
@@ -70,6 +83,8 @@ function view(r: Row): PlanSchedule {
     finishedAt: r.finished_at?.toISOString() ?? null,
     runId: r.run_id === null ? null : Number(r.run_id),
     error: r.error,
+    everyMs: r.every_ms === null ? null : Number(r.every_ms),
+    series: r.series === null ? null : Number(r.series),
   };
 }
 
@@ -80,6 +95,8 @@ export interface ScheduleRequest {
   at: number;
   /** With an apply: also roll it back at this time (epoch ms, after `at`). */
   rollbackAt?: number;
+  /** Repeat every this many ms (at least a minute; each run of the pair repeats). */
+  everyMs?: number;
   comment?: string;
 }
 
@@ -123,10 +140,27 @@ export async function schedulePlan(
       );
     runs.push({ action: 'rollback', at: req.rollbackAt });
   }
+  const every = req.everyMs;
+  if (every !== undefined) {
+    if (!Number.isSafeInteger(every) || every < MIN_EVERY_MS)
+      throw invalid(
+        `every must be a whole number of ms of at least ${MIN_EVERY_MS} (a minute), got ${every}`,
+        'every',
+      );
+    if (req.rollbackAt !== undefined && req.rollbackAt - req.at >= every)
+      throw invalid(
+        `the rollback comes ${req.rollbackAt - req.at} ms after the apply, not before the next apply ${every} ms later; shorten the window or lengthen every`,
+        'rollbackAt',
+      );
+  }
+  // A repeating row is its own series' first occurrence (series = id).
   const { rows } = await pool.query<Row>(
-    `INSERT INTO peak.drill_plan_schedules (plan, action, due_at, author, source, comment)
-     SELECT $1, a, to_timestamp(t / 1000.0), $4, $5, $6
-       FROM unnest($2::text[], $3::float8[]) AS x(a, t)
+    `INSERT INTO peak.drill_plan_schedules
+       (id, plan, action, due_at, author, source, comment, every_ms, series)
+     SELECT n, $1, a, to_timestamp(t / 1000.0), $4, $5, $6, $7,
+            CASE WHEN $7::bigint IS NULL THEN NULL ELSE n END
+       FROM (SELECT nextval(pg_get_serial_sequence('peak.drill_plan_schedules', 'id')) AS n, a, t
+               FROM unnest($2::text[], $3::float8[]) AS x(a, t)) y
      RETURNING *`,
     [
       name,
@@ -135,6 +169,7 @@ export async function schedulePlan(
       actor.author,
       actor.source,
       req.comment ?? '',
+      every ?? null,
     ],
   );
   return rows.map(view).sort((a, b) => a.at.localeCompare(b.at));
@@ -199,15 +234,27 @@ export async function runDueSchedules(
 ): Promise<number> {
   let ran = 0;
   for (;;) {
+    // The claim; a repeating row's next occurrence (the first due time after now) is made
+    // in the same statement, only when it is claimed from pending (not on a reclaim).
     const { rows } = await pool.query<Row>(
-      `UPDATE peak.drill_plan_schedules s
-          SET state = 'running', claimed_by = $1, claimed_at = now()
-        WHERE s.id = (
-          SELECT id FROM peak.drill_plan_schedules
-           WHERE (state = 'pending' AND due_at <= now())
-              OR (state = 'running' AND claimed_at < now() - make_interval(secs => $2 / 1000.0))
-           ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-        RETURNING s.*`,
+      `WITH claimed AS (
+         UPDATE peak.drill_plan_schedules s
+            SET state = 'running', claimed_by = $1, claimed_at = now()
+           FROM (SELECT id, state AS was FROM peak.drill_plan_schedules
+                  WHERE (state = 'pending' AND due_at <= now())
+                     OR (state = 'running' AND claimed_at < now() - make_interval(secs => $2 / 1000.0))
+                  ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) d
+          WHERE s.id = d.id
+          RETURNING s.*, d.was),
+       next AS (
+         INSERT INTO peak.drill_plan_schedules
+           (plan, action, due_at, author, source, comment, every_ms, series)
+         SELECT plan, action,
+                due_at + make_interval(secs => every_ms / 1000.0
+                  * (floor(extract(epoch FROM now() - due_at) * 1000 / every_ms) + 1)),
+                author, source, comment, every_ms, series
+           FROM claimed WHERE every_ms IS NOT NULL AND was = 'pending')
+       SELECT * FROM claimed`,
       [nodeId, RECLAIM_MS],
     );
     const row = rows[0];

@@ -379,6 +379,13 @@ function PlanDetail(props: { name: string; onChanged: () => void }) {
         columns={[
           { title: 'due', cell: (sc) => when(sc.at) },
           { title: 'what', cell: (sc) => sc.action },
+          {
+            title: 'repeats',
+            cell: (sc) =>
+              sc.everyMs == null
+                ? 'once'
+                : `every ${sc.everyMs % 86_400_000 === 0 ? `${sc.everyMs / 86_400_000}d` : sc.everyMs % 3_600_000 === 0 ? `${sc.everyMs / 3_600_000}h` : `${Math.round(sc.everyMs / 60_000)}m`}`,
+          },
           { title: 'state', cell: (sc) => sc.state },
           { title: 'set by', cell: (sc) => sc.author },
           { title: 'comment', cell: (sc) => sc.comment },
