@@ -202,6 +202,13 @@ async function startServer(
 export interface RedisClusterOptions {
   /** Masters, each holding an equal share of the 16 384 slots; default 3 (Redis's minimum). */
   masters?: number;
+  /**
+   * Replicas of each master; default 0. With one or more, a master that dies is replaced by
+   * its replica after the node timeout (`nodeTimeoutMs`), as in production.
+   */
+  replicas?: number;
+  /** `cluster-node-timeout`: how long a node may not answer before it is failed; default 5 000 ms. */
+  nodeTimeoutMs?: number;
   /** Persistence of every node; default `'none'`. */
   durability?: RedisDurability;
   /** How long to wait for the cluster to answer (`cluster_state:ok`); default 15 000 ms. */
@@ -212,8 +219,10 @@ export interface RedisClusterOptions {
 export interface RedisClusterProcess {
   /** `redis+cluster://127.0.0.1:<port>,…` (every master: any one would do). */
   readonly url: string;
-  /** Its nodes, slot ranges in order. */
+  /** Its masters as started, slot ranges in order. */
   readonly nodes: readonly RedisServerProcess[];
+  /** The replicas as started: `replicas[i]` are master i's. */
+  readonly replicas: readonly (readonly RedisServerProcess[])[];
   /** Stops every node and removes their folders. */
   stop(): Promise<void>;
 }
@@ -252,38 +261,76 @@ export async function startRedisCluster(
       `masters must be a whole number from 1 to 16, got ${masters}`,
       { details: { input: 'masters' } },
     );
+  const perMaster = options.replicas ?? 0;
+  if (!Number.isInteger(perMaster) || perMaster < 0 || perMaster > 4)
+    throw new PeakError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `replicas must be a whole number from 0 to 4, got ${perMaster}`,
+      { details: { input: 'replicas' } },
+    );
   const nodes: RedisServerProcess[] = [];
-  const stopAll = () => Promise.all(nodes.map((n) => n.stop())).then(() => undefined);
+  const replicas: RedisServerProcess[][] = [];
+  const all = () => [...nodes, ...replicas.flat()];
+  const stopAll = () => Promise.all(all().map((n) => n.stop())).then(() => undefined);
+  const start = () =>
+    startServer({ durability: options.durability ?? 'none' }, [
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      'nodes.conf',
+      '--cluster-node-timeout',
+      String(options.nodeTimeoutMs ?? 5000),
+    ]);
   try {
-    for (let i = 0; i < masters; i++)
-      nodes.push(
-        await startServer({ durability: options.durability ?? 'none' }, [
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          'nodes.conf',
-          '--cluster-node-timeout',
-          '5000',
-        ]),
-      );
+    for (let i = 0; i < masters; i++) nodes.push(await start());
+    for (let i = 0; i < masters; i++) {
+      replicas.push([]);
+      for (let r = 0; r < perMaster; r++) replicas[i]!.push(await start());
+    }
     const per = Math.ceil(16384 / masters);
     for (const [i, n] of nodes.entries()) {
       const first = i * per;
       const last = Math.min(16383, first + per - 1);
       await nodeCommand(n.port, ['CLUSTER', 'ADDSLOTSRANGE', String(first), String(last)]);
-      if (i > 0)
-        await nodeCommand(n.port, ['CLUSTER', 'MEET', '127.0.0.1', String(nodes[0]!.port)]);
     }
+    for (const n of all().slice(1))
+      await nodeCommand(n.port, ['CLUSTER', 'MEET', '127.0.0.1', String(nodes[0]!.port)]);
     const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
-    for (const n of nodes) {
+    const total = all().length;
+    // A replica follows its master once it knows it (gossip takes a moment after MEET).
+    for (const [i, group] of replicas.entries()) {
+      const masterId = (await nodeCommand(nodes[i]!.port, ['CLUSTER', 'MYID'])).trim();
+      for (const r of group) {
+        for (;;) {
+          try {
+            await nodeCommand(r.port, ['CLUSTER', 'REPLICATE', masterId]);
+            break;
+          } catch (err) {
+            if (Date.now() > deadline) throw err;
+            await new Promise((res) => setTimeout(res, 50));
+          }
+        }
+      }
+    }
+    // Every node sees the whole cluster serving, and every replica has its master's data
+    // (a replica that never synced cannot take over).
+    const isReplica = new Set(replicas.flat());
+    for (const n of all()) {
       for (;;) {
         const info = await nodeCommand(n.port, ['CLUSTER', 'INFO']);
         const known = /cluster_known_nodes:(\d+)/.exec(info);
-        if (info.includes('cluster_state:ok') && Number(known?.[1]) === masters) break;
+        const synced =
+          !isReplica.has(n) ||
+          (await nodeCommand(n.port, ['INFO', 'replication'])).includes('master_link_status:up');
+        if (info.includes('cluster_state:ok') && Number(known?.[1]) === total && synced) break;
         if (Date.now() > deadline)
           throw new PeakError(
             ErrorCodes.CACHE_UNAVAILABLE,
-            `the Redis Cluster on ports ${nodes.map((x) => x.port).join(', ')} did not reach cluster_state:ok: ${info.replace(/\s+/g, ' ').slice(0, 300)}`,
+            `the Redis Cluster on ports ${all()
+              .map((x) => x.port)
+              .join(
+                ', ',
+              )} did not reach cluster_state:ok: ${info.replace(/\s+/g, ' ').slice(0, 300)}`,
           );
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -295,6 +342,7 @@ export async function startRedisCluster(
   return {
     url: `redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`,
     nodes,
+    replicas,
     stop: stopAll,
   };
 }

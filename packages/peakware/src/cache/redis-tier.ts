@@ -124,6 +124,8 @@ export class RedisTier implements RemoteTier {
   readonly #owned: boolean;
   /** On a Redis Cluster: keys carry hash tags and cross-key steps go per key. */
   readonly #cluster: boolean;
+  /** A command's bound on a cluster, ms (see {@link RedisTier.#bound}). */
+  readonly #clusterTimeoutMs: number;
   readonly #prefix: string;
   readonly #channel: string;
   readonly #versionTtlMs: number;
@@ -147,6 +149,9 @@ export class RedisTier implements RemoteTier {
           })
         : options.redis;
     this.#cluster = isCluster(redis);
+    this.#clusterTimeoutMs = isCluster(redis)
+      ? (redis.options.redisOptions?.commandTimeout ?? options.commandTimeoutMs ?? 50)
+      : 0;
     redis.on('error', () => undefined); // surfaced per command; the cache's breaker counts them
     for (const [name, lua, keys] of [
       ['peakCacheSetIfVersion', SET_IF_VERSION, undefined],
@@ -171,6 +176,38 @@ export class RedisTier implements RemoteTier {
   /** The client this tier sends commands on (shared with hot-key reporting). */
   get client(): RedisClient {
     return this.#redis;
+  }
+
+  /**
+   * On a cluster, a command bounded by the command timeout as a whole: ioredis bounds each
+   * attempt on a node, but waits and retries on CLUSTERDOWN, MOVED and reconnects (a
+   * failover holds a command a second or more), and the cache promises that a slow Redis
+   * never holds a request; its breaker then counts the failure.
+   */
+  #bound<T>(command: Promise<T>): Promise<T> {
+    if (!this.#cluster) return command;
+    const ms = this.#clusterTimeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `Redis Cluster did not answer within ${ms} ms (a failover or a slot move in progress?)`,
+            ),
+          ),
+        ms,
+      );
+      command.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   /** A key's stored name: `k:<key>` (payload), `v:` (version), `l:` (load lock), `t:` (tag set). */
@@ -219,7 +256,7 @@ export class RedisTier implements RemoteTier {
     if (this.#cluster) {
       // Each key's pair is in its own slot: one MGET a key, auto-pipelined per node.
       for (let i = 0; i < keys.length; i++) {
-        this.#redis.mget(this.#name('k', keys[i]!), this.#name('v', keys[i]!)).then(
+        this.#bound(this.#redis.mget(this.#name('k', keys[i]!), this.#name('v', keys[i]!))).then(
           ([payload, version]) =>
             resolves[i]!({
               payload: payload ?? null,
@@ -268,7 +305,7 @@ export class RedisTier implements RemoteTier {
     const keys = await this.#keysWithTags(key, tags);
     const args = [version, payload, Math.max(1, Math.ceil(ttlMs)), this.#versionTtlMs, key];
     const ok = this.#cluster
-      ? await this.#redis.peakCacheSetIfVersionOne(...keys, ...args)
+      ? await this.#bound(this.#redis.peakCacheSetIfVersionOne(...keys, ...args))
       : await this.#redis.peakCacheSetIfVersion(keys.length, ...keys, ...args);
     return ok === 1;
   }
@@ -282,7 +319,7 @@ export class RedisTier implements RemoteTier {
     const keys = await this.#keysWithTags(key, tags);
     const args = [payload, Math.max(1, Math.ceil(ttlMs)), this.#channel, this.#versionTtlMs, key];
     return this.#cluster
-      ? this.#redis.peakCacheWriteOne(...keys, ...args)
+      ? this.#bound(this.#redis.peakCacheWriteOne(...keys, ...args))
       : this.#redis.peakCacheWrite(keys.length, ...keys, ...args);
   }
 
@@ -301,15 +338,12 @@ export class RedisTier implements RemoteTier {
     await Promise.all(
       tags.map((t) => {
         const set = this.#name('t', t);
-        return this.#redis
-          .multi()
-          .sadd(set, key)
-          .pexpire(set, this.#versionTtlMs)
-          .exec()
-          .then((replies) => {
-            const failed = replies?.find(([err]) => err !== null)?.[0];
-            if (failed) throw failed;
-          });
+        return this.#bound(
+          this.#redis.multi().sadd(set, key).pexpire(set, this.#versionTtlMs).exec(),
+        ).then((replies) => {
+          const failed = replies?.find(([err]) => err !== null)?.[0];
+          if (failed) throw failed;
+        });
       }),
     );
     return keys;
@@ -325,18 +359,20 @@ export class RedisTier implements RemoteTier {
   }
 
   #invalidateOne(key: string): Promise<number> {
-    return this.#redis.peakCacheInvalidateOne(
-      this.#name('k', key),
-      this.#name('v', key),
-      this.#channel,
-      this.#versionTtlMs,
-      key,
+    return this.#bound(
+      this.#redis.peakCacheInvalidateOne(
+        this.#name('k', key),
+        this.#name('v', key),
+        this.#channel,
+        this.#versionTtlMs,
+        key,
+      ),
     );
   }
 
   async invalidateTag(tag: string): Promise<number> {
     if (this.#cluster) {
-      const members = await this.#redis.peakCacheTakeTag(this.#name('t', tag));
+      const members = await this.#bound(this.#redis.peakCacheTakeTag(this.#name('t', tag)));
       await Promise.all(members.map((k) => this.#invalidateOne(k)));
       return members.length;
     }
@@ -349,12 +385,12 @@ export class RedisTier implements RemoteTier {
   }
 
   async tryLock(key: string, ttlMs: number): Promise<boolean> {
-    const ok = await this.#redis.set(this.#name('l', key), '1', 'PX', ttlMs, 'NX');
+    const ok = await this.#bound(this.#redis.set(this.#name('l', key), '1', 'PX', ttlMs, 'NX'));
     return ok === 'OK';
   }
 
   async unlock(key: string): Promise<void> {
-    await this.#redis.del(this.#name('l', key));
+    await this.#bound(this.#redis.del(this.#name('l', key)));
   }
 
   async subscribe(onInvalidate: InvalidationListener, onResync: () => void): Promise<void> {
