@@ -10,6 +10,8 @@
  *   entries, 64 calls in flight over uniformly random keys (so about 90 % of reads go to
  *   Redis; a new key sequence each run, the libraries' order rotating from run to run): Peakware (`Cache` with Redis) vs bentocache (memory L1 + redis L2 + redis bus,
  *   ioredis) vs cache-manager 7 (Keyv over lru-cache 10 000 + Keyv/redis). Ops/s and p99.
+ *   Then Peakware alone on a private 3-master Redis Cluster, the same keys and key
+ *   sequences: what the cluster's layout (one MGET a key) costs against one Redis.
  * - **Invalidation across 4 instances**: 4 `Cache`s (own Redis connections each, one
  *   process): instance 0 invalidates a key the other three hold; time until each of them has
  *   dropped it (p50/p99 over the samples).
@@ -24,7 +26,13 @@ import { redisBusDriver, redisDriver } from 'bentocache/drivers/redis';
 import { createCache } from 'cache-manager';
 import { Keyv } from 'keyv';
 import { LRUCache } from 'lru-cache';
-import { Cache, LocalCache, redisServerAvailable, startRedisServer } from 'peakware/cache';
+import {
+  Cache,
+  LocalCache,
+  redisServerAvailable,
+  startRedisCluster,
+  startRedisServer,
+} from 'peakware/cache';
 import { type Benchmark, median, round } from '../bench.js';
 
 const product = (i: number) => ({
@@ -297,6 +305,60 @@ export const benchmark: Benchmark = {
       await peak.close();
       await bento.disconnectAll();
       await manager.disconnect();
+
+      // --- the same reads on a Redis Cluster (3 masters) -----------------------------------
+      // Peakware alone: what the cluster layout costs (one MGET a key, pipelined per master,
+      // against one MGET a batch on one Redis), with the same keys, runs and seeds.
+      progress(`starting a 3-master Redis Cluster; writing ${keyCount} keys`);
+      const cluster = await startRedisCluster({ masters: 3 });
+      try {
+        const onCluster = new Cache({
+          name: 'bench-l2',
+          redis: cluster.url,
+          l1: { maxEntries: 10_000 },
+          ttlMs: 3_600_000,
+          redisTimeoutMs: 1000,
+        });
+        await onCluster.ready();
+        for (let i = 0; i < keyCount; i += 500)
+          await Promise.all(
+            Array.from({ length: Math.min(500, keyCount - i) }, (_, j) =>
+              onCluster.set(`product:${i + j}`, product(i + j), { ttlMs: 3_600_000 }),
+            ),
+          );
+        const onClusterRuns: Run[] = [];
+        for (let run = 0; run < runs; run++) {
+          progress(`L1+Redis Cluster run ${run + 1}/${runs}`);
+          onClusterRuns.push(
+            await closedLoop(
+              (k) => onCluster.getOrLoad(k, loader),
+              keyCount,
+              l2Ops,
+              64,
+              maxMs,
+              7 + run * 1_000_003,
+            ),
+          );
+        }
+        figures['l2.peakwareCluster.opsPerSec'] = round(med(onClusterRuns, 'opsPerSec'));
+        figures['l2.peakwareCluster.p99Ms'] = round(med(onClusterRuns, 'p99'));
+        ratios['l2.peakwareCluster/peakware.opsPerSec'] = round(
+          med(onClusterRuns, 'opsPerSec') / med(res.peak, 'opsPerSec'),
+        );
+        table.push([
+          'same, on a 3-master Redis Cluster',
+          `${round(med(onClusterRuns, 'opsPerSec'))} (${round(med(onClusterRuns, 'p99'))})`,
+          'peakware, one Redis',
+          `${round(med(res.peak, 'opsPerSec'))} (${round(med(res.peak, 'p99'))})`,
+          round(med(onClusterRuns, 'opsPerSec') / med(res.peak, 'opsPerSec')),
+        ]);
+        notes.push(
+          `L1+Redis Cluster: ${onCluster.stats().l2Hits} Redis hits, loads ${onCluster.stats().loads}, L2 errors ${onCluster.stats().l2Errors}`,
+        );
+        await onCluster.close();
+      } finally {
+        await cluster.stop();
+      }
 
       // --- invalidation across 4 instances ----------------------------------------------
       const heard = new Map<string, number[]>();
