@@ -6,11 +6,7 @@
  * cluster URL refused where one Redis is needed (the stock engine) or malformed.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
 import {
@@ -21,11 +17,11 @@ import {
   RedisStockEngine,
   startRedisCluster,
 } from '../src/cache/index.js';
-import { rootCommand } from '../src/cli/commands/index.js';
-import { runCli } from '../src/cli/run-cli.js';
 import { withContext } from '../src/core/context.js';
 import { ErrorCodes, isPeakError } from '../src/core/errors.js';
 import { checkIsolation } from '../src/stress/isolation-check.js';
+import { writeReachesChildProcess } from './support/cache-child-process.js';
+import { peakInProcess } from './support/peak-in-process.js';
 import { waitFor } from './support/wait.js';
 
 let cluster: RedisClusterProcess;
@@ -205,36 +201,26 @@ describe('cache on a real Redis Cluster', { timeout: 120_000 }, () => {
       }
       return a.hotKeys().includes('hot-item') && b.hotKeys().includes('hot-item');
     });
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (d) => {
-      out += d;
-    });
-    stderr.on('data', (d) => {
-      err += d;
-    });
-    const code = await runCli(
-      rootCommand,
-      [
-        'cache',
-        'hot',
-        '--redis',
-        cluster.url,
-        '--name',
-        'hot',
-        '--threshold',
-        '200',
-        '--window-ms',
-        '200',
-        '--windows',
-        '10',
-        '--json',
-      ],
-      { stdout, stderr, env: {} },
-    );
-    assert.equal(code, 0, err);
+    const {
+      code,
+      stdout: out,
+      stderr,
+    } = await peakInProcess([
+      'cache',
+      'hot',
+      '--redis',
+      cluster.url,
+      '--name',
+      'hot',
+      '--threshold',
+      '200',
+      '--window-ms',
+      '200',
+      '--windows',
+      '10',
+      '--json',
+    ]);
+    assert.equal(code, 0, stderr);
     const report = JSON.parse(out) as { keys: { key: string; hot: boolean }[] };
     assert.ok(report.keys.find((k) => k.key === 'hot-item')?.hot, out);
   });
@@ -242,24 +228,7 @@ describe('cache on a real Redis Cluster', { timeout: 120_000 }, () => {
   it('invalidation reaches another process on the cluster', async () => {
     const c = cache('proc');
     await c.ready();
-    const fixture = path.join(
-      path.dirname(fileURLToPath(import.meta.url)),
-      'cache-fixture-process.js',
-    );
-    const child = spawn(process.execPath, [fixture, cluster.url, 'proc', 'item'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    try {
-      await waitFor('the child cached item', () => out.includes('cached v1'));
-      await c.set('item', 'v2');
-      await waitFor('the child saw v2', () => out.includes('saw v2'));
-    } finally {
-      child.kill('SIGKILL');
-    }
+    await writeReachesChildProcess(c, cluster.url, 'proc');
   });
 
   it('stress traffic writes shadow keys only, and the isolation check finds leaks on every master', async () => {

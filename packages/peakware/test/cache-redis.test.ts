@@ -6,12 +6,8 @@
  * and Redis killed mid-use (reads fall back to the loader, invalidation says it failed).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import {
   Cache,
@@ -19,14 +15,14 @@ import {
   type RedisServerProcess,
   startRedisServer,
 } from '../src/cache/index.js';
-import { rootCommand } from '../src/cli/commands/index.js';
-import { runCli } from '../src/cli/run-cli.js';
 import { runWithContext, withContext } from '../src/core/context.js';
 import { ErrorCodes, isPeakError } from '../src/core/errors.js';
 import { cacheSpanCollector } from '../src/telemetry/cache-tracing.js';
 import { formatPrometheus, processMetrics } from '../src/telemetry/prometheus-format.js';
 import type { SpanRecord } from '../src/telemetry/span-types.js';
 import { Tracer } from '../src/telemetry/tracer.js';
+import { writeReachesChildProcess } from './support/cache-child-process.js';
+import { peakInProcess } from './support/peak-in-process.js';
 import { waitFor } from './support/wait.js';
 import { assertPromtoolAccepts } from './telemetry-promtool-check.js';
 
@@ -42,19 +38,8 @@ function cache(extra: Partial<CacheOptions> & { name?: string } = {}): Cache {
 }
 
 /** Runs one `peak` invocation in this process. */
-async function peak(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (b) => {
-    out += b;
-  });
-  stderr.on('data', (b) => {
-    err += b;
-  });
-  const code = await runCli(rootCommand, argv, { stdout, stderr, env: {} });
-  return { code, stdout: out, stderr: err };
+function peak(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return peakInProcess(argv);
 }
 
 function fakeClock(start = Date.now()) {
@@ -438,24 +423,7 @@ describe('cache with a real Redis', { timeout: 120_000 }, () => {
   it('invalidation reaches another process', async () => {
     const c = cache({ name: 'proc' });
     await c.ready();
-    const fixture = path.join(
-      path.dirname(fileURLToPath(import.meta.url)),
-      'cache-fixture-process.js',
-    );
-    const child = spawn(process.execPath, [fixture, redis.url, 'proc', 'item'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    try {
-      await waitFor('the child cached item', () => out.includes('cached v1'));
-      await c.set('item', 'v2');
-      await waitFor('the child saw v2', () => out.includes('saw v2'));
-    } finally {
-      child.kill('SIGKILL');
-    }
+    await writeReachesChildProcess(c, redis.url, 'proc');
   });
 
   it('falls back to the loader when Redis dies, and says an invalidation could not be sent', async () => {

@@ -6,10 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { rootCommand } from '../src/cli/commands/index.js';
-import { runCli } from '../src/cli/run-cli.js';
+import { peakInProcess } from './support/peak-in-process.js';
 
 let dir: string;
 let layoutFile: string;
@@ -32,19 +30,9 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function peak(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (b) => {
-    out += b;
-  });
-  stderr.on('data', (b) => {
-    err += b;
-  });
-  const code = await runCli(rootCommand, argv, { stdout, stderr, env: {} });
-  return { code, stdout: out, stderr: err };
+/** Runs one `peak` invocation in this process. */
+function peak(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return peakInProcess(argv);
 }
 
 describe('peak data route', () => {

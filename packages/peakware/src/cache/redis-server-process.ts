@@ -254,20 +254,16 @@ async function nodeCommand(port: number, args: readonly string[]): Promise<strin
 export async function startRedisCluster(
   options: RedisClusterOptions = {},
 ): Promise<RedisClusterProcess> {
-  const masters = options.masters ?? 3;
-  if (!Number.isInteger(masters) || masters < 1 || masters > 16)
+  const whole = (value: number, name: string, min: number, max: number): number => {
+    if (Number.isInteger(value) && value >= min && value <= max) return value;
     throw new PeakError(
       ErrorCodes.INVALID_ARGUMENT,
-      `masters must be a whole number from 1 to 16, got ${masters}`,
-      { details: { input: 'masters' } },
+      `${name} must be a whole number from ${min} to ${max}, got ${value}`,
+      { details: { input: name } },
     );
-  const perMaster = options.replicas ?? 0;
-  if (!Number.isInteger(perMaster) || perMaster < 0 || perMaster > 4)
-    throw new PeakError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `replicas must be a whole number from 0 to 4, got ${perMaster}`,
-      { details: { input: 'replicas' } },
-    );
+  };
+  const masters = whole(options.masters ?? 3, 'masters', 1, 16);
+  const perMaster = whole(options.replicas ?? 0, 'replicas', 0, 4);
   const nodes: RedisServerProcess[] = [];
   const replicas: RedisServerProcess[][] = [];
   const all = () => [...nodes, ...replicas.flat()];
