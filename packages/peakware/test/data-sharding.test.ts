@@ -250,7 +250,7 @@ function generate(random: () => number): Generated {
     const l = ` LIMIT ${random() < 0.5 ? p(1 + Math.floor(random() * 30)) : String(1 + Math.floor(random() * 30))}`;
     return r < 0.7 ? l : `${l} OFFSET ${p(Math.floor(random() * 40))}`;
   };
-  const shape = Math.floor(random() * 26);
+  const shape = Math.floor(random() * 27);
   if (shape < 8) {
     const keys = Array.from({ length: Math.floor(random() * 3) }, () => {
       const col = pick(['amount', 'qty', 'status', 'created_at', 'note', 'buyer_id', 'region_id']);
@@ -328,6 +328,33 @@ function generate(random: () => number): Generated {
       ordered: order !== '',
       write: false,
     };
+  }
+  if (shape >= 26) {
+    // Any set operation whose arms all output their sharding key first: exact shard by
+    // shard (INTERSECT, EXCEPT, ALL, UNION under UNION ALL, DISTINCT arms).
+    const itemWhere = () =>
+      pick([
+        () => '',
+        () => ` WHERE qty > ${p(1 + Math.floor(random() * 4))}`,
+        () => ` WHERE buyer_id IN (${p(buyer())}, ${p(buyer())})`,
+      ])();
+    // The first arm names the result's columns b and r (what ORDER BY may use).
+    const arm = (first: boolean) => {
+      const [b, r] = first ? [' AS b', ' AS r'] : ['', ''];
+      return pick([
+        () =>
+          `SELECT ${random() < 0.2 ? 'DISTINCT ' : ''}buyer_id${b}, region_id${r} FROM t_order${where()}`,
+        () => `SELECT o.buyer_id${b}, o.qty${r} FROM t_order o${where('o.')}`,
+        () => `SELECT buyer_id${b}, qty${r} FROM t_order_item${itemWhere()}`,
+      ])();
+    };
+    const op = () =>
+      pick(['UNION', 'UNION ALL', 'INTERSECT', 'INTERSECT ALL', 'EXCEPT', 'EXCEPT ALL']);
+    let sql = arm(true);
+    for (let n = 1 + Math.floor(random() * 2); n > 0; n--) sql += ` ${op()} ${arm(false)}`;
+    const ordered = random() < 0.5;
+    if (ordered) sql += ` ORDER BY ${pick(['b, r', '1 DESC, 2', '2, b DESC'])}${limit()}`;
+    return { sql, params, ordered, write: false };
   }
   if (shape >= 24) {
     // UNION / UNION ALL of two or three arms over t_order, t_order_item and the broadcast

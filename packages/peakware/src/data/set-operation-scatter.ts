@@ -1,12 +1,16 @@
 /**
- * UNION and UNION ALL over several shards. The whole set operation runs on each shard (its
+ * Set operations over several shards. The whole set operation runs on each shard (its
  * arms read that shard's tables: a binding group shares the shard), and the merger joins
  * the shards' answers as for a plain scatter SELECT: a k-way merge on the ORDER BY of the
  * result, duplicates dropped across shards when the outermost operation is UNION, then
  * OFFSET and LIMIT (pushed down as OFFSET + LIMIT). The shards to ask are those of any arm
  * (`setOperationCondition`).
  *
- * That is exact only for what it accepts, and the rest is refused with the reason:
+ * When every arm selects its table's sharding column at one same position (a plain FROM of
+ * one sharded table), equal rows live on one shard, so every set operation is exact shard
+ * by shard: INTERSECT, EXCEPT (and ALL), UNION under UNION ALL, DISTINCT arms; nothing is
+ * repeated across shards. Otherwise it is exact only for what it accepts, and the rest is
+ * refused with the reason:
  * - INTERSECT and EXCEPT: a row of one side and its match on the other may live on
  *   different shards;
  * - UNION below UNION ALL: each shard would drop only its own duplicates;
@@ -69,6 +73,45 @@ function outputNames(arm: SqlNode): (string | undefined)[] | undefined {
   return names;
 }
 
+/**
+ * The output positions holding the sharding key of the arm's one table (a plain `FROM
+ * t_order [alias]`, no join: an outer join's NULLs would break the rule below), or none.
+ */
+function shardKeyPositions(arm: SqlNode, layout: ShardingLayout): Set<number> {
+  const out = new Set<number>();
+  const from = (arm.fromClause as SqlNode[] | undefined) ?? [];
+  const rv = from.length === 1 ? (from[0]!.RangeVar as SqlNode | undefined) : undefined;
+  const table = rv === undefined ? undefined : layout.tables.get(rv.relname as string);
+  if (rv === undefined || table === undefined) return out;
+  const alias = (rv.alias as { aliasname?: string } | undefined)?.aliasname ?? table.name;
+  for (const [i, t] of ((arm.targetList as SqlNode[] | undefined) ?? []).entries()) {
+    const col = columnOf((t.ResTarget as SqlNode).val);
+    if (
+      col !== undefined &&
+      col.column === table.shardingColumn &&
+      (col.qualifier === undefined || col.qualifier === alias)
+    )
+      out.add(i);
+  }
+  return out;
+}
+
+/**
+ * True when every arm outputs its table's sharding key at one same position: then equal
+ * rows have equal keys, so they live on one shard (a binding group shares the algorithm),
+ * and any set operation (INTERSECT, EXCEPT, UNION under UNION ALL, DISTINCT arms) is exact
+ * shard by shard, with nothing repeated across shards.
+ */
+function shardLocal(top: SqlNode, layout: ShardingLayout): boolean {
+  let common: Set<number> | undefined;
+  for (const arm of arms(top)) {
+    const here = shardKeyPositions(arm, layout);
+    common = common === undefined ? here : new Set([...common].filter((p) => here.has(p)));
+    if (common.size === 0) return false;
+  }
+  return (common?.size ?? 0) > 0;
+}
+
 /** Refuses an arm whose per-shard answer is not its part of the whole answer. */
 function checkArm(sql: string, arm: SqlNode, dedupe: boolean, layout: ShardingLayout): void {
   const why = (what: string) =>
@@ -103,7 +146,7 @@ function checkArm(sql: string, arm: SqlNode, dedupe: boolean, layout: ShardingLa
     );
 }
 
-/** The scatter plan of a UNION / UNION ALL over several shards (see the file's comment). */
+/** The scatter plan of a set operation over several shards (see the file's comment). */
 export function setOperationPlan(
   sql: string,
   original: SqlNode,
@@ -113,20 +156,23 @@ export function setOperationPlan(
   const top = stmt.SelectStmt as SqlNode;
   if (top.withClause !== undefined)
     throw unsupported(sql, 'WITH (common table expressions) over several shards');
+  const local = shardLocal(top, layout);
+  // Rows repeated across shards are dropped only when the outermost operation drops them
+  // and they can exist at all (not when every row's sharding key is in it).
   const dedupe = top.op === 'SETOP_UNION' && top.all !== true;
   const visit = (node: SqlNode): void => {
     if (!isSetOperation(node)) {
-      checkArm(sql, node, dedupe, layout);
+      checkArm(sql, node, dedupe || local, layout);
       return;
     }
-    if (node.op !== 'SETOP_UNION')
+    if (node.op !== 'SETOP_UNION' && !local)
       throw unsupported(
         sql,
-        `${node.op === 'SETOP_INTERSECT' ? 'INTERSECT' : 'EXCEPT'} over several shards (a row and its match may live on different shards); route it to one shard with a condition on the sharding column`,
+        `${node.op === 'SETOP_INTERSECT' ? 'INTERSECT' : 'EXCEPT'} over several shards (a row and its match may live on different shards); select every arm's sharding column at the same position, or route it to one shard with a condition on the sharding column`,
       );
     if (node !== top && (node.limitCount !== undefined || node.limitOffset !== undefined))
       throw unsupported(sql, 'LIMIT / OFFSET inside a set operation over several shards');
-    if (!dedupe && node.all !== true)
+    if (!dedupe && !local && node.all !== true)
       throw unsupported(
         sql,
         'UNION inside a UNION ALL over several shards (each shard would drop only its own repeats); make the outer one UNION, or route it to one shard',
@@ -173,7 +219,7 @@ export function setOperationPlan(
       groupBy: [],
       columns: [],
       aggregated: false,
-      ...(dedupe ? { distinct: true } : {}),
+      ...(dedupe && !local ? { distinct: true } : {}),
     },
     limit,
     offset,

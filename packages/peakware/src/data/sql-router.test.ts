@@ -252,6 +252,22 @@ describe('sql router', () => {
     );
     assert.equal(union.units.length, 8);
     assert.equal(union.merge?.distinct, true);
+    // Every arm selecting its sharding key at one position: equal rows share a shard, so
+    // INTERSECT / EXCEPT run shard by shard and nothing repeats across shards.
+    const local = router.route(
+      'SELECT buyer_id, id FROM t_order o WHERE o.amount > $1 EXCEPT SELECT i.buyer_id, i.order_id FROM t_item i ORDER BY 1, 2',
+      [5],
+    );
+    assert.equal(local.units.length, 8);
+    assert.equal(local.merge?.distinct, undefined);
+    assert.deepEqual(
+      local.merge?.orderBy.map((o) => o.column),
+      [0, 1],
+    );
+    assert.match(
+      local.units[3]!.sql,
+      /^SELECT buyer_id, id FROM t_order_3 AS o WHERE o\.amount > \$1 EXCEPT SELECT i\.buyer_id, i\.order_id FROM t_item_3 AS i ORDER BY 1, 2$/,
+    );
     // Arms on one shard: the statement goes there whole, INTERSECT included.
     assert.deepEqual(
       where(
@@ -311,6 +327,19 @@ describe('sql router', () => {
         [],
         ErrorCodes.DATA_UNSUPPORTED,
         /EXCEPT over several shards/,
+      ],
+      [
+        // The key at different positions, or from a join: not shard-local.
+        'SELECT buyer_id, id FROM t_order INTERSECT SELECT id, buyer_id FROM t_item',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /select every arm's sharding column at the same position/,
+      ],
+      [
+        'SELECT i.buyer_id FROM t_order o LEFT JOIN t_item i ON i.buyer_id = o.buyer_id INTERSECT SELECT buyer_id FROM t_item',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /INTERSECT over several shards/,
       ],
       [
         'SELECT id FROM t_order UNION SELECT id FROM t_item UNION ALL SELECT buyer_id FROM t_order',
