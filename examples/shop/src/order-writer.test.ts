@@ -18,6 +18,7 @@ import { EmbeddedPostgres } from 'peakware/server';
 import pg from 'pg';
 import { createOrderTables, isUniqueViolation, openOrders, sqlStateOf } from './order-store.js';
 import { type OrderValues, OrderWriter } from './order-writer.js';
+import { duplicateOrders } from './shop-database.js';
 
 let dir: string;
 let postgres: EmbeddedPostgres;
@@ -179,4 +180,35 @@ test('stress orders go to the shadow tables with their events marked stress', as
     stressEvents += r.rows.length;
   }
   assert.equal(stressEvents, values.length);
+});
+
+test("the duplicate check counts a buyer's extra orders of an item over every shard (GROUP BY + HAVING across shards)", async () => {
+  // Buyers on both data sources; 900 and 901 order one item twice and three times.
+  const buyers = [900, 901, 902, 903, 904, 905];
+  const shards = new Set(
+    buyers.map((u) => db.route('SELECT 1 FROM orders WHERE user_id = $1', [u]).units[0]!.shard),
+  );
+  assert.ok(shards.size > 1, 'the buyers span shards');
+  let n = 0;
+  const values = (u: number, sku: string): OrderValues => [
+    ids.next(u).toString(),
+    u,
+    sku,
+    1,
+    100,
+    `dup-${n++}`,
+  ];
+  const placed = [
+    values(900, 'dup-a'),
+    values(900, 'dup-a'),
+    values(901, 'dup-b'),
+    values(901, 'dup-b'),
+    values(901, 'dup-b'),
+    values(901, 'dup-a'),
+    ...buyers.slice(2).map((u) => values(u, 'dup-a')),
+  ];
+  await Promise.all(placed.map(place));
+  assert.equal(await duplicateOrders(db, ['dup-a', 'dup-b']), 1 + 2);
+  assert.equal(await duplicateOrders(db, ['dup-a']), 1);
+  assert.equal(await duplicateOrders(db, ['no-such-item']), 0);
 });

@@ -112,18 +112,16 @@ export interface SaleBooks {
 /**
  * Orders of `skus` beyond one per buyer: in the sale every attempt is a distinct buyer, so
  * a second order of one buyer is a duplicate (a retried or double-clicked buy placed
- * twice). Reads the buyer of every order (scatter-gather; the sale's orders are few).
+ * twice). One scatter-gather statement: the groups of a buyer and item with more than one
+ * order, HAVING applied by the data layer to the merged groups.
  */
 export async function duplicateOrders(orders: ShardedDatabase, skus: string[]): Promise<number> {
-  let duplicates = 0;
-  for (const sku of skus) {
-    const { rows } = await orders.query<{ user_id: string }>(
-      'SELECT user_id FROM orders WHERE sku = $1',
-      [sku],
-    );
-    duplicates += rows.length - new Set(rows.map((r) => r.user_id)).size;
-  }
-  return duplicates;
+  const { rows } = await orders.query<{ n: string | number }>(
+    `SELECT user_id, sku, count(*) AS n FROM orders WHERE sku = ANY($1::text[])
+      GROUP BY user_id, sku HAVING count(*) > 1`,
+    [skus],
+  );
+  return rows.reduce((sum, r) => sum + Number(r.n) - 1, 0);
 }
 
 /** Reads the books: the stock engine, points and compensations in schema shop, orders over the shards. */
