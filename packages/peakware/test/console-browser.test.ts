@@ -702,7 +702,10 @@ export default () => defineScenario({
       at: Date.now() + 3_600_000,
     });
     await open('plans?plan=console-promo', '[data-testid=plan-schedules] tbody tr');
-    assert.match((await texts('[data-testid=plan-schedules] tbody tr'))[0] ?? '', /apply.*pending/);
+    assert.match(
+      (await texts('[data-testid=plan-schedules] tbody tr'))[0] ?? '',
+      /apply.*once.*pending/,
+    );
     await page.getByTestId('plan-schedules').locator('.btn', { hasText: 'Cancel' }).click();
     await waitFor('the schedule cancelled', async () =>
       (await stack.admin.drill.schedules({ all: true })).some(

@@ -471,6 +471,33 @@ describe('plans', { timeout: 180_000 }, () => {
     );
     for (const sc of set) await sched('plan', 'unschedule', String(sc.id));
     assert.deepEqual((await sched('plan', 'schedules', 'calm')).schedules, []);
+    // A daily window: both runs repeat, and the list says so.
+    const daily = (
+      await sched(
+        'plan',
+        'schedule',
+        'calm',
+        '--at',
+        '+1h',
+        '--rollback-at',
+        '+3h',
+        '--every',
+        '1d',
+      )
+    ).schedules as { id: number; everyMs: number }[];
+    assert.deepEqual(
+      daily.map((sc) => sc.everyMs),
+      [86_400_000, 86_400_000],
+    );
+    const table = await runPeak(['plan', 'schedules', 'calm', '--server', server.info.url]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.equal(table.stdout.match(/ every 1d /g)?.length, 2, table.stdout);
+    for (const sc of daily) await sched('plan', 'unschedule', String(sc.id));
+    const tooOften = await runPeak([
+      ...['plan', 'schedule', 'calm', '--at', '+1h', '--every', '30s', '--server', server.info.url],
+    ]);
+    assert.equal(tooOften.code, 2, tooOften.stderr);
+    assert.match(tooOften.stderr, /--every must be N\[s\|m\|h\|d\] of at least 1m/);
     const badTime = await runPeak([
       ...['plan', 'schedule', 'calm', '--at', 'tomorrow', '--server', server.info.url],
     ]);
