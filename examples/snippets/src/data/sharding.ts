@@ -1,7 +1,8 @@
 /**
  * data: a table sharded by buyer over two databases × two tables each (TSharding style).
  * Gene ids put an order on its buyer's shard, so a lookup by id goes to one shard; a query
- * without the sharding key is scattered to all four and merged (GROUP BY, ORDER BY, LIMIT).
+ * without the sharding key is scattered to all four and merged (GROUP BY, HAVING, ORDER BY,
+ * LIMIT, UNION; EXCEPT with the sharding key in every arm).
  * The tables are the application's: it creates them, the data layer only routes.
  *
  *   PEAK_SNIPPET_POSTGRES=postgres://user:pw@127.0.0.1:5432/postgres node dist/data/sharding.js
@@ -86,6 +87,34 @@ try {
     stats.rows.reduce((sum, r) => sum + Number(r.n), 0) === 20,
     'the merged counts add up to every order',
   );
+
+  // HAVING is applied to the merged groups (a shard's partial count cannot be judged).
+  const busy = await db.query<{ status: string }>(
+    'SELECT status, count(*) AS n FROM t_order GROUP BY status HAVING count(*) > $1',
+    [10],
+  );
+  console.log(`statuses with more than 10 orders: ${busy.rows.map((r) => r.status).join(', ')}`);
+  check(busy.rows.length === 1 && busy.rows[0]!.status === 'created', 'HAVING over shards');
+
+  // Set operations: UNION runs on every shard and drops rows repeated across shards; with the
+  // sharding key in every arm, EXCEPT (and INTERSECT) run shard by shard: equal rows share one.
+  const either = await db.query<{ buyer_id: string }>(
+    `SELECT buyer_id FROM t_order WHERE amount > $1
+     UNION SELECT buyer_id FROM t_order WHERE status = 'paid' ORDER BY 1`,
+    [150],
+  );
+  const notPaid = await db.query<{ buyer_id: string }>(
+    `SELECT buyer_id FROM t_order WHERE status = 'created'
+     EXCEPT SELECT buyer_id FROM t_order WHERE status = 'paid'`,
+  );
+  console.log(
+    `big or paid: ${either.rows.map((r) => r.buyer_id).join(' ')}; never paid: ${notPaid.rows.length} buyers`,
+  );
+  check(
+    either.rows.map((r) => Number(r.buyer_id)).join(' ') === '3 6 9 12 15 16 17 18 19 20',
+    'UNION over shards, sorted, each buyer once',
+  );
+  check(notPaid.rows.length === 14, 'EXCEPT over shards');
 } finally {
   await db.close();
   for (const ds of layout.dataSources) {
