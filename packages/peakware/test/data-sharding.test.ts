@@ -250,7 +250,7 @@ function generate(random: () => number): Generated {
     const l = ` LIMIT ${random() < 0.5 ? p(1 + Math.floor(random() * 30)) : String(1 + Math.floor(random() * 30))}`;
     return r < 0.7 ? l : `${l} OFFSET ${p(Math.floor(random() * 40))}`;
   };
-  const shape = Math.floor(random() * 27);
+  const shape = Math.floor(random() * 28);
   if (shape < 8) {
     const keys = Array.from({ length: Math.floor(random() * 3) }, () => {
       const col = pick(['amount', 'qty', 'status', 'created_at', 'note', 'buyer_id', 'region_id']);
@@ -328,6 +328,32 @@ function generate(random: () => number): Generated {
       ordered: order !== '',
       write: false,
     };
+  }
+  if (shape >= 27) {
+    // A subquery in FROM: row-wise, or grouped by the sharding key (shard-local groups).
+    const form: { sql: string; ordered: boolean } = pick([
+      () => ({
+        sql: `SELECT x.buyer_id, x.a FROM (SELECT buyer_id, amount AS a, id FROM t_order${where()}) x WHERE x.a > ${p((random() * 800).toFixed(2))} ORDER BY x.a DESC, x.id${limit()}`,
+        ordered: true,
+      }),
+      () => ({
+        sql: `SELECT * FROM (SELECT buyer_id, count(*) AS n, sum(qty) AS q FROM t_order${where()} GROUP BY buyer_id) x ORDER BY n DESC, q, buyer_id${limit()}`,
+        ordered: true,
+      }),
+      () => ({
+        sql: `SELECT count(*), sum(q), max(n) FROM (SELECT buyer_id, count(*) AS n, sum(qty) AS q FROM t_order${where()} GROUP BY buyer_id HAVING count(*) > ${p(1)}) x`,
+        ordered: false,
+      }),
+      () => ({
+        sql: `SELECT r.name, x.n FROM t_region r JOIN (SELECT region_id, buyer_id, count(*) AS n FROM t_order GROUP BY buyer_id, region_id) x ON x.region_id = r.id`,
+        ordered: false,
+      }),
+      () => ({
+        sql: `SELECT * FROM (SELECT o.id, o.qty, i.sku FROM t_order o JOIN t_order_item i ON i.order_id = o.id AND i.buyer_id = o.buyer_id WHERE o.buyer_id = ${p(buyer())}) x`,
+        ordered: false,
+      }),
+    ])();
+    return { sql: form.sql, params, ordered: form.ordered, write: false };
   }
   if (shape >= 26) {
     // Any set operation whose arms all output their sharding key first: exact shard by

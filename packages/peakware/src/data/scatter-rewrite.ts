@@ -7,6 +7,7 @@
  * drops the rows repeated across shards; HAVING moves to the merger (`having-filter.ts`).
  * What cannot be merged is refused with the reason.
  */
+import { checkDerivedTables } from './derived-tables.js';
 import { compileHaving, type HavingExpr } from './having-filter.js';
 import type { MergeOrder, MergePlan, OutputColumn } from './result-merger.js';
 import { unsupported } from './route-errors.js';
@@ -110,10 +111,7 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
     throw unsupported(sql, 'SELECT DISTINCT ON over several shards');
   if (sel.withClause !== undefined)
     throw unsupported(sql, 'WITH (common table expressions) over several shards');
-  const fromSub = (sel.fromClause as SqlNode[] | undefined)?.some(
-    (f) => f.RangeSubselect !== undefined,
-  );
-  if (fromSub) throw unsupported(sql, 'a subquery in FROM over several shards');
+  checkDerivedTables(sql, sel, layout);
   const targets = (sel.targetList as SqlNode[] | undefined) ?? [];
   let windowed = false;
   walk(targets, (o) => {

@@ -278,6 +278,21 @@ describe('sql router', () => {
     );
   });
 
+  it('routes a subquery in FROM: by its own WHERE, and whole on each shard when row-wise or grouped by the key', () => {
+    assert.deepEqual(where('SELECT * FROM (SELECT id FROM t_order WHERE buyer_id = $1) x', [13]), [
+      'ds1:5',
+    ]);
+    const top = router.route(
+      'SELECT * FROM (SELECT buyer_id, sum(amount) AS s FROM t_order GROUP BY buyer_id) x ORDER BY s DESC LIMIT 3',
+    );
+    assert.equal(top.units.length, 8);
+    assert.equal(top.merge?.limit, 3);
+    assert.match(
+      top.units[0]!.sql,
+      /FROM \( SELECT buyer_id, sum\(amount\) AS s FROM t_order_0 AS t_order GROUP BY buyer_id \) AS x/,
+    );
+  });
+
   it('refuses what cannot run over shards, naming the statement and the reason', () => {
     const cases: [string, unknown[], string, RegExp][] = [
       [
@@ -388,6 +403,24 @@ describe('sql router', () => {
         [],
         ErrorCodes.DATA_UNSUPPORTED,
         /ORDER BY on a UNION names one output column or its position/,
+      ],
+      [
+        'SELECT * FROM (SELECT status, count(*) AS n FROM t_order GROUP BY status) x',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /need the sharding column in its GROUP BY/,
+      ],
+      [
+        'SELECT * FROM (SELECT id FROM t_order ORDER BY amount LIMIT 3) x',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /LIMIT \/ OFFSET in a subquery in FROM/,
+      ],
+      [
+        'SELECT * FROM (SELECT DISTINCT status FROM t_order) x',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /DISTINCT in a subquery in FROM/,
       ],
       [
         'SELECT count(*) + 1 FROM t_order',

@@ -5,6 +5,7 @@
  * scatter template (several shards) or the reason it cannot scatter.
  */
 import { PeakError } from '../core/errors.js';
+import { derivedCondition } from './derived-tables.js';
 import { type InsertRows, insertRows } from './insert-rows.js';
 import { unsupported } from './route-errors.js';
 import type { RoutePlan } from './route-plan.js';
@@ -139,6 +140,9 @@ export function analyseStatement(sql: string, stmt: SqlNode, layout: ShardingLay
     return analysis;
   }
   analysis.condition = extractCondition(body.whereClause as SqlNode | undefined, sharded, layout);
+  // A derived table's own WHERE narrows the shards too (`FROM (… WHERE buyer_id = $1) x`).
+  const inner = kind === 'select' ? derivedCondition(body, layout) : undefined;
+  if (inner !== undefined) analysis.condition = { k: 'and', parts: [analysis.condition, inner] };
   if (kind === 'select') {
     try {
       analysis.scatter = scatterPlan(sql, stmt, layout);
