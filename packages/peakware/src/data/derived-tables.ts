@@ -14,7 +14,7 @@ import { isAggregateName } from './scatter-rewrite.js';
 import { type Condition, extractCondition } from './sharding-condition.js';
 import type { ShardingLayout } from './sharding-layout.js';
 import { type SqlNode, walk } from './sql-parser.js';
-import { findTables } from './statement-tables.js';
+import { findTables, fromReadsSharded } from './statement-tables.js';
 import { columnOf } from './value-ref.js';
 
 /** The SELECTs of the FROM clause's derived tables (`FROM (SELECT …) x`), at the top level. */
@@ -70,6 +70,11 @@ export function checkDerivedTables(sql: string, sel: SqlNode, layout: ShardingLa
     if (q.limitCount !== undefined || q.limitOffset !== undefined) throw why('LIMIT / OFFSET');
     if (q.distinctClause !== undefined) throw why('DISTINCT');
     if (hasDerivedTable(q)) throw why('another subquery in FROM');
+    if (
+      findTables({ SelectStmt: q }, layout).some((t) => t.kind === 'sharded') &&
+      !fromReadsSharded(q, layout)
+    )
+      throw why('a sharded table read only by a subquery (WHERE EXISTS / IN, the select list)');
     let aggregate = false;
     walk(q.targetList, (o) => {
       if (o.SubLink !== undefined) return false; // a scalar subquery runs whole on its shard

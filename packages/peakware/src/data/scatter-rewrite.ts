@@ -14,7 +14,7 @@ import { unsupported } from './route-errors.js';
 import { createTemplate, renumberParams, type Template } from './shard-sql-template.js';
 import type { ShardingLayout } from './sharding-layout.js';
 import { type SqlNode, sameExpression, walk } from './sql-parser.js';
-import { findTables } from './statement-tables.js';
+import { findTables, fromReadsSharded } from './statement-tables.js';
 import { columnOf, type ValueRef, valueRefOf } from './value-ref.js';
 
 /** A scatter SELECT's per-shard template, merge plan, and its LIMIT / OFFSET values. */
@@ -112,6 +112,11 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
   if (sel.withClause !== undefined)
     throw unsupported(sql, 'WITH (common table expressions) over several shards');
   checkDerivedTables(sql, sel, layout);
+  if (!fromReadsSharded(sel, layout))
+    throw unsupported(
+      sql,
+      'a sharded table read only by a subquery (WHERE EXISTS / IN, the select list) over several shards: each shard would answer the other tables again; join the sharded table in FROM, or route it to one shard',
+    );
   const targets = (sel.targetList as SqlNode[] | undefined) ?? [];
   let windowed = false;
   walk(targets, (o) => {

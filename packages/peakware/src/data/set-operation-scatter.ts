@@ -29,7 +29,7 @@ import { createTemplate, renumberParams } from './shard-sql-template.js';
 import { type Condition, extractCondition } from './sharding-condition.js';
 import type { ShardingLayout } from './sharding-layout.js';
 import { type SqlNode, walk } from './sql-parser.js';
-import { findTables } from './statement-tables.js';
+import { findTables, fromReadsSharded } from './statement-tables.js';
 import { columnOf, valueRefOf } from './value-ref.js';
 
 /** True when a SELECT node is a set operation (UNION / INTERSECT / EXCEPT). */
@@ -139,7 +139,10 @@ function checkArm(sql: string, arm: SqlNode, dedupe: boolean, layout: ShardingLa
       throw why(`the aggregate ${names.join('.')}()`);
     return undefined;
   });
-  if (!dedupe && !findTables(arm, layout).some((t) => t.kind === 'sharded'))
+  const reads = findTables(arm, layout).some((t) => t.kind === 'sharded');
+  if (reads && !fromReadsSharded(arm, layout))
+    throw why('a sharded table read only by a subquery (WHERE EXISTS / IN, the select list)');
+  if (!dedupe && !reads)
     throw unsupported(
       sql,
       'an arm of a UNION ALL reading no sharded table would answer its rows once per shard; use UNION, or route the statement to one shard',

@@ -417,6 +417,20 @@ describe('sql router', () => {
         /LIMIT \/ OFFSET in a subquery in FROM/,
       ],
       [
+        // The broadcast table's rows would come again from every shard (and NOT EXISTS
+        // would be judged per shard).
+        'SELECT r.id FROM t_region r WHERE EXISTS (SELECT 1 FROM t_order o WHERE o.buyer_id = r.id)',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /a sharded table read only by a subquery .* join the sharded table in FROM/,
+      ],
+      [
+        'SELECT id FROM t_order UNION SELECT r.id FROM t_region r WHERE NOT EXISTS (SELECT 1 FROM t_item i WHERE i.buyer_id = r.id)',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /a sharded table read only by a subquery .* in an arm of a UNION/,
+      ],
+      [
         'SELECT * FROM (SELECT DISTINCT status FROM t_order) x',
         [],
         ErrorCodes.DATA_UNSUPPORTED,

@@ -45,3 +45,31 @@ export function findTables(stmt: SqlNode, layout: ShardingLayout): TableRef[] {
   });
   return out;
 }
+
+/**
+ * True when the SELECT's own FROM reads a sharded table: directly, in a join, or in a
+ * subquery in FROM. A sharded table read only by a subquery elsewhere (`WHERE EXISTS (…)`,
+ * the select list) does not count: each shard would then answer the other tables' rows
+ * again, filtered by its own part of the subquery.
+ */
+export function fromReadsSharded(sel: SqlNode, layout: ShardingLayout): boolean {
+  const visit = (item: SqlNode | undefined): boolean => {
+    if (item === undefined) return false;
+    const rv = item.RangeVar as SqlNode | undefined;
+    if (rv !== undefined) return layout.tables.has(rv.relname as string);
+    const join = item.JoinExpr as SqlNode | undefined;
+    if (join !== undefined) return visit(join.larg as SqlNode) || visit(join.rarg as SqlNode);
+    const sub = item.RangeSubselect as SqlNode | undefined;
+    if (sub !== undefined) {
+      const q = (sub.subquery as SqlNode).SelectStmt as SqlNode;
+      if ((q.op ?? 'SETOP_NONE') !== 'SETOP_NONE')
+        return (
+          visit({ RangeSubselect: { subquery: { SelectStmt: q.larg } } }) ||
+          visit({ RangeSubselect: { subquery: { SelectStmt: q.rarg } } })
+        );
+      return fromReadsSharded(q, layout);
+    }
+    return false;
+  };
+  return ((sel.fromClause as SqlNode[] | undefined) ?? []).some(visit);
+}
