@@ -14,7 +14,7 @@ import { isAggregateName } from './scatter-rewrite.js';
 import { type Condition, extractCondition } from './sharding-condition.js';
 import type { ShardingLayout } from './sharding-layout.js';
 import { type SqlNode, walk } from './sql-parser.js';
-import { findTables, fromReadsSharded } from './statement-tables.js';
+import { findTables, fromReadsSharded, type TableRef } from './statement-tables.js';
 import { columnOf } from './value-ref.js';
 
 /** The SELECTs of the FROM clause's derived tables (`FROM (SELECT …) x`), at the top level. */
@@ -105,4 +105,24 @@ export function derivedCondition(sel: SqlNode, layout: ShardingLayout): Conditio
   }
   if (parts.length === 0) return undefined;
   return parts.length === 1 ? parts[0]! : { k: 'and', parts };
+}
+
+/**
+ * The tables whose columns the SELECT's own WHERE names: those of its FROM and joins, not
+ * those inside its FROM-subqueries (`FROM (SELECT region_id AS buyer_id FROM t_order) x
+ * WHERE buyer_id = 5` names x's column, not t_order's sharding key).
+ */
+export function outerTables(sel: SqlNode, tables: readonly TableRef[]): TableRef[] {
+  const nodes = new Set<unknown>();
+  const visit = (item: SqlNode | undefined): void => {
+    if (item === undefined) return;
+    if (item.RangeVar !== undefined) nodes.add(item.RangeVar);
+    const join = item.JoinExpr as SqlNode | undefined;
+    if (join !== undefined) {
+      visit(join.larg as SqlNode);
+      visit(join.rarg as SqlNode);
+    }
+  };
+  for (const item of (sel.fromClause as SqlNode[] | undefined) ?? []) visit(item);
+  return tables.filter((t) => nodes.has(t.node));
 }

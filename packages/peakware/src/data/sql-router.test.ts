@@ -282,6 +282,19 @@ describe('sql router', () => {
     assert.deepEqual(where('SELECT * FROM (SELECT id FROM t_order WHERE buyer_id = $1) x', [13]), [
       'ds1:5',
     ]);
+    // The outer WHERE names the derived table's column, whatever it is called inside.
+    assert.equal(
+      where('SELECT * FROM (SELECT region_id AS buyer_id, id FROM t_order) x WHERE buyer_id = 5')
+        .length,
+      8,
+    );
+    assert.deepEqual(
+      where(
+        'SELECT x.id FROM t_order o JOIN (SELECT id, buyer_id FROM t_item) x ON x.id = o.id AND x.buyer_id = o.buyer_id WHERE o.buyer_id = $1',
+        [13],
+      ),
+      ['ds1:5'],
+    );
     const top = router.route(
       'SELECT * FROM (SELECT buyer_id, sum(amount) AS s FROM t_order GROUP BY buyer_id) x ORDER BY s DESC LIMIT 3',
     );

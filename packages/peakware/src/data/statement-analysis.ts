@@ -5,7 +5,7 @@
  * scatter template (several shards) or the reason it cannot scatter.
  */
 import { PeakError } from '../core/errors.js';
-import { derivedCondition } from './derived-tables.js';
+import { derivedCondition, hasDerivedTable, outerTables } from './derived-tables.js';
 import { type InsertRows, insertRows } from './insert-rows.js';
 import { unsupported } from './route-errors.js';
 import type { RoutePlan } from './route-plan.js';
@@ -139,7 +139,10 @@ export function analyseStatement(sql: string, stmt: SqlNode, layout: ShardingLay
     }
     return analysis;
   }
-  analysis.condition = extractCondition(body.whereClause as SqlNode | undefined, sharded, layout);
+  // With FROM-subqueries, the outer WHERE names the outer tables' and the derived tables'
+  // columns only, never the subqueries' own tables.
+  const named = kind === 'select' && hasDerivedTable(body) ? outerTables(body, sharded) : sharded;
+  analysis.condition = extractCondition(body.whereClause as SqlNode | undefined, named, layout);
   // A derived table's own WHERE narrows the shards too (`FROM (… WHERE buyer_id = $1) x`).
   const inner = kind === 'select' ? derivedCondition(body, layout) : undefined;
   if (inner !== undefined) analysis.condition = { k: 'and', parts: [analysis.condition, inner] };
