@@ -10,10 +10,10 @@
  * (`derivedCondition`), so `FROM (… WHERE buyer_id = $1) x` goes to one shard.
  */
 import { unsupported } from './route-errors.js';
-import { isAggregateName } from './scatter-rewrite.js';
+import { crossRowCalls } from './scatter-rewrite.js';
 import { type Condition, extractCondition } from './sharding-condition.js';
 import type { ShardingLayout } from './sharding-layout.js';
-import { type SqlNode, walk } from './sql-parser.js';
+import type { SqlNode } from './sql-parser.js';
 import { findTables, fromReadsSharded, type TableRef } from './statement-tables.js';
 import { columnOf } from './value-ref.js';
 
@@ -75,18 +75,10 @@ export function checkDerivedTables(sql: string, sel: SqlNode, layout: ShardingLa
       !fromReadsSharded(q, layout)
     )
       throw why('a sharded table read only by a subquery (WHERE EXISTS / IN, the select list)');
-    let aggregate = false;
-    walk(q.targetList, (o) => {
-      if (o.SubLink !== undefined) return false; // a scalar subquery runs whole on its shard
-      const f = o.FuncCall as SqlNode | undefined;
-      if (f === undefined) return undefined;
-      if (f.over !== undefined) throw why('a window function (OVER)');
-      const names = (f.funcname as SqlNode[]).map((n) => (n.String as { sval: string }).sval);
-      if (f.agg_star === true || (names.length === 1 && isAggregateName(names[0]!)))
-        aggregate = true;
-      return undefined;
-    });
-    const grouped = aggregate || q.groupClause !== undefined || q.havingClause !== undefined;
+    const calls = crossRowCalls(q.targetList);
+    if (calls.window !== undefined) throw why('a window function (OVER)');
+    const grouped =
+      calls.aggregate !== undefined || q.groupClause !== undefined || q.havingClause !== undefined;
     if (grouped && !groupsByShardingKey(q, layout))
       throw unsupported(
         sql,

@@ -61,6 +61,27 @@ export function isAggregateName(fn: string): boolean {
   return AGGREGATES.has(fn) || OTHER_AGGREGATES.has(fn);
 }
 
+/**
+ * What a select list computes across rows, outside its scalar subqueries (each of those
+ * runs whole on its shard): the first window function's name and the first aggregate's
+ * (`count(*)` as `count`), when it has them.
+ */
+export function crossRowCalls(targets: unknown): { window?: string; aggregate?: string } {
+  const out: { window?: string; aggregate?: string } = {};
+  walk(targets, (o) => {
+    if (o.SubLink !== undefined) return false;
+    const f = o.FuncCall as SqlNode | undefined;
+    if (f === undefined) return undefined;
+    const name = (f.funcname as SqlNode[])
+      .map((n) => (n.String as { sval: string }).sval)
+      .join('.');
+    if (f.over !== undefined) out.window ??= name;
+    else if (f.agg_star === true || isAggregateName(name)) out.aggregate ??= name;
+    return undefined;
+  });
+  return out;
+}
+
 /** One ORDER BY item as a merge key; `column` finds the output column it sorts by. */
 export function mergeOrder(
   sql: string,

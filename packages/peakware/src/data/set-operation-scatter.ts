@@ -24,7 +24,7 @@
  */
 import type { MergeOrder } from './result-merger.js';
 import { unsupported } from './route-errors.js';
-import { isAggregateName, mergeOrder, type ScatterPlan, takeLimit } from './scatter-rewrite.js';
+import { crossRowCalls, mergeOrder, type ScatterPlan, takeLimit } from './scatter-rewrite.js';
 import { createTemplate, renumberParams } from './shard-sql-template.js';
 import { type Condition, extractCondition } from './sharding-condition.js';
 import type { ShardingLayout } from './sharding-layout.js';
@@ -129,16 +129,9 @@ function checkArm(sql: string, arm: SqlNode, dedupe: boolean, layout: ShardingLa
       sql,
       'DISTINCT in an arm of a UNION ALL over several shards (each shard would drop only its own repeats); use UNION, or route it to one shard',
     );
-  walk(arm.targetList, (o) => {
-    if (o.SubLink !== undefined) return false; // a scalar subquery runs whole on its shard
-    const f = o.FuncCall as SqlNode | undefined;
-    if (f === undefined) return undefined;
-    if (f.over !== undefined) throw why('a window function (OVER)');
-    const names = (f.funcname as SqlNode[]).map((n) => (n.String as { sval: string }).sval);
-    if (f.agg_star === true || (names.length === 1 && isAggregateName(names[0]!)))
-      throw why(`the aggregate ${names.join('.')}()`);
-    return undefined;
-  });
+  const calls = crossRowCalls(arm.targetList);
+  if (calls.window !== undefined) throw why('a window function (OVER)');
+  if (calls.aggregate !== undefined) throw why(`the aggregate ${calls.aggregate}()`);
   const reads = findTables(arm, layout).some((t) => t.kind === 'sharded');
   if (reads && !fromReadsSharded(arm, layout))
     throw why('a sharded table read only by a subquery (WHERE EXISTS / IN, the select list)');
