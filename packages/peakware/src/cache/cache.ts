@@ -251,7 +251,10 @@ export class Cache {
     return entry.negative ? undefined : (entry.value as V);
   }
 
-  /** Stores a value in every tier and drops older copies from every instance's L1. */
+  /**
+   * Stores a value in every tier and drops older copies from every instance's L1. Rejects
+   * with `PEAK_CACHE_UNAVAILABLE` when Redis cannot be told (as `invalidate`).
+   */
   async set(key: string, value: unknown, options: CacheWriteOptions = {}): Promise<void> {
     this.#assertWritable('set', key);
     const k = this.#key(key);
@@ -267,12 +270,12 @@ export class Cache {
     const entry = this.#lifetimes.create(value, false, options.ttlMs, tags);
     entry.bytes = Math.max(1, payload.length);
     this.#copies.drop(k);
-    if (this.#remote !== undefined) {
-      entry.version = await this.#remote.write(
-        k,
-        encodeEnvelope(entry, payload),
-        this.#lifetimes.remoteTtl(entry),
-        tags,
+    const l2 = this.#l2;
+    if (l2 !== undefined) {
+      // Like invalidate: a Redis that cannot be told is PEAK_CACHE_UNAVAILABLE (and counts
+      // for the breaker), not the client's own error.
+      entry.version = await l2.orThrow('set', () =>
+        l2.tier.write(k, encodeEnvelope(entry, payload), this.#lifetimes.remoteTtl(entry), tags),
       );
     }
     this.#copies.keep(k, entry, this.#copies.seq);
