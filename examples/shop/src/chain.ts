@@ -593,7 +593,11 @@ export async function startChain(options: ChainOptions): Promise<Chain> {
     // masters, as a shop whose catalogue outgrows one Redis runs it.
     let cacheRedisUrl = process.env.PEAK_CACHE_REDIS_URL || undefined;
     if (cacheRedisUrl === undefined && (options.cacheCluster ?? 0) > 0) {
-      cacheCluster = await startRedisCluster({ masters: options.cacheCluster });
+      // Ctrl-C reaches the services, not the cluster: it stops after them (stop() below).
+      cacheCluster = await startRedisCluster({
+        masters: options.cacheCluster,
+        ownProcessGroup: true,
+      });
       cacheRedisUrl = cacheCluster.url;
     }
     shopPool = new pg.Pool({ connectionString: shopDb, max: 4 });

@@ -211,6 +211,12 @@ export interface RedisClusterOptions {
   nodeTimeoutMs?: number;
   /** Persistence of every node; default `'none'`. */
   durability?: RedisDurability;
+  /**
+   * Run every node in a process group of its own (default false), as
+   * `startRedisServer`'s option: a terminal's Ctrl-C then reaches only the parent, which
+   * stops the cluster after the processes that use it.
+   */
+  ownProcessGroup?: boolean;
   /** How long to wait for the cluster to answer (`cluster_state:ok`); default 15 000 ms. */
   startTimeoutMs?: number;
 }
@@ -269,14 +275,20 @@ export async function startRedisCluster(
   const all = () => [...nodes, ...replicas.flat()];
   const stopAll = () => Promise.all(all().map((n) => n.stop())).then(() => undefined);
   const start = () =>
-    startServer({ durability: options.durability ?? 'none' }, [
-      '--cluster-enabled',
-      'yes',
-      '--cluster-config-file',
-      'nodes.conf',
-      '--cluster-node-timeout',
-      String(options.nodeTimeoutMs ?? 5000),
-    ]);
+    startServer(
+      {
+        durability: options.durability ?? 'none',
+        ownProcessGroup: options.ownProcessGroup === true,
+      },
+      [
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-node-timeout',
+        String(options.nodeTimeoutMs ?? 5000),
+      ],
+    );
   try {
     for (let i = 0; i < masters; i++) nodes.push(await start());
     for (let i = 0; i < masters; i++) {
