@@ -14,7 +14,6 @@ import { ErrorCodes, isPeakError, PeakError, remainingTime } from 'peakware/core
 import { PgDataSource, type ShardedDatabase } from 'peakware/data';
 import type { RpcClient } from 'peakware/rpc';
 import { barrier, branchCall, checkPrepared, TxnClient, type TxnOutcome } from 'peakware/txn';
-import pg from 'pg';
 import { ORDER_PLACED_TOPIC } from './catalog.js';
 import {
   COUPON_ORDER_GID,
@@ -71,69 +70,80 @@ const SETTLE_POLL_MS = 100;
 
 /**
  * Serves the order branch (`shop.order-tcc`) on the order process's RPC server and returns
- * the coupon buy for its `place`. `shards` are the order shards' connection URLs by data
- * source; `client` calls the coupon service's promotion read.
+ * the coupon buy for its `place`. Its barriers live on the order shards (`db`'s pools);
+ * `client` calls the coupon service's promotion read.
  */
 export function serveCouponOrders(
   rt: ServiceRuntime,
   db: ShardedDatabase,
-  shards: Record<string, string>,
   client: RpcClient,
-): { place(buy: CouponBuy): Promise<CouponPlaceResult>; close(): Promise<void> } {
+): { place(buy: CouponBuy): Promise<CouponPlaceResult> } {
   const txn = new TxnClient({ servers: rt.controlPlane });
   const coupons = client.service(couponService);
-  // The order branch's barrier rows go through pools of their own: a confirm holds its
-  // barrier transaction open while the two-phase message's local transaction runs on the
-  // shard's pool, so sharing one pool could starve it.
-  const barrierPools = new Map(
-    Object.entries(shards).map(([ds, url]) => {
-      const pool = new pg.Pool({ connectionString: url, max: 4, min: 4, statement_timeout: 2000 });
-      pool.on('error', () => undefined);
-      return [ds, pool] as const;
-    }),
-  );
   const shardOf = (orderId: string) => db.route(FIND_ORDER, [orderId]).units[0]!;
-  const barrierPool = (orderId: string) => barrierPools.get(shardOf(orderId).dataSource)!;
   const shardPool = (ds: string) => PgDataSource.from(db.primary(ds)).pool;
+  const orderPool = (orderId: string) => shardPool(shardOf(orderId).dataSource);
 
   rt.rpc.addService(orderBranchService, {
     async reserve({ orderId }) {
-      const r = await barrier(barrierPool(orderId), undefined, async () => true);
+      const r = await barrier(orderPool(orderId), undefined, async () => true);
       // The order id comes back in the TCC's results: a retry that joined this TCC answers it.
       return { ok: r === true, orderId };
     },
     async write({ orderId, userId, sku, qty, amountCents, requestId }) {
       const find = shardOf(orderId);
-      const r = await barrier(barrierPool(orderId), undefined, async (client) => {
-        // Written by an earlier confirm whose barrier row was lost with its connection.
-        if (((await client.query(find.sql, find.params)).rowCount ?? 0) > 0) return true;
-        const row = [orderId, userId, sku, qty, amountCents, requestId ?? null];
-        const insert = db.route(PLACE_ORDER, row).units[0]!;
-        // A fresh gid per attempt: an earlier attempt's message may have been decided
-        // (rolled back by its check-back after its process died) and cannot run again. At
-        // most one attempt commits, as the order row's primary key allows one insert.
-        const message = await txn.message({
-          gid: `${ORDER_PLACED_GID}${orderId}-${randomUUID().slice(0, 8)}`,
-          topic: ORDER_PLACED_TOPIC,
-          message: {
-            body: JSON.stringify({ orderId, userId, sku, qty }),
-            tag: 'placed',
-            keys: [orderId, String(userId)],
-          },
-          check: branchCall(orderBranchService, 'placedCheck'),
-        });
-        await message.run(shardPool(insert.dataSource), (c) => c.query(insert.sql, insert.params));
-        return true;
+      const insert = db.route(PLACE_ORDER, [
+        orderId,
+        userId,
+        sku,
+        qty,
+        amountCents,
+        requestId ?? null,
+      ]).units[0]!;
+      // Prepared before the local transaction opens, so no connection waits on the
+      // coordinator. A fresh gid per attempt: an earlier attempt's message may have been
+      // decided (rolled back by its check-back after its process died) and cannot run again.
+      // At most one attempt commits, as the order row's primary key allows one insert.
+      const message = await txn.message({
+        gid: `${ORDER_PLACED_GID}${orderId}-${randomUUID().slice(0, 8)}`,
+        topic: ORDER_PLACED_TOPIC,
+        message: {
+          body: JSON.stringify({ orderId, userId, sku, qty }),
+          tag: 'placed',
+          keys: [orderId, String(userId)],
+        },
+        check: branchCall(orderBranchService, 'placedCheck'),
       });
+      // The confirm's barrier row, the message's row and the order row: one local
+      // transaction on the buyer's shard, one commit.
+      let written = false;
+      let r: boolean | undefined;
+      try {
+        r = await barrier(shardPool(insert.dataSource), undefined, async (client) => {
+          // Written by an earlier confirm whose barrier row was lost with its connection.
+          if (((await client.query(find.sql, find.params)).rowCount ?? 0) > 0) return true;
+          await message.join(client);
+          await client.query(insert.sql, insert.params);
+          written = true;
+          return true;
+        });
+      } catch (err) {
+        await message.abort().catch(() => undefined);
+        throw err;
+      }
+      // Committed: the coordinator publishes the event (unreachable now, its check-back
+      // finds the message's row and publishes it later). Not written: nothing to publish.
+      if (written) await message.submit().catch(() => undefined);
+      else await message.abort().catch(() => undefined);
       return { ok: r === true };
     },
     async drop({ orderId }) {
-      const r = await barrier(barrierPool(orderId), undefined, async () => true);
+      const r = await barrier(orderPool(orderId), undefined, async () => true);
       return { ok: r === true };
     },
     async placedCheck({ gid }) {
       const orderId = gid.slice(ORDER_PLACED_GID.length).split('-')[0]!;
-      return checkPrepared(shardPool(shardOf(orderId).dataSource), gid);
+      return checkPrepared(orderPool(orderId), gid);
     },
   });
 
@@ -240,9 +250,6 @@ export function serveCouponOrders(
         left: stock?.left ?? -1,
         amountCents: quote.amountCents,
       };
-    },
-    close: async () => {
-      await Promise.all([...barrierPools.values()].map((p) => p.end()));
     },
   };
 }

@@ -21,10 +21,16 @@ export interface TxnFigures {
 /** The most rows one list call returns; the figures count up to it per status. */
 const LIST_LIMIT = 1000;
 
-async function figures(admin: AdminClient, kind: TxnKind, prefix: string): Promise<TxnFigures> {
+async function figures(
+  admin: AdminClient,
+  kind: TxnKind,
+  prefix: string,
+  since: number,
+): Promise<TxnFigures> {
+  // The newest first: this sale's, not those of earlier sales on the same data folder.
   const list = async (status: 'succeeded' | 'failed' | 'active') =>
-    (await admin.txn.list({ kind, status, limit: LIST_LIMIT })).filter((t) =>
-      t.gid.startsWith(prefix),
+    (await admin.txn.list({ kind, status, limit: LIST_LIMIT })).filter(
+      (t) => t.gid.startsWith(prefix) && Date.parse(t.createdAt) >= since,
     );
   const [succeeded, failed, active] = await Promise.all([
     list('succeeded'),
@@ -41,13 +47,17 @@ async function figures(admin: AdminClient, kind: TxnKind, prefix: string): Promi
   };
 }
 
-/** Coupon orders' TCCs and their "order placed" two-phase messages, as the coordinator has them. */
+/**
+ * Coupon orders' TCCs and their "order placed" two-phase messages begun since `since`
+ * (epoch ms: the sale's start), as the coordinator has them.
+ */
 export async function readCouponTxnFigures(
   admin: AdminClient,
+  since: number,
 ): Promise<{ tcc: TxnFigures; messages: TxnFigures }> {
   const [tcc, messages] = await Promise.all([
-    figures(admin, 'tcc', COUPON_ORDER_GID),
-    figures(admin, 'msg', ORDER_PLACED_GID),
+    figures(admin, 'tcc', COUPON_ORDER_GID, since),
+    figures(admin, 'msg', ORDER_PLACED_GID, since),
   ]);
   return { tcc, messages };
 }
@@ -60,17 +70,18 @@ export async function readCouponTxnFigures(
 export async function settledCouponTxnFigures(
   admin: AdminClient,
   waitMs: number,
+  since: number,
 ): Promise<{ tcc: TxnFigures; messages: TxnFigures }> {
   const until = Date.now() + waitMs;
   // A read that fails within the bound (the control plane slow to answer on a loaded
   // machine, a node restarting) is tried again; only the last one's error is thrown.
   let figures: { tcc: TxnFigures; messages: TxnFigures } | undefined;
   while (Date.now() < until) {
-    figures = await readCouponTxnFigures(admin).catch(() => figures);
+    figures = await readCouponTxnFigures(admin, since).catch(() => figures);
     if (figures !== undefined && figures.tcc.active === 0) return figures;
     await new Promise((r) => setTimeout(r, 500));
   }
-  return figures ?? readCouponTxnFigures(admin);
+  return figures ?? readCouponTxnFigures(admin, since);
 }
 
 /** The report's lines for the coupon chain. */

@@ -502,7 +502,7 @@ async function runOn(chain: Chain): Promise<number> {
   // Coupon orders are settled by the coordinator (confirmed or cancelled): wait (bounded)
   // until no coupon is locked and every used coupon's order is written.
   const couponBooks = await settledCouponLedger(chain.shopPool, ordersDb, SETTLE_MS);
-  const couponTxn = await settledCouponTxnFigures(chain.admin, SETTLE_MS);
+  const couponTxn = await settledCouponTxnFigures(chain.admin, SETTLE_MS, saleStart);
   const couponsBalance = couponBooksBalance(couponBooks);
   await chain.stock.settle(HOT_SKU);
   compensated += await releaseOrphanDeductions(chain.shopPool, chain.stock, ordersDb, HOT_SKU, 0);

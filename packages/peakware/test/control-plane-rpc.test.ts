@@ -350,6 +350,58 @@ describe('the control plane RPC port', { timeout: 240_000 }, () => {
     conn.close();
   });
 
+  it('carries two-phase messages: prepare, submit and abort reach no msgs route; a bad gid is refused', async () => {
+    const routes = [
+      '/api/v1/txn/msgs',
+      '/api/v1/txn/msgs/:gid/submit',
+      '/api/v1/txn/msgs/:gid/abort',
+    ];
+    const before = await Promise.all(routes.map((r) => httpCount(url, r)));
+    const txn = new TxnClient({ servers: url });
+    const spec = (gid: string) => ({
+      gid,
+      topic: 'orders',
+      message: { body: `${gid} placed` },
+      check: { service: 'default/rpc.test.nobody:1.0.0', method: 'check' },
+      checkAfterMs: 60_000,
+    });
+    const sent = await txn.message(spec('rpc-msg-sent'));
+    assert.equal((await sent.submit()).status, 'succeeded');
+    assert.equal((await sent.submit()).status, 'succeeded', 'a second submit changes nothing');
+    const dropped = await txn.message(spec('rpc-msg-dropped'));
+    assert.equal((await dropped.abort()).status, 'failed');
+    await assert.rejects(dropped.submit(), (e) => isPeakError(e, 'PEAK_TXN_STATE'));
+    assert.deepEqual(
+      await Promise.all(routes.map((r) => httpCount(url, r))),
+      before,
+      'none went over HTTP',
+    );
+    // The counts are of these routes: a client told to use HTTP moves them.
+    const overHttp = new TxnClient({ servers: url, transport: 'http' });
+    await (await overHttp.message(spec('http-msg-dropped'))).abort();
+    assert.deepEqual(await Promise.all(routes.map((r) => httpCount(url, r))), [
+      before[0]! + 1,
+      before[1]!,
+      before[2]! + 1,
+    ]);
+    const conn = raw();
+    await assert.rejects(
+      conn.call('peak.txn:1', 'msgSubmit', {}, { token: credential, body: { gid: '' } }, 10_000),
+      (e) => isPeakError(e, 'PEAK_INVALID_ARGUMENT') && /gid/.test(e.message),
+    );
+    await assert.rejects(
+      conn.call(
+        'peak.txn:1',
+        'msgAbort',
+        {},
+        { token: 'wrong', body: { gid: 'rpc-msg-sent' } },
+        10_000,
+      ),
+      (e) => isPeakError(e, 'PEAK_UNAUTHENTICATED'),
+    );
+    conn.close();
+  });
+
   it('a fixed RPC port already in use stops the start, naming that port (not the HTTP one)', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'peak-rpc-in-use-'));
     const p = spawnPeak(['server', '--data', dir, '--port', '0', '--json', '--log-level', 'warn'], {

@@ -28,6 +28,7 @@ import { signMessage } from '../src/mq/message-signature.js';
 import { toWire } from '../src/mq/wire-encoding.js';
 import { HttpRegistry } from '../src/registry/http-registry.js';
 import { PeakServer } from '../src/server/index.js';
+import { TxnClient } from '../src/txn/index.js';
 
 describe('attacks with a credential of ones own, or none', { timeout: 120_000 }, () => {
   let dataDir: string;
@@ -413,6 +414,12 @@ describe('attacks with a credential of ones own, or none', { timeout: 120_000 },
         /belongs to app 'shop\.order'/,
       );
     }
+    // The same prepare over the node's RPC port (the SDK's way) is refused alike.
+    await assert.rejects(
+      new TxnClient({ servers: url, token: thief }).message(msg('order-42')),
+      (err: unknown) =>
+        isPeakError(err, ErrorCodes.FORBIDDEN) && /belongs to app 'shop\.order'/.test(err.message),
+    );
     const shown = await raw('GET', '/api/v1/txn/globals/order-42', thief);
     assert.equal((shown.json as { status: string; app: string }).status, 'prepared');
     assert.equal((shown.json as { app: string }).app, 'shop.order');

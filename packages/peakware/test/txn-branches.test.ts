@@ -112,6 +112,7 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
       q2: 0,
       q3: 50,
       q4: 0,
+      r2: 0,
     });
     txn = new TxnClient({ servers: server.info.url });
     admin = new AdminClient({ servers: server.info.url, token: server.info.adminToken! });
@@ -829,11 +830,91 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
     assert.equal((await shop.balance('b2')).balance, 1);
   });
 
-  it('msg: takes the produce grant of its topic besides txn, as a send would', async () => {
-    const txnOnly = new TxnClient({
-      servers: server.info.url,
-      token: (await admin.apps.create('txn.only', ['txn'])).credential,
-    });
+  it('msg: join writes the message into a transaction of the caller (one commit with its own barrier), submit and abort after it; over RPC and over HTTP', async () => {
+    for (const transport of ['rpc', 'http'] as const) {
+      const client = new TxnClient({ servers: server.info.url, transport });
+      const spec = (gid: string, checkAfterMs?: number) => ({
+        gid,
+        topic: 'txn.orders',
+        message: { body: `${gid} placed`, keys: [gid] },
+        check: call('checkMsg'),
+        ...(checkAfterMs === undefined ? {} : { checkAfterMs }),
+      });
+      // A TCC confirm's barrier, the message's row and the work: one local transaction.
+      const ok = await client.message(spec(`msg-join-${transport}`));
+      await barrier(
+        shop.db,
+        { gid: `tcc-join-${transport}`, branch: 'o', op: 'confirm' },
+        async (c) => {
+          await ok.join(c);
+          await c.query("UPDATE accounts SET balance = balance + 1 WHERE id = 'r2'");
+        },
+      );
+      assert.equal((await ok.submit()).status, 'succeeded');
+      assert.equal((await ok.submit()).status, 'succeeded', 'a second submit changes nothing');
+      await waitFor(
+        `${ok.gid} to be published`,
+        async () => (await published(ok.gid)).length === 1,
+      );
+
+      const rolledBack = await client.message(spec(`msg-join-rb-${transport}`));
+      await assert.rejects(
+        barrier(
+          shop.db,
+          { gid: `tcc-join-rb-${transport}`, branch: 'o', op: 'confirm' },
+          async (c) => {
+            await rolledBack.join(c);
+            await c.query("UPDATE accounts SET balance = balance + 1 WHERE id = 'r2'");
+            throw new Error('refused');
+          },
+        ),
+        /refused/,
+      );
+      assert.equal((await rolledBack.abort()).status, 'failed');
+      await assert.rejects(rolledBack.submit(), (err: unknown) =>
+        isPeakError(err, ErrorCodes.TXN_STATE),
+      );
+
+      // Rolled back by the check-back (its caller never got to it): join refuses, nothing runs.
+      const late = await client.message(spec(`msg-join-late-${transport}`, 300));
+      assert.equal((await finished(late.gid)).status, 'failed');
+      await assert.rejects(
+        barrier(
+          shop.db,
+          { gid: `tcc-join-late-${transport}`, branch: 'o', op: 'confirm' },
+          async (c) => {
+            await late.join(c);
+            await c.query("UPDATE accounts SET balance = balance + 1 WHERE id = 'r2'");
+          },
+        ),
+        (err: unknown) =>
+          isPeakError(err, ErrorCodes.TXN_STATE) && /already decided/.test(err.message),
+      );
+      assert.equal(
+        (await published(rolledBack.gid)).length + (await published(late.gid)).length,
+        0,
+      );
+    }
+    assert.equal(
+      (await shop.balance('r2')).balance,
+      2,
+      'one unit a transport: the committed joins only',
+    );
+  });
+
+  it('msg: takes the produce grant of its topic besides txn, as a send would (over RPC and HTTP)', async () => {
+    const txnOnlyToken = (await admin.apps.create('txn.only', ['txn'])).credential;
+    const txnOnly = new TxnClient({ servers: server.info.url, token: txnOnlyToken });
+    await assert.rejects(
+      new TxnClient({ servers: server.info.url, token: txnOnlyToken, transport: 'http' }).message({
+        gid: 'msg-no-grant-http',
+        topic: 'txn.orders',
+        message: { body: 'order 6 placed' },
+        check: call('checkMsg'),
+      }),
+      (err: unknown) =>
+        isPeakError(err, ErrorCodes.FORBIDDEN) && /produce:txn\.orders/.test(err.message),
+    );
     const spec = (gid: string) => ({
       gid,
       topic: 'txn.orders',

@@ -121,12 +121,7 @@ const client = new RpcClient({
 });
 const inventory = client.service(inventoryService);
 // Buys with a coupon: a TCC across coupon, stock and order (coupon-order.ts).
-const couponOrders = serveCouponOrders(
-  rt,
-  db,
-  { ds0: rt.shopDb, ds1: rt.env('SHOP_DB_2') },
-  client,
-);
+const couponOrders = serveCouponOrders(rt, db, client);
 
 rt.rpc.addService(orderService, {
   async place({ userId, sku, qty, couponId, requestId }) {
@@ -220,7 +215,6 @@ rt.onStop(() => Promise.all([...outboxes.values()].map((o) => o.close({ drain: t
 rt.onStop(() => producer.close());
 rt.onStop(() => db.close());
 rt.onStop(() => client.close());
-rt.onStop(() => couponOrders.close());
 rt.onStop(() => {
   unbindCacheSettings();
   return config.close();

@@ -16,7 +16,7 @@ import {
 import { ErrorCodes, PeakError } from '../core/errors.js';
 import { ControlPlaneRpcPath, USE_HTTP } from '../rpc/control-plane-path.js';
 import { definitionKey, type ServiceDefinition } from '../rpc/service-definition.js';
-import { barrier, MSG_BRANCH } from './barrier.js';
+import { BARRIER_TABLE, barrier, MSG_BRANCH } from './barrier.js';
 import type {
   BranchCall,
   HttpBranchCall,
@@ -115,21 +115,12 @@ export class TxnClient {
     // A retried POST is harmless: the same gid is taken once.
     const body = { ...spec, wait };
     const retry = (spec as { gid?: string }).gid !== undefined;
-    const method = path === 'sagas' ? 'saga' : 'tcc';
-    const overRpc =
-      this.#rpc === undefined
-        ? USE_HTTP
-        : await this.#rpc.call<TxnOutcome>(
-            TXN_RPC_SERVICE,
-            method,
-            { body },
-            this.#timeoutMs,
-            retry,
-          );
-    const outcome =
-      overRpc !== USE_HTTP
-        ? overRpc
-        : await this.#http.post<TxnOutcome>(`${BASE}/${path}`, body, { retry });
+    const outcome = await this.#call<TxnOutcome>(
+      path === 'sagas' ? 'saga' : 'tcc',
+      `${BASE}/${path}`,
+      body,
+      retry,
+    );
     if (wait && outcome.status === 'failed') {
       throw new PeakError(
         ErrorCodes.TXN_ABORTED,
@@ -140,12 +131,34 @@ export class TxnClient {
     return outcome;
   }
 
+  /**
+   * One call to the coordinator: `method` of `peak.txn` with `body` on the node's RPC port
+   * when it offers one, else a POST to `route` (of `httpBody`, default `body`; `retry`: safe
+   * to send again).
+   */
+  #call: CoordinatorCall = async <T>(
+    method: string,
+    route: string,
+    body: object,
+    retry: boolean,
+    httpBody: object = body,
+  ): Promise<T> => {
+    const overRpc =
+      this.#rpc === undefined
+        ? USE_HTTP
+        : await this.#rpc.call<T>(TXN_RPC_SERVICE, method, { body }, this.#timeoutMs, retry);
+    return overRpc !== USE_HTTP ? overRpc : this.#http.post<T>(route, httpBody, { retry });
+  };
+
   /** Prepares a two-phase message; {@link PreparedMessage.run} runs its local transaction. */
   async message(spec: MsgSpec): Promise<PreparedMessage> {
-    const { gid } = await this.#http.post<{ gid: string }>(`${BASE}/msgs`, spec, {
-      retry: spec.gid !== undefined,
-    });
-    return new PreparedMessage(this.#http, gid);
+    const { gid } = await this.#call<{ gid: string }>(
+      'msgPrepare',
+      `${BASE}/msgs`,
+      spec,
+      spec.gid !== undefined,
+    );
+    return new PreparedMessage(this.#call, gid);
   }
 
   /** One global transaction with its branch timeline. */
@@ -154,15 +167,28 @@ export class TxnClient {
   }
 }
 
-/** A prepared two-phase message: run its local transaction, and the message follows. */
+/** How a prepared message reaches the coordinator (the client's RPC port or HTTP). */
+type CoordinatorCall = <T>(
+  method: string,
+  route: string,
+  body: object,
+  retry: boolean,
+  httpBody?: object,
+) => Promise<T>;
+
+/**
+ * A prepared two-phase message: run its local transaction, and the message follows
+ * ({@link run}); or write its barrier row in a transaction of your own ({@link join}) and
+ * {@link submit} once that transaction committed.
+ */
 export class PreparedMessage {
-  readonly #http: ControlPlaneClient;
+  readonly #call: CoordinatorCall;
   /** The global id (the barrier row's key and the check-back's argument). */
   readonly gid: string;
 
   /** Made by {@link TxnClient.message}. */
-  constructor(http: ControlPlaneClient, gid: string) {
-    this.#http = http;
+  constructor(call: CoordinatorCall, gid: string) {
+    this.#call = call;
     this.gid = gid;
   }
 
@@ -177,16 +203,56 @@ export class PreparedMessage {
     try {
       value = await barrier(db, { gid: this.gid, branch: MSG_BRANCH, op: 'msg' }, fn);
     } catch (err) {
-      await this.#http
-        .post(`${BASE}/msgs/${encodeURIComponent(this.gid)}/abort`, {}, { retry: true })
-        .catch(() => undefined);
+      await this.abort().catch(() => undefined);
       throw err;
     }
-    await this.#http.post(
-      `${BASE}/msgs/${encodeURIComponent(this.gid)}/submit`,
-      {},
-      { retry: true },
-    );
+    await this.submit();
     return value as T;
+  }
+
+  /**
+   * Writes the message's barrier row in `client`'s open transaction (BEGIN first): the
+   * message is published if and only if that transaction commits. Call {@link submit} after
+   * its COMMIT (a crash before is settled by the check-back, {@link checkPrepared} on the
+   * same database) and {@link abort} after a rollback. Lets one local transaction hold the
+   * message and other work with a barrier of its own (a TCC confirm, a saga action).
+   * Throws PEAK_TXN_STATE when the message was already decided (the check-back rolled it
+   * back): roll the transaction back then.
+   */
+  async join(client: pg.ClientBase): Promise<void> {
+    const res = await client.query(
+      `INSERT INTO ${BARRIER_TABLE} (gid, branch, op, reason) VALUES ($1, $2, 'msg', 'msg')
+       ON CONFLICT DO NOTHING`,
+      [this.gid, MSG_BRANCH],
+    );
+    if ((res.rowCount ?? 0) === 0) {
+      throw new PeakError(
+        ErrorCodes.TXN_STATE,
+        `global transaction ${this.gid}: its message was already decided (rolled back by the check-back, or committed before); roll the local transaction back`,
+        { details: { gid: this.gid } },
+      );
+    }
+  }
+
+  /** Its local transaction committed: the coordinator publishes the message (idempotent). */
+  async submit(): Promise<TxnOutcome> {
+    return this.#call<TxnOutcome>(
+      'msgSubmit',
+      `${BASE}/msgs/${encodeURIComponent(this.gid)}/submit`,
+      { gid: this.gid },
+      true,
+      {},
+    );
+  }
+
+  /** Its local transaction rolled back (or never ran): the coordinator drops the message. */
+  async abort(): Promise<TxnOutcome> {
+    return this.#call<TxnOutcome>(
+      'msgAbort',
+      `${BASE}/msgs/${encodeURIComponent(this.gid)}/abort`,
+      { gid: this.gid },
+      true,
+      {},
+    );
   }
 }

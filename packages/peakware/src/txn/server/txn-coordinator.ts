@@ -819,48 +819,35 @@ export class TxnCoordinator {
   async submitMsg(gid: string, by?: string): Promise<TxnOutcome> {
     const client = await this.#o.pool.connect();
     try {
+      // Four round trips (each one waits for PostgreSQL's turn on a busy machine): the end,
+      // its timeline row and the row lock in one statement, then the message, then COMMIT.
       await client.query('BEGIN');
-      const res = await client.query<{
-        status: TxnStatus;
-        spec: MsgSpec;
-        kind: TxnKind;
-        app: string | null;
-      }>('SELECT status, spec, kind, app FROM peak.txn_globals WHERE gid = $1 FOR UPDATE', [gid]);
-      const row = res.rows[0];
-      if (row === undefined || row.kind !== 'msg') {
-        throw new PeakError(ErrorCodes.TXN_NOT_FOUND, `no two-phase message '${gid}'`, {
-          details: { gid },
-        });
-      }
-      checkOwner(gid, row.app, by);
-      if (row.status !== 'prepared') {
+      const res = await client.query<{ spec: MsgSpec }>(
+        `WITH ended AS (
+           UPDATE peak.txn_globals SET status = 'succeeded', finished_at = now(), updated_at = now(),
+                  lease_until = NULL
+            WHERE gid = $1 AND kind = 'msg' AND status = 'prepared' AND ($3::text IS NULL OR app = $3)
+           RETURNING gid, spec),
+         timeline AS (
+           INSERT INTO peak.txn_branches (gid, branch, op, status, attempts, started_at, finished_at)
+           SELECT gid, $2, 'msg', 'succeeded', 1, now(), now() FROM ended
+           ON CONFLICT (gid, branch, op) DO UPDATE SET status = 'succeeded', finished_at = now())
+         SELECT spec FROM ended`,
+        [gid, MSG_BRANCH, by ?? null],
+      );
+      const spec = res.rows[0]?.spec;
+      if (spec === undefined) {
         await client.query('ROLLBACK');
-        if (row.status === 'succeeded') return { gid, status: 'succeeded' };
-        throw new PeakError(
-          ErrorCodes.TXN_STATE,
-          `two-phase message ${gid} is ${row.status}: it can no longer be submitted`,
-          { details: { gid, status: row.status } },
-        );
+        return await this.#notSubmitted(gid, by);
       }
-      const m = row.spec.message;
-      await sendInTransaction(client, row.spec.topic, {
+      const m = spec.message;
+      await sendInTransaction(client, spec.topic, {
         body: m.body,
         ...(m.tag === undefined ? {} : { tag: m.tag }),
         ...(m.keys === undefined ? {} : { keys: m.keys }),
         ...(m.group === undefined ? {} : { group: m.group }),
         properties: { ...(m.properties ?? {}), 'peak-txn-gid': gid },
       });
-      await client.query(
-        `UPDATE peak.txn_globals SET status = 'succeeded', finished_at = now(), updated_at = now(),
-                lease_until = NULL WHERE gid = $1`,
-        [gid],
-      );
-      await client.query(
-        `INSERT INTO peak.txn_branches (gid, branch, op, status, attempts, started_at, finished_at)
-         VALUES ($1, $2, 'msg', 'succeeded', 1, now(), now())
-         ON CONFLICT (gid, branch, op) DO UPDATE SET status = 'succeeded', finished_at = now()`,
-        [gid, MSG_BRANCH],
-      );
       await client.query('COMMIT');
       return { gid, status: 'succeeded' };
     } catch (err) {
@@ -869,6 +856,27 @@ export class TxnCoordinator {
     } finally {
       client.release();
     }
+  }
+
+  /** Why `gid` was not submitted: unknown, another app's, already succeeded (fine) or decided. */
+  async #notSubmitted(gid: string, by: string | undefined): Promise<TxnOutcome> {
+    const res = await this.#o.pool.query<{ status: TxnStatus; kind: TxnKind; app: string | null }>(
+      'SELECT status, kind, app FROM peak.txn_globals WHERE gid = $1',
+      [gid],
+    );
+    const row = res.rows[0];
+    if (row === undefined || row.kind !== 'msg') {
+      throw new PeakError(ErrorCodes.TXN_NOT_FOUND, `no two-phase message '${gid}'`, {
+        details: { gid },
+      });
+    }
+    checkOwner(gid, row.app, by);
+    if (row.status === 'succeeded') return { gid, status: 'succeeded' };
+    throw new PeakError(
+      ErrorCodes.TXN_STATE,
+      `two-phase message ${gid} is ${row.status}: it can no longer be submitted`,
+      { details: { gid, status: row.status } },
+    );
   }
 
   /** Drops a prepared message whose local transaction rolled back (`by` as for {@link submitMsg}). */

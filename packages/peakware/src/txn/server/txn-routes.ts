@@ -12,13 +12,7 @@ import { z } from 'zod';
 import { urlPrefixes } from '../../core/url-allow-list.js';
 import { RpcClient } from '../../rpc/rpc-client.js';
 import { defineService, type ServiceImplementation } from '../../rpc/service-definition.js';
-import {
-  authorize,
-  authorizeCaller,
-  authorizeEach,
-  callerApp,
-  scopeResource,
-} from '../../server/access.js';
+import { authorizeCaller, callerApp, scopeResource } from '../../server/access.js';
 import { bodyCheck } from '../../server/control-plane-rpc.js';
 import type { ApiModule, Caller } from '../../server/http-api.js';
 import { StringEnum, WithDefault } from '../../server/route-schema.js';
@@ -117,6 +111,28 @@ const tccBody = Type.Object(
   },
   { additionalProperties: false },
 );
+/** A two-phase message to prepare. */
+const msgBody = Type.Object(
+  {
+    gid: Type.Optional(Gid),
+    topic: Type.String({ minLength: 1, maxLength: 200 }),
+    message: Type.Object(
+      {
+        body: Type.String({ maxLength: 4 * 1024 * 1024 }),
+        tag: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+        keys: Type.Optional(
+          Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32 }),
+        ),
+        group: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+        properties: Type.Optional(Type.Record(Type.String(), Type.String())),
+      },
+      { additionalProperties: false },
+    ),
+    check: Call,
+    checkAfterMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 86_400_000 })),
+  },
+  { additionalProperties: false },
+);
 const gidParams = Type.Object({ gid: Gid });
 const NoBody = Type.Object({}, { additionalProperties: false });
 /** Resuming or stopping a transaction is operations: the operator role. */
@@ -150,6 +166,10 @@ const TxnRpc = defineService({
   methods: {
     saga: { input: submitCall, output: z.unknown() },
     tcc: { input: submitCall, output: z.unknown() },
+    // A two-phase message's three calls (body: the message; `{ gid }` for submit and abort).
+    msgPrepare: { input: submitCall, output: z.unknown() },
+    msgSubmit: { input: submitCall, output: z.unknown() },
+    msgAbort: { input: submitCall, output: z.unknown() },
   },
 });
 
@@ -215,16 +235,34 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
         authorizeCaller(caller, 'txn', s);
       return coordinator.submitTcc(spec as TccSpec, wait, appOf(caller));
     };
+    /** A message's prepare: it reaches its topic as a send would, so it needs the same grant. */
+    const prepareMsg = (caller: Caller | undefined, body: Static<typeof msgBody>) => {
+      authorizeCaller(caller, 'produce', scopeResource('produce', body.topic));
+      for (const s of serviceNames([body.check])) authorizeCaller(caller, 'txn', s);
+      return coordinator.prepareMsg(body as MsgSpec, appOf(caller));
+    };
+    const abortMsg = (caller: Caller | undefined, gid: string) =>
+      coordinator.abortMsg(gid, 'its local transaction rolled back', appOf(caller));
     // The SDK's submits on the node's RPC port (the host opens it once the node is ready).
     if (ctx.rpc !== undefined) {
       const rpcPort = ctx.rpc;
       const checkSaga = bodyCheck<Static<typeof sagaBody>>(sagaBody);
       const checkTcc = bodyCheck<Static<typeof tccBody>>(tccBody);
+      const checkMsg = bodyCheck<Static<typeof msgBody>>(msgBody);
+      const checkGid = bodyCheck<Static<typeof gidParams>>(gidParams);
       const impl: ServiceImplementation<typeof TxnRpc> = {
         saga: async (x, _ctx, call) =>
           submitSaga(await rpcPort.caller(x.token, call.remote, 'txn'), checkSaga(x.body)),
         tcc: async (x, _ctx, call) =>
           submitTcc(await rpcPort.caller(x.token, call.remote, 'txn'), checkTcc(x.body)),
+        msgPrepare: async (x, _ctx, call) =>
+          prepareMsg(await rpcPort.caller(x.token, call.remote, 'txn'), checkMsg(x.body)),
+        msgSubmit: async (x, _ctx, call) => {
+          const caller = await rpcPort.caller(x.token, call.remote, 'txn');
+          return coordinator.submitMsg(checkGid(x.body).gid, appOf(caller));
+        },
+        msgAbort: async (x, _ctx, call) =>
+          abortMsg(await rpcPort.caller(x.token, call.remote, 'txn'), checkGid(x.body).gid),
       };
       rpcPort.addService(TxnRpc, impl);
     }
@@ -269,35 +307,10 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
         config: { auth: 'sdk', scope: 'txn' },
         schema: {
           summary: 'Prepare a two-phase message (published when its local transaction commits)',
-          body: Type.Object(
-            {
-              gid: Type.Optional(Gid),
-              topic: Type.String({ minLength: 1, maxLength: 200 }),
-              message: Type.Object(
-                {
-                  body: Type.String({ maxLength: 4 * 1024 * 1024 }),
-                  tag: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-                  keys: Type.Optional(
-                    Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32 }),
-                  ),
-                  group: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-                  properties: Type.Optional(Type.Record(Type.String(), Type.String())),
-                },
-                { additionalProperties: false },
-              ),
-              check: Call,
-              checkAfterMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 86_400_000 })),
-            },
-            { additionalProperties: false },
-          ),
+          body: msgBody,
         },
       },
-      async (request) => {
-        // The message reaches its topic as a send would: the caller needs the same grant.
-        authorize(request, 'produce', scopeResource('produce', request.body.topic));
-        authorizeEach(request, 'txn', serviceNames([request.body.check]));
-        return coordinator.prepareMsg(request.body as MsgSpec, callerApp(request));
-      },
+      async (request) => prepareMsg(request.caller, request.body),
     );
     app.post(
       `${base}/msgs/:gid/submit`,
@@ -321,12 +334,7 @@ export function txnRoutes(deps: TxnRouteDeps): ApiModule {
           body: NoBody,
         },
       },
-      async (request) =>
-        coordinator.abortMsg(
-          request.params.gid,
-          'its local transaction rolled back',
-          callerApp(request),
-        ),
+      async (request) => abortMsg(request.caller, request.params.gid),
     );
 
     app.get(
