@@ -15,7 +15,11 @@
  *   the coordinator and the barrier;
  * - local1 and saga1: local and saga with each branch's work as one statement: two
  *   autocommit UPDATEs by the caller, against branches that put the barrier insert and the
- *   UPDATE in one statement (`barrierStatement`): one round trip per branch, not three.
+ *   UPDATE in one statement (`barrierStatement`): one round trip per branch, not three;
+ * - send, msg and msgHttp: a local transaction (one account debited) and its event: sent to
+ *   the broker after the COMMIT (a crash between loses it), against a two-phase message
+ *   (prepare, the local transaction with the message's barrier row, submit: both or
+ *   neither) over the node's RPC port, and over HTTP.
  *
  * Processes: the peak server (embedded PostgreSQL, the business database beside it), the
  * branch service, and this one driving a closed loop with 64 in flight over 2 000 accounts
@@ -32,10 +36,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AdminClient } from 'peakware/admin';
+import { BrokerClient } from 'peakware/mq';
 import { HttpRegistry } from 'peakware/registry';
 import { defineService, definitionKey, RpcClient, RpcServer } from 'peakware/rpc';
 import { PeakServer } from 'peakware/server';
-import { barrier, barrierStatement, installBarrier, TxnClient, txnBranch } from 'peakware/txn';
+import {
+  barrier,
+  barrierStatement,
+  checkPrepared,
+  installBarrier,
+  TxnClient,
+  txnBranch,
+} from 'peakware/txn';
 import pg from 'pg';
 import { z } from 'zod';
 import { type Benchmark, median, round } from '../bench.js';
@@ -65,12 +78,16 @@ const ledger = defineService({
     undebitOne: move,
     creditOne: move,
     uncreditOne: move,
+    // A two-phase message's check-back (called only when a submit never came).
+    checkMsg: { input: z.object({ gid: z.string() }), output: z.unknown() },
   },
 });
 const KEY = definitionKey(ledger);
 const ACCOUNTS = 2000;
 const IN_FLIGHT = 64;
 const DEBIT = 'UPDATE accounts SET balance = balance - $2 WHERE id = $1';
+/** The topic of the two-phase message contenders' events. */
+const EVENTS = 'bench.txn.events';
 const CREDIT = 'UPDATE accounts SET balance = balance + $2 WHERE id = $1';
 
 async function serve(kind: string, extra: string[]): Promise<void> {
@@ -81,6 +98,10 @@ async function serve(kind: string, extra: string[]): Promise<void> {
     await admin.query('DROP DATABASE IF EXISTS bench_txn');
     await admin.query('CREATE DATABASE bench_txn');
     await admin.end();
+    await new AdminClient({
+      servers: server.info.url,
+      token: server.info.adminToken!,
+    }).mq.createTopic({ name: EVENTS });
     process.stdout.write(
       `${JSON.stringify({
         url: server.info.url,
@@ -139,6 +160,7 @@ async function serve(kind: string, extra: string[]): Promise<void> {
     undebitOne: oneStatement(CREDIT),
     creditOne: oneStatement(CREDIT),
     uncreditOne: oneStatement(DEBIT),
+    checkMsg: ({ gid }) => checkPrepared(db, gid),
   });
   await server.start();
   process.stdout.write('{}\n');
@@ -234,7 +256,7 @@ async function printDiagnosis(pool: pg.Pool, name: string, lsn: string, ops: num
 export const benchmark: Benchmark = {
   name: 'txn',
   description:
-    'two-branch sagas/s and TCCs/s through the coordinator with barriers, vs the same two local transactions run directly and over plain RPC',
+    'two-branch sagas/s and TCCs/s through the coordinator with barriers, vs the same two local transactions run directly and over plain RPC; two-phase messages vs a send after the commit',
   async run({ runs, quick, progress }) {
     const ms = quick ? 1500 : 4000;
     const diagnose = process.env.PEAK_BENCH_TXN_DIAG === '1';
@@ -358,7 +380,43 @@ export const benchmark: Benchmark = {
           ],
         });
       };
-      const contenders = { local, rpc: direct, saga, sagaNB, tcc, local1, saga1 } as const;
+      // A local transaction and its event: sent after the commit (a crash between loses the
+      // event), or as a two-phase message (both or neither) over the node's RPC port or HTTP.
+      const broker = new BrokerClient({ servers: url });
+      const event = (i: number) => ({ body: `account ${pair(i).from} debited`, keys: [String(i)] });
+      const send = async (i: number) => {
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          await client.query(DEBIT, [pair(i).from, 1]);
+          await client.query('COMMIT');
+        } finally {
+          client.release();
+        }
+        await broker.send(EVENTS, [event(i)]);
+      };
+      const msgOver = (client: TxnClient) => async (i: number) => {
+        const m = await client.message({
+          topic: EVENTS,
+          message: event(i),
+          check: call('checkMsg'),
+        });
+        await m.run(pool, (c) => c.query(DEBIT, [pair(i).from, 1]));
+      };
+      const msg = msgOver(txn);
+      const msgHttp = msgOver(new TxnClient({ servers: url, transport: 'http' }));
+      const contenders = {
+        local,
+        rpc: direct,
+        saga,
+        sagaNB,
+        tcc,
+        local1,
+        saga1,
+        send,
+        msg,
+        msgHttp,
+      } as const;
       const rates: Record<keyof typeof contenders, number[]> = {
         local: [],
         rpc: [],
@@ -367,6 +425,9 @@ export const benchmark: Benchmark = {
         tcc: [],
         local1: [],
         saga1: [],
+        send: [],
+        msg: [],
+        msgHttp: [],
       };
       // CPU per operation, µs, in each process: the coordinator's, the branches', the
       // caller's and PostgreSQL's (the control plane's and the business database's).
@@ -381,6 +442,9 @@ export const benchmark: Benchmark = {
         tcc: { peak: [], branch: [], caller: [], pg: [], wal: [] },
         local1: { peak: [], branch: [], caller: [], pg: [], wal: [] },
         saga1: { peak: [], branch: [], caller: [], pg: [], wal: [] },
+        send: { peak: [], branch: [], caller: [], pg: [], wal: [] },
+        msg: { peak: [], branch: [], caller: [], pg: [], wal: [] },
+        msgHttp: { peak: [], branch: [], caller: [], pg: [], wal: [] },
       };
       // WAL written by the whole PostgreSQL (both databases), bytes: how much each
       // contender's rows and index entries cost on disk.
@@ -442,6 +506,9 @@ export const benchmark: Benchmark = {
         'tcc.perSec': round(median(rates.tcc)),
         'local1.perSec': round(median(rates.local1)),
         'saga1.perSec': round(median(rates.saga1)),
+        'send.perSec': round(median(rates.send)),
+        'msg.perSec': round(median(rates.msg)),
+        'msgHttp.perSec': round(median(rates.msgHttp)),
         ...Object.fromEntries(
           Object.entries(cpu).flatMap(([name, c]) => [
             [`${name}.peakCpuUsPerOp`, round(median(c.peak))],
@@ -462,6 +529,9 @@ export const benchmark: Benchmark = {
         'local1/saga1': round(figures['local1.perSec']! / figures['saga1.perSec']!),
         'saga/goal2000': round(figures['saga.perSec']! / 2000),
         'saga1/goal2000': round(figures['saga1.perSec']! / 2000),
+        // What a two-phase message costs over sending after the commit, and over HTTP.
+        'send/msg': round(figures['send.perSec']! / figures['msg.perSec']!),
+        'msg/msgHttp': round(figures['msg.perSec']! / figures['msgHttp.perSec']!),
       };
       // A run of some contenders only (PEAK_BENCH_TXN_ONLY) has no ratios for the others.
       const ratios = Object.fromEntries(Object.entries(all).filter(([, v]) => Number.isFinite(v)));
@@ -485,6 +555,9 @@ export const benchmark: Benchmark = {
               ['tcc', 'tcc: 2 branches (4 calls), barriers, coordinator'],
               ['local1', 'local1: 2 one-statement local transactions'],
               ['saga1', 'saga1: saga, one-statement branches (barrierStatement)'],
+              ['send', 'send: 1 local transaction, then its event sent (not atomic)'],
+              ['msg', 'msg: the same as a two-phase message (RPC port)'],
+              ['msgHttp', 'msgHttp: the two-phase message over HTTP'],
             ] as const
           )
             .filter(([k]) => rates[k].length > 0)

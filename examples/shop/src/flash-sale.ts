@@ -121,6 +121,72 @@ function retriable(answer: BuyAnswer): boolean {
   return answer.status === 0 || answer.status >= 500;
 }
 
+/** How the chain is warmed before the doors open ({@link warmUp}). */
+export interface WarmUpOptions {
+  gatewayUrl: string;
+  apiKey: string;
+  /** The ordinary item: the warm-up's orders are not the sale's hot-item books. */
+  sku: string;
+  /** Buyer ids firstUserId, +1, …: outside the sale's. */
+  firstUserId: number;
+  buys: number;
+  /** Buys in flight at once. */
+  concurrency: number;
+  /** Share of the buys sent with the buyer's coupon (the TCC path; 0..1). */
+  couponShare: number;
+  /** Hard stop, seconds. */
+  maxSeconds: number;
+}
+
+/** What the warm-up did: buys sent, answered 200 (placed), answered otherwise or not at all. */
+export interface WarmUpReport {
+  sent: number;
+  placed: number;
+  failed: number;
+  seconds: number;
+}
+
+/**
+ * Warms the chain before the doors open, as a flash sale's operators do (预热): buys of the
+ * ordinary item at a modest concurrency from buyers outside the sale's, a share of them with
+ * a coupon, so the sale's first seconds do not pay for code that has not run yet (V8 compiles
+ * it hot), first statements (parsed, planned, prepared per connection) and first
+ * connections between the processes. Bounded in buys and seconds.
+ */
+export async function warmUp(options: WarmUpOptions): Promise<WarmUpReport> {
+  const pool = new HttpPool({ url: options.gatewayUrl, maxConnections: options.concurrency });
+  const headers = { 'content-type': 'application/json', 'x-peak-api-key': options.apiKey };
+  const report: WarmUpReport = { sent: 0, placed: 0, failed: 0, seconds: 0 };
+  const started = performance.now();
+  const deadline = started + options.maxSeconds * 1000;
+  const prefix = `warm-${randomUUID().slice(0, 8)}`;
+  const worker = async () => {
+    while (report.sent < options.buys && performance.now() < deadline) {
+      const i = report.sent++;
+      const userId = options.firstUserId + i;
+      const share = options.couponShare;
+      const coupon = Math.floor((i + 1) * share) > Math.floor(i * share);
+      const body = JSON.stringify({
+        userId,
+        sku: options.sku,
+        qty: 1,
+        requestId: `${prefix}-${userId}`,
+        ...(coupon ? { couponId: couponOf(userId) } : {}),
+      });
+      const answer = await sendBuy(pool, headers, body);
+      if (answer.status === 200) report.placed++;
+      else report.failed++;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: options.concurrency }, worker));
+  } finally {
+    pool.close();
+  }
+  report.seconds = (performance.now() - started) / 1000;
+  return report;
+}
+
 /** Runs the sale and resolves with what happened. */
 export async function runFlashSale(options: SaleOptions): Promise<SaleReport> {
   const report: SaleReport = {
