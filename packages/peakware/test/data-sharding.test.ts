@@ -250,7 +250,7 @@ function generate(random: () => number): Generated {
     const l = ` LIMIT ${random() < 0.5 ? p(1 + Math.floor(random() * 30)) : String(1 + Math.floor(random() * 30))}`;
     return r < 0.7 ? l : `${l} OFFSET ${p(Math.floor(random() * 40))}`;
   };
-  const shape = Math.floor(random() * 28);
+  const shape = Math.floor(random() * 30);
   if (shape < 8) {
     const keys = Array.from({ length: Math.floor(random() * 3) }, () => {
       const col = pick(['amount', 'qty', 'status', 'created_at', 'note', 'buyer_id', 'region_id']);
@@ -328,6 +328,29 @@ function generate(random: () => number): Generated {
       ordered: order !== '',
       write: false,
     };
+  }
+  if (shape >= 28) {
+    // DISTINCT ON (first row of each key, across shards) and windows partitioned by the
+    // sharding key (each partition on one shard); every ORDER BY ends unique (id).
+    const form: string = pick([
+      () =>
+        `SELECT DISTINCT ON (buyer_id) buyer_id, id, amount FROM t_order${where()} ORDER BY buyer_id, amount DESC, id${limit()}`,
+      () =>
+        `SELECT DISTINCT ON (status) status, id, qty FROM t_order${where()} ORDER BY status, qty DESC, id${limit()}`,
+      () =>
+        `SELECT DISTINCT ON (region_id, status) id, region_id, status FROM t_order${where()} ORDER BY region_id, status DESC, id${limit()}`,
+      () =>
+        `SELECT DISTINCT ON (region_id) id, amount FROM t_order${where()} ORDER BY region_id, amount, id${limit()}`,
+      () =>
+        `SELECT id, buyer_id, row_number() OVER (PARTITION BY buyer_id ORDER BY amount DESC, id) AS rn FROM t_order${where()} ORDER BY buyer_id, rn${limit()}`,
+      () =>
+        `SELECT id, sum(qty) OVER (PARTITION BY buyer_id) AS s, rank() OVER w AS r FROM t_order${where()} WINDOW w AS (PARTITION BY buyer_id ORDER BY qty) ORDER BY s DESC, r, id${limit()}`,
+      () =>
+        `SELECT o.id, o.amount FROM t_order o${where('o.')} ORDER BY row_number() OVER (PARTITION BY o.buyer_id, o.status ORDER BY o.id), o.id${limit()}`,
+      () =>
+        `SELECT i.sku, i.qty, count(*) OVER (PARTITION BY i.buyer_id) AS n FROM t_order_item i ORDER BY n DESC, i.id${limit()}`,
+    ])();
+    return { sql: form, params, ordered: true, write: false };
   }
   if (shape >= 27) {
     // A subquery in FROM: row-wise, or grouped by the sharding key (shard-local groups).
@@ -677,10 +700,10 @@ describe('data: routing facts', () => {
         /t_unknown is not declared/,
       ],
       [
-        'SELECT DISTINCT ON (status) status, amount FROM t_order',
+        'SELECT DISTINCT ON (status) status, count(*) FROM t_order GROUP BY status',
         [],
         ErrorCodes.DATA_UNSUPPORTED,
-        /DISTINCT ON.*statement: SELECT DISTINCT ON \(status\)/,
+        /DISTINCT ON with aggregates.*statement: SELECT DISTINCT ON \(status\)/,
       ],
       [
         'SELECT status, count(*) FROM t_order GROUP BY status HAVING sum(qty) > $1',

@@ -2,7 +2,8 @@
  * data: a table sharded by buyer over two databases × two tables each (TSharding style).
  * Gene ids put an order on its buyer's shard, so a lookup by id goes to one shard; a query
  * without the sharding key is scattered to all four and merged (GROUP BY, HAVING, ORDER BY,
- * LIMIT, UNION; EXCEPT with the sharding key in every arm).
+ * LIMIT, UNION; EXCEPT with the sharding key in every arm; DISTINCT ON; windows partitioned
+ * by the sharding key).
  * The tables are the application's: it creates them, the data layer only routes.
  *
  *   PEAK_SNIPPET_POSTGRES=postgres://user:pw@127.0.0.1:5432/postgres node dist/data/sharding.js
@@ -115,6 +116,27 @@ try {
     'UNION over shards, sorted, each buyer once',
   );
   check(notPaid.rows.length === 14, 'EXCEPT over shards');
+
+  // DISTINCT ON: each status's biggest order, the first row of each key across shards. A
+  // window partitioned by the sharding key runs whole on each shard (its partition is there).
+  const biggest = await db.query<{ status: string; buyer_id: string }>(
+    'SELECT DISTINCT ON (status) status, buyer_id FROM t_order ORDER BY status, amount DESC',
+  );
+  const ranked = await db.query<{ buyer_id: string; rn: string }>(
+    `SELECT buyer_id, row_number() OVER (PARTITION BY buyer_id ORDER BY amount DESC) AS rn
+       FROM t_order ORDER BY buyer_id LIMIT 3`,
+  );
+  console.log(
+    `biggest order by status: ${biggest.rows.map((r) => `${r.status} buyer ${r.buyer_id}`).join(', ')}`,
+  );
+  check(
+    biggest.rows.map((r) => `${r.status}:${r.buyer_id}`).join(' ') === 'created:20 paid:18',
+    'DISTINCT ON over shards',
+  );
+  check(
+    ranked.rows.map((r) => `${r.buyer_id}:${r.rn}`).join(' ') === '1:1 2:1 3:1',
+    'a window partitioned by the sharding key',
+  );
 } finally {
   await db.close();
   for (const ds of layout.dataSources) {

@@ -44,6 +44,12 @@ export interface MergePlan {
   sortInputs?: boolean;
   /** SELECT DISTINCT: a row equal to one already answered (visible columns) is dropped. */
   distinct?: boolean;
+  /**
+   * SELECT DISTINCT ON: a row whose values at these positions equal an answered row's is
+   * dropped. Each shard answers its first row of each key in ORDER BY order (which begins
+   * with the key), so the first one the sorted merge meets is the whole table's first.
+   */
+  distinctOn?: ColumnPosition[];
   /** HAVING, applied to the merged groups (parameters bound: `bindHaving`). */
   having?: HavingExpr;
 }
@@ -229,18 +235,24 @@ function mergeAggregates(plan: MergePlan, shards: ShardRows[], fields: FieldInfo
 }
 
 /**
- * For DISTINCT: a function telling whether a row (its first `visible` columns) is new, or
- * undefined when the plan keeps every row.
+ * For DISTINCT (a row's first `visible` columns) and DISTINCT ON (its key's positions; the
+ * row has `hidden` helper columns after the visible ones): a function telling whether a row
+ * is new, or undefined when the plan keeps every row.
  */
 export function distinctFilter(
-  plan: Pick<MergePlan, 'distinct'> | undefined,
+  plan: Pick<MergePlan, 'distinct' | 'distinctOn'> | undefined,
   visible: number,
+  hidden = 0,
 ): ((row: readonly unknown[]) => boolean) | undefined {
-  if (plan?.distinct !== true) return undefined;
+  let at: number[];
+  if (plan?.distinctOn !== undefined)
+    at = plan.distinctOn.map((p) => position(p, visible + hidden, hidden));
+  else if (plan?.distinct === true) at = Array.from({ length: visible }, (_, i) => i);
+  else return undefined;
   const seen = new Set<string>();
   return (row) => {
     let key = '';
-    for (let i = 0; i < visible; i++) key += `${keyOf(row[i])}\u0000`;
+    for (const i of at) key += `${keyOf(row[i])}\u0000`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
@@ -252,7 +264,7 @@ export function mergeRows(plan: MergePlan, shards: ShardRows[]): MergedRows {
   const fields = shards.find((s) => s.fields.length > 0)?.fields ?? [];
   const cmp = rowComparator(plan, fields);
   const end = plan.limit === undefined ? Number.POSITIVE_INFINITY : plan.offset + plan.limit;
-  const fresh = distinctFilter(plan, fields.length - plan.hiddenCount);
+  const fresh = distinctFilter(plan, fields.length - plan.hiddenCount, plan.hiddenCount);
   let rows: unknown[][] = [];
   if (plan.aggregated) {
     rows = mergeAggregates(plan, shards, fields);

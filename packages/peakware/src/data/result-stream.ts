@@ -62,7 +62,7 @@ export async function* mergeStream(
   const offset = plan?.offset ?? 0;
   const end = plan?.limit === undefined ? Number.POSITIVE_INFINITY : offset + plan.limit;
   let n = 0;
-  const fresh = distinctFilter(plan, fields.length - hidden);
+  const fresh = distinctFilter(plan, fields.length - hidden, hidden);
   const emit = (row: unknown[]): Record<string, unknown> | undefined => {
     if (fresh !== undefined && !fresh(row)) return undefined;
     const keep = n >= offset;

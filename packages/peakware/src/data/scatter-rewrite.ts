@@ -16,6 +16,7 @@ import type { ShardingLayout } from './sharding-layout.js';
 import { type SqlNode, sameExpression, walk } from './sql-parser.js';
 import { findTables, fromReadsSharded } from './statement-tables.js';
 import { columnOf, type ValueRef, valueRefOf } from './value-ref.js';
+import { checkWindowPartitions } from './window-partitions.js';
 
 /** A scatter SELECT's per-shard template, merge plan, and its LIMIT / OFFSET values. */
 export interface ScatterPlan {
@@ -127,9 +128,8 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
   const sel = stmt.SelectStmt as SqlNode;
   const distinctClause = sel.distinctClause as SqlNode[] | undefined;
   // Plain DISTINCT is `[{}]`; DISTINCT ON lists its expressions.
-  const distinct = distinctClause !== undefined;
-  if (distinct && distinctClause.some((d) => Object.keys(d).length > 0))
-    throw unsupported(sql, 'SELECT DISTINCT ON over several shards');
+  const distinctOnExprs = distinctClause?.filter((d) => Object.keys(d).length > 0) ?? [];
+  const distinct = distinctClause !== undefined && distinctOnExprs.length === 0;
   if (sel.withClause !== undefined)
     throw unsupported(sql, 'WITH (common table expressions) over several shards');
   checkDerivedTables(sql, sel, layout);
@@ -138,13 +138,9 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
       sql,
       'a sharded table read only by a subquery (WHERE EXISTS / IN, the select list) over several shards: each shard would answer the other tables again; join the sharded table in FROM, or route it to one shard',
     );
+  // Windows partitioned by the sharding key are exact per shard; others are refused.
+  checkWindowPartitions(sql, sel, layout);
   const targets = (sel.targetList as SqlNode[] | undefined) ?? [];
-  let windowed = false;
-  walk(targets, (o) => {
-    if ((o.FuncCall as SqlNode | undefined)?.over !== undefined) windowed = true;
-    return undefined;
-  });
-  if (windowed) throw unsupported(sql, 'window functions (OVER) over several shards');
   const starAt = targets.findIndex((t) => {
     let star = false;
     walk((t.ResTarget as SqlNode).val, (o) => {
@@ -192,6 +188,7 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
   if (groupClause.some((g) => g.GroupingSet !== undefined))
     throw unsupported(sql, 'GROUPING SETS / ROLLUP / CUBE over several shards');
   const groupBy = groupClause.map((g) => resolve(g));
+  const distinctOn = distinctOnExprs.map((d) => resolve(d));
   if (distinct && orderBy.some((o) => o.column < 0))
     throw unsupported(
       sql,
@@ -233,7 +230,8 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
   let hasAgg = false;
   walk(all, (o) => {
     const f = o.FuncCall as SqlNode | undefined;
-    if (f !== undefined) {
+    // A window's call (`sum(x) OVER (…)`) is a row's value: computed whole on its shard.
+    if (f !== undefined && f.over === undefined) {
       const names = (f.funcname as SqlNode[]).map((n) => (n.String as { sval: string }).sval);
       const fn = names[names.length - 1]!;
       if (OTHER_AGGREGATES.has(fn)) {
@@ -244,6 +242,8 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
     return undefined;
   });
   const aggregated = hasAgg || groupBy.length > 0 || having !== undefined;
+  if (aggregated && distinctOn.length > 0)
+    throw unsupported(sql, 'SELECT DISTINCT ON with aggregates or GROUP BY over several shards');
   const columns: OutputColumn[] = [];
   if (aggregated) {
     if (starAt >= 0)
@@ -309,6 +309,7 @@ export function scatterPlan(sql: string, original: SqlNode, layout: ShardingLayo
       columns,
       aggregated,
       ...(distinct ? { distinct } : {}),
+      ...(distinctOn.length > 0 ? { distinctOn } : {}),
       ...(having === undefined ? {} : { having }),
     },
     limit,

@@ -327,10 +327,10 @@ describe('sql router', () => {
         /HAVING over several shards reads only count\/sum\/min\/max\/avg/,
       ],
       [
-        'SELECT DISTINCT ON (status) status, amount FROM t_order',
+        'SELECT DISTINCT ON (status) status, count(*) FROM t_order GROUP BY status',
         [],
         ErrorCodes.DATA_UNSUPPORTED,
-        /DISTINCT ON/,
+        /DISTINCT ON with aggregates or GROUP BY over several shards/,
       ],
       [
         'SELECT DISTINCT status FROM t_order ORDER BY amount',
@@ -342,7 +342,26 @@ describe('sql router', () => {
         'SELECT id, rank() OVER (ORDER BY amount) FROM t_order',
         [],
         ErrorCodes.DATA_UNSUPPORTED,
-        /window functions/,
+        /a window function over several shards needs the sharding column \(buyer_id\) in its PARTITION BY/,
+      ],
+      [
+        // Partitioned by another column, or by the key of a table it does not read.
+        'SELECT id, sum(qty) OVER (PARTITION BY status) FROM t_order',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /needs the sharding column \(buyer_id\) in its PARTITION BY/,
+      ],
+      [
+        'SELECT id FROM t_order WINDOW w AS (PARTITION BY region_id ORDER BY id) ORDER BY row_number() OVER w',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /in its PARTITION BY/,
+      ],
+      [
+        'SELECT buyer_id, count(*), rank() OVER (PARTITION BY buyer_id ORDER BY count(*)) FROM t_order GROUP BY buyer_id',
+        [],
+        ErrorCodes.DATA_UNSUPPORTED,
+        /window functions beside aggregates or GROUP BY/,
       ],
       [
         'SELECT id FROM t_order INTERSECT SELECT id FROM t_item',
