@@ -375,6 +375,20 @@ function generate(random: () => number): Generated {
         sql: `SELECT * FROM (SELECT o.id, o.qty, i.sku FROM t_order o JOIN t_order_item i ON i.order_id = o.id AND i.buyer_id = o.buyer_id WHERE o.buyer_id = ${p(buyer())}) x`,
         ordered: false,
       }),
+      // The same as WITH: a CTE read once in FROM is a subquery in FROM.
+      () => ({
+        sql: `WITH x AS (SELECT buyer_id, amount AS a, id FROM t_order${where()}) SELECT x.buyer_id, x.a FROM x WHERE x.a > ${p((random() * 800).toFixed(2))} ORDER BY x.a DESC, x.id${limit()}`,
+        ordered: true,
+      }),
+      () => ({
+        sql: `WITH per_buyer (b, n, q) AS (SELECT buyer_id, count(*), sum(qty) FROM t_order${where()} GROUP BY buyer_id) SELECT r.name, per_buyer.* FROM per_buyer JOIN t_region r ON r.id = per_buyer.b % 3 + 1 ORDER BY n DESC, q, b${limit()}`,
+        ordered: true,
+      }),
+      () => ({
+        // The outer WHERE names the CTE's column (a region, renamed buyer_id), not t_order's key.
+        sql: `WITH x AS (SELECT region_id AS buyer_id, id FROM t_order) SELECT count(*), max(id) FROM x WHERE buyer_id = ${p(1 + Math.floor(random() * 3))}`,
+        ordered: false,
+      }),
     ])();
     return { sql: form.sql, params, ordered: form.ordered, write: false };
   }

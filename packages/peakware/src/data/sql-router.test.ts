@@ -89,13 +89,21 @@ describe('sql router', () => {
     // A string table name inside a literal is not a table: it is never touched.
     const lit = router.route("SELECT 't_order' AS t_order FROM t_order WHERE buyer_id = 1");
     assert.match(lit.units[0]!.sql, /SELECT 't_order' AS t_order FROM t_order_1 AS t_order/);
-    // CTE names are not tables.
+    // CTE names are not tables (one read once in FROM goes in as the subquery it is; one
+    // read twice stays as written).
     const cte = router.route(
       'WITH x AS (SELECT 1 AS one) SELECT * FROM t_order, x WHERE buyer_id = 3',
     );
     assert.equal(
       cte.units[0]!.sql,
-      'WITH x AS (SELECT 1 AS one) SELECT * FROM t_order_3 AS t_order, x WHERE buyer_id = 3',
+      'SELECT * FROM t_order_3 AS t_order, ( SELECT 1 AS one ) AS x WHERE buyer_id = 3',
+    );
+    const twice = router.route(
+      'WITH x AS (SELECT 1 AS one) SELECT * FROM t_order, x, x AS y WHERE buyer_id = 3',
+    );
+    assert.equal(
+      twice.units[0]!.sql,
+      'WITH x AS (SELECT 1 AS one) SELECT * FROM t_order_3 AS t_order, x, x AS y WHERE buyer_id = 3',
     );
   });
 
@@ -304,6 +312,43 @@ describe('sql router', () => {
       top.units[0]!.sql,
       /FROM \( SELECT buyer_id, sum\(amount\) AS s FROM t_order_0 AS t_order GROUP BY buyer_id \) AS x/,
     );
+  });
+
+  it('WITH read once in FROM is a subquery in FROM: its WHERE narrows, the outer WHERE names its columns', () => {
+    // Its own WHERE on the key: one shard, the CTE inlined.
+    const one = router.route(
+      'WITH x AS (SELECT buyer_id, amount FROM t_order WHERE buyer_id = $1) SELECT * FROM x',
+      [13],
+    );
+    assert.deepEqual(
+      one.units.map((u) => `${u.dataSource}:${u.shard}`),
+      ['ds1:5'],
+    );
+    assert.match(
+      one.units[0]!.sql,
+      /FROM \( SELECT buyer_id, amount FROM t_order_5 AS t_order WHERE buyer_id = \$1 \) AS x/,
+    );
+    // buyer_id here is a region (renamed): every shard, not buyer 3's.
+    assert.equal(
+      where(
+        'WITH x AS (SELECT region_id AS buyer_id FROM t_order) SELECT * FROM x WHERE buyer_id = 3',
+      ).length,
+      8,
+    );
+    // Read twice, or RECURSIVE: left as written; over several shards, refused.
+    assert.throws(
+      () =>
+        router.route(
+          'WITH x AS (SELECT buyer_id FROM t_order) SELECT * FROM x a JOIN x b ON a.buyer_id = b.buyer_id',
+        ),
+      (e: unknown) => isPeakError(e, ErrorCodes.DATA_UNSUPPORTED) && /WITH/.test(e.message),
+    );
+    const rec = router.route(
+      'WITH RECURSIVE n AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT * FROM t_order, n WHERE buyer_id = $1',
+      [13],
+    );
+    assert.equal(rec.units.length, 1);
+    assert.match(rec.units[0]!.sql, /^WITH RECURSIVE n AS/);
   });
 
   it('refuses what cannot run over shards, naming the statement and the reason', () => {

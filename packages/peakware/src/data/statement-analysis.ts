@@ -5,6 +5,7 @@
  * scatter template (several shards) or the reason it cannot scatter.
  */
 import { PeakError } from '../core/errors.js';
+import { inlineCommonTableExpressions } from './common-table-expressions.js';
 import { derivedCondition, hasDerivedTable, outerTables } from './derived-tables.js';
 import { type InsertRows, insertRows } from './insert-rows.js';
 import { unsupported } from './route-errors.js';
@@ -71,6 +72,8 @@ export function analyseStatement(sql: string, stmt: SqlNode, layout: ShardingLay
       `only SELECT, INSERT, UPDATE and DELETE are routed (got ${kindKey ?? 'nothing'}); run DDL per shard and use transaction() instead of BEGIN/COMMIT`,
     );
   }
+  // A CTE read once in the SELECT's own FROM is a subquery in FROM under another name.
+  if (kind === 'select') inlineCommonTableExpressions(stmt);
   const body = stmt[kindKey!] as SqlNode;
   const tables = findTables(stmt, layout);
   const sharded = tables.filter((t) => t.kind === 'sharded');
@@ -139,9 +142,12 @@ export function analyseStatement(sql: string, stmt: SqlNode, layout: ShardingLay
     }
     return analysis;
   }
-  // With FROM-subqueries, the outer WHERE names the outer tables' and the derived tables'
-  // columns only, never the subqueries' own tables.
-  const named = kind === 'select' && hasDerivedTable(body) ? outerTables(body, sharded) : sharded;
+  // With FROM-subqueries (or a WITH left as written), the outer WHERE names the outer
+  // tables' and the derived tables' columns only, never the subqueries' own tables.
+  const named =
+    kind === 'select' && (hasDerivedTable(body) || body.withClause !== undefined)
+      ? outerTables(body, sharded)
+      : sharded;
   analysis.condition = extractCondition(body.whereClause as SqlNode | undefined, named, layout);
   // A derived table's own WHERE narrows the shards too (`FROM (… WHERE buyer_id = $1) x`).
   const inner = kind === 'select' ? derivedCondition(body, layout) : undefined;
