@@ -128,7 +128,9 @@ export function serveCouponOrders(
           return true;
         });
       } catch (err) {
-        await message.abort().catch(() => undefined);
+        // Failed before the message's row was written: drop it. After (the COMMIT failed,
+        // its outcome unknown), the check-back finds out from the row and decides.
+        if (!written) await message.abort().catch(() => undefined);
         throw err;
       }
       // Committed: the coordinator publishes the event (unreachable now, its check-back

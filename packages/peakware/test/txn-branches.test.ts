@@ -959,6 +959,39 @@ describe('txn: barrier, saga, TCC, operations and two-phase messages', { timeout
     await waitFor('its message to be published', async () => (await published(p.gid)).length === 1);
   });
 
+  it('msg: a COMMIT whose answer was lost is not aborted: the check-back finds it committed and publishes', async () => {
+    const p = await txn.message({
+      gid: 'msg-commit-lost',
+      topic: 'txn.orders',
+      message: { body: 'order 7 placed', keys: ['msg-commit-lost'] },
+      check: call('checkMsg'),
+      checkAfterMs: 300,
+    });
+    // The COMMIT runs, then its answer is "lost": the caller cannot know it committed.
+    const lossy = {
+      connect: async () => {
+        const client = await shop.db.connect();
+        const query = client.query.bind(client) as (sql: string) => Promise<unknown>;
+        return Object.assign(client, {
+          query: async (sql: string, ...rest: unknown[]) => {
+            const res = await (query as (...a: unknown[]) => Promise<unknown>)(sql, ...rest);
+            if (sql === 'COMMIT') throw new Error('connection lost while reading the reply');
+            return res;
+          },
+        });
+      },
+    } as unknown as pg.Pool;
+    await assert.rejects(
+      p.run(lossy, (client) =>
+        client.query("UPDATE accounts SET balance = balance + 1 WHERE id = 'r2'"),
+      ),
+      /connection lost/,
+    );
+    assert.equal((await txn.get(p.gid)).status, 'prepared', 'not aborted blindly');
+    assert.equal((await finished(p.gid)).status, 'succeeded');
+    await waitFor('its message to be published', async () => (await published(p.gid)).length === 1);
+  });
+
   it('msg: a caller that died before its local transaction: the check-back rolls it back for good', async () => {
     const p = await txn.message({
       gid: 'msg-crash-never',

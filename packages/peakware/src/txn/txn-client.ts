@@ -195,15 +195,24 @@ export class PreparedMessage {
   /**
    * Runs `fn` in a local transaction on `db` with the message's barrier row, then submits:
    * the message is published exactly when the transaction committed. `fn` throwing rolls
-   * back and aborts the message. A crash between commit and submit is settled by the
-   * coordinator's check-back ({@link checkPrepared} on the same `db`).
+   * back and aborts the message. A crash between commit and submit, or a COMMIT whose
+   * outcome is unknown, is settled by the coordinator's check-back ({@link checkPrepared} on
+   * the same `db`).
    */
   async run<T>(db: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     let value: T | undefined;
+    let ran = false;
     try {
-      value = await barrier(db, { gid: this.gid, branch: MSG_BRANCH, op: 'msg' }, fn);
+      value = await barrier(db, { gid: this.gid, branch: MSG_BRANCH, op: 'msg' }, async (c) => {
+        const v = await fn(c);
+        ran = true;
+        return v;
+      });
     } catch (err) {
-      await this.abort().catch(() => undefined);
+      // `fn` failed (or the barrier refused): rolled back for sure, so the message goes.
+      // Its COMMIT failed: the outcome is unknown (a lost reply may hide a commit), so the
+      // check-back decides from the barrier row, as after a crash.
+      if (!ran) await this.abort().catch(() => undefined);
       throw err;
     }
     await this.submit();
