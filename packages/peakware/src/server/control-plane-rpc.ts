@@ -1,6 +1,7 @@
 /**
  * The node's RPC port: the SDK's hot calls to the control plane (the broker's send,
- * receive, ack and nack; the coordinator's saga and TCC submits) over one persistent,
+ * receive, ack and nack; the coordinator's saga and TCC submits, and two-phase messages'
+ * prepare, submit and abort) over one persistent,
  * multiplexed connection per client with the RPC framing of `peakware/rpc`, instead of an
  * HTTP request each. A module hosts its service here while its routes register
  * (`ctx.rpc.addService`); the host opens the port once every module is ready, says where it
