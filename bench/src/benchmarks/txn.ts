@@ -16,8 +16,8 @@
  * - local1 and saga1: local and saga with each branch's work as one statement: two
  *   autocommit UPDATEs by the caller, against branches that put the barrier insert and the
  *   UPDATE in one statement (`barrierStatement`): one round trip per branch, not three;
- * - send, msg and msgHttp: a local transaction (one account debited) and its event: sent to
- *   the broker after the COMMIT (a crash between loses it), against a two-phase message
+ * - send, msg and msgHttp: a local transaction (a transfer between two accounts) and its
+ *   event: sent to the broker after the COMMIT (a crash between loses it), against a two-phase message
  *   (prepare, the local transaction with the message's barrier row, submit: both or
  *   neither) over the node's RPC port, and over HTTP.
  *
@@ -37,7 +37,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from 'peakware/admin';
-import { BrokerClient } from 'peakware/mq';
+import { Producer } from 'peakware/mq';
 import { HttpRegistry } from 'peakware/registry';
 import { defineService, definitionKey, RpcClient, RpcServer } from 'peakware/rpc';
 import { PeakServer } from 'peakware/server';
@@ -382,18 +382,24 @@ export const benchmark: Benchmark = {
       };
       // A local transaction and its event: sent after the commit (a crash between loses the
       // event), or as a two-phase message (both or neither) over the node's RPC port or HTTP.
-      const broker = new BrokerClient({ servers: url });
-      const event = (i: number) => ({ body: `account ${pair(i).from} debited`, keys: [String(i)] });
+      const producer = new Producer({ servers: url });
+      // The local transaction: one transfer (both accounts in one transaction, the books stay whole).
+      const transfer = async (c: pg.PoolClient, i: number) => {
+        const { from, to } = pair(i);
+        await c.query(DEBIT, [from, 1]);
+        await c.query(CREDIT, [to, 1]);
+      };
+      const event = (i: number) => ({ body: `transfer ${i}`, keys: [String(i)] });
       const send = async (i: number) => {
         const client = await pool.connect();
         try {
           await client.query('BEGIN');
-          await client.query(DEBIT, [pair(i).from, 1]);
+          await transfer(client, i);
           await client.query('COMMIT');
         } finally {
           client.release();
         }
-        await broker.send(EVENTS, [event(i)]);
+        await producer.send(EVENTS, event(i));
       };
       const msgOver = (client: TxnClient) => async (i: number) => {
         const m = await client.message({
@@ -401,7 +407,7 @@ export const benchmark: Benchmark = {
           message: event(i),
           check: call('checkMsg'),
         });
-        await m.run(pool, (c) => c.query(DEBIT, [pair(i).from, 1]));
+        await m.run(pool, (c) => transfer(c, i));
       };
       const msg = msgOver(txn);
       const msgHttp = msgOver(new TxnClient({ servers: url, transport: 'http' }));
@@ -555,7 +561,7 @@ export const benchmark: Benchmark = {
               ['tcc', 'tcc: 2 branches (4 calls), barriers, coordinator'],
               ['local1', 'local1: 2 one-statement local transactions'],
               ['saga1', 'saga1: saga, one-statement branches (barrierStatement)'],
-              ['send', 'send: 1 local transaction, then its event sent (not atomic)'],
+              ['send', 'send: 1 local transfer, then its event sent (not atomic)'],
               ['msg', 'msg: the same as a two-phase message (RPC port)'],
               ['msgHttp', 'msgHttp: the two-phase message over HTTP'],
             ] as const
