@@ -14,6 +14,7 @@ import { redisServerAvailable } from 'peakware/cache';
 const main = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
 
 interface Summary {
+  warmUp: { sent: number; placed: number; failed: number };
   hot: { sent: number; placed: number; soldOut: number; blocked: number; errors: number };
   regular: { sent: number };
   books: {
@@ -95,6 +96,9 @@ test('the shop sells out a flash sale without overselling and stops cleanly', {
     const summary = JSON.parse(out.trim().split('\n').at(-1)!) as Summary;
     assert.equal(summary.consistent, true);
     assert.equal(summary.books.oversold, 0);
+    // The warm-up before the doors open: every buy of it placed (its coupon ones through TCCs).
+    assert.ok(summary.warmUp.sent > 0, JSON.stringify(summary.warmUp));
+    assert.equal(summary.warmUp.placed, summary.warmUp.sent, JSON.stringify(summary.warmUp));
     assert.ok(summary.hot.placed > 0 && summary.hot.placed <= summary.books.stock);
     assert.ok(summary.books.orders >= summary.hot.placed, 'every placed order is in the books');
     assert.equal(summary.books.unitsDeducted, summary.books.unitsOrdered);
