@@ -9,8 +9,9 @@
  * the reason. The subquery's WHERE also says which shards are needed
  * (`derivedCondition`), so `FROM (… WHERE buyer_id = $1) x` goes to one shard.
  */
+
+import { crossRowCalls } from './aggregate-calls.js';
 import { unsupported } from './route-errors.js';
-import { crossRowCalls } from './scatter-rewrite.js';
 import { type Condition, extractCondition } from './sharding-condition.js';
 import type { ShardingLayout } from './sharding-layout.js';
 import type { SqlNode } from './sql-parser.js';

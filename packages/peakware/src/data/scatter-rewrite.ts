@@ -7,6 +7,7 @@
  * drops the rows repeated across shards; HAVING moves to the merger (`having-filter.ts`).
  * What cannot be merged is refused with the reason.
  */
+import { AGGREGATES, OTHER_AGGREGATES } from './aggregate-calls.js';
 import { checkDerivedTables } from './derived-tables.js';
 import { compileHaving, type HavingExpr } from './having-filter.js';
 import type { MergeOrder, MergePlan, OutputColumn } from './result-merger.js';
@@ -24,63 +25,6 @@ export interface ScatterPlan {
   merge: Omit<MergePlan, 'limit' | 'offset' | 'sortInputs'>;
   limit: ValueRef | undefined;
   offset: ValueRef | undefined;
-}
-
-const AGGREGATES = new Set(['count', 'sum', 'min', 'max', 'avg']);
-/** Aggregates that cannot be merged from per-shard partial results. */
-const OTHER_AGGREGATES = new Set([
-  'array_agg',
-  'string_agg',
-  'bool_and',
-  'bool_or',
-  'every',
-  'json_agg',
-  'jsonb_agg',
-  'json_object_agg',
-  'jsonb_object_agg',
-  'stddev',
-  'stddev_pop',
-  'stddev_samp',
-  'variance',
-  'var_pop',
-  'var_samp',
-  'percentile_cont',
-  'percentile_disc',
-  'mode',
-  'bit_and',
-  'bit_or',
-  'corr',
-  'covar_pop',
-  'covar_samp',
-  'regr_slope',
-  'xmlagg',
-  'any_value',
-]);
-
-/** True for the name of an aggregate function (mergeable or not). */
-export function isAggregateName(fn: string): boolean {
-  return AGGREGATES.has(fn) || OTHER_AGGREGATES.has(fn);
-}
-
-/**
- * What a select list computes across rows, outside its scalar subqueries (each of those
- * runs whole on its shard): the first window function's name and the first aggregate's
- * (`count(*)` as `count`), when it has them.
- */
-export function crossRowCalls(targets: unknown): { window?: string; aggregate?: string } {
-  const out: { window?: string; aggregate?: string } = {};
-  walk(targets, (o) => {
-    if (o.SubLink !== undefined) return false;
-    const f = o.FuncCall as SqlNode | undefined;
-    if (f === undefined) return undefined;
-    const name = (f.funcname as SqlNode[])
-      .map((n) => (n.String as { sval: string }).sval)
-      .join('.');
-    if (f.over !== undefined) out.window ??= name;
-    else if (f.agg_star === true || isAggregateName(name)) out.aggregate ??= name;
-    return undefined;
-  });
-  return out;
 }
 
 /** One ORDER BY item as a merge key; `column` finds the output column it sorts by. */

@@ -22,9 +22,11 @@
  *   set operations); with `*` in the first arm the positions are unknown here, so ORDER BY
  *   is refused then.
  */
+
+import { crossRowCalls } from './aggregate-calls.js';
 import type { MergeOrder } from './result-merger.js';
 import { unsupported } from './route-errors.js';
-import { crossRowCalls, mergeOrder, type ScatterPlan, takeLimit } from './scatter-rewrite.js';
+import { mergeOrder, type ScatterPlan, takeLimit } from './scatter-rewrite.js';
 import { createTemplate, renumberParams } from './shard-sql-template.js';
 import { type Condition, extractCondition } from './sharding-condition.js';
 import type { ShardingLayout } from './sharding-layout.js';

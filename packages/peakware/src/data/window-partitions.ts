@@ -8,9 +8,10 @@
  * with the reason, as are windows beside aggregates or GROUP BY. Named windows (`WINDOW w
  * AS (…)`, `OVER w`, `OVER (w ORDER BY …)`) are read through their definition.
  */
+
+import { crossRowCalls } from './aggregate-calls.js';
 import { outerTables } from './derived-tables.js';
 import { unsupported } from './route-errors.js';
-import { crossRowCalls } from './scatter-rewrite.js';
 import type { ShardingLayout } from './sharding-layout.js';
 import { type SqlNode, walk } from './sql-parser.js';
 import { findTables } from './statement-tables.js';
