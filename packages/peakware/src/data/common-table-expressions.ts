@@ -11,7 +11,10 @@
 import type { SqlNode } from './sql-parser.js';
 import { walk } from './sql-parser.js';
 
-/** The RangeVars of `node` that name `cte` (no schema), outside nested WITH clauses' own names. */
+/**
+ * The RangeVars of `node` that name `cte` (no schema), anywhere in it: a nested WITH that
+ * reuses the name counts too, which only keeps the CTE as written (never a wrong inline).
+ */
 function referencesTo(node: unknown, cte: string): SqlNode[] {
   const out: SqlNode[] = [];
   walk(node, (o) => {

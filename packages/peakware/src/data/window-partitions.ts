@@ -29,11 +29,6 @@ function windowsOf(sel: SqlNode): SqlNode[] {
   return out;
 }
 
-/** True when the SELECT's select list or ORDER BY has a window function. */
-export function hasWindow(sel: SqlNode): boolean {
-  return windowsOf(sel).length > 0;
-}
-
 /**
  * Refuses window functions whose partitions may span shards: every window must be
  * partitioned by the sharding column of a sharded table in the SELECT's FROM.
